@@ -1,0 +1,369 @@
+/* protium.h — the public C API of libprotium.
+ *
+ * Data is Apache Arrow everywhere: in memory through the Arrow C Data and C
+ * Stream Interfaces (ArrowSchema, ArrowArray, ArrowArrayStream), on the wire and
+ * on disk as the Arrow IPC stream and file formats. Every function returns an
+ * int status (PT_OK = 0) and takes an optional pt_error * as its last argument,
+ * filled with a message on failure. Ownership is stated on each declaration.
+ */
+#ifndef PROTIUM_H
+#define PROTIUM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define PT_VERSION_MAJOR 0
+#define PT_VERSION_MINOR 1
+#define PT_VERSION_PATCH 0
+#define PT_VERSION_STRING "0.1.0"
+
+/* ------------------------------------------------------------------------ */
+/* Arrow C Data Interface and C Stream Interface (the ABI-stable definitions
+ * from the Arrow specification, guarded so that other Arrow libraries'
+ * headers can be included alongside this one). */
+
+#ifndef ARROW_C_DATA_INTERFACE
+#define ARROW_C_DATA_INTERFACE
+
+#define ARROW_FLAG_DICTIONARY_ORDERED 1
+#define ARROW_FLAG_NULLABLE 2
+#define ARROW_FLAG_MAP_KEYS_SORTED 4
+
+struct ArrowSchema {
+  const char *format;
+  const char *name;
+  const char *metadata;
+  int64_t flags;
+  int64_t n_children;
+  struct ArrowSchema **children;
+  struct ArrowSchema *dictionary;
+  void (*release)(struct ArrowSchema *);
+  void *private_data;
+};
+
+struct ArrowArray {
+  int64_t length;
+  int64_t null_count;
+  int64_t offset;
+  int64_t n_buffers;
+  int64_t n_children;
+  const void **buffers;
+  struct ArrowArray **children;
+  struct ArrowArray *dictionary;
+  void (*release)(struct ArrowArray *);
+  void *private_data;
+};
+
+#endif /* ARROW_C_DATA_INTERFACE */
+
+#ifndef ARROW_C_STREAM_INTERFACE
+#define ARROW_C_STREAM_INTERFACE
+
+struct ArrowArrayStream {
+  int (*get_schema)(struct ArrowArrayStream *, struct ArrowSchema *out);
+  int (*get_next)(struct ArrowArrayStream *, struct ArrowArray *out);
+  const char *(*get_last_error)(struct ArrowArrayStream *);
+  void (*release)(struct ArrowArrayStream *);
+  void *private_data;
+};
+
+#endif /* ARROW_C_STREAM_INTERFACE */
+
+/* ------------------------------------------------------------------------ */
+/* Errors */
+
+/* Status codes. PT_OK is 0; every other value is a failure. The C Stream
+ * Interface callbacks of streams made by protium return errno values instead,
+ * as that interface requires (EINVAL, ENOMEM, EIO, ENOSYS). */
+enum {
+  PT_OK = 0,
+  PT_EINVAL = 1,     /* an argument or a configuration value is wrong */
+  PT_ENOMEM = 2,     /* an allocation failed */
+  PT_EIO = 3,        /* an operating-system I/O call failed */
+  PT_EFORMAT = 4,    /* input data is malformed, truncated or corrupt */
+  PT_ENOTSUP = 5,    /* valid, but not supported by this build */
+  PT_ERANGE = 6,     /* an index or a size is out of range */
+  PT_ESTATE = 7,     /* the call is not allowed in the object's current state */
+  PT_ETIMEDOUT = 8,  /* a deadline passed */
+  PT_ECANCELED = 9,  /* the operation was stopped on purpose */
+  PT_EINTERNAL = 10, /* a bug in protium: please report it */
+};
+
+#define PT_ERROR_SIZE 1024
+
+/* Caller-allocated error: on failure, message holds a NUL-terminated text that
+ * says what went wrong and what to do. Every pt_error * argument may be NULL. */
+typedef struct pt_error {
+  int code;
+  char message[PT_ERROR_SIZE];
+} pt_error;
+
+/* Short name of a status code ("invalid argument", "corrupt input", ...).
+ * Static storage. */
+const char *pt_strerror(int code);
+
+/* Version of the linked library, "MAJOR.MINOR.PATCH". Static storage. */
+const char *pt_version(void);
+
+/* ------------------------------------------------------------------------ */
+/* Arrow types
+ *
+ * Schemas are plain ArrowSchema structs with the format strings of the
+ * Arrow C Data Interface ("l" = int64, "u" = utf8, "tsu:UTC" = timestamp[us,
+ * UTC], "+l" = list, "+s" = struct, ...). pt_type is a parsed view of one
+ * schema node; pt_schema_* build schemas that protium owns and releases. */
+
+typedef enum pt_type_id {
+  PT_TYPE_NA = 0, /* the null type: every value is null, no buffers */
+  PT_TYPE_BOOL,
+  PT_TYPE_INT8,
+  PT_TYPE_UINT8,
+  PT_TYPE_INT16,
+  PT_TYPE_UINT16,
+  PT_TYPE_INT32,
+  PT_TYPE_UINT32,
+  PT_TYPE_INT64,
+  PT_TYPE_UINT64,
+  PT_TYPE_HALF_FLOAT,
+  PT_TYPE_FLOAT,
+  PT_TYPE_DOUBLE,
+  PT_TYPE_STRING,
+  PT_TYPE_LARGE_STRING,
+  PT_TYPE_BINARY,
+  PT_TYPE_LARGE_BINARY,
+  PT_TYPE_FIXED_SIZE_BINARY,
+  PT_TYPE_DATE32,
+  PT_TYPE_TIMESTAMP,
+  PT_TYPE_DURATION,
+  PT_TYPE_DECIMAL128,
+  PT_TYPE_LIST,
+  PT_TYPE_LARGE_LIST,
+  PT_TYPE_FIXED_SIZE_LIST,
+  PT_TYPE_STRUCT,
+  PT_TYPE_COUNT_ /* not a type: the number of type ids */
+} pt_type_id;
+
+typedef enum pt_time_unit {
+  PT_SECOND = 0,
+  PT_MILLI = 1,
+  PT_MICRO = 2,
+  PT_NANO = 3,
+} pt_time_unit;
+
+/* Parsed view of one ArrowSchema node. Dictionary encoding is not a type of
+ * its own: a dictionary-encoded column has an integer index type here and
+ * `dictionary` set; the value type is that of schema->dictionary. */
+typedef struct pt_type {
+  pt_type_id id;
+  int32_t byte_width;  /* fixed_size_binary: bytes per value */
+  int32_t list_size;   /* fixed_size_list: values per list */
+  int32_t precision;   /* decimal128 */
+  int32_t scale;       /* decimal128 */
+  pt_time_unit unit;   /* timestamp, duration */
+  const char *tz;      /* timestamp: time zone, NULL if none; borrowed from the
+                          schema's format string */
+  int dictionary;      /* 1 if the node is dictionary-encoded */
+} pt_type;
+
+/* Parses schema->format (and checks children and dictionary counts against
+ * it). The result borrows from schema. */
+int pt_type_parse(const struct ArrowSchema *schema, pt_type *out, pt_error *err);
+
+/* Human-readable type name of a schema node, e.g. "timestamp[us, tz=UTC]",
+ * "list<int64>", "dictionary<values=utf8, indices=int32>". Writes at most
+ * size bytes (NUL-terminated); returns the length it needed, like snprintf,
+ * or -1 if the schema is invalid. */
+int pt_type_name(const struct ArrowSchema *schema, char *buf, size_t size);
+
+/* Fills *out with a new schema node that protium owns: format and name are
+ * copied; flags are ARROW_FLAG_* (ARROW_FLAG_NULLABLE for most columns); the
+ * node gets n_children children, each a released (release == NULL) schema for
+ * the caller to fill with pt_schema_init, then the whole tree is released by
+ * out->release. On failure *out is left released. */
+int pt_schema_init(struct ArrowSchema *out, const char *format, const char *name,
+                   int64_t flags, int64_t n_children, pt_error *err);
+
+/* Makes schema dictionary-encoded: moves *dictionary (the value type) into
+ * schema->dictionary. schema must have been made by pt_schema_init, its format
+ * an integer type (the index type). On PT_OK *dictionary is released (moved). */
+int pt_schema_set_dictionary(struct ArrowSchema *schema, struct ArrowSchema *dictionary,
+                             pt_error *err);
+
+/* Sets schema->metadata (made by pt_schema_init) from n key/value pairs of
+ * NUL-terminated strings, encoded as the C Data Interface specifies. Copies. */
+int pt_schema_set_metadata(struct ArrowSchema *schema, int64_t n, const char *const *keys,
+                           const char *const *values, pt_error *err);
+
+/* Deep copy of a schema tree into *out (protium-owned). */
+int pt_schema_copy(const struct ArrowSchema *schema, struct ArrowSchema *out, pt_error *err);
+
+/* ------------------------------------------------------------------------ */
+/* Arrow arrays */
+
+/* Checks that array is a well-formed instance of schema: buffer and child
+ * counts, lengths, offsets monotonic and in range of their children, null
+ * counts, dictionary indices in range, recursively. Buffer sizes are not part
+ * of the C Data Interface, so data-buffer bounds of foreign arrays are checked
+ * through offsets only. */
+int pt_array_validate(const struct ArrowSchema *schema, const struct ArrowArray *array,
+                      pt_error *err);
+
+/* A zero-copy slice: *out shows rows [offset, offset+length) of *array and
+ * shares its buffers. array stays owned by the caller and valid; the buffers
+ * live until both array and *out have been released. */
+int pt_array_slice(struct ArrowArray *array, int64_t offset, int64_t length,
+                   struct ArrowArray *out, pt_error *err);
+
+/* Deep copy of array into *out (protium-owned), compacted: offset 0, buffers
+ * holding exactly the sliced rows. */
+int pt_array_copy(const struct ArrowSchema *schema, const struct ArrowArray *array,
+                  struct ArrowArray *out, pt_error *err);
+
+/* Whether row i (relative to array->offset) of array is valid (not null). */
+int pt_array_is_valid(const struct ArrowSchema *schema, const struct ArrowArray *array,
+                      int64_t i);
+
+/* ------------------------------------------------------------------------ */
+/* Builders: append values row by row (or list by list), then finish into an
+ * ArrowArray. One builder per schema node; a builder for a nested type owns the
+ * builders of its children (pt_builder_child) and of its dictionary
+ * (pt_builder_dictionary). Builders grow their buffers geometrically. */
+
+typedef struct pt_builder pt_builder;
+
+/* On PT_OK the caller owns *out (free with pt_builder_free). The schema is
+ * copied; the builder does not keep a pointer to it. */
+int pt_builder_new(const struct ArrowSchema *schema, pt_builder **out, pt_error *err);
+void pt_builder_free(pt_builder *b);
+
+/* Appends n nulls. For struct and list builders children get n placeholder
+ * slots (nulls, or zero-length lists) so lengths stay consistent. */
+int pt_builder_append_null(pt_builder *b, int64_t n);
+/* Integers, dates (days), timestamps and durations (in the unit), dictionary
+ * indices; bool (0 or 1). Out-of-range values for the type give PT_ERANGE. */
+int pt_builder_append_int(pt_builder *b, int64_t v);
+int pt_builder_append_uint(pt_builder *b, uint64_t v);
+/* float16 (rounded to nearest even), float32, float64. */
+int pt_builder_append_double(pt_builder *b, double v);
+/* utf8, large_utf8, binary, large_binary; fixed_size_binary (len must equal
+ * the byte width); decimal128 (16 bytes, little-endian two's complement). */
+int pt_builder_append_bytes(pt_builder *b, const void *data, int64_t len);
+/* decimal128 from a decimal string such as "-12.340" (scale is the type's). */
+int pt_builder_append_decimal_string(pt_builder *b, const char *text);
+/* Closes one list or struct row whose values were appended to the child
+ * builders since the previous one. For fixed_size_list the child must have
+ * received exactly list_size values. */
+int pt_builder_append_row(pt_builder *b);
+/* Child i of a struct builder, or the values builder (i = 0) of a list. The
+ * parent owns it. NULL if there is no such child. */
+pt_builder *pt_builder_child(pt_builder *b, int64_t i);
+/* The builder of the dictionary values of a dictionary-encoded column; the
+ * parent owns it. NULL for other columns. */
+pt_builder *pt_builder_dictionary(pt_builder *b);
+/* Rows appended so far. */
+int64_t pt_builder_length(const pt_builder *b);
+/* Moves what was built into *out (caller owns it) and resets the builder to
+ * empty, ready for the next batch. */
+int pt_builder_finish(pt_builder *b, struct ArrowArray *out, pt_error *err);
+/* The message of the last failed append on b (or one of its children).
+ * Borrowed; valid until the next call on b. */
+const char *pt_builder_last_error(const pt_builder *b);
+
+/* ------------------------------------------------------------------------ */
+/* Arrow IPC: the stream and file formats (little-endian only). */
+
+typedef enum pt_ipc_format {
+  PT_IPC_STREAM = 0,
+  PT_IPC_FILE = 1,
+} pt_ipc_format;
+
+typedef enum pt_compression {
+  PT_COMPRESSION_NONE = 0,
+  PT_COMPRESSION_LZ4_FRAME = 1,
+  PT_COMPRESSION_ZSTD = 2,
+} pt_compression;
+
+typedef struct pt_ipc_write_options {
+  pt_ipc_format format;
+  pt_compression compression;
+  int compression_level;   /* 0 = the codec's default */
+  int emit_dictionary_deltas; /* 1: when a batch's dictionary extends the
+                                 previous one, write only the new values as a
+                                 delta (default 1 through pt_ipc_write_options_init) */
+} pt_ipc_write_options;
+
+/* Defaults: stream format, no compression, deltas on. */
+void pt_ipc_write_options_init(pt_ipc_write_options *opts);
+
+typedef struct pt_ipc_writer pt_ipc_writer;
+
+/* Opens a writer onto a file (created or truncated; path "-" is stdout).
+ * The schema (a struct "+s" whose children are the columns) is copied.
+ * opts may be NULL for the defaults. On PT_OK the caller owns *out. */
+int pt_ipc_writer_open_path(const char *path, const struct ArrowSchema *schema,
+                            const pt_ipc_write_options *opts, pt_ipc_writer **out,
+                            pt_error *err);
+/* Opens a writer onto a file descriptor, which stays the caller's (not
+ * closed). */
+int pt_ipc_writer_open_fd(int fd, const struct ArrowSchema *schema,
+                          const pt_ipc_write_options *opts, pt_ipc_writer **out,
+                          pt_error *err);
+/* Opens a writer into a growing memory buffer; take it with
+ * pt_ipc_writer_take_buffer after pt_ipc_writer_close. */
+int pt_ipc_writer_open_buffer(const struct ArrowSchema *schema,
+                              const pt_ipc_write_options *opts, pt_ipc_writer **out,
+                              pt_error *err);
+/* Writes one record batch (a struct array matching the schema; it may be a
+ * slice). The batch stays the caller's. */
+int pt_ipc_writer_write(pt_ipc_writer *w, const struct ArrowArray *batch, pt_error *err);
+/* Writes all batches of a stream, then nothing else (call close after). */
+int pt_ipc_writer_write_stream(pt_ipc_writer *w, struct ArrowArrayStream *stream,
+                               pt_error *err);
+/* Writes the end-of-stream marker (and, for files, the footer), flushes. */
+int pt_ipc_writer_close(pt_ipc_writer *w, pt_error *err);
+/* After close on a buffer writer: moves the bytes out. The caller owns
+ * *data (free with free()). */
+int pt_ipc_writer_take_buffer(pt_ipc_writer *w, void **data, int64_t *size, pt_error *err);
+/* Frees the writer (closing nothing: an unclosed stream stays unterminated). */
+void pt_ipc_writer_free(pt_ipc_writer *w);
+
+/* Opens an IPC stream or file (detected by its magic bytes) at path as an
+ * ArrowArrayStream. Regular files are memory-mapped and uncompressed buffers
+ * are used in place (zero-copy); other files (pipes, "-" for stdin) are read
+ * as streams. On PT_OK the caller owns *out. */
+int pt_ipc_read_path(const char *path, struct ArrowArrayStream *out, pt_error *err);
+/* The same over bytes in memory. The stream's arrays point into data: with
+ * free_data non-NULL, ownership of data moves to the stream, which calls
+ * free_data(data, free_arg) once every array and the stream are released;
+ * with free_data NULL the caller keeps data alive that long. */
+int pt_ipc_read_buffer(const void *data, int64_t size,
+                       void (*free_data)(void *data, void *free_arg), void *free_arg,
+                       struct ArrowArrayStream *out, pt_error *err);
+/* Reads an IPC stream from a file descriptor (not closed; read to its end
+ * lazily, batch by batch). */
+int pt_ipc_read_fd(int fd, struct ArrowArrayStream *out, pt_error *err);
+
+/* ------------------------------------------------------------------------ */
+/* Output of rows as JSON lines (what `protium cat` prints). */
+
+/* Writes each row of batch (a struct array of schema) as one JSON object per
+ * line to buf (growing; see pt_buf below). */
+typedef struct pt_buf {
+  char *data;     /* owned, malloc'd; NULL when empty */
+  size_t len;     /* bytes used */
+  size_t cap;     /* bytes allocated */
+} pt_buf;
+
+void pt_buf_free(pt_buf *buf);
+int pt_json_write_batch(const struct ArrowSchema *schema, const struct ArrowArray *batch,
+                        pt_buf *out, pt_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* PROTIUM_H */

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs what protium needs to build and test, idempotently: the
+# distribution's -dev packages (apt) and a Python virtual environment .venv
+# with the pinned test packages of python/requirements-test.txt.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+apt_packages=(build-essential cmake pkg-config libcmocka-dev liblz4-dev libzstd-dev
+              libuv1-dev clang python3-venv valgrind)
+
+missing=()
+for p in "${apt_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+req=python/requirements-test.txt
+stamp=.venv/.requirements-test.stamp
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv"
+  python3 -m venv .venv
+fi
+if ! cmp -s "$req" "$stamp" 2>/dev/null; then
+  echo "setup: installing $req into .venv"
+  .venv/bin/python -m pip install -q --disable-pip-version-check -r "$req"
+  cp "$req" "$stamp"
+fi

@@ -1,0 +1,159 @@
+/* arrow.h — what other modules may use of the Arrow layer beyond
+ * include/protium.h: the buffer layout of each type, a parsed read-only view
+ * of arrays (pt__view) used by validation, copying, IPC writing and JSON
+ * output, and one way to make protium-owned ArrowArrays (pt__array_*) whose
+ * buffers are either owned or held through a reference-counted region.
+ *
+ * The Arrow layer knows nothing of scheduling or processes.
+ */
+#ifndef PT_ARROW_H
+#define PT_ARROW_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "core/core.h"
+#include "protium.h"
+
+/* ------------------------------------------------------------------------ */
+/* Types and layouts */
+
+/* Number of buffers an array of this type has in the C Data Interface
+ * (validity first): null 0; bool and fixed-width 2; utf8/binary (large too)
+ * 3; list/large_list 2; fixed_size_list and struct 1. */
+int pt__type_n_buffers(pt_type_id id);
+
+/* Bits per value of buffer 1 for fixed-width types (bool 1, int32 32,
+ * decimal128 128, fixed_size_binary byte_width*8, date32 32, timestamp 64,
+ * ...); 0 for all others. */
+int64_t pt__type_bit_width(const pt_type *t);
+
+/* 1 for utf8/binary/list (int32 offsets), 2 for the large variants (int64);
+ * 0 for types without offsets. */
+int pt__type_offsets_kind(pt_type_id id);
+
+/* The number of children a schema of this type must have: 0, 1 (lists) or
+ * -1 for "any" (struct). */
+int pt__type_n_children(pt_type_id id);
+
+/* Whether the id is a signed / an unsigned integer type. */
+bool pt__type_is_signed_int(pt_type_id id);
+bool pt__type_is_unsigned_int(pt_type_id id);
+
+/* ------------------------------------------------------------------------ */
+/* Reference-counted memory regions: a mapped file, an IPC message buffer, or a
+ * foreign array kept alive while slices of it are in use. */
+
+typedef struct pt__shared {
+  atomic_int_fast64_t refs;
+  void (*destroy)(void *data, void *arg); /* called once, when refs reach 0 */
+  void *data;
+  void *arg;
+} pt__shared;
+
+/* A new region holding one reference; destroy(data, arg) runs when the last
+ * reference is dropped. On failure (NULL, out of memory) destroy is not
+ * called: the caller still owns data. */
+pt__shared *pt__shared_new(void *data, void (*destroy)(void *, void *), void *arg);
+void pt__shared_ref(pt__shared *s);
+void pt__shared_unref(pt__shared *s);
+
+/* ------------------------------------------------------------------------ */
+/* protium-owned ArrowArrays.
+ *
+ * pt__array_init makes an array whose release callback frees: each buffer
+ * marked owned (pt__free), the reference on `shared` if set, its children and
+ * dictionary (released through their own release callbacks), and its own
+ * bookkeeping. All buffers start NULL and unowned; children start released
+ * (release == NULL) for the caller to fill. Builders, copies, slices and the
+ * IPC reader all make arrays this way. */
+
+int pt__array_init(struct ArrowArray *out, int64_t n_buffers, int64_t n_children,
+                   bool with_dictionary, pt_error *err);
+/* Sets buffer i to p. owned: pt__free(p) on release. */
+void pt__array_set_buffer(struct ArrowArray *a, int64_t i, const void *p, bool owned);
+/* The array keeps a reference on s until released (takes a new reference). */
+void pt__array_hold(struct ArrowArray *a, pt__shared *s);
+/* Whether array a was made by pt__array_init (so the helpers above apply). */
+bool pt__array_is_ours(const struct ArrowArray *a);
+
+/* A bitwise move: *dst takes the contents of *src, which is marked released. */
+static inline void pt__array_move(struct ArrowArray *src, struct ArrowArray *dst) {
+  *dst = *src;
+  src->release = NULL;
+}
+static inline void pt__schema_move(struct ArrowSchema *src, struct ArrowSchema *dst) {
+  *dst = *src;
+  src->release = NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Views: a parsed, read-only, recursive view of an (array, schema) pair.
+ *
+ * The view borrows from both; it owns only its children/dictionary arrays of
+ * views. buffer sizes: known for arrays protium made or read from IPC,
+ * otherwise -1 (the C Data Interface does not carry them). */
+
+typedef struct pt__view {
+  pt_type type;
+  const struct ArrowSchema *schema;
+  const struct ArrowArray *array;
+  int64_t length;        /* rows */
+  int64_t offset;        /* array->offset: add to every row index */
+  int64_t null_count;    /* as the array says; may be -1 (unknown) */
+  const uint8_t *validity;   /* NULL when there is no validity bitmap */
+  const uint8_t *values;     /* buffer 1: fixed-width values or offsets */
+  const uint8_t *data;       /* buffer 2 of utf8/binary: the bytes */
+  int64_t n_children;
+  struct pt__view *children; /* owned array of n_children views */
+  struct pt__view *dictionary; /* owned; NULL if not dictionary-encoded */
+} pt__view;
+
+/* Builds the view tree. Checks structure (buffer and child counts, types
+ * parse) but not contents; pt__view_validate checks contents. On failure
+ * nothing is left to reset. */
+int pt__view_init(pt__view *v, const struct ArrowSchema *schema,
+                  const struct ArrowArray *array, pt_error *err);
+void pt__view_reset(pt__view *v);
+
+/* Full content validation (what pt_array_validate does): offsets monotonic
+ * and in range of data/children, lengths of children covering the rows,
+ * dictionary indices in range, null_count consistent where given.
+ * buffer_sizes (may be NULL): for views of arrays whose buffer sizes are known
+ * (IPC): a callback giving the byte size of buffer i of the array at a node,
+ * or -1 if unknown. */
+typedef int64_t (*pt__buffer_size_fn)(const struct ArrowArray *array, int64_t i, void *arg);
+int pt__view_validate(const pt__view *v, pt__buffer_size_fn sizes, void *arg, pt_error *err);
+
+/* Element access; i is relative to the view (the array offset is added
+ * inside). No bounds checks: validate first. */
+static inline bool pt__view_is_valid(const pt__view *v, int64_t i) {
+  if (v->type.id == PT_TYPE_NA) return false;
+  return v->validity == NULL || pt__bit_get(v->validity, v->offset + i);
+}
+int64_t pt__view_get_int(const pt__view *v, int64_t i);   /* signed ints, date, time */
+uint64_t pt__view_get_uint(const pt__view *v, int64_t i); /* unsigned ints */
+double pt__view_get_double(const pt__view *v, int64_t i); /* float16/32/64 */
+bool pt__view_get_bool(const pt__view *v, int64_t i);
+/* utf8/binary (large too), fixed_size_binary, decimal128 (16 bytes). */
+const uint8_t *pt__view_get_bytes(const pt__view *v, int64_t i, int64_t *len);
+/* list/large_list/fixed_size_list: child rows [*start, *end) of row i, in the
+ * child view's own indexing (i.e. already including the list's offsets). */
+void pt__view_list_range(const pt__view *v, int64_t i, int64_t *start, int64_t *end);
+/* Dictionary-encoded: the index at row i (into v->dictionary). */
+static inline int64_t pt__view_dict_index(const pt__view *v, int64_t i) {
+  return pt__type_is_unsigned_int(v->type.id) ? (int64_t)pt__view_get_uint(v, i)
+                                              : pt__view_get_int(v, i);
+}
+
+/* IEEE half-precision conversions (round to nearest even). */
+double pt__half_to_double(uint16_t h);
+uint16_t pt__double_to_half(double d);
+
+/* decimal128 <-> text with the given scale, e.g. "-12.340". out must hold at
+ * least 48 bytes. Returns the text length. */
+int pt__decimal128_to_string(const uint8_t le16[16], int32_t scale, char *out);
+int pt__decimal128_from_string(const char *text, int32_t precision, int32_t scale,
+                               uint8_t le16[16], pt_error *err);
+
+#endif /* PT_ARROW_H */
