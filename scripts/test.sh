@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Runs every test of protium, in order: the C unit tests (ctest), the Python
+# tests (pytest, against the same build), the C tests again under
+# AddressSanitizer + UndefinedBehaviorSanitizer, and a bounded fuzz run.
+# Prints one summary line at the end; exits non-zero if any part failed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+BUILD=${BUILD:-build}
+JOBS=${JOBS:-$(nproc 2>/dev/null || echo 2)}
+FUZZ_SECONDS=${FUZZ_SECONDS:-60}
+passed=0
+failed=0
+failures=()
+
+step() { # step NAME COMMAND...: runs one part, counting it
+  local name=$1; shift
+  echo
+  echo "=== $name ==="
+  if "$@"; then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1))
+    failures+=("$name")
+  fi
+}
+
+c_tests() { (cd "$BUILD" && ctest --output-on-failure -j "$JOBS"); }
+
+python_tests() {
+  PT_BUILD_DIR="$PWD/$BUILD" .venv/bin/python -m pytest -q tests/python
+}
+
+asan_tests() {
+  cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DPT_SANITIZE=ON >/dev/null &&
+    cmake --build build-asan -j "$JOBS" >/dev/null &&
+    (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+      UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j "$JOBS")
+}
+
+fuzz_run() { scripts/fuzz.sh build-fuzz "$FUZZ_SECONDS"; }
+
+step "C unit tests (ctest)" c_tests
+step "Python tests (pytest)" python_tests
+step "C unit tests under ASan+UBSan (ctest)" asan_tests
+step "fuzz (libFuzzer, ${FUZZ_SECONDS}s per target)" fuzz_run
+
+echo
+if [ "$failed" -gt 0 ]; then
+  echo "failed parts: ${failures[*]}"
+fi
+echo "test: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
