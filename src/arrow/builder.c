@@ -1,0 +1,604 @@
+/* builder.c — row-by-row construction of ArrowArrays (pt_builder_*), used by
+ * the CSV and PostgreSQL readers, tests and user code. Buffers are 64-byte
+ * aligned, grow geometrically and stay zero beyond what was written, so that
+ * finished arrays are deterministic byte for byte (IPC output, hashing).
+ * Every append first reserves all the memory it needs, then writes: a failed
+ * append leaves the builder as it was.
+ */
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "arrow/arrow.h"
+
+/* A growable, zero-filled, 64-byte aligned buffer. */
+typedef struct bbuf {
+  uint8_t *p;
+  int64_t len; /* bytes in use (only tracked for data buffers) */
+  int64_t cap; /* bytes allocated, a multiple of 64 */
+} bbuf;
+
+struct pt_builder {
+  pt_type type;
+  const struct ArrowSchema *schema; /* this node, inside the root's copy */
+  struct ArrowSchema schema_copy;   /* root only: the copy every node borrows */
+  bool is_root;
+  pt_error *err;       /* shared by the whole tree; owned by the root */
+  int64_t length;      /* rows */
+  int64_t null_count;
+  bbuf validity;       /* NULL until the first null: bits of rows [0, length) */
+  bbuf values;         /* fixed-width values, bool bits, or offsets */
+  bbuf data;           /* utf8/binary bytes */
+  int64_t n_children;
+  pt_builder **children;
+  pt_builder *dictionary;
+};
+
+/* ------------------------------------------------------------------------ */
+/* Buffers */
+
+static int bbuf_reserve(bbuf *b, int64_t need) {
+  if (need <= b->cap) return PT_OK;
+  if (need < 0 || need > (INT64_C(1) << 62)) return PT_ENOMEM;
+  int64_t cap = b->cap ? b->cap : 64;
+  while (cap < need) cap *= 2;
+  uint8_t *p = pt__malloc_aligned((size_t)cap);
+  if (p == NULL) return PT_ENOMEM;
+  if (b->cap) memcpy(p, b->p, (size_t)b->cap);
+  memset(p + b->cap, 0, (size_t)(cap - b->cap));
+  pt__free(b->p);
+  b->p = p;
+  b->cap = cap;
+  return PT_OK;
+}
+
+static void bbuf_free(bbuf *b) {
+  pt__free(b->p);
+  b->p = NULL;
+  b->len = b->cap = 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Errors */
+
+static int fail(pt_builder *b, int code, const char *fmt, ...) PT_PRINTF(3, 4);
+static int fail(pt_builder *b, int code, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(b->err->message, sizeof b->err->message, fmt, ap);
+  va_end(ap);
+  b->err->code = code;
+  return code;
+}
+
+static int fail_oom(pt_builder *b) { return fail(b, PT_ENOMEM, "out of memory in a builder"); }
+
+static const char *type_name(const pt_builder *b, char *buf, size_t size) {
+  if (pt_type_name(b->schema, buf, size) < 0) snprintf(buf, size, "%s", b->schema->format);
+  return buf;
+}
+
+static int wrong_type(pt_builder *b, const char *what) {
+  char name[128];
+  return fail(b, PT_EINVAL, "cannot append %s to a %s builder", what,
+              type_name(b, name, sizeof name));
+}
+
+/* ------------------------------------------------------------------------ */
+/* Creation */
+
+static void builder_free(pt_builder *b) {
+  if (b == NULL) return;
+  for (int64_t i = 0; i < b->n_children; i++) builder_free(b->children[i]);
+  pt__free(b->children);
+  builder_free(b->dictionary);
+  bbuf_free(&b->validity);
+  bbuf_free(&b->values);
+  bbuf_free(&b->data);
+  if (b->is_root) {
+    if (b->schema_copy.release) b->schema_copy.release(&b->schema_copy);
+    pt__free(b->err);
+  }
+  pt__free(b);
+}
+
+static int builder_node(const struct ArrowSchema *schema, pt_error *shared, int depth,
+                        pt_builder **out, pt_error *err) {
+  *out = NULL;
+  if (depth > 64) return pt__errorf(err, PT_EINVAL, "schema nesting is deeper than 64 levels");
+  pt_builder *b = pt__calloc(1, sizeof *b);
+  if (b == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory for a builder");
+  b->schema = schema;
+  b->err = shared;
+  int rc = pt_type_parse(schema, &b->type, err);
+  if (rc != PT_OK) goto free_builder;
+  if (schema->n_children > 0) {
+    b->children = pt__calloc((size_t)schema->n_children, sizeof *b->children);
+    if (b->children == NULL) {
+      rc = pt__errorf(err, PT_ENOMEM, "out of memory for a builder");
+      goto free_builder;
+    }
+    for (int64_t i = 0; i < schema->n_children; i++) {
+      rc = builder_node(schema->children[i], shared, depth + 1, &b->children[i], err);
+      if (rc != PT_OK) goto free_builder;
+      b->n_children = i + 1;
+    }
+  }
+  if (schema->dictionary != NULL) {
+    rc = builder_node(schema->dictionary, shared, depth + 1, &b->dictionary, err);
+    if (rc != PT_OK) goto free_builder;
+  }
+  *out = b;
+  return PT_OK;
+
+free_builder:
+  builder_free(b);
+  return rc;
+}
+
+int pt_builder_new(const struct ArrowSchema *schema, pt_builder **out, pt_error *err) {
+  *out = NULL;
+  pt_error *shared = pt__calloc(1, sizeof *shared);
+  if (shared == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory for a builder");
+  struct ArrowSchema copy;
+  int rc = pt_schema_copy(schema, &copy, err);
+  if (rc != PT_OK) {
+    pt__free(shared);
+    return rc;
+  }
+  pt_builder *b = NULL;
+  rc = builder_node(&copy, shared, 0, &b, err);
+  if (rc != PT_OK) {
+    copy.release(&copy);
+    pt__free(shared);
+    return rc;
+  }
+  /* The tree borrows nodes of copy through pointers into its children and
+   * dictionary, which stay put when the root struct moves. Only the root
+   * node itself must be re-pointed. */
+  pt__schema_move(&copy, &b->schema_copy);
+  b->schema = &b->schema_copy;
+  b->is_root = true;
+  *out = b;
+  return PT_OK;
+}
+
+void pt_builder_free(pt_builder *b) { builder_free(b); }
+
+pt_builder *pt_builder_child(pt_builder *b, int64_t i) {
+  if (b == NULL || i < 0 || i >= b->n_children) return NULL;
+  return b->children[i];
+}
+
+pt_builder *pt_builder_dictionary(pt_builder *b) { return b ? b->dictionary : NULL; }
+
+int64_t pt_builder_length(const pt_builder *b) { return b ? b->length : 0; }
+
+const char *pt_builder_last_error(const pt_builder *b) {
+  return b ? b->err->message : "";
+}
+
+/* ------------------------------------------------------------------------ */
+/* Reserving and writing rows */
+
+static int offset_width(const pt_builder *b) {
+  return pt__type_offsets_kind(b->type.id) == 2 ? 8 : 4;
+}
+
+static int64_t value_bytes(const pt_builder *b) { return pt__type_bit_width(&b->type) / 8; }
+
+/* Room for n more rows in the validity bitmap (creating it, all valid so
+ * far, when for_null and there is none yet) and in the values or offsets. */
+static int reserve_rows(pt_builder *b, int64_t n, bool for_null) {
+  int64_t rows = b->length + n;
+  if (b->type.id == PT_TYPE_NA) return PT_OK;
+  if (b->validity.p != NULL || for_null) {
+    bool fresh = b->validity.p == NULL;
+    if (bbuf_reserve(&b->validity, (rows + 7) / 8) != PT_OK) return PT_ENOMEM;
+    if (fresh) {
+      for (int64_t i = 0; i < b->length; i++) pt__bit_set(b->validity.p, i, 1);
+    }
+  }
+  int64_t need = 0;
+  if (b->type.id == PT_TYPE_BOOL) need = (rows + 7) / 8;
+  else if (pt__type_offsets_kind(b->type.id)) need = (rows + 1) * offset_width(b);
+  else need = rows * value_bytes(b);
+  if (need > 0 && bbuf_reserve(&b->values, need) != PT_OK) return PT_ENOMEM;
+  return PT_OK;
+}
+
+/* Offsets entry for the end of row `row`. */
+static void put_offset(pt_builder *b, int64_t row, int64_t end) {
+  if (offset_width(b) == 8) pt__store_i64(b->values.p + (row + 1) * 8, end);
+  else pt__store_i32(b->values.p + (row + 1) * 4, (int32_t)end);
+}
+
+/* The offset that ends the last row (0 when there are no rows). */
+static int64_t last_offset(const pt_builder *b) {
+  if (b->length == 0) return 0;
+  if (offset_width(b) == 8) return pt__load_i64(b->values.p + b->length * 8);
+  return pt__load_i32(b->values.p + b->length * 4);
+}
+
+/* Closes one valid row whose values are already written. */
+static void commit_valid_row(pt_builder *b) {
+  if (b->validity.p != NULL) pt__bit_set(b->validity.p, b->length, 1);
+  b->length++;
+}
+
+static int reserve_nulls(pt_builder *b, int64_t n) {
+  PT_RETURN_NOT_OK(reserve_rows(b, n, true));
+  switch (b->type.id) {
+    case PT_TYPE_STRUCT:
+      for (int64_t i = 0; i < b->n_children; i++)
+        PT_RETURN_NOT_OK(reserve_nulls(b->children[i], n));
+      break;
+    case PT_TYPE_FIXED_SIZE_LIST: {
+      int64_t m;
+      if (pt__mul_overflow(n, b->type.list_size, &m)) return PT_ENOMEM;
+      PT_RETURN_NOT_OK(reserve_nulls(b->children[0], m));
+      break;
+    }
+    default: break;
+  }
+  return PT_OK;
+}
+
+static void commit_nulls(pt_builder *b, int64_t n) {
+  /* The values of null rows stay zero and their validity bits stay clear. */
+  switch (b->type.id) {
+    case PT_TYPE_STRUCT:
+      for (int64_t i = 0; i < b->n_children; i++) commit_nulls(b->children[i], n);
+      break;
+    case PT_TYPE_FIXED_SIZE_LIST:
+      commit_nulls(b->children[0], n * b->type.list_size);
+      break;
+    default:
+      if (pt__type_offsets_kind(b->type.id)) {
+        /* Null strings and lists are empty: repeat the last offset. */
+        int64_t end = last_offset(b);
+        for (int64_t i = 0; i < n; i++) put_offset(b, b->length + i, end);
+      }
+      break;
+  }
+  b->length += n;
+  b->null_count += n;
+}
+
+int pt_builder_append_null(pt_builder *b, int64_t n) {
+  if (n < 0) return fail(b, PT_EINVAL, "cannot append %lld nulls", (long long)n);
+  if (n == 0) return PT_OK;
+  if (reserve_nulls(b, n) != PT_OK) return fail_oom(b);
+  commit_nulls(b, n);
+  return PT_OK;
+}
+
+/* Appends one fixed-width value of `bytes` bytes from src. */
+static int append_fixed(pt_builder *b, const void *src, int64_t bytes) {
+  if (reserve_rows(b, 1, false) != PT_OK) return fail_oom(b);
+  memcpy(b->values.p + b->length * bytes, src, (size_t)bytes);
+  commit_valid_row(b);
+  return PT_OK;
+}
+
+static int out_of_range(pt_builder *b, const char *value) {
+  char name[128];
+  return fail(b, PT_ERANGE, "value %s is out of range for %s", value,
+              type_name(b, name, sizeof name));
+}
+
+static int append_float(pt_builder *b, double v) {
+  switch (b->type.id) {
+    case PT_TYPE_HALF_FLOAT: {
+      uint16_t h = pt__double_to_half(v);
+      return append_fixed(b, &h, 2);
+    }
+    case PT_TYPE_FLOAT: {
+      float f = (float)v;
+      return append_fixed(b, &f, 4);
+    }
+    case PT_TYPE_DOUBLE: return append_fixed(b, &v, 8);
+    default: return wrong_type(b, "a floating-point number");
+  }
+}
+
+int pt_builder_append_int(pt_builder *b, int64_t v) {
+  char text[32];
+  int64_t lo, hi;
+  switch (b->type.id) {
+    case PT_TYPE_BOOL:
+      if (v != 0 && v != 1) {
+        snprintf(text, sizeof text, "%lld", (long long)v);
+        return out_of_range(b, text);
+      }
+      if (reserve_rows(b, 1, false) != PT_OK) return fail_oom(b);
+      if (v) pt__bit_set(b->values.p, b->length, 1);
+      commit_valid_row(b);
+      return PT_OK;
+    case PT_TYPE_INT8: lo = INT8_MIN; hi = INT8_MAX; break;
+    case PT_TYPE_INT16: lo = INT16_MIN; hi = INT16_MAX; break;
+    case PT_TYPE_INT32:
+    case PT_TYPE_DATE32: lo = INT32_MIN; hi = INT32_MAX; break;
+    case PT_TYPE_INT64:
+    case PT_TYPE_TIMESTAMP:
+    case PT_TYPE_DURATION: lo = INT64_MIN; hi = INT64_MAX; break;
+    case PT_TYPE_UINT8: lo = 0; hi = UINT8_MAX; break;
+    case PT_TYPE_UINT16: lo = 0; hi = UINT16_MAX; break;
+    case PT_TYPE_UINT32: lo = 0; hi = UINT32_MAX; break;
+    case PT_TYPE_UINT64: lo = 0; hi = INT64_MAX; break;
+    case PT_TYPE_HALF_FLOAT:
+    case PT_TYPE_FLOAT:
+    case PT_TYPE_DOUBLE: return append_float(b, (double)v);
+    case PT_TYPE_DECIMAL128:
+      snprintf(text, sizeof text, "%lld", (long long)v);
+      return pt_builder_append_decimal_string(b, text);
+    default: return wrong_type(b, "an integer");
+  }
+  if (v < lo || v > hi) {
+    snprintf(text, sizeof text, "%lld", (long long)v);
+    return out_of_range(b, text);
+  }
+  /* Little-endian: the low bytes of v are the narrower integer. */
+  return append_fixed(b, &v, value_bytes(b));
+}
+
+int pt_builder_append_uint(pt_builder *b, uint64_t v) {
+  if (v <= (uint64_t)INT64_MAX) return pt_builder_append_int(b, (int64_t)v);
+  switch (b->type.id) {
+    case PT_TYPE_UINT64: return append_fixed(b, &v, 8);
+    case PT_TYPE_HALF_FLOAT:
+    case PT_TYPE_FLOAT:
+    case PT_TYPE_DOUBLE: return append_float(b, (double)v);
+    case PT_TYPE_DECIMAL128: {
+      char text[32];
+      snprintf(text, sizeof text, "%llu", (unsigned long long)v);
+      return pt_builder_append_decimal_string(b, text);
+    }
+    default: {
+      if (!pt__type_is_signed_int(b->type.id) && !pt__type_is_unsigned_int(b->type.id) &&
+          b->type.id != PT_TYPE_BOOL && b->type.id != PT_TYPE_DATE32 &&
+          b->type.id != PT_TYPE_TIMESTAMP && b->type.id != PT_TYPE_DURATION)
+        return wrong_type(b, "an integer");
+      char text[32];
+      snprintf(text, sizeof text, "%llu", (unsigned long long)v);
+      return out_of_range(b, text);
+    }
+  }
+}
+
+int pt_builder_append_double(pt_builder *b, double v) { return append_float(b, v); }
+
+int pt_builder_append_bytes(pt_builder *b, const void *data, int64_t len) {
+  if (len < 0 || (len > 0 && data == NULL))
+    return fail(b, PT_EINVAL, "cannot append %lld bytes from %p", (long long)len, data);
+  switch (b->type.id) {
+    case PT_TYPE_STRING:
+    case PT_TYPE_LARGE_STRING:
+    case PT_TYPE_BINARY:
+    case PT_TYPE_LARGE_BINARY: {
+      int64_t end;
+      if (pt__add_overflow(b->data.len, len, &end)) return fail_oom(b);
+      if (offset_width(b) == 4 && end > INT32_MAX) {
+        char name[128];
+        return fail(b, PT_ERANGE,
+                    "%s column would exceed %d bytes; use the large_ variant of the type",
+                    type_name(b, name, sizeof name), INT32_MAX);
+      }
+      if (reserve_rows(b, 1, false) != PT_OK || bbuf_reserve(&b->data, end) != PT_OK)
+        return fail_oom(b);
+      if (len > 0) memcpy(b->data.p + b->data.len, data, (size_t)len);
+      b->data.len = end;
+      put_offset(b, b->length, end);
+      commit_valid_row(b);
+      return PT_OK;
+    }
+    case PT_TYPE_FIXED_SIZE_BINARY:
+      if (len != b->type.byte_width)
+        return fail(b, PT_EINVAL, "fixed_size_binary[%d] value must have %d bytes, not %lld",
+                    b->type.byte_width, b->type.byte_width, (long long)len);
+      if (len == 0) {
+        if (reserve_rows(b, 1, false) != PT_OK) return fail_oom(b);
+        commit_valid_row(b);
+        return PT_OK;
+      }
+      return append_fixed(b, data, len);
+    case PT_TYPE_DECIMAL128:
+      if (len != 16)
+        return fail(b, PT_EINVAL, "decimal128 value must have 16 bytes, not %lld",
+                    (long long)len);
+      return append_fixed(b, data, 16);
+    default: return wrong_type(b, "bytes");
+  }
+}
+
+int pt_builder_append_decimal_string(pt_builder *b, const char *text) {
+  if (b->type.id != PT_TYPE_DECIMAL128) return wrong_type(b, "a decimal");
+  uint8_t v[16];
+  int rc = pt__decimal128_from_string(text, b->type.precision, b->type.scale, v, b->err);
+  if (rc != PT_OK) return rc;
+  return append_fixed(b, v, 16);
+}
+
+int pt_builder_append_row(pt_builder *b) {
+  switch (b->type.id) {
+    case PT_TYPE_STRUCT:
+      for (int64_t i = 0; i < b->n_children; i++)
+        if (b->children[i]->length != b->length + 1) {
+          const char *name = b->schema->children[i]->name;
+          return fail(b, PT_ESTATE,
+                      "struct row %lld: child %lld ('%s') has %lld rows, expected %lld",
+                      (long long)b->length, (long long)i, name ? name : "",
+                      (long long)b->children[i]->length, (long long)b->length + 1);
+        }
+      if (reserve_rows(b, 1, false) != PT_OK) return fail_oom(b);
+      commit_valid_row(b);
+      return PT_OK;
+    case PT_TYPE_LIST:
+    case PT_TYPE_LARGE_LIST: {
+      int64_t end = b->children[0]->length;
+      if (b->type.id == PT_TYPE_LIST && end > INT32_MAX)
+        return fail(b, PT_ERANGE,
+                    "list column would exceed %d values; use large_list", INT32_MAX);
+      if (reserve_rows(b, 1, false) != PT_OK) return fail_oom(b);
+      put_offset(b, b->length, end);
+      commit_valid_row(b);
+      return PT_OK;
+    }
+    case PT_TYPE_FIXED_SIZE_LIST: {
+      int64_t want = (b->length + 1) * b->type.list_size;
+      if (b->children[0]->length != want)
+        return fail(b, PT_ESTATE,
+                    "fixed_size_list row %lld: the child has %lld values, expected %lld "
+                    "(%d per row)",
+                    (long long)b->length, (long long)b->children[0]->length, (long long)want,
+                    b->type.list_size);
+      if (reserve_rows(b, 1, false) != PT_OK) return fail_oom(b);
+      commit_valid_row(b);
+      return PT_OK;
+    }
+    default: {
+      char name[128];
+      return fail(b, PT_EINVAL, "append_row is for struct and list builders, not %s",
+                  type_name(b, name, sizeof name));
+    }
+  }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Finishing */
+
+/* What finish would produce must be a consistent array; say what is off. */
+static int check_complete(pt_builder *b, pt_error *err) {
+  switch (b->type.id) {
+    case PT_TYPE_STRUCT:
+      for (int64_t i = 0; i < b->n_children; i++)
+        if (b->children[i]->length != b->length)
+          return pt__errorf(err, PT_ESTATE,
+                            "struct has %lld rows but its child %lld has %lld; close each row "
+                            "with pt_builder_append_row",
+                            (long long)b->length, (long long)i,
+                            (long long)b->children[i]->length);
+      break;
+    case PT_TYPE_LIST:
+    case PT_TYPE_LARGE_LIST:
+      if (b->children[0]->length != last_offset(b)) goto unclosed;
+      break;
+    case PT_TYPE_FIXED_SIZE_LIST:
+      if (b->children[0]->length != b->length * b->type.list_size)
+        return pt__errorf(err, PT_ESTATE,
+                          "fixed_size_list has %lld rows of %d but its child has %lld values; "
+                          "close each row with pt_builder_append_row",
+                          (long long)b->length, b->type.list_size,
+                          (long long)b->children[0]->length);
+      break;
+    default: break;
+  }
+  for (int64_t i = 0; i < b->n_children; i++) {
+    int rc = check_complete(b->children[i], err);
+    if (rc != PT_OK) return pt__error_prefix(err, rc, "child %lld: ", (long long)i);
+  }
+  if (b->dictionary != NULL) {
+    int rc = check_complete(b->dictionary, err);
+    if (rc != PT_OK) return pt__error_prefix(err, rc, "dictionary: ");
+    /* Indices of valid rows must point into the dictionary. */
+    const uint8_t *p = b->values.p;
+    int64_t w = value_bytes(b), n = b->dictionary->length;
+    for (int64_t i = 0; i < b->length; i++) {
+      if (b->validity.p != NULL && !pt__bit_get(b->validity.p, i)) continue;
+      int64_t k;
+      switch (b->type.id) {
+        case PT_TYPE_INT8: k = (int8_t)p[i]; break;
+        case PT_TYPE_INT16: k = (int16_t)pt__load_u16(p + i * 2); break;
+        case PT_TYPE_INT32: k = pt__load_i32(p + i * 4); break;
+        case PT_TYPE_UINT8: k = p[i]; break;
+        case PT_TYPE_UINT16: k = pt__load_u16(p + i * 2); break;
+        case PT_TYPE_UINT32: k = pt__load_u32(p + i * 4); break;
+        default: {
+          uint64_t u = pt__load_u64(p + i * w);
+          k = b->type.id == PT_TYPE_UINT64 && u > INT64_MAX ? -1 : (int64_t)u;
+        }
+      }
+      if (k < 0 || k >= n)
+        return pt__errorf(err, PT_ERANGE,
+                          "dictionary index %lld at row %lld is out of range for a "
+                          "dictionary of %lld values",
+                          (long long)k, (long long)i, (long long)n);
+    }
+  }
+  return PT_OK;
+
+unclosed:
+  return pt__errorf(err, PT_ESTATE,
+                    "%lld child values were appended after the last list row; close each "
+                    "row with pt_builder_append_row",
+                    (long long)(b->children[0]->length - last_offset(b)));
+}
+
+/* Phase 1 of finish: everything that can fail. Makes the array skeletons and
+ * makes sure every buffer exists (an empty builder still yields valid,
+ * non-NULL buffers). The builder's contents are unchanged. */
+static int prepare(pt_builder *b, struct ArrowArray *out, pt_error *err) {
+  int nb = pt__type_n_buffers(b->type.id);
+  PT_RETURN_NOT_OK(pt__array_init(out, nb, b->n_children, b->dictionary != NULL, err));
+  int rc = PT_OK;
+  if (nb >= 2 && (reserve_rows(b, 0, false) != PT_OK || bbuf_reserve(&b->values, 1) != PT_OK))
+    goto oom;
+  if (nb >= 3 && bbuf_reserve(&b->data, 1) != PT_OK) goto oom;
+  for (int64_t i = 0; i < b->n_children; i++) {
+    rc = prepare(b->children[i], out->children[i], err);
+    if (rc != PT_OK) goto release_out;
+  }
+  if (b->dictionary != NULL) {
+    rc = prepare(b->dictionary, out->dictionary, err);
+    if (rc != PT_OK) goto release_out;
+  }
+  return PT_OK;
+
+oom:
+  rc = pt__errorf(err, PT_ENOMEM, "out of memory finishing a builder");
+release_out:
+  out->release(out);
+  return rc;
+}
+
+/* Phase 2: moves the buffers into the prepared arrays; cannot fail. */
+static void commit(pt_builder *b, struct ArrowArray *out) {
+  int nb = pt__type_n_buffers(b->type.id);
+  out->length = b->length;
+  out->null_count = b->null_count;
+  out->offset = 0;
+  if (nb >= 1) {
+    if (b->null_count > 0) {
+      pt__array_set_buffer(out, 0, b->validity.p, true);
+      b->validity = (bbuf){0};
+    } else {
+      bbuf_free(&b->validity);
+    }
+  }
+  if (nb >= 2) {
+    pt__array_set_buffer(out, 1, b->values.p, true);
+    b->values = (bbuf){0};
+  }
+  if (nb >= 3) {
+    pt__array_set_buffer(out, 2, b->data.p, true);
+    b->data = (bbuf){0};
+  }
+  b->length = 0;
+  b->null_count = 0;
+  for (int64_t i = 0; i < b->n_children; i++) commit(b->children[i], out->children[i]);
+  if (b->dictionary != NULL) commit(b->dictionary, out->dictionary);
+}
+
+int pt_builder_finish(pt_builder *b, struct ArrowArray *out, pt_error *err) {
+  if (out != NULL) memset(out, 0, sizeof *out);
+  if (b == NULL || out == NULL)
+    return pt__errorf(err, PT_EINVAL, "finish: builder and out must not be NULL");
+  int rc = check_complete(b, b->err);
+  if (rc == PT_OK) rc = prepare(b, out, b->err);
+  if (rc != PT_OK) {
+    if (err != NULL) *err = *b->err;
+    return rc;
+  }
+  commit(b, out);
+  return PT_OK;
+}

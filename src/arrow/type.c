@@ -1,0 +1,393 @@
+/* type.c — parsing of C Data Interface format strings into pt_type, the
+ * buffer layout of each type (what validation, copying, builders and IPC
+ * agree on), and human-readable type names for messages and `protium schema`.
+ * Formats we recognise but cannot handle yet fail with PT_ENOTSUP so that the
+ * user learns it is a missing feature, not broken data.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "arrow/arrow.h"
+
+/* ------------------------------------------------------------------------ */
+/* Layout helpers */
+
+int pt__type_n_buffers(pt_type_id id) {
+  switch (id) {
+    case PT_TYPE_NA: return 0;
+    case PT_TYPE_STRING:
+    case PT_TYPE_LARGE_STRING:
+    case PT_TYPE_BINARY:
+    case PT_TYPE_LARGE_BINARY: return 3;
+    case PT_TYPE_LIST:
+    case PT_TYPE_LARGE_LIST: return 2;
+    case PT_TYPE_FIXED_SIZE_LIST:
+    case PT_TYPE_STRUCT: return 1;
+    default: return 2;
+  }
+}
+
+int64_t pt__type_bit_width(const pt_type *t) {
+  switch (t->id) {
+    case PT_TYPE_BOOL: return 1;
+    case PT_TYPE_INT8:
+    case PT_TYPE_UINT8: return 8;
+    case PT_TYPE_INT16:
+    case PT_TYPE_UINT16:
+    case PT_TYPE_HALF_FLOAT: return 16;
+    case PT_TYPE_INT32:
+    case PT_TYPE_UINT32:
+    case PT_TYPE_FLOAT:
+    case PT_TYPE_DATE32: return 32;
+    case PT_TYPE_INT64:
+    case PT_TYPE_UINT64:
+    case PT_TYPE_DOUBLE:
+    case PT_TYPE_TIMESTAMP:
+    case PT_TYPE_DURATION: return 64;
+    case PT_TYPE_DECIMAL128: return 128;
+    case PT_TYPE_FIXED_SIZE_BINARY: return (int64_t)t->byte_width * 8;
+    default: return 0;
+  }
+}
+
+int pt__type_offsets_kind(pt_type_id id) {
+  switch (id) {
+    case PT_TYPE_STRING:
+    case PT_TYPE_BINARY:
+    case PT_TYPE_LIST: return 1;
+    case PT_TYPE_LARGE_STRING:
+    case PT_TYPE_LARGE_BINARY:
+    case PT_TYPE_LARGE_LIST: return 2;
+    default: return 0;
+  }
+}
+
+int pt__type_n_children(pt_type_id id) {
+  switch (id) {
+    case PT_TYPE_LIST:
+    case PT_TYPE_LARGE_LIST:
+    case PT_TYPE_FIXED_SIZE_LIST: return 1;
+    case PT_TYPE_STRUCT: return -1;
+    default: return 0;
+  }
+}
+
+bool pt__type_is_signed_int(pt_type_id id) {
+  return id == PT_TYPE_INT8 || id == PT_TYPE_INT16 || id == PT_TYPE_INT32 ||
+         id == PT_TYPE_INT64;
+}
+
+bool pt__type_is_unsigned_int(pt_type_id id) {
+  return id == PT_TYPE_UINT8 || id == PT_TYPE_UINT16 || id == PT_TYPE_UINT32 ||
+         id == PT_TYPE_UINT64;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Format strings */
+
+/* Parses a non-negative decimal integer at *p (advancing it); -1 if there is
+ * none or it does not fit an int32. */
+static int64_t parse_count(const char **p) {
+  const char *s = *p;
+  if (*s < '0' || *s > '9') return -1;
+  int64_t v = 0;
+  while (*s >= '0' && *s <= '9') {
+    v = v * 10 + (*s - '0');
+    if (v > INT32_MAX) return -1;
+    s++;
+  }
+  *p = s;
+  return v;
+}
+
+static int parse_unit(char c, pt_time_unit *out) {
+  switch (c) {
+    case 's': *out = PT_SECOND; return 0;
+    case 'm': *out = PT_MILLI; return 0;
+    case 'u': *out = PT_MICRO; return 0;
+    case 'n': *out = PT_NANO; return 0;
+    default: return -1;
+  }
+}
+
+static int not_supported(pt_error *err, const char *fmt, const char *what) {
+  return pt__errorf(err, PT_ENOTSUP, "type format '%s' (%s) is not supported yet", fmt, what);
+}
+
+static int bad_format(pt_error *err, const char *fmt) {
+  return pt__errorf(err, PT_EINVAL, "invalid type format '%s'", fmt);
+}
+
+/* The part of parsing that looks at the format string alone. */
+static int parse_format(const char *f, pt_type *t, pt_error *err) {
+  if (f[0] != '\0' && f[1] == '\0') {
+    switch (f[0]) {
+      case 'n': t->id = PT_TYPE_NA; return PT_OK;
+      case 'b': t->id = PT_TYPE_BOOL; return PT_OK;
+      case 'c': t->id = PT_TYPE_INT8; return PT_OK;
+      case 'C': t->id = PT_TYPE_UINT8; return PT_OK;
+      case 's': t->id = PT_TYPE_INT16; return PT_OK;
+      case 'S': t->id = PT_TYPE_UINT16; return PT_OK;
+      case 'i': t->id = PT_TYPE_INT32; return PT_OK;
+      case 'I': t->id = PT_TYPE_UINT32; return PT_OK;
+      case 'l': t->id = PT_TYPE_INT64; return PT_OK;
+      case 'L': t->id = PT_TYPE_UINT64; return PT_OK;
+      case 'e': t->id = PT_TYPE_HALF_FLOAT; return PT_OK;
+      case 'f': t->id = PT_TYPE_FLOAT; return PT_OK;
+      case 'g': t->id = PT_TYPE_DOUBLE; return PT_OK;
+      case 'u': t->id = PT_TYPE_STRING; return PT_OK;
+      case 'U': t->id = PT_TYPE_LARGE_STRING; return PT_OK;
+      case 'z': t->id = PT_TYPE_BINARY; return PT_OK;
+      case 'Z': t->id = PT_TYPE_LARGE_BINARY; return PT_OK;
+      default: return bad_format(err, f);
+    }
+  }
+  switch (f[0]) {
+    case 'w': {
+      const char *p = f + 1;
+      if (*p++ != ':') return bad_format(err, f);
+      int64_t n = parse_count(&p);
+      if (n < 0 || *p != '\0') return bad_format(err, f);
+      t->id = PT_TYPE_FIXED_SIZE_BINARY;
+      t->byte_width = (int32_t)n;
+      return PT_OK;
+    }
+    case 'd': {
+      const char *p = f + 1;
+      if (*p++ != ':') return bad_format(err, f);
+      int64_t precision = parse_count(&p);
+      if (precision < 0 || *p++ != ',') return bad_format(err, f);
+      int neg = 0;
+      if (*p == '-') { neg = 1; p++; }
+      int64_t scale = parse_count(&p);
+      if (scale < 0) return bad_format(err, f);
+      if (neg) scale = -scale;
+      int64_t bits = 128;
+      if (*p == ',') {
+        p++;
+        bits = parse_count(&p);
+        if (bits < 0) return bad_format(err, f);
+      }
+      if (*p != '\0') return bad_format(err, f);
+      if (bits == 32 || bits == 64 || bits == 256) {
+        char what[32];
+        snprintf(what, sizeof what, "decimal%d", (int)bits);
+        return not_supported(err, f, what);
+      }
+      if (bits != 128) return bad_format(err, f);
+      if (precision < 1 || precision > 38)
+        return pt__errorf(err, PT_EINVAL,
+                          "invalid type format '%s': decimal128 precision must be 1 to 38", f);
+      if (scale < -38 || scale > 38)
+        return pt__errorf(err, PT_ENOTSUP,
+                          "type format '%s': decimal scales beyond -38..38 are not supported yet",
+                          f);
+      t->id = PT_TYPE_DECIMAL128;
+      t->precision = (int32_t)precision;
+      t->scale = (int32_t)scale;
+      return PT_OK;
+    }
+    case 't':
+      switch (f[1]) {
+        case 'd':
+          if (strcmp(f, "tdD") == 0) { t->id = PT_TYPE_DATE32; return PT_OK; }
+          if (strcmp(f, "tdm") == 0) return not_supported(err, f, "date64");
+          return bad_format(err, f);
+        case 't':
+          if (f[2] != '\0' && f[3] == '\0' && strchr("smun", f[2]))
+            return not_supported(err, f, "time");
+          return bad_format(err, f);
+        case 's':
+          if (f[2] == '\0' || parse_unit(f[2], &t->unit) != 0 || f[3] != ':')
+            return bad_format(err, f);
+          t->id = PT_TYPE_TIMESTAMP;
+          t->tz = f[4] != '\0' ? f + 4 : NULL;
+          return PT_OK;
+        case 'D':
+          if (f[2] == '\0' || parse_unit(f[2], &t->unit) != 0 || f[3] != '\0')
+            return bad_format(err, f);
+          t->id = PT_TYPE_DURATION;
+          return PT_OK;
+        case 'i':
+          if (strcmp(f, "tiM") == 0 || strcmp(f, "tiD") == 0 || strcmp(f, "tin") == 0)
+            return not_supported(err, f, "interval");
+          return bad_format(err, f);
+        default: return bad_format(err, f);
+      }
+    case 'v':
+      if (strcmp(f, "vu") == 0 || strcmp(f, "vz") == 0)
+        return not_supported(err, f, "binary view");
+      return bad_format(err, f);
+    case '+':
+      if (strcmp(f, "+l") == 0) { t->id = PT_TYPE_LIST; return PT_OK; }
+      if (strcmp(f, "+L") == 0) { t->id = PT_TYPE_LARGE_LIST; return PT_OK; }
+      if (strcmp(f, "+s") == 0) { t->id = PT_TYPE_STRUCT; return PT_OK; }
+      if (f[1] == 'w') {
+        const char *p = f + 2;
+        if (*p++ != ':') return bad_format(err, f);
+        int64_t n = parse_count(&p);
+        if (n < 0 || *p != '\0') return bad_format(err, f);
+        t->id = PT_TYPE_FIXED_SIZE_LIST;
+        t->list_size = (int32_t)n;
+        return PT_OK;
+      }
+      if (strcmp(f, "+m") == 0) return not_supported(err, f, "map");
+      if (strncmp(f, "+ud:", 4) == 0 || strncmp(f, "+us:", 4) == 0)
+        return not_supported(err, f, "union");
+      if (strcmp(f, "+vl") == 0 || strcmp(f, "+vL") == 0)
+        return not_supported(err, f, "list view");
+      if (strcmp(f, "+r") == 0) return not_supported(err, f, "run-end encoded");
+      return bad_format(err, f);
+    default: return bad_format(err, f);
+  }
+}
+
+int pt_type_parse(const struct ArrowSchema *schema, pt_type *out, pt_error *err) {
+  memset(out, 0, sizeof *out);
+  if (schema == NULL) return pt__errorf(err, PT_EINVAL, "schema is NULL");
+  if (schema->release == NULL)
+    return pt__errorf(err, PT_EINVAL, "schema has been released");
+  if (schema->format == NULL) return pt__errorf(err, PT_EINVAL, "schema has no format string");
+  PT_RETURN_NOT_OK(parse_format(schema->format, out, err));
+
+  int want = pt__type_n_children(out->id);
+  if (schema->n_children < 0 || (want >= 0 && schema->n_children != want))
+    return pt__errorf(err, PT_EINVAL, "type format '%s' needs %d children, the schema has %lld",
+                      schema->format, want, (long long)schema->n_children);
+  if (schema->n_children > 0) {
+    if (schema->children == NULL)
+      return pt__errorf(err, PT_EINVAL, "schema has %lld children but no children array",
+                        (long long)schema->n_children);
+    for (int64_t i = 0; i < schema->n_children; i++)
+      if (schema->children[i] == NULL)
+        return pt__errorf(err, PT_EINVAL, "schema child %lld is NULL", (long long)i);
+  }
+  if (schema->dictionary != NULL) {
+    if (!pt__type_is_signed_int(out->id) && !pt__type_is_unsigned_int(out->id))
+      return pt__errorf(err, PT_EINVAL,
+                        "dictionary-encoded type needs an integer index type, not '%s'",
+                        schema->format);
+    out->dictionary = 1;
+  }
+  return PT_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Type names */
+
+/* Appends to a fixed buffer like snprintf, counting what did not fit. */
+typedef struct name_writer {
+  char *buf;
+  size_t size;
+  size_t len; /* bytes the full name needs (without the NUL) */
+} name_writer;
+
+static void put(name_writer *w, const char *fmt, ...) PT_PRINTF(2, 3);
+static void put(name_writer *w, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  char *at = w->len < w->size ? w->buf + w->len : NULL;
+  size_t room = w->len < w->size ? w->size - w->len : 0;
+  int n = vsnprintf(at, room, fmt, ap);
+  va_end(ap);
+  if (n > 0) w->len += (size_t)n;
+}
+
+static const char *unit_name(pt_time_unit u) {
+  switch (u) {
+    case PT_SECOND: return "s";
+    case PT_MILLI: return "ms";
+    case PT_MICRO: return "us";
+    default: return "ns";
+  }
+}
+
+static const char *simple_name(pt_type_id id) {
+  switch (id) {
+    case PT_TYPE_NA: return "null";
+    case PT_TYPE_BOOL: return "bool";
+    case PT_TYPE_INT8: return "int8";
+    case PT_TYPE_UINT8: return "uint8";
+    case PT_TYPE_INT16: return "int16";
+    case PT_TYPE_UINT16: return "uint16";
+    case PT_TYPE_INT32: return "int32";
+    case PT_TYPE_UINT32: return "uint32";
+    case PT_TYPE_INT64: return "int64";
+    case PT_TYPE_UINT64: return "uint64";
+    case PT_TYPE_HALF_FLOAT: return "float16";
+    case PT_TYPE_FLOAT: return "float32";
+    case PT_TYPE_DOUBLE: return "float64";
+    case PT_TYPE_STRING: return "utf8";
+    case PT_TYPE_LARGE_STRING: return "large_utf8";
+    case PT_TYPE_BINARY: return "binary";
+    case PT_TYPE_LARGE_BINARY: return "large_binary";
+    case PT_TYPE_DATE32: return "date32";
+    default: return NULL;
+  }
+}
+
+/* Writes the name of schema (ignoring its dictionary). -1 if invalid. */
+static int write_name(name_writer *w, const struct ArrowSchema *schema, int depth);
+
+static int write_value_name(name_writer *w, const struct ArrowSchema *schema,
+                            const pt_type *t, int depth) {
+  const char *simple = simple_name(t->id);
+  if (simple != NULL) {
+    put(w, "%s", simple);
+    return 0;
+  }
+  switch (t->id) {
+    case PT_TYPE_FIXED_SIZE_BINARY: put(w, "fixed_size_binary[%d]", t->byte_width); return 0;
+    case PT_TYPE_DECIMAL128: put(w, "decimal128(%d, %d)", t->precision, t->scale); return 0;
+    case PT_TYPE_TIMESTAMP:
+      if (t->tz) put(w, "timestamp[%s, tz=%s]", unit_name(t->unit), t->tz);
+      else put(w, "timestamp[%s]", unit_name(t->unit));
+      return 0;
+    case PT_TYPE_DURATION: put(w, "duration[%s]", unit_name(t->unit)); return 0;
+    case PT_TYPE_LIST:
+    case PT_TYPE_LARGE_LIST:
+    case PT_TYPE_FIXED_SIZE_LIST:
+      put(w, "%s<", t->id == PT_TYPE_LIST         ? "list"
+                    : t->id == PT_TYPE_LARGE_LIST ? "large_list"
+                                                  : "fixed_size_list");
+      if (write_name(w, schema->children[0], depth + 1) != 0) return -1;
+      if (t->id == PT_TYPE_FIXED_SIZE_LIST) put(w, ">[%d]", t->list_size);
+      else put(w, ">");
+      return 0;
+    case PT_TYPE_STRUCT:
+      put(w, "struct<");
+      for (int64_t i = 0; i < schema->n_children; i++) {
+        const char *name = schema->children[i]->name;
+        put(w, "%s%s: ", i ? ", " : "", name ? name : "");
+        if (write_name(w, schema->children[i], depth + 1) != 0) return -1;
+      }
+      put(w, ">");
+      return 0;
+    default: return -1;
+  }
+}
+
+static int write_name(name_writer *w, const struct ArrowSchema *schema, int depth) {
+  pt_type t;
+  /* Deep nesting can only come from a hostile schema: stop before the stack. */
+  if (depth > 64 || pt_type_parse(schema, &t, NULL) != PT_OK) return -1;
+  if (!t.dictionary) return write_value_name(w, schema, &t, depth);
+  put(w, "dictionary<values=");
+  if (write_name(w, schema->dictionary, depth + 1) != 0) return -1;
+  put(w, ", indices=%s%s>", simple_name(t.id),
+      (schema->flags & ARROW_FLAG_DICTIONARY_ORDERED) ? ", ordered" : "");
+  return 0;
+}
+
+int pt_type_name(const struct ArrowSchema *schema, char *buf, size_t size) {
+  name_writer w = {buf, size, 0};
+  if (size > 0) buf[0] = '\0';
+  if (write_name(&w, schema, 0) != 0) {
+    if (size > 0) buf[0] = '\0';
+    return -1;
+  }
+  if (w.len > INT32_MAX) return -1;
+  return (int)w.len;
+}

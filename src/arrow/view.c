@@ -1,0 +1,427 @@
+/* view.c — the parsed read-only view of an (array, schema) pair that
+ * validation, copying, IPC writing and JSON output walk, its element getters,
+ * and full validation of array contents. Validation is what stands between a
+ * corrupt IPC file or a buggy foreign producer and an out-of-bounds read, so
+ * every check that bounds a later read lives here.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "arrow/arrow.h"
+
+/* Deeper nesting than this only comes from hostile input; refuse it before
+ * recursion exhausts the stack. */
+#define MAX_DEPTH 64
+
+/* ------------------------------------------------------------------------ */
+/* Building the view tree */
+
+static int view_init(pt__view *v, const struct ArrowSchema *schema,
+                     const struct ArrowArray *array, int depth, pt_error *err);
+
+/* The prefix naming child i of the node (schema) in messages. */
+static int prefix_child(pt_error *err, int rc, const struct ArrowSchema *schema, int64_t i,
+                        int depth) {
+  const struct ArrowSchema *c = schema->children[i];
+  pt_type t;
+  bool is_struct = pt_type_parse(schema, &t, NULL) == PT_OK && t.id == PT_TYPE_STRUCT;
+  if (is_struct && c->name != NULL && c->name[0] != '\0')
+    return pt__error_prefix(err, rc, "%s '%s': ", depth == 0 ? "column" : "field", c->name);
+  return pt__error_prefix(err, rc, "child %lld: ", (long long)i);
+}
+
+static int view_init(pt__view *v, const struct ArrowSchema *schema,
+                     const struct ArrowArray *array, int depth, pt_error *err) {
+  memset(v, 0, sizeof *v);
+  if (depth > MAX_DEPTH)
+    return pt__errorf(err, PT_EINVAL, "nesting is deeper than %d levels", MAX_DEPTH);
+  PT_RETURN_NOT_OK(pt_type_parse(schema, &v->type, err));
+  if (array == NULL) return pt__errorf(err, PT_EINVAL, "array is NULL");
+  if (array->release == NULL) return pt__errorf(err, PT_EINVAL, "array has been released");
+  if (array->length < 0)
+    return pt__errorf(err, PT_EINVAL, "length %lld is negative", (long long)array->length);
+  if (array->offset < 0)
+    return pt__errorf(err, PT_EINVAL, "offset %lld is negative", (long long)array->offset);
+  if (array->null_count < -1)
+    return pt__errorf(err, PT_EINVAL, "null_count %lld is negative",
+                      (long long)array->null_count);
+  int64_t end;
+  /* Far beyond any real array; the bound keeps later size arithmetic
+   * ((end + 1) * 8 and the like) from overflowing. */
+  if (pt__add_overflow(array->offset, array->length, &end) || end > (INT64_C(1) << 58))
+    return pt__errorf(err, PT_EINVAL, "offset %lld + length %lld is too large",
+                      (long long)array->offset, (long long)array->length);
+  int nb = pt__type_n_buffers(v->type.id);
+  if (array->n_buffers != nb) {
+    char name[128];
+    if (pt_type_name(schema, name, sizeof name) < 0) snprintf(name, sizeof name, "?");
+    return pt__errorf(err, PT_EINVAL, "%s array needs %d buffers but has %lld", name, nb,
+                      (long long)array->n_buffers);
+  }
+  if (nb > 0 && array->buffers == NULL)
+    return pt__errorf(err, PT_EINVAL, "buffers array is NULL");
+  if (array->n_children != schema->n_children)
+    return pt__errorf(err, PT_EINVAL, "array has %lld children, its schema %lld",
+                      (long long)array->n_children, (long long)schema->n_children);
+  if (array->n_children > 0 && array->children == NULL)
+    return pt__errorf(err, PT_EINVAL, "children array is NULL");
+  if ((schema->dictionary != NULL) != (array->dictionary != NULL))
+    return pt__errorf(err, PT_EINVAL, schema->dictionary ? "array has no dictionary"
+                                                         : "array has a dictionary its schema "
+                                                           "does not declare");
+
+  v->schema = schema;
+  v->array = array;
+  v->length = array->length;
+  v->offset = array->offset;
+  v->null_count = array->null_count;
+  if (nb > 0) v->validity = array->buffers[0];
+  if (nb > 1) v->values = array->buffers[1];
+  if (nb > 2) v->data = array->buffers[2];
+
+  int rc = PT_OK;
+  if (array->n_children > 0) {
+    v->children = pt__calloc((size_t)array->n_children, sizeof *v->children);
+    if (v->children == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory for a view");
+    for (int64_t i = 0; i < array->n_children; i++) {
+      rc = view_init(&v->children[i], schema->children[i], array->children[i], depth + 1, err);
+      if (rc != PT_OK) {
+        prefix_child(err, rc, schema, i, depth);
+        goto reset_view;
+      }
+      v->n_children = i + 1;
+    }
+  }
+  if (array->dictionary != NULL) {
+    v->dictionary = pt__calloc(1, sizeof *v->dictionary);
+    if (v->dictionary == NULL) {
+      rc = pt__errorf(err, PT_ENOMEM, "out of memory for a view");
+      goto reset_view;
+    }
+    rc = view_init(v->dictionary, schema->dictionary, array->dictionary, depth + 1, err);
+    if (rc != PT_OK) {
+      pt__free(v->dictionary);
+      v->dictionary = NULL;
+      pt__error_prefix(err, rc, "dictionary: ");
+      goto reset_view;
+    }
+  }
+  return PT_OK;
+
+reset_view:
+  pt__view_reset(v);
+  return rc;
+}
+
+int pt__view_init(pt__view *v, const struct ArrowSchema *schema,
+                  const struct ArrowArray *array, pt_error *err) {
+  return view_init(v, schema, array, 0, err);
+}
+
+void pt__view_reset(pt__view *v) {
+  if (v == NULL) return;
+  for (int64_t i = 0; i < v->n_children; i++) pt__view_reset(&v->children[i]);
+  pt__free(v->children);
+  if (v->dictionary != NULL) {
+    pt__view_reset(v->dictionary);
+    pt__free(v->dictionary);
+  }
+  v->children = NULL;
+  v->dictionary = NULL;
+  v->n_children = 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Getters */
+
+int64_t pt__view_get_int(const pt__view *v, int64_t i) {
+  const uint8_t *p = v->values;
+  int64_t j = v->offset + i;
+  switch (v->type.id) {
+    case PT_TYPE_BOOL: return pt__bit_get(p, j);
+    case PT_TYPE_INT8: return (int8_t)p[j];
+    case PT_TYPE_UINT8: return p[j];
+    case PT_TYPE_INT16: return (int16_t)pt__load_u16(p + j * 2);
+    case PT_TYPE_UINT16: return pt__load_u16(p + j * 2);
+    case PT_TYPE_INT32:
+    case PT_TYPE_DATE32: return pt__load_i32(p + j * 4);
+    case PT_TYPE_UINT32: return pt__load_u32(p + j * 4);
+    case PT_TYPE_INT64:
+    case PT_TYPE_TIMESTAMP:
+    case PT_TYPE_DURATION: return pt__load_i64(p + j * 8);
+    case PT_TYPE_UINT64: return (int64_t)pt__load_u64(p + j * 8);
+    case PT_TYPE_HALF_FLOAT:
+    case PT_TYPE_FLOAT:
+    case PT_TYPE_DOUBLE: return (int64_t)pt__view_get_double(v, i);
+    default: return 0;
+  }
+}
+
+uint64_t pt__view_get_uint(const pt__view *v, int64_t i) {
+  const uint8_t *p = v->values;
+  int64_t j = v->offset + i;
+  switch (v->type.id) {
+    case PT_TYPE_UINT8: return p[j];
+    case PT_TYPE_UINT16: return pt__load_u16(p + j * 2);
+    case PT_TYPE_UINT32: return pt__load_u32(p + j * 4);
+    case PT_TYPE_UINT64: return pt__load_u64(p + j * 8);
+    default: return (uint64_t)pt__view_get_int(v, i);
+  }
+}
+
+double pt__view_get_double(const pt__view *v, int64_t i) {
+  const uint8_t *p = v->values;
+  int64_t j = v->offset + i;
+  switch (v->type.id) {
+    case PT_TYPE_HALF_FLOAT: return pt__half_to_double(pt__load_u16(p + j * 2));
+    case PT_TYPE_FLOAT: {
+      float f;
+      memcpy(&f, p + j * 4, 4);
+      return f;
+    }
+    case PT_TYPE_DOUBLE: {
+      double d;
+      memcpy(&d, p + j * 8, 8);
+      return d;
+    }
+    case PT_TYPE_UINT8:
+    case PT_TYPE_UINT16:
+    case PT_TYPE_UINT32:
+    case PT_TYPE_UINT64: return (double)pt__view_get_uint(v, i);
+    default: return (double)pt__view_get_int(v, i);
+  }
+}
+
+bool pt__view_get_bool(const pt__view *v, int64_t i) {
+  if (v->type.id == PT_TYPE_BOOL) return pt__bit_get(v->values, v->offset + i);
+  return pt__view_get_int(v, i) != 0;
+}
+
+static inline int64_t load_offset(const pt__view *v, int64_t j) {
+  return pt__type_offsets_kind(v->type.id) == 2 ? pt__load_i64(v->values + j * 8)
+                                                : pt__load_i32(v->values + j * 4);
+}
+
+const uint8_t *pt__view_get_bytes(const pt__view *v, int64_t i, int64_t *len) {
+  int64_t j = v->offset + i;
+  switch (v->type.id) {
+    case PT_TYPE_STRING:
+    case PT_TYPE_LARGE_STRING:
+    case PT_TYPE_BINARY:
+    case PT_TYPE_LARGE_BINARY: {
+      int64_t start = load_offset(v, j), end = load_offset(v, j + 1);
+      *len = end - start;
+      /* A NULL data buffer is allowed when every value is empty. */
+      return v->data ? v->data + start : (const uint8_t *)"";
+    }
+    case PT_TYPE_FIXED_SIZE_BINARY:
+      *len = v->type.byte_width;
+      return v->values ? v->values + j * v->type.byte_width : (const uint8_t *)"";
+    case PT_TYPE_DECIMAL128: *len = 16; return v->values + j * 16;
+    default: *len = 0; return NULL;
+  }
+}
+
+void pt__view_list_range(const pt__view *v, int64_t i, int64_t *start, int64_t *end) {
+  int64_t j = v->offset + i;
+  if (v->type.id == PT_TYPE_FIXED_SIZE_LIST) {
+    *start = j * v->type.list_size;
+    *end = *start + v->type.list_size;
+  } else if (v->type.id == PT_TYPE_LIST || v->type.id == PT_TYPE_LARGE_LIST) {
+    *start = load_offset(v, j);
+    *end = load_offset(v, j + 1);
+  } else {
+    *start = *end = 0;
+  }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Validation */
+
+typedef struct validate_ctx {
+  pt__buffer_size_fn sizes;
+  void *arg;
+} validate_ctx;
+
+/* Byte size of buffer i if the caller knows it, else -1. */
+static int64_t known_size(const validate_ctx *c, const pt__view *v, int64_t i) {
+  if (c->sizes == NULL) return -1;
+  return c->sizes(v->array, i, c->arg);
+}
+
+static const char *buffer_role(const pt__view *v, int64_t i) {
+  if (i == 0) return "validity bitmap";
+  if (i == 1) return pt__type_offsets_kind(v->type.id) ? "offsets buffer" : "values buffer";
+  return "data buffer";
+}
+
+/* Buffer i of v must hold at least need bytes: a NULL pointer is allowed only
+ * when nothing is needed, and a known size must cover need. */
+static int check_buffer(const validate_ctx *c, const pt__view *v, int64_t i, int64_t need,
+                        pt_error *err) {
+  const void *p = v->array->buffers[i];
+  if (need > 0 && p == NULL)
+    return pt__errorf(err, PT_EINVAL, "%s (buffer %lld) is NULL but %lld bytes are needed",
+                      buffer_role(v, i), (long long)i, (long long)need);
+  int64_t size = p != NULL ? known_size(c, v, i) : -1;
+  if (size >= 0 && size < need)
+    return pt__errorf(err, PT_EFORMAT,
+                      "%s (buffer %lld) has %lld bytes but %lld are needed for %lld rows "
+                      "at offset %lld",
+                      buffer_role(v, i), (long long)i, (long long)size, (long long)need,
+                      (long long)v->length, (long long)v->offset);
+  return PT_OK;
+}
+
+/* Offsets [offset, offset+length] must be non-negative and non-decreasing;
+ * *last gets the final one (0 when length is 0). */
+static int check_offsets(const pt__view *v, int64_t *last, int64_t *first, pt_error *err) {
+  *first = *last = 0;
+  if (v->length == 0) return PT_OK;
+  int64_t prev = load_offset(v, v->offset);
+  if (prev < 0)
+    return pt__errorf(err, PT_EFORMAT, "offset %lld (%lld) is negative", (long long)v->offset,
+                      (long long)prev);
+  *first = prev;
+  for (int64_t j = v->offset + 1; j <= v->offset + v->length; j++) {
+    int64_t o = load_offset(v, j);
+    if (o < prev)
+      return pt__errorf(err, PT_EFORMAT, "offset %lld (%lld) is smaller than offset %lld (%lld)",
+                        (long long)j, (long long)o, (long long)(j - 1), (long long)prev);
+    prev = o;
+  }
+  *last = prev;
+  return PT_OK;
+}
+
+static int validate(const pt__view *v, const validate_ctx *c, int depth, pt_error *err);
+
+static int validate_node(const pt__view *v, const validate_ctx *c, int depth, pt_error *err) {
+  int64_t end = v->offset + v->length; /* physical rows covered; no overflow (init) */
+  const pt_type *t = &v->type;
+
+  if (v->null_count > v->length)
+    return pt__errorf(err, PT_EINVAL, "null_count %lld is larger than the length %lld",
+                      (long long)v->null_count, (long long)v->length);
+  if (t->id == PT_TYPE_NA) return PT_OK;
+
+  /* Validity bitmap. */
+  if (v->validity == NULL) {
+    if (v->null_count > 0)
+      return pt__errorf(err, PT_EINVAL, "null_count is %lld but there is no validity bitmap",
+                        (long long)v->null_count);
+  } else {
+    PT_RETURN_NOT_OK(check_buffer(c, v, 0, (end + 7) / 8, err));
+    if (v->null_count >= 0) {
+      int64_t nulls = v->length - pt__bits_count(v->validity, v->offset, v->length);
+      if (nulls != v->null_count)
+        return pt__errorf(err, PT_EINVAL,
+                          "null_count is %lld but the validity bitmap has %lld nulls",
+                          (long long)v->null_count, (long long)nulls);
+    }
+  }
+
+  int64_t bw = pt__type_bit_width(t);
+  int ok = pt__type_offsets_kind(t->id);
+  if (bw > 0) {
+    int64_t bits;
+    if (pt__mul_overflow(bw, end, &bits) || bits > INT64_MAX - 8)
+      return pt__errorf(err, PT_EINVAL, "%lld rows of %lld bits overflow", (long long)end,
+                        (long long)bw);
+    PT_RETURN_NOT_OK(check_buffer(c, v, 1, (bits + 7) / 8, err));
+  } else if (ok != 0) {
+    int64_t w = ok == 1 ? 4 : 8;
+    /* Zero-length arrays may come with no offsets at all (pyarrow does
+     * this); otherwise offsets[offset .. offset+length] are read. */
+    if (v->length > 0) PT_RETURN_NOT_OK(check_buffer(c, v, 1, (end + 1) * w, err));
+    int64_t first, last;
+    PT_RETURN_NOT_OK(check_offsets(v, &last, &first, err));
+    if (pt__type_n_buffers(t->id) == 3) {
+      PT_RETURN_NOT_OK(check_buffer(c, v, 2, last, err));
+    } else if (last > v->children[0].length) {
+      return pt__errorf(err, PT_EFORMAT, "offset %lld (%lld) is beyond the child's length %lld",
+                        (long long)end, (long long)last, (long long)v->children[0].length);
+    }
+  } else if (t->id == PT_TYPE_FIXED_SIZE_LIST) {
+    int64_t need;
+    if (pt__mul_overflow(end, t->list_size, &need))
+      return pt__errorf(err, PT_EINVAL, "%lld lists of %d values overflow", (long long)end,
+                        t->list_size);
+    if (v->children[0].length < need)
+      return pt__errorf(err, PT_EFORMAT,
+                        "child has %lld values but %lld rows at offset %lld of lists of %d "
+                        "need %lld",
+                        (long long)v->children[0].length, (long long)v->length,
+                        (long long)v->offset, t->list_size, (long long)need);
+  } else if (t->id == PT_TYPE_STRUCT) {
+    for (int64_t i = 0; i < v->n_children; i++)
+      if (v->children[i].length < end) {
+        int rc = pt__errorf(err, PT_EFORMAT,
+                            "length %lld is shorter than the %lld rows of its struct (offset "
+                            "%lld + length %lld)",
+                            (long long)v->children[i].length, (long long)end,
+                            (long long)v->offset, (long long)v->length);
+        return prefix_child(err, rc, v->schema, i, depth);
+      }
+  }
+  return PT_OK;
+}
+
+static int validate_dictionary_indices(const pt__view *v, pt_error *err) {
+  int64_t n = v->dictionary->length;
+  for (int64_t i = 0; i < v->length; i++) {
+    if (!pt__view_is_valid(v, i)) continue;
+    int64_t k;
+    if (pt__type_is_unsigned_int(v->type.id)) {
+      uint64_t u = pt__view_get_uint(v, i);
+      k = u > (uint64_t)INT64_MAX ? -1 : (int64_t)u;
+    } else {
+      k = pt__view_get_int(v, i);
+    }
+    if (k < 0 || k >= n) {
+      if (pt__type_is_unsigned_int(v->type.id))
+        return pt__errorf(err, PT_EFORMAT,
+                          "dictionary index %" PRIu64 " at row %lld is out of range for a "
+                          "dictionary of %lld values",
+                          pt__view_get_uint(v, i), (long long)i, (long long)n);
+      return pt__errorf(err, PT_EFORMAT,
+                        "dictionary index %lld at row %lld is out of range for a dictionary "
+                        "of %lld values",
+                        (long long)k, (long long)i, (long long)n);
+    }
+  }
+  return PT_OK;
+}
+
+static int validate(const pt__view *v, const validate_ctx *c, int depth, pt_error *err) {
+  if (depth > MAX_DEPTH)
+    return pt__errorf(err, PT_EINVAL, "nesting is deeper than %d levels", MAX_DEPTH);
+  /* Children first: the checks of this node compare against their lengths
+   * and a child error is the more precise one. */
+  for (int64_t i = 0; i < v->n_children; i++) {
+    int rc = validate(&v->children[i], c, depth + 1, err);
+    if (rc != PT_OK) return prefix_child(err, rc, v->schema, i, depth);
+  }
+  if (v->dictionary != NULL) {
+    int rc = validate(v->dictionary, c, depth + 1, err);
+    if (rc != PT_OK) return pt__error_prefix(err, rc, "dictionary: ");
+  }
+  PT_RETURN_NOT_OK(validate_node(v, c, depth, err));
+  if (v->dictionary != NULL) PT_RETURN_NOT_OK(validate_dictionary_indices(v, err));
+  return PT_OK;
+}
+
+int pt__view_validate(const pt__view *v, pt__buffer_size_fn sizes, void *arg, pt_error *err) {
+  validate_ctx c = {sizes, arg};
+  return validate(v, &c, 0, err);
+}
+
+int pt_array_validate(const struct ArrowSchema *schema, const struct ArrowArray *array,
+                      pt_error *err) {
+  pt__view v;
+  PT_RETURN_NOT_OK(pt__view_init(&v, schema, array, err));
+  int rc = pt__view_validate(&v, NULL, NULL, err);
+  pt__view_reset(&v);
+  return rc;
+}
