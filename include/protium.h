@@ -320,7 +320,8 @@ int pt_ipc_writer_open_buffer(const struct ArrowSchema *schema,
 /* Writes one record batch (a struct array matching the schema; it may be a
  * slice). The batch stays the caller's. */
 int pt_ipc_writer_write(pt_ipc_writer *w, const struct ArrowArray *batch, pt_error *err);
-/* Writes all batches of a stream, then nothing else (call close after). */
+/* Writes all batches of a stream, then nothing else (call close after). The
+ * stream stays the caller's to release. */
 int pt_ipc_writer_write_stream(pt_ipc_writer *w, struct ArrowArrayStream *stream,
                                pt_error *err);
 /* Writes the end-of-stream marker (and, for files, the footer), flushes. */
@@ -337,9 +338,10 @@ void pt_ipc_writer_free(pt_ipc_writer *w);
  * as streams. On PT_OK the caller owns *out. */
 int pt_ipc_read_path(const char *path, struct ArrowArrayStream *out, pt_error *err);
 /* The same over bytes in memory. The stream's arrays point into data: with
- * free_data non-NULL, ownership of data moves to the stream, which calls
- * free_data(data, free_arg) once every array and the stream are released;
- * with free_data NULL the caller keeps data alive that long. */
+ * free_data non-NULL, ownership of data moves to the stream on PT_OK, which
+ * calls free_data(data, free_arg) once every array and the stream are
+ * released; with free_data NULL the caller keeps data alive that long. On
+ * failure data stays the caller's and free_data is never called. */
 int pt_ipc_read_buffer(const void *data, int64_t size,
                        void (*free_data)(void *data, void *free_arg), void *free_arg,
                        struct ArrowArrayStream *out, pt_error *err);
@@ -361,6 +363,7 @@ typedef struct pt_buf {
 void pt_buf_free(pt_buf *buf);
 int pt_json_write_batch(const struct ArrowSchema *schema, const struct ArrowArray *batch,
                         pt_buf *out, pt_error *err);
+
 
 #ifdef __cplusplus
 }

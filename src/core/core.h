@@ -6,6 +6,7 @@
 #define PT_CORE_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -83,6 +84,10 @@ static inline int64_t pt__load_i64(const void *p) { int64_t v; memcpy(&v, p, 8);
 static inline void pt__store_u32(void *p, uint32_t v) { memcpy(p, &v, 4); }
 static inline void pt__store_i32(void *p, int32_t v) { memcpy(p, &v, 4); }
 static inline void pt__store_i64(void *p, int64_t v) { memcpy(p, &v, 8); }
+
+/* Whether data[0, len) is well-formed UTF-8 (no overlongs, no surrogates,
+ * nothing above U+10FFFF). */
+bool pt__utf8_valid(const uint8_t *data, size_t len);
 
 /* Bits (validity bitmaps, bool values): LSB-first, as Arrow lays them out. */
 static inline int pt__bit_get(const uint8_t *bits, int64_t i) {

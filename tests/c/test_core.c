@@ -94,11 +94,22 @@ static void test_bits(void **state) {
   for (int64_t i = 0; i < 77; i++) assert_int_equal(pt__bit_get(dst, 16 + i), pt__bit_get(src, 8 + i));
 }
 
+static void test_utf8(void **state) {
+  const char *good[] = {"", "ascii only, longer than eight bytes", "caf\xc3\xa9",
+                        "\xe2\x82\xac", "\xf0\x9f\x98\x80", "\xf4\x8f\xbf\xbf"};
+  const char *bad[] = {"\xc3", "\xc0\xaf", "\xe0\x80\xaf", "\xed\xa0\x80",
+                       "\xf4\x90\x80\x80", "\xff", "abcdefgh\x80", "\xe2\x82"};
+  for (size_t i = 0; i < sizeof good / sizeof *good; i++)
+    assert_true(pt__utf8_valid((const uint8_t *)good[i], strlen(good[i])));
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+    assert_false(pt__utf8_valid((const uint8_t *)bad[i], strlen(bad[i])));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_errorf_and_prefix), cmocka_unit_test(test_error_prefix_truncates),
       cmocka_unit_test(test_strerror_and_version), cmocka_unit_test(test_alloc_fail_after),
-      cmocka_unit_test(test_buf), cmocka_unit_test(test_bits),
+      cmocka_unit_test(test_buf), cmocka_unit_test(test_bits), cmocka_unit_test(test_utf8),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,384 @@
+/* test_ipc_util.h — helpers shared by the IPC tests: building schemas and
+ * deterministic batches of every type, comparing arrays by value, and
+ * writing/reading IPC bytes in memory. Header-only (static functions) so
+ * that each test program stays one translation unit.
+ */
+#ifndef PT_TEST_IPC_UTIL_H
+#define PT_TEST_IPC_UTIL_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "arrow/arrow.h"
+
+/* Not every test program uses every helper. */
+#pragma GCC diagnostic ignored "-Wunused-function"
+
+#define OK(expr)                                                                       \
+  do {                                                                                 \
+    pt_error ok_err_ = {0};                                                            \
+    (void)ok_err_;                                                                     \
+    int ok_rc_ = (expr);                                                               \
+    if (ok_rc_ != PT_OK) fail_msg("%s failed: %d", #expr, ok_rc_);                     \
+  } while (0)
+
+/* Like OK, for calls that take a pt_error * named err. */
+#define CHECK(call)                                                                    \
+  do {                                                                                 \
+    pt_error err = {0};                                                                \
+    int chk_rc_ = (call);                                                              \
+    if (chk_rc_ != PT_OK) fail_msg("%s: %s (%d)", #call, err.message, chk_rc_);        \
+  } while (0)
+
+/* ------------------------------------------------------------------------ */
+/* Schemas */
+
+static void schema_node(struct ArrowSchema *s, const char *fmt, const char *name, int64_t n) {
+  pt_error err;
+  if (pt_schema_init(s, fmt, name, ARROW_FLAG_NULLABLE, n, &err) != PT_OK)
+    fail_msg("pt_schema_init(%s): %s", fmt, err.message);
+}
+
+static void schema_dict(struct ArrowSchema *s, const char *index_fmt, const char *value_fmt,
+                        const char *name) {
+  pt_error err;
+  schema_node(s, index_fmt, name, 0);
+  struct ArrowSchema v;
+  schema_node(&v, value_fmt, NULL, 0);
+  if (pt_schema_set_dictionary(s, &v, &err) != PT_OK) fail_msg("set_dictionary: %s", err.message);
+}
+
+/* The columns of the every-type schema. */
+static const char *const all_columns[] = {
+    "n", "b", "i8", "u8", "i16", "u16", "i32", "u32", "i64", "u64", "f16", "f32", "f64",
+    "s", "ls", "bin", "lbin", "fsb", "d", "ts", "tsn", "dur", "dec", "lst", "llst", "fsl",
+    "st", "dict", "dict_st", "dict_lst"};
+#define N_ALL_COLUMNS ((int64_t)(sizeof all_columns / sizeof all_columns[0]))
+
+static void make_all_schema(struct ArrowSchema *s) {
+  schema_node(s, "+s", "", N_ALL_COLUMNS);
+  static const char *const fmts[] = {"n", "b", "c", "C", "s", "S", "i", "I", "l", "L", "e",
+                                     "f", "g", "u", "U", "z", "Z", "w:3", "tdD", "tsu:UTC",
+                                     "tsn:", "tDm", "d:10,2"};
+  int64_t k = 0;
+  for (; k < (int64_t)(sizeof fmts / sizeof fmts[0]); k++)
+    schema_node(s->children[k], fmts[k], all_columns[k], 0);
+  /* lst: list<int32> */
+  schema_node(s->children[k], "+l", all_columns[k], 1);
+  schema_node(s->children[k]->children[0], "i", "item", 0);
+  k++;
+  /* llst: large_list<utf8> */
+  schema_node(s->children[k], "+L", all_columns[k], 1);
+  schema_node(s->children[k]->children[0], "u", "item", 0);
+  k++;
+  /* fsl: fixed_size_list<double, 2> */
+  schema_node(s->children[k], "+w:2", all_columns[k], 1);
+  schema_node(s->children[k]->children[0], "g", "item", 0);
+  k++;
+  /* st: struct<a: int64, b: utf8> */
+  schema_node(s->children[k], "+s", all_columns[k], 2);
+  schema_node(s->children[k]->children[0], "l", "a", 0);
+  schema_node(s->children[k]->children[1], "u", "b", 0);
+  k++;
+  /* dict: dictionary<int16 -> utf8> */
+  schema_dict(s->children[k], "s", "u", all_columns[k]);
+  k++;
+  /* dict_st: struct<x: dictionary<int8 -> int64>> */
+  schema_node(s->children[k], "+s", all_columns[k], 1);
+  schema_dict(s->children[k]->children[0], "c", "l", "x");
+  k++;
+  /* dict_lst: list<dictionary<uint32 -> utf8>> */
+  schema_node(s->children[k], "+l", all_columns[k], 1);
+  schema_dict(s->children[k]->children[0], "I", "u", "item");
+  k++;
+  assert_int_equal(k, N_ALL_COLUMNS);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Batches */
+
+static int is_null_at(int64_t i, int seed, int col) { return ((i * 7 + seed + col * 3) % 5) == 0; }
+
+#define B(call)                                                                        \
+  do {                                                                                 \
+    if ((call) != PT_OK) fail_msg("%s: %s", #call, pt_builder_last_error(root));       \
+  } while (0)
+
+static void append_text(pt_builder *root, pt_builder *b, int64_t v) {
+  char buf[64];
+  int n = snprintf(buf, sizeof buf, "v%lld", (long long)v);
+  if (v % 4 == 0) n = 0; /* some empty strings */
+  B(pt_builder_append_bytes(b, buf, n));
+}
+
+/* A batch of the every-type schema: rows values depend on (i, seed). */
+static void make_all_batch(const struct ArrowSchema *schema, int64_t rows, int seed,
+                           struct ArrowArray *out) {
+  pt_builder *root;
+  CHECK(pt_builder_new(schema, &root, &err));
+  /* Dictionaries first: fixed values so indices stay in range. */
+  pt_builder *dict = pt_builder_dictionary(pt_builder_child(root, 27));
+  for (int k = 0; k < 5; k++) append_text(root, dict, k + 1);
+  pt_builder *dict_x = pt_builder_dictionary(pt_builder_child(pt_builder_child(root, 28), 0));
+  for (int k = 0; k < 3; k++) B(pt_builder_append_int(dict_x, 1000 * k - 1));
+  pt_builder *dict_item =
+      pt_builder_dictionary(pt_builder_child(pt_builder_child(root, 29), 0));
+  for (int k = 0; k < 4; k++) append_text(root, dict_item, 100 + k);
+
+  for (int64_t i = 0; i < rows; i++) {
+    int64_t v = i * 31 + seed;
+    for (int64_t c = 0; c < N_ALL_COLUMNS; c++) {
+      pt_builder *b = pt_builder_child(root, c);
+      if (c == 0) {
+        B(pt_builder_append_null(b, 1));
+        continue;
+      }
+      if (is_null_at(i, seed, (int)c)) {
+        B(pt_builder_append_null(b, 1));
+        continue;
+      }
+      switch (c) {
+        case 1: B(pt_builder_append_int(b, v & 1)); break;
+        case 2: B(pt_builder_append_int(b, (v % 200) - 100)); break;
+        case 3: B(pt_builder_append_uint(b, (uint64_t)(v % 250))); break;
+        case 4: B(pt_builder_append_int(b, (v % 60000) - 30000)); break;
+        case 5: B(pt_builder_append_uint(b, (uint64_t)(v % 65000))); break;
+        case 6: B(pt_builder_append_int(b, v * 1000 - 7)); break;
+        case 7: B(pt_builder_append_uint(b, (uint64_t)v * 3u)); break;
+        case 8: B(pt_builder_append_int(b, -v * 1000000007LL)); break;
+        case 9: B(pt_builder_append_uint(b, (uint64_t)v * 0x9E3779B97F4A7C15ULL)); break;
+        case 10: B(pt_builder_append_double(b, (double)(v % 100) / 4)); break;
+        case 11: B(pt_builder_append_double(b, (double)v / 8)); break;
+        case 12: B(pt_builder_append_double(b, (double)v * 1.5e-3)); break;
+        case 13:
+        case 14:
+        case 15:
+        case 16: append_text(root, b, v + c); break;
+        case 17: {
+          char w[3] = {(char)v, (char)(v >> 8), (char)c};
+          B(pt_builder_append_bytes(b, w, 3));
+          break;
+        }
+        case 18: B(pt_builder_append_int(b, 18000 + v)); break;
+        case 19: B(pt_builder_append_int(b, 1600000000000000LL + v)); break;
+        case 20: B(pt_builder_append_int(b, -v * 999)); break;
+        case 21: B(pt_builder_append_int(b, v * 60000)); break;
+        case 22: {
+          char text[32];
+          snprintf(text, sizeof text, "%lld.%02d", (long long)(v - 50), (int)(v % 100));
+          B(pt_builder_append_decimal_string(b, text));
+          break;
+        }
+        case 23: {
+          pt_builder *item = pt_builder_child(b, 0);
+          for (int64_t k = 0; k < v % 4; k++) {
+            if ((v + k) % 6 == 0) B(pt_builder_append_null(item, 1));
+            else B(pt_builder_append_int(item, v + k));
+          }
+          B(pt_builder_append_row(b));
+          break;
+        }
+        case 24: {
+          pt_builder *item = pt_builder_child(b, 0);
+          for (int64_t k = 0; k < v % 3; k++) append_text(root, item, v * 10 + k);
+          B(pt_builder_append_row(b));
+          break;
+        }
+        case 25: {
+          pt_builder *item = pt_builder_child(b, 0);
+          B(pt_builder_append_double(item, (double)v));
+          if (v % 5 == 1) B(pt_builder_append_null(item, 1));
+          else B(pt_builder_append_double(item, -(double)v / 3));
+          B(pt_builder_append_row(b));
+          break;
+        }
+        case 26: {
+          B(pt_builder_append_int(pt_builder_child(b, 0), v * 5));
+          if (v % 3 == 0) B(pt_builder_append_null(pt_builder_child(b, 1), 1));
+          else append_text(root, pt_builder_child(b, 1), v);
+          B(pt_builder_append_row(b));
+          break;
+        }
+        case 27: B(pt_builder_append_int(b, v % 5)); break;
+        case 28: {
+          pt_builder *x = pt_builder_child(b, 0);
+          if (v % 4 == 3) B(pt_builder_append_null(x, 1));
+          else B(pt_builder_append_int(x, v % 3));
+          B(pt_builder_append_row(b));
+          break;
+        }
+        case 29: {
+          pt_builder *item = pt_builder_child(b, 0);
+          for (int64_t k = 0; k < v % 3; k++) B(pt_builder_append_uint(item, (uint64_t)(v + k) % 4));
+          B(pt_builder_append_row(b));
+          break;
+        }
+      }
+    }
+    B(pt_builder_append_row(root));
+  }
+  CHECK(pt_builder_finish(root, out, &err));
+  pt_builder_free(root);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Comparison by value */
+
+static int views_equal(const pt__view *a, int64_t ai, const pt__view *b, int64_t bi, int64_t n,
+                       char *why, size_t why_size);
+
+static int values_equal(const pt__view *a, int64_t i, const pt__view *b, int64_t j, char *why,
+                        size_t why_size) {
+  const pt_type *t = &a->type;
+  if (a->dictionary != NULL) {
+    int64_t x = pt__view_dict_index(a, i), y = pt__view_dict_index(b, j);
+    return views_equal(a->dictionary, x, b->dictionary, y, 1, why, why_size);
+  }
+  switch (t->id) {
+    case PT_TYPE_NA: return 1;
+    case PT_TYPE_BOOL: return pt__view_get_bool(a, i) == pt__view_get_bool(b, j);
+    case PT_TYPE_UINT8:
+    case PT_TYPE_UINT16:
+    case PT_TYPE_UINT32:
+    case PT_TYPE_UINT64: return pt__view_get_uint(a, i) == pt__view_get_uint(b, j);
+    case PT_TYPE_HALF_FLOAT:
+    case PT_TYPE_FLOAT:
+    case PT_TYPE_DOUBLE: return pt__view_get_double(a, i) == pt__view_get_double(b, j);
+    case PT_TYPE_STRING:
+    case PT_TYPE_LARGE_STRING:
+    case PT_TYPE_BINARY:
+    case PT_TYPE_LARGE_BINARY:
+    case PT_TYPE_FIXED_SIZE_BINARY:
+    case PT_TYPE_DECIMAL128: {
+      int64_t la, lb;
+      const uint8_t *pa = pt__view_get_bytes(a, i, &la), *pb = pt__view_get_bytes(b, j, &lb);
+      return la == lb && (la == 0 || memcmp(pa, pb, (size_t)la) == 0);
+    }
+    case PT_TYPE_LIST:
+    case PT_TYPE_LARGE_LIST:
+    case PT_TYPE_FIXED_SIZE_LIST: {
+      int64_t s1, e1, s2, e2;
+      pt__view_list_range(a, i, &s1, &e1);
+      pt__view_list_range(b, j, &s2, &e2);
+      if (e1 - s1 != e2 - s2) return 0;
+      return views_equal(&a->children[0], s1, &b->children[0], s2, e1 - s1, why, why_size);
+    }
+    case PT_TYPE_STRUCT:
+      for (int64_t k = 0; k < a->n_children; k++)
+        if (!views_equal(&a->children[k], a->offset + i, &b->children[k], b->offset + j, 1, why,
+                         why_size))
+          return 0;
+      return 1;
+    default: return pt__view_get_int(a, i) == pt__view_get_int(b, j);
+  }
+}
+
+static int views_equal(const pt__view *a, int64_t ai, const pt__view *b, int64_t bi, int64_t n,
+                       char *why, size_t why_size) {
+  if (a->type.id != b->type.id || (a->dictionary == NULL) != (b->dictionary == NULL)) {
+    snprintf(why, why_size, "types differ: %s vs %s", a->schema->format, b->schema->format);
+    return 0;
+  }
+  for (int64_t k = 0; k < n; k++) {
+    int va = pt__view_is_valid(a, ai + k), vb = pt__view_is_valid(b, bi + k);
+    if (va != vb) {
+      snprintf(why, why_size, "'%s' row %lld: validity %d vs %d", a->schema->name ? a->schema->name : "",
+               (long long)(ai + k), va, vb);
+      return 0;
+    }
+    if (va && !values_equal(a, ai + k, b, bi + k, why, why_size)) {
+      if (!why[0])
+        snprintf(why, why_size, "'%s' (%s) row %lld differs", a->schema->name ? a->schema->name : "",
+                 a->schema->format, (long long)(ai + k));
+      return 0;
+    }
+  }
+  return 1;
+}
+
+/* Asserts rows [ao, ao+n) of batch a equal rows [bo, bo+n) of batch b. */
+static void assert_rows_equal(const struct ArrowSchema *schema, const struct ArrowArray *a,
+                              int64_t ao, const struct ArrowArray *b, int64_t bo, int64_t n) {
+  pt__view va, vb;
+  CHECK(pt__view_init(&va, schema, a, &err));
+  CHECK(pt__view_init(&vb, schema, b, &err));
+  char why[256] = "";
+  int eq = 1;
+  for (int64_t c = 0; c < va.n_children && eq; c++)
+    eq = views_equal(&va.children[c], va.offset + ao, &vb.children[c], vb.offset + bo, n, why,
+                     sizeof why);
+  pt__view_reset(&va);
+  pt__view_reset(&vb);
+  if (!eq) fail_msg("batches differ: %s", why);
+}
+
+static void assert_batches_equal(const struct ArrowSchema *schema, const struct ArrowArray *a,
+                                 const struct ArrowArray *b) {
+  assert_int_equal(a->length, b->length);
+  assert_rows_equal(schema, a, 0, b, 0, a->length);
+}
+
+/* ------------------------------------------------------------------------ */
+/* IPC in memory */
+
+typedef struct bytes {
+  uint8_t *data;
+  int64_t size;
+} bytes;
+
+static void bytes_free(bytes *b) {
+  free(b->data);
+  b->data = NULL;
+  b->size = 0;
+}
+
+/* Writes n batches into an IPC buffer. */
+static bytes write_batches(const struct ArrowSchema *schema, struct ArrowArray *batches, int n,
+                           const pt_ipc_write_options *opts) {
+  pt_ipc_writer *w;
+  CHECK(pt_ipc_writer_open_buffer(schema, opts, &w, &err));
+  for (int i = 0; i < n; i++) CHECK(pt_ipc_writer_write(w, &batches[i], &err));
+  CHECK(pt_ipc_writer_close(w, &err));
+  bytes out;
+  void *data;
+  CHECK(pt_ipc_writer_take_buffer(w, &data, &out.size, &err));
+  out.data = data;
+  pt_ipc_writer_free(w);
+  return out;
+}
+
+/* Reads every batch of an IPC buffer (up to max); returns how many. */
+static int read_batches(const bytes *in, struct ArrowSchema *schema, struct ArrowArray *out,
+                        int max) {
+  struct ArrowArrayStream s;
+  CHECK(pt_ipc_read_buffer(in->data, in->size, NULL, NULL, &s, &err));
+  assert_int_equal(s.get_schema(&s, schema), 0);
+  int n = 0;
+  for (;;) {
+    struct ArrowArray a;
+    int e = s.get_next(&s, &a);
+    if (e != 0) fail_msg("get_next: %d %s", e, s.get_last_error(&s));
+    if (a.release == NULL) break;
+    if (n >= max) fail_msg("more than %d batches", max);
+    pt_error err;
+    if (pt_array_validate(schema, &a, &err) != PT_OK) fail_msg("invalid batch: %s", err.message);
+    out[n++] = a;
+  }
+  s.release(&s);
+  return n;
+}
+
+static void opts_init(pt_ipc_write_options *o, pt_ipc_format f, pt_compression c) {
+  pt_ipc_write_options_init(o);
+  o->format = f;
+  o->compression = c;
+}
+
+#endif /* PT_TEST_IPC_UTIL_H */
