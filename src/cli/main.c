@@ -1,14 +1,63 @@
-/* main.c — the protium command. */
+/* main.c — the protium command: dispatch to one command per verb, usage and
+ * version. Each command lives in its own file (cat.c, ...) behind cli.h. */
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "cli/cli.h"
 #include "protium.h"
 
-int main(int argc, char **argv) {
-  if (argc >= 2 && strcmp(argv[1], "version") == 0) {
-    printf("protium %s\n", pt_version());
-    return 0;
+static const char usage_text[] =
+    "usage: protium COMMAND [ARGS]\n"
+    "\n"
+    "commands:\n"
+    "  version                              print the version\n"
+    "  cat FILE [--schema] [--limit N]      print an Arrow IPC stream or file as JSON\n"
+    "                                       lines (FILE - reads standard input);\n"
+    "                                       --schema prints the schema instead,\n"
+    "                                       --limit N stops after N rows\n"
+    "  help                                 print this help\n";
+
+int pt__cli_write_stdout(const void *data, size_t len) {
+  const char *p = data;
+  while (len > 0) {
+    ssize_t n = write(STDOUT_FILENO, p, len);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return errno == EPIPE ? -1 : errno;
+    }
+    p += n;
+    len -= (size_t)n;
   }
-  fprintf(stderr, "usage: protium version\n");
-  return 2;
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  /* A closed pipe (`protium cat f | head`) shows up as EPIPE from write, which
+   * the commands treat as "stop quietly", instead of killing the process. */
+  signal(SIGPIPE, SIG_IGN);
+
+  if (argc < 2) {
+    fputs(usage_text, stderr);
+    return CLI_USAGE;
+  }
+  const char *cmd = argv[1];
+  if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+    fputs(usage_text, stdout);
+    return CLI_OK;
+  }
+  if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+    if (argc > 2) {
+      fprintf(stderr, "protium: version: takes no arguments\n");
+      return CLI_USAGE;
+    }
+    printf("protium %s\n", pt_version());
+    return fflush(stdout) == 0 || errno == EPIPE ? CLI_OK : CLI_FAILED;
+  }
+  if (strcmp(cmd, "cat") == 0) return pt__cli_cat(argc - 1, argv + 1);
+
+  fprintf(stderr, "protium: unknown command '%s'\n\n%s", cmd, usage_text);
+  return CLI_USAGE;
 }
