@@ -1,0 +1,224 @@
+"""ipc.py — `bench/run ipc`: Arrow IPC stream write and read throughput of
+protium against pyarrow, on the same data, in the same run.
+
+Cases: 1, 16 and 256 columns of int64, float64 or utf8, about 64 MiB each (in
+16 record batches), uncompressed, LZ4 (frame) and ZSTD (level 1, Arrow's
+default, for both). pyarrow makes the data deterministically; protium's side
+is the C driver build/bench/ipc_bench (bench/ipc_bench.c), which writes the
+same batches (memory-mapped from an uncompressed IPC file) into a memory buffer
+and reads pyarrow's stream of each case from memory, pulling every batch. Both
+sides report the best of N runs. Uncompressed reads do not touch the data, so
+for them the read time is also given at 8 MiB (same batch count) to show that
+it does not grow with size. Every stream protium writes is read back by
+pyarrow and compared with the data.
+
+Prints a table, then as the last line one JSON object:
+{"bench": "ipc", "metrics": {"<system>.<metric>[.<variant>]": value, ...}}.
+Environment: PT_BUILD_DIR (where bench/ipc_bench is), PT_BENCH_MIB (size of
+a case, default 64), PT_BENCH_REPEATS (default 5).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+ROOT = Path(__file__).resolve().parents[1]
+BUILD = Path(os.environ.get("PT_BUILD_DIR", ROOT / "build"))
+DRIVER = BUILD / "bench" / "ipc_bench"
+MIB = 1 << 20
+CASE_MIB = int(os.environ.get("PT_BENCH_MIB", "64"))
+SMALL_MIB = max(1, CASE_MIB // 8)
+REPEATS = int(os.environ.get("PT_BENCH_REPEATS", "5"))
+BATCHES = 16
+ZSTD_LEVEL = 1  # Arrow C++'s default ZSTD level; protium's default is libzstd's (3)
+TYPES = ["int64", "float64", "utf8"]
+COLUMNS = [1, 16, 256]
+COMPRESSIONS = ["none", "lz4", "zstd"]
+
+
+def make_table(typ: str, ncols: int, total_bytes: int, seed: int = 42) -> pa.Table:
+    """About total_bytes of data in BATCHES record batches; the same for a
+    given (typ, ncols, total_bytes, seed)."""
+    rng = np.random.default_rng([seed, ncols, total_bytes, TYPES.index(typ)])
+    per_col = total_bytes // ncols
+    if typ == "utf8":
+        # Words of 2-14 letters from a 4096-word vocabulary: ~8 bytes of text
+        # and 4 of offset per value.
+        letters = np.frombuffer(b"abcdefghijklmnopqrstuvwxyz", np.uint8)
+        vocab = pa.array(
+            [bytes(rng.choice(letters, rng.integers(2, 15))).decode() for _ in range(4096)]
+        )
+        mean_len = float(np.mean([len(s) for s in vocab.to_pylist()]))
+        rows = int(per_col / (mean_len + 4))
+    else:
+        rows = per_col // 8
+    rows = max(BATCHES, rows - rows % BATCHES)
+    arrays = []
+    for _ in range(ncols):
+        if typ == "int64":
+            arrays.append(pa.array(rng.integers(0, 1_000_000, rows, dtype=np.int64)))
+        elif typ == "float64":
+            arrays.append(pa.array(rng.standard_normal(rows)))
+        else:
+            idx = pa.array(rng.integers(0, len(vocab), rows, dtype=np.int32))
+            arrays.append(vocab.take(idx))
+    table = pa.table(arrays, names=[f"c{i}" for i in range(ncols)])
+    return pa.Table.from_batches(table.to_batches(max_chunksize=rows // BATCHES))
+
+
+def pa_options(compression: str) -> pa.ipc.IpcWriteOptions:
+    if compression == "none":
+        return pa.ipc.IpcWriteOptions()
+    if compression == "zstd":
+        return pa.ipc.IpcWriteOptions(compression=pa.Codec("zstd", compression_level=ZSTD_LEVEL))
+    return pa.ipc.IpcWriteOptions(compression="lz4")
+
+
+def pa_write(batches: list[pa.RecordBatch], schema: pa.Schema, compression: str) -> pa.Buffer:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, schema, options=pa_options(compression)) as w:
+        for b in batches:
+            w.write_batch(b)
+    return sink.getvalue()
+
+
+def pa_read(buf: pa.Buffer) -> int:
+    rows = 0
+    for b in pa.ipc.open_stream(buf):
+        rows += b.num_rows
+    return rows
+
+
+def best_of(fn, repeats: int) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def driver(*args: str) -> dict:
+    proc = subprocess.run([str(DRIVER), *args], capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.exit(f"ipc: {DRIVER.name} {' '.join(args)} failed:\n{proc.stderr}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def run_case(table: pa.Table, compression: str, tmp: Path, check: bool) -> dict:
+    """Times of both systems on one table and compression."""
+    batches = table.to_batches()
+    source = tmp / "source.arrow"  # uncompressed file: protium's write input
+    with pa.ipc.new_file(source, table.schema) as w:
+        for b in batches:
+            w.write_batch(b)
+    written = pa_write(batches, table.schema, compression)
+    pa_stream = tmp / "pyarrow.arrows"  # the read input of both
+    pa_stream.write_bytes(written.to_pybytes())
+    pa_write_s = best_of(lambda: pa_write(batches, table.schema, compression), REPEATS)
+    assert pa_read(written) == table.num_rows
+    pa_read_s = best_of(lambda: pa_read(written), REPEATS)
+    out = tmp / "protium.arrows"
+    level = str(ZSTD_LEVEL if compression == "zstd" else 0)
+    pt = driver("case", str(source), str(pa_stream), compression, level, str(REPEATS), str(out))
+    if check:
+        got = pa.ipc.open_stream(out.read_bytes()).read_all()
+        if not got.equals(table):
+            sys.exit(f"ipc: pyarrow reads protium's {compression} stream differently")
+    for p in (source, pa_stream, out):
+        p.unlink(missing_ok=True)
+    return {
+        "bytes": table.nbytes,
+        "protium.write_s": pt["write_s"],
+        "pyarrow.write_s": pa_write_s,
+        "protium.read_s": pt["read_s"],
+        "pyarrow.read_s": pa_read_s,
+        "protium.size": pt["written_bytes"],
+        "pyarrow.size": written.size,
+    }
+
+
+def main() -> None:
+    if not DRIVER.exists():
+        sys.exit(f"ipc: {DRIVER} not found; build first (make build)")
+    metrics: dict[str, float] = {}
+    rows_out = []
+    t_start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="pt-bench-ipc-") as d:
+        tmp = Path(d)
+        for typ in TYPES:
+            for ncols in COLUMNS:
+                table = make_table(typ, ncols, CASE_MIB * MIB)
+                for compression in COMPRESSIONS:
+                    variant = f"{typ}_{ncols}col_{compression}"
+                    r = run_case(table, compression, tmp, check=True)
+                    gb = r["bytes"] / 1e9
+                    for op in ("write", "read"):
+                        pt = gb / r[f"protium.{op}_s"]
+                        pa_ = gb / r[f"pyarrow.{op}_s"]
+                        metrics[f"protium.{op}_gb_per_s.{variant}"] = round(pt, 3)
+                        metrics[f"pyarrow.{op}_gb_per_s.{variant}"] = round(pa_, 3)
+                        metrics[f"ratio.{op}_gb_per_s.{variant}"] = round(pt / pa_, 3)
+                    if compression != "none":
+                        metrics[f"protium.compression_ratio.{variant}"] = round(
+                            r["bytes"] / r["protium.size"], 3
+                        )
+                        metrics[f"pyarrow.compression_ratio.{variant}"] = round(
+                            r["bytes"] / r["pyarrow.size"], 3
+                        )
+                    rows_out.append((variant, r))
+                if typ == "int64":
+                    # Uncompressed reads at a second size, same batch count.
+                    small = make_table(typ, ncols, SMALL_MIB * MIB)
+                    rs = run_case(small, "none", tmp, check=True)
+                    big = next(r for v, r in rows_out if v == f"{typ}_{ncols}col_none")
+                    for size, r in ((SMALL_MIB, rs), (CASE_MIB, big)):
+                        v = f"{typ}_{ncols}col_none_{size}mib"
+                        metrics[f"protium.read_us.{v}"] = round(r["protium.read_s"] * 1e6, 1)
+                        metrics[f"pyarrow.read_us.{v}"] = round(r["pyarrow.read_s"] * 1e6, 1)
+                        metrics[f"ratio.read_us.{v}"] = round(
+                            r["pyarrow.read_s"] / r["protium.read_s"], 3
+                        )
+        memcpy = driver("memcpy", "256", str(REPEATS))
+    metrics["limit.memcpy_gb_per_s"] = round(memcpy["memcpy_gb_per_s"], 3)
+
+    print(
+        f"Arrow IPC streams in memory, ~{CASE_MIB} MiB per case in {BATCHES} batches, "
+        f"best of {REPEATS}; GB/s of Arrow buffer bytes (10^9); "
+        f"{os.cpu_count()} CPUs; pyarrow {pa.__version__} (default threads); zstd level {ZSTD_LEVEL}"
+    )
+    header = f"{'case':<22}{'op':<7}{'protium':>10}{'pyarrow':>10}{'ratio':>8}"
+    print(header)
+    print("-" * len(header))
+    for variant, _ in rows_out:
+        for op in ("write", "read"):
+            print(
+                f"{variant:<22}{op:<7}"
+                f"{metrics[f'protium.{op}_gb_per_s.{variant}']:>10.2f}"
+                f"{metrics[f'pyarrow.{op}_gb_per_s.{variant}']:>10.2f}"
+                f"{metrics[f'ratio.{op}_gb_per_s.{variant}']:>8.2f}"
+            )
+    print()
+    print("uncompressed read time (µs), independent of size:")
+    for key in sorted(k for k in metrics if k.startswith("protium.read_us.")):
+        v = key.split(".", 2)[2]
+        print(
+            f"  {v:<28}protium {metrics[key]:>9.1f}   pyarrow "
+            f"{metrics['pyarrow.read_us.' + v]:>9.1f}"
+        )
+    print(f"memcpy: {metrics['limit.memcpy_gb_per_s']:.2f} GB/s   "
+          f"(total {time.perf_counter() - t_start:.0f} s)")
+    print(json.dumps({"bench": "ipc", "metrics": metrics}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,248 @@
+/* ipc_bench.c — the protium side of `bench/run ipc`: times Arrow IPC stream
+ * writing into memory and reading from memory with libprotium, and memcpy
+ * bandwidth as the limit. bench/ipc.py makes the data with pyarrow, runs this
+ * driver on the same bytes and compares. One JSON object per run on stdout.
+ *
+ *   ipc_bench memcpy MIB REPEATS
+ *   ipc_bench case INPUT READ_INPUT COMPRESSION LEVEL REPEATS [WRITE_OUTPUT]
+ *
+ * case: the batches of INPUT (an uncompressed IPC file, memory-mapped) are
+ * written to a memory buffer with COMPRESSION (none, lz4, zstd) at LEVEL, best
+ * of REPEATS; READ_INPUT (an IPC stream, loaded into memory first) is read
+ * with pt_ipc_read_buffer pulling every batch, best of REPEATS. The last
+ * written stream goes to WRITE_OUTPUT so that the caller can check it.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <protium.h>
+
+#define MAX_BATCHES 4096
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int fail(const char *what, const pt_error *err) {
+  fprintf(stderr, "ipc_bench: %s: %s\n", what, err ? err->message : "failed");
+  return 1;
+}
+
+/* Bytes copied per second by memcpy between two buffers of mib MiB. */
+static int run_memcpy(long mib, int repeats) {
+  size_t size = (size_t)mib << 20;
+  char *src = malloc(size), *dst = malloc(size);
+  if (src == NULL || dst == NULL) {
+    free(src);
+    free(dst);
+    return fail("memcpy", NULL);
+  }
+  memset(src, 1, size); /* touch every page before timing */
+  memset(dst, 2, size);
+  double best = 1e30;
+  for (int r = 0; r < repeats; r++) {
+    double t0 = now_s();
+    memcpy(dst, src, size);
+    double t = now_s() - t0;
+    if (t < best) best = t;
+    src[r % size] = dst[(r * 4099) % size]; /* keep the copies observable */
+  }
+  printf("{\"memcpy_gb_per_s\": %.3f, \"bytes\": %zu}\n", (double)size / best / 1e9, size);
+  free(src);
+  free(dst);
+  return 0;
+}
+
+/* The batches of an IPC file, held for the writes (they point into the
+ * mapping of the file). */
+typedef struct loaded {
+  struct ArrowSchema schema;
+  struct ArrowArray batches[MAX_BATCHES];
+  int n;
+  int64_t rows;
+} loaded;
+
+static void loaded_free(loaded *l) {
+  for (int i = 0; i < l->n; i++) l->batches[i].release(&l->batches[i]);
+  if (l->schema.release) l->schema.release(&l->schema);
+}
+
+static int load(const char *path, loaded *l, pt_error *err) {
+  struct ArrowArrayStream s;
+  memset(l, 0, sizeof *l);
+  if (pt_ipc_read_path(path, &s, err) != PT_OK) return 1;
+  int rc = 1;
+  if (s.get_schema(&s, &l->schema) != 0) goto stream_error;
+  for (;;) {
+    if (l->n == MAX_BATCHES) {
+      snprintf(err->message, sizeof err->message, "more than %d batches", MAX_BATCHES);
+      goto release_stream;
+    }
+    struct ArrowArray *b = &l->batches[l->n];
+    if (s.get_next(&s, b) != 0) goto stream_error;
+    if (b->release == NULL) break;
+    l->rows += b->length;
+    l->n++;
+  }
+  rc = 0;
+  goto release_stream;
+stream_error:
+  snprintf(err->message, sizeof err->message, "%s", s.get_last_error(&s));
+release_stream:
+  s.release(&s);
+  if (rc != 0) loaded_free(l);
+  return rc;
+}
+
+/* Writes every batch into a memory buffer; on success *data (malloc'd) and
+ * *size hold the stream. */
+static int write_all(const loaded *l, const pt_ipc_write_options *opts, void **data,
+                     int64_t *size, pt_error *err) {
+  pt_ipc_writer *w;
+  if (pt_ipc_writer_open_buffer(&l->schema, opts, &w, err) != PT_OK) return 1;
+  int rc = 1;
+  for (int i = 0; i < l->n; i++)
+    if (pt_ipc_writer_write(w, &l->batches[i], err) != PT_OK) goto free_writer;
+  if (pt_ipc_writer_close(w, err) != PT_OK) goto free_writer;
+  if (pt_ipc_writer_take_buffer(w, data, size, err) != PT_OK) goto free_writer;
+  rc = 0;
+free_writer:
+  pt_ipc_writer_free(w);
+  return rc;
+}
+
+/* Reads every batch of an IPC stream in memory, releasing each. */
+static int read_all(const void *data, int64_t size, int64_t *rows, int *batches,
+                    pt_error *err) {
+  struct ArrowArrayStream s;
+  if (pt_ipc_read_buffer(data, size, NULL, NULL, &s, err) != PT_OK) return 1;
+  struct ArrowSchema schema;
+  struct ArrowArray batch;
+  int rc = 1;
+  *rows = 0;
+  *batches = 0;
+  if (s.get_schema(&s, &schema) != 0) goto stream_error;
+  schema.release(&schema);
+  for (;;) {
+    if (s.get_next(&s, &batch) != 0) goto stream_error;
+    if (batch.release == NULL) break;
+    *rows += batch.length;
+    (*batches)++;
+    batch.release(&batch);
+  }
+  rc = 0;
+  goto release_stream;
+stream_error:
+  snprintf(err->message, sizeof err->message, "%s", s.get_last_error(&s));
+release_stream:
+  s.release(&s);
+  return rc;
+}
+
+static int slurp(const char *path, void **data, int64_t *size) {
+  FILE *f = fopen(path, "rb");
+  if (f == NULL) return 1;
+  int rc = 1;
+  if (fseek(f, 0, SEEK_END) != 0) goto close_file;
+  long n = ftell(f);
+  if (n < 0 || fseek(f, 0, SEEK_SET) != 0) goto close_file;
+  *data = malloc(n ? (size_t)n : 1);
+  if (*data == NULL) goto close_file;
+  if (fread(*data, 1, (size_t)n, f) != (size_t)n) {
+    free(*data);
+    goto close_file;
+  }
+  *size = n;
+  rc = 0;
+close_file:
+  fclose(f);
+  return rc;
+}
+
+static int run_case(char **argv, int argc) {
+  const char *input = argv[2], *read_input = argv[3], *codec = argv[4];
+  int level = atoi(argv[5]), repeats = atoi(argv[6]);
+  const char *output = argc > 7 ? argv[7] : NULL;
+  pt_error err = {0};
+  pt_ipc_write_options opts;
+  pt_ipc_write_options_init(&opts);
+  opts.compression_level = level;
+  if (strcmp(codec, "none") == 0) opts.compression = PT_COMPRESSION_NONE;
+  else if (strcmp(codec, "lz4") == 0) opts.compression = PT_COMPRESSION_LZ4_FRAME;
+  else if (strcmp(codec, "zstd") == 0) opts.compression = PT_COMPRESSION_ZSTD;
+  else return fail("unknown compression (none, lz4, zstd)", NULL);
+
+  static loaded l; /* large: not on the stack */
+  if (load(input, &l, &err) != 0) return fail(input, &err);
+  int status = 1;
+  void *written = NULL, *to_read = NULL;
+  int64_t written_size = 0, to_read_size = 0, rows = 0;
+  int batches = 0;
+
+  double best_write = 1e30;
+  for (int r = 0; r < repeats; r++) {
+    free(written);
+    written = NULL;
+    double t0 = now_s();
+    if (write_all(&l, &opts, &written, &written_size, &err) != 0) {
+      fail("write", &err);
+      goto free_all;
+    }
+    double t = now_s() - t0;
+    if (t < best_write) best_write = t;
+  }
+  if (output) {
+    FILE *f = fopen(output, "wb");
+    if (f == NULL || fwrite(written, 1, (size_t)written_size, f) != (size_t)written_size) {
+      if (f) fclose(f);
+      fail(output, NULL);
+      goto free_all;
+    }
+    fclose(f);
+  }
+
+  if (slurp(read_input, &to_read, &to_read_size) != 0) {
+    fail(read_input, NULL);
+    goto free_all;
+  }
+  double best_read = 1e30;
+  for (int r = 0; r < repeats; r++) {
+    double t0 = now_s();
+    if (read_all(to_read, to_read_size, &rows, &batches, &err) != 0) {
+      fail("read", &err);
+      goto free_all;
+    }
+    double t = now_s() - t0;
+    if (t < best_read) best_read = t;
+  }
+  if (rows != l.rows) {
+    fprintf(stderr, "ipc_bench: read %lld rows, wrote %lld\n", (long long)rows,
+            (long long)l.rows);
+    goto free_all;
+  }
+  printf(
+      "{\"write_s\": %.9f, \"read_s\": %.9f, \"written_bytes\": %lld, \"rows\": %lld, "
+      "\"batches\": %d}\n",
+      best_write, best_read, (long long)written_size, (long long)rows, batches);
+  status = 0;
+free_all:
+  free(written);
+  free(to_read);
+  loaded_free(&l);
+  return status;
+}
+
+int main(int argc, char **argv) {
+  if (argc == 4 && strcmp(argv[1], "memcpy") == 0)
+    return run_memcpy(atol(argv[2]), atoi(argv[3]));
+  if ((argc == 7 || argc == 8) && strcmp(argv[1], "case") == 0) return run_case(argv, argc);
+  fprintf(stderr,
+          "usage: ipc_bench memcpy MIB REPEATS\n"
+          "       ipc_bench case INPUT READ_INPUT none|lz4|zstd LEVEL REPEATS "
+          "[WRITE_OUTPUT]\n");
+  return 2;
+}

@@ -1,0 +1,262 @@
+"""_lib.py — loads libprotium.so and declares the C structs and prototypes
+the binding calls through ctypes.
+
+Nothing here is public API: protium.arrow wraps it. The library is found
+through PT_LIBRARY (a path to the .so), else PT_BUILD_DIR/libprotium.so,
+else ../../build/libprotium.so relative to this package (a source checkout).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import functools
+import os
+from pathlib import Path
+from typing import Any
+
+# Status codes of include/protium.h.
+PT_OK = 0
+PT_EINVAL = 1
+PT_ENOMEM = 2
+PT_EIO = 3
+PT_EFORMAT = 4
+PT_ENOTSUP = 5
+PT_ERANGE = 6
+PT_ESTATE = 7
+PT_ETIMEDOUT = 8
+PT_ECANCELED = 9
+PT_EINTERNAL = 10
+
+PT_ERROR_SIZE = 1024
+
+PT_IPC_STREAM = 0
+PT_IPC_FILE = 1
+
+PT_COMPRESSION_NONE = 0
+PT_COMPRESSION_LZ4_FRAME = 1
+PT_COMPRESSION_ZSTD = 2
+
+
+class ProtiumError(Exception):
+    """An error reported by libprotium: a status code (PT_EINVAL, ...) and
+    the library's message, which says what went wrong and what to do."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(code, message)
+        self.code = code
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+# --------------------------------------------------------------------------
+# The Arrow C Data and C Stream Interfaces, and protium's own structs.
+
+
+class ArrowSchema(ctypes.Structure):
+    pass
+
+
+_schema_release = ctypes.CFUNCTYPE(None, ctypes.POINTER(ArrowSchema))
+ArrowSchema._fields_ = [
+    ("format", ctypes.c_char_p),
+    ("name", ctypes.c_char_p),
+    ("metadata", ctypes.c_void_p),
+    ("flags", ctypes.c_int64),
+    ("n_children", ctypes.c_int64),
+    ("children", ctypes.POINTER(ctypes.POINTER(ArrowSchema))),
+    ("dictionary", ctypes.POINTER(ArrowSchema)),
+    ("release", _schema_release),
+    ("private_data", ctypes.c_void_p),
+]
+
+
+class ArrowArray(ctypes.Structure):
+    pass
+
+
+_array_release = ctypes.CFUNCTYPE(None, ctypes.POINTER(ArrowArray))
+ArrowArray._fields_ = [
+    ("length", ctypes.c_int64),
+    ("null_count", ctypes.c_int64),
+    ("offset", ctypes.c_int64),
+    ("n_buffers", ctypes.c_int64),
+    ("n_children", ctypes.c_int64),
+    ("buffers", ctypes.POINTER(ctypes.c_void_p)),
+    ("children", ctypes.POINTER(ctypes.POINTER(ArrowArray))),
+    ("dictionary", ctypes.POINTER(ArrowArray)),
+    ("release", _array_release),
+    ("private_data", ctypes.c_void_p),
+]
+
+
+class ArrowArrayStream(ctypes.Structure):
+    pass
+
+
+_stream_p = ctypes.POINTER(ArrowArrayStream)
+ArrowArrayStream._fields_ = [
+    ("get_schema", ctypes.CFUNCTYPE(ctypes.c_int, _stream_p, ctypes.POINTER(ArrowSchema))),
+    ("get_next", ctypes.CFUNCTYPE(ctypes.c_int, _stream_p, ctypes.POINTER(ArrowArray))),
+    ("get_last_error", ctypes.CFUNCTYPE(ctypes.c_char_p, _stream_p)),
+    ("release", ctypes.CFUNCTYPE(None, _stream_p)),
+    ("private_data", ctypes.c_void_p),
+]
+
+
+class PtError(ctypes.Structure):
+    """pt_error: a status code and a NUL-terminated message."""
+
+    _fields_ = [("code", ctypes.c_int), ("message", ctypes.c_char * PT_ERROR_SIZE)]
+
+
+class PtIpcWriteOptions(ctypes.Structure):
+    """pt_ipc_write_options."""
+
+    _fields_ = [
+        ("format", ctypes.c_int),
+        ("compression", ctypes.c_int),
+        ("compression_level", ctypes.c_int),
+        ("emit_dictionary_deltas", ctypes.c_int),
+    ]
+
+
+# free_data callback of pt_ipc_read_buffer: void (*)(void *data, void *arg).
+FREE_DATA_FN = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
+
+_P = ctypes.POINTER
+_c_int, _c_i64, _vp = ctypes.c_int, ctypes.c_int64, ctypes.c_void_p
+_err = _P(PtError)
+
+# name: (restype, argtypes). Bound on first use, so that a library built
+# without some of them still serves the others.
+_PROTOTYPES: dict[str, tuple[Any, list[Any]]] = {
+    "pt_strerror": (ctypes.c_char_p, [_c_int]),
+    "pt_version": (ctypes.c_char_p, []),
+    "pt_type_name": (_c_int, [_P(ArrowSchema), ctypes.c_char_p, ctypes.c_size_t]),
+    "pt_schema_copy": (_c_int, [_P(ArrowSchema), _P(ArrowSchema), _err]),
+    "pt_array_validate": (_c_int, [_P(ArrowSchema), _P(ArrowArray), _err]),
+    "pt_array_slice": (_c_int, [_P(ArrowArray), _c_i64, _c_i64, _P(ArrowArray), _err]),
+    "pt_array_copy": (_c_int, [_P(ArrowSchema), _P(ArrowArray), _P(ArrowArray), _err]),
+    "pt_ipc_write_options_init": (None, [_P(PtIpcWriteOptions)]),
+    "pt_ipc_writer_open_path": (
+        _c_int,
+        [ctypes.c_char_p, _P(ArrowSchema), _P(PtIpcWriteOptions), _P(_vp), _err],
+    ),
+    "pt_ipc_writer_open_buffer": (
+        _c_int,
+        [_P(ArrowSchema), _P(PtIpcWriteOptions), _P(_vp), _err],
+    ),
+    "pt_ipc_writer_write": (_c_int, [_vp, _P(ArrowArray), _err]),
+    "pt_ipc_writer_write_stream": (_c_int, [_vp, _P(ArrowArrayStream), _err]),
+    "pt_ipc_writer_close": (_c_int, [_vp, _err]),
+    "pt_ipc_writer_take_buffer": (_c_int, [_vp, _P(_vp), _P(_c_i64), _err]),
+    "pt_ipc_writer_free": (None, [_vp]),
+    "pt_ipc_read_path": (_c_int, [ctypes.c_char_p, _P(ArrowArrayStream), _err]),
+    "pt_ipc_read_buffer": (
+        _c_int,
+        [_vp, _c_i64, FREE_DATA_FN, _vp, _P(ArrowArrayStream), _err],
+    ),
+}
+
+
+class Library:
+    """libprotium.so with prototypes bound on first use of each function."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._dll = ctypes.CDLL(str(path))
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in _PROTOTYPES:
+            raise AttributeError(name)
+        try:
+            fn = getattr(self._dll, name)
+        except AttributeError:
+            raise ProtiumError(
+                PT_ENOTSUP,
+                f"{self.path} has no {name}; rebuild libprotium (make build)",
+            ) from None
+        fn.restype, fn.argtypes = _PROTOTYPES[name]
+        setattr(self, name, fn)  # later lookups skip __getattr__
+        return fn
+
+
+def library_path() -> Path:
+    """Where libprotium.so is looked for (see the module docstring)."""
+    if os.environ.get("PT_LIBRARY"):
+        return Path(os.environ["PT_LIBRARY"])
+    if os.environ.get("PT_BUILD_DIR"):
+        return Path(os.environ["PT_BUILD_DIR"]) / "libprotium.so"
+    return Path(__file__).resolve().parents[2] / "build" / "libprotium.so"
+
+
+@functools.lru_cache(maxsize=None)
+def lib() -> Library:
+    """The loaded library (loaded once per process)."""
+    path = library_path()
+    if not path.exists():
+        raise ProtiumError(
+            PT_EINVAL,
+            f"libprotium not found at {path}; build it (make build) or set "
+            "PT_LIBRARY or PT_BUILD_DIR",
+        )
+    return Library(path)
+
+
+@functools.lru_cache(maxsize=None)
+def libc() -> ctypes.CDLL:
+    """The C library, for malloc() and free(): pt_ipc_writer_take_buffer's
+    bytes are freed with free(), and pt_ipc_read_buffer is handed malloc'd
+    bytes to free."""
+    c = ctypes.CDLL(None)
+    c.malloc.restype, c.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+    c.free.restype, c.free.argtypes = None, [ctypes.c_void_p]
+    return c
+
+
+def check(rc: int, err: PtError) -> None:
+    """Raises ProtiumError if rc is not PT_OK."""
+    if rc != PT_OK:
+        message = err.message.decode("utf-8", "replace") or strerror(rc)
+        raise ProtiumError(rc, message)
+
+
+def strerror(code: int) -> str:
+    """The library's short name of a status code."""
+    return lib().pt_strerror(code).decode()
+
+
+# The C Stream Interface callbacks return errno values; this maps them back
+# to the status they stand for when reading data.
+_ERRNO_TO_STATUS = {
+    errno.EINVAL: PT_EFORMAT,
+    errno.ENOMEM: PT_ENOMEM,
+    errno.EIO: PT_EIO,
+    errno.ENOSYS: PT_ENOTSUP,
+}
+
+
+def status_from_errno(e: int) -> int:
+    """The protium status for an errno returned by a stream callback."""
+    return _ERRNO_TO_STATUS.get(e, PT_EINTERNAL)
+
+
+def release_schema(s: ArrowSchema) -> None:
+    """Releases s unless it is released (moved) already."""
+    if s.release:
+        s.release(ctypes.byref(s))
+
+
+def release_array(a: ArrowArray) -> None:
+    """Releases a unless it is released (moved) already."""
+    if a.release:
+        a.release(ctypes.byref(a))
+
+
+def release_stream(s: ArrowArrayStream) -> None:
+    """Releases s unless it is released (moved) already."""
+    if s.release:
+        s.release(ctypes.byref(s))
