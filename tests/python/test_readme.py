@@ -55,3 +55,14 @@ def test_readme_c_example_compiles_and_runs(tmp_path: Path) -> None:
     table = pa.ipc.open_file(tmp_path / "people.arrow").read_all()
     assert table.to_pydict() == {"id": [0, 1, 2], "name": ["ada", None, "grace"]}
     assert table.schema.field("id").nullable is False
+
+
+def test_readme_python_example_runs(tmp_path: Path) -> None:
+    text = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    assert blocks, "README.md has no Python example"
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "python"), PT_BUILD_DIR=str(_build_dir()))
+    import sys
+    out = subprocess.run([sys.executable, "-c", blocks[0]], cwd=tmp_path, env=env,
+                         check=True, capture_output=True, text=True)
+    assert "x: [[1,2,3]]" in out.stdout
