@@ -365,6 +365,151 @@ int pt_json_write_batch(const struct ArrowSchema *schema, const struct ArrowArra
                         pt_buf *out, pt_error *err);
 
 
+/* ------------------------------------------------------------------------ */
+/* Engine: configuration, sessions, lazy datasets, actions.
+ *
+ * A session owns executor processes (for master "local[N]": N processes on
+ * this machine, started and supervised by the driver). Datasets are lazy,
+ * partitioned plans; an action (pt_collect, pt_count, pt_write_ipc) turns the
+ * plan into stages split at shuffles, runs them as tasks on the executors,
+ * retries what fails, and returns exact results. See docs/engine.md. */
+
+/* Configuration: string keys and values (see the table in README.md). Values
+ * are checked when set: an unknown key or a malformed value is PT_EINVAL with
+ * a message that names the key and what it accepts. */
+typedef struct pt_conf pt_conf;
+
+/* On PT_OK the caller owns *out (free with pt_conf_free). */
+int pt_conf_new(pt_conf **out, pt_error *err);
+int pt_conf_set(pt_conf *conf, const char *key, const char *value, pt_error *err);
+/* The value set for key, or its default; NULL for an unknown key. Borrowed:
+ * valid until the next pt_conf_set on conf. */
+const char *pt_conf_get(const pt_conf *conf, const char *key);
+void pt_conf_free(pt_conf *conf);
+
+typedef struct pt_session pt_session;
+
+/* Opens a session: master "local[N]" starts N executor processes on this
+ * machine (NULL or "local" = one per core), each with executor.slots task
+ * slots, and returns once they are all ready. conf may be NULL (defaults); it
+ * is copied. On PT_OK the caller owns *out (close with pt_session_close).
+ *
+ * Executors run this same program: before main() they find themselves in
+ * executor mode and serve tasks instead (functions are found by the names
+ * registered with PT_REGISTER_FN). So call nothing with side effects in
+ * constructors of your own program. */
+int pt_session_open(const char *master, const pt_conf *conf, pt_session **out, pt_error *err);
+/* Stops the executors, removes the session's temporary files, frees s.
+ * Datasets of the session must be freed before. */
+void pt_session_close(pt_session *s);
+
+typedef struct pt_executor_info {
+  int64_t id;      /* executor id: 1, 2, ...; a replacement gets a new id */
+  int64_t pid;     /* process id, for the operating system */
+  int32_t slots;   /* concurrent tasks */
+  int32_t alive;   /* 1 until the executor is lost */
+} pt_executor_info;
+
+/* Fills out[0..cap) with the session's live executors; *n = their number
+ * (possibly more than cap). */
+int pt_session_executors(pt_session *s, pt_executor_info *out, int64_t cap, int64_t *n,
+                         pt_error *err);
+
+/* What a running task knows of itself. */
+typedef struct pt_task_context {
+  int64_t job_id;
+  int64_t stage_id;
+  int64_t partition;   /* partition index within the stage */
+  int64_t attempt;     /* 0 for the first attempt of this partition */
+  int64_t executor_id;
+} pt_task_context;
+
+/* User functions, run in executor processes.
+ *
+ * A map function turns one record batch into one record batch (of the output
+ * schema given to pt_map_batches). *out is released on entry; on PT_OK the
+ * engine owns what the function put there. arg/arg_size are the bytes given
+ * to pt_map_batches (copied to every executor; a pointer inside them means
+ * nothing in another process). A failure returns non-zero and fills err;
+ * the task is then retried. */
+typedef int (*pt_map_fn)(const pt_task_context *ctx, const struct ArrowSchema *schema,
+                         const struct ArrowArray *batch, struct ArrowArray *out,
+                         const void *arg, size_t arg_size, pt_error *err);
+/* A filter sets bit i of keep (LSB-first, batch->length bits, zeroed on
+ * entry) for each row i to keep. */
+typedef int (*pt_filter_fn)(const pt_task_context *ctx, const struct ArrowSchema *schema,
+                            const struct ArrowArray *batch, uint8_t *keep, const void *arg,
+                            size_t arg_size, pt_error *err);
+
+/* Executor mode. Executors run this same program: the driver starts it again
+ * with PROTIUM_EXECUTOR_* set in its environment, and this header gives every
+ * program that includes it a constructor that, in such a process, serves
+ * tasks and exits before main() runs. It runs after the PT_REGISTER_FN
+ * constructors (priority 101), whether libprotium is linked statically or
+ * shared. You never call pt_executor_hook yourself. */
+void pt_executor_hook(void);
+#if !defined(PT_BUILDING_LIBRARY) && defined(__GNUC__)
+__attribute__((constructor(65000), used)) static void pt_executor_hook_ctor_(void) {
+  pt_executor_hook();
+}
+#endif
+
+/* Registers fn under name, so that executors can find it. Use the macro. */
+int pt_fn_register(const char *name, void (*fn)(void));
+/* Write PT_REGISTER_FN(my_function) once at file scope next to a function
+ * passed to pt_map_batches or pt_filter. */
+#define PT_REGISTER_FN(fn)                                                     \
+  __attribute__((constructor(101))) static void pt_register_fn_##fn(void) {   \
+    pt_fn_register(#fn, (void (*)(void))(fn));                                 \
+  }
+
+/* A lazy, partitioned dataset. Every function that returns one gives the
+ * caller a reference to free with pt_dataset_free; inputs stay the caller's. */
+typedef struct pt_dataset pt_dataset;
+
+/* One int64 column "id" with start, start+1, ..., end-1 in `partitions`
+ * contiguous partitions (like Spark's spark.range). */
+int pt_range(pt_session *s, int64_t start, int64_t end, int64_t partitions, pt_dataset **out,
+             pt_error *err);
+/* Arrow IPC files (stream or file format): a file, a directory (its *.arrow,
+ * *.arrows, *.ipc and *.feather files, sorted by name) or a glob; one
+ * partition per file. Files must share one schema. */
+int pt_read_ipc(pt_session *s, const char *path, pt_dataset **out, pt_error *err);
+/* In-memory record batches, one partition each. The batches are moved (on
+ * PT_OK each is released); the schema is copied. */
+int pt_from_batches(pt_session *s, const struct ArrowSchema *schema, struct ArrowArray *batches,
+                    int64_t n, pt_dataset **out, pt_error *err);
+
+/* Transformations. fn must be registered (PT_REGISTER_FN). out_schema: the
+ * schema of the batches fn returns; NULL = the input schema. */
+int pt_map_batches(pt_dataset *ds, pt_map_fn fn, const struct ArrowSchema *out_schema,
+                   const void *arg, size_t arg_size, pt_dataset **out, pt_error *err);
+int pt_filter(pt_dataset *ds, pt_filter_fn fn, const void *arg, size_t arg_size,
+              pt_dataset **out, pt_error *err);
+/* A shuffle into n partitions: round robin over rows. */
+int pt_repartition(pt_dataset *ds, int64_t n, pt_dataset **out, pt_error *err);
+/* A shuffle into n partitions by the hash of the key columns: rows with equal
+ * keys land in the same partition. */
+int pt_repartition_by(pt_dataset *ds, int64_t n, const char *const *keys, int64_t n_keys,
+                      pt_dataset **out, pt_error *err);
+
+/* The dataset's schema (a struct "+s"). On PT_OK the caller owns *out. */
+int pt_dataset_schema(pt_dataset *ds, struct ArrowSchema *out, pt_error *err);
+int64_t pt_dataset_num_partitions(const pt_dataset *ds);
+void pt_dataset_free(pt_dataset *ds);
+
+/* Actions: each runs a job and waits for it. */
+/* All rows, as a stream of batches in partition order. */
+int pt_collect(pt_dataset *ds, struct ArrowArrayStream *out, pt_error *err);
+int pt_count(pt_dataset *ds, int64_t *out, pt_error *err);
+/* Writes one IPC file per partition, dir/part-00000.arrow ..., then
+ * dir/_SUCCESS. Each task attempt writes to its own temporary name; exactly one
+ * attempt per partition is committed, and only when every partition
+ * succeeded: a failed job leaves no partial output visible. opts NULL: IPC
+ * file format, uncompressed. dir must not exist or be empty. */
+int pt_write_ipc(pt_dataset *ds, const char *dir, const pt_ipc_write_options *opts,
+                 pt_error *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,221 @@
+/* actions.c — the actions: each plans the dataset into a job, runs it on
+ * the executors through the driver and waits. collect streams the result
+ * files back (memory-mapped, zero-copy); write_ipc commits exactly one
+ * attempt per partition by renaming, then marks the directory _SUCCESS.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <dirent.h>
+#include <unistd.h>
+
+#include "api/api_int.h"
+
+/* ------------------------------------------------------------------------ */
+/* collect */
+
+typedef struct collect_stream {
+  struct ArrowSchema schema;     /* owned */
+  pt__job_result res;            /* the result files, in partition order */
+  int64_t next;                  /* next partition to open */
+  struct ArrowArrayStream inner; /* the open partition's reader (release NULL: none) */
+  char *results_dir;             /* removed on release */
+  char error[PT_ERROR_SIZE];
+} collect_stream;
+
+static int cs_get_schema(struct ArrowArrayStream *s, struct ArrowSchema *out) {
+  collect_stream *cs = s->private_data;
+  pt_error err = {0};
+  if (pt_schema_copy(&cs->schema, out, &err) != PT_OK) {
+    snprintf(cs->error, sizeof cs->error, "%s", err.message);
+    return ENOMEM;
+  }
+  return 0;
+}
+
+static int cs_get_next(struct ArrowArrayStream *s, struct ArrowArray *out) {
+  collect_stream *cs = s->private_data;
+  for (;;) {
+    if (!cs->inner.release) {
+      if (cs->next >= cs->res.n_partitions) {
+        out->release = NULL; /* end of stream */
+        return 0;
+      }
+      pt_error err = {0};
+      const char *path = cs->res.paths[cs->next];
+      if (pt_ipc_read_path(path, &cs->inner, &err) != PT_OK) {
+        snprintf(cs->error, sizeof cs->error, "collect: partition %lld: %.900s",
+                 (long long)cs->next, err.message);
+        return EIO;
+      }
+      cs->next++;
+    }
+    int e = cs->inner.get_next(&cs->inner, out);
+    if (e != 0) {
+      const char *m = cs->inner.get_last_error(&cs->inner);
+      snprintf(cs->error, sizeof cs->error, "collect: partition %lld: %.900s",
+               (long long)cs->next - 1, m ? m : strerror(e));
+      return e;
+    }
+    if (out->release) return 0;
+    cs->inner.release(&cs->inner);
+    cs->inner.release = NULL;
+  }
+}
+
+static const char *cs_last_error(struct ArrowArrayStream *s) {
+  collect_stream *cs = s->private_data;
+  return cs->error[0] ? cs->error : NULL;
+}
+
+static void cs_release(struct ArrowArrayStream *s) {
+  collect_stream *cs = s->private_data;
+  if (cs->inner.release) cs->inner.release(&cs->inner);
+  if (cs->schema.release) cs->schema.release(&cs->schema);
+  /* mapped batches stay valid: unlinking a mapped file keeps its pages */
+  if (cs->results_dir) pt__sched_rm_rf(cs->results_dir);
+  pt__free(cs->results_dir);
+  pt__job_result_reset(&cs->res);
+  pt__free(cs);
+  s->release = NULL;
+}
+
+static char *results_dir(pt_dataset *ds, int64_t job_id) {
+  const char *sd = pt__driver_session_dir(ds->driver);
+  size_t len = strlen(sd) + 48;
+  char *dir = pt__malloc(len);
+  if (dir) snprintf(dir, len, "%s/results/%lld", sd, (long long)job_id);
+  return dir;
+}
+
+int pt_collect(pt_dataset *ds, struct ArrowArrayStream *out, pt_error *err) {
+  if (!ds || !out) return pt__errorf(err, PT_EINVAL, "collect: dataset and out must not be NULL");
+  out->release = NULL;
+  collect_stream *cs = pt__calloc(1, sizeof *cs);
+  if (!cs) return pt__errorf(err, PT_ENOMEM, "collect: out of memory");
+  pt__action a = {.job_id = pt__driver_new_job_id(ds->driver), .sink = PT__SINK_RESULT};
+  int rc = PT_OK;
+  cs->results_dir = results_dir(ds, a.job_id);
+  if (!cs->results_dir) {
+    rc = pt__errorf(err, PT_ENOMEM, "collect: out of memory");
+    goto fail;
+  }
+  rc = pt__sched_mkdirs(cs->results_dir, err);
+  if (rc == PT_OK) rc = pt_schema_copy(&ds->schema, &cs->schema, err);
+  if (rc == PT_OK) rc = pt__driver_run(ds->driver, ds, &a, &cs->res, err);
+  if (rc != PT_OK) goto fail;
+  out->get_schema = cs_get_schema;
+  out->get_next = cs_get_next;
+  out->get_last_error = cs_last_error;
+  out->release = cs_release;
+  out->private_data = cs;
+  return PT_OK;
+fail:
+  {
+    struct ArrowArrayStream tmp = {.private_data = cs};
+    cs_release(&tmp);
+  }
+  return rc;
+}
+
+int pt_count(pt_dataset *ds, int64_t *out, pt_error *err) {
+  if (!ds || !out) return pt__errorf(err, PT_EINVAL, "count: dataset and out must not be NULL");
+  pt__action a = {.job_id = pt__driver_new_job_id(ds->driver), .sink = PT__SINK_COUNT};
+  pt__job_result res;
+  PT_RETURN_NOT_OK(pt__driver_run(ds->driver, ds, &a, &res, err));
+  *out = res.count;
+  pt__job_result_reset(&res);
+  return PT_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* write_ipc */
+
+/* 1 if dir exists and holds anything, 0 if empty or missing; -1 if it is
+ * not a directory. */
+static int dir_state(const char *dir, int *exists) {
+  struct stat sb;
+  *exists = 0;
+  if (stat(dir, &sb) != 0) return 0;
+  *exists = 1;
+  if (!S_ISDIR(sb.st_mode)) return -1;
+  DIR *d = opendir(dir);
+  if (!d) return -1;
+  struct dirent *e;
+  int any = 0;
+  while (!any && (e = readdir(d)))
+    any = strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+  closedir(d);
+  return any;
+}
+
+int pt_write_ipc(pt_dataset *ds, const char *dir, const pt_ipc_write_options *opts,
+                 pt_error *err) {
+  if (!ds || !dir || !*dir)
+    return pt__errorf(err, PT_EINVAL, "write_ipc: dataset and dir must be given");
+  int exists;
+  int st = dir_state(dir, &exists);
+  if (st < 0)
+    return pt__errorf(err, PT_EINVAL, "write_ipc: '%s' exists and is not a directory", dir);
+  if (st > 0)
+    return pt__errorf(err, PT_EINVAL,
+                      "write_ipc: directory '%s' is not empty; write to a new directory or empty "
+                      "it first", dir);
+  PT_RETURN_NOT_OK(pt__sched_mkdirs(dir, err));
+  int rc = PT_OK;
+  char absdir[PATH_MAX];
+  if (!realpath(dir, absdir)) {
+    rc = pt__errorf(err, PT_EIO, "write_ipc: '%s': %s", dir, strerror(errno));
+    goto remove_dir;
+  }
+  pt__action a = {.job_id = pt__driver_new_job_id(ds->driver), .sink = PT__SINK_IPC};
+  a.ipc_format = opts ? (int)opts->format : PT_IPC_FILE;
+  a.ipc_compression = opts ? (int)opts->compression : PT_COMPRESSION_NONE;
+  char temp_root[PATH_MAX + 32], temp[PATH_MAX + 64], path[PATH_MAX + 32];
+  snprintf(temp_root, sizeof temp_root, "%s/_temporary", absdir);
+  snprintf(temp, sizeof temp, "%s/%lld", temp_root, (long long)a.job_id);
+  a.ipc_temp_dir = temp;
+  rc = pt__sched_mkdirs(temp, err);
+  if (rc != PT_OK) goto remove_temp;
+  pt__job_result res;
+  rc = pt__driver_run(ds->driver, ds, &a, &res, err);
+  if (rc != PT_OK) goto remove_temp;
+
+  /* Commit: one rename per partition (the first successful attempt), then
+   * _SUCCESS. A rename failing part-way takes back what was renamed. */
+  int64_t p = 0;
+  for (; p < res.n_partitions; p++) {
+    snprintf(path, sizeof path, "%s/part-%05lld.arrow", absdir, (long long)p);
+    if (rename(res.paths[p], path) != 0) {
+      rc = pt__errorf(err, PT_EIO, "write_ipc: cannot commit partition %lld ('%s' to '%s'): %s",
+                      (long long)p, res.paths[p], path, strerror(errno));
+      break;
+    }
+  }
+  if (rc == PT_OK) {
+    snprintf(path, sizeof path, "%s/_SUCCESS", absdir);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) rc = pt__errorf(err, PT_EIO, "write_ipc: cannot create '%s': %s", path,
+                                strerror(errno));
+    else close(fd);
+  }
+  if (rc != PT_OK)
+    while (p-- > 0) {
+      snprintf(path, sizeof path, "%s/part-%05lld.arrow", absdir, (long long)p);
+      unlink(path);
+    }
+  pt__job_result_reset(&res);
+  pt__sched_rm_rf(temp_root);
+  if (rc == PT_OK) return PT_OK;
+  goto remove_dir;
+
+remove_temp:
+  pt__sched_rm_rf(temp_root);
+remove_dir:
+  if (!exists) rmdir(dir);
+  return rc;
+}

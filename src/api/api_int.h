@@ -1,0 +1,48 @@
+/* api_int.h — private structs shared by the files of src/api: the session
+ * (its configuration, directory and driver) and configuration helpers. The
+ * dataset node itself is struct pt_dataset in sched/sched.h, since the
+ * planner reads it.
+ */
+#ifndef PT_API_INT_H
+#define PT_API_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "core/core.h"
+#include "protium.h"
+#include "sched/sched.h"
+
+struct pt_session {
+  pt_conf *conf;          /* owned copy */
+  char *dir;              /* <local.dir>/protium-<pid>-XXXXXX, owned */
+  pt__driver *driver;     /* owned; the driver thread and its executors */
+  atomic_int_fast64_t next_input; /* numbering of pt_from_batches inputs */
+};
+
+/* The configuration table, in one place (README mirrors it). */
+typedef enum pt__conf_kind {
+  PT__CONF_INT,      /* an integer >= the entry's minimum */
+  PT__CONF_DURATION, /* "500ms", "2s", "1m", or a plain number of seconds */
+  PT__CONF_PATH,     /* any non-empty string */
+} pt__conf_kind;
+
+typedef struct pt__conf_key {
+  const char *name;
+  const char *default_value; /* NULL: computed (local.dir) */
+  pt__conf_kind kind;
+  int64_t min;               /* PT__CONF_INT: smallest accepted value */
+  const char *description;
+} pt__conf_key;
+
+/* The table and its length. Static storage. */
+const pt__conf_key *pt__conf_keys(size_t *n);
+/* Typed reads of a key known to exist (values were validated when set). */
+int64_t pt__conf_int(const pt_conf *conf, const char *key);
+int64_t pt__conf_ms(const pt_conf *conf, const char *key);
+/* Parses a duration into milliseconds; -1 if malformed. */
+int64_t pt__parse_duration_ms(const char *text);
+/* On PT_OK the caller owns *out, a copy of conf (or the defaults for NULL). */
+int pt__conf_copy(const pt_conf *conf, pt_conf **out, pt_error *err);
+
+#endif /* PT_API_INT_H */

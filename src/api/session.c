@@ -1,0 +1,128 @@
+/* session.c — pt_session_*: parses the master URL, makes the session's
+ * temporary directory and starts the driver (src/sched), which spawns and
+ * supervises the executor processes.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "api/api_int.h"
+
+/* Defined by src/exec/executor.c; referencing it keeps the executor (and
+ * its constructor that enters executor mode) in statically linked programs. */
+extern const int pt__executor_linked;
+
+static int parse_master(const char *master, int *n, pt_error *err) {
+  long cores = sysconf(_SC_NPROCESSORS_ONLN);
+  if (cores < 1) cores = 1;
+  if (!master || strcmp(master, "local") == 0 || strcmp(master, "local[*]") == 0) {
+    *n = (int)cores;
+    return PT_OK;
+  }
+  if (strncmp(master, "local[", 6) == 0) {
+    char *end;
+    errno = 0;
+    long v = strtol(master + 6, &end, 10);
+    if (!errno && end != master + 6 && strcmp(end, "]") == 0 && v >= 1 && v <= 4096) {
+      *n = (int)v;
+      return PT_OK;
+    }
+    return pt__errorf(err, PT_EINVAL,
+                      "master '%s': the number of executors must be an integer from 1 to 4096 "
+                      "or *, as in local[4] or local[*]", master);
+  }
+  return pt__errorf(err, PT_EINVAL, "master '%s' is not supported; use local[N]", master);
+}
+
+int pt_session_open(const char *master, const pt_conf *conf, pt_session **out, pt_error *err) {
+  if (!out) return pt__errorf(err, PT_EINVAL, "session_open: out must not be NULL");
+  *out = NULL;
+  (void)*(const volatile int *)&pt__executor_linked;
+  /* An executor unsets these before any user code runs; still set here means
+   * this process was started as an executor but main() ran instead (the
+   * executor hook of protium.h was not compiled in). Starting executors from
+   * here would start them without end. */
+  if (getenv("PROTIUM_EXECUTOR_SOCKET") != NULL)
+    return pt__errorf(err, PT_ESTATE,
+                      "session: this process was started as a protium executor but is running "
+                      "main(); include protium.h in the program (its constructor serves tasks) "
+                      "and build with GCC or clang");
+  int n_exec = 1;
+  PT_RETURN_NOT_OK(parse_master(master, &n_exec, err));
+  int rc = PT_OK;
+  pt_session *s = pt__calloc(1, sizeof *s);
+  if (!s) return pt__errorf(err, PT_ENOMEM, "session: out of memory");
+  atomic_init(&s->next_input, 0);
+  rc = pt__conf_copy(conf, &s->conf, err);
+  if (rc != PT_OK) goto free_session;
+
+  const char *local = pt_conf_get(s->conf, "local.dir");
+  size_t len = strlen(local) + 64;
+  s->dir = pt__malloc(len);
+  if (!s->dir) {
+    rc = pt__errorf(err, PT_ENOMEM, "session: out of memory");
+    goto free_session;
+  }
+  snprintf(s->dir, len, "%s/protium-%d-XXXXXX", local, (int)getpid());
+  if (!mkdtemp(s->dir)) {
+    rc = pt__errorf(err, PT_EIO,
+                    "session: cannot create a directory in '%s' (local.dir): %s; set local.dir "
+                    "to a writable directory", local, strerror(errno));
+    pt__free(s->dir);
+    s->dir = NULL;
+    goto free_session;
+  }
+
+  size_t n_keys;
+  const pt__conf_key *keys = pt__conf_keys(&n_keys);
+  const char *kv_keys[64], *kv_values[64];
+  for (size_t i = 0; i < n_keys && i < 64; i++) {
+    kv_keys[i] = keys[i].name;
+    kv_values[i] = pt_conf_get(s->conf, keys[i].name);
+  }
+  pt__driver_opts o = {
+      .session_dir = s->dir,
+      .n_executors = n_exec,
+      .slots = (int)pt__conf_int(s->conf, "executor.slots"),
+      .queue_depth = (int)pt__conf_int(s->conf, "executor.queue_depth"),
+      .heartbeat_interval_ms = pt__conf_ms(s->conf, "executor.heartbeat_interval"),
+      .heartbeat_timeout_ms = pt__conf_ms(s->conf, "executor.heartbeat_timeout"),
+      .task_timeout_ms = pt__conf_ms(s->conf, "task.timeout"),
+      .max_failures = (int)pt__conf_int(s->conf, "task.max_failures"),
+      .stage_max_attempts = (int)pt__conf_int(s->conf, "stage.max_attempts"),
+      .n_conf = n_keys < 64 ? n_keys : 64,
+      .conf_keys = kv_keys,
+      .conf_values = kv_values,
+  };
+  rc = pt__driver_start(&o, &s->driver, err);
+  if (rc != PT_OK) goto remove_dir;
+  *out = s;
+  return PT_OK;
+
+remove_dir:
+  pt__sched_rm_rf(s->dir);
+free_session:
+  pt_conf_free(s->conf);
+  pt__free(s->dir);
+  pt__free(s);
+  return rc;
+}
+
+void pt_session_close(pt_session *s) {
+  if (!s) return;
+  pt__driver_stop(s->driver);
+  pt__sched_rm_rf(s->dir);
+  pt_conf_free(s->conf);
+  pt__free(s->dir);
+  pt__free(s);
+}
+
+int pt_session_executors(pt_session *s, pt_executor_info *out, int64_t cap, int64_t *n,
+                         pt_error *err) {
+  if (!s || !n || (cap > 0 && !out))
+    return pt__errorf(err, PT_EINVAL, "session_executors: session, out and n must not be NULL");
+  return pt__driver_executors(s->driver, out, cap, n);
+}

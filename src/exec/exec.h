@@ -1,0 +1,52 @@
+/* exec.h — the executor side of the engine: the process main that serves a
+ * driver over the control plane (executor.c), and the task runner that
+ * applies a stage's operators to one partition (task.c, ops.c). The runner
+ * is usable on its own, without a driver (tests do that).
+ */
+#ifndef PT_EXEC_H
+#define PT_EXEC_H
+
+#include "core/core.h"
+#include "net/control.pb-c.h"
+
+/* Where a task's files go and who runs it. Strings are borrowed. */
+typedef struct pt__exec_env {
+  int64_t executor_id;
+  const char *local_dir;   /* shuffle outputs: <local_dir>/shuffle-<sid>-<p>-<a>.arrows */
+  const char *session_dir; /* results: <session_dir>/results/<job>/part-<p>-<a>.arrows */
+} pt__exec_env;
+
+/* A stage definition ready to run tasks: a private copy of the StageDef with
+ * its schemas decoded and its functions looked up. Reference-counted: queued
+ * and running tasks hold a reference, so Cleanup can drop a stage at any
+ * time. */
+typedef struct pt__stage pt__stage;
+
+/* Copies def. A function that is not registered or a schema that does not
+ * decode is not an error here: every task of the stage then fails with that
+ * message. On PT_OK the caller holds one reference on *out. */
+int pt__stage_new(const Protium__StageDef *def, pt__stage **out, pt_error *err);
+void pt__stage_ref(pt__stage *s);
+void pt__stage_unref(pt__stage *s);
+int64_t pt__stage_id(const pt__stage *s);
+int64_t pt__stage_attempt(const pt__stage *s);
+
+/* Runs one task (partition task->partition, attempt task->attempt) of stage
+ * and fills *st, which the function initializes: task_id, state
+ * (SUCCEEDED, FAILED or FETCH_FAILED), error, rows, count, output_path,
+ * shuffle, failed_map_partition, duration_us. Strings and st->shuffle are
+ * allocated here: free them with pt__task_status_clear. Never fails in any
+ * other way: every problem becomes a failed status. */
+void pt__task_run(const pt__exec_env *env, pt__stage *stage, const Protium__TaskLaunch *task,
+                  Protium__TaskStatus *st);
+void pt__task_status_clear(Protium__TaskStatus *st);
+
+/* The executor process: reads PROTIUM_EXECUTOR_* from the environment,
+ * serves the driver until Shutdown (returns 0) or until the connection is
+ * lost (returns 1). Called by a constructor of libprotium before main(). */
+int pt__executor_main(void);
+
+/* Referenced by the driver so that static linking keeps executor.o. */
+extern const int pt__executor_linked;
+
+#endif /* PT_EXEC_H */

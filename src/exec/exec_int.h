@@ -1,0 +1,106 @@
+/* exec_int.h — private to src/exec: the prepared stage, and the operators a
+ * task chains (a source, transforms, a sink) as task.c drives them.
+ */
+#ifndef PT_EXEC_INT_H
+#define PT_EXEC_INT_H
+
+#include <stdatomic.h>
+
+#include "arrow/arrow.h"
+#include "exec/exec.h"
+#include "net/net.h"
+
+/* What a stage's op needs beyond its message. */
+typedef struct pt__op_prep {
+  void (*fn)(void);              /* map / filter: the registered function */
+  struct ArrowSchema out_schema; /* map: decoded out_schema; release NULL = unchanged */
+  char *error;                   /* non-NULL: every task of the stage fails with this */
+} pt__op_prep;
+
+struct pt__stage {
+  atomic_int refs;
+  Protium__StageDef *def;          /* private copy (pt__pb_allocator) */
+  struct ArrowSchema source_schema; /* decoded def->schema; release NULL if empty */
+  pt__op_prep *ops;                /* def->n_ops entries */
+};
+
+/* One task while it runs. */
+typedef struct pt__task {
+  const pt__exec_env *env;
+  pt__stage *stage;
+  const Protium__TaskLaunch *launch;
+  pt_task_context ctx;
+  int64_t failed_map; /* >= 0: a shuffle fetch failed for this map partition */
+} pt__task;
+
+/* ------------------------------------------------------------------------ */
+/* Sources: produce the partition's batches one at a time. */
+
+typedef struct pt__source {
+  pt__task *t;
+  const Protium__Op *op;
+  struct ArrowSchema schema;  /* schema of the batches (owned) */
+  /* range */
+  int64_t next, end, batch_rows;
+  /* files, shuffle read */
+  struct ArrowArrayStream stream; /* release NULL when none is open */
+  size_t map_index;               /* shuffle: the next map output to open */
+  void **segments;                /* shuffle: segment bytes, freed at close (arrays point in) */
+  size_t n_segments;
+} pt__source;
+
+int pt__source_open(pt__task *t, const Protium__Op *op, pt__source *src, pt_error *err);
+/* *out released (release NULL) at the end. */
+int pt__source_next(pt__source *src, struct ArrowArray *out, pt_error *err);
+void pt__source_close(pt__source *src);
+/* Rows of a range partition without generating them. */
+void pt__range_bounds(const Protium__RangeSource *r, int64_t p, int64_t *lo, int64_t *hi);
+
+/* ------------------------------------------------------------------------ */
+/* Transforms: replace *batch (schema in) by their output (schema out). */
+
+int pt__op_map(pt__task *t, int op_index, const struct ArrowSchema *in,
+               const struct ArrowSchema *out_schema, struct ArrowArray *batch, pt_error *err);
+int pt__op_filter(pt__task *t, int op_index, const struct ArrowSchema *in,
+                  struct ArrowArray *batch, pt_error *err);
+
+/* ------------------------------------------------------------------------ */
+/* Sinks */
+
+typedef struct pt__shuffle_part {
+  struct ArrowArray *arrays; /* taken rows waiting to be written */
+  int64_t n, cap;
+  int64_t rows;
+} pt__shuffle_part;
+
+typedef struct pt__sink {
+  pt__task *t;
+  const Protium__Op *op;
+  const struct ArrowSchema *schema; /* borrowed: the schema of consumed batches */
+  int64_t rows;
+  /* result, write_ipc */
+  pt_ipc_writer *writer;
+  char *path;
+  /* shuffle write */
+  int64_t n_parts;
+  int *keys;
+  int n_keys;
+  int64_t next_row;           /* round robin: rows seen so far */
+  pt__shuffle_part *parts;
+} pt__sink;
+
+int pt__sink_open(pt__task *t, const Protium__Op *op, const struct ArrowSchema *schema,
+                  pt__sink *sink, pt_error *err);
+/* Takes *batch (released on return, success or not). */
+int pt__sink_consume(pt__sink *sink, struct ArrowArray *batch, pt_error *err);
+/* Writes what is left and fills the status fields of the sink. */
+int pt__sink_finish(pt__sink *sink, Protium__TaskStatus *st, pt_error *err);
+/* Frees everything; removes a file left unfinished. */
+void pt__sink_close(pt__sink *sink);
+
+/* Schema helpers. */
+int pt__schema_from_ipc(const uint8_t *data, size_t len, struct ArrowSchema *out,
+                        pt_error *err);
+int pt__mkdirs(const char *path, pt_error *err);
+
+#endif /* PT_EXEC_INT_H */

@@ -1,0 +1,479 @@
+/* executor.c — the executor process: connects to the driver, says Hello,
+ * then serves LaunchBatch / KillTasks / Cleanup / Shutdown while slot
+ * threads run tasks and report finished ones in coalesced StatusBatch
+ * writes. Threads and lifetimes are described in README.md of this folder.
+ * It runs before main() of the user's program (a constructor) and ends the
+ * process with _exit: main() never runs in an executor.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "exec/exec_int.h"
+
+const int pt__executor_linked = 1;
+
+/* Statuses wait at most this long for company before being written, and at
+ * most this many are written in one frame. */
+#define FLUSH_DELAY_US 1000
+#define FLUSH_MAX 512
+
+typedef struct queued {
+  Protium__TaskLaunch launch; /* resources not kept */
+  pt__stage *stage;           /* a reference */
+} queued;
+
+typedef struct executor {
+  int fd;                 /* the driver connection (blocking) */
+  pt__exec_env env;
+  int slots;
+  int64_t heartbeat_ms;
+
+  pthread_mutex_t mu;
+  pthread_cond_t work;    /* signalled when tasks are queued */
+  queued *q;              /* ring buffer of tasks not yet started (mu) */
+  size_t q_head, q_len, q_cap;
+  int running;            /* tasks in slot threads (mu) */
+  Protium__TaskStatus *pending; /* finished, not yet written (mu) */
+  size_t n_pending, cap_pending;
+  int64_t pending_since_us; /* when the oldest pending status was added (mu) */
+  pt_buf extra;           /* encoded frames to send besides statuses (mu) */
+  int writing;            /* 1 while a thread encodes and writes (mu) */
+
+  /* Stage definitions by (stage_id, attempt): main thread only. */
+  pt__stage **stages;
+  size_t n_stages, cap_stages;
+} executor;
+
+static int64_t now_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void logf_(executor *x, const char *fmt, ...) PT_PRINTF(2, 3);
+static void logf_(executor *x, const char *fmt, ...) {
+  char msg[1200];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  fprintf(stderr, "protium executor %lld: %s\n", (long long)x->env.executor_id, msg);
+}
+
+/* The driver is gone or speaks nonsense: nothing left to do. Statuses of
+ * running tasks cannot be delivered; the driver retries them elsewhere. */
+static void die(executor *x, const char *why) {
+  logf_(x, "%s; exiting", why);
+  fflush(NULL);
+  _exit(1);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Writing: one writer at a time, taking everything pending */
+
+/* Called with mu held; returns with it held. If another thread is writing
+ * it will pick up what is pending now, so return at once. */
+static void flush_locked(executor *x) {
+  if (x->writing) return;
+  x->writing = 1;
+  while (x->n_pending > 0 || x->extra.len > 0) {
+    Protium__TaskStatus *sts = x->pending;
+    size_t n = x->n_pending;
+    pt_buf out = x->extra;
+    x->pending = NULL;
+    x->n_pending = x->cap_pending = 0;
+    memset(&x->extra, 0, sizeof x->extra);
+    pthread_mutex_unlock(&x->mu);
+
+    pt_error err = {0};
+    int rc = PT_OK;
+    for (size_t i = 0; i < n && rc == PT_OK; i += FLUSH_MAX) {
+      size_t k = n - i < FLUSH_MAX ? n - i : FLUSH_MAX;
+      Protium__TaskStatus *ptrs[FLUSH_MAX];
+      for (size_t j = 0; j < k; j++) ptrs[j] = &sts[i + j];
+      Protium__StatusBatch sb;
+      protium__status_batch__init(&sb);
+      sb.n_statuses = k;
+      sb.statuses = ptrs;
+      rc = pt__frame_append(&out, PT__MSG_STATUS_BATCH, &sb.base, &err);
+    }
+    if (rc == PT_OK) rc = pt__write_all(x->fd, out.data, out.len, &err);
+    if (rc != PT_OK) {
+      char why[1100];
+      snprintf(why, sizeof why, "cannot send to the driver: %s", err.message);
+      die(x, why);
+    }
+    for (size_t i = 0; i < n; i++) pt__task_status_clear(&sts[i]);
+    pt__free(sts);
+    pt_buf_free(&out);
+    pthread_mutex_lock(&x->mu);
+  }
+  x->writing = 0;
+}
+
+/* Adds a status (moved in: *st's fields now belong to the executor). mu
+ * held. */
+static void push_status_locked(executor *x, Protium__TaskStatus *st) {
+  if (x->n_pending == x->cap_pending) {
+    size_t cap = x->cap_pending ? x->cap_pending * 2 : 64;
+    Protium__TaskStatus *grown = pt__realloc(x->pending, cap * sizeof *grown);
+    if (grown == NULL) die(x, "out of memory for task statuses");
+    x->pending = grown;
+    x->cap_pending = cap;
+  }
+  if (x->n_pending == 0) x->pending_since_us = now_us();
+  x->pending[x->n_pending++] = *st;
+}
+
+static void push_simple_status(executor *x, int64_t task_id, Protium__TaskState state,
+                               const char *error) {
+  Protium__TaskStatus st;
+  protium__task_status__init(&st);
+  st.task_id = task_id;
+  st.state = state;
+  if (error != NULL) {
+    char *e = pt__strdup(error);
+    if (e != NULL) st.error = e;
+  }
+  push_status_locked(x, &st);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Slot threads */
+
+static void *slot_main(void *arg) {
+  executor *x = arg;
+  pthread_mutex_lock(&x->mu);
+  for (;;) {
+    while (x->q_len == 0) pthread_cond_wait(&x->work, &x->mu);
+    queued item = x->q[x->q_head];
+    x->q_head = (x->q_head + 1) % x->q_cap;
+    x->q_len--;
+    x->running++;
+    pthread_mutex_unlock(&x->mu);
+
+    Protium__TaskStatus st;
+    pt__task_run(&x->env, item.stage, &item.launch, &st);
+    pt__stage_unref(item.stage);
+
+    pthread_mutex_lock(&x->mu);
+    x->running--;
+    push_status_locked(x, &st);
+    /* More tasks queued: keep going and let statuses gather (the main
+     * thread writes them if they wait too long). Otherwise write now. */
+    if (x->q_len == 0 || x->n_pending >= FLUSH_MAX) flush_locked(x);
+  }
+  return NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Messages from the driver (main thread) */
+
+static pt__stage *find_stage(executor *x, int64_t id, int64_t attempt) {
+  for (size_t i = 0; i < x->n_stages; i++)
+    if (pt__stage_id(x->stages[i]) == id && pt__stage_attempt(x->stages[i]) == attempt)
+      return x->stages[i];
+  return NULL;
+}
+
+static void on_launch(executor *x, const Protium__LaunchBatch *lb) {
+  for (size_t i = 0; i < lb->n_stages; i++) {
+    const Protium__StageDef *def = lb->stages[i];
+    if (find_stage(x, def->stage_id, def->stage_attempt) != NULL) continue;
+    pt__stage *s;
+    pt_error err = {0};
+    if (pt__stage_new(def, &s, &err) != PT_OK) die(x, err.message);
+    if (x->n_stages == x->cap_stages) {
+      size_t cap = x->cap_stages ? x->cap_stages * 2 : 16;
+      pt__stage **grown = pt__realloc(x->stages, cap * sizeof *grown);
+      if (grown == NULL) die(x, "out of memory for stages");
+      x->stages = grown;
+      x->cap_stages = cap;
+    }
+    x->stages[x->n_stages++] = s;
+  }
+  pthread_mutex_lock(&x->mu);
+  size_t added = 0;
+  for (size_t i = 0; i < lb->n_tasks; i++) {
+    const Protium__TaskLaunch *tl = lb->tasks[i];
+    pt__stage *s = find_stage(x, tl->stage_id, tl->stage_attempt);
+    if (s == NULL) {
+      char msg[200];
+      snprintf(msg, sizeof msg, "executor has no definition of stage %lld attempt %lld",
+               (long long)tl->stage_id, (long long)tl->stage_attempt);
+      push_simple_status(x, tl->task_id, PROTIUM__TASK_STATE__TASK_FAILED, msg);
+      continue;
+    }
+    if (x->q_len == x->q_cap) {
+      size_t cap = x->q_cap ? x->q_cap * 2 : 256;
+      queued *grown = pt__malloc(cap * sizeof *grown);
+      if (grown == NULL) die(x, "out of memory for the task queue");
+      for (size_t k = 0; k < x->q_len; k++) grown[k] = x->q[(x->q_head + k) % x->q_cap];
+      pt__free(x->q);
+      x->q = grown;
+      x->q_cap = cap;
+      x->q_head = 0;
+    }
+    queued *item = &x->q[(x->q_head + x->q_len) % x->q_cap];
+    item->launch = *tl;
+    item->launch.n_resources = 0;
+    item->launch.resources = NULL;
+    pt__stage_ref(s);
+    item->stage = s;
+    x->q_len++;
+    added++;
+  }
+  if (added == 1) pthread_cond_signal(&x->work);
+  else if (added > 1) pthread_cond_broadcast(&x->work);
+  if (x->n_pending > 0) flush_locked(x);
+  pthread_mutex_unlock(&x->mu);
+}
+
+static void on_kill(executor *x, const Protium__KillTasks *k) {
+  pthread_mutex_lock(&x->mu);
+  /* Queued tasks only: a running one cannot be stopped (the driver kills
+   * the process when it must). */
+  size_t kept = 0;
+  for (size_t i = 0; i < x->q_len; i++) {
+    queued item = x->q[(x->q_head + i) % x->q_cap];
+    int kill = 0;
+    for (size_t j = 0; j < k->n_task_ids && !kill; j++)
+      kill = k->task_ids[j] == item.launch.task_id;
+    if (kill) {
+      push_simple_status(x, item.launch.task_id, PROTIUM__TASK_STATE__TASK_KILLED, NULL);
+      pt__stage_unref(item.stage);
+    } else {
+      x->q[(x->q_head + kept) % x->q_cap] = item;
+      kept++;
+    }
+  }
+  x->q_len = kept;
+  flush_locked(x);
+  pthread_mutex_unlock(&x->mu);
+}
+
+static void remove_shuffle_files(executor *x, int64_t sid) {
+  DIR *d = opendir(x->env.local_dir);
+  if (d == NULL) return;
+  char prefix[64];
+  int n = snprintf(prefix, sizeof prefix, "shuffle-%lld-", (long long)sid);
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    if (strncmp(e->d_name, prefix, (size_t)n) != 0) continue;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", x->env.local_dir, e->d_name);
+    if (unlink(path) != 0 && errno != ENOENT)
+      logf_(x, "cannot remove '%s': %s", path, strerror(errno));
+  }
+  closedir(d);
+}
+
+static void on_cleanup(executor *x, const Protium__Cleanup *c) {
+  size_t kept = 0;
+  for (size_t i = 0; i < x->n_stages; i++) {
+    int drop = 0;
+    for (size_t j = 0; j < c->n_stage_ids && !drop; j++)
+      drop = pt__stage_id(x->stages[i]) == c->stage_ids[j];
+    if (drop) pt__stage_unref(x->stages[i]); /* queued tasks keep their own references */
+    else x->stages[kept++] = x->stages[i];
+  }
+  x->n_stages = kept;
+  for (size_t j = 0; j < c->n_shuffle_ids; j++) remove_shuffle_files(x, c->shuffle_ids[j]);
+}
+
+static void send_heartbeat(executor *x) {
+  pthread_mutex_lock(&x->mu);
+  Protium__Heartbeat hb;
+  protium__heartbeat__init(&hb);
+  hb.executor_id = x->env.executor_id;
+  hb.running_tasks = x->running;
+  if (pt__frame_append(&x->extra, PT__MSG_HEARTBEAT, &hb.base, NULL) != PT_OK)
+    die(x, "out of memory for a heartbeat");
+  flush_locked(x);
+  pthread_mutex_unlock(&x->mu);
+}
+
+/* Handles one frame; returns 1 on Shutdown. */
+static int dispatch(executor *x, const pt__frame *f) {
+  ProtobufCMessage *m;
+  pt_error err = {0};
+  if (pt__msg_unpack(f->type, f->payload, f->len, &m, &err) != PT_OK) die(x, err.message);
+  int stop = 0;
+  switch (f->type) {
+    case PT__MSG_LAUNCH_BATCH: on_launch(x, (Protium__LaunchBatch *)m); break;
+    case PT__MSG_KILL_TASKS: on_kill(x, (Protium__KillTasks *)m); break;
+    case PT__MSG_CLEANUP: on_cleanup(x, (Protium__Cleanup *)m); break;
+    case PT__MSG_SHUTDOWN: stop = 1; break;
+    default: logf_(x, "ignoring a message of type %d", (int)f->type); break;
+  }
+  pt__msg_free(m);
+  return stop;
+}
+
+/* Handles every complete frame in d; returns 1 on Shutdown (with output
+ * flushed: running tasks end with the process). */
+static int dispatch_buffered(executor *x, pt__frame_decoder *d) {
+  for (;;) {
+    pt__frame f;
+    int have;
+    pt_error err = {0};
+    if (pt__frame_decoder_next(d, &f, &have, &err) != PT_OK) die(x, err.message);
+    if (!have) return 0;
+    if (dispatch(x, &f)) {
+      fflush(NULL);
+      return 1;
+    }
+  }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Start */
+
+static char *take_env(const char *name) {
+  const char *v = getenv(name);
+  char *copy = v ? pt__strdup(v) : NULL;
+  unsetenv(name); /* a user function calling system() must not become an executor */
+  return copy;
+}
+
+static int connect_unix(const char *path) {
+  struct sockaddr_un addr;
+  memset(&addr, 0, sizeof addr);
+  addr.sun_family = AF_UNIX;
+  if (strlen(path) >= sizeof addr.sun_path) {
+    errno = ENAMETOOLONG;
+    return -1;
+  }
+  strcpy(addr.sun_path, path);
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  while (connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0) {
+    if (errno == EINTR) continue;
+    int e = errno;
+    close(fd);
+    errno = e;
+    return -1;
+  }
+  return fd;
+}
+
+static int handshake(executor *x, pt__frame_decoder *d, pt_error *err) {
+  char host[256] = "";
+  gethostname(host, sizeof host - 1);
+  Protium__Hello hello;
+  protium__hello__init(&hello);
+  hello.protocol_version = PT__PROTOCOL_VERSION;
+  hello.executor_id = x->env.executor_id;
+  hello.pid = getpid();
+  hello.slots = x->slots;
+  hello.host = host;
+  hello.local_dir = (char *)x->env.local_dir;
+  pt_buf out = {0};
+  int rc = pt__frame_append(&out, PT__MSG_HELLO, &hello.base, err);
+  if (rc == PT_OK) rc = pt__write_all(x->fd, out.data, out.len, err);
+  pt_buf_free(&out);
+  if (rc != PT_OK) return rc;
+  pt__frame f;
+  PT_RETURN_NOT_OK(pt__frame_read(x->fd, d, &f, err));
+  if (f.type != PT__MSG_WELCOME)
+    return pt__errorf(err, PT_EFORMAT, "expected Welcome, got message type %d", (int)f.type);
+  ProtobufCMessage *m;
+  PT_RETURN_NOT_OK(pt__msg_unpack(f.type, f.payload, f.len, &m, err));
+  Protium__Welcome *w = (Protium__Welcome *)m;
+  x->env.session_dir = pt__strdup(w->session_dir);
+  x->heartbeat_ms = w->heartbeat_interval_ms > 0 ? w->heartbeat_interval_ms : 1000;
+  pt__msg_free(m);
+  if (x->env.session_dir == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
+  return PT_OK;
+}
+
+int pt__executor_main(void) {
+  executor x;
+  memset(&x, 0, sizeof x);
+  x.fd = -1;
+  char *sock = take_env("PROTIUM_EXECUTOR_SOCKET");
+  char *id = take_env("PROTIUM_EXECUTOR_ID");
+  char *slots = take_env("PROTIUM_EXECUTOR_SLOTS");
+  char *dir = take_env("PROTIUM_EXECUTOR_DIR");
+  x.env.executor_id = id ? strtoll(id, NULL, 10) : 0;
+  x.env.local_dir = dir;
+  x.slots = slots ? atoi(slots) : 1;
+  if (x.slots < 1) x.slots = 1;
+  pt__free(id);
+  pt__free(slots);
+  if (sock == NULL || dir == NULL) {
+    logf_(&x, "PROTIUM_EXECUTOR_SOCKET and PROTIUM_EXECUTOR_DIR must be set");
+    return 2;
+  }
+  /* A write to a closed socket must be an error, not a signal. */
+  signal(SIGPIPE, SIG_IGN);
+  x.fd = connect_unix(sock);
+  if (x.fd < 0) {
+    logf_(&x, "cannot connect to the driver at '%s': %s", sock, strerror(errno));
+    return 1;
+  }
+  pt__free(sock);
+
+  pt__frame_decoder d;
+  pt__frame_decoder_init(&d);
+  pt_error err = {0};
+  if (handshake(&x, &d, &err) != PT_OK) {
+    logf_(&x, "handshake with the driver failed: %s", err.message);
+    return 1;
+  }
+  pthread_mutex_init(&x.mu, NULL);
+  pthread_cond_init(&x.work, NULL);
+  for (int i = 0; i < x.slots; i++) {
+    pthread_t t;
+    if (pthread_create(&t, NULL, slot_main, &x) != 0) die(&x, "cannot start slot threads");
+    pthread_detach(t);
+  }
+
+  /* The read that brought Welcome may have brought the first launches too:
+   * poll would not report them again. */
+  if (dispatch_buffered(&x, &d)) return 0;
+  int64_t next_heartbeat = now_us() + x.heartbeat_ms * 1000;
+  for (;;) {
+    /* Pending statuses of a busy executor are written after at most
+     * FLUSH_DELAY_US; an idle one only wakes for heartbeats. */
+    pthread_mutex_lock(&x.mu);
+    int64_t now = now_us();
+    if (x.n_pending > 0 && now - x.pending_since_us >= FLUSH_DELAY_US) flush_locked(&x);
+    int busy = x.q_len > 0 || x.running > 0 || x.n_pending > 0;
+    pthread_mutex_unlock(&x.mu);
+    int64_t wait_us = next_heartbeat - now;
+    if (busy && wait_us > FLUSH_DELAY_US) wait_us = FLUSH_DELAY_US;
+    struct pollfd pfd = {.fd = x.fd, .events = POLLIN};
+    int n = poll(&pfd, 1, wait_us > 0 ? (int)((wait_us + 999) / 1000) : 0);
+    if (n < 0 && errno != EINTR) die(&x, "poll failed");
+    if (n > 0) {
+      int eof;
+      if (pt__frame_fill(x.fd, &d, &eof, &err) != PT_OK) die(&x, err.message);
+      if (eof) die(&x, "the driver closed the connection");
+      if (dispatch_buffered(&x, &d)) return 0;
+    }
+    if (now_us() >= next_heartbeat) {
+      send_heartbeat(&x);
+      next_heartbeat = now_us() + x.heartbeat_ms * 1000;
+    }
+  }
+}
+
+/* Called before main() by the constructor include/protium.h puts in the
+ * user's program: it runs after the program's PT_REGISTER_FN constructors,
+ * which a constructor of the library itself would not when libprotium is a
+ * shared library (its constructors run before the program's). */
+void pt_executor_hook(void) {
+  if (getenv("PROTIUM_EXECUTOR_SOCKET") == NULL) return;
+  _exit(pt__executor_main());
+}

@@ -1,0 +1,643 @@
+/* ops.c — the operators a task chains over one partition: sources (range,
+ * files, shuffle read), transforms (map, filter with the user's registered
+ * functions) and sinks (shuffle write, result file, count, IPC file). File
+ * names are listed in README.md of this folder.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "arrow/kernels.h"
+#include "exec/exec_int.h"
+
+/* Rows per batch a shuffle segment is coalesced into. */
+#define SHUFFLE_BATCH_ROWS 65536
+#define DEFAULT_RANGE_BATCH 65536
+
+/* ------------------------------------------------------------------------ */
+/* Helpers */
+
+int pt__schema_from_ipc(const uint8_t *data, size_t len, struct ArrowSchema *out,
+                        pt_error *err) {
+  memset(out, 0, sizeof *out);
+  struct ArrowArrayStream s;
+  PT_RETURN_NOT_OK(pt_ipc_read_buffer(data, (int64_t)len, NULL, NULL, &s, err));
+  int rc = s.get_schema(&s, out);
+  if (rc != 0) {
+    const char *why = s.get_last_error(&s);
+    rc = pt__errorf(err, PT_EFORMAT, "schema: %s", why ? why : "does not decode");
+  }
+  s.release(&s);
+  return rc;
+}
+
+int pt__mkdirs(const char *path, pt_error *err) {
+  char *p = pt__strdup(path);
+  if (p == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
+  int rc = PT_OK;
+  for (char *c = p + 1;; c++) {
+    if (*c != '/' && *c != '\0') continue;
+    char saved = *c;
+    *c = '\0';
+    if (mkdir(p, 0755) != 0 && errno != EEXIST) {
+      rc = pt__errorf(err, PT_EIO, "cannot create directory '%s': %s", p, strerror(errno));
+      break;
+    }
+    *c = saved;
+    if (saved == '\0') break;
+  }
+  pt__free(p);
+  return rc;
+}
+
+static char *path_printf(pt_error *err, const char *fmt, ...) PT_PRINTF(2, 3);
+static char *path_printf(pt_error *err, const char *fmt, ...) {
+  char tmp[4096];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+  va_end(ap);
+  if (n < 0 || (size_t)n >= sizeof tmp) {
+    pt__errorf(err, PT_EINVAL, "path longer than %zu bytes", sizeof tmp);
+    return NULL;
+  }
+  char *p = pt__strdup(tmp);
+  if (p == NULL) pt__errorf(err, PT_ENOMEM, "out of memory for a path");
+  return p;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Sources */
+
+void pt__range_bounds(const Protium__RangeSource *r, int64_t p, int64_t *lo, int64_t *hi) {
+  /* 128-bit: (end - start) * p overflows 64 bits for large ranges. */
+  __int128 n = (__int128)r->end - r->start;
+  if (n < 0) n = 0;
+  int64_t parts = r->partitions > 0 ? r->partitions : 1;
+  *lo = (int64_t)(r->start + n * p / parts);
+  *hi = (int64_t)(r->start + n * (p + 1) / parts);
+}
+
+static int range_schema(struct ArrowSchema *out, pt_error *err) {
+  PT_RETURN_NOT_OK(pt_schema_init(out, "+s", "", 0, 1, err));
+  int rc = pt_schema_init(out->children[0], "l", "id", 0, 0, err);
+  if (rc != PT_OK) out->release(out);
+  return rc;
+}
+
+static int range_batch(int64_t lo, int64_t n, struct ArrowArray *out, pt_error *err) {
+  PT_RETURN_NOT_OK(pt__array_init(out, 1, 1, false, err));
+  struct ArrowArray *col = out->children[0];
+  int rc = pt__array_init(col, 2, 0, false, err);
+  if (rc != PT_OK) goto release_out;
+  int64_t *v = pt__malloc_aligned((size_t)(n ? n : 1) * sizeof *v);
+  if (v == NULL) {
+    rc = pt__errorf(err, PT_ENOMEM, "range: out of memory for %lld rows", (long long)n);
+    goto release_out;
+  }
+  for (int64_t i = 0; i < n; i++) v[i] = lo + i;
+  pt__array_set_buffer(col, 1, v, true);
+  col->length = out->length = n;
+  return PT_OK;
+release_out:
+  out->release(out);
+  return rc;
+}
+
+static int fetch_failed(pt__source *src, size_t m, pt_error *err, int rc, const char *what,
+                        const char *path) {
+  src->t->failed_map = (int64_t)m;
+  return pt__error_prefix(err, rc, "shuffle read: output of map %zu ('%s') %s: ", m, path,
+                          what);
+}
+
+/* Opens the stream of this partition's segment of map output m; *empty = 1
+ * when the segment has no bytes. */
+static int open_segment(pt__source *src, size_t m, int *empty, pt_error *err) {
+  const Protium__ShuffleSource *sr = src->op->shuffle_read;
+  const Protium__ShuffleOutput *mo = sr->map_outputs[m];
+  int64_t p = src->t->launch->partition;
+  *empty = 0;
+  if (mo == NULL || p < 0 || mo->n_segment_offsets < (size_t)p + 2)
+    return pt__errorf(err, PT_EINVAL,
+                      "shuffle read: map %zu has no segment for reduce partition %lld", m,
+                      (long long)p);
+  int64_t off = mo->segment_offsets[p], end = mo->segment_offsets[p + 1];
+  if (off < 0 || end < off)
+    return pt__errorf(err, PT_EINVAL, "shuffle read: map %zu: bad segment [%lld, %lld)", m,
+                      (long long)off, (long long)end);
+  if (end == off) {
+    *empty = 1;
+    return PT_OK;
+  }
+  size_t len = (size_t)(end - off);
+  void **grown = pt__realloc(src->segments, (src->n_segments + 1) * sizeof *grown);
+  if (grown == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
+  src->segments = grown;
+  uint8_t *buf = pt__malloc_aligned(len);
+  if (buf == NULL)
+    return pt__errorf(err, PT_ENOMEM, "shuffle read: out of memory for %zu bytes", len);
+  src->segments[src->n_segments++] = buf;
+  int fd = open(mo->path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    pt__errorf(err, PT_EIO, "%s", strerror(errno));
+    return fetch_failed(src, m, err, PT_EIO, "cannot be opened", mo->path);
+  }
+  size_t got = 0;
+  while (got < len) {
+    ssize_t n = pread(fd, buf + got, len - got, off + (off_t)got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      if (n < 0) pt__errorf(err, PT_EIO, "%s", strerror(errno));
+      else pt__errorf(err, PT_EIO, "ends at byte %lld", (long long)(off + (int64_t)got));
+      close(fd);
+      return fetch_failed(src, m, err, PT_EIO, "cannot be read", mo->path);
+    }
+    got += (size_t)n;
+  }
+  close(fd);
+  int rc = pt_ipc_read_buffer(buf, (int64_t)len, NULL, NULL, &src->stream, err);
+  if (rc != PT_OK) return fetch_failed(src, m, err, rc, "is corrupt", mo->path);
+  return PT_OK;
+}
+
+/* Opens the next non-empty segment; stream stays released when none is
+ * left. */
+static int next_segment(pt__source *src, pt_error *err) {
+  const Protium__ShuffleSource *sr = src->op->shuffle_read;
+  while (src->map_index < sr->n_map_outputs) {
+    int empty;
+    size_t m = src->map_index++;
+    PT_RETURN_NOT_OK(open_segment(src, m, &empty, err));
+    if (!empty) return PT_OK;
+  }
+  return PT_OK;
+}
+
+int pt__source_open(pt__task *t, const Protium__Op *op, pt__source *src, pt_error *err) {
+  memset(src, 0, sizeof *src);
+  src->t = t;
+  src->op = op;
+  int64_t p = t->launch->partition;
+  switch (op->op_case) {
+    case PROTIUM__OP__OP_RANGE:
+      pt__range_bounds(op->range, p, &src->next, &src->end);
+      src->batch_rows = op->range->batch_rows > 0 ? op->range->batch_rows : DEFAULT_RANGE_BATCH;
+      return range_schema(&src->schema, err);
+    case PROTIUM__OP__OP_FILES: {
+      if (p < 0 || (size_t)p >= op->files->n_paths)
+        return pt__errorf(err, PT_EINVAL, "files: partition %lld of %zu files", (long long)p,
+                          op->files->n_paths);
+      const char *path = op->files->paths[p];
+      int rc = pt_ipc_read_path(path, &src->stream, err);
+      if (rc == PT_OK && src->stream.get_schema(&src->stream, &src->schema) != 0)
+        rc = pt__errorf(err, PT_EFORMAT, "%s", src->stream.get_last_error(&src->stream));
+      if (rc != PT_OK) {
+        pt__source_close(src);
+        return pt__error_prefix(err, rc, "read '%s': ", path);
+      }
+      return PT_OK;
+    }
+    case PROTIUM__OP__OP_SHUFFLE_READ: {
+      int rc = next_segment(src, err);
+      if (rc == PT_OK) {
+        if (t->stage->source_schema.release != NULL)
+          rc = pt_schema_copy(&t->stage->source_schema, &src->schema, err);
+        else if (src->stream.release != NULL) {
+          if (src->stream.get_schema(&src->stream, &src->schema) != 0)
+            rc = fetch_failed(src, src->map_index - 1,
+                              (pt__errorf(err, PT_EFORMAT, "%s",
+                                          src->stream.get_last_error(&src->stream)), err),
+                              PT_EFORMAT, "is corrupt",
+                              op->shuffle_read->map_outputs[src->map_index - 1]->path);
+        } else
+          rc = pt__errorf(err, PT_EINVAL,
+                          "shuffle read: no map output and no schema in the stage definition");
+      }
+      if (rc != PT_OK) pt__source_close(src);
+      return rc;
+    }
+    default:
+      return pt__errorf(err, PT_EINVAL, "operator %d is not a source", (int)op->op_case);
+  }
+}
+
+int pt__source_next(pt__source *src, struct ArrowArray *out, pt_error *err) {
+  memset(out, 0, sizeof *out);
+  if (src->op->op_case == PROTIUM__OP__OP_RANGE) {
+    if (src->next >= src->end) return PT_OK;
+    int64_t n = src->end - src->next < src->batch_rows ? src->end - src->next : src->batch_rows;
+    PT_RETURN_NOT_OK(range_batch(src->next, n, out, err));
+    src->next += n;
+    return PT_OK;
+  }
+  for (;;) {
+    if (src->stream.release == NULL) return PT_OK;
+    if (src->stream.get_next(&src->stream, out) != 0) {
+      pt__errorf(err, PT_EFORMAT, "%s", src->stream.get_last_error(&src->stream));
+      if (src->op->op_case == PROTIUM__OP__OP_FILES)
+        return pt__error_prefix(err, PT_EFORMAT, "read '%s': ",
+                                src->op->files->paths[src->t->launch->partition]);
+      size_t m = src->map_index - 1;
+      return fetch_failed(src, m, err, PT_EFORMAT, "is corrupt",
+                          src->op->shuffle_read->map_outputs[m]->path);
+    }
+    if (out->release != NULL) return PT_OK;
+    src->stream.release(&src->stream);
+    if (src->op->op_case != PROTIUM__OP__OP_SHUFFLE_READ) return PT_OK;
+    PT_RETURN_NOT_OK(next_segment(src, err));
+  }
+}
+
+void pt__source_close(pt__source *src) {
+  if (src->stream.release != NULL) src->stream.release(&src->stream);
+  if (src->schema.release != NULL) src->schema.release(&src->schema);
+  for (size_t i = 0; i < src->n_segments; i++) pt__free(src->segments[i]);
+  pt__free(src->segments);
+  src->segments = NULL;
+  src->n_segments = 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Transforms */
+
+int pt__op_map(pt__task *t, int op_index, const struct ArrowSchema *in,
+               const struct ArrowSchema *out_schema, struct ArrowArray *batch, pt_error *err) {
+  const Protium__MapOp *m = t->stage->def->ops[op_index]->map;
+  pt_map_fn fn = (pt_map_fn)t->stage->ops[op_index].fn;
+  struct ArrowArray out;
+  memset(&out, 0, sizeof out);
+  pt_error uerr;
+  uerr.code = 0;
+  uerr.message[0] = '\0';
+  int rc = fn(&t->ctx, in, batch, &out, m->arg.data, m->arg.len, &uerr);
+  batch->release(batch);
+  if (rc != PT_OK) {
+    if (out.release != NULL) out.release(&out);
+    return pt__errorf(err, rc, "map '%s': %s", m->fn,
+                      uerr.message[0] ? uerr.message : "failed without a message");
+  }
+  if (out.release == NULL)
+    return pt__errorf(err, PT_EINVAL, "map '%s': returned success but no batch", m->fn);
+  rc = pt_array_validate(out_schema, &out, err);
+  if (rc != PT_OK) {
+    out.release(&out);
+    return pt__error_prefix(err, rc, "map '%s': the batch it returned does not match its "
+                                     "output schema: ", m->fn);
+  }
+  pt__array_move(&out, batch);
+  return PT_OK;
+}
+
+int pt__op_filter(pt__task *t, int op_index, const struct ArrowSchema *in,
+                  struct ArrowArray *batch, pt_error *err) {
+  const Protium__FilterOp *f = t->stage->def->ops[op_index]->filter;
+  pt_filter_fn fn = (pt_filter_fn)t->stage->ops[op_index].fn;
+  int64_t len = batch->length;
+  uint8_t *keep = pt__calloc((size_t)(len + 7) / 8 + 8, 1);
+  if (keep == NULL) {
+    batch->release(batch);
+    return pt__errorf(err, PT_ENOMEM, "filter '%s': out of memory", f->fn);
+  }
+  pt_error uerr;
+  uerr.code = 0;
+  uerr.message[0] = '\0';
+  int rc = fn(&t->ctx, in, batch, keep, f->arg.data, f->arg.len, &uerr);
+  if (rc != PT_OK) {
+    rc = pt__errorf(err, rc, "filter '%s': %s", f->fn,
+                    uerr.message[0] ? uerr.message : "failed without a message");
+    goto release_batch;
+  }
+  int64_t kept = pt__bits_count(keep, 0, len);
+  if (kept == len) goto free_keep; /* everything stays: no copy */
+  struct ArrowArray out;
+  rc = pt__array_filter(in, batch, keep, &out, err);
+  if (rc != PT_OK) {
+    pt__error_prefix(err, rc, "filter '%s': ", f->fn);
+    goto release_batch;
+  }
+  batch->release(batch);
+  pt__array_move(&out, batch);
+free_keep:
+  pt__free(keep);
+  return PT_OK;
+release_batch:
+  pt__free(keep);
+  batch->release(batch);
+  return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Sinks */
+
+static int open_writer(pt__sink *sink, const pt_ipc_write_options *opts, pt_error *err) {
+  int rc = pt_ipc_writer_open_path(sink->path, sink->schema, opts, &sink->writer, err);
+  if (rc != PT_OK) return pt__error_prefix(err, rc, "write '%s': ", sink->path);
+  return PT_OK;
+}
+
+int pt__sink_open(pt__task *t, const Protium__Op *op, const struct ArrowSchema *schema,
+                  pt__sink *sink, pt_error *err) {
+  memset(sink, 0, sizeof *sink);
+  sink->t = t;
+  sink->op = op;
+  sink->schema = schema;
+  long long p = (long long)t->launch->partition, a = (long long)t->launch->attempt;
+  switch (op->op_case) {
+    case PROTIUM__OP__OP_COUNT: return PT_OK;
+    case PROTIUM__OP__OP_RESULT: {
+      const char *sd = t->env->session_dir ? t->env->session_dir : ".";
+      char *dir = path_printf(err, "%s/results/%lld", sd, (long long)t->ctx.job_id);
+      if (dir == NULL) return err ? err->code : PT_ENOMEM;
+      int rc = pt__mkdirs(dir, err);
+      if (rc == PT_OK) {
+        sink->path = path_printf(err, "%s/part-%lld-%lld.arrows", dir, p, a);
+        if (sink->path == NULL) rc = err ? err->code : PT_ENOMEM;
+      }
+      pt__free(dir);
+      if (rc == PT_OK) rc = open_writer(sink, NULL, err);
+      return rc;
+    }
+    case PROTIUM__OP__OP_WRITE_IPC: {
+      const Protium__IpcSink *w = op->write_ipc;
+      PT_RETURN_NOT_OK(pt__mkdirs(w->temp_dir, err));
+      sink->path = path_printf(err, "%s/part-%lld-%lld.arrow", w->temp_dir, p, a);
+      if (sink->path == NULL) return err ? err->code : PT_ENOMEM;
+      pt_ipc_write_options opts;
+      pt_ipc_write_options_init(&opts);
+      opts.format = (pt_ipc_format)w->format;
+      opts.compression = (pt_compression)w->compression;
+      return open_writer(sink, &opts, err);
+    }
+    case PROTIUM__OP__OP_SHUFFLE_WRITE: {
+      const Protium__ShuffleSink *s = op->shuffle_write;
+      if (s->partitions <= 0 || s->partitions > (INT64_C(1) << 24))
+        return pt__errorf(err, PT_EINVAL, "shuffle write: %lld reduce partitions",
+                          (long long)s->partitions);
+      sink->n_parts = s->partitions;
+      sink->next_row = t->launch->partition; /* round robin starts at (p + 0) % n */
+      sink->parts = pt__calloc((size_t)sink->n_parts, sizeof *sink->parts);
+      if (sink->parts == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
+      if (s->n_keys > 0) {
+        sink->keys = pt__malloc(s->n_keys * sizeof *sink->keys);
+        if (sink->keys == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
+        for (size_t k = 0; k < s->n_keys; k++) {
+          int64_t c = 0;
+          while (c < schema->n_children) {
+            const char *name = schema->children[c]->name;
+            if (name != NULL && strcmp(name, s->keys[k]) == 0) break;
+            c++;
+          }
+          if (c == schema->n_children)
+            return pt__errorf(err, PT_EINVAL,
+                              "shuffle write: key column '%s' is not in the data", s->keys[k]);
+          sink->keys[sink->n_keys++] = (int)c;
+        }
+      }
+      return PT_OK;
+    }
+    default:
+      return pt__errorf(err, PT_EINVAL, "operator %d is not a sink", (int)op->op_case);
+  }
+}
+
+static int part_push(pt__shuffle_part *part, struct ArrowArray *a, pt_error *err) {
+  if (part->n == part->cap) {
+    int64_t cap = part->cap ? part->cap * 2 : 4;
+    struct ArrowArray *grown = pt__realloc(part->arrays, (size_t)cap * sizeof *grown);
+    if (grown == NULL) {
+      a->release(a);
+      return pt__errorf(err, PT_ENOMEM, "shuffle write: out of memory");
+    }
+    part->arrays = grown;
+    part->cap = cap;
+  }
+  part->rows += a->length;
+  pt__array_move(a, &part->arrays[part->n++]);
+  return PT_OK;
+}
+
+static int shuffle_consume(pt__sink *sink, struct ArrowArray *batch, pt_error *err) {
+  int64_t len = batch->length, np = sink->n_parts;
+  int rc = PT_OK;
+  uint64_t *hashes = NULL;
+  int64_t *dest = pt__malloc((size_t)(len ? len : 1) * sizeof *dest);
+  int64_t *counts = pt__calloc((size_t)np + 1, sizeof *counts);
+  int64_t *idx = pt__malloc((size_t)(len ? len : 1) * sizeof *idx);
+  if (dest == NULL || counts == NULL || idx == NULL) {
+    rc = pt__errorf(err, PT_ENOMEM, "shuffle write: out of memory");
+    goto free_all;
+  }
+  if (sink->n_keys == 0) {
+    int64_t r = sink->next_row % np;
+    for (int64_t i = 0; i < len; i++) {
+      dest[i] = r;
+      if (++r == np) r = 0;
+    }
+    sink->next_row = r; /* only its value modulo np matters */
+  } else {
+    hashes = pt__malloc((size_t)(len ? len : 1) * sizeof *hashes);
+    if (hashes == NULL) {
+      rc = pt__errorf(err, PT_ENOMEM, "shuffle write: out of memory");
+      goto free_all;
+    }
+    rc = pt__hash_rows(sink->schema, batch, sink->keys, sink->n_keys, hashes, err);
+    if (rc != PT_OK) goto free_all;
+    for (int64_t i = 0; i < len; i++) dest[i] = (int64_t)(hashes[i] % (uint64_t)np);
+  }
+  /* Counting sort of row indices by destination, stable within each. */
+  for (int64_t i = 0; i < len; i++) counts[dest[i] + 1]++;
+  for (int64_t r = 0; r < np; r++) counts[r + 1] += counts[r];
+  {
+    int64_t *cursor = pt__malloc((size_t)np * sizeof *cursor);
+    if (cursor == NULL) {
+      rc = pt__errorf(err, PT_ENOMEM, "shuffle write: out of memory");
+      goto free_all;
+    }
+    memcpy(cursor, counts, (size_t)np * sizeof *cursor);
+    for (int64_t i = 0; i < len; i++) idx[cursor[dest[i]]++] = i;
+    pt__free(cursor);
+  }
+  for (int64_t r = 0; r < np && rc == PT_OK; r++) {
+    int64_t n = counts[r + 1] - counts[r];
+    if (n == 0) continue;
+    struct ArrowArray taken;
+    rc = pt__array_take(sink->schema, batch, idx + counts[r], n, &taken, err);
+    if (rc == PT_OK) rc = part_push(&sink->parts[r], &taken, err);
+  }
+  if (rc != PT_OK) pt__error_prefix(err, rc, "shuffle write: ");
+free_all:
+  pt__free(hashes);
+  pt__free(dest);
+  pt__free(counts);
+  pt__free(idx);
+  return rc;
+}
+
+int pt__sink_consume(pt__sink *sink, struct ArrowArray *batch, pt_error *err) {
+  int rc = PT_OK;
+  sink->rows += batch->length;
+  switch (sink->op->op_case) {
+    case PROTIUM__OP__OP_RESULT:
+    case PROTIUM__OP__OP_WRITE_IPC:
+      rc = pt_ipc_writer_write(sink->writer, batch, err);
+      if (rc != PT_OK) pt__error_prefix(err, rc, "write '%s': ", sink->path);
+      break;
+    case PROTIUM__OP__OP_SHUFFLE_WRITE:
+      if (batch->length > 0) rc = shuffle_consume(sink, batch, err);
+      break;
+    default: break;
+  }
+  batch->release(batch);
+  return rc;
+}
+
+/* Writes one reduce partition's rows as a complete IPC stream at the fd's
+ * position, coalescing small pieces into batches of up to
+ * SHUFFLE_BATCH_ROWS. */
+static int write_segment(pt__sink *sink, int fd, pt__shuffle_part *part, pt_error *err) {
+  pt_ipc_writer *w;
+  PT_RETURN_NOT_OK(pt_ipc_writer_open_fd(fd, sink->schema, NULL, &w, err));
+  int rc = PT_OK;
+  int64_t i = 0;
+  while (i < part->n && rc == PT_OK) {
+    int64_t j = i, rows = 0;
+    while (j < part->n && (j == i || rows + part->arrays[j].length <= SHUFFLE_BATCH_ROWS))
+      rows += part->arrays[j++].length;
+    if (j - i == 1) {
+      rc = pt_ipc_writer_write(w, &part->arrays[i], err);
+    } else {
+      const struct ArrowArray **group = pt__malloc((size_t)(j - i) * sizeof *group);
+      if (group == NULL) {
+        rc = pt__errorf(err, PT_ENOMEM, "out of memory");
+        break;
+      }
+      for (int64_t k = i; k < j; k++) group[k - i] = &part->arrays[k];
+      struct ArrowArray merged;
+      pt_error cerr;
+      int crc = pt__array_concat(sink->schema, group, j - i, &merged, &cerr);
+      if (crc == PT_OK) {
+        rc = pt_ipc_writer_write(w, &merged, err);
+        merged.release(&merged);
+      } else if (crc == PT_ENOTSUP) {
+        /* Different dictionaries: the pieces go as they are. */
+        for (int64_t k = i; k < j && rc == PT_OK; k++)
+          rc = pt_ipc_writer_write(w, &part->arrays[k], err);
+      } else {
+        rc = crc;
+        if (err) *err = cerr;
+      }
+      pt__free(group);
+    }
+    for (int64_t k = i; k < j; k++) part->arrays[k].release(&part->arrays[k]);
+    i = j;
+  }
+  if (rc == PT_OK) rc = pt_ipc_writer_close(w, err);
+  pt_ipc_writer_free(w);
+  return rc;
+}
+
+static int shuffle_finish(pt__sink *sink, Protium__TaskStatus *st, pt_error *err) {
+  pt__task *t = sink->t;
+  int64_t np = sink->n_parts;
+  int rc = PT_OK;
+  char *tmp = NULL;
+  int fd = -1;
+  Protium__ShuffleOutput *so = pt__malloc(sizeof *so);
+  if (so == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
+  protium__shuffle_output__init(so);
+  so->segment_offsets = pt__calloc((size_t)np + 1, sizeof(int64_t));
+  so->segment_rows = pt__calloc((size_t)np, sizeof(int64_t));
+  so->path = path_printf(err, "%s/shuffle-%lld-%lld-%lld.arrows", t->env->local_dir,
+                         (long long)sink->op->shuffle_write->shuffle_id,
+                         (long long)t->launch->partition, (long long)t->launch->attempt);
+  if (so->path != NULL) tmp = path_printf(err, "%s.tmp", so->path);
+  if (so->segment_offsets == NULL || so->segment_rows == NULL || so->path == NULL ||
+      tmp == NULL) {
+    rc = pt__errorf(err, PT_ENOMEM, "out of memory");
+    goto fail;
+  }
+  so->n_segment_offsets = (size_t)np + 1;
+  so->n_segment_rows = (size_t)np;
+  fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    rc = pt__errorf(err, PT_EIO, "cannot create '%s': %s", tmp, strerror(errno));
+    goto fail;
+  }
+  for (int64_t r = 0; r < np; r++) {
+    so->segment_offsets[r] = (int64_t)lseek(fd, 0, SEEK_CUR);
+    so->segment_rows[r] = sink->parts[r].rows;
+    rc = write_segment(sink, fd, &sink->parts[r], err);
+    if (rc != PT_OK) {
+      pt__error_prefix(err, rc, "write '%s': segment %lld: ", tmp, (long long)r);
+      goto fail;
+    }
+  }
+  so->segment_offsets[np] = (int64_t)lseek(fd, 0, SEEK_CUR);
+  if (close(fd) != 0) {
+    fd = -1;
+    rc = pt__errorf(err, PT_EIO, "write '%s': %s", tmp, strerror(errno));
+    goto fail;
+  }
+  fd = -1;
+  if (rename(tmp, so->path) != 0) {
+    rc = pt__errorf(err, PT_EIO, "rename '%s': %s", tmp, strerror(errno));
+    goto fail;
+  }
+  pt__free(tmp);
+  st->shuffle = so;
+  return PT_OK;
+fail:
+  if (fd >= 0) close(fd);
+  if (tmp != NULL) unlink(tmp);
+  pt__free(tmp);
+  pt__free(so->segment_offsets);
+  pt__free(so->segment_rows);
+  if (so->path != protobuf_c_empty_string) pt__free(so->path);
+  pt__free(so);
+  return pt__error_prefix(err, rc, "shuffle write: ");
+}
+
+int pt__sink_finish(pt__sink *sink, Protium__TaskStatus *st, pt_error *err) {
+  st->rows = sink->rows;
+  switch (sink->op->op_case) {
+    case PROTIUM__OP__OP_COUNT: st->count = sink->rows; return PT_OK;
+    case PROTIUM__OP__OP_RESULT:
+    case PROTIUM__OP__OP_WRITE_IPC: {
+      int rc = pt_ipc_writer_close(sink->writer, err);
+      pt_ipc_writer_free(sink->writer);
+      sink->writer = NULL;
+      if (rc != PT_OK) return pt__error_prefix(err, rc, "write '%s': ", sink->path);
+      st->output_path = sink->path;
+      sink->path = NULL; /* the status owns it now */
+      return PT_OK;
+    }
+    case PROTIUM__OP__OP_SHUFFLE_WRITE: return shuffle_finish(sink, st, err);
+    default: return pt__errorf(err, PT_EINVAL, "not a sink");
+  }
+}
+
+void pt__sink_close(pt__sink *sink) {
+  if (sink->writer != NULL) {
+    pt_ipc_writer_free(sink->writer);
+    sink->writer = NULL;
+  }
+  if (sink->path != NULL) {
+    unlink(sink->path); /* unfinished: nobody must read it */
+    pt__free(sink->path);
+    sink->path = NULL;
+  }
+  for (int64_t r = 0; sink->parts != NULL && r < sink->n_parts; r++) {
+    pt__shuffle_part *part = &sink->parts[r];
+    for (int64_t k = 0; k < part->n; k++)
+      if (part->arrays[k].release != NULL) part->arrays[k].release(&part->arrays[k]);
+    pt__free(part->arrays);
+  }
+  pt__free(sink->parts);
+  sink->parts = NULL;
+  pt__free(sink->keys);
+  sink->keys = NULL;
+}

@@ -1,0 +1,878 @@
+/* cluster.c — the local cluster backend: a driver thread running a libuv
+ * loop that listens on <session_dir>/driver.sock, spawns executor processes
+ * (this same program, see pt_session_open), frames control messages to and
+ * from them, and declares them lost on EOF, exit or a missing heartbeat.
+ * Starting and killing an executor process are the two operations another
+ * backend (standalone, Slurm) provides: see pt__backend.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "net/net.h"
+#include "sched/sched.h"
+
+/* An accepted connection; bound to its executor by the Hello it sends. */
+struct pt__driver_conn {
+  uv_pipe_t pipe;
+  pt__driver *d;
+  pt__executor *ex;      /* NULL until Hello */
+  pt_buf in;         /* bytes read, not yet parsed */
+  int closing;
+};
+
+/* ------------------------------------------------------------------------ */
+/* Files */
+
+static int rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
+  (void)sb, (void)flag, (void)ftw;
+  remove(path);
+  return 0;
+}
+
+int pt__sched_rm_rf(const char *path) {
+  struct stat st;
+  if (lstat(path, &st) != 0) return PT_OK;
+  nftw(path, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+  return lstat(path, &st) == 0 ? PT_EIO : PT_OK;
+}
+
+int pt__sched_mkdirs(const char *path, pt_error *err) {
+  char *p = pt__strdup(path);
+  if (!p) return pt__errorf(err, PT_ENOMEM, "out of memory");
+  for (char *s = p + 1;; s++) {
+    if (*s == '/' || *s == 0) {
+      char c = *s;
+      *s = 0;
+      if (mkdir(p, 0700) != 0 && errno != EEXIST) {
+        int e = errno;
+        pt__free(p);
+        return pt__errorf(err, PT_EIO, "cannot create directory '%s': %s", path, strerror(e));
+      }
+      *s = c;
+      if (!c) break;
+    }
+  }
+  pt__free(p);
+  return PT_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Frames out */
+
+int pt__cluster_send(pt__executor *ex, uint16_t type, const ProtobufCMessage *msg) {
+  return pt__frame_append(&ex->out, (pt__msg_type)type, msg, NULL);
+}
+
+static void write_cb(uv_write_t *req, int status);
+
+static void exec_flush(pt__executor *ex) {
+  if (ex->writing || ex->out.len == 0 || !ex->conn || ex->conn->closing) return;
+  pt_buf t = ex->wbuf;
+  ex->wbuf = ex->out;
+  ex->out = t;
+  ex->out.len = 0;
+  uv_buf_t b = uv_buf_init(ex->wbuf.data, (unsigned)ex->wbuf.len);
+  ex->wreq.data = ex;
+  if (uv_write(&ex->wreq, (uv_stream_t *)&ex->conn->pipe, &b, 1, write_cb) == 0) ex->writing = 1;
+  else pt__cluster_lose(ex, "write to executor failed", 0, NULL);
+}
+
+static void write_cb(uv_write_t *req, int status) {
+  pt__executor *ex = req->data;
+  ex->writing = 0;
+  ex->wbuf.len = 0;
+  if (status < 0) {
+    if (ex->state != PT__EXEC_LOST) {
+      char why[128];
+      snprintf(why, sizeof why, "executor %lld lost: write failed: %s", (long long)ex->id,
+               uv_strerror(status));
+      pt__cluster_lose(ex, why, 0, NULL);
+    }
+    return;
+  }
+  exec_flush(ex);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Executor table shared with the user thread */
+
+static void infos_update(pt__driver *d, pt__executor *ex, int alive) {
+  pthread_mutex_lock(&d->mu);
+  int64_t i = 0;
+  while (i < d->n_infos && d->infos[i].id != ex->id) i++;
+  if (alive && i == d->n_infos) {
+    if (d->n_infos == d->cap_infos) {
+      int64_t cap = d->cap_infos ? d->cap_infos * 2 : 8;
+      pt_executor_info *p = pt__realloc(d->infos, (size_t)cap * sizeof *p);
+      if (!p) goto unlock;
+      d->infos = p;
+      d->cap_infos = cap;
+    }
+    d->infos[d->n_infos++] = (pt_executor_info){ex->id, ex->pid, ex->slots, 1};
+  } else if (!alive && i < d->n_infos) {
+    memmove(&d->infos[i], &d->infos[i + 1], (size_t)(d->n_infos - i - 1) * sizeof *d->infos);
+    d->n_infos--;
+  }
+unlock:
+  pthread_mutex_unlock(&d->mu);
+}
+
+int pt__driver_executors(pt__driver *d, pt_executor_info *out, int64_t cap, int64_t *n) {
+  pthread_mutex_lock(&d->mu);
+  for (int64_t i = 0; i < d->n_infos && i < cap; i++) out[i] = d->infos[i];
+  *n = d->n_infos;
+  pthread_mutex_unlock(&d->mu);
+  return PT_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Spawning and losing executors */
+
+static void exit_cb(uv_process_t *proc, int64_t status, int signo);
+
+/* This program and its argv[0], found once per process. */
+static pthread_once_t self_once = PTHREAD_ONCE_INIT;
+static char self_exe[4096];
+static char argv0[4096];
+static int self_errno;
+
+static void find_self(void) {
+  ssize_t n = readlink("/proc/self/exe", self_exe, sizeof self_exe - 1);
+  if (n <= 0) {
+    self_errno = errno;
+    self_exe[0] = 0;
+    return;
+  }
+  self_exe[n] = 0;
+  FILE *f = fopen("/proc/self/cmdline", "r");
+  size_t got = f ? fread(argv0, 1, sizeof argv0 - 1, f) : 0;
+  if (f) fclose(f);
+  argv0[got] = 0;
+  if (!argv0[0]) snprintf(argv0, sizeof argv0, "%s", self_exe);
+}
+
+static void proc_close_cb(uv_handle_t *h) { (void)h; }
+
+/* A new executor: an entry in the table, its directory, then its process
+ * from the backend. */
+static int exec_spawn(pt__driver *d, pt_error *err) {
+  pt__executor *ex = pt__calloc(1, sizeof *ex);
+  if (!ex) return pt__errorf(err, PT_ENOMEM, "out of memory");
+  if (d->n_execs == d->cap_execs) {
+    int32_t cap = d->cap_execs ? d->cap_execs * 2 : 8;
+    pt__executor **p = pt__realloc(d->execs, (size_t)cap * sizeof *p);
+    if (!p) {
+      pt__free(ex);
+      return pt__errorf(err, PT_ENOMEM, "out of memory");
+    }
+    d->execs = p;
+    d->cap_execs = cap;
+  }
+  ex->d = d;
+  ex->id = ++d->next_exec_id;
+  ex->slots = d->opts.slots;
+  ex->head = ex->tail = -1;
+  ex->frame_start = -1;
+  ex->state = PT__EXEC_STARTING;
+  size_t dl = strlen(d->session_dir) + 32;
+  ex->dir = pt__malloc(dl);
+  if (!ex->dir) {
+    pt__free(ex);
+    return pt__errorf(err, PT_ENOMEM, "out of memory");
+  }
+  snprintf(ex->dir, dl, "%s/exec-%lld", d->session_dir, (long long)ex->id);
+  if (mkdir(ex->dir, 0700) != 0 && errno != EEXIST) {
+    int e = errno;
+    pt__errorf(err, PT_EIO, "cannot create executor directory '%s': %s", ex->dir, strerror(e));
+    pt__free(ex->dir);
+    pt__free(ex);
+    return PT_EIO;
+  }
+  d->execs[d->n_execs] = ex;
+  ex->index = d->n_execs++;
+  int rc = d->backend->start(d, ex, err);
+  if (rc != PT_OK) {
+    /* no process: nothing to kill or wait for */
+    ex->state = PT__EXEC_LOST;
+    ex->exited = 1;
+    pt__sched_rm_rf(ex->dir);
+  }
+  return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The local backend: executors are this program, spawned with uv_spawn; the
+ * loop's exit callback reports their end. */
+
+static int local_start(pt__driver *d, pt__executor *ex, pt_error *err) {
+  char buf[2][64];
+  /* Environment: ours plus the four PROTIUM_EXECUTOR_* variables. */
+  extern char **environ;
+  size_t n_env = 0;
+  while (environ[n_env]) n_env++;
+  char **env = pt__calloc(n_env + 5, sizeof *env);
+  char *sock_var = pt__malloc(strlen(d->sock_path) + 32);
+  char *dir_var = pt__malloc(strlen(ex->dir) + 32);
+  int rc = PT_OK;
+  if (!env || !sock_var || !dir_var) {
+    rc = pt__errorf(err, PT_ENOMEM, "out of memory");
+    goto free_env;
+  }
+  size_t k = 0;
+  for (size_t i = 0; i < n_env; i++)
+    if (strncmp(environ[i], "PROTIUM_EXECUTOR_", 17) != 0) env[k++] = environ[i];
+  sprintf(sock_var, "PROTIUM_EXECUTOR_SOCKET=%s", d->sock_path);
+  sprintf(dir_var, "PROTIUM_EXECUTOR_DIR=%s", ex->dir);
+  snprintf(buf[0], sizeof buf[0], "PROTIUM_EXECUTOR_ID=%lld", (long long)ex->id);
+  snprintf(buf[1], sizeof buf[1], "PROTIUM_EXECUTOR_SLOTS=%d", (int)ex->slots);
+  env[k++] = sock_var;
+  env[k++] = dir_var;
+  env[k++] = buf[0];
+  env[k++] = buf[1];
+  env[k] = NULL;
+
+  /* argv[0] preserved: programs that look at it see themselves. */
+  pthread_once(&self_once, find_self);
+  if (!self_exe[0]) {
+    rc = pt__errorf(err, PT_EIO, "cannot find this program (/proc/self/exe): %s",
+                    strerror(self_errno));
+    goto free_env;
+  }
+  char *args[] = {argv0, NULL};
+  uv_stdio_container_t stdio[3] = {
+      {.flags = UV_IGNORE}, {.flags = UV_INHERIT_FD, .data.fd = 1},
+      {.flags = UV_INHERIT_FD, .data.fd = 2}};
+  uv_process_options_t po = {0};
+  po.exit_cb = exit_cb;
+  po.file = self_exe;
+  po.args = args;
+  po.env = env;
+  po.stdio = stdio;
+  po.stdio_count = 3;
+  ex->proc.data = ex;
+  int uvrc = uv_spawn(&d->loop, &ex->proc, &po);
+  if (uvrc != 0) {
+    rc = pt__errorf(err, PT_EIO, "cannot start executor %lld (%s): %s", (long long)ex->id,
+                    self_exe, uv_strerror(uvrc));
+    ex->state = PT__EXEC_LOST;
+    ex->exited = 1;
+    uv_close((uv_handle_t *)&ex->proc, proc_close_cb);
+    goto free_env;
+  }
+  ex->pid = ex->proc.pid;
+  ex->last_seen_ns = uv_hrtime();
+free_env:
+  pt__free(env);
+  pt__free(sock_var);
+  pt__free(dir_var);
+  return rc;
+}
+
+static void local_kill(pt__executor *ex) {
+  /* pid 0 would be our own process group */
+  if (!ex->exited && ex->pid > 0) uv_process_kill(&ex->proc, SIGKILL);
+}
+
+static const pt__backend local_backend = {"local", local_start, local_kill};
+
+static void conn_close_cb(uv_handle_t *h) {
+  pt__driver_conn *c = h->data;
+  pt_buf_free(&c->in);
+  pt__free(c);
+}
+
+static void conn_close(pt__driver_conn *c) {
+  if (c->closing) return;
+  c->closing = 1;
+  if (c->ex && c->ex->conn == c) c->ex->conn = NULL;
+  uv_close((uv_handle_t *)&c->pipe, conn_close_cb);
+}
+
+static void start_failed(pt__driver *d, const char *why) {
+  pthread_mutex_lock(&d->mu);
+  if (!d->start_failed) {
+    d->start_failed = 1;
+    snprintf(d->start_error, sizeof d->start_error, "%s", why);
+  }
+  pthread_cond_broadcast(&d->cv);
+  pthread_mutex_unlock(&d->mu);
+}
+
+/* Starts executors until there are n_executors (not lost). When none can be
+ * started and none is left, running jobs fail rather than wait forever; a
+ * later tick tries again for later jobs. */
+static void replace_executors(pt__driver *d) {
+  int live = 0;
+  for (int32_t i = 0; i < d->n_execs; i++) live += d->execs[i]->state != PT__EXEC_LOST;
+  while (live < d->opts.n_executors) {
+    pt_error err = {0};
+    if (exec_spawn(d, &err) != PT_OK) {
+      if (live == 0) {
+        char why[PT_ERROR_SIZE];
+        snprintf(why, sizeof why, "no executor left and none can be started: %.900s",
+                 err.message);
+        pt__sched_fail_all(d, why);
+      }
+      return;
+    }
+    live++;
+  }
+}
+
+void pt__cluster_lose(pt__executor *ex, const char *cause, int64_t timed_out_task,
+                   const char *cause_timeout) {
+  pt__driver *d = ex->d;
+  if (ex->state == PT__EXEC_LOST) return;
+  int was_ready = ex->state == PT__EXEC_READY;
+  ex->state = PT__EXEC_LOST;
+  d->backend->kill(ex);
+  if (ex->conn) conn_close(ex->conn);
+  ex->out.len = 0;
+  ex->frame_start = -1;
+  pt__sched_rm_rf(ex->dir); /* its shuffle outputs are gone with it */
+  infos_update(d, ex, 0);
+  pt__sched_on_executor_lost(d, ex, cause, timed_out_task, cause_timeout);
+  if (d->stopping) return;
+  if (!was_ready) {
+    /* Lost before Hello: during pt_session_open that fails the open; later
+     * a few in a row mean executors cannot start at all. */
+    pthread_mutex_lock(&d->mu);
+    int starting = d->n_hello < d->opts.n_executors;
+    pthread_mutex_unlock(&d->mu);
+    if (starting) {
+      start_failed(d, cause);
+      return;
+    }
+    if (++d->start_failures >= 3) {
+      /* No fork storm: from now on the tick starts at most one round of
+       * executors per tick, and jobs fail at once until one connects. */
+      pt__sched_fail_all(d, "executors keep exiting before they connect to the driver; run "
+                            "the program alone to see their messages");
+      return;
+    }
+  }
+  /* A replacement; if it cannot be started now, the tick tries again. */
+  replace_executors(d);
+  d->need_schedule = 1;
+}
+
+static void exit_cb(uv_process_t *proc, int64_t status, int signo) {
+  pt__executor *ex = proc->data;
+  ex->exited = 1;
+  uv_close((uv_handle_t *)proc, proc_close_cb);
+  if (ex->state != PT__EXEC_LOST) {
+    char why[256];
+    if (signo)
+      snprintf(why, sizeof why, "executor %lld lost: killed by signal %d (%s)",
+               (long long)ex->id, signo, strsignal(signo));
+    else if (ex->state == PT__EXEC_STARTING)
+      snprintf(why, sizeof why,
+               "executor %lld exited with status %lld before it connected to the driver; "
+               "is the program linked with libprotium's executor (see pt_session_open)?",
+               (long long)ex->id, (long long)status);
+    else
+      snprintf(why, sizeof why, "executor %lld lost: exited with status %lld", (long long)ex->id,
+               (long long)status);
+    pt__cluster_lose(ex, why, 0, NULL);
+  }
+  /* During shutdown: stop once every process is gone. */
+  if (ex->d->stopping) {
+    int all = 1;
+    for (int32_t i = 0; i < ex->d->n_execs; i++) all &= ex->d->execs[i]->exited;
+    if (all) uv_stop(&ex->d->loop);
+  }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Frames in */
+
+static void on_hello(pt__driver_conn *c, const Protium__Hello *h) {
+  pt__driver *d = c->d;
+  pt__executor *ex = NULL;
+  for (int32_t i = 0; i < d->n_execs; i++)
+    if (d->execs[i]->id == h->executor_id) ex = d->execs[i];
+  if (!ex || ex->state != PT__EXEC_STARTING || h->protocol_version != PT__PROTOCOL_VERSION) {
+    conn_close(c); /* a stranger, a replaced executor, or another version */
+    return;
+  }
+  c->ex = ex;
+  ex->conn = c;
+  ex->state = PT__EXEC_READY;
+  if (h->slots > 0) ex->slots = h->slots;
+  ex->last_seen_ns = uv_hrtime();
+  d->start_failures = 0;
+
+  Protium__Welcome w = PROTIUM__WELCOME__INIT;
+  Protium__ConfEntry entries[64], *ptrs[64];
+  size_t n = d->opts.n_conf < 64 ? d->opts.n_conf : 64;
+  for (size_t i = 0; i < n; i++) {
+    protium__conf_entry__init(&entries[i]);
+    entries[i].key = d->conf_kv[2 * i];
+    entries[i].value = d->conf_kv[2 * i + 1];
+    ptrs[i] = &entries[i];
+  }
+  w.session_dir = d->session_dir;
+  w.heartbeat_interval_ms = d->opts.heartbeat_interval_ms;
+  w.n_conf = n;
+  w.conf = ptrs;
+  if (pt__cluster_send(ex, PT__MSG_WELCOME, &w.base) != PT_OK) {
+    pt__cluster_lose(ex, "out of memory", 0, NULL);
+    return;
+  }
+  /* Welcome goes out now: the executor is blocked waiting for it. */
+  exec_flush(ex);
+  infos_update(d, ex, 1);
+  pthread_mutex_lock(&d->mu);
+  d->n_hello++;
+  pthread_cond_broadcast(&d->cv);
+  pthread_mutex_unlock(&d->mu);
+  d->need_schedule = 1;
+}
+
+static void protocol_error(pt__driver_conn *c, const char *what) {
+  if (c->ex) {
+    char why[256];
+    snprintf(why, sizeof why, "executor %lld lost: protocol error: %s", (long long)c->ex->id,
+             what);
+    pt__cluster_lose(c->ex, why, 0, NULL);
+  }
+  conn_close(c);
+}
+
+static void on_frame(pt__driver_conn *c, uint16_t type, const uint8_t *p, size_t n) {
+  if (!c->ex && type != PT__MSG_HELLO) {
+    protocol_error(c, "first message is not Hello");
+    return;
+  }
+  if (c->ex) c->ex->last_seen_ns = uv_hrtime();
+  switch (type) {
+  case PT__MSG_HELLO: {
+    Protium__Hello *h = protium__hello__unpack(&pt__pb_allocator, n, p);
+    if (!h) return protocol_error(c, "bad Hello");
+    if (c->ex) protocol_error(c, "second Hello");
+    else on_hello(c, h);
+    protium__hello__free_unpacked(h, &pt__pb_allocator);
+    return;
+  }
+  case PT__MSG_HEARTBEAT:
+    return;
+  case PT__MSG_STATUS_BATCH: {
+    Protium__StatusBatch *b = protium__status_batch__unpack(&pt__pb_allocator, n, p);
+    if (!b) return protocol_error(c, "bad StatusBatch");
+    for (size_t i = 0; i < b->n_statuses && c->ex && c->ex->state == PT__EXEC_READY; i++)
+      pt__sched_on_status(c->d, c->ex, b->statuses[i]);
+    protium__status_batch__free_unpacked(b, &pt__pb_allocator);
+    c->d->need_schedule = 1;
+    return;
+  }
+  default:
+    protocol_error(c, "unexpected message type");
+  }
+}
+
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  pt__driver_conn *c = h->data;
+  (void)suggested;
+  if (pt__buf_reserve(&c->in, 65536) != PT_OK) {
+    *buf = uv_buf_init(NULL, 0);
+    return;
+  }
+  *buf = uv_buf_init(c->in.data + c->in.len, (unsigned)(c->in.cap - c->in.len));
+}
+
+static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+  pt__driver_conn *c = s->data;
+  (void)buf;
+  if (nread < 0) {
+    if (c->ex) {
+      char why[160];
+      snprintf(why, sizeof why, "executor %lld lost: connection %s", (long long)c->ex->id,
+               nread == UV_EOF ? "closed" : uv_strerror((int)nread));
+      pt__cluster_lose(c->ex, why, 0, NULL);
+    }
+    conn_close(c);
+    return;
+  }
+  c->in.len += (size_t)nread;
+  size_t off = 0;
+  while (!c->closing && c->in.len - off >= 4) {
+    const uint8_t *h = (const uint8_t *)c->in.data + off;
+    uint32_t len = pt__load_u32(h);
+    if (len < 4 || len > PT__MAX_FRAME) return protocol_error(c, "bad frame length");
+    if (c->in.len - off < 4 + (size_t)len) break;
+    uint16_t version = (uint16_t)(h[4] | h[5] << 8);
+    uint16_t type = (uint16_t)(h[6] | h[7] << 8);
+    if (version != PT__PROTOCOL_VERSION) return protocol_error(c, "unknown protocol version");
+    on_frame(c, type, h + PT__FRAME_HEADER, len - 4);
+    off += 4 + (size_t)len;
+  }
+  if (c->closing) return;
+  if (off) {
+    memmove(c->in.data, c->in.data + off, c->in.len - off);
+    c->in.len -= off;
+  }
+}
+
+static void reject_close_cb(uv_handle_t *h) {
+  pt__driver *d = h->data;
+  d->reject_busy = 0;
+}
+
+static void connection_cb(uv_stream_t *server, int status) {
+  pt__driver *d = server->data;
+  if (status < 0) return;
+  pt__driver_conn *c = pt__calloc(1, sizeof *c);
+  if (!c) {
+    /* libuv accepts nothing more until this one is taken: take it with a
+     * spare handle and close it; the executor sees EOF, exits, and is
+     * replaced. */
+    if (d->reject_busy) return;
+    d->reject_busy = 1;
+    uv_pipe_init(&d->loop, &d->reject, 0);
+    d->reject.data = d;
+    (void)uv_accept(server, (uv_stream_t *)&d->reject);
+    uv_close((uv_handle_t *)&d->reject, reject_close_cb);
+    return;
+  }
+  c->d = d;
+  uv_pipe_init(&d->loop, &c->pipe, 0);
+  c->pipe.data = c;
+  if (uv_accept(server, (uv_stream_t *)&c->pipe) != 0 ||
+      uv_read_start((uv_stream_t *)&c->pipe, alloc_cb, read_cb) != 0)
+    conn_close(c);
+}
+
+/* ------------------------------------------------------------------------ */
+/* The loop */
+
+static void handle_close_noop(uv_handle_t *h) { (void)h; }
+
+static void kill_timer_cb(uv_timer_t *t) {
+  pt__driver *d = t->data;
+  for (int32_t i = 0; i < d->n_execs; i++)
+    d->backend->kill(d->execs[i]);
+}
+
+/* Shutdown: ask executors to exit, SIGKILL those still there after 2 s; the
+ * loop stops once every process has exited (exit_cb). */
+static void begin_stop(pt__driver *d) {
+  d->stopping = 1;
+  pt__sched_fail_all(d, "the session was closed");
+  int all = 1;
+  for (int32_t i = 0; i < d->n_execs; i++) {
+    pt__executor *ex = d->execs[i];
+    if (ex->state == PT__EXEC_READY) {
+      Protium__Shutdown sd = PROTIUM__SHUTDOWN__INIT;
+      if (pt__cluster_send(ex, PT__MSG_SHUTDOWN, &sd.base) == PT_OK) exec_flush(ex);
+    } else if (!ex->exited) {
+      d->backend->kill(ex);
+    }
+    all &= ex->exited;
+  }
+  if (all) {
+    uv_stop(&d->loop);
+  } else {
+    uv_timer_start(&d->kill_timer, kill_timer_cb, 2000, 0);
+  }
+}
+
+static void async_cb(uv_async_t *a) {
+  pt__driver *d = a->data;
+  pthread_mutex_lock(&d->mu);
+  pt__job *jobs = d->submit_head;
+  d->submit_head = d->submit_tail = NULL;
+  int stop = d->stop_requested;
+  pthread_mutex_unlock(&d->mu);
+  while (jobs) {
+    pt__job *next = jobs->next;
+    jobs->next = NULL;
+    if (d->stopping) {
+      jobs->state = PT__JOB_FAILED;
+      pt__errorf(&jobs->error, PT_ESTATE, "the session is closing");
+      pt__driver_job_done(d, jobs);
+    } else {
+      pt__sched_submit(d, jobs);
+    }
+    jobs = next;
+  }
+  d->need_schedule = 1;
+  if (stop && !d->stopping) begin_stop(d);
+  pt__sched_flush_done(d);
+}
+
+static void tick_cb(uv_timer_t *t) {
+  pt__driver *d = t->data;
+  uint64_t now = uv_hrtime();
+  uint64_t hb = (uint64_t)d->opts.heartbeat_timeout_ms * 1000000u;
+  for (int32_t i = 0; i < d->n_execs; i++) {
+    pt__executor *ex = d->execs[i];
+    /* an executor started during this tick has last_seen_ns > now */
+    uint64_t silent = now > ex->last_seen_ns ? now - ex->last_seen_ns : 0;
+    if (ex->state == PT__EXEC_READY && silent > hb) {
+      char why[160];
+      snprintf(why, sizeof why, "executor %lld lost: no heartbeat for %lld ms", (long long)ex->id,
+               (long long)d->opts.heartbeat_timeout_ms);
+      pt__cluster_lose(ex, why, 0, NULL);
+    } else if (ex->state == PT__EXEC_STARTING && silent > 30000000000u) {
+      char why[160];
+      snprintf(why, sizeof why, "executor %lld did not connect to the driver within 30 s",
+               (long long)ex->id);
+      pt__cluster_lose(ex, why, 0, NULL);
+    }
+  }
+  /* Keep n_executors: a replacement that could not be started (out of
+   * memory, fork failing) is tried again here. */
+  if (!d->stopping) replace_executors(d);
+  if (!d->stopping) pt__sched_on_tick(d, now);
+}
+
+/* Runs once per loop turn before it waits for I/O: launch what can be
+ * launched, then one write per executor. */
+static void prepare_cb(uv_prepare_t *p) {
+  pt__driver *d = p->data;
+  if (d->need_schedule && !d->stopping) {
+    d->need_schedule = 0;
+    pt__sched_schedule(d);
+  }
+  pt__sched_flush_done(d);
+  for (int32_t i = 0; i < d->n_execs; i++)
+    if (d->execs[i]->state == PT__EXEC_READY) exec_flush(d->execs[i]);
+}
+
+static void close_walk_cb(uv_handle_t *h, void *arg) {
+  pt__driver *d = arg;
+  if (uv_is_closing(h)) return;
+  if (h->type == UV_NAMED_PIPE && h != (uv_handle_t *)&d->server &&
+      h != (uv_handle_t *)&d->reject)
+    conn_close(h->data);
+  else uv_close(h, handle_close_noop);
+}
+
+static void *driver_main(void *arg) {
+  pt__driver *d = arg;
+  /* A write to an executor that just died must fail with EPIPE, not kill
+   * the user's program: SIGPIPE goes to the writing thread, this one. */
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &set, NULL);
+  uv_run(&d->loop, UV_RUN_DEFAULT);
+  /* Stopped: close every handle, then let the loop run their callbacks. */
+  pt__sched_flush_done(d);
+  uv_walk(&d->loop, close_walk_cb, d);
+  uv_run(&d->loop, UV_RUN_DEFAULT);
+  return NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Lifecycle, called by the user thread */
+
+static void driver_free(pt__driver *d) {
+  for (int32_t i = 0; i < d->n_execs; i++) {
+    pt__executor *ex = d->execs[i];
+    pt_buf_free(&ex->out);
+    pt_buf_free(&ex->wbuf);
+    pt__free(ex->sent_defs);
+    pt__free(ex->dir);
+    pt__free(ex);
+  }
+  pt__free(d->execs);
+  pt__free(d->tasks);
+  pt__free(d->infos);
+  if (d->conf_kv)
+    for (size_t i = 0; i < 2 * d->opts.n_conf; i++) pt__free(d->conf_kv[i]);
+  pt__free(d->conf_kv);
+  pt__free(d->session_dir);
+  pt__free(d->sock_path);
+  pthread_mutex_destroy(&d->mu);
+  pthread_cond_destroy(&d->cv);
+  pt__free(d);
+}
+
+int pt__driver_start(const pt__driver_opts *opts, pt__driver **out, pt_error *err) {
+  int rc = PT_OK;
+  *out = NULL;
+  pt__driver *d = pt__calloc(1, sizeof *d);
+  if (!d) return pt__errorf(err, PT_ENOMEM, "session: out of memory");
+  pthread_mutex_init(&d->mu, NULL);
+  pthread_cond_init(&d->cv, NULL);
+  d->opts = *opts;
+  d->backend = &local_backend;
+  d->free_task = -1;
+  atomic_init(&d->next_id, 1);
+  atomic_init(&d->next_job_id, 1);
+  d->session_dir = pt__strdup(opts->session_dir);
+  size_t sl = strlen(opts->session_dir) + 16;
+  d->sock_path = pt__malloc(sl);
+  d->conf_kv = pt__calloc(2 * opts->n_conf + 1, sizeof *d->conf_kv);
+  if (!d->session_dir || !d->sock_path || !d->conf_kv) {
+    driver_free(d);
+    return pt__errorf(err, PT_ENOMEM, "session: out of memory");
+  }
+  snprintf(d->sock_path, sl, "%s/driver.sock", opts->session_dir);
+  for (size_t i = 0; i < opts->n_conf; i++) {
+    d->conf_kv[2 * i] = pt__strdup(opts->conf_keys[i]);
+    d->conf_kv[2 * i + 1] = pt__strdup(opts->conf_values[i]);
+    if (!d->conf_kv[2 * i] || !d->conf_kv[2 * i + 1]) {
+      driver_free(d);
+      return pt__errorf(err, PT_ENOMEM, "session: out of memory");
+    }
+  }
+  /* conf_kv holds keys at even, values at odd indices */
+  d->opts.conf_keys = NULL;
+  d->opts.conf_values = NULL;
+  d->opts.session_dir = d->session_dir;
+  uint64_t tick_ms = (uint64_t)opts->heartbeat_timeout_ms / 4;
+  if (opts->task_timeout_ms > 0 && (uint64_t)opts->task_timeout_ms / 4 < tick_ms)
+    tick_ms = (uint64_t)opts->task_timeout_ms / 4;
+  if (tick_ms < 10) tick_ms = 10;
+  if (tick_ms > 1000) tick_ms = 1000;
+
+  int uvrc = uv_loop_init(&d->loop);
+  if (uvrc != 0) {
+    driver_free(d);
+    return pt__errorf(err, PT_EIO, "session: cannot start the event loop: %s", uv_strerror(uvrc));
+  }
+  uv_async_init(&d->loop, &d->async, async_cb);
+  d->async.data = d;
+  uv_timer_init(&d->loop, &d->tick);
+  d->tick.data = d;
+  uv_timer_init(&d->loop, &d->kill_timer);
+  d->kill_timer.data = d;
+  uv_prepare_init(&d->loop, &d->prep);
+  d->prep.data = d;
+  uv_prepare_start(&d->prep, prepare_cb);
+  uv_pipe_init(&d->loop, &d->server, 0);
+  d->server.data = d;
+  if ((uvrc = uv_pipe_bind(&d->server, d->sock_path)) != 0 ||
+      (uvrc = uv_listen((uv_stream_t *)&d->server, 128, connection_cb)) != 0) {
+    rc = pt__errorf(err, PT_EIO, "session: cannot listen on '%s': %s", d->sock_path,
+                    uv_strerror(uvrc));
+    goto close_loop;
+  }
+  uv_timer_start(&d->tick, tick_cb, tick_ms, tick_ms);
+  for (int i = 0; i < opts->n_executors; i++) {
+    rc = exec_spawn(d, err);
+    if (rc != PT_OK) goto kill_execs;
+  }
+  if (pthread_create(&d->thread, NULL, driver_main, d) != 0) {
+    rc = pt__errorf(err, PT_EIO, "session: cannot start the driver thread");
+    goto kill_execs;
+  }
+
+  /* Wait for every Hello (30 s: enough for a loaded machine). */
+  struct timespec deadline;
+  clock_gettime(CLOCK_REALTIME, &deadline);
+  deadline.tv_sec += 30;
+  pthread_mutex_lock(&d->mu);
+  while (d->n_hello < opts->n_executors && !d->start_failed)
+    if (pthread_cond_timedwait(&d->cv, &d->mu, &deadline) == ETIMEDOUT) break;
+  if (d->start_failed)
+    rc = pt__errorf(err, PT_EIO, "session: %s", d->start_error);
+  else if (d->n_hello < opts->n_executors)
+    rc = pt__errorf(err, PT_ETIMEDOUT,
+                    "session: %d of %d executors connected within 30 s; is the machine "
+                    "overloaded?", d->n_hello, opts->n_executors);
+  pthread_mutex_unlock(&d->mu);
+  if (rc != PT_OK) {
+    pt__driver_stop(d);
+    return rc;
+  }
+  *out = d;
+  return PT_OK;
+
+kill_execs:
+  for (int32_t i = 0; i < d->n_execs; i++)
+    d->backend->kill(d->execs[i]);
+  /* The loop (on this thread) reaps them, then closes everything. */
+  d->stopping = 1;
+  {
+    int all = 0;
+    while (!all) {
+      uv_run(&d->loop, UV_RUN_ONCE);
+      all = 1;
+      for (int32_t i = 0; i < d->n_execs; i++) all &= d->execs[i]->exited;
+    }
+  }
+close_loop:
+  uv_walk(&d->loop, close_walk_cb, d);
+  uv_run(&d->loop, UV_RUN_DEFAULT);
+  uv_loop_close(&d->loop);
+  driver_free(d);
+  return rc;
+}
+
+void pt__driver_stop(pt__driver *d) {
+  if (!d) return;
+  pthread_mutex_lock(&d->mu);
+  d->stop_requested = 1;
+  pthread_mutex_unlock(&d->mu);
+  uv_async_send(&d->async);
+  pthread_join(d->thread, NULL);
+  uv_loop_close(&d->loop);
+  driver_free(d);
+}
+
+int64_t pt__driver_new_job_id(pt__driver *d) { return atomic_fetch_add(&d->next_job_id, 1); }
+int64_t pt__driver_next_id(pt__driver *d) { return atomic_fetch_add(&d->next_id, 1); }
+const char *pt__driver_session_dir(const pt__driver *d) { return d->session_dir; }
+
+void pt__driver_job_done(pt__driver *d, pt__job *job) {
+  pthread_mutex_lock(&d->mu);
+  job->finished = 1;
+  pthread_cond_broadcast(&d->cv);
+  pthread_mutex_unlock(&d->mu);
+}
+
+int pt__driver_run(pt__driver *d, pt_dataset *ds, const pt__action *action, pt__job_result *out,
+                   pt_error *err) {
+  memset(out, 0, sizeof *out);
+  pt__job *job;
+  PT_RETURN_NOT_OK(pt__plan_build(d, ds, action, &job, err));
+  pthread_mutex_lock(&d->mu);
+  if (d->submit_tail) d->submit_tail->next = job;
+  else d->submit_head = job;
+  d->submit_tail = job;
+  pthread_mutex_unlock(&d->mu);
+  uv_async_send(&d->async);
+  pthread_mutex_lock(&d->mu);
+  while (!job->finished) pthread_cond_wait(&d->cv, &d->mu);
+  pthread_mutex_unlock(&d->mu);
+
+  int rc = PT_OK;
+  if (job->state != PT__JOB_SUCCEEDED) {
+    rc = job->error.code ? job->error.code : PT_EINTERNAL;
+    if (err) *err = job->error;
+    goto free_job;
+  }
+  pt__sched_stage *st = job->final;
+  out->n_partitions = st->partitions;
+  if (st->paths) {
+    out->paths = st->paths;
+    st->paths = NULL;
+  }
+  if (st->rows) {
+    out->rows = st->rows;
+    st->rows = NULL;
+  }
+  if (st->counts)
+    for (int64_t p = 0; p < st->partitions; p++) out->count += st->counts[p];
+free_job:
+  pt__plan_free(job);
+  return rc;
+}
+
+void pt__job_result_reset(pt__job_result *r) {
+  if (r->paths)
+    for (int64_t i = 0; i < r->n_partitions; i++) pt__free(r->paths[i]);
+  pt__free(r->paths);
+  pt__free(r->rows);
+  memset(r, 0, sizeof *r);
+}

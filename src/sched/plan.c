@@ -1,0 +1,345 @@
+/* plan.c — turns a dataset's node chain into a job: stages split at
+ * shuffles, each an ordered list of ops (one source, transformations, one
+ * sink) in the protobuf form the executors receive. Shuffles are planned
+ * afresh for every job (new shuffle ids): simple, and a later job never
+ * depends on files an earlier one may have cleaned up.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "sched/sched.h"
+
+static void op_free(Protium__Op *op) {
+  if (!op) return;
+  switch (op->op_case) {
+  case PROTIUM__OP__OP_RANGE: pt__free(op->range); break;
+  case PROTIUM__OP__OP_FILES: pt__free(op->files); break;
+  case PROTIUM__OP__OP_SHUFFLE_READ: pt__free(op->shuffle_read); break;
+  case PROTIUM__OP__OP_MAP: pt__free(op->map); break;
+  case PROTIUM__OP__OP_FILTER: pt__free(op->filter); break;
+  case PROTIUM__OP__OP_SHUFFLE_WRITE: pt__free(op->shuffle_write); break;
+  case PROTIUM__OP__OP_RESULT: pt__free(op->result); break;
+  case PROTIUM__OP__OP_COUNT: pt__free(op->count); break;
+  case PROTIUM__OP__OP_WRITE_IPC: pt__free(op->write_ipc); break;
+  default: break;
+  }
+  pt__free(op);
+}
+
+static void output_reset(Protium__ShuffleOutput *o) {
+  if (o->path != (char *)protobuf_c_empty_string) pt__free(o->path);
+  pt__free(o->segment_offsets);
+  pt__free(o->segment_rows);
+  protium__shuffle_output__init(o);
+}
+
+static void stage_free(pt__sched_stage *st) {
+  if (!st) return;
+  for (size_t i = 0; i < st->n_ops; i++) op_free(st->ops[i]);
+  pt__free(st->ops);
+  if (st->outputs)
+    for (int64_t p = 0; p < st->partitions; p++) output_reset(&st->outputs[p]);
+  if (st->paths)
+    for (int64_t p = 0; p < st->partitions; p++) pt__free(st->paths[p]);
+  if (st->last_error)
+    for (int64_t p = 0; p < st->partitions; p++) pt__free(st->last_error[p]);
+  pt__free(st->outputs);
+  pt__free(st->output_exec);
+  pt__free(st->paths);
+  pt__free(st->rows);
+  pt__free(st->counts);
+  pt__free(st->last_error);
+  pt__free(st->done);
+  pt__free(st->queued);
+  pt__free(st->running);
+  pt__free(st->failures);
+  pt__free(st->launches);
+  pt__free(st->last_exec);
+  pt__free(st->pending);
+  pt__free(st->def);
+  pt__free(st);
+}
+
+void pt__plan_free(pt__job *job) {
+  if (!job) return;
+  for (int64_t i = 0; i < job->n_stages; i++) stage_free(job->stages[i]);
+  pt__free(job->stages);
+  if (job->ds) pt_dataset_free(job->ds);
+  pt__free(job);
+}
+
+/* Allocates a message struct of the given size, initialised by init. */
+#define NEW_MSG(type, init_fn) ((type *)new_msg(sizeof(type), (void (*)(void *))init_fn))
+static void *new_msg(size_t size, void (*init)(void *)) {
+  void *m = pt__calloc(1, size);
+  if (m) init(m);
+  return m;
+}
+
+static int add_op(pt__sched_stage *st, Protium__Op *op, size_t *cap) {
+  if (!op) return PT_ENOMEM;
+  if (st->n_ops == *cap) {
+    size_t c = *cap ? *cap * 2 : 4;
+    Protium__Op **p = pt__realloc(st->ops, c * sizeof *p);
+    if (!p) {
+      op_free(op);
+      return PT_ENOMEM;
+    }
+    st->ops = p;
+    *cap = c;
+  }
+  st->ops[st->n_ops++] = op;
+  return PT_OK;
+}
+
+static Protium__Op *new_op(Protium__Op__OpCase c, void *payload) {
+  if (!payload) return NULL;
+  Protium__Op *op = NEW_MSG(Protium__Op, protium__op__init);
+  if (!op) {
+    pt__free(payload);
+    return NULL;
+  }
+  op->op_case = c;
+  op->range = payload; /* every member of the union is a pointer */
+  return op;
+}
+
+/* The ops of a node chain ending in a source or a shuffle, in order. */
+static int add_chain_ops(pt__driver *d, pt__job *job, pt__sched_stage *st, pt_dataset *node,
+                         int64_t *stages_cap, size_t *cap, pt_error *err);
+
+static int stage_alloc_state(pt__sched_stage *st, int final, pt__sink_kind sink) {
+  int64_t n = st->partitions ? st->partitions : 1;
+  st->done = pt__calloc((size_t)n, 1);
+  st->queued = pt__calloc((size_t)n, 1);
+  st->running = pt__calloc((size_t)n, sizeof *st->running);
+  st->failures = pt__calloc((size_t)n, sizeof *st->failures);
+  st->launches = pt__calloc((size_t)n, sizeof *st->launches);
+  st->last_exec = pt__calloc((size_t)n, sizeof *st->last_exec);
+  st->last_error = pt__calloc((size_t)n, sizeof *st->last_error);
+  st->pending = pt__calloc((size_t)n, sizeof *st->pending);
+  if (!st->done || !st->queued || !st->running || !st->failures || !st->launches ||
+      !st->last_exec || !st->last_error || !st->pending)
+    return PT_ENOMEM;
+  if (!final) {
+    st->outputs = pt__calloc((size_t)n, sizeof *st->outputs);
+    st->output_exec = pt__calloc((size_t)n, sizeof *st->output_exec);
+    if (!st->outputs || !st->output_exec) return PT_ENOMEM;
+    for (int64_t p = 0; p < n; p++) protium__shuffle_output__init(&st->outputs[p]);
+  } else {
+    if (sink != PT__SINK_COUNT && !(st->paths = pt__calloc((size_t)n, sizeof *st->paths)))
+      return PT_ENOMEM;
+    st->rows = pt__calloc((size_t)n, sizeof *st->rows);
+    st->counts = pt__calloc((size_t)n, sizeof *st->counts);
+    if (!st->rows || !st->counts) return PT_ENOMEM;
+  }
+  return PT_OK;
+}
+
+static int add_stage(pt__job *job, pt__sched_stage *st, int64_t *cap) {
+  if (job->n_stages == *cap) {
+    int64_t c = *cap ? *cap * 2 : 4;
+    pt__sched_stage **p = pt__realloc(job->stages, (size_t)c * sizeof *p);
+    if (!p) return PT_ENOMEM;
+    job->stages = p;
+    *cap = c;
+  }
+  job->stages[job->n_stages++] = st;
+  return PT_OK;
+}
+
+/* Plans the stage computing `node`, its parents first; the sink op is added
+ * by the caller. */
+static int plan_stage(pt__driver *d, pt__job *job, pt_dataset *node, int64_t *stages_cap,
+                      pt__sched_stage **out, size_t *ops_cap, pt_error *err) {
+  pt__sched_stage *st = pt__calloc(1, sizeof *st);
+  if (!st) return pt__errorf(err, PT_ENOMEM, "plan: out of memory");
+  st->id = pt__driver_next_id(d);
+  st->attempt = -1;
+  st->job = job;
+  st->shuffle_id = -1;
+  st->partitions = node->partitions;
+  *ops_cap = 0;
+  int rc = add_chain_ops(d, job, st, node, stages_cap, ops_cap, err);
+  if (rc == PT_OK && add_stage(job, st, stages_cap) != PT_OK)
+    rc = pt__errorf(err, PT_ENOMEM, "plan: out of memory");
+  if (rc != PT_OK) {
+    stage_free(st);
+    return rc;
+  }
+  *out = st;
+  return PT_OK;
+}
+
+static int add_chain_ops(pt__driver *d, pt__job *job, pt__sched_stage *st, pt_dataset *node,
+                         int64_t *stages_cap, size_t *cap, pt_error *err) {
+  /* Walk up to the source, remembering the transformations. */
+  pt_dataset *chain[256];
+  int n = 0;
+  pt_dataset *src = node;
+  while (src->kind == PT__NODE_MAP || src->kind == PT__NODE_FILTER) {
+    if (n == 256) return pt__errorf(err, PT_ENOTSUP, "plan: more than 256 transformations in a row");
+    chain[n++] = src;
+    src = src->parent;
+  }
+  st->schema_ipc = src->schema_ipc;
+  st->schema_ipc_size = src->schema_ipc_size;
+  Protium__Op *op = NULL;
+  switch (src->kind) {
+  case PT__NODE_RANGE: {
+    Protium__RangeSource *r = NEW_MSG(Protium__RangeSource, protium__range_source__init);
+    if (r) {
+      r->start = src->start;
+      r->end = src->end;
+      r->partitions = src->partitions;
+      r->batch_rows = src->batch_rows;
+    }
+    op = new_op(PROTIUM__OP__OP_RANGE, r);
+    break;
+  }
+  case PT__NODE_FILES: {
+    Protium__FilesSource *f = NEW_MSG(Protium__FilesSource, protium__files_source__init);
+    if (f) {
+      f->n_paths = (size_t)src->partitions;
+      f->paths = src->paths;
+    }
+    op = new_op(PROTIUM__OP__OP_FILES, f);
+    break;
+  }
+  case PT__NODE_SHUFFLE: {
+    /* The parent stage writes the shuffle; this one reads it. */
+    pt__sched_stage *parent;
+    size_t pcap;
+    PT_RETURN_NOT_OK(plan_stage(d, job, src->parent, stages_cap, &parent, &pcap, err));
+    parent->shuffle_id = pt__driver_next_id(d);
+    Protium__ShuffleSink *sk = NEW_MSG(Protium__ShuffleSink, protium__shuffle_sink__init);
+    if (sk) {
+      sk->shuffle_id = parent->shuffle_id;
+      sk->partitions = src->partitions;
+      sk->n_keys = (size_t)src->n_keys;
+      sk->keys = src->keys;
+    }
+    if (add_op(parent, new_op(PROTIUM__OP__OP_SHUFFLE_WRITE, sk), &pcap) != PT_OK)
+      return pt__errorf(err, PT_ENOMEM, "plan: out of memory");
+    st->parent = parent;
+    Protium__ShuffleSource *r = NEW_MSG(Protium__ShuffleSource, protium__shuffle_source__init);
+    if (r) r->shuffle_id = parent->shuffle_id;
+    st->read = r;
+    op = new_op(PROTIUM__OP__OP_SHUFFLE_READ, r);
+    break;
+  }
+  default:
+    return pt__errorf(err, PT_EINTERNAL, "plan: unexpected node kind %d", (int)src->kind);
+  }
+  if (add_op(st, op, cap) != PT_OK) return pt__errorf(err, PT_ENOMEM, "plan: out of memory");
+  for (int i = n - 1; i >= 0; i--) {
+    pt_dataset *t = chain[i];
+    if (t->kind == PT__NODE_MAP) {
+      Protium__MapOp *m = NEW_MSG(Protium__MapOp, protium__map_op__init);
+      if (m) {
+        m->fn = t->fn;
+        m->arg.data = t->arg;
+        m->arg.len = t->arg_size;
+        m->out_schema.data = t->out_schema_ipc;
+        m->out_schema.len = (size_t)t->out_schema_ipc_size;
+      }
+      op = new_op(PROTIUM__OP__OP_MAP, m);
+    } else {
+      Protium__FilterOp *f = NEW_MSG(Protium__FilterOp, protium__filter_op__init);
+      if (f) {
+        f->fn = t->fn;
+        f->arg.data = t->arg;
+        f->arg.len = t->arg_size;
+      }
+      op = new_op(PROTIUM__OP__OP_FILTER, f);
+    }
+    if (add_op(st, op, cap) != PT_OK) return pt__errorf(err, PT_ENOMEM, "plan: out of memory");
+  }
+  return PT_OK;
+}
+
+int pt__plan_build(pt__driver *d, pt_dataset *ds, const pt__action *action, pt__job **out,
+                   pt_error *err) {
+  *out = NULL;
+  pt__job *job = pt__calloc(1, sizeof *job);
+  if (!job) return pt__errorf(err, PT_ENOMEM, "plan: out of memory");
+  job->id = action->job_id;
+  job->action = *action;
+  atomic_fetch_add(&ds->refs, 1);
+  job->ds = ds;
+  int64_t stages_cap = 0;
+  size_t ops_cap;
+  pt__sched_stage *final;
+  int rc = plan_stage(d, job, ds, &stages_cap, &final, &ops_cap, err);
+  if (rc != PT_OK) goto fail;
+  job->final = final;
+  Protium__Op *sink = NULL;
+  switch (action->sink) {
+  case PT__SINK_RESULT:
+    sink = new_op(PROTIUM__OP__OP_RESULT, NEW_MSG(Protium__ResultSink, protium__result_sink__init));
+    break;
+  case PT__SINK_COUNT:
+    sink = new_op(PROTIUM__OP__OP_COUNT, NEW_MSG(Protium__CountSink, protium__count_sink__init));
+    break;
+  case PT__SINK_IPC: {
+    Protium__IpcSink *w = NEW_MSG(Protium__IpcSink, protium__ipc_sink__init);
+    if (w) {
+      w->temp_dir = (char *)action->ipc_temp_dir; /* the caller's: it waits for the job */
+      w->format = action->ipc_format;
+      w->compression = action->ipc_compression;
+    }
+    sink = new_op(PROTIUM__OP__OP_WRITE_IPC, w);
+    break;
+  }
+  }
+  if (add_op(final, sink, &ops_cap) != PT_OK) {
+    rc = pt__errorf(err, PT_ENOMEM, "plan: out of memory");
+    goto fail;
+  }
+  for (int64_t i = 0; i < job->n_stages; i++)
+    if (stage_alloc_state(job->stages[i], job->stages[i] == final, action->sink) != PT_OK) {
+      rc = pt__errorf(err, PT_ENOMEM, "plan: out of memory");
+      goto fail;
+    }
+  *out = job;
+  return PT_OK;
+fail:
+  pt__plan_free(job);
+  return rc;
+}
+
+int pt__plan_encode_stage(pt__sched_stage *st, pt_error *err) {
+  Protium__StageDef def = PROTIUM__STAGE_DEF__INIT;
+  def.stage_id = st->id;
+  def.stage_attempt = st->attempt;
+  def.job_id = st->job->id;
+  def.schema.data = (uint8_t *)st->schema_ipc;
+  def.schema.len = (size_t)st->schema_ipc_size;
+  def.n_ops = st->n_ops;
+  def.ops = st->ops;
+  Protium__ShuffleOutput **outs = NULL;
+  if (st->read) {
+    pt__sched_stage *parent = st->parent;
+    outs = pt__malloc((size_t)(parent->partitions ? parent->partitions : 1) * sizeof *outs);
+    if (!outs) return pt__errorf(err, PT_ENOMEM, "out of memory");
+    for (int64_t p = 0; p < parent->partitions; p++) outs[p] = &parent->outputs[p];
+    st->read->n_map_outputs = (size_t)parent->partitions;
+    st->read->map_outputs = outs;
+    st->read->n_map_executor_ids = (size_t)parent->partitions;
+    st->read->map_executor_ids = parent->output_exec;
+  }
+  size_t n = protium__stage_def__get_packed_size(&def);
+  pt__free(st->def);
+  st->def = pt__malloc(n ? n : 1);
+  int rc = PT_OK;
+  if (!st->def) rc = pt__errorf(err, PT_ENOMEM, "out of memory");
+  else st->def_size = protium__stage_def__pack(&def, st->def);
+  if (st->read) {
+    st->read->n_map_outputs = 0;
+    st->read->map_outputs = NULL;
+    st->read->n_map_executor_ids = 0;
+    st->read->map_executor_ids = NULL;
+  }
+  pt__free(outs);
+  return rc;
+}

@@ -1,0 +1,322 @@
+/* sched.h — the driver: dataset nodes (the lazy plan), the planner that
+ * splits a plan into stages at shuffles, the DAG scheduler with task retry
+ * and lineage, and the cluster backend that starts and supervises executor
+ * processes. What src/api may use is the first part; the rest is shared by
+ * plan.c, scheduler.c and cluster.c only. Threads and lifetimes: README.md.
+ */
+#ifndef PT_SCHED_H
+#define PT_SCHED_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "core/core.h"
+#include "net/control.pb-c.h"
+#include "protium.h"
+
+typedef struct pt__driver pt__driver;
+
+/* ------------------------------------------------------------------------ */
+/* Dataset nodes. Immutable once made; reference-counted (the user's handles
+ * and child nodes hold references), so plans can share parents. */
+
+typedef enum pt__node_kind {
+  PT__NODE_RANGE,
+  PT__NODE_FILES,
+  PT__NODE_MAP,
+  PT__NODE_FILTER,
+  PT__NODE_SHUFFLE,
+} pt__node_kind;
+
+struct pt_dataset {
+  atomic_int_fast64_t refs;
+  pt_session *session;           /* borrowed: sessions outlive their datasets */
+  pt__driver *driver;            /* borrowed, the session's */
+  pt__node_kind kind;
+  struct pt_dataset *parent;     /* holds a reference; NULL for sources */
+  struct ArrowSchema schema;     /* owned: the node's output schema */
+  void *schema_ipc;              /* owned: schema as an IPC stream (the IPC
+                                    writer's buffer: free()) */
+  int64_t schema_ipc_size;
+  int64_t partitions;
+  /* RANGE */
+  int64_t start, end, batch_rows;
+  /* FILES */
+  char **paths;                  /* owned, n_paths = partitions */
+  /* MAP, FILTER */
+  char *fn;                      /* owned: registered name */
+  void *arg;                     /* owned copy (may be NULL) */
+  size_t arg_size;
+  void *out_schema_ipc;          /* MAP: owned (pt__malloc), the IPC schema of schema;
+                                    NULL = the input schema */
+  int64_t out_schema_ipc_size;
+  /* SHUFFLE */
+  char **keys;                   /* owned; n_keys == 0: round robin */
+  int64_t n_keys;
+};
+
+/* ------------------------------------------------------------------------ */
+/* The driver, as src/api uses it. */
+
+typedef struct pt__driver_opts {
+  const char *session_dir;       /* exists; executors get exec-<id> below it */
+  int n_executors;
+  int slots;                     /* per executor */
+  int queue_depth;               /* queued tasks per slot beyond the running one */
+  int64_t heartbeat_interval_ms;
+  int64_t heartbeat_timeout_ms;
+  int64_t task_timeout_ms;       /* 0 = none */
+  int max_failures;              /* attempts per partition */
+  int stage_max_attempts;        /* resubmissions of a map stage */
+  size_t n_conf;                 /* sent to executors in Welcome */
+  const char *const *conf_keys;
+  const char *const *conf_values;
+} pt__driver_opts;
+
+/* Starts the driver thread and the executors; returns once every executor
+ * said Hello. On PT_OK the caller owns *out (stop with pt__driver_stop). */
+int pt__driver_start(const pt__driver_opts *opts, pt__driver **out, pt_error *err);
+/* Shuts the executors down (SIGKILL after a grace period), joins the driver
+ * thread, frees d. */
+void pt__driver_stop(pt__driver *d);
+int pt__driver_executors(pt__driver *d, pt_executor_info *out, int64_t cap, int64_t *n);
+/* A fresh job id (jobs are numbered 1, 2, ... per session). */
+int64_t pt__driver_new_job_id(pt__driver *d);
+const char *pt__driver_session_dir(const pt__driver *d);
+
+typedef enum pt__sink_kind {
+  PT__SINK_RESULT, /* files under <session_dir>/results/<job_id>/ */
+  PT__SINK_COUNT,
+  PT__SINK_IPC,    /* files under ipc_temp_dir, committed by the caller */
+} pt__sink_kind;
+
+typedef struct pt__action {
+  int64_t job_id;                /* from pt__driver_new_job_id */
+  pt__sink_kind sink;
+  const char *ipc_temp_dir;      /* PT__SINK_IPC */
+  int ipc_format;
+  int ipc_compression;
+} pt__action;
+
+/* What a finished job produced, per partition of its final stage: the first
+ * successful attempt's output file (RESULT, IPC) and its rows; the summed
+ * count (COUNT). */
+typedef struct pt__job_result {
+  int64_t n_partitions;
+  char **paths;                  /* owned, each owned */
+  int64_t *rows;                 /* owned */
+  int64_t count;
+} pt__job_result;
+
+/* Plans ds, runs the job on the executors and waits for it. On PT_OK the
+ * caller owns *out (reset with pt__job_result_reset). */
+int pt__driver_run(pt__driver *d, pt_dataset *ds, const pt__action *action, pt__job_result *out,
+                   pt_error *err);
+void pt__job_result_reset(pt__job_result *r);
+
+/* Removes path and everything below it; a missing path is fine. */
+int pt__sched_rm_rf(const char *path);
+/* mkdir -p. */
+int pt__sched_mkdirs(const char *path, pt_error *err);
+
+/* ------------------------------------------------------------------------ */
+/* Internal to src/sched. */
+
+typedef enum pt__stage_state {
+  PT__STAGE_WAITING, /* a parent stage's output is incomplete */
+  PT__STAGE_RUNNING, /* tasks may be launched */
+  PT__STAGE_DONE,    /* every partition has its output */
+} pt__stage_state;
+
+typedef struct pt__job pt__job;
+
+typedef struct pt__sched_stage {
+  int64_t id;
+  int64_t attempt;                /* of the current StageDef; -1 before the first */
+  pt__job *job;
+  int64_t partitions;
+  struct pt__sched_stage *parent;       /* the map stage whose shuffle this one reads */
+  int64_t shuffle_id;             /* shuffle written (a map stage), or -1 */
+  Protium__Op **ops;              /* owned structs; strings borrowed from nodes */
+  size_t n_ops;
+  Protium__ShuffleSource *read;   /* ops[0] when the source is a shuffle */
+  const void *schema_ipc;         /* borrowed from the source node */
+  int64_t schema_ipc_size;
+  /* Driver thread only, from here on. */
+  pt__stage_state state;
+  int64_t n_done;
+  uint8_t *done;                  /* [partitions] output available */
+  uint8_t *queued;                /* [partitions] in pending */
+  int32_t *running;               /* [partitions] running attempts */
+  int32_t *failures;              /* [partitions] counted failures */
+  int32_t *launches;              /* [partitions] attempts launched: the next attempt number */
+  int64_t *last_exec;             /* [partitions] executor of the last failure, or 0 */
+  char **last_error;              /* [partitions] owned, lazily */
+  int64_t *pending;               /* ring of partitions to launch */
+  int64_t pend_head, n_pending;
+  Protium__ShuffleOutput *outputs; /* [partitions] map stage: output of done partitions */
+  int64_t *output_exec;           /* [partitions] executor holding it */
+  char **paths;                   /* [partitions] final stage: committed attempt file */
+  int64_t *rows, *counts;         /* [partitions] final stage */
+  int64_t resubmits;              /* times a done map stage lost output */
+  uint8_t *def;                   /* packed StageDef of `attempt`; NULL = stale */
+  size_t def_size;
+} pt__sched_stage;
+
+typedef enum pt__job_state { PT__JOB_RUNNING, PT__JOB_SUCCEEDED, PT__JOB_FAILED } pt__job_state;
+
+struct pt__job {
+  int64_t id;
+  pt__action action;
+  pt_dataset *ds;                 /* holds a reference: nodes outlive the stages */
+  pt__sched_stage **stages;             /* owned; parents before children */
+  int64_t n_stages;
+  pt__sched_stage *final;
+  pt__job_state state;            /* written by the driver thread; read after `finished` */
+  pt_error error;
+  int finished;                   /* guarded by the driver mutex */
+  struct pt__job *next;           /* submission queue / active list */
+};
+
+/* plan.c */
+int pt__plan_build(pt__driver *d, pt_dataset *ds, const pt__action *action, pt__job **out,
+                   pt_error *err);
+void pt__plan_free(pt__job *job);
+/* Packs the stage's StageDef for its current attempt (map outputs of the
+ * parent filled in) into st->def. */
+int pt__plan_encode_stage(pt__sched_stage *st, pt_error *err);
+int64_t pt__driver_next_id(pt__driver *d); /* stage and shuffle ids */
+
+/* A task attempt in flight, in the driver's pool; linked into its
+ * executor's list in launch order. */
+typedef struct pt__sched_task {
+  int64_t id;                     /* (sequence << 24) | pool index; 0 = free */
+  pt__sched_stage *stage;               /* NULL once its job finished (orphan) */
+  int64_t partition;
+  int32_t attempt;
+  int32_t stage_attempt;          /* the StageDef attempt it was launched under */
+  int32_t exec;                   /* index into the driver's executor table */
+  int32_t prev, next;             /* executor list, or free list (next) */
+  uint64_t start_ns;              /* 0 while queued on the executor */
+} pt__sched_task;
+
+typedef enum pt__executor_state {
+  PT__EXEC_STARTING, /* spawned, no Hello yet */
+  PT__EXEC_READY,    /* takes tasks */
+  PT__EXEC_LOST,     /* killed or gone; kept in the table until the driver stops */
+} pt__executor_state;
+
+typedef struct pt__driver_conn pt__driver_conn;
+
+/* One executor process (driver thread only). */
+typedef struct pt__executor {
+  pt__driver *d;
+  int32_t index;                  /* in d->execs */
+  int64_t id;
+  int64_t pid;
+  pt__executor_state state;
+  int exited;                     /* the exit callback ran */
+  int32_t slots;
+  uv_process_t proc;
+  pt__driver_conn *conn;                 /* NULL until Hello, and once lost */
+  uint64_t last_seen_ns;          /* uv_hrtime of its last message */
+  int32_t head, tail;             /* in-flight tasks, launch order (pool indices; -1) */
+  int32_t n_inflight;             /* launched, no status yet */
+  int32_t n_started;              /* the first n_started of the list are running */
+  pt_buf out;                     /* frames to write at the end of this loop turn */
+  pt_buf wbuf;                    /* frames being written */
+  uv_write_t wreq;
+  int writing;
+  int64_t frame_start;            /* offset in out of the open LaunchBatch frame, or -1 */
+  int64_t (*sent_defs)[2];        /* (stage id, attempt) whose StageDef it has */
+  size_t n_sent, cap_sent;
+  char *dir;                      /* <session_dir>/exec-<id>, owned */
+} pt__executor;
+
+/* How executor processes come to exist and go: the one part of the driver a
+ * cluster manager (standalone daemons, Slurm's srun) replaces. */
+typedef struct pt__backend {
+  const char *name;
+  /* Starts the process of ex (id and dir set; the dir exists) so that it
+   * connects to the driver's socket; sets ex->pid. Its end is reported to
+   * the driver (pt__cluster_lose) however the backend learns of it. */
+  int (*start)(pt__driver *d, pt__executor *ex, pt_error *err);
+  /* Kills it (SIGKILL); a no-op if it is gone. */
+  void (*kill)(pt__executor *ex);
+} pt__backend;
+
+struct pt__driver {
+  /* Set before the thread starts, then read-only. */
+  const pt__backend *backend;
+  pt__driver_opts opts;           /* strings point into the copies below */
+  char *session_dir;
+  char *sock_path;
+  char **conf_kv;                 /* 2 * n_conf owned strings */
+  uint64_t tick_ns;
+  atomic_int_fast64_t next_id;    /* stage and shuffle ids */
+  atomic_int_fast64_t next_job_id;
+  pthread_t thread;
+  uv_loop_t loop;
+  uv_async_t async;
+  uv_timer_t tick;
+  uv_timer_t kill_timer;
+  uv_prepare_t prep;
+  uv_pipe_t server;
+  uv_pipe_t reject;               /* takes connections we cannot serve */
+  int reject_busy;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  /* Guarded by mu. */
+  pt__job *submit_head, *submit_tail;
+  int stop_requested;
+  int n_hello;                    /* executors that said Hello during start */
+  int start_failed;
+  char start_error[PT_ERROR_SIZE];
+  pt_executor_info *infos;        /* live executors, for pt_session_executors */
+  int64_t n_infos, cap_infos;
+
+  /* Driver thread only. */
+  pt__executor **execs;               /* every executor ever started, by index */
+  int32_t n_execs, cap_execs;
+  pt__sched_task *tasks;                /* pool */
+  int32_t cap_tasks, free_task;
+  int64_t task_seq;
+  pt__job *active;                /* running jobs, submission order */
+  pt__job *done_jobs;             /* finished this loop turn; handed back in prepare */
+  int need_schedule;
+  int stopping;
+  int64_t next_exec_id;
+  int start_failures;             /* executors lost before Hello, in a row */
+  int32_t rr;                     /* round-robin start of the launch pass */
+};
+
+/* cluster.c (driver thread) */
+/* Appends one frame with msg to ex->out (sent at the end of the loop turn). */
+int pt__cluster_send(pt__executor *ex, uint16_t type, const ProtobufCMessage *msg);
+/* Declares an executor lost: SIGKILL, deletes its directory, fails/requeues
+ * its tasks through the scheduler, starts a replacement. */
+void pt__cluster_lose(pt__executor *ex, const char *cause, int64_t timed_out_task,
+                   const char *cause_timeout);
+/* Wakes the user thread waiting for job (which then owns it). */
+void pt__driver_job_done(pt__driver *d, pt__job *job);
+
+/* scheduler.c (driver thread) */
+void pt__sched_submit(pt__driver *d, pt__job *job);
+void pt__sched_schedule(pt__driver *d);
+void pt__sched_on_status(pt__driver *d, pt__executor *ex, const Protium__TaskStatus *st);
+/* Fails or requeues the executor's tasks (cause for those that had started),
+ * marks its map outputs lost. timed_out_task: the task whose timeout killed
+ * it (cause_timeout is its own cause), or 0. */
+void pt__sched_on_executor_lost(pt__driver *d, pt__executor *ex, const char *cause,
+                                int64_t timed_out_task, const char *cause_timeout);
+void pt__sched_on_tick(pt__driver *d, uint64_t now_ns);
+/* Hands finished jobs back to their waiting user threads (once per loop
+ * turn, so that no callback still holds pointers into them). */
+void pt__sched_flush_done(pt__driver *d);
+/* Fails every active job (executors cannot be started). */
+void pt__sched_fail_all(pt__driver *d, const char *why);
+
+#endif /* PT_SCHED_H */

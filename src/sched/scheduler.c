@@ -1,0 +1,606 @@
+/* scheduler.c — the DAG scheduler (driver thread only): stages become
+ * runnable when their parent's shuffle output is complete; partitions are
+ * launched in batches onto executors with free queue room; failed attempts
+ * are retried alone up to task.max_failures; lost map output (executor loss,
+ * fetch failure) resubmits only the lost map partitions, then the reducers
+ * (lineage). Per-task work is kept to a pool slot and a few bytes of frame.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "net/net.h"
+#include "sched/sched.h"
+
+#define TASK_INDEX_BITS 24
+#define TASK_INDEX_MASK ((1 << TASK_INDEX_BITS) - 1)
+
+static void stage_start(pt__driver *d, pt__sched_stage *st);
+static void job_fail(pt__driver *d, pt__job *job, const char *fmt, ...) PT_PRINTF(3, 4);
+
+/* ------------------------------------------------------------------------ */
+/* Task pool and executor lists */
+
+static int32_t task_alloc(pt__driver *d) {
+  if (d->free_task < 0) {
+    int32_t cap = d->cap_tasks ? d->cap_tasks * 2 : 1024;
+    if (cap > TASK_INDEX_MASK) return -1;
+    pt__sched_task *p = pt__realloc(d->tasks, (size_t)cap * sizeof *p);
+    if (!p) return -1;
+    d->tasks = p;
+    for (int32_t i = cap - 1; i >= d->cap_tasks; i--) {
+      p[i].id = 0;
+      p[i].next = d->free_task;
+      d->free_task = i;
+    }
+    d->cap_tasks = cap;
+  }
+  int32_t i = d->free_task;
+  d->free_task = d->tasks[i].next;
+  return i;
+}
+
+static void task_free(pt__driver *d, int32_t i) {
+  d->tasks[i].id = 0;
+  d->tasks[i].next = d->free_task;
+  d->free_task = i;
+}
+
+/* Marks the first `slots` tasks of the list as started: the executor runs
+ * its queue in order, so a queued task starts when one ahead of it ends. */
+static void exec_mark_started(pt__driver *d, pt__executor *ex, uint64_t now) {
+  int32_t i = ex->head;
+  for (int32_t k = 0; k < ex->slots && i >= 0; k++, i = d->tasks[i].next)
+    if (!d->tasks[i].start_ns) d->tasks[i].start_ns = now;
+}
+
+static void exec_unlink(pt__driver *d, pt__executor *ex, int32_t i) {
+  pt__sched_task *t = &d->tasks[i];
+  if (t->prev >= 0) d->tasks[t->prev].next = t->next;
+  else ex->head = t->next;
+  if (t->next >= 0) d->tasks[t->next].prev = t->prev;
+  else ex->tail = t->prev;
+  ex->n_inflight--;
+}
+
+static void exec_link(pt__driver *d, pt__executor *ex, int32_t i) {
+  pt__sched_task *t = &d->tasks[i];
+  t->prev = ex->tail;
+  t->next = -1;
+  if (ex->tail >= 0) d->tasks[ex->tail].next = i;
+  else ex->head = i;
+  ex->tail = i;
+  ex->n_inflight++;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Frames: one LaunchBatch per executor per pass, built in place. */
+
+static int put_varint(pt_buf *b, uint64_t v) {
+  if (pt__buf_reserve(b, 10) != PT_OK) return PT_ENOMEM;
+  uint8_t *p = (uint8_t *)b->data + b->len;
+  size_t n = 0;
+  while (v >= 0x80) {
+    p[n++] = (uint8_t)(v | 0x80);
+    v >>= 7;
+  }
+  p[n++] = (uint8_t)v;
+  b->len += n;
+  return PT_OK;
+}
+
+/* A length-delimited field (tag, length, bytes): how protobuf encodes one
+ * element of a repeated message field, so a LaunchBatch is the
+ * concatenation of its stages and tasks. */
+static int put_field(pt_buf *b, int field, const void *data, size_t n) {
+  PT_RETURN_NOT_OK(put_varint(b, (uint64_t)field << 3 | 2));
+  PT_RETURN_NOT_OK(put_varint(b, n));
+  return pt__buf_append(b, data, n);
+}
+
+static int frame_open(pt__executor *ex) {
+  if (ex->frame_start >= 0) return PT_OK;
+  if (pt__buf_reserve(&ex->out, PT__FRAME_HEADER) != PT_OK) return PT_ENOMEM;
+  ex->frame_start = (int64_t)ex->out.len;
+  ex->out.len += PT__FRAME_HEADER;
+  return PT_OK;
+}
+
+static void frame_close(pt__executor *ex) {
+  if (ex->frame_start < 0) return;
+  uint8_t *h = (uint8_t *)ex->out.data + ex->frame_start;
+  pt__store_u32(h, (uint32_t)(ex->out.len - (size_t)ex->frame_start - 4));
+  h[4] = PT__PROTOCOL_VERSION & 0xff;
+  h[5] = PT__PROTOCOL_VERSION >> 8;
+  h[6] = PT__MSG_LAUNCH_BATCH & 0xff;
+  h[7] = PT__MSG_LAUNCH_BATCH >> 8;
+  ex->frame_start = -1;
+}
+
+static int exec_has_def(pt__executor *ex, const pt__sched_stage *st) {
+  for (size_t i = 0; i < ex->n_sent; i++)
+    if (ex->sent_defs[i][0] == st->id && ex->sent_defs[i][1] == st->attempt) return 1;
+  return 0;
+}
+
+static int exec_add_def(pt__executor *ex, const pt__sched_stage *st) {
+  if (ex->n_sent == ex->cap_sent) {
+    size_t cap = ex->cap_sent ? ex->cap_sent * 2 : 8;
+    void *p = pt__realloc(ex->sent_defs, cap * sizeof *ex->sent_defs);
+    if (!p) return PT_ENOMEM;
+    ex->sent_defs = p;
+    ex->cap_sent = cap;
+  }
+  ex->sent_defs[ex->n_sent][0] = st->id;
+  ex->sent_defs[ex->n_sent][1] = st->attempt;
+  ex->n_sent++;
+  return PT_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Pending partitions (a ring per stage) */
+
+static void push_pending(pt__driver *d, pt__sched_stage *st, int64_t p) {
+  if (st->queued[p] || st->done[p] || st->running[p]) return;
+  st->queued[p] = 1;
+  st->pending[(st->pend_head + st->n_pending) % st->partitions] = p;
+  st->n_pending++;
+  d->need_schedule = 1;
+}
+
+/* Takes the next partition for ex: the head of the ring, unless its last
+ * attempt failed on ex and another partition (among the next few) did not:
+ * retries go elsewhere when there is an elsewhere. */
+static int64_t pop_pending(pt__driver *d, pt__sched_stage *st, pt__executor *ex, int n_ready) {
+  int64_t k = 0;
+  if (n_ready > 1) {
+    for (; k < st->n_pending && k < 8; k++) {
+      int64_t p = st->pending[(st->pend_head + k) % st->partitions];
+      if (st->last_exec[p] != ex->id) break;
+    }
+    if (k == st->n_pending || k == 8) k = 0;
+  }
+  int64_t *slot = &st->pending[(st->pend_head + k) % st->partitions];
+  int64_t p = *slot;
+  *slot = st->pending[st->pend_head];
+  st->pend_head = (st->pend_head + 1) % st->partitions;
+  st->n_pending--;
+  st->queued[p] = 0;
+  (void)d;
+  return p;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Jobs */
+
+static void job_finish(pt__driver *d, pt__job *job, pt__job_state state) {
+  job->state = state;
+  pt__job **pp = &d->active;
+  while (*pp && *pp != job) pp = &(*pp)->next;
+  if (*pp) *pp = job->next;
+  job->next = d->done_jobs;
+  d->done_jobs = job;
+
+  /* Orphan its tasks still in flight (statuses for them are dropped), ask
+   * executors to stop them, and to forget the job's stages and shuffles. */
+  /* one array: stage ids, shuffle ids, then the task ids to kill */
+  size_t n_ids = 2 * (size_t)job->n_stages + (size_t)d->cap_tasks + 1;
+  int64_t *ids = pt__malloc(n_ids * sizeof *ids);
+  int64_t *stage_ids = ids, *shuffle_ids = ids ? ids + job->n_stages : NULL;
+  size_t n_st = 0, n_sh = 0;
+  for (int64_t i = 0; ids && i < job->n_stages; i++)
+    if (job->stages[i]->shuffle_id >= 0) shuffle_ids[n_sh++] = job->stages[i]->shuffle_id;
+  for (int64_t i = 0; ids && i < job->n_stages; i++) stage_ids[n_st++] = job->stages[i]->id;
+  int64_t *kill = ids ? shuffle_ids + n_sh : NULL;
+  for (int32_t e = 0; e < d->n_execs; e++) {
+    pt__executor *ex = d->execs[e];
+    size_t n_kill = 0;
+    for (int32_t i = ex->head; i >= 0; i = d->tasks[i].next) {
+      pt__sched_task *t = &d->tasks[i];
+      if (!t->stage || t->stage->job != job) continue;
+      t->stage = NULL; /* always, even without memory for the messages */
+      if (kill) kill[n_kill++] = t->id;
+    }
+    /* forget the stage definitions it had */
+    size_t w = 0;
+    for (size_t i = 0; i < ex->n_sent; i++) {
+      int mine = 0;
+      for (size_t k = 0; k < n_st; k++) mine |= ex->sent_defs[i][0] == stage_ids[k];
+      if (!mine) memcpy(ex->sent_defs[w++], ex->sent_defs[i], sizeof ex->sent_defs[i]);
+    }
+    ex->n_sent = w;
+    if (ex->state != PT__EXEC_READY || !ids) continue; /* out of memory: files stay */
+    frame_close(ex);
+    if (n_kill) {
+      Protium__KillTasks k = PROTIUM__KILL_TASKS__INIT;
+      k.n_task_ids = n_kill;
+      k.task_ids = kill;
+      (void)pt__cluster_send(ex, PT__MSG_KILL_TASKS, &k.base);
+    }
+    Protium__Cleanup c = PROTIUM__CLEANUP__INIT;
+    c.n_stage_ids = n_st;
+    c.stage_ids = stage_ids;
+    c.n_shuffle_ids = n_sh;
+    c.shuffle_ids = shuffle_ids;
+    (void)pt__cluster_send(ex, PT__MSG_CLEANUP, &c.base);
+  }
+  pt__free(ids);
+}
+
+static void job_fail(pt__driver *d, pt__job *job, const char *fmt, ...) {
+  if (job->state != PT__JOB_RUNNING) return;
+  char msg[PT_ERROR_SIZE];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  pt__errorf(&job->error, PT_EIO, "%s", msg);
+  job_finish(d, job, PT__JOB_FAILED);
+}
+
+void pt__sched_flush_done(pt__driver *d) {
+  while (d->done_jobs) {
+    pt__job *job = d->done_jobs;
+    d->done_jobs = job->next;
+    job->next = NULL;
+    pt__driver_job_done(d, job); /* the user thread owns it from here */
+  }
+}
+
+void pt__sched_fail_all(pt__driver *d, const char *why) {
+  while (d->active) job_fail(d, d->active, "job %lld failed: %s", (long long)d->active->id, why);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Stages */
+
+/* Makes st runnable, or waits for its parent (submitting it) when the
+ * parent's output is incomplete. */
+static void stage_submit(pt__driver *d, pt__sched_stage *st) {
+  pt__sched_stage *parent = st->parent;
+  if (parent && parent->n_done < parent->partitions) {
+    st->state = PT__STAGE_WAITING;
+    if (parent->state != PT__STAGE_RUNNING) stage_submit(d, parent);
+    return;
+  }
+  stage_start(d, st);
+}
+
+static void stage_start(pt__driver *d, pt__sched_stage *st) {
+  st->state = PT__STAGE_RUNNING;
+  pt__free(st->def); /* map outputs may have changed: a new attempt */
+  st->def = NULL;
+  for (int64_t p = 0; p < st->partitions; p++) push_pending(d, st, p);
+  if (st->n_done == st->partitions) {
+    /* nothing to run (zero partitions) */
+    st->state = PT__STAGE_DONE;
+    if (st == st->job->final) job_finish(d, st->job, PT__JOB_SUCCEEDED);
+    else
+      for (int64_t i = 0; i < st->job->n_stages; i++)
+        if (st->job->stages[i]->parent == st) stage_submit(d, st->job->stages[i]);
+  }
+}
+
+static void stage_done(pt__driver *d, pt__sched_stage *st) {
+  st->state = PT__STAGE_DONE;
+  pt__job *job = st->job;
+  if (st == job->final) {
+    job_finish(d, job, PT__JOB_SUCCEEDED);
+    return;
+  }
+  for (int64_t i = 0; i < job->n_stages; i++) {
+    pt__sched_stage *c = job->stages[i];
+    if (c->parent == st && c->state == PT__STAGE_WAITING) stage_submit(d, c);
+  }
+}
+
+static void output_free(Protium__ShuffleOutput *o) {
+  if (o->path != (char *)protobuf_c_empty_string) pt__free(o->path);
+  pt__free(o->segment_offsets);
+  pt__free(o->segment_rows);
+  protium__shuffle_output__init(o);
+}
+
+/* Map partition m of st lost its output: rerun it, and hold the reducers
+ * until it is back (they then run under a new stage attempt). */
+static void output_lost(pt__driver *d, pt__sched_stage *st, int64_t m, const char *cause) {
+  pt__job *job = st->job;
+  pt__sched_stage *child = NULL;
+  for (int64_t i = 0; i < job->n_stages; i++)
+    if (job->stages[i]->parent == st) child = job->stages[i];
+  if (!st->done[m] || !child || child->state == PT__STAGE_DONE) return; /* not needed */
+  st->done[m] = 0;
+  st->n_done--;
+  output_free(&st->outputs[m]);
+  st->output_exec[m] = 0;
+  if (st->state == PT__STAGE_DONE) {
+    if (++st->resubmits >= d->opts.stage_max_attempts) {
+      job_fail(d, job,
+               "job %lld failed: stage %lld lost its map output %lld times; last cause: %s",
+               (long long)job->id, (long long)st->id, (long long)st->resubmits, cause);
+      return;
+    }
+    stage_submit(d, st);
+  } else if (st->state == PT__STAGE_RUNNING) {
+    push_pending(d, st, m);
+  }
+  if (child->state == PT__STAGE_RUNNING) {
+    child->state = PT__STAGE_WAITING;
+    pt__free(child->def);
+    child->def = NULL;
+  }
+}
+
+/* An attempt of partition p ended without output. counted: it counts
+ * toward task.max_failures (a queued task of a lost executor does not). */
+static void attempt_failed(pt__driver *d, pt__sched_stage *st, int64_t p, int64_t exec_id,
+                           const char *cause, int counted) {
+  pt__job *job = st->job;
+  if (job->state != PT__JOB_RUNNING || st->done[p]) return;
+  st->last_exec[p] = exec_id;
+  if (counted) {
+    st->failures[p]++;
+    char *c = pt__strdup(cause && *cause ? cause : "unknown error");
+    if (c) {
+      pt__free(st->last_error[p]);
+      st->last_error[p] = c;
+    }
+    if (st->failures[p] >= d->opts.max_failures) {
+      job_fail(d, job, "job %lld failed: stage %lld partition %lld failed %d times; last error: %s",
+               (long long)job->id, (long long)st->id, (long long)p, (int)st->failures[p],
+               st->last_error[p] ? st->last_error[p] : cause);
+      return;
+    }
+  }
+  if (st->state == PT__STAGE_RUNNING) push_pending(d, st, p);
+}
+
+static int copy_i64(int64_t **dst, const int64_t *src, size_t n) {
+  *dst = NULL;
+  if (!n) return PT_OK;
+  *dst = pt__malloc(n * sizeof **dst);
+  if (!*dst) return PT_ENOMEM;
+  memcpy(*dst, src, n * sizeof **dst);
+  return PT_OK;
+}
+
+static void attempt_succeeded(pt__driver *d, pt__sched_stage *st, int64_t p, pt__executor *ex,
+                              const Protium__TaskStatus *ts) {
+  pt__job *job = st->job;
+  if (job->state != PT__JOB_RUNNING || st->done[p]) return; /* the first success wins */
+  if (st->shuffle_id >= 0) {
+    Protium__ShuffleOutput *o = &st->outputs[p];
+    const Protium__ShuffleOutput *s = ts->shuffle;
+    if (!s || !s->path || !*s->path || s->n_segment_offsets != s->n_segment_rows + 1) {
+      attempt_failed(d, st, p, ex->id, "executor reported no or malformed shuffle output", 1);
+      return;
+    }
+    o->path = pt__strdup(s->path);
+    int bad = !o->path || copy_i64(&o->segment_offsets, s->segment_offsets,
+                                   s->n_segment_offsets) != PT_OK;
+    bad = bad || copy_i64(&o->segment_rows, s->segment_rows, s->n_segment_rows) != PT_OK;
+    o->n_segment_offsets = s->n_segment_offsets;
+    o->n_segment_rows = s->n_segment_rows;
+    if (bad) {
+      output_free(o);
+      job_fail(d, job, "job %lld failed: driver out of memory", (long long)job->id);
+      return;
+    }
+    st->output_exec[p] = ex->id;
+  } else {
+    if (st->paths) {
+      if (!ts->output_path || !*ts->output_path) {
+        attempt_failed(d, st, p, ex->id, "executor reported no output file", 1);
+        return;
+      }
+      st->paths[p] = pt__strdup(ts->output_path);
+      if (!st->paths[p]) {
+        job_fail(d, job, "job %lld failed: driver out of memory", (long long)job->id);
+        return;
+      }
+    }
+    st->rows[p] = ts->rows;
+    st->counts[p] = ts->count;
+  }
+  st->done[p] = 1;
+  if (++st->n_done == st->partitions) stage_done(d, st);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Entry points */
+
+void pt__sched_submit(pt__driver *d, pt__job *job) {
+  job->state = PT__JOB_RUNNING;
+  pt__job **pp = &d->active;
+  while (*pp) pp = &(*pp)->next;
+  *pp = job;
+  job->next = NULL;
+  if (d->start_failures >= 3) {
+    job_fail(d, job, "job %lld failed: executors keep exiting before they connect to the "
+                     "driver; run the program alone to see their messages", (long long)job->id);
+    return;
+  }
+  stage_submit(d, job->final);
+  d->need_schedule = 1;
+}
+
+static int launch(pt__driver *d, pt__executor *ex, pt__sched_stage *st, int64_t p, uint64_t now) {
+  PT_RETURN_NOT_OK(frame_open(ex));
+  if (!exec_has_def(ex, st)) {
+    PT_RETURN_NOT_OK(put_field(&ex->out, 1, st->def, st->def_size));
+    PT_RETURN_NOT_OK(exec_add_def(ex, st));
+  }
+  int32_t i = task_alloc(d);
+  if (i < 0) return PT_ENOMEM;
+  pt__sched_task *t = &d->tasks[i];
+  t->id = (++d->task_seq << TASK_INDEX_BITS) | i;
+  t->stage = st;
+  t->partition = p;
+  t->attempt = st->launches[p]++;
+  t->stage_attempt = (int32_t)st->attempt;
+  t->exec = ex->index;
+  t->start_ns = 0;
+  Protium__TaskLaunch tl = PROTIUM__TASK_LAUNCH__INIT;
+  tl.task_id = t->id;
+  tl.stage_id = st->id;
+  tl.stage_attempt = st->attempt;
+  tl.partition = p;
+  tl.attempt = t->attempt;
+  uint8_t buf[96];
+  size_t n = protium__task_launch__pack(&tl, buf);
+  if (put_field(&ex->out, 2, buf, n) != PT_OK) {
+    task_free(d, i);
+    return PT_ENOMEM;
+  }
+  exec_link(d, ex, i);
+  if (ex->n_inflight <= ex->slots) t->start_ns = now;
+  st->running[p]++;
+  return PT_OK;
+}
+
+/* The next runnable (stage, partition) for ex, in job order. */
+static pt__sched_stage *pick(pt__driver *d, pt__executor *ex, int n_ready, int64_t *p) {
+  for (pt__job *job = d->active; job; job = job->next) {
+    for (int64_t i = 0; i < job->n_stages; i++) {
+      pt__sched_stage *st = job->stages[i];
+      if (st->state != PT__STAGE_RUNNING || st->n_pending == 0) continue;
+      if (!st->def) {
+        pt_error err = {0};
+        st->attempt++;
+        if (pt__plan_encode_stage(st, &err) != PT_OK) {
+          job_fail(d, job, "job %lld failed: stage %lld: %s", (long long)job->id,
+                   (long long)st->id, err.message);
+          return pick(d, ex, n_ready, p);
+        }
+      }
+      *p = pop_pending(d, st, ex, n_ready);
+      return st;
+    }
+  }
+  return NULL;
+}
+
+void pt__sched_schedule(pt__driver *d) {
+  if (!d->active || d->n_execs == 0) return;
+  uint64_t now = uv_hrtime();
+  int n_ready = 0;
+  for (int32_t e = 0; e < d->n_execs; e++) n_ready += d->execs[e]->state == PT__EXEC_READY;
+  int32_t cap_per_slot = 1 + d->opts.queue_depth;
+  int more = n_ready > 0;
+  while (more) {
+    int progress = 0;
+    for (int32_t k = 0; k < d->n_execs && more; k++) {
+      pt__executor *ex = d->execs[(d->rr + k) % d->n_execs];
+      if (ex->state != PT__EXEC_READY || ex->n_inflight >= ex->slots * cap_per_slot) continue;
+      int64_t p;
+      pt__sched_stage *st = pick(d, ex, n_ready, &p);
+      if (!st) {
+        more = 0;
+        break;
+      }
+      if (launch(d, ex, st, p, now) != PT_OK) {
+        st->queued[p] = 0;
+        job_fail(d, st->job, "job %lld failed: driver out of memory", (long long)st->job->id);
+        continue;
+      }
+      progress = 1;
+    }
+    if (!progress) more = 0;
+  }
+  d->rr++;
+  for (int32_t e = 0; e < d->n_execs; e++) frame_close(d->execs[e]);
+}
+
+void pt__sched_on_status(pt__driver *d, pt__executor *ex, const Protium__TaskStatus *ts) {
+  int32_t i = (int32_t)(ts->task_id & TASK_INDEX_MASK);
+  if (ts->task_id <= 0 || i >= d->cap_tasks || d->tasks[i].id != ts->task_id ||
+      d->tasks[i].exec != ex->index)
+    return; /* a task already accounted for (its executor was lost, say) */
+  pt__sched_task t = d->tasks[i];
+  int was_started = t.start_ns != 0;
+  exec_unlink(d, ex, i);
+  task_free(d, i);
+  if (was_started) exec_mark_started(d, ex, uv_hrtime());
+  pt__sched_stage *st = t.stage;
+  if (!st) return; /* orphan of a finished job */
+  st->running[t.partition]--;
+  switch (ts->state) {
+  case PROTIUM__TASK_STATE__TASK_SUCCEEDED:
+    attempt_succeeded(d, st, t.partition, ex, ts);
+    break;
+  case PROTIUM__TASK_STATE__TASK_FETCH_FAILED: {
+    int64_t m = ts->failed_map_partition;
+    if (st->parent && m >= 0 && m < st->parent->partitions) {
+      /* A task of an older stage attempt read older map locations: what it
+       * missed may have been recomputed since. */
+      if (t.stage_attempt == st->attempt) output_lost(d, st->parent, m, ts->error);
+      attempt_failed(d, st, t.partition, ex->id, ts->error, 0);
+    } else {
+      attempt_failed(d, st, t.partition, ex->id, ts->error, 1);
+    }
+    break;
+  }
+  case PROTIUM__TASK_STATE__TASK_KILLED:
+    attempt_failed(d, st, t.partition, ex->id, "killed", 0);
+    break;
+  default:
+    attempt_failed(d, st, t.partition, ex->id, ts->error, 1);
+    break;
+  }
+}
+
+void pt__sched_on_executor_lost(pt__driver *d, pt__executor *ex, const char *cause,
+                                int64_t timed_out_task, const char *cause_timeout) {
+  /* Detach the whole list first: failing a job below walks executor lists. */
+  int32_t i = ex->head;
+  ex->head = ex->tail = -1;
+  ex->n_inflight = 0;
+  ex->n_sent = 0;
+  while (i >= 0) {
+    pt__sched_task t = d->tasks[i];
+    int32_t next = t.next;
+    task_free(d, i);
+    i = next;
+    if (!t.stage) continue;
+    t.stage->running[t.partition]--;
+    if (t.id == timed_out_task && cause_timeout)
+      attempt_failed(d, t.stage, t.partition, ex->id, cause_timeout, 1);
+    else
+      attempt_failed(d, t.stage, t.partition, ex->id, cause, t.start_ns != 0);
+  }
+  /* Its map outputs went with its directory. */
+  for (pt__job *job = d->active, *next; job; job = next) {
+    next = job->next;
+    for (int64_t s = 0; s < job->n_stages && job->state == PT__JOB_RUNNING; s++) {
+      pt__sched_stage *st = job->stages[s];
+      if (st->shuffle_id < 0) continue;
+      for (int64_t p = 0; p < st->partitions && job->state == PT__JOB_RUNNING; p++)
+        if (st->done[p] && st->output_exec[p] == ex->id) output_lost(d, st, p, cause);
+    }
+  }
+  d->need_schedule = 1;
+}
+
+void pt__sched_on_tick(pt__driver *d, uint64_t now) {
+  if (d->opts.task_timeout_ms <= 0) return;
+  uint64_t limit = (uint64_t)d->opts.task_timeout_ms * 1000000u;
+  for (int32_t e = 0; e < d->n_execs; e++) {
+    pt__executor *ex = d->execs[e];
+    if (ex->state != PT__EXEC_READY) continue;
+    int32_t i = ex->head;
+    for (int32_t k = 0; k < ex->slots && i >= 0; k++, i = d->tasks[i].next) {
+      pt__sched_task *t = &d->tasks[i];
+      if (!t->start_ns || t->start_ns >= now || now - t->start_ns <= limit) continue;
+      /* A thread cannot be stopped: the executor goes, with the task. */
+      char why[320], cause[64];
+      int64_t ms = d->opts.task_timeout_ms;
+      if (ms % 1000 == 0) snprintf(cause, sizeof cause, "task timed out after %llds", (long long)(ms / 1000));
+      else snprintf(cause, sizeof cause, "task timed out after %lldms", (long long)ms);
+      snprintf(why, sizeof why, "executor %lld lost: killed because stage %lld partition %lld %s",
+               (long long)ex->id, (long long)(t->stage ? t->stage->id : -1),
+               (long long)t->partition, cause);
+      pt__cluster_lose(ex, why, t->id, cause);
+      break;
+    }
+  }
+}

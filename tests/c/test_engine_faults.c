@@ -1,0 +1,530 @@
+/* test_engine_faults.c — the engine under faults, with real executor
+ * processes: a task that aborts its executor, a task that always fails, an
+ * executor killed mid-job, map output lost before the reducers finish (only
+ * the lost map tasks rerun), a hung task killed by task.timeout, and
+ * write_ipc committing exactly once despite a half-written attempt.
+ */
+#include <dirent.h>
+#include <fcntl.h>
+#include <glob.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "protium.h"
+
+#define CHECK(call)                                                                    \
+  do {                                                                                 \
+    pt_error err = {0};                                                                \
+    int chk_rc_ = (call);                                                              \
+    if (chk_rc_ != PT_OK) fail_msg("%s: %s (%d)", #call, err.message, chk_rc_);        \
+  } while (0)
+
+/* ------------------------------------------------------------------------ */
+/* User functions (run in the executors) */
+
+static const int64_t *col_i64(const struct ArrowArray *batch, int c) {
+  const struct ArrowArray *col = batch->children[c];
+  return (const int64_t *)col->buffers[1] + col->offset + batch->offset;
+}
+
+static int copy_batch(const struct ArrowSchema *schema, const struct ArrowArray *batch,
+                      struct ArrowArray *out, pt_error *err) {
+  return pt_array_copy(schema, batch, out, err);
+}
+
+/* Appends "<tag> <partition> <attempt> <executor>" to the file named by arg
+ * (one write with O_APPEND: lines from processes do not mix). */
+static void log_task(const pt_task_context *ctx, const void *arg, size_t arg_size, const char *tag) {
+  if (!arg_size) return;
+  char path[4096];
+  snprintf(path, sizeof path, "%.*s", (int)arg_size, (const char *)arg);
+  int fd = open(path, O_WRONLY | O_APPEND | O_CREAT, 0644);
+  if (fd < 0) return;
+  char line[128];
+  int n = snprintf(line, sizeof line, "%s %lld %lld %lld\n", tag, (long long)ctx->partition,
+                   (long long)ctx->attempt, (long long)ctx->executor_id);
+  if (write(fd, line, (size_t)n) != n) abort();
+  close(fd);
+}
+
+static int abort_p3_first(const pt_task_context *ctx, const struct ArrowSchema *schema,
+                          const struct ArrowArray *batch, struct ArrowArray *out, const void *arg,
+                          size_t arg_size, pt_error *err) {
+  if (ctx->partition == 3 && ctx->attempt == 0) abort();
+  return copy_batch(schema, batch, out, err);
+}
+PT_REGISTER_FN(abort_p3_first)
+
+static int fail_always(const pt_task_context *ctx, const struct ArrowSchema *schema,
+                       const struct ArrowArray *batch, struct ArrowArray *out, const void *arg,
+                       size_t arg_size, pt_error *err) {
+  if (ctx->partition == 2) {
+    if (err) snprintf(err->message, sizeof err->message, "boom");
+    return PT_EINVAL;
+  }
+  return copy_batch(schema, batch, out, err);
+}
+PT_REGISTER_FN(fail_always)
+
+static int kill_self_p1_first(const pt_task_context *ctx, const struct ArrowSchema *schema,
+                              const struct ArrowArray *batch, struct ArrowArray *out,
+                              const void *arg, size_t arg_size, pt_error *err) {
+  if (ctx->partition == 1 && ctx->attempt == 0) kill(getpid(), SIGKILL);
+  return copy_batch(schema, batch, out, err);
+}
+PT_REGISTER_FN(kill_self_p1_first)
+
+static int log_map(const pt_task_context *ctx, const struct ArrowSchema *schema,
+                   const struct ArrowArray *batch, struct ArrowArray *out, const void *arg,
+                   size_t arg_size, pt_error *err) {
+  static int64_t last = -1;
+  int64_t key = ctx->stage_id << 40 | ctx->partition << 20 | ctx->attempt;
+  if (key != last) log_task(ctx, arg, arg_size, "map"); /* once per task */
+  last = key;
+  return copy_batch(schema, batch, out, err);
+}
+PT_REGISTER_FN(log_map)
+
+/* Reduce side: the first attempt of partition 0 kills its own executor,
+ * which holds some of the map outputs. */
+static int reduce_kill(const pt_task_context *ctx, const struct ArrowSchema *schema,
+                       const struct ArrowArray *batch, struct ArrowArray *out, const void *arg,
+                       size_t arg_size, pt_error *err) {
+  if (ctx->partition == 0 && ctx->attempt == 0) {
+    log_task(ctx, arg, arg_size, "kill");
+    kill(getpid(), SIGKILL);
+  }
+  return copy_batch(schema, batch, out, err);
+}
+PT_REGISTER_FN(reduce_kill)
+
+/* Reduce side for the fetch-failure test: arg is a glob of map output
+ * files. Partition 0 (first attempt) deletes them before it returns;
+ * partition 1 takes its time, so partition 2 starts after the deletion and
+ * finds the output gone. */
+static int reduce_delete(const pt_task_context *ctx, const struct ArrowSchema *schema,
+                         const struct ArrowArray *batch, struct ArrowArray *out, const void *arg,
+                         size_t arg_size, pt_error *err) {
+  if (ctx->partition == 0 && ctx->attempt == 0) {
+    char pattern[4096];
+    snprintf(pattern, sizeof pattern, "%.*s", (int)arg_size, (const char *)arg);
+    glob_t g;
+    if (glob(pattern, 0, NULL, &g) == 0) {
+      for (size_t i = 0; i < g.gl_pathc; i++) unlink(g.gl_pathv[i]);
+      globfree(&g);
+    }
+  }
+  if (ctx->partition == 1 && ctx->attempt == 0) usleep(300000);
+  return copy_batch(schema, batch, out, err);
+}
+PT_REGISTER_FN(reduce_delete)
+
+static int hang_p1_first(const pt_task_context *ctx, const struct ArrowSchema *schema,
+                         const struct ArrowArray *batch, struct ArrowArray *out, const void *arg,
+                         size_t arg_size, pt_error *err) {
+  log_task(ctx, arg, arg_size, "run");
+  int always = arg_size == 0;
+  if (ctx->partition == 1 && (ctx->attempt == 0 || always))
+    for (;;) usleep(1000);
+  return copy_batch(schema, batch, out, err);
+}
+PT_REGISTER_FN(hang_p1_first)
+
+/* Partition 2, attempt 0: passes its first batch (the sink writes it), then
+ * fails on the second. */
+static int fail_half(const pt_task_context *ctx, const struct ArrowSchema *schema,
+                     const struct ArrowArray *batch, struct ArrowArray *out, const void *arg,
+                     size_t arg_size, pt_error *err) {
+  static int64_t last = -1, seen = 0;
+  int64_t key = ctx->stage_id << 40 | ctx->partition << 20 | ctx->attempt;
+  if (key != last) seen = 0;
+  last = key;
+  if (ctx->partition == 2 && ctx->attempt == 0 && seen++ == 1) {
+    if (err) snprintf(err->message, sizeof err->message, "failed half way");
+    return PT_EIO;
+  }
+  return copy_batch(schema, batch, out, err);
+}
+PT_REGISTER_FN(fail_half)
+
+static int sleepy(const pt_task_context *ctx, const struct ArrowSchema *schema,
+                  const struct ArrowArray *batch, struct ArrowArray *out, const void *arg,
+                  size_t arg_size, pt_error *err) {
+  usleep(150000);
+  return copy_batch(schema, batch, out, err);
+}
+PT_REGISTER_FN(sleepy)
+
+/* ------------------------------------------------------------------------ */
+/* Helpers */
+
+static pt_session *open_session(const char *timeout) {
+  pt_conf *conf;
+  pt_session *s;
+  CHECK(pt_conf_new(&conf, &err));
+  CHECK(pt_conf_set(conf, "executor.heartbeat_interval", "100ms", &err));
+  CHECK(pt_conf_set(conf, "executor.heartbeat_timeout", "2s", &err));
+  CHECK(pt_conf_set(conf, "range.batch_rows", "100", &err));
+  CHECK(pt_conf_set(conf, "executor.queue_depth", "1", &err));
+  if (timeout) CHECK(pt_conf_set(conf, "task.timeout", timeout, &err));
+  CHECK(pt_session_open("local[2]", conf, &s, &err));
+  pt_conf_free(conf);
+  return s;
+}
+
+static int64_t *collect_col(pt_dataset *ds, int64_t *n) {
+  struct ArrowArrayStream st;
+  CHECK(pt_collect(ds, &st, &err));
+  int64_t cap = 1024, len = 0;
+  int64_t *v = malloc((size_t)cap * sizeof *v);
+  for (;;) {
+    struct ArrowArray b;
+    if (st.get_next(&st, &b)) fail_msg("get_next: %s", st.get_last_error(&st));
+    if (!b.release) break;
+    while (len + b.length > cap) v = realloc(v, (size_t)(cap *= 2) * sizeof *v);
+    memcpy(v + len, col_i64(&b, 0), (size_t)b.length * sizeof *v);
+    len += b.length;
+    b.release(&b);
+  }
+  st.release(&st);
+  *n = len;
+  return v;
+}
+
+static int cmp_i64(const void *a, const void *b) {
+  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+static void make_tmpdir(char *buf, size_t n) {
+  const char *t = getenv("TMPDIR");
+  snprintf(buf, n, "%s/pt-faults-XXXXXX", t && *t ? t : "/tmp");
+  assert_non_null(mkdtemp(buf));
+}
+
+static void rm_rf(const char *path) {
+  char cmd[4200];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
+  assert_int_equal(system(cmd), 0);
+}
+
+/* Lines of the log: tag, partition, attempt, executor. */
+typedef struct entry {
+  char tag[8];
+  long long p, a, e;
+} entry;
+
+static int read_log(const char *path, entry *out, int cap) {
+  FILE *f = fopen(path, "r");
+  if (!f) return 0;
+  int n = 0;
+  while (n < cap && fscanf(f, "%7s %lld %lld %lld", out[n].tag, &out[n].p, &out[n].a, &out[n].e) == 4)
+    n++;
+  fclose(f);
+  return n;
+}
+
+static void expect_range(pt_dataset *ds, int64_t n_expected, int sorted) {
+  int64_t n;
+  int64_t *v = collect_col(ds, &n);
+  assert_int_equal(n, n_expected);
+  if (!sorted) qsort(v, (size_t)n, sizeof *v, cmp_i64);
+  for (int64_t i = 0; i < n; i++)
+    if (v[i] != i) fail_msg("row %lld is %lld", (long long)i, (long long)v[i]);
+  free(v);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Tests */
+
+static void test_abort_first_attempt(void **state) {
+  pt_session *s = open_session(NULL);
+  pt_dataset *r, *m;
+  CHECK(pt_range(s, 0, 8000, 8, &r, &err));
+  CHECK(pt_map_batches(r, abort_p3_first, NULL, NULL, 0, &m, &err));
+  expect_range(m, 8000, 1); /* identical to a clean run, in order */
+  /* the aborted one is replaced (the replacement may still be starting) */
+  pt_executor_info info[8];
+  int64_t n = 0;
+  for (int i = 0; i < 500 && n != 2; i++) {
+    CHECK(pt_session_executors(s, info, 8, &n, &err));
+    if (n != 2) usleep(10000);
+  }
+  assert_int_equal(n, 2);
+  assert_true(info[0].id == 3 || info[1].id == 3);
+  pt_dataset_free(m);
+  pt_dataset_free(r);
+  pt_session_close(s);
+}
+
+static void test_fail_always(void **state) {
+  pt_session *s = open_session(NULL);
+  pt_dataset *r, *m;
+  CHECK(pt_range(s, 0, 1000, 4, &r, &err));
+  CHECK(pt_map_batches(r, fail_always, NULL, NULL, 0, &m, &err));
+  pt_error err = {0};
+  int64_t count;
+  assert_int_not_equal(pt_count(m, &count, &err), PT_OK);
+  fprintf(stderr, "error: %s\n", err.message);
+  assert_non_null(strstr(err.message, "partition 2 failed 4 times; last error: "));
+  assert_non_null(strstr(err.message, "boom"));
+  assert_non_null(strstr(err.message, "fail_always"));
+  /* the session still works */
+  CHECK(pt_count(r, &count, &err));
+  assert_int_equal(count, 1000);
+  pt_dataset_free(m);
+  pt_dataset_free(r);
+  pt_session_close(s);
+}
+
+static void test_executor_killed_mid_job(void **state) {
+  pt_session *s = open_session(NULL);
+  pt_dataset *r, *m, *p;
+  CHECK(pt_range(s, 0, 6000, 6, &r, &err));
+  CHECK(pt_map_batches(r, kill_self_p1_first, NULL, NULL, 0, &m, &err));
+  expect_range(m, 6000, 1);
+  /* and across a shuffle */
+  CHECK(pt_repartition(m, 3, &p, &err));
+  expect_range(p, 6000, 0);
+  pt_dataset_free(p);
+  pt_dataset_free(m);
+  pt_dataset_free(r);
+  pt_session_close(s);
+}
+
+static void test_map_output_lost(void **state) {
+  char dir[4096], log[4200];
+  make_tmpdir(dir, sizeof dir);
+  snprintf(log, sizeof log, "%s/log", dir);
+  pt_session *s = open_session(NULL);
+  pt_dataset *r, *m, *p, *red;
+  CHECK(pt_range(s, 0, 4000, 4, &r, &err));
+  CHECK(pt_map_batches(r, log_map, NULL, log, strlen(log), &m, &err));
+  CHECK(pt_repartition(m, 3, &p, &err));
+  CHECK(pt_map_batches(p, reduce_kill, NULL, log, strlen(log), &red, &err));
+  expect_range(red, 4000, 0);
+
+  entry e[256];
+  int n = read_log(log, e, 256);
+  long long killed = -1;
+  int first_runs = 0, reruns = 0;
+  for (int i = 0; i < n; i++)
+    if (strcmp(e[i].tag, "kill") == 0) killed = e[i].e;
+  assert_true(killed > 0);
+  /* map partitions whose first output lived on the killed executor rerun,
+   * and only those */
+  int on_killed[4] = {0}, rerun[4] = {0};
+  for (int i = 0; i < n; i++) {
+    if (strcmp(e[i].tag, "map") != 0) continue;
+    if (e[i].a == 0) {
+      first_runs++;
+      if (e[i].e == killed) on_killed[e[i].p] = 1;
+    } else {
+      reruns++;
+      rerun[e[i].p]++;
+    }
+  }
+  fprintf(stderr, "map runs: %d first, %d reruns; killed executor %lld\n", first_runs, reruns,
+          killed);
+  assert_int_equal(first_runs, 4);
+  for (int q = 0; q < 4; q++) assert_int_equal(rerun[q], on_killed[q]);
+  assert_true(reruns > 0 && reruns < 4);
+  pt_dataset_free(red);
+  pt_dataset_free(p);
+  pt_dataset_free(m);
+  pt_dataset_free(r);
+  pt_session_close(s);
+  rm_rf(dir);
+}
+
+static void test_task_timeout(void **state) {
+  char dir[4096], log[4200];
+  make_tmpdir(dir, sizeof dir);
+  snprintf(log, sizeof log, "%s/log", dir);
+  pt_session *s = open_session("500ms");
+  pt_dataset *r, *m;
+  CHECK(pt_range(s, 0, 400, 4, &r, &err));
+  CHECK(pt_map_batches(r, hang_p1_first, NULL, log, strlen(log), &m, &err));
+  expect_range(m, 400, 1);
+  entry e[256];
+  int n = read_log(log, e, 256);
+  int p1_attempts = 0;
+  for (int i = 0; i < n; i++) p1_attempts += e[i].p == 1;
+  assert_true(p1_attempts >= 2);
+  pt_dataset_free(m);
+
+  /* a task that always hangs: the job fails and says why */
+  pt_error err = {0};
+  int64_t count;
+  CHECK(pt_map_batches(r, hang_p1_first, NULL, NULL, 0, &m, &err));
+  assert_int_not_equal(pt_count(m, &count, &err), PT_OK);
+  fprintf(stderr, "error: %s\n", err.message);
+  assert_non_null(strstr(err.message, "partition 1 failed 4 times; last error: task timed out after 500ms"));
+  pt_dataset_free(m);
+  pt_dataset_free(r);
+  pt_session_close(s);
+  rm_rf(dir);
+}
+
+/* A map output file vanishes (the executor stays): the reducer that needs it
+ * reports a fetch failure, only that map partition reruns, the reducer
+ * reruns, the result is exact. */
+static void test_fetch_failure_reruns_lost_map_only(void **state) {
+  char dir[4096], log[4200], pattern[4200];
+  make_tmpdir(dir, sizeof dir);
+  snprintf(log, sizeof log, "%s/log", dir);
+  const char *t = getenv("TMPDIR");
+  /* map partition 1's first attempt, wherever it ran (exec.h names them
+   * shuffle-<shuffle>-<partition>-<attempt>.arrows) */
+  snprintf(pattern, sizeof pattern, "%s/protium-%d-*/exec-*/shuffle-*-1-0.arrows",
+           t && *t ? t : "/tmp", (int)getpid());
+  pt_session *s = open_session(NULL);
+  pt_dataset *r, *m, *p, *red;
+  CHECK(pt_range(s, 0, 4000, 4, &r, &err));
+  CHECK(pt_map_batches(r, log_map, NULL, log, strlen(log), &m, &err));
+  CHECK(pt_repartition(m, 3, &p, &err));
+  CHECK(pt_map_batches(p, reduce_delete, NULL, pattern, strlen(pattern), &red, &err));
+  expect_range(red, 4000, 0);
+  entry e[256];
+  int n = read_log(log, e, 256);
+  int runs[4] = {0};
+  for (int i = 0; i < n; i++)
+    if (strcmp(e[i].tag, "map") == 0) runs[e[i].p]++;
+  fprintf(stderr, "map runs per partition: %d %d %d %d\n", runs[0], runs[1], runs[2], runs[3]);
+  assert_int_equal(runs[0], 1);
+  assert_int_equal(runs[1], 2);
+  assert_int_equal(runs[2], 1);
+  assert_int_equal(runs[3], 1);
+  pt_dataset_free(red);
+  pt_dataset_free(p);
+  pt_dataset_free(m);
+  pt_dataset_free(r);
+  pt_session_close(s);
+  rm_rf(dir);
+}
+
+typedef struct stopper {
+  pt_session *s;
+  int64_t stopped_id;
+} stopper;
+
+/* Freezes one executor (SIGSTOP) while tasks run: it stays connected but
+ * sends no heartbeat, so only the heartbeat timeout can find it out. */
+static void *stop_one(void *arg) {
+  stopper *st = arg;
+  usleep(200000);
+  pt_executor_info info[4];
+  int64_t n;
+  if (pt_session_executors(st->s, info, 4, &n, NULL) != PT_OK || n < 1) return NULL;
+  st->stopped_id = info[0].id;
+  kill((pid_t)info[0].pid, SIGSTOP);
+  return NULL;
+}
+
+static void test_executor_stopped_heartbeat_timeout(void **state) {
+  pt_conf *conf;
+  pt_session *s;
+  CHECK(pt_conf_new(&conf, &err));
+  CHECK(pt_conf_set(conf, "executor.heartbeat_interval", "100ms", &err));
+  CHECK(pt_conf_set(conf, "executor.heartbeat_timeout", "1s", &err));
+  CHECK(pt_conf_set(conf, "range.batch_rows", "100", &err));
+  CHECK(pt_session_open("local[2]", conf, &s, &err));
+  pt_conf_free(conf);
+  pt_dataset *r, *m;
+  CHECK(pt_range(s, 0, 1000, 10, &r, &err));
+  CHECK(pt_map_batches(r, sleepy, NULL, NULL, 0, &m, &err));
+  stopper st = {s, 0};
+  pthread_t t;
+  assert_int_equal(pthread_create(&t, NULL, stop_one, &st), 0);
+  expect_range(m, 1000, 1);
+  pthread_join(t, NULL);
+  assert_true(st.stopped_id > 0);
+  /* the frozen executor is declared lost (within the heartbeat timeout) */
+  int gone = 0;
+  for (int k = 0; k < 300 && !gone; k++) {
+    pt_executor_info info[4];
+    int64_t n;
+    CHECK(pt_session_executors(s, info, 4, &n, &err));
+    gone = 1;
+    for (int64_t i = 0; i < n && i < 4; i++) gone &= info[i].id != st.stopped_id;
+    if (!gone) usleep(10000);
+  }
+  assert_true(gone);
+  pt_dataset_free(m);
+  pt_dataset_free(r);
+  pt_session_close(s);
+}
+
+static int count_entries(const char *dir, const char *prefix) {
+  DIR *d = opendir(dir);
+  if (!d) return -1;
+  int n = 0;
+  struct dirent *e;
+  while ((e = readdir(d)))
+    if (strncmp(e->d_name, prefix, strlen(prefix)) == 0) n++;
+  closedir(d);
+  return n;
+}
+
+static void test_write_ipc_exactly_once(void **state) {
+  char dir[4096], out[4200], path[4300];
+  make_tmpdir(dir, sizeof dir);
+  snprintf(out, sizeof out, "%s/out", dir);
+  pt_session *s = open_session(NULL);
+  pt_dataset *r, *m, *back;
+  CHECK(pt_range(s, 0, 2000, 4, &r, &err)); /* 5 batches of 100 per partition */
+  CHECK(pt_map_batches(r, fail_half, NULL, NULL, 0, &m, &err));
+  CHECK(pt_write_ipc(m, out, NULL, &err));
+  assert_int_equal(count_entries(out, "part-"), 4);
+  snprintf(path, sizeof path, "%s/_SUCCESS", out);
+  assert_int_equal(access(path, F_OK), 0);
+  assert_int_equal(count_entries(out, "_temporary"), 0);
+  CHECK(pt_read_ipc(s, out, &back, &err));
+  expect_range(back, 2000, 1);
+  pt_dataset_free(back);
+
+  /* a job that fails for good leaves no part files (dir given, empty) */
+  snprintf(out, sizeof out, "%s/out2", dir);
+  assert_int_equal(mkdir(out, 0755), 0);
+  pt_dataset *f;
+  CHECK(pt_map_batches(r, fail_always, NULL, NULL, 0, &f, &err));
+  pt_error err = {0};
+  assert_int_not_equal(pt_write_ipc(f, out, NULL, &err), PT_OK);
+  assert_non_null(strstr(err.message, "boom"));
+  assert_int_equal(count_entries(out, "part-"), 0);
+  assert_int_equal(count_entries(out, "_"), 0);
+  /* and a directory it made itself is removed again */
+  snprintf(out, sizeof out, "%s/out3", dir);
+  assert_int_not_equal(pt_write_ipc(f, out, NULL, &err), PT_OK);
+  assert_int_not_equal(access(out, F_OK), 0);
+  pt_dataset_free(f);
+  pt_dataset_free(m);
+  pt_dataset_free(r);
+  pt_session_close(s);
+  rm_rf(dir);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_abort_first_attempt),
+      cmocka_unit_test(test_fail_always),
+      cmocka_unit_test(test_executor_killed_mid_job),
+      cmocka_unit_test(test_map_output_lost),
+      cmocka_unit_test(test_executor_stopped_heartbeat_timeout),
+      cmocka_unit_test(test_fetch_failure_reruns_lost_map_only),
+      cmocka_unit_test(test_task_timeout),
+      cmocka_unit_test(test_write_ipc_exactly_once),
+  };
+  return cmocka_run_group_tests_name("engine_faults", tests, NULL, NULL);
+}
