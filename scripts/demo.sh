@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The demo behind `make demo`: a C program writes an Arrow IPC file with a
-# column of every supported type (examples/every_type.c), pyarrow reads it
-# back, and the protium command prints its schema and first rows.
+# The demo behind `make demo`: the engine runs a pipeline on local[2]
+# (`protium demo`: range -> map_batches -> repartition by key -> write_ipc ->
+# read back and count); then the Arrow layer: a C program writes an Arrow IPC
+# file with a column of every supported type (examples/every_type.c), pyarrow
+# reads it back, and the protium command prints its schema and first rows.
 # Usage: scripts/demo.sh BUILD_DIR. Exits non-zero if any step fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,10 +22,14 @@ file="$work/every_type.arrow"
 
 heading() { printf '\n=== %s ===\n' "$1"; }
 
-heading "1. C: build every Arrow type with pt_builder_*, write an IPC file"
+heading "1. the engine: protium demo (a pipeline on local[2])"
+"$protium" demo "$work/pipeline"
+echo "its output: $(ls "$work/pipeline" | tr '\n' ' ')"
+
+heading "2. C: build every Arrow type with pt_builder_*, write an IPC file"
 "$every_type" "$file"
 
-heading "2. pyarrow reads what protium wrote"
+heading "3. pyarrow reads what protium wrote"
 "$py" - "$file" <<'PY'
 import sys
 import pyarrow as pa
@@ -41,10 +47,10 @@ for name in ["id", "float32", "utf8", "decimal", "timestamp_ms_utc", "struct", "
     print(f"{name}: {table.column(name).slice(0, 3).to_pylist()}")
 PY
 
-heading "3. protium cat --schema"
+heading "4. protium cat --schema"
 "$protium" cat "$file" --schema
 
-heading "4. protium cat --limit 5 (JSON lines)"
+heading "5. protium cat --limit 5 (JSON lines)"
 "$protium" cat "$file" --limit 5
 
 heading "done"

@@ -11,6 +11,9 @@ enum { CLI_OK = 0, CLI_FAILED = 1, CLI_USAGE = 2 };
 /* `protium cat FILE [--schema] [--limit N]`; argv[0] is "cat". */
 int pt__cli_cat(int argc, char **argv);
 
+/* `protium demo [DIR]`; argv[0] is "demo". */
+int pt__cli_demo(int argc, char **argv);
+
 /* Writes all of data to standard output. Returns 0, or -1 when the reader
  * went away (EPIPE: the caller stops quietly), or errno of another failure. */
 int pt__cli_write_stdout(const void *data, size_t len);

@@ -1,5 +1,5 @@
 /* main.c — the protium command: dispatch to one command per verb, usage and
- * version. Each command lives in its own file (cat.c, ...) behind cli.h. */
+ * version. Each command lives in its own file (cat.c, demo.c, ...) behind cli.h. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -18,6 +18,10 @@ static const char usage_text[] =
     "                                       lines (FILE - reads standard input);\n"
     "                                       --schema prints the schema instead,\n"
     "                                       --limit N stops after N rows\n"
+    "  demo [DIR]                           run the demo pipeline on local[2]: range ->\n"
+    "                                       map_batches -> repartition by key ->\n"
+    "                                       write_ipc (to DIR, kept; default a temporary\n"
+    "                                       directory) -> read back, count and check\n"
     "  help                                 print this help\n";
 
 int pt__cli_write_stdout(const void *data, size_t len) {
@@ -57,6 +61,7 @@ int main(int argc, char **argv) {
     return fflush(stdout) == 0 || errno == EPIPE ? CLI_OK : CLI_FAILED;
   }
   if (strcmp(cmd, "cat") == 0) return pt__cli_cat(argc - 1, argv + 1);
+  if (strcmp(cmd, "demo") == 0) return pt__cli_demo(argc - 1, argv + 1);
 
   fprintf(stderr, "protium: unknown command '%s'\n\n%s", cmd, usage_text);
   return CLI_USAGE;
