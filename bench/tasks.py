@@ -1,0 +1,164 @@
+"""tasks.py — `bench/run tasks`: scheduling overhead of the local engine
+against PySpark (local mode) and Ray, in the same run.
+
+Metrics, for each system (protium on local[2]: two executor processes; Spark
+local[2]; Ray with num_cpus=2):
+- tasks_per_s: empty tasks per second: count() over a range of N rows in N
+  partitions, one row per task (Spark: sc.parallelize(range(N), N).count();
+  Ray: ray.get([f.remote() for _ in range(N)])), best of 3 after a warm-up;
+- launch_p50_us, launch_p99_us: the round trip of a job of one empty task
+  (protium: count() of a one-partition range; Spark: a one-partition
+  parallelize().count(); Ray: ray.get(f.remote())), after a warm-up;
+- session_start_ms: open a session with its executors ready, then close it
+  (Spark and Ray: in a fresh process, JVM or Ray daemons included, as a user
+  pays it);
+- limit.uds_rtt_us: one unix-socket round trip between two processes on this
+  machine, the floor under any cross-process task launch.
+ratio.<metric> is how many times better protium is. The peers run in their
+own processes, one at a time; a peer that fails is reported and left out.
+Environment: PT_BUILD_DIR, PT_BENCH_TASKS (protium's N, default 20000),
+PT_BENCH_PEER_TASKS (Spark's and Ray's N, default 2000).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BUILD = Path(os.environ.get("PT_BUILD_DIR", ROOT / "build"))
+DRIVER = BUILD / "bench" / "tasks_bench"
+N_TASKS = int(os.environ.get("PT_BENCH_TASKS", "20000"))
+N_PEER_TASKS = int(os.environ.get("PT_BENCH_PEER_TASKS", "2000"))
+PEER_TIMEOUT_S = 600
+
+COMMON = textwrap.dedent(
+    """
+    import json, math, time
+    def pct(v, p):
+        v = sorted(v)
+        return v[max(0, min(len(v) - 1, math.ceil(p / 100 * len(v)) - 1))]
+    """
+)
+
+SPARK = COMMON + textwrap.dedent(
+    """
+    t0 = time.perf_counter()
+    from pyspark.sql import SparkSession
+    spark = (SparkSession.builder.master("local[2]").appName("bench")
+             .config("spark.ui.enabled", "false")
+             .config("spark.ui.showConsoleProgress", "false").getOrCreate())
+    sc = spark.sparkContext
+    sc.setLogLevel("ERROR")
+    sc.parallelize([1], 1).count()  # executors ready: the first job has run
+    start_ms = (time.perf_counter() - t0) * 1e3
+    N = {n}
+    sc.parallelize(range(N), N).count()
+    times = []
+    for _ in range(3):
+        t = time.perf_counter(); c = sc.parallelize(range(N), N).count()
+        times.append(time.perf_counter() - t); assert c == N
+    lat = []
+    for i in range(60):
+        t = time.perf_counter(); sc.parallelize([1], 1).count()
+        if i >= 10: lat.append((time.perf_counter() - t) * 1e6)
+    t = time.perf_counter(); spark.stop(); stop_ms = (time.perf_counter() - t) * 1e3
+    print(json.dumps({{"tasks_per_s": N / min(times), "launch_p50_us": pct(lat, 50),
+                      "launch_p99_us": pct(lat, 99), "session_start_ms": start_ms + stop_ms}}))
+    """
+)
+
+RAY = COMMON + textwrap.dedent(
+    """
+    import os
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    t0 = time.perf_counter()
+    import ray
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+             object_store_memory=256 * 1024 * 1024)
+    @ray.remote
+    def f():
+        return None
+    ray.get(f.remote())  # workers ready: the first task has run
+    start_ms = (time.perf_counter() - t0) * 1e3
+    N = {n}
+    ray.get([f.remote() for _ in range(N)])
+    times = []
+    for _ in range(3):
+        t = time.perf_counter(); ray.get([f.remote() for _ in range(N)])
+        times.append(time.perf_counter() - t)
+    lat = []
+    for i in range(250):
+        t = time.perf_counter(); ray.get(f.remote())
+        if i >= 50: lat.append((time.perf_counter() - t) * 1e6)
+    t = time.perf_counter(); ray.shutdown(); stop_ms = (time.perf_counter() - t) * 1e3
+    print(json.dumps({{"tasks_per_s": N / min(times), "launch_p50_us": pct(lat, 50),
+                      "launch_p99_us": pct(lat, 99), "session_start_ms": start_ms + stop_ms}}))
+    """
+)
+
+
+def driver(*args: str) -> dict:
+    out = subprocess.run([str(DRIVER), *args], check=True, capture_output=True, text=True,
+                         timeout=PEER_TIMEOUT_S)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def peer(name: str, code: str) -> dict | None:
+    try:
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             timeout=PEER_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        print(f"{name}: timed out after {PEER_TIMEOUT_S}s; left out", file=sys.stderr)
+        return None
+    if out.returncode != 0:
+        tail = "\n".join(out.stderr.strip().splitlines()[-15:])
+        print(f"{name}: failed (exit {out.returncode}); left out:\n{tail}", file=sys.stderr)
+        return None
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    if not DRIVER.exists():
+        sys.exit(f"tasks: {DRIVER} is missing: build first (make build)")
+    metrics: dict[str, float] = {}
+    limit = driver("uds_rtt", "20000")
+    metrics["limit.uds_rtt_us"] = limit["uds_rtt_us"]
+
+    pt: dict[str, float] = {}
+    pt.update(driver("session", "10"))
+    pt.update(driver("tasks", str(N_TASKS), "3"))
+    pt.update(driver("latency", "1000"))
+    results = {"protium": {k: pt[k] for k in
+                           ("tasks_per_s", "launch_p50_us", "launch_p99_us", "session_start_ms")}}
+    spark = peer("pyspark", SPARK.format(n=N_PEER_TASKS))
+    if spark:
+        results["pyspark"] = spark
+    ray = peer("ray", RAY.format(n=N_PEER_TASKS))
+    if ray:
+        results["ray"] = ray
+
+    higher_is_better = {"tasks_per_s": True, "launch_p50_us": False, "launch_p99_us": False,
+                        "session_start_ms": False}
+    print(f"{'metric':<20}" + "".join(f"{s:>14}" for s in results))
+    for m, hib in higher_is_better.items():
+        print(f"{m:<20}" + "".join(f"{results[s][m]:>14.1f}" for s in results))
+    print(f"{'limit.uds_rtt_us':<20}{metrics['limit.uds_rtt_us']:>14.1f}")
+    for system, vals in results.items():
+        for m, v in vals.items():
+            metrics[f"{system}.{m}"] = round(v, 3)
+    for system in results:
+        if system == "protium":
+            continue
+        for m, hib in higher_is_better.items():
+            p, q = results["protium"][m], results[system][m]
+            metrics[f"ratio.{m}.{system}"] = round(p / q if hib else q / p, 3)
+    print(json.dumps({"bench": "tasks", "metrics": metrics}))
+
+
+if __name__ == "__main__":
+    main()
