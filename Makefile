@@ -8,7 +8,7 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 FUZZ_SECONDS ?= 60
 PY         := .venv/bin/python
 
-.PHONY: all build setup demo test test-c test-python test-asan fuzz bench clean
+.PHONY: all build setup demo test test-c test-python test-asan test-valgrind fuzz bench clean
 
 all: build
 
@@ -38,6 +38,15 @@ test-asan:
 	cmake --build $(BUILD_ASAN) -j $(JOBS)
 	cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j $(JOBS)
+
+# The single-process C tests under valgrind's memcheck (the engine tests start
+# executor processes, which ASan covers instead).
+test-valgrind: build
+	@set -e; for t in $(BUILD)/tests/test_*; do \
+	  case $$t in *engine*|*exec_task*) continue;; esac; \
+	  echo "valgrind $$t"; \
+	  valgrind -q --error-exitcode=9 --leak-check=full $$t >/dev/null; \
+	done; echo "valgrind: clean"
 
 fuzz:
 	@scripts/fuzz.sh $(BUILD_FUZZ) $(FUZZ_SECONDS)

@@ -32,24 +32,29 @@ def test_readme_has_the_two_commands_first() -> None:
     assert "make test" in first_block.group(1)
 
 
-def test_readme_c_example_compiles_and_runs(tmp_path: Path) -> None:
-    blocks = _readme_c_blocks()
-    assert blocks, "README.md has no C example"
+def _compile(source: str, tmp_path: Path, name: str) -> Path:
     lib = _build_dir() / "libprotium.a"
     if not lib.exists():
         pytest.fail(f"{lib} is missing: build first (make build)")
-    src = tmp_path / "example.c"
-    # The snippet uses strlen; it includes what the README shows.
-    src.write_text("#include <string.h>\n" + blocks[0])
+    src = tmp_path / f"{name}.c"
+    src.write_text(source)
     cc = shutil.which("cc") or "gcc"
     libs = subprocess.run(
         ["pkg-config", "--libs", "liblz4", "libzstd", "libprotobuf-c", "libuv"],
         check=True, capture_output=True, text=True).stdout.split()
-    exe = tmp_path / "example"
+    exe = tmp_path / name
     subprocess.run(
         [cc, "-std=c11", "-Wall", "-Wextra", "-Werror", "-I", str(ROOT / "include"),
          str(src), str(lib), *libs, "-lpthread", "-lm", "-o", str(exe)],
         check=True)
+    return exe
+
+
+def test_readme_c_example_compiles_and_runs(tmp_path: Path) -> None:
+    blocks = _readme_c_blocks()
+    assert blocks, "README.md has no C example"
+    # The snippet uses strlen; it includes what the README shows.
+    exe = _compile("#include <string.h>\n" + blocks[0], tmp_path, "example")
     out = subprocess.run([str(exe)], cwd=tmp_path, check=True, capture_output=True, text=True)
     assert out.stdout.strip().splitlines() == ["3 rows"]
     table = pa.ipc.open_file(tmp_path / "people.arrow").read_all()
@@ -66,3 +71,17 @@ def test_readme_python_example_runs(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-c", blocks[0]], cwd=tmp_path, env=env,
                          check=True, capture_output=True, text=True)
     assert "x: [[1,2,3]]" in out.stdout
+
+
+def test_readme_engine_example_compiles_and_runs(tmp_path: Path) -> None:
+    blocks = _readme_c_blocks()
+    assert len(blocks) >= 2, "README.md has no engine example"
+    exe = _compile(blocks[1], tmp_path, "pipeline")
+    out = subprocess.run([str(exe)], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "wrote pipeline.out: 4 partitions, 1000000 rows"
+    parts = sorted(p.name for p in (tmp_path / "pipeline.out").iterdir())
+    assert parts == ["_SUCCESS"] + [f"part-{i:05d}.arrow" for i in range(4)]
+    rows = sum(pa.ipc.open_file(tmp_path / "pipeline.out" / p).read_all().num_rows
+               for p in parts if p.endswith(".arrow"))
+    assert rows == 1_000_000
