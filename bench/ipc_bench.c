@@ -1,7 +1,9 @@
 /* ipc_bench.c — the protium side of `bench/run ipc`: times Arrow IPC stream
  * writing into memory and reading from memory with libprotium, and memcpy
- * bandwidth as the limit. bench/ipc.py makes the data with pyarrow, runs this
- * driver on the same bytes and compares. One JSON object per run on stdout.
+ * bandwidth as the limit (also into freshly allocated memory, which is what
+ * a writer into a new buffer faces). bench/ipc.py makes the data with
+ * pyarrow, runs this driver on the same bytes and compares. One JSON object
+ * per run on stdout.
  *
  *   ipc_bench memcpy MIB REPEATS
  *   ipc_bench case INPUT READ_INPUT COMPRESSION LEVEL REPEATS [WRITE_OUTPUT]
@@ -12,10 +14,14 @@
  * with pt_ipc_read_buffer pulling every batch, best of REPEATS. The last
  * written stream goes to WRITE_OUTPUT so that the caller can check it.
  */
+#include <malloc.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <protium.h>
 
@@ -32,7 +38,36 @@ static int fail(const char *what, const pt_error *err) {
   return 1;
 }
 
-/* Bytes copied per second by memcpy between two buffers of mib MiB. */
+/* Best time of memcpy of size bytes from src into a buffer malloc'd just
+ * before (and freed after): what a writer into a new buffer pays at least,
+ * since the kernel must fault in and clear each fresh page. huge: with the
+ * transparent-huge-page advice the IPC writer gives its output buffer. */
+static double fresh_copy_s(const char *src, size_t size, int repeats, int huge) {
+  double best = 1e30;
+  for (int r = 0; r < repeats; r++) {
+    double t0 = now_s();
+    char *dst = malloc(size);
+    if (dst == NULL) return -1;
+    if (huge) {
+      /* As pt__advise_huge: the whole mapping of the block. */
+      uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+      uintptr_t lo = (uintptr_t)dst & ~(page - 1);
+      uintptr_t hi = (uintptr_t)dst + malloc_usable_size(dst);
+      if ((hi & (page - 1)) == 0) madvise((void *)lo, hi - lo, MADV_HUGEPAGE);
+    }
+    memcpy(dst, src, size);
+    double t = now_s() - t0;
+    if (dst[r % size] != src[r % size]) best = -1; /* keeps the copy observable */
+    free(dst);
+    if (best < 0) return -1;
+    if (t < best) best = t;
+  }
+  return best;
+}
+
+/* Bytes copied per second by memcpy between two buffers of mib MiB: into a
+ * buffer touched before (the pure copy), and into fresh buffers (the copy
+ * plus first touch of every page, with 4 KiB pages and with huge pages). */
 static int run_memcpy(long mib, int repeats) {
   size_t size = (size_t)mib << 20;
   char *src = malloc(size), *dst = malloc(size);
@@ -51,7 +86,12 @@ static int run_memcpy(long mib, int repeats) {
     if (t < best) best = t;
     src[r % size] = dst[(r * 4099) % size]; /* keep the copies observable */
   }
-  printf("{\"memcpy_gb_per_s\": %.3f, \"bytes\": %zu}\n", (double)size / best / 1e9, size);
+  double fresh = fresh_copy_s(src, size, repeats, 0);
+  double fresh_huge = fresh_copy_s(src, size, repeats, 1);
+  printf("{\"memcpy_gb_per_s\": %.3f, \"memcpy_fresh_gb_per_s\": %.3f, "
+         "\"memcpy_fresh_huge_gb_per_s\": %.3f, \"bytes\": %zu}\n",
+         (double)size / best / 1e9, fresh > 0 ? (double)size / fresh / 1e9 : 0,
+         fresh_huge > 0 ? (double)size / fresh_huge / 1e9 : 0, size);
   free(src);
   free(dst);
   return 0;

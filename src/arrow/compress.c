@@ -1,12 +1,54 @@
 /* compress.c — the two body codecs of Arrow IPC: LZ4 frame (liblz4's
  * lz4frame.h) and Zstandard (libzstd). Decompression writes into a 64-byte
  * aligned buffer that grows with the output actually produced, so a lying
- * "uncompressed length" prefix costs nothing until data backs it up.
+ * "uncompressed length" prefix costs nothing until data backs it up. Codec
+ * contexts are kept per thread (the pool's workers and callers alike) and
+ * reused from buffer to buffer: making one costs more than compressing a
+ * small buffer.
  */
 #include <lz4frame.h>
+#include <pthread.h>
 #include <zstd.h>
+#include <zstd_errors.h>
 
 #include "arrow/ipc_int.h"
+
+/* ------------------------------------------------------------------------ */
+/* Per-thread contexts */
+
+typedef struct codec_ctx {
+  ZSTD_CCtx *zc; /* each made on first use, NULL until then */
+  ZSTD_DCtx *zd;
+  LZ4F_dctx *lz;
+} codec_ctx;
+
+static pthread_key_t ctx_key;
+static pthread_once_t ctx_once = PTHREAD_ONCE_INIT;
+static bool ctx_key_ok;
+
+static void ctx_destroy(void *p) {
+  codec_ctx *c = p;
+  ZSTD_freeCCtx(c->zc);
+  ZSTD_freeDCtx(c->zd);
+  if (c->lz) LZ4F_freeDecompressionContext(c->lz);
+  pt__free(c);
+}
+
+static void ctx_key_make(void) { ctx_key_ok = pthread_key_create(&ctx_key, ctx_destroy) == 0; }
+
+/* This thread's contexts (freed when it exits), or NULL when they cannot be
+ * had: callers then make and free their own. */
+static codec_ctx *thread_ctx(void) {
+  pthread_once(&ctx_once, ctx_key_make);
+  if (!ctx_key_ok) return NULL;
+  codec_ctx *c = pthread_getspecific(ctx_key);
+  if (c == NULL && (c = pt__calloc(1, sizeof *c)) != NULL &&
+      pthread_setspecific(ctx_key, c) != 0) {
+    pt__free(c);
+    c = NULL;
+  }
+  return c;
+}
 
 const char *pt__codec_name(pt_compression codec) {
   switch (codec) {
@@ -41,7 +83,11 @@ int pt__compress(pt_compression codec, int level, const void *src, int64_t n, vo
     return PT_OK;
   }
   if (codec == PT_COMPRESSION_ZSTD) {
-    size_t r = ZSTD_compress(dst, (size_t)cap, src, (size_t)n, level);
+    codec_ctx *c = thread_ctx();
+    if (c != NULL && c->zc == NULL) c->zc = ZSTD_createCCtx();
+    size_t r = c != NULL && c->zc != NULL
+                   ? ZSTD_compressCCtx(c->zc, dst, (size_t)cap, src, (size_t)n, level)
+                   : ZSTD_compress(dst, (size_t)cap, src, (size_t)n, level);
     if (ZSTD_isError(r))
       return pt__errorf(err, PT_EINTERNAL, "zstd compression failed: %s", ZSTD_getErrorName(r));
     *written = (int64_t)r;
@@ -56,6 +102,7 @@ static int grow(uint8_t **buf, int64_t *cap, int64_t used, int64_t limit) {
   if (ncap > limit) ncap = limit;
   uint8_t *nb = pt__malloc_aligned((size_t)ncap);
   if (nb == NULL) return PT_ENOMEM;
+  pt__advise_huge(nb);
   if (used) memcpy(nb, *buf, (size_t)used);
   pt__free(*buf);
   *buf = nb;
@@ -63,31 +110,66 @@ static int grow(uint8_t **buf, int64_t *cap, int64_t used, int64_t limit) {
   return PT_OK;
 }
 
-int pt__decompress(pt_compression codec, const uint8_t *src, int64_t n, int64_t expected,
-                   uint8_t **out, pt_error *err) {
+/* pt__decompress (into == NULL) and pt__decompress_into (into: expected
+ * bytes of room, the caller's). */
+static int decompress(pt_compression codec, const uint8_t *src, int64_t n, int64_t expected,
+                      uint8_t *into, uint8_t **out, pt_error *err) {
   *out = NULL;
   int rc = PT_OK;
   LZ4F_dctx *lz = NULL;
   ZSTD_DCtx *zs = NULL;
   /* Start with what typical ratios need; grow only when the data proves to
    * be that compressible. */
-  int64_t cap = expected;
-  int64_t guess = n > (INT64_MAX >> 8) ? INT64_MAX : n * 16 + (1 << 20);
-  if (cap > guess) cap = guess;
-  uint8_t *buf = pt__malloc_aligned((size_t)(cap ? cap : 1));
-  if (buf == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory decompressing %lld bytes",
-                                     (long long)expected);
+  int64_t cap = into ? expected : pt__decompress_first_cap(n, expected);
+  uint8_t *buf = into;
+  if (buf == NULL) {
+    buf = pt__malloc_aligned((size_t)(cap ? cap : 1));
+    if (buf == NULL)
+      return pt__errorf(err, PT_ENOMEM, "out of memory decompressing %lld bytes",
+                        (long long)expected);
+    pt__advise_huge(buf); /* fresh pages, all about to be written */
+  }
   int64_t used = 0, consumed = 0;
+  codec_ctx *c = thread_ctx();
   if (codec == PT_COMPRESSION_LZ4_FRAME) {
-    if (LZ4F_isError(LZ4F_createDecompressionContext(&lz, LZ4F_VERSION))) {
+    if (c != NULL && c->lz != NULL) {
+      lz = c->lz; /* an earlier error may have left it inside a frame */
+      LZ4F_resetDecompressionContext(lz);
+    } else if (LZ4F_isError(LZ4F_createDecompressionContext(&lz, LZ4F_VERSION))) {
+      lz = NULL;
       rc = pt__errorf(err, PT_ENOMEM, "out of memory creating an lz4 context");
       goto cleanup;
+    } else if (c != NULL) {
+      c->lz = lz;
     }
   } else if (codec == PT_COMPRESSION_ZSTD) {
-    zs = ZSTD_createDCtx();
-    if (zs == NULL) {
+    if (c != NULL && c->zd != NULL) {
+      zs = c->zd;
+      ZSTD_DCtx_reset(zs, ZSTD_reset_session_only);
+    } else if ((zs = ZSTD_createDCtx()) == NULL) {
       rc = pt__errorf(err, PT_ENOMEM, "out of memory creating a zstd context");
       goto cleanup;
+    } else if (c != NULL) {
+      c->zd = zs;
+    }
+    if (cap == expected) {
+      /* Room for all the declared bytes: decode in one go, straight into
+       * buf (streaming would go through zstd's window buffer, a copy). */
+      size_t r = ZSTD_decompressDCtx(zs, buf, (size_t)cap, src, (size_t)n);
+      if (ZSTD_isError(r)) {
+        ZSTD_ErrorCode e = ZSTD_getErrorCode(r);
+        if (e == ZSTD_error_dstSize_tooSmall)
+          rc = pt__errorf(err, PT_EFORMAT,
+                          "zstd data decompresses to more than the declared %lld bytes",
+                          (long long)expected);
+        else if (e == ZSTD_error_srcSize_wrong)
+          rc = pt__errorf(err, PT_EFORMAT, "zstd data is truncated");
+        else
+          rc = pt__errorf(err, PT_EFORMAT, "zstd data is corrupt: %s", ZSTD_getErrorName(r));
+        goto cleanup;
+      }
+      used = (int64_t)r;
+      goto check_size;
     }
   }
   if (lz || zs) {
@@ -138,6 +220,7 @@ int pt__decompress(pt_compression codec, const uint8_t *src, int64_t n, int64_t 
     rc = pt__errorf(err, PT_EFORMAT, "unknown compression codec %d", (int)codec);
     goto cleanup;
   }
+check_size:
   if (used != expected) {
     rc = pt__errorf(err, PT_EFORMAT, "compressed buffer decompresses to %lld bytes, not the declared %lld",
                     (long long)used, (long long)expected);
@@ -146,8 +229,19 @@ int pt__decompress(pt_compression codec, const uint8_t *src, int64_t n, int64_t 
   *out = buf;
   buf = NULL;
 cleanup:
-  if (lz) LZ4F_freeDecompressionContext(lz);
-  if (zs) ZSTD_freeDCtx(zs);
-  pt__free(buf);
+  if (lz && (c == NULL || lz != c->lz)) LZ4F_freeDecompressionContext(lz);
+  if (zs && (c == NULL || zs != c->zd)) ZSTD_freeDCtx(zs);
+  if (buf != into) pt__free(buf);
   return rc;
+}
+
+int pt__decompress(pt_compression codec, const uint8_t *src, int64_t n, int64_t expected,
+                   uint8_t **out, pt_error *err) {
+  return decompress(codec, src, n, expected, NULL, out, err);
+}
+
+int pt__decompress_into(pt_compression codec, const uint8_t *src, int64_t n, uint8_t *dst,
+                        int64_t expected, pt_error *err) {
+  uint8_t *out;
+  return decompress(codec, src, n, expected, dst, &out, err);
 }

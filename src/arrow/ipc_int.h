@@ -201,5 +201,26 @@ int pt__compress(pt_compression codec, int level, const void *src, int64_t n, vo
  * new 64-byte aligned buffer; on PT_OK the caller owns *out (pt__free). */
 int pt__decompress(pt_compression codec, const uint8_t *src, int64_t n, int64_t expected,
                    uint8_t **out, pt_error *err);
+/* The same into dst, which has room for exactly `expected` bytes (the
+ * caller's; its contents are undefined after a failure). */
+int pt__decompress_into(pt_compression codec, const uint8_t *src, int64_t n, uint8_t *dst,
+                        int64_t expected, pt_error *err);
+/* Bytes pt__decompress allocates before any output for n bytes of input
+ * declaring `expected`: all of them when a 16:1 ratio (plus 1 MiB) covers
+ * them, so a lying length costs at most that much up front. */
+static inline int64_t pt__decompress_first_cap(int64_t n, int64_t expected) {
+  int64_t guess = n > (INT64_MAX >> 8) ? INT64_MAX : n * 16 + (1 << 20);
+  return expected < guess ? expected : guess;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Memory (ipc_write.c) */
+
+/* Asks for transparent huge pages behind p, a block from pt__malloc or
+ * pt__malloc_aligned, when it is big and sits alone in its own mapping (as
+ * glibc and musl place big blocks); otherwise does nothing. Only a hint: it
+ * makes first touch of a fresh block take one fault per 2 MiB instead of one
+ * per 4 KiB, and leaves realloc able to move the mapping without copying. */
+void pt__advise_huge(void *p);
 
 #endif /* PT_ARROW_IPC_INT_H */
