@@ -135,6 +135,13 @@ int pt_count(pt_dataset *ds, int64_t *out, pt_error *err) {
 /* ------------------------------------------------------------------------ */
 /* write_ipc */
 
+/* Attempts of a job still running when it ends (a failed job's other
+ * partitions, a retried partition's duplicate) write into its temporary
+ * directory; removing it under them would leave their files behind in the
+ * user's directory. So wait for them first, this long at most (a task that
+ * hangs, with no task.timeout, must not hang the call). */
+#define ORPHAN_WAIT_MS 5000
+
 /* 1 if dir exists and holds anything, 0 if empty or missing; -1 if it is
  * not a directory. */
 static int dir_state(const char *dir, int *exists) {
@@ -209,11 +216,13 @@ int pt_write_ipc(pt_dataset *ds, const char *dir, const pt_ipc_write_options *op
       unlink(path);
     }
   pt__job_result_reset(&res);
+  (void)pt__driver_quiesce(ds->driver, a.job_id, ORPHAN_WAIT_MS);
   pt__sched_rm_rf(temp_root);
   if (rc == PT_OK) return PT_OK;
   goto remove_dir;
 
 remove_temp:
+  (void)pt__driver_quiesce(ds->driver, a.job_id, ORPHAN_WAIT_MS);
   pt__sched_rm_rf(temp_root);
 remove_dir:
   if (!exists) rmdir(dir);

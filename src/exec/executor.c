@@ -1,7 +1,8 @@
 /* executor.c — the executor process: connects to the driver, says Hello,
- * then serves LaunchBatch / KillTasks / Cleanup / Shutdown while slot
- * threads run tasks and report finished ones in coalesced StatusBatch
- * writes. Threads and lifetimes are described in README.md of this folder.
+ * then serves LaunchBatch / KillTasks / Cleanup / Shutdown with slots + 1
+ * worker threads that take turns reading the socket and running tasks, and
+ * report finished ones in coalesced StatusBatch writes. Threads and
+ * lifetimes are described in README.md of this folder.
  * It runs before main() of the user's program (a constructor) and ends the
  * process with _exit: main() never runs in an executor.
  */
@@ -26,6 +27,8 @@ const int pt__executor_linked = 1;
  * most this many are written in one frame. */
 #define FLUSH_DELAY_US 1000
 #define FLUSH_MAX 512
+/* An idle worker looks for a vacant reader role at least this often. */
+#define STANDBY_MAX_US 1000000
 
 typedef struct queued {
   Protium__TaskLaunch launch; /* resources not kept */
@@ -39,17 +42,23 @@ typedef struct executor {
   int64_t heartbeat_ms;
 
   pthread_mutex_t mu;
-  pthread_cond_t work;    /* signalled when tasks are queued */
+  pthread_cond_t work;    /* idle workers wait here for a task or the reader role */
   queued *q;              /* ring buffer of tasks not yet started (mu) */
   size_t q_head, q_len, q_cap;
-  int running;            /* tasks in slot threads (mu) */
+  int running;            /* tasks being run (mu) */
+  int reading;            /* 1 while a worker holds the reader role (mu) */
+  int idle;               /* workers waiting on `work` (mu) */
+  int64_t next_heartbeat_us; /* (mu) */
   Protium__TaskStatus *pending; /* finished, not yet written (mu) */
   size_t n_pending, cap_pending;
   int64_t pending_since_us; /* when the oldest pending status was added (mu) */
   pt_buf extra;           /* encoded frames to send besides statuses (mu) */
   int writing;            /* 1 while a thread encodes and writes (mu) */
 
-  /* Stage definitions by (stage_id, attempt): main thread only. */
+  /* The reader role's own state: only the worker holding the role touches
+   * it (handing the role over goes through mu). */
+  pt__frame_decoder dec;  /* bytes read from the driver, not yet dispatched */
+  /* Stage definitions by (stage_id, attempt). */
   pt__stage **stages;
   size_t n_stages, cap_stages;
 } executor;
@@ -149,35 +158,7 @@ static void push_simple_status(executor *x, int64_t task_id, Protium__TaskState 
 }
 
 /* ------------------------------------------------------------------------ */
-/* Slot threads */
-
-static void *slot_main(void *arg) {
-  executor *x = arg;
-  pthread_mutex_lock(&x->mu);
-  for (;;) {
-    while (x->q_len == 0) pthread_cond_wait(&x->work, &x->mu);
-    queued item = x->q[x->q_head];
-    x->q_head = (x->q_head + 1) % x->q_cap;
-    x->q_len--;
-    x->running++;
-    pthread_mutex_unlock(&x->mu);
-
-    Protium__TaskStatus st;
-    pt__task_run(&x->env, item.stage, &item.launch, &st);
-    pt__stage_unref(item.stage);
-
-    pthread_mutex_lock(&x->mu);
-    x->running--;
-    push_status_locked(x, &st);
-    /* More tasks queued: keep going and let statuses gather (the main
-     * thread writes them if they wait too long). Otherwise write now. */
-    if (x->q_len == 0 || x->n_pending >= FLUSH_MAX) flush_locked(x);
-  }
-  return NULL;
-}
-
-/* ------------------------------------------------------------------------ */
-/* Messages from the driver (main thread) */
+/* Messages from the driver (the reader) */
 
 static pt__stage *find_stage(executor *x, int64_t id, int64_t attempt) {
   for (size_t i = 0; i < x->n_stages; i++)
@@ -233,8 +214,9 @@ static void on_launch(executor *x, const Protium__LaunchBatch *lb) {
     x->q_len++;
     added++;
   }
-  if (added == 1) pthread_cond_signal(&x->work);
-  else if (added > 1) pthread_cond_broadcast(&x->work);
+  /* The reader runs one task itself when a slot is free; idle workers
+   * take the others. */
+  if (added > 1 && x->idle > 0) pthread_cond_broadcast(&x->work);
   if (x->n_pending > 0) flush_locked(x);
   pthread_mutex_unlock(&x->mu);
 }
@@ -299,6 +281,7 @@ static void send_heartbeat(executor *x) {
   hb.running_tasks = x->running;
   if (pt__frame_append(&x->extra, PT__MSG_HEARTBEAT, &hb.base, NULL) != PT_OK)
     die(x, "out of memory for a heartbeat");
+  x->next_heartbeat_us = now_us() + x->heartbeat_ms * 1000;
   flush_locked(x);
   pthread_mutex_unlock(&x->mu);
 }
@@ -334,6 +317,101 @@ static int dispatch_buffered(executor *x, pt__frame_decoder *d) {
       return 1;
     }
   }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Workers: slots + 1 threads take turns holding the reader role and running
+ * tasks; at most `slots` run tasks at once, so one is always left to read. */
+
+/* One turn of the reader role (mu not held): write statuses that waited
+ * too long, wait for the driver (until the next heartbeat, or 1 ms while
+ * busy), dispatch what came, send a heartbeat when due. Exits the process
+ * on Shutdown, EOF or an error. */
+static void read_step(executor *x) {
+  pthread_mutex_lock(&x->mu);
+  int64_t now = now_us();
+  if (x->n_pending > 0 && now - x->pending_since_us >= FLUSH_DELAY_US) flush_locked(x);
+  int busy = x->q_len > 0 || x->running > 0 || x->n_pending > 0;
+  int64_t wait_us = x->next_heartbeat_us - now;
+  pthread_mutex_unlock(&x->mu);
+  if (busy && wait_us > FLUSH_DELAY_US) wait_us = FLUSH_DELAY_US;
+  struct pollfd pfd = {.fd = x->fd, .events = POLLIN};
+  int n = poll(&pfd, 1, wait_us > 0 ? (int)((wait_us + 999) / 1000) : 0);
+  if (n < 0 && errno != EINTR) die(x, "poll failed");
+  if (n > 0) {
+    int eof;
+    pt_error err = {0};
+    if (pt__frame_fill(x->fd, &x->dec, &eof, &err) != PT_OK) die(x, err.message);
+    if (eof) die(x, "the driver closed the connection");
+    if (dispatch_buffered(x, &x->dec)) _exit(0); /* Shutdown: running tasks end with us */
+  }
+  pthread_mutex_lock(&x->mu);
+  int due = now_us() >= x->next_heartbeat_us;
+  pthread_mutex_unlock(&x->mu);
+  if (due) send_heartbeat(x);
+}
+
+/* Takes the queue's oldest task and runs it; mu held on entry and exit. */
+static void run_one_locked(executor *x) {
+  queued item = x->q[x->q_head];
+  x->q_head = (x->q_head + 1) % x->q_cap;
+  x->q_len--;
+  x->running++;
+  /* The reader may have just become this runner. Someone must read on
+   * (launches for other slots, kills, statuses to write after 1 ms), unless
+   * this task was all there was to do on a one-slot executor: then the
+   * wake-up would cost more than a short task, and an idle worker takes
+   * the role by itself by the next heartbeat (worker_main). */
+  if (!x->reading && x->idle > 0 && (x->slots > 1 || x->q_len > 0 || x->n_pending > 0))
+    pthread_cond_signal(&x->work);
+  pthread_mutex_unlock(&x->mu);
+
+  Protium__TaskStatus st;
+  pt__task_run(&x->env, item.stage, &item.launch, &st);
+  pt__stage_unref(item.stage);
+
+  pthread_mutex_lock(&x->mu);
+  x->running--;
+  push_status_locked(x, &st);
+  /* More tasks queued: keep going and let statuses gather, at most
+   * FLUSH_DELAY_US. Otherwise write now. */
+  if (x->q_len == 0 || x->n_pending >= FLUSH_MAX ||
+      now_us() - x->pending_since_us >= FLUSH_DELAY_US)
+    flush_locked(x);
+}
+
+/* Every thread of the executor, the main thread included, runs this: run
+ * a queued task when a slot is free, else hold the reader role when nobody
+ * does, else wait. A task launched on an idle executor is run by the thread
+ * that read it, which also writes its status: no hand-off between threads
+ * on the way. Never returns. */
+static void *worker_main(void *arg) {
+  executor *x = arg;
+  pthread_mutex_lock(&x->mu);
+  for (;;) {
+    if (x->q_len > 0 && x->running < x->slots) {
+      run_one_locked(x);
+    } else if (!x->reading) {
+      x->reading = 1;
+      pthread_mutex_unlock(&x->mu);
+      read_step(x);
+      pthread_mutex_lock(&x->mu);
+      x->reading = 0;
+    } else {
+      /* Wake by the next heartbeat (1 s at most) even if not signalled:
+       * the reader may be running a task (one slot), and the heartbeat
+       * must go, a Shutdown or the driver's end be seen. */
+      int64_t now = now_us();
+      int64_t at = x->next_heartbeat_us > now ? x->next_heartbeat_us : now;
+      if (at > now + STANDBY_MAX_US) at = now + STANDBY_MAX_US;
+      at += FLUSH_DELAY_US;
+      struct timespec ts = {.tv_sec = at / 1000000, .tv_nsec = (at % 1000000) * 1000};
+      x->idle++;
+      pthread_cond_timedwait(&x->work, &x->mu, &ts);
+      x->idle--;
+    }
+  }
+  return NULL;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -424,49 +502,30 @@ int pt__executor_main(void) {
   }
   pt__free(sock);
 
-  pt__frame_decoder d;
-  pt__frame_decoder_init(&d);
+  pt__frame_decoder_init(&x.dec);
   pt_error err = {0};
-  if (handshake(&x, &d, &err) != PT_OK) {
+  if (handshake(&x, &x.dec, &err) != PT_OK) {
     logf_(&x, "handshake with the driver failed: %s", err.message);
     return 1;
   }
   pthread_mutex_init(&x.mu, NULL);
-  pthread_cond_init(&x.work, NULL);
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* deadlines come from now_us() */
+  pthread_cond_init(&x.work, &ca);
+  pthread_condattr_destroy(&ca);
+  x.next_heartbeat_us = now_us() + x.heartbeat_ms * 1000;
+  /* The read that brought Welcome may have brought the first launches too:
+   * poll would not report them again. This thread holds the reader role
+   * until it enters worker_main. */
+  if (dispatch_buffered(&x, &x.dec)) return 0;
   for (int i = 0; i < x.slots; i++) {
     pthread_t t;
-    if (pthread_create(&t, NULL, slot_main, &x) != 0) die(&x, "cannot start slot threads");
+    if (pthread_create(&t, NULL, worker_main, &x) != 0) die(&x, "cannot start worker threads");
     pthread_detach(t);
   }
-
-  /* The read that brought Welcome may have brought the first launches too:
-   * poll would not report them again. */
-  if (dispatch_buffered(&x, &d)) return 0;
-  int64_t next_heartbeat = now_us() + x.heartbeat_ms * 1000;
-  for (;;) {
-    /* Pending statuses of a busy executor are written after at most
-     * FLUSH_DELAY_US; an idle one only wakes for heartbeats. */
-    pthread_mutex_lock(&x.mu);
-    int64_t now = now_us();
-    if (x.n_pending > 0 && now - x.pending_since_us >= FLUSH_DELAY_US) flush_locked(&x);
-    int busy = x.q_len > 0 || x.running > 0 || x.n_pending > 0;
-    pthread_mutex_unlock(&x.mu);
-    int64_t wait_us = next_heartbeat - now;
-    if (busy && wait_us > FLUSH_DELAY_US) wait_us = FLUSH_DELAY_US;
-    struct pollfd pfd = {.fd = x.fd, .events = POLLIN};
-    int n = poll(&pfd, 1, wait_us > 0 ? (int)((wait_us + 999) / 1000) : 0);
-    if (n < 0 && errno != EINTR) die(&x, "poll failed");
-    if (n > 0) {
-      int eof;
-      if (pt__frame_fill(x.fd, &d, &eof, &err) != PT_OK) die(&x, err.message);
-      if (eof) die(&x, "the driver closed the connection");
-      if (dispatch_buffered(&x, &d)) return 0;
-    }
-    if (now_us() >= next_heartbeat) {
-      send_heartbeat(&x);
-      next_heartbeat = now_us() + x.heartbeat_ms * 1000;
-    }
-  }
+  worker_main(&x);
+  return 0;
 }
 
 /* Called before main() by the constructor include/protium.h puts in the

@@ -116,6 +116,11 @@ typedef struct pt__job_result {
 int pt__driver_run(pt__driver *d, pt_dataset *ds, const pt__action *action, pt__job_result *out,
                    pt_error *err);
 void pt__job_result_reset(pt__job_result *r);
+/* Waits (at most timeout_ms) until no task of job job_id is in flight any
+ * more: after a job ends, its running tasks go on as orphans, and one that
+ * writes into a directory (write_ipc's temporary one) must be done before
+ * the caller removes it. Returns 1 when none is left, 0 on timeout. */
+int pt__driver_quiesce(pt__driver *d, int64_t job_id, int64_t timeout_ms);
 
 /* Removes path and everything below it; a missing path is fine. */
 int pt__sched_rm_rf(const char *path);
@@ -145,7 +150,7 @@ typedef struct pt__sched_stage {
   Protium__ShuffleSource *read;   /* ops[0] when the source is a shuffle */
   const void *schema_ipc;         /* borrowed from the source node */
   int64_t schema_ipc_size;
-  /* Driver thread only, from here on. */
+  /* Under the driver's loop_mu, from here on. */
   pt__stage_state state;
   int64_t n_done;
   uint8_t *done;                  /* [partitions] output available */
@@ -175,10 +180,10 @@ struct pt__job {
   pt__sched_stage **stages;             /* owned; parents before children */
   int64_t n_stages;
   pt__sched_stage *final;
-  pt__job_state state;            /* written by the driver thread; read after `finished` */
+  pt__job_state state;            /* written under loop_mu; read after `finished` */
   pt_error error;
-  int finished;                   /* guarded by the driver mutex */
-  struct pt__job *next;           /* submission queue / active list */
+  atomic_int finished;            /* set under the driver mutex; read without it too */
+  struct pt__job *next;           /* active list / finished this turn (loop_mu) */
 };
 
 /* plan.c */
@@ -195,6 +200,7 @@ int64_t pt__driver_next_id(pt__driver *d); /* stage and shuffle ids */
 typedef struct pt__sched_task {
   int64_t id;                     /* (sequence << 24) | pool index; 0 = free */
   pt__sched_stage *stage;               /* NULL once its job finished (orphan) */
+  int64_t job_id;                 /* kept for orphans: pt__driver_quiesce */
   int64_t partition;
   int32_t attempt;
   int32_t stage_attempt;          /* the StageDef attempt it was launched under */
@@ -211,7 +217,7 @@ typedef enum pt__executor_state {
 
 typedef struct pt__driver_conn pt__driver_conn;
 
-/* One executor process (driver thread only). */
+/* One executor process (under the driver's loop_mu). */
 typedef struct pt__executor {
   pt__driver *d;
   int32_t index;                  /* in d->execs */
@@ -227,6 +233,7 @@ typedef struct pt__executor {
   int32_t n_inflight;             /* launched, no status yet */
   int32_t n_started;              /* the first n_started of the list are running */
   pt_buf out;                     /* frames to write at the end of this loop turn */
+  pt_buf lazy;                    /* Cleanup frames: ride with the next write, or the tick's */
   pt_buf wbuf;                    /* frames being written */
   uv_write_t wreq;
   int writing;
@@ -260,7 +267,10 @@ struct pt__driver {
   atomic_int_fast64_t next_job_id;
   pthread_t thread;
   uv_loop_t loop;
-  uv_async_t async;
+  /* Wakes the loop: user threads write to this eventfd (a uv_async_t
+   * makes the loop thread spin until the waker's write returns). */
+  int wake_fd;
+  uv_poll_t wake;
   uv_timer_t tick;
   uv_timer_t kill_timer;
   uv_prepare_t prep;
@@ -270,7 +280,6 @@ struct pt__driver {
   pthread_mutex_t mu;
   pthread_cond_t cv;
   /* Guarded by mu. */
-  pt__job *submit_head, *submit_tail;
   int stop_requested;
   int n_hello;                    /* executors that said Hello during start */
   int start_failed;
@@ -278,7 +287,9 @@ struct pt__driver {
   pt_executor_info *infos;        /* live executors, for pt_session_executors */
   int64_t n_infos, cap_infos;
 
-  /* Driver thread only. */
+  /* Guarded by loop_mu: held by the loop thread in every callback, and by
+   * a user thread submitting a job (pt__driver_run). */
+  pthread_mutex_t loop_mu;
   pt__executor **execs;               /* every executor ever started, by index */
   int32_t n_execs, cap_execs;
   pt__sched_task *tasks;                /* pool */
@@ -293,7 +304,7 @@ struct pt__driver {
   int32_t rr;                     /* round-robin start of the launch pass */
 };
 
-/* cluster.c (driver thread) */
+/* cluster.c (loop_mu held) */
 /* Appends one frame with msg to ex->out (sent at the end of the loop turn). */
 int pt__cluster_send(pt__executor *ex, uint16_t type, const ProtobufCMessage *msg);
 /* Declares an executor lost: SIGKILL, deletes its directory, fails/requeues
@@ -303,7 +314,7 @@ void pt__cluster_lose(pt__executor *ex, const char *cause, int64_t timed_out_tas
 /* Wakes the user thread waiting for job (which then owns it). */
 void pt__driver_job_done(pt__driver *d, pt__job *job);
 
-/* scheduler.c (driver thread) */
+/* scheduler.c (loop_mu held) */
 void pt__sched_submit(pt__driver *d, pt__job *job);
 void pt__sched_schedule(pt__driver *d);
 void pt__sched_on_status(pt__driver *d, pt__executor *ex, const Protium__TaskStatus *st);

@@ -1,4 +1,4 @@
-/* scheduler.c — the DAG scheduler (driver thread only): stages become
+/* scheduler.c — the DAG scheduler (under the driver's loop_mu): stages become
  * runnable when their parent's shuffle output is complete; partitions are
  * launched in batches onto executors with free queue room; failed attempts
  * are retried alone up to task.max_failures; lost map output (executor loss,
@@ -208,6 +208,7 @@ static void job_finish(pt__driver *d, pt__job *job, pt__job_state state) {
       for (size_t k = 0; k < n_st; k++) mine |= ex->sent_defs[i][0] == stage_ids[k];
       if (!mine) memcpy(ex->sent_defs[w++], ex->sent_defs[i], sizeof ex->sent_defs[i]);
     }
+    int had_defs = w < ex->n_sent;
     ex->n_sent = w;
     if (ex->state != PT__EXEC_READY || !ids) continue; /* out of memory: files stay */
     frame_close(ex);
@@ -217,12 +218,17 @@ static void job_finish(pt__driver *d, pt__job *job, pt__job_state state) {
       k.task_ids = kill;
       (void)pt__cluster_send(ex, PT__MSG_KILL_TASKS, &k.base);
     }
+    /* An executor that never had a stage of the job has neither its
+     * definitions nor its shuffle files: nothing to clean. The others
+     * get Cleanup with their next write (the tick's at the latest), so
+     * a short job costs no extra wake-up of its executor. */
+    if (!had_defs) continue;
     Protium__Cleanup c = PROTIUM__CLEANUP__INIT;
     c.n_stage_ids = n_st;
     c.stage_ids = stage_ids;
     c.n_shuffle_ids = n_sh;
     c.shuffle_ids = shuffle_ids;
-    (void)pt__cluster_send(ex, PT__MSG_CLEANUP, &c.base);
+    (void)pt__frame_append(&ex->lazy, PT__MSG_CLEANUP, &c.base, NULL);
   }
   pt__free(ids);
 }
@@ -435,6 +441,7 @@ static int launch(pt__driver *d, pt__executor *ex, pt__sched_stage *st, int64_t 
   pt__sched_task *t = &d->tasks[i];
   t->id = (++d->task_seq << TASK_INDEX_BITS) | i;
   t->stage = st;
+  t->job_id = st->job->id;
   t->partition = p;
   t->attempt = st->launches[p]++;
   t->stage_attempt = (int32_t)st->attempt;
