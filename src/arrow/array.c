@@ -250,9 +250,7 @@ int pt_array_is_valid(const struct ArrowSchema *schema, const struct ArrowArray 
 /* ------------------------------------------------------------------------ */
 /* Compacting copies */
 
-/* A zeroed 64-byte aligned buffer of at least size bytes (padding zeroed
- * too, so that what we write out is deterministic). */
-static void *alloc_zeroed(int64_t size) {
+void *pt__buffer_alloc_zeroed(int64_t size) {
   if (size < 0 || (uint64_t)size > SIZE_MAX - 64) return NULL;
   size_t rounded = ((size_t)size + 63) & ~(size_t)63;
   if (rounded == 0) rounded = 64;
@@ -285,7 +283,7 @@ static int copy_view(const pt__view *v, int64_t start, int64_t len, struct Arrow
   if (v->validity != NULL) nulls = len - pt__bits_count(v->validity, first, len);
   out->null_count = nulls;
   if (nulls > 0) {
-    uint8_t *bits = alloc_zeroed((len + 7) / 8);
+    uint8_t *bits = pt__buffer_alloc_zeroed((len + 7) / 8);
     if (bits == NULL) { rc = copy_oom(err); goto release_out; }
     pt__bits_copy(v->validity, first, bits, 0, len);
     pt__array_set_buffer(out, 0, bits, true);
@@ -294,14 +292,14 @@ static int copy_view(const pt__view *v, int64_t start, int64_t len, struct Arrow
   int64_t bw = pt__type_bit_width(&v->type);
   int ok = pt__type_offsets_kind(v->type.id);
   if (bw > 0 || v->type.id == PT_TYPE_FIXED_SIZE_BINARY) {
-    uint8_t *values = alloc_zeroed((bw * len + 7) / 8);
+    uint8_t *values = pt__buffer_alloc_zeroed((bw * len + 7) / 8);
     if (values == NULL) { rc = copy_oom(err); goto release_out; }
     if (bw == 1) pt__bits_copy(v->values, first, values, 0, len);
     else if (bw > 0 && len > 0) memcpy(values, v->values + first * (bw / 8), (size_t)(len * (bw / 8)));
     pt__array_set_buffer(out, 1, values, true);
   } else if (ok != 0) {
     int w = ok == 1 ? 4 : 8;
-    uint8_t *offsets = alloc_zeroed((len + 1) * w);
+    uint8_t *offsets = pt__buffer_alloc_zeroed((len + 1) * w);
     if (offsets == NULL) { rc = copy_oom(err); goto release_out; }
     pt__array_set_buffer(out, 1, offsets, true);
     int64_t base = 0, end = 0;
@@ -316,7 +314,7 @@ static int copy_view(const pt__view *v, int64_t start, int64_t len, struct Arrow
       }
     }
     if (nb == 3) {
-      uint8_t *data = alloc_zeroed(end - base);
+      uint8_t *data = pt__buffer_alloc_zeroed(end - base);
       if (data == NULL) { rc = copy_oom(err); goto release_out; }
       if (end > base) memcpy(data, v->data + base, (size_t)(end - base));
       pt__array_set_buffer(out, 2, data, true);

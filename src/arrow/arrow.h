@@ -74,6 +74,10 @@ int pt__array_init(struct ArrowArray *out, int64_t n_buffers, int64_t n_children
 void pt__array_set_buffer(struct ArrowArray *a, int64_t i, const void *p, bool owned);
 /* The array keeps a reference on s until released (takes a new reference). */
 void pt__array_hold(struct ArrowArray *a, pt__shared *s);
+/* A zeroed, 64-byte aligned buffer of at least size bytes, for pt__array_*
+ * arrays to own (free with pt__free). The padding is zeroed too, so that what
+ * is written out is deterministic. NULL when out of memory or size < 0. */
+void *pt__buffer_alloc_zeroed(int64_t size);
 /* Whether array a was made by pt__array_init (so the helpers above apply). */
 bool pt__array_is_ours(const struct ArrowArray *a);
 

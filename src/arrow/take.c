@@ -10,16 +10,6 @@
 
 #define MAX_DEPTH 64
 
-/* Zeroed, 64-byte aligned (padding zeroed too: deterministic IPC bytes). */
-static void *alloc_zeroed(int64_t size) {
-  if (size < 0 || (uint64_t)size > SIZE_MAX - 64) return NULL;
-  size_t rounded = ((size_t)size + 63) & ~(size_t)63;
-  if (rounded == 0) rounded = 64;
-  void *p = pt__malloc_aligned(rounded);
-  if (p != NULL) memset(p, 0, rounded);
-  return p;
-}
-
 static int oom(pt_error *err) {
   return pt__errorf(err, PT_ENOMEM, "out of memory taking rows");
 }
@@ -67,7 +57,7 @@ static int gather(const pt__view *const *vs, int64_t n_chunks, const int32_t *ch
   for (int64_t c = 0; c < n_chunks; c++) any_validity |= vs[c]->validity != NULL;
   int64_t nulls = 0;
   if (any_validity) {
-    uint8_t *bits = alloc_zeroed((n + 7) / 8);
+    uint8_t *bits = pt__buffer_alloc_zeroed((n + 7) / 8);
     if (bits == NULL) { rc = oom(err); goto release_out; }
     for (int64_t k = 0; k < n; k++) {
       if (pt__view_is_valid(VIEW(k), rows[k])) bits[k >> 3] |= (uint8_t)(1u << (k & 7));
@@ -81,7 +71,7 @@ static int gather(const pt__view *const *vs, int64_t n_chunks, const int32_t *ch
   int64_t bw = pt__type_bit_width(&v0->type);
   int okind = pt__type_offsets_kind(v0->type.id);
   if (bw > 0) {
-    uint8_t *values = alloc_zeroed((bw * n + 7) / 8);
+    uint8_t *values = pt__buffer_alloc_zeroed((bw * n + 7) / 8);
     if (values == NULL) { rc = oom(err); goto release_out; }
     pt__array_set_buffer(out, 1, values, true);
     if (bw == 1) {
@@ -118,7 +108,7 @@ static int gather(const pt__view *const *vs, int64_t n_chunks, const int32_t *ch
     }
   } else if (okind != 0) {
     int ow = okind == 1 ? 4 : 8;
-    uint8_t *offsets = alloc_zeroed((n + 1) * ow);
+    uint8_t *offsets = pt__buffer_alloc_zeroed((n + 1) * ow);
     if (offsets == NULL) { rc = oom(err); goto release_out; }
     pt__array_set_buffer(out, 1, offsets, true);
     int64_t total = 0;
@@ -136,7 +126,7 @@ static int gather(const pt__view *const *vs, int64_t n_chunks, const int32_t *ch
       else pt__store_i64(offsets + (k + 1) * 8, total);
     }
     if (nb == 3) {
-      uint8_t *data = alloc_zeroed(total);
+      uint8_t *data = pt__buffer_alloc_zeroed(total);
       if (data == NULL) { rc = oom(err); goto release_out; }
       pt__array_set_buffer(out, 2, data, true);
       int64_t pos = 0;
