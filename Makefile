@@ -40,12 +40,15 @@ test-asan:
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j $(JOBS)
 
 # The single-process C tests under valgrind's memcheck (the engine tests start
-# executor processes, which ASan covers instead).
+# executor processes, which ASan covers instead). Only definite leaks count:
+# the IPC codec pool's threads live as long as the process, and their stacks
+# show as "possibly lost".
 test-valgrind: build
 	@set -e; for t in $(BUILD)/tests/test_*; do \
 	  case $$t in *engine*|*exec_task*) continue;; esac; \
 	  echo "valgrind $$t"; \
-	  valgrind -q --error-exitcode=9 --leak-check=full $$t >/dev/null; \
+	  valgrind -q --error-exitcode=9 --leak-check=full --errors-for-leak-kinds=definite \
+	    $$t >/dev/null; \
 	done; echo "valgrind: clean"
 
 fuzz:
