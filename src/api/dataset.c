@@ -141,13 +141,7 @@ static int cmp_str(const void *a, const void *b) {
 }
 
 static int push_path(char ***paths, int64_t *n, int64_t *cap, const char *dir, const char *name) {
-  if (*n == *cap) {
-    int64_t c = *cap ? *cap * 2 : 16;
-    char **p = pt__realloc(*paths, (size_t)c * sizeof *p);
-    if (!p) return PT_ENOMEM;
-    *paths = p;
-    *cap = c;
-  }
+  if (pt__grow((void **)paths, cap, *n + 1, sizeof **paths) != PT_OK) return PT_ENOMEM;
   size_t len = (dir ? strlen(dir) + 1 : 0) + strlen(name) + 1;
   char *joined = pt__malloc(len);
   if (!joined) return PT_ENOMEM;

@@ -135,6 +135,12 @@ static inline bool pt__view_is_valid(const pt__view *v, int64_t i) {
   if (v->type.id == PT_TYPE_NA) return false;
   return v->validity == NULL || pt__bit_get(v->validity, v->offset + i);
 }
+/* Offset j (physical index, array offset included) of a utf8/binary/list
+ * view, int32 or int64 as the type has them. */
+static inline int64_t pt__view_offset(const pt__view *v, int64_t j) {
+  return pt__type_offsets_kind(v->type.id) == 2 ? pt__load_i64(v->values + j * 8)
+                                                : pt__load_i32(v->values + j * 4);
+}
 int64_t pt__view_get_int(const pt__view *v, int64_t i);   /* signed ints, date, time */
 uint64_t pt__view_get_uint(const pt__view *v, int64_t i); /* unsigned ints */
 double pt__view_get_double(const pt__view *v, int64_t i); /* float16/32/64 */

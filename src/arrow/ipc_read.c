@@ -481,13 +481,8 @@ static int attach_dictionary(reader *r, const struct ArrowSchema *node, int64_t 
 }
 
 static int note_sizes(decoder *d, const struct ArrowArray *a, const int64_t size[3]) {
-  if (d->n_sizes == d->cap_sizes) {
-    int64_t cap = d->cap_sizes ? d->cap_sizes * 2 : 32;
-    size_entry *n = pt__realloc(d->sizes, (size_t)cap * sizeof *n);
-    if (n == NULL) return PT_ENOMEM;
-    d->sizes = n;
-    d->cap_sizes = cap;
-  }
+  if (pt__grow((void **)&d->sizes, &d->cap_sizes, d->n_sizes + 1, sizeof *d->sizes) != PT_OK)
+    return PT_ENOMEM;
   d->sizes[d->n_sizes].array = a;
   memcpy(d->sizes[d->n_sizes].size, size, sizeof d->sizes[0].size);
   d->n_sizes++;

@@ -17,13 +17,8 @@ void pt__ipc_dicts_reset(pt__ipc_dicts *d) {
 }
 
 int pt__ipc_dicts_add(pt__ipc_dicts *d, int64_t id, const struct ArrowSchema *node) {
-  if (d->n == d->cap) {
-    int64_t cap = d->cap ? d->cap * 2 : 8;
-    pt__ipc_dict_entry *items = pt__realloc(d->items, (size_t)cap * sizeof *items);
-    if (items == NULL) return PT_ENOMEM;
-    d->items = items;
-    d->cap = cap;
-  }
+  if (pt__grow((void **)&d->items, &d->cap, d->n + 1, sizeof *d->items) != PT_OK)
+    return PT_ENOMEM;
   d->items[d->n].id = id;
   d->items[d->n].node = node;
   d->n++;

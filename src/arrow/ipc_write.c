@@ -52,19 +52,8 @@ static void plan_reset(plan *p) {
   memset(p, 0, sizeof *p);
 }
 
-static int grow_array(void **items, int64_t *cap, int64_t need, size_t size) {
-  if (need <= *cap) return PT_OK;
-  int64_t ncap = *cap ? *cap * 2 : 16;
-  while (ncap < need) ncap *= 2;
-  void *n = pt__realloc(*items, (size_t)ncap * size);
-  if (n == NULL) return PT_ENOMEM;
-  *items = n;
-  *cap = ncap;
-  return PT_OK;
-}
-
 static int plan_node(plan *p, int64_t length, int64_t nulls) {
-  if (grow_array((void **)&p->nodes, &p->cap_nodes, 2 * (p->n_nodes + 1), sizeof(int64_t)))
+  if (pt__grow((void **)&p->nodes, &p->cap_nodes, 2 * (p->n_nodes + 1), sizeof(int64_t)))
     return PT_ENOMEM;
   p->nodes[2 * p->n_nodes] = length;
   p->nodes[2 * p->n_nodes + 1] = nulls;
@@ -73,7 +62,7 @@ static int plan_node(plan *p, int64_t length, int64_t nulls) {
 }
 
 static int plan_buffer(plan *p, const void *data, int64_t n, int64_t bits) {
-  if (grow_array((void **)&p->bufs, &p->cap_bufs, p->n_bufs + 1, sizeof(plan_buf)))
+  if (pt__grow((void **)&p->bufs, &p->cap_bufs, p->n_bufs + 1, sizeof(plan_buf)))
     return PT_ENOMEM;
   p->bufs[p->n_bufs].p = n ? data : zeros;
   p->bufs[p->n_bufs].n = n;
@@ -84,7 +73,7 @@ static int plan_buffer(plan *p, const void *data, int64_t n, int64_t bits) {
 
 /* A new owned scratch area of n bytes (64-byte aligned). */
 static void *plan_alloc(plan *p, int64_t n) {
-  if (grow_array((void **)&p->scratch, &p->cap_scratch, p->n_scratch + 1, sizeof(void *)))
+  if (pt__grow((void **)&p->scratch, &p->cap_scratch, p->n_scratch + 1, sizeof(void *)))
     return NULL;
   void *m = pt__malloc_aligned((size_t)(n ? n : 1));
   if (m != NULL) p->scratch[p->n_scratch++] = m;
@@ -469,7 +458,7 @@ static pt__fb_ref finish_message_table(pt__fb_builder *b, uint8_t header_type, p
 
 static int add_block(block **items, int64_t *n, int64_t *cap, int64_t offset, int32_t meta_len,
                      int64_t body_len, pt_error *err) {
-  if (grow_array((void **)items, cap, *n + 1, sizeof(block)))
+  if (pt__grow((void **)items, cap, *n + 1, sizeof(block)))
     return pt__errorf(err, PT_ENOMEM, "out of memory");
   (*items)[*n].offset = offset;
   (*items)[*n].meta_len = meta_len;

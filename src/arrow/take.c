@@ -14,10 +14,6 @@ static int oom(pt_error *err) {
   return pt__errorf(err, PT_ENOMEM, "out of memory taking rows");
 }
 
-static inline int64_t load_offset(const pt__view *v, int64_t j) {
-  return pt__type_offsets_kind(v->type.id) == 2 ? pt__load_i64(v->values + j * 8)
-                                                : pt__load_i32(v->values + j * 4);
-}
 
 /* Whether two dictionaries are the same values (same buffers). */
 static bool same_dictionary(const struct ArrowArray *a, const struct ArrowArray *b) {
@@ -115,7 +111,7 @@ static int gather(const pt__view *const *vs, int64_t n_chunks, const int32_t *ch
     for (int64_t k = 0; k < n; k++) {
       const pt__view *v = VIEW(k);
       int64_t j = v->offset + rows[k];
-      total += load_offset(v, j + 1) - load_offset(v, j);
+      total += pt__view_offset(v, j + 1) - pt__view_offset(v, j);
       if (okind == 1 && total > INT32_MAX) {
         rc = pt__errorf(err, PT_ERANGE,
                         "taken rows hold more than 2^31-1 values or bytes, too many for "
@@ -133,7 +129,7 @@ static int gather(const pt__view *const *vs, int64_t n_chunks, const int32_t *ch
       for (int64_t k = 0; k < n; k++) {
         const pt__view *v = VIEW(k);
         int64_t j = v->offset + rows[k];
-        int64_t s = load_offset(v, j), len = load_offset(v, j + 1) - s;
+        int64_t s = pt__view_offset(v, j), len = pt__view_offset(v, j + 1) - s;
         if (len > 0) memcpy(data + pos, v->data + s, (size_t)len);
         pos += len;
       }

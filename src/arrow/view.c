@@ -198,10 +198,6 @@ bool pt__view_get_bool(const pt__view *v, int64_t i) {
   return pt__view_get_int(v, i) != 0;
 }
 
-static inline int64_t load_offset(const pt__view *v, int64_t j) {
-  return pt__type_offsets_kind(v->type.id) == 2 ? pt__load_i64(v->values + j * 8)
-                                                : pt__load_i32(v->values + j * 4);
-}
 
 const uint8_t *pt__view_get_bytes(const pt__view *v, int64_t i, int64_t *len) {
   int64_t j = v->offset + i;
@@ -210,7 +206,7 @@ const uint8_t *pt__view_get_bytes(const pt__view *v, int64_t i, int64_t *len) {
     case PT_TYPE_LARGE_STRING:
     case PT_TYPE_BINARY:
     case PT_TYPE_LARGE_BINARY: {
-      int64_t start = load_offset(v, j), end = load_offset(v, j + 1);
+      int64_t start = pt__view_offset(v, j), end = pt__view_offset(v, j + 1);
       *len = end - start;
       /* A NULL data buffer is allowed when every value is empty. */
       return v->data ? v->data + start : (const uint8_t *)"";
@@ -229,8 +225,8 @@ void pt__view_list_range(const pt__view *v, int64_t i, int64_t *start, int64_t *
     *start = j * v->type.list_size;
     *end = *start + v->type.list_size;
   } else if (v->type.id == PT_TYPE_LIST || v->type.id == PT_TYPE_LARGE_LIST) {
-    *start = load_offset(v, j);
-    *end = load_offset(v, j + 1);
+    *start = pt__view_offset(v, j);
+    *end = pt__view_offset(v, j + 1);
   } else {
     *start = *end = 0;
   }
@@ -297,7 +293,7 @@ PT_OFFSETS_SORTED(int64_t, pt__load_i64)
 static int check_offsets(const pt__view *v, int64_t *last, int64_t *first, pt_error *err) {
   *first = *last = 0;
   if (v->length == 0) return PT_OK;
-  int64_t prev = load_offset(v, v->offset);
+  int64_t prev = pt__view_offset(v, v->offset);
   if (prev < 0)
     return pt__errorf(err, PT_EFORMAT, "offset %lld (%lld) is negative", (long long)v->offset,
                       (long long)prev);
@@ -308,14 +304,14 @@ static int check_offsets(const pt__view *v, int64_t *last, int64_t *first, pt_er
   if (!sorted) {
     /* Rare: find the first decrease for the message. */
     for (int64_t j = v->offset + 1; j <= v->offset + v->length; j++) {
-      int64_t cur = load_offset(v, j);
+      int64_t cur = pt__view_offset(v, j);
       if (cur < prev)
         return pt__errorf(err, PT_EFORMAT, "offset %lld (%lld) is smaller than offset %lld (%lld)",
                           (long long)j, (long long)cur, (long long)(j - 1), (long long)prev);
       prev = cur;
     }
   }
-  *last = load_offset(v, v->offset + v->length);
+  *last = pt__view_offset(v, v->offset + v->length);
   return PT_OK;
 }
 

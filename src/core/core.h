@@ -52,6 +52,10 @@ void *pt__malloc_aligned(size_t size);
 /* n >= 0: the n-th allocation from now (0 = the next) and every later one
  * fail until called again with n < 0. Counts across threads. */
 void pt__alloc_fail_after(int64_t n);
+/* Makes the array *items (of elements of `size` bytes, *cap of them
+ * allocated) hold at least need elements, growing it geometrically. PT_OK or
+ * PT_ENOMEM (then *items and *cap are as they were). */
+int pt__grow(void **items, int64_t *cap, int64_t need, size_t size);
 /* Duplicates a NUL-terminated string with pt__malloc; NULL stays NULL. */
 char *pt__strdup(const char *s);
 

@@ -46,6 +46,21 @@ void *pt__malloc_aligned(size_t size) {
   return p;
 }
 
+int pt__grow(void **items, int64_t *cap, int64_t need, size_t size) {
+  if (need <= *cap) return PT_OK;
+  int64_t ncap = *cap > 0 ? *cap : 8;
+  while (ncap < need) {
+    if (ncap > INT64_MAX / 2) return PT_ENOMEM;
+    ncap *= 2;
+  }
+  if ((uint64_t)ncap > SIZE_MAX / size) return PT_ENOMEM;
+  void *n = pt__realloc(*items, (size_t)ncap * size);
+  if (n == NULL) return PT_ENOMEM;
+  *items = n;
+  *cap = ncap;
+  return PT_OK;
+}
+
 char *pt__strdup(const char *s) {
   if (s == NULL) return NULL;
   size_t n = strlen(s) + 1;

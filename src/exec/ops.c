@@ -405,15 +405,9 @@ int pt__sink_open(pt__task *t, const Protium__Op *op, const struct ArrowSchema *
 }
 
 static int part_push(pt__shuffle_part *part, struct ArrowArray *a, pt_error *err) {
-  if (part->n == part->cap) {
-    int64_t cap = part->cap ? part->cap * 2 : 4;
-    struct ArrowArray *grown = pt__realloc(part->arrays, (size_t)cap * sizeof *grown);
-    if (grown == NULL) {
-      a->release(a);
-      return pt__errorf(err, PT_ENOMEM, "shuffle write: out of memory");
-    }
-    part->arrays = grown;
-    part->cap = cap;
+  if (pt__grow((void **)&part->arrays, &part->cap, part->n + 1, sizeof *part->arrays) != PT_OK) {
+    a->release(a);
+    return pt__errorf(err, PT_ENOMEM, "shuffle write: out of memory");
   }
   part->rows += a->length;
   pt__array_move(a, &part->arrays[part->n++]);

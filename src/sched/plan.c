@@ -137,13 +137,8 @@ static int stage_alloc_state(pt__sched_stage *st, int final, pt__sink_kind sink)
 }
 
 static int add_stage(pt__job *job, pt__sched_stage *st, int64_t *cap) {
-  if (job->n_stages == *cap) {
-    int64_t c = *cap ? *cap * 2 : 4;
-    pt__sched_stage **p = pt__realloc(job->stages, (size_t)c * sizeof *p);
-    if (!p) return PT_ENOMEM;
-    job->stages = p;
-    *cap = c;
-  }
+  if (pt__grow((void **)&job->stages, cap, job->n_stages + 1, sizeof *job->stages) != PT_OK)
+    return PT_ENOMEM;
   job->stages[job->n_stages++] = st;
   return PT_OK;
 }

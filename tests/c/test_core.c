@@ -105,11 +105,31 @@ static void test_utf8(void **state) {
     assert_false(pt__utf8_valid((const uint8_t *)bad[i], strlen(bad[i])));
 }
 
+static void test_grow(void **state) {
+  int64_t *v = NULL, cap = 0;
+  for (int64_t i = 0; i < 1000; i++) {
+    assert_int_equal(pt__grow((void **)&v, &cap, i + 1, sizeof *v), PT_OK);
+    assert_true(cap >= i + 1);
+    v[i] = i;
+  }
+  for (int64_t i = 0; i < 1000; i++) assert_int_equal(v[i], i);
+  int64_t before = cap;
+  assert_int_equal(pt__grow((void **)&v, &cap, 10, sizeof *v), PT_OK); /* no shrink */
+  assert_int_equal(cap, before);
+  pt__alloc_fail_after(0);
+  assert_int_equal(pt__grow((void **)&v, &cap, cap + 1, sizeof *v), PT_ENOMEM);
+  pt__alloc_fail_after(-1);
+  assert_int_equal(cap, before); /* unchanged on failure */
+  assert_int_equal(v[999], 999);
+  assert_int_equal(pt__grow((void **)&v, &cap, INT64_MAX, sizeof *v), PT_ENOMEM);
+  pt__free(v);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_errorf_and_prefix), cmocka_unit_test(test_error_prefix_truncates),
       cmocka_unit_test(test_strerror_and_version), cmocka_unit_test(test_alloc_fail_after),
-      cmocka_unit_test(test_buf), cmocka_unit_test(test_bits), cmocka_unit_test(test_utf8),
+      cmocka_unit_test(test_buf), cmocka_unit_test(test_bits), cmocka_unit_test(test_utf8), cmocka_unit_test(test_grow),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
