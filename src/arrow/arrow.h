@@ -125,9 +125,15 @@ void pt__view_reset(pt__view *v);
  * dictionary indices in range, null_count consistent where given.
  * buffer_sizes (may be NULL): for views of arrays whose buffer sizes are known
  * (IPC): a callback giving the byte size of buffer i of the array at a node,
- * or -1 if unknown. */
+ * or -1 if unknown. Asked for i = PT__SORTED_OFFSETS, it answers 1 when the
+ * array's offsets buffer is already known non-decreasing over all of its
+ * bytes (checked by whoever filled it), which spares that loop here. */
+#define PT__SORTED_OFFSETS 3
 typedef int64_t (*pt__buffer_size_fn)(const struct ArrowArray *array, int64_t i, void *arg);
 int pt__view_validate(const pt__view *v, pt__buffer_size_fn sizes, void *arg, pt_error *err);
+
+/* Whether the n + 1 offsets at o (width 4 or 8 bytes) never decrease. */
+bool pt__offsets_sorted(const uint8_t *o, int64_t n, int width);
 
 /* Element access; i is relative to the view (the array offset is added
  * inside). No bounds checks: validate first. */

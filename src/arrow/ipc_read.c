@@ -274,6 +274,7 @@ static int read_message_fd(reader *r, message *m, pt_error *err) {
 typedef struct size_entry {
   const struct ArrowArray *array;
   int64_t size[3]; /* bytes behind each buffer */
+  bool offsets_sorted; /* buffer 1 (offsets) was checked non-decreasing whole */
 } size_entry;
 
 typedef struct decoder {
@@ -301,8 +302,10 @@ typedef struct prebuf {
   uint8_t *out;       /* owned until next_buffer takes it, unless in_block */
   int64_t at;         /* in_block: offset of out in d->zblock */
   int rc;             /* PT_OK: out holds ulen bytes; else next_buffer redoes it */
+  int offsets_width;  /* 4 or 8 when the walk takes this buffer as offsets, else 0 */
   bool ready;         /* decompressed (or tried): next_buffer uses rc and out */
   bool in_block;      /* out lies in d->zblock */
+  bool sorted;        /* offsets: all of out checked non-decreasing */
 } prebuf;
 
 static int cmp_entry(const void *a, const void *b) {
@@ -313,10 +316,12 @@ static int cmp_entry(const void *a, const void *b) {
 
 static int64_t size_of(const struct ArrowArray *array, int64_t i, void *arg) {
   const decoder *d = arg;
-  size_entry key = {array, {0, 0, 0}};
+  size_entry key = {array, {0, 0, 0}, false};
   if (d->n_sizes == 0) return -1;
   const size_entry *e = bsearch(&key, d->sizes, (size_t)d->n_sizes, sizeof key, cmp_entry);
-  if (e == NULL || i < 0 || i >= 3) return -1;
+  if (e == NULL) return -1;
+  if (i == PT__SORTED_OFFSETS) return e->offsets_sorted;
+  if (i < 0 || i >= 3) return -1;
   return e->size[i];
 }
 
@@ -338,12 +343,13 @@ static int64_t buffer_align(const pt_type *t, int i) {
 }
 
 /* The next buffer of the body: *p and *size, *owned when it had to be
- * decompressed or copied. */
+ * decompressed or copied, *sorted when it was checked ahead as offsets. */
 static int next_buffer(decoder *d, const pt_type *t, int i, const uint8_t **p, int64_t *size,
-                       bool *owned, pt_error *err) {
+                       bool *owned, bool *sorted, pt_error *err) {
   *p = empty_buffer;
   *size = 0;
   *owned = false;
+  *sorted = false;
   uint32_t index = d->buf_i;
   if (index >= d->buffers.len)
     return pt__errorf(err, PT_EFORMAT, "the batch has %u buffers, the schema needs more",
@@ -383,6 +389,7 @@ static int next_buffer(decoder *d, const pt_type *t, int i, const uint8_t **p, i
         if (rc == PT_OK) {
           out = b->out;
           in_block = b->in_block;
+          *sorted = b->sorted && b->offsets_width == (pt__type_offsets_kind(t->id) == 2 ? 8 : 4);
           b->out = NULL;
         }
         b->ready = false;
@@ -480,11 +487,13 @@ static int attach_dictionary(reader *r, const struct ArrowSchema *node, int64_t 
   return make_empty(node->dictionary, out, 0, err);
 }
 
-static int note_sizes(decoder *d, const struct ArrowArray *a, const int64_t size[3]) {
+static int note_sizes(decoder *d, const struct ArrowArray *a, const int64_t size[3],
+                      bool offsets_sorted) {
   if (pt__grow((void **)&d->sizes, &d->cap_sizes, d->n_sizes + 1, sizeof *d->sizes) != PT_OK)
     return PT_ENOMEM;
   d->sizes[d->n_sizes].array = a;
   memcpy(d->sizes[d->n_sizes].size, size, sizeof d->sizes[0].size);
+  d->sizes[d->n_sizes].offsets_sorted = offsets_sorted;
   d->n_sizes++;
   return PT_OK;
 }
@@ -514,10 +523,12 @@ static int decode_node(decoder *d, const struct ArrowSchema *schema, struct Arro
   int64_t sizes[3] = {0, 0, 0};
   bool in_region = false; /* some buffer points into the body */
   bool in_zblock = false; /* some buffer points into the decompressed block */
+  bool offsets_sorted = false;
   for (int i = 0; i < nb; i++) {
     const uint8_t *p;
-    bool owned;
-    if ((rc = next_buffer(d, &t, i, &p, &sizes[i], &owned, err)) != PT_OK) goto fail;
+    bool owned, sorted;
+    if ((rc = next_buffer(d, &t, i, &p, &sizes[i], &owned, &sorted, err)) != PT_OK) goto fail;
+    if (i == 1 && pt__type_offsets_kind(t.id)) offsets_sorted = sorted;
     if (i == 0 && nulls == 0) {
       /* No nulls: consumers need no bitmap, whatever the writer sent. */
       if (owned) pt__free((void *)p);
@@ -537,7 +548,7 @@ static int decode_node(decoder *d, const struct ArrowSchema *schema, struct Arro
   /* Arrays whose buffers were all decompressed do not keep the body. */
   if (in_region && d->region) pt__array_hold(out, d->region);
   if (in_zblock) pt__array_hold(out, d->zregion);
-  if ((rc = note_sizes(d, out, sizes)) != PT_OK) {
+  if ((rc = note_sizes(d, out, sizes, offsets_sorted)) != PT_OK) {
     rc = pt__errorf(err, PT_ENOMEM, "out of memory");
     goto fail;
   }
@@ -563,6 +574,9 @@ typedef struct unz {
   prebuf **tasks;
 } unz;
 
+/* Offsets are checked here, right after they are made: while they are
+ * still in this core's cache, and in parallel with the other buffers'
+ * decompression, instead of in a pass of their own during validation. */
 static void decompress_one(void *arg, int64_t k) {
   unz *u = arg;
   prebuf *b = u->tasks[k];
@@ -570,6 +584,9 @@ static void decompress_one(void *arg, int64_t k) {
     b->rc = pt__decompress_into(u->codec, b->src, b->n, b->out, b->ulen, NULL);
   else
     b->rc = pt__decompress(u->codec, b->src, b->n, b->ulen, &b->out, NULL);
+  int w = b->offsets_width;
+  if (b->rc == PT_OK && w != 0 && b->ulen >= w)
+    b->sorted = pt__offsets_sorted(b->out, b->ulen / w - 1, w);
   b->ready = true;
 }
 
@@ -610,15 +627,19 @@ static void place_in_block(decoder *d, prebuf **tasks, int64_t n_tasks) {
     if (tasks[k]->in_block) tasks[k]->out = mem + tasks[k]->at;
 }
 
-/* Buffers the walk of schema's node (children included, dictionary not)
- * takes from the body; a malformed schema counts as far as it parses. */
-static int64_t count_buffers(const struct ArrowSchema *schema, int depth) {
+/* Walks schema's node (children included, dictionary not) in the order
+ * decode_node takes buffers from the body, starting at buffer *at: counts
+ * them and, with pre (n of them) given, notes the width of those the walk
+ * will take as offsets. A malformed schema counts as far as it parses. */
+static void walk_buffers(const struct ArrowSchema *schema, int depth, int64_t *at, prebuf *pre,
+                         int64_t n) {
   pt_type t;
-  if (depth > PT_IPC_MAX_NESTING + 2 || pt_type_parse(schema, &t, NULL) != PT_OK) return 0;
-  int64_t n = pt__type_n_buffers(t.id);
+  if (depth > PT_IPC_MAX_NESTING + 2 || pt_type_parse(schema, &t, NULL) != PT_OK) return;
+  int kind = pt__type_offsets_kind(t.id);
+  if (pre != NULL && kind != 0 && *at + 1 < n) pre[*at + 1].offsets_width = kind == 2 ? 8 : 4;
+  *at += pt__type_n_buffers(t.id);
   for (int64_t i = 0; i < schema->n_children; i++)
-    n += count_buffers(schema->children[i], depth + 1);
-  return n;
+    walk_buffers(schema->children[i], depth + 1, at, pre, n);
 }
 
 /* Decompresses the compressed buffers of d's batch all at once, on the
@@ -626,10 +647,13 @@ static int64_t count_buffers(const struct ArrowSchema *schema, int depth) {
  * with fewer than two is left to next_buffer. Buffers whose entry is not
  * well-formed are skipped here so that next_buffer reports them in order,
  * with the same messages as without this pass. Failing to allocate the
- * bookkeeping only means no work ahead. wanted: how many buffers the walk
- * can take, a bound on the work done ahead, so that a batch listing more
- * buffers than its schema has costs no more than the walk would spend. */
-static void decoder_prefetch(decoder *d, int64_t wanted) {
+ * bookkeeping only means no work ahead. The walk over the n_roots nodes of
+ * roots bounds the work done ahead, so that a batch listing more buffers
+ * than its schema has costs no more than the walk would spend. */
+static void decoder_prefetch(decoder *d, const struct ArrowSchema *const *roots,
+                             int64_t n_roots) {
+  int64_t wanted = 0;
+  for (int64_t i = 0; i < n_roots; i++) walk_buffers(roots[i], 1, &wanted, NULL, 0);
   uint32_t n = d->buffers.len;
   if (wanted < n) n = (uint32_t)wanted;
   if (d->codec == PT_COMPRESSION_NONE || n < 2) return;
@@ -637,6 +661,8 @@ static void decoder_prefetch(decoder *d, int64_t wanted) {
   prebuf **tasks = pt__malloc((size_t)n * sizeof *tasks);
   int64_t n_tasks = 0;
   if (pre == NULL || tasks == NULL) goto cleanup;
+  int64_t at = 0;
+  for (int64_t i = 0; i < n_roots; i++) walk_buffers(roots[i], 1, &at, pre, n);
   for (uint32_t i = 0; i < n; i++) {
     const uint8_t *e = pt__fb_vec_elem(&d->buffers, i);
     if (e == NULL) break;
@@ -787,9 +813,7 @@ static int decode_record_batch(reader *r, const message *m, struct ArrowArray *o
     goto cleanup;
   }
   const struct ArrowSchema *s = &r->schema;
-  int64_t wanted = 0;
-  for (int64_t i = 0; i < s->n_children; i++) wanted += count_buffers(s->children[i], 1);
-  decoder_prefetch(&d, wanted);
+  decoder_prefetch(&d, (const struct ArrowSchema *const *)s->children, s->n_children);
   if ((rc = pt__array_init(out, 1, s->n_children, false, err)) != PT_OK) goto cleanup;
   out->length = length;
   out->null_count = 0;
@@ -955,7 +979,7 @@ static int apply_dictionary_batch(reader *r, const message *m, pt_error *err) {
   decoder d;
   int rc = decoder_init(&d, r, &rb, m, err);
   if (rc != PT_OK) goto cleanup;
-  decoder_prefetch(&d, count_buffers(values, 1));
+  decoder_prefetch(&d, &values, 1);
   if ((rc = decode_node(&d, values, &col, 1, err)) != PT_OK) goto cleanup;
   if ((rc = decoder_validate(&d, &s->vvalues, &col, err)) != PT_OK) goto cleanup;
   struct ArrowArray *result = &col;

@@ -594,10 +594,16 @@ typedef struct size_override {
   int64_t buffer;
   int64_t size;
   int calls;
+  const struct ArrowArray *sorted; /* said to have sorted offsets */
+  int sorted_calls;
 } size_override;
 
 static int64_t sizes_cb(const struct ArrowArray *array, int64_t i, void *arg) {
   size_override *o = arg;
+  if (i == PT__SORTED_OFFSETS) {
+    o->sorted_calls++;
+    return array == o->sorted;
+  }
   o->calls++;
   if (array == o->array && i == o->buffer) return o->size;
   return -1;
@@ -630,16 +636,28 @@ static void test_validate_buffer_sizes(void **state) {
        "rows at offset 0"},
   };
   for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++) {
-    size_override o = {checks[i].array, checks[i].buffer, checks[i].size, 0};
+    size_override o = {checks[i].array, checks[i].buffer, checks[i].size, 0, NULL, 0};
     assert_int_equal(pt__view_validate(&v, sizes_cb, &o, &err), PT_EFORMAT);
     assert_string_equal(err.message, checks[i].message);
     o.size = checks[i].size + 1;
     assert_int_equal(pt__view_validate(&v, sizes_cb, &o, &err), PT_OK);
   }
-  /* Every non-NULL buffer is asked about: a=2, tags offsets=1, items=2. */
-  size_override o = {NULL, 0, 0, 0};
+  /* Every non-NULL buffer is asked about: a=2, tags offsets=1, items=2;
+   * and both nodes with offsets whether they are known sorted. */
+  size_override o = {NULL, 0, 0, 0, NULL, 0};
   assert_int_equal(pt__view_validate(&v, sizes_cb, &o, &err), PT_OK);
   assert_int_equal(o.calls, 5);
+  assert_int_equal(o.sorted_calls, 2);
+  /* Offsets the caller checked already are not checked again (the IPC
+   * reader checks them as it decompresses); the others still are. */
+  f.item_offsets[2] = 0;
+  o = (size_override){NULL, 0, 0, 0, &f.tag_items, 0};
+  assert_int_equal(pt__view_validate(&v, sizes_cb, &o, &err), PT_OK);
+  o.sorted = NULL;
+  assert_int_equal(pt__view_validate(&v, sizes_cb, &o, &err), PT_EFORMAT);
+  assert_string_equal(err.message,
+                      "column 'tags': child 0: offset 2 (0) is smaller than offset 1 (1)");
+  f.item_offsets[2] = 3;
   pt__view_reset(&v);
 
   /* A slice at offset 4 needs the bytes up to its end. */
@@ -650,7 +668,7 @@ static void test_validate_buffer_sizes(void **state) {
   f.tags.length = 2;
   f.tags.offset = 4;
   assert_int_equal(pt__view_init(&v, &s, &f.top, &err), PT_OK);
-  size_override o2 = {&f.a, 1, 20, 0};
+  size_override o2 = {&f.a, 1, 20, 0, NULL, 0};
   assert_int_equal(pt__view_validate(&v, sizes_cb, &o2, &err), PT_EFORMAT);
   assert_string_equal(err.message,
                       "column 'a': values buffer (buffer 1) has 20 bytes but 24 are needed for 2 "

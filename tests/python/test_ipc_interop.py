@@ -23,6 +23,7 @@ import pytest
 
 import protium
 import protium.arrow as pta
+from protium._lib import PT_EFORMAT
 from conftest import ROOT, make_table
 
 FORMATS = ["stream", "file"]
@@ -637,3 +638,40 @@ def test_corrupt_input_never_crashes(fmt, compression, tmp_path):
     errors = sum(stats["errors"].values())
     assert errors > stats["reads"] // 3, stats  # most truncations must fail
     assert stats["ok"] > 0, stats  # cuts at a batch boundary of a stream, harmless flips
+
+
+@pytest.mark.parametrize("compression", ["lz4", "zstd"])
+@pytest.mark.parametrize(
+    "column", ["string", "large_string", "list", "nested"], ids=lambda c: f"bad_{c}"
+)
+def test_protium_refuses_decreasing_offsets_in_compressed_batches(column, compression):
+    """Offsets of compressed buffers are checked as they are decompressed,
+    on the pool's threads: a decrease anywhere is still refused, with the
+    column and the position, whichever buffer of the batch it is in."""
+    n = 5000
+    good = pa.array([f"v{i}" for i in range(n)])
+    offs = list(range(0, 2 * n + 1, 2))
+    offs[4000] = offs[3999] - 1  # one decrease deep inside
+    if column == "string":
+        bad = pa.Array.from_buffers(
+            pa.utf8(), n, [None, pa.array(offs, pa.int32()).buffers()[1], good.buffers()[2]]
+        )
+    elif column == "large_string":
+        bad = pa.Array.from_buffers(
+            pa.large_utf8(), n, [None, pa.array(offs, pa.int64()).buffers()[1], good.buffers()[2]]
+        )
+    else:
+        values = pa.array(range(2 * n), pa.int32())
+        bad = pa.Array.from_buffers(
+            pa.list_(pa.int32()), n, [None, pa.array(offs, pa.int32()).buffers()[1]],
+            children=[values],
+        )
+        if column == "nested":
+            bad = pa.StructArray.from_arrays([bad], names=["inner"])
+    table = pa.table({"ok": pa.array(range(n), pa.int64()), "bad": bad, "after": good})
+    data = pa_write([table.to_batches()[0]], table.schema, "stream", compression)
+    with pytest.raises(protium.ProtiumError) as e:
+        list(pta.read_ipc_buffer(data))
+    assert e.value.code == PT_EFORMAT
+    assert "column 'bad'" in e.value.message, e.value.message
+    assert "offset 4000" in e.value.message and "is smaller than offset 3999" in e.value.message
