@@ -18,6 +18,8 @@
 
 typedef struct codec_ctx {
   ZSTD_CCtx *zc; /* each made on first use, NULL until then */
+  int zc_level;  /* the level set on zc (sticky across frames); valid when zc_set */
+  bool zc_set;
   ZSTD_DCtx *zd;
   LZ4F_dctx *lz;
 } codec_ctx;
@@ -85,9 +87,20 @@ int pt__compress(pt_compression codec, int level, const void *src, int64_t n, vo
   if (codec == PT_COMPRESSION_ZSTD) {
     codec_ctx *c = thread_ctx();
     if (c != NULL && c->zc == NULL) c->zc = ZSTD_createCCtx();
-    size_t r = c != NULL && c->zc != NULL
-                   ? ZSTD_compressCCtx(c->zc, dst, (size_t)cap, src, (size_t)n, level)
-                   : ZSTD_compress(dst, (size_t)cap, src, (size_t)n, level);
+    size_t r;
+    if (c != NULL && c->zc != NULL) {
+      /* Parameters set once and kept: ZSTD_compressCCtx would derive them
+       * again for every buffer (measured 2-3% of level 1's time on 256 KiB
+       * buffers). */
+      if (!c->zc_set || c->zc_level != level) {
+        c->zc_set = !ZSTD_isError(ZSTD_CCtx_setParameter(c->zc, ZSTD_c_compressionLevel, level));
+        c->zc_level = level;
+      }
+      r = c->zc_set ? ZSTD_compress2(c->zc, dst, (size_t)cap, src, (size_t)n)
+                    : ZSTD_compressCCtx(c->zc, dst, (size_t)cap, src, (size_t)n, level);
+    } else {
+      r = ZSTD_compress(dst, (size_t)cap, src, (size_t)n, level);
+    }
     if (ZSTD_isError(r))
       return pt__errorf(err, PT_EINTERNAL, "zstd compression failed: %s", ZSTD_getErrorName(r));
     *written = (int64_t)r;
@@ -180,7 +193,12 @@ static int decompress(pt_compression codec, const uint8_t *src, int64_t n, int64
       int64_t new_used, new_consumed;
       if (lz) {
         size_t dst_size = (size_t)(cap - used), src_size = (size_t)(n - consumed);
-        hint = LZ4F_decompress(lz, buf + used, &dst_size, src + consumed, &src_size, NULL);
+        /* A buffer that can no longer move (room for all the declared
+         * bytes from the start) lets lz4 refer back to the output itself
+         * instead of copying each block's tail aside as the next block's
+         * dictionary. */
+        LZ4F_decompressOptions_t dopts = {.stableDst = cap == expected};
+        hint = LZ4F_decompress(lz, buf + used, &dst_size, src + consumed, &src_size, &dopts);
         if (LZ4F_isError(hint)) {
           rc = pt__errorf(err, PT_EFORMAT, "lz4 data is corrupt: %s", LZ4F_getErrorName(hint));
           goto cleanup;
