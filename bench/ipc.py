@@ -15,7 +15,8 @@ pyarrow and compared with the data.
 Prints a table, then as the last line one JSON object:
 {"bench": "ipc", "metrics": {"<system>.<metric>[.<variant>]": value, ...}}.
 Environment: PT_BUILD_DIR (where bench/ipc_bench is), PT_BENCH_MIB (size of
-a case, default 64), PT_BENCH_REPEATS (default 5).
+a case, default 64), PT_BENCH_REPEATS (default 5), PT_BENCH_CASES (comma-
+separated case names such as utf8_1col_lz4 to run only those; default all).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ ZSTD_LEVEL = 1  # Arrow C++'s default ZSTD level; protium's default is libzstd's
 TYPES = ["int64", "float64", "utf8"]
 COLUMNS = [1, 16, 256]
 COMPRESSIONS = ["none", "lz4", "zstd"]
+ONLY = {c for c in os.environ.get("PT_BENCH_CASES", "").split(",") if c}
 
 
 def make_table(typ: str, ncols: int, total_bytes: int, seed: int = 42) -> pa.Table:
@@ -157,8 +159,11 @@ def main() -> None:
         tmp = Path(d)
         for typ in TYPES:
             for ncols in COLUMNS:
+                wanted = [c for c in COMPRESSIONS if not ONLY or f"{typ}_{ncols}col_{c}" in ONLY]
+                if not wanted:
+                    continue
                 table = make_table(typ, ncols, CASE_MIB * MIB)
-                for compression in COMPRESSIONS:
+                for compression in wanted:
                     variant = f"{typ}_{ncols}col_{compression}"
                     r = run_case(table, compression, tmp, check=True)
                     gb = r["bytes"] / 1e9
@@ -176,7 +181,7 @@ def main() -> None:
                             r["bytes"] / r["pyarrow.size"], 3
                         )
                     rows_out.append((variant, r))
-                if typ == "int64":
+                if typ == "int64" and not ONLY:
                     # Uncompressed reads at a second size, same batch count.
                     small = make_table(typ, ncols, SMALL_MIB * MIB)
                     rs = run_case(small, "none", tmp, check=True)

@@ -7,6 +7,7 @@
  *
  *   ipc_bench memcpy MIB REPEATS
  *   ipc_bench case INPUT READ_INPUT COMPRESSION LEVEL REPEATS [WRITE_OUTPUT]
+ *   ipc_bench read READ_INPUT REPEATS      (reads only: for profiling)
  *
  * case: the batches of INPUT (an uncompressed IPC file, memory-mapped) are
  * written to a memory buffer with COMPRESSION (none, lz4, zstd) at LEVEL, best
@@ -276,13 +277,37 @@ free_all:
   return status;
 }
 
+static int run_read(const char *path, int repeats) {
+  void *data;
+  int64_t size, rows = 0;
+  int batches = 0;
+  pt_error err = {0};
+  if (slurp(path, &data, &size) != 0) return fail(path, NULL);
+  double best = 1e30;
+  for (int r = 0; r < repeats; r++) {
+    double t0 = now_s();
+    if (read_all(data, size, &rows, &batches, &err) != 0) {
+      free(data);
+      return fail("read", &err);
+    }
+    double t = now_s() - t0;
+    if (t < best) best = t;
+  }
+  free(data);
+  printf("{\"read_s\": %.9f, \"rows\": %lld, \"batches\": %d}\n", best, (long long)rows,
+         batches);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   if (argc == 4 && strcmp(argv[1], "memcpy") == 0)
     return run_memcpy(atol(argv[2]), atoi(argv[3]));
   if ((argc == 7 || argc == 8) && strcmp(argv[1], "case") == 0) return run_case(argv, argc);
+  if (argc == 4 && strcmp(argv[1], "read") == 0) return run_read(argv[2], atoi(argv[3]));
   fprintf(stderr,
           "usage: ipc_bench memcpy MIB REPEATS\n"
           "       ipc_bench case INPUT READ_INPUT none|lz4|zstd LEVEL REPEATS "
-          "[WRITE_OUTPUT]\n");
+          "[WRITE_OUTPUT]\n"
+          "       ipc_bench read READ_INPUT REPEATS\n");
   return 2;
 }
