@@ -93,6 +93,18 @@ def pa_write(batches: list[pa.RecordBatch], schema: pa.Schema, compression: str)
     return sink.getvalue()
 
 
+def pa_write_into(
+    out: pa.Buffer, batches: list[pa.RecordBatch], schema: pa.Schema, compression: str
+) -> int:
+    """The stream written into out, a buffer made once and reused (pyarrow's
+    FixedSizeBufferWriter); returns its size."""
+    sink = pa.FixedSizeBufferWriter(out)
+    with pa.ipc.new_stream(sink, schema, options=pa_options(compression)) as w:
+        for b in batches:
+            w.write_batch(b)
+    return sink.tell()
+
+
 def pa_read(buf: pa.Buffer) -> int:
     rows = 0
     for b in pa.ipc.open_stream(buf):
@@ -127,6 +139,12 @@ def run_case(table: pa.Table, compression: str, tmp: Path, check: bool) -> dict:
     pa_stream = tmp / "pyarrow.arrows"  # the read input of both
     pa_stream.write_bytes(written.to_pybytes())
     pa_write_s = best_of(lambda: pa_write(batches, table.schema, compression), REPEATS)
+    reused = pa.allocate_buffer(written.size + MIB, resizable=False)
+    assert pa_write_into(reused, batches, table.schema, compression) == written.size  # warms it
+    pa_write_reused_s = best_of(
+        lambda: pa_write_into(reused, batches, table.schema, compression), REPEATS
+    )
+    del reused
     assert pa_read(written) == table.num_rows
     pa_read_s = best_of(lambda: pa_read(written), REPEATS)
     out = tmp / "protium.arrows"
@@ -142,6 +160,8 @@ def run_case(table: pa.Table, compression: str, tmp: Path, check: bool) -> dict:
         "bytes": table.nbytes,
         "protium.write_s": pt["write_s"],
         "pyarrow.write_s": pa_write_s,
+        "protium.write_reused_s": pt["write_reused_s"],
+        "pyarrow.write_reused_s": pa_write_reused_s,
         "protium.read_s": pt["read_s"],
         "pyarrow.read_s": pa_read_s,
         "protium.size": pt["written_bytes"],
@@ -167,7 +187,7 @@ def main() -> None:
                     variant = f"{typ}_{ncols}col_{compression}"
                     r = run_case(table, compression, tmp, check=True)
                     gb = r["bytes"] / 1e9
-                    for op in ("write", "read"):
+                    for op in ("write", "write_reused", "read"):
                         pt = gb / r[f"protium.{op}_s"]
                         pa_ = gb / r[f"pyarrow.{op}_s"]
                         metrics[f"protium.{op}_gb_per_s.{variant}"] = round(pt, 3)
@@ -200,19 +220,30 @@ def main() -> None:
     # writer gives its own output). See bench/README.md.
     metrics["limit.memcpy_fresh_gb_per_s"] = round(memcpy["memcpy_fresh_gb_per_s"], 3)
     metrics["limit.memcpy_fresh_huge_gb_per_s"] = round(memcpy["memcpy_fresh_huge_gb_per_s"], 3)
+    # Uncompressed writes against the warm memcpy limit (1 = memcpy speed;
+    # 0.5 = 2x slower), into a new buffer and into a reused one.
+    for variant, _ in rows_out:
+        if variant.endswith("_none"):
+            for op in ("write", "write_reused"):
+                metrics[f"protium.{op}_over_memcpy.{variant}"] = round(
+                    metrics[f"protium.{op}_gb_per_s.{variant}"] / metrics["limit.memcpy_gb_per_s"], 3
+                )
 
     print(
         f"Arrow IPC streams in memory, ~{CASE_MIB} MiB per case in {BATCHES} batches, "
         f"best of {REPEATS}; GB/s of Arrow buffer bytes (10^9); "
         f"{os.cpu_count()} CPUs; pyarrow {pa.__version__} (default threads); zstd level {ZSTD_LEVEL}"
     )
+    print("write: into a new buffer; write*: into one buffer reused from run to run "
+          "(pyarrow: FixedSizeBufferWriter)")
     header = f"{'case':<22}{'op':<7}{'protium':>10}{'pyarrow':>10}{'ratio':>8}"
     print(header)
     print("-" * len(header))
     for variant, _ in rows_out:
-        for op in ("write", "read"):
+        for op in ("write", "write_reused", "read"):
+            label = "write*" if op == "write_reused" else op
             print(
-                f"{variant:<22}{op:<7}"
+                f"{variant:<22}{label:<7}"
                 f"{metrics[f'protium.{op}_gb_per_s.{variant}']:>10.2f}"
                 f"{metrics[f'pyarrow.{op}_gb_per_s.{variant}']:>10.2f}"
                 f"{metrics[f'ratio.{op}_gb_per_s.{variant}']:>8.2f}"
@@ -225,6 +256,11 @@ def main() -> None:
             f"  {v:<28}protium {metrics[key]:>9.1f}   pyarrow "
             f"{metrics['pyarrow.read_us.' + v]:>9.1f}"
         )
+    for op, name in (("protium.write_over_memcpy", "a new buffer"),
+                     ("protium.write_reused_over_memcpy", "a reused buffer")):
+        vals = [v for k, v in metrics.items() if k.startswith(op + ".")]
+        if vals:
+            print(f"uncompressed writes into {name}: {min(vals):.2f}-{max(vals):.2f} of warm memcpy speed")
     print(f"memcpy: {metrics['limit.memcpy_gb_per_s']:.2f} GB/s warm, "
           f"{metrics['limit.memcpy_fresh_gb_per_s']:.2f} into fresh pages, "
           f"{metrics['limit.memcpy_fresh_huge_gb_per_s']:.2f} into fresh huge pages   "

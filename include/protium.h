@@ -299,6 +299,16 @@ typedef struct pt_ipc_write_options {
 /* Defaults: stream format, no compression, deltas on. */
 void pt_ipc_write_options_init(pt_ipc_write_options *opts);
 
+/* A growing byte buffer that functions append to (the IPC writer, JSON
+ * output). Start from a zeroed one; the functions grow data with realloc. */
+typedef struct pt_buf {
+  char *data;     /* owned, malloc'd; NULL when empty */
+  size_t len;     /* bytes used */
+  size_t cap;     /* bytes allocated */
+} pt_buf;
+
+void pt_buf_free(pt_buf *buf);
+
 typedef struct pt_ipc_writer pt_ipc_writer;
 
 /* Opens a writer onto a file (created or truncated; path "-" is stdout).
@@ -317,6 +327,17 @@ int pt_ipc_writer_open_fd(int fd, const struct ArrowSchema *schema,
 int pt_ipc_writer_open_buffer(const struct ArrowSchema *schema,
                               const pt_ipc_write_options *opts, pt_ipc_writer **out,
                               pt_error *err);
+/* Opens a writer that appends the stream to buf, a growing buffer that stays
+ * the caller's (see pt_buf below; start from a zeroed one, free it with
+ * pt_buf_free). Leave buf alone until the writer is closed or freed; after
+ * close, the stream is buf->data[len before open .. buf->len). To write the
+ * next stream into the same memory, set buf->len = 0 and open again: the
+ * pages are already there, so writing costs copying only, not the kernel's
+ * first touch of fresh memory (the main cost of a big write into a new
+ * buffer). */
+int pt_ipc_writer_open_buf(pt_buf *buf, const struct ArrowSchema *schema,
+                           const pt_ipc_write_options *opts, pt_ipc_writer **out,
+                           pt_error *err);
 /* Writes one record batch (a struct array matching the schema; it may be a
  * slice). The batch stays the caller's. */
 int pt_ipc_writer_write(pt_ipc_writer *w, const struct ArrowArray *batch, pt_error *err);
@@ -353,14 +374,7 @@ int pt_ipc_read_fd(int fd, struct ArrowArrayStream *out, pt_error *err);
 /* Output of rows as JSON lines (what `protium cat` prints). */
 
 /* Writes each row of batch (a struct array of schema) as one JSON object per
- * line to buf (growing; see pt_buf below). */
-typedef struct pt_buf {
-  char *data;     /* owned, malloc'd; NULL when empty */
-  size_t len;     /* bytes used */
-  size_t cap;     /* bytes allocated */
-} pt_buf;
-
-void pt_buf_free(pt_buf *buf);
+ * line to buf (growing; see pt_buf above). */
 int pt_json_write_batch(const struct ArrowSchema *schema, const struct ArrowArray *batch,
                         pt_buf *out, pt_error *err);
 

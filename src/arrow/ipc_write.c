@@ -182,7 +182,8 @@ static int plan_view(plan *p, const pt__view *v, int64_t start, int64_t len) {
 typedef struct sink {
   int fd;       /* -1: memory */
   bool own_fd;
-  pt_buf mem;
+  pt_buf mem;   /* fd < 0 and no caller buffer: ours until take_buffer */
+  pt_buf *buf;  /* fd < 0: where bytes go (&mem, or the caller's buffer) */
   int64_t pos;  /* bytes written so far */
 } sink;
 
@@ -318,13 +319,13 @@ static int sink_write(sink *s, const seg *segs, int64_t n, pt_error *err) {
   int64_t total = 0;
   for (int64_t i = 0; i < n; i++) total += segs[i].n;
   if (s->fd < 0) {
-    if (sink_reserve(&s->mem, (size_t)total) != PT_OK)
+    pt_buf *b = s->buf;
+    if (sink_reserve(b, (size_t)total) != PT_OK)
       return pt__errorf(err, PT_ENOMEM, "ipc: out of memory growing the output buffer to %lld bytes",
-                        (long long)(s->mem.len + total));
+                        (long long)(b->len + total));
     for (int64_t i = 0; i < n; i++) {
-      if (segs[i].n)
-        copy_bytes((uint8_t *)s->mem.data + s->mem.len, segs[i].p, (size_t)segs[i].n);
-      s->mem.len += (size_t)segs[i].n;
+      if (segs[i].n) copy_bytes((uint8_t *)b->data + b->len, segs[i].p, (size_t)segs[i].n);
+      b->len += (size_t)segs[i].n;
     }
     s->pos += total;
     return PT_OK;
@@ -788,7 +789,7 @@ static int write_schema_message(pt_ipc_writer *w, pt_error *err) {
   return rc;
 }
 
-static int writer_open(int fd, bool own_fd, const struct ArrowSchema *schema,
+static int writer_open(int fd, bool own_fd, pt_buf *buf, const struct ArrowSchema *schema,
                        const pt_ipc_write_options *opts, pt_ipc_writer **out, pt_error *err) {
   *out = NULL;
   int rc;
@@ -814,6 +815,7 @@ static int writer_open(int fd, bool own_fd, const struct ArrowSchema *schema,
   w->opts = *opts;
   w->out.fd = fd;
   w->out.own_fd = own_fd;
+  w->out.buf = buf != NULL ? buf : &w->out.mem;
   if ((rc = pt_schema_copy(schema, &w->schema, err)) != PT_OK) goto fail;
   if ((rc = pt__ipc_dicts_assign(&w->schema, &w->ids, err)) != PT_OK) goto fail;
   if (w->ids.n > 0) {
@@ -845,7 +847,7 @@ int pt_ipc_writer_open_fd(int fd, const struct ArrowSchema *schema,
                           const pt_ipc_write_options *opts, pt_ipc_writer **out,
                           pt_error *err) {
   if (fd < 0) return pt__errorf(err, PT_EINVAL, "ipc: invalid file descriptor %d", fd);
-  return writer_open(fd, false, schema, opts, out, err);
+  return writer_open(fd, false, NULL, schema, opts, out, err);
 }
 
 int pt_ipc_writer_open_path(const char *path, const struct ArrowSchema *schema,
@@ -853,10 +855,11 @@ int pt_ipc_writer_open_path(const char *path, const struct ArrowSchema *schema,
                             pt_error *err) {
   *out = NULL;
   if (path == NULL) return pt__errorf(err, PT_EINVAL, "ipc: path is NULL");
-  if (strcmp(path, "-") == 0) return writer_open(STDOUT_FILENO, false, schema, opts, out, err);
+  if (strcmp(path, "-") == 0)
+    return writer_open(STDOUT_FILENO, false, NULL, schema, opts, out, err);
   int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return pt__errorf(err, PT_EIO, "ipc: cannot open '%s' for writing: %s", path, strerror(errno));
-  int rc = writer_open(fd, true, schema, opts, out, err);
+  int rc = writer_open(fd, true, NULL, schema, opts, out, err);
   if (rc != PT_OK) close(fd);
   return rc;
 }
@@ -864,7 +867,20 @@ int pt_ipc_writer_open_path(const char *path, const struct ArrowSchema *schema,
 int pt_ipc_writer_open_buffer(const struct ArrowSchema *schema,
                               const pt_ipc_write_options *opts, pt_ipc_writer **out,
                               pt_error *err) {
-  return writer_open(-1, false, schema, opts, out, err);
+  return writer_open(-1, false, NULL, schema, opts, out, err);
+}
+
+int pt_ipc_writer_open_buf(pt_buf *buf, const struct ArrowSchema *schema,
+                           const pt_ipc_write_options *opts, pt_ipc_writer **out,
+                           pt_error *err) {
+  if (out != NULL) *out = NULL;
+  if (buf == NULL || out == NULL) return pt__errorf(err, PT_EINVAL, "ipc: buf or out is NULL");
+  if (buf->len > buf->cap || (buf->data == NULL && buf->cap != 0))
+    return pt__errorf(err, PT_EINVAL,
+                      "ipc: the pt_buf is not valid (len %zu, cap %zu%s); start from one "
+                      "zeroed or made by protium",
+                      buf->len, buf->cap, buf->data == NULL ? ", no data" : "");
+  return writer_open(-1, false, buf, schema, opts, out, err);
 }
 
 int pt_ipc_writer_write(pt_ipc_writer *w, const struct ArrowArray *batch, pt_error *err) {
@@ -1020,6 +1036,10 @@ int pt_ipc_writer_take_buffer(pt_ipc_writer *w, void **data, int64_t *size, pt_e
     return pt__errorf(err, PT_EINVAL, "ipc: NULL argument");
   if (w->out.fd >= 0)
     return pt__errorf(err, PT_ESTATE, "ipc: take_buffer needs a writer opened on a buffer");
+  if (w->out.buf != &w->out.mem)
+    return pt__errorf(err, PT_ESTATE,
+                      "ipc: this writer appends to your pt_buf: the bytes are there, nothing "
+                      "to take");
   if (!w->closed)
     return pt__errorf(err, PT_ESTATE, "ipc: close the writer before taking its buffer");
   sink_trim(&w->out.mem);

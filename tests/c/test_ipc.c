@@ -694,6 +694,80 @@ static void test_stream_contract(void **state) {
   bytes_free(&b);
 }
 
+/* A writer into the caller's pt_buf writes the same bytes as one into a
+ * fresh buffer, after what the buffer held; reused from len = 0, it writes
+ * into the same memory without growing it. */
+static void test_writer_into_callers_buffer(void **state) {
+  pt_error err;
+  struct ArrowSchema schema;
+  make_all_schema(&schema);
+  struct ArrowArray batch;
+  make_all_batch(&schema, 40, 3, &batch);
+  pt_ipc_write_options opts[3];
+  for (int k = 0; k < 3; k++) pt_ipc_write_options_init(&opts[k]);
+  opts[1].format = PT_IPC_FILE;
+  opts[2].compression = PT_COMPRESSION_ZSTD;
+  pt_buf buf = {0};
+  for (int k = 0; k < 3; k++) {
+    bytes want = write_batches(&schema, &batch, 1, &opts[k]);
+    pt_ipc_writer *w;
+    /* Appends after what is there (a prefix of 5 bytes). */
+    buf.len = 0;
+    CHECK(pt__buf_reserve(&buf, 5));
+    memcpy(buf.data, "head:", 5);
+    buf.len = 5;
+    CHECK(pt_ipc_writer_open_buf(&buf, &schema, &opts[k], &w, &err));
+    CHECK(pt_ipc_writer_write(w, &batch, &err));
+    CHECK(pt_ipc_writer_close(w, &err));
+    void *data;
+    int64_t size;
+    assert_int_equal(pt_ipc_writer_take_buffer(w, &data, &size, &err), PT_ESTATE);
+    assert_string_equal(err.message, "ipc: this writer appends to your pt_buf: the bytes are "
+                                     "there, nothing to take");
+    pt_ipc_writer_free(w); /* leaves buf alone */
+    assert_int_equal(buf.len, 5 + (size_t)want.size);
+    assert_memory_equal(buf.data, "head:", 5);
+    assert_memory_equal(buf.data + 5, want.data, (size_t)want.size);
+    /* The same stream again from len = 0: same memory, same bytes. */
+    char *memory = buf.data;
+    size_t cap = buf.cap;
+    buf.len = 0;
+    CHECK(pt_ipc_writer_open_buf(&buf, &schema, &opts[k], &w, &err));
+    CHECK(pt_ipc_writer_write(w, &batch, &err));
+    CHECK(pt_ipc_writer_close(w, &err));
+    pt_ipc_writer_free(w);
+    assert_ptr_equal(buf.data, memory);
+    assert_int_equal(buf.cap, cap);
+    assert_int_equal(buf.len, (size_t)want.size);
+    assert_memory_equal(buf.data, want.data, (size_t)want.size);
+    /* pyarrow-independent check: it reads back. */
+    struct ArrowArrayStream s;
+    CHECK(pt_ipc_read_buffer(buf.data, (int64_t)buf.len, NULL, NULL, &s, &err));
+    struct ArrowArray got;
+    assert_int_equal(s.get_next(&s, &got), 0);
+    assert_int_equal(got.length, 40);
+    got.release(&got);
+    s.release(&s);
+    bytes_free(&want);
+  }
+  /* Misuse. */
+  pt_ipc_writer *w = (pt_ipc_writer *)&buf; /* must be set to NULL on failure */
+  assert_int_equal(pt_ipc_writer_open_buf(NULL, &schema, NULL, &w, &err), PT_EINVAL);
+  assert_null(w);
+  pt_buf bad = {NULL, 0, 16};
+  assert_int_equal(pt_ipc_writer_open_buf(&bad, &schema, NULL, &w, &err), PT_EINVAL);
+  assert_string_equal(err.message, "ipc: the pt_buf is not valid (len 0, cap 16, no data); start "
+                                   "from one zeroed or made by protium");
+  /* A failed open leaves the buffer as it was. */
+  size_t len = buf.len;
+  assert_int_equal(pt_ipc_writer_open_buf(&buf, schema.children[1], NULL, &w, &err), PT_EINVAL);
+  assert_int_equal(buf.len, len);
+  pt_buf_free(&buf);
+  assert_null(buf.data);
+  batch.release(&batch);
+  schema.release(&schema);
+}
+
 /* Every allocation failure reports PT_ENOMEM and leaks nothing (the ASan
  * build checks the leaks). */
 static void test_allocation_failures(void **state) {
@@ -756,6 +830,7 @@ int main(void) {
       cmocka_unit_test(test_pipe),
       cmocka_unit_test(test_legacy_framing_v4),
       cmocka_unit_test(test_stream_contract),
+      cmocka_unit_test(test_writer_into_callers_buffer),
       cmocka_unit_test(test_allocation_failures),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
