@@ -6,7 +6,9 @@
  * reused from buffer to buffer: making one costs more than compressing a
  * small buffer.
  */
+#include <lz4.h>
 #include <lz4frame.h>
+#include <lz4hc.h>
 #include <pthread.h>
 #include <zstd.h>
 #include <zstd_errors.h>
@@ -22,6 +24,8 @@ typedef struct codec_ctx {
   bool zc_set;
   ZSTD_DCtx *zd;
   LZ4F_dctx *lz;
+  void *lz_state;   /* LZ4_sizeofState() bytes, for blocks of our own frames */
+  void *lzhc_state; /* LZ4_sizeofStateHC() bytes, the same at HC levels */
 } codec_ctx;
 
 static pthread_key_t ctx_key;
@@ -33,6 +37,8 @@ static void ctx_destroy(void *p) {
   ZSTD_freeCCtx(c->zc);
   ZSTD_freeDCtx(c->zd);
   if (c->lz) LZ4F_freeDecompressionContext(c->lz);
+  pt__free(c->lz_state);
+  pt__free(c->lzhc_state);
   pt__free(c);
 }
 
@@ -107,6 +113,106 @@ int pt__compress(pt_compression codec, int level, const void *src, int64_t n, vo
     return PT_OK;
   }
   return pt__errorf(err, PT_EINVAL, "unknown compression codec %d", (int)codec);
+}
+
+/* LZ4 frames of our own (format: lz4's doc/lz4_Frame_format.md) */
+
+#define LZ4_MAGIC 0x184D2204u
+#define LZ4_HEADER_SIZE 15 /* magic, FLG, BD, content size, header checksum */
+#define LZ4_BLOCK_MAX_1MB 6 /* BD's block maximum size code for 1 MiB */
+
+static inline uint32_t rotl32(uint32_t x, int r) { return (x << r) | (x >> (32 - r)); }
+
+/* XXH32 with seed 0 of fewer than 16 bytes (all a frame descriptor has): the
+ * short-input path of the xxHash specification. */
+static uint32_t xxh32_short(const uint8_t *p, size_t n) {
+  const uint32_t p1 = 0x9E3779B1u, p2 = 0x85EBCA77u, p3 = 0xC2B2AE3Du, p4 = 0x27D4EB2Fu,
+                 p5 = 0x165667B1u;
+  uint32_t h = p5 + (uint32_t)n;
+  size_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    uint32_t w = (uint32_t)p[i] | (uint32_t)p[i + 1] << 8 | (uint32_t)p[i + 2] << 16 |
+                 (uint32_t)p[i + 3] << 24;
+    h = rotl32(h + w * p3, 17) * p4;
+  }
+  for (; i < n; i++) h = rotl32(h + p[i] * p5, 11) * p1;
+  h ^= h >> 15;
+  h *= p2;
+  h ^= h >> 13;
+  h *= p3;
+  h ^= h >> 16;
+  return h;
+}
+
+/* The header of a frame of independent blocks of at most 1 MiB holding
+ * total bytes, without checksums. */
+static void lz4_frame_header(uint8_t *dst, int64_t total) {
+  pt__store_u32(dst, LZ4_MAGIC);
+  dst[4] = 0x40 | 0x20 | 0x08; /* version 01, independent blocks, content size */
+  dst[5] = LZ4_BLOCK_MAX_1MB << 4;
+  pt__store_i64(dst + 6, total);
+  dst[14] = (uint8_t)(xxh32_short(dst + 4, 10) >> 8);
+}
+
+/* One block of n <= 1 MiB bytes: its size word, then the compressed bytes,
+ * or the bytes as they are (size word's high bit set) when compressing does
+ * not make them smaller. As LZ4F does: levels below 3 are the fast
+ * compressor (negative levels accelerate), 3 and up the HC one. */
+static int lz4_block(codec_ctx *c, int level, const uint8_t *src, int n, uint8_t *dst,
+                     int64_t *written, pt_error *err) {
+  int r;
+  if (level < LZ4HC_CLEVEL_MIN) {
+    if (c->lz_state == NULL && (c->lz_state = pt__malloc((size_t)LZ4_sizeofState())) == NULL)
+      return pt__errorf(err, PT_ENOMEM, "out of memory for an lz4 state");
+    r = LZ4_compress_fast_extState(c->lz_state, (const char *)src, (char *)dst + 4, n, n - 1,
+                                   level < 0 ? -level + 1 : 1);
+  } else {
+    if (c->lzhc_state == NULL &&
+        (c->lzhc_state = pt__malloc((size_t)LZ4_sizeofStateHC())) == NULL)
+      return pt__errorf(err, PT_ENOMEM, "out of memory for an lz4 state");
+    r = LZ4_compress_HC_extStateHC(c->lzhc_state, (const char *)src, (char *)dst + 4, n, n - 1,
+                                   level);
+  }
+  if (r > 0) {
+    pt__store_u32(dst, (uint32_t)r);
+    *written = 4 + r;
+  } else {
+    pt__store_u32(dst, (uint32_t)n | 0x80000000u);
+    memcpy(dst + 4, src, (size_t)n);
+    *written = 4 + (int64_t)n;
+  }
+  return PT_OK;
+}
+
+int64_t pt__compress_part_bound(pt_compression codec, int64_t n) {
+  if (codec == PT_COMPRESSION_LZ4_FRAME) return LZ4_HEADER_SIZE + 4 + n + 4;
+  return pt__compress_bound(codec, n);
+}
+
+int pt__compress_part(pt_compression codec, int level, const void *src, int64_t n, int64_t total,
+                      bool first, bool last, void *dst, int64_t cap, int64_t *written,
+                      pt_error *err) {
+  if (codec != PT_COMPRESSION_LZ4_FRAME)
+    return pt__compress(codec, level, src, n, dst, cap, written, err);
+  if (n <= 0 || n > PT__COMPRESS_PART || cap < pt__compress_part_bound(codec, n))
+    return pt__errorf(err, PT_EINTERNAL, "lz4: a part of %lld bytes with room for %lld",
+                      (long long)n, (long long)cap);
+  codec_ctx *c = thread_ctx();
+  if (c == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory for an lz4 state");
+  uint8_t *out = dst;
+  int64_t at = 0, block = 0;
+  if (first) {
+    lz4_frame_header(out, total);
+    at = LZ4_HEADER_SIZE;
+  }
+  PT_RETURN_NOT_OK(lz4_block(c, level, src, (int)n, out + at, &block, err));
+  at += block;
+  if (last) {
+    pt__store_u32(out + at, 0); /* end mark */
+    at += 4;
+  }
+  *written = at;
+  return PT_OK;
 }
 
 /* Grows an aligned output buffer to at least need bytes (at most limit). */

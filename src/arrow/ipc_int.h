@@ -197,6 +197,23 @@ int64_t pt__compress_bound(pt_compression codec, int64_t n);
 /* Compresses src[0, n) into dst (cap bytes, at least the bound). */
 int pt__compress(pt_compression codec, int level, const void *src, int64_t n, void *dst,
                  int64_t cap, int64_t *written, pt_error *err);
+/* One big buffer is compressed in parts on several threads: parts of
+ * PT__COMPRESS_PART bytes (the last may be shorter), whose outputs, one
+ * after another, make the buffer's compressed bytes. ZSTD: each part is a
+ * frame of its own (a run of frames decompresses to the concatenation of
+ * their contents, in libzstd and in every Arrow reader, which call
+ * ZSTD_decompress). LZ4: Arrow readers take exactly one frame per buffer, so
+ * the parts are the independent blocks of one frame (blocks of at most
+ * 1 MiB, content size set): the first part begins with the frame's header,
+ * the last ends with its end mark. */
+#define PT__COMPRESS_PART ((int64_t)1 << 20)
+/* Largest output of pt__compress_part for a part of n bytes. */
+int64_t pt__compress_part_bound(pt_compression codec, int64_t n);
+/* Compresses part src[0, n) of a buffer of total bytes: the first and/or
+ * last part of it, as said. */
+int pt__compress_part(pt_compression codec, int level, const void *src, int64_t n, int64_t total,
+                      bool first, bool last, void *dst, int64_t cap, int64_t *written,
+                      pt_error *err);
 /* Decompresses src[0, n), which must give exactly `expected` bytes, into a
  * new 64-byte aligned buffer; on PT_OK the caller owns *out (pt__free). */
 int pt__decompress(pt_compression codec, const uint8_t *src, int64_t n, int64_t expected,

@@ -468,13 +468,17 @@ static int add_block(block **items, int64_t *n, int64_t *cap, int64_t offset, in
   return PT_OK;
 }
 
-/* Compression of one batch's buffers, one pool item per buffer. */
+/* Compression of one batch's buffers: one pool item per buffer, or per part
+ * of a buffer too big for one thread (see split_parts). */
 typedef struct ztask {
   const uint8_t *src;
-  int64_t n;     /* bytes of src */
-  uint8_t *dst;  /* 8-byte length prefix, then room for the frame */
-  int64_t bound; /* room after the prefix */
-  int64_t clen;  /* frame bytes written */
+  int64_t n;      /* bytes of src */
+  int64_t total;  /* bytes of the whole buffer (n unless split) */
+  uint8_t *dst;   /* 8 bytes of room (a buffer's length prefix, in its first
+                     task), then room for the output */
+  int64_t bound;  /* room after the 8 bytes */
+  int64_t clen;   /* output bytes written */
+  bool split, first, last; /* a part (pt__compress_part), which one */
   int rc;
 } ztask;
 
@@ -487,62 +491,101 @@ typedef struct zbatch {
 static void compress_one(void *arg, int64_t i) {
   zbatch *z = arg;
   ztask *t = &z->tasks[i];
-  t->rc = pt__compress(z->codec, z->level, t->src, t->n, t->dst + 8, t->bound, &t->clen, NULL);
+  t->rc = t->split ? pt__compress_part(z->codec, z->level, t->src, t->n, t->total, t->first,
+                                       t->last, t->dst + 8, t->bound, &t->clen, NULL)
+                   : pt__compress(z->codec, z->level, t->src, t->n, t->dst + 8, t->bound,
+                                  &t->clen, NULL);
 }
 
-/* Bytes of the writer's compression scratch for frames of buffers of
- * these sizes, or -1 on overflow. */
-static int64_t scratch_need(pt_compression codec, const plan *p) {
-  int64_t total = 0;
-  for (int64_t i = 0; i < p->n_bufs; i++) {
-    if (p->bufs[i].n == 0) continue;
-    int64_t room = (8 + pt__compress_bound(codec, p->bufs[i].n) + 63) & ~(int64_t)63;
-    if (room < 0 || pt__add_overflow(total, room, &total)) return -1;
+/* Parts buffer i of p is compressed in: 1, unless it is bigger than a part
+ * and than its thread's fair share of the batch, when it alone would keep
+ * one thread busy after the others are done (one big column; pyarrow's
+ * writer has the same limit). Small buffers stay whole: parts cost a
+ * little ratio (each restarts the codec's history) for no gain there. */
+static int64_t split_parts(const plan *p, int64_t i, int64_t batch_bytes, int threads) {
+  int64_t n = p->bufs[i].n;
+  if (threads < 2 || n <= PT__COMPRESS_PART || n <= batch_bytes / threads) return 1;
+  return (n + PT__COMPRESS_PART - 1) / PT__COMPRESS_PART;
+}
+
+/* Compression tasks of a batch: how many, and the room they need. */
+typedef struct zlayout {
+  int64_t n_tasks;
+  int64_t scratch; /* bytes, or -1 on overflow */
+} zlayout;
+
+static zlayout compress_layout(pt_compression codec, const plan *p, int threads) {
+  zlayout l = {0, 0};
+  int64_t batch_bytes = 0;
+  for (int64_t i = 0; i < p->n_bufs; i++) batch_bytes += p->bufs[i].n;
+  for (int64_t i = 0; i < p->n_bufs && l.scratch >= 0; i++) {
+    int64_t n = p->bufs[i].n;
+    if (n == 0) continue;
+    int64_t parts = split_parts(p, i, batch_bytes, threads);
+    for (int64_t k = 0; k < parts; k++) {
+      int64_t len = parts == 1 ? n : (k + 1 < parts ? PT__COMPRESS_PART : n - k * PT__COMPRESS_PART);
+      int64_t bound = parts == 1 ? pt__compress_bound(codec, len) : pt__compress_part_bound(codec, len);
+      int64_t room = (8 + bound + 63) & ~(int64_t)63;
+      if (room < 0 || pt__add_overflow(l.scratch, room, &l.scratch)) l.scratch = -1;
+      l.n_tasks++;
+    }
   }
-  return total;
+  return l;
 }
 
 /* Compresses the nonempty buffers of p into the writer's scratch area, all
- * at once on the pool's threads (one buffer runs on the caller). On PT_OK
- * tasks[i] holds buffer i's frame (n == 0: empty buffer). */
-static int compress_plan(pt_ipc_writer *w, const plan *p, ztask *tasks, pt_error *err) {
+ * at once on the pool's threads (the caller works too). On PT_OK tasks
+ * (room for compress_layout's n_tasks) holds the tasks in buffer order, and
+ * first[i] the index of buffer i's first task (-1: empty buffer); its
+ * tasks are the ones up to the next buffer's. */
+static int compress_plan(pt_ipc_writer *w, const plan *p, ztask *tasks, int64_t *first,
+                         zlayout l, int threads, pt_error *err) {
   pt_compression codec = w->opts.compression;
-  int64_t need = scratch_need(codec, p);
-  if (need < 0) return pt__errorf(err, PT_ENOMEM, "ipc: a batch too large to compress");
-  if (need > w->zcap) {
+  if (l.scratch < 0) return pt__errorf(err, PT_ENOMEM, "ipc: a batch too large to compress");
+  if (l.scratch > w->zcap) {
     /* Kept between batches: its pages are faulted in once per writer, not
      * once per batch. Its contents need not survive. */
     pt__free(w->zbuf);
     w->zcap = 0;
-    w->zbuf = pt__malloc_aligned((size_t)need);
+    w->zbuf = pt__malloc_aligned((size_t)l.scratch);
     if (w->zbuf == NULL)
       return pt__errorf(err, PT_ENOMEM, "out of memory compressing a batch of %lld bytes",
-                        (long long)need);
-    w->zcap = need;
+                        (long long)l.scratch);
+    w->zcap = l.scratch;
     pt__advise_huge(w->zbuf);
   }
-  int64_t at = 0, n_tasks = 0;
-  ztask *order = tasks + p->n_bufs; /* the nonempty ones, packed */
+  int64_t at = 0, n_tasks = 0, batch_bytes = 0;
+  for (int64_t i = 0; i < p->n_bufs; i++) batch_bytes += p->bufs[i].n;
   for (int64_t i = 0; i < p->n_bufs; i++) {
-    ztask *t = &tasks[i];
-    memset(t, 0, sizeof *t);
-    t->src = p->bufs[i].p;
-    t->n = p->bufs[i].n;
-    if (t->n == 0) continue;
-    t->dst = w->zbuf + at;
-    t->bound = pt__compress_bound(codec, t->n);
-    at += (8 + t->bound + 63) & ~(int64_t)63;
-    order[n_tasks++] = *t;
+    int64_t n = p->bufs[i].n;
+    first[i] = n == 0 ? -1 : n_tasks;
+    if (n == 0) continue;
+    int64_t parts = split_parts(p, i, batch_bytes, threads);
+    for (int64_t k = 0; k < parts; k++) {
+      ztask *t = &tasks[n_tasks++];
+      memset(t, 0, sizeof *t);
+      t->src = p->bufs[i].p + k * PT__COMPRESS_PART;
+      t->n = parts == 1 ? n : (k + 1 < parts ? PT__COMPRESS_PART : n - k * PT__COMPRESS_PART);
+      t->total = n;
+      t->split = parts > 1;
+      t->first = k == 0;
+      t->last = k + 1 == parts;
+      t->dst = w->zbuf + at;
+      t->bound = t->split ? pt__compress_part_bound(codec, t->n) : pt__compress_bound(codec, t->n);
+      at += (8 + t->bound + 63) & ~(int64_t)63;
+    }
   }
-  zbatch z = {codec, w->opts.compression_level, order};
+  zbatch z = {codec, w->opts.compression_level, tasks};
   pt__pool_run(n_tasks, compress_one, &z);
-  for (int64_t i = 0, k = 0; i < p->n_bufs; i++) {
-    if (tasks[i].n == 0) continue;
-    ztask *t = &order[k++];
-    if (t->rc != PT_OK) /* again here, for the message */
-      return pt__compress(codec, w->opts.compression_level, t->src, t->n, t->dst + 8, t->bound,
-                          &t->clen, err);
-    tasks[i] = *t;
+  for (int64_t k = 0; k < n_tasks; k++) {
+    ztask *t = &tasks[k];
+    if (t->rc == PT_OK) continue;
+    /* Again here, for the message (or done, if what failed was passing). */
+    int rc = t->split ? pt__compress_part(codec, z.level, t->src, t->n, t->total, t->first,
+                                          t->last, t->dst + 8, t->bound, &t->clen, err)
+                      : pt__compress(codec, z.level, t->src, t->n, t->dst + 8, t->bound,
+                                     &t->clen, err);
+    if (rc != PT_OK) return rc;
   }
   return PT_OK;
 }
@@ -554,21 +597,26 @@ static int write_plan(pt_ipc_writer *w, plan *p, int64_t length, int64_t dict_id
   pt__fb_builder b;
   pt__fb_builder_init(&b);
   pt_compression codec = w->opts.compression;
+  int threads = codec != PT_COMPRESSION_NONE ? pt__pool_threads() : 1;
+  zlayout zl = codec != PT_COMPRESSION_NONE ? compress_layout(codec, p, threads) : (zlayout){0, 0};
   int64_t *bufmeta = pt__malloc((size_t)(2 * p->n_bufs + 1) * sizeof(int64_t));
-  seg *segs = pt__malloc((size_t)(3 * p->n_bufs + 1) * sizeof(seg));
+  /* Per buffer: a length prefix, its frames (or bytes as they are), padding. */
+  seg *segs = pt__malloc((size_t)(3 * p->n_bufs + zl.n_tasks + 1) * sizeof(seg));
   ztask *tasks = NULL;
+  int64_t *first = NULL;
   int64_t n_segs = 0, body = 0;
   if (bufmeta == NULL || segs == NULL) {
     rc = pt__errorf(err, PT_ENOMEM, "out of memory");
     goto cleanup;
   }
   if (codec != PT_COMPRESSION_NONE) {
-    tasks = pt__malloc((size_t)(2 * p->n_bufs + 1) * sizeof *tasks);
-    if (tasks == NULL) {
+    tasks = pt__malloc((size_t)(zl.n_tasks + 1) * sizeof *tasks);
+    first = pt__malloc((size_t)(p->n_bufs + 1) * sizeof *first);
+    if (tasks == NULL || first == NULL) {
       rc = pt__errorf(err, PT_ENOMEM, "out of memory");
       goto cleanup;
     }
-    if ((rc = compress_plan(w, p, tasks, err)) != PT_OK) goto cleanup;
+    if ((rc = compress_plan(w, p, tasks, first, zl, threads, err)) != PT_OK) goto cleanup;
   }
   for (int64_t i = 0; i < p->n_bufs; i++) {
     const plan_buf *pb = &p->bufs[i];
@@ -579,11 +627,14 @@ static int write_plan(pt_ipc_writer *w, plan *p, int64_t length, int64_t dict_id
       continue;
     }
     if (codec != PT_COMPRESSION_NONE) {
-      uint8_t *dst = tasks[i].dst;
-      int64_t clen = tasks[i].clen;
+      const ztask *t = &tasks[first[i]];
+      int64_t n_parts = 1, clen = t[0].clen;
+      while (!t[n_parts - 1].last) clen += t[n_parts++].clen;
+      uint8_t *dst = t[0].dst;
       if (clen < len) {
         pt__store_i64(dst, len);
-        segs[n_segs++] = (seg){dst, 8 + clen};
+        segs[n_segs++] = (seg){dst, 8 + t[0].clen};
+        for (int64_t k = 1; k < n_parts; k++) segs[n_segs++] = (seg){t[k].dst + 8, t[k].clen};
         len = 8 + clen;
       } else {
         /* Compression does not pay: store as is, marked by length -1. */
@@ -642,6 +693,7 @@ cleanup:
   pt__free(bufmeta);
   pt__free(segs);
   pt__free(tasks);
+  pt__free(first);
   return rc;
 }
 

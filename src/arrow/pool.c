@@ -135,6 +135,8 @@ int pt__pool_workers(void) {
   return atomic_load_explicit(&started, memory_order_acquire) ? pool.workers : 0;
 }
 
+int pt__pool_threads(void) { return ensure_started() + 1; }
+
 void pt__pool_run(int64_t n, pt__pool_fn fn, void *arg) {
   if (n <= 0) return;
   if (n == 1 || ensure_started() == 0) {

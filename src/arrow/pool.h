@@ -25,5 +25,8 @@ void pt__pool_run(int64_t n, pt__pool_fn fn, void *arg);
 
 /* Workers the pool has (0 before its first use or where none could start). */
 int pt__pool_workers(void);
+/* Threads a pt__pool_run spreads over (the workers and the caller), starting
+ * the pool if it is not yet. */
+int pt__pool_threads(void);
 
 #endif /* PT_ARROW_POOL_H */

@@ -768,6 +768,88 @@ static void test_writer_into_callers_buffer(void **state) {
   schema.release(&schema);
 }
 
+/* A buffer compressed in parts (as the writer does for a big column on
+ * several threads) decompresses to the whole: ZSTD frames one after another,
+ * LZ4 one frame of independent blocks (checked by liblz4's own decoder,
+ * header checksum included). Compressible and incompressible parts (the
+ * latter stored as they are), fast, accelerated and HC levels of LZ4. */
+static void test_compress_in_parts(void **state) {
+  pt_error err;
+  const int64_t total = 2 * PT__COMPRESS_PART + 12345;
+  uint8_t *src = malloc((size_t)total);
+  uint32_t x = 12345;
+  for (int64_t i = 0; i < total; i++) {
+    x = x * 1103515245u + 12345u;
+    /* First part: text-like; second: noise; third: mixed. */
+    int64_t part = i / PT__COMPRESS_PART;
+    src[i] = part == 0 ? (uint8_t)("protium "[i % 8]) : part == 1 ? (uint8_t)(x >> 24)
+                                                                  : (uint8_t)(i % 7 ? 'a' : x >> 24);
+  }
+  struct {
+    pt_compression codec;
+    int level;
+  } cases[] = {{PT_COMPRESSION_LZ4_FRAME, 0}, {PT_COMPRESSION_LZ4_FRAME, -5},
+               {PT_COMPRESSION_LZ4_FRAME, 9}, {PT_COMPRESSION_ZSTD, 1},
+               {PT_COMPRESSION_ZSTD, 0}};
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+    int64_t parts = (total + PT__COMPRESS_PART - 1) / PT__COMPRESS_PART, cap = 0;
+    for (int64_t k = 0; k < parts; k++)
+      cap += pt__compress_part_bound(cases[c].codec, PT__COMPRESS_PART);
+    uint8_t *z = malloc((size_t)cap);
+    int64_t zlen = 0;
+    for (int64_t k = 0; k < parts; k++) {
+      int64_t n = k + 1 < parts ? PT__COMPRESS_PART : total - k * PT__COMPRESS_PART, w;
+      CHECK(pt__compress_part(cases[c].codec, cases[c].level, src + k * PT__COMPRESS_PART, n,
+                              total, k == 0, k + 1 == parts, z + zlen,
+                              pt__compress_part_bound(cases[c].codec, n), &w, &err));
+      zlen += w;
+    }
+    uint8_t *out;
+    CHECK(pt__decompress(cases[c].codec, z, zlen, total, &out, &err));
+    assert_memory_equal(out, src, (size_t)total);
+    pt__free(out);
+    /* Cut short: an error, not a shorter result. */
+    assert_int_equal(pt__decompress(cases[c].codec, z, zlen - 5, total, &out, &err), PT_EFORMAT);
+    if (cases[c].codec == PT_COMPRESSION_LZ4_FRAME) {
+      /* A wrong header checksum is refused by liblz4. */
+      z[14] ^= 1;
+      assert_int_equal(pt__decompress(cases[c].codec, z, zlen, total, &out, &err), PT_EFORMAT);
+      assert_non_null(strstr(err.message, "lz4 data is corrupt"));
+      z[14] ^= 1;
+      /* The noise part was stored as it is: smaller than its bound. */
+      assert_true(zlen < 2 * total);
+    }
+    free(z);
+  }
+  /* Parts so compressible that decompression grows its output as it goes
+   * (streaming, from one frame into the next). */
+  memset(src, 0, (size_t)total);
+  for (int codec = 0; codec < 2; codec++) {
+    pt_compression cc = codec ? PT_COMPRESSION_ZSTD : PT_COMPRESSION_LZ4_FRAME;
+    int64_t parts = (total + PT__COMPRESS_PART - 1) / PT__COMPRESS_PART, zlen = 0;
+    uint8_t *z = malloc((size_t)(parts * pt__compress_part_bound(cc, PT__COMPRESS_PART)));
+    for (int64_t k = 0; k < parts; k++) {
+      int64_t n = k + 1 < parts ? PT__COMPRESS_PART : total - k * PT__COMPRESS_PART, w;
+      CHECK(pt__compress_part(cc, 1, src, n, total, k == 0, k + 1 == parts, z + zlen,
+                              pt__compress_part_bound(cc, n), &w, &err));
+      zlen += w;
+    }
+    assert_true(pt__decompress_first_cap(zlen, total) < total);
+    uint8_t *out;
+    CHECK(pt__decompress(cc, z, zlen, total, &out, &err));
+    assert_memory_equal(out, src, (size_t)total);
+    pt__free(out);
+    free(z);
+  }
+  /* Misuse of the LZ4 part API is an internal error, not an overflow. */
+  uint8_t small[64];
+  int64_t w;
+  assert_int_equal(pt__compress_part(PT_COMPRESSION_LZ4_FRAME, 0, src, PT__COMPRESS_PART + 1,
+                                     total, true, true, small, sizeof small, &w, &err),
+                   PT_EINTERNAL);
+  free(src);
+}
+
 /* Every allocation failure reports PT_ENOMEM and leaks nothing (the ASan
  * build checks the leaks). */
 static void test_allocation_failures(void **state) {
@@ -831,6 +913,7 @@ int main(void) {
       cmocka_unit_test(test_legacy_framing_v4),
       cmocka_unit_test(test_stream_contract),
       cmocka_unit_test(test_writer_into_callers_buffer),
+      cmocka_unit_test(test_compress_in_parts),
       cmocka_unit_test(test_allocation_failures),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -12,6 +12,7 @@ must raise ProtiumError, never crash: those loops run in a subprocess.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -675,3 +676,32 @@ def test_protium_refuses_decreasing_offsets_in_compressed_batches(column, compre
     assert e.value.code == PT_EFORMAT
     assert "column 'bad'" in e.value.message, e.value.message
     assert "offset 4000" in e.value.message and "is smaller than offset 3999" in e.value.message
+
+
+@pytest.mark.parametrize("compression", ["lz4", "zstd"])
+def test_big_columns_compressed_in_parts_read_by_pyarrow(compression):
+    """A column bigger than a thread's share of its batch is compressed in
+    1 MiB parts on the pool (with two or more CPUs): ZSTD as frames one after
+    another, LZ4 as one frame of independent blocks. pyarrow must read both
+    as the data."""
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    rows = 600_000  # 4.8 MB of int64: more than one part and one thread's share
+    table = pa.table(
+        {
+            "x": pa.array(rng.integers(-5000, 5000, rows)),
+            "w": pa.array(rng.integers(0, 10, rows).astype(str)),
+            "few": pa.array(np.arange(rows) % 3, pa.int8()),
+        }
+    )
+    data = pta.write_ipc_buffer(table, "stream", compression)
+    assert_same(pa_read(data, "stream"), table)
+    assert_same(protium_read(data, "buffer", None)[0], table)
+    if (os.cpu_count() or 1) >= 2:
+        if compression == "lz4":
+            # Frame magic, then FLG (independent blocks, content size), BD 1 MiB.
+            assert b"\x04\x22\x4d\x18\x68\x60" in data
+        else:
+            # x in 5 parts, 3 more buffers (w's offsets and data, few) whole.
+            assert data.count(b"\x28\xb5\x2f\xfd") >= 8
