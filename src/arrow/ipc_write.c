@@ -315,6 +315,45 @@ static void copy_bytes(uint8_t *d, const uint8_t *s, size_t n) {
   copy_loop_base(d, s, n);
 }
 
+/* Big writes into memory are copied on the pool's threads: both the copy
+ * and the kernel's first touch of fresh output pages (clearing them) then
+ * run on every core. Pieces of at most COPY_PIECE bytes (in copy_bytes'
+ * loop range) keep the threads evenly loaded whatever the buffer sizes. */
+#define PARALLEL_COPY_MIN ((int64_t)1 << 20)
+#define COPY_PIECE ((int64_t)512 << 10)
+
+typedef struct piece {
+  uint8_t *d;
+  const uint8_t *s;
+  int64_t n;
+} piece;
+
+static void copy_piece(void *arg, int64_t i) {
+  const piece *p = (const piece *)arg + i;
+  copy_bytes(p->d, p->s, (size_t)p->n);
+}
+
+/* Copies segs (total bytes) to dst on the pool; false when it could not
+ * (no workers, no memory for the list): the caller copies. */
+static bool copy_parallel(uint8_t *dst, const seg *segs, int64_t n, int64_t total) {
+  if (total < PARALLEL_COPY_MIN || pt__pool_threads() < 2) return false;
+  int64_t n_pieces = total / COPY_PIECE + n;
+  piece *pieces = pt__malloc((size_t)n_pieces * sizeof *pieces);
+  if (pieces == NULL) return false;
+  int64_t k = 0;
+  for (int64_t i = 0; i < n; i++) {
+    const uint8_t *src = segs[i].p;
+    for (int64_t at = 0; at < segs[i].n; at += COPY_PIECE) {
+      int64_t len = segs[i].n - at < COPY_PIECE ? segs[i].n - at : COPY_PIECE;
+      pieces[k++] = (piece){dst, src + at, len};
+      dst += len;
+    }
+  }
+  pt__pool_run(k, copy_piece, pieces);
+  pt__free(pieces);
+  return true;
+}
+
 static int sink_write(sink *s, const seg *segs, int64_t n, pt_error *err) {
   int64_t total = 0;
   for (int64_t i = 0; i < n; i++) total += segs[i].n;
@@ -323,9 +362,13 @@ static int sink_write(sink *s, const seg *segs, int64_t n, pt_error *err) {
     if (sink_reserve(b, (size_t)total) != PT_OK)
       return pt__errorf(err, PT_ENOMEM, "ipc: out of memory growing the output buffer to %lld bytes",
                         (long long)(b->len + total));
-    for (int64_t i = 0; i < n; i++) {
-      if (segs[i].n) copy_bytes((uint8_t *)b->data + b->len, segs[i].p, (size_t)segs[i].n);
-      b->len += (size_t)segs[i].n;
+    if (copy_parallel((uint8_t *)b->data + b->len, segs, n, total)) {
+      b->len += (size_t)total;
+    } else {
+      for (int64_t i = 0; i < n; i++) {
+        if (segs[i].n) copy_bytes((uint8_t *)b->data + b->len, segs[i].p, (size_t)segs[i].n);
+        b->len += (size_t)segs[i].n;
+      }
     }
     s->pos += total;
     return PT_OK;
