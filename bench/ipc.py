@@ -15,7 +15,8 @@ pyarrow and compared with the data.
 Prints a table, then as the last line one JSON object:
 {"bench": "ipc", "metrics": {"<system>.<metric>[.<variant>]": value, ...}}.
 Environment: PT_BUILD_DIR (where bench/ipc_bench is), PT_BENCH_MIB (size of
-a case, default 64), PT_BENCH_REPEATS (default 5), PT_BENCH_CASES (comma-
+a case, default 64), PT_BENCH_REPEATS (runs per round, default 3),
+PT_BENCH_ROUNDS (rounds the systems take in turn, default 2), PT_BENCH_CASES (comma-
 separated case names such as utf8_1col_lz4 to run only those; default all).
 """
 
@@ -38,9 +39,10 @@ DRIVER = BUILD / "bench" / "ipc_bench"
 MIB = 1 << 20
 CASE_MIB = int(os.environ.get("PT_BENCH_MIB", "64"))
 SMALL_MIB = max(1, CASE_MIB // 8)
-REPEATS = int(os.environ.get("PT_BENCH_REPEATS", "5"))
+REPEATS = int(os.environ.get("PT_BENCH_REPEATS", "3"))
+ROUNDS = int(os.environ.get("PT_BENCH_ROUNDS", "2"))
 BATCHES = 16
-ZSTD_LEVEL = 1  # Arrow C++'s default ZSTD level; protium's default is libzstd's (3)
+ZSTD_LEVEL = 1  # the default ZSTD level of both (and of Arrow C++ and Spark)
 TYPES = ["int64", "float64", "utf8"]
 COLUMNS = [1, 16, 256]
 COMPRESSIONS = ["none", "lz4", "zstd"]
@@ -138,18 +140,31 @@ def run_case(table: pa.Table, compression: str, tmp: Path, check: bool) -> dict:
     written = pa_write(batches, table.schema, compression)
     pa_stream = tmp / "pyarrow.arrows"  # the read input of both
     pa_stream.write_bytes(written.to_pybytes())
-    pa_write_s = best_of(lambda: pa_write(batches, table.schema, compression), REPEATS)
-    reused = pa.allocate_buffer(written.size + MIB, resizable=False)
-    assert pa_write_into(reused, batches, table.schema, compression) == written.size  # warms it
-    pa_write_reused_s = best_of(
-        lambda: pa_write_into(reused, batches, table.schema, compression), REPEATS
-    )
-    del reused
     assert pa_read(written) == table.num_rows
-    pa_read_s = best_of(lambda: pa_read(written), REPEATS)
     out = tmp / "protium.arrows"
     level = str(ZSTD_LEVEL if compression == "zstd" else 0)
-    pt = driver("case", str(source), str(pa_stream), compression, level, str(REPEATS), str(out))
+    # The two systems take turns, ROUNDS times each, and each keeps its best:
+    # a slow spell of the machine (other VMs, the host backing fresh memory)
+    # then falls on both rather than on whichever ran during it.
+    best = {k: float("inf") for k in ("pa_write", "pa_reused", "pa_read")}
+    pt: dict = {}
+    for _ in range(ROUNDS):
+        got = driver("case", str(source), str(pa_stream), compression, level, str(REPEATS), str(out))
+        for k in ("write_s", "write_reused_s", "read_s"):
+            pt[k] = min(pt.get(k, float("inf")), got[k])
+        pt["written_bytes"] = got["written_bytes"]
+        best["pa_write"] = min(
+            best["pa_write"], best_of(lambda: pa_write(batches, table.schema, compression), REPEATS)
+        )
+        reused = pa.allocate_buffer(written.size + MIB, resizable=False)
+        assert pa_write_into(reused, batches, table.schema, compression) == written.size  # warms it
+        best["pa_reused"] = min(
+            best["pa_reused"],
+            best_of(lambda: pa_write_into(reused, batches, table.schema, compression), REPEATS),
+        )
+        del reused
+        best["pa_read"] = min(best["pa_read"], best_of(lambda: pa_read(written), REPEATS))
+    pa_write_s, pa_write_reused_s, pa_read_s = best["pa_write"], best["pa_reused"], best["pa_read"]
     if check:
         got = pa.ipc.open_stream(out.read_bytes()).read_all()
         if not got.equals(table):
@@ -231,7 +246,7 @@ def main() -> None:
 
     print(
         f"Arrow IPC streams in memory, ~{CASE_MIB} MiB per case in {BATCHES} batches, "
-        f"best of {REPEATS}; GB/s of Arrow buffer bytes (10^9); "
+        f"best of {ROUNDS} rounds x {REPEATS} runs, taken in turn; GB/s of Arrow buffer bytes (10^9); "
         f"{os.cpu_count()} CPUs; pyarrow {pa.__version__} (default threads); zstd level {ZSTD_LEVEL}"
     )
     print("write: into a new buffer; write*: into one buffer reused from run to run "

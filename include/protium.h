@@ -290,7 +290,9 @@ typedef enum pt_compression {
 typedef struct pt_ipc_write_options {
   pt_ipc_format format;
   pt_compression compression;
-  int compression_level;   /* 0 = the codec's default */
+  int compression_level;   /* 0 = the default, Arrow C++'s and Spark's: ZSTD
+                              level 1 (fast, ~the ratio of gzip), LZ4's fast
+                              compressor; ZSTD goes up to 22, LZ4 (HC) to 12 */
   int emit_dictionary_deltas; /* 1: when a batch's dictionary extends the
                                  previous one, write only the new values as a
                                  delta (default 1 through pt_ipc_write_options_init) */

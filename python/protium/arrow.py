@@ -278,8 +278,8 @@ def write_ipc(
     with __arrow_c_stream__) to path as an Arrow IPC stream or file.
 
     format: "stream" or "file". compression: None, "lz4" (LZ4 frame) or
-    "zstd"; compression_level 0 is the codec's default. With
-    emit_dictionary_deltas, a dictionary that extends the previous batch's is
+    "zstd"; compression_level 0 is the default (ZSTD level 1, as Arrow C++
+    and Spark have it). With emit_dictionary_deltas, a dictionary that extends the previous batch's is
     written as a delta. Batches are handed to pt_ipc_writer_write through the
     C Data Interface (a reader through the C Stream Interface) without a copy.
     """

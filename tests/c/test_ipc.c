@@ -850,6 +850,29 @@ static void test_compress_in_parts(void **state) {
   free(src);
 }
 
+/* The default ZSTD level is Arrow C++'s, 1: the same bytes as level 1, and
+ * not those of libzstd's own default, 3. */
+static void test_zstd_default_level(void **state) {
+  struct ArrowSchema schema;
+  make_all_schema(&schema);
+  struct ArrowArray batch;
+  make_all_batch(&schema, 2000, 5, &batch);
+  pt_ipc_write_options o;
+  bytes b[3];
+  for (int level = 0; level < 3; level++) {
+    pt_ipc_write_options_init(&o);
+    o.compression = PT_COMPRESSION_ZSTD;
+    o.compression_level = level == 2 ? 3 : level;
+    b[level] = write_batches(&schema, &batch, 1, &o);
+  }
+  assert_int_equal(b[0].size, b[1].size);
+  assert_memory_equal(b[0].data, b[1].data, (size_t)b[0].size);
+  assert_true(b[2].size != b[1].size || memcmp(b[2].data, b[1].data, (size_t)b[1].size) != 0);
+  for (int k = 0; k < 3; k++) bytes_free(&b[k]);
+  batch.release(&batch);
+  schema.release(&schema);
+}
+
 /* Every allocation failure reports PT_ENOMEM and leaks nothing (the ASan
  * build checks the leaks). */
 static void test_allocation_failures(void **state) {
@@ -914,6 +937,7 @@ int main(void) {
       cmocka_unit_test(test_stream_contract),
       cmocka_unit_test(test_writer_into_callers_buffer),
       cmocka_unit_test(test_compress_in_parts),
+      cmocka_unit_test(test_zstd_default_level),
       cmocka_unit_test(test_allocation_failures),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
