@@ -197,6 +197,12 @@ int pt_schema_set_dictionary(struct ArrowSchema *schema, struct ArrowSchema *dic
  * NUL-terminated strings, encoded as the C Data Interface specifies. Copies. */
 int pt_schema_set_metadata(struct ArrowSchema *schema, int64_t n, const char *const *keys,
                            const char *const *values, pt_error *err);
+/* The same with the byte length of each key and value given (keys and values
+ * may then hold any bytes, NUL included, as metadata may); a NULL lengths
+ * array means NUL-terminated strings for that side. */
+int pt_schema_set_metadata_n(struct ArrowSchema *schema, int64_t n, const char *const *keys,
+                             const int64_t *key_lengths, const char *const *values,
+                             const int64_t *value_lengths, pt_error *err);
 
 /* Deep copy of a schema tree into *out (protium-owned). */
 int pt_schema_copy(const struct ArrowSchema *schema, struct ArrowSchema *out, pt_error *err);

@@ -297,31 +297,36 @@ static int decode_metadata(const pt__fb_table *t, int id, struct ArrowSchema *no
   if (!pt__fb_vector(t, id, 4, &v)) return t->r && t->r->bad ? fb_bad(t->r, err) : PT_OK;
   if (v.len == 0) return PT_OK;
   int rc = PT_OK;
+  /* With their lengths: a value may hold NUL bytes (pyarrow writes bytes). */
   const char **keys = pt__calloc(v.len, sizeof *keys);
   const char **values = pt__calloc(v.len, sizeof *values);
-  if (keys == NULL || values == NULL) {
+  int64_t *lens = pt__calloc(2 * (size_t)v.len, sizeof *lens);
+  if (keys == NULL || values == NULL || lens == NULL) {
     rc = pt__errorf(err, PT_ENOMEM, "out of memory");
     goto cleanup;
   }
   for (uint32_t i = 0; i < v.len; i++) {
     pt__fb_table kv;
-    uint32_t len;
+    uint32_t klen = 0, vlen = 0;
     keys[i] = values[i] = "";
     if (pt__fb_vec_table(&v, i, &kv)) {
-      pt__fb_string(&kv, KV_KEY, &keys[i], &len);
-      pt__fb_string(&kv, KV_VALUE, &values[i], &len);
-      if (keys[i] == NULL) keys[i] = "";
-      if (values[i] == NULL) values[i] = "";
+      pt__fb_string(&kv, KV_KEY, &keys[i], &klen);
+      pt__fb_string(&kv, KV_VALUE, &values[i], &vlen);
+      if (keys[i] == NULL) keys[i] = "", klen = 0;
+      if (values[i] == NULL) values[i] = "", vlen = 0;
     }
+    lens[i] = klen;
+    lens[v.len + i] = vlen;
     if (t->r->bad) {
       rc = fb_bad(t->r, err);
       goto cleanup;
     }
   }
-  rc = pt_schema_set_metadata(node, v.len, keys, values, err);
+  rc = pt_schema_set_metadata_n(node, v.len, keys, lens, values, lens + v.len, err);
 cleanup:
   pt__free(keys);
   pt__free(values);
+  pt__free(lens);
   return rc;
 }
 

@@ -139,20 +139,32 @@ static int set_metadata_bytes(struct ArrowSchema *schema, const char *bytes, int
 
 int pt_schema_set_metadata(struct ArrowSchema *schema, int64_t n, const char *const *keys,
                            const char *const *values, pt_error *err) {
+  return pt_schema_set_metadata_n(schema, n, keys, NULL, values, NULL, err);
+}
+
+int pt_schema_set_metadata_n(struct ArrowSchema *schema, int64_t n, const char *const *keys,
+                             const int64_t *key_lengths, const char *const *values,
+                             const int64_t *value_lengths, pt_error *err) {
   if (schema == NULL || schema->release != schema_release)
     return pt__errorf(err, PT_EINVAL, "set_metadata needs a schema made by pt_schema_init");
   if (n < 0 || n > INT32_MAX)
     return pt__errorf(err, PT_EINVAL, "set_metadata: %lld pairs", (long long)n);
   if (n == 0) return set_metadata_bytes(schema, NULL, 0, err);
+  if (keys == NULL || values == NULL)
+    return pt__errorf(err, PT_EINVAL, "set_metadata: keys or values is NULL");
   int64_t size = 4;
   for (int64_t i = 0; i < n; i++) {
     if (keys[i] == NULL || values[i] == NULL)
       return pt__errorf(err, PT_EINVAL, "set_metadata: key or value %lld is NULL",
                         (long long)i);
-    size_t kl = strlen(keys[i]), vl = strlen(values[i]);
-    if (kl > INT32_MAX || vl > INT32_MAX)
+    int64_t kl = key_lengths ? key_lengths[i] : (int64_t)strlen(keys[i]);
+    int64_t vl = value_lengths ? value_lengths[i] : (int64_t)strlen(values[i]);
+    if (kl < 0 || vl < 0)
+      return pt__errorf(err, PT_EINVAL, "set_metadata: pair %lld has a negative length",
+                        (long long)i);
+    if (kl > INT32_MAX || vl > INT32_MAX || size > INT64_MAX - 8 - kl - vl)
       return pt__errorf(err, PT_EINVAL, "set_metadata: pair %lld is too long", (long long)i);
-    size += 8 + (int64_t)kl + (int64_t)vl;
+    size += 8 + kl + vl;
   }
   char *buf = pt__malloc((size_t)size);
   if (buf == NULL) return schema_oom(err);
@@ -160,11 +172,12 @@ int pt_schema_set_metadata(struct ArrowSchema *schema, int64_t n, const char *co
   int64_t at = 4;
   for (int64_t i = 0; i < n; i++) {
     const char *parts[2] = {keys[i], values[i]};
+    int64_t lens[2] = {key_lengths ? key_lengths[i] : (int64_t)strlen(keys[i]),
+                       value_lengths ? value_lengths[i] : (int64_t)strlen(values[i])};
     for (int j = 0; j < 2; j++) {
-      size_t len = strlen(parts[j]);
-      pt__store_i32(buf + at, (int32_t)len);
-      memcpy(buf + at + 4, parts[j], len);
-      at += 4 + (int64_t)len;
+      pt__store_i32(buf + at, (int32_t)lens[j]);
+      memcpy(buf + at + 4, parts[j], (size_t)lens[j]);
+      at += 4 + lens[j];
     }
   }
   schema_private *p = schema->private_data;

@@ -295,6 +295,16 @@ static void test_schema_metadata_and_copy(void **state) {
   pt_type_name(&c, name, sizeof name);
   assert_string_equal(name,
                       "struct<x: int32, list: list<dictionary<values=utf8, indices=int32>>>");
+  /* With lengths: any bytes, NUL included; NULL lengths: strlen. */
+  const char *bk[] = {"a\0b"}, *bv[] = {"\0"};
+  const int64_t bkl[] = {3}, bvl[] = {1}, neg[] = {-1};
+  assert_int_equal(pt_schema_set_metadata_n(&c, 1, bk, bkl, bv, bvl, &err), PT_OK);
+  assert_memory_equal(c.metadata, "\1\0\0\0\3\0\0\0a\0b\1\0\0\0\0", 16);
+  assert_int_equal(pt_schema_set_metadata_n(&c, 1, bk, NULL, bv, bvl, &err), PT_OK);
+  assert_memory_equal(c.metadata, "\1\0\0\0\1\0\0\0a\1\0\0\0\0", 14);
+  assert_int_equal(pt_schema_set_metadata_n(&c, 1, bk, neg, bv, bvl, &err), PT_EINVAL);
+  assert_string_equal(err.message, "set_metadata: pair 0 has a negative length");
+  assert_int_equal(pt_schema_set_metadata_n(&c, 1, NULL, NULL, bv, NULL, &err), PT_EINVAL);
   /* Clearing metadata. */
   assert_int_equal(pt_schema_set_metadata(&c, 0, NULL, NULL, &err), PT_OK);
   assert_null(c.metadata);

@@ -707,3 +707,19 @@ def test_big_columns_written_in_parts_read_by_pyarrow(compression):
         else:
             # x in 5 parts, 3 more buffers (w's offsets and data, few) whole.
             assert data.count(b"\x28\xb5\x2f\xfd") >= 8
+
+
+def test_metadata_with_nul_bytes_round_trips():
+    """Custom metadata holds bytes, NUL included (pyarrow writes any bytes):
+    nothing is cut, reading or writing, at the schema or a field."""
+    field = pa.field("x", pa.int32(), metadata={b"f\x00k": b"v\x00\x01\xff", b"plain": b"text"})
+    schema = pa.schema([field], metadata={b"k": b"a\x00b", b"empty": b"", b"\x00": b"\x00\x00"})
+    table = pa.table({"x": pa.array([1, 2, 3], pa.int32())}, schema=schema)
+    for fmt in FORMATS:
+        got, _ = protium_read(pa_write(table.to_batches(), schema, fmt, None), "buffer", None)
+        assert got.schema.metadata == schema.metadata
+        assert got.schema.field("x").metadata == field.metadata
+        back = pa_read(pta.write_ipc_buffer(got, fmt), fmt)
+        assert back.schema.metadata == schema.metadata
+        assert back.schema.field("x").metadata == field.metadata
+        assert back.equals(table)
