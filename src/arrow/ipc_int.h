@@ -167,6 +167,9 @@ int pt__ipc_dicts_add(pt__ipc_dicts *d, int64_t id, const struct ArrowSchema *no
 int64_t pt__ipc_dicts_find_node(const pt__ipc_dicts *d, const struct ArrowSchema *node);
 /* Index of the first entry with this id, or -1. */
 int64_t pt__ipc_dicts_find_id(const pt__ipc_dicts *d, int64_t id);
+/* Whether two schema trees have the same types (names, nullability and
+ * metadata aside). */
+bool pt__ipc_same_types(const struct ArrowSchema *a, const struct ArrowSchema *b, int depth);
 
 /* ------------------------------------------------------------------------ */
 /* Schema <-> flatbuffers (ipc_schema.c) */

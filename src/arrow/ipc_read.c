@@ -469,7 +469,9 @@ static int make_empty(const struct ArrowSchema *schema, struct ArrowArray *out, 
 }
 
 static dict_slot *slot_of(reader *r, const struct ArrowSchema *node) {
+  /* Fields sharing an id share the slot of its first field. */
   int64_t at = pt__ipc_dicts_find_node(&r->ids, node);
+  if (at >= 0) at = pt__ipc_dicts_find_id(&r->ids, r->ids.items[at].id);
   return at < 0 ? NULL : &r->slots[at];
 }
 

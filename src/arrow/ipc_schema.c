@@ -31,6 +31,16 @@ int64_t pt__ipc_dicts_find_node(const pt__ipc_dicts *d, const struct ArrowSchema
   return -1;
 }
 
+bool pt__ipc_same_types(const struct ArrowSchema *a, const struct ArrowSchema *b, int depth) {
+  if (depth > PT_IPC_MAX_NESTING + 8) return false;
+  if (strcmp(a->format, b->format) != 0 || a->n_children != b->n_children) return false;
+  if ((a->dictionary == NULL) != (b->dictionary == NULL)) return false;
+  if (a->dictionary && !pt__ipc_same_types(a->dictionary, b->dictionary, depth + 1)) return false;
+  for (int64_t i = 0; i < a->n_children; i++)
+    if (!pt__ipc_same_types(a->children[i], b->children[i], depth + 1)) return false;
+  return true;
+}
+
 int64_t pt__ipc_dicts_find_id(const pt__ipc_dicts *d, int64_t id) {
   for (int64_t i = 0; i < d->n; i++)
     if (d->items[i].id == id) return i;
@@ -464,6 +474,7 @@ static int decode_field(const pt__fb_table *f, struct ArrowSchema *node, pt__ipc
   char *fmt = NULL;
   struct ArrowSchema values;
   values.release = NULL;
+  int64_t shared = -1; /* a field seen before with this one's dictionary id */
   const char *name;
   uint32_t name_len;
   pt__fb_string(f, FIELD_NAME, &name, &name_len);
@@ -513,11 +524,9 @@ static int decode_field(const pt__fb_table *f, struct ArrowSchema *node, pt__ipc
       rc = pt__errorf(err, PT_EFORMAT, "dictionary index type of %d bits", (int)bits);
       goto fail;
     }
-    if (pt__ipc_dicts_find_id(dicts, id) >= 0) {
-      rc = pt__errorf(err, PT_ENOTSUP, "dictionary id %lld is used by more than one field",
-                      (long long)id);
-      goto fail;
-    }
+    /* Fields may share a dictionary (one id; Arrow Java writes this):
+     * checked below to have the same value type. */
+    shared = pt__ipc_dicts_find_id(dicts, id);
     if (ordered) flags |= ARROW_FLAG_DICTIONARY_ORDERED;
     if ((rc = pt_schema_init(node, ifmt, name, flags, 0, err)) != PT_OK) goto fail;
     if ((rc = pt_schema_init(&values, fmt, NULL, ARROW_FLAG_NULLABLE, kids.len, err)) != PT_OK)
@@ -540,6 +549,25 @@ static int decode_field(const pt__fb_table *f, struct ArrowSchema *node, pt__ipc
     goto fail;
   }
   if (is_dict && (rc = pt_schema_set_dictionary(node, &values, err)) != PT_OK) goto fail;
+  if (shared >= 0) {
+    const struct ArrowSchema *first = dicts->items[shared].node;
+    if (first->dictionary == NULL) {
+      /* Its values are being decoded: this field is inside them. */
+      rc = pt__errorf(err, PT_EFORMAT, "dictionary id %lld is used inside its own values",
+                      (long long)dicts->items[shared].id);
+      goto fail;
+    }
+    if (!pt__ipc_same_types(first->dictionary, node->dictionary, 0)) {
+      char a[128], b[128];
+      pt_type_name(first->dictionary, a, sizeof a);
+      pt_type_name(node->dictionary, b, sizeof b);
+      rc = pt__errorf(err, PT_EFORMAT,
+                      "dictionary id %lld is shared with field '%s' of values %s, but these "
+                      "values are %s", (long long)dicts->items[shared].id,
+                      first->name ? first->name : "", a, b);
+      goto fail;
+    }
+  }
   return PT_OK;
 
 fail:

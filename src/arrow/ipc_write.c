@@ -1016,17 +1016,6 @@ cleanup:
   return rc;
 }
 
-/* Whether two schemas have the same types (names and metadata aside). */
-static bool same_types(const struct ArrowSchema *a, const struct ArrowSchema *b, int depth) {
-  if (depth > PT_IPC_MAX_NESTING) return false;
-  if (strcmp(a->format, b->format) != 0 || a->n_children != b->n_children) return false;
-  if ((a->dictionary == NULL) != (b->dictionary == NULL)) return false;
-  if (a->dictionary && !same_types(a->dictionary, b->dictionary, depth + 1)) return false;
-  for (int64_t i = 0; i < a->n_children; i++)
-    if (!same_types(a->children[i], b->children[i], depth + 1)) return false;
-  return true;
-}
-
 int pt_ipc_writer_write_stream(pt_ipc_writer *w, struct ArrowArrayStream *stream,
                                pt_error *err) {
   if (w == NULL || stream == NULL || stream->release == NULL)
@@ -1038,7 +1027,7 @@ int pt_ipc_writer_write_stream(pt_ipc_writer *w, struct ArrowArrayStream *stream
     return pt__errorf(err, PT_EIO, "ipc: the input stream has no schema: %s",
                       m ? m : strerror(e));
   }
-  bool same = s.format != NULL && same_types(&s, &w->schema, 0);
+  bool same = s.format != NULL && pt__ipc_same_types(&s, &w->schema, 0);
   s.release(&s);
   if (!same)
     return pt__errorf(err, PT_EINVAL,

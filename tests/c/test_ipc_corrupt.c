@@ -514,11 +514,115 @@ static void test_nested_delta_after_inner_replacement(void **state) {
   schema.release(&schema);
 }
 
+/* Sets the dictionary id of column `field` (with child >= 0: of that child
+ * of it) in the schema message (message 0) of b, which must have one
+ * written (ids other than 0 are). */
+static void set_dictionary_id(bytes *b, uint32_t field, int child, int64_t id) {
+  int64_t meta, body;
+  int32_t len;
+  find_message(b, 0, &meta, &len, &body);
+  pt__fb_reader r;
+  pt__fb_table msg, schema, f, dict;
+  pt__fb_vec fields;
+  assert_true(pt__fb_reader_init(&r, b->data + meta, len, &msg));
+  assert_true(pt__fb_table_get(&msg, MSG_HEADER, &schema));
+  assert_true(pt__fb_vector(&schema, SCHEMA_FIELDS, 4, &fields));
+  assert_true(pt__fb_vec_table(&fields, field, &f));
+  if (child >= 0) {
+    pt__fb_vec kids;
+    assert_true(pt__fb_vector(&f, FIELD_CHILDREN, 4, &kids));
+    assert_true(pt__fb_vec_table(&kids, (uint32_t)child, &f));
+  }
+  assert_true(pt__fb_table_get(&f, FIELD_DICTIONARY, &dict));
+  uint8_t *at = (uint8_t *)pt__fb_struct(&dict, DICTENC_ID, 8);
+  assert_non_null(at);
+  pt__store_i64(at, id);
+}
+
+/* Two fields may share one dictionary (one id, one dictionary batch), as
+ * Arrow Java writes: both decode to its values. Value types must agree. */
+static void test_shared_dictionary_id(void **state) {
+  struct ArrowSchema schema;
+  schema_node(&schema, "+s", "", 2);
+  schema_dict(schema.children[0], "i", "u", "a");
+  schema_dict(schema.children[1], "i", "u", "b");
+  pt_builder *root;
+  CHECK(pt_builder_new(&schema, &root, &err));
+  const char *words[] = {"x", "yy", "zzz"};
+  for (int c = 0; c < 2; c++)
+    for (int k = 0; k < 3; k++)
+      assert_int_equal(pt_builder_append_bytes(pt_builder_dictionary(pt_builder_child(root, c)),
+                                               words[k], strlen(words[k])),
+                       PT_OK);
+  for (int i = 0; i < 5; i++) {
+    assert_int_equal(pt_builder_append_int(pt_builder_child(root, 0), i % 3), PT_OK);
+    assert_int_equal(pt_builder_append_int(pt_builder_child(root, 1), 2 - i % 3), PT_OK);
+    assert_int_equal(pt_builder_append_row(root), PT_OK);
+  }
+  struct ArrowArray batch;
+  CHECK(pt_builder_finish(root, &batch, &err));
+  pt_builder_free(root);
+  bytes good = write_batches(&schema, &batch, 1, NULL);
+  /* messages: 0 schema, 1 dictionary id 0, 2 dictionary id 1, 3 batch.
+   * Shared: b uses id 0 as well, and the dictionary of id 1 goes. */
+  bytes shared = {NULL, 0};
+  for (int k = 0; k < 4; k++)
+    if (k != 2) append_span(&shared, &good, k);
+  set_dictionary_id(&shared, 1, -1, 0);
+  struct ArrowArrayStream s;
+  CHECK(pt_ipc_read_buffer(shared.data, shared.size, NULL, NULL, &s, &err));
+  struct ArrowArray got;
+  assert_int_equal(s.get_next(&s, &got), 0);
+  assert_non_null(got.release);
+  assert_batches_equal(&schema, &batch, &got);
+  got.release(&got);
+  s.release(&s);
+
+  /* Another value type under the same id: refused, saying which. */
+  struct ArrowSchema mixed;
+  schema_node(&mixed, "+s", "", 2);
+  schema_dict(mixed.children[0], "i", "u", "a");
+  schema_dict(mixed.children[1], "i", "l", "b");
+  struct ArrowArray empty;
+  CHECK(pt_builder_new(&mixed, &root, &err));
+  CHECK(pt_builder_finish(root, &empty, &err));
+  pt_builder_free(root);
+  bytes m = write_batches(&mixed, &empty, 1, NULL);
+  set_dictionary_id(&m, 1, -1, 0);
+  expect_open_error(&m, PT_EFORMAT,
+                    "ipc: schema: column 'b': dictionary id 0 is shared with field 'a' of values "
+                    "utf8, but these values are int64");
+  bytes_free(&m);
+  empty.release(&empty);
+  mixed.release(&mixed);
+
+  /* A dictionary inside its own values: refused. */
+  struct ArrowSchema nested;
+  nested_schema(&nested);
+  const char *abc[] = {"a", "b", "c"};
+  int idx[] = {2};
+  struct ArrowArray nb;
+  nested_batch(&nested, abc, 3, idx, 1, &nb);
+  bytes n = write_batches(&nested, &nb, 1, NULL);
+  set_dictionary_id(&n, 0, -1, 0); /* outer (id 1) takes inner's id, 0 */
+  expect_open_error(&n, PT_EFORMAT,
+                    "ipc: schema: column 'outer': field 'inner': dictionary id 0 is used inside "
+                    "its own values");
+  bytes_free(&n);
+  nb.release(&nb);
+  nested.release(&nested);
+  free(shared.data);
+  bytes_free(&good);
+  batch.release(&batch);
+  schema.release(&schema);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_schema_errors),
       cmocka_unit_test(test_batch_errors),
       cmocka_unit_test(test_nested_delta_after_inner_replacement),
+      cmocka_unit_test(test_shared_dictionary_id),
       cmocka_unit_test(test_truncations),
       cmocka_unit_test(test_truncations_fd),
       cmocka_unit_test(test_byte_flips),
