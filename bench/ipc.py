@@ -107,6 +107,35 @@ def pa_write_into(
     return sink.tell()
 
 
+def pa_codec(buffers: list[pa.Buffer], compression: str) -> int:
+    """Compresses each buffer on its own, on this thread, with pyarrow's codec
+    (its own copy of the library): what its writer does per buffer. Returns
+    the compressed bytes."""
+    level = ZSTD_LEVEL if compression == "zstd" else None
+    codec = pa.Codec(compression, compression_level=level)
+    total = 0
+    for buf in buffers:
+        total += codec.compress(buf).size
+    return total
+
+
+def value_buffers(batches: list[pa.RecordBatch]) -> list[pa.Buffer]:
+    """The nonempty value buffers (offsets, data) of the benchmark's columns
+    (no nulls, offset 0) cut to the bytes their rows use, as a writer sends
+    them and as ipc_bench codec measures them."""
+    out = []
+    for b in batches:
+        for col in b.columns:
+            bufs = col.buffers()
+            if len(bufs) == 3:
+                last = int(np.frombuffer(bufs[1], np.int32, len(col) + 1)[len(col)])
+                pieces = [bufs[1].slice(0, (len(col) + 1) * 4), bufs[2].slice(0, last)]
+            else:
+                pieces = [bufs[1].slice(0, len(col) * 8)]
+            out += [p for p in pieces if p.size]
+    return out
+
+
 def pa_read(buf: pa.Buffer) -> int:
     rows = 0
     for b in pa.ipc.open_stream(buf):
@@ -169,9 +198,25 @@ def run_case(table: pa.Table, compression: str, tmp: Path, check: bool) -> dict:
         got = pa.ipc.open_stream(out.read_bytes()).read_all()
         if not got.equals(table):
             sys.exit(f"ipc: pyarrow reads protium's {compression} stream differently")
+    codec = {}
+    if compression != "none" and table.num_columns == 16:
+        # The codec libraries alone, one thread, on the same buffers.
+        got = driver("codec", str(source), compression, level, str(REPEATS))
+        # The batches as the file has them: buffers of exactly their rows
+        # (the table's are slices of larger buffers).
+        with pa.ipc.open_file(source) as f:
+            compact = [f.get_batch(i) for i in range(f.num_record_batches)]
+        buffers = value_buffers(compact)
+        pa_codec_s = best_of(lambda: pa_codec(buffers, compression), REPEATS)
+        assert sum(b.size for b in buffers) == got["bytes"], (
+            "the two codec runs must see the same bytes"
+        )
+        codec = {"protium.codec_s": got["codec_s"], "pyarrow.codec_s": pa_codec_s,
+                 "codec_bytes": got["bytes"], "protium.codec_version": got["version"]}
     for p in (source, pa_stream, out):
         p.unlink(missing_ok=True)
     return {
+        **codec,
         "bytes": table.nbytes,
         "protium.write_s": pt["write_s"],
         "pyarrow.write_s": pa_write_s,
@@ -189,6 +234,7 @@ def main() -> None:
         sys.exit(f"ipc: {DRIVER} not found; build first (make build)")
     metrics: dict[str, float] = {}
     rows_out = []
+    codec_versions: dict[str, str] = {}
     t_start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="pt-bench-ipc-") as d:
         tmp = Path(d)
@@ -208,6 +254,13 @@ def main() -> None:
                         metrics[f"protium.{op}_gb_per_s.{variant}"] = round(pt, 3)
                         metrics[f"pyarrow.{op}_gb_per_s.{variant}"] = round(pa_, 3)
                         metrics[f"ratio.{op}_gb_per_s.{variant}"] = round(pt / pa_, 3)
+                    if "protium.codec_s" in r:
+                        cb = r["codec_bytes"] / 1e9
+                        pt_c, pa_c = cb / r["protium.codec_s"], cb / r["pyarrow.codec_s"]
+                        metrics[f"protium.codec_gb_per_s.{variant}"] = round(pt_c, 3)
+                        metrics[f"pyarrow.codec_gb_per_s.{variant}"] = round(pa_c, 3)
+                        metrics[f"ratio.codec_gb_per_s.{variant}"] = round(pt_c / pa_c, 3)
+                        codec_versions[compression] = r["protium.codec_version"]
                     if compression != "none":
                         metrics[f"protium.compression_ratio.{variant}"] = round(
                             r["bytes"] / r["protium.size"], 3
@@ -262,6 +315,19 @@ def main() -> None:
                 f"{metrics[f'protium.{op}_gb_per_s.{variant}']:>10.2f}"
                 f"{metrics[f'pyarrow.{op}_gb_per_s.{variant}']:>10.2f}"
                 f"{metrics[f'ratio.{op}_gb_per_s.{variant}']:>8.2f}"
+            )
+    codec_keys = sorted(k for k in metrics if k.startswith("protium.codec_gb_per_s."))
+    if codec_keys:
+        print()
+        print("codec libraries alone, one thread, every buffer of the 16-column cases "
+              f"(protium links libzstd {codec_versions.get('zstd', '?')}, "
+              f"liblz4 {codec_versions.get('lz4', '?')}; pyarrow has its own):")
+        for key in codec_keys:
+            v = key.split(".", 2)[2]
+            print(
+                f"  {v:<22}protium {metrics[key]:>6.2f}   pyarrow "
+                f"{metrics['pyarrow.codec_gb_per_s.' + v]:>6.2f}   ratio "
+                f"{metrics['ratio.codec_gb_per_s.' + v]:>5.2f}"
             )
     print()
     print("uncompressed read time (µs), independent of size:")

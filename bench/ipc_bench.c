@@ -8,6 +8,13 @@
  *   ipc_bench memcpy MIB REPEATS
  *   ipc_bench case INPUT READ_INPUT COMPRESSION LEVEL REPEATS [WRITE_OUTPUT]
  *   ipc_bench read READ_INPUT REPEATS      (reads only: for profiling)
+ *   ipc_bench codec INPUT lz4|zstd LEVEL REPEATS
+ *
+ * codec: the codec library alone, on one thread: every nonempty buffer of
+ * every batch of INPUT compressed on its own (as a writer does), with the
+ * libzstd / liblz4 protium links (the distribution's); best of REPEATS. The
+ * same measured with pyarrow's own copies of the libraries tells how much of
+ * a difference in compressed writes is the libraries'.
  *
  * case: the batches of INPUT (an uncompressed IPC file, memory-mapped) are
  * written to a memory buffer with COMPRESSION (none, lz4, zstd) at LEVEL, best
@@ -17,6 +24,7 @@
  * written stream goes to WRITE_OUTPUT so that the caller can check it.
  */
 #include <malloc.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,7 +33,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <lz4.h>
+#include <lz4frame.h>
 #include <protium.h>
+#include <zstd.h>
 
 #define MAX_BATCHES 4096
 
@@ -335,15 +346,80 @@ static int run_read(const char *path, int repeats) {
   return 0;
 }
 
+/* Bytes of buffer i (1 or 2) of a column of the benchmark's types (int64,
+ * float64, utf8), as read from its file: offset 0, no nulls. */
+static int64_t buffer_bytes(const struct ArrowArray *col, int64_t i) {
+  if (col->n_buffers == 2) return i == 1 ? col->length * 8 : 0;
+  if (i == 1) return (col->length + 1) * 4;
+  return ((const int32_t *)col->buffers[1])[col->length];
+}
+
+static int run_codec(const char *input, const char *codec, int level, int repeats) {
+  static loaded l;
+  pt_error err = {0};
+  if (load(input, &l, &err) != 0) return fail(input, &err);
+  bool zstd = strcmp(codec, "zstd") == 0;
+  int64_t biggest = 0;
+  for (int b = 0; b < l.n; b++)
+    for (int64_t c = 0; c < l.batches[b].n_children; c++)
+      for (int64_t i = 1; i < l.batches[b].children[c]->n_buffers; i++) {
+        int64_t n = buffer_bytes(l.batches[b].children[c], i);
+        if (n > biggest) biggest = n;
+      }
+  size_t cap = zstd ? ZSTD_compressBound((size_t)biggest)
+                    : LZ4F_compressFrameBound((size_t)biggest, NULL);
+  char *out = malloc(cap);
+  ZSTD_CCtx *cctx = ZSTD_createCCtx();
+  if (out == NULL || cctx == NULL) {
+    free(out);
+    ZSTD_freeCCtx(cctx);
+    loaded_free(&l);
+    return fail("codec: out of memory", NULL);
+  }
+  LZ4F_preferences_t prefs;
+  memset(&prefs, 0, sizeof prefs);
+  prefs.compressionLevel = level;
+  double best = 1e30;
+  int64_t bytes = 0, compressed = 0;
+  for (int r = 0; r < repeats; r++) {
+    double t0 = now_s();
+    bytes = compressed = 0;
+    for (int b = 0; b < l.n; b++)
+      for (int64_t c = 0; c < l.batches[b].n_children; c++) {
+        const struct ArrowArray *col = l.batches[b].children[c];
+        for (int64_t i = 1; i < col->n_buffers; i++) {
+          int64_t n = buffer_bytes(col, i);
+          if (n == 0) continue;
+          size_t z = zstd ? ZSTD_compressCCtx(cctx, out, cap, col->buffers[i], (size_t)n, level)
+                          : LZ4F_compressFrame(out, cap, col->buffers[i], (size_t)n, &prefs);
+          bytes += n;
+          compressed += (int64_t)z;
+        }
+      }
+    double t = now_s() - t0;
+    if (t < best) best = t;
+  }
+  printf("{\"codec_s\": %.9f, \"bytes\": %lld, \"compressed\": %lld, \"version\": \"%s\"}\n",
+         best, (long long)bytes, (long long)compressed,
+         zstd ? ZSTD_versionString() : LZ4_versionString());
+  free(out);
+  ZSTD_freeCCtx(cctx);
+  loaded_free(&l);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   if (argc == 4 && strcmp(argv[1], "memcpy") == 0)
     return run_memcpy(atol(argv[2]), atoi(argv[3]));
   if ((argc == 7 || argc == 8) && strcmp(argv[1], "case") == 0) return run_case(argv, argc);
   if (argc == 4 && strcmp(argv[1], "read") == 0) return run_read(argv[2], atoi(argv[3]));
+  if (argc == 6 && strcmp(argv[1], "codec") == 0)
+    return run_codec(argv[2], argv[3], atoi(argv[4]), atoi(argv[5]));
   fprintf(stderr,
           "usage: ipc_bench memcpy MIB REPEATS\n"
           "       ipc_bench case INPUT READ_INPUT none|lz4|zstd LEVEL REPEATS "
           "[WRITE_OUTPUT]\n"
-          "       ipc_bench read READ_INPUT REPEATS\n");
+          "       ipc_bench read READ_INPUT REPEATS\n"
+          "       ipc_bench codec INPUT lz4|zstd LEVEL REPEATS\n");
   return 2;
 }
