@@ -551,6 +551,15 @@ static int64_t split_parts(const plan *p, int64_t i, int64_t batch_bytes, int th
   return (n + PT__COMPRESS_PART - 1) / PT__COMPRESS_PART;
 }
 
+/* Bytes of part k of a buffer of n bytes in parts parts, and its room. */
+static int64_t part_len(int64_t n, int64_t parts, int64_t k) {
+  return parts == 1 ? n : k + 1 < parts ? PT__COMPRESS_PART : n - k * PT__COMPRESS_PART;
+}
+
+static int64_t part_bound(pt_compression codec, int64_t parts, int64_t len) {
+  return parts == 1 ? pt__compress_bound(codec, len) : pt__compress_part_bound(codec, len);
+}
+
 /* Compression tasks of a batch: how many, and the room they need. */
 typedef struct zlayout {
   int64_t n_tasks;
@@ -566,9 +575,7 @@ static zlayout compress_layout(pt_compression codec, const plan *p, int threads)
     if (n == 0) continue;
     int64_t parts = split_parts(p, i, batch_bytes, threads);
     for (int64_t k = 0; k < parts; k++) {
-      int64_t len = parts == 1 ? n : (k + 1 < parts ? PT__COMPRESS_PART : n - k * PT__COMPRESS_PART);
-      int64_t bound = parts == 1 ? pt__compress_bound(codec, len) : pt__compress_part_bound(codec, len);
-      int64_t room = (8 + bound + 63) & ~(int64_t)63;
+      int64_t room = (8 + part_bound(codec, parts, part_len(n, parts, k)) + 63) & ~(int64_t)63;
       if (room < 0 || pt__add_overflow(l.scratch, room, &l.scratch)) l.scratch = -1;
       l.n_tasks++;
     }
@@ -608,13 +615,13 @@ static int compress_plan(pt_ipc_writer *w, const plan *p, ztask *tasks, int64_t 
       ztask *t = &tasks[n_tasks++];
       memset(t, 0, sizeof *t);
       t->src = p->bufs[i].p + k * PT__COMPRESS_PART;
-      t->n = parts == 1 ? n : (k + 1 < parts ? PT__COMPRESS_PART : n - k * PT__COMPRESS_PART);
+      t->n = part_len(n, parts, k);
       t->total = n;
       t->split = parts > 1;
       t->first = k == 0;
       t->last = k + 1 == parts;
       t->dst = w->zbuf + at;
-      t->bound = t->split ? pt__compress_part_bound(codec, t->n) : pt__compress_bound(codec, t->n);
+      t->bound = part_bound(codec, parts, t->n);
       at += (8 + t->bound + 63) & ~(int64_t)63;
     }
   }
