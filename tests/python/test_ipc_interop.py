@@ -723,3 +723,30 @@ def test_metadata_with_nul_bytes_round_trips():
         assert back.schema.metadata == schema.metadata
         assert back.schema.field("x").metadata == field.metadata
         assert back.equals(table)
+
+
+@pytest.mark.parametrize("compression", ["lz4", "zstd"])
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("how", ["buffer", "path"])
+def test_one_column_batches_decompressed_ahead(compression, fmt, how, tmp_path):
+    """Batches of one compressed buffer are decompressed several at a time
+    (the later ones wait for their turn): every batch must come out whole,
+    in order, from streams and files, and stay valid after the reader and
+    the other batches are gone."""
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    batches = [
+        pa.record_batch([pa.array(rng.integers(0, 1000, 1000 + 97 * i))], names=["x"])
+        for i in range(11)
+    ]
+    table = pa.Table.from_batches(batches)
+    data = pa_write(batches, table.schema, fmt, compression)
+    got, rows = protium_read(data, how, tmp_path)
+    assert rows == [b.num_rows for b in batches]
+    assert_same(got, table)
+    # Taken one at a time, the reader released after the third.
+    reader = pta.read_ipc_buffer(data)
+    kept = [next(iter(reader)) for _ in range(3)]
+    del reader
+    assert pa.Table.from_batches(kept).equals(pa.Table.from_batches(batches[:3]))
