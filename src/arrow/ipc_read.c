@@ -909,16 +909,29 @@ static bool take_ahead(reader *r, int64_t pos, decoder *d) {
   return false;
 }
 
-/* Compressed buffers listed by d's batch. */
-static int64_t listed_compressed(const decoder *d) {
+/* Compressed buffers listed by d's batch; *bytes gets what they declare
+ * (as far as their entries are well-formed, capped). */
+static int64_t listed_compressed(const decoder *d, int64_t *bytes) {
+  *bytes = 0;
   if (d->codec == PT_COMPRESSION_NONE) return 0;
   int64_t n = 0;
   for (uint32_t i = 0; i < d->buffers.len; i++) {
     const uint8_t *e = pt__fb_vec_elem(&d->buffers, i);
-    if (e != NULL && pt__load_i64(e + 8) > 0) n++;
+    if (e == NULL) break;
+    int64_t off = pt__load_i64(e), len = pt__load_i64(e + 8);
+    if (len <= 0) continue;
+    n++;
+    if (off >= 0 && len >= 8 && off <= d->body_size && len <= d->body_size - off) {
+      int64_t ulen = pt__load_i64(d->body + off);
+      if (ulen > 0) *bytes += ulen < (INT64_MAX >> 8) - *bytes ? ulen : (INT64_MAX >> 8) - *bytes;
+    }
   }
   return n;
 }
+
+/* Decompressed bytes the batches read ahead may declare in all: memory
+ * spent before the consumer asks for them. */
+#define AHEAD_BYTES ((int64_t)64 << 20)
 
 /* Where the k-th record batch message after the current one (at pos) starts
  * in an in-memory input, or -1 when that is not known without decoding
@@ -935,14 +948,16 @@ static int64_t following(const reader *r, int64_t k, int64_t prev_next) {
  * each), and when that is too little work for the pool (a batch of one big
  * column: one thread would do it all while the others wait), those of the
  * record batches that follow in an in-memory input too, up to MAX_AHEAD
- * batches or two items per thread: they wait in r->ahead for their turn,
+ * batches, AHEAD_BYTES or two items per thread: they wait in r->ahead for
+ * their turn,
  * which then costs nothing. Only record batches straight after each other
  * are taken (a dictionary batch between ends the look). Nothing read ahead
  * is trusted: a message that does not parse, or a buffer that fails, is left
  * to the normal path, which reports it when its turn comes. */
 static void prefetch_batches(reader *r, decoder *d, const struct ArrowSchema *const *roots,
                              int64_t n_roots, bool look) {
-  int64_t want = listed_compressed(d);
+  int64_t declared, ahead_bytes = 0;
+  int64_t want = listed_compressed(d, &declared);
   if (want == 0) return;
   message lm[MAX_AHEAD];
   decoder ld[MAX_AHEAD];
@@ -957,13 +972,16 @@ static void prefetch_batches(reader *r, decoder *d, const struct ArrowSchema *co
     bool dup = false;
     for (int k = 0; k < r->n_ahead; k++) dup |= r->ahead[k].pos == pos;
     if (dup || read_message_region(r, pos, r->size, &lm[nl], &next, NULL) != PT_OK) break;
+    int64_t more = 0;
     if (lm[nl].eos || lm[nl].type != PT_IPC_HDR_RECORD_BATCH ||
         decoder_init(&ld[nl], r, &lm[nl].header, &lm[nl], NULL) != PT_OK ||
-        listed_compressed(&ld[nl]) == 0) {
+        (more = listed_compressed(&ld[nl], &declared)) == 0 ||
+        declared > AHEAD_BYTES - ahead_bytes) {
       message_reset(&lm[nl]);
       break;
     }
-    want += listed_compressed(&ld[nl]);
+    ahead_bytes += declared;
+    want += more;
     room += ld[nl].buffers.len;
     lpos[nl++] = pos;
   }
