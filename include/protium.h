@@ -520,7 +520,13 @@ int pt_dataset_schema(pt_dataset *ds, struct ArrowSchema *out, pt_error *err);
 int64_t pt_dataset_num_partitions(const pt_dataset *ds);
 void pt_dataset_free(pt_dataset *ds);
 
-/* Actions: each runs a job and waits for it. */
+/* Actions: each runs a job and waits for it. A failed job returns the code
+ * of its cause, with a message naming the stage, partition and attempts:
+ * a task's own error code when a partition failed task.max_failures times
+ * (what the function returned: PT_EINVAL, PT_ENOMEM, ...), PT_ETIMEDOUT
+ * when its last attempt ran past task.timeout, PT_EIO for lost executors
+ * and map outputs, PT_ENOMEM when the driver ran out of memory,
+ * PT_ECANCELED when the session was closed under it. */
 /* All rows, as a stream of batches in partition order. */
 int pt_collect(pt_dataset *ds, struct ArrowArrayStream *out, pt_error *err);
 int pt_count(pt_dataset *ds, int64_t *out, pt_error *err);

@@ -150,6 +150,7 @@ static void push_simple_status(executor *x, int64_t task_id, Protium__TaskState 
   protium__task_status__init(&st);
   st.task_id = task_id;
   st.state = state;
+  if (state == PROTIUM__TASK_STATE__TASK_FAILED) st.error_code = PT_EINTERNAL;
   if (error != NULL) {
     char *e = pt__strdup(error);
     if (e != NULL) st.error = e;

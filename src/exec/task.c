@@ -237,6 +237,7 @@ void pt__task_run(const pt__exec_env *env, pt__stage *stage, const Protium__Task
                                   : PROTIUM__TASK_STATE__TASK_FAILED;
     st->failed_map_partition = t.failed_map >= 0 ? t.failed_map : 0;
     st->rows = st->count = 0;
+    st->error_code = rc;
     char *msg = pt__strdup(err.message[0] ? err.message : pt_strerror(rc));
     /* Out of memory for the message itself: a static text still tells. */
     st->error = msg != NULL ? msg : (char *)protobuf_c_empty_string;

@@ -355,7 +355,7 @@ static void replace_executors(pt__driver *d) {
         char why[PT_ERROR_SIZE];
         snprintf(why, sizeof why, "no executor left and none can be started: %.900s",
                  err.message);
-        pt__sched_fail_all(d, why);
+        pt__sched_fail_all(d, PT_EIO, why);
       }
       return;
     }
@@ -391,7 +391,7 @@ void pt__cluster_lose(pt__executor *ex, const char *cause, int64_t timed_out_tas
     if (++d->start_failures >= 3) {
       /* No fork storm: from now on the tick starts at most one round of
        * executors per tick, and jobs fail at once until one connects. */
-      pt__sched_fail_all(d, "executors keep exiting before they connect to the driver; run "
+      pt__sched_fail_all(d, PT_EIO, "executors keep exiting before they connect to the driver; run "
                             "the program alone to see their messages");
       return;
     }
@@ -638,7 +638,7 @@ static void kill_timer_cb(uv_timer_t *t) {
  * loop stops once every process has exited (exit_cb). */
 static void begin_stop(pt__driver *d) {
   d->stopping = 1;
-  pt__sched_fail_all(d, "the session was closed");
+  pt__sched_fail_all(d, PT_ECANCELED, "the session was closed");
   int all = 1;
   for (int32_t i = 0; i < d->n_execs; i++) {
     pt__executor *ex = d->execs[i];

@@ -49,6 +49,7 @@ static void stage_free(pt__sched_stage *st) {
   pt__free(st->rows);
   pt__free(st->counts);
   pt__free(st->last_error);
+  pt__free(st->last_code);
   pt__free(st->done);
   pt__free(st->queued);
   pt__free(st->running);
@@ -117,9 +118,10 @@ static int stage_alloc_state(pt__sched_stage *st, int final, pt__sink_kind sink)
   st->launches = pt__calloc((size_t)n, sizeof *st->launches);
   st->last_exec = pt__calloc((size_t)n, sizeof *st->last_exec);
   st->last_error = pt__calloc((size_t)n, sizeof *st->last_error);
+  st->last_code = pt__calloc((size_t)n, sizeof *st->last_code);
   st->pending = pt__calloc((size_t)n, sizeof *st->pending);
   if (!st->done || !st->queued || !st->running || !st->failures || !st->launches ||
-      !st->last_exec || !st->last_error || !st->pending)
+      !st->last_exec || !st->last_error || !st->last_code || !st->pending)
     return PT_ENOMEM;
   if (!final) {
     st->outputs = pt__calloc((size_t)n, sizeof *st->outputs);

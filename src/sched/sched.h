@@ -160,6 +160,7 @@ typedef struct pt__sched_stage {
   int32_t *launches;              /* [partitions] attempts launched: the next attempt number */
   int64_t *last_exec;             /* [partitions] executor of the last failure, or 0 */
   char **last_error;              /* [partitions] owned, lazily */
+  int32_t *last_code;             /* [partitions] PT_* code of the last counted failure */
   int64_t *pending;               /* ring of partitions to launch */
   int64_t pend_head, n_pending;
   Protium__ShuffleOutput *outputs; /* [partitions] map stage: output of done partitions */
@@ -328,6 +329,6 @@ void pt__sched_on_tick(pt__driver *d, uint64_t now_ns);
  * turn, so that no callback still holds pointers into them). */
 void pt__sched_flush_done(pt__driver *d);
 /* Fails every active job (executors cannot be started). */
-void pt__sched_fail_all(pt__driver *d, const char *why);
+void pt__sched_fail_all(pt__driver *d, int code, const char *why);
 
 #endif /* PT_SCHED_H */

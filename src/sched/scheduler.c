@@ -16,7 +16,8 @@
 #define TASK_INDEX_MASK ((1 << TASK_INDEX_BITS) - 1)
 
 static void stage_start(pt__driver *d, pt__sched_stage *st);
-static void job_fail(pt__driver *d, pt__job *job, const char *fmt, ...) PT_PRINTF(3, 4);
+static void job_fail(pt__driver *d, pt__job *job, int code, const char *fmt, ...)
+    PT_PRINTF(4, 5);
 
 /* ------------------------------------------------------------------------ */
 /* Task pool and executor lists */
@@ -233,14 +234,19 @@ static void job_finish(pt__driver *d, pt__job *job, pt__job_state state) {
   pt__free(ids);
 }
 
-static void job_fail(pt__driver *d, pt__job *job, const char *fmt, ...) {
+/* Fails job with code (what the caller's action returns: the cause's
+ * PT_* code where it is known, such as a task's own error, PT_ETIMEDOUT for
+ * a task past task.timeout, PT_ENOMEM for the driver; PT_EIO for lost
+ * executors and outputs). */
+static void job_fail(pt__driver *d, pt__job *job, int code, const char *fmt, ...) {
   if (job->state != PT__JOB_RUNNING) return;
   char msg[PT_ERROR_SIZE];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
-  pt__errorf(&job->error, PT_EIO, "%s", msg);
+  if (code <= PT_OK || code > PT_EINTERNAL) code = PT_EIO;
+  pt__errorf(&job->error, code, "%s", msg);
   job_finish(d, job, PT__JOB_FAILED);
 }
 
@@ -253,8 +259,9 @@ void pt__sched_flush_done(pt__driver *d) {
   }
 }
 
-void pt__sched_fail_all(pt__driver *d, const char *why) {
-  while (d->active) job_fail(d, d->active, "job %lld failed: %s", (long long)d->active->id, why);
+void pt__sched_fail_all(pt__driver *d, int code, const char *why) {
+  while (d->active)
+    job_fail(d, d->active, code, "job %lld failed: %s", (long long)d->active->id, why);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -321,7 +328,7 @@ static void output_lost(pt__driver *d, pt__sched_stage *st, int64_t m, const cha
   st->output_exec[m] = 0;
   if (st->state == PT__STAGE_DONE) {
     if (++st->resubmits >= d->opts.stage_max_attempts) {
-      job_fail(d, job,
+      job_fail(d, job, PT_EIO,
                "job %lld failed: stage %lld lost its map output %lld times; last cause: %s",
                (long long)job->id, (long long)st->id, (long long)st->resubmits, cause);
       return;
@@ -340,7 +347,7 @@ static void output_lost(pt__driver *d, pt__sched_stage *st, int64_t m, const cha
 /* An attempt of partition p ended without output. counted: it counts
  * toward task.max_failures (a queued task of a lost executor does not). */
 static void attempt_failed(pt__driver *d, pt__sched_stage *st, int64_t p, int64_t exec_id,
-                           const char *cause, int counted) {
+                           const char *cause, int code, int counted) {
   pt__job *job = st->job;
   if (job->state != PT__JOB_RUNNING || st->done[p]) return;
   st->last_exec[p] = exec_id;
@@ -351,8 +358,10 @@ static void attempt_failed(pt__driver *d, pt__sched_stage *st, int64_t p, int64_
       pt__free(st->last_error[p]);
       st->last_error[p] = c;
     }
+    st->last_code[p] = code;
     if (st->failures[p] >= d->opts.max_failures) {
-      job_fail(d, job, "job %lld failed: stage %lld partition %lld failed %d times; last error: %s",
+      job_fail(d, job, st->last_code[p],
+               "job %lld failed: stage %lld partition %lld failed %d times; last error: %s",
                (long long)job->id, (long long)st->id, (long long)p, (int)st->failures[p],
                st->last_error[p] ? st->last_error[p] : cause);
       return;
@@ -378,7 +387,8 @@ static void attempt_succeeded(pt__driver *d, pt__sched_stage *st, int64_t p, pt_
     Protium__ShuffleOutput *o = &st->outputs[p];
     const Protium__ShuffleOutput *s = ts->shuffle;
     if (!s || !s->path || !*s->path || s->n_segment_offsets != s->n_segment_rows + 1) {
-      attempt_failed(d, st, p, ex->id, "executor reported no or malformed shuffle output", 1);
+      attempt_failed(d, st, p, ex->id, "executor reported no or malformed shuffle output", PT_EIO,
+                     1);
       return;
     }
     o->path = pt__strdup(s->path);
@@ -389,19 +399,19 @@ static void attempt_succeeded(pt__driver *d, pt__sched_stage *st, int64_t p, pt_
     o->n_segment_rows = s->n_segment_rows;
     if (bad) {
       output_free(o);
-      job_fail(d, job, "job %lld failed: driver out of memory", (long long)job->id);
+      job_fail(d, job, PT_ENOMEM, "job %lld failed: driver out of memory", (long long)job->id);
       return;
     }
     st->output_exec[p] = ex->id;
   } else {
     if (st->paths) {
       if (!ts->output_path || !*ts->output_path) {
-        attempt_failed(d, st, p, ex->id, "executor reported no output file", 1);
+        attempt_failed(d, st, p, ex->id, "executor reported no output file", PT_EIO, 1);
         return;
       }
       st->paths[p] = pt__strdup(ts->output_path);
       if (!st->paths[p]) {
-        job_fail(d, job, "job %lld failed: driver out of memory", (long long)job->id);
+        job_fail(d, job, PT_ENOMEM, "job %lld failed: driver out of memory", (long long)job->id);
         return;
       }
     }
@@ -422,7 +432,7 @@ void pt__sched_submit(pt__driver *d, pt__job *job) {
   *pp = job;
   job->next = NULL;
   if (d->start_failures >= 3) {
-    job_fail(d, job, "job %lld failed: executors keep exiting before they connect to the "
+    job_fail(d, job, PT_EIO, "job %lld failed: executors keep exiting before they connect to the "
                      "driver; run the program alone to see their messages", (long long)job->id);
     return;
   }
@@ -475,7 +485,7 @@ static pt__sched_stage *pick(pt__driver *d, pt__executor *ex, int n_ready, int64
         pt_error err = {0};
         st->attempt++;
         if (pt__plan_encode_stage(st, &err) != PT_OK) {
-          job_fail(d, job, "job %lld failed: stage %lld: %s", (long long)job->id,
+          job_fail(d, job, err.code, "job %lld failed: stage %lld: %s", (long long)job->id,
                    (long long)st->id, err.message);
           return pick(d, ex, n_ready, p);
         }
@@ -507,7 +517,8 @@ void pt__sched_schedule(pt__driver *d) {
       }
       if (launch(d, ex, st, p, now) != PT_OK) {
         st->queued[p] = 0;
-        job_fail(d, st->job, "job %lld failed: driver out of memory", (long long)st->job->id);
+        job_fail(d, st->job, PT_ENOMEM, "job %lld failed: driver out of memory",
+                 (long long)st->job->id);
         continue;
       }
       progress = 1;
@@ -541,17 +552,17 @@ void pt__sched_on_status(pt__driver *d, pt__executor *ex, const Protium__TaskSta
       /* A task of an older stage attempt read older map locations: what it
        * missed may have been recomputed since. */
       if (t.stage_attempt == st->attempt) output_lost(d, st->parent, m, ts->error);
-      attempt_failed(d, st, t.partition, ex->id, ts->error, 0);
+      attempt_failed(d, st, t.partition, ex->id, ts->error, PT_EIO, 0);
     } else {
-      attempt_failed(d, st, t.partition, ex->id, ts->error, 1);
+      attempt_failed(d, st, t.partition, ex->id, ts->error, PT_EIO, 1);
     }
     break;
   }
   case PROTIUM__TASK_STATE__TASK_KILLED:
-    attempt_failed(d, st, t.partition, ex->id, "killed", 0);
+    attempt_failed(d, st, t.partition, ex->id, "killed", PT_ECANCELED, 0);
     break;
   default:
-    attempt_failed(d, st, t.partition, ex->id, ts->error, 1);
+    attempt_failed(d, st, t.partition, ex->id, ts->error, ts->error_code, 1);
     break;
   }
 }
@@ -571,9 +582,9 @@ void pt__sched_on_executor_lost(pt__driver *d, pt__executor *ex, const char *cau
     if (!t.stage) continue;
     t.stage->running[t.partition]--;
     if (t.id == timed_out_task && cause_timeout)
-      attempt_failed(d, t.stage, t.partition, ex->id, cause_timeout, 1);
+      attempt_failed(d, t.stage, t.partition, ex->id, cause_timeout, PT_ETIMEDOUT, 1);
     else
-      attempt_failed(d, t.stage, t.partition, ex->id, cause, t.start_ns != 0);
+      attempt_failed(d, t.stage, t.partition, ex->id, cause, PT_EIO, t.start_ns != 0);
   }
   /* Its map outputs went with its directory. */
   for (pt__job *job = d->active, *next; job; job = next) {
