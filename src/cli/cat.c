@@ -13,7 +13,8 @@
  *   source: example
  *
  * Control characters in names, keys and values print as \n, \t or \xNN so
- * that each stays on one line.
+ * that each stays on one line; bytes that are not UTF-8 text print as \xNN
+ * too, and a backslash as \\.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -92,17 +93,30 @@ static int parse_args(int argc, char **argv, cat_args *a) {
   return 0;
 }
 
+/* Bytes of the UTF-8 sequence at s (n bytes left) when it is a valid one,
+ * else 0. */
+static size_t utf8_sequence(const unsigned char *s, size_t n) {
+  size_t len = s[0] < 0x80 ? 1 : s[0] >= 0xF0 ? 4 : s[0] >= 0xE0 ? 3 : s[0] >= 0xC0 ? 2 : 0;
+  return len != 0 && len <= n && pt__utf8_valid(s, len) ? len : 0;
+}
+
 /* Appends text with control characters escaped (\n, \t, \xNN), so that every
- * field stays on one line. */
+ * field stays on one line, and so are bytes that are not UTF-8 text
+ * (metadata is bytes) and the backslash itself (\\), so that the output is
+ * text and reads back unambiguously. */
 static int append_printable(pt_buf *b, const char *text, size_t n) {
-  for (size_t i = 0; i < n; i++) {
-    unsigned char c = (unsigned char)text[i];
+  const unsigned char *s = (const unsigned char *)text;
+  for (size_t i = 0; i < n;) {
+    unsigned char c = s[i];
+    size_t len = utf8_sequence(s + i, n - i);
     int rc;
     if (c == '\n') rc = pt__buf_append(b, "\\n", 2);
     else if (c == '\t') rc = pt__buf_append(b, "\\t", 2);
-    else if (c < 0x20 || c == 0x7f) rc = pt__buf_printf(b, "\\x%02x", c);
-    else rc = pt__buf_putc(b, (char)c);
+    else if (c == '\\') rc = pt__buf_append(b, "\\\\", 2);
+    else if (c < 0x20 || c == 0x7f || len == 0) rc = pt__buf_printf(b, "\\x%02x", c);
+    else rc = pt__buf_append(b, (const char *)s + i, len);
     if (rc != PT_OK) return rc;
+    i += len ? len : 1;
   }
   return PT_OK;
 }

@@ -3,7 +3,7 @@ pyarrow writes, compared with JSON lines computed here, independently, from
 pyarrow's values and the rules of src/io/README.md; --schema, --limit,
 standard input, a closed pipe, errors and `version`.
 
-The build directory comes from PT_BUILD_DIR (default /work/main/build).
+The build directory comes from PT_BUILD_DIR (default: build/ of the repository).
 """
 
 from __future__ import annotations
@@ -20,7 +20,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-BUILD = Path(os.environ.get("PT_BUILD_DIR", "/work/main/build"))
+from conftest import ROOT
+
+BUILD = Path(os.environ.get("PT_BUILD_DIR", ROOT / "build"))
 PROTIUM = BUILD / "protium"
 
 pytestmark = pytest.mark.skipif(not PROTIUM.exists(), reason=f"{PROTIUM} is not built")
@@ -413,6 +415,27 @@ def test_schema(tmp_path):
     assert lines[8] == "s: struct<x: float64>"
     assert lines[9] == "dec: decimal128(10, 3)"
     assert lines[10:] == ["-- schema metadata --", "origin: test"]
+
+
+def test_schema_metadata_bytes_print_as_text(tmp_path):
+    """Metadata is bytes: what is not UTF-8 text prints as \\xNN (NUL
+    included), a backslash as \\\\, text as itself; one line per pair."""
+    schema = pa.schema(
+        [pa.field("x", pa.int64(), metadata={b"k\x00": b"caf\xc3\xa9 \xff\\n"})],
+        metadata={b"raw": b"\x80\xc3(\xf0\x9f\x98\x80"},
+    )
+    path = tmp_path / "meta.arrow"
+    write_ipc(path, [], schema, "file")
+    out = subprocess.run([str(PROTIUM), "cat", "--schema", str(path)], capture_output=True)
+    assert out.returncode == 0
+    lines = out.stdout.decode("utf-8").splitlines()  # valid UTF-8 throughout
+    assert lines == [
+        "x: int64",
+        "  -- field metadata --",
+        "  k\\x00: caf\u00e9 \\xff\\\\n",
+        "-- schema metadata --",
+        "raw: \\x80\\xc3(\U0001f600",
+    ]
 
 
 # --------------------------------------------------------------------------
