@@ -1,6 +1,6 @@
 /* pool.h — a small process-wide pool of worker threads for the Arrow IPC
- * code, to compress and decompress the buffers of one record batch on every
- * core. Private to src/arrow.
+ * code, to compress, decompress and copy the buffers of record batches on
+ * every core. Private to src/arrow.
  */
 #ifndef PT_ARROW_POOL_H
 #define PT_ARROW_POOL_H
