@@ -563,17 +563,17 @@ static int64_t part_bound(pt_compression codec, int64_t parts, int64_t len) {
 /* Compression tasks of a batch: how many, and the room they need. */
 typedef struct zlayout {
   int64_t n_tasks;
-  int64_t scratch; /* bytes, or -1 on overflow */
+  int64_t scratch;     /* bytes, or -1 on overflow */
+  int64_t batch_bytes; /* of all the plan's buffers */
 } zlayout;
 
 static zlayout compress_layout(pt_compression codec, const plan *p, int threads) {
-  zlayout l = {0, 0};
-  int64_t batch_bytes = 0;
-  for (int64_t i = 0; i < p->n_bufs; i++) batch_bytes += p->bufs[i].n;
+  zlayout l = {0, 0, 0};
+  for (int64_t i = 0; i < p->n_bufs; i++) l.batch_bytes += p->bufs[i].n;
   for (int64_t i = 0; i < p->n_bufs && l.scratch >= 0; i++) {
     int64_t n = p->bufs[i].n;
     if (n == 0) continue;
-    int64_t parts = split_parts(p, i, batch_bytes, threads);
+    int64_t parts = split_parts(p, i, l.batch_bytes, threads);
     for (int64_t k = 0; k < parts; k++) {
       int64_t room = (8 + part_bound(codec, parts, part_len(n, parts, k)) + 63) & ~(int64_t)63;
       if (room < 0 || pt__add_overflow(l.scratch, room, &l.scratch)) l.scratch = -1;
@@ -604,13 +604,12 @@ static int compress_plan(pt_ipc_writer *w, const plan *p, ztask *tasks, int64_t 
     w->zcap = l.scratch;
     pt__advise_huge(w->zbuf);
   }
-  int64_t at = 0, n_tasks = 0, batch_bytes = 0;
-  for (int64_t i = 0; i < p->n_bufs; i++) batch_bytes += p->bufs[i].n;
+  int64_t at = 0, n_tasks = 0;
   for (int64_t i = 0; i < p->n_bufs; i++) {
     int64_t n = p->bufs[i].n;
     first[i] = n == 0 ? -1 : n_tasks;
     if (n == 0) continue;
-    int64_t parts = split_parts(p, i, batch_bytes, threads);
+    int64_t parts = split_parts(p, i, l.batch_bytes, threads);
     for (int64_t k = 0; k < parts; k++) {
       ztask *t = &tasks[n_tasks++];
       memset(t, 0, sizeof *t);
@@ -648,7 +647,7 @@ static int write_plan(pt_ipc_writer *w, plan *p, int64_t length, int64_t dict_id
   pt__fb_builder_init(&b);
   pt_compression codec = w->opts.compression;
   int threads = codec != PT_COMPRESSION_NONE ? pt__pool_threads() : 1;
-  zlayout zl = codec != PT_COMPRESSION_NONE ? compress_layout(codec, p, threads) : (zlayout){0, 0};
+  zlayout zl = codec != PT_COMPRESSION_NONE ? compress_layout(codec, p, threads) : (zlayout){0, 0, 0};
   int64_t *bufmeta = pt__malloc((size_t)(2 * p->n_bufs + 1) * sizeof(int64_t));
   /* Per buffer: a length prefix, its frames (or bytes as they are), padding. */
   seg *segs = pt__malloc((size_t)(3 * p->n_bufs + zl.n_tasks + 1) * sizeof(seg));
