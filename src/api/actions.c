@@ -77,7 +77,7 @@ static void cs_release(struct ArrowArrayStream *s) {
   if (cs->inner.release) cs->inner.release(&cs->inner);
   if (cs->schema.release) cs->schema.release(&cs->schema);
   /* mapped batches stay valid: unlinking a mapped file keeps its pages */
-  if (cs->results_dir) pt__sched_rm_rf(cs->results_dir);
+  if (cs->results_dir) pt__rm_rf(cs->results_dir);
   pt__free(cs->results_dir);
   pt__job_result_reset(&cs->res);
   pt__free(cs);
@@ -104,7 +104,7 @@ int pt_collect(pt_dataset *ds, struct ArrowArrayStream *out, pt_error *err) {
     rc = pt__errorf(err, PT_ENOMEM, "collect: out of memory");
     goto fail;
   }
-  rc = pt__sched_mkdirs(cs->results_dir, err);
+  rc = pt__mkdirs(cs->results_dir, err);
   if (rc == PT_OK) rc = pt_schema_copy(&ds->schema, &cs->schema, err);
   if (rc == PT_OK) rc = pt__driver_run(ds->driver, ds, &a, &cs->res, err);
   if (rc != PT_OK) goto fail;
@@ -172,7 +172,7 @@ int pt_write_ipc(pt_dataset *ds, const char *dir, const pt_ipc_write_options *op
     return pt__errorf(err, PT_EINVAL,
                       "write_ipc: directory '%s' is not empty; write to a new directory or empty "
                       "it first", dir);
-  PT_RETURN_NOT_OK(pt__sched_mkdirs(dir, err));
+  PT_RETURN_NOT_OK(pt__mkdirs(dir, err));
   int rc = PT_OK;
   char absdir[PATH_MAX];
   if (!realpath(dir, absdir)) {
@@ -186,7 +186,7 @@ int pt_write_ipc(pt_dataset *ds, const char *dir, const pt_ipc_write_options *op
   snprintf(temp_root, sizeof temp_root, "%s/_temporary", absdir);
   snprintf(temp, sizeof temp, "%s/%lld", temp_root, (long long)a.job_id);
   a.ipc_temp_dir = temp;
-  rc = pt__sched_mkdirs(temp, err);
+  rc = pt__mkdirs(temp, err);
   if (rc != PT_OK) goto remove_temp;
   pt__job_result res;
   rc = pt__driver_run(ds->driver, ds, &a, &res, err);
@@ -217,13 +217,13 @@ int pt_write_ipc(pt_dataset *ds, const char *dir, const pt_ipc_write_options *op
     }
   pt__job_result_reset(&res);
   (void)pt__driver_quiesce(ds->driver, a.job_id, ORPHAN_WAIT_MS);
-  pt__sched_rm_rf(temp_root);
+  pt__rm_rf(temp_root);
   if (rc == PT_OK) return PT_OK;
   goto remove_dir;
 
 remove_temp:
   (void)pt__driver_quiesce(ds->driver, a.job_id, ORPHAN_WAIT_MS);
-  pt__sched_rm_rf(temp_root);
+  pt__rm_rf(temp_root);
 remove_dir:
   if (!exists) rmdir(dir);
   return rc;

@@ -15,68 +15,11 @@
 #include "api/api_int.h"
 #include "core/registry.h"
 
-/* An IPC stream holding only the schema: how stages carry schemas. The
- * buffer is the IPC writer's (free()). */
-static int schema_to_ipc(const struct ArrowSchema *schema, void **data, int64_t *size,
-                         pt_error *err) {
-  pt_ipc_writer *w;
-  *data = NULL;
-  *size = 0;
-  PT_RETURN_NOT_OK(pt_ipc_writer_open_buffer(schema, NULL, &w, err));
-  int rc = pt_ipc_writer_close(w, err);
-  if (rc == PT_OK) rc = pt_ipc_writer_take_buffer(w, data, size, err);
-  pt_ipc_writer_free(w);
-  return rc;
-}
+void pt_dataset_free(pt_dataset *ds) { pt__node_unref(ds); }
 
-static void node_release(pt_dataset *ds) {
-  if (ds->schema.release) ds->schema.release(&ds->schema);
-  free(ds->schema_ipc);
-  pt__free(ds->out_schema_ipc);
-  if (ds->paths)
-    for (int64_t i = 0; i < ds->partitions; i++) pt__free(ds->paths[i]);
-  pt__free(ds->paths);
-  if (ds->keys)
-    for (int64_t i = 0; i < ds->n_keys; i++) pt__free(ds->keys[i]);
-  pt__free(ds->keys);
-  pt__free(ds->fn);
-  pt__free(ds->arg);
-  pt__free(ds);
-}
-
-void pt_dataset_free(pt_dataset *ds) {
-  /* Iterative: long chains must not recurse. */
-  while (ds && atomic_fetch_sub(&ds->refs, 1) == 1) {
-    pt_dataset *parent = ds->parent;
-    node_release(ds);
-    ds = parent;
-  }
-}
-
-/* A node of `kind` over parent (referenced) with schema copied from
- * `schema`, its IPC form made. */
 static int node_new(pt_session *s, pt__node_kind kind, pt_dataset *parent,
                     const struct ArrowSchema *schema, pt_dataset **out, pt_error *err) {
-  *out = NULL;
-  pt_dataset *ds = pt__calloc(1, sizeof *ds);
-  if (!ds) return pt__errorf(err, PT_ENOMEM, "dataset: out of memory");
-  atomic_init(&ds->refs, 1);
-  ds->session = s;
-  ds->driver = s->driver;
-  ds->kind = kind;
-  int rc = pt_schema_copy(schema, &ds->schema, err);
-  if (rc == PT_OK) rc = schema_to_ipc(&ds->schema, &ds->schema_ipc, &ds->schema_ipc_size, err);
-  if (rc != PT_OK) {
-    node_release(ds);
-    return rc;
-  }
-  if (parent) {
-    atomic_fetch_add(&parent->refs, 1);
-    ds->parent = parent;
-    ds->partitions = parent->partitions;
-  }
-  *out = ds;
-  return PT_OK;
+  return pt__node_new(s, s->driver, kind, parent, schema, out, err);
 }
 
 int pt_range(pt_session *s, int64_t start, int64_t end, int64_t partitions, pt_dataset **out,
@@ -274,7 +217,7 @@ int pt_from_batches(pt_session *s, const struct ArrowSchema *schema, struct Arro
     goto fail;
   }
   snprintf(dir, len, "%s/input-%lld", s->dir, (long long)k);
-  rc = pt__sched_mkdirs(dir, err);
+  rc = pt__mkdirs(dir, err);
   if (rc != PT_OK) goto fail;
   for (int64_t i = 0; i < n; i++) {
     size_t plen = strlen(dir) + 32;
@@ -306,7 +249,7 @@ fail:
   if (paths)
     for (int64_t i = 0; i < n; i++) pt__free(paths[i]);
   pt__free(paths);
-  if (dir) pt__sched_rm_rf(dir);
+  if (dir) pt__rm_rf(dir);
   pt__free(dir);
   return rc;
 }

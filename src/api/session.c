@@ -103,7 +103,7 @@ int pt_session_open(const char *master, const pt_conf *conf, pt_session **out, p
   return PT_OK;
 
 remove_dir:
-  pt__sched_rm_rf(s->dir);
+  pt__rm_rf(s->dir);
 free_session:
   pt_conf_free(s->conf);
   pt__free(s->dir);
@@ -114,7 +114,7 @@ free_session:
 void pt_session_close(pt_session *s) {
   if (!s) return;
   pt__driver_stop(s->driver);
-  pt__sched_rm_rf(s->dir);
+  pt__rm_rf(s->dir);
   pt_conf_free(s->conf);
   pt__free(s->dir);
   pt__free(s);

@@ -107,4 +107,10 @@ int64_t pt__bits_count(const uint8_t *bits, int64_t offset, int64_t length);
 void pt__bits_copy(const uint8_t *src, int64_t src_offset, uint8_t *dst, int64_t dst_offset,
                    int64_t length);
 
+/* Files (files.c). Removes path and everything below it; a missing path is
+ * fine; PT_EIO if something is left. */
+int pt__rm_rf(const char *path);
+/* mkdir -p (mode 0755); the error names the directory that failed. */
+int pt__mkdirs(const char *path, pt_error *err);
+
 #endif /* PT_CORE_H */

@@ -101,6 +101,5 @@ void pt__sink_close(pt__sink *sink);
 /* Schema helpers. */
 int pt__schema_from_ipc(const uint8_t *data, size_t len, struct ArrowSchema *out,
                         pt_error *err);
-int pt__mkdirs(const char *path, pt_error *err);
 
 #endif /* PT_EXEC_INT_H */

@@ -34,25 +34,6 @@ int pt__schema_from_ipc(const uint8_t *data, size_t len, struct ArrowSchema *out
   return rc;
 }
 
-int pt__mkdirs(const char *path, pt_error *err) {
-  char *p = pt__strdup(path);
-  if (p == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
-  int rc = PT_OK;
-  for (char *c = p + 1;; c++) {
-    if (*c != '/' && *c != '\0') continue;
-    char saved = *c;
-    *c = '\0';
-    if (mkdir(p, 0755) != 0 && errno != EEXIST) {
-      rc = pt__errorf(err, PT_EIO, "cannot create directory '%s': %s", p, strerror(errno));
-      break;
-    }
-    *c = saved;
-    if (saved == '\0') break;
-  }
-  pt__free(p);
-  return rc;
-}
-
 static char *path_printf(pt_error *err, const char *fmt, ...) PT_PRINTF(2, 3);
 static char *path_printf(pt_error *err, const char *fmt, ...) {
   char tmp[4096];

@@ -7,7 +7,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -30,42 +29,6 @@ struct pt__driver_conn {
   int closing;
   int fd;            /* the socket, for submit_turn's writes; -1 until accepted */
 };
-
-/* ------------------------------------------------------------------------ */
-/* Files */
-
-static int rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
-  (void)sb, (void)flag, (void)ftw;
-  remove(path);
-  return 0;
-}
-
-int pt__sched_rm_rf(const char *path) {
-  struct stat st;
-  if (lstat(path, &st) != 0) return PT_OK;
-  nftw(path, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
-  return lstat(path, &st) == 0 ? PT_EIO : PT_OK;
-}
-
-int pt__sched_mkdirs(const char *path, pt_error *err) {
-  char *p = pt__strdup(path);
-  if (!p) return pt__errorf(err, PT_ENOMEM, "out of memory");
-  for (char *s = p + 1;; s++) {
-    if (*s == '/' || *s == 0) {
-      char c = *s;
-      *s = 0;
-      if (mkdir(p, 0700) != 0 && errno != EEXIST) {
-        int e = errno;
-        pt__free(p);
-        return pt__errorf(err, PT_EIO, "cannot create directory '%s': %s", path, strerror(e));
-      }
-      *s = c;
-      if (!c) break;
-    }
-  }
-  pt__free(p);
-  return PT_OK;
-}
 
 /* ------------------------------------------------------------------------ */
 /* Frames out */
@@ -239,7 +202,7 @@ static int exec_spawn(pt__driver *d, pt_error *err) {
     /* no process: nothing to kill or wait for */
     ex->state = PT__EXEC_LOST;
     ex->exited = 1;
-    pt__sched_rm_rf(ex->dir);
+    pt__rm_rf(ex->dir);
   }
   return rc;
 }
@@ -374,7 +337,7 @@ void pt__cluster_lose(pt__executor *ex, const char *cause, int64_t timed_out_tas
   ex->out.len = 0;
   ex->lazy.len = 0;
   ex->frame_start = -1;
-  pt__sched_rm_rf(ex->dir); /* its shuffle outputs are gone with it */
+  pt__rm_rf(ex->dir); /* its shuffle outputs are gone with it */
   infos_update(d, ex, 0);
   pt__sched_on_executor_lost(d, ex, cause, timed_out_task, cause_timeout);
   if (d->stopping) return;

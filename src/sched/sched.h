@@ -58,6 +58,16 @@ struct pt_dataset {
   int64_t n_keys;
 };
 
+/* A node of `kind` over parent (which gains a reference; NULL for sources)
+ * with its schema copied from `schema` and its IPC form made. On PT_OK the
+ * caller owns the one reference of *out. */
+int pt__node_new(pt_session *s, pt__driver *d, pt__node_kind kind, pt_dataset *parent,
+                 const struct ArrowSchema *schema, pt_dataset **out, pt_error *err);
+/* Drops one reference; the last one releases the node and, in turn, its
+ * parents' references (iteratively: long chains do not recurse). NULL is
+ * fine. */
+void pt__node_unref(pt_dataset *ds);
+
 /* ------------------------------------------------------------------------ */
 /* The driver, as src/api uses it. */
 
@@ -122,10 +132,6 @@ void pt__job_result_reset(pt__job_result *r);
  * the caller removes it. Returns 1 when none is left, 0 on timeout. */
 int pt__driver_quiesce(pt__driver *d, int64_t job_id, int64_t timeout_ms);
 
-/* Removes path and everything below it; a missing path is fine. */
-int pt__sched_rm_rf(const char *path);
-/* mkdir -p. */
-int pt__sched_mkdirs(const char *path, pt_error *err);
 
 /* ------------------------------------------------------------------------ */
 /* Internal to src/sched. */
