@@ -538,6 +538,76 @@ int pt_count(pt_dataset *ds, int64_t *out, pt_error *err);
 int pt_write_ipc(pt_dataset *ds, const char *dir, const pt_ipc_write_options *opts,
                  pt_error *err);
 
+/* ------------------------------------------------------------------------ */
+/* Job metrics: what a finished job did (as Spark's status tracker and Ray's
+ * state API report it), per stage attempt: the tasks launched and how they
+ * ended, the faults the engine absorbed (executors lost, map outputs lost
+ * and recomputed), rows and bytes moved. Kept for the session's last 64
+ * jobs; each action also records its job id in the dataset it ran on. */
+
+/* Why a task attempt ended without output. */
+typedef enum pt_task_cause {
+  PT_CAUSE_ERROR = 0,         /* the function or the engine returned an error */
+  PT_CAUSE_TIMEOUT = 1,       /* ran past task.timeout (its executor was killed) */
+  PT_CAUSE_EXECUTOR_LOST = 2, /* its executor was lost while it ran */
+  PT_CAUSE_FETCH_FAILED = 3,  /* a map output it read was gone (not counted
+                                 toward task.max_failures) */
+  PT_CAUSE_KILLED = 4,        /* stopped on the driver's request */
+  PT_CAUSE_COUNT_             /* not a cause: the number of causes */
+} pt_task_cause;
+
+/* One attempt of one stage (a stage runs again under a new attempt when a
+ * map output it reads was lost and recomputed). */
+typedef struct pt_stage_stats {
+  int64_t stage_id;
+  int64_t attempt;            /* 0, 1, ...: the StageDef attempt */
+  int64_t partitions;         /* of the stage */
+  int32_t is_map;             /* 1: writes a shuffle for a later stage */
+  int64_t tasks_launched;     /* attempts sent to executors */
+  int64_t tasks_succeeded;    /* first successful attempt of a partition */
+  int64_t tasks_failed;       /* ended without output: the sum of failed_by_cause */
+  int64_t failed_by_cause[PT_CAUSE_COUNT_];
+  int64_t tasks_retried;      /* launched with a task attempt number > 0 */
+  int64_t tasks_requeued;     /* queued on a lost executor, launched again uncounted */
+  int64_t tasks_duplicate;    /* succeeded after another attempt of its partition
+                                 had: output discarded (for write_ipc: not committed) */
+  int64_t tasks_orphaned;     /* still running when the job ended (stopped, ignored) */
+  int64_t outputs_lost;       /* map outputs of this attempt lost (executor lost,
+                                 file gone); each is recomputed */
+  int64_t *lost_partitions;   /* [outputs_lost] which map partitions, in order of
+                                 loss; owned by the pt_job_stats */
+  int64_t rows_read;          /* rows produced by the stage's source */
+  int64_t bytes_read;         /* bytes of input files and shuffle segments read */
+  int64_t rows_written;       /* rows given to the sink (after filters) */
+  int64_t bytes_written;      /* bytes of shuffle, result and IPC files written */
+  int64_t task_time_us;       /* sum of the task attempts' running times */
+} pt_stage_stats;
+
+typedef struct pt_job_stats {
+  int64_t job_id;
+  int status;                 /* PT_OK, or the code the action returned */
+  int64_t duration_us;        /* submission to end */
+  int64_t executors_lost;     /* during the job */
+  int64_t executors_started;  /* replacements started during the job */
+  int64_t n_stages;           /* entries of stages: stage attempts that launched
+                                 tasks, in order of their first launch */
+  pt_stage_stats *stages;     /* owned */
+} pt_job_stats;
+
+/* The stats of the job the last action on ds ran (pt_collect, pt_count,
+ * pt_write_ipc; failed jobs too). PT_ESTATE when no action ran on ds yet,
+ * PT_ERANGE when the session has since finished 64 newer jobs. On PT_OK
+ * the caller owns *out (free with pt_job_stats_free). */
+int pt_dataset_last_job(pt_dataset *ds, pt_job_stats **out, pt_error *err);
+/* The stats of the session's job job_id (0: its last finished job).
+ * Errors as above; on PT_OK the caller owns *out. */
+int pt_session_job_stats(pt_session *s, int64_t job_id, pt_job_stats **out, pt_error *err);
+/* Totals over the stages (every attempt) of st into *out (stage_id, attempt,
+ * partitions are those of the first entry; lost_partitions NULL): the figure
+ * a test or a progress line usually wants. */
+void pt_job_stats_total(const pt_job_stats *st, pt_stage_stats *out);
+void pt_job_stats_free(pt_job_stats *st);
+
 #ifdef __cplusplus
 }
 #endif

@@ -106,7 +106,10 @@ int pt_collect(pt_dataset *ds, struct ArrowArrayStream *out, pt_error *err) {
   }
   rc = pt__mkdirs(cs->results_dir, err);
   if (rc == PT_OK) rc = pt_schema_copy(&ds->schema, &cs->schema, err);
-  if (rc == PT_OK) rc = pt__driver_run(ds->driver, ds, &a, &cs->res, err);
+  if (rc == PT_OK) {
+    rc = pt__driver_run(ds->driver, ds, &a, &cs->res, err);
+    pt__session_record_job(ds, &cs->res);
+  }
   if (rc != PT_OK) goto fail;
   out->get_schema = cs_get_schema;
   out->get_next = cs_get_next;
@@ -126,7 +129,9 @@ int pt_count(pt_dataset *ds, int64_t *out, pt_error *err) {
   if (!ds || !out) return pt__errorf(err, PT_EINVAL, "count: dataset and out must not be NULL");
   pt__action a = {.job_id = pt__driver_new_job_id(ds->driver), .sink = PT__SINK_COUNT};
   pt__job_result res;
-  PT_RETURN_NOT_OK(pt__driver_run(ds->driver, ds, &a, &res, err));
+  int rc = pt__driver_run(ds->driver, ds, &a, &res, err);
+  pt__session_record_job(ds, &res);
+  if (rc != PT_OK) return rc;
   *out = res.count;
   pt__job_result_reset(&res);
   return PT_OK;
@@ -190,6 +195,7 @@ int pt_write_ipc(pt_dataset *ds, const char *dir, const pt_ipc_write_options *op
   if (rc != PT_OK) goto remove_temp;
   pt__job_result res;
   rc = pt__driver_run(ds->driver, ds, &a, &res, err);
+  pt__session_record_job(ds, &res);
   if (rc != PT_OK) goto remove_temp;
 
   /* Commit: one rename per partition (the first successful attempt), then

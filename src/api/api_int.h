@@ -13,12 +13,23 @@
 #include "protium.h"
 #include "sched/sched.h"
 
+/* Metrics of this many finished jobs are kept per session. */
+#define PT__JOBS_KEPT 64
+
 struct pt_session {
   pt_conf *conf;          /* owned copy */
   char *dir;              /* <local.dir>/protium-<pid>-XXXXXX, owned */
   pt__driver *driver;     /* owned; the driver thread and its executors */
   atomic_int_fast64_t next_input; /* numbering of pt_from_batches inputs */
+  pthread_mutex_t jobs_mu;        /* guards the fields below */
+  pt_job_stats *jobs[PT__JOBS_KEPT]; /* owned: the last finished jobs' metrics,
+                                        ring by jobs_seen */
+  int64_t jobs_seen;              /* jobs recorded so far */
 };
+
+/* Keeps the metrics of a finished job (moving res->stats) and notes the
+ * job id in ds. jobs.c. */
+void pt__session_record_job(pt_dataset *ds, pt__job_result *res);
 
 /* The configuration table, in one place (README mirrors it). */
 typedef enum pt__conf_kind {

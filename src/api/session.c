@@ -56,6 +56,7 @@ int pt_session_open(const char *master, const pt_conf *conf, pt_session **out, p
   pt_session *s = pt__calloc(1, sizeof *s);
   if (!s) return pt__errorf(err, PT_ENOMEM, "session: out of memory");
   atomic_init(&s->next_input, 0);
+  pthread_mutex_init(&s->jobs_mu, NULL);
   rc = pt__conf_copy(conf, &s->conf, err);
   if (rc != PT_OK) goto free_session;
 
@@ -107,6 +108,7 @@ remove_dir:
 free_session:
   pt_conf_free(s->conf);
   pt__free(s->dir);
+  pthread_mutex_destroy(&s->jobs_mu);
   pt__free(s);
   return rc;
 }
@@ -117,6 +119,8 @@ void pt_session_close(pt_session *s) {
   pt__rm_rf(s->dir);
   pt_conf_free(s->conf);
   pt__free(s->dir);
+  for (int i = 0; i < PT__JOBS_KEPT; i++) pt_job_stats_free(s->jobs[i]);
+  pthread_mutex_destroy(&s->jobs_mu);
   pt__free(s);
 }
 

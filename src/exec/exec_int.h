@@ -47,6 +47,7 @@ typedef struct pt__source {
   size_t map_index;               /* shuffle: the next map output to open */
   void **segments;                /* shuffle: segment bytes, freed at close (arrays point in) */
   size_t n_segments;
+  int64_t rows_read, bytes_read;  /* for the task's status (job metrics) */
 } pt__source;
 
 int pt__source_open(pt__task *t, const Protium__Op *op, pt__source *src, pt_error *err);

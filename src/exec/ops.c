@@ -140,6 +140,7 @@ static int open_segment(pt__source *src, size_t m, int *empty, pt_error *err) {
     got += (size_t)n;
   }
   close(fd);
+  src->bytes_read += (int64_t)len;
   int rc = pt_ipc_read_buffer(buf, (int64_t)len, NULL, NULL, &src->stream, err);
   if (rc != PT_OK) return fetch_failed(src, m, err, rc, "is corrupt", mo->path);
   return PT_OK;
@@ -180,6 +181,8 @@ int pt__source_open(pt__task *t, const Protium__Op *op, pt__source *src, pt_erro
         pt__source_close(src);
         return pt__error_prefix(err, rc, "read '%s': ", path);
       }
+      struct stat sb;
+      if (stat(path, &sb) == 0) src->bytes_read = (int64_t)sb.st_size;
       return PT_OK;
     }
     case PROTIUM__OP__OP_SHUFFLE_READ: {
@@ -213,6 +216,7 @@ int pt__source_next(pt__source *src, struct ArrowArray *out, pt_error *err) {
     int64_t n = src->end - src->next < src->batch_rows ? src->end - src->next : src->batch_rows;
     PT_RETURN_NOT_OK(range_batch(src->next, n, out, err));
     src->next += n;
+    src->rows_read += n;
     return PT_OK;
   }
   for (;;) {
@@ -226,7 +230,10 @@ int pt__source_next(pt__source *src, struct ArrowArray *out, pt_error *err) {
       return fetch_failed(src, m, err, PT_EFORMAT, "is corrupt",
                           src->op->shuffle_read->map_outputs[m]->path);
     }
-    if (out->release != NULL) return PT_OK;
+    if (out->release != NULL) {
+      src->rows_read += out->length;
+      return PT_OK;
+    }
     src->stream.release(&src->stream);
     if (src->op->op_case != PROTIUM__OP__OP_SHUFFLE_READ) return PT_OK;
     PT_RETURN_NOT_OK(next_segment(src, err));

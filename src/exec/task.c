@@ -5,6 +5,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "core/registry.h"
@@ -168,7 +169,7 @@ static int run(pt__task *t, Protium__TaskStatus *st, pt_error *err) {
       sink_op->op_case == PROTIUM__OP__OP_COUNT) {
     int64_t lo, hi;
     pt__range_bounds(src_op->range, t->launch->partition, &lo, &hi);
-    st->rows = st->count = hi - lo;
+    st->rows = st->count = st->rows_read = hi - lo;
     return PT_OK;
   }
 
@@ -205,6 +206,15 @@ static int run(pt__task *t, Protium__TaskStatus *st, pt_error *err) {
     if (rc != PT_OK) break;
   }
   if (rc == PT_OK) rc = pt__sink_finish(&sink, st, err);
+  if (rc == PT_OK) {
+    st->rows_read = src.rows_read;
+    st->bytes_read = src.bytes_read;
+    struct stat sb;
+    if (st->shuffle && st->shuffle->n_segment_offsets)
+      st->bytes_written = st->shuffle->segment_offsets[st->shuffle->n_segment_offsets - 1];
+    else if (st->output_path && *st->output_path && stat(st->output_path, &sb) == 0)
+      st->bytes_written = (int64_t)sb.st_size;
+  }
 close_all:
   pt__sink_close(&sink);
   pt__source_close(&src);

@@ -197,6 +197,7 @@ static int exec_spawn(pt__driver *d, pt_error *err) {
   }
   d->execs[d->n_execs] = ex;
   ex->index = d->n_execs++;
+  pt__stats_on_executor(d, 0);
   int rc = d->backend->start(d, ex, err);
   if (rc != PT_OK) {
     /* no process: nothing to kill or wait for */
@@ -983,8 +984,9 @@ int pt__driver_run(pt__driver *d, pt_dataset *ds, const pt__action *action, pt__
   pthread_mutex_unlock(&d->mu);
 
   int rc = PT_OK;
-  if (job->state != PT__JOB_SUCCEEDED) {
-    rc = job->error.code ? job->error.code : PT_EINTERNAL;
+  if (job->state != PT__JOB_SUCCEEDED) rc = job->error.code ? job->error.code : PT_EINTERNAL;
+  out->stats = pt__stats_take(job, rc);
+  if (rc != PT_OK) {
     if (err) *err = job->error;
     goto free_job;
   }
@@ -1025,5 +1027,6 @@ void pt__job_result_reset(pt__job_result *r) {
     for (int64_t i = 0; i < r->n_partitions; i++) pt__free(r->paths[i]);
   pt__free(r->paths);
   pt__free(r->rows);
+  pt_job_stats_free(r->stats);
   memset(r, 0, sizeof *r);
 }

@@ -52,6 +52,7 @@ int pt__node_new(pt_session *s, pt__driver *d, pt__node_kind kind, pt_dataset *p
   pt_dataset *ds = pt__calloc(1, sizeof *ds);
   if (!ds) return pt__errorf(err, PT_ENOMEM, "dataset: out of memory");
   atomic_init(&ds->refs, 1);
+  atomic_init(&ds->last_job, 0);
   ds->session = s;
   ds->driver = d;
   ds->kind = kind;

@@ -65,6 +65,7 @@ void pt__plan_free(pt__job *job) {
   if (!job) return;
   for (int64_t i = 0; i < job->n_stages; i++) stage_free(job->stages[i]);
   pt__free(job->stages);
+  pt__stats_free(job->stats);
   pt__node_unref(job->ds);
   pt__free(job);
 }

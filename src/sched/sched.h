@@ -56,6 +56,7 @@ struct pt_dataset {
   /* SHUFFLE */
   char **keys;                   /* owned; n_keys == 0: round robin */
   int64_t n_keys;
+  atomic_int_fast64_t last_job;  /* the job id of the last action on it, 0 = none */
 };
 
 /* A node of `kind` over parent (which gains a reference; NULL for sources)
@@ -119,6 +120,8 @@ typedef struct pt__job_result {
   char **paths;                  /* owned, each owned */
   int64_t *rows;                 /* owned */
   int64_t count;
+  pt_job_stats *stats;           /* owned: the job's metrics, success or not
+                                    (NULL without memory) */
 } pt__job_result;
 
 /* Plans ds, runs the job on the executors and waits for it. On PT_OK the
@@ -143,6 +146,7 @@ typedef enum pt__stage_state {
 } pt__stage_state;
 
 typedef struct pt__job pt__job;
+typedef struct pt__jstats pt__jstats; /* stats.c */
 
 typedef struct pt__sched_stage {
   int64_t id;
@@ -190,6 +194,7 @@ struct pt__job {
   pt__job_state state;            /* written under loop_mu; read after `finished` */
   pt_error error;
   atomic_int finished;            /* set under the driver mutex; read without it too */
+  pt__jstats *stats;              /* owned: metrics being recorded (NULL: none) */
   struct pt__job *next;           /* active list / finished this turn (loop_mu) */
 };
 
@@ -336,5 +341,28 @@ void pt__sched_on_tick(pt__driver *d, uint64_t now_ns);
 void pt__sched_flush_done(pt__driver *d);
 /* Fails every active job (executors cannot be started). */
 void pt__sched_fail_all(pt__driver *d, int code, const char *why);
+
+/* stats.c: one hook per scheduler event (loop_mu held; each a no-op when
+ * the job has no stats). */
+void pt__stats_job_start(pt__job *job);
+void pt__stats_on_launch(const pt__sched_stage *st, const pt__sched_task *t);
+/* Before the status changes the stage: tells a first success from a
+ * duplicate. */
+void pt__stats_on_status(const pt__sched_stage *st, const pt__sched_task *t,
+                         const Protium__TaskStatus *ts);
+/* A task in flight on a lost executor: failed if it had started (or timed
+ * out), requeued if it was only queued. */
+void pt__stats_on_lost_task(const pt__sched_stage *st, const pt__sched_task *t, int timed_out);
+/* A task still in flight when its job ended (t->stage still set). */
+void pt__stats_on_orphan(const pt__sched_task *t);
+void pt__stats_on_output_lost(const pt__sched_stage *st, int64_t m);
+/* An executor lost (lost = 1) or started (0): counted for every active job. */
+void pt__stats_on_executor(pt__driver *d, int lost);
+/* The finished job's metrics, moved into a new pt_job_stats (caller owns;
+ * NULL without memory). */
+pt_job_stats *pt__stats_take(pt__job *job, int status);
+void pt__stats_free(pt__jstats *js);
+/* Deep copy; on PT_OK the caller owns *out. */
+int pt__stats_copy(const pt_job_stats *src, pt_job_stats **out);
 
 #endif /* PT_SCHED_H */

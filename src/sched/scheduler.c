@@ -151,7 +151,9 @@ static void push_pending(pt__driver *d, pt__sched_stage *st, int64_t p) {
 
 /* Takes the next partition for ex: the head of the ring, unless its last
  * attempt failed on ex and another partition (among the next few) did not:
- * retries go elsewhere when there is an elsewhere. */
+ * retries go elsewhere when there is an elsewhere. When every pending
+ * partition failed last on ex and another executor is ready, none is
+ * taken (-1): that one gets them when it has room. */
 static int64_t pop_pending(pt__driver *d, pt__sched_stage *st, pt__executor *ex, int n_ready) {
   int64_t k = 0;
   if (n_ready > 1) {
@@ -159,7 +161,8 @@ static int64_t pop_pending(pt__driver *d, pt__sched_stage *st, pt__executor *ex,
       int64_t p = st->pending[(st->pend_head + k) % st->partitions];
       if (st->last_exec[p] != ex->id) break;
     }
-    if (k == st->n_pending || k == 8) k = 0;
+    if (k == st->n_pending) return -1;
+    if (k == 8) k = 0;
   }
   int64_t *slot = &st->pending[(st->pend_head + k) % st->partitions];
   int64_t p = *slot;
@@ -199,6 +202,7 @@ static void job_finish(pt__driver *d, pt__job *job, pt__job_state state) {
     for (int32_t i = ex->head; i >= 0; i = d->tasks[i].next) {
       pt__sched_task *t = &d->tasks[i];
       if (!t->stage || t->stage->job != job) continue;
+      pt__stats_on_orphan(t);
       t->stage = NULL; /* always, even without memory for the messages */
       if (kill) kill[n_kill++] = t->id;
     }
@@ -322,6 +326,7 @@ static void output_lost(pt__driver *d, pt__sched_stage *st, int64_t m, const cha
   for (int64_t i = 0; i < job->n_stages; i++)
     if (job->stages[i]->parent == st) child = job->stages[i];
   if (!st->done[m] || !child || child->state == PT__STAGE_DONE) return; /* not needed */
+  pt__stats_on_output_lost(st, m);
   st->done[m] = 0;
   st->n_done--;
   output_free(&st->outputs[m]);
@@ -427,6 +432,7 @@ static void attempt_succeeded(pt__driver *d, pt__sched_stage *st, int64_t p, pt_
 
 void pt__sched_submit(pt__driver *d, pt__job *job) {
   job->state = PT__JOB_RUNNING;
+  pt__stats_job_start(job);
   pt__job **pp = &d->active;
   while (*pp) pp = &(*pp)->next;
   *pp = job;
@@ -470,13 +476,16 @@ static int launch(pt__driver *d, pt__executor *ex, pt__sched_stage *st, int64_t 
     return PT_ENOMEM;
   }
   exec_link(d, ex, i);
+  pt__stats_on_launch(st, t);
   if (ex->n_inflight <= ex->slots) t->start_ns = now;
   st->running[p]++;
   return PT_OK;
 }
 
-/* The next runnable (stage, partition) for ex, in job order. */
-static pt__sched_stage *pick(pt__driver *d, pt__executor *ex, int n_ready, int64_t *p) {
+/* The next runnable (stage, partition) for ex, in job order; NULL when
+ * there is none (*skipped = 1: none for ex, but others may take some). */
+static pt__sched_stage *pick(pt__driver *d, pt__executor *ex, int n_ready, int64_t *p,
+                             int *skipped) {
   for (pt__job *job = d->active; job; job = job->next) {
     for (int64_t i = 0; i < job->n_stages; i++) {
       pt__sched_stage *st = job->stages[i];
@@ -487,11 +496,12 @@ static pt__sched_stage *pick(pt__driver *d, pt__executor *ex, int n_ready, int64
         if (pt__plan_encode_stage(st, &err) != PT_OK) {
           job_fail(d, job, err.code, "job %lld failed: stage %lld: %s", (long long)job->id,
                    (long long)st->id, err.message);
-          return pick(d, ex, n_ready, p);
+          return pick(d, ex, n_ready, p, skipped);
         }
       }
       *p = pop_pending(d, st, ex, n_ready);
-      return st;
+      if (*p >= 0) return st;
+      *skipped = 1;
     }
   }
   return NULL;
@@ -510,8 +520,10 @@ void pt__sched_schedule(pt__driver *d) {
       pt__executor *ex = d->execs[(d->rr + k) % d->n_execs];
       if (ex->state != PT__EXEC_READY || ex->n_inflight >= ex->slots * cap_per_slot) continue;
       int64_t p;
-      pt__sched_stage *st = pick(d, ex, n_ready, &p);
+      int skipped = 0;
+      pt__sched_stage *st = pick(d, ex, n_ready, &p, &skipped);
       if (!st) {
+        if (skipped) continue; /* retries left for another executor */
         more = 0;
         break;
       }
@@ -541,6 +553,7 @@ void pt__sched_on_status(pt__driver *d, pt__executor *ex, const Protium__TaskSta
   if (was_started) exec_mark_started(d, ex, uv_hrtime());
   pt__sched_stage *st = t.stage;
   if (!st) return; /* orphan of a finished job */
+  pt__stats_on_status(st, &t, ts);
   st->running[t.partition]--;
   switch (ts->state) {
   case PROTIUM__TASK_STATE__TASK_SUCCEEDED:
@@ -569,6 +582,7 @@ void pt__sched_on_status(pt__driver *d, pt__executor *ex, const Protium__TaskSta
 
 void pt__sched_on_executor_lost(pt__driver *d, pt__executor *ex, const char *cause,
                                 int64_t timed_out_task, const char *cause_timeout) {
+  pt__stats_on_executor(d, 1);
   /* Detach the whole list first: failing a job below walks executor lists. */
   int32_t i = ex->head;
   ex->head = ex->tail = -1;
@@ -580,6 +594,7 @@ void pt__sched_on_executor_lost(pt__driver *d, pt__executor *ex, const char *cau
     task_free(d, i);
     i = next;
     if (!t.stage) continue;
+    pt__stats_on_lost_task(t.stage, &t, t.id == timed_out_task && cause_timeout);
     t.stage->running[t.partition]--;
     if (t.id == timed_out_task && cause_timeout)
       attempt_failed(d, t.stage, t.partition, ex->id, cause_timeout, PT_ETIMEDOUT, 1);
