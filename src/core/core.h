@@ -113,4 +113,18 @@ int pt__rm_rf(const char *path);
 /* mkdir -p (mode 0755); the error names the directory that failed. */
 int pt__mkdirs(const char *path, pt_error *err);
 
+/* sanitize.c: executors under the sanitizers (no-ops in other builds). */
+/* 1 in an AddressSanitizer build. */
+int pt__sanitized(void);
+/* Runs LeakSanitizer now (the executor ends with _exit, which skips it);
+ * exits with a non-zero status if it finds a leak. */
+void pt__sanitizer_leak_check(void);
+/* "NAME=<its value>:log_path=<log_prefix>" for an executor's environment
+ * (NAME: ASAN_OPTIONS, UBSAN_OPTIONS). Caller frees (pt__free); NULL
+ * without memory. */
+char *pt__sanitizer_env(const char *name, const char *log_prefix);
+/* Prints every non-empty report file in dir to stderr; returns their
+ * number. */
+int pt__sanitizer_report(const char *dir);
+
 #endif /* PT_CORE_H */

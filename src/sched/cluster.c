@@ -218,17 +218,31 @@ static int local_start(pt__driver *d, pt__executor *ex, pt_error *err) {
   extern char **environ;
   size_t n_env = 0;
   while (environ[n_env]) n_env++;
-  char **env = pt__calloc(n_env + 5, sizeof *env);
+  char **env = pt__calloc(n_env + 7, sizeof *env);
   char *sock_var = pt__malloc(strlen(d->sock_path) + 32);
   char *dir_var = pt__malloc(strlen(ex->dir) + 32);
+  char *san[2] = {NULL, NULL};
   int rc = PT_OK;
   if (!env || !sock_var || !dir_var) {
     rc = pt__errorf(err, PT_ENOMEM, "out of memory");
     goto free_env;
   }
   size_t k = 0;
+  if (pt__sanitized()) {
+    /* Reports into the session (<dir>/sanitizer/exec-<id>.<pid>), checked
+     * by pt__driver_stop; see src/core/sanitize.c. */
+    char prefix[4200];
+    snprintf(prefix, sizeof prefix, "%s/sanitizer/exec-%lld", d->session_dir, (long long)ex->id);
+    san[0] = pt__sanitizer_env("ASAN_OPTIONS", prefix);
+    san[1] = pt__sanitizer_env("UBSAN_OPTIONS", prefix);
+    for (int i = 0; i < 2; i++)
+      if (san[i]) env[k++] = san[i];
+  }
   for (size_t i = 0; i < n_env; i++)
-    if (strncmp(environ[i], "PROTIUM_EXECUTOR_", 17) != 0) env[k++] = environ[i];
+    if (strncmp(environ[i], "PROTIUM_EXECUTOR_", 17) != 0 &&
+        !(san[0] && strncmp(environ[i], "ASAN_OPTIONS=", 13) == 0) &&
+        !(san[1] && strncmp(environ[i], "UBSAN_OPTIONS=", 14) == 0))
+      env[k++] = environ[i];
   sprintf(sock_var, "PROTIUM_EXECUTOR_SOCKET=%s", d->sock_path);
   sprintf(dir_var, "PROTIUM_EXECUTOR_DIR=%s", ex->dir);
   snprintf(buf[0], sizeof buf[0], "PROTIUM_EXECUTOR_ID=%lld", (long long)ex->id);
@@ -271,6 +285,8 @@ static int local_start(pt__driver *d, pt__executor *ex, pt_error *err) {
   ex->last_seen_ns = uv_hrtime();
 free_env:
   pt__free(env);
+  pt__free(san[0]);
+  pt__free(san[1]);
   pt__free(sock_var);
   pt__free(dir_var);
   return rc;
@@ -828,6 +844,11 @@ int pt__driver_start(const pt__driver_opts *opts, pt__driver **out, pt_error *er
     return pt__errorf(err, PT_ENOMEM, "session: out of memory");
   }
   snprintf(d->sock_path, sl, "%s/driver.sock", opts->session_dir);
+  if (pt__sanitized()) {
+    char san[4200];
+    snprintf(san, sizeof san, "%s/sanitizer", opts->session_dir);
+    (void)mkdir(san, 0700); /* executors' sanitizer reports (sanitize.c) */
+  }
   for (size_t i = 0; i < opts->n_conf; i++) {
     d->conf_kv[2 * i] = pt__strdup(opts->conf_keys[i]);
     d->conf_kv[2 * i + 1] = pt__strdup(opts->conf_values[i]);
@@ -936,6 +957,17 @@ void pt__driver_stop(pt__driver *d) {
   driver_wake(d);
   pthread_join(d->thread, NULL);
   uv_loop_close(&d->loop);
+  if (pt__sanitized()) {
+    /* A finding in an executor fails the program, as one in the driver
+     * would (sanitizer builds only: the executor's end looked like a lost
+     * executor, retried). */
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s/sanitizer", d->session_dir);
+    if (pt__sanitizer_report(dir) > 0) {
+      fprintf(stderr, "protium: an executor had sanitizer findings (above); stopping\n");
+      abort();
+    }
+  }
   driver_free(d);
 }
 
