@@ -14,7 +14,15 @@
 /* ------------------------------------------------------------------------ */
 /* Allocation */
 
-static void *pb_alloc(void *data, size_t size) { return pt__malloc(size); }
+/* Set when an allocation for protobuf-c failed on this thread: its unpack
+ * returns NULL alike for corrupt bytes and for no memory. */
+static _Thread_local int pb_alloc_failed;
+
+static void *pb_alloc(void *data, size_t size) {
+  void *p = pt__malloc(size);
+  if (p == NULL) pb_alloc_failed = 1;
+  return p;
+}
 static void pb_free(void *data, void *p) { pt__free(p); }
 
 ProtobufCAllocator pt__pb_allocator = {pb_alloc, pb_free, NULL};
@@ -64,8 +72,11 @@ int pt__msg_unpack(pt__msg_type type, const uint8_t *payload, size_t len,
   *out = NULL;
   const ProtobufCMessageDescriptor *desc = pt__msg_descriptor(type);
   if (desc == NULL) return pt__errorf(err, PT_EFORMAT, "unknown message type %d", (int)type);
+  pb_alloc_failed = 0;
   *out = protobuf_c_message_unpack(desc, &pt__pb_allocator, len, payload);
-  /* protobuf-c does not say why; a failed allocation looks the same. */
+  if (*out == NULL && pb_alloc_failed)
+    return pt__errorf(err, PT_ENOMEM, "%s message of %zu bytes: out of memory",
+                      desc->short_name, len);
   if (*out == NULL)
     return pt__errorf(err, PT_EFORMAT, "%s message of %zu bytes does not decode",
                       desc->short_name, len);

@@ -279,15 +279,43 @@ static void test_alloc_failure(void **state) {
   Protium__LaunchBatch lb;
   Protium__TaskLaunch tasks[4], *ptrs[4];
   make_launch(&lb, tasks, ptrs, 4);
+  /* Encoding into a buffer that cannot grow: PT_ENOMEM, buffer untouched. */
+  pt__alloc_fail_after(0);
+  pt_error e = {0};
+  int rc = pt__frame_append(&out, PT__MSG_LAUNCH_BATCH, &lb.base, &e);
+  pt__alloc_fail_after(-1);
+  assert_int_equal(rc, PT_ENOMEM);
+  assert_int_equal(out.len, 0);
   CHECK(pt__frame_append(&out, PT__MSG_LAUNCH_BATCH, &lb.base, &err));
-  for (int64_t k = 0; k < 20; k++) {
-    ProtobufCMessage *m;
+  /* Decoding with the k-th allocation failing: PT_ENOMEM said as such (not
+   * "does not decode"), nothing leaked (ASan), until k is past the
+   * allocations needed and the message decodes whole. */
+  int failures = 0, ok = 0;
+  for (int64_t k = 0; k < 20 && !ok; k++) {
+    ProtobufCMessage *m = NULL;
+    memset(&e, 0, sizeof e);
     pt__alloc_fail_after(k);
-    int rc =
-        pt__msg_unpack(PT__MSG_LAUNCH_BATCH, (uint8_t *)out.data + 8, out.len - 8, &m, NULL);
+    rc = pt__msg_unpack(PT__MSG_LAUNCH_BATCH, (uint8_t *)out.data + 8, out.len - 8, &m, &e);
     pt__alloc_fail_after(-1);
-    if (rc == PT_OK) pt__msg_free(m);
+    if (rc != PT_OK) {
+      assert_int_equal(rc, PT_ENOMEM);
+      assert_null(m);
+      assert_non_null(strstr(e.message, "out of memory"));
+      failures++;
+      continue;
+    }
+    ok = 1;
+    Protium__LaunchBatch *got = (Protium__LaunchBatch *)m;
+    assert_int_equal(got->n_tasks, 4);
+    for (int i = 0; i < 4; i++) {
+      assert_int_equal(got->tasks[i]->task_id, 1000 + i);
+      assert_int_equal(got->tasks[i]->partition, i);
+      assert_int_equal(got->tasks[i]->attempt, i % 2);
+    }
+    pt__msg_free(m);
   }
+  assert_true(failures >= 5); /* the batch and each of its 4 tasks */
+  assert_true(ok);
   pt_buf_free(&out);
 }
 
