@@ -25,7 +25,14 @@ from conftest import ROOT
 BUILD = Path(os.environ.get("PT_BUILD_DIR", ROOT / "build"))
 PROTIUM = BUILD / "protium"
 
-pytestmark = pytest.mark.skipif(not PROTIUM.exists(), reason=f"{PROTIUM} is not built")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def protium_built() -> None:
+    """A missing binary is a failure, not a skip: a suite that skips every
+    CLI test passes without testing anything."""
+    if not PROTIUM.exists():
+        pytest.fail(f"{PROTIUM} is missing: build first (make build)")
 
 
 def run(*args: str, input: bytes | None = None) -> subprocess.CompletedProcess:

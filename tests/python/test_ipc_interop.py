@@ -550,7 +550,7 @@ with new(sink, table.schema, options=opts) as w:
         w.write_batch(b)
 data = sink.getvalue().to_pybytes()
 rng = random.Random(seed)
-stats = {"size": len(data), "reads": 0, "ok": 0, "errors": {}, "non_utf8_names": 0,
+stats = {"size": len(data), "reads": 0, "ok": 0, "errors": {}, "tolerated": 0,
          "failures": []}
 tmp = tempfile.mkdtemp()
 
@@ -575,8 +575,11 @@ def attempt(kind, pos, blob, via_path):
         try:
             result.validate(full=True)
         except pa.ArrowInvalid as e:
-            if not tolerated(e):
+            # Only a flipped byte can make text or decimal values invalid: a
+            # truncated input must still yield the valid batches it holds.
+            if not tolerated(e) or kind != "flip":
                 raise
+            stats["tolerated"] += 1
         pta.validate(result)
         pta.write_ipc_buffer(result, compression="lz4")
         if kind == "cut":
@@ -585,9 +588,6 @@ def attempt(kind, pos, blob, via_path):
             assert n <= len(batches), (n, len(batches))
             assert all(g.equals(b) for g, b in zip(got, batches)), "not a prefix"
         stats["ok"] += 1
-    except UnicodeDecodeError:
-        # A flipped byte in a field name: see test_non_utf8_field_names_are_refused.
-        stats["non_utf8_names"] += 1
     except protium.ProtiumError as e:
         name = str(e.code)
         stats["errors"][name] = stats["errors"].get(name, 0) + 1
