@@ -16,6 +16,8 @@ static const pt__conf_key KEYS[] = {
      "how often executors send a heartbeat"},
     {"executor.heartbeat_timeout", "10s", PT__CONF_DURATION, 1,
      "an executor silent this long is lost: killed, its tasks retried, replaced"},
+    {"executor.start_timeout", "30s", PT__CONF_DURATION, 1,
+     "an executor started that has not connected within this long is lost"},
     {"task.max_failures", "4", PT__CONF_INT, 1,
      "attempts of one partition before the job fails"},
     {"task.timeout", "0", PT__CONF_DURATION, 0,

@@ -91,6 +91,7 @@ int pt_session_open(const char *master, const pt_conf *conf, pt_session **out, p
       .queue_depth = (int)pt__conf_int(s->conf, "executor.queue_depth"),
       .heartbeat_interval_ms = pt__conf_ms(s->conf, "executor.heartbeat_interval"),
       .heartbeat_timeout_ms = pt__conf_ms(s->conf, "executor.heartbeat_timeout"),
+      .start_timeout_ms = pt__conf_ms(s->conf, "executor.start_timeout"),
       .task_timeout_ms = pt__conf_ms(s->conf, "task.timeout"),
       .max_failures = (int)pt__conf_int(s->conf, "task.max_failures"),
       .stage_max_attempts = (int)pt__conf_int(s->conf, "stage.max_attempts"),

@@ -681,10 +681,11 @@ static void tick_cb_locked(uv_timer_t *t) {
       snprintf(why, sizeof why, "executor %lld lost: no heartbeat for %lld ms", (long long)ex->id,
                (long long)d->opts.heartbeat_timeout_ms);
       pt__cluster_lose(ex, why, 0, NULL);
-    } else if (ex->state == PT__EXEC_STARTING && silent > 30000000000u) {
+    } else if (ex->state == PT__EXEC_STARTING &&
+               silent > (uint64_t)d->opts.start_timeout_ms * 1000000u) {
       char why[160];
-      snprintf(why, sizeof why, "executor %lld did not connect to the driver within 30 s",
-               (long long)ex->id);
+      snprintf(why, sizeof why, "executor %lld did not connect to the driver within %lld ms "
+               "(executor.start_timeout)", (long long)ex->id, (long long)d->opts.start_timeout_ms);
       pt__cluster_lose(ex, why, 0, NULL);
     }
   }
@@ -831,6 +832,7 @@ int pt__driver_start(const pt__driver_opts *opts, pt__driver **out, pt_error *er
   pthread_cond_init(&d->cv, NULL);
   d->wake_fd = -1;
   d->opts = *opts;
+  if (d->opts.start_timeout_ms <= 0) d->opts.start_timeout_ms = 30000;
   d->backend = &local_backend;
   d->free_task = -1;
   atomic_init(&d->next_id, 1);
@@ -907,10 +909,16 @@ int pt__driver_start(const pt__driver_opts *opts, pt__driver **out, pt_error *er
     goto kill_execs;
   }
 
-  /* Wait for every Hello (30 s: enough for a loaded machine). */
+  /* Wait for every Hello (executor.start_timeout, 30 s by default: enough
+   * for a loaded machine). */
   struct timespec deadline;
   clock_gettime(CLOCK_REALTIME, &deadline);
-  deadline.tv_sec += 30;
+  deadline.tv_sec += d->opts.start_timeout_ms / 1000;
+  deadline.tv_nsec += (d->opts.start_timeout_ms % 1000) * 1000000;
+  if (deadline.tv_nsec >= 1000000000) {
+    deadline.tv_sec++;
+    deadline.tv_nsec -= 1000000000;
+  }
   pthread_mutex_lock(&d->mu);
   while (d->n_hello < opts->n_executors && !d->start_failed)
     if (pthread_cond_timedwait(&d->cv, &d->mu, &deadline) == ETIMEDOUT) break;
@@ -918,8 +926,9 @@ int pt__driver_start(const pt__driver_opts *opts, pt__driver **out, pt_error *er
     rc = pt__errorf(err, PT_EIO, "session: %s", d->start_error);
   else if (d->n_hello < opts->n_executors)
     rc = pt__errorf(err, PT_ETIMEDOUT,
-                    "session: %d of %d executors connected within 30 s; is the machine "
-                    "overloaded?", d->n_hello, opts->n_executors);
+                    "session: %d of %d executors connected within %lld ms "
+                    "(executor.start_timeout); is the machine overloaded?",
+                    d->n_hello, opts->n_executors, (long long)d->opts.start_timeout_ms);
   pthread_mutex_unlock(&d->mu);
   if (rc != PT_OK) {
     pt__driver_stop(d);

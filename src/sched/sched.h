@@ -79,6 +79,7 @@ typedef struct pt__driver_opts {
   int queue_depth;               /* queued tasks per slot beyond the running one */
   int64_t heartbeat_interval_ms;
   int64_t heartbeat_timeout_ms;
+  int64_t start_timeout_ms;      /* spawned to Hello; 0 = 30 s */
   int64_t task_timeout_ms;       /* 0 = none */
   int max_failures;              /* attempts per partition */
   int stage_max_attempts;        /* resubmissions of a map stage */
