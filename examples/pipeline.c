@@ -1,9 +1,10 @@
 /* pipeline.c — the engine from C: a map function registered with
  * PT_REGISTER_FN runs in two executor processes (local[2]) over a range of
  * ids, the rows are shuffled by a key column and written as Arrow IPC files,
- * then read back and counted. Usage: pipeline OUT (OUT.XXXXXX is created
+ * then read back and checked row by row. Usage: pipeline OUT (OUT.XXXXXX is created
  * next to it and removed at the end).
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,8 +87,27 @@ int main(int argc, char **argv) {
   } else if (pt_read_ipc(s, dir, &back, &err) != PT_OK) {
     fail("read_ipc", &err);
   } else {
-    if (pt_count(back, &count, &err) != PT_OK) fail("count", &err);
-    else if (count == 100000) status = 0;
+    /* Read back: every id exactly once, with its bucket. */
+    struct ArrowArrayStream st;
+    if (pt_collect(back, &st, &err) != PT_OK) {
+      fail("collect", &err);
+    } else {
+      static uint8_t seen[100000];
+      int ok = 1;
+      struct ArrowArray b;
+      while (ok && st.get_next(&st, &b) == 0 && b.release) {
+        const struct ArrowArray *c0 = b.children[0], *c1 = b.children[1];
+        const int64_t *id = (const int64_t *)c0->buffers[1] + c0->offset + b.offset;
+        const int64_t *bk = (const int64_t *)c1->buffers[1] + c1->offset + b.offset;
+        for (int64_t i = 0; i < b.length && ok; i++)
+          ok = id[i] >= 0 && id[i] < 100000 && !seen[id[i]]++ && bk[i] == id[i] % buckets;
+        count += b.length;
+        b.release(&b);
+      }
+      st.release(&st);
+      if (ok && count == 100000) status = 0;
+      else fprintf(stderr, "pipeline: the rows read back are not the rows written\n");
+    }
     pt_dataset_free(back);
   }
   printf("%lld rows written to 3 files and read back\n", (long long)count);

@@ -82,6 +82,13 @@ def test_readme_engine_example_compiles_and_runs(tmp_path: Path) -> None:
     assert out.stdout.strip().splitlines()[-1] == "wrote pipeline.out: 4 partitions, 1000000 rows"
     parts = sorted(p.name for p in (tmp_path / "pipeline.out").iterdir())
     assert parts == ["_SUCCESS"] + [f"part-{i:05d}.arrow" for i in range(4)]
-    rows = sum(pa.ipc.open_file(tmp_path / "pipeline.out" / p).read_all().num_rows
-               for p in parts if p.endswith(".arrow"))
-    assert rows == 1_000_000
+    tables = [pa.ipc.open_file(tmp_path / "pipeline.out" / p).read_all()
+              for p in parts if p.endswith(".arrow")]
+    ids = sorted(i for t in tables for i in t.column("id").to_pylist())
+    assert ids == list(range(1_000_000))  # every row, each once
+    key_files: dict[int, set[int]] = {}
+    for n, t in enumerate(tables):
+        for i, k in zip(t.column("id").to_pylist(), t.column("key").to_pylist()):
+            assert k == i % 10, (i, k)
+            key_files.setdefault(k, set()).add(n)
+    assert all(len(files) == 1 for files in key_files.values()), key_files  # by key
