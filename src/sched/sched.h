@@ -179,6 +179,8 @@ typedef struct pt__sched_stage {
   char **paths;                   /* [partitions] final stage: committed attempt file */
   int64_t *rows, *counts;         /* [partitions] final stage */
   int64_t resubmits;              /* times a done map stage lost output */
+  int64_t resubmit_child_attempt; /* 1 + the reducer attempt whose fetch failures
+                                     caused the last resubmission; 0 = none */
   uint8_t *def;                   /* packed StageDef of `attempt`; NULL = stale */
   size_t def_size;
 } pt__sched_stage;

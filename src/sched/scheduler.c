@@ -332,7 +332,12 @@ static void output_lost(pt__driver *d, pt__sched_stage *st, int64_t m, const cha
   output_free(&st->outputs[m]);
   st->output_exec[m] = 0;
   if (st->state == PT__STAGE_DONE) {
-    if (++st->resubmits >= d->opts.stage_max_attempts) {
+    /* Reducers of one attempt that started before a loss report it one
+     * output at a time, some after the lost outputs were recomputed: one
+     * resubmission per reducer attempt counts, not one per report. */
+    int counted = st->resubmit_child_attempt != child->attempt + 1;
+    st->resubmit_child_attempt = child->attempt + 1;
+    if (counted && ++st->resubmits >= d->opts.stage_max_attempts) {
       job_fail(d, job, PT_EIO,
                "job %lld failed: stage %lld lost its map output %lld times; last cause: %s",
                (long long)job->id, (long long)st->id, (long long)st->resubmits, cause);
