@@ -8,7 +8,10 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 FUZZ_SECONDS ?= 60
 PY         := .venv/bin/python
 
-.PHONY: all build setup demo test test-c test-python test-asan test-valgrind fuzz bench clean
+RUNS       ?= 200
+SEED       ?= $(shell date +%s)
+
+.PHONY: all build setup demo test test-c test-python test-asan test-valgrind fuzz chaos bench clean
 
 all: build
 
@@ -53,6 +56,10 @@ test-valgrind: build
 
 fuzz:
 	@scripts/fuzz.sh $(BUILD_FUZZ) $(FUZZ_SECONDS)
+
+# The fault campaign (tests/chaos): RUNS jobs under random faults from SEED.
+chaos: build
+	@tests/chaos/run.sh $(BUILD) $(RUNS) $(SEED)
 
 bench: setup build
 	@bench/run ipc

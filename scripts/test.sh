@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of protium, in order: the C unit tests (ctest), the Python
 # tests (pytest, against the same build), the C tests again under
-# AddressSanitizer + UndefinedBehaviorSanitizer, and a bounded fuzz run.
+# AddressSanitizer + UndefinedBehaviorSanitizer, a short fault campaign
+# (plain build, then the sanitizer build), and a bounded fuzz run.
 # Prints one summary line at the end; exits non-zero if any part failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -9,6 +10,8 @@ cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 JOBS=${JOBS:-$(nproc 2>/dev/null || echo 2)}
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}
+CHAOS_RUNS=${CHAOS_RUNS:-120}
+CHAOS_ASAN_RUNS=${CHAOS_ASAN_RUNS:-15}
 passed=0
 failed=0
 failures=()
@@ -40,9 +43,18 @@ asan_tests() {
 
 fuzz_run() { scripts/fuzz.sh build-fuzz "$FUZZ_SECONDS"; }
 
+chaos_run() { tests/chaos/run.sh "$BUILD" "$CHAOS_RUNS" | tail -n 25; }
+
+chaos_asan_run() { # build-asan was built by asan_tests
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    tests/chaos/run.sh build-asan "$CHAOS_ASAN_RUNS" | tail -n 25
+}
+
 step "C unit tests (ctest)" c_tests
 step "Python tests (pytest)" python_tests
 step "C unit tests under ASan+UBSan (ctest)" asan_tests
+step "fault campaign ($CHAOS_RUNS runs)" chaos_run
+step "fault campaign under ASan+UBSan ($CHAOS_ASAN_RUNS runs)" chaos_asan_run
 step "fuzz (libFuzzer, ${FUZZ_SECONDS}s per target)" fuzz_run
 
 echo
