@@ -689,6 +689,30 @@ static void test_concurrent_jobs(void **state) {
   }
 }
 
+/* A job of 100,000 tasks (one row each) completes, every task launched
+ * once; and a shuffle of 300 x 300 blocks. (bench/run scale measures
+ * them, and the 1,000 x 1,000 shuffle.) */
+static void test_many_tasks(void **state) {
+  pt_dataset *r, *p;
+  int64_t n;
+  CHECK(pt_range(S, 0, 100000, 100000, &r, &err));
+  CHECK(pt_count(r, &n, &err));
+  assert_int_equal(n, 100000);
+  pt_job_stats *js;
+  CHECK(pt_dataset_last_job(r, &js, &err));
+  assert_int_equal(js->n_stages, 1);
+  assert_int_equal(js->stages[0].tasks_launched, 100000);
+  assert_int_equal(js->stages[0].tasks_succeeded, 100000);
+  pt_job_stats_free(js);
+  pt_dataset_free(r);
+  CHECK(pt_range(S, 0, 300000, 300, &r, &err));
+  CHECK(pt_repartition(r, 300, &p, &err));
+  CHECK(pt_count(p, &n, &err));
+  assert_int_equal(n, 300000);
+  pt_dataset_free(p);
+  pt_dataset_free(r);
+}
+
 /* The metrics of a two-stage job add up: what the map stage wrote, the
  * reducers read; and the API's errors. */
 static void test_job_stats(void **state) {
@@ -763,6 +787,7 @@ int main(void) {
       cmocka_unit_test(test_empty_partitions),
       cmocka_unit_test(test_concurrent_jobs),
       cmocka_unit_test(test_job_stats),
+      cmocka_unit_test(test_many_tasks),
       cmocka_unit_test(test_plan_alloc_failures),
       cmocka_unit_test(test_job_alloc_failures),
   };
