@@ -319,18 +319,24 @@ static void output_free(Protium__ShuffleOutput *o) {
 }
 
 /* Map partition m of st lost its output: rerun it, and hold the reducers
- * until it is back (they then run under a new stage attempt). */
+ * until it is back (they then run under a new stage attempt). When the
+ * reducers are done, it is only marked lost. */
 static void output_lost(pt__driver *d, pt__sched_stage *st, int64_t m, const char *cause) {
   pt__job *job = st->job;
   pt__sched_stage *child = NULL;
   for (int64_t i = 0; i < job->n_stages; i++)
     if (job->stages[i]->parent == st) child = job->stages[i];
-  if (!st->done[m] || !child || child->state == PT__STAGE_DONE) return; /* not needed */
+  if (!st->done[m] || !child) return;
   pt__stats_on_output_lost(st, m);
   st->done[m] = 0;
   st->n_done--;
   output_free(&st->outputs[m]);
   st->output_exec[m] = 0;
+  /* Not needed now; but should the child run again (its own output lost),
+   * it finds this stage incomplete and reruns the lost partitions first,
+   * instead of reading files that are gone, one fetch failure (and one
+   * stage attempt) at a time. */
+  if (child->state == PT__STAGE_DONE) return;
   if (st->state == PT__STAGE_DONE) {
     /* Reducers of one attempt that started before a loss report it one
      * output at a time, some after the lost outputs were recomputed: one

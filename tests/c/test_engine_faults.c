@@ -476,6 +476,50 @@ static void test_map_output_lost(void **state) {
   rm_rf(dir);
 }
 
+/* Two shuffles; the executor killed in the final stage holds map outputs
+ * of both map stages. The first stage's lost outputs are rerun before the
+ * second stage reruns its own (not found one fetch failure at a time): with
+ * stage.max_attempts 2 the job succeeds, every row once. */
+static void test_executor_lost_across_two_shuffles(void **state) {
+  char dir[4096], log[4200];
+  make_tmpdir(dir, sizeof dir);
+  snprintf(log, sizeof log, "%s/log", dir);
+  pt_conf *conf;
+  pt_session *s;
+  CHECK(pt_conf_new(&conf, &err));
+  CHECK(pt_conf_set(conf, "range.batch_rows", "100", &err));
+  CHECK(pt_conf_set(conf, "executor.queue_depth", "1", &err));
+  CHECK(pt_conf_set(conf, "stage.max_attempts", "2", &err));
+  CHECK(pt_session_open("local[2]", conf, &s, &err));
+  pt_conf_free(conf);
+  pt_dataset *r, *a, *p1, *b, *p2, *red;
+  CHECK(pt_range(s, 0, 8000, 8, &r, &err));
+  CHECK(pt_map_batches(r, log_map, NULL, log, strlen(log), &a, &err));
+  CHECK(pt_repartition(a, 6, &p1, &err));
+  CHECK(pt_map_batches(p1, sleepy, NULL, NULL, 0, &b, &err)); /* B is done before C starts */
+  CHECK(pt_repartition(b, 3, &p2, &err));
+  CHECK(pt_map_batches(p2, reduce_kill, NULL, log, strlen(log), &red, &err));
+  expect_range(red, 8000, 0);
+  pt_job_stats *js = last_job(red);
+  assert_int_equal(js->status, PT_OK);
+  assert_int_equal(js->executors_lost, 1);
+  int64_t lost = 0;
+  for (int64_t i = 0; i < js->n_stages; i++) lost += js->stages[i].outputs_lost;
+  fprintf(stderr, "map outputs lost: %lld; stage attempts: %lld\n", (long long)lost,
+          (long long)js->n_stages);
+  assert_true(lost > 0);
+  assert_int_equal(job_total(js).failed_by_cause[PT_CAUSE_ERROR], 0);
+  pt_job_stats_free(js);
+  pt_dataset_free(red);
+  pt_dataset_free(p2);
+  pt_dataset_free(b);
+  pt_dataset_free(p1);
+  pt_dataset_free(a);
+  pt_dataset_free(r);
+  pt_session_close(s);
+  rm_rf(dir);
+}
+
 static void test_task_timeout(void **state) {
   char dir[4096], log[4200];
   make_tmpdir(dir, sizeof dir);
@@ -815,6 +859,7 @@ int main(void) {
       cmocka_unit_test(test_write_ipc_exactly_once),
       cmocka_unit_test(test_write_ipc_two_complete_attempts),
       cmocka_unit_test(test_retry_on_another_executor),
+      cmocka_unit_test(test_executor_lost_across_two_shuffles),
   };
   return cmocka_run_group_tests_name("engine_faults", tests, NULL, NULL);
 }
