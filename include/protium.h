@@ -581,6 +581,7 @@ typedef struct pt_stage_stats {
   int64_t rows_written;       /* rows given to the sink (after filters) */
   int64_t bytes_written;      /* bytes of shuffle, result and IPC files written */
   int64_t task_time_us;       /* sum of the task attempts' running times */
+  int64_t duration_us;        /* first launch to last status of this attempt */
 } pt_stage_stats;
 
 typedef struct pt_job_stats {

@@ -11,6 +11,7 @@
 typedef struct entry {
   pt_stage_stats s;
   int64_t lost_cap;
+  uint64_t first_ns, last_ns;     /* first launch, last status (uv_hrtime) */
 } entry;
 
 struct pt__jstats {
@@ -53,6 +54,8 @@ void pt__stats_job_start(pt__job *job) {
 void pt__stats_on_launch(const pt__sched_stage *st, const pt__sched_task *t) {
   pt_stage_stats *s = entry_of(of(st), st, t->stage_attempt);
   if (!s) return;
+  entry *e = (entry *)s; /* s is the first member */
+  if (!e->first_ns) e->first_ns = uv_hrtime();
   s->tasks_launched++;
   s->tasks_retried += t->attempt > 0;
 }
@@ -61,6 +64,7 @@ void pt__stats_on_status(const pt__sched_stage *st, const pt__sched_task *t,
                          const Protium__TaskStatus *ts) {
   pt_stage_stats *s = entry_of(of(st), st, t->stage_attempt);
   if (!s) return;
+  ((entry *)s)->last_ns = uv_hrtime();
   s->task_time_us += ts->duration_us;
   switch (ts->state) {
     case PROTIUM__TASK_STATE__TASK_SUCCEEDED:
@@ -137,7 +141,10 @@ pt_job_stats *pt__stats_take(pt__job *job, int status) {
     out->stages = pt__calloc((size_t)js->n, sizeof *out->stages);
     if (out->stages) {
       for (int64_t i = 0; i < js->n; i++) {
-        out->stages[i] = js->e[i].s;
+        entry *e = &js->e[i];
+        if (e->first_ns && e->last_ns > e->first_ns)
+          e->s.duration_us = (int64_t)((e->last_ns - e->first_ns) / 1000);
+        out->stages[i] = e->s;
         js->e[i].s.lost_partitions = NULL; /* moved */
       }
       out->n_stages = js->n;
@@ -214,5 +221,6 @@ void pt_job_stats_total(const pt_job_stats *st, pt_stage_stats *out) {
     out->rows_written += s->rows_written;
     out->bytes_written += s->bytes_written;
     out->task_time_us += s->task_time_us;
+    out->duration_us += s->duration_us;
   }
 }

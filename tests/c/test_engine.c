@@ -746,6 +746,8 @@ static void test_job_stats(void **state) {
   assert_int_equal(red->rows_written, 30000);
   assert_true(red->bytes_written > 30000 * 8);
   assert_int_equal(map->tasks_failed + red->tasks_failed, 0);
+  assert_true(map->duration_us > 0 && red->duration_us > 0 && map->task_time_us > 0);
+  assert_true(js->duration_us >= map->duration_us);
   assert_int_equal(js->executors_lost, 0);
   int64_t id = js->job_id;
   pt_job_stats_free(js);
