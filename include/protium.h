@@ -437,13 +437,19 @@ typedef struct pt_executor_info {
 int pt_session_executors(pt_session *s, pt_executor_info *out, int64_t cap, int64_t *n,
                          pt_error *err);
 
-/* What a running task knows of itself. */
+/* What a running task knows of itself. Read the fields, or use the
+ * pt_ctx_* accessors below (the only way to reach the services of the
+ * task, such as pt_ctx_emit). Valid while the function it was given to
+ * runs. */
 typedef struct pt_task_context {
   int64_t job_id;
   int64_t stage_id;
-  int64_t partition;   /* partition index within the stage */
-  int64_t attempt;     /* 0 for the first attempt of this partition */
+  int64_t partition;     /* partition index within the stage */
+  int64_t attempt;       /* 0 for the first attempt of this partition */
   int64_t executor_id;
+  int64_t stage_attempt; /* the stage's attempt (its definition's version) */
+  int64_t num_tasks;     /* tasks (partitions) of the stage */
+  void *internal_;       /* the engine's; do not touch */
 } pt_task_context;
 
 /* User functions, run in executor processes.
@@ -463,6 +469,26 @@ typedef int (*pt_filter_fn)(const pt_task_context *ctx, const struct ArrowSchema
                             const struct ArrowArray *batch, uint8_t *keep, const void *arg,
                             size_t arg_size, pt_error *err);
 
+/* A partition function sees its task's whole partition at once: `input`
+ * streams the partition's batches (borrowed: read as much of it as you
+ * like, do not release it; input->get_schema gives its schema) and the
+ * function emits output batches with pt_ctx_emit, as many as it likes
+ * (none is fine). arg/arg_size as for map functions. Returning non-zero
+ * with a message in err fails the task. Give it to pt_map_partitions. */
+typedef int (*pt_partition_fn)(const pt_task_context *ctx, struct ArrowArrayStream *input,
+                               const void *arg, size_t arg_size, pt_error *err);
+
+/* Task context services, for any user function's ctx. */
+int64_t pt_ctx_partition_id(const pt_task_context *ctx);
+int64_t pt_ctx_num_tasks(const pt_task_context *ctx);
+int64_t pt_ctx_stage_attempt(const pt_task_context *ctx);
+int64_t pt_ctx_task_attempt(const pt_task_context *ctx);
+
+/* Emits one output batch of a partition function (of the out_schema given
+ * to pt_map_partitions; checked). The batch is moved: released on return,
+ * success or not. */
+int pt_ctx_emit(const pt_task_context *ctx, struct ArrowArray *batch, pt_error *err);
+
 /* Executor mode. Executors run this same program: the driver starts it again
  * with PROTIUM_EXECUTOR_* set in its environment, and this header gives every
  * program that includes it a constructor that, in such a process, serves
@@ -479,7 +505,7 @@ __attribute__((constructor(65000), used)) static void pt_executor_hook_ctor_(voi
 /* Registers fn under name, so that executors can find it. Use the macro. */
 int pt_fn_register(const char *name, void (*fn)(void));
 /* Write PT_REGISTER_FN(my_function) once at file scope next to a function
- * passed to pt_map_batches or pt_filter. */
+ * passed to pt_map_batches, pt_filter or pt_map_partitions. */
 #define PT_REGISTER_FN(fn)                                                     \
   __attribute__((constructor(101))) static void pt_register_fn_##fn(void) {   \
     pt_fn_register(#fn, (void (*)(void))(fn));                                 \
@@ -508,6 +534,12 @@ int pt_map_batches(pt_dataset *ds, pt_map_fn fn, const struct ArrowSchema *out_s
                    const void *arg, size_t arg_size, pt_dataset **out, pt_error *err);
 int pt_filter(pt_dataset *ds, pt_filter_fn fn, const void *arg, size_t arg_size,
               pt_dataset **out, pt_error *err);
+/* Runs fn once per partition over the whole partition (Spark's
+ * mapPartitions); fn emits batches of out_schema (NULL = the input schema)
+ * with pt_ctx_emit. One pt_map_partitions per stage: put a shuffle
+ * (pt_repartition) between two. */
+int pt_map_partitions(pt_dataset *ds, pt_partition_fn fn, const struct ArrowSchema *out_schema,
+                      const void *arg, size_t arg_size, pt_dataset **out, pt_error *err);
 /* A shuffle into n partitions: round robin over rows. */
 int pt_repartition(pt_dataset *ds, int64_t n, pt_dataset **out, pt_error *err);
 /* A shuffle into n partitions by the hash of the key columns: rows with equal

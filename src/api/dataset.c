@@ -270,7 +270,9 @@ static int copy_arg(pt_dataset *ds, const void *arg, size_t arg_size, pt_error *
 static int fn_node(pt_dataset *parent, pt__node_kind kind, void (*fn)(void),
                    const struct ArrowSchema *schema, const void *arg, size_t arg_size,
                    pt_dataset **out, pt_error *err) {
-  const char *what = kind == PT__NODE_MAP ? "map_batches" : "filter";
+  const char *what = kind == PT__NODE_MAP              ? "map_batches"
+                     : kind == PT__NODE_MAP_PARTITIONS ? "map_partitions"
+                                                       : "filter";
   const char *name;
   int rc = pt__fn_lookup_ptr(fn, &name, err);
   if (rc != PT_OK) return pt__error_prefix(err, rc, "%s: ", what);
@@ -287,25 +289,38 @@ static int fn_node(pt_dataset *parent, pt__node_kind kind, void (*fn)(void),
   return PT_OK;
 }
 
-int pt_map_batches(pt_dataset *ds, pt_map_fn fn, const struct ArrowSchema *out_schema,
-                   const void *arg, size_t arg_size, pt_dataset **out, pt_error *err) {
+static int map_node(pt_dataset *ds, pt__node_kind kind, void (*fn)(void),
+                    const struct ArrowSchema *out_schema, const void *arg, size_t arg_size,
+                    pt_dataset **out, pt_error *err) {
+  const char *what = kind == PT__NODE_MAP ? "map_batches" : "map_partitions";
   if (!ds || !fn || !out)
-    return pt__errorf(err, PT_EINVAL, "map_batches: dataset, fn and out must not be NULL");
+    return pt__errorf(err, PT_EINVAL, "%s: dataset, fn and out must not be NULL", what);
   *out = NULL;
-  PT_RETURN_NOT_OK(fn_node(ds, PT__NODE_MAP, (void (*)(void))fn,
-                           out_schema ? out_schema : &ds->schema, arg, arg_size, out, err));
+  PT_RETURN_NOT_OK(fn_node(ds, kind, fn, out_schema ? out_schema : &ds->schema, arg, arg_size,
+                           out, err));
   if (out_schema) {
     /* the node's schema IPC is exactly the declared output schema */
     (*out)->out_schema_ipc = pt__malloc((size_t)(*out)->schema_ipc_size);
     if (!(*out)->out_schema_ipc) {
       pt_dataset_free(*out);
       *out = NULL;
-      return pt__errorf(err, PT_ENOMEM, "map_batches: out of memory");
+      return pt__errorf(err, PT_ENOMEM, "%s: out of memory", what);
     }
     memcpy((*out)->out_schema_ipc, (*out)->schema_ipc, (size_t)(*out)->schema_ipc_size);
     (*out)->out_schema_ipc_size = (*out)->schema_ipc_size;
   }
   return PT_OK;
+}
+
+int pt_map_batches(pt_dataset *ds, pt_map_fn fn, const struct ArrowSchema *out_schema,
+                   const void *arg, size_t arg_size, pt_dataset **out, pt_error *err) {
+  return map_node(ds, PT__NODE_MAP, (void (*)(void))fn, out_schema, arg, arg_size, out, err);
+}
+
+int pt_map_partitions(pt_dataset *ds, pt_partition_fn fn, const struct ArrowSchema *out_schema,
+                      const void *arg, size_t arg_size, pt_dataset **out, pt_error *err) {
+  return map_node(ds, PT__NODE_MAP_PARTITIONS, (void (*)(void))fn, out_schema, arg, arg_size,
+                  out, err);
 }
 
 int pt_filter(pt_dataset *ds, pt_filter_fn fn, const void *arg, size_t arg_size,

@@ -29,8 +29,11 @@ typedef struct pt__task {
   const pt__exec_env *env;
   pt__stage *stage;
   const Protium__TaskLaunch *launch;
-  pt_task_context ctx;
+  pt_task_context ctx;            /* ctx.internal_ points back here */
   int64_t failed_map; /* >= 0: a shuffle fetch failed for this map partition */
+  /* A partition function's pt_ctx_emit goes here (NULL elsewhere). */
+  int (*emit)(void *emit_arg, struct ArrowArray *batch, pt_error *err);
+  void *emit_arg;
 } pt__task;
 
 /* ------------------------------------------------------------------------ */

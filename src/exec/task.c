@@ -3,6 +3,7 @@
  * task: open the source, pass each batch through the transforms into the
  * sink, and turn the outcome into a TaskStatus.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -75,18 +76,23 @@ int pt__stage_new(const Protium__StageDef *def, pt__stage **out, pt_error *err) 
     pt__op_prep *prep = &s->ops[i];
     pt_error e = {0};
     int bad = 0;
-    if (op->op_case == PROTIUM__OP__OP_MAP || op->op_case == PROTIUM__OP__OP_FILTER) {
-      const char *name = op->op_case == PROTIUM__OP__OP_MAP ? op->map->fn : op->filter->fn;
-      const char *what = op->op_case == PROTIUM__OP__OP_MAP ? "map" : "filter";
-      if (pt__fn_lookup_name(name, &prep->fn, &e) != PT_OK) {
-        pt__error_prefix(&e, PT_EINVAL, "%s '%s': ", what, name);
-        bad = 1;
-      }
+    const char *name = NULL, *what = NULL;
+    const ProtobufCBinaryData *out_schema = NULL;
+    if (op->op_case == PROTIUM__OP__OP_MAP) {
+      name = op->map->fn, what = "map", out_schema = &op->map->out_schema;
+    } else if (op->op_case == PROTIUM__OP__OP_MAP_PARTITIONS) {
+      name = op->map_partitions->fn, what = "map_partitions";
+      out_schema = &op->map_partitions->out_schema;
+    } else if (op->op_case == PROTIUM__OP__OP_FILTER) {
+      name = op->filter->fn, what = "filter";
     }
-    if (!bad && op->op_case == PROTIUM__OP__OP_MAP && op->map->out_schema.len > 0 &&
-        pt__schema_from_ipc(op->map->out_schema.data, op->map->out_schema.len,
-                            &prep->out_schema, &e) != PT_OK) {
-      pt__error_prefix(&e, PT_EFORMAT, "map '%s': output schema: ", op->map->fn);
+    if (name && pt__fn_lookup_name(name, &prep->fn, &e) != PT_OK) {
+      pt__error_prefix(&e, PT_EINVAL, "%s '%s': ", what, name);
+      bad = 1;
+    }
+    if (!bad && out_schema && out_schema->len > 0 &&
+        pt__schema_from_ipc(out_schema->data, out_schema->len, &prep->out_schema, &e) != PT_OK) {
+      pt__error_prefix(&e, PT_EFORMAT, "%s '%s': output schema: ", what, name);
       bad = 1;
     }
     if (bad && prep->error == NULL && op_error(prep, &e) != PT_OK) {
@@ -147,9 +153,136 @@ static int64_t now_us(void) {
 /* The schema after op i (the sink's input when i is the last transform). */
 static const struct ArrowSchema *schema_after(pt__stage *s, size_t i,
                                               const struct ArrowSchema *in) {
-  if (s->def->ops[i]->op_case == PROTIUM__OP__OP_MAP && s->ops[i].out_schema.release != NULL)
+  Protium__Op__OpCase c = s->def->ops[i]->op_case;
+  if ((c == PROTIUM__OP__OP_MAP || c == PROTIUM__OP__OP_MAP_PARTITIONS) &&
+      s->ops[i].out_schema.release != NULL)
     return &s->ops[i].out_schema;
   return in;
+}
+
+/* Passes *batch (schema `schema`) through the transforms [from, to). */
+static int apply_ops(pt__task *t, size_t from, size_t to, const struct ArrowSchema *schema,
+                     struct ArrowArray *batch, pt_error *err) {
+  const Protium__StageDef *def = t->stage->def;
+  for (size_t i = from; i < to; i++) {
+    const Protium__Op *op = def->ops[i];
+    const struct ArrowSchema *next = schema_after(t->stage, i, schema);
+    int rc;
+    if (op->op_case == PROTIUM__OP__OP_MAP)
+      rc = pt__op_map(t, (int)i, schema, next, batch, err);
+    else if (op->op_case == PROTIUM__OP__OP_FILTER)
+      rc = pt__op_filter(t, (int)i, schema, batch, err);
+    else {
+      batch->release(batch);
+      rc = pt__errorf(err, PT_EINVAL, "operator %d cannot be a transformation",
+                      (int)op->op_case);
+    }
+    if (rc != PT_OK) return rc;
+    schema = next;
+  }
+  return PT_OK;
+}
+
+/* A partition function's two ends: the stream it reads (the source and
+ * the transforms before it) and where what it emits goes (the transforms
+ * after it, then the sink). */
+typedef struct partition_io {
+  pt__task *t;
+  size_t k;                            /* index of the partition function's op */
+  pt__source *src;
+  const struct ArrowSchema *in_schema; /* entering op k */
+  const struct ArrowSchema *out_schema; /* leaving op k */
+  pt__sink *sink;
+  pt_error in_err;                     /* the input's failure, kept for the status */
+  int in_rc;
+  pt_error out_err;                    /* the first failed emit: the task fails with it */
+  int out_rc;
+} partition_io;
+
+static int in_get_schema(struct ArrowArrayStream *s, struct ArrowSchema *out) {
+  partition_io *io = s->private_data;
+  pt_error err = {0};
+  if (pt_schema_copy(io->in_schema, out, &err) != PT_OK) {
+    io->in_err = err;
+    return ENOMEM;
+  }
+  return 0;
+}
+
+static int in_get_next(struct ArrowArrayStream *s, struct ArrowArray *out) {
+  partition_io *io = s->private_data;
+  memset(out, 0, sizeof *out);
+  if (io->in_rc != PT_OK) return EIO; /* stays failed */
+  pt_error err = {0};
+  int rc = pt__source_next(io->src, out, &err);
+  if (rc == PT_OK && out->release != NULL)
+    rc = apply_ops(io->t, 1, io->k, &io->src->schema, out, &err);
+  if (rc != PT_OK) {
+    memset(out, 0, sizeof *out);
+    io->in_rc = rc;
+    io->in_err = err;
+    return EIO;
+  }
+  return 0;
+}
+
+static const char *in_last_error(struct ArrowArrayStream *s) {
+  partition_io *io = s->private_data;
+  return io->in_err.message[0] ? io->in_err.message : NULL;
+}
+
+static void in_release(struct ArrowArrayStream *s) { s->release = NULL; }
+
+static int emit_batch(void *arg, struct ArrowArray *batch, pt_error *err) {
+  partition_io *io = arg;
+  const Protium__StageDef *def = io->t->stage->def;
+  int rc = pt_array_validate(io->out_schema, batch, err);
+  if (rc != PT_OK) {
+    batch->release(batch);
+    return pt__error_prefix(err, rc, "emit: the batch does not match the output schema of "
+                            "map_partitions '%s': ", def->ops[io->k]->map_partitions->fn);
+  }
+  if (io->out_rc != PT_OK) {
+    batch->release(batch);
+    *err = io->out_err;
+    return io->out_rc;
+  }
+  rc = apply_ops(io->t, io->k + 1, def->n_ops - 1, io->out_schema, batch, err);
+  if (rc == PT_OK) rc = pt__sink_consume(io->sink, batch, err);
+  if (rc != PT_OK) {
+    io->out_rc = rc;
+    io->out_err = *err;
+  }
+  return rc;
+}
+
+static int run_partition_fn(pt__task *t, size_t k, pt__source *src,
+                            const struct ArrowSchema *in_schema, pt__sink *sink, pt_error *err) {
+  const Protium__MapPartitionsOp *m = t->stage->def->ops[k]->map_partitions;
+  partition_io io = {.t = t, .k = k, .src = src, .in_schema = in_schema,
+                     .out_schema = schema_after(t->stage, k, in_schema), .sink = sink};
+  struct ArrowArrayStream in = {.get_schema = in_get_schema, .get_next = in_get_next,
+                                .get_last_error = in_last_error, .release = in_release,
+                                .private_data = &io};
+  t->emit = emit_batch;
+  t->emit_arg = &io;
+  pt_partition_fn fn = (pt_partition_fn)t->stage->ops[k].fn;
+  pt_error uerr = {0};
+  int rc = fn(&t->ctx, &in, m->arg.data, m->arg.len, &uerr);
+  t->emit = NULL;
+  t->emit_arg = NULL;
+  if (rc == PT_OK && io.out_rc != PT_OK) {
+    *err = io.out_err;
+    return io.out_rc;
+  }
+  if (rc == PT_OK) return PT_OK;
+  /* The input's own failure (a lost shuffle block, say) is the cause. */
+  if (io.in_rc != PT_OK) {
+    *err = io.in_err;
+    return io.in_rc;
+  }
+  return pt__errorf(err, rc, "map_partitions '%s': %s", m->fn,
+                    uerr.message[0] ? uerr.message : "failed without a message");
 }
 
 static int run(pt__task *t, Protium__TaskStatus *st, pt_error *err) {
@@ -178,32 +311,29 @@ static int run(pt__task *t, Protium__TaskStatus *st, pt_error *err) {
   memset(&sink, 0, sizeof sink);
   PT_RETURN_NOT_OK(pt__source_open(t, src_op, &src, err));
   int rc = PT_OK;
-  const struct ArrowSchema *sink_schema = &src.schema;
-  for (size_t i = 1; i + 1 < n_ops; i++) sink_schema = schema_after(t->stage, i, sink_schema);
+  size_t k = 0; /* the partition function's op, if any */
+  const struct ArrowSchema *sink_schema = &src.schema, *k_schema = NULL;
+  for (size_t i = 1; i + 1 < n_ops; i++) {
+    if (def->ops[i]->op_case == PROTIUM__OP__OP_MAP_PARTITIONS && k == 0) {
+      k = i;
+      k_schema = sink_schema;
+    }
+    sink_schema = schema_after(t->stage, i, sink_schema);
+  }
   rc = pt__sink_open(t, sink_op, sink_schema, &sink, err);
   if (rc != PT_OK) goto close_all;
-  for (;;) {
-    struct ArrowArray batch;
-    rc = pt__source_next(&src, &batch, err);
-    if (rc != PT_OK || batch.release == NULL) break;
-    const struct ArrowSchema *schema = &src.schema;
-    for (size_t i = 1; i + 1 < n_ops && rc == PT_OK; i++) {
-      const Protium__Op *op = def->ops[i];
-      const struct ArrowSchema *next = schema_after(t->stage, i, schema);
-      if (op->op_case == PROTIUM__OP__OP_MAP)
-        rc = pt__op_map(t, (int)i, schema, next, &batch, err);
-      else if (op->op_case == PROTIUM__OP__OP_FILTER)
-        rc = pt__op_filter(t, (int)i, schema, &batch, err);
-      else {
-        batch.release(&batch);
-        rc = pt__errorf(err, PT_EINVAL, "operator %d cannot be a transformation",
-                        (int)op->op_case);
-      }
-      schema = next;
+  if (k > 0) {
+    rc = run_partition_fn(t, k, &src, k_schema, &sink, err);
+  } else {
+    for (;;) {
+      struct ArrowArray batch;
+      rc = pt__source_next(&src, &batch, err);
+      if (rc != PT_OK || batch.release == NULL) break;
+      rc = apply_ops(t, 1, n_ops - 1, &src.schema, &batch, err);
+      if (rc != PT_OK) break;
+      rc = pt__sink_consume(&sink, &batch, err);
+      if (rc != PT_OK) break;
     }
-    if (rc != PT_OK) break;
-    rc = pt__sink_consume(&sink, &batch, err);
-    if (rc != PT_OK) break;
   }
   if (rc == PT_OK) rc = pt__sink_finish(&sink, st, err);
   if (rc == PT_OK) {
@@ -234,9 +364,12 @@ void pt__task_run(const pt__exec_env *env, pt__stage *stage, const Protium__Task
               .stage_id = stage->def->stage_id,
               .partition = task->partition,
               .attempt = task->attempt,
-              .executor_id = env->executor_id},
+              .executor_id = env->executor_id,
+              .stage_attempt = stage->def->stage_attempt,
+              .num_tasks = stage->def->num_tasks},
       .failed_map = -1,
   };
+  t.ctx.internal_ = &t;
   pt_error err = {0};
   int rc = run(&t, st, &err);
   if (rc == PT_OK) {

@@ -21,6 +21,7 @@ static void op_free(Protium__Op *op) {
   case PROTIUM__OP__OP_RESULT: pt__free(op->result); break;
   case PROTIUM__OP__OP_COUNT: pt__free(op->count); break;
   case PROTIUM__OP__OP_WRITE_IPC: pt__free(op->write_ipc); break;
+  case PROTIUM__OP__OP_MAP_PARTITIONS: pt__free(op->map_partitions); break;
   default: break;
   }
   pt__free(op);
@@ -175,9 +176,18 @@ static int add_chain_ops(pt__driver *d, pt__job *job, pt__sched_stage *st, pt_da
   pt_dataset *chain[256];
   int n = 0;
   pt_dataset *src = node;
-  while (src->kind == PT__NODE_MAP || src->kind == PT__NODE_FILTER) {
+  int n_partition_fns = 0;
+  while (src->kind == PT__NODE_MAP || src->kind == PT__NODE_FILTER ||
+         src->kind == PT__NODE_MAP_PARTITIONS) {
     if (n == 256) return pt__errorf(err, PT_ENOTSUP, "plan: more than 256 transformations in a row");
     chain[n++] = src;
+    /* A task pulls its input through the one partition function and pushes
+     * what it emits onward: a second one would need its own thread. */
+    if (src->kind == PT__NODE_MAP_PARTITIONS && ++n_partition_fns == 2)
+      return pt__errorf(err, PT_ENOTSUP,
+                        "plan: two pt_map_partitions in one stage ('%s' after '%s'); put a "
+                        "pt_repartition between them", node->kind == PT__NODE_MAP_PARTITIONS ?
+                        node->fn : "a later function", src->fn);
     src = src->parent;
   }
   st->schema_ipc = src->schema_ipc;
@@ -232,7 +242,18 @@ static int add_chain_ops(pt__driver *d, pt__job *job, pt__sched_stage *st, pt_da
   if (add_op(st, op, cap) != PT_OK) return pt__errorf(err, PT_ENOMEM, "plan: out of memory");
   for (int i = n - 1; i >= 0; i--) {
     pt_dataset *t = chain[i];
-    if (t->kind == PT__NODE_MAP) {
+    if (t->kind == PT__NODE_MAP_PARTITIONS) {
+      Protium__MapPartitionsOp *m =
+          NEW_MSG(Protium__MapPartitionsOp, protium__map_partitions_op__init);
+      if (m) {
+        m->fn = t->fn;
+        m->arg.data = t->arg;
+        m->arg.len = t->arg_size;
+        m->out_schema.data = t->out_schema_ipc;
+        m->out_schema.len = (size_t)t->out_schema_ipc_size;
+      }
+      op = new_op(PROTIUM__OP__OP_MAP_PARTITIONS, m);
+    } else if (t->kind == PT__NODE_MAP) {
       Protium__MapOp *m = NEW_MSG(Protium__MapOp, protium__map_op__init);
       if (m) {
         m->fn = t->fn;
@@ -315,6 +336,7 @@ int pt__plan_encode_stage(pt__sched_stage *st, pt_error *err) {
   def.schema.len = (size_t)st->schema_ipc_size;
   def.n_ops = st->n_ops;
   def.ops = st->ops;
+  def.num_tasks = st->partitions;
   Protium__ShuffleOutput **outs = NULL;
   if (st->read) {
     pt__sched_stage *parent = st->parent;

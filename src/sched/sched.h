@@ -29,6 +29,7 @@ typedef enum pt__node_kind {
   PT__NODE_MAP,
   PT__NODE_FILTER,
   PT__NODE_SHUFFLE,
+  PT__NODE_MAP_PARTITIONS, /* fn, arg, out_schema_ipc as MAP */
 } pt__node_kind;
 
 struct pt_dataset {
@@ -46,11 +47,11 @@ struct pt_dataset {
   int64_t start, end, batch_rows;
   /* FILES */
   char **paths;                  /* owned, n_paths = partitions */
-  /* MAP, FILTER */
+  /* MAP, FILTER, MAP_PARTITIONS */
   char *fn;                      /* owned: registered name */
   void *arg;                     /* owned copy (may be NULL) */
   size_t arg_size;
-  void *out_schema_ipc;          /* MAP: owned (pt__malloc), the IPC schema of schema;
+  void *out_schema_ipc;          /* MAP, MAP_PARTITIONS: owned (pt__malloc), the IPC schema of schema;
                                     NULL = the input schema */
   int64_t out_schema_ipc_size;
   /* SHUFFLE */

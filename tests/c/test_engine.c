@@ -1,8 +1,8 @@
 /* test_engine.c — the local engine end to end with real executor processes
  * (this test program, re-run by the session as executors): range, from
- * batches, read_ipc, map_batches, filter, repartition (round robin and by
- * key), collect, count and write_ipc, with exact results; configuration and
- * master parsing errors; session start and stop time.
+ * batches, read_ipc, map_batches, filter, map_partitions, repartition (round
+ * robin and by key), collect, count and write_ipc, with exact results;
+ * configuration and master parsing errors; session start and stop time.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -103,6 +103,58 @@ static int add_key(const pt_task_context *ctx, const struct ArrowSchema *schema,
   return rc;
 }
 PT_REGISTER_FN(add_key)
+
+/* A partition function: {id} -> {id, prefix sum of id in the partition,
+ * num_tasks}, emitted in batches of 700 rows whatever the input's batches.
+ * arg "fail": fails; "bad": emits a batch of the wrong schema. */
+static int prefix_sums(const pt_task_context *ctx, struct ArrowArrayStream *input,
+                       const void *arg, size_t arg_size, pt_error *err) {
+  if (arg_size == 4 && memcmp(arg, "fail", 4) == 0) {
+    snprintf(err->message, sizeof err->message, "boom");
+    return PT_EINVAL;
+  }
+  int bad = arg_size == 3 && memcmp(arg, "bad", 3) == 0; /* two columns of three */
+  struct ArrowSchema os;
+  pt_schema_init(&os, "+s", "", 0, bad ? 2 : 3, NULL);
+  pt_schema_init(os.children[0], "l", "id", 0, 0, NULL);
+  pt_schema_init(os.children[1], "l", "prefix", 0, 0, NULL);
+  if (!bad) pt_schema_init(os.children[2], "l", "num_tasks", 0, 0, NULL);
+  int64_t ids[700], sums[700], nt[700], n = 0, sum = 0;
+  const int64_t *cols[] = {ids, sums, nt};
+  int rc = PT_OK;
+  struct ArrowArray b;
+  while (rc == PT_OK && input->get_next(input, &b) == 0 && b.release) {
+    const int64_t *v = col_i64(&b, 0);
+    for (int64_t i = 0; i < b.length && rc == PT_OK; i++) {
+      sum += v[i];
+      ids[n] = v[i], sums[n] = sum, nt[n] = pt_ctx_num_tasks(ctx);
+      if (++n == 700) {
+        struct ArrowArray out;
+        rc = build_i64(&os, n, cols, &out, err);
+        if (rc == PT_OK) rc = pt_ctx_emit(ctx, &out, err);
+        n = 0;
+      }
+    }
+    b.release(&b);
+  }
+  struct ArrowArray out;
+  if (rc == PT_OK && n > 0 && (rc = build_i64(&os, n, cols, &out, err)) == PT_OK)
+    rc = pt_ctx_emit(ctx, &out, err);
+  os.release(&os);
+  return rc;
+}
+PT_REGISTER_FN(prefix_sums)
+
+/* A map function cannot emit: that is for partition functions. */
+static int emits(const pt_task_context *ctx, const struct ArrowSchema *schema,
+                 const struct ArrowArray *batch, struct ArrowArray *out, const void *arg,
+                 size_t arg_size, pt_error *err) {
+  struct ArrowArray copy;
+  int rc = pt_array_copy(schema, batch, &copy, err);
+  if (rc == PT_OK) rc = pt_ctx_emit(ctx, &copy, err);
+  return rc == PT_OK ? pt_array_copy(schema, batch, out, err) : rc;
+}
+PT_REGISTER_FN(emits)
 
 static int not_registered(const pt_task_context *ctx, const struct ArrowSchema *schema,
                           const struct ArrowArray *batch, struct ArrowArray *out, const void *arg,
@@ -328,6 +380,58 @@ static void test_map_filter_count(void **state) {
   CHECK(pt_count(f, &count, &err));
   assert_int_equal(count, 2000);
   pt_dataset_free(f);
+}
+
+/* range -> map_batches -> map_partitions -> filter: the function sees
+ * its whole partition, re-chunks it, and what it emits goes on through the
+ * filter; errors in it and in what it emits name it. */
+static void test_map_partitions(void **state) {
+  pt_dataset *r, *m, *p, *f;
+  struct ArrowSchema os;
+  pt_schema_init(&os, "+s", "", 0, 3, NULL);
+  pt_schema_init(os.children[0], "l", "id", 0, 0, NULL);
+  pt_schema_init(os.children[1], "l", "prefix", 0, 0, NULL);
+  pt_schema_init(os.children[2], "l", "num_tasks", 0, 0, NULL);
+  CHECK(pt_range(S, 0, 10000, 4, &r, &err)); /* batches of 1,000 rows */
+  int64_t k = 3, two = 2;
+  CHECK(pt_map_batches(r, times, NULL, &k, sizeof k, &m, &err));
+  CHECK(pt_map_partitions(m, prefix_sums, &os, NULL, 0, &p, &err));
+  CHECK(pt_filter(p, keep_multiple, &two, sizeof two, &f, &err));
+  int64_t n, n2, n3;
+  int64_t *ids = collect_col(f, 0, &n), *sums = collect_col(f, 1, &n2);
+  int64_t *nt = collect_col(f, 2, &n3);
+  assert_int_equal(n, 5000);
+  for (int64_t i = 0; i < n; i++) {
+    int64_t id = ids[i], first = 3 * (id / 3 / 2500 * 2500); /* partition's first id */
+    assert_int_equal(id, 6 * i);
+    assert_int_equal(sums[i], (first + id) * ((id - first) / 3 + 1) / 2);
+    assert_int_equal(nt[i], 4);
+  }
+  free(ids), free(sums), free(nt);
+  int64_t count;
+  CHECK(pt_count(p, &count, &err));
+  assert_int_equal(count, 10000);
+
+  pt_dataset *bad;
+  pt_error err = {0};
+  CHECK(pt_map_partitions(m, prefix_sums, &os, "fail", 4, &bad, &err));
+  assert_int_equal(pt_count(bad, &count, &err), PT_EINVAL);
+  assert_non_null(strstr(err.message, "last error: map_partitions 'prefix_sums': boom"));
+  pt_dataset_free(bad);
+  CHECK(pt_map_partitions(m, prefix_sums, &os, "bad", 3, &bad, &err));
+  assert_int_equal(pt_count(bad, &count, &err), PT_EINVAL);
+  assert_non_null(strstr(err.message, "emit: the batch does not match the output schema of "
+                                      "map_partitions 'prefix_sums'"));
+  pt_dataset_free(bad);
+  CHECK(pt_map_batches(r, emits, NULL, NULL, 0, &bad, &err));
+  assert_int_equal(pt_count(bad, &count, &err), PT_ESTATE);
+  assert_non_null(strstr(err.message, "emit: only a partition function (pt_map_partitions)"));
+  pt_dataset_free(bad);
+  os.release(&os);
+  pt_dataset_free(f);
+  pt_dataset_free(p);
+  pt_dataset_free(m);
+  pt_dataset_free(r);
 }
 
 static void test_unregistered_and_bad_keys(void **state) {
@@ -781,6 +885,7 @@ int main(void) {
   const struct CMUnitTest shared[] = {
       cmocka_unit_test(test_range_collect),
       cmocka_unit_test(test_map_filter_count),
+      cmocka_unit_test(test_map_partitions),
       cmocka_unit_test(test_unregistered_and_bad_keys),
       cmocka_unit_test(test_repartition_round_robin),
       cmocka_unit_test(test_repartition_by_key_write_read),
