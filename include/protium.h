@@ -438,16 +438,16 @@ int pt_session_executors(pt_session *s, pt_executor_info *out, int64_t cap, int6
                          pt_error *err);
 
 /* What a running task knows of itself. Read the fields, or use the
- * pt_ctx_* accessors below (the only way to reach the services of the
- * task, such as pt_ctx_emit). Valid while the function it was given to
- * runs. */
+ * pt_ctx_* accessors below (the only way to reach barrier(), all_gather()
+ * and the other services of the task's stage). Valid while the function it
+ * was given to runs. */
 typedef struct pt_task_context {
   int64_t job_id;
   int64_t stage_id;
   int64_t partition;     /* partition index within the stage */
   int64_t attempt;       /* 0 for the first attempt of this partition */
   int64_t executor_id;
-  int64_t stage_attempt; /* the stage's attempt (its definition's version) */
+  int64_t stage_attempt; /* 0 for the first attempt of the whole stage */
   int64_t num_tasks;     /* tasks (partitions) of the stage */
   void *internal_;       /* the engine's; do not touch */
 } pt_task_context;
@@ -486,8 +486,46 @@ int64_t pt_ctx_task_attempt(const pt_task_context *ctx);
 
 /* Emits one output batch of a partition function (of the out_schema given
  * to pt_map_partitions; checked). The batch is moved: released on return,
- * success or not. */
+ * success or not. Fails (PT_ECANCELED) once the task's barrier stage
+ * attempt was stopped. */
 int pt_ctx_emit(const pt_task_context *ctx, struct ArrowArray *batch, pt_error *err);
+
+/* One task of a barrier stage attempt, as pt_ctx_task_infos lists them. */
+typedef struct pt_task_info {
+  int64_t partition;    /* the task's partition id (= its index in the list) */
+  int64_t executor_id;
+  int64_t pid;          /* its executor's process id */
+  int32_t port;         /* a TCP port chosen for this task, free when the attempt
+                           started: listen on it (MPI, torch.distributed
+                           rendezvous); unique within the attempt */
+  char host[256];       /* host name of its executor */
+} pt_task_info;
+
+/* Barrier stages only (see pt_barrier). Every task of the stage attempt, by
+ * partition id: *infos (borrowed, valid while the task runs) has *n =
+ * num_tasks entries. PT_ESTATE in an ordinary stage. */
+int pt_ctx_task_infos(const pt_task_context *ctx, const pt_task_info **infos, int64_t *n,
+                      pt_error *err);
+/* Waits until every task of the stage attempt has called pt_ctx_barrier as
+ * often as this one (Spark's BarrierTaskContext.barrier()). Errors, at
+ * once: another task called pt_ctx_all_gather at this step; a task of the
+ * attempt failed or its executor was lost (the message names the
+ * partitions); the attempt was stopped; barrier.timeout passed (the message
+ * names the partitions that never arrived). The stage then runs again,
+ * whole. PT_ESTATE in an ordinary stage. */
+int pt_ctx_barrier(const pt_task_context *ctx, pt_error *err);
+/* A barrier with data: every task gives `size` bytes (0 allowed, sizes may
+ * differ) and receives all tasks' payloads in partition order. On PT_OK the
+ * caller owns *out (free with free()): the payloads one after another,
+ * sizes[i] (an array of num_tasks entries, the caller's) bytes of partition
+ * i's. Errors as pt_ctx_barrier. */
+int pt_ctx_all_gather(const pt_task_context *ctx, const void *data, size_t size, void **out,
+                      size_t *sizes, pt_error *err);
+/* A directory of the task's stage, the same in every attempt of the stage
+ * and shared by its tasks (so an attempt can resume from what a failed one
+ * saved), created on first use, removed when the job ends. *path is
+ * borrowed, valid while the task runs. */
+int pt_ctx_checkpoint_dir(const pt_task_context *ctx, const char **path, pt_error *err);
 
 /* Executor mode. Executors run this same program: the driver starts it again
  * with PROTIUM_EXECUTOR_* set in its environment, and this header gives every
@@ -540,6 +578,14 @@ int pt_filter(pt_dataset *ds, pt_filter_fn fn, const void *arg, size_t arg_size,
  * (pt_repartition) between two. */
 int pt_map_partitions(pt_dataset *ds, pt_partition_fn fn, const struct ArrowSchema *out_schema,
                       const void *arg, size_t arg_size, pt_dataset **out, pt_error *err);
+/* Barrier execution mode (Spark's rdd.barrier()): the stage that computes
+ * the transformations applied to *out, up to the next shuffle or action, is
+ * a barrier stage. Its N tasks start together (only when N slots are free
+ * at once), may use pt_ctx_barrier, pt_ctx_all_gather and pt_ctx_task_infos,
+ * and if one fails, all are stopped and the whole stage runs again (up to
+ * barrier.max_attempts). Typically followed by pt_map_partitions. A stage
+ * with more tasks than the cluster has slots fails at once. */
+int pt_barrier(pt_dataset *ds, pt_dataset **out, pt_error *err);
 /* A shuffle into n partitions: round robin over rows. */
 int pt_repartition(pt_dataset *ds, int64_t n, pt_dataset **out, pt_error *err);
 /* A shuffle into n partitions by the hash of the key columns: rows with equal

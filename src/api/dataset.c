@@ -323,6 +323,12 @@ int pt_map_partitions(pt_dataset *ds, pt_partition_fn fn, const struct ArrowSche
                   out, err);
 }
 
+int pt_barrier(pt_dataset *ds, pt_dataset **out, pt_error *err) {
+  if (!ds || !out) return pt__errorf(err, PT_EINVAL, "barrier: dataset and out must not be NULL");
+  *out = NULL;
+  return node_new(ds->session, PT__NODE_BARRIER, ds, &ds->schema, out, err);
+}
+
 int pt_filter(pt_dataset *ds, pt_filter_fn fn, const void *arg, size_t arg_size,
               pt_dataset **out, pt_error *err) {
   if (!ds || !fn || !out)

@@ -9,11 +9,26 @@
 #include "core/core.h"
 #include "net/control.pb-c.h"
 
+/* A barrier stage task's call to the driver's coordinator (executor.c):
+ * step seq of task_id, kind a Protium__BarrierKind, size bytes of data.
+ * Blocks until every task of the attempt made the same call, then on PT_OK
+ * *out (malloc'd, the caller's, free()) holds all payloads in partition
+ * order and sizes[0..n) their lengths; out may be NULL for a barrier. */
+typedef int (*pt__coord_call_fn)(void *arg, int64_t task_id, int64_t seq, int kind,
+                                 const void *data, size_t size, void **out, size_t *sizes,
+                                 int64_t n, pt_error *err);
+/* PT_OK unless the driver stopped task_id's stage attempt (then
+ * PT_ECANCELED and err says why). */
+typedef int (*pt__coord_check_fn)(void *arg, int64_t task_id, pt_error *err);
+
 /* Where a task's files go and who runs it. Strings are borrowed. */
 typedef struct pt__exec_env {
   int64_t executor_id;
   const char *local_dir;   /* shuffle outputs: <local_dir>/shuffle-<sid>-<p>-<a>.arrows */
   const char *session_dir; /* results: <session_dir>/results/<job>/part-<p>-<a>.arrows */
+  pt__coord_call_fn coord_call;   /* NULL without a driver (tests): barrier calls fail */
+  pt__coord_check_fn coord_check; /* NULL: never stopped */
+  void *coord_arg;
 } pt__exec_env;
 
 /* A stage definition ready to run tasks: a private copy of the StageDef with

@@ -31,6 +31,11 @@ typedef struct pt__task {
   const Protium__TaskLaunch *launch;
   pt_task_context ctx;            /* ctx.internal_ points back here */
   int64_t failed_map; /* >= 0: a shuffle fetch failed for this map partition */
+  /* Barrier stages */
+  int64_t seq;                    /* the next barrier step of this task */
+  pt_task_info *infos;            /* owned, launch->n_task_infos entries, by partition */
+  int64_t n_infos;
+  int checkpoint_made;            /* the checkpoint directory exists */
   /* A partition function's pt_ctx_emit goes here (NULL elsewhere). */
   int (*emit)(void *emit_arg, struct ArrowArray *batch, pt_error *err);
   void *emit_arg;

@@ -30,10 +30,35 @@ const int pt__executor_linked = 1;
 /* An idle worker looks for a vacant reader role at least this often. */
 #define STANDBY_MAX_US 1000000
 
+/* Barrier payloads travel in frames of at most this many bytes. */
+#define COORD_CHUNK (4u << 20)
+
 typedef struct queued {
   Protium__TaskLaunch launch; /* resources not kept */
+  Protium__TaskLaunch *owned; /* barrier tasks: a private copy launch points into */
   pt__stage *stage;           /* a reference */
 } queued;
+
+/* A task thread waiting in barrier() / all_gather() for the driver's reply
+ * (on its own stack; linked under mu). */
+typedef struct waiter {
+  int64_t task_id, seq;
+  int done;                   /* the reply is complete, or failed */
+  int rc;
+  char error[PT_ERROR_SIZE];
+  int have_sizes;
+  size_t *sizes;              /* the caller's, n entries */
+  int64_t n;
+  uint8_t *buf;               /* malloc'd, total bytes: handed to the caller */
+  size_t total, got;
+  struct waiter *next;
+} waiter;
+
+/* A running task whose stage attempt the driver stopped. */
+typedef struct stopped {
+  int64_t task_id;
+  char error[PT_ERROR_SIZE];
+} stopped;
 
 typedef struct executor {
   int fd;                 /* the driver connection (blocking) */
@@ -54,6 +79,14 @@ typedef struct executor {
   int64_t pending_since_us; /* when the oldest pending status was added (mu) */
   pt_buf extra;           /* encoded frames to send besides statuses (mu) */
   int writing;            /* 1 while a thread encodes and writes (mu) */
+  /* Barrier calls (mu). Waiters take the reader role themselves when it is
+   * vacant, or wait on reply_cv, which the reader broadcasts after each
+   * reply and when it gives the role up: a reply never waits for a
+   * heartbeat-long standby. */
+  pthread_cond_t reply_cv;
+  waiter *waiters;
+  int64_t *running_ids;   /* [slots] task ids being run, 0 = none */
+  stopped *stops;         /* [slots] tasks told to stop; task_id 0 = free */
 
   /* The reader role's own state: only the worker holding the role touches
    * it (handing the role over goes through mu). */
@@ -159,6 +192,173 @@ static void push_simple_status(executor *x, int64_t task_id, Protium__TaskState 
 }
 
 /* ------------------------------------------------------------------------ */
+/* Barrier calls: a task's side of the driver's coordinator */
+
+static void read_step(executor *x);
+
+static stopped *find_stop_locked(executor *x, int64_t task_id) {
+  for (int i = 0; i < x->slots; i++)
+    if (x->stops[i].task_id == task_id) return &x->stops[i];
+  return NULL;
+}
+
+static int coord_check(void *arg, int64_t task_id, pt_error *err) {
+  executor *x = arg;
+  pthread_mutex_lock(&x->mu);
+  stopped *s = find_stop_locked(x, task_id);
+  int rc = s ? pt__errorf(err, PT_ECANCELED, "%s", s->error) : PT_OK;
+  pthread_mutex_unlock(&x->mu);
+  return rc;
+}
+
+/* Gives the reader role up (mu held): a waiter may take it. */
+static void release_reader_locked(executor *x) {
+  x->reading = 0;
+  if (x->waiters) pthread_cond_broadcast(&x->reply_cv);
+}
+
+static int coord_call(void *arg, int64_t task_id, int64_t seq, int kind, const void *data,
+                      size_t size, void **out, size_t *sizes, int64_t n, pt_error *err) {
+  executor *x = arg;
+  waiter w;
+  memset(&w, 0, sizeof w);
+  w.task_id = task_id;
+  w.seq = seq;
+  w.sizes = sizes;
+  w.n = n;
+  pthread_mutex_lock(&x->mu);
+  stopped *s = find_stop_locked(x, task_id);
+  if (s != NULL) {
+    int rc = pt__errorf(err, PT_ECANCELED, "%s", s->error);
+    pthread_mutex_unlock(&x->mu);
+    return rc;
+  }
+  size_t off = 0;
+  do {
+    size_t len = size - off < COORD_CHUNK ? size - off : COORD_CHUNK;
+    Protium__BarrierCall c;
+    protium__barrier_call__init(&c);
+    c.task_id = task_id;
+    c.seq = seq;
+    c.kind = (Protium__BarrierKind)kind;
+    c.size = (int64_t)size;
+    c.offset = (int64_t)off;
+    c.data.data = (uint8_t *)data + off;
+    c.data.len = len;
+    if (pt__frame_append(&x->extra, PT__MSG_BARRIER_CALL, &c.base, NULL) != PT_OK) {
+      pthread_mutex_unlock(&x->mu);
+      return pt__errorf(err, PT_ENOMEM, "out of memory for a message to the driver");
+    }
+    off += len;
+  } while (off < size);
+  w.next = x->waiters;
+  x->waiters = &w;
+  flush_locked(x);
+  while (!w.done) {
+    if (!x->reading) {
+      x->reading = 1;
+      pthread_mutex_unlock(&x->mu);
+      read_step(x);
+      pthread_mutex_lock(&x->mu);
+      release_reader_locked(x);
+    } else {
+      pthread_cond_wait(&x->reply_cv, &x->mu);
+    }
+  }
+  for (waiter **pp = &x->waiters; *pp; pp = &(*pp)->next)
+    if (*pp == &w) {
+      *pp = w.next;
+      break;
+    }
+  pthread_mutex_unlock(&x->mu);
+  if (w.rc != PT_OK) {
+    free(w.buf);
+    return pt__errorf(err, w.rc, "%s", w.error);
+  }
+  if (out != NULL) *out = w.buf;
+  else free(w.buf);
+  return PT_OK;
+}
+
+static waiter *find_waiter_locked(executor *x, int64_t task_id) {
+  for (waiter *w = x->waiters; w; w = w->next)
+    if (w->task_id == task_id) return w;
+  return NULL;
+}
+
+static void waiter_fail(waiter *w, int rc, const char *why) {
+  w->done = 1;
+  w->rc = rc;
+  snprintf(w->error, sizeof w->error, "%s", why);
+}
+
+static void on_barrier_reply(executor *x, const Protium__BarrierReply *r) {
+  pthread_mutex_lock(&x->mu);
+  waiter *w = find_waiter_locked(x, r->task_id);
+  if (w == NULL || w->seq != r->seq || w->done) goto unlock; /* stopped meanwhile */
+  if (r->error != NULL && r->error[0] != '\0') {
+    int code = r->error_code > PT_OK && r->error_code <= PT_EINTERNAL ? r->error_code
+                                                                      : PT_ECANCELED;
+    waiter_fail(w, code, r->error);
+    goto wake;
+  }
+  if (!w->have_sizes) {
+    if ((int64_t)r->n_sizes != w->n && !(r->n_sizes == 0 && r->data.len == 0)) {
+      waiter_fail(w, PT_EFORMAT, "the driver's reply has the payloads of a different number "
+                                 "of tasks");
+      goto wake;
+    }
+    size_t total = 0;
+    for (size_t i = 0; i < r->n_sizes; i++) {
+      if (r->sizes[i] < 0) {
+        waiter_fail(w, PT_EFORMAT, "the driver's reply has a negative size");
+        goto wake;
+      }
+      total += (size_t)r->sizes[i];
+      if (w->sizes != NULL) w->sizes[i] = (size_t)r->sizes[i];
+    }
+    w->have_sizes = 1;
+    w->total = total;
+    w->buf = malloc(total ? total : 1);
+    if (w->buf == NULL) {
+      waiter_fail(w, PT_ENOMEM, "out of memory for the gathered payloads");
+      goto wake;
+    }
+  }
+  if (r->offset < 0 || (size_t)r->offset != w->got || r->data.len > w->total - w->got) {
+    waiter_fail(w, PT_EFORMAT, "the driver's reply is out of order");
+    goto wake;
+  }
+  if (r->data.len > 0) memcpy(w->buf + w->got, r->data.data, r->data.len);
+  w->got += r->data.len;
+  if (w->got < w->total) goto unlock;
+  w->done = 1;
+wake:
+  pthread_cond_broadcast(&x->reply_cv);
+unlock:
+  pthread_mutex_unlock(&x->mu);
+}
+
+static void on_barrier_abort(executor *x, const Protium__BarrierAbort *a) {
+  const char *why = a->error && a->error[0] ? a->error : "the barrier stage attempt was stopped";
+  pthread_mutex_lock(&x->mu);
+  for (size_t i = 0; i < a->n_task_ids; i++) {
+    int64_t id = a->task_ids[i];
+    int running = 0;
+    for (int k = 0; k < x->slots; k++) running |= id != 0 && x->running_ids[k] == id;
+    if (!running || find_stop_locked(x, id) != NULL) continue; /* ended already */
+    stopped *s = find_stop_locked(x, 0);
+    if (s == NULL) continue; /* cannot happen: one entry per slot */
+    s->task_id = id;
+    snprintf(s->error, sizeof s->error, "%s", why);
+    waiter *w = find_waiter_locked(x, id);
+    if (w != NULL && !w->done) waiter_fail(w, PT_ECANCELED, why);
+  }
+  pthread_cond_broadcast(&x->reply_cv);
+  pthread_mutex_unlock(&x->mu);
+}
+
+/* ------------------------------------------------------------------------ */
 /* Messages from the driver (the reader) */
 
 static pt__stage *find_stage(executor *x, int64_t id, int64_t attempt) {
@@ -207,6 +407,18 @@ static void on_launch(executor *x, const Protium__LaunchBatch *lb) {
       x->q_head = 0;
     }
     queued *item = &x->q[(x->q_head + x->q_len) % x->q_cap];
+    item->owned = NULL;
+    if (tl->n_task_infos > 0) {
+      /* The LaunchBatch is freed after dispatch: keep the infos. */
+      size_t size = protium__task_launch__get_packed_size(tl);
+      uint8_t *packed = pt__malloc(size ? size : 1);
+      if (packed == NULL) die(x, "out of memory for a task");
+      protium__task_launch__pack(tl, packed);
+      item->owned = protium__task_launch__unpack(&pt__pb_allocator, size, packed);
+      pt__free(packed);
+      if (item->owned == NULL) die(x, "out of memory for a task");
+      tl = item->owned;
+    }
     item->launch = *tl;
     item->launch.n_resources = 0;
     item->launch.resources = NULL;
@@ -235,6 +447,7 @@ static void on_kill(executor *x, const Protium__KillTasks *k) {
     if (kill) {
       push_simple_status(x, item.launch.task_id, PROTIUM__TASK_STATE__TASK_KILLED, NULL);
       pt__stage_unref(item.stage);
+      if (item.owned) protium__task_launch__free_unpacked(item.owned, &pt__pb_allocator);
     } else {
       x->q[(x->q_head + kept) % x->q_cap] = item;
       kept++;
@@ -298,6 +511,8 @@ static int dispatch(executor *x, const pt__frame *f) {
     case PT__MSG_KILL_TASKS: on_kill(x, (Protium__KillTasks *)m); break;
     case PT__MSG_CLEANUP: on_cleanup(x, (Protium__Cleanup *)m); break;
     case PT__MSG_SHUTDOWN: stop = 1; break;
+    case PT__MSG_BARRIER_REPLY: on_barrier_reply(x, (Protium__BarrierReply *)m); break;
+    case PT__MSG_BARRIER_ABORT: on_barrier_abort(x, (Protium__BarrierAbort *)m); break;
     default: logf_(x, "ignoring a message of type %d", (int)f->type); break;
   }
   pt__msg_free(m);
@@ -361,6 +576,9 @@ static void run_one_locked(executor *x) {
   x->q_head = (x->q_head + 1) % x->q_cap;
   x->q_len--;
   x->running++;
+  int slot = 0;
+  while (slot < x->slots - 1 && x->running_ids[slot] != 0) slot++;
+  x->running_ids[slot] = item.launch.task_id;
   /* The reader may have just become this runner. Someone must read on
    * (launches for other slots, kills, statuses to write after 1 ms), unless
    * this task was all there was to do on a one-slot executor: then the
@@ -373,9 +591,13 @@ static void run_one_locked(executor *x) {
   Protium__TaskStatus st;
   pt__task_run(&x->env, item.stage, &item.launch, &st);
   pt__stage_unref(item.stage);
+  if (item.owned) protium__task_launch__free_unpacked(item.owned, &pt__pb_allocator);
 
   pthread_mutex_lock(&x->mu);
   x->running--;
+  x->running_ids[slot] = 0;
+  stopped *stop = find_stop_locked(x, item.launch.task_id);
+  if (stop != NULL) stop->task_id = 0;
   push_status_locked(x, &st);
   /* More tasks queued: keep going and let statuses gather, at most
    * FLUSH_DELAY_US. Otherwise write now. */
@@ -400,7 +622,7 @@ static void *worker_main(void *arg) {
       pthread_mutex_unlock(&x->mu);
       read_step(x);
       pthread_mutex_lock(&x->mu);
-      x->reading = 0;
+      release_reader_locked(x);
     } else {
       /* Wake by the next heartbeat (1 s at most) even if not signalled:
        * the reader may be running a task (one slot), and the heartbeat
@@ -520,7 +742,14 @@ int pt__executor_main(void) {
   pthread_condattr_init(&ca);
   pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* deadlines come from now_us() */
   pthread_cond_init(&x.work, &ca);
+  pthread_cond_init(&x.reply_cv, &ca);
   pthread_condattr_destroy(&ca);
+  x.running_ids = pt__calloc((size_t)x.slots, sizeof *x.running_ids);
+  x.stops = pt__calloc((size_t)x.slots, sizeof *x.stops);
+  if (x.running_ids == NULL || x.stops == NULL) die(&x, "out of memory");
+  x.env.coord_call = coord_call;
+  x.env.coord_check = coord_check;
+  x.env.coord_arg = &x;
   x.next_heartbeat_us = now_us() + x.heartbeat_ms * 1000;
   /* The read that brought Welcome may have brought the first launches too:
    * poll would not report them again. This thread holds the reader role

@@ -351,6 +351,25 @@ close_all:
   return rc;
 }
 
+/* A barrier task's view of its stage attempt, from its launch. */
+static int copy_infos(pt__task *t, pt_error *err) {
+  const Protium__TaskLaunch *l = t->launch;
+  if (l->n_task_infos == 0) return PT_OK;
+  t->infos = pt__calloc(l->n_task_infos, sizeof *t->infos);
+  if (t->infos == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory for task infos");
+  for (size_t i = 0; i < l->n_task_infos; i++) {
+    const Protium__TaskInfo *in = l->task_infos[i];
+    pt_task_info *o = &t->infos[i];
+    o->partition = in->partition;
+    o->executor_id = in->executor_id;
+    o->pid = in->pid;
+    o->port = in->port;
+    snprintf(o->host, sizeof o->host, "%s", in->host ? in->host : "");
+  }
+  t->n_infos = (int64_t)l->n_task_infos;
+  return PT_OK;
+}
+
 void pt__task_run(const pt__exec_env *env, pt__stage *stage, const Protium__TaskLaunch *task,
                   Protium__TaskStatus *st) {
   int64_t t0 = now_us();
@@ -371,7 +390,9 @@ void pt__task_run(const pt__exec_env *env, pt__stage *stage, const Protium__Task
   };
   t.ctx.internal_ = &t;
   pt_error err = {0};
-  int rc = run(&t, st, &err);
+  int rc = copy_infos(&t, &err);
+  if (rc == PT_OK) rc = run(&t, st, &err);
+  pt__free(t.infos);
   if (rc == PT_OK) {
     st->state = PROTIUM__TASK_STATE__TASK_SUCCEEDED;
   } else {

@@ -32,11 +32,14 @@ typedef enum pt__msg_type {
   PT__MSG_HELLO = 1,
   PT__MSG_HEARTBEAT = 2,
   PT__MSG_STATUS_BATCH = 3,
+  PT__MSG_BARRIER_CALL = 4,
   PT__MSG_WELCOME = 16,
   PT__MSG_LAUNCH_BATCH = 17,
   PT__MSG_KILL_TASKS = 18,
   PT__MSG_CLEANUP = 19,
   PT__MSG_SHUTDOWN = 20,
+  PT__MSG_BARRIER_REPLY = 21,
+  PT__MSG_BARRIER_ABORT = 22,
 } pt__msg_type;
 
 /* ------------------------------------------------------------------------ */

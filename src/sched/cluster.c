@@ -432,6 +432,8 @@ static void on_hello(pt__driver_conn *c, const Protium__Hello *h) {
   ex->conn = c;
   ex->state = PT__EXEC_READY;
   if (h->slots > 0) ex->slots = h->slots;
+  pt__free(ex->host);
+  ex->host = pt__strdup(h->host ? h->host : "");
   ex->last_seen_ns = uv_hrtime();
   d->start_failures = 0;
 
@@ -489,6 +491,13 @@ static void on_frame(pt__driver_conn *c, uint16_t type, const uint8_t *p, size_t
   }
   case PT__MSG_HEARTBEAT:
     return;
+  case PT__MSG_BARRIER_CALL: {
+    Protium__BarrierCall *bc = protium__barrier_call__unpack(&pt__pb_allocator, n, p);
+    if (!bc) return protocol_error(c, "bad BarrierCall");
+    if (c->ex->state == PT__EXEC_READY) pt__barrier_on_call(c->d, c->ex, bc);
+    protium__barrier_call__free_unpacked(bc, &pt__pb_allocator);
+    return;
+  }
   case PT__MSG_STATUS_BATCH: {
     Protium__StatusBatch *b = protium__status_batch__unpack(&pt__pb_allocator, n, p);
     if (!b) return protocol_error(c, "bad StatusBatch");
@@ -805,6 +814,7 @@ static void driver_free(pt__driver *d) {
     pt_buf_free(&ex->wbuf);
     pt__free(ex->sent_defs);
     pt__free(ex->dir);
+    pt__free(ex->host);
     pt__free(ex);
   }
   pt__free(d->execs);
@@ -866,6 +876,10 @@ int pt__driver_start(const pt__driver_opts *opts, pt__driver **out, pt_error *er
   uint64_t tick_ms = (uint64_t)opts->heartbeat_timeout_ms / 4;
   if (opts->task_timeout_ms > 0 && (uint64_t)opts->task_timeout_ms / 4 < tick_ms)
     tick_ms = (uint64_t)opts->task_timeout_ms / 4;
+  if (opts->barrier_timeout_ms > 0 && (uint64_t)opts->barrier_timeout_ms / 4 < tick_ms)
+    tick_ms = (uint64_t)opts->barrier_timeout_ms / 4;
+  if (opts->barrier_admission_ms > 0 && (uint64_t)opts->barrier_admission_ms / 4 < tick_ms)
+    tick_ms = (uint64_t)opts->barrier_admission_ms / 4;
   if (tick_ms < 10) tick_ms = 10;
   if (tick_ms > 1000) tick_ms = 1000;
 
@@ -1024,6 +1038,10 @@ int pt__driver_run(pt__driver *d, pt_dataset *ds, const pt__action *action, pt__
     pthread_cond_wait(&d->cv, &d->mu);
   pthread_mutex_unlock(&d->mu);
 
+  /* Checkpoints belong to the job's stages: gone with the job. */
+  char cp[4096];
+  snprintf(cp, sizeof cp, "%s/checkpoints/%lld", d->session_dir, (long long)job->id);
+  (void)pt__rm_rf(cp);
   int rc = PT_OK;
   if (job->state != PT__JOB_SUCCEEDED) rc = job->error.code ? job->error.code : PT_EINTERNAL;
   out->stats = pt__stats_take(job, rc);

@@ -59,6 +59,8 @@ static void stage_free(pt__sched_stage *st) {
   pt__free(st->last_exec);
   pt__free(st->pending);
   pt__free(st->def);
+  pt__free(st->checkpoint_dir);
+  pt__barrier_free(st->bar);
   pt__free(st);
 }
 
@@ -178,9 +180,10 @@ static int add_chain_ops(pt__driver *d, pt__job *job, pt__sched_stage *st, pt_da
   pt_dataset *src = node;
   int n_partition_fns = 0;
   while (src->kind == PT__NODE_MAP || src->kind == PT__NODE_FILTER ||
-         src->kind == PT__NODE_MAP_PARTITIONS) {
+         src->kind == PT__NODE_MAP_PARTITIONS || src->kind == PT__NODE_BARRIER) {
     if (n == 256) return pt__errorf(err, PT_ENOTSUP, "plan: more than 256 transformations in a row");
-    chain[n++] = src;
+    if (src->kind == PT__NODE_BARRIER) st->barrier = 1;
+    else chain[n++] = src;
     /* A task pulls its input through the one partition function and pushes
      * what it emits onward: a second one would need its own thread. */
     if (src->kind == PT__NODE_MAP_PARTITIONS && ++n_partition_fns == 2)
@@ -315,11 +318,22 @@ int pt__plan_build(pt__driver *d, pt_dataset *ds, const pt__action *action, pt__
     rc = pt__errorf(err, PT_ENOMEM, "plan: out of memory");
     goto fail;
   }
-  for (int64_t i = 0; i < job->n_stages; i++)
-    if (stage_alloc_state(job->stages[i], job->stages[i] == final, action->sink) != PT_OK) {
+  for (int64_t i = 0; i < job->n_stages; i++) {
+    pt__sched_stage *st = job->stages[i];
+    if (stage_alloc_state(st, st == final, action->sink) != PT_OK ||
+        (st->barrier && !(st->bar = pt__barrier_new(st->partitions)))) {
       rc = pt__errorf(err, PT_ENOMEM, "plan: out of memory");
       goto fail;
     }
+    size_t len = strlen(pt__driver_session_dir(d)) + 80;
+    st->checkpoint_dir = pt__malloc(len);
+    if (!st->checkpoint_dir) {
+      rc = pt__errorf(err, PT_ENOMEM, "plan: out of memory");
+      goto fail;
+    }
+    snprintf(st->checkpoint_dir, len, "%s/checkpoints/%lld/stage-%lld",
+             pt__driver_session_dir(d), (long long)job->id, (long long)st->id);
+  }
   *out = job;
   return PT_OK;
 fail:
@@ -336,7 +350,9 @@ int pt__plan_encode_stage(pt__sched_stage *st, pt_error *err) {
   def.schema.len = (size_t)st->schema_ipc_size;
   def.n_ops = st->n_ops;
   def.ops = st->ops;
+  def.barrier = st->barrier != 0;
   def.num_tasks = st->partitions;
+  def.checkpoint_dir = st->checkpoint_dir;
   Protium__ShuffleOutput **outs = NULL;
   if (st->read) {
     pt__sched_stage *parent = st->parent;

@@ -30,6 +30,7 @@ typedef enum pt__node_kind {
   PT__NODE_FILTER,
   PT__NODE_SHUFFLE,
   PT__NODE_MAP_PARTITIONS, /* fn, arg, out_schema_ipc as MAP */
+  PT__NODE_BARRIER,        /* no op: marks its stage as a barrier stage */
 } pt__node_kind;
 
 struct pt_dataset {
@@ -84,6 +85,11 @@ typedef struct pt__driver_opts {
   int64_t task_timeout_ms;       /* 0 = none */
   int max_failures;              /* attempts per partition */
   int stage_max_attempts;        /* resubmissions of a map stage */
+  int barrier_max_attempts;      /* attempts of a barrier stage */
+  int64_t barrier_timeout_ms;    /* a barrier() step waiting longer fails the attempt */
+  int64_t barrier_admission_ms;  /* how long a barrier stage waits for free slots */
+  int64_t barrier_stop_grace_ms; /* a stopped barrier task's time to return before its
+                                    executor is killed */
   size_t n_conf;                 /* sent to executors in Welcome */
   const char *const *conf_keys;
   const char *const *conf_values;
@@ -149,6 +155,7 @@ typedef enum pt__stage_state {
 
 typedef struct pt__job pt__job;
 typedef struct pt__jstats pt__jstats; /* stats.c */
+typedef struct pt__barrier pt__barrier;
 
 typedef struct pt__sched_stage {
   int64_t id;
@@ -184,6 +191,9 @@ typedef struct pt__sched_stage {
                                      caused the last resubmission; 0 = none */
   uint8_t *def;                   /* packed StageDef of `attempt`; NULL = stale */
   size_t def_size;
+  int barrier;                    /* a pt_barrier node is in the stage's chain */
+  pt__barrier *bar;               /* owned: its coordinator (barrier stages), else NULL */
+  char *checkpoint_dir;           /* owned: <session_dir>/checkpoints/<job>/stage-<id> */
 } pt__sched_stage;
 
 typedef enum pt__job_state { PT__JOB_RUNNING, PT__JOB_SUCCEEDED, PT__JOB_FAILED } pt__job_state;
@@ -211,6 +221,10 @@ void pt__plan_free(pt__job *job);
 int pt__plan_encode_stage(pt__sched_stage *st, pt_error *err);
 int64_t pt__driver_next_id(pt__driver *d); /* stage and shuffle ids */
 
+/* Task ids: (sequence << PT__TASK_INDEX_BITS) | pool index. */
+#define PT__TASK_INDEX_BITS 24
+#define PT__TASK_INDEX_MASK ((1 << PT__TASK_INDEX_BITS) - 1)
+
 /* A task attempt in flight, in the driver's pool; linked into its
  * executor's list in launch order. */
 typedef struct pt__sched_task {
@@ -223,6 +237,7 @@ typedef struct pt__sched_task {
   int32_t exec;                   /* index into the driver's executor table */
   int32_t prev, next;             /* executor list, or free list (next) */
   uint64_t start_ns;              /* 0 while queued on the executor */
+  uint64_t stop_ns;               /* orphaned barrier task told to stop then (grace), or 0 */
 } pt__sched_task;
 
 typedef enum pt__executor_state {
@@ -257,6 +272,7 @@ typedef struct pt__executor {
   int64_t (*sent_defs)[2];        /* (stage id, attempt) whose StageDef it has */
   size_t n_sent, cap_sent;
   char *dir;                      /* <session_dir>/exec-<id>, owned */
+  char *host;                     /* from Hello, owned; NULL before */
 } pt__executor;
 
 /* How executor processes come to exist and go: the one part of the driver a
@@ -345,6 +361,46 @@ void pt__sched_on_tick(pt__driver *d, uint64_t now_ns);
 void pt__sched_flush_done(pt__driver *d);
 /* Fails every active job (executors cannot be started). */
 void pt__sched_fail_all(pt__driver *d, int code, const char *why);
+/* For barrier.c: fails job with code and message (a no-op once it ended). */
+void pt__sched_job_fail(pt__driver *d, pt__job *job, int code, const char *msg);
+/* Makes st runnable, or waiting for its parent's output. */
+void pt__sched_stage_submit(pt__driver *d, pt__sched_stage *st);
+/* Launches partition p of st on ex (in this pass's LaunchBatch), the
+ * TaskLaunch carrying infos (barrier stages). On PT_OK *task_id is its id. */
+int pt__sched_launch(pt__driver *d, pt__executor *ex, pt__sched_stage *st, int64_t p,
+                     uint64_t now, Protium__TaskInfo **infos, size_t n_infos, int64_t *task_id);
+
+/* barrier.c (loop_mu held): the coordinator of barrier stages. Every
+ * attempt of a barrier stage launches all its tasks in one pass; their
+ * barrier()/all_gather() steps meet here; any failure stops the whole
+ * attempt and, up to barrier.max_attempts, runs the stage again. */
+pt__barrier *pt__barrier_new(int64_t n_tasks);
+void pt__barrier_free(pt__barrier *b);
+/* At submission: fails job at once if a barrier stage has more tasks than
+ * the cluster has slots. Returns 0 when it failed the job. */
+int pt__barrier_check_job(pt__driver *d, pt__job *job);
+/* At the start of a scheduling pass: launches every runnable barrier stage
+ * whose tasks all fit in free slots now. Returns 1 while one waits for
+ * slots (ordinary tasks then wait too, so that the slots come free). */
+int pt__barrier_admit(pt__driver *d, uint64_t now);
+void pt__barrier_on_call(pt__driver *d, pt__executor *ex, const Protium__BarrierCall *c);
+/* A task of st's current attempt failed (cause): stop the attempt. */
+void pt__barrier_task_failed(pt__driver *d, pt__sched_stage *st, int64_t p, const char *cause,
+                             int code);
+/* A task of st ended with output. Returns 0 when that stopped the attempt
+ * (others wait for it in a barrier step): its output is discarded. */
+int pt__barrier_task_succeeded(pt__driver *d, pt__sched_stage *st, int64_t p);
+/* Task t (a copy; its executor was lost) was running st: stops the
+ * attempt if t belongs to it. */
+void pt__barrier_task_lost(pt__driver *d, const pt__sched_task *t, const char *cause, int code);
+/* A barrier stage lost shuffle output: every partition's output is
+ * forgotten (never a subset reruns). The stage runs again now, as a new
+ * attempt, unless only_forget (its reader is done: it runs again, whole,
+ * only if the reader must). */
+void pt__barrier_output_lost(pt__driver *d, pt__sched_stage *st, const char *cause,
+                             int only_forget);
+/* Step timeouts, admission timeouts, stopped tasks past their grace. */
+void pt__barrier_on_tick(pt__driver *d, uint64_t now);
 
 /* stats.c: one hook per scheduler event (loop_mu held; each a no-op when
  * the job has no stats). */

@@ -12,8 +12,8 @@
 #include "net/net.h"
 #include "sched/sched.h"
 
-#define TASK_INDEX_BITS 24
-#define TASK_INDEX_MASK ((1 << TASK_INDEX_BITS) - 1)
+#define TASK_INDEX_BITS PT__TASK_INDEX_BITS
+#define TASK_INDEX_MASK PT__TASK_INDEX_MASK
 
 static void stage_start(pt__driver *d, pt__sched_stage *st);
 static void job_fail(pt__driver *d, pt__job *job, int code, const char *fmt, ...)
@@ -254,6 +254,10 @@ static void job_fail(pt__driver *d, pt__job *job, int code, const char *fmt, ...
   job_finish(d, job, PT__JOB_FAILED);
 }
 
+void pt__sched_job_fail(pt__driver *d, pt__job *job, int code, const char *msg) {
+  job_fail(d, job, code, "%s", msg);
+}
+
 void pt__sched_flush_done(pt__driver *d) {
   while (d->done_jobs) {
     pt__job *job = d->done_jobs;
@@ -282,6 +286,8 @@ static void stage_submit(pt__driver *d, pt__sched_stage *st) {
   }
   stage_start(d, st);
 }
+
+void pt__sched_stage_submit(pt__driver *d, pt__sched_stage *st) { stage_submit(d, st); }
 
 static void stage_start(pt__driver *d, pt__sched_stage *st) {
   st->state = PT__STAGE_RUNNING;
@@ -328,6 +334,15 @@ static void output_lost(pt__driver *d, pt__sched_stage *st, int64_t m, const cha
     if (job->stages[i]->parent == st) child = job->stages[i];
   if (!st->done[m] || !child) return;
   pt__stats_on_output_lost(st, m);
+  if (st->bar) { /* never a subset of a barrier stage: all of it */
+    pt__barrier_output_lost(d, st, cause, child->state == PT__STAGE_DONE);
+    if (child->state == PT__STAGE_RUNNING && job->state == PT__JOB_RUNNING) {
+      child->state = PT__STAGE_WAITING;
+      pt__free(child->def);
+      child->def = NULL;
+    }
+    return;
+  }
   st->done[m] = 0;
   st->n_done--;
   output_free(&st->outputs[m]);
@@ -353,7 +368,9 @@ static void output_lost(pt__driver *d, pt__sched_stage *st, int64_t m, const cha
   } else if (st->state == PT__STAGE_RUNNING) {
     push_pending(d, st, m);
   }
-  if (child->state == PT__STAGE_RUNNING) {
+  if (child->state == PT__STAGE_RUNNING && child->bar) {
+    pt__barrier_task_failed(d, child, -1, cause, PT_EIO); /* its input went */
+  } else if (child->state == PT__STAGE_RUNNING) {
     child->state = PT__STAGE_WAITING;
     pt__free(child->def);
     child->def = NULL;
@@ -366,6 +383,10 @@ static void attempt_failed(pt__driver *d, pt__sched_stage *st, int64_t p, int64_
                            const char *cause, int code, int counted) {
   pt__job *job = st->job;
   if (job->state != PT__JOB_RUNNING || st->done[p]) return;
+  if (st->bar) {
+    pt__barrier_task_failed(d, st, p, cause, code);
+    return;
+  }
   st->last_exec[p] = exec_id;
   if (counted) {
     st->failures[p]++;
@@ -435,7 +456,8 @@ static void attempt_succeeded(pt__driver *d, pt__sched_stage *st, int64_t p, pt_
     st->counts[p] = ts->count;
   }
   st->done[p] = 1;
-  if (++st->n_done == st->partitions) stage_done(d, st);
+  if (st->bar && !pt__barrier_task_succeeded(d, st, p)) return;
+  if (job->state == PT__JOB_RUNNING && ++st->n_done == st->partitions) stage_done(d, st);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -453,11 +475,13 @@ void pt__sched_submit(pt__driver *d, pt__job *job) {
                      "driver; run the program alone to see their messages", (long long)job->id);
     return;
   }
+  if (!pt__barrier_check_job(d, job)) return;
   stage_submit(d, job->final);
   d->need_schedule = 1;
 }
 
-static int launch(pt__driver *d, pt__executor *ex, pt__sched_stage *st, int64_t p, uint64_t now) {
+int pt__sched_launch(pt__driver *d, pt__executor *ex, pt__sched_stage *st, int64_t p,
+                     uint64_t now, Protium__TaskInfo **infos, size_t n_infos, int64_t *task_id) {
   PT_RETURN_NOT_OK(frame_open(ex));
   if (!exec_has_def(ex, st)) {
     PT_RETURN_NOT_OK(put_field(&ex->out, 1, st->def, st->def_size));
@@ -474,20 +498,30 @@ static int launch(pt__driver *d, pt__executor *ex, pt__sched_stage *st, int64_t 
   t->stage_attempt = (int32_t)st->attempt;
   t->exec = ex->index;
   t->start_ns = 0;
+  t->stop_ns = 0;
   Protium__TaskLaunch tl = PROTIUM__TASK_LAUNCH__INIT;
   tl.task_id = t->id;
   tl.stage_id = st->id;
   tl.stage_attempt = st->attempt;
   tl.partition = p;
   tl.attempt = t->attempt;
-  uint8_t buf[96];
-  size_t n = protium__task_launch__pack(&tl, buf);
-  if (put_field(&ex->out, 2, buf, n) != PT_OK) {
+  tl.n_task_infos = n_infos;
+  tl.task_infos = infos;
+  uint8_t buf[96], *packed = buf;
+  if (n_infos > 0 && !(packed = pt__malloc(protium__task_launch__get_packed_size(&tl)))) {
+    task_free(d, i);
+    return PT_ENOMEM;
+  }
+  size_t n = protium__task_launch__pack(&tl, packed);
+  int rc = put_field(&ex->out, 2, packed, n);
+  if (packed != buf) pt__free(packed);
+  if (rc != PT_OK) {
     task_free(d, i);
     return PT_ENOMEM;
   }
   exec_link(d, ex, i);
   pt__stats_on_launch(st, t);
+  if (task_id) *task_id = t->id;
   if (ex->n_inflight <= ex->slots) t->start_ns = now;
   st->running[p]++;
   return PT_OK;
@@ -500,7 +534,7 @@ static pt__sched_stage *pick(pt__driver *d, pt__executor *ex, int n_ready, int64
   for (pt__job *job = d->active; job; job = job->next) {
     for (int64_t i = 0; i < job->n_stages; i++) {
       pt__sched_stage *st = job->stages[i];
-      if (st->state != PT__STAGE_RUNNING || st->n_pending == 0) continue;
+      if (st->state != PT__STAGE_RUNNING || st->n_pending == 0 || st->bar) continue;
       if (!st->def) {
         pt_error err = {0};
         st->attempt++;
@@ -521,6 +555,12 @@ static pt__sched_stage *pick(pt__driver *d, pt__executor *ex, int n_ready, int64
 void pt__sched_schedule(pt__driver *d) {
   if (!d->active || d->n_execs == 0) return;
   uint64_t now = uv_hrtime();
+  /* Barrier stages first, all tasks or none; while one waits for slots,
+   * nothing else takes them. */
+  if (pt__barrier_admit(d, now)) {
+    for (int32_t e = 0; e < d->n_execs; e++) frame_close(d->execs[e]);
+    return;
+  }
   int n_ready = 0;
   for (int32_t e = 0; e < d->n_execs; e++) n_ready += d->execs[e]->state == PT__EXEC_READY;
   int32_t cap_per_slot = 1 + d->opts.queue_depth;
@@ -538,7 +578,7 @@ void pt__sched_schedule(pt__driver *d) {
         more = 0;
         break;
       }
-      if (launch(d, ex, st, p, now) != PT_OK) {
+      if (pt__sched_launch(d, ex, st, p, now, NULL, 0, NULL) != PT_OK) {
         st->queued[p] = 0;
         job_fail(d, st->job, PT_ENOMEM, "job %lld failed: driver out of memory",
                  (long long)st->job->id);
@@ -606,6 +646,12 @@ void pt__sched_on_executor_lost(pt__driver *d, pt__executor *ex, const char *cau
     i = next;
     if (!t.stage) continue;
     pt__stats_on_lost_task(t.stage, &t, t.id == timed_out_task && cause_timeout);
+    if (t.stage->bar) {
+      int timed_out = t.id == timed_out_task && cause_timeout;
+      pt__barrier_task_lost(d, &t, timed_out ? cause_timeout : cause,
+                            timed_out ? PT_ETIMEDOUT : PT_EIO);
+      continue;
+    }
     t.stage->running[t.partition]--;
     if (t.id == timed_out_task && cause_timeout)
       attempt_failed(d, t.stage, t.partition, ex->id, cause_timeout, PT_ETIMEDOUT, 1);
@@ -626,6 +672,7 @@ void pt__sched_on_executor_lost(pt__driver *d, pt__executor *ex, const char *cau
 }
 
 void pt__sched_on_tick(pt__driver *d, uint64_t now) {
+  pt__barrier_on_tick(d, now);
   if (d->opts.task_timeout_ms <= 0) return;
   uint64_t limit = (uint64_t)d->opts.task_timeout_ms * 1000000u;
   for (int32_t e = 0; e < d->n_execs; e++) {
