@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 apt_packages=(build-essential cmake pkg-config libcmocka-dev liblz4-dev libzstd-dev
-              libuv1-dev libprotobuf-c-dev protobuf-c-compiler clang python3-venv valgrind)
+              libuv1-dev libprotobuf-c-dev protobuf-c-compiler clang python3-venv valgrind
+              openmpi-bin libopenmpi-dev)
 
 missing=()
 for p in "${apt_packages[@]}"; do
