@@ -183,6 +183,15 @@ static void stop_attempt(pt__driver *d, pt__sched_stage *st, int code, const cha
   d->need_schedule = 1;
 }
 
+void pt__barrier_job_ended(pt__driver *d, pt__sched_stage *st) {
+  pt__barrier *b = st->bar;
+  if (!b->launched) return;
+  char why[128];
+  snprintf(why, sizeof why, "job %lld ended", (long long)st->job->id);
+  abort_tasks(d, st, why);
+  b->launched = 0;
+}
+
 void pt__barrier_task_failed(pt__driver *d, pt__sched_stage *st, int64_t p, const char *cause,
                              int code) {
   pt__barrier *b = st->bar;

@@ -399,6 +399,8 @@ void pt__barrier_task_lost(pt__driver *d, const pt__sched_task *t, const char *c
  * only if the reader must). */
 void pt__barrier_output_lost(pt__driver *d, pt__sched_stage *st, const char *cause,
                              int only_forget);
+/* st's job ends: its running tasks (if any) are told to stop. */
+void pt__barrier_job_ended(pt__driver *d, pt__sched_stage *st);
 /* Step timeouts, admission timeouts, stopped tasks past their grace. */
 void pt__barrier_on_tick(pt__driver *d, uint64_t now);
 

@@ -178,6 +178,8 @@ static int64_t pop_pending(pt__driver *d, pt__sched_stage *st, pt__executor *ex,
 /* Jobs */
 
 static void job_finish(pt__driver *d, pt__job *job, pt__job_state state) {
+  for (int64_t i = 0; i < job->n_stages; i++)
+    if (job->stages[i]->bar) pt__barrier_job_ended(d, job->stages[i]);
   job->state = state;
   pt__job **pp = &d->active;
   while (*pp && *pp != job) pp = &(*pp)->next;
