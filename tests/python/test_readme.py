@@ -92,3 +92,16 @@ def test_readme_engine_example_compiles_and_runs(tmp_path: Path) -> None:
             assert k == i % 10, (i, k)
             key_files.setdefault(k, set()).add(n)
     assert all(len(files) == 1 for files in key_files.values()), key_files  # by key
+
+
+def test_readme_barrier_example_is_the_tested_one(tmp_path: Path) -> None:
+    """The README's barrier-mode program is examples/barrier.c, word for word,
+    and it compiles on its own and runs: four tasks, one barrier stage."""
+    source = (ROOT / "examples" / "barrier.c").read_text()
+    assert source in _readme_c_blocks()
+    exe = _compile(source, tmp_path, "barrier")
+    out = subprocess.run([str(exe)], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == (
+        "1000 rows, centred on the global mean: sum 0.000")
+    assert "barrier example: 4 tasks, task 0 on " in out.stderr
