@@ -131,6 +131,7 @@ typedef struct stage_b {
   Protium__ResultSink result;
   Protium__CountSink count;
   Protium__IpcSink ipc;
+  Protium__MapPartitionsOp map_partitions;
 } stage_b;
 
 static stage_b *stage_begin(int64_t stage_id) {
@@ -148,6 +149,7 @@ static stage_b *stage_begin(int64_t stage_id) {
   protium__result_sink__init(&s->result);
   protium__count_sink__init(&s->count);
   protium__ipc_sink__init(&s->ipc);
+  protium__map_partitions_op__init(&s->map_partitions);
   return s;
 }
 
@@ -166,6 +168,7 @@ static Protium__Op *add_op(stage_b *s, Protium__Op__OpCase c) {
     case PROTIUM__OP__OP_RESULT: op->result = &s->result; break;
     case PROTIUM__OP__OP_COUNT: op->count = &s->count; break;
     case PROTIUM__OP__OP_WRITE_IPC: op->write_ipc = &s->ipc; break;
+    case PROTIUM__OP__OP_MAP_PARTITIONS: op->map_partitions = &s->map_partitions; break;
     default: break;
   }
   return op;
@@ -879,6 +882,168 @@ static void test_executor_process(void **state) {
   free(slow);
 }
 
+/* A barrier task's side of the coordinator: it gives "ab" to an all_gather
+ * of two tasks and expects sizes {1, 2} and bytes "Zab"; its task infos
+ * must be the launch's. Any error is the task's. */
+static int gather_ab(const pt_task_context *ctx, struct ArrowArrayStream *input, const void *arg,
+                     size_t arg_size, pt_error *err) {
+  const pt_task_info *infos;
+  int64_t n;
+  int rc = pt_ctx_task_infos(ctx, &infos, &n, err);
+  if (rc != PT_OK) return rc;
+  if (n != 2 || infos[1].port != 4242 || strcmp(infos[1].host, "h1") != 0) {
+    snprintf(err->message, sizeof err->message, "wrong task infos");
+    return PT_EINVAL;
+  }
+  void *out;
+  size_t sizes[2];
+  rc = pt_ctx_all_gather(ctx, "ab", 2, &out, sizes, err);
+  if (rc != PT_OK) return rc;
+  int ok = sizes[0] == 1 && sizes[1] == 2 && memcmp(out, "Zab", 3) == 0;
+  free(out);
+  if (!ok) {
+    snprintf(err->message, sizeof err->message, "gathered the wrong bytes");
+    return PT_EINVAL;
+  }
+  return PT_OK;
+}
+PT_REGISTER_FN(gather_ab)
+
+/* Launches task id (partition 1 of 2) of barrier stage b with two infos,
+ * and returns its call. */
+static Protium__BarrierCall *drv_barrier_task(fake_driver *drv, stage_b *b, int with_def,
+                                              int64_t id) {
+  Protium__TaskInfo infos[2], *iptrs[2] = {&infos[0], &infos[1]};
+  const char *hosts[2] = {"h0", "h1"};
+  for (int i = 0; i < 2; i++) {
+    protium__task_info__init(&infos[i]);
+    infos[i].partition = i;
+    infos[i].host = (char *)hosts[i];
+    infos[i].port = 4241 + i;
+  }
+  Protium__TaskLaunch tl, *tptr = &tl;
+  protium__task_launch__init(&tl);
+  tl.task_id = id;
+  tl.stage_id = b->def.stage_id;
+  tl.partition = 1;
+  tl.n_task_infos = 2;
+  tl.task_infos = iptrs;
+  Protium__StageDef *defs[1] = {&b->def};
+  Protium__LaunchBatch lb;
+  protium__launch_batch__init(&lb);
+  lb.n_stages = with_def ? 1 : 0;
+  lb.stages = defs;
+  lb.n_tasks = 1;
+  lb.tasks = &tptr;
+  drv_send(drv, PT__MSG_LAUNCH_BATCH, &lb.base);
+  Protium__BarrierCall *c = (Protium__BarrierCall *)drv_recv(drv, PT__MSG_BARRIER_CALL);
+  assert_int_equal(c->task_id, id);
+  assert_int_equal(c->seq, 0);
+  assert_int_equal(c->kind, PROTIUM__BARRIER_KIND__BARRIER_KIND_ALL_GATHER);
+  assert_int_equal(c->size, 2);
+  assert_int_equal(c->offset, 0);
+  assert_int_equal(c->data.len, 2);
+  assert_memory_equal(c->data.data, "ab", 2);
+  return c;
+}
+
+static void drv_reply(fake_driver *drv, int64_t id, int64_t *sizes, size_t n_sizes,
+                      int64_t offset, const char *data) {
+  Protium__BarrierReply r;
+  protium__barrier_reply__init(&r);
+  r.task_id = id;
+  r.n_sizes = n_sizes;
+  r.sizes = sizes;
+  r.offset = offset;
+  r.data.data = (uint8_t *)data;
+  r.data.len = strlen(data);
+  drv_send(drv, PT__MSG_BARRIER_REPLY, &r.base);
+}
+
+/* The status of the one task in flight. */
+static void drv_expect_status(fake_driver *drv, int64_t id, int state, const char *error) {
+  Protium__StatusBatch *sb = (Protium__StatusBatch *)drv_recv(drv, PT__MSG_STATUS_BATCH);
+  assert_int_equal(sb->n_statuses, 1);
+  assert_int_equal(sb->statuses[0]->task_id, id);
+  if ((int)sb->statuses[0]->state != state)
+    fail_msg("task %lld: state %d: %s", (long long)id, (int)sb->statuses[0]->state,
+             sb->statuses[0]->error);
+  if (error && !strstr(sb->statuses[0]->error, error))
+    fail_msg("task %lld: '%s' does not say '%s'", (long long)id, sb->statuses[0]->error, error);
+  pt__msg_free(&sb->base);
+}
+
+/* Replies in pieces, garbled replies, replies and aborts for tasks that
+ * are not there, and an abort of a waiting task: the executor assembles
+ * what is right, fails the task on what is wrong, and lives on. */
+static void test_executor_barrier_calls(void **state) {
+  fake_driver drv;
+  drv_start(&drv, 7, 1);
+  drv_handshake(&drv, 7, 1);
+  stage_b *b = stage_begin(70);
+  b->def.barrier = 1;
+  b->def.num_tasks = 2;
+  add_range(b, 0, 2, 2, 0);
+  add_op(b, PROTIUM__OP__OP_MAP_PARTITIONS);
+  b->map_partitions.fn = "gather_ab";
+  add_op(b, PROTIUM__OP__OP_COUNT);
+  int64_t sizes[2] = {1, 2}, three[3] = {1, 1, 1}, negative[2] = {-1, 4};
+
+  /* Right, in two frames; strangers' reply and abort in between. */
+  Protium__BarrierCall *c = drv_barrier_task(&drv, b, 1, 1);
+  pt__msg_free(&c->base);
+  drv_reply(&drv, 1, sizes, 2, 0, "Za");
+  drv_reply(&drv, 99, sizes, 2, 0, "Zab");
+  int64_t stranger = 98;
+  Protium__BarrierAbort ab;
+  protium__barrier_abort__init(&ab);
+  ab.n_task_ids = 1;
+  ab.task_ids = &stranger;
+  drv_send(&drv, PT__MSG_BARRIER_ABORT, &ab.base);
+  drv_reply(&drv, 1, NULL, 0, 2, "b");
+  drv_expect_status(&drv, 1, PROTIUM__TASK_STATE__TASK_SUCCEEDED, NULL);
+
+  /* Out of order, too many sizes, a negative size. */
+  c = drv_barrier_task(&drv, b, 0, 2);
+  pt__msg_free(&c->base);
+  drv_reply(&drv, 2, sizes, 2, 1, "ab");
+  drv_expect_status(&drv, 2, PROTIUM__TASK_STATE__TASK_FAILED, "the driver's reply is out of order");
+  c = drv_barrier_task(&drv, b, 0, 3);
+  pt__msg_free(&c->base);
+  drv_reply(&drv, 3, three, 3, 0, "abc");
+  drv_expect_status(&drv, 3, PROTIUM__TASK_STATE__TASK_FAILED, "a different number of tasks");
+  c = drv_barrier_task(&drv, b, 0, 4);
+  pt__msg_free(&c->base);
+  drv_reply(&drv, 4, negative, 2, 0, "abc");
+  drv_expect_status(&drv, 4, PROTIUM__TASK_STATE__TASK_FAILED, "negative size");
+
+  /* An error reply, then an abort of a waiting task. */
+  c = drv_barrier_task(&drv, b, 0, 5);
+  pt__msg_free(&c->base);
+  Protium__BarrierReply er;
+  protium__barrier_reply__init(&er);
+  er.task_id = 5;
+  er.error = "partition 0 lost: executor 3 lost";
+  er.error_code = PT_EIO;
+  drv_send(&drv, PT__MSG_BARRIER_REPLY, &er.base);
+  drv_expect_status(&drv, 5, PROTIUM__TASK_STATE__TASK_FAILED,
+                    "all_gather (step 0): partition 0 lost: executor 3 lost");
+  c = drv_barrier_task(&drv, b, 0, 6);
+  pt__msg_free(&c->base);
+  int64_t six = 6;
+  ab.task_ids = &six;
+  ab.error = "barrier stage 70 attempt 0 stopped: by the test";
+  drv_send(&drv, PT__MSG_BARRIER_ABORT, &ab.base);
+  drv_expect_status(&drv, 6, PROTIUM__TASK_STATE__TASK_FAILED, "stopped: by the test");
+
+  Protium__Shutdown sd;
+  protium__shutdown__init(&sd);
+  drv_send(&drv, PT__MSG_SHUTDOWN, &sd.base);
+  assert_int_equal(drv_wait_exit(&drv, 5000), 0);
+  drv_close(&drv);
+  free(b);
+}
+
 /* The driver goes away: the executor exits on its own, even with a task
  * running. */
 static void test_executor_orphan(void **state) {
@@ -917,6 +1082,7 @@ int main(void) {
       cmocka_unit_test(test_registry),
       cmocka_unit_test(test_executor_process),
       cmocka_unit_test(test_executor_orphan),
+      cmocka_unit_test(test_executor_barrier_calls),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
