@@ -51,6 +51,7 @@ typedef struct gang_arg {
   int64_t kill_step;      /* ... before this step (-1: never) */
   int64_t hang_part;      /* never calls barrier(): sleeps hang_ms instead (-1: none) */
   int64_t hang_ms;
+  int64_t hang_first;     /* ... in attempt 0 only */
   int64_t mismatch_part;  /* calls all_gather where the others call barrier() (-1: none) */
   int64_t checkpoint;     /* resume from the checkpoint directory */
   int64_t check_infos;    /* verify task infos */
@@ -124,7 +125,8 @@ static int gang(const pt_task_context *ctx, struct ArrowArrayStream *input, cons
   if (arg_size != sizeof a) return fail_with(err, PT_EINVAL, "arg must be a gang_arg");
   memcpy(&a, argp, sizeof a);
   int64_t p = pt_ctx_partition_id(ctx), attempt = pt_ctx_stage_attempt(ctx);
-  log_line(&a, "start %lld %lld %lld", (long long)p, (long long)attempt, (long long)now_us());
+  log_line(&a, "start %lld %lld %lld %lld", (long long)p, (long long)attempt,
+           (long long)now_us(), (long long)getpid());
 
   /* The input's ids, whole. */
   int64_t *ids = NULL, n_ids = 0, cap = 0;
@@ -162,7 +164,7 @@ static int gang(const pt_task_context *ctx, struct ArrowArrayStream *input, cons
     value = start;
   }
   if (a.check_infos) value = check_infos(ctx, err);
-  if (p == a.hang_part) {
+  if (p == a.hang_part && (!a.hang_first || attempt == 0)) {
     usleep((useconds_t)a.hang_ms * 1000);
     goto done;
   }
@@ -589,6 +591,70 @@ static void test_barrier_timeout_names_missing(void **state) {
   close_session(s);
 }
 
+typedef struct job_thread {
+  pt_dataset *ds;
+  int rc;
+  pt_error err;
+  rows rows;
+} job_thread;
+
+static void *collect_job(void *arg) {
+  job_thread *j = arg;
+  struct ArrowArrayStream st;
+  j->rc = pt_collect(j->ds, &st, &j->err);
+  if (j->rc == PT_OK) read_stream(&st, &j->rows);
+  return NULL;
+}
+
+static void *count_job(void *arg) {
+  job_thread *j = arg;
+  int64_t n;
+  j->rc = pt_count(j->ds, &n, &j->err);
+  return NULL;
+}
+
+/* Partition 0's executor is SIGKILLed from outside while it waits inside
+ * barrier() (partition 3 holds the step up): nobody is left stuck, the
+ * hung task goes after barrier.stop_grace, attempt 1 completes. */
+static void test_killed_inside_barrier(void **state) {
+  const char *kv[] = {"barrier.stop_grace", "1s", NULL};
+  pt_session *s = open_n(4, 1, kv);
+  gang_arg a = gang_default();
+  a.steps = 3;
+  a.hang_part = 3;
+  a.hang_ms = 30000;
+  a.hang_first = 1;
+  log_path(&a, "inside");
+  pt_dataset *ds = gang_ds(s, 400, 4, &a);
+  job_thread j = {.ds = ds};
+  pthread_t t;
+  assert_int_equal(pthread_create(&t, NULL, collect_job, &j), 0);
+  long long victim = 0;
+  for (int tries = 0; tries < 1000 && !victim; tries++) {
+    usleep(10000);
+    char *log = slurp(a.log);
+    int started = 0;
+    for (char *line = strtok(log, "\n"); line; line = strtok(NULL, "\n")) {
+      long long p, at, ts, pid;
+      if (sscanf(line, "start %lld %lld %lld %lld", &p, &at, &ts, &pid) == 4 && at == 0) {
+        started++;
+        if (p == 0) victim = pid;
+      }
+    }
+    free(log);
+    if (started < 4) victim = 0;
+  }
+  assert_true(victim > 0);
+  usleep(200000); /* partitions 0, 1, 2 wait in step 0 */
+  assert_int_equal(kill((pid_t)victim, SIGKILL), 0);
+  pthread_join(t, NULL);
+  if (j.rc != PT_OK) fail_msg("collect: %s", j.err.message);
+  expect_exact(&j.rows, 400, 1, 1);
+  rows_free(&j.rows);
+  pt_dataset_free(ds);
+  close_session(s);
+}
+
 /* A peer dies while the others wait: their barrier() fails within ~1 s
  * naming it, and calls after that fail at once. */
 static void test_dead_peer_errors_at_once(void **state) {
@@ -665,19 +731,6 @@ static void test_oversubscribed_fails_at_once(void **state) {
                                       "executors x 1 slots)"));
   pt_dataset_free(ds);
   close_session(s);
-}
-
-typedef struct job_thread {
-  pt_dataset *ds;
-  int rc;
-  pt_error err;
-} job_thread;
-
-static void *count_job(void *arg) {
-  job_thread *j = arg;
-  int64_t n;
-  j->rc = pt_count(j->ds, &n, &j->err);
-  return NULL;
 }
 
 /* Ordinary tasks hold both slots; the barrier stage submitted meanwhile
@@ -858,6 +911,7 @@ int main(void) {
       cmocka_unit_test(test_kill_write_ipc_exactly_once),
       cmocka_unit_test(test_checkpoint_resume),
       cmocka_unit_test(test_barrier_timeout_names_missing),
+      cmocka_unit_test(test_killed_inside_barrier),
       cmocka_unit_test(test_dead_peer_errors_at_once),
       cmocka_unit_test(test_mismatched_calls),
       cmocka_unit_test(test_oversubscribed_fails_at_once),
