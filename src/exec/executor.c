@@ -270,6 +270,10 @@ static int coord_call(void *arg, int64_t task_id, int64_t seq, int kind, const v
       *pp = w.next;
       break;
     }
+  /* This thread goes back to its task: someone else must read, as when
+   * a reader becomes a runner (run_one_locked). */
+  if (!x->reading && x->idle > 0 && (x->slots > 1 || x->q_len > 0 || x->n_pending > 0))
+    pthread_cond_signal(&x->work);
   pthread_mutex_unlock(&x->mu);
   if (w.rc != PT_OK) {
     free(w.buf);
