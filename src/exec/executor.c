@@ -432,8 +432,9 @@ static void on_launch(executor *x, const Protium__LaunchBatch *lb) {
     added++;
   }
   /* The reader runs one task itself when a slot is free; idle workers
-   * take the others. */
-  if (added > 1 && x->idle > 0) pthread_cond_broadcast(&x->work);
+   * take the others (all of them when the reader is a task waiting for
+   * the driver). */
+  if ((added > 1 || x->waiters != NULL) && x->idle > 0) pthread_cond_broadcast(&x->work);
   if (x->n_pending > 0) flush_locked(x);
   pthread_mutex_unlock(&x->mu);
 }
@@ -621,7 +622,9 @@ static void *worker_main(void *arg) {
   for (;;) {
     if (x->q_len > 0 && x->running < x->slots) {
       run_one_locked(x);
-    } else if (!x->reading) {
+    } else if (!x->reading && x->waiters == NULL) {
+      /* With tasks waiting for the driver's replies, the role is theirs:
+       * each reads its own reply, without a hand-off between threads. */
       x->reading = 1;
       pthread_mutex_unlock(&x->mu);
       read_step(x);
