@@ -578,9 +578,10 @@ int pt_filter(pt_dataset *ds, pt_filter_fn fn, const void *arg, size_t arg_size,
  * (pt_repartition) between two. */
 int pt_map_partitions(pt_dataset *ds, pt_partition_fn fn, const struct ArrowSchema *out_schema,
                       const void *arg, size_t arg_size, pt_dataset **out, pt_error *err);
-/* Barrier execution mode (Spark's rdd.barrier()): the stage that computes
- * the transformations applied to *out, up to the next shuffle or action, is
- * a barrier stage. Its N tasks start together (only when N slots are free
+/* Barrier execution mode (Spark's rdd.barrier()): the stage *out is in is a
+ * barrier stage; as in Spark that is all of it, from the previous shuffle or
+ * the source to the next shuffle or the action (a pt_repartition before
+ * pt_barrier keeps upstream work out of the gang). Its N tasks start together (only when N slots are free
  * at once), may use pt_ctx_barrier, pt_ctx_all_gather and pt_ctx_task_infos,
  * and if one fails, all are stopped and the whole stage runs again (up to
  * barrier.max_attempts). Typically followed by pt_map_partitions. A stage
