@@ -39,6 +39,14 @@ int pt__cluster_send(pt__executor *ex, uint16_t type, const ProtobufCMessage *ms
 
 static void write_cb(uv_write_t *req, int status);
 
+/* Output buffers keep their memory from write to write, but not the tens
+ * of MiB one large all_gather reply needed. */
+#define KEEP_OUT_BYTES (8u << 20)
+
+static void shrink(pt_buf *b) {
+  if (b->len == 0 && b->cap > KEEP_OUT_BYTES) pt_buf_free(b);
+}
+
 /* Moves lazy frames to the end of out when something else is to be written
  * (or with all set). */
 static void take_lazy(pt__executor *ex, int all) {
@@ -61,6 +69,7 @@ static void exec_flush_lazy(pt__executor *ex, int all) {
   int n = uv_try_write((uv_stream_t *)&ex->conn->pipe, &b, 1);
   if (n == (int)ex->out.len) {
     ex->out.len = 0;
+    shrink(&ex->out);
     return;
   }
   size_t done = n > 0 ? (size_t)n : 0;
@@ -68,6 +77,7 @@ static void exec_flush_lazy(pt__executor *ex, int all) {
   ex->wbuf = ex->out;
   ex->out = t;
   ex->out.len = 0;
+  shrink(&ex->out);
   b = uv_buf_init(ex->wbuf.data + done, (unsigned)(ex->wbuf.len - done));
   ex->wreq.data = ex;
   if (uv_write(&ex->wreq, (uv_stream_t *)&ex->conn->pipe, &b, 1, write_cb) == 0) ex->writing = 1;
@@ -80,6 +90,7 @@ static void write_cb_locked(uv_write_t *req, int status) {
   pt__executor *ex = req->data;
   ex->writing = 0;
   ex->wbuf.len = 0;
+  shrink(&ex->wbuf);
   if (status < 0) {
     if (ex->state != PT__EXEC_LOST) {
       char why[128];
