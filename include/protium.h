@@ -650,7 +650,9 @@ typedef struct pt_stage_stats {
   int64_t tasks_requeued;     /* queued on a lost executor, launched again uncounted */
   int64_t tasks_duplicate;    /* succeeded after another attempt of its partition
                                  had: output discarded (for write_ipc: not committed) */
-  int64_t tasks_orphaned;     /* still running when the job ended (stopped, ignored) */
+  int64_t tasks_orphaned;     /* still running when the job ended, or when their
+                                 barrier stage attempt was stopped (stopped,
+                                 ignored) */
   int64_t outputs_lost;       /* map outputs of this attempt lost (executor lost,
                                  file gone); each is recomputed */
   int64_t *lost_partitions;   /* [outputs_lost] which map partitions, in order of

@@ -137,6 +137,7 @@ static void abort_tasks(pt__driver *d, pt__sched_stage *st, const char *why) {
     for (int32_t i = ex->head; i >= 0; i = d->tasks[i].next) {
       pt__sched_task *t = &d->tasks[i];
       if (t->stage != st) continue;
+      pt__stats_on_orphan(t); /* stopped, its status to be ignored */
       t->stage = NULL;
       t->stop_ns = now ? now : 1;
       if (ids && n < (size_t)st->partitions) ids[n++] = t->id;

@@ -520,6 +520,21 @@ static void test_kill_reruns_stage(void **state) {
   read_stream(&st, &r);
   expect_exact(&r, 1000, 1, 1);
   rows_free(&r);
+  /* The job's metrics: attempt 0 lost one task with its executor and
+   * stopped the other three; attempt 1 ran all four. */
+  pt_job_stats *js;
+  CHECK(pt_dataset_last_job(ds, &js, &err));
+  assert_int_equal(js->n_stages, 2);
+  assert_int_equal(js->stages[0].attempt, 0);
+  assert_int_equal(js->stages[0].tasks_launched, 4);
+  assert_int_equal(js->stages[0].failed_by_cause[PT_CAUSE_EXECUTOR_LOST], 1);
+  assert_int_equal(js->stages[0].tasks_orphaned, 3);
+  assert_int_equal(js->stages[0].tasks_succeeded, 0);
+  assert_int_equal(js->stages[1].attempt, 1);
+  assert_int_equal(js->stages[1].tasks_launched, 4);
+  assert_int_equal(js->stages[1].tasks_succeeded, 4);
+  assert_int_equal(js->executors_lost, 1);
+  pt_job_stats_free(js);
   /* Every task of attempt 0 ended (the killed one by its signal). */
   char *log = slurp(a.log);
   for (int p = 0; p < 4; p++) {
