@@ -15,7 +15,10 @@ Metrics (N tasks, one per executor / worker process, on this machine):
   stage attempt running (protium: SIGKILL of the task's executor in a
   result stage; PySpark: the Python worker exits in a barrier map stage,
   local[8,4], since Spark never retries a barrier result stage);
-- limit.uds_rtt_us: one unix-socket round trip between two processes.
+- limit.uds_rtt_us: one unix-socket round trip between two processes;
+  limit.star_barrier_p50_us.nN: the floor of any driver-centred barrier on
+  this machine: N processes each send one byte to a parent, which answers
+  all of them once it has all N (no engine, no protocol).
 ratio.<metric>.<peer> is how many times faster protium is (peer / protium).
 A peer that is missing or fails is reported on stderr and left out.
 Environment: PT_BUILD_DIR; PT_BENCH_ITERS (protium's barrier calls per task,
@@ -219,6 +222,9 @@ def main() -> None:
             sys.exit(f"barrier: {exe} is missing: build first (make build)")
     metrics: dict[str, float] = {}
     metrics["limit.uds_rtt_us"] = driver(TASKS_DRIVER, "uds_rtt", "20000")["uds_rtt_us"]
+    for n in NS:
+        metrics[f"limit.star_barrier_p50_us.n{n}"] = driver(DRIVER, "star", str(n),
+                                                            str(ITERS))["p50_us"]
     results = {"protium": protium()}
     codes = {"pyspark": SPARK, "gloo": GLOO}
     for name in PEERS:
@@ -233,7 +239,8 @@ def main() -> None:
         cells = "".join(f"{results[s][k]:>12.1f}" if k in results[s] else f"{'-':>12}"
                         for s in results)
         print(f"{k:<26}{cells}")
-    print(f"{'limit.uds_rtt_us':<26}{metrics['limit.uds_rtt_us']:>12.1f}")
+    for k in ["limit.uds_rtt_us"] + [f"limit.star_barrier_p50_us.n{n}" for n in NS]:
+        print(f"{k:<34}{metrics[k]:>8.1f}")
     for system, vals in results.items():
         for k, v in vals.items():
             metrics[f"{system}.{k}"] = round(v, 3)

@@ -10,15 +10,22 @@
  *   barrier_bench recovery N R      one task SIGKILLs its executor; that
  *                                   moment -> the last of the N tasks of the
  *                                   next attempt running, median ms of R
+ *   barrier_bench star N ITERS      the floor of any coordinator: N processes
+ *                                   each send one byte to a parent over a
+ *                                   unix socket, which answers all once it
+ *                                   has all N: p50 µs of a round, no engine
  *
  * Each prints one JSON object on stdout.
  */
 #include <fcntl.h>
 #include <math.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -155,6 +162,50 @@ static int run_job(pt_session *s, int64_t n, const bench_arg *a, int64_t **v, in
   return rc;
 }
 
+/* A bare star barrier: the least a driver-centred barrier() costs here. */
+static int star(int n, int iters) {
+  if (n < 1 || n > 64) return die("star: N must be 1..64", NULL);
+  int fds[64][2];
+  pid_t pids[64];
+  for (int i = 0; i < n; i++)
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, fds[i]) != 0) return die("socketpair", NULL);
+  int out[2];
+  if (pipe(out) != 0) return die("pipe", NULL);
+  for (int i = 0; i < n; i++) {
+    if ((pids[i] = fork()) < 0) return die("fork", NULL);
+    if (pids[i] > 0) continue;
+    int64_t *t = malloc((size_t)iters * sizeof *t);
+    char c = 'x';
+    for (int k = 0; k < iters + 20; k++) {
+      int64_t t0 = now_ns();
+      if (write(fds[i][1], &c, 1) != 1 || read(fds[i][1], &c, 1) != 1) _exit(1);
+      if (k >= 20) t[k - 20] = now_ns() - t0;
+    }
+    if (i == 0) {
+      int64_t p50 = pct(t, iters, 50);
+      if (write(out[1], &p50, sizeof p50) != sizeof p50) _exit(1);
+    }
+    _exit(0);
+  }
+  struct pollfd p[64];
+  for (int i = 0; i < n; i++) p[i] = (struct pollfd){.fd = fds[i][0], .events = POLLIN};
+  for (int k = 0; k < iters + 20; k++) {
+    char seen[64] = {0}, c = 'x';
+    for (int got = 0; got < n;) {
+      if (poll(p, (nfds_t)n, 10000) <= 0) return die("star: a child is silent", NULL);
+      for (int i = 0; i < n; i++)
+        if (!seen[i] && (p[i].revents & POLLIN) && read(fds[i][0], &c, 1) == 1) seen[i] = 1, got++;
+    }
+    for (int i = 0; i < n; i++)
+      if (write(fds[i][0], &c, 1) != 1) return die("star: write", NULL);
+  }
+  int64_t p50 = 0;
+  if (read(out[0], &p50, sizeof p50) != sizeof p50) return die("star: no result", NULL);
+  for (int i = 0; i < n; i++) waitpid(pids[i], NULL, 0);
+  printf("{\"p50_us\": %.2f}\n", p50 / 1e3);
+  return 0;
+}
+
 static int open_n(int64_t n, pt_session **s, pt_error *err) {
   char master[32];
   snprintf(master, sizeof master, "local[%lld]", (long long)n);
@@ -163,11 +214,12 @@ static int open_n(int64_t n, pt_session **s, pt_error *err) {
 
 int main(int argc, char **argv) {
   if (argc < 4) {
-    fprintf(stderr, "usage: barrier_bench barrier|gather|launch|recovery N ITERS\n");
+    fprintf(stderr, "usage: barrier_bench barrier|gather|launch|recovery|star N ITERS\n");
     return 2;
   }
   const char *mode = argv[1];
   int64_t n = atoll(argv[2]), iters = atoll(argv[3]);
+  if (strcmp(mode, "star") == 0) return star((int)n, (int)iters);
   pt_error err = {0};
   pt_session *s;
   if (open_n(n, &s, &err) != PT_OK) return die("session", &err);

@@ -25,6 +25,7 @@ def test_bench_barrier_reports_every_figure(tmp_path):
     keys = [f"protium.barrier_{q}_us.n{n}" for q in ("p50", "p99") for n in (2, 4, 8)]
     keys += ["protium.all_gather_p50_us.n8", "protium.gang_launch_ms.n8",
              "protium.recovery_ms.n8", "limit.uds_rtt_us",
+             *[f"limit.star_barrier_p50_us.n{n}" for n in (2, 4, 8)],
              "protium.barrier_p50_over_uds_rtt.n2"]
     for k in keys:
         assert m[k] > 0, k
