@@ -379,6 +379,37 @@ int pt_ipc_read_buffer(const void *data, int64_t size,
 int pt_ipc_read_fd(int fd, struct ArrowArrayStream *out, pt_error *err);
 
 /* ------------------------------------------------------------------------ */
+/* Parquet: files read into Arrow record batches (see docs/parquet.md for the
+ * types, encodings and codecs supported, and what is refused). */
+
+typedef struct pt_parquet_read_options {
+  const char *const *columns; /* names of the top-level columns to read, in
+                                 this order; NULL = all columns */
+  int64_t n_columns;          /* entries in columns */
+  int64_t batch_size;         /* rows per batch at most; 0 = 65536 */
+} pt_parquet_read_options;
+
+/* Defaults: all columns, batches of 65536 rows. */
+void pt_parquet_read_options_init(pt_parquet_read_options *opts);
+
+/* Opens the Parquet file at path as an ArrowArrayStream: the footer and the
+ * schema are read now, row groups one at a time as batches are asked for
+ * (memory: one row group's selected columns). The file is memory-mapped.
+ * opts may be NULL for the defaults; it is not kept. Errors name the file,
+ * row group, column and page. On PT_OK the caller owns *out. */
+int pt_parquet_read_path(const char *path, const pt_parquet_read_options *opts,
+                         struct ArrowArrayStream *out, pt_error *err);
+/* The same over a whole file's bytes in memory. With free_data non-NULL,
+ * ownership of data moves to the stream on PT_OK, which calls
+ * free_data(data, free_arg) when released; with free_data NULL the caller
+ * keeps data alive until the stream is released. On failure data stays the
+ * caller's and free_data is never called. */
+int pt_parquet_read_buffer(const void *data, int64_t size,
+                           void (*free_data)(void *data, void *free_arg), void *free_arg,
+                           const pt_parquet_read_options *opts, struct ArrowArrayStream *out,
+                           pt_error *err);
+
+/* ------------------------------------------------------------------------ */
 /* Output of rows as JSON lines (what `protium cat` prints). */
 
 /* Writes each row of batch (a struct array of schema) as one JSON object per

@@ -123,6 +123,16 @@ class PtIpcWriteOptions(ctypes.Structure):
     ]
 
 
+class PtParquetReadOptions(ctypes.Structure):
+    """pt_parquet_read_options."""
+
+    _fields_ = [
+        ("columns", ctypes.POINTER(ctypes.c_char_p)),
+        ("n_columns", ctypes.c_int64),
+        ("batch_size", ctypes.c_int64),
+    ]
+
+
 # free_data callback of pt_ipc_read_buffer: void (*)(void *data, void *arg).
 FREE_DATA_FN = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
 
@@ -158,6 +168,15 @@ _PROTOTYPES: dict[str, tuple[Any, list[Any]]] = {
     "pt_ipc_read_buffer": (
         _c_int,
         [_vp, _c_i64, FREE_DATA_FN, _vp, _P(ArrowArrayStream), _err],
+    ),
+    "pt_parquet_read_options_init": (None, [_P(PtParquetReadOptions)]),
+    "pt_parquet_read_path": (
+        _c_int,
+        [ctypes.c_char_p, _P(PtParquetReadOptions), _P(ArrowArrayStream), _err],
+    ),
+    "pt_parquet_read_buffer": (
+        _c_int,
+        [_vp, _c_i64, FREE_DATA_FN, _vp, _P(PtParquetReadOptions), _P(ArrowArrayStream), _err],
     ),
 }
 

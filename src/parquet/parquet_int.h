@@ -282,4 +282,44 @@ int pt__pq_decode_page_header(const uint8_t *data, int64_t len, pt__pq_page_head
 int pt__pq_encode_file_meta(const pt__pq_file_meta *m, pt_buf *buf);
 int pt__pq_encode_page_header(const pt__pq_page_header *h, pt_buf *buf);
 
+/* ------------------------------------------------------------------------ */
+/* Codecs (codec.c) */
+
+const char *pt__pq_codec_name(int codec);
+/* Decompresses src[0, n) into dst, which must come out exactly `expected`
+ * bytes long. PT_EFORMAT for corrupt data, PT_ENOTSUP for LZO and unknown
+ * codecs. */
+int pt__pq_decompress(int codec, const uint8_t *src, int64_t n, uint8_t *dst, int64_t expected,
+                      pt_error *err);
+int64_t pt__pq_compress_bound(int codec, int64_t n);
+/* Compresses src[0, n) into dst (cap >= the bound); level 0 = the default. */
+int pt__pq_compress(int codec, int level, const uint8_t *src, int64_t n, uint8_t *dst,
+                    int64_t cap, int64_t *out_len, pt_error *err);
+
+/* ------------------------------------------------------------------------ */
+/* Encodings (encoding.c) */
+
+/* The RLE / bit-packed hybrid of levels, dictionary indices and booleans:
+ * runs of `header` varints, (header & 1) = bit-packed groups of 8 values,
+ * else one value repeated header >> 1 times (ceil(bit_width / 8) bytes LE). */
+typedef struct pt__rle_dec {
+  const uint8_t *p, *end;
+  int bit_width;       /* 0..32 */
+  int64_t run_left;    /* values left in the current run */
+  bool packed;         /* the current run is bit-packed */
+  uint32_t value;      /* of an RLE run */
+  const uint8_t *bits; /* of a bit-packed run: its bytes */
+  int64_t bit_pos;     /* next bit in bits */
+} pt__rle_dec;
+
+void pt__rle_init(pt__rle_dec *d, const uint8_t *p, int64_t len, int bit_width);
+/* Decodes exactly n values into out; PT_EFORMAT when the runs end before. */
+int pt__rle_get(pt__rle_dec *d, uint32_t *out, int64_t n, pt_error *err);
+
+/* Encodes n values of bit_width bits as RLE / bit-packed runs onto buf. */
+int pt__rle_put(pt_buf *buf, const uint32_t *values, int64_t n, int bit_width);
+
+/* Bits needed for values up to max (0 for 0). */
+static inline int pt__bit_width(uint64_t max) { return max == 0 ? 0 : 64 - __builtin_clzll(max); }
+
 #endif /* PT_PARQUET_INT_H */

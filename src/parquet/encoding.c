@@ -1,0 +1,164 @@
+/* encoding.c — the RLE / bit-packed hybrid encoding that Parquet uses for
+ * definition and repetition levels, dictionary indices and (in v2 pages)
+ * booleans: decoding from untrusted bytes (a run never reads past its page)
+ * and encoding.
+ */
+#include <string.h>
+
+#include "parquet/parquet_int.h"
+
+void pt__rle_init(pt__rle_dec *d, const uint8_t *p, int64_t len, int bit_width) {
+  memset(d, 0, sizeof *d);
+  d->p = p;
+  d->end = p + len;
+  d->bit_width = bit_width;
+}
+
+/* Reads the next run header. */
+static int next_run(pt__rle_dec *d, pt_error *err) {
+  uint64_t h = 0;
+  int shift = 0;
+  for (;;) {
+    if (d->p >= d->end) return pt__errorf(err, PT_EFORMAT, "RLE data ends before its values do");
+    uint8_t b = *d->p++;
+    if (shift > 56) return pt__errorf(err, PT_EFORMAT, "RLE run header too long");
+    h |= (uint64_t)(b & 0x7f) << shift;
+    shift += 7;
+    if (!(b & 0x80)) break;
+  }
+  int64_t left = d->end - d->p;
+  if (h & 1) {
+    uint64_t groups = h >> 1;
+    if (groups == 0) return pt__errorf(err, PT_EFORMAT, "empty bit-packed RLE run");
+    /* A last run may be cut short where the page ends: keep what is there. */
+    uint64_t bytes = groups * (uint64_t)d->bit_width;
+    if (groups > (uint64_t)left || bytes > (uint64_t)left) bytes = (uint64_t)left;
+    d->packed = true;
+    d->bits = d->p;
+    d->bit_pos = 0;
+    d->run_left = d->bit_width == 0 ? (int64_t)(groups * 8 > (uint64_t)INT64_MAX / 2 ? 0 : groups * 8)
+                                    : (int64_t)(bytes * 8 / (uint64_t)d->bit_width);
+    d->p += bytes;
+    if (d->run_left == 0) return pt__errorf(err, PT_EFORMAT, "bit-packed RLE run has no bytes");
+  } else {
+    int nbytes = (d->bit_width + 7) / 8;
+    if (left < nbytes) return pt__errorf(err, PT_EFORMAT, "RLE run value cut short");
+    uint32_t v = 0;
+    for (int i = 0; i < nbytes; i++) v |= (uint32_t)d->p[i] << (8 * i);
+    d->p += nbytes;
+    if (d->bit_width < 32 && (v >> d->bit_width) != 0)
+      return pt__errorf(err, PT_EFORMAT, "RLE value %u wider than %d bits", v, d->bit_width);
+    d->packed = false;
+    d->value = v;
+    d->run_left = (int64_t)(h >> 1);
+    if (h >> 1 > (uint64_t)INT32_MAX) d->run_left = INT32_MAX;
+    if (d->run_left == 0) return pt__errorf(err, PT_EFORMAT, "empty RLE run");
+  }
+  return PT_OK;
+}
+
+int pt__rle_get(pt__rle_dec *d, uint32_t *out, int64_t n, pt_error *err) {
+  const uint32_t mask = d->bit_width >= 32 ? 0xffffffffu : (1u << d->bit_width) - 1;
+  while (n > 0) {
+    if (d->run_left == 0) PT_RETURN_NOT_OK(next_run(d, err));
+    int64_t k = n < d->run_left ? n : d->run_left;
+    if (!d->packed) {
+      for (int64_t i = 0; i < k; i++) out[i] = d->value;
+    } else if (d->bit_width == 0) {
+      memset(out, 0, (size_t)k * sizeof *out);
+    } else {
+      int64_t nbytes = d->p - d->bits;
+      int bw = d->bit_width;
+      for (int64_t i = 0; i < k; i++) {
+        int64_t pos = d->bit_pos;
+        int64_t byte = pos >> 3;
+        uint64_t w = 0;
+        int64_t avail = nbytes - byte;
+        memcpy(&w, d->bits + byte, (size_t)(avail < 8 ? avail : 8));
+        out[i] = (uint32_t)(w >> (pos & 7)) & mask;
+        d->bit_pos = pos + bw;
+      }
+    }
+    out += k;
+    n -= k;
+    d->run_left -= k;
+  }
+  return PT_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Encoding */
+
+static int put_varint(pt_buf *buf, uint64_t v) {
+  uint8_t tmp[10];
+  int n = 0;
+  while (v >= 0x80) {
+    tmp[n++] = (uint8_t)(v | 0x80);
+    v >>= 7;
+  }
+  tmp[n++] = (uint8_t)v;
+  return pt__buf_append(buf, tmp, (size_t)n);
+}
+
+/* values[0, n) as bit-packed groups (n rounded up to a multiple of 8 with
+ * zeros: allowed only at the end of the data or when n % 8 == 0). */
+static int put_packed(pt_buf *buf, const uint32_t *values, int64_t n, int bw) {
+  int64_t groups = (n + 7) / 8;
+  PT_RETURN_NOT_OK(put_varint(buf, (uint64_t)groups << 1 | 1));
+  int64_t bytes = groups * bw;
+  PT_RETURN_NOT_OK(pt__buf_reserve(buf, (size_t)bytes + 8));
+  uint8_t *o = (uint8_t *)buf->data + buf->len;
+  memset(o, 0, (size_t)bytes);
+  uint64_t acc = 0;
+  int nbits = 0;
+  int64_t w = 0;
+  for (int64_t i = 0; i < groups * 8; i++) {
+    uint64_t v = i < n ? values[i] : 0;
+    acc |= v << nbits;
+    nbits += bw;
+    while (nbits >= 8) {
+      o[w++] = (uint8_t)acc;
+      acc >>= 8;
+      nbits -= 8;
+    }
+  }
+  if (nbits > 0) o[w++] = (uint8_t)acc;
+  buf->len += (size_t)bytes;
+  return PT_OK;
+}
+
+static int put_repeat(pt_buf *buf, uint32_t v, int64_t n, int bw) {
+  PT_RETURN_NOT_OK(put_varint(buf, (uint64_t)n << 1));
+  uint8_t tmp[4];
+  int nbytes = (bw + 7) / 8;
+  for (int i = 0; i < nbytes; i++) tmp[i] = (uint8_t)(v >> (8 * i));
+  return pt__buf_append(buf, tmp, (size_t)nbytes);
+}
+
+int pt__rle_put(pt_buf *buf, const uint32_t *values, int64_t n, int bw) {
+  int64_t lit = 0; /* start of values not yet written */
+  int64_t i = 0;
+  while (i < n) {
+    int64_t j = i + 1;
+    while (j < n && values[j] == values[i]) j++;
+    if (j - i >= 8) {
+      /* Literals before the run must fill whole groups of 8: borrow from
+       * the run. */
+      int64_t pending = i - lit;
+      if (pending > 0) {
+        int64_t pad = (8 - pending % 8) % 8;
+        PT_RETURN_NOT_OK(put_packed(buf, values + lit, pending + pad, bw));
+        i += pad;
+      }
+      if (j - i >= 8 || (j == n && j > i)) {
+        PT_RETURN_NOT_OK(put_repeat(buf, values[i], j - i, bw));
+        lit = j;
+      } else {
+        lit = i;
+      }
+    }
+    i = j;
+  }
+  if (n > lit) PT_RETURN_NOT_OK(put_packed(buf, values + lit, n - lit, bw));
+  return PT_OK;
+}

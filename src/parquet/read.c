@@ -1,0 +1,1211 @@
+/* read.c — Parquet files read as ArrowArrayStreams.
+ *
+ * The file is mapped (or handed over as bytes); the footer is decoded once;
+ * then each row group's projected column chunks are decoded, page by page,
+ * into one Arrow array per column, and batches are zero-copy slices of those
+ * arrays. Memory is therefore bounded by one row group's projected columns.
+ * Every size and offset in the file is checked before use; errors name the
+ * file, row group, column and page.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "parquet/parquet_int.h"
+
+#define DEFAULT_BATCH_ROWS 65536
+
+/* How values of a leaf become Arrow values. */
+enum {
+  CV_NULL,     /* every value null (UNKNOWN logical type): Arrow null type */
+  CV_BOOL,     /* bits */
+  CV_COPY,     /* same bytes: int32, int64, float, double, FLBA, float16 */
+  CV_NARROW,   /* INT32 to 1 or 2 bytes */
+  CV_TS_SCALE, /* INT64 times a factor (or divided) */
+  CV_INT96,    /* INT96 (Julian day + nanoseconds) to timestamp */
+  CV_DEC_INT,  /* INT32 / INT64 to decimal128 */
+  CV_DEC_BE,   /* big-endian bytes (FLBA / BYTE_ARRAY) to decimal128 */
+  CV_BINARY,   /* BYTE_ARRAY to utf8/binary (large too) */
+};
+
+typedef struct leaf {
+  const pt__pq_schema_elem *e;
+  const char *name;      /* NUL-terminated copy, in the arena */
+  int64_t chunk;         /* index of its column chunk in each row group */
+  int16_t max_def;       /* 0 (required) or 1 (optional) */
+  int conv;              /* CV_* */
+  int phys_width;        /* bytes per PLAIN value (fixed-width physical types) */
+  int out_width;         /* bytes per Arrow value (fixed-width outputs) */
+  bool large;            /* int64 offsets */
+  int64_t ts_mul, ts_div; /* CV_TS_SCALE / CV_INT96 */
+  char format[48];
+} leaf;
+
+/* One column chunk being decoded: the Arrow buffers grow page by page. */
+typedef struct colbuf {
+  uint8_t *validity;     /* bits; NULL until the first null */
+  uint8_t *values;       /* fixed: rows * out_width; bool: bits; binary: offsets */
+  uint8_t *data;         /* binary bytes */
+  int64_t cap_rows, data_len, data_cap;
+  int64_t rows, nulls;
+  /* The dictionary, decoded from its page (physical values). */
+  uint8_t *dict_page;    /* owned decompressed page, or NULL when in the file */
+  const uint8_t **dict_ptr; /* BYTE_ARRAY: value pointers; fixed: NULL */
+  int32_t *dict_len;
+  const uint8_t *dict_fixed; /* fixed-width physical values */
+  int64_t dict_n;
+  bool has_dict;
+} colbuf;
+
+typedef struct reader {
+  char *label;             /* for messages: the path or "buffer" */
+  const uint8_t *data;
+  int64_t size;
+  pt__shared *region;      /* our reference on the bytes */
+  pt__arena arena;
+  pt__pq_file_meta meta;
+  leaf *cols;
+  int64_t n_cols;
+  int64_t n_leaves;
+  struct ArrowSchema schema;
+  int64_t batch_rows;
+  int64_t next_rg;
+  struct ArrowArray *rg_arrays; /* n_cols, of the current row group */
+  int64_t rg_rows, rg_pos;
+  bool done;
+  pt_error err;
+  /* Scratch, reused between pages. */
+  uint8_t *page_buf;
+  int64_t page_cap;
+  uint32_t *levels, *indices;
+  int64_t levels_cap, indices_cap;
+} reader;
+
+/* ------------------------------------------------------------------------ */
+/* Schema */
+
+static const char *elem_name(reader *r, const pt__pq_schema_elem *e) {
+  char *s = pt__arena_alloc(&r->arena, e->name.len + 1);
+  if (s == NULL) return NULL;
+  memcpy(s, e->name.data, (size_t)e->name.len);
+  return s;
+}
+
+static int unsupported(pt_error *err, const char *name, const char *what) {
+  return pt__errorf(err, PT_ENOTSUP, "column '%s': %s is not supported yet", name, what);
+}
+
+static int unit_rank(int tu) { return tu == PT__TU_MILLIS ? 1 : tu == PT__TU_MICROS ? 2 : 3; }
+static const char unit_char[] = "smun";
+
+/* The Arrow type of a flat leaf from its Parquet types; arrow (may be NULL):
+ * the field of the stored ARROW:schema, which refines time zones, timestamp
+ * units, durations and large types. */
+static int map_leaf(leaf *c, const struct ArrowSchema *arrow, pt_error *err) {
+  const pt__pq_schema_elem *e = c->e;
+  const pt__pq_logical *lt = &e->logical;
+  int ct = e->converted;
+  const char *name = c->name;
+  c->ts_mul = c->ts_div = 1;
+  if (lt->kind < 0) return unsupported(err, name, "this logical type (interval, variant or geospatial)");
+  switch (e->type) {
+    case PT__PQ_BOOLEAN:
+      c->conv = CV_BOOL;
+      strcpy(c->format, "b");
+      break;
+    case PT__PQ_INT32: {
+      c->phys_width = 4;
+      int bw = 32;
+      bool sgn = true;
+      if (lt->kind == PT__LT_INTEGER) {
+        bw = lt->bit_width;
+        sgn = lt->is_signed;
+      } else if (lt->kind == PT__LT_NONE && ct >= PT__CT_UINT_8 && ct <= PT__CT_INT_64) {
+        static const int widths[] = {8, 16, 32, 64, 8, 16, 32, 64};
+        bw = widths[ct - PT__CT_UINT_8];
+        sgn = ct >= PT__CT_INT_8;
+      }
+      if (lt->kind == PT__LT_UNKNOWN) {
+        c->conv = CV_NULL;
+        strcpy(c->format, "n");
+      } else if (lt->kind == PT__LT_DATE || (lt->kind == PT__LT_NONE && ct == PT__CT_DATE)) {
+        c->conv = CV_COPY;
+        c->out_width = 4;
+        strcpy(c->format, "tdD");
+      } else if (lt->kind == PT__LT_DECIMAL || (lt->kind == PT__LT_NONE && ct == PT__CT_DECIMAL)) {
+        c->conv = CV_DEC_INT;
+      } else if (lt->kind == PT__LT_TIME || ct == PT__CT_TIME_MILLIS) {
+        return unsupported(err, name, "TIME (Arrow time32/time64)");
+      } else if (bw == 32) {
+        c->conv = CV_COPY;
+        c->out_width = 4;
+        strcpy(c->format, sgn ? "i" : "I");
+      } else if (bw == 8 || bw == 16) {
+        c->conv = CV_NARROW;
+        c->out_width = bw / 8;
+        strcpy(c->format, bw == 8 ? (sgn ? "c" : "C") : (sgn ? "s" : "S"));
+      } else {
+        return pt__errorf(err, PT_EFORMAT, "column '%s': INT32 with a %d-bit integer type", name, bw);
+      }
+      break;
+    }
+    case PT__PQ_INT64: {
+      c->phys_width = 8;
+      bool sgn = !(lt->kind == PT__LT_INTEGER && !lt->is_signed) &&
+                 !(lt->kind == PT__LT_NONE && ct == PT__CT_UINT_64);
+      if (lt->kind == PT__LT_INTEGER && lt->bit_width != 64)
+        return pt__errorf(err, PT_EFORMAT, "column '%s': INT64 with a %d-bit integer type", name,
+                          lt->bit_width);
+      if (lt->kind == PT__LT_TIMESTAMP || (lt->kind == PT__LT_NONE && (ct == PT__CT_TIMESTAMP_MILLIS ||
+                                                                       ct == PT__CT_TIMESTAMP_MICROS))) {
+        int unit = lt->kind == PT__LT_TIMESTAMP ? lt->unit
+                   : ct == PT__CT_TIMESTAMP_MILLIS ? PT__TU_MILLIS : PT__TU_MICROS;
+        bool utc = lt->kind == PT__LT_TIMESTAMP ? lt->utc : true;
+        if (unit < 1 || unit > 3)
+          return pt__errorf(err, PT_EFORMAT, "column '%s': timestamp without a unit", name);
+        c->conv = CV_COPY;
+        c->out_width = 8;
+        snprintf(c->format, sizeof c->format, "ts%c:%s", unit_char[unit_rank(unit)], utc ? "UTC" : "");
+      } else if (lt->kind == PT__LT_DECIMAL || (lt->kind == PT__LT_NONE && ct == PT__CT_DECIMAL)) {
+        c->conv = CV_DEC_INT;
+      } else if (lt->kind == PT__LT_TIME || ct == PT__CT_TIME_MICROS) {
+        return unsupported(err, name, "TIME (Arrow time32/time64)");
+      } else {
+        c->conv = CV_COPY;
+        c->out_width = 8;
+        strcpy(c->format, sgn ? "l" : "L");
+      }
+      break;
+    }
+    case PT__PQ_INT96:
+      c->phys_width = 12;
+      c->conv = CV_INT96;
+      c->out_width = 8;
+      strcpy(c->format, "tsn:");
+      break;
+    case PT__PQ_FLOAT:
+      c->phys_width = c->out_width = 4;
+      c->conv = CV_COPY;
+      strcpy(c->format, "f");
+      break;
+    case PT__PQ_DOUBLE:
+      c->phys_width = c->out_width = 8;
+      c->conv = CV_COPY;
+      strcpy(c->format, "g");
+      break;
+    case PT__PQ_BYTE_ARRAY:
+      if (lt->kind == PT__LT_DECIMAL || (lt->kind == PT__LT_NONE && ct == PT__CT_DECIMAL)) {
+        c->conv = CV_DEC_BE;
+      } else {
+        bool text = lt->kind == PT__LT_STRING || lt->kind == PT__LT_ENUM || lt->kind == PT__LT_JSON ||
+                    (lt->kind == PT__LT_NONE &&
+                     (ct == PT__CT_UTF8 || ct == PT__CT_ENUM || ct == PT__CT_JSON));
+        c->conv = CV_BINARY;
+        strcpy(c->format, text ? "u" : "z");
+      }
+      break;
+    case PT__PQ_FIXED_LEN_BYTE_ARRAY:
+      if (e->type_length <= 0)
+        return pt__errorf(err, PT_EFORMAT, "column '%s': FIXED_LEN_BYTE_ARRAY of length %d", name,
+                          e->type_length);
+      c->phys_width = e->type_length;
+      if (lt->kind == PT__LT_DECIMAL || (lt->kind == PT__LT_NONE && ct == PT__CT_DECIMAL)) {
+        c->conv = CV_DEC_BE;
+      } else if (lt->kind == PT__LT_FLOAT16) {
+        if (e->type_length != 2)
+          return pt__errorf(err, PT_EFORMAT, "column '%s': FLOAT16 of %d bytes", name, e->type_length);
+        c->conv = CV_COPY;
+        c->out_width = 2;
+        strcpy(c->format, "e");
+      } else {
+        c->conv = CV_COPY;
+        c->out_width = e->type_length;
+        snprintf(c->format, sizeof c->format, "w:%d", e->type_length);
+      }
+      break;
+    default:
+      return pt__errorf(err, PT_EFORMAT, "column '%s': unknown physical type %d", name, e->type);
+  }
+  if (c->conv == CV_DEC_INT || c->conv == CV_DEC_BE) {
+    int32_t p = lt->kind == PT__LT_DECIMAL ? lt->precision : e->precision;
+    int32_t s = lt->kind == PT__LT_DECIMAL ? lt->scale : e->scale;
+    if (p <= 0 || s < 0 || s > p)
+      return pt__errorf(err, PT_EFORMAT, "column '%s': decimal(%d, %d) is invalid", name, p, s);
+    if (p > 38) return unsupported(err, name, "a decimal of more than 38 digits (decimal256)");
+    c->out_width = 16;
+    snprintf(c->format, sizeof c->format, "d:%d,%d", p, s);
+  }
+  if (e->type == PT__PQ_INT96 && arrow == NULL) return PT_OK;
+  if (arrow == NULL) return PT_OK;
+  /* Refinements from the stored Arrow schema. */
+  const char *af = arrow->format;
+  if (af == NULL) return PT_OK;
+  if ((c->conv == CV_COPY || c->conv == CV_INT96) && strncmp(af, "ts", 2) == 0 &&
+      strncmp(c->format, "ts", 2) == 0 && strlen(af) >= 4 && af[3] == ':') {
+    int from = (int)(strchr(unit_char, c->format[2]) - unit_char);
+    const char *to_p = af[2] != '\0' ? strchr(unit_char, af[2]) : NULL;
+    if (to_p == NULL) return PT_OK;
+    int to = (int)(to_p - unit_char);
+    if (to == 0) {
+      /* Seconds stay milliseconds (as pyarrow reads them back); the time
+       * zone is the stored one. */
+      snprintf(c->format, sizeof c->format, "ts%c%s", c->format[2], af + 3);
+      return PT_OK;
+    }
+    int64_t f = 1;
+    for (int i = 0; i < (from > to ? from - to : to - from); i++) f *= 1000;
+    if (from > to) c->ts_div = f;
+    else c->ts_mul = f;
+    if (c->conv == CV_COPY && f != 1) c->conv = CV_TS_SCALE;
+    snprintf(c->format, sizeof c->format, "%s", af);
+  } else if (c->conv == CV_COPY && e->type == PT__PQ_INT64 && strcmp(c->format, "l") == 0 &&
+             strncmp(af, "tD", 2) == 0 && strlen(af) == 3) {
+    snprintf(c->format, sizeof c->format, "%s", af);
+  } else if (c->conv == CV_BINARY && (strcmp(af, "U") == 0 || strcmp(af, "Z") == 0) &&
+             (af[0] == 'U') == (c->format[0] == 'u')) {
+    c->large = true;
+    snprintf(c->format, sizeof c->format, "%s", af);
+  }
+  return PT_OK;
+}
+
+/* The Arrow schema pyarrow stores under ARROW:schema: base64 of an IPC
+ * schema message. Read with the IPC reader; NULL-released if absent or not
+ * readable (it only refines what the Parquet types say). */
+static void stored_arrow_schema(reader *r, struct ArrowSchema *out) {
+  out->release = NULL;
+  const pt__pq_kv *kv = NULL;
+  for (int64_t i = 0; i < r->meta.n_kv; i++)
+    if (r->meta.kv[i].key.len == 12 && memcmp(r->meta.kv[i].key.data, "ARROW:schema", 12) == 0 &&
+        r->meta.kv[i].has_value)
+      kv = &r->meta.kv[i];
+  if (kv == NULL) return;
+  int64_t n = kv->value.len;
+  uint8_t *bin = pt__malloc((size_t)(n / 4 * 3 + 16));
+  if (bin == NULL) return;
+  int64_t len = 0;
+  uint32_t acc = 0;
+  int bits = 0;
+  for (int64_t i = 0; i < n; i++) {
+    uint8_t ch = kv->value.data[i];
+    int v;
+    if (ch >= 'A' && ch <= 'Z') v = ch - 'A';
+    else if (ch >= 'a' && ch <= 'z') v = ch - 'a' + 26;
+    else if (ch >= '0' && ch <= '9') v = ch - '0' + 52;
+    else if (ch == '+' || ch == '-') v = 62;
+    else if (ch == '/' || ch == '_') v = 63;
+    else if (ch == '=') break;
+    else continue;
+    acc = acc << 6 | (uint32_t)v;
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      bin[len++] = (uint8_t)(acc >> bits);
+    }
+  }
+  /* The message, then an end-of-stream marker: a whole IPC stream. */
+  static const uint8_t eos[8] = {0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0};
+  memcpy(bin + len, eos, 8);
+  len += 8;
+  struct ArrowArrayStream s;
+  if (pt_ipc_read_buffer(bin, len, NULL, NULL, &s, NULL) == PT_OK) {
+    if (s.get_schema(&s, out) != 0) out->release = NULL;
+    s.release(&s);
+  }
+  pt__free(bin);
+}
+
+/* Walks the schema tree below element *i (advancing it past the subtree);
+ * counts its leaves into *leaves. */
+static int walk(reader *r, int64_t *i, int64_t *leaves, int depth, pt_error *err) {
+  if (*i >= r->meta.n_schema)
+    return pt__errorf(err, PT_EFORMAT, "schema: children counts exceed the %lld elements",
+                      (long long)r->meta.n_schema);
+  if (depth > 64) return pt__errorf(err, PT_EFORMAT, "schema: nested deeper than 64");
+  const pt__pq_schema_elem *e = &r->meta.schema[(*i)++];
+  if (e->num_children < 0)
+    return pt__errorf(err, PT_EFORMAT, "schema: negative number of children");
+  if (e->num_children == 0) {
+    if (e->type < 0) return pt__errorf(err, PT_EFORMAT, "schema: leaf without a physical type");
+    (*leaves)++;
+    return PT_OK;
+  }
+  for (int32_t k = 0; k < e->num_children; k++)
+    PT_RETURN_NOT_OK(walk(r, i, leaves, depth + 1, err));
+  return PT_OK;
+}
+
+static int build_schema(reader *r, const pt_parquet_read_options *opts, pt_error *err) {
+  const pt__pq_file_meta *m = &r->meta;
+  if (m->n_schema < 1) return pt__errorf(err, PT_EFORMAT, "schema: no elements");
+  const pt__pq_schema_elem *root = &m->schema[0];
+  int64_t n_top = root->num_children;
+  if (n_top < 0 || n_top > m->n_schema)
+    return pt__errorf(err, PT_EFORMAT, "schema: root has %lld children", (long long)n_top);
+  /* Top-level fields: their element index and first leaf. */
+  int64_t *top = pt__arena_alloc(&r->arena, (n_top + 1) * 2 * (int64_t)sizeof(int64_t));
+  if (top == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
+  int64_t i = 1, leaves = 0;
+  for (int64_t k = 0; k < n_top; k++) {
+    top[2 * k] = i;
+    top[2 * k + 1] = leaves;
+    PT_RETURN_NOT_OK(walk(r, &i, &leaves, 1, err));
+  }
+  if (i != m->n_schema)
+    return pt__errorf(err, PT_EFORMAT, "schema: %lld elements but the tree holds %lld",
+                      (long long)m->n_schema, (long long)i);
+  r->n_leaves = leaves;
+
+  struct ArrowSchema stored;
+  stored_arrow_schema(r, &stored);
+  bool stored_ok = stored.release != NULL && stored.n_children == n_top;
+
+  /* The columns to read, in order. */
+  int64_t n_cols = opts && opts->columns ? opts->n_columns : n_top;
+  if (n_cols < 0) n_cols = 0;
+  r->cols = pt__arena_alloc(&r->arena, (n_cols > 0 ? n_cols : 1) * (int64_t)sizeof(leaf));
+  if (r->cols == NULL) {
+    if (stored.release) stored.release(&stored);
+    return pt__errorf(err, PT_ENOMEM, "out of memory");
+  }
+  int rc = PT_OK;
+  for (int64_t k = 0; k < n_cols && rc == PT_OK; k++) {
+    int64_t t = k;
+    if (opts && opts->columns) {
+      const char *want = opts->columns[k];
+      t = -1;
+      for (int64_t j = 0; j < n_top && want; j++) {
+        const pt__pq_schema_elem *e = &m->schema[top[2 * j]];
+        if ((int64_t)strlen(want) == e->name.len && memcmp(want, e->name.data, (size_t)e->name.len) == 0) {
+          t = j;
+          break;
+        }
+      }
+      if (t < 0) {
+        rc = pt__errorf(err, PT_EINVAL, "no column '%s' in the file; see its schema with `protium cat --schema`",
+                        want ? want : "(null)");
+        break;
+      }
+    }
+    leaf *c = &r->cols[k];
+    memset(c, 0, sizeof *c);
+    c->e = &m->schema[top[2 * t]];
+    c->chunk = top[2 * t + 1];
+    c->name = elem_name(r, c->e);
+    if (c->name == NULL) {
+      rc = pt__errorf(err, PT_ENOMEM, "out of memory");
+      break;
+    }
+    if (c->e->num_children > 0 || c->e->repetition == PT__PQ_REPEATED) {
+      rc = unsupported(err, c->name, "a nested column (group or repeated field)");
+      break;
+    }
+    c->max_def = c->e->repetition == PT__PQ_OPTIONAL ? 1 : 0;
+    const struct ArrowSchema *af = NULL;
+    if (stored_ok) {
+      af = stored.children[t];
+      if (af->name == NULL || strcmp(af->name, c->name) != 0) af = NULL;
+    }
+    rc = map_leaf(c, af, err);
+  }
+  r->n_cols = n_cols;
+  if (rc == PT_OK) rc = pt_schema_init(&r->schema, "+s", "", 0, n_cols, err);
+  for (int64_t k = 0; k < n_cols && rc == PT_OK; k++) {
+    const leaf *c = &r->cols[k];
+    rc = pt_schema_init(r->schema.children[k], c->format, c->name,
+                        c->max_def || c->conv == CV_NULL ? ARROW_FLAG_NULLABLE : 0, 0, err);
+  }
+  /* The stored schema's metadata (pyarrow's pandas metadata and the user's)
+   * when present, else the file's key-value metadata. */
+  if (rc == PT_OK && stored_ok && stored.metadata != NULL) {
+    int32_t nk;
+    memcpy(&nk, stored.metadata, 4);
+    const char *p = stored.metadata + 4;
+    const char **keys = pt__calloc((size_t)(nk > 0 ? nk : 1) * 2, sizeof *keys);
+    int64_t *lens = pt__calloc((size_t)(nk > 0 ? nk : 1) * 2, sizeof *lens);
+    if (keys == NULL || lens == NULL) rc = pt__errorf(err, PT_ENOMEM, "out of memory");
+    for (int32_t j = 0; j < nk && rc == PT_OK; j++) {
+      int32_t l;
+      memcpy(&l, p, 4);
+      keys[j] = p + 4;
+      lens[j] = l;
+      p += 4 + l;
+      memcpy(&l, p, 4);
+      keys[nk + j] = p + 4;
+      lens[nk + j] = l;
+      p += 4 + l;
+    }
+    if (rc == PT_OK)
+      rc = pt_schema_set_metadata_n(&r->schema, nk, keys, lens, keys + nk, lens + nk, err);
+    pt__free(keys);
+    pt__free(lens);
+  } else if (rc == PT_OK && m->n_kv > 0) {
+    const char **kv = pt__calloc((size_t)m->n_kv * 2, sizeof *kv);
+    int64_t *lens = pt__calloc((size_t)m->n_kv * 2, sizeof *lens);
+    int64_t n = 0;
+    if (kv == NULL || lens == NULL) rc = pt__errorf(err, PT_ENOMEM, "out of memory");
+    for (int64_t j = 0; j < m->n_kv && rc == PT_OK; j++) {
+      kv[n] = (const char *)m->kv[j].key.data;
+      lens[n] = m->kv[j].key.len;
+      kv[m->n_kv + n] = m->kv[j].has_value ? (const char *)m->kv[j].value.data : "";
+      lens[m->n_kv + n] = m->kv[j].has_value ? m->kv[j].value.len : 0;
+      n++;
+    }
+    if (rc == PT_OK)
+      rc = pt_schema_set_metadata_n(&r->schema, n, kv, lens, kv + m->n_kv, lens + m->n_kv, err);
+    pt__free(kv);
+    pt__free(lens);
+  }
+  if (stored.release) stored.release(&stored);
+  return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Pages */
+
+static int grow_rows(colbuf *b, const leaf *c, int64_t need, pt_error *err) {
+  if (need <= b->cap_rows) return PT_OK;
+  int64_t cap = b->cap_rows ? b->cap_rows : 1024;
+  while (cap < need) cap *= 2;
+  int64_t vbytes = c->conv == CV_BOOL ? (cap + 7) / 8 + 8
+                   : c->conv == CV_BINARY ? (cap + 1) * (c->large ? 8 : 4)
+                   : c->conv == CV_NULL ? 0 : cap * c->out_width;
+  if (c->conv != CV_NULL) {
+    uint8_t *v = pt__realloc(b->values, (size_t)vbytes + 64);
+    if (v == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory for %lld rows", (long long)cap);
+    b->values = v;
+  }
+  if (b->validity != NULL) {
+    uint8_t *v = pt__realloc(b->validity, (size_t)(cap + 7) / 8 + 8);
+    if (v == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory for %lld rows", (long long)cap);
+    memset(v + (b->cap_rows + 7) / 8, 0, (size_t)((cap + 7) / 8 + 8 - (b->cap_rows + 7) / 8));
+    b->validity = v;
+  }
+  b->cap_rows = cap;
+  return PT_OK;
+}
+
+static int grow_data(colbuf *b, int64_t extra, pt_error *err) {
+  if (b->data_len + extra <= b->data_cap) return PT_OK;
+  int64_t cap = b->data_cap ? b->data_cap : 4096;
+  while (cap < b->data_len + extra) cap *= 2;
+  uint8_t *d = pt__realloc(b->data, (size_t)cap);
+  if (d == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory for %lld bytes", (long long)cap);
+  b->data = d;
+  b->data_cap = cap;
+  return PT_OK;
+}
+
+static void set_offset(colbuf *b, const leaf *c, int64_t row, int64_t v) {
+  if (c->large) pt__store_i64(b->values + row * 8, v);
+  else pt__store_i32(b->values + row * 4, (int32_t)v);
+}
+
+static int decimal_from_be(const uint8_t *p, int64_t len, uint8_t out[16], pt_error *err) {
+  uint8_t fill = len > 0 && (p[0] & 0x80) ? 0xff : 0x00;
+  memset(out, fill, 16);
+  if (len > 16) {
+    for (int64_t i = 0; i < len - 16; i++)
+      if (p[i] != fill || (p[len - 16] & 0x80) != (fill & 0x80))
+        return pt__errorf(err, PT_EFORMAT, "decimal of %lld bytes does not fit 128 bits", (long long)len);
+    p += len - 16;
+    len = 16;
+  }
+  for (int64_t i = 0; i < len; i++) out[i] = p[len - 1 - i];
+  return PT_OK;
+}
+
+/* One fixed-width physical value to its Arrow slot. */
+static void convert_fixed(const leaf *c, const uint8_t *src, uint8_t *dst) {
+  switch (c->conv) {
+    case CV_COPY: memcpy(dst, src, (size_t)c->out_width); break;
+    case CV_NARROW: {
+      int32_t v = pt__load_i32(src);
+      if (c->out_width == 1) dst[0] = (uint8_t)v;
+      else { uint16_t h = (uint16_t)v; memcpy(dst, &h, 2); }
+      break;
+    }
+    case CV_TS_SCALE: {
+      int64_t v = pt__load_i64(src);
+      v = c->ts_div > 1 ? v / c->ts_div : (int64_t)((uint64_t)v * (uint64_t)c->ts_mul);
+      pt__store_i64(dst, v);
+      break;
+    }
+    case CV_INT96: {
+      uint64_t nanos = pt__load_u64(src);
+      int64_t day = pt__load_i32(src + 8);
+      uint64_t v = (uint64_t)(day - 2440588) * UINT64_C(86400000000000) + nanos;
+      int64_t s = (int64_t)v;
+      s = c->ts_div > 1 ? s / c->ts_div : (int64_t)((uint64_t)s * (uint64_t)c->ts_mul);
+      pt__store_i64(dst, s);
+      break;
+    }
+    case CV_DEC_INT: {
+      int64_t v = c->phys_width == 4 ? pt__load_i32(src) : pt__load_i64(src);
+      pt__store_i64(dst, v);
+      pt__store_i64(dst + 8, v < 0 ? -1 : 0);
+      break;
+    }
+    default: break;
+  }
+}
+
+/* Where a page's non-null values come from. */
+typedef struct vsrc {
+  int enc;
+  const uint8_t *p, *end; /* PLAIN */
+  int64_t bit;            /* PLAIN booleans: next bit */
+  const uint32_t *idx;    /* dictionary indices */
+  int64_t k;
+  pt__rle_dec rle;        /* RLE booleans */
+} vsrc;
+
+/* Appends page values: n rows, defs (NULL: all present), values from src. */
+static int emit(reader *r, const leaf *c, colbuf *b, int64_t n, const uint32_t *defs, vsrc *s,
+                int64_t n_present, pt_error *err) {
+  PT_RETURN_NOT_OK(grow_rows(b, c, b->rows + n + 1, err));
+  if (defs != NULL && n_present < n && b->validity == NULL && c->conv != CV_NULL) {
+    int64_t bytes = (b->cap_rows + 7) / 8 + 8;
+    b->validity = pt__malloc((size_t)bytes);
+    if (b->validity == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
+    memset(b->validity, 0, (size_t)bytes);
+    for (int64_t i = 0; i < b->rows; i++) pt__bit_set(b->validity, i, 1);
+  }
+  bool dict = s->enc == PT__ENC_RLE_DICTIONARY || s->enc == PT__ENC_PLAIN_DICTIONARY;
+  /* Checks that PLAIN data holds what it must. */
+  if (s->enc == PT__ENC_PLAIN && c->conv != CV_BINARY && c->conv != CV_BOOL && c->conv != CV_NULL &&
+      (s->end - s->p) / c->phys_width < n_present)
+    return pt__errorf(err, PT_EFORMAT, "%lld values need %lld bytes but the page has %lld",
+                      (long long)n_present, (long long)n_present * c->phys_width,
+                      (long long)(s->end - s->p));
+  if (s->enc == PT__ENC_PLAIN && c->conv == CV_BOOL && (s->end - s->p) * 8 < n_present)
+    return pt__errorf(err, PT_EFORMAT, "%lld booleans but the page has %lld bytes",
+                      (long long)n_present, (long long)(s->end - s->p));
+  int64_t row = b->rows;
+  if (c->conv == CV_BINARY && row == 0) set_offset(b, c, 0, 0);
+  for (int64_t i = 0; i < n; i++, row++) {
+    bool present = defs == NULL || defs[i] == (uint32_t)c->max_def;
+    if (b->validity) pt__bit_set(b->validity, row, present);
+    if (!present) {
+      b->nulls++;
+      if (c->conv == CV_BINARY) set_offset(b, c, row + 1, b->data_len);
+      else if (c->conv == CV_BOOL) pt__bit_set(b->values, row, 0);
+      else if (c->conv != CV_NULL) memset(b->values + row * c->out_width, 0, (size_t)c->out_width);
+      continue;
+    }
+    if (c->conv == CV_NULL) {
+      /* A value where the logical type says there are none. */
+      return pt__errorf(err, PT_EFORMAT, "a non-null value in a column of the UNKNOWN (null) type");
+    }
+    if (c->conv == CV_BOOL) {
+      int v;
+      if (s->enc == PT__ENC_PLAIN) {
+        v = pt__bit_get(s->p, s->bit++);
+      } else {
+        uint32_t u;
+        PT_RETURN_NOT_OK(pt__rle_get(&s->rle, &u, 1, err));
+        v = u != 0;
+      }
+      pt__bit_set(b->values, row, v);
+      continue;
+    }
+    const uint8_t *src;
+    int64_t len = c->phys_width;
+    if (dict) {
+      uint32_t ix = s->idx[s->k++];
+      if (ix >= (uint64_t)b->dict_n)
+        return pt__errorf(err, PT_EFORMAT, "dictionary index %u out of range of %lld values", ix,
+                          (long long)b->dict_n);
+      if (b->dict_ptr) {
+        src = b->dict_ptr[ix];
+        len = b->dict_len[ix];
+      } else {
+        src = b->dict_fixed + (int64_t)ix * c->phys_width;
+      }
+    } else if (c->e->type == PT__PQ_BYTE_ARRAY) {
+      if (s->end - s->p < 4) return pt__errorf(err, PT_EFORMAT, "BYTE_ARRAY value length cut short");
+      uint32_t l = pt__load_u32(s->p);
+      if (l > (uint64_t)(s->end - s->p - 4))
+        return pt__errorf(err, PT_EFORMAT, "BYTE_ARRAY value of %u bytes but %lld bytes left", l,
+                          (long long)(s->end - s->p - 4));
+      src = s->p + 4;
+      len = l;
+      s->p += 4 + l;
+    } else {
+      src = s->p;
+      s->p += c->phys_width;
+    }
+    if (c->conv == CV_BINARY) {
+      PT_RETURN_NOT_OK(grow_data(b, len, err));
+      memcpy(b->data + b->data_len, src, (size_t)len);
+      b->data_len += len;
+      if (!c->large && b->data_len > INT32_MAX)
+        return pt__errorf(err, PT_ERANGE,
+                          "more than 2 GiB of strings in one row group; read fewer columns or "
+                          "rewrite the file with smaller row groups");
+      set_offset(b, c, row + 1, b->data_len);
+    } else if (c->conv == CV_DEC_BE) {
+      PT_RETURN_NOT_OK(decimal_from_be(src, len, b->values + row * 16, err));
+    } else {
+      convert_fixed(c, src, b->values + row * c->out_width);
+    }
+  }
+  b->rows = row;
+  return PT_OK;
+}
+
+static int ensure_u32(uint32_t **p, int64_t *cap, int64_t n, pt_error *err) {
+  if (n <= *cap) return PT_OK;
+  int64_t c = *cap ? *cap : 1024;
+  while (c < n) c *= 2;
+  uint32_t *q = pt__realloc(*p, (size_t)c * sizeof *q);
+  if (q == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
+  *p = q;
+  *cap = c;
+  return PT_OK;
+}
+
+static const char *encoding_name(int e) {
+  switch (e) {
+    case PT__ENC_PLAIN: return "PLAIN";
+    case PT__ENC_PLAIN_DICTIONARY: return "PLAIN_DICTIONARY";
+    case PT__ENC_RLE: return "RLE";
+    case PT__ENC_BIT_PACKED: return "BIT_PACKED";
+    case PT__ENC_DELTA_BINARY_PACKED: return "DELTA_BINARY_PACKED";
+    case PT__ENC_DELTA_LENGTH_BYTE_ARRAY: return "DELTA_LENGTH_BYTE_ARRAY";
+    case PT__ENC_DELTA_BYTE_ARRAY: return "DELTA_BYTE_ARRAY";
+    case PT__ENC_RLE_DICTIONARY: return "RLE_DICTIONARY";
+    case PT__ENC_BYTE_STREAM_SPLIT: return "BYTE_STREAM_SPLIT";
+    default: return "unknown";
+  }
+}
+
+/* The dictionary page: its values, kept in physical form. */
+static int read_dict(reader *r, const leaf *c, colbuf *b, const pt__pq_page_header *h,
+                     const uint8_t *body, int64_t len, pt_error *err) {
+  if (b->has_dict) return pt__errorf(err, PT_EFORMAT, "a second dictionary page");
+  if (h->encoding != PT__ENC_PLAIN && h->encoding != PT__ENC_PLAIN_DICTIONARY)
+    return pt__errorf(err, PT_EFORMAT, "dictionary page of encoding %s", encoding_name(h->encoding));
+  if (h->num_values < 0) return pt__errorf(err, PT_EFORMAT, "negative dictionary size");
+  if (c->conv == CV_BOOL) return pt__errorf(err, PT_EFORMAT, "a dictionary for a boolean column");
+  b->has_dict = true;
+  if (c->conv == CV_NULL) return PT_OK; /* pyarrow writes an empty one */
+  b->dict_n = h->num_values;
+  if (c->e->type == PT__PQ_BYTE_ARRAY) {
+    /* Every value takes at least its 4-byte length. */
+    if (len / 4 < b->dict_n)
+      return pt__errorf(err, PT_EFORMAT, "dictionary of %lld values in %lld bytes",
+                        (long long)b->dict_n, (long long)len);
+    b->dict_ptr = pt__malloc((size_t)(b->dict_n ? b->dict_n : 1) * sizeof *b->dict_ptr);
+    b->dict_len = pt__malloc((size_t)(b->dict_n ? b->dict_n : 1) * sizeof *b->dict_len);
+    if (b->dict_ptr == NULL || b->dict_len == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
+    const uint8_t *p = body, *end = body + len;
+    for (int64_t i = 0; i < b->dict_n; i++) {
+      if (end - p < 4) return pt__errorf(err, PT_EFORMAT, "dictionary value %lld cut short", (long long)i);
+      uint32_t l = pt__load_u32(p);
+      if (l > (uint64_t)(end - p - 4))
+        return pt__errorf(err, PT_EFORMAT, "dictionary value %lld of %u bytes runs past the page",
+                          (long long)i, l);
+      b->dict_ptr[i] = p + 4;
+      b->dict_len[i] = (int32_t)l;
+      p += 4 + l;
+    }
+  } else {
+    if (len / c->phys_width < b->dict_n)
+      return pt__errorf(err, PT_EFORMAT, "dictionary of %lld values in %lld bytes",
+                        (long long)b->dict_n, (long long)len);
+    b->dict_fixed = body;
+  }
+  return PT_OK;
+}
+
+/* Whether a page claiming `expected` bytes once decompressed from n bytes is
+ * plausible: bounds what we allocate on the word of the header. */
+static bool plausible(int codec, const uint8_t *src, int64_t n, int64_t expected) {
+  switch (codec) {
+    case PT__CODEC_UNCOMPRESSED: return expected == n;
+    case PT__CODEC_LZ4_RAW: return expected <= n * 256 + 64;
+    case PT__CODEC_GZIP: return expected <= n * 1100 + 1024;
+    default: return expected <= n * 65536 + 1024 || expected <= (64 << 20);
+  }
+  (void)src;
+}
+
+static int read_chunk(reader *r, int64_t rg, const leaf *c, colbuf *b, int64_t rg_rows,
+                      int64_t *page_no, pt_error *err) {
+  const pt__pq_row_group *g = &r->meta.row_groups[rg];
+  const pt__pq_column_chunk *cc = &g->columns[c->chunk];
+  if (cc->encrypted) return pt__errorf(err, PT_ENOTSUP, "encrypted columns are not supported");
+  if (cc->has_file_path)
+    return pt__errorf(err, PT_ENOTSUP, "column data in another file (file_path) is not supported");
+  if (!cc->has_meta) return pt__errorf(err, PT_EFORMAT, "column chunk without metadata");
+  const pt__pq_column_meta *m = &cc->meta;
+  if (m->type != c->e->type)
+    return pt__errorf(err, PT_EFORMAT, "chunk type %d differs from the schema's %d", m->type, c->e->type);
+  if (rg_rows == 0) return PT_OK; /* writers leave empty chunks' offsets at 0 */
+  int64_t start = m->data_page_offset;
+  if (m->has_dictionary_page_offset && m->dictionary_page_offset > 0 &&
+      m->dictionary_page_offset < start)
+    start = m->dictionary_page_offset;
+  int64_t limit = r->size - 8; /* the footer follows */
+  int64_t end;
+  if (start < 4 || m->total_compressed_size < 0 ||
+      pt__add_overflow(start, m->total_compressed_size, &end) || end > limit)
+    return pt__errorf(err, PT_EFORMAT, "chunk at %lld of %lld bytes lies outside the file",
+                      (long long)start, (long long)m->total_compressed_size);
+  if (m->num_values < 0) return pt__errorf(err, PT_EFORMAT, "negative number of values");
+  int64_t values_left = m->num_values;
+  int64_t pos = start;
+  *page_no = 0;
+  while (values_left > 0 || (pos < end && b->rows < rg_rows)) {
+    if (pos >= end)
+      return pt__errorf(err, PT_EFORMAT, "chunk ends with %lld of its values missing",
+                        (long long)values_left);
+    pt__pq_page_header h;
+    int64_t used;
+    PT_RETURN_NOT_OK(pt__pq_decode_page_header(r->data + pos, end - pos, &h, &used, err));
+    const uint8_t *body = r->data + pos + used;
+    if (h.compressed_size > end - pos - used)
+      return pt__errorf(err, PT_EFORMAT, "page of %d bytes runs past the chunk's end",
+                        h.compressed_size);
+    pos += used + h.compressed_size;
+    int64_t clen = h.compressed_size, ulen = h.uncompressed_size;
+    if (h.type == PT__PAGE_INDEX) {
+      (*page_no)++;
+      continue;
+    }
+    if (h.type == PT__PAGE_DICTIONARY) {
+      if (!h.has_dict) return pt__errorf(err, PT_EFORMAT, "dictionary page without its header");
+      const uint8_t *dbody = body;
+      if (m->codec != PT__CODEC_UNCOMPRESSED) {
+        if (!plausible(m->codec, body, clen, ulen))
+          return pt__errorf(err, PT_EFORMAT, "page claims %lld bytes from %lld compressed",
+                            (long long)ulen, (long long)clen);
+        b->dict_page = pt__malloc((size_t)(ulen ? ulen : 1));
+        if (b->dict_page == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
+        PT_RETURN_NOT_OK(pt__pq_decompress(m->codec, body, clen, b->dict_page, ulen, err));
+        dbody = b->dict_page;
+      } else if (clen != ulen) {
+        return pt__errorf(err, PT_EFORMAT, "uncompressed page of %lld bytes claims %lld",
+                          (long long)clen, (long long)ulen);
+      }
+      PT_RETURN_NOT_OK(read_dict(r, c, b, &h, dbody, ulen, err));
+      (*page_no)++;
+      continue;
+    }
+    if (h.type != PT__PAGE_DATA && h.type != PT__PAGE_DATA_V2)
+      return pt__errorf(err, PT_EFORMAT, "unknown page type %d", h.type);
+    bool v2 = h.type == PT__PAGE_DATA_V2;
+    if ((v2 && !h.has_data_v2) || (!v2 && !h.has_data))
+      return pt__errorf(err, PT_EFORMAT, "data page without its header");
+    int64_t n = h.num_values;
+    if (n < 0 || n > values_left || n > rg_rows - b->rows)
+      return pt__errorf(err, PT_EFORMAT, "page of %lld values where %lld remain", (long long)n,
+                        (long long)(values_left < rg_rows - b->rows ? values_left : rg_rows - b->rows));
+    /* Levels and values, uncompressed. */
+    const uint8_t *lv = NULL, *vals;
+    int64_t lv_len = 0, vals_len;
+    if (v2) {
+      if (h.def_length < 0 || h.rep_length < 0 || (int64_t)h.def_length + h.rep_length > clen ||
+          (int64_t)h.def_length + h.rep_length > ulen)
+        return pt__errorf(err, PT_EFORMAT, "level lengths (%d, %d) exceed the page", h.rep_length,
+                          h.def_length);
+      if (h.rep_length > 0) return pt__errorf(err, PT_EFORMAT, "repetition levels in a flat column");
+      lv = body + h.rep_length;
+      lv_len = h.def_length;
+      int64_t off = h.rep_length + h.def_length;
+      vals = body + off;
+      vals_len = clen - off;
+      if (h.is_compressed && m->codec != PT__CODEC_UNCOMPRESSED) {
+        int64_t want = ulen - off;
+        if (!plausible(m->codec, vals, vals_len, want))
+          return pt__errorf(err, PT_EFORMAT, "page claims %lld bytes from %lld compressed",
+                            (long long)want, (long long)vals_len);
+        if (want > r->page_cap) {
+          uint8_t *nb = pt__realloc(r->page_buf, (size_t)want);
+          if (nb == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
+          r->page_buf = nb;
+          r->page_cap = want;
+        }
+        PT_RETURN_NOT_OK(pt__pq_decompress(m->codec, vals, vals_len, r->page_buf, want, err));
+        vals = r->page_buf;
+        vals_len = want;
+      }
+    } else {
+      const uint8_t *p = body;
+      int64_t plen = clen;
+      if (m->codec != PT__CODEC_UNCOMPRESSED) {
+        if (!plausible(m->codec, body, clen, ulen))
+          return pt__errorf(err, PT_EFORMAT, "page claims %lld bytes from %lld compressed",
+                            (long long)ulen, (long long)clen);
+        if (ulen > r->page_cap) {
+          uint8_t *nb = pt__realloc(r->page_buf, (size_t)ulen);
+          if (nb == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
+          r->page_buf = nb;
+          r->page_cap = ulen;
+        }
+        PT_RETURN_NOT_OK(pt__pq_decompress(m->codec, body, clen, r->page_buf, ulen, err));
+        p = r->page_buf;
+        plen = ulen;
+      }
+      if (c->max_def > 0) {
+        if (h.def_encoding != PT__ENC_RLE)
+          return pt__errorf(err, PT_ENOTSUP, "definition levels of encoding %s are not supported",
+                            encoding_name(h.def_encoding));
+        if (plen < 4) return pt__errorf(err, PT_EFORMAT, "definition levels cut short");
+        uint32_t l = pt__load_u32(p);
+        if (l > (uint64_t)(plen - 4))
+          return pt__errorf(err, PT_EFORMAT, "definition levels of %u bytes exceed the page", l);
+        lv = p + 4;
+        lv_len = l;
+        p += 4 + l;
+        plen -= 4 + (int64_t)l;
+      }
+      vals = p;
+      vals_len = plen;
+    }
+    /* Definition levels. */
+    uint32_t *defs = NULL;
+    int64_t present = n;
+    if (c->max_def > 0) {
+      PT_RETURN_NOT_OK(ensure_u32(&r->levels, &r->levels_cap, n, err));
+      pt__rle_dec d;
+      pt__rle_init(&d, lv, lv_len, 1);
+      PT_RETURN_NOT_OK(pt__rle_get(&d, r->levels, n, err));
+      defs = r->levels;
+      present = 0;
+      for (int64_t i = 0; i < n; i++) present += defs[i] == 1;
+    }
+    vsrc s = {.enc = h.encoding, .p = vals, .end = vals + vals_len};
+    switch (h.encoding) {
+      case PT__ENC_PLAIN: break;
+      case PT__ENC_PLAIN_DICTIONARY:
+      case PT__ENC_RLE_DICTIONARY: {
+        if (!b->has_dict)
+          return pt__errorf(err, PT_EFORMAT, "dictionary-encoded page without a dictionary page");
+        if (present > 0) {
+          if (vals_len < 1) return pt__errorf(err, PT_EFORMAT, "dictionary indices cut short");
+          int bw = vals[0];
+          if (bw > 32) return pt__errorf(err, PT_EFORMAT, "dictionary index width %d", bw);
+          PT_RETURN_NOT_OK(ensure_u32(&r->indices, &r->indices_cap, present, err));
+          pt__rle_dec d;
+          pt__rle_init(&d, vals + 1, vals_len - 1, bw);
+          PT_RETURN_NOT_OK(pt__rle_get(&d, r->indices, present, err));
+        }
+        s.idx = r->indices;
+        break;
+      }
+      case PT__ENC_RLE:
+        if (c->conv != CV_BOOL)
+          return pt__errorf(err, PT_EFORMAT, "RLE values in a column that is not boolean");
+        if (vals_len < 4) return pt__errorf(err, PT_EFORMAT, "RLE booleans cut short");
+        {
+          uint32_t l = pt__load_u32(vals);
+          if (l > (uint64_t)(vals_len - 4))
+            return pt__errorf(err, PT_EFORMAT, "RLE booleans of %u bytes exceed the page", l);
+          pt__rle_init(&s.rle, vals + 4, l, 1);
+        }
+        break;
+      default:
+        return pt__errorf(err, PT_ENOTSUP,
+                          "encoding %s is not supported yet; rewrite the file with PLAIN or "
+                          "dictionary encoding",
+                          encoding_name(h.encoding));
+    }
+    PT_RETURN_NOT_OK(emit(r, c, b, n, defs, &s, present, err));
+    values_left -= n;
+    (*page_no)++;
+  }
+  if (b->rows != rg_rows)
+    return pt__errorf(err, PT_EFORMAT, "chunk has %lld values but the row group %lld rows",
+                      (long long)b->rows, (long long)rg_rows);
+  return PT_OK;
+}
+
+static void colbuf_free(colbuf *b) {
+  pt__free(b->validity);
+  pt__free(b->values);
+  pt__free(b->data);
+  pt__free(b->dict_page);
+  pt__free(b->dict_ptr);
+  pt__free(b->dict_len);
+  memset(b, 0, sizeof *b);
+}
+
+/* Moves the buffers of b into a new array *out. */
+static int finish_array(const leaf *c, colbuf *b, struct ArrowArray *out, pt_error *err) {
+  int nb = c->conv == CV_NULL ? 0 : c->conv == CV_BINARY ? 3 : 2;
+  PT_RETURN_NOT_OK(pt__array_init(out, nb, 0, false, err));
+  out->length = b->rows;
+  out->null_count = c->conv == CV_NULL ? b->rows : b->nulls;
+  if (c->conv == CV_NULL) return PT_OK;
+  if (b->values == NULL) {
+    /* No rows: still a valid (zeroed) buffer. */
+    b->values = pt__calloc(1, 64);
+    if (b->values == NULL) {
+      out->release(out);
+      return pt__errorf(err, PT_ENOMEM, "out of memory");
+    }
+  }
+  if (b->nulls > 0) {
+    pt__array_set_buffer(out, 0, b->validity, true);
+    b->validity = NULL;
+  }
+  pt__array_set_buffer(out, 1, b->values, true);
+  b->values = NULL;
+  if (c->conv == CV_BINARY) {
+    if (b->data == NULL) b->data = pt__calloc(1, 64);
+    if (b->data == NULL) {
+      out->release(out);
+      return pt__errorf(err, PT_ENOMEM, "out of memory");
+    }
+    pt__array_set_buffer(out, 2, b->data, true);
+    b->data = NULL;
+  }
+  return PT_OK;
+}
+
+/* Decodes row group rg's projected columns into r->rg_arrays. */
+static int load_row_group(reader *r, int64_t rg, pt_error *err) {
+  const pt__pq_row_group *g = &r->meta.row_groups[rg];
+  if (g->num_rows < 0) return pt__errorf(err, PT_EFORMAT, "row group %lld: negative row count", (long long)rg);
+  if (g->n_columns != r->n_leaves)
+    return pt__errorf(err, PT_EFORMAT, "row group %lld: %lld column chunks for %lld columns",
+                      (long long)rg, (long long)g->n_columns, (long long)r->n_leaves);
+  r->rg_arrays = pt__calloc((size_t)(r->n_cols ? r->n_cols : 1), sizeof *r->rg_arrays);
+  if (r->rg_arrays == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
+  for (int64_t k = 0; k < r->n_cols; k++) {
+    const leaf *c = &r->cols[k];
+    colbuf b = {0};
+    int64_t page = 0;
+    int rc = read_chunk(r, rg, c, &b, g->num_rows, &page, err);
+    if (rc == PT_OK) rc = finish_array(c, &b, &r->rg_arrays[k], err);
+    colbuf_free(&b);
+    if (rc != PT_OK)
+      return pt__error_prefix(err, rc, "row group %lld, column '%s', page %lld: ", (long long)rg,
+                              c->name, (long long)page);
+  }
+  r->rg_rows = g->num_rows;
+  r->rg_pos = 0;
+  return PT_OK;
+}
+
+static void drop_row_group(reader *r) {
+  if (r->rg_arrays == NULL) return;
+  for (int64_t k = 0; k < r->n_cols; k++)
+    if (r->rg_arrays[k].release) r->rg_arrays[k].release(&r->rg_arrays[k]);
+  pt__free(r->rg_arrays);
+  r->rg_arrays = NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The stream */
+
+static int errno_of(int code) {
+  switch (code) {
+    case PT_ENOMEM: return ENOMEM;
+    case PT_EIO: return EIO;
+    case PT_ENOTSUP: return ENOSYS;
+    default: return EINVAL;
+  }
+}
+
+static int next_batch(reader *r, struct ArrowArray *out, pt_error *err) {
+  out->release = NULL;
+  while (r->rg_arrays == NULL || r->rg_pos >= r->rg_rows) {
+    drop_row_group(r);
+    if (r->next_rg >= r->meta.n_row_groups) return PT_OK; /* end */
+    PT_RETURN_NOT_OK(load_row_group(r, r->next_rg++, err));
+  }
+  int64_t n = r->rg_rows - r->rg_pos;
+  if (n > r->batch_rows) n = r->batch_rows;
+  PT_RETURN_NOT_OK(pt__array_init(out, 1, r->n_cols, false, err));
+  out->length = n;
+  out->null_count = 0;
+  for (int64_t k = 0; k < r->n_cols; k++) {
+    int rc = pt_array_slice(&r->rg_arrays[k], r->rg_pos, n, out->children[k], err);
+    if (rc != PT_OK) {
+      out->release(out);
+      return rc;
+    }
+  }
+  r->rg_pos += n;
+  return PT_OK;
+}
+
+static int stream_get_schema(struct ArrowArrayStream *s, struct ArrowSchema *out) {
+  reader *r = s->private_data;
+  int rc = pt_schema_copy(&r->schema, out, &r->err);
+  return rc == PT_OK ? 0 : errno_of(rc);
+}
+
+static int stream_get_next(struct ArrowArrayStream *s, struct ArrowArray *out) {
+  reader *r = s->private_data;
+  if (r->done) {
+    out->release = NULL;
+    return r->err.code ? errno_of(r->err.code) : 0;
+  }
+  int rc = next_batch(r, out, &r->err);
+  if (rc != PT_OK) {
+    pt__error_prefix(&r->err, rc, "parquet: %s: ", r->label);
+    r->done = true;
+    drop_row_group(r);
+    return errno_of(rc);
+  }
+  if (out->release == NULL) r->done = true;
+  return 0;
+}
+
+static const char *stream_last_error(struct ArrowArrayStream *s) {
+  reader *r = s->private_data;
+  return r->err.code ? r->err.message : NULL;
+}
+
+static void reader_free(reader *r) {
+  if (r == NULL) return;
+  drop_row_group(r);
+  if (r->schema.release) r->schema.release(&r->schema);
+  pt__arena_free(&r->arena);
+  pt__shared_unref(r->region);
+  pt__free(r->page_buf);
+  pt__free(r->levels);
+  pt__free(r->indices);
+  pt__free(r->label);
+  pt__free(r);
+}
+
+static void stream_release(struct ArrowArrayStream *s) {
+  if (s->release == NULL) return;
+  reader_free(s->private_data);
+  s->release = NULL;
+  s->private_data = NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Opening */
+
+static int parse_footer(reader *r, pt_error *err) {
+  const uint8_t *d = r->data;
+  int64_t size = r->size;
+  if (size < 12)
+    return pt__errorf(err, PT_EFORMAT, "not a Parquet file: %lld bytes is too short", (long long)size);
+  if (memcmp(d, "PAR1", 4) != 0) return pt__errorf(err, PT_EFORMAT, "not a Parquet file: no PAR1 magic at the start");
+  if (memcmp(d + size - 4, "PAR1", 4) != 0) {
+    if (memcmp(d + size - 4, "PARE", 4) == 0)
+      return pt__errorf(err, PT_ENOTSUP, "encrypted Parquet files (PARE footer) are not supported");
+    return pt__errorf(err, PT_EFORMAT, "no PAR1 magic at the end: the file is truncated or not Parquet");
+  }
+  uint32_t flen = pt__load_u32(d + size - 8);
+  if ((int64_t)flen > size - 12)
+    return pt__errorf(err, PT_EFORMAT, "footer of %u bytes does not fit the %lld-byte file", flen,
+                      (long long)size);
+  int rc = pt__pq_decode_file_meta(d + size - 8 - flen, flen, &r->arena, &r->meta, err);
+  if (rc != PT_OK) return pt__error_prefix(err, rc, "footer: ");
+  if (r->meta.encrypted)
+    return pt__errorf(err, PT_ENOTSUP, "encrypted Parquet files are not supported");
+  int64_t total = 0;
+  for (int64_t i = 0; i < r->meta.n_row_groups; i++) {
+    if (r->meta.row_groups[i].num_rows < 0 ||
+        pt__add_overflow(total, r->meta.row_groups[i].num_rows, &total))
+      return pt__errorf(err, PT_EFORMAT, "footer: row group %lld has a bad row count", (long long)i);
+  }
+  return PT_OK;
+}
+
+static int open_region(const uint8_t *data, int64_t size, pt__shared *region, const char *label,
+                       const pt_parquet_read_options *opts, struct ArrowArrayStream *out,
+                       pt_error *err) {
+  reader *r = pt__calloc(1, sizeof *r);
+  if (r == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
+  r->data = data;
+  r->size = size;
+  r->region = region;
+  r->label = pt__strdup(label);
+  r->batch_rows = opts && opts->batch_size > 0 ? opts->batch_size : DEFAULT_BATCH_ROWS;
+  int rc = r->label ? PT_OK : pt__errorf(err, PT_ENOMEM, "out of memory");
+  if (rc == PT_OK) rc = parse_footer(r, err);
+  if (rc == PT_OK) rc = build_schema(r, opts, err);
+  if (rc != PT_OK) {
+    pt__error_prefix(err, rc, "parquet: %s: ", label);
+    r->region = NULL; /* stays the caller's on failure */
+    reader_free(r);
+    return rc;
+  }
+  out->get_schema = stream_get_schema;
+  out->get_next = stream_get_next;
+  out->get_last_error = stream_last_error;
+  out->release = stream_release;
+  out->private_data = r;
+  return PT_OK;
+}
+
+void pt_parquet_read_options_init(pt_parquet_read_options *opts) {
+  memset(opts, 0, sizeof *opts);
+  opts->batch_size = DEFAULT_BATCH_ROWS;
+}
+
+int pt_parquet_read_buffer(const void *data, int64_t size, void (*free_data)(void *, void *),
+                           void *free_arg, const pt_parquet_read_options *opts,
+                           struct ArrowArrayStream *out, pt_error *err) {
+  if (out == NULL || (data == NULL && size > 0) || size < 0)
+    return pt__errorf(err, PT_EINVAL, "parquet: data and out must be given");
+  out->release = NULL;
+  pt__shared *region = NULL;
+  if (free_data != NULL) {
+    region = pt__shared_new((void *)data, free_data, free_arg);
+    if (region == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
+  }
+  int rc = open_region(data, size, region, "buffer", opts, out, err);
+  if (rc != PT_OK && region != NULL) {
+    region->destroy = NULL; /* on failure the data stays the caller's */
+    pt__shared_unref(region);
+  }
+  return rc;
+}
+
+static void unmap(void *data, void *arg) { munmap(data, (size_t)(uintptr_t)arg); }
+
+int pt_parquet_read_path(const char *path, const pt_parquet_read_options *opts,
+                         struct ArrowArrayStream *out, pt_error *err) {
+  if (path == NULL || out == NULL) return pt__errorf(err, PT_EINVAL, "parquet: path and out must be given");
+  out->release = NULL;
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return pt__errorf(err, PT_EIO, "parquet: cannot open %s: %s", path, strerror(errno));
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    int e = errno;
+    close(fd);
+    return pt__errorf(err, PT_EIO, "parquet: cannot stat %s: %s", path, strerror(e));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    close(fd);
+    return pt__errorf(err, PT_EINVAL, "parquet: %s is not a regular file (Parquet needs its footer first)", path);
+  }
+  int64_t size = st.st_size;
+  void *map = NULL;
+  pt__shared *region = NULL;
+  if (size > 0) {
+    map = mmap(NULL, (size_t)size, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (map == MAP_FAILED) {
+      int e = errno;
+      close(fd);
+      return pt__errorf(err, PT_EIO, "parquet: cannot map %s: %s", path, strerror(e));
+    }
+    region = pt__shared_new(map, unmap, (void *)(uintptr_t)size);
+    if (region == NULL) {
+      munmap(map, (size_t)size);
+      close(fd);
+      return pt__errorf(err, PT_ENOMEM, "out of memory");
+    }
+  }
+  close(fd);
+  static const uint8_t empty[1];
+  int rc = open_region(map ? map : empty, size, region, path, opts, out, err);
+  if (rc != PT_OK) pt__shared_unref(region);
+  return rc;
+}

@@ -1,0 +1,203 @@
+"""Parquet files written by pyarrow, read by libprotium (pt_parquet_read_*)
+and compared value for value with pyarrow's own reading of the same file.
+
+The matrix: every flat type protium reads x nullable or not x codec x data
+page version x dictionary on/off, with several row groups and pages; then
+projection, batch sizes, INT96, decimals stored as integers, files without
+the stored Arrow schema, empty files and zero-row row groups, and what is
+refused (with the message that says so). Corrupt input is tested in
+test_parquet_corrupt.py.
+"""
+
+from __future__ import annotations
+
+import io
+from decimal import Decimal as D
+from pathlib import Path
+from typing import Optional
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import protium.parquet as ptq
+from protium import ProtiumError
+from protium._lib import PT_EINVAL, PT_ENOTSUP
+from conftest import COLUMNS, NOT_NULL_COLUMNS, make_table
+
+# The flat columns of conftest that Parquet stores and protium reads back
+# as the same Arrow type.
+FLAT = [
+    "bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+    "float16", "float32", "float64", "utf8", "large_utf8", "binary", "large_binary",
+    "fixed_size_binary_3", "fixed_size_binary_16", "date32",
+    *[c for c in COLUMNS if c.startswith("timestamp_") or c.startswith("duration_")],
+    "decimal128_1_0", "decimal128_5_2", "decimal128_18_0", "decimal128_38_10", "decimal128_38_38",
+    "null",
+]
+NOT_NULL = list(NOT_NULL_COLUMNS)
+CODECS = ["none", "snappy", "gzip", "zstd", "lz4", "brotli"]
+
+
+def pa_bytes(table: pa.Table, **kw) -> bytes:
+    sink = io.BytesIO()
+    pq.write_table(table, sink, **kw)
+    return sink.getvalue()
+
+
+def expected(data: bytes, columns: Optional[list[str]] = None) -> pa.Table:
+    """pyarrow's reading, with dictionary columns decoded (protium gives
+    their values)."""
+    t = pq.read_table(io.BytesIO(data), columns=columns)
+    fields = [
+        pa.field(f.name, f.type.value_type, f.nullable) if pa.types.is_dictionary(f.type) else f
+        for f in t.schema
+    ]
+    return t.cast(pa.schema(fields, metadata=t.schema.metadata))
+
+
+def check_same(got: pa.Table, want: pa.Table) -> None:
+    assert got.schema.names == want.schema.names
+    for name in want.schema.names:
+        g, w = got.column(name), want.column(name)
+        assert g.type == w.type, f"{name}: {g.type} != {w.type}"
+        assert g.equals(w), f"column {name} differs"
+    assert got.num_rows == want.num_rows
+    for f in want.schema:
+        assert got.schema.field(f.name).nullable == f.nullable, f.name
+
+
+@pytest.mark.parametrize("codec", CODECS)
+@pytest.mark.parametrize("version", ["1.0", "2.0"])
+@pytest.mark.parametrize("dictionary", [True, False])
+def test_matrix(codec: str, version: str, dictionary: bool) -> None:
+    table = make_table(n=700, seed=hash((codec, version, dictionary)) % 1000, columns=FLAT + NOT_NULL)
+    data = pa_bytes(
+        table,
+        compression=codec,
+        data_page_version=version,
+        use_dictionary=dictionary,
+        row_group_size=300,
+        data_page_size=512,
+    )
+    assert pq.ParquetFile(io.BytesIO(data)).metadata.num_row_groups == 3
+    got = ptq.read_parquet_buffer(data).read_all()
+    check_same(got, expected(data))
+
+
+@pytest.mark.parametrize("store_schema", [True, False])
+def test_types_without_arrow_schema(store_schema: bool) -> None:
+    """Without ARROW:schema, types come from the Parquet logical types alone
+    and must match what pyarrow makes of them."""
+    table = make_table(n=300, columns=FLAT + NOT_NULL)
+    data = pa_bytes(table, store_schema=store_schema)
+    got = ptq.read_parquet_buffer(data).read_all()
+    check_same(got, expected(data))
+
+
+def test_read_path_projection_and_batches(tmp_path: Path) -> None:
+    table = make_table(n=1000, columns=["int64", "utf8", "bool", "float64"])
+    path = tmp_path / "t.parquet"
+    pq.write_table(table, path, row_group_size=400)
+    reader = ptq.read_parquet(path, columns=["utf8", "int64"], batch_size=150)
+    batches = list(reader)
+    # 400 + 400 + 200 rows, cut in batches of at most 150 within row groups.
+    assert [b.num_rows for b in batches] == [150, 150, 100, 150, 150, 100, 150, 50]
+    got = pa.Table.from_batches(batches)
+    check_same(got, expected(path.read_bytes(), columns=["utf8", "int64"]))
+    with pytest.raises(ProtiumError) as e:
+        ptq.read_parquet(path, columns=["nope"])
+    assert e.value.code == PT_EINVAL
+    assert str(e.value) == (
+        f"parquet: {path}: no column 'nope' in the file; see its schema with `protium cat --schema`"
+    )
+
+
+def test_int96_and_decimal_as_integers() -> None:
+    ts = pa.array([0, -86_400_000_000_123, 1_700_000_000_123_456_789, None], pa.timestamp("ns"))
+    dec = {
+        "d9": pa.array([D("1.5"), D("-999999.999"), None, D(5)], pa.decimal128(9, 3)),
+        "d18": pa.array([D(1), D(-(10**18) + 1), None, D(5)], pa.decimal128(18, 0)),
+    }
+    table = pa.table({"ts": ts, **dec})
+    for store_schema in (True, False):
+        data = pa_bytes(
+            table,
+            use_deprecated_int96_timestamps=True,
+            store_decimal_as_integer=True,
+            store_schema=store_schema,
+        )
+        md = pq.ParquetFile(io.BytesIO(data)).schema
+        assert md.column(0).physical_type == "INT96"
+        assert md.column(1).physical_type == "INT32"
+        assert md.column(2).physical_type == "INT64"
+        got = ptq.read_parquet_buffer(data).read_all()
+        check_same(got, expected(data))
+
+
+def test_empty_and_zero_row_groups(tmp_path: Path) -> None:
+    schema = pa.schema([("a", pa.int32()), ("s", pa.utf8())])
+    # No row group at all.
+    data = pa_bytes(schema.empty_table())
+    got = ptq.read_parquet_buffer(data).read_all()
+    assert got.num_rows == 0 and got.schema.names == ["a", "s"]
+    # Zero-row row groups between others.
+    path = tmp_path / "z.parquet"
+    with pq.ParquetWriter(path, schema) as w:
+        w.write_table(schema.empty_table())
+        w.write_table(pa.table({"a": [1, 2], "s": ["x", None]}, schema=schema))
+        w.write_table(schema.empty_table())
+        w.write_table(pa.table({"a": [3], "s": ["y"]}, schema=schema))
+    assert pq.ParquetFile(path).metadata.num_row_groups == 4
+    got = ptq.read_parquet(path).read_all()
+    check_same(got, expected(path.read_bytes()))
+
+
+def test_huge_strings_and_many_columns() -> None:
+    big = "x" * (3 << 20)
+    table = pa.table({"s": [big, None, big[:10], ""]})
+    data = pa_bytes(table, compression="zstd")
+    check_same(ptq.read_parquet_buffer(data).read_all(), expected(data))
+    wide = pa.table({f"c{i}": pa.array([i, None, -i], pa.int32()) for i in range(2000)})
+    data = pa_bytes(wide, compression="none")
+    check_same(ptq.read_parquet_buffer(data).read_all(), expected(data))
+
+
+def test_schema_metadata_kept() -> None:
+    table = make_table(n=10, columns=["int64"])
+    data = pa_bytes(table)
+    got = ptq.read_parquet_buffer(data).read_all()
+    assert got.schema.metadata[b"producer"] == b"protium tests"
+
+
+def test_refused_with_clear_errors() -> None:
+    nested = pa.table({"l": pa.array([[1, 2], None], pa.list_(pa.int32())), "a": [1, 2]})
+    data = pa_bytes(nested)
+    with pytest.raises(ProtiumError) as e:
+        ptq.read_parquet_buffer(data)
+    assert e.value.code == PT_ENOTSUP
+    assert str(e.value) == (
+        "parquet: buffer: column 'l': a nested column (group or repeated field) is not "
+        "supported yet"
+    )
+    # The flat columns of such a file can still be read.
+    got = ptq.read_parquet_buffer(data, columns=["a"]).read_all()
+    assert got.column("a").to_pylist() == [1, 2]
+    delta = pa_bytes(
+        pa.table({"a": pa.array([1, 2, 3], pa.int64())}),
+        use_dictionary=False,
+        column_encoding={"a": "DELTA_BINARY_PACKED"},
+    )
+    with pytest.raises(ProtiumError) as e:
+        ptq.read_parquet_buffer(delta).read_all()
+    assert e.value.code == PT_ENOTSUP
+    assert str(e.value) == (
+        "parquet: buffer: row group 0, column 'a', page 0: encoding DELTA_BINARY_PACKED is not "
+        "supported yet; rewrite the file with PLAIN or dictionary encoding"
+    )
+    times = pa_bytes(pa.table({"t": pa.array([1, 2], pa.time64("us"))}))
+    with pytest.raises(ProtiumError) as e:
+        ptq.read_parquet_buffer(times)
+    assert str(e.value) == (
+        "parquet: buffer: column 't': TIME (Arrow time32/time64) is not supported yet"
+    )
