@@ -1,0 +1,209 @@
+/* test_parquet_corrupt.c — the Parquet reader on bad input: the files of
+ * tests/data/parquet cut at every byte and with seeded byte flips, and
+ * hand-made damage with its exact messages. Each read must fail with a clear
+ * error or give batches that validate; the ASan build checks that no byte
+ * outside the input is read.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "core/core.h"
+
+static const char *const FILES[] = {
+    "v1_snappy_dict.parquet", "v2_zstd_dict.parquet", "v1_plain_none.parquet",
+    "v2_gzip_plain.parquet",  "v1_lz4_brotli.parquet", "int96.parquet",
+};
+
+typedef struct bytes {
+  uint8_t *data;
+  int64_t size;
+} bytes;
+
+static bytes load(const char *name) {
+  const char *src = getenv("PT_SOURCE_DIR");
+  char path[4096];
+  snprintf(path, sizeof path, "%s/tests/data/parquet/%s", src ? src : ".", name);
+  FILE *f = fopen(path, "rb");
+  if (f == NULL) fail_msg("cannot open %s", path);
+  fseek(f, 0, SEEK_END);
+  bytes b = {NULL, ftell(f)};
+  fseek(f, 0, SEEK_SET);
+  b.data = malloc((size_t)b.size);
+  assert_int_equal(fread(b.data, 1, (size_t)b.size, f), (size_t)b.size);
+  fclose(f);
+  return b;
+}
+
+/* Reads everything from a private copy of data[0, size); returns the first
+ * failure status (its message in *err) or PT_OK; *rows = rows read. */
+static int read_all(const uint8_t *data, int64_t size, int64_t *rows, pt_error *err) {
+  uint8_t *copy = malloc((size_t)(size ? size : 1));
+  memcpy(copy, data, (size_t)size);
+  struct ArrowArrayStream s;
+  pt_parquet_read_options opts;
+  pt_parquet_read_options_init(&opts);
+  opts.batch_size = 16;
+  *rows = 0;
+  int rc = pt_parquet_read_buffer(copy, size, NULL, NULL, &opts, &s, err);
+  if (rc != PT_OK) {
+    if (rc != PT_EFORMAT && rc != PT_ENOTSUP) fail_msg("status %d: %s", rc, err->message);
+    free(copy);
+    return rc;
+  }
+  struct ArrowSchema schema;
+  assert_int_equal(s.get_schema(&s, &schema), 0);
+  for (;;) {
+    struct ArrowArray a;
+    int e = s.get_next(&s, &a);
+    if (e != 0) {
+      if (e != EINVAL && e != ENOSYS) fail_msg("errno %d: %s", e, s.get_last_error(&s));
+      snprintf(err->message, sizeof err->message, "%s", s.get_last_error(&s));
+      rc = e == EINVAL ? PT_EFORMAT : PT_ENOTSUP;
+      break;
+    }
+    if (a.release == NULL) break;
+    pt_error verr;
+    if (pt_array_validate(&schema, &a, &verr) != PT_OK)
+      fail_msg("the reader returned an invalid batch: %s", verr.message);
+    pt_buf out = {0};
+    pt_json_write_batch(&schema, &a, &out, &verr);
+    pt_buf_free(&out);
+    *rows += a.length;
+    a.release(&a);
+  }
+  schema.release(&schema);
+  s.release(&s);
+  free(copy);
+  return rc;
+}
+
+static void test_files_read_whole(void **state) {
+  for (size_t i = 0; i < sizeof FILES / sizeof FILES[0]; i++) {
+    bytes b = load(FILES[i]);
+    pt_error err = {0};
+    int64_t rows;
+    if (read_all(b.data, b.size, &rows, &err) != PT_OK) fail_msg("%s: %s", FILES[i], err.message);
+    assert_int_equal(rows, i == 5 ? 3 : 40);
+    free(b.data);
+  }
+}
+
+/* Every prefix fails cleanly, with the file's label in front. */
+static void test_truncation_at_every_byte(void **state) {
+  for (size_t i = 0; i < sizeof FILES / sizeof FILES[0]; i++) {
+    bytes b = load(FILES[i]);
+    for (int64_t n = 0; n < b.size; n++) {
+      pt_error err = {0};
+      int64_t rows;
+      int rc = read_all(b.data, n, &rows, &err);
+      if (rc == PT_OK) fail_msg("%s cut at %lld read without error", FILES[i], (long long)n);
+      assert_true(strncmp(err.message, "parquet: buffer: ", 17) == 0);
+    }
+    free(b.data);
+  }
+}
+
+/* Seeded byte flips anywhere: a clear error or valid batches. */
+static void test_byte_flips(void **state) {
+  uint32_t seed = 2024;
+  int failures = 0, total = 0;
+  for (size_t i = 0; i < sizeof FILES / sizeof FILES[0]; i++) {
+    bytes b = load(FILES[i]);
+    uint8_t *copy = malloc((size_t)b.size);
+    for (int round = 0; round < 1500; round++) {
+      memcpy(copy, b.data, (size_t)b.size);
+      for (int k = 0; k < 1 + round % 3; k++) {
+        seed = seed * 1103515245u + 12345u;
+        copy[(seed >> 8) % (uint32_t)b.size] ^= (uint8_t)(1u << ((seed >> 4) & 7));
+      }
+      pt_error err = {0};
+      int64_t rows;
+      int rc = read_all(copy, b.size, &rows, &err);
+      if (rc != PT_OK) {
+        failures++;
+        assert_true(strncmp(err.message, "parquet: buffer: ", 17) == 0);
+      }
+      total++;
+    }
+    free(copy);
+    free(b.data);
+  }
+  /* Most flips land in values (still valid data); some must be caught. */
+  assert_true(failures > 0 && failures < total);
+}
+
+static int open_err(const uint8_t *data, int64_t size, pt_error *err) {
+  struct ArrowArrayStream s;
+  int rc = pt_parquet_read_buffer(data, size, NULL, NULL, NULL, &s, err);
+  if (rc == PT_OK) s.release(&s);
+  return rc;
+}
+
+static void test_exact_messages(void **state) {
+  pt_error err;
+  assert_int_equal(open_err((const uint8_t *)"PAR1", 4, &err), PT_EFORMAT);
+  assert_string_equal(err.message, "parquet: buffer: not a Parquet file: 4 bytes is too short");
+  assert_int_equal(open_err((const uint8_t *)"ARROW1\0\0ARROW1", 14, &err), PT_EFORMAT);
+  assert_string_equal(err.message, "parquet: buffer: not a Parquet file: no PAR1 magic at the start");
+
+  bytes b = load("v1_plain_none.parquet");
+  uint8_t *copy = malloc((size_t)b.size);
+  /* The footer length pointing before the start. */
+  memcpy(copy, b.data, (size_t)b.size);
+  pt__store_u32(copy + b.size - 8, (uint32_t)b.size);
+  assert_int_equal(open_err(copy, b.size, &err), PT_EFORMAT);
+  char want[256];
+  snprintf(want, sizeof want,
+           "parquet: buffer: footer of %lld bytes does not fit the %lld-byte file",
+           (long long)b.size, (long long)b.size);
+  assert_string_equal(err.message, want);
+  /* The end magic gone. */
+  memcpy(copy, b.data, (size_t)b.size);
+  copy[b.size - 1] = 'X';
+  assert_int_equal(open_err(copy, b.size, &err), PT_EFORMAT);
+  assert_string_equal(err.message,
+                      "parquet: buffer: no PAR1 magic at the end: the file is truncated or not "
+                      "Parquet");
+  /* An encrypted footer. */
+  memcpy(copy + b.size - 4, "PARE", 4);
+  assert_int_equal(open_err(copy, b.size, &err), PT_ENOTSUP);
+  assert_string_equal(err.message,
+                      "parquet: buffer: encrypted Parquet files (PARE footer) are not supported");
+  /* The first page's header cut: its compressed size made huge. The first
+   * page header starts at byte 4: type (0x15 0x00), uncompressed size,
+   * compressed size. */
+  memcpy(copy, b.data, (size_t)b.size);
+  assert_int_equal(copy[4], 0x15);
+  int64_t rows;
+  int p = 7;
+  while (copy[p] & 0x80) p++; /* skip the uncompressed size */
+  p++;
+  assert_int_equal(copy[p], 0x15); /* the compressed size's field header */
+  assert_int_equal(copy[p + 1] & 0x80, 0x80); /* a two-byte varint: keep its length */
+  copy[p + 1] = 0xff;
+  copy[p + 2] = 0x7f; /* zigzag 16383 = -8192 */
+  assert_int_equal(read_all(copy, b.size, &rows, &err), PT_EFORMAT);
+  assert_string_equal(err.message,
+                      "parquet: buffer: row group 0, column 'i32', page 0: negative page size "
+                      "(-8192 compressed, 146 uncompressed)");
+  free(copy);
+  free(b.data);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_files_read_whole),
+      cmocka_unit_test(test_truncation_at_every_byte),
+      cmocka_unit_test(test_byte_flips),
+      cmocka_unit_test(test_exact_messages),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
