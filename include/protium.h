@@ -409,6 +409,60 @@ int pt_parquet_read_buffer(const void *data, int64_t size,
                            const pt_parquet_read_options *opts, struct ArrowArrayStream *out,
                            pt_error *err);
 
+/* Parquet writing: Arrow batches of one schema into one file. */
+
+/* Compression codecs (Parquet's own numbering). */
+enum {
+  PT_PARQUET_UNCOMPRESSED = 0,
+  PT_PARQUET_SNAPPY = 1,
+  PT_PARQUET_GZIP = 2,
+  PT_PARQUET_BROTLI = 4,
+  PT_PARQUET_ZSTD = 6,
+  PT_PARQUET_LZ4_RAW = 7,
+};
+
+typedef struct pt_parquet_write_options {
+  int codec;                     /* PT_PARQUET_*; default SNAPPY (as Spark) */
+  int compression_level;         /* 0 = the codec's default */
+  int64_t row_group_rows;        /* rows per row group at most; default 1048576 */
+  int64_t page_bytes;            /* a data page is closed once its values reach
+                                    this size (or 20000 rows); default 1 MiB */
+  int64_t dictionary_page_bytes; /* a column's dictionary larger than this falls
+                                    back to PLAIN for the rest of the row group;
+                                    default 1 MiB */
+  int use_dictionary;            /* 1 (default): dictionary-encode columns */
+  int data_page_version;         /* 1 (default) or 2 */
+  int write_statistics;          /* 1 (default): min, max, null count per column
+                                    chunk, null count per page */
+  int store_arrow_schema;        /* 1 (default): the Arrow schema under
+                                    ARROW:schema, so pyarrow gets exact types */
+} pt_parquet_write_options;
+
+/* The defaults above. */
+void pt_parquet_write_options_init(pt_parquet_write_options *opts);
+
+typedef struct pt_parquet_writer pt_parquet_writer;
+
+/* Opens a writer onto a new file (created or truncated). schema is a struct
+ * "+s" whose children are the columns (flat types; dictionary-encoded columns
+ * are written as their values); it is copied. opts may be NULL for the
+ * defaults. On PT_OK the caller owns *out (free with pt_parquet_writer_free). */
+int pt_parquet_writer_open_path(const char *path, const struct ArrowSchema *schema,
+                                const pt_parquet_write_options *opts, pt_parquet_writer **out,
+                                pt_error *err);
+/* Opens a writer that appends the file to buf (a growing buffer that stays
+ * the caller's; see pt_buf). */
+int pt_parquet_writer_open_buf(pt_buf *buf, const struct ArrowSchema *schema,
+                               const pt_parquet_write_options *opts, pt_parquet_writer **out,
+                               pt_error *err);
+/* Appends the rows of batch (a struct array of the schema; may be a slice).
+ * The batch stays the caller's. After a failure the writer only frees. */
+int pt_parquet_writer_write(pt_parquet_writer *w, const struct ArrowArray *batch, pt_error *err);
+/* Writes the last row group and the footer, and closes the file. */
+int pt_parquet_writer_close(pt_parquet_writer *w, pt_error *err);
+/* Frees the writer; a file not closed is left incomplete. */
+void pt_parquet_writer_free(pt_parquet_writer *w);
+
 /* ------------------------------------------------------------------------ */
 /* Output of rows as JSON lines (what `protium cat` prints). */
 

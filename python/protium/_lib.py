@@ -133,6 +133,28 @@ class PtParquetReadOptions(ctypes.Structure):
     ]
 
 
+class PtParquetWriteOptions(ctypes.Structure):
+    """pt_parquet_write_options."""
+
+    _fields_ = [
+        ("codec", ctypes.c_int),
+        ("compression_level", ctypes.c_int),
+        ("row_group_rows", ctypes.c_int64),
+        ("page_bytes", ctypes.c_int64),
+        ("dictionary_page_bytes", ctypes.c_int64),
+        ("use_dictionary", ctypes.c_int),
+        ("data_page_version", ctypes.c_int),
+        ("write_statistics", ctypes.c_int),
+        ("store_arrow_schema", ctypes.c_int),
+    ]
+
+
+class PtBuf(ctypes.Structure):
+    """pt_buf: a growing byte buffer the library appends to."""
+
+    _fields_ = [("data", ctypes.c_void_p), ("len", ctypes.c_size_t), ("cap", ctypes.c_size_t)]
+
+
 # free_data callback of pt_ipc_read_buffer: void (*)(void *data, void *arg).
 FREE_DATA_FN = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
 
@@ -170,6 +192,19 @@ _PROTOTYPES: dict[str, tuple[Any, list[Any]]] = {
         [_vp, _c_i64, FREE_DATA_FN, _vp, _P(ArrowArrayStream), _err],
     ),
     "pt_parquet_read_options_init": (None, [_P(PtParquetReadOptions)]),
+    "pt_buf_free": (None, [_vp]),
+    "pt_parquet_write_options_init": (None, [_P(PtParquetWriteOptions)]),
+    "pt_parquet_writer_open_path": (
+        _c_int,
+        [ctypes.c_char_p, _P(ArrowSchema), _P(PtParquetWriteOptions), _P(_vp), _err],
+    ),
+    "pt_parquet_writer_open_buf": (
+        _c_int,
+        [_vp, _P(ArrowSchema), _P(PtParquetWriteOptions), _P(_vp), _err],
+    ),
+    "pt_parquet_writer_write": (_c_int, [_vp, _P(ArrowArray), _err]),
+    "pt_parquet_writer_close": (_c_int, [_vp, _err]),
+    "pt_parquet_writer_free": (None, [_vp]),
     "pt_parquet_read_path": (
         _c_int,
         [ctypes.c_char_p, _P(PtParquetReadOptions), _P(ArrowArrayStream), _err],

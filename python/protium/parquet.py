@@ -17,15 +17,21 @@ import pyarrow as pa
 
 from protium._lib import (
     FREE_DATA_FN,
+    PT_EINVAL,
+    ProtiumError,
+    PtBuf,
     PtError,
     PtParquetReadOptions,
+    PtParquetWriteOptions,
     check,
     lib,
     libc,
 )
-from protium.arrow import _CStream, _reader
+from protium.arrow import _as_ipc_data, _CStream, _exported_array, _exported_schema, _reader
 
-__all__ = ["read_parquet", "read_parquet_buffer"]
+__all__ = ["read_parquet", "read_parquet_buffer", "write_parquet", "write_parquet_buffer"]
+
+CODECS = {"none": 0, "snappy": 1, "gzip": 2, "brotli": 4, "zstd": 6, "lz4_raw": 7}
 
 PathLike = Union[str, "os.PathLike[str]"]
 _ref = ctypes.byref
@@ -85,3 +91,103 @@ def read_parquet_buffer(
         libc().free(mem)
     check(rc, err)
     return _reader(stream)
+
+
+def _write_options(
+    codec: str,
+    compression_level: int,
+    row_group_rows: int,
+    page_bytes: int,
+    dictionary_page_bytes: int,
+    use_dictionary: bool,
+    data_page_version: int,
+    write_statistics: bool,
+    store_arrow_schema: bool,
+) -> PtParquetWriteOptions:
+    if codec not in CODECS:
+        raise ProtiumError(PT_EINVAL, f"unknown codec {codec!r}; use one of {sorted(CODECS)}")
+    opts = PtParquetWriteOptions()
+    lib().pt_parquet_write_options_init(_ref(opts))
+    opts.codec = CODECS[codec]
+    opts.compression_level = compression_level
+    if row_group_rows:
+        opts.row_group_rows = row_group_rows
+    if page_bytes:
+        opts.page_bytes = page_bytes
+    if dictionary_page_bytes:
+        opts.dictionary_page_bytes = dictionary_page_bytes
+    opts.use_dictionary = int(use_dictionary)
+    opts.data_page_version = data_page_version
+    opts.write_statistics = int(write_statistics)
+    opts.store_arrow_schema = int(store_arrow_schema)
+    return opts
+
+
+def _write(data: object, path: Optional[PathLike], **kw) -> Optional[bytes]:
+    data = _as_ipc_data(data)
+    opts = _write_options(**kw)
+    writer, err, buf = ctypes.c_void_p(), PtError(), PtBuf()
+    with _exported_schema(data.schema) as s:
+        if path is None:
+            rc = lib().pt_parquet_writer_open_buf(
+                ctypes.addressof(buf), _ref(s), _ref(opts), _ref(writer), _ref(err)
+            )
+        else:
+            rc = lib().pt_parquet_writer_open_path(
+                os.fsencode(path), _ref(s), _ref(opts), _ref(writer), _ref(err)
+            )
+        check(rc, err)
+    try:
+        batches = data.to_batches() if isinstance(data, pa.Table) else data
+        if isinstance(batches, pa.RecordBatch):
+            batches = [batches]
+        for batch in batches:
+            with _exported_array(batch, with_schema=False) as (_, a):
+                check(lib().pt_parquet_writer_write(writer, _ref(a), _ref(err)), err)
+        check(lib().pt_parquet_writer_close(writer, _ref(err)), err)
+        if path is not None:
+            return None
+        return ctypes.string_at(buf.data, buf.len) if buf.len else b""
+    finally:
+        lib().pt_parquet_writer_free(writer)
+        lib().pt_buf_free(ctypes.addressof(buf))
+
+
+def write_parquet(
+    data: object,
+    path: PathLike,
+    *,
+    codec: str = "snappy",
+    compression_level: int = 0,
+    row_group_rows: int = 0,
+    page_bytes: int = 0,
+    dictionary_page_bytes: int = 0,
+    use_dictionary: bool = True,
+    data_page_version: int = 1,
+    write_statistics: bool = True,
+    store_arrow_schema: bool = True,
+) -> None:
+    """Writes a pyarrow Table, RecordBatch or RecordBatchReader to path as
+    Parquet (pt_parquet_writer_*). codec: "snappy" (default), "zstd", "gzip",
+    "brotli", "lz4_raw" or "none"; 0 for the sizes means the library's
+    default (row groups of 1048576 rows, 1 MiB pages and dictionaries)."""
+    _write(
+        data, path, codec=codec, compression_level=compression_level,
+        row_group_rows=row_group_rows, page_bytes=page_bytes,
+        dictionary_page_bytes=dictionary_page_bytes, use_dictionary=use_dictionary,
+        data_page_version=data_page_version, write_statistics=write_statistics,
+        store_arrow_schema=store_arrow_schema,
+    )
+
+
+def write_parquet_buffer(data: object, **kw) -> bytes:
+    """Like write_parquet, into memory; returns the file's bytes."""
+    defaults = dict(
+        codec="snappy", compression_level=0, row_group_rows=0, page_bytes=0,
+        dictionary_page_bytes=0, use_dictionary=True, data_page_version=1,
+        write_statistics=True, store_arrow_schema=True,
+    )
+    defaults.update(kw)
+    out = _write(data, None, **defaults)
+    assert out is not None
+    return out

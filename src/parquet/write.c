@@ -1,0 +1,862 @@
+/* write.c — Arrow record batches written as a Parquet file.
+ *
+ * Rows are appended column by column into pages held in memory until their
+ * row group is complete; then each column chunk (its dictionary page, then
+ * its data pages) goes to the file, and at close the footer with every row
+ * group's metadata and column statistics. Columns are dictionary-encoded
+ * until their dictionary outgrows its limit, then PLAIN (as parquet-mr and
+ * Arrow C++ do). The Arrow schema is stored under ARROW:schema so that
+ * pyarrow gets the exact types back.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "parquet/parquet_int.h"
+
+#define DEFAULT_ROW_GROUP_ROWS (1 << 20)
+#define DEFAULT_PAGE_BYTES (1 << 20)
+#define DEFAULT_DICT_BYTES (1 << 20)
+#define PAGE_ROW_LIMIT 20000 /* rows per page at most, as Arrow C++ and parquet-mr */
+#define MAX_STAT_BYTES 4096  /* longer min/max values are left out of statistics */
+
+/* How Arrow values become physical values, and how they compare. */
+enum { ST_NONE, ST_BOOL, ST_I32, ST_U32, ST_I64, ST_U64, ST_F32, ST_F64, ST_F16, ST_BYTES, ST_BE_SIGNED };
+
+typedef struct wcol {
+  const char *name;
+  pt_type type;          /* of the values (the dictionary's for dictionary columns) */
+  pt__pq_schema_elem elem;
+  int phys;              /* PT__PQ_* */
+  int width;             /* bytes per fixed-width physical value */
+  int stat;              /* ST_* */
+  int64_t ts_mul;        /* timestamp[s] are written as milliseconds */
+  bool nullable;
+  /* The current page. */
+  uint32_t *defs;        /* rows of the page */
+  uint32_t *idx;         /* dictionary indices, or booleans */
+  int64_t page_rows, page_values, cap_defs, cap_idx;
+  pt_buf plain;          /* PLAIN values of the page */
+  /* Dictionary of the current chunk. */
+  bool use_dict, fallback;
+  pt_buf dict;           /* PLAIN-encoded dictionary values */
+  int64_t *dict_off;     /* entry -> offset of its bytes in dict; */
+  int32_t *dict_len;
+  int64_t dict_n, dict_cap;
+  int32_t *table;        /* open addressing: entry + 1, 0 = empty */
+  int64_t table_cap;
+  /* The chunk so far. */
+  pt_buf pages;          /* data pages: headers and bodies */
+  int64_t chunk_values, chunk_uncompressed, n_data_pages;
+  bool enc_plain, enc_dict;
+  /* Statistics of the chunk. */
+  bool has_minmax;
+  pt_buf min, max;
+  int64_t nulls;
+  bool stats_dropped;
+} wcol;
+
+struct pt_parquet_writer {
+  int fd;                /* -1 when writing to buf */
+  bool own_fd;
+  pt_buf *buf;
+  int64_t pos;           /* bytes written so far */
+  pt_parquet_write_options opts;
+  struct ArrowSchema schema;
+  wcol *cols;
+  int64_t n_cols;
+  int64_t rg_rows;       /* rows of the open row group */
+  /* Finished row groups, for the footer. */
+  pt__arena arena;
+  pt__pq_row_group *rgs;
+  int64_t n_rgs, cap_rgs;
+  int64_t total_rows;
+  pt_buf arrow_schema;   /* base64 of the IPC schema message */
+  pt_buf scratch, scratch2;
+  bool closed, failed;
+};
+
+/* ------------------------------------------------------------------------ */
+/* Output */
+
+static int out_write(pt_parquet_writer *w, const void *data, int64_t n, pt_error *err) {
+  if (w->fd < 0) {
+    if (pt__buf_append(w->buf, data, (size_t)n) != PT_OK)
+      return pt__errorf(err, PT_ENOMEM, "out of memory");
+  } else {
+    const uint8_t *p = data;
+    int64_t left = n;
+    while (left > 0) {
+      ssize_t k = write(w->fd, p, (size_t)(left > (1 << 30) ? (1 << 30) : left));
+      if (k < 0) {
+        if (errno == EINTR) continue;
+        return pt__errorf(err, PT_EIO, "parquet: write failed: %s", strerror(errno));
+      }
+      p += k;
+      left -= k;
+    }
+  }
+  w->pos += n;
+  return PT_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Schema */
+
+static int decimal_bytes(int32_t precision) {
+  /* Smallest n with 2^(8n - 1) > 10^precision. */
+  double bits = precision * 3.3219280948873626 + 1;
+  int n = (int)ceil(bits / 8);
+  return n < 1 ? 1 : n;
+}
+
+static int map_column(wcol *c, const struct ArrowSchema *field, pt_error *err) {
+  const struct ArrowSchema *vs = field->dictionary ? field->dictionary : field;
+  PT_RETURN_NOT_OK(pt_type_parse(vs, &c->type, err));
+  if (c->type.dictionary)
+    return pt__errorf(err, PT_ENOTSUP, "column '%s': nested dictionaries are not supported", c->name);
+  pt__pq_schema_elem *e = &c->elem;
+  memset(e, 0, sizeof *e);
+  e->converted = -1;
+  e->name = (pt__pq_bytes){(const uint8_t *)c->name, (int64_t)strlen(c->name)};
+  c->nullable = (field->flags & ARROW_FLAG_NULLABLE) != 0 || c->type.id == PT_TYPE_NA;
+  e->repetition = c->nullable ? PT__PQ_OPTIONAL : PT__PQ_REQUIRED;
+  c->ts_mul = 1;
+  pt__pq_logical *l = &e->logical;
+  switch (c->type.id) {
+    case PT_TYPE_NA:
+      c->phys = PT__PQ_INT32; c->width = 4; c->stat = ST_NONE;
+      l->kind = PT__LT_UNKNOWN;
+      break;
+    case PT_TYPE_BOOL: c->phys = PT__PQ_BOOLEAN; c->stat = ST_BOOL; break;
+    case PT_TYPE_INT8: case PT_TYPE_INT16: case PT_TYPE_UINT8: case PT_TYPE_UINT16:
+    case PT_TYPE_UINT32: {
+      c->phys = PT__PQ_INT32; c->width = 4;
+      bool sgn = pt__type_is_signed_int(c->type.id);
+      c->stat = sgn ? ST_I32 : ST_U32;
+      l->kind = PT__LT_INTEGER;
+      l->bit_width = (int)pt__type_bit_width(&c->type);
+      l->is_signed = sgn;
+      static const int cts[] = {PT__CT_UINT_8, PT__CT_UINT_16, PT__CT_UINT_32};
+      e->converted = sgn ? (l->bit_width == 8 ? PT__CT_INT_8 : PT__CT_INT_16)
+                         : cts[l->bit_width == 8 ? 0 : l->bit_width == 16 ? 1 : 2];
+      break;
+    }
+    case PT_TYPE_INT32: c->phys = PT__PQ_INT32; c->width = 4; c->stat = ST_I32; break;
+    case PT_TYPE_INT64: c->phys = PT__PQ_INT64; c->width = 8; c->stat = ST_I64; break;
+    case PT_TYPE_UINT64:
+      c->phys = PT__PQ_INT64; c->width = 8; c->stat = ST_U64;
+      l->kind = PT__LT_INTEGER; l->bit_width = 64; l->is_signed = false;
+      e->converted = PT__CT_UINT_64;
+      break;
+    case PT_TYPE_HALF_FLOAT:
+      c->phys = PT__PQ_FIXED_LEN_BYTE_ARRAY; c->width = 2; e->type_length = 2; c->stat = ST_F16;
+      l->kind = PT__LT_FLOAT16;
+      break;
+    case PT_TYPE_FLOAT: c->phys = PT__PQ_FLOAT; c->width = 4; c->stat = ST_F32; break;
+    case PT_TYPE_DOUBLE: c->phys = PT__PQ_DOUBLE; c->width = 8; c->stat = ST_F64; break;
+    case PT_TYPE_STRING: case PT_TYPE_LARGE_STRING:
+      c->phys = PT__PQ_BYTE_ARRAY; c->stat = ST_BYTES;
+      l->kind = PT__LT_STRING; e->converted = PT__CT_UTF8;
+      break;
+    case PT_TYPE_BINARY: case PT_TYPE_LARGE_BINARY:
+      c->phys = PT__PQ_BYTE_ARRAY; c->stat = ST_BYTES;
+      break;
+    case PT_TYPE_FIXED_SIZE_BINARY:
+      c->phys = PT__PQ_FIXED_LEN_BYTE_ARRAY; c->width = c->type.byte_width;
+      e->type_length = c->type.byte_width; c->stat = ST_BYTES;
+      if (c->width <= 0) return pt__errorf(err, PT_ENOTSUP, "column '%s': fixed_size_binary(0) cannot be stored in Parquet", c->name);
+      break;
+    case PT_TYPE_DATE32:
+      c->phys = PT__PQ_INT32; c->width = 4; c->stat = ST_I32;
+      l->kind = PT__LT_DATE; e->converted = PT__CT_DATE;
+      break;
+    case PT_TYPE_TIMESTAMP: {
+      c->phys = PT__PQ_INT64; c->width = 8; c->stat = ST_I64;
+      l->kind = PT__LT_TIMESTAMP;
+      l->utc = c->type.tz != NULL && c->type.tz[0] != '\0';
+      pt_time_unit u = c->type.unit;
+      if (u == PT_SECOND) { c->ts_mul = 1000; u = PT_MILLI; }
+      l->unit = u == PT_MILLI ? PT__TU_MILLIS : u == PT_MICRO ? PT__TU_MICROS : PT__TU_NANOS;
+      if (l->utc && u == PT_MILLI) e->converted = PT__CT_TIMESTAMP_MILLIS;
+      if (l->utc && u == PT_MICRO) e->converted = PT__CT_TIMESTAMP_MICROS;
+      break;
+    }
+    case PT_TYPE_DURATION: c->phys = PT__PQ_INT64; c->width = 8; c->stat = ST_I64; break;
+    case PT_TYPE_DECIMAL128:
+      c->phys = PT__PQ_FIXED_LEN_BYTE_ARRAY;
+      c->width = decimal_bytes(c->type.precision);
+      e->type_length = c->width; c->stat = ST_BE_SIGNED;
+      l->kind = PT__LT_DECIMAL; l->precision = c->type.precision; l->scale = c->type.scale;
+      e->converted = PT__CT_DECIMAL; e->precision = c->type.precision; e->scale = c->type.scale;
+      break;
+    default: {
+      char name[128];
+      pt_type_name(field, name, sizeof name);
+      return pt__errorf(err, PT_ENOTSUP,
+                        "column '%s': writing %s to Parquet is not supported yet (flat columns only)",
+                        c->name, name);
+    }
+  }
+  e->type = c->phys;
+  return PT_OK;
+}
+
+static const char B64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+static int store_arrow_schema(pt_parquet_writer *w, pt_error *err) {
+  pt_ipc_writer *iw;
+  PT_RETURN_NOT_OK(pt_ipc_writer_open_buffer(&w->schema, NULL, &iw, err));
+  void *data = NULL;
+  int64_t size = 0;
+  int rc = pt_ipc_writer_close(iw, err);
+  if (rc == PT_OK) rc = pt_ipc_writer_take_buffer(iw, &data, &size, err);
+  pt_ipc_writer_free(iw);
+  if (rc != PT_OK) return rc;
+  size -= 8; /* the end-of-stream marker */
+  const uint8_t *p = data;
+  for (int64_t i = 0; i < size && rc == PT_OK; i += 3) {
+    uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < size ? (uint32_t)p[i + 1] << 8 : 0) |
+                 (i + 2 < size ? p[i + 2] : 0);
+    char q[4] = {B64[v >> 18], B64[(v >> 12) & 63], i + 1 < size ? B64[(v >> 6) & 63] : '=',
+                 i + 2 < size ? B64[v & 63] : '='};
+    rc = pt__buf_append(&w->arrow_schema, q, 4);
+  }
+  free(data);
+  return rc == PT_OK ? PT_OK : pt__errorf(err, PT_ENOMEM, "out of memory");
+}
+
+void pt_parquet_write_options_init(pt_parquet_write_options *o) {
+  memset(o, 0, sizeof *o);
+  o->codec = PT_PARQUET_SNAPPY;
+  o->row_group_rows = DEFAULT_ROW_GROUP_ROWS;
+  o->page_bytes = DEFAULT_PAGE_BYTES;
+  o->dictionary_page_bytes = DEFAULT_DICT_BYTES;
+  o->use_dictionary = 1;
+  o->data_page_version = 1;
+  o->write_statistics = 1;
+  o->store_arrow_schema = 1;
+}
+
+static void col_free(wcol *c) {
+  pt__free(c->defs);
+  pt__free(c->idx);
+  pt_buf_free(&c->plain);
+  pt_buf_free(&c->dict);
+  pt__free(c->dict_off);
+  pt__free(c->dict_len);
+  pt__free(c->table);
+  pt_buf_free(&c->pages);
+  pt_buf_free(&c->min);
+  pt_buf_free(&c->max);
+}
+
+void pt_parquet_writer_free(pt_parquet_writer *w) {
+  if (w == NULL) return;
+  for (int64_t i = 0; i < w->n_cols; i++) col_free(&w->cols[i]);
+  pt__free(w->cols);
+  if (w->schema.release) w->schema.release(&w->schema);
+  pt__arena_free(&w->arena);
+  pt__free(w->rgs);
+  pt_buf_free(&w->arrow_schema);
+  pt_buf_free(&w->scratch);
+  pt_buf_free(&w->scratch2);
+  if (w->own_fd && w->fd >= 0) close(w->fd);
+  pt__free(w);
+}
+
+static int check_options(const pt_parquet_write_options *o, pt_error *err) {
+  switch (o->codec) {
+    case PT_PARQUET_UNCOMPRESSED: case PT_PARQUET_SNAPPY: case PT_PARQUET_GZIP:
+    case PT_PARQUET_BROTLI: case PT_PARQUET_ZSTD: case PT_PARQUET_LZ4_RAW: break;
+    default:
+      return pt__errorf(err, PT_EINVAL,
+                        "parquet: unknown codec %d; use PT_PARQUET_UNCOMPRESSED, _SNAPPY, _GZIP, "
+                        "_BROTLI, _ZSTD or _LZ4_RAW", o->codec);
+  }
+  if (o->row_group_rows <= 0)
+    return pt__errorf(err, PT_EINVAL, "parquet: row_group_rows must be positive (got %lld)",
+                      (long long)o->row_group_rows);
+  if (o->page_bytes <= 0 || o->dictionary_page_bytes <= 0)
+    return pt__errorf(err, PT_EINVAL, "parquet: page_bytes and dictionary_page_bytes must be positive");
+  if (o->data_page_version != 1 && o->data_page_version != 2)
+    return pt__errorf(err, PT_EINVAL, "parquet: data_page_version must be 1 or 2 (got %d)",
+                      o->data_page_version);
+  return PT_OK;
+}
+
+static int open_common(pt_parquet_writer *w, const struct ArrowSchema *schema,
+                       const pt_parquet_write_options *opts, pt_error *err) {
+  if (opts) w->opts = *opts;
+  else pt_parquet_write_options_init(&w->opts);
+  PT_RETURN_NOT_OK(check_options(&w->opts, err));
+  if (schema == NULL || schema->format == NULL || strcmp(schema->format, "+s") != 0)
+    return pt__errorf(err, PT_EINVAL, "parquet: the schema must be a struct (\"+s\") of columns");
+  PT_RETURN_NOT_OK(pt_schema_copy(schema, &w->schema, err));
+  w->n_cols = w->schema.n_children;
+  w->cols = pt__calloc((size_t)(w->n_cols ? w->n_cols : 1), sizeof *w->cols);
+  if (w->cols == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
+  for (int64_t i = 0; i < w->n_cols; i++) {
+    wcol *c = &w->cols[i];
+    const struct ArrowSchema *f = w->schema.children[i];
+    c->name = f->name ? f->name : "";
+    PT_RETURN_NOT_OK(map_column(c, f, err));
+    c->use_dict = w->opts.use_dictionary && c->phys != PT__PQ_BOOLEAN && c->type.id != PT_TYPE_NA;
+  }
+  if (w->opts.store_arrow_schema) PT_RETURN_NOT_OK(store_arrow_schema(w, err));
+  return out_write(w, "PAR1", 4, err);
+}
+
+int pt_parquet_writer_open_path(const char *path, const struct ArrowSchema *schema,
+                                const pt_parquet_write_options *opts, pt_parquet_writer **out,
+                                pt_error *err) {
+  *out = NULL;
+  pt_parquet_writer *w = pt__calloc(1, sizeof *w);
+  if (w == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
+  w->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (w->fd < 0) {
+    int e = errno;
+    pt__free(w);
+    return pt__errorf(err, PT_EIO, "parquet: cannot create %s: %s", path, strerror(e));
+  }
+  w->own_fd = true;
+  int rc = open_common(w, schema, opts, err);
+  if (rc != PT_OK) {
+    pt_parquet_writer_free(w);
+    unlink(path);
+    return rc;
+  }
+  *out = w;
+  return PT_OK;
+}
+
+int pt_parquet_writer_open_buf(pt_buf *buf, const struct ArrowSchema *schema,
+                               const pt_parquet_write_options *opts, pt_parquet_writer **out,
+                               pt_error *err) {
+  *out = NULL;
+  pt_parquet_writer *w = pt__calloc(1, sizeof *w);
+  if (w == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
+  w->fd = -1;
+  w->buf = buf;
+  int rc = open_common(w, schema, opts, err);
+  if (rc != PT_OK) {
+    pt_parquet_writer_free(w);
+    return rc;
+  }
+  *out = w;
+  return PT_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Values */
+
+/* Compares physical values a and b (PLAIN bytes, without BYTE_ARRAY's
+ * length) in the column's sort order. */
+static int compare(int stat, const uint8_t *a, int64_t al, const uint8_t *b, int64_t bl) {
+  switch (stat) {
+    case ST_BOOL: return (int)a[0] - (int)b[0];
+    case ST_I32: { int32_t x = pt__load_i32(a), y = pt__load_i32(b); return (x > y) - (x < y); }
+    case ST_U32: { uint32_t x = pt__load_u32(a), y = pt__load_u32(b); return (x > y) - (x < y); }
+    case ST_I64: { int64_t x = pt__load_i64(a), y = pt__load_i64(b); return (x > y) - (x < y); }
+    case ST_U64: { uint64_t x = pt__load_u64(a), y = pt__load_u64(b); return (x > y) - (x < y); }
+    case ST_F32: { float x, y; memcpy(&x, a, 4); memcpy(&y, b, 4); return (x > y) - (x < y); }
+    case ST_F64: { double x, y; memcpy(&x, a, 8); memcpy(&y, b, 8); return (x > y) - (x < y); }
+    case ST_F16: {
+      double x = pt__half_to_double(pt__load_u16(a)), y = pt__half_to_double(pt__load_u16(b));
+      return (x > y) - (x < y);
+    }
+    case ST_BE_SIGNED: {
+      if ((a[0] ^ b[0]) & 0x80) return (a[0] & 0x80) ? -1 : 1;
+      int c = memcmp(a, b, (size_t)al);
+      return (c > 0) - (c < 0);
+    }
+    default: {
+      int c = memcmp(a, b, (size_t)(al < bl ? al : bl));
+      if (c != 0) return (c > 0) - (c < 0);
+      return (al > bl) - (al < bl);
+    }
+  }
+}
+
+static bool is_nan(int stat, const uint8_t *p) {
+  if (stat == ST_F32) { float f; memcpy(&f, p, 4); return isnan(f); }
+  if (stat == ST_F64) { double d; memcpy(&d, p, 8); return isnan(d); }
+  if (stat == ST_F16) return isnan(pt__half_to_double(pt__load_u16(p)));
+  return false;
+}
+
+static int update_stats(wcol *c, const uint8_t *v, int64_t len) {
+  if (c->stat == ST_NONE || c->stats_dropped || is_nan(c->stat, v)) return PT_OK;
+  if (len > MAX_STAT_BYTES) {
+    c->stats_dropped = true;
+    return PT_OK;
+  }
+  if (!c->has_minmax) {
+    c->min.len = c->max.len = 0;
+    PT_RETURN_NOT_OK(pt__buf_append(&c->min, v, (size_t)len));
+    PT_RETURN_NOT_OK(pt__buf_append(&c->max, v, (size_t)len));
+    c->has_minmax = true;
+    return PT_OK;
+  }
+  if (compare(c->stat, v, len, (uint8_t *)c->min.data, (int64_t)c->min.len) < 0) {
+    c->min.len = 0;
+    PT_RETURN_NOT_OK(pt__buf_append(&c->min, v, (size_t)len));
+  }
+  if (compare(c->stat, v, len, (uint8_t *)c->max.data, (int64_t)c->max.len) > 0) {
+    c->max.len = 0;
+    PT_RETURN_NOT_OK(pt__buf_append(&c->max, v, (size_t)len));
+  }
+  return PT_OK;
+}
+
+static uint64_t hash_bytes(const uint8_t *p, int64_t n) {
+  uint64_t h = 0xcbf29ce484222325ull ^ (uint64_t)n;
+  for (int64_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ull;
+  return h ^ (h >> 29);
+}
+
+/* The dictionary index of v, adding it if new. -1: out of memory. */
+static int64_t dict_index(wcol *c, const uint8_t *v, int64_t len) {
+  if (c->dict_n * 2 >= c->table_cap) {
+    int64_t cap = c->table_cap ? c->table_cap * 2 : 1024;
+    int32_t *t = pt__calloc((size_t)cap, sizeof *t);
+    if (t == NULL) return -1;
+    for (int64_t e = 0; e < c->dict_n; e++) {
+      uint64_t h = hash_bytes((uint8_t *)c->dict.data + c->dict_off[e], c->dict_len[e]);
+      int64_t s = (int64_t)(h & (uint64_t)(cap - 1));
+      while (t[s]) s = (s + 1) & (cap - 1);
+      t[s] = (int32_t)(e + 1);
+    }
+    pt__free(c->table);
+    c->table = t;
+    c->table_cap = cap;
+  }
+  uint64_t h = hash_bytes(v, len);
+  int64_t s = (int64_t)(h & (uint64_t)(c->table_cap - 1));
+  while (c->table[s]) {
+    int64_t e = c->table[s] - 1;
+    if (c->dict_len[e] == len && memcmp(c->dict.data + c->dict_off[e], v, (size_t)len) == 0)
+      return e;
+    s = (s + 1) & (c->table_cap - 1);
+  }
+  if (c->dict_n >= c->dict_cap) {
+    int64_t cap = c->dict_cap ? c->dict_cap * 2 : 256;
+    int64_t *o = pt__realloc(c->dict_off, (size_t)cap * sizeof *o);
+    if (o == NULL) return -1;
+    c->dict_off = o;
+    int32_t *l = pt__realloc(c->dict_len, (size_t)cap * sizeof *l);
+    if (l == NULL) return -1;
+    c->dict_len = l;
+    c->dict_cap = cap;
+  }
+  if (c->phys == PT__PQ_BYTE_ARRAY) {
+    uint8_t lb[4];
+    pt__store_u32(lb, (uint32_t)len);
+    if (pt__buf_append(&c->dict, lb, 4) != PT_OK) return -1;
+  }
+  c->dict_off[c->dict_n] = (int64_t)c->dict.len;
+  c->dict_len[c->dict_n] = (int32_t)len;
+  if (pt__buf_append(&c->dict, v, (size_t)len) != PT_OK) return -1;
+  c->table[s] = (int32_t)(c->dict_n + 1);
+  return c->dict_n++;
+}
+
+static int push_u32(uint32_t **a, int64_t *cap, int64_t n, uint32_t v) {
+  if (n >= *cap) {
+    int64_t c = *cap ? *cap * 2 : 1024;
+    uint32_t *p = pt__realloc(*a, (size_t)c * sizeof *p);
+    if (p == NULL) return PT_ENOMEM;
+    *a = p;
+    *cap = c;
+  }
+  (*a)[n] = v;
+  return PT_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Pages */
+
+static int compress_into(pt_parquet_writer *w, const uint8_t *src, int64_t n, pt_buf *dst,
+                         int64_t *out_len, pt_error *err) {
+  int codec = w->opts.codec;
+  int64_t bound = pt__pq_compress_bound(codec, n);
+  if (pt__buf_reserve(dst, (size_t)bound) != PT_OK) return pt__errorf(err, PT_ENOMEM, "out of memory");
+  PT_RETURN_NOT_OK(pt__pq_compress(codec, w->opts.compression_level, src, n,
+                                   (uint8_t *)dst->data + dst->len, bound, out_len, err));
+  dst->len += (size_t)*out_len;
+  return PT_OK;
+}
+
+static int flush_page(pt_parquet_writer *w, wcol *c, pt_error *err) {
+  if (c->page_rows == 0) return PT_OK;
+  bool dict = c->use_dict && !c->fallback;
+  int64_t nulls = c->page_rows - c->page_values;
+  /* Values, uncompressed. */
+  pt_buf *vals = &w->scratch;
+  vals->len = 0;
+  int rc = PT_OK;
+  if (dict) {
+    int bw = pt__bit_width(c->dict_n > 0 ? (uint64_t)(c->dict_n - 1) : 0);
+    rc = pt__buf_putc(vals, (char)bw);
+    if (rc == PT_OK) rc = pt__rle_put(vals, c->idx, c->page_values, bw);
+  } else if (c->phys == PT__PQ_BOOLEAN) {
+    int64_t nb = (c->page_values + 7) / 8;
+    rc = pt__buf_reserve(vals, (size_t)nb);
+    if (rc == PT_OK) {
+      memset(vals->data, 0, (size_t)nb);
+      for (int64_t i = 0; i < c->page_values; i++)
+        if (c->idx[i]) vals->data[i >> 3] |= (char)(1 << (i & 7));
+      vals->len = (size_t)nb;
+    }
+  } else {
+    rc = pt__buf_append(vals, c->plain.data, c->plain.len);
+  }
+  /* Definition levels, RLE. */
+  pt_buf *levels = &w->scratch2;
+  levels->len = 0;
+  if (rc == PT_OK && c->nullable) {
+    if (w->opts.data_page_version == 1) rc = pt__buf_append(levels, "\0\0\0\0", 4);
+    if (rc == PT_OK) rc = pt__rle_put(levels, c->defs, c->page_rows, 1);
+    if (rc == PT_OK && w->opts.data_page_version == 1)
+      pt__store_u32(levels->data, (uint32_t)(levels->len - 4));
+  }
+  if (rc != PT_OK) return pt__errorf(err, PT_ENOMEM, "out of memory");
+  pt__pq_page_header h = {0};
+  h.encoding = dict ? PT__ENC_RLE_DICTIONARY : PT__ENC_PLAIN;
+  h.num_values = (int32_t)c->page_rows;
+  pt_buf body = {0};
+  int64_t clen = 0;
+  if (w->opts.data_page_version == 1) {
+    /* Levels and values are compressed together. */
+    if (levels->len > 0 && pt__buf_append(levels, vals->data, vals->len) != PT_OK)
+      return pt__errorf(err, PT_ENOMEM, "out of memory");
+    pt_buf *all = levels->len > 0 ? levels : vals;
+    h.type = PT__PAGE_DATA;
+    h.has_data = true;
+    h.def_encoding = PT__ENC_RLE;
+    h.rep_encoding = PT__ENC_RLE;
+    h.uncompressed_size = (int32_t)all->len;
+    rc = compress_into(w, (uint8_t *)all->data, (int64_t)all->len, &body, &clen, err);
+    h.compressed_size = (int32_t)clen;
+  } else {
+    h.type = PT__PAGE_DATA_V2;
+    h.has_data_v2 = true;
+    h.num_nulls = (int32_t)nulls;
+    h.num_rows = (int32_t)c->page_rows;
+    h.def_length = (int32_t)levels->len;
+    h.is_compressed = w->opts.codec != PT_PARQUET_UNCOMPRESSED;
+    rc = pt__buf_append(&body, levels->data, levels->len) == PT_OK ? PT_OK
+         : pt__errorf(err, PT_ENOMEM, "out of memory");
+    if (rc == PT_OK)
+      rc = compress_into(w, (uint8_t *)vals->data, (int64_t)vals->len, &body, &clen, err);
+    h.uncompressed_size = (int32_t)(levels->len + vals->len);
+    h.compressed_size = (int32_t)(levels->len + clen);
+  }
+  if (rc == PT_OK) {
+    h.has_stats = w->opts.write_statistics != 0;
+    h.stats.has_null_count = true;
+    h.stats.null_count = nulls;
+    size_t before = c->pages.len;
+    if (pt__pq_encode_page_header(&h, &c->pages) != PT_OK ||
+        pt__buf_append(&c->pages, body.data, body.len) != PT_OK)
+      rc = pt__errorf(err, PT_ENOMEM, "out of memory");
+    c->chunk_uncompressed += (int64_t)(c->pages.len - before) - h.compressed_size + h.uncompressed_size;
+  }
+  pt_buf_free(&body);
+  if (rc != PT_OK) return rc;
+  if (dict) c->enc_dict = true;
+  else c->enc_plain = true;
+  c->n_data_pages++;
+  c->chunk_values += c->page_rows;
+  c->page_rows = c->page_values = 0;
+  c->plain.len = 0;
+  return PT_OK;
+}
+
+/* Appends row i of view v (a column of the batch) to column c. */
+static int append_value(pt_parquet_writer *w, wcol *c, const pt__view *v, int64_t i, pt_error *err) {
+  bool valid = c->type.id != PT_TYPE_NA && pt__view_is_valid(v, i);
+  if (c->nullable && push_u32(&c->defs, &c->cap_defs, c->page_rows, valid) != PT_OK)
+    return pt__errorf(err, PT_ENOMEM, "out of memory");
+  if (!valid && !c->nullable)
+    return pt__errorf(err, PT_EINVAL, "column '%s' is not nullable but row %lld is null; mark the field nullable",
+                      c->name, (long long)i);
+  c->page_rows++;
+  if (!valid) {
+    c->nulls++;
+    return PT_OK;
+  }
+  /* The physical value. */
+  const pt__view *vv = v;
+  int64_t j = i;
+  if (v->dictionary) {
+    vv = v->dictionary;
+    j = pt__view_dict_index(v, i);
+  }
+  uint8_t tmp[32];
+  const uint8_t *p = tmp;
+  int64_t len = c->width;
+  switch (c->type.id) {
+    case PT_TYPE_BOOL: tmp[0] = pt__view_get_bool(vv, j); len = 1; break;
+    case PT_TYPE_INT8: case PT_TYPE_INT16: case PT_TYPE_INT32: case PT_TYPE_DATE32:
+      pt__store_i32(tmp, (int32_t)pt__view_get_int(vv, j));
+      break;
+    case PT_TYPE_UINT8: case PT_TYPE_UINT16: case PT_TYPE_UINT32:
+      pt__store_u32(tmp, (uint32_t)pt__view_get_uint(vv, j));
+      break;
+    case PT_TYPE_INT64: case PT_TYPE_DURATION:
+      pt__store_i64(tmp, pt__view_get_int(vv, j));
+      break;
+    case PT_TYPE_TIMESTAMP:
+      pt__store_i64(tmp, (int64_t)((uint64_t)pt__view_get_int(vv, j) * (uint64_t)c->ts_mul));
+      break;
+    case PT_TYPE_UINT64: {
+      uint64_t u = pt__view_get_uint(vv, j);
+      memcpy(tmp, &u, 8);
+      break;
+    }
+    case PT_TYPE_HALF_FLOAT: memcpy(tmp, vv->values + (vv->offset + j) * 2, 2); break;
+    case PT_TYPE_FLOAT: memcpy(tmp, vv->values + (vv->offset + j) * 4, 4); break;
+    case PT_TYPE_DOUBLE: memcpy(tmp, vv->values + (vv->offset + j) * 8, 8); break;
+    case PT_TYPE_DECIMAL128: {
+      int64_t l16;
+      const uint8_t *le = pt__view_get_bytes(vv, j, &l16);
+      /* Big-endian, the low c->width bytes of the two's complement. */
+      for (int k = 0; k < c->width; k++) tmp[k] = le[c->width - 1 - k];
+      break;
+    }
+    default: p = pt__view_get_bytes(vv, j, &len); break;
+  }
+  if (c->phys == PT__PQ_BYTE_ARRAY && len > INT32_MAX)
+    return pt__errorf(err, PT_ERANGE, "column '%s': a value of %lld bytes is too large for Parquet",
+                      c->name, (long long)len);
+  if (w->opts.write_statistics && update_stats(c, p, len) != PT_OK)
+    return pt__errorf(err, PT_ENOMEM, "out of memory");
+  int rc = PT_OK;
+  if (c->phys == PT__PQ_BOOLEAN) {
+    rc = push_u32(&c->idx, &c->cap_idx, c->page_values, p[0]);
+  } else if (c->use_dict && !c->fallback) {
+    int64_t k = dict_index(c, p, len);
+    rc = k < 0 ? PT_ENOMEM : push_u32(&c->idx, &c->cap_idx, c->page_values, (uint32_t)k);
+  } else {
+    if (c->phys == PT__PQ_BYTE_ARRAY) {
+      uint8_t lb[4];
+      pt__store_u32(lb, (uint32_t)len);
+      rc = pt__buf_append(&c->plain, lb, 4);
+    }
+    if (rc == PT_OK) rc = pt__buf_append(&c->plain, p, (size_t)len);
+  }
+  if (rc != PT_OK) return pt__errorf(err, PT_ENOMEM, "out of memory");
+  c->page_values++;
+  return PT_OK;
+}
+
+static int64_t page_bytes(const wcol *c) {
+  if (c->phys == PT__PQ_BOOLEAN) return c->page_values / 8;
+  if (c->use_dict && !c->fallback) return c->page_values * 4 / 2; /* indices, roughly */
+  return (int64_t)c->plain.len;
+}
+
+/* Writes the open row group's column chunks and records their metadata. */
+static int flush_row_group(pt_parquet_writer *w, pt_error *err) {
+  if (w->rg_rows == 0 && w->n_rgs > 0) return PT_OK;
+  if (w->n_rgs >= w->cap_rgs) {
+    int64_t cap = w->cap_rgs ? w->cap_rgs * 2 : 8;
+    pt__pq_row_group *r = pt__realloc(w->rgs, (size_t)cap * sizeof *r);
+    if (r == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
+    w->rgs = r;
+    w->cap_rgs = cap;
+  }
+  pt__pq_row_group *g = &w->rgs[w->n_rgs];
+  memset(g, 0, sizeof *g);
+  g->num_rows = w->rg_rows;
+  g->n_columns = w->n_cols;
+  g->columns = pt__arena_alloc(&w->arena, (w->n_cols ? w->n_cols : 1) * (int64_t)sizeof *g->columns);
+  if (g->columns == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
+  for (int64_t k = 0; k < w->n_cols; k++) {
+    wcol *c = &w->cols[k];
+    PT_RETURN_NOT_OK(flush_page(w, c, err));
+    pt__pq_column_chunk *cc = &g->columns[k];
+    pt__pq_column_meta *m = &cc->meta;
+    cc->has_meta = true;
+    m->type = c->phys;
+    m->codec = w->opts.codec;
+    m->num_values = c->chunk_values;
+    int64_t start = w->pos;
+    int64_t uncompressed = c->chunk_uncompressed;
+    bool has_dict = c->use_dict && c->dict_n > 0 && c->enc_dict;
+    if (has_dict) {
+      pt_buf body = {0};
+      int64_t clen = 0;
+      pt__pq_page_header h = {.type = PT__PAGE_DICTIONARY, .has_dict = true,
+                              .num_values = (int32_t)c->dict_n, .encoding = PT__ENC_PLAIN,
+                              .uncompressed_size = (int32_t)c->dict.len};
+      int rc = compress_into(w, (uint8_t *)c->dict.data, (int64_t)c->dict.len, &body, &clen, err);
+      h.compressed_size = (int32_t)clen;
+      pt_buf *hb = &w->scratch;
+      hb->len = 0;
+      if (rc == PT_OK && pt__pq_encode_page_header(&h, hb) != PT_OK)
+        rc = pt__errorf(err, PT_ENOMEM, "out of memory");
+      if (rc == PT_OK) rc = out_write(w, hb->data, (int64_t)hb->len, err);
+      if (rc == PT_OK) rc = out_write(w, body.data, (int64_t)body.len, err);
+      pt_buf_free(&body);
+      if (rc != PT_OK) return rc;
+      uncompressed += (int64_t)hb->len + h.uncompressed_size;
+      m->has_dictionary_page_offset = true;
+      m->dictionary_page_offset = start;
+    }
+    m->data_page_offset = w->pos;
+    PT_RETURN_NOT_OK(out_write(w, c->pages.data, (int64_t)c->pages.len, err));
+    m->total_compressed_size = w->pos - start;
+    m->total_uncompressed_size = uncompressed;
+    cc->file_offset = m->data_page_offset;
+    /* Encodings used. */
+    m->encodings = pt__arena_alloc(&w->arena, 3 * (int64_t)sizeof(int32_t));
+    m->path = pt__arena_alloc(&w->arena, (int64_t)sizeof(pt__pq_bytes));
+    if (m->encodings == NULL || m->path == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
+    m->encodings[m->n_encodings++] = PT__ENC_RLE;
+    if (c->enc_plain || has_dict) m->encodings[m->n_encodings++] = PT__ENC_PLAIN;
+    if (c->enc_dict) m->encodings[m->n_encodings++] = PT__ENC_RLE_DICTIONARY;
+    m->path[0] = c->elem.name;
+    m->n_path = 1;
+    if (w->opts.write_statistics) {
+      m->has_stats = true;
+      m->stats.has_null_count = true;
+      m->stats.null_count = c->nulls;
+      if (c->has_minmax && !c->stats_dropped) {
+        uint8_t *mn = pt__arena_alloc(&w->arena, (int64_t)c->min.len + 1);
+        uint8_t *mx = pt__arena_alloc(&w->arena, (int64_t)c->max.len + 1);
+        if (mn == NULL || mx == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
+        memcpy(mn, c->min.data, c->min.len);
+        memcpy(mx, c->max.data, c->max.len);
+        /* -0.0 and +0.0 compare equal: the spec wants min -0, max +0. */
+        if (c->stat == ST_F64 || c->stat == ST_F32) {
+          double a, b;
+          if (c->stat == ST_F64) { memcpy(&a, mn, 8); memcpy(&b, mx, 8); }
+          else { float x, y; memcpy(&x, mn, 4); memcpy(&y, mx, 4); a = x; b = y; }
+          if (a == 0) { if (c->stat == ST_F64) { a = -0.0; memcpy(mn, &a, 8); } else { float z = -0.0f; memcpy(mn, &z, 4); } }
+          if (b == 0) { if (c->stat == ST_F64) { b = 0.0; memcpy(mx, &b, 8); } else { float z = 0.0f; memcpy(mx, &z, 4); } }
+        }
+        m->stats.has_min_value = m->stats.has_max_value = true;
+        m->stats.min_value = (pt__pq_bytes){mn, (int64_t)c->min.len};
+        m->stats.max_value = (pt__pq_bytes){mx, (int64_t)c->max.len};
+        if (c->stat != ST_U32 && c->stat != ST_U64 && c->stat != ST_BYTES) {
+          /* The deprecated fields (signed order) too, for old readers. */
+          m->stats.has_min = m->stats.has_max = true;
+          m->stats.min = m->stats.min_value;
+          m->stats.max = m->stats.max_value;
+        }
+      }
+    }
+    /* Reset the chunk for the next row group. */
+    c->pages.len = 0;
+    c->chunk_values = c->chunk_uncompressed = c->n_data_pages = 0;
+    c->enc_plain = c->enc_dict = false;
+    c->fallback = false;
+    c->dict.len = 0;
+    c->dict_n = 0;
+    if (c->table) memset(c->table, 0, (size_t)c->table_cap * sizeof *c->table);
+    c->has_minmax = c->stats_dropped = false;
+    c->nulls = 0;
+  }
+  w->n_rgs++;
+  w->total_rows += w->rg_rows;
+  w->rg_rows = 0;
+  return PT_OK;
+}
+
+int pt_parquet_writer_write(pt_parquet_writer *w, const struct ArrowArray *batch, pt_error *err) {
+  if (w == NULL || batch == NULL) return pt__errorf(err, PT_EINVAL, "parquet: writer and batch must be given");
+  if (w->closed || w->failed)
+    return pt__errorf(err, PT_ESTATE, "parquet: the writer is %s", w->closed ? "closed" : "failed");
+  pt__view v;
+  PT_RETURN_NOT_OK(pt__view_init(&v, &w->schema, batch, err));
+  int rc = pt__view_validate(&v, NULL, NULL, err);
+  if (rc != PT_OK) {
+    pt__view_reset(&v);
+    return pt__error_prefix(err, rc, "parquet: the batch does not match the schema: ");
+  }
+  /* Column by column over the rows that fit the open row group. */
+  int64_t done = 0;
+  while (done < v.length && rc == PT_OK) {
+    int64_t n = v.length - done;
+    if (n > w->opts.row_group_rows - w->rg_rows) n = w->opts.row_group_rows - w->rg_rows;
+    for (int64_t k = 0; k < w->n_cols && rc == PT_OK; k++) {
+      wcol *c = &w->cols[k];
+      for (int64_t i = done; i < done + n && rc == PT_OK; i++) {
+        rc = append_value(w, c, &v.children[k], v.offset + i, err);
+        if (rc == PT_OK && (c->page_rows >= PAGE_ROW_LIMIT || page_bytes(c) >= w->opts.page_bytes))
+          rc = flush_page(w, c, err);
+        if (rc == PT_OK && c->use_dict && !c->fallback &&
+            (int64_t)c->dict.len > w->opts.dictionary_page_bytes) {
+          rc = flush_page(w, c, err);
+          c->fallback = true;
+        }
+      }
+    }
+    done += n;
+    w->rg_rows += n;
+    if (rc == PT_OK && w->rg_rows >= w->opts.row_group_rows) rc = flush_row_group(w, err);
+  }
+  pt__view_reset(&v);
+  if (rc != PT_OK) w->failed = true;
+  return rc;
+}
+
+int pt_parquet_writer_close(pt_parquet_writer *w, pt_error *err) {
+  if (w == NULL) return pt__errorf(err, PT_EINVAL, "parquet: no writer");
+  if (w->closed) return PT_OK;
+  if (w->failed) return pt__errorf(err, PT_ESTATE, "parquet: the writer failed; its output is incomplete");
+  int rc = w->rg_rows > 0 ? flush_row_group(w, err) : PT_OK;
+  if (rc != PT_OK) {
+    w->failed = true;
+    return rc;
+  }
+  pt__pq_file_meta m = {0};
+  m.version = 2;
+  m.n_schema = w->n_cols + 1;
+  m.schema = pt__arena_alloc(&w->arena, m.n_schema * (int64_t)sizeof *m.schema);
+  pt__pq_kv kv[1];
+  if (m.schema == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
+  m.schema[0] = (pt__pq_schema_elem){.type = -1, .repetition = -1, .converted = -1,
+                                     .name = {(const uint8_t *)"schema", 6},
+                                     .num_children = (int32_t)w->n_cols};
+  for (int64_t k = 0; k < w->n_cols; k++) m.schema[k + 1] = w->cols[k].elem;
+  m.num_rows = w->total_rows;
+  m.row_groups = w->rgs;
+  m.n_row_groups = w->n_rgs;
+  if (w->arrow_schema.len > 0) {
+    kv[0] = (pt__pq_kv){.key = {(const uint8_t *)"ARROW:schema", 12}, .has_value = true,
+                        .value = {(const uint8_t *)w->arrow_schema.data, (int64_t)w->arrow_schema.len}};
+    m.kv = kv;
+    m.n_kv = 1;
+  }
+  static const char created_by[] = "protium version " PT_VERSION_STRING;
+  m.has_created_by = true;
+  m.created_by = (pt__pq_bytes){(const uint8_t *)created_by, (int64_t)sizeof created_by - 1};
+  m.n_column_orders = w->n_cols;
+  pt_buf *f = &w->scratch;
+  f->len = 0;
+  if (pt__pq_encode_file_meta(&m, f) != PT_OK) return pt__errorf(err, PT_ENOMEM, "out of memory");
+  uint8_t tail[8];
+  pt__store_u32(tail, (uint32_t)f->len);
+  memcpy(tail + 4, "PAR1", 4);
+  rc = out_write(w, f->data, (int64_t)f->len, err);
+  if (rc == PT_OK) rc = out_write(w, tail, 8, err);
+  if (rc == PT_OK && w->own_fd) {
+    if (close(w->fd) != 0) rc = pt__errorf(err, PT_EIO, "parquet: close failed: %s", strerror(errno));
+    w->fd = -2;
+    w->own_fd = false;
+  }
+  if (rc != PT_OK) {
+    w->failed = true;
+    return rc;
+  }
+  w->closed = true;
+  return PT_OK;
+}
