@@ -249,7 +249,7 @@ int pt__cli_cat(int argc, char **argv) {
   int64_t rows_left = a.limit;
   const int from_stdin = strcmp(a.path, "-") == 0;
 
-  if (pt_ipc_read_path(a.path, &stream, &err) != PT_OK) {
+  if (pt__cli_open_table(a.path, &stream, &err) != PT_OK) {
     report(a.path, err.message);
     return CLI_FAILED;
   }

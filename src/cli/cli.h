@@ -6,6 +6,8 @@
 
 #include <stddef.h>
 
+#include "protium.h"
+
 enum { CLI_OK = 0, CLI_FAILED = 1, CLI_USAGE = 2 };
 
 /* `protium cat FILE [--schema] [--limit N]`; argv[0] is "cat". */
@@ -13,6 +15,11 @@ int pt__cli_cat(int argc, char **argv);
 
 /* `protium demo [DIR]`; argv[0] is "demo". */
 int pt__cli_demo(int argc, char **argv);
+
+/* Opens path ("-": standard input) as a stream of batches: a Parquet file
+ * (by its PAR1 magic) or an Arrow IPC stream or file. On PT_OK the caller
+ * owns *out. */
+int pt__cli_open_table(const char *path, struct ArrowArrayStream *out, pt_error *err);
 
 /* Writes all of data to standard output. Returns 0, or -1 when the reader
  * went away (EPIPE: the caller stops quietly), or errno of another failure. */

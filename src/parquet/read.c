@@ -450,6 +450,7 @@ static int build_schema(reader *r, const pt_parquet_read_options *opts, pt_error
     int64_t n = 0;
     if (kv == NULL || lens == NULL) rc = pt__errorf(err, PT_ENOMEM, "out of memory");
     for (int64_t j = 0; j < m->n_kv && rc == PT_OK; j++) {
+      if (m->kv[j].key.len == 12 && memcmp(m->kv[j].key.data, "ARROW:schema", 12) == 0) continue;
       kv[n] = (const char *)m->kv[j].key.data;
       lens[n] = m->kv[j].key.len;
       kv[m->n_kv + n] = m->kv[j].has_value ? (const char *)m->kv[j].value.data : "";
@@ -642,7 +643,7 @@ static int emit(reader *r, const leaf *c, colbuf *b, int64_t n, const uint32_t *
     }
     if (c->conv == CV_BINARY) {
       PT_RETURN_NOT_OK(grow_data(b, len, err));
-      memcpy(b->data + b->data_len, src, (size_t)len);
+      if (len > 0) memcpy(b->data + b->data_len, src, (size_t)len);
       b->data_len += len;
       if (!c->large && b->data_len > INT32_MAX)
         return pt__errorf(err, PT_ERANGE,
