@@ -162,3 +162,87 @@ int pt__rle_put(pt_buf *buf, const uint32_t *values, int64_t n, int bw) {
   if (n > lit) PT_RETURN_NOT_OK(put_packed(buf, values + lit, n - lit, bw));
   return PT_OK;
 }
+
+/* ------------------------------------------------------------------------ */
+/* DELTA_BINARY_PACKED, and the encodings built on it */
+
+static int uvarint(const uint8_t **p, const uint8_t *end, uint64_t *out, pt_error *err) {
+  uint64_t v = 0;
+  for (int shift = 0; shift < 64; shift += 7) {
+    if (*p >= end) return pt__errorf(err, PT_EFORMAT, "DELTA header cut short");
+    uint8_t b = *(*p)++;
+    v |= (uint64_t)(b & 0x7f) << shift;
+    if (!(b & 0x80)) {
+      *out = v;
+      return PT_OK;
+    }
+  }
+  return pt__errorf(err, PT_EFORMAT, "DELTA header varint too long");
+}
+
+static int zvarint(const uint8_t **p, const uint8_t *end, int64_t *out, pt_error *err) {
+  uint64_t u;
+  PT_RETURN_NOT_OK(uvarint(p, end, &u, err));
+  *out = (int64_t)(u >> 1) ^ -(int64_t)(u & 1);
+  return PT_OK;
+}
+
+/* bw (<= 64) bits at bit position pos of p (which holds at least
+ * (pos + bw + 7) / 8 bytes). */
+static uint64_t bits_at(const uint8_t *p, int64_t pos, int bw) {
+  if (bw == 0) return 0;
+  uint64_t v = 0;
+  int got = 0;
+  int64_t byte = pos >> 3;
+  int shift = (int)(pos & 7);
+  while (got < bw) {
+    uint64_t b = (uint64_t)(p[byte++] >> shift);
+    v |= b << got;
+    got += 8 - shift;
+    shift = 0;
+  }
+  return bw == 64 ? v : v & ((UINT64_C(1) << bw) - 1);
+}
+
+int pt__delta_decode(const uint8_t *p, int64_t len, int64_t n, int64_t *out, int64_t *used,
+                     pt_error *err) {
+  const uint8_t *start = p, *end = p + len;
+  uint64_t block, n_mini, total;
+  int64_t first;
+  PT_RETURN_NOT_OK(uvarint(&p, end, &block, err));
+  PT_RETURN_NOT_OK(uvarint(&p, end, &n_mini, err));
+  PT_RETURN_NOT_OK(uvarint(&p, end, &total, err));
+  PT_RETURN_NOT_OK(zvarint(&p, end, &first, err));
+  if (block == 0 || block % 128 != 0 || block > (1u << 20) || n_mini == 0 || block % n_mini != 0 ||
+      (block / n_mini) % 32 != 0)
+    return pt__errorf(err, PT_EFORMAT, "DELTA block of %llu values in %llu miniblocks is invalid",
+                      (unsigned long long)block, (unsigned long long)n_mini);
+  if (total != (uint64_t)n)
+    return pt__errorf(err, PT_EFORMAT, "DELTA data holds %llu values where %lld are expected",
+                      (unsigned long long)total, (long long)n);
+  int64_t per_mini = (int64_t)(block / n_mini);
+  int64_t done = 0;
+  uint64_t prev = (uint64_t)first;
+  if (n > 0) out[done++] = first;
+  while (done < n) {
+    int64_t min_delta;
+    PT_RETURN_NOT_OK(zvarint(&p, end, &min_delta, err));
+    if ((uint64_t)(end - p) < n_mini) return pt__errorf(err, PT_EFORMAT, "DELTA bit widths cut short");
+    const uint8_t *widths = p;
+    p += n_mini;
+    for (uint64_t m = 0; m < n_mini && done < n; m++) {
+      int bw = widths[m];
+      if (bw > 64) return pt__errorf(err, PT_EFORMAT, "DELTA bit width %d", bw);
+      int64_t bytes = per_mini * bw / 8;
+      if (end - p < bytes) return pt__errorf(err, PT_EFORMAT, "DELTA miniblock cut short");
+      int64_t k = n - done < per_mini ? n - done : per_mini;
+      for (int64_t i = 0; i < k; i++) {
+        prev = prev + (uint64_t)min_delta + bits_at(p, i * bw, bw);
+        out[done++] = (int64_t)prev;
+      }
+      p += bytes;
+    }
+  }
+  *used = p - start;
+  return PT_OK;
+}

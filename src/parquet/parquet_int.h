@@ -319,6 +319,11 @@ int pt__rle_get(pt__rle_dec *d, uint32_t *out, int64_t n, pt_error *err);
 /* Encodes n values of bit_width bits as RLE / bit-packed runs onto buf. */
 int pt__rle_put(pt_buf *buf, const uint32_t *values, int64_t n, int bit_width);
 
+/* DELTA_BINARY_PACKED: decodes exactly n values (the header must say n) from
+ * p[0, len) into out; *used = the bytes the encoded values take. */
+int pt__delta_decode(const uint8_t *p, int64_t len, int64_t n, int64_t *out, int64_t *used,
+                     pt_error *err);
+
 /* Bits needed for values up to max (0 for 0). */
 static inline int pt__bit_width(uint64_t max) { return max == 0 ? 0 : 64 - __builtin_clzll(max); }
 

@@ -84,6 +84,9 @@ typedef struct reader {
   int64_t page_cap;
   uint32_t *levels, *indices;
   int64_t levels_cap, indices_cap;
+  pt_buf plain;            /* DELTA and BYTE_STREAM_SPLIT values made PLAIN */
+  int64_t *deltas, *deltas2;
+  int64_t deltas_cap, deltas2_cap;
 } reader;
 
 /* ------------------------------------------------------------------------ */
@@ -737,6 +740,132 @@ static bool plausible(int codec, const uint8_t *src, int64_t n, int64_t expected
   (void)src;
 }
 
+/* A page's values stay below this once made PLAIN: bounds what a few bytes of
+ * DELTA_BYTE_ARRAY prefixes can expand to. */
+#define MAX_PLAIN_PAGE ((int64_t)256 << 20)
+
+static int ensure_i64(int64_t **p, int64_t *cap, int64_t n, pt_error *err) {
+  if (n <= *cap) return PT_OK;
+  int64_t c = *cap ? *cap : 1024;
+  while (c < n) c *= 2;
+  int64_t *q = pt__realloc(*p, (size_t)c * sizeof *q);
+  if (q == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
+  *p = q;
+  *cap = c;
+  return PT_OK;
+}
+
+static int plain_put(reader *r, const void *data, int64_t n, pt_error *err) {
+  if ((int64_t)r->plain.len + n > MAX_PLAIN_PAGE)
+    return pt__errorf(err, PT_EFORMAT, "page values expand to more than %lld bytes",
+                      (long long)MAX_PLAIN_PAGE);
+  if (pt__buf_append(&r->plain, data, (size_t)n) != PT_OK)
+    return pt__errorf(err, PT_ENOMEM, "out of memory");
+  return PT_OK;
+}
+
+/* Byte-array values given by n lengths and the bytes that follow them at
+ * *p: appended as PLAIN (4-byte length, bytes). */
+static int lengths_to_plain(reader *r, const int64_t *lens, int64_t n, const uint8_t *p,
+                            const uint8_t *end, pt_error *err) {
+  for (int64_t i = 0; i < n; i++) {
+    if (lens[i] < 0 || lens[i] > end - p)
+      return pt__errorf(err, PT_EFORMAT, "value %lld of %lld bytes runs past the page", (long long)i,
+                        (long long)lens[i]);
+    uint8_t lb[4];
+    pt__store_u32(lb, (uint32_t)lens[i]);
+    PT_RETURN_NOT_OK(plain_put(r, lb, 4, err));
+    PT_RETURN_NOT_OK(plain_put(r, p, lens[i], err));
+    p += lens[i];
+  }
+  return PT_OK;
+}
+
+/* DELTA_* and BYTE_STREAM_SPLIT values (n of them) made PLAIN in r->plain. */
+static int to_plain(reader *r, const leaf *c, int enc, const uint8_t *vals, int64_t len, int64_t n,
+                    pt_error *err) {
+  r->plain.len = 0;
+  int phys = c->e->type;
+  int64_t used;
+  switch (enc) {
+    case PT__ENC_DELTA_BINARY_PACKED: {
+      if (phys != PT__PQ_INT32 && phys != PT__PQ_INT64)
+        return pt__errorf(err, PT_EFORMAT, "DELTA_BINARY_PACKED in a column that is not INT32/INT64");
+      PT_RETURN_NOT_OK(ensure_i64(&r->deltas, &r->deltas_cap, n, err));
+      PT_RETURN_NOT_OK(pt__delta_decode(vals, len, n, r->deltas, &used, err));
+      if (pt__buf_reserve(&r->plain, (size_t)n * 8) != PT_OK)
+        return pt__errorf(err, PT_ENOMEM, "out of memory");
+      for (int64_t i = 0; i < n; i++) {
+        if (phys == PT__PQ_INT32) pt__store_i32(r->plain.data + i * 4, (int32_t)r->deltas[i]);
+        else pt__store_i64(r->plain.data + i * 8, r->deltas[i]);
+      }
+      r->plain.len = (size_t)n * (phys == PT__PQ_INT32 ? 4 : 8);
+      return PT_OK;
+    }
+    case PT__ENC_DELTA_LENGTH_BYTE_ARRAY:
+      if (phys != PT__PQ_BYTE_ARRAY)
+        return pt__errorf(err, PT_EFORMAT, "DELTA_LENGTH_BYTE_ARRAY in a column that is not BYTE_ARRAY");
+      PT_RETURN_NOT_OK(ensure_i64(&r->deltas, &r->deltas_cap, n, err));
+      PT_RETURN_NOT_OK(pt__delta_decode(vals, len, n, r->deltas, &used, err));
+      return lengths_to_plain(r, r->deltas, n, vals + used, vals + len, err);
+    case PT__ENC_DELTA_BYTE_ARRAY: {
+      if (phys != PT__PQ_BYTE_ARRAY && phys != PT__PQ_FIXED_LEN_BYTE_ARRAY)
+        return pt__errorf(err, PT_EFORMAT, "DELTA_BYTE_ARRAY in a column of fixed-width numbers");
+      PT_RETURN_NOT_OK(ensure_i64(&r->deltas, &r->deltas_cap, n, err));
+      PT_RETURN_NOT_OK(ensure_i64(&r->deltas2, &r->deltas2_cap, n, err));
+      int64_t used2;
+      PT_RETURN_NOT_OK(pt__delta_decode(vals, len, n, r->deltas, &used, err));
+      PT_RETURN_NOT_OK(pt__delta_decode(vals + used, len - used, n, r->deltas2, &used2, err));
+      const uint8_t *p = vals + used + used2, *end = vals + len;
+      int64_t prev_at = -1, prev_len = 0;
+      for (int64_t i = 0; i < n; i++) {
+        int64_t pre = r->deltas[i], suf = r->deltas2[i];
+        if (pre < 0 || pre > prev_len || suf < 0 || suf > end - p)
+          return pt__errorf(err, PT_EFORMAT, "DELTA_BYTE_ARRAY value %lld: prefix %lld of %lld, suffix %lld",
+                            (long long)i, (long long)pre, (long long)prev_len, (long long)suf);
+        int64_t l = pre + suf;
+        if (phys == PT__PQ_FIXED_LEN_BYTE_ARRAY && l != c->phys_width)
+          return pt__errorf(err, PT_EFORMAT, "DELTA_BYTE_ARRAY value of %lld bytes in a column of %d",
+                            (long long)l, c->phys_width);
+        if (phys == PT__PQ_BYTE_ARRAY) {
+          uint8_t lb[4];
+          pt__store_u32(lb, (uint32_t)l);
+          PT_RETURN_NOT_OK(plain_put(r, lb, 4, err));
+        }
+        int64_t at = (int64_t)r->plain.len;
+        if (pre > 0) {
+          if (pt__buf_reserve(&r->plain, (size_t)pre) != PT_OK || at + pre > MAX_PLAIN_PAGE)
+            return pt__errorf(err, PT_EFORMAT, "page values expand past %lld bytes", (long long)MAX_PLAIN_PAGE);
+          memcpy(r->plain.data + at, r->plain.data + prev_at, (size_t)pre);
+          r->plain.len += (size_t)pre;
+        }
+        PT_RETURN_NOT_OK(plain_put(r, p, suf, err));
+        p += suf;
+        prev_at = at;
+        prev_len = l;
+      }
+      return PT_OK;
+    }
+    case PT__ENC_BYTE_STREAM_SPLIT: {
+      int k = c->phys_width;
+      if (phys == PT__PQ_BOOLEAN || phys == PT__PQ_BYTE_ARRAY || phys == PT__PQ_INT96 || k <= 0)
+        return pt__errorf(err, PT_EFORMAT, "BYTE_STREAM_SPLIT in a column without fixed-width values");
+      if (len / k < n)
+        return pt__errorf(err, PT_EFORMAT, "BYTE_STREAM_SPLIT of %lld values in %lld bytes",
+                          (long long)n, (long long)len);
+      if (pt__buf_reserve(&r->plain, (size_t)(n * k)) != PT_OK)
+        return pt__errorf(err, PT_ENOMEM, "out of memory");
+      uint8_t *o = (uint8_t *)r->plain.data;
+      for (int j = 0; j < k; j++)
+        for (int64_t i = 0; i < n; i++) o[i * k + j] = vals[(int64_t)j * n + i];
+      r->plain.len = (size_t)(n * k);
+      return PT_OK;
+    }
+    default:
+      return pt__errorf(err, PT_ENOTSUP, "encoding %s (%d) is not supported", encoding_name(enc), enc);
+  }
+}
+
 static int read_chunk(reader *r, int64_t rg, const leaf *c, colbuf *b, int64_t rg_rows,
                       int64_t *page_no, pt_error *err) {
   const pt__pq_row_group *g = &r->meta.row_groups[rg];
@@ -912,11 +1041,22 @@ static int read_chunk(reader *r, int64_t rg, const leaf *c, colbuf *b, int64_t r
           pt__rle_init(&s.rle, vals + 4, l, 1);
         }
         break;
+      case PT__ENC_DELTA_BINARY_PACKED:
+      case PT__ENC_DELTA_LENGTH_BYTE_ARRAY:
+      case PT__ENC_DELTA_BYTE_ARRAY:
+      case PT__ENC_BYTE_STREAM_SPLIT:
+        if (c->conv == CV_BOOL || c->conv == CV_NULL)
+          return pt__errorf(err, PT_EFORMAT, "encoding %s in a boolean or null column",
+                            encoding_name(h.encoding));
+        PT_RETURN_NOT_OK(to_plain(r, c, h.encoding, vals, vals_len, present, err));
+        s.enc = PT__ENC_PLAIN;
+        s.p = (const uint8_t *)r->plain.data;
+        s.end = s.p + r->plain.len;
+        if (s.p == NULL) s.p = s.end = (const uint8_t *)"";
+        break;
       default:
-        return pt__errorf(err, PT_ENOTSUP,
-                          "encoding %s is not supported yet; rewrite the file with PLAIN or "
-                          "dictionary encoding",
-                          encoding_name(h.encoding));
+        return pt__errorf(err, PT_ENOTSUP, "encoding %s (%d) is not supported",
+                          encoding_name(h.encoding), h.encoding);
     }
     PT_RETURN_NOT_OK(emit(r, c, b, n, defs, &s, present, err));
     values_left -= n;
@@ -1076,6 +1216,9 @@ static void reader_free(reader *r) {
   pt__free(r->page_buf);
   pt__free(r->levels);
   pt__free(r->indices);
+  pt_buf_free(&r->plain);
+  pt__free(r->deltas);
+  pt__free(r->deltas2);
   pt__free(r->label);
   pt__free(r);
 }

@@ -183,21 +183,41 @@ def test_refused_with_clear_errors() -> None:
     # The flat columns of such a file can still be read.
     got = ptq.read_parquet_buffer(data, columns=["a"]).read_all()
     assert got.column("a").to_pylist() == [1, 2]
-    delta = pa_bytes(
-        pa.table({"a": pa.array([1, 2, 3], pa.int64())}),
-        use_dictionary=False,
-        column_encoding={"a": "DELTA_BINARY_PACKED"},
-    )
-    with pytest.raises(ProtiumError) as e:
-        ptq.read_parquet_buffer(delta).read_all()
-    assert e.value.code == PT_ENOTSUP
-    assert str(e.value) == (
-        "parquet: buffer: row group 0, column 'a', page 0: encoding DELTA_BINARY_PACKED is not "
-        "supported yet; rewrite the file with PLAIN or dictionary encoding"
-    )
     times = pa_bytes(pa.table({"t": pa.array([1, 2], pa.time64("us"))}))
     with pytest.raises(ProtiumError) as e:
         ptq.read_parquet_buffer(times)
     assert str(e.value) == (
         "parquet: buffer: column 't': TIME (Arrow time32/time64) is not supported yet"
     )
+
+
+ENCODED = {
+    "DELTA_BINARY_PACKED": ["int8", "int16", "int32", "int64", "uint8", "uint32", "uint64",
+                            "date32", "timestamp_ms", "timestamp_ns_utc", "duration_us",
+                            "int64_not_null"],
+    "DELTA_LENGTH_BYTE_ARRAY": ["utf8", "binary", "large_utf8", "utf8_not_null"],
+    "DELTA_BYTE_ARRAY": ["utf8", "binary", "large_binary", "utf8_not_null",
+                         "fixed_size_binary_3", "fixed_size_binary_16", "decimal128_38_10"],
+    "BYTE_STREAM_SPLIT": ["float32", "float64", "int32", "int64", "float16",
+                          "fixed_size_binary_3", "decimal128_5_2"],
+}
+
+
+@pytest.mark.parametrize("encoding", sorted(ENCODED))
+@pytest.mark.parametrize("version", ["1.0", "2.0"])
+@pytest.mark.parametrize("codec", ["none", "zstd"])
+def test_delta_and_byte_stream_split(encoding: str, version: str, codec: str) -> None:
+    cols = ENCODED[encoding]
+    table = make_table(n=1500, seed=11, columns=cols)
+    if encoding == "DELTA_BYTE_ARRAY":
+        # Shared prefixes, the case the encoding is for.
+        words = pa.array([f"prefix/{i // 7:05d}/{i % 7}" if i % 9 else None for i in range(1500)])
+        table = table.append_column("sorted", words)
+        cols = cols + ["sorted"]
+    data = pa_bytes(
+        table, use_dictionary=False, compression=codec, data_page_version=version,
+        column_encoding={c: encoding for c in cols}, data_page_size=2048, row_group_size=700,
+    )
+    md = pq.ParquetFile(io.BytesIO(data)).metadata
+    assert encoding in md.row_group(0).column(0).encodings
+    check_same(ptq.read_parquet_buffer(data).read_all(), expected(data))

@@ -45,6 +45,14 @@ def main() -> None:
         "v1_plain_none.parquet": dict(compression="none", use_dictionary=False, data_page_size=64),
         "v2_gzip_plain.parquet": dict(compression="gzip", data_page_version="2.0", use_dictionary=False),
         "v1_lz4_brotli.parquet": dict(compression={"i32": "lz4", "s": "brotli"}, store_schema=False),
+        "v2_delta_split.parquet": dict(
+            use_dictionary=False, data_page_version="2.0", compression="none",
+            column_encoding={"i32": "DELTA_BINARY_PACKED", "i64": "DELTA_BINARY_PACKED",
+                             "s": "DELTA_BYTE_ARRAY", "fb": "DELTA_BYTE_ARRAY", "f64": "BYTE_STREAM_SPLIT",
+                             "h": "BYTE_STREAM_SPLIT", "d": "BYTE_STREAM_SPLIT"}),
+        "v1_delta_length.parquet": dict(
+            use_dictionary=False, compression="snappy",
+            column_encoding={"s": "DELTA_LENGTH_BYTE_ARRAY", "u8": "DELTA_BINARY_PACKED"}),
     }
     CORPUS.mkdir(parents=True, exist_ok=True)
     for name, kw in files.items():
