@@ -37,7 +37,10 @@ typedef struct leaf {
   const pt__pq_schema_elem *e;
   const char *name;      /* NUL-terminated copy, in the arena */
   int64_t chunk;         /* index of its column chunk in each row group */
-  int16_t max_def;       /* 0 (required) or 1 (optional) */
+  int16_t max_def;       /* definition level of a present value */
+  int16_t max_rep;       /* repetition level of its innermost list */
+  int16_t def_slot;      /* entries with def >= this are rows of its array */
+  bool nested;           /* below a struct or list: keep its levels */
   int conv;              /* CV_* */
   int phys_width;        /* bytes per PLAIN value (fixed-width physical types) */
   int out_width;         /* bytes per Arrow value (fixed-width outputs) */
@@ -45,6 +48,26 @@ typedef struct leaf {
   int64_t ts_mul, ts_div; /* CV_TS_SCALE / CV_INT96 */
   char format[48];
 } leaf;
+
+/* The Arrow tree of the selected columns: each node knows how to find its
+ * rows in the levels of the first leaf below it. A node has a row (a slot)
+ * at each level entry with rep <= rep and def >= def_slot, valid where def >=
+ * def_valid. Structs pass their slots on to their children; a list's
+ * elements are the entries with rep <= rep + 1 and def >= the element's
+ * def_slot. */
+enum { N_LEAF, N_STRUCT, N_LIST };
+
+typedef struct node {
+  int kind;
+  const char *name;
+  int16_t rep, def_slot, def_valid;
+  bool nullable;
+  bool large;            /* N_LIST: int64 offsets (large_list in ARROW:schema) */
+  int64_t first;         /* index in r->leaves of the first leaf below */
+  int64_t n_children;
+  struct node *children; /* arena */
+  leaf *leaf;            /* N_LEAF */
+} node;
 
 /* One column chunk being decoded: the Arrow buffers grow page by page. */
 typedef struct colbuf {
@@ -60,6 +83,9 @@ typedef struct colbuf {
   const uint8_t *dict_fixed; /* fixed-width physical values */
   int64_t dict_n;
   bool has_dict;
+  /* Levels of the whole chunk, for leaves below structs and lists. */
+  uint16_t *defs, *reps;
+  int64_t n_levels, cap_levels;
 } colbuf;
 
 typedef struct reader {
@@ -69,9 +95,12 @@ typedef struct reader {
   pt__shared *region;      /* our reference on the bytes */
   pt__arena arena;
   pt__pq_file_meta meta;
-  leaf *cols;
+  node *cols;              /* the selected top-level columns */
   int64_t n_cols;
-  int64_t n_leaves;
+  int64_t n_leaves;        /* in the file */
+  leaf **leaves;           /* the selected ones, in file order */
+  int64_t n_sel, cap_sel;
+  colbuf *bufs;            /* n_sel, while a row group is read */
   struct ArrowSchema schema;
   int64_t batch_rows;
   int64_t next_rg;
@@ -343,6 +372,155 @@ static int walk(reader *r, int64_t *i, int64_t *leaves, int depth, pt_error *err
   return PT_OK;
 }
 
+static bool name_is(const pt__pq_bytes *b, const char *s) {
+  return b->len == (int64_t)strlen(s) && memcmp(b->data, s, (size_t)b->len) == 0;
+}
+
+static int add_leaf(reader *r, leaf *l, pt_error *err) {
+  if (r->n_sel >= r->cap_sel) {
+    int64_t cap = r->cap_sel ? r->cap_sel * 2 : 16;
+    leaf **p = pt__realloc(r->leaves, (size_t)cap * sizeof *p);
+    if (p == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
+    r->leaves = p;
+    r->cap_sel = cap;
+  }
+  r->leaves[r->n_sel++] = l;
+  return PT_OK;
+}
+
+static int make_node(reader *r, int64_t *i, int16_t def, int16_t rep, int16_t slot, int64_t *chunk,
+                     const struct ArrowSchema *arrow, bool element, node *n, int depth,
+                     pt_error *err);
+
+/* The children of group element g (at *i - 1, already consumed) as the
+ * children of struct node n. */
+static int make_children(reader *r, const pt__pq_schema_elem *g, int64_t *i, int16_t def,
+                         int16_t rep, int16_t slot, int64_t *chunk,
+                         const struct ArrowSchema *arrow, node *n, int depth, pt_error *err) {
+  /* The stored Arrow struct, when it matches, refines the children. */
+  if (arrow && (arrow->format == NULL || strcmp(arrow->format, "+s") != 0 ||
+                arrow->n_children != g->num_children))
+    arrow = NULL;
+  n->n_children = g->num_children;
+  n->children = pt__arena_alloc(&r->arena, (n->n_children ? n->n_children : 1) * (int64_t)sizeof(node));
+  if (n->children == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
+  for (int64_t k = 0; k < n->n_children; k++)
+    PT_RETURN_NOT_OK(make_node(r, i, def, rep, slot, chunk, arrow ? arrow->children[k] : NULL,
+                               false, &n->children[k], depth + 1, err));
+  if (n->n_children == 0) return pt__errorf(err, PT_EFORMAT, "schema: empty group");
+  n->first = n->children[0].first;
+  return PT_OK;
+}
+
+/* The node of the field at schema element *i (advancing *i past its
+ * subtree). def/rep: the levels of its parent; slot: where its parent's rows
+ * are; chunk: the leaf index of its first leaf in the file. element: the
+ * field is a repeated field taken as a list's required element (def and rep
+ * already count it), a leaf or a struct of its fields whatever its
+ * annotation. */
+static int make_node(reader *r, int64_t *i, int16_t def, int16_t rep, int16_t slot, int64_t *chunk,
+                     const struct ArrowSchema *arrow, bool element, node *n, int depth,
+                     pt_error *err) {
+  memset(n, 0, sizeof *n);
+  if (depth > 64) return pt__errorf(err, PT_EFORMAT, "schema: nested deeper than 64");
+  if (*i >= r->meta.n_schema) return pt__errorf(err, PT_EFORMAT, "schema: a group's children are missing");
+  const pt__pq_schema_elem *e = &r->meta.schema[*i];
+  n->name = elem_name(r, e);
+  if (n->name == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
+  bool optional = !element && e->repetition == PT__PQ_OPTIONAL;
+  int16_t d2 = (int16_t)(def + (optional ? 1 : 0));
+  n->rep = rep;
+  n->def_slot = slot;
+  n->nullable = optional;
+  if (def > 1000 || rep > 1000) return pt__errorf(err, PT_EFORMAT, "schema: too many levels");
+  bool is_list = !element && (e->logical.kind == PT__LT_LIST || e->converted == PT__CT_LIST);
+  bool is_map = !element && (e->logical.kind == PT__LT_MAP || e->converted == PT__CT_MAP ||
+                             e->converted == PT__CT_MAP_KEY_VALUE);
+  if (!element && e->repetition == PT__PQ_REPEATED) {
+    /* A repeated field outside a LIST: a required list of required elements. */
+    n->kind = N_LIST;
+    n->def_valid = def;
+    n->nullable = false;
+    n->n_children = 1;
+    n->children = pt__arena_alloc(&r->arena, (int64_t)sizeof(node));
+    if (n->children == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
+    PT_RETURN_NOT_OK(make_node(r, i, (int16_t)(def + 1), (int16_t)(rep + 1), (int16_t)(def + 1),
+                               chunk, NULL, true, n->children, depth + 1, err));
+    n->first = n->children[0].first;
+    return PT_OK;
+  }
+  if (e->num_children > 0 && (is_list || is_map)) {
+    n->kind = N_LIST;
+    n->def_valid = d2;
+    (*i)++;
+    if (e->num_children != 1)
+      return pt__errorf(err, PT_EFORMAT, "schema: %s '%s' has %d children, not 1",
+                        is_map ? "MAP" : "LIST", n->name, e->num_children);
+    if (*i >= r->meta.n_schema) return pt__errorf(err, PT_EFORMAT, "schema: list '%s' lacks its element", n->name);
+    const pt__pq_schema_elem *rr = &r->meta.schema[*i];
+    if (rr->repetition != PT__PQ_REPEATED)
+      return pt__errorf(err, PT_EFORMAT, "schema: the child of %s '%s' is not repeated",
+                        is_map ? "MAP" : "LIST", n->name);
+    n->n_children = 1;
+    n->children = pt__arena_alloc(&r->arena, (int64_t)sizeof(node));
+    if (n->children == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
+    int16_t d3 = (int16_t)(d2 + 1), r3 = (int16_t)(rep + 1);
+    char tuple[300];
+    snprintf(tuple, sizeof tuple, "%s_tuple", n->name);
+    /* The backward-compatibility rules of the LIST spec: when is the
+     * repeated field itself the element? */
+    bool legacy = rr->num_children == 0 || rr->num_children > 1 || name_is(&rr->name, "array") ||
+                  name_is(&rr->name, tuple) || is_map;
+    if (!legacy) (*i)++; /* the repeated group; its one child is the element */
+    const struct ArrowSchema *ae = NULL;
+    if (arrow && arrow->format && arrow->n_children == 1 &&
+        (strcmp(arrow->format, "+l") == 0 || strcmp(arrow->format, "+L") == 0)) {
+      n->large = arrow->format[1] == 'L';
+      ae = arrow->children[0];
+    }
+    PT_RETURN_NOT_OK(make_node(r, i, d3, r3, d3, chunk, ae, legacy, n->children, depth + 1, err));
+    n->first = n->children[0].first;
+    return PT_OK;
+  }
+  if (e->num_children > 0) {
+    (*i)++;
+    n->kind = N_STRUCT;
+    n->def_valid = d2;
+    return make_children(r, e, i, d2, rep, slot, chunk, arrow, n, depth, err);
+  }
+  /* A leaf. */
+  (*i)++;
+  n->kind = N_LEAF;
+  n->def_valid = d2;
+  leaf *c = pt__arena_alloc(&r->arena, (int64_t)sizeof(leaf));
+  if (c == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
+  memset(c, 0, sizeof *c);
+  c->e = e;
+  c->name = n->name;
+  c->chunk = (*chunk)++;
+  c->max_def = d2;
+  c->max_rep = rep;
+  c->def_slot = slot;
+  c->nested = depth > 0;
+  n->leaf = c;
+  n->first = r->n_sel;
+  PT_RETURN_NOT_OK(map_leaf(c, arrow, err));
+  return add_leaf(r, c, err);
+}
+
+/* The Arrow schema node of n. */
+static int node_schema(const node *n, struct ArrowSchema *out, pt_error *err) {
+  const char *format = n->kind == N_LEAF   ? n->leaf->format
+                       : n->kind == N_LIST ? (n->large ? "+L" : "+l")
+                                           : "+s";
+  bool nullable = n->nullable || (n->kind == N_LEAF && n->leaf->conv == CV_NULL);
+  PT_RETURN_NOT_OK(pt_schema_init(out, format, n->name, nullable ? ARROW_FLAG_NULLABLE : 0,
+                                  n->n_children, err));
+  for (int64_t k = 0; k < n->n_children; k++)
+    PT_RETURN_NOT_OK(node_schema(&n->children[k], out->children[k], err));
+  return PT_OK;
+}
+
 static int build_schema(reader *r, const pt_parquet_read_options *opts, pt_error *err) {
   const pt__pq_file_meta *m = &r->meta;
   if (m->n_schema < 1) return pt__errorf(err, PT_EFORMAT, "schema: no elements");
@@ -371,7 +549,7 @@ static int build_schema(reader *r, const pt_parquet_read_options *opts, pt_error
   /* The columns to read, in order. */
   int64_t n_cols = opts && opts->columns ? opts->n_columns : n_top;
   if (n_cols < 0) n_cols = 0;
-  r->cols = pt__arena_alloc(&r->arena, (n_cols > 0 ? n_cols : 1) * (int64_t)sizeof(leaf));
+  r->cols = pt__arena_alloc(&r->arena, (n_cols > 0 ? n_cols : 1) * (int64_t)sizeof(node));
   if (r->cols == NULL) {
     if (stored.release) stored.release(&stored);
     return pt__errorf(err, PT_ENOMEM, "out of memory");
@@ -395,34 +573,19 @@ static int build_schema(reader *r, const pt_parquet_read_options *opts, pt_error
         break;
       }
     }
-    leaf *c = &r->cols[k];
-    memset(c, 0, sizeof *c);
-    c->e = &m->schema[top[2 * t]];
-    c->chunk = top[2 * t + 1];
-    c->name = elem_name(r, c->e);
-    if (c->name == NULL) {
-      rc = pt__errorf(err, PT_ENOMEM, "out of memory");
-      break;
-    }
-    if (c->e->num_children > 0 || c->e->repetition == PT__PQ_REPEATED) {
-      rc = unsupported(err, c->name, "a nested column (group or repeated field)");
-      break;
-    }
-    c->max_def = c->e->repetition == PT__PQ_OPTIONAL ? 1 : 0;
     const struct ArrowSchema *af = NULL;
+    const pt__pq_schema_elem *te = &m->schema[top[2 * t]];
     if (stored_ok) {
       af = stored.children[t];
-      if (af->name == NULL || strcmp(af->name, c->name) != 0) af = NULL;
+      if (af->name == NULL || !name_is(&te->name, af->name)) af = NULL;
     }
-    rc = map_leaf(c, af, err);
+    int64_t at = top[2 * t], chunk = top[2 * t + 1];
+    rc = make_node(r, &at, 0, 0, 0, &chunk, af, false, &r->cols[k], 0, err);
   }
   r->n_cols = n_cols;
   if (rc == PT_OK) rc = pt_schema_init(&r->schema, "+s", "", 0, n_cols, err);
-  for (int64_t k = 0; k < n_cols && rc == PT_OK; k++) {
-    const leaf *c = &r->cols[k];
-    rc = pt_schema_init(r->schema.children[k], c->format, c->name,
-                        c->max_def || c->conv == CV_NULL ? ARROW_FLAG_NULLABLE : 0, 0, err);
-  }
+  for (int64_t k = 0; k < n_cols && rc == PT_OK; k++)
+    rc = node_schema(&r->cols[k], r->schema.children[k], err);
   /* The stored schema's metadata (pyarrow's pandas metadata and the user's)
    * when present, else the file's key-value metadata. */
   if (rc == PT_OK && stored_ok && stored.metadata != NULL) {
@@ -573,7 +736,12 @@ typedef struct vsrc {
 static int emit(reader *r, const leaf *c, colbuf *b, int64_t n, const uint32_t *defs, vsrc *s,
                 int64_t n_present, pt_error *err) {
   PT_RETURN_NOT_OK(grow_rows(b, c, b->rows + n + 1, err));
-  if (defs != NULL && n_present < n && b->validity == NULL && c->conv != CV_NULL) {
+  int64_t n_rows = n;
+  if (defs != NULL && c->def_slot > 0) {
+    n_rows = 0;
+    for (int64_t i = 0; i < n; i++) n_rows += defs[i] >= (uint32_t)c->def_slot;
+  }
+  if (defs != NULL && n_present < n_rows && b->validity == NULL && c->conv != CV_NULL) {
     int64_t bytes = (b->cap_rows + 7) / 8 + 8;
     b->validity = pt__malloc((size_t)bytes);
     if (b->validity == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
@@ -593,6 +761,10 @@ static int emit(reader *r, const leaf *c, colbuf *b, int64_t n, const uint32_t *
   int64_t row = b->rows;
   if (c->conv == CV_BINARY && row == 0) set_offset(b, c, 0, 0);
   for (int64_t i = 0; i < n; i++, row++) {
+    if (defs != NULL && defs[i] < (uint32_t)c->def_slot) {
+      row--; /* null or empty above this leaf: no row here */
+      continue;
+    }
     bool present = defs == NULL || defs[i] == (uint32_t)c->max_def;
     if (b->validity) pt__bit_set(b->validity, row, present);
     if (!present) {
@@ -892,7 +1064,7 @@ static int read_chunk(reader *r, int64_t rg, const leaf *c, colbuf *b, int64_t r
   int64_t values_left = m->num_values;
   int64_t pos = start;
   *page_no = 0;
-  while (values_left > 0 || (pos < end && b->rows < rg_rows)) {
+  while (values_left > 0 || (!c->nested && pos < end && b->rows < rg_rows)) {
     if (pos >= end)
       return pt__errorf(err, PT_EFORMAT, "chunk ends with %lld of its values missing",
                         (long long)values_left);
@@ -934,18 +1106,20 @@ static int read_chunk(reader *r, int64_t rg, const leaf *c, colbuf *b, int64_t r
     if ((v2 && !h.has_data_v2) || (!v2 && !h.has_data))
       return pt__errorf(err, PT_EFORMAT, "data page without its header");
     int64_t n = h.num_values;
-    if (n < 0 || n > values_left || n > rg_rows - b->rows)
+    int64_t room = c->nested ? values_left : (values_left < rg_rows - b->rows ? values_left : rg_rows - b->rows);
+    if (n < 0 || n > room)
       return pt__errorf(err, PT_EFORMAT, "page of %lld values where %lld remain", (long long)n,
-                        (long long)(values_left < rg_rows - b->rows ? values_left : rg_rows - b->rows));
+                        (long long)room);
     /* Levels and values, uncompressed. */
-    const uint8_t *lv = NULL, *vals;
-    int64_t lv_len = 0, vals_len;
+    const uint8_t *lv = NULL, *rv = NULL, *vals;
+    int64_t lv_len = 0, rv_len = 0, vals_len;
     if (v2) {
       if (h.def_length < 0 || h.rep_length < 0 || (int64_t)h.def_length + h.rep_length > clen ||
           (int64_t)h.def_length + h.rep_length > ulen)
         return pt__errorf(err, PT_EFORMAT, "level lengths (%d, %d) exceed the page", h.rep_length,
                           h.def_length);
-      if (h.rep_length > 0) return pt__errorf(err, PT_EFORMAT, "repetition levels in a flat column");
+      rv = body;
+      rv_len = h.rep_length;
       lv = body + h.rep_length;
       lv_len = h.def_length;
       int64_t off = h.rep_length + h.def_length;
@@ -983,6 +1157,19 @@ static int read_chunk(reader *r, int64_t rg, const leaf *c, colbuf *b, int64_t r
         p = r->page_buf;
         plen = ulen;
       }
+      if (c->max_rep > 0) {
+        if (h.rep_encoding != PT__ENC_RLE)
+          return pt__errorf(err, PT_ENOTSUP, "repetition levels of encoding %s are not supported",
+                            encoding_name(h.rep_encoding));
+        if (plen < 4) return pt__errorf(err, PT_EFORMAT, "repetition levels cut short");
+        uint32_t l = pt__load_u32(p);
+        if (l > (uint64_t)(plen - 4))
+          return pt__errorf(err, PT_EFORMAT, "repetition levels of %u bytes exceed the page", l);
+        rv = p + 4;
+        rv_len = l;
+        p += 4 + l;
+        plen -= 4 + (int64_t)l;
+      }
       if (c->max_def > 0) {
         if (h.def_encoding != PT__ENC_RLE)
           return pt__errorf(err, PT_ENOTSUP, "definition levels of encoding %s are not supported",
@@ -999,17 +1186,51 @@ static int read_chunk(reader *r, int64_t rg, const leaf *c, colbuf *b, int64_t r
       vals = p;
       vals_len = plen;
     }
-    /* Definition levels. */
+    /* Levels. */
     uint32_t *defs = NULL;
     int64_t present = n;
     if (c->max_def > 0) {
       PT_RETURN_NOT_OK(ensure_u32(&r->levels, &r->levels_cap, n, err));
       pt__rle_dec d;
-      pt__rle_init(&d, lv, lv_len, 1);
+      pt__rle_init(&d, lv, lv_len, pt__bit_width((uint64_t)c->max_def));
       PT_RETURN_NOT_OK(pt__rle_get(&d, r->levels, n, err));
       defs = r->levels;
       present = 0;
-      for (int64_t i = 0; i < n; i++) present += defs[i] == 1;
+      for (int64_t i = 0; i < n; i++) {
+        if (defs[i] > (uint32_t)c->max_def)
+          return pt__errorf(err, PT_EFORMAT, "definition level %u above the column's %d", defs[i],
+                            c->max_def);
+        present += defs[i] == (uint32_t)c->max_def;
+      }
+    }
+    if (c->nested) {
+      if (b->n_levels + n > b->cap_levels) {
+        int64_t cap = b->cap_levels ? b->cap_levels : 1024;
+        while (cap < b->n_levels + n) cap *= 2;
+        uint16_t *d = pt__realloc(b->defs, (size_t)cap * sizeof *d);
+        if (d == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
+        b->defs = d;
+        uint16_t *q = pt__realloc(b->reps, (size_t)cap * sizeof *q);
+        if (q == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
+        b->reps = q;
+        b->cap_levels = cap;
+      }
+      for (int64_t i = 0; i < n; i++) b->defs[b->n_levels + i] = defs ? (uint16_t)defs[i] : 0;
+      if (c->max_rep > 0) {
+        PT_RETURN_NOT_OK(ensure_u32(&r->indices, &r->indices_cap, n, err));
+        pt__rle_dec d;
+        pt__rle_init(&d, rv, rv_len, pt__bit_width((uint64_t)c->max_rep));
+        PT_RETURN_NOT_OK(pt__rle_get(&d, r->indices, n, err));
+        for (int64_t i = 0; i < n; i++) {
+          if (r->indices[i] > (uint32_t)c->max_rep)
+            return pt__errorf(err, PT_EFORMAT, "repetition level %u above the column's %d",
+                              r->indices[i], c->max_rep);
+          b->reps[b->n_levels + i] = (uint16_t)r->indices[i];
+        }
+      } else {
+        memset(b->reps + b->n_levels, 0, (size_t)n * sizeof *b->reps);
+      }
+      b->n_levels += n;
     }
     vsrc s = {.enc = h.encoding, .p = vals, .end = vals + vals_len};
     switch (h.encoding) {
@@ -1062,7 +1283,7 @@ static int read_chunk(reader *r, int64_t rg, const leaf *c, colbuf *b, int64_t r
     values_left -= n;
     (*page_no)++;
   }
-  if (b->rows != rg_rows)
+  if (!c->nested && b->rows != rg_rows)
     return pt__errorf(err, PT_EFORMAT, "chunk has %lld values but the row group %lld rows",
                       (long long)b->rows, (long long)rg_rows);
   return PT_OK;
@@ -1075,6 +1296,8 @@ static void colbuf_free(colbuf *b) {
   pt__free(b->dict_page);
   pt__free(b->dict_ptr);
   pt__free(b->dict_len);
+  pt__free(b->defs);
+  pt__free(b->reps);
   memset(b, 0, sizeof *b);
 }
 
@@ -1111,6 +1334,95 @@ static int finish_array(const leaf *c, colbuf *b, struct ArrowArray *out, pt_err
   return PT_OK;
 }
 
+/* The validity bitmap of n's slots from the levels of its first leaf:
+ * NULL (and *nulls 0) when every slot is valid. slot(i) selects entries. */
+static int levels_validity(const node *n, const colbuf *f, int64_t slots, uint8_t **out,
+                           int64_t *nulls, pt_error *err) {
+  *out = NULL;
+  *nulls = 0;
+  if (!n->nullable) return PT_OK;
+  uint8_t *bits = pt__calloc(1, (size_t)(slots + 7) / 8 + 8);
+  if (bits == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
+  int64_t k = 0;
+  for (int64_t i = 0; i < f->n_levels; i++) {
+    if (f->reps[i] > n->rep || f->defs[i] < n->def_slot) continue;
+    bool valid = f->defs[i] >= n->def_valid;
+    if (valid) pt__bit_set(bits, k, 1);
+    else (*nulls)++;
+    k++;
+  }
+  if (*nulls == 0) {
+    pt__free(bits);
+    bits = NULL;
+  }
+  *out = bits;
+  return PT_OK;
+}
+
+/* Assembles node n's array for the row group from the decoded leaves;
+ * *len = its rows. */
+static int build_node(reader *r, const node *n, struct ArrowArray *out, int64_t *len,
+                      pt_error *err) {
+  out->release = NULL;
+  if (n->kind == N_LEAF) {
+    colbuf *b = &r->bufs[n->first];
+    *len = b->rows;
+    return finish_array(n->leaf, b, out, err);
+  }
+  const colbuf *f = &r->bufs[n->first];
+  int64_t slots = 0;
+  for (int64_t i = 0; i < f->n_levels; i++) slots += f->reps[i] <= n->rep && f->defs[i] >= n->def_slot;
+  uint8_t *validity = NULL;
+  int64_t nulls = 0, elements = 0;
+  uint8_t *offsets = NULL;
+  int width = n->large ? 8 : 4;
+  int rc = levels_validity(n, f, slots, &validity, &nulls, err);
+  if (rc == PT_OK && n->kind == N_LIST) {
+    const node *e = &n->children[0];
+    offsets = pt__malloc((size_t)(slots + 1) * (size_t)width);
+    if (offsets == NULL) rc = pt__errorf(err, PT_ENOMEM, "out of memory");
+    int64_t k = 0, count = 0;
+    for (int64_t i = 0; i < f->n_levels && rc == PT_OK; i++) {
+      if (f->reps[i] <= n->rep && f->defs[i] >= n->def_slot) {
+        if (n->large) pt__store_i64(offsets + 8 * k++, count);
+        else pt__store_i32(offsets + 4 * k++, (int32_t)count);
+      }
+      if (f->reps[i] <= e->rep && f->defs[i] >= e->def_slot) count++;
+      if (!n->large && count > INT32_MAX)
+        rc = pt__errorf(err, PT_ERANGE, "more than 2^31 list elements in a row group");
+    }
+    if (rc == PT_OK) {
+      if (n->large) pt__store_i64(offsets + 8 * k, count);
+      else pt__store_i32(offsets + 4 * k, (int32_t)count);
+      elements = count;
+    }
+  }
+  if (rc == PT_OK) rc = pt__array_init(out, n->kind == N_LIST ? 2 : 1, n->n_children, false, err);
+  if (rc != PT_OK) {
+    pt__free(validity);
+    pt__free(offsets);
+    return rc;
+  }
+  out->length = slots;
+  out->null_count = nulls;
+  pt__array_set_buffer(out, 0, validity, true);
+  if (n->kind == N_LIST) pt__array_set_buffer(out, 1, offsets, true);
+  for (int64_t k = 0; k < n->n_children; k++) {
+    int64_t clen;
+    rc = build_node(r, &n->children[k], out->children[k], &clen, err);
+    int64_t want = n->kind == N_LIST ? elements : slots;
+    if (rc == PT_OK && clen != want)
+      rc = pt__errorf(err, PT_EFORMAT, "'%s' has %lld values where '%s' needs %lld",
+                      n->children[k].name, (long long)clen, n->name, (long long)want);
+    if (rc != PT_OK) {
+      out->release(out);
+      return rc;
+    }
+  }
+  *len = slots;
+  return PT_OK;
+}
+
 /* Decodes row group rg's projected columns into r->rg_arrays. */
 static int load_row_group(reader *r, int64_t rg, pt_error *err) {
   const pt__pq_row_group *g = &r->meta.row_groups[rg];
@@ -1119,18 +1431,30 @@ static int load_row_group(reader *r, int64_t rg, pt_error *err) {
     return pt__errorf(err, PT_EFORMAT, "row group %lld: %lld column chunks for %lld columns",
                       (long long)rg, (long long)g->n_columns, (long long)r->n_leaves);
   r->rg_arrays = pt__calloc((size_t)(r->n_cols ? r->n_cols : 1), sizeof *r->rg_arrays);
-  if (r->rg_arrays == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
-  for (int64_t k = 0; k < r->n_cols; k++) {
-    const leaf *c = &r->cols[k];
-    colbuf b = {0};
+  r->bufs = pt__calloc((size_t)(r->n_sel ? r->n_sel : 1), sizeof *r->bufs);
+  if (r->rg_arrays == NULL || r->bufs == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
+  int rc = PT_OK;
+  for (int64_t k = 0; k < r->n_sel && rc == PT_OK; k++) {
+    const leaf *c = r->leaves[k];
     int64_t page = 0;
-    int rc = read_chunk(r, rg, c, &b, g->num_rows, &page, err);
-    if (rc == PT_OK) rc = finish_array(c, &b, &r->rg_arrays[k], err);
-    colbuf_free(&b);
+    rc = read_chunk(r, rg, c, &r->bufs[k], g->num_rows, &page, err);
     if (rc != PT_OK)
-      return pt__error_prefix(err, rc, "row group %lld, column '%s', page %lld: ", (long long)rg,
-                              c->name, (long long)page);
+      pt__error_prefix(err, rc, "row group %lld, column '%s', page %lld: ", (long long)rg, c->name,
+                       (long long)page);
   }
+  for (int64_t k = 0; k < r->n_cols && rc == PT_OK; k++) {
+    int64_t len;
+    rc = build_node(r, &r->cols[k], &r->rg_arrays[k], &len, err);
+    if (rc == PT_OK && len != g->num_rows)
+      rc = pt__errorf(err, PT_EFORMAT, "%lld rows where the row group has %lld", (long long)len,
+                      (long long)g->num_rows);
+    if (rc != PT_OK)
+      pt__error_prefix(err, rc, "row group %lld, column '%s': ", (long long)rg, r->cols[k].name);
+  }
+  for (int64_t k = 0; k < r->n_sel; k++) colbuf_free(&r->bufs[k]);
+  pt__free(r->bufs);
+  r->bufs = NULL;
+  if (rc != PT_OK) return rc;
   r->rg_rows = g->num_rows;
   r->rg_pos = 0;
   return PT_OK;
@@ -1213,6 +1537,11 @@ static void reader_free(reader *r) {
   if (r->schema.release) r->schema.release(&r->schema);
   pt__arena_free(&r->arena);
   pt__shared_unref(r->region);
+  if (r->bufs) {
+    for (int64_t k = 0; k < r->n_sel; k++) colbuf_free(&r->bufs[k]);
+    pt__free(r->bufs);
+  }
+  pt__free(r->leaves);
   pt__free(r->page_buf);
   pt__free(r->levels);
   pt__free(r->indices);

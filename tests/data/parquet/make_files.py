@@ -58,6 +58,17 @@ def main() -> None:
     for name, kw in files.items():
         pq.write_table(t, HERE / name, **kw)
         shutil.copy(HERE / name, CORPUS / name)
+    n = 30
+    nested = pa.table({
+        "l": pa.array([None if i % 5 == 0 else [i, None, i * 2][: i % 4] for i in range(n)],
+                      pa.list_(pa.int32())),
+        "s": pa.array([None if i % 6 == 0 else {"a": i, "b": [str(i)] * (i % 3)} for i in range(n)],
+                      pa.struct([("a", pa.int64()), ("b", pa.list_(pa.utf8()))])),
+        "m": pa.array([None if i % 7 == 0 else [(f"k{i}", i)] * (i % 2) for i in range(n)],
+                      pa.map_(pa.utf8(), pa.int32())),
+    })
+    pq.write_table(nested, HERE / "nested.parquet", row_group_size=20, data_page_version="2.0")
+    shutil.copy(HERE / "nested.parquet", CORPUS / "nested.parquet")
     int96 = pa.table({"ts": pa.array([0, 1_600_000_000_000_000_000, None], pa.timestamp("ns"))})
     pq.write_table(int96, HERE / "int96.parquet", use_deprecated_int96_timestamps=True)
     shutil.copy(HERE / "int96.parquet", CORPUS / "int96.parquet")
