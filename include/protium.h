@@ -382,11 +382,53 @@ int pt_ipc_read_fd(int fd, struct ArrowArrayStream *out, pt_error *err);
 /* Parquet: files read into Arrow record batches (see docs/parquet.md for the
  * types, encodings and codecs supported, and what is refused). */
 
+/* A predicate over columns, for skipping row groups whose statistics (min,
+ * max, null count) prove that no row can match. Columns are named by their
+ * path ("price", or "info.a" inside a struct; not inside lists). Rows of the
+ * row groups read are returned whether or not they match: apply the
+ * predicate to them yourself; the filter only saves reading what cannot
+ * match. */
+typedef struct pt_parquet_filter pt_parquet_filter;
+
+enum {
+  PT_PARQUET_EQ = 1,
+  PT_PARQUET_LT,
+  PT_PARQUET_LE,
+  PT_PARQUET_GT,
+  PT_PARQUET_GE,
+  PT_PARQUET_IN,      /* any of n values */
+  PT_PARQUET_IS_NULL, /* no value */
+  PT_PARQUET_AND,
+  PT_PARQUET_OR,
+};
+
+/* column op value (n = 1), or column IN values[0..n). Integers compare with
+ * integer, date and float columns; doubles with numeric columns; bytes with
+ * strings and binary (bytewise, unsigned). lengths NULL: NUL-terminated.
+ * Values are copied. On PT_OK the caller owns *out (pt_parquet_filter_free). */
+int pt_parquet_filter_int(const char *column, int op, const int64_t *values, int64_t n,
+                          pt_parquet_filter **out, pt_error *err);
+int pt_parquet_filter_uint(const char *column, int op, const uint64_t *values, int64_t n,
+                           pt_parquet_filter **out, pt_error *err);
+int pt_parquet_filter_double(const char *column, int op, const double *values, int64_t n,
+                             pt_parquet_filter **out, pt_error *err);
+int pt_parquet_filter_bytes(const char *column, int op, const char *const *values,
+                            const int64_t *lengths, int64_t n, pt_parquet_filter **out,
+                            pt_error *err);
+int pt_parquet_filter_is_null(const char *column, pt_parquet_filter **out, pt_error *err);
+/* a AND b, a OR b (op PT_PARQUET_AND / _OR). On PT_OK *out owns a and b; on
+ * failure they stay the caller's. */
+int pt_parquet_filter_combine(int op, pt_parquet_filter *a, pt_parquet_filter *b,
+                              pt_parquet_filter **out, pt_error *err);
+void pt_parquet_filter_free(pt_parquet_filter *f);
+
 typedef struct pt_parquet_read_options {
   const char *const *columns; /* names of the top-level columns to read, in
                                  this order; NULL = all columns */
   int64_t n_columns;          /* entries in columns */
   int64_t batch_size;         /* rows per batch at most; 0 = 65536 */
+  const pt_parquet_filter *filter; /* NULL: read every row group; else skip
+                                      those that cannot match (copied) */
 } pt_parquet_read_options;
 
 /* Defaults: all columns, batches of 65536 rows. */
@@ -408,6 +450,10 @@ int pt_parquet_read_buffer(const void *data, int64_t size,
                            void (*free_data)(void *data, void *free_arg), void *free_arg,
                            const pt_parquet_read_options *opts, struct ArrowArrayStream *out,
                            pt_error *err);
+/* Of a stream opened by pt_parquet_read_*: the row groups read so far and
+ * those skipped by the filter. PT_EINVAL for other streams. */
+int pt_parquet_stream_row_groups(struct ArrowArrayStream *stream, int64_t *read,
+                                 int64_t *skipped, pt_error *err);
 
 /* Parquet writing: Arrow batches of one schema into one file. */
 

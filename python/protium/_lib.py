@@ -130,6 +130,7 @@ class PtParquetReadOptions(ctypes.Structure):
         ("columns", ctypes.POINTER(ctypes.c_char_p)),
         ("n_columns", ctypes.c_int64),
         ("batch_size", ctypes.c_int64),
+        ("filter", ctypes.c_void_p),
     ]
 
 
@@ -193,6 +194,17 @@ _PROTOTYPES: dict[str, tuple[Any, list[Any]]] = {
     ),
     "pt_parquet_read_options_init": (None, [_P(PtParquetReadOptions)]),
     "pt_buf_free": (None, [_vp]),
+    "pt_parquet_filter_int": (_c_int, [ctypes.c_char_p, _c_int, _P(_c_i64), _c_i64, _P(_vp), _err]),
+    "pt_parquet_filter_uint": (
+        _c_int, [ctypes.c_char_p, _c_int, _P(ctypes.c_uint64), _c_i64, _P(_vp), _err]),
+    "pt_parquet_filter_double": (
+        _c_int, [ctypes.c_char_p, _c_int, _P(ctypes.c_double), _c_i64, _P(_vp), _err]),
+    "pt_parquet_filter_bytes": (
+        _c_int, [ctypes.c_char_p, _c_int, _P(ctypes.c_char_p), _P(_c_i64), _c_i64, _P(_vp), _err]),
+    "pt_parquet_filter_is_null": (_c_int, [ctypes.c_char_p, _P(_vp), _err]),
+    "pt_parquet_filter_combine": (_c_int, [_c_int, _vp, _vp, _P(_vp), _err]),
+    "pt_parquet_filter_free": (None, [_vp]),
+    "pt_parquet_stream_row_groups": (_c_int, [_P(ArrowArrayStream), _P(_c_i64), _P(_c_i64), _err]),
     "pt_parquet_write_options_init": (None, [_P(PtParquetWriteOptions)]),
     "pt_parquet_writer_open_path": (
         _c_int,

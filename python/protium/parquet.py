@@ -29,7 +29,12 @@ from protium._lib import (
 )
 from protium.arrow import _as_ipc_data, _CStream, _exported_array, _exported_schema, _reader
 
-__all__ = ["read_parquet", "read_parquet_buffer", "write_parquet", "write_parquet_buffer"]
+__all__ = [
+    "read_parquet",
+    "read_parquet_buffer",
+    "write_parquet",
+    "write_parquet_buffer",
+]
 
 CODECS = {"none": 0, "snappy": 1, "gzip": 2, "brotli": 4, "zstd": 6, "lz4_raw": 7}
 
@@ -37,33 +42,140 @@ PathLike = Union[str, "os.PathLike[str]"]
 _ref = ctypes.byref
 
 
+_OPS = {"=": 1, "==": 1, "<": 2, "<=": 3, ">": 4, ">=": 5, "in": 6, "is_null": 7}
+_AND, _OR = 8, 9
+
+
+class _Filter:
+    """A pt_parquet_filter built from pyarrow-style filters, freed when
+    garbage."""
+
+    def __init__(self, spec: object) -> None:
+        self.ptr = ctypes.c_void_p()
+        self.ptr = self._build(spec)
+
+    def __del__(self) -> None:
+        if getattr(self, "ptr", None):
+            lib().pt_parquet_filter_free(self.ptr)
+            self.ptr = None
+
+    @staticmethod
+    def _combine(op: int, a: ctypes.c_void_p, b: ctypes.c_void_p) -> ctypes.c_void_p:
+        out, err = ctypes.c_void_p(), PtError()
+        rc = lib().pt_parquet_filter_combine(op, a, b, _ref(out), _ref(err))
+        if rc != 0:
+            lib().pt_parquet_filter_free(a)
+            lib().pt_parquet_filter_free(b)
+        check(rc, err)
+        return out
+
+    @classmethod
+    def _leaf(cls, column: str, op: str, value: object) -> ctypes.c_void_p:
+        if op not in _OPS:
+            raise ProtiumError(PT_EINVAL, f"unknown filter operator {op!r}; use one of {sorted(_OPS)}")
+        out, err = ctypes.c_void_p(), PtError()
+        name = column.encode()
+        if op == "is_null":
+            check(lib().pt_parquet_filter_is_null(name, _ref(out), _ref(err)), err)
+            return out
+        values = list(value) if op == "in" else [value]  # type: ignore[call-overload]
+        kinds = {type(v) for v in values}
+        if kinds <= {int} and values and max(values) > 2**63 - 1:
+            arr = (ctypes.c_uint64 * len(values))(*values)
+            rc = lib().pt_parquet_filter_uint(name, _OPS[op], arr, len(values), _ref(out), _ref(err))
+        elif kinds <= {int}:
+            arr = (ctypes.c_int64 * max(len(values), 1))(*values)
+            rc = lib().pt_parquet_filter_int(name, _OPS[op], arr, len(values), _ref(out), _ref(err))
+        elif kinds <= {int, float}:
+            arr = (ctypes.c_double * len(values))(*[float(v) for v in values])
+            rc = lib().pt_parquet_filter_double(name, _OPS[op], arr, len(values), _ref(out), _ref(err))
+        elif kinds <= {str, bytes}:
+            raw = [v.encode() if isinstance(v, str) else v for v in values]
+            ptrs = (ctypes.c_char_p * len(raw))(*raw)
+            lens = (ctypes.c_int64 * len(raw))(*[len(v) for v in raw])
+            rc = lib().pt_parquet_filter_bytes(name, _OPS[op], ptrs, lens, len(raw), _ref(out), _ref(err))
+        else:
+            raise ProtiumError(PT_EINVAL, f"filter values must be int, float, str or bytes, not {kinds}")
+        check(rc, err)
+        return out
+
+    @classmethod
+    def _build(cls, spec: object) -> ctypes.c_void_p:
+        """[(col, op, value), ...] is an AND; [[...], [...]] an OR of ANDs
+        (pyarrow's form)."""
+        if not isinstance(spec, list) or not spec:
+            raise ProtiumError(PT_EINVAL, "filter: a non-empty list of (column, op, value) tuples")
+        if all(isinstance(t, list) for t in spec):
+            parts = [cls._build(t) for t in spec]
+            op = _OR
+        else:
+            parts = [cls._leaf(*t) for t in spec]
+            op = _AND
+        acc = parts[0]
+        for p in parts[1:]:
+            acc = cls._combine(op, acc, p)
+        return acc
+
+
 def _read_options(
-    columns: Optional[Sequence[str]], batch_size: int
+    columns: Optional[Sequence[str]], batch_size: int, filter: object = None
 ) -> tuple[PtParquetReadOptions, object]:
     opts = PtParquetReadOptions()
     lib().pt_parquet_read_options_init(_ref(opts))
-    keep: object = None
+    keep: list = []
+    if filter is not None:
+        f = _Filter(filter)
+        opts.filter = f.ptr
+        keep.append(f)
     if columns is not None:
         names = (ctypes.c_char_p * max(len(columns), 1))(*[c.encode() for c in columns])
         opts.columns = ctypes.cast(names, ctypes.POINTER(ctypes.c_char_p))
         opts.n_columns = len(columns)
-        keep = names
+        keep.append(names)
     if batch_size:
         opts.batch_size = batch_size
     return opts, keep
 
 
+class _ParquetStream(_CStream):
+    """A C stream from pt_parquet_read_*: before it is released, its row
+    group counts go into `stats` (when given)."""
+
+    def __init__(self, stats: Optional[dict]) -> None:
+        super().__init__()
+        self.stats = stats
+
+    def close(self) -> None:
+        if self.stats is not None and self.c.release:
+            read, skipped, err = ctypes.c_int64(), ctypes.c_int64(), PtError()
+            if lib().pt_parquet_stream_row_groups(_ref(self.c), _ref(read), _ref(skipped), _ref(err)) == 0:
+                self.stats["row_groups_read"] = read.value
+                self.stats["row_groups_skipped"] = skipped.value
+        super().close()
+
+
 def read_parquet(
-    path: PathLike, columns: Optional[Sequence[str]] = None, *, batch_size: int = 0
+    path: PathLike,
+    columns: Optional[Sequence[str]] = None,
+    *,
+    batch_size: int = 0,
+    filter: object = None,
+    stats: Optional[dict] = None,
 ) -> pa.RecordBatchReader:
     """Opens a Parquet file with pt_parquet_read_path (memory-mapped) and
     returns its record batches as a pyarrow reader.
 
     columns: the top-level columns to read, in this order (None: all).
     batch_size: rows per batch at most (0: the library's default, 65536).
+    filter: pyarrow-style [(column, op, value), ...] (AND) or a list of such
+    lists (OR); ops "=", "<", "<=", ">", ">=", "in", "is_null". Row groups
+    whose statistics prove no row matches are skipped; the rows of the others
+    are returned as they are (filter them yourself).
+    stats: a dict that gets "row_groups_read" and "row_groups_skipped" once
+    the reader is exhausted.
     """
-    opts, _keep = _read_options(columns, batch_size)
-    stream, err = _CStream(), PtError()
+    opts, _keep = _read_options(columns, batch_size, filter)
+    stream, err = _ParquetStream(stats), PtError()
     check(lib().pt_parquet_read_path(os.fsencode(path), _ref(opts), _ref(stream.c), _ref(err)), err)
     return _reader(stream)
 

@@ -327,4 +327,20 @@ int pt__delta_decode(const uint8_t *p, int64_t len, int64_t n, int64_t *out, int
 /* Bits needed for values up to max (0 for 0). */
 static inline int pt__bit_width(uint64_t max) { return max == 0 ? 0 : 64 - __builtin_clzll(max); }
 
+/* ------------------------------------------------------------------------ */
+/* Filters (filter.c) */
+
+/* Deep copy (NULL stays NULL). */
+int pt__filter_copy(const pt_parquet_filter *f, pt_parquet_filter **out, pt_error *err);
+/* Calls check on the column path of every comparison in f. */
+int pt__filter_columns(const pt_parquet_filter *f,
+                       int (*check)(const char *path, void *arg, pt_error *err), void *arg,
+                       pt_error *err);
+/* Whether row group g may hold a row matching f (false: its statistics prove
+ * none can). find gives a column path's chunk index and (in *elem) schema
+ * element, or -1. */
+bool pt__filter_may_match(const pt_parquet_filter *f, const pt__pq_file_meta *m,
+                          const pt__pq_row_group *g,
+                          int64_t (*find)(const char *path, void *arg, int64_t *elem), void *arg);
+
 #endif /* PT_PARQUET_INT_H */

@@ -101,6 +101,8 @@ typedef struct reader {
   leaf **leaves;           /* the selected ones, in file order */
   int64_t n_sel, cap_sel;
   colbuf *bufs;            /* n_sel, while a row group is read */
+  pt_parquet_filter *filter; /* owned copy, or NULL */
+  int64_t rg_read, rg_skipped;
   struct ArrowSchema schema;
   int64_t batch_rows;
   int64_t next_rg;
@@ -1480,12 +1482,70 @@ static int errno_of(int code) {
   }
 }
 
+/* The column chunk (and, in *elem, the schema element) of a dotted column
+ * path; -1 if there is none; -2 if it lies inside a repeated field. */
+static int64_t find_path_in(const reader *r, int64_t *i, int64_t *chunk, const char *path,
+                            size_t done, bool prefix_ok, bool repeated, int64_t *elem) {
+  const pt__pq_schema_elem *e = &r->meta.schema[(*i)++];
+  size_t n = (size_t)e->name.len;
+  /* prefix_ok: path[0, done) named the ancestors, so path + done is valid. */
+  bool here = prefix_ok && strncmp(path + done, (const char *)e->name.data, n) == 0 &&
+              memchr(e->name.data, '.', n) == NULL && memchr(e->name.data, '\0', n) == NULL;
+  bool rep = repeated || e->repetition == PT__PQ_REPEATED;
+  int64_t found = -1;
+  if (e->num_children == 0) {
+    if (here && path[done + n] == '\0') {
+      *elem = *i - 1;
+      found = rep ? -2 : *chunk;
+    }
+    (*chunk)++;
+    return found;
+  }
+  for (int32_t k = 0; k < e->num_children; k++) {
+    bool deeper = here && path[done + n] == '.';
+    int64_t f = find_path_in(r, i, chunk, path, deeper ? done + n + 1 : 0, deeper, rep, elem);
+    if (here && path[done + n] == '.' && f != -1 && found == -1) found = f;
+  }
+  return found;
+}
+
+static int64_t find_path(const char *path, void *arg, int64_t *elem) {
+  const reader *r = arg;
+  int64_t i = 1, chunk = 0, found = -1;
+  *elem = -1;
+  for (int32_t k = 0; k < r->meta.schema[0].num_children && i < r->meta.n_schema; k++) {
+    int64_t e2 = -1;
+    int64_t f = find_path_in(r, &i, &chunk, path, 0, true, false, &e2);
+    if (f != -1 && found == -1) {
+      found = f;
+      *elem = e2;
+    }
+  }
+  return found;
+}
+
+static int check_filter_column(const char *path, void *arg, pt_error *err) {
+  int64_t elem;
+  int64_t f = find_path(path, arg, &elem);
+  if (f == -1)
+    return pt__errorf(err, PT_EINVAL, "filter: no column '%s' in the file (name struct fields as 'a.b')", path);
+  if (f == -2)
+    return pt__errorf(err, PT_EINVAL, "filter: column '%s' is inside a list; filters take columns outside lists", path);
+  return PT_OK;
+}
+
 static int next_batch(reader *r, struct ArrowArray *out, pt_error *err) {
   out->release = NULL;
   while (r->rg_arrays == NULL || r->rg_pos >= r->rg_rows) {
     drop_row_group(r);
     if (r->next_rg >= r->meta.n_row_groups) return PT_OK; /* end */
-    PT_RETURN_NOT_OK(load_row_group(r, r->next_rg++, err));
+    int64_t rg = r->next_rg++;
+    if (r->filter && !pt__filter_may_match(r->filter, &r->meta, &r->meta.row_groups[rg], find_path, r)) {
+      r->rg_skipped++;
+      continue;
+    }
+    r->rg_read++;
+    PT_RETURN_NOT_OK(load_row_group(r, rg, err));
   }
   int64_t n = r->rg_rows - r->rg_pos;
   if (n > r->batch_rows) n = r->batch_rows;
@@ -1542,6 +1602,7 @@ static void reader_free(reader *r) {
     pt__free(r->bufs);
   }
   pt__free(r->leaves);
+  pt_parquet_filter_free(r->filter);
   pt__free(r->page_buf);
   pt__free(r->levels);
   pt__free(r->indices);
@@ -1603,6 +1664,10 @@ static int open_region(const uint8_t *data, int64_t size, pt__shared *region, co
   int rc = r->label ? PT_OK : pt__errorf(err, PT_ENOMEM, "out of memory");
   if (rc == PT_OK) rc = parse_footer(r, err);
   if (rc == PT_OK) rc = build_schema(r, opts, err);
+  if (rc == PT_OK && opts && opts->filter) {
+    rc = pt__filter_copy(opts->filter, &r->filter, err);
+    if (rc == PT_OK) rc = pt__filter_columns(r->filter, check_filter_column, r, err);
+  }
   if (rc != PT_OK) {
     pt__error_prefix(err, rc, "parquet: %s: ", label);
     r->region = NULL; /* stays the caller's on failure */
@@ -1614,6 +1679,16 @@ static int open_region(const uint8_t *data, int64_t size, pt__shared *region, co
   out->get_last_error = stream_last_error;
   out->release = stream_release;
   out->private_data = r;
+  return PT_OK;
+}
+
+int pt_parquet_stream_row_groups(struct ArrowArrayStream *stream, int64_t *read,
+                                 int64_t *skipped, pt_error *err) {
+  if (stream == NULL || stream->release != stream_release)
+    return pt__errorf(err, PT_EINVAL, "not a stream opened by pt_parquet_read_*");
+  const reader *r = stream->private_data;
+  if (read) *read = r->rg_read;
+  if (skipped) *skipped = r->rg_skipped;
   return PT_OK;
 }
 

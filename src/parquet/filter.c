@@ -1,0 +1,319 @@
+/* filter.c — predicates over Parquet columns (=, <, <=, >, >=, IN, IS NULL,
+ * AND, OR) and their test against a row group's column statistics: a row
+ * group whose min/max/null counts prove that no row can match is skipped by
+ * the reader. The test is conservative: anything it cannot decide (no
+ * statistics, types it does not compare, NaN) keeps the row group.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "parquet/parquet_int.h"
+
+enum { LIT_INT, LIT_UINT, LIT_DOUBLE, LIT_BYTES };
+
+struct pt_parquet_filter {
+  int op;                     /* PT_PARQUET_* */
+  char *column;               /* leaves: dotted path */
+  int lit;                    /* LIT_* */
+  int64_t n;                  /* literals (IN: several) */
+  int64_t *ints;
+  double *doubles;
+  uint8_t **bytes;
+  int64_t *lens;
+  struct pt_parquet_filter *a, *b; /* AND / OR */
+};
+
+void pt_parquet_filter_free(pt_parquet_filter *f) {
+  if (f == NULL) return;
+  pt_parquet_filter_free(f->a);
+  pt_parquet_filter_free(f->b);
+  if (f->bytes)
+    for (int64_t i = 0; i < f->n; i++) pt__free(f->bytes[i]);
+  pt__free(f->bytes);
+  pt__free(f->lens);
+  pt__free(f->ints);
+  pt__free(f->doubles);
+  pt__free(f->column);
+  pt__free(f);
+}
+
+static int new_leaf(const char *column, int op, int lit, int64_t n, pt_parquet_filter **out,
+                    pt_error *err) {
+  *out = NULL;
+  if (column == NULL || column[0] == '\0')
+    return pt__errorf(err, PT_EINVAL, "parquet filter: a column name is needed");
+  if (op < PT_PARQUET_EQ || op > PT_PARQUET_IS_NULL)
+    return pt__errorf(err, PT_EINVAL, "parquet filter: unknown comparison %d; use PT_PARQUET_EQ, "
+                      "_LT, _LE, _GT, _GE, _IN or _IS_NULL", op);
+  if (n < 0 || (op != PT_PARQUET_IN && op != PT_PARQUET_IS_NULL && n != 1))
+    return pt__errorf(err, PT_EINVAL, "parquet filter: %lld values for a comparison of one",
+                      (long long)n);
+  pt_parquet_filter *f = pt__calloc(1, sizeof *f);
+  if (f == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
+  f->op = op;
+  f->lit = lit;
+  f->n = n;
+  f->column = pt__strdup(column);
+  size_t k = (size_t)(n ? n : 1);
+  if (f->column == NULL ||
+      (lit == LIT_DOUBLE ? (f->doubles = pt__calloc(k, sizeof(double))) == NULL
+       : lit == LIT_BYTES ? ((f->bytes = pt__calloc(k, sizeof(uint8_t *))) == NULL ||
+                             (f->lens = pt__calloc(k, sizeof(int64_t))) == NULL)
+                          : (f->ints = pt__calloc(k, sizeof(int64_t))) == NULL)) {
+    pt_parquet_filter_free(f);
+    return pt__errorf(err, PT_ENOMEM, "out of memory");
+  }
+  *out = f;
+  return PT_OK;
+}
+
+int pt_parquet_filter_int(const char *column, int op, const int64_t *values, int64_t n,
+                          pt_parquet_filter **out, pt_error *err) {
+  PT_RETURN_NOT_OK(new_leaf(column, op, LIT_INT, n, out, err));
+  if (n > 0) memcpy((*out)->ints, values, (size_t)n * sizeof *values);
+  return PT_OK;
+}
+
+int pt_parquet_filter_uint(const char *column, int op, const uint64_t *values, int64_t n,
+                           pt_parquet_filter **out, pt_error *err) {
+  PT_RETURN_NOT_OK(new_leaf(column, op, LIT_UINT, n, out, err));
+  if (n > 0) memcpy((*out)->ints, values, (size_t)n * sizeof *values);
+  return PT_OK;
+}
+
+int pt_parquet_filter_double(const char *column, int op, const double *values, int64_t n,
+                             pt_parquet_filter **out, pt_error *err) {
+  PT_RETURN_NOT_OK(new_leaf(column, op, LIT_DOUBLE, n, out, err));
+  if (n > 0) memcpy((*out)->doubles, values, (size_t)n * sizeof *values);
+  return PT_OK;
+}
+
+int pt_parquet_filter_bytes(const char *column, int op, const char *const *values,
+                            const int64_t *lengths, int64_t n, pt_parquet_filter **out,
+                            pt_error *err) {
+  PT_RETURN_NOT_OK(new_leaf(column, op, LIT_BYTES, n, out, err));
+  for (int64_t i = 0; i < n; i++) {
+    int64_t len = lengths ? lengths[i] : (int64_t)strlen(values[i]);
+    (*out)->bytes[i] = pt__malloc((size_t)(len ? len : 1));
+    if ((*out)->bytes[i] == NULL) {
+      pt_parquet_filter_free(*out);
+      *out = NULL;
+      return pt__errorf(err, PT_ENOMEM, "out of memory");
+    }
+    memcpy((*out)->bytes[i], values[i], (size_t)len);
+    (*out)->lens[i] = len;
+  }
+  return PT_OK;
+}
+
+int pt_parquet_filter_is_null(const char *column, pt_parquet_filter **out, pt_error *err) {
+  return new_leaf(column, PT_PARQUET_IS_NULL, LIT_INT, 0, out, err);
+}
+
+int pt_parquet_filter_combine(int op, pt_parquet_filter *a, pt_parquet_filter *b,
+                              pt_parquet_filter **out, pt_error *err) {
+  *out = NULL;
+  if (op != PT_PARQUET_AND && op != PT_PARQUET_OR)
+    return pt__errorf(err, PT_EINVAL, "parquet filter: combine with PT_PARQUET_AND or _OR");
+  if (a == NULL || b == NULL) return pt__errorf(err, PT_EINVAL, "parquet filter: two filters are needed");
+  pt_parquet_filter *f = pt__calloc(1, sizeof *f);
+  if (f == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
+  f->op = op;
+  f->a = a;
+  f->b = b;
+  *out = f;
+  return PT_OK;
+}
+
+int pt__filter_copy(const pt_parquet_filter *f, pt_parquet_filter **out, pt_error *err) {
+  *out = NULL;
+  if (f == NULL) return PT_OK;
+  if (f->op == PT_PARQUET_AND || f->op == PT_PARQUET_OR) {
+    pt_parquet_filter *a, *b;
+    PT_RETURN_NOT_OK(pt__filter_copy(f->a, &a, err));
+    int rc = pt__filter_copy(f->b, &b, err);
+    if (rc != PT_OK) {
+      pt_parquet_filter_free(a);
+      return rc;
+    }
+    rc = pt_parquet_filter_combine(f->op, a, b, out, err);
+    if (rc != PT_OK) {
+      pt_parquet_filter_free(a);
+      pt_parquet_filter_free(b);
+    }
+    return rc;
+  }
+  switch (f->lit) {
+    case LIT_INT: return pt_parquet_filter_int(f->column, f->op, f->ints, f->n, out, err);
+    case LIT_UINT:
+      return pt_parquet_filter_uint(f->column, f->op, (const uint64_t *)f->ints, f->n, out, err);
+    case LIT_DOUBLE: return pt_parquet_filter_double(f->column, f->op, f->doubles, f->n, out, err);
+    default:
+      return pt_parquet_filter_bytes(f->column, f->op, (const char *const *)f->bytes, f->lens, f->n,
+                                     out, err);
+  }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Against statistics */
+
+/* How a column's statistics compare: */
+enum { CMP_NONE, CMP_SIGNED, CMP_UNSIGNED, CMP_FLOAT, CMP_BYTES };
+
+static int column_cmp(const pt__pq_schema_elem *e) {
+  const pt__pq_logical *l = &e->logical;
+  bool unsigned_int = (l->kind == PT__LT_INTEGER && !l->is_signed) ||
+                      (l->kind == PT__LT_NONE && e->converted >= PT__CT_UINT_8 &&
+                       e->converted <= PT__CT_UINT_64);
+  switch (e->type) {
+    case PT__PQ_INT32:
+    case PT__PQ_INT64:
+      if (l->kind == PT__LT_DECIMAL || e->converted == PT__CT_DECIMAL) return CMP_NONE;
+      if (l->kind == PT__LT_TIMESTAMP || l->kind == PT__LT_TIME || l->kind == PT__LT_UNKNOWN)
+        return CMP_NONE; /* units may differ from the Arrow column's */
+      return unsigned_int ? CMP_UNSIGNED : CMP_SIGNED;
+    case PT__PQ_FLOAT:
+    case PT__PQ_DOUBLE: return CMP_FLOAT;
+    case PT__PQ_BYTE_ARRAY:
+      if (l->kind == PT__LT_DECIMAL || e->converted == PT__CT_DECIMAL) return CMP_NONE;
+      return CMP_BYTES;
+    default: return CMP_NONE;
+  }
+}
+
+typedef struct stat_val {
+  int64_t i;
+  uint64_t u;
+  double d;
+  const uint8_t *b;
+  int64_t len;
+} stat_val;
+
+static bool decode_stat(int type, int cmp, pt__pq_bytes v, stat_val *out) {
+  if (cmp == CMP_BYTES) {
+    out->b = v.data;
+    out->len = v.len;
+    return true;
+  }
+  if (type == PT__PQ_INT32 && v.len == 4) {
+    out->i = pt__load_i32(v.data);
+    out->u = pt__load_u32(v.data);
+    out->d = (double)out->i;
+  } else if (type == PT__PQ_INT64 && v.len == 8) {
+    out->i = pt__load_i64(v.data);
+    out->u = pt__load_u64(v.data);
+    out->d = (double)out->i;
+  } else if (type == PT__PQ_FLOAT && v.len == 4) {
+    float f;
+    memcpy(&f, v.data, 4);
+    out->d = f;
+  } else if (type == PT__PQ_DOUBLE && v.len == 8) {
+    memcpy(&out->d, v.data, 8);
+  } else {
+    return false;
+  }
+  return cmp != CMP_FLOAT || !isnan(out->d);
+}
+
+/* literal k of f against s: <0, 0, >0; *ok false when it cannot tell. */
+static int compare_lit(const pt_parquet_filter *f, int64_t k, int cmp, const stat_val *s, bool *ok) {
+  *ok = true;
+  switch (cmp) {
+    case CMP_SIGNED:
+      if (f->lit == LIT_INT) return (f->ints[k] > s->i) - (f->ints[k] < s->i);
+      if (f->lit == LIT_UINT) {
+        uint64_t v = (uint64_t)f->ints[k];
+        if (s->i < 0 || v > INT64_MAX) return 1;
+        return (v > (uint64_t)s->i) - (v < (uint64_t)s->i);
+      }
+      if (f->lit == LIT_DOUBLE && !isnan(f->doubles[k]))
+        return (f->doubles[k] > s->d) - (f->doubles[k] < s->d);
+      break;
+    case CMP_UNSIGNED:
+      if (f->lit == LIT_UINT || (f->lit == LIT_INT && f->ints[k] >= 0)) {
+        uint64_t v = (uint64_t)f->ints[k];
+        return (v > s->u) - (v < s->u);
+      }
+      if (f->lit == LIT_INT) return -1; /* negative: below every unsigned value */
+      break;
+    case CMP_FLOAT:
+      if (f->lit == LIT_DOUBLE && !isnan(f->doubles[k]))
+        return (f->doubles[k] > s->d) - (f->doubles[k] < s->d);
+      if (f->lit == LIT_INT) {
+        double v = (double)f->ints[k];
+        return (v > s->d) - (v < s->d);
+      }
+      break;
+    case CMP_BYTES:
+      if (f->lit == LIT_BYTES) {
+        int64_t n = f->lens[k] < s->len ? f->lens[k] : s->len;
+        int c = n > 0 ? memcmp(f->bytes[k], s->b, (size_t)n) : 0;
+        if (c != 0) return c;
+        return (f->lens[k] > s->len) - (f->lens[k] < s->len);
+      }
+      break;
+  }
+  *ok = false;
+  return 0;
+}
+
+int pt__filter_columns(const pt_parquet_filter *f,
+                       int (*check)(const char *path, void *arg, pt_error *err), void *arg,
+                       pt_error *err) {
+  if (f == NULL) return PT_OK;
+  if (f->op == PT_PARQUET_AND || f->op == PT_PARQUET_OR) {
+    PT_RETURN_NOT_OK(pt__filter_columns(f->a, check, arg, err));
+    return pt__filter_columns(f->b, check, arg, err);
+  }
+  return check(f->column, arg, err);
+}
+
+bool pt__filter_may_match(const pt_parquet_filter *f, const pt__pq_file_meta *m,
+                          const pt__pq_row_group *g,
+                          int64_t (*find)(const char *path, void *arg, int64_t *elem), void *arg) {
+  if (f->op == PT_PARQUET_AND)
+    return pt__filter_may_match(f->a, m, g, find, arg) && pt__filter_may_match(f->b, m, g, find, arg);
+  if (f->op == PT_PARQUET_OR)
+    return pt__filter_may_match(f->a, m, g, find, arg) || pt__filter_may_match(f->b, m, g, find, arg);
+  int64_t s = -1;
+  int64_t leaf = find(f->column, arg, &s); /* its column chunk and schema element */
+  if (s < 0 || leaf < 0 || leaf >= g->n_columns) return true;
+  const pt__pq_column_chunk *cc = &g->columns[leaf];
+  if (!cc->has_meta || !cc->meta.has_stats) return true;
+  const pt__pq_stats *st = &cc->meta.stats;
+  int64_t values = cc->meta.num_values;
+  bool all_null = st->has_null_count && values >= 0 && st->null_count >= values && values == g->num_rows;
+  if (f->op == PT_PARQUET_IS_NULL) return !(st->has_null_count && st->null_count == 0);
+  if (all_null) return false; /* comparisons are false on nulls */
+  const pt__pq_schema_elem *e = &m->schema[s];
+  int cmp = column_cmp(e);
+  if (cmp == CMP_NONE) return true;
+  pt__pq_bytes lo, hi;
+  if (st->has_min_value && st->has_max_value) {
+    lo = st->min_value;
+    hi = st->max_value;
+  } else if (st->has_min && st->has_max && cmp == CMP_SIGNED) {
+    lo = st->min; /* the deprecated fields are only right for signed order */
+    hi = st->max;
+  } else {
+    return true;
+  }
+  stat_val mn, mx;
+  if (!decode_stat(e->type, cmp, lo, &mn) || !decode_stat(e->type, cmp, hi, &mx)) return true;
+  bool ok1, ok2;
+  switch (f->op) {
+    case PT_PARQUET_EQ:
+    case PT_PARQUET_IN:
+      for (int64_t k = 0; k < f->n; k++) {
+        int a = compare_lit(f, k, cmp, &mn, &ok1), b = compare_lit(f, k, cmp, &mx, &ok2);
+        if (!ok1 || !ok2 || (a >= 0 && b <= 0)) return true;
+      }
+      return false;
+    case PT_PARQUET_LT: { int a = compare_lit(f, 0, cmp, &mn, &ok1); return !ok1 || a > 0; }
+    case PT_PARQUET_LE: { int a = compare_lit(f, 0, cmp, &mn, &ok1); return !ok1 || a >= 0; }
+    case PT_PARQUET_GT: { int b = compare_lit(f, 0, cmp, &mx, &ok2); return !ok2 || b < 0; }
+    case PT_PARQUET_GE: { int b = compare_lit(f, 0, cmp, &mx, &ok2); return !ok2 || b <= 0; }
+    default: return true;
+  }
+}
