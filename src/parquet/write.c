@@ -49,6 +49,7 @@ typedef struct wcol {
   int32_t *dict_len;
   int64_t dict_n, dict_cap;
   int32_t *table;        /* open addressing: entry + 1, 0 = empty */
+  uint32_t *tags;        /* the high hash bits of each slot's entry */
   int64_t table_cap;
   /* The chunk so far. */
   pt_buf pages;          /* data pages: headers and bodies */
@@ -59,6 +60,12 @@ typedef struct wcol {
   pt_buf min, max;
   int64_t nulls;
   bool stats_dropped;
+  /* Statistics of fixed-width numbers kept typed (append_fast), turned into
+   * min/max bytes when the chunk is written. */
+  bool fast_has;
+  int64_t imin, imax;
+  uint64_t umin, umax;
+  double dmin, dmax;
 } wcol;
 
 struct pt_parquet_writer {
@@ -251,6 +258,7 @@ static void col_free(wcol *c) {
   pt__free(c->dict_off);
   pt__free(c->dict_len);
   pt__free(c->table);
+  pt__free(c->tags);
   pt_buf_free(&c->pages);
   pt_buf_free(&c->min);
   pt_buf_free(&c->max);
@@ -414,10 +422,33 @@ static int update_stats(wcol *c, const uint8_t *v, int64_t len) {
   return PT_OK;
 }
 
-static uint64_t hash_bytes(const uint8_t *p, int64_t n) {
-  uint64_t h = 0xcbf29ce484222325ull ^ (uint64_t)n;
-  for (int64_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ull;
-  return h ^ (h >> 29);
+/* Eight bytes at a time, one multiply each: dictionaries hash every value
+ * written. */
+static inline uint64_t hash_bytes(const uint8_t *p, int64_t n) {
+  uint64_t h = (uint64_t)n * 0x9e3779b97f4a7c15ull;
+  while (n >= 8) {
+    h = (h ^ pt__load_u64(p)) * 0xff51afd7ed558ccdull;
+    h ^= h >> 31;
+    p += 8;
+    n -= 8;
+  }
+  if (n > 0) {
+    uint64_t t = 0;
+    for (int64_t i = 0; i < n; i++) t |= (uint64_t)p[i] << (8 * i);
+    h = (h ^ t) * 0xff51afd7ed558ccdull;
+  }
+  h ^= h >> 29;
+  h *= 0xc4ceb9fe1a85ec53ull;
+  return h ^ (h >> 32);
+}
+
+static inline bool same_bytes(const uint8_t *a, const uint8_t *b, int64_t n) {
+  if (n <= 8) {
+    for (int64_t i = 0; i < n; i++)
+      if (a[i] != b[i]) return false;
+    return true;
+  }
+  return memcmp(a, b, (size_t)n) == 0;
 }
 
 /* The dictionary index of v, adding it if new. -1: out of memory. */
@@ -425,22 +456,32 @@ static int64_t dict_index(wcol *c, const uint8_t *v, int64_t len) {
   if (c->dict_n * 2 >= c->table_cap) {
     int64_t cap = c->table_cap ? c->table_cap * 2 : 1024;
     int32_t *t = pt__calloc((size_t)cap, sizeof *t);
-    if (t == NULL) return -1;
+    uint32_t *g = pt__calloc((size_t)cap, sizeof *g);
+    if (t == NULL || g == NULL) {
+      pt__free(t);
+      pt__free(g);
+      return -1;
+    }
     for (int64_t e = 0; e < c->dict_n; e++) {
       uint64_t h = hash_bytes((uint8_t *)c->dict.data + c->dict_off[e], c->dict_len[e]);
       int64_t s = (int64_t)(h & (uint64_t)(cap - 1));
       while (t[s]) s = (s + 1) & (cap - 1);
       t[s] = (int32_t)(e + 1);
+      g[s] = (uint32_t)(h >> 32);
     }
     pt__free(c->table);
+    pt__free(c->tags);
     c->table = t;
+    c->tags = g;
     c->table_cap = cap;
   }
   uint64_t h = hash_bytes(v, len);
+  uint32_t tag = (uint32_t)(h >> 32);
   int64_t s = (int64_t)(h & (uint64_t)(c->table_cap - 1));
   while (c->table[s]) {
     int64_t e = c->table[s] - 1;
-    if (c->dict_len[e] == len && memcmp(c->dict.data + c->dict_off[e], v, (size_t)len) == 0)
+    if (c->tags[s] == tag && c->dict_len[e] == len &&
+        same_bytes((const uint8_t *)c->dict.data + c->dict_off[e], v, len))
       return e;
     s = (s + 1) & (c->table_cap - 1);
   }
@@ -463,6 +504,7 @@ static int64_t dict_index(wcol *c, const uint8_t *v, int64_t len) {
   c->dict_len[c->dict_n] = (int32_t)len;
   if (pt__buf_append(&c->dict, v, (size_t)len) != PT_OK) return -1;
   c->table[s] = (int32_t)(c->dict_n + 1);
+  c->tags[s] = tag;
   return c->dict_n++;
 }
 
@@ -635,7 +677,10 @@ static int append_value(pt_parquet_writer *w, wcol *c, const pt__view *v, int64_
   if (c->phys == PT__PQ_BYTE_ARRAY && len > INT32_MAX)
     return pt__errorf(err, PT_ERANGE, "column '%s': a value of %lld bytes is too large for Parquet",
                       c->name, (long long)len);
-  if (w->opts.write_statistics && update_stats(c, p, len) != PT_OK)
+  /* Dictionary-encoded values get their statistics from the dictionary
+   * when the chunk is written (each distinct value once). */
+  bool dict = c->use_dict && !c->fallback && c->phys != PT__PQ_BOOLEAN;
+  if (w->opts.write_statistics && !dict && update_stats(c, p, len) != PT_OK)
     return pt__errorf(err, PT_ENOMEM, "out of memory");
   int rc = PT_OK;
   if (c->phys == PT__PQ_BOOLEAN) {
@@ -653,6 +698,182 @@ static int append_value(pt_parquet_writer *w, wcol *c, const pt__view *v, int64_
   }
   if (rc != PT_OK) return pt__errorf(err, PT_ENOMEM, "out of memory");
   c->page_values++;
+  return PT_OK;
+}
+
+/* Rows appended at a time by append_fast: pages may pass page_bytes by up
+ * to this many values. */
+#define FAST_ROWS 1024
+
+/* Whether column c of view v takes the fast path: fixed-width numbers that
+ * are not dictionary-encoded in Arrow. */
+static bool fast_type(const wcol *c, const pt__view *v) {
+  if (v->dictionary != NULL) return false;
+  switch (c->type.id) {
+    case PT_TYPE_INT8: case PT_TYPE_INT16: case PT_TYPE_INT32: case PT_TYPE_UINT8:
+    case PT_TYPE_UINT16: case PT_TYPE_UINT32: case PT_TYPE_INT64: case PT_TYPE_UINT64:
+    case PT_TYPE_FLOAT: case PT_TYPE_DOUBLE: case PT_TYPE_DATE32: case PT_TYPE_TIMESTAMP:
+    case PT_TYPE_DURATION:
+      return true;
+    default: return false;
+  }
+}
+
+/* Physical values of rows [start, start + n) of v (n <= FAST_ROWS) into
+ * phys; definition levels onto the page. Returns the values written. */
+#define GATHER(IN, OUT, EXPR)                                                  \
+  do {                                                                         \
+    const IN *src = (const IN *)v->values + off;                               \
+    OUT *dst = (OUT *)phys;                                                    \
+    if (v->validity == NULL) {                                                 \
+      for (int64_t i = 0; i < n; i++) { IN x = src[i]; dst[i] = (OUT)(EXPR); } \
+      k = n;                                                                   \
+    } else {                                                                   \
+      for (int64_t i = 0; i < n; i++) {                                        \
+        if (!pt__bit_get(v->validity, off + i)) continue;                      \
+        IN x = src[i];                                                         \
+        dst[k++] = (OUT)(EXPR);                                                \
+      }                                                                        \
+    }                                                                          \
+  } while (0)
+
+static int append_fast(pt_parquet_writer *w, wcol *c, const pt__view *v, int64_t start, int64_t n,
+                       pt_error *err) {
+  _Alignas(8) uint8_t phys[FAST_ROWS * 8];
+  int64_t off = v->offset + start;
+  /* Definition levels first (and the not-null check). */
+  int64_t valid = n;
+  if (v->validity != NULL) valid = pt__bits_count(v->validity, off, n);
+  if (valid < n && !c->nullable) {
+    for (int64_t i = 0; i < n; i++)
+      if (!pt__bit_get(v->validity, off + i))
+        return pt__errorf(err, PT_EINVAL,
+                          "column '%s' is not nullable but row %lld is null; mark the field nullable",
+                          c->name, (long long)(start + i));
+  }
+  if (c->nullable) {
+    if (c->page_rows + n > c->cap_defs) {
+      int64_t cap = c->cap_defs ? c->cap_defs : 1024;
+      while (cap < c->page_rows + n) cap *= 2;
+      uint32_t *d = pt__realloc(c->defs, (size_t)cap * sizeof *d);
+      if (d == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
+      c->defs = d;
+      c->cap_defs = cap;
+    }
+    uint32_t *d = c->defs + c->page_rows;
+    if (v->validity == NULL) for (int64_t i = 0; i < n; i++) d[i] = 1;
+    else for (int64_t i = 0; i < n; i++) d[i] = (uint32_t)pt__bit_get(v->validity, off + i);
+  }
+  c->page_rows += n;
+  c->nulls += n - valid;
+  int64_t k = 0;
+  int width = c->width;
+  switch (c->type.id) {
+    case PT_TYPE_INT8: GATHER(int8_t, int32_t, x); break;
+    case PT_TYPE_INT16: GATHER(int16_t, int32_t, x); break;
+    case PT_TYPE_UINT8: GATHER(uint8_t, uint32_t, x); break;
+    case PT_TYPE_UINT16: GATHER(uint16_t, uint32_t, x); break;
+    case PT_TYPE_INT32: case PT_TYPE_DATE32: GATHER(int32_t, int32_t, x); break;
+    case PT_TYPE_UINT32: GATHER(uint32_t, uint32_t, x); break;
+    case PT_TYPE_FLOAT: GATHER(float, float, x); break;
+    case PT_TYPE_DOUBLE: GATHER(double, double, x); break;
+    case PT_TYPE_TIMESTAMP:
+      GATHER(int64_t, int64_t, (int64_t)((uint64_t)x * (uint64_t)c->ts_mul));
+      break;
+    default: GATHER(int64_t, int64_t, x); break; /* int64, uint64, duration */
+  }
+  /* Statistics, typed. */
+  if (w->opts.write_statistics && k > 0) {
+    switch (c->stat) {
+      case ST_I32: case ST_I64: {
+        int64_t lo = c->fast_has ? c->imin : INT64_MAX, hi = c->fast_has ? c->imax : INT64_MIN;
+        if (c->stat == ST_I32) {
+          const int32_t *x = (const int32_t *)phys;
+          for (int64_t i = 0; i < k; i++) { lo = x[i] < lo ? x[i] : lo; hi = x[i] > hi ? x[i] : hi; }
+        } else {
+          const int64_t *x = (const int64_t *)phys;
+          for (int64_t i = 0; i < k; i++) { lo = x[i] < lo ? x[i] : lo; hi = x[i] > hi ? x[i] : hi; }
+        }
+        c->imin = lo;
+        c->imax = hi;
+        c->fast_has = true;
+        break;
+      }
+      case ST_U32: case ST_U64: {
+        uint64_t lo = c->fast_has ? c->umin : UINT64_MAX, hi = c->fast_has ? c->umax : 0;
+        if (c->stat == ST_U32) {
+          const uint32_t *x = (const uint32_t *)phys;
+          for (int64_t i = 0; i < k; i++) { lo = x[i] < lo ? x[i] : lo; hi = x[i] > hi ? x[i] : hi; }
+        } else {
+          const uint64_t *x = (const uint64_t *)phys;
+          for (int64_t i = 0; i < k; i++) { lo = x[i] < lo ? x[i] : lo; hi = x[i] > hi ? x[i] : hi; }
+        }
+        c->umin = lo;
+        c->umax = hi;
+        c->fast_has = true;
+        break;
+      }
+      default: { /* floats: NaN left out */
+        double lo = c->fast_has ? c->dmin : INFINITY, hi = c->fast_has ? c->dmax : -INFINITY;
+        bool any = c->fast_has;
+        for (int64_t i = 0; i < k; i++) {
+          double x = c->stat == ST_F32 ? (double)((const float *)phys)[i] : ((const double *)phys)[i];
+          if (isnan(x)) continue;
+          any = true;
+          /* -0.0 below +0.0, so that min and max of zeros come out right. */
+          if (x < lo || (x == 0 && lo == 0 && signbit(x))) lo = x;
+          if (x > hi || (x == 0 && hi == 0 && !signbit(x))) hi = x;
+        }
+        c->dmin = lo;
+        c->dmax = hi;
+        c->fast_has = any;
+        break;
+      }
+    }
+  }
+  /* Values. */
+  if (c->use_dict && !c->fallback) {
+    if (c->page_values + k > c->cap_idx) {
+      int64_t cap = c->cap_idx ? c->cap_idx : 1024;
+      while (cap < c->page_values + k) cap *= 2;
+      uint32_t *d = pt__realloc(c->idx, (size_t)cap * sizeof *d);
+      if (d == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
+      c->idx = d;
+      c->cap_idx = cap;
+    }
+    for (int64_t i = 0; i < k; i++) {
+      int64_t e = dict_index(c, phys + i * width, width);
+      if (e < 0) return pt__errorf(err, PT_ENOMEM, "out of memory");
+      c->idx[c->page_values + i] = (uint32_t)e;
+    }
+  } else if (pt__buf_append(&c->plain, phys, (size_t)(k * width)) != PT_OK) {
+    return pt__errorf(err, PT_ENOMEM, "out of memory");
+  }
+  c->page_values += k;
+  return PT_OK;
+}
+
+/* The typed statistics of the fast path as min/max bytes (PLAIN). */
+static int fast_stats_bytes(wcol *c) {
+  if (!c->fast_has) return PT_OK;
+  uint8_t lo[8], hi[8];
+  switch (c->stat) {
+    case ST_I32: pt__store_i32(lo, (int32_t)c->imin); pt__store_i32(hi, (int32_t)c->imax); break;
+    case ST_I64: pt__store_i64(lo, c->imin); pt__store_i64(hi, c->imax); break;
+    case ST_U32: pt__store_u32(lo, (uint32_t)c->umin); pt__store_u32(hi, (uint32_t)c->umax); break;
+    case ST_U64: memcpy(lo, &c->umin, 8); memcpy(hi, &c->umax, 8); break;
+    case ST_F32: {
+      float a = (float)c->dmin, b = (float)c->dmax;
+      memcpy(lo, &a, 4);
+      memcpy(hi, &b, 4);
+      break;
+    }
+    default: memcpy(lo, &c->dmin, 8); memcpy(hi, &c->dmax, 8); break;
+  }
+  c->min.len = c->max.len = 0;
+  PT_RETURN_NOT_OK(pt__buf_append(&c->min, lo, (size_t)c->width));
+  PT_RETURN_NOT_OK(pt__buf_append(&c->max, hi, (size_t)c->width));
+  c->has_minmax = true;
   return PT_OK;
 }
 
@@ -724,6 +945,11 @@ static int flush_row_group(pt_parquet_writer *w, pt_error *err) {
     if (c->enc_dict) m->encodings[m->n_encodings++] = PT__ENC_RLE_DICTIONARY;
     m->path[0] = c->elem.name;
     m->n_path = 1;
+    if (fast_stats_bytes(c) != PT_OK) return pt__errorf(err, PT_ENOMEM, "out of memory");
+    if (w->opts.write_statistics && !c->fast_has)
+      for (int64_t e = 0; e < c->dict_n; e++)
+        if (update_stats(c, (uint8_t *)c->dict.data + c->dict_off[e], c->dict_len[e]) != PT_OK)
+          return pt__errorf(err, PT_ENOMEM, "out of memory");
     if (w->opts.write_statistics) {
       m->has_stats = true;
       m->stats.has_null_count = true;
@@ -761,7 +987,7 @@ static int flush_row_group(pt_parquet_writer *w, pt_error *err) {
     c->dict.len = 0;
     c->dict_n = 0;
     if (c->table) memset(c->table, 0, (size_t)c->table_cap * sizeof *c->table);
-    c->has_minmax = c->stats_dropped = false;
+    c->has_minmax = c->stats_dropped = c->fast_has = false;
     c->nulls = 0;
   }
   w->n_rgs++;
@@ -788,8 +1014,26 @@ int pt_parquet_writer_write(pt_parquet_writer *w, const struct ArrowArray *batch
     if (n > w->opts.row_group_rows - w->rg_rows) n = w->opts.row_group_rows - w->rg_rows;
     for (int64_t k = 0; k < w->n_cols && rc == PT_OK; k++) {
       wcol *c = &w->cols[k];
+      const pt__view *cv = &v.children[k];
+      if (fast_type(c, cv)) {
+        for (int64_t i = done; i < done + n && rc == PT_OK;) {
+          int64_t m = done + n - i;
+          if (m > FAST_ROWS) m = FAST_ROWS;
+          if (m > PAGE_ROW_LIMIT - c->page_rows) m = PAGE_ROW_LIMIT - c->page_rows;
+          rc = append_fast(w, c, cv, v.offset + i, m, err);
+          i += m;
+          if (rc == PT_OK && (c->page_rows >= PAGE_ROW_LIMIT || page_bytes(c) >= w->opts.page_bytes))
+            rc = flush_page(w, c, err);
+          if (rc == PT_OK && c->use_dict && !c->fallback &&
+              (int64_t)c->dict.len > w->opts.dictionary_page_bytes) {
+            rc = flush_page(w, c, err);
+            c->fallback = true;
+          }
+        }
+        continue;
+      }
       for (int64_t i = done; i < done + n && rc == PT_OK; i++) {
-        rc = append_value(w, c, &v.children[k], v.offset + i, err);
+        rc = append_value(w, c, cv, v.offset + i, err);
         if (rc == PT_OK && (c->page_rows >= PAGE_ROW_LIMIT || page_bytes(c) >= w->opts.page_bytes))
           rc = flush_page(w, c, err);
         if (rc == PT_OK && c->use_dict && !c->fallback &&
