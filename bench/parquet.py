@@ -1,0 +1,220 @@
+"""parquet.py — `bench/run parquet`: Parquet decode and encode throughput of
+protium against pyarrow and DuckDB, on the same data, in the same run.
+
+Cases: int64, float64, utf8 of low cardinality (1000 words) and high
+(unique-ish ids), a nested list<struct<a: int64, b: float64>> column, and a
+20-column mixed table; each uncompressed, SNAPPY and ZSTD; about
+PT_BENCH_MIB MiB of Arrow data each (default 32). The files read are
+pyarrow's (default options: dictionary on, 1 Mi-row row groups, v2 pages of
+the format 2.6); every system reads the same file into Arrow, on one thread
+and on two (protium: two streams at once; pyarrow: use_threads; DuckDB:
+threads=2). Writes: the same Arrow table to Parquet in memory (protium from
+the batches of an uncompressed IPC file, by build/bench/parquet_bench;
+pyarrow into a BufferOutputStream; DuckDB COPY of a registered Arrow table
+to a file on tmpfs where there is one), one thread (DuckDB: its default).
+Then a selective query: a file of 100 row groups sorted on `id`, a predicate
+that 1% of row groups match (protium: a row-group filter; pyarrow: filters=;
+DuckDB: WHERE).
+
+Metrics: <system>.read_gb_per_s.<case>_<T>t and <system>.read_rows_per_s...,
+<system>.write_gb_per_s.<case>, ratio.read.<case>_<T>t.pyarrow (protium /
+pyarrow) and .duckdb, likewise for write; selective: <system>.select_ms and
+protium.select_row_groups_read. GB/s are of Arrow bytes (Table.nbytes, 10^9).
+Prints a table, then one JSON object as the last line.
+Environment: PT_BUILD_DIR, PT_BENCH_MIB (32), PT_BENCH_REPEATS (3),
+PT_BENCH_CASES (comma-separated case names, e.g. int64_snappy).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+ROOT = Path(__file__).resolve().parents[1]
+BUILD = Path(os.environ.get("PT_BUILD_DIR", ROOT / "build"))
+DRIVER = BUILD / "bench" / "parquet_bench"
+MIB = 1 << 20
+CASE_MIB = int(os.environ.get("PT_BENCH_MIB", "32"))
+REPEATS = int(os.environ.get("PT_BENCH_REPEATS", "3"))
+ONLY = {c for c in os.environ.get("PT_BENCH_CASES", "").split(",") if c}
+TYPES = ["int64", "float64", "utf8_low", "utf8_high", "list_struct", "mixed20"]
+CODECS = ["none", "snappy", "zstd"]
+
+
+def make_table(typ: str, total: int, seed: int = 7) -> pa.Table:
+    rng = np.random.default_rng([seed, TYPES.index(typ)])
+    if typ == "int64":
+        n = total // 8
+        return pa.table({"v": rng.integers(0, 1_000_000, n)})
+    if typ == "float64":
+        return pa.table({"v": rng.standard_normal(total // 8)})
+    if typ == "utf8_low":
+        vocab = pa.array([f"word{i:04d}" for i in range(1000)])
+        n = total // 12
+        return pa.table({"v": vocab.take(pa.array(rng.integers(0, 1000, n)))})
+    if typ == "utf8_high":
+        n = total // 20
+        return pa.table({"v": pa.array([f"id-{x:016x}" for x in rng.integers(0, 2**62, n)])})
+    if typ == "list_struct":
+        n = total // 60
+        lengths = rng.integers(0, 7, n)
+        m = int(lengths.sum())
+        inner = pa.StructArray.from_arrays(
+            [pa.array(rng.integers(0, 10**6, m)), pa.array(rng.standard_normal(m))], ["a", "b"])
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
+        return pa.table({"v": pa.ListArray.from_arrays(pa.array(offsets), inner)})
+    # mixed20: 20 columns of common types, some nulls
+    n = total // 100
+    cols = {}
+    vocab = pa.array([f"city{i}" for i in range(200)])
+    for i in range(20):
+        kind = i % 5
+        mask = rng.random(n) < 0.05
+        if kind == 0:
+            cols[f"c{i}"] = pa.array(rng.integers(0, 10**9, n), mask=mask)
+        elif kind == 1:
+            cols[f"c{i}"] = pa.array(rng.standard_normal(n), mask=mask)
+        elif kind == 2:
+            cols[f"c{i}"] = vocab.take(pa.array(rng.integers(0, 200, n)))
+        elif kind == 3:
+            cols[f"c{i}"] = pa.array(rng.integers(0, 10**6, n).astype(np.int32), mask=mask)
+        else:
+            cols[f"c{i}"] = pa.array(rng.integers(1_600_000_000_000_000, 1_700_000_000_000_000, n),
+                                     pa.timestamp("us", "UTC"))
+    return pa.table(cols)
+
+
+def best_of(fn, repeats: int = REPEATS) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def driver(*args: str) -> dict:
+    r = subprocess.run([str(DRIVER), *args], capture_output=True, text=True, timeout=600)
+    if r.returncode != 0:
+        raise RuntimeError(f"parquet_bench {' '.join(args)}: {r.stderr.strip()}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def duck(threads: int) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    con.execute(f"SET threads={threads}")
+    return con
+
+
+def main() -> None:
+    if not DRIVER.exists():
+        sys.exit(f"{DRIVER} is missing: build first (make build)")
+    metrics: dict[str, float] = {}
+    rows_out = []
+    tmp = Path(tempfile.mkdtemp(prefix="pt-bench-parquet-", dir="/dev/shm" if Path("/dev/shm").is_dir() else None))
+    total = CASE_MIB * MIB
+    for typ in TYPES:
+        table = None
+        for codec in CODECS:
+            case = f"{typ}_{codec}"
+            if ONLY and case not in ONLY:
+                continue
+            if table is None:
+                table = make_table(typ, total)
+                ipc = tmp / f"{typ}.arrow"
+                with pa.ipc.new_file(str(ipc), table.schema) as w:
+                    w.write_table(table, max_chunksize=65536)
+            nbytes = table.nbytes
+            nrows = table.num_rows
+            path = tmp / f"{case}.parquet"
+            pq.write_table(table, path, compression=codec)
+            # Reads.
+            for threads in (1, 2):
+                key = f"{case}_{threads}t"
+                r = driver("read", str(path), str(REPEATS), str(threads))
+                assert r["rows"] == nrows, (r, nrows)
+                t_pt = r["seconds"]
+                if threads == 1:
+                    t_pa = best_of(lambda: pq.read_table(path, use_threads=False))
+                else:
+                    pa.set_cpu_count(2)
+                    t_pa = best_of(lambda: pq.read_table(path, use_threads=True))
+                con = duck(threads)
+                t_dd = best_of(lambda: con.sql(f"SELECT * FROM read_parquet('{path}')").to_arrow_table())
+                # protium's threads each read the whole file.
+                gb = {"protium": threads * nbytes / t_pt / 1e9, "pyarrow": nbytes / t_pa / 1e9,
+                      "duckdb": nbytes / t_dd / 1e9}
+                for sysname, v in gb.items():
+                    metrics[f"{sysname}.read_gb_per_s.{key}"] = round(v, 3)
+                    metrics[f"{sysname}.read_rows_per_s.{key}"] = round(v * 1e9 / nbytes * nrows)
+                metrics[f"ratio.read.{key}.pyarrow"] = round(gb["protium"] / gb["pyarrow"], 3)
+                metrics[f"ratio.read.{key}.duckdb"] = round(gb["protium"] / gb["duckdb"], 3)
+                rows_out.append(("read", key, gb))
+            # Writes (one thread).
+            gb = {}
+            if typ != "list_struct":  # protium does not write nested columns yet
+                r = driver("write", str(ipc), str(REPEATS), "1", codec)
+                gb["protium"] = nbytes / r["seconds"] / 1e9
+            t_pa = best_of(lambda: pq.write_table(table, pa.BufferOutputStream(), compression=codec))
+            gb["pyarrow"] = nbytes / t_pa / 1e9
+            con = duck(2)
+            con.register("t", table)
+            dd_codec = {"none": "uncompressed"}.get(codec, codec)
+            out = tmp / "duck.parquet"
+            t_dd = best_of(lambda: con.execute(
+                f"COPY t TO '{out}' (FORMAT parquet, COMPRESSION {dd_codec})"))
+            gb["duckdb"] = nbytes / t_dd / 1e9
+            for sysname, v in gb.items():
+                metrics[f"{sysname}.write_gb_per_s.{case}"] = round(v, 3)
+                metrics[f"{sysname}.write_rows_per_s.{case}"] = round(v * 1e9 / nbytes * nrows)
+            if "protium" in gb:
+                metrics[f"ratio.write.{case}.pyarrow"] = round(gb["protium"] / gb["pyarrow"], 3)
+                metrics[f"ratio.write.{case}.duckdb"] = round(gb["protium"] / gb["duckdb"], 3)
+            rows_out.append(("write", case, gb))
+    # Selective query: 100 row groups sorted on id; 1% of them match.
+    if not ONLY or "select" in ONLY:
+        n = total // 16
+        ids = np.arange(n, dtype=np.int64)
+        rng = np.random.default_rng(3)
+        sel = pa.table({"id": ids, "x": rng.standard_normal(n)})
+        path = tmp / "sorted.parquet"
+        group = n // 100
+        pq.write_table(sel, path, row_group_size=group)
+        lo, hi = 50 * group, 51 * group  # exactly row group 50
+        r = driver("read", str(path), str(REPEATS), "1", "id", str(lo), str(hi))
+        t_pa = best_of(lambda: pq.read_table(path, filters=[("id", ">=", lo), ("id", "<", hi)],
+                                             use_threads=False))
+        con = duck(1)
+        t_dd = best_of(lambda: con.sql(
+            f"SELECT * FROM read_parquet('{path}') WHERE id >= {lo} AND id < {hi}").to_arrow_table())
+        metrics["protium.select_ms"] = round(r["seconds"] * 1e3, 3)
+        metrics["protium.select_row_groups_read"] = r["row_groups_read"]
+        metrics["pyarrow.select_ms"] = round(t_pa * 1e3, 3)
+        metrics["duckdb.select_ms"] = round(t_dd * 1e3, 3)
+        metrics["ratio.select.pyarrow"] = round(t_pa / r["seconds"], 3)
+        metrics["ratio.select.duckdb"] = round(t_dd / r["seconds"], 3)
+    print(f"{'op':6} {'case':24} {'protium':>9} {'pyarrow':>9} {'duckdb':>9}   GB/s of Arrow data")
+    for op, key, gb in rows_out:
+        cells = " ".join(f"{gb[s]:9.3f}" if s in gb else f"{'—':>9}" for s in ("protium", "pyarrow", "duckdb"))
+        print(f"{op:6} {key:24} {cells}")
+    if "protium.select_ms" in metrics:
+        print(f"select 1% of 100 row groups: protium {metrics['protium.select_ms']} ms "
+              f"({metrics['protium.select_row_groups_read']} row groups read), "
+              f"pyarrow {metrics['pyarrow.select_ms']} ms, duckdb {metrics['duckdb.select_ms']} ms")
+    shutil.rmtree(tmp, ignore_errors=True)
+    print(json.dumps({"bench": "parquet", "metrics": metrics}))
+
+
+if __name__ == "__main__":
+    main()
