@@ -429,6 +429,8 @@ typedef struct pt_parquet_read_options {
   int64_t batch_size;         /* rows per batch at most; 0 = 65536 */
   const pt_parquet_filter *filter; /* NULL: read every row group; else skip
                                       those that cannot match (copied) */
+  int64_t row_group_start;    /* read row groups [start, start + row_groups) */
+  int64_t row_groups;         /* only; 0 = to the end of the file */
 } pt_parquet_read_options;
 
 /* Defaults: all columns, batches of 65536 rows. */
@@ -692,6 +694,17 @@ int pt_range(pt_session *s, int64_t start, int64_t end, int64_t partitions, pt_d
  * *.arrows, *.ipc and *.feather files, sorted by name) or a glob; one
  * partition per file. Files must share one schema. */
 int pt_read_ipc(pt_session *s, const char *path, pt_dataset **out, pt_error *err);
+/* Parquet files: a file, a directory (its *.parquet files, sorted by name) or
+ * a glob. Row groups are dealt into partitions of about
+ * parquet.partition_bytes (uncompressed, as the files say): several small
+ * files share a partition, a big file is split between its row groups.
+ * opts (may be NULL): columns and batch_size apply to every partition; a
+ * filter drops, when planning, the row groups whose statistics rule it out
+ * (rows of the others are not filtered); row_group_start/row_groups must be
+ * 0. Files must share one schema. The footers are read now, the data when
+ * an action runs. */
+int pt_read_parquet(pt_session *s, const char *path, const pt_parquet_read_options *opts,
+                    pt_dataset **out, pt_error *err);
 /* In-memory record batches, one partition each. The batches are moved (on
  * PT_OK each is released); the schema is copied. */
 int pt_from_batches(pt_session *s, const struct ArrowSchema *schema, struct ArrowArray *batches,
@@ -820,6 +833,10 @@ int pt_session_job_stats(pt_session *s, int64_t job_id, pt_job_stats **out, pt_e
  * a test or a progress line usually wants. */
 void pt_job_stats_total(const pt_job_stats *st, pt_stage_stats *out);
 void pt_job_stats_free(pt_job_stats *st);
+/* Like pt_write_ipc, as Parquet: dir/part-00000.parquet ... and dir/_SUCCESS,
+ * committed exactly once. opts NULL: the writer's defaults (SNAPPY). */
+int pt_write_parquet(pt_dataset *ds, const char *dir, const pt_parquet_write_options *opts,
+                     pt_error *err);
 
 #ifdef __cplusplus
 }

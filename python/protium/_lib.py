@@ -131,6 +131,8 @@ class PtParquetReadOptions(ctypes.Structure):
         ("n_columns", ctypes.c_int64),
         ("batch_size", ctypes.c_int64),
         ("filter", ctypes.c_void_p),
+        ("row_group_start", ctypes.c_int64),
+        ("row_groups", ctypes.c_int64),
     ]
 
 

@@ -165,28 +165,31 @@ static int dir_state(const char *dir, int *exists) {
   return any;
 }
 
-int pt_write_ipc(pt_dataset *ds, const char *dir, const pt_ipc_write_options *opts,
-                 pt_error *err) {
+/* write_ipc and write_parquet: one file per partition (ext), committed
+ * exactly once. a: the action with its sink options (job id and temporary
+ * directory filled in here). */
+static int write_dir(pt_dataset *ds, const char *dir, pt__action *ap, const char *what,
+                     const char *ext, pt_error *err) {
   if (!ds || !dir || !*dir)
-    return pt__errorf(err, PT_EINVAL, "write_ipc: dataset and dir must be given");
+    return pt__errorf(err, PT_EINVAL, "%s: dataset and dir must be given", what);
   int exists;
   int st = dir_state(dir, &exists);
   if (st < 0)
-    return pt__errorf(err, PT_EINVAL, "write_ipc: '%s' exists and is not a directory", dir);
+    return pt__errorf(err, PT_EINVAL, "%s: '%s' exists and is not a directory", what, dir);
   if (st > 0)
     return pt__errorf(err, PT_EINVAL,
-                      "write_ipc: directory '%s' is not empty; write to a new directory or empty "
-                      "it first", dir);
+                      "%s: directory '%s' is not empty; write to a new directory or empty "
+                      "it first", what, dir);
   PT_RETURN_NOT_OK(pt__mkdirs(dir, err));
   int rc = PT_OK;
   char absdir[PATH_MAX];
   if (!realpath(dir, absdir)) {
-    rc = pt__errorf(err, PT_EIO, "write_ipc: '%s': %s", dir, strerror(errno));
+    rc = pt__errorf(err, PT_EIO, "%s: '%s': %s", what, dir, strerror(errno));
     goto remove_dir;
   }
-  pt__action a = {.job_id = pt__driver_new_job_id(ds->driver), .sink = PT__SINK_IPC};
-  a.ipc_format = opts ? (int)opts->format : PT_IPC_FILE;
-  a.ipc_compression = opts ? (int)opts->compression : PT_COMPRESSION_NONE;
+  pt__action a = *ap;
+  a.job_id = pt__driver_new_job_id(ds->driver);
+  a.sink = PT__SINK_IPC;
   char temp_root[PATH_MAX + 32], temp[PATH_MAX + 64], path[PATH_MAX + 32];
   snprintf(temp_root, sizeof temp_root, "%s/_temporary", absdir);
   snprintf(temp, sizeof temp, "%s/%lld", temp_root, (long long)a.job_id);
@@ -202,9 +205,9 @@ int pt_write_ipc(pt_dataset *ds, const char *dir, const pt_ipc_write_options *op
    * _SUCCESS. A rename failing part-way takes back what was renamed. */
   int64_t p = 0;
   for (; p < res.n_partitions; p++) {
-    snprintf(path, sizeof path, "%s/part-%05lld.arrow", absdir, (long long)p);
+    snprintf(path, sizeof path, "%s/part-%05lld.%s", absdir, (long long)p, ext);
     if (rename(res.paths[p], path) != 0) {
-      rc = pt__errorf(err, PT_EIO, "write_ipc: cannot commit partition %lld ('%s' to '%s'): %s",
+      rc = pt__errorf(err, PT_EIO, "%s: cannot commit partition %lld ('%s' to '%s'): %s", what,
                       (long long)p, res.paths[p], path, strerror(errno));
       break;
     }
@@ -212,13 +215,13 @@ int pt_write_ipc(pt_dataset *ds, const char *dir, const pt_ipc_write_options *op
   if (rc == PT_OK) {
     snprintf(path, sizeof path, "%s/_SUCCESS", absdir);
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) rc = pt__errorf(err, PT_EIO, "write_ipc: cannot create '%s': %s", path,
+    if (fd < 0) rc = pt__errorf(err, PT_EIO, "%s: cannot create '%s': %s", what, path,
                                 strerror(errno));
     else close(fd);
   }
   if (rc != PT_OK)
     while (p-- > 0) {
-      snprintf(path, sizeof path, "%s/part-%05lld.arrow", absdir, (long long)p);
+      snprintf(path, sizeof path, "%s/part-%05lld.%s", absdir, (long long)p, ext);
       unlink(path);
     }
   pt__job_result_reset(&res);
@@ -233,4 +236,35 @@ remove_temp:
 remove_dir:
   if (!exists) rmdir(dir);
   return rc;
+}
+
+int pt_write_ipc(pt_dataset *ds, const char *dir, const pt_ipc_write_options *opts,
+                 pt_error *err) {
+  pt__action a = {0};
+  a.ipc_format = opts ? (int)opts->format : PT_IPC_FILE;
+  a.ipc_compression = opts ? (int)opts->compression : PT_COMPRESSION_NONE;
+  return write_dir(ds, dir, &a, "write_ipc", "arrow", err);
+}
+
+int pt_write_parquet(pt_dataset *ds, const char *dir, const pt_parquet_write_options *opts,
+                     pt_error *err) {
+  pt_parquet_write_options o;
+  pt_parquet_write_options_init(&o);
+  if (opts) o = *opts;
+  /* What the executors' writers will be given; checked here so that a bad
+   * option fails before any task runs. */
+  if (o.row_group_rows <= 0 || (o.data_page_version != 1 && o.data_page_version != 2))
+    return pt__errorf(err, PT_EINVAL,
+                      "write_parquet: row_group_rows must be positive and data_page_version 1 or 2");
+  if (o.codec != PT_PARQUET_UNCOMPRESSED && o.codec != PT_PARQUET_SNAPPY &&
+      o.codec != PT_PARQUET_GZIP && o.codec != PT_PARQUET_BROTLI && o.codec != PT_PARQUET_ZSTD &&
+      o.codec != PT_PARQUET_LZ4_RAW)
+    return pt__errorf(err, PT_EINVAL, "write_parquet: unknown codec %d", o.codec);
+  pt__action a = {0};
+  a.parquet = 1;
+  a.parquet_codec = o.codec;
+  a.parquet_row_group_rows = o.row_group_rows;
+  a.parquet_page_version = o.data_page_version;
+  a.parquet_no_dictionary = !o.use_dictionary;
+  return write_dir(ds, dir, &a, "write_parquet", "parquet", err);
 }

@@ -103,7 +103,8 @@ static int push_path(char ***paths, int64_t *n, int64_t *cap, const char *dir, c
   return PT_OK;
 }
 
-static int list_files(const char *path, char ***paths, int64_t *n, pt_error *err) {
+int pt__list_files(const char *path, int parquet, char ***paths, int64_t *n, pt_error *err) {
+  const char *what = parquet ? "read_parquet" : "read_ipc";
   int64_t cap = 0;
   *paths = NULL;
   *n = 0;
@@ -112,38 +113,38 @@ static int list_files(const char *path, char ***paths, int64_t *n, pt_error *err
   if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) {
     DIR *d = opendir(path);
     if (!d)
-      return pt__errorf(err, PT_EIO, "read_ipc: cannot open directory '%s': %s", path,
+      return pt__errorf(err, PT_EIO, "%s: cannot open directory '%s': %s", what, path,
                         strerror(errno));
     struct dirent *e;
     while ((e = readdir(d)) && rc == PT_OK) {
       if (e->d_name[0] == '.' || e->d_name[0] == '_') continue;
-      if (has_suffix(e->d_name, ".arrow") || has_suffix(e->d_name, ".arrows") ||
-          has_suffix(e->d_name, ".ipc") || has_suffix(e->d_name, ".feather"))
+      if (parquet ? has_suffix(e->d_name, ".parquet")
+                  : (has_suffix(e->d_name, ".arrow") || has_suffix(e->d_name, ".arrows") ||
+                     has_suffix(e->d_name, ".ipc") || has_suffix(e->d_name, ".feather")))
         if (push_path(paths, n, &cap, path, e->d_name) != PT_OK) rc = PT_ENOMEM;
     }
     closedir(d);
     if (rc == PT_OK && *n == 0)
-      rc = pt__errorf(err, PT_EINVAL,
-                      "read_ipc: directory '%s' has no .arrow, .arrows, .ipc or .feather files",
-                      path);
+      rc = pt__errorf(err, PT_EINVAL, "%s: directory '%s' has no %s files", what, path,
+                      parquet ? ".parquet" : ".arrow, .arrows, .ipc or .feather");
   } else if (stat(path, &sb) == 0) {
     if (push_path(paths, n, &cap, NULL, path) != PT_OK) rc = PT_ENOMEM;
   } else if (strpbrk(path, "*?[")) {
     glob_t g;
     int grc = glob(path, 0, NULL, &g);
     if (grc == GLOB_NOMATCH) {
-      rc = pt__errorf(err, PT_EINVAL, "read_ipc: no files match '%s'", path);
+      rc = pt__errorf(err, PT_EINVAL, "%s: no files match '%s'", what, path);
     } else if (grc != 0) {
-      rc = pt__errorf(err, PT_EIO, "read_ipc: cannot expand '%s'", path);
+      rc = pt__errorf(err, PT_EIO, "%s: cannot expand '%s'", what, path);
     } else {
       for (size_t i = 0; i < g.gl_pathc && rc == PT_OK; i++)
         if (push_path(paths, n, &cap, NULL, g.gl_pathv[i]) != PT_OK) rc = PT_ENOMEM;
       globfree(&g);
     }
   } else {
-    rc = pt__errorf(err, PT_EINVAL, "read_ipc: '%s' does not exist", path);
+    rc = pt__errorf(err, PT_EINVAL, "%s: '%s' does not exist", what, path);
   }
-  if (rc == PT_ENOMEM) pt__errorf(err, rc, "read_ipc: out of memory");
+  if (rc == PT_ENOMEM) pt__errorf(err, rc, "%s: out of memory", what);
   if (rc == PT_OK) qsort(*paths, (size_t)*n, sizeof **paths, cmp_str);
   if (rc != PT_OK) {
     for (int64_t i = 0; i < *n; i++) pt__free((*paths)[i]);
@@ -174,7 +175,7 @@ int pt_read_ipc(pt_session *s, const char *path, pt_dataset **out, pt_error *err
   *out = NULL;
   char **paths;
   int64_t n;
-  PT_RETURN_NOT_OK(list_files(path, &paths, &n, err));
+  PT_RETURN_NOT_OK(pt__list_files(path, 0, &paths, &n, err));
   struct ArrowSchema first = {0}, other = {0};
   int rc = file_schema(paths[0], &first, err);
   for (int64_t i = 1; i < n && rc == PT_OK; i++) {

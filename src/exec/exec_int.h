@@ -56,6 +56,7 @@ typedef struct pt__source {
   void **segments;                /* shuffle: segment bytes, freed at close (arrays point in) */
   size_t n_segments;
   int64_t rows_read, bytes_read;  /* for the task's status (job metrics) */
+  size_t piece;                   /* parquet: the next piece to look at */
 } pt__source;
 
 int pt__source_open(pt__task *t, const Protium__Op *op, pt__source *src, pt_error *err);
@@ -89,6 +90,7 @@ typedef struct pt__sink {
   int64_t rows;
   /* result, write_ipc */
   pt_ipc_writer *writer;
+  pt_parquet_writer *pq_writer;   /* write_ipc with parquet set */
   char *path;
   /* shuffle write */
   int64_t n_parts;

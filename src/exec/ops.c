@@ -159,6 +159,29 @@ static int next_segment(pt__source *src, pt_error *err) {
   return PT_OK;
 }
 
+/* Opens the next piece of this partition's Parquet row groups; leaves the
+ * stream released when there is none left. */
+static int next_piece(pt__source *src, pt_error *err) {
+  const Protium__ParquetSource *q = src->op->read_parquet;
+  int64_t p = src->t->launch->partition;
+  while (src->piece < q->n_pieces) {
+    const Protium__ParquetPiece *pc = q->pieces[src->piece++];
+    if (pc->partition != p) continue;
+    pt_parquet_read_options opts;
+    pt_parquet_read_options_init(&opts);
+    opts.columns = (const char *const *)q->columns;
+    opts.n_columns = q->n_columns > 0 ? (int64_t)q->n_columns : 0;
+    if (q->n_columns == 0) opts.columns = NULL;
+    if (q->batch_rows > 0) opts.batch_size = q->batch_rows;
+    opts.row_group_start = pc->row_group_start;
+    opts.row_groups = pc->row_groups;
+    int rc = pt_parquet_read_path(pc->path, &opts, &src->stream, err);
+    if (rc != PT_OK) return pt__error_prefix(err, rc, "read_parquet: ");
+    return PT_OK;
+  }
+  return PT_OK;
+}
+
 int pt__source_open(pt__task *t, const Protium__Op *op, pt__source *src, pt_error *err) {
   memset(src, 0, sizeof *src);
   src->t = t;
@@ -184,6 +207,15 @@ int pt__source_open(pt__task *t, const Protium__Op *op, pt__source *src, pt_erro
       struct stat sb;
       if (stat(path, &sb) == 0) src->bytes_read = (int64_t)sb.st_size;
       return PT_OK;
+    }
+    case PROTIUM__OP__OP_READ_PARQUET: {
+      /* The schema is the stage's (a partition may have no pieces). */
+      int rc = t->stage->source_schema.release != NULL
+                   ? pt_schema_copy(&t->stage->source_schema, &src->schema, err)
+                   : pt__errorf(err, PT_EINVAL, "read_parquet: no schema in the stage definition");
+      if (rc == PT_OK) rc = next_piece(src, err);
+      if (rc != PT_OK) pt__source_close(src);
+      return rc;
     }
     case PROTIUM__OP__OP_SHUFFLE_READ: {
       int rc = next_segment(src, err);
@@ -223,6 +255,8 @@ int pt__source_next(pt__source *src, struct ArrowArray *out, pt_error *err) {
     if (src->stream.release == NULL) return PT_OK;
     if (src->stream.get_next(&src->stream, out) != 0) {
       pt__errorf(err, PT_EFORMAT, "%s", src->stream.get_last_error(&src->stream));
+      if (src->op->op_case == PROTIUM__OP__OP_READ_PARQUET)
+        return pt__error_prefix(err, PT_EFORMAT, "read_parquet: ");
       if (src->op->op_case == PROTIUM__OP__OP_FILES)
         return pt__error_prefix(err, PT_EFORMAT, "read '%s': ",
                                 src->op->files->paths[src->t->launch->partition]);
@@ -235,6 +269,10 @@ int pt__source_next(pt__source *src, struct ArrowArray *out, pt_error *err) {
       return PT_OK;
     }
     src->stream.release(&src->stream);
+    if (src->op->op_case == PROTIUM__OP__OP_READ_PARQUET) {
+      PT_RETURN_NOT_OK(next_piece(src, err));
+      continue;
+    }
     if (src->op->op_case != PROTIUM__OP__OP_SHUFFLE_READ) return PT_OK;
     PT_RETURN_NOT_OK(next_segment(src, err));
   }
@@ -352,8 +390,20 @@ int pt__sink_open(pt__task *t, const Protium__Op *op, const struct ArrowSchema *
     case PROTIUM__OP__OP_WRITE_IPC: {
       const Protium__IpcSink *w = op->write_ipc;
       PT_RETURN_NOT_OK(pt__mkdirs(w->temp_dir, err));
-      sink->path = path_printf(err, "%s/part-%lld-%lld.arrow", w->temp_dir, p, a);
+      sink->path = path_printf(err, "%s/part-%lld-%lld.%s", w->temp_dir, p, a,
+                               w->parquet ? "parquet" : "arrow");
       if (sink->path == NULL) return err ? err->code : PT_ENOMEM;
+      if (w->parquet) {
+        pt_parquet_write_options po;
+        pt_parquet_write_options_init(&po);
+        po.codec = w->parquet_codec;
+        if (w->parquet_row_group_rows > 0) po.row_group_rows = w->parquet_row_group_rows;
+        if (w->parquet_page_version > 0) po.data_page_version = w->parquet_page_version;
+        po.use_dictionary = !w->parquet_no_dictionary;
+        int rc = pt_parquet_writer_open_path(sink->path, sink->schema, &po, &sink->pq_writer, err);
+        if (rc != PT_OK) return pt__error_prefix(err, rc, "write '%s': ", sink->path);
+        return PT_OK;
+      }
       pt_ipc_write_options opts;
       pt_ipc_write_options_init(&opts);
       opts.format = (pt_ipc_format)w->format;
@@ -465,7 +515,8 @@ int pt__sink_consume(pt__sink *sink, struct ArrowArray *batch, pt_error *err) {
   switch (sink->op->op_case) {
     case PROTIUM__OP__OP_RESULT:
     case PROTIUM__OP__OP_WRITE_IPC:
-      rc = pt_ipc_writer_write(sink->writer, batch, err);
+      rc = sink->pq_writer ? pt_parquet_writer_write(sink->pq_writer, batch, err)
+                           : pt_ipc_writer_write(sink->writer, batch, err);
       if (rc != PT_OK) pt__error_prefix(err, rc, "write '%s': ", sink->path);
       break;
     case PROTIUM__OP__OP_SHUFFLE_WRITE:
@@ -589,9 +640,16 @@ int pt__sink_finish(pt__sink *sink, Protium__TaskStatus *st, pt_error *err) {
     case PROTIUM__OP__OP_COUNT: st->count = sink->rows; return PT_OK;
     case PROTIUM__OP__OP_RESULT:
     case PROTIUM__OP__OP_WRITE_IPC: {
-      int rc = pt_ipc_writer_close(sink->writer, err);
-      pt_ipc_writer_free(sink->writer);
-      sink->writer = NULL;
+      int rc;
+      if (sink->pq_writer) {
+        rc = pt_parquet_writer_close(sink->pq_writer, err);
+        pt_parquet_writer_free(sink->pq_writer);
+        sink->pq_writer = NULL;
+      } else {
+        rc = pt_ipc_writer_close(sink->writer, err);
+        pt_ipc_writer_free(sink->writer);
+        sink->writer = NULL;
+      }
       if (rc != PT_OK) return pt__error_prefix(err, rc, "write '%s': ", sink->path);
       st->output_path = sink->path;
       sink->path = NULL; /* the status owns it now */
@@ -603,6 +661,10 @@ int pt__sink_finish(pt__sink *sink, Protium__TaskStatus *st, pt_error *err) {
 }
 
 void pt__sink_close(pt__sink *sink) {
+  if (sink->pq_writer != NULL) {
+    pt_parquet_writer_free(sink->pq_writer);
+    sink->pq_writer = NULL;
+  }
   if (sink->writer != NULL) {
     pt_ipc_writer_free(sink->writer);
     sink->writer = NULL;

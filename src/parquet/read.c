@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "parquet/parquet.h"
 #include "parquet/parquet_int.h"
 
 #define DEFAULT_BATCH_ROWS 65536
@@ -105,7 +106,7 @@ typedef struct reader {
   int64_t rg_read, rg_skipped;
   struct ArrowSchema schema;
   int64_t batch_rows;
-  int64_t next_rg;
+  int64_t next_rg, end_rg; /* the row groups [next_rg, end_rg) are left */
   struct ArrowArray *rg_arrays; /* n_cols, of the current row group */
   int64_t rg_rows, rg_pos;
   bool done;
@@ -1538,7 +1539,7 @@ static int next_batch(reader *r, struct ArrowArray *out, pt_error *err) {
   out->release = NULL;
   while (r->rg_arrays == NULL || r->rg_pos >= r->rg_rows) {
     drop_row_group(r);
-    if (r->next_rg >= r->meta.n_row_groups) return PT_OK; /* end */
+    if (r->next_rg >= r->end_rg) return PT_OK; /* end */
     int64_t rg = r->next_rg++;
     if (r->filter && !pt__filter_may_match(r->filter, &r->meta, &r->meta.row_groups[rg], find_path, r)) {
       r->rg_skipped++;
@@ -1664,6 +1665,15 @@ static int open_region(const uint8_t *data, int64_t size, pt__shared *region, co
   int rc = r->label ? PT_OK : pt__errorf(err, PT_ENOMEM, "out of memory");
   if (rc == PT_OK) rc = parse_footer(r, err);
   if (rc == PT_OK) rc = build_schema(r, opts, err);
+  if (rc == PT_OK) {
+    int64_t n = r->meta.n_row_groups;
+    int64_t start = opts ? opts->row_group_start : 0, count = opts ? opts->row_groups : 0;
+    if (start < 0 || start > n || count < 0)
+      rc = pt__errorf(err, PT_EINVAL, "row groups from %lld (%lld of them) of the file's %lld",
+                      (long long)start, (long long)count, (long long)n);
+    r->next_rg = start;
+    r->end_rg = count > 0 && count < n - start ? start + count : n;
+  }
   if (rc == PT_OK && opts && opts->filter) {
     rc = pt__filter_copy(opts->filter, &r->filter, err);
     if (rc == PT_OK) rc = pt__filter_columns(r->filter, check_filter_column, r, err);
@@ -1756,4 +1766,39 @@ int pt_parquet_read_path(const char *path, const pt_parquet_read_options *opts,
   int rc = open_region(map ? map : empty, size, region, path, opts, out, err);
   if (rc != PT_OK) pt__shared_unref(region);
   return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* For the engine's planning */
+
+int pt__parquet_plan(const char *path, const pt_parquet_read_options *opts,
+                     struct ArrowSchema *schema, pt__parquet_rg **rgs, int64_t *n,
+                     pt_error *err) {
+  *rgs = NULL;
+  *n = 0;
+  schema->release = NULL;
+  struct ArrowArrayStream s;
+  PT_RETURN_NOT_OK(pt_parquet_read_path(path, opts, &s, err));
+  reader *r = s.private_data;
+  int rc = pt_schema_copy(&r->schema, schema, err);
+  int64_t total = r->end_rg - r->next_rg;
+  pt__parquet_rg *out = pt__calloc((size_t)(total > 0 ? total : 1), sizeof *out);
+  if (rc == PT_OK && out == NULL) rc = pt__errorf(err, PT_ENOMEM, "out of memory");
+  for (int64_t g = r->next_rg; g < r->end_rg && rc == PT_OK; g++) {
+    const pt__pq_row_group *rg = &r->meta.row_groups[g];
+    if (r->filter && !pt__filter_may_match(r->filter, &r->meta, rg, find_path, r)) continue;
+    out[*n].index = g;
+    out[*n].rows = rg->num_rows;
+    out[*n].bytes = rg->total_byte_size > 0 ? rg->total_byte_size : 0;
+    (*n)++;
+  }
+  s.release(&s);
+  if (rc != PT_OK) {
+    pt__free(out);
+    *n = 0;
+    if (schema->release) schema->release(schema);
+    return rc;
+  }
+  *rgs = out;
+  return PT_OK;
 }

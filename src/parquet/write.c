@@ -935,6 +935,7 @@ static int flush_row_group(pt_parquet_writer *w, pt_error *err) {
     PT_RETURN_NOT_OK(out_write(w, c->pages.data, (int64_t)c->pages.len, err));
     m->total_compressed_size = w->pos - start;
     m->total_uncompressed_size = uncompressed;
+    g->total_byte_size += uncompressed;
     cc->file_offset = m->data_page_offset;
     /* Encodings used. */
     m->encodings = pt__arena_alloc(&w->arena, 3 * (int64_t)sizeof(int32_t));

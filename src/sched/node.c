@@ -27,6 +27,15 @@ static void node_release(pt_dataset *ds) {
   if (ds->paths)
     for (int64_t i = 0; i < ds->partitions; i++) pt__free(ds->paths[i]);
   pt__free(ds->paths);
+  if (ds->piece_paths)
+    for (int64_t i = 0; i < ds->n_pieces; i++) pt__free(ds->piece_paths[i]);
+  pt__free(ds->piece_paths);
+  pt__free(ds->piece_partition);
+  pt__free(ds->piece_rg_start);
+  pt__free(ds->piece_rg_count);
+  if (ds->columns)
+    for (int64_t i = 0; i < ds->n_columns; i++) pt__free(ds->columns[i]);
+  pt__free(ds->columns);
   if (ds->keys)
     for (int64_t i = 0; i < ds->n_keys; i++) pt__free(ds->keys[i]);
   pt__free(ds->keys);

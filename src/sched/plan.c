@@ -22,6 +22,12 @@ static void op_free(Protium__Op *op) {
   case PROTIUM__OP__OP_COUNT: pt__free(op->count); break;
   case PROTIUM__OP__OP_WRITE_IPC: pt__free(op->write_ipc); break;
   case PROTIUM__OP__OP_MAP_PARTITIONS: pt__free(op->map_partitions); break;
+  case PROTIUM__OP__OP_READ_PARQUET:
+    /* The pieces were made as one block (parquet_source below). */
+    if (op->read_parquet->n_pieces > 0) pt__free(op->read_parquet->pieces[0]);
+    pt__free(op->read_parquet->pieces);
+    pt__free(op->read_parquet);
+    break;
   default: break;
   }
   pt__free(op);
@@ -217,6 +223,34 @@ static int add_chain_ops(pt__driver *d, pt__job *job, pt__sched_stage *st, pt_da
     op = new_op(PROTIUM__OP__OP_FILES, f);
     break;
   }
+  case PT__NODE_PARQUET: {
+    Protium__ParquetSource *q = NEW_MSG(Protium__ParquetSource, protium__parquet_source__init);
+    size_t n = (size_t)src->n_pieces;
+    Protium__ParquetPiece **ptrs = q ? pt__calloc(n ? n : 1, sizeof *ptrs) : NULL;
+    Protium__ParquetPiece *block = ptrs ? pt__calloc(n ? n : 1, sizeof *block) : NULL;
+    if (!block) {
+      pt__free(ptrs);
+      pt__free(q);
+      q = NULL;
+    } else {
+      for (size_t i = 0; i < n; i++) {
+        protium__parquet_piece__init(&block[i]);
+        block[i].partition = src->piece_partition[i];
+        block[i].path = src->piece_paths[i]; /* borrowed from the node */
+        block[i].row_group_start = src->piece_rg_start[i];
+        block[i].row_groups = src->piece_rg_count[i];
+        ptrs[i] = &block[i];
+      }
+      if (n == 0) pt__free(block); /* op_free frees pieces[0] only when n > 0 */
+      q->n_pieces = n;
+      q->pieces = ptrs;
+      q->n_columns = (size_t)src->n_columns;
+      q->columns = src->columns;
+      q->batch_rows = src->batch_rows;
+    }
+    op = new_op(PROTIUM__OP__OP_READ_PARQUET, q);
+    break;
+  }
   case PT__NODE_SHUFFLE: {
     /* The parent stage writes the shuffle; this one reads it. */
     pt__sched_stage *parent;
@@ -309,6 +343,11 @@ int pt__plan_build(pt__driver *d, pt_dataset *ds, const pt__action *action, pt__
       w->temp_dir = (char *)action->ipc_temp_dir; /* the caller's: it waits for the job */
       w->format = action->ipc_format;
       w->compression = action->ipc_compression;
+      w->parquet = action->parquet != 0;
+      w->parquet_codec = action->parquet_codec;
+      w->parquet_row_group_rows = action->parquet_row_group_rows;
+      w->parquet_page_version = action->parquet_page_version;
+      w->parquet_no_dictionary = action->parquet_no_dictionary != 0;
     }
     sink = new_op(PROTIUM__OP__OP_WRITE_IPC, w);
     break;

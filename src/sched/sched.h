@@ -31,6 +31,7 @@ typedef enum pt__node_kind {
   PT__NODE_SHUFFLE,
   PT__NODE_MAP_PARTITIONS, /* fn, arg, out_schema_ipc as MAP */
   PT__NODE_BARRIER,        /* no op: marks its stage as a barrier stage */
+  PT__NODE_PARQUET,
 } pt__node_kind;
 
 struct pt_dataset {
@@ -59,6 +60,12 @@ struct pt_dataset {
   char **keys;                   /* owned; n_keys == 0: round robin */
   int64_t n_keys;
   atomic_int_fast64_t last_job;  /* the job id of the last action on it, 0 = none */
+  /* PARQUET: pieces (a range of row groups of one file) of each partition */
+  int64_t n_pieces;
+  char **piece_paths;            /* owned, each owned */
+  int64_t *piece_partition, *piece_rg_start, *piece_rg_count; /* owned */
+  char **columns;                /* owned, each owned; n_columns == 0: all */
+  int64_t n_columns;
 };
 
 /* A node of `kind` over parent (which gains a reference; NULL for sources)
@@ -118,6 +125,10 @@ typedef struct pt__action {
   const char *ipc_temp_dir;      /* PT__SINK_IPC */
   int ipc_format;
   int ipc_compression;
+  /* PT__SINK_IPC writing Parquet instead (pt_write_parquet) */
+  int parquet;
+  int parquet_codec, parquet_page_version, parquet_no_dictionary;
+  int64_t parquet_row_group_rows;
 } pt__action;
 
 /* What a finished job produced, per partition of its final stage: the first

@@ -527,7 +527,7 @@ static void check_table(const char *file) {
   }
   fclose(f);
   pt_conf_free(c);
-  assert_int_equal(keys, 14);
+  assert_int_equal(keys, 15);
 }
 
 static void test_configuration_defaults(void **state) {

@@ -51,6 +51,7 @@ def test_matrix(tmp_path: Path, codec: str, version: int, dictionary: bool) -> N
     )
     md = pq.ParquetFile(path).metadata
     assert md.num_row_groups == 3
+    assert md.row_group(0).total_byte_size > 0
     names = {"none": "UNCOMPRESSED", "lz4_raw": "LZ4"}  # pyarrow's name of LZ4_RAW
     assert md.row_group(0).column(0).compression == names.get(codec, codec.upper())
     want = as_stored(table)

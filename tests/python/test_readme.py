@@ -40,7 +40,8 @@ def _compile(source: str, tmp_path: Path, name: str) -> Path:
     src.write_text(source)
     cc = shutil.which("cc") or "gcc"
     libs = subprocess.run(
-        ["pkg-config", "--libs", "liblz4", "libzstd", "libprotobuf-c", "libuv"],
+        ["pkg-config", "--libs", "liblz4", "libzstd", "snappy", "zlib", "libbrotlidec", "libbrotlienc",
+         "libprotobuf-c", "libuv"],
         check=True, capture_output=True, text=True).stdout.split()
     exe = tmp_path / name
     subprocess.run(

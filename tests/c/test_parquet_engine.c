@@ -1,0 +1,246 @@
+/* test_parquet_engine.c — Parquet datasets on the local engine, with real
+ * executor processes (this program, re-run by the session): pt_read_parquet
+ * partitions by row group (small files together, big files split), applies
+ * projection and filters when planning, and counts and collects exact rows;
+ * pt_write_parquet commits one file per partition that reads back whole;
+ * mismatched schemas and bad paths fail with clear messages.
+ */
+#include <dirent.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "core/core.h"
+#include "protium.h"
+
+#define CHECK(call)                                                                    \
+  do {                                                                                 \
+    pt_error err = {0};                                                                \
+    int chk_rc_ = (call);                                                              \
+    if (chk_rc_ != PT_OK) fail_msg("%s: %s (%d)", #call, err.message, chk_rc_);        \
+  } while (0)
+
+static pt_session *S;
+static char DIR_[256];
+
+/* struct<id: int64 not null, name: utf8> with ids [from, from + n). */
+static void write_file(const char *path, int64_t from, int64_t n, int64_t rg_rows, int with_name) {
+  struct ArrowSchema schema;
+  CHECK(pt_schema_init(&schema, "+s", "", 0, with_name ? 2 : 1, &err));
+  CHECK(pt_schema_init(schema.children[0], "l", "id", 0, 0, &err));
+  if (with_name) CHECK(pt_schema_init(schema.children[1], "u", "name", ARROW_FLAG_NULLABLE, 0, &err));
+  pt_builder *b;
+  CHECK(pt_builder_new(&schema, &b, &err));
+  for (int64_t i = from; i < from + n; i++) {
+    assert_int_equal(pt_builder_append_int(pt_builder_child(b, 0), i), PT_OK);
+    if (with_name) {
+      char s[32];
+      int len = snprintf(s, sizeof s, "n%lld", (long long)i);
+      assert_int_equal(pt_builder_append_bytes(pt_builder_child(b, 1), s, len), PT_OK);
+    }
+    assert_int_equal(pt_builder_append_row(b), PT_OK);
+  }
+  struct ArrowArray batch;
+  CHECK(pt_builder_finish(b, &batch, &err));
+  pt_parquet_write_options o;
+  pt_parquet_write_options_init(&o);
+  o.row_group_rows = rg_rows;
+  pt_parquet_writer *w;
+  CHECK(pt_parquet_writer_open_path(path, &schema, &o, &w, &err));
+  CHECK(pt_parquet_writer_write(w, &batch, &err));
+  CHECK(pt_parquet_writer_close(w, &err));
+  pt_parquet_writer_free(w);
+  batch.release(&batch);
+  pt_builder_free(b);
+  schema.release(&schema);
+}
+
+static int setup(void **state) {
+  snprintf(DIR_, sizeof DIR_, "%s/pt-pq-engine-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+  if (mkdtemp(DIR_) == NULL) return -1;
+  char path[512];
+  /* Three small files (2 row groups of 500 rows each), one big one (20 row
+   * groups of 500). */
+  for (int f = 0; f < 3; f++) {
+    snprintf(path, sizeof path, "%s/in/small-%d.parquet", DIR_, f);
+    char dir[400];
+    snprintf(dir, sizeof dir, "%s/in", DIR_);
+    pt_error e;
+    if (pt__mkdirs(dir, &e) != PT_OK) return -1;
+    write_file(path, f * 1000, 1000, 500, 1);
+  }
+  snprintf(path, sizeof path, "%s/in/big.parquet", DIR_);
+  write_file(path, 3000, 10000, 500, 1);
+  pt_conf *conf;
+  pt_error err;
+  if (pt_conf_new(&conf, &err) != PT_OK) return -1;
+  /* Small partitions: about four row groups of ~8 KB each. */
+  if (pt_conf_set(conf, "parquet.partition_bytes", "30000", &err) != PT_OK) return -1;
+  int rc = pt_session_open("local[2]", conf, &S, &err);
+  pt_conf_free(conf);
+  if (rc != PT_OK) fprintf(stderr, "%s\n", err.message);
+  return rc == PT_OK ? 0 : -1;
+}
+
+static int teardown(void **state) {
+  pt_session_close(S);
+  pt__rm_rf(DIR_);
+  return 0;
+}
+
+/* Sums the ids of everything collected; *rows = their number. */
+static int64_t collect_sum(pt_dataset *ds, int64_t *rows) {
+  struct ArrowArrayStream st;
+  CHECK(pt_collect(ds, &st, &err));
+  int64_t sum = 0;
+  *rows = 0;
+  struct ArrowArray a;
+  while (st.get_next(&st, &a) == 0 && a.release) {
+    const struct ArrowArray *id = a.children[0];
+    const int64_t *v = (const int64_t *)id->buffers[1] + id->offset + a.offset;
+    for (int64_t i = 0; i < a.length; i++) sum += v[i];
+    *rows += a.length;
+    a.release(&a);
+  }
+  assert_null(st.get_last_error(&st));
+  st.release(&st);
+  return sum;
+}
+
+static void test_read_partitions_and_count(void **state) {
+  char in[400];
+  snprintf(in, sizeof in, "%s/in", DIR_);
+  pt_dataset *ds;
+  CHECK(pt_read_parquet(S, in, NULL, &ds, &err));
+  /* 26 row groups of ~7-8 KB in partitions of ~30 KB: more than one
+   * partition, fewer than the row groups; small files share. */
+  int64_t parts = pt_dataset_num_partitions(ds);
+  assert_true(parts > 3 && parts < 26);
+  int64_t count;
+  CHECK(pt_count(ds, &count, &err));
+  assert_int_equal(count, 13000);
+  int64_t rows;
+  assert_int_equal(collect_sum(ds, &rows), (int64_t)13000 * 12999 / 2);
+  assert_int_equal(rows, 13000);
+  pt_dataset_free(ds);
+}
+
+static void test_projection_and_filter(void **state) {
+  char in[400];
+  snprintf(in, sizeof in, "%s/in/*.parquet", DIR_);
+  const char *cols[] = {"id"};
+  pt_parquet_read_options o;
+  pt_parquet_read_options_init(&o);
+  o.columns = cols;
+  o.n_columns = 1;
+  int64_t lo = 12000;
+  pt_parquet_filter *f;
+  CHECK(pt_parquet_filter_int("id", PT_PARQUET_GE, &lo, 1, &f, &err));
+  o.filter = f;
+  pt_dataset *ds;
+  CHECK(pt_read_parquet(S, in, &o, &ds, &err));
+  pt_parquet_filter_free(f);
+  struct ArrowSchema schema;
+  CHECK(pt_dataset_schema(ds, &schema, &err));
+  assert_int_equal(schema.n_children, 1);
+  assert_string_equal(schema.children[0]->name, "id");
+  schema.release(&schema);
+  /* Only the big file's last two row groups (ids 12000..12999) may match. */
+  int64_t count;
+  CHECK(pt_count(ds, &count, &err));
+  assert_int_equal(count, 1000);
+  pt_dataset_free(ds);
+}
+
+static void test_write_and_read_back(void **state) {
+  char in[400], out[400];
+  snprintf(in, sizeof in, "%s/in", DIR_);
+  snprintf(out, sizeof out, "%s/out", DIR_);
+  pt_dataset *ds;
+  CHECK(pt_read_parquet(S, in, NULL, &ds, &err));
+  pt_parquet_write_options o;
+  pt_parquet_write_options_init(&o);
+  o.codec = PT_PARQUET_ZSTD;
+  CHECK(pt_write_parquet(ds, out, &o, &err));
+  int64_t parts = pt_dataset_num_partitions(ds);
+  pt_dataset_free(ds);
+  /* part-00000.parquet ... and _SUCCESS, nothing else. */
+  DIR *d = opendir(out);
+  assert_non_null(d);
+  int files = 0, success = 0;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    if (e->d_name[0] == '.') continue;
+    if (strcmp(e->d_name, "_SUCCESS") == 0) success = 1;
+    else {
+      assert_int_equal(strncmp(e->d_name, "part-", 5), 0);
+      files++;
+    }
+  }
+  closedir(d);
+  assert_int_equal(success, 1);
+  assert_int_equal(files, parts);
+  CHECK(pt_read_parquet(S, out, NULL, &ds, &err));
+  int64_t rows;
+  assert_int_equal(collect_sum(ds, &rows), (int64_t)13000 * 12999 / 2);
+  assert_int_equal(rows, 13000);
+  pt_dataset_free(ds);
+  /* Writing again into the same directory is refused. */
+  CHECK(pt_read_parquet(S, in, NULL, &ds, &err));
+  pt_error err;
+  assert_int_equal(pt_write_parquet(ds, out, NULL, &err), PT_EINVAL);
+  char want[600];
+  snprintf(want, sizeof want,
+           "write_parquet: directory '%s' is not empty; write to a new directory or empty it first",
+           out);
+  assert_string_equal(err.message, want);
+  pt_dataset_free(ds);
+}
+
+static void test_errors(void **state) {
+  pt_error err;
+  pt_dataset *ds;
+  char path[512];
+  snprintf(path, sizeof path, "%s/nope", DIR_);
+  assert_int_equal(pt_read_parquet(S, path, NULL, &ds, &err), PT_EINVAL);
+  char want[700];
+  snprintf(want, sizeof want, "read_parquet: '%s' does not exist", path);
+  assert_string_equal(err.message, want);
+  /* Files of two schemas. */
+  snprintf(path, sizeof path, "%s/mixed", DIR_);
+  assert_int_equal(pt__mkdirs(path, &err), PT_OK);
+  char a[600], b[600];
+  snprintf(a, sizeof a, "%s/a.parquet", path);
+  snprintf(b, sizeof b, "%s/b.parquet", path);
+  write_file(a, 0, 10, 10, 1);
+  write_file(b, 0, 10, 10, 0);
+  assert_int_equal(pt_read_parquet(S, path, NULL, &ds, &err), PT_EINVAL);
+  assert_non_null(strstr(err.message, "all files must share one schema"));
+  /* Not Parquet. */
+  snprintf(a, sizeof a, "%s/bad/x.parquet", DIR_);
+  snprintf(b, sizeof b, "%s/bad", DIR_);
+  assert_int_equal(pt__mkdirs(b, &err), PT_OK);
+  FILE *f = fopen(a, "wb");
+  fputs("not parquet at all", f);
+  fclose(f);
+  assert_int_equal(pt_read_parquet(S, b, NULL, &ds, &err), PT_EFORMAT);
+  snprintf(want, sizeof want, "read_parquet: parquet: %s: not a Parquet file: no PAR1 magic at the start", a);
+  assert_string_equal(err.message, want);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_read_partitions_and_count),
+      cmocka_unit_test(test_projection_and_filter),
+      cmocka_unit_test(test_write_and_read_back),
+      cmocka_unit_test(test_errors),
+  };
+  return cmocka_run_group_tests_name("parquet_engine", tests, setup, teardown);
+}
