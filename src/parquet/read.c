@@ -761,6 +761,47 @@ static int emit(reader *r, const leaf *c, colbuf *b, int64_t n, const uint32_t *
   if (s->enc == PT__ENC_PLAIN && c->conv == CV_BOOL && (s->end - s->p) * 8 < n_present)
     return pt__errorf(err, PT_EFORMAT, "%lld booleans but the page has %lld bytes",
                       (long long)n_present, (long long)(s->end - s->p));
+  /* Fixed-width values Arrow stores as Parquet does (ints, floats, dates,
+   * timestamps of the same unit): copied without per-value dispatch. */
+  if (c->conv == CV_COPY && (c->out_width == 4 || c->out_width == 8) && n_rows == n &&
+      (s->enc == PT__ENC_PLAIN || dict)) {
+    const int64_t w = c->out_width;
+    uint8_t *dst = b->values + b->rows * w;
+    const uint8_t *dv = b->dict_fixed;
+    int64_t k = 0;
+    if (defs == NULL && !dict && b->validity == NULL) {
+      memcpy(dst, s->p, (size_t)(n * w)); /* the page's values are the array's */
+      s->p += n * w;
+      b->rows += n;
+      return PT_OK;
+    }
+    for (int64_t i = 0; i < n; i++) {
+      bool present = defs == NULL || defs[i] == (uint32_t)c->max_def;
+      if (b->validity) pt__bit_set(b->validity, b->rows + i, present);
+      if (!present) {
+        memset(dst + i * w, 0, (size_t)w);
+        continue;
+      }
+      const uint8_t *src;
+      if (dict) {
+        uint32_t ix = s->idx[s->k + k];
+        if (ix >= (uint64_t)b->dict_n)
+          return pt__errorf(err, PT_EFORMAT, "dictionary index %u out of range of %lld values", ix,
+                            (long long)b->dict_n);
+        src = dv + (int64_t)ix * w;
+      } else {
+        src = s->p + k * w;
+      }
+      if (w == 8) memcpy(dst + i * 8, src, 8);
+      else memcpy(dst + i * 4, src, 4);
+      k++;
+    }
+    if (dict) s->k += k;
+    else s->p += k * w;
+    b->nulls += n - k;
+    b->rows += n;
+    return PT_OK;
+  }
   int64_t row = b->rows;
   if (c->conv == CV_BINARY && row == 0) set_offset(b, c, 0, 0);
   for (int64_t i = 0; i < n; i++, row++) {
@@ -1282,7 +1323,8 @@ static int read_chunk(reader *r, int64_t rg, const leaf *c, colbuf *b, int64_t r
         return pt__errorf(err, PT_ENOTSUP, "encoding %s (%d) is not supported",
                           encoding_name(h.encoding), h.encoding);
     }
-    PT_RETURN_NOT_OK(emit(r, c, b, n, defs, &s, present, err));
+    /* A page without nulls needs no levels to place its values. */
+    PT_RETURN_NOT_OK(emit(r, c, b, n, present == n ? NULL : defs, &s, present, err));
     values_left -= n;
     (*page_no)++;
   }
