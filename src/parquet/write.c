@@ -37,8 +37,13 @@ typedef struct wcol {
   int stat;              /* ST_* */
   int64_t ts_mul;        /* timestamp[s] are written as milliseconds */
   bool nullable;
+  int16_t max_def, max_rep; /* levels of a present value / of the innermost list */
+  pt__pq_bytes *path;    /* names from the top-level column down (arena) */
+  int64_t n_path;
   /* The current page. */
-  uint32_t *defs;        /* rows of the page */
+  uint32_t *defs;        /* level entries of the page (page_rows of them) */
+  uint32_t *reps;
+  int64_t cap_reps;
   uint32_t *idx;         /* dictionary indices, or booleans */
   int64_t page_rows, page_values, cap_defs, cap_idx;
   pt_buf plain;          /* PLAIN values of the page */
@@ -75,8 +80,12 @@ struct pt_parquet_writer {
   int64_t pos;           /* bytes written so far */
   pt_parquet_write_options opts;
   struct ArrowSchema schema;
-  wcol *cols;
+  wcol *cols;            /* the leaves */
   int64_t n_cols;
+  struct wnode *tops;    /* the top-level columns (arena) */
+  int64_t n_tops;
+  pt__pq_schema_elem *elems; /* the Parquet schema below the root, depth first */
+  int64_t n_elems, cap_elems;
   int64_t rg_rows;       /* rows of the open row group */
   /* Finished row groups, for the footer. */
   pt__arena arena;
@@ -206,7 +215,7 @@ static int map_column(wcol *c, const struct ArrowSchema *field, pt_error *err) {
       char name[128];
       pt_type_name(field, name, sizeof name);
       return pt__errorf(err, PT_ENOTSUP,
-                        "column '%s': writing %s to Parquet is not supported yet (flat columns only)",
+                        "column '%s': writing %s to Parquet is not supported yet",
                         c->name, name);
     }
   }
@@ -252,6 +261,7 @@ void pt_parquet_write_options_init(pt_parquet_write_options *o) {
 
 static void col_free(wcol *c) {
   pt__free(c->defs);
+  pt__free(c->reps);
   pt__free(c->idx);
   pt_buf_free(&c->plain);
   pt_buf_free(&c->dict);
@@ -268,6 +278,7 @@ void pt_parquet_writer_free(pt_parquet_writer *w) {
   if (w == NULL) return;
   for (int64_t i = 0; i < w->n_cols; i++) col_free(&w->cols[i]);
   pt__free(w->cols);
+  pt__free(w->elems);
   if (w->schema.release) w->schema.release(&w->schema);
   pt__arena_free(&w->arena);
   pt__free(w->rgs);
@@ -298,6 +309,104 @@ static int check_options(const pt_parquet_write_options *o, pt_error *err) {
   return PT_OK;
 }
 
+/* The Arrow tree of a column: structs become groups, lists the three-level
+ * LIST layout (group name (LIST) { repeated group list { element } }), the
+ * rest leaves. Each node knows the levels its values get. */
+enum { W_LEAF, W_STRUCT, W_LIST };
+
+typedef struct wnode {
+  int kind;
+  bool nullable;
+  int16_t erep;          /* W_LIST: repetition level of its elements */
+  int64_t leaf;          /* W_LEAF: index in w->cols */
+  int64_t first, end;    /* the leaves below: [first, end) */
+  struct wnode *children;
+  int64_t n_children;
+} wnode;
+
+static int add_elem(pt_parquet_writer *w, const pt__pq_schema_elem *e, pt_error *err) {
+  if (pt__grow((void **)&w->elems, &w->cap_elems, w->n_elems + 1, sizeof *w->elems) != PT_OK)
+    return pt__errorf(err, PT_ENOMEM, "out of memory");
+  w->elems[w->n_elems++] = *e;
+  return PT_OK;
+}
+
+static int add_leaf_col(pt_parquet_writer *w, int64_t *index, pt_error *err) {
+  wcol *c = pt__realloc(w->cols, (size_t)(w->n_cols + 1) * sizeof *c);
+  if (c == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
+  w->cols = c;
+  memset(&w->cols[w->n_cols], 0, sizeof *c);
+  *index = w->n_cols++;
+  return PT_OK;
+}
+
+/* Builds node n for field f (named name) whose parent's levels are def and
+ * rep; path/n_path: the names above it. */
+static int make_wnode(pt_parquet_writer *w, const struct ArrowSchema *f, const char *name,
+                      int16_t def, int16_t rep, const pt__pq_bytes *path, int64_t n_path, wnode *n,
+                      int depth, pt_error *err) {
+  memset(n, 0, sizeof *n);
+  if (depth > 64) return pt__errorf(err, PT_ENOTSUP, "column '%s': nested deeper than 64", name);
+  pt_type t;
+  PT_RETURN_NOT_OK(pt_type_parse(f, &t, err));
+  n->nullable = (f->flags & ARROW_FLAG_NULLABLE) != 0 || t.id == PT_TYPE_NA;
+  int16_t d = (int16_t)(def + (n->nullable ? 1 : 0));
+  pt__pq_bytes *mypath = pt__arena_alloc(&w->arena, (n_path + 2) * (int64_t)sizeof *mypath);
+  if (mypath == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
+  if (n_path > 0) memcpy(mypath, path, (size_t)n_path * sizeof *path);
+  mypath[n_path] = (pt__pq_bytes){(const uint8_t *)name, (int64_t)strlen(name)};
+  n->first = w->n_cols;
+  pt__pq_schema_elem g = {.type = -1, .converted = -1,
+                          .repetition = n->nullable ? PT__PQ_OPTIONAL : PT__PQ_REQUIRED,
+                          .name = mypath[n_path]};
+  if (!t.dictionary && t.id == PT_TYPE_STRUCT) {
+    n->kind = W_STRUCT;
+    g.num_children = (int32_t)f->n_children;
+    if (f->n_children == 0)
+      return pt__errorf(err, PT_ENOTSUP, "column '%s': a struct without fields cannot be stored in Parquet", name);
+    PT_RETURN_NOT_OK(add_elem(w, &g, err));
+    n->n_children = f->n_children;
+    n->children = pt__arena_alloc(&w->arena, n->n_children * (int64_t)sizeof(wnode));
+    if (n->children == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
+    for (int64_t k = 0; k < f->n_children; k++) {
+      const struct ArrowSchema *cf = f->children[k];
+      PT_RETURN_NOT_OK(make_wnode(w, cf, cf->name ? cf->name : "", d, rep, mypath, n_path + 1,
+                                  &n->children[k], depth + 1, err));
+    }
+  } else if (!t.dictionary && (t.id == PT_TYPE_LIST || t.id == PT_TYPE_LARGE_LIST ||
+                               t.id == PT_TYPE_FIXED_SIZE_LIST)) {
+    n->kind = W_LIST;
+    n->erep = (int16_t)(rep + 1);
+    g.num_children = 1;
+    g.converted = PT__CT_LIST;
+    g.logical.kind = PT__LT_LIST;
+    PT_RETURN_NOT_OK(add_elem(w, &g, err));
+    pt__pq_schema_elem lg = {.type = -1, .converted = -1, .repetition = PT__PQ_REPEATED,
+                             .name = {(const uint8_t *)"list", 4}, .num_children = 1};
+    PT_RETURN_NOT_OK(add_elem(w, &lg, err));
+    mypath[n_path + 1] = lg.name;
+    n->n_children = 1;
+    n->children = pt__arena_alloc(&w->arena, (int64_t)sizeof(wnode));
+    if (n->children == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
+    PT_RETURN_NOT_OK(make_wnode(w, f->children[0], "element", (int16_t)(d + 1), n->erep, mypath,
+                                n_path + 2, n->children, depth + 1, err));
+  } else {
+    n->kind = W_LEAF;
+    PT_RETURN_NOT_OK(add_leaf_col(w, &n->leaf, err));
+    wcol *c = &w->cols[n->leaf];
+    c->name = name;
+    PT_RETURN_NOT_OK(map_column(c, f, err));
+    c->max_def = d;
+    c->max_rep = rep;
+    c->path = mypath;
+    c->n_path = n_path + 1;
+    c->use_dict = w->opts.use_dictionary && c->phys != PT__PQ_BOOLEAN && c->type.id != PT_TYPE_NA;
+    PT_RETURN_NOT_OK(add_elem(w, &c->elem, err));
+  }
+  n->end = w->n_cols;
+  return PT_OK;
+}
+
 static int open_common(pt_parquet_writer *w, const struct ArrowSchema *schema,
                        const pt_parquet_write_options *opts, pt_error *err) {
   if (opts) w->opts = *opts;
@@ -306,15 +415,12 @@ static int open_common(pt_parquet_writer *w, const struct ArrowSchema *schema,
   if (schema == NULL || schema->format == NULL || strcmp(schema->format, "+s") != 0)
     return pt__errorf(err, PT_EINVAL, "parquet: the schema must be a struct (\"+s\") of columns");
   PT_RETURN_NOT_OK(pt_schema_copy(schema, &w->schema, err));
-  w->n_cols = w->schema.n_children;
-  w->cols = pt__calloc((size_t)(w->n_cols ? w->n_cols : 1), sizeof *w->cols);
-  if (w->cols == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
-  for (int64_t i = 0; i < w->n_cols; i++) {
-    wcol *c = &w->cols[i];
+  w->n_tops = w->schema.n_children;
+  w->tops = pt__arena_alloc(&w->arena, (w->n_tops ? w->n_tops : 1) * (int64_t)sizeof(wnode));
+  if (w->tops == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
+  for (int64_t i = 0; i < w->n_tops; i++) {
     const struct ArrowSchema *f = w->schema.children[i];
-    c->name = f->name ? f->name : "";
-    PT_RETURN_NOT_OK(map_column(c, f, err));
-    c->use_dict = w->opts.use_dictionary && c->phys != PT__PQ_BOOLEAN && c->type.id != PT_TYPE_NA;
+    PT_RETURN_NOT_OK(make_wnode(w, f, f->name ? f->name : "", 0, 0, NULL, 0, &w->tops[i], 0, err));
   }
   if (w->opts.store_arrow_schema) PT_RETURN_NOT_OK(store_arrow_schema(w, err));
   return out_write(w, "PAR1", 4, err);
@@ -558,14 +664,25 @@ static int flush_page(pt_parquet_writer *w, wcol *c, pt_error *err) {
   } else {
     rc = pt__buf_append(vals, c->plain.data, c->plain.len);
   }
-  /* Definition levels, RLE. */
+  /* Repetition, then definition levels, RLE (v1: each after its length). */
   pt_buf *levels = &w->scratch2;
   levels->len = 0;
-  if (rc == PT_OK && c->nullable) {
+  int64_t rep_len = 0, rows = c->page_rows;
+  for (int pass = 0; pass < 2 && rc == PT_OK; pass++) {
+    int16_t max = pass == 0 ? c->max_rep : c->max_def;
+    if (max == 0) continue;
+    size_t at = levels->len;
     if (w->opts.data_page_version == 1) rc = pt__buf_append(levels, "\0\0\0\0", 4);
-    if (rc == PT_OK) rc = pt__rle_put(levels, c->defs, c->page_rows, 1);
+    if (rc == PT_OK)
+      rc = pt__rle_put(levels, pass == 0 ? c->reps : c->defs, c->page_rows,
+                       pt__bit_width((uint64_t)max));
     if (rc == PT_OK && w->opts.data_page_version == 1)
-      pt__store_u32(levels->data, (uint32_t)(levels->len - 4));
+      pt__store_u32(levels->data + at, (uint32_t)(levels->len - at - 4));
+    if (pass == 0) rep_len = (int64_t)levels->len;
+  }
+  if (c->max_rep > 0) {
+    rows = 0;
+    for (int64_t i = 0; i < c->page_rows; i++) rows += c->reps[i] == 0;
   }
   if (rc != PT_OK) return pt__errorf(err, PT_ENOMEM, "out of memory");
   pt__pq_page_header h = {0};
@@ -589,8 +706,9 @@ static int flush_page(pt_parquet_writer *w, wcol *c, pt_error *err) {
     h.type = PT__PAGE_DATA_V2;
     h.has_data_v2 = true;
     h.num_nulls = (int32_t)nulls;
-    h.num_rows = (int32_t)c->page_rows;
-    h.def_length = (int32_t)levels->len;
+    h.num_rows = (int32_t)rows;
+    h.rep_length = (int32_t)rep_len;
+    h.def_length = (int32_t)((int64_t)levels->len - rep_len);
     h.is_compressed = w->opts.codec != PT_PARQUET_UNCOMPRESSED;
     rc = pt__buf_append(&body, levels->data, levels->len) == PT_OK ? PT_OK
          : pt__errorf(err, PT_ENOMEM, "out of memory");
@@ -620,6 +738,8 @@ static int flush_page(pt_parquet_writer *w, wcol *c, pt_error *err) {
   return PT_OK;
 }
 
+static int append_phys(pt_parquet_writer *w, wcol *c, const pt__view *v, int64_t i, pt_error *err);
+
 /* Appends row i of view v (a column of the batch) to column c. */
 static int append_value(pt_parquet_writer *w, wcol *c, const pt__view *v, int64_t i, pt_error *err) {
   bool valid = c->type.id != PT_TYPE_NA && pt__view_is_valid(v, i);
@@ -633,7 +753,11 @@ static int append_value(pt_parquet_writer *w, wcol *c, const pt__view *v, int64_
     c->nulls++;
     return PT_OK;
   }
-  /* The physical value. */
+  return append_phys(w, c, v, i, err);
+}
+
+/* Appends the value at row i of view v (valid) to the page of column c. */
+static int append_phys(pt_parquet_writer *w, wcol *c, const pt__view *v, int64_t i, pt_error *err) {
   const pt__view *vv = v;
   int64_t j = i;
   if (v->dictionary) {
@@ -939,13 +1063,12 @@ static int flush_row_group(pt_parquet_writer *w, pt_error *err) {
     cc->file_offset = m->data_page_offset;
     /* Encodings used. */
     m->encodings = pt__arena_alloc(&w->arena, 3 * (int64_t)sizeof(int32_t));
-    m->path = pt__arena_alloc(&w->arena, (int64_t)sizeof(pt__pq_bytes));
-    if (m->encodings == NULL || m->path == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
+    if (m->encodings == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
     m->encodings[m->n_encodings++] = PT__ENC_RLE;
     if (c->enc_plain || has_dict) m->encodings[m->n_encodings++] = PT__ENC_PLAIN;
     if (c->enc_dict) m->encodings[m->n_encodings++] = PT__ENC_RLE_DICTIONARY;
-    m->path[0] = c->elem.name;
-    m->n_path = 1;
+    m->path = c->path;
+    m->n_path = c->n_path;
     if (fast_stats_bytes(c) != PT_OK) return pt__errorf(err, PT_ENOMEM, "out of memory");
     if (w->opts.write_statistics && !c->fast_has)
       for (int64_t e = 0; e < c->dict_n; e++)
@@ -997,6 +1120,73 @@ static int flush_row_group(pt_parquet_writer *w, pt_error *err) {
   return PT_OK;
 }
 
+/* One level entry (and its value when def is the leaf's max) for leaf c. */
+static int push_levels(wcol *c, int16_t def, int16_t rep, pt_error *err) {
+  if (c->max_def > 0 && push_u32(&c->defs, &c->cap_defs, c->page_rows, (uint32_t)def) != PT_OK)
+    return pt__errorf(err, PT_ENOMEM, "out of memory");
+  if (c->max_rep > 0 && push_u32(&c->reps, &c->cap_reps, c->page_rows, (uint32_t)rep) != PT_OK)
+    return pt__errorf(err, PT_ENOMEM, "out of memory");
+  c->page_rows++;
+  return PT_OK;
+}
+
+/* A null or empty at node n: one entry without a value for every leaf
+ * below. */
+static int emit_absent(pt_parquet_writer *w, const wnode *n, int16_t def, int16_t rep,
+                       pt_error *err) {
+  for (int64_t k = n->first; k < n->end; k++) {
+    PT_RETURN_NOT_OK(push_levels(&w->cols[k], def, rep, err));
+    w->cols[k].nulls++;
+  }
+  return PT_OK;
+}
+
+/* Row i of view v for node n, whose parent reached definition level def;
+ * rep: the repetition level of its first entry. */
+static int emit_node(pt_parquet_writer *w, const wnode *n, const pt__view *v, int64_t i,
+                     int16_t def, int16_t rep, pt_error *err) {
+  if (!pt__view_is_valid(v, i) && v->type.id != PT_TYPE_NA) {
+    if (n->nullable) return emit_absent(w, n, def, rep, err);
+    return pt__errorf(err, PT_EINVAL,
+                      "a field that is not nullable holds a null (row %lld of its array); mark "
+                      "it nullable", (long long)i);
+  }
+  if (v->type.id == PT_TYPE_NA) return emit_absent(w, n, def, rep, err);
+  int16_t d = (int16_t)(def + (n->nullable ? 1 : 0));
+  switch (n->kind) {
+    case W_LEAF: {
+      wcol *c = &w->cols[n->leaf];
+      PT_RETURN_NOT_OK(push_levels(c, d, rep, err));
+      return append_phys(w, c, v, i, err);
+    }
+    case W_STRUCT:
+      for (int64_t k = 0; k < n->n_children; k++)
+        PT_RETURN_NOT_OK(emit_node(w, &n->children[k], &v->children[k], v->offset + i, d, rep, err));
+      return PT_OK;
+    default: {
+      int64_t s, e;
+      pt__view_list_range(v, i, &s, &e);
+      if (s == e) return emit_absent(w, n, d, rep, err); /* empty: no element */
+      for (int64_t j = s; j < e; j++)
+        PT_RETURN_NOT_OK(emit_node(w, &n->children[0], &v->children[0], j, (int16_t)(d + 1),
+                                   j == s ? rep : n->erep, err));
+      return PT_OK;
+    }
+  }
+}
+
+/* After a row of a column: pages that are full close. */
+static int check_pages(pt_parquet_writer *w, wcol *c, pt_error *err) {
+  int rc = PT_OK;
+  if (c->page_rows >= PAGE_ROW_LIMIT || page_bytes(c) >= w->opts.page_bytes) rc = flush_page(w, c, err);
+  if (rc == PT_OK && c->use_dict && !c->fallback &&
+      (int64_t)c->dict.len > w->opts.dictionary_page_bytes) {
+    rc = flush_page(w, c, err);
+    c->fallback = true;
+  }
+  return rc;
+}
+
 int pt_parquet_writer_write(pt_parquet_writer *w, const struct ArrowArray *batch, pt_error *err) {
   if (w == NULL || batch == NULL) return pt__errorf(err, PT_EINVAL, "parquet: writer and batch must be given");
   if (w->closed || w->failed)
@@ -1013,9 +1203,18 @@ int pt_parquet_writer_write(pt_parquet_writer *w, const struct ArrowArray *batch
   while (done < v.length && rc == PT_OK) {
     int64_t n = v.length - done;
     if (n > w->opts.row_group_rows - w->rg_rows) n = w->opts.row_group_rows - w->rg_rows;
-    for (int64_t k = 0; k < w->n_cols && rc == PT_OK; k++) {
-      wcol *c = &w->cols[k];
+    for (int64_t k = 0; k < w->n_tops && rc == PT_OK; k++) {
+      const wnode *top = &w->tops[k];
       const pt__view *cv = &v.children[k];
+      if (top->kind != W_LEAF) {
+        for (int64_t i = done; i < done + n && rc == PT_OK; i++) {
+          rc = emit_node(w, top, cv, v.offset + i, 0, 0, err);
+          for (int64_t l = top->first; l < top->end && rc == PT_OK; l++)
+            rc = check_pages(w, &w->cols[l], err);
+        }
+        continue;
+      }
+      wcol *c = &w->cols[top->leaf];
       if (fast_type(c, cv)) {
         for (int64_t i = done; i < done + n && rc == PT_OK;) {
           int64_t m = done + n - i;
@@ -1064,14 +1263,14 @@ int pt_parquet_writer_close(pt_parquet_writer *w, pt_error *err) {
   }
   pt__pq_file_meta m = {0};
   m.version = 2;
-  m.n_schema = w->n_cols + 1;
+  m.n_schema = w->n_elems + 1;
   m.schema = pt__arena_alloc(&w->arena, m.n_schema * (int64_t)sizeof *m.schema);
   pt__pq_kv kv[1];
   if (m.schema == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
   m.schema[0] = (pt__pq_schema_elem){.type = -1, .repetition = -1, .converted = -1,
                                      .name = {(const uint8_t *)"schema", 6},
-                                     .num_children = (int32_t)w->n_cols};
-  for (int64_t k = 0; k < w->n_cols; k++) m.schema[k + 1] = w->cols[k].elem;
+                                     .num_children = (int32_t)w->n_tops};
+  for (int64_t k = 0; k < w->n_elems; k++) m.schema[k + 1] = w->elems[k];
   m.num_rows = w->total_rows;
   m.row_groups = w->rgs;
   m.n_row_groups = w->n_rgs;
