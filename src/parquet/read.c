@@ -802,6 +802,68 @@ static int emit(reader *r, const leaf *c, colbuf *b, int64_t n, const uint32_t *
     b->rows += n;
     return PT_OK;
   }
+  /* Strings and binary: the bytes of the page's values counted (and
+   * checked) first, so that the copy loop neither grows nor dispatches. */
+  if (c->conv == CV_BINARY && n_rows == n && (s->enc == PT__ENC_PLAIN || dict)) {
+    int64_t total = 0, k = 0;
+    const uint8_t *p = s->p;
+    for (int64_t i = 0; i < n; i++) {
+      if (defs != NULL && defs[i] != (uint32_t)c->max_def) continue;
+      if (dict) {
+        uint32_t ix = s->idx[s->k + k];
+        if (ix >= (uint64_t)b->dict_n)
+          return pt__errorf(err, PT_EFORMAT, "dictionary index %u out of range of %lld values", ix,
+                            (long long)b->dict_n);
+        total += b->dict_len[ix];
+      } else {
+        if (s->end - p < 4) return pt__errorf(err, PT_EFORMAT, "BYTE_ARRAY value length cut short");
+        uint32_t l = pt__load_u32(p);
+        if (l > (uint64_t)(s->end - p - 4))
+          return pt__errorf(err, PT_EFORMAT, "BYTE_ARRAY value of %u bytes but %lld bytes left", l,
+                            (long long)(s->end - p - 4));
+        p += 4 + l;
+        total += l;
+      }
+      k++;
+    }
+    if (!c->large && b->data_len + total > INT32_MAX)
+      return pt__errorf(err, PT_ERANGE,
+                        "more than 2 GiB of strings in one row group; read fewer columns or "
+                        "rewrite the file with smaller row groups");
+    PT_RETURN_NOT_OK(grow_data(b, total, err));
+    int64_t row = b->rows;
+    if (row == 0) set_offset(b, c, 0, 0);
+    int64_t at = b->data_len;
+    k = 0;
+    for (int64_t i = 0; i < n; i++, row++) {
+      bool present = defs == NULL || defs[i] == (uint32_t)c->max_def;
+      if (b->validity) pt__bit_set(b->validity, row, present);
+      if (present) {
+        const uint8_t *src;
+        int64_t len;
+        if (dict) {
+          uint32_t ix = s->idx[s->k + k];
+          src = b->dict_ptr[ix];
+          len = b->dict_len[ix];
+        } else {
+          len = pt__load_u32(s->p);
+          src = s->p + 4;
+          s->p += 4 + len;
+        }
+        if (len > 0) memcpy(b->data + at, src, (size_t)len);
+        at += len;
+        k++;
+      } else {
+        b->nulls++;
+      }
+      if (c->large) pt__store_i64(b->values + (row + 1) * 8, at);
+      else pt__store_i32(b->values + (row + 1) * 4, (int32_t)at);
+    }
+    if (dict) s->k += k;
+    b->data_len = at;
+    b->rows = row;
+    return PT_OK;
+  }
   int64_t row = b->rows;
   if (c->conv == CV_BINARY && row == 0) set_offset(b, c, 0, 0);
   for (int64_t i = 0; i < n; i++, row++) {
