@@ -1189,6 +1189,8 @@ static int read_chunk(reader *r, int64_t rg, const leaf *c, colbuf *b, int64_t r
     }
     if (h.type == PT__PAGE_DICTIONARY) {
       if (!h.has_dict) return pt__errorf(err, PT_EFORMAT, "dictionary page without its header");
+      if (b->has_dict || b->dict_page != NULL)
+        return pt__errorf(err, PT_EFORMAT, "a second dictionary page");
       const uint8_t *dbody = body;
       if (m->codec != PT__CODEC_UNCOMPRESSED) {
         if (!plausible(m->codec, body, clen, ulen))
