@@ -492,9 +492,10 @@ void pt_parquet_write_options_init(pt_parquet_write_options *opts);
 typedef struct pt_parquet_writer pt_parquet_writer;
 
 /* Opens a writer onto a new file (created or truncated). schema is a struct
- * "+s" whose children are the columns (structs and lists to any depth; dictionary-encoded columns
- * are written as their values); it is copied. opts may be NULL for the
- * defaults. On PT_OK the caller owns *out (free with pt_parquet_writer_free). */
+ * "+s" whose children are the columns (structs and lists to any depth;
+ * dictionary-encoded columns are written as their values); it is copied.
+ * opts may be NULL for the defaults. On PT_OK the caller owns *out (free
+ * with pt_parquet_writer_free). */
 int pt_parquet_writer_open_path(const char *path, const struct ArrowSchema *schema,
                                 const pt_parquet_write_options *opts, pt_parquet_writer **out,
                                 pt_error *err);
