@@ -94,6 +94,7 @@ struct pt_parquet_writer {
   int64_t total_rows;
   pt_buf arrow_schema;   /* base64 of the IPC schema message */
   pt_buf scratch, scratch2;
+  pt_buf body;           /* a page's compressed body, reused (fresh memory costs page faults) */
   bool closed, failed;
 };
 
@@ -285,6 +286,7 @@ void pt_parquet_writer_free(pt_parquet_writer *w) {
   pt_buf_free(&w->arrow_schema);
   pt_buf_free(&w->scratch);
   pt_buf_free(&w->scratch2);
+  pt_buf_free(&w->body);
   if (w->own_fd && w->fd >= 0) close(w->fd);
   pt__free(w);
 }
@@ -688,7 +690,8 @@ static int flush_page(pt_parquet_writer *w, wcol *c, pt_error *err) {
   pt__pq_page_header h = {0};
   h.encoding = dict ? PT__ENC_RLE_DICTIONARY : PT__ENC_PLAIN;
   h.num_values = (int32_t)c->page_rows;
-  pt_buf body = {0};
+  pt_buf *body = &w->body;
+  body->len = 0;
   int64_t clen = 0;
   if (w->opts.data_page_version == 1) {
     /* Levels and values are compressed together. */
@@ -700,7 +703,7 @@ static int flush_page(pt_parquet_writer *w, wcol *c, pt_error *err) {
     h.def_encoding = PT__ENC_RLE;
     h.rep_encoding = PT__ENC_RLE;
     h.uncompressed_size = (int32_t)all->len;
-    rc = compress_into(w, (uint8_t *)all->data, (int64_t)all->len, &body, &clen, err);
+    rc = compress_into(w, (uint8_t *)all->data, (int64_t)all->len, body, &clen, err);
     h.compressed_size = (int32_t)clen;
   } else {
     h.type = PT__PAGE_DATA_V2;
@@ -710,10 +713,10 @@ static int flush_page(pt_parquet_writer *w, wcol *c, pt_error *err) {
     h.rep_length = (int32_t)rep_len;
     h.def_length = (int32_t)((int64_t)levels->len - rep_len);
     h.is_compressed = w->opts.codec != PT_PARQUET_UNCOMPRESSED;
-    rc = pt__buf_append(&body, levels->data, levels->len) == PT_OK ? PT_OK
+    rc = pt__buf_append(body, levels->data, levels->len) == PT_OK ? PT_OK
          : pt__errorf(err, PT_ENOMEM, "out of memory");
     if (rc == PT_OK)
-      rc = compress_into(w, (uint8_t *)vals->data, (int64_t)vals->len, &body, &clen, err);
+      rc = compress_into(w, (uint8_t *)vals->data, (int64_t)vals->len, body, &clen, err);
     h.uncompressed_size = (int32_t)(levels->len + vals->len);
     h.compressed_size = (int32_t)(levels->len + clen);
   }
@@ -723,11 +726,10 @@ static int flush_page(pt_parquet_writer *w, wcol *c, pt_error *err) {
     h.stats.null_count = nulls;
     size_t before = c->pages.len;
     if (pt__pq_encode_page_header(&h, &c->pages) != PT_OK ||
-        pt__buf_append(&c->pages, body.data, body.len) != PT_OK)
+        pt__buf_append(&c->pages, body->data, body->len) != PT_OK)
       rc = pt__errorf(err, PT_ENOMEM, "out of memory");
     c->chunk_uncompressed += (int64_t)(c->pages.len - before) - h.compressed_size + h.uncompressed_size;
   }
-  pt_buf_free(&body);
   if (rc != PT_OK) return rc;
   if (dict) c->enc_dict = true;
   else c->enc_plain = true;
