@@ -695,8 +695,9 @@ int pt_range(pt_session *s, int64_t start, int64_t end, int64_t partitions, pt_d
  * *.arrows, *.ipc and *.feather files, sorted by name) or a glob; one
  * partition per file. Files must share one schema. */
 int pt_read_ipc(pt_session *s, const char *path, pt_dataset **out, pt_error *err);
-/* Parquet files: a file, a directory (its *.parquet files, sorted by name) or
- * a glob. Row groups are dealt into partitions of about
+/* Parquet files: a file, a directory (the *.parquet files below it, depth
+ * first by name; Hive-style key=value directories become columns, typed as
+ * Spark infers them, and filters on them prune directories) or a glob. Row groups are dealt into partitions of about
  * parquet.partition_bytes (uncompressed, as the files say): several small
  * files share a partition, a big file is split between its row groups.
  * opts (may be NULL): columns and batch_size apply to every partition; a

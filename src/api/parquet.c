@@ -3,9 +3,16 @@
  * and deals them into partitions of about parquet.partition_bytes: small
  * files share a partition, a big file is split between row groups. Executors
  * read their partition's row groups with the Parquet reader (src/parquet).
+ * A directory laid out Hive-style (key=value/.../part.parquet) gives one
+ * more column per key, typed as Spark infers partition columns.
  */
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "api/api_int.h"
 #include "parquet/parquet.h"
@@ -58,25 +65,249 @@ static int pieces_add(pieces *p, const char *path, int64_t partition, int64_t rg
   return PT_OK;
 }
 
+/* ------------------------------------------------------------------------ */
+/* Hive-style directories */
+
+#define HIVE_NULL "__HIVE_DEFAULT_PARTITION__"
+
+static int push_str(char ***a, int64_t *n, int64_t *cap, char *v) {
+  if (pt__grow((void **)a, cap, *n + 1, sizeof **a) != PT_OK) return PT_ENOMEM;
+  (*a)[(*n)++] = v;
+  return PT_OK;
+}
+
+static int cmp_name(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Every *.parquet file below dir, depth first in name order (names starting
+ * with '.' or '_' skipped). */
+static int walk_dir(const char *dir, int depth, char ***files, int64_t *n, int64_t *cap,
+                    pt_error *err) {
+  if (depth > 32) return pt__errorf(err, PT_EINVAL, "read_parquet: directories nest deeper than 32");
+  DIR *d = opendir(dir);
+  if (!d)
+    return pt__errorf(err, PT_EIO, "read_parquet: cannot open directory '%s': %s", dir,
+                      strerror(errno));
+  char **names = NULL;
+  int64_t nn = 0, ncap = 0;
+  int rc = PT_OK;
+  struct dirent *e;
+  while (rc == PT_OK && (e = readdir(d))) {
+    if (e->d_name[0] == '.' || e->d_name[0] == '_') continue;
+    char *dup = pt__strdup(e->d_name);
+    if (!dup || push_str(&names, &nn, &ncap, dup) != PT_OK) {
+      pt__free(dup);
+      rc = pt__errorf(err, PT_ENOMEM, "read_parquet: out of memory");
+    }
+  }
+  closedir(d);
+  if (rc == PT_OK && nn > 0) qsort(names, (size_t)nn, sizeof *names, cmp_name);
+  for (int64_t i = 0; i < nn && rc == PT_OK; i++) {
+    char full[PATH_MAX];
+    snprintf(full, sizeof full, "%s/%s", dir, names[i]);
+    struct stat sb;
+    if (stat(full, &sb) != 0) continue;
+    size_t l = strlen(names[i]);
+    if (S_ISDIR(sb.st_mode)) {
+      rc = walk_dir(full, depth + 1, files, n, cap, err);
+    } else if (l >= 8 && strcmp(names[i] + l - 8, ".parquet") == 0) {
+      char *dup = pt__strdup(full);
+      if (!dup || push_str(files, n, cap, dup) != PT_OK) {
+        pt__free(dup);
+        rc = pt__errorf(err, PT_ENOMEM, "read_parquet: out of memory");
+      }
+    }
+  }
+  for (int64_t i = 0; i < nn; i++) pt__free(names[i]);
+  pt__free(names);
+  return rc;
+}
+
+static int hexval(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+/* s[0, n) with Hive's %XX escapes decoded; pt__malloc'd. */
+static char *unescape(const char *s, size_t n) {
+  char *out = pt__malloc(n + 1);
+  if (!out) return NULL;
+  size_t o = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (s[i] == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
+      out[o++] = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
+      i += 2;
+    } else {
+      out[o++] = s[i];
+    }
+  }
+  out[o] = '\0';
+  return out;
+}
+
+/* The key=value directories between root and file: n keys and values
+ * (values NULL for Hive's null marker). On PT_OK the caller owns both
+ * arrays and their strings. */
+static int hive_parse(const char *root, const char *file, char ***keys, char ***vals, int64_t *n,
+                      pt_error *err) {
+  *keys = *vals = NULL;
+  *n = 0;
+  int64_t cap_k = 0, cap_v = 0, nk = 0;
+  const char *p = file + strlen(root);
+  while (*p == '/') p++;
+  for (const char *slash; (slash = strchr(p, '/')) != NULL; p = slash + 1) {
+    const char *eq = memchr(p, '=', (size_t)(slash - p));
+    if (!eq) continue;
+    char *key = unescape(p, (size_t)(eq - p));
+    char *val = unescape(eq + 1, (size_t)(slash - eq - 1));
+    if (!key || !val || push_str(keys, &nk, &cap_k, key) != PT_OK) {
+      pt__free(key);
+      pt__free(val);
+      goto oom;
+    }
+    if (push_str(vals, n, &cap_v, val) != PT_OK) {
+      pt__free(val);
+      goto oom;
+    }
+  }
+  for (int64_t i = 0; i < *n; i++)
+    if (strcmp((*vals)[i], HIVE_NULL) == 0) {
+      pt__free((*vals)[i]);
+      (*vals)[i] = NULL;
+    }
+  return PT_OK;
+oom:
+  for (int64_t i = 0; i < nk; i++) pt__free((*keys)[i]);
+  for (int64_t i = 0; i < *n; i++) pt__free((*vals)[i]);
+  pt__free(*keys);
+  pt__free(*vals);
+  *keys = *vals = NULL;
+  *n = 0;
+  return pt__errorf(err, PT_ENOMEM, "read_parquet: out of memory");
+}
+
+/* Spark's inference for a partition column: int32 when every value fits,
+ * then int64, then float64, else utf8. */
+static const char *infer_format(char *const *vals, int64_t stride, int64_t n) {
+  bool ints = true, i32 = true, nums = true;
+  for (int64_t i = 0; i < n; i++) {
+    const char *v = vals[i * stride];
+    if (v == NULL) continue;
+    char *end;
+    errno = 0;
+    long long x = strtoll(v, &end, 10);
+    if (*v == '\0' || *end != '\0' || errno == ERANGE) ints = false;
+    else if (x < INT32_MIN || x > INT32_MAX) i32 = false;
+    errno = 0;
+    (void)strtod(v, &end);
+    if (*v == '\0' || *end != '\0' || errno == ERANGE) nums = false;
+  }
+  return ints ? (i32 ? "i" : "l") : nums ? "g" : "u";
+}
+
+/* Pieces of the partition values of each file (n_keys per file). */
+static int add_piece_values(char ***all, int64_t *n_all, int64_t *cap, char *const *vals,
+                            int64_t nk, pt_error *err) {
+  for (int64_t k = 0; k < nk; k++) {
+    char *v = vals[k] ? pt__strdup(vals[k]) : NULL;
+    if ((vals[k] && !v) || push_str(all, n_all, cap, v) != PT_OK) {
+      pt__free(v);
+      return pt__errorf(err, PT_ENOMEM, "read_parquet: out of memory");
+    }
+  }
+  return PT_OK;
+}
+
 int pt_read_parquet(pt_session *s, const char *path, const pt_parquet_read_options *opts,
                     pt_dataset **out, pt_error *err) {
   if (!s || !path || !out)
     return pt__errorf(err, PT_EINVAL, "read_parquet: session, path and out must not be NULL");
   *out = NULL;
-  char **paths;
-  int64_t n;
-  PT_RETURN_NOT_OK(pt__list_files(path, 1, &paths, &n, err));
+  char **paths = NULL;
+  int64_t n = 0, cap_paths = 0;
+  struct stat sb;
+  bool is_dir = stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
+  char root[PATH_MAX] = "";
+  int rc;
+  if (is_dir) {
+    /* Directories are walked down, for Hive-style key=value layouts. */
+    if (!realpath(path, root)) return pt__errorf(err, PT_EIO, "read_parquet: '%s': %s", path, strerror(errno));
+    rc = walk_dir(root, 0, &paths, &n, &cap_paths, err);
+    if (rc == PT_OK && n == 0)
+      rc = pt__errorf(err, PT_EINVAL, "read_parquet: directory '%s' has no .parquet files", path);
+    if (rc != PT_OK) {
+      for (int64_t i = 0; i < n; i++) pt__free(paths[i]);
+      pt__free(paths);
+      return rc;
+    }
+  } else {
+    PT_RETURN_NOT_OK(pt__list_files(path, 1, &paths, &n, err));
+  }
   int64_t target = pt__conf_int(s->conf, "parquet.partition_bytes");
   struct ArrowSchema first = {0};
   char first_type[1024] = "";
   pieces pc = {0};
   int64_t partition = 0, acc = 0;
-  int rc = PT_OK;
+  char **keys = NULL, **piece_vals = NULL, **file_vals = NULL;
+  int64_t nk = 0, n_piece_vals = 0, cap_piece_vals = 0, n_file_vals = 0, cap_file_vals = 0;
+  rc = PT_OK;
+  /* Partition keys and values of every file first: they type the columns. */
+  for (int64_t f = 0; f < n && is_dir && rc == PT_OK; f++) {
+    char **fk, **fv;
+    int64_t fn;
+    rc = hive_parse(root, paths[f], &fk, &fv, &fn, err);
+    if (rc != PT_OK) break;
+    if (f == 0) {
+      keys = fk;
+      nk = fn;
+      fk = NULL;
+    } else {
+      bool same = fn == nk;
+      for (int64_t k = 0; same && k < fn; k++) same = strcmp(fk[k], keys[k]) == 0;
+      if (!same)
+        rc = pt__errorf(err, PT_EINVAL,
+                        "read_parquet: '%s' is not under the same key=value directories as '%s'; "
+                        "all files of a partitioned directory need the same keys, in order",
+                        paths[f], paths[0]);
+      for (int64_t k = 0; k < fn; k++) pt__free(fk[k]);
+      pt__free(fk);
+    }
+    for (int64_t k = 0; k < fn; k++)
+      if (rc == PT_OK && push_str(&file_vals, &n_file_vals, &cap_file_vals, fv[k]) != PT_OK)
+        rc = pt__errorf(err, PT_ENOMEM, "read_parquet: out of memory");
+      else if (rc != PT_OK) pt__free(fv[k]);
+    pt__free(fv);
+  }
+  /* A filter on partition keys prunes whole files here; the files' own
+   * statistics then see the filter only when it names none of the keys
+   * (their footers know no such columns). */
+  const char **formats = NULL;
+  bool uses_keys = false;
+  pt_parquet_read_options file_opts;
+  pt_parquet_read_options_init(&file_opts);
+  if (opts) file_opts = *opts;
+  if (rc == PT_OK && nk > 0) {
+    formats = pt__calloc((size_t)nk, sizeof *formats);
+    if (!formats) rc = pt__errorf(err, PT_ENOMEM, "read_parquet: out of memory");
+    for (int64_t j = 0; j < nk && rc == PT_OK; j++) formats[j] = infer_format(file_vals + j, nk, n);
+    if (rc == PT_OK && opts && opts->filter) {
+      (void)pt__filter_partition_match(opts->filter, keys, file_vals, formats, nk, &uses_keys);
+      if (uses_keys) file_opts.filter = NULL;
+    }
+  }
   for (int64_t f = 0; f < n && rc == PT_OK; f++) {
+    /* A pruned file's footer is still read: every file must share the
+     * schema, and the first gives it. Its row groups are not kept. */
+    bool u = false;
+    bool pruned = uses_keys && !pt__filter_partition_match(opts->filter, keys, file_vals + f * nk,
+                                                           formats, nk, &u);
     struct ArrowSchema schema;
     pt__parquet_rg *rgs;
     int64_t nrg;
-    rc = pt__parquet_plan(paths[f], opts, &schema, &rgs, &nrg, err);
+    rc = pt__parquet_plan(paths[f], &file_opts, &schema, &rgs, &nrg, err);
     if (rc != PT_OK) {
       pt__error_prefix(err, rc, "read_parquet: ");
       break;
@@ -93,20 +324,44 @@ int pt_read_parquet(pt_session *s, const char *path, const pt_parquet_read_optio
                         "read_parquet: file '%s' has schema %s, but '%s' has %s; all files must "
                         "share one schema", paths[f], t, paths[0], first_type);
     }
-    for (int64_t g = 0; g < nrg && rc == PT_OK; g++) {
+    for (int64_t g = 0; g < nrg && rc == PT_OK && !pruned; g++) {
       if (acc > 0 && acc + rgs[g].bytes > target) {
         partition++;
         acc = 0;
       }
       acc += rgs[g].bytes > 0 ? rgs[g].bytes : 1;
+      int64_t before = pc.n;
       if (pieces_add(&pc, paths[f], partition, rgs[g].index) != PT_OK)
         rc = pt__errorf(err, PT_ENOMEM, "read_parquet: out of memory");
+      else if (pc.n > before && nk > 0)
+        rc = add_piece_values(&piece_vals, &n_piece_vals, &cap_piece_vals, file_vals + f * nk, nk,
+                              err);
     }
     pt__free(rgs);
   }
+  /* The schema: the files' columns, then one per partition key. */
+  struct ArrowSchema full = {0};
+  if (rc == PT_OK && nk > 0) {
+    for (int64_t k = 0; k < first.n_children && rc == PT_OK; k++)
+      for (int64_t j = 0; j < nk; j++)
+        if (first.children[k]->name && strcmp(first.children[k]->name, keys[j]) == 0)
+          rc = pt__errorf(err, PT_EINVAL,
+                          "read_parquet: partition key '%s' is also a column of the files",
+                          keys[j]);
+    if (rc == PT_OK) rc = pt_schema_init(&full, "+s", "", 0, first.n_children + nk, err);
+    for (int64_t k = 0; k < first.n_children && rc == PT_OK; k++)
+      rc = pt_schema_copy(first.children[k], full.children[k], err);
+    for (int64_t j = 0; j < nk && rc == PT_OK; j++)
+      rc = pt_schema_init(full.children[first.n_children + j], formats[j], keys[j],
+                          ARROW_FLAG_NULLABLE, 0, err);
+  }
   for (int64_t i = 0; i < n; i++) pt__free(paths[i]);
   pt__free(paths);
-  if (rc == PT_OK) rc = pt__node_new(s, s->driver, PT__NODE_PARQUET, NULL, &first, out, err);
+  for (int64_t i = 0; i < n_file_vals; i++) pt__free(file_vals[i]);
+  pt__free(file_vals);
+  pt__free(formats);
+  if (rc == PT_OK)
+    rc = pt__node_new(s, s->driver, PT__NODE_PARQUET, NULL, nk > 0 ? &full : &first, out, err);
   if (rc == PT_OK) {
     pt_dataset *ds = *out;
     /* A dataset has at least one partition, empty when nothing matched. */
@@ -117,6 +372,11 @@ int pt_read_parquet(pt_session *s, const char *path, const pt_parquet_read_optio
     ds->piece_rg_start = pc.start;
     ds->piece_rg_count = pc.count;
     memset(&pc, 0, sizeof pc);
+    ds->partition_keys = keys;
+    ds->n_partition_keys = nk;
+    ds->piece_values = piece_vals;
+    keys = piece_vals = NULL;
+    n_piece_vals = 0;
     ds->batch_rows = opts ? opts->batch_size : 0;
     if (opts && opts->columns && opts->n_columns > 0) {
       ds->columns = pt__calloc((size_t)opts->n_columns, sizeof *ds->columns);
@@ -132,7 +392,12 @@ int pt_read_parquet(pt_session *s, const char *path, const pt_parquet_read_optio
       *out = NULL;
     }
   }
+  for (int64_t k = 0; k < nk && keys; k++) pt__free(keys[k]);
+  pt__free(keys);
+  for (int64_t i = 0; i < n_piece_vals; i++) pt__free(piece_vals[i]);
+  pt__free(piece_vals);
   pieces_free(&pc);
   if (first.release) first.release(&first);
+  if (full.release) full.release(&full);
   return rc;
 }

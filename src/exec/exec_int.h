@@ -57,6 +57,7 @@ typedef struct pt__source {
   size_t n_segments;
   int64_t rows_read, bytes_read;  /* for the task's status (job metrics) */
   size_t piece;                   /* parquet: the next piece to look at */
+  size_t cur_piece;               /* parquet: the piece being read */
 } pt__source;
 
 int pt__source_open(pt__task *t, const Protium__Op *op, pt__source *src, pt_error *err);

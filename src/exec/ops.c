@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -165,6 +166,7 @@ static int next_piece(pt__source *src, pt_error *err) {
   const Protium__ParquetSource *q = src->op->read_parquet;
   int64_t p = src->t->launch->partition;
   while (src->piece < q->n_pieces) {
+    src->cur_piece = src->piece;
     const Protium__ParquetPiece *pc = q->pieces[src->piece++];
     if (pc->partition != p) continue;
     pt_parquet_read_options opts;
@@ -179,6 +181,51 @@ static int next_piece(pt__source *src, pt_error *err) {
     if (rc != PT_OK) return pt__error_prefix(err, rc, "read_parquet: ");
     return PT_OK;
   }
+  return PT_OK;
+}
+
+/* A batch of the file's columns becomes one with the Hive-style partition
+ * columns of the current piece appended (constants, typed as the stage
+ * schema's last columns say). */
+static int add_partition_columns(pt__source *src, struct ArrowArray *batch, pt_error *err) {
+  const Protium__ParquetSource *q = src->op->read_parquet;
+  const Protium__ParquetPiece *pc = q->pieces[src->cur_piece];
+  int64_t nk = (int64_t)q->n_partition_keys, nf = batch->n_children, n = batch->length;
+  if (nf + nk != src->schema.n_children || (int64_t)pc->n_partition_values != nk)
+    return pt__errorf(err, PT_EINVAL, "read_parquet: partition columns do not match the schema");
+  struct ArrowArray out;
+  PT_RETURN_NOT_OK(pt__array_init(&out, 1, nf + nk, false, err));
+  out.length = n;
+  out.null_count = 0;
+  int rc = PT_OK;
+  for (int64_t k = 0; k < nk && rc == PT_OK; k++) {
+    const struct ArrowSchema *f = src->schema.children[nf + k];
+    pt_builder *b;
+    rc = pt_builder_new(f, &b, err);
+    if (rc != PT_OK) break;
+    const char *v = pc->partition_values[k];
+    if (pc->partition_nulls[k]) {
+      rc = pt_builder_append_null(b, n);
+    } else {
+      for (int64_t i = 0; i < n && rc == PT_OK; i++) {
+        if (f->format[0] == 'u') rc = pt_builder_append_bytes(b, v, (int64_t)strlen(v));
+        else if (f->format[0] == 'g') rc = pt_builder_append_double(b, strtod(v, NULL));
+        else rc = pt_builder_append_int(b, strtoll(v, NULL, 10));
+      }
+    }
+    if (rc != PT_OK) rc = pt__errorf(err, rc, "read_parquet: partition column '%s': %s", f->name,
+                                     pt_builder_last_error(b));
+    else rc = pt_builder_finish(b, out.children[nf + k], err);
+    pt_builder_free(b);
+  }
+  if (rc != PT_OK) {
+    out.release(&out);
+    return rc;
+  }
+  /* The file's columns move over; the old batch keeps only its shell. */
+  for (int64_t c = 0; c < nf; c++) pt__array_move(batch->children[c], out.children[c]);
+  batch->release(batch);
+  *batch = out;
   return PT_OK;
 }
 
@@ -266,6 +313,8 @@ int pt__source_next(pt__source *src, struct ArrowArray *out, pt_error *err) {
     }
     if (out->release != NULL) {
       src->rows_read += out->length;
+      if (src->op->op_case == PROTIUM__OP__OP_READ_PARQUET && src->op->read_parquet->n_partition_keys > 0)
+        return add_partition_columns(src, out, err);
       return PT_OK;
     }
     src->stream.release(&src->stream);

@@ -317,3 +317,74 @@ bool pt__filter_may_match(const pt_parquet_filter *f, const pt__pq_file_meta *m,
     default: return true;
   }
 }
+
+/* ------------------------------------------------------------------------ */
+/* Against Hive-style partition values */
+
+/* Literal k of f against a partition value v (text, of Arrow format fmt):
+ * <0, 0, >0; *ok false when they do not compare. */
+static int compare_text(const pt_parquet_filter *f, int64_t k, const char *v, const char *fmt,
+                        bool *ok) {
+  *ok = true;
+  if (fmt[0] == 'u') {
+    if (f->lit != LIT_BYTES) {
+      *ok = false;
+      return 0;
+    }
+    int64_t vl = (int64_t)strlen(v), n = f->lens[k] < vl ? f->lens[k] : vl;
+    int c = n > 0 ? memcmp(f->bytes[k], v, (size_t)n) : 0;
+    if (c != 0) return c;
+    return (f->lens[k] > vl) - (f->lens[k] < vl);
+  }
+  if (fmt[0] == 'g' || f->lit == LIT_DOUBLE) {
+    double x = strtod(v, NULL);
+    double l = f->lit == LIT_DOUBLE ? f->doubles[k]
+               : f->lit == LIT_UINT ? (double)(uint64_t)f->ints[k]
+               : f->lit == LIT_INT  ? (double)f->ints[k]
+                                    : NAN;
+    if (isnan(l) || isnan(x)) {
+      *ok = false;
+      return 0;
+    }
+    return (l > x) - (l < x);
+  }
+  if (f->lit == LIT_INT || f->lit == LIT_UINT) {
+    int64_t x = strtoll(v, NULL, 10);
+    if (f->lit == LIT_UINT && (uint64_t)f->ints[k] > INT64_MAX) return 1;
+    return (f->ints[k] > x) - (f->ints[k] < x);
+  }
+  *ok = false;
+  return 0;
+}
+
+bool pt__filter_partition_match(const pt_parquet_filter *f, char *const *keys,
+                                char *const *vals, const char *const *formats, int64_t nk,
+                                bool *uses_keys) {
+  if (f->op == PT_PARQUET_AND || f->op == PT_PARQUET_OR) {
+    bool a = pt__filter_partition_match(f->a, keys, vals, formats, nk, uses_keys);
+    bool b = pt__filter_partition_match(f->b, keys, vals, formats, nk, uses_keys);
+    return f->op == PT_PARQUET_AND ? a && b : a || b;
+  }
+  int64_t j = 0;
+  while (j < nk && strcmp(keys[j], f->column) != 0) j++;
+  if (j == nk) return true; /* a column of the files: decided elsewhere */
+  *uses_keys = true;
+  const char *v = vals[j];
+  if (f->op == PT_PARQUET_IS_NULL) return v == NULL;
+  if (v == NULL) return false;
+  bool ok;
+  switch (f->op) {
+    case PT_PARQUET_EQ:
+    case PT_PARQUET_IN:
+      for (int64_t k = 0; k < f->n; k++) {
+        int c = compare_text(f, k, v, formats[j], &ok);
+        if (!ok || c == 0) return true;
+      }
+      return false;
+    case PT_PARQUET_LT: { int c = compare_text(f, 0, v, formats[j], &ok); return !ok || c > 0; }
+    case PT_PARQUET_LE: { int c = compare_text(f, 0, v, formats[j], &ok); return !ok || c >= 0; }
+    case PT_PARQUET_GT: { int c = compare_text(f, 0, v, formats[j], &ok); return !ok || c < 0; }
+    case PT_PARQUET_GE: { int c = compare_text(f, 0, v, formats[j], &ok); return !ok || c <= 0; }
+    default: return true;
+  }
+}

@@ -21,4 +21,12 @@ int pt__parquet_plan(const char *path, const pt_parquet_read_options *opts,
                      struct ArrowSchema *schema, pt__parquet_rg **rgs, int64_t *n,
                      pt_error *err);
 
+/* Whether a file whose Hive-style directories give keys[k] = vals[k] (NULL:
+ * null; of Arrow format formats[k]) may hold rows matching f: comparisons on
+ * those keys are decided, the others left to the files' statistics (true).
+ * *uses_keys is set when f names any of the keys. */
+bool pt__filter_partition_match(const pt_parquet_filter *f, char *const *keys,
+                                char *const *vals, const char *const *formats, int64_t nk,
+                                bool *uses_keys);
+
 #endif /* PT_PARQUET_H */

@@ -36,6 +36,12 @@ static void node_release(pt_dataset *ds) {
   if (ds->columns)
     for (int64_t i = 0; i < ds->n_columns; i++) pt__free(ds->columns[i]);
   pt__free(ds->columns);
+  if (ds->partition_keys)
+    for (int64_t i = 0; i < ds->n_partition_keys; i++) pt__free(ds->partition_keys[i]);
+  pt__free(ds->partition_keys);
+  if (ds->piece_values)
+    for (int64_t i = 0; i < ds->n_pieces * ds->n_partition_keys; i++) pt__free(ds->piece_values[i]);
+  pt__free(ds->piece_values);
   if (ds->keys)
     for (int64_t i = 0; i < ds->n_keys; i++) pt__free(ds->keys[i]);
   pt__free(ds->keys);

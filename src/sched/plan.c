@@ -23,8 +23,13 @@ static void op_free(Protium__Op *op) {
   case PROTIUM__OP__OP_WRITE_IPC: pt__free(op->write_ipc); break;
   case PROTIUM__OP__OP_MAP_PARTITIONS: pt__free(op->map_partitions); break;
   case PROTIUM__OP__OP_READ_PARQUET:
-    /* The pieces were made as one block (parquet_source below). */
-    if (op->read_parquet->n_pieces > 0) pt__free(op->read_parquet->pieces[0]);
+    /* The pieces were made as one block (parquet_source below), their
+     * partition values too. */
+    if (op->read_parquet->n_pieces > 0) {
+      pt__free(op->read_parquet->pieces[0]->partition_values);
+      pt__free(op->read_parquet->pieces[0]->partition_nulls);
+      pt__free(op->read_parquet->pieces[0]);
+    }
     pt__free(op->read_parquet->pieces);
     pt__free(op->read_parquet);
     break;
@@ -228,7 +233,12 @@ static int add_chain_ops(pt__driver *d, pt__job *job, pt__sched_stage *st, pt_da
     size_t n = (size_t)src->n_pieces;
     Protium__ParquetPiece **ptrs = q ? pt__calloc(n ? n : 1, sizeof *ptrs) : NULL;
     Protium__ParquetPiece *block = ptrs ? pt__calloc(n ? n : 1, sizeof *block) : NULL;
-    if (!block) {
+    size_t nk = (size_t)src->n_partition_keys;
+    char **vals = block ? pt__calloc(n * nk > 0 ? n * nk : 1, sizeof *vals) : NULL;
+    protobuf_c_boolean *nulls = vals ? pt__calloc(n * nk > 0 ? n * nk : 1, sizeof *nulls) : NULL;
+    if (!nulls) {
+      pt__free(vals);
+      pt__free(block);
       pt__free(ptrs);
       pt__free(q);
       q = NULL;
@@ -239,9 +249,24 @@ static int add_chain_ops(pt__driver *d, pt__job *job, pt__sched_stage *st, pt_da
         block[i].path = src->piece_paths[i]; /* borrowed from the node */
         block[i].row_group_start = src->piece_rg_start[i];
         block[i].row_groups = src->piece_rg_count[i];
+        block[i].n_partition_values = nk;
+        block[i].partition_values = vals + i * nk;
+        block[i].n_partition_nulls = nk;
+        block[i].partition_nulls = nulls + i * nk;
+        for (size_t k = 0; k < nk; k++) {
+          char *v = src->piece_values[i * nk + k];
+          vals[i * nk + k] = v ? v : (char *)""; /* borrowed from the node */
+          nulls[i * nk + k] = v == NULL;
+        }
         ptrs[i] = &block[i];
       }
-      if (n == 0) pt__free(block); /* op_free frees pieces[0] only when n > 0 */
+      if (n == 0) { /* op_free frees the blocks through pieces[0] only when n > 0 */
+        pt__free(block);
+        pt__free(vals);
+        pt__free(nulls);
+      }
+      q->n_partition_keys = nk;
+      q->partition_keys = src->partition_keys;
       q->n_pieces = n;
       q->pieces = ptrs;
       q->n_columns = (size_t)src->n_columns;

@@ -235,12 +235,108 @@ static void test_errors(void **state) {
   assert_string_equal(err.message, want);
 }
 
+/* year=.../city=.../part.parquet: the keys become columns (year int32, city
+ * utf8 with a null), every row of a file carries its directory's values. */
+static void test_hive_directories(void **state) {
+  static const char *const dirs[] = {"year=2023/city=Paris", "year=2024/city=Lyon",
+                                     "year=2024/city=__HIVE_DEFAULT_PARTITION__",
+                                     "year=2025/city=S%C3%A8te"};
+  char path[600];
+  for (int i = 0; i < 4; i++) {
+    snprintf(path, sizeof path, "%s/hive/%s", DIR_, dirs[i]);
+    pt_error e;
+    assert_int_equal(pt__mkdirs(path, &e), PT_OK);
+    snprintf(path, sizeof path, "%s/hive/%s/part-0.parquet", DIR_, dirs[i]);
+    write_file(path, i * 100, 100, 50, 1);
+  }
+  snprintf(path, sizeof path, "%s/hive/_SUCCESS", DIR_);
+  FILE *f = fopen(path, "w");
+  fclose(f);
+  snprintf(path, sizeof path, "%s/hive", DIR_);
+  pt_dataset *ds;
+  CHECK(pt_read_parquet(S, path, NULL, &ds, &err));
+  struct ArrowSchema schema;
+  CHECK(pt_dataset_schema(ds, &schema, &err));
+  char name[256];
+  pt_type_name(&schema, name, sizeof name);
+  assert_string_equal(name, "struct<id: int64, name: utf8, year: int32, city: utf8>");
+  schema.release(&schema);
+  struct ArrowArrayStream st;
+  CHECK(pt_collect(ds, &st, &err));
+  int64_t rows = 0, year_sum = 0, nulls = 0, sete = 0;
+  struct ArrowArray a;
+  while (st.get_next(&st, &a) == 0 && a.release) {
+    const struct ArrowArray *id = a.children[0], *year = a.children[2], *city = a.children[3];
+    for (int64_t i = 0; i < a.length; i++) {
+      int64_t v = ((const int64_t *)id->buffers[1])[id->offset + i];
+      int32_t y = ((const int32_t *)year->buffers[1])[year->offset + i];
+      assert_int_equal(y, v < 100 ? 2023 : v < 300 ? 2024 : 2025);
+      year_sum += y;
+      int64_t j = city->offset + i;
+      bool valid = city->buffers[0] == NULL || pt__bit_get(city->buffers[0], j);
+      if (!valid) {
+        assert_true(v >= 200 && v < 300);
+        nulls++;
+      } else if (v >= 300) {
+        const int32_t *o = (const int32_t *)city->buffers[1];
+        assert_int_equal(o[j + 1] - o[j], 5);
+        assert_memory_equal((const char *)city->buffers[2] + o[j], "S\xc3\xa8te", 5);
+        sete++;
+      }
+    }
+    rows += a.length;
+    a.release(&a);
+  }
+  assert_null(st.get_last_error(&st));
+  st.release(&st);
+  assert_int_equal(rows, 400);
+  assert_int_equal(year_sum, 100 * 2023 + 200 * 2024 + 100 * 2025);
+  assert_int_equal(nulls, 100);
+  assert_int_equal(sete, 100);
+  pt_dataset_free(ds);
+
+  /* Filters on the keys prune whole directories: year >= 2024 AND city IS
+   * NULL leaves one file; on a file column too (id < 250), statistics prune
+   * within what is left. */
+  int64_t y = 2024, lim = 250;
+  pt_parquet_filter *fy, *fc, *ab, *fi, *abc;
+  CHECK(pt_parquet_filter_int("year", PT_PARQUET_GE, &y, 1, &fy, &err));
+  CHECK(pt_parquet_filter_is_null("city", &fc, &err));
+  CHECK(pt_parquet_filter_combine(PT_PARQUET_AND, fy, fc, &ab, &err));
+  pt_parquet_read_options o;
+  pt_parquet_read_options_init(&o);
+  o.filter = ab;
+  CHECK(pt_read_parquet(S, path, &o, &ds, &err));
+  int64_t count;
+  CHECK(pt_count(ds, &count, &err));
+  assert_int_equal(count, 100);
+  pt_dataset_free(ds);
+  CHECK(pt_parquet_filter_int("id", PT_PARQUET_LT, &lim, 1, &fi, &err));
+  CHECK(pt_parquet_filter_combine(PT_PARQUET_AND, ab, fi, &abc, &err));
+  o.filter = abc;
+  CHECK(pt_read_parquet(S, path, &o, &ds, &err));
+  CHECK(pt_count(ds, &count, &err));
+  assert_int_equal(count, 100); /* file columns are not pruned when keys are named */
+  pt_dataset_free(ds);
+  const char *lyon = "Lyon";
+  pt_parquet_filter *l;
+  CHECK(pt_parquet_filter_bytes("city", PT_PARQUET_EQ, &lyon, NULL, 1, &l, &err));
+  o.filter = l;
+  CHECK(pt_read_parquet(S, path, &o, &ds, &err));
+  CHECK(pt_count(ds, &count, &err));
+  assert_int_equal(count, 100);
+  pt_dataset_free(ds);
+  pt_parquet_filter_free(l);
+  pt_parquet_filter_free(abc);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_read_partitions_and_count),
       cmocka_unit_test(test_projection_and_filter),
       cmocka_unit_test(test_write_and_read_back),
       cmocka_unit_test(test_errors),
+      cmocka_unit_test(test_hive_directories),
   };
   return cmocka_run_group_tests_name("parquet_engine", tests, setup, teardown);
 }
