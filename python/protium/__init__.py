@@ -6,6 +6,7 @@ protium._lib), and data crosses to and from pyarrow through the Arrow C Data
 Interface. Submodules:
 
     protium.arrow   Arrow IPC read/write, validate, copy, slice (needs pyarrow)
+    protium.parquet Parquet read (columns, row-group filters) and write (needs pyarrow)
 """
 
 from __future__ import annotations
