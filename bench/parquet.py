@@ -163,9 +163,8 @@ def main() -> None:
                 rows_out.append(("read", key, gb))
             # Writes (one thread).
             gb = {}
-            if typ != "list_struct":  # protium does not write nested columns yet
-                r = driver("write", str(ipc), str(REPEATS), "1", codec)
-                gb["protium"] = nbytes / r["seconds"] / 1e9
+            r = driver("write", str(ipc), str(REPEATS), "1", codec)
+            gb["protium"] = nbytes / r["seconds"] / 1e9
             t_pa = best_of(lambda: pq.write_table(table, pa.BufferOutputStream(), compression=codec))
             gb["pyarrow"] = nbytes / t_pa / 1e9
             con = duck(2)
