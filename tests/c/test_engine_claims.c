@@ -267,15 +267,19 @@ static void test_fetch_failure_not_counted(void **state) {
 }
 
 /* Losing the executor on every attempt of a partition fails the job with
- * PT_EIO after task.max_failures attempts, naming the loss. */
+ * PT_EIO after task.max_failures attempts, naming the loss. One partition:
+ * with more, a finished task whose status was still in the executor's
+ * coalescing window when the kill came counts a loss too, and another
+ * partition may reach the limit first. */
 static void test_repeated_executor_loss_is_eio(void **state) {
   pt_session *s = open_with("local[2]", NULL);
   pt_dataset *r, *m;
-  CHECK(pt_range(s, 0, 400, 4, &r, &err));
+  CHECK(pt_range(s, 0, 400, 1, &r, &err));
   CHECK(pt_map_batches(r, kill_p0_always, NULL, NULL, 0, &m, &err));
   pt_error e = {0};
   int64_t n;
   assert_int_equal(pt_count(m, &n, &e), PT_EIO);
+  fprintf(stderr, "error: %s\n", e.message);
   assert_non_null(strstr(e.message, "partition 0 failed 4 times; last error: executor "));
   assert_non_null(strstr(e.message, " lost: ")); /* killed by signal 9, or its socket closed */
   pt_job_stats *js = last_job(m);
