@@ -144,6 +144,15 @@ typedef enum pt_type_id {
   PT_TYPE_LARGE_LIST,
   PT_TYPE_FIXED_SIZE_LIST,
   PT_TYPE_STRUCT,
+  PT_TYPE_DATE64,       /* milliseconds since the epoch (whole days) */
+  PT_TYPE_TIME32,       /* time of day, unit s or ms, int32 */
+  PT_TYPE_TIME64,       /* time of day, unit us or ns, int64 */
+  PT_TYPE_INTERVAL_MONTHS,         /* int32 months */
+  PT_TYPE_INTERVAL_DAY_TIME,       /* int32 days, int32 milliseconds */
+  PT_TYPE_INTERVAL_MONTH_DAY_NANO, /* int32 months, int32 days, int64 ns */
+  PT_TYPE_DECIMAL32,
+  PT_TYPE_DECIMAL64,
+  PT_TYPE_DECIMAL256,
   PT_TYPE_COUNT_ /* not a type: the number of type ids */
 } pt_type_id;
 
@@ -161,9 +170,9 @@ typedef struct pt_type {
   pt_type_id id;
   int32_t byte_width;  /* fixed_size_binary: bytes per value */
   int32_t list_size;   /* fixed_size_list: values per list */
-  int32_t precision;   /* decimal128 */
-  int32_t scale;       /* decimal128 */
-  pt_time_unit unit;   /* timestamp, duration */
+  int32_t precision;   /* decimal32/64/128/256 */
+  int32_t scale;       /* decimal32/64/128/256 */
+  pt_time_unit unit;   /* timestamp, duration, time32, time64 */
   const char *tz;      /* timestamp: time zone, NULL if none; borrowed from the
                           schema's format string */
   int dictionary;      /* 1 if the node is dictionary-encoded */
@@ -249,16 +258,21 @@ void pt_builder_free(pt_builder *b);
 /* Appends n nulls. For struct and list builders children get n placeholder
  * slots (nulls, or zero-length lists) so lengths stay consistent. */
 int pt_builder_append_null(pt_builder *b, int64_t n);
-/* Integers, dates (days), timestamps and durations (in the unit), dictionary
- * indices; bool (0 or 1). Out-of-range values for the type give PT_ERANGE. */
+/* Integers, date32 (days), date64 (ms), timestamps, durations and times of
+ * day (in the unit; times must lie in [0, one day)), month intervals,
+ * dictionary indices; bool (0 or 1); decimals (the integer value).
+ * Out-of-range values for the type give PT_ERANGE. */
 int pt_builder_append_int(pt_builder *b, int64_t v);
 int pt_builder_append_uint(pt_builder *b, uint64_t v);
 /* float16 (rounded to nearest even), float32, float64. */
 int pt_builder_append_double(pt_builder *b, double v);
 /* utf8, large_utf8, binary, large_binary; fixed_size_binary (len must equal
- * the byte width); decimal128 (16 bytes, little-endian two's complement). */
+ * the byte width); decimal32/64/128/256 (4/8/16/32 bytes, little-endian two's
+ * complement); day_time intervals (8 bytes: int32 days, int32 milliseconds);
+ * month_day_nano intervals (16 bytes: int32 months, int32 days, int64 ns). */
 int pt_builder_append_bytes(pt_builder *b, const void *data, int64_t len);
-/* decimal128 from a decimal string such as "-12.340" (scale is the type's). */
+/* A decimal (any width) from a decimal string such as "-12.340" (scale is the
+ * type's). */
 int pt_builder_append_decimal_string(pt_builder *b, const char *text);
 /* Closes one list or struct row whose values were appended to the child
  * builders since the previous one. For fixed_size_list the child must have

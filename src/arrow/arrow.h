@@ -36,6 +36,9 @@ int pt__type_offsets_kind(pt_type_id id);
  * -1 for "any" (struct). */
 int pt__type_n_children(pt_type_id id);
 
+/* Bytes per value of a decimal type (4, 8, 16, 32); 0 for other types. */
+int pt__type_decimal_bytes(pt_type_id id);
+
 /* Whether the id is a signed / an unsigned integer type. */
 bool pt__type_is_signed_int(pt_type_id id);
 bool pt__type_is_unsigned_int(pt_type_id id);
@@ -151,7 +154,8 @@ int64_t pt__view_get_int(const pt__view *v, int64_t i);   /* signed ints, date, 
 uint64_t pt__view_get_uint(const pt__view *v, int64_t i); /* unsigned ints */
 double pt__view_get_double(const pt__view *v, int64_t i); /* float16/32/64 */
 bool pt__view_get_bool(const pt__view *v, int64_t i);
-/* utf8/binary (large too), fixed_size_binary, decimal128 (16 bytes). */
+/* utf8/binary (large too), fixed_size_binary, decimals (4 to 32 bytes),
+ * day_time (8 bytes) and month_day_nano (16 bytes) intervals. */
 const uint8_t *pt__view_get_bytes(const pt__view *v, int64_t i, int64_t *len);
 /* list/large_list/fixed_size_list: child rows [*start, *end) of row i, in the
  * child view's own indexing (i.e. already including the list's offsets). */
@@ -171,5 +175,12 @@ uint16_t pt__double_to_half(double d);
 int pt__decimal128_to_string(const uint8_t le16[16], int32_t scale, char *out);
 int pt__decimal128_from_string(const char *text, int32_t precision, int32_t scale,
                                uint8_t le16[16], pt_error *err);
+/* The same for a decimal of `bytes` bytes (4, 8, 16 or 32: decimal32 to
+ * decimal256), little-endian two's complement. to_string: out must hold
+ * PT__DECIMAL_TEXT_MAX bytes; -1 when the scale is beyond -76..76. */
+#define PT__DECIMAL_TEXT_MAX 168
+int pt__decimal_to_string(const uint8_t *le, int bytes, int32_t scale, char *out);
+int pt__decimal_from_string(const char *text, int bytes, int32_t precision, int32_t scale,
+                            uint8_t *le, pt_error *err);
 
 #endif /* PT_ARROW_H */

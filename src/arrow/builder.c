@@ -318,10 +318,18 @@ int pt_builder_append_int(pt_builder *b, int64_t v) {
     case PT_TYPE_INT8: lo = INT8_MIN; hi = INT8_MAX; break;
     case PT_TYPE_INT16: lo = INT16_MIN; hi = INT16_MAX; break;
     case PT_TYPE_INT32:
-    case PT_TYPE_DATE32: lo = INT32_MIN; hi = INT32_MAX; break;
+    case PT_TYPE_DATE32:
+    case PT_TYPE_INTERVAL_MONTHS: lo = INT32_MIN; hi = INT32_MAX; break;
+    case PT_TYPE_TIME32:
+      /* A time of day: [0, one day) in the unit. */
+      lo = 0; hi = b->type.unit == PT_SECOND ? 86399 : 86399999; break;
+    case PT_TYPE_TIME64:
+      lo = 0; hi = b->type.unit == PT_MICRO ? INT64_C(86399999999) : INT64_C(86399999999999);
+      break;
     case PT_TYPE_INT64:
     case PT_TYPE_TIMESTAMP:
-    case PT_TYPE_DURATION: lo = INT64_MIN; hi = INT64_MAX; break;
+    case PT_TYPE_DURATION:
+    case PT_TYPE_DATE64: lo = INT64_MIN; hi = INT64_MAX; break;
     case PT_TYPE_UINT8: lo = 0; hi = UINT8_MAX; break;
     case PT_TYPE_UINT16: lo = 0; hi = UINT16_MAX; break;
     case PT_TYPE_UINT32: lo = 0; hi = UINT32_MAX; break;
@@ -329,7 +337,10 @@ int pt_builder_append_int(pt_builder *b, int64_t v) {
     case PT_TYPE_HALF_FLOAT:
     case PT_TYPE_FLOAT:
     case PT_TYPE_DOUBLE: return append_float(b, (double)v);
+    case PT_TYPE_DECIMAL32:
+    case PT_TYPE_DECIMAL64:
     case PT_TYPE_DECIMAL128:
+    case PT_TYPE_DECIMAL256:
       snprintf(text, sizeof text, "%lld", (long long)v);
       return pt_builder_append_decimal_string(b, text);
     default: return wrong_type(b, "an integer");
@@ -349,15 +360,20 @@ int pt_builder_append_uint(pt_builder *b, uint64_t v) {
     case PT_TYPE_HALF_FLOAT:
     case PT_TYPE_FLOAT:
     case PT_TYPE_DOUBLE: return append_float(b, (double)v);
-    case PT_TYPE_DECIMAL128: {
+    case PT_TYPE_DECIMAL32:
+    case PT_TYPE_DECIMAL64:
+    case PT_TYPE_DECIMAL128:
+    case PT_TYPE_DECIMAL256: {
       char text[32];
       snprintf(text, sizeof text, "%llu", (unsigned long long)v);
       return pt_builder_append_decimal_string(b, text);
     }
     default: {
-      if (!pt__type_is_signed_int(b->type.id) && !pt__type_is_unsigned_int(b->type.id) &&
-          b->type.id != PT_TYPE_BOOL && b->type.id != PT_TYPE_DATE32 &&
-          b->type.id != PT_TYPE_TIMESTAMP && b->type.id != PT_TYPE_DURATION)
+      pt_type_id id = b->type.id;
+      if (!pt__type_is_signed_int(id) && !pt__type_is_unsigned_int(id) && id != PT_TYPE_BOOL &&
+          id != PT_TYPE_DATE32 && id != PT_TYPE_TIMESTAMP && id != PT_TYPE_DURATION &&
+          id != PT_TYPE_DATE64 && id != PT_TYPE_TIME32 && id != PT_TYPE_TIME64 &&
+          id != PT_TYPE_INTERVAL_MONTHS)
         return wrong_type(b, "an integer");
       char text[32];
       snprintf(text, sizeof text, "%llu", (unsigned long long)v);
@@ -402,21 +418,31 @@ int pt_builder_append_bytes(pt_builder *b, const void *data, int64_t len) {
         return PT_OK;
       }
       return append_fixed(b, data, len);
+    case PT_TYPE_DECIMAL32:
+    case PT_TYPE_DECIMAL64:
     case PT_TYPE_DECIMAL128:
-      if (len != 16)
-        return fail(b, PT_EINVAL, "decimal128 value must have 16 bytes, not %lld",
-                    (long long)len);
-      return append_fixed(b, data, 16);
+    case PT_TYPE_DECIMAL256:
+    case PT_TYPE_INTERVAL_DAY_TIME:
+    case PT_TYPE_INTERVAL_MONTH_DAY_NANO: {
+      int64_t w = value_bytes(b);
+      if (len != w) {
+        char name[128];
+        return fail(b, PT_EINVAL, "%s value must have %lld bytes, not %lld",
+                    type_name(b, name, sizeof name), (long long)w, (long long)len);
+      }
+      return append_fixed(b, data, w);
+    }
     default: return wrong_type(b, "bytes");
   }
 }
 
 int pt_builder_append_decimal_string(pt_builder *b, const char *text) {
-  if (b->type.id != PT_TYPE_DECIMAL128) return wrong_type(b, "a decimal");
-  uint8_t v[16];
-  int rc = pt__decimal128_from_string(text, b->type.precision, b->type.scale, v, b->err);
+  int bytes = pt__type_decimal_bytes(b->type.id);
+  if (bytes == 0) return wrong_type(b, "a decimal");
+  uint8_t v[32];
+  int rc = pt__decimal_from_string(text, bytes, b->type.precision, b->type.scale, v, b->err);
   if (rc != PT_OK) return rc;
-  return append_fixed(b, v, 16);
+  return append_fixed(b, v, bytes);
 }
 
 int pt_builder_append_row(pt_builder *b) {

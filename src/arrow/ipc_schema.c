@@ -176,11 +176,32 @@ static void encode_type(pt__fb_builder *b, const pt_type *t, uint8_t *tag, pt__f
       *tag = PT_FBT_DURATION;
       pt__fb_add_i16(b, 0, (int16_t)t->unit, 1);
       break;
+    case PT_TYPE_DECIMAL32:
+    case PT_TYPE_DECIMAL64:
     case PT_TYPE_DECIMAL128:
+    case PT_TYPE_DECIMAL256:
       *tag = PT_FBT_DECIMAL;
       pt__fb_add_i32(b, 0, t->precision, 0);
       pt__fb_add_i32(b, 1, t->scale, 0);
-      pt__fb_add_i32(b, 2, 128, 0); /* written although it is the default */
+      /* bitWidth, written although 128 is the default */
+      pt__fb_add_i32(b, 2, pt__type_decimal_bytes(t->id) * 8, 0);
+      break;
+    case PT_TYPE_DATE64:
+      *tag = PT_FBT_DATE;
+      pt__fb_add_i16(b, 0, 1 /* MILLISECOND */, 0);
+      break;
+    case PT_TYPE_TIME32:
+    case PT_TYPE_TIME64:
+      *tag = PT_FBT_TIME;
+      pt__fb_add_i16(b, 0, (int16_t)t->unit, 1 /* default MILLISECOND */);
+      pt__fb_add_i32(b, 1, t->id == PT_TYPE_TIME32 ? 32 : 64, 32);
+      break;
+    case PT_TYPE_INTERVAL_MONTHS:
+    case PT_TYPE_INTERVAL_DAY_TIME:
+    case PT_TYPE_INTERVAL_MONTH_DAY_NANO:
+      *tag = PT_FBT_INTERVAL;
+      /* IntervalUnit: YEAR_MONTH 0 (the default), DAY_TIME 1, MONTH_DAY_NANO 2 */
+      pt__fb_add_i16_always(b, 0, (int16_t)(t->id - PT_TYPE_INTERVAL_MONTHS));
       break;
     case PT_TYPE_LIST: *tag = PT_FBT_LIST; break;
     case PT_TYPE_LARGE_LIST: *tag = PT_FBT_LARGE_LIST; break;
@@ -384,24 +405,31 @@ static int type_format(const pt__fb_table *field, char **fmt, int *n_children, p
     case PT_FBT_BOOL: simple = "b"; break;
     case PT_FBT_DECIMAL: {
       int32_t bits = pt__fb_i32(&t, 2, 128);
-      if (bits == 256) return not_supported(err, "decimal256");
-      if (bits == 32) return not_supported(err, "decimal32");
-      if (bits == 64) return not_supported(err, "decimal64");
-      if (bits != 128) return pt__errorf(err, PT_EFORMAT, "decimal type of %d bits", (int)bits);
-      snprintf(buf, sizeof buf, "d:%d,%d", (int)pt__fb_i32(&t, 0, 0), (int)pt__fb_i32(&t, 1, 0));
+      if (bits != 32 && bits != 64 && bits != 128 && bits != 256)
+        return pt__errorf(err, PT_EFORMAT, "decimal type of %d bits", (int)bits);
+      if (bits == 128)
+        snprintf(buf, sizeof buf, "d:%d,%d", (int)pt__fb_i32(&t, 0, 0), (int)pt__fb_i32(&t, 1, 0));
+      else
+        snprintf(buf, sizeof buf, "d:%d,%d,%d", (int)pt__fb_i32(&t, 0, 0),
+                 (int)pt__fb_i32(&t, 1, 0), (int)bits);
       simple = buf;
       break;
     }
     case PT_FBT_DATE: {
       int16_t unit = pt__fb_i16(&t, 0, 1);
-      if (unit == 1) return not_supported(err, "date64");
-      if (unit != 0) return pt__errorf(err, PT_EFORMAT, "date unit %d", unit);
-      simple = "tdD";
+      if (unit != 0 && unit != 1) return pt__errorf(err, PT_EFORMAT, "date unit %d", unit);
+      simple = unit == 0 ? "tdD" : "tdm";
       break;
     }
     case PT_FBT_TIME: {
+      int16_t unit = pt__fb_i16(&t, 0, 1);
       int32_t bits = pt__fb_i32(&t, 1, 32);
-      return not_supported(err, bits == 64 ? "time64" : "time32");
+      /* time32 holds seconds or milliseconds, time64 micro- or nanoseconds. */
+      if (unit < 0 || unit > 3 || bits != (unit <= 1 ? 32 : 64))
+        return pt__errorf(err, PT_EFORMAT, "time type of %d bits in unit %d", (int)bits, unit);
+      snprintf(buf, sizeof buf, "tt%c", unit_chars[unit]);
+      simple = buf;
+      break;
     }
     case PT_FBT_TIMESTAMP: {
       int16_t unit = pt__fb_i16(&t, 0, 0);
@@ -430,7 +458,12 @@ static int type_format(const pt__fb_table *field, char **fmt, int *n_children, p
       simple = buf;
       break;
     }
-    case PT_FBT_INTERVAL: return not_supported(err, "interval");
+    case PT_FBT_INTERVAL: {
+      int16_t unit = pt__fb_i16(&t, 0, 0);
+      if (unit < 0 || unit > 2) return pt__errorf(err, PT_EFORMAT, "interval unit %d", unit);
+      simple = unit == 0 ? "tiM" : unit == 1 ? "tiD" : "tin";
+      break;
+    }
     case PT_FBT_LIST: simple = "+l"; *n_children = 1; break;
     case PT_FBT_LARGE_LIST: simple = "+L"; *n_children = 1; break;
     case PT_FBT_STRUCT: simple = "+s"; *n_children = -1; break;

@@ -1,5 +1,5 @@
 /* numeric.c — the two value encodings of Arrow that C has no type for:
- * IEEE half-precision floats (float16) and decimal128 (a 128-bit two's
+ * IEEE half-precision floats (float16) and decimals (a 32- to 256-bit two's
  * complement integer scaled by a power of ten), converted to and from double
  * and decimal text. Both conversions are exact or correctly rounded: they feed
  * JSON output and builders that users compare against pyarrow.
@@ -63,30 +63,67 @@ uint16_t pt__double_to_half(double d) {
 }
 
 /* ------------------------------------------------------------------------ */
-/* decimal128 */
+/* Decimals of 4 to 32 bytes: little-endian two's complement integers, held
+ * here as up to eight 32-bit limbs (least significant first) so that one
+ * routine serves decimal32 to decimal256. */
 
-typedef unsigned __int128 u128;
-typedef __int128 i128;
+#define MAX_LIMBS 8
 
-int pt__decimal128_to_string(const uint8_t le16[16], int32_t scale, char *out) {
-  uint64_t lo = pt__load_u64(le16), hi = pt__load_u64(le16 + 8);
-  u128 u = ((u128)hi << 64) | lo;
-  int neg = (hi >> 63) != 0;
-  if (neg) u = ~u + 1; /* the magnitude; INT128_MIN stays 2^127, still right */
-  char digits[48];
+static void negate_limbs(uint32_t *limb, int n) {
+  uint64_t carry = 1;
+  for (int i = 0; i < n; i++) {
+    uint64_t x = (uint64_t)(uint32_t)~limb[i] + carry;
+    limb[i] = (uint32_t)x;
+    carry = x >> 32;
+  }
+}
+
+/* limb /= d; returns the remainder. */
+static uint32_t div_limbs(uint32_t *limb, int n, uint32_t d) {
+  uint64_t rem = 0;
+  for (int i = n - 1; i >= 0; i--) {
+    uint64_t cur = (rem << 32) | limb[i];
+    limb[i] = (uint32_t)(cur / d);
+    rem = cur % d;
+  }
+  return (uint32_t)rem;
+}
+
+/* limb = limb * 10 + d. */
+static void mul_add_limbs(uint32_t *limb, int n, uint32_t d) {
+  uint64_t carry = d;
+  for (int i = 0; i < n; i++) {
+    uint64_t x = (uint64_t)limb[i] * 10 + carry;
+    limb[i] = (uint32_t)x;
+    carry = x >> 32;
+  }
+}
+
+static bool limbs_zero(const uint32_t *limb, int n) {
+  for (int i = 0; i < n; i++)
+    if (limb[i] != 0) return false;
+  return true;
+}
+
+int pt__decimal_to_string(const uint8_t *le, int bytes, int32_t scale, char *out) {
+  out[0] = '\0';
+  if ((bytes != 4 && bytes != 8 && bytes != 16 && bytes != 32) || scale < -76 || scale > 76)
+    return -1;
+  uint32_t limb[MAX_LIMBS];
+  int nl = bytes / 4;
+  for (int i = 0; i < nl; i++) limb[i] = pt__load_u32(le + 4 * i);
+  int neg = (limb[nl - 1] >> 31) != 0;
+  /* The magnitude; the most negative value stays 2^(bits-1), still right
+   * read as unsigned. */
+  if (neg) negate_limbs(limb, nl);
+  char digits[80];
   int nd = 0;
   do {
-    digits[nd++] = (char)('0' + (int)(u % 10));
-    u /= 10;
-  } while (u != 0);
-  /* digits[] is backwards; nd <= 39. */
+    digits[nd++] = (char)('0' + div_limbs(limb, nl, 10));
+  } while (!limbs_zero(limb, nl));
+  /* digits[] is backwards; nd <= 78. */
   int n = 0;
   if (neg) out[n++] = '-';
-  if (scale < -38 || scale > 38) {
-    /* Out of what pt_type_parse accepts: say so rather than overflow out. */
-    out[0] = '\0';
-    return -1;
-  }
   if (scale <= 0) {
     for (int i = nd - 1; i >= 0; i--) out[n++] = digits[i];
     if (scale < 0 && !(nd == 1 && digits[0] == '0')) {
@@ -107,12 +144,23 @@ int pt__decimal128_to_string(const uint8_t le16[16], int32_t scale, char *out) {
   return n;
 }
 
-int pt__decimal128_from_string(const char *text, int32_t precision, int32_t scale,
-                               uint8_t le16[16], pt_error *err) {
+int pt__decimal128_to_string(const uint8_t le16[16], int32_t scale, char *out) {
+  /* Beyond what pt_type_parse accepts for decimal128 (and 48 bytes). */
+  if (scale < -38 || scale > 38) {
+    out[0] = '\0';
+    return -1;
+  }
+  return pt__decimal_to_string(le16, 16, scale, out);
+}
+
+int pt__decimal_from_string(const char *text, int bytes, int32_t precision, int32_t scale,
+                            uint8_t *le, pt_error *err) {
   if (text == NULL) return pt__errorf(err, PT_EINVAL, "decimal text is NULL");
-  if (precision < 1 || precision > 38)
-    return pt__errorf(err, PT_EINVAL, "decimal128 precision %d is not in 1 to 38",
-                      (int)precision);
+  int max_digits = bytes == 4 ? 9 : bytes == 8 ? 18 : bytes == 16 ? 38 : bytes == 32 ? 76 : 0;
+  if (max_digits == 0) return pt__errorf(err, PT_EINVAL, "a decimal has no %d-byte form", bytes);
+  if (precision < 1 || precision > max_digits)
+    return pt__errorf(err, PT_EINVAL, "decimal%d precision %d is not in 1 to %d", bytes * 8,
+                      (int)precision, max_digits);
   const char *p = text;
   int neg = 0;
   if (*p == '+' || *p == '-') neg = *p++ == '-';
@@ -154,25 +202,25 @@ int pt__decimal128_from_string(const char *text, int32_t precision, int32_t scal
     }
     k++;
   }
-  u128 v = 0;
+  uint32_t limb[MAX_LIMBS] = {0};
+  int nl = bytes / 4;
   if (first >= 0) {
     int64_t power_last = int_digits - 1 - last + exponent;
     int64_t power_first = int_digits - 1 - first + exponent;
     if (power_last < -(int64_t)scale) goto too_many_fraction_digits;
     if (power_first + scale + 1 > precision) goto out_of_precision;
+    /* At most `precision` digits: the value stays below 10^precision, below
+     * 2^(bits-1), so neither the products nor the negation overflow. */
     k = 0;
     for (const char *q = mant; q < mant_end; q++) {
       if (*q == '.') continue;
-      if (k >= first && k <= last) v = v * 10 + (u128)(*q - '0');
+      if (k >= first && k <= last) mul_add_limbs(limb, nl, (uint32_t)(*q - '0'));
       k++;
     }
-    for (int64_t i = 0; i < power_last + scale; i++) v *= 10;
+    for (int64_t i = 0; i < power_last + scale; i++) mul_add_limbs(limb, nl, 0);
   }
-  /* precision <= 38 digits, so v < 10^38 < 2^127 and negating is safe. */
-  u128 bits = neg ? (u128)(-(i128)v) : v;
-  uint64_t lo = (uint64_t)bits, hi = (uint64_t)(bits >> 64);
-  memcpy(le16, &lo, 8);
-  memcpy(le16 + 8, &hi, 8);
+  if (neg) negate_limbs(limb, nl);
+  for (int i = 0; i < nl; i++) pt__store_u32(le + 4 * i, limb[i]);
   return PT_OK;
 
 invalid:
@@ -184,4 +232,9 @@ too_many_fraction_digits:
 out_of_precision:
   return pt__errorf(err, PT_ERANGE, "decimal '%.64s' does not fit in precision %d, scale %d",
                     text, (int)precision, (int)scale);
+}
+
+int pt__decimal128_from_string(const char *text, int32_t precision, int32_t scale,
+                               uint8_t le16[16], pt_error *err) {
+  return pt__decimal_from_string(text, 16, precision, scale, le16, err);
 }

@@ -355,7 +355,12 @@ static uint64_t hash_value(const pt__view *v, int64_t i, int depth) {
     case PT_TYPE_BINARY:
     case PT_TYPE_LARGE_BINARY:
     case PT_TYPE_FIXED_SIZE_BINARY:
-    case PT_TYPE_DECIMAL128: {
+    case PT_TYPE_DECIMAL32:
+    case PT_TYPE_DECIMAL64:
+    case PT_TYPE_DECIMAL128:
+    case PT_TYPE_DECIMAL256:
+    case PT_TYPE_INTERVAL_DAY_TIME:
+    case PT_TYPE_INTERVAL_MONTH_DAY_NANO: {
       int64_t len;
       const uint8_t *p = pt__view_get_bytes(v, i, &len);
       return hash_bytes(p, len);

@@ -40,13 +40,22 @@ int64_t pt__type_bit_width(const pt_type *t) {
     case PT_TYPE_INT32:
     case PT_TYPE_UINT32:
     case PT_TYPE_FLOAT:
-    case PT_TYPE_DATE32: return 32;
+    case PT_TYPE_DATE32:
+    case PT_TYPE_TIME32:
+    case PT_TYPE_INTERVAL_MONTHS:
+    case PT_TYPE_DECIMAL32: return 32;
     case PT_TYPE_INT64:
     case PT_TYPE_UINT64:
     case PT_TYPE_DOUBLE:
     case PT_TYPE_TIMESTAMP:
-    case PT_TYPE_DURATION: return 64;
-    case PT_TYPE_DECIMAL128: return 128;
+    case PT_TYPE_DURATION:
+    case PT_TYPE_DATE64:
+    case PT_TYPE_TIME64:
+    case PT_TYPE_INTERVAL_DAY_TIME:
+    case PT_TYPE_DECIMAL64: return 64;
+    case PT_TYPE_DECIMAL128:
+    case PT_TYPE_INTERVAL_MONTH_DAY_NANO: return 128;
+    case PT_TYPE_DECIMAL256: return 256;
     case PT_TYPE_FIXED_SIZE_BINARY: return (int64_t)t->byte_width * 8;
     default: return 0;
   }
@@ -77,6 +86,16 @@ int pt__type_n_children(pt_type_id id) {
 bool pt__type_is_signed_int(pt_type_id id) {
   return id == PT_TYPE_INT8 || id == PT_TYPE_INT16 || id == PT_TYPE_INT32 ||
          id == PT_TYPE_INT64;
+}
+
+int pt__type_decimal_bytes(pt_type_id id) {
+  switch (id) {
+    case PT_TYPE_DECIMAL32: return 4;
+    case PT_TYPE_DECIMAL64: return 8;
+    case PT_TYPE_DECIMAL128: return 16;
+    case PT_TYPE_DECIMAL256: return 32;
+    default: return 0;
+  }
 }
 
 bool pt__type_is_unsigned_int(pt_type_id id) {
@@ -171,20 +190,21 @@ static int parse_format(const char *f, pt_type *t, pt_error *err) {
         if (bits < 0) return bad_format(err, f);
       }
       if (*p != '\0') return bad_format(err, f);
-      if (bits == 32 || bits == 64 || bits == 256) {
-        char what[32];
-        snprintf(what, sizeof what, "decimal%d", (int)bits);
-        return not_supported(err, f, what);
-      }
-      if (bits != 128) return bad_format(err, f);
-      if (precision < 1 || precision > 38)
+      int max_digits = bits == 32 ? 9 : bits == 64 ? 18 : bits == 128 ? 38 : bits == 256 ? 76 : 0;
+      if (max_digits == 0) return bad_format(err, f);
+      if (precision < 1 || precision > max_digits)
         return pt__errorf(err, PT_EINVAL,
-                          "invalid type format '%s': decimal128 precision must be 1 to 38", f);
-      if (scale < -38 || scale > 38)
+                          "invalid type format '%s': decimal%d precision must be 1 to %d", f,
+                          (int)bits, max_digits);
+      /* Text conversion writes at most this many zeros around the digits. */
+      if (scale < -max_digits || scale > max_digits)
         return pt__errorf(err, PT_ENOTSUP,
-                          "type format '%s': decimal scales beyond -38..38 are not supported yet",
-                          f);
-      t->id = PT_TYPE_DECIMAL128;
+                          "type format '%s': decimal%d scales beyond -%d..%d are not supported",
+                          f, (int)bits, max_digits, max_digits);
+      t->id = bits == 32    ? PT_TYPE_DECIMAL32
+              : bits == 64  ? PT_TYPE_DECIMAL64
+              : bits == 128 ? PT_TYPE_DECIMAL128
+                            : PT_TYPE_DECIMAL256;
       t->precision = (int32_t)precision;
       t->scale = (int32_t)scale;
       return PT_OK;
@@ -193,12 +213,13 @@ static int parse_format(const char *f, pt_type *t, pt_error *err) {
       switch (f[1]) {
         case 'd':
           if (strcmp(f, "tdD") == 0) { t->id = PT_TYPE_DATE32; return PT_OK; }
-          if (strcmp(f, "tdm") == 0) return not_supported(err, f, "date64");
+          if (strcmp(f, "tdm") == 0) { t->id = PT_TYPE_DATE64; return PT_OK; }
           return bad_format(err, f);
         case 't':
-          if (f[2] != '\0' && f[3] == '\0' && strchr("smun", f[2]))
-            return not_supported(err, f, "time");
-          return bad_format(err, f);
+          if (f[2] == '\0' || f[3] != '\0' || parse_unit(f[2], &t->unit) != 0)
+            return bad_format(err, f);
+          t->id = t->unit <= PT_MILLI ? PT_TYPE_TIME32 : PT_TYPE_TIME64;
+          return PT_OK;
         case 's':
           if (f[2] == '\0' || parse_unit(f[2], &t->unit) != 0 || f[3] != ':')
             return bad_format(err, f);
@@ -211,8 +232,9 @@ static int parse_format(const char *f, pt_type *t, pt_error *err) {
           t->id = PT_TYPE_DURATION;
           return PT_OK;
         case 'i':
-          if (strcmp(f, "tiM") == 0 || strcmp(f, "tiD") == 0 || strcmp(f, "tin") == 0)
-            return not_supported(err, f, "interval");
+          if (strcmp(f, "tiM") == 0) { t->id = PT_TYPE_INTERVAL_MONTHS; return PT_OK; }
+          if (strcmp(f, "tiD") == 0) { t->id = PT_TYPE_INTERVAL_DAY_TIME; return PT_OK; }
+          if (strcmp(f, "tin") == 0) { t->id = PT_TYPE_INTERVAL_MONTH_DAY_NANO; return PT_OK; }
           return bad_format(err, f);
         default: return bad_format(err, f);
       }
@@ -324,6 +346,10 @@ static const char *simple_name(pt_type_id id) {
     case PT_TYPE_BINARY: return "binary";
     case PT_TYPE_LARGE_BINARY: return "large_binary";
     case PT_TYPE_DATE32: return "date32";
+    case PT_TYPE_DATE64: return "date64[ms]";
+    case PT_TYPE_INTERVAL_MONTHS: return "month_interval";
+    case PT_TYPE_INTERVAL_DAY_TIME: return "day_time_interval";
+    case PT_TYPE_INTERVAL_MONTH_DAY_NANO: return "month_day_nano_interval";
     default: return NULL;
   }
 }
@@ -340,7 +366,16 @@ static int write_value_name(name_writer *w, const struct ArrowSchema *schema,
   }
   switch (t->id) {
     case PT_TYPE_FIXED_SIZE_BINARY: put(w, "fixed_size_binary[%d]", t->byte_width); return 0;
-    case PT_TYPE_DECIMAL128: put(w, "decimal128(%d, %d)", t->precision, t->scale); return 0;
+    case PT_TYPE_DECIMAL32:
+    case PT_TYPE_DECIMAL64:
+    case PT_TYPE_DECIMAL128:
+    case PT_TYPE_DECIMAL256:
+      put(w, "decimal%d(%d, %d)", pt__type_decimal_bytes(t->id) * 8, t->precision, t->scale);
+      return 0;
+    case PT_TYPE_TIME32:
+    case PT_TYPE_TIME64:
+      put(w, "time%d[%s]", t->id == PT_TYPE_TIME32 ? 32 : 64, unit_name(t->unit));
+      return 0;
     case PT_TYPE_TIMESTAMP:
       if (t->tz) put(w, "timestamp[%s, tz=%s]", unit_name(t->unit), t->tz);
       else put(w, "timestamp[%s]", unit_name(t->unit));

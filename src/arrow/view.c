@@ -145,11 +145,15 @@ int64_t pt__view_get_int(const pt__view *v, int64_t i) {
     case PT_TYPE_INT16: return (int16_t)pt__load_u16(p + j * 2);
     case PT_TYPE_UINT16: return pt__load_u16(p + j * 2);
     case PT_TYPE_INT32:
-    case PT_TYPE_DATE32: return pt__load_i32(p + j * 4);
+    case PT_TYPE_DATE32:
+    case PT_TYPE_TIME32:
+    case PT_TYPE_INTERVAL_MONTHS: return pt__load_i32(p + j * 4);
     case PT_TYPE_UINT32: return pt__load_u32(p + j * 4);
     case PT_TYPE_INT64:
     case PT_TYPE_TIMESTAMP:
-    case PT_TYPE_DURATION: return pt__load_i64(p + j * 8);
+    case PT_TYPE_DURATION:
+    case PT_TYPE_DATE64:
+    case PT_TYPE_TIME64: return pt__load_i64(p + j * 8);
     case PT_TYPE_UINT64: return (int64_t)pt__load_u64(p + j * 8);
     case PT_TYPE_HALF_FLOAT:
     case PT_TYPE_FLOAT:
@@ -214,7 +218,16 @@ const uint8_t *pt__view_get_bytes(const pt__view *v, int64_t i, int64_t *len) {
     case PT_TYPE_FIXED_SIZE_BINARY:
       *len = v->type.byte_width;
       return v->values ? v->values + j * v->type.byte_width : (const uint8_t *)"";
-    case PT_TYPE_DECIMAL128: *len = 16; return v->values + j * 16;
+    case PT_TYPE_DECIMAL32:
+    case PT_TYPE_DECIMAL64:
+    case PT_TYPE_DECIMAL128:
+    case PT_TYPE_DECIMAL256:
+    case PT_TYPE_INTERVAL_DAY_TIME:
+    case PT_TYPE_INTERVAL_MONTH_DAY_NANO: {
+      int64_t w = pt__type_bit_width(&v->type) / 8;
+      *len = w;
+      return v->values + j * w;
+    }
     default: *len = 0; return NULL;
   }
 }

@@ -18,7 +18,7 @@
 
 /* Room for any scalar that is not a string: the longest is a timestamp of an
  * extreme int64 second count (~40 bytes) or a float in exponent form. */
-#define SCALAR_ROOM 64
+#define SCALAR_ROOM (PT__DECIMAL_TEXT_MAX + 8)
 
 /* ------------------------------------------------------------------------ */
 /* Integers */
@@ -322,6 +322,60 @@ static int timestamp_to_text(int64_t v, pt_time_unit unit, bool utc, char *p) {
   return len;
 }
 
+/* date64: milliseconds that should be whole days (the format requires it);
+ * printed as a date then, else as the instant with its time of day, so that
+ * nothing is lost. */
+static int date64_to_text(int64_t ms, char *p) {
+  int64_t rem;
+  int64_t days = floor_div(ms, 86400000, &rem);
+  if (rem == 0) return date_to_text(days, p);
+  return timestamp_to_text(ms, PT_MILLI, false, p);
+}
+
+/* A time of day "HH:MM:SS" + fraction digits of the unit, with quotes; a
+ * value outside one day (invalid, but not worth failing the whole output)
+ * prints as its integer count of the unit instead. */
+static int time_to_text(int64_t v, pt_time_unit unit, char *p) {
+  int64_t per = unit_per_second[unit];
+  if (v < 0 || v >= 86400 * per) return i64_to_text(v, p);
+  int64_t secs = v / per, frac = v % per;
+  int len = 0;
+  p[len++] = '"';
+  len += u64_to_text_pad((uint64_t)(secs / 3600), 2, p + len);
+  p[len++] = ':';
+  len += u64_to_text_pad((uint64_t)(secs / 60 % 60), 2, p + len);
+  p[len++] = ':';
+  len += u64_to_text_pad((uint64_t)(secs % 60), 2, p + len);
+  if (unit != PT_SECOND) {
+    p[len++] = '.';
+    len += u64_to_text_pad((uint64_t)frac, unit_digits[unit], p + len);
+  }
+  p[len++] = '"';
+  return len;
+}
+
+/* Intervals as objects of their parts, e.g. {"days": 1, "milliseconds": 5}. */
+static int interval_to_text(const pt__view *v, int64_t i, char *p) {
+  int64_t len;
+  const uint8_t *x = pt__view_get_bytes(v, i, &len);
+  int n = 0;
+  if (v->type.id == PT_TYPE_INTERVAL_DAY_TIME) {
+    memcpy(p + n, "{\"days\": ", 9), n += 9;
+    n += i64_to_text(pt__load_i32(x), p + n);
+    memcpy(p + n, ", \"milliseconds\": ", 18), n += 18;
+    n += i64_to_text(pt__load_i32(x + 4), p + n);
+  } else {
+    memcpy(p + n, "{\"months\": ", 11), n += 11;
+    n += i64_to_text(pt__load_i32(x), p + n);
+    memcpy(p + n, ", \"days\": ", 10), n += 10;
+    n += i64_to_text(pt__load_i32(x + 4), p + n);
+    memcpy(p + n, ", \"nanoseconds\": ", 17), n += 17;
+    n += i64_to_text(pt__load_i64(x + 8), p + n);
+  }
+  p[n++] = '}';
+  return n;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Strings and bytes */
 
@@ -492,7 +546,8 @@ static int write_value(const pt__view *v, int64_t i, pt_buf *b) {
     case PT_TYPE_INT16:
     case PT_TYPE_INT32:
     case PT_TYPE_INT64:
-    case PT_TYPE_DURATION: n = i64_to_text(pt__view_get_int(v, i), p); break;
+    case PT_TYPE_DURATION:
+    case PT_TYPE_INTERVAL_MONTHS: n = i64_to_text(pt__view_get_int(v, i), p); break;
     case PT_TYPE_UINT8:
     case PT_TYPE_UINT16:
     case PT_TYPE_UINT32:
@@ -511,10 +566,22 @@ static int write_value(const pt__view *v, int64_t i, pt_buf *b) {
                                 v->type.tz != NULL && v->type.tz[0] != '\0', p + 1);
       p[n++] = '"';
       break;
+    case PT_TYPE_DATE64:
+      p[0] = '"';
+      n = 1 + date64_to_text(pt__view_get_int(v, i), p + 1);
+      p[n++] = '"';
+      break;
+    case PT_TYPE_TIME32:
+    case PT_TYPE_TIME64: n = time_to_text(pt__view_get_int(v, i), v->type.unit, p); break;
+    case PT_TYPE_INTERVAL_DAY_TIME:
+    case PT_TYPE_INTERVAL_MONTH_DAY_NANO: n = interval_to_text(v, i, p); break;
+    case PT_TYPE_DECIMAL32:
+    case PT_TYPE_DECIMAL64:
     case PT_TYPE_DECIMAL128:
+    case PT_TYPE_DECIMAL256:
       bytes = pt__view_get_bytes(v, i, &len);
       p[0] = '"';
-      n = 1 + pt__decimal128_to_string(bytes, v->type.scale, p + 1);
+      n = 1 + pt__decimal_to_string(bytes, (int)len, v->type.scale, p + 1);
       p[n++] = '"';
       break;
     default: return PT_ENOTSUP;

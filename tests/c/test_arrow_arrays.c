@@ -693,13 +693,13 @@ static void test_view_init_failures(void **state) {
   /* Unsupported types name their column. */
   struct ArrowSchema m;
   node(&m, "+s", "", 2);
-  node(m.children[0], "tdm", "when", 0);
+  node(m.children[0], "+r", "when", 0);
   node(m.children[1], "+l", "tags", 1);
   node(m.children[1]->children[0], "u", "item", 0);
   pt_error err;
   assert_int_equal(pt_array_validate(&m, &f.top, &err), PT_ENOTSUP);
   assert_string_equal(err.message,
-                      "column 'when': type format 'tdm' (date64) is not supported yet");
+                      "column 'when': type format '+r' (run-end encoded) is not supported yet");
   m.release(&m);
   s.release(&s);
 }

@@ -390,9 +390,87 @@ static void test_builder_errors(void **state) {
   s.release(&s);
 
   /* Schemas that do not parse. */
-  node(&s, "+m", "m", 0);
+  node(&s, "+r", "m", 0);
   assert_int_equal(pt_builder_new(&s, &b, &err), PT_ENOTSUP);
   assert_null(b);
+  s.release(&s);
+}
+
+/* Times of day, intervals and decimals of every width: ranges and sizes
+ * checked with messages naming the type. */
+static void test_temporal_and_decimal_builders(void **state) {
+  struct ArrowSchema s;
+  pt_builder *b;
+  pt_error err;
+  struct ArrowArray a;
+  node(&s, "tts", "t", 0);
+  assert_int_equal(pt_builder_new(&s, &b, &err), PT_OK);
+  assert_int_equal(pt_builder_append_int(b, 86399), PT_OK);
+  assert_int_equal(pt_builder_append_int(b, 86400), PT_ERANGE);
+  assert_string_equal(pt_builder_last_error(b), "value 86400 is out of range for time32[s]");
+  assert_int_equal(pt_builder_append_int(b, -1), PT_ERANGE);
+  assert_int_equal(pt_builder_append_uint(b, UINT64_MAX), PT_ERANGE);
+  assert_int_equal(pt_builder_append_bytes(b, "x", 1), PT_EINVAL);
+  assert_int_equal(pt_builder_finish(b, &a, &err), PT_OK);
+  assert_int_equal(a.length, 1);
+  assert_int_equal(pt__load_i32(a.buffers[1]), 86399);
+  a.release(&a);
+  pt_builder_free(b);
+  s.release(&s);
+
+  node(&s, "ttn", "t", 0);
+  assert_int_equal(pt_builder_new(&s, &b, &err), PT_OK);
+  assert_int_equal(pt_builder_append_int(b, 86399999999999), PT_OK);
+  assert_int_equal(pt_builder_append_int(b, 86400000000000), PT_ERANGE);
+  pt_builder_free(b);
+  s.release(&s);
+
+  node(&s, "tiD", "iv", 0);
+  assert_int_equal(pt_builder_new(&s, &b, &err), PT_OK);
+  int32_t dt[2] = {3, -4};
+  assert_int_equal(pt_builder_append_bytes(b, dt, 8), PT_OK);
+  assert_int_equal(pt_builder_append_bytes(b, dt, 4), PT_EINVAL);
+  assert_string_equal(pt_builder_last_error(b),
+                      "day_time_interval value must have 8 bytes, not 4");
+  assert_int_equal(pt_builder_append_int(b, 1), PT_EINVAL);
+  assert_int_equal(pt_builder_append_null(b, 1), PT_OK);
+  assert_int_equal(pt_builder_finish(b, &a, &err), PT_OK);
+  assert_int_equal(a.null_count, 1);
+  assert_int_equal(pt__load_i32((const uint8_t *)a.buffers[1] + 4), -4);
+  a.release(&a);
+  pt_builder_free(b);
+  s.release(&s);
+
+  static const struct {
+    const char *format, *text;
+    int bytes;
+    int64_t low; /* the low 64 bits of the unscaled value */
+  } decs[] = {
+      {"d:9,2,32", "-1.5", 4, -150},
+      {"d:18,3,64", "123456789012345.678", 8, 123456789012345678},
+      {"d:76,0,256", "-7", 32, -7},
+  };
+  for (size_t k = 0; k < sizeof decs / sizeof decs[0]; k++) {
+    node(&s, decs[k].format, "d", 0);
+    assert_int_equal(pt_builder_new(&s, &b, &err), PT_OK);
+    assert_int_equal(pt_builder_append_decimal_string(b, decs[k].text), PT_OK);
+    assert_int_equal(pt_builder_append_int(b, 2), PT_OK);
+    assert_int_equal(pt_builder_append_bytes(b, "abc", 3), PT_EINVAL);
+    assert_int_equal(pt_builder_finish(b, &a, &err), PT_OK);
+    const uint8_t *v = a.buffers[1];
+    int64_t low = decs[k].bytes == 4 ? pt__load_i32(v) : pt__load_i64(v);
+    assert_int_equal(low, decs[k].low);
+    assert_int_equal(pt_array_validate(&s, &a, &err), PT_OK);
+    a.release(&a);
+    pt_builder_free(b);
+    s.release(&s);
+  }
+  node(&s, "d:9,2,32", "d", 0);
+  assert_int_equal(pt_builder_new(&s, &b, &err), PT_OK);
+  assert_int_equal(pt_builder_append_decimal_string(b, "12345678.9"), PT_ERANGE);
+  assert_string_equal(pt_builder_last_error(b),
+                      "decimal '12345678.9' does not fit in precision 9, scale 2");
+  pt_builder_free(b);
   s.release(&s);
 }
 
@@ -519,6 +597,7 @@ int main(void) {
       cmocka_unit_test(test_nulls_in_nested_builders),
       cmocka_unit_test(test_builder_errors),
       cmocka_unit_test(test_half_float_and_bool_builders),
+      cmocka_unit_test(test_temporal_and_decimal_builders),
       cmocka_unit_test(test_large_builder_growth),
       cmocka_unit_test(test_builder_fault_injection),
   };

@@ -35,6 +35,12 @@ static void test_parse_simple_formats(void **state) {
       {"Z", PT_TYPE_LARGE_BINARY, 0, 3}, {"tdD", PT_TYPE_DATE32, 32, 2},
       {"tDs", PT_TYPE_DURATION, 64, 2}, {"w:16", PT_TYPE_FIXED_SIZE_BINARY, 128, 2},
       {"d:10,2", PT_TYPE_DECIMAL128, 128, 2}, {"d:38,-3,128", PT_TYPE_DECIMAL128, 128, 2},
+      {"d:9,2,32", PT_TYPE_DECIMAL32, 32, 2}, {"d:18,0,64", PT_TYPE_DECIMAL64, 64, 2},
+      {"d:76,-76,256", PT_TYPE_DECIMAL256, 256, 2}, {"tdm", PT_TYPE_DATE64, 64, 2},
+      {"tts", PT_TYPE_TIME32, 32, 2},   {"ttm", PT_TYPE_TIME32, 32, 2},
+      {"ttu", PT_TYPE_TIME64, 64, 2},   {"ttn", PT_TYPE_TIME64, 64, 2},
+      {"tiM", PT_TYPE_INTERVAL_MONTHS, 32, 2}, {"tiD", PT_TYPE_INTERVAL_DAY_TIME, 64, 2},
+      {"tin", PT_TYPE_INTERVAL_MONTH_DAY_NANO, 128, 2},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     struct ArrowSchema s;
@@ -109,17 +115,28 @@ static void test_parse_errors(void **state) {
     int code;
     const char *message;
   } cases[] = {
-      {"tdm", PT_ENOTSUP, "type format 'tdm' (date64) is not supported yet"},
-      {"tts", PT_ENOTSUP, "type format 'tts' (time) is not supported yet"},
-      {"tiM", PT_ENOTSUP, "type format 'tiM' (interval) is not supported yet"},
+      {"tdx", PT_EINVAL, "invalid type format 'tdx'"},
+      {"tt", PT_EINVAL, "invalid type format 'tt'"},
+      {"ttx", PT_EINVAL, "invalid type format 'ttx'"},
+      {"ttss", PT_EINVAL, "invalid type format 'ttss'"},
+      {"tiY", PT_EINVAL, "invalid type format 'tiY'"},
       {"+m", PT_ENOTSUP, "type format '+m' (map) is not supported yet"},
       {"+ud:0,1", PT_ENOTSUP, "type format '+ud:0,1' (union) is not supported yet"},
       {"vu", PT_ENOTSUP, "type format 'vu' (binary view) is not supported yet"},
       {"+vl", PT_ENOTSUP, "type format '+vl' (list view) is not supported yet"},
       {"+r", PT_ENOTSUP, "type format '+r' (run-end encoded) is not supported yet"},
-      {"d:10,2,256", PT_ENOTSUP, "type format 'd:10,2,256' (decimal256) is not supported yet"},
-      {"d:5,1,32", PT_ENOTSUP, "type format 'd:5,1,32' (decimal32) is not supported yet"},
       {"d:40,2", PT_EINVAL, "invalid type format 'd:40,2': decimal128 precision must be 1 to 38"},
+      {"d:10,2,32", PT_EINVAL, "invalid type format 'd:10,2,32': decimal32 precision must be 1 to 9"},
+      {"d:19,2,64", PT_EINVAL,
+       "invalid type format 'd:19,2,64': decimal64 precision must be 1 to 18"},
+      {"d:77,2,256", PT_EINVAL,
+       "invalid type format 'd:77,2,256': decimal256 precision must be 1 to 76"},
+      {"d:0,0,256", PT_EINVAL,
+       "invalid type format 'd:0,0,256': decimal256 precision must be 1 to 76"},
+      {"d:5,10,32", PT_ENOTSUP,
+       "type format 'd:5,10,32': decimal32 scales beyond -9..9 are not supported"},
+      {"d:38,39", PT_ENOTSUP,
+       "type format 'd:38,39': decimal128 scales beyond -38..38 are not supported"},
       {"d:10,2,100", PT_EINVAL, "invalid type format 'd:10,2,100'"},
       {"q", PT_EINVAL, "invalid type format 'q'"},
       {"", PT_EINVAL, "invalid type format ''"},
@@ -212,7 +229,12 @@ static void test_type_names(void **state) {
       {"tDn", "duration[ns]"},               {"d:10,2", "decimal128(10, 2)"},
       {"w:5", "fixed_size_binary[5]"},       {"e", "float16"},
       {"U", "large_utf8"},                   {"tdD", "date32"},
-      {"n", "null"},
+      {"n", "null"},                         {"tdm", "date64[ms]"},
+      {"tts", "time32[s]"},                  {"ttm", "time32[ms]"},
+      {"ttu", "time64[us]"},                 {"ttn", "time64[ns]"},
+      {"tiM", "month_interval"},             {"tiD", "day_time_interval"},
+      {"tin", "month_day_nano_interval"},    {"d:9,2,32", "decimal32(9, 2)"},
+      {"d:18,-1,64", "decimal64(18, -1)"},   {"d:76,20,256", "decimal256(76, 20)"},
   };
   for (size_t i = 0; i < sizeof leaves / sizeof leaves[0]; i++) {
     leaf(&s, leaves[i].format);
@@ -461,6 +483,65 @@ static void test_decimal_text(void **state) {
   assert_string_equal(out, "-1.70141183460469231731687303715884105728");
 }
 
+/* Text of a decimal of `bytes` bytes and back. */
+static void roundtrip_n(int bytes, const char *text, int precision, int scale, const char *want) {
+  uint8_t v[32];
+  pt_error err = {0};
+  int rc = pt__decimal_from_string(text, bytes, precision, scale, v, &err);
+  if (rc != PT_OK) fail_msg("'%s': %s", text, err.message);
+  char out[PT__DECIMAL_TEXT_MAX];
+  int n = pt__decimal_to_string(v, bytes, scale, out);
+  assert_string_equal(out, want);
+  assert_int_equal(n, (int)strlen(want));
+}
+
+static void test_decimal_widths(void **state) {
+  roundtrip_n(4, "-12.34", 9, 2, "-12.34");
+  roundtrip_n(4, "999999999", 9, 0, "999999999");
+  roundtrip_n(4, "-999999999", 9, 0, "-999999999");
+  roundtrip_n(4, "0.000000001", 9, 9, "0.000000001");
+  roundtrip_n(8, "-999999999999999999", 18, 0, "-999999999999999999");
+  roundtrip_n(8, "1.5", 18, 17, "1.50000000000000000");
+  roundtrip_n(8, "12300", 10, -2, "123E+2");
+  roundtrip_n(32, "9999999999999999999999999999999999999999999999999999999999999999999999999999",
+              76, 0, "9999999999999999999999999999999999999999999999999999999999999999999999999999");
+  roundtrip_n(32, "-1e75", 76, 0,
+              "-1000000000000000000000000000000000000000000000000000000000000000000000000000");
+  roundtrip_n(32, "-0.1", 76, 76,
+              "-0.1000000000000000000000000000000000000000000000000000000000000000000000000000");
+  roundtrip_n(32, "5e70", 1, -70, "5E+70");
+  roundtrip_n(32, "0", 76, -76, "0");
+
+  /* Exact little-endian bytes: -2 in 4 and 32 bytes. */
+  uint8_t v[32];
+  assert_int_equal(pt__decimal_from_string("-2", 4, 9, 0, v, NULL), PT_OK);
+  assert_int_equal(pt__load_i32(v), -2);
+  assert_int_equal(pt__decimal_from_string("-2", 32, 76, 0, v, NULL), PT_OK);
+  assert_int_equal(pt__load_i64(v), -2);
+  for (int i = 8; i < 32; i++) assert_int_equal(v[i], 0xff);
+
+  /* The most negative values print without overflow. */
+  char out[PT__DECIMAL_TEXT_MAX];
+  uint8_t min[32] = {0};
+  min[3] = 0x80;
+  assert_int_equal(pt__decimal_to_string(min, 4, 0, out), 11);
+  assert_string_equal(out, "-2147483648");
+  memset(min, 0, sizeof min);
+  min[31] = 0x80;
+  pt__decimal_to_string(min, 32, 0, out);
+  assert_string_equal(
+      out, "-57896044618658097711785492504343953926634992332820282019728792003956564819968");
+
+  pt_error err;
+  assert_int_equal(pt__decimal_from_string("1234567890", 4, 9, 0, v, &err), PT_ERANGE);
+  assert_string_equal(err.message, "decimal '1234567890' does not fit in precision 9, scale 0");
+  assert_int_equal(pt__decimal_from_string("1", 4, 10, 0, v, &err), PT_EINVAL);
+  assert_string_equal(err.message, "decimal32 precision 10 is not in 1 to 9");
+  assert_int_equal(pt__decimal_from_string("1", 12, 5, 0, v, &err), PT_EINVAL);
+  assert_int_equal(pt__decimal_to_string(v, 32, 77, out), -1);
+  assert_int_equal(pt__decimal_to_string(v, 12, 0, out), -1);
+}
+
 static void test_decimal_errors(void **state) {
   uint8_t v[16];
   pt_error err;
@@ -503,6 +584,7 @@ int main(void) {
       cmocka_unit_test(test_double_to_half),
       cmocka_unit_test(test_decimal_text),
       cmocka_unit_test(test_decimal_errors),
+      cmocka_unit_test(test_decimal_widths),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

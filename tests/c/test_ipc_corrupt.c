@@ -257,9 +257,6 @@ static void test_schema_errors(void **state) {
     const char *msg;
   } unsupported[] = {
       {PT_FBT_UNION, "ipc: schema: column 'c': type union is not supported yet"},
-      {PT_FBT_TIME, "ipc: schema: column 'c': type time32 is not supported yet"},
-      {PT_FBT_INTERVAL, "ipc: schema: column 'c': type interval is not supported yet"},
-      {PT_FBT_DATE, "ipc: schema: column 'c': type date64 is not supported yet"},
       {PT_FBT_UTF8_VIEW, "ipc: schema: column 'c': type string_view is not supported yet"},
       {PT_FBT_BINARY_VIEW, "ipc: schema: column 'c': type binary_view is not supported yet"},
       {PT_FBT_LIST_VIEW, "ipc: schema: column 'c': type list_view is not supported yet"},
@@ -268,6 +265,24 @@ static void test_schema_errors(void **state) {
   for (size_t k = 0; k < sizeof unsupported / sizeof unsupported[0]; k++) {
     b = schema_stream(PT_IPC_V5, 0, unsupported[k].tag, "c");
     expect_open_error(&b, PT_ENOTSUP, unsupported[k].msg);
+    bytes_free(&b);
+  }
+  /* Type tables left empty take the format's defaults: Time is time32[ms],
+   * Interval YEAR_MONTH, Date MILLISECOND. */
+  const struct {
+    uint8_t tag;
+    const char *format;
+  } defaults[] = {{PT_FBT_TIME, "ttm"}, {PT_FBT_INTERVAL, "tiM"}, {PT_FBT_DATE, "tdm"}};
+  for (size_t k = 0; k < sizeof defaults / sizeof defaults[0]; k++) {
+    b = schema_stream(PT_IPC_V5, 0, defaults[k].tag, "c");
+    struct ArrowArrayStream s;
+    struct ArrowSchema got;
+    pt_error err;
+    assert_int_equal(pt_ipc_read_buffer(b.data, b.size, NULL, NULL, &s, &err), PT_OK);
+    assert_int_equal(s.get_schema(&s, &got), 0);
+    assert_string_equal(got.children[0]->format, defaults[k].format);
+    got.release(&got);
+    s.release(&s);
     bytes_free(&b);
   }
   b = schema_stream(PT_IPC_V3, 0, PT_FBT_INT, "x");

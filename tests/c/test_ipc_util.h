@@ -59,7 +59,8 @@ static void schema_dict(struct ArrowSchema *s, const char *index_fmt, const char
 static const char *const all_columns[] = {
     "n", "b", "i8", "u8", "i16", "u16", "i32", "u32", "i64", "u64", "f16", "f32", "f64",
     "s", "ls", "bin", "lbin", "fsb", "d", "ts", "tsn", "dur", "dec", "lst", "llst", "fsl",
-    "st", "dict", "dict_st", "dict_lst"};
+    "st", "dict", "dict_st", "dict_lst", "d64", "t32", "t64", "ivm", "ivd", "ivn", "dec32",
+    "dec64", "dec256"};
 #define N_ALL_COLUMNS ((int64_t)(sizeof all_columns / sizeof all_columns[0]))
 
 static void make_all_schema(struct ArrowSchema *s) {
@@ -98,6 +99,10 @@ static void make_all_schema(struct ArrowSchema *s) {
   schema_node(s->children[k], "+l", all_columns[k], 1);
   schema_dict(s->children[k]->children[0], "I", "u", "item");
   k++;
+  static const char *const more[] = {"tdm", "ttm", "ttn", "tiM", "tiD", "tin",
+                                     "d:9,2,32", "d:18,4,64", "d:60,10,256"};
+  for (size_t m = 0; m < sizeof more / sizeof more[0]; m++, k++)
+    schema_node(s->children[k], more[m], all_columns[k], 0);
   assert_int_equal(k, N_ALL_COLUMNS);
 }
 
@@ -220,6 +225,33 @@ static void make_all_batch(const struct ArrowSchema *schema, int64_t rows, int s
           B(pt_builder_append_row(b));
           break;
         }
+        case 30: B(pt_builder_append_int(b, (v - 500) * 86400000LL)); break;
+        case 31: B(pt_builder_append_int(b, (v * 7919) % 86400000)); break;
+        case 32: B(pt_builder_append_int(b, (v * 7919000013LL) % 86400000000000LL)); break;
+        case 33: B(pt_builder_append_int(b, v - 100)); break;
+        case 34: {
+          int32_t dt[2] = {(int32_t)(v - 50), (int32_t)(v * 1000)};
+          B(pt_builder_append_bytes(b, dt, 8));
+          break;
+        }
+        case 35: {
+          uint8_t mdn[16];
+          pt__store_i32(mdn, (int32_t)v);
+          pt__store_i32(mdn + 4, (int32_t)-v);
+          pt__store_i64(mdn + 8, v * 1000000007LL);
+          B(pt_builder_append_bytes(b, mdn, 16));
+          break;
+        }
+        case 36:
+        case 37:
+        case 38: {
+          char text[80];
+          snprintf(text, sizeof text, "%s%lld.%02d", v % 2 ? "-" : "", (long long)v * (c - 35),
+                   (int)(v % 100));
+          if (c == 38) snprintf(text, sizeof text, "-1234567890123456789012345678901234567%lld", (long long)v);
+          B(pt_builder_append_decimal_string(b, text));
+          break;
+        }
       }
     }
     B(pt_builder_append_row(root));
@@ -256,7 +288,12 @@ static int values_equal(const pt__view *a, int64_t i, const pt__view *b, int64_t
     case PT_TYPE_BINARY:
     case PT_TYPE_LARGE_BINARY:
     case PT_TYPE_FIXED_SIZE_BINARY:
-    case PT_TYPE_DECIMAL128: {
+    case PT_TYPE_DECIMAL32:
+    case PT_TYPE_DECIMAL64:
+    case PT_TYPE_DECIMAL128:
+    case PT_TYPE_DECIMAL256:
+    case PT_TYPE_INTERVAL_DAY_TIME:
+    case PT_TYPE_INTERVAL_MONTH_DAY_NANO: {
       int64_t la, lb;
       const uint8_t *pa = pt__view_get_bytes(a, i, &la), *pb = pt__view_get_bytes(b, j, &lb);
       return la == lb && (la == 0 || memcmp(pa, pb, (size_t)la) == 0);

@@ -7,6 +7,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -319,6 +320,68 @@ static void test_durations(void **state) {
   EXPECT_VALUES(COL("tDn"), A(1, 0, 0, 2, NULL, v, NULL, 0), "-5");
 }
 
+static void test_date64_and_times(void **state) {
+  static const int64_t ms[] = {0, -86400000, 951782400000, 1, -1};
+  EXPECT_VALUES(COL("tdm"), A(5, 0, 0, 2, NULL, ms, NULL, 0), "\"1970-01-01\"",
+                "\"1969-12-31\"", "\"2000-02-29\"", "\"1970-01-01T00:00:00.001\"",
+                "\"1969-12-31T23:59:59.999\"");
+  static const int32_t t32[] = {0, 86399, 45296, -1, 86400};
+  EXPECT_VALUES(COL("tts"), A(5, 0, 0, 2, NULL, t32, NULL, 0), "\"00:00:00\"", "\"23:59:59\"",
+                "\"12:34:56\"", "-1", "86400");
+  static const int32_t t32ms[] = {45296789, 86399999};
+  EXPECT_VALUES(COL("ttm"), A(2, 0, 0, 2, NULL, t32ms, NULL, 0), "\"12:34:56.789\"",
+                "\"23:59:59.999\"");
+  static const int64_t t64[] = {45296789012, 1};
+  EXPECT_VALUES(COL("ttu"), A(2, 0, 0, 2, NULL, t64, NULL, 0), "\"12:34:56.789012\"",
+                "\"00:00:00.000001\"");
+  static const int64_t t64ns[] = {86399999999999, INT64_MAX};
+  static const uint8_t valid[] = {0x01};
+  EXPECT_VALUES(COL("ttn"), A(2, 1, 0, 2, valid, t64ns, NULL, 0), "\"23:59:59.999999999\"",
+                "null");
+}
+
+static void test_intervals(void **state) {
+  static const int32_t months[] = {0, -1, INT32_MAX};
+  EXPECT_VALUES(COL("tiM"), A(3, 0, 0, 2, NULL, months, NULL, 0), "0", "-1", "2147483647");
+  static const int32_t dt[] = {1, 5, -2, INT32_MIN};
+  EXPECT_VALUES(COL("tiD"), A(2, 0, 0, 2, NULL, dt, NULL, 0), "{\"days\": 1, \"milliseconds\": 5}",
+                "{\"days\": -2, \"milliseconds\": -2147483648}");
+  /* month_day_nano: int32 months, int32 days, int64 nanoseconds. */
+  static uint8_t mdn[2][16];
+  pt__store_i32(mdn[0], 14);
+  pt__store_i32(mdn[0] + 4, -3);
+  pt__store_i64(mdn[0] + 8, INT64_MIN);
+  pt__store_i32(mdn[1], 0);
+  pt__store_i32(mdn[1] + 4, 1);
+  pt__store_i64(mdn[1] + 8, 1000);
+  static const uint8_t valid[] = {0x02};
+  EXPECT_VALUES(COL("tin"), A(2, 1, 0, 2, valid, mdn, NULL, 0), "null",
+                "{\"months\": 0, \"days\": 1, \"nanoseconds\": 1000}");
+  EXPECT_VALUES(COL("tin"), A(1, 0, 0, 2, NULL, mdn, NULL, 0),
+                "{\"months\": 14, \"days\": -3, \"nanoseconds\": -9223372036854775808}");
+}
+
+static void test_decimal_widths(void **state) {
+  static const int32_t d32[] = {-12340, 999999999, INT32_MIN};
+  EXPECT_VALUES(COL("d:9,3,32"), A(3, 0, 0, 2, NULL, d32, NULL, 0), "\"-12.340\"",
+                "\"999999.999\"", "\"-2147483.648\"");
+  static const int64_t d64[] = {5, -999999999999999999};
+  EXPECT_VALUES(COL("d:18,18,64"), A(2, 0, 0, 2, NULL, d64, NULL, 0),
+                "\"0.000000000000000005\"", "\"-0.999999999999999999\"");
+  EXPECT_VALUES(COL("d:18,-3,64"), A(1, 0, 0, 2, NULL, d64, NULL, 0), "\"5E+3\"");
+  /* decimal256: 10^76 - 1 and -1 at scale 76. */
+  static uint8_t d256[2][32];
+  pt_error err;
+  const char *nines = "9999999999999999999999999999999999999999999999999999999999999999999999999999";
+  assert_int_equal(pt__decimal_from_string(nines, 32, 76, 0, d256[0], &err), PT_OK);
+  memset(d256[1], 0xff, 32);
+  char want[100];
+  snprintf(want, sizeof want, "\"%s\"", nines);
+  EXPECT_VALUES(COL("d:76,0,256"), A(1, 0, 0, 2, NULL, d256, NULL, 0), want);
+  EXPECT_VALUES(COL("d:76,76,256"), A(1, 0, 1, 2, NULL, d256, NULL, 0),
+                "\"-0.0000000000000000000000000000000000000000000000000000000000000000000000000001\"");
+}
+
 /* ------------------------------------------------------------------------ */
 /* Nested */
 
@@ -519,6 +582,9 @@ int main(void) {
       cmocka_unit_test_teardown(test_date32, arena_teardown),
       cmocka_unit_test_teardown(test_timestamps, arena_teardown),
       cmocka_unit_test_teardown(test_durations, arena_teardown),
+      cmocka_unit_test_teardown(test_date64_and_times, arena_teardown),
+      cmocka_unit_test_teardown(test_intervals, arena_teardown),
+      cmocka_unit_test_teardown(test_decimal_widths, arena_teardown),
       cmocka_unit_test_teardown(test_lists, arena_teardown),
       cmocka_unit_test_teardown(test_structs_and_nesting, arena_teardown),
       cmocka_unit_test_teardown(test_dictionary, arena_teardown),

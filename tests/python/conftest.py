@@ -77,7 +77,7 @@ def _temporal(typ: pa.DataType, lo: int, hi: int) -> Maker:
     return lambda n, rng: pa.array(_nulled([rng.randint(lo, hi) for _ in range(n)], rng), typ)
 
 
-def _decimal(precision: int, scale: int) -> Maker:
+def _decimal(precision: int, scale: int, factory=pa.decimal128) -> Maker:
     def make(n: int, rng: random.Random) -> pa.Array:
         digits = precision
 
@@ -86,9 +86,18 @@ def _decimal(precision: int, scale: int) -> Maker:
             return Decimal(unscaled).scaleb(-scale)
 
         values = [one() for _ in range(n)]
-        return pa.array(_nulled(values, rng), pa.decimal128(precision, scale))
+        return pa.array(_nulled(values, rng), factory(precision, scale))
 
     return make
+
+
+def _month_day_nano(n: int, rng: random.Random) -> pa.Array:
+    values = [
+        (rng.randint(-(2**31), 2**31 - 1), rng.randint(-(2**31), 2**31 - 1),
+         rng.randint(-(2**63), 2**63 - 1))
+        for _ in range(n)
+    ]
+    return pa.array(_nulled(values, rng), pa.month_day_nano_interval())
 
 
 def _list_of(inner: Maker, typ: Callable[[pa.DataType], pa.DataType]) -> Maker:
@@ -191,6 +200,32 @@ COLUMNS: dict[str, Maker] = {
     "decimal128_18_0": _decimal(18, 0),
     "decimal128_38_10": _decimal(38, 10),
     "decimal128_38_38": _decimal(38, 38),
+    "decimal32_1_0": _decimal(1, 0, pa.decimal32),
+    "decimal32_9_3": _decimal(9, 3, pa.decimal32),
+    "decimal64_18_0": _decimal(18, 0, pa.decimal64),
+    "decimal64_12_12": _decimal(12, 12, pa.decimal64),
+    "decimal256_76_0": _decimal(76, 0, pa.decimal256),
+    "decimal256_60_20": _decimal(60, 20, pa.decimal256),
+    "decimal256_40_-5": _decimal(40, -5, pa.decimal256),
+    "date64": lambda n, rng: pa.array(
+        _nulled([rng.randint(-719162, 2932896) * 86400000 for _ in range(n)], rng), pa.date64()
+    ),
+    "time32_s": _temporal(pa.time32("s"), 0, 86399),
+    "time32_ms": _temporal(pa.time32("ms"), 0, 86399999),
+    "time64_us": _temporal(pa.time64("us"), 0, 86399999999),
+    "time64_ns": _temporal(pa.time64("ns"), 0, 86399999999999),
+    "interval_month_day_nano": _month_day_nano,
+    "list_time64_ns": _list_of(_temporal(pa.time64("ns"), 0, 86399999999999), pa.list_),
+    "struct_temporal": _struct(
+        {
+            "d": (lambda n, rng: pa.array(
+                _nulled([rng.randint(-1000, 1000) * 86400000 for _ in range(n)], rng), pa.date64()
+            ), True),
+            "t": (_temporal(pa.time32("ms"), 0, 86399999), True),
+            "i": (_month_day_nano, True),
+            "m": (_decimal(70, 30, pa.decimal256), True),
+        }
+    ),
     "list_int32": _list_of(_ints(-100, 100, pa.int32()), pa.list_),
     "list_utf8": _list_of(_strings(pa.utf8()), pa.list_),
     "large_list_int64": _list_of(_ints(-100, 100, pa.int64()), pa.large_list),

@@ -151,7 +151,38 @@ def column_texts(arr: pa.Array) -> list[str]:
             ['"%s"' % base64.b64encode(b).decode() if b is not None else None
              for b in arr.to_pylist()]
         )
+    if pa.types.is_date64(t):
+        ms = arr.view(pa.int64()).to_pylist()
+        return per_row(
+            [json_string(date_text(v // 86400000) if v % 86400000 == 0 else
+                         timestamp_text(v, "ms", None)[1:-1]) if v is not None else None
+             for v in ms]
+        )
+    if pa.types.is_time(t):
+        ints = arr.view(pa.int32() if t.bit_width == 32 else pa.int64()).to_pylist()
+        per = UNIT_PER_SECOND[t.unit]
+
+        def time_text(v: int) -> str:
+            if not 0 <= v < 86400 * per:
+                return str(v)
+            secs, frac = divmod(v, per)
+            s = "%02d:%02d:%02d" % (secs // 3600, secs // 60 % 60, secs % 60)
+            return json_string(s + (".%0*d" % (len(str(per)) - 1, frac) if per > 1 else ""))
+
+        return per_row([time_text(v) if v is not None else None for v in ints])
+    if pa.types.is_interval(t):
+        return per_row(
+            ['{"months": %d, "days": %d, "nanoseconds": %d}' % (v.months, v.days, v.nanoseconds)
+             if v is not None else None for v in arr.to_pylist()]
+        )
     if pa.types.is_decimal(t):
+        if t.scale < 0:
+            # The unscaled integer and its power of ten, as in 123E+2.
+            def text(v: Decimal) -> str:
+                unscaled = int(v.scaleb(t.scale))
+                return '"%d%s"' % (unscaled, "E+%d" % -t.scale if unscaled else "")
+
+            return per_row([text(v) if v is not None else None for v in arr.to_pylist()])
         return per_row(['"%s"' % format(v, "f") if v is not None else None for v in arr.to_pylist()])
     if pa.types.is_date32(t):
         ints = arr.view(pa.int32()).to_pylist()
@@ -238,6 +269,22 @@ def every_type_batch(n: int = 7) -> pa.RecordBatch:
                              Decimal("-0.001"), Decimal("1"), None], pa.decimal128(10, 3)),
         "decimal_s0": pa.array([Decimal(10**37), Decimal(-(10**37)), Decimal(0), Decimal(7), Decimal(-7),
                                 Decimal(99), None], pa.decimal128(38, 0)),
+        "decimal32": pa.array([Decimal("-1.5"), Decimal("0"), Decimal("9999999.99"), Decimal("-9999999.99"),
+                               Decimal("0.01"), Decimal("1"), None], pa.decimal32(9, 2)),
+        "decimal64": pa.array([Decimal(10**17), Decimal(-(10**17)), Decimal(0), Decimal(7), Decimal(-7),
+                               Decimal(99), None], pa.decimal64(18, 0)),
+        "decimal256": pa.array([Decimal("-1" + "0" * 65), Decimal("9" * 66 + ".9999999999"), Decimal(0), Decimal("1e-10"),
+                                Decimal("-12345.6789"), Decimal(1), None], pa.decimal256(76, 10)),
+        "decimal256_neg_scale": pa.array([Decimal("1e3"), Decimal("-1.23e7"), Decimal(0), Decimal("5e2"),
+                                          Decimal("9e8"), Decimal("-1e2"), None], pa.decimal256(20, -2)),
+        "date64": pa.array([0, -86400000, 11016 * 86400000, 1, -1, 2932897 * 86400000, None],
+                           pa.int64()).cast(pa.date64()),
+        "time32_s": pa.array([0, 86399, 3600, 59, 61, 45296, None], pa.int32()).cast(pa.time32("s")),
+        "time32_ms": pa.array([0, 86399999, 1, 12345, 3600000, 45296789, None], pa.int32()).cast(pa.time32("ms")),
+        "time64_us": pa.array([0, 86399999999, 1, 2, 3, 45296789012, None], pa.int64()).cast(pa.time64("us")),
+        "time64_ns": pa.array([0, 86399999999999, 1, 2, 3, 45296789012345, None], pa.int64()).cast(pa.time64("ns")),
+        "interval_mdn": pa.array([(1, 2, 3), (-1, -2, -3), (0, 0, 0), (2**31 - 1, -(2**31), 2**63 - 1),
+                                  (0, 0, -(2**63)), (12, 30, 10**9), None], pa.month_day_nano_interval()),
         "date32": pa.array([0, -1, 11016, -719528, -719529, 2932897, None], pa.int32()).cast(pa.date32()),
         "ts_s": pa.array([0, -1, 1614834367, -(2**63), 2**63 - 1, -86401, None], pa.int64()).cast(pa.timestamp("s")),
         "ts_ms": pa.array([-1, 1614834367123, 0, -(2**63), 2**63 - 1, 1, None], pa.int64()).cast(pa.timestamp("ms")),

@@ -25,7 +25,12 @@ def flat_batch() -> pa.RecordBatch:
         f.name for f in b.schema
         if not (pa.types.is_nested(f.type) or pa.types.is_dictionary(f.type)
                 or pa.types.is_time(f.type) or pa.types.is_date64(f.type)
-                or (pa.types.is_timestamp(f.type) and f.type.unit == "s"))
+                or (pa.types.is_timestamp(f.type) and f.type.unit == "s")
+                or isinstance(f.type, pa.BaseExtensionType)
+                or pa.types.is_string_view(f.type) or pa.types.is_binary_view(f.type)
+                or pa.types.is_interval(f.type) or pa.types.is_run_end_encoded(f.type)
+                or pa.types.is_union(f.type) or pa.types.is_list_view(f.type)
+                or (pa.types.is_decimal(f.type) and not pa.types.is_decimal128(f.type)))
     ]
     return b.select(keep)
 

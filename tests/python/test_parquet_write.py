@@ -148,7 +148,7 @@ def test_refused(tmp_path: Path) -> None:
     with pytest.raises(ProtiumError) as e:
         ptq.write_parquet_buffer(times)
     assert e.value.code == PT_ENOTSUP
-    assert str(e.value) == "type format 'ttu' (time) is not supported yet"
+    assert str(e.value) == "column 't': writing time64[us] to Parquet is not supported yet"
     with pytest.raises(ProtiumError) as e:
         ptq.write_parquet_buffer(pa.table({"a": [1]}), codec="lzo")
     assert e.value.code == PT_EINVAL
