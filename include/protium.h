@@ -153,6 +153,7 @@ typedef enum pt_type_id {
   PT_TYPE_DECIMAL32,
   PT_TYPE_DECIMAL64,
   PT_TYPE_DECIMAL256,
+  PT_TYPE_MAP,          /* list<struct<key, value>>: int32 offsets, one child */
   PT_TYPE_COUNT_ /* not a type: the number of type ids */
 } pt_type_id;
 

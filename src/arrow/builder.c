@@ -460,9 +460,10 @@ int pt_builder_append_row(pt_builder *b) {
       commit_valid_row(b);
       return PT_OK;
     case PT_TYPE_LIST:
-    case PT_TYPE_LARGE_LIST: {
+    case PT_TYPE_LARGE_LIST:
+    case PT_TYPE_MAP: {
       int64_t end = b->children[0]->length;
-      if (b->type.id == PT_TYPE_LIST && end > INT32_MAX)
+      if (b->type.id != PT_TYPE_LARGE_LIST && end > INT32_MAX)
         return fail(b, PT_ERANGE,
                     "list column would exceed %d values; use large_list", INT32_MAX);
       if (reserve_rows(b, 1, false) != PT_OK) return fail_oom(b);
@@ -507,6 +508,7 @@ static int check_complete(pt_builder *b, pt_error *err) {
       break;
     case PT_TYPE_LIST:
     case PT_TYPE_LARGE_LIST:
+    case PT_TYPE_MAP:
       if (b->children[0]->length != last_offset(b)) goto unclosed;
       break;
     case PT_TYPE_FIXED_SIZE_LIST:

@@ -135,7 +135,8 @@ static int int_info(pt_type_id id, int *bits, bool *is_signed) {
 }
 
 /* The Type union member for t: its union tag and table. */
-static void encode_type(pt__fb_builder *b, const pt_type *t, uint8_t *tag, pt__fb_ref *ref) {
+static void encode_type(pt__fb_builder *b, const pt_type *t, bool keys_sorted, uint8_t *tag,
+                        pt__fb_ref *ref) {
   int bits;
   bool is_signed;
   if (int_info(t->id, &bits, &is_signed)) {
@@ -210,6 +211,10 @@ static void encode_type(pt__fb_builder *b, const pt_type *t, uint8_t *tag, pt__f
       pt__fb_add_i32(b, 0, t->list_size, 0);
       break;
     case PT_TYPE_STRUCT: *tag = PT_FBT_STRUCT; break;
+    case PT_TYPE_MAP:
+      *tag = PT_FBT_MAP;
+      pt__fb_add_bool(b, 0, keys_sorted, false);
+      break;
     default: *tag = PT_FBT_NONE; break;
   }
   *ref = pt__fb_table_end(b);
@@ -266,7 +271,7 @@ static int encode_field(pt__fb_builder *b, const struct ArrowSchema *node,
   if ((rc = encode_metadata(b, node->metadata, &meta, err)) != PT_OK) goto cleanup;
   uint8_t tag;
   pt__fb_ref type;
-  encode_type(b, &vt, &tag, &type);
+  encode_type(b, &vt, (values->flags & ARROW_FLAG_MAP_KEYS_SORTED) != 0, &tag, &type);
   if (tag == PT_FBT_NONE) {
     rc = pt__errorf(err, PT_EINTERNAL, "ipc: no IPC type for '%s'", values->format);
     goto cleanup;
@@ -368,9 +373,11 @@ static int not_supported(pt_error *err, const char *what) {
 static const char unit_chars[4] = {'s', 'm', 'u', 'n'};
 
 /* The C Data Interface format of the Field's type; *fmt is owned. */
-static int type_format(const pt__fb_table *field, char **fmt, int *n_children, pt_error *err) {
+static int type_format(const pt__fb_table *field, char **fmt, int *n_children, bool *keys_sorted,
+                       pt_error *err) {
   *fmt = NULL;
   *n_children = 0;
+  *keys_sorted = false;
   uint8_t tag = pt__fb_u8(field, FIELD_TYPE_TYPE, 0);
   pt__fb_table t;
   bool have = pt__fb_table_get(field, FIELD_TYPE, &t);
@@ -483,7 +490,11 @@ static int type_format(const pt__fb_table *field, char **fmt, int *n_children, p
       *n_children = 1;
       break;
     }
-    case PT_FBT_MAP: return not_supported(err, "map");
+    case PT_FBT_MAP:
+      simple = "+m";
+      *n_children = 1;
+      if (pt__fb_bool(&t, 0, false)) *keys_sorted = true;
+      break;
     case PT_FBT_RUN_END_ENCODED: return not_supported(err, "run_end_encoded");
     case PT_FBT_BINARY_VIEW: return not_supported(err, "binary_view");
     case PT_FBT_UTF8_VIEW: return not_supported(err, "string_view");
@@ -527,13 +538,15 @@ static int decode_field(const pt__fb_table *f, struct ArrowSchema *node, pt__ipc
                       PT_IPC_MAX_NESTING);
 
   int want_children;
-  if ((rc = type_format(f, &fmt, &want_children, err)) != PT_OK) goto fail;
+  bool keys_sorted;
+  if ((rc = type_format(f, &fmt, &want_children, &keys_sorted, err)) != PT_OK) goto fail;
   if (want_children >= 0 && (int64_t)kids.len != want_children) {
     rc = pt__errorf(err, PT_EFORMAT, "type '%s' needs %d children, the field has %u", fmt,
                     want_children, kids.len);
     goto fail;
   }
   int64_t flags = nullable ? ARROW_FLAG_NULLABLE : 0;
+  if (keys_sorted) flags |= ARROW_FLAG_MAP_KEYS_SORTED;
   struct ArrowSchema *typed = node; /* the node carrying the type and children */
   if (is_dict) {
     int64_t id = pt__fb_i64(&dict, DICTENC_ID, 0);
@@ -561,8 +574,11 @@ static int decode_field(const pt__fb_table *f, struct ArrowSchema *node, pt__ipc
      * checked below to have the same value type. */
     shared = pt__ipc_dicts_find_id(dicts, id);
     if (ordered) flags |= ARROW_FLAG_DICTIONARY_ORDERED;
+    /* keysSorted belongs to the map, which is the dictionary's value type. */
+    int64_t vflags = ARROW_FLAG_NULLABLE | (flags & ARROW_FLAG_MAP_KEYS_SORTED);
+    flags &= ~(int64_t)ARROW_FLAG_MAP_KEYS_SORTED;
     if ((rc = pt_schema_init(node, ifmt, name, flags, 0, err)) != PT_OK) goto fail;
-    if ((rc = pt_schema_init(&values, fmt, NULL, ARROW_FLAG_NULLABLE, kids.len, err)) != PT_OK)
+    if ((rc = pt_schema_init(&values, fmt, NULL, vflags, kids.len, err)) != PT_OK)
       goto fail;
     typed = &values;
     if (pt__ipc_dicts_add(dicts, id, node) != PT_OK) {

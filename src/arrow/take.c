@@ -367,7 +367,8 @@ static uint64_t hash_value(const pt__view *v, int64_t i, int depth) {
     }
     case PT_TYPE_LIST:
     case PT_TYPE_LARGE_LIST:
-    case PT_TYPE_FIXED_SIZE_LIST: {
+    case PT_TYPE_FIXED_SIZE_LIST:
+    case PT_TYPE_MAP: {
       int64_t s, e;
       pt__view_list_range(v, i, &s, &e);
       uint64_t h = mix64((uint64_t)(e - s) + 3);

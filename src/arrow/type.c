@@ -22,7 +22,8 @@ int pt__type_n_buffers(pt_type_id id) {
     case PT_TYPE_BINARY:
     case PT_TYPE_LARGE_BINARY: return 3;
     case PT_TYPE_LIST:
-    case PT_TYPE_LARGE_LIST: return 2;
+    case PT_TYPE_LARGE_LIST:
+    case PT_TYPE_MAP: return 2;
     case PT_TYPE_FIXED_SIZE_LIST:
     case PT_TYPE_STRUCT: return 1;
     default: return 2;
@@ -65,7 +66,8 @@ int pt__type_offsets_kind(pt_type_id id) {
   switch (id) {
     case PT_TYPE_STRING:
     case PT_TYPE_BINARY:
-    case PT_TYPE_LIST: return 1;
+    case PT_TYPE_LIST:
+    case PT_TYPE_MAP: return 1;
     case PT_TYPE_LARGE_STRING:
     case PT_TYPE_LARGE_BINARY:
     case PT_TYPE_LARGE_LIST: return 2;
@@ -77,7 +79,8 @@ int pt__type_n_children(pt_type_id id) {
   switch (id) {
     case PT_TYPE_LIST:
     case PT_TYPE_LARGE_LIST:
-    case PT_TYPE_FIXED_SIZE_LIST: return 1;
+    case PT_TYPE_FIXED_SIZE_LIST:
+    case PT_TYPE_MAP: return 1;
     case PT_TYPE_STRUCT: return -1;
     default: return 0;
   }
@@ -255,7 +258,7 @@ static int parse_format(const char *f, pt_type *t, pt_error *err) {
         t->list_size = (int32_t)n;
         return PT_OK;
       }
-      if (strcmp(f, "+m") == 0) return not_supported(err, f, "map");
+      if (strcmp(f, "+m") == 0) { t->id = PT_TYPE_MAP; return PT_OK; }
       if (strncmp(f, "+ud:", 4) == 0 || strncmp(f, "+us:", 4) == 0)
         return not_supported(err, f, "union");
       if (strcmp(f, "+vl") == 0 || strcmp(f, "+vL") == 0)
@@ -285,6 +288,15 @@ int pt_type_parse(const struct ArrowSchema *schema, pt_type *out, pt_error *err)
     for (int64_t i = 0; i < schema->n_children; i++)
       if (schema->children[i] == NULL)
         return pt__errorf(err, PT_EINVAL, "schema child %lld is NULL", (long long)i);
+  }
+  if (out->id == PT_TYPE_MAP) {
+    /* The one child holds the entries: a struct of key and value. */
+    const struct ArrowSchema *e = schema->children[0];
+    if (e->format == NULL || strcmp(e->format, "+s") != 0 || e->n_children != 2)
+      return pt__errorf(err, PT_EINVAL,
+                        "map needs one child of format '+s' with two children (key, value), "
+                        "not '%s' with %lld",
+                        e->format ? e->format : "", (long long)e->n_children);
   }
   if (schema->dictionary != NULL) {
     if (!pt__type_is_signed_int(out->id) && !pt__type_is_unsigned_int(out->id))
@@ -391,6 +403,15 @@ static int write_value_name(name_writer *w, const struct ArrowSchema *schema,
       if (t->id == PT_TYPE_FIXED_SIZE_LIST) put(w, ">[%d]", t->list_size);
       else put(w, ">");
       return 0;
+    case PT_TYPE_MAP: {
+      const struct ArrowSchema *e = schema->children[0];
+      put(w, "map<");
+      if (write_name(w, e->children[0], depth + 1) != 0) return -1;
+      put(w, ", ");
+      if (write_name(w, e->children[1], depth + 1) != 0) return -1;
+      put(w, (schema->flags & ARROW_FLAG_MAP_KEYS_SORTED) ? ", keys_sorted>" : ">");
+      return 0;
+    }
     case PT_TYPE_STRUCT:
       put(w, "struct<");
       for (int64_t i = 0; i < schema->n_children; i++) {

@@ -237,7 +237,8 @@ void pt__view_list_range(const pt__view *v, int64_t i, int64_t *start, int64_t *
   if (v->type.id == PT_TYPE_FIXED_SIZE_LIST) {
     *start = j * v->type.list_size;
     *end = *start + v->type.list_size;
-  } else if (v->type.id == PT_TYPE_LIST || v->type.id == PT_TYPE_LARGE_LIST) {
+  } else if (v->type.id == PT_TYPE_LIST || v->type.id == PT_TYPE_LARGE_LIST ||
+             v->type.id == PT_TYPE_MAP) {
     *start = pt__view_offset(v, j);
     *end = pt__view_offset(v, j + 1);
   } else {
@@ -340,6 +341,19 @@ static int check_offsets(const validate_ctx *c, const pt__view *v, int64_t *last
 
 static int validate(const pt__view *v, const validate_ctx *c, int depth, pt_error *err);
 
+/* Map keys may not be null: neither an entry nor its key (entries [first,
+ * last) of the child are those the map's rows use). */
+static int check_map_keys(const pt__view *v, int64_t first, int64_t last, pt_error *err) {
+  const pt__view *entries = &v->children[0];
+  const pt__view *keys = &entries->children[0];
+  for (int64_t k = first; k < last; k++) {
+    if (!pt__view_is_valid(entries, k) || !pt__view_is_valid(keys, entries->offset + k))
+      return pt__errorf(err, PT_EFORMAT, "map entry %lld has a null key; map keys must not be null",
+                        (long long)k);
+  }
+  return PT_OK;
+}
+
 static int validate_node(const pt__view *v, const validate_ctx *c, int depth, pt_error *err) {
   int64_t end = v->offset + v->length; /* physical rows covered; no overflow (init) */
   const pt_type *t = &v->type;
@@ -385,6 +399,8 @@ static int validate_node(const pt__view *v, const validate_ctx *c, int depth, pt
     } else if (last > v->children[0].length) {
       return pt__errorf(err, PT_EFORMAT, "offset %lld (%lld) is beyond the child's length %lld",
                         (long long)end, (long long)last, (long long)v->children[0].length);
+    } else if (t->id == PT_TYPE_MAP) {
+      PT_RETURN_NOT_OK(check_map_keys(v, first, last, err));
     }
   } else if (t->id == PT_TYPE_FIXED_SIZE_LIST) {
     int64_t need;

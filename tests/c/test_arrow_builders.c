@@ -474,6 +474,48 @@ static void test_temporal_and_decimal_builders(void **state) {
   s.release(&s);
 }
 
+/* A map is built as a list of struct entries; validation refuses null keys. */
+static void test_map_builder(void **state) {
+  struct ArrowSchema s;
+  node(&s, "+m", "m", 1);
+  node(s.children[0], "+s", "entries", 2);
+  node(s.children[0]->children[0], "u", "key", 0);
+  node(s.children[0]->children[1], "l", "value", 0);
+  pt_builder *b;
+  pt_error err;
+  assert_int_equal(pt_builder_new(&s, &b, &err), PT_OK);
+  pt_builder *entries = pt_builder_child(b, 0);
+  pt_builder *keys = pt_builder_child(entries, 0), *values = pt_builder_child(entries, 1);
+  assert_int_equal(pt_builder_append_bytes(keys, "a", 1), PT_OK);
+  assert_int_equal(pt_builder_append_int(values, 1), PT_OK);
+  assert_int_equal(pt_builder_append_row(entries), PT_OK);
+  assert_int_equal(pt_builder_append_row(b), PT_OK);
+  assert_int_equal(pt_builder_append_null(b, 1), PT_OK);
+  assert_int_equal(pt_builder_append_null(keys, 1), PT_OK);
+  assert_int_equal(pt_builder_append_int(values, 2), PT_OK);
+  assert_int_equal(pt_builder_append_row(entries), PT_OK);
+  /* An entry appended but its row not closed. */
+  assert_int_equal(pt_builder_append_bytes(keys, "z", 1), PT_OK);
+  assert_int_equal(pt_builder_append_int(values, 3), PT_OK);
+  assert_int_equal(pt_builder_append_row(entries), PT_OK);
+  struct ArrowArray a;
+  assert_int_equal(pt_builder_finish(b, &a, &err), PT_ESTATE);
+  assert_int_equal(pt_builder_append_row(b), PT_OK);
+  assert_int_equal(pt_builder_finish(b, &a, &err), PT_OK);
+  assert_int_equal(a.length, 3);
+  assert_int_equal(a.null_count, 1);
+  assert_int_equal(pt_array_validate(&s, &a, &err), PT_EFORMAT);
+  assert_string_equal(err.message, "map entry 1 has a null key; map keys must not be null");
+  /* Rows without the null key are fine. */
+  struct ArrowArray first;
+  assert_int_equal(pt_array_slice(&a, 0, 2, &first, &err), PT_OK);
+  assert_int_equal(pt_array_validate(&s, &first, &err), PT_OK);
+  first.release(&first);
+  a.release(&a);
+  pt_builder_free(b);
+  s.release(&s);
+}
+
 static void test_half_float_and_bool_builders(void **state) {
   struct ArrowSchema s;
   node(&s, "e", "h", 0);
@@ -598,6 +640,7 @@ int main(void) {
       cmocka_unit_test(test_builder_errors),
       cmocka_unit_test(test_half_float_and_bool_builders),
       cmocka_unit_test(test_temporal_and_decimal_builders),
+      cmocka_unit_test(test_map_builder),
       cmocka_unit_test(test_large_builder_growth),
       cmocka_unit_test(test_builder_fault_injection),
   };

@@ -120,7 +120,7 @@ static void test_parse_errors(void **state) {
       {"ttx", PT_EINVAL, "invalid type format 'ttx'"},
       {"ttss", PT_EINVAL, "invalid type format 'ttss'"},
       {"tiY", PT_EINVAL, "invalid type format 'tiY'"},
-      {"+m", PT_ENOTSUP, "type format '+m' (map) is not supported yet"},
+      {"+m", PT_EINVAL, "type format '+m' needs 1 children, the schema has 0"},
       {"+ud:0,1", PT_ENOTSUP, "type format '+ud:0,1' (union) is not supported yet"},
       {"vu", PT_ENOTSUP, "type format 'vu' (binary view) is not supported yet"},
       {"+vl", PT_ENOTSUP, "type format '+vl' (list view) is not supported yet"},
@@ -169,6 +169,26 @@ static void test_parse_structure_errors(void **state) {
   assert_int_equal(pt_schema_init(&s, "+l", "x", 0, 0, NULL), PT_OK);
   assert_int_equal(pt_type_parse(&s, &t, &err), PT_EINVAL);
   assert_string_equal(err.message, "type format '+l' needs 1 children, the schema has 0");
+  s.release(&s);
+  /* A map's one child is a struct of two. */
+  assert_int_equal(pt_schema_init(&s, "+m", "m", 0, 1, NULL), PT_OK);
+  leaf(s.children[0], "i");
+  assert_int_equal(pt_type_parse(&s, &t, &err), PT_EINVAL);
+  assert_string_equal(err.message, "map needs one child of format '+s' with two children (key, "
+                                   "value), not 'i' with 0");
+  s.release(&s);
+  assert_int_equal(pt_schema_init(&s, "+m", "m", ARROW_FLAG_MAP_KEYS_SORTED, 1, NULL), PT_OK);
+  assert_int_equal(pt_schema_init(s.children[0], "+s", "entries", 0, 2, NULL), PT_OK);
+  leaf(s.children[0]->children[0], "u");
+  leaf(s.children[0]->children[1], "+l");
+  assert_int_equal(pt_type_parse(&s, &t, &err), PT_OK);
+  assert_int_equal(t.id, PT_TYPE_MAP);
+  char name[64];
+  assert_int_equal(pt_type_name(&s, name, sizeof name), -1); /* the list has no child */
+  s.children[0]->children[1]->release(s.children[0]->children[1]);
+  leaf(s.children[0]->children[1], "g");
+  pt_type_name(&s, name, sizeof name);
+  assert_string_equal(name, "map<utf8, float64, keys_sorted>");
   s.release(&s);
   /* Leaves have none. */
   assert_int_equal(pt_schema_init(&s, "i", "x", 0, 1, NULL), PT_OK);

@@ -250,7 +250,8 @@ static void test_schema_errors(void **state) {
   bytes_free(&b);
 
   b = schema_stream(PT_IPC_V5, 0, PT_FBT_MAP, "m");
-  expect_open_error(&b, PT_ENOTSUP, "ipc: schema: column 'm': type map is not supported yet");
+  expect_open_error(&b, PT_EFORMAT,
+                    "ipc: schema: column 'm': type '+m' needs 1 children, the field has 0");
   bytes_free(&b);
   const struct {
     uint8_t tag;

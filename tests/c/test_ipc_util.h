@@ -60,7 +60,7 @@ static const char *const all_columns[] = {
     "n", "b", "i8", "u8", "i16", "u16", "i32", "u32", "i64", "u64", "f16", "f32", "f64",
     "s", "ls", "bin", "lbin", "fsb", "d", "ts", "tsn", "dur", "dec", "lst", "llst", "fsl",
     "st", "dict", "dict_st", "dict_lst", "d64", "t32", "t64", "ivm", "ivd", "ivn", "dec32",
-    "dec64", "dec256"};
+    "dec64", "dec256", "map"};
 #define N_ALL_COLUMNS ((int64_t)(sizeof all_columns / sizeof all_columns[0]))
 
 static void make_all_schema(struct ArrowSchema *s) {
@@ -103,6 +103,15 @@ static void make_all_schema(struct ArrowSchema *s) {
                                      "d:9,2,32", "d:18,4,64", "d:60,10,256"};
   for (size_t m = 0; m < sizeof more / sizeof more[0]; m++, k++)
     schema_node(s->children[k], more[m], all_columns[k], 0);
+  /* map: map<utf8, int32>, keys sorted */
+  schema_node(s->children[k], "+m", all_columns[k], 1);
+  s->children[k]->flags |= ARROW_FLAG_MAP_KEYS_SORTED;
+  schema_node(s->children[k]->children[0], "+s", "entries", 2);
+  s->children[k]->children[0]->flags = 0;
+  schema_node(s->children[k]->children[0]->children[0], "u", "key", 0);
+  s->children[k]->children[0]->children[0]->flags = 0;
+  schema_node(s->children[k]->children[0]->children[1], "i", "value", 0);
+  k++;
   assert_int_equal(k, N_ALL_COLUMNS);
 }
 
@@ -242,6 +251,17 @@ static void make_all_batch(const struct ArrowSchema *schema, int64_t rows, int s
           B(pt_builder_append_bytes(b, mdn, 16));
           break;
         }
+        case 39: {
+          pt_builder *entries = pt_builder_child(b, 0);
+          for (int64_t k = 0; k < v % 3; k++) {
+            append_text(root, pt_builder_child(entries, 0), v * 3 + k);
+            if ((v + k) % 4 == 0) B(pt_builder_append_null(pt_builder_child(entries, 1), 1));
+            else B(pt_builder_append_int(pt_builder_child(entries, 1), v - k));
+            B(pt_builder_append_row(entries));
+          }
+          B(pt_builder_append_row(b));
+          break;
+        }
         case 36:
         case 37:
         case 38: {
@@ -300,7 +320,8 @@ static int values_equal(const pt__view *a, int64_t i, const pt__view *b, int64_t
     }
     case PT_TYPE_LIST:
     case PT_TYPE_LARGE_LIST:
-    case PT_TYPE_FIXED_SIZE_LIST: {
+    case PT_TYPE_FIXED_SIZE_LIST:
+    case PT_TYPE_MAP: {
       int64_t s1, e1, s2, e2;
       pt__view_list_range(a, i, &s1, &e1);
       pt__view_list_range(b, j, &s2, &e2);

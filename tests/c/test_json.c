@@ -340,6 +340,23 @@ static void test_date64_and_times(void **state) {
                 "null");
 }
 
+static void test_maps(void **state) {
+  /* map<utf8, int64>: rows {a: 1, b: null}, null, {} at offset 1 of entries. */
+  static const int32_t offsets[] = {1, 3, 3, 3};
+  static const int32_t key_offsets[] = {0, 1, 2, 3};
+  static const char keys[] = "xab";
+  static const int64_t values[] = {9, 1, 0};
+  static const uint8_t map_valid[] = {0x05}, value_valid[] = {0x03};
+  struct ArrowSchema *ks = S("u", "key", 0, 0), *vs = S("l", "value", NULLABLE, 0);
+  struct ArrowSchema *es = S("+s", "entries", 0, 2, ks, vs);
+  struct ArrowArray *ka = A(3, 0, 0, 3, NULL, key_offsets, keys, 0);
+  struct ArrowArray *va = A(3, 1, 0, 2, value_valid, values, NULL, 0);
+  struct ArrowArray *ea = A(3, 0, 0, 1, NULL, NULL, NULL, 2, ka, va);
+  EXPECT_VALUES(S("+m", "v", NULLABLE, 1, es), A(3, 1, 0, 2, map_valid, offsets, NULL, 1, ea),
+                "[{\"key\": \"a\", \"value\": 1}, {\"key\": \"b\", \"value\": null}]", "null",
+                "[]");
+}
+
 static void test_intervals(void **state) {
   static const int32_t months[] = {0, -1, INT32_MAX};
   EXPECT_VALUES(COL("tiM"), A(3, 0, 0, 2, NULL, months, NULL, 0), "0", "-1", "2147483647");
@@ -584,6 +601,7 @@ int main(void) {
       cmocka_unit_test_teardown(test_durations, arena_teardown),
       cmocka_unit_test_teardown(test_date64_and_times, arena_teardown),
       cmocka_unit_test_teardown(test_intervals, arena_teardown),
+      cmocka_unit_test_teardown(test_maps, arena_teardown),
       cmocka_unit_test_teardown(test_decimal_widths, arena_teardown),
       cmocka_unit_test_teardown(test_lists, arena_teardown),
       cmocka_unit_test_teardown(test_structs_and_nesting, arena_teardown),

@@ -22,6 +22,7 @@ os.environ.setdefault("PT_BUILD_DIR", str(ROOT / "build"))
 
 import numpy as np  # noqa: E402
 import pyarrow as pa  # noqa: E402
+import pyarrow.compute  # noqa: E402,F401
 
 # --------------------------------------------------------------------------
 # One column of every supported type.
@@ -87,6 +88,26 @@ def _decimal(precision: int, scale: int, factory=pa.decimal128) -> Maker:
 
         values = [one() for _ in range(n)]
         return pa.array(_nulled(values, rng), factory(precision, scale))
+
+    return make
+
+
+def _map_of(keys: Maker, items: Maker, keys_sorted: bool = False) -> Maker:
+    """Maps of 0-4 entries with null maps and null values (keys never null)."""
+
+    def make(n: int, rng: random.Random) -> pa.Array:
+        lengths = [rng.randint(0, 4) for _ in range(n)]
+        total = sum(lengths)
+        k = keys(total, rng)
+        if k.null_count:
+            k = pa.compute.fill_null(k, 0 if pa.types.is_integer(k.type) else "")
+        v = items(total, rng)
+        offsets = [0]
+        for length in lengths:
+            offsets.append(offsets[-1] + length)
+        mask = pa.array(_mask(n, rng))
+        typ = pa.map_(k.type, v.type, keys_sorted=keys_sorted)
+        return pa.MapArray.from_arrays(pa.array(offsets, pa.int32()), k, v, type=typ, mask=mask)
 
     return make
 
@@ -215,6 +236,11 @@ COLUMNS: dict[str, Maker] = {
     "time64_us": _temporal(pa.time64("us"), 0, 86399999999),
     "time64_ns": _temporal(pa.time64("ns"), 0, 86399999999999),
     "interval_month_day_nano": _month_day_nano,
+    "map_utf8_int32": _map_of(_strings(pa.utf8()), _ints(-100, 100, pa.int32())),
+    "map_int64_list_sorted": _map_of(
+        _ints(-100, 100, pa.int64()), _list_of(_strings(pa.utf8()), pa.list_), keys_sorted=True
+    ),
+    "list_map": _list_of(_map_of(_ints(0, 9, pa.int16()), _decimal(9, 2, pa.decimal32)), pa.list_),
     "list_time64_ns": _list_of(_temporal(pa.time64("ns"), 0, 86399999999999), pa.list_),
     "struct_temporal": _struct(
         {
@@ -224,6 +250,7 @@ COLUMNS: dict[str, Maker] = {
             "t": (_temporal(pa.time32("ms"), 0, 86399999), True),
             "i": (_month_day_nano, True),
             "m": (_decimal(70, 30, pa.decimal256), True),
+            "map": (_map_of(_strings(pa.large_utf8()), _ints(0, 9, pa.uint8())), True),
         }
     ),
     "list_int32": _list_of(_ints(-100, 100, pa.int32()), pa.list_),

@@ -200,7 +200,7 @@ def column_texts(arr: pa.Array) -> list[str]:
             j = (arr.offset + i) * n
             rows.append("[" + ", ".join(items[j : j + n]) + "]")
         return per_row(rows)
-    if pa.types.is_list(t) or pa.types.is_large_list(t):
+    if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_map(t):
         items = column_texts(arr.values)
         offs = arr.offsets.to_pylist()
         return per_row(
@@ -299,6 +299,10 @@ def every_type_batch(n: int = 7) -> pa.RecordBatch:
         "struct": struct,
         "list_of_struct": pa.ListArray.from_arrays(pa.array([0, 2, 2, 3, 4, 6, 7, 7], pa.int32()), struct),
         "dict": pa.array(["a", "b", None, "a", "c", "b", None]).dictionary_encode(),
+        "map": pa.array([[("a", 1), ("b", None)], [], None, [("c", 3)], [("", -1)], [("x", 0)], None],
+                        pa.map_(pa.utf8(), pa.int32())),
+        "map_sorted": pa.array([[(1, [1.5])], [(2, None), (3, [])], [], None, [], [(9, [None])], None],
+                               pa.map_(pa.int64(), pa.list_(pa.float64()), keys_sorted=True)),
         "dict_int32": pa.DictionaryArray.from_arrays(
             pa.array([2, 0, 1, None, 0, 2, 1], pa.int32()), pa.array([10.5, None, -1.0])),
         "random_f64": pa.array(rng.standard_normal(n) * 10.0 ** rng.integers(-30, 30, n)),

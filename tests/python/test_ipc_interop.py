@@ -413,7 +413,6 @@ def test_write_options_are_checked():
 
 def test_protium_refuses_unsupported_types(tmp_path):
     for typ, value in [
-        (pa.map_(pa.utf8(), pa.int32()), [[("a", 1)]]),
         (pa.string_view(), ["x"]),
         (pa.dense_union([pa.field("i", pa.int32())]), None),
     ]:
