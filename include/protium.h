@@ -154,6 +154,8 @@ typedef enum pt_type_id {
   PT_TYPE_DECIMAL64,
   PT_TYPE_DECIMAL256,
   PT_TYPE_MAP,          /* list<struct<key, value>>: int32 offsets, one child */
+  PT_TYPE_SPARSE_UNION, /* int8 type ids; no validity bitmap; children as long */
+  PT_TYPE_DENSE_UNION,  /* int8 type ids, int32 offsets into the children */
   PT_TYPE_COUNT_ /* not a type: the number of type ids */
 } pt_type_id;
 
@@ -176,6 +178,8 @@ typedef struct pt_type {
   pt_time_unit unit;   /* timestamp, duration, time32, time64 */
   const char *tz;      /* timestamp: time zone, NULL if none; borrowed from the
                           schema's format string */
+  const char *type_codes; /* unions: the type ids of the children in order,
+                             "0,1,5" (borrowed from the format string) */
   int dictionary;      /* 1 if the node is dictionary-encoded */
 } pt_type;
 
@@ -279,6 +283,11 @@ int pt_builder_append_decimal_string(pt_builder *b, const char *text);
  * builders since the previous one. For fixed_size_list the child must have
  * received exactly list_size values. */
 int pt_builder_append_row(pt_builder *b);
+/* Closes one union row: its value was appended to the child whose type id
+ * is type_id (for sparse unions, only to that child: the others get a null
+ * here). A null row of a union (pt_builder_append_null) is a null of its
+ * first child. */
+int pt_builder_append_union(pt_builder *b, int type_id);
 /* Child i of a struct builder, or the values builder (i = 0) of a list. The
  * parent owns it. NULL if there is no such child. */
 pt_builder *pt_builder_child(pt_builder *b, int64_t i);

@@ -263,6 +263,50 @@ static int copy_oom(pt_error *err) {
   return pt__errorf(err, PT_ENOMEM, "out of memory copying an array");
 }
 
+static int copy_view(const pt__view *v, int64_t start, int64_t len, struct ArrowArray *out,
+                     pt_error *err);
+
+/* The union part of copy_view (out made, first the physical first row):
+ * type ids copied; sparse children sliced as struct children are; each
+ * dense child copied over the span of its rows' offsets, which are rebased
+ * to it (compact up to the values the rows skip inside that span). */
+static int copy_union(const pt__view *v, int64_t first, int64_t len, struct ArrowArray *out,
+                      pt_error *err) {
+  out->null_count = 0;
+  uint8_t *types = pt__buffer_alloc_zeroed(len);
+  if (types == NULL) return copy_oom(err);
+  if (len > 0) memcpy(types, v->values + first, (size_t)len);
+  pt__array_set_buffer(out, 0, types, true);
+  if (v->type.id == PT_TYPE_SPARSE_UNION) {
+    for (int64_t i = 0; i < v->n_children; i++)
+      PT_RETURN_NOT_OK(copy_view(&v->children[i], first, len, out->children[i], err));
+    return PT_OK;
+  }
+  uint8_t *offsets = pt__buffer_alloc_zeroed(len * 4);
+  if (offsets == NULL) return copy_oom(err);
+  pt__array_set_buffer(out, 1, offsets, true);
+  for (int64_t ci = 0; ci < v->n_children; ci++) {
+    int64_t lo = INT64_MAX, hi = -1;
+    for (int64_t k = 0; k < len; k++) {
+      int64_t row;
+      if (pt__view_union_at(v, first - v->offset + k, &row) != ci) continue;
+      if (row < lo) lo = row;
+      if (row > hi) hi = row;
+    }
+    if (hi < 0) {
+      lo = 0; /* no row uses this child: an empty copy */
+      hi = -1;
+    }
+    for (int64_t k = 0; k < len; k++) {
+      int64_t row;
+      if (pt__view_union_at(v, first - v->offset + k, &row) == ci)
+        pt__store_i32(offsets + k * 4, (int32_t)(row - lo));
+    }
+    PT_RETURN_NOT_OK(copy_view(&v->children[ci], lo, hi - lo + 1, out->children[ci], err));
+  }
+  return PT_OK;
+}
+
 /* Copies rows [start, start+len) of view v (relative to the view) into a new
  * compact array *out. */
 static int copy_view(const pt__view *v, int64_t start, int64_t len, struct ArrowArray *out,
@@ -275,6 +319,11 @@ static int copy_view(const pt__view *v, int64_t start, int64_t len, struct Arrow
 
   if (v->type.id == PT_TYPE_NA) {
     out->null_count = len;
+    return PT_OK;
+  }
+  if (pt__type_is_union(v->type.id)) {
+    rc = copy_union(v, first, len, out, err);
+    if (rc != PT_OK) goto release_out;
     return PT_OK;
   }
 

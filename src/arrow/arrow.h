@@ -39,6 +39,12 @@ int pt__type_n_children(pt_type_id id);
 /* Bytes per value of a decimal type (4, 8, 16, 32); 0 for other types. */
 int pt__type_decimal_bytes(pt_type_id id);
 
+/* Whether the id is a sparse or dense union. */
+bool pt__type_is_union(pt_type_id id);
+/* Parses a union's type id list ("0,1,5", as pt_type.type_codes) into
+ * out[0..max); the count, or -1 if malformed (ids are 0 to 127). */
+int pt__union_codes(const char *codes, int8_t *out, int max);
+
 /* Whether the id is a signed / an unsigned integer type. */
 bool pt__type_is_signed_int(pt_type_id id);
 bool pt__type_is_unsigned_int(pt_type_id id);
@@ -108,9 +114,13 @@ typedef struct pt__view {
   int64_t length;        /* rows */
   int64_t offset;        /* array->offset: add to every row index */
   int64_t null_count;    /* as the array says; may be -1 (unknown) */
-  const uint8_t *validity;   /* NULL when there is no validity bitmap */
-  const uint8_t *values;     /* buffer 1: fixed-width values or offsets */
-  const uint8_t *data;       /* buffer 2 of utf8/binary: the bytes */
+  const uint8_t *validity;   /* NULL when there is no validity bitmap (and
+                                for unions, which have none) */
+  const uint8_t *values;     /* buffer 1: fixed-width values or offsets;
+                                unions: buffer 0, the int8 type ids */
+  const uint8_t *data;       /* buffer 2 of utf8/binary: the bytes; dense
+                                unions: buffer 1, the int32 offsets */
+  int8_t union_child[128];   /* unions: child index of each type id, or -1 */
   int64_t n_children;
   struct pt__view *children; /* owned array of n_children views */
   struct pt__view *dictionary; /* owned; NULL if not dictionary-encoded */
@@ -140,9 +150,19 @@ bool pt__offsets_sorted(const uint8_t *o, int64_t n, int width);
 
 /* Element access; i is relative to the view (the array offset is added
  * inside). No bounds checks: validate first. */
+bool pt__view_union_valid(const pt__view *v, int64_t i);
 static inline bool pt__view_is_valid(const pt__view *v, int64_t i) {
   if (v->type.id == PT_TYPE_NA) return false;
+  if (v->validity == NULL && pt__type_is_union(v->type.id)) return pt__view_union_valid(v, i);
   return v->validity == NULL || pt__bit_get(v->validity, v->offset + i);
+}
+/* Row i of a union view: the index of the child holding its value, and
+ * *row, that value's row in the child view's own indexing. */
+static inline int pt__view_union_at(const pt__view *v, int64_t i, int64_t *row) {
+  int64_t j = v->offset + i;
+  int c = v->union_child[(uint8_t)v->values[j] & 127];
+  *row = v->type.id == PT_TYPE_DENSE_UNION ? pt__load_i32(v->data + j * 4) : j;
+  return c;
 }
 /* Offset j (physical index, array offset included) of a utf8/binary/list
  * view, int32 or int64 as the type has them. */

@@ -192,6 +192,13 @@ static int64_t value_bytes(const pt_builder *b) { return pt__type_bit_width(&b->
 static int reserve_rows(pt_builder *b, int64_t n, bool for_null) {
   int64_t rows = b->length + n;
   if (b->type.id == PT_TYPE_NA) return PT_OK;
+  if (pt__type_is_union(b->type.id)) {
+    /* values: the int8 type ids; data: a dense union's int32 offsets. */
+    if (bbuf_reserve(&b->values, rows > 0 ? rows : 1) != PT_OK) return PT_ENOMEM;
+    if (b->type.id == PT_TYPE_DENSE_UNION && bbuf_reserve(&b->data, rows * 4 + 4) != PT_OK)
+      return PT_ENOMEM;
+    return PT_OK;
+  }
   if (b->validity.p != NULL || for_null) {
     bool fresh = b->validity.p == NULL;
     if (bbuf_reserve(&b->validity, (rows + 7) / 8) != PT_OK) return PT_ENOMEM;
@@ -226,9 +233,21 @@ static void commit_valid_row(pt_builder *b) {
   b->length++;
 }
 
+static int8_t first_code(const pt_builder *b) {
+  int8_t codes[128];
+  return pt__union_codes(b->type.type_codes, codes, 128) > 0 ? codes[0] : 0;
+}
+
 static int reserve_nulls(pt_builder *b, int64_t n) {
   PT_RETURN_NOT_OK(reserve_rows(b, n, true));
   switch (b->type.id) {
+    case PT_TYPE_SPARSE_UNION:
+      for (int64_t i = 0; i < b->n_children; i++)
+        PT_RETURN_NOT_OK(reserve_nulls(b->children[i], n));
+      break;
+    case PT_TYPE_DENSE_UNION:
+      PT_RETURN_NOT_OK(reserve_nulls(b->children[0], n));
+      break;
     case PT_TYPE_STRUCT:
       for (int64_t i = 0; i < b->n_children; i++)
         PT_RETURN_NOT_OK(reserve_nulls(b->children[i], n));
@@ -247,6 +266,24 @@ static int reserve_nulls(pt_builder *b, int64_t n) {
 static void commit_nulls(pt_builder *b, int64_t n) {
   /* The values of null rows stay zero and their validity bits stay clear. */
   switch (b->type.id) {
+    case PT_TYPE_SPARSE_UNION:
+    case PT_TYPE_DENSE_UNION: {
+      /* A null of a union is a null of its first child, which has no null
+       * count of its own to add to. */
+      int8_t code = first_code(b);
+      pt_builder *c = b->children[0];
+      for (int64_t i = 0; i < n; i++) {
+        b->values.p[b->length + i] = (uint8_t)code;
+        if (b->type.id == PT_TYPE_DENSE_UNION)
+          pt__store_i32(b->data.p + (b->length + i) * 4, (int32_t)(c->length + i));
+      }
+      if (b->type.id == PT_TYPE_SPARSE_UNION)
+        for (int64_t i = 0; i < b->n_children; i++) commit_nulls(b->children[i], n);
+      else
+        commit_nulls(c, n);
+      b->length += n;
+      return;
+    }
     case PT_TYPE_STRUCT:
       for (int64_t i = 0; i < b->n_children; i++) commit_nulls(b->children[i], n);
       break;
@@ -268,6 +305,8 @@ static void commit_nulls(pt_builder *b, int64_t n) {
 int pt_builder_append_null(pt_builder *b, int64_t n) {
   if (n < 0) return fail(b, PT_EINVAL, "cannot append %lld nulls", (long long)n);
   if (n == 0) return PT_OK;
+  if (pt__type_is_union(b->type.id) && b->n_children == 0)
+    return fail(b, PT_EINVAL, "a union without children cannot hold a null");
   if (reserve_nulls(b, n) != PT_OK) return fail_oom(b);
   commit_nulls(b, n);
   return PT_OK;
@@ -491,12 +530,62 @@ int pt_builder_append_row(pt_builder *b) {
   }
 }
 
+int pt_builder_append_union(pt_builder *b, int type_id) {
+  if (!pt__type_is_union(b->type.id)) {
+    char name[128];
+    return fail(b, PT_EINVAL, "append_union is for union builders, not %s",
+                type_name(b, name, sizeof name));
+  }
+  int8_t codes[128];
+  int n = pt__union_codes(b->type.type_codes, codes, 128), ci = -1;
+  for (int k = 0; k < n; k++)
+    if (codes[k] == type_id) ci = k;
+  if (ci < 0) return fail(b, PT_EINVAL, "type id %d is not one of the union's", type_id);
+  pt_builder *c = b->children[ci];
+  if (b->type.id == PT_TYPE_SPARSE_UNION) {
+    /* The chosen child has the row's value; the others get a null. */
+    if (c->length != b->length + 1)
+      return fail(b, PT_ESTATE,
+                  "sparse union row %lld: child %d has %lld values, expected %lld (append "
+                  "the value to it first)",
+                  (long long)b->length, ci, (long long)c->length, (long long)b->length + 1);
+    for (int64_t i = 0; i < b->n_children; i++)
+      if (i != ci && b->children[i]->length != b->length)
+        return fail(b, PT_ESTATE, "sparse union row %lld: child %lld has %lld values, expected %lld",
+                    (long long)b->length, (long long)i, (long long)b->children[i]->length,
+                    (long long)b->length);
+    if (reserve_rows(b, 1, false) != PT_OK) return fail_oom(b);
+    for (int64_t i = 0; i < b->n_children; i++)
+      if (i != ci && reserve_nulls(b->children[i], 1) != PT_OK) return fail_oom(b);
+    for (int64_t i = 0; i < b->n_children; i++)
+      if (i != ci) commit_nulls(b->children[i], 1);
+  } else {
+    if (c->length < 1 || c->length - 1 > INT32_MAX)
+      return fail(b, PT_ESTATE, "dense union row %lld: child %d has no value to point to",
+                  (long long)b->length, ci);
+    if (reserve_rows(b, 1, false) != PT_OK) return fail_oom(b);
+    pt__store_i32(b->data.p + b->length * 4, (int32_t)(c->length - 1));
+  }
+  b->values.p[b->length] = (uint8_t)type_id;
+  b->length++;
+  return PT_OK;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Finishing */
 
 /* What finish would produce must be a consistent array; say what is off. */
 static int check_complete(pt_builder *b, pt_error *err) {
   switch (b->type.id) {
+    case PT_TYPE_SPARSE_UNION:
+      for (int64_t i = 0; i < b->n_children; i++)
+        if (b->children[i]->length != b->length)
+          return pt__errorf(err, PT_ESTATE,
+                            "sparse union has %lld rows but its child %lld has %lld; close "
+                            "each row with pt_builder_append_union",
+                            (long long)b->length, (long long)i,
+                            (long long)b->children[i]->length);
+      break;
     case PT_TYPE_STRUCT:
       for (int64_t i = 0; i < b->n_children; i++)
         if (b->children[i]->length != b->length)
@@ -569,7 +658,8 @@ static int prepare(pt_builder *b, struct ArrowArray *out, pt_error *err) {
   int nb = pt__type_n_buffers(b->type.id);
   PT_RETURN_NOT_OK(pt__array_init(out, nb, b->n_children, b->dictionary != NULL, err));
   int rc = PT_OK;
-  if (nb >= 2 && (reserve_rows(b, 0, false) != PT_OK || bbuf_reserve(&b->values, 1) != PT_OK))
+  if ((nb >= 2 || pt__type_is_union(b->type.id)) &&
+      (reserve_rows(b, 0, false) != PT_OK || bbuf_reserve(&b->values, 1) != PT_OK))
     goto oom;
   if (nb >= 3 && bbuf_reserve(&b->data, 1) != PT_OK) goto oom;
   for (int64_t i = 0; i < b->n_children; i++) {
@@ -595,7 +685,14 @@ static void commit(pt_builder *b, struct ArrowArray *out) {
   out->length = b->length;
   out->null_count = b->null_count;
   out->offset = 0;
-  if (nb >= 1) {
+  if (pt__type_is_union(b->type.id)) {
+    pt__array_set_buffer(out, 0, b->values.p, true);
+    b->values = (bbuf){0};
+    if (nb >= 2) {
+      pt__array_set_buffer(out, 1, b->data.p, true);
+      b->data = (bbuf){0};
+    }
+  } else if (nb >= 1) {
     if (b->null_count > 0) {
       pt__array_set_buffer(out, 0, b->validity.p, true);
       b->validity = (bbuf){0};
@@ -603,7 +700,7 @@ static void commit(pt_builder *b, struct ArrowArray *out) {
       bbuf_free(&b->validity);
     }
   }
-  if (nb >= 2) {
+  if (nb >= 2 && !pt__type_is_union(b->type.id)) {
     pt__array_set_buffer(out, 1, b->values.p, true);
     b->values = (bbuf){0};
   }

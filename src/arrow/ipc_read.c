@@ -91,6 +91,7 @@ typedef struct message {
   pt__fb_table root;
   pt__fb_table header;
   uint8_t type;
+  int16_t version;    /* metadata version (PT_IPC_V4 or PT_IPC_V5) */
   bool eos;
   const uint8_t *body;
   int64_t body_size;
@@ -122,6 +123,7 @@ static int parse_metadata(message *m, const uint8_t *meta, int64_t len, int64_t 
                           pt_error *err) {
   if (!pt__fb_reader_init(&m->fb, meta, len, &m->root)) return fb_error(&m->fb, err);
   int16_t version = pt__fb_i16(&m->root, MSG_VERSION, 0);
+  m->version = version;
   m->type = pt__fb_u8(&m->root, MSG_HEADER_TYPE, 0);
   bool has_header = pt__fb_table_get(&m->root, MSG_HEADER, &m->header);
   *body_len = pt__fb_i64(&m->root, MSG_BODY_LENGTH, 0);
@@ -311,6 +313,7 @@ typedef struct decoder {
   pt__shared *zregion;  /* our reference on zblock, or NULL */
   const uint8_t *zblock; /* decompressed buffers in one block (zregion's), zsize bytes */
   int64_t zsize;
+  bool v4;              /* V4 metadata: unions there have a validity buffer */
 } decoder;
 
 /* A buffer decompressed before the batch is walked (decoder_prefetch). */
@@ -345,6 +348,7 @@ static int64_t size_of(const struct ArrowArray *array, int64_t i, void *arg) {
 }
 
 static const char *buffer_role(pt_type_id id, int i) {
+  if (pt__type_is_union(id)) return i == 0 ? "type ids" : "offsets";
   if (i == 0) return "validity";
   if (i == 2) return "data";
   if (pt__type_offsets_kind(id)) return "offsets";
@@ -353,6 +357,7 @@ static const char *buffer_role(pt_type_id id, int i) {
 
 /* Bytes a buffer must be aligned to for zero-copy use. */
 static int64_t buffer_align(const pt_type *t, int i) {
+  if (pt__type_is_union(t->id)) return i == 1 ? 4 : 1;
   if (i != 1) return 1;
   int ok = pt__type_offsets_kind(t->id);
   if (ok) return ok == 1 ? 4 : 8;
@@ -537,6 +542,18 @@ static int decode_node(decoder *d, const struct ArrowSchema *schema, struct Arro
     return pt__errorf(err, PT_EFORMAT, "field node %u has length %lld and null count %lld", index,
                       (long long)length, (long long)nulls);
   if (t.id == PT_TYPE_NA) nulls = length;
+  if (pt__type_is_union(t.id)) {
+    nulls = 0; /* a union has no nulls of its own */
+    if (d->v4) {
+      /* V4 gave unions a validity buffer, which says nothing now: skip it. */
+      const uint8_t *p;
+      int64_t size;
+      bool owned, sorted;
+      pt_type bitmap = {.id = PT_TYPE_BOOL};
+      PT_RETURN_NOT_OK(next_buffer(d, &bitmap, 0, &p, &size, &owned, &sorted, err));
+      if (owned) pt__free((void *)p);
+    }
+  }
   int nb = pt__type_n_buffers(t.id);
   PT_RETURN_NOT_OK(pt__array_init(out, nb, schema->n_children, schema->dictionary != NULL, err));
   out->length = length;
@@ -550,7 +567,7 @@ static int decode_node(decoder *d, const struct ArrowSchema *schema, struct Arro
     bool owned, sorted;
     if ((rc = next_buffer(d, &t, i, &p, &sizes[i], &owned, &sorted, err)) != PT_OK) goto fail;
     if (i == 1 && pt__type_offsets_kind(t.id)) offsets_sorted = sorted;
-    if (i == 0 && nulls == 0) {
+    if (i == 0 && nulls == 0 && !pt__type_is_union(t.id)) {
       /* No nulls: consumers need no bitmap, whatever the writer sent. */
       if (owned) pt__free((void *)p);
       p = NULL;
@@ -717,14 +734,14 @@ static void place_in_block(decoder *d, prebuf **tasks, int64_t n_tasks) {
  * them and, with pre (n of them) given, notes the width of those the walk
  * will take as offsets. A malformed schema counts as far as it parses. */
 static void walk_buffers(const struct ArrowSchema *schema, int depth, int64_t *at, prebuf *pre,
-                         int64_t n) {
+                         int64_t n, bool v4) {
   pt_type t;
   if (depth > PT_IPC_MAX_NESTING + 2 || pt_type_parse(schema, &t, NULL) != PT_OK) return;
   int kind = pt__type_offsets_kind(t.id);
   if (pre != NULL && kind != 0 && *at + 1 < n) pre[*at + 1].offsets_width = kind == 2 ? 8 : 4;
-  *at += pt__type_n_buffers(t.id);
+  *at += pt__type_n_buffers(t.id) + (v4 && pt__type_is_union(t.id));
   for (int64_t i = 0; i < schema->n_children; i++)
-    walk_buffers(schema->children[i], depth + 1, at, pre, n);
+    walk_buffers(schema->children[i], depth + 1, at, pre, n, v4);
 }
 
 /* Lays out the work ahead for d's batch: d->pre gets a prebuf per buffer the
@@ -738,14 +755,14 @@ static void walk_buffers(const struct ArrowSchema *schema, int depth, int64_t *a
 static int64_t prefetch_plan(decoder *d, const struct ArrowSchema *const *roots, int64_t n_roots,
                              prebuf **tasks, int64_t *n_tasks) {
   int64_t wanted = 0;
-  for (int64_t i = 0; i < n_roots; i++) walk_buffers(roots[i], 1, &wanted, NULL, 0);
+  for (int64_t i = 0; i < n_roots; i++) walk_buffers(roots[i], 1, &wanted, NULL, 0, d->v4);
   uint32_t n = d->buffers.len;
   if (wanted < n) n = (uint32_t)wanted;
   if (d->codec == PT_COMPRESSION_NONE || n == 0) return 0;
   prebuf *pre = pt__calloc(n, sizeof *pre);
   if (pre == NULL) return 0;
   int64_t at = 0, first = *n_tasks;
-  for (int64_t i = 0; i < n_roots; i++) walk_buffers(roots[i], 1, &at, pre, n);
+  for (int64_t i = 0; i < n_roots; i++) walk_buffers(roots[i], 1, &at, pre, n, d->v4);
   for (uint32_t i = 0; i < n; i++) {
     const uint8_t *e = pt__fb_vec_elem(&d->buffers, i);
     if (e == NULL) break;
@@ -801,6 +818,7 @@ static int decoder_init(decoder *d, reader *r, const pt__fb_table *rb, const mes
   d->body = m->body;
   d->body_size = m->body_size;
   d->region = m->region;
+  d->v4 = m->version == PT_IPC_V4;
   d->codec = PT_COMPRESSION_NONE;
   pt__fb_vector(rb, RB_NODES, PT_IPC_NODE_SIZE, &d->nodes);
   pt__fb_vector(rb, RB_BUFFERS, PT_IPC_BUFFER_SIZE, &d->buffers);
@@ -1074,6 +1092,10 @@ static int concat(reader *r, const struct ArrowSchema *schema, const struct Arro
   pt_type t;
   PT_RETURN_NOT_OK(pt_type_parse(schema, &t, err));
   if (depth > PT_IPC_MAX_NESTING + 8) return pt__errorf(err, PT_EINTERNAL, "nesting too deep");
+  if (pt__type_is_union(t.id))
+    return pt__errorf(err, PT_ENOTSUP,
+                      "dictionary deltas of values holding unions are not supported; write "
+                      "the whole dictionary again (a replacement)");
   int nb = pt__type_n_buffers(t.id);
   PT_RETURN_NOT_OK(pt__array_init(out, nb, schema->n_children, schema->dictionary != NULL, err));
   int64_t n = al + bl;

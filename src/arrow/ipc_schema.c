@@ -144,6 +144,14 @@ static void encode_type(pt__fb_builder *b, const pt_type *t, bool keys_sorted, u
     *ref = encode_int(b, bits, is_signed);
     return;
   }
+  pt__fb_ref union_ids = 0;
+  if (pt__type_is_union(t->id)) {
+    int8_t codes[128];
+    int32_t ids[128];
+    int n = pt__union_codes(t->type_codes, codes, 128);
+    for (int k = 0; k < n; k++) ids[k] = codes[k];
+    union_ids = pt__fb_create_vector(b, ids, (uint32_t)(n > 0 ? n : 0), 4, 4);
+  }
   pt__fb_ref tz = 0;
   if (t->id == PT_TYPE_TIMESTAMP && t->tz != NULL) tz = pt__fb_create_string(b, t->tz, strlen(t->tz));
   pt__fb_table_start(b);
@@ -211,6 +219,12 @@ static void encode_type(pt__fb_builder *b, const pt_type *t, bool keys_sorted, u
       pt__fb_add_i32(b, 0, t->list_size, 0);
       break;
     case PT_TYPE_STRUCT: *tag = PT_FBT_STRUCT; break;
+    case PT_TYPE_SPARSE_UNION:
+    case PT_TYPE_DENSE_UNION:
+      *tag = PT_FBT_UNION;
+      pt__fb_add_i16_always(b, 0, t->id == PT_TYPE_DENSE_UNION ? 1 : 0); /* mode */
+      pt__fb_add_ref(b, 1, union_ids);                                    /* typeIds */
+      break;
     case PT_TYPE_MAP:
       *tag = PT_FBT_MAP;
       pt__fb_add_bool(b, 0, keys_sorted, false);
@@ -373,8 +387,8 @@ static int not_supported(pt_error *err, const char *what) {
 static const char unit_chars[4] = {'s', 'm', 'u', 'n'};
 
 /* The C Data Interface format of the Field's type; *fmt is owned. */
-static int type_format(const pt__fb_table *field, char **fmt, int *n_children, bool *keys_sorted,
-                       pt_error *err) {
+static int type_format(const pt__fb_table *field, uint32_t n_kids, char **fmt, int *n_children,
+                       bool *keys_sorted, pt_error *err) {
   *fmt = NULL;
   *n_children = 0;
   *keys_sorted = false;
@@ -474,7 +488,32 @@ static int type_format(const pt__fb_table *field, char **fmt, int *n_children, b
     case PT_FBT_LIST: simple = "+l"; *n_children = 1; break;
     case PT_FBT_LARGE_LIST: simple = "+L"; *n_children = 1; break;
     case PT_FBT_STRUCT: simple = "+s"; *n_children = -1; break;
-    case PT_FBT_UNION: return not_supported(err, "union");
+    case PT_FBT_UNION: {
+      int16_t mode = pt__fb_i16(&t, 0, 0);
+      pt__fb_vec ids;
+      bool have_ids = pt__fb_vector(&t, 1, 4, &ids);
+      if (t.r->bad) return fb_bad(t.r, err);
+      if (mode != 0 && mode != 1) return pt__errorf(err, PT_EFORMAT, "union mode %d", mode);
+      uint32_t n = have_ids ? ids.len : (uint32_t)n_kids;
+      if (n != (uint32_t)n_kids)
+        return pt__errorf(err, PT_EFORMAT, "union lists %u type ids for %u children", n,
+                          (unsigned)n_kids);
+      /* "+ud:" and up to 128 ids of at most 3 digits and a comma. */
+      char *f = pt__malloc(5 + 4 * (size_t)n);
+      if (f == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
+      int len = snprintf(f, 5, "+u%c:", mode == 1 ? 'd' : 's');
+      for (uint32_t k = 0; k < n; k++) {
+        int32_t id = have_ids ? pt__load_i32(pt__fb_vec_elem(&ids, k)) : (int32_t)k;
+        if (id < 0 || id > 127) {
+          pt__free(f);
+          return pt__errorf(err, PT_EFORMAT, "union type id %d is not in 0 to 127", (int)id);
+        }
+        len += snprintf(f + len, 5, "%s%d", k ? "," : "", (int)id);
+      }
+      *fmt = f;
+      *n_children = (int)n;
+      return PT_OK;
+    }
     case PT_FBT_FIXED_SIZE_BINARY: {
       int32_t w = pt__fb_i32(&t, 0, 0);
       if (w < 0) return pt__errorf(err, PT_EFORMAT, "fixed_size_binary of width %d", (int)w);
@@ -539,7 +578,8 @@ static int decode_field(const pt__fb_table *f, struct ArrowSchema *node, pt__ipc
 
   int want_children;
   bool keys_sorted;
-  if ((rc = type_format(f, &fmt, &want_children, &keys_sorted, err)) != PT_OK) goto fail;
+  if ((rc = type_format(f, kids.len, &fmt, &want_children, &keys_sorted, err)) != PT_OK)
+    goto fail;
   if (want_children >= 0 && (int64_t)kids.len != want_children) {
     rc = pt__errorf(err, PT_EFORMAT, "type '%s' needs %d children, the field has %u", fmt,
                     want_children, kids.len);

@@ -136,6 +136,21 @@ static int plan_view(plan *p, const pt__view *v, int64_t start, int64_t len) {
   const pt_type *t = &v->type;
   int64_t phys = v->offset + start;
   int64_t nulls;
+  if (pt__type_is_union(t->id)) {
+    /* No validity buffer (V5). Sparse children are sliced with the rows;
+     * dense ones are written whole, so that the offsets stay as they are. */
+    PT_RETURN_NOT_OK(plan_node(p, len, 0));
+    PT_RETURN_NOT_OK(plan_buffer(p, len ? v->values + phys : NULL, len, -1));
+    if (t->id == PT_TYPE_SPARSE_UNION) {
+      for (int64_t i = 0; i < v->n_children; i++)
+        PT_RETURN_NOT_OK(plan_view(p, &v->children[i], phys, len));
+      return PT_OK;
+    }
+    PT_RETURN_NOT_OK(plan_buffer(p, len ? v->data + phys * 4 : NULL, len * 4, -1));
+    for (int64_t i = 0; i < v->n_children; i++)
+      PT_RETURN_NOT_OK(plan_view(p, &v->children[i], 0, v->children[i].length));
+    return PT_OK;
+  }
   if (t->id == PT_TYPE_NA) {
     nulls = len;
   } else if (v->validity == NULL) {

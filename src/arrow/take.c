@@ -4,6 +4,7 @@
  * so concatenating batches is a take across several of them.
  */
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "arrow/kernels.h"
@@ -24,6 +25,65 @@ static bool same_dictionary(const struct ArrowArray *a, const struct ArrowArray 
   for (int64_t i = 0; i < a->n_buffers; i++)
     if (a->buffers[i] != b->buffers[i]) return false;
   return true;
+}
+
+static int gather(const pt__view *const *vs, int64_t n_chunks, const int32_t *chunk,
+                  const int64_t *rows, int64_t n, int depth, struct ArrowArray *out,
+                  pt_error *err);
+
+/* The union part of gather (out made): type ids; sparse children taken at
+ * the same rows (parent offset added, as for structs); each dense child
+ * taken at the rows its offsets name, in order, with offsets renumbered. */
+static int gather_union(const pt__view *const *vs, int64_t n_chunks, const int32_t *chunk,
+                        const int64_t *rows, int64_t n, int depth, struct ArrowArray *out,
+                        pt_error *err) {
+#define VIEW(k) (chunk ? vs[chunk[k]] : vs[0])
+  const pt__view *v0 = vs[0];
+  int rc = PT_OK;
+  const pt__view **child_vs = pt__malloc((size_t)n_chunks * sizeof *child_vs);
+  int64_t *child_rows = pt__malloc((size_t)(n ? n : 1) * sizeof *child_rows);
+  int32_t *child_chunk = chunk ? pt__malloc((size_t)(n ? n : 1) * sizeof *child_chunk) : NULL;
+  uint8_t *types = pt__buffer_alloc_zeroed(n);
+  if (types != NULL) pt__array_set_buffer(out, 0, types, true);
+  if (child_vs == NULL || child_rows == NULL || (chunk && child_chunk == NULL) || types == NULL) {
+    rc = oom(err);
+    goto done;
+  }
+  out->null_count = 0;
+  for (int64_t k = 0; k < n; k++) types[k] = VIEW(k)->values[VIEW(k)->offset + rows[k]];
+  if (v0->type.id == PT_TYPE_SPARSE_UNION) {
+    for (int64_t k = 0; k < n; k++) child_rows[k] = VIEW(k)->offset + rows[k];
+    for (int64_t i = 0; i < v0->n_children && rc == PT_OK; i++) {
+      for (int64_t c = 0; c < n_chunks; c++) child_vs[c] = &vs[c]->children[i];
+      rc = gather(child_vs, n_chunks, chunk, child_rows, n, depth + 1, out->children[i], err);
+    }
+    goto done;
+  }
+  uint8_t *offsets = pt__buffer_alloc_zeroed(n * 4);
+  if (offsets == NULL) {
+    rc = oom(err);
+    goto done;
+  }
+  pt__array_set_buffer(out, 1, offsets, true);
+  for (int64_t i = 0; i < v0->n_children && rc == PT_OK; i++) {
+    int64_t m = 0;
+    for (int64_t k = 0; k < n; k++) {
+      int64_t row;
+      if (pt__view_union_at(VIEW(k), rows[k], &row) != i) continue;
+      pt__store_i32(offsets + k * 4, (int32_t)m);
+      child_rows[m] = row;
+      if (child_chunk) child_chunk[m] = chunk[k];
+      m++;
+    }
+    for (int64_t c = 0; c < n_chunks; c++) child_vs[c] = &vs[c]->children[i];
+    rc = gather(child_vs, n_chunks, child_chunk, child_rows, m, depth + 1, out->children[i], err);
+  }
+done:
+  pt__free(child_vs);
+  pt__free(child_rows);
+  pt__free(child_chunk);
+  return rc;
+#undef VIEW
 }
 
 /* Gathers rows: reference k is row rows[k] (relative to the view) of chunk
@@ -178,6 +238,9 @@ static int gather(const pt__view *const *vs, int64_t n_chunks, const int32_t *ch
     for (int64_t c = 0; c < n_chunks; c++) child_vs[c] = &vs[c]->children[0];
     rc = gather(child_vs, n_chunks, child_chunk, child_rows, total, depth + 1, out->children[0],
                 err);
+    if (rc != PT_OK) goto release_out;
+  } else if (pt__type_is_union(v0->type.id)) {
+    rc = gather_union(vs, n_chunks, chunk, rows, n, depth, out, err);
     if (rc != PT_OK) goto release_out;
   } else if (v0->type.id == PT_TYPE_STRUCT) {
     /* Struct children are indexed with the parent's offset added. */
@@ -385,6 +448,15 @@ static uint64_t hash_value(const pt__view *v, int64_t i, int depth) {
   }
 }
 
+/* Whether rows of v can be hashed: unions, anywhere inside, cannot (equal
+ * values of different type ids or layouts would need one hash). */
+static bool hashable(const pt__view *v, int depth) {
+  if (depth > MAX_DEPTH || pt__type_is_union(v->type.id)) return false;
+  for (int64_t i = 0; i < v->n_children; i++)
+    if (!hashable(&v->children[i], depth + 1)) return false;
+  return v->dictionary == NULL || hashable(v->dictionary, depth + 1);
+}
+
 int pt__hash_rows(const struct ArrowSchema *schema, const struct ArrowArray *batch,
                   const int *key_cols, int n_keys, uint64_t *hashes, pt_error *err) {
   pt__view v;
@@ -398,6 +470,17 @@ int pt__hash_rows(const struct ArrowSchema *schema, const struct ArrowArray *bat
     if (key_cols[k] < 0 || key_cols[k] >= v.n_children) {
       rc = pt__errorf(err, PT_ERANGE, "hash: key column %d is out of range of %lld columns",
                       key_cols[k], (long long)v.n_children);
+      goto reset_view;
+    }
+    const pt__view *c = &v.children[key_cols[k]];
+    if (!hashable(c, 0)) {
+      char name[256];
+      if (pt_type_name(c->schema, name, sizeof name) < 0) snprintf(name, sizeof name, "?");
+      const char *col = schema->children[key_cols[k]]->name;
+      rc = pt__errorf(err, PT_ENOTSUP,
+                      "hash partitioning: key column '%s' has type %s, which has no hash "
+                      "(unions do not); partition by other columns",
+                      col ? col : "", name);
       goto reset_view;
     }
   }

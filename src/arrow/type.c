@@ -25,7 +25,8 @@ int pt__type_n_buffers(pt_type_id id) {
     case PT_TYPE_LARGE_LIST:
     case PT_TYPE_MAP: return 2;
     case PT_TYPE_FIXED_SIZE_LIST:
-    case PT_TYPE_STRUCT: return 1;
+    case PT_TYPE_STRUCT:
+    case PT_TYPE_SPARSE_UNION: return 1;
     default: return 2;
   }
 }
@@ -81,7 +82,9 @@ int pt__type_n_children(pt_type_id id) {
     case PT_TYPE_LARGE_LIST:
     case PT_TYPE_FIXED_SIZE_LIST:
     case PT_TYPE_MAP: return 1;
-    case PT_TYPE_STRUCT: return -1;
+    case PT_TYPE_STRUCT:
+    case PT_TYPE_SPARSE_UNION:
+    case PT_TYPE_DENSE_UNION: return -1;
     default: return 0;
   }
 }
@@ -98,6 +101,28 @@ int pt__type_decimal_bytes(pt_type_id id) {
     case PT_TYPE_DECIMAL128: return 16;
     case PT_TYPE_DECIMAL256: return 32;
     default: return 0;
+  }
+}
+
+bool pt__type_is_union(pt_type_id id) {
+  return id == PT_TYPE_SPARSE_UNION || id == PT_TYPE_DENSE_UNION;
+}
+
+int pt__union_codes(const char *codes, int8_t *out, int max) {
+  int n = 0;
+  const char *p = codes;
+  if (*p == '\0') return 0;
+  for (;;) {
+    if (*p < '0' || *p > '9') return -1;
+    int v = 0;
+    while (*p >= '0' && *p <= '9') {
+      v = v * 10 + (*p++ - '0');
+      if (v > 127) return -1;
+    }
+    if (n >= max) return -1;
+    out[n++] = (int8_t)v;
+    if (*p == '\0') return n;
+    if (*p++ != ',') return -1;
   }
 }
 
@@ -259,8 +284,13 @@ static int parse_format(const char *f, pt_type *t, pt_error *err) {
         return PT_OK;
       }
       if (strcmp(f, "+m") == 0) { t->id = PT_TYPE_MAP; return PT_OK; }
-      if (strncmp(f, "+ud:", 4) == 0 || strncmp(f, "+us:", 4) == 0)
-        return not_supported(err, f, "union");
+      if (strncmp(f, "+ud:", 4) == 0 || strncmp(f, "+us:", 4) == 0) {
+        int8_t codes[128];
+        if (pt__union_codes(f + 4, codes, 128) < 0) return bad_format(err, f);
+        t->id = f[2] == 's' ? PT_TYPE_SPARSE_UNION : PT_TYPE_DENSE_UNION;
+        t->type_codes = f + 4;
+        return PT_OK;
+      }
       if (strcmp(f, "+vl") == 0 || strcmp(f, "+vL") == 0)
         return not_supported(err, f, "list view");
       if (strcmp(f, "+r") == 0) return not_supported(err, f, "run-end encoded");
@@ -288,6 +318,18 @@ int pt_type_parse(const struct ArrowSchema *schema, pt_type *out, pt_error *err)
     for (int64_t i = 0; i < schema->n_children; i++)
       if (schema->children[i] == NULL)
         return pt__errorf(err, PT_EINVAL, "schema child %lld is NULL", (long long)i);
+  }
+  if (pt__type_is_union(out->id)) {
+    int8_t codes[128];
+    int n = pt__union_codes(out->type_codes, codes, 128);
+    if (n != schema->n_children)
+      return pt__errorf(err, PT_EINVAL, "union format '%s' lists %d type ids for %lld children",
+                        schema->format, n, (long long)schema->n_children);
+    for (int i = 0; i < n; i++)
+      for (int j = 0; j < i; j++)
+        if (codes[i] == codes[j])
+          return pt__errorf(err, PT_EINVAL, "union format '%s' lists type id %d twice",
+                            schema->format, codes[i]);
   }
   if (out->id == PT_TYPE_MAP) {
     /* The one child holds the entries: a struct of key and value. */
@@ -410,6 +452,20 @@ static int write_value_name(name_writer *w, const struct ArrowSchema *schema,
       put(w, ", ");
       if (write_name(w, e->children[1], depth + 1) != 0) return -1;
       put(w, (schema->flags & ARROW_FLAG_MAP_KEYS_SORTED) ? ", keys_sorted>" : ">");
+      return 0;
+    }
+    case PT_TYPE_SPARSE_UNION:
+    case PT_TYPE_DENSE_UNION: {
+      int8_t codes[128];
+      pt__union_codes(t->type_codes, codes, 128);
+      put(w, "%s_union<", t->id == PT_TYPE_SPARSE_UNION ? "sparse" : "dense");
+      for (int64_t i = 0; i < schema->n_children; i++) {
+        const char *name = schema->children[i]->name;
+        put(w, "%s%s: ", i ? ", " : "", name ? name : "");
+        if (write_name(w, schema->children[i], depth + 1) != 0) return -1;
+        put(w, "=%d", codes[i]);
+      }
+      put(w, ">");
       return 0;
     }
     case PT_TYPE_STRUCT:

@@ -25,7 +25,7 @@ static int prefix_child(pt_error *err, int rc, const struct ArrowSchema *schema,
                         int depth) {
   const struct ArrowSchema *c = schema->children[i];
   pt_type t;
-  bool is_struct = pt_type_parse(schema, &t, NULL) == PT_OK && t.id == PT_TYPE_STRUCT;
+  bool is_struct = pt_type_parse(schema, &t, NULL) == PT_OK && (t.id == PT_TYPE_STRUCT || pt__type_is_union(t.id));
   if (is_struct && c->name != NULL && c->name[0] != '\0')
     return pt__error_prefix(err, rc, "%s '%s': ", depth == 0 ? "column" : "field", c->name);
   return pt__error_prefix(err, rc, "child %lld: ", (long long)i);
@@ -76,9 +76,19 @@ static int view_init(pt__view *v, const struct ArrowSchema *schema,
   v->length = array->length;
   v->offset = array->offset;
   v->null_count = array->null_count;
-  if (nb > 0) v->validity = array->buffers[0];
-  if (nb > 1) v->values = array->buffers[1];
-  if (nb > 2) v->data = array->buffers[2];
+  if (pt__type_is_union(v->type.id)) {
+    /* No validity bitmap: a row is null when its child's value is. */
+    v->values = array->buffers[0];
+    if (nb > 1) v->data = array->buffers[1];
+    memset(v->union_child, -1, sizeof v->union_child);
+    int8_t codes[128];
+    int n = pt__union_codes(v->type.type_codes, codes, 128);
+    for (int k = 0; k < n; k++) v->union_child[codes[k]] = (int8_t)k;
+  } else {
+    if (nb > 0) v->validity = array->buffers[0];
+    if (nb > 1) v->values = array->buffers[1];
+    if (nb > 2) v->data = array->buffers[2];
+  }
 
   int rc = PT_OK;
   if (array->n_children > 0) {
@@ -134,6 +144,12 @@ void pt__view_reset(pt__view *v) {
 
 /* ------------------------------------------------------------------------ */
 /* Getters */
+
+bool pt__view_union_valid(const pt__view *v, int64_t i) {
+  int64_t row;
+  int c = pt__view_union_at(v, i, &row);
+  return c >= 0 && pt__view_is_valid(&v->children[c], row);
+}
 
 int64_t pt__view_get_int(const pt__view *v, int64_t i) {
   const uint8_t *p = v->values;
@@ -261,6 +277,7 @@ static int64_t known_size(const validate_ctx *c, const pt__view *v, int64_t i) {
 }
 
 static const char *buffer_role(const pt__view *v, int64_t i) {
+  if (pt__type_is_union(v->type.id)) return i == 0 ? "type ids buffer" : "offsets buffer";
   if (i == 0) return "validity bitmap";
   if (i == 1) return pt__type_offsets_kind(v->type.id) ? "offsets buffer" : "values buffer";
   return "data buffer";
@@ -354,6 +371,46 @@ static int check_map_keys(const pt__view *v, int64_t first, int64_t last, pt_err
   return PT_OK;
 }
 
+/* Type ids of the rows must be the union's; sparse children cover the rows
+ * (parent offset included), dense offsets point into their child. */
+static int validate_union(const pt__view *v, const validate_ctx *c, int depth, pt_error *err) {
+  int64_t end = v->offset + v->length;
+  if (v->null_count > 0)
+    return pt__errorf(err, PT_EINVAL, "null_count is %lld but a union has no validity bitmap",
+                      (long long)v->null_count);
+  PT_RETURN_NOT_OK(check_buffer(c, v, 0, end, err));
+  bool dense = v->type.id == PT_TYPE_DENSE_UNION;
+  if (dense) PT_RETURN_NOT_OK(check_buffer(c, v, 1, end * 4, err));
+  if (!dense) {
+    for (int64_t i = 0; i < v->n_children; i++)
+      if (v->children[i].length < end) {
+        int rc = pt__errorf(err, PT_EFORMAT,
+                            "length %lld is shorter than the %lld rows of its sparse union "
+                            "(offset %lld + length %lld)",
+                            (long long)v->children[i].length, (long long)end,
+                            (long long)v->offset, (long long)v->length);
+        return prefix_child(err, rc, v->schema, i, depth);
+      }
+  }
+
+  for (int64_t j = v->offset; j < end; j++) {
+    int8_t code = (int8_t)v->values[j];
+    int ci = code < 0 ? -1 : v->union_child[code];
+    if (ci < 0)
+      return pt__errorf(err, PT_EFORMAT, "row %lld: type id %d is not one of the union's",
+                        (long long)(j - v->offset), code);
+    if (dense) {
+      int32_t o = pt__load_i32(v->data + j * 4);
+      if (o < 0 || o >= v->children[ci].length)
+        return pt__errorf(err, PT_EFORMAT,
+                          "row %lld: offset %d is out of range of child %d (%lld values)",
+                          (long long)(j - v->offset), o, ci,
+                          (long long)v->children[ci].length);
+    }
+  }
+  return PT_OK;
+}
+
 static int validate_node(const pt__view *v, const validate_ctx *c, int depth, pt_error *err) {
   int64_t end = v->offset + v->length; /* physical rows covered; no overflow (init) */
   const pt_type *t = &v->type;
@@ -362,6 +419,8 @@ static int validate_node(const pt__view *v, const validate_ctx *c, int depth, pt
     return pt__errorf(err, PT_EINVAL, "null_count %lld is larger than the length %lld",
                       (long long)v->null_count, (long long)v->length);
   if (t->id == PT_TYPE_NA) return PT_OK;
+
+  if (pt__type_is_union(t->id)) return validate_union(v, c, depth, err);
 
   /* Validity bitmap. */
   if (v->validity == NULL) {

@@ -535,6 +535,13 @@ static int write_value(const pt__view *v, int64_t i, pt_buf *b) {
       }
       return pt__buf_putc(b, ']');
     case PT_TYPE_STRUCT: return write_object(v, i, b);
+    case PT_TYPE_SPARSE_UNION:
+    case PT_TYPE_DENSE_UNION: {
+      /* The value of the child the row's type id selects. */
+      int64_t row;
+      int c = pt__view_union_at(v, i, &row);
+      return write_value(&v->children[c], row, b);
+    }
     default: break;
   }
 

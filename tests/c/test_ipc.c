@@ -561,6 +561,9 @@ static void test_legacy_framing_v4(void **state) {
   make_all_schema(&schema);
   struct ArrowArray batch;
   make_all_batch(&schema, 30, 9, &batch);
+  /* Without the union columns, which V4 lays out with a validity buffer
+   * more: V5 bytes relabelled V4 are no longer the same data there. */
+  schema.n_children = batch.n_children = N_HASHABLE_COLUMNS;
   bytes b = write_batches(&schema, &batch, 1, NULL);
   uint8_t *old = malloc((size_t)b.size);
   int64_t in = 0, out = 0;
@@ -600,6 +603,7 @@ static void test_legacy_framing_v4(void **state) {
   gs.release(&gs);
   free(old);
   bytes_free(&b);
+  schema.n_children = batch.n_children = N_ALL_COLUMNS;
   batch.release(&batch);
   schema.release(&schema);
 }
@@ -656,7 +660,7 @@ static void test_stream_contract(void **state) {
   assert_int_equal(pt_ipc_writer_open_buffer(&schema, NULL, &w, &err), PT_OK);
   assert_int_equal(pt_ipc_writer_write(w, &ob, &err), PT_EINVAL);
   assert_string_equal(err.message,
-                      "ipc: record batch 0 does not match the schema: array has 40 children, "
+                      "ipc: record batch 0 does not match the schema: array has 42 children, "
                       "its schema 2");
   pt_ipc_writer_free(w);
   /* Null rows at the top level cannot be written. */

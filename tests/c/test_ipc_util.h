@@ -60,7 +60,9 @@ static const char *const all_columns[] = {
     "n", "b", "i8", "u8", "i16", "u16", "i32", "u32", "i64", "u64", "f16", "f32", "f64",
     "s", "ls", "bin", "lbin", "fsb", "d", "ts", "tsn", "dur", "dec", "lst", "llst", "fsl",
     "st", "dict", "dict_st", "dict_lst", "d64", "t32", "t64", "ivm", "ivd", "ivn", "dec32",
-    "dec64", "dec256", "map"};
+    "dec64", "dec256", "map", "su", "du"};
+/* The union columns, last: they cannot be hash keys. */
+#define N_HASHABLE_COLUMNS (N_ALL_COLUMNS - 2)
 #define N_ALL_COLUMNS ((int64_t)(sizeof all_columns / sizeof all_columns[0]))
 
 static void make_all_schema(struct ArrowSchema *s) {
@@ -111,6 +113,15 @@ static void make_all_schema(struct ArrowSchema *s) {
   schema_node(s->children[k]->children[0]->children[0], "u", "key", 0);
   s->children[k]->children[0]->children[0]->flags = 0;
   schema_node(s->children[k]->children[0]->children[1], "i", "value", 0);
+  k++;
+  /* su: sparse_union<i: int32=2, s: utf8=9>; du: dense_union<l: int64=0, b: binary=1> */
+  schema_node(s->children[k], "+us:2,9", all_columns[k], 2);
+  schema_node(s->children[k]->children[0], "i", "i", 0);
+  schema_node(s->children[k]->children[1], "u", "s", 0);
+  k++;
+  schema_node(s->children[k], "+ud:0,1", all_columns[k], 2);
+  schema_node(s->children[k]->children[0], "l", "l", 0);
+  schema_node(s->children[k]->children[1], "z", "b", 0);
   k++;
   assert_int_equal(k, N_ALL_COLUMNS);
 }
@@ -262,6 +273,26 @@ static void make_all_batch(const struct ArrowSchema *schema, int64_t rows, int s
           B(pt_builder_append_row(b));
           break;
         }
+        case 40:
+          if (v % 3 == 0) {
+            B(pt_builder_append_int(pt_builder_child(b, 0), v));
+            B(pt_builder_append_union(b, 2));
+          } else {
+            if (v % 7 == 1) B(pt_builder_append_null(pt_builder_child(b, 1), 1));
+            else append_text(root, pt_builder_child(b, 1), v);
+            B(pt_builder_append_union(b, 9));
+          }
+          break;
+        case 41:
+          if (v % 2 == 0) {
+            if (v % 10 == 4) B(pt_builder_append_null(pt_builder_child(b, 0), 1));
+            else B(pt_builder_append_int(pt_builder_child(b, 0), -v));
+            B(pt_builder_append_union(b, 0));
+          } else {
+            append_text(root, pt_builder_child(b, 1), v);
+            B(pt_builder_append_union(b, 1));
+          }
+          break;
         case 36:
         case 37:
         case 38: {
@@ -327,6 +358,12 @@ static int values_equal(const pt__view *a, int64_t i, const pt__view *b, int64_t
       pt__view_list_range(b, j, &s2, &e2);
       if (e1 - s1 != e2 - s2) return 0;
       return views_equal(&a->children[0], s1, &b->children[0], s2, e1 - s1, why, why_size);
+    }
+    case PT_TYPE_SPARSE_UNION:
+    case PT_TYPE_DENSE_UNION: {
+      int64_t ra, rb;
+      int ca = pt__view_union_at(a, i, &ra), cb = pt__view_union_at(b, j, &rb);
+      return ca == cb && views_equal(&a->children[ca], ra, &b->children[cb], rb, 1, why, why_size);
     }
     case PT_TYPE_STRUCT:
       for (int64_t k = 0; k < a->n_children; k++)

@@ -357,6 +357,54 @@ static void test_maps(void **state) {
                 "[]");
 }
 
+static void test_unions(void **state) {
+  /* sparse_union<i: int32=3, s: utf8=7>, from row 1: children indexed with
+   * the union's offset. */
+  static const int8_t types[] = {3, 7, 3, 7, 3};
+  static const int32_t ints[] = {10, 11, 12, 13};
+  static const uint8_t int_valid[] = {0x0b}; /* row 2 null */
+  static const int32_t str_offsets[] = {0, 1, 2, 3, 4};
+  static const char strs[] = "abcd";
+  struct ArrowSchema *is = S("i", "i", NULLABLE, 0), *ss = S("u", "s", NULLABLE, 0);
+  struct ArrowArray *ia = A(4, 1, 0, 2, int_valid, ints, NULL, 0);
+  struct ArrowArray *sa = A(4, 0, 0, 3, NULL, str_offsets, strs, 0);
+  struct ArrowSchema *us = S("+us:3,7", "v", NULLABLE, 2, is, ss);
+  struct ArrowArray *ua = A(3, 0, 1, 1, types, NULL, NULL, 2, ia, sa);
+  EXPECT_VALUES(us, ua, "\"b\"", "null", "\"d\"");
+  pt_error err;
+  assert_int_equal(pt_array_validate(us, ua, &err), PT_OK);
+  /* Dense: offsets into each child. */
+  static const int8_t dtypes[] = {0, 1, 0, 1};
+  static const int32_t doffsets[] = {1, 0, 0, 3};
+  struct ArrowSchema *ds = S("+ud:0,1", "v", NULLABLE, 2, S("i", "i", NULLABLE, 0),
+                             S("u", "s", NULLABLE, 0));
+  struct ArrowArray *da = A(4, 0, 0, 2, dtypes, doffsets, NULL, 2, ia, sa);
+  EXPECT_VALUES(ds, da, "11", "\"a\"", "10", "\"d\"");
+  /* What validation refuses, by path. */
+  static const int32_t bad_offsets[] = {1, 0, 0, 4};
+  da->buffers[1] = bad_offsets;
+  struct ArrowSchema *bs = S("+s", "", 0, 1, ds);
+  struct ArrowArray *ba = A(4, 0, 0, 1, NULL, NULL, NULL, 1, da);
+  assert_int_equal(pt_array_validate(bs, ba, &err), PT_EFORMAT);
+  assert_string_equal(err.message,
+                      "column 'v': row 3: offset 4 is out of range of child 1 (4 values)");
+  static const int8_t bad_types[] = {0, 2, 0, 1};
+  da->buffers[1] = doffsets;
+  da->buffers[0] = bad_types;
+  assert_int_equal(pt_array_validate(bs, ba, &err), PT_EFORMAT);
+  assert_string_equal(err.message, "column 'v': row 1: type id 2 is not one of the union's");
+  da->buffers[0] = dtypes;
+  da->null_count = 1;
+  assert_int_equal(pt_array_validate(bs, ba, &err), PT_EINVAL);
+  assert_string_equal(err.message,
+                      "column 'v': null_count is 1 but a union has no validity bitmap");
+  da->null_count = 0;
+  ua->offset = 2; /* sparse children of 4 rows, union rows up to 5 */
+  assert_int_equal(pt_array_validate(us, ua, &err), PT_EFORMAT);
+  assert_string_equal(err.message, "column 'i': length 4 is shorter than the 5 rows of its sparse "
+                                   "union (offset 2 + length 3)");
+}
+
 static void test_intervals(void **state) {
   static const int32_t months[] = {0, -1, INT32_MAX};
   EXPECT_VALUES(COL("tiM"), A(3, 0, 0, 2, NULL, months, NULL, 0), "0", "-1", "2147483647");
@@ -602,6 +650,7 @@ int main(void) {
       cmocka_unit_test_teardown(test_date64_and_times, arena_teardown),
       cmocka_unit_test_teardown(test_intervals, arena_teardown),
       cmocka_unit_test_teardown(test_maps, arena_teardown),
+      cmocka_unit_test_teardown(test_unions, arena_teardown),
       cmocka_unit_test_teardown(test_decimal_widths, arena_teardown),
       cmocka_unit_test_teardown(test_lists, arena_teardown),
       cmocka_unit_test_teardown(test_structs_and_nesting, arena_teardown),

@@ -112,6 +112,27 @@ def _map_of(keys: Maker, items: Maker, keys_sorted: bool = False) -> Maker:
     return make
 
 
+def _union(mode: str, children: dict[str, Maker], codes: list[int]) -> Maker:
+    """A sparse or dense union whose children hold nulls too (a union row is
+    null when its child's value is)."""
+
+    def make(n: int, rng: random.Random) -> pa.Array:
+        which = [rng.randrange(len(codes)) for _ in range(n)]
+        types = pa.array([codes[w] for w in which], pa.int8())
+        names = list(children)
+        if mode == "sparse":
+            arrays = [children[name](n, rng) for name in names]
+            return pa.UnionArray.from_sparse(types, arrays, names, codes)
+        counts = [which.count(k) for k in range(len(codes))]
+        # Dense children a little longer than needed: offsets skip values.
+        arrays = [children[name](counts[k] + 2, rng) for k, name in enumerate(names)]
+        slots = [sorted(rng.sample(range(counts[k] + 2), counts[k])) for k in range(len(codes))]
+        offsets = pa.array([slots[w].pop(0) for w in which], pa.int32())
+        return pa.UnionArray.from_dense(types, offsets, arrays, names, codes)
+
+    return make
+
+
 def _month_day_nano(n: int, rng: random.Random) -> pa.Array:
     values = [
         (rng.randint(-(2**31), 2**31 - 1), rng.randint(-(2**31), 2**31 - 1),
@@ -241,6 +262,19 @@ COLUMNS: dict[str, Maker] = {
         _ints(-100, 100, pa.int64()), _list_of(_strings(pa.utf8()), pa.list_), keys_sorted=True
     ),
     "list_map": _list_of(_map_of(_ints(0, 9, pa.int16()), _decimal(9, 2, pa.decimal32)), pa.list_),
+    "sparse_union": _union(
+        "sparse", {"i": _ints(-100, 100, pa.int32()), "s": _strings(pa.utf8())}, [3, 7]
+    ),
+    "dense_union": _union(
+        "dense",
+        {"f": _floats(pa.float64(), np.float64), "l": _list_of(_ints(0, 9, pa.int8()), pa.list_),
+         "b": _binaries(pa.binary())},
+        [0, 1, 5],
+    ),
+    "list_dense_union": _list_of(
+        _union("dense", {"x": _ints(0, 9, pa.int64()), "d": _decimal(9, 2, pa.decimal32)}, [1, 2]),
+        pa.list_,
+    ),
     "list_time64_ns": _list_of(_temporal(pa.time64("ns"), 0, 86399999999999), pa.list_),
     "struct_temporal": _struct(
         {
@@ -251,6 +285,8 @@ COLUMNS: dict[str, Maker] = {
             "i": (_month_day_nano, True),
             "m": (_decimal(70, 30, pa.decimal256), True),
             "map": (_map_of(_strings(pa.large_utf8()), _ints(0, 9, pa.uint8())), True),
+            "u": (_union("sparse", {"a": _ints(0, 9, pa.int16()), "b": _strings(pa.utf8())},
+                         [0, 1]), True),
         }
     ),
     "list_int32": _list_of(_ints(-100, 100, pa.int32()), pa.list_),

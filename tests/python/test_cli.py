@@ -206,6 +206,17 @@ def column_texts(arr: pa.Array) -> list[str]:
         return per_row(
             ["[" + ", ".join(items[offs[i] : offs[i + 1]]) + "]" for i in range(len(arr))]
         )
+    if pa.types.is_union(t):
+        # The value of the child the type id selects.
+        # From the buffers: pyarrow's field() slices sparse children (not
+        # dense ones), and its type_codes and offsets leave out the offset.
+        texts = [column_texts(arr.field(k)) for k in range(t.num_fields)]
+        codes = list(t.type_codes)
+        ids = np.frombuffer(arr.buffers()[1], np.int8)[arr.offset:]
+        if t.mode == "dense":
+            offs = np.frombuffer(arr.buffers()[2], np.int32)[arr.offset:]
+            return [texts[codes.index(ids[i])][offs[i]] for i in range(len(arr))]
+        return [texts[codes.index(ids[i])][i] for i in range(len(arr))]
     if pa.types.is_struct(t):
         fields = [(json_string(t.field(k).name), column_texts(arr.field(k))) for k in range(t.num_fields)]
         return per_row(
@@ -301,6 +312,14 @@ def every_type_batch(n: int = 7) -> pa.RecordBatch:
         "dict": pa.array(["a", "b", None, "a", "c", "b", None]).dictionary_encode(),
         "map": pa.array([[("a", 1), ("b", None)], [], None, [("c", 3)], [("", -1)], [("x", 0)], None],
                         pa.map_(pa.utf8(), pa.int32())),
+        "sparse_union": pa.UnionArray.from_sparse(
+            pa.array([0, 1, 0, 1, 1, 0, 0], pa.int8()),
+            [pa.array([1, 2, None, 4, 5, 6, 7], pa.int32()),
+             pa.array(["a", "b", "c", None, "e", "f", "g"])], ["i", "s"]),
+        "dense_union": pa.UnionArray.from_dense(
+            pa.array([5, 5, 2, 2, 5, 2, 5], pa.int8()), pa.array([0, 1, 0, 1, 2, 2, 3], pa.int32()),
+            [pa.array([1.5, None, 0.25]), pa.array([[1], [], None, [None, 2]], pa.list_(pa.int8()))],
+            ["f", "l"], [2, 5]),
         "map_sorted": pa.array([[(1, [1.5])], [(2, None), (3, [])], [], None, [], [(9, [None])], None],
                                pa.map_(pa.int64(), pa.list_(pa.float64()), keys_sorted=True)),
         "dict_int32": pa.DictionaryArray.from_arrays(
