@@ -156,6 +156,11 @@ typedef enum pt_type_id {
   PT_TYPE_MAP,          /* list<struct<key, value>>: int32 offsets, one child */
   PT_TYPE_SPARSE_UNION, /* int8 type ids; no validity bitmap; children as long */
   PT_TYPE_DENSE_UNION,  /* int8 type ids, int32 offsets into the children */
+  PT_TYPE_STRING_VIEW,  /* 16-byte views: inline up to 12 bytes, else a
+                           prefix, buffer index and offset into variadic
+                           data buffers (then, in the C Data Interface, an
+                           int64 buffer of their sizes) */
+  PT_TYPE_BINARY_VIEW,
   PT_TYPE_COUNT_ /* not a type: the number of type ids */
 } pt_type_id;
 

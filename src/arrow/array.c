@@ -230,6 +230,11 @@ int pt_array_slice(struct ArrowArray *array, int64_t offset, int64_t length,
     pt__shared_unref(s); /* the views hold it now */
   }
   out->offset += offset;
+  /* An empty slice of a leaf reads nothing: offset 0 spares consumers that
+   * size the buffers of empty arrays as empty (Arrow C++ does) an offset
+   * beyond them. (Nested arrays keep it: Arrow C++ takes a record batch's
+   * columns whole when its offset is 0.) */
+  if (length == 0 && out->n_children == 0) out->offset = 0;
   out->length = length;
   out->null_count = new_null_count;
   return PT_OK;
@@ -370,6 +375,38 @@ static int copy_view(const pt__view *v, int64_t start, int64_t len, struct Arrow
     } else {
       rc = copy_view(&v->children[0], base, end - base, out->children[0], err);
       if (rc != PT_OK) goto release_out;
+    }
+  } else if (pt__type_is_view(v->type.id)) {
+    /* One data buffer with the out-of-line bytes of the rows, in order. */
+    int64_t total = 0, len_k;
+    for (int64_t k = 0; k < len; k++) {
+      if (!pt__view_is_valid(v, start + k)) continue;
+      pt__view_get_bytes(v, start + k, &len_k);
+      if (len_k > 12) total += len_k;
+    }
+    if (total > INT32_MAX) {
+      rc = pt__errorf(err, PT_ERANGE,
+                      "a view array of more than 2 GiB out of line cannot be copied at once; "
+                      "copy fewer rows");
+      goto release_out;
+    }
+    uint8_t *views = pt__buffer_alloc_zeroed(len * 16);
+    uint8_t *data = pt__buffer_alloc_zeroed(total);
+    uint8_t *sizes = pt__buffer_alloc_zeroed(8);
+    if (views) pt__array_set_buffer(out, 1, views, true);
+    if (data) pt__array_set_buffer(out, 2, data, true);
+    if (sizes) pt__array_set_buffer(out, 3, sizes, true);
+    if (views == NULL || data == NULL || sizes == NULL) { rc = copy_oom(err); goto release_out; }
+    pt__store_i64(sizes, total);
+    int64_t pos = 0;
+    for (int64_t k = 0; k < len; k++) {
+      if (!pt__view_is_valid(v, start + k)) continue; /* null: a zero view */
+      const uint8_t *p = pt__view_get_bytes(v, start + k, &len_k);
+      pt__view_make(views + k * 16, p, (int32_t)len_k, 0, (int32_t)pos);
+      if (len_k > 12) {
+        memcpy(data + pos, p, (size_t)len_k);
+        pos += len_k;
+      }
     }
   } else if (v->type.id == PT_TYPE_FIXED_SIZE_LIST) {
     int64_t n = v->type.list_size;

@@ -39,6 +39,9 @@ int pt__type_n_children(pt_type_id id);
 /* Bytes per value of a decimal type (4, 8, 16, 32); 0 for other types. */
 int pt__type_decimal_bytes(pt_type_id id);
 
+/* Whether the id is a string or binary view. */
+bool pt__type_is_view(pt_type_id id);
+
 /* Whether the id is a sparse or dense union. */
 bool pt__type_is_union(pt_type_id id);
 /* Parses a union's type id list ("0,1,5", as pt_type.type_codes) into
@@ -121,6 +124,9 @@ typedef struct pt__view {
   const uint8_t *data;       /* buffer 2 of utf8/binary: the bytes; dense
                                 unions: buffer 1, the int32 offsets */
   int8_t union_child[128];   /* unions: child index of each type id, or -1 */
+  int64_t n_variadic;        /* string/binary views: data buffers (2..) */
+  const uint8_t *const *variadic; /* their pointers (into array->buffers) */
+  const uint8_t *variadic_sizes;  /* their int64 sizes (the last buffer) */
   int64_t n_children;
   struct pt__view *children; /* owned array of n_children views */
   struct pt__view *dictionary; /* owned; NULL if not dictionary-encoded */
@@ -174,7 +180,7 @@ int64_t pt__view_get_int(const pt__view *v, int64_t i);   /* signed ints, date, 
 uint64_t pt__view_get_uint(const pt__view *v, int64_t i); /* unsigned ints */
 double pt__view_get_double(const pt__view *v, int64_t i); /* float16/32/64 */
 bool pt__view_get_bool(const pt__view *v, int64_t i);
-/* utf8/binary (large too), fixed_size_binary, decimals (4 to 32 bytes),
+/* utf8/binary (large too), string/binary views, fixed_size_binary, decimals (4 to 32 bytes),
  * day_time (8 bytes) and month_day_nano (16 bytes) intervals. */
 const uint8_t *pt__view_get_bytes(const pt__view *v, int64_t i, int64_t *len);
 /* list/large_list/fixed_size_list: child rows [*start, *end) of row i, in the
@@ -184,6 +190,22 @@ void pt__view_list_range(const pt__view *v, int64_t i, int64_t *start, int64_t *
 static inline int64_t pt__view_dict_index(const pt__view *v, int64_t i) {
   return pt__type_is_unsigned_int(v->type.id) ? (int64_t)pt__view_get_uint(v, i)
                                               : pt__view_get_int(v, i);
+}
+
+/* Writes the 16-byte view of value (p, len) at out: inline when it fits
+ * (12 bytes), else pointing at offset off of data buffer buf (where the
+ * caller puts the bytes). */
+static inline void pt__view_make(uint8_t *out, const uint8_t *p, int32_t len, int32_t buf,
+                                 int32_t off) {
+  memset(out, 0, 16);
+  pt__store_i32(out, len);
+  if (len <= 12) {
+    if (len > 0) memcpy(out + 4, p, (size_t)len);
+  } else {
+    memcpy(out + 4, p, 4);
+    pt__store_i32(out + 8, buf);
+    pt__store_i32(out + 12, off);
+  }
 }
 
 /* IEEE half-precision conversions (round to nearest even). */

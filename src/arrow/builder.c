@@ -28,7 +28,8 @@ struct pt_builder {
   int64_t null_count;
   bbuf validity;       /* NULL until the first null: bits of rows [0, length) */
   bbuf values;         /* fixed-width values, bool bits, or offsets */
-  bbuf data;           /* utf8/binary bytes */
+  bbuf data;           /* utf8/binary bytes; views: the one data buffer */
+  bbuf view_sizes;     /* views: the C Data Interface's int64 size of data */
   int64_t n_children;
   pt_builder **children;
   pt_builder *dictionary;
@@ -95,6 +96,7 @@ static void builder_free(pt_builder *b) {
   bbuf_free(&b->validity);
   bbuf_free(&b->values);
   bbuf_free(&b->data);
+  bbuf_free(&b->view_sizes);
   if (b->is_root) {
     if (b->schema_copy.release) b->schema_copy.release(&b->schema_copy);
     pt__free(b->err);
@@ -185,7 +187,9 @@ static int offset_width(const pt_builder *b) {
   return pt__type_offsets_kind(b->type.id) == 2 ? 8 : 4;
 }
 
-static int64_t value_bytes(const pt_builder *b) { return pt__type_bit_width(&b->type) / 8; }
+static int64_t value_bytes(const pt_builder *b) {
+  return pt__type_is_view(b->type.id) ? 16 : pt__type_bit_width(&b->type) / 8;
+}
 
 /* Room for n more rows in the validity bitmap (creating it, all valid so
  * far, when for_null and there is none yet) and in the values or offsets. */
@@ -447,6 +451,25 @@ int pt_builder_append_bytes(pt_builder *b, const void *data, int64_t len) {
       commit_valid_row(b);
       return PT_OK;
     }
+    case PT_TYPE_STRING_VIEW:
+    case PT_TYPE_BINARY_VIEW: {
+      int64_t end = b->data.len;
+      if (len > 12 && (pt__add_overflow(b->data.len, len, &end) || end > INT32_MAX)) {
+        char name[128];
+        return fail(b, PT_ERANGE,
+                    "%s column would hold more than %d bytes out of line; finish the batch "
+                    "earlier", type_name(b, name, sizeof name), INT32_MAX);
+      }
+      if (reserve_rows(b, 1, false) != PT_OK || (len > 12 && bbuf_reserve(&b->data, end) != PT_OK))
+        return fail_oom(b);
+      pt__view_make(b->values.p + b->length * 16, data, (int32_t)len, 0, (int32_t)b->data.len);
+      if (len > 12) {
+        memcpy(b->data.p + b->data.len, data, (size_t)len);
+        b->data.len = end;
+      }
+      commit_valid_row(b);
+      return PT_OK;
+    }
     case PT_TYPE_FIXED_SIZE_BINARY:
       if (len != b->type.byte_width)
         return fail(b, PT_EINVAL, "fixed_size_binary[%d] value must have %d bytes, not %lld",
@@ -662,6 +685,7 @@ static int prepare(pt_builder *b, struct ArrowArray *out, pt_error *err) {
       (reserve_rows(b, 0, false) != PT_OK || bbuf_reserve(&b->values, 1) != PT_OK))
     goto oom;
   if (nb >= 3 && bbuf_reserve(&b->data, 1) != PT_OK) goto oom;
+  if (pt__type_is_view(b->type.id) && bbuf_reserve(&b->view_sizes, 8) != PT_OK) goto oom;
   for (int64_t i = 0; i < b->n_children; i++) {
     rc = prepare(b->children[i], out->children[i], err);
     if (rc != PT_OK) goto release_out;
@@ -705,6 +729,11 @@ static void commit(pt_builder *b, struct ArrowArray *out) {
     b->values = (bbuf){0};
   }
   if (nb >= 3) {
+    if (pt__type_is_view(b->type.id)) {
+      pt__store_i64(b->view_sizes.p, b->data.len);
+      pt__array_set_buffer(out, 3, b->view_sizes.p, true);
+      b->view_sizes = (bbuf){0};
+    }
     pt__array_set_buffer(out, 2, b->data.p, true);
     b->data = (bbuf){0};
   }

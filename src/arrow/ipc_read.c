@@ -314,6 +314,8 @@ typedef struct decoder {
   const uint8_t *zblock; /* decompressed buffers in one block (zregion's), zsize bytes */
   int64_t zsize;
   bool v4;              /* V4 metadata: unions there have a validity buffer */
+  pt__fb_vec variadic;  /* variadicBufferCounts: per view field, its data buffers */
+  uint32_t var_i;       /* the next of them */
 } decoder;
 
 /* A buffer decompressed before the batch is walked (decoder_prefetch). */
@@ -349,6 +351,7 @@ static int64_t size_of(const struct ArrowArray *array, int64_t i, void *arg) {
 
 static const char *buffer_role(pt_type_id id, int i) {
   if (pt__type_is_union(id)) return i == 0 ? "type ids" : "offsets";
+  if (pt__type_is_view(id) && i > 0) return i == 1 ? "views" : "data";
   if (i == 0) return "validity";
   if (i == 2) return "data";
   if (pt__type_offsets_kind(id)) return "offsets";
@@ -358,6 +361,7 @@ static const char *buffer_role(pt_type_id id, int i) {
 /* Bytes a buffer must be aligned to for zero-copy use. */
 static int64_t buffer_align(const pt_type *t, int i) {
   if (pt__type_is_union(t->id)) return i == 1 ? 4 : 1;
+  if (pt__type_is_view(t->id)) return i == 1 ? 4 : 1;
   if (i != 1) return 1;
   int ok = pt__type_offsets_kind(t->id);
   if (ok) return ok == 1 ? 4 : 8;
@@ -554,18 +558,47 @@ static int decode_node(decoder *d, const struct ArrowSchema *schema, struct Arro
       if (owned) pt__free((void *)p);
     }
   }
-  int nb = pt__type_n_buffers(t.id);
+  int nb = pt__type_n_buffers(t.id), n_read = nb;
+  bool view = pt__type_is_view(t.id);
+  if (view) {
+    /* The views' data buffers: as many as variadicBufferCounts says, then
+     * the C Data Interface's buffer of their sizes, made here. */
+    if (d->var_i >= d->variadic.len)
+      return pt__errorf(err, PT_EFORMAT,
+                        "the batch gives no data buffer count (variadicBufferCounts) for this "
+                        "view field");
+    const uint8_t *e = pt__fb_vec_elem(&d->variadic, d->var_i++);
+    if (e == NULL) return fb_error(d->variadic.r, err);
+    int64_t n_data = pt__load_i64(e);
+    if (n_data < 0 || n_data > (int64_t)d->buffers.len)
+      return pt__errorf(err, PT_EFORMAT, "a view field has %lld data buffers, the batch %u",
+                        (long long)n_data, d->buffers.len);
+    n_read = 2 + (int)n_data;
+    nb = n_read + 1;
+  }
   PT_RETURN_NOT_OK(pt__array_init(out, nb, schema->n_children, schema->dictionary != NULL, err));
   out->length = length;
   out->null_count = nulls;
+  uint8_t *view_sizes = NULL;
+  if (view) {
+    view_sizes = pt__buffer_alloc_zeroed((int64_t)(nb - 3) * 8);
+    if (view_sizes == NULL) {
+      rc = pt__errorf(err, PT_ENOMEM, "out of memory");
+      goto fail;
+    }
+    pt__array_set_buffer(out, nb - 1, view_sizes, true);
+  }
   int64_t sizes[3] = {0, 0, 0};
   bool in_region = false; /* some buffer points into the body */
   bool in_zblock = false; /* some buffer points into the decompressed block */
   bool offsets_sorted = false;
-  for (int i = 0; i < nb; i++) {
+  for (int i = 0; i < n_read; i++) {
     const uint8_t *p;
     bool owned, sorted;
-    if ((rc = next_buffer(d, &t, i, &p, &sizes[i], &owned, &sorted, err)) != PT_OK) goto fail;
+    int64_t size_i;
+    if ((rc = next_buffer(d, &t, i, &p, &size_i, &owned, &sorted, err)) != PT_OK) goto fail;
+    if (i < 3) sizes[i] = size_i;
+    if (view && i >= 2) pt__store_i64(view_sizes + (i - 2) * 8, size_i);
     if (i == 1 && pt__type_offsets_kind(t.id)) offsets_sorted = sorted;
     if (i == 0 && nulls == 0 && !pt__type_is_union(t.id)) {
       /* No nulls: consumers need no bitmap, whatever the writer sent. */
@@ -573,8 +606,8 @@ static int decode_node(decoder *d, const struct ArrowSchema *schema, struct Arro
       p = NULL;
       owned = false;
       sizes[0] = 0;
-    } else if (sizes[i] == 0 && i == 1 && pt__type_offsets_kind(t.id) && length == 0) {
-      sizes[i] = sizeof empty_buffer; /* the one zero offset readers may look at */
+    } else if (i == 1 && sizes[1] == 0 && pt__type_offsets_kind(t.id) && length == 0) {
+      sizes[1] = sizeof empty_buffer; /* the one zero offset readers may look at */
     }
     pt__array_set_buffer(out, i, p, owned);
     if (!owned && p != NULL && p != empty_buffer) {
@@ -734,14 +767,22 @@ static void place_in_block(decoder *d, prebuf **tasks, int64_t n_tasks) {
  * them and, with pre (n of them) given, notes the width of those the walk
  * will take as offsets. A malformed schema counts as far as it parses. */
 static void walk_buffers(const struct ArrowSchema *schema, int depth, int64_t *at, prebuf *pre,
-                         int64_t n, bool v4) {
+                         int64_t n, bool v4, const pt__fb_vec *variadic, uint32_t *var_i) {
   pt_type t;
   if (depth > PT_IPC_MAX_NESTING + 2 || pt_type_parse(schema, &t, NULL) != PT_OK) return;
   int kind = pt__type_offsets_kind(t.id);
   if (pre != NULL && kind != 0 && *at + 1 < n) pre[*at + 1].offsets_width = kind == 2 ? 8 : 4;
+  if (pt__type_is_view(t.id)) {
+    const uint8_t *e = *var_i < variadic->len ? pt__fb_vec_elem(variadic, *var_i) : NULL;
+    int64_t n_data = e ? pt__load_i64(e) : 0;
+    (*var_i)++;
+    /* A bad count stops the walk: decode_node reports it. */
+    *at += 2 + (n_data >= 0 && n_data <= (1 << 24) ? n_data : 0);
+    return;
+  }
   *at += pt__type_n_buffers(t.id) + (v4 && pt__type_is_union(t.id));
   for (int64_t i = 0; i < schema->n_children; i++)
-    walk_buffers(schema->children[i], depth + 1, at, pre, n, v4);
+    walk_buffers(schema->children[i], depth + 1, at, pre, n, v4, variadic, var_i);
 }
 
 /* Lays out the work ahead for d's batch: d->pre gets a prebuf per buffer the
@@ -755,14 +796,18 @@ static void walk_buffers(const struct ArrowSchema *schema, int depth, int64_t *a
 static int64_t prefetch_plan(decoder *d, const struct ArrowSchema *const *roots, int64_t n_roots,
                              prebuf **tasks, int64_t *n_tasks) {
   int64_t wanted = 0;
-  for (int64_t i = 0; i < n_roots; i++) walk_buffers(roots[i], 1, &wanted, NULL, 0, d->v4);
+  uint32_t var_i = 0;
+  for (int64_t i = 0; i < n_roots; i++)
+    walk_buffers(roots[i], 1, &wanted, NULL, 0, d->v4, &d->variadic, &var_i);
   uint32_t n = d->buffers.len;
   if (wanted < n) n = (uint32_t)wanted;
   if (d->codec == PT_COMPRESSION_NONE || n == 0) return 0;
   prebuf *pre = pt__calloc(n, sizeof *pre);
   if (pre == NULL) return 0;
   int64_t at = 0, first = *n_tasks;
-  for (int64_t i = 0; i < n_roots; i++) walk_buffers(roots[i], 1, &at, pre, n, d->v4);
+  var_i = 0;
+  for (int64_t i = 0; i < n_roots; i++)
+    walk_buffers(roots[i], 1, &at, pre, n, d->v4, &d->variadic, &var_i);
   for (uint32_t i = 0; i < n; i++) {
     const uint8_t *e = pt__fb_vec_elem(&d->buffers, i);
     if (e == NULL) break;
@@ -822,6 +867,7 @@ static int decoder_init(decoder *d, reader *r, const pt__fb_table *rb, const mes
   d->codec = PT_COMPRESSION_NONE;
   pt__fb_vector(rb, RB_NODES, PT_IPC_NODE_SIZE, &d->nodes);
   pt__fb_vector(rb, RB_BUFFERS, PT_IPC_BUFFER_SIZE, &d->buffers);
+  pt__fb_vector(rb, RB_VARIADIC, 8, &d->variadic);
   pt__fb_table comp;
   if (pt__fb_table_get(rb, RB_COMPRESSION, &comp)) {
     int8_t codec = pt__fb_i8(&comp, COMP_CODEC, 0);
@@ -1092,9 +1138,9 @@ static int concat(reader *r, const struct ArrowSchema *schema, const struct Arro
   pt_type t;
   PT_RETURN_NOT_OK(pt_type_parse(schema, &t, err));
   if (depth > PT_IPC_MAX_NESTING + 8) return pt__errorf(err, PT_EINTERNAL, "nesting too deep");
-  if (pt__type_is_union(t.id))
+  if (pt__type_is_union(t.id) || pt__type_is_view(t.id))
     return pt__errorf(err, PT_ENOTSUP,
-                      "dictionary deltas of values holding unions are not supported; write "
+                      "dictionary deltas of values holding unions or views are not supported; write "
                       "the whole dictionary again (a replacement)");
   int nb = pt__type_n_buffers(t.id);
   PT_RETURN_NOT_OK(pt__array_init(out, nb, schema->n_children, schema->dictionary != NULL, err));

@@ -40,6 +40,8 @@ typedef struct plan {
   int64_t n_nodes, cap_nodes;
   plan_buf *bufs;
   int64_t n_bufs, cap_bufs;
+  int64_t *variadic; /* per string/binary view node, its data buffers */
+  int64_t n_variadic, cap_variadic;
   void **scratch; /* owned allocations the buffers may point into */
   int64_t n_scratch, cap_scratch;
 } plan;
@@ -49,6 +51,7 @@ static void plan_reset(plan *p) {
   pt__free(p->scratch);
   pt__free(p->nodes);
   pt__free(p->bufs);
+  pt__free(p->variadic);
   memset(p, 0, sizeof *p);
 }
 
@@ -170,6 +173,19 @@ static int plan_view(plan *p, const pt__view *v, int64_t start, int64_t len) {
   int ok = pt__type_offsets_kind(t->id);
   int64_t bw = pt__type_bit_width(t);
   if (t->id == PT_TYPE_BOOL) return plan_bitmap(p, v->values, phys, len);
+  if (pt__type_is_view(t->id)) {
+    /* The views of the rows; the data buffers whole, for the views to keep
+     * their buffer indices and offsets. */
+    PT_RETURN_NOT_OK(plan_buffer(p, len ? v->values + phys * 16 : NULL, len * 16, -1));
+    if (pt__grow((void **)&p->variadic, &p->cap_variadic, p->n_variadic + 1, sizeof(int64_t)))
+      return PT_ENOMEM;
+    p->variadic[p->n_variadic++] = v->n_variadic;
+    for (int64_t k = 0; k < v->n_variadic; k++) {
+      int64_t size = pt__load_i64(v->variadic_sizes + 8 * k);
+      PT_RETURN_NOT_OK(plan_buffer(p, size ? v->variadic[k] : NULL, size, -1));
+    }
+    return PT_OK;
+  }
   if (bw > 0) {
     if (len == 0) return plan_buffer(p, NULL, 0, -1);
     return plan_buffer(p, v->values + phys * (bw / 8), len * (bw / 8), -1);
@@ -718,6 +734,9 @@ static int write_plan(pt_ipc_writer *w, plan *p, int64_t length, int64_t dict_id
 
   pt__fb_ref nodes = pt__fb_create_vector(&b, p->nodes, (uint32_t)p->n_nodes, PT_IPC_NODE_SIZE, 8);
   pt__fb_ref bufs = pt__fb_create_vector(&b, bufmeta, (uint32_t)p->n_bufs, PT_IPC_BUFFER_SIZE, 8);
+  pt__fb_ref variadic = 0;
+  if (p->n_variadic > 0)
+    variadic = pt__fb_create_vector(&b, p->variadic, (uint32_t)p->n_variadic, 8, 8);
   pt__fb_ref comp = 0;
   if (codec != PT_COMPRESSION_NONE) {
     pt__fb_table_start(&b);
@@ -730,6 +749,7 @@ static int write_plan(pt_ipc_writer *w, plan *p, int64_t length, int64_t dict_id
   pt__fb_add_ref(&b, RB_NODES, nodes);
   pt__fb_add_ref(&b, RB_BUFFERS, bufs);
   pt__fb_add_ref(&b, RB_COMPRESSION, comp);
+  pt__fb_add_ref(&b, RB_VARIADIC, variadic);
   pt__fb_ref rb = pt__fb_table_end(&b);
   pt__fb_ref header = rb;
   uint8_t type = PT_IPC_HDR_RECORD_BATCH;

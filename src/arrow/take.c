@@ -239,6 +239,38 @@ static int gather(const pt__view *const *vs, int64_t n_chunks, const int32_t *ch
     rc = gather(child_vs, n_chunks, child_chunk, child_rows, total, depth + 1, out->children[0],
                 err);
     if (rc != PT_OK) goto release_out;
+  } else if (pt__type_is_view(v0->type.id)) {
+    /* One data buffer with the out-of-line bytes of the rows, in order. */
+    int64_t total = 0, len;
+    for (int64_t k = 0; k < n; k++) {
+      if (!pt__view_is_valid(VIEW(k), rows[k])) continue;
+      pt__view_get_bytes(VIEW(k), rows[k], &len);
+      if (len > 12) total += len;
+    }
+    if (total > INT32_MAX) {
+      rc = pt__errorf(err, PT_ERANGE,
+                      "taken rows hold more than 2 GiB of view data, too many for one data "
+                      "buffer; take fewer rows at once");
+      goto release_out;
+    }
+    uint8_t *views = pt__buffer_alloc_zeroed(n * 16);
+    uint8_t *data = pt__buffer_alloc_zeroed(total);
+    uint8_t *sizes = pt__buffer_alloc_zeroed(8);
+    if (views) pt__array_set_buffer(out, 1, views, true);
+    if (data) pt__array_set_buffer(out, 2, data, true);
+    if (sizes) pt__array_set_buffer(out, 3, sizes, true);
+    if (views == NULL || data == NULL || sizes == NULL) { rc = oom(err); goto release_out; }
+    pt__store_i64(sizes, total);
+    int64_t pos = 0;
+    for (int64_t k = 0; k < n; k++) {
+      if (!pt__view_is_valid(VIEW(k), rows[k])) continue; /* null: a zero view */
+      const uint8_t *p = pt__view_get_bytes(VIEW(k), rows[k], &len);
+      pt__view_make(views + k * 16, p, (int32_t)len, 0, (int32_t)pos);
+      if (len > 12) {
+        memcpy(data + pos, p, (size_t)len);
+        pos += len;
+      }
+    }
   } else if (pt__type_is_union(v0->type.id)) {
     rc = gather_union(vs, n_chunks, chunk, rows, n, depth, out, err);
     if (rc != PT_OK) goto release_out;
@@ -418,6 +450,8 @@ static uint64_t hash_value(const pt__view *v, int64_t i, int depth) {
     case PT_TYPE_BINARY:
     case PT_TYPE_LARGE_BINARY:
     case PT_TYPE_FIXED_SIZE_BINARY:
+    case PT_TYPE_STRING_VIEW:
+    case PT_TYPE_BINARY_VIEW:
     case PT_TYPE_DECIMAL32:
     case PT_TYPE_DECIMAL64:
     case PT_TYPE_DECIMAL128:

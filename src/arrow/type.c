@@ -21,6 +21,10 @@ int pt__type_n_buffers(pt_type_id id) {
     case PT_TYPE_LARGE_STRING:
     case PT_TYPE_BINARY:
     case PT_TYPE_LARGE_BINARY: return 3;
+    /* validity, views, one data buffer, the data buffers' sizes: what
+     * protium makes; foreign arrays may have any number of data buffers. */
+    case PT_TYPE_STRING_VIEW:
+    case PT_TYPE_BINARY_VIEW: return 4;
     case PT_TYPE_LIST:
     case PT_TYPE_LARGE_LIST:
     case PT_TYPE_MAP: return 2;
@@ -102,6 +106,10 @@ int pt__type_decimal_bytes(pt_type_id id) {
     case PT_TYPE_DECIMAL256: return 32;
     default: return 0;
   }
+}
+
+bool pt__type_is_view(pt_type_id id) {
+  return id == PT_TYPE_STRING_VIEW || id == PT_TYPE_BINARY_VIEW;
 }
 
 bool pt__type_is_union(pt_type_id id) {
@@ -267,8 +275,8 @@ static int parse_format(const char *f, pt_type *t, pt_error *err) {
         default: return bad_format(err, f);
       }
     case 'v':
-      if (strcmp(f, "vu") == 0 || strcmp(f, "vz") == 0)
-        return not_supported(err, f, "binary view");
+      if (strcmp(f, "vu") == 0) { t->id = PT_TYPE_STRING_VIEW; return PT_OK; }
+      if (strcmp(f, "vz") == 0) { t->id = PT_TYPE_BINARY_VIEW; return PT_OK; }
       return bad_format(err, f);
     case '+':
       if (strcmp(f, "+l") == 0) { t->id = PT_TYPE_LIST; return PT_OK; }
@@ -401,6 +409,8 @@ static const char *simple_name(pt_type_id id) {
     case PT_TYPE_LARGE_BINARY: return "large_binary";
     case PT_TYPE_DATE32: return "date32";
     case PT_TYPE_DATE64: return "date64[ms]";
+    case PT_TYPE_STRING_VIEW: return "string_view";
+    case PT_TYPE_BINARY_VIEW: return "binary_view";
     case PT_TYPE_INTERVAL_MONTHS: return "month_interval";
     case PT_TYPE_INTERVAL_DAY_TIME: return "day_time_interval";
     case PT_TYPE_INTERVAL_MONTH_DAY_NANO: return "month_day_nano_interval";

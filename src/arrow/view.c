@@ -53,6 +53,8 @@ static int view_init(pt__view *v, const struct ArrowSchema *schema,
     return pt__errorf(err, PT_EINVAL, "offset %lld + length %lld is too large",
                       (long long)array->offset, (long long)array->length);
   int nb = pt__type_n_buffers(v->type.id);
+  /* Views: validity, views, any number of data buffers, their sizes. */
+  if (pt__type_is_view(v->type.id) && array->n_buffers >= 3) nb = (int)array->n_buffers;
   if (array->n_buffers != nb) {
     char name[128];
     if (pt_type_name(schema, name, sizeof name) < 0) snprintf(name, sizeof name, "?");
@@ -84,6 +86,12 @@ static int view_init(pt__view *v, const struct ArrowSchema *schema,
     int8_t codes[128];
     int n = pt__union_codes(v->type.type_codes, codes, 128);
     for (int k = 0; k < n; k++) v->union_child[codes[k]] = (int8_t)k;
+  } else if (pt__type_is_view(v->type.id)) {
+    v->validity = array->buffers[0];
+    v->values = array->buffers[1];
+    v->n_variadic = nb - 3;
+    v->variadic = (const uint8_t *const *)array->buffers + 2;
+    v->variadic_sizes = array->buffers[nb - 1];
   } else {
     if (nb > 0) v->validity = array->buffers[0];
     if (nb > 1) v->values = array->buffers[1];
@@ -231,6 +239,13 @@ const uint8_t *pt__view_get_bytes(const pt__view *v, int64_t i, int64_t *len) {
       /* A NULL data buffer is allowed when every value is empty. */
       return v->data ? v->data + start : (const uint8_t *)"";
     }
+    case PT_TYPE_STRING_VIEW:
+    case PT_TYPE_BINARY_VIEW: {
+      const uint8_t *view = v->values + j * 16;
+      *len = pt__load_i32(view);
+      if (*len <= 12) return view + 4;
+      return v->variadic[pt__load_i32(view + 8)] + pt__load_i32(view + 12);
+    }
     case PT_TYPE_FIXED_SIZE_BINARY:
       *len = v->type.byte_width;
       return v->values ? v->values + j * v->type.byte_width : (const uint8_t *)"";
@@ -278,6 +293,8 @@ static int64_t known_size(const validate_ctx *c, const pt__view *v, int64_t i) {
 
 static const char *buffer_role(const pt__view *v, int64_t i) {
   if (pt__type_is_union(v->type.id)) return i == 0 ? "type ids buffer" : "offsets buffer";
+  if (pt__type_is_view(v->type.id) && i > 0)
+    return i == 1 ? "views buffer" : i == v->array->n_buffers - 1 ? "buffer sizes" : "data buffer";
   if (i == 0) return "validity bitmap";
   if (i == 1) return pt__type_offsets_kind(v->type.id) ? "offsets buffer" : "values buffer";
   return "data buffer";
@@ -291,7 +308,8 @@ static int check_buffer(const validate_ctx *c, const pt__view *v, int64_t i, int
   if (need > 0 && p == NULL)
     return pt__errorf(err, PT_EINVAL, "%s (buffer %lld) is NULL but %lld bytes are needed",
                       buffer_role(v, i), (long long)i, (long long)need);
-  int64_t size = p != NULL ? known_size(c, v, i) : -1;
+  /* Sizes are asked for buffers 0-2 only (3 asks about sorted offsets). */
+  int64_t size = p != NULL && i < 3 ? known_size(c, v, i) : -1;
   if (size >= 0 && size < need)
     return pt__errorf(err, PT_EFORMAT,
                       "%s (buffer %lld) has %lld bytes but %lld are needed for %lld rows "
@@ -411,6 +429,42 @@ static int validate_union(const pt__view *v, const validate_ctx *c, int depth, p
   return PT_OK;
 }
 
+/* Views of valid rows: non-negative lengths; out-of-line ones inside their
+ * data buffer (whose size is known from IPC, else from the C Data
+ * Interface's sizes buffer) and starting with their prefix. Null rows'
+ * views are never read. */
+static int validate_views(const pt__view *v, const validate_ctx *c, pt_error *err) {
+  int64_t end = v->offset + v->length;
+  PT_RETURN_NOT_OK(check_buffer(c, v, 1, end * 16, err));
+  int64_t nb = v->array->n_buffers;
+  PT_RETURN_NOT_OK(check_buffer(c, v, nb - 1, v->n_variadic * 8, err));
+  for (int64_t i = 0; i < v->length; i++) {
+    if (v->validity != NULL && !pt__bit_get(v->validity, v->offset + i)) continue;
+    const uint8_t *view = v->values + (v->offset + i) * 16;
+    int32_t len = pt__load_i32(view);
+    if (len < 0)
+      return pt__errorf(err, PT_EFORMAT, "row %lld: view length %d is negative", (long long)i,
+                        len);
+    if (len <= 12) continue;
+    int32_t buf = pt__load_i32(view + 8), off = pt__load_i32(view + 12);
+    if (buf < 0 || buf >= v->n_variadic)
+      return pt__errorf(err, PT_EFORMAT,
+                        "row %lld: view of buffer %d, but there are %lld data buffers",
+                        (long long)i, buf, (long long)v->n_variadic);
+    int64_t size = buf == 0 ? known_size(c, v, 2) : -1;
+    if (size < 0) size = pt__load_i64(v->variadic_sizes + 8 * buf);
+    if (off < 0 || (int64_t)off + len > size)
+      return pt__errorf(err, PT_EFORMAT,
+                        "row %lld: view of bytes [%d, %lld) is outside data buffer %d (%lld "
+                        "bytes)",
+                        (long long)i, off, (long long)off + len, buf, (long long)size);
+    if (v->variadic[buf] == NULL || memcmp(view + 4, v->variadic[buf] + off, 4) != 0)
+      return pt__errorf(err, PT_EFORMAT, "row %lld: view prefix differs from its data",
+                        (long long)i);
+  }
+  return PT_OK;
+}
+
 static int validate_node(const pt__view *v, const validate_ctx *c, int depth, pt_error *err) {
   int64_t end = v->offset + v->length; /* physical rows covered; no overflow (init) */
   const pt_type *t = &v->type;
@@ -438,6 +492,7 @@ static int validate_node(const pt__view *v, const validate_ctx *c, int depth, pt
     }
   }
 
+  if (pt__type_is_view(t->id)) return validate_views(v, c, err);
   int64_t bw = pt__type_bit_width(t);
   int ok = pt__type_offsets_kind(t->id);
   if (bw > 0) {

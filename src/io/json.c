@@ -516,10 +516,12 @@ static int write_value(const pt__view *v, int64_t i, pt_buf *b) {
                                      : pt__buf_append(b, "false", 5);
     case PT_TYPE_STRING:
     case PT_TYPE_LARGE_STRING:
+    case PT_TYPE_STRING_VIEW:
       bytes = pt__view_get_bytes(v, i, &len);
       return write_string(b, bytes, len);
     case PT_TYPE_BINARY:
     case PT_TYPE_LARGE_BINARY:
+    case PT_TYPE_BINARY_VIEW:
     case PT_TYPE_FIXED_SIZE_BINARY:
       bytes = pt__view_get_bytes(v, i, &len);
       return write_base64(b, bytes, len);

@@ -41,6 +41,7 @@ static void test_parse_simple_formats(void **state) {
       {"ttu", PT_TYPE_TIME64, 64, 2},   {"ttn", PT_TYPE_TIME64, 64, 2},
       {"tiM", PT_TYPE_INTERVAL_MONTHS, 32, 2}, {"tiD", PT_TYPE_INTERVAL_DAY_TIME, 64, 2},
       {"tin", PT_TYPE_INTERVAL_MONTH_DAY_NANO, 128, 2},
+      {"vu", PT_TYPE_STRING_VIEW, 0, 4},  {"vz", PT_TYPE_BINARY_VIEW, 0, 4},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     struct ArrowSchema s;
@@ -127,7 +128,7 @@ static void test_parse_errors(void **state) {
       {"+us:128", PT_EINVAL, "invalid type format '+us:128'"},
       {"+ud:a", PT_EINVAL, "invalid type format '+ud:a'"},
       {"+ux:0", PT_EINVAL, "invalid type format '+ux:0'"},
-      {"vu", PT_ENOTSUP, "type format 'vu' (binary view) is not supported yet"},
+      {"vx", PT_EINVAL, "invalid type format 'vx'"},
       {"+vl", PT_ENOTSUP, "type format '+vl' (list view) is not supported yet"},
       {"+r", PT_ENOTSUP, "type format '+r' (run-end encoded) is not supported yet"},
       {"d:40,2", PT_EINVAL, "invalid type format 'd:40,2': decimal128 precision must be 1 to 38"},
@@ -281,6 +282,7 @@ static void test_type_names(void **state) {
       {"tiM", "month_interval"},             {"tiD", "day_time_interval"},
       {"tin", "month_day_nano_interval"},    {"d:9,2,32", "decimal32(9, 2)"},
       {"d:18,-1,64", "decimal64(18, -1)"},   {"d:76,20,256", "decimal256(76, 20)"},
+      {"vu", "string_view"},                 {"vz", "binary_view"},
   };
   for (size_t i = 0; i < sizeof leaves / sizeof leaves[0]; i++) {
     leaf(&s, leaves[i].format);

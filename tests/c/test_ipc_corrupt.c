@@ -257,8 +257,6 @@ static void test_schema_errors(void **state) {
     uint8_t tag;
     const char *msg;
   } unsupported[] = {
-      {PT_FBT_UTF8_VIEW, "ipc: schema: column 'c': type string_view is not supported yet"},
-      {PT_FBT_BINARY_VIEW, "ipc: schema: column 'c': type binary_view is not supported yet"},
       {PT_FBT_LIST_VIEW, "ipc: schema: column 'c': type list_view is not supported yet"},
       {PT_FBT_RUN_END_ENCODED, "ipc: schema: column 'c': type run_end_encoded is not supported yet"},
   };
@@ -273,7 +271,7 @@ static void test_schema_errors(void **state) {
     uint8_t tag;
     const char *format;
   } defaults[] = {{PT_FBT_TIME, "ttm"}, {PT_FBT_INTERVAL, "tiM"}, {PT_FBT_DATE, "tdm"},
-                  {PT_FBT_UNION, "+us:"}};
+                  {PT_FBT_UNION, "+us:"}, {PT_FBT_UTF8_VIEW, "vu"}, {PT_FBT_BINARY_VIEW, "vz"}};
   for (size_t k = 0; k < sizeof defaults / sizeof defaults[0]; k++) {
     b = schema_stream(PT_IPC_V5, 0, defaults[k].tag, "c");
     struct ArrowArrayStream s;

@@ -405,6 +405,52 @@ static void test_unions(void **state) {
                                    "union (offset 2 + length 3)");
 }
 
+static void test_views(void **state) {
+  /* Two data buffers; rows: inline "hi", out-of-line from buffer 1, null,
+   * empty, 12 bytes inline, out-of-line from buffer 0. */
+  static const char data0[] = "0123456789abcdefXYZ";
+  static const char data1[] = "__hello, world of views";
+  static uint8_t views[6][16];
+  static int64_t sizes[2] = {19, 23};
+  pt__view_make(views[0], (const uint8_t *)"hi", 2, 0, 0);
+  pt__view_make(views[1], (const uint8_t *)data1 + 2, 21, 1, 2);
+  pt__view_make(views[3], (const uint8_t *)"", 0, 0, 0);
+  pt__view_make(views[4], (const uint8_t *)"twelve bytes", 12, 0, 0);
+  pt__view_make(views[5], (const uint8_t *)data0 + 3, 16, 0, 3);
+  static const uint8_t valid[] = {0x3b};
+  struct ArrowArray *a = arena_alloc(sizeof *a);
+  static const void *bufs[5];
+  bufs[0] = valid, bufs[1] = views, bufs[2] = data0, bufs[3] = data1, bufs[4] = sizes;
+  *a = (struct ArrowArray){.length = 6, .null_count = 1, .n_buffers = 5, .buffers = bufs,
+                           .children = NULL, .release = array_release};
+  EXPECT_VALUES(COL("vu"), a, "\"hi\"", "\"hello, world of views\"", "null", "\"\"",
+                "\"twelve bytes\"", "\"3456789abcdefXYZ\"");
+  EXPECT_VALUES(COL("vz"), a, "\"aGk=\"", "\"aGVsbG8sIHdvcmxkIG9mIHZpZXdz\"", "null", "\"\"",
+                "\"dHdlbHZlIGJ5dGVz\"", "\"MzQ1Njc4OWFiY2RlZlhZWg==\"");
+  /* What validation refuses. */
+  pt_error err;
+  struct ArrowSchema *bs = S("+s", "", 0, 1, COL("vu"));
+  struct ArrowArray *ba = A(6, 0, 0, 1, NULL, NULL, NULL, 1, a);
+  assert_int_equal(pt_array_validate(bs, ba, &err), PT_OK);
+  pt__store_i32(views[5] + 12, 4); /* bytes [4, 20) of 19 */
+  assert_int_equal(pt_array_validate(bs, ba, &err), PT_EFORMAT);
+  assert_string_equal(err.message, "column 'v': row 5: view of bytes [4, 20) is outside data "
+                                   "buffer 0 (19 bytes)");
+  pt__store_i32(views[5] + 12, 2);
+  assert_int_equal(pt_array_validate(bs, ba, &err), PT_EFORMAT);
+  assert_string_equal(err.message, "column 'v': row 5: view prefix differs from its data");
+  pt__store_i32(views[5] + 8, 2);
+  assert_int_equal(pt_array_validate(bs, ba, &err), PT_EFORMAT);
+  assert_string_equal(err.message,
+                      "column 'v': row 5: view of buffer 2, but there are 2 data buffers");
+  pt__store_i32(views[5], -1);
+  assert_int_equal(pt_array_validate(bs, ba, &err), PT_EFORMAT);
+  assert_string_equal(err.message, "column 'v': row 5: view length -1 is negative");
+  a->n_buffers = 2;
+  assert_int_equal(pt_array_validate(bs, ba, &err), PT_EINVAL);
+  assert_string_equal(err.message, "column 'v': string_view array needs 4 buffers but has 2");
+}
+
 static void test_intervals(void **state) {
   static const int32_t months[] = {0, -1, INT32_MAX};
   EXPECT_VALUES(COL("tiM"), A(3, 0, 0, 2, NULL, months, NULL, 0), "0", "-1", "2147483647");
@@ -651,6 +697,7 @@ int main(void) {
       cmocka_unit_test_teardown(test_intervals, arena_teardown),
       cmocka_unit_test_teardown(test_maps, arena_teardown),
       cmocka_unit_test_teardown(test_unions, arena_teardown),
+      cmocka_unit_test_teardown(test_views, arena_teardown),
       cmocka_unit_test_teardown(test_decimal_widths, arena_teardown),
       cmocka_unit_test_teardown(test_lists, arena_teardown),
       cmocka_unit_test_teardown(test_structs_and_nesting, arena_teardown),

@@ -262,6 +262,13 @@ COLUMNS: dict[str, Maker] = {
         _ints(-100, 100, pa.int64()), _list_of(_strings(pa.utf8()), pa.list_), keys_sorted=True
     ),
     "list_map": _list_of(_map_of(_ints(0, 9, pa.int16()), _decimal(9, 2, pa.decimal32)), pa.list_),
+    "string_view": _strings(pa.string_view()),
+    "binary_view": _binaries(pa.binary_view()),
+    "string_view_long": lambda n, rng: pa.array(
+        _nulled(["x" * rng.randint(0, 40) + str(rng.random()) for _ in range(n)], rng),
+        pa.string_view(),
+    ),
+    "list_string_view": _list_of(_strings(pa.string_view()), pa.list_),
     "sparse_union": _union(
         "sparse", {"i": _ints(-100, 100, pa.int32()), "s": _strings(pa.utf8())}, [3, 7]
     ),
@@ -285,6 +292,7 @@ COLUMNS: dict[str, Maker] = {
             "i": (_month_day_nano, True),
             "m": (_decimal(70, 30, pa.decimal256), True),
             "map": (_map_of(_strings(pa.large_utf8()), _ints(0, 9, pa.uint8())), True),
+            "sv": (_binaries(pa.binary_view()), True),
             "u": (_union("sparse", {"a": _ints(0, 9, pa.int16()), "b": _strings(pa.utf8())},
                          [0, 1]), True),
         }

@@ -139,6 +139,13 @@ def column_texts(arr: pa.Array) -> list[str]:
         return per_row(
             [json_float(np_type(v), kind) if v is not None else None for v in arr.to_pylist()]
         )
+    if pa.types.is_string_view(t) or pa.types.is_binary_view(t):
+        # Through Python values: the views' own buffers are not contiguous.
+        values = arr.to_pylist()
+        if pa.types.is_string_view(t):
+            return per_row([json_string(v) if v is not None else None for v in values])
+        return per_row(['"%s"' % base64.b64encode(v).decode() if v is not None else None
+                        for v in values])
     if pa.types.is_string(t) or pa.types.is_large_string(t):
         # Through binary: the bytes may be ill-formed UTF-8 on purpose.
         raw = arr.view(pa.large_binary() if pa.types.is_large_string(t) else pa.binary())
@@ -272,6 +279,10 @@ def every_type_batch(n: int = 7) -> pa.RecordBatch:
         "float64": pa.array(f64, pa.float64()),
         "utf8": pa.array(['plain', 'q"b\\s', "\n\t\x01\x1f\x7f", "é€😀", "", "x" * 100, None]),
         "large_utf8": pa.array(["a", "bb", "", "ccc", "d", "e", None], pa.large_string()),
+        "string_view": pa.array(["short", "a string longer than twelve", "", "é€😀 outside the view",
+                                 "exactly12byt", "q\"\\", None], pa.string_view()),
+        "binary_view": pa.array([b"", b"\xff" * 13, b"abc", b"0123456789abc", b"x", b"yz", None],
+                                pa.binary_view()),
         "bad_utf8": invalid_utf8(),
         "binary": pa.array([b"", b"f", b"fo", b"foo", b"foob", b"\xff\xfe", None]),
         "large_binary": pa.array([b"x"] * 6 + [None], pa.large_binary()),

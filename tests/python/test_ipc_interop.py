@@ -413,7 +413,6 @@ def test_write_options_are_checked():
 
 def test_protium_refuses_unsupported_types(tmp_path):
     for array in [
-        pa.array(["x"], pa.string_view()),
         pa.RunEndEncodedArray.from_arrays(pa.array([1], pa.int32()), pa.array([5], pa.int32())),
     ]:
         table = pa.table({"c": array})
