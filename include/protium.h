@@ -161,6 +161,9 @@ typedef enum pt_type_id {
                            data buffers (then, in the C Data Interface, an
                            int64 buffer of their sizes) */
   PT_TYPE_BINARY_VIEW,
+  PT_TYPE_LIST_VIEW,       /* int32 offsets and sizes: rows are any ranges of
+                              the child, in any order, overlapping or not */
+  PT_TYPE_LARGE_LIST_VIEW, /* the same with int64 offsets and sizes */
   PT_TYPE_COUNT_ /* not a type: the number of type ids */
 } pt_type_id;
 

@@ -376,6 +376,36 @@ static int copy_view(const pt__view *v, int64_t start, int64_t len, struct Arrow
       rc = copy_view(&v->children[0], base, end - base, out->children[0], err);
       if (rc != PT_OK) goto release_out;
     }
+  } else if (pt__type_list_view_width(v->type.id)) {
+    /* The child over the span the valid rows' ranges cover, offsets rebased
+     * to it; null rows become empty. */
+    int64_t w = pt__type_list_view_width(v->type.id), lo = INT64_MAX, hi = 0, s, e;
+    for (int64_t k = 0; k < len; k++) {
+      if (!pt__view_is_valid(v, start + k)) continue;
+      pt__view_list_range(v, start + k, &s, &e);
+      if (e > s && s < lo) lo = s;
+      if (e > s && e > hi) hi = e;
+    }
+    if (hi == 0) lo = 0;
+    uint8_t *offsets = pt__buffer_alloc_zeroed(len * w);
+    uint8_t *sizes = pt__buffer_alloc_zeroed(len * w);
+    if (offsets) pt__array_set_buffer(out, 1, offsets, true);
+    if (sizes) pt__array_set_buffer(out, 2, sizes, true);
+    if (offsets == NULL || sizes == NULL) { rc = copy_oom(err); goto release_out; }
+    for (int64_t k = 0; k < len; k++) {
+      if (!pt__view_is_valid(v, start + k)) continue;
+      pt__view_list_range(v, start + k, &s, &e);
+      int64_t o = e > s ? s - lo : 0;
+      if (w == 4) {
+        pt__store_i32(offsets + k * 4, (int32_t)o);
+        pt__store_i32(sizes + k * 4, (int32_t)(e - s));
+      } else {
+        pt__store_i64(offsets + k * 8, o);
+        pt__store_i64(sizes + k * 8, e - s);
+      }
+    }
+    rc = copy_view(&v->children[0], lo, hi - lo, out->children[0], err);
+    if (rc != PT_OK) goto release_out;
   } else if (pt__type_is_view(v->type.id)) {
     /* One data buffer with the out-of-line bytes of the rows, in order. */
     int64_t total = 0, len_k;

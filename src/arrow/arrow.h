@@ -39,6 +39,9 @@ int pt__type_n_children(pt_type_id id);
 /* Bytes per value of a decimal type (4, 8, 16, 32); 0 for other types. */
 int pt__type_decimal_bytes(pt_type_id id);
 
+/* 4 for list_view, 8 for large_list_view (offsets and sizes), else 0. */
+int pt__type_list_view_width(pt_type_id id);
+
 /* Whether the id is a string or binary view. */
 bool pt__type_is_view(pt_type_id id);
 
@@ -122,7 +125,8 @@ typedef struct pt__view {
   const uint8_t *values;     /* buffer 1: fixed-width values or offsets;
                                 unions: buffer 0, the int8 type ids */
   const uint8_t *data;       /* buffer 2 of utf8/binary: the bytes; dense
-                                unions: buffer 1, the int32 offsets */
+                                unions: buffer 1, the int32 offsets; list
+                                views: buffer 2, the sizes */
   int8_t union_child[128];   /* unions: child index of each type id, or -1 */
   int64_t n_variadic;        /* string/binary views: data buffers (2..) */
   const uint8_t *const *variadic; /* their pointers (into array->buffers) */
@@ -183,7 +187,7 @@ bool pt__view_get_bool(const pt__view *v, int64_t i);
 /* utf8/binary (large too), string/binary views, fixed_size_binary, decimals (4 to 32 bytes),
  * day_time (8 bytes) and month_day_nano (16 bytes) intervals. */
 const uint8_t *pt__view_get_bytes(const pt__view *v, int64_t i, int64_t *len);
-/* list/large_list/fixed_size_list: child rows [*start, *end) of row i, in the
+/* list/large_list/fixed_size_list/map/list views: child rows [*start, *end) of row i, in the
  * child view's own indexing (i.e. already including the list's offsets). */
 void pt__view_list_range(const pt__view *v, int64_t i, int64_t *start, int64_t *end);
 /* Dictionary-encoded: the index at row i (into v->dictionary). */

@@ -30,6 +30,7 @@ struct pt_builder {
   bbuf values;         /* fixed-width values, bool bits, or offsets */
   bbuf data;           /* utf8/binary bytes; views: the one data buffer */
   bbuf view_sizes;     /* views: the C Data Interface's int64 size of data */
+  int64_t lv_end;      /* list views: child values when the last row closed */
   int64_t n_children;
   pt_builder **children;
   pt_builder *dictionary;
@@ -211,7 +212,10 @@ static int reserve_rows(pt_builder *b, int64_t n, bool for_null) {
     }
   }
   int64_t need = 0;
-  if (b->type.id == PT_TYPE_BOOL) need = (rows + 7) / 8;
+  int64_t lvw = pt__type_list_view_width(b->type.id);
+  if (lvw && bbuf_reserve(&b->data, rows * lvw) != PT_OK) return PT_ENOMEM;
+  if (lvw) need = rows * lvw;
+  else if (b->type.id == PT_TYPE_BOOL) need = (rows + 7) / 8;
   else if (pt__type_offsets_kind(b->type.id)) need = (rows + 1) * offset_width(b);
   else need = rows * value_bytes(b);
   if (need > 0 && bbuf_reserve(&b->values, need) != PT_OK) return PT_ENOMEM;
@@ -267,6 +271,17 @@ static int reserve_nulls(pt_builder *b, int64_t n) {
   return PT_OK;
 }
 
+/* Offset and size of list view row `row`. */
+static void put_list_view(pt_builder *b, int64_t row, int64_t offset, int64_t size) {
+  if (b->type.id == PT_TYPE_LIST_VIEW) {
+    pt__store_i32(b->values.p + row * 4, (int32_t)offset);
+    pt__store_i32(b->data.p + row * 4, (int32_t)size);
+  } else {
+    pt__store_i64(b->values.p + row * 8, offset);
+    pt__store_i64(b->data.p + row * 8, size);
+  }
+}
+
 static void commit_nulls(pt_builder *b, int64_t n) {
   /* The values of null rows stay zero and their validity bits stay clear. */
   switch (b->type.id) {
@@ -293,6 +308,11 @@ static void commit_nulls(pt_builder *b, int64_t n) {
       break;
     case PT_TYPE_FIXED_SIZE_LIST:
       commit_nulls(b->children[0], n * b->type.list_size);
+      break;
+    case PT_TYPE_LIST_VIEW:
+    case PT_TYPE_LARGE_LIST_VIEW:
+      /* Empty ranges at the end of the child (sizes stay zero). */
+      for (int64_t i = 0; i < n; i++) put_list_view(b, b->length + i, b->lv_end, 0);
       break;
     default:
       if (pt__type_offsets_kind(b->type.id)) {
@@ -533,6 +553,18 @@ int pt_builder_append_row(pt_builder *b) {
       commit_valid_row(b);
       return PT_OK;
     }
+    case PT_TYPE_LIST_VIEW:
+    case PT_TYPE_LARGE_LIST_VIEW: {
+      int64_t end = b->children[0]->length;
+      if (b->type.id == PT_TYPE_LIST_VIEW && end > INT32_MAX)
+        return fail(b, PT_ERANGE,
+                    "list_view column would exceed %d values; use large_list_view", INT32_MAX);
+      if (reserve_rows(b, 1, false) != PT_OK) return fail_oom(b);
+      put_list_view(b, b->length, b->lv_end, end - b->lv_end);
+      b->lv_end = end;
+      commit_valid_row(b);
+      return PT_OK;
+    }
     case PT_TYPE_FIXED_SIZE_LIST: {
       int64_t want = (b->length + 1) * b->type.list_size;
       if (b->children[0]->length != want)
@@ -622,6 +654,14 @@ static int check_complete(pt_builder *b, pt_error *err) {
     case PT_TYPE_LARGE_LIST:
     case PT_TYPE_MAP:
       if (b->children[0]->length != last_offset(b)) goto unclosed;
+      break;
+    case PT_TYPE_LIST_VIEW:
+    case PT_TYPE_LARGE_LIST_VIEW:
+      if (b->children[0]->length != b->lv_end)
+        return pt__errorf(err, PT_ESTATE,
+                          "%lld child values were appended after the last list view row; "
+                          "close each row with pt_builder_append_row",
+                          (long long)(b->children[0]->length - b->lv_end));
       break;
     case PT_TYPE_FIXED_SIZE_LIST:
       if (b->children[0]->length != b->length * b->type.list_size)
@@ -729,6 +769,7 @@ static void commit(pt_builder *b, struct ArrowArray *out) {
     b->values = (bbuf){0};
   }
   if (nb >= 3) {
+    b->lv_end = 0;
     if (pt__type_is_view(b->type.id)) {
       pt__store_i64(b->view_sizes.p, b->data.len);
       pt__array_set_buffer(out, 3, b->view_sizes.p, true);

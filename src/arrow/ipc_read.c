@@ -352,6 +352,7 @@ static int64_t size_of(const struct ArrowArray *array, int64_t i, void *arg) {
 static const char *buffer_role(pt_type_id id, int i) {
   if (pt__type_is_union(id)) return i == 0 ? "type ids" : "offsets";
   if (pt__type_is_view(id) && i > 0) return i == 1 ? "views" : "data";
+  if (pt__type_list_view_width(id) && i > 0) return i == 1 ? "offsets" : "sizes";
   if (i == 0) return "validity";
   if (i == 2) return "data";
   if (pt__type_offsets_kind(id)) return "offsets";
@@ -362,6 +363,7 @@ static const char *buffer_role(pt_type_id id, int i) {
 static int64_t buffer_align(const pt_type *t, int i) {
   if (pt__type_is_union(t->id)) return i == 1 ? 4 : 1;
   if (pt__type_is_view(t->id)) return i == 1 ? 4 : 1;
+  if (pt__type_list_view_width(t->id)) return i == 0 ? 1 : pt__type_list_view_width(t->id);
   if (i != 1) return 1;
   int ok = pt__type_offsets_kind(t->id);
   if (ok) return ok == 1 ? 4 : 8;
@@ -1138,7 +1140,7 @@ static int concat(reader *r, const struct ArrowSchema *schema, const struct Arro
   pt_type t;
   PT_RETURN_NOT_OK(pt_type_parse(schema, &t, err));
   if (depth > PT_IPC_MAX_NESTING + 8) return pt__errorf(err, PT_EINTERNAL, "nesting too deep");
-  if (pt__type_is_union(t.id) || pt__type_is_view(t.id))
+  if (pt__type_is_union(t.id) || pt__type_is_view(t.id) || pt__type_list_view_width(t.id))
     return pt__errorf(err, PT_ENOTSUP,
                       "dictionary deltas of values holding unions or views are not supported; write "
                       "the whole dictionary again (a replacement)");

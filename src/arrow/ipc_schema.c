@@ -220,6 +220,8 @@ static void encode_type(pt__fb_builder *b, const pt_type *t, bool keys_sorted, u
       break;
     case PT_TYPE_STRUCT: *tag = PT_FBT_STRUCT; break;
     case PT_TYPE_STRING_VIEW: *tag = PT_FBT_UTF8_VIEW; break;
+    case PT_TYPE_LIST_VIEW: *tag = PT_FBT_LIST_VIEW; break;
+    case PT_TYPE_LARGE_LIST_VIEW: *tag = PT_FBT_LARGE_LIST_VIEW; break;
     case PT_TYPE_BINARY_VIEW: *tag = PT_FBT_BINARY_VIEW; break;
     case PT_TYPE_SPARSE_UNION:
     case PT_TYPE_DENSE_UNION:
@@ -539,8 +541,8 @@ static int type_format(const pt__fb_table *field, uint32_t n_kids, char **fmt, i
     case PT_FBT_RUN_END_ENCODED: return not_supported(err, "run_end_encoded");
     case PT_FBT_BINARY_VIEW: simple = "vz"; break;
     case PT_FBT_UTF8_VIEW: simple = "vu"; break;
-    case PT_FBT_LIST_VIEW: return not_supported(err, "list_view");
-    case PT_FBT_LARGE_LIST_VIEW: return not_supported(err, "large_list_view");
+    case PT_FBT_LIST_VIEW: simple = "+vl"; *n_children = 1; break;
+    case PT_FBT_LARGE_LIST_VIEW: simple = "+vL"; *n_children = 1; break;
     default: return pt__errorf(err, PT_EFORMAT, "unknown type tag %d", tag);
   }
   if (t.r->bad) return fb_bad(t.r, err);

@@ -173,6 +173,13 @@ static int plan_view(plan *p, const pt__view *v, int64_t start, int64_t len) {
   int ok = pt__type_offsets_kind(t->id);
   int64_t bw = pt__type_bit_width(t);
   if (t->id == PT_TYPE_BOOL) return plan_bitmap(p, v->values, phys, len);
+  if (pt__type_list_view_width(t->id)) {
+    /* Offsets and sizes of the rows; the child whole, which they index. */
+    int64_t w = pt__type_list_view_width(t->id);
+    PT_RETURN_NOT_OK(plan_buffer(p, len ? v->values + phys * w : NULL, len * w, -1));
+    PT_RETURN_NOT_OK(plan_buffer(p, len ? v->data + phys * w : NULL, len * w, -1));
+    return plan_view(p, &v->children[0], 0, v->children[0].length);
+  }
   if (pt__type_is_view(t->id)) {
     /* The views of the rows; the data buffers whole, for the views to keep
      * their buffer indices and offsets. */

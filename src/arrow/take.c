@@ -239,6 +239,51 @@ static int gather(const pt__view *const *vs, int64_t n_chunks, const int32_t *ch
     rc = gather(child_vs, n_chunks, child_chunk, child_rows, total, depth + 1, out->children[0],
                 err);
     if (rc != PT_OK) goto release_out;
+  } else if (pt__type_list_view_width(v0->type.id)) {
+    /* The child rows of every valid taken row, in order; offsets follow. */
+    int64_t w = pt__type_list_view_width(v0->type.id), total = 0, s, e;
+    for (int64_t k = 0; k < n; k++) {
+      if (!pt__view_is_valid(VIEW(k), rows[k])) continue;
+      pt__view_list_range(VIEW(k), rows[k], &s, &e);
+      total += e - s;
+    }
+    if (w == 4 && total > INT32_MAX) {
+      rc = pt__errorf(err, PT_ERANGE,
+                      "taken rows hold more than 2^31-1 values, too many for 32-bit offsets; "
+                      "take fewer rows at once");
+      goto release_out;
+    }
+    uint8_t *offsets = pt__buffer_alloc_zeroed(n * w), *sizes = pt__buffer_alloc_zeroed(n * w);
+    if (offsets) pt__array_set_buffer(out, 1, offsets, true);
+    if (sizes) pt__array_set_buffer(out, 2, sizes, true);
+    child_rows = pt__malloc((size_t)(total ? total : 1) * sizeof *child_rows);
+    child_vs = pt__malloc((size_t)n_chunks * sizeof *child_vs);
+    if (chunk != NULL) child_chunk = pt__malloc((size_t)(total ? total : 1) * sizeof *child_chunk);
+    if (offsets == NULL || sizes == NULL || child_rows == NULL || child_vs == NULL ||
+        (chunk != NULL && child_chunk == NULL)) {
+      rc = oom(err);
+      goto release_out;
+    }
+    int64_t pos = 0;
+    for (int64_t k = 0; k < n; k++) {
+      if (!pt__view_is_valid(VIEW(k), rows[k])) continue;
+      pt__view_list_range(VIEW(k), rows[k], &s, &e);
+      if (w == 4) {
+        pt__store_i32(offsets + k * 4, (int32_t)pos);
+        pt__store_i32(sizes + k * 4, (int32_t)(e - s));
+      } else {
+        pt__store_i64(offsets + k * 8, pos);
+        pt__store_i64(sizes + k * 8, e - s);
+      }
+      for (int64_t r = s; r < e; r++, pos++) {
+        child_rows[pos] = r;
+        if (child_chunk) child_chunk[pos] = chunk[k];
+      }
+    }
+    for (int64_t c = 0; c < n_chunks; c++) child_vs[c] = &vs[c]->children[0];
+    rc = gather(child_vs, n_chunks, child_chunk, child_rows, total, depth + 1, out->children[0],
+                err);
+    if (rc != PT_OK) goto release_out;
   } else if (pt__type_is_view(v0->type.id)) {
     /* One data buffer with the out-of-line bytes of the rows, in order. */
     int64_t total = 0, len;
@@ -465,7 +510,9 @@ static uint64_t hash_value(const pt__view *v, int64_t i, int depth) {
     case PT_TYPE_LIST:
     case PT_TYPE_LARGE_LIST:
     case PT_TYPE_FIXED_SIZE_LIST:
-    case PT_TYPE_MAP: {
+    case PT_TYPE_MAP:
+    case PT_TYPE_LIST_VIEW:
+    case PT_TYPE_LARGE_LIST_VIEW: {
       int64_t s, e;
       pt__view_list_range(v, i, &s, &e);
       uint64_t h = mix64((uint64_t)(e - s) + 3);

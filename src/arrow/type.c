@@ -20,7 +20,9 @@ int pt__type_n_buffers(pt_type_id id) {
     case PT_TYPE_STRING:
     case PT_TYPE_LARGE_STRING:
     case PT_TYPE_BINARY:
-    case PT_TYPE_LARGE_BINARY: return 3;
+    case PT_TYPE_LARGE_BINARY:
+    case PT_TYPE_LIST_VIEW:
+    case PT_TYPE_LARGE_LIST_VIEW: return 3;
     /* validity, views, one data buffer, the data buffers' sizes: what
      * protium makes; foreign arrays may have any number of data buffers. */
     case PT_TYPE_STRING_VIEW:
@@ -85,7 +87,9 @@ int pt__type_n_children(pt_type_id id) {
     case PT_TYPE_LIST:
     case PT_TYPE_LARGE_LIST:
     case PT_TYPE_FIXED_SIZE_LIST:
-    case PT_TYPE_MAP: return 1;
+    case PT_TYPE_MAP:
+    case PT_TYPE_LIST_VIEW:
+    case PT_TYPE_LARGE_LIST_VIEW: return 1;
     case PT_TYPE_STRUCT:
     case PT_TYPE_SPARSE_UNION:
     case PT_TYPE_DENSE_UNION: return -1;
@@ -106,6 +110,10 @@ int pt__type_decimal_bytes(pt_type_id id) {
     case PT_TYPE_DECIMAL256: return 32;
     default: return 0;
   }
+}
+
+int pt__type_list_view_width(pt_type_id id) {
+  return id == PT_TYPE_LIST_VIEW ? 4 : id == PT_TYPE_LARGE_LIST_VIEW ? 8 : 0;
 }
 
 bool pt__type_is_view(pt_type_id id) {
@@ -299,8 +307,8 @@ static int parse_format(const char *f, pt_type *t, pt_error *err) {
         t->type_codes = f + 4;
         return PT_OK;
       }
-      if (strcmp(f, "+vl") == 0 || strcmp(f, "+vL") == 0)
-        return not_supported(err, f, "list view");
+      if (strcmp(f, "+vl") == 0) { t->id = PT_TYPE_LIST_VIEW; return PT_OK; }
+      if (strcmp(f, "+vL") == 0) { t->id = PT_TYPE_LARGE_LIST_VIEW; return PT_OK; }
       if (strcmp(f, "+r") == 0) return not_supported(err, f, "run-end encoded");
       return bad_format(err, f);
     default: return bad_format(err, f);
@@ -448,9 +456,13 @@ static int write_value_name(name_writer *w, const struct ArrowSchema *schema,
     case PT_TYPE_LIST:
     case PT_TYPE_LARGE_LIST:
     case PT_TYPE_FIXED_SIZE_LIST:
-      put(w, "%s<", t->id == PT_TYPE_LIST         ? "list"
-                    : t->id == PT_TYPE_LARGE_LIST ? "large_list"
-                                                  : "fixed_size_list");
+    case PT_TYPE_LIST_VIEW:
+    case PT_TYPE_LARGE_LIST_VIEW:
+      put(w, "%s<", t->id == PT_TYPE_LIST              ? "list"
+                    : t->id == PT_TYPE_LARGE_LIST      ? "large_list"
+                    : t->id == PT_TYPE_LIST_VIEW       ? "list_view"
+                    : t->id == PT_TYPE_LARGE_LIST_VIEW ? "large_list_view"
+                                                       : "fixed_size_list");
       if (write_name(w, schema->children[0], depth + 1) != 0) return -1;
       if (t->id == PT_TYPE_FIXED_SIZE_LIST) put(w, ">[%d]", t->list_size);
       else put(w, ">");

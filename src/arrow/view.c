@@ -272,6 +272,12 @@ void pt__view_list_range(const pt__view *v, int64_t i, int64_t *start, int64_t *
              v->type.id == PT_TYPE_MAP) {
     *start = pt__view_offset(v, j);
     *end = pt__view_offset(v, j + 1);
+  } else if (v->type.id == PT_TYPE_LIST_VIEW) {
+    *start = pt__load_i32(v->values + j * 4);
+    *end = *start + pt__load_i32(v->data + j * 4);
+  } else if (v->type.id == PT_TYPE_LARGE_LIST_VIEW) {
+    *start = pt__load_i64(v->values + j * 8);
+    *end = *start + pt__load_i64(v->data + j * 8);
   } else {
     *start = *end = 0;
   }
@@ -293,6 +299,7 @@ static int64_t known_size(const validate_ctx *c, const pt__view *v, int64_t i) {
 
 static const char *buffer_role(const pt__view *v, int64_t i) {
   if (pt__type_is_union(v->type.id)) return i == 0 ? "type ids buffer" : "offsets buffer";
+  if (pt__type_list_view_width(v->type.id) && i > 0) return i == 1 ? "offsets buffer" : "sizes buffer";
   if (pt__type_is_view(v->type.id) && i > 0)
     return i == 1 ? "views buffer" : i == v->array->n_buffers - 1 ? "buffer sizes" : "data buffer";
   if (i == 0) return "validity bitmap";
@@ -465,6 +472,27 @@ static int validate_views(const pt__view *v, const validate_ctx *c, pt_error *er
   return PT_OK;
 }
 
+/* Valid rows of a list view: offset and size non-negative, the range inside
+ * the child. Null rows are never read. */
+static int validate_list_views(const pt__view *v, const validate_ctx *c, pt_error *err) {
+  int64_t end = v->offset + v->length, w = pt__type_list_view_width(v->type.id);
+  PT_RETURN_NOT_OK(check_buffer(c, v, 1, end * w, err));
+  PT_RETURN_NOT_OK(check_buffer(c, v, 2, end * w, err));
+  int64_t child = v->children[0].length;
+  for (int64_t i = 0; i < v->length; i++) {
+    int64_t j = v->offset + i;
+    if (v->validity != NULL && !pt__bit_get(v->validity, j)) continue;
+    int64_t o = w == 4 ? pt__load_i32(v->values + j * 4) : pt__load_i64(v->values + j * 8);
+    int64_t n = w == 4 ? pt__load_i32(v->data + j * 4) : pt__load_i64(v->data + j * 8);
+    if (o < 0 || n < 0 || n > child || o > child - n)
+      return pt__errorf(err, PT_EFORMAT,
+                        "row %lld: list view of offset %lld and size %lld is outside the "
+                        "child's %lld values",
+                        (long long)i, (long long)o, (long long)n, (long long)child);
+  }
+  return PT_OK;
+}
+
 static int validate_node(const pt__view *v, const validate_ctx *c, int depth, pt_error *err) {
   int64_t end = v->offset + v->length; /* physical rows covered; no overflow (init) */
   const pt_type *t = &v->type;
@@ -493,6 +521,7 @@ static int validate_node(const pt__view *v, const validate_ctx *c, int depth, pt
   }
 
   if (pt__type_is_view(t->id)) return validate_views(v, c, err);
+  if (pt__type_list_view_width(t->id)) return validate_list_views(v, c, err);
   int64_t bw = pt__type_bit_width(t);
   int ok = pt__type_offsets_kind(t->id);
   if (bw > 0) {

@@ -529,6 +529,8 @@ static int write_value(const pt__view *v, int64_t i, pt_buf *b) {
     case PT_TYPE_LARGE_LIST:
     case PT_TYPE_FIXED_SIZE_LIST:
     case PT_TYPE_MAP: /* an array of {"key": k, "value": v} entries */
+    case PT_TYPE_LIST_VIEW:
+    case PT_TYPE_LARGE_LIST_VIEW:
       pt__view_list_range(v, i, &start, &end);
       PT_RETURN_NOT_OK(pt__buf_putc(b, '['));
       for (int64_t k = start; k < end; k++) {

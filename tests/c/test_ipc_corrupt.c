@@ -257,7 +257,6 @@ static void test_schema_errors(void **state) {
     uint8_t tag;
     const char *msg;
   } unsupported[] = {
-      {PT_FBT_LIST_VIEW, "ipc: schema: column 'c': type list_view is not supported yet"},
       {PT_FBT_RUN_END_ENCODED, "ipc: schema: column 'c': type run_end_encoded is not supported yet"},
   };
   for (size_t k = 0; k < sizeof unsupported / sizeof unsupported[0]; k++) {

@@ -60,7 +60,7 @@ static const char *const all_columns[] = {
     "n", "b", "i8", "u8", "i16", "u16", "i32", "u32", "i64", "u64", "f16", "f32", "f64",
     "s", "ls", "bin", "lbin", "fsb", "d", "ts", "tsn", "dur", "dec", "lst", "llst", "fsl",
     "st", "dict", "dict_st", "dict_lst", "d64", "t32", "t64", "ivm", "ivd", "ivn", "dec32",
-    "dec64", "dec256", "map", "sv", "su", "du"};
+    "dec64", "dec256", "map", "lv", "sv", "su", "du"};
 /* The union columns, last: they cannot be hash keys. */
 #define N_HASHABLE_COLUMNS (N_ALL_COLUMNS - 2)
 #define N_ALL_COLUMNS ((int64_t)(sizeof all_columns / sizeof all_columns[0]))
@@ -113,6 +113,10 @@ static void make_all_schema(struct ArrowSchema *s) {
   schema_node(s->children[k]->children[0]->children[0], "u", "key", 0);
   s->children[k]->children[0]->children[0]->flags = 0;
   schema_node(s->children[k]->children[0]->children[1], "i", "value", 0);
+  k++;
+  /* lv: large_list_view<int16> */
+  schema_node(s->children[k], "+vL", all_columns[k], 1);
+  schema_node(s->children[k]->children[0], "s", "item", 0);
   k++;
   schema_node(s->children[k], "vu", all_columns[k], 0); /* sv: string_view */
   k++;
@@ -276,6 +280,15 @@ static void make_all_batch(const struct ArrowSchema *schema, int64_t rows, int s
           break;
         }
         case 40: {
+          pt_builder *item = pt_builder_child(b, 0);
+          for (int64_t k = 0; k < v % 4; k++) {
+            if ((v + k) % 5 == 0) B(pt_builder_append_null(item, 1));
+            else B(pt_builder_append_int(item, (v * 4 + k) % 30000));
+          }
+          B(pt_builder_append_row(b));
+          break;
+        }
+        case 41: {
           /* Inline (up to 12 bytes) and out-of-line views. */
           char text[64];
           int n = snprintf(text, sizeof text, "%.*s%lld", (int)(v % 20), "abcdefghijklmnopqrst",
@@ -283,7 +296,7 @@ static void make_all_batch(const struct ArrowSchema *schema, int64_t rows, int s
           B(pt_builder_append_bytes(b, text, n));
           break;
         }
-        case 41:
+        case 42:
           if (v % 3 == 0) {
             B(pt_builder_append_int(pt_builder_child(b, 0), v));
             B(pt_builder_append_union(b, 2));
@@ -293,7 +306,7 @@ static void make_all_batch(const struct ArrowSchema *schema, int64_t rows, int s
             B(pt_builder_append_union(b, 9));
           }
           break;
-        case 42:
+        case 43:
           if (v % 2 == 0) {
             if (v % 10 == 4) B(pt_builder_append_null(pt_builder_child(b, 0), 1));
             else B(pt_builder_append_int(pt_builder_child(b, 0), -v));
@@ -364,7 +377,9 @@ static int values_equal(const pt__view *a, int64_t i, const pt__view *b, int64_t
     case PT_TYPE_LIST:
     case PT_TYPE_LARGE_LIST:
     case PT_TYPE_FIXED_SIZE_LIST:
-    case PT_TYPE_MAP: {
+    case PT_TYPE_MAP:
+    case PT_TYPE_LIST_VIEW:
+    case PT_TYPE_LARGE_LIST_VIEW: {
       int64_t s1, e1, s2, e2;
       pt__view_list_range(a, i, &s1, &e1);
       pt__view_list_range(b, j, &s2, &e2);

@@ -451,6 +451,35 @@ static void test_views(void **state) {
   assert_string_equal(err.message, "column 'v': string_view array needs 4 buffers but has 2");
 }
 
+static void test_list_views(void **state) {
+  /* Rows: [3, 4], [1, 2, 3] (overlapping), null (garbage range), [] */
+  static const int64_t items[] = {1, 2, 3, 4};
+  static const int32_t offsets[] = {2, 0, 99, 1};
+  static int32_t sizes[] = {2, 3, 7, 0};
+  static const uint8_t valid[] = {0x0b};
+  struct ArrowSchema *ls = S("+vl", "v", NULLABLE, 1, S("l", "item", NULLABLE, 0));
+  struct ArrowArray *la = A(4, 1, 0, 3, valid, offsets, sizes, 1,
+                            A(4, 0, 0, 2, NULL, items, NULL, 0));
+  EXPECT_VALUES(ls, la, "[3, 4]", "[1, 2, 3]", "null", "[]");
+  pt_error err;
+  struct ArrowSchema *bs = S("+s", "", 0, 1, ls);
+  struct ArrowArray *ba = A(4, 0, 0, 1, NULL, NULL, NULL, 1, la);
+  assert_int_equal(pt_array_validate(bs, ba, &err), PT_OK);
+  sizes[1] = 5;
+  assert_int_equal(pt_array_validate(bs, ba, &err), PT_EFORMAT);
+  assert_string_equal(err.message, "column 'v': row 1: list view of offset 0 and size 5 is "
+                                   "outside the child's 4 values");
+  sizes[1] = 3;
+  /* A copy is compact: the span the valid rows cover. */
+  struct ArrowArray copy;
+  assert_int_equal(pt_array_copy(ls, la, &copy, &err), PT_OK);
+  assert_int_equal(copy.children[0]->length, 4);
+  assert_int_equal(pt__load_i32((const uint8_t *)copy.buffers[1] + 8), 0); /* the null row */
+  assert_int_equal(pt__load_i32((const uint8_t *)copy.buffers[2] + 8), 0);
+  expect_values(ls, &copy, (const char *[]){"[3, 4]", "[1, 2, 3]", "null", "[]", NULL});
+  copy.release(&copy);
+}
+
 static void test_intervals(void **state) {
   static const int32_t months[] = {0, -1, INT32_MAX};
   EXPECT_VALUES(COL("tiM"), A(3, 0, 0, 2, NULL, months, NULL, 0), "0", "-1", "2147483647");
@@ -698,6 +727,7 @@ int main(void) {
       cmocka_unit_test_teardown(test_maps, arena_teardown),
       cmocka_unit_test_teardown(test_unions, arena_teardown),
       cmocka_unit_test_teardown(test_views, arena_teardown),
+      cmocka_unit_test_teardown(test_list_views, arena_teardown),
       cmocka_unit_test_teardown(test_decimal_widths, arena_teardown),
       cmocka_unit_test_teardown(test_lists, arena_teardown),
       cmocka_unit_test_teardown(test_structs_and_nesting, arena_teardown),

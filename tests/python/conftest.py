@@ -133,6 +133,25 @@ def _union(mode: str, children: dict[str, Maker], codes: list[int]) -> Maker:
     return make
 
 
+def _list_view_of(inner: Maker, large: bool = False) -> Maker:
+    """List views whose rows are ranges of the child in any order, some
+    overlapping, some empty, with null rows and null elements."""
+
+    def make(n: int, rng: random.Random) -> pa.Array:
+        values = inner(n * 2 + 5, rng)
+        offsets, sizes = [], []
+        for _ in range(n):
+            size = rng.randint(0, 5)
+            offsets.append(rng.randint(0, len(values) - size))
+            sizes.append(size)
+        typ = pa.int64() if large else pa.int32()
+        cls = pa.LargeListViewArray if large else pa.ListViewArray
+        return cls.from_arrays(pa.array(offsets, typ), pa.array(sizes, typ), values,
+                               mask=pa.array(_mask(n, rng)))
+
+    return make
+
+
 def _month_day_nano(n: int, rng: random.Random) -> pa.Array:
     values = [
         (rng.randint(-(2**31), 2**31 - 1), rng.randint(-(2**31), 2**31 - 1),
@@ -269,6 +288,11 @@ COLUMNS: dict[str, Maker] = {
         pa.string_view(),
     ),
     "list_string_view": _list_of(_strings(pa.string_view()), pa.list_),
+    "list_view_int32": _list_view_of(_ints(-100, 100, pa.int32())),
+    "large_list_view_utf8": _list_view_of(_strings(pa.utf8()), large=True),
+    "list_view_struct": _list_view_of(
+        _struct({"a": (_ints(0, 9, pa.int8()), True), "v": (_strings(pa.string_view()), True)})
+    ),
     "sparse_union": _union(
         "sparse", {"i": _ints(-100, 100, pa.int32()), "s": _strings(pa.utf8())}, [3, 7]
     ),

@@ -207,6 +207,14 @@ def column_texts(arr: pa.Array) -> list[str]:
             j = (arr.offset + i) * n
             rows.append("[" + ", ".join(items[j : j + n]) + "]")
         return per_row(rows)
+    if pa.types.is_list_view(t) or pa.types.is_large_list_view(t):
+        items = column_texts(arr.values)
+        width = np.int32 if pa.types.is_list_view(t) else np.int64
+        offs = np.frombuffer(arr.buffers()[1], width)[arr.offset:]
+        sizes = np.frombuffer(arr.buffers()[2], width)[arr.offset:]
+        return per_row(
+            ["[" + ", ".join(items[offs[i] : offs[i] + sizes[i]]) + "]" for i in range(len(arr))]
+        )
     if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_map(t):
         items = column_texts(arr.values)
         offs = arr.offsets.to_pylist()
@@ -331,6 +339,12 @@ def every_type_batch(n: int = 7) -> pa.RecordBatch:
             pa.array([5, 5, 2, 2, 5, 2, 5], pa.int8()), pa.array([0, 1, 0, 1, 2, 2, 3], pa.int32()),
             [pa.array([1.5, None, 0.25]), pa.array([[1], [], None, [None, 2]], pa.list_(pa.int8()))],
             ["f", "l"], [2, 5]),
+        "list_view": pa.ListViewArray.from_arrays(
+            pa.array([3, 0, 1, 0, 2, 4, 0], pa.int32()), pa.array([2, 3, 0, 1, 3, 1, 0], pa.int32()),
+            pa.array([1, None, 3, 4, 5]), mask=pa.array([False] * 6 + [True])),
+        "large_list_view": pa.LargeListViewArray.from_arrays(
+            pa.array([0, 0, 1, 2, 0, 1, 0], pa.int64()), pa.array([1, 2, 1, 0, 3, 2, 0], pa.int64()),
+            pa.array(["a", "bb", None])),
         "map_sorted": pa.array([[(1, [1.5])], [(2, None), (3, [])], [], None, [], [(9, [None])], None],
                                pa.map_(pa.int64(), pa.list_(pa.float64()), keys_sorted=True)),
         "dict_int32": pa.DictionaryArray.from_arrays(
