@@ -164,6 +164,8 @@ typedef enum pt_type_id {
   PT_TYPE_LIST_VIEW,       /* int32 offsets and sizes: rows are any ranges of
                               the child, in any order, overlapping or not */
   PT_TYPE_LARGE_LIST_VIEW, /* the same with int64 offsets and sizes */
+  PT_TYPE_RUN_END_ENCODED, /* no buffers; children: run ends (int16/32/64,
+                              increasing, not null) and the runs' values */
   PT_TYPE_COUNT_ /* not a type: the number of type ids */
 } pt_type_id;
 
@@ -291,6 +293,11 @@ int pt_builder_append_decimal_string(pt_builder *b, const char *text);
  * builders since the previous one. For fixed_size_list the child must have
  * received exactly list_size values. */
 int pt_builder_append_row(pt_builder *b);
+/* Closes one run of n rows (n >= 1) of a run-end encoded builder, whose
+ * value was appended to the values builder (pt_builder_child(b, 1)); the run
+ * ends (child 0) are kept here. pt_builder_append_null(b, n) appends a run
+ * of n nulls. */
+int pt_builder_append_run(pt_builder *b, int64_t n);
 /* Closes one union row: its value was appended to the child whose type id
  * is type_id (for sparse unions, only to that child: the others get a null
  * here). A null row of a union (pt_builder_append_null) is a null of its

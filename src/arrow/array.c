@@ -248,6 +248,14 @@ int pt_array_is_valid(const struct ArrowSchema *schema, const struct ArrowArray 
   pt_type t;
   if (pt_type_parse(schema, &t, NULL) != PT_OK || array == NULL) return 0;
   if (t.id == PT_TYPE_NA) return 0;
+  if (pt__type_is_union(t.id) || t.id == PT_TYPE_RUN_END_ENCODED) {
+    /* No bitmap of their own: the value's validity decides. */
+    pt__view v;
+    if (pt__view_init(&v, schema, array, NULL) != PT_OK) return 0;
+    int valid = i >= 0 && i < v.length && pt__view_is_valid(&v, i);
+    pt__view_reset(&v);
+    return valid;
+  }
   if (array->n_buffers < 1 || array->buffers == NULL || array->buffers[0] == NULL) return 1;
   return pt__bit_get(array->buffers[0], array->offset + i);
 }
@@ -270,6 +278,32 @@ static int copy_oom(pt_error *err) {
 
 static int copy_view(const pt__view *v, int64_t start, int64_t len, struct ArrowArray *out,
                      pt_error *err);
+
+/* The run-end encoded part of copy_view (out made): the runs rows [start,
+ * start+len) of the view touch, their ends rebased to the rows. */
+static int copy_ree(const pt__view *v, int64_t start, int64_t len, struct ArrowArray *out,
+                    pt_error *err) {
+  out->null_count = 0;
+  const pt__view *ends = &v->children[0];
+  int64_t w = pt__type_bit_width(&ends->type) / 8, k0 = 0, n = 0;
+  if (len > 0) {
+    k0 = pt__view_ree_run(v, start);
+    n = pt__view_ree_run(v, start + len - 1) - k0 + 1;
+  }
+  struct ArrowArray *e = out->children[0];
+  PT_RETURN_NOT_OK(pt__array_init(e, 2, 0, false, err));
+  e->length = n;
+  e->null_count = 0;
+  uint8_t *buf = pt__buffer_alloc_zeroed(n * w);
+  if (buf == NULL) return copy_oom(err);
+  pt__array_set_buffer(e, 1, buf, true);
+  int64_t first = v->offset + start;
+  for (int64_t k = 0; k < n; k++) {
+    int64_t end = pt__view_get_int(ends, k0 + k) - first;
+    pt__store_run_end(buf + k * w, w, end < len ? end : len);
+  }
+  return copy_view(&v->children[1], k0, n, out->children[1], err);
+}
 
 /* The union part of copy_view (out made, first the physical first row):
  * type ids copied; sparse children sliced as struct children are; each
@@ -324,6 +358,11 @@ static int copy_view(const pt__view *v, int64_t start, int64_t len, struct Arrow
 
   if (v->type.id == PT_TYPE_NA) {
     out->null_count = len;
+    return PT_OK;
+  }
+  if (v->type.id == PT_TYPE_RUN_END_ENCODED) {
+    rc = copy_ree(v, start, len, out, err);
+    if (rc != PT_OK) goto release_out;
     return PT_OK;
   }
   if (pt__type_is_union(v->type.id)) {

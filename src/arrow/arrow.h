@@ -161,11 +161,29 @@ bool pt__offsets_sorted(const uint8_t *o, int64_t n, int width);
 /* Element access; i is relative to the view (the array offset is added
  * inside). No bounds checks: validate first. */
 bool pt__view_union_valid(const pt__view *v, int64_t i);
+bool pt__view_ree_valid(const pt__view *v, int64_t i);
 static inline bool pt__view_is_valid(const pt__view *v, int64_t i) {
   if (v->type.id == PT_TYPE_NA) return false;
   if (v->validity == NULL && pt__type_is_union(v->type.id)) return pt__view_union_valid(v, i);
+  if (v->type.id == PT_TYPE_RUN_END_ENCODED) return pt__view_ree_valid(v, i);
   return v->validity == NULL || pt__bit_get(v->validity, v->offset + i);
 }
+/* Row i of a run-end encoded view: the index of its run, i.e. its row in
+ * the values child (children[1]) view's own indexing. Binary search. */
+int64_t pt__view_ree_run(const pt__view *v, int64_t i);
+
+/* Stores run end v (int16/32/64 as the run ends' width w bytes) at p. */
+static inline void pt__store_run_end(uint8_t *p, int64_t w, int64_t v) {
+  if (w == 2) {
+    int16_t s = (int16_t)v;
+    memcpy(p, &s, 2);
+  } else if (w == 4) {
+    pt__store_i32(p, (int32_t)v);
+  } else {
+    pt__store_i64(p, v);
+  }
+}
+
 /* Row i of a union view: the index of the child holding its value, and
  * *row, that value's row in the child view's own indexing. */
 static inline int pt__view_union_at(const pt__view *v, int64_t i, int64_t *row) {

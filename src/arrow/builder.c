@@ -196,7 +196,7 @@ static int64_t value_bytes(const pt_builder *b) {
  * far, when for_null and there is none yet) and in the values or offsets. */
 static int reserve_rows(pt_builder *b, int64_t n, bool for_null) {
   int64_t rows = b->length + n;
-  if (b->type.id == PT_TYPE_NA) return PT_OK;
+  if (b->type.id == PT_TYPE_NA || b->type.id == PT_TYPE_RUN_END_ENCODED) return PT_OK;
   if (pt__type_is_union(b->type.id)) {
     /* values: the int8 type ids; data: a dense union's int32 offsets. */
     if (bbuf_reserve(&b->values, rows > 0 ? rows : 1) != PT_OK) return PT_ENOMEM;
@@ -329,6 +329,11 @@ static void commit_nulls(pt_builder *b, int64_t n) {
 int pt_builder_append_null(pt_builder *b, int64_t n) {
   if (n < 0) return fail(b, PT_EINVAL, "cannot append %lld nulls", (long long)n);
   if (n == 0) return PT_OK;
+  if (b->type.id == PT_TYPE_RUN_END_ENCODED) {
+    /* One run of a null value. */
+    PT_RETURN_NOT_OK(pt_builder_append_null(b->children[1], 1));
+    return pt_builder_append_run(b, n);
+  }
   if (pt__type_is_union(b->type.id) && b->n_children == 0)
     return fail(b, PT_EINVAL, "a union without children cannot hold a null");
   if (reserve_nulls(b, n) != PT_OK) return fail_oom(b);
@@ -585,6 +590,27 @@ int pt_builder_append_row(pt_builder *b) {
   }
 }
 
+int pt_builder_append_run(pt_builder *b, int64_t n) {
+  if (b->type.id != PT_TYPE_RUN_END_ENCODED) {
+    char name[128];
+    return fail(b, PT_EINVAL, "append_run is for run-end encoded builders, not %s",
+                type_name(b, name, sizeof name));
+  }
+  pt_builder *ends = b->children[0], *values = b->children[1];
+  if (n < 1) return fail(b, PT_EINVAL, "a run needs at least 1 row, not %lld", (long long)n);
+  if (values->length != ends->length + 1)
+    return fail(b, PT_ESTATE,
+                "run %lld: the values child has %lld values, expected %lld (append the run's "
+                "value to it first)",
+                (long long)ends->length, (long long)values->length, (long long)ends->length + 1);
+  int64_t end;
+  if (pt__add_overflow(b->length, n, &end)) return fail(b, PT_ERANGE, "too many rows");
+  /* The run ends' builder checks the range of their type. */
+  PT_RETURN_NOT_OK(pt_builder_append_int(ends, end));
+  b->length = end;
+  return PT_OK;
+}
+
 int pt_builder_append_union(pt_builder *b, int type_id) {
   if (!pt__type_is_union(b->type.id)) {
     char name[128];
@@ -632,6 +658,13 @@ int pt_builder_append_union(pt_builder *b, int type_id) {
 /* What finish would produce must be a consistent array; say what is off. */
 static int check_complete(pt_builder *b, pt_error *err) {
   switch (b->type.id) {
+    case PT_TYPE_RUN_END_ENCODED:
+      if (b->children[1]->length != b->children[0]->length)
+        return pt__errorf(err, PT_ESTATE,
+                          "run-end encoded has %lld runs but %lld values; close each run with "
+                          "pt_builder_append_run",
+                          (long long)b->children[0]->length, (long long)b->children[1]->length);
+      break;
     case PT_TYPE_SPARSE_UNION:
       for (int64_t i = 0; i < b->n_children; i++)
         if (b->children[i]->length != b->length)

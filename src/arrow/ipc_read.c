@@ -548,6 +548,7 @@ static int decode_node(decoder *d, const struct ArrowSchema *schema, struct Arro
     return pt__errorf(err, PT_EFORMAT, "field node %u has length %lld and null count %lld", index,
                       (long long)length, (long long)nulls);
   if (t.id == PT_TYPE_NA) nulls = length;
+  if (t.id == PT_TYPE_RUN_END_ENCODED) nulls = 0; /* nulls are the values' */
   if (pt__type_is_union(t.id)) {
     nulls = 0; /* a union has no nulls of its own */
     if (d->v4) {
@@ -1140,7 +1141,8 @@ static int concat(reader *r, const struct ArrowSchema *schema, const struct Arro
   pt_type t;
   PT_RETURN_NOT_OK(pt_type_parse(schema, &t, err));
   if (depth > PT_IPC_MAX_NESTING + 8) return pt__errorf(err, PT_EINTERNAL, "nesting too deep");
-  if (pt__type_is_union(t.id) || pt__type_is_view(t.id) || pt__type_list_view_width(t.id))
+  if (pt__type_is_union(t.id) || pt__type_is_view(t.id) || pt__type_list_view_width(t.id) ||
+      t.id == PT_TYPE_RUN_END_ENCODED)
     return pt__errorf(err, PT_ENOTSUP,
                       "dictionary deltas of values holding unions or views are not supported; write "
                       "the whole dictionary again (a replacement)");

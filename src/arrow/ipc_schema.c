@@ -1,7 +1,7 @@
 /* ipc_schema.c — the Schema flatbuffer of Arrow IPC to and from ArrowSchema
  * trees: field names, nullability, types, custom metadata and the
- * DictionaryEncoding of dictionary-encoded fields (with their ids). Types
- * protium has no pt_type_id for are refused with PT_ENOTSUP naming the type.
+ * DictionaryEncoding of dictionary-encoded fields (with their ids): every
+ * type of the format.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -220,6 +220,7 @@ static void encode_type(pt__fb_builder *b, const pt_type *t, bool keys_sorted, u
       break;
     case PT_TYPE_STRUCT: *tag = PT_FBT_STRUCT; break;
     case PT_TYPE_STRING_VIEW: *tag = PT_FBT_UTF8_VIEW; break;
+    case PT_TYPE_RUN_END_ENCODED: *tag = PT_FBT_RUN_END_ENCODED; break;
     case PT_TYPE_LIST_VIEW: *tag = PT_FBT_LIST_VIEW; break;
     case PT_TYPE_LARGE_LIST_VIEW: *tag = PT_FBT_LARGE_LIST_VIEW; break;
     case PT_TYPE_BINARY_VIEW: *tag = PT_FBT_BINARY_VIEW; break;
@@ -384,10 +385,6 @@ cleanup:
   return rc;
 }
 
-static int not_supported(pt_error *err, const char *what) {
-  return pt__errorf(err, PT_ENOTSUP, "type %s is not supported yet", what);
-}
-
 static const char unit_chars[4] = {'s', 'm', 'u', 'n'};
 
 /* The C Data Interface format of the Field's type; *fmt is owned. */
@@ -538,7 +535,7 @@ static int type_format(const pt__fb_table *field, uint32_t n_kids, char **fmt, i
       *n_children = 1;
       if (pt__fb_bool(&t, 0, false)) *keys_sorted = true;
       break;
-    case PT_FBT_RUN_END_ENCODED: return not_supported(err, "run_end_encoded");
+    case PT_FBT_RUN_END_ENCODED: simple = "+r"; *n_children = 2; break;
     case PT_FBT_BINARY_VIEW: simple = "vz"; break;
     case PT_FBT_UTF8_VIEW: simple = "vu"; break;
     case PT_FBT_LIST_VIEW: simple = "+vl"; *n_children = 1; break;

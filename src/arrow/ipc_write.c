@@ -139,6 +139,27 @@ static int plan_view(plan *p, const pt__view *v, int64_t start, int64_t len) {
   const pt_type *t = &v->type;
   int64_t phys = v->offset + start;
   int64_t nulls;
+  if (t->id == PT_TYPE_RUN_END_ENCODED) {
+    /* The runs the rows touch, their ends rebased to the rows (IPC has no
+     * offset for the parent to carry). */
+    PT_RETURN_NOT_OK(plan_node(p, len, 0));
+    const pt__view *ends = &v->children[0];
+    int64_t w = pt__type_bit_width(&ends->type) / 8, k0 = 0, n = 0;
+    if (len > 0) {
+      k0 = pt__view_ree_run(v, start);
+      n = pt__view_ree_run(v, start + len - 1) - k0 + 1;
+    }
+    uint8_t *buf = plan_alloc(p, n * w);
+    if (buf == NULL) return PT_ENOMEM;
+    for (int64_t k = 0; k < n; k++) {
+      int64_t e = pt__view_get_int(ends, k0 + k) - phys;
+      pt__store_run_end(buf + k * w, w, e < len ? e : len);
+    }
+    PT_RETURN_NOT_OK(plan_node(p, n, 0));
+    PT_RETURN_NOT_OK(plan_buffer(p, NULL, 0, 0));
+    PT_RETURN_NOT_OK(plan_buffer(p, buf, n * w, -1));
+    return plan_view(p, &v->children[1], k0, n);
+  }
   if (pt__type_is_union(t->id)) {
     /* No validity buffer (V5). Sparse children are sliced with the rows;
      * dense ones are written whole, so that the offsets stay as they are. */

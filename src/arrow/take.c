@@ -86,6 +86,56 @@ done:
 #undef VIEW
 }
 
+/* The run-end encoded part of gather (out made): one run per taken row,
+ * merged with the one before when both are the same run of one chunk. */
+static int gather_ree(const pt__view *const *vs, int64_t n_chunks, const int32_t *chunk,
+                      const int64_t *rows, int64_t n, int depth, struct ArrowArray *out,
+                      pt_error *err) {
+#define VIEW(k) (chunk ? vs[chunk[k]] : vs[0])
+  const pt__view *v0 = vs[0];
+  out->null_count = 0;
+  int64_t w = pt__type_bit_width(&v0->children[0].type) / 8;
+  int64_t max = w == 2 ? INT16_MAX : w == 4 ? INT32_MAX : INT64_MAX;
+  if (n > max)
+    return pt__errorf(err, PT_ERANGE,
+                      "taking %lld rows of a run-end encoded column with %d-bit run ends; take "
+                      "fewer rows at once", (long long)n, (int)(w * 8));
+  int rc = PT_OK;
+  int64_t *run_rows = pt__malloc((size_t)(n ? n : 1) * sizeof *run_rows);
+  int32_t *run_chunk = chunk ? pt__malloc((size_t)(n ? n : 1) * sizeof *run_chunk) : NULL;
+  uint8_t *ends = pt__buffer_alloc_zeroed(n * w);
+  const pt__view **child_vs = pt__malloc((size_t)n_chunks * sizeof *child_vs);
+  struct ArrowArray *e = out->children[0];
+  if (run_rows == NULL || (chunk && run_chunk == NULL) || ends == NULL || child_vs == NULL ||
+      (rc = pt__array_init(e, 2, 0, false, err)) != PT_OK) {
+    pt__free(ends);
+    if (rc == PT_OK) rc = oom(err);
+    goto done;
+  }
+  pt__array_set_buffer(e, 1, ends, true);
+  int64_t runs = 0;
+  for (int64_t k = 0; k < n; k++) {
+    int64_t r = pt__view_ree_run(VIEW(k), rows[k]);
+    int32_t c = chunk ? chunk[k] : 0;
+    if (runs == 0 || run_rows[runs - 1] != r || (chunk && run_chunk[runs - 1] != c)) {
+      run_rows[runs] = r;
+      if (chunk) run_chunk[runs] = c;
+      runs++;
+    }
+    pt__store_run_end(ends + (runs - 1) * w, w, k + 1);
+  }
+  e->length = runs;
+  e->null_count = 0;
+  for (int64_t c = 0; c < n_chunks; c++) child_vs[c] = &vs[c]->children[1];
+  rc = gather(child_vs, n_chunks, run_chunk, run_rows, runs, depth + 1, out->children[1], err);
+done:
+  pt__free(run_rows);
+  pt__free(run_chunk);
+  pt__free(child_vs);
+  return rc;
+#undef VIEW
+}
+
 /* Gathers rows: reference k is row rows[k] (relative to the view) of chunk
  * chunk[k] (chunk NULL: all of chunk 0). vs holds one view per chunk, all of
  * the same node of the same schema. */
@@ -316,6 +366,9 @@ static int gather(const pt__view *const *vs, int64_t n_chunks, const int32_t *ch
         pos += len;
       }
     }
+  } else if (v0->type.id == PT_TYPE_RUN_END_ENCODED) {
+    rc = gather_ree(vs, n_chunks, chunk, rows, n, depth, out, err);
+    if (rc != PT_OK) goto release_out;
   } else if (pt__type_is_union(v0->type.id)) {
     rc = gather_union(vs, n_chunks, chunk, rows, n, depth, out, err);
     if (rc != PT_OK) goto release_out;
@@ -519,6 +572,8 @@ static uint64_t hash_value(const pt__view *v, int64_t i, int depth) {
       for (int64_t r = s; r < e; r++) h = combine(h, hash_value(&v->children[0], r, depth + 1));
       return mix64(h);
     }
+    case PT_TYPE_RUN_END_ENCODED:
+      return hash_value(&v->children[1], pt__view_ree_run(v, i), depth + 1);
     case PT_TYPE_STRUCT: {
       uint64_t h = mix64(4);
       for (int64_t c = 0; c < v->n_children; c++)

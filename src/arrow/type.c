@@ -1,8 +1,8 @@
 /* type.c — parsing of C Data Interface format strings into pt_type, the
  * buffer layout of each type (what validation, copying, builders and IPC
  * agree on), and human-readable type names for messages and `protium schema`.
- * Formats we recognise but cannot handle yet fail with PT_ENOTSUP so that the
- * user learns it is a missing feature, not broken data.
+ * Every type of the Arrow columnar format parses; malformed formats fail
+ * with PT_EINVAL naming the format.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -16,7 +16,8 @@
 
 int pt__type_n_buffers(pt_type_id id) {
   switch (id) {
-    case PT_TYPE_NA: return 0;
+    case PT_TYPE_NA:
+    case PT_TYPE_RUN_END_ENCODED: return 0;
     case PT_TYPE_STRING:
     case PT_TYPE_LARGE_STRING:
     case PT_TYPE_BINARY:
@@ -90,6 +91,7 @@ int pt__type_n_children(pt_type_id id) {
     case PT_TYPE_MAP:
     case PT_TYPE_LIST_VIEW:
     case PT_TYPE_LARGE_LIST_VIEW: return 1;
+    case PT_TYPE_RUN_END_ENCODED: return 2;
     case PT_TYPE_STRUCT:
     case PT_TYPE_SPARSE_UNION:
     case PT_TYPE_DENSE_UNION: return -1;
@@ -173,10 +175,6 @@ static int parse_unit(char c, pt_time_unit *out) {
     case 'n': *out = PT_NANO; return 0;
     default: return -1;
   }
-}
-
-static int not_supported(pt_error *err, const char *fmt, const char *what) {
-  return pt__errorf(err, PT_ENOTSUP, "type format '%s' (%s) is not supported yet", fmt, what);
 }
 
 static int bad_format(pt_error *err, const char *fmt) {
@@ -309,7 +307,7 @@ static int parse_format(const char *f, pt_type *t, pt_error *err) {
       }
       if (strcmp(f, "+vl") == 0) { t->id = PT_TYPE_LIST_VIEW; return PT_OK; }
       if (strcmp(f, "+vL") == 0) { t->id = PT_TYPE_LARGE_LIST_VIEW; return PT_OK; }
-      if (strcmp(f, "+r") == 0) return not_supported(err, f, "run-end encoded");
+      if (strcmp(f, "+r") == 0) { t->id = PT_TYPE_RUN_END_ENCODED; return PT_OK; }
       return bad_format(err, f);
     default: return bad_format(err, f);
   }
@@ -346,6 +344,13 @@ int pt_type_parse(const struct ArrowSchema *schema, pt_type *out, pt_error *err)
         if (codes[i] == codes[j])
           return pt__errorf(err, PT_EINVAL, "union format '%s' lists type id %d twice",
                             schema->format, codes[i]);
+  }
+  if (out->id == PT_TYPE_RUN_END_ENCODED) {
+    const char *r = schema->children[0]->format;
+    if (r == NULL || (strcmp(r, "s") != 0 && strcmp(r, "i") != 0 && strcmp(r, "l") != 0))
+      return pt__errorf(err, PT_EINVAL,
+                        "run-end encoded run ends must be int16, int32 or int64, not '%s'",
+                        r ? r : "");
   }
   if (out->id == PT_TYPE_MAP) {
     /* The one child holds the entries: a struct of key and value. */
@@ -466,6 +471,13 @@ static int write_value_name(name_writer *w, const struct ArrowSchema *schema,
       if (write_name(w, schema->children[0], depth + 1) != 0) return -1;
       if (t->id == PT_TYPE_FIXED_SIZE_LIST) put(w, ">[%d]", t->list_size);
       else put(w, ">");
+      return 0;
+    case PT_TYPE_RUN_END_ENCODED:
+      put(w, "run_end_encoded<run_ends=");
+      if (write_name(w, schema->children[0], depth + 1) != 0) return -1;
+      put(w, ", values=");
+      if (write_name(w, schema->children[1], depth + 1) != 0) return -1;
+      put(w, ">");
       return 0;
     case PT_TYPE_MAP: {
       const struct ArrowSchema *e = schema->children[0];

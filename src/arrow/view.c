@@ -153,6 +153,22 @@ void pt__view_reset(pt__view *v) {
 /* ------------------------------------------------------------------------ */
 /* Getters */
 
+int64_t pt__view_ree_run(const pt__view *v, int64_t i) {
+  const pt__view *ends = &v->children[0];
+  int64_t j = v->offset + i, lo = 0, hi = ends->length - 1;
+  /* The first run whose end is beyond j (validation made one exist). */
+  while (lo < hi) {
+    int64_t mid = lo + (hi - lo) / 2;
+    if (pt__view_get_int(ends, mid) > j) hi = mid;
+    else lo = mid + 1;
+  }
+  return lo;
+}
+
+bool pt__view_ree_valid(const pt__view *v, int64_t i) {
+  return pt__view_is_valid(&v->children[1], pt__view_ree_run(v, i));
+}
+
 bool pt__view_union_valid(const pt__view *v, int64_t i) {
   int64_t row;
   int c = pt__view_union_at(v, i, &row);
@@ -493,6 +509,35 @@ static int validate_list_views(const pt__view *v, const validate_ctx *c, pt_erro
   return PT_OK;
 }
 
+/* Run ends: no nulls, positive and increasing, the last covering the rows;
+ * a value for every run. */
+static int validate_ree(const pt__view *v, pt_error *err) {
+  if (v->null_count > 0)
+    return pt__errorf(err, PT_EINVAL,
+                      "null_count is %lld but a run-end encoded array has no validity bitmap",
+                      (long long)v->null_count);
+  const pt__view *ends = &v->children[0];
+  int64_t n = ends->length, prev = 0;
+  if (v->children[1].length < n)
+    return pt__errorf(err, PT_EFORMAT, "%lld runs but %lld values", (long long)n,
+                      (long long)v->children[1].length);
+  for (int64_t k = 0; k < n; k++) {
+    if (!pt__view_is_valid(ends, k))
+      return pt__errorf(err, PT_EFORMAT, "run end %lld is null", (long long)k);
+    int64_t e = pt__view_get_int(ends, k);
+    if (e <= prev)
+      return pt__errorf(err, PT_EFORMAT, "run end %lld (%lld) is not above the one before (%lld)",
+                        (long long)k, (long long)e, (long long)prev);
+    prev = e;
+  }
+  if (v->length > 0 && prev < v->offset + v->length)
+    return pt__errorf(err, PT_EFORMAT,
+                      "the runs end at row %lld, before the %lld rows (offset %lld + length %lld)",
+                      (long long)prev, (long long)(v->offset + v->length), (long long)v->offset,
+                      (long long)v->length);
+  return PT_OK;
+}
+
 static int validate_node(const pt__view *v, const validate_ctx *c, int depth, pt_error *err) {
   int64_t end = v->offset + v->length; /* physical rows covered; no overflow (init) */
   const pt_type *t = &v->type;
@@ -503,6 +548,7 @@ static int validate_node(const pt__view *v, const validate_ctx *c, int depth, pt
   if (t->id == PT_TYPE_NA) return PT_OK;
 
   if (pt__type_is_union(t->id)) return validate_union(v, c, depth, err);
+  if (t->id == PT_TYPE_RUN_END_ENCODED) return validate_ree(v, err);
 
   /* Validity bitmap. */
   if (v->validity == NULL) {

@@ -539,6 +539,8 @@ static int write_value(const pt__view *v, int64_t i, pt_buf *b) {
       }
       return pt__buf_putc(b, ']');
     case PT_TYPE_STRUCT: return write_object(v, i, b);
+    case PT_TYPE_RUN_END_ENCODED: /* the value of the row's run */
+      return write_value(&v->children[1], pt__view_ree_run(v, i), b);
     case PT_TYPE_SPARSE_UNION:
     case PT_TYPE_DENSE_UNION: {
       /* The value of the child the row's type id selects. */

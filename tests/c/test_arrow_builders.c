@@ -391,7 +391,7 @@ static void test_builder_errors(void **state) {
 
   /* Schemas that do not parse. */
   node(&s, "+r", "m", 0);
-  assert_int_equal(pt_builder_new(&s, &b, &err), PT_ENOTSUP);
+  assert_int_equal(pt_builder_new(&s, &b, &err), PT_EINVAL);
   assert_null(b);
   s.release(&s);
 }
@@ -512,6 +512,47 @@ static void test_map_builder(void **state) {
   assert_int_equal(pt_array_validate(&s, &first, &err), PT_OK);
   first.release(&first);
   a.release(&a);
+  pt_builder_free(b);
+  s.release(&s);
+}
+
+/* Run-end encoded: runs closed with append_run, run ends kept by the
+ * builder and bounded by their type. */
+static void test_run_end_encoded_builder(void **state) {
+  struct ArrowSchema s;
+  node(&s, "+r", "r", 2);
+  node(s.children[0], "s", "run_ends", 0);
+  node(s.children[1], "u", "values", 0);
+  pt_builder *b;
+  pt_error err;
+  assert_int_equal(pt_builder_new(&s, &b, &err), PT_OK);
+  pt_builder *values = pt_builder_child(b, 1);
+  assert_int_equal(pt_builder_append_run(b, 1), PT_ESTATE);
+  assert_string_equal(pt_builder_last_error(b), "run 0: the values child has 0 values, expected "
+                                                "1 (append the run's value to it first)");
+  assert_int_equal(pt_builder_append_bytes(values, "a", 1), PT_OK);
+  assert_int_equal(pt_builder_append_run(b, 0), PT_EINVAL);
+  assert_int_equal(pt_builder_append_run(b, 3), PT_OK);
+  assert_int_equal(pt_builder_append_null(b, 2), PT_OK);
+  assert_int_equal(pt_builder_append_bytes(values, "b", 1), PT_OK);
+  assert_int_equal(pt_builder_append_run(b, 40000), PT_ERANGE); /* int16 run ends */
+  assert_int_equal(pt_builder_append_run(b, 1), PT_OK);
+  assert_int_equal(pt_builder_length(b), 6);
+  assert_int_equal(pt_builder_append_int(b, 1), PT_EINVAL);
+  struct ArrowArray a;
+  assert_int_equal(pt_builder_finish(b, &a, &err), PT_OK);
+  assert_int_equal(a.length, 6);
+  assert_int_equal(a.n_buffers, 0);
+  assert_int_equal(a.children[0]->length, 3);
+  assert_int_equal(pt_array_validate(&s, &a, &err), PT_OK);
+  /* No bitmap of its own: the run's value decides. */
+  assert_int_equal(pt_array_is_valid(&s, &a, 0), 1);
+  assert_int_equal(pt_array_is_valid(&s, &a, 3), 0);
+  a.release(&a);
+  assert_int_equal(pt_builder_append_bytes(values, "c", 1), PT_OK);
+  assert_int_equal(pt_builder_finish(b, &a, &err), PT_ESTATE);
+  assert_string_equal(err.message, "run-end encoded has 0 runs but 1 values; close each run "
+                                   "with pt_builder_append_run");
   pt_builder_free(b);
   s.release(&s);
 }
@@ -641,6 +682,7 @@ int main(void) {
       cmocka_unit_test(test_half_float_and_bool_builders),
       cmocka_unit_test(test_temporal_and_decimal_builders),
       cmocka_unit_test(test_map_builder),
+      cmocka_unit_test(test_run_end_encoded_builder),
       cmocka_unit_test(test_large_builder_growth),
       cmocka_unit_test(test_builder_fault_injection),
   };

@@ -131,7 +131,7 @@ static void test_parse_errors(void **state) {
       {"vx", PT_EINVAL, "invalid type format 'vx'"},
       {"+vl", PT_EINVAL, "type format '+vl' needs 1 children, the schema has 0"},
       {"+vx", PT_EINVAL, "invalid type format '+vx'"},
-      {"+r", PT_ENOTSUP, "type format '+r' (run-end encoded) is not supported yet"},
+      {"+r", PT_EINVAL, "type format '+r' needs 2 children, the schema has 0"},
       {"d:40,2", PT_EINVAL, "invalid type format 'd:40,2': decimal128 precision must be 1 to 38"},
       {"d:10,2,32", PT_EINVAL, "invalid type format 'd:10,2,32': decimal32 precision must be 1 to 9"},
       {"d:19,2,64", PT_EINVAL,

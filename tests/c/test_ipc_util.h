@@ -60,7 +60,7 @@ static const char *const all_columns[] = {
     "n", "b", "i8", "u8", "i16", "u16", "i32", "u32", "i64", "u64", "f16", "f32", "f64",
     "s", "ls", "bin", "lbin", "fsb", "d", "ts", "tsn", "dur", "dec", "lst", "llst", "fsl",
     "st", "dict", "dict_st", "dict_lst", "d64", "t32", "t64", "ivm", "ivd", "ivn", "dec32",
-    "dec64", "dec256", "map", "lv", "sv", "su", "du"};
+    "dec64", "dec256", "map", "lv", "ree", "sv", "su", "du"};
 /* The union columns, last: they cannot be hash keys. */
 #define N_HASHABLE_COLUMNS (N_ALL_COLUMNS - 2)
 #define N_ALL_COLUMNS ((int64_t)(sizeof all_columns / sizeof all_columns[0]))
@@ -117,6 +117,12 @@ static void make_all_schema(struct ArrowSchema *s) {
   /* lv: large_list_view<int16> */
   schema_node(s->children[k], "+vL", all_columns[k], 1);
   schema_node(s->children[k]->children[0], "s", "item", 0);
+  k++;
+  /* ree: run_end_encoded<int16, utf8> */
+  schema_node(s->children[k], "+r", all_columns[k], 2);
+  schema_node(s->children[k]->children[0], "s", "run_ends", 0);
+  s->children[k]->children[0]->flags = 0;
+  schema_node(s->children[k]->children[1], "u", "values", 0);
   k++;
   schema_node(s->children[k], "vu", all_columns[k], 0); /* sv: string_view */
   k++;
@@ -288,7 +294,17 @@ static void make_all_batch(const struct ArrowSchema *schema, int64_t rows, int s
           B(pt_builder_append_row(b));
           break;
         }
-        case 41: {
+        case 41:
+          /* A run per row here (the null rows get runs of their own); the
+           * value of every other run is null. */
+          if (v % 4 == 1) {
+            B(pt_builder_append_null(b, 1));
+          } else {
+            append_text(root, pt_builder_child(b, 1), v / 3);
+            B(pt_builder_append_run(b, 1));
+          }
+          break;
+        case 42: {
           /* Inline (up to 12 bytes) and out-of-line views. */
           char text[64];
           int n = snprintf(text, sizeof text, "%.*s%lld", (int)(v % 20), "abcdefghijklmnopqrst",
@@ -296,7 +312,7 @@ static void make_all_batch(const struct ArrowSchema *schema, int64_t rows, int s
           B(pt_builder_append_bytes(b, text, n));
           break;
         }
-        case 42:
+        case 43:
           if (v % 3 == 0) {
             B(pt_builder_append_int(pt_builder_child(b, 0), v));
             B(pt_builder_append_union(b, 2));
@@ -306,7 +322,7 @@ static void make_all_batch(const struct ArrowSchema *schema, int64_t rows, int s
             B(pt_builder_append_union(b, 9));
           }
           break;
-        case 43:
+        case 44:
           if (v % 2 == 0) {
             if (v % 10 == 4) B(pt_builder_append_null(pt_builder_child(b, 0), 1));
             else B(pt_builder_append_int(pt_builder_child(b, 0), -v));
@@ -392,6 +408,9 @@ static int values_equal(const pt__view *a, int64_t i, const pt__view *b, int64_t
       int ca = pt__view_union_at(a, i, &ra), cb = pt__view_union_at(b, j, &rb);
       return ca == cb && views_equal(&a->children[ca], ra, &b->children[cb], rb, 1, why, why_size);
     }
+    case PT_TYPE_RUN_END_ENCODED:
+      return views_equal(&a->children[1], pt__view_ree_run(a, i), &b->children[1],
+                         pt__view_ree_run(b, j), 1, why, why_size);
     case PT_TYPE_STRUCT:
       for (int64_t k = 0; k < a->n_children; k++)
         if (!views_equal(&a->children[k], a->offset + i, &b->children[k], b->offset + j, 1, why,

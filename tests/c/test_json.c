@@ -480,6 +480,41 @@ static void test_list_views(void **state) {
   copy.release(&copy);
 }
 
+static void test_run_end_encoded(void **state) {
+  /* Runs: 2 x 7, 1 x null, 3 x -1; viewed from row 1 for 5 rows. */
+  static int32_t ends[] = {2, 3, 6};
+  static const int64_t values[] = {7, 0, -1};
+  static const uint8_t valid[] = {0x05};
+  struct ArrowSchema *rs = S("+r", "v", NULLABLE, 2, S("i", "run_ends", 0, 0),
+                             S("l", "values", NULLABLE, 0));
+  struct ArrowArray *ra = A(5, 0, 1, 0, NULL, NULL, NULL, 2, A(3, 0, 0, 2, NULL, ends, NULL, 0),
+                            A(3, 1, 0, 2, valid, values, NULL, 0));
+  EXPECT_VALUES(rs, ra, "7", "null", "-1", "-1", "-1");
+  struct ArrowArray copy;
+  pt_error err;
+  assert_int_equal(pt_array_copy(rs, ra, &copy, &err), PT_OK);
+  assert_int_equal(copy.offset, 0);
+  assert_int_equal(pt__load_i32(copy.children[0]->buffers[1]), 1); /* run ends rebased */
+  assert_int_equal(pt__load_i32((const uint8_t *)copy.children[0]->buffers[1] + 8), 5);
+  expect_values(rs, &copy, (const char *[]){"7", "null", "-1", "-1", "-1", NULL});
+  copy.release(&copy);
+  struct ArrowSchema *bs = S("+s", "", 0, 1, rs);
+  struct ArrowArray *ba = A(5, 0, 0, 1, NULL, NULL, NULL, 1, ra);
+  ends[2] = 5;
+  assert_int_equal(pt_array_validate(bs, ba, &err), PT_EFORMAT);
+  assert_string_equal(err.message, "column 'v': the runs end at row 5, before the 6 rows (offset "
+                                   "1 + length 5)");
+  ends[2] = 3;
+  assert_int_equal(pt_array_validate(bs, ba, &err), PT_EFORMAT);
+  assert_string_equal(err.message,
+                      "column 'v': run end 2 (3) is not above the one before (3)");
+  ends[2] = 6;
+  ra->null_count = 2;
+  assert_int_equal(pt_array_validate(bs, ba, &err), PT_EINVAL);
+  assert_string_equal(err.message, "column 'v': null_count is 2 but a run-end encoded array has "
+                                   "no validity bitmap");
+}
+
 static void test_intervals(void **state) {
   static const int32_t months[] = {0, -1, INT32_MAX};
   EXPECT_VALUES(COL("tiM"), A(3, 0, 0, 2, NULL, months, NULL, 0), "0", "-1", "2147483647");
@@ -728,6 +763,7 @@ int main(void) {
       cmocka_unit_test_teardown(test_unions, arena_teardown),
       cmocka_unit_test_teardown(test_views, arena_teardown),
       cmocka_unit_test_teardown(test_list_views, arena_teardown),
+      cmocka_unit_test_teardown(test_run_end_encoded, arena_teardown),
       cmocka_unit_test_teardown(test_decimal_widths, arena_teardown),
       cmocka_unit_test_teardown(test_lists, arena_teardown),
       cmocka_unit_test_teardown(test_structs_and_nesting, arena_teardown),

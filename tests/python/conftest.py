@@ -152,6 +152,20 @@ def _list_view_of(inner: Maker, large: bool = False) -> Maker:
     return make
 
 
+def _run_end_encoded(inner: Maker, ends: pa.DataType) -> Maker:
+    """Runs of 1-9 rows of inner's values (nulls among them)."""
+
+    def make(n: int, rng: random.Random) -> pa.Array:
+        run_ends, at = [], 0
+        while at < n:
+            at = min(n, at + rng.randint(1, 9))
+            run_ends.append(at)
+        values = inner(len(run_ends), rng)
+        return pa.RunEndEncodedArray.from_arrays(pa.array(run_ends, ends), values)
+
+    return make
+
+
 def _month_day_nano(n: int, rng: random.Random) -> pa.Array:
     values = [
         (rng.randint(-(2**31), 2**31 - 1), rng.randint(-(2**31), 2**31 - 1),
@@ -293,6 +307,13 @@ COLUMNS: dict[str, Maker] = {
     "list_view_struct": _list_view_of(
         _struct({"a": (_ints(0, 9, pa.int8()), True), "v": (_strings(pa.string_view()), True)})
     ),
+    "ree_int16_utf8": _run_end_encoded(_strings(pa.utf8()), pa.int16()),
+    "ree_int32_float64": _run_end_encoded(_floats(pa.float64(), np.float64), pa.int32()),
+    "ree_int64_struct": _run_end_encoded(
+        _struct({"a": (_ints(0, 9, pa.int32()), True), "b": (_binaries(pa.binary_view()), True)}),
+        pa.int64(),
+    ),
+    "list_ree": _list_of(_run_end_encoded(_ints(-5, 5, pa.int64()), pa.int32()), pa.list_),
     "sparse_union": _union(
         "sparse", {"i": _ints(-100, 100, pa.int32()), "s": _strings(pa.utf8())}, [3, 7]
     ),
@@ -317,6 +338,7 @@ COLUMNS: dict[str, Maker] = {
             "m": (_decimal(70, 30, pa.decimal256), True),
             "map": (_map_of(_strings(pa.large_utf8()), _ints(0, 9, pa.uint8())), True),
             "sv": (_binaries(pa.binary_view()), True),
+            "r": (_run_end_encoded(_decimal(20, 4, pa.decimal256), pa.int32()), True),
             "u": (_union("sparse", {"a": _ints(0, 9, pa.int16()), "b": _strings(pa.utf8())},
                          [0, 1]), True),
         }

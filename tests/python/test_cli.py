@@ -221,6 +221,16 @@ def column_texts(arr: pa.Array) -> list[str]:
         return per_row(
             ["[" + ", ".join(items[offs[i] : offs[i + 1]]) + "]" for i in range(len(arr))]
         )
+    if pa.types.is_run_end_encoded(t):
+        # The value of each row's run, from the run ends (offset included).
+        texts = column_texts(arr.values)
+        ends = arr.run_ends.to_pylist()
+        out, run = [], 0
+        for i in range(arr.offset, arr.offset + len(arr)):
+            while ends[run] <= i:
+                run += 1
+            out.append(texts[run])
+        return out
     if pa.types.is_union(t):
         # The value of the child the type id selects.
         # From the buffers: pyarrow's field() slices sparse children (not
@@ -345,6 +355,11 @@ def every_type_batch(n: int = 7) -> pa.RecordBatch:
         "large_list_view": pa.LargeListViewArray.from_arrays(
             pa.array([0, 0, 1, 2, 0, 1, 0], pa.int64()), pa.array([1, 2, 1, 0, 3, 2, 0], pa.int64()),
             pa.array(["a", "bb", None])),
+        "ree": pa.RunEndEncodedArray.from_arrays(pa.array([2, 3, 7], pa.int16()),
+                                                 pa.array(["two", None, "four"])),
+        "ree_struct": pa.RunEndEncodedArray.from_arrays(
+            pa.array([1, 7], pa.int64()),
+            pa.StructArray.from_arrays([pa.array([1, None]), pa.array(["x", "y"])], ["a", "b"])),
         "map_sorted": pa.array([[(1, [1.5])], [(2, None), (3, [])], [], None, [], [(9, [None])], None],
                                pa.map_(pa.int64(), pa.list_(pa.float64()), keys_sorted=True)),
         "dict_int32": pa.DictionaryArray.from_arrays(
