@@ -1430,12 +1430,14 @@ static int open_file(reader *r, pt_error *err) {
   pt__fb_vec dicts, batches;
   if (!pt__fb_reader_init(&fb, r->data + footer_at, footer_len, &footer))
     return pt__error_prefix(err, fb_error(&fb, err), "footer: ");
-  int16_t version = pt__fb_i16(&footer, FOOTER_VERSION, 0);
+  /* -1: left out, as older Java and JS writers do; the messages carry
+   * their own version, checked one by one (pyarrow reads such files). */
+  int16_t version = pt__fb_i16(&footer, FOOTER_VERSION, -1);
   bool has_schema = pt__fb_table_get(&footer, FOOTER_SCHEMA, &schema);
   pt__fb_vector(&footer, FOOTER_DICTIONARIES, PT_IPC_BLOCK_SIZE, &dicts);
   pt__fb_vector(&footer, FOOTER_BATCHES, PT_IPC_BLOCK_SIZE, &batches);
   if (fb.bad) return pt__error_prefix(err, fb_error(&fb, err), "footer: ");
-  int rc = check_version(version, err);
+  int rc = version == -1 ? PT_OK : check_version(version, err);
   if (rc != PT_OK) return pt__error_prefix(err, rc, "footer: ");
   if (!has_schema) return pt__errorf(err, PT_EFORMAT, "footer: no schema");
   if ((rc = set_schema(r, &schema, err)) != PT_OK) return pt__error_prefix(err, rc, "schema: ");

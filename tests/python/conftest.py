@@ -166,6 +166,16 @@ def _run_end_encoded(inner: Maker, ends: pa.DataType) -> Maker:
     return make
 
 
+def _extension(typ: pa.ExtensionType, storage: Maker) -> Maker:
+    """An extension array (its name and metadata travel as field metadata)."""
+    return lambda n, rng: pa.ExtensionArray.from_storage(typ, storage(n, rng))
+
+
+def _json_texts(n: int, rng: random.Random) -> pa.Array:
+    return pa.array(_nulled(['{"k": %d, "s": "%s"}' % (rng.randint(0, 99), "x" * rng.randint(0, 5))
+                             for _ in range(n)], rng))
+
+
 def _month_day_nano(n: int, rng: random.Random) -> pa.Array:
     values = [
         (rng.randint(-(2**31), 2**31 - 1), rng.randint(-(2**31), 2**31 - 1),
@@ -314,6 +324,12 @@ COLUMNS: dict[str, Maker] = {
         pa.int64(),
     ),
     "list_ree": _list_of(_run_end_encoded(_ints(-5, 5, pa.int64()), pa.int32()), pa.list_),
+    "ext_uuid": _extension(pa.uuid(), _fixed_binary(16)),
+    "ext_json": _extension(pa.json_(), _json_texts),
+    "ext_tensor": _extension(
+        pa.fixed_shape_tensor(pa.float32(), [2, 3], dim_names=["r", "c"]), _embedding(6)
+    ),
+    "list_ext_uuid": _list_of(_extension(pa.uuid(), _fixed_binary(16)), pa.list_),
     "sparse_union": _union(
         "sparse", {"i": _ints(-100, 100, pa.int32()), "s": _strings(pa.utf8())}, [3, 7]
     ),

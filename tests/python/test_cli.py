@@ -124,6 +124,8 @@ def column_texts(arr: pa.Array) -> list[str]:
     def per_row(values):
         return [v if ok else "null" for v, ok in zip(values, valid)]
 
+    if isinstance(t, pa.BaseExtensionType):
+        return column_texts(arr.storage)  # printed as its storage
     if pa.types.is_dictionary(t):
         words = column_texts(arr.dictionary)
         return per_row([words[i] if i is not None else "null" for i in arr.indices.to_pylist()])
@@ -360,6 +362,11 @@ def every_type_batch(n: int = 7) -> pa.RecordBatch:
         "ree_struct": pa.RunEndEncodedArray.from_arrays(
             pa.array([1, 7], pa.int64()),
             pa.StructArray.from_arrays([pa.array([1, None]), pa.array(["x", "y"])], ["a", "b"])),
+        "uuid": pa.ExtensionArray.from_storage(
+            pa.uuid(), pa.array([bytes(range(16)), b"\xff" * 16, None, b"0" * 16, b"1" * 16,
+                                 b"2" * 16, None], pa.binary(16))),
+        "json": pa.ExtensionArray.from_storage(
+            pa.json_(), pa.array(['{"a": 1}', "[]", "null", None, '"s"', "1.5", "{}"])),
         "map_sorted": pa.array([[(1, [1.5])], [(2, None), (3, [])], [], None, [], [(9, [None])], None],
                                pa.map_(pa.int64(), pa.list_(pa.float64()), keys_sorted=True)),
         "dict_int32": pa.DictionaryArray.from_arrays(

@@ -763,3 +763,35 @@ def test_protium_reads_v4_unions(fmt, tmp_path):
     got, rows = protium_read(sink.getvalue().to_pybytes(), "buffer", tmp_path)
     assert_same(got, table)
     assert rows == [50, 50, 20]
+
+
+def without_footer_version(data: bytes) -> bytes:
+    """The IPC file with Footer.version left out of its footer (its vtable
+    entry zeroed), as older Java and JS writers leave it out."""
+    import struct
+
+    buf = bytearray(data)
+    (footer_len,) = struct.unpack_from("<i", buf, len(buf) - 10)
+    at = len(buf) - 10 - footer_len
+    (root,) = struct.unpack_from("<I", buf, at)
+    (back,) = struct.unpack_from("<i", buf, at + root)
+    vtable = at + root - back
+    assert struct.unpack_from("<H", buf, vtable + 4)[0] != 0  # field 0, version
+    struct.pack_into("<H", buf, vtable + 4, 0)
+    return bytes(buf)
+
+
+@pytest.mark.parametrize("writer", ["pyarrow", "protium"])
+def test_file_footer_without_version(writer, tmp_path):
+    table = make_table(200, seed=6, columns=["int64", "utf8", "dense_union", "string_view"],
+                       batch_rows=80)
+    if writer == "pyarrow":
+        data = pa_write(table.to_batches(), table.schema, "file", None)
+    else:
+        data = pta.write_ipc_buffer(table, "file")
+    patched = without_footer_version(data)
+    assert_same(pa_read(patched, "file"), table)  # pyarrow reads it
+    for how in ("path", "buffer"):
+        got, rows = protium_read(patched, how, tmp_path)
+        assert_same(got, table)
+        assert rows == [80, 80, 40]
