@@ -43,6 +43,7 @@ from protium._lib import (
 __all__ = [
     "read_ipc",
     "read_ipc_buffer",
+    "read_stream",
     "write_ipc",
     "write_ipc_buffer",
     "validate",
@@ -119,6 +120,91 @@ def _reader(stream: _CStream) -> pa.RecordBatchReader:
         stream.close()
         raise
     return pa.RecordBatchReader.from_batches(schema, stream.batches(schema))
+
+
+def _take_capsule_stream(obj: object) -> ArrowArrayStream:
+    """Moves the ArrowArrayStream out of obj.__arrow_c_stream__()'s PyCapsule
+    (the capsule is left with a released stream, which it then ignores)."""
+    capsule = obj.__arrow_c_stream__()  # type: ignore[attr-defined]
+    get = ctypes.pythonapi.PyCapsule_GetPointer
+    get.restype = ctypes.c_void_p
+    get.argtypes = [ctypes.py_object, ctypes.c_char_p]
+    p = get(capsule, b"arrow_array_stream")
+    stream = ArrowArrayStream()
+    ctypes.memmove(_addr(stream), p, ctypes.sizeof(ArrowArrayStream))
+    ctypes.memset(p + ArrowArrayStream.release.offset, 0, ctypes.sizeof(ctypes.c_void_p))
+    return stream
+
+
+def _read_batches(
+    c: _CStream, s: ArrowSchema, schema: pa.Schema, addresses: Optional[list]
+) -> Iterator[pa.RecordBatch]:
+    err = PtError()
+    try:
+        while True:
+            a, out = ArrowArray(), ArrowArray()
+            rc = c.c.get_next(_ref(c.c), _ref(a))
+            if rc != 0:
+                c._raise(rc)
+            if not a.release:
+                return
+            try:
+                check(lib().pt_array_validate(_ref(s), _ref(a), _ref(err)), err)
+                if addresses is not None:
+                    addresses.append(_buffer_addresses(a))
+                # A zero-copy slice of all rows: protium's own view of the
+                # producer's buffers, which stay the producer's until released.
+                check(lib().pt_array_slice(_ref(a), 0, a.length, _ref(out), _ref(err)), err)
+                yield pa.RecordBatch._import_from_c(_addr(out), schema)
+            finally:
+                release_array(out)
+                release_array(a)
+    finally:
+        release_schema(s)
+        c.close()
+
+
+def _buffer_addresses(a: ArrowArray) -> list:
+    """The buffer addresses of each column of a struct array, in a list per
+    column (children's buffers after their parent's)."""
+
+    def walk(node: ArrowArray, acc: list) -> None:
+        acc.extend(node.buffers[i] or 0 for i in range(node.n_buffers))
+        for i in range(node.n_children):
+            walk(node.children[i].contents, acc)
+
+    cols = []
+    for i in range(a.n_children):
+        acc: list = []
+        walk(a.children[i].contents, acc)
+        cols.append(acc)
+    return cols
+
+
+def read_stream(data: object, _addresses: Optional[list] = None) -> pa.RecordBatchReader:
+    """Reads any Arrow producer's stream (an object with __arrow_c_stream__:
+    polars, DuckDB, pyarrow ...) through libprotium: each batch is validated
+    (pt_array_validate) and sliced whole (pt_array_slice), so it reaches the
+    result without a copy, its buffers still the producer's."""
+    if not hasattr(data, "__arrow_c_stream__"):
+        raise TypeError(f"{type(data).__name__} has no __arrow_c_stream__")
+    c = _CStream()
+    c.c = _take_capsule_stream(data)
+    s = ArrowSchema()
+    try:
+        rc = c.c.get_schema(_ref(c.c), _ref(s))
+        if rc != 0:
+            c._raise(rc)
+        schema = pa.Schema._import_from_c(_addr(s))  # moves s: ask again for ours
+        s = ArrowSchema()
+        rc = c.c.get_schema(_ref(c.c), _ref(s))
+        if rc != 0:
+            c._raise(rc)
+    except BaseException:
+        release_schema(s)
+        c.close()
+        raise
+    return pa.RecordBatchReader.from_batches(schema, _read_batches(c, s, schema, _addresses))
 
 
 def read_ipc(path: PathLike) -> pa.RecordBatchReader:
@@ -209,7 +295,7 @@ def _as_ipc_data(data: object) -> IpcData:
     if isinstance(data, (pa.Table, pa.RecordBatch, pa.RecordBatchReader)):
         return data
     if hasattr(data, "__arrow_c_stream__"):
-        return pa.RecordBatchReader.from_stream(data)
+        return read_stream(data)
     raise TypeError(
         f"expected a pyarrow Table, RecordBatch or RecordBatchReader, not {type(data).__name__}"
     )
