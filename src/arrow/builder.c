@@ -396,8 +396,17 @@ int pt_builder_append_int(pt_builder *b, int64_t v) {
       break;
     case PT_TYPE_INT64:
     case PT_TYPE_TIMESTAMP:
-    case PT_TYPE_DURATION:
-    case PT_TYPE_DATE64: lo = INT64_MIN; hi = INT64_MAX; break;
+    case PT_TYPE_DURATION: lo = INT64_MIN; hi = INT64_MAX; break;
+    case PT_TYPE_DATE64:
+      /* Whole days in milliseconds, as the format requires. */
+      if (v % 86400000 != 0) {
+        snprintf(text, sizeof text, "%lld", (long long)v);
+        return fail(b, PT_ERANGE, "date64 value %s is not a whole number of days (of 86400000 ms)",
+                    text);
+      }
+      lo = INT64_MIN;
+      hi = INT64_MAX;
+      break;
     case PT_TYPE_UINT8: lo = 0; hi = UINT8_MAX; break;
     case PT_TYPE_UINT16: lo = 0; hi = UINT16_MAX; break;
     case PT_TYPE_UINT32: lo = 0; hi = UINT32_MAX; break;

@@ -468,7 +468,16 @@ static int validate_views(const pt__view *v, const validate_ctx *c, pt_error *er
     if (len < 0)
       return pt__errorf(err, PT_EFORMAT, "row %lld: view length %d is negative", (long long)i,
                         len);
-    if (len <= 12) continue;
+    if (len <= 12) {
+      /* The bytes after an inline value are zero (the format says so, and
+       * comparing views whole relies on it). */
+      for (int k = 4 + len; k < 16; k++)
+        if (view[k] != 0)
+          return pt__errorf(err, PT_EFORMAT,
+                            "row %lld: inline view of %d bytes is not padded with zeros",
+                            (long long)i, len);
+      continue;
+    }
     int32_t buf = pt__load_i32(view + 8), off = pt__load_i32(view + 12);
     if (buf < 0 || buf >= v->n_variadic)
       return pt__errorf(err, PT_EFORMAT,
@@ -488,8 +497,8 @@ static int validate_views(const pt__view *v, const validate_ctx *c, pt_error *er
   return PT_OK;
 }
 
-/* Valid rows of a list view: offset and size non-negative, the range inside
- * the child. Null rows are never read. */
+/* Every row of a list view, null ones too (as Arrow C++ requires): offset
+ * and size non-negative, the range inside the child. */
 static int validate_list_views(const pt__view *v, const validate_ctx *c, pt_error *err) {
   int64_t end = v->offset + v->length, w = pt__type_list_view_width(v->type.id);
   PT_RETURN_NOT_OK(check_buffer(c, v, 1, end * w, err));
@@ -497,7 +506,6 @@ static int validate_list_views(const pt__view *v, const validate_ctx *c, pt_erro
   int64_t child = v->children[0].length;
   for (int64_t i = 0; i < v->length; i++) {
     int64_t j = v->offset + i;
-    if (v->validity != NULL && !pt__bit_get(v->validity, j)) continue;
     int64_t o = w == 4 ? pt__load_i32(v->values + j * 4) : pt__load_i64(v->values + j * 8);
     int64_t n = w == 4 ? pt__load_i32(v->data + j * 4) : pt__load_i64(v->data + j * 8);
     if (o < 0 || n < 0 || n > child || o > child - n)
@@ -538,6 +546,28 @@ static int validate_ree(const pt__view *v, pt_error *err) {
   return PT_OK;
 }
 
+/* What the format asks of dates and times of valid rows: date64 whole days,
+ * times of day within [0, one day) of their unit. */
+static int validate_temporal(const pt__view *v, pt_error *err) {
+  static const int64_t per_day[] = {INT64_C(86400), INT64_C(86400000), INT64_C(86400000000),
+                                    INT64_C(86400000000000)};
+  for (int64_t i = 0; i < v->length; i++) {
+    if (!pt__view_is_valid(v, i)) continue;
+    int64_t x = pt__view_get_int(v, i);
+    if (v->type.id == PT_TYPE_DATE64) {
+      if (x % INT64_C(86400000) != 0)
+        return pt__errorf(err, PT_EFORMAT,
+                          "row %lld: date64 %lld is not a whole number of days (of 86400000 ms)",
+                          (long long)i, (long long)x);
+    } else if (x < 0 || x >= per_day[v->type.unit]) {
+      static const char *const units[] = {"s", "ms", "us", "ns"};
+      return pt__errorf(err, PT_EFORMAT, "row %lld: time %lld %s is not within one day",
+                        (long long)i, (long long)x, units[v->type.unit]);
+    }
+  }
+  return PT_OK;
+}
+
 static int validate_node(const pt__view *v, const validate_ctx *c, int depth, pt_error *err) {
   int64_t end = v->offset + v->length; /* physical rows covered; no overflow (init) */
   const pt_type *t = &v->type;
@@ -567,6 +597,10 @@ static int validate_node(const pt__view *v, const validate_ctx *c, int depth, pt
   }
 
   if (pt__type_is_view(t->id)) return validate_views(v, c, err);
+  if (t->id == PT_TYPE_DATE64 || t->id == PT_TYPE_TIME32 || t->id == PT_TYPE_TIME64) {
+    PT_RETURN_NOT_OK(check_buffer(c, v, 1, end * (pt__type_bit_width(t) / 8), err));
+    return validate_temporal(v, err);
+  }
   if (pt__type_list_view_width(t->id)) return validate_list_views(v, c, err);
   int64_t bw = pt__type_bit_width(t);
   int ok = pt__type_offsets_kind(t->id);

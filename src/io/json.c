@@ -322,22 +322,10 @@ static int timestamp_to_text(int64_t v, pt_time_unit unit, bool utc, char *p) {
   return len;
 }
 
-/* date64: milliseconds that should be whole days (the format requires it);
- * printed as a date then, else as the instant with its time of day, so that
- * nothing is lost. */
-static int date64_to_text(int64_t ms, char *p) {
-  int64_t rem;
-  int64_t days = floor_div(ms, 86400000, &rem);
-  if (rem == 0) return date_to_text(days, p);
-  return timestamp_to_text(ms, PT_MILLI, false, p);
-}
-
-/* A time of day "HH:MM:SS" + fraction digits of the unit, with quotes; a
- * value outside one day (invalid, but not worth failing the whole output)
- * prints as its integer count of the unit instead. */
+/* A time of day "HH:MM:SS" + fraction digits of the unit, with quotes
+ * (validation made it lie within the day). */
 static int time_to_text(int64_t v, pt_time_unit unit, char *p) {
   int64_t per = unit_per_second[unit];
-  if (v < 0 || v >= 86400 * per) return i64_to_text(v, p);
   int64_t secs = v / per, frac = v % per;
   int len = 0;
   p[len++] = '"';
@@ -582,7 +570,8 @@ static int write_value(const pt__view *v, int64_t i, pt_buf *b) {
       break;
     case PT_TYPE_DATE64:
       p[0] = '"';
-      n = 1 + date64_to_text(pt__view_get_int(v, i), p + 1);
+      /* Whole days: validation checked. */
+      n = 1 + date_to_text(pt__view_get_int(v, i) / 86400000, p + 1);
       p[n++] = '"';
       break;
     case PT_TYPE_TIME32:

@@ -321,13 +321,27 @@ static void test_durations(void **state) {
 }
 
 static void test_date64_and_times(void **state) {
-  static const int64_t ms[] = {0, -86400000, 951782400000, 1, -1};
-  EXPECT_VALUES(COL("tdm"), A(5, 0, 0, 2, NULL, ms, NULL, 0), "\"1970-01-01\"",
-                "\"1969-12-31\"", "\"2000-02-29\"", "\"1970-01-01T00:00:00.001\"",
-                "\"1969-12-31T23:59:59.999\"");
-  static const int32_t t32[] = {0, 86399, 45296, -1, 86400};
-  EXPECT_VALUES(COL("tts"), A(5, 0, 0, 2, NULL, t32, NULL, 0), "\"00:00:00\"", "\"23:59:59\"",
-                "\"12:34:56\"", "-1", "86400");
+  static const int64_t ms[] = {0, -86400000, 951782400000, -62135596800000};
+  EXPECT_VALUES(COL("tdm"), A(4, 0, 0, 2, NULL, ms, NULL, 0), "\"1970-01-01\"",
+                "\"1969-12-31\"", "\"2000-02-29\"", "\"0001-01-01\"");
+  static const int32_t t32[] = {0, 86399, 45296};
+  EXPECT_VALUES(COL("tts"), A(3, 0, 0, 2, NULL, t32, NULL, 0), "\"00:00:00\"", "\"23:59:59\"",
+                "\"12:34:56\"");
+  /* What validation refuses first. */
+  static const int32_t bad_t32[] = {86400};
+  static const int64_t bad_ms[] = {1};
+  pt_error err;
+  struct ArrowSchema *ts = S("+s", "", 0, 1, COL("tts"));
+  assert_int_equal(pt_array_validate(ts, A(1, 0, 0, 1, NULL, NULL, NULL, 1,
+                                           A(1, 0, 0, 2, NULL, bad_t32, NULL, 0)), &err),
+                   PT_EFORMAT);
+  assert_string_equal(err.message, "column 'v': row 0: time 86400 s is not within one day");
+  struct ArrowSchema *ds = S("+s", "", 0, 1, COL("tdm"));
+  assert_int_equal(pt_array_validate(ds, A(1, 0, 0, 1, NULL, NULL, NULL, 1,
+                                           A(1, 0, 0, 2, NULL, bad_ms, NULL, 0)), &err),
+                   PT_EFORMAT);
+  assert_string_equal(err.message,
+                      "column 'v': row 0: date64 1 is not a whole number of days (of 86400000 ms)");
   static const int32_t t32ms[] = {45296789, 86399999};
   EXPECT_VALUES(COL("ttm"), A(2, 0, 0, 2, NULL, t32ms, NULL, 0), "\"12:34:56.789\"",
                 "\"23:59:59.999\"");
@@ -452,10 +466,10 @@ static void test_views(void **state) {
 }
 
 static void test_list_views(void **state) {
-  /* Rows: [3, 4], [1, 2, 3] (overlapping), null (garbage range), [] */
+  /* Rows: [3, 4], [1, 2, 3] (overlapping), null (over a value), [] */
   static const int64_t items[] = {1, 2, 3, 4};
-  static const int32_t offsets[] = {2, 0, 99, 1};
-  static int32_t sizes[] = {2, 3, 7, 0};
+  static const int32_t offsets[] = {2, 0, 3, 1};
+  static int32_t sizes[] = {2, 3, 1, 0};
   static const uint8_t valid[] = {0x0b};
   struct ArrowSchema *ls = S("+vl", "v", NULLABLE, 1, S("l", "item", NULLABLE, 0));
   struct ArrowArray *la = A(4, 1, 0, 3, valid, offsets, sizes, 1,
