@@ -695,3 +695,56 @@ def test_example_every_type(tmp_path):
     schema = cat_text(path, "--schema").splitlines()
     assert schema[0] == "id: int64 not null"
     assert schema[-2:] == ["-- schema metadata --", "source: examples/every_type.c"]
+
+
+def protium_interval_stream() -> tuple[bytes, list[str]]:
+    """An IPC stream holding month and day_time interval columns (which
+    pyarrow's Python layer cannot hold): a pyarrow int32 and int64 column,
+    their layouts, exported through the C Data Interface with the interval
+    formats put in, written by libprotium. Returns it and the expected lines."""
+    import ctypes
+
+    import protium.arrow  # noqa: F401  (loads the library)
+    from protium._lib import (ArrowArray, ArrowSchema, PtError, check, lib, release_array,
+                              release_schema)
+
+    months = pa.array([0, -1, 2**31 - 1, None, 14], pa.int32())
+    days = [(1, 5), (-2, -(2**31)), (0, 0), (7, 86399999), None]
+    raw = pa.array([None if d is None else (d[0] & 0xFFFFFFFF) | (d[1] << 32) for d in days],
+                   pa.int64())
+    batch = pa.record_batch([months, raw], names=["m", "dt"])
+    s, a = ArrowSchema(), ArrowArray()
+    batch._export_to_c(ctypes.addressof(a), ctypes.addressof(s))
+    formats = [ctypes.c_char_p(b"tiM"), ctypes.c_char_p(b"tiD")]
+    for k in range(2):
+        s.children[k].contents.format = formats[k]
+    err, writer = PtError(), ctypes.c_void_p()
+    try:
+        check(lib().pt_ipc_writer_open_buffer(ctypes.byref(s), None, ctypes.byref(writer),
+                                              ctypes.byref(err)), err)
+        check(lib().pt_ipc_writer_write(writer, ctypes.byref(a), ctypes.byref(err)), err)
+        check(lib().pt_ipc_writer_close(writer, ctypes.byref(err)), err)
+        data, size = ctypes.c_void_p(), ctypes.c_int64()
+        check(lib().pt_ipc_writer_take_buffer(writer, ctypes.byref(data), ctypes.byref(size),
+                                              ctypes.byref(err)), err)
+        out = ctypes.string_at(data, size.value)
+        ctypes.CDLL(None).free(data)
+    finally:
+        if writer:
+            lib().pt_ipc_writer_free(writer)
+        release_array(a)
+        release_schema(s)
+    lines = []
+    for m, d in zip(months.to_pylist(), days):
+        dt = "null" if d is None else '{"days": %d, "milliseconds": %d}' % d
+        lines.append('{"m": %s, "dt": %s}\n' % ("null" if m is None else m, dt))
+    return out, lines
+
+
+def test_cat_month_and_day_time_intervals():
+    data, lines = protium_interval_stream()
+    r = run("cat", "-", input=data)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.decode() == "".join(lines)
+    r = run("cat", "-", "--schema", input=data)
+    assert r.stdout.decode().splitlines()[:2] == ["m: month_interval", "dt: day_time_interval"]
