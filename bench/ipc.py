@@ -1,9 +1,11 @@
 """ipc.py — `bench/run ipc`: Arrow IPC stream write and read throughput of
 protium against pyarrow, on the same data, in the same run.
 
-Cases: 1, 16 and 256 columns of int64, float64 or utf8, about 64 MiB each (in
-16 record batches), uncompressed, LZ4 (frame) and ZSTD (level 1, Arrow's
-default, for both). pyarrow makes the data deterministically; protium's side
+Cases: 1, 16 and 256 columns of int64, float64 or utf8, and 1 and 16 columns
+of utf8_view (string views of the utf8 case's words: inline up to 12 bytes,
+out of line beyond) and ree (run-end encoded int64, int32 run ends, runs of
+1-64 rows), about 64 MiB each (in 16 record batches), uncompressed, LZ4
+(frame) and ZSTD (level 1, Arrow's default, for both). pyarrow makes the data deterministically; protium's side
 is the C driver build/bench/ipc_bench (bench/ipc_bench.c), which writes the
 same batches (memory-mapped from an uncompressed IPC file) into a memory buffer
 and reads pyarrow's stream of each case from memory, pulling every batch. Both
@@ -43,8 +45,9 @@ REPEATS = int(os.environ.get("PT_BENCH_REPEATS", "3"))
 ROUNDS = int(os.environ.get("PT_BENCH_ROUNDS", "2"))
 BATCHES = 16
 ZSTD_LEVEL = 1  # the default ZSTD level of both (and of Arrow C++ and Spark)
-TYPES = ["int64", "float64", "utf8"]
+TYPES = ["int64", "float64", "utf8", "utf8_view", "ree"]
 COLUMNS = [1, 16, 256]
+NEWER_COLUMNS = [1, 16]  # for utf8_view and ree
 COMPRESSIONS = ["none", "lz4", "zstd"]
 ONLY = {c for c in os.environ.get("PT_BENCH_CASES", "").split(",") if c}
 
@@ -54,9 +57,20 @@ def make_table(typ: str, ncols: int, total_bytes: int, seed: int = 42) -> pa.Tab
     given (typ, ncols, total_bytes, seed)."""
     rng = np.random.default_rng([seed, ncols, total_bytes, TYPES.index(typ)])
     per_col = total_bytes // ncols
-    if typ == "utf8":
+    if typ == "ree":
+        # Runs of 1-64 rows: 4 bytes of run end and 8 of value per run.
+        runs = max(BATCHES, per_col // 12)
+        ends = np.cumsum(rng.integers(1, 65, runs)).astype(np.int32)
+        values = rng.integers(0, 1_000_000, runs, dtype=np.int64)
+        arrays = [pa.RunEndEncodedArray.from_arrays(pa.array(ends), pa.array(values))
+                  for _ in range(ncols)]
+        rows = int(ends[-1])
+        table = pa.table(arrays, names=[f"c{i}" for i in range(ncols)])
+        return pa.Table.from_batches(table.to_batches(max_chunksize=rows // BATCHES + 1))
+    if typ in ("utf8", "utf8_view"):
         # Words of 2-14 letters from a 4096-word vocabulary: ~8 bytes of text
-        # and 4 of offset per value.
+        # and 4 of offset per value (views: 16 bytes of view, the text of
+        # words beyond 12 bytes).
         letters = np.frombuffer(b"abcdefghijklmnopqrstuvwxyz", np.uint8)
         vocab = pa.array(
             [bytes(rng.choice(letters, rng.integers(2, 15))).decode() for _ in range(4096)]
@@ -74,7 +88,8 @@ def make_table(typ: str, ncols: int, total_bytes: int, seed: int = 42) -> pa.Tab
             arrays.append(pa.array(rng.standard_normal(rows)))
         else:
             idx = pa.array(rng.integers(0, len(vocab), rows, dtype=np.int32))
-            arrays.append(vocab.take(idx))
+            words = vocab.take(idx)
+            arrays.append(words.cast(pa.string_view()) if typ == "utf8_view" else words)
     table = pa.table(arrays, names=[f"c{i}" for i in range(ncols)])
     return pa.Table.from_batches(table.to_batches(max_chunksize=rows // BATCHES))
 
@@ -199,7 +214,9 @@ def run_case(table: pa.Table, compression: str, tmp: Path, check: bool) -> dict:
         if not got.equals(table):
             sys.exit(f"ipc: pyarrow reads protium's {compression} stream differently")
     codec = {}
-    if compression != "none" and table.num_columns == 16:
+    classic = all(pa.types.is_int64(f.type) or pa.types.is_float64(f.type)
+                  or pa.types.is_string(f.type) for f in table.schema)
+    if compression != "none" and table.num_columns == 16 and classic:
         # The codec libraries alone, one thread, on the same buffers.
         got = driver("codec", str(source), compression, level, str(REPEATS))
         # The batches as the file has them: buffers of exactly their rows
@@ -239,7 +256,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="pt-bench-ipc-") as d:
         tmp = Path(d)
         for typ in TYPES:
-            for ncols in COLUMNS:
+            for ncols in (NEWER_COLUMNS if typ in ("utf8_view", "ree") else COLUMNS):
                 wanted = [c for c in COMPRESSIONS if not ONLY or f"{typ}_{ncols}col_{c}" in ONLY]
                 if not wanted:
                     continue

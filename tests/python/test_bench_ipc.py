@@ -13,7 +13,8 @@ import sys
 
 from conftest import ROOT
 
-CASES = ["int64_16col_zstd", "utf8_1col_none", "float64_1col_lz4"]
+CASES = ["int64_16col_zstd", "utf8_1col_none", "float64_1col_lz4", "utf8_view_1col_lz4",
+         "ree_16col_none"]
 
 
 def test_bench_ipc_reports_every_figure(tmp_path):
