@@ -389,6 +389,11 @@ COLUMNS: dict[str, Maker] = {
     "dict_int64_utf8": _dictionary(pa.int64(), _WORDS),
     "dict_int32_int64": _dictionary(pa.int32(), pa.array([10, -20, 30, None, 2**40])),
     "dict_int16_large_utf8": _dictionary(pa.int16(), _WORDS.cast(pa.large_utf8())),
+    "dict_int16_string_view": _dictionary(pa.int16(), _WORDS.cast(pa.string_view())),
+    "dict_int8_decimal256": _dictionary(
+        pa.int8(), pa.array([Decimal("1.5"), None, Decimal("-2.25")], pa.decimal256(40, 2))
+    ),
+    "dict_int32_time64": _dictionary(pa.int32(), pa.array([0, 1000, None, 86399999999], pa.time64("us"))),
 }
 
 # Columns declared non-nullable (and holding no nulls).
