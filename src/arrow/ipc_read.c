@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "arrow/ipc_int.h"
+#include "arrow/kernels.h"
 #include "arrow/pool.h"
 
 /* Backing for empty buffers (and the single zero offset of empty arrays):
@@ -1142,10 +1143,19 @@ static int concat(reader *r, const struct ArrowSchema *schema, const struct Arro
   PT_RETURN_NOT_OK(pt_type_parse(schema, &t, err));
   if (depth > PT_IPC_MAX_NESTING + 8) return pt__errorf(err, PT_EINTERNAL, "nesting too deep");
   if (pt__type_is_union(t.id) || pt__type_is_view(t.id) || pt__type_list_view_width(t.id) ||
-      t.id == PT_TYPE_RUN_END_ENCODED)
+      t.id == PT_TYPE_RUN_END_ENCODED) {
+    /* Arrays whose rows do not lie in one span of their buffers: the
+     * kernels' concatenation, for the whole arrays (what a delta of them at
+     * the top, or in struct children or lists that cover them, joins). */
+    if (as == 0 && al == a->length && bs == 0 && bl == b->length) {
+      const struct ArrowArray *parts[2] = {a, b};
+      return pt__array_concat(schema, parts, 2, out, err);
+    }
     return pt__errorf(err, PT_ENOTSUP,
-                      "dictionary deltas of values holding unions or views are not supported; write "
-                      "the whole dictionary again (a replacement)");
+                      "a dictionary delta joining parts of union, view, list view or run-end "
+                      "encoded arrays is not supported; write the whole dictionary again (a "
+                      "replacement)");
+  }
   int nb = pt__type_n_buffers(t.id);
   PT_RETURN_NOT_OK(pt__array_init(out, nb, schema->n_children, schema->dictionary != NULL, err));
   int64_t n = al + bl;

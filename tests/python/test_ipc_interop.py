@@ -411,22 +411,37 @@ def test_write_options_are_checked():
         pta.write_ipc_buffer([1, 2, 3])
 
 
-def test_protium_refuses_unions_in_dictionary_deltas(tmp_path):
-    """What the IPC reader cannot do yet: concatenate a dictionary delta of
-    union values (pyarrow writes one)."""
-    words = pa.UnionArray.from_sparse(
-        pa.array([0, 1], pa.int8()), [pa.array([1, 2]), pa.array(["a", "b"])])
-    more = pa.UnionArray.from_sparse(
-        pa.array([0, 1, 0], pa.int8()), [pa.array([1, 2, 3]), pa.array(["a", "b", "c"])])
+@pytest.mark.parametrize("kind", ["sparse_union", "string_view", "list_view", "ree"])
+def test_protium_reads_dictionary_deltas_of_newer_types(kind, tmp_path):
+    """pyarrow writes deltas of dictionaries whose values are unions, views,
+    list views or run-end encoded: protium joins them."""
+    def values(n: int) -> pa.Array:
+        if kind == "sparse_union":
+            return pa.UnionArray.from_sparse(
+                pa.array([k % 2 for k in range(n)], pa.int8()),
+                [pa.array(range(n)), pa.array([f"w{k}" for k in range(n)])])
+        if kind == "string_view":
+            return pa.array([f"a word longer than twelve {k}" for k in range(n)], pa.string_view())
+        if kind == "list_view":
+            return pa.ListViewArray.from_arrays(
+                pa.array([0] * n, pa.int32()), pa.array([k % 3 for k in range(n)], pa.int32()),
+                pa.array([7, 8, 9]))
+        return pa.RunEndEncodedArray.from_arrays(pa.array(range(1, n + 1), pa.int32()),
+                                                 pa.array(range(n)))
+
     batches = [
-        pa.record_batch([pa.DictionaryArray.from_arrays(pa.array([0, 1], pa.int8()), d)], ["d"])
-        for d in (words, more)
+        pa.record_batch(
+            [pa.DictionaryArray.from_arrays(pa.array([0, n - 1, None], pa.int8()), values(n))],
+            ["d"])
+        for n in (2, 3, 5)
     ]
     data = pa_write(batches, batches[0].schema, "stream", None, deltas=True)
-    with pytest.raises(protium.ProtiumError) as e:
-        protium_read(data, "buffer", tmp_path)
-    assert e.value.code == 5, e.value  # PT_ENOTSUP
-    assert "dictionary deltas of values holding unions" in e.value.message
+    reader = pa.ipc.open_stream(data)
+    reader.read_all()
+    assert reader.stats.num_dictionary_deltas == 2
+    got, rows = protium_read(data, "buffer", tmp_path)
+    assert rows == [3, 3, 3]
+    assert got.column("d").to_pylist() == pa.Table.from_batches(batches).column("d").to_pylist()
 
 
 # --------------------------------------------------------------------------
