@@ -105,7 +105,7 @@ def _map_of(keys: Maker, items: Maker, keys_sorted: bool = False) -> Maker:
         offsets = [0]
         for length in lengths:
             offsets.append(offsets[-1] + length)
-        mask = pa.array(_mask(n, rng))
+        mask = pa.array(_mask(n, rng), pa.bool_())
         typ = pa.map_(k.type, v.type, keys_sorted=keys_sorted)
         return pa.MapArray.from_arrays(pa.array(offsets, pa.int32()), k, v, type=typ, mask=mask)
 
@@ -147,7 +147,7 @@ def _list_view_of(inner: Maker, large: bool = False) -> Maker:
         typ = pa.int64() if large else pa.int32()
         cls = pa.LargeListViewArray if large else pa.ListViewArray
         return cls.from_arrays(pa.array(offsets, typ), pa.array(sizes, typ), values,
-                               mask=pa.array(_mask(n, rng)))
+                               mask=pa.array(_mask(n, rng), pa.bool_()))
 
     return make
 
@@ -195,7 +195,7 @@ def _list_of(inner: Maker, typ: Callable[[pa.DataType], pa.DataType]) -> Maker:
         for length in lengths:
             acc += length
             offsets.append(acc)
-        mask = pa.array(_mask(n, rng))
+        mask = pa.array(_mask(n, rng), pa.bool_())
         list_type = typ(values.type)
         cls = pa.LargeListArray if pa.types.is_large_list(list_type) else pa.ListArray
         off_type = pa.int64() if cls is pa.LargeListArray else pa.int32()
@@ -207,7 +207,7 @@ def _list_of(inner: Maker, typ: Callable[[pa.DataType], pa.DataType]) -> Maker:
 def _fixed_list(inner: Maker, size: int) -> Maker:
     def make(n: int, rng: random.Random) -> pa.Array:
         values = inner(n * size, rng)
-        return pa.FixedSizeListArray.from_arrays(values, size, mask=pa.array(_mask(n, rng)))
+        return pa.FixedSizeListArray.from_arrays(values, size, mask=pa.array(_mask(n, rng), pa.bool_()))
 
     return make
 
@@ -217,7 +217,7 @@ def _embedding(size: int) -> Maker:
 
     def make(n: int, rng: random.Random) -> pa.Array:
         values = pa.array(np.array([rng.gauss(0, 1) for _ in range(n * size)], np.float32))
-        return pa.FixedSizeListArray.from_arrays(values, size, mask=pa.array(_mask(n, rng, 0.1)))
+        return pa.FixedSizeListArray.from_arrays(values, size, mask=pa.array(_mask(n, rng, 0.1), pa.bool_()))
 
     return make
 
@@ -232,7 +232,7 @@ def _struct(children: dict[str, tuple[Maker, bool]]) -> Maker:
             assert nullable or child.null_count == 0
             arrays.append(child)
             fields.append(pa.field(name, child.type, nullable=nullable))
-        return pa.StructArray.from_arrays(arrays, fields=fields, mask=pa.array(_mask(n, rng)))
+        return pa.StructArray.from_arrays(arrays, fields=fields, mask=pa.array(_mask(n, rng), pa.bool_()))
 
     return make
 
@@ -303,6 +303,13 @@ COLUMNS: dict[str, Maker] = {
     "map_utf8_int32": _map_of(_strings(pa.utf8()), _ints(-100, 100, pa.int32())),
     "map_int64_list_sorted": _map_of(
         _ints(-100, 100, pa.int64()), _list_of(_strings(pa.utf8()), pa.list_), keys_sorted=True
+    ),
+    "map_views_unions": _map_of(
+        _strings(pa.utf8()),
+        _struct({"v": (_binaries(pa.binary_view()), True),
+                 "u": (_union("dense", {"i": _ints(0, 9, pa.int32()), "t": _strings(pa.utf8())},
+                               [1, 4]), True),
+                 "lv": (_list_view_of(_ints(0, 9, pa.int16())), True)}),
     ),
     "list_map": _list_of(_map_of(_ints(0, 9, pa.int16()), _decimal(9, 2, pa.decimal32)), pa.list_),
     "string_view": _strings(pa.string_view()),
