@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "exec/barrier_area.h"
 #include "exec/exec_int.h"
 
 const int pt__executor_linked = 1;
@@ -86,6 +87,7 @@ typedef struct executor {
   pthread_cond_t reply_cv;
   waiter *waiters;
   int64_t *running_ids;   /* [slots] task ids being run, 0 = none */
+  pt__area **areas;       /* [slots] the running task's shared barrier area, or NULL */
   stopped *stops;         /* [slots] tasks told to stop; task_id 0 = free */
 
   /* The reader role's own state: only the worker holding the role touches
@@ -194,6 +196,13 @@ static void push_simple_status(executor *x, int64_t task_id, Protium__TaskState 
 /* ------------------------------------------------------------------------ */
 /* Barrier calls: a task's side of the driver's coordinator */
 
+/* The task this thread runs, for its barrier calls: set by run_one_locked
+ * around the task, read by pt_ctx_* on the same thread without a lock. */
+static _Thread_local struct {
+  int64_t task_id, partition;
+  pt__area *area;         /* mapped; NULL: every call goes to the driver */
+} tl_task;
+
 static void read_step(executor *x);
 
 static stopped *find_stop_locked(executor *x, int64_t task_id) {
@@ -217,9 +226,84 @@ static void release_reader_locked(executor *x) {
   if (x->waiters) pthread_cond_broadcast(&x->reply_cv);
 }
 
+/* Waits (mu held on entry, released on return) for w's reply, or its
+ * failure by a BarrierAbort, holding the reader role when nobody does. */
+static int wait_reply_locked(executor *x, waiter *w, void **out, pt_error *err) {
+  w->next = x->waiters;
+  x->waiters = w;
+  flush_locked(x);
+  while (!w->done) {
+    if (!x->reading) {
+      x->reading = 1;
+      pthread_mutex_unlock(&x->mu);
+      read_step(x);
+      pthread_mutex_lock(&x->mu);
+      release_reader_locked(x);
+    } else {
+      pthread_cond_wait(&x->reply_cv, &x->mu);
+    }
+  }
+  for (waiter **pp = &x->waiters; *pp; pp = &(*pp)->next)
+    if (*pp == w) {
+      *pp = w->next;
+      break;
+    }
+  /* This thread goes back to its task: someone else must read, as when
+   * a reader becomes a runner (run_one_locked). */
+  if (!x->reading && x->idle > 0 && (x->slots > 1 || x->q_len > 0 || x->n_pending > 0))
+    pthread_cond_signal(&x->work);
+  pthread_mutex_unlock(&x->mu);
+  if (w->rc != PT_OK) {
+    free(w->buf);
+    return pt__errorf(err, w->rc, "%s", w->error);
+  }
+  if (out != NULL) *out = w->buf;
+  else free(w->buf);
+  return PT_OK;
+}
+
+/* A step in the shared area that did not complete: report a fault to the
+ * driver, whose stop (a BarrierAbort) gives the reason every peer returns. */
+static int area_failed(executor *x, int64_t task_id, int64_t seq, int outcome, int code,
+                       const char *why, pt_error *err) {
+  waiter w;
+  memset(&w, 0, sizeof w);
+  w.task_id = task_id;
+  w.seq = seq;
+  pthread_mutex_lock(&x->mu);
+  stopped *s = find_stop_locked(x, task_id);
+  if (s != NULL) {
+    int rc = pt__errorf(err, PT_ECANCELED, "%s", s->error);
+    pthread_mutex_unlock(&x->mu);
+    return rc;
+  }
+  if (outcome == PT__AREA_FAULT) {
+    Protium__BarrierFault f;
+    protium__barrier_fault__init(&f);
+    f.task_id = task_id;
+    f.seq = seq;
+    f.error = (char *)why;
+    f.error_code = code;
+    if (pt__frame_append(&x->extra, PT__MSG_BARRIER_FAULT, &f.base, NULL) != PT_OK) {
+      pthread_mutex_unlock(&x->mu);
+      return pt__errorf(err, PT_ENOMEM, "out of memory for a message to the driver");
+    }
+  }
+  return wait_reply_locked(x, &w, NULL, err);
+}
+
 static int coord_call(void *arg, int64_t task_id, int64_t seq, int kind, const void *data,
                       size_t size, void **out, size_t *sizes, int64_t n, pt_error *err) {
   executor *x = arg;
+  /* Same host: meet in the shared area; an all_gather's payloads then
+   * still go through the driver. */
+  if (tl_task.task_id == task_id && tl_task.area != NULL) {
+    int code = PT_OK;
+    char why[PT_ERROR_SIZE];
+    int r = pt__area_step(tl_task.area, tl_task.partition, seq, kind, &code, why, sizeof why);
+    if (r != PT__AREA_DONE) return area_failed(x, task_id, seq, r, code, why, err);
+    if (kind == PROTIUM__BARRIER_KIND__BARRIER_KIND_BARRIER) return PT_OK;
+  }
   waiter w;
   memset(&w, 0, sizeof w);
   w.task_id = task_id;
@@ -251,37 +335,7 @@ static int coord_call(void *arg, int64_t task_id, int64_t seq, int kind, const v
     }
     off += len;
   } while (off < size);
-  w.next = x->waiters;
-  x->waiters = &w;
-  flush_locked(x);
-  while (!w.done) {
-    if (!x->reading) {
-      x->reading = 1;
-      pthread_mutex_unlock(&x->mu);
-      read_step(x);
-      pthread_mutex_lock(&x->mu);
-      release_reader_locked(x);
-    } else {
-      pthread_cond_wait(&x->reply_cv, &x->mu);
-    }
-  }
-  for (waiter **pp = &x->waiters; *pp; pp = &(*pp)->next)
-    if (*pp == &w) {
-      *pp = w.next;
-      break;
-    }
-  /* This thread goes back to its task: someone else must read, as when
-   * a reader becomes a runner (run_one_locked). */
-  if (!x->reading && x->idle > 0 && (x->slots > 1 || x->q_len > 0 || x->n_pending > 0))
-    pthread_cond_signal(&x->work);
-  pthread_mutex_unlock(&x->mu);
-  if (w.rc != PT_OK) {
-    free(w.buf);
-    return pt__errorf(err, w.rc, "%s", w.error);
-  }
-  if (out != NULL) *out = w.buf;
-  else free(w.buf);
-  return PT_OK;
+  return wait_reply_locked(x, &w, out, err);
 }
 
 static waiter *find_waiter_locked(executor *x, int64_t task_id) {
@@ -349,7 +403,12 @@ static void on_barrier_abort(executor *x, const Protium__BarrierAbort *a) {
   for (size_t i = 0; i < a->n_task_ids; i++) {
     int64_t id = a->task_ids[i];
     int running = 0;
-    for (int k = 0; k < x->slots; k++) running |= id != 0 && x->running_ids[k] == id;
+    for (int k = 0; k < x->slots; k++)
+      if (id != 0 && x->running_ids[k] == id) {
+        running = 1;
+        /* Its peers in the shared area, on every executor, stop waiting. */
+        if (x->areas[k] != NULL) pt__area_stop(x->areas[k]);
+      }
     if (!running || find_stop_locked(x, id) != NULL) continue; /* ended already */
     stopped *s = find_stop_locked(x, 0);
     if (s == NULL) continue; /* cannot happen: one entry per slot */
@@ -593,14 +652,51 @@ static void run_one_locked(executor *x) {
     pthread_cond_signal(&x->work);
   pthread_mutex_unlock(&x->mu);
 
+  /* A barrier task on a host shared with all its peers meets them in the
+   * attempt's area. One it cannot map is a fault the driver stops the
+   * attempt for (its calls then fail with the driver's reason). */
+  pt__area area = {0};
+  const Protium__StageDef *def = item.stage->def;
+  if (def->barrier && def->barrier_area && def->barrier_area[0]) {
+    pt_error aerr = {0};
+    int rc = pt__area_open(def->barrier_area, def->stage_id, def->stage_attempt, def->num_tasks,
+                           &area, &aerr);
+    pthread_mutex_lock(&x->mu);
+    if (rc == PT_OK) {
+      x->areas[slot] = &area;
+      if (find_stop_locked(x, item.launch.task_id) != NULL) pt__area_stop(&area);
+    } else {
+      char why[PT_ERROR_SIZE];
+      snprintf(why, sizeof why, "partition %lld: %.900s", (long long)item.launch.partition,
+               aerr.message);
+      Protium__BarrierFault f;
+      protium__barrier_fault__init(&f);
+      f.task_id = item.launch.task_id;
+      f.error = why;
+      f.error_code = rc;
+      if (pt__frame_append(&x->extra, PT__MSG_BARRIER_FAULT, &f.base, NULL) == PT_OK)
+        flush_locked(x);
+    }
+    pthread_mutex_unlock(&x->mu);
+  }
+  tl_task.task_id = item.launch.task_id;
+  tl_task.partition = item.launch.partition;
+  tl_task.area = area.head ? &area : NULL;
+
   Protium__TaskStatus st;
   pt__task_run(&x->env, item.stage, &item.launch, &st);
+  if (area.head && st.state == PROTIUM__TASK_STATE__TASK_SUCCEEDED)
+    pt__area_ended(&area, item.launch.partition);
+  tl_task.task_id = 0;
+  tl_task.area = NULL;
   pt__stage_unref(item.stage);
   if (item.owned) protium__task_launch__free_unpacked(item.owned, &pt__pb_allocator);
 
   pthread_mutex_lock(&x->mu);
   x->running--;
   x->running_ids[slot] = 0;
+  x->areas[slot] = NULL;
+  pt__area_close(&area);
   stopped *stop = find_stop_locked(x, item.launch.task_id);
   if (stop != NULL) stop->task_id = 0;
   push_status_locked(x, &st);
@@ -753,7 +849,8 @@ int pt__executor_main(void) {
   pthread_condattr_destroy(&ca);
   x.running_ids = pt__calloc((size_t)x.slots, sizeof *x.running_ids);
   x.stops = pt__calloc((size_t)x.slots, sizeof *x.stops);
-  if (x.running_ids == NULL || x.stops == NULL) die(&x, "out of memory");
+  x.areas = pt__calloc((size_t)x.slots, sizeof *x.areas);
+  if (x.running_ids == NULL || x.stops == NULL || x.areas == NULL) die(&x, "out of memory");
   x.env.coord_call = coord_call;
   x.env.coord_check = coord_check;
   x.env.coord_arg = &x;

@@ -41,6 +41,7 @@ const ProtobufCMessageDescriptor *pt__msg_descriptor(pt__msg_type type) {
     case PT__MSG_CLEANUP: return &protium__cleanup__descriptor;
     case PT__MSG_SHUTDOWN: return &protium__shutdown__descriptor;
     case PT__MSG_BARRIER_CALL: return &protium__barrier_call__descriptor;
+    case PT__MSG_BARRIER_FAULT: return &protium__barrier_fault__descriptor;
     case PT__MSG_BARRIER_REPLY: return &protium__barrier_reply__descriptor;
     case PT__MSG_BARRIER_ABORT: return &protium__barrier_abort__descriptor;
   }

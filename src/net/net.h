@@ -33,6 +33,7 @@ typedef enum pt__msg_type {
   PT__MSG_HEARTBEAT = 2,
   PT__MSG_STATUS_BATCH = 3,
   PT__MSG_BARRIER_CALL = 4,
+  PT__MSG_BARRIER_FAULT = 14,
   PT__MSG_WELCOME = 16,
   PT__MSG_LAUNCH_BATCH = 17,
   PT__MSG_KILL_TASKS = 18,

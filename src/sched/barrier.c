@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "exec/barrier_area.h"
 #include "net/net.h"
 #include "sched/sched.h"
 
@@ -28,6 +29,7 @@ struct pt__barrier {
   int64_t *task_ids;        /* [n] */
   int32_t *execs;           /* [n] executor index of each partition's task */
   uint8_t *ended;           /* [n] returned with output */
+  char *area;               /* owned: its shared area file (all tasks on one host), or NULL */
   /* Its current step. */
   int64_t seq;
   int kind;                 /* Protium__BarrierKind of the first arrival; 0 = none */
@@ -73,7 +75,18 @@ void pt__barrier_free(pt__barrier *b) {
   pt__free(b->execs);
   pt__free(b->task_ids);
   pt_buf_free(&b->causes);
+  pt__free(b->area);
   pt__free(b);
+}
+
+/* The attempt's shared area goes with it: the next attempt gets a new one,
+ * so no count or flag left by this one can be read as the next one's. */
+static void drop_area(pt__sched_stage *st) {
+  pt__barrier *b = st->bar;
+  if (b->area) unlink(b->area);
+  pt__free(b->area);
+  b->area = NULL;
+  st->barrier_area = NULL;
 }
 
 static void step_reset(pt__barrier *b) {
@@ -163,6 +176,7 @@ static void stop_attempt(pt__driver *d, pt__sched_stage *st, int code, const cha
            (long long)(st->attempt < 0 ? 0 : st->attempt), cause);
   if (b->launched) abort_tasks(d, st, why);
   b->launched = 0;
+  drop_area(st);
   memset(b->ended, 0, (size_t)(b->n > 0 ? b->n : 1));
   step_reset(b);
   b->seq = 0;
@@ -191,6 +205,7 @@ void pt__barrier_job_ended(pt__driver *d, pt__sched_stage *st) {
   snprintf(why, sizeof why, "job %lld ended", (long long)st->job->id);
   abort_tasks(d, st, why);
   b->launched = 0;
+  drop_area(st);
 }
 
 void pt__barrier_task_failed(pt__driver *d, pt__sched_stage *st, int64_t p, const char *cause,
@@ -358,6 +373,9 @@ void pt__barrier_on_call(pt__driver *d, pt__executor *ex, const Protium__Barrier
   pt__barrier *b = st->bar;
   int64_t p = t->partition;
   char text[512];
+  /* With a shared area, barrier() steps never come here: the next call
+   * the driver sees may be several steps on. */
+  if (b->area && b->kind == 0 && c->seq > b->seq) b->seq = c->seq;
   if (c->seq != b->seq || b->arrived[p]) {
     snprintf(text, sizeof text, "partition %lld called step %lld while the stage is at step %lld",
              (long long)p, (long long)c->seq, (long long)b->seq);
@@ -408,6 +426,20 @@ void pt__barrier_on_call(pt__driver *d, pt__executor *ex, const Protium__Barrier
   if (b->n_arrived == b->n) complete_step(d, st);
 }
 
+void pt__barrier_on_fault(pt__driver *d, pt__executor *ex, const Protium__BarrierFault *f) {
+  int32_t i = (int32_t)(f->task_id & PT__TASK_INDEX_MASK);
+  if (f->task_id <= 0 || i >= d->cap_tasks || d->tasks[i].id != f->task_id ||
+      d->tasks[i].exec != ex->index)
+    return; /* of an attempt already stopped: its tasks were told */
+  pt__sched_task *t = &d->tasks[i];
+  pt__sched_stage *st = t->stage;
+  if (!st || !st->bar || !st->bar->launched || !st->bar->area ||
+      t->stage_attempt != st->bar->attempt || st->job->state != PT__JOB_RUNNING)
+    return;
+  int code = f->error_code > PT_OK && f->error_code <= PT_EINTERNAL ? f->error_code : PT_EINVAL;
+  stop_attempt(d, st, code, f->error && f->error[0] ? f->error : "a task's barrier area failed");
+}
+
 /* ------------------------------------------------------------------------ */
 /* Admission */
 
@@ -456,6 +488,38 @@ static int free_slots(pt__executor *ex) {
   return ex->n_inflight < ex->slots ? ex->slots - ex->n_inflight : 0;
 }
 
+/* When every task of the attempt about to launch runs on one host, makes
+ * its shared area beside the stage's checkpoint directory (removed with the
+ * job's). Without one (another host, no file) the calls go to the driver. */
+static void make_area(pt__driver *d, pt__sched_stage *st) {
+  pt__barrier *b = st->bar;
+  drop_area(st);
+  if (!d->opts.barrier_shared_memory || !st->checkpoint_dir || b->n < 1) return;
+  const char *host = d->execs[b->execs[0]]->host;
+  for (int64_t p = 1; p < b->n; p++) {
+    const char *h = d->execs[b->execs[p]]->host;
+    if (!host || !h || strcmp(host, h) != 0) return;
+  }
+  size_t len = strlen(st->checkpoint_dir) + 48;
+  char *path = pt__malloc(len);
+  if (!path) return;
+  snprintf(path, len, "%s", st->checkpoint_dir);
+  char *slash = strrchr(path, '/');
+  pt_error err = {0};
+  if (slash) *slash = '\0';
+  int rc = slash ? pt__mkdirs(path, &err) : PT_EINVAL;
+  snprintf(path, len, "%s-attempt-%lld.barrier", st->checkpoint_dir, (long long)st->attempt);
+  if (rc == PT_OK) unlink(path); /* a leftover of a crashed driver: never reused */
+  if (rc == PT_OK)
+    rc = pt__area_create(path, st->id, st->attempt, b->n, d->opts.barrier_timeout_ms, &err);
+  if (rc != PT_OK) {
+    pt__free(path);
+    return;
+  }
+  b->area = path;
+  st->barrier_area = path;
+}
+
 /* Launches every task of st, now, on free slots spread over executors. */
 static void launch_attempt(pt__driver *d, pt__sched_stage *st, uint64_t now) {
   pt__barrier *b = st->bar;
@@ -463,13 +527,6 @@ static void launch_attempt(pt__driver *d, pt__sched_stage *st, uint64_t now) {
   int64_t n = b->n;
   pt_error err = {0};
   st->attempt++;
-  if (pt__plan_encode_stage(st, &err) != PT_OK) {
-    char msg[PT_ERROR_SIZE];
-    snprintf(msg, sizeof msg, "job %lld failed: stage %lld: %.900s", (long long)job->id,
-             (long long)st->id, err.message);
-    pt__sched_job_fail(d, job, err.code, msg);
-    return;
-  }
   Protium__TaskInfo *infos = pt__calloc((size_t)n, sizeof *infos);
   Protium__TaskInfo **ptrs = pt__calloc((size_t)n, sizeof *ptrs);
   int32_t *ports = pt__calloc((size_t)n, sizeof *ports);
@@ -482,6 +539,14 @@ static void launch_attempt(pt__driver *d, pt__sched_stage *st, uint64_t now) {
     if (left[e] == 0) continue;
     left[e]--;
     b->execs[p++] = (int32_t)e;
+  }
+  make_area(d, st);
+  if (pt__plan_encode_stage(st, &err) != PT_OK) {
+    char msg[PT_ERROR_SIZE];
+    snprintf(msg, sizeof msg, "job %lld failed: stage %lld: %.900s", (long long)job->id,
+             (long long)st->id, err.message);
+    pt__sched_job_fail(d, job, err.code, msg);
+    goto free_all;
   }
   for (int64_t p = 0; p < n; p++) {
     pt__executor *ex = d->execs[b->execs[p]];

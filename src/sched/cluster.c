@@ -509,6 +509,13 @@ static void on_frame(pt__driver_conn *c, uint16_t type, const uint8_t *p, size_t
     protium__barrier_call__free_unpacked(bc, &pt__pb_allocator);
     return;
   }
+  case PT__MSG_BARRIER_FAULT: {
+    Protium__BarrierFault *bf = protium__barrier_fault__unpack(&pt__pb_allocator, n, p);
+    if (!bf) return protocol_error(c, "bad BarrierFault");
+    if (c->ex->state == PT__EXEC_READY) pt__barrier_on_fault(c->d, c->ex, bf);
+    protium__barrier_fault__free_unpacked(bf, &pt__pb_allocator);
+    return;
+  }
   case PT__MSG_STATUS_BATCH: {
     Protium__StatusBatch *b = protium__status_batch__unpack(&pt__pb_allocator, n, p);
     if (!b) return protocol_error(c, "bad StatusBatch");

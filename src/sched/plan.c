@@ -417,6 +417,7 @@ int pt__plan_encode_stage(pt__sched_stage *st, pt_error *err) {
   def.barrier = st->barrier != 0;
   def.num_tasks = st->partitions;
   def.checkpoint_dir = st->checkpoint_dir;
+  def.barrier_area = st->barrier_area ? (char *)st->barrier_area : (char *)"";
   Protium__ShuffleOutput **outs = NULL;
   if (st->read) {
     pt__sched_stage *parent = st->parent;

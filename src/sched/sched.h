@@ -99,6 +99,7 @@ typedef struct pt__driver_opts {
   int barrier_max_attempts;      /* attempts of a barrier stage */
   int64_t barrier_timeout_ms;    /* a barrier() step waiting longer fails the attempt */
   int64_t barrier_admission_ms;  /* how long a barrier stage waits for free slots */
+  int barrier_shared_memory;     /* tasks of an attempt on one host meet in shared memory */
   int64_t barrier_stop_grace_ms; /* a stopped barrier task's time to return before its
                                     executor is killed */
   size_t n_conf;                 /* sent to executors in Welcome */
@@ -209,6 +210,7 @@ typedef struct pt__sched_stage {
   int barrier;                    /* a pt_barrier node is in the stage's chain */
   pt__barrier *bar;               /* owned: its coordinator (barrier stages), else NULL */
   char *checkpoint_dir;           /* owned: <session_dir>/checkpoints/<job>/stage-<id> */
+  const char *barrier_area;       /* borrowed from bar: the attempt's shared area, or NULL */
 } pt__sched_stage;
 
 typedef enum pt__job_state { PT__JOB_RUNNING, PT__JOB_SUCCEEDED, PT__JOB_FAILED } pt__job_state;
@@ -399,6 +401,8 @@ int pt__barrier_check_job(pt__driver *d, pt__job *job);
  * slots (ordinary tasks then wait too, so that the slots come free). */
 int pt__barrier_admit(pt__driver *d, uint64_t now);
 void pt__barrier_on_call(pt__driver *d, pt__executor *ex, const Protium__BarrierCall *c);
+/* An executor's report of what the shared area saw: stops the attempt. */
+void pt__barrier_on_fault(pt__driver *d, pt__executor *ex, const Protium__BarrierFault *f);
 /* A task of st's current attempt failed (cause): stop the attempt. */
 void pt__barrier_task_failed(pt__driver *d, pt__sched_stage *st, int64_t p, const char *cause,
                              int code);

@@ -56,6 +56,7 @@ typedef struct gang_arg {
   int64_t checkpoint;     /* resume from the checkpoint directory */
   int64_t check_infos;    /* verify task infos */
   char log[1024];         /* appended lines, "" = none */
+  char go_file[1024];     /* attempts > 0 wait for this file before their steps ("" = no) */
 } gang_arg;
 
 static gang_arg gang_default(void) {
@@ -168,6 +169,7 @@ static int gang(const pt_task_context *ctx, struct ArrowArrayStream *input, cons
     usleep((useconds_t)a.hang_ms * 1000);
     goto done;
   }
+  while (a.go_file[0] && attempt > 0 && access(a.go_file, F_OK) != 0) usleep(2000);
   for (int64_t s = start; s < a.steps; s++) {
     if (a.checkpoint) { /* steps before s are done */
       char tmp[2100];
@@ -305,6 +307,9 @@ PT_REGISTER_FN(reduce_kill)
 /* Helpers */
 
 static char local_dir[256];
+/* Configuration every session of a test gets besides its own (NULL-ended
+ * pairs, or NULL). */
+static const char *const *extra_kv;
 
 static void rm_rf(const char *path) {
   char cmd[600];
@@ -347,6 +352,7 @@ static pt_session *open_n(int executors, int slots, const char *const *kv) {
   CHECK(pt_conf_set(conf, "executor.heartbeat_interval", "200ms", &err));
   CHECK(pt_conf_set(conf, "local.dir", local_dir, &err));
   for (; kv && kv[0]; kv += 2) CHECK(pt_conf_set(conf, kv[0], kv[1], &err));
+  for (kv = extra_kv; kv && kv[0]; kv += 2) CHECK(pt_conf_set(conf, kv[0], kv[1], &err));
   CHECK(pt_session_open(master, conf, &s, &err));
   pt_conf_free(conf);
   return s;
@@ -753,6 +759,104 @@ static void test_mismatched_calls(void **state) {
   close_session(s);
 }
 
+/* A task that returns without making a call its peers make: they fail at
+ * once naming it (not after barrier.timeout). */
+static void test_returned_without_call(void **state) {
+  const char *kv[] = {"barrier.max_attempts", "1", NULL};
+  pt_session *s = open_n(4, 1, kv);
+  gang_arg a = gang_default();
+  a.steps = 3;
+  a.hang_part = 2;
+  a.hang_ms = 0;
+  pt_dataset *ds = gang_ds(s, 40, 4, &a);
+  int64_t n;
+  pt_error err = {0};
+  assert_int_equal(pt_count(ds, &n, &err), PT_ESTATE);
+  assert_non_null(strstr(err.message, "partition 2 returned without calling barrier() step 0"));
+  pt_dataset_free(ds);
+  close_session(s);
+}
+
+static int count_areas(int64_t attempt) {
+  char pat[600];
+  glob_t g;
+  snprintf(pat, sizeof pat, "%s/protium-*/checkpoints/*/stage-*-attempt-%lld.barrier",
+           local_dir, (long long)attempt);
+  int n = glob(pat, 0, NULL, &g) == 0 ? (int)g.gl_pathc : 0;
+  globfree(&g);
+  return n;
+}
+
+/* Tasks on one host meet in a shared area of their attempt: it exists
+ * while attempt 0 runs, goes when a SIGKILL stops the attempt, attempt 1
+ * has a new one (nothing of the killed step read as its own), and none is
+ * left when the job ends. */
+static void test_shared_area_per_attempt(void **state) {
+  const char *kv[] = {"barrier.stop_grace", "1s", NULL};
+  pt_session *s = open_n(4, 1, kv);
+  gang_arg a = gang_default();
+  a.steps = 50;
+  a.hang_part = 3;
+  a.hang_ms = 30000;
+  a.hang_first = 1;
+  log_path(&a, "areas");
+  snprintf(a.go_file, sizeof a.go_file, "%s/go-areas", local_dir);
+  pt_dataset *ds = gang_ds(s, 400, 4, &a);
+  job_thread j = {.ds = ds};
+  pthread_t t;
+  assert_int_equal(pthread_create(&t, NULL, collect_job, &j), 0);
+  long long victim = 0;
+  int started1 = 0, killed = 0;
+  for (int tries = 0; tries < 2000 && started1 < 4; tries++) {
+    usleep(10000);
+    char *log = slurp(a.log);
+    int started0 = 0;
+    started1 = 0;
+    for (char *line = strtok(log, "\n"); line; line = strtok(NULL, "\n")) {
+      long long p, at, ts, pid;
+      if (sscanf(line, "start %lld %lld %lld %lld", &p, &at, &ts, &pid) != 4) continue;
+      started0 += at == 0;
+      started1 += at == 1;
+      if (at == 0 && p == 0) victim = pid;
+    }
+    free(log);
+    if (!killed && started0 == 4 && count_areas(0) == 1) {
+      assert_int_equal(count_areas(1), 0);
+      usleep(100000); /* partitions 0, 1, 2 wait in step 0, in the area */
+      assert_int_equal(kill((pid_t)victim, SIGKILL), 0);
+      killed = 1;
+    }
+  }
+  assert_true(killed);
+  assert_int_equal(started1, 4);
+  assert_int_equal(count_areas(0), 0);
+  assert_int_equal(count_areas(1), 1);
+  int fd = open(a.go_file, O_CREAT | O_WRONLY, 0644);
+  assert_true(fd >= 0);
+  close(fd);
+  pthread_join(t, NULL);
+  if (j.rc != PT_OK) fail_msg("collect: %s", j.err.message);
+  expect_exact(&j.rows, 400, 1, 1);
+  rows_free(&j.rows);
+  assert_int_equal(count_areas(0) + count_areas(1), 0);
+  pt_dataset_free(ds);
+  close_session(s);
+}
+
+/* The same failures with every call through the driver, as when a stage
+ * attempt's tasks run on several hosts. */
+static const char *const driver_path_kv[] = {"barrier.shared_memory", "0", NULL};
+
+static void test_driver_path_failures(void **state) {
+  extra_kv = driver_path_kv;
+  test_barrier_timeout_names_missing(state);
+  test_dead_peer_errors_at_once(state);
+  test_mismatched_calls(state);
+  test_returned_without_call(state);
+  test_killed_inside_barrier(state);
+  extra_kv = NULL;
+}
+
 /* More tasks than slots: the job fails at once, saying both numbers. */
 static void test_oversubscribed_fails_at_once(void **state) {
   pt_session *s = open_n(2, 1, NULL);
@@ -948,6 +1052,9 @@ int main(void) {
       cmocka_unit_test(test_killed_inside_barrier),
       cmocka_unit_test(test_dead_peer_errors_at_once),
       cmocka_unit_test(test_mismatched_calls),
+      cmocka_unit_test(test_returned_without_call),
+      cmocka_unit_test(test_shared_area_per_attempt),
+      cmocka_unit_test(test_driver_path_failures),
       cmocka_unit_test(test_oversubscribed_fails_at_once),
       cmocka_unit_test(test_waits_for_busy_slots),
       cmocka_unit_test(test_admission_timeout),

@@ -531,7 +531,7 @@ static void check_table(const char *file) {
   }
   fclose(f);
   pt_conf_free(c);
-  assert_int_equal(keys, 15);
+  assert_int_equal(keys, 16);
 }
 
 static void test_configuration_defaults(void **state) {
