@@ -57,6 +57,7 @@ typedef struct pt__area {
   pt__area_slot *slots;       /* [n] */
   size_t size;                /* bytes mapped */
   int64_t n;
+  int64_t partition;          /* the mapping task's (set by the executor) */
 } pt__area;
 
 /* Bytes of an area for n tasks. */

@@ -199,7 +199,7 @@ static void push_simple_status(executor *x, int64_t task_id, Protium__TaskState 
 /* The task this thread runs, for its barrier calls: set by run_one_locked
  * around the task, read by pt_ctx_* on the same thread without a lock. */
 static _Thread_local struct {
-  int64_t task_id, partition;
+  int64_t task_id;
   pt__area *area;         /* mapped; NULL: every call goes to the driver */
 } tl_task;
 
@@ -297,10 +297,17 @@ static int coord_call(void *arg, int64_t task_id, int64_t seq, int kind, const v
   executor *x = arg;
   /* Same host: meet in the shared area; an all_gather's payloads then
    * still go through the driver. */
-  if (tl_task.task_id == task_id && tl_task.area != NULL) {
+  pt__area *area = tl_task.task_id == task_id ? tl_task.area : NULL;
+  if (tl_task.task_id != task_id) { /* a call from another thread of the function */
+    pthread_mutex_lock(&x->mu);
+    for (int k = 0; k < x->slots; k++)
+      if (x->running_ids[k] == task_id) area = x->areas[k];
+    pthread_mutex_unlock(&x->mu);
+  }
+  if (area != NULL) {
     int code = PT_OK;
     char why[PT_ERROR_SIZE];
-    int r = pt__area_step(tl_task.area, tl_task.partition, seq, kind, &code, why, sizeof why);
+    int r = pt__area_step(area, area->partition, seq, kind, &code, why, sizeof why);
     if (r != PT__AREA_DONE) return area_failed(x, task_id, seq, r, code, why, err);
     if (kind == PROTIUM__BARRIER_KIND__BARRIER_KIND_BARRIER) return PT_OK;
   }
@@ -663,6 +670,7 @@ static void run_one_locked(executor *x) {
                            &area, &aerr);
     pthread_mutex_lock(&x->mu);
     if (rc == PT_OK) {
+      area.partition = item.launch.partition;
       x->areas[slot] = &area;
       if (find_stop_locked(x, item.launch.task_id) != NULL) pt__area_stop(&area);
     } else {
@@ -680,7 +688,6 @@ static void run_one_locked(executor *x) {
     pthread_mutex_unlock(&x->mu);
   }
   tl_task.task_id = item.launch.task_id;
-  tl_task.partition = item.launch.partition;
   tl_task.area = area.head ? &area : NULL;
 
   Protium__TaskStatus st;
