@@ -3,8 +3,10 @@
  * up to 16 MiB, task infos, SIGKILL of a task mid-stage (the whole stage
  * reruns, output exact, for collect and for write_ipc as the last stage),
  * checkpoint resume, barrier.timeout, a dead peer, mismatched calls, too
- * few slots, waiting for busy slots, lost barrier shuffle output, and no
- * executor process left behind.
+ * few slots, waiting for busy slots, lost barrier shuffle output, a task
+ * returning without a call, the same-host shared area (one per attempt),
+ * the failures again with every call through the driver, and no executor
+ * process left behind.
  */
 #include <dirent.h>
 #include <errno.h>

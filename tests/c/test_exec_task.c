@@ -20,6 +20,7 @@
 
 #include "arrow/kernels.h"
 #include "core/registry.h"
+#include "exec/barrier_area.h"
 #include "exec/exec.h"
 #include "net/net.h"
 
@@ -1044,6 +1045,100 @@ static void test_executor_barrier_calls(void **state) {
   free(b);
 }
 
+static int barrier_twice(const pt_task_context *ctx, struct ArrowArrayStream *input,
+                         const void *arg, size_t arg_size, pt_error *err) {
+  (void)input, (void)arg, (void)arg_size;
+  for (int i = 0; i < 2; i++) PT_RETURN_NOT_OK(pt_ctx_barrier(ctx, err));
+  return PT_OK;
+}
+PT_REGISTER_FN(barrier_twice)
+
+/* A barrier stage whose StageDef names a shared area for 2 tasks. */
+static stage_b *area_stage(int64_t id, const char *area) {
+  stage_b *b = stage_begin(id);
+  b->def.barrier = 1;
+  b->def.num_tasks = 2;
+  b->def.barrier_area = (char *)area;
+  add_range(b, 0, 2, 2, 0);
+  add_op(b, PROTIUM__OP__OP_MAP_PARTITIONS);
+  b->map_partitions.fn = "barrier_twice";
+  add_op(b, PROTIUM__OP__OP_COUNT);
+  return b;
+}
+
+/* With a shared area, barrier() steps meet there (the test is partition
+ * 0): no BarrierCall reaches the driver, and the task marks its return.
+ * An area that cannot be opened is a BarrierFault, and the task fails
+ * with the driver's abort; so does a task whose abort comes while it
+ * waits in the area, which the abort stops for its peers too. */
+static void test_executor_shared_area(void **state) {
+  fake_driver drv;
+  drv_start(&drv, 8, 1);
+  drv_handshake(&drv, 8, 1);
+  char path[512], missing[512];
+  snprintf(path, sizeof path, "%s/area-80", tmp_dir);
+  snprintf(missing, sizeof missing, "%s/no-such-area", tmp_dir);
+  CHECK(pt__area_create(path, 80, 0, 2, 60000, &err));
+  pt__area me;
+  CHECK(pt__area_open(path, 80, 0, 2, &me, &err));
+  stage_b *b = area_stage(80, path);
+  drv_launch(&drv, b, 1, 1, 1);
+  int code;
+  char why[512];
+  for (int64_t step = 0; step < 2; step++)
+    assert_int_equal(pt__area_step(&me, 0, step, PROTIUM__BARRIER_KIND__BARRIER_KIND_BARRIER,
+                                   &code, why, sizeof why), PT__AREA_DONE);
+  drv_expect_status(&drv, 1, PROTIUM__TASK_STATE__TASK_SUCCEEDED, NULL);
+  assert_int_equal(atomic_load(&me.slots[1].ended), 3); /* two calls, then returned */
+  pt__area_close(&me);
+
+  stage_b *bad = area_stage(81, missing);
+  drv_launch(&drv, bad, 1, 2, 1);
+  Protium__BarrierFault *f = (Protium__BarrierFault *)drv_recv(&drv, PT__MSG_BARRIER_FAULT);
+  assert_int_equal(f->task_id, 2);
+  assert_int_equal(f->error_code, PT_EIO);
+  assert_non_null(strstr(f->error, "partition 2: barrier area"));
+  assert_non_null(strstr(f->error, "cannot open"));
+  pt__msg_free(&f->base);
+  /* Without its area the task's call goes to the driver, which answers
+   * with the stop its fault caused. */
+  Protium__BarrierCall *c = (Protium__BarrierCall *)drv_recv(&drv, PT__MSG_BARRIER_CALL);
+  assert_int_equal(c->task_id, 2);
+  pt__msg_free(&c->base);
+  Protium__BarrierAbort ab;
+  protium__barrier_abort__init(&ab);
+  int64_t id = 2;
+  ab.n_task_ids = 1;
+  ab.task_ids = &id;
+  ab.error = "barrier stage 81 attempt 0 stopped: partition 2: barrier area cannot open";
+  drv_send(&drv, PT__MSG_BARRIER_ABORT, &ab.base);
+  drv_expect_status(&drv, 2, PROTIUM__TASK_STATE__TASK_FAILED, "stage 81 attempt 0 stopped");
+
+  snprintf(path, sizeof path, "%s/area-82", tmp_dir);
+  CHECK(pt__area_create(path, 82, 0, 2, 60000, &err));
+  CHECK(pt__area_open(path, 82, 0, 2, &me, &err));
+  stage_b *waits = area_stage(82, path);
+  drv_launch(&drv, waits, 1, 1, 1);
+  while (atomic_load(&me.head->arrived) < 1) usleep(1000);
+  id = 1;
+  ab.error = "barrier stage 82 attempt 0 stopped: by the test";
+  drv_send(&drv, PT__MSG_BARRIER_ABORT, &ab.base);
+  drv_expect_status(&drv, 1, PROTIUM__TASK_STATE__TASK_FAILED,
+                    "barrier (step 0): barrier stage 82 attempt 0 stopped: by the test");
+  assert_int_equal(atomic_load(&me.head->stopped), 1);
+  assert_int_equal(atomic_load(&me.slots[1].ended), 0); /* failed: not marked returned */
+  pt__area_close(&me);
+
+  Protium__Shutdown sd;
+  protium__shutdown__init(&sd);
+  drv_send(&drv, PT__MSG_SHUTDOWN, &sd.base);
+  assert_int_equal(drv_wait_exit(&drv, 5000), 0);
+  drv_close(&drv);
+  free(b);
+  free(bad);
+  free(waits);
+}
+
 /* The driver goes away: the executor exits on its own, even with a task
  * running. */
 static void test_executor_orphan(void **state) {
@@ -1083,6 +1178,7 @@ int main(void) {
       cmocka_unit_test(test_executor_process),
       cmocka_unit_test(test_executor_orphan),
       cmocka_unit_test(test_executor_barrier_calls),
+      cmocka_unit_test(test_executor_shared_area),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
