@@ -654,8 +654,13 @@ static void run_one_locked(executor *x) {
    * (launches for other slots, kills, statuses to write after 1 ms), unless
    * this task was all there was to do on a one-slot executor: then the
    * wake-up would cost more than a short task, and an idle worker takes
-   * the role by itself by the next heartbeat (worker_main). */
-  if (!x->reading && x->idle > 0 && (x->slots > 1 || x->q_len > 0 || x->n_pending > 0))
+   * the role by itself by the next heartbeat (worker_main). A task that
+   * meets its peers in a shared area sleeps there, not as the reader: a
+   * BarrierAbort for it must be read at once, so someone reads. */
+  const char *area_path = item.stage->def->barrier_area;
+  int in_area = item.stage->def->barrier && area_path && area_path[0];
+  if (!x->reading && x->idle > 0 &&
+      (x->slots > 1 || x->q_len > 0 || x->n_pending > 0 || in_area))
     pthread_cond_signal(&x->work);
   pthread_mutex_unlock(&x->mu);
 
@@ -664,7 +669,7 @@ static void run_one_locked(executor *x) {
    * attempt for (its calls then fail with the driver's reason). */
   pt__area area = {0};
   const Protium__StageDef *def = item.stage->def;
-  if (def->barrier && def->barrier_area && def->barrier_area[0]) {
+  if (in_area) {
     pt_error aerr = {0};
     int rc = pt__area_open(def->barrier_area, def->stage_id, def->stage_attempt, def->num_tasks,
                            &area, &aerr);
