@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import tempfile
 import sys
 import textwrap
 from pathlib import Path
@@ -190,10 +191,17 @@ def driver(exe: Path, *args: str) -> dict:
 
 def peer(name: str, code: str, iters: int) -> dict | None:
     code = code.format(iters=iters, jobs=JOBS, ns=NS)
-    try:
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                             timeout=TIMEOUT_S)
-    except subprocess.TimeoutExpired:
+    # From a file, not -c: processes started with "spawn" (gloo's workers)
+    # import the main module's functions from its file.
+    with tempfile.TemporaryDirectory() as tmp:
+        script = Path(tmp) / f"{name}_peer.py"
+        script.write_text(code)
+        try:
+            out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                                 timeout=TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            out = None
+    if out is None:
         print(f"{name}: timed out after {TIMEOUT_S}s; left out", file=sys.stderr)
         return None
     if out.returncode != 0:
