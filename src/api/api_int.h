@@ -36,6 +36,7 @@ typedef enum pt__conf_kind {
   PT__CONF_INT,      /* an integer >= the entry's minimum */
   PT__CONF_DURATION, /* "500ms", "2s", "1m", or a plain number of seconds */
   PT__CONF_PATH,     /* any non-empty string */
+  PT__CONF_STRING,   /* any string, empty included */
 } pt__conf_kind;
 
 typedef struct pt__conf_key {

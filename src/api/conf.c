@@ -44,6 +44,9 @@ static const pt__conf_key KEYS[] = {
     {"parquet.partition_bytes", "134217728", PT__CONF_INT, 1,
      "pt_read_parquet: row groups are put together into partitions of about this many "
      "(uncompressed) bytes"},
+    {"executor.command", "", PT__CONF_STRING, 0,
+     "shell command that starts an executor (run as `sh -c 'exec COMMAND'`); empty = this "
+     "program again (the Python package sets it to its own executor)"},
 };
 #define N_KEYS (sizeof KEYS / sizeof KEYS[0])
 
@@ -123,6 +126,8 @@ static int validate(const pt__conf_key *k, const char *value, pt_error *err) {
     if (!*value)
       return pt__errorf(err, PT_EINVAL, "configuration key '%s': the value must not be empty",
                         k->name);
+    return PT_OK;
+  case PT__CONF_STRING:
     return PT_OK;
   }
   return PT_OK;

@@ -100,6 +100,7 @@ int pt_session_open(const char *master, const pt_conf *conf, pt_session **out, p
       .barrier_admission_ms = pt__conf_ms(s->conf, "barrier.admission_timeout"),
       .barrier_stop_grace_ms = pt__conf_ms(s->conf, "barrier.stop_grace"),
       .barrier_shared_memory = pt__conf_int(s->conf, "barrier.shared_memory") != 0,
+      .command = pt_conf_get(s->conf, "executor.command"),
       .n_conf = n_keys < 64 ? n_keys : 64,
       .conf_keys = kv_keys,
       .conf_values = kv_values,

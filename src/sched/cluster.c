@@ -266,19 +266,24 @@ static int local_start(pt__driver *d, pt__executor *ex, pt_error *err) {
 
   /* argv[0] preserved: programs that look at it see themselves. */
   pthread_once(&self_once, find_self);
-  if (!self_exe[0]) {
+  if (!self_exe[0] && !d->command) {
     rc = pt__errorf(err, PT_EIO, "cannot find this program (/proc/self/exe): %s",
                     strerror(self_errno));
     goto free_env;
   }
+  /* A configured command (executor.command: a Python driver's executor is
+   * the Python package's, not the interpreter started bare) goes through
+   * the shell so that its quoting is the shell's; exec keeps the pid. */
+  char sh_name[] = "sh", sh_c[] = "-c";
   char *args[] = {argv0, NULL};
+  char *sh_args[] = {sh_name, sh_c, d->command, NULL};
   uv_stdio_container_t stdio[3] = {
       {.flags = UV_IGNORE}, {.flags = UV_INHERIT_FD, .data.fd = 1},
       {.flags = UV_INHERIT_FD, .data.fd = 2}};
   uv_process_options_t po = {0};
   po.exit_cb = exit_cb;
-  po.file = self_exe;
-  po.args = args;
+  po.file = d->command ? "/bin/sh" : self_exe;
+  po.args = d->command ? sh_args : args;
   po.env = env;
   po.stdio = stdio;
   po.stdio_count = 3;
@@ -286,7 +291,7 @@ static int local_start(pt__driver *d, pt__executor *ex, pt_error *err) {
   int uvrc = uv_spawn(&d->loop, &ex->proc, &po);
   if (uvrc != 0) {
     rc = pt__errorf(err, PT_EIO, "cannot start executor %lld (%s): %s", (long long)ex->id,
-                    self_exe, uv_strerror(uvrc));
+                    d->command ? d->command + 5 : self_exe, uv_strerror(uvrc));
     ex->state = PT__EXEC_LOST;
     ex->exited = 1;
     uv_close((uv_handle_t *)&ex->proc, proc_close_cb);
@@ -842,6 +847,7 @@ static void driver_free(pt__driver *d) {
     for (size_t i = 0; i < 2 * d->opts.n_conf; i++) pt__free(d->conf_kv[i]);
   pt__free(d->conf_kv);
   pt__free(d->session_dir);
+  pt__free(d->command);
   pt__free(d->sock_path);
   if (d->wake_fd >= 0) close(d->wake_fd);
   pthread_mutex_destroy(&d->mu);
@@ -866,6 +872,15 @@ int pt__driver_start(const pt__driver_opts *opts, pt__driver **out, pt_error *er
   atomic_init(&d->next_id, 1);
   atomic_init(&d->next_job_id, 1);
   d->session_dir = pt__strdup(opts->session_dir);
+  if (opts->command && *opts->command) {
+    d->command = pt__malloc(strlen(opts->command) + 6);
+    if (!d->command) {
+      driver_free(d);
+      return pt__errorf(err, PT_ENOMEM, "session: out of memory");
+    }
+    sprintf(d->command, "exec %s", opts->command);
+  }
+  d->opts.command = NULL;
   size_t sl = strlen(opts->session_dir) + 16;
   d->sock_path = pt__malloc(sl);
   d->conf_kv = pt__calloc(2 * opts->n_conf + 1, sizeof *d->conf_kv);

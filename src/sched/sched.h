@@ -102,6 +102,9 @@ typedef struct pt__driver_opts {
   int barrier_shared_memory;     /* tasks of an attempt on one host meet in shared memory */
   int64_t barrier_stop_grace_ms; /* a stopped barrier task's time to return before its
                                     executor is killed */
+  const char *command;           /* NULL or "": executors are this program;
+                                    else a shell command that starts one
+                                    (executor.command); borrowed for the call */
   size_t n_conf;                 /* sent to executors in Welcome */
   const char *const *conf_keys;
   const char *const *conf_values;
@@ -309,6 +312,7 @@ struct pt__driver {
   const pt__backend *backend;
   pt__driver_opts opts;           /* strings point into the copies below */
   char *session_dir;
+  char *command;                 /* owned copy of opts.command; NULL = this program */
   char *sock_path;
   char **conf_kv;                 /* 2 * n_conf owned strings */
   uint64_t tick_ns;

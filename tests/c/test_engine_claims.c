@@ -519,6 +519,7 @@ static void check_table(const char *file) {
     if (sscanf(line, "| `%127[^`]` | %127[^|]|", key, def) != 2) continue;
     char *e = def + strlen(def);
     while (e > def && e[-1] == ' ') *--e = 0;
+    if (strcmp(def, "(empty)") == 0) def[0] = 0; /* how the tables write "" */
     const char *got = pt_conf_get(c, key);
     if (!got) fail_msg("%s: key '%s' is not a configuration key", file, key);
     if (strcmp(key, "local.dir") == 0) {
