@@ -3,8 +3,18 @@
 This package is thin: the work happens in libprotium.so (found through
 PT_LIBRARY, PT_BUILD_DIR or ../build of a source checkout; see
 protium._lib), and data crosses to and from pyarrow through the Arrow C Data
-Interface. Submodules:
+Interface.
 
+    import protium as pt
+    with pt.Session("local[2]") as s:
+        ds = s.range(1_000_000, partitions=4)
+        ds = ds.with_column("y", lambda x: x * 2, columns=["id"])
+        print(ds.count(), ds.take(3))
+
+Submodules:
+
+    protium.session Session, Dataset, TaskError (the engine; also here)
+    protium.schema  DDL schema strings ("id long, y double")
     protium.arrow   Arrow IPC read/write, validate, copy, slice (needs pyarrow)
     protium.parquet Parquet read (columns, row-group filters) and write (needs pyarrow)
 """
@@ -12,8 +22,10 @@ Interface. Submodules:
 from __future__ import annotations
 
 from protium._lib import ProtiumError, lib
+from protium.schema import parse_ddl
+from protium.session import Dataset, Session, TaskError
 
-__all__ = ["ProtiumError", "version"]
+__all__ = ["Dataset", "ProtiumError", "Session", "TaskError", "parse_ddl", "version"]
 
 
 def version() -> str:

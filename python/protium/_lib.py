@@ -3,7 +3,8 @@ the binding calls through ctypes.
 
 Nothing here is public API: protium.arrow wraps it. The library is found
 through PT_LIBRARY (a path to the .so), else PT_BUILD_DIR/libprotium.so,
-else ../../build/libprotium.so relative to this package (a source checkout).
+else libprotium.so beside this file (an installed package), else
+../../build/libprotium.so relative to this package (a source checkout).
 """
 
 from __future__ import annotations
@@ -227,7 +228,63 @@ _PROTOTYPES: dict[str, tuple[Any, list[Any]]] = {
         _c_int,
         [_vp, _c_i64, FREE_DATA_FN, _vp, _P(PtParquetReadOptions), _P(ArrowArrayStream), _err],
     ),
+    # The engine (protium.session).
+    "pt_conf_new": (_c_int, [_P(_vp), _err]),
+    "pt_conf_set": (_c_int, [_vp, ctypes.c_char_p, ctypes.c_char_p, _err]),
+    "pt_conf_free": (None, [_vp]),
+    "pt_session_open": (_c_int, [ctypes.c_char_p, _vp, _P(_vp), _err]),
+    "pt_session_close": (None, [_vp]),
+    "pt_session_executors": (_c_int, [_vp, _vp, _c_i64, _P(_c_i64), _err]),
+    "pt_fn_register": (_c_int, [ctypes.c_char_p, _vp]),
+    "pt_executor_hook": (None, []),
+    "pt_range": (_c_int, [_vp, _c_i64, _c_i64, _c_i64, _P(_vp), _err]),
+    "pt_read_ipc": (_c_int, [_vp, ctypes.c_char_p, _P(_vp), _err]),
+    "pt_from_batches": (_c_int, [_vp, _P(ArrowSchema), _vp, _c_i64, _P(_vp), _err]),
+    "pt_map_batches": (_c_int, [_vp, _vp, _P(ArrowSchema), _vp, ctypes.c_size_t, _P(_vp), _err]),
+    "pt_filter": (_c_int, [_vp, _vp, _vp, ctypes.c_size_t, _P(_vp), _err]),
+    "pt_repartition": (_c_int, [_vp, _c_i64, _P(_vp), _err]),
+    "pt_repartition_by": (_c_int, [_vp, _c_i64, _P(ctypes.c_char_p), _c_i64, _P(_vp), _err]),
+    "pt_dataset_schema": (_c_int, [_vp, _P(ArrowSchema), _err]),
+    "pt_dataset_num_partitions": (_c_i64, [_vp]),
+    "pt_dataset_free": (None, [_vp]),
+    "pt_collect": (_c_int, [_vp, _P(ArrowArrayStream), _err]),
+    "pt_count": (_c_int, [_vp, _P(_c_i64), _err]),
+    "pt_write_ipc": (_c_int, [_vp, ctypes.c_char_p, _vp, _err]),
 }
+
+
+class PtExecutorInfo(ctypes.Structure):
+    """pt_executor_info."""
+
+    _fields_ = [
+        ("id", ctypes.c_int64),
+        ("pid", ctypes.c_int64),
+        ("slots", ctypes.c_int32),
+        ("alive", ctypes.c_int32),
+    ]
+
+
+class PtTaskContext(ctypes.Structure):
+    """pt_task_context."""
+
+    _fields_ = [
+        ("job_id", ctypes.c_int64),
+        ("stage_id", ctypes.c_int64),
+        ("partition", ctypes.c_int64),
+        ("attempt", ctypes.c_int64),
+        ("executor_id", ctypes.c_int64),
+    ]
+
+
+# pt_map_fn and pt_filter_fn: the callbacks Python functions run behind.
+MAP_FN = ctypes.CFUNCTYPE(
+    _c_int, _P(PtTaskContext), _P(ArrowSchema), _P(ArrowArray), _P(ArrowArray), _vp,
+    ctypes.c_size_t, _P(PtError),
+)
+FILTER_FN = ctypes.CFUNCTYPE(
+    _c_int, _P(PtTaskContext), _P(ArrowSchema), _P(ArrowArray), _vp, _vp, ctypes.c_size_t,
+    _P(PtError),
+)
 
 
 class Library:
@@ -258,6 +315,9 @@ def library_path() -> Path:
         return Path(os.environ["PT_LIBRARY"])
     if os.environ.get("PT_BUILD_DIR"):
         return Path(os.environ["PT_BUILD_DIR"]) / "libprotium.so"
+    installed = Path(__file__).resolve().parent / "libprotium.so"
+    if installed.exists():  # pip install: the library sits in the package
+        return installed
     return Path(__file__).resolve().parents[2] / "build" / "libprotium.so"
 
 

@@ -1,0 +1,240 @@
+"""_worker.py — what runs a Python function inside an executor: the two C
+callbacks (a pt_map_fn and a pt_filter_fn) registered under fixed names in
+every process of a Python session, and the plans they run.
+
+The executor's batch is handed to pyarrow in place: a zero-copy view of it
+(pt_array_slice shares its buffers through a reference count) is imported
+with the C Data Interface, so the function sees the executor's own memory;
+its result goes back the same way (exported by pyarrow, owned by the engine
+until it releases it). A function is unpickled once per executor and kept.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import traceback
+from typing import Any, Optional
+
+import pyarrow as pa
+
+from protium import _lib
+from protium._lib import PT_EINVAL, ArrowArray, PtError
+
+MAP_NAME = b"protium.python_map"
+FILTER_NAME = b"protium.python_filter"
+
+# Room for our part of a failure message: the driver's context ("job 1
+# failed: stage 0 partition 3 failed 4 times; last error: map '...': ")
+# comes before it in a pt_error of 1024 bytes.
+_MESSAGE_BUDGET = 820
+TRACEBACK_MARK = "Traceback (most recent call last, trimmed to fit):"
+
+
+class ResultError(Exception):
+    """A user function returned what its declaration does not allow."""
+
+
+_plans: dict[bytes, dict[str, Any]] = {}
+
+
+def _plan(arg: int, size: int) -> dict[str, Any]:
+    key = ctypes.string_at(arg, size)
+    plan = _plans.get(key)
+    if plan is None:
+        import cloudpickle
+
+        plan = cloudpickle.loads(key)
+        _plans[key] = plan
+    return plan
+
+
+def _batch_in(batch_p: Any, schema: pa.Schema) -> pa.RecordBatch:
+    """The executor's batch as a pyarrow RecordBatch over the same buffers."""
+    view = ArrowArray()
+    err = PtError()
+    # The view holds a reference on the buffers, so what pyarrow keeps of
+    # them (a zero-copy result, for one) outlives the engine's own batch.
+    rc = _lib.lib().pt_array_slice(batch_p, 0, batch_p.contents.length, ctypes.byref(view),
+                                   ctypes.byref(err))
+    _lib.check(rc, err)
+    return pa.RecordBatch._import_from_c(ctypes.addressof(view), schema)
+
+
+def _fail(err_p: Any, text: str) -> int:
+    data = text.encode("utf-8", "replace")[: _lib.PT_ERROR_SIZE - 1]
+    base = ctypes.addressof(err_p.contents) + PtError.message.offset
+    ctypes.memmove(base, data + b"\0", len(data) + 1)
+    err_p.contents.code = PT_EINVAL
+    return PT_EINVAL
+
+
+def _describe(exc: BaseException) -> str:
+    """The exception first (it must survive truncation), then as much of the
+    end of its traceback as fits."""
+    head = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+    if isinstance(exc, ResultError):
+        return head[:_MESSAGE_BUDGET]
+    frames = traceback.format_tb(exc.__traceback__)
+    budget = _MESSAGE_BUDGET - len(head) - len(TRACEBACK_MARK) - 2
+    kept: list[str] = []
+    for frame in reversed(frames):
+        if budget - len(frame) < 0:
+            break
+        kept.insert(0, frame)
+        budget -= len(frame)
+    return f"{head}\n{TRACEBACK_MARK}\n{''.join(kept)}".rstrip()
+
+
+def _check_batch(value: object, schema: pa.Schema, what: str) -> pa.RecordBatch:
+    if isinstance(value, pa.Table):
+        parts = value.combine_chunks().to_batches()
+        value = parts[0] if parts else pa.RecordBatch.from_pylist([], value.schema)
+    if not isinstance(value, pa.RecordBatch):
+        raise ResultError(f"{what}: the function must yield pyarrow.RecordBatch, "
+                          f"got {type(value).__name__}")
+    if value.schema.types != schema.types or value.schema.names != schema.names:
+        raise ResultError(f"{what}: the function returned schema ({_short(value.schema)}), "
+                          f"expected ({_short(schema)})")
+    if value.schema != schema:  # same types, other nullability or metadata
+        value = pa.RecordBatch.from_arrays(value.columns, schema=schema)
+    return value
+
+
+def _short(schema: pa.Schema) -> str:
+    return ", ".join(f"{f.name} {f.type}" for f in schema)
+
+
+def _from_pandas(df: object, schema: pa.Schema, what: str) -> pa.RecordBatch:
+    import pandas as pd
+
+    if not isinstance(df, pd.DataFrame):
+        raise ResultError(f"{what}: the function must yield pandas.DataFrame, "
+                          f"got {type(df).__name__}")
+    missing = [n for n in schema.names if n not in df.columns]
+    if missing:
+        raise ResultError(f"{what}: the DataFrame it returned has columns {list(df.columns)}, "
+                          f"expected {schema.names} (missing {missing})")
+    try:
+        return pa.RecordBatch.from_pandas(df[schema.names], schema=schema, preserve_index=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
+        raise ResultError(f"{what}: the DataFrame it returned does not convert to "
+                          f"({_short(schema)}): {e}") from None
+
+
+def _one(batches: list[pa.RecordBatch], schema: pa.Schema) -> pa.RecordBatch:
+    if len(batches) == 1:
+        return batches[0]
+    if not batches:
+        return pa.RecordBatch.from_pylist([], schema)
+    return pa.concat_batches(batches)
+
+
+def _inputs(plan: dict[str, Any], batch: pa.RecordBatch) -> list[Any]:
+    """What a with_column / filter function receives: the batch as a whole
+    or one value per named column, as pandas or arrow."""
+    cols = plan["columns"]
+    pandas = plan["kind"].endswith("pandas")
+    if cols is None:
+        return [batch.to_pandas() if pandas else batch]
+    arrays = [batch.column(c) for c in cols]
+    return [a.to_pandas() for a in arrays] if pandas else arrays
+
+
+def _as_array(value: object, typ: Optional[pa.DataType], length: int, what: str) -> pa.Array:
+    try:
+        if isinstance(value, pa.ChunkedArray):
+            value = value.combine_chunks()
+        if not isinstance(value, pa.Array):
+            value = pa.array(value, type=typ, from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError) as e:
+        raise ResultError(f"{what}: the value it returned ({type(value).__name__}) does not "
+                          f"convert to {typ}: {e}") from None
+    if typ is not None and value.type != typ:
+        raise ResultError(f"{what}: the function returned {value.type}, expected {typ}")
+    if len(value) != length:
+        raise ResultError(f"{what}: the function returned {len(value)} values for "
+                          f"{length} rows; it must return one per row")
+    return value
+
+
+def run_map(plan: dict[str, Any], batch: pa.RecordBatch) -> pa.RecordBatch:
+    """One batch through the plan's function (also used at plan time on an
+    empty batch, to infer a with_column type)."""
+    kind, fn, out = plan["kind"], plan["fn"], plan["out_schema"]
+    what = plan["what"]
+    if kind == "arrow":
+        return _one([_check_batch(b, out, what) for b in fn(iter([batch]))], out)
+    if kind == "pandas":
+        return _one([_from_pandas(df, out, what) for df in fn(iter([batch.to_pandas()]))], out)
+    if kind == "rows":
+        rows = []
+        for row in batch.to_pylist():
+            r = fn(row)
+            if not isinstance(r, dict):
+                raise ResultError(f"{what}: the function must return a dict per row, "
+                                  f"got {type(r).__name__}")
+            rows.append(r)
+        try:
+            return pa.RecordBatch.from_pylist(rows, schema=out)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, KeyError) as e:
+            raise ResultError(f"{what}: the rows it returned do not fit "
+                              f"({_short(out)}): {e}") from None
+    if kind in ("column_pandas", "column_arrow"):
+        typ = out.field(plan["name"]).type
+        value = _as_array(fn(*_inputs(plan, batch)), typ, batch.num_rows, what)
+        columns = [batch.column(i) for i in range(batch.num_columns)
+                   if batch.schema.names[i] != plan["name"]]
+        return pa.RecordBatch.from_arrays(columns + [value], schema=out)
+    raise ResultError(f"unknown plan kind {kind!r}")
+
+
+def _map_cb(ctx, schema_p, batch_p, out_p, arg, arg_size, err_p):  # type: ignore[no-untyped-def]
+    try:
+        plan = _plan(arg, arg_size)
+        result = run_map(plan, _batch_in(batch_p, plan["in_schema"]))
+        result._export_to_c(ctypes.addressof(out_p.contents))
+        return 0
+    except BaseException as e:  # noqa: BLE001 - the task fails with it, whatever it is
+        return _fail(err_p, _describe(e))
+
+
+def run_filter(plan: dict[str, Any], batch: pa.RecordBatch) -> pa.Array:
+    """The boolean mask of a filter: null counts as false."""
+    value = _as_array(plan["fn"](*_inputs(plan, batch)), None, batch.num_rows, plan["what"])
+    if value.type != pa.bool_():
+        raise ResultError(f"{plan['what']}: the predicate returned {value.type}, "
+                          "expected bool (one per row)")
+    import pyarrow.compute as pc
+
+    return pc.fill_null(value, False)
+
+
+def _filter_cb(ctx, schema_p, batch_p, keep, arg, arg_size, err_p):  # type: ignore[no-untyped-def]
+    try:
+        import numpy as np
+
+        plan = _plan(arg, arg_size)
+        batch = _batch_in(batch_p, plan["in_schema"])
+        mask = run_filter(plan, batch)
+        bits = np.packbits(mask.to_numpy(zero_copy_only=False), bitorder="little")
+        ctypes.memmove(keep, bits.ctypes.data, bits.nbytes)
+        return 0
+    except BaseException as e:  # noqa: BLE001
+        return _fail(err_p, _describe(e))
+
+
+_callbacks: list[Any] = []
+
+
+def register() -> tuple[int, int]:
+    """Registers the callbacks in this process (once); returns their
+    addresses, which pt_map_batches and pt_filter take."""
+    if not _callbacks:
+        m = _lib.MAP_FN(_map_cb)
+        f = _lib.FILTER_FN(_filter_cb)
+        _callbacks.extend([m, f])
+        lib = _lib.lib()
+        lib.pt_fn_register(MAP_NAME, ctypes.cast(m, ctypes.c_void_p))
+        lib.pt_fn_register(FILTER_NAME, ctypes.cast(f, ctypes.c_void_p))
+    return (ctypes.cast(_callbacks[0], ctypes.c_void_p).value or 0,
+            ctypes.cast(_callbacks[1], ctypes.c_void_p).value or 0)

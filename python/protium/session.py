@@ -1,0 +1,415 @@
+"""session.py — the engine from Python: Session (executors of a master such
+as local[2]) and Dataset (a lazy, partitioned plan), shaped like PySpark's
+SparkSession and DataFrame. Plans, scheduling and data live in libprotium;
+this module turns calls into pt_* calls and pickles Python functions
+(cloudpickle) for executors that run them (protium._worker).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import re
+import shlex
+import signal
+import sys
+import threading
+import weakref
+from pathlib import Path
+from typing import Any, Callable, Iterator, Optional, Sequence, Union
+
+import pyarrow as pa
+
+from protium import _lib, _worker
+from protium._lib import ArrowArray, ArrowArrayStream, ArrowSchema, ProtiumError, PtError
+from protium.schema import SchemaLike, as_schema
+
+__all__ = ["Session", "Dataset", "TaskError"]
+
+
+class TaskError(ProtiumError):
+    """A job failed because a task kept failing: `partition` is the
+    partition (None when the message names none), `remote_traceback` the
+    Python exception and the end of its traceback as the executor saw it
+    (empty when the failure was not a Python exception)."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(code, message)
+        m = re.search(r"partition (\d+)", message)
+        self.partition: Optional[int] = int(m.group(1)) if m else None
+        i = message.find(_worker.TRACEBACK_MARK)
+        self.remote_traceback = message[message.rfind("': ", 0, i) + 3:] if i >= 0 else ""
+
+
+def _addr(struct: ctypes.Structure) -> int:
+    return ctypes.addressof(struct)
+
+
+def _call(fn: Callable[..., int], *args: Any) -> None:
+    err = PtError()
+    rc = fn(*args, ctypes.byref(err))
+    if rc != _lib.PT_OK:
+        message = err.message.decode("utf-8", "replace") or _lib.strerror(rc)
+        if message.startswith("job ") and " failed" in message:
+            raise TaskError(rc, message)
+        raise ProtiumError(rc, message)
+
+
+def _pickle(value: object, what: str) -> bytes:
+    """Pickles at the call that takes the function, so that a function that
+    cannot travel fails here, with the reason."""
+    import cloudpickle
+
+    try:
+        return cloudpickle.dumps(value)
+    except Exception as e:  # noqa: BLE001 - pickling raises anything
+        raise TypeError(f"{what}: the function cannot be sent to executors "
+                        f"(cloudpickle failed: {type(e).__name__}: {e})") from e
+
+
+class Session:
+    """A set of executor processes and the datasets that run on them.
+
+    `Session("local[2]")` starts two executors on this machine (`Session()`:
+    one per core); `conf` takes the engine's keys (README, Configuration),
+    e.g. `{"executor.slots": "2", "task.max_failures": "2"}`. Use it as a
+    context manager, or call `close()`: it stops every executor and worker.
+    """
+
+    def __init__(self, master: Optional[str] = None, conf: Optional[dict[str, Any]] = None
+                 ) -> None:
+        lib = _lib.lib()
+        self._map_fn, self._filter_fn = _worker.register()
+        self._ptr: Optional[int] = None
+        self._datasets: "weakref.WeakSet[Dataset]" = weakref.WeakSet()
+        handle = ctypes.c_void_p()
+        _call(lib.pt_conf_new, ctypes.byref(handle))
+        try:
+            settings = dict(conf or {})
+            settings.setdefault("executor.command", self._executor_command())
+            for key, value in settings.items():
+                if isinstance(value, bool):
+                    value = "true" if value else "false"
+                _call(lib.pt_conf_set, handle, str(key).encode(), str(value).encode())
+            session = ctypes.c_void_p()
+            _call(lib.pt_session_open, master.encode() if master else None, handle,
+                  ctypes.byref(session))
+            self._ptr = session.value
+        finally:
+            lib.pt_conf_free(handle)
+        self.master = master or "local"
+
+    @staticmethod
+    def _executor_command() -> str:
+        script = Path(__file__).resolve().parent / "_executor.py"
+        paths = [str(Path(__file__).resolve().parents[1])]
+        paths += [os.path.abspath(p) for p in sys.path if p != paths[0]]
+        return " ".join(shlex.quote(a) for a in [sys.executable, str(script), *paths])
+
+    # -- lifetime --------------------------------------------------------
+
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stops the executors and frees every dataset of the session (they
+        cannot be used after)."""
+        if self._ptr is None:
+            return
+        for ds in list(self._datasets):
+            ds._free()
+        _lib.lib().pt_session_close(self._ptr)
+        self._ptr = None
+
+    def _handle(self) -> int:
+        if self._ptr is None:
+            raise ProtiumError(_lib.PT_ESTATE, "the session is closed; open a new Session")
+        return self._ptr
+
+    def executor_pids(self) -> list[int]:
+        """Process ids of the live executors."""
+        infos = (_lib.PtExecutorInfo * 256)()
+        n = ctypes.c_int64()
+        _call(_lib.lib().pt_session_executors, self._handle(), infos, 256, ctypes.byref(n))
+        return [infos[i].pid for i in range(min(n.value, 256)) if infos[i].alive]
+
+    # -- sources ---------------------------------------------------------
+
+    def _dataset(self, fn: Callable[..., int], *args: Any) -> "Dataset":
+        out = ctypes.c_void_p()
+        _call(fn, *args, ctypes.byref(out))
+        return Dataset(self, out.value)
+
+    def range(self, start: int, end: Optional[int] = None, *, partitions: int = 2) -> "Dataset":
+        """One int64 column "id": start..end-1 (or 0..start-1 with one
+        argument), in `partitions` contiguous partitions."""
+        if end is None:
+            start, end = 0, start
+        return self._dataset(_lib.lib().pt_range, self._handle(), start, end, partitions)
+
+    def read_ipc(self, path: Union[str, os.PathLike[str]]) -> "Dataset":
+        """Arrow IPC files: a file, a directory of them or a glob; one
+        partition per file."""
+        return self._dataset(_lib.lib().pt_read_ipc, self._handle(), os.fsencode(path))
+
+    def from_arrow(self, data: object, *, partitions: Optional[int] = None) -> "Dataset":
+        """A dataset of in-memory Arrow data: anything with
+        __arrow_c_stream__ or __arrow_c_array__ (pyarrow, polars, DuckDB,
+        nanoarrow). `partitions`: how many (default: one per batch)."""
+        if isinstance(data, pa.RecordBatchReader):
+            table = data.read_all()
+        elif isinstance(data, pa.Table):
+            table = data
+        elif hasattr(data, "__arrow_c_stream__") or hasattr(data, "__arrow_c_array__"):
+            table = pa.table(data)
+        else:
+            raise TypeError(f"from_arrow: {type(data).__name__} speaks no Arrow PyCapsule "
+                            "interface (__arrow_c_stream__ or __arrow_c_array__)")
+        if partitions is None:
+            batches = table.to_batches() or [pa.RecordBatch.from_pylist([], table.schema)]
+        else:
+            if partitions < 1:
+                raise ValueError("from_arrow: partitions must be at least 1")
+            step = -(-table.num_rows // partitions) if table.num_rows else 0
+            batches = [table.slice(i * step, step).combine_chunks().to_batches() for i in
+                       range(partitions)]
+            batches = [b[0] if b else pa.RecordBatch.from_pylist([], table.schema)
+                       for b in batches]
+        schema = ArrowSchema()
+        table.schema._export_to_c(_addr(schema))
+        arrays = (ArrowArray * len(batches))()
+        for i, b in enumerate(batches):
+            b._export_to_c(_addr(arrays[i]))
+        try:
+            return self._dataset(_lib.lib().pt_from_batches, self._handle(), ctypes.byref(schema),
+                                 arrays, len(batches))
+        finally:
+            _lib.release_schema(schema)
+            for a in arrays:
+                _lib.release_array(a)
+
+    def from_pandas(self, df: Any, *, partitions: Optional[int] = None) -> "Dataset":
+        """A dataset of a pandas DataFrame (its index is dropped)."""
+        return self.from_arrow(pa.Table.from_pandas(df, preserve_index=False),
+                               partitions=partitions or 1)
+
+
+def _fn_check(fn: object, what: str) -> None:
+    if not callable(fn):
+        raise TypeError(f"{what}: expected a function, got {type(fn).__name__}")
+
+
+class Dataset:
+    """A lazy, partitioned dataset. Transformations return new datasets;
+    actions (count, take, to_arrow, to_pandas, write_ipc) run a job on the
+    session's executors. Every dataset is an Arrow stream source:
+    `pyarrow.table(ds)`, `polars.from_arrow(ds)` and DuckDB read it."""
+
+    def __init__(self, session: Session, ptr: Optional[int]) -> None:
+        self.session = session
+        self._ptr = ptr
+        session._datasets.add(self)
+
+    def _free(self) -> None:
+        if self._ptr is not None:
+            _lib.lib().pt_dataset_free(self._ptr)
+            self._ptr = None
+
+    def __del__(self) -> None:
+        if self.session._ptr is not None:
+            self._free()
+
+    def _handle(self) -> int:
+        self.session._handle()
+        if self._ptr is None:
+            raise ProtiumError(_lib.PT_ESTATE, "the dataset's session is closed")
+        return self._ptr
+
+    def __repr__(self) -> str:
+        return f"Dataset({', '.join(f'{f.name}: {f.type}' for f in self.schema)})"
+
+    # -- what it is ------------------------------------------------------
+
+    @property
+    def schema(self) -> pa.Schema:
+        """The schema of the rows (no job runs)."""
+        s = ArrowSchema()
+        _call(_lib.lib().pt_dataset_schema, self._handle(), ctypes.byref(s))
+        return pa.Schema._import_from_c(_addr(s))
+
+    @property
+    def num_partitions(self) -> int:
+        """The number of partitions."""
+        return int(_lib.lib().pt_dataset_num_partitions(self._handle()))
+
+    # -- transformations ---------------------------------------------------
+
+    def _map(self, plan: dict[str, Any], what: str) -> "Dataset":
+        plan["what"] = what
+        plan["in_schema"] = self.schema
+        arg = _pickle(plan, what)
+        out = ArrowSchema()
+        plan["out_schema"]._export_to_c(_addr(out))
+        try:
+            return self.session._dataset(_lib.lib().pt_map_batches, self._handle(),
+                                         self.session._map_fn, ctypes.byref(out), arg, len(arg))
+        finally:
+            _lib.release_schema(out)
+
+    def map_in_arrow(self, fn: Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]],
+                     schema: SchemaLike) -> "Dataset":
+        """fn takes an iterator of pyarrow.RecordBatch and yields batches of
+        `schema` (a pyarrow schema or DDL such as "id long, y double"). The
+        batches it gets are the executor's buffers, not copies. fn is called
+        once per batch of the partition, with an iterator of that batch."""
+        _fn_check(fn, "map_in_arrow")
+        return self._map({"kind": "arrow", "fn": fn, "out_schema": as_schema(schema)},
+                         "map_in_arrow")
+
+    def map_in_pandas(self, fn: Callable[[Iterator[Any]], Iterator[Any]],
+                      schema: SchemaLike) -> "Dataset":
+        """fn takes an iterator of pandas.DataFrame and yields DataFrames
+        with the columns of `schema` (PySpark's mapInPandas)."""
+        _fn_check(fn, "map_in_pandas")
+        return self._map({"kind": "pandas", "fn": fn, "out_schema": as_schema(schema)},
+                         "map_in_pandas")
+
+    def map_rows(self, fn: Callable[[dict[str, Any]], dict[str, Any]],
+                 schema: SchemaLike) -> "Dataset":
+        """Plain row-at-a-time Python: fn takes each row as a dict and
+        returns a dict of the columns of `schema`. For code that cannot be
+        vectorized, and for comparison: it is much slower than the others."""
+        _fn_check(fn, "map_rows")
+        return self._map({"kind": "rows", "fn": fn, "out_schema": as_schema(schema)},
+                         "map_rows")
+
+    def with_column(self, name: str, fn: Callable[..., Any], *,
+                    columns: Optional[Sequence[str]] = None,
+                    type: Union[pa.DataType, str, None] = None,
+                    kind: str = "pandas") -> "Dataset":
+        """Adds (or replaces) column `name` computed by a vectorized fn:
+        with `columns`, fn gets one pandas.Series (kind="arrow": one
+        pyarrow.Array) per named column; without, the whole batch as a
+        pandas.DataFrame (or pyarrow.RecordBatch). It returns one value per
+        row. `type` (pyarrow type or DDL name) defaults to what fn returns
+        for an empty batch."""
+        _fn_check(fn, "with_column")
+        if kind not in ("pandas", "arrow"):
+            raise ValueError("with_column: kind must be 'pandas' or 'arrow'")
+        in_schema = self.schema
+        for c in columns or []:
+            if c not in in_schema.names:
+                raise ValueError(f"with_column: no column {c!r}; the columns are "
+                                 f"{in_schema.names}")
+        plan = {"kind": f"column_{kind}", "fn": fn, "name": name,
+                "columns": list(columns) if columns is not None else None,
+                "what": "with_column", "in_schema": in_schema}
+        if isinstance(type, str):
+            typ = as_schema(f"x {type}").field(0).type
+        elif type is None:
+            empty = pa.RecordBatch.from_pylist([], in_schema)
+            typ = _worker._as_array(fn(*_worker._inputs(plan, empty)), None, 0,
+                                    "with_column").type
+        else:
+            typ = type
+        fields = [f for f in in_schema if f.name != name] + [pa.field(name, typ)]
+        plan["out_schema"] = pa.schema(fields)
+        return self._map(plan, "with_column")
+
+    def filter(self, predicate: Callable[..., Any], *, columns: Optional[Sequence[str]] = None,
+               kind: str = "pandas") -> "Dataset":
+        """Keeps the rows where the vectorized predicate is true (null =
+        false); it is called as with_column's fn and returns booleans."""
+        _fn_check(predicate, "filter")
+        if kind not in ("pandas", "arrow"):
+            raise ValueError("filter: kind must be 'pandas' or 'arrow'")
+        plan = {"kind": f"filter_{kind}", "fn": predicate, "what": "filter",
+                "columns": list(columns) if columns is not None else None,
+                "in_schema": self.schema}
+        arg = _pickle(plan, "filter")
+        return self.session._dataset(_lib.lib().pt_filter, self._handle(),
+                                     self.session._filter_fn, arg, len(arg))
+
+    def repartition(self, n: int, *keys: str) -> "Dataset":
+        """A shuffle into n partitions: round robin, or by the hash of the
+        key columns (equal keys land in one partition)."""
+        if not keys:
+            return self.session._dataset(_lib.lib().pt_repartition, self._handle(), n)
+        arr = (ctypes.c_char_p * len(keys))(*[k.encode() for k in keys])
+        return self.session._dataset(_lib.lib().pt_repartition_by, self._handle(), n, arr,
+                                     len(keys))
+
+    # -- actions -----------------------------------------------------------
+
+    def _run(self, fn: Callable[..., int], *args: Any) -> None:
+        """Runs an action in a thread, so that Ctrl-C reaches the driver: it
+        then stops the session (every executor and worker) and raises
+        KeyboardInterrupt."""
+        box: list[BaseException] = []
+
+        def target() -> None:
+            try:
+                _call(fn, self._handle(), *args)
+            except BaseException as e:  # noqa: BLE001 - handed to the caller
+                box.append(e)
+
+        t = threading.Thread(target=target, daemon=True, name="protium-action")
+        t.start()
+        try:
+            while t.is_alive():
+                t.join(0.05)
+        except KeyboardInterrupt:
+            for pid in self.session.executor_pids():
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            raise
+        if box:
+            raise box[0]
+
+    def _reader(self) -> pa.RecordBatchReader:
+        stream = ArrowArrayStream()
+        self._run(_lib.lib().pt_collect, ctypes.byref(stream))
+        return pa.RecordBatchReader._import_from_c(_addr(stream))
+
+    def to_arrow(self) -> pa.Table:
+        """Every row, in partition order, as a pyarrow Table (the result
+        files' buffers, not copies)."""
+        reader = self._reader()
+        return pa.Table.from_batches(list(reader), reader.schema)
+
+    def to_pandas(self) -> Any:
+        """Every row as a pandas DataFrame."""
+        return self.to_arrow().to_pandas()
+
+    def take(self, n: int) -> list[dict[str, Any]]:
+        """The first n rows as dicts."""
+        rows: list[dict[str, Any]] = []
+        for batch in self._reader():
+            rows.extend(batch.slice(0, n - len(rows)).to_pylist())
+            if len(rows) >= n:
+                break
+        return rows
+
+    def count(self) -> int:
+        """The number of rows."""
+        n = ctypes.c_int64()
+        self._run(_lib.lib().pt_count, ctypes.byref(n))
+        return n.value
+
+    def write_ipc(self, path: Union[str, os.PathLike[str]]) -> None:
+        """One Arrow IPC file per partition in directory path (new or
+        empty), then _SUCCESS: all or nothing."""
+        self._run(_lib.lib().pt_write_ipc, os.fsencode(path), None)
+
+    def __arrow_c_stream__(self, requested_schema: object = None) -> object:
+        """The Arrow PyCapsule interface: runs the job and hands the result
+        stream over without a copy."""
+        return self._reader().__arrow_c_stream__(requested_schema)

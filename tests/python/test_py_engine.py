@@ -1,0 +1,210 @@
+"""test_py_engine.py — the Python engine API against real executors: every
+Arrow type through an identity map_in_arrow, each kind of Python function,
+schemas, empty data, errors with remote tracebacks, unpicklable functions,
+a crashing worker retried on a fresh executor, the row and vectorized paths
+agreeing, and the Arrow PyCapsule interface with pyarrow, polars and DuckDB.
+One session (local[2]) serves the module, as executors are reused.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+
+import protium as pt
+from conftest import make_table
+
+
+@pytest.fixture(scope="module")
+def session():
+    with pt.Session("local[2]", conf={"task.max_failures": "2"}) as s:
+        yield s
+
+
+def identity(it):
+    yield from it
+
+
+def test_every_arrow_type_round_trips_through_map_in_arrow(session):
+    table = make_table(n=300, batch_rows=70)
+    ds = session.from_arrow(table).map_in_arrow(identity, schema=table.schema)
+    out = ds.to_arrow()
+    assert out.schema == table.schema
+    assert out.equals(table)
+
+
+def test_function_that_changes_the_schema(session):
+    def double(it):
+        for b in it:
+            yield pa.record_batch([b.column(0), pc.multiply(b.column(0), 2).cast(pa.float64())],
+                                  names=["id", "y"])
+
+    ds = session.range(1000, partitions=3).map_in_arrow(double, schema="id long, y double")
+    assert ds.schema.names == ["id", "y"]
+    assert ds.schema.field("y").type == pa.float64()
+    out = ds.to_arrow()
+    assert out.column("id").to_pylist() == list(range(1000))
+    assert out.column("y").to_pylist() == [2.0 * i for i in range(1000)]
+
+
+def test_map_in_pandas_as_the_issue_shows_it(session):
+    ds = session.range(10_000, partitions=8)
+    ds = ds.map_in_pandas(lambda it: (df.assign(y=df.id * 2) for df in it),
+                          schema="id long, y long")
+    df = ds.to_pandas()
+    assert list(df.columns) == ["id", "y"]
+    assert df.id.tolist() == list(range(10_000))
+    assert (df.y == df.id * 2).all()
+
+
+def test_with_column_filter_and_map_rows_agree(session):
+    base = session.range(5000, partitions=4)
+    vec = base.with_column("z", lambda x: x * 3 + 1, columns=["id"]).filter(
+        lambda z: z % 2 == 0, columns=["z"])
+    arrow = base.with_column("z", lambda x: pc.add(pc.multiply(x, 3), 1), columns=["id"],
+                             kind="arrow").filter(
+        lambda b: pc.equal(pc.bit_wise_and(b.column("z"), 1), 0), kind="arrow")
+    rows = base.map_rows(lambda r: {"id": r["id"], "z": r["id"] * 3 + 1},
+                         schema="id long not null, z long").filter(
+        lambda df: df.z % 2 == 0)
+    expected = [{"id": i, "z": 3 * i + 1} for i in range(5000) if (3 * i + 1) % 2 == 0]
+    assert vec.take(10**6) == expected
+    assert arrow.take(10**6) == expected
+    assert rows.take(10**6) == expected
+    assert vec.count() == len(expected)
+
+
+def test_with_column_infers_its_type_and_replaces_a_column(session):
+    ds = session.range(10, partitions=2).with_column("id", lambda x: x / 2, columns=["id"])
+    assert ds.schema.field("id").type == pa.float64()
+    assert ds.to_arrow().column("id").to_pylist() == [i / 2 for i in range(10)]
+
+
+def test_empty_partitions_and_empty_datasets(session):
+    empty = pa.table({"a": pa.array([], pa.int64())})
+    ds = session.from_arrow(empty).map_in_arrow(identity, schema="a long")
+    assert ds.count() == 0
+    assert ds.to_arrow().num_rows == 0
+    # 3 rows in 5 partitions: some are empty
+    ds = session.from_arrow(pa.table({"a": [1, 2, 3]}), partitions=5)
+    assert ds.num_partitions == 5
+    out = ds.map_in_pandas(lambda it: (df[df.a > 1] for df in it), schema="a long")
+    assert out.to_arrow().column("a").to_pylist() == [2, 3]
+    # a function that yields nothing for a batch
+    assert ds.map_in_arrow(lambda it: iter(()), schema="a long").count() == 0
+
+
+def test_a_batch_larger_than_64_mib(session):
+    n = 9_000_000  # 72 MB of int64 in one batch
+    big = pa.table({"x": pa.array(range(n), pa.int64())})
+    ds = session.from_arrow(big, partitions=1).with_column(
+        "y", lambda x: pc.add(x, 1), columns=["x"], kind="arrow")
+    out = ds.to_arrow()
+    assert out.num_rows == n
+    assert pc.sum(out.column("y")).as_py() == n * (n + 1) // 2
+
+
+def test_exception_raises_task_error_with_traceback_and_partition(session):
+    def boom(it):
+        for b in it:
+            if b.column(0)[0].as_py() >= 500:
+                raise ValueError("bad row 500")
+            yield b
+
+    with pytest.raises(pt.TaskError) as info:
+        session.range(1000, partitions=2).map_in_arrow(boom, schema="id long").count()
+    e = info.value
+    assert e.partition == 1
+    assert "ValueError: bad row 500" in e.remote_traceback
+    assert "in boom" in e.remote_traceback
+    assert "failed 2 times" in str(e)
+
+
+def test_wrong_return_type_and_schema_say_what_was_expected(session):
+    ds = session.range(10, partitions=1)
+    with pytest.raises(pt.TaskError, match=r"must yield pyarrow.RecordBatch, got int"):
+        ds.map_in_arrow(lambda it: (1 for _ in it), schema="id long").count()
+    with pytest.raises(pt.TaskError,
+                       match=r"returned schema \(id int64\), expected \(id double\)"):
+        ds.map_in_arrow(identity, schema="id double").count()
+    with pytest.raises(pt.TaskError, match=r"expected \['id', 'q'\] \(missing \['q'\]\)"):
+        ds.map_in_pandas(identity, schema="id long, q long").count()
+    with pytest.raises(pt.TaskError, match=r"returned 1 values for 10 rows"):
+        ds.with_column("z", lambda x: x.iloc[:1], columns=["id"], type="long").count()
+    with pytest.raises(pt.TaskError, match=r"predicate returned int64, expected bool"):
+        ds.filter(lambda x: x, columns=["id"]).count()
+
+
+def test_unpicklable_function_fails_at_the_call(session):
+    lock = threading.Lock()
+    with pytest.raises(TypeError, match=r"map_in_arrow: the function cannot be sent to "
+                                        r"executors \(cloudpickle failed: TypeError: .*lock"):
+        session.range(10).map_in_arrow(lambda it: (lock, it)[1], schema="id long")
+
+
+def test_worker_crash_is_retried_on_a_fresh_worker(session, tmp_path):
+    flag = tmp_path / "crashed"
+
+    def crash_once(it):
+        for b in it:
+            if b.column(0)[0].as_py() == 0 and not flag.exists():
+                flag.write_text("x")
+                os._exit(3)
+            yield b
+
+    before = set(session.executor_pids())
+    out = session.range(2000, partitions=4).map_in_arrow(crash_once, schema="id long")
+    assert out.to_arrow().column("id").to_pylist() == list(range(2000))
+    assert flag.exists()
+    # the lost executor is replaced (asynchronously): two live again, one new
+    deadline = time.monotonic() + 30
+    while len(session.executor_pids()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    after = set(session.executor_pids())
+    assert len(after) == 2 and len(after - before) == 1
+
+
+def test_pycapsule_round_trips(session):
+    polars = pytest.importorskip("polars")
+    duckdb = pytest.importorskip("duckdb")
+    ds = session.range(100, partitions=3).with_column("y", lambda x: x * 1.5, columns=["id"])
+    t = pa.table(ds)
+    assert t.column("y").to_pylist() == [i * 1.5 for i in range(100)]
+    pl = polars.from_arrow(pa.table(ds))
+    assert pl["y"].to_list() == [i * 1.5 for i in range(100)]
+    # polars and DuckDB as sources
+    back = session.from_arrow(pl).to_arrow()
+    assert back.column("id").to_pylist() == list(range(100))
+    rel = duckdb.sql("select range::bigint as r from range(50)")
+    assert session.from_arrow(rel).count() == 50
+    assert duckdb.sql("select sum(y) as s from ds").fetchall()[0][0] == sum(i * 1.5 for i in range(100))
+
+
+def test_sources_and_sinks(session, tmp_path):
+    import pandas as pd
+
+    df = pd.DataFrame({"k": ["a", "b", "c"], "v": [1.0, 2.0, 3.0]})
+    ds = session.from_pandas(df)
+    ds.write_ipc(tmp_path / "out")
+    again = session.read_ipc(tmp_path / "out")
+    assert again.to_pandas().equals(df)
+    assert again.repartition(2, "k").count() == 3
+    assert sorted(r["k"] for r in again.repartition(4).take(10)) == ["a", "b", "c"]
+
+
+def test_ddl_schemas():
+    s = pt.parse_ddl("id long not null, y double, t array<string>, "
+                     "st struct<a: int, b: decimal(10,2)>, ts timestamp")
+    assert s == pa.schema([pa.field("id", pa.int64(), nullable=False),
+                           ("y", pa.float64()), ("t", pa.list_(pa.utf8())),
+                           ("st", pa.struct([("a", pa.int32()), ("b", pa.decimal128(10, 2))])),
+                           ("ts", pa.timestamp("us", tz="UTC"))])
+    with pytest.raises(ValueError, match=r"unknown type 'lng'"):
+        pt.parse_ddl("id lng")
+    with pytest.raises(ValueError, match=r"expected '>'"):
+        pt.parse_ddl("a array<int")
