@@ -127,6 +127,23 @@ class Session:
         _lib.lib().pt_session_close(self._ptr)
         self._ptr = None
 
+    def _abandon(self) -> None:
+        """Ctrl-C during an action: the job's thread is still inside
+        libprotium, so the session cannot be freed under it. Its executors
+        are killed, and the session is left to the process's end (an
+        executor also ends when the driver's socket closes)."""
+        if self._ptr is None:
+            return
+        for _ in range(2):  # a replacement started meanwhile goes too
+            for pid in self.executor_pids():
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        for ds in list(self._datasets):
+            ds._ptr = None
+        self._ptr = None
+
     def _handle(self) -> int:
         if self._ptr is None:
             raise ProtiumError(_lib.PT_ESTATE, "the session is closed; open a new Session")
@@ -349,8 +366,8 @@ class Dataset:
 
     def _run(self, fn: Callable[..., int], *args: Any) -> None:
         """Runs an action in a thread, so that Ctrl-C reaches the driver: it
-        then stops the session (every executor and worker) and raises
-        KeyboardInterrupt."""
+        then kills the session's executors, closes the session to further
+        use and raises KeyboardInterrupt."""
         box: list[BaseException] = []
 
         def target() -> None:
@@ -365,11 +382,7 @@ class Dataset:
             while t.is_alive():
                 t.join(0.05)
         except KeyboardInterrupt:
-            for pid in self.session.executor_pids():
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+            self.session._abandon()
             raise
         if box:
             raise box[0]
