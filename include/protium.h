@@ -879,6 +879,25 @@ void pt_job_stats_free(pt_job_stats *st);
 int pt_write_parquet(pt_dataset *ds, const char *dir, const pt_parquet_write_options *opts,
                      pt_error *err);
 
+/* Where a running job stands (what a console progress bar shows). */
+typedef struct pt_job_progress {
+  int64_t job_id;
+  int64_t stages;          /* of the job */
+  int64_t stages_done;     /* every partition has its output */
+  int64_t tasks;           /* partitions over all stages */
+  int64_t tasks_done;      /* partitions with output (a lost map output is
+                              counted again when recomputed) */
+  int64_t tasks_running;   /* attempts launched and not ended: running, or
+                              queued on an executor (executor.queue_depth) */
+  int64_t elapsed_us;      /* since submission */
+} pt_job_progress;
+
+/* Fills out[0..cap) with the session's running jobs, oldest first; *n =
+ * their number (possibly more than cap). A snapshot: cheap enough to poll
+ * a few times a second. */
+int pt_session_progress(pt_session *s, pt_job_progress *out, int64_t cap, int64_t *n,
+                        pt_error *err);
+
 #ifdef __cplusplus
 }
 #endif

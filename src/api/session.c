@@ -131,6 +131,14 @@ void pt_session_close(pt_session *s) {
   pt__free(s);
 }
 
+int pt_session_progress(pt_session *s, pt_job_progress *out, int64_t cap, int64_t *n,
+                        pt_error *err) {
+  if (!s || !n || (cap > 0 && !out))
+    return pt__errorf(err, PT_EINVAL, "session_progress: session, out and n must not be NULL");
+  pt__driver_progress(s->driver, out, cap, n);
+  return PT_OK;
+}
+
 int pt_session_executors(pt_session *s, pt_executor_info *out, int64_t cap, int64_t *n,
                          pt_error *err) {
   if (!s || !n || (cap > 0 && !out))

@@ -143,6 +143,30 @@ int pt__driver_executors(pt__driver *d, pt_executor_info *out, int64_t cap, int6
   return PT_OK;
 }
 
+void pt__driver_progress(pt__driver *d, pt_job_progress *out, int64_t cap, int64_t *n) {
+  uint64_t now = uv_hrtime();
+  int64_t k = 0;
+  pthread_mutex_lock(&d->loop_mu);
+  for (pt__job *j = d->active; j; j = j->next, k++) {
+    if (k >= cap) continue;
+    pt_job_progress *p = &out[k];
+    memset(p, 0, sizeof *p);
+    p->job_id = j->id;
+    p->stages = j->n_stages;
+    p->elapsed_us = pt__stats_job_elapsed_us(j, now);
+    for (int64_t i = 0; i < j->n_stages; i++) {
+      const pt__sched_stage *st = j->stages[i];
+      p->stages_done += st->state == PT__STAGE_DONE;
+      p->tasks += st->partitions;
+      p->tasks_done += st->n_done;
+      if (st->running)
+        for (int64_t q = 0; q < st->partitions; q++) p->tasks_running += st->running[q];
+    }
+  }
+  pthread_mutex_unlock(&d->loop_mu);
+  *n = k;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Spawning and losing executors */
 

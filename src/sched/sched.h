@@ -117,6 +117,8 @@ int pt__driver_start(const pt__driver_opts *opts, pt__driver **out, pt_error *er
  * thread, frees d. */
 void pt__driver_stop(pt__driver *d);
 int pt__driver_executors(pt__driver *d, pt_executor_info *out, int64_t cap, int64_t *n);
+/* Snapshot of the running jobs (pt_session_progress). */
+void pt__driver_progress(pt__driver *d, pt_job_progress *out, int64_t cap, int64_t *n);
 /* A fresh job id (jobs are numbered 1, 2, ... per session). */
 int64_t pt__driver_new_job_id(pt__driver *d);
 const char *pt__driver_session_dir(const pt__driver *d);
@@ -430,6 +432,8 @@ void pt__barrier_on_tick(pt__driver *d, uint64_t now);
 /* stats.c: one hook per scheduler event (loop_mu held; each a no-op when
  * the job has no stats). */
 void pt__stats_job_start(pt__job *job);
+/* Microseconds since the job's submission (0 without stats). */
+int64_t pt__stats_job_elapsed_us(const pt__job *job, uint64_t now_ns);
 void pt__stats_on_launch(const pt__sched_stage *st, const pt__sched_task *t);
 /* Before the status changes the stage: tells a first success from a
  * duplicate. */

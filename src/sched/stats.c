@@ -46,6 +46,11 @@ static pt_stage_stats *entry_of(pt__jstats *js, const pt__sched_stage *st, int64
   return &e->s;
 }
 
+int64_t pt__stats_job_elapsed_us(const pt__job *job, uint64_t now_ns) {
+  if (!job->stats || now_ns < job->stats->start_ns) return 0;
+  return (int64_t)((now_ns - job->stats->start_ns) / 1000);
+}
+
 void pt__stats_job_start(pt__job *job) {
   job->stats = pt__calloc(1, sizeof *job->stats);
   if (job->stats) job->stats->start_ns = uv_hrtime();
