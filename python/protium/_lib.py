@@ -234,6 +234,7 @@ _PROTOTYPES: dict[str, tuple[Any, list[Any]]] = {
     "pt_conf_free": (None, [_vp]),
     "pt_session_open": (_c_int, [ctypes.c_char_p, _vp, _P(_vp), _err]),
     "pt_session_close": (None, [_vp]),
+    "pt_session_progress": (_c_int, [_vp, _vp, _c_i64, _P(_c_i64), _err]),
     "pt_session_executors": (_c_int, [_vp, _vp, _c_i64, _P(_c_i64), _err]),
     "pt_fn_register": (_c_int, [ctypes.c_char_p, _vp]),
     "pt_executor_hook": (None, []),
@@ -241,6 +242,9 @@ _PROTOTYPES: dict[str, tuple[Any, list[Any]]] = {
     "pt_read_ipc": (_c_int, [_vp, ctypes.c_char_p, _P(_vp), _err]),
     "pt_from_batches": (_c_int, [_vp, _P(ArrowSchema), _vp, _c_i64, _P(_vp), _err]),
     "pt_map_batches": (_c_int, [_vp, _vp, _P(ArrowSchema), _vp, ctypes.c_size_t, _P(_vp), _err]),
+    "pt_map_partitions": (
+        _c_int, [_vp, _vp, _P(ArrowSchema), _vp, ctypes.c_size_t, _P(_vp), _err]),
+    "pt_ctx_emit": (_c_int, [_vp, _P(ArrowArray), _err]),
     "pt_filter": (_c_int, [_vp, _vp, _vp, ctypes.c_size_t, _P(_vp), _err]),
     "pt_repartition": (_c_int, [_vp, _c_i64, _P(_vp), _err]),
     "pt_repartition_by": (_c_int, [_vp, _c_i64, _P(ctypes.c_char_p), _c_i64, _P(_vp), _err]),
@@ -264,6 +268,13 @@ class PtExecutorInfo(ctypes.Structure):
     ]
 
 
+class PtJobProgress(ctypes.Structure):
+    """pt_job_progress."""
+
+    _fields_ = [(name, ctypes.c_int64) for name in (
+        "job_id", "stages", "stages_done", "tasks", "tasks_done", "tasks_running", "elapsed_us")]
+
+
 class PtTaskContext(ctypes.Structure):
     """pt_task_context."""
 
@@ -273,6 +284,9 @@ class PtTaskContext(ctypes.Structure):
         ("partition", ctypes.c_int64),
         ("attempt", ctypes.c_int64),
         ("executor_id", ctypes.c_int64),
+        ("stage_attempt", ctypes.c_int64),
+        ("num_tasks", ctypes.c_int64),
+        ("internal_", ctypes.c_void_p),
     ]
 
 
@@ -280,6 +294,9 @@ class PtTaskContext(ctypes.Structure):
 MAP_FN = ctypes.CFUNCTYPE(
     _c_int, _P(PtTaskContext), _P(ArrowSchema), _P(ArrowArray), _P(ArrowArray), _vp,
     ctypes.c_size_t, _P(PtError),
+)
+PARTITION_FN = ctypes.CFUNCTYPE(
+    _c_int, _P(PtTaskContext), _P(ArrowArrayStream), _vp, ctypes.c_size_t, _P(PtError),
 )
 FILTER_FN = ctypes.CFUNCTYPE(
     _c_int, _P(PtTaskContext), _P(ArrowSchema), _P(ArrowArray), _vp, _vp, ctypes.c_size_t,

@@ -1,6 +1,7 @@
-"""_worker.py — what runs a Python function inside an executor: the two C
-callbacks (a pt_map_fn and a pt_filter_fn) registered under fixed names in
-every process of a Python session, and the plans they run.
+"""_worker.py — what runs a Python function inside an executor: the C
+callbacks (a pt_map_fn, a pt_filter_fn and a pt_partition_fn) registered
+under fixed names in every process of a Python session, and the plans they
+run.
 
 The executor's batch is handed to pyarrow in place: a zero-copy view of it
 (pt_array_slice shares its buffers through a reference count) is imported
@@ -13,7 +14,8 @@ from __future__ import annotations
 
 import ctypes
 import traceback
-from typing import Any, Optional
+from operator import itemgetter
+from typing import Any, Iterator, Optional
 
 import pyarrow as pa
 
@@ -21,6 +23,7 @@ from protium import _lib
 from protium._lib import PT_EINVAL, ArrowArray, PtError
 
 MAP_NAME = b"protium.python_map"
+PARTITION_NAME = b"protium.python_partition"
 FILTER_NAME = b"protium.python_filter"
 
 # Room for our part of a failure message: the driver's context ("job 1
@@ -157,22 +160,34 @@ def _as_array(value: object, typ: Optional[pa.DataType], length: int, what: str)
     return value
 
 
+_row_makers: dict[tuple[str, ...], Any] = {}
+
+
+def _row_maker(names: tuple[str, ...]) -> Any:
+    """A function of one value per column that returns the row's dict: a
+    dict display runs at twice the speed of dict(zip(names, values)). The
+    names enter the source as repr() literals, never as code."""
+    maker = _row_makers.get(names)
+    if maker is None:
+        params = ", ".join(f"_{i}" for i in range(len(names)))
+        items = ", ".join(f"{name!r}: _{i}" for i, name in enumerate(names))
+        maker = eval(f"lambda {params}: {{{items}}}")  # noqa: S307 - literals only
+        _row_makers[names] = maker
+    return maker
+
+
 def _rows(fn: Any, batch: pa.RecordBatch, out: pa.Schema, what: str) -> pa.RecordBatch:
     """Row at a time: dicts built from whole columns (to_pylist per column
     is far cheaper than per row), results gathered column by column."""
-    names = batch.schema.names
-    results = [fn(dict(zip(names, values)))
-               for values in zip(*(c.to_pylist() for c in batch.columns))]
-    if not batch.num_columns:
-        results = [fn({}) for _ in range(batch.num_rows)]
-    for r in results[:1]:
-        if not isinstance(r, dict):
-            raise ResultError(f"{what}: the function must return a dict per row, "
-                              f"got {type(r).__name__}")
+    if batch.num_columns:
+        rows = map(_row_maker(tuple(batch.schema.names)), *(c.to_pylist() for c in batch.columns))
+    else:
+        rows = ({} for _ in range(batch.num_rows))
+    results = list(map(fn, rows))
     try:
-        columns = [pa.array([r[f.name] for r in results], type=f.type) for f in out]
+        columns = [pa.array(list(map(itemgetter(f.name), results)), type=f.type) for f in out]
         return pa.RecordBatch.from_arrays(columns, schema=out)
-    except (TypeError, KeyError, pa.ArrowInvalid, pa.ArrowTypeError) as e:
+    except (TypeError, KeyError, IndexError, pa.ArrowInvalid, pa.ArrowTypeError) as e:
         bad = next((r for r in results if not isinstance(r, dict)), None)
         if bad is not None:
             raise ResultError(f"{what}: the function must return a dict per row, "
@@ -236,18 +251,61 @@ def _filter_cb(ctx, schema_p, batch_p, keep, arg, arg_size, err_p):  # type: ign
         return _fail(err_p, _describe(e))
 
 
+def _stream_batches(stream_p: Any, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+    """The batches of a partition function's input stream (borrowed from
+    the engine); each array get_next hands over is ours, imported as is."""
+    stream = stream_p.contents
+    while True:
+        arr = ArrowArray()
+        rc = stream.get_next(stream_p, ctypes.byref(arr))
+        if rc != 0:
+            why = stream.get_last_error(stream_p)
+            raise _lib.ProtiumError(_lib.status_from_errno(rc),
+                                    (why or b"reading the partition failed").decode())
+        if not arr.release:
+            return
+        yield pa.RecordBatch._import_from_c(ctypes.addressof(arr), schema)
+
+
+def run_grouped(plan: dict[str, Any], batches: Iterator[pa.RecordBatch]
+                ) -> Iterator[pa.RecordBatch]:
+    """A whole partition, one call of fn per key: equal keys share a
+    partition after the shuffle by the keys."""
+    out, what, keys = plan["out_schema"], plan["what"], plan["keys"]
+    table = pa.Table.from_batches(list(batches), plan["in_schema"])
+    if table.num_rows == 0:
+        return
+    for _, group in table.to_pandas().groupby(keys, sort=False, dropna=False):
+        yield _from_pandas(plan["fn"](group), out, what)
+
+
+def _partition_cb(ctx, stream_p, arg, arg_size, err_p):  # type: ignore[no-untyped-def]
+    try:
+        plan = _plan(arg, arg_size)
+        lib = _lib.lib()
+        err = PtError()
+        for result in run_grouped(plan, _stream_batches(stream_p, plan["in_schema"])):
+            arr = ArrowArray()
+            result._export_to_c(ctypes.addressof(arr))
+            _lib.check(lib.pt_ctx_emit(ctx, ctypes.byref(arr), ctypes.byref(err)), err)
+        return 0
+    except BaseException as e:  # noqa: BLE001
+        return _fail(err_p, _describe(e))
+
+
 _callbacks: list[Any] = []
 
 
-def register() -> tuple[int, int]:
+def register() -> tuple[int, int, int]:
     """Registers the callbacks in this process (once); returns their
-    addresses, which pt_map_batches and pt_filter take."""
+    addresses, which pt_map_batches, pt_filter and pt_map_partitions take."""
     if not _callbacks:
-        m = _lib.MAP_FN(_map_cb)
-        f = _lib.FILTER_FN(_filter_cb)
-        _callbacks.extend([m, f])
         lib = _lib.lib()
-        lib.pt_fn_register(MAP_NAME, ctypes.cast(m, ctypes.c_void_p))
-        lib.pt_fn_register(FILTER_NAME, ctypes.cast(f, ctypes.c_void_p))
-    return (ctypes.cast(_callbacks[0], ctypes.c_void_p).value or 0,
-            ctypes.cast(_callbacks[1], ctypes.c_void_p).value or 0)
+        for name, proto, fn in ((MAP_NAME, _lib.MAP_FN, _map_cb),
+                                (FILTER_NAME, _lib.FILTER_FN, _filter_cb),
+                                (PARTITION_NAME, _lib.PARTITION_FN, _partition_cb)):
+            cb = proto(fn)
+            _callbacks.append(cb)
+            lib.pt_fn_register(name, ctypes.cast(cb, ctypes.c_void_p))
+    m, f, p = (ctypes.cast(cb, ctypes.c_void_p).value or 0 for cb in _callbacks)
+    return m, f, p

@@ -14,6 +14,7 @@ import shlex
 import signal
 import sys
 import threading
+import time
 import weakref
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, Sequence, Union
@@ -24,7 +25,7 @@ from protium import _lib, _worker
 from protium._lib import ArrowArray, ArrowArrayStream, ArrowSchema, ProtiumError, PtError
 from protium.schema import SchemaLike, as_schema
 
-__all__ = ["Session", "Dataset", "TaskError"]
+__all__ = ["Session", "Dataset", "GroupedData", "TaskError"]
 
 
 class TaskError(ProtiumError):
@@ -74,12 +75,16 @@ class Session:
     one per core); `conf` takes the engine's keys (README, Configuration),
     e.g. `{"executor.slots": "2", "task.max_failures": "2"}`. Use it as a
     context manager, or call `close()`: it stops every executor and worker.
+    `progress`: a console progress bar on stderr for jobs running over a
+    second (None, the default: only when stderr is a terminal).
     """
 
-    def __init__(self, master: Optional[str] = None, conf: Optional[dict[str, Any]] = None
-                 ) -> None:
+    def __init__(self, master: Optional[str] = None, conf: Optional[dict[str, Any]] = None,
+                 *, progress: Optional[bool] = None) -> None:
         lib = _lib.lib()
-        self._map_fn, self._filter_fn = _worker.register()
+        # None: a progress bar for jobs over a second when stderr is a terminal
+        self.progress = progress
+        self._map_fn, self._filter_fn, self._partition_fn = _worker.register()
         self._ptr: Optional[int] = None
         self._datasets: "weakref.WeakSet[Dataset]" = weakref.WeakSet()
         handle = ctypes.c_void_p()
@@ -149,6 +154,15 @@ class Session:
             raise ProtiumError(_lib.PT_ESTATE, "the session is closed; open a new Session")
         return self._ptr
 
+    def jobs_progress(self) -> list[dict[str, int]]:
+        """Where the running jobs stand: job_id, stages, stages_done, tasks,
+        tasks_done, tasks_running, elapsed_us (oldest job first)."""
+        out = (_lib.PtJobProgress * 16)()
+        n = ctypes.c_int64()
+        _call(_lib.lib().pt_session_progress, self._handle(), out, 16, ctypes.byref(n))
+        return [{f: getattr(out[i], f) for f, _ in _lib.PtJobProgress._fields_}
+                for i in range(min(n.value, 16))]
+
     def executor_pids(self) -> list[int]:
         """Process ids of the live executors."""
         infos = (_lib.PtExecutorInfo * 256)()
@@ -217,6 +231,50 @@ class Session:
                                partitions=partitions or 1)
 
 
+class _ProgressBar:
+    """PySpark's console progress bar, for an action running over a second:
+    `[Stage 2/2: ======>       (5 + 2) / 8]` on stderr, redrawn in place
+    at most ten times a second and erased when the action ends."""
+
+    def __init__(self, session: Session) -> None:
+        enabled = session.progress
+        if enabled is None:
+            enabled = sys.stderr.isatty()
+        self.session = session
+        self.enabled = enabled
+        self.started = time.monotonic()
+        self.last = 0.0
+        self.shown = False
+
+    def update(self) -> None:
+        now = time.monotonic()
+        if not self.enabled or now - self.started < 1.0 or now - self.last < 0.1:
+            return
+        self.last = now
+        try:
+            jobs = self.session.jobs_progress()
+        except ProtiumError:
+            return
+        if not jobs:
+            return
+        j = jobs[-1]
+        stage = min(j["stages_done"] + 1, j["stages"])
+        width = 30
+        filled = width * j["tasks_done"] // max(j["tasks"], 1)
+        bar = "=" * filled + (">" if filled < width else "") + " " * (width - filled - 1)
+        line = (f"[Stage {stage}/{j['stages']}:{bar[:width]}({j['tasks_done']} + "
+                f"{j['tasks_running']}) / {j['tasks']}]")
+        sys.stderr.write("\r" + line)
+        sys.stderr.flush()
+        self.shown = True
+
+    def clear(self) -> None:
+        if self.shown:
+            sys.stderr.write("\r" + " " * 60 + "\r")
+            sys.stderr.flush()
+            self.shown = False
+
+
 def _fn_check(fn: object, what: str) -> None:
     if not callable(fn):
         raise TypeError(f"{what}: expected a function, got {type(fn).__name__}")
@@ -267,15 +325,18 @@ class Dataset:
 
     # -- transformations ---------------------------------------------------
 
-    def _map(self, plan: dict[str, Any], what: str) -> "Dataset":
+    def _map(self, plan: dict[str, Any], what: str, whole: bool = False) -> "Dataset":
         plan["what"] = what
         plan["in_schema"] = self.schema
         arg = _pickle(plan, what)
         out = ArrowSchema()
         plan["out_schema"]._export_to_c(_addr(out))
+        lib = _lib.lib()
+        call, fn = ((lib.pt_map_partitions, self.session._partition_fn) if whole
+                    else (lib.pt_map_batches, self.session._map_fn))
         try:
-            return self.session._dataset(_lib.lib().pt_map_batches, self._handle(),
-                                         self.session._map_fn, ctypes.byref(out), arg, len(arg))
+            return self.session._dataset(call, self._handle(), fn, ctypes.byref(out), arg,
+                                         len(arg))
         finally:
             _lib.release_schema(out)
 
@@ -378,12 +439,16 @@ class Dataset:
 
         t = threading.Thread(target=target, daemon=True, name="protium-action")
         t.start()
+        bar = _ProgressBar(self.session)
         try:
             while t.is_alive():
                 t.join(0.05)
+                bar.update()
         except KeyboardInterrupt:
+            bar.clear()
             self.session._abandon()
             raise
+        bar.clear()
         if box:
             raise box[0]
 
@@ -426,3 +491,36 @@ class Dataset:
         """The Arrow PyCapsule interface: runs the job and hands the result
         stream over without a copy."""
         return self._reader().__arrow_c_stream__(requested_schema)
+
+    def group_by(self, *keys: str) -> "GroupedData":
+        """Rows grouped by the key columns, for apply_in_pandas."""
+        names = self.schema.names
+        if not keys:
+            raise ValueError("group_by: name at least one key column")
+        for k in keys:
+            if k not in names:
+                raise ValueError(f"group_by: no column {k!r}; the columns are {names}")
+        return GroupedData(self, list(keys))
+
+
+class GroupedData:
+    """A dataset grouped by key columns (Dataset.group_by)."""
+
+    def __init__(self, ds: Dataset, keys: list[str]) -> None:
+        self.dataset = ds
+        self.keys = keys
+
+    def apply_in_pandas(self, fn: Callable[[Any], Any], schema: SchemaLike, *,
+                        partitions: Optional[int] = None) -> Dataset:
+        """Grouped map (PySpark's applyInPandas): fn gets one
+        pandas.DataFrame per key, with all of that key's rows, and returns a
+        DataFrame with the columns of `schema`. The rows are shuffled by the
+        keys into `partitions` partitions (default: the dataset's); each
+        partition is then read whole by a partition function
+        (pt_map_partitions; it must fit in an executor's memory) and split
+        by key. Null keys form a group of their own."""
+        _fn_check(fn, "apply_in_pandas")
+        n = partitions or self.dataset.num_partitions
+        shuffled = self.dataset.repartition(n, *self.keys)
+        return shuffled._map({"kind": "grouped_pandas", "fn": fn, "keys": self.keys,
+                              "out_schema": as_schema(schema)}, "apply_in_pandas", whole=True)

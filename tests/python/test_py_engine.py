@@ -208,3 +208,56 @@ def test_ddl_schemas():
         pt.parse_ddl("id lng")
     with pytest.raises(ValueError, match=r"expected '>'"):
         pt.parse_ddl("a array<int")
+
+
+def _fit(g):
+    import pandas as pd
+
+    return pd.DataFrame({"user": [g.user.iloc[0]], "n": [len(g)], "mean": [g.v.mean()],
+                         "top": [g.v.max()]})
+
+
+def test_grouped_map_skewed_and_empty_groups_equals_pandas(session):
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(7)
+    # skewed: user 0 has half of the rows, 40 users one row each, 5 users
+    # with none (empty groups never appear), some null keys
+    users = np.concatenate([np.zeros(3000, np.int64), rng.integers(1, 20, 2900),
+                            np.arange(100, 140)])
+    v = rng.normal(size=len(users))
+    df = pd.DataFrame({"user": pd.array(users, dtype="Int64"), "v": v})
+    df.loc[::97, "user"] = pd.NA
+    ds = session.from_pandas(df, partitions=4)
+    out = ds.group_by("user").apply_in_pandas(
+        _fit, schema="user long, n long, mean double, top double", partitions=3)
+    got = out.to_pandas().sort_values("user", na_position="first").reset_index(drop=True)
+    want = (df.groupby("user", dropna=False, sort=False)[["user", "v"]].apply(_fit)
+            .reset_index(drop=True).sort_values("user", na_position="first").reset_index(drop=True))
+    assert len(got) == len(want) == df.user.nunique(dropna=False)
+    assert got.n.sum() == len(df)
+    types = {"user": "Int64", "n": "int64", "mean": "float64", "top": "float64"}
+    pd.testing.assert_frame_equal(got.astype(types), want.astype(types), check_exact=False)
+    # a group_by with no rows at all
+    empty = session.from_pandas(df.iloc[:0]).group_by("user").apply_in_pandas(
+        _fit, schema="user long, n long, mean double, top double")
+    assert empty.count() == 0
+
+
+def test_group_by_errors(session):
+    ds = session.range(10)
+    with pytest.raises(ValueError, match=r"group_by: no column 'user'; the columns are \['id'\]"):
+        ds.group_by("user")
+
+
+def test_map_rows_odd_names_and_wrong_results(session):
+    t = pa.table({"a b": [1, 2], "'q'": ["x", "y"], "_0": [0.5, 1.5]})
+    ds = session.from_arrow(t)
+    out = ds.map_rows(lambda r: {"s": f"{r['a b']}{r[chr(39) + 'q' + chr(39)]}{r['_0']}"},
+                      schema="s string")
+    assert out.to_arrow().column("s").to_pylist() == ["1x0.5", "2y1.5"]
+    with pytest.raises(pt.TaskError, match=r"must return a dict per row, got int"):
+        ds.map_rows(lambda r: 1, schema="s string").count()
+    with pytest.raises(pt.TaskError, match=r"rows it returned do not fit \(s string\): KeyError"):
+        ds.map_rows(lambda r: {"t": 1}, schema="s string").count()
