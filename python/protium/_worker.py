@@ -13,6 +13,7 @@ until it releases it). A function is unpickled once per executor and kept.
 from __future__ import annotations
 
 import ctypes
+import threading
 import traceback
 from operator import itemgetter
 from typing import Any, Iterator, Optional
@@ -216,7 +217,21 @@ def run_map(plan: dict[str, Any], batch: pa.RecordBatch) -> pa.RecordBatch:
     raise ResultError(f"unknown plan kind {kind!r}")
 
 
+_pinned: set[int] = set()
+
+
+def _pin_thread_state() -> None:
+    """The executor's threads are not Python's: each ctypes callback made a
+    thread state and dropped it again (PyGILState_Ensure/Release). Taking
+    one more reference, once per thread, keeps it for the thread's life."""
+    ident = threading.get_ident()
+    if ident not in _pinned:
+        ctypes.pythonapi.PyGILState_Ensure()
+        _pinned.add(ident)
+
+
 def _map_cb(ctx, schema_p, batch_p, out_p, arg, arg_size, err_p):  # type: ignore[no-untyped-def]
+    _pin_thread_state()
     try:
         plan = _plan(arg, arg_size)
         result = run_map(plan, _batch_in(batch_p, plan["in_schema"]))
@@ -238,6 +253,7 @@ def run_filter(plan: dict[str, Any], batch: pa.RecordBatch) -> pa.Array:
 
 
 def _filter_cb(ctx, schema_p, batch_p, keep, arg, arg_size, err_p):  # type: ignore[no-untyped-def]
+    _pin_thread_state()
     try:
         import numpy as np
 
@@ -280,6 +296,7 @@ def run_grouped(plan: dict[str, Any], batches: Iterator[pa.RecordBatch]
 
 
 def _partition_cb(ctx, stream_p, arg, arg_size, err_p):  # type: ignore[no-untyped-def]
+    _pin_thread_state()
     try:
         plan = _plan(arg, arg_size)
         lib = _lib.lib()
