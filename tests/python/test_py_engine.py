@@ -261,3 +261,22 @@ def test_map_rows_odd_names_and_wrong_results(session):
         ds.map_rows(lambda r: 1, schema="s string").count()
     with pytest.raises(pt.TaskError, match=r"rows it returned do not fit \(s string\): KeyError"):
         ds.map_rows(lambda r: {"t": 1}, schema="s string").count()
+
+
+class _ArrayOnly:
+    """An object that speaks only __arrow_c_array__ (as nanoarrow's arrays
+    and other libraries may)."""
+
+    def __init__(self, batch: pa.RecordBatch) -> None:
+        self._batch = batch
+
+    def __arrow_c_array__(self, requested_schema=None):
+        return self._batch.__arrow_c_array__(requested_schema)
+
+
+def test_from_arrow_takes_c_array_objects_and_refuses_others(session):
+    batch = pa.record_batch({"a": [1, 2, 3], "b": ["x", None, "z"]})
+    ds = session.from_arrow(_ArrayOnly(batch))
+    assert ds.to_arrow().to_batches()[0].equals(batch)
+    with pytest.raises(TypeError, match=r"from_arrow: list speaks no Arrow PyCapsule interface"):
+        session.from_arrow([1, 2, 3])
