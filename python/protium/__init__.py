@@ -13,7 +13,7 @@ Interface.
 
 Submodules:
 
-    protium.session Session, Dataset, TaskError (the engine; also here)
+    protium.session Session, Dataset, GroupedData, TaskError (the engine; also here)
     protium.schema  DDL schema strings ("id long, y double")
     protium.arrow   Arrow IPC read/write, validate, copy, slice (needs pyarrow)
     protium.parquet Parquet read (columns, row-group filters) and write (needs pyarrow)
@@ -23,9 +23,10 @@ from __future__ import annotations
 
 from protium._lib import ProtiumError, lib
 from protium.schema import parse_ddl
-from protium.session import Dataset, Session, TaskError
+from protium.session import Dataset, GroupedData, Session, TaskError
 
-__all__ = ["Dataset", "ProtiumError", "Session", "TaskError", "parse_ddl", "version"]
+__all__ = ["Dataset", "GroupedData", "ProtiumError", "Session", "TaskError", "parse_ddl",
+           "version"]
 
 
 def version() -> str:
