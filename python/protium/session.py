@@ -7,10 +7,12 @@ this module turns calls into pt_* calls and pickles Python functions
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import os
 import re
 import shlex
+import shutil
 import signal
 import sys
 import threading
@@ -40,6 +42,29 @@ class TaskError(ProtiumError):
         self.partition: Optional[int] = int(m.group(1)) if m else None
         i = message.find(_worker.TRACEBACK_MARK)
         self.remote_traceback = message[message.rfind("': ", 0, i) + 3:] if i >= 0 else ""
+
+
+def _session_dir_of(pid: int) -> Optional[str]:
+    """The session directory of an executor (the parent of its
+    PROTIUM_EXECUTOR_DIR), as its environment says; None if unreadable."""
+    try:
+        env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return None
+    for entry in env:
+        if entry.startswith(b"PROTIUM_EXECUTOR_DIR="):
+            return os.path.dirname(os.fsdecode(entry.split(b"=", 1)[1]))
+    return None
+
+
+def _remove_dir(path: str) -> None:
+    """Removes path, again while the driver thread (still running: the
+    session was abandoned) puts a replacement executor's directory in it."""
+    for _ in range(50):
+        shutil.rmtree(path, ignore_errors=True)
+        if not os.path.exists(path):
+            return
+        time.sleep(0.02)
 
 
 def _addr(struct: ctypes.Structure) -> int:
@@ -135,10 +160,14 @@ class Session:
     def _abandon(self) -> None:
         """Ctrl-C during an action: the job's thread is still inside
         libprotium, so the session cannot be freed under it. Its executors
-        are killed, and the session is left to the process's end (an
-        executor also ends when the driver's socket closes)."""
+        are killed, its temporary directory is removed when the process
+        ends, and the rest is left to the process's end (an executor also
+        ends when the driver's socket closes)."""
         if self._ptr is None:
             return
+        session_dirs = {d for d in map(_session_dir_of, self.executor_pids()) if d}
+        for d in session_dirs:  # the driver's temporary files, at the process's end
+            atexit.register(_remove_dir, d)
         for _ in range(2):  # a replacement started meanwhile goes too
             for pid in self.executor_pids():
                 try:

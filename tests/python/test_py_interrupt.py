@@ -1,6 +1,6 @@
 """test_py_interrupt.py — Ctrl-C (SIGINT) in a Python driver mid-job: the
 driver ends with KeyboardInterrupt and no executor of its session is left
-running afterwards."""
+running afterwards, nor its temporary directory."""
 
 from __future__ import annotations
 
@@ -62,3 +62,4 @@ def test_sigint_mid_job_leaves_no_process(tmp_path):
     while _session_processes(str(tmp_path)) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert _session_processes(str(tmp_path)) == []
+    assert list(tmp_path.iterdir()) == []  # the session's directory is gone too
