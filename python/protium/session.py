@@ -150,7 +150,7 @@ class Session:
     def close(self) -> None:
         """Stops the executors and frees every dataset of the session (they
         cannot be used after)."""
-        if self._ptr is None:
+        if getattr(self, "_ptr", None) is None:  # closed, or never opened
             return
         for ds in list(self._datasets):
             ds._free()

@@ -280,3 +280,10 @@ def test_from_arrow_takes_c_array_objects_and_refuses_others(session):
     assert ds.to_arrow().to_batches()[0].equals(batch)
     with pytest.raises(TypeError, match=r"from_arrow: list speaks no Arrow PyCapsule interface"):
         session.from_arrow([1, 2, 3])
+
+
+def test_bad_configuration_fails_the_session_cleanly():
+    with pytest.raises(pt.ProtiumError, match=r"unknown configuration key 'no.such'"):
+        pt.Session("local[1]", conf={"no.such": "1"})
+    with pytest.raises(pt.ProtiumError, match=r"'executor.slots': 'x' is not an integer"):
+        pt.Session("local[1]", conf={"executor.slots": "x"})
