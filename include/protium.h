@@ -561,6 +561,54 @@ int pt_json_write_batch(const struct ArrowSchema *schema, const struct ArrowArra
 
 
 /* ------------------------------------------------------------------------ */
+/* CSV (RFC 4180 with options): text in memory to one record batch. */
+
+typedef enum pt_csv_mode {
+  PT_CSV_FAILFAST = 0,      /* the first malformed record fails the read */
+  PT_CSV_DROPMALFORMED = 1, /* malformed records are skipped */
+  PT_CSV_PERMISSIVE = 2,    /* bad fields become null; the record text goes to
+                               the corrupt-record column when one is named */
+} pt_csv_mode;
+
+typedef struct pt_csv_options {
+  int header;                     /* 1: the first record names the columns */
+  char delimiter;                 /* ',' */
+  char quote;                     /* '"'; 0: no quoting */
+  char escape;                    /* '"': a doubled quote is a quote; another
+                                     character escapes the next one in quotes */
+  const char *const *null_values; /* unquoted field texts read as null;
+                                     NULL: just the empty field */
+  int64_t n_null_values;
+  const struct ArrowSchema *schema; /* struct schema to read into (borrowed);
+                                       NULL: infer over the first infer_rows */
+  int64_t infer_rows;             /* 1000 */
+  pt_csv_mode mode;               /* PT_CSV_FAILFAST */
+  const char *corrupt_column;     /* PERMISSIVE: name of an extra utf8 column
+                                     holding malformed records' text; NULL: none */
+} pt_csv_options;
+
+/* The defaults above. */
+void pt_csv_options_init(pt_csv_options *opts);
+
+/* Offset of the first record that starts at or after offset in data[0, len)
+ * (len when none does). Quote state is tracked from the start of the data, so
+ * a newline inside a quoted field is never taken for a boundary. */
+int64_t pt_csv_record_start(const char *data, int64_t len, int64_t offset,
+                            const pt_csv_options *opts);
+
+/* Reads the records that start in the byte range [begin, end) of data (the
+ * whole text of file `name`, used in messages) into *schema_out and *out (a
+ * struct array, one child per column); the caller owns both on PT_OK. The
+ * schema (given or inferred from the first records of data) is the same for
+ * every range, so ranges split a file into partitions with no record lost or
+ * read twice. opts NULL: defaults. A malformed record in FAILFAST mode gives
+ * PT_EFORMAT naming the file and line. */
+int pt_csv_read(const char *data, int64_t len, int64_t begin, int64_t end, const char *name,
+                const pt_csv_options *opts, struct ArrowSchema *schema_out,
+                struct ArrowArray *out, pt_error *err);
+
+
+/* ------------------------------------------------------------------------ */
 /* Engine: configuration, sessions, lazy datasets, actions.
  *
  * A session owns executor processes (for master "local[N]": N processes on

@@ -1,0 +1,607 @@
+/* csv.c — CSV text to Arrow: a record splitter that honours quotes (fields
+ * may span lines), type inference over the first records, conversion with
+ * Spark's three modes for malformed records, and the rule that finds record
+ * boundaries for byte-range partitions. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "arrow/arrow.h"
+#include "core/core.h"
+
+/* Inferred kinds, narrowest first; widening follows merge_kind. */
+enum { K_NONE, K_BOOL, K_INT, K_DOUBLE, K_DATE, K_TS, K_STRING };
+
+typedef struct field {
+  int64_t off, len; /* in rec.text */
+  int quoted;
+  int bad; /* unterminated quote or text after the closing one */
+} field;
+
+typedef struct record {
+  char *text; /* unquoted field bytes, each NUL-terminated */
+  int64_t text_len, text_cap;
+  field *fields;
+  int64_t n, cap;
+  int64_t line;               /* 1-based line where the record starts */
+  int64_t raw_begin, raw_end; /* the record's bytes in the input */
+  int bad_quote;              /* an unterminated quote or text after one */
+} record;
+
+void pt_csv_options_init(pt_csv_options *o) {
+  memset(o, 0, sizeof *o);
+  o->delimiter = ',';
+  o->quote = '"';
+  o->escape = '"';
+  o->infer_rows = 1000;
+  o->mode = PT_CSV_FAILFAST;
+}
+
+static int rec_putc(record *r, char c) {
+  if (r->text_len == r->text_cap) {
+    int64_t cap = r->text_cap ? r->text_cap * 2 : 256;
+    char *t = pt__realloc(r->text, (size_t)cap);
+    if (!t) return PT_ENOMEM;
+    r->text = t;
+    r->text_cap = cap;
+  }
+  r->text[r->text_len++] = c;
+  return PT_OK;
+}
+
+static int rec_end_field(record *r, int64_t start, int quoted, int bad) {
+  if (rec_putc(r, 0)) return PT_ENOMEM;
+  if (r->n == r->cap) {
+    int64_t cap = r->cap ? r->cap * 2 : 16;
+    field *f = pt__realloc(r->fields, (size_t)cap * sizeof *f);
+    if (!f) return PT_ENOMEM;
+    r->fields = f;
+    r->cap = cap;
+  }
+  r->fields[r->n++] = (field){start, r->text_len - 1 - start, quoted, bad};
+  if (bad) r->bad_quote = 1;
+  return PT_OK;
+}
+
+static void rec_free(record *r) {
+  pt__free(r->text);
+  pt__free(r->fields);
+}
+
+/* Parses the record at *pos (a record start, *pos < len) and advances *pos to
+ * the next record start; *line follows the newlines consumed. A record ends
+ * at \n, \r\n or the end of the data outside quotes. */
+static int next_record(const char *d, int64_t len, int64_t *pos, int64_t *line,
+                       const pt_csv_options *o, record *r) {
+  int64_t i = *pos;
+  r->n = 0;
+  r->text_len = 0;
+  r->bad_quote = 0;
+  r->line = *line;
+  r->raw_begin = i;
+  for (;;) {
+    int64_t start = r->text_len;
+    int quoted = 0, bad = 0;
+    if (i < len && o->quote && d[i] == o->quote) {
+      quoted = 1;
+      i++;
+      int closed = 0;
+      while (i < len) {
+        char c = d[i];
+        if (c == o->quote) {
+          if (o->escape == o->quote && i + 1 < len && d[i + 1] == o->quote) {
+            if (rec_putc(r, c)) return PT_ENOMEM;
+            i += 2;
+            continue;
+          }
+          i++;
+          closed = 1;
+          break;
+        }
+        if (o->escape && o->escape != o->quote && c == o->escape && i + 1 < len) {
+          if (d[i + 1] == '\n') (*line)++;
+          if (rec_putc(r, d[i + 1])) return PT_ENOMEM;
+          i += 2;
+          continue;
+        }
+        if (c == '\n') (*line)++;
+        if (rec_putc(r, c)) return PT_ENOMEM;
+        i++;
+      }
+      if (!closed) bad = 1;
+      /* Text between the closing quote and the delimiter is kept but makes
+       * the record malformed. */
+      while (i < len && d[i] != o->delimiter && d[i] != '\n' &&
+             !(d[i] == '\r' && i + 1 < len && d[i + 1] == '\n')) {
+        bad = 1;
+        if (rec_putc(r, d[i])) return PT_ENOMEM;
+        i++;
+      }
+    } else {
+      while (i < len && d[i] != o->delimiter && d[i] != '\n' &&
+             !(d[i] == '\r' && i + 1 < len && d[i + 1] == '\n')) {
+        if (rec_putc(r, d[i])) return PT_ENOMEM;
+        i++;
+      }
+    }
+    if (rec_end_field(r, start, quoted, bad)) return PT_ENOMEM;
+    if (i < len && d[i] == o->delimiter) {
+      i++;
+      continue;
+    }
+    r->raw_end = i;
+    if (i < len && d[i] == '\r') i++;
+    if (i < len && d[i] == '\n') {
+      i++;
+      (*line)++;
+    }
+    break;
+  }
+  *pos = i;
+  return PT_OK;
+}
+
+int64_t pt_csv_record_start(const char *d, int64_t len, int64_t offset,
+                            const pt_csv_options *opts) {
+  pt_csv_options defaults;
+  if (!opts) {
+    pt_csv_options_init(&defaults);
+    opts = &defaults;
+  }
+  if (offset <= 0) return 0;
+  if (offset > len) return len;
+  /* A record starts at 0 and after every newline outside quotes. The quote
+   * state at a byte depends on everything before it, so the scan starts at 0:
+   * it only looks at quote, escape and newline bytes, far cheaper than the
+   * parse itself. */
+  int in_quote = 0, field_start = 1;
+  for (int64_t i = 0; i < len; i++) {
+    char c = d[i];
+    if (in_quote) {
+      if (opts->escape && opts->escape != opts->quote && c == opts->escape) {
+        i++;
+      } else if (c == opts->quote) {
+        if (opts->escape == opts->quote && i + 1 < len && d[i + 1] == opts->quote) {
+          i++;
+        } else {
+          in_quote = 0;
+        }
+      }
+      continue;
+    }
+    if (c == '\n') {
+      if (i + 1 >= offset) return i + 1;
+      field_start = 1;
+      continue;
+    }
+    if (field_start && opts->quote && c == opts->quote) in_quote = 1;
+    field_start = (c == opts->delimiter);
+  }
+  return len;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Field conversion. Each parser returns 1 on success. */
+
+static int parse_int(const char *s, int64_t n, int64_t *out) {
+  int64_t i = 0;
+  int neg = 0;
+  if (i < n && (s[i] == '-' || s[i] == '+')) neg = s[i++] == '-';
+  if (i == n) return 0;
+  uint64_t v = 0;
+  for (; i < n; i++) {
+    if (s[i] < '0' || s[i] > '9') return 0;
+    unsigned dgt = (unsigned)(s[i] - '0');
+    if (v > (UINT64_MAX - dgt) / 10) return 0;
+    v = v * 10 + dgt;
+  }
+  if (neg ? v > (uint64_t)INT64_MAX + 1 : v > (uint64_t)INT64_MAX) return 0;
+  *out = neg ? (int64_t)(0 - v) : (int64_t)v;
+  return 1;
+}
+
+static int int_fits(char fmt, int64_t v) {
+  switch (fmt) {
+  case 'c': return v >= INT8_MIN && v <= INT8_MAX;
+  case 'C': return v >= 0 && v <= UINT8_MAX;
+  case 's': return v >= INT16_MIN && v <= INT16_MAX;
+  case 'S': return v >= 0 && v <= UINT16_MAX;
+  case 'i': return v >= INT32_MIN && v <= INT32_MAX;
+  case 'I': return v >= 0 && v <= (int64_t)UINT32_MAX;
+  case 'L': return v >= 0;
+  default: return 1;
+  }
+}
+
+static int parse_double(const char *s, int64_t n, double *out) {
+  if (n == 0 || n > 64) return 0;
+  for (int64_t i = 0; i < n; i++) {
+    char c = s[i];
+    /* strtod also reads hex floats and leading spaces; CSV numbers have
+     * neither. */
+    if (c == 'x' || c == 'X' || c == ' ' || c == '\t') return 0;
+  }
+  char buf[65];
+  memcpy(buf, s, (size_t)n);
+  buf[n] = 0;
+  char *e;
+  errno = 0;
+  double v = strtod(buf, &e);
+  if (e != buf + n) return 0;
+  *out = v;
+  return 1;
+}
+
+static int ieq(const char *s, int64_t n, const char *w) {
+  if ((int64_t)strlen(w) != n) return 0;
+  for (int64_t i = 0; i < n; i++) {
+    char c = s[i];
+    if (c >= 'A' && c <= 'Z') c = (char)(c - 'A' + 'a');
+    if (c != w[i]) return 0;
+  }
+  return 1;
+}
+
+static int parse_bool(const char *s, int64_t n, int64_t *out) {
+  if (ieq(s, n, "true")) return *out = 1, 1;
+  if (ieq(s, n, "false")) return *out = 0, 1;
+  return 0;
+}
+
+static int digits(const char *s, int k, int *out) {
+  int v = 0;
+  for (int i = 0; i < k; i++) {
+    if (s[i] < '0' || s[i] > '9') return 0;
+    v = v * 10 + (s[i] - '0');
+  }
+  *out = v;
+  return 1;
+}
+
+/* Days since 1970-01-01 of a proleptic Gregorian date. */
+static int64_t days_from_civil(int64_t y, int m, int d) {
+  y -= m <= 2;
+  int64_t era = (y >= 0 ? y : y - 399) / 400;
+  int64_t yoe = y - era * 400;
+  int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + doe - 719468;
+}
+
+static int parse_date(const char *s, int64_t n, int64_t *out) {
+  int y, m, d;
+  if (n != 10 || s[4] != '-' || s[7] != '-') return 0;
+  if (!digits(s, 4, &y) || !digits(s + 5, 2, &m) || !digits(s + 8, 2, &d)) return 0;
+  static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  if (m < 1 || m > 12 || d < 1 || d > mdays[m - 1]) return 0;
+  int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+  if (m == 2 && d == 29 && !leap) return 0;
+  *out = days_from_civil(y, m, d);
+  return 1;
+}
+
+/* YYYY-MM-DD[T ]HH:MM[:SS[.f{1,9}]][Z] to microseconds since the epoch
+ * (digits past the sixth fraction digit are truncated). */
+static int parse_ts(const char *s, int64_t n, int64_t *out) {
+  int64_t days;
+  int hh, mi, ss = 0;
+  if (n == 10 && parse_date(s, n, &days)) return *out = days * 86400 * 1000000, 1;
+  if (n < 16 || (s[10] != 'T' && s[10] != ' ')) return 0;
+  if (!parse_date(s, 10, &days)) return 0;
+  if (s[13] != ':' || !digits(s + 11, 2, &hh) || !digits(s + 14, 2, &mi)) return 0;
+  int64_t i = 16, us = 0;
+  if (i < n && s[i] == ':') {
+    if (n < 19 || !digits(s + 17, 2, &ss)) return 0;
+    i = 19;
+    if (i < n && s[i] == '.') {
+      int64_t k = 0, scale = 100000;
+      for (i++; i < n && s[i] >= '0' && s[i] <= '9'; i++, k++) {
+        if (k < 6) us += (s[i] - '0') * scale, scale /= 10;
+      }
+      if (k == 0 || k > 9) return 0;
+    }
+  }
+  if (i < n && s[i] == 'Z') i++;
+  if (i != n || hh > 23 || mi > 59 || ss > 59) return 0;
+  *out = ((days * 24 + hh) * 60 + mi) * 60 * 1000000 + (int64_t)ss * 1000000 + us;
+  return 1;
+}
+
+static int is_null(const pt_csv_options *o, const record *r, const field *f) {
+  if (f->quoted) return 0;
+  const char *s = r->text + f->off;
+  if (!o->null_values) return f->len == 0;
+  for (int64_t i = 0; i < o->n_null_values; i++) {
+    if ((int64_t)strlen(o->null_values[i]) == f->len && memcmp(o->null_values[i], s, (size_t)f->len) == 0)
+      return 1;
+  }
+  return 0;
+}
+
+static int kind_of(const char *s, int64_t n) {
+  int64_t i;
+  double d;
+  if (parse_bool(s, n, &i)) return K_BOOL;
+  if (parse_int(s, n, &i)) return K_INT;
+  if (parse_double(s, n, &d)) return K_DOUBLE;
+  if (parse_date(s, n, &i)) return K_DATE;
+  if (parse_ts(s, n, &i)) return K_TS;
+  return K_STRING;
+}
+
+static int merge_kind(int a, int b) {
+  if (a == K_NONE || a == b) return b;
+  if (b == K_NONE) return a;
+  if ((a == K_INT && b == K_DOUBLE) || (a == K_DOUBLE && b == K_INT)) return K_DOUBLE;
+  if ((a == K_DATE && b == K_TS) || (a == K_TS && b == K_DATE)) return K_TS;
+  return K_STRING;
+}
+
+static const char *kind_format(int k) {
+  switch (k) {
+  case K_BOOL: return "b";
+  case K_INT: return "l";
+  case K_DOUBLE: return "g";
+  case K_DATE: return "tdD";
+  case K_TS: return "tsu:";
+  default: return "u";
+  }
+}
+
+/* Builds the schema: column names from the header (or _c0, _c1 ...), types
+ * from opts->schema or inferred from the first infer_rows records. */
+static int make_schema(const char *d, int64_t len, const char *name, const pt_csv_options *o,
+                       struct ArrowSchema *out, pt_error *err) {
+  record r = {0};
+  int64_t pos = 0, line = 1, ncols = 0;
+  int *kinds = NULL;
+  char **names = NULL;
+  int rc = PT_OK;
+  int corrupt = o->mode == PT_CSV_PERMISSIVE && o->corrupt_column;
+  out->release = NULL;
+  if (o->schema) {
+    rc = pt_schema_copy(o->schema, out, err);
+    if (rc || !corrupt) return rc;
+    /* Appending the corrupt-record column means rebuilding the node. */
+    struct ArrowSchema given = *out;
+    rc = pt_schema_init(out, "+s", NULL, 0, given.n_children + 1, err);
+    if (rc == PT_OK) {
+      for (int64_t i = 0; i < given.n_children && rc == PT_OK; i++)
+        rc = pt_schema_copy(given.children[i], out->children[i], err);
+      if (rc == PT_OK)
+        rc = pt_schema_init(out->children[given.n_children], "u", o->corrupt_column,
+                            ARROW_FLAG_NULLABLE, 0, err);
+      if (rc) out->release(out);
+    }
+    given.release(&given);
+    return rc;
+  }
+  if (len > 0) {
+    rc = next_record(d, len, &pos, &line, o, &r);
+    if (rc) goto fail;
+    ncols = r.n;
+    names = calloc((size_t)ncols, sizeof *names);
+    kinds = calloc((size_t)ncols, sizeof *kinds);
+    if (!names || !kinds) {
+      rc = pt__errorf(err, PT_ENOMEM, "csv: out of memory");
+      goto fail;
+    }
+    for (int64_t c = 0; c < ncols; c++) {
+      char tmp[32];
+      snprintf(tmp, sizeof tmp, "_c%lld", (long long)c);
+      names[c] = pt__strdup(o->header ? r.text + r.fields[c].off : tmp);
+      if (!names[c]) {
+        rc = pt__errorf(err, PT_ENOMEM, "csv: out of memory");
+        goto fail;
+      }
+    }
+    if (!o->header) pos = 0, line = 1;
+    for (int64_t k = 0; k < o->infer_rows && pos < len; k++) {
+      rc = next_record(d, len, &pos, &line, o, &r);
+      if (rc) goto fail;
+      if (r.bad_quote || r.n != ncols) continue; /* malformed: no say in types */
+      for (int64_t c = 0; c < ncols; c++) {
+        field *f = &r.fields[c];
+        if (is_null(o, &r, f)) continue;
+        kinds[c] = merge_kind(kinds[c], f->quoted ? K_STRING : kind_of(r.text + f->off, f->len));
+      }
+    }
+  }
+  rc = pt_schema_init(out, "+s", NULL, 0, ncols + corrupt, err);
+  for (int64_t c = 0; c < ncols && rc == PT_OK; c++)
+    rc = pt_schema_init(out->children[c], kind_format(kinds[c]), names[c], ARROW_FLAG_NULLABLE, 0,
+                        err);
+  if (rc == PT_OK && corrupt)
+    rc = pt_schema_init(out->children[ncols], "u", o->corrupt_column, ARROW_FLAG_NULLABLE, 0, err);
+  if (rc && out->release) out->release(out);
+fail:
+  if (rc == PT_ENOMEM && err && !err->message[0]) pt__errorf(err, PT_ENOMEM, "csv: out of memory");
+  if (rc) pt__error_prefix(err, rc, "csv: %s: ", name);
+  for (int64_t c = 0; names && c < ncols; c++) pt__free(names[c]);
+  free(names);
+  free(kinds);
+  rec_free(&r);
+  return rc;
+}
+
+/* Appends field f to b converted to the column's type; 0 when the text is
+ * not a value of that type. */
+static int append_field(pt_builder *b, const pt_type *t, const char *fmt, const record *r,
+                        const field *f, int *ok) {
+  const char *s = r->text + f->off;
+  int64_t i;
+  double d;
+  *ok = 1;
+  (void)t;
+  switch (fmt[0]) {
+  case 'b':
+    if (!parse_bool(s, f->len, &i)) break;
+    return pt_builder_append_int(b, i);
+  case 'c': case 'C': case 's': case 'S': case 'i': case 'I': case 'l': case 'L':
+    if (!parse_int(s, f->len, &i)) break;
+    if (pt_builder_append_int(b, i) == PT_ERANGE) break;
+    return PT_OK;
+  case 'e': case 'f': case 'g':
+    if (!parse_double(s, f->len, &d)) break;
+    return pt_builder_append_double(b, d);
+  case 't':
+    if (fmt[1] == 'd' && fmt[2] == 'D') {
+      if (!parse_date(s, f->len, &i)) break;
+      return pt_builder_append_int(b, i);
+    }
+    if (fmt[1] == 's') {
+      if (!parse_ts(s, f->len, &i)) break;
+      int64_t v = i;
+      switch (fmt[2]) {
+      case 's': v = i / 1000000 - (i % 1000000 < 0); break;
+      case 'm': v = i / 1000 - (i % 1000 < 0); break;
+      case 'n':
+        if (i > INT64_MAX / 1000 || i < INT64_MIN / 1000) goto bad;
+        v = i * 1000;
+        break;
+      default: break;
+      }
+      return pt_builder_append_int(b, v);
+    }
+    return PT_ENOTSUP;
+  case 'u': case 'U': case 'z': case 'Z':
+    if (fmt[0] == 'u' || fmt[0] == 'U') {
+      if (!pt__utf8_valid((const uint8_t *)s, (size_t)f->len)) break;
+    }
+    return pt_builder_append_bytes(b, s, f->len);
+  default:
+    return PT_ENOTSUP;
+  }
+bad:
+  *ok = 0;
+  return PT_OK;
+}
+
+int pt_csv_read(const char *d, int64_t len, int64_t begin, int64_t end, const char *name,
+                const pt_csv_options *opts, struct ArrowSchema *schema_out,
+                struct ArrowArray *out, pt_error *err) {
+  pt_csv_options defaults;
+  if (!opts) {
+    pt_csv_options_init(&defaults);
+    opts = &defaults;
+  }
+  if (!name) name = "<csv>";
+  schema_out->release = NULL;
+  out->release = NULL;
+  if (len < 0 || begin < 0 || end < begin || (!d && len > 0))
+    return pt__errorf(err, PT_EINVAL, "csv: %s: bad byte range [%lld, %lld) of %lld bytes", name,
+                      (long long)begin, (long long)end, (long long)len);
+  if (opts->delimiter == '\n' || opts->delimiter == '\r' || opts->delimiter == 0 ||
+      (opts->quote && (opts->quote == opts->delimiter || opts->quote == '\n')))
+    return pt__errorf(err, PT_EINVAL,
+                      "csv: the delimiter must be one byte other than a newline or the quote");
+  if (opts->mode < PT_CSV_FAILFAST || opts->mode > PT_CSV_PERMISSIVE)
+    return pt__errorf(err, PT_EINVAL, "csv: unknown mode %d", (int)opts->mode);
+  if (opts->schema && (!opts->schema->format || strcmp(opts->schema->format, "+s") != 0))
+    return pt__errorf(err, PT_EINVAL, "csv: the schema must be a struct (one child per column)");
+  PT_RETURN_NOT_OK(make_schema(d, len, name, opts, schema_out, err));
+
+  int corrupt = opts->mode == PT_CSV_PERMISSIVE && opts->corrupt_column;
+  int64_t ncols = schema_out->n_children - corrupt;
+  pt_builder *b = NULL;
+  record r = {0};
+  pt_type *types = calloc((size_t)ncols + 1, sizeof *types);
+  int rc = types ? pt_builder_new(schema_out, &b, err)
+                 : pt__errorf(err, PT_ENOMEM, "csv: out of memory");
+  for (int64_t c = 0; c < ncols && rc == PT_OK; c++)
+    rc = pt_type_parse(schema_out->children[c], &types[c], err);
+  if (rc) goto done;
+
+  int64_t s = pt_csv_record_start(d, len, begin, opts);
+  int64_t e = end >= len ? len : pt_csv_record_start(d, len, end, opts);
+  int64_t pos = 0, line = 1;
+  /* Line numbers count from the file start; a partition counts the newlines
+   * before it once. */
+  for (int64_t i = 0; i < s; i++) line += d[i] == '\n';
+  if (opts->header && s == 0 && len > 0) {
+    rc = next_record(d, len, &pos, &line, opts, &r);
+    if (rc) goto oom;
+    s = pos;
+  }
+  pos = s;
+  while (pos < e) {
+    rc = next_record(d, len, &pos, &line, opts, &r);
+    if (rc) goto oom;
+    int bad = r.bad_quote || r.n != ncols;
+    char why[160] = "";
+    if (r.bad_quote) snprintf(why, sizeof why, "unterminated quote or text after a closing quote");
+    else if (r.n != ncols)
+      snprintf(why, sizeof why, "%lld fields, the schema has %lld", (long long)r.n,
+               (long long)ncols);
+    /* Convert first into a check pass so a dropped or failing record leaves
+     * the builders untouched. */
+    for (int64_t c = 0; c < ncols && c < r.n && !bad; c++) {
+      field *f = &r.fields[c];
+      if (is_null(opts, &r, f)) continue;
+      const char *fmt = schema_out->children[c]->format;
+      const char *t = r.text + f->off;
+      int64_t v;
+      double dv;
+      int ok = 1;
+      switch (fmt[0]) {
+      case 'b': ok = parse_bool(t, f->len, &v); break;
+      case 'c': case 'C': case 's': case 'S': case 'i': case 'I': case 'l': case 'L':
+        ok = parse_int(t, f->len, &v) && int_fits(fmt[0], v);
+        break;
+      case 'e': case 'f': case 'g': ok = parse_double(t, f->len, &dv); break;
+      case 't': ok = fmt[1] == 'd' ? parse_date(t, f->len, &v) : parse_ts(t, f->len, &v); break;
+      case 'u': case 'U': ok = pt__utf8_valid((const uint8_t *)t, (size_t)f->len); break;
+      default: break;
+      }
+      if (!ok) {
+        bad = 1;
+        char tn[64];
+        pt_type_name(schema_out->children[c], tn, sizeof tn);
+        snprintf(why, sizeof why, "column %lld (%s): cannot read '%.40s' as %s", (long long)c,
+                 schema_out->children[c]->name ? schema_out->children[c]->name : "", t, tn);
+      }
+    }
+    if (bad && opts->mode == PT_CSV_FAILFAST) {
+      rc = pt__errorf(err, PT_EFORMAT,
+                      "csv: %s: line %lld: malformed record: %s; fix the file or read with "
+                      "mode DROPMALFORMED or PERMISSIVE",
+                      name, (long long)r.line, why);
+      goto done;
+    }
+    if (bad && opts->mode == PT_CSV_DROPMALFORMED) continue;
+    for (int64_t c = 0; c < ncols; c++) {
+      pt_builder *cb = pt_builder_child(b, c);
+      int ok = 0;
+      if (c < r.n && !r.fields[c].bad && !is_null(opts, &r, &r.fields[c])) {
+        rc = append_field(cb, &types[c], schema_out->children[c]->format, &r, &r.fields[c], &ok);
+        if (rc) goto append_failed;
+      }
+      if (!ok && (rc = pt_builder_append_null(cb, 1))) goto append_failed;
+    }
+    if (corrupt) {
+      pt_builder *cb = pt_builder_child(b, ncols);
+      /* The text column must stay valid UTF-8: a record that is not keeps
+       * null there. */
+      int keep = bad && pt__utf8_valid((const uint8_t *)d + r.raw_begin, (size_t)(r.raw_end - r.raw_begin));
+      rc = keep ? pt_builder_append_bytes(cb, d + r.raw_begin, r.raw_end - r.raw_begin)
+                : pt_builder_append_null(cb, 1);
+      if (rc) goto append_failed;
+    }
+    if ((rc = pt_builder_append_row(b))) goto append_failed;
+  }
+  rc = pt_builder_finish(b, out, err);
+  goto done;
+append_failed:
+  rc = pt__errorf(err, rc, "csv: %s: line %lld: %s", name, (long long)r.line,
+                  pt_builder_last_error(b) ? pt_builder_last_error(b) : "append failed");
+  goto done;
+oom:
+  rc = pt__errorf(err, PT_ENOMEM, "csv: %s: out of memory", name);
+done:
+  rec_free(&r);
+  free(types);
+  pt_builder_free(b);
+  if (rc && schema_out->release) schema_out->release(schema_out);
+  return rc;
+}

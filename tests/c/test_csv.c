@@ -1,0 +1,227 @@
+/* test_csv.c — pt_csv_read and pt_csv_record_start: inference, explicit
+ * schemas, quoting (fields spanning lines, doubled quotes, escapes), null
+ * markers, the three modes with exact FAILFAST messages, and byte-range
+ * partitions that together read every record exactly once. Values are checked
+ * through the JSON lines rendering. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "arrow/arrow.h"
+#include "core/core.h"
+
+/* Reads text[begin, end) and returns its JSON lines (caller frees) and the
+ * schema's type names joined by ",". */
+static char *read_json(const char *text, int64_t begin, int64_t end, const pt_csv_options *o,
+                       char *types, size_t types_size) {
+  struct ArrowSchema s;
+  struct ArrowArray a;
+  pt_error err = {0};
+  int rc = pt_csv_read(text, (int64_t)strlen(text), begin, end, "t.csv", o, &s, &a, &err);
+  if (rc != PT_OK) fprintf(stderr, "%s\n", err.message);
+  assert_int_equal(rc, PT_OK);
+  assert_int_equal(pt_array_validate(&s, &a, &err), PT_OK);
+  if (types) {
+    types[0] = 0;
+    for (int64_t i = 0; i < s.n_children; i++) {
+      char name[64];
+      pt_type_name(s.children[i], name, sizeof name);
+      if (i) strncat(types, ",", types_size - strlen(types) - 1);
+      strncat(types, s.children[i]->name, types_size - strlen(types) - 1);
+      strncat(types, ":", types_size - strlen(types) - 1);
+      strncat(types, name, types_size - strlen(types) - 1);
+    }
+  }
+  pt_buf buf = {0};
+  assert_int_equal(pt_json_write_batch(&s, &a, &buf, &err), PT_OK);
+  char *out = calloc(1, (size_t)buf.len + 1);
+  memcpy(out, buf.data, (size_t)buf.len);
+  pt_buf_free(&buf);
+  a.release(&a);
+  s.release(&s);
+  return out;
+}
+
+static void expect(const char *text, const pt_csv_options *o, const char *want_types,
+                   const char *want) {
+  char types[512];
+  char *got = read_json(text, 0, (int64_t)strlen(text), o, types, sizeof types);
+  if (want_types) assert_string_equal(types, want_types);
+  if (want) assert_string_equal(got, want);
+  free(got);
+}
+
+static void test_inference(void **state) {
+  (void)state;
+  pt_csv_options o;
+  pt_csv_options_init(&o);
+  o.header = 1;
+  expect("i,f,b,d,ts,s\n"
+         "1,1.5,true,2024-02-29,2024-01-02 03:04:05,x\n"
+         "-9223372036854775808,2,FALSE,1969-12-31,2024-01-02T03:04:05.123456Z,\n"
+         ",,,,,\"\"\n",
+         &o, "i:int64,f:float64,b:bool,d:date32,ts:timestamp[us],s:utf8",
+         "{\"i\": 1, \"f\": 1.5, \"b\": true, \"d\": \"2024-02-29\", \"ts\": "
+         "\"2024-01-02T03:04:05.000000\", \"s\": \"x\"}\n"
+         "{\"i\": -9223372036854775808, \"f\": 2.0, \"b\": false, \"d\": \"1969-12-31\", \"ts\": "
+         "\"2024-01-02T03:04:05.123456\", \"s\": null}\n"
+         "{\"i\": null, \"f\": null, \"b\": null, \"d\": null, \"ts\": null, \"s\": \"\"}\n");
+  /* Widening: int+double is double, date+timestamp is timestamp, anything
+   * else mixed is a string; an integer past int64 is a double. */
+  expect("a,b,c,d\n1,2024-01-01,1,9223372036854775808\n2.5,2024-01-01 00:00,x,1\n", &o,
+         "a:float64,b:timestamp[us],c:utf8,d:float64", NULL);
+  /* Without a header: _c0, _c1 ... */
+  o.header = 0;
+  expect("1,a\n2,b", &o, "_c0:int64,_c1:utf8",
+         "{\"_c0\": 1, \"_c1\": \"a\"}\n{\"_c0\": 2, \"_c1\": \"b\"}\n");
+}
+
+static void test_quoting(void **state) {
+  (void)state;
+  pt_csv_options o;
+  pt_csv_options_init(&o);
+  o.header = 1;
+  /* A quoted field spans lines and holds delimiters and doubled quotes; \r\n
+   * ends records; a quoted number stays a string. */
+  expect("a,b\r\n\"x\ny\",\"say \"\"hi\"\", ok\"\r\n\"1\",2\r\n", &o, "a:utf8,b:utf8",
+         "{\"a\": \"x\\u000ay\", \"b\": \"say \\\"hi\\\", ok\"}\n{\"a\": \"1\", \"b\": \"2\"}\n");
+  /* A separate escape character. */
+  o.escape = '\\';
+  expect("a\n\"q\\\"uote\"\n", &o, "a:utf8", "{\"a\": \"q\\\"uote\"}\n");
+  /* Other delimiter, null markers (unquoted only). */
+  pt_csv_options_init(&o);
+  o.header = 1;
+  o.delimiter = ';';
+  const char *nulls[] = {"NA", "null"};
+  o.null_values = nulls;
+  o.n_null_values = 2;
+  expect("a;b\nNA;\"NA\"\n1;\n", &o, "a:int64,b:utf8",
+         "{\"a\": null, \"b\": \"NA\"}\n{\"a\": 1, \"b\": \"\"}\n");
+}
+
+static struct ArrowSchema *two_int_schema(struct ArrowSchema *s) {
+  pt_error err;
+  assert_int_equal(pt_schema_init(s, "+s", NULL, 0, 2, &err), PT_OK);
+  assert_int_equal(pt_schema_init(s->children[0], "i", "x", ARROW_FLAG_NULLABLE, 0, &err), PT_OK);
+  assert_int_equal(pt_schema_init(s->children[1], "u", "y", ARROW_FLAG_NULLABLE, 0, &err), PT_OK);
+  return s;
+}
+
+static void test_modes(void **state) {
+  (void)state;
+  const char *text = "x,y\n1,a\nzz,b\n3\n\"4\"5,c\n6,d\n\"7,e\n";
+  struct ArrowSchema schema;
+  pt_csv_options o;
+  pt_csv_options_init(&o);
+  o.header = 1;
+  o.schema = two_int_schema(&schema);
+
+  struct ArrowSchema s;
+  struct ArrowArray a;
+  pt_error err = {0};
+  assert_int_equal(pt_csv_read(text, (int64_t)strlen(text), 0, (int64_t)strlen(text), "t.csv", &o,
+                               &s, &a, &err),
+                   PT_EFORMAT);
+  assert_string_equal(err.message, "csv: t.csv: line 3: malformed record: column 0 (x): cannot "
+                                   "read 'zz' as int32; fix the file or read with mode DROPMALFORMED "
+                                   "or PERMISSIVE");
+  assert_null(s.release);
+  assert_null(a.release);
+  /* The wrong field count, reported at its own line. */
+  const char *short_rec = "x,y\n1,a\n\n";
+  assert_int_equal(pt_csv_read(short_rec, 9, 0, 9, "s.csv", &o, &s, &a, &err), PT_EFORMAT);
+  assert_string_equal(err.message, "csv: s.csv: line 3: malformed record: 1 fields, the schema "
+                                   "has 2; fix the file or read with mode DROPMALFORMED or "
+                                   "PERMISSIVE");
+
+  o.mode = PT_CSV_DROPMALFORMED;
+  expect(text, &o, "x:int32,y:utf8", "{\"x\": 1, \"y\": \"a\"}\n{\"x\": 6, \"y\": \"d\"}\n");
+
+  o.mode = PT_CSV_PERMISSIVE;
+  o.corrupt_column = "_corrupt_record";
+  expect(text, &o, "x:int32,y:utf8,_corrupt_record:utf8",
+         "{\"x\": 1, \"y\": \"a\", \"_corrupt_record\": null}\n"
+         "{\"x\": null, \"y\": \"b\", \"_corrupt_record\": \"zz,b\"}\n"
+         "{\"x\": 3, \"y\": null, \"_corrupt_record\": \"3\"}\n"
+         "{\"x\": null, \"y\": \"c\", \"_corrupt_record\": \"\\\"4\\\"5,c\"}\n"
+         "{\"x\": 6, \"y\": \"d\", \"_corrupt_record\": null}\n"
+         "{\"x\": null, \"y\": null, \"_corrupt_record\": \"\\\"7,e\\u000a\"}\n");
+  /* Out of range for int32 is a malformed field too. */
+  o.mode = PT_CSV_FAILFAST;
+  o.corrupt_column = NULL;
+  const char *big = "x,y\n3000000000,a\n";
+  assert_int_equal(pt_csv_read(big, (int64_t)strlen(big), 0, (int64_t)strlen(big), "b.csv", &o,
+                               &s, &a, &err),
+                   PT_EFORMAT);
+  schema.release(&schema);
+}
+
+/* Every split point gives two ranges that together hold every record once,
+ * quoted newlines included: a range starts at the first record that starts at
+ * or after its begin offset. */
+static void test_ranges(void **state) {
+  (void)state;
+  const char *text = "k,v\n1,\"a\nb\"\n2,\"\n\n\"\n3,\"x\"\"\n4\"\n4,z\n";
+  pt_csv_options o;
+  pt_csv_options_init(&o);
+  o.header = 1;
+  int64_t n = (int64_t)strlen(text);
+  char *whole = read_json(text, 0, n, &o, NULL, 0);
+  assert_string_equal(whole, "{\"k\": 1, \"v\": \"a\\u000ab\"}\n"
+                             "{\"k\": 2, \"v\": \"\\u000a\\u000a\"}\n"
+                             "{\"k\": 3, \"v\": \"x\\\"\\u000a4\"}\n"
+                             "{\"k\": 4, \"v\": \"z\"}\n");
+  for (int64_t cut = 0; cut <= n; cut++) {
+    char *left = read_json(text, 0, cut, &o, NULL, 0);
+    char *right = read_json(text, cut, n, &o, NULL, 0);
+    size_t ll = strlen(left);
+    char *both = malloc(ll + strlen(right) + 1);
+    memcpy(both, left, ll);
+    strcpy(both + ll, right);
+    assert_string_equal(both, whole);
+    free(both);
+    free(left);
+    free(right);
+  }
+  free(whole);
+  assert_int_equal(pt_csv_record_start(text, n, 5, &o), 12);
+  assert_int_equal(pt_csv_record_start(text, n, 4, &o), 4);
+  assert_int_equal(pt_csv_record_start(text, n, n, &o), n);
+}
+
+static void test_errors(void **state) {
+  (void)state;
+  struct ArrowSchema s;
+  struct ArrowArray a;
+  pt_error err = {0};
+  pt_csv_options o;
+  pt_csv_options_init(&o);
+  o.delimiter = '\n';
+  assert_int_equal(pt_csv_read("a", 1, 0, 1, "t.csv", &o, &s, &a, &err), PT_EINVAL);
+  assert_string_equal(err.message,
+                      "csv: the delimiter must be one byte other than a newline or the quote");
+  assert_int_equal(pt_csv_read("a", 1, 2, 1, "t.csv", NULL, &s, &a, &err), PT_EINVAL);
+  /* Empty input: no columns, no rows. */
+  assert_int_equal(pt_csv_read("", 0, 0, 0, "e.csv", NULL, &s, &a, &err), PT_OK);
+  assert_int_equal(s.n_children, 0);
+  assert_int_equal(a.length, 0);
+  a.release(&a);
+  s.release(&s);
+  /* Invalid UTF-8 in a string column is malformed. */
+  assert_int_equal(pt_csv_read("a\n\xff\n", 4, 0, 4, "u.csv", NULL, &s, &a, &err), PT_EFORMAT);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_inference), cmocka_unit_test(test_quoting),
+      cmocka_unit_test(test_modes),     cmocka_unit_test(test_ranges),
+      cmocka_unit_test(test_errors),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
