@@ -607,6 +607,16 @@ int pt_csv_read(const char *data, int64_t len, int64_t begin, int64_t end, const
                 const pt_csv_options *opts, struct ArrowSchema *schema_out,
                 struct ArrowArray *out, pt_error *err);
 
+/* Appends batch (a struct array, one child per column) to *out as CSV: a
+ * header of column names when header is set, \n after each record, fields
+ * quoted (quotes doubled) when they hold the delimiter, a quote or a newline,
+ * and strings also when empty or when they would read back as another type;
+ * null is the empty unquoted field. Columns may be bool, integers, floats
+ * (17 significant digits), date32, timestamps (ISO 8601, 'Z' with a time
+ * zone) and strings; others give PT_ENOTSUP. On failure *out is as it was. */
+int pt_csv_write_batch(const struct ArrowSchema *schema, const struct ArrowArray *batch,
+                       int header, char delimiter, pt_buf *out, pt_error *err);
+
 
 /* ------------------------------------------------------------------------ */
 /* Engine: configuration, sessions, lazy datasets, actions.

@@ -605,3 +605,142 @@ done:
   if (rc && schema_out->release) schema_out->release(schema_out);
   return rc;
 }
+
+/* ------------------------------------------------------------------------ */
+/* Writing: the inverse of the reader's defaults, so that what is written
+ * reads back as the same values. */
+
+static int put_field_text(pt_buf *out, const char *s, int64_t n, char delim, int force) {
+  int need = force || n == 0;
+  for (int64_t i = 0; i < n && !need; i++)
+    need = s[i] == delim || s[i] == '"' || s[i] == '\n' || s[i] == '\r';
+  if (!need) return pt__buf_append(out, s, (size_t)n);
+  PT_RETURN_NOT_OK(pt__buf_putc(out, '"'));
+  for (int64_t i = 0; i < n; i++) {
+    if (s[i] == '"') PT_RETURN_NOT_OK(pt__buf_putc(out, '"'));
+    PT_RETURN_NOT_OK(pt__buf_putc(out, s[i]));
+  }
+  return pt__buf_putc(out, '"');
+}
+
+static void civil_from_days(int64_t z, int64_t *y, int *m, int *d) {
+  z += 719468;
+  int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+  int64_t doe = z - era * 146097;
+  int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  int64_t mp = (5 * doy + 2) / 153;
+  *d = (int)(doy - (153 * mp + 2) / 5 + 1);
+  *m = (int)(mp < 10 ? mp + 3 : mp - 9);
+  *y = yoe + era * 400 + (*m <= 2);
+}
+
+static int put_value(pt_buf *out, const pt__view *v, int64_t i, char delim) {
+  char tmp[64];
+  switch (v->type.id) {
+  case PT_TYPE_BOOL:
+    return pt__buf_printf(out, "%s", pt__view_get_bool(v, i) ? "true" : "false");
+  case PT_TYPE_INT8: case PT_TYPE_INT16: case PT_TYPE_INT32: case PT_TYPE_INT64:
+    return pt__buf_printf(out, "%lld", (long long)pt__view_get_int(v, i));
+  case PT_TYPE_UINT8: case PT_TYPE_UINT16: case PT_TYPE_UINT32: case PT_TYPE_UINT64:
+    return pt__buf_printf(out, "%llu", (unsigned long long)pt__view_get_uint(v, i));
+  case PT_TYPE_HALF_FLOAT: case PT_TYPE_FLOAT: case PT_TYPE_DOUBLE:
+    /* 17 significant digits read back as the same double. */
+    return pt__buf_printf(out, "%.17g", pt__view_get_double(v, i));
+  case PT_TYPE_DATE32: {
+    int64_t y;
+    int m, d;
+    civil_from_days(pt__view_get_int(v, i), &y, &m, &d);
+    if (y < 0 || y > 9999) return PT_ERANGE;
+    return pt__buf_printf(out, "%04lld-%02d-%02d", (long long)y, m, d);
+  }
+  case PT_TYPE_TIMESTAMP: {
+    static const int64_t per_sec[] = {1, 1000, 1000000, 1000000000};
+    static const int digits_of[] = {0, 3, 6, 9};
+    int64_t t = pt__view_get_int(v, i), ps = per_sec[v->type.unit];
+    int64_t sec = t / ps - (t % ps < 0), frac = t - sec * ps;
+    int64_t days = sec / 86400 - (sec % 86400 < 0), tod = sec - days * 86400;
+    int64_t y;
+    int m, d;
+    civil_from_days(days, &y, &m, &d);
+    if (y < 0 || y > 9999) return PT_ERANGE;
+    snprintf(tmp, sizeof tmp, "%04lld-%02d-%02dT%02d:%02d:%02d", (long long)y, m, d,
+             (int)(tod / 3600), (int)(tod / 60 % 60), (int)(tod % 60));
+    PT_RETURN_NOT_OK(pt__buf_printf(out, "%s", tmp));
+    if (v->type.unit != PT_SECOND)
+      PT_RETURN_NOT_OK(pt__buf_printf(out, ".%0*lld", digits_of[v->type.unit], (long long)frac));
+    return v->type.tz ? pt__buf_putc(out, 'Z') : PT_OK;
+  }
+  case PT_TYPE_STRING: case PT_TYPE_LARGE_STRING: case PT_TYPE_STRING_VIEW: {
+    int64_t n;
+    const uint8_t *s = pt__view_get_bytes(v, i, &n);
+    /* Quoted when it would otherwise read as null or as another type, so a
+     * reader's inference keeps it a string. */
+    int force = n > 0 && kind_of((const char *)s, n) != K_STRING;
+    return put_field_text(out, (const char *)s, n, delim, force);
+  }
+  default:
+    return PT_ENOTSUP;
+  }
+}
+
+int pt_csv_write_batch(const struct ArrowSchema *schema, const struct ArrowArray *batch,
+                       int header, char delimiter, pt_buf *out, pt_error *err) {
+  if (!schema || !batch || !out || !schema->format || strcmp(schema->format, "+s") != 0)
+    return pt__errorf(err, PT_EINVAL, "csv: write: give a struct schema and batch and a buffer");
+  if (delimiter == '"' || delimiter == '\n' || delimiter == '\r' || delimiter == 0)
+    return pt__errorf(err, PT_EINVAL,
+                      "csv: write: the delimiter must be one byte other than a newline or '\"'");
+  pt__view v;
+  PT_RETURN_NOT_OK(pt__view_init(&v, schema, batch, err));
+  size_t keep = out->len;
+  int rc = pt__view_validate(&v, NULL, NULL, err);
+  if (rc) goto done;
+  for (int64_t c = 0; c < v.n_children; c++) {
+    const pt__view *cv = &v.children[c];
+    switch (cv->type.id) {
+    case PT_TYPE_BOOL: case PT_TYPE_INT8: case PT_TYPE_INT16: case PT_TYPE_INT32:
+    case PT_TYPE_INT64: case PT_TYPE_UINT8: case PT_TYPE_UINT16: case PT_TYPE_UINT32:
+    case PT_TYPE_UINT64: case PT_TYPE_HALF_FLOAT: case PT_TYPE_FLOAT: case PT_TYPE_DOUBLE:
+    case PT_TYPE_DATE32: case PT_TYPE_TIMESTAMP: case PT_TYPE_STRING:
+    case PT_TYPE_LARGE_STRING: case PT_TYPE_STRING_VIEW:
+      if (!cv->type.dictionary) break;
+      /* fallthrough */
+    default: {
+      char tn[64];
+      pt_type_name(schema->children[c], tn, sizeof tn);
+      rc = pt__errorf(err, PT_ENOTSUP,
+                      "csv: write: column %lld (%s) is %s, which CSV does not carry; cast it "
+                      "to a string first", (long long)c,
+                      schema->children[c]->name ? schema->children[c]->name : "", tn);
+      goto done;
+    }
+    }
+  }
+  if (header) {
+    for (int64_t c = 0; c < v.n_children && !rc; c++) {
+      const char *nm = schema->children[c]->name ? schema->children[c]->name : "";
+      if (c) rc = pt__buf_putc(out, delimiter);
+      if (!rc) rc = put_field_text(out, nm, (int64_t)strlen(nm), delimiter, 0);
+    }
+    if (!rc) rc = pt__buf_putc(out, '\n');
+  }
+  for (int64_t r = 0; r < v.length && !rc; r++) {
+    for (int64_t c = 0; c < v.n_children && !rc; c++) {
+      const pt__view *cv = &v.children[c];
+      if (c) rc = pt__buf_putc(out, delimiter);
+      /* A struct row that is null writes all its fields empty. */
+      if (!rc && pt__view_is_valid(&v, r) && pt__view_is_valid(cv, r))
+        rc = put_value(out, cv, r, delimiter);
+      if (rc == PT_ERANGE)
+        rc = pt__errorf(err, PT_ERANGE, "csv: write: row %lld column %lld: a date outside "
+                        "years 0000-9999", (long long)r, (long long)c);
+    }
+    if (!rc) rc = pt__buf_putc(out, '\n');
+  }
+  if (rc == PT_ENOMEM) pt__errorf(err, rc, "csv: write: out of memory");
+done:
+  if (rc) out->len = keep;
+  pt__view_reset(&v);
+  return rc;
+}
