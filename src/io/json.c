@@ -489,7 +489,9 @@ static int write_object(const pt__view *v, int64_t i, pt_buf *b) {
 }
 
 static int write_value(const pt__view *v, int64_t i, pt_buf *b) {
-  if (!pt__view_is_valid(v, i)) return pt__buf_append(b, "null", 4);
+  /* A union row is null when its child's is, but still names the child. */
+  bool is_union = v->type.id == PT_TYPE_SPARSE_UNION || v->type.id == PT_TYPE_DENSE_UNION;
+  if (!is_union && !pt__view_is_valid(v, i)) return pt__buf_append(b, "null", 4);
   if (v->dictionary != NULL) {
     /* Validation checked the index against the dictionary's length. */
     return write_value(v->dictionary, pt__view_dict_index(v, i), b);
@@ -531,10 +533,24 @@ static int write_value(const pt__view *v, int64_t i, pt_buf *b) {
       return write_value(&v->children[1], pt__view_ree_run(v, i), b);
     case PT_TYPE_SPARSE_UNION:
     case PT_TYPE_DENSE_UNION: {
-      /* The value of the child the row's type id selects. */
+      /* {"child": value}: the key says which child the row's type id
+       * selected, which the value alone cannot (two children may hold the
+       * same JSON value, and a child's null is not the union's). A child
+       * without a name is keyed by its type id. */
       int64_t row;
       int c = pt__view_union_at(v, i, &row);
-      return write_value(&v->children[c], row, b);
+      const char *name = v->schema->children[c]->name;
+      char id_text[8];
+      if (name == NULL || name[0] == '\0') {
+        int8_t id = ((const int8_t *)v->values)[v->offset + i];
+        snprintf(id_text, sizeof id_text, "%d", (int)id);
+        name = id_text;
+      }
+      PT_RETURN_NOT_OK(pt__buf_putc(b, '{'));
+      PT_RETURN_NOT_OK(write_string(b, (const uint8_t *)name, (int64_t)strlen(name)));
+      PT_RETURN_NOT_OK(pt__buf_append(b, ": ", 2));
+      PT_RETURN_NOT_OK(write_value(&v->children[c], row, b));
+      return pt__buf_putc(b, '}');
     }
     default: break;
   }

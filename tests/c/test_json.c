@@ -384,7 +384,7 @@ static void test_unions(void **state) {
   struct ArrowArray *sa = A(4, 0, 0, 3, NULL, str_offsets, strs, 0);
   struct ArrowSchema *us = S("+us:3,7", "v", NULLABLE, 2, is, ss);
   struct ArrowArray *ua = A(3, 0, 1, 1, types, NULL, NULL, 2, ia, sa);
-  EXPECT_VALUES(us, ua, "\"b\"", "null", "\"d\"");
+  EXPECT_VALUES(us, ua, "{\"s\": \"b\"}", "{\"i\": null}", "{\"s\": \"d\"}");
   pt_error err;
   assert_int_equal(pt_array_validate(us, ua, &err), PT_OK);
   /* Dense: offsets into each child. */
@@ -393,7 +393,11 @@ static void test_unions(void **state) {
   struct ArrowSchema *ds = S("+ud:0,1", "v", NULLABLE, 2, S("i", "i", NULLABLE, 0),
                              S("u", "s", NULLABLE, 0));
   struct ArrowArray *da = A(4, 0, 0, 2, dtypes, doffsets, NULL, 2, ia, sa);
-  EXPECT_VALUES(ds, da, "11", "\"a\"", "10", "\"d\"");
+  EXPECT_VALUES(ds, da, "{\"i\": 11}", "{\"s\": \"a\"}", "{\"i\": 10}", "{\"s\": \"d\"}");
+  /* Children without names: keyed by type id. */
+  struct ArrowSchema *ns = S("+ud:0,1", "v", NULLABLE, 2, S("i", "", NULLABLE, 0),
+                             S("u", "", NULLABLE, 0));
+  EXPECT_VALUES(ns, da, "{\"0\": 11}", "{\"1\": \"a\"}", "{\"0\": 10}", "{\"1\": \"d\"}");
   /* What validation refuses, by path. */
   static const int32_t bad_offsets[] = {1, 0, 0, 4};
   da->buffers[1] = bad_offsets;

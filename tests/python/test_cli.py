@@ -229,7 +229,7 @@ def column_texts(arr: pa.Array) -> list[str]:
             out.append(texts[run])
         return out
     if pa.types.is_union(t):
-        # The value of the child the type id selects.
+        # {"child name": value} of the child the type id selects.
         # From the buffers: pyarrow's field() slices sparse children (not
         # dense ones), and its type_codes and offsets leave out the offset.
         texts = [column_texts(arr.field(k)) for k in range(t.num_fields)]
@@ -237,8 +237,10 @@ def column_texts(arr: pa.Array) -> list[str]:
         ids = np.frombuffer(arr.buffers()[1], np.int8)[arr.offset:]
         if t.mode == "dense":
             offs = np.frombuffer(arr.buffers()[2], np.int32)[arr.offset:]
-            return [texts[codes.index(ids[i])][offs[i]] for i in range(len(arr))]
-        return [texts[codes.index(ids[i])][i] for i in range(len(arr))]
+            return ["{" + json_string(t.field(codes.index(ids[i])).name) + ": "
+                    + texts[codes.index(ids[i])][offs[i]] + "}" for i in range(len(arr))]
+        return ["{" + json_string(t.field(codes.index(ids[i])).name) + ": "
+                + texts[codes.index(ids[i])][i] + "}" for i in range(len(arr))]
     if pa.types.is_struct(t):
         fields = [(json_string(t.field(k).name), column_texts(arr.field(k))) for k in range(t.num_fields)]
         return per_row(
