@@ -29,8 +29,8 @@ enum {
   CV_NARROW,   /* INT32 to 1 or 2 bytes */
   CV_TS_SCALE, /* INT64 times a factor (or divided) */
   CV_INT96,    /* INT96 (Julian day + nanoseconds) to timestamp */
-  CV_DEC_INT,  /* INT32 / INT64 to decimal128 */
-  CV_DEC_BE,   /* big-endian bytes (FLBA / BYTE_ARRAY) to decimal128 */
+  CV_DEC_INT,  /* INT32 / INT64 to decimal32/64/128/256 (out_width bytes) */
+  CV_DEC_BE,   /* big-endian bytes (FLBA / BYTE_ARRAY) to the same */
   CV_BINARY,   /* BYTE_ARRAY to utf8/binary (large too) */
 };
 
@@ -174,8 +174,12 @@ static int map_leaf(leaf *c, const struct ArrowSchema *arrow, pt_error *err) {
         strcpy(c->format, "tdD");
       } else if (lt->kind == PT__LT_DECIMAL || (lt->kind == PT__LT_NONE && ct == PT__CT_DECIMAL)) {
         c->conv = CV_DEC_INT;
-      } else if (lt->kind == PT__LT_TIME || ct == PT__CT_TIME_MILLIS) {
-        return unsupported(err, name, "TIME (Arrow time32/time64)");
+      } else if (lt->kind == PT__LT_TIME || (lt->kind == PT__LT_NONE && ct == PT__CT_TIME_MILLIS)) {
+        if (lt->kind == PT__LT_TIME && lt->unit != PT__TU_MILLIS)
+          return pt__errorf(err, PT_EFORMAT, "column '%s': INT32 TIME must be in milliseconds", name);
+        c->conv = CV_COPY;
+        c->out_width = 4;
+        strcpy(c->format, "ttm");
       } else if (bw == 32) {
         c->conv = CV_COPY;
         c->out_width = 4;
@@ -208,8 +212,14 @@ static int map_leaf(leaf *c, const struct ArrowSchema *arrow, pt_error *err) {
         snprintf(c->format, sizeof c->format, "ts%c:%s", unit_char[unit_rank(unit)], utc ? "UTC" : "");
       } else if (lt->kind == PT__LT_DECIMAL || (lt->kind == PT__LT_NONE && ct == PT__CT_DECIMAL)) {
         c->conv = CV_DEC_INT;
-      } else if (lt->kind == PT__LT_TIME || ct == PT__CT_TIME_MICROS) {
-        return unsupported(err, name, "TIME (Arrow time32/time64)");
+      } else if (lt->kind == PT__LT_TIME || (lt->kind == PT__LT_NONE && ct == PT__CT_TIME_MICROS)) {
+        int unit = lt->kind == PT__LT_TIME ? lt->unit : PT__TU_MICROS;
+        if (unit != PT__TU_MICROS && unit != PT__TU_NANOS)
+          return pt__errorf(err, PT_EFORMAT, "column '%s': INT64 TIME must be in micro- or nanoseconds",
+                            name);
+        c->conv = CV_COPY;
+        c->out_width = 8;
+        strcpy(c->format, unit == PT__TU_MICROS ? "ttu" : "ttn");
       } else {
         c->conv = CV_COPY;
         c->out_width = 8;
@@ -271,9 +281,26 @@ static int map_leaf(leaf *c, const struct ArrowSchema *arrow, pt_error *err) {
     int32_t s = lt->kind == PT__LT_DECIMAL ? lt->scale : e->scale;
     if (p <= 0 || s < 0 || s > p)
       return pt__errorf(err, PT_EFORMAT, "column '%s': decimal(%d, %d) is invalid", name, p, s);
-    if (p > 38) return unsupported(err, name, "a decimal of more than 38 digits (decimal256)");
-    c->out_width = 16;
-    snprintf(c->format, sizeof c->format, "d:%d,%d", p, s);
+    if (p > 76) return unsupported(err, name, "a decimal of more than 76 digits");
+    /* As pyarrow: decimal128 up to 38 digits, decimal256 beyond; the
+     * stored Arrow schema may narrow it to decimal32/64 (below). */
+    c->out_width = p > 38 ? 32 : 16;
+    if (p > 38) snprintf(c->format, sizeof c->format, "d:%d,%d,256", p, s);
+    else snprintf(c->format, sizeof c->format, "d:%d,%d", p, s);
+    if (arrow != NULL && arrow->format != NULL) {
+      /* The stored width when it holds the precision: decimal32 up to 9
+       * digits, decimal64 18, decimal128 38. */
+      int sp = 0, ss = 0, bw = 128, used = 0;
+      if (sscanf(arrow->format, "d:%d,%d%n", &sp, &ss, &used) == 2 && sp == p && ss == s) {
+        const char *rest = arrow->format + used;
+        if (rest[0] == ',') bw = atoi(rest + 1);
+        int maxp = bw == 32 ? 9 : bw == 64 ? 18 : bw == 128 ? 38 : bw == 256 ? 76 : 0;
+        if (p <= maxp) {
+          c->out_width = bw / 8;
+          snprintf(c->format, sizeof c->format, "%s", arrow->format);
+        }
+      }
+    }
   }
   if (e->type == PT__PQ_INT96 && arrow == NULL) return PT_OK;
   if (arrow == NULL) return PT_OK;
@@ -676,15 +703,17 @@ static void set_offset(colbuf *b, const leaf *c, int64_t row, int64_t v) {
   else pt__store_i32(b->values + row * 4, (int32_t)v);
 }
 
-static int decimal_from_be(const uint8_t *p, int64_t len, uint8_t out[16], pt_error *err) {
+/* Big-endian two's complement to w little-endian bytes (4, 8, 16 or 32). */
+static int decimal_from_be(const uint8_t *p, int64_t len, uint8_t *out, int w, pt_error *err) {
   uint8_t fill = len > 0 && (p[0] & 0x80) ? 0xff : 0x00;
-  memset(out, fill, 16);
-  if (len > 16) {
-    for (int64_t i = 0; i < len - 16; i++)
-      if (p[i] != fill || (p[len - 16] & 0x80) != (fill & 0x80))
-        return pt__errorf(err, PT_EFORMAT, "decimal of %lld bytes does not fit 128 bits", (long long)len);
-    p += len - 16;
-    len = 16;
+  memset(out, fill, (size_t)w);
+  if (len > w) {
+    for (int64_t i = 0; i < len - w; i++)
+      if (p[i] != fill || (p[len - w] & 0x80) != (fill & 0x80))
+        return pt__errorf(err, PT_EFORMAT, "decimal of %lld bytes does not fit %d bits", (long long)len,
+                          w * 8);
+    p += len - w;
+    len = w;
   }
   for (int64_t i = 0; i < len; i++) out[i] = p[len - 1 - i];
   return PT_OK;
@@ -717,8 +746,12 @@ static void convert_fixed(const leaf *c, const uint8_t *src, uint8_t *dst) {
     }
     case CV_DEC_INT: {
       int64_t v = c->phys_width == 4 ? pt__load_i32(src) : pt__load_i64(src);
+      if (c->out_width == 4) {
+        pt__store_i32(dst, (int32_t)v);
+        break;
+      }
       pt__store_i64(dst, v);
-      pt__store_i64(dst + 8, v < 0 ? -1 : 0);
+      for (int k = 8; k < c->out_width; k += 8) pt__store_i64(dst + k, v < 0 ? -1 : 0);
       break;
     }
     default: break;
@@ -932,7 +965,7 @@ static int emit(reader *r, const leaf *c, colbuf *b, int64_t n, const uint32_t *
                           "rewrite the file with smaller row groups");
       set_offset(b, c, row + 1, b->data_len);
     } else if (c->conv == CV_DEC_BE) {
-      PT_RETURN_NOT_OK(decimal_from_be(src, len, b->values + row * 16, err));
+      PT_RETURN_NOT_OK(decimal_from_be(src, len, b->values + row * c->out_width, c->out_width, err));
     } else {
       convert_fixed(c, src, b->values + row * c->out_width);
     }

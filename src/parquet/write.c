@@ -205,6 +205,26 @@ static int map_column(wcol *c, const struct ArrowSchema *field, pt_error *err) {
       break;
     }
     case PT_TYPE_DURATION: c->phys = PT__PQ_INT64; c->width = 8; c->stat = ST_I64; break;
+    case PT_TYPE_TIME32:
+      /* TIME(MILLIS) on INT32, as pyarrow: seconds become milliseconds. */
+      c->phys = PT__PQ_INT32; c->width = 4; c->stat = ST_I32;
+      if (c->type.unit == PT_SECOND) c->ts_mul = 1000;
+      /* No converted type: TIME_MILLIS would claim UTC adjustment. */
+      l->kind = PT__LT_TIME; l->utc = false; l->unit = PT__TU_MILLIS;
+      break;
+    case PT_TYPE_TIME64:
+      c->phys = PT__PQ_INT64; c->width = 8; c->stat = ST_I64;
+      l->kind = PT__LT_TIME; l->utc = false;
+      l->unit = c->type.unit == PT_MICRO ? PT__TU_MICROS : PT__TU_NANOS;
+      break;
+    case PT_TYPE_STRING_VIEW:
+      c->phys = PT__PQ_BYTE_ARRAY; c->stat = ST_BYTES;
+      l->kind = PT__LT_STRING; e->converted = PT__CT_UTF8;
+      break;
+    case PT_TYPE_BINARY_VIEW:
+      c->phys = PT__PQ_BYTE_ARRAY; c->stat = ST_BYTES;
+      break;
+    case PT_TYPE_DECIMAL32: case PT_TYPE_DECIMAL64: case PT_TYPE_DECIMAL256:
     case PT_TYPE_DECIMAL128:
       c->phys = PT__PQ_FIXED_LEN_BYTE_ARRAY;
       c->width = decimal_bytes(c->type.precision);
@@ -780,8 +800,11 @@ static int append_phys(pt_parquet_writer *w, wcol *c, const pt__view *v, int64_t
     case PT_TYPE_INT64: case PT_TYPE_DURATION:
       pt__store_i64(tmp, pt__view_get_int(vv, j));
       break;
-    case PT_TYPE_TIMESTAMP:
+    case PT_TYPE_TIMESTAMP: case PT_TYPE_TIME64:
       pt__store_i64(tmp, (int64_t)((uint64_t)pt__view_get_int(vv, j) * (uint64_t)c->ts_mul));
+      break;
+    case PT_TYPE_TIME32:
+      pt__store_i32(tmp, (int32_t)((uint32_t)pt__view_get_int(vv, j) * (uint32_t)c->ts_mul));
       break;
     case PT_TYPE_UINT64: {
       uint64_t u = pt__view_get_uint(vv, j);
@@ -791,7 +814,8 @@ static int append_phys(pt_parquet_writer *w, wcol *c, const pt__view *v, int64_t
     case PT_TYPE_HALF_FLOAT: memcpy(tmp, vv->values + (vv->offset + j) * 2, 2); break;
     case PT_TYPE_FLOAT: memcpy(tmp, vv->values + (vv->offset + j) * 4, 4); break;
     case PT_TYPE_DOUBLE: memcpy(tmp, vv->values + (vv->offset + j) * 8, 8); break;
-    case PT_TYPE_DECIMAL128: {
+    case PT_TYPE_DECIMAL32: case PT_TYPE_DECIMAL64: case PT_TYPE_DECIMAL128:
+    case PT_TYPE_DECIMAL256: {
       int64_t l16;
       const uint8_t *le = pt__view_get_bytes(vv, j, &l16);
       /* Big-endian, the low c->width bytes of the two's complement. */

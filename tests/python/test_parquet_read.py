@@ -170,13 +170,51 @@ def test_schema_metadata_kept() -> None:
     assert got.schema.metadata[b"producer"] == b"protium tests"
 
 
-def test_refused_with_clear_errors() -> None:
-    times = pa_bytes(pa.table({"t": pa.array([1, 2], pa.time64("us"))}))
-    with pytest.raises(ProtiumError) as e:
-        ptq.read_parquet_buffer(times)
-    assert str(e.value) == (
-        "parquet: buffer: column 't': TIME (Arrow time32/time64) is not supported yet"
-    )
+def newer_types_table() -> pa.Table:
+    """The Arrow types the columnar format gained later, as pyarrow stores them."""
+    n = [1, None, -3, 0]
+    return pa.table({
+        "time32_s": pa.array([1, None, 86399, 0], pa.time32("s")),
+        "time32_ms": pa.array([1, None, 86_399_999, 0], pa.time32("ms")),
+        "time64_us": pa.array([1, None, 86_399_999_999, 0], pa.time64("us")),
+        "time64_ns": pa.array([1, None, 86_399_999_999_999, 0], pa.time64("ns")),
+        "decimal32": pa.array([D("1.5"), None, D("-9999.9"), D(0)],
+                              pa.decimal32(5, 1)),
+        "decimal64": pa.array([D("12345678901234.5"), None, D("-1"), D(0)],
+                              pa.decimal64(15, 1)),
+        "decimal256": pa.array([D("1" * 47 + ".123"), None, D("-" + "9" * 50 + ".5"),
+                                D(0)], pa.decimal256(60, 3)),
+        "decimal256_small": pa.array(n, pa.decimal256(20, 0)),
+        "string_view": pa.array(["a", None, "a longer string than twelve bytes", ""],
+                                pa.string_view()),
+        "binary_view": pa.array([b"\x00", None, b"x" * 40, b""], pa.binary_view()),
+    })
+
+
+def test_newer_arrow_types() -> None:
+    # Read back as pyarrow reads them: time32[s] as milliseconds (Parquet
+    # has no seconds), the decimals as the stored schema says. Views are
+    # still read as utf8 and binary.
+    table = newer_types_table()
+    for dictionary in (False, True):
+        data = pa_bytes(table, use_dictionary=dictionary)
+        got = ptq.read_parquet_buffer(data).read_all()
+        want = expected(data)
+        want = want.set_column(8, "string_view", want.column(8).cast(pa.utf8()))
+        want = want.set_column(9, "binary_view", want.column(9).cast(pa.binary()))
+        check_same(got, want)
+
+
+def test_newer_types_without_arrow_schema() -> None:
+    # From the Parquet types alone: TIME by unit, decimal256 past 38 digits.
+    table = newer_types_table().select(["time32_ms", "time64_us", "time64_ns", "decimal256"])
+    data = pa_bytes(table, store_schema=False)
+    got = ptq.read_parquet_buffer(data).read_all()
+    assert got.schema.field("time32_ms").type == pa.time32("ms")
+    assert got.schema.field("time64_us").type == pa.time64("us")
+    assert got.schema.field("time64_ns").type == pa.time64("ns")
+    assert got.schema.field("decimal256").type == pa.decimal256(60, 3)
+    check_same(got, expected(data))
 
 
 ENCODED = {
