@@ -46,6 +46,7 @@ typedef struct leaf {
   int phys_width;        /* bytes per PLAIN value (fixed-width physical types) */
   int out_width;         /* bytes per Arrow value (fixed-width outputs) */
   bool large;            /* int64 offsets */
+  bool view;             /* CV_BINARY: offsets made string/binary views at the end */
   int64_t ts_mul, ts_div; /* CV_TS_SCALE / CV_INT96 */
   char format[48];
 } leaf;
@@ -331,6 +332,10 @@ static int map_leaf(leaf *c, const struct ArrowSchema *arrow, pt_error *err) {
   } else if (c->conv == CV_BINARY && (strcmp(af, "U") == 0 || strcmp(af, "Z") == 0) &&
              (af[0] == 'U') == (c->format[0] == 'u')) {
     c->large = true;
+    snprintf(c->format, sizeof c->format, "%s", af);
+  } else if (c->conv == CV_BINARY && (strcmp(af, "vu") == 0 || strcmp(af, "vz") == 0) &&
+             (af[1] == 'u') == (c->format[0] == 'u')) {
+    c->view = true;
     snprintf(c->format, sizeof c->format, "%s", af);
   }
   return PT_OK;
@@ -1443,9 +1448,30 @@ static void colbuf_free(colbuf *b) {
   memset(b, 0, sizeof *b);
 }
 
+/* The int32 offsets of b's rows as 16-byte string views into b->data (data
+ * buffer 0): short values inline, longer ones by prefix and offset. */
+static uint8_t *offsets_to_views(const colbuf *b) {
+  uint8_t *views = pt__calloc(1, (size_t)(b->rows * 16 + 16));
+  if (views == NULL) return NULL;
+  for (int64_t i = 0; i < b->rows; i++) {
+    int32_t start = pt__load_i32(b->values + i * 4), end = pt__load_i32(b->values + i * 4 + 4);
+    uint8_t *v = views + i * 16;
+    int32_t len = end - start;
+    pt__store_i32(v, len);
+    if (len <= 12) {
+      if (len > 0) memcpy(v + 4, b->data + start, (size_t)len);
+    } else {
+      memcpy(v + 4, b->data + start, 4);
+      pt__store_i32(v + 8, 0);
+      pt__store_i32(v + 12, start);
+    }
+  }
+  return views;
+}
+
 /* Moves the buffers of b into a new array *out. */
 static int finish_array(const leaf *c, colbuf *b, struct ArrowArray *out, pt_error *err) {
-  int nb = c->conv == CV_NULL ? 0 : c->conv == CV_BINARY ? 3 : 2;
+  int nb = c->conv == CV_NULL ? 0 : c->view ? 4 : c->conv == CV_BINARY ? 3 : 2;
   PT_RETURN_NOT_OK(pt__array_init(out, nb, 0, false, err));
   out->length = b->rows;
   out->null_count = c->conv == CV_NULL ? b->rows : b->nulls;
@@ -1462,14 +1488,28 @@ static int finish_array(const leaf *c, colbuf *b, struct ArrowArray *out, pt_err
     pt__array_set_buffer(out, 0, b->validity, true);
     b->validity = NULL;
   }
-  pt__array_set_buffer(out, 1, b->values, true);
-  b->values = NULL;
-  if (c->conv == CV_BINARY) {
-    if (b->data == NULL) b->data = pt__calloc(1, 64);
-    if (b->data == NULL) {
+  if (c->conv == CV_BINARY && b->data == NULL) b->data = pt__calloc(1, 64);
+  if (c->conv == CV_BINARY && b->data == NULL) {
+    out->release(out);
+    return pt__errorf(err, PT_ENOMEM, "out of memory");
+  }
+  if (c->view) {
+    uint8_t *views = offsets_to_views(b);
+    int64_t *sizes = pt__malloc(sizeof(int64_t));
+    if (views == NULL || sizes == NULL) {
+      pt__free(views);
+      pt__free(sizes);
       out->release(out);
       return pt__errorf(err, PT_ENOMEM, "out of memory");
     }
+    sizes[0] = b->data_len;
+    pt__free(b->values);
+    b->values = views;
+    pt__array_set_buffer(out, 3, sizes, true);
+  }
+  pt__array_set_buffer(out, 1, b->values, true);
+  b->values = NULL;
+  if (c->conv == CV_BINARY) {
     pt__array_set_buffer(out, 2, b->data, true);
     b->data = NULL;
   }

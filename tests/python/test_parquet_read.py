@@ -193,16 +193,26 @@ def newer_types_table() -> pa.Table:
 
 def test_newer_arrow_types() -> None:
     # Read back as pyarrow reads them: time32[s] as milliseconds (Parquet
-    # has no seconds), the decimals as the stored schema says. Views are
-    # still read as utf8 and binary.
+    # has no seconds), the decimals and views as the stored schema says.
     table = newer_types_table()
     for dictionary in (False, True):
         data = pa_bytes(table, use_dictionary=dictionary)
         got = ptq.read_parquet_buffer(data).read_all()
         want = expected(data)
-        want = want.set_column(8, "string_view", want.column(8).cast(pa.utf8()))
-        want = want.set_column(9, "binary_view", want.column(9).cast(pa.binary()))
         check_same(got, want)
+
+
+def test_views_in_batches_and_lists() -> None:
+    long = "x" * 30
+    table = pa.table({
+        "v": pa.array(["a", long, None, "", "b" * 13] * 3, pa.string_view()),
+        "l": pa.array([["a", long], None, [], [None, "c" * 12], ["d"]] * 3,
+                      pa.list_(pa.string_view())),
+    })
+    data = pa_bytes(table, row_group_size=7)
+    got = pa.Table.from_batches(list(ptq.read_parquet_buffer(data, batch_size=2)))
+    assert got.num_rows == 15
+    check_same(got.combine_chunks(), expected(data).combine_chunks())
 
 
 def test_newer_types_without_arrow_schema() -> None:
