@@ -65,6 +65,7 @@ typedef struct node {
   int16_t rep, def_slot, def_valid;
   bool nullable;
   bool large;            /* N_LIST: int64 offsets (large_list in ARROW:schema) */
+  bool map;              /* N_LIST: an Arrow map (a MAP of a required key and a value) */
   int64_t first;         /* index in r->leaves of the first leaf below */
   int64_t n_children;
   struct node *children; /* arena */
@@ -513,6 +514,13 @@ static int make_node(reader *r, int64_t *i, int16_t def, int16_t rep, int16_t sl
       n->large = arrow->format[1] == 'L';
       ae = arrow->children[0];
     }
+    /* An Arrow map when the entries are a key that cannot be null and a
+     * value, as Arrow requires; otherwise list<struct<key, value>>. */
+    n->map = is_map && rr->num_children == 2 && *i + 1 < r->meta.n_schema &&
+             r->meta.schema[*i + 1].repetition == PT__PQ_REQUIRED &&
+             r->meta.schema[*i + 1].num_children == 0 &&
+             !(arrow && arrow->format && strcmp(arrow->format, "+m") != 0);
+    if (n->map && arrow && arrow->n_children == 1) ae = arrow->children[0];
     PT_RETURN_NOT_OK(make_node(r, i, d3, r3, d3, chunk, ae, legacy, n->children, depth + 1, err));
     n->first = n->children[0].first;
     return PT_OK;
@@ -546,7 +554,7 @@ static int make_node(reader *r, int64_t *i, int16_t def, int16_t rep, int16_t sl
 /* The Arrow schema node of n. */
 static int node_schema(const node *n, struct ArrowSchema *out, pt_error *err) {
   const char *format = n->kind == N_LEAF   ? n->leaf->format
-                       : n->kind == N_LIST ? (n->large ? "+L" : "+l")
+                       : n->kind == N_LIST ? (n->map ? "+m" : n->large ? "+L" : "+l")
                                            : "+s";
   bool nullable = n->nullable || (n->kind == N_LEAF && n->leaf->conv == CV_NULL);
   PT_RETURN_NOT_OK(pt_schema_init(out, format, n->name, nullable ? ARROW_FLAG_NULLABLE : 0,
