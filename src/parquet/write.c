@@ -74,6 +74,7 @@ typedef struct wcol {
 } wcol;
 
 struct pt_parquet_writer {
+  bool entries_next;       /* make_wnode: the next group is a MAP's repeated key_value */
   int fd;                /* -1 when writing to buf */
   bool own_fd;
   pt_buf *buf;
@@ -381,7 +382,29 @@ static int make_wnode(pt_parquet_writer *w, const struct ArrowSchema *f, const c
   pt__pq_schema_elem g = {.type = -1, .converted = -1,
                           .repetition = n->nullable ? PT__PQ_OPTIONAL : PT__PQ_REQUIRED,
                           .name = mypath[n_path]};
-  if (!t.dictionary && t.id == PT_TYPE_STRUCT) {
+  if (w->entries_next) {
+    /* A MAP's entries: the repeated group itself, never null. */
+    w->entries_next = false;
+    g.repetition = PT__PQ_REPEATED;
+    n->nullable = false;
+    d = def;
+  }
+  if (!t.dictionary && t.id == PT_TYPE_MAP) {
+    /* The layout of list<struct<key, value>>; the entries struct is the
+     * repeated key_value group (the MAP annotation's form). */
+    n->kind = W_LIST;
+    n->erep = (int16_t)(rep + 1);
+    g.num_children = 1;
+    g.converted = PT__CT_MAP;
+    g.logical.kind = PT__LT_MAP;
+    PT_RETURN_NOT_OK(add_elem(w, &g, err));
+    n->n_children = 1;
+    n->children = pt__arena_alloc(&w->arena, (int64_t)sizeof(wnode));
+    if (n->children == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
+    w->entries_next = true;
+    PT_RETURN_NOT_OK(make_wnode(w, f->children[0], "key_value", (int16_t)(d + 1), n->erep, mypath,
+                                n_path + 1, n->children, depth + 1, err));
+  } else if (!t.dictionary && t.id == PT_TYPE_STRUCT) {
     n->kind = W_STRUCT;
     g.num_children = (int32_t)f->n_children;
     if (f->n_children == 0)

@@ -195,6 +195,25 @@ def test_nested_matrix(tmp_path: Path, codec: str, version: int, dictionary: boo
         assert back.column(name).to_pylist() == table.column(name).to_pylist(), name
 
 
+def test_maps(tmp_path: Path) -> None:
+    """Arrow maps as MAP (a repeated key_value group), nested in lists and
+    with lists as values: pyarrow, DuckDB and protium read them back."""
+    table = pa.table({
+        "m": pa.array([[("a", 1), ("b", None)], [], None, [("c", 3)]] * 50, pa.map_(pa.utf8(), pa.int32())),
+        "lm": pa.array([[[("a", [1])]], None, [], [None, [("x", None)]]] * 50,
+                       pa.list_(pa.map_(pa.utf8(), pa.list_(pa.int64())))),
+    })
+    path = tmp_path / "m.parquet"
+    ptq.write_parquet(table, path, row_group_rows=70, page_bytes=100)
+    text = str(pq.ParquetFile(path).schema)
+    assert "optional group field_id=-1 m (Map)" in text
+    assert "repeated group field_id=-1 key_value" in text
+    assert pq.read_table(path).equals(table)
+    assert ptq.read_parquet(path).read_all().equals(table)
+    rows = duckdb.sql(f"select map_keys(m), map_values(m) from read_parquet('{path}')").fetchall()
+    assert rows[:4] == [(["a", "b"], [1, None]), ([], []), (None, None), (["c"], [3])]
+
+
 def test_duckdb_reads_nested(tmp_path: Path) -> None:
     table = make_table(n=200, seed=4, columns=["list_int32", "struct", "list_struct", "int64"])
     path = tmp_path / "n.parquet"
