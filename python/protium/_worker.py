@@ -197,15 +197,37 @@ def _rows(fn: Any, batch: pa.RecordBatch, out: pa.Schema, what: str) -> pa.Recor
                           f"({_short(out)}): {type(e).__name__}: {e}") from None
 
 
+def _pieces(plan: dict[str, Any], batch: pa.RecordBatch) -> list[pa.RecordBatch]:
+    """The batch cut to arrow.max_records_per_batch rows and about
+    arrow.max_bytes_per_batch bytes: slices share its buffers, nothing is
+    copied. The byte limit assumes rows of even size (the batch's average)."""
+    n = batch.num_rows
+    step = n
+    max_records, max_bytes = plan.get("max_records", 0), plan.get("max_bytes", 0)
+    if max_records > 0:
+        step = min(step, max_records)
+    if max_bytes > 0 and n > 0:
+        step = min(step, max(1, int(max_bytes * n // max(batch.nbytes, 1))))
+    if step >= n:
+        return [batch]
+    return [batch.slice(i, step) for i in range(0, n, step)]
+
+
 def run_map(plan: dict[str, Any], batch: pa.RecordBatch) -> pa.RecordBatch:
     """One batch through the plan's function (also used at plan time on an
-    empty batch, to infer a with_column type)."""
+    empty batch, to infer a with_column type). map_in_* functions get the
+    batch's pieces in one iterator; the others are called once per piece."""
     kind, fn, out = plan["kind"], plan["fn"], plan["out_schema"]
     what = plan["what"]
+    pieces = _pieces(plan, batch)
     if kind == "arrow":
-        return _one([_check_batch(b, out, what) for b in fn(iter([batch]))], out)
+        return _one([_check_batch(b, out, what) for b in fn(iter(pieces))], out)
     if kind == "pandas":
-        return _one([_from_pandas(df, out, what) for df in fn(iter([batch.to_pandas()]))], out)
+        frames = (p.to_pandas() for p in pieces)
+        return _one([_from_pandas(df, out, what) for df in fn(frames)], out)
+    if len(pieces) > 1:
+        whole = dict(plan, max_records=0, max_bytes=0)  # each piece as it is
+        return _one([run_map(whole, p) for p in pieces], out)
     if kind == "rows":
         return _rows(fn, batch, out, what)
     if kind in ("column_pandas", "column_arrow"):
@@ -243,6 +265,10 @@ def _map_cb(ctx, schema_p, batch_p, out_p, arg, arg_size, err_p):  # type: ignor
 
 def run_filter(plan: dict[str, Any], batch: pa.RecordBatch) -> pa.Array:
     """The boolean mask of a filter: null counts as false."""
+    pieces = _pieces(plan, batch)
+    if len(pieces) > 1:
+        whole = dict(plan, max_records=0, max_bytes=0)
+        return pa.concat_arrays([run_filter(whole, p) for p in pieces])
     value = _as_array(plan["fn"](*_inputs(plan, batch)), None, batch.num_rows, plan["what"])
     if value.type != pa.bool_():
         raise ResultError(f"{plan['what']}: the predicate returned {value.type}, "

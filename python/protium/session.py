@@ -117,6 +117,9 @@ class Session:
         try:
             settings = dict(conf or {})
             settings.setdefault("executor.command", self._executor_command())
+            # Kept for what the Python side reads itself (arrow.* batch sizes);
+            # the engine has validated every value by the time the session opens.
+            self._conf = {str(k): str(v) for k, v in settings.items()}
             for key, value in settings.items():
                 if isinstance(value, bool):
                     value = "true" if value else "false"
@@ -357,6 +360,10 @@ class Dataset:
     def _map(self, plan: dict[str, Any], what: str, whole: bool = False) -> "Dataset":
         plan["what"] = what
         plan["in_schema"] = self.schema
+        if not whole:
+            conf = self.session._conf
+            plan["max_records"] = int(conf.get("arrow.max_records_per_batch", "0"))
+            plan["max_bytes"] = int(conf.get("arrow.max_bytes_per_batch", "0"))
         arg = _pickle(plan, what)
         out = ArrowSchema()
         plan["out_schema"]._export_to_c(_addr(out))
@@ -374,7 +381,8 @@ class Dataset:
         """fn takes an iterator of pyarrow.RecordBatch and yields batches of
         `schema` (a pyarrow schema or DDL such as "id long, y double"). The
         batches it gets are the executor's buffers, not copies. fn is called
-        once per batch of the partition, with an iterator of that batch."""
+        once per batch of the partition, with an iterator of that batch (or
+        of its slices, under arrow.max_records_per_batch / _bytes_)."""
         _fn_check(fn, "map_in_arrow")
         return self._map({"kind": "arrow", "fn": fn, "out_schema": as_schema(schema)},
                          "map_in_arrow")
@@ -438,7 +446,9 @@ class Dataset:
             raise ValueError("filter: kind must be 'pandas' or 'arrow'")
         plan = {"kind": f"filter_{kind}", "fn": predicate, "what": "filter",
                 "columns": list(columns) if columns is not None else None,
-                "in_schema": self.schema}
+                "in_schema": self.schema,
+                "max_records": int(self.session._conf.get("arrow.max_records_per_batch", "0")),
+                "max_bytes": int(self.session._conf.get("arrow.max_bytes_per_batch", "0"))}
         arg = _pickle(plan, "filter")
         return self.session._dataset(_lib.lib().pt_filter, self._handle(),
                                      self.session._filter_fn, arg, len(arg))

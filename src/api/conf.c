@@ -47,6 +47,12 @@ static const pt__conf_key KEYS[] = {
     {"executor.command", "", PT__CONF_STRING, 0,
      "shell command that starts an executor (run as `sh -c 'exec COMMAND'`); empty = this "
      "program again (the Python package sets it to its own executor)"},
+    {"arrow.max_records_per_batch", "0", PT__CONF_INT, 0,
+     "Python functions get batches of at most this many rows (bigger ones are cut into "
+     "zero-copy slices); 0 = the source's batches as they are"},
+    {"arrow.max_bytes_per_batch", "0", PT__CONF_INT, 0,
+     "Python functions get batches of at most about this many bytes (cut into zero-copy "
+     "slices, at least one row each); 0 = no limit"},
 };
 #define N_KEYS (sizeof KEYS / sizeof KEYS[0])
 
