@@ -656,11 +656,28 @@ int pt_session_open(const char *master, const pt_conf *conf, pt_session **out, p
  * Datasets of the session must be freed before. */
 void pt_session_close(pt_session *s);
 
+/* Limits of what pt_executor_info reports of an executor's resources (the
+ * scheduler itself has none: an executor may own any number of addresses). */
+#define PT_EXECUTOR_RESOURCES_MAX 8
+#define PT_RESOURCE_ADDRESSES_MAX 16
+#define PT_RESOURCE_NAME_MAX 32
+
+/* One named resource of an executor ("gpu") and the addresses it owns. */
+typedef struct pt_executor_resource {
+  char name[PT_RESOURCE_NAME_MAX];
+  int32_t n_addresses;          /* all it owns; the first PT_RESOURCE_ADDRESSES_MAX
+                                   are listed below */
+  char addresses[PT_RESOURCE_ADDRESSES_MAX][PT_RESOURCE_NAME_MAX];
+} pt_executor_resource;
+
 typedef struct pt_executor_info {
   int64_t id;      /* executor id: 1, 2, ...; a replacement gets a new id */
   int64_t pid;     /* process id, for the operating system */
   int32_t slots;   /* concurrent tasks */
   int32_t alive;   /* 1 until the executor is lost */
+  int32_t n_resources; /* entries of resources (at most PT_EXECUTOR_RESOURCES_MAX) */
+  pt_executor_resource resources[PT_EXECUTOR_RESOURCES_MAX]; /* what the driver dealt
+                                    it from discovery (resources.<name>.*) */
 } pt_executor_info;
 
 /* Fills out[0..cap) with the session's live executors; *n = their number
@@ -714,6 +731,21 @@ int64_t pt_ctx_partition_id(const pt_task_context *ctx);
 int64_t pt_ctx_num_tasks(const pt_task_context *ctx);
 int64_t pt_ctx_stage_attempt(const pt_task_context *ctx);
 int64_t pt_ctx_task_attempt(const pt_task_context *ctx);
+
+/* The addresses of resource `name` ("gpu") the scheduler gave this task
+ * (its stage's resource profile, pt_with_resources): *addrs (borrowed,
+ * valid while the task runs) has *n entries; *n = 0 when the task holds
+ * none (no request, or an optional one that found nothing free). */
+int pt_ctx_resources(const pt_task_context *ctx, const char *name, const char *const **addrs,
+                     int64_t *n, pt_error *err);
+/* The environment for processes the task starts (a Python worker, an
+ * mpirun): this process's environment with each held resource's variable
+ * (resources.<name>.env, CUDA_VISIBLE_DEVICES for gpu) set to the task's
+ * addresses, comma-separated. Tasks are threads of one executor, so the
+ * executor's own environment is never changed; pass *envp to execve or
+ * posix_spawn. On PT_OK the caller owns *envp (free with pt_env_free). */
+int pt_ctx_child_env(const pt_task_context *ctx, char ***envp, pt_error *err);
+void pt_env_free(char **envp);
 
 /* Emits one output batch of a partition function (of the out_schema given
  * to pt_map_partitions; checked). The batch is moved: released on return,
@@ -830,6 +862,33 @@ int pt_map_partitions(pt_dataset *ds, pt_partition_fn fn, const struct ArrowSche
  * barrier.max_attempts). Typically followed by pt_map_partitions. A stage
  * with more tasks than the cluster has slots fails at once. */
 int pt_barrier(pt_dataset *ds, pt_dataset **out, pt_error *err);
+/* Stage-level resource profiles (Spark's ResourceProfile and
+ * rdd.withResources): what each task of a stage needs of the executors'
+ * named resources. Build one, attach it with pt_with_resources; the
+ * profile is copied, so free it when you like. */
+typedef struct pt_resource_profile pt_resource_profile;
+
+/* Flags of pt_resource_profile_require. */
+#define PT_RESOURCE_OPTIONAL 1 /* take it when free, run without it otherwise */
+
+/* On PT_OK the caller owns *out (free with pt_resource_profile_free). */
+int pt_resource_profile_new(pt_resource_profile **out, pt_error *err);
+/* Each task needs `amount` of resource `name`: a whole number (that many
+ * addresses, each the task's alone) or a fraction 0 < amount < 1 (one
+ * address shared by at most floor(1 / amount) tasks; amount must be at
+ * least 1/64). flags: 0 (required: the task waits until it is free) or
+ * PT_RESOURCE_OPTIONAL. A second call for one name replaces the first. */
+int pt_resource_profile_require(pt_resource_profile *p, const char *name, double amount,
+                                int flags, pt_error *err);
+void pt_resource_profile_free(pt_resource_profile *p);
+
+/* Runs the stage *out is in with profile p: every task of it gets concrete
+ * addresses (pt_ctx_resources, pt_ctx_child_env). As with pt_barrier, the
+ * stage is all of it, from the previous shuffle or source to the next
+ * shuffle or action; other stages of the job keep their own profiles. A
+ * request no executor could ever satisfy fails the action at once. */
+int pt_with_resources(pt_dataset *ds, const pt_resource_profile *p, pt_dataset **out,
+                      pt_error *err);
 /* A shuffle into n partitions: round robin over rows. */
 int pt_repartition(pt_dataset *ds, int64_t n, pt_dataset **out, pt_error *err);
 /* A shuffle into n partitions by the hash of the key columns: rows with equal

@@ -257,14 +257,27 @@ _PROTOTYPES: dict[str, tuple[Any, list[Any]]] = {
 }
 
 
+class PtExecutorResource(ctypes.Structure):
+    """pt_executor_resource (PT_RESOURCE_ADDRESSES_MAX addresses of
+    PT_RESOURCE_NAME_MAX bytes)."""
+
+    _fields_ = [
+        ("name", ctypes.c_char * 32),
+        ("n_addresses", ctypes.c_int32),
+        ("addresses", (ctypes.c_char * 32) * 16),
+    ]
+
+
 class PtExecutorInfo(ctypes.Structure):
-    """pt_executor_info."""
+    """pt_executor_info (its layout must match protium.h exactly)."""
 
     _fields_ = [
         ("id", ctypes.c_int64),
         ("pid", ctypes.c_int64),
         ("slots", ctypes.c_int32),
         ("alive", ctypes.c_int32),
+        ("n_resources", ctypes.c_int32),
+        ("resources", PtExecutorResource * 8),
     ]
 
 

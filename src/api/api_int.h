@@ -37,6 +37,7 @@ typedef enum pt__conf_kind {
   PT__CONF_DURATION, /* "500ms", "2s", "1m", or a plain number of seconds */
   PT__CONF_PATH,     /* any non-empty string */
   PT__CONF_STRING,   /* any string, empty included */
+  PT__CONF_CHOICE,   /* one of the words of the entry's choices */
 } pt__conf_kind;
 
 typedef struct pt__conf_key {
@@ -45,6 +46,7 @@ typedef struct pt__conf_key {
   pt__conf_kind kind;
   int64_t min;               /* PT__CONF_INT: smallest accepted value */
   const char *description;
+  const char *choices;       /* PT__CONF_CHOICE: "pack|spread" */
 } pt__conf_key;
 
 /* The table and its length. Static storage. */
@@ -60,6 +62,10 @@ int pt__list_files(const char *path, int parquet, char ***paths, int64_t *n, pt_
 int64_t pt__conf_ms(const pt_conf *conf, const char *key);
 /* Parses a duration into milliseconds; -1 if malformed. */
 int64_t pt__parse_duration_ms(const char *text);
+/* The resources configured with resources.<name>.* keys, in the order
+ * first set: fills out[0..cap) (strings borrowed from conf, valid until
+ * the next pt_conf_set) and returns their number. */
+size_t pt__conf_resources(const pt_conf *conf, pt__res_spec *out, size_t cap);
 /* On PT_OK the caller owns *out, a copy of conf (or the defaults for NULL). */
 int pt__conf_copy(const pt_conf *conf, pt_conf **out, pt_error *err);
 

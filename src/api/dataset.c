@@ -330,6 +330,24 @@ int pt_barrier(pt_dataset *ds, pt_dataset **out, pt_error *err) {
   return node_new(ds->session, PT__NODE_BARRIER, ds, &ds->schema, out, err);
 }
 
+int pt_with_resources(pt_dataset *ds, const pt_resource_profile *p, pt_dataset **out,
+                      pt_error *err) {
+  if (!ds || !p || !out)
+    return pt__errorf(err, PT_EINVAL,
+                      "with_resources: dataset, profile and out must not be NULL");
+  *out = NULL;
+  pt_resource_profile *copy = pt__malloc(sizeof *copy);
+  if (!copy) return pt__errorf(err, PT_ENOMEM, "with_resources: out of memory");
+  *copy = *p;
+  int rc = node_new(ds->session, PT__NODE_RESOURCES, ds, &ds->schema, out, err);
+  if (rc != PT_OK) {
+    pt__free(copy);
+    return rc;
+  }
+  (*out)->profile = copy;
+  return PT_OK;
+}
+
 int pt_filter(pt_dataset *ds, pt_filter_fn fn, const void *arg, size_t arg_size,
               pt_dataset **out, pt_error *err) {
   if (!ds || !fn || !out)

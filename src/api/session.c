@@ -84,6 +84,8 @@ int pt_session_open(const char *master, const pt_conf *conf, pt_session **out, p
     kv_keys[i] = keys[i].name;
     kv_values[i] = pt_conf_get(s->conf, keys[i].name);
   }
+  pt__res_spec specs[16];
+  size_t n_specs = pt__conf_resources(s->conf, specs, 16);
   pt__driver_opts o = {
       .session_dir = s->dir,
       .n_executors = n_exec,
@@ -101,6 +103,10 @@ int pt_session_open(const char *master, const pt_conf *conf, pt_session **out, p
       .barrier_stop_grace_ms = pt__conf_ms(s->conf, "barrier.stop_grace"),
       .barrier_shared_memory = pt__conf_int(s->conf, "barrier.shared_memory") != 0,
       .command = pt_conf_get(s->conf, "executor.command"),
+      .barrier_spread = strcmp(pt_conf_get(s->conf, "barrier.placement"), "spread") == 0,
+      .resources = specs,
+      .n_resources = n_specs,
+      .discovery_timeout_ms = pt__conf_ms(s->conf, "resources.discovery_timeout"),
       .n_conf = n_keys < 64 ? n_keys : 64,
       .conf_keys = kv_keys,
       .conf_values = kv_values,

@@ -2,11 +2,13 @@
  * a user function's thread inside an executor: identity, emitting a
  * partition function's batches, and, for barrier stages, task infos,
  * barrier() and all_gather() through the executor's link to the driver's
- * coordinator, and the stage's checkpoint directory.
+ * coordinator, the stage's checkpoint directory, and the resource addresses
+ * the driver gave the task (with the environment its child processes get).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "exec/exec_int.h"
 
@@ -113,4 +115,77 @@ int pt_ctx_checkpoint_dir(const pt_task_context *ctx, const char **path, pt_erro
   }
   *path = dir;
   return PT_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Resources */
+
+int pt_ctx_resources(const pt_task_context *ctx, const char *name, const char *const **addrs,
+                     int64_t *n, pt_error *err) {
+  pt__task *t = task_of(ctx);
+  if (t == NULL || name == NULL || addrs == NULL || n == NULL)
+    return pt__errorf(err, PT_EINVAL, "resources: ctx (the function's), name, addrs and n must "
+                                      "not be NULL");
+  *addrs = NULL;
+  *n = 0;
+  for (size_t i = 0; i < t->launch->n_resources; i++) {
+    const Protium__Resource *r = t->launch->resources[i];
+    if (r->name && strcmp(r->name, name) == 0) {
+      *addrs = (const char *const *)r->addresses;
+      *n = (int64_t)r->n_addresses;
+    }
+  }
+  return PT_OK;
+}
+
+void pt_env_free(char **envp) {
+  if (envp == NULL) return;
+  for (size_t i = 0; envp[i]; i++) pt__free(envp[i]);
+  pt__free(envp);
+}
+
+/* "NAME=" of entry e, compared with name. */
+static int env_is(const char *e, const char *name) {
+  size_t n = strlen(name);
+  return strncmp(e, name, n) == 0 && e[n] == '=';
+}
+
+int pt_ctx_child_env(const pt_task_context *ctx, char ***envp, pt_error *err) {
+  pt__task *t = task_of(ctx);
+  if (t == NULL || envp == NULL)
+    return pt__errorf(err, PT_EINVAL, "child_env: ctx (the function's) and envp must not be NULL");
+  *envp = NULL;
+  extern char **environ;
+  size_t n_env = 0;
+  while (environ[n_env]) n_env++;
+  const Protium__TaskLaunch *l = t->launch;
+  char **env = pt__calloc(n_env + l->n_resources + 1, sizeof *env);
+  if (env == NULL) return pt__errorf(err, PT_ENOMEM, "child_env: out of memory");
+  size_t k = 0;
+  for (size_t i = 0; i < n_env; i++) {
+    int replaced = 0;
+    for (size_t r = 0; r < l->n_resources; r++)
+      replaced |= l->resources[r]->env && *l->resources[r]->env &&
+                  env_is(environ[i], l->resources[r]->env);
+    if (replaced) continue;
+    if ((env[k] = pt__strdup(environ[i])) == NULL) goto oom;
+    k++;
+  }
+  for (size_t r = 0; r < l->n_resources; r++) {
+    const Protium__Resource *res = l->resources[r];
+    if (!res->env || !*res->env) continue;
+    size_t len = strlen(res->env) + 2;
+    for (size_t a = 0; a < res->n_addresses; a++) len += strlen(res->addresses[a]) + 1;
+    if ((env[k] = pt__malloc(len)) == NULL) goto oom;
+    char *p = env[k++];
+    p += sprintf(p, "%s=", res->env);
+    for (size_t a = 0; a < res->n_addresses; a++)
+      p += sprintf(p, "%s%s", a ? "," : "", res->addresses[a]);
+  }
+  env[k] = NULL;
+  *envp = env;
+  return PT_OK;
+oom:
+  pt_env_free(env);
+  return pt__errorf(err, PT_ENOMEM, "child_env: out of memory");
 }

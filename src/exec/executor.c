@@ -35,8 +35,9 @@ const int pt__executor_linked = 1;
 #define COORD_CHUNK (4u << 20)
 
 typedef struct queued {
-  Protium__TaskLaunch launch; /* resources not kept */
-  Protium__TaskLaunch *owned; /* barrier tasks: a private copy launch points into */
+  Protium__TaskLaunch launch; /* infos and resources kept only with owned */
+  Protium__TaskLaunch *owned; /* barrier tasks and tasks holding resources: a private
+                                 copy launch points into */
   pt__stage *stage;           /* a reference */
 } queued;
 
@@ -478,8 +479,8 @@ static void on_launch(executor *x, const Protium__LaunchBatch *lb) {
     }
     queued *item = &x->q[(x->q_head + x->q_len) % x->q_cap];
     item->owned = NULL;
-    if (tl->n_task_infos > 0) {
-      /* The LaunchBatch is freed after dispatch: keep the infos. */
+    if (tl->n_task_infos > 0 || tl->n_resources > 0) {
+      /* The LaunchBatch is freed after dispatch: keep infos and resources. */
       size_t size = protium__task_launch__get_packed_size(tl);
       uint8_t *packed = pt__malloc(size ? size : 1);
       if (packed == NULL) die(x, "out of memory for a task");
@@ -490,8 +491,6 @@ static void on_launch(executor *x, const Protium__LaunchBatch *lb) {
       tl = item->owned;
     }
     item->launch = *tl;
-    item->launch.n_resources = 0;
-    item->launch.resources = NULL;
     pt__stage_ref(s);
     item->stage = s;
     x->q_len++;

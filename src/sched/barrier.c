@@ -520,8 +520,9 @@ static void make_area(pt__driver *d, pt__sched_stage *st) {
   st->barrier_area = path;
 }
 
-/* Launches every task of st, now, on free slots spread over executors. */
-static void launch_attempt(pt__driver *d, pt__sched_stage *st, uint64_t now) {
+/* Launches every task of st, now, on free slots spread over executors
+ * (or where b->execs says, when placed: a resource profile's placement). */
+static void launch_attempt(pt__driver *d, pt__sched_stage *st, uint64_t now, int placed) {
   pt__barrier *b = st->bar;
   pt__job *job = st->job;
   int64_t n = b->n;
@@ -535,7 +536,8 @@ static void launch_attempt(pt__driver *d, pt__sched_stage *st, uint64_t now) {
   for (int32_t e = 0; e < d->n_execs; e++) left[e] = free_slots(d->execs[e]);
   /* One task per executor in turn: peers spread over processes (and, with
    * several hosts, machines) as evenly as the free slots allow. */
-  for (int64_t p = 0, e = d->rr % (d->n_execs ? d->n_execs : 1); p < n; e = (e + 1) % d->n_execs) {
+  for (int64_t p = placed ? n : 0, e = d->rr % (d->n_execs ? d->n_execs : 1); p < n;
+       e = (e + 1) % d->n_execs) {
     if (left[e] == 0) continue;
     left[e]--;
     b->execs[p++] = (int32_t)e;
@@ -599,6 +601,8 @@ int pt__barrier_admit(pt__driver *d, uint64_t now) {
         continue;
       int64_t free = 0;
       for (int32_t e = 0; e < d->n_execs; e++) free += free_slots(d->execs[e]);
+      int placed = st->profile != NULL;
+      if (placed && !pt__res_barrier_place(d, st, b->execs)) free = 0;
       if (free < b->n) {
         if (!b->waiting) {
           b->waiting = 1;
@@ -607,7 +611,7 @@ int pt__barrier_admit(pt__driver *d, uint64_t now) {
         hold = 1;
         continue;
       }
-      launch_attempt(d, st, now);
+      launch_attempt(d, st, now, placed);
     }
   }
   return hold;

@@ -126,7 +126,10 @@ static void infos_update(pt__driver *d, pt__executor *ex, int alive) {
       d->infos = p;
       d->cap_infos = cap;
     }
-    d->infos[d->n_infos++] = (pt_executor_info){ex->id, ex->pid, ex->slots, 1};
+    pt_executor_info *info = &d->infos[d->n_infos++];
+    memset(info, 0, sizeof *info);
+    *info = (pt_executor_info){.id = ex->id, .pid = ex->pid, .slots = ex->slots, .alive = 1};
+    pt__res_fill_info(ex->res, info);
   } else if (!alive && i < d->n_infos) {
     memmove(&d->infos[i], &d->infos[i + 1], (size_t)(d->n_infos - i - 1) * sizeof *d->infos);
     d->n_infos--;
@@ -211,6 +214,15 @@ static int exec_spawn(pt__driver *d, pt_error *err) {
     d->cap_execs = cap;
   }
   ex->d = d;
+  /* The first seat no live executor holds: a replacement inherits the
+   * resources of the executor it replaces. */
+  for (ex->seat = 0; ex->seat < d->opts.n_executors - 1; ex->seat++) {
+    int taken = 0;
+    for (int32_t i = 0; i < d->n_execs; i++)
+      taken |= d->execs[i]->state != PT__EXEC_LOST && d->execs[i]->seat == ex->seat;
+    if (!taken) break;
+  }
+  ex->res = &d->res[ex->seat];
   ex->id = ++d->next_exec_id;
   ex->slots = d->opts.slots;
   ex->head = ex->tail = -1;
@@ -867,6 +879,7 @@ static void driver_free(pt__driver *d) {
   pt__free(d->execs);
   pt__free(d->tasks);
   pt__free(d->infos);
+  pt__res_ledgers_free(d->res, d->opts.n_executors);
   if (d->conf_kv)
     for (size_t i = 0; i < 2 * d->opts.n_conf; i++) pt__free(d->conf_kv[i]);
   pt__free(d->conf_kv);
@@ -926,6 +939,16 @@ int pt__driver_start(const pt__driver_opts *opts, pt__driver **out, pt_error *er
       return pt__errorf(err, PT_ENOMEM, "session: out of memory");
     }
   }
+  /* Discovery once for the host; each executor seat gets its own part. */
+  rc = pt__res_discover(opts->resources, opts->n_resources, opts->n_executors,
+                        opts->discovery_timeout_ms > 0 ? opts->discovery_timeout_ms : 60000,
+                        &d->res, err);
+  if (rc != PT_OK) {
+    driver_free(d);
+    return rc;
+  }
+  d->opts.resources = NULL;
+  d->opts.n_resources = 0;
   /* conf_kv holds keys at even, values at odd indices */
   d->opts.conf_keys = NULL;
   d->opts.conf_values = NULL;

@@ -47,6 +47,7 @@ static void node_release(pt_dataset *ds) {
   pt__free(ds->keys);
   pt__free(ds->fn);
   pt__free(ds->arg);
+  pt_resource_profile_free(ds->profile);
   pt__free(ds);
 }
 

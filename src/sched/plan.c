@@ -191,10 +191,13 @@ static int add_chain_ops(pt__driver *d, pt__job *job, pt__sched_stage *st, pt_da
   pt_dataset *src = node;
   int n_partition_fns = 0;
   while (src->kind == PT__NODE_MAP || src->kind == PT__NODE_FILTER ||
-         src->kind == PT__NODE_MAP_PARTITIONS || src->kind == PT__NODE_BARRIER) {
+         src->kind == PT__NODE_MAP_PARTITIONS || src->kind == PT__NODE_BARRIER ||
+         src->kind == PT__NODE_RESOURCES) {
     if (n == 256) return pt__errorf(err, PT_ENOTSUP, "plan: more than 256 transformations in a row");
     if (src->kind == PT__NODE_BARRIER) st->barrier = 1;
-    else chain[n++] = src;
+    else if (src->kind == PT__NODE_RESOURCES) {
+      if (!st->profile) st->profile = src->profile; /* the last one given wins */
+    } else chain[n++] = src;
     /* A task pulls its input through the one partition function and pushes
      * what it emits onward: a second one would need its own thread. */
     if (src->kind == PT__NODE_MAP_PARTITIONS && ++n_partition_fns == 2)

@@ -16,6 +16,7 @@
 #include "core/core.h"
 #include "net/control.pb-c.h"
 #include "protium.h"
+#include "sched/resources.h"
 
 typedef struct pt__driver pt__driver;
 
@@ -32,6 +33,7 @@ typedef enum pt__node_kind {
   PT__NODE_MAP_PARTITIONS, /* fn, arg, out_schema_ipc as MAP */
   PT__NODE_BARRIER,        /* no op: marks its stage as a barrier stage */
   PT__NODE_PARQUET,
+  PT__NODE_RESOURCES,      /* no op: gives its stage a resource profile */
 } pt__node_kind;
 
 struct pt_dataset {
@@ -70,6 +72,8 @@ struct pt_dataset {
   int64_t n_partition_keys;
   char **piece_values;           /* owned: n_pieces * n_partition_keys, each owned;
                                     NULL for a null value */
+  /* RESOURCES */
+  pt_resource_profile *profile;  /* owned copy */
 };
 
 /* A node of `kind` over parent (which gains a reference; NULL for sources)
@@ -105,6 +109,10 @@ typedef struct pt__driver_opts {
   const char *command;           /* NULL or "": executors are this program;
                                     else a shell command that starts one
                                     (executor.command); borrowed for the call */
+  int barrier_spread;            /* barrier.placement: 1 = spread, 0 = pack */
+  const pt__res_spec *resources; /* resources.<name>.*: n_resources specs */
+  size_t n_resources;
+  int64_t discovery_timeout_ms;  /* resources.discovery_timeout */
   size_t n_conf;                 /* sent to executors in Welcome */
   const char *const *conf_keys;
   const char *const *conf_values;
@@ -216,6 +224,8 @@ typedef struct pt__sched_stage {
   pt__barrier *bar;               /* owned: its coordinator (barrier stages), else NULL */
   char *checkpoint_dir;           /* owned: <session_dir>/checkpoints/<job>/stage-<id> */
   const char *barrier_area;       /* borrowed from bar: the attempt's shared area, or NULL */
+  const pt_resource_profile *profile; /* borrowed from the RESOURCES node nearest the
+                                         stage's end, or NULL */
 } pt__sched_stage;
 
 typedef enum pt__job_state { PT__JOB_RUNNING, PT__JOB_SUCCEEDED, PT__JOB_FAILED } pt__job_state;
@@ -260,6 +270,7 @@ typedef struct pt__sched_task {
   int32_t prev, next;             /* executor list, or free list (next) */
   uint64_t start_ns;              /* 0 while queued on the executor */
   uint64_t stop_ns;               /* orphaned barrier task told to stop then (grace), or 0 */
+  pt__res_grant *grant;           /* owned: the addresses it holds (profiled stages), or NULL */
 } pt__sched_task;
 
 typedef enum pt__executor_state {
@@ -295,6 +306,8 @@ typedef struct pt__executor {
   size_t n_sent, cap_sent;
   char *dir;                      /* <session_dir>/exec-<id>, owned */
   char *host;                     /* from Hello, owned; NULL before */
+  int32_t seat;                   /* its share of the host's resources: d->res[seat] */
+  pt__res_ledger *res;            /* borrowed: d->res + seat */
 } pt__executor;
 
 /* How executor processes come to exist and go: the one part of the driver a
@@ -317,6 +330,7 @@ struct pt__driver {
   char *command;                 /* owned copy of opts.command; NULL = this program */
   char *sock_path;
   char **conf_kv;                 /* 2 * n_conf owned strings */
+  pt__res_ledger *res;            /* owned: n_executors seats' resources (usage under loop_mu) */
   uint64_t tick_ns;
   atomic_int_fast64_t next_id;    /* stage and shuffle ids */
   atomic_int_fast64_t next_job_id;
@@ -428,6 +442,18 @@ void pt__barrier_output_lost(pt__driver *d, pt__sched_stage *st, const char *cau
 void pt__barrier_job_ended(pt__driver *d, pt__sched_stage *st);
 /* Step timeouts, admission timeouts, stopped tasks past their grace. */
 void pt__barrier_on_tick(pt__driver *d, uint64_t now);
+
+/* resources.c (loop_mu held) */
+/* At submission: fails job at once if a stage's profile asks what no
+ * executor could ever give (or a barrier stage more than the cluster has
+ * at once). Returns 0 when it failed the job. */
+int pt__res_check_job(pt__driver *d, pt__job *job);
+/* Whether ex could take one more task of st's profile now. */
+int pt__res_fits(pt__driver *d, pt__executor *ex, const pt__sched_stage *st);
+/* Places every task of barrier stage st (execs[p] = executor index) on
+ * free slots and resources, packed or spread (barrier.placement). Returns
+ * 1 when all fit now, 0 when it must wait. */
+int pt__res_barrier_place(pt__driver *d, const pt__sched_stage *st, int32_t *execs);
 
 /* stats.c: one hook per scheduler event (loop_mu held; each a no-op when
  * the job has no stats). */

@@ -42,6 +42,10 @@ static int32_t task_alloc(pt__driver *d) {
 }
 
 static void task_free(pt__driver *d, int32_t i) {
+  if (d->tasks[i].grant) {
+    pt__res_release(d->execs[d->tasks[i].exec]->res, d->tasks[i].grant);
+    d->tasks[i].grant = NULL;
+  }
   d->tasks[i].id = 0;
   d->tasks[i].next = d->free_task;
   d->free_task = i;
@@ -477,7 +481,7 @@ void pt__sched_submit(pt__driver *d, pt__job *job) {
                      "driver; run the program alone to see their messages", (long long)job->id);
     return;
   }
-  if (!pt__barrier_check_job(d, job)) return;
+  if (!pt__res_check_job(d, job) || !pt__barrier_check_job(d, job)) return;
   stage_submit(d, job->final);
   d->need_schedule = 1;
 }
@@ -501,7 +505,19 @@ int pt__sched_launch(pt__driver *d, pt__executor *ex, pt__sched_stage *st, int64
   t->exec = ex->index;
   t->start_ns = 0;
   t->stop_ns = 0;
+  t->grant = NULL;
   Protium__TaskLaunch tl = PROTIUM__TASK_LAUNCH__INIT;
+  Protium__Resource **res = NULL;
+  if (st->profile) {
+    int rc = pt__res_take(ex->res, st->profile, &t->grant);
+    if (rc == PT_OK) rc = pt__res_grant_msgs(ex->res, t->grant, &res, &tl.n_resources);
+    if (rc != PT_OK) {
+      task_free(d, i);
+      st->launches[p]--;
+      return rc;
+    }
+    tl.resources = res;
+  }
   tl.task_id = t->id;
   tl.stage_id = st->id;
   tl.stage_attempt = st->attempt;
@@ -510,13 +526,15 @@ int pt__sched_launch(pt__driver *d, pt__executor *ex, pt__sched_stage *st, int64
   tl.n_task_infos = n_infos;
   tl.task_infos = infos;
   uint8_t buf[96], *packed = buf;
-  if (n_infos > 0 && !(packed = pt__malloc(protium__task_launch__get_packed_size(&tl)))) {
+  if ((n_infos > 0 || res) && !(packed = pt__malloc(protium__task_launch__get_packed_size(&tl)))) {
+    pt__free(res);
     task_free(d, i);
     return PT_ENOMEM;
   }
   size_t n = protium__task_launch__pack(&tl, packed);
   int rc = put_field(&ex->out, 2, packed, n);
   if (packed != buf) pt__free(packed);
+  pt__free(res);
   if (rc != PT_OK) {
     task_free(d, i);
     return PT_ENOMEM;
@@ -545,6 +563,10 @@ static pt__sched_stage *pick(pt__driver *d, pt__executor *ex, int n_ready, int64
                    (long long)st->id, err.message);
           return pick(d, ex, n_ready, p, skipped);
         }
+      }
+      if (!pt__res_fits(d, ex, st)) {
+        *skipped = 1; /* its resources are busy, or not on this executor */
+        continue;
       }
       *p = pop_pending(d, st, ex, n_ready);
       if (*p >= 0) return st;
