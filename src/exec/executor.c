@@ -35,11 +35,46 @@ const int pt__executor_linked = 1;
 #define COORD_CHUNK (4u << 20)
 
 typedef struct queued {
-  Protium__TaskLaunch launch; /* infos and resources kept only with owned */
-  Protium__TaskLaunch *owned; /* barrier tasks and tasks holding resources: a private
-                                 copy launch points into */
+  Protium__TaskLaunch launch; /* infos kept only with owned, resources with res */
+  Protium__TaskLaunch *owned; /* barrier tasks: a private copy launch points into */
+  Protium__Resource **res;    /* tasks holding resources: their copy, one allocation */
   pt__stage *stage;           /* a reference */
 } queued;
+
+/* A launch's resources (what pt_ctx_resources reads), copied into one
+ * allocation: the LaunchBatch is freed after dispatch, and a per-task
+ * protobuf copy costs tens of small allocations. NULL without memory. */
+static Protium__Resource **copy_resources(const Protium__TaskLaunch *tl) {
+  size_t n = tl->n_resources, size = n * (sizeof(Protium__Resource *) + sizeof(Protium__Resource));
+  for (size_t i = 0; i < n; i++) {
+    const Protium__Resource *r = tl->resources[i];
+    size += r->n_addresses * sizeof(char *) + strlen(r->name) + strlen(r->env) + 2;
+    for (size_t a = 0; a < r->n_addresses; a++) size += strlen(r->addresses[a]) + 1;
+  }
+  uint8_t *mem = pt__malloc(size);
+  if (mem == NULL) return NULL;
+  Protium__Resource **ptrs = (Protium__Resource **)mem;
+  Protium__Resource *msgs = (Protium__Resource *)(ptrs + n);
+  char **arr = (char **)(msgs + n);
+  size_t n_arr = 0;
+  for (size_t i = 0; i < n; i++) n_arr += tl->resources[i]->n_addresses;
+  char *str = (char *)(arr + n_arr);
+  for (size_t i = 0; i < n; i++) {
+    const Protium__Resource *r = tl->resources[i];
+    ptrs[i] = &msgs[i];
+    msgs[i] = *r;
+    msgs[i].name = strcpy(str, r->name);
+    str += strlen(r->name) + 1;
+    msgs[i].env = strcpy(str, r->env);
+    str += strlen(r->env) + 1;
+    msgs[i].addresses = arr;
+    for (size_t a = 0; a < r->n_addresses; a++) {
+      *arr++ = strcpy(str, r->addresses[a]);
+      str += strlen(r->addresses[a]) + 1;
+    }
+  }
+  return ptrs;
+}
 
 /* A task thread waiting in barrier() / all_gather() for the driver's reply
  * (on its own stack; linked under mu). */
@@ -479,8 +514,11 @@ static void on_launch(executor *x, const Protium__LaunchBatch *lb) {
     }
     queued *item = &x->q[(x->q_head + x->q_len) % x->q_cap];
     item->owned = NULL;
-    if (tl->n_task_infos > 0 || tl->n_resources > 0) {
-      /* The LaunchBatch is freed after dispatch: keep infos and resources. */
+    item->res = NULL;
+    if (tl->n_resources > 0 && (item->res = copy_resources(tl)) == NULL)
+      die(x, "out of memory for a task");
+    if (tl->n_task_infos > 0) {
+      /* The LaunchBatch is freed after dispatch: keep the infos. */
       size_t size = protium__task_launch__get_packed_size(tl);
       uint8_t *packed = pt__malloc(size ? size : 1);
       if (packed == NULL) die(x, "out of memory for a task");
@@ -491,6 +529,7 @@ static void on_launch(executor *x, const Protium__LaunchBatch *lb) {
       tl = item->owned;
     }
     item->launch = *tl;
+    item->launch.resources = item->res;
     pt__stage_ref(s);
     item->stage = s;
     x->q_len++;
@@ -518,6 +557,7 @@ static void on_kill(executor *x, const Protium__KillTasks *k) {
       push_simple_status(x, item.launch.task_id, PROTIUM__TASK_STATE__TASK_KILLED, NULL);
       pt__stage_unref(item.stage);
       if (item.owned) protium__task_launch__free_unpacked(item.owned, &pt__pb_allocator);
+      pt__free(item.res);
     } else {
       x->q[(x->q_head + kept) % x->q_cap] = item;
       kept++;
@@ -702,6 +742,7 @@ static void run_one_locked(executor *x) {
   tl_task.area = NULL;
   pt__stage_unref(item.stage);
   if (item.owned) protium__task_launch__free_unpacked(item.owned, &pt__pb_allocator);
+  pt__free(item.res);
 
   pthread_mutex_lock(&x->mu);
   x->running--;

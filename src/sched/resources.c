@@ -495,6 +495,10 @@ void pt__res_ledgers_free(pt__res_ledger *l, int n_seats) {
       pt__free(p->used);
     }
     pt__free(l[s].pools);
+    for (pt__res_grant *g = l[s].spare, *next; g; g = next) {
+      next = g->next;
+      pt__free(g);
+    }
   }
   pt__free(l);
 }
@@ -586,7 +590,12 @@ int64_t pt__res_capacity(const pt__res_ledger *l, const pt_resource_profile *p, 
 void pt__res_release(pt__res_ledger *l, pt__res_grant *g) {
   if (!g) return;
   for (int32_t i = 0; i < g->n; i++) l->pools[g->e[i][0]].used[g->e[i][1]] -= g->e[i][2];
-  pt__free(g);
+  if (g->cap == PT__RES_GRANT_SMALL) {
+    g->next = l->spare;
+    l->spare = g;
+  } else {
+    pt__free(g);
+  }
 }
 
 int pt__res_take(pt__res_ledger *l, const pt_resource_profile *p, pt__res_grant **out) {
@@ -594,8 +603,16 @@ int pt__res_take(pt__res_ledger *l, const pt_resource_profile *p, pt__res_grant 
   int32_t max = 0;
   for (int32_t k = 0; k < p->n; k++) max += p->reqs[k].count;
   if (max == 0) return PT_OK;
-  pt__res_grant *g = pt__malloc(sizeof *g + (size_t)max * sizeof g->e[0]);
-  if (!g) return PT_ENOMEM;
+  pt__res_grant *g;
+  if (max <= PT__RES_GRANT_SMALL && l->spare) {
+    g = l->spare;
+    l->spare = g->next;
+  } else {
+    int32_t cap = max <= PT__RES_GRANT_SMALL ? PT__RES_GRANT_SMALL : max;
+    g = pt__malloc(sizeof *g + (size_t)cap * sizeof g->e[0]);
+    if (!g) return PT_ENOMEM;
+    g->cap = cap;
+  }
   g->n = 0;
   for (int32_t k = 0; k < p->n; k++) {
     const pt__res_req *r = &p->reqs[k];
@@ -604,8 +621,7 @@ int pt__res_take(pt__res_ledger *l, const pt_resource_profile *p, pt__res_grant 
     int ok = pool && pool_fits(pool, r, 0) >= 1;
     if (!ok) {
       if (r->optional) continue;
-      for (int32_t i = 0; i < g->n; i++) l->pools[g->e[i][0]].used[g->e[i][1]] -= g->e[i][2];
-      pt__free(g);
+      pt__res_release(l, g); /* gives back what earlier requests took */
       return PT_ESTATE;
     }
     if (r->units == PT__RES_UNITS) {
@@ -630,22 +646,22 @@ int pt__res_take(pt__res_ledger *l, const pt_resource_profile *p, pt__res_grant 
     }
   }
   if (g->n == 0) {
-    pt__free(g);
+    pt__res_release(l, g);
     g = NULL;
   }
   *out = g;
   return PT_OK;
 }
 
-int pt__res_grant_msgs(const pt__res_ledger *l, const pt__res_grant *g, Protium__Resource ***out,
-                       size_t *n) {
+int pt__res_grant_msgs(const pt__res_ledger *l, const pt__res_grant *g, void *buf,
+                       size_t buf_size, Protium__Resource ***out, size_t *n) {
   *out = NULL;
   *n = 0;
   if (!g || g->n == 0) return PT_OK;
   /* One message per pool in the grant, addresses in grant order. */
   size_t size = (size_t)g->n * (sizeof(Protium__Resource *) + sizeof(Protium__Resource) +
                                 sizeof(char *));
-  uint8_t *mem = pt__calloc(1, size);
+  uint8_t *mem = size <= buf_size ? buf : pt__malloc(size);
   if (!mem) return PT_ENOMEM;
   Protium__Resource **ptrs = (Protium__Resource **)mem;
   Protium__Resource *msgs = (Protium__Resource *)(ptrs + g->n);
@@ -721,7 +737,19 @@ int pt__res_unsatisfiable(const pt__res_ledger *seats, int n_seats, const pt_res
 
 int pt__res_fits(pt__driver *d, pt__executor *ex, const pt__sched_stage *st) {
   (void)d;
-  return !st->profile || pt__res_capacity(ex->res, st->profile, 0, 1) >= 1;
+  if (!st->profile) return 1;
+  /* The common case (whole addresses, one each) without counting them all. */
+  for (int32_t k = 0; k < st->profile->n; k++) {
+    const pt__res_req *r = &st->profile->reqs[k];
+    if (r->optional) continue;
+    const pt__res_pool *pool = find_pool(ex->res, r->name, NULL);
+    if (!pool) return 0;
+    int32_t need = r->units == PT__RES_UNITS ? r->count : 1, got = 0;
+    for (int32_t a = 0; a < pool->n && got < need; a++)
+      got += PT__RES_UNITS - pool->used[a] >= r->units;
+    if (got < need) return 0;
+  }
+  return 1;
 }
 
 /* "executor 1: 1 gpu (0), executor 2: 0 gpu ()" into out. */

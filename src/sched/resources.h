@@ -47,11 +47,15 @@ typedef struct pt__res_pool {
 typedef struct pt__res_ledger {
   int32_t n;
   pt__res_pool *pools;     /* owned */
+  struct pt__res_grant *spare; /* owned: released small grants, for reuse */
 } pt__res_ledger;
 
-/* The addresses one task holds: entry i is (pool, address, units). */
+/* The addresses one task holds: entry i is (pool, address, units). Grants
+ * of up to PT__RES_GRANT_SMALL entries are recycled through the ledger. */
+#define PT__RES_GRANT_SMALL 4
 typedef struct pt__res_grant {
-  int32_t n;
+  struct pt__res_grant *next;  /* in the ledger's spares */
+  int32_t n, cap;
   int32_t e[][3];
 } pt__res_grant;
 
@@ -90,10 +94,10 @@ int pt__res_take(pt__res_ledger *l, const pt_resource_profile *p, pt__res_grant 
 /* Gives g's units back to l and frees g. NULL is fine. */
 void pt__res_release(pt__res_ledger *l, pt__res_grant *g);
 /* TaskLaunch.resources for g: on PT_OK *out (an array of *n messages and
- * their address arrays in one allocation, free with pt__free) borrows the
- * strings of l. */
-int pt__res_grant_msgs(const pt__res_ledger *l, const pt__res_grant *g, Protium__Resource ***out,
-                       size_t *n);
+ * their address arrays, in buf when they fit in buf_size bytes, else in
+ * one allocation to free with pt__free) borrows the strings of l. */
+int pt__res_grant_msgs(const pt__res_ledger *l, const pt__res_grant *g, void *buf,
+                       size_t buf_size, Protium__Resource ***out, size_t *n);
 /* Fills info's resource fields from l. */
 void pt__res_fill_info(const pt__res_ledger *l, pt_executor_info *info);
 /* Why no seat could ever run a task of p (unknown resource, more than any

@@ -508,9 +508,11 @@ int pt__sched_launch(pt__driver *d, pt__executor *ex, pt__sched_stage *st, int64
   t->grant = NULL;
   Protium__TaskLaunch tl = PROTIUM__TASK_LAUNCH__INIT;
   Protium__Resource **res = NULL;
+  void *res_buf[32]; /* what one small grant's messages need */
   if (st->profile) {
     int rc = pt__res_take(ex->res, st->profile, &t->grant);
-    if (rc == PT_OK) rc = pt__res_grant_msgs(ex->res, t->grant, &res, &tl.n_resources);
+    if (rc == PT_OK)
+      rc = pt__res_grant_msgs(ex->res, t->grant, res_buf, sizeof res_buf, &res, &tl.n_resources);
     if (rc != PT_OK) {
       task_free(d, i);
       st->launches[p]--;
@@ -525,16 +527,17 @@ int pt__sched_launch(pt__driver *d, pt__executor *ex, pt__sched_stage *st, int64
   tl.attempt = t->attempt;
   tl.n_task_infos = n_infos;
   tl.task_infos = infos;
-  uint8_t buf[96], *packed = buf;
-  if ((n_infos > 0 || res) && !(packed = pt__malloc(protium__task_launch__get_packed_size(&tl)))) {
-    pt__free(res);
+  uint8_t buf[256], *packed = buf;
+  if ((n_infos > 0 || res) && protium__task_launch__get_packed_size(&tl) > sizeof buf &&
+      !(packed = pt__malloc(protium__task_launch__get_packed_size(&tl)))) {
+    if ((void *)res != res_buf) pt__free(res);
     task_free(d, i);
     return PT_ENOMEM;
   }
   size_t n = protium__task_launch__pack(&tl, packed);
   int rc = put_field(&ex->out, 2, packed, n);
   if (packed != buf) pt__free(packed);
-  pt__free(res);
+  if ((void *)res != res_buf) pt__free(res);
   if (rc != PT_OK) {
     task_free(d, i);
     return PT_ENOMEM;
