@@ -107,3 +107,19 @@ def test_readme_barrier_example_is_the_tested_one(tmp_path: Path) -> None:
     assert out.stdout.strip().splitlines()[-1] == (
         "1000 rows, centred on the global mean: sum 0.000")
     assert "barrier example: 4 tasks, task 0 on " in out.stderr
+
+
+def test_readme_gpu_example_is_the_tested_one(tmp_path: Path) -> None:
+    """The README's accelerator example is examples/gpu_stages.c, word for
+    word, and it compiles on its own and runs: 8 inference tasks sharing 4
+    fake GPUs after a barrier stage of 4 trainers with one GPU each."""
+    source = (ROOT / "examples" / "gpu_stages.c").read_text()
+    assert source in _readme_c_blocks()
+    exe = _compile(source, tmp_path, "gpu_stages")
+    out = subprocess.run([str(exe)], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    last = out.stdout.strip().splitlines()[-1]
+    m = re.fullmatch(r"8 inference tasks on gpus 0-3: (\d+) (\d+) (\d+) (\d+); 1000 rows", last)
+    assert m, last
+    per_gpu = [int(g) for g in m.groups()]
+    assert sum(per_gpu) == 8 and all(n <= 8 for n in per_gpu)
