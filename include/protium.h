@@ -880,6 +880,10 @@ int pt_resource_profile_new(pt_resource_profile **out, pt_error *err);
  * PT_RESOURCE_OPTIONAL. A second call for one name replaces the first. */
 int pt_resource_profile_require(pt_resource_profile *p, const char *name, double amount,
                                 int flags, pt_error *err);
+/* Each task takes `cpus` of its executor's slots (executor.slots; 1 by
+ * default), as Spark's spark.task.cpus: an executor never runs tasks whose
+ * cpus add up to more than its slots. */
+int pt_resource_profile_cpus(pt_resource_profile *p, int32_t cpus, pt_error *err);
 void pt_resource_profile_free(pt_resource_profile *p);
 
 /* Runs the stage *out is in with profile p: every task of it gets concrete

@@ -32,6 +32,15 @@ int pt_resource_profile_new(pt_resource_profile **out, pt_error *err) {
 
 void pt_resource_profile_free(pt_resource_profile *p) { pt__free(p); }
 
+int pt_resource_profile_cpus(pt_resource_profile *p, int32_t cpus, pt_error *err) {
+  if (!p) return pt__errorf(err, PT_EINVAL, "resource_profile_cpus: profile must not be NULL");
+  if (cpus < 1)
+    return pt__errorf(err, PT_EINVAL, "resource profile: %d cpus per task; give 1 or more",
+                      (int)cpus);
+  p->cpus = cpus;
+  return PT_OK;
+}
+
 static int valid_name(const char *name) {
   size_t n = strlen(name);
   if (n == 0 || n >= PT_RESOURCE_NAME_MAX) return 0;
@@ -98,8 +107,12 @@ int pt_resource_profile_require(pt_resource_profile *p, const char *name, double
 void pt__res_profile_text(const pt_resource_profile *p, char *out, size_t cap) {
   size_t len = 0;
   out[0] = 0;
+  if (p->cpus > 1) {
+    int w = snprintf(out, cap, "%d cpus", (int)p->cpus);
+    if (w > 0) len = (size_t)w;
+  }
   for (int32_t i = 0; i < p->n && len < cap; i++) {
-    int w = snprintf(out + len, cap - len, "%s%g %s%s", i ? ", " : "", p->reqs[i].amount,
+    int w = snprintf(out + len, cap - len, "%s%g %s%s", len ? ", " : "", p->reqs[i].amount,
                      p->reqs[i].name, p->reqs[i].optional ? " (optional)" : "");
     if (w < 0) break;
     len += (size_t)w;
@@ -737,6 +750,11 @@ int pt__res_unsatisfiable(const pt__res_ledger *seats, int n_seats, const pt_res
 
 int pt__res_fits(pt__driver *d, pt__executor *ex, const pt__sched_stage *st) {
   (void)d;
+  /* Tasks of several cpus in flight: no queueing beyond the slots, so the
+   * executor, which starts queued tasks as slots come free, never runs
+   * more cpus than it has. */
+  int32_t c = pt__res_cpus(st->profile);
+  if ((c > 1 || ex->n_multi > 0) && ex->units + c > ex->slots) return 0;
   if (!st->profile) return 1;
   /* The common case (whole addresses, one each) without counting them all. */
   for (int32_t k = 0; k < st->profile->n; k++) {
@@ -776,6 +794,15 @@ int pt__res_check_job(pt__driver *d, pt__job *job) {
     if (!st->profile) continue;
     char why[600], want[300], msg[PT_ERROR_SIZE];
     pt__res_profile_text(st->profile, want, sizeof want);
+    if (pt__res_cpus(st->profile) > d->opts.slots) {
+      snprintf(msg, sizeof msg,
+               "job %lld failed: stage %lld asks for %d cpus per task but executors have %d "
+               "slots (executor.slots); lower the cpus or raise executor.slots",
+               (long long)job->id, (long long)st->id, (int)pt__res_cpus(st->profile),
+               d->opts.slots);
+      pt__sched_job_fail(d, job, PT_EINVAL, msg);
+      return 0;
+    }
     if (pt__res_unsatisfiable(d->res, d->opts.n_executors, st->profile, why, sizeof why)) {
       snprintf(msg, sizeof msg, "job %lld failed: stage %lld (%s per task): %s",
                (long long)job->id, (long long)st->id, want, why);
@@ -785,7 +812,8 @@ int pt__res_check_job(pt__driver *d, pt__job *job) {
     if (!st->barrier) continue;
     int64_t total = 0;
     for (int s = 0; s < d->opts.n_executors; s++)
-      total += pt__res_capacity(&d->res[s], st->profile, 1, d->opts.slots);
+      total += pt__res_capacity(&d->res[s], st->profile, 1,
+                                d->opts.slots / pt__res_cpus(st->profile));
     if (total >= st->partitions) continue;
     char have[400];
     describe_seats(d, st->profile, have, sizeof have);
@@ -806,8 +834,10 @@ int pt__res_barrier_place(pt__driver *d, const pt__sched_stage *st, int32_t *exe
   if (!left) return 0;
   for (int32_t e = 0; e < d->n_execs; e++) {
     pt__executor *ex = d->execs[e];
-    if (ex->state != PT__EXEC_READY || ex->n_inflight >= ex->slots) continue;
-    left[e] = pt__res_capacity(ex->res, st->profile, 0, ex->slots - ex->n_inflight);
+    int32_t busy = ex->units > ex->n_inflight ? ex->units : ex->n_inflight;
+    if (ex->state != PT__EXEC_READY || busy >= ex->slots) continue;
+    left[e] = pt__res_capacity(ex->res, st->profile, 0,
+                               (ex->slots - busy) / pt__res_cpus(st->profile));
     total += left[e];
   }
   int placed = total >= n;

@@ -29,6 +29,7 @@ typedef struct pt__res_req {
 } pt__res_req;
 
 struct pt_resource_profile {
+  int32_t cpus;            /* slots per task; 0 = 1 */
   int32_t n;
   pt__res_req reqs[PT__RES_MAX_REQS];
 };
@@ -82,6 +83,11 @@ void pt__res_ledgers_free(pt__res_ledger *l, int n_seats);
 int pt__res_parse_json(const char *text, size_t len, char **name, char ***addrs, int32_t *n,
                        pt_error *err);
 void pt__res_strings_free(char **s, int32_t n);
+
+/* Slots a task of profile p (NULL: none) takes. */
+static inline int32_t pt__res_cpus(const pt_resource_profile *p) {
+  return p && p->cpus > 1 ? p->cpus : 1;
+}
 
 /* Tasks of profile p that ledger l can take now (or, with empty = 1, when
  * nothing runs), at most cap; optional requests do not limit it. */

@@ -271,6 +271,8 @@ typedef struct pt__sched_task {
   uint64_t start_ns;              /* 0 while queued on the executor */
   uint64_t stop_ns;               /* orphaned barrier task told to stop then (grace), or 0 */
   pt__res_grant *grant;           /* owned: the addresses it holds (profiled stages), or NULL */
+  int32_t cpus;                   /* slots it takes, counted in its executor's units; 0
+                                     until linked */
 } pt__sched_task;
 
 typedef enum pt__executor_state {
@@ -306,6 +308,8 @@ typedef struct pt__executor {
   size_t n_sent, cap_sent;
   char *dir;                      /* <session_dir>/exec-<id>, owned */
   char *host;                     /* from Hello, owned; NULL before */
+  int32_t units;                  /* cpus of the tasks in flight (each >= 1) */
+  int32_t n_multi;                /* tasks in flight of more than one cpu */
   int32_t seat;                   /* its share of the host's resources: d->res[seat] */
   pt__res_ledger *res;            /* borrowed: d->res + seat */
 } pt__executor;

@@ -42,9 +42,16 @@ static int32_t task_alloc(pt__driver *d) {
 }
 
 static void task_free(pt__driver *d, int32_t i) {
-  if (d->tasks[i].grant) {
-    pt__res_release(d->execs[d->tasks[i].exec]->res, d->tasks[i].grant);
-    d->tasks[i].grant = NULL;
+  pt__sched_task *t = &d->tasks[i];
+  if (t->grant) {
+    pt__res_release(d->execs[t->exec]->res, t->grant);
+    t->grant = NULL;
+  }
+  if (t->cpus > 0) {
+    pt__executor *ex = d->execs[t->exec];
+    ex->units -= t->cpus;
+    ex->n_multi -= t->cpus > 1;
+    t->cpus = 0;
   }
   d->tasks[i].id = 0;
   d->tasks[i].next = d->free_task;
@@ -506,6 +513,7 @@ int pt__sched_launch(pt__driver *d, pt__executor *ex, pt__sched_stage *st, int64
   t->start_ns = 0;
   t->stop_ns = 0;
   t->grant = NULL;
+  t->cpus = 0;
   Protium__TaskLaunch tl = PROTIUM__TASK_LAUNCH__INIT;
   Protium__Resource **res = NULL;
   void *res_buf[32]; /* what one small grant's messages need */
@@ -543,6 +551,9 @@ int pt__sched_launch(pt__driver *d, pt__executor *ex, pt__sched_stage *st, int64
     return PT_ENOMEM;
   }
   exec_link(d, ex, i);
+  t->cpus = pt__res_cpus(st->profile);
+  ex->units += t->cpus;
+  ex->n_multi += t->cpus > 1;
   pt__stats_on_launch(st, t);
   if (task_id) *task_id = t->id;
   if (ex->n_inflight <= ex->slots) t->start_ns = now;

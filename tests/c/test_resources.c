@@ -591,6 +591,34 @@ static void test_discovery_errors(void **state) {
   pt_conf_free(c);
 }
 
+/* 2 cpus per task on executors of 3 slots: one such task at a time each,
+ * and none beside it; 4 cpus fail at once. */
+static void test_cpus_per_task(void **state) {
+  (void)state;
+  pt_session *s = open_ok(2, 3, NULL);
+  pt_resource_profile *p;
+  CHECK(pt_resource_profile_new(&p, &err));
+  CHECK(pt_resource_profile_cpus(p, 2, &err));
+  rec_arg a = make_arg("cpus.log", 100);
+  CHECK(run_job(s, 6, p, 0, &a, &err));
+  rec r[8];
+  int n = read_log(a.log, r, 8);
+  assert_int_equal(n, 6);
+  for (int i = 0; i < n; i++)
+    for (int k = 0; k < i; k++)
+      if (r[i].exec == r[k].exec && overlap(&r[i], &r[k]))
+        fail_msg("partitions %lld and %lld (2 cpus each) ran at once on executor %lld of 3 "
+                 "slots", (long long)r[i].part, (long long)r[k].part, (long long)r[i].exec);
+  pt_error e = {0};
+  assert_int_equal(pt_resource_profile_cpus(p, 0, &e), PT_EINVAL);
+  assert_string_equal(e.message, "resource profile: 0 cpus per task; give 1 or more");
+  CHECK(pt_resource_profile_cpus(p, 4, &err));
+  expect_job_error(s, p, "asks for 4 cpus per task but executors have 3 slots "
+                         "(executor.slots); lower the cpus or raise executor.slots");
+  pt_resource_profile_free(p);
+  pt_session_close(s);
+}
+
 /* The env variable is configurable per resource. */
 static void test_env_configurable(void **state) {
   (void)state;
@@ -721,6 +749,7 @@ int main(void) {
       cmocka_unit_test(test_request_errors),
       cmocka_unit_test(test_discovery_errors),
       cmocka_unit_test(test_env_configurable),
+      cmocka_unit_test(test_cpus_per_task),
       cmocka_unit_test(test_json_garbage),
       cmocka_unit_test(test_real_gpu),
   };
