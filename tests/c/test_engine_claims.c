@@ -515,10 +515,8 @@ static void check_table(const char *file) {
     }
     if (!in_table) continue;
     if (line[0] != '|') break;
-    char key[128], def[128] = "";
-    int got_fields = sscanf(line, "| `%127[^`]` | %127[^|]|", key, def);
-    if (got_fields < 1) continue;
-    if (got_fields == 1) def[0] = 0; /* an empty default cell */
+    char key[128], def[128];
+    if (sscanf(line, "| `%127[^`]` | %127[^|]|", key, def) != 2) continue;
     char *e = def + strlen(def);
     while (e > def && e[-1] == ' ') *--e = 0;
     if (strcmp(def, "(empty)") == 0) def[0] = 0; /* how the tables write "" */
