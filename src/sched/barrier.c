@@ -685,11 +685,24 @@ void pt__barrier_on_tick(pt__driver *d, uint64_t now) {
         for (int32_t e = 0; e < d->n_execs; e++) free += free_slots(d->execs[e]);
         describe_holders(d, missing, sizeof missing);
         fmt_ms(t, sizeof t, d->opts.barrier_admission_ms);
-        snprintf(text, sizeof text,
-                 "job %lld failed: barrier stage %lld needs %lld slots at once; after waiting "
-                 "%s (barrier.admission_timeout) only %lld were free, the others held by %s",
-                 (long long)job->id, (long long)st->id, (long long)b->n, t, (long long)free,
-                 missing);
+        if (st->profile && free >= b->n) {
+          /* The slots were there; the resources were not. */
+          char want[300];
+          pt__res_profile_text(st->profile, want, sizeof want);
+          snprintf(text, sizeof text,
+                   "job %lld failed: barrier stage %lld needs %lld tasks with %s each at "
+                   "once; after waiting %s (barrier.admission_timeout) %lld slots were free "
+                   "but not the resources for all of them, held by %s",
+                   (long long)job->id, (long long)st->id, (long long)b->n, want, t,
+                   (long long)free, missing);
+        } else {
+          snprintf(text, sizeof text,
+                   "job %lld failed: barrier stage %lld needs %lld slots at once; after "
+                   "waiting %s (barrier.admission_timeout) only %lld were free, the others "
+                   "held by %s",
+                   (long long)job->id, (long long)st->id, (long long)b->n, t,
+                   (long long)free, missing);
+        }
         pt__sched_job_fail(d, job, PT_ETIMEDOUT, text);
       }
     }

@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <spawn.h>
 #include <stdarg.h>
@@ -410,6 +411,50 @@ static void test_barrier_gpus(void **state) {
   pt_session_close(s);
 }
 
+/* A barrier stage whose slots are free but whose GPUs are held by another
+ * job waits barrier.admission_timeout, then fails saying that resources,
+ * not slots, were missing and what held them. */
+typedef struct holder_arg {
+  pt_session *s;
+  const pt_resource_profile *p;
+  rec_arg a;
+  int rc;
+} holder_arg;
+
+static void *hold_gpus(void *v) {
+  holder_arg *h = v;
+  pt_error e = {0};
+  h->rc = run_job(h->s, 3, h->p, 0, &h->a, &e);
+  return NULL;
+}
+
+static void test_barrier_admission_waits_for_gpus(void **state) {
+  (void)state;
+  const char *kv[] = {"resources.gpu.discovery_script", four_gpus(),
+                      "barrier.admission_timeout", "500ms", NULL};
+  pt_session *s = open_ok(1, 8, kv);
+  pt_resource_profile *p = profile("gpu", 1, 0);
+  holder_arg h = {.s = s, .p = p, .a = make_arg("holder.log", 2500)};
+  pthread_t t;
+  assert_int_equal(pthread_create(&t, NULL, hold_gpus, &h), 0);
+  struct timespec ts = {0, 400 * 1000000L}; /* the holder's 3 tasks are running */
+  nanosleep(&ts, NULL);
+  rec_arg a = make_arg("waiter.log", 0);
+  a.barrier = 1;
+  pt_error e = {0};
+  assert_int_equal(run_job(s, 2, p, 1, &a, &e), PT_ETIMEDOUT);
+  fprintf(stderr, "error: %s\n", e.message);
+  assert_non_null(strstr(e.message, "needs 2 tasks with 1 gpu each at once; after waiting "
+                                    "500ms (barrier.admission_timeout)"));
+  assert_non_null(strstr(e.message, "slots were free but not the resources for all of them, "
+                                    "held by job "));
+  assert_non_null(strstr(e.message, "(3 tasks)"));
+  assert_int_equal(pthread_join(t, NULL), 0);
+  assert_int_equal(h.rc, PT_OK);
+  pt_resource_profile_free(p);
+  pt_session_close(s);
+}
+
 /* The executors of a 2-task barrier stage: packed on one, or spread. */
 static void placement_case(const char *placement, int want_execs) {
   const char *kv[] = {"resources.gpu.discovery_script", four_gpus(), "barrier.placement",
@@ -744,6 +789,7 @@ int main(void) {
       cmocka_unit_test(test_barrier_pack),
       cmocka_unit_test(test_barrier_spread),
       cmocka_unit_test(test_barrier_too_few_gpus),
+      cmocka_unit_test(test_barrier_admission_waits_for_gpus),
       cmocka_unit_test(test_optional_without_gpus),
       cmocka_unit_test(test_optional_takes_free),
       cmocka_unit_test(test_request_errors),
