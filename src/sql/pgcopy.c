@@ -1,0 +1,250 @@
+/* pgcopy.c — PostgreSQL's binary COPY format (COPY ... TO STDOUT WITH
+ * (FORMAT binary)) decoded straight into Arrow builders, every length bounded
+ * by the bytes that remain. The layout, from the PostgreSQL manual's COPY
+ * page: an 11-byte signature "PGCOPY\n\377\r\n\0", int32 flags, int32 header
+ * extension length and that many bytes; then tuples: int16 field count, then
+ * per field int32 length (-1 = NULL) and the value in the type's send format;
+ * a field count of -1 ends the stream. All integers are big-endian.
+ */
+#include <string.h>
+
+#include "core/core.h"
+#include "sql/sql.h"
+
+/* Days and microseconds from the Unix epoch to PostgreSQL's (2000-01-01). */
+#define PG_EPOCH_DAYS 10957
+#define PG_EPOCH_US INT64_C(946684800000000)
+
+static const uint8_t k_signature[11] = {'P', 'G', 'C', 'O', 'P', 'Y', '\n', 0xff, '\r', '\n', 0};
+
+static uint16_t be16(const uint8_t *p) { return (uint16_t)((p[0] << 8) | p[1]); }
+static uint32_t be32(const uint8_t *p) {
+  return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+static uint64_t be64(const uint8_t *p) { return ((uint64_t)be32(p) << 32) | be32(p + 4); }
+
+int pt__pg_kind_of(uint32_t oid, const char *column, const char *type_name, pt__pg_kind *out,
+                   pt_error *err) {
+  switch (oid) {
+  case 16: *out = PT__PG_BOOL; return PT_OK;
+  case 21: *out = PT__PG_INT2; return PT_OK;
+  case 23: *out = PT__PG_INT4; return PT_OK;
+  case 20: *out = PT__PG_INT8; return PT_OK;
+  case 700: *out = PT__PG_FLOAT4; return PT_OK;
+  case 701: *out = PT__PG_FLOAT8; return PT_OK;
+  case 25:   /* text */
+  case 1043: /* varchar */
+  case 1042: /* bpchar */
+  case 19:   /* name */
+  case 114:  /* json */
+    *out = PT__PG_TEXT;
+    return PT_OK;
+  case 3802: *out = PT__PG_JSONB; return PT_OK;
+  case 17: *out = PT__PG_BYTEA; return PT_OK;
+  case 1082: *out = PT__PG_DATE; return PT_OK;
+  case 1114: *out = PT__PG_TIMESTAMP; return PT_OK;
+  case 1184: *out = PT__PG_TIMESTAMPTZ; return PT_OK;
+  case 2950: *out = PT__PG_UUID; return PT_OK;
+  default:
+    return pt__errorf(err, PT_ENOTSUP,
+                      "sql: column \"%s\" has type %s (oid %u), which protium cannot map to "
+                      "Arrow; cast it in the query (e.g. ::text) or leave it out",
+                      column ? column : "?", type_name ? type_name : "unknown", oid);
+  }
+}
+
+const char *pt__pg_kind_format(pt__pg_kind kind) {
+  switch (kind) {
+  case PT__PG_BOOL: return "b";
+  case PT__PG_INT2: return "s";
+  case PT__PG_INT4: return "i";
+  case PT__PG_INT8: return "l";
+  case PT__PG_FLOAT4: return "f";
+  case PT__PG_FLOAT8: return "g";
+  case PT__PG_TEXT:
+  case PT__PG_JSONB: return "u";
+  case PT__PG_BYTEA: return "z";
+  case PT__PG_DATE: return "tdD";
+  case PT__PG_TIMESTAMP: return "tsu:";
+  case PT__PG_TIMESTAMPTZ: return "tsu:UTC";
+  case PT__PG_UUID: return "w:16";
+  }
+  return "n";
+}
+
+int pt__pg_schema(int64_t n, const char *const *names, const pt__pg_kind *kinds,
+                  struct ArrowSchema *out, pt_error *err) {
+  PT_RETURN_NOT_OK(pt_schema_init(out, "+s", "", 0, n, err));
+  for (int64_t i = 0; i < n; i++) {
+    int rc = pt_schema_init(out->children[i], pt__pg_kind_format(kinds[i]), names[i],
+                            ARROW_FLAG_NULLABLE, 0, err);
+    if (rc != PT_OK) {
+      out->release(out);
+      return rc;
+    }
+  }
+  return PT_OK;
+}
+
+void pt__pgcopy_init(pt__pgcopy *d, int64_t n_columns, const pt__pg_kind *kinds,
+                     pt_builder *builder) {
+  memset(d, 0, sizeof *d);
+  d->n_columns = n_columns;
+  d->kinds = kinds;
+  d->builder = builder;
+}
+
+/* One non-null field of len bytes at p into builder b. */
+static int decode_field(pt__pg_kind kind, pt_builder *b, const uint8_t *p, int64_t len,
+                        int64_t row, int64_t col, pt_error *err) {
+  int64_t want = -1;
+  switch (kind) {
+  case PT__PG_BOOL: want = 1; break;
+  case PT__PG_INT2: want = 2; break;
+  case PT__PG_INT4:
+  case PT__PG_FLOAT4:
+  case PT__PG_DATE: want = 4; break;
+  case PT__PG_INT8:
+  case PT__PG_FLOAT8:
+  case PT__PG_TIMESTAMP:
+  case PT__PG_TIMESTAMPTZ: want = 8; break;
+  case PT__PG_UUID: want = 16; break;
+  default: break;
+  }
+  if (want >= 0 && len != want)
+    return pt__errorf(err, PT_EFORMAT,
+                      "pgcopy: row %lld column %lld: field of %lld bytes where %lld are expected",
+                      (long long)row, (long long)col, (long long)len, (long long)want);
+  int rc = PT_OK;
+  switch (kind) {
+  case PT__PG_BOOL:
+    if (p[0] > 1)
+      return pt__errorf(err, PT_EFORMAT, "pgcopy: row %lld column %lld: boolean byte %u",
+                        (long long)row, (long long)col, p[0]);
+    rc = pt_builder_append_int(b, p[0]);
+    break;
+  case PT__PG_INT2: rc = pt_builder_append_int(b, (int16_t)be16(p)); break;
+  case PT__PG_INT4: rc = pt_builder_append_int(b, (int32_t)be32(p)); break;
+  case PT__PG_INT8: rc = pt_builder_append_int(b, (int64_t)be64(p)); break;
+  case PT__PG_FLOAT4: {
+    uint32_t u = be32(p);
+    float f;
+    memcpy(&f, &u, 4);
+    rc = pt_builder_append_double(b, f);
+    break;
+  }
+  case PT__PG_FLOAT8: {
+    uint64_t u = be64(p);
+    double f;
+    memcpy(&f, &u, 8);
+    rc = pt_builder_append_double(b, f);
+    break;
+  }
+  case PT__PG_TEXT:
+  case PT__PG_BYTEA: rc = pt_builder_append_bytes(b, p, len); break;
+  case PT__PG_JSONB:
+    if (len < 1 || p[0] != 1)
+      return pt__errorf(err, PT_EFORMAT,
+                        "pgcopy: row %lld column %lld: jsonb without its version byte 1",
+                        (long long)row, (long long)col);
+    rc = pt_builder_append_bytes(b, p + 1, len - 1);
+    break;
+  case PT__PG_DATE: {
+    int64_t days = (int32_t)be32(p);
+    /* infinity and -infinity are INT32_MAX / INT32_MIN: no Arrow date holds them. */
+    if (days == INT32_MAX || days == INT32_MIN)
+      return pt__errorf(err, PT_ERANGE,
+                        "pgcopy: row %lld column %lld: date 'infinity' has no Arrow value; "
+                        "filter or cast it in the query",
+                        (long long)row, (long long)col);
+    rc = pt_builder_append_int(b, days + PG_EPOCH_DAYS);
+    break;
+  }
+  case PT__PG_TIMESTAMP:
+  case PT__PG_TIMESTAMPTZ: {
+    int64_t us = (int64_t)be64(p);
+    if (us == INT64_MAX || us == INT64_MIN || us > INT64_MAX - PG_EPOCH_US)
+      return pt__errorf(err, PT_ERANGE,
+                        "pgcopy: row %lld column %lld: timestamp 'infinity' has no Arrow value; "
+                        "filter or cast it in the query",
+                        (long long)row, (long long)col);
+    rc = pt_builder_append_int(b, us + PG_EPOCH_US);
+    break;
+  }
+  case PT__PG_UUID: rc = pt_builder_append_bytes(b, p, 16); break;
+  }
+  if (rc != PT_OK)
+    return pt__errorf(err, rc, "pgcopy: row %lld column %lld: %s", (long long)row,
+                      (long long)col, pt_builder_last_error(b));
+  return PT_OK;
+}
+
+int pt__pgcopy_feed(pt__pgcopy *d, const uint8_t *data, int64_t len, pt_error *err) {
+  int64_t pos = 0;
+  if (!d->header_done) {
+    if (len < 19 || memcmp(data, k_signature, sizeof k_signature) != 0)
+      return pt__errorf(err, PT_EFORMAT,
+                        "pgcopy: the stream does not start with the binary COPY signature");
+    uint32_t flags = be32(data + 11);
+    if (flags & (1u << 16))
+      return pt__errorf(err, PT_ENOTSUP, "pgcopy: streams WITH OIDS are not supported");
+    if (flags & 0xffffu)
+      return pt__errorf(err, PT_EFORMAT, "pgcopy: header flags 0x%x carry critical bits "
+                        "this decoder does not know", flags);
+    uint32_t ext = be32(data + 15);
+    if ((int64_t)ext > len - 19)
+      return pt__errorf(err, PT_EFORMAT,
+                        "pgcopy: header extension of %u bytes runs past the data", ext);
+    pos = 19 + (int64_t)ext;
+    d->header_done = 1;
+  }
+  while (pos < len) {
+    if (d->trailer_seen)
+      return pt__errorf(err, PT_EFORMAT, "pgcopy: %lld bytes after the end-of-data marker",
+                        (long long)(len - pos));
+    if (len - pos < 2)
+      return pt__errorf(err, PT_EFORMAT, "pgcopy: row %lld: truncated field count",
+                        (long long)d->rows);
+    int16_t nf = (int16_t)be16(data + pos);
+    pos += 2;
+    if (nf == -1) {
+      d->trailer_seen = 1;
+      continue;
+    }
+    if (nf != d->n_columns)
+      return pt__errorf(err, PT_EFORMAT, "pgcopy: row %lld has %d fields; %lld expected",
+                        (long long)d->rows, nf, (long long)d->n_columns);
+    for (int64_t c = 0; c < d->n_columns; c++) {
+      pt_builder *cb = pt_builder_child(d->builder, c);
+      if (len - pos < 4)
+        return pt__errorf(err, PT_EFORMAT, "pgcopy: row %lld column %lld: truncated length",
+                          (long long)d->rows, (long long)c);
+      int32_t fl = (int32_t)be32(data + pos);
+      pos += 4;
+      if (fl == -1) {
+        PT_RETURN_NOT_OK(pt_builder_append_null(cb, 1));
+        continue;
+      }
+      if (fl < 0 || (int64_t)fl > len - pos)
+        return pt__errorf(err, PT_EFORMAT,
+                          "pgcopy: row %lld column %lld: field length %d runs past the data",
+                          (long long)d->rows, (long long)c, fl);
+      PT_RETURN_NOT_OK(decode_field(d->kinds[c], cb, data + pos, fl, d->rows, c, err));
+      pos += fl;
+    }
+    int rc = pt_builder_append_row(d->builder);
+    if (rc != PT_OK)
+      return pt__errorf(err, rc, "pgcopy: row %lld: %s", (long long)d->rows,
+                        pt_builder_last_error(d->builder));
+    d->rows++;
+  }
+  return PT_OK;
+}
+
+int pt__pgcopy_finish(const pt__pgcopy *d, pt_error *err) {
+  if (!d->header_done || !d->trailer_seen)
+    return pt__errorf(err, PT_EFORMAT,
+                      "pgcopy: the stream ended after %lld rows without its end-of-data marker",
+                      (long long)d->rows);
+  return PT_OK;
+}

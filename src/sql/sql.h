@@ -1,0 +1,70 @@
+/* sql.h — what the SQL connectors share inside protium: the decoder of
+ * PostgreSQL's binary COPY format into Arrow builders. It needs no server and
+ * no libpq, so it is unit-tested and fuzzed on bytes alone.
+ */
+#ifndef PT_SQL_H
+#define PT_SQL_H
+
+#include <stdint.h>
+
+#include "protium.h"
+
+/* The column kinds the binary COPY decoder understands; each maps one or more
+ * PostgreSQL type OIDs to one Arrow type (docs/sql.md has the table). */
+typedef enum pt__pg_kind {
+  PT__PG_BOOL,        /* bool -> bool */
+  PT__PG_INT2,        /* int2 -> int16 */
+  PT__PG_INT4,        /* int4 -> int32 */
+  PT__PG_INT8,        /* int8 -> int64 */
+  PT__PG_FLOAT4,      /* float4 -> float32 */
+  PT__PG_FLOAT8,      /* float8 -> float64 */
+  PT__PG_TEXT,        /* text, varchar, bpchar, name, json -> utf8 */
+  PT__PG_JSONB,       /* jsonb (version byte 1, then text) -> utf8 */
+  PT__PG_BYTEA,       /* bytea -> binary */
+  PT__PG_DATE,        /* date -> date32 */
+  PT__PG_TIMESTAMP,   /* timestamp -> timestamp[us] */
+  PT__PG_TIMESTAMPTZ, /* timestamptz -> timestamp[us, tz=UTC] */
+  PT__PG_UUID,        /* uuid -> fixed_size_binary(16) */
+} pt__pg_kind;
+
+/* The kind of a PostgreSQL type OID. PT_ENOTSUP (message naming column and
+ * type_name) if protium has no mapping for it: the read is refused rather
+ * than a column silently dropped. */
+int pt__pg_kind_of(uint32_t oid, const char *column, const char *type_name, pt__pg_kind *out,
+                   pt_error *err);
+
+/* The Arrow format string of a kind ("b", "s", "tsu:UTC" ...). Static. */
+const char *pt__pg_kind_format(pt__pg_kind kind);
+
+/* A struct schema of n columns (names[i], kinds[i]), all nullable, into *out
+ * (caller owns it). */
+int pt__pg_schema(int64_t n, const char *const *names, const pt__pg_kind *kinds,
+                  struct ArrowSchema *out, pt_error *err);
+
+/* State of one binary COPY stream being decoded into a struct builder made
+ * from pt__pg_schema. Fields are private to pgcopy.c. */
+typedef struct pt__pgcopy {
+  int64_t n_columns;
+  const pt__pg_kind *kinds; /* borrowed, n_columns long; must outlive the decoder */
+  pt_builder *builder;      /* borrowed struct builder, one child per column */
+  int header_done;          /* 1 once the 11-byte signature and header are read */
+  int trailer_seen;         /* 1 after the -1 field count: nothing may follow */
+  int64_t rows;             /* tuples decoded so far */
+} pt__pgcopy;
+
+/* Starts a decoder; borrows kinds and builder. */
+void pt__pgcopy_init(pt__pgcopy *d, int64_t n_columns, const pt__pg_kind *kinds,
+                     pt_builder *builder);
+
+/* Decodes the next piece of the stream: data holds whole tuples (the first
+ * piece starts with the file header; PostgreSQL sends one tuple per CopyData
+ * message). Every length is checked against what remains, fixed-width fields
+ * against their width, the field count against n_columns: a corrupt or
+ * hostile stream gives PT_EFORMAT naming the row and column, never a read
+ * out of bounds. On failure the builder may hold a partial row: discard it. */
+int pt__pgcopy_feed(pt__pgcopy *d, const uint8_t *data, int64_t len, pt_error *err);
+
+/* Checks the stream ended properly (trailer seen). */
+int pt__pgcopy_finish(const pt__pgcopy *d, pt_error *err);
+
+#endif
