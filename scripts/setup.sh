@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 
 apt_packages=(build-essential cmake pkg-config libcmocka-dev liblz4-dev libzstd-dev
               libuv1-dev libprotobuf-c-dev protobuf-c-compiler clang python3-venv valgrind
-              openmpi-bin libopenmpi-dev libsnappy-dev zlib1g-dev libbrotli-dev)
+              openmpi-bin libopenmpi-dev libsnappy-dev zlib1g-dev libbrotli-dev
+              postgresql-15 libpq-dev mariadb-server libmariadb-dev)
 
 missing=()
 for p in "${apt_packages[@]}"; do
