@@ -5,6 +5,7 @@
 #ifndef PT_SQL_H
 #define PT_SQL_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "protium.h"
@@ -66,5 +67,21 @@ int pt__pgcopy_feed(pt__pgcopy *d, const uint8_t *data, int64_t len, pt_error *e
 
 /* Checks the stream ended properly (trailer seen). */
 int pt__pgcopy_finish(const pt__pgcopy *d, pt_error *err);
+
+/* Runs query on the PostgreSQL server of url (a libpq connection URI or
+ * key=value string; the password may also come from PGPASSWORD) and reads
+ * every row as one struct array. On PT_OK the caller owns *schema_out and
+ * *array_out; on failure both are left released. Error messages never hold
+ * the URL's password. */
+int pt__pg_read_query(const char *url, const char *query, struct ArrowSchema *schema_out,
+                      struct ArrowArray *array_out, pt_error *err);
+
+/* The password of a scheme://user:password@host URL into out (empty if there
+ * is none). PT_ERANGE if it does not fit in size bytes. */
+int pt__sql_url_password(const char *url, char *out, size_t size);
+
+/* Replaces every occurrence of url's password in text (NUL-terminated,
+ * edited in place) by "***". */
+void pt__sql_mask_password(char *text, const char *url);
 
 #endif
