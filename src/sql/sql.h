@@ -84,4 +84,15 @@ int pt__sql_url_password(const char *url, char *out, size_t size);
  * edited in place) by "***". */
 void pt__sql_mask_password(char *text, const char *url);
 
+/* Spark JDBC's partitioning of a read on a numeric column: *n_out WHERE
+ * predicates (fewer than num_partitions when upper - lower is smaller), the
+ * first "col < b1 OR col IS NULL", the middle ones "col >= a AND col < b",
+ * the last "col >= a"; one partition gives "1=1". The column text is used
+ * as given (quote it if it needs quoting). On PT_OK the caller owns *out
+ * (free with pt__sql_predicates_free). */
+int pt__sql_partition_predicates(const char *column, int64_t lower, int64_t upper,
+                                 int64_t num_partitions, char ***out, int64_t *n_out,
+                                 pt_error *err);
+void pt__sql_predicates_free(char **preds, int64_t n);
+
 #endif
