@@ -91,12 +91,14 @@ int pt__pg_read_query(const char *url, const char *query, struct ArrowSchema *sc
   int n = PQnfields(r);
   pt__pg_kind *kinds = calloc((size_t)(n ? n : 1), sizeof *kinds);
   char **names = calloc((size_t)(n ? n : 1), sizeof *names);
-  if (kinds == NULL || names == NULL) {
+  int32_t *typmods = calloc((size_t)(n ? n : 1), sizeof *typmods);
+  if (kinds == NULL || names == NULL || typmods == NULL) {
     rc = pt__errorf(err, PT_ENOMEM, "sql: out of memory for %d columns", n);
     goto finish_desc;
   }
   for (int i = 0; i < n; i++) {
     names[i] = strdup(PQfname(r, i));
+    typmods[i] = PQfmod(r, i);
     if (names[i] == NULL) {
       rc = pt__errorf(err, PT_ENOMEM, "sql: out of memory for column names");
       goto finish_desc;
@@ -110,7 +112,7 @@ int pt__pg_read_query(const char *url, const char *query, struct ArrowSchema *sc
   }
   PQclear(r);
   r = NULL;
-  rc = pt__pg_schema(n, (const char *const *)names, kinds, schema_out, err);
+  rc = pt__pg_schema(n, (const char *const *)names, kinds, typmods, schema_out, err);
   if (rc != PT_OK) goto finish_desc;
   pt_builder *b = NULL;
   rc = pt_builder_new(schema_out, &b, err);
@@ -165,6 +167,7 @@ finish_desc:
   for (int i = 0; names != NULL && i < n; i++) free(names[i]);
   free(names);
   free(kinds);
+  free(typmods);
 finish_conn:
   PQfinish(c);
   return rc;

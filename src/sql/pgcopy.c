@@ -6,6 +6,7 @@
  * per field int32 length (-1 = NULL) and the value in the type's send format;
  * a field count of -1 ends the stream. All integers are big-endian.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "core/core.h"
@@ -45,6 +46,7 @@ int pt__pg_kind_of(uint32_t oid, const char *column, const char *type_name, pt__
   case 1114: *out = PT__PG_TIMESTAMP; return PT_OK;
   case 1184: *out = PT__PG_TIMESTAMPTZ; return PT_OK;
   case 2950: *out = PT__PG_UUID; return PT_OK;
+  case 1700: *out = PT__PG_NUMERIC; return PT_OK;
   default:
     return pt__errorf(err, PT_ENOTSUP,
                       "sql: column \"%s\" has type %s (oid %u), which protium cannot map to "
@@ -68,16 +70,35 @@ const char *pt__pg_kind_format(pt__pg_kind kind) {
   case PT__PG_TIMESTAMP: return "tsu:";
   case PT__PG_TIMESTAMPTZ: return "tsu:UTC";
   case PT__PG_UUID: return "w:16";
+  case PT__PG_NUMERIC: return "d:38,0";
   }
   return "n";
 }
 
 int pt__pg_schema(int64_t n, const char *const *names, const pt__pg_kind *kinds,
-                  struct ArrowSchema *out, pt_error *err) {
+                  const int32_t *typmods, struct ArrowSchema *out, pt_error *err) {
   PT_RETURN_NOT_OK(pt_schema_init(out, "+s", "", 0, n, err));
   for (int64_t i = 0; i < n; i++) {
-    int rc = pt_schema_init(out->children[i], pt__pg_kind_format(kinds[i]), names[i],
-                            ARROW_FLAG_NULLABLE, 0, err);
+    const char *format = pt__pg_kind_format(kinds[i]);
+    char decimal[32];
+    if (kinds[i] == PT__PG_NUMERIC) {
+      /* numeric's modifier is ((precision << 16) | scale) + 4; -1 when
+       * unconstrained, whose values may have any scale. */
+      int32_t tm = typmods ? typmods[i] : -1;
+      int32_t precision = tm >= 4 ? ((tm - 4) >> 16) & 0xffff : -1;
+      int32_t scale = tm >= 4 ? (int16_t)((tm - 4) & 0xffff) : -1;
+      if (precision < 1 || precision > 38 || scale < 0 || scale > precision) {
+        out->release(out);
+        return pt__errorf(err, PT_ENOTSUP,
+                          "sql: column \"%s\" is numeric without a precision of at most 38 "
+                          "and a scale in 0..precision; cast it in the query "
+                          "(e.g. ::numeric(38,6) or ::text)",
+                          names[i]);
+      }
+      snprintf(decimal, sizeof decimal, "d:%d,%d", precision, scale);
+      format = decimal;
+    }
+    int rc = pt_schema_init(out->children[i], format, names[i], ARROW_FLAG_NULLABLE, 0, err);
     if (rc != PT_OK) {
       out->release(out);
       return rc;
@@ -92,6 +113,62 @@ void pt__pgcopy_init(pt__pgcopy *d, int64_t n_columns, const pt__pg_kind *kinds,
   d->n_columns = n_columns;
   d->kinds = kinds;
   d->builder = builder;
+}
+
+/* Room for a numeric as text: sign, 40 integer digits (weight < 10), the
+ * point, 4 * 10 fraction digits at most (dscale <= 38 is checked), NUL. */
+#define PT__PG_NUMERIC_TEXT 96
+
+/* numeric's send format: int16 ndigits, int16 weight (of the first digit,
+ * in base-10000 places), uint16 sign (0x0000 +, 0x4000 -, 0xC000 NaN,
+ * 0xD000 +inf, 0xF000 -inf), int16 dscale (decimal digits after the point),
+ * then ndigits int16 digits 0..9999. Written as decimal text to text. */
+static int numeric_text(const uint8_t *p, int64_t len, int64_t row, int64_t col, char *text,
+                        pt_error *err) {
+  if (len < 8)
+    return pt__errorf(err, PT_EFORMAT, "pgcopy: row %lld column %lld: numeric of %lld bytes",
+                      (long long)row, (long long)col, (long long)len);
+  int ndigits = (int16_t)be16(p), weight = (int16_t)be16(p + 2), dscale = (int16_t)be16(p + 6);
+  uint16_t sign = be16(p + 4);
+  if (ndigits < 0 || len != 8 + 2 * (int64_t)ndigits)
+    return pt__errorf(err, PT_EFORMAT,
+                      "pgcopy: row %lld column %lld: numeric of %lld bytes for %d digits",
+                      (long long)row, (long long)col, (long long)len, ndigits);
+  if (sign != 0 && sign != 0x4000)
+    return pt__errorf(err, PT_ERANGE,
+                      "pgcopy: row %lld column %lld: numeric NaN or infinity has no Arrow "
+                      "decimal value; filter it in the query",
+                      (long long)row, (long long)col);
+  if (weight >= 10 || weight < -11 || dscale < 0 || dscale > 38)
+    return pt__errorf(err, PT_ERANGE,
+                      "pgcopy: row %lld column %lld: numeric (weight %d, scale %d) does not fit "
+                      "a decimal128",
+                      (long long)row, (long long)col, weight, dscale);
+  int n = 0;
+  if (sign == 0x4000) text[n++] = '-';
+  if (weight < 0) text[n++] = '0';
+  for (int i = 0; i <= weight; i++) {
+    int d = i < ndigits ? (int16_t)be16(p + 8 + 2 * i) : 0;
+    if (d < 0 || d > 9999)
+      return pt__errorf(err, PT_EFORMAT, "pgcopy: row %lld column %lld: numeric digit %d",
+                        (long long)row, (long long)col, d);
+    n += snprintf(text + n, 5, i == 0 ? "%d" : "%04d", d);
+  }
+  if (dscale > 0) {
+    text[n++] = '.';
+    int written = 0;
+    for (int place = weight + 1; written < dscale; place++) {
+      int d = place >= 0 && place < ndigits ? (int16_t)be16(p + 8 + 2 * place) : 0;
+      if (d < 0 || d > 9999)
+        return pt__errorf(err, PT_EFORMAT, "pgcopy: row %lld column %lld: numeric digit %d",
+                          (long long)row, (long long)col, d);
+      char four[5];
+      snprintf(four, sizeof four, "%04d", d);
+      for (int k = 0; k < 4 && written < dscale; k++) text[n++] = four[k], written++;
+    }
+  }
+  text[n] = 0;
+  return PT_OK;
 }
 
 /* One non-null field of len bytes at p into builder b. */
@@ -172,6 +249,12 @@ static int decode_field(pt__pg_kind kind, pt_builder *b, const uint8_t *p, int64
     break;
   }
   case PT__PG_UUID: rc = pt_builder_append_bytes(b, p, 16); break;
+  case PT__PG_NUMERIC: {
+    char text[PT__PG_NUMERIC_TEXT];
+    PT_RETURN_NOT_OK(numeric_text(p, len, row, col, text, err));
+    rc = pt_builder_append_decimal_string(b, text);
+    break;
+  }
   }
   if (rc != PT_OK)
     return pt__errorf(err, rc, "pgcopy: row %lld column %lld: %s", (long long)row,

@@ -26,6 +26,7 @@ typedef enum pt__pg_kind {
   PT__PG_TIMESTAMP,   /* timestamp -> timestamp[us] */
   PT__PG_TIMESTAMPTZ, /* timestamptz -> timestamp[us, tz=UTC] */
   PT__PG_UUID,        /* uuid -> fixed_size_binary(16) */
+  PT__PG_NUMERIC,     /* numeric(p, s), p <= 38 -> decimal128(p, s) */
 } pt__pg_kind;
 
 /* The kind of a PostgreSQL type OID. PT_ENOTSUP (message naming column and
@@ -34,13 +35,16 @@ typedef enum pt__pg_kind {
 int pt__pg_kind_of(uint32_t oid, const char *column, const char *type_name, pt__pg_kind *out,
                    pt_error *err);
 
-/* The Arrow format string of a kind ("b", "s", "tsu:UTC" ...). Static. */
+/* The Arrow format string of a kind ("b", "s", "tsu:UTC" ...), numeric
+ * aside (its format depends on the type modifier). Static. */
 const char *pt__pg_kind_format(pt__pg_kind kind);
 
 /* A struct schema of n columns (names[i], kinds[i]), all nullable, into *out
- * (caller owns it). */
+ * (caller owns it). typmods (may be NULL: all -1) are PostgreSQL's type
+ * modifiers; a numeric column needs one with precision <= 38 and
+ * 0 <= scale <= precision, else it is refused by name (PT_ENOTSUP). */
 int pt__pg_schema(int64_t n, const char *const *names, const pt__pg_kind *kinds,
-                  struct ArrowSchema *out, pt_error *err);
+                  const int32_t *typmods, struct ArrowSchema *out, pt_error *err);
 
 /* State of one binary COPY stream being decoded into a struct builder made
  * from pt__pg_schema. Fields are private to pgcopy.c. */

@@ -113,6 +113,32 @@ static void test_many_rows(void **state) {
   s.release(&s);
 }
 
+static void test_numeric(void **state) {
+  (void)state;
+  struct ArrowSchema s;
+  struct ArrowArray a;
+  pt_error err;
+  assert_int_equal(pt__pg_read_query(g_pg.url,
+                                     "SELECT x::numeric(38, 6) AS n FROM (VALUES "
+                                     "(-12345678901234567890.123456), (0.000001), (NULL)) v(x)",
+                                     &s, &a, &err),
+                   PT_OK);
+  assert_string_equal(s.children[0]->format, "d:38,6");
+  assert_int_equal(pt_array_validate(&s, &a, &err), PT_OK);
+  const int64_t *v = a.children[0]->buffers[1];
+  /* -12345678901234567890123456 in two's complement: low and high words. */
+  __int128 first = (__int128)(((unsigned __int128)(uint64_t)v[1] << 64) | (uint64_t)v[0]);
+  __int128 want = -((__int128)12345678901234567LL * 1000000000 + 890123456);
+  assert_true(first == want);
+  assert_int_equal(v[2], 1);
+  assert_false(pt_array_is_valid(s.children[0], a.children[0], 2));
+  a.release(&a);
+  s.release(&s);
+  assert_int_equal(pt__pg_read_query(g_pg.url, "SELECT 1.5::numeric AS free", &s, &a, &err),
+                   PT_ENOTSUP);
+  assert_non_null(strstr(err.message, "column \"free\" is numeric without a precision"));
+}
+
 static void test_unmappable_refused(void **state) {
   (void)state;
   struct ArrowSchema s;
@@ -156,6 +182,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_read_every_type),
       cmocka_unit_test(test_many_rows),
+      cmocka_unit_test(test_numeric),
       cmocka_unit_test(test_unmappable_refused),
       cmocka_unit_test(test_password_masked),
   };

@@ -87,7 +87,7 @@ typedef struct {
 
 static void open_fixture(fixture *f) {
   pt_error err;
-  assert_int_equal(pt__pg_schema(NCOL, k_names, k_kinds, &f->schema, &err), PT_OK);
+  assert_int_equal(pt__pg_schema(NCOL, k_names, k_kinds, NULL, &f->schema, &err), PT_OK);
   assert_int_equal(pt_builder_new(&f->schema, &f->b, &err), PT_OK);
   pt__pgcopy_init(&f->d, NCOL, k_kinds, f->b);
 }
@@ -246,6 +246,78 @@ static void test_hostile(void **state) {
   assert_string_equal(err.message, "pgcopy: 2 bytes after the end-of-data marker");
 }
 
+/* A one-column numeric(20, 4) stream of the given send-format fields. */
+static int numeric_stream(const int16_t *const *fields, int n, struct ArrowArray *out,
+                          pt_error *err) {
+  static const pt__pg_kind kinds[] = {PT__PG_NUMERIC};
+  static const char *const names[] = {"n"};
+  int32_t typmod = ((20 << 16) | 4) + 4;
+  sbuf s = {0};
+  header(&s);
+  for (int i = 0; i < n; i++) {
+    int nd = fields[i][0];
+    put16(&s, 1), put32(&s, 8 + 2 * nd);
+    for (int k = 0; k < 4 + nd; k++) put16(&s, fields[i][k]);
+  }
+  put16(&s, -1);
+  struct ArrowSchema schema;
+  assert_int_equal(pt__pg_schema(1, names, kinds, &typmod, &schema, err), PT_OK);
+  assert_string_equal(schema.children[0]->format, "d:20,4");
+  pt_builder *b;
+  assert_int_equal(pt_builder_new(&schema, &b, err), PT_OK);
+  pt__pgcopy d;
+  pt__pgcopy_init(&d, 1, kinds, b);
+  int rc = pt__pgcopy_feed(&d, s.b, s.n, err);
+  if (rc == PT_OK) rc = pt__pgcopy_finish(&d, err);
+  if (rc == PT_OK) rc = pt_builder_finish(b, out, err);
+  pt_builder_free(b);
+  schema.release(&schema);
+  return rc;
+}
+
+static void test_numeric(void **state) {
+  (void)state;
+  /* 12345678.9012 = digits 1234 5678 9012, weight 1; -0.0005 = digit 5,
+   * weight -1; 0 = no digits. */
+  static const int16_t a[] = {3, 1, 0, 4, 1234, 5678, 9012};
+  static const int16_t b[] = {1, -1, 0x4000, 4, 5};
+  static const int16_t c[] = {0, 0, 0, 4};
+  static const int16_t d[] = {1, 2, 0, 0, 7}; /* 7 * 10000^2, scale 0 */
+  const int16_t *fields[] = {a, b, c, d};
+  struct ArrowArray out;
+  pt_error err;
+  assert_int_equal(numeric_stream(fields, 4, &out, &err), PT_OK);
+  const int64_t *v = (const int64_t *)out.children[0]->buffers[1]; /* low words, little-endian */
+  assert_int_equal(v[0], 123456789012LL);
+  assert_int_equal(v[2], -5);
+  assert_int_equal(v[3], -1); /* the high word of -5 */
+  assert_int_equal(v[4], 0);
+  assert_int_equal(v[6], 7LL * 100000000 * 10000);
+  out.release(&out);
+
+  static const int16_t nan[] = {0, 0, (int16_t)0xC000, 0};
+  const int16_t *f_nan[] = {nan};
+  assert_int_equal(numeric_stream(f_nan, 1, &out, &err), PT_ERANGE);
+  assert_string_equal(err.message, "pgcopy: row 0 column 0: numeric NaN or infinity has no "
+                                   "Arrow decimal value; filter it in the query");
+  static const int16_t bad_digit[] = {1, 0, 0, 0, 10000};
+  const int16_t *f_bad[] = {bad_digit};
+  assert_int_equal(numeric_stream(f_bad, 1, &out, &err), PT_EFORMAT);
+  assert_string_equal(err.message, "pgcopy: row 0 column 0: numeric digit 10000");
+  static const int16_t huge[] = {1, 12, 0, 0, 1};
+  const int16_t *f_huge[] = {huge};
+  assert_int_equal(numeric_stream(f_huge, 1, &out, &err), PT_ERANGE);
+
+  static const pt__pg_kind kinds[] = {PT__PG_NUMERIC};
+  static const char *const names[] = {"amount"};
+  struct ArrowSchema schema;
+  assert_int_equal(pt__pg_schema(1, names, kinds, NULL, &schema, &err), PT_ENOTSUP);
+  assert_string_equal(err.message,
+                      "sql: column \"amount\" is numeric without a precision of at most 38 and "
+                      "a scale in 0..precision; cast it in the query (e.g. ::numeric(38,6) or "
+                      "::text)");
+}
+
 static void test_unmappable_type_named(void **state) {
   (void)state;
   pt_error err;
@@ -264,6 +336,7 @@ int main(void) {
       cmocka_unit_test(test_decode_in_pieces),
       cmocka_unit_test(test_truncated_everywhere),
       cmocka_unit_test(test_hostile),
+      cmocka_unit_test(test_numeric),
       cmocka_unit_test(test_unmappable_type_named),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

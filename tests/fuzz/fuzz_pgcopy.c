@@ -14,14 +14,17 @@ static const pt__pg_kind k_kinds[] = {PT__PG_BOOL,  PT__PG_INT2,      PT__PG_INT
                                       PT__PG_INT8,  PT__PG_FLOAT8,    PT__PG_TEXT,
                                       PT__PG_JSONB, PT__PG_BYTEA,     PT__PG_DATE,
                                       PT__PG_TIMESTAMP, PT__PG_TIMESTAMPTZ, PT__PG_UUID,
-                                      PT__PG_FLOAT4};
+                                      PT__PG_FLOAT4, PT__PG_NUMERIC};
 static const char *const k_names[] = {"b", "i2", "i4", "i8", "f8", "t", "jb",
-                                      "by", "d", "ts", "tstz", "u", "f4"};
+                                      "by", "d", "ts", "tstz", "u", "f4", "n"};
+/* numeric(38, 6) for the last column; the others have none. */
+static const int32_t k_typmods[] = {-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+                                    ((38 << 16) | 6) + 4};
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size < 1) return 0;
-  /* The first byte picks the column count (1..13), the second the split. */
-  int64_t ncol = 1 + data[0] % 13;
+  /* The first byte picks the column count (1..14), the second the split. */
+  int64_t ncol = 1 + data[0] % 14;
   size_t split = size > 1 ? data[1] : 0;
   data += size > 1 ? 2 : 1;
   size -= size > 1 ? 2 : 1;
@@ -34,7 +37,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   pt_error err;
   struct ArrowSchema schema;
   pt_builder *builder = NULL;
-  if (pt__pg_schema(ncol, k_names, k_kinds, &schema, &err) != PT_OK) goto free_bytes;
+  if (pt__pg_schema(ncol, k_names, k_kinds, k_typmods, &schema, &err) != PT_OK) goto free_bytes;
   if (pt_builder_new(&schema, &builder, &err) != PT_OK) goto free_schema;
   pt__pgcopy d;
   pt__pgcopy_init(&d, ncol, k_kinds, builder);
