@@ -31,11 +31,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import tempfile
 import sys
 import textwrap
 from pathlib import Path
+
+from benchlib import run_json, run_peer
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = Path(os.environ.get("PT_BUILD_DIR", ROOT / "build"))
@@ -184,9 +185,7 @@ GLOO = COMMON + textwrap.dedent(
 
 
 def driver(exe: Path, *args: str) -> dict:
-    out = subprocess.run([str(exe), *args], check=True, capture_output=True, text=True,
-                         timeout=TIMEOUT_S)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return run_json([str(exe), *args], TIMEOUT_S)
 
 
 def peer(name: str, code: str, iters: int) -> dict | None:
@@ -196,20 +195,7 @@ def peer(name: str, code: str, iters: int) -> dict | None:
     with tempfile.TemporaryDirectory() as tmp:
         script = Path(tmp) / f"{name}_peer.py"
         script.write_text(code)
-        try:
-            out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
-                                 timeout=TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            out = None
-    if out is None:
-        print(f"{name}: timed out after {TIMEOUT_S}s; left out", file=sys.stderr)
-        return None
-    if out.returncode != 0:
-        tail = "\n".join(out.stderr.strip().splitlines()[-8:])
-        print(f"{name}: unavailable or failed (exit {out.returncode}); left out:\n{tail}",
-              file=sys.stderr)
-        return None
-    return json.loads(out.stdout.strip().splitlines()[-1])
+        return run_peer(name, [sys.executable, str(script)], TIMEOUT_S, tail_lines=8)
 
 
 def protium() -> dict:

@@ -32,10 +32,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
+
+from benchlib import run_json, run_peer
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = Path(os.environ.get("PT_BUILD_DIR", ROOT / "build"))
@@ -158,23 +159,11 @@ RAY = COMMON + textwrap.dedent(
 
 
 def driver(*args: str) -> dict:
-    out = subprocess.run([str(DRIVER), *args], check=True, capture_output=True, text=True,
-                         timeout=PEER_TIMEOUT_S)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return run_json([str(DRIVER), *args], PEER_TIMEOUT_S)
 
 
 def peer(name: str, code: str) -> dict | None:
-    try:
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                             timeout=PEER_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        print(f"{name}: timed out after {PEER_TIMEOUT_S}s; left out", file=sys.stderr)
-        return None
-    if out.returncode != 0:
-        tail = "\n".join(out.stderr.strip().splitlines()[-15:])
-        print(f"{name}: failed (exit {out.returncode}); left out:\n{tail}", file=sys.stderr)
-        return None
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return run_peer(name, [sys.executable, "-c", code], PEER_TIMEOUT_S)
 
 
 def main() -> None:
