@@ -518,7 +518,7 @@ int pt__sched_launch(pt__driver *d, pt__executor *ex, pt__sched_stage *st, int64
   Protium__Resource **res = NULL;
   void *res_buf[32]; /* what one small grant's messages need */
   if (st->profile) {
-    int rc = pt__res_take(ex->res, st->profile, &t->grant);
+    int rc = pt__res_take(ex->res, st->profile, st->res_pools, &t->grant);
     if (rc == PT_OK)
       rc = pt__res_grant_msgs(ex->res, t->grant, res_buf, sizeof res_buf, &res, &tl.n_resources);
     if (rc != PT_OK) {
