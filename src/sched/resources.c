@@ -678,40 +678,14 @@ int pt__res_take(pt__res_ledger *l, const pt_resource_profile *p, const int32_t 
   return PT_OK;
 }
 
-int pt__res_grant_msgs(const pt__res_ledger *l, const pt__res_grant *g, void *buf,
-                       size_t buf_size, Protium__Resource ***out, size_t *n) {
-  *out = NULL;
-  *n = 0;
-  if (!g || g->n == 0) return PT_OK;
-  /* One message per pool in the grant, addresses in grant order. */
-  size_t size = (size_t)g->n * (sizeof(Protium__Resource *) + sizeof(Protium__Resource) +
-                                sizeof(char *));
-  uint8_t *mem = size <= buf_size ? buf : pt__malloc(size);
-  if (!mem) return PT_ENOMEM;
-  Protium__Resource **ptrs = (Protium__Resource **)mem;
-  Protium__Resource *msgs = (Protium__Resource *)(ptrs + g->n);
-  char **addrs = (char **)(msgs + g->n);
-  size_t nm = 0, na = 0;
-  for (int32_t i = 0; i < g->n; i++) {
-    const pt__res_pool *p = &l->pools[g->e[i][0]];
-    Protium__Resource *m = NULL;
-    for (size_t k = 0; k < nm; k++)
-      if (strcmp(msgs[k].name, p->name) == 0) m = &msgs[k];
-    if (!m) {
-      m = &msgs[nm];
-      protium__resource__init(m);
-      m->name = p->name;
-      m->env = p->env;
-      m->addresses = &addrs[na];
-      ptrs[nm++] = m;
-    }
-    /* Grants list a pool's addresses together (taken request by request). */
-    m->addresses[m->n_addresses++] = p->addrs[g->e[i][1]];
-    na++;
-  }
-  *out = ptrs;
-  *n = nm;
-  return PT_OK;
+void pt__res_table_entry(const pt__res_ledger *l, int32_t i, Protium__Resource *m, char **addrs) {
+  const pt__res_pool *p = &l->pools[i];
+  protium__resource__init(m);
+  m->name = p->name;
+  m->env = p->env;
+  m->n_addresses = (size_t)p->n;
+  m->addresses = addrs;
+  for (int32_t a = 0; a < p->n; a++) addrs[a] = p->addrs[a];
 }
 
 void pt__res_fill_info(const pt__res_ledger *l, pt_executor_info *info) {

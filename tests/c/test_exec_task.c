@@ -221,7 +221,7 @@ static Protium__TaskStatus run_task(pt__stage *stage, int64_t partition, int64_t
   tl.partition = partition;
   tl.attempt = attempt;
   Protium__TaskStatus st;
-  pt__task_run(&env, stage, &tl, &st);
+  pt__task_run(&env, stage, &tl, NULL, 0, &st);
   assert_int_equal(st.task_id, 100 + partition);
   return st;
 }
