@@ -523,6 +523,11 @@ typedef struct pt_parquet_write_options {
                                     chunk, null count per page */
   int store_arrow_schema;        /* 1 (default): the Arrow schema under
                                     ARROW:schema, so pyarrow gets exact types */
+  const char *const *partition_by; /* pt_write_parquet only: top-level columns
+                                      whose values name Hive-style key=value/
+                                      directories (and leave the files);
+                                      NULL = none. Borrowed for the call. */
+  int64_t n_partition_by;        /* entries in partition_by */
 } pt_parquet_write_options;
 
 /* The defaults above. */
@@ -996,7 +1001,11 @@ int pt_session_job_stats(pt_session *s, int64_t job_id, pt_job_stats **out, pt_e
 void pt_job_stats_total(const pt_job_stats *st, pt_stage_stats *out);
 void pt_job_stats_free(pt_job_stats *st);
 /* Like pt_write_ipc, as Parquet: dir/part-00000.parquet ... and dir/_SUCCESS,
- * committed exactly once. opts NULL: the writer's defaults (SNAPPY). */
+ * committed exactly once. opts NULL: the writer's defaults (SNAPPY). With
+ * opts->partition_by, each partition writes one file per combination of the
+ * named columns' values, dir/k1=v1/k2=v2/part-00000.parquet (values escaped
+ * as Hive does, nulls and empty strings as __HIVE_DEFAULT_PARTITION__), and
+ * those columns are left out of the files; pt_read_parquet reads them back. */
 int pt_write_parquet(pt_dataset *ds, const char *dir, const pt_parquet_write_options *opts,
                      pt_error *err);
 

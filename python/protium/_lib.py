@@ -150,6 +150,8 @@ class PtParquetWriteOptions(ctypes.Structure):
         ("data_page_version", ctypes.c_int),
         ("write_statistics", ctypes.c_int),
         ("store_arrow_schema", ctypes.c_int),
+        ("partition_by", ctypes.POINTER(ctypes.c_char_p)),
+        ("n_partition_by", ctypes.c_int64),
     ]
 
 
@@ -254,6 +256,9 @@ _PROTOTYPES: dict[str, tuple[Any, list[Any]]] = {
     "pt_collect": (_c_int, [_vp, _P(ArrowArrayStream), _err]),
     "pt_count": (_c_int, [_vp, _P(_c_i64), _err]),
     "pt_write_ipc": (_c_int, [_vp, ctypes.c_char_p, _vp, _err]),
+    "pt_read_parquet": (
+        _c_int, [_vp, ctypes.c_char_p, _P(PtParquetReadOptions), _P(_vp), _err]),
+    "pt_write_parquet": (_c_int, [_vp, ctypes.c_char_p, _P(PtParquetWriteOptions), _err]),
 }
 
 

@@ -329,6 +329,10 @@ static int check_options(const pt_parquet_write_options *o, pt_error *err) {
   if (o->data_page_version != 1 && o->data_page_version != 2)
     return pt__errorf(err, PT_EINVAL, "parquet: data_page_version must be 1 or 2 (got %d)",
                       o->data_page_version);
+  if (o->n_partition_by != 0)
+    return pt__errorf(err, PT_EINVAL,
+                      "parquet: partition_by applies to pt_write_parquet (a directory); a "
+                      "single file has no partition directories");
   return PT_OK;
 }
 

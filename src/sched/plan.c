@@ -376,6 +376,12 @@ int pt__plan_build(pt__driver *d, pt_dataset *ds, const pt__action *action, pt__
       w->parquet_row_group_rows = action->parquet_row_group_rows;
       w->parquet_page_version = action->parquet_page_version;
       w->parquet_no_dictionary = action->parquet_no_dictionary != 0;
+      w->parquet_compression_level = action->parquet_compression_level;
+      w->parquet_page_bytes = action->parquet_page_bytes;
+      w->parquet_dictionary_page_bytes = action->parquet_dictionary_page_bytes;
+      w->parquet_no_statistics = action->parquet_no_statistics != 0;
+      w->n_parquet_partition_by = (size_t)action->parquet_n_partition_by;
+      w->parquet_partition_by = (char **)action->parquet_partition_by; /* the caller's */
     }
     sink = new_op(PROTIUM__OP__OP_WRITE_IPC, w);
     break;
