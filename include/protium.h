@@ -470,6 +470,12 @@ typedef struct pt_parquet_read_options {
                                       those that cannot match (copied) */
   int64_t row_group_start;    /* read row groups [start, start + row_groups) */
   int64_t row_groups;         /* only; 0 = to the end of the file */
+  const char *const *dictionary; /* string or binary columns (paths, as
+                                    filters name them) to read as Arrow
+                                    dictionaries (int32 indices); columns
+                                    written from dictionaries (ARROW:schema)
+                                    are read so anyway. NULL = none */
+  int64_t n_dictionary;       /* entries in dictionary */
 } pt_parquet_read_options;
 
 /* Defaults: all columns, batches of 65536 rows. */

@@ -134,6 +134,8 @@ class PtParquetReadOptions(ctypes.Structure):
         ("filter", ctypes.c_void_p),
         ("row_group_start", ctypes.c_int64),
         ("row_groups", ctypes.c_int64),
+        ("dictionary", ctypes.POINTER(ctypes.c_char_p)),
+        ("n_dictionary", ctypes.c_int64),
     ]
 
 

@@ -266,7 +266,8 @@ class Session:
 
     def read_parquet(self, path: Union[str, os.PathLike[str]], *,
                      columns: Optional[Sequence[str]] = None, filter: object = None,
-                     batch_size: int = 0) -> "Dataset":
+                     batch_size: int = 0,
+                     read_dictionary: Optional[Sequence[str]] = None) -> "Dataset":
         """Parquet files as a dataset (PySpark's spark.read.parquet): a file,
         a directory (Hive-style key=value directories become columns) or a
         glob. Row groups are dealt into partitions of about
@@ -278,10 +279,13 @@ class Session:
         Directories and row groups that cannot match are not read; the rows
         of the others are all returned (filter them with Dataset.filter).
         batch_size: rows per batch at most (0: 65536).
+        read_dictionary: string or binary columns to read as dictionary
+        arrays (pyarrow's option); columns written from dictionaries are
+        read so anyway.
         """
         from protium.parquet import _read_options
 
-        opts, keep = _read_options(columns, batch_size, filter)
+        opts, keep = _read_options(columns, batch_size, filter, read_dictionary)
         ds = self._dataset(_lib.lib().pt_read_parquet, self._handle(), os.fsencode(path),
                            ctypes.byref(opts))
         del keep  # the filter and names were copied

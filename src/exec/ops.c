@@ -175,6 +175,8 @@ static int next_piece(pt__source *src, pt_error *err) {
     opts.n_columns = q->n_columns > 0 ? (int64_t)q->n_columns : 0;
     if (q->n_columns == 0) opts.columns = NULL;
     if (q->batch_rows > 0) opts.batch_size = q->batch_rows;
+    opts.dictionary = (const char *const *)q->dictionary;
+    opts.n_dictionary = (int64_t)q->n_dictionary;
     opts.row_group_start = pc->row_group_start;
     opts.row_groups = pc->row_groups;
     int rc = pt_parquet_read_path(pc->path, &opts, &src->stream, err);

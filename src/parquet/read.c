@@ -47,6 +47,7 @@ typedef struct leaf {
   int out_width;         /* bytes per Arrow value (fixed-width outputs) */
   bool large;            /* int64 offsets */
   bool view;             /* CV_BINARY: offsets made string/binary views at the end */
+  bool dict_out;         /* CV_BINARY: read as an Arrow dictionary (int32 indices) */
   int64_t ts_mul, ts_div; /* CV_TS_SCALE / CV_INT96 */
   char format[48];
 } leaf;
@@ -89,6 +90,14 @@ typedef struct colbuf {
   /* Levels of the whole chunk, for leaves below structs and lists. */
   uint16_t *defs, *reps;
   int64_t n_levels, cap_levels;
+  /* leaf.dict_out: values holds each row's int32 index into an Arrow
+   * dictionary of unique values (offsets doffs, bytes data), found through
+   * the hash table memo; dmap maps the file's dictionary onto it. */
+  uint8_t *doffs;
+  int64_t dn, dcap;
+  int32_t *memo;         /* open addressing: index + 1, 0 empty */
+  int64_t memo_cap;      /* a power of two, > 2 * dn */
+  int32_t *dmap;
 } colbuf;
 
 typedef struct reader {
@@ -338,6 +347,16 @@ static int map_leaf(leaf *c, const struct ArrowSchema *arrow, pt_error *err) {
              (af[1] == 'u') == (c->format[0] == 'u')) {
     c->view = true;
     snprintf(c->format, sizeof c->format, "%s", af);
+  } else if (c->conv == CV_BINARY && arrow->dictionary != NULL && arrow->dictionary->format &&
+             strlen(arrow->dictionary->format) == 1 &&
+             strchr("uUzZ", arrow->dictionary->format[0]) != NULL &&
+             (strchr("uU", arrow->dictionary->format[0]) != NULL) == (c->format[0] == 'u')) {
+    /* Written from a dictionary column: read as one again, as pyarrow
+     * does (int32 indices and utf8 or binary values, whatever the stored
+     * index and value widths). */
+    c->dict_out = true;
+    c->large = false;
+    snprintf(c->format, sizeof c->format, "%s", strchr("uU", arrow->dictionary->format[0]) ? "u" : "z");
   }
   return PT_OK;
 }
@@ -557,12 +576,20 @@ static int node_schema(const node *n, struct ArrowSchema *out, pt_error *err) {
                        : n->kind == N_LIST ? (n->map ? "+m" : n->large ? "+L" : "+l")
                                            : "+s";
   bool nullable = n->nullable || (n->kind == N_LEAF && n->leaf->conv == CV_NULL);
+  if (n->kind == N_LEAF && n->leaf->dict_out) {
+    struct ArrowSchema values;
+    PT_RETURN_NOT_OK(pt_schema_init(out, "i", n->name, nullable ? ARROW_FLAG_NULLABLE : 0, 0, err));
+    PT_RETURN_NOT_OK(pt_schema_init(&values, format, "", ARROW_FLAG_NULLABLE, 0, err));
+    return pt_schema_set_dictionary(out, &values, err);
+  }
   PT_RETURN_NOT_OK(pt_schema_init(out, format, n->name, nullable ? ARROW_FLAG_NULLABLE : 0,
                                   n->n_children, err));
   for (int64_t k = 0; k < n->n_children; k++)
     PT_RETURN_NOT_OK(node_schema(&n->children[k], out->children[k], err));
   return PT_OK;
 }
+
+static int64_t find_path(const char *path, void *arg, int64_t *elem);
 
 static int build_schema(reader *r, const pt_parquet_read_options *opts, pt_error *err) {
   const pt__pq_file_meta *m = &r->meta;
@@ -626,6 +653,26 @@ static int build_schema(reader *r, const pt_parquet_read_options *opts, pt_error
     rc = make_node(r, &at, 0, 0, 0, &chunk, af, false, &r->cols[k], 0, err);
   }
   r->n_cols = n_cols;
+  /* Columns asked for as dictionaries (those not selected are ignored). */
+  for (int64_t k = 0; opts && opts->dictionary && k < opts->n_dictionary && rc == PT_OK; k++) {
+    const char *want = opts->dictionary[k];
+    int64_t elem = -1;
+    if (want == NULL || find_path(want, r, &elem) == -1 || elem < 0) {
+      rc = pt__errorf(err, PT_EINVAL, "dictionary: no column '%s' in the file (name struct "
+                      "fields as 'a.b', list elements as 'a.list.element')", want ? want : "(null)");
+      break;
+    }
+    for (int64_t j = 0; j < r->n_sel; j++) {
+      leaf *c = r->leaves[j];
+      if (c->e != &m->schema[elem]) continue;
+      if (c->conv != CV_BINARY)
+        rc = pt__errorf(err, PT_EINVAL, "dictionary: column '%s' is not a string or binary "
+                        "column; only those are read as dictionaries", want);
+      else if (c->view) snprintf(c->format, sizeof c->format, "%s", c->format[1] == 'u' ? "u" : "z");
+      c->view = false;
+      c->dict_out = true;
+    }
+  }
   if (rc == PT_OK) rc = pt_schema_init(&r->schema, "+s", "", 0, n_cols, err);
   for (int64_t k = 0; k < n_cols && rc == PT_OK; k++)
     rc = node_schema(&r->cols[k], r->schema.children[k], err);
@@ -781,9 +828,135 @@ typedef struct vsrc {
   pt__rle_dec rle;        /* RLE booleans */
 } vsrc;
 
+/* ------------------------------------------------------------------------ */
+/* Dictionary output (leaf.dict_out) */
+
+static uint64_t hash_value(const uint8_t *p, int64_t n) {
+  uint64_t h = 0x9E3779B97F4A7C15ULL ^ (uint64_t)n;
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t w;
+    memcpy(&w, p + i, 8);
+    h = (h ^ w) * 0xff51afd7ed558ccdULL;
+    h ^= h >> 32;
+  }
+  uint64_t w = 0;
+  memcpy(&w, p + i, (size_t)(n - i));
+  h = (h ^ w) * 0xc4ceb9fe1a85ec53ULL;
+  return h ^ (h >> 29);
+}
+
+static int64_t doff(const leaf *c, const colbuf *b, int64_t i) {
+  return c->large ? pt__load_i64(b->doffs + i * 8) : pt__load_i32(b->doffs + i * 4);
+}
+
+/* *out = the index of value p[0, n) in b's Arrow dictionary, added if new. */
+static int memo_find(const leaf *c, colbuf *b, const uint8_t *p, int64_t n, int32_t *out,
+                     pt_error *err) {
+  if (b->memo_cap <= 2 * b->dn) {
+    int64_t cap = b->memo_cap ? b->memo_cap * 2 : 1024;
+    int32_t *t = pt__calloc((size_t)cap, sizeof *t);
+    if (t == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
+    for (int64_t i = 0; i < b->dn; i++) {
+      int64_t a = doff(c, b, i), e = doff(c, b, i + 1);
+      int64_t s = (int64_t)(hash_value(b->data + a, e - a) & (uint64_t)(cap - 1));
+      while (t[s] != 0) s = (s + 1) & (cap - 1);
+      t[s] = (int32_t)(i + 1);
+    }
+    pt__free(b->memo);
+    b->memo = t;
+    b->memo_cap = cap;
+  }
+  int64_t s = (int64_t)(hash_value(p, n) & (uint64_t)(b->memo_cap - 1));
+  for (; b->memo[s] != 0; s = (s + 1) & (b->memo_cap - 1)) {
+    int64_t i = b->memo[s] - 1, a = doff(c, b, i), e = doff(c, b, i + 1);
+    if (e - a == n && (n == 0 || memcmp(b->data + a, p, (size_t)n) == 0)) {
+      *out = (int32_t)i;
+      return PT_OK;
+    }
+  }
+  if (b->dn >= INT32_MAX - 1)
+    return pt__errorf(err, PT_ERANGE, "more than 2^31 distinct values in one row group");
+  int w = c->large ? 8 : 4;
+  if (b->dn + 2 > b->dcap) {
+    int64_t cap = b->dcap ? b->dcap * 2 : 1024;
+    uint8_t *d = pt__realloc(b->doffs, (size_t)cap * (size_t)w);
+    if (d == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
+    if (b->dcap == 0) memset(d, 0, (size_t)w);
+    b->doffs = d;
+    b->dcap = cap;
+  }
+  PT_RETURN_NOT_OK(grow_data(b, n, err));
+  if (n > 0) memcpy(b->data + b->data_len, p, (size_t)n);
+  b->data_len += n;
+  if (!c->large && b->data_len > INT32_MAX)
+    return pt__errorf(err, PT_ERANGE,
+                      "more than 2 GiB of distinct strings in one row group; read fewer columns "
+                      "or rewrite the file with smaller row groups");
+  if (c->large) pt__store_i64(b->doffs + (b->dn + 1) * 8, b->data_len);
+  else pt__store_i32(b->doffs + (b->dn + 1) * 4, (int32_t)b->data_len);
+  b->memo[s] = (int32_t)(++b->dn);
+  *out = (int32_t)(b->dn - 1);
+  return PT_OK;
+}
+
+/* The file's dictionary page onto the Arrow dictionary: each value found
+ * (or added) once, so that indices then translate through dmap. */
+static int map_file_dict(const leaf *c, colbuf *b, pt_error *err) {
+  b->dmap = pt__malloc((size_t)(b->dict_n ? b->dict_n : 1) * sizeof *b->dmap);
+  if (b->dmap == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
+  for (int64_t i = 0; i < b->dict_n; i++)
+    PT_RETURN_NOT_OK(memo_find(c, b, b->dict_ptr[i], b->dict_len[i], &b->dmap[i], err));
+  return PT_OK;
+}
+
+/* emit() for leaf.dict_out: indices instead of values. */
+static int emit_dict(const leaf *c, colbuf *b, int64_t n, const uint32_t *defs, vsrc *s,
+                     pt_error *err) {
+  PT_RETURN_NOT_OK(grow_rows(b, c, b->rows + n + 1, err));
+  bool dict = s->enc == PT__ENC_RLE_DICTIONARY || s->enc == PT__ENC_PLAIN_DICTIONARY;
+  int32_t *idx = (int32_t *)b->values;
+  int64_t row = b->rows;
+  for (int64_t i = 0; i < n; i++) {
+    if (defs != NULL && defs[i] < (uint32_t)c->def_slot) continue; /* no row here */
+    bool present = defs == NULL || defs[i] == (uint32_t)c->max_def;
+    if (!present && b->validity == NULL) {
+      int64_t bytes = (b->cap_rows + 7) / 8 + 8;
+      b->validity = pt__malloc((size_t)bytes);
+      if (b->validity == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
+      memset(b->validity, 0, (size_t)bytes);
+      for (int64_t j = 0; j < row; j++) pt__bit_set(b->validity, j, 1);
+    }
+    if (b->validity) pt__bit_set(b->validity, row, present);
+    if (!present) {
+      idx[row++] = 0;
+      b->nulls++;
+      continue;
+    }
+    if (dict) {
+      uint32_t ix = s->idx[s->k++];
+      if (ix >= (uint64_t)b->dict_n)
+        return pt__errorf(err, PT_EFORMAT, "dictionary index %u out of range of %lld values", ix,
+                          (long long)b->dict_n);
+      idx[row++] = b->dmap[ix];
+    } else {
+      if (s->end - s->p < 4) return pt__errorf(err, PT_EFORMAT, "BYTE_ARRAY value length cut short");
+      uint32_t l = pt__load_u32(s->p);
+      if (l > (uint64_t)(s->end - s->p - 4))
+        return pt__errorf(err, PT_EFORMAT, "BYTE_ARRAY value of %u bytes but %lld bytes left", l,
+                          (long long)(s->end - s->p - 4));
+      PT_RETURN_NOT_OK(memo_find(c, b, s->p + 4, l, &idx[row++], err));
+      s->p += 4 + l;
+    }
+  }
+  b->rows = row;
+  return PT_OK;
+}
+
 /* Appends page values: n rows, defs (NULL: all present), values from src. */
 static int emit(reader *r, const leaf *c, colbuf *b, int64_t n, const uint32_t *defs, vsrc *s,
                 int64_t n_present, pt_error *err) {
+  if (c->dict_out) return emit_dict(c, b, n, defs, s, err);
   PT_RETURN_NOT_OK(grow_rows(b, c, b->rows + n + 1, err));
   int64_t n_rows = n;
   if (defs != NULL && c->def_slot > 0) {
@@ -1251,6 +1424,7 @@ static int read_chunk(reader *r, int64_t rg, const leaf *c, colbuf *b, int64_t r
                           (long long)clen, (long long)ulen);
       }
       PT_RETURN_NOT_OK(read_dict(r, c, b, &h, dbody, ulen, err));
+      if (c->dict_out) PT_RETURN_NOT_OK(map_file_dict(c, b, err));
       (*page_no)++;
       continue;
     }
@@ -1453,6 +1627,9 @@ static void colbuf_free(colbuf *b) {
   pt__free(b->dict_len);
   pt__free(b->defs);
   pt__free(b->reps);
+  pt__free(b->doffs);
+  pt__free(b->memo);
+  pt__free(b->dmap);
   memset(b, 0, sizeof *b);
 }
 
@@ -1477,8 +1654,42 @@ static uint8_t *offsets_to_views(const colbuf *b) {
   return views;
 }
 
+/* Moves the indices and dictionary of b into a new dictionary array. */
+static int finish_dict_array(const leaf *c, colbuf *b, struct ArrowArray *out, pt_error *err) {
+  PT_RETURN_NOT_OK(pt__array_init(out, 2, 0, true, err));
+  struct ArrowArray *d = out->dictionary;
+  int rc = pt__array_init(d, 3, 0, false, err);
+  if (rc != PT_OK) {
+    out->dictionary = NULL; /* not initialised: nothing to release */
+    out->release(out);
+    return rc;
+  }
+  if (b->values == NULL) b->values = pt__calloc(1, 64);
+  if (b->doffs == NULL) b->doffs = pt__calloc(1, 64);
+  if (b->data == NULL) b->data = pt__calloc(1, 64);
+  if (b->values == NULL || b->doffs == NULL || b->data == NULL) {
+    out->release(out);
+    return pt__errorf(err, PT_ENOMEM, "out of memory");
+  }
+  out->length = b->rows;
+  out->null_count = b->nulls;
+  if (b->nulls > 0) {
+    pt__array_set_buffer(out, 0, b->validity, true);
+    b->validity = NULL;
+  }
+  pt__array_set_buffer(out, 1, b->values, true);
+  b->values = NULL;
+  d->length = b->dn;
+  pt__array_set_buffer(d, 1, b->doffs, true);
+  pt__array_set_buffer(d, 2, b->data, true);
+  b->doffs = NULL;
+  b->data = NULL;
+  return PT_OK;
+}
+
 /* Moves the buffers of b into a new array *out. */
 static int finish_array(const leaf *c, colbuf *b, struct ArrowArray *out, pt_error *err) {
+  if (c->dict_out) return finish_dict_array(c, b, out, err);
   int nb = c->conv == CV_NULL ? 0 : c->view ? 4 : c->conv == CV_BINARY ? 3 : 2;
   PT_RETURN_NOT_OK(pt__array_init(out, nb, 0, false, err));
   out->length = b->rows;

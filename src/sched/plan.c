@@ -274,6 +274,8 @@ static int add_chain_ops(pt__driver *d, pt__job *job, pt__sched_stage *st, pt_da
       q->pieces = ptrs;
       q->n_columns = (size_t)src->n_columns;
       q->columns = src->columns;
+      q->n_dictionary = (size_t)src->n_dictionary;
+      q->dictionary = src->dictionary;
       q->batch_rows = src->batch_rows;
     }
     op = new_op(PROTIUM__OP__OP_READ_PARQUET, q);

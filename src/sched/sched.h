@@ -68,6 +68,8 @@ struct pt_dataset {
   int64_t *piece_partition, *piece_rg_start, *piece_rg_count; /* owned */
   char **columns;                /* owned, each owned; n_columns == 0: all */
   int64_t n_columns;
+  char **dictionary;             /* owned, each owned: read as dictionaries */
+  int64_t n_dictionary;
   char **partition_keys;         /* owned, each owned: Hive-style directory keys */
   int64_t n_partition_keys;
   char **piece_values;           /* owned: n_pieces * n_partition_keys, each owned;
