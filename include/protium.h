@@ -501,6 +501,13 @@ int pt_parquet_read_buffer(const void *data, int64_t size,
  * those skipped by the filter. PT_EINVAL for other streams. */
 int pt_parquet_stream_row_groups(struct ArrowArrayStream *stream, int64_t *read,
                                  int64_t *skipped, pt_error *err);
+/* Of the same: the data pages decoded so far in the row groups read, and
+ * those passed over because the page index (ColumnIndex and OffsetIndex of
+ * the filter's columns) proves none of their rows can match. Pages are
+ * only skipped when no selected column is nested; the rows of skipped
+ * pages are then left out of every column. */
+int pt_parquet_stream_pages(struct ArrowArrayStream *stream, int64_t *read, int64_t *skipped,
+                            pt_error *err);
 
 /* Parquet writing: Arrow batches of one schema into one file. */
 

@@ -212,6 +212,7 @@ _PROTOTYPES: dict[str, tuple[Any, list[Any]]] = {
     "pt_parquet_filter_combine": (_c_int, [_c_int, _vp, _vp, _P(_vp), _err]),
     "pt_parquet_filter_free": (None, [_vp]),
     "pt_parquet_stream_row_groups": (_c_int, [_P(ArrowArrayStream), _P(_c_i64), _P(_c_i64), _err]),
+    "pt_parquet_stream_pages": (_c_int, [_P(ArrowArrayStream), _P(_c_i64), _P(_c_i64), _err]),
     "pt_parquet_write_options_init": (None, [_P(PtParquetWriteOptions)]),
     "pt_parquet_writer_open_path": (
         _c_int,

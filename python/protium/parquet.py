@@ -157,6 +157,9 @@ class _ParquetStream(_CStream):
             if lib().pt_parquet_stream_row_groups(_ref(self.c), _ref(read), _ref(skipped), _ref(err)) == 0:
                 self.stats["row_groups_read"] = read.value
                 self.stats["row_groups_skipped"] = skipped.value
+            if lib().pt_parquet_stream_pages(_ref(self.c), _ref(read), _ref(skipped), _ref(err)) == 0:
+                self.stats["pages_read"] = read.value
+                self.stats["pages_skipped"] = skipped.value
         super().close()
 
 
@@ -179,7 +182,8 @@ def read_parquet(
     whose statistics prove no row matches are skipped; the rows of the others
     are returned as they are (filter them yourself).
     stats: a dict that gets "row_groups_read" and "row_groups_skipped" once
-    the reader is exhausted.
+    the reader is exhausted, and "pages_read" and "pages_skipped" (data
+    pages the page index ruled out; their rows are left out too).
     read_dictionary: string or binary columns (paths such as "a.b") to read
     as dictionary arrays, as pyarrow's option of that name; columns written
     from dictionaries are read so anyway.

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "parquet/parquet.h"
+#include "arrow/kernels.h"
 #include "parquet/parquet_int.h"
 
 #define DEFAULT_BATCH_ROWS 65536
@@ -98,6 +99,10 @@ typedef struct colbuf {
   int32_t *memo;         /* open addressing: index + 1, 0 empty */
   int64_t memo_cap;      /* a power of two, > 2 * dn */
   int32_t *dmap;
+  /* With rows to keep (the page index ruled pages out): the rows passed,
+   * decoded or not, and the row ranges of the pages decoded. */
+  int64_t seen;
+  pt__row_ranges got;
 } colbuf;
 
 typedef struct reader {
@@ -115,6 +120,8 @@ typedef struct reader {
   colbuf *bufs;            /* n_sel, while a row group is read */
   pt_parquet_filter *filter; /* owned copy, or NULL */
   int64_t rg_read, rg_skipped;
+  int64_t pages_read, pages_skipped; /* data pages of the row groups read */
+  bool flat;               /* no selected column below a struct or list */
   struct ArrowSchema schema;
   int64_t batch_rows;
   int64_t next_rg, end_rg; /* the row groups [next_rg, end_rg) are left */
@@ -653,6 +660,8 @@ static int build_schema(reader *r, const pt_parquet_read_options *opts, pt_error
     rc = make_node(r, &at, 0, 0, 0, &chunk, af, false, &r->cols[k], 0, err);
   }
   r->n_cols = n_cols;
+  r->flat = r->n_sel > 0;
+  for (int64_t j = 0; j < r->n_sel; j++) r->flat = r->flat && !r->leaves[j]->nested;
   /* Columns asked for as dictionaries (those not selected are ignored). */
   for (int64_t k = 0; opts && opts->dictionary && k < opts->n_dictionary && rc == PT_OK; k++) {
     const char *want = opts->dictionary[k];
@@ -1363,8 +1372,21 @@ static int to_plain(reader *r, const leaf *c, int enc, const uint8_t *vals, int6
   }
 }
 
+/* Whether rows [start, end) meet a range of keep. */
+static bool ranges_meet(const pt__row_ranges *keep, int64_t start, int64_t end) {
+  int64_t lo = 0, hi = keep->n;
+  while (lo < hi) { /* the first range ending after start */
+    int64_t mid = (lo + hi) / 2;
+    if (keep->v[2 * mid + 1] <= start) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo < keep->n && keep->v[2 * lo] < end;
+}
+
+/* keep: NULL, or (flat columns) the rows to keep: data pages holding none
+ * of them are passed over without being decompressed or decoded. */
 static int read_chunk(reader *r, int64_t rg, const leaf *c, colbuf *b, int64_t rg_rows,
-                      int64_t *page_no, pt_error *err) {
+                      const pt__row_ranges *keep, int64_t *page_no, pt_error *err) {
   const pt__pq_row_group *g = &r->meta.row_groups[rg];
   const pt__pq_column_chunk *cc = &g->columns[c->chunk];
   if (cc->encrypted) return pt__errorf(err, PT_ENOTSUP, "encrypted columns are not supported");
@@ -1389,7 +1411,7 @@ static int read_chunk(reader *r, int64_t rg, const leaf *c, colbuf *b, int64_t r
   int64_t values_left = m->num_values;
   int64_t pos = start;
   *page_no = 0;
-  while (values_left > 0 || (!c->nested && pos < end && b->rows < rg_rows)) {
+  while (values_left > 0 || (!c->nested && pos < end && b->seen < rg_rows)) {
     if (pos >= end)
       return pt__errorf(err, PT_EFORMAT, "chunk ends with %lld of its values missing",
                         (long long)values_left);
@@ -1434,10 +1456,36 @@ static int read_chunk(reader *r, int64_t rg, const leaf *c, colbuf *b, int64_t r
     if ((v2 && !h.has_data_v2) || (!v2 && !h.has_data))
       return pt__errorf(err, PT_EFORMAT, "data page without its header");
     int64_t n = h.num_values;
-    int64_t room = c->nested ? values_left : (values_left < rg_rows - b->rows ? values_left : rg_rows - b->rows);
+    int64_t room = c->nested ? values_left : (values_left < rg_rows - b->seen ? values_left : rg_rows - b->seen);
     if (n < 0 || n > room)
       return pt__errorf(err, PT_EFORMAT, "page of %lld values where %lld remain", (long long)n,
                         (long long)room);
+    if (keep != NULL) {
+      /* Flat: a page's values are its rows. */
+      int64_t first = b->seen;
+      b->seen += n;
+      values_left -= n;
+      (*page_no)++;
+      if (!ranges_meet(keep, first, first + n)) {
+        r->pages_skipped++;
+        continue;
+      }
+      bool merge = b->got.n > 0 && b->got.v[2 * b->got.n - 1] == first;
+      if (merge) {
+        b->got.v[2 * b->got.n - 1] = first + n;
+      } else {
+        if (pt__grow((void **)&b->got.v, &b->got.cap, 2 * b->got.n + 2, sizeof *b->got.v) != PT_OK)
+          return pt__errorf(err, PT_ENOMEM, "out of memory");
+        b->got.v[2 * b->got.n] = first;
+        b->got.v[2 * b->got.n + 1] = first + n;
+        b->got.n++;
+      }
+      (*page_no)--;
+      values_left += n; /* counted again below, once decoded */
+    } else {
+      b->seen += n;
+    }
+    r->pages_read++;
     /* Levels and values, uncompressed. */
     const uint8_t *lv = NULL, *rv = NULL, *vals;
     int64_t lv_len = 0, rv_len = 0, vals_len;
@@ -1612,9 +1660,9 @@ static int read_chunk(reader *r, int64_t rg, const leaf *c, colbuf *b, int64_t r
     values_left -= n;
     (*page_no)++;
   }
-  if (!c->nested && b->rows != rg_rows)
+  if (!c->nested && b->seen != rg_rows)
     return pt__errorf(err, PT_EFORMAT, "chunk has %lld values but the row group %lld rows",
-                      (long long)b->rows, (long long)rg_rows);
+                      (long long)b->seen, (long long)rg_rows);
   return PT_OK;
 }
 
@@ -1630,6 +1678,7 @@ static void colbuf_free(colbuf *b) {
   pt__free(b->doffs);
   pt__free(b->memo);
   pt__free(b->dmap);
+  pt__row_ranges_free(&b->got);
   memset(b, 0, sizeof *b);
 }
 
@@ -1824,8 +1873,28 @@ static int build_node(reader *r, const node *n, struct ArrowArray *out, int64_t 
   return PT_OK;
 }
 
-/* Decodes row group rg's projected columns into r->rg_arrays. */
-static int load_row_group(reader *r, int64_t rg, pt_error *err) {
+/* The rows of keep among those decoded (got, both in row group rows) as
+ * bits over the decoded rows; NULL without memory. */
+static uint8_t *keep_bits(const pt__row_ranges *got, const pt__row_ranges *keep, int64_t n) {
+  uint8_t *bits = pt__calloc(1, (size_t)(n + 7) / 8 + 8);
+  if (bits == NULL) return NULL;
+  int64_t at = 0, j = 0; /* at: decoded rows before range i */
+  for (int64_t i = 0; i < got->n; i++) {
+    int64_t s = got->v[2 * i], e = got->v[2 * i + 1];
+    while (j < keep->n && keep->v[2 * j + 1] <= s) j++;
+    for (int64_t k = j; k < keep->n && keep->v[2 * k] < e; k++) {
+      int64_t a = keep->v[2 * k] > s ? keep->v[2 * k] : s;
+      int64_t z = keep->v[2 * k + 1] < e ? keep->v[2 * k + 1] : e;
+      for (int64_t x = a; x < z; x++) pt__bit_set(bits, at + x - s, 1);
+    }
+    at += e - s;
+  }
+  return bits;
+}
+
+/* Decodes row group rg's projected columns into r->rg_arrays; with keep,
+ * only those rows (flat columns). */
+static int load_row_group(reader *r, int64_t rg, const pt__row_ranges *keep, pt_error *err) {
   const pt__pq_row_group *g = &r->meta.row_groups[rg];
   if (g->num_rows < 0) return pt__errorf(err, PT_EFORMAT, "row group %lld: negative row count", (long long)rg);
   if (g->n_columns != r->n_leaves)
@@ -1838,17 +1907,31 @@ static int load_row_group(reader *r, int64_t rg, pt_error *err) {
   for (int64_t k = 0; k < r->n_sel && rc == PT_OK; k++) {
     const leaf *c = r->leaves[k];
     int64_t page = 0;
-    rc = read_chunk(r, rg, c, &r->bufs[k], g->num_rows, &page, err);
+    rc = read_chunk(r, rg, c, &r->bufs[k], g->num_rows, keep, &page, err);
     if (rc != PT_OK)
       pt__error_prefix(err, rc, "row group %lld, column '%s', page %lld: ", (long long)rg, c->name,
                        (long long)page);
   }
+  int64_t want = keep ? pt__row_ranges_count(keep) : g->num_rows;
   for (int64_t k = 0; k < r->n_cols && rc == PT_OK; k++) {
     int64_t len;
     rc = build_node(r, &r->cols[k], &r->rg_arrays[k], &len, err);
-    if (rc == PT_OK && len != g->num_rows)
-      rc = pt__errorf(err, PT_EFORMAT, "%lld rows where the row group has %lld", (long long)len,
-                      (long long)g->num_rows);
+    if (rc == PT_OK && keep) {
+      /* The decoded pages' rows, down to those kept. */
+      uint8_t *bits = keep_bits(&r->bufs[r->cols[k].first].got, keep, len);
+      struct ArrowArray kept;
+      if (bits == NULL) rc = pt__errorf(err, PT_ENOMEM, "out of memory");
+      else rc = pt__array_filter(r->schema.children[k], &r->rg_arrays[k], bits, &kept, err);
+      pt__free(bits);
+      if (rc == PT_OK) {
+        r->rg_arrays[k].release(&r->rg_arrays[k]);
+        r->rg_arrays[k] = kept;
+        len = kept.length;
+      }
+    }
+    if (rc == PT_OK && len != want)
+      rc = pt__errorf(err, PT_EFORMAT, "%lld rows where the row group has %lld%s", (long long)len,
+                      (long long)want, keep ? " (after the page index)" : "");
     if (rc != PT_OK)
       pt__error_prefix(err, rc, "row group %lld, column '%s': ", (long long)rg, r->cols[k].name);
   }
@@ -1856,7 +1939,7 @@ static int load_row_group(reader *r, int64_t rg, pt_error *err) {
   pt__free(r->bufs);
   r->bufs = NULL;
   if (rc != PT_OK) return rc;
-  r->rg_rows = g->num_rows;
+  r->rg_rows = want;
   r->rg_pos = 0;
   return PT_OK;
 }
@@ -1939,12 +2022,31 @@ static int next_batch(reader *r, struct ArrowArray *out, pt_error *err) {
     drop_row_group(r);
     if (r->next_rg >= r->end_rg) return PT_OK; /* end */
     int64_t rg = r->next_rg++;
-    if (r->filter && !pt__filter_may_match(r->filter, &r->meta, &r->meta.row_groups[rg], find_path, r)) {
+    const pt__pq_row_group *g = &r->meta.row_groups[rg];
+    if (r->filter && !pt__filter_may_match(r->filter, &r->meta, g, find_path, r)) {
       r->rg_skipped++;
       continue;
     }
+    /* The page indexes of the filter's columns may rule out pages: the
+     * other rows of the row group are then not decoded, in any column. */
+    pt__row_ranges keep = {0};
+    bool select = false;
+    if (r->filter && r->flat && g->num_rows > 0) {
+      int rc = pt__filter_row_ranges(r->filter, &r->meta, g, find_path, r, r->data, r->size, &keep,
+                                     err);
+      if (rc != PT_OK) return pt__error_prefix(err, rc, "row group %lld: ", (long long)rg);
+      int64_t kept = pt__row_ranges_count(&keep);
+      if (kept == 0) {
+        pt__row_ranges_free(&keep);
+        r->rg_skipped++;
+        continue;
+      }
+      select = kept < g->num_rows;
+    }
     r->rg_read++;
-    PT_RETURN_NOT_OK(load_row_group(r, rg, err));
+    int rc = load_row_group(r, rg, select ? &keep : NULL, err);
+    pt__row_ranges_free(&keep);
+    PT_RETURN_NOT_OK(rc);
   }
   int64_t n = r->rg_rows - r->rg_pos;
   if (n > r->batch_rows) n = r->batch_rows;
@@ -2087,6 +2189,16 @@ static int open_region(const uint8_t *data, int64_t size, pt__shared *region, co
   out->get_last_error = stream_last_error;
   out->release = stream_release;
   out->private_data = r;
+  return PT_OK;
+}
+
+int pt_parquet_stream_pages(struct ArrowArrayStream *stream, int64_t *read, int64_t *skipped,
+                            pt_error *err) {
+  if (stream == NULL || stream->release != stream_release)
+    return pt__errorf(err, PT_EINVAL, "not a stream opened by pt_parquet_read_*");
+  reader *r = stream->private_data;
+  if (read) *read = r->pages_read;
+  if (skipped) *skipped = r->pages_skipped;
   return PT_OK;
 }
 

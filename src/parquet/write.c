@@ -28,6 +28,17 @@
 /* How Arrow values become physical values, and how they compare. */
 enum { ST_NONE, ST_BOOL, ST_I32, ST_U32, ST_I64, ST_U64, ST_F32, ST_F64, ST_F16, ST_BYTES, ST_BE_SIGNED };
 
+/* A data page of the open chunk, for the page index. */
+typedef struct wpage {
+  int64_t offset;        /* of its header, from the chunk's first data page */
+  int64_t first_row;     /* rows of the chunk before it */
+  int64_t nulls;
+  int64_t min_off, max_off; /* in wcol.pi_bounds */
+  int32_t size;          /* header and body */
+  int32_t min_len, max_len;
+  bool null_page;        /* no values, nulls only */
+} wpage;
+
 typedef struct wcol {
   const char *name;
   pt_type type;          /* of the values (the dictionary's for dictionary columns) */
@@ -71,6 +82,12 @@ typedef struct wcol {
   int64_t imin, imax;
   uint64_t umin, umax;
   double dmin, dmax;
+  /* The page index of the chunk (with write_statistics). */
+  wpage *pi;
+  int64_t pi_n, pi_cap;
+  pt_buf pi_bounds;      /* min and max values of the pages */
+  bool pi_no_minmax;     /* a value too long for statistics: no ColumnIndex */
+  int64_t chunk_rows;
 } wcol;
 
 struct pt_parquet_writer {
@@ -96,6 +113,10 @@ struct pt_parquet_writer {
   pt_buf arrow_schema;   /* base64 of the IPC schema message */
   pt_buf scratch, scratch2;
   pt_buf body;           /* a page's compressed body, reused (fresh memory costs page faults) */
+  /* Page indexes of the finished chunks, written after the last row group:
+   * each chunk's ColumnIndex and OffsetIndex offsets point into these
+   * until then. */
+  pt_buf column_indexes, offset_indexes;
   bool closed, failed;
 };
 
@@ -294,6 +315,8 @@ static void col_free(wcol *c) {
   pt_buf_free(&c->pages);
   pt_buf_free(&c->min);
   pt_buf_free(&c->max);
+  pt__free(c->pi);
+  pt_buf_free(&c->pi_bounds);
 }
 
 void pt_parquet_writer_free(pt_parquet_writer *w) {
@@ -308,6 +331,8 @@ void pt_parquet_writer_free(pt_parquet_writer *w) {
   pt_buf_free(&w->scratch);
   pt_buf_free(&w->scratch2);
   pt_buf_free(&w->body);
+  pt_buf_free(&w->column_indexes);
+  pt_buf_free(&w->offset_indexes);
   if (w->own_fd && w->fd >= 0) close(w->fd);
   pt__free(w);
 }
@@ -689,6 +714,153 @@ static int compress_into(pt_parquet_writer *w, const uint8_t *src, int64_t n, pt
   return PT_OK;
 }
 
+/* Spec: a zero minimum is -0.0 and a zero maximum +0.0 (they compare
+ * equal, so either may have been kept). */
+static void signed_zero(int stat, uint8_t *v, bool is_min) {
+  if (stat == ST_F64) {
+    double d;
+    memcpy(&d, v, 8);
+    if (d == 0) { d = is_min ? -0.0 : 0.0; memcpy(v, &d, 8); }
+  } else if (stat == ST_F32) {
+    float f;
+    memcpy(&f, v, 4);
+    if (f == 0) { f = is_min ? -0.0f : 0.0f; memcpy(v, &f, 4); }
+  }
+}
+
+/* The current page's entry in the page index: its place, first row, null
+ * count, and the min/max of its values (NaN left out). */
+static int page_index_add(wcol *c, bool dict, int64_t offset, int64_t size, int64_t rows,
+                          pt_error *err) {
+  if (c->pi_n == c->pi_cap) {
+    int64_t cap = c->pi_cap ? c->pi_cap * 2 : 16;
+    wpage *p = pt__realloc(c->pi, (size_t)cap * sizeof *p);
+    if (p == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
+    c->pi = p;
+    c->pi_cap = cap;
+  }
+  wpage *pg = &c->pi[c->pi_n++];
+  memset(pg, 0, sizeof *pg);
+  pg->offset = offset;
+  pg->size = (int32_t)size;
+  pg->first_row = c->chunk_rows;
+  pg->nulls = c->page_rows - c->page_values;
+  pg->null_page = c->page_values == 0;
+  c->chunk_rows += rows;
+  if (pg->null_page || c->pi_no_minmax || c->stat == ST_NONE) return PT_OK;
+  const uint8_t *lo = NULL, *hi = NULL;
+  int64_t ll = 0, hl = 0;
+  static const uint8_t bools[2] = {0, 1};
+  const uint8_t *pl = (const uint8_t *)c->plain.data;
+  uint32_t prev = UINT32_MAX;
+  for (int64_t i = 0; i < c->page_values; i++) {
+    const uint8_t *v;
+    int64_t len = c->width;
+    if (c->phys == PT__PQ_BOOLEAN) {
+      v = &bools[c->idx[i] != 0];
+      len = 1;
+    } else if (dict) {
+      uint32_t ix = c->idx[i];
+      if (ix == prev) continue; /* runs of one value are common */
+      prev = ix;
+      v = (const uint8_t *)c->dict.data + c->dict_off[ix];
+      len = c->dict_len[ix];
+    } else if (c->phys == PT__PQ_BYTE_ARRAY) {
+      len = pt__load_u32(pl);
+      v = pl + 4;
+      pl += 4 + len;
+    } else {
+      v = pl + i * c->width;
+    }
+    if (is_nan(c->stat, v)) continue;
+    if (len > MAX_STAT_BYTES) {
+      c->pi_no_minmax = true;
+      return PT_OK;
+    }
+    if (lo == NULL || compare(c->stat, v, len, lo, ll) < 0) { lo = v; ll = len; }
+    if (hi == NULL || compare(c->stat, v, len, hi, hl) > 0) { hi = v; hl = len; }
+  }
+  if (lo == NULL) { /* NaN only: no order to give */
+    c->pi_no_minmax = true;
+    return PT_OK;
+  }
+  pg->min_off = (int64_t)c->pi_bounds.len;
+  pg->min_len = (int32_t)ll;
+  if (pt__buf_append(&c->pi_bounds, lo, (size_t)ll) != PT_OK)
+    return pt__errorf(err, PT_ENOMEM, "out of memory");
+  signed_zero(c->stat, (uint8_t *)c->pi_bounds.data + pg->min_off, true);
+  pg->max_off = (int64_t)c->pi_bounds.len;
+  pg->max_len = (int32_t)hl;
+  if (pt__buf_append(&c->pi_bounds, hi, (size_t)hl) != PT_OK)
+    return pt__errorf(err, PT_ENOMEM, "out of memory");
+  signed_zero(c->stat, (uint8_t *)c->pi_bounds.data + pg->max_off, false);
+  return PT_OK;
+}
+
+/* The chunk's OffsetIndex (and ColumnIndex when every page has bounds)
+ * into the writer's buffers; cc records where (made absolute at close). */
+static int page_index_write(pt_parquet_writer *w, wcol *c, pt__pq_column_chunk *cc,
+                            int64_t data_start, pt_error *err) {
+  int64_t n = c->pi_n;
+  pt__pq_page_location *loc = pt__malloc((size_t)(n ? n : 1) * sizeof *loc);
+  bool *null_pages = pt__malloc((size_t)(n ? n : 1) * sizeof *null_pages);
+  pt__pq_bytes *mins = pt__malloc((size_t)(n ? n : 1) * sizeof *mins);
+  pt__pq_bytes *maxs = pt__malloc((size_t)(n ? n : 1) * sizeof *maxs);
+  int64_t *nulls = pt__malloc((size_t)(n ? n : 1) * sizeof *nulls);
+  int rc = PT_OK;
+  if (!loc || !null_pages || !mins || !maxs || !nulls) {
+    rc = pt__errorf(err, PT_ENOMEM, "out of memory");
+    goto done;
+  }
+  bool asc = true, desc = true;
+  int64_t last = -1;
+  for (int64_t i = 0; i < n; i++) {
+    const wpage *pg = &c->pi[i];
+    loc[i] = (pt__pq_page_location){data_start + pg->offset, pg->size, pg->first_row};
+    null_pages[i] = pg->null_page;
+    nulls[i] = pg->nulls;
+    const uint8_t *b = (const uint8_t *)c->pi_bounds.data;
+    mins[i] = (pt__pq_bytes){pg->null_page ? (const uint8_t *)"" : b + pg->min_off, pg->min_len};
+    maxs[i] = (pt__pq_bytes){pg->null_page ? (const uint8_t *)"" : b + pg->max_off, pg->max_len};
+    if (pg->null_page) continue;
+    if (last >= 0) {
+      int a = compare(c->stat, mins[last].data, mins[last].len, mins[i].data, mins[i].len);
+      int z = compare(c->stat, maxs[last].data, maxs[last].len, maxs[i].data, maxs[i].len);
+      if (a > 0 || z > 0) asc = false;
+      if (a < 0 || z < 0) desc = false;
+    }
+    last = i;
+  }
+  pt__pq_offset_index oi = {loc, n};
+  cc->has_offset_index = true;
+  cc->offset_index_offset = (int64_t)w->offset_indexes.len;
+  if (pt__pq_encode_offset_index(&oi, &w->offset_indexes) != PT_OK) {
+    rc = pt__errorf(err, PT_ENOMEM, "out of memory");
+    goto done;
+  }
+  cc->offset_index_length = (int32_t)((int64_t)w->offset_indexes.len - cc->offset_index_offset);
+  if (!c->pi_no_minmax && c->stat != ST_NONE) {
+    pt__pq_column_index ci = {null_pages, mins, maxs, n, n, n,
+                              asc ? PT__BOUNDARY_ASCENDING : desc ? PT__BOUNDARY_DESCENDING
+                                                                   : PT__BOUNDARY_UNORDERED,
+                              nulls, n};
+    cc->has_column_index = true;
+    cc->column_index_offset = (int64_t)w->column_indexes.len;
+    if (pt__pq_encode_column_index(&ci, &w->column_indexes) != PT_OK) {
+      rc = pt__errorf(err, PT_ENOMEM, "out of memory");
+      goto done;
+    }
+    cc->column_index_length = (int32_t)((int64_t)w->column_indexes.len - cc->column_index_offset);
+  }
+done:
+  pt__free(loc);
+  pt__free(null_pages);
+  pt__free(mins);
+  pt__free(maxs);
+  pt__free(nulls);
+  return rc;
+}
+
 static int flush_page(pt_parquet_writer *w, wcol *c, pt_error *err) {
   if (c->page_rows == 0) return PT_OK;
   bool dict = c->use_dict && !c->fallback;
@@ -776,6 +948,8 @@ static int flush_page(pt_parquet_writer *w, wcol *c, pt_error *err) {
         pt__buf_append(&c->pages, body->data, body->len) != PT_OK)
       rc = pt__errorf(err, PT_ENOMEM, "out of memory");
     c->chunk_uncompressed += (int64_t)(c->pages.len - before) - h.compressed_size + h.uncompressed_size;
+    if (rc == PT_OK && w->opts.write_statistics)
+      rc = page_index_add(c, dict, (int64_t)before, (int64_t)(c->pages.len - before), rows, err);
   }
   if (rc != PT_OK) return rc;
   if (dict) c->enc_dict = true;
@@ -1087,7 +1261,8 @@ static int flush_row_group(pt_parquet_writer *w, pt_error *err) {
     m->num_values = c->chunk_values;
     int64_t start = w->pos;
     int64_t uncompressed = c->chunk_uncompressed;
-    bool has_dict = c->use_dict && c->dict_n > 0 && c->enc_dict;
+    /* An empty dictionary too, when pages say RLE_DICTIONARY (nulls only). */
+    bool has_dict = c->use_dict && c->enc_dict;
     if (has_dict) {
       pt_buf body = {0};
       int64_t clen = 0;
@@ -1110,6 +1285,8 @@ static int flush_row_group(pt_parquet_writer *w, pt_error *err) {
     }
     m->data_page_offset = w->pos;
     PT_RETURN_NOT_OK(out_write(w, c->pages.data, (int64_t)c->pages.len, err));
+    if (w->opts.write_statistics)
+      PT_RETURN_NOT_OK(page_index_write(w, c, cc, m->data_page_offset, err));
     m->total_compressed_size = w->pos - start;
     m->total_uncompressed_size = uncompressed;
     g->total_byte_size += uncompressed;
@@ -1166,6 +1343,9 @@ static int flush_row_group(pt_parquet_writer *w, pt_error *err) {
     if (c->table) memset(c->table, 0, (size_t)c->table_cap * sizeof *c->table);
     c->has_minmax = c->stats_dropped = c->fast_has = false;
     c->nulls = 0;
+    c->pi_n = c->chunk_rows = 0;
+    c->pi_bounds.len = 0;
+    c->pi_no_minmax = false;
   }
   w->n_rgs++;
   w->total_rows += w->rg_rows;
@@ -1314,6 +1494,22 @@ int pt_parquet_writer_close(pt_parquet_writer *w, pt_error *err) {
     w->failed = true;
     return rc;
   }
+  /* The page indexes, all ColumnIndexes then all OffsetIndexes (as Arrow
+   * C++ and parquet-mr place them), between the row groups and the footer. */
+  int64_t ci_start = w->pos;
+  rc = out_write(w, w->column_indexes.data, (int64_t)w->column_indexes.len, err);
+  int64_t oi_start = w->pos;
+  if (rc == PT_OK) rc = out_write(w, w->offset_indexes.data, (int64_t)w->offset_indexes.len, err);
+  if (rc != PT_OK) {
+    w->failed = true;
+    return rc;
+  }
+  for (int64_t g = 0; g < w->n_rgs; g++)
+    for (int64_t k = 0; k < w->rgs[g].n_columns; k++) {
+      pt__pq_column_chunk *cc = &w->rgs[g].columns[k];
+      if (cc->has_column_index) cc->column_index_offset += ci_start;
+      if (cc->has_offset_index) cc->offset_index_offset += oi_start;
+    }
   pt__pq_file_meta m = {0};
   m.version = 2;
   m.n_schema = w->n_elems + 1;
