@@ -17,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "arrow/kernels.h"
 #include "parquet/parquet_int.h"
 
 #define DEFAULT_ROW_GROUP_ROWS (1 << 20)
@@ -97,7 +98,12 @@ struct pt_parquet_writer {
   pt_buf *buf;
   int64_t pos;           /* bytes written so far */
   pt_parquet_write_options opts;
-  struct ArrowSchema schema;
+  struct ArrowSchema schema;  /* what is written (converted types made plain) */
+  struct ArrowSchema given;   /* the caller's, when it has types converted on
+                                 write (run-end encoded, list views,
+                                 intervals); release NULL otherwise */
+  const struct ArrowSchema **intervals; /* fields of schema that were intervals */
+  int64_t n_intervals, cap_intervals;
   wcol *cols;            /* the leaves */
   int64_t n_cols;
   struct wnode *tops;    /* the top-level columns (arena) */
@@ -325,6 +331,8 @@ void pt_parquet_writer_free(pt_parquet_writer *w) {
   pt__free(w->cols);
   pt__free(w->elems);
   if (w->schema.release) w->schema.release(&w->schema);
+  if (w->given.release) w->given.release(&w->given);
+  pt__free(w->intervals);
   pt__arena_free(&w->arena);
   pt__free(w->rgs);
   pt_buf_free(&w->arrow_schema);
@@ -470,6 +478,12 @@ static int make_wnode(pt_parquet_writer *w, const struct ArrowSchema *f, const c
     wcol *c = &w->cols[n->leaf];
     c->name = name;
     PT_RETURN_NOT_OK(map_column(c, f, err));
+    for (int64_t k = 0; k < w->n_intervals; k++)
+      if (w->intervals[k] == f) {
+        /* Parquet's INTERVAL: months, days, milliseconds (no order). */
+        c->elem.converted = PT__CT_INTERVAL;
+        c->stat = ST_NONE;
+      }
     c->max_def = d;
     c->max_rep = rep;
     c->path = mypath;
@@ -481,6 +495,253 @@ static int make_wnode(pt_parquet_writer *w, const struct ArrowSchema *f, const c
   return PT_OK;
 }
 
+/* ------------------------------------------------------------------------ */
+/* Types Parquet has no form for, made plain first: run-end encoded columns
+ * as their values, list views as lists (as pyarrow writes them), intervals
+ * that fit as Parquet's INTERVAL (12 bytes: months, days, milliseconds,
+ * unsigned); unions are refused. */
+
+static bool is_interval(const char *f) {
+  return strcmp(f, "tiM") == 0 || strcmp(f, "tiD") == 0 || strcmp(f, "tin") == 0;
+}
+
+/* *out = in with those types made plain; *changed when any was. */
+static int plain_schema(const struct ArrowSchema *in, struct ArrowSchema *out, bool *changed,
+                        pt_error *err) {
+  const char *f = in->format ? in->format : "";
+  const char *name = in->name ? in->name : "";
+  if (strncmp(f, "+u", 2) == 0)
+    return pt__errorf(err, PT_ENOTSUP,
+                      "column '%s': Parquet has no union type; write each member as a column "
+                      "of its own (or a struct of them) instead", name);
+  if (strcmp(f, "+r") == 0) {
+    if (in->n_children != 2)
+      return pt__errorf(err, PT_EINVAL, "column '%s': a run-end encoded type needs 2 children", name);
+    *changed = true;
+    PT_RETURN_NOT_OK(plain_schema(in->children[1], out, changed, err));
+    /* The values' type under the column's name; nulls are the values'. */
+    char *n = pt__strdup(name);
+    if (n == NULL) {
+      out->release(out);
+      return pt__errorf(err, PT_ENOMEM, "out of memory");
+    }
+    struct ArrowSchema tmp;
+    int rc = pt_schema_init(&tmp, out->format, n, ARROW_FLAG_NULLABLE, out->n_children, err);
+    pt__free(n);
+    for (int64_t k = 0; k < out->n_children && rc == PT_OK; k++)
+      rc = pt_schema_copy(out->children[k], tmp.children[k], err);
+    if (rc == PT_OK && out->dictionary) {
+      struct ArrowSchema d;
+      rc = pt_schema_copy(out->dictionary, &d, err);
+      if (rc == PT_OK) rc = pt_schema_set_dictionary(&tmp, &d, err);
+    }
+    out->release(out);
+    if (rc != PT_OK) {
+      if (tmp.release) tmp.release(&tmp);
+      return rc;
+    }
+    *out = tmp;
+    return PT_OK;
+  }
+  const char *nf = f;
+  if (strcmp(f, "+vl") == 0) nf = "+l";
+  else if (strcmp(f, "+vL") == 0) nf = "+L";
+  else if (is_interval(f)) nf = "w:12";
+  if (nf != f) *changed = true;
+  if (in->dictionary) return pt_schema_copy(in, out, err);
+  /* The same type keeps everything (metadata too); its children are then
+   * made again. */
+  if (nf == f) PT_RETURN_NOT_OK(pt_schema_copy(in, out, err));
+  else PT_RETURN_NOT_OK(pt_schema_init(out, nf, name, in->flags, in->n_children, err));
+  int rc = PT_OK;
+  for (int64_t k = 0; k < in->n_children && rc == PT_OK; k++) {
+    if (out->children[k]->release) out->children[k]->release(out->children[k]);
+    rc = plain_schema(in->children[k], out->children[k], changed, err);
+    if (rc != PT_OK) {
+      /* The child is released; give the parent a valid one to release. */
+      pt_error e2;
+      (void)pt_schema_init(out->children[k], "n", "", 0, 0, &e2);
+    }
+  }
+  if (rc != PT_OK) out->release(out);
+  return rc;
+}
+
+/* *out = array (of Arrow schema s) with its converted types made plain,
+ * as plain_schema made the schema. Buffers not converted are borrowed from
+ * array, which must outlive *out. */
+static int plain_array(const struct ArrowSchema *s, const struct ArrowArray *a,
+                       struct ArrowArray *out, pt_error *err) {
+  const char *f = s->format;
+  const char *name = s->name ? s->name : "";
+  if (strcmp(f, "+r") == 0) {
+    /* Row i is the value of the run that covers it. */
+    const struct ArrowSchema *rs = s->children[0];
+    const struct ArrowArray *ra = a->children[0];
+    int64_t n = a->length, *idx = pt__malloc((size_t)(n ? n : 1) * sizeof *idx);
+    if (idx == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
+    int w = rs->format[0] == 's' ? 2 : rs->format[0] == 'i' ? 4 : 8;
+    const uint8_t *ends = (const uint8_t *)ra->buffers[1] + ra->offset * w;
+    int64_t run = 0;
+    for (int64_t i = 0; i < n; i++) {
+      int64_t row = a->offset + i;
+      for (;;) {
+        if (run >= ra->length) {
+          pt__free(idx);
+          return pt__errorf(err, PT_EINVAL, "column '%s': run ends stop before row %lld", name,
+                            (long long)row);
+        }
+        int64_t e = w == 2 ? (int16_t)pt__load_u16(ends + run * 2)
+                    : w == 4 ? pt__load_i32(ends + run * 4) : pt__load_i64(ends + run * 8);
+        if (row < e) break;
+        run++;
+      }
+      idx[i] = run;
+    }
+    struct ArrowArray values;
+    int rc = plain_array(s->children[1], a->children[1], &values, err);
+    if (rc == PT_OK) {
+      rc = pt__array_take(s->children[1], &values, idx, n, out, err);
+      values.release(&values);
+    }
+    pt__free(idx);
+    return rc;
+  }
+  bool view = strcmp(f, "+vl") == 0 || strcmp(f, "+vL") == 0;
+  bool interval = is_interval(f);
+  int64_t nb = view ? 2 : interval ? 2 : a->n_buffers;
+  PT_RETURN_NOT_OK(pt__array_init(out, nb, a->n_children, false, err));
+  out->length = a->length;
+  out->null_count = a->null_count;
+  out->offset = view || interval ? 0 : a->offset;
+  int rc = PT_OK;
+  if (view || interval) {
+    /* New buffers from row 0: the validity moved along. */
+    if (a->null_count != 0 && a->buffers[0] != NULL) {
+      uint8_t *v = pt__calloc(1, (size_t)(a->length + 7) / 8 + 8);
+      if (v == NULL) rc = pt__errorf(err, PT_ENOMEM, "out of memory");
+      else {
+        pt__bits_copy(a->buffers[0], a->offset, v, 0, a->length);
+        pt__array_set_buffer(out, 0, v, true);
+      }
+    }
+  } else {
+    for (int64_t b = 0; b < a->n_buffers; b++) pt__array_set_buffer(out, b, a->buffers[b], false);
+  }
+  if (rc == PT_OK && interval) {
+    uint8_t *v = pt__malloc((size_t)(a->length ? a->length : 1) * 12);
+    if (v == NULL) rc = pt__errorf(err, PT_ENOMEM, "out of memory");
+    for (int64_t i = 0; i < a->length && rc == PT_OK; i++) {
+      int64_t r = a->offset + i;
+      int64_t months = 0, days = 0, ms = 0;
+      const uint8_t *p = a->buffers[1];
+      bool valid = a->null_count == 0 || a->buffers[0] == NULL || pt__bit_get(a->buffers[0], r);
+      if (f[2] == 'M') months = pt__load_i32(p + r * 4);
+      else if (f[2] == 'D') { days = pt__load_i32(p + r * 8); ms = pt__load_i32(p + r * 8 + 4); }
+      else {
+        months = pt__load_i32(p + r * 16);
+        days = pt__load_i32(p + r * 16 + 4);
+        int64_t ns = pt__load_i64(p + r * 16 + 8);
+        if (valid && ns % 1000000 != 0)
+          rc = pt__errorf(err, PT_EINVAL,
+                          "column '%s': row %lld has an interval of %lld ns, not whole "
+                          "milliseconds; Parquet's INTERVAL holds milliseconds (cast or round "
+                          "it first)", name, (long long)i, (long long)ns);
+        ms = ns / 1000000;
+      }
+      if (rc == PT_OK && valid && (months < 0 || days < 0 || ms < 0 || ms > UINT32_MAX))
+        rc = pt__errorf(err, PT_EINVAL,
+                        "column '%s': row %lld has a negative interval (or one over 2^32 ms); "
+                        "Parquet's INTERVAL holds unsigned months, days and milliseconds",
+                        name, (long long)i);
+      if (rc == PT_OK) {
+        if (!valid) months = days = ms = 0;
+        pt__store_u32(v + i * 12, (uint32_t)months);
+        pt__store_u32(v + i * 12 + 4, (uint32_t)days);
+        pt__store_u32(v + i * 12 + 8, (uint32_t)ms);
+      }
+    }
+    if (v != NULL) pt__array_set_buffer(out, 1, v, true);
+  } else if (rc == PT_OK && view) {
+    /* Each row's elements gathered in row order; offsets counted anew. */
+    bool large = f[2] == 'L';
+    int64_t total = 0;
+    const uint8_t *offs = a->buffers[1], *sizes = a->buffers[2];
+    for (int64_t i = 0; i < a->length; i++) {
+      int64_t r = a->offset + i;
+      bool valid = a->null_count == 0 || a->buffers[0] == NULL || pt__bit_get(a->buffers[0], r);
+      int64_t sz = large ? pt__load_i64(sizes + r * 8) : pt__load_i32(sizes + r * 4);
+      int64_t of = large ? pt__load_i64(offs + r * 8) : pt__load_i32(offs + r * 4);
+      if (valid && (sz < 0 || of < 0 || of + sz > a->children[0]->length)) {
+        rc = pt__errorf(err, PT_EINVAL, "column '%s': list view row %lld runs outside its values",
+                        name, (long long)i);
+        break;
+      }
+      if (valid) total += sz;
+    }
+    if (!large && total > INT32_MAX)
+      rc = pt__errorf(err, PT_ERANGE, "column '%s': more than 2^31 list elements", name);
+    int64_t *idx = NULL;
+    uint8_t *no = NULL;
+    if (rc == PT_OK) {
+      idx = pt__malloc((size_t)(total ? total : 1) * sizeof *idx);
+      no = pt__malloc((size_t)(a->length + 1) * (large ? 8 : 4));
+      if (idx == NULL || no == NULL) rc = pt__errorf(err, PT_ENOMEM, "out of memory");
+    }
+    int64_t at = 0;
+    for (int64_t i = 0; i < a->length && rc == PT_OK; i++) {
+      int64_t r = a->offset + i;
+      if (large) pt__store_i64(no + i * 8, at);
+      else pt__store_i32(no + i * 4, (int32_t)at);
+      bool valid = a->null_count == 0 || a->buffers[0] == NULL || pt__bit_get(a->buffers[0], r);
+      if (!valid) continue;
+      int64_t sz = large ? pt__load_i64(sizes + r * 8) : pt__load_i32(sizes + r * 4);
+      int64_t of = large ? pt__load_i64(offs + r * 8) : pt__load_i32(offs + r * 4);
+      for (int64_t k = 0; k < sz; k++) idx[at++] = of + k;
+    }
+    if (rc == PT_OK) {
+      if (large) pt__store_i64(no + a->length * 8, at);
+      else pt__store_i32(no + a->length * 4, (int32_t)at);
+      pt__array_set_buffer(out, 1, no, true);
+      no = NULL;
+      struct ArrowArray child;
+      rc = plain_array(s->children[0], a->children[0], &child, err);
+      if (rc == PT_OK) {
+        out->children[0]->release = NULL;
+        rc = pt__array_take(s->children[0], &child, idx, total, out->children[0], err);
+        child.release(&child);
+      }
+    }
+    pt__free(idx);
+    pt__free(no);
+  } else {
+    for (int64_t k = 0; k < a->n_children && rc == PT_OK; k++)
+      rc = plain_array(s->children[k], a->children[k], out->children[k], err);
+    if (rc == PT_OK && a->dictionary) rc = pt__errorf(err, PT_ENOTSUP, "column '%s': dictionary "
+                                                      "under a converted type", name);
+  }
+  if (rc != PT_OK) out->release(out);
+  return rc;
+}
+
+/* Records the fields of plain (the written schema) that were intervals in
+ * given, walking both trees together. */
+static int mark_intervals(pt_parquet_writer *w, const struct ArrowSchema *given,
+                          const struct ArrowSchema *plain) {
+  if (strcmp(given->format, "+r") == 0) return mark_intervals(w, given->children[1], plain);
+  if (is_interval(given->format)) {
+    if (pt__grow((void **)&w->intervals, &w->cap_intervals, w->n_intervals + 1,
+                 sizeof *w->intervals) != PT_OK)
+      return PT_ENOMEM;
+    w->intervals[w->n_intervals++] = plain;
+    return PT_OK;
+  }
+  if (given->dictionary) return PT_OK;
+  for (int64_t k = 0; k < given->n_children && k < plain->n_children; k++)
+    PT_RETURN_NOT_OK(mark_intervals(w, given->children[k], plain->children[k]));
+  return PT_OK;
+}
+
 static int open_common(pt_parquet_writer *w, const struct ArrowSchema *schema,
                        const pt_parquet_write_options *opts, pt_error *err) {
   if (opts) w->opts = *opts;
@@ -488,7 +749,13 @@ static int open_common(pt_parquet_writer *w, const struct ArrowSchema *schema,
   PT_RETURN_NOT_OK(check_options(&w->opts, err));
   if (schema == NULL || schema->format == NULL || strcmp(schema->format, "+s") != 0)
     return pt__errorf(err, PT_EINVAL, "parquet: the schema must be a struct (\"+s\") of columns");
-  PT_RETURN_NOT_OK(pt_schema_copy(schema, &w->schema, err));
+  bool changed = false;
+  PT_RETURN_NOT_OK(plain_schema(schema, &w->schema, &changed, err));
+  if (changed) {
+    PT_RETURN_NOT_OK(pt_schema_copy(schema, &w->given, err));
+    if (mark_intervals(w, &w->given, &w->schema) != PT_OK)
+      return pt__errorf(err, PT_ENOMEM, "out of memory");
+  }
   w->n_tops = w->schema.n_children;
   w->tops = pt__arena_alloc(&w->arena, (w->n_tops ? w->n_tops : 1) * (int64_t)sizeof(wnode));
   if (w->tops == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
@@ -1424,11 +1691,25 @@ int pt_parquet_writer_write(pt_parquet_writer *w, const struct ArrowArray *batch
   if (w == NULL || batch == NULL) return pt__errorf(err, PT_EINVAL, "parquet: writer and batch must be given");
   if (w->closed || w->failed)
     return pt__errorf(err, PT_ESTATE, "parquet: the writer is %s", w->closed ? "closed" : "failed");
+  struct ArrowArray plain = {0};
+  if (w->given.release != NULL) {
+    /* Checked as given, then converted (the caller's buffers borrowed). */
+    int rc = pt_array_validate(&w->given, batch, err);
+    if (rc != PT_OK) return pt__error_prefix(err, rc, "parquet: the batch does not match the schema: ");
+    rc = plain_array(&w->given, batch, &plain, err);
+    if (rc != PT_OK) return pt__error_prefix(err, rc, "parquet: ");
+    batch = &plain;
+  }
   pt__view v;
-  PT_RETURN_NOT_OK(pt__view_init(&v, &w->schema, batch, err));
-  int rc = pt__view_validate(&v, NULL, NULL, err);
+  int rc = pt__view_init(&v, &w->schema, batch, err);
+  if (rc != PT_OK) {
+    if (plain.release) plain.release(&plain);
+    return rc;
+  }
+  rc = pt__view_validate(&v, NULL, NULL, err);
   if (rc != PT_OK) {
     pt__view_reset(&v);
+    if (plain.release) plain.release(&plain);
     return pt__error_prefix(err, rc, "parquet: the batch does not match the schema: ");
   }
   /* Column by column over the rows that fit the open row group. */
@@ -1481,6 +1762,7 @@ int pt_parquet_writer_write(pt_parquet_writer *w, const struct ArrowArray *batch
     if (rc == PT_OK && w->rg_rows >= w->opts.row_group_rows) rc = flush_row_group(w, err);
   }
   pt__view_reset(&v);
+  if (plain.release) plain.release(&plain);
   if (rc != PT_OK) w->failed = true;
   return rc;
 }
