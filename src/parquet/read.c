@@ -1092,6 +1092,33 @@ static int emit(reader *r, const leaf *c, colbuf *b, int64_t n, const uint32_t *
     b->rows = row;
     return PT_OK;
   }
+  /* Fixed-width values below lists and structs (or with nulls) kept as
+   * they are: one loop without dispatch per value. */
+  if (c->conv == CV_COPY && (c->out_width == 4 || c->out_width == 8) && s->enc == PT__ENC_PLAIN &&
+      defs != NULL) {
+    const int64_t w = c->out_width;
+    int64_t row = b->rows, k = 0;
+    for (int64_t i = 0; i < n; i++) {
+      if (defs[i] < (uint32_t)c->def_slot) continue; /* no row here */
+      bool present = defs[i] == (uint32_t)c->max_def;
+      if (b->validity) pt__bit_set(b->validity, row, present);
+      uint8_t *dst = b->values + row * w;
+      if (!present) {
+        memset(dst, 0, (size_t)w);
+        b->nulls++;
+      } else if (w == 8) {
+        memcpy(dst, s->p + k * 8, 8);
+        k++;
+      } else {
+        memcpy(dst, s->p + k * 4, 4);
+        k++;
+      }
+      row++;
+    }
+    s->p += k * w;
+    b->rows = row;
+    return PT_OK;
+  }
   int64_t row = b->rows;
   if (c->conv == CV_BINARY && row == 0) set_offset(b, c, 0, 0);
   for (int64_t i = 0; i < n; i++, row++) {
