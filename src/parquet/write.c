@@ -89,6 +89,16 @@ typedef struct wcol {
   pt_buf pi_bounds;      /* min and max values of the pages */
   bool pi_no_minmax;     /* a value too long for statistics: no ColumnIndex */
   int64_t chunk_rows;
+  /* The open page's min/max when append_fast gave all its values
+   * (pg_slow: append_phys gave some), typed as the chunk's above. */
+  bool pg_has, pg_slow;
+  int64_t pg_imin, pg_imax;
+  uint64_t pg_umin, pg_umax;
+  double pg_dmin, pg_dmax;
+  uint32_t *pi_seen;     /* dictionary entry -> the last page (pi_epoch) that
+                            compared it: each distinct value once a page */
+  int64_t pi_seen_cap;
+  uint32_t pi_epoch;
 } wcol;
 
 struct pt_parquet_writer {
@@ -322,6 +332,7 @@ static void col_free(wcol *c) {
   pt_buf_free(&c->min);
   pt_buf_free(&c->max);
   pt__free(c->pi);
+  pt__free(c->pi_seen);
   pt_buf_free(&c->pi_bounds);
 }
 
@@ -1035,6 +1046,40 @@ static void signed_zero(int stat, uint8_t *v, bool is_min) {
 static inline float load_f32(const uint8_t *p) { float f; memcpy(&f, p, 4); return f; }
 static inline double load_f64(const uint8_t *p) { double d; memcpy(&d, p, 8); return d; }
 
+/* The bounds append_fast kept for the page, as PLAIN bytes. PT_ENOTSUP
+ * when it kept none (another path gave values, or another type). */
+static int fast_page_bounds(wcol *c, wpage *pg, pt_error *err) {
+  uint8_t lo[8], hi[8];
+  switch (c->stat) {
+    case ST_I32: pt__store_i32(lo, (int32_t)c->pg_imin); pt__store_i32(hi, (int32_t)c->pg_imax); break;
+    case ST_I64: pt__store_i64(lo, c->pg_imin); pt__store_i64(hi, c->pg_imax); break;
+    case ST_U32: pt__store_u32(lo, (uint32_t)c->pg_umin); pt__store_u32(hi, (uint32_t)c->pg_umax); break;
+    case ST_U64: memcpy(lo, &c->pg_umin, 8); memcpy(hi, &c->pg_umax, 8); break;
+    case ST_F32: {
+      float a = (float)c->pg_dmin, b = (float)c->pg_dmax;
+      memcpy(lo, &a, 4);
+      memcpy(hi, &b, 4);
+      break;
+    }
+    case ST_F64: memcpy(lo, &c->pg_dmin, 8); memcpy(hi, &c->pg_dmax, 8); break;
+    default: return PT_ENOTSUP;
+  }
+  if (!c->pg_has) { /* values, but NaN only */
+    c->pi_no_minmax = true;
+    return PT_OK;
+  }
+  pg->min_off = (int64_t)c->pi_bounds.len;
+  pg->min_len = c->width;
+  pg->max_off = pg->min_off + c->width;
+  pg->max_len = c->width;
+  if (pt__buf_append(&c->pi_bounds, lo, (size_t)c->width) != PT_OK ||
+      pt__buf_append(&c->pi_bounds, hi, (size_t)c->width) != PT_OK)
+    return pt__errorf(err, PT_ENOMEM, "out of memory");
+  signed_zero(c->stat, (uint8_t *)c->pi_bounds.data + pg->min_off, true);
+  signed_zero(c->stat, (uint8_t *)c->pi_bounds.data + pg->max_off, false);
+  return PT_OK;
+}
+
 static int typed_page_bounds(wcol *c, bool dict, wpage *pg, pt_error *err) {
   int w = c->width;
   int64_t n = c->page_values;
@@ -1081,13 +1126,27 @@ static int page_index_add(wcol *c, bool dict, int64_t offset, int64_t size, int6
   pg->null_page = c->page_values == 0;
   c->chunk_rows += rows;
   if (pg->null_page || c->pi_no_minmax || c->stat == ST_NONE) return PT_OK;
-  int trc = typed_page_bounds(c, dict, pg, err);
+  int trc = c->pg_slow ? PT_ENOTSUP : fast_page_bounds(c, pg, err);
+  if (trc == PT_ENOTSUP) trc = typed_page_bounds(c, dict, pg, err);
   if (trc != PT_ENOTSUP) return trc;
   const uint8_t *lo = NULL, *hi = NULL;
   int64_t ll = 0, hl = 0;
   static const uint8_t bools[2] = {0, 1};
   const uint8_t *pl = (const uint8_t *)c->plain.data;
   uint32_t prev = UINT32_MAX;
+  if (dict) {
+    if (c->pi_seen_cap < c->dict_n) {
+      uint32_t *s = pt__realloc(c->pi_seen, (size_t)c->dict_cap * sizeof *s);
+      if (s == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
+      memset(s + c->pi_seen_cap, 0, (size_t)(c->dict_cap - c->pi_seen_cap) * sizeof *s);
+      c->pi_seen = s;
+      c->pi_seen_cap = c->dict_cap;
+    }
+    if (++c->pi_epoch == 0) { /* wrapped: start the marks again */
+      memset(c->pi_seen, 0, (size_t)c->pi_seen_cap * sizeof *c->pi_seen);
+      c->pi_epoch = 1;
+    }
+  }
   for (int64_t i = 0; i < c->page_values; i++) {
     const uint8_t *v;
     int64_t len = c->width;
@@ -1096,8 +1155,9 @@ static int page_index_add(wcol *c, bool dict, int64_t offset, int64_t size, int6
       len = 1;
     } else if (dict) {
       uint32_t ix = c->idx[i];
-      if (ix == prev) continue; /* runs of one value are common */
+      if (ix == prev || c->pi_seen[ix] == c->pi_epoch) continue; /* compared on this page */
       prev = ix;
+      c->pi_seen[ix] = c->pi_epoch;
       v = (const uint8_t *)c->dict.data + c->dict_off[ix];
       len = c->dict_len[ix];
     } else if (c->phys == PT__PQ_BYTE_ARRAY) {
@@ -1293,6 +1353,7 @@ static int flush_page(pt_parquet_writer *w, wcol *c, pt_error *err) {
   c->chunk_values += c->page_rows;
   c->page_rows = c->page_values = 0;
   c->plain.len = 0;
+  c->pg_has = c->pg_slow = false;
   return PT_OK;
 }
 
@@ -1366,6 +1427,7 @@ static int append_phys(pt_parquet_writer *w, wcol *c, const pt__view *v, int64_t
   /* Dictionary-encoded values get their statistics from the dictionary
    * when the chunk is written (each distinct value once). */
   bool dict = c->use_dict && !c->fallback && c->phys != PT__PQ_BOOLEAN;
+  c->pg_slow = true;
   if (w->opts.write_statistics && !dict && update_stats(c, p, len) != PT_OK)
     return pt__errorf(err, PT_ENOMEM, "out of memory");
   int rc = PT_OK;
@@ -1468,11 +1530,12 @@ static int append_fast(pt_parquet_writer *w, wcol *c, const pt__view *v, int64_t
       break;
     default: GATHER(int64_t, int64_t, x); break; /* int64, uint64, duration */
   }
-  /* Statistics, typed. */
+  /* Statistics, typed: of the block, then into the chunk's and the
+   * page's (for the page index). */
   if (w->opts.write_statistics && k > 0) {
     switch (c->stat) {
       case ST_I32: case ST_I64: {
-        int64_t lo = c->fast_has ? c->imin : INT64_MAX, hi = c->fast_has ? c->imax : INT64_MIN;
+        int64_t lo = INT64_MAX, hi = INT64_MIN;
         if (c->stat == ST_I32) {
           const int32_t *x = (const int32_t *)phys;
           for (int64_t i = 0; i < k; i++) { lo = x[i] < lo ? x[i] : lo; hi = x[i] > hi ? x[i] : hi; }
@@ -1480,13 +1543,16 @@ static int append_fast(pt_parquet_writer *w, wcol *c, const pt__view *v, int64_t
           const int64_t *x = (const int64_t *)phys;
           for (int64_t i = 0; i < k; i++) { lo = x[i] < lo ? x[i] : lo; hi = x[i] > hi ? x[i] : hi; }
         }
-        c->imin = lo;
-        c->imax = hi;
+        c->imin = c->fast_has && c->imin < lo ? c->imin : lo;
+        c->imax = c->fast_has && c->imax > hi ? c->imax : hi;
         c->fast_has = true;
+        c->pg_imin = c->pg_has && c->pg_imin < lo ? c->pg_imin : lo;
+        c->pg_imax = c->pg_has && c->pg_imax > hi ? c->pg_imax : hi;
+        c->pg_has = true;
         break;
       }
       case ST_U32: case ST_U64: {
-        uint64_t lo = c->fast_has ? c->umin : UINT64_MAX, hi = c->fast_has ? c->umax : 0;
+        uint64_t lo = UINT64_MAX, hi = 0;
         if (c->stat == ST_U32) {
           const uint32_t *x = (const uint32_t *)phys;
           for (int64_t i = 0; i < k; i++) { lo = x[i] < lo ? x[i] : lo; hi = x[i] > hi ? x[i] : hi; }
@@ -1494,14 +1560,17 @@ static int append_fast(pt_parquet_writer *w, wcol *c, const pt__view *v, int64_t
           const uint64_t *x = (const uint64_t *)phys;
           for (int64_t i = 0; i < k; i++) { lo = x[i] < lo ? x[i] : lo; hi = x[i] > hi ? x[i] : hi; }
         }
-        c->umin = lo;
-        c->umax = hi;
+        c->umin = c->fast_has && c->umin < lo ? c->umin : lo;
+        c->umax = c->fast_has && c->umax > hi ? c->umax : hi;
         c->fast_has = true;
+        c->pg_umin = c->pg_has && c->pg_umin < lo ? c->pg_umin : lo;
+        c->pg_umax = c->pg_has && c->pg_umax > hi ? c->pg_umax : hi;
+        c->pg_has = true;
         break;
       }
       default: { /* floats: NaN left out */
-        double lo = c->fast_has ? c->dmin : INFINITY, hi = c->fast_has ? c->dmax : -INFINITY;
-        bool any = c->fast_has;
+        double lo = INFINITY, hi = -INFINITY;
+        bool any = false;
         for (int64_t i = 0; i < k; i++) {
           double x = c->stat == ST_F32 ? (double)((const float *)phys)[i] : ((const double *)phys)[i];
           if (isnan(x)) continue;
@@ -1510,9 +1579,13 @@ static int append_fast(pt_parquet_writer *w, wcol *c, const pt__view *v, int64_t
           if (x < lo || (x == 0 && lo == 0 && signbit(x))) lo = x;
           if (x > hi || (x == 0 && hi == 0 && !signbit(x))) hi = x;
         }
-        c->dmin = lo;
-        c->dmax = hi;
-        c->fast_has = any;
+        if (!any) break;
+        if (!c->fast_has || lo < c->dmin || (lo == 0 && c->dmin == 0 && signbit(lo))) c->dmin = lo;
+        if (!c->fast_has || hi > c->dmax || (hi == 0 && c->dmax == 0 && !signbit(hi))) c->dmax = hi;
+        c->fast_has = true;
+        if (!c->pg_has || lo < c->pg_dmin) c->pg_dmin = lo;
+        if (!c->pg_has || hi > c->pg_dmax) c->pg_dmax = hi;
+        c->pg_has = true;
         break;
       }
     }
