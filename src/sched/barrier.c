@@ -181,8 +181,12 @@ static void stop_attempt(pt__driver *d, pt__sched_stage *st, int code, const cha
   step_reset(b);
   b->seq = 0;
   discard_output(st);
-  (void)pt__buf_printf(&b->causes, "%sattempt %lld: %.300s", b->failures ? "; " : "",
-                       (long long)(st->attempt < 0 ? 0 : st->attempt), cause);
+  /* The first cause gets the most room: it is the failure that started it
+   * all (a Python rank's exception with its traceback), the others are
+   * often its echo. */
+  (void)pt__buf_printf(&b->causes, "%sattempt %lld: %.*s", b->failures ? "; " : "",
+                       (long long)(st->attempt < 0 ? 0 : st->attempt),
+                       b->failures ? 300 : 700, cause);
   b->failures++;
   pt__free(st->def);
   st->def = NULL;
