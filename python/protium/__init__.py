@@ -17,16 +17,23 @@ Submodules:
     protium.schema  DDL schema strings ("id long, y double")
     protium.arrow   Arrow IPC read/write, validate, copy, slice (needs pyarrow)
     protium.parquet Parquet read (columns, row-group filters) and write (needs pyarrow)
+    protium.context TaskContext, BarrierTaskContext (inside a task; also here)
+    protium.resources ResourceProfile (stage-level resources; also here)
+    protium.distributed run() (distributed training), its dataset and checkpoint helpers
 """
 
 from __future__ import annotations
 
 from protium._lib import ProtiumError, lib
+from protium import distributed
+from protium.context import BarrierTaskContext, BarrierTaskInfo, ResourceInformation, TaskContext
+from protium.resources import ResourceProfile
 from protium.schema import parse_ddl
 from protium.session import Dataset, GroupedData, Session, TaskError
 
-__all__ = ["Dataset", "GroupedData", "ProtiumError", "Session", "TaskError", "parse_ddl",
-           "version"]
+__all__ = ["BarrierTaskContext", "BarrierTaskInfo", "Dataset", "GroupedData", "ProtiumError",
+           "ResourceInformation", "ResourceProfile", "Session", "TaskContext", "TaskError",
+           "distributed", "parse_ddl", "version"]
 
 
 def version() -> str:

@@ -250,6 +250,24 @@ _PROTOTYPES: dict[str, tuple[Any, list[Any]]] = {
     "pt_map_partitions": (
         _c_int, [_vp, _vp, _P(ArrowSchema), _vp, ctypes.c_size_t, _P(_vp), _err]),
     "pt_ctx_emit": (_c_int, [_vp, _P(ArrowArray), _err]),
+    "pt_ctx_partition_id": (_c_i64, [_vp]),
+    "pt_ctx_num_tasks": (_c_i64, [_vp]),
+    "pt_ctx_stage_attempt": (_c_i64, [_vp]),
+    "pt_ctx_task_attempt": (_c_i64, [_vp]),
+    "pt_ctx_resources": (_c_int, [_vp, ctypes.c_char_p, _P(_P(ctypes.c_char_p)), _P(_c_i64),
+                                  _err]),
+    "pt_ctx_task_infos": (_c_int, [_vp, _vp, _P(_c_i64), _err]),
+    "pt_ctx_barrier": (_c_int, [_vp, _err]),
+    "pt_ctx_all_gather": (_c_int, [_vp, ctypes.c_char_p, ctypes.c_size_t, _P(_vp),
+                                   _P(ctypes.c_size_t), _err]),
+    "pt_ctx_checkpoint_dir": (_c_int, [_vp, _P(ctypes.c_char_p), _err]),
+    "pt_barrier": (_c_int, [_vp, _P(_vp), _err]),
+    "pt_resource_profile_new": (_c_int, [_P(_vp), _err]),
+    "pt_resource_profile_require": (_c_int, [_vp, ctypes.c_char_p, ctypes.c_double, _c_int,
+                                             _err]),
+    "pt_resource_profile_cpus": (_c_int, [_vp, ctypes.c_int32, _err]),
+    "pt_resource_profile_free": (None, [_vp]),
+    "pt_with_resources": (_c_int, [_vp, _vp, _P(_vp), _err]),
     "pt_filter": (_c_int, [_vp, _vp, _vp, ctypes.c_size_t, _P(_vp), _err]),
     "pt_repartition": (_c_int, [_vp, _c_i64, _P(_vp), _err]),
     "pt_repartition_by": (_c_int, [_vp, _c_i64, _P(ctypes.c_char_p), _c_i64, _P(_vp), _err]),
@@ -308,6 +326,18 @@ class PtTaskContext(ctypes.Structure):
         ("stage_attempt", ctypes.c_int64),
         ("num_tasks", ctypes.c_int64),
         ("internal_", ctypes.c_void_p),
+    ]
+
+
+class PtTaskInfo(ctypes.Structure):
+    """pt_task_info."""
+
+    _fields_ = [
+        ("partition", ctypes.c_int64),
+        ("executor_id", ctypes.c_int64),
+        ("pid", ctypes.c_int64),
+        ("port", ctypes.c_int32),
+        ("host", ctypes.c_char * 256),
     ]
 
 

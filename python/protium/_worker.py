@@ -31,6 +31,9 @@ FILTER_NAME = b"protium.python_filter"
 # failed: stage 0 partition 3 failed 4 times; last error: map '...': ")
 # comes before it in a pt_error of 1024 bytes.
 _MESSAGE_BUDGET = 820
+# The first cause of a failed barrier stage keeps 700 bytes, after
+# "partition 0 failed: map_partitions 'protium.python_partition': ".
+_BARRIER_BUDGET = 620
 TRACEBACK_MARK = "Traceback (most recent call last, trimmed to fit):"
 
 
@@ -72,14 +75,15 @@ def _fail(err_p: Any, text: str) -> int:
     return PT_EINVAL
 
 
-def _describe(exc: BaseException) -> str:
+def _describe(exc: BaseException, room: int = _MESSAGE_BUDGET) -> str:
     """The exception first (it must survive truncation), then as much of the
-    end of its traceback as fits."""
+    end of its traceback as fits in room bytes."""
     head = "".join(traceback.format_exception_only(type(exc), exc)).strip()
     if isinstance(exc, ResultError):
-        return head[:_MESSAGE_BUDGET]
+        return head[:room]
+    head = head[:room // 2]
     frames = traceback.format_tb(exc.__traceback__)
-    budget = _MESSAGE_BUDGET - len(head) - len(TRACEBACK_MARK) - 2
+    budget = room - len(head) - len(TRACEBACK_MARK) - 2
     kept: list[str] = []
     for frame in reversed(frames):
         if budget - len(frame) < 0:
@@ -321,19 +325,106 @@ def run_grouped(plan: dict[str, Any], batches: Iterator[pa.RecordBatch]
         yield _from_pandas(plan["fn"](group), out, what)
 
 
+def _sliced(plan: dict[str, Any], batches: Iterator[pa.RecordBatch]
+            ) -> Iterator[pa.RecordBatch]:
+    for batch in batches:
+        yield from _pieces(plan, batch)
+
+
+def run_step(plan: dict[str, Any], batches: Iterator[pa.RecordBatch]
+             ) -> Iterator[pa.RecordBatch]:
+    """One step of a stage's Python pipeline over the partition's batches.
+    map_in_* functions and partition functions are called once per
+    partition with an iterator (state they build lasts the partition);
+    with_column, filter and map_rows once per batch (or slice of one)."""
+    kind, what = plan["kind"], plan["what"]
+    if kind == "grouped_pandas":
+        return run_grouped(plan, batches)
+    if kind == "train":
+        from protium import distributed
+
+        return distributed._rank_main(plan, batches)
+    out = plan["out_schema"]
+    if kind == "arrow":
+        return (_check_batch(b, out, what) for b in plan["fn"](_sliced(plan, batches)))
+    if kind == "pandas":
+        frames = (p.to_pandas() for p in _sliced(plan, batches))
+        return (_from_pandas(df, out, what) for df in plan["fn"](frames))
+    if kind.startswith("filter_"):
+        return (p.filter(run_filter(plan, p)) for p in _sliced(plan, batches))
+    return (run_map(plan, p) for p in _sliced(plan, batches))
+
+
+def run_pipeline(plan: dict[str, Any], batches: Iterator[pa.RecordBatch]
+                 ) -> Iterator[pa.RecordBatch]:
+    """A stage's Python functions composed into one partition function:
+    each step reads the batches the one before it yields, lazily, so one
+    batch at a time flows through all of them."""
+    for step in plan["steps"]:
+        batches = run_step(step, batches)
+    return batches
+
+
 def _partition_cb(ctx, stream_p, arg, arg_size, err_p):  # type: ignore[no-untyped-def]
     _pin_thread_state()
+    from protium import context
+
+    plan = None
     try:
         plan = _plan(arg, arg_size)
+        context._enter(ctx, plan.get("stage", {}))
         lib = _lib.lib()
         err = PtError()
-        for result in run_grouped(plan, _stream_batches(stream_p, plan["in_schema"])):
-            arr = ArrowArray()
-            result._export_to_c(ctypes.addressof(arr))
-            _lib.check(lib.pt_ctx_emit(ctx, ctypes.byref(arr), ctypes.byref(err)), err)
+        with _task_env(plan.get("stage", {})):
+            for result in run_pipeline(plan, _stream_batches(stream_p, plan["in_schema"])):
+                arr = ArrowArray()
+                result._export_to_c(ctypes.addressof(arr))
+                _lib.check(lib.pt_ctx_emit(ctx, ctypes.byref(arr), ctypes.byref(err)), err)
         return 0
     except BaseException as e:  # noqa: BLE001
-        return _fail(err_p, _describe(e))
+        # A barrier stage's failure message lists every attempt's cause;
+        # the first gets _BARRIER_BUDGET bytes of it.
+        barrier = bool(plan.get("stage", {}).get("barrier")) if plan else False
+        return _fail(err_p, _describe(e, _BARRIER_BUDGET if barrier else _MESSAGE_BUDGET))
+    finally:
+        context._leave()
+
+
+class _task_env:
+    """The variables of the resources the task holds (CUDA_VISIBLE_DEVICES
+    for gpu), set in os.environ while the task runs and restored after: an
+    executor that runs Python tasks has one slot per task that needs them
+    (the stage's cpus), so no other task sees them meanwhile."""
+
+    def __init__(self, stage: dict[str, Any]) -> None:
+        self.stage = stage
+        self.saved: dict[str, Optional[str]] = {}
+
+    def __enter__(self) -> None:
+        envs = self.stage.get("resource_env") or {}
+        if not envs:
+            return
+        import os
+
+        from protium.context import TaskContext
+
+        ctx = TaskContext.get()
+        held = ctx.resources() if ctx is not None else {}
+        for name, var in envs.items():
+            self.saved[var] = os.environ.get(var)
+            if name in held:
+                os.environ[var] = ",".join(held[name].addresses)
+            else:
+                os.environ.pop(var, None)
+
+    def __exit__(self, *exc: object) -> None:
+        import os
+
+        for var, old in self.saved.items():
+            if old is None:
+                os.environ.pop(var, None)
+            else:
+                os.environ[var] = old
 
 
 _callbacks: list[Any] = []

@@ -41,7 +41,9 @@ class TaskError(ProtiumError):
         m = re.search(r"partition (\d+)", message)
         self.partition: Optional[int] = int(m.group(1)) if m else None
         i = message.find(_worker.TRACEBACK_MARK)
-        self.remote_traceback = message[message.rfind("': ", 0, i) + 3:] if i >= 0 else ""
+        end = message.find("; attempt ", i) if i >= 0 else -1
+        self.remote_traceback = (message[message.rfind("': ", 0, i) + 3:end if end >= 0 else None]
+                                 if i >= 0 else "")
 
 
 def _session_dir_of(pid: int) -> Optional[str]:
@@ -131,6 +133,17 @@ class Session:
         finally:
             lib.pt_conf_free(handle)
         self.master = master or "local"
+        Session._active = weakref.ref(self)
+
+    # The session opened last and not closed: what protium.distributed.run
+    # uses when it is given no dataset.
+    _active: "Optional[weakref.ref[Session]]" = None
+
+    @classmethod
+    def active(cls) -> Optional["Session"]:
+        """The session opened last and still open, or None."""
+        s = cls._active() if cls._active is not None else None
+        return s if s is not None and s._ptr is not None else None
 
     @staticmethod
     def _executor_command() -> str:
@@ -350,6 +363,13 @@ class Dataset:
     def __init__(self, session: Session, ptr: Optional[int]) -> None:
         self.session = session
         self._ptr = ptr
+        # The Python part of this dataset's stage, when it has one: the
+        # stage's input (a dataset without one), what applies to the whole
+        # stage ("barrier", ResourceProfile) and the Python steps; _ptr is
+        # then one pt_map_partitions over them (see _with_stage).
+        self._stage_input: Optional[Dataset] = None
+        self._stage_ops: tuple[Any, ...] = ()
+        self._steps: tuple[dict[str, Any], ...] = ()
         session._datasets.add(self)
 
     def _free(self) -> None:
@@ -386,32 +406,75 @@ class Dataset:
 
     # -- transformations ---------------------------------------------------
 
+    def _parts(self) -> tuple["Dataset", tuple[Any, ...], tuple[dict[str, Any], ...]]:
+        if self._stage_input is None:
+            return self, (), ()
+        return self._stage_input, self._stage_ops, self._steps
+
+    def _with_stage(self, ops: tuple[Any, ...], steps: tuple[dict[str, Any], ...],
+                    what: str) -> "Dataset":
+        """The dataset of this one's stage input with ops and steps: the
+        stage's Python functions composed into one partition function
+        (pt_map_partitions, one per stage), the stage wrapped in pt_barrier
+        and pt_with_resources as ops say."""
+        base, _, _ = self._parts()
+        lib = _lib.lib()
+        cur = base
+        stage: dict[str, Any] = {"barrier": False, "cpus": 1, "resource_names": [],
+                                 "resource_env": {}}
+        names = {k.split(".")[1] for k in self.session._conf
+                 if k.startswith("resources.") and k.count(".") >= 2}
+        stage["resource_names"] = sorted(names | {"gpu"})
+        for op in ops:
+            if op == "barrier":
+                cur = self.session._dataset(lib.pt_barrier, cur._handle())
+                stage["barrier"] = True
+            else:
+                cur = op._apply(cur)
+                stage["cpus"] = op.cpus or 1
+        stage["resource_env"] = {n: self.session._conf.get(f"resources.{n}.env",
+                                                        "CUDA_VISIBLE_DEVICES" if n == "gpu"
+                                                        else "")
+                                 for n in stage["resource_names"]}
+        stage["resource_env"] = {n: v for n, v in stage["resource_env"].items() if v}
+        if steps:
+            plan = {"stage": stage, "steps": list(steps), "in_schema": base.schema}
+            arg = _pickle(plan, what)
+            out = ArrowSchema()
+            steps[-1]["out_schema"]._export_to_c(_addr(out))
+            try:
+                cur = self.session._dataset(lib.pt_map_partitions, cur._handle(),
+                                            self.session._partition_fn, ctypes.byref(out), arg,
+                                            len(arg))
+            finally:
+                _lib.release_schema(out)
+        elif cur is base:
+            return base
+        cur._stage_input, cur._stage_ops, cur._steps = base, ops, steps
+        return cur
+
     def _map(self, plan: dict[str, Any], what: str, whole: bool = False) -> "Dataset":
+        """A Python step after this dataset's, in its stage. whole: the
+        step reads the whole partition (no slicing to batch limits)."""
         plan["what"] = what
         plan["in_schema"] = self.schema
         if not whole:
             conf = self.session._conf
             plan["max_records"] = int(conf.get("arrow.max_records_per_batch", "0"))
             plan["max_bytes"] = int(conf.get("arrow.max_bytes_per_batch", "0"))
-        arg = _pickle(plan, what)
-        out = ArrowSchema()
-        plan["out_schema"]._export_to_c(_addr(out))
-        lib = _lib.lib()
-        call, fn = ((lib.pt_map_partitions, self.session._partition_fn) if whole
-                    else (lib.pt_map_batches, self.session._map_fn))
-        try:
-            return self.session._dataset(call, self._handle(), fn, ctypes.byref(out), arg,
-                                         len(arg))
-        finally:
-            _lib.release_schema(out)
+        _pickle(plan, what)  # a function that cannot travel fails here
+        _, ops, steps = self._parts()
+        return self._with_stage(ops, steps + (plan,), what)
 
     def map_in_arrow(self, fn: Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]],
                      schema: SchemaLike) -> "Dataset":
         """fn takes an iterator of pyarrow.RecordBatch and yields batches of
-        `schema` (a pyarrow schema or DDL such as "id long, y double"). The
-        batches it gets are the executor's buffers, not copies. fn is called
-        once per batch of the partition, with an iterator of that batch (or
-        of its slices, under arrow.max_records_per_batch / _bytes_)."""
+        `schema` (a pyarrow schema or DDL such as "id long, y double"), as
+        PySpark's mapInArrow: it is called once per partition, with an
+        iterator over the partition's batches (cut to
+        arrow.max_records_per_batch / _bytes_ as zero-copy slices), so
+        state it builds (a loaded model) lasts the partition. The batches it
+        gets are the executor's buffers, not copies."""
         _fn_check(fn, "map_in_arrow")
         return self._map({"kind": "arrow", "fn": fn, "out_schema": as_schema(schema)},
                          "map_in_arrow")
@@ -419,10 +482,61 @@ class Dataset:
     def map_in_pandas(self, fn: Callable[[Iterator[Any]], Iterator[Any]],
                       schema: SchemaLike) -> "Dataset":
         """fn takes an iterator of pandas.DataFrame and yields DataFrames
-        with the columns of `schema` (PySpark's mapInPandas)."""
+        with the columns of `schema` (PySpark's mapInPandas): called once
+        per partition, with an iterator over its batches as DataFrames."""
         _fn_check(fn, "map_in_pandas")
         return self._map({"kind": "pandas", "fn": fn, "out_schema": as_schema(schema)},
                          "map_in_pandas")
+
+    def map_partitions(self, fn: Callable[[Iterator[Any]], Iterator[Any]],
+                       schema: Optional[SchemaLike] = None, *,
+                       pandas: bool = False) -> "Dataset":
+        """fn runs once per partition: it takes an iterator of the
+        partition's pyarrow.RecordBatch (pandas=True: pandas.DataFrame) and
+        yields batches (DataFrames) of `schema` (default: the input's).
+        After barrier() this is a barrier stage's function, where
+        BarrierTaskContext.get() works (PySpark's
+        rdd.barrier().mapPartitions)."""
+        _fn_check(fn, "map_partitions")
+        out = as_schema(schema) if schema is not None else self.schema
+        return self._map({"kind": "pandas" if pandas else "arrow", "fn": fn,
+                          "out_schema": out}, "map_partitions")
+
+    def barrier(self) -> "Dataset":
+        """This dataset's stage as a barrier stage (PySpark's rdd.barrier()):
+        its tasks start together, reach each other through
+        BarrierTaskContext (barrier(), all_gather(), task_infos()), and if
+        one fails all are stopped and the stage runs again, up to
+        barrier.max_attempts. The stage is all of it, from the previous
+        shuffle or source to the next shuffle or action: put a
+        repartition() before to keep upstream work out of the gang. A stage
+        with more tasks than the cluster has slots fails at once."""
+        base, ops, steps = self._parts()
+        if "barrier" in ops:
+            return self
+        return self._with_stage(ops + ("barrier",), steps, "barrier")
+
+    def with_resources(self, profile: Optional[Any] = None, *, cpus: Optional[int] = None,
+                       gpus: Optional[float] = None,
+                       resources: Optional[dict[str, float]] = None,
+                       optional: Any = False) -> "Dataset":
+        """Runs this dataset's stage with a resource profile (PySpark's
+        withResources): a protium.ResourceProfile, or its arguments here
+        (`with_resources(cpus=1, gpus=0.5)`). Every task gets concrete
+        addresses: TaskContext.resources()["gpu"].addresses, and
+        CUDA_VISIBLE_DEVICES (resources.<name>.env) set while its Python
+        functions run. One profile per stage: a second replaces the first."""
+        from protium.resources import ResourceProfile
+
+        if profile is None:
+            profile = ResourceProfile(cpus=cpus, gpus=gpus, resources=resources,
+                                      optional=optional)
+        elif not isinstance(profile, ResourceProfile):
+            raise TypeError("with_resources: expected a protium.ResourceProfile, got "
+                            f"{type(profile).__name__}")
+        base, ops, steps = self._parts()
+        ops = tuple(op for op in ops if op == "barrier") + (profile,)
+        return self._with_stage(ops, steps, "with_resources")
 
     def map_rows(self, fn: Callable[[dict[str, Any]], dict[str, Any]],
                  schema: SchemaLike) -> "Dataset":
@@ -473,14 +587,10 @@ class Dataset:
         _fn_check(predicate, "filter")
         if kind not in ("pandas", "arrow"):
             raise ValueError("filter: kind must be 'pandas' or 'arrow'")
-        plan = {"kind": f"filter_{kind}", "fn": predicate, "what": "filter",
+        plan = {"kind": f"filter_{kind}", "fn": predicate,
                 "columns": list(columns) if columns is not None else None,
-                "in_schema": self.schema,
-                "max_records": int(self.session._conf.get("arrow.max_records_per_batch", "0")),
-                "max_bytes": int(self.session._conf.get("arrow.max_bytes_per_batch", "0"))}
-        arg = _pickle(plan, "filter")
-        return self.session._dataset(_lib.lib().pt_filter, self._handle(),
-                                     self.session._filter_fn, arg, len(arg))
+                "out_schema": self.schema}
+        return self._map(plan, "filter")
 
     def repartition(self, n: int, *keys: str) -> "Dataset":
         """A shuffle into n partitions: round robin, or by the hash of the

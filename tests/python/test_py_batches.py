@@ -14,8 +14,12 @@ import protium as pt
 
 
 def pieces(it):
-    """One row per batch received: its length, first id and data buffer."""
+    """One row per batch received: its length, first id and data buffer.
+    The function runs once per partition: it keeps every batch, so that no
+    source batch's buffer is freed and reused for the next one."""
+    kept = []
     for b in it:
+        kept.append(b)
         col = b.column(0)
         yield pa.record_batch([pa.array([b.num_rows]), pa.array([col[0].as_py()]),
                                pa.array([col.buffers()[1].address])],
