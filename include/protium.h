@@ -880,6 +880,12 @@ int pt_map_partitions(pt_dataset *ds, pt_partition_fn fn, const struct ArrowSche
  * barrier.max_attempts). Typically followed by pt_map_partitions. A stage
  * with more tasks than the cluster has slots fails at once. */
 int pt_barrier(pt_dataset *ds, pt_dataset **out, pt_error *err);
+/* pt_barrier whose stage runs at most max_attempts times (0 =
+ * barrier.max_attempts): a caller that resizes the gang between attempts
+ * (elastic training) takes each failure back with 1. When a stage has
+ * several, the one nearest its end counts. */
+int pt_barrier_attempts(pt_dataset *ds, int64_t max_attempts, pt_dataset **out,
+                        pt_error *err);
 /* Stage-level resource profiles (Spark's ResourceProfile and
  * rdd.withResources): what each task of a stage needs of the executors'
  * named resources. Build one, attach it with pt_with_resources; the

@@ -325,9 +325,19 @@ int pt_map_partitions(pt_dataset *ds, pt_partition_fn fn, const struct ArrowSche
 }
 
 int pt_barrier(pt_dataset *ds, pt_dataset **out, pt_error *err) {
+  return pt_barrier_attempts(ds, 0, out, err);
+}
+
+int pt_barrier_attempts(pt_dataset *ds, int64_t max_attempts, pt_dataset **out,
+                        pt_error *err) {
   if (!ds || !out) return pt__errorf(err, PT_EINVAL, "barrier: dataset and out must not be NULL");
   *out = NULL;
-  return node_new(ds->session, PT__NODE_BARRIER, ds, &ds->schema, out, err);
+  if (max_attempts < 0)
+    return pt__errorf(err, PT_EINVAL, "barrier: max_attempts must be at least 1 (or 0 for "
+                      "barrier.max_attempts), not %lld", (long long)max_attempts);
+  PT_RETURN_NOT_OK(node_new(ds->session, PT__NODE_BARRIER, ds, &ds->schema, out, err));
+  (*out)->max_attempts = max_attempts;
+  return PT_OK;
 }
 
 int pt_with_resources(pt_dataset *ds, const pt_resource_profile *p, pt_dataset **out,

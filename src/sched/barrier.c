@@ -190,7 +190,7 @@ static void stop_attempt(pt__driver *d, pt__sched_stage *st, int code, const cha
   b->failures++;
   pt__free(st->def);
   st->def = NULL;
-  if (b->failures >= d->opts.barrier_max_attempts) {
+  if (b->failures >= (st->max_attempts > 0 ? st->max_attempts : d->opts.barrier_max_attempts)) {
     char msg[PT_ERROR_SIZE];
     snprintf(msg, sizeof msg, "job %lld failed: barrier stage %lld failed %lld times: %.*s",
              (long long)job->id, (long long)st->id, (long long)b->failures,

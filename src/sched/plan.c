@@ -194,8 +194,10 @@ static int add_chain_ops(pt__driver *d, pt__job *job, pt__sched_stage *st, pt_da
          src->kind == PT__NODE_MAP_PARTITIONS || src->kind == PT__NODE_BARRIER ||
          src->kind == PT__NODE_RESOURCES) {
     if (n == 256) return pt__errorf(err, PT_ENOTSUP, "plan: more than 256 transformations in a row");
-    if (src->kind == PT__NODE_BARRIER) st->barrier = 1;
-    else if (src->kind == PT__NODE_RESOURCES) {
+    if (src->kind == PT__NODE_BARRIER) {
+      st->barrier = 1;
+      if (!st->max_attempts) st->max_attempts = src->max_attempts; /* the last one given */
+    } else if (src->kind == PT__NODE_RESOURCES) {
       if (!st->profile) st->profile = src->profile; /* the last one given wins */
     } else chain[n++] = src;
     /* A task pulls its input through the one partition function and pushes

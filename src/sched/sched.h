@@ -76,6 +76,8 @@ struct pt_dataset {
                                     NULL for a null value */
   /* RESOURCES */
   pt_resource_profile *profile;  /* owned copy */
+  /* BARRIER */
+  int64_t max_attempts;          /* attempts of the stage; 0 = barrier.max_attempts */
 };
 
 /* A node of `kind` over parent (which gains a reference; NULL for sources)
@@ -235,6 +237,8 @@ typedef struct pt__sched_stage {
   int32_t res_pools[PT__RES_MAX_REQS]; /* per request of profile: its pool's index in
                                           every seat's ledger, -1 = none (set at
                                           submission; seats list resources alike) */
+  int64_t max_attempts;           /* barrier stages: from the BARRIER node nearest the
+                                     stage's end; 0 = barrier.max_attempts */
 } pt__sched_stage;
 
 typedef enum pt__job_state { PT__JOB_RUNNING, PT__JOB_SUCCEEDED, PT__JOB_FAILED } pt__job_state;

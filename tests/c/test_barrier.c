@@ -761,6 +761,33 @@ static void test_mismatched_calls(void **state) {
   close_session(s);
 }
 
+/* pt_barrier_attempts: the stage's own limit wins over barrier.max_attempts
+ * (4 here), and a bad one is refused. */
+static void test_stage_max_attempts(void **state) {
+  pt_session *s = open_n(2, 1, NULL);
+  gang_arg a = gang_default();
+  a.steps = 3;
+  a.mismatch_part = 1;
+  pt_dataset *r, *b, *m;
+  struct ArrowSchema sch;
+  pt_error err = {0};
+  CHECK(pt_range(s, 0, 20, 2, &r, &err));
+  assert_int_equal(pt_barrier_attempts(r, -1, &b, &err), PT_EINVAL);
+  assert_non_null(strstr(err.message, "max_attempts must be at least 1"));
+  CHECK(pt_barrier_attempts(r, 1, &b, &err));
+  CHECK(out_schema(&sch, &err));
+  CHECK(pt_map_partitions(b, gang, &sch, &a, sizeof a, &m, &err));
+  sch.release(&sch);
+  int64_t n;
+  assert_int_equal(pt_count(m, &n, &err), PT_EINVAL);
+  assert_non_null(strstr(err.message, "failed 1 times: attempt 0: "));
+  assert_null(strstr(err.message, "; attempt 1: "));
+  pt_dataset_free(m);
+  pt_dataset_free(b);
+  pt_dataset_free(r);
+  close_session(s);
+}
+
 /* A task that returns without making a call its peers make: they fail at
  * once naming it (not after barrier.timeout). */
 static void test_returned_without_call(void **state) {
@@ -1061,6 +1088,7 @@ int main(void) {
       cmocka_unit_test(test_waits_for_busy_slots),
       cmocka_unit_test(test_admission_timeout),
       cmocka_unit_test(test_composition),
+      cmocka_unit_test(test_stage_max_attempts),
       cmocka_unit_test(test_lost_barrier_output_reruns_all),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
