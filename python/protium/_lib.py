@@ -262,6 +262,7 @@ _PROTOTYPES: dict[str, tuple[Any, list[Any]]] = {
                                    _P(ctypes.c_size_t), _err]),
     "pt_ctx_checkpoint_dir": (_c_int, [_vp, _P(ctypes.c_char_p), _err]),
     "pt_barrier": (_c_int, [_vp, _P(_vp), _err]),
+    "pt_barrier_attempts": (_c_int, [_vp, _c_i64, _P(_vp), _err]),
     "pt_resource_profile_new": (_c_int, [_P(_vp), _err]),
     "pt_resource_profile_require": (_c_int, [_vp, ctypes.c_char_p, ctypes.c_double, _c_int,
                                              _err]),

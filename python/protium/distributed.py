@@ -48,17 +48,23 @@ def run(train_fn: Union[Callable[..., Any], str], *args: Any, num_processes: Any
     unchanged. dataset: a Dataset; rank i reads partition i of
     dataset.repartition(num_processes) with get_dataset_iterator() or
     get_torch_dataset(). A failure of any rank stops every rank and runs
-    them all again, up to max_attempts; save_checkpoint()/load_checkpoint()
-    let the new attempt resume (in checkpoint_dir, or a directory the
-    engine keeps for the job). The session is the dataset's, else the one
-    opened last (Session.active()), else one of num_processes local
-    executors opened for the call.
-    """
-    from protium.session import Session, TaskError
+    them all again, up to max_attempts attempts in all;
+    save_checkpoint()/load_checkpoint() let the new attempt resume (in
+    checkpoint_dir, or a directory the engine keeps for the job).
 
-    if isinstance(num_processes, bool) or not isinstance(num_processes, int) \
-            or num_processes < 1:
-        raise ValueError(f"run: num_processes must be a positive int, got {num_processes!r}")
+    num_processes=(min, max): elastic. Each attempt starts with as many
+    ranks as there are free executors (with a gpu each, with use_gpu), at
+    least min (it waits for them) and at most max; after a failure the next
+    attempt is sized again. Checkpoints then live in checkpoint_dir (or a
+    temporary directory of the call), since every attempt is a job.
+
+    The session is the dataset's, else the one opened last
+    (Session.active()), else one of max local executors opened for the
+    call and closed after.
+    """
+    from protium.session import Session
+
+    lo, hi = _sizes(num_processes)
     if not callable(train_fn) and not isinstance(train_fn, (str, os.PathLike)):
         raise TypeError(f"run: train_fn must be a function or a script path, got "
                         f"{type(train_fn).__name__}")
@@ -66,52 +72,125 @@ def run(train_fn: Union[Callable[..., Any], str], *args: Any, num_processes: Any
         train_fn = os.path.abspath(os.fspath(train_fn))
         if not os.path.isfile(train_fn):
             raise FileNotFoundError(f"run: no script {train_fn}")
-    if max_attempts < 1:
-        raise ValueError("run: max_attempts must be at least 1")
-    n = num_processes
+    if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
+        raise ValueError(f"run: max_attempts must be an int >= 1, not {max_attempts!r}")
     own: Optional[Session] = None
     session = dataset.session if dataset is not None else Session.active()
     if session is None:
-        own = session = Session(f"local[{n}]", {"barrier.max_attempts": max_attempts})
+        own = session = Session(f"local[{hi}]")
+    job = _Job(session, train_fn, args, kwargs, use_gpu, dataset, checkpoint_dir)
     try:
-        return _run_on(session, train_fn, args, kwargs, n, use_gpu, dataset, checkpoint_dir,
-                       max_attempts, TaskError)
+        if lo == hi and not isinstance(num_processes, tuple):
+            return job.run(hi, max_attempts)
+        return _run_elastic(job, lo, hi, max_attempts)
     finally:
         if own is not None:
             own.close()
 
 
-def _run_on(session: Any, train_fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any], n: int,
-            use_gpu: bool, dataset: Any, checkpoint_dir: Optional[str], max_attempts: int,
-            task_error: type) -> Any:
-    from protium.resources import ResourceProfile
+def _sizes(num_processes: Any) -> tuple[int, int]:
+    def ok(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool) and v >= 1
 
-    slots = int(session._conf.get("executor.slots", "1"))
-    # One rank per executor process: each takes all of its executor's slots,
-    # since os.environ and torch's default process group are per process.
-    profile = ResourceProfile(cpus=slots, gpus=1 if use_gpu else None)
-    inp = (dataset.repartition(n) if dataset is not None
-           else session.range(n, partitions=n))
-    stage = inp.with_resources(profile).barrier()
-    plan = {"kind": "train", "fn": train_fn, "args": args, "kwargs": kwargs,
-            "has_dataset": dataset is not None, "checkpoint_dir": checkpoint_dir,
-            "use_gpu": use_gpu, "out_schema": _RESULT_SCHEMA}
-    job = stage._map(plan, "distributed.run", whole=True)
-    used = 0
-    while True:
-        try:
-            table = job.to_arrow()
-            break
-        except task_error as e:
-            # Each job runs the stage up to the session's barrier.max_attempts
-            # times; more jobs make up max_attempts when that is fewer.
-            m = re.search(r"barrier stage \d+ failed (\d+) times", e.message)
-            used += int(m.group(1)) if m else max_attempts
-            if used >= max_attempts:
-                raise
-    if table.num_rows == 0:
-        raise ProtiumError(PT_ESTATE, "run: rank 0 returned no result")
-    return pickle.loads(b"".join(v.as_py() for v in table.column("value")))
+    if isinstance(num_processes, tuple) and len(num_processes) == 2 \
+            and all(map(ok, num_processes)) and num_processes[0] <= num_processes[1]:
+        return num_processes[0], num_processes[1]
+    if ok(num_processes):
+        return num_processes, num_processes
+    raise ValueError(f"run: num_processes must be a positive int or (min, max) with "
+                     f"1 <= min <= max, got {num_processes!r}")
+
+
+class _Job:
+    """One call's barrier stage, built for a number of ranks."""
+
+    def __init__(self, session: Any, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
+                 use_gpu: bool, dataset: Any, checkpoint_dir: Optional[str]) -> None:
+        self.session, self.fn, self.args, self.kwargs = session, fn, args, kwargs
+        self.use_gpu, self.dataset, self.checkpoint_dir = use_gpu, dataset, checkpoint_dir
+
+    def run(self, n: int, max_attempts: int) -> Any:
+        from protium.resources import ResourceProfile
+
+        slots = int(self.session._conf.get("executor.slots", "1"))
+        # One rank per executor process: each takes all of its executor's
+        # slots, since os.environ and torch's default process group are the
+        # process's.
+        profile = ResourceProfile(cpus=slots, gpus=1 if self.use_gpu else None)
+        inp = (self.dataset.repartition(n) if self.dataset is not None
+               else self.session.range(n, partitions=n))
+        stage = inp.with_resources(profile).barrier(max_attempts)
+        plan = {"kind": "train", "fn": self.fn, "args": self.args, "kwargs": self.kwargs,
+                "has_dataset": self.dataset is not None,
+                "checkpoint_dir": self.checkpoint_dir, "use_gpu": self.use_gpu,
+                "out_schema": _RESULT_SCHEMA}
+        table = stage._map(plan, "distributed.run", whole=True).to_arrow()
+        if table.num_rows == 0:
+            raise ProtiumError(PT_ESTATE, "run: rank 0 returned no result")
+        return pickle.loads(b"".join(v.as_py() for v in table.column("value")))
+
+    def free_ranks(self) -> int:
+        """Executors that could take a rank now: alive (with a gpu, with
+        use_gpu) less one per task running in the session (a task may hold
+        a slot of any executor)."""
+        from protium import _lib
+
+        infos = (_lib.PtExecutorInfo * 256)()
+        n = ctypes.c_int64()
+        err = _lib.PtError()
+        _lib.check(_lib.lib().pt_session_executors(self.session._handle(), infos, 256,
+                                                   ctypes.byref(n), ctypes.byref(err)), err)
+        eligible = 0
+        for i in range(min(n.value, 256)):
+            ex = infos[i]
+            if not ex.alive:
+                continue
+            if self.use_gpu and not any(ex.resources[r].name == b"gpu" and
+                                        ex.resources[r].n_addresses > 0
+                                        for r in range(ex.n_resources)):
+                continue
+            eligible += 1
+        running = sum(j["tasks_running"] for j in self.session.jobs_progress())
+        return max(0, eligible - running)
+
+
+def _run_elastic(job: _Job, lo: int, hi: int, max_attempts: int) -> Any:
+    import shutil
+    import tempfile
+    import time
+
+    from protium.session import TaskError
+
+    made = None
+    if job.checkpoint_dir is None:
+        made = job.checkpoint_dir = tempfile.mkdtemp(prefix="protium-elastic-")
+    wait_s = _duration_s(job.session._conf.get("barrier.admission_timeout", "60s"))
+    try:
+        for attempt in range(max_attempts):
+            deadline = time.monotonic() + wait_s
+            n = min(hi, job.free_ranks())
+            while n < lo and time.monotonic() < deadline:
+                time.sleep(0.05)
+                n = min(hi, job.free_ranks())
+            try:
+                # One attempt per job: the next one is sized again.
+                return job.run(max(n, lo), 1)
+            except TaskError:
+                if attempt + 1 >= max_attempts:
+                    raise
+        raise AssertionError("unreachable")
+    finally:
+        if made is not None:
+            shutil.rmtree(made, ignore_errors=True)
+            job.checkpoint_dir = None
+
+
+def _duration_s(text: str) -> float:
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)(ms|s|m|h)?", text.strip())
+    if not m:
+        return 60.0
+    scale = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}[m.group(2)]
+    return float(m.group(1)) * scale
 
 
 # ---------------------------------------------------------------------------

@@ -349,6 +349,13 @@ class _ProgressBar:
             self.shown = False
 
 
+class _Barrier:
+    """A stage operation of Dataset.barrier()."""
+
+    def __init__(self, max_attempts: int) -> None:
+        self.max_attempts = max_attempts
+
+
 def _fn_check(fn: object, what: str) -> None:
     if not callable(fn):
         raise TypeError(f"{what}: expected a function, got {type(fn).__name__}")
@@ -365,7 +372,7 @@ class Dataset:
         self._ptr = ptr
         # The Python part of this dataset's stage, when it has one: the
         # stage's input (a dataset without one), what applies to the whole
-        # stage ("barrier", ResourceProfile) and the Python steps; _ptr is
+        # stage (barrier, ResourceProfile) and the Python steps; _ptr is
         # then one pt_map_partitions over them (see _with_stage).
         self._stage_input: Optional[Dataset] = None
         self._stage_ops: tuple[Any, ...] = ()
@@ -426,8 +433,9 @@ class Dataset:
                  if k.startswith("resources.") and k.count(".") >= 2}
         stage["resource_names"] = sorted(names | {"gpu"})
         for op in ops:
-            if op == "barrier":
-                cur = self.session._dataset(lib.pt_barrier, cur._handle())
+            if isinstance(op, _Barrier):
+                cur = self.session._dataset(lib.pt_barrier_attempts, cur._handle(),
+                                            op.max_attempts)
                 stage["barrier"] = True
             else:
                 cur = op._apply(cur)
@@ -502,7 +510,7 @@ class Dataset:
         return self._map({"kind": "pandas" if pandas else "arrow", "fn": fn,
                           "out_schema": out}, "map_partitions")
 
-    def barrier(self) -> "Dataset":
+    def barrier(self, max_attempts: int = 0) -> "Dataset":
         """This dataset's stage as a barrier stage (PySpark's rdd.barrier()):
         its tasks start together, reach each other through
         BarrierTaskContext (barrier(), all_gather(), task_infos()), and if
@@ -510,11 +518,16 @@ class Dataset:
         barrier.max_attempts. The stage is all of it, from the previous
         shuffle or source to the next shuffle or action: put a
         repartition() before to keep upstream work out of the gang. A stage
-        with more tasks than the cluster has slots fails at once."""
+        with more tasks than the cluster has slots fails at once.
+        max_attempts: the stage's own limit of attempts (0: the session's
+        barrier.max_attempts)."""
+        if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) \
+                or max_attempts < 0:
+            raise ValueError(f"barrier: max_attempts must be an int >= 1 (0: the session's "
+                             f"barrier.max_attempts), not {max_attempts!r}")
         base, ops, steps = self._parts()
-        if "barrier" in ops:
-            return self
-        return self._with_stage(ops + ("barrier",), steps, "barrier")
+        ops = tuple(op for op in ops if not isinstance(op, _Barrier))
+        return self._with_stage(ops + (_Barrier(max_attempts),), steps, "barrier")
 
     def with_resources(self, profile: Optional[Any] = None, *, cpus: Optional[int] = None,
                        gpus: Optional[float] = None,
@@ -535,7 +548,7 @@ class Dataset:
             raise TypeError("with_resources: expected a protium.ResourceProfile, got "
                             f"{type(profile).__name__}")
         base, ops, steps = self._parts()
-        ops = tuple(op for op in ops if op == "barrier") + (profile,)
+        ops = tuple(op for op in ops if isinstance(op, _Barrier)) + (profile,)
         return self._with_stage(ops, steps, "with_resources")
 
     def map_rows(self, fn: Callable[[dict[str, Any]], dict[str, Any]],

@@ -119,8 +119,9 @@ def test_a_failing_rank_raises_with_its_remote_traceback(session):
         pt.BarrierTaskContext.get().barrier()
 
     with pytest.raises(pt.TaskError) as info:
-        pt.distributed.run(fails_on_rank_one, num_processes=2)
+        pt.distributed.run(fails_on_rank_one, num_processes=2, max_attempts=2)
     e = info.value
+    assert "failed 2 times" in e.message
     assert "ValueError: rank one cannot train" in e.remote_traceback
     assert "in fails_on_rank_one" in e.remote_traceback
     assert "partition 1 failed" in e.message
