@@ -342,17 +342,9 @@ class PtTaskInfo(ctypes.Structure):
     ]
 
 
-# pt_map_fn and pt_filter_fn: the callbacks Python functions run behind.
-MAP_FN = ctypes.CFUNCTYPE(
-    _c_int, _P(PtTaskContext), _P(ArrowSchema), _P(ArrowArray), _P(ArrowArray), _vp,
-    ctypes.c_size_t, _P(PtError),
-)
+# pt_partition_fn: the callback Python functions run behind.
 PARTITION_FN = ctypes.CFUNCTYPE(
     _c_int, _P(PtTaskContext), _P(ArrowArrayStream), _vp, ctypes.c_size_t, _P(PtError),
-)
-FILTER_FN = ctypes.CFUNCTYPE(
-    _c_int, _P(PtTaskContext), _P(ArrowSchema), _P(ArrowArray), _vp, _vp, ctypes.c_size_t,
-    _P(PtError),
 )
 
 

@@ -1,13 +1,13 @@
 """_worker.py — what runs a Python function inside an executor: the C
-callbacks (a pt_map_fn, a pt_filter_fn and a pt_partition_fn) registered
-under fixed names in every process of a Python session, and the plans they
-run.
+callback (a pt_partition_fn) registered under a fixed name in every process
+of a Python session, and the plans it runs: a stage's Python functions
+composed into one pipeline over the partition's batches.
 
-The executor's batch is handed to pyarrow in place: a zero-copy view of it
-(pt_array_slice shares its buffers through a reference count) is imported
-with the C Data Interface, so the function sees the executor's own memory;
-its result goes back the same way (exported by pyarrow, owned by the engine
-until it releases it). A function is unpickled once per executor and kept.
+Each batch of the partition's input stream is handed to pyarrow in place
+(imported with the C Data Interface, the engine's buffers, no copy), so the
+functions see the executor's own memory; results go back the same way
+(exported by pyarrow, emitted with pt_ctx_emit, owned by the engine until
+it releases them). A plan is unpickled once per executor and kept.
 """
 
 from __future__ import annotations
@@ -23,9 +23,7 @@ import pyarrow as pa
 from protium import _lib
 from protium._lib import PT_EINVAL, ArrowArray, PtError
 
-MAP_NAME = b"protium.python_map"
 PARTITION_NAME = b"protium.python_partition"
-FILTER_NAME = b"protium.python_filter"
 
 # Room for our part of a failure message: the driver's context ("job 1
 # failed: stage 0 partition 3 failed 4 times; last error: map '...': ")
@@ -53,18 +51,6 @@ def _plan(arg: int, size: int) -> dict[str, Any]:
         plan = cloudpickle.loads(key)
         _plans[key] = plan
     return plan
-
-
-def _batch_in(batch_p: Any, schema: pa.Schema) -> pa.RecordBatch:
-    """The executor's batch as a pyarrow RecordBatch over the same buffers."""
-    view = ArrowArray()
-    err = PtError()
-    # The view holds a reference on the buffers, so what pyarrow keeps of
-    # them (a zero-copy result, for one) outlives the engine's own batch.
-    rc = _lib.lib().pt_array_slice(batch_p, 0, batch_p.contents.length, ctypes.byref(view),
-                                   ctypes.byref(err))
-    _lib.check(rc, err)
-    return pa.RecordBatch._import_from_c(ctypes.addressof(view), schema)
 
 
 def _fail(err_p: Any, text: str) -> int:
@@ -256,17 +242,6 @@ def _pin_thread_state() -> None:
         _pinned.add(ident)
 
 
-def _map_cb(ctx, schema_p, batch_p, out_p, arg, arg_size, err_p):  # type: ignore[no-untyped-def]
-    _pin_thread_state()
-    try:
-        plan = _plan(arg, arg_size)
-        result = run_map(plan, _batch_in(batch_p, plan["in_schema"]))
-        result._export_to_c(ctypes.addressof(out_p.contents))
-        return 0
-    except BaseException as e:  # noqa: BLE001 - the task fails with it, whatever it is
-        return _fail(err_p, _describe(e))
-
-
 def run_filter(plan: dict[str, Any], batch: pa.RecordBatch) -> pa.Array:
     """The boolean mask of a filter: null counts as false."""
     pieces = _pieces(plan, batch)
@@ -280,21 +255,6 @@ def run_filter(plan: dict[str, Any], batch: pa.RecordBatch) -> pa.Array:
     import pyarrow.compute as pc
 
     return pc.fill_null(value, False)
-
-
-def _filter_cb(ctx, schema_p, batch_p, keep, arg, arg_size, err_p):  # type: ignore[no-untyped-def]
-    _pin_thread_state()
-    try:
-        import numpy as np
-
-        plan = _plan(arg, arg_size)
-        batch = _batch_in(batch_p, plan["in_schema"])
-        mask = run_filter(plan, batch)
-        bits = np.packbits(mask.to_numpy(zero_copy_only=False), bitorder="little")
-        ctypes.memmove(keep, bits.ctypes.data, bits.nbytes)
-        return 0
-    except BaseException as e:  # noqa: BLE001
-        return _fail(err_p, _describe(e))
 
 
 def _stream_batches(stream_p: Any, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
@@ -430,16 +390,11 @@ class _task_env:
 _callbacks: list[Any] = []
 
 
-def register() -> tuple[int, int, int]:
-    """Registers the callbacks in this process (once); returns their
-    addresses, which pt_map_batches, pt_filter and pt_map_partitions take."""
+def register() -> int:
+    """Registers the partition callback in this process (once); returns
+    its address, which pt_map_partitions takes."""
     if not _callbacks:
-        lib = _lib.lib()
-        for name, proto, fn in ((MAP_NAME, _lib.MAP_FN, _map_cb),
-                                (FILTER_NAME, _lib.FILTER_FN, _filter_cb),
-                                (PARTITION_NAME, _lib.PARTITION_FN, _partition_cb)):
-            cb = proto(fn)
-            _callbacks.append(cb)
-            lib.pt_fn_register(name, ctypes.cast(cb, ctypes.c_void_p))
-    m, f, p = (ctypes.cast(cb, ctypes.c_void_p).value or 0 for cb in _callbacks)
-    return m, f, p
+        cb = _lib.PARTITION_FN(_partition_cb)
+        _callbacks.append(cb)
+        _lib.lib().pt_fn_register(PARTITION_NAME, ctypes.cast(cb, ctypes.c_void_p))
+    return ctypes.cast(_callbacks[0], ctypes.c_void_p).value or 0

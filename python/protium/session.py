@@ -111,7 +111,7 @@ class Session:
         lib = _lib.lib()
         # None: a progress bar for jobs over a second when stderr is a terminal
         self.progress = progress
-        self._map_fn, self._filter_fn, self._partition_fn = _worker.register()
+        self._partition_fn = _worker.register()
         self._ptr: Optional[int] = None
         self._datasets: "weakref.WeakSet[Dataset]" = weakref.WeakSet()
         handle = ctypes.c_void_p()
