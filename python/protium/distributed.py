@@ -245,7 +245,7 @@ def _rank_main(plan: dict[str, Any], batches: Iterator[pa.RecordBatch]
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
-        store = None
+        del store  # rank 0 stops the rendezvous store it hosted
     if rank == 0:
         data = pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
         yield pa.RecordBatch.from_arrays([pa.array([data], pa.large_binary())],
@@ -319,8 +319,9 @@ def get_torch_dataset(columns: Optional[list[str]] = None,
     torch.Tensor for a batch of rows (batch_size rows, or the engine's
     batches as they come); use DataLoader(ds, batch_size=None). The first
     pass reads from the engine and keeps the batches, so later epochs go
-    over them again. Strings and other non-numeric columns are left out
-    unless named in `columns`."""
+    over them again. columns: the columns to take (default: every numeric
+    and boolean one). Tensors are copies of the engine's
+    (immutable) buffers."""
     task = _task()
     cached = task.extra.get("torch_dataset")
     if cached is None:
@@ -365,11 +366,15 @@ def _make_torch_dataset(batches: Iterator[pa.RecordBatch]) -> Any:
                     out = {}
                     for name in self.columns or part.schema.names:
                         col = part.column(name)
-                        if self.columns is None and not (pa.types.is_integer(col.type) or
-                                                          pa.types.is_floating(col.type) or
-                                                          pa.types.is_boolean(col.type)):
-                            continue
-                        out[name] = torch.from_numpy(col.to_numpy(zero_copy_only=False))
+                        if not (pa.types.is_integer(col.type) or pa.types.is_floating(col.type)
+                                or pa.types.is_boolean(col.type)):
+                            if self.columns is None:
+                                continue
+                            raise TypeError(f"get_torch_dataset: column {name!r} is "
+                                            f"{col.type}; tensors take numbers and booleans")
+                        # A copy: the engine's buffers are immutable (a mapped
+                        # file, for one), a tensor is writable.
+                        out[name] = torch.from_numpy(col.to_numpy(zero_copy_only=False).copy())
                     yield out
 
     return _Source()
