@@ -141,3 +141,23 @@ def test_bad_arguments_fail_before_any_job(session):
         pt.distributed.run(42, num_processes=2)
     with pytest.raises(FileNotFoundError, match="no script"):
         pt.distributed.run("/nonexistent/train.py", num_processes=2)
+
+
+def test_the_examples_of_docs_training_md_run():
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    text = (root / "docs" / "training.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    assert len(blocks) == 2
+    env = dict(os.environ, PYTHONPATH=str(root / "python"))
+    for block in blocks:
+        # each prints what its last comment says
+        expected = block.rstrip().rsplit("# ", 1)[1].split(" (")[0]
+        r = subprocess.run([sys.executable, "-c", block], env=env, capture_output=True,
+                           text=True, timeout=300)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.strip().splitlines()[-1] == expected.strip()
