@@ -151,7 +151,8 @@ def test_the_examples_of_docs_training_md_run():
 
     root = Path(__file__).resolve().parents[2]
     text = (root / "docs" / "training.md").read_text()
-    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    blocks = re.findall(r"<!-- run by tests/python/test_train_distributed.py -->\n"
+                        r"```python\n(.*?)```", text, flags=re.S)
     assert len(blocks) == 2
     env = dict(os.environ, PYTHONPATH=str(root / "python"))
     for block in blocks:
