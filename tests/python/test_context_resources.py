@@ -114,3 +114,15 @@ def test_bad_requests_fail_with_the_engine_message(gpu_session):
     with pytest.raises(pt.TaskError, match="gpu"):
         gpu_session.range(2, partitions=2).with_resources(gpus=3) \
             .map_partitions(record, SCHEMA).count()
+
+
+def test_addresses_from_a_discovery_script(tmp_path):
+    script = tmp_path / "discover.sh"
+    script.write_text('#!/bin/sh\necho \'{"name": "gpu", "addresses": ["g0", "g1"]}\'\n')
+    script.chmod(0o755)
+    conf = {"resources.gpu.discovery_script": str(script)}
+    with pt.Session("local[2]", conf) as s:
+        out = s.range(2, partitions=2).with_resources(gpus=1).barrier() \
+            .map_partitions(record, SCHEMA).to_pandas()
+        assert sorted(out["gpus"]) == ["g0", "g1"]
+        assert out["env"].tolist() == out["gpus"].tolist()
