@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterator, Optional, Union
 import pyarrow as pa
 
 from protium import context
-from protium._lib import PT_ESTATE, ProtiumError
+from protium._lib import PT_EINVAL, PT_ESTATE, ProtiumError
 
 __all__ = ["run", "get_dataset_iterator", "get_torch_dataset", "save_checkpoint",
            "load_checkpoint"]
@@ -112,6 +112,13 @@ class _Job:
     def run(self, n: int, max_attempts: int) -> Any:
         from protium.resources import ResourceProfile
 
+        eligible, _ = self.executors()
+        if n > eligible:
+            what = "executors with a gpu" if self.use_gpu else "executors"
+            raise ProtiumError(PT_EINVAL, f"run: {n} ranks need {n} {what} (one rank per "
+                               f"executor process) but the session has {eligible}; open it "
+                               f"with more (local[{n}]) or ask for fewer num_processes")
+
         slots = int(self.session._conf.get("executor.slots", "1"))
         # One rank per executor process: each takes all of its executor's
         # slots, since os.environ and torch's default process group are the
@@ -133,6 +140,11 @@ class _Job:
         """Executors that could take a rank now: alive (with a gpu, with
         use_gpu) less one per task running in the session (a task may hold
         a slot of any executor)."""
+        eligible, running = self.executors()
+        return max(0, eligible - running)
+
+    def executors(self) -> tuple[int, int]:
+        """(executors that can run a rank, tasks running in the session)."""
         from protium import _lib
 
         infos = (_lib.PtExecutorInfo * 256)()
@@ -151,7 +163,7 @@ class _Job:
                 continue
             eligible += 1
         running = sum(j["tasks_running"] for j in self.session.jobs_progress())
-        return max(0, eligible - running)
+        return eligible, running
 
 
 def _run_elastic(job: _Job, lo: int, hi: int, max_attempts: int) -> Any:

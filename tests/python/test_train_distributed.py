@@ -162,3 +162,10 @@ def test_the_examples_of_docs_training_md_run():
                            text=True, timeout=300)
         assert r.returncode == 0, r.stderr
         assert r.stdout.strip().splitlines()[-1] == expected.strip()
+
+
+def test_more_ranks_than_executors_fails_at_once(session):
+    with pytest.raises(pt.ProtiumError, match=r"3 ranks need 3 executors .* has 2"):
+        pt.distributed.run(all_reduce_ranks, 1.0, num_processes=3)
+    with pytest.raises(pt.ProtiumError, match=r"executors with a gpu .* has 0"):
+        pt.distributed.run(all_reduce_ranks, 1.0, num_processes=1, use_gpu=True)
