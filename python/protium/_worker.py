@@ -371,11 +371,9 @@ class _task_env:
         ctx = TaskContext.get()
         held = ctx.resources() if ctx is not None else {}
         for name, var in envs.items():
-            self.saved[var] = os.environ.get(var)
-            if name in held:
+            if name in held:  # as pt_ctx_child_env: the others stay as they are
+                self.saved[var] = os.environ.get(var)
                 os.environ[var] = ",".join(held[name].addresses)
-            else:
-                os.environ.pop(var, None)
 
     def __exit__(self, *exc: object) -> None:
         import os

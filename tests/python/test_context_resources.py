@@ -127,14 +127,3 @@ def test_addresses_from_a_discovery_script(tmp_path):
         assert sorted(out["gpus"]) == ["g0", "g1"]
         assert out["env"].tolist() == out["gpus"].tolist()
 
-
-def test_distributed_run_with_use_gpu_gives_each_rank_its_gpu(gpu_session):
-    def visible():
-        ctx = pt.BarrierTaskContext.get()
-        mine = os.environ["CUDA_VISIBLE_DEVICES"]
-        assert ctx.resources()["gpu"].addresses == [mine]
-        return ctx.all_gather(mine)
-
-    got = pt.distributed.run(visible, num_processes=2, use_gpu=True,
-                             dataset=gpu_session.range(10, partitions=2))
-    assert len(set(got)) == 2 and set(got) <= {"0", "1", "2", "3"}

@@ -2,8 +2,9 @@
 executors and real torch: a gloo all_reduce over two ranks, the rendezvous
 variables (set while a rank runs, restored after), rank 0's return value of
 any size, ranks fed their partitions of a dataset (also as a torch
-IterableDataset over several epochs), and a failing rank's exception with
-its remote traceback. One session (local[2]) serves the module.
+IterableDataset over several epochs), a failing rank's exception with its
+remote traceback, use_gpu with fake GPUs, and the examples of
+docs/training.md. One session (local[2]) serves the module.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ RENDEZVOUS = ("MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE", "LOCAL_RANK",
 
 @pytest.fixture(scope="module")
 def session():
-    with pt.Session("local[2]") as s:
+    # one fake GPU per executor, for use_gpu=True
+    with pt.Session("local[2]", {"resources.gpu.addresses": "0,1"}) as s:
         yield s
 
 
@@ -143,10 +145,12 @@ def test_bad_arguments_fail_before_any_job(session):
         pt.distributed.run("/nonexistent/train.py", num_processes=2)
 
 
-def test_the_examples_of_docs_training_md_run():
+def test_the_examples_of_docs_training_md_run(session, monkeypatch, capsys):
+    """Each example runs as written, except that its `pt.Session(...)` is
+    this module's session (same master): a fresh one would import torch
+    again in every executor, the slowest part of these tests."""
+    import contextlib
     import re
-    import subprocess
-    import sys
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[2]
@@ -154,18 +158,37 @@ def test_the_examples_of_docs_training_md_run():
     blocks = re.findall(r"<!-- run by tests/python/test_train_distributed.py -->\n"
                         r"```python\n(.*?)```", text, flags=re.S)
     assert len(blocks) == 2
-    env = dict(os.environ, PYTHONPATH=str(root / "python"))
     for block in blocks:
+        assert 'pt.Session("local[2]")' in block
+        monkeypatch.setattr(pt, "Session", lambda *a, **k: contextlib.nullcontext(session))
+        exec(compile(block, "docs/training.md", "exec"), {"__name__": "training_md"})
+        monkeypatch.undo()
         # each prints what its last comment says
         expected = block.rstrip().rsplit("# ", 1)[1].split(" (")[0]
-        r = subprocess.run([sys.executable, "-c", block], env=env, capture_output=True,
-                           text=True, timeout=300)
-        assert r.returncode == 0, r.stderr
-        assert r.stdout.strip().splitlines()[-1] == expected.strip()
+        assert capsys.readouterr().out.strip().splitlines()[-1] == expected.strip()
 
 
 def test_more_ranks_than_executors_fails_at_once(session):
     with pytest.raises(pt.ProtiumError, match=r"3 ranks need 3 executors .* has 2"):
         pt.distributed.run(all_reduce_ranks, 1.0, num_processes=3)
-    with pytest.raises(pt.ProtiumError, match=r"executors with a gpu .* has 0"):
-        pt.distributed.run(all_reduce_ranks, 1.0, num_processes=1, use_gpu=True)
+    with pytest.raises(pt.ProtiumError, match=r"3 executors with a gpu .* has 2"):
+        pt.distributed.run(all_reduce_ranks, 1.0, num_processes=3, use_gpu=True)
+
+
+def test_use_gpu_gives_each_rank_its_gpu(session):
+    def visible():
+        ctx = pt.BarrierTaskContext.get()
+        mine = os.environ["CUDA_VISIBLE_DEVICES"]
+        assert ctx.resources()["gpu"].addresses == [mine]
+        return ctx.all_gather(mine)
+
+    assert sorted(pt.distributed.run(visible, num_processes=2, use_gpu=True)) == ["0", "1"]
+
+    def outside_the_run(it):
+        for _ in it:
+            pass
+        yield pa.record_batch([pa.array([os.environ.get("CUDA_VISIBLE_DEVICES", "")])],
+                              names=["env"])
+
+    out = session.range(2, partitions=2).map_partitions(outside_the_run, "env string")
+    assert out.to_pandas()["env"].tolist() == ["", ""]
