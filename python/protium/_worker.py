@@ -13,6 +13,7 @@ it releases them). A plan is unpickled once per executor and kept.
 from __future__ import annotations
 
 import ctypes
+import os
 import threading
 import traceback
 from operator import itemgetter
@@ -68,7 +69,7 @@ def _describe(exc: BaseException, room: int = _MESSAGE_BUDGET) -> str:
     if isinstance(exc, ResultError):
         return head[:room]
     head = head[:room // 2]
-    frames = traceback.format_tb(exc.__traceback__)
+    frames = _user_frames(exc)
     budget = room - len(head) - len(TRACEBACK_MARK) - 2
     kept: list[str] = []
     for frame in reversed(frames):
@@ -77,6 +78,18 @@ def _describe(exc: BaseException, room: int = _MESSAGE_BUDGET) -> str:
         kept.insert(0, frame)
         budget -= len(frame)
     return f"{head}\n{TRACEBACK_MARK}\n{''.join(kept)}".rstrip()
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def _user_frames(exc: BaseException) -> list[str]:
+    """The traceback's frames without this package's own (the worker and
+    run()'s rank wrapper around the user's function), unless nothing else
+    is left: the room in the message is for the user's code."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    user = [f for f in frames if not f.filename.startswith(_PACKAGE_DIR)]
+    return traceback.format_list(user or frames)
 
 
 def _check_batch(value: object, schema: pa.Schema, what: str) -> pa.RecordBatch:

@@ -74,6 +74,9 @@ def run(train_fn: Union[Callable[..., Any], str], *args: Any, num_processes: Any
             raise FileNotFoundError(f"run: no script {train_fn}")
     if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
         raise ValueError(f"run: max_attempts must be an int >= 1, not {max_attempts!r}")
+    if checkpoint_dir is not None:
+        # ranks run in the executors' working directory, not the caller's
+        checkpoint_dir = os.path.abspath(os.fspath(checkpoint_dir))
     own: Optional[Session] = None
     session = dataset.session if dataset is not None else Session.active()
     if session is None:
