@@ -99,10 +99,9 @@ def elastic_train(release, failed):
         dist.barrier()
         if dist.get_rank() == 0:
             open(release, "w").close()  # the other job lets its slot go
-            # ... and has ended before this attempt fails
+            # ... and has ended (the driver saw it) before this attempt fails
             while not os.path.exists(release + ".done"):
                 time.sleep(0.02)
-            time.sleep(0.5)
             open(failed, "w").close()
             raise RuntimeError("rank 0 fails the first attempt")
         dist.barrier()
