@@ -343,7 +343,9 @@ static void test_protocol_violation_loses_executor(void **state) {
  * executor.start_timeout for the hanging ones; three in a row fail the
  * job, and the session recovers once executors connect again. */
 static void never_connecting(const char *var) {
-  const char *kv[] = {"executor.start_timeout", "300ms", NULL};
+  /* long enough for a healthy executor to connect on a loaded machine
+   * (under the sanitizers too), short enough for three hanging ones */
+  const char *kv[] = {"executor.start_timeout", "2s", NULL};
   pt_session *s = open_with("local[1]", kv);
   pt_dataset *r, *m;
   CHECK(pt_range(s, 0, 400, 4, &r, &err));
@@ -363,7 +365,7 @@ static void never_connecting(const char *var) {
   unsetenv(var);
   /* the tick starts executors again; once one connects, jobs run */
   int rc = PT_EIO;
-  for (int k = 0; k < 100 && rc != PT_OK; k++) {
+  for (int k = 0; k < 300 && rc != PT_OK; k++) {
     rc = pt_count(r, &n, NULL);
     if (rc != PT_OK) usleep(100000);
   }
