@@ -11,7 +11,7 @@ PY         := .venv/bin/python
 RUNS       ?= 200
 SEED       ?= $(shell date +%s)
 
-.PHONY: all build setup demo test test-c test-python test-asan test-valgrind fuzz chaos bench clean
+.PHONY: all build setup demo demo-arrow test test-c test-python test-asan test-valgrind fuzz chaos bench clean
 
 all: build
 
@@ -24,8 +24,13 @@ $(BUILD)/CMakeCache.txt:
 build: $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j $(JOBS)
 
+# The training story (examples/train_and_enrich.py) at full size.
 demo: setup build
-	@scripts/demo.sh $(BUILD)
+	@scripts/demo.sh $(BUILD) story
+
+# The engine's pipeline and the Arrow layer (protium demo, every type, pyarrow).
+demo-arrow: setup build
+	@scripts/demo.sh $(BUILD) arrow
 
 test: setup build
 	@scripts/test.sh

@@ -204,7 +204,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             losses = " -> ".join(f"{v:.3f}" for v in r["epoch_loss"])
             say("2. train", f"features -> repartition(2) -> DDP, 2 ranks, {r['steps']:,} steps",
                 times["train_s"])
-            say("", f"loss by epoch {losses} (rank 0)")
+            say("", f"loss {r['first_loss']:.3f} in the first steps, by epoch {losses} "
+                "(rank 0)")
             say("", f"held-out accuracy {r['holdout_accuracy']:.3f}, constant predictor "
                 f"{r['constant_accuracy']:.3f}")
             if args.kill_rank_at:

@@ -1,19 +1,38 @@
 #!/usr/bin/env bash
-# The demo behind `make demo`: the engine runs a pipeline on local[2]
-# (`protium demo`: range -> map_batches -> repartition by key -> write_ipc ->
-# read back and count); then the Arrow layer: a C program writes an Arrow IPC
-# file with a column of every supported type (examples/every_type.c), pyarrow
-# reads it back, and the protium command prints its schema and first rows.
-# Usage: scripts/demo.sh BUILD_DIR. Exits non-zero if any step fails.
+# The demos behind `make demo` and `make demo-arrow`.
+#   story (make demo): examples/train_and_enrich.py, the training story at full
+#     size: 2,000,000 click events written as Arrow IPC by the engine, features
+#     with map_in_pandas, an MLP trained with DistributedDataParallel on 2 ranks
+#     (one of them killed mid-epoch: the stage reruns and resumes from its
+#     checkpoint), every event enriched with a predicted label and written out.
+#   arrow (make demo-arrow): the engine runs a pipeline on local[2] (`protium
+#     demo`: range -> map_batches -> repartition by key -> write_ipc -> read
+#     back and count); then the Arrow layer: a C program writes an Arrow IPC
+#     file with a column of every supported type (examples/every_type.c),
+#     pyarrow reads it back, and the protium command prints its schema and rows.
+# Usage: scripts/demo.sh BUILD_DIR [story|arrow]. Exits non-zero if a step fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-build=${1:?usage: scripts/demo.sh BUILD_DIR}
+build=${1:?usage: scripts/demo.sh BUILD_DIR [story|arrow]}
+which=${2:-story}
+py=.venv/bin/python
+
+if [ "$which" = story ]; then
+  [ -f "$build/libprotium.so" ] && [ -x "$py" ] ||
+    { echo "demo: $build/libprotium.so or $py is missing; run 'make demo' (it builds and sets up first)" >&2; exit 1; }
+  "$py" -c 'import torch' 2>/dev/null ||
+    { echo "demo: torch is not installed in .venv; run scripts/setup.sh" >&2; exit 1; }
+  # The killed rank dies at step 1,234 of 3,514; checkpoints every 100 steps.
+  PT_BUILD_DIR="$PWD/$build" PYTHONPATH="$PWD/python" \
+    exec "$py" examples/train_and_enrich.py --rows 2000000 --epochs 2 --kill-rank-at 1234
+fi
+[ "$which" = arrow ] || { echo "demo: no demo '$which' (story or arrow)" >&2; exit 2; }
+
 protium="$build/protium"
 every_type="$build/examples/every_type"
-py=.venv/bin/python
 for f in "$protium" "$every_type" "$py"; do
-  [ -x "$f" ] || { echo "demo: $f is missing; run 'make demo' (it builds and sets up first)" >&2; exit 1; }
+  [ -x "$f" ] || { echo "demo: $f is missing; run 'make demo-arrow' (it builds and sets up first)" >&2; exit 1; }
 done
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/protium-demo.XXXXXX")
