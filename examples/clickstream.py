@@ -127,13 +127,27 @@ def events(first_id: int, n: int) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays(cols, schema=EVENTS_SCHEMA)
 
 
+def events_of(ids: np.ndarray) -> pa.RecordBatch:
+    """The events of any int64 ids, in their order (runs of consecutive ids
+    are generated together)."""
+    cuts = np.flatnonzero(np.diff(ids) != 1) + 1
+    runs = [events(int(r[0]), len(r)) for r in np.split(ids, cuts) if len(r)]
+    if len(runs) == 1:
+        return runs[0]
+    return pa.Table.from_batches(runs, EVENTS_SCHEMA).combine_chunks().to_batches()[0]
+
+
 def generate(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    """map_in_arrow over a range of ids: one batch of events per batch of ids
-    (the range's ids are contiguous within a batch)."""
+    """map_in_arrow over ids (the engine's range): a batch of events per
+    batch of ids."""
     for b in batches:
-        ids = b.column(0)
-        if len(ids):
-            yield events(ids[0].as_py(), len(ids))
+        if b.num_rows:
+            yield events_of(b.column(0).to_numpy())
+
+
+def generate_batch(ids: pa.Table) -> pa.Table:
+    """generate, one batch in and out (Ray Data's map_batches)."""
+    return pa.Table.from_batches([events_of(ids.column(0).to_numpy())])
 
 
 def write_events(session: Any, rows: int, path: str, partitions: int = 4) -> None:

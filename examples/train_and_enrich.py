@@ -37,7 +37,8 @@ from protium import distributed  # noqa: E402
 
 
 def train(*, epochs: int, batch_size: int, lr: float, checkpoint_every: int, model_path: str,
-          ckpt_dir: str, kill_rank_at: int, gpu: bool) -> dict[str, Any]:
+          ckpt_dir: str, kill_rank_at: int, gpu: bool, steps_per_epoch: int = 0
+          ) -> dict[str, Any]:
     """One rank (run by protium.distributed.run on each): reads its
     partition of the features, trains the shared MLP with DDP, checkpoints,
     and returns (on rank 0) what the driver prints."""
@@ -60,11 +61,12 @@ def train(*, epochs: int, batch_size: int, lr: float, checkpoint_every: int, mod
     loaded = time.time()
     tx, ty = x[~holdout], y[~holdout]
     # Every rank takes the same number of steps per epoch (DDP all-reduces
-    # each one): as many full batches as the smallest partition holds.
-    counts = torch.tensor([len(tx) // batch_size, -len(tx) // batch_size], dtype=torch.int64)
+    # each one): as many full batches as the smallest partition holds,
+    # unless told (the benchmark holds the steps equal across engines).
+    counts = torch.tensor([len(tx) // batch_size], dtype=torch.int64)
     dist.all_reduce(counts, op=dist.ReduceOp.MIN)
-    steps_per_epoch = int(counts[0])
-    if steps_per_epoch < 1:
+    steps_per_epoch = steps_per_epoch or int(counts[0])
+    if int(counts[0]) < 1:
         raise ValueError(f"a rank has fewer than {batch_size} training rows; "
                          "generate more rows (--rows) or lower --batch-size")
 
@@ -91,6 +93,7 @@ def train(*, epochs: int, batch_size: int, lr: float, checkpoint_every: int, mod
                                          "optimizer": optimizer.state_dict(),
                                          "losses": losses}, step)
         if step == kill_rank_at and attempt == 0 and rank == world - 1:
+            os.makedirs(ckpt_dir, exist_ok=True)
             with open(killed_file, "w") as f:
                 f.write(repr(time.time()))
             os.kill(os.getpid(), signal.SIGKILL)  # the fault: a rank dies mid-epoch
@@ -158,6 +161,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--batch-size", type=int, default=512, help="rows per step and rank")
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--checkpoint-every", type=int, default=100, help="steps")
+    p.add_argument("--steps-per-epoch", type=int, default=0,
+                   help="default: the full batches of the smaller partition")
     p.add_argument("--out", help="directory for events, model and output (default: a "
                    "temporary one, removed at the end)")
     p.add_argument("--kill-rank-at", type=int, default=0, metavar="STEP",
@@ -181,7 +186,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(f"protium {pt.version()}, local[2]: {args.rows:,} click events, {args.epochs} epochs, "
           f"{'nccl on GPUs' if args.use_gpu else 'gloo on CPUs'}", flush=True)
     try:
+        t = time.time()
         with pt.Session("local[2]", conf) as s:
+            times["start_s"] = time.time() - t
             t = time.time()
             cs.write_events(s, args.rows, events_dir)
             times["generate_s"] = time.time() - t
@@ -197,6 +204,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                 checkpoint_dir=ckpt_dir, max_attempts=4, epochs=args.epochs,
                                 batch_size=args.batch_size, lr=args.lr,
                                 checkpoint_every=args.checkpoint_every, model_path=model_path,
+                                steps_per_epoch=args.steps_per_epoch,
                                 ckpt_dir=ckpt_dir,
                                 kill_rank_at=args.kill_rank_at, gpu=args.use_gpu)
             times["train_s"] = time.time() - t
