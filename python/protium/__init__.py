@@ -17,6 +17,7 @@ Submodules:
     protium.schema  DDL schema strings ("id long, y double")
     protium.arrow   Arrow IPC read/write, validate, copy, slice (needs pyarrow)
     protium.parquet Parquet read (columns, row-group filters) and write (needs pyarrow)
+    protium.stream  streaming queries (Session.read_stream) and pt.cache
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ from __future__ import annotations
 from protium._lib import ProtiumError, lib
 from protium.schema import parse_ddl
 from protium.session import Dataset, GroupedData, Session, TaskError
+from protium.stream import StreamingQuery, StreamingQueryException, cache
 
-__all__ = ["Dataset", "GroupedData", "ProtiumError", "Session", "TaskError", "parse_ddl",
-           "version"]
+__all__ = ["Dataset", "GroupedData", "ProtiumError", "Session", "StreamingQuery",
+           "StreamingQueryException", "TaskError", "cache", "parse_ddl", "version"]
 
 
 def version() -> str:
