@@ -1129,6 +1129,18 @@ static int concat(reader *r, const struct ArrowSchema *schema, const struct Arro
                   int64_t as, int64_t al, const struct ArrowArray *b, int64_t bs, int64_t bl,
                   struct ArrowArray *out, int depth, pt_error *err);
 
+/* Attaches the reader's current dictionaries to every dictionary-encoded
+ * node of a (made by pt__array_concat_ranges without them). */
+static int attach_dictionaries(reader *r, const struct ArrowSchema *schema, struct ArrowArray *a,
+                               int depth, pt_error *err) {
+  if (depth > PT_IPC_MAX_NESTING + 8) return pt__errorf(err, PT_EINTERNAL, "nesting too deep");
+  if (schema->dictionary != NULL)
+    PT_RETURN_NOT_OK(attach_dictionary(r, schema, a->length, a->null_count, a->dictionary, err));
+  for (int64_t i = 0; i < schema->n_children; i++)
+    PT_RETURN_NOT_OK(attach_dictionaries(r, schema->children[i], a->children[i], depth + 1, err));
+  return PT_OK;
+}
+
 static inline int64_t offset_at(const struct ArrowArray *a, int wide, int64_t i) {
   const uint8_t *o = a->buffers[1];
   return wide ? pt__load_i64(o + 8 * i) : pt__load_i32(o + 4 * i);
@@ -1144,17 +1156,18 @@ static int concat(reader *r, const struct ArrowSchema *schema, const struct Arro
   if (depth > PT_IPC_MAX_NESTING + 8) return pt__errorf(err, PT_EINTERNAL, "nesting too deep");
   if (pt__type_is_union(t.id) || pt__type_is_view(t.id) || pt__type_list_view_width(t.id) ||
       t.id == PT_TYPE_RUN_END_ENCODED) {
-    /* Arrays whose rows do not lie in one span of their buffers: the
-     * kernels' concatenation, for the whole arrays (what a delta of them at
-     * the top, or in struct children or lists that cover them, joins). */
-    if (as == 0 && al == a->length && bs == 0 && bl == b->length) {
-      const struct ArrowArray *parts[2] = {a, b};
-      return pt__array_concat(schema, parts, 2, out, err);
-    }
-    return pt__errorf(err, PT_ENOTSUP,
-                      "a dictionary delta joining parts of union, view, list view or run-end "
-                      "encoded arrays is not supported; write the whole dictionary again (a "
-                      "replacement)");
+    /* Arrays whose rows do not lie in one span of their buffers (dense
+     * union offsets, views into several data buffers, list view ranges in
+     * any order, runs): the kernels' gather over the two ranges, which
+     * lays them out anew. It leaves the dictionaries of nodes below to us:
+     * the current ones, as for every other node a delta joins. */
+    const struct ArrowArray *parts[2] = {a, b};
+    const int64_t starts[2] = {as, bs}, lengths[2] = {al, bl};
+    PT_RETURN_NOT_OK(pt__array_concat_ranges(schema, parts, starts, lengths, 2,
+                                             PT__CONCAT_NO_DICTIONARIES, out, err));
+    int rc = attach_dictionaries(r, schema, out, depth, err);
+    if (rc != PT_OK) out->release(out);
+    return rc;
   }
   int nb = pt__type_n_buffers(t.id);
   PT_RETURN_NOT_OK(pt__array_init(out, nb, schema->n_children, schema->dictionary != NULL, err));

@@ -28,6 +28,20 @@ int pt__array_filter(const struct ArrowSchema *schema, const struct ArrowArray *
 int pt__array_concat(const struct ArrowSchema *schema, const struct ArrowArray *const *arrays,
                      int64_t n, struct ArrowArray *out, pt_error *err);
 
+/* pt__array_concat of rows [starts[i], starts[i] + lengths[i]) of each
+ * arrays[i] (relative to the array; NULL starts: 0, NULL lengths: to the
+ * end): PT_ERANGE when a range is not within its array. With flags
+ * PT__CONCAT_NO_DICTIONARIES, dictionary-encoded nodes get their indices
+ * only, whatever their dictionaries, and their out->dictionary is left
+ * released (release == NULL) for the caller to fill: what a reader does
+ * that attaches its own current dictionaries. On PT_OK the caller owns
+ * *out; on failure *out is released. */
+#define PT__CONCAT_NO_DICTIONARIES 1
+int pt__array_concat_ranges(const struct ArrowSchema *schema,
+                            const struct ArrowArray *const *arrays, const int64_t *starts,
+                            const int64_t *lengths, int64_t n, int flags,
+                            struct ArrowArray *out, pt_error *err);
+
 /* hashes[i] = hash of row i's values in the key columns key_cols[0..n_keys)
  * (indices of children of the struct batch). Stable across processes and
  * runs: equal values give equal hashes whatever the batch, its offset or

@@ -28,15 +28,15 @@ static bool same_dictionary(const struct ArrowArray *a, const struct ArrowArray 
 }
 
 static int gather(const pt__view *const *vs, int64_t n_chunks, const int32_t *chunk,
-                  const int64_t *rows, int64_t n, int depth, struct ArrowArray *out,
+                  const int64_t *rows, int64_t n, int depth, int flags, struct ArrowArray *out,
                   pt_error *err);
 
 /* The union part of gather (out made): type ids; sparse children taken at
  * the same rows (parent offset added, as for structs); each dense child
  * taken at the rows its offsets name, in order, with offsets renumbered. */
 static int gather_union(const pt__view *const *vs, int64_t n_chunks, const int32_t *chunk,
-                        const int64_t *rows, int64_t n, int depth, struct ArrowArray *out,
-                        pt_error *err) {
+                        const int64_t *rows, int64_t n, int depth, int flags,
+                        struct ArrowArray *out, pt_error *err) {
 #define VIEW(k) (chunk ? vs[chunk[k]] : vs[0])
   const pt__view *v0 = vs[0];
   int rc = PT_OK;
@@ -55,7 +55,8 @@ static int gather_union(const pt__view *const *vs, int64_t n_chunks, const int32
     for (int64_t k = 0; k < n; k++) child_rows[k] = VIEW(k)->offset + rows[k];
     for (int64_t i = 0; i < v0->n_children && rc == PT_OK; i++) {
       for (int64_t c = 0; c < n_chunks; c++) child_vs[c] = &vs[c]->children[i];
-      rc = gather(child_vs, n_chunks, chunk, child_rows, n, depth + 1, out->children[i], err);
+      rc = gather(child_vs, n_chunks, chunk, child_rows, n, depth + 1, flags,
+                  out->children[i], err);
     }
     goto done;
   }
@@ -76,7 +77,8 @@ static int gather_union(const pt__view *const *vs, int64_t n_chunks, const int32
       m++;
     }
     for (int64_t c = 0; c < n_chunks; c++) child_vs[c] = &vs[c]->children[i];
-    rc = gather(child_vs, n_chunks, child_chunk, child_rows, m, depth + 1, out->children[i], err);
+    rc = gather(child_vs, n_chunks, child_chunk, child_rows, m, depth + 1, flags,
+                out->children[i], err);
   }
 done:
   pt__free(child_vs);
@@ -89,8 +91,8 @@ done:
 /* The run-end encoded part of gather (out made): one run per taken row,
  * merged with the one before when both are the same run of one chunk. */
 static int gather_ree(const pt__view *const *vs, int64_t n_chunks, const int32_t *chunk,
-                      const int64_t *rows, int64_t n, int depth, struct ArrowArray *out,
-                      pt_error *err) {
+                      const int64_t *rows, int64_t n, int depth, int flags,
+                      struct ArrowArray *out, pt_error *err) {
 #define VIEW(k) (chunk ? vs[chunk[k]] : vs[0])
   const pt__view *v0 = vs[0];
   out->null_count = 0;
@@ -127,7 +129,8 @@ static int gather_ree(const pt__view *const *vs, int64_t n_chunks, const int32_t
   e->length = runs;
   e->null_count = 0;
   for (int64_t c = 0; c < n_chunks; c++) child_vs[c] = &vs[c]->children[1];
-  rc = gather(child_vs, n_chunks, run_chunk, run_rows, runs, depth + 1, out->children[1], err);
+  rc = gather(child_vs, n_chunks, run_chunk, run_rows, runs, depth + 1, flags,
+              out->children[1], err);
 done:
   pt__free(run_rows);
   pt__free(run_chunk);
@@ -140,7 +143,7 @@ done:
  * chunk[k] (chunk NULL: all of chunk 0). vs holds one view per chunk, all of
  * the same node of the same schema. */
 static int gather(const pt__view *const *vs, int64_t n_chunks, const int32_t *chunk,
-                  const int64_t *rows, int64_t n, int depth, struct ArrowArray *out,
+                  const int64_t *rows, int64_t n, int depth, int flags, struct ArrowArray *out,
                   pt_error *err) {
   const pt__view *v0 = vs[0];
   if (depth > MAX_DEPTH)
@@ -263,7 +266,7 @@ static int gather(const pt__view *const *vs, int64_t n_chunks, const int32_t *ch
       child_vs = pt__malloc((size_t)n_chunks * sizeof *child_vs);
       if (child_vs == NULL) { rc = oom(err); goto release_out; }
       for (int64_t c = 0; c < n_chunks; c++) child_vs[c] = &vs[c]->children[0];
-      rc = gather(child_vs, n_chunks, child_chunk, child_rows, total, depth + 1,
+      rc = gather(child_vs, n_chunks, child_chunk, child_rows, total, depth + 1, flags,
                   out->children[0], err);
       if (rc != PT_OK) goto release_out;
     }
@@ -286,8 +289,8 @@ static int gather(const pt__view *const *vs, int64_t n_chunks, const int32_t *ch
     child_vs = pt__malloc((size_t)n_chunks * sizeof *child_vs);
     if (child_vs == NULL) { rc = oom(err); goto release_out; }
     for (int64_t c = 0; c < n_chunks; c++) child_vs[c] = &vs[c]->children[0];
-    rc = gather(child_vs, n_chunks, child_chunk, child_rows, total, depth + 1, out->children[0],
-                err);
+    rc = gather(child_vs, n_chunks, child_chunk, child_rows, total, depth + 1, flags,
+                out->children[0], err);
     if (rc != PT_OK) goto release_out;
   } else if (pt__type_list_view_width(v0->type.id)) {
     /* The child rows of every valid taken row, in order; offsets follow. */
@@ -331,8 +334,8 @@ static int gather(const pt__view *const *vs, int64_t n_chunks, const int32_t *ch
       }
     }
     for (int64_t c = 0; c < n_chunks; c++) child_vs[c] = &vs[c]->children[0];
-    rc = gather(child_vs, n_chunks, child_chunk, child_rows, total, depth + 1, out->children[0],
-                err);
+    rc = gather(child_vs, n_chunks, child_chunk, child_rows, total, depth + 1, flags,
+                out->children[0], err);
     if (rc != PT_OK) goto release_out;
   } else if (pt__type_is_view(v0->type.id)) {
     /* One data buffer with the out-of-line bytes of the rows, in order. */
@@ -367,10 +370,10 @@ static int gather(const pt__view *const *vs, int64_t n_chunks, const int32_t *ch
       }
     }
   } else if (v0->type.id == PT_TYPE_RUN_END_ENCODED) {
-    rc = gather_ree(vs, n_chunks, chunk, rows, n, depth, out, err);
+    rc = gather_ree(vs, n_chunks, chunk, rows, n, depth, flags, out, err);
     if (rc != PT_OK) goto release_out;
   } else if (pt__type_is_union(v0->type.id)) {
-    rc = gather_union(vs, n_chunks, chunk, rows, n, depth, out, err);
+    rc = gather_union(vs, n_chunks, chunk, rows, n, depth, flags, out, err);
     if (rc != PT_OK) goto release_out;
   } else if (v0->type.id == PT_TYPE_STRUCT) {
     /* Struct children are indexed with the parent's offset added. */
@@ -380,12 +383,13 @@ static int gather(const pt__view *const *vs, int64_t n_chunks, const int32_t *ch
     for (int64_t k = 0; k < n; k++) child_rows[k] = VIEW(k)->offset + rows[k];
     for (int64_t i = 0; i < v0->n_children; i++) {
       for (int64_t c = 0; c < n_chunks; c++) child_vs[c] = &vs[c]->children[i];
-      rc = gather(child_vs, n_chunks, chunk, child_rows, n, depth + 1, out->children[i], err);
+      rc = gather(child_vs, n_chunks, chunk, child_rows, n, depth + 1, flags,
+                  out->children[i], err);
       if (rc != PT_OK) goto release_out;
     }
   }
 
-  if (v0->dictionary != NULL) {
+  if (v0->dictionary != NULL && !(flags & PT__CONCAT_NO_DICTIONARIES)) {
     for (int64_t c = 1; c < n_chunks; c++) {
       if (!same_dictionary(vs[c]->dictionary->array, v0->dictionary->array)) {
         rc = pt__errorf(err, PT_ENOTSUP,
@@ -426,7 +430,7 @@ int pt__array_take(const struct ArrowSchema *schema, const struct ArrowArray *ar
     }
   }
   const pt__view *vs[1] = {&v};
-  rc = gather(vs, 1, NULL, indices, n, 0, out, err);
+  rc = gather(vs, 1, NULL, indices, n, 0, 0, out, err);
 reset_view:
   pt__view_reset(&v);
   return rc;
@@ -449,6 +453,13 @@ int pt__array_filter(const struct ArrowSchema *schema, const struct ArrowArray *
 
 int pt__array_concat(const struct ArrowSchema *schema, const struct ArrowArray *const *arrays,
                      int64_t n, struct ArrowArray *out, pt_error *err) {
+  return pt__array_concat_ranges(schema, arrays, NULL, NULL, n, 0, out, err);
+}
+
+int pt__array_concat_ranges(const struct ArrowSchema *schema,
+                            const struct ArrowArray *const *arrays, const int64_t *starts,
+                            const int64_t *lengths, int64_t n, int flags,
+                            struct ArrowArray *out, pt_error *err) {
   memset(out, 0, sizeof *out);
   if (n <= 0 || n > INT32_MAX)
     return pt__errorf(err, PT_EINVAL, "concat: %lld arrays", (long long)n);
@@ -460,21 +471,31 @@ int pt__array_concat(const struct ArrowSchema *schema, const struct ArrowArray *
   int64_t *rows = NULL;
   if (views == NULL || vs == NULL) { rc = oom(err); goto free_all; }
   for (; n_views < n; n_views++) {
-    rc = pt__view_init(&views[n_views], schema, arrays[n_views], err);
+    int64_t c = n_views, len = arrays[c]->length;
+    int64_t s = starts ? starts[c] : 0, l = lengths ? lengths[c] : len;
+    if (s < 0 || l < 0 || s > len || l > len - s) {
+      rc = pt__errorf(err, PT_ERANGE,
+                      "concat: rows [%lld, %lld) of array %lld are out of range of its %lld "
+                      "rows", (long long)s, (long long)(s + l), (long long)c, (long long)len);
+      goto free_all;
+    }
+    rc = pt__view_init(&views[c], schema, arrays[c], err);
     if (rc != PT_OK) goto free_all;
-    vs[n_views] = &views[n_views];
-    total += arrays[n_views]->length;
+    vs[c] = &views[c];
+    total += l;
   }
   chunk = pt__malloc((size_t)(total ? total : 1) * sizeof *chunk);
   rows = pt__malloc((size_t)(total ? total : 1) * sizeof *rows);
   if (chunk == NULL || rows == NULL) { rc = oom(err); goto free_all; }
   int64_t pos = 0;
-  for (int64_t c = 0; c < n; c++)
-    for (int64_t r = 0; r < arrays[c]->length; r++, pos++) {
+  for (int64_t c = 0; c < n; c++) {
+    int64_t s = starts ? starts[c] : 0, l = lengths ? lengths[c] : arrays[c]->length;
+    for (int64_t r = s; r < s + l; r++, pos++) {
       chunk[pos] = (int32_t)c;
       rows[pos] = r;
     }
-  rc = gather(vs, n, chunk, rows, total, 0, out, err);
+  }
+  rc = gather(vs, n, chunk, rows, total, 0, flags, out, err);
 free_all:
   for (int64_t c = 0; c < n_views; c++) pt__view_reset(&views[c]);
   pt__free(views);

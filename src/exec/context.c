@@ -128,8 +128,8 @@ int pt_ctx_resources(const pt_task_context *ctx, const char *name, const char *c
                                       "not be NULL");
   *addrs = NULL;
   *n = 0;
-  for (size_t i = 0; i < t->launch->n_resources; i++) {
-    const Protium__Resource *r = t->launch->resources[i];
+  for (size_t i = 0; i < t->n_res; i++) {
+    const Protium__Resource *r = t->res[i];
     if (r->name && strcmp(r->name, name) == 0) {
       *addrs = (const char *const *)r->addresses;
       *n = (int64_t)r->n_addresses;
@@ -158,21 +158,19 @@ int pt_ctx_child_env(const pt_task_context *ctx, char ***envp, pt_error *err) {
   extern char **environ;
   size_t n_env = 0;
   while (environ[n_env]) n_env++;
-  const Protium__TaskLaunch *l = t->launch;
-  char **env = pt__calloc(n_env + l->n_resources + 1, sizeof *env);
+  char **env = pt__calloc(n_env + t->n_res + 1, sizeof *env);
   if (env == NULL) return pt__errorf(err, PT_ENOMEM, "child_env: out of memory");
   size_t k = 0;
   for (size_t i = 0; i < n_env; i++) {
     int replaced = 0;
-    for (size_t r = 0; r < l->n_resources; r++)
-      replaced |= l->resources[r]->env && *l->resources[r]->env &&
-                  env_is(environ[i], l->resources[r]->env);
+    for (size_t r = 0; r < t->n_res; r++)
+      replaced |= t->res[r]->env && *t->res[r]->env && env_is(environ[i], t->res[r]->env);
     if (replaced) continue;
     if ((env[k] = pt__strdup(environ[i])) == NULL) goto oom;
     k++;
   }
-  for (size_t r = 0; r < l->n_resources; r++) {
-    const Protium__Resource *res = l->resources[r];
+  for (size_t r = 0; r < t->n_res; r++) {
+    const Protium__Resource *res = t->res[r];
     if (!res->env || !*res->env) continue;
     size_t len = strlen(res->env) + 2;
     for (size_t a = 0; a < res->n_addresses; a++) len += strlen(res->addresses[a]) + 1;

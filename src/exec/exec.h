@@ -47,13 +47,14 @@ int64_t pt__stage_id(const pt__stage *s);
 int64_t pt__stage_attempt(const pt__stage *s);
 
 /* Runs one task (partition task->partition, attempt task->attempt) of stage
- * and fills *st, which the function initializes: task_id, state
+ * holding resources res[0..n_res) (pt_ctx_resources; borrowed for the
+ * call) and fills *st, which the function initializes: task_id, state
  * (SUCCEEDED, FAILED or FETCH_FAILED), error, rows, count, output_path,
  * shuffle, failed_map_partition, duration_us. Strings and st->shuffle are
  * allocated here: free them with pt__task_status_clear. Never fails in any
  * other way: every problem becomes a failed status. */
 void pt__task_run(const pt__exec_env *env, pt__stage *stage, const Protium__TaskLaunch *task,
-                  Protium__TaskStatus *st);
+                  Protium__Resource *const *res, size_t n_res, Protium__TaskStatus *st);
 void pt__task_status_clear(Protium__TaskStatus *st);
 
 /* The executor process: reads PROTIUM_EXECUTOR_* from the environment,

@@ -30,6 +30,8 @@ typedef struct pt__task {
   const pt__exec_env *env;
   pt__stage *stage;
   const Protium__TaskLaunch *launch;
+  Protium__Resource *const *res;  /* the addresses it holds, per resource: n_res, borrowed */
+  size_t n_res;
   pt_task_context ctx;            /* ctx.internal_ points back here */
   int64_t failed_map; /* >= 0: a shuffle fetch failed for this map partition */
   /* Barrier stages */

@@ -34,47 +34,19 @@ const int pt__executor_linked = 1;
 /* Barrier payloads travel in frames of at most this many bytes. */
 #define COORD_CHUNK (4u << 20)
 
+/* Addresses a queued task keeps without an allocation (its refs). */
+#define QUEUED_REFS 2
+
 typedef struct queued {
-  Protium__TaskLaunch launch; /* infos kept only with owned, resources with res */
+  Protium__TaskLaunch launch; /* infos kept only with owned; resource_refs: see refs */
   Protium__TaskLaunch *owned; /* barrier tasks: a private copy launch points into */
-  Protium__Resource **res;    /* tasks holding resources: their copy, one allocation */
+  /* launch.resource_refs, copied (the LaunchBatch is freed after dispatch):
+   * in refs when they fit, else in refs_heap (owned). Queue items move, so
+   * launch.resource_refs is pointed at them only once the task is taken. */
+  uint32_t refs[2 * QUEUED_REFS];
+  uint32_t *refs_heap;
   pt__stage *stage;           /* a reference */
 } queued;
-
-/* A launch's resources (what pt_ctx_resources reads), copied into one
- * allocation: the LaunchBatch is freed after dispatch, and a per-task
- * protobuf copy costs tens of small allocations. NULL without memory. */
-static Protium__Resource **copy_resources(const Protium__TaskLaunch *tl) {
-  size_t n = tl->n_resources, size = n * (sizeof(Protium__Resource *) + sizeof(Protium__Resource));
-  for (size_t i = 0; i < n; i++) {
-    const Protium__Resource *r = tl->resources[i];
-    size += r->n_addresses * sizeof(char *) + strlen(r->name) + strlen(r->env) + 2;
-    for (size_t a = 0; a < r->n_addresses; a++) size += strlen(r->addresses[a]) + 1;
-  }
-  uint8_t *mem = pt__malloc(size);
-  if (mem == NULL) return NULL;
-  Protium__Resource **ptrs = (Protium__Resource **)mem;
-  Protium__Resource *msgs = (Protium__Resource *)(ptrs + n);
-  char **arr = (char **)(msgs + n);
-  size_t n_arr = 0;
-  for (size_t i = 0; i < n; i++) n_arr += tl->resources[i]->n_addresses;
-  char *str = (char *)(arr + n_arr);
-  for (size_t i = 0; i < n; i++) {
-    const Protium__Resource *r = tl->resources[i];
-    ptrs[i] = &msgs[i];
-    msgs[i] = *r;
-    msgs[i].name = strcpy(str, r->name);
-    str += strlen(r->name) + 1;
-    msgs[i].env = strcpy(str, r->env);
-    str += strlen(r->env) + 1;
-    msgs[i].addresses = arr;
-    for (size_t a = 0; a < r->n_addresses; a++) {
-      *arr++ = strcpy(str, r->addresses[a]);
-      str += strlen(r->addresses[a]) + 1;
-    }
-  }
-  return ptrs;
-}
 
 /* A task thread waiting in barrier() / all_gather() for the driver's reply
  * (on its own stack; linked under mu). */
@@ -132,6 +104,10 @@ typedef struct executor {
   /* Stage definitions by (stage_id, attempt). */
   pt__stage **stages;
   size_t n_stages, cap_stages;
+  /* Welcome.resources: what tasks' resource_refs index. Set before any
+   * thread starts, then read-only. */
+  Protium__Resource **res_table;
+  size_t n_res_table;
 } executor;
 
 static int64_t now_us(void) {
@@ -474,6 +450,54 @@ static pt__stage *find_stage(executor *x, int64_t id, int64_t attempt) {
   return NULL;
 }
 
+/* The n (entry, address) pairs of refs as one message per table entry, in
+ * order of first appearance, each listing its addresses in ref order: into
+ * msgs, ptrs and addrs (n entries each), borrowing the table's strings.
+ * Returns the number of messages. */
+static size_t resolve_refs(const executor *x, const uint32_t *refs, size_t n,
+                           Protium__Resource *msgs, Protium__Resource **ptrs, char **addrs) {
+  size_t nm = 0, na = 0;
+  for (size_t i = 0; i < n; i++) {
+    uint32_t e = refs[2 * i];
+    int seen = 0;
+    for (size_t k = 0; k < i && !seen; k++) seen = refs[2 * k] == e;
+    if (seen) continue;
+    const Protium__Resource *t = x->res_table[e];
+    Protium__Resource *m = &msgs[nm];
+    protium__resource__init(m);
+    m->name = t->name;
+    m->env = t->env;
+    m->addresses = &addrs[na];
+    for (size_t k = i; k < n; k++)
+      if (refs[2 * k] == e) m->addresses[m->n_addresses++] = t->addresses[refs[2 * k + 1]];
+    na += m->n_addresses;
+    ptrs[nm++] = m;
+  }
+  return nm;
+}
+
+/* A launch's (table entry, address) pairs, from either of its fields:
+ * *refs (2 * *n values, pointing into tl or at one[]). 0 when they are
+ * not pairs the table has. */
+static int launch_refs(const executor *x, const Protium__TaskLaunch *tl, uint32_t one[2],
+                       const uint32_t **refs, size_t *n) {
+  *refs = tl->resource_refs;
+  *n = tl->n_resource_refs;
+  if (tl->resource_ref != 0) {
+    if (*n != 0) return 0; /* one field or the other */
+    one[0] = (uint32_t)((tl->resource_ref - 1) >> 32);
+    one[1] = (uint32_t)(tl->resource_ref - 1);
+    *refs = one;
+    *n = 2;
+  }
+  if (*n % 2 != 0) return 0;
+  for (size_t i = 0; i < *n; i += 2) {
+    uint32_t e = (*refs)[i], a = (*refs)[i + 1];
+    if (e >= x->n_res_table || a >= x->res_table[e]->n_addresses) return 0;
+  }
+  return 1;
+}
+
 static void on_launch(executor *x, const Protium__LaunchBatch *lb) {
   for (size_t i = 0; i < lb->n_stages; i++) {
     const Protium__StageDef *def = lb->stages[i];
@@ -512,11 +536,24 @@ static void on_launch(executor *x, const Protium__LaunchBatch *lb) {
       x->q_cap = cap;
       x->q_head = 0;
     }
+    uint32_t one[2];
+    const uint32_t *refs;
+    size_t n_refs;
+    if (!launch_refs(x, tl, one, &refs, &n_refs)) {
+      push_simple_status(x, tl->task_id, PROTIUM__TASK_STATE__TASK_FAILED,
+                         "the driver named resources this executor was not told of");
+      continue;
+    }
     queued *item = &x->q[(x->q_head + x->q_len) % x->q_cap];
     item->owned = NULL;
-    item->res = NULL;
-    if (tl->n_resources > 0 && (item->res = copy_resources(tl)) == NULL)
-      die(x, "out of memory for a task");
+    item->refs_heap = NULL;
+    if (n_refs > 2 * QUEUED_REFS) {
+      if ((item->refs_heap = pt__malloc(n_refs * sizeof *item->refs_heap)) == NULL)
+        die(x, "out of memory for a task");
+      memcpy(item->refs_heap, refs, n_refs * sizeof *item->refs_heap);
+    } else if (n_refs > 0) {
+      memcpy(item->refs, refs, n_refs * sizeof *item->refs);
+    }
     if (tl->n_task_infos > 0) {
       /* The LaunchBatch is freed after dispatch: keep the infos. */
       size_t size = protium__task_launch__get_packed_size(tl);
@@ -529,7 +566,9 @@ static void on_launch(executor *x, const Protium__LaunchBatch *lb) {
       tl = item->owned;
     }
     item->launch = *tl;
-    item->launch.resources = item->res;
+    item->launch.resource_refs = NULL;
+    item->launch.n_resource_refs = n_refs; /* both fields' pairs, in refs */
+    item->launch.resource_ref = 0;
     pt__stage_ref(s);
     item->stage = s;
     x->q_len++;
@@ -557,7 +596,7 @@ static void on_kill(executor *x, const Protium__KillTasks *k) {
       push_simple_status(x, item.launch.task_id, PROTIUM__TASK_STATE__TASK_KILLED, NULL);
       pt__stage_unref(item.stage);
       if (item.owned) protium__task_launch__free_unpacked(item.owned, &pt__pb_allocator);
-      pt__free(item.res);
+      pt__free(item.refs_heap);
     } else {
       x->q[(x->q_head + kept) % x->q_cap] = item;
       kept++;
@@ -734,15 +773,35 @@ static void run_one_locked(executor *x) {
   tl_task.task_id = item.launch.task_id;
   tl_task.area = area.head ? &area : NULL;
 
+  /* Its resources as messages borrowing the table, on this stack. */
+  item.launch.resource_refs = item.refs_heap ? item.refs_heap : item.refs;
+  size_t n_addrs = item.launch.n_resource_refs / 2, n_res = 0;
+  Protium__Resource res_buf[QUEUED_REFS], *res_ptrs_buf[QUEUED_REFS], **res_ptrs = res_ptrs_buf;
+  char *addrs_buf[QUEUED_REFS];
+  void *res_heap = NULL;
+  if (n_addrs > 0) {
+    Protium__Resource *msgs = res_buf;
+    char **addrs = addrs_buf;
+    if (n_addrs > QUEUED_REFS) {
+      res_heap = pt__malloc(n_addrs * (sizeof *msgs + sizeof *res_ptrs + sizeof *addrs));
+      if (res_heap == NULL) die(x, "out of memory for a task");
+      msgs = res_heap;
+      res_ptrs = (Protium__Resource **)(msgs + n_addrs);
+      addrs = (char **)(res_ptrs + n_addrs);
+    }
+    n_res = resolve_refs(x, item.launch.resource_refs, n_addrs, msgs, res_ptrs, addrs);
+  }
+
   Protium__TaskStatus st;
-  pt__task_run(&x->env, item.stage, &item.launch, &st);
+  pt__task_run(&x->env, item.stage, &item.launch, res_ptrs, n_res, &st);
   if (area.head && st.state == PROTIUM__TASK_STATE__TASK_SUCCEEDED)
     pt__area_ended(&area, item.launch.partition);
   tl_task.task_id = 0;
   tl_task.area = NULL;
   pt__stage_unref(item.stage);
   if (item.owned) protium__task_launch__free_unpacked(item.owned, &pt__pb_allocator);
-  pt__free(item.res);
+  pt__free(item.refs_heap);
+  pt__free(res_heap);
 
   pthread_mutex_lock(&x->mu);
   x->running--;
@@ -826,6 +885,25 @@ static int connect_unix(const char *path) {
   return fd;
 }
 
+/* Keeps Welcome.resources (what tasks' resource_refs index) beyond the
+ * message: each entry copied whole. */
+static int keep_resources(executor *x, const Protium__Welcome *w, pt_error *err) {
+  if (w->n_resources == 0) return PT_OK;
+  x->res_table = pt__calloc(w->n_resources, sizeof *x->res_table);
+  if (x->res_table == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
+  for (size_t i = 0; i < w->n_resources; i++) {
+    size_t size = protium__resource__get_packed_size(w->resources[i]);
+    uint8_t *packed = pt__malloc(size ? size : 1);
+    if (packed == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
+    protium__resource__pack(w->resources[i], packed);
+    x->res_table[i] = protium__resource__unpack(&pt__pb_allocator, size, packed);
+    pt__free(packed);
+    if (x->res_table[i] == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
+    x->n_res_table = i + 1;
+  }
+  return PT_OK;
+}
+
 static int handshake(executor *x, pt__frame_decoder *d, pt_error *err) {
   char host[256] = "";
   gethostname(host, sizeof host - 1);
@@ -851,9 +929,10 @@ static int handshake(executor *x, pt__frame_decoder *d, pt_error *err) {
   Protium__Welcome *w = (Protium__Welcome *)m;
   x->env.session_dir = pt__strdup(w->session_dir);
   x->heartbeat_ms = w->heartbeat_interval_ms > 0 ? w->heartbeat_interval_ms : 1000;
+  rc = keep_resources(x, w, err);
   pt__msg_free(m);
-  if (x->env.session_dir == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
-  return PT_OK;
+  if (rc == PT_OK && x->env.session_dir == NULL) rc = pt__errorf(err, PT_ENOMEM, "out of memory");
+  return rc;
 }
 
 int pt__executor_main(void) {

@@ -371,7 +371,7 @@ static int copy_infos(pt__task *t, pt_error *err) {
 }
 
 void pt__task_run(const pt__exec_env *env, pt__stage *stage, const Protium__TaskLaunch *task,
-                  Protium__TaskStatus *st) {
+                  Protium__Resource *const *res, size_t n_res, Protium__TaskStatus *st) {
   int64_t t0 = now_us();
   protium__task_status__init(st);
   st->task_id = task->task_id;
@@ -379,6 +379,8 @@ void pt__task_run(const pt__exec_env *env, pt__stage *stage, const Protium__Task
       .env = env,
       .stage = stage,
       .launch = task,
+      .res = res,
+      .n_res = n_res,
       .ctx = {.job_id = stage->def->job_id,
               .stage_id = stage->def->stage_id,
               .partition = task->partition,

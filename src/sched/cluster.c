@@ -502,7 +502,24 @@ static void on_hello(pt__driver_conn *c, const Protium__Hello *h) {
   w.heartbeat_interval_ms = d->opts.heartbeat_interval_ms;
   w.n_conf = n;
   w.conf = ptrs;
-  if (pt__cluster_send(ex, PT__MSG_WELCOME, &w.base) != PT_OK) {
+  /* Its seat's resources, which its tasks' grants index. */
+  int32_t n_res = ex->res ? ex->res->n : 0, n_addrs = 0;
+  for (int32_t i = 0; i < n_res; i++) n_addrs += ex->res->pools[i].n;
+  Protium__Resource *res = pt__calloc((size_t)n_res + 1, sizeof *res);
+  Protium__Resource **res_ptrs = pt__calloc((size_t)n_res + 1, sizeof *res_ptrs);
+  char **addrs = pt__calloc((size_t)n_addrs + 1, sizeof *addrs);
+  int rc = res && res_ptrs && addrs ? PT_OK : PT_ENOMEM;
+  for (int32_t i = 0, a = 0; i < n_res && rc == PT_OK; a += ex->res->pools[i++].n) {
+    pt__res_table_entry(ex->res, i, &res[i], &addrs[a]);
+    res_ptrs[i] = &res[i];
+  }
+  w.n_resources = (size_t)n_res;
+  w.resources = res_ptrs;
+  if (rc == PT_OK) rc = pt__cluster_send(ex, PT__MSG_WELCOME, &w.base);
+  pt__free(res);
+  pt__free(res_ptrs);
+  pt__free(addrs);
+  if (rc != PT_OK) {
     pt__cluster_lose(ex, "out of memory", 0, NULL);
     return;
   }

@@ -545,6 +545,7 @@ int pt__res_discover(const pt__res_spec *specs, size_t n_specs, int n_seats, int
       p->n = hi - lo;
       p->addrs = pt__calloc((size_t)(p->n ? p->n : 1), sizeof *p->addrs);
       p->used = pt__calloc((size_t)(p->n ? p->n : 1), sizeof *p->used);
+      p->n_free = hi - lo;
       if (!p->name || !p->env || !p->addrs || !p->used) {
         p->n = 0;
         pt__res_strings_free(addrs, n);
@@ -578,13 +579,21 @@ static const pt__res_pool *find_pool(const pt__res_ledger *l, const char *name, 
 
 /* Tasks of request r that pool p fits, used as it is (empty: all free). */
 static int64_t pool_fits(const pt__res_pool *p, const pt__res_req *r, int empty) {
+  if (r->units == PT__RES_UNITS) return (empty ? p->n : p->n_free) / r->count;
   int64_t tasks = 0;
-  if (r->units == PT__RES_UNITS) {
-    for (int32_t i = 0; i < p->n; i++) tasks += empty || p->used[i] == 0;
-    return tasks / r->count;
-  }
   for (int32_t i = 0; i < p->n; i++) tasks += (PT__RES_UNITS - (empty ? 0 : p->used[i])) / r->units;
   return tasks;
+}
+
+/* used[a] += units (negative: given back), keeping n_free and low_free. */
+static inline void pool_use(pt__res_pool *p, int32_t a, int32_t units) {
+  int was_free = p->used[a] == 0;
+  p->used[a] += units;
+  if (was_free && p->used[a] != 0) p->n_free--;
+  if (!was_free && p->used[a] == 0) {
+    p->n_free++;
+    if (a < p->low_free) p->low_free = a;
+  }
 }
 
 int64_t pt__res_capacity(const pt__res_ledger *l, const pt_resource_profile *p, int empty,
@@ -602,7 +611,7 @@ int64_t pt__res_capacity(const pt__res_ledger *l, const pt_resource_profile *p, 
 
 void pt__res_release(pt__res_ledger *l, pt__res_grant *g) {
   if (!g) return;
-  for (int32_t i = 0; i < g->n; i++) l->pools[g->e[i][0]].used[g->e[i][1]] -= g->e[i][2];
+  for (int32_t i = 0; i < g->n; i++) pool_use(&l->pools[g->e[i][0]], g->e[i][1], -g->e[i][2]);
   if (g->cap == PT__RES_GRANT_SMALL) {
     g->next = l->spare;
     l->spare = g;
@@ -611,7 +620,8 @@ void pt__res_release(pt__res_ledger *l, pt__res_grant *g) {
   }
 }
 
-int pt__res_take(pt__res_ledger *l, const pt_resource_profile *p, pt__res_grant **out) {
+int pt__res_take(pt__res_ledger *l, const pt_resource_profile *p, const int32_t *pools,
+                 pt__res_grant **out) {
   *out = NULL;
   int32_t max = 0;
   for (int32_t k = 0; k < p->n; k++) max += p->reqs[k].count;
@@ -629,8 +639,8 @@ int pt__res_take(pt__res_ledger *l, const pt_resource_profile *p, pt__res_grant 
   g->n = 0;
   for (int32_t k = 0; k < p->n; k++) {
     const pt__res_req *r = &p->reqs[k];
-    int32_t pi;
-    const pt__res_pool *pool = find_pool(l, r->name, &pi);
+    int32_t pi = pools[k];
+    pt__res_pool *pool = pi >= 0 && pi < l->n ? &l->pools[pi] : NULL;
     int ok = pool && pool_fits(pool, r, 0) >= 1;
     if (!ok) {
       if (r->optional) continue;
@@ -638,13 +648,15 @@ int pt__res_take(pt__res_ledger *l, const pt_resource_profile *p, pt__res_grant 
       return PT_ESTATE;
     }
     if (r->units == PT__RES_UNITS) {
-      int32_t got = 0;
-      for (int32_t a = 0; a < pool->n && got < r->count; a++)
+      /* The lowest free addresses, found from low_free on. */
+      int32_t got = 0, a = pool->low_free;
+      for (; a < pool->n && got < r->count; a++)
         if (pool->used[a] == 0) {
-          pool->used[a] = PT__RES_UNITS;
+          pool_use(pool, a, PT__RES_UNITS);
           g->e[g->n][0] = pi, g->e[g->n][1] = a, g->e[g->n][2] = PT__RES_UNITS;
           g->n++, got++;
         }
+      pool->low_free = a;
     } else {
       /* Pack shares: the fullest address that still has room, so whole
        * addresses stay free for whole requests. */
@@ -653,7 +665,7 @@ int pt__res_take(pt__res_ledger *l, const pt_resource_profile *p, pt__res_grant 
         if (PT__RES_UNITS - pool->used[a] >= r->units &&
             (best < 0 || pool->used[a] > pool->used[best]))
           best = a;
-      pool->used[best] += r->units;
+      pool_use(pool, best, r->units);
       g->e[g->n][0] = pi, g->e[g->n][1] = best, g->e[g->n][2] = r->units;
       g->n++;
     }
@@ -666,40 +678,14 @@ int pt__res_take(pt__res_ledger *l, const pt_resource_profile *p, pt__res_grant 
   return PT_OK;
 }
 
-int pt__res_grant_msgs(const pt__res_ledger *l, const pt__res_grant *g, void *buf,
-                       size_t buf_size, Protium__Resource ***out, size_t *n) {
-  *out = NULL;
-  *n = 0;
-  if (!g || g->n == 0) return PT_OK;
-  /* One message per pool in the grant, addresses in grant order. */
-  size_t size = (size_t)g->n * (sizeof(Protium__Resource *) + sizeof(Protium__Resource) +
-                                sizeof(char *));
-  uint8_t *mem = size <= buf_size ? buf : pt__malloc(size);
-  if (!mem) return PT_ENOMEM;
-  Protium__Resource **ptrs = (Protium__Resource **)mem;
-  Protium__Resource *msgs = (Protium__Resource *)(ptrs + g->n);
-  char **addrs = (char **)(msgs + g->n);
-  size_t nm = 0, na = 0;
-  for (int32_t i = 0; i < g->n; i++) {
-    const pt__res_pool *p = &l->pools[g->e[i][0]];
-    Protium__Resource *m = NULL;
-    for (size_t k = 0; k < nm; k++)
-      if (strcmp(msgs[k].name, p->name) == 0) m = &msgs[k];
-    if (!m) {
-      m = &msgs[nm];
-      protium__resource__init(m);
-      m->name = p->name;
-      m->env = p->env;
-      m->addresses = &addrs[na];
-      ptrs[nm++] = m;
-    }
-    /* Grants list a pool's addresses together (taken request by request). */
-    m->addresses[m->n_addresses++] = p->addrs[g->e[i][1]];
-    na++;
-  }
-  *out = ptrs;
-  *n = nm;
-  return PT_OK;
+void pt__res_table_entry(const pt__res_ledger *l, int32_t i, Protium__Resource *m, char **addrs) {
+  const pt__res_pool *p = &l->pools[i];
+  protium__resource__init(m);
+  m->name = p->name;
+  m->env = p->env;
+  m->n_addresses = (size_t)p->n;
+  m->addresses = addrs;
+  for (int32_t a = 0; a < p->n; a++) addrs[a] = p->addrs[a];
 }
 
 void pt__res_fill_info(const pt__res_ledger *l, pt_executor_info *info) {
@@ -756,16 +742,20 @@ int pt__res_fits(pt__driver *d, pt__executor *ex, const pt__sched_stage *st) {
   int32_t c = pt__res_cpus(st->profile);
   if ((c > 1 || ex->n_multi > 0) && ex->units + c > ex->slots) return 0;
   if (!st->profile) return 1;
-  /* The common case (whole addresses, one each) without counting them all. */
+  /* Whole addresses: the count of free ones; a share: one address with room. */
   for (int32_t k = 0; k < st->profile->n; k++) {
     const pt__res_req *r = &st->profile->reqs[k];
     if (r->optional) continue;
-    const pt__res_pool *pool = find_pool(ex->res, r->name, NULL);
-    if (!pool) return 0;
-    int32_t need = r->units == PT__RES_UNITS ? r->count : 1, got = 0;
-    for (int32_t a = 0; a < pool->n && got < need; a++)
-      got += PT__RES_UNITS - pool->used[a] >= r->units;
-    if (got < need) return 0;
+    int32_t pi = st->res_pools[k];
+    if (pi < 0 || pi >= ex->res->n) return 0;
+    const pt__res_pool *pool = &ex->res->pools[pi];
+    if (r->units == PT__RES_UNITS) {
+      if (pool->n_free < r->count) return 0;
+      continue;
+    }
+    int got = 0;
+    for (int32_t a = 0; a < pool->n && !got; a++) got = PT__RES_UNITS - pool->used[a] >= r->units;
+    if (!got) return 0;
   }
   return 1;
 }
@@ -792,6 +782,10 @@ int pt__res_check_job(pt__driver *d, pt__job *job) {
   for (int64_t i = 0; i < job->n_stages; i++) {
     pt__sched_stage *st = job->stages[i];
     if (!st->profile) continue;
+    for (int32_t k = 0; k < st->profile->n; k++) {
+      st->res_pools[k] = -1;
+      find_pool(&d->res[0], st->profile->reqs[k].name, &st->res_pools[k]);
+    }
     char why[600], want[300], msg[PT_ERROR_SIZE];
     pt__res_profile_text(st->profile, want, sizeof want);
     if (pt__res_cpus(st->profile) > d->opts.slots) {

@@ -41,6 +41,8 @@ typedef struct pt__res_pool {
   int32_t n;               /* addresses */
   char **addrs;            /* owned, n, each owned */
   int32_t *used;           /* [n] units held by running tasks (driver loop_mu) */
+  int32_t n_free;          /* addresses with used 0 (loop_mu): whole requests count these */
+  int32_t low_free;        /* no address below it has used 0 (loop_mu): where scans start */
 } pt__res_pool;
 
 /* What one executor seat owns. In local[N] seat i is executor i's, and a
@@ -93,17 +95,27 @@ static inline int32_t pt__res_cpus(const pt_resource_profile *p) {
  * nothing runs), at most cap; optional requests do not limit it. */
 int64_t pt__res_capacity(const pt__res_ledger *l, const pt_resource_profile *p, int empty,
                          int64_t cap);
-/* Takes what a task of profile p needs from l. PT_OK: *out is the grant
- * (NULL when it holds nothing; release it with pt__res_release); PT_ESTATE
- * when a required request does not fit now (nothing taken); PT_ENOMEM. */
-int pt__res_take(pt__res_ledger *l, const pt_resource_profile *p, pt__res_grant **out);
+/* Takes what a task of profile p needs from l; pools[k] is the index in l
+ * of request k's pool (-1: l has none). PT_OK: *out is the grant (NULL
+ * when it holds nothing; release it with pt__res_release); PT_ESTATE when a
+ * required request does not fit now (nothing taken); PT_ENOMEM. */
+int pt__res_take(pt__res_ledger *l, const pt_resource_profile *p, const int32_t *pools,
+                 pt__res_grant **out);
 /* Gives g's units back to l and frees g. NULL is fine. */
 void pt__res_release(pt__res_ledger *l, pt__res_grant *g);
-/* TaskLaunch.resources for g: on PT_OK *out (an array of *n messages and
- * their address arrays, in buf when they fit in buf_size bytes, else in
- * one allocation to free with pt__free) borrows the strings of l. */
-int pt__res_grant_msgs(const pt__res_ledger *l, const pt__res_grant *g, void *buf,
-                       size_t buf_size, Protium__Resource ***out, size_t *n);
+/* Welcome.resources entry i of l (the pool, all its addresses):
+ * *m and the array at addrs (l->pools[i].n entries, the caller's) borrow
+ * the strings of l. */
+void pt__res_table_entry(const pt__res_ledger *l, int32_t i, Protium__Resource *m, char **addrs);
+/* TaskLaunch.resource_refs for g: 2 * g->n values into refs, (pool index,
+ * address index) per address held, which index the executor's table. */
+static inline size_t pt__res_grant_refs(const pt__res_grant *g, uint32_t *refs) {
+  for (int32_t i = 0; i < g->n; i++) {
+    refs[2 * i] = (uint32_t)g->e[i][0];
+    refs[2 * i + 1] = (uint32_t)g->e[i][1];
+  }
+  return 2 * (size_t)g->n;
+}
 /* Fills info's resource fields from l. */
 void pt__res_fill_info(const pt__res_ledger *l, pt_executor_info *info);
 /* Why no seat could ever run a task of p (unknown resource, more than any

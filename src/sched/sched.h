@@ -234,6 +234,9 @@ typedef struct pt__sched_stage {
   const char *barrier_area;       /* borrowed from bar: the attempt's shared area, or NULL */
   const pt_resource_profile *profile; /* borrowed from the RESOURCES node nearest the
                                          stage's end, or NULL */
+  int32_t res_pools[PT__RES_MAX_REQS]; /* per request of profile: its pool's index in
+                                          every seat's ledger, -1 = none (set at
+                                          submission; seats list resources alike) */
 } pt__sched_stage;
 
 typedef enum pt__job_state { PT__JOB_RUNNING, PT__JOB_SUCCEEDED, PT__JOB_FAILED } pt__job_state;

@@ -515,18 +515,26 @@ int pt__sched_launch(pt__driver *d, pt__executor *ex, pt__sched_stage *st, int64
   t->grant = NULL;
   t->cpus = 0;
   Protium__TaskLaunch tl = PROTIUM__TASK_LAUNCH__INIT;
-  Protium__Resource **res = NULL;
-  void *res_buf[32]; /* what one small grant's messages need */
+  uint32_t refs_buf[2 * PT__RES_GRANT_SMALL], *refs = refs_buf;
   if (st->profile) {
-    int rc = pt__res_take(ex->res, st->profile, &t->grant);
-    if (rc == PT_OK)
-      rc = pt__res_grant_msgs(ex->res, t->grant, res_buf, sizeof res_buf, &res, &tl.n_resources);
+    int rc = pt__res_take(ex->res, st->profile, st->res_pools, &t->grant);
+    if (rc == PT_OK && t->grant) {
+      if (t->grant->n > PT__RES_GRANT_SMALL &&
+          !(refs = pt__malloc(2 * (size_t)t->grant->n * sizeof *refs)))
+        rc = PT_ENOMEM;
+      if (rc == PT_OK && t->grant->n == 1) {
+        tl.resource_ref = ((uint64_t)t->grant->e[0][0] << 32 | (uint32_t)t->grant->e[0][1]) + 1;
+      } else if (rc == PT_OK) {
+        tl.n_resource_refs = pt__res_grant_refs(t->grant, refs);
+        tl.resource_refs = refs;
+      }
+    }
     if (rc != PT_OK) {
-      task_free(d, i);
+      if (refs != refs_buf) pt__free(refs);
+      task_free(d, i); /* gives the grant back */
       st->launches[p]--;
       return rc;
     }
-    tl.resources = res;
   }
   tl.task_id = t->id;
   tl.stage_id = st->id;
@@ -535,17 +543,21 @@ int pt__sched_launch(pt__driver *d, pt__executor *ex, pt__sched_stage *st, int64
   tl.attempt = t->attempt;
   tl.n_task_infos = n_infos;
   tl.task_infos = infos;
+  /* Five int64 fields take at most 55 bytes, resource_ref 12, and
+   * resource_refs 5 per value and 5 more: most launches fit in buf
+   * unmeasured. */
   uint8_t buf[256], *packed = buf;
-  if ((n_infos > 0 || res) && protium__task_launch__get_packed_size(&tl) > sizeof buf &&
-      !(packed = pt__malloc(protium__task_launch__get_packed_size(&tl)))) {
-    if ((void *)res != res_buf) pt__free(res);
-    task_free(d, i);
-    return PT_ENOMEM;
+  int rc = PT_OK;
+  if ((n_infos > 0 || 72 + 5 * tl.n_resource_refs > sizeof buf) &&
+      protium__task_launch__get_packed_size(&tl) > sizeof buf &&
+      !(packed = pt__malloc(protium__task_launch__get_packed_size(&tl))))
+    rc = PT_ENOMEM;
+  if (rc == PT_OK) {
+    size_t n = protium__task_launch__pack(&tl, packed);
+    rc = put_field(&ex->out, 2, packed, n);
   }
-  size_t n = protium__task_launch__pack(&tl, packed);
-  int rc = put_field(&ex->out, 2, packed, n);
   if (packed != buf) pt__free(packed);
-  if ((void *)res != res_buf) pt__free(res);
+  if (refs != refs_buf) pt__free(refs);
   if (rc != PT_OK) {
     task_free(d, i);
     return PT_ENOMEM;

@@ -221,7 +221,7 @@ static Protium__TaskStatus run_task(pt__stage *stage, int64_t partition, int64_t
   tl.partition = partition;
   tl.attempt = attempt;
   Protium__TaskStatus st;
-  pt__task_run(&env, stage, &tl, &st);
+  pt__task_run(&env, stage, &tl, NULL, 0, &st);
   assert_int_equal(st.task_id, 100 + partition);
   return st;
 }
@@ -883,6 +883,122 @@ static void test_executor_process(void **state) {
   free(slow);
 }
 
+/* Fails with what the task holds as its message: "gpu=A,B fpga=C env=A,B"
+ * (env: CUDA_VISIBLE_DEVICES in its child environment, or "unset"). */
+static int held(const pt_task_context *ctx, const struct ArrowSchema *schema,
+                const struct ArrowArray *batch, struct ArrowArray *out, const void *arg,
+                size_t arg_size, pt_error *err) {
+  (void)schema, (void)batch, (void)out, (void)arg, (void)arg_size;
+  char text[2][64];
+  const char *names[2] = {"gpu", "fpga"};
+  for (int r = 0; r < 2; r++) {
+    const char *const *addrs;
+    int64_t n;
+    int rc = pt_ctx_resources(ctx, names[r], &addrs, &n, err);
+    if (rc != PT_OK) return rc;
+    text[r][0] = 0;
+    for (int64_t i = 0, len = 0; i < n; i++)
+      len += snprintf(text[r] + len, sizeof text[r] - (size_t)len, "%s%s", i ? "," : "", addrs[i]);
+  }
+  char **envp;
+  int rc = pt_ctx_child_env(ctx, &envp, err);
+  if (rc != PT_OK) return rc;
+  const char *cvd = "unset";
+  for (char **e = envp; *e; e++)
+    if (strncmp(*e, "CUDA_VISIBLE_DEVICES=", 21) == 0) cvd = *e + 21;
+  snprintf(err->message, sizeof err->message, "gpu=%s fpga=%s env=%s", text[0], text[1], cvd);
+  pt_env_free(envp);
+  return PT_EINVAL;
+}
+PT_REGISTER_FN(held)
+
+/* Welcome lists the executor's resources once; launches name addresses by
+ * index (one in resource_ref, several in resource_refs pairs, in any order
+ * of resources). A launch naming what the list lacks fails with a message,
+ * and the executor goes on. */
+static void test_executor_resource_refs(void **state) {
+  (void)state;
+  fake_driver drv;
+  drv_start(&drv, 9, 1);
+  Protium__Hello *h = (Protium__Hello *)drv_recv(&drv, PT__MSG_HELLO);
+  pt__msg_free(&h->base);
+  char *gpus[] = {"g0", "g1", "g2"}, *fpgas[] = {"f0", "f1"};
+  Protium__Resource res[2], *res_ptrs[2] = {&res[0], &res[1]};
+  protium__resource__init(&res[0]);
+  res[0].name = "gpu";
+  res[0].env = "CUDA_VISIBLE_DEVICES";
+  res[0].n_addresses = 3;
+  res[0].addresses = gpus;
+  protium__resource__init(&res[1]);
+  res[1].name = "fpga";
+  res[1].n_addresses = 2;
+  res[1].addresses = fpgas;
+  Protium__Welcome w;
+  protium__welcome__init(&w);
+  w.session_dir = tmp_dir;
+  w.heartbeat_interval_ms = 20;
+  w.n_resources = 2;
+  w.resources = res_ptrs;
+  drv_send(&drv, PT__MSG_WELCOME, &w.base);
+
+  stage_b *b = stage_begin(60);
+  add_range(b, 0, 6, 6, 0);
+  add_op(b, PROTIUM__OP__OP_MAP);
+  b->map.fn = "held";
+  add_op(b, PROTIUM__OP__OP_COUNT);
+  uint32_t several[] = {0, 2, 1, 1, 0, 0}, odd[] = {0};
+  Protium__TaskLaunch tl[6], *ptrs[6];
+  for (int i = 0; i < 6; i++) {
+    protium__task_launch__init(&tl[i]);
+    tl[i].task_id = i;
+    tl[i].stage_id = 60;
+    tl[i].partition = i;
+    ptrs[i] = &tl[i];
+  }
+  tl[0].resource_ref = ((uint64_t)0 << 32 | 1) + 1;
+  tl[1].n_resource_refs = 6;
+  tl[1].resource_refs = several;
+  tl[2].resource_ref = ((uint64_t)0 << 32 | 3) + 1; /* gpu 3: there are 3 */
+  tl[3].n_resource_refs = 1;
+  tl[3].resource_refs = odd;
+  tl[4].resource_ref = ((uint64_t)2 << 32 | 0) + 1; /* no resource 2 */
+  Protium__LaunchBatch lb;
+  protium__launch_batch__init(&lb);
+  Protium__StageDef *defs[1] = {&b->def};
+  lb.n_stages = 1;
+  lb.stages = defs;
+  lb.n_tasks = 6;
+  lb.tasks = ptrs;
+  drv_send(&drv, PT__MSG_LAUNCH_BATCH, &lb.base);
+  const char *want[6] = {
+      "map 'held': gpu=g1 fpga= env=g1",
+      "map 'held': gpu=g2,g0 fpga=f1 env=g2,g0",
+      "the driver named resources this executor was not told of",
+      "the driver named resources this executor was not told of",
+      "the driver named resources this executor was not told of",
+      "map 'held': gpu= fpga= env=unset"};
+  int got[6] = {0};
+  for (int n = 0; n < 6;) {
+    Protium__StatusBatch *sb = (Protium__StatusBatch *)drv_recv(&drv, PT__MSG_STATUS_BATCH);
+    for (size_t i = 0; i < sb->n_statuses; i++, n++) {
+      Protium__TaskStatus *st = sb->statuses[i];
+      assert_true(st->task_id >= 0 && st->task_id < 6 && !got[st->task_id]);
+      got[st->task_id] = 1;
+      assert_int_equal(st->state, PROTIUM__TASK_STATE__TASK_FAILED);
+      const char *cvd = getenv("CUDA_VISIBLE_DEVICES");
+      if (st->task_id == 5 && cvd) continue; /* the executor's own, inherited */
+      assert_string_equal(st->error, want[st->task_id]);
+    }
+    pt__msg_free(&sb->base);
+  }
+  Protium__Shutdown sd;
+  protium__shutdown__init(&sd);
+  drv_send(&drv, PT__MSG_SHUTDOWN, &sd.base);
+  assert_int_equal(drv_wait_exit(&drv, 5000), 0);
+  drv_close(&drv);
+  free(b);
+}
+
 /* A barrier task's side of the coordinator: it gives "ab" to an all_gather
  * of two tasks and expects sizes {1, 2} and bytes "Zab"; its task infos
  * must be the launch's. Any error is the task's. */
@@ -1176,6 +1292,7 @@ int main(void) {
       cmocka_unit_test(test_ipc_sink_and_files), cmocka_unit_test(test_task_alloc_failures),
       cmocka_unit_test(test_registry),
       cmocka_unit_test(test_executor_process),
+      cmocka_unit_test(test_executor_resource_refs),
       cmocka_unit_test(test_executor_orphan),
       cmocka_unit_test(test_executor_barrier_calls),
       cmocka_unit_test(test_executor_shared_area),

@@ -175,6 +175,40 @@ static void test_byte_flips(void **state) {
   }
 }
 
+/* The seeds of dictionary deltas that join parts of unions, views, list
+ * views and run-end encoded arrays (tests/python/ipc_delta_streams.py):
+ * each reads whole (its joined dictionary validated), and every truncation
+ * and a few hundred byte flips of it fail cleanly or give valid arrays. */
+static void test_delta_parts_seeds(void **state) {
+  static const char *const names[] = {
+      "list_sparse_union", "list_dense_union", "list_string_view", "list_binary_view",
+      "list_list_view", "list_large_list_view", "list_ree16", "list_ree32", "list_ree64",
+      "map_dense_union", "large_list_string_view"};
+  const char *src = getenv("PT_SOURCE_DIR");
+  for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/tests/fuzz/corpus/ipc/dict_delta_parts_%s_stream.arrow",
+             src ? src : ".", names[k]);
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) fail_msg("cannot open %s", path);
+    uint8_t data[8192];
+    int64_t size = (int64_t)fread(data, 1, sizeof data, f);
+    fclose(f);
+    assert_true(size > 0 && size < (int64_t)sizeof data);
+    pt_error err;
+    if (read_all_copy(data, size, &err) != PT_OK) fail_msg("%s: %s", names[k], err.message);
+    int failures = 0;
+    for (int64_t n = 0; n < size; n++) failures += read_all_copy(data, n, &err) != PT_OK;
+    assert_true(failures > size / 2);
+    uint8_t m[8192];
+    for (int iter = 0; iter < 300; iter++) {
+      memcpy(m, data, (size_t)size);
+      for (int j = 0; j < 2; j++) m[rng() % (uint64_t)size] ^= (uint8_t)(1u << (rng() % 8));
+      read_all_copy(m, size, &err);
+    }
+  }
+}
+
 /* ------------------------------------------------------------------------ */
 /* Hand-made metadata */
 
@@ -693,6 +727,7 @@ int main(void) {
       cmocka_unit_test(test_truncations),
       cmocka_unit_test(test_truncations_fd),
       cmocka_unit_test(test_byte_flips),
+      cmocka_unit_test(test_delta_parts_seeds),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -119,6 +119,83 @@ static void test_concat(void **state) {
   schema.release(&schema);
 }
 
+static int has_dictionary(const struct ArrowSchema *s) {
+  if (s->dictionary) return 1;
+  for (int64_t i = 0; i < s->n_children; i++)
+    if (has_dictionary(s->children[i])) return 1;
+  return 0;
+}
+
+/* Ranges of two batches with different dictionaries, column by column:
+ * without dictionaries below, every value as in its source; with
+ * PT__CONCAT_NO_DICTIONARIES a dictionary-encoded column's indices as they
+ * were and no dictionary (the caller attaches one). */
+static void test_concat_ranges(void **state) {
+  struct ArrowSchema schema;
+  make_all_schema(&schema);
+  struct ArrowArray a, b, sliced;
+  make_all_batch(&schema, 40, 2, &a);
+  make_all_batch(&schema, 30, 9, &b);
+  CHECK(pt_array_slice(&b, 3, 20, &sliced, &err)); /* views at an offset */
+  const int64_t starts[] = {5, 7}, lengths[] = {11, 9};
+  for (int64_t c = 0; c < schema.n_children; c++) {
+    const struct ArrowSchema *cs = schema.children[c];
+    const struct ArrowArray *parts[] = {a.children[c], sliced.children[c]};
+    struct ArrowArray out;
+    if (!has_dictionary(cs)) {
+      for (int flags = 0; flags <= PT__CONCAT_NO_DICTIONARIES; flags++) {
+        CHECK(pt__array_concat_ranges(cs, parts, starts, lengths, 2, flags, &out, &err));
+        CHECK(pt_array_validate(cs, &out, &err));
+        assert_int_equal(out.length, 20);
+        pt__view vo, va, vb;
+        CHECK(pt__view_init(&vo, cs, &out, &err));
+        CHECK(pt__view_init(&va, cs, parts[0], &err));
+        CHECK(pt__view_init(&vb, cs, parts[1], &err));
+        char why[256] = "";
+        if (!views_equal(&vo, 0, &va, 5, 11, why, sizeof why) ||
+            !views_equal(&vo, 11, &vb, 7, 9, why, sizeof why))
+          fail_msg("column %s: %s", cs->name, why);
+        pt__view_reset(&vo);
+        pt__view_reset(&va);
+        pt__view_reset(&vb);
+        out.release(&out);
+      }
+    } else if (cs->dictionary) {
+      pt_error err = {0};
+      assert_int_equal(pt__array_concat_ranges(cs, parts, starts, lengths, 2, 0, &out, &err),
+                       PT_ENOTSUP);
+      CHECK(pt__array_concat_ranges(cs, parts, starts, lengths, 2, PT__CONCAT_NO_DICTIONARIES,
+                                    &out, &err));
+      assert_null(out.dictionary->release);
+      pt_type t;
+      CHECK(pt_type_parse(cs, &t, &err));
+      int64_t w = pt__type_bit_width(&t) / 8;
+      const uint8_t *o = out.buffers[1];
+      for (int64_t k = 0; k < 20; k++) {
+        const struct ArrowArray *p = k < 11 ? parts[0] : parts[1];
+        int64_t row = p->offset + (k < 11 ? 5 + k : 7 + k - 11);
+        int valid = !p->buffers[0] || pt__bit_get(p->buffers[0], row);
+        assert_int_equal(!out.buffers[0] || pt__bit_get(out.buffers[0], k), valid);
+        if (valid)
+          assert_memory_equal(o + k * w, (const uint8_t *)p->buffers[1] + row * w, (size_t)w);
+      }
+      out.release(&out);
+    }
+  }
+  pt_error err = {0};
+  struct ArrowArray out;
+  const struct ArrowArray *parts[] = {&a, &sliced};
+  const int64_t bad[] = {35, 0}, len[] = {6, 1};
+  assert_int_equal(pt__array_concat_ranges(&schema, parts, bad, len, 2, 0, &out, &err),
+                   PT_ERANGE);
+  assert_string_equal(err.message, "concat: rows [35, 41) of array 0 are out of range of its 40 "
+                                   "rows");
+  sliced.release(&sliced);
+  b.release(&b);
+  a.release(&a);
+  schema.release(&schema);
+}
+
 static void test_take_errors(void **state) {
   struct ArrowSchema schema;
   make_all_schema(&schema);
@@ -218,6 +295,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_take_all_types), cmocka_unit_test(test_take_slices),
       cmocka_unit_test(test_filter),         cmocka_unit_test(test_concat),
+      cmocka_unit_test(test_concat_ranges),
       cmocka_unit_test(test_take_errors),    cmocka_unit_test(test_hash),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

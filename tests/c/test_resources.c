@@ -688,6 +688,52 @@ static void test_env_configurable(void **state) {
   pt_session_close(s);
 }
 
+/* A profile of several addresses of two resources (3 gpus and 2 fpgas per
+ * task, 5 addresses: more than a launch names in its single-address form
+ * or a queued task keeps inline): each task sees its 3 and 2, its child
+ * each variable set to them, and running tasks never share one. */
+static void test_grants_of_several_addresses(void **state) {
+  (void)state;
+  const char *kv[] = {"resources.gpu.addresses", "g0,g1,g2,g3,g4,g5,g6,g7",
+                      "resources.fpga.addresses", "f0,f1,f2,f3",
+                      "resources.fpga.env", "FPGA_IDS", NULL};
+  pt_session *s = open_ok(2, 2, kv);
+  pt_resource_profile *p = profile("gpu", 3, 0);
+  CHECK(pt_resource_profile_require(p, "fpga", 2, 0, &err));
+  for (int pass = 0; pass < 2; pass++) {
+    rec_arg a = make_arg(pass ? "several_fpga.log" : "several_gpu.log", 40);
+    a.spawn = 1;
+    if (pass) {
+      snprintf(a.res, sizeof a.res, "fpga");
+      snprintf(a.cmd, sizeof a.cmd, "printf '%%s' \"${FPGA_IDS-unset}\"");
+    }
+    CHECK(run_job(s, 8, p, 0, &a, &err));
+    rec r[16];
+    int n = read_log(a.log, r, 16);
+    assert_int_equal(n, 8);
+    for (int i = 0; i < n; i++) {
+      assert_int_equal(r[i].n, pass ? 2 : 3);
+      assert_string_equal(r[i].seen, r[i].addrs); /* the child's variable */
+      for (int k = 0; k < i; k++) {
+        if (!overlap(&r[i], &r[k])) continue;
+        char mine[256];
+        snprintf(mine, sizeof mine, "%s", r[i].addrs);
+        for (char *t = strtok(mine, ","); t; t = strtok(NULL, ",")) {
+          char theirs[258];
+          snprintf(theirs, sizeof theirs, ",%s,", r[k].addrs);
+          char want[64];
+          snprintf(want, sizeof want, ",%s,", t);
+          if (strstr(theirs, want))
+            fail_msg("partitions %lld and %lld ran at once on %s", (long long)r[i].part,
+                     (long long)r[k].part, t);
+        }
+      }
+    }
+  }
+  pt_resource_profile_free(p);
+  pt_session_close(s);
+}
+
 /* The discovery JSON decoder survives garbage: every prefix of valid
  * output, and random bytes. */
 static void test_json_garbage(void **state) {
@@ -795,6 +841,7 @@ int main(void) {
       cmocka_unit_test(test_request_errors),
       cmocka_unit_test(test_discovery_errors),
       cmocka_unit_test(test_env_configurable),
+      cmocka_unit_test(test_grants_of_several_addresses),
       cmocka_unit_test(test_cpus_per_task),
       cmocka_unit_test(test_json_garbage),
       cmocka_unit_test(test_real_gpu),
