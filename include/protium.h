@@ -470,6 +470,12 @@ typedef struct pt_parquet_read_options {
                                       those that cannot match (copied) */
   int64_t row_group_start;    /* read row groups [start, start + row_groups) */
   int64_t row_groups;         /* only; 0 = to the end of the file */
+  const char *const *dictionary; /* string or binary columns (paths, as
+                                    filters name them) to read as Arrow
+                                    dictionaries (int32 indices); columns
+                                    written from dictionaries (ARROW:schema)
+                                    are read so anyway. NULL = none */
+  int64_t n_dictionary;       /* entries in dictionary */
 } pt_parquet_read_options;
 
 /* Defaults: all columns, batches of 65536 rows. */
@@ -495,6 +501,13 @@ int pt_parquet_read_buffer(const void *data, int64_t size,
  * those skipped by the filter. PT_EINVAL for other streams. */
 int pt_parquet_stream_row_groups(struct ArrowArrayStream *stream, int64_t *read,
                                  int64_t *skipped, pt_error *err);
+/* Of the same: the data pages decoded so far in the row groups read, and
+ * those passed over because the page index (ColumnIndex and OffsetIndex of
+ * the filter's columns) proves none of their rows can match. Pages are
+ * only skipped when no selected column is nested; the rows of skipped
+ * pages are then left out of every column. */
+int pt_parquet_stream_pages(struct ArrowArrayStream *stream, int64_t *read, int64_t *skipped,
+                            pt_error *err);
 
 /* Parquet writing: Arrow batches of one schema into one file. */
 
@@ -523,6 +536,11 @@ typedef struct pt_parquet_write_options {
                                     chunk, null count per page */
   int store_arrow_schema;        /* 1 (default): the Arrow schema under
                                     ARROW:schema, so pyarrow gets exact types */
+  const char *const *partition_by; /* pt_write_parquet only: top-level columns
+                                      whose values name Hive-style key=value/
+                                      directories (and leave the files);
+                                      NULL = none. Borrowed for the call. */
+  int64_t n_partition_by;        /* entries in partition_by */
 } pt_parquet_write_options;
 
 /* The defaults above. */
@@ -996,7 +1014,11 @@ int pt_session_job_stats(pt_session *s, int64_t job_id, pt_job_stats **out, pt_e
 void pt_job_stats_total(const pt_job_stats *st, pt_stage_stats *out);
 void pt_job_stats_free(pt_job_stats *st);
 /* Like pt_write_ipc, as Parquet: dir/part-00000.parquet ... and dir/_SUCCESS,
- * committed exactly once. opts NULL: the writer's defaults (SNAPPY). */
+ * committed exactly once. opts NULL: the writer's defaults (SNAPPY). With
+ * opts->partition_by, each partition writes one file per combination of the
+ * named columns' values, dir/k1=v1/k2=v2/part-00000.parquet (values escaped
+ * as Hive does, nulls and empty strings as __HIVE_DEFAULT_PARTITION__), and
+ * those columns are left out of the files; pt_read_parquet reads them back. */
 int pt_write_parquet(pt_dataset *ds, const char *dir, const pt_parquet_write_options *opts,
                      pt_error *err);
 

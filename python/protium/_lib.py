@@ -134,6 +134,8 @@ class PtParquetReadOptions(ctypes.Structure):
         ("filter", ctypes.c_void_p),
         ("row_group_start", ctypes.c_int64),
         ("row_groups", ctypes.c_int64),
+        ("dictionary", ctypes.POINTER(ctypes.c_char_p)),
+        ("n_dictionary", ctypes.c_int64),
     ]
 
 
@@ -150,6 +152,8 @@ class PtParquetWriteOptions(ctypes.Structure):
         ("data_page_version", ctypes.c_int),
         ("write_statistics", ctypes.c_int),
         ("store_arrow_schema", ctypes.c_int),
+        ("partition_by", ctypes.POINTER(ctypes.c_char_p)),
+        ("n_partition_by", ctypes.c_int64),
     ]
 
 
@@ -208,6 +212,7 @@ _PROTOTYPES: dict[str, tuple[Any, list[Any]]] = {
     "pt_parquet_filter_combine": (_c_int, [_c_int, _vp, _vp, _P(_vp), _err]),
     "pt_parquet_filter_free": (None, [_vp]),
     "pt_parquet_stream_row_groups": (_c_int, [_P(ArrowArrayStream), _P(_c_i64), _P(_c_i64), _err]),
+    "pt_parquet_stream_pages": (_c_int, [_P(ArrowArrayStream), _P(_c_i64), _P(_c_i64), _err]),
     "pt_parquet_write_options_init": (None, [_P(PtParquetWriteOptions)]),
     "pt_parquet_writer_open_path": (
         _c_int,
@@ -254,6 +259,9 @@ _PROTOTYPES: dict[str, tuple[Any, list[Any]]] = {
     "pt_collect": (_c_int, [_vp, _P(ArrowArrayStream), _err]),
     "pt_count": (_c_int, [_vp, _P(_c_i64), _err]),
     "pt_write_ipc": (_c_int, [_vp, ctypes.c_char_p, _vp, _err]),
+    "pt_read_parquet": (
+        _c_int, [_vp, ctypes.c_char_p, _P(PtParquetReadOptions), _P(_vp), _err]),
+    "pt_write_parquet": (_c_int, [_vp, ctypes.c_char_p, _P(PtParquetWriteOptions), _err]),
 }
 
 

@@ -118,11 +118,17 @@ class _Filter:
 
 
 def _read_options(
-    columns: Optional[Sequence[str]], batch_size: int, filter: object = None
+    columns: Optional[Sequence[str]], batch_size: int, filter: object = None,
+    dictionary: Optional[Sequence[str]] = None,
 ) -> tuple[PtParquetReadOptions, object]:
     opts = PtParquetReadOptions()
     lib().pt_parquet_read_options_init(_ref(opts))
     keep: list = []
+    if dictionary:
+        dnames = (ctypes.c_char_p * len(dictionary))(*[c.encode() for c in dictionary])
+        opts.dictionary = ctypes.cast(dnames, ctypes.POINTER(ctypes.c_char_p))
+        opts.n_dictionary = len(dictionary)
+        keep.append(dnames)
     if filter is not None:
         f = _Filter(filter)
         opts.filter = f.ptr
@@ -151,6 +157,9 @@ class _ParquetStream(_CStream):
             if lib().pt_parquet_stream_row_groups(_ref(self.c), _ref(read), _ref(skipped), _ref(err)) == 0:
                 self.stats["row_groups_read"] = read.value
                 self.stats["row_groups_skipped"] = skipped.value
+            if lib().pt_parquet_stream_pages(_ref(self.c), _ref(read), _ref(skipped), _ref(err)) == 0:
+                self.stats["pages_read"] = read.value
+                self.stats["pages_skipped"] = skipped.value
         super().close()
 
 
@@ -161,6 +170,7 @@ def read_parquet(
     batch_size: int = 0,
     filter: object = None,
     stats: Optional[dict] = None,
+    read_dictionary: Optional[Sequence[str]] = None,
 ) -> pa.RecordBatchReader:
     """Opens a Parquet file with pt_parquet_read_path (memory-mapped) and
     returns its record batches as a pyarrow reader.
@@ -172,9 +182,13 @@ def read_parquet(
     whose statistics prove no row matches are skipped; the rows of the others
     are returned as they are (filter them yourself).
     stats: a dict that gets "row_groups_read" and "row_groups_skipped" once
-    the reader is exhausted.
+    the reader is exhausted, and "pages_read" and "pages_skipped" (data
+    pages the page index ruled out; their rows are left out too).
+    read_dictionary: string or binary columns (paths such as "a.b") to read
+    as dictionary arrays, as pyarrow's option of that name; columns written
+    from dictionaries are read so anyway.
     """
-    opts, _keep = _read_options(columns, batch_size, filter)
+    opts, _keep = _read_options(columns, batch_size, filter, read_dictionary)
     stream, err = _ParquetStream(stats), PtError()
     check(lib().pt_parquet_read_path(os.fsencode(path), _ref(opts), _ref(stream.c), _ref(err)), err)
     return _reader(stream)

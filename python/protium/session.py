@@ -273,6 +273,35 @@ class Session:
         return self.from_arrow(pa.Table.from_pandas(df, preserve_index=False),
                                partitions=partitions or 1)
 
+    # -- Parquet source (pt_read_parquet) ----------------------------------
+
+    def read_parquet(self, path: Union[str, os.PathLike[str]], *,
+                     columns: Optional[Sequence[str]] = None, filter: object = None,
+                     batch_size: int = 0,
+                     read_dictionary: Optional[Sequence[str]] = None) -> "Dataset":
+        """Parquet files as a dataset (PySpark's spark.read.parquet): a file,
+        a directory (Hive-style key=value directories become columns) or a
+        glob. Row groups are dealt into partitions of about
+        parquet.partition_bytes.
+
+        columns: the top-level columns to read, in this order (None: all).
+        filter: pyarrow's form, [(column, op, value), ...] (AND) or a list of
+        such lists (OR); ops "=", "<", "<=", ">", ">=", "in", "is_null".
+        Directories and row groups that cannot match are not read; the rows
+        of the others are all returned (filter them with Dataset.filter).
+        batch_size: rows per batch at most (0: 65536).
+        read_dictionary: string or binary columns to read as dictionary
+        arrays (pyarrow's option); columns written from dictionaries are
+        read so anyway.
+        """
+        from protium.parquet import _read_options
+
+        opts, keep = _read_options(columns, batch_size, filter, read_dictionary)
+        ds = self._dataset(_lib.lib().pt_read_parquet, self._handle(), os.fsencode(path),
+                           ctypes.byref(opts))
+        del keep  # the filter and names were copied
+        return ds
+
 
 class _ProgressBar:
     """PySpark's console progress bar, for an action running over a second:
@@ -536,6 +565,43 @@ class Dataset:
         """One Arrow IPC file per partition in directory path (new or
         empty), then _SUCCESS: all or nothing."""
         self._run(_lib.lib().pt_write_ipc, os.fsencode(path), None)
+
+    # -- Parquet sink (pt_write_parquet) -----------------------------------
+
+    def write_parquet(self, path: Union[str, os.PathLike[str]], *,
+                      partition_by: Optional[Sequence[str]] = None,
+                      compression: str = "snappy", compression_level: int = 0,
+                      row_group_rows: int = 0, page_bytes: int = 0,
+                      dictionary_page_bytes: int = 0, use_dictionary: bool = True,
+                      data_page_version: int = 1, write_statistics: bool = True) -> None:
+        """Parquet files in directory path (new or empty), then _SUCCESS:
+        all or nothing (PySpark's df.write.parquet). Without partition_by,
+        one part-NNNNN.parquet per partition; with it, Hive-style
+        directories, path/k1=v1/k2=v2/part-NNNNN.parquet, one file per
+        partition and combination of those columns' values (boolean,
+        integer, float, string or date columns), which leave the files
+        (read_parquet and pyarrow.dataset(..., partitioning="hive") give
+        them back as columns).
+
+        compression: "snappy" (default, as Spark), "zstd", "gzip",
+        "brotli", "lz4_raw" or "none"/"uncompressed". 0 for the sizes: the
+        writer's defaults (row groups of 1048576 rows, 1 MiB pages and
+        dictionaries).
+        """
+        from protium.parquet import _write_options
+
+        codec = "none" if compression in ("uncompressed", None) else compression
+        opts = _write_options(codec, compression_level, row_group_rows, page_bytes,
+                              dictionary_page_bytes, use_dictionary, data_page_version,
+                              write_statistics, True)
+        if isinstance(partition_by, str):
+            partition_by = [partition_by]
+        keys = list(partition_by or [])
+        names = (ctypes.c_char_p * max(len(keys), 1))(*[k.encode() for k in keys])
+        if keys:
+            opts.partition_by = ctypes.cast(names, ctypes.POINTER(ctypes.c_char_p))
+            opts.n_partition_by = len(keys)
+        self._run(_lib.lib().pt_write_parquet, os.fsencode(path), ctypes.byref(opts))
 
     def __arrow_c_stream__(self, requested_schema: object = None) -> object:
         """The Arrow PyCapsule interface: runs the job and hands the result

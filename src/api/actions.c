@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "api/api_int.h"
+#include "parquet/parquet.h"
 
 /* ------------------------------------------------------------------------ */
 /* collect */
@@ -165,6 +166,72 @@ static int dir_state(const char *dir, int *exists) {
   return any;
 }
 
+/* Partitioned Parquet output: the files below an attempt's directory src
+ * (rel: their path under it) moved to the same place under dst. Each file
+ * moved is added to *moved (for taking back). */
+static int commit_tree(const char *src, const char *dst, const char *rel, char ***moved,
+                       int64_t *n_moved, int64_t *cap_moved, int depth, pt_error *err) {
+  char from[2 * PATH_MAX + 2], to[2 * PATH_MAX + 2];
+  snprintf(from, sizeof from, "%s%s%s", src, *rel ? "/" : "", rel);
+  DIR *d = opendir(from);
+  if (!d) return pt__errorf(err, PT_EIO, "cannot open '%s': %s", from, strerror(errno));
+  int rc = PT_OK;
+  struct dirent *e;
+  while (rc == PT_OK && (e = readdir(d))) {
+    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+    char sub[PATH_MAX];
+    if (snprintf(sub, sizeof sub, "%s%s%s", rel, *rel ? "/" : "", e->d_name) >= (int)sizeof sub) {
+      rc = pt__errorf(err, PT_EINVAL, "path too long under '%s'", from);
+      break;
+    }
+    snprintf(from, sizeof from, "%s/%s", src, sub);
+    snprintf(to, sizeof to, "%s/%s", dst, sub);
+    struct stat sb;
+    if (lstat(from, &sb) != 0) {
+      rc = pt__errorf(err, PT_EIO, "cannot stat '%s': %s", from, strerror(errno));
+    } else if (S_ISDIR(sb.st_mode)) {
+      if (depth >= 64) rc = pt__errorf(err, PT_EINVAL, "'%s' nests too deep", from);
+      else rc = pt__mkdirs(to, err);
+      if (rc == PT_OK)
+        rc = commit_tree(src, dst, sub, moved, n_moved, cap_moved, depth + 1, err);
+    } else {
+      char *dup = pt__strdup(to);
+      if (!dup || pt__grow((void **)moved, cap_moved, *n_moved + 1, sizeof **moved) != PT_OK) {
+        pt__free(dup);
+        rc = pt__errorf(err, PT_ENOMEM, "out of memory");
+      } else if (rename(from, to) != 0) {
+        pt__free(dup);
+        rc = pt__errorf(err, PT_EIO, "cannot move '%s' to '%s': %s", from, to, strerror(errno));
+      } else {
+        (*moved)[(*n_moved)++] = dup;
+      }
+    }
+  }
+  closedir(d);
+  return rc;
+}
+
+/* Removes the empty directories below dir (not dir itself). */
+static void remove_empty_dirs(const char *dir, int depth) {
+  DIR *d = opendir(dir);
+  if (!d || depth > 64) {
+    if (d) closedir(d);
+    return;
+  }
+  struct dirent *e;
+  char path[PATH_MAX + 300];
+  while ((e = readdir(d))) {
+    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+    snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+    struct stat sb;
+    if (lstat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+      remove_empty_dirs(path, depth + 1);
+      rmdir(path); /* fails, as it should, when not empty */
+    }
+  }
+  closedir(d);
+}
+
 /* write_ipc and write_parquet: one file per partition (ext), committed
  * exactly once. a: the action with its sink options (job id and temporary
  * directory filled in here). */
@@ -202,8 +269,18 @@ static int write_dir(pt_dataset *ds, const char *dir, pt__action *ap, const char
   if (rc != PT_OK) goto remove_temp;
 
   /* Commit: one rename per partition (the first successful attempt), then
-   * _SUCCESS. A rename failing part-way takes back what was renamed. */
+   * _SUCCESS. A rename failing part-way takes back what was renamed.
+   * Partitioned Parquet: every file of each partition's attempt directory. */
   int64_t p = 0;
+  char **moved = NULL;
+  int64_t n_moved = 0, cap_moved = 0;
+  for (; p < res.n_partitions && a.parquet_n_partition_by > 0; p++) {
+    rc = commit_tree(res.paths[p], absdir, "", &moved, &n_moved, &cap_moved, 0, err);
+    if (rc != PT_OK) {
+      pt__error_prefix(err, rc, "%s: cannot commit partition %lld: ", what, (long long)p);
+      break;
+    }
+  }
   for (; p < res.n_partitions; p++) {
     snprintf(path, sizeof path, "%s/part-%05lld.%s", absdir, (long long)p, ext);
     if (rename(res.paths[p], path) != 0) {
@@ -219,11 +296,17 @@ static int write_dir(pt_dataset *ds, const char *dir, pt__action *ap, const char
                                 strerror(errno));
     else close(fd);
   }
-  if (rc != PT_OK)
+  if (rc != PT_OK && a.parquet_n_partition_by > 0) {
+    for (int64_t i = 0; i < n_moved; i++) unlink(moved[i]);
+    remove_empty_dirs(absdir, 0);
+  } else if (rc != PT_OK) {
     while (p-- > 0) {
       snprintf(path, sizeof path, "%s/part-%05lld.%s", absdir, (long long)p, ext);
       unlink(path);
     }
+  }
+  for (int64_t i = 0; i < n_moved; i++) pt__free(moved[i]);
+  pt__free(moved);
   pt__job_result_reset(&res);
   (void)pt__driver_quiesce(ds->driver, a.job_id, ORPHAN_WAIT_MS);
   pt__rm_rf(temp_root);
@@ -260,11 +343,50 @@ int pt_write_parquet(pt_dataset *ds, const char *dir, const pt_parquet_write_opt
       o.codec != PT_PARQUET_GZIP && o.codec != PT_PARQUET_BROTLI && o.codec != PT_PARQUET_ZSTD &&
       o.codec != PT_PARQUET_LZ4_RAW)
     return pt__errorf(err, PT_EINVAL, "write_parquet: unknown codec %d", o.codec);
+  if (o.page_bytes <= 0 || o.dictionary_page_bytes <= 0)
+    return pt__errorf(err, PT_EINVAL,
+                      "write_parquet: page_bytes and dictionary_page_bytes must be positive");
+  if (o.n_partition_by < 0 || (o.n_partition_by > 0 && !o.partition_by))
+    return pt__errorf(err, PT_EINVAL, "write_parquet: partition_by must list n_partition_by names");
+  if (o.n_partition_by > 0 && ds) {
+    /* Checked here so that a wrong name fails before any task runs. */
+    const struct ArrowSchema *sc = &ds->schema;
+    for (int64_t k = 0; k < o.n_partition_by; k++) {
+      const char *key = o.partition_by[k];
+      int64_t c = 0;
+      while (key && c < sc->n_children &&
+             (!sc->children[c]->name || strcmp(sc->children[c]->name, key) != 0))
+        c++;
+      if (!key || c == sc->n_children)
+        return pt__errorf(err, PT_EINVAL, "write_parquet: partition_by column '%s' is not a "
+                          "column of the dataset", key ? key : "(null)");
+      for (int64_t j = 0; j < k; j++)
+        if (strcmp(o.partition_by[j], key) == 0)
+          return pt__errorf(err, PT_EINVAL, "write_parquet: partition_by names '%s' twice", key);
+      if (!pt__hive_key_supported(sc->children[c]->format)) {
+        char t[256];
+        pt_type_name(sc->children[c], t, sizeof t);
+        return pt__errorf(err, PT_EINVAL,
+                          "write_parquet: cannot partition by column '%s' of type %s; partition "
+                          "by boolean, integer, float, string or date32 columns", key, t);
+      }
+    }
+    if (o.n_partition_by >= sc->n_children)
+      return pt__errorf(err, PT_EINVAL,
+                        "write_parquet: partition_by names every column; the files need at "
+                        "least one column that is not a partition column");
+  }
   pt__action a = {0};
   a.parquet = 1;
   a.parquet_codec = o.codec;
+  a.parquet_compression_level = o.compression_level;
   a.parquet_row_group_rows = o.row_group_rows;
   a.parquet_page_version = o.data_page_version;
+  a.parquet_page_bytes = o.page_bytes;
+  a.parquet_dictionary_page_bytes = o.dictionary_page_bytes;
   a.parquet_no_dictionary = !o.use_dictionary;
+  a.parquet_no_statistics = !o.write_statistics;
+  a.parquet_partition_by = (char *const *)o.partition_by;
+  a.parquet_n_partition_by = o.n_partition_by;
   return write_dir(ds, dir, &a, "write_parquet", "parquet", err);
 }

@@ -387,6 +387,15 @@ int pt_read_parquet(pt_session *s, const char *path, const pt_parquet_read_optio
         else ds->n_columns = i + 1;
       }
     }
+    if (rc == PT_OK && opts && opts->dictionary && opts->n_dictionary > 0) {
+      ds->dictionary = pt__calloc((size_t)opts->n_dictionary, sizeof *ds->dictionary);
+      if (!ds->dictionary) rc = pt__errorf(err, PT_ENOMEM, "read_parquet: out of memory");
+      for (int64_t i = 0; i < opts->n_dictionary && rc == PT_OK; i++) {
+        ds->dictionary[i] = pt__strdup(opts->dictionary[i]);
+        if (!ds->dictionary[i]) rc = pt__errorf(err, PT_ENOMEM, "read_parquet: out of memory");
+        else ds->n_dictionary = i + 1;
+      }
+    }
     if (rc != PT_OK) {
       pt_dataset_free(*out);
       *out = NULL;

@@ -88,6 +88,8 @@ typedef struct pt__shuffle_part {
   int64_t rows;
 } pt__shuffle_part;
 
+typedef struct pt__hive_sink pt__hive_sink;
+
 typedef struct pt__sink {
   pt__task *t;
   const Protium__Op *op;
@@ -96,6 +98,7 @@ typedef struct pt__sink {
   /* result, write_ipc */
   pt_ipc_writer *writer;
   pt_parquet_writer *pq_writer;   /* write_ipc with parquet set */
+  pt__hive_sink *hive;            /* ... and partition_by: path is a directory */
   char *path;
   /* shuffle write */
   int64_t n_parts;
@@ -107,6 +110,19 @@ typedef struct pt__sink {
   pt__kafka_writer *kafka;        /* owned */
   int kafka_skip;                 /* the batch is already committed */
 } pt__sink;
+
+/* Parquet files by Hive-style partition (hive_sink.c): one writer per
+ * combination of the key columns' values, under dir. */
+int pt__hive_sink_open(const char *dir, int64_t partition, const struct ArrowSchema *schema,
+                       char *const *keys, size_t n_keys, const pt_parquet_write_options *opts,
+                       pt__hive_sink **out, pt_error *err);
+/* Writes batch's rows, each to its directory's file; the batch stays the
+ * caller's. */
+int pt__hive_sink_write(pt__hive_sink *h, const struct ArrowArray *batch, pt_error *err);
+/* Completes every file. */
+int pt__hive_sink_close(pt__hive_sink *h, pt_error *err);
+/* Frees h (files not closed are left incomplete; the caller removes dir). */
+void pt__hive_sink_free(pt__hive_sink *h);
 
 int pt__sink_open(pt__task *t, const Protium__Op *op, const struct ArrowSchema *schema,
                   pt__sink *sink, pt_error *err);

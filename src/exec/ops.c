@@ -175,6 +175,8 @@ static int next_piece(pt__source *src, pt_error *err) {
     opts.n_columns = q->n_columns > 0 ? (int64_t)q->n_columns : 0;
     if (q->n_columns == 0) opts.columns = NULL;
     if (q->batch_rows > 0) opts.batch_size = q->batch_rows;
+    opts.dictionary = (const char *const *)q->dictionary;
+    opts.n_dictionary = (int64_t)q->n_dictionary;
     opts.row_group_start = pc->row_group_start;
     opts.row_groups = pc->row_groups;
     int rc = pt_parquet_read_path(pc->path, &opts, &src->stream, err);
@@ -482,16 +484,30 @@ int pt__sink_open(pt__task *t, const Protium__Op *op, const struct ArrowSchema *
     case PROTIUM__OP__OP_WRITE_IPC: {
       const Protium__IpcSink *w = op->write_ipc;
       PT_RETURN_NOT_OK(pt__mkdirs(w->temp_dir, err));
-      sink->path = path_printf(err, "%s/part-%lld-%lld.%s", w->temp_dir, p, a,
-                               w->parquet ? "parquet" : "arrow");
+      bool hive = w->parquet && w->n_parquet_partition_by > 0;
+      sink->path = path_printf(err, "%s/part-%lld-%lld%s", w->temp_dir, p, a,
+                               hive ? "" : w->parquet ? ".parquet" : ".arrow");
       if (sink->path == NULL) return err ? err->code : PT_ENOMEM;
       if (w->parquet) {
         pt_parquet_write_options po;
         pt_parquet_write_options_init(&po);
         po.codec = w->parquet_codec;
+        po.compression_level = w->parquet_compression_level;
         if (w->parquet_row_group_rows > 0) po.row_group_rows = w->parquet_row_group_rows;
         if (w->parquet_page_version > 0) po.data_page_version = w->parquet_page_version;
+        if (w->parquet_page_bytes > 0) po.page_bytes = w->parquet_page_bytes;
+        if (w->parquet_dictionary_page_bytes > 0)
+          po.dictionary_page_bytes = w->parquet_dictionary_page_bytes;
         po.use_dictionary = !w->parquet_no_dictionary;
+        po.write_statistics = !w->parquet_no_statistics;
+        if (hive) {
+          int rc = pt__mkdirs(sink->path, err);
+          if (rc == PT_OK)
+            rc = pt__hive_sink_open(sink->path, (int64_t)p, sink->schema, w->parquet_partition_by,
+                                    w->n_parquet_partition_by, &po, &sink->hive, err);
+          if (rc != PT_OK) return pt__error_prefix(err, rc, "write_parquet: ");
+          return PT_OK;
+        }
         int rc = pt_parquet_writer_open_path(sink->path, sink->schema, &po, &sink->pq_writer, err);
         if (rc != PT_OK) return pt__error_prefix(err, rc, "write '%s': ", sink->path);
         return PT_OK;
@@ -614,8 +630,9 @@ int pt__sink_consume(pt__sink *sink, struct ArrowArray *batch, pt_error *err) {
   switch (sink->op->op_case) {
     case PROTIUM__OP__OP_RESULT:
     case PROTIUM__OP__OP_WRITE_IPC:
-      rc = sink->pq_writer ? pt_parquet_writer_write(sink->pq_writer, batch, err)
-                           : pt_ipc_writer_write(sink->writer, batch, err);
+      rc = sink->hive        ? pt__hive_sink_write(sink->hive, batch, err)
+           : sink->pq_writer ? pt_parquet_writer_write(sink->pq_writer, batch, err)
+                             : pt_ipc_writer_write(sink->writer, batch, err);
       if (rc != PT_OK) pt__error_prefix(err, rc, "write '%s': ", sink->path);
       break;
     case PROTIUM__OP__OP_SHUFFLE_WRITE:
@@ -743,7 +760,11 @@ int pt__sink_finish(pt__sink *sink, Protium__TaskStatus *st, pt_error *err) {
     case PROTIUM__OP__OP_RESULT:
     case PROTIUM__OP__OP_WRITE_IPC: {
       int rc;
-      if (sink->pq_writer) {
+      if (sink->hive) {
+        rc = pt__hive_sink_close(sink->hive, err);
+        pt__hive_sink_free(sink->hive);
+        sink->hive = NULL;
+      } else if (sink->pq_writer) {
         rc = pt_parquet_writer_close(sink->pq_writer, err);
         pt_parquet_writer_free(sink->pq_writer);
         sink->pq_writer = NULL;
@@ -772,6 +793,13 @@ int pt__sink_finish(pt__sink *sink, Protium__TaskStatus *st, pt_error *err) {
 void pt__sink_close(pt__sink *sink) {
   pt__kafka_writer_free(sink->kafka); /* aborts a transaction left open */
   sink->kafka = NULL;
+  bool dir = sink->hive != NULL || (sink->op != NULL && sink->op->op_case == PROTIUM__OP__OP_WRITE_IPC &&
+                                    sink->op->write_ipc->n_parquet_partition_by > 0 &&
+                                    sink->op->write_ipc->parquet);
+  if (sink->hive != NULL) {
+    pt__hive_sink_free(sink->hive);
+    sink->hive = NULL;
+  }
   if (sink->pq_writer != NULL) {
     pt_parquet_writer_free(sink->pq_writer);
     sink->pq_writer = NULL;
@@ -781,7 +809,8 @@ void pt__sink_close(pt__sink *sink) {
     sink->writer = NULL;
   }
   if (sink->path != NULL) {
-    unlink(sink->path); /* unfinished: nobody must read it */
+    if (dir) pt__rm_rf(sink->path); /* unfinished: nobody must read it */
+    else unlink(sink->path);
     pt__free(sink->path);
     sink->path = NULL;
   }

@@ -269,6 +269,9 @@ int pt__filter_columns(const pt_parquet_filter *f,
   return check(f->column, arg, err);
 }
 
+static bool bounds_may_match(const pt_parquet_filter *f, const pt__pq_schema_elem *e, int cmp,
+                             pt__pq_bytes lo, pt__pq_bytes hi);
+
 bool pt__filter_may_match(const pt_parquet_filter *f, const pt__pq_file_meta *m,
                           const pt__pq_row_group *g,
                           int64_t (*find)(const char *path, void *arg, int64_t *elem), void *arg) {
@@ -299,6 +302,12 @@ bool pt__filter_may_match(const pt_parquet_filter *f, const pt__pq_file_meta *m,
   } else {
     return true;
   }
+  return bounds_may_match(f, e, cmp, lo, hi);
+}
+
+/* Whether a comparison leaf f may hold for some value in [lo, hi]. */
+static bool bounds_may_match(const pt_parquet_filter *f, const pt__pq_schema_elem *e, int cmp,
+                             pt__pq_bytes lo, pt__pq_bytes hi) {
   stat_val mn, mx;
   if (!decode_stat(e->type, cmp, lo, &mn) || !decode_stat(e->type, cmp, hi, &mx)) return true;
   bool ok1, ok2;
@@ -316,6 +325,131 @@ bool pt__filter_may_match(const pt_parquet_filter *f, const pt__pq_file_meta *m,
     case PT_PARQUET_GE: { int b = compare_lit(f, 0, cmp, &mx, &ok2); return !ok2 || b <= 0; }
     default: return true;
   }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Against the page index */
+
+/* Row ranges: sorted, disjoint [start, end) pairs. */
+static int ranges_push(pt__row_ranges *r, int64_t start, int64_t end) {
+  if (start >= end) return PT_OK;
+  if (r->n > 0 && r->v[2 * r->n - 1] >= start) {
+    if (end > r->v[2 * r->n - 1]) r->v[2 * r->n - 1] = end;
+    return PT_OK;
+  }
+  if (pt__grow((void **)&r->v, &r->cap, 2 * r->n + 2, sizeof *r->v) != PT_OK) return PT_ENOMEM;
+  r->v[2 * r->n] = start;
+  r->v[2 * r->n + 1] = end;
+  r->n++;
+  return PT_OK;
+}
+
+void pt__row_ranges_free(pt__row_ranges *r) {
+  pt__free(r->v);
+  memset(r, 0, sizeof *r);
+}
+
+int64_t pt__row_ranges_count(const pt__row_ranges *r) {
+  int64_t n = 0;
+  for (int64_t i = 0; i < r->n; i++) n += r->v[2 * i + 1] - r->v[2 * i];
+  return n;
+}
+
+/* *out = a AND b (intersection) or a OR b (union). */
+static int ranges_combine(const pt__row_ranges *a, const pt__row_ranges *b, bool and,
+                          pt__row_ranges *out) {
+  memset(out, 0, sizeof *out);
+  int64_t i = 0, j = 0;
+  if (and) {
+    while (i < a->n && j < b->n) {
+      int64_t s = a->v[2 * i] > b->v[2 * j] ? a->v[2 * i] : b->v[2 * j];
+      int64_t e = a->v[2 * i + 1] < b->v[2 * j + 1] ? a->v[2 * i + 1] : b->v[2 * j + 1];
+      if (ranges_push(out, s, e) != PT_OK) return PT_ENOMEM;
+      if (a->v[2 * i + 1] < b->v[2 * j + 1]) i++;
+      else j++;
+    }
+    return PT_OK;
+  }
+  while (i < a->n || j < b->n) {
+    const int64_t *p;
+    if (j >= b->n || (i < a->n && a->v[2 * i] <= b->v[2 * j])) p = &a->v[2 * i++];
+    else p = &b->v[2 * j++];
+    if (ranges_push(out, p[0], p[1]) != PT_OK) return PT_ENOMEM;
+  }
+  return PT_OK;
+}
+
+/* The pages of leaf f's column that may match, as row ranges; every row
+ * when the column has no usable page index (absent, or not consistent
+ * with itself and the row group: then it is ignored, not trusted). */
+static int leaf_ranges(const pt_parquet_filter *f, const pt__pq_file_meta *m,
+                       const pt__pq_row_group *g,
+                       int64_t (*find)(const char *path, void *arg, int64_t *elem), void *arg,
+                       const uint8_t *file, int64_t size, pt__row_ranges *out) {
+  memset(out, 0, sizeof *out);
+  int64_t rows = g->num_rows;
+  int64_t s = -1;
+  int64_t leaf = find(f->column, arg, &s);
+  const pt__pq_column_chunk *cc = leaf >= 0 && leaf < g->n_columns && s >= 0 ? &g->columns[leaf] : NULL;
+  int cmp = cc ? column_cmp(&m->schema[s]) : CMP_NONE;
+  bool usable = cc && cc->has_offset_index && cc->has_column_index && cmp != CMP_NONE &&
+                cc->offset_index_offset >= 4 && cc->offset_index_length > 0 &&
+                cc->column_index_offset >= 4 && cc->column_index_length > 0 &&
+                cc->offset_index_offset <= size - 8 - cc->offset_index_length &&
+                cc->column_index_offset <= size - 8 - cc->column_index_length;
+  pt__arena arena = {0};
+  pt__pq_offset_index oi;
+  pt__pq_column_index ci;
+  if (usable)
+    usable = pt__pq_decode_offset_index(file + cc->offset_index_offset, cc->offset_index_length,
+                                        &arena, &oi, NULL) == PT_OK &&
+             pt__pq_decode_column_index(file + cc->column_index_offset, cc->column_index_length,
+                                        &arena, &ci, NULL) == PT_OK &&
+             oi.n_pages == ci.n_pages && oi.n_pages > 0 && oi.pages[0].first_row_index == 0;
+  for (int64_t i = 1; usable && i < oi.n_pages; i++)
+    usable = oi.pages[i].first_row_index > oi.pages[i - 1].first_row_index &&
+             oi.pages[i].first_row_index < rows;
+  int rc = PT_OK;
+  if (!usable) {
+    rc = ranges_push(out, 0, rows);
+  } else {
+    const pt__pq_schema_elem *e = &m->schema[s];
+    for (int64_t i = 0; i < oi.n_pages && rc == PT_OK; i++) {
+      int64_t start = oi.pages[i].first_row_index;
+      int64_t end = i + 1 < oi.n_pages ? oi.pages[i + 1].first_row_index : rows;
+      bool may;
+      if (f->op == PT_PARQUET_IS_NULL)
+        may = ci.n_null_counts == 0 || ci.null_counts[i] != 0 || ci.null_pages[i];
+      else if (ci.null_pages[i])
+        may = false; /* comparisons are false on nulls */
+      else
+        may = bounds_may_match(f, e, cmp, ci.min_values[i], ci.max_values[i]);
+      if (may) rc = ranges_push(out, start, end);
+    }
+  }
+  pt__arena_free(&arena);
+  return rc;
+}
+
+int pt__filter_row_ranges(const pt_parquet_filter *f, const pt__pq_file_meta *m,
+                          const pt__pq_row_group *g,
+                          int64_t (*find)(const char *path, void *arg, int64_t *elem), void *arg,
+                          const uint8_t *file, int64_t size, pt__row_ranges *out, pt_error *err) {
+  if (f->op == PT_PARQUET_AND || f->op == PT_PARQUET_OR) {
+    pt__row_ranges a, b;
+    PT_RETURN_NOT_OK(pt__filter_row_ranges(f->a, m, g, find, arg, file, size, &a, err));
+    int rc = pt__filter_row_ranges(f->b, m, g, find, arg, file, size, &b, err);
+    if (rc == PT_OK && ranges_combine(&a, &b, f->op == PT_PARQUET_AND, out) != PT_OK)
+      rc = pt__errorf(err, PT_ENOMEM, "out of memory");
+    pt__row_ranges_free(&a);
+    pt__row_ranges_free(&b);
+    return rc;
+  }
+  if (leaf_ranges(f, m, g, find, arg, file, size, out) != PT_OK) {
+    pt__row_ranges_free(out);
+    return pt__errorf(err, PT_ENOMEM, "out of memory");
+  }
+  return PT_OK;
 }
 
 /* ------------------------------------------------------------------------ */

@@ -102,7 +102,8 @@ static int get_list(dec *d, const char *strct, int16_t id, int type, int want_el
   if (type != PT__TH_LIST && type != PT__TH_SET) return wrong_type(d, strct, id, type);
   int et;
   PT_RETURN_NOT_OK(pt__thrift_list(&d->in, &et, n, d->err));
-  bool ok = et == want_elem || (is_int_type(want_elem) && is_int_type(et) && et != PT__TH_I8);
+  bool ok = et == want_elem || (is_int_type(want_elem) && is_int_type(et) && et != PT__TH_I8) ||
+            (want_elem == PT__TH_TRUE && et == PT__TH_FALSE); /* booleans: either id */
   if (!ok)
     return pt__errorf(d->err, PT_EFORMAT, "thrift: %s field %d: list of wire type %d", strct, id,
                       et);
@@ -329,11 +330,93 @@ static int dec_column_chunk(dec *d, pt__pq_column_chunk *c) {
     c->has_meta = true;
     PT_RETURN_NOT_OK(dec_column_meta(d, &c->meta));
     break;
+  case 4:
+    c->has_offset_index = true;
+    PT_RETURN_NOT_OK(get_int(d, S, id, type, &c->offset_index_offset));
+    break;
+  case 5: PT_RETURN_NOT_OK(get_i32(d, S, id, type, &c->offset_index_length)); break;
+  case 6:
+    c->has_column_index = true;
+    PT_RETURN_NOT_OK(get_int(d, S, id, type, &c->column_index_offset));
+    break;
+  case 7: PT_RETURN_NOT_OK(get_i32(d, S, id, type, &c->column_index_length)); break;
   case 8: case 9:
     c->encrypted = true;
     PT_RETURN_NOT_OK(pt__thrift_skip(&d->in, type, d->err));
     break;
   STRUCT_END(d)
+  return PT_OK;
+}
+
+static int dec_page_location(dec *d, pt__pq_page_location *p) {
+  const char *S = "PageLocation";
+  unsigned seen = 0;
+  STRUCT_BEGIN(d)
+  case 1: PT_RETURN_NOT_OK(get_int(d, S, id, type, &p->offset)); seen |= 1; break;
+  case 2: PT_RETURN_NOT_OK(get_i32(d, S, id, type, &p->compressed_page_size)); seen |= 2; break;
+  case 3: PT_RETURN_NOT_OK(get_int(d, S, id, type, &p->first_row_index)); seen |= 4; break;
+  STRUCT_END(d)
+  if (seen != 7) return missing(d, S, "offset, compressed_page_size or first_row_index");
+  return PT_OK;
+}
+
+int pt__pq_decode_offset_index(const uint8_t *data, int64_t len, pt__arena *arena,
+                               pt__pq_offset_index *out, pt_error *err) {
+  memset(out, 0, sizeof *out);
+  dec dd = {{data, data, data + len, 0}, arena, err}, *d = &dd;
+  const char *S = "OffsetIndex";
+  bool seen = false;
+  STRUCT_BEGIN(d)
+  case 1:
+    PT_RETURN_NOT_OK(get_list(d, S, id, type, PT__TH_STRUCT, sizeof *out->pages,
+                              (void **)&out->pages, &out->n_pages));
+    for (int64_t i = 0; i < out->n_pages; i++)
+      PT_RETURN_NOT_OK(dec_page_location(d, &out->pages[i]));
+    seen = true;
+    break;
+  STRUCT_END(d)
+  if (!seen) return missing(d, S, "page_locations");
+  return PT_OK;
+}
+
+int pt__pq_decode_column_index(const uint8_t *data, int64_t len, pt__arena *arena,
+                               pt__pq_column_index *out, pt_error *err) {
+  memset(out, 0, sizeof *out);
+  dec dd = {{data, data, data + len, 0}, arena, err}, *d = &dd;
+  const char *S = "ColumnIndex";
+  unsigned seen = 0;
+  STRUCT_BEGIN(d)
+  case 1: {
+    PT_RETURN_NOT_OK(get_list(d, S, id, type, PT__TH_TRUE, sizeof *out->null_pages,
+                              (void **)&out->null_pages, &out->n_pages));
+    for (int64_t i = 0; i < out->n_pages; i++)
+      PT_RETURN_NOT_OK(pt__thrift_list_bool(&d->in, &out->null_pages[i], err));
+    seen |= 1;
+    break;
+  }
+  case 2: case 3: {
+    pt__pq_bytes **v = id == 2 ? &out->min_values : &out->max_values;
+    int64_t *n = id == 2 ? &out->n_min : &out->n_max;
+    PT_RETURN_NOT_OK(get_list(d, S, id, type, PT__TH_BINARY, sizeof **v, (void **)v, n));
+    for (int64_t i = 0; i < *n; i++)
+      PT_RETURN_NOT_OK(pt__thrift_binary(&d->in, &(*v)[i].data, &(*v)[i].len, err));
+    seen |= id == 2 ? 2 : 4;
+    break;
+  }
+  case 4: PT_RETURN_NOT_OK(get_i32(d, S, id, type, &out->boundary_order)); seen |= 8; break;
+  case 5:
+    PT_RETURN_NOT_OK(get_list(d, S, id, type, PT__TH_I64, sizeof *out->null_counts,
+                              (void **)&out->null_counts, &out->n_null_counts));
+    for (int64_t i = 0; i < out->n_null_counts; i++)
+      PT_RETURN_NOT_OK(pt__thrift_i64(&d->in, &out->null_counts[i], err));
+    break;
+  STRUCT_END(d)
+  if (seen != 15) return missing(d, S, "null_pages, min_values, max_values or boundary_order");
+  if (out->n_min != out->n_pages || out->n_max != out->n_pages ||
+      (out->n_null_counts != 0 && out->n_null_counts != out->n_pages))
+    return pt__errorf(err, PT_EFORMAT, "thrift: ColumnIndex lists of %lld, %lld, %lld and %lld "
+                      "pages disagree", (long long)out->n_pages, (long long)out->n_min,
+                      (long long)out->n_max, (long long)out->n_null_counts);
   return PT_OK;
 }
 
@@ -630,6 +713,14 @@ int pt__pq_encode_file_meta(const pt__pq_file_meta *m, pt_buf *buf) {
       pt__thrift_field_i64(&o, &l3, 2, PT__TH_I64, c->file_offset);
       pt__thrift_put_field(&o, &l3, 3, PT__TH_STRUCT);
       enc_column_meta(&o, &c->meta);
+      if (c->has_offset_index) {
+        pt__thrift_field_i64(&o, &l3, 4, PT__TH_I64, c->offset_index_offset);
+        pt__thrift_field_i64(&o, &l3, 5, PT__TH_I32, c->offset_index_length);
+      }
+      if (c->has_column_index) {
+        pt__thrift_field_i64(&o, &l3, 6, PT__TH_I64, c->column_index_offset);
+        pt__thrift_field_i64(&o, &l3, 7, PT__TH_I32, c->column_index_length);
+      }
       pt__thrift_put_stop(&o);
     }
     pt__thrift_field_i64(&o, &l2, 2, PT__TH_I64, g->total_byte_size);
@@ -688,6 +779,47 @@ int pt__pq_encode_page_header(const pt__pq_page_header *h, pt_buf *buf) {
       enc_stats(&o, &h->stats);
     }
     pt__thrift_put_stop(&o);
+  }
+  pt__thrift_put_stop(&o);
+  return o.rc;
+}
+
+int pt__pq_encode_offset_index(const pt__pq_offset_index *oi, pt_buf *buf) {
+  pt__thrift_out o = {buf, PT_OK};
+  int16_t last = 0;
+  pt__thrift_put_field(&o, &last, 1, PT__TH_LIST);
+  pt__thrift_put_list(&o, PT__TH_STRUCT, oi->n_pages);
+  for (int64_t i = 0; i < oi->n_pages; i++) {
+    int16_t l2 = 0;
+    pt__thrift_field_i64(&o, &l2, 1, PT__TH_I64, oi->pages[i].offset);
+    pt__thrift_field_i64(&o, &l2, 2, PT__TH_I32, oi->pages[i].compressed_page_size);
+    pt__thrift_field_i64(&o, &l2, 3, PT__TH_I64, oi->pages[i].first_row_index);
+    pt__thrift_put_stop(&o);
+  }
+  pt__thrift_put_stop(&o);
+  return o.rc;
+}
+
+int pt__pq_encode_column_index(const pt__pq_column_index *ci, pt_buf *buf) {
+  pt__thrift_out o = {buf, PT_OK};
+  int16_t last = 0;
+  pt__thrift_put_field(&o, &last, 1, PT__TH_LIST);
+  /* Booleans in a list are one byte each: 1 true, 2 false (as Thrift's
+   * own libraries write them). */
+  pt__thrift_put_list(&o, PT__TH_TRUE, ci->n_pages);
+  for (int64_t i = 0; i < ci->n_pages && o.rc == PT_OK; i++)
+    o.rc = pt__buf_putc(o.buf, ci->null_pages[i] ? 1 : 2);
+  for (int16_t id = 2; id <= 3; id++) {
+    const pt__pq_bytes *v = id == 2 ? ci->min_values : ci->max_values;
+    pt__thrift_put_field(&o, &last, id, PT__TH_LIST);
+    pt__thrift_put_list(&o, PT__TH_BINARY, ci->n_pages);
+    for (int64_t i = 0; i < ci->n_pages; i++) pt__thrift_put_binary(&o, v[i].data, v[i].len);
+  }
+  pt__thrift_field_i64(&o, &last, 4, PT__TH_I32, ci->boundary_order);
+  if (ci->n_null_counts > 0) {
+    pt__thrift_put_field(&o, &last, 5, PT__TH_LIST);
+    pt__thrift_put_list(&o, PT__TH_I64, ci->n_null_counts);
+    for (int64_t i = 0; i < ci->n_null_counts; i++) pt__thrift_put_i64(&o, ci->null_counts[i]);
   }
   pt__thrift_put_stop(&o);
   return o.rc;

@@ -29,4 +29,17 @@ bool pt__filter_partition_match(const pt_parquet_filter *f, char *const *keys,
                                 char *const *vals, const char *const *formats, int64_t nk,
                                 bool *uses_keys);
 
+/* Hive-style partition directories when writing (hive.c). */
+
+/* Whether a column of Arrow format can partition a write: booleans,
+ * integers, floats, utf8/large_utf8 and date32. */
+bool pt__hive_key_supported(const char *format);
+/* Appends s[0, n) to out with Hive's %XX escapes. PT_ENOMEM on failure. */
+int pt__hive_escape(pt_buf *out, const char *s, size_t n);
+/* Appends row (relative to array's offset) of a supported column as its
+ * path segment value: escaped; null and "" as __HIVE_DEFAULT_PARTITION__.
+ * PT_ENOTSUP for a format pt__hive_key_supported refuses. */
+int pt__hive_append_value(pt_buf *out, const struct ArrowSchema *schema,
+                          const struct ArrowArray *array, int64_t row);
+
 #endif /* PT_PARQUET_H */

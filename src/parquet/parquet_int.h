@@ -229,7 +229,36 @@ typedef struct pt__pq_column_chunk {
   bool has_meta;
   pt__pq_column_meta meta;
   bool encrypted;         /* crypto metadata present: refused */
+  /* The page index (ColumnIndex, OffsetIndex) of the chunk, where it is. */
+  bool has_offset_index, has_column_index;
+  int64_t offset_index_offset, column_index_offset;
+  int32_t offset_index_length, column_index_length;
 } pt__pq_column_chunk;
+
+/* The page index: where each data page of a column chunk is and its first
+ * row (OffsetIndex), and each page's min/max and null count (ColumnIndex),
+ * stored after the row groups and found through the ColumnChunk fields. */
+typedef struct pt__pq_page_location {
+  int64_t offset;               /* of the page header in the file */
+  int32_t compressed_page_size; /* header included */
+  int64_t first_row_index;      /* within the row group */
+} pt__pq_page_location;
+
+typedef struct pt__pq_offset_index {
+  pt__pq_page_location *pages;
+  int64_t n_pages;
+} pt__pq_offset_index;
+
+enum { PT__BOUNDARY_UNORDERED = 0, PT__BOUNDARY_ASCENDING = 1, PT__BOUNDARY_DESCENDING = 2 };
+
+typedef struct pt__pq_column_index {
+  bool *null_pages;             /* n_pages: the page has nulls only */
+  pt__pq_bytes *min_values, *max_values; /* n_pages each; empty for null pages */
+  int64_t n_pages, n_min, n_max;
+  int32_t boundary_order;       /* PT__BOUNDARY_* */
+  int64_t *null_counts;         /* n_null_counts (0: absent) */
+  int64_t n_null_counts;
+} pt__pq_column_index;
 
 typedef struct pt__pq_row_group {
   pt__pq_column_chunk *columns;
@@ -280,6 +309,14 @@ int pt__pq_decode_page_header(const uint8_t *data, int64_t len, pt__pq_page_head
                               int64_t *used, pt_error *err);
 /* Encoders: append to buf. PT_OK or PT_ENOMEM. */
 int pt__pq_encode_file_meta(const pt__pq_file_meta *m, pt_buf *buf);
+/* The page index structs, decoded (allocated in arena; bytes point into
+ * data) and encoded. */
+int pt__pq_decode_offset_index(const uint8_t *data, int64_t len, pt__arena *arena,
+                               pt__pq_offset_index *out, pt_error *err);
+int pt__pq_decode_column_index(const uint8_t *data, int64_t len, pt__arena *arena,
+                               pt__pq_column_index *out, pt_error *err);
+int pt__pq_encode_offset_index(const pt__pq_offset_index *oi, pt_buf *buf);
+int pt__pq_encode_column_index(const pt__pq_column_index *ci, pt_buf *buf);
 int pt__pq_encode_page_header(const pt__pq_page_header *h, pt_buf *buf);
 
 /* ------------------------------------------------------------------------ */
@@ -342,5 +379,22 @@ int pt__filter_columns(const pt_parquet_filter *f,
 bool pt__filter_may_match(const pt_parquet_filter *f, const pt__pq_file_meta *m,
                           const pt__pq_row_group *g,
                           int64_t (*find)(const char *path, void *arg, int64_t *elem), void *arg);
+
+/* Rows of a row group: n sorted, disjoint [v[2i], v[2i+1]) ranges. */
+typedef struct pt__row_ranges {
+  int64_t *v;
+  int64_t n, cap;
+} pt__row_ranges;
+
+void pt__row_ranges_free(pt__row_ranges *r);
+int64_t pt__row_ranges_count(const pt__row_ranges *r);
+/* The rows of row group g that may match f as far as the page indexes of
+ * the columns it names tell (columns without one: all their rows). file,
+ * size: the whole file, where the indexes are. On PT_OK the caller frees
+ * *out. */
+int pt__filter_row_ranges(const pt_parquet_filter *f, const pt__pq_file_meta *m,
+                          const pt__pq_row_group *g,
+                          int64_t (*find)(const char *path, void *arg, int64_t *elem), void *arg,
+                          const uint8_t *file, int64_t size, pt__row_ranges *out, pt_error *err);
 
 #endif /* PT_PARQUET_INT_H */

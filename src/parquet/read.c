@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "parquet/parquet.h"
+#include "arrow/kernels.h"
 #include "parquet/parquet_int.h"
 
 #define DEFAULT_BATCH_ROWS 65536
@@ -47,6 +48,7 @@ typedef struct leaf {
   int out_width;         /* bytes per Arrow value (fixed-width outputs) */
   bool large;            /* int64 offsets */
   bool view;             /* CV_BINARY: offsets made string/binary views at the end */
+  bool dict_out;         /* CV_BINARY: read as an Arrow dictionary (int32 indices) */
   int64_t ts_mul, ts_div; /* CV_TS_SCALE / CV_INT96 */
   char format[48];
 } leaf;
@@ -89,6 +91,18 @@ typedef struct colbuf {
   /* Levels of the whole chunk, for leaves below structs and lists. */
   uint16_t *defs, *reps;
   int64_t n_levels, cap_levels;
+  /* leaf.dict_out: values holds each row's int32 index into an Arrow
+   * dictionary of unique values (offsets doffs, bytes data), found through
+   * the hash table memo; dmap maps the file's dictionary onto it. */
+  uint8_t *doffs;
+  int64_t dn, dcap;
+  int32_t *memo;         /* open addressing: index + 1, 0 empty */
+  int64_t memo_cap;      /* a power of two, > 2 * dn */
+  int32_t *dmap;
+  /* With rows to keep (the page index ruled pages out): the rows passed,
+   * decoded or not, and the row ranges of the pages decoded. */
+  int64_t seen;
+  pt__row_ranges got;
 } colbuf;
 
 typedef struct reader {
@@ -106,6 +120,8 @@ typedef struct reader {
   colbuf *bufs;            /* n_sel, while a row group is read */
   pt_parquet_filter *filter; /* owned copy, or NULL */
   int64_t rg_read, rg_skipped;
+  int64_t pages_read, pages_skipped; /* data pages of the row groups read */
+  bool flat;               /* no selected column below a struct or list */
   struct ArrowSchema schema;
   int64_t batch_rows;
   int64_t next_rg, end_rg; /* the row groups [next_rg, end_rg) are left */
@@ -338,6 +354,16 @@ static int map_leaf(leaf *c, const struct ArrowSchema *arrow, pt_error *err) {
              (af[1] == 'u') == (c->format[0] == 'u')) {
     c->view = true;
     snprintf(c->format, sizeof c->format, "%s", af);
+  } else if (c->conv == CV_BINARY && arrow->dictionary != NULL && arrow->dictionary->format &&
+             strlen(arrow->dictionary->format) == 1 &&
+             strchr("uUzZ", arrow->dictionary->format[0]) != NULL &&
+             (strchr("uU", arrow->dictionary->format[0]) != NULL) == (c->format[0] == 'u')) {
+    /* Written from a dictionary column: read as one again, as pyarrow
+     * does (int32 indices and utf8 or binary values, whatever the stored
+     * index and value widths). */
+    c->dict_out = true;
+    c->large = false;
+    snprintf(c->format, sizeof c->format, "%s", strchr("uU", arrow->dictionary->format[0]) ? "u" : "z");
   }
   return PT_OK;
 }
@@ -557,12 +583,20 @@ static int node_schema(const node *n, struct ArrowSchema *out, pt_error *err) {
                        : n->kind == N_LIST ? (n->map ? "+m" : n->large ? "+L" : "+l")
                                            : "+s";
   bool nullable = n->nullable || (n->kind == N_LEAF && n->leaf->conv == CV_NULL);
+  if (n->kind == N_LEAF && n->leaf->dict_out) {
+    struct ArrowSchema values;
+    PT_RETURN_NOT_OK(pt_schema_init(out, "i", n->name, nullable ? ARROW_FLAG_NULLABLE : 0, 0, err));
+    PT_RETURN_NOT_OK(pt_schema_init(&values, format, "", ARROW_FLAG_NULLABLE, 0, err));
+    return pt_schema_set_dictionary(out, &values, err);
+  }
   PT_RETURN_NOT_OK(pt_schema_init(out, format, n->name, nullable ? ARROW_FLAG_NULLABLE : 0,
                                   n->n_children, err));
   for (int64_t k = 0; k < n->n_children; k++)
     PT_RETURN_NOT_OK(node_schema(&n->children[k], out->children[k], err));
   return PT_OK;
 }
+
+static int64_t find_path(const char *path, void *arg, int64_t *elem);
 
 static int build_schema(reader *r, const pt_parquet_read_options *opts, pt_error *err) {
   const pt__pq_file_meta *m = &r->meta;
@@ -626,6 +660,28 @@ static int build_schema(reader *r, const pt_parquet_read_options *opts, pt_error
     rc = make_node(r, &at, 0, 0, 0, &chunk, af, false, &r->cols[k], 0, err);
   }
   r->n_cols = n_cols;
+  r->flat = r->n_sel > 0;
+  for (int64_t j = 0; j < r->n_sel; j++) r->flat = r->flat && !r->leaves[j]->nested;
+  /* Columns asked for as dictionaries (those not selected are ignored). */
+  for (int64_t k = 0; opts && opts->dictionary && k < opts->n_dictionary && rc == PT_OK; k++) {
+    const char *want = opts->dictionary[k];
+    int64_t elem = -1;
+    if (want == NULL || find_path(want, r, &elem) == -1 || elem < 0) {
+      rc = pt__errorf(err, PT_EINVAL, "dictionary: no column '%s' in the file (name struct "
+                      "fields as 'a.b', list elements as 'a.list.element')", want ? want : "(null)");
+      break;
+    }
+    for (int64_t j = 0; j < r->n_sel; j++) {
+      leaf *c = r->leaves[j];
+      if (c->e != &m->schema[elem]) continue;
+      if (c->conv != CV_BINARY)
+        rc = pt__errorf(err, PT_EINVAL, "dictionary: column '%s' is not a string or binary "
+                        "column; only those are read as dictionaries", want);
+      else if (c->view) snprintf(c->format, sizeof c->format, "%s", c->format[1] == 'u' ? "u" : "z");
+      c->view = false;
+      c->dict_out = true;
+    }
+  }
   if (rc == PT_OK) rc = pt_schema_init(&r->schema, "+s", "", 0, n_cols, err);
   for (int64_t k = 0; k < n_cols && rc == PT_OK; k++)
     rc = node_schema(&r->cols[k], r->schema.children[k], err);
@@ -781,9 +837,135 @@ typedef struct vsrc {
   pt__rle_dec rle;        /* RLE booleans */
 } vsrc;
 
+/* ------------------------------------------------------------------------ */
+/* Dictionary output (leaf.dict_out) */
+
+static uint64_t hash_value(const uint8_t *p, int64_t n) {
+  uint64_t h = 0x9E3779B97F4A7C15ULL ^ (uint64_t)n;
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t w;
+    memcpy(&w, p + i, 8);
+    h = (h ^ w) * 0xff51afd7ed558ccdULL;
+    h ^= h >> 32;
+  }
+  uint64_t w = 0;
+  memcpy(&w, p + i, (size_t)(n - i));
+  h = (h ^ w) * 0xc4ceb9fe1a85ec53ULL;
+  return h ^ (h >> 29);
+}
+
+static int64_t doff(const leaf *c, const colbuf *b, int64_t i) {
+  return c->large ? pt__load_i64(b->doffs + i * 8) : pt__load_i32(b->doffs + i * 4);
+}
+
+/* *out = the index of value p[0, n) in b's Arrow dictionary, added if new. */
+static int memo_find(const leaf *c, colbuf *b, const uint8_t *p, int64_t n, int32_t *out,
+                     pt_error *err) {
+  if (b->memo_cap <= 2 * b->dn) {
+    int64_t cap = b->memo_cap ? b->memo_cap * 2 : 1024;
+    int32_t *t = pt__calloc((size_t)cap, sizeof *t);
+    if (t == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
+    for (int64_t i = 0; i < b->dn; i++) {
+      int64_t a = doff(c, b, i), e = doff(c, b, i + 1);
+      int64_t s = (int64_t)(hash_value(b->data + a, e - a) & (uint64_t)(cap - 1));
+      while (t[s] != 0) s = (s + 1) & (cap - 1);
+      t[s] = (int32_t)(i + 1);
+    }
+    pt__free(b->memo);
+    b->memo = t;
+    b->memo_cap = cap;
+  }
+  int64_t s = (int64_t)(hash_value(p, n) & (uint64_t)(b->memo_cap - 1));
+  for (; b->memo[s] != 0; s = (s + 1) & (b->memo_cap - 1)) {
+    int64_t i = b->memo[s] - 1, a = doff(c, b, i), e = doff(c, b, i + 1);
+    if (e - a == n && (n == 0 || memcmp(b->data + a, p, (size_t)n) == 0)) {
+      *out = (int32_t)i;
+      return PT_OK;
+    }
+  }
+  if (b->dn >= INT32_MAX - 1)
+    return pt__errorf(err, PT_ERANGE, "more than 2^31 distinct values in one row group");
+  int w = c->large ? 8 : 4;
+  if (b->dn + 2 > b->dcap) {
+    int64_t cap = b->dcap ? b->dcap * 2 : 1024;
+    uint8_t *d = pt__realloc(b->doffs, (size_t)cap * (size_t)w);
+    if (d == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
+    if (b->dcap == 0) memset(d, 0, (size_t)w);
+    b->doffs = d;
+    b->dcap = cap;
+  }
+  PT_RETURN_NOT_OK(grow_data(b, n, err));
+  if (n > 0) memcpy(b->data + b->data_len, p, (size_t)n);
+  b->data_len += n;
+  if (!c->large && b->data_len > INT32_MAX)
+    return pt__errorf(err, PT_ERANGE,
+                      "more than 2 GiB of distinct strings in one row group; read fewer columns "
+                      "or rewrite the file with smaller row groups");
+  if (c->large) pt__store_i64(b->doffs + (b->dn + 1) * 8, b->data_len);
+  else pt__store_i32(b->doffs + (b->dn + 1) * 4, (int32_t)b->data_len);
+  b->memo[s] = (int32_t)(++b->dn);
+  *out = (int32_t)(b->dn - 1);
+  return PT_OK;
+}
+
+/* The file's dictionary page onto the Arrow dictionary: each value found
+ * (or added) once, so that indices then translate through dmap. */
+static int map_file_dict(const leaf *c, colbuf *b, pt_error *err) {
+  b->dmap = pt__malloc((size_t)(b->dict_n ? b->dict_n : 1) * sizeof *b->dmap);
+  if (b->dmap == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
+  for (int64_t i = 0; i < b->dict_n; i++)
+    PT_RETURN_NOT_OK(memo_find(c, b, b->dict_ptr[i], b->dict_len[i], &b->dmap[i], err));
+  return PT_OK;
+}
+
+/* emit() for leaf.dict_out: indices instead of values. */
+static int emit_dict(const leaf *c, colbuf *b, int64_t n, const uint32_t *defs, vsrc *s,
+                     pt_error *err) {
+  PT_RETURN_NOT_OK(grow_rows(b, c, b->rows + n + 1, err));
+  bool dict = s->enc == PT__ENC_RLE_DICTIONARY || s->enc == PT__ENC_PLAIN_DICTIONARY;
+  int32_t *idx = (int32_t *)b->values;
+  int64_t row = b->rows;
+  for (int64_t i = 0; i < n; i++) {
+    if (defs != NULL && defs[i] < (uint32_t)c->def_slot) continue; /* no row here */
+    bool present = defs == NULL || defs[i] == (uint32_t)c->max_def;
+    if (!present && b->validity == NULL) {
+      int64_t bytes = (b->cap_rows + 7) / 8 + 8;
+      b->validity = pt__malloc((size_t)bytes);
+      if (b->validity == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
+      memset(b->validity, 0, (size_t)bytes);
+      for (int64_t j = 0; j < row; j++) pt__bit_set(b->validity, j, 1);
+    }
+    if (b->validity) pt__bit_set(b->validity, row, present);
+    if (!present) {
+      idx[row++] = 0;
+      b->nulls++;
+      continue;
+    }
+    if (dict) {
+      uint32_t ix = s->idx[s->k++];
+      if (ix >= (uint64_t)b->dict_n)
+        return pt__errorf(err, PT_EFORMAT, "dictionary index %u out of range of %lld values", ix,
+                          (long long)b->dict_n);
+      idx[row++] = b->dmap[ix];
+    } else {
+      if (s->end - s->p < 4) return pt__errorf(err, PT_EFORMAT, "BYTE_ARRAY value length cut short");
+      uint32_t l = pt__load_u32(s->p);
+      if (l > (uint64_t)(s->end - s->p - 4))
+        return pt__errorf(err, PT_EFORMAT, "BYTE_ARRAY value of %u bytes but %lld bytes left", l,
+                          (long long)(s->end - s->p - 4));
+      PT_RETURN_NOT_OK(memo_find(c, b, s->p + 4, l, &idx[row++], err));
+      s->p += 4 + l;
+    }
+  }
+  b->rows = row;
+  return PT_OK;
+}
+
 /* Appends page values: n rows, defs (NULL: all present), values from src. */
 static int emit(reader *r, const leaf *c, colbuf *b, int64_t n, const uint32_t *defs, vsrc *s,
                 int64_t n_present, pt_error *err) {
+  if (c->dict_out) return emit_dict(c, b, n, defs, s, err);
   PT_RETURN_NOT_OK(grow_rows(b, c, b->rows + n + 1, err));
   int64_t n_rows = n;
   if (defs != NULL && c->def_slot > 0) {
@@ -907,6 +1089,33 @@ static int emit(reader *r, const leaf *c, colbuf *b, int64_t n, const uint32_t *
     }
     if (dict) s->k += k;
     b->data_len = at;
+    b->rows = row;
+    return PT_OK;
+  }
+  /* Fixed-width values below lists and structs (or with nulls) kept as
+   * they are: one loop without dispatch per value. */
+  if (c->conv == CV_COPY && (c->out_width == 4 || c->out_width == 8) && s->enc == PT__ENC_PLAIN &&
+      defs != NULL) {
+    const int64_t w = c->out_width;
+    int64_t row = b->rows, k = 0;
+    for (int64_t i = 0; i < n; i++) {
+      if (defs[i] < (uint32_t)c->def_slot) continue; /* no row here */
+      bool present = defs[i] == (uint32_t)c->max_def;
+      if (b->validity) pt__bit_set(b->validity, row, present);
+      uint8_t *dst = b->values + row * w;
+      if (!present) {
+        memset(dst, 0, (size_t)w);
+        b->nulls++;
+      } else if (w == 8) {
+        memcpy(dst, s->p + k * 8, 8);
+        k++;
+      } else {
+        memcpy(dst, s->p + k * 4, 4);
+        k++;
+      }
+      row++;
+    }
+    s->p += k * w;
     b->rows = row;
     return PT_OK;
   }
@@ -1190,8 +1399,21 @@ static int to_plain(reader *r, const leaf *c, int enc, const uint8_t *vals, int6
   }
 }
 
+/* Whether rows [start, end) meet a range of keep. */
+static bool ranges_meet(const pt__row_ranges *keep, int64_t start, int64_t end) {
+  int64_t lo = 0, hi = keep->n;
+  while (lo < hi) { /* the first range ending after start */
+    int64_t mid = (lo + hi) / 2;
+    if (keep->v[2 * mid + 1] <= start) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo < keep->n && keep->v[2 * lo] < end;
+}
+
+/* keep: NULL, or (flat columns) the rows to keep: data pages holding none
+ * of them are passed over without being decompressed or decoded. */
 static int read_chunk(reader *r, int64_t rg, const leaf *c, colbuf *b, int64_t rg_rows,
-                      int64_t *page_no, pt_error *err) {
+                      const pt__row_ranges *keep, int64_t *page_no, pt_error *err) {
   const pt__pq_row_group *g = &r->meta.row_groups[rg];
   const pt__pq_column_chunk *cc = &g->columns[c->chunk];
   if (cc->encrypted) return pt__errorf(err, PT_ENOTSUP, "encrypted columns are not supported");
@@ -1216,7 +1438,7 @@ static int read_chunk(reader *r, int64_t rg, const leaf *c, colbuf *b, int64_t r
   int64_t values_left = m->num_values;
   int64_t pos = start;
   *page_no = 0;
-  while (values_left > 0 || (!c->nested && pos < end && b->rows < rg_rows)) {
+  while (values_left > 0 || (!c->nested && pos < end && b->seen < rg_rows)) {
     if (pos >= end)
       return pt__errorf(err, PT_EFORMAT, "chunk ends with %lld of its values missing",
                         (long long)values_left);
@@ -1251,6 +1473,7 @@ static int read_chunk(reader *r, int64_t rg, const leaf *c, colbuf *b, int64_t r
                           (long long)clen, (long long)ulen);
       }
       PT_RETURN_NOT_OK(read_dict(r, c, b, &h, dbody, ulen, err));
+      if (c->dict_out) PT_RETURN_NOT_OK(map_file_dict(c, b, err));
       (*page_no)++;
       continue;
     }
@@ -1260,10 +1483,36 @@ static int read_chunk(reader *r, int64_t rg, const leaf *c, colbuf *b, int64_t r
     if ((v2 && !h.has_data_v2) || (!v2 && !h.has_data))
       return pt__errorf(err, PT_EFORMAT, "data page without its header");
     int64_t n = h.num_values;
-    int64_t room = c->nested ? values_left : (values_left < rg_rows - b->rows ? values_left : rg_rows - b->rows);
+    int64_t room = c->nested ? values_left : (values_left < rg_rows - b->seen ? values_left : rg_rows - b->seen);
     if (n < 0 || n > room)
       return pt__errorf(err, PT_EFORMAT, "page of %lld values where %lld remain", (long long)n,
                         (long long)room);
+    if (keep != NULL) {
+      /* Flat: a page's values are its rows. */
+      int64_t first = b->seen;
+      b->seen += n;
+      values_left -= n;
+      (*page_no)++;
+      if (!ranges_meet(keep, first, first + n)) {
+        r->pages_skipped++;
+        continue;
+      }
+      bool merge = b->got.n > 0 && b->got.v[2 * b->got.n - 1] == first;
+      if (merge) {
+        b->got.v[2 * b->got.n - 1] = first + n;
+      } else {
+        if (pt__grow((void **)&b->got.v, &b->got.cap, 2 * b->got.n + 2, sizeof *b->got.v) != PT_OK)
+          return pt__errorf(err, PT_ENOMEM, "out of memory");
+        b->got.v[2 * b->got.n] = first;
+        b->got.v[2 * b->got.n + 1] = first + n;
+        b->got.n++;
+      }
+      (*page_no)--;
+      values_left += n; /* counted again below, once decoded */
+    } else {
+      b->seen += n;
+    }
+    r->pages_read++;
     /* Levels and values, uncompressed. */
     const uint8_t *lv = NULL, *rv = NULL, *vals;
     int64_t lv_len = 0, rv_len = 0, vals_len;
@@ -1438,9 +1687,9 @@ static int read_chunk(reader *r, int64_t rg, const leaf *c, colbuf *b, int64_t r
     values_left -= n;
     (*page_no)++;
   }
-  if (!c->nested && b->rows != rg_rows)
+  if (!c->nested && b->seen != rg_rows)
     return pt__errorf(err, PT_EFORMAT, "chunk has %lld values but the row group %lld rows",
-                      (long long)b->rows, (long long)rg_rows);
+                      (long long)b->seen, (long long)rg_rows);
   return PT_OK;
 }
 
@@ -1453,6 +1702,10 @@ static void colbuf_free(colbuf *b) {
   pt__free(b->dict_len);
   pt__free(b->defs);
   pt__free(b->reps);
+  pt__free(b->doffs);
+  pt__free(b->memo);
+  pt__free(b->dmap);
+  pt__row_ranges_free(&b->got);
   memset(b, 0, sizeof *b);
 }
 
@@ -1477,8 +1730,42 @@ static uint8_t *offsets_to_views(const colbuf *b) {
   return views;
 }
 
+/* Moves the indices and dictionary of b into a new dictionary array. */
+static int finish_dict_array(const leaf *c, colbuf *b, struct ArrowArray *out, pt_error *err) {
+  PT_RETURN_NOT_OK(pt__array_init(out, 2, 0, true, err));
+  struct ArrowArray *d = out->dictionary;
+  int rc = pt__array_init(d, 3, 0, false, err);
+  if (rc != PT_OK) {
+    out->dictionary = NULL; /* not initialised: nothing to release */
+    out->release(out);
+    return rc;
+  }
+  if (b->values == NULL) b->values = pt__calloc(1, 64);
+  if (b->doffs == NULL) b->doffs = pt__calloc(1, 64);
+  if (b->data == NULL) b->data = pt__calloc(1, 64);
+  if (b->values == NULL || b->doffs == NULL || b->data == NULL) {
+    out->release(out);
+    return pt__errorf(err, PT_ENOMEM, "out of memory");
+  }
+  out->length = b->rows;
+  out->null_count = b->nulls;
+  if (b->nulls > 0) {
+    pt__array_set_buffer(out, 0, b->validity, true);
+    b->validity = NULL;
+  }
+  pt__array_set_buffer(out, 1, b->values, true);
+  b->values = NULL;
+  d->length = b->dn;
+  pt__array_set_buffer(d, 1, b->doffs, true);
+  pt__array_set_buffer(d, 2, b->data, true);
+  b->doffs = NULL;
+  b->data = NULL;
+  return PT_OK;
+}
+
 /* Moves the buffers of b into a new array *out. */
 static int finish_array(const leaf *c, colbuf *b, struct ArrowArray *out, pt_error *err) {
+  if (c->dict_out) return finish_dict_array(c, b, out, err);
   int nb = c->conv == CV_NULL ? 0 : c->view ? 4 : c->conv == CV_BINARY ? 3 : 2;
   PT_RETURN_NOT_OK(pt__array_init(out, nb, 0, false, err));
   out->length = b->rows;
@@ -1613,8 +1900,28 @@ static int build_node(reader *r, const node *n, struct ArrowArray *out, int64_t 
   return PT_OK;
 }
 
-/* Decodes row group rg's projected columns into r->rg_arrays. */
-static int load_row_group(reader *r, int64_t rg, pt_error *err) {
+/* The rows of keep among those decoded (got, both in row group rows) as
+ * bits over the decoded rows; NULL without memory. */
+static uint8_t *keep_bits(const pt__row_ranges *got, const pt__row_ranges *keep, int64_t n) {
+  uint8_t *bits = pt__calloc(1, (size_t)(n + 7) / 8 + 8);
+  if (bits == NULL) return NULL;
+  int64_t at = 0, j = 0; /* at: decoded rows before range i */
+  for (int64_t i = 0; i < got->n; i++) {
+    int64_t s = got->v[2 * i], e = got->v[2 * i + 1];
+    while (j < keep->n && keep->v[2 * j + 1] <= s) j++;
+    for (int64_t k = j; k < keep->n && keep->v[2 * k] < e; k++) {
+      int64_t a = keep->v[2 * k] > s ? keep->v[2 * k] : s;
+      int64_t z = keep->v[2 * k + 1] < e ? keep->v[2 * k + 1] : e;
+      for (int64_t x = a; x < z; x++) pt__bit_set(bits, at + x - s, 1);
+    }
+    at += e - s;
+  }
+  return bits;
+}
+
+/* Decodes row group rg's projected columns into r->rg_arrays; with keep,
+ * only those rows (flat columns). */
+static int load_row_group(reader *r, int64_t rg, const pt__row_ranges *keep, pt_error *err) {
   const pt__pq_row_group *g = &r->meta.row_groups[rg];
   if (g->num_rows < 0) return pt__errorf(err, PT_EFORMAT, "row group %lld: negative row count", (long long)rg);
   if (g->n_columns != r->n_leaves)
@@ -1627,17 +1934,31 @@ static int load_row_group(reader *r, int64_t rg, pt_error *err) {
   for (int64_t k = 0; k < r->n_sel && rc == PT_OK; k++) {
     const leaf *c = r->leaves[k];
     int64_t page = 0;
-    rc = read_chunk(r, rg, c, &r->bufs[k], g->num_rows, &page, err);
+    rc = read_chunk(r, rg, c, &r->bufs[k], g->num_rows, keep, &page, err);
     if (rc != PT_OK)
       pt__error_prefix(err, rc, "row group %lld, column '%s', page %lld: ", (long long)rg, c->name,
                        (long long)page);
   }
+  int64_t want = keep ? pt__row_ranges_count(keep) : g->num_rows;
   for (int64_t k = 0; k < r->n_cols && rc == PT_OK; k++) {
     int64_t len;
     rc = build_node(r, &r->cols[k], &r->rg_arrays[k], &len, err);
-    if (rc == PT_OK && len != g->num_rows)
-      rc = pt__errorf(err, PT_EFORMAT, "%lld rows where the row group has %lld", (long long)len,
-                      (long long)g->num_rows);
+    if (rc == PT_OK && keep) {
+      /* The decoded pages' rows, down to those kept. */
+      uint8_t *bits = keep_bits(&r->bufs[r->cols[k].first].got, keep, len);
+      struct ArrowArray kept;
+      if (bits == NULL) rc = pt__errorf(err, PT_ENOMEM, "out of memory");
+      else rc = pt__array_filter(r->schema.children[k], &r->rg_arrays[k], bits, &kept, err);
+      pt__free(bits);
+      if (rc == PT_OK) {
+        r->rg_arrays[k].release(&r->rg_arrays[k]);
+        r->rg_arrays[k] = kept;
+        len = kept.length;
+      }
+    }
+    if (rc == PT_OK && len != want)
+      rc = pt__errorf(err, PT_EFORMAT, "%lld rows where the row group has %lld%s", (long long)len,
+                      (long long)want, keep ? " (after the page index)" : "");
     if (rc != PT_OK)
       pt__error_prefix(err, rc, "row group %lld, column '%s': ", (long long)rg, r->cols[k].name);
   }
@@ -1645,7 +1966,7 @@ static int load_row_group(reader *r, int64_t rg, pt_error *err) {
   pt__free(r->bufs);
   r->bufs = NULL;
   if (rc != PT_OK) return rc;
-  r->rg_rows = g->num_rows;
+  r->rg_rows = want;
   r->rg_pos = 0;
   return PT_OK;
 }
@@ -1728,12 +2049,31 @@ static int next_batch(reader *r, struct ArrowArray *out, pt_error *err) {
     drop_row_group(r);
     if (r->next_rg >= r->end_rg) return PT_OK; /* end */
     int64_t rg = r->next_rg++;
-    if (r->filter && !pt__filter_may_match(r->filter, &r->meta, &r->meta.row_groups[rg], find_path, r)) {
+    const pt__pq_row_group *g = &r->meta.row_groups[rg];
+    if (r->filter && !pt__filter_may_match(r->filter, &r->meta, g, find_path, r)) {
       r->rg_skipped++;
       continue;
     }
+    /* The page indexes of the filter's columns may rule out pages: the
+     * other rows of the row group are then not decoded, in any column. */
+    pt__row_ranges keep = {0};
+    bool select = false;
+    if (r->filter && r->flat && g->num_rows > 0) {
+      int rc = pt__filter_row_ranges(r->filter, &r->meta, g, find_path, r, r->data, r->size, &keep,
+                                     err);
+      if (rc != PT_OK) return pt__error_prefix(err, rc, "row group %lld: ", (long long)rg);
+      int64_t kept = pt__row_ranges_count(&keep);
+      if (kept == 0) {
+        pt__row_ranges_free(&keep);
+        r->rg_skipped++;
+        continue;
+      }
+      select = kept < g->num_rows;
+    }
     r->rg_read++;
-    PT_RETURN_NOT_OK(load_row_group(r, rg, err));
+    int rc = load_row_group(r, rg, select ? &keep : NULL, err);
+    pt__row_ranges_free(&keep);
+    PT_RETURN_NOT_OK(rc);
   }
   int64_t n = r->rg_rows - r->rg_pos;
   if (n > r->batch_rows) n = r->batch_rows;
@@ -1876,6 +2216,16 @@ static int open_region(const uint8_t *data, int64_t size, pt__shared *region, co
   out->get_last_error = stream_last_error;
   out->release = stream_release;
   out->private_data = r;
+  return PT_OK;
+}
+
+int pt_parquet_stream_pages(struct ArrowArrayStream *stream, int64_t *read, int64_t *skipped,
+                            pt_error *err) {
+  if (stream == NULL || stream->release != stream_release)
+    return pt__errorf(err, PT_EINVAL, "not a stream opened by pt_parquet_read_*");
+  reader *r = stream->private_data;
+  if (read) *read = r->pages_read;
+  if (skipped) *skipped = r->pages_skipped;
   return PT_OK;
 }
 

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "arrow/kernels.h"
 #include "parquet/parquet_int.h"
 
 #define DEFAULT_ROW_GROUP_ROWS (1 << 20)
@@ -27,6 +28,17 @@
 
 /* How Arrow values become physical values, and how they compare. */
 enum { ST_NONE, ST_BOOL, ST_I32, ST_U32, ST_I64, ST_U64, ST_F32, ST_F64, ST_F16, ST_BYTES, ST_BE_SIGNED };
+
+/* A data page of the open chunk, for the page index. */
+typedef struct wpage {
+  int64_t offset;        /* of its header, from the chunk's first data page */
+  int64_t first_row;     /* rows of the chunk before it */
+  int64_t nulls;
+  int64_t min_off, max_off; /* in wcol.pi_bounds */
+  int32_t size;          /* header and body */
+  int32_t min_len, max_len;
+  bool null_page;        /* no values, nulls only */
+} wpage;
 
 typedef struct wcol {
   const char *name;
@@ -71,6 +83,22 @@ typedef struct wcol {
   int64_t imin, imax;
   uint64_t umin, umax;
   double dmin, dmax;
+  /* The page index of the chunk (with write_statistics). */
+  wpage *pi;
+  int64_t pi_n, pi_cap;
+  pt_buf pi_bounds;      /* min and max values of the pages */
+  bool pi_no_minmax;     /* a value too long for statistics: no ColumnIndex */
+  int64_t chunk_rows;
+  /* The open page's min/max when append_fast gave all its values
+   * (pg_slow: append_phys gave some), typed as the chunk's above. */
+  bool pg_has, pg_slow;
+  int64_t pg_imin, pg_imax;
+  uint64_t pg_umin, pg_umax;
+  double pg_dmin, pg_dmax;
+  uint32_t *pi_seen;     /* dictionary entry -> the last page (pi_epoch) that
+                            compared it: each distinct value once a page */
+  int64_t pi_seen_cap;
+  uint32_t pi_epoch;
 } wcol;
 
 struct pt_parquet_writer {
@@ -80,7 +108,12 @@ struct pt_parquet_writer {
   pt_buf *buf;
   int64_t pos;           /* bytes written so far */
   pt_parquet_write_options opts;
-  struct ArrowSchema schema;
+  struct ArrowSchema schema;  /* what is written (converted types made plain) */
+  struct ArrowSchema given;   /* the caller's, when it has types converted on
+                                 write (run-end encoded, list views,
+                                 intervals); release NULL otherwise */
+  const struct ArrowSchema **intervals; /* fields of schema that were intervals */
+  int64_t n_intervals, cap_intervals;
   wcol *cols;            /* the leaves */
   int64_t n_cols;
   struct wnode *tops;    /* the top-level columns (arena) */
@@ -96,6 +129,10 @@ struct pt_parquet_writer {
   pt_buf arrow_schema;   /* base64 of the IPC schema message */
   pt_buf scratch, scratch2;
   pt_buf body;           /* a page's compressed body, reused (fresh memory costs page faults) */
+  /* Page indexes of the finished chunks, written after the last row group:
+   * each chunk's ColumnIndex and OffsetIndex offsets point into these
+   * until then. */
+  pt_buf column_indexes, offset_indexes;
   bool closed, failed;
 };
 
@@ -294,6 +331,9 @@ static void col_free(wcol *c) {
   pt_buf_free(&c->pages);
   pt_buf_free(&c->min);
   pt_buf_free(&c->max);
+  pt__free(c->pi);
+  pt__free(c->pi_seen);
+  pt_buf_free(&c->pi_bounds);
 }
 
 void pt_parquet_writer_free(pt_parquet_writer *w) {
@@ -302,12 +342,16 @@ void pt_parquet_writer_free(pt_parquet_writer *w) {
   pt__free(w->cols);
   pt__free(w->elems);
   if (w->schema.release) w->schema.release(&w->schema);
+  if (w->given.release) w->given.release(&w->given);
+  pt__free(w->intervals);
   pt__arena_free(&w->arena);
   pt__free(w->rgs);
   pt_buf_free(&w->arrow_schema);
   pt_buf_free(&w->scratch);
   pt_buf_free(&w->scratch2);
   pt_buf_free(&w->body);
+  pt_buf_free(&w->column_indexes);
+  pt_buf_free(&w->offset_indexes);
   if (w->own_fd && w->fd >= 0) close(w->fd);
   pt__free(w);
 }
@@ -329,6 +373,10 @@ static int check_options(const pt_parquet_write_options *o, pt_error *err) {
   if (o->data_page_version != 1 && o->data_page_version != 2)
     return pt__errorf(err, PT_EINVAL, "parquet: data_page_version must be 1 or 2 (got %d)",
                       o->data_page_version);
+  if (o->n_partition_by != 0)
+    return pt__errorf(err, PT_EINVAL,
+                      "parquet: partition_by applies to pt_write_parquet (a directory); a "
+                      "single file has no partition directories");
   return PT_OK;
 }
 
@@ -441,6 +489,12 @@ static int make_wnode(pt_parquet_writer *w, const struct ArrowSchema *f, const c
     wcol *c = &w->cols[n->leaf];
     c->name = name;
     PT_RETURN_NOT_OK(map_column(c, f, err));
+    for (int64_t k = 0; k < w->n_intervals; k++)
+      if (w->intervals[k] == f) {
+        /* Parquet's INTERVAL: months, days, milliseconds (no order). */
+        c->elem.converted = PT__CT_INTERVAL;
+        c->stat = ST_NONE;
+      }
     c->max_def = d;
     c->max_rep = rep;
     c->path = mypath;
@@ -452,6 +506,253 @@ static int make_wnode(pt_parquet_writer *w, const struct ArrowSchema *f, const c
   return PT_OK;
 }
 
+/* ------------------------------------------------------------------------ */
+/* Types Parquet has no form for, made plain first: run-end encoded columns
+ * as their values, list views as lists (as pyarrow writes them), intervals
+ * that fit as Parquet's INTERVAL (12 bytes: months, days, milliseconds,
+ * unsigned); unions are refused. */
+
+static bool is_interval(const char *f) {
+  return strcmp(f, "tiM") == 0 || strcmp(f, "tiD") == 0 || strcmp(f, "tin") == 0;
+}
+
+/* *out = in with those types made plain; *changed when any was. */
+static int plain_schema(const struct ArrowSchema *in, struct ArrowSchema *out, bool *changed,
+                        pt_error *err) {
+  const char *f = in->format ? in->format : "";
+  const char *name = in->name ? in->name : "";
+  if (strncmp(f, "+u", 2) == 0)
+    return pt__errorf(err, PT_ENOTSUP,
+                      "column '%s': Parquet has no union type; write each member as a column "
+                      "of its own (or a struct of them) instead", name);
+  if (strcmp(f, "+r") == 0) {
+    if (in->n_children != 2)
+      return pt__errorf(err, PT_EINVAL, "column '%s': a run-end encoded type needs 2 children", name);
+    *changed = true;
+    PT_RETURN_NOT_OK(plain_schema(in->children[1], out, changed, err));
+    /* The values' type under the column's name; nulls are the values'. */
+    char *n = pt__strdup(name);
+    if (n == NULL) {
+      out->release(out);
+      return pt__errorf(err, PT_ENOMEM, "out of memory");
+    }
+    struct ArrowSchema tmp;
+    int rc = pt_schema_init(&tmp, out->format, n, ARROW_FLAG_NULLABLE, out->n_children, err);
+    pt__free(n);
+    for (int64_t k = 0; k < out->n_children && rc == PT_OK; k++)
+      rc = pt_schema_copy(out->children[k], tmp.children[k], err);
+    if (rc == PT_OK && out->dictionary) {
+      struct ArrowSchema d;
+      rc = pt_schema_copy(out->dictionary, &d, err);
+      if (rc == PT_OK) rc = pt_schema_set_dictionary(&tmp, &d, err);
+    }
+    out->release(out);
+    if (rc != PT_OK) {
+      if (tmp.release) tmp.release(&tmp);
+      return rc;
+    }
+    *out = tmp;
+    return PT_OK;
+  }
+  const char *nf = f;
+  if (strcmp(f, "+vl") == 0) nf = "+l";
+  else if (strcmp(f, "+vL") == 0) nf = "+L";
+  else if (is_interval(f)) nf = "w:12";
+  if (nf != f) *changed = true;
+  if (in->dictionary) return pt_schema_copy(in, out, err);
+  /* The same type keeps everything (metadata too); its children are then
+   * made again. */
+  if (nf == f) PT_RETURN_NOT_OK(pt_schema_copy(in, out, err));
+  else PT_RETURN_NOT_OK(pt_schema_init(out, nf, name, in->flags, in->n_children, err));
+  int rc = PT_OK;
+  for (int64_t k = 0; k < in->n_children && rc == PT_OK; k++) {
+    if (out->children[k]->release) out->children[k]->release(out->children[k]);
+    rc = plain_schema(in->children[k], out->children[k], changed, err);
+    if (rc != PT_OK) {
+      /* The child is released; give the parent a valid one to release. */
+      pt_error e2;
+      (void)pt_schema_init(out->children[k], "n", "", 0, 0, &e2);
+    }
+  }
+  if (rc != PT_OK) out->release(out);
+  return rc;
+}
+
+/* *out = array (of Arrow schema s) with its converted types made plain,
+ * as plain_schema made the schema. Buffers not converted are borrowed from
+ * array, which must outlive *out. */
+static int plain_array(const struct ArrowSchema *s, const struct ArrowArray *a,
+                       struct ArrowArray *out, pt_error *err) {
+  const char *f = s->format;
+  const char *name = s->name ? s->name : "";
+  if (strcmp(f, "+r") == 0) {
+    /* Row i is the value of the run that covers it. */
+    const struct ArrowSchema *rs = s->children[0];
+    const struct ArrowArray *ra = a->children[0];
+    int64_t n = a->length, *idx = pt__malloc((size_t)(n ? n : 1) * sizeof *idx);
+    if (idx == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
+    int w = rs->format[0] == 's' ? 2 : rs->format[0] == 'i' ? 4 : 8;
+    const uint8_t *ends = (const uint8_t *)ra->buffers[1] + ra->offset * w;
+    int64_t run = 0;
+    for (int64_t i = 0; i < n; i++) {
+      int64_t row = a->offset + i;
+      for (;;) {
+        if (run >= ra->length) {
+          pt__free(idx);
+          return pt__errorf(err, PT_EINVAL, "column '%s': run ends stop before row %lld", name,
+                            (long long)row);
+        }
+        int64_t e = w == 2 ? (int16_t)pt__load_u16(ends + run * 2)
+                    : w == 4 ? pt__load_i32(ends + run * 4) : pt__load_i64(ends + run * 8);
+        if (row < e) break;
+        run++;
+      }
+      idx[i] = run;
+    }
+    struct ArrowArray values;
+    int rc = plain_array(s->children[1], a->children[1], &values, err);
+    if (rc == PT_OK) {
+      rc = pt__array_take(s->children[1], &values, idx, n, out, err);
+      values.release(&values);
+    }
+    pt__free(idx);
+    return rc;
+  }
+  bool view = strcmp(f, "+vl") == 0 || strcmp(f, "+vL") == 0;
+  bool interval = is_interval(f);
+  int64_t nb = view ? 2 : interval ? 2 : a->n_buffers;
+  PT_RETURN_NOT_OK(pt__array_init(out, nb, a->n_children, false, err));
+  out->length = a->length;
+  out->null_count = a->null_count;
+  out->offset = view || interval ? 0 : a->offset;
+  int rc = PT_OK;
+  if (view || interval) {
+    /* New buffers from row 0: the validity moved along. */
+    if (a->null_count != 0 && a->buffers[0] != NULL) {
+      uint8_t *v = pt__calloc(1, (size_t)(a->length + 7) / 8 + 8);
+      if (v == NULL) rc = pt__errorf(err, PT_ENOMEM, "out of memory");
+      else {
+        pt__bits_copy(a->buffers[0], a->offset, v, 0, a->length);
+        pt__array_set_buffer(out, 0, v, true);
+      }
+    }
+  } else {
+    for (int64_t b = 0; b < a->n_buffers; b++) pt__array_set_buffer(out, b, a->buffers[b], false);
+  }
+  if (rc == PT_OK && interval) {
+    uint8_t *v = pt__malloc((size_t)(a->length ? a->length : 1) * 12);
+    if (v == NULL) rc = pt__errorf(err, PT_ENOMEM, "out of memory");
+    for (int64_t i = 0; i < a->length && rc == PT_OK; i++) {
+      int64_t r = a->offset + i;
+      int64_t months = 0, days = 0, ms = 0;
+      const uint8_t *p = a->buffers[1];
+      bool valid = a->null_count == 0 || a->buffers[0] == NULL || pt__bit_get(a->buffers[0], r);
+      if (f[2] == 'M') months = pt__load_i32(p + r * 4);
+      else if (f[2] == 'D') { days = pt__load_i32(p + r * 8); ms = pt__load_i32(p + r * 8 + 4); }
+      else {
+        months = pt__load_i32(p + r * 16);
+        days = pt__load_i32(p + r * 16 + 4);
+        int64_t ns = pt__load_i64(p + r * 16 + 8);
+        if (valid && ns % 1000000 != 0)
+          rc = pt__errorf(err, PT_EINVAL,
+                          "column '%s': row %lld has an interval of %lld ns, not whole "
+                          "milliseconds; Parquet's INTERVAL holds milliseconds (cast or round "
+                          "it first)", name, (long long)i, (long long)ns);
+        ms = ns / 1000000;
+      }
+      if (rc == PT_OK && valid && (months < 0 || days < 0 || ms < 0 || ms > UINT32_MAX))
+        rc = pt__errorf(err, PT_EINVAL,
+                        "column '%s': row %lld has a negative interval (or one over 2^32 ms); "
+                        "Parquet's INTERVAL holds unsigned months, days and milliseconds",
+                        name, (long long)i);
+      if (rc == PT_OK) {
+        if (!valid) months = days = ms = 0;
+        pt__store_u32(v + i * 12, (uint32_t)months);
+        pt__store_u32(v + i * 12 + 4, (uint32_t)days);
+        pt__store_u32(v + i * 12 + 8, (uint32_t)ms);
+      }
+    }
+    if (v != NULL) pt__array_set_buffer(out, 1, v, true);
+  } else if (rc == PT_OK && view) {
+    /* Each row's elements gathered in row order; offsets counted anew. */
+    bool large = f[2] == 'L';
+    int64_t total = 0;
+    const uint8_t *offs = a->buffers[1], *sizes = a->buffers[2];
+    for (int64_t i = 0; i < a->length; i++) {
+      int64_t r = a->offset + i;
+      bool valid = a->null_count == 0 || a->buffers[0] == NULL || pt__bit_get(a->buffers[0], r);
+      int64_t sz = large ? pt__load_i64(sizes + r * 8) : pt__load_i32(sizes + r * 4);
+      int64_t of = large ? pt__load_i64(offs + r * 8) : pt__load_i32(offs + r * 4);
+      if (valid && (sz < 0 || of < 0 || of + sz > a->children[0]->length)) {
+        rc = pt__errorf(err, PT_EINVAL, "column '%s': list view row %lld runs outside its values",
+                        name, (long long)i);
+        break;
+      }
+      if (valid) total += sz;
+    }
+    if (!large && total > INT32_MAX)
+      rc = pt__errorf(err, PT_ERANGE, "column '%s': more than 2^31 list elements", name);
+    int64_t *idx = NULL;
+    uint8_t *no = NULL;
+    if (rc == PT_OK) {
+      idx = pt__malloc((size_t)(total ? total : 1) * sizeof *idx);
+      no = pt__malloc((size_t)(a->length + 1) * (large ? 8 : 4));
+      if (idx == NULL || no == NULL) rc = pt__errorf(err, PT_ENOMEM, "out of memory");
+    }
+    int64_t at = 0;
+    for (int64_t i = 0; i < a->length && rc == PT_OK; i++) {
+      int64_t r = a->offset + i;
+      if (large) pt__store_i64(no + i * 8, at);
+      else pt__store_i32(no + i * 4, (int32_t)at);
+      bool valid = a->null_count == 0 || a->buffers[0] == NULL || pt__bit_get(a->buffers[0], r);
+      if (!valid) continue;
+      int64_t sz = large ? pt__load_i64(sizes + r * 8) : pt__load_i32(sizes + r * 4);
+      int64_t of = large ? pt__load_i64(offs + r * 8) : pt__load_i32(offs + r * 4);
+      for (int64_t k = 0; k < sz; k++) idx[at++] = of + k;
+    }
+    if (rc == PT_OK) {
+      if (large) pt__store_i64(no + a->length * 8, at);
+      else pt__store_i32(no + a->length * 4, (int32_t)at);
+      pt__array_set_buffer(out, 1, no, true);
+      no = NULL;
+      struct ArrowArray child;
+      rc = plain_array(s->children[0], a->children[0], &child, err);
+      if (rc == PT_OK) {
+        out->children[0]->release = NULL;
+        rc = pt__array_take(s->children[0], &child, idx, total, out->children[0], err);
+        child.release(&child);
+      }
+    }
+    pt__free(idx);
+    pt__free(no);
+  } else {
+    for (int64_t k = 0; k < a->n_children && rc == PT_OK; k++)
+      rc = plain_array(s->children[k], a->children[k], out->children[k], err);
+    if (rc == PT_OK && a->dictionary) rc = pt__errorf(err, PT_ENOTSUP, "column '%s': dictionary "
+                                                      "under a converted type", name);
+  }
+  if (rc != PT_OK) out->release(out);
+  return rc;
+}
+
+/* Records the fields of plain (the written schema) that were intervals in
+ * given, walking both trees together. */
+static int mark_intervals(pt_parquet_writer *w, const struct ArrowSchema *given,
+                          const struct ArrowSchema *plain) {
+  if (strcmp(given->format, "+r") == 0) return mark_intervals(w, given->children[1], plain);
+  if (is_interval(given->format)) {
+    if (pt__grow((void **)&w->intervals, &w->cap_intervals, w->n_intervals + 1,
+                 sizeof *w->intervals) != PT_OK)
+      return PT_ENOMEM;
+    w->intervals[w->n_intervals++] = plain;
+    return PT_OK;
+  }
+  if (given->dictionary) return PT_OK;
+  for (int64_t k = 0; k < given->n_children && k < plain->n_children; k++)
+    PT_RETURN_NOT_OK(mark_intervals(w, given->children[k], plain->children[k]));
+  return PT_OK;
+}
+
 static int open_common(pt_parquet_writer *w, const struct ArrowSchema *schema,
                        const pt_parquet_write_options *opts, pt_error *err) {
   if (opts) w->opts = *opts;
@@ -459,7 +760,13 @@ static int open_common(pt_parquet_writer *w, const struct ArrowSchema *schema,
   PT_RETURN_NOT_OK(check_options(&w->opts, err));
   if (schema == NULL || schema->format == NULL || strcmp(schema->format, "+s") != 0)
     return pt__errorf(err, PT_EINVAL, "parquet: the schema must be a struct (\"+s\") of columns");
-  PT_RETURN_NOT_OK(pt_schema_copy(schema, &w->schema, err));
+  bool changed = false;
+  PT_RETURN_NOT_OK(plain_schema(schema, &w->schema, &changed, err));
+  if (changed) {
+    PT_RETURN_NOT_OK(pt_schema_copy(schema, &w->given, err));
+    if (mark_intervals(w, &w->given, &w->schema) != PT_OK)
+      return pt__errorf(err, PT_ENOMEM, "out of memory");
+  }
   w->n_tops = w->schema.n_children;
   w->tops = pt__arena_alloc(&w->arena, (w->n_tops ? w->n_tops : 1) * (int64_t)sizeof(wnode));
   if (w->tops == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
@@ -574,8 +881,14 @@ static int update_stats(wcol *c, const uint8_t *v, int64_t len) {
 }
 
 /* Eight bytes at a time, one multiply each: dictionaries hash every value
- * written. */
+ * written. Four- and eight-byte values (most columns) take one load. */
 static inline uint64_t hash_bytes(const uint8_t *p, int64_t n) {
+  if (n == 8 || n == 4) {
+    uint64_t h = (n == 8 ? pt__load_u64(p) : pt__load_u32(p)) * 0x9e3779b97f4a7c15ull;
+    h ^= h >> 29;
+    h *= 0xc4ceb9fe1a85ec53ull;
+    return h ^ (h >> 32);
+  }
   uint64_t h = (uint64_t)n * 0x9e3779b97f4a7c15ull;
   while (n >= 8) {
     h = (h ^ pt__load_u64(p)) * 0xff51afd7ed558ccdull;
@@ -594,6 +907,8 @@ static inline uint64_t hash_bytes(const uint8_t *p, int64_t n) {
 }
 
 static inline bool same_bytes(const uint8_t *a, const uint8_t *b, int64_t n) {
+  if (n == 8) return pt__load_u64(a) == pt__load_u64(b);
+  if (n == 4) return pt__load_u32(a) == pt__load_u32(b);
   if (n <= 8) {
     for (int64_t i = 0; i < n; i++)
       if (a[i] != b[i]) return false;
@@ -646,14 +961,23 @@ static int64_t dict_index(wcol *c, const uint8_t *v, int64_t len) {
     c->dict_len = l;
     c->dict_cap = cap;
   }
+  /* The value's bytes (after its length for BYTE_ARRAY), stored inline:
+   * a call per new value shows in profiles of high-cardinality columns. */
+  if (c->dict.len + (size_t)len + 4 > c->dict.cap &&
+      pt__buf_reserve(&c->dict, (size_t)len + 4) != PT_OK)
+    return -1;
+  uint8_t *at = (uint8_t *)c->dict.data + c->dict.len;
   if (c->phys == PT__PQ_BYTE_ARRAY) {
-    uint8_t lb[4];
-    pt__store_u32(lb, (uint32_t)len);
-    if (pt__buf_append(&c->dict, lb, 4) != PT_OK) return -1;
+    pt__store_u32(at, (uint32_t)len);
+    at += 4;
+    c->dict.len += 4;
   }
   c->dict_off[c->dict_n] = (int64_t)c->dict.len;
   c->dict_len[c->dict_n] = (int32_t)len;
-  if (pt__buf_append(&c->dict, v, (size_t)len) != PT_OK) return -1;
+  if (len == 8) memcpy(at, v, 8);
+  else if (len == 4) memcpy(at, v, 4);
+  else if (len > 0) memcpy(at, v, (size_t)len);
+  c->dict.len += (size_t)len;
   c->table[s] = (int32_t)(c->dict_n + 1);
   c->tags[s] = tag;
   return c->dict_n++;
@@ -683,6 +1007,253 @@ static int compress_into(pt_parquet_writer *w, const uint8_t *src, int64_t n, pt
                                    (uint8_t *)dst->data + dst->len, bound, out_len, err));
   dst->len += (size_t)*out_len;
   return PT_OK;
+}
+
+/* Spec: a zero minimum is -0.0 and a zero maximum +0.0 (they compare
+ * equal, so either may have been kept). */
+static void signed_zero(int stat, uint8_t *v, bool is_min) {
+  if (stat == ST_F64) {
+    double d;
+    memcpy(&d, v, 8);
+    if (d == 0) { d = is_min ? -0.0 : 0.0; memcpy(v, &d, 8); }
+  } else if (stat == ST_F32) {
+    float f;
+    memcpy(&f, v, 4);
+    if (f == 0) { f = is_min ? -0.0f : 0.0f; memcpy(v, &f, 4); }
+  }
+}
+
+/* Min and max of the page's values for fixed-width numbers, in their own
+ * type (a typed loop, several times cheaper than compare() per value).
+ * PT_ENOTSUP for the other columns. */
+#define PAGE_BOUNDS(T, LOAD, SKIP)                                                 \
+  do {                                                                           \
+    T lo = 0, hi = 0;                                                            \
+    bool any = false;                                                            \
+    for (int64_t i = 0; i < n; i++) {                                            \
+      const uint8_t *p = dict ? base + (int64_t)c->idx[i] * w : base + i * w;    \
+      T x = LOAD(p);                                                             \
+      if (SKIP) continue;                                                        \
+      if (!any) { lo = hi = x; any = true; continue; }                           \
+      if (x < lo) lo = x;                                                        \
+      if (x > hi) hi = x;                                                        \
+    }                                                                            \
+    if (!any) { c->pi_no_minmax = true; return PT_OK; }                          \
+    memcpy(lob, &lo, sizeof lo);                                                 \
+    memcpy(hib, &hi, sizeof hi);                                                 \
+  } while (0)
+
+static inline float load_f32(const uint8_t *p) { float f; memcpy(&f, p, 4); return f; }
+static inline double load_f64(const uint8_t *p) { double d; memcpy(&d, p, 8); return d; }
+
+/* The bounds append_fast kept for the page, as PLAIN bytes. PT_ENOTSUP
+ * when it kept none (another path gave values, or another type). */
+static int fast_page_bounds(wcol *c, wpage *pg, pt_error *err) {
+  uint8_t lo[8], hi[8];
+  switch (c->stat) {
+    case ST_I32: pt__store_i32(lo, (int32_t)c->pg_imin); pt__store_i32(hi, (int32_t)c->pg_imax); break;
+    case ST_I64: pt__store_i64(lo, c->pg_imin); pt__store_i64(hi, c->pg_imax); break;
+    case ST_U32: pt__store_u32(lo, (uint32_t)c->pg_umin); pt__store_u32(hi, (uint32_t)c->pg_umax); break;
+    case ST_U64: memcpy(lo, &c->pg_umin, 8); memcpy(hi, &c->pg_umax, 8); break;
+    case ST_F32: {
+      float a = (float)c->pg_dmin, b = (float)c->pg_dmax;
+      memcpy(lo, &a, 4);
+      memcpy(hi, &b, 4);
+      break;
+    }
+    case ST_F64: memcpy(lo, &c->pg_dmin, 8); memcpy(hi, &c->pg_dmax, 8); break;
+    default: return PT_ENOTSUP;
+  }
+  if (!c->pg_has) { /* values, but NaN only */
+    c->pi_no_minmax = true;
+    return PT_OK;
+  }
+  pg->min_off = (int64_t)c->pi_bounds.len;
+  pg->min_len = c->width;
+  pg->max_off = pg->min_off + c->width;
+  pg->max_len = c->width;
+  if (pt__buf_append(&c->pi_bounds, lo, (size_t)c->width) != PT_OK ||
+      pt__buf_append(&c->pi_bounds, hi, (size_t)c->width) != PT_OK)
+    return pt__errorf(err, PT_ENOMEM, "out of memory");
+  signed_zero(c->stat, (uint8_t *)c->pi_bounds.data + pg->min_off, true);
+  signed_zero(c->stat, (uint8_t *)c->pi_bounds.data + pg->max_off, false);
+  return PT_OK;
+}
+
+static int typed_page_bounds(wcol *c, bool dict, wpage *pg, pt_error *err) {
+  int w = c->width;
+  int64_t n = c->page_values;
+  const uint8_t *base = dict ? (const uint8_t *)c->dict.data : (const uint8_t *)c->plain.data;
+  uint8_t lob[8], hib[8];
+  switch (c->stat) {
+    case ST_I32: PAGE_BOUNDS(int32_t, pt__load_i32, false); break;
+    case ST_U32: PAGE_BOUNDS(uint32_t, pt__load_u32, false); break;
+    case ST_I64: PAGE_BOUNDS(int64_t, pt__load_i64, false); break;
+    case ST_U64: PAGE_BOUNDS(uint64_t, pt__load_u64, false); break;
+    case ST_F32: PAGE_BOUNDS(float, load_f32, isnan(x)); break;
+    case ST_F64: PAGE_BOUNDS(double, load_f64, isnan(x)); break;
+    default: return PT_ENOTSUP;
+  }
+  pg->min_off = (int64_t)c->pi_bounds.len;
+  pg->min_len = w;
+  pg->max_off = pg->min_off + w;
+  pg->max_len = w;
+  if (pt__buf_append(&c->pi_bounds, lob, (size_t)w) != PT_OK ||
+      pt__buf_append(&c->pi_bounds, hib, (size_t)w) != PT_OK)
+    return pt__errorf(err, PT_ENOMEM, "out of memory");
+  signed_zero(c->stat, (uint8_t *)c->pi_bounds.data + pg->min_off, true);
+  signed_zero(c->stat, (uint8_t *)c->pi_bounds.data + pg->max_off, false);
+  return PT_OK;
+}
+
+/* The current page's entry in the page index: its place, first row, null
+ * count, and the min/max of its values (NaN left out). */
+static int page_index_add(wcol *c, bool dict, int64_t offset, int64_t size, int64_t rows,
+                          pt_error *err) {
+  if (c->pi_n == c->pi_cap) {
+    int64_t cap = c->pi_cap ? c->pi_cap * 2 : 16;
+    wpage *p = pt__realloc(c->pi, (size_t)cap * sizeof *p);
+    if (p == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
+    c->pi = p;
+    c->pi_cap = cap;
+  }
+  wpage *pg = &c->pi[c->pi_n++];
+  memset(pg, 0, sizeof *pg);
+  pg->offset = offset;
+  pg->size = (int32_t)size;
+  pg->first_row = c->chunk_rows;
+  pg->nulls = c->page_rows - c->page_values;
+  pg->null_page = c->page_values == 0;
+  c->chunk_rows += rows;
+  if (pg->null_page || c->pi_no_minmax || c->stat == ST_NONE) return PT_OK;
+  int trc = c->pg_slow ? PT_ENOTSUP : fast_page_bounds(c, pg, err);
+  if (trc == PT_ENOTSUP) trc = typed_page_bounds(c, dict, pg, err);
+  if (trc != PT_ENOTSUP) return trc;
+  const uint8_t *lo = NULL, *hi = NULL;
+  int64_t ll = 0, hl = 0;
+  static const uint8_t bools[2] = {0, 1};
+  const uint8_t *pl = (const uint8_t *)c->plain.data;
+  uint32_t prev = UINT32_MAX;
+  if (dict) {
+    if (c->pi_seen_cap < c->dict_n) {
+      uint32_t *s = pt__realloc(c->pi_seen, (size_t)c->dict_cap * sizeof *s);
+      if (s == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
+      memset(s + c->pi_seen_cap, 0, (size_t)(c->dict_cap - c->pi_seen_cap) * sizeof *s);
+      c->pi_seen = s;
+      c->pi_seen_cap = c->dict_cap;
+    }
+    if (++c->pi_epoch == 0) { /* wrapped: start the marks again */
+      memset(c->pi_seen, 0, (size_t)c->pi_seen_cap * sizeof *c->pi_seen);
+      c->pi_epoch = 1;
+    }
+  }
+  for (int64_t i = 0; i < c->page_values; i++) {
+    const uint8_t *v;
+    int64_t len = c->width;
+    if (c->phys == PT__PQ_BOOLEAN) {
+      v = &bools[c->idx[i] != 0];
+      len = 1;
+    } else if (dict) {
+      uint32_t ix = c->idx[i];
+      if (ix == prev || c->pi_seen[ix] == c->pi_epoch) continue; /* compared on this page */
+      prev = ix;
+      c->pi_seen[ix] = c->pi_epoch;
+      v = (const uint8_t *)c->dict.data + c->dict_off[ix];
+      len = c->dict_len[ix];
+    } else if (c->phys == PT__PQ_BYTE_ARRAY) {
+      len = pt__load_u32(pl);
+      v = pl + 4;
+      pl += 4 + len;
+    } else {
+      v = pl + i * c->width;
+    }
+    if (is_nan(c->stat, v)) continue;
+    if (len > MAX_STAT_BYTES) {
+      c->pi_no_minmax = true;
+      return PT_OK;
+    }
+    if (lo == NULL || compare(c->stat, v, len, lo, ll) < 0) { lo = v; ll = len; }
+    if (hi == NULL || compare(c->stat, v, len, hi, hl) > 0) { hi = v; hl = len; }
+  }
+  if (lo == NULL) { /* NaN only: no order to give */
+    c->pi_no_minmax = true;
+    return PT_OK;
+  }
+  pg->min_off = (int64_t)c->pi_bounds.len;
+  pg->min_len = (int32_t)ll;
+  if (pt__buf_append(&c->pi_bounds, lo, (size_t)ll) != PT_OK)
+    return pt__errorf(err, PT_ENOMEM, "out of memory");
+  signed_zero(c->stat, (uint8_t *)c->pi_bounds.data + pg->min_off, true);
+  pg->max_off = (int64_t)c->pi_bounds.len;
+  pg->max_len = (int32_t)hl;
+  if (pt__buf_append(&c->pi_bounds, hi, (size_t)hl) != PT_OK)
+    return pt__errorf(err, PT_ENOMEM, "out of memory");
+  signed_zero(c->stat, (uint8_t *)c->pi_bounds.data + pg->max_off, false);
+  return PT_OK;
+}
+
+/* The chunk's OffsetIndex (and ColumnIndex when every page has bounds)
+ * into the writer's buffers; cc records where (made absolute at close). */
+static int page_index_write(pt_parquet_writer *w, wcol *c, pt__pq_column_chunk *cc,
+                            int64_t data_start, pt_error *err) {
+  int64_t n = c->pi_n;
+  pt__pq_page_location *loc = pt__malloc((size_t)(n ? n : 1) * sizeof *loc);
+  bool *null_pages = pt__malloc((size_t)(n ? n : 1) * sizeof *null_pages);
+  pt__pq_bytes *mins = pt__malloc((size_t)(n ? n : 1) * sizeof *mins);
+  pt__pq_bytes *maxs = pt__malloc((size_t)(n ? n : 1) * sizeof *maxs);
+  int64_t *nulls = pt__malloc((size_t)(n ? n : 1) * sizeof *nulls);
+  int rc = PT_OK;
+  if (!loc || !null_pages || !mins || !maxs || !nulls) {
+    rc = pt__errorf(err, PT_ENOMEM, "out of memory");
+    goto done;
+  }
+  bool asc = true, desc = true;
+  int64_t last = -1;
+  for (int64_t i = 0; i < n; i++) {
+    const wpage *pg = &c->pi[i];
+    loc[i] = (pt__pq_page_location){data_start + pg->offset, pg->size, pg->first_row};
+    null_pages[i] = pg->null_page;
+    nulls[i] = pg->nulls;
+    const uint8_t *b = (const uint8_t *)c->pi_bounds.data;
+    mins[i] = (pt__pq_bytes){pg->null_page ? (const uint8_t *)"" : b + pg->min_off, pg->min_len};
+    maxs[i] = (pt__pq_bytes){pg->null_page ? (const uint8_t *)"" : b + pg->max_off, pg->max_len};
+    if (pg->null_page) continue;
+    if (last >= 0) {
+      int a = compare(c->stat, mins[last].data, mins[last].len, mins[i].data, mins[i].len);
+      int z = compare(c->stat, maxs[last].data, maxs[last].len, maxs[i].data, maxs[i].len);
+      if (a > 0 || z > 0) asc = false;
+      if (a < 0 || z < 0) desc = false;
+    }
+    last = i;
+  }
+  pt__pq_offset_index oi = {loc, n};
+  cc->has_offset_index = true;
+  cc->offset_index_offset = (int64_t)w->offset_indexes.len;
+  if (pt__pq_encode_offset_index(&oi, &w->offset_indexes) != PT_OK) {
+    rc = pt__errorf(err, PT_ENOMEM, "out of memory");
+    goto done;
+  }
+  cc->offset_index_length = (int32_t)((int64_t)w->offset_indexes.len - cc->offset_index_offset);
+  if (!c->pi_no_minmax && c->stat != ST_NONE) {
+    pt__pq_column_index ci = {null_pages, mins, maxs, n, n, n,
+                              asc ? PT__BOUNDARY_ASCENDING : desc ? PT__BOUNDARY_DESCENDING
+                                                                   : PT__BOUNDARY_UNORDERED,
+                              nulls, n};
+    cc->has_column_index = true;
+    cc->column_index_offset = (int64_t)w->column_indexes.len;
+    if (pt__pq_encode_column_index(&ci, &w->column_indexes) != PT_OK) {
+      rc = pt__errorf(err, PT_ENOMEM, "out of memory");
+      goto done;
+    }
+    cc->column_index_length = (int32_t)((int64_t)w->column_indexes.len - cc->column_index_offset);
+  }
+done:
+  pt__free(loc);
+  pt__free(null_pages);
+  pt__free(mins);
+  pt__free(maxs);
+  pt__free(nulls);
+  return rc;
 }
 
 static int flush_page(pt_parquet_writer *w, wcol *c, pt_error *err) {
@@ -772,6 +1343,8 @@ static int flush_page(pt_parquet_writer *w, wcol *c, pt_error *err) {
         pt__buf_append(&c->pages, body->data, body->len) != PT_OK)
       rc = pt__errorf(err, PT_ENOMEM, "out of memory");
     c->chunk_uncompressed += (int64_t)(c->pages.len - before) - h.compressed_size + h.uncompressed_size;
+    if (rc == PT_OK && w->opts.write_statistics)
+      rc = page_index_add(c, dict, (int64_t)before, (int64_t)(c->pages.len - before), rows, err);
   }
   if (rc != PT_OK) return rc;
   if (dict) c->enc_dict = true;
@@ -780,6 +1353,7 @@ static int flush_page(pt_parquet_writer *w, wcol *c, pt_error *err) {
   c->chunk_values += c->page_rows;
   c->page_rows = c->page_values = 0;
   c->plain.len = 0;
+  c->pg_has = c->pg_slow = false;
   return PT_OK;
 }
 
@@ -853,6 +1427,7 @@ static int append_phys(pt_parquet_writer *w, wcol *c, const pt__view *v, int64_t
   /* Dictionary-encoded values get their statistics from the dictionary
    * when the chunk is written (each distinct value once). */
   bool dict = c->use_dict && !c->fallback && c->phys != PT__PQ_BOOLEAN;
+  c->pg_slow = true;
   if (w->opts.write_statistics && !dict && update_stats(c, p, len) != PT_OK)
     return pt__errorf(err, PT_ENOMEM, "out of memory");
   int rc = PT_OK;
@@ -955,11 +1530,12 @@ static int append_fast(pt_parquet_writer *w, wcol *c, const pt__view *v, int64_t
       break;
     default: GATHER(int64_t, int64_t, x); break; /* int64, uint64, duration */
   }
-  /* Statistics, typed. */
+  /* Statistics, typed: of the block, then into the chunk's and the
+   * page's (for the page index). */
   if (w->opts.write_statistics && k > 0) {
     switch (c->stat) {
       case ST_I32: case ST_I64: {
-        int64_t lo = c->fast_has ? c->imin : INT64_MAX, hi = c->fast_has ? c->imax : INT64_MIN;
+        int64_t lo = INT64_MAX, hi = INT64_MIN;
         if (c->stat == ST_I32) {
           const int32_t *x = (const int32_t *)phys;
           for (int64_t i = 0; i < k; i++) { lo = x[i] < lo ? x[i] : lo; hi = x[i] > hi ? x[i] : hi; }
@@ -967,13 +1543,16 @@ static int append_fast(pt_parquet_writer *w, wcol *c, const pt__view *v, int64_t
           const int64_t *x = (const int64_t *)phys;
           for (int64_t i = 0; i < k; i++) { lo = x[i] < lo ? x[i] : lo; hi = x[i] > hi ? x[i] : hi; }
         }
-        c->imin = lo;
-        c->imax = hi;
+        c->imin = c->fast_has && c->imin < lo ? c->imin : lo;
+        c->imax = c->fast_has && c->imax > hi ? c->imax : hi;
         c->fast_has = true;
+        c->pg_imin = c->pg_has && c->pg_imin < lo ? c->pg_imin : lo;
+        c->pg_imax = c->pg_has && c->pg_imax > hi ? c->pg_imax : hi;
+        c->pg_has = true;
         break;
       }
       case ST_U32: case ST_U64: {
-        uint64_t lo = c->fast_has ? c->umin : UINT64_MAX, hi = c->fast_has ? c->umax : 0;
+        uint64_t lo = UINT64_MAX, hi = 0;
         if (c->stat == ST_U32) {
           const uint32_t *x = (const uint32_t *)phys;
           for (int64_t i = 0; i < k; i++) { lo = x[i] < lo ? x[i] : lo; hi = x[i] > hi ? x[i] : hi; }
@@ -981,14 +1560,17 @@ static int append_fast(pt_parquet_writer *w, wcol *c, const pt__view *v, int64_t
           const uint64_t *x = (const uint64_t *)phys;
           for (int64_t i = 0; i < k; i++) { lo = x[i] < lo ? x[i] : lo; hi = x[i] > hi ? x[i] : hi; }
         }
-        c->umin = lo;
-        c->umax = hi;
+        c->umin = c->fast_has && c->umin < lo ? c->umin : lo;
+        c->umax = c->fast_has && c->umax > hi ? c->umax : hi;
         c->fast_has = true;
+        c->pg_umin = c->pg_has && c->pg_umin < lo ? c->pg_umin : lo;
+        c->pg_umax = c->pg_has && c->pg_umax > hi ? c->pg_umax : hi;
+        c->pg_has = true;
         break;
       }
       default: { /* floats: NaN left out */
-        double lo = c->fast_has ? c->dmin : INFINITY, hi = c->fast_has ? c->dmax : -INFINITY;
-        bool any = c->fast_has;
+        double lo = INFINITY, hi = -INFINITY;
+        bool any = false;
         for (int64_t i = 0; i < k; i++) {
           double x = c->stat == ST_F32 ? (double)((const float *)phys)[i] : ((const double *)phys)[i];
           if (isnan(x)) continue;
@@ -997,9 +1579,13 @@ static int append_fast(pt_parquet_writer *w, wcol *c, const pt__view *v, int64_t
           if (x < lo || (x == 0 && lo == 0 && signbit(x))) lo = x;
           if (x > hi || (x == 0 && hi == 0 && !signbit(x))) hi = x;
         }
-        c->dmin = lo;
-        c->dmax = hi;
-        c->fast_has = any;
+        if (!any) break;
+        if (!c->fast_has || lo < c->dmin || (lo == 0 && c->dmin == 0 && signbit(lo))) c->dmin = lo;
+        if (!c->fast_has || hi > c->dmax || (hi == 0 && c->dmax == 0 && !signbit(hi))) c->dmax = hi;
+        c->fast_has = true;
+        if (!c->pg_has || lo < c->pg_dmin) c->pg_dmin = lo;
+        if (!c->pg_has || hi > c->pg_dmax) c->pg_dmax = hi;
+        c->pg_has = true;
         break;
       }
     }
@@ -1083,7 +1669,8 @@ static int flush_row_group(pt_parquet_writer *w, pt_error *err) {
     m->num_values = c->chunk_values;
     int64_t start = w->pos;
     int64_t uncompressed = c->chunk_uncompressed;
-    bool has_dict = c->use_dict && c->dict_n > 0 && c->enc_dict;
+    /* An empty dictionary too, when pages say RLE_DICTIONARY (nulls only). */
+    bool has_dict = c->use_dict && c->enc_dict;
     if (has_dict) {
       pt_buf body = {0};
       int64_t clen = 0;
@@ -1106,6 +1693,8 @@ static int flush_row_group(pt_parquet_writer *w, pt_error *err) {
     }
     m->data_page_offset = w->pos;
     PT_RETURN_NOT_OK(out_write(w, c->pages.data, (int64_t)c->pages.len, err));
+    if (w->opts.write_statistics)
+      PT_RETURN_NOT_OK(page_index_write(w, c, cc, m->data_page_offset, err));
     m->total_compressed_size = w->pos - start;
     m->total_uncompressed_size = uncompressed;
     g->total_byte_size += uncompressed;
@@ -1162,6 +1751,9 @@ static int flush_row_group(pt_parquet_writer *w, pt_error *err) {
     if (c->table) memset(c->table, 0, (size_t)c->table_cap * sizeof *c->table);
     c->has_minmax = c->stats_dropped = c->fast_has = false;
     c->nulls = 0;
+    c->pi_n = c->chunk_rows = 0;
+    c->pi_bounds.len = 0;
+    c->pi_no_minmax = false;
   }
   w->n_rgs++;
   w->total_rows += w->rg_rows;
@@ -1240,11 +1832,25 @@ int pt_parquet_writer_write(pt_parquet_writer *w, const struct ArrowArray *batch
   if (w == NULL || batch == NULL) return pt__errorf(err, PT_EINVAL, "parquet: writer and batch must be given");
   if (w->closed || w->failed)
     return pt__errorf(err, PT_ESTATE, "parquet: the writer is %s", w->closed ? "closed" : "failed");
+  struct ArrowArray plain = {0};
+  if (w->given.release != NULL) {
+    /* Checked as given, then converted (the caller's buffers borrowed). */
+    int rc = pt_array_validate(&w->given, batch, err);
+    if (rc != PT_OK) return pt__error_prefix(err, rc, "parquet: the batch does not match the schema: ");
+    rc = plain_array(&w->given, batch, &plain, err);
+    if (rc != PT_OK) return pt__error_prefix(err, rc, "parquet: ");
+    batch = &plain;
+  }
   pt__view v;
-  PT_RETURN_NOT_OK(pt__view_init(&v, &w->schema, batch, err));
-  int rc = pt__view_validate(&v, NULL, NULL, err);
+  int rc = pt__view_init(&v, &w->schema, batch, err);
+  if (rc != PT_OK) {
+    if (plain.release) plain.release(&plain);
+    return rc;
+  }
+  rc = pt__view_validate(&v, NULL, NULL, err);
   if (rc != PT_OK) {
     pt__view_reset(&v);
+    if (plain.release) plain.release(&plain);
     return pt__error_prefix(err, rc, "parquet: the batch does not match the schema: ");
   }
   /* Column by column over the rows that fit the open row group. */
@@ -1297,6 +1903,7 @@ int pt_parquet_writer_write(pt_parquet_writer *w, const struct ArrowArray *batch
     if (rc == PT_OK && w->rg_rows >= w->opts.row_group_rows) rc = flush_row_group(w, err);
   }
   pt__view_reset(&v);
+  if (plain.release) plain.release(&plain);
   if (rc != PT_OK) w->failed = true;
   return rc;
 }
@@ -1310,6 +1917,22 @@ int pt_parquet_writer_close(pt_parquet_writer *w, pt_error *err) {
     w->failed = true;
     return rc;
   }
+  /* The page indexes, all ColumnIndexes then all OffsetIndexes (as Arrow
+   * C++ and parquet-mr place them), between the row groups and the footer. */
+  int64_t ci_start = w->pos;
+  rc = out_write(w, w->column_indexes.data, (int64_t)w->column_indexes.len, err);
+  int64_t oi_start = w->pos;
+  if (rc == PT_OK) rc = out_write(w, w->offset_indexes.data, (int64_t)w->offset_indexes.len, err);
+  if (rc != PT_OK) {
+    w->failed = true;
+    return rc;
+  }
+  for (int64_t g = 0; g < w->n_rgs; g++)
+    for (int64_t k = 0; k < w->rgs[g].n_columns; k++) {
+      pt__pq_column_chunk *cc = &w->rgs[g].columns[k];
+      if (cc->has_column_index) cc->column_index_offset += ci_start;
+      if (cc->has_offset_index) cc->offset_index_offset += oi_start;
+    }
   pt__pq_file_meta m = {0};
   m.version = 2;
   m.n_schema = w->n_elems + 1;

@@ -36,6 +36,8 @@ static void node_release(pt_dataset *ds) {
   if (ds->columns)
     for (int64_t i = 0; i < ds->n_columns; i++) pt__free(ds->columns[i]);
   pt__free(ds->columns);
+  for (int64_t i = 0; ds->dictionary && i < ds->n_dictionary; i++) pt__free(ds->dictionary[i]);
+  pt__free(ds->dictionary);
   if (ds->partition_keys)
     for (int64_t i = 0; i < ds->n_partition_keys; i++) pt__free(ds->partition_keys[i]);
   pt__free(ds->partition_keys);

@@ -276,6 +276,8 @@ static int add_chain_ops(pt__driver *d, pt__job *job, pt__sched_stage *st, pt_da
       q->pieces = ptrs;
       q->n_columns = (size_t)src->n_columns;
       q->columns = src->columns;
+      q->n_dictionary = (size_t)src->n_dictionary;
+      q->dictionary = src->dictionary;
       q->batch_rows = src->batch_rows;
     }
     op = new_op(PROTIUM__OP__OP_READ_PARQUET, q);
@@ -383,6 +385,12 @@ int pt__plan_build(pt__driver *d, pt_dataset *ds, const pt__action *action, pt__
       w->parquet_row_group_rows = action->parquet_row_group_rows;
       w->parquet_page_version = action->parquet_page_version;
       w->parquet_no_dictionary = action->parquet_no_dictionary != 0;
+      w->parquet_compression_level = action->parquet_compression_level;
+      w->parquet_page_bytes = action->parquet_page_bytes;
+      w->parquet_dictionary_page_bytes = action->parquet_dictionary_page_bytes;
+      w->parquet_no_statistics = action->parquet_no_statistics != 0;
+      w->n_parquet_partition_by = (size_t)action->parquet_n_partition_by;
+      w->parquet_partition_by = (char **)action->parquet_partition_by; /* the caller's */
     }
     sink = new_op(PROTIUM__OP__OP_WRITE_IPC, w);
     break;

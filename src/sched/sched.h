@@ -69,6 +69,8 @@ struct pt_dataset {
   int64_t *piece_partition, *piece_rg_start, *piece_rg_count; /* owned */
   char **columns;                /* owned, each owned; n_columns == 0: all */
   int64_t n_columns;
+  char **dictionary;             /* owned, each owned: read as dictionaries */
+  int64_t n_dictionary;
   char **partition_keys;         /* owned, each owned: Hive-style directory keys */
   int64_t n_partition_keys;
   char **piece_values;           /* owned: n_pieces * n_partition_keys, each owned;
@@ -152,6 +154,10 @@ typedef struct pt__action {
   int parquet;
   int parquet_codec, parquet_page_version, parquet_no_dictionary;
   int64_t parquet_row_group_rows;
+  int parquet_compression_level, parquet_no_statistics;
+  int64_t parquet_page_bytes, parquet_dictionary_page_bytes;
+  char *const *parquet_partition_by; /* the caller's, for the job's time */
+  int64_t parquet_n_partition_by;
   /* PT__SINK_KAFKA: the packed KafkaSink message (borrowed for the call) */
   const uint8_t *kafka_sink;
   size_t kafka_sink_size;

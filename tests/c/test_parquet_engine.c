@@ -330,6 +330,112 @@ static void test_hive_directories(void **state) {
   pt_parquet_filter_free(abc);
 }
 
+/* partition_by: the Hive directories read above written again by year and
+ * city: one directory per pair (null as Hive's marker), files without those
+ * columns, and the rows read back the same; wrong columns fail at once. */
+static void test_write_partition_by(void **state) {
+  char in[600], out[600], path[900];
+  snprintf(in, sizeof in, "%s/hive", DIR_);
+  snprintf(out, sizeof out, "%s/hive-out", DIR_);
+  pt_dataset *ds;
+  CHECK(pt_read_parquet(S, in, NULL, &ds, &err));
+  const char *keys[] = {"year", "city"};
+  pt_parquet_write_options o;
+  pt_parquet_write_options_init(&o);
+  o.partition_by = keys;
+  o.n_partition_by = 2;
+  CHECK(pt_write_parquet(ds, out, &o, &err));
+  static const char *const dirs[] = {"year=2023/city=Paris", "year=2024/city=Lyon",
+                                     "year=2024/city=__HIVE_DEFAULT_PARTITION__",
+                                     "year=2025/city=S\xc3\xa8te"};
+  for (int i = 0; i < 4; i++) {
+    snprintf(path, sizeof path, "%s/%s", out, dirs[i]);
+    DIR *d = opendir(path);
+    assert_non_null(d);
+    int files = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+      if (e->d_name[0] != '.') {
+        assert_int_equal(strncmp(e->d_name, "part-", 5), 0);
+        files++;
+        /* The file itself holds id and name only. */
+        char file[1200];
+        snprintf(file, sizeof file, "%s/%s", path, e->d_name);
+        struct ArrowArrayStream st;
+        CHECK(pt_parquet_read_path(file, NULL, &st, &err));
+        struct ArrowSchema fs;
+        assert_int_equal(st.get_schema(&st, &fs), 0);
+        char name[256];
+        pt_type_name(&fs, name, sizeof name);
+        assert_string_equal(name, "struct<id: int64, name: utf8>");
+        fs.release(&fs);
+        st.release(&st);
+      }
+    closedir(d);
+    assert_true(files >= 1);
+  }
+  snprintf(path, sizeof path, "%s/_SUCCESS", out);
+  assert_int_equal(access(path, F_OK), 0);
+  snprintf(path, sizeof path, "%s/_temporary", out);
+  assert_int_not_equal(access(path, F_OK), 0);
+  pt_dataset_free(ds);
+
+  CHECK(pt_read_parquet(S, out, NULL, &ds, &err));
+  struct ArrowSchema schema;
+  CHECK(pt_dataset_schema(ds, &schema, &err));
+  char name[256];
+  pt_type_name(&schema, name, sizeof name);
+  assert_string_equal(name, "struct<id: int64, name: utf8, year: int32, city: utf8>");
+  schema.release(&schema);
+  int64_t rows;
+  assert_int_equal(collect_sum(ds, &rows), (int64_t)400 * 399 / 2);
+  assert_int_equal(rows, 400);
+  pt_dataset_free(ds);
+  int64_t y = 2024, count;
+  pt_parquet_filter *fy;
+  CHECK(pt_parquet_filter_int("year", PT_PARQUET_EQ, &y, 1, &fy, &err));
+  pt_parquet_read_options ro;
+  pt_parquet_read_options_init(&ro);
+  ro.filter = fy;
+  CHECK(pt_read_parquet(S, out, &ro, &ds, &err));
+  CHECK(pt_count(ds, &count, &err));
+  assert_int_equal(count, 200);
+  pt_dataset_free(ds);
+  pt_parquet_filter_free(fy);
+
+  /* Wrong partition columns fail before any task runs, leaving nothing. */
+  snprintf(out, sizeof out, "%s/hive-bad", DIR_);
+  CHECK(pt_read_parquet(S, in, NULL, &ds, &err));
+  pt_error err;
+  const char *nope[] = {"nope"};
+  o.partition_by = nope;
+  o.n_partition_by = 1;
+  assert_int_equal(pt_write_parquet(ds, out, &o, &err), PT_EINVAL);
+  assert_string_equal(err.message,
+                      "write_parquet: partition_by column 'nope' is not a column of the dataset");
+  const char *all[] = {"id", "name", "year", "city"};
+  o.partition_by = all;
+  o.n_partition_by = 4;
+  assert_int_equal(pt_write_parquet(ds, out, &o, &err), PT_EINVAL);
+  assert_string_equal(err.message,
+                      "write_parquet: partition_by names every column; the files need at least "
+                      "one column that is not a partition column");
+  assert_int_not_equal(access(out, F_OK), 0);
+  pt_dataset_free(ds);
+  /* A single file has no partition directories. */
+  snprintf(path, sizeof path, "%s/single.parquet", DIR_);
+  struct ArrowSchema one;
+  CHECK(pt_schema_init(&one, "+s", "", 0, 1, &err));
+  CHECK(pt_schema_init(one.children[0], "l", "id", 0, 0, &err));
+  pt_parquet_writer *w;
+  o.partition_by = keys;
+  o.n_partition_by = 1;
+  assert_int_equal(pt_parquet_writer_open_path(path, &one, &o, &w, &err), PT_EINVAL);
+  assert_string_equal(err.message, "parquet: partition_by applies to pt_write_parquet (a "
+                                   "directory); a single file has no partition directories");
+  one.release(&one);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_read_partitions_and_count),
@@ -337,6 +443,7 @@ int main(void) {
       cmocka_unit_test(test_write_and_read_back),
       cmocka_unit_test(test_errors),
       cmocka_unit_test(test_hive_directories),
+      cmocka_unit_test(test_write_partition_by),
   };
   return cmocka_run_group_tests_name("parquet_engine", tests, setup, teardown);
 }

@@ -1,0 +1,201 @@
+"""test_py_parquet_engine.py — Parquet through the Python engine API with real
+executors: Session.read_parquet (projection, filters that skip row groups
+and Hive directories) against pyarrow's reading, Dataset.write_parquet
+(codecs, options) read back by pyarrow, and partition_by's Hive-style
+directories (escapes, nulls, every key type) read back by protium and by
+pyarrow.dataset with partitioning="hive", compared row for row.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+
+import pyarrow as pa
+import pyarrow.dataset as pads
+import pyarrow.parquet as pq
+import pytest
+
+import protium as pt
+from protium import ProtiumError
+
+
+@pytest.fixture(scope="module")
+def session():
+    with pt.Session("local[2]", conf={"parquet.partition_bytes": "20000"}) as s:
+        yield s
+
+
+def _sorted(table: pa.Table, *keys: str) -> pa.Table:
+    return table.sort_by([(k, "ascending") for k in keys])
+
+
+@pytest.fixture(scope="module")
+def events(tmp_path_factory):
+    """Two files of 4000 rows each, row groups of 500 sorted by id."""
+    d = tmp_path_factory.mktemp("events")
+    tables = []
+    for f in range(2):
+        ids = list(range(f * 4000, (f + 1) * 4000))
+        t = pa.table({
+            "id": pa.array(ids, pa.int64()),
+            "user": pa.array([f"u{i % 37}" if i % 11 else None for i in ids]),
+            "score": pa.array([i * 0.5 for i in ids], pa.float64()),
+        })
+        pq.write_table(t, d / f"part-{f}.parquet", row_group_size=500)
+        tables.append(t)
+    return d, pa.concat_tables(tables)
+
+
+def test_read_parquet_matches_pyarrow(session, events):
+    d, table = events
+    ds = session.read_parquet(d)
+    assert ds.num_partitions > 1  # row groups dealt into partitions of ~20 kB
+    assert ds.schema == table.schema
+    assert ds.count() == 8000
+    assert _sorted(ds.to_arrow(), "id").equals(_sorted(pq.read_table(d), "id"))
+
+
+def test_read_parquet_columns_and_filter(session, events):
+    d, table = events
+    ds = session.read_parquet(d, columns=["score", "id"], filter=[("id", ">=", 7600)])
+    out = _sorted(ds.to_arrow(), "id")
+    assert out.schema.names == ["score", "id"]
+    # Row groups that cannot match are not read: what is left is the last
+    # row group but one (7500..7999), whole.
+    assert out.num_rows == 500
+    assert out.column("id").to_pylist() == list(range(7500, 8000))
+    # OR of ANDs, as pyarrow takes them.
+    ds = session.read_parquet(d, filter=[[("id", "<", 10)], [("id", ">", 7990)]])
+    assert ds.count() == 1000
+
+
+def test_read_parquet_errors(session, tmp_path):
+    with pytest.raises(ProtiumError, match="does not exist"):
+        session.read_parquet(tmp_path / "nope")
+    with pytest.raises(ProtiumError, match="unknown filter operator"):
+        session.read_parquet(tmp_path, filter=[("id", "~", 1)])
+
+
+@pytest.mark.parametrize("compression", ["snappy", "zstd", "gzip", "none", "uncompressed"])
+def test_write_parquet_read_back_by_pyarrow(session, events, tmp_path, compression):
+    d, table = events
+    out = tmp_path / "out"
+    session.read_parquet(d).write_parquet(out, compression=compression, row_group_rows=300,
+                                          data_page_version=2)
+    names = sorted(os.listdir(out))
+    assert names[0] == "_SUCCESS" and all(n.startswith("part-") for n in names[1:])
+    f = pq.ParquetFile(out / names[1])
+    codec = {"none": "UNCOMPRESSED", "uncompressed": "UNCOMPRESSED"}.get(
+        compression, compression.upper())
+    assert f.metadata.row_group(0).column(0).compression == codec
+    assert f.metadata.row_group(0).num_rows <= 300
+    back = pads.dataset(out, format="parquet").to_table()
+    assert _sorted(back, "id").equals(_sorted(table, "id"))
+
+
+def test_write_parquet_options_reach_the_executors(session, events, tmp_path):
+    d, _ = events
+    out = tmp_path / "out"
+    session.read_parquet(d).write_parquet(out, use_dictionary=False, write_statistics=False,
+                                          compression_level=9, compression="zstd")
+    f = pq.ParquetFile(next(out.glob("part-*.parquet")))
+    col = f.metadata.row_group(0).column(1)
+    assert "RLE_DICTIONARY" not in col.encodings
+    assert not col.is_stats_set
+
+
+def test_write_parquet_refuses_bad_options(session, events, tmp_path):
+    d, _ = events
+    with pytest.raises(ProtiumError, match="unknown codec 'lzo'"):
+        session.read_parquet(d).write_parquet(tmp_path / "x", compression="lzo")
+    with pytest.raises(ProtiumError, match="data_page_version"):
+        session.read_parquet(d).write_parquet(tmp_path / "x", data_page_version=3)
+    assert not (tmp_path / "x").exists()
+
+
+def _keyed_table() -> pa.Table:
+    n = 600
+    cities = ["Paris", "Lyon", "a/b", "x=y", "50%", "", None, "S\u00e8te", "q?#"]
+    return pa.table({
+        "id": pa.array(range(n), pa.int64()),
+        "year": pa.array([2020 + i % 3 for i in range(n)], pa.int32()),
+        "city": pa.array([cities[i % len(cities)] for i in range(n)]),
+        "v": pa.array([float(i) for i in range(n)]),
+    })
+
+
+def test_partition_by_hive_directories_match_pyarrow(session, tmp_path):
+    table = _keyed_table()
+    out = tmp_path / "out"
+    session.from_arrow(table, partitions=3).write_parquet(out, partition_by=["year", "city"])
+    # Directory names as Hive and Spark spell them.
+    dirs = {os.path.relpath(r, out) for r, _, files in os.walk(out) if files and r != str(out)}
+    assert {p.split("/")[0] for p in dirs} == {"year=2020", "year=2021", "year=2022"}
+    assert {p.split("/")[1] for p in dirs} == {
+        "city=Paris", "city=Lyon", "city=a%2Fb", "city=x%3Dy", "city=50%25",
+        "city=__HIVE_DEFAULT_PARTITION__", "city=S\u00e8te", "city=q%3F%23"}
+    assert len(dirs) == 9  # i % 9 decides both keys; "" and None land in two years
+    assert (out / "_SUCCESS").exists() and not (out / "_temporary").exists()
+    # Each file holds the other columns only; one file per task and key.
+    for r, _, files in os.walk(out):
+        for f in files:
+            if f.endswith(".parquet"):
+                assert pq.read_schema(os.path.join(r, f)).names == ["id", "v"]
+    # "" and None both become null, as in Hive and Spark.
+    want = table.set_column(2, "city", pa.array(
+        [c if c else None for c in table.column("city").to_pylist()]))
+    # pyarrow's reading of the directories.
+    ref = pads.dataset(out, format="parquet", partitioning="hive").to_table()
+    ref = ref.select(["id", "year", "city", "v"])
+    assert _sorted(ref, "id").equals(_sorted(want.select(["id", "year", "city", "v"]), "id"))
+    # protium's reading: the same rows, keys after the file columns.
+    back = session.read_parquet(out).to_arrow()
+    assert back.schema.names == ["id", "v", "year", "city"]
+    assert _sorted(back.select(["id", "year", "city", "v"]), "id").equals(
+        _sorted(want.select(["id", "year", "city", "v"]), "id"))
+    # A filter on a key reads only its directories.
+    assert session.read_parquet(out, filter=[("year", "=", 2021)]).count() == 200
+
+
+def test_partition_by_every_key_type(session, tmp_path):
+    n = 40
+    table = pa.table({
+        "b": pa.array([i % 2 == 0 for i in range(n)]),
+        "i8": pa.array([i % 3 - 1 for i in range(n)], pa.int8()),
+        "u64": pa.array([2**64 - 1 - i % 2 for i in range(n)], pa.uint64()),
+        "f": pa.array([0.5 * (i % 2) + 1 for i in range(n)], pa.float64()),
+        "d": pa.array([datetime.date(2024, 5, 1 + i % 2) for i in range(n)], pa.date32()),
+        "ls": pa.array([f"k{i % 2}" for i in range(n)], pa.large_string()),
+        "x": pa.array(range(n), pa.int64()),
+    })
+    out = tmp_path / "out"
+    keys = ["b", "i8", "u64", "f", "d", "ls"]
+    session.from_arrow(table, partitions=2).write_parquet(out, partition_by=keys)
+    leaf = {os.path.relpath(r, out) for r, _, files in os.walk(out) if files and r != str(out)}
+    assert "b=true/i8=-1/u64=18446744073709551615/f=1.0/d=2024-05-01/ls=k0" in leaf
+    assert "b=false/i8=0/u64=18446744073709551614/f=1.5/d=2024-05-02/ls=k1" in leaf
+    ref = pads.dataset(out, format="parquet", partitioning="hive").to_table()
+    got = {(r["x"], str(r["b"]).lower(), r["i8"], str(r["u64"]), str(r["f"]), str(r["d"]), r["ls"])
+           for r in ref.to_pylist()}
+    want = {(r["x"], str(r["b"]).lower(), r["i8"], str(r["u64"]), str(r["f"]), str(r["d"]), r["ls"])
+            for r in table.to_pylist()}
+    assert got == want
+
+
+def test_partition_by_errors(session, tmp_path):
+    table = pa.table({"id": [1, 2], "l": pa.array([[1], [2]]), "k": ["a", "b"]})
+    ds = session.from_arrow(table)
+    with pytest.raises(ProtiumError, match="partition_by column 'nope' is not a column"):
+        ds.write_parquet(tmp_path / "a", partition_by=["nope"])
+    with pytest.raises(ProtiumError, match="cannot partition by column 'l' of type list"):
+        ds.write_parquet(tmp_path / "a", partition_by=["l"])
+    with pytest.raises(ProtiumError, match="names 'k' twice"):
+        ds.write_parquet(tmp_path / "a", partition_by=["k", "k"])
+    with pytest.raises(ProtiumError, match="partition_by names every column"):
+        session.from_arrow(table.select(["id", "k"])).write_parquet(
+            tmp_path / "a", partition_by=["id", "k"])
+    assert not (tmp_path / "a").exists()
+    # A single name is taken as a list of one.
+    ds.write_parquet(tmp_path / "b", partition_by="k")
+    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == ["_SUCCESS", "k=a", "k=b"]
