@@ -1047,6 +1047,314 @@ typedef struct pt_job_progress {
 int pt_session_progress(pt_session *s, pt_job_progress *out, int64_t cap, int64_t *n,
                         pt_error *err);
 
+/* ------------------------------------------------------------------------ */
+/* Kafka (librdkafka): topics read as datasets over explicit offset ranges,
+ * datasets written into topics exactly once per batch id, and decoders of
+ * record values. See docs/kafka.md for the columns and the exactly-once rule.
+ * The streaming engine builds its Kafka source and sink on these. */
+
+typedef struct pt_kafka_options {
+  const char *bootstrap_servers;  /* "host:port[,host:port...]" (required) */
+  const char *const *property_keys;   /* extra librdkafka properties, as Spark's */
+  const char *const *property_values; /* "kafka."-prefixed options (without the
+                                         prefix): "security.protocol", ... */
+  int32_t n_properties;
+  int64_t timeout_ms;             /* one request to the brokers; 0 = 10000 */
+  int64_t max_retry_ms;           /* brokers that are away are retried with backoff
+                                     this long before the call fails; 0 = 30000 */
+  int64_t max_records_per_partition; /* pt_read_kafka: an offset range longer than
+                                        this is split into several engine
+                                        partitions; 0 = 1000000 */
+} pt_kafka_options;
+
+/* Defaults: the zeros above; bootstrap_servers NULL (to be set). */
+void pt_kafka_options_init(pt_kafka_options *o);
+
+typedef struct pt_kafka_partition_offsets {
+  int32_t partition;
+  int64_t earliest;  /* first offset still in the log */
+  int64_t latest;    /* high watermark under read_committed (the last stable
+                        offset): the offset the next committed record gets */
+} pt_kafka_partition_offsets;
+
+/* Lists topic's partitions, in partition order, with their earliest and
+ * latest offsets. On PT_OK the caller owns *out (free with free()), *n >= 1.
+ * A topic that does not exist is PT_EINVAL; brokers that stay away longer
+ * than max_retry_ms are PT_ETIMEDOUT, naming the bootstrap servers. */
+int pt_kafka_topic_offsets(const pt_kafka_options *o, const char *topic,
+                           pt_kafka_partition_offsets **out, int32_t *n, pt_error *err);
+
+/* A dataset of the records of topic partitions[i] at offsets [start[i],
+ * end[i]) (Spark's spark.read.format("kafka") with explicit offsets), one
+ * engine partition per range (ranges longer than max_records_per_partition
+ * are split). Columns: key binary, value binary, topic utf8, partition
+ * int32, offset int64, timestamp timestamp[ms, UTC], timestamp_type int32
+ * (0 create time, 1 log append time), headers list<struct<key utf8, value
+ * binary>>. Executors read with isolation.level=read_committed, assigned to
+ * the exact offsets (no consumer group): records of aborted transactions
+ * and transaction markers take offsets but give no rows. The arrays are
+ * copied; o is copied. */
+int pt_read_kafka(pt_session *s, const pt_kafka_options *o, const char *topic,
+                  const int32_t *partitions, const int64_t *start, const int64_t *end, int32_t n,
+                  pt_dataset **out, pt_error *err);
+
+/* Writes ds into topic, exactly once per (transactional_prefix, batch_id):
+ * columns "value" (binary or utf8, required), "key" (binary or utf8),
+ * "partition" (int32; else the producer's partitioner) and "headers" (as
+ * pt_read_kafka's), other columns ignored. Sink partition p uses a
+ * transactional producer with transactional.id "<prefix>-<p>" and commits,
+ * in the same transaction as its records, batch_id + 1 as the offset of
+ * consumer group "<prefix>-<p>" on partition 0 of topic; a partition whose
+ * group already holds an offset > batch_id is skipped (its batch, or a
+ * later one, is committed). Write the same batch id again with the same
+ * partitioning after a failure; batch ids of one prefix must grow.
+ * batch_id >= 0. The job's rows_written (pt_dataset_last_job) counts the
+ * records produced by this call. */
+int pt_write_kafka(pt_dataset *ds, const pt_kafka_options *o, const char *topic,
+                   const char *transactional_prefix, int64_t batch_id, pt_error *err);
+
+/* What the value decoders do with a malformed record. */
+typedef enum pt_kafka_bad_record {
+  PT_KAFKA_BAD_FAIL = 0,        /* the call fails with PT_EFORMAT, naming the record */
+  PT_KAFKA_BAD_DROP = 1,        /* the record is left out */
+  PT_KAFKA_BAD_DEAD_LETTER = 2, /* left out, and returned in *dead: columns row int64
+                                   (its index in values), value binary (null for a null
+                                   value), error utf8 (why) */
+} pt_kafka_bad_record;
+
+/* Decodes each value (a binary or utf8 column: values_schema/values, e.g.
+ * pt_read_kafka's "value") as one JSON object into a row of schema (a
+ * struct of boolean, integer, float, utf8, binary or timestamp columns,
+ * matched to keys by name; other keys are skipped, missing keys and JSON
+ * null give nulls; timestamps are epoch numbers in the column's unit). A
+ * value that is not such an object, or whose value for a column has the
+ * wrong type or range, is malformed and handled by policy. On PT_OK the
+ * caller owns *out (the good records, in order) and, with
+ * PT_KAFKA_BAD_DEAD_LETTER, *dead. */
+int pt_kafka_decode_json(const struct ArrowSchema *values_schema, const struct ArrowArray *values,
+                         const struct ArrowSchema *schema, int policy, struct ArrowArray *out,
+                         struct ArrowArray *dead, pt_error *err);
+/* The same for values that are each an Arrow IPC stream of schema (any
+ * number of batches); a stream of another schema, or one that does not
+ * decode or validate, is malformed. */
+int pt_kafka_decode_ipc(const struct ArrowSchema *values_schema, const struct ArrowArray *values,
+                        const struct ArrowSchema *schema, int policy, struct ArrowArray *out,
+                        struct ArrowArray *dead, pt_error *err);
+/* The schema of the dead-letter batches. On PT_OK the caller owns *out. */
+int pt_kafka_dead_letter_schema(struct ArrowSchema *out, pt_error *err);
+
+/* ------------------------------------------------------------------------ */
+/* Streaming: a source of arriving data (files, Kafka) processed as
+ * micro-batches, each one engine job on the session, with offsets and
+ * commits checkpointed so that every record reaches the sink exactly once,
+ * across failures and restarts (Spark's Structured Streaming in micro-batch
+ * mode). See docs/streaming.md. */
+
+/* What the engine tells a source about the batch it plans, and what the
+ * source tells back. */
+typedef struct pt_stream_batch {
+  int64_t batch_id;      /* in: 0, 1, ...; a rerun after a restart keeps its id */
+  int64_t records;       /* out: offsets the batch covers (records, files); -1 unknown */
+  int64_t event_time_us; /* out: the oldest event's time in the batch, microseconds
+                            since the epoch (file: its modification time; Kafka:
+                            the record timestamp); -1 unknown */
+} pt_stream_batch;
+
+/* A stream source: state and the functions the engine calls on it, all from
+ * the query's thread. Offsets are opaque, single-line text (JSON by habit:
+ * {"files":12}, {"events":{"0":120,"1":98}}) that the engine writes to the
+ * checkpoint's offset log; every char ** result is malloc'd and freed by the
+ * engine. A function returning PT_EIO says "unavailable for now" (a broker
+ * down): the engine retries it with backoff up to stream.max_retry_time; any
+ * other error fails the query at once. */
+typedef struct pt_stream_source {
+  const char *name;      /* static, for messages: "files", "kafka" */
+  void *state;           /* the source's own, freed by free */
+  /* May be NULL. Called once when the query starts: dir is the source's own
+   * folder in the checkpoint (for what it must remember across restarts). */
+  int (*open)(void *state, pt_session *s, const char *dir, pt_error *err);
+  /* Where a query with a new checkpoint starts (Kafka: starting_offsets;
+   * files: before the first file). Called once, before the first batch;
+   * after that the offset log knows. */
+  int (*initial_offsets)(void *state, char **start, pt_error *err);
+  /* Everything available now, as offsets. */
+  int (*latest_offsets)(void *state, char **latest, pt_error *err);
+  /* The end of the next batch: between start and latest, no further than
+   * the source's limit per trigger (max_files_per_trigger,
+   * max_offsets_per_trigger). Equal to start (as text) when there is
+   * nothing new. */
+  int (*next_offsets)(void *state, const char *start, const char *latest, char **end,
+                      pt_error *err);
+  /* A dataset of exactly the records in [start, end): the same for the same
+   * offsets, every time (a batch rerun after a crash reads these again). On
+   * PT_OK the engine owns the reference *out; batch->records and
+   * batch->event_time_us may be filled. */
+  int (*plan_batch)(void *state, pt_session *s, const char *start, const char *end,
+                    pt_stream_batch *batch, pt_dataset **out, pt_error *err);
+  /* May be NULL. The batch ending at end is committed in the sink: what
+   * came before end may be forgotten. */
+  int (*commit)(void *state, const char *end, pt_error *err);
+  /* May be NULL. Frees state. */
+  void (*free)(void *state);
+} pt_stream_source;
+
+/* A stream sink. write_batch gets the batch's output dataset (a reference it
+ * owns: free it) and must be idempotent per batch id: called again with an
+ * id it has seen (a batch rerun after a crash between the sink's commit and
+ * the commit log), the sink must end as if called once. *rows: the rows it
+ * wrote, -1 unknown. PT_EIO retries the batch with backoff as for sources.
+ * A sink that is a user function is Spark's foreachBatch. */
+typedef struct pt_stream_sink {
+  const char *name;      /* static, for messages: "ipc", "parquet", "kafka" */
+  void *state;
+  /* May be NULL. Called once by pt_stream_start with the query's id (kept in
+   * the checkpoint: the same across restarts), before any batch. */
+  int (*open)(void *state, pt_session *s, const char *query_id, pt_error *err);
+  int (*write_batch)(void *state, pt_dataset *ds, int64_t batch_id, int64_t *rows,
+                     pt_error *err);
+  void (*free)(void *state); /* may be NULL */
+} pt_stream_sink;
+
+/* Formats of the files source. */
+#define PT_STREAM_IPC 0
+#define PT_STREAM_PARQUET 1
+
+/* A directory that files arrive in: each file (of the format's extensions:
+ * .arrow/.arrows/.ipc/.feather, or .parquet) is read exactly once, in order
+ * of modification time then name; names starting with "." or "_" are files
+ * still being written (write them so, then rename). max_files_per_trigger
+ * (0: no limit) caps a batch. The list of files seen is kept in the
+ * checkpoint, so a file is never read twice, even one arriving late with an
+ * old modification time. On PT_OK the caller owns *out (give it to
+ * pt_stream_start, or call out->free(out->state)). */
+int pt_stream_files_source(const char *dir, int format, int64_t max_files_per_trigger,
+                           pt_stream_source *out, pt_error *err);
+/* Sinks writing each batch into dir as dir/part-<batch>-<partition>.arrow
+ * (.parquet), batch ids of 10 digits: committed through the engine's
+ * exactly-once output (into dir/_staging/<batch> first), then renamed into
+ * dir, after removing what an interrupted commit of the same batch left
+ * there. So a rerun of batch b replaces b's files and never adds to them.
+ * opts may be NULL (copied). On PT_OK the caller owns *out. */
+int pt_stream_ipc_sink(const char *dir, const pt_ipc_write_options *opts, pt_stream_sink *out,
+                       pt_error *err);
+int pt_stream_parquet_sink(const char *dir, const pt_parquet_write_options *opts,
+                           pt_stream_sink *out, pt_error *err);
+
+/* A Kafka topic (pt_read_kafka underneath): offsets are per partition,
+ * {"<topic>":{"0":120,"1":98}} as Spark writes them. starting_offsets (for
+ * a new checkpoint): "earliest", "latest", or such a JSON text.
+ * max_offsets_per_trigger (0: no limit) caps a batch's records, shared
+ * between partitions in proportion to what each has waiting. Partitions
+ * that appear later start at their earliest offset. Brokers that are away
+ * make the query retry (stream.max_retry_time). o is copied. Records have
+ * no event time here: batches report no latency (-1). On PT_OK the caller
+ * owns *out. */
+int pt_stream_kafka_source(const pt_kafka_options *o, const char *topic,
+                           const char *starting_offsets, int64_t max_offsets_per_trigger,
+                           pt_stream_source *out, pt_error *err);
+/* Writes each batch into topic with pt_write_kafka, exactly once per batch
+ * id: transactional_prefix NULL = "protium-<query id>", so a restarted
+ * query (same checkpoint, same id) fences and skips what its previous run
+ * committed. Consumers must read with isolation.level=read_committed. o is
+ * copied. On PT_OK the caller owns *out. */
+int pt_stream_kafka_sink(const pt_kafka_options *o, const char *topic,
+                         const char *transactional_prefix, pt_stream_sink *out, pt_error *err);
+
+/* The transformation of every micro-batch: batch is a reference the
+ * function owns (free it or build on it); on PT_OK the engine owns *out. It
+ * runs on the query's thread in the driver; what it builds runs as one job. */
+typedef int (*pt_stream_transform_fn)(pt_dataset *batch, void *arg, pt_dataset **out,
+                                      pt_error *err);
+
+/* When batches start. */
+typedef enum pt_stream_trigger {
+  PT_TRIGGER_INTERVAL = 0,      /* every interval_ms (Spark's ProcessingTime): a late
+                                   batch is followed at once by the next */
+  PT_TRIGGER_AVAILABLE_NOW = 1, /* what is available at start, in as many batches as
+                                   the limits need, then the query stops */
+  PT_TRIGGER_CONTINUOUS = 2,    /* the next batch as soon as the previous committed;
+                                   idle: look again every stream.poll_interval */
+} pt_stream_trigger;
+
+typedef struct pt_stream_options {
+  const char *checkpoint_dir;   /* required: offsets, commits, the sources' state */
+  pt_stream_trigger trigger;    /* default PT_TRIGGER_INTERVAL */
+  int64_t interval_ms;          /* default 0: as fast as batches complete */
+  pt_stream_transform_fn transform; /* NULL: batches go to the sink as read */
+  void *transform_arg;          /* given to transform (the caller's: keep it alive
+                                   until pt_stream_query_free) */
+  int progress;                 /* a line per batch on stderr: -1 (default) when it is
+                                   a terminal, 0 never, 1 always */
+  const char *name;             /* for the progress lines; NULL: the query id */
+} pt_stream_options;
+
+void pt_stream_options_init(pt_stream_options *opts);
+
+typedef struct pt_stream_query pt_stream_query;
+
+/* Starts a query on a thread of its own and returns. source and sink are
+ * moved into it, on success or failure alike (the caller's structs are
+ * cleared): the query calls their free. Recovery from the checkpoint first:
+ * a batch in the offset log without its commit runs again with the same
+ * offsets and batch id. PT_ESTATE when another live query holds the
+ * checkpoint. On PT_OK the caller owns *out (pt_stream_query_free). */
+int pt_stream_start(pt_session *s, pt_stream_source *source, pt_stream_sink *sink,
+                    const pt_stream_options *opts, pt_stream_query **out, pt_error *err);
+
+typedef enum pt_stream_state {
+  PT_STREAM_STARTING = 0,   /* opening the checkpoint and the source */
+  PT_STREAM_WAITING = 1,    /* for the trigger or for new data */
+  PT_STREAM_RUNNING = 2,    /* a batch's job and sink commit */
+  PT_STREAM_RETRYING = 3,   /* the source or sink is unavailable: backing off */
+  PT_STREAM_STOPPED = 4,    /* stopped, or an available-now query finished */
+  PT_STREAM_FAILED = 5,     /* message says why */
+} pt_stream_state;
+
+typedef struct pt_stream_status {
+  pt_stream_state state;
+  int64_t batches_committed; /* by this run of the query */
+  int64_t next_batch_id;     /* the batch running or next to run */
+  int64_t retries;           /* back-offs so far */
+  char message[PT_ERROR_SIZE]; /* what it is doing, or why it failed */
+} pt_stream_status;
+
+/* Where the query stands (a snapshot). */
+int pt_stream_query_status(pt_stream_query *q, pt_stream_status *out, pt_error *err);
+
+/* One committed micro-batch. */
+typedef struct pt_stream_progress {
+  int64_t batch_id;
+  int64_t input_rows;         /* rows the batch read (its first stage); -1 unknown */
+  int64_t output_rows;        /* rows the sink wrote; -1 unknown */
+  int64_t records;            /* offsets covered (the source's count); -1 unknown */
+  double rows_per_s;          /* input_rows / duration */
+  int64_t duration_us;        /* planned to committed (commit log written) */
+  int64_t event_time_us;      /* the oldest event's time (pt_stream_batch); -1 unknown */
+  int64_t latency_us;         /* from it to committed; -1 unknown */
+  int64_t committed_us;       /* when, microseconds since the epoch */
+  int64_t attempts;           /* runs of the batch in this query (> 1: retried) */
+  int32_t recovered;          /* 1: rerun from the offset log after a restart */
+  char start_offsets[512];    /* truncated with "..." when longer */
+  char end_offsets[512];
+} pt_stream_progress;
+
+/* Fills out[0..cap) with the last batches' progress, oldest first (the
+ * query keeps stream.progress_keep); *n = how many it keeps (possibly more
+ * than cap). */
+int pt_stream_query_progress(pt_stream_query *q, pt_stream_progress *out, int64_t cap,
+                             int64_t *n, pt_error *err);
+/* The query's id: kept in the checkpoint, the same across restarts.
+ * Borrowed, valid until pt_stream_query_free. */
+const char *pt_stream_query_id(const pt_stream_query *q);
+/* Waits until the query ends or timeout_ms passes (< 0: no limit). *ended
+ * (may be NULL) = 1 when it ended. Returns the query's failure (its code and
+ * message) once it failed, PT_OK otherwise. */
+int pt_stream_query_await(pt_stream_query *q, int64_t timeout_ms, int *ended, pt_error *err);
+/* Stops the query: a batch running finishes (job and commit) first; waits. */
+int pt_stream_query_stop(pt_stream_query *q, pt_error *err);
+/* Stops the query if it runs and frees it. */
+void pt_stream_query_free(pt_stream_query *q);
+
 #ifdef __cplusplus
 }
 #endif

@@ -20,6 +20,8 @@ Submodules:
     protium.context TaskContext, BarrierTaskContext (inside a task; also here)
     protium.resources ResourceProfile (stage-level resources; also here)
     protium.distributed run() (distributed training), its dataset and checkpoint helpers
+    protium.kafka   Kafka topic offsets; Session.read_kafka, Dataset.write_kafka
+    protium.stream  streaming queries (Session.read_stream) and pt.cache
 """
 
 from __future__ import annotations
@@ -30,10 +32,13 @@ from protium.context import BarrierTaskContext, BarrierTaskInfo, ResourceInforma
 from protium.resources import ResourceProfile
 from protium.schema import parse_ddl
 from protium.session import Dataset, GroupedData, Session, TaskError
+from protium import kafka  # noqa: E402,F401 - adds Session.read_kafka, Dataset.write_kafka
+from protium.stream import StreamingQuery, StreamingQueryException, cache
 
 __all__ = ["BarrierTaskContext", "BarrierTaskInfo", "Dataset", "GroupedData", "ProtiumError",
-           "ResourceInformation", "ResourceProfile", "Session", "TaskContext", "TaskError",
-           "distributed", "parse_ddl", "version"]
+           "ResourceInformation", "ResourceProfile", "Session", "StreamingQuery",
+           "StreamingQueryException", "TaskContext", "TaskError", "cache", "distributed",
+           "parse_ddl", "version"]
 
 
 def version() -> str:

@@ -34,6 +34,7 @@ typedef enum pt__node_kind {
   PT__NODE_BARRIER,        /* no op: marks its stage as a barrier stage */
   PT__NODE_PARQUET,
   PT__NODE_RESOURCES,      /* no op: gives its stage a resource profile */
+  PT__NODE_KAFKA,          /* pt_read_kafka */
 } pt__node_kind;
 
 struct pt_dataset {
@@ -78,6 +79,9 @@ struct pt_dataset {
   pt_resource_profile *profile;  /* owned copy */
   /* BARRIER */
   int64_t max_attempts;          /* attempts of the stage; 0 = barrier.max_attempts */
+  /* KAFKA: the packed KafkaSource message (one range per partition) */
+  uint8_t *kafka_source;         /* owned (pt__malloc) */
+  size_t kafka_source_size;
 };
 
 /* A node of `kind` over parent (which gains a reference; NULL for sources)
@@ -139,6 +143,7 @@ typedef enum pt__sink_kind {
   PT__SINK_RESULT, /* files under <session_dir>/results/<job_id>/ */
   PT__SINK_COUNT,
   PT__SINK_IPC,    /* files under ipc_temp_dir, committed by the caller */
+  PT__SINK_KAFKA,  /* records into a topic, one transaction per partition */
 } pt__sink_kind;
 
 typedef struct pt__action {
@@ -155,6 +160,9 @@ typedef struct pt__action {
   int64_t parquet_page_bytes, parquet_dictionary_page_bytes;
   char *const *parquet_partition_by; /* the caller's, for the job's time */
   int64_t parquet_n_partition_by;
+  /* PT__SINK_KAFKA: the packed KafkaSink message (borrowed for the call) */
+  const uint8_t *kafka_sink;
+  size_t kafka_sink_size;
 } pt__action;
 
 /* What a finished job produced, per partition of its final stage: the first
