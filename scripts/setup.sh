@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Installs what protium needs to build and test, idempotently: the
 # distribution's -dev packages (apt) and a Python virtual environment .venv
-# with the pinned test packages of python/requirements-test.txt.
+# with the pinned test packages of python/requirements-test.txt, and the
+# Apache Kafka broker jars the Kafka tests start (scripts/fetch-kafka).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 apt_packages=(build-essential cmake pkg-config libcmocka-dev liblz4-dev libzstd-dev
               libuv1-dev libprotobuf-c-dev protobuf-c-compiler clang python3-venv valgrind
               openmpi-bin libopenmpi-dev libsnappy-dev zlib1g-dev libbrotli-dev
-              postgresql-15 libpq-dev mariadb-server libmariadb-dev)
+              postgresql-15 libpq-dev mariadb-server libmariadb-dev
+              librdkafka-dev openjdk-17-jdk-headless maven)
 
 missing=()
 for p in "${apt_packages[@]}"; do
@@ -33,3 +35,5 @@ if ! cmp -s "$req" "$stamp" 2>/dev/null; then
   .venv/bin/python -m pip install -q --disable-pip-version-check -r "$req"
   cp "$req" "$stamp"
 fi
+
+scripts/fetch-kafka
