@@ -1019,6 +1019,72 @@ typedef struct pt_job_progress {
 int pt_session_progress(pt_session *s, pt_job_progress *out, int64_t cap, int64_t *n,
                         pt_error *err);
 
+/* ------------------------------------------------------------------------ */
+/* Kafka (librdkafka): topics read as datasets over explicit offset ranges,
+ * datasets written into topics exactly once per batch id, and decoders of
+ * record values. See docs/kafka.md for the columns and the exactly-once rule.
+ * The streaming engine builds its Kafka source and sink on these. */
+
+typedef struct pt_kafka_options {
+  const char *bootstrap_servers;  /* "host:port[,host:port...]" (required) */
+  const char *const *property_keys;   /* extra librdkafka properties, as Spark's */
+  const char *const *property_values; /* "kafka."-prefixed options (without the
+                                         prefix): "security.protocol", ... */
+  int32_t n_properties;
+  int64_t timeout_ms;             /* one request to the brokers; 0 = 10000 */
+  int64_t max_retry_ms;           /* brokers that are away are retried with backoff
+                                     this long before the call fails; 0 = 30000 */
+  int64_t max_records_per_partition; /* pt_read_kafka: an offset range longer than
+                                        this is split into several engine
+                                        partitions; 0 = 1000000 */
+} pt_kafka_options;
+
+/* Defaults: the zeros above; bootstrap_servers NULL (to be set). */
+void pt_kafka_options_init(pt_kafka_options *o);
+
+typedef struct pt_kafka_partition_offsets {
+  int32_t partition;
+  int64_t earliest;  /* first offset still in the log */
+  int64_t latest;    /* high watermark under read_committed (the last stable
+                        offset): the offset the next committed record gets */
+} pt_kafka_partition_offsets;
+
+/* Lists topic's partitions, in partition order, with their earliest and
+ * latest offsets. On PT_OK the caller owns *out (free with free()), *n >= 1.
+ * A topic that does not exist is PT_EINVAL; brokers that stay away longer
+ * than max_retry_ms are PT_ETIMEDOUT, naming the bootstrap servers. */
+int pt_kafka_topic_offsets(const pt_kafka_options *o, const char *topic,
+                           pt_kafka_partition_offsets **out, int32_t *n, pt_error *err);
+
+/* A dataset of the records of topic partitions[i] at offsets [start[i],
+ * end[i]) (Spark's spark.read.format("kafka") with explicit offsets), one
+ * engine partition per range (ranges longer than max_records_per_partition
+ * are split). Columns: key binary, value binary, topic utf8, partition
+ * int32, offset int64, timestamp timestamp[ms, UTC], timestamp_type int32
+ * (0 create time, 1 log append time), headers list<struct<key utf8, value
+ * binary>>. Executors read with isolation.level=read_committed, assigned to
+ * the exact offsets (no consumer group): records of aborted transactions
+ * and transaction markers take offsets but give no rows. The arrays are
+ * copied; o is copied. */
+int pt_read_kafka(pt_session *s, const pt_kafka_options *o, const char *topic,
+                  const int32_t *partitions, const int64_t *start, const int64_t *end, int32_t n,
+                  pt_dataset **out, pt_error *err);
+
+/* Writes ds into topic, exactly once per (transactional_prefix, batch_id):
+ * columns "value" (binary or utf8, required), "key" (binary or utf8),
+ * "partition" (int32; else the producer's partitioner) and "headers" (as
+ * pt_read_kafka's), other columns ignored. Sink partition p uses a
+ * transactional producer with transactional.id "<prefix>-<p>" and commits,
+ * in the same transaction as its records, batch_id + 1 as the offset of
+ * consumer group "<prefix>-<p>" on partition 0 of topic; a partition whose
+ * group already holds an offset > batch_id is skipped (its batch, or a
+ * later one, is committed). Write the same batch id again with the same
+ * partitioning after a failure; batch ids of one prefix must grow.
+ * batch_id >= 0. The job's rows_written (pt_dataset_last_job) counts the
+ * records produced by this call. */
+int pt_write_kafka(pt_dataset *ds, const pt_kafka_options *o, const char *topic,
+                   const char *transactional_prefix, int64_t batch_id, pt_error *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -8,6 +8,7 @@
 
 #include "arrow/arrow.h"
 #include "exec/exec.h"
+#include "kafka/kafka.h"
 #include "net/net.h"
 
 /* What a stage's op needs beyond its message. */
@@ -60,6 +61,7 @@ typedef struct pt__source {
   int64_t rows_read, bytes_read;  /* for the task's status (job metrics) */
   size_t piece;                   /* parquet: the next piece to look at */
   size_t cur_piece;               /* parquet: the piece being read */
+  pt__kafka_reader *kafka;        /* read_kafka: owned */
 } pt__source;
 
 int pt__source_open(pt__task *t, const Protium__Op *op, pt__source *src, pt_error *err);
@@ -101,6 +103,9 @@ typedef struct pt__sink {
   int n_keys;
   int64_t next_row;           /* round robin: rows seen so far */
   pt__shuffle_part *parts;
+  /* write_kafka */
+  pt__kafka_writer *kafka;        /* owned */
+  int kafka_skip;                 /* the batch is already committed */
 } pt__sink;
 
 int pt__sink_open(pt__task *t, const Protium__Op *op, const struct ArrowSchema *schema,

@@ -229,6 +229,27 @@ static int add_partition_columns(pt__source *src, struct ArrowArray *batch, pt_e
   return PT_OK;
 }
 
+/* The client settings of a Kafka op; strings borrowed from the message
+ * (its ConfEntry keys and values are laid out as pointer pairs here). */
+static void kafka_client(const Protium__KafkaClient *k, pt__kafka_client *c) {
+  memset(c, 0, sizeof *c);
+  if (!k) return;
+  c->bootstrap = k->bootstrap_servers;
+  c->timeout_ms = k->timeout_ms;
+  c->max_retry_ms = k->max_retry_ms;
+  /* At most 64 properties travel (pt_read_kafka / pt_write_kafka refuse more);
+   * readers and writers read them only while they open. */
+  static _Thread_local const char *keys[64], *values[64];
+  size_t n = k->n_properties < 64 ? k->n_properties : 64;
+  for (size_t i = 0; i < n; i++) {
+    keys[i] = k->properties[i]->key;
+    values[i] = k->properties[i]->value;
+  }
+  c->n_props = n;
+  c->keys = keys;
+  c->values = values;
+}
+
 int pt__source_open(pt__task *t, const Protium__Op *op, pt__source *src, pt_error *err) {
   memset(src, 0, sizeof *src);
   src->t = t;
@@ -264,6 +285,20 @@ int pt__source_open(pt__task *t, const Protium__Op *op, pt__source *src, pt_erro
       if (rc != PT_OK) pt__source_close(src);
       return rc;
     }
+    case PROTIUM__OP__OP_READ_KAFKA: {
+      const Protium__KafkaSource *k = op->read_kafka;
+      if (p < 0 || (size_t)p >= k->n_ranges)
+        return pt__errorf(err, PT_EINVAL, "read_kafka: partition %lld of %zu ranges",
+                          (long long)p, k->n_ranges);
+      pt__kafka_client c;
+      kafka_client(k->client, &c);
+      int rc = pt__kafka_schema(&src->schema, err);
+      if (rc == PT_OK)
+        rc = pt__kafka_reader_open(&c, k->topic, k->ranges[p]->partition, k->ranges[p]->start,
+                                   k->ranges[p]->end, &src->kafka, err);
+      if (rc != PT_OK) pt__source_close(src);
+      return rc;
+    }
     case PROTIUM__OP__OP_SHUFFLE_READ: {
       int rc = next_segment(src, err);
       if (rc == PT_OK) {
@@ -290,6 +325,12 @@ int pt__source_open(pt__task *t, const Protium__Op *op, pt__source *src, pt_erro
 
 int pt__source_next(pt__source *src, struct ArrowArray *out, pt_error *err) {
   memset(out, 0, sizeof *out);
+  if (src->op->op_case == PROTIUM__OP__OP_READ_KAFKA) {
+    PT_RETURN_NOT_OK(pt__kafka_reader_next(src->kafka, 0, out, err));
+    if (out->release) src->rows_read += out->length;
+    src->bytes_read = pt__kafka_reader_bytes(src->kafka);
+    return PT_OK;
+  }
   if (src->op->op_case == PROTIUM__OP__OP_RANGE) {
     if (src->next >= src->end) return PT_OK;
     int64_t n = src->end - src->next < src->batch_rows ? src->end - src->next : src->batch_rows;
@@ -328,6 +369,8 @@ int pt__source_next(pt__source *src, struct ArrowArray *out, pt_error *err) {
 }
 
 void pt__source_close(pt__source *src) {
+  pt__kafka_reader_free(src->kafka);
+  src->kafka = NULL;
   if (src->stream.release != NULL) src->stream.release(&src->stream);
   if (src->schema.release != NULL) src->schema.release(&src->schema);
   for (size_t i = 0; i < src->n_segments; i++) pt__free(src->segments[i]);
@@ -459,6 +502,13 @@ int pt__sink_open(pt__task *t, const Protium__Op *op, const struct ArrowSchema *
       opts.compression = (pt_compression)w->compression;
       return open_writer(sink, &opts, err);
     }
+    case PROTIUM__OP__OP_WRITE_KAFKA: {
+      const Protium__KafkaSink *k = op->write_kafka;
+      pt__kafka_client c;
+      kafka_client(k->client, &c);
+      return pt__kafka_writer_open(&c, k->topic, k->transactional_prefix, t->launch->partition,
+                                   k->batch_id, schema, &sink->kafka_skip, &sink->kafka, err);
+    }
     case PROTIUM__OP__OP_SHUFFLE_WRITE: {
       const Protium__ShuffleSink *s = op->shuffle_write;
       if (s->partitions <= 0 || s->partitions > (INT64_C(1) << 24))
@@ -570,6 +620,9 @@ int pt__sink_consume(pt__sink *sink, struct ArrowArray *batch, pt_error *err) {
       break;
     case PROTIUM__OP__OP_SHUFFLE_WRITE:
       if (batch->length > 0) rc = shuffle_consume(sink, batch, err);
+      break;
+    case PROTIUM__OP__OP_WRITE_KAFKA:
+      rc = pt__kafka_writer_write(sink->kafka, batch, err);
       break;
     default: break;
   }
@@ -705,11 +758,20 @@ int pt__sink_finish(pt__sink *sink, Protium__TaskStatus *st, pt_error *err) {
       return PT_OK;
     }
     case PROTIUM__OP__OP_SHUFFLE_WRITE: return shuffle_finish(sink, st, err);
+    case PROTIUM__OP__OP_WRITE_KAFKA: {
+      int64_t produced;
+      PT_RETURN_NOT_OK(pt__kafka_writer_commit(sink->kafka, &produced, err));
+      st->rows = produced; /* 0 when the batch was already in */
+      st->count = sink->kafka_skip;
+      return PT_OK;
+    }
     default: return pt__errorf(err, PT_EINVAL, "not a sink");
   }
 }
 
 void pt__sink_close(pt__sink *sink) {
+  pt__kafka_writer_free(sink->kafka); /* aborts a transaction left open */
+  sink->kafka = NULL;
   if (sink->pq_writer != NULL) {
     pt_parquet_writer_free(sink->pq_writer);
     sink->pq_writer = NULL;

@@ -48,6 +48,7 @@ static void node_release(pt_dataset *ds) {
   pt__free(ds->fn);
   pt__free(ds->arg);
   pt_resource_profile_free(ds->profile);
+  pt__free(ds->kafka_source);
   pt__free(ds);
 }
 

@@ -33,6 +33,8 @@ static void op_free(Protium__Op *op) {
     pt__free(op->read_parquet->pieces);
     pt__free(op->read_parquet);
     break;
+  case PROTIUM__OP__OP_READ_KAFKA: protium__kafka_source__free_unpacked(op->read_kafka, NULL); break;
+  case PROTIUM__OP__OP_WRITE_KAFKA: protium__kafka_sink__free_unpacked(op->write_kafka, NULL); break;
   default: break;
   }
   pt__free(op);
@@ -144,7 +146,7 @@ static int stage_alloc_state(pt__sched_stage *st, int final, pt__sink_kind sink)
     if (!st->outputs || !st->output_exec) return PT_ENOMEM;
     for (int64_t p = 0; p < n; p++) protium__shuffle_output__init(&st->outputs[p]);
   } else {
-    if (sink != PT__SINK_COUNT && !(st->paths = pt__calloc((size_t)n, sizeof *st->paths)))
+    if (sink != PT__SINK_COUNT && sink != PT__SINK_KAFKA && !(st->paths = pt__calloc((size_t)n, sizeof *st->paths)))
       return PT_ENOMEM;
     st->rows = pt__calloc((size_t)n, sizeof *st->rows);
     st->counts = pt__calloc((size_t)n, sizeof *st->counts);
@@ -279,6 +281,11 @@ static int add_chain_ops(pt__driver *d, pt__job *job, pt__sched_stage *st, pt_da
     op = new_op(PROTIUM__OP__OP_READ_PARQUET, q);
     break;
   }
+  case PT__NODE_KAFKA:
+    /* A private copy for the op: the message is the node's, packed. */
+    op = new_op(PROTIUM__OP__OP_READ_KAFKA,
+                protium__kafka_source__unpack(NULL, src->kafka_source_size, src->kafka_source));
+    break;
   case PT__NODE_SHUFFLE: {
     /* The parent stage writes the shuffle; this one reads it. */
     pt__sched_stage *parent;
@@ -380,6 +387,10 @@ int pt__plan_build(pt__driver *d, pt_dataset *ds, const pt__action *action, pt__
     sink = new_op(PROTIUM__OP__OP_WRITE_IPC, w);
     break;
   }
+  case PT__SINK_KAFKA:
+    sink = new_op(PROTIUM__OP__OP_WRITE_KAFKA,
+                  protium__kafka_sink__unpack(NULL, action->kafka_sink_size, action->kafka_sink));
+    break;
   }
   if (add_op(final, sink, &ops_cap) != PT_OK) {
     rc = pt__errorf(err, PT_ENOMEM, "plan: out of memory");

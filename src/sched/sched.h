@@ -34,6 +34,7 @@ typedef enum pt__node_kind {
   PT__NODE_BARRIER,        /* no op: marks its stage as a barrier stage */
   PT__NODE_PARQUET,
   PT__NODE_RESOURCES,      /* no op: gives its stage a resource profile */
+  PT__NODE_KAFKA,          /* pt_read_kafka */
 } pt__node_kind;
 
 struct pt_dataset {
@@ -74,6 +75,9 @@ struct pt_dataset {
                                     NULL for a null value */
   /* RESOURCES */
   pt_resource_profile *profile;  /* owned copy */
+  /* KAFKA: the packed KafkaSource message (one range per partition) */
+  uint8_t *kafka_source;         /* owned (pt__malloc) */
+  size_t kafka_source_size;
 };
 
 /* A node of `kind` over parent (which gains a reference; NULL for sources)
@@ -135,6 +139,7 @@ typedef enum pt__sink_kind {
   PT__SINK_RESULT, /* files under <session_dir>/results/<job_id>/ */
   PT__SINK_COUNT,
   PT__SINK_IPC,    /* files under ipc_temp_dir, committed by the caller */
+  PT__SINK_KAFKA,  /* records into a topic, one transaction per partition */
 } pt__sink_kind;
 
 typedef struct pt__action {
@@ -147,6 +152,9 @@ typedef struct pt__action {
   int parquet;
   int parquet_codec, parquet_page_version, parquet_no_dictionary;
   int64_t parquet_row_group_rows;
+  /* PT__SINK_KAFKA: the packed KafkaSink message (borrowed for the call) */
+  const uint8_t *kafka_sink;
+  size_t kafka_sink_size;
 } pt__action;
 
 /* What a finished job produced, per partition of its final stage: the first

@@ -1,0 +1,95 @@
+/* kafka.h — the Kafka module (librdkafka) as the rest of protium uses it:
+ * topic offsets for the driver, a partition reader for the executors'
+ * Kafka source, a transactional writer for their Kafka sink, and the
+ * decoders of record values. Client settings travel as pt__kafka_client,
+ * whose strings are borrowed from the caller (pt_kafka_options on the
+ * driver, the stage's KafkaClient message on an executor).
+ */
+#ifndef PT_KAFKA_H
+#define PT_KAFKA_H
+
+#include <stdint.h>
+
+#include "core/core.h"
+#include "protium.h"
+
+typedef struct pt__kafka_client {
+  const char *bootstrap;           /* "host:port,..." */
+  size_t n_props;                  /* extra librdkafka properties */
+  const char *const *keys;
+  const char *const *values;
+  int64_t timeout_ms;              /* one request; > 0 */
+  int64_t max_retry_ms;            /* brokers away: retried with backoff this long */
+} pt__kafka_client;
+
+/* The defaults of pt_kafka_options applied to the zeros of c. */
+void pt__kafka_client_defaults(pt__kafka_client *c);
+
+/* pt_kafka_topic_offsets over c. On PT_OK the caller owns *out (free()). */
+int pt__kafka_offsets(const pt__kafka_client *c, const char *topic,
+                      pt_kafka_partition_offsets **out, int32_t *n, pt_error *err);
+
+/* The schema of pt_read_kafka's batches. On PT_OK the caller owns *out. */
+int pt__kafka_schema(struct ArrowSchema *out, pt_error *err);
+
+/* Reads one topic partition's records at offsets [start, end) with
+ * isolation.level=read_committed, assigned (no consumer group). */
+typedef struct pt__kafka_reader pt__kafka_reader;
+
+/* On PT_OK the caller owns *out (pt__kafka_reader_free). topic is copied. */
+int pt__kafka_reader_open(const pt__kafka_client *c, const char *topic, int32_t partition,
+                          int64_t start, int64_t end, pt__kafka_reader **out, pt_error *err);
+/* The next batch of at most max_rows records (caller owns *out); out->release
+ * is NULL once the reader's position reached end. */
+int pt__kafka_reader_next(pt__kafka_reader *r, int64_t max_rows, struct ArrowArray *out,
+                          pt_error *err);
+/* Bytes of keys and values read so far. */
+int64_t pt__kafka_reader_bytes(const pt__kafka_reader *r);
+void pt__kafka_reader_free(pt__kafka_reader *r);
+
+/* Produces one sink partition's rows in one transaction (the exactly-once
+ * rule of docs/kafka.md). */
+typedef struct pt__kafka_writer pt__kafka_writer;
+
+/* Fences earlier producers of "<prefix>-<sink_partition>", then reads the
+ * marker: *skip = 1 when batch_id (or a later batch) is already committed,
+ * and then nothing is to be written. schema (borrowed while the writer
+ * lives) must hold "value" and may hold "key", "partition", "headers". On
+ * PT_OK the caller owns *out. */
+int pt__kafka_writer_open(const pt__kafka_client *c, const char *topic, const char *prefix,
+                          int64_t sink_partition, int64_t batch_id,
+                          const struct ArrowSchema *schema, int *skip, pt__kafka_writer **out,
+                          pt_error *err);
+/* Produces the rows of batch (a struct array of the schema) in the
+ * transaction. The batch stays the caller's. */
+int pt__kafka_writer_write(pt__kafka_writer *w, const struct ArrowArray *batch, pt_error *err);
+/* Commits the records and the marker together; *produced = records sent. */
+int pt__kafka_writer_commit(pt__kafka_writer *w, int64_t *produced, pt_error *err);
+/* Aborts a transaction left open, frees. NULL is fine. */
+void pt__kafka_writer_free(pt__kafka_writer *w);
+
+/* Client internals shared by the files of this module. */
+typedef struct rd_kafka_s rd_kafka_t;
+typedef struct pt__kafka_log pt__kafka_log;
+/* A handle of type (RD_KAFKA_PRODUCER / _CONSUMER) with c's settings, the
+ * extra properties (n pairs of keys/values) after the user's, and a log
+ * kept for error messages. what names the caller in errors. On PT_OK the
+ * caller owns *out (pt__kafka_destroy). */
+int pt__kafka_new(const pt__kafka_client *c, int type, const char *const *keys,
+                  const char *const *values, size_t n, const char *what, rd_kafka_t **out,
+                  pt_error *err);
+void pt__kafka_destroy(rd_kafka_t *rk);
+/* The delivery report of producers (produce.c): counts a record that failed
+ * against its writer (the record's opaque). */
+typedef struct rd_kafka_message_s rd_kafka_message_t;
+void pt__kafka_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque);
+/* The last warning or error librdkafka logged on rk ("" if none), for
+ * messages. Copied into buf. */
+void pt__kafka_last_log(rd_kafka_t *rk, char *buf, size_t size);
+/* Milliseconds of a monotonic clock. */
+int64_t pt__kafka_now_ms(void);
+/* The message of brokers that stayed away: names them and says what to do. */
+int pt__kafka_unreachable(const pt__kafka_client *c, rd_kafka_t *rk, const char *what,
+                          const char *doing, pt_error *err);
+
+#endif /* PT_KAFKA_H */
