@@ -17,6 +17,7 @@ Submodules:
     protium.schema  DDL schema strings ("id long, y double")
     protium.arrow   Arrow IPC read/write, validate, copy, slice (needs pyarrow)
     protium.parquet Parquet read (columns, row-group filters) and write (needs pyarrow)
+    protium.kafka   Kafka topic offsets; Session.read_kafka, Dataset.write_kafka
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from __future__ import annotations
 from protium._lib import ProtiumError, lib
 from protium.schema import parse_ddl
 from protium.session import Dataset, GroupedData, Session, TaskError
+from protium import kafka  # noqa: E402,F401 - adds Session.read_kafka, Dataset.write_kafka
 
 __all__ = ["Dataset", "GroupedData", "ProtiumError", "Session", "TaskError", "parse_ddl",
            "version"]
