@@ -1085,6 +1085,36 @@ int pt_read_kafka(pt_session *s, const pt_kafka_options *o, const char *topic,
 int pt_write_kafka(pt_dataset *ds, const pt_kafka_options *o, const char *topic,
                    const char *transactional_prefix, int64_t batch_id, pt_error *err);
 
+/* What the value decoders do with a malformed record. */
+typedef enum pt_kafka_bad_record {
+  PT_KAFKA_BAD_FAIL = 0,        /* the call fails with PT_EFORMAT, naming the record */
+  PT_KAFKA_BAD_DROP = 1,        /* the record is left out */
+  PT_KAFKA_BAD_DEAD_LETTER = 2, /* left out, and returned in *dead: columns row int64
+                                   (its index in values), value binary (null for a null
+                                   value), error utf8 (why) */
+} pt_kafka_bad_record;
+
+/* Decodes each value (a binary or utf8 column: values_schema/values, e.g.
+ * pt_read_kafka's "value") as one JSON object into a row of schema (a
+ * struct of boolean, integer, float, utf8, binary or timestamp columns,
+ * matched to keys by name; other keys are skipped, missing keys and JSON
+ * null give nulls; timestamps are epoch numbers in the column's unit). A
+ * value that is not such an object, or whose value for a column has the
+ * wrong type or range, is malformed and handled by policy. On PT_OK the
+ * caller owns *out (the good records, in order) and, with
+ * PT_KAFKA_BAD_DEAD_LETTER, *dead. */
+int pt_kafka_decode_json(const struct ArrowSchema *values_schema, const struct ArrowArray *values,
+                         const struct ArrowSchema *schema, int policy, struct ArrowArray *out,
+                         struct ArrowArray *dead, pt_error *err);
+/* The same for values that are each an Arrow IPC stream of schema (any
+ * number of batches); a stream of another schema, or one that does not
+ * decode or validate, is malformed. */
+int pt_kafka_decode_ipc(const struct ArrowSchema *values_schema, const struct ArrowArray *values,
+                        const struct ArrowSchema *schema, int policy, struct ArrowArray *out,
+                        struct ArrowArray *dead, pt_error *err);
+/* The schema of the dead-letter batches. On PT_OK the caller owns *out. */
+int pt_kafka_dead_letter_schema(struct ArrowSchema *out, pt_error *err);
+
 #ifdef __cplusplus
 }
 #endif

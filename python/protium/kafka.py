@@ -26,11 +26,15 @@ import ctypes
 import json
 from typing import Any, Mapping, Optional, Union
 
+import pyarrow as pa
+
 from protium import _lib
-from protium._lib import PT_EINVAL, ProtiumError, PtError, check
+from protium._lib import PT_EINVAL, ArrowArray, ArrowSchema, ProtiumError, PtError, check
+from protium.arrow import _exported_array, _exported_schema
+from protium.schema import as_schema
 from protium.session import Dataset, Session
 
-__all__ = ["topic_offsets"]
+__all__ = ["decode_ipc", "decode_json", "topic_offsets"]
 
 _P = ctypes.POINTER
 _vp = ctypes.c_void_p
@@ -67,7 +71,16 @@ _lib._PROTOTYPES.update({
                                      ctypes.c_int32, _P(_vp), _err]),
     "pt_write_kafka": (ctypes.c_int, [_vp, _P(PtKafkaOptions), ctypes.c_char_p, ctypes.c_char_p,
                                       ctypes.c_int64, _err]),
+    "pt_kafka_decode_json": (ctypes.c_int, [_P(ArrowSchema), _P(ArrowArray), _P(ArrowSchema),
+                                            ctypes.c_int, _P(ArrowArray), _P(ArrowArray), _err]),
+    "pt_kafka_decode_ipc": (ctypes.c_int, [_P(ArrowSchema), _P(ArrowArray), _P(ArrowSchema),
+                                           ctypes.c_int, _P(ArrowArray), _P(ArrowArray), _err]),
 })
+
+_POLICIES = {"fail": 0, "drop": 1, "dead_letter": 2}
+DEAD_LETTER_SCHEMA = pa.schema([pa.field("row", pa.int64(), nullable=False),
+                                ("value", pa.binary()),
+                                pa.field("error", pa.string(), nullable=False)])
 
 
 class _Options:
@@ -183,6 +196,43 @@ def write_kafka(self: Dataset, *, bootstrap: str, topic: str, transactional_pref
     o = _Options(bootstrap, options, timeout, max_retry)
     self._run(_lib.lib().pt_write_kafka, ctypes.byref(o.c), topic.encode(),
               transactional_prefix.encode(), int(batch_id))
+
+
+def _decode(fn_name: str, values: Any, schema: Any, on_error: str) -> Any:
+    if on_error not in _POLICIES:
+        raise ProtiumError(PT_EINVAL, f"on_error must be one of {sorted(_POLICIES)}, "
+                           f"not {on_error!r}")
+    arr = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else pa.array(values) \
+        if not isinstance(values, pa.Array) else values
+    target = as_schema(schema)
+    out, dead, err = ArrowArray(), ArrowArray(), PtError()
+    policy = _POLICIES[on_error]
+    with _exported_array(arr) as (vs, va), _exported_schema(target) as ts:
+        check(getattr(_lib.lib(), fn_name)(ctypes.byref(vs), ctypes.byref(va), ctypes.byref(ts),
+                                           policy, ctypes.byref(out),
+                                           ctypes.byref(dead) if policy == 2 else None,
+                                           ctypes.byref(err)), err)
+    good = pa.Table.from_batches([pa.RecordBatch._import_from_c(ctypes.addressof(out), target)])
+    if policy != 2:
+        return good
+    bad = pa.Table.from_batches([pa.RecordBatch._import_from_c(ctypes.addressof(dead),
+                                                               DEAD_LETTER_SCHEMA)])
+    return good, bad
+
+
+def decode_json(values: Any, schema: Any, *, on_error: str = "fail") -> Any:
+    """Decodes each value (binary or string: read_kafka's "value" column) as a
+    JSON object into a row of `schema` (pyarrow schema or DDL; booleans,
+    integers, floats, strings, binary, timestamps as epoch numbers). Malformed
+    records: on_error="fail" raises naming the record, "drop" leaves them
+    out, "dead_letter" returns (good, dead) where dead has columns row (index
+    in values), value and error."""
+    return _decode("pt_kafka_decode_json", values, schema, on_error)
+
+
+def decode_ipc(values: Any, schema: Any, *, on_error: str = "fail") -> Any:
+    """The same for values that are each an Arrow IPC stream of `schema`."""
+    return _decode("pt_kafka_decode_ipc", values, schema, on_error)
 
 
 Session.read_kafka = read_kafka  # type: ignore[attr-defined]

@@ -158,3 +158,36 @@ def test_restart_keeps_data(kafka_broker):
     assert kafka_broker.bootstrap == before
     assert kafka.topic_offsets(kafka_broker.bootstrap, topic)[0]["latest"] == 2
     assert [m.value() for m in kafka_broker.consume(topic)] == [b"a", b"b"]
+
+
+def test_decode_json_and_ipc_policies(kafka_broker, session):
+    topic = kafka_broker.create_topic(kafka_broker.unique("events"))
+    good = pa.table({"id": pa.array([1, 2], pa.int64()), "x": [0.5, 1.5]})
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, good.schema) as w:
+        w.write_table(good)
+    kafka_broker.produce(topic, [b'{"id": 7, "x": 1.25, "other": [1]}', b"{oops",
+                                 b'{"id": "no"}', sink.getvalue().to_pybytes()])
+    values = session.read_kafka(bootstrap=kafka_broker.bootstrap, topic=topic) \
+        .to_arrow().column("value")
+    with pytest.raises(pt.ProtiumError, match="record 1"):
+        kafka.decode_json(values, "id long, x double")
+    t = kafka.decode_json(values, "id long, x double", on_error="drop")
+    assert t.to_pylist() == [{"id": 7, "x": 1.25}]
+    t, dead = kafka.decode_json(values, "id long, x double", on_error="dead_letter")
+    assert dead.column("row").to_pylist() == [1, 2, 3]
+    assert dead.column("error").to_pylist()[1] == "field 'id' is not a number"
+    assert dead.column("value").to_pylist()[0] == b"{oops"
+    t, dead = kafka.decode_ipc(values, good.schema, on_error="dead_letter")
+    assert t.to_pylist() == good.to_pylist()
+    assert dead.column("row").to_pylist() == [0, 1, 2]
+
+
+@pytest.mark.parametrize("decode", [kafka.decode_json, kafka.decode_ipc])
+def test_decoders_survive_garbage(decode):
+    import random
+    rng = random.Random(5)
+    values = pa.array([bytes(rng.randrange(256) for _ in range(rng.randrange(64)))
+                       for _ in range(500)] + [None], pa.binary())
+    t, dead = decode(values, "id long, x double, name string", on_error="dead_letter")
+    assert t.num_rows + dead.num_rows == len(values)
