@@ -140,6 +140,19 @@ static int read_marker(pt__kafka_writer *w, int64_t *marker, pt_error *err) {
   return rc;
 }
 
+/* The topic's metadata (its partitions and their leaders) asked for up
+ * front. librdkafka 2.0 otherwise holds the first records of a new producer
+ * until a periodic refresh learns them: about one second per transaction,
+ * measured, the whole latency budget of a micro-batch. Not fatal: producing
+ * asks again. */
+static void warm_metadata(pt__kafka_writer *w) {
+  rd_kafka_topic_t *rkt = rd_kafka_topic_new(w->rk, w->topic, NULL);
+  const struct rd_kafka_metadata *md = NULL;
+  if (rkt && rd_kafka_metadata(w->rk, 0, rkt, &md, (int)w->c.timeout_ms) == RD_KAFKA_RESP_ERR_NO_ERROR)
+    rd_kafka_metadata_destroy(md);
+  if (rkt) rd_kafka_topic_destroy(rkt);
+}
+
 static int txn_init(pt__kafka_writer *w, pt_error *err) {
   /* Fencing: earlier producers of this id are cut off, their open
    * transaction aborted. */
@@ -218,6 +231,7 @@ int pt__kafka_writer_open(const pt__kafka_client *c, const char *topic, const ch
   if (rc == PT_OK) rc = txn_init(w, err);
   int64_t marker = -1;
   if (rc == PT_OK) rc = read_marker(w, &marker, err);
+  if (rc == PT_OK) warm_metadata(w);
   if (rc != PT_OK) goto fail;
   if (marker > batch_id) {
     *skip = 1;
