@@ -1114,6 +1114,192 @@ int pt_kafka_decode_ipc(const struct ArrowSchema *values_schema, const struct Ar
                         struct ArrowArray *dead, pt_error *err);
 /* The schema of the dead-letter batches. On PT_OK the caller owns *out. */
 int pt_kafka_dead_letter_schema(struct ArrowSchema *out, pt_error *err);
+/* Streaming: a source of arriving data (files, Kafka) processed as
+ * micro-batches, each one engine job on the session, with offsets and
+ * commits checkpointed so that every record reaches the sink exactly once,
+ * across failures and restarts (Spark's Structured Streaming in micro-batch
+ * mode). See docs/streaming.md. */
+
+/* What the engine tells a source about the batch it plans, and what the
+ * source tells back. */
+typedef struct pt_stream_batch {
+  int64_t batch_id;      /* in: 0, 1, ...; a rerun after a restart keeps its id */
+  int64_t records;       /* out: offsets the batch covers (records, files); -1 unknown */
+  int64_t event_time_us; /* out: the oldest event's time in the batch, microseconds
+                            since the epoch (file: its modification time; Kafka:
+                            the record timestamp); -1 unknown */
+} pt_stream_batch;
+
+/* A stream source: state and the functions the engine calls on it, all from
+ * the query's thread. Offsets are opaque, single-line text (JSON by habit:
+ * {"files":12}, {"events":{"0":120,"1":98}}) that the engine writes to the
+ * checkpoint's offset log; every char ** result is malloc'd and freed by the
+ * engine. A function returning PT_EIO says "unavailable for now" (a broker
+ * down): the engine retries it with backoff up to stream.max_retry_time; any
+ * other error fails the query at once. */
+typedef struct pt_stream_source {
+  const char *name;      /* static, for messages: "files", "kafka" */
+  void *state;           /* the source's own, freed by free */
+  /* May be NULL. Called once when the query starts: dir is the source's own
+   * folder in the checkpoint (for what it must remember across restarts). */
+  int (*open)(void *state, pt_session *s, const char *dir, pt_error *err);
+  /* Where a query with a new checkpoint starts (Kafka: starting_offsets;
+   * files: before the first file). Called once, before the first batch;
+   * after that the offset log knows. */
+  int (*initial_offsets)(void *state, char **start, pt_error *err);
+  /* Everything available now, as offsets. */
+  int (*latest_offsets)(void *state, char **latest, pt_error *err);
+  /* The end of the next batch: between start and latest, no further than
+   * the source's limit per trigger (max_files_per_trigger,
+   * max_offsets_per_trigger). Equal to start (as text) when there is
+   * nothing new. */
+  int (*next_offsets)(void *state, const char *start, const char *latest, char **end,
+                      pt_error *err);
+  /* A dataset of exactly the records in [start, end): the same for the same
+   * offsets, every time (a batch rerun after a crash reads these again). On
+   * PT_OK the engine owns the reference *out; batch->records and
+   * batch->event_time_us may be filled. */
+  int (*plan_batch)(void *state, pt_session *s, const char *start, const char *end,
+                    pt_stream_batch *batch, pt_dataset **out, pt_error *err);
+  /* May be NULL. The batch ending at end is committed in the sink: what
+   * came before end may be forgotten. */
+  int (*commit)(void *state, const char *end, pt_error *err);
+  /* May be NULL. Frees state. */
+  void (*free)(void *state);
+} pt_stream_source;
+
+/* A stream sink. write_batch gets the batch's output dataset (a reference it
+ * owns: free it) and must be idempotent per batch id: called again with an
+ * id it has seen (a batch rerun after a crash between the sink's commit and
+ * the commit log), the sink must end as if called once. *rows: the rows it
+ * wrote, -1 unknown. PT_EIO retries the batch with backoff as for sources.
+ * A sink that is a user function is Spark's foreachBatch. */
+typedef struct pt_stream_sink {
+  const char *name;      /* static, for messages: "ipc", "parquet", "kafka" */
+  void *state;
+  int (*write_batch)(void *state, pt_dataset *ds, int64_t batch_id, int64_t *rows,
+                     pt_error *err);
+  void (*free)(void *state); /* may be NULL */
+} pt_stream_sink;
+
+/* Formats of the files source. */
+#define PT_STREAM_IPC 0
+#define PT_STREAM_PARQUET 1
+
+/* A directory that files arrive in: each file (of the format's extensions:
+ * .arrow/.arrows/.ipc/.feather, or .parquet) is read exactly once, in order
+ * of modification time then name; names starting with "." or "_" are files
+ * still being written (write them so, then rename). max_files_per_trigger
+ * (0: no limit) caps a batch. The list of files seen is kept in the
+ * checkpoint, so a file is never read twice, even one arriving late with an
+ * old modification time. On PT_OK the caller owns *out (give it to
+ * pt_stream_start, or call out->free(out->state)). */
+int pt_stream_files_source(const char *dir, int format, int64_t max_files_per_trigger,
+                           pt_stream_source *out, pt_error *err);
+/* Sinks writing each batch into dir as dir/part-<batch>-<partition>.arrow
+ * (.parquet), batch ids of 10 digits: committed through the engine's
+ * exactly-once output (into dir/_staging/<batch> first), then renamed into
+ * dir, after removing what an interrupted commit of the same batch left
+ * there. So a rerun of batch b replaces b's files and never adds to them.
+ * opts may be NULL (copied). On PT_OK the caller owns *out. */
+int pt_stream_ipc_sink(const char *dir, const pt_ipc_write_options *opts, pt_stream_sink *out,
+                       pt_error *err);
+int pt_stream_parquet_sink(const char *dir, const pt_parquet_write_options *opts,
+                           pt_stream_sink *out, pt_error *err);
+
+/* The transformation of every micro-batch: batch is a reference the
+ * function owns (free it or build on it); on PT_OK the engine owns *out. It
+ * runs on the query's thread in the driver; what it builds runs as one job. */
+typedef int (*pt_stream_transform_fn)(pt_dataset *batch, void *arg, pt_dataset **out,
+                                      pt_error *err);
+
+/* When batches start. */
+typedef enum pt_stream_trigger {
+  PT_TRIGGER_INTERVAL = 0,      /* every interval_ms (Spark's ProcessingTime): a late
+                                   batch is followed at once by the next */
+  PT_TRIGGER_AVAILABLE_NOW = 1, /* what is available at start, in as many batches as
+                                   the limits need, then the query stops */
+  PT_TRIGGER_CONTINUOUS = 2,    /* the next batch as soon as the previous committed;
+                                   idle: look again every stream.poll_interval */
+} pt_stream_trigger;
+
+typedef struct pt_stream_options {
+  const char *checkpoint_dir;   /* required: offsets, commits, the sources' state */
+  pt_stream_trigger trigger;    /* default PT_TRIGGER_INTERVAL */
+  int64_t interval_ms;          /* default 0: as fast as batches complete */
+  pt_stream_transform_fn transform; /* NULL: batches go to the sink as read */
+  void *transform_arg;          /* given to transform (the caller's: keep it alive
+                                   until pt_stream_query_free) */
+  int progress;                 /* a line per batch on stderr: -1 (default) when it is
+                                   a terminal, 0 never, 1 always */
+  const char *name;             /* for the progress lines; NULL: the query id */
+} pt_stream_options;
+
+void pt_stream_options_init(pt_stream_options *opts);
+
+typedef struct pt_stream_query pt_stream_query;
+
+/* Starts a query on a thread of its own and returns. source and sink are
+ * moved into it, on success or failure alike (the caller's structs are
+ * cleared): the query calls their free. Recovery from the checkpoint first:
+ * a batch in the offset log without its commit runs again with the same
+ * offsets and batch id. PT_ESTATE when another live query holds the
+ * checkpoint. On PT_OK the caller owns *out (pt_stream_query_free). */
+int pt_stream_start(pt_session *s, pt_stream_source *source, pt_stream_sink *sink,
+                    const pt_stream_options *opts, pt_stream_query **out, pt_error *err);
+
+typedef enum pt_stream_state {
+  PT_STREAM_STARTING = 0,   /* opening the checkpoint and the source */
+  PT_STREAM_WAITING = 1,    /* for the trigger or for new data */
+  PT_STREAM_RUNNING = 2,    /* a batch's job and sink commit */
+  PT_STREAM_RETRYING = 3,   /* the source or sink is unavailable: backing off */
+  PT_STREAM_STOPPED = 4,    /* stopped, or an available-now query finished */
+  PT_STREAM_FAILED = 5,     /* message says why */
+} pt_stream_state;
+
+typedef struct pt_stream_status {
+  pt_stream_state state;
+  int64_t batches_committed; /* by this run of the query */
+  int64_t next_batch_id;     /* the batch running or next to run */
+  int64_t retries;           /* back-offs so far */
+  char message[PT_ERROR_SIZE]; /* what it is doing, or why it failed */
+} pt_stream_status;
+
+/* Where the query stands (a snapshot). */
+int pt_stream_query_status(pt_stream_query *q, pt_stream_status *out, pt_error *err);
+
+/* One committed micro-batch. */
+typedef struct pt_stream_progress {
+  int64_t batch_id;
+  int64_t input_rows;         /* rows the batch read (its first stage); -1 unknown */
+  int64_t output_rows;        /* rows the sink wrote; -1 unknown */
+  int64_t records;            /* offsets covered (the source's count); -1 unknown */
+  double rows_per_s;          /* input_rows / duration */
+  int64_t duration_us;        /* planned to committed (commit log written) */
+  int64_t latency_us;         /* oldest event time to committed; -1 unknown */
+  int64_t committed_us;       /* when, microseconds since the epoch */
+  int64_t attempts;           /* runs of the batch in this query (> 1: retried) */
+  int32_t recovered;          /* 1: rerun from the offset log after a restart */
+  char start_offsets[512];    /* truncated with "..." when longer */
+  char end_offsets[512];
+} pt_stream_progress;
+
+/* Fills out[0..cap) with the last batches' progress, oldest first (the
+ * query keeps stream.progress_keep); *n = how many it keeps (possibly more
+ * than cap). */
+int pt_stream_query_progress(pt_stream_query *q, pt_stream_progress *out, int64_t cap,
+                             int64_t *n, pt_error *err);
+/* The query's id: kept in the checkpoint, the same across restarts.
+ * Borrowed, valid until pt_stream_query_free. */
+const char *pt_stream_query_id(const pt_stream_query *q);
+/* Waits until the query ends or timeout_ms passes (< 0: no limit). *ended
+ * (may be NULL) = 1 when it ended. Returns the query's failure (its code and
+ * message) once it failed, PT_OK otherwise. */
+int pt_stream_query_await(pt_stream_query *q, int64_t timeout_ms, int *ended, pt_error *err);
+/* Stops the query: a batch running finishes (job and commit) first; waits. */
+int pt_stream_query_stop(pt_stream_query *q, pt_error *err);
+/* Stops the query if it runs and frees it. */
+void pt_stream_query_free(pt_stream_query *q);
 
 #ifdef __cplusplus
 }

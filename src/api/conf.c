@@ -58,6 +58,15 @@ static const pt__conf_key KEYS[] = {
     {"arrow.max_bytes_per_batch", "0", PT__CONF_INT, 0,
      "Python functions get batches of at most about this many bytes (cut into zero-copy "
      "slices, at least one row each); 0 = no limit", NULL},
+    {"stream.max_retry_time", "2m", PT__CONF_DURATION, 0,
+     "a streaming query whose source or sink stays unavailable (a broker down) this long "
+     "fails; until then it retries with backoff (0.1 s doubling to 5 s)", NULL},
+    {"stream.poll_interval", "10ms", PT__CONF_DURATION, 1,
+     "how often an idle streaming query with a continuous trigger (or an interval of 0) "
+     "looks for new data", NULL},
+    {"stream.progress_keep", "100", PT__CONF_INT, 1,
+     "progress entries (one per micro-batch) a streaming query keeps for recent_progress",
+     NULL},
 };
 #define N_KEYS (sizeof KEYS / sizeof KEYS[0])
 

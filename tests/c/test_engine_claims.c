@@ -532,7 +532,7 @@ static void check_table(const char *file) {
   }
   fclose(f);
   pt_conf_free(c);
-  assert_int_equal(keys, 24);
+  assert_int_equal(keys, 27);
 }
 
 static void test_configuration_defaults(void **state) {
