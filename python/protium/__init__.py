@@ -18,6 +18,7 @@ Submodules:
     protium.arrow   Arrow IPC read/write, validate, copy, slice (needs pyarrow)
     protium.parquet Parquet read (columns, row-group filters) and write (needs pyarrow)
     protium.kafka   Kafka topic offsets; Session.read_kafka, Dataset.write_kafka
+    protium.stream  streaming queries (Session.read_stream) and pt.cache
 """
 
 from __future__ import annotations
@@ -26,9 +27,10 @@ from protium._lib import ProtiumError, lib
 from protium.schema import parse_ddl
 from protium.session import Dataset, GroupedData, Session, TaskError
 from protium import kafka  # noqa: E402,F401 - adds Session.read_kafka, Dataset.write_kafka
+from protium.stream import StreamingQuery, StreamingQueryException, cache
 
-__all__ = ["Dataset", "GroupedData", "ProtiumError", "Session", "TaskError", "parse_ddl",
-           "version"]
+__all__ = ["Dataset", "GroupedData", "ProtiumError", "Session", "StreamingQuery",
+           "StreamingQueryException", "TaskError", "cache", "parse_ddl", "version"]
 
 
 def version() -> str:

@@ -112,6 +112,7 @@ class Session:
         self._map_fn, self._filter_fn, self._partition_fn = _worker.register()
         self._ptr: Optional[int] = None
         self._datasets: "weakref.WeakSet[Dataset]" = weakref.WeakSet()
+        self._queries: "weakref.WeakSet[Any]" = weakref.WeakSet()  # protium.stream
         handle = ctypes.c_void_p()
         _call(lib.pt_conf_new, ctypes.byref(handle))
         try:
@@ -155,6 +156,8 @@ class Session:
         cannot be used after)."""
         if getattr(self, "_ptr", None) is None:  # closed, or never opened
             return
+        for q in list(self._queries):  # streaming queries first: they run jobs
+            q._free()
         for ds in list(self._datasets):
             ds._free()
         _lib.lib().pt_session_close(self._ptr)
@@ -203,6 +206,14 @@ class Session:
         return [infos[i].pid for i in range(min(n.value, 256)) if infos[i].alive]
 
     # -- sources ---------------------------------------------------------
+
+    @property
+    def read_stream(self) -> Any:
+        """Streaming sources (protium.stream.DataStreamReader): files
+        arriving in a directory, Kafka topics."""
+        from protium.stream import DataStreamReader
+
+        return DataStreamReader(self)
 
     def _dataset(self, fn: Callable[..., int], *args: Any) -> "Dataset":
         out = ctypes.c_void_p()
