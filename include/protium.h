@@ -1276,7 +1276,8 @@ typedef struct pt_stream_progress {
   int64_t records;            /* offsets covered (the source's count); -1 unknown */
   double rows_per_s;          /* input_rows / duration */
   int64_t duration_us;        /* planned to committed (commit log written) */
-  int64_t latency_us;         /* oldest event time to committed; -1 unknown */
+  int64_t event_time_us;      /* the oldest event's time (pt_stream_batch); -1 unknown */
+  int64_t latency_us;         /* from it to committed; -1 unknown */
   int64_t committed_us;       /* when, microseconds since the epoch */
   int64_t attempts;           /* runs of the batch in this query (> 1: retried) */
   int32_t recovered;          /* 1: rerun from the offset log after a restart */

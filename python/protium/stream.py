@@ -81,6 +81,7 @@ class PtStreamProgress(ctypes.Structure):
         ("records", _c_i64),
         ("rows_per_s", ctypes.c_double),
         ("duration_us", _c_i64),
+        ("event_time_us", _c_i64),
         ("latency_us", _c_i64),
         ("committed_us", _c_i64),
         ("attempts", _c_i64),

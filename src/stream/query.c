@@ -210,6 +210,7 @@ static int run_batch(pt_stream_query *q, int64_t id, const char *start, const ch
     }
     pt_dataset_free(out);
     if (rc == PT_OK) {
+      p.event_time_us = batch.event_time_us;
       p.records = batch.records;
       p.output_rows = rows;
       p.input_rows = input_rows(q->session, since);
@@ -221,6 +222,7 @@ static int run_batch(pt_stream_query *q, int64_t id, const char *start, const ch
   if ((rc = pt__ckpt_write_commit(&q->ckpt, id, err)) != PT_OK) return rc;
   int64_t t1 = pt__stream_mono_us();
   p.committed_us = pt__stream_wall_us();
+  p.latency_us = p.event_time_us >= 0 ? p.committed_us - p.event_time_us : -1;
   p.duration_us = t1 - t0;
   p.rows_per_s = p.input_rows > 0 && p.duration_us > 0 ? p.input_rows * 1e6 / p.duration_us : 0;
   if (q->src.commit && (rc = q->src.commit(q->src.state, end, err)) != PT_OK) return rc;

@@ -208,7 +208,10 @@ static void test_files_arriving_during_run(void **state) {
   for (int64_t i = 0; i < n; i++) {
     assert_int_equal(p[i].batch_id, i);
     assert_true(p[i].records > 0);
-    assert_true(p[i].latency_us >= 0); /* file times are event times */
+    /* file times are event times: the file was there before the commit */
+    assert_true(p[i].event_time_us > 0);
+    assert_true(p[i].latency_us > 0);
+    assert_int_equal(p[i].latency_us, p[i].committed_us - p[i].event_time_us);
     assert_true(p[i].duration_us > 0);
     assert_false(p[i].recovered);
     files += p[i].records;
