@@ -1114,6 +1114,8 @@ int pt_kafka_decode_ipc(const struct ArrowSchema *values_schema, const struct Ar
                         struct ArrowArray *dead, pt_error *err);
 /* The schema of the dead-letter batches. On PT_OK the caller owns *out. */
 int pt_kafka_dead_letter_schema(struct ArrowSchema *out, pt_error *err);
+
+/* ------------------------------------------------------------------------ */
 /* Streaming: a source of arriving data (files, Kafka) processed as
  * micro-batches, each one engine job on the session, with offsets and
  * commits checkpointed so that every record reaches the sink exactly once,
@@ -1177,6 +1179,9 @@ typedef struct pt_stream_source {
 typedef struct pt_stream_sink {
   const char *name;      /* static, for messages: "ipc", "parquet", "kafka" */
   void *state;
+  /* May be NULL. Called once by pt_stream_start with the query's id (kept in
+   * the checkpoint: the same across restarts), before any batch. */
+  int (*open)(void *state, pt_session *s, const char *query_id, pt_error *err);
   int (*write_batch)(void *state, pt_dataset *ds, int64_t batch_id, int64_t *rows,
                      pt_error *err);
   void (*free)(void *state); /* may be NULL */
@@ -1206,6 +1211,26 @@ int pt_stream_ipc_sink(const char *dir, const pt_ipc_write_options *opts, pt_str
                        pt_error *err);
 int pt_stream_parquet_sink(const char *dir, const pt_parquet_write_options *opts,
                            pt_stream_sink *out, pt_error *err);
+
+/* A Kafka topic (pt_read_kafka underneath): offsets are per partition,
+ * {"<topic>":{"0":120,"1":98}} as Spark writes them. starting_offsets (for
+ * a new checkpoint): "earliest", "latest", or such a JSON text.
+ * max_offsets_per_trigger (0: no limit) caps a batch's records, shared
+ * between partitions in proportion to what each has waiting. Partitions
+ * that appear later start at their earliest offset. Brokers that are away
+ * make the query retry (stream.max_retry_time). o is copied. Records have
+ * no event time here: batches report no latency (-1). On PT_OK the caller
+ * owns *out. */
+int pt_stream_kafka_source(const pt_kafka_options *o, const char *topic,
+                           const char *starting_offsets, int64_t max_offsets_per_trigger,
+                           pt_stream_source *out, pt_error *err);
+/* Writes each batch into topic with pt_write_kafka, exactly once per batch
+ * id: transactional_prefix NULL = "protium-<query id>", so a restarted
+ * query (same checkpoint, same id) fences and skips what its previous run
+ * committed. Consumers must read with isolation.level=read_committed. o is
+ * copied. On PT_OK the caller owns *out. */
+int pt_stream_kafka_sink(const pt_kafka_options *o, const char *topic,
+                         const char *transactional_prefix, pt_stream_sink *out, pt_error *err);
 
 /* The transformation of every micro-batch: batch is a reference the
  * function owns (free it or build on it); on PT_OK the engine owns *out. It

@@ -42,7 +42,8 @@ class PtStreamSource(ctypes.Structure):
 class PtStreamSink(ctypes.Structure):
     """pt_stream_sink."""
 
-    _fields_ = [("name", ctypes.c_char_p), ("state", _vp), ("write_batch", _vp), ("free", _vp)]
+    _fields_ = [("name", ctypes.c_char_p), ("state", _vp), ("open", _vp), ("write_batch", _vp),
+                ("free", _vp)]
 
 
 class PtStreamOptions(ctypes.Structure):

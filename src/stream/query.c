@@ -448,6 +448,7 @@ int pt_stream_start(pt_session *s, pt_stream_source *source, pt_stream_sink *sin
   int rc = pt__ckpt_open(q->opts.checkpoint_dir, &q->ckpt, err);
   if (rc == PT_OK && !q->name && !(q->name = pt__strdup(q->ckpt.id)))
     rc = pt__errorf(err, PT_ENOMEM, "stream_start: out of memory");
+  if (rc == PT_OK && q->sink.open) rc = q->sink.open(q->sink.state, s, q->ckpt.id, err);
   if (rc != PT_OK) {
     pt_stream_query_free(q);
     return rc;
