@@ -92,7 +92,18 @@ class PtStreamProgress(ctypes.Structure):
     ]
 
 
+def _kafka_options(bootstrap: str, options: Optional[dict[str, Any]]) -> Any:
+    """protium.kafka's options (the struct in .c, and what it points to)."""
+    from protium.kafka import _Options
+
+    return _Options(bootstrap, options, None, None)
+
+
 _lib._PROTOTYPES.update({
+    "pt_stream_kafka_source": (_c_int, [_vp, ctypes.c_char_p, ctypes.c_char_p, _c_i64,
+                                        _P(PtStreamSource), _err]),
+    "pt_stream_kafka_sink": (_c_int, [_vp, ctypes.c_char_p, ctypes.c_char_p, _P(PtStreamSink),
+                                      _err]),
     "pt_stream_files_source": (_c_int, [ctypes.c_char_p, _c_int, _c_i64, _P(PtStreamSource),
                                         _err]),
     "pt_stream_ipc_sink": (_c_int, [ctypes.c_char_p, _vp, _P(PtStreamSink), _err]),
@@ -185,6 +196,33 @@ class DataStreamReader:
         if not os.path.isdir(path):
             raise ProtiumError(_lib.PT_EINVAL, f"read_stream.files: '{path}' is not a "
                                "directory; create it before starting the query")
+        return StreamingDataset(self._session, make, [])
+
+
+    def kafka(self, *, bootstrap: str, topic: str, starting_offsets: str = "latest",
+              max_offsets_per_trigger: int = 0,
+              options: Optional[dict[str, Any]] = None) -> "StreamingDataset":
+        """A Kafka topic, with Spark's Kafka columns (key, value, topic,
+        partition, offset, timestamp, timestamp_type, headers), read with
+        read_committed. `starting_offsets` ("earliest", "latest", or JSON
+        {"topic":{"0":42}}) applies to a new checkpoint only.
+        `max_offsets_per_trigger` (0: no limit) caps a micro-batch, shared
+        between partitions by what each has waiting. `options`: librdkafka
+        properties ("kafka." prefixes are dropped, as Spark's)."""
+        if max_offsets_per_trigger < 0:
+            raise ValueError("read_stream.kafka: max_offsets_per_trigger must be >= 0")
+        o = _kafka_options(bootstrap, options)
+        topic_b, start_b = topic.encode(), str(starting_offsets).encode()
+
+        def make() -> PtStreamSource:
+            src, err = PtStreamSource(), PtError()
+            _check(_lib.lib().pt_stream_kafka_source(ctypes.byref(o.c), topic_b, start_b,
+                                                     max_offsets_per_trigger, ctypes.byref(src),
+                                                     ctypes.byref(err)), err)
+            return src
+
+        probe = make()  # bad arguments fail here, not at start()
+        ctypes.CFUNCTYPE(None, _vp)(probe.free)(probe.state)
         return StreamingDataset(self._session, make, [])
 
 
@@ -289,6 +327,20 @@ class DataStreamWriter:
         self._sink = ("parquet", os.fsencode(os.path.abspath(path)))
         return self
 
+    def kafka(self, *, topic: str, bootstrap: str,
+              options: Optional[dict[str, Any]] = None,
+              transactional_prefix: Optional[str] = None) -> "DataStreamWriter":
+        """A Kafka topic: the batch's "value" column (binary or string;
+        "key", "partition" and "headers" when present), one transaction per
+        micro-batch and sink partition under transactional.id
+        "<prefix>-<partition>" (default prefix: "protium-<query id>"): a
+        batch rerun after a crash is skipped, so read_committed consumers
+        see each record once."""
+        o = _kafka_options(bootstrap, options)
+        prefix = transactional_prefix.encode() if transactional_prefix else None
+        self._sink = ("kafka", (o, topic.encode(), prefix))
+        return self
+
     def foreach_batch(self, fn: Callable[[Any, int], None]) -> "DataStreamWriter":
         """fn(dataset, batch_id) for every micro-batch, on the driver
         (PySpark's foreachBatch): run any action on the Dataset. A batch
@@ -388,6 +440,10 @@ class StreamingQuery:
             elif sink[0] == "parquet":
                 _check(lib.pt_stream_parquet_sink(sink[1], None, ctypes.byref(snk),
                                                   ctypes.byref(err)), err)
+            elif sink[0] == "kafka":
+                o, topic_b, prefix = sink[1]
+                _check(lib.pt_stream_kafka_sink(ctypes.byref(o.c), topic_b, prefix,
+                                                ctypes.byref(snk), ctypes.byref(err)), err)
             else:
                 snk.name = b"foreach_batch"
                 snk.write_batch = ctypes.cast(self._write, _vp)

@@ -1,0 +1,169 @@
+"""test_stream_kafka.py — streaming queries from a Kafka topic to a Kafka
+topic against a real broker (kafka_fixture: one per pytest session) with
+real executors: JSON events enriched by a cached model come out exactly
+once to read_committed consumers; a driver killed with SIGKILL inside a
+batch and restarted from its checkpoint, and a broker restarted mid-stream,
+lose and duplicate nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+import protium as pt
+from kafka_fixture import kafka_broker  # noqa: F401 - the fixture
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def events(start: int, n: int) -> list[bytes]:
+    return [json.dumps({"id": i, "x": i % 7}).encode() for i in range(start, start + n)]
+
+
+def enrich(it):
+    """JSON events -> JSON events with a label (value column only)."""
+    import pandas as pd
+
+    for df in it:
+        rows = [json.loads(v) for v in df["value"]]
+        out = [json.dumps({**r, "label": int(r["x"] > 3)}).encode() for r in rows]
+        yield pd.DataFrame({"value": out, "partition": df["partition"]})
+
+
+def ids_once(broker, topic: str) -> list[int]:
+    records = broker.consume(topic)  # read_committed
+    ids = [json.loads(m.value())["id"] for m in records]
+    assert len(ids) == len(set(ids)), "an event was delivered twice"
+    for m in records:
+        r = json.loads(m.value())
+        assert r["label"] == int(r["x"] > 3)
+    return sorted(ids)
+
+
+def wait_for(cond, what: str, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def session():
+    with pt.Session("local[2]", conf={"stream.max_retry_time": "90s"}) as s:
+        yield s
+
+
+def test_topic_to_topic_with_a_cached_model_and_a_broker_restart(session, kafka_broker,
+                                                                   tmp_path):
+    src = kafka_broker.create_topic(kafka_broker.unique("events"), partitions=2)
+    dst = kafka_broker.create_topic(kafka_broker.unique("enriched"), partitions=2)
+    kafka_broker.produce(src, events(0, 300))
+    loads = tmp_path / "loads"
+    loads.mkdir()
+
+    def load():
+        (loads / f"{os.getpid()}-{time.monotonic_ns()}").touch()
+        return 3
+
+    model = pt.cache(load)
+
+    def enrich_cached(it):
+        import pandas as pd
+
+        threshold = model.get()
+        for df in it:
+            rows = [json.loads(v) for v in df["value"]]
+            out = [json.dumps({**r, "label": int(r["x"] > threshold)}).encode() for r in rows]
+            yield pd.DataFrame({"value": out, "partition": df["partition"]})
+
+    q = (session.read_stream.kafka(bootstrap=kafka_broker.bootstrap, topic=src,
+                                   starting_offsets="earliest", max_offsets_per_trigger=100)
+         .map_in_pandas(enrich_cached, schema="value binary, partition int")
+         .write_stream.kafka(topic=dst, bootstrap=kafka_broker.bootstrap)
+         .trigger(continuous=True).checkpoint(tmp_path / "ckpt").start())
+    out_rows = lambda: sum(p["output_rows"] or 0 for p in q.recent_progress())  # noqa: E731
+    wait_for(lambda: out_rows() >= 300, "the first 300 events")
+    kafka_broker.restart()  # away and back, mid-stream
+    kafka_broker.produce(src, events(300, 200))
+    wait_for(lambda: out_rows() >= 500, "the next 200 events")
+    progress = q.recent_progress()
+    q.stop()
+    assert all(p["records"] <= 100 for p in progress)  # max_offsets_per_trigger
+    assert sum(p["records"] for p in progress) == 500
+    assert ids_once(kafka_broker, dst) == list(range(500))
+    pids = [p.name.split("-")[0] for p in loads.iterdir()]
+    assert len(pids) == len(set(pids)) and len(pids) <= 2 < len(progress)
+
+
+DRIVER = textwrap.dedent('''
+    import json, sys, time
+    sys.path.insert(0, sys.argv[1])
+    import protium as pt
+    from test_stream_kafka import enrich
+    bootstrap, src, dst, ckpt, mode = sys.argv[2:7]
+
+    def work(it):
+        for df in enrich(it):
+            if mode == "block" and any(json.loads(v)["id"] == 250 for v in df["value"]):
+                open(ckpt + ".reached", "w").close()
+                time.sleep(600)
+            yield df
+
+    with pt.Session("local[2]", conf={"local.dir": sys.argv[7]}, progress=False) as s:
+        q = (s.read_stream.kafka(bootstrap=bootstrap, topic=src, starting_offsets="earliest",
+                                 max_offsets_per_trigger=100)
+             .map_in_pandas(work, schema="value binary, partition int")
+             .write_stream.kafka(topic=dst, bootstrap=bootstrap)
+             .trigger(available_now=True).checkpoint(ckpt).start())
+        q.await_termination()
+        print(json.dumps(q.recent_progress()))
+''')
+
+
+def test_driver_killed_mid_batch_kafka_sink_exactly_once(kafka_broker, tmp_path):
+    src = kafka_broker.create_topic(kafka_broker.unique("events"), partitions=1)
+    dst = kafka_broker.create_topic(kafka_broker.unique("enriched"), partitions=1)
+    kafka_broker.produce(src, events(0, 400))
+    script = tmp_path / "driver.py"
+    script.write_text(DRIVER)
+    ckpt = tmp_path / "ckpt"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "python"),
+                                                       str(Path(__file__).parent)]))
+    args = [sys.executable, str(script), str(ROOT / "python"), kafka_broker.bootstrap, src, dst,
+            str(ckpt)]
+    p = subprocess.Popen(args + ["block", str(tmp_path)], env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    reached = Path(str(ckpt) + ".reached")
+    deadline = time.monotonic() + 120
+    while not reached.exists():
+        assert p.poll() is None, p.communicate()[1]
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert (ckpt / "offsets" / "2").exists() and not (ckpt / "commits" / "2").exists()
+    p.send_signal(signal.SIGKILL)
+    p.wait(30)
+    assert ids_once(kafka_broker, dst) == list(range(200))  # batches 0 and 1
+    r = subprocess.run(args + ["run", str(tmp_path)], env=env, capture_output=True, text=True,
+                       timeout=180)
+    assert r.returncode == 0, r.stderr
+    progress = json.loads(r.stdout.strip().splitlines()[-1])
+    assert progress[0]["batch_id"] == 2 and progress[0]["recovered"]
+    assert progress[0]["start_offsets"] == json.dumps({src: {"0": 200}}, separators=(",", ":"))
+    assert ids_once(kafka_broker, dst) == list(range(400))
+
+
+def test_bad_arguments(session, kafka_broker):
+    with pytest.raises(pt.ProtiumError, match="is not \"earliest\""):
+        session.read_stream.kafka(bootstrap=kafka_broker.bootstrap, topic="t",
+                                  starting_offsets="middle")
+    with pytest.raises(pt.ProtiumError, match="bootstrap"):
+        session.read_stream.kafka(bootstrap="", topic="t")
