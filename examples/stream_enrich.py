@@ -2,17 +2,19 @@
 enriches a live stream of events with a predicted label, exactly once, the
 model loaded once per worker and kept across micro-batches.
 
-    python examples/stream_enrich.py [--model PATH] [--seconds S] [--rate N]
-                                     [--workdir DIR] [--json]
+    python examples/stream_enrich.py [--bootstrap HOST:PORT] [--model PATH]
+                                     [--seconds S] [--rate N] [--workdir DIR] [--json]
 
-A producer thread writes events (about 200 bytes each: ids, a timestamp, a
-few numeric and string fields) into a directory as Arrow IPC files, while a
-streaming query reads them as they arrive, runs the model on them
-(map_in_pandas on the executors) and writes the enriched events to a sink
-directory, checkpointed. --model is a PyTorch state dict of the MLP
-below (make_model); without it, a tiny one is trained here first on events
-of the same generator. At the end the sink is checked against what was
-produced: every event exactly once.
+A producer thread sends events (about 200 bytes each: ids, a timestamp, a
+few numeric and string fields) while a streaming query reads them as they
+arrive, runs the model on them (map_in_pandas on the executors) and writes
+the enriched events out, checkpointed. With --bootstrap the events are JSON
+records of a Kafka topic and the enriched ones go to another topic through
+transactions (read them with read_committed); without, they are Arrow IPC
+files arriving in a directory and the sink is a directory. --model is a
+PyTorch state dict of the MLP below (make_model); without it, a tiny one is
+trained here first on events of the same generator. At the end the output
+is checked against what was produced: every event exactly once.
 """
 
 from __future__ import annotations
@@ -109,8 +111,123 @@ def load_model(path: str):
     return model
 
 
+def run_kafka(args, s, enrich, work: Path) -> dict:
+    """The Kafka story: JSON events in one topic, enriched ones in another."""
+    from confluent_kafka import Consumer, Producer, TopicPartition
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    suffix = f"{os.getpid()}-{int(time.time())}"
+    events_topic, enriched_topic = f"events-{suffix}", f"enriched-{suffix}"
+    admin = AdminClient({"bootstrap.servers": args.bootstrap})
+    for f in admin.create_topics([NewTopic(t, num_partitions=2, replication_factor=1)
+                                  for t in (events_topic, enriched_topic)]).values():
+        f.result(timeout=60)
+
+    def enrich_json(frames):
+        for df in frames:
+            rows = pd.DataFrame([json.loads(v) for v in df["value"]])
+            rows["price"] = rows["price"].astype(float)
+            out = next(enrich(iter([rows])))
+            values = [json.dumps(r, separators=(",", ":"), default=int).encode()
+                      for r in out.to_dict("records")]
+            yield pd.DataFrame({"value": values, "partition": df["partition"]})
+
+    q = (s.read_stream.kafka(bootstrap=args.bootstrap, topic=events_topic,
+                             starting_offsets="earliest", max_offsets_per_trigger=100_000)
+           .map_in_pandas(enrich_json, schema="value binary, partition int")
+           .write_stream.kafka(topic=enriched_topic, bootstrap=args.bootstrap)
+           .trigger(interval="200ms")
+           .checkpoint(work / "checkpoint").start())
+    producer = Producer({"bootstrap.servers": args.bootstrap, "linger.ms": 5})
+    rng = np.random.default_rng(2)
+    produced, per_tick = 0, max(1, args.rate // 10)
+    end = time.monotonic() + args.seconds
+    while time.monotonic() < end:  # the live stream: a burst every 100 ms
+        df = events(produced, per_tick, rng).to_pandas()
+        df["ts_ms"] = int(time.time() * 1000)
+        for r in df.drop(columns=["ts"]).to_dict("records"):
+            producer.produce(events_topic, json.dumps(r, default=int).encode())
+        producer.poll(0)
+        produced += per_tick
+        time.sleep(0.1)
+    producer.flush(60)
+    wait_caught_up(q, produced)
+    progress = q.recent_progress()
+    q.stop()
+    c = Consumer({"bootstrap.servers": args.bootstrap, "group.id": f"check-{suffix}",
+                  "isolation.level": "read_committed", "enable.partition.eof": True,
+                  "enable.auto.commit": False})
+    rows, latencies = [], []
+    for p in range(2):
+        c.assign([TopicPartition(enriched_topic, p, -2)])
+        while True:
+            m = c.poll(5.0)
+            if m is None or (m.error() and m.error().code() == -191):  # end of partition
+                break
+            r = json.loads(m.value())
+            rows.append(r)
+            latencies.append(m.timestamp()[1] - r["ts_ms"])  # produced -> enriched out
+    c.close()
+    out = pd.DataFrame(rows)
+    return summarize(produced, out, progress, latencies, f"topic {enriched_topic}")
+
+
+def run_files(args, s, enrich, work: Path) -> dict:
+    """The same story over files arriving in a directory."""
+    incoming, enriched = work / "incoming", work / "enriched"
+    incoming.mkdir(parents=True, exist_ok=True)
+    produced = [0]
+
+    def produce() -> None:  # the live stream: a file every 100 ms
+        rng = np.random.default_rng(2)
+        per_file = max(1, args.rate // 10)
+        end = time.monotonic() + args.seconds
+        while time.monotonic() < end:
+            table = events(produced[0], per_file, rng)
+            name = f"events-{produced[0]:012d}.arrow"
+            feather.write_feather(table, incoming / f".{name}", compression="uncompressed")
+            os.rename(incoming / f".{name}", incoming / name)  # whole, or not at all
+            produced[0] += per_file
+            time.sleep(0.1)
+
+    q = (s.read_stream.files(incoming)
+           .map_in_pandas(enrich, schema=OUT_SCHEMA)
+           .write_stream.ipc(enriched)
+           .trigger(interval="200ms")
+           .checkpoint(work / "checkpoint").start())
+    producer = threading.Thread(target=produce)
+    producer.start()
+    producer.join()
+    wait_caught_up(q, produced[0])
+    progress = q.recent_progress()
+    q.stop()
+    out = pa.concat_tables(feather.read_table(p) for p in sorted(enriched.glob("part-*.arrow")))
+    latencies = [p["latency_ms"] for p in progress if p["latency_ms"] is not None]
+    return summarize(produced[0], out.to_pandas(), progress, latencies, str(enriched))
+
+
+def wait_caught_up(q, produced: int) -> None:
+    deadline = time.monotonic() + 120
+    while sum(p["output_rows"] or 0 for p in q.recent_progress()) < produced:
+        if time.monotonic() > deadline or not q.is_active:
+            q.await_termination(0)  # raises the query's error, if any
+            raise SystemExit("the stream did not catch up within 120 s")
+        time.sleep(0.05)
+
+
+def summarize(produced: int, out: pd.DataFrame, progress, latencies, where: str) -> dict:
+    ids = np.sort(out["event_id"].to_numpy()) if len(out) else np.array([], np.int64)
+    exactly_once = len(ids) == produced and bool((ids == np.arange(produced)).all())
+    accuracy = float((out["predicted_label"] == out["clicked"]).mean()) if len(out) else 0.0
+    return {"events": produced, "enriched": len(out), "exactly_once": exactly_once,
+            "batches": len(progress), "accuracy": round(accuracy, 3),
+            "latency_p50_ms": float(np.percentile(latencies, 50)) if latencies else None,
+            "output": where}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--bootstrap", help="Kafka brokers (host:port); default: files")
     ap.add_argument("--model", help="a state dict of make_model(); default: train one")
     ap.add_argument("--seconds", type=float, default=3.0, help="how long events arrive")
     ap.add_argument("--rate", type=int, default=2000, help="events per second")
@@ -118,8 +235,7 @@ def main() -> None:
     ap.add_argument("--json", action="store_true", help="print the summary as a JSON line")
     args = ap.parse_args()
     work = Path(args.workdir or tempfile.mkdtemp(prefix="stream-enrich-"))
-    incoming, enriched, ckpt = work / "incoming", work / "enriched", work / "checkpoint"
-    incoming.mkdir(parents=True, exist_ok=True)
+    work.mkdir(parents=True, exist_ok=True)
     model_path = args.model
     if not model_path:
         model_path = str(work / "model.pt")
@@ -136,54 +252,14 @@ def main() -> None:
                 logits = m(torch.from_numpy(features(df))).squeeze(1).numpy()
             yield df.assign(predicted_label=(logits > 0).astype(np.int8))
 
-    produced = [0]
-
-    def produce() -> None:  # the live stream: a file every 100 ms
-        rng = np.random.default_rng(2)
-        per_file = max(1, args.rate // 10)
-        end = time.monotonic() + args.seconds
-        while time.monotonic() < end:
-            table = events(produced[0], per_file, rng)
-            name = f"events-{produced[0]:012d}.arrow"
-            feather.write_feather(table, incoming / f".{name}", compression="uncompressed")
-            os.rename(incoming / f".{name}", incoming / name)  # whole, or not at all
-            produced[0] += per_file
-            time.sleep(0.1)
-
     with pt.Session("local[2]") as s:
-        q = (s.read_stream.files(incoming)
-               .map_in_pandas(enrich, schema=OUT_SCHEMA)
-               .write_stream.ipc(enriched)
-               .trigger(interval="200ms")
-               .checkpoint(ckpt).start())
-        producer = threading.Thread(target=produce)
-        producer.start()
-        producer.join()
-        deadline = time.monotonic() + 60
-        while sum(p["output_rows"] or 0 for p in q.recent_progress()) < produced[0]:
-            if time.monotonic() > deadline or not q.is_active:
-                q.await_termination(0)  # raises the query's error, if any
-                raise SystemExit("the stream did not catch up within 60 s")
-            time.sleep(0.05)
-        progress = q.recent_progress()
-        q.stop()
-
-    out = pa.concat_tables(feather.read_table(p) for p in sorted(enriched.glob("part-*.arrow")))
-    ids = np.sort(out.column("event_id").to_numpy())
-    exactly_once = len(ids) == produced[0] and bool((ids == np.arange(produced[0])).all())
-    accuracy = float(np.mean(out.column("predicted_label").to_numpy()
-                             == out.column("clicked").to_numpy()))
-    latencies = [p["latency_ms"] for p in progress if p["latency_ms"] is not None]
-    summary = {"events": produced[0], "enriched": out.num_rows, "exactly_once": exactly_once,
-               "batches": len(progress), "accuracy": round(accuracy, 3),
-               "latency_p50_ms": float(np.percentile(latencies, 50)) if latencies else None,
-               "output": str(enriched)}
+        summary = (run_kafka if args.bootstrap else run_files)(args, s, enrich, work)
     print(f"{summary['events']} events enriched in {summary['batches']} micro-batches, "
-          f"exactly once: {exactly_once}; accuracy {accuracy:.3f}; "
-          f"median batch latency {summary['latency_p50_ms']} ms")
+          f"exactly once: {summary['exactly_once']}; accuracy {summary['accuracy']:.3f}; "
+          f"median latency {summary['latency_p50_ms']} ms")
     if args.json:
         print(json.dumps(summary))
-    if not exactly_once:
+    if not summary["exactly_once"]:
         raise SystemExit("the enriched events are not the produced ones, each once")
 
 
