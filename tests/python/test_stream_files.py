@@ -209,3 +209,19 @@ def test_bad_arguments(session, tmp_path):
         sds.write_stream.ipc(tmp_path / "out2").checkpoint(tmp_path / "ck").start()
     q.stop()
     assert q.await_termination(5) is True
+
+
+def test_readme_streaming_example_is_the_example_and_runs(tmp_path):
+    import re
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    blocks = re.findall(r"```python\n(.*?)```", (root / "README.md").read_text(), flags=re.S)
+    example = (root / "examples" / "stream_quickstart.py").read_text()
+    assert example.split('"""', 2)[2].lstrip("\n") in blocks
+    env = dict(os.environ, PYTHONPATH=str(root / "python"))
+    r = subprocess.run([sys.executable, str(root / "examples" / "stream_quickstart.py")],
+                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["[200, 100]", "300"]
