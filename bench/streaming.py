@@ -1,0 +1,331 @@
+"""streaming.py — bench/run streaming: enrich a Kafka topic with a small
+model into another topic, protium's streaming query against PySpark
+Structured Streaming (Kafka source and sink from spark-sql-kafka,
+mapInPandas), the same events, model and function in both.
+
+Events of ~200 bytes (JSON: ids, a timestamp, a few numeric and string
+fields) go into a topic of a real broker (tests/kafka/broker.sh). Two
+phases per system, each in a child process of its own:
+  throughput  a backlog of PT_BENCH_EVENTS events, processed as fast as the
+              system goes; events/s from the output records' timestamps
+              (the first 10% of the output is left out as warm-up);
+  latency     after a warm-up, events produced at a fixed rate for
+              PT_BENCH_SECONDS; latency of each event = its output record's
+              timestamp - the time it was produced (carried in the event);
+              p50 and p99, the first second left out. The rate is half of
+              the lower of the two systems' throughputs, the same for both.
+Output is read back with read_committed (protium's sink is transactional,
+Spark's is not; both are counted).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BUILD = Path(os.environ.get("PT_BUILD_DIR", ROOT / "build"))
+sys.path.insert(0, str(ROOT / "python"))
+sys.path.insert(0, str(ROOT / "bench"))
+os.environ.setdefault("PT_BUILD_DIR", str(BUILD))
+
+EVENTS = int(os.environ.get("PT_BENCH_EVENTS", "200000"))
+SECONDS = float(os.environ.get("PT_BENCH_SECONDS", "15"))
+# The newest spark-sql-kafka on Maven Central (4.3.0, pyspark's own, is not there).
+SPARK_VERSION = os.environ.get("PT_BENCH_SPARK_KAFKA", "4.2.0")
+
+# The model and the function, shared by both systems (imported by the
+# children from this file's folder).
+ENRICH = textwrap.dedent('''
+    import json
+    import numpy as np
+    import pandas as pd
+
+    W = np.array([1.2, -0.8, 0.6, 0.9], dtype=np.float64)   # a small logistic model
+    B = -0.3
+
+    def predict(rows: pd.DataFrame) -> np.ndarray:
+        x = np.stack([rows["price"] / 100.0, rows["rating"] / 5.0, rows["position"] / 20.0,
+                      (rows["device"] == "mobile").astype(float)], axis=1)
+        return (x @ W + B > 0).astype(np.int8)
+
+    def enrich(frames):
+        for df in frames:
+            rows = pd.DataFrame([json.loads(v) for v in df["value"]])
+            rows["predicted_label"] = predict(rows)
+            yield pd.DataFrame({"value": [json.dumps(r, separators=(",", ":")).encode()
+                                          for r in rows.to_dict("records")]})
+''')
+
+PROTIUM = textwrap.dedent('''
+    import json, sys, time, os
+    from pathlib import Path
+    import protium as pt
+    from stream_bench_model import enrich
+    bootstrap, src, dst, ckpt, control = sys.argv[1:6]
+    with pt.Session("local[2]", progress=False) as s:
+        q = (s.read_stream.kafka(bootstrap=bootstrap, topic=src, starting_offsets="earliest",
+                                 max_offsets_per_trigger=100_000)
+             .map_in_pandas(enrich, schema="value binary")
+             .write_stream.kafka(topic=dst, bootstrap=bootstrap)
+             .trigger(continuous=True).checkpoint(ckpt).start())
+        done = 0
+        while True:
+            done = sum(p["input_rows"] or 0 for p in q.recent_progress())
+            Path(control + ".count").write_text(str(done))
+            target = Path(control + ".stop")
+            if target.exists() and done >= int(target.read_text() or 0):
+                break
+            if not q.is_active:
+                q.await_termination(0)
+            time.sleep(0.05)
+        q.stop()
+    print(json.dumps({"ok": True}))
+''')
+
+SPARK = textwrap.dedent('''
+    import glob, json, os, sys, time
+    from pathlib import Path
+    from pyspark.sql import SparkSession
+    from stream_bench_model import enrich
+    bootstrap, src, dst, ckpt, control, jars = sys.argv[1:7]
+    spark = (SparkSession.builder.master("local[2]").appName("bench-streaming")
+             .config("spark.ui.enabled", "false")
+             .config("spark.ui.showConsoleProgress", "false")
+             .config("spark.sql.shuffle.partitions", "2")
+             .config("spark.jars", ",".join(sorted(glob.glob(jars + "/*.jar"))))
+             .getOrCreate())
+    spark.sparkContext.setLogLevel("ERROR")
+    df = (spark.readStream.format("kafka").option("kafka.bootstrap.servers", bootstrap)
+          .option("subscribe", src).option("startingOffsets", "earliest")
+          .option("maxOffsetsPerTrigger", 100000).load())
+    out = df.select("value").mapInPandas(enrich, "value binary")
+    q = (out.writeStream.format("kafka").option("kafka.bootstrap.servers", bootstrap)
+         .option("topic", dst).option("checkpointLocation", ckpt)
+         .trigger(processingTime="0 seconds").start())
+    done, seen = 0, set()
+    while True:
+        for p in q.recentProgress:
+            if p["batchId"] not in seen:
+                seen.add(p["batchId"])
+                done += p["numInputRows"]
+        Path(control + ".count").write_text(str(done))
+        target = Path(control + ".stop")
+        if target.exists() and done >= int(target.read_text() or 0):
+            break
+        if q.exception() is not None:
+            raise RuntimeError(str(q.exception()))
+        time.sleep(0.05)
+    q.stop()
+    spark.stop()
+    print(json.dumps({"ok": True}))
+''')
+
+
+class Broker:
+    def __init__(self, work: Path) -> None:
+        self.dir = work / "broker"
+        r = subprocess.run([str(ROOT / "tests/kafka/broker.sh"), "start", str(self.dir)],
+                           capture_output=True, text=True, timeout=300)
+        if r.returncode != 0:
+            raise SystemExit(f"streaming: cannot start a Kafka broker: {r.stderr.strip()}")
+        self.bootstrap = r.stdout.strip()
+        self.n = 0
+
+    def stop(self) -> None:
+        subprocess.run([str(ROOT / "tests/kafka/broker.sh"), "stop", str(self.dir)],
+                       capture_output=True, timeout=120)
+
+    def topic(self, name: str) -> str:
+        from confluent_kafka.admin import AdminClient, NewTopic
+
+        self.n += 1
+        t = f"{name}-{self.n}"
+        admin = AdminClient({"bootstrap.servers": self.bootstrap})
+        admin.create_topics([NewTopic(t, num_partitions=2, replication_factor=1)])[t].result(60)
+        return t
+
+
+def event_values(start: int, n: int, rng) -> list[bytes]:
+    devices = ["mobile", "desktop", "tablet"]
+    countries = ["US", "DE", "FR", "BR", "IN", "JP"]
+    now = int(time.time() * 1000)
+    return [json.dumps({"event_id": i, "ts_ms": now, "user_id": int(rng.integers(0, 100000)),
+                        "country": countries[i % 6], "device": devices[i % 3],
+                        "price": round(float(rng.gamma(2.0, 30.0)), 2),
+                        "rating": round(float(rng.uniform(1, 5)), 2), "position": i % 20,
+                        "note": "n" * 40}, separators=(",", ":")).encode()
+            for i in range(start, start + n)]
+
+
+def producer(bootstrap: str):
+    from confluent_kafka import Producer
+
+    return Producer({"bootstrap.servers": bootstrap, "linger.ms": 5,
+                     "queue.buffering.max.messages": 1_000_000})
+
+
+def consume(bootstrap: str, topic: str) -> list[tuple[int, dict]]:
+    """(timestamp ms, event) of every committed output record."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-{topic}",
+                  "isolation.level": "read_committed", "enable.partition.eof": True,
+                  "enable.auto.commit": False})
+    out = []
+    for p in range(2):
+        c.assign([TopicPartition(topic, p, -2)])
+        while True:
+            m = c.poll(10.0)
+            if m is None or (m.error() and m.error().code() == -191):
+                break
+            if m.error():
+                raise RuntimeError(str(m.error()))
+            out.append((m.timestamp()[1], json.loads(m.value())))
+    c.close()
+    return out
+
+
+def start_child(system: str, broker: Broker, src: str, dst: str, work: Path, control: Path):
+    script = PROTIUM if system == "protium" else SPARK
+    args = [sys.executable, "-c", script, broker.bootstrap, src, dst, str(work / f"ck-{dst}"),
+            str(control)]
+    if system == "pyspark":
+        args.append(str(ROOT / f".cache/spark-kafka-{SPARK_VERSION}/libs"))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(work), str(ROOT / "python")]),
+               PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable)
+    return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def wait_count(p, control: Path, n: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    count = Path(str(control) + ".count")
+    while True:
+        if p.poll() is not None:
+            raise RuntimeError(p.communicate()[1][-3000:])
+        if count.exists() and int(count.read_text() or 0) >= n:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{n} events not processed within {timeout} s")
+        time.sleep(0.05)
+
+
+def finish(p, control: Path, n: int) -> None:
+    Path(str(control) + ".stop").write_text(str(n))
+    out, err = p.communicate(timeout=300)
+    if p.returncode != 0:
+        raise RuntimeError(err[-3000:])
+
+
+def throughput(system: str, broker: Broker, work: Path) -> float:
+    import numpy as np
+
+    src, dst = broker.topic(f"tp-in-{system}"), broker.topic(f"tp-out-{system}")
+    pr = producer(broker.bootstrap)
+    rng = np.random.default_rng(1)
+    for start in range(0, EVENTS, 10_000):
+        for v in event_values(start, min(10_000, EVENTS - start), rng):
+            pr.produce(src, v)
+            pr.poll(0)
+    pr.flush(120)
+    control = work / f"tp-{system}"
+    p = start_child(system, broker, src, dst, work, control)
+    wait_count(p, control, EVENTS, 1800)
+    finish(p, control, EVENTS)
+    ts = sorted(t for t, _ in consume(broker.bootstrap, dst))
+    if len(ts) < EVENTS:
+        raise RuntimeError(f"{system}: {len(ts)} of {EVENTS} events came out")
+    skip = len(ts) // 10
+    span = (ts[-1] - ts[skip]) / 1000.0
+    return (len(ts) - skip) / max(span, 1e-3)
+
+
+def latency(system: str, broker: Broker, work: Path, rate: float) -> dict:
+    import numpy as np
+
+    src, dst = broker.topic(f"lat-in-{system}"), broker.topic(f"lat-out-{system}")
+    control = work / f"lat-{system}"
+    p = start_child(system, broker, src, dst, work, control)
+    pr = producer(broker.bootstrap)
+    rng = np.random.default_rng(2)
+    warm = 1000
+    for v in event_values(0, warm, rng):
+        pr.produce(src, v)
+    pr.flush(60)
+    wait_count(p, control, warm, 600)  # started, warm
+    n, t0 = warm, time.monotonic()
+    tick = 0.01
+    while time.monotonic() - t0 < SECONDS:
+        due = int((time.monotonic() - t0) * rate) + warm
+        if due > n:
+            for v in event_values(n, due - n, rng):
+                pr.produce(src, v)
+            pr.poll(0)
+            n = due
+        time.sleep(tick)
+    pr.flush(60)
+    wait_count(p, control, n, 600)
+    finish(p, control, n)
+    recs = consume(broker.bootstrap, dst)
+    first = min(e["ts_ms"] for _, e in recs if e["event_id"] >= warm) + 1000
+    lat = np.array([t - e["ts_ms"] for t, e in recs if e["event_id"] >= warm and e["ts_ms"] >= first],
+                   dtype=np.float64)
+    return {"p50": float(np.percentile(lat, 50)), "p99": float(np.percentile(lat, 99)),
+            "events": n - warm}
+
+
+def main() -> None:
+    from benchlib import run_peer  # noqa: F401 - the shared conventions
+
+    work = Path(tempfile.mkdtemp(prefix="bench-streaming-"))
+    (work / "stream_bench_model.py").write_text(ENRICH)
+    have_spark = (ROOT / f".cache/spark-kafka-{SPARK_VERSION}/complete").exists()
+    if not have_spark:
+        r = subprocess.run([str(ROOT / "scripts/fetch-kafka"), "--spark", SPARK_VERSION],
+                           stdout=sys.stderr, stderr=sys.stderr)
+        have_spark = r.returncode == 0
+    broker = Broker(work)
+    metrics: dict[str, float] = {}
+    rates: dict[str, float] = {}
+    try:
+        systems = ["protium"] + (["pyspark"] if have_spark else [])
+        for system in systems:
+            try:
+                rates[system] = throughput(system, broker, work)
+            except Exception as e:  # noqa: BLE001 - a peer that fails is left out
+                if system == "protium":
+                    raise
+                print(f"{system}: failed; left out: {e}", file=sys.stderr)
+        rate = min(rates.values()) / 2
+        for system in list(rates):
+            lat = latency(system, broker, work, rate)
+            metrics[f"{system}.events_per_s"] = round(rates[system], 1)
+            metrics[f"{system}.latency_p50_ms"] = lat["p50"]
+            metrics[f"{system}.latency_p99_ms"] = lat["p99"]
+        metrics["rate.latency_events_per_s"] = round(rate, 1)
+        if "pyspark" in rates:
+            metrics["ratio.events_per_s.pyspark"] = round(
+                metrics["protium.events_per_s"] / metrics["pyspark.events_per_s"], 2)
+            metrics["ratio.latency_p50.pyspark"] = round(
+                metrics["pyspark.latency_p50_ms"] / max(metrics["protium.latency_p50_ms"], 1.0), 2)
+    finally:
+        broker.stop()
+    print(f"{'':12} {'events/s':>12} {'p50 ms':>10} {'p99 ms':>10}")
+    for system in rates:
+        print(f"{system:12} {metrics[system + '.events_per_s']:>12.0f} "
+              f"{metrics[system + '.latency_p50_ms']:>10.0f} "
+              f"{metrics[system + '.latency_p99_ms']:>10.0f}")
+    print(f"latency measured at {metrics['rate.latency_events_per_s']:.0f} events/s "
+          f"({EVENTS} events for throughput, {SECONDS:.0f} s for latency)")
+    print(json.dumps({"bench": "streaming", "metrics": metrics}))
+
+
+if __name__ == "__main__":
+    main()
