@@ -368,6 +368,7 @@ static void *query_main(void *arg) {
   pt_error err = {0};
   int rc = run(q, &err);
   pthread_mutex_lock(&q->mu);
+  if (rc == PT_ECANCELED && q->stop) rc = PT_OK; /* stopped while backing off */
   if (rc != PT_OK) {
     if (!err.message[0]) snprintf(err.message, sizeof err.message, "%s", pt_strerror(rc));
     err.code = rc;

@@ -467,6 +467,28 @@ static void test_source_gone_retried_then_fails(void **state) {
   assert_int_equal(check_exactly_once(out, 20, 0), 20);
 }
 
+static void test_stop_while_retrying(void **state) {
+  char in[512], out[512], ckpt[512], moved[600];
+  paths("stopretry", in, out, ckpt);
+  snprintf(moved, sizeof moved, "%s.away", in);
+  pt_stream_query *q = start(in, out, ckpt, 0, 0, PT_TRIGGER_CONTINUOUS, NULL);
+  assert_int_equal(rename(in, moved), 0);
+  pt_stream_status st;
+  for (int i = 0; i < 500; i++) {
+    CHECK(pt_stream_query_status(q, &st, &err));
+    if (st.state == PT_STREAM_RETRYING) break;
+    sleep_ms(2);
+  }
+  assert_int_equal(st.state, PT_STREAM_RETRYING);
+  CHECK(pt_stream_query_stop(q, &err)); /* interrupts the backoff */
+  CHECK(pt_stream_query_status(q, &st, &err));
+  assert_int_equal(st.state, PT_STREAM_STOPPED);
+  int ended = 0;
+  CHECK(pt_stream_query_await(q, 0, &ended, &err));
+  assert_true(ended);
+  pt_stream_query_free(q);
+}
+
 static void test_bad_input(void **state) {
   char in[512], out[512], ckpt[512];
   paths("bad", in, out, ckpt);
@@ -516,6 +538,7 @@ int main(void) {
       cmocka_unit_test(test_crash_between_sink_and_commit_log),
       cmocka_unit_test(test_failing_function_stops_query),
       cmocka_unit_test(test_source_gone_retried_then_fails),
+      cmocka_unit_test(test_stop_while_retrying),
       cmocka_unit_test(test_bad_input),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
