@@ -201,16 +201,36 @@ class DataStreamReader:
 
     def kafka(self, *, bootstrap: str, topic: str, starting_offsets: str = "latest",
               max_offsets_per_trigger: int = 0,
-              options: Optional[dict[str, Any]] = None) -> "StreamingDataset":
+              options: Optional[dict[str, Any]] = None,
+              value_format: Optional[str] = None, value_schema: Any = None,
+              on_malformed: str = "fail",
+              dead_letter_topic: Optional[str] = None) -> "StreamingDataset":
         """A Kafka topic, with Spark's Kafka columns (key, value, topic,
         partition, offset, timestamp, timestamp_type, headers), read with
         read_committed. `starting_offsets` ("earliest", "latest", or JSON
         {"topic":{"0":42}}) applies to a new checkpoint only.
         `max_offsets_per_trigger` (0: no limit) caps a micro-batch, shared
         between partitions by what each has waiting. `options`: librdkafka
-        properties ("kafka." prefixes are dropped, as Spark's)."""
+        properties ("kafka." prefixes are dropped, as Spark's).
+
+        `value_format` "json" or "ipc" decodes each value into a row of
+        `value_schema` (protium.kafka.decode_json / decode_ipc): the stream's
+        rows are then those columns. A malformed value: `on_malformed`
+        "fail" fails the batch (and the query, after task.max_failures),
+        naming the record; "drop" leaves it out; "dead_letter" leaves it out
+        and sends it to `dead_letter_topic` (its value, the error, and the
+        topic, partition and offset it came from) before the batch can
+        commit: at least once (a retried task sends again)."""
         if max_offsets_per_trigger < 0:
             raise ValueError("read_stream.kafka: max_offsets_per_trigger must be >= 0")
+        ops: list[tuple[str, tuple, dict]] = []
+        if value_format is not None:
+            ops.append(("map_in_arrow", _value_decoder(bootstrap, options, value_format,
+                                                       value_schema, on_malformed,
+                                                       dead_letter_topic), {}))  # (fn, schema)
+        elif on_malformed != "fail" or dead_letter_topic or value_schema is not None:
+            raise ValueError("read_stream.kafka: on_malformed, value_schema and "
+                             "dead_letter_topic need value_format=\"json\" or \"ipc\"")
         o = _kafka_options(bootstrap, options)
         topic_b, start_b = topic.encode(), str(starting_offsets).encode()
 
@@ -223,7 +243,57 @@ class DataStreamReader:
 
         probe = make()  # bad arguments fail here, not at start()
         ctypes.CFUNCTYPE(None, _vp)(probe.free)(probe.state)
-        return StreamingDataset(self._session, make, [])
+        return StreamingDataset(self._session, make, ops)
+
+
+def _value_decoder(bootstrap: str, options: Optional[dict[str, Any]], value_format: str,
+                   value_schema: Any, on_malformed: str,
+                   dead_letter_topic: Optional[str]) -> tuple[Callable, Any]:
+    """The map_in_arrow (function, schema) that decodes a Kafka batch's values."""
+    from protium.schema import as_schema
+
+    if value_format not in ("json", "ipc"):
+        raise ValueError(f"read_stream.kafka: value_format {value_format!r} is not 'json' or "
+                         "'ipc'")
+    if value_schema is None:
+        raise ValueError("read_stream.kafka: value_format needs value_schema (the columns of "
+                         "a decoded value)")
+    if on_malformed not in ("fail", "drop", "dead_letter"):
+        raise ValueError(f"read_stream.kafka: on_malformed {on_malformed!r} is not 'fail', "
+                         "'drop' or 'dead_letter'")
+    if (on_malformed == "dead_letter") != bool(dead_letter_topic):
+        raise ValueError("read_stream.kafka: on_malformed='dead_letter' goes with "
+                         "dead_letter_topic=, and only with it")
+    schema = as_schema(value_schema)
+    props = {str(k).removeprefix("kafka."): str(v) for k, v in (options or {}).items()}
+
+    def decode(batches):
+        import json as _json
+
+        from protium import kafka as k
+
+        fn = k.decode_json if value_format == "json" else k.decode_ipc
+        for b in batches:
+            res = fn(b.column("value"), schema, on_error=on_malformed)
+            good = res[0] if on_malformed == "dead_letter" else res
+            if on_malformed == "dead_letter" and res[1].num_rows:
+                from confluent_kafka import Producer
+
+                p = Producer({"bootstrap.servers": bootstrap, **props})
+                topics, parts, offs = (b.column(c).to_pylist()
+                                       for c in ("topic", "partition", "offset"))
+                for row, value, error in zip(*(res[1].column(c).to_pylist()
+                                               for c in ("row", "value", "error"))):
+                    p.produce(dead_letter_topic, value=value, headers=[
+                        ("error", error.encode()),
+                        ("source", _json.dumps({"topic": topics[row], "partition": parts[row],
+                                                "offset": offs[row]}).encode())])
+                if p.flush(60) != 0:
+                    raise RuntimeError(f"dead letters not delivered to {dead_letter_topic!r}")
+            for rb in good.to_batches():
+                yield rb
+
+    return decode, schema
 
 
 class StreamingDataset:

@@ -167,3 +167,41 @@ def test_bad_arguments(session, kafka_broker):
                                   starting_offsets="middle")
     with pytest.raises(pt.ProtiumError, match="bootstrap"):
         session.read_stream.kafka(bootstrap="", topic="t")
+
+
+def _mixed(n: int) -> list[bytes]:
+    """n JSON events, every tenth malformed."""
+    return [b"{not json" if i % 10 == 9 else json.dumps({"id": i, "x": float(i)}).encode()
+            for i in range(n)]
+
+
+@pytest.mark.parametrize("policy", ["drop", "dead_letter", "fail"])
+def test_malformed_values_by_policy(session, kafka_broker, tmp_path, policy):
+    import pyarrow as pa
+    import pyarrow.feather as feather
+
+    src = kafka_broker.create_topic(kafka_broker.unique("mixed"), partitions=1)
+    dead = kafka_broker.create_topic(kafka_broker.unique("dead"), partitions=1)
+    kafka_broker.produce(src, _mixed(50))
+    q = (session.read_stream.kafka(bootstrap=kafka_broker.bootstrap, topic=src,
+                                   starting_offsets="earliest", value_format="json",
+                                   value_schema="id long, x double", on_malformed=policy,
+                                   dead_letter_topic=dead if policy == "dead_letter" else None)
+         .write_stream.ipc(tmp_path / "out").trigger(available_now=True)
+         .checkpoint(tmp_path / "ckpt").start())
+    if policy == "fail":
+        with pytest.raises(pt.StreamingQueryException, match="malformed|JSON|json"):
+            q.await_termination(120)
+        assert not list((tmp_path / "out").glob("part-*"))
+        return
+    assert q.await_termination(120)
+    got = pa.concat_tables(feather.read_table(p) for p in (tmp_path / "out").glob("part-*"))
+    assert sorted(got.column("id").to_pylist()) == [i for i in range(50) if i % 10 != 9]
+    letters = kafka_broker.consume(dead, isolation="read_uncommitted")
+    if policy == "drop":
+        assert letters == []
+    else:  # at least once: each malformed record there, with where it came from
+        sources = {json.loads(dict(m.headers())["source"])["offset"] for m in letters}
+        assert sources == {9, 19, 29, 39, 49}
+        assert all(m.value() == b"{not json" for m in letters)
+        assert all(dict(m.headers())["error"] for m in letters)
