@@ -854,6 +854,18 @@ int pt_read_ipc(pt_session *s, const char *path, pt_dataset **out, pt_error *err
  * an action runs. */
 int pt_read_parquet(pt_session *s, const char *path, const pt_parquet_read_options *opts,
                     pt_dataset **out, pt_error *err);
+/* CSV files: a file, a directory (its *.csv and *.tsv files, sorted by name)
+ * or a glob, read with opts (NULL: the defaults of pt_csv_options_init; the
+ * options are copied, opts->schema too). The schema is opts->schema, else
+ * inferred now from the first infer_rows records of the first file (column
+ * names from its header when header is set), plus the corrupt-record column
+ * when one is named. Files are cut into byte ranges of about
+ * csv.partition_bytes at record starts (quoted newlines respected), found now
+ * in one pass over each file; small files share a partition. With header,
+ * each file's first record is skipped. A malformed record fails the task
+ * (FAILFAST, naming file and line) or is handled as opts->mode says. */
+int pt_read_csv(pt_session *s, const char *path, const pt_csv_options *opts, pt_dataset **out,
+                pt_error *err);
 /* In-memory record batches, one partition each. The batches are moved (on
  * PT_OK each is released); the schema is copied. */
 int pt_from_batches(pt_session *s, const struct ArrowSchema *schema, struct ArrowArray *batches,
@@ -1027,6 +1039,20 @@ void pt_job_stats_free(pt_job_stats *st);
  * those columns are left out of the files; pt_read_parquet reads them back. */
 int pt_write_parquet(pt_dataset *ds, const char *dir, const pt_parquet_write_options *opts,
                      pt_error *err);
+
+/* How pt_write_csv writes each file. */
+typedef struct pt_csv_write_options {
+  int header;      /* 1 (default): a first line of column names in every file */
+  char delimiter;  /* ',' */
+} pt_csv_write_options;
+
+void pt_csv_write_options_init(pt_csv_write_options *opts);
+
+/* Like pt_write_ipc, as CSV (pt_csv_write_batch's text): dir/part-00000.csv
+ * ... and dir/_SUCCESS, committed exactly once. opts NULL: the defaults.
+ * Columns of types CSV cannot hold fail the call before any task runs. */
+int pt_write_csv(pt_dataset *ds, const char *dir, const pt_csv_write_options *opts,
+                 pt_error *err);
 
 /* Where a running job stands (what a console progress bar shows). */
 typedef struct pt_job_progress {

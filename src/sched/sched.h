@@ -34,6 +34,7 @@ typedef enum pt__node_kind {
   PT__NODE_BARRIER,        /* no op: marks its stage as a barrier stage */
   PT__NODE_PARQUET,
   PT__NODE_RESOURCES,      /* no op: gives its stage a resource profile */
+  PT__NODE_CSV,            /* pieces of CSV files (byte ranges at record starts) */
 } pt__node_kind;
 
 struct pt_dataset {
@@ -78,6 +79,14 @@ struct pt_dataset {
   pt_resource_profile *profile;  /* owned copy */
   /* BARRIER */
   int64_t max_attempts;          /* attempts of the stage; 0 = barrier.max_attempts */
+  /* CSV: pieces in piece_paths / piece_partition (n_pieces), their byte
+   * ranges and first lines here; the reader's options */
+  int64_t *piece_begin, *piece_end, *piece_line; /* owned */
+  pt_csv_options csv;            /* schema NULL (the node's schema is used);
+                                    null_values and corrupt_column point into
+                                    the fields below */
+  char **csv_null_values;        /* owned, each owned; csv.n_null_values of them */
+  char *csv_corrupt;             /* owned or NULL */
 };
 
 /* A node of `kind` over parent (which gains a reference; NULL for sources)
@@ -155,6 +164,9 @@ typedef struct pt__action {
   int64_t parquet_page_bytes, parquet_dictionary_page_bytes;
   char *const *parquet_partition_by; /* the caller's, for the job's time */
   int64_t parquet_n_partition_by;
+  /* PT__SINK_IPC writing CSV instead (pt_write_csv) */
+  int csv, csv_header;
+  char csv_delimiter;
 } pt__action;
 
 /* What a finished job produced, per partition of its final stage: the first
