@@ -1,6 +1,7 @@
-"""connectors.py — the ctypes side of the warehouse connectors (CSV files
-now): option structs and prototypes of pt_read_csv and pt_write_csv, kept
-here so that Session.read_csv and Dataset.write_csv stay a few lines each.
+"""connectors.py — the ctypes side of the warehouse connectors (CSV files,
+PostgreSQL): option structs and prototypes of pt_read_csv, pt_write_csv,
+pt_read_sql and pt_write_sql, kept here so that the Session and Dataset
+methods stay a few lines each.
 """
 
 from __future__ import annotations
@@ -38,6 +39,22 @@ class PtCsvWriteOptions(ctypes.Structure):
     _fields_ = [("header", ctypes.c_int), ("delimiter", ctypes.c_char)]
 
 
+class PtSqlReadOptions(ctypes.Structure):
+    """pt_sql_read_options."""
+
+    _fields_ = [
+        ("partition_column", ctypes.c_char_p),
+        ("lower_bound", ctypes.c_int64),
+        ("upper_bound", ctypes.c_int64),
+        ("num_partitions", ctypes.c_int64),
+        ("predicates", ctypes.POINTER(ctypes.c_char_p)),
+        ("n_predicates", ctypes.c_int64),
+        ("fetch_size", ctypes.c_int64),
+    ]
+
+
+SQL_MODES = {"append": 0, "overwrite": 1, "error": 2, "errorifexists": 2}
+
 _P = ctypes.POINTER
 _vp = ctypes.c_void_p
 _PROTOTYPES = {
@@ -45,6 +62,10 @@ _PROTOTYPES = {
     "pt_csv_write_options_init": (None, [_P(PtCsvWriteOptions)]),
     "pt_read_csv": (ctypes.c_int, [_vp, ctypes.c_char_p, _P(PtCsvOptions), _P(_vp), _P(PtError)]),
     "pt_write_csv": (ctypes.c_int, [_vp, ctypes.c_char_p, _P(PtCsvWriteOptions), _P(PtError)]),
+    "pt_read_sql": (ctypes.c_int, [_vp, ctypes.c_char_p, ctypes.c_char_p, _P(PtSqlReadOptions),
+                                   _P(_vp), _P(PtError)]),
+    "pt_write_sql": (ctypes.c_int, [_vp, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_int,
+                                    _P(PtError)]),
 }
 
 
@@ -111,3 +132,39 @@ def write_options(header: bool, delimiter: str) -> PtCsvWriteOptions:
     o.delimiter = _byte(delimiter, "delimiter")
     return o
 
+
+
+class SqlReadArgs:
+    """pt_read_sql's source and options, PySpark's read.jdbc arguments
+    checked and kept alive for the call."""
+
+    def __init__(self, *, table: Optional[str], query: Optional[str], column: Optional[str],
+                 lower_bound: Optional[int], upper_bound: Optional[int],
+                 num_partitions: Optional[int], predicates: Optional[Sequence[str]],
+                 fetch_size: Optional[int]) -> None:
+        if (table is None) == (query is None):
+            raise ValueError("read_sql: give table= or query=, one of them")
+        if query is not None and not query.lstrip()[:1] == "(" and \
+                query.lstrip().split(None, 1)[0].lower() not in ("select", "with", "values"):
+            raise ValueError("read_sql: query= must start with SELECT, WITH, VALUES or '('")
+        self.source = (table if table is not None else query).encode()
+        o = PtSqlReadOptions()
+        if column is not None:
+            if None in (lower_bound, upper_bound, num_partitions):
+                raise ValueError("read_sql: column= needs lower_bound=, upper_bound= and "
+                                 "num_partitions=")
+            if predicates is not None:
+                raise ValueError("read_sql: give column= or predicates=, not both")
+            self._column = column.encode()
+            o.partition_column = self._column
+            o.lower_bound, o.upper_bound = int(lower_bound), int(upper_bound)
+            o.num_partitions = int(num_partitions)
+        elif predicates is not None:
+            preds = list(predicates)
+            if not preds:
+                raise ValueError("read_sql: predicates= is empty")
+            self._preds = (ctypes.c_char_p * len(preds))(*[p.encode() for p in preds])
+            o.predicates = self._preds
+            o.n_predicates = len(preds)
+        o.fetch_size = int(fetch_size or 0)
+        self.options = o

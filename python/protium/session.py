@@ -331,6 +331,25 @@ class Session:
         finally:
             args.close()
 
+    def read_sql(self, url: str, *, table: Optional[str] = None, query: Optional[str] = None,
+                 column: Optional[str] = None, lower_bound: Optional[int] = None,
+                 upper_bound: Optional[int] = None, num_partitions: Optional[int] = None,
+                 predicates: Optional[Sequence[str]] = None,
+                 fetch_size: Optional[int] = None) -> "Dataset":
+        """A PostgreSQL table or query (url: postgresql://user:pw@host:port/db),
+        as PySpark's read.jdbc: `column`, `lower_bound`, `upper_bound` and
+        `num_partitions` make ranges of a numeric column (the bounds set the
+        strides, they filter nothing), or `predicates` gives one WHERE
+        condition per partition. Each task opens its own connection and
+        streams its rows (binary COPY) in batches of `fetch_size`."""
+        from protium import connectors
+        args = connectors.SqlReadArgs(table=table, query=query, column=column,
+                                      lower_bound=lower_bound, upper_bound=upper_bound,
+                                      num_partitions=num_partitions, predicates=predicates,
+                                      fetch_size=fetch_size)
+        return self._dataset(connectors.fn("pt_read_sql"), self._handle(), url.encode(),
+                             args.source, ctypes.byref(args.options))
+
     # -- end of warehouse connectors ----------------------------------------------
 
 
@@ -753,6 +772,18 @@ class Dataset:
         from protium import connectors
         opts = connectors.write_options(header, delimiter)
         self._run(connectors.fn("pt_write_csv"), os.fsencode(path), ctypes.byref(opts))
+
+    def write_sql(self, url: str, table: str, *, mode: str = "error") -> None:
+        """Writes the rows into a PostgreSQL table exactly once, as PySpark's
+        write.jdbc: mode "error" (the table must not exist), "append" or
+        "overwrite" (its rows replaced). Every task attempt stages its rows
+        in a table of its own; one transaction moves the winners in."""
+        from protium import connectors
+        if mode.lower() not in connectors.SQL_MODES:
+            raise ValueError(f"write_sql: mode must be one of {sorted(connectors.SQL_MODES)}, "
+                             f"not {mode!r}")
+        self._run(connectors.fn("pt_write_sql"), url.encode(), table.encode(),
+                  connectors.SQL_MODES[mode.lower()])
 
     # -- end of warehouse connectors ----------------------------------------------
 

@@ -364,6 +364,31 @@ int pt__source_open(pt__task *t, const Protium__Op *op, pt__source *src, pt_erro
       if (rc != PT_OK) pt__source_close(src);
       return rc;
     }
+    case PROTIUM__OP__OP_READ_SQL: {
+      const Protium__SqlSource *q = op->read_sql;
+      if (p < 0 || (size_t)p >= q->n_queries)
+        return pt__errorf(err, PT_EINVAL, "read_sql: partition %lld of %zu queries", (long long)p,
+                          q->n_queries);
+      int rc = t->stage->source_schema.release != NULL
+                   ? pt_schema_copy(&t->stage->source_schema, &src->schema, err)
+                   : pt__errorf(err, PT_EINVAL, "read_sql: no schema in the stage definition");
+      if (rc == PT_OK) rc = pt__pg_reader_open(q->url, q->queries[p], 0, &src->sql, err);
+      if (rc == PT_OK) {
+        /* The table may have changed since the dataset was made. */
+        char want[1024], got[1024];
+        pt_type_name(&src->schema, want, sizeof want);
+        pt_type_name(pt__pg_reader_schema(src->sql), got, sizeof got);
+        if (strcmp(want, got) != 0)
+          rc = pt__errorf(err, PT_EINVAL,
+                          "the query's columns are now %s, not %s as when the dataset was made; "
+                          "make the dataset again", got, want);
+      }
+      if (rc != PT_OK) {
+        pt__source_close(src);
+        return pt__error_prefix(err, rc, "read_sql: partition %lld: ", (long long)p);
+      }
+      return PT_OK;
+    }
     case PROTIUM__OP__OP_READ_CSV: {
       int rc = t->stage->source_schema.release != NULL
                    ? pt_schema_copy(&t->stage->source_schema, &src->schema, err)
@@ -407,6 +432,14 @@ int pt__source_next(pt__source *src, struct ArrowArray *out, pt_error *err) {
     src->rows_read += n;
     return PT_OK;
   }
+  if (src->op->op_case == PROTIUM__OP__OP_READ_SQL) {
+    int64_t rows = src->op->read_sql->fetch_size > 0 ? src->op->read_sql->fetch_size : 65536;
+    int rc = pt__pg_reader_next(src->sql, rows, out, err);
+    if (rc != PT_OK) return pt__error_prefix(err, rc, "read_sql: partition %lld: ",
+                                             (long long)src->t->launch->partition);
+    if (out->release) src->rows_read += out->length;
+    return PT_OK;
+  }
   if (src->op->op_case == PROTIUM__OP__OP_READ_CSV) {
     while (src->csv_map) {
       PT_RETURN_NOT_OK(csv_next_batch(src, out, err));
@@ -448,6 +481,8 @@ int pt__source_next(pt__source *src, struct ArrowArray *out, pt_error *err) {
 }
 
 void pt__source_close(pt__source *src) {
+  pt__pg_reader_free(src->sql);
+  src->sql = NULL;
   csv_unmap(src);
   if (src->csv_schema.release != NULL) src->csv_schema.release(&src->csv_schema);
   if (src->stream.release != NULL) src->stream.release(&src->stream);
@@ -638,6 +673,13 @@ int pt__sink_open(pt__task *t, const Protium__Op *op, const struct ArrowSchema *
       opts.compression = (pt_compression)w->compression;
       return open_writer(sink, &opts, err);
     }
+    case PROTIUM__OP__OP_WRITE_SQL: {
+      const Protium__SqlSink *w = op->write_sql;
+      sink->sql_table = path_printf(err, "%sp%lld_a%lld", w->staging_prefix, p, a);
+      if (sink->sql_table == NULL) return err ? err->code : PT_ENOMEM;
+      int rc = pt__pg_stage_open(w->url, sink->sql_table, w->columns_ddl, &sink->sql, err);
+      return rc == PT_OK ? PT_OK : pt__error_prefix(err, rc, "write_sql: ");
+    }
     case PROTIUM__OP__OP_SHUFFLE_WRITE: {
       const Protium__ShuffleSink *s = op->shuffle_write;
       if (s->partitions <= 0 || s->partitions > (INT64_C(1) << 24))
@@ -754,6 +796,10 @@ int pt__sink_consume(pt__sink *sink, struct ArrowArray *batch, pt_error *err) {
       break;
     case PROTIUM__OP__OP_SHUFFLE_WRITE:
       if (batch->length > 0) rc = shuffle_consume(sink, batch, err);
+      break;
+    case PROTIUM__OP__OP_WRITE_SQL:
+      rc = pt__pg_stage_write(sink->sql, sink->schema, batch, err);
+      if (rc != PT_OK) pt__error_prefix(err, rc, "write_sql: ");
       break;
     default: break;
   }
@@ -897,6 +943,13 @@ int pt__sink_finish(pt__sink *sink, Protium__TaskStatus *st, pt_error *err) {
       return PT_OK;
     }
     case PROTIUM__OP__OP_SHUFFLE_WRITE: return shuffle_finish(sink, st, err);
+    case PROTIUM__OP__OP_WRITE_SQL:
+      /* Every batch was COPYed when it came: the table is complete. */
+      pt__pg_stage_free(sink->sql);
+      sink->sql = NULL;
+      st->output_path = sink->sql_table;
+      sink->sql_table = NULL; /* the status owns it now */
+      return PT_OK;
     default: return pt__errorf(err, PT_EINVAL, "not a sink");
   }
 }
@@ -907,6 +960,10 @@ void pt__sink_close(pt__sink *sink) {
     sink->csv_open = 0;
   }
   pt_buf_free(&sink->csv_buf);
+  pt__pg_stage_free(sink->sql);
+  sink->sql = NULL;
+  pt__free(sink->sql_table);
+  sink->sql_table = NULL;
   bool dir = sink->hive != NULL || (sink->op != NULL && sink->op->op_case == PROTIUM__OP__OP_WRITE_IPC &&
                                     sink->op->write_ipc->n_parquet_partition_by > 0 &&
                                     sink->op->write_ipc->parquet);

@@ -57,6 +57,10 @@ static void node_release(pt_dataset *ds) {
     for (int64_t i = 0; i < ds->csv.n_null_values; i++) pt__free(ds->csv_null_values[i]);
   pt__free(ds->csv_null_values);
   pt__free(ds->csv_corrupt);
+  pt__free(ds->sql_url);
+  if (ds->sql_queries)
+    for (int64_t i = 0; i < ds->partitions; i++) pt__free(ds->sql_queries[i]);
+  pt__free(ds->sql_queries);
   pt__free(ds);
 }
 

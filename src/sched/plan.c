@@ -22,6 +22,8 @@ static void op_free(Protium__Op *op) {
   case PROTIUM__OP__OP_COUNT: pt__free(op->count); break;
   case PROTIUM__OP__OP_WRITE_IPC: pt__free(op->write_ipc); break;
   case PROTIUM__OP__OP_MAP_PARTITIONS: pt__free(op->map_partitions); break;
+  case PROTIUM__OP__OP_READ_SQL: pt__free(op->read_sql); break;
+  case PROTIUM__OP__OP_WRITE_SQL: pt__free(op->write_sql); break;
   case PROTIUM__OP__OP_READ_CSV:
     /* The pieces were made as one block (csv_source below). */
     if (op->read_csv->n_pieces > 0) pt__free(op->read_csv->pieces[0]);
@@ -289,6 +291,17 @@ static int add_chain_ops(pt__driver *d, pt__job *job, pt__sched_stage *st, pt_da
     op = new_op(PROTIUM__OP__OP_READ_PARQUET, q);
     break;
   }
+  case PT__NODE_SQL: {
+    Protium__SqlSource *q = NEW_MSG(Protium__SqlSource, protium__sql_source__init);
+    if (q) {
+      q->url = src->sql_url; /* borrowed from the node */
+      q->n_queries = (size_t)src->partitions;
+      q->queries = src->sql_queries;
+      q->fetch_size = src->sql_fetch_size;
+    }
+    op = new_op(PROTIUM__OP__OP_READ_SQL, q);
+    break;
+  }
   case PT__NODE_CSV: {
     Protium__CsvSource *c = NEW_MSG(Protium__CsvSource, protium__csv_source__init);
     size_t n = (size_t)src->n_pieces;
@@ -432,6 +445,16 @@ int pt__plan_build(pt__driver *d, pt_dataset *ds, const pt__action *action, pt__
       w->csv_delimiter = (unsigned char)action->csv_delimiter;
     }
     sink = new_op(PROTIUM__OP__OP_WRITE_IPC, w);
+    break;
+  }
+  case PT__SINK_SQL: {
+    Protium__SqlSink *w = NEW_MSG(Protium__SqlSink, protium__sql_sink__init);
+    if (w) { /* the caller's strings: it waits for the job */
+      w->url = (char *)action->sql_url;
+      w->staging_prefix = (char *)action->sql_staging_prefix;
+      w->columns_ddl = (char *)action->sql_columns_ddl;
+    }
+    sink = new_op(PROTIUM__OP__OP_WRITE_SQL, w);
     break;
   }
   }

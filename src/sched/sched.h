@@ -35,6 +35,7 @@ typedef enum pt__node_kind {
   PT__NODE_PARQUET,
   PT__NODE_RESOURCES,      /* no op: gives its stage a resource profile */
   PT__NODE_CSV,            /* pieces of CSV files (byte ranges at record starts) */
+  PT__NODE_SQL,            /* one query per partition on a SQL database */
 } pt__node_kind;
 
 struct pt_dataset {
@@ -87,6 +88,10 @@ struct pt_dataset {
                                     the fields below */
   char **csv_null_values;        /* owned, each owned; csv.n_null_values of them */
   char *csv_corrupt;             /* owned or NULL */
+  /* SQL */
+  char *sql_url;                 /* owned */
+  char **sql_queries;            /* owned, each owned; one per partition */
+  int64_t sql_fetch_size;        /* rows per batch */
 };
 
 /* A node of `kind` over parent (which gains a reference; NULL for sources)
@@ -148,6 +153,8 @@ typedef enum pt__sink_kind {
   PT__SINK_RESULT, /* files under <session_dir>/results/<job_id>/ */
   PT__SINK_COUNT,
   PT__SINK_IPC,    /* files under ipc_temp_dir, committed by the caller */
+  PT__SINK_SQL,    /* staging tables named by each task's status, committed by
+                      the caller */
 } pt__sink_kind;
 
 typedef struct pt__action {
@@ -167,6 +174,8 @@ typedef struct pt__action {
   /* PT__SINK_IPC writing CSV instead (pt_write_csv) */
   int csv, csv_header;
   char csv_delimiter;
+  /* PT__SINK_SQL (the caller's strings: it waits for the job) */
+  const char *sql_url, *sql_staging_prefix, *sql_columns_ddl;
 } pt__action;
 
 /* What a finished job produced, per partition of its final stage: the first
