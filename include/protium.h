@@ -887,7 +887,8 @@ void pt_sql_read_options_init(pt_sql_read_options *opts);
 
 /* A table or query of a PostgreSQL database (url: postgresql://user:pw@host
  * :port/db, or libpq's key=value form; the password may also come from
- * PGPASSWORD). source is a query when it starts with SELECT, WITH, VALUES or
+ * PGPASSWORD) or a MySQL/MariaDB one (mysql://user:pw@host:port/db; or
+ * MYSQL_PWD). source is a query when it starts with SELECT, WITH, VALUES or
  * '(' (any case), else a table name, used as given. The columns are
  * described now (a type protium cannot map is refused, naming the column);
  * each task opens its own connection and streams its partition's rows
@@ -1091,7 +1092,8 @@ typedef enum pt_sql_write_mode {
   PT_SQL_ERROR = 2,     /* the table must not exist; it is created */
 } pt_sql_write_mode;
 
-/* Writes ds into table of the PostgreSQL database at url, exactly once:
+/* Writes ds into table of the PostgreSQL or MySQL/MariaDB database at url
+ * (as pt_read_sql's), exactly once:
  * each task attempt COPYs its partition into a staging table of its own
  * (named by job, partition and attempt); when every partition succeeded,
  * one transaction creates or truncates the table as mode says and moves the

@@ -336,7 +336,8 @@ class Session:
                  upper_bound: Optional[int] = None, num_partitions: Optional[int] = None,
                  predicates: Optional[Sequence[str]] = None,
                  fetch_size: Optional[int] = None) -> "Dataset":
-        """A PostgreSQL table or query (url: postgresql://user:pw@host:port/db),
+        """A PostgreSQL or MySQL/MariaDB table or query (url:
+        postgresql://user:pw@host:port/db or mysql://user:pw@host:port/db),
         as PySpark's read.jdbc: `column`, `lower_bound`, `upper_bound` and
         `num_partitions` make ranges of a numeric column (the bounds set the
         strides, they filter nothing), or `predicates` gives one WHERE
@@ -774,7 +775,7 @@ class Dataset:
         self._run(connectors.fn("pt_write_csv"), os.fsencode(path), ctypes.byref(opts))
 
     def write_sql(self, url: str, table: str, *, mode: str = "error") -> None:
-        """Writes the rows into a PostgreSQL table exactly once, as PySpark's
+        """Writes the rows into a PostgreSQL or MySQL table exactly once, as PySpark's
         write.jdbc: mode "error" (the table must not exist), "append" or
         "overwrite" (its rows replaced). Every task attempt stages its rows
         in a table of its own; one transaction moves the winners in."""

@@ -23,17 +23,10 @@ void pt_sql_read_options_init(pt_sql_read_options *o) {
   memset(o, 0, sizeof *o);
 }
 
-/* libpq URLs only, for now: a MySQL one gets a clear refusal. */
 static int check_url(const char *url, const char *what, pt_error *err) {
-  if (strncmp(url, "postgresql://", 13) == 0 || strncmp(url, "postgres://", 11) == 0 ||
-      (strstr(url, "://") == NULL && strchr(url, '=') != NULL))
-    return PT_OK;
-  char scheme[32] = "";
-  const char *s = strstr(url, "://");
-  if (s && s - url < (ptrdiff_t)sizeof scheme) snprintf(scheme, sizeof scheme, "%.*s", (int)(s - url), url);
-  return pt__errorf(err, PT_ENOTSUP,
-                    "%s: URL scheme '%s' is not supported; use postgresql://user@host:port/db "
-                    "(or libpq's key=value form)", what, scheme);
+  pt__sql_dialect d;
+  int rc = pt__sql_dialect_of(url, &d, err);
+  return rc == PT_OK ? PT_OK : pt__error_prefix(err, rc, "%s: ", what);
 }
 
 static int is_query(const char *src) {
@@ -89,11 +82,11 @@ int pt_read_sql(pt_session *s, const char *url, const char *source,
     np = o.n_predicates;
   }
   /* The columns, before any row moves. */
-  pt__pg_reader *r = NULL;
+  pt__sql_reader *r = NULL;
   struct ArrowSchema schema = {0};
-  rc = pt__pg_reader_open(url, base, 1, &r, err);
-  if (rc == PT_OK) rc = pt_schema_copy(pt__pg_reader_schema(r), &schema, err);
-  pt__pg_reader_free(r);
+  rc = pt__sql_reader_open(url, base, 1, &r, err);
+  if (rc == PT_OK) rc = pt_schema_copy(pt__sql_reader_schema(r), &schema, err);
+  pt__sql_reader_free(r);
   if (rc != PT_OK) pt__error_prefix(err, rc, "read_sql: ");
   char **queries = NULL;
   if (rc == PT_OK) {
@@ -135,7 +128,7 @@ int pt_write_sql(pt_dataset *ds, const char *url, const char *table, pt_sql_writ
     return pt__errorf(err, PT_EINVAL, "write_sql: unknown mode %d", (int)mode);
   PT_RETURN_NOT_OK(check_url(url, "write_sql", err));
   pt_buf ddl = {0};
-  int rc = pt__pg_columns_ddl(&ds->schema, &ddl, err);
+  int rc = pt__sql_columns_ddl(url, &ds->schema, &ddl, err);
   if (rc != PT_OK) {
     pt_buf_free(&ddl);
     return pt__error_prefix(err, rc, "write_sql: ");
@@ -156,7 +149,7 @@ int pt_write_sql(pt_dataset *ds, const char *url, const char *table, pt_sql_writ
   rc = pt__driver_run(ds->driver, ds, &a, &res, err);
   pt__session_record_job(ds, &res);
   if (rc == PT_OK) {
-    rc = pt__pg_commit(url, table, (pt__sql_mode)mode, &ds->schema,
+    rc = pt__sql_commit(url, table, (pt__sql_mode)mode, &ds->schema,
                        (const char *const *)res.paths, res.n_partitions, err);
     if (rc != PT_OK) pt__error_prefix(err, rc, "write_sql: ");
     pt__job_result_reset(&res);
@@ -165,7 +158,7 @@ int pt_write_sql(pt_dataset *ds, const char *url, const char *table, pt_sql_writ
    * that lost, failed or were killed half-way. */
   (void)pt__driver_quiesce(ds->driver, a.job_id, ORPHAN_WAIT_MS);
   pt_error derr = {0};
-  int drc = pt__pg_drop_staging(url, prefix, &derr);
+  int drc = pt__sql_drop_staging(url, prefix, &derr);
   if (rc == PT_OK && drc != PT_OK) {
     if (err) *err = derr;
     rc = pt__error_prefix(err, drc, "write_sql: the rows are committed, but staging tables "

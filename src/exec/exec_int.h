@@ -70,7 +70,7 @@ typedef struct pt__source {
   int csv_skip_header;            /* the open piece starts its file: skip one record */
   struct ArrowSchema csv_schema;  /* the columns the text holds (the stage's,
                                      less the corrupt-record column); owned */
-  pt__pg_reader *sql;             /* read_sql: the partition's query; owned */
+  pt__sql_reader *sql;            /* read_sql: the partition's query; owned */
 } pt__source;
 
 int pt__source_open(pt__task *t, const Protium__Op *op, pt__source *src, pt_error *err);
@@ -110,7 +110,7 @@ typedef struct pt__sink {
   pt__hive_sink *hive;            /* ... and partition_by: path is a directory */
   int csv_open;                   /* write_ipc with csv set: csv_fd is open */
   int csv_fd;
-  pt__pg_stage *sql;              /* write_sql: the attempt's staging table; owned */
+  pt__sql_stage *sql;             /* write_sql: the attempt's staging table; owned */
   char *sql_table;                /* its name; owned */
   pt_buf csv_buf;                 /* text of one batch, reused */
   char *path;

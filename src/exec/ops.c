@@ -372,12 +372,12 @@ int pt__source_open(pt__task *t, const Protium__Op *op, pt__source *src, pt_erro
       int rc = t->stage->source_schema.release != NULL
                    ? pt_schema_copy(&t->stage->source_schema, &src->schema, err)
                    : pt__errorf(err, PT_EINVAL, "read_sql: no schema in the stage definition");
-      if (rc == PT_OK) rc = pt__pg_reader_open(q->url, q->queries[p], 0, &src->sql, err);
+      if (rc == PT_OK) rc = pt__sql_reader_open(q->url, q->queries[p], 0, &src->sql, err);
       if (rc == PT_OK) {
         /* The table may have changed since the dataset was made. */
         char want[1024], got[1024];
         pt_type_name(&src->schema, want, sizeof want);
-        pt_type_name(pt__pg_reader_schema(src->sql), got, sizeof got);
+        pt_type_name(pt__sql_reader_schema(src->sql), got, sizeof got);
         if (strcmp(want, got) != 0)
           rc = pt__errorf(err, PT_EINVAL,
                           "the query's columns are now %s, not %s as when the dataset was made; "
@@ -434,7 +434,7 @@ int pt__source_next(pt__source *src, struct ArrowArray *out, pt_error *err) {
   }
   if (src->op->op_case == PROTIUM__OP__OP_READ_SQL) {
     int64_t rows = src->op->read_sql->fetch_size > 0 ? src->op->read_sql->fetch_size : 65536;
-    int rc = pt__pg_reader_next(src->sql, rows, out, err);
+    int rc = pt__sql_reader_next(src->sql, rows, out, err);
     if (rc != PT_OK) return pt__error_prefix(err, rc, "read_sql: partition %lld: ",
                                              (long long)src->t->launch->partition);
     if (out->release) src->rows_read += out->length;
@@ -481,7 +481,7 @@ int pt__source_next(pt__source *src, struct ArrowArray *out, pt_error *err) {
 }
 
 void pt__source_close(pt__source *src) {
-  pt__pg_reader_free(src->sql);
+  pt__sql_reader_free(src->sql);
   src->sql = NULL;
   csv_unmap(src);
   if (src->csv_schema.release != NULL) src->csv_schema.release(&src->csv_schema);
@@ -677,7 +677,7 @@ int pt__sink_open(pt__task *t, const Protium__Op *op, const struct ArrowSchema *
       const Protium__SqlSink *w = op->write_sql;
       sink->sql_table = path_printf(err, "%sp%lld_a%lld", w->staging_prefix, p, a);
       if (sink->sql_table == NULL) return err ? err->code : PT_ENOMEM;
-      int rc = pt__pg_stage_open(w->url, sink->sql_table, w->columns_ddl, &sink->sql, err);
+      int rc = pt__sql_stage_open(w->url, sink->sql_table, w->columns_ddl, &sink->sql, err);
       return rc == PT_OK ? PT_OK : pt__error_prefix(err, rc, "write_sql: ");
     }
     case PROTIUM__OP__OP_SHUFFLE_WRITE: {
@@ -798,7 +798,7 @@ int pt__sink_consume(pt__sink *sink, struct ArrowArray *batch, pt_error *err) {
       if (batch->length > 0) rc = shuffle_consume(sink, batch, err);
       break;
     case PROTIUM__OP__OP_WRITE_SQL:
-      rc = pt__pg_stage_write(sink->sql, sink->schema, batch, err);
+      rc = pt__sql_stage_write(sink->sql, sink->schema, batch, err);
       if (rc != PT_OK) pt__error_prefix(err, rc, "write_sql: ");
       break;
     default: break;
@@ -945,7 +945,7 @@ int pt__sink_finish(pt__sink *sink, Protium__TaskStatus *st, pt_error *err) {
     case PROTIUM__OP__OP_SHUFFLE_WRITE: return shuffle_finish(sink, st, err);
     case PROTIUM__OP__OP_WRITE_SQL:
       /* Every batch was COPYed when it came: the table is complete. */
-      pt__pg_stage_free(sink->sql);
+      pt__sql_stage_free(sink->sql);
       sink->sql = NULL;
       st->output_path = sink->sql_table;
       sink->sql_table = NULL; /* the status owns it now */
@@ -960,7 +960,7 @@ void pt__sink_close(pt__sink *sink) {
     sink->csv_open = 0;
   }
   pt_buf_free(&sink->csv_buf);
-  pt__pg_stage_free(sink->sql);
+  pt__sql_stage_free(sink->sql);
   sink->sql = NULL;
   pt__free(sink->sql_table);
   sink->sql_table = NULL;

@@ -161,4 +161,63 @@ int pt__pg_commit(const char *url, const char *table, pt__sql_mode mode,
 /* Drops every table whose name starts with prefix. */
 int pt__pg_drop_staging(const char *url, const char *prefix, pt_error *err);
 
+/* ------------------------------------------------------------------------ */
+/* MySQL and MariaDB (mysql.c): the same reader and writer over libmariadb.
+ * URLs: mysql://user:password@host:port/db (or mariadb://); the password
+ * may come from MYSQL_PWD. Sessions run in UTC. */
+
+typedef struct pt__my_reader pt__my_reader;
+int pt__my_reader_open(const char *url, const char *query, int describe_only,
+                       pt__my_reader **out, pt_error *err);
+const struct ArrowSchema *pt__my_reader_schema(const pt__my_reader *r);
+int pt__my_reader_next(pt__my_reader *r, int64_t batch_rows, struct ArrowArray *out,
+                       pt_error *err);
+void pt__my_reader_free(pt__my_reader *r);
+int pt__my_columns_ddl(const struct ArrowSchema *schema, pt_buf *out, pt_error *err);
+typedef struct pt__my_stage pt__my_stage;
+/* Staging tables are filled by multi-row INSERTs of about 1 MiB, each
+ * committed on its own. */
+int pt__my_stage_open(const char *url, const char *table, const char *columns_ddl,
+                      pt__my_stage **out, pt_error *err);
+int pt__my_stage_write(pt__my_stage *w, const struct ArrowSchema *schema,
+                       const struct ArrowArray *batch, pt_error *err);
+void pt__my_stage_free(pt__my_stage *w);
+/* As pt__pg_commit, but MySQL commits around DDL: a missing table is
+ * created before the transaction and dropped again if it fails; OVERWRITE
+ * deletes the rows inside the transaction. */
+int pt__my_commit(const char *url, const char *table, pt__sql_mode mode,
+                  const struct ArrowSchema *schema, const char *const *staging, int64_t n,
+                  pt_error *err);
+int pt__my_drop_staging(const char *url, const char *prefix, pt_error *err);
+
+/* ------------------------------------------------------------------------ */
+/* connect.c: the database the URL names, behind one set of calls (each as
+ * its PostgreSQL counterpart above says). */
+
+typedef enum pt__sql_dialect { PT__SQL_POSTGRES, PT__SQL_MYSQL } pt__sql_dialect;
+
+/* PT_ENOTSUP naming the scheme when protium speaks no such database. */
+int pt__sql_dialect_of(const char *url, pt__sql_dialect *out, pt_error *err);
+
+typedef struct pt__sql_reader pt__sql_reader;
+int pt__sql_reader_open(const char *url, const char *query, int describe_only,
+                        pt__sql_reader **out, pt_error *err);
+const struct ArrowSchema *pt__sql_reader_schema(const pt__sql_reader *r);
+int pt__sql_reader_next(pt__sql_reader *r, int64_t batch_rows, struct ArrowArray *out,
+                        pt_error *err);
+void pt__sql_reader_free(pt__sql_reader *r);
+
+typedef struct pt__sql_stage pt__sql_stage;
+int pt__sql_stage_open(const char *url, const char *table, const char *columns_ddl,
+                       pt__sql_stage **out, pt_error *err);
+int pt__sql_stage_write(pt__sql_stage *w, const struct ArrowSchema *schema,
+                        const struct ArrowArray *batch, pt_error *err);
+void pt__sql_stage_free(pt__sql_stage *w);
+int pt__sql_columns_ddl(const char *url, const struct ArrowSchema *schema, pt_buf *out,
+                        pt_error *err);
+int pt__sql_commit(const char *url, const char *table, pt__sql_mode mode,
+                   const struct ArrowSchema *schema, const char *const *staging, int64_t n,
+                   pt_error *err);
+int pt__sql_drop_staging(const char *url, const char *prefix, pt_error *err);
+
 #endif

@@ -155,8 +155,8 @@ static void test_read_refusals(void **state) {
   (void)state;
   pt_dataset *ds = NULL;
   pt_error err = {0};
-  assert_int_equal(pt_read_sql(S, "mysql://u@h/db", "t", NULL, &ds, &err), PT_ENOTSUP);
-  assert_non_null(strstr(err.message, "URL scheme 'mysql' is not supported"));
+  assert_int_equal(pt_read_sql(S, "oracle://u@h/db", "t", NULL, &ds, &err), PT_ENOTSUP);
+  assert_non_null(strstr(err.message, "read_sql: URL scheme 'oracle' is not supported"));
   char url[512];
   snprintf(url, sizeof url, "postgresql://postgres:s3cretPW@127.0.0.1:%d/nodb", g_pg.port);
   assert_int_equal(pt_read_sql(S, url, "src", NULL, &ds, &err), PT_EIO);
