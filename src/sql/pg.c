@@ -89,6 +89,30 @@ void pt__pg_reader_free(pt__pg_reader *r) {
 
 const struct ArrowSchema *pt__pg_reader_schema(const pt__pg_reader *r) { return &r->schema; }
 
+/* Types whose OIDs are made by CREATE TYPE: an enum (read as its label
+ * text) or an array of one. 0 when oid is neither. */
+static int enum_kind(PGconn *c, Oid oid, pt__pg_kind *out) {
+  char q[256];
+  snprintf(q, sizeof q,
+           "SELECT t.typtype, coalesce(e.typtype, '-'), t.typcategory FROM pg_type t "
+           "LEFT JOIN pg_type e ON e.oid = t.typelem WHERE t.oid = %u", (unsigned)oid);
+  PGresult *r = PQexec(c, q);
+  int found = 0;
+  if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
+    char typtype = PQgetvalue(r, 0, 0)[0], elemtype = PQgetvalue(r, 0, 1)[0];
+    char category = PQgetvalue(r, 0, 2)[0];
+    if (typtype == 'e') {
+      *out = PT__PG_TEXT;
+      found = 1;
+    } else if (category == 'A' && elemtype == 'e') {
+      *out = PT__PG_ARRAY_OF(PT__PG_TEXT);
+      found = 1;
+    }
+  }
+  PQclear(r);
+  return found;
+}
+
 /* Describes query on r->conn into r->schema and r->kinds. */
 static int describe(pt__pg_reader *r, const char *query, pt_error *err) {
   PGconn *c = r->conn;
@@ -119,7 +143,8 @@ static int describe(pt__pg_reader *r, const char *query, pt_error *err) {
     typmods[i] = PQfmod(res, i);
     if (names[i] == NULL) {
       rc = pt__errorf(err, PT_ENOMEM, "sql: out of memory for column names");
-    } else if (pt__pg_kind_of(PQftype(res, i), names[i], NULL, &r->kinds[i], NULL) != PT_OK) {
+    } else if (pt__pg_kind_of(PQftype(res, i), names[i], NULL, &r->kinds[i], NULL) != PT_OK &&
+               !enum_kind(c, PQftype(res, i), &r->kinds[i])) {
       char tn[128];
       type_name(c, PQftype(res, i), tn, sizeof tn);
       rc = pt__pg_kind_of(PQftype(res, i), names[i], tn, &r->kinds[i], err);

@@ -27,7 +27,16 @@ typedef enum pt__pg_kind {
   PT__PG_TIMESTAMPTZ, /* timestamptz -> timestamp[us, tz=UTC] */
   PT__PG_UUID,        /* uuid -> fixed_size_binary(16) */
   PT__PG_NUMERIC,     /* numeric(p, s), p <= 38 -> decimal128(p, s) */
+  PT__PG_TIME,        /* time -> time64[us] */
+  PT__PG_INTERVAL,    /* interval -> month_day_nano interval */
 } pt__pg_kind;
+
+/* A one-dimensional array of a kind (list<item: the kind's type>); enum
+ * columns (and arrays of them) are read as PT__PG_TEXT, their labels. */
+#define PT__PG_ARRAY 0x100
+#define PT__PG_ARRAY_OF(k) ((pt__pg_kind)(PT__PG_ARRAY | (int)(k)))
+#define PT__PG_IS_ARRAY(k) (((int)(k) & PT__PG_ARRAY) != 0)
+#define PT__PG_ELEM(k) ((pt__pg_kind)((int)(k) & ~PT__PG_ARRAY))
 
 /* The kind of a PostgreSQL type OID. PT_ENOTSUP (message naming column and
  * type_name) if protium has no mapping for it: the read is refused rather
@@ -35,8 +44,8 @@ typedef enum pt__pg_kind {
 int pt__pg_kind_of(uint32_t oid, const char *column, const char *type_name, pt__pg_kind *out,
                    pt_error *err);
 
-/* The Arrow format string of a kind ("b", "s", "tsu:UTC" ...), numeric
- * aside (its format depends on the type modifier). Static. */
+/* The Arrow format string of a kind ("b", "s", "tsu:UTC" ...; "+l" for an
+ * array), numeric aside (its format depends on the type modifier). Static. */
 const char *pt__pg_kind_format(pt__pg_kind kind);
 
 /* A struct schema of n columns (names[i], kinds[i]), all nullable, into *out

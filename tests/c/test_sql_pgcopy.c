@@ -331,6 +331,65 @@ static void test_unmappable_type_named(void **state) {
   assert_int_equal(k, PT__PG_TEXT);
 }
 
+/* One int4[] column: a well-formed array decodes; every hostile header or
+ * element length is refused with the row and column, never read past. */
+static void test_array_hostile(void **state) {
+  (void)state;
+  const pt__pg_kind kinds[] = {PT__PG_ARRAY_OF(PT__PG_INT4)};
+  const char *names[] = {"a"};
+  struct {
+    int32_t ndim, flags, n, elem_len;
+    int extra;
+    int code;
+    const char *msg;
+  } cases[] = {
+      {1, 0, 2, 4, 0, PT_OK, NULL},
+      {2, 0, 2, 4, 0, PT_ENOTSUP, "a 2-dimensional array"},
+      {-1, 0, 2, 4, 0, PT_EFORMAT, "array header"},
+      {1, 4, 2, 4, 0, PT_EFORMAT, "array header"},
+      {1, 0, 1 << 30, 4, 0, PT_EFORMAT, "elements in"},
+      {1, 0, 2, 400, 0, PT_EFORMAT, "runs past the array"},
+      {1, 0, 2, 3, 0, PT_EFORMAT, "field of 3 bytes"},
+      {1, 0, 2, 4, 3, PT_EFORMAT, "bytes after the array's elements"},
+  };
+  for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+    sbuf s = {.n = 0};
+    header(&s);
+    put16(&s, 1);
+    int64_t w = cases[k].elem_len > 0 && cases[k].elem_len < 100 ? cases[k].elem_len : 4;
+    int64_t body = 20 + 2 * (4 + w) + cases[k].extra;
+    put32(&s, body);
+    put32(&s, cases[k].ndim), put32(&s, cases[k].flags), put32(&s, 23);
+    put32(&s, cases[k].n), put32(&s, 1);
+    for (int e = 0; e < 2; e++) {
+      put32(&s, cases[k].elem_len);
+      for (int64_t i = 0; i < w; i++) put(&s, "\0", 1);
+    }
+    for (int i = 0; i < cases[k].extra; i++) put(&s, "x", 1);
+    put16(&s, -1);
+    pt_error err;
+    struct ArrowSchema schema;
+    pt_builder *b;
+    assert_int_equal(pt__pg_schema(1, names, kinds, NULL, &schema, &err), PT_OK);
+    assert_int_equal(pt_builder_new(&schema, &b, &err), PT_OK);
+    pt__pgcopy d;
+    pt__pgcopy_init(&d, 1, kinds, b);
+    int rc = pt__pgcopy_feed(&d, s.b, s.n, &err);
+    if (rc != cases[k].code) fail_msg("case %zu: rc %d: %s", k, rc, err.message);
+    if (cases[k].msg && !strstr(err.message, cases[k].msg))
+      fail_msg("case %zu: %s", k, err.message);
+    if (rc == PT_OK) {
+      struct ArrowArray a;
+      assert_int_equal(pt_builder_finish(b, &a, &err), PT_OK);
+      assert_int_equal(pt_array_validate(&schema, &a, &err), PT_OK);
+      assert_int_equal(a.children[0]->children[0]->length, 2);
+      a.release(&a);
+    }
+    pt_builder_free(b);
+    schema.release(&schema);
+  }
+}
+
 /* The encoder (pgwrite.c) is the decoder's inverse: a batch of every type
  * it writes, encoded and decoded, prints as the same JSON. */
 static void test_encode_round_trip(void **state) {
@@ -436,6 +495,7 @@ int main(void) {
       cmocka_unit_test(test_numeric),
       cmocka_unit_test(test_unmappable_type_named),
       cmocka_unit_test(test_encode_round_trip),
+      cmocka_unit_test(test_array_hostile),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
