@@ -66,14 +66,16 @@ static int map_file(const char *path, mapped *m, pt_error *err) {
   m->data = NULL;
   m->size = 0;
   int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return pt__errorf(err, PT_EIO, "read_csv: cannot open '%s': %s", path, strerror(errno));
+  if (fd < 0)
+    return pt__errorf(err, PT_EIO, "read_csv: cannot open '%s': %s", path, strerror(errno));
   struct stat sb;
   int rc = PT_OK;
   if (fstat(fd, &sb) != 0) {
     rc = pt__errorf(err, PT_EIO, "read_csv: '%s': %s", path, strerror(errno));
   } else if (sb.st_size > 0) {
     void *p = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (p == MAP_FAILED) rc = pt__errorf(err, PT_EIO, "read_csv: cannot map '%s': %s", path, strerror(errno));
+    if (p == MAP_FAILED)
+      rc = pt__errorf(err, PT_EIO, "read_csv: cannot map '%s': %s", path, strerror(errno));
     else {
       m->data = p;
       m->size = (int64_t)sb.st_size;
@@ -159,7 +161,8 @@ int pt_read_csv(pt_session *s, const char *path, const pt_csv_options *opts, pt_
   if (o.mode < PT_CSV_FAILFAST || o.mode > PT_CSV_PERMISSIVE)
     return pt__errorf(err, PT_EINVAL, "read_csv: unknown mode %d", (int)o.mode);
   if (o.schema && (!o.schema->format || strcmp(o.schema->format, "+s") != 0))
-    return pt__errorf(err, PT_EINVAL, "read_csv: the schema must be a struct (one child per column)");
+    return pt__errorf(err, PT_EINVAL,
+                      "read_csv: the schema must be a struct (one child per column)");
   if (o.infer_rows < 1) o.infer_rows = 1;
   char **paths;
   int64_t n;
@@ -187,7 +190,8 @@ int pt_read_csv(pt_session *s, const char *path, const pt_csv_options *opts, pt_
       acc += len;
       if (pieces_add(&pc, paths[f], partition, pos, pos + len, line) != PT_OK)
         rc = pt__errorf(err, PT_ENOMEM, "read_csv: out of memory");
-      for (const char *c = m.data + pos, *e = c + len; c < e && (c = memchr(c, '\n', (size_t)(e - c))); c++)
+      for (const char *c = m.data + pos, *e = c + len;
+           c < e && (c = memchr(c, '\n', (size_t)(e - c))); c++)
         line++;
       pos += len;
     }

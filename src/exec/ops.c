@@ -256,9 +256,12 @@ static int csv_next_piece(pt__source *src, pt_error *err) {
     const Protium__CsvPiece *pc = c->pieces[src->piece++];
     if (pc->partition != p) continue;
     int fd = open(pc->path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return pt__errorf(err, PT_EIO, "read_csv: cannot open '%s': %s", pc->path, strerror(errno));
+    if (fd < 0)
+      return pt__errorf(err, PT_EIO, "read_csv: cannot open '%s': %s", pc->path,
+                        strerror(errno));
     struct stat sb;
-    if (fstat(fd, &sb) != 0 || pc->begin < 0 || pc->end < pc->begin || pc->end > (int64_t)sb.st_size) {
+    if (fstat(fd, &sb) != 0 || pc->begin < 0 || pc->end < pc->begin ||
+        pc->end > (int64_t)sb.st_size) {
       close(fd);
       return pt__errorf(err, PT_EIO,
                         "read_csv: '%s' changed since the dataset was made (bytes [%lld, %lld) "
@@ -276,7 +279,9 @@ static int csv_next_piece(pt__source *src, pt_error *err) {
     }
     void *m = mmap(NULL, (size_t)pc->end, PROT_READ, MAP_PRIVATE, fd, 0);
     close(fd);
-    if (m == MAP_FAILED) return pt__errorf(err, PT_EIO, "read_csv: cannot map '%s': %s", pc->path, strerror(errno));
+    if (m == MAP_FAILED)
+      return pt__errorf(err, PT_EIO, "read_csv: cannot map '%s': %s", pc->path,
+                        strerror(errno));
     src->csv_map = m;
     src->csv_map_size = (size_t)pc->end;
     src->bytes_read += pc->end - pc->begin;

@@ -22,7 +22,8 @@ int pt__sql_dialect_of(const char *url, pt__sql_dialect *out, pt_error *err) {
   }
   char scheme[32] = "";
   const char *s = strstr(url, "://");
-  if (s && s - url < (ptrdiff_t)sizeof scheme) snprintf(scheme, sizeof scheme, "%.*s", (int)(s - url), url);
+  if (s && s - url < (ptrdiff_t)sizeof scheme)
+    snprintf(scheme, sizeof scheme, "%.*s", (int)(s - url), url);
   return pt__errorf(err, PT_ENOTSUP,
                     "URL scheme '%s' is not supported; use postgresql://user@host:port/db "
                     "(or libpq's key=value form) or mysql://user@host:port/db", scheme);

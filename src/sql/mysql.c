@@ -61,13 +61,15 @@ static int parse_url(const char *url, my_url *u, pt_error *err) {
     const char *colon = memchr(p, ':', (size_t)(at - p));
     const char *ue = colon ? colon : at;
     if (decode(p, (size_t)(ue - p), u->user, sizeof u->user) != 0 ||
-        (colon && decode(colon + 1, (size_t)(at - colon - 1), u->password, sizeof u->password) != 0))
+        (colon &&
+         decode(colon + 1, (size_t)(at - colon - 1), u->password, sizeof u->password) != 0))
       return pt__errorf(err, PT_EINVAL, "sql: the URL's user or password is too long");
     p = at + 1;
   }
   const char *colon = memchr(p, ':', (size_t)(end - p));
   const char *he = colon ? colon : end;
-  if ((size_t)(he - p) >= sizeof u->host) return pt__errorf(err, PT_EINVAL, "sql: the URL's host is too long");
+  if ((size_t)(he - p) >= sizeof u->host)
+    return pt__errorf(err, PT_EINVAL, "sql: the URL's host is too long");
   memcpy(u->host, p, (size_t)(he - p));
   u->host[he - p] = 0;
   if (colon) {
@@ -168,12 +170,13 @@ static const char *type_word(enum enum_field_types t) {
 /* The Arrow format and kind of a result column; PT_ENOTSUP by name. */
 static int map_field(const MYSQL_FIELD *f, char *fmt, size_t size, my_kind *k, pt_error *err) {
   int un = (f->flags & UNSIGNED_FLAG) != 0;
+  my_kind ik = un ? MK_UINT : MK_INT;
   switch (f->type) {
-  case MYSQL_TYPE_TINY: snprintf(fmt, size, un ? "C" : "c"); *k = un ? MK_UINT : MK_INT; return PT_OK;
-  case MYSQL_TYPE_SHORT: snprintf(fmt, size, un ? "S" : "s"); *k = un ? MK_UINT : MK_INT; return PT_OK;
+  case MYSQL_TYPE_TINY: snprintf(fmt, size, un ? "C" : "c"), *k = ik; return PT_OK;
+  case MYSQL_TYPE_SHORT: snprintf(fmt, size, un ? "S" : "s"), *k = ik; return PT_OK;
   case MYSQL_TYPE_INT24:
-  case MYSQL_TYPE_LONG: snprintf(fmt, size, un ? "I" : "i"); *k = un ? MK_UINT : MK_INT; return PT_OK;
-  case MYSQL_TYPE_LONGLONG: snprintf(fmt, size, un ? "L" : "l"); *k = un ? MK_UINT : MK_INT; return PT_OK;
+  case MYSQL_TYPE_LONG: snprintf(fmt, size, un ? "I" : "i"), *k = ik; return PT_OK;
+  case MYSQL_TYPE_LONGLONG: snprintf(fmt, size, un ? "L" : "l"), *k = ik; return PT_OK;
   case MYSQL_TYPE_YEAR: snprintf(fmt, size, "s"); *k = MK_INT; return PT_OK;
   case MYSQL_TYPE_FLOAT: snprintf(fmt, size, "f"); *k = MK_FLOAT; return PT_OK;
   case MYSQL_TYPE_DOUBLE: snprintf(fmt, size, "g"); *k = MK_FLOAT; return PT_OK;
@@ -542,18 +545,24 @@ static int put_value(pt__my_stage *w, const struct ArrowSchema *f, const struct 
   if (pt_type_parse(f, &t, NULL) != PT_OK) return PT_ENOTSUP;
   int64_t j = a->offset + i;
   char num[64];
+  const void *vals = a->buffers[1];
   switch (t.id) {
-  case PT_TYPE_BOOL: return put_str(out, (((const uint8_t *)a->buffers[1])[j >> 3] >> (j & 7)) & 1 ? "1" : "0");
+  case PT_TYPE_BOOL:
+    return put_str(out, (((const uint8_t *)vals)[j >> 3] >> (j & 7)) & 1 ? "1" : "0");
   case PT_TYPE_INT8: snprintf(num, sizeof num, "%d", ((const int8_t *)a->buffers[1])[j]); break;
   case PT_TYPE_UINT8: snprintf(num, sizeof num, "%u", ((const uint8_t *)a->buffers[1])[j]); break;
   case PT_TYPE_INT16: snprintf(num, sizeof num, "%d", ((const int16_t *)a->buffers[1])[j]); break;
   case PT_TYPE_UINT16: snprintf(num, sizeof num, "%u", ((const uint16_t *)a->buffers[1])[j]); break;
   case PT_TYPE_INT32: snprintf(num, sizeof num, "%d", ((const int32_t *)a->buffers[1])[j]); break;
   case PT_TYPE_UINT32: snprintf(num, sizeof num, "%u", ((const uint32_t *)a->buffers[1])[j]); break;
-  case PT_TYPE_INT64: snprintf(num, sizeof num, "%lld", (long long)((const int64_t *)a->buffers[1])[j]); break;
-  case PT_TYPE_UINT64: snprintf(num, sizeof num, "%llu", (unsigned long long)((const uint64_t *)a->buffers[1])[j]); break;
-  case PT_TYPE_FLOAT: snprintf(num, sizeof num, "%.9g", (double)((const float *)a->buffers[1])[j]); break;
-  case PT_TYPE_DOUBLE: snprintf(num, sizeof num, "%.17g", ((const double *)a->buffers[1])[j]); break;
+  case PT_TYPE_INT64:
+    snprintf(num, sizeof num, "%lld", (long long)((const int64_t *)vals)[j]);
+    break;
+  case PT_TYPE_UINT64:
+    snprintf(num, sizeof num, "%llu", (unsigned long long)((const uint64_t *)vals)[j]);
+    break;
+  case PT_TYPE_FLOAT: snprintf(num, sizeof num, "%.9g", (double)((const float *)vals)[j]); break;
+  case PT_TYPE_DOUBLE: snprintf(num, sizeof num, "%.17g", ((const double *)vals)[j]); break;
   case PT_TYPE_DATE32: {
     int64_t z = ((const int32_t *)a->buffers[1])[j] + 719468;
     int64_t era = (z >= 0 ? z : z - 146096) / 146097, doe = z - era * 146097;
@@ -730,7 +739,8 @@ int pt__my_commit(const char *url, const char *table, pt__sql_mode mode,
   if (rc == PT_OK && exists && mode == PT__SQL_OVERWRITE) {
     /* DELETE, not TRUNCATE: TRUNCATE is DDL in MySQL and would commit. */
     q.len = 0;
-    if (put_str(&q, "DELETE FROM ") || put_ident(&q, table)) rc = pt__errorf(err, PT_ENOMEM, "sql: out of memory");
+    if (put_str(&q, "DELETE FROM ") || put_ident(&q, table))
+      rc = pt__errorf(err, PT_ENOMEM, "sql: out of memory");
     else rc = my_exec(c, q.data, q.len, "cannot clear the table", url, err);
   }
   for (int64_t i = 0; i < n && rc == PT_OK; i++) {

@@ -272,7 +272,8 @@ int pt__pgcopy_encode(const struct ArrowSchema *schema, const struct ArrowArray 
       if (rc != PT_OK) rc = pt__errorf(err, PT_ENOMEM, "sql: write: out of memory");
     }
   }
-  if (rc == PT_ENOMEM && (!err || !err->message[0])) pt__errorf(err, rc, "sql: write: out of memory");
+  if (rc == PT_ENOMEM && (!err || !err->message[0]))
+    pt__errorf(err, rc, "sql: write: out of memory");
   if (rc != PT_OK) out->len = keep;
   pt__view_reset(&v);
   return rc;
@@ -355,7 +356,8 @@ int pt__pg_stage_write(pt__pg_stage *w, const struct ArrowSchema *schema,
   if (rc != PT_OK) return rc;
   ExecStatusType st = PQresultStatus(r);
   PQclear(r);
-  if (st != PGRES_COPY_IN) return pg_fail(err, PT_EIO, "COPY into the staging table failed", w->url, w->conn);
+  if (st != PGRES_COPY_IN)
+    return pg_fail(err, PT_EIO, "COPY into the staging table failed", w->url, w->conn);
   if (PQputCopyData(w->conn, w->buf.data, (int)w->buf.len) != 1 || PQputCopyEnd(w->conn, NULL) != 1)
     return pg_fail(err, PT_EIO, "COPY into the staging table failed", w->url, w->conn);
   while ((r = PQgetResult(w->conn)) != NULL) {
@@ -378,7 +380,8 @@ static int table_exists(PGconn *c, const char *table, const char *url, pt_error 
     return -1;
   }
   params[0] = q.data;
-  PGresult *r = PQexecParams(c, "SELECT to_regclass($1) IS NOT NULL", 1, NULL, params, NULL, NULL, 0);
+  PGresult *r =
+      PQexecParams(c, "SELECT to_regclass($1) IS NOT NULL", 1, NULL, params, NULL, NULL, 0);
   pt_buf_free(&q);
   int out = -1;
   if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
@@ -407,8 +410,9 @@ int pt__pg_drop_staging(const char *url, const char *prefix, pt_error *err) {
   pattern[k++] = '%';
   pattern[k] = 0;
   const char *params[1] = {pattern};
-  PGresult *r = PQexecParams(c, "SELECT quote_ident(tablename) FROM pg_tables WHERE tablename LIKE $1",
-                             1, NULL, params, NULL, NULL, 0);
+  PGresult *r = PQexecParams(
+      c, "SELECT quote_ident(tablename) FROM pg_tables WHERE tablename LIKE $1", 1, NULL, params,
+      NULL, NULL, 0);
   int rc = PT_OK;
   if (PQresultStatus(r) != PGRES_TUPLES_OK) {
     rc = pg_fail(err, PT_EIO, "cannot list the staging tables", url, c);
@@ -431,7 +435,8 @@ int pt__pg_commit(const char *url, const char *table, pt__sql_mode mode,
   int rc = pt__pg_columns_ddl(schema, &ddl, err);
   if (rc != PT_OK) return rc;
   for (int64_t c = 0; c < schema->n_children && rc == PT_OK; c++)
-    if ((c && put_str(&cols, ", ")) || put_ident(&cols, schema->children[c]->name ? schema->children[c]->name : ""))
+    if ((c && put_str(&cols, ", ")) ||
+        put_ident(&cols, schema->children[c]->name ? schema->children[c]->name : ""))
       rc = PT_ENOMEM;
   if (rc == PT_OK && pt__buf_putc(&cols, 0)) rc = PT_ENOMEM;
   if (rc != PT_OK) {

@@ -54,7 +54,8 @@ static void write_text(const char *path, const char *text) {
 
 static int setup(void **state) {
   (void)state;
-  snprintf(DIR_, sizeof DIR_, "%s/pt-csv-engine-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+  const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+  snprintf(DIR_, sizeof DIR_, "%s/pt-csv-engine-XXXXXX", tmp);
   if (mkdtemp(DIR_) == NULL) return -1;
   snprintf(BIG, sizeof BIG, "%s/big.csv", DIR_);
   FILE *f = fopen(BIG, "w");

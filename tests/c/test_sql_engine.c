@@ -129,7 +129,8 @@ static void test_read_ranges_and_predicates(void **state) {
   CHECK(pt_dataset_schema(ds, &schema, &err));
   pt_type_name(&schema, tn, sizeof tn);
   schema.release(&schema);
-  assert_string_equal(tn, "struct<id: int64, x: float64, s: utf8, d: date32, n: decimal128(12, 3)>");
+  assert_string_equal(tn,
+                      "struct<id: int64, x: float64, s: utf8, d: date32, n: decimal128(12, 3)>");
   int64_t rows, ids, sum, max_batch;
   scan(ds, &rows, &ids, &sum, &max_batch);
   assert_int_equal(rows, 10005);
@@ -271,7 +272,8 @@ static void test_write_exactly_once_under_faults(void **state) {
   size_t got = fread(report, 1, sizeof report - 1, f);
   fclose(f);
   report[got] = 0;
-  assert_true(strcmp(report, "p1:3000\np2:5000\n") == 0 || strcmp(report, "p2:5000\np1:3000\n") == 0);
+  assert_true(strcmp(report, "p1:3000\np2:5000\n") == 0 ||
+              strcmp(report, "p2:5000\np1:3000\n") == 0);
   assert_query("SELECT count(*) = 40000 AND count(DISTINCT id) = 40000 AND min(id) = 0 AND "
                "max(id) = 39999 FROM faults", "t");
   assert_no_staging();
