@@ -854,6 +854,48 @@ int pt_read_ipc(pt_session *s, const char *path, pt_dataset **out, pt_error *err
  * an action runs. */
 int pt_read_parquet(pt_session *s, const char *path, const pt_parquet_read_options *opts,
                     pt_dataset **out, pt_error *err);
+/* CSV files: a file, a directory (its *.csv and *.tsv files, sorted by name)
+ * or a glob, read with opts (NULL: the defaults of pt_csv_options_init; the
+ * options are copied, opts->schema too). The schema is opts->schema, else
+ * inferred now from the first infer_rows records of the first file (column
+ * names from its header when header is set), plus the corrupt-record column
+ * when one is named. Files are cut into byte ranges of about
+ * csv.partition_bytes at record starts (quoted newlines respected), found now
+ * in one pass over each file; small files share a partition. With header,
+ * each file's first record is skipped. A malformed record fails the task
+ * (FAILFAST, naming file and line) or is handled as opts->mode says. */
+int pt_read_csv(pt_session *s, const char *path, const pt_csv_options *opts, pt_dataset **out,
+                pt_error *err);
+/* How pt_read_sql splits a read into partitions, as Spark's JDBC source
+ * does: by ranges of a numeric column, or one partition per predicate. */
+typedef struct pt_sql_read_options {
+  const char *partition_column;   /* NULL: no ranges. Used as given (quote it
+                                     if it needs quoting) */
+  int64_t lower_bound, upper_bound; /* set the strides only: nothing is
+                                       filtered out (the first range is open
+                                       below and takes the NULLs, the last is
+                                       open above) */
+  int64_t num_partitions;         /* ranges (fewer when upper - lower is smaller) */
+  const char *const *predicates;  /* WHERE conditions, one partition each; they
+                                     should not overlap. NULL: none */
+  int64_t n_predicates;
+  int64_t fetch_size;             /* rows per batch; 0: 65536 */
+} pt_sql_read_options;
+
+/* No partitioning (one partition), fetch_size 0. */
+void pt_sql_read_options_init(pt_sql_read_options *opts);
+
+/* A table or query of a PostgreSQL database (url: postgresql://user:pw@host
+ * :port/db, or libpq's key=value form; the password may also come from
+ * PGPASSWORD) or a MySQL/MariaDB one (mysql://user:pw@host:port/db; or
+ * MYSQL_PWD). source is a query when it starts with SELECT, WITH, VALUES or
+ * '(' (any case), else a table name, used as given. The columns are
+ * described now (a type protium cannot map is refused, naming the column);
+ * each task opens its own connection and streams its partition's rows
+ * (binary COPY) when an action runs. opts NULL: one partition. Passwords are
+ * masked (***) in every message. */
+int pt_read_sql(pt_session *s, const char *url, const char *source,
+                const pt_sql_read_options *opts, pt_dataset **out, pt_error *err);
 /* In-memory record batches, one partition each. The batches are moved (on
  * PT_OK each is released); the schema is copied. */
 int pt_from_batches(pt_session *s, const struct ArrowSchema *schema, struct ArrowArray *batches,
@@ -1027,6 +1069,40 @@ void pt_job_stats_free(pt_job_stats *st);
  * those columns are left out of the files; pt_read_parquet reads them back. */
 int pt_write_parquet(pt_dataset *ds, const char *dir, const pt_parquet_write_options *opts,
                      pt_error *err);
+
+/* How pt_write_csv writes each file. */
+typedef struct pt_csv_write_options {
+  int header;      /* 1 (default): a first line of column names in every file */
+  char delimiter;  /* ',' */
+} pt_csv_write_options;
+
+void pt_csv_write_options_init(pt_csv_write_options *opts);
+
+/* Like pt_write_ipc, as CSV (pt_csv_write_batch's text): dir/part-00000.csv
+ * ... and dir/_SUCCESS, committed exactly once. opts NULL: the defaults.
+ * Columns of types CSV cannot hold fail the call before any task runs. */
+int pt_write_csv(pt_dataset *ds, const char *dir, const pt_csv_write_options *opts,
+                 pt_error *err);
+
+/* What pt_write_sql does with the table. */
+typedef enum pt_sql_write_mode {
+  PT_SQL_APPEND = 0,    /* rows added; the table is created if missing */
+  PT_SQL_OVERWRITE = 1, /* the table's rows replaced (it keeps its definition);
+                           created if missing */
+  PT_SQL_ERROR = 2,     /* the table must not exist; it is created */
+} pt_sql_write_mode;
+
+/* Writes ds into table of the PostgreSQL or MySQL/MariaDB database at url
+ * (as pt_read_sql's), exactly once:
+ * each task attempt COPYs its partition into a staging table of its own
+ * (named by job, partition and attempt); when every partition succeeded,
+ * one transaction creates or truncates the table as mode says and moves the
+ * first successful attempt of each partition into it. Then every staging
+ * table of the job is dropped, whatever the outcome. A failed job leaves
+ * the table as it was. Columns are created as docs/sql.md's table says; a
+ * type with no PostgreSQL counterpart fails before any task runs. */
+int pt_write_sql(pt_dataset *ds, const char *url, const char *table, pt_sql_write_mode mode,
+                 pt_error *err);
 
 /* Where a running job stands (what a console progress bar shows). */
 typedef struct pt_job_progress {

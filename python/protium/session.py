@@ -315,6 +315,55 @@ class Session:
         del keep  # the filter and names were copied
         return ds
 
+    # -- warehouse connectors (CSV) -------------------------------------------
+    # (protium.connectors holds their ctypes side)
+
+    def read_csv(self, path: Union[str, os.PathLike[str]], *, schema: Optional[SchemaLike] = None,
+                 header: bool = False, delimiter: str = ",", quote: Optional[str] = '"',
+                 escape: Optional[str] = None, null_values: Optional[Sequence[str]] = None,
+                 infer_rows: int = 1000, mode: str = "FAILFAST",
+                 corrupt_column: Optional[str] = None) -> "Dataset":
+        """CSV files (a file, a directory's *.csv/*.tsv, or a glob) as
+        PySpark's read.csv reads them: `schema` given (a pyarrow schema or
+        "id long, name string") or inferred from the first `infer_rows`
+        records; `mode` FAILFAST, DROPMALFORMED or PERMISSIVE (malformed
+        records' text in `corrupt_column`); `quote` None turns quoting off,
+        `escape` defaults to the quote (a doubled quote is a quote);
+        `null_values` None: only the empty field is null. Big files are cut
+        into partitions of csv.partition_bytes at record starts."""
+        from protium import connectors
+        args = connectors.CsvReadArgs(schema=schema, header=header, delimiter=delimiter,
+                                      quote=quote, escape=escape, null_values=null_values,
+                                      infer_rows=infer_rows, mode=mode,
+                                      corrupt_column=corrupt_column)
+        try:
+            return self._dataset(connectors.fn("pt_read_csv"), self._handle(),
+                                 os.fsencode(path), ctypes.byref(args.options))
+        finally:
+            args.close()
+
+    def read_sql(self, url: str, *, table: Optional[str] = None, query: Optional[str] = None,
+                 column: Optional[str] = None, lower_bound: Optional[int] = None,
+                 upper_bound: Optional[int] = None, num_partitions: Optional[int] = None,
+                 predicates: Optional[Sequence[str]] = None,
+                 fetch_size: Optional[int] = None) -> "Dataset":
+        """A PostgreSQL or MySQL/MariaDB table or query (url:
+        postgresql://user:pw@host:port/db or mysql://user:pw@host:port/db),
+        as PySpark's read.jdbc: `column`, `lower_bound`, `upper_bound` and
+        `num_partitions` make ranges of a numeric column (the bounds set the
+        strides, they filter nothing), or `predicates` gives one WHERE
+        condition per partition. Each task opens its own connection and
+        streams its rows (binary COPY) in batches of `fetch_size`."""
+        from protium import connectors
+        args = connectors.SqlReadArgs(table=table, query=query, column=column,
+                                      lower_bound=lower_bound, upper_bound=upper_bound,
+                                      num_partitions=num_partitions, predicates=predicates,
+                                      fetch_size=fetch_size)
+        return self._dataset(connectors.fn("pt_read_sql"), self._handle(), url.encode(),
+                             args.source, ctypes.byref(args.options))
+
+    # -- end of warehouse connectors ----------------------------------------------
+
 
 class _ProgressBar:
     """PySpark's console progress bar, for an action running over a second:
@@ -725,6 +774,30 @@ class Dataset:
             opts.partition_by = ctypes.cast(names, ctypes.POINTER(ctypes.c_char_p))
             opts.n_partition_by = len(keys)
         self._run(_lib.lib().pt_write_parquet, os.fsencode(path), ctypes.byref(opts))
+
+    # -- warehouse connectors (CSV) -------------------------------------------
+
+    def write_csv(self, path: Union[str, os.PathLike[str]], *, header: bool = True,
+                  delimiter: str = ",") -> None:
+        """One CSV file per partition in directory path (new or empty),
+        then _SUCCESS: all or nothing, one attempt per partition."""
+        from protium import connectors
+        opts = connectors.write_options(header, delimiter)
+        self._run(connectors.fn("pt_write_csv"), os.fsencode(path), ctypes.byref(opts))
+
+    def write_sql(self, url: str, table: str, *, mode: str = "error") -> None:
+        """Writes the rows into a PostgreSQL or MySQL table exactly once, as PySpark's
+        write.jdbc: mode "error" (the table must not exist), "append" or
+        "overwrite" (its rows replaced). Every task attempt stages its rows
+        in a table of its own; one transaction moves the winners in."""
+        from protium import connectors
+        if mode.lower() not in connectors.SQL_MODES:
+            raise ValueError(f"write_sql: mode must be one of {sorted(connectors.SQL_MODES)}, "
+                             f"not {mode!r}")
+        self._run(connectors.fn("pt_write_sql"), url.encode(), table.encode(),
+                  connectors.SQL_MODES[mode.lower()])
+
+    # -- end of warehouse connectors ----------------------------------------------
 
     def __arrow_c_stream__(self, requested_schema: object = None) -> object:
         """The Arrow PyCapsule interface: runs the job and hands the result

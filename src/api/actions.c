@@ -390,3 +390,35 @@ int pt_write_parquet(pt_dataset *ds, const char *dir, const pt_parquet_write_opt
   a.parquet_n_partition_by = o.n_partition_by;
   return write_dir(ds, dir, &a, "write_parquet", "parquet", err);
 }
+
+void pt_csv_write_options_init(pt_csv_write_options *opts) {
+  memset(opts, 0, sizeof *opts);
+  opts->header = 1;
+  opts->delimiter = ',';
+}
+
+int pt_write_csv(pt_dataset *ds, const char *dir, const pt_csv_write_options *opts,
+                 pt_error *err) {
+  pt_csv_write_options o;
+  pt_csv_write_options_init(&o);
+  if (opts) o = *opts;
+  if (!ds) return pt__errorf(err, PT_EINVAL, "write_csv: dataset and dir must be given");
+  /* The executors' writer refuses columns CSV cannot hold; asking it with no
+   * rows here fails the call before any task runs. */
+  pt_builder *b;
+  PT_RETURN_NOT_OK(pt_builder_new(&ds->schema, &b, err));
+  struct ArrowArray empty;
+  int rc = pt_builder_finish(b, &empty, err);
+  pt_builder_free(b);
+  if (rc != PT_OK) return rc;
+  pt_buf probe = {0};
+  rc = pt_csv_write_batch(&ds->schema, &empty, 1, o.delimiter, &probe, err);
+  pt_buf_free(&probe);
+  empty.release(&empty);
+  if (rc != PT_OK) return pt__error_prefix(err, rc, "write_csv: ");
+  pt__action a = {0};
+  a.csv = 1;
+  a.csv_header = o.header != 0;
+  a.csv_delimiter = o.delimiter;
+  return write_dir(ds, dir, &a, "write_csv", "csv", err);
+}

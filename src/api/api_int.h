@@ -54,10 +54,12 @@ const pt__conf_key *pt__conf_keys(size_t *n);
 /* Typed reads of a key known to exist (values were validated when set). */
 int64_t pt__conf_int(const pt_conf *conf, const char *key);
 
-/* The files a read_ipc / read_parquet path names: the file itself, a
- * directory's *.arrow/.arrows/.ipc/.feather (parquet: *.parquet) files, or a
- * glob's matches; absolute, sorted. On PT_OK the caller owns *paths (each
- * and the array, pt__free), *n >= 1. */
+/* The files a read_ipc / read_parquet / read_csv path names: the file
+ * itself, a directory's *.arrow/.arrows/.ipc/.feather (parquet = 1:
+ * *.parquet; parquet = PT__FILES_CSV: *.csv, *.tsv) files, or a glob's
+ * matches; absolute, sorted. On PT_OK the caller owns *paths (each and the
+ * array, pt__free), *n >= 1. */
+#define PT__FILES_CSV 2
 int pt__list_files(const char *path, int parquet, char ***paths, int64_t *n, pt_error *err);
 int64_t pt__conf_ms(const pt_conf *conf, const char *key);
 /* Parses a duration into milliseconds; -1 if malformed. */

@@ -104,7 +104,8 @@ static int push_path(char ***paths, int64_t *n, int64_t *cap, const char *dir, c
 }
 
 int pt__list_files(const char *path, int parquet, char ***paths, int64_t *n, pt_error *err) {
-  const char *what = parquet ? "read_parquet" : "read_ipc";
+  int csv = parquet == PT__FILES_CSV;
+  const char *what = csv ? "read_csv" : parquet ? "read_parquet" : "read_ipc";
   int64_t cap = 0;
   *paths = NULL;
   *n = 0;
@@ -118,7 +119,8 @@ int pt__list_files(const char *path, int parquet, char ***paths, int64_t *n, pt_
     struct dirent *e;
     while ((e = readdir(d)) && rc == PT_OK) {
       if (e->d_name[0] == '.' || e->d_name[0] == '_') continue;
-      if (parquet ? has_suffix(e->d_name, ".parquet")
+      if (csv ? has_suffix(e->d_name, ".csv") || has_suffix(e->d_name, ".tsv")
+          : parquet ? has_suffix(e->d_name, ".parquet")
                   : (has_suffix(e->d_name, ".arrow") || has_suffix(e->d_name, ".arrows") ||
                      has_suffix(e->d_name, ".ipc") || has_suffix(e->d_name, ".feather")))
         if (push_path(paths, n, &cap, path, e->d_name) != PT_OK) rc = PT_ENOMEM;
@@ -126,7 +128,8 @@ int pt__list_files(const char *path, int parquet, char ***paths, int64_t *n, pt_
     closedir(d);
     if (rc == PT_OK && *n == 0)
       rc = pt__errorf(err, PT_EINVAL, "%s: directory '%s' has no %s files", what, path,
-                      parquet ? ".parquet" : ".arrow, .arrows, .ipc or .feather");
+                      csv ? ".csv or .tsv" : parquet ? ".parquet"
+                                                     : ".arrow, .arrows, .ipc or .feather");
   } else if (stat(path, &sb) == 0) {
     if (push_path(paths, n, &cap, NULL, path) != PT_OK) rc = PT_ENOMEM;
   } else if (strpbrk(path, "*?[")) {

@@ -10,6 +10,7 @@
 #include "exec/exec.h"
 #include "kafka/kafka.h"
 #include "net/net.h"
+#include "sql/sql.h"
 
 /* What a stage's op needs beyond its message. */
 typedef struct pt__op_prep {
@@ -62,6 +63,16 @@ typedef struct pt__source {
   size_t piece;                   /* parquet: the next piece to look at */
   size_t cur_piece;               /* parquet: the piece being read */
   pt__kafka_reader *kafka;        /* read_kafka: owned */
+  /* csv: the open piece's file, mapped whole (NULL when none is open) and
+   * where the next chunk of records starts in it */
+  const char *csv_map;
+  size_t csv_map_size;
+  int64_t csv_pos, csv_end, csv_line;
+  const char *csv_path;           /* borrowed from the piece */
+  int csv_skip_header;            /* the open piece starts its file: skip one record */
+  struct ArrowSchema csv_schema;  /* the columns the text holds (the stage's,
+                                     less the corrupt-record column); owned */
+  pt__sql_reader *sql;            /* read_sql: the partition's query; owned */
 } pt__source;
 
 int pt__source_open(pt__task *t, const Protium__Op *op, pt__source *src, pt_error *err);
@@ -99,6 +110,11 @@ typedef struct pt__sink {
   pt_ipc_writer *writer;
   pt_parquet_writer *pq_writer;   /* write_ipc with parquet set */
   pt__hive_sink *hive;            /* ... and partition_by: path is a directory */
+  int csv_open;                   /* write_ipc with csv set: csv_fd is open */
+  int csv_fd;
+  pt__sql_stage *sql;             /* write_sql: the attempt's staging table; owned */
+  char *sql_table;                /* its name; owned */
+  pt_buf csv_buf;                 /* text of one batch, reused */
   char *path;
   /* shuffle write */
   int64_t n_parts;

@@ -8,15 +8,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "arrow/kernels.h"
 #include "exec/exec_int.h"
+#include "io/io.h"
 
 /* Rows per batch a shuffle segment is coalesced into. */
 #define SHUFFLE_BATCH_ROWS 65536
 #define DEFAULT_RANGE_BATCH 65536
+/* A CSV piece is parsed this many bytes (then on to the next record start)
+ * at a time: one batch each, so memory stays bounded by the chunk whatever
+ * the piece's size. */
+#define CSV_CHUNK_BYTES (4 << 20)
 
 /* ------------------------------------------------------------------------ */
 /* Helpers */
@@ -252,6 +258,103 @@ static void kafka_client(const Protium__KafkaClient *k, pt__kafka_client *c) {
   c->values = values;
 }
 
+/* ------------------------------------------------------------------------ */
+/* CSV pieces */
+
+static void csv_unmap(pt__source *src) {
+  if (src->csv_map && src->csv_map_size > 0) munmap((void *)src->csv_map, src->csv_map_size);
+  src->csv_map = NULL;
+  src->csv_map_size = 0;
+}
+
+/* Maps the next piece of this partition (leaves csv_map NULL when none is
+ * left). */
+static int csv_next_piece(pt__source *src, pt_error *err) {
+  const Protium__CsvSource *c = src->op->read_csv;
+  int64_t p = src->t->launch->partition;
+  csv_unmap(src);
+  while (src->piece < c->n_pieces) {
+    const Protium__CsvPiece *pc = c->pieces[src->piece++];
+    if (pc->partition != p) continue;
+    int fd = open(pc->path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+      return pt__errorf(err, PT_EIO, "read_csv: cannot open '%s': %s", pc->path,
+                        strerror(errno));
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || pc->begin < 0 || pc->end < pc->begin ||
+        pc->end > (int64_t)sb.st_size) {
+      close(fd);
+      return pt__errorf(err, PT_EIO,
+                        "read_csv: '%s' changed since the dataset was made (bytes [%lld, %lld) "
+                        "of %lld); make the dataset again", pc->path, (long long)pc->begin,
+                        (long long)pc->end, (long long)sb.st_size);
+    }
+    src->csv_path = pc->path;
+    src->csv_pos = pc->begin;
+    src->csv_end = pc->end;
+    src->csv_line = pc->first_line > 0 ? pc->first_line : 1;
+    src->csv_skip_header = c->header && pc->begin == 0;
+    if (pc->end == pc->begin) {
+      close(fd);
+      continue;
+    }
+    void *m = mmap(NULL, (size_t)pc->end, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (m == MAP_FAILED)
+      return pt__errorf(err, PT_EIO, "read_csv: cannot map '%s': %s", pc->path,
+                        strerror(errno));
+    src->csv_map = m;
+    src->csv_map_size = (size_t)pc->end;
+    src->bytes_read += pc->end - pc->begin;
+    return PT_OK;
+  }
+  return PT_OK;
+}
+
+/* The next chunk of records of the open piece as one batch (out released
+ * when the piece has none left). */
+static int csv_next_batch(pt__source *src, struct ArrowArray *out, pt_error *err) {
+  const Protium__CsvSource *c = src->op->read_csv;
+  out->release = NULL;
+  if (!src->csv_map || src->csv_pos >= src->csv_end) return PT_OK;
+  pt_csv_options o;
+  pt_csv_options_init(&o);
+  o.header = src->csv_skip_header;
+  o.delimiter = (char)c->delimiter;
+  o.quote = (char)c->quote;
+  o.escape = (char)c->escape;
+  o.null_values = c->null_values_given ? (const char *const *)c->null_values : NULL;
+  o.n_null_values = c->null_values_given ? (int64_t)c->n_null_values : 0;
+  o.schema = &src->csv_schema;
+  o.mode = (pt_csv_mode)c->mode;
+  o.corrupt_column = c->corrupt_column[0] ? c->corrupt_column : NULL;
+  /* From a record start, the scan for the next one needs no earlier byte. */
+  const char *d = src->csv_map + src->csv_pos;
+  int64_t left = src->csv_end - src->csv_pos;
+  int64_t n = left <= CSV_CHUNK_BYTES ? left : pt_csv_record_start(d, left, CSV_CHUNK_BYTES, &o);
+  struct ArrowSchema sch;
+  int rc = pt__csv_read_lines(d, n, 0, n, src->csv_line, src->csv_path, &o, &sch, out, err);
+  if (rc != PT_OK) return pt__error_prefix(err, rc, "read_csv: ");
+  sch.release(&sch);
+  for (int64_t i = 0; i < n; i++) src->csv_line += d[i] == '\n';
+  src->csv_pos += n;
+  src->csv_skip_header = 0;
+  return PT_OK;
+}
+
+/* The stage schema less its corrupt-record column: what the text holds. */
+static int csv_text_schema(pt__source *src, pt_error *err) {
+  const struct ArrowSchema *all = &src->schema;
+  int64_t n = all->n_children - (src->op->read_csv->corrupt_column[0] ? 1 : 0);
+  if (n < 0) return pt__errorf(err, PT_EINVAL, "read_csv: the schema has no columns");
+  PT_RETURN_NOT_OK(pt_schema_init(&src->csv_schema, "+s", "", 0, n, err));
+  for (int64_t i = 0; i < n; i++) {
+    int rc = pt_schema_copy(all->children[i], src->csv_schema.children[i], err);
+    if (rc != PT_OK) return rc;
+  }
+  return PT_OK;
+}
+
 int pt__source_open(pt__task *t, const Protium__Op *op, pt__source *src, pt_error *err) {
   memset(src, 0, sizeof *src);
   src->t = t;
@@ -301,6 +404,40 @@ int pt__source_open(pt__task *t, const Protium__Op *op, pt__source *src, pt_erro
       if (rc != PT_OK) pt__source_close(src);
       return rc;
     }
+    case PROTIUM__OP__OP_READ_SQL: {
+      const Protium__SqlSource *q = op->read_sql;
+      if (p < 0 || (size_t)p >= q->n_queries)
+        return pt__errorf(err, PT_EINVAL, "read_sql: partition %lld of %zu queries", (long long)p,
+                          q->n_queries);
+      int rc = t->stage->source_schema.release != NULL
+                   ? pt_schema_copy(&t->stage->source_schema, &src->schema, err)
+                   : pt__errorf(err, PT_EINVAL, "read_sql: no schema in the stage definition");
+      if (rc == PT_OK) rc = pt__sql_reader_open(q->url, q->queries[p], 0, &src->sql, err);
+      if (rc == PT_OK) {
+        /* The table may have changed since the dataset was made. */
+        char want[1024], got[1024];
+        pt_type_name(&src->schema, want, sizeof want);
+        pt_type_name(pt__sql_reader_schema(src->sql), got, sizeof got);
+        if (strcmp(want, got) != 0)
+          rc = pt__errorf(err, PT_EINVAL,
+                          "the query's columns are now %s, not %s as when the dataset was made; "
+                          "make the dataset again", got, want);
+      }
+      if (rc != PT_OK) {
+        pt__source_close(src);
+        return pt__error_prefix(err, rc, "read_sql: partition %lld: ", (long long)p);
+      }
+      return PT_OK;
+    }
+    case PROTIUM__OP__OP_READ_CSV: {
+      int rc = t->stage->source_schema.release != NULL
+                   ? pt_schema_copy(&t->stage->source_schema, &src->schema, err)
+                   : pt__errorf(err, PT_EINVAL, "read_csv: no schema in the stage definition");
+      if (rc == PT_OK) rc = csv_text_schema(src, err);
+      if (rc == PT_OK) rc = csv_next_piece(src, err);
+      if (rc != PT_OK) pt__source_close(src);
+      return rc;
+    }
     case PROTIUM__OP__OP_SHUFFLE_READ: {
       int rc = next_segment(src, err);
       if (rc == PT_OK) {
@@ -341,6 +478,25 @@ int pt__source_next(pt__source *src, struct ArrowArray *out, pt_error *err) {
     src->rows_read += n;
     return PT_OK;
   }
+  if (src->op->op_case == PROTIUM__OP__OP_READ_SQL) {
+    int64_t rows = src->op->read_sql->fetch_size > 0 ? src->op->read_sql->fetch_size : 65536;
+    int rc = pt__sql_reader_next(src->sql, rows, out, err);
+    if (rc != PT_OK) return pt__error_prefix(err, rc, "read_sql: partition %lld: ",
+                                             (long long)src->t->launch->partition);
+    if (out->release) src->rows_read += out->length;
+    return PT_OK;
+  }
+  if (src->op->op_case == PROTIUM__OP__OP_READ_CSV) {
+    while (src->csv_map) {
+      PT_RETURN_NOT_OK(csv_next_batch(src, out, err));
+      if (out->release) {
+        src->rows_read += out->length;
+        return PT_OK;
+      }
+      PT_RETURN_NOT_OK(csv_next_piece(src, err));
+    }
+    return PT_OK;
+  }
   for (;;) {
     if (src->stream.release == NULL) return PT_OK;
     if (src->stream.get_next(&src->stream, out) != 0) {
@@ -373,6 +529,10 @@ int pt__source_next(pt__source *src, struct ArrowArray *out, pt_error *err) {
 void pt__source_close(pt__source *src) {
   pt__kafka_reader_free(src->kafka);
   src->kafka = NULL;
+  pt__sql_reader_free(src->sql);
+  src->sql = NULL;
+  csv_unmap(src);
+  if (src->csv_schema.release != NULL) src->csv_schema.release(&src->csv_schema);
   if (src->stream.release != NULL) src->stream.release(&src->stream);
   if (src->schema.release != NULL) src->schema.release(&src->schema);
   for (size_t i = 0; i < src->n_segments; i++) pt__free(src->segments[i]);
@@ -459,6 +619,48 @@ static int open_writer(pt__sink *sink, const pt_ipc_write_options *opts, pt_erro
   return PT_OK;
 }
 
+static int write_all(int fd, const char *p, size_t n) {
+  while (n > 0) {
+    ssize_t k = write(fd, p, n);
+    if (k < 0 && errno == EINTR) continue;
+    if (k <= 0) return -1;
+    p += k;
+    n -= (size_t)k;
+  }
+  return 0;
+}
+
+/* Writes the CSV text of batch (header: the column names first). */
+static int csv_sink_write(pt__sink *sink, const struct ArrowArray *batch, int header,
+                          pt_error *err) {
+  sink->csv_buf.len = 0;
+  int rc = pt_csv_write_batch(sink->schema, batch, header,
+                              (char)sink->op->write_ipc->csv_delimiter, &sink->csv_buf, err);
+  if (rc != PT_OK) return pt__error_prefix(err, rc, "write '%s': ", sink->path);
+  if (write_all(sink->csv_fd, sink->csv_buf.data, sink->csv_buf.len) != 0)
+    return pt__errorf(err, PT_EIO, "write '%s': %s", sink->path, strerror(errno));
+  return PT_OK;
+}
+
+/* Creates the attempt's CSV file and writes its header, if any, at once:
+ * an empty partition still gives a file with the column names. */
+static int csv_sink_open(pt__sink *sink, const Protium__IpcSink *w, pt_error *err) {
+  sink->csv_fd = open(sink->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (sink->csv_fd < 0)
+    return pt__errorf(err, PT_EIO, "cannot create '%s': %s", sink->path, strerror(errno));
+  sink->csv_open = 1;
+  if (!w->csv_header) return PT_OK;
+  pt_builder *b;
+  PT_RETURN_NOT_OK(pt_builder_new(sink->schema, &b, err));
+  struct ArrowArray empty;
+  int rc = pt_builder_finish(b, &empty, err);
+  pt_builder_free(b);
+  if (rc != PT_OK) return rc;
+  rc = csv_sink_write(sink, &empty, 1, err);
+  empty.release(&empty);
+  return rc;
+}
+
 int pt__sink_open(pt__task *t, const Protium__Op *op, const struct ArrowSchema *schema,
                   pt__sink *sink, pt_error *err) {
   memset(sink, 0, sizeof *sink);
@@ -486,8 +688,9 @@ int pt__sink_open(pt__task *t, const Protium__Op *op, const struct ArrowSchema *
       PT_RETURN_NOT_OK(pt__mkdirs(w->temp_dir, err));
       bool hive = w->parquet && w->n_parquet_partition_by > 0;
       sink->path = path_printf(err, "%s/part-%lld-%lld%s", w->temp_dir, p, a,
-                               hive ? "" : w->parquet ? ".parquet" : ".arrow");
+                               hive ? "" : w->parquet ? ".parquet" : w->csv ? ".csv" : ".arrow");
       if (sink->path == NULL) return err ? err->code : PT_ENOMEM;
+      if (w->csv) return csv_sink_open(sink, w, err);
       if (w->parquet) {
         pt_parquet_write_options po;
         pt_parquet_write_options_init(&po);
@@ -524,6 +727,13 @@ int pt__sink_open(pt__task *t, const Protium__Op *op, const struct ArrowSchema *
       kafka_client(k->client, &c);
       return pt__kafka_writer_open(&c, k->topic, k->transactional_prefix, t->launch->partition,
                                    k->batch_id, schema, &sink->kafka_skip, &sink->kafka, err);
+    }
+    case PROTIUM__OP__OP_WRITE_SQL: {
+      const Protium__SqlSink *w = op->write_sql;
+      sink->sql_table = path_printf(err, "%sp%lld_a%lld", w->staging_prefix, p, a);
+      if (sink->sql_table == NULL) return err ? err->code : PT_ENOMEM;
+      int rc = pt__sql_stage_open(w->url, sink->sql_table, w->columns_ddl, &sink->sql, err);
+      return rc == PT_OK ? PT_OK : pt__error_prefix(err, rc, "write_sql: ");
     }
     case PROTIUM__OP__OP_SHUFFLE_WRITE: {
       const Protium__ShuffleSink *s = op->shuffle_write;
@@ -630,6 +840,10 @@ int pt__sink_consume(pt__sink *sink, struct ArrowArray *batch, pt_error *err) {
   switch (sink->op->op_case) {
     case PROTIUM__OP__OP_RESULT:
     case PROTIUM__OP__OP_WRITE_IPC:
+      if (sink->csv_open) {
+        rc = csv_sink_write(sink, batch, 0, err);
+        break;
+      }
       rc = sink->hive        ? pt__hive_sink_write(sink->hive, batch, err)
            : sink->pq_writer ? pt_parquet_writer_write(sink->pq_writer, batch, err)
                              : pt_ipc_writer_write(sink->writer, batch, err);
@@ -640,6 +854,10 @@ int pt__sink_consume(pt__sink *sink, struct ArrowArray *batch, pt_error *err) {
       break;
     case PROTIUM__OP__OP_WRITE_KAFKA:
       rc = pt__kafka_writer_write(sink->kafka, batch, err);
+      break;
+    case PROTIUM__OP__OP_WRITE_SQL:
+      rc = pt__sql_stage_write(sink->sql, sink->schema, batch, err);
+      if (rc != PT_OK) pt__error_prefix(err, rc, "write_sql: ");
       break;
     default: break;
   }
@@ -760,7 +978,11 @@ int pt__sink_finish(pt__sink *sink, Protium__TaskStatus *st, pt_error *err) {
     case PROTIUM__OP__OP_RESULT:
     case PROTIUM__OP__OP_WRITE_IPC: {
       int rc;
-      if (sink->hive) {
+      if (sink->csv_open) {
+        rc = close(sink->csv_fd) == 0 ? PT_OK
+                                       : pt__errorf(err, PT_EIO, "%s", strerror(errno));
+        sink->csv_open = 0;
+      } else if (sink->hive) {
         rc = pt__hive_sink_close(sink->hive, err);
         pt__hive_sink_free(sink->hive);
         sink->hive = NULL;
@@ -786,6 +1008,13 @@ int pt__sink_finish(pt__sink *sink, Protium__TaskStatus *st, pt_error *err) {
       st->count = sink->kafka_skip;
       return PT_OK;
     }
+    case PROTIUM__OP__OP_WRITE_SQL:
+      /* Every batch was COPYed when it came: the table is complete. */
+      pt__sql_stage_free(sink->sql);
+      sink->sql = NULL;
+      st->output_path = sink->sql_table;
+      sink->sql_table = NULL; /* the status owns it now */
+      return PT_OK;
     default: return pt__errorf(err, PT_EINVAL, "not a sink");
   }
 }
@@ -793,6 +1022,15 @@ int pt__sink_finish(pt__sink *sink, Protium__TaskStatus *st, pt_error *err) {
 void pt__sink_close(pt__sink *sink) {
   pt__kafka_writer_free(sink->kafka); /* aborts a transaction left open */
   sink->kafka = NULL;
+  if (sink->csv_open) {
+    close(sink->csv_fd);
+    sink->csv_open = 0;
+  }
+  pt_buf_free(&sink->csv_buf);
+  pt__sql_stage_free(sink->sql);
+  sink->sql = NULL;
+  pt__free(sink->sql_table);
+  sink->sql_table = NULL;
   bool dir = sink->hive != NULL || (sink->op != NULL && sink->op->op_case == PROTIUM__OP__OP_WRITE_IPC &&
                                     sink->op->write_ipc->n_parquet_partition_by > 0 &&
                                     sink->op->write_ipc->parquet);

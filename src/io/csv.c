@@ -9,6 +9,7 @@
 
 #include "arrow/arrow.h"
 #include "core/core.h"
+#include "io/io.h"
 
 /* Inferred kinds, narrowest first; widening follows merge_kind. */
 enum { K_NONE, K_BOOL, K_INT, K_DOUBLE, K_DATE, K_TS, K_STRING };
@@ -481,6 +482,12 @@ bad:
 int pt_csv_read(const char *d, int64_t len, int64_t begin, int64_t end, const char *name,
                 const pt_csv_options *opts, struct ArrowSchema *schema_out,
                 struct ArrowArray *out, pt_error *err) {
+  return pt__csv_read_lines(d, len, begin, end, 1, name, opts, schema_out, out, err);
+}
+
+int pt__csv_read_lines(const char *d, int64_t len, int64_t begin, int64_t end, int64_t first_line,
+                       const char *name, const pt_csv_options *opts,
+                       struct ArrowSchema *schema_out, struct ArrowArray *out, pt_error *err) {
   pt_csv_options defaults;
   if (!opts) {
     pt_csv_options_init(&defaults);
@@ -515,7 +522,7 @@ int pt_csv_read(const char *d, int64_t len, int64_t begin, int64_t end, const ch
 
   int64_t s = pt_csv_record_start(d, len, begin, opts);
   int64_t e = end >= len ? len : pt_csv_record_start(d, len, end, opts);
-  int64_t pos = 0, line = 1;
+  int64_t pos = 0, line = first_line > 0 ? first_line : 1;
   /* Line numbers count from the file start; a partition counts the newlines
    * before it once. */
   for (int64_t i = 0; i < s; i++) line += d[i] == '\n';

@@ -51,6 +51,17 @@ static void node_release(pt_dataset *ds) {
   pt__free(ds->arg);
   pt_resource_profile_free(ds->profile);
   pt__free(ds->kafka_source);
+  pt__free(ds->piece_begin);
+  pt__free(ds->piece_end);
+  pt__free(ds->piece_line);
+  if (ds->csv_null_values)
+    for (int64_t i = 0; i < ds->csv.n_null_values; i++) pt__free(ds->csv_null_values[i]);
+  pt__free(ds->csv_null_values);
+  pt__free(ds->csv_corrupt);
+  pt__free(ds->sql_url);
+  if (ds->sql_queries)
+    for (int64_t i = 0; i < ds->partitions; i++) pt__free(ds->sql_queries[i]);
+  pt__free(ds->sql_queries);
   pt__free(ds);
 }
 

@@ -22,6 +22,14 @@ static void op_free(Protium__Op *op) {
   case PROTIUM__OP__OP_COUNT: pt__free(op->count); break;
   case PROTIUM__OP__OP_WRITE_IPC: pt__free(op->write_ipc); break;
   case PROTIUM__OP__OP_MAP_PARTITIONS: pt__free(op->map_partitions); break;
+  case PROTIUM__OP__OP_READ_SQL: pt__free(op->read_sql); break;
+  case PROTIUM__OP__OP_WRITE_SQL: pt__free(op->write_sql); break;
+  case PROTIUM__OP__OP_READ_CSV:
+    /* The pieces were made as one block (csv_source below). */
+    if (op->read_csv->n_pieces > 0) pt__free(op->read_csv->pieces[0]);
+    pt__free(op->read_csv->pieces);
+    pt__free(op->read_csv);
+    break;
   case PROTIUM__OP__OP_READ_PARQUET:
     /* The pieces were made as one block (parquet_source below), their
      * partition values too. */
@@ -290,6 +298,52 @@ static int add_chain_ops(pt__driver *d, pt__job *job, pt__sched_stage *st, pt_da
     op = new_op(PROTIUM__OP__OP_READ_KAFKA,
                 protium__kafka_source__unpack(NULL, src->kafka_source_size, src->kafka_source));
     break;
+  case PT__NODE_SQL: {
+    Protium__SqlSource *q = NEW_MSG(Protium__SqlSource, protium__sql_source__init);
+    if (q) {
+      q->url = src->sql_url; /* borrowed from the node */
+      q->n_queries = (size_t)src->partitions;
+      q->queries = src->sql_queries;
+      q->fetch_size = src->sql_fetch_size;
+    }
+    op = new_op(PROTIUM__OP__OP_READ_SQL, q);
+    break;
+  }
+  case PT__NODE_CSV: {
+    Protium__CsvSource *c = NEW_MSG(Protium__CsvSource, protium__csv_source__init);
+    size_t n = (size_t)src->n_pieces;
+    Protium__CsvPiece **ptrs = c ? pt__calloc(n ? n : 1, sizeof *ptrs) : NULL;
+    Protium__CsvPiece *block = ptrs ? pt__calloc(n ? n : 1, sizeof *block) : NULL;
+    if (!block) {
+      pt__free(ptrs);
+      pt__free(c);
+      c = NULL;
+    } else {
+      for (size_t i = 0; i < n; i++) {
+        protium__csv_piece__init(&block[i]);
+        block[i].partition = src->piece_partition[i];
+        block[i].path = src->piece_paths[i]; /* borrowed from the node */
+        block[i].begin = src->piece_begin[i];
+        block[i].end = src->piece_end[i];
+        block[i].first_line = src->piece_line[i];
+        ptrs[i] = &block[i];
+      }
+      if (n == 0) pt__free(block); /* op_free frees it through pieces[0] only when n > 0 */
+      c->n_pieces = n;
+      c->pieces = ptrs;
+      c->header = src->csv.header != 0;
+      c->delimiter = (unsigned char)src->csv.delimiter;
+      c->quote = (unsigned char)src->csv.quote;
+      c->escape = (unsigned char)src->csv.escape;
+      c->null_values_given = src->csv_null_values != NULL;
+      c->n_null_values = (size_t)src->csv.n_null_values;
+      c->null_values = src->csv_null_values;
+      c->mode = (int32_t)src->csv.mode;
+      c->corrupt_column = src->csv_corrupt ? src->csv_corrupt : (char *)"";
+    }
+    op = new_op(PROTIUM__OP__OP_READ_CSV, c);
+    break;
+  }
   case PT__NODE_SHUFFLE: {
     /* The parent stage writes the shuffle; this one reads it. */
     pt__sched_stage *parent;
@@ -393,6 +447,9 @@ int pt__plan_build(pt__driver *d, pt_dataset *ds, const pt__action *action, pt__
       w->parquet_no_statistics = action->parquet_no_statistics != 0;
       w->n_parquet_partition_by = (size_t)action->parquet_n_partition_by;
       w->parquet_partition_by = (char **)action->parquet_partition_by; /* the caller's */
+      w->csv = action->csv != 0;
+      w->csv_header = action->csv_header != 0;
+      w->csv_delimiter = (unsigned char)action->csv_delimiter;
     }
     sink = new_op(PROTIUM__OP__OP_WRITE_IPC, w);
     break;
@@ -401,6 +458,16 @@ int pt__plan_build(pt__driver *d, pt_dataset *ds, const pt__action *action, pt__
     sink = new_op(PROTIUM__OP__OP_WRITE_KAFKA,
                   protium__kafka_sink__unpack(NULL, action->kafka_sink_size, action->kafka_sink));
     break;
+  case PT__SINK_SQL: {
+    Protium__SqlSink *w = NEW_MSG(Protium__SqlSink, protium__sql_sink__init);
+    if (w) { /* the caller's strings: it waits for the job */
+      w->url = (char *)action->sql_url;
+      w->staging_prefix = (char *)action->sql_staging_prefix;
+      w->columns_ddl = (char *)action->sql_columns_ddl;
+    }
+    sink = new_op(PROTIUM__OP__OP_WRITE_SQL, w);
+    break;
+  }
   }
   if (add_op(final, sink, &ops_cap) != PT_OK) {
     rc = pt__errorf(err, PT_ENOMEM, "plan: out of memory");

@@ -35,6 +35,8 @@ typedef enum pt__node_kind {
   PT__NODE_PARQUET,
   PT__NODE_RESOURCES,      /* no op: gives its stage a resource profile */
   PT__NODE_KAFKA,          /* pt_read_kafka */
+  PT__NODE_CSV,            /* pieces of CSV files (byte ranges at record starts) */
+  PT__NODE_SQL,            /* one query per partition on a SQL database */
 } pt__node_kind;
 
 struct pt_dataset {
@@ -82,6 +84,18 @@ struct pt_dataset {
   /* KAFKA: the packed KafkaSource message (one range per partition) */
   uint8_t *kafka_source;         /* owned (pt__malloc) */
   size_t kafka_source_size;
+  /* CSV: pieces in piece_paths / piece_partition (n_pieces), their byte
+   * ranges and first lines here; the reader's options */
+  int64_t *piece_begin, *piece_end, *piece_line; /* owned */
+  pt_csv_options csv;            /* schema NULL (the node's schema is used);
+                                    null_values and corrupt_column point into
+                                    the fields below */
+  char **csv_null_values;        /* owned, each owned; csv.n_null_values of them */
+  char *csv_corrupt;             /* owned or NULL */
+  /* SQL */
+  char *sql_url;                 /* owned */
+  char **sql_queries;            /* owned, each owned; one per partition */
+  int64_t sql_fetch_size;        /* rows per batch */
 };
 
 /* A node of `kind` over parent (which gains a reference; NULL for sources)
@@ -144,6 +158,8 @@ typedef enum pt__sink_kind {
   PT__SINK_COUNT,
   PT__SINK_IPC,    /* files under ipc_temp_dir, committed by the caller */
   PT__SINK_KAFKA,  /* records into a topic, one transaction per partition */
+  PT__SINK_SQL,    /* staging tables named by each task's status, committed by
+                      the caller */
 } pt__sink_kind;
 
 typedef struct pt__action {
@@ -163,6 +179,11 @@ typedef struct pt__action {
   /* PT__SINK_KAFKA: the packed KafkaSink message (borrowed for the call) */
   const uint8_t *kafka_sink;
   size_t kafka_sink_size;
+  /* PT__SINK_IPC writing CSV instead (pt_write_csv) */
+  int csv, csv_header;
+  char csv_delimiter;
+  /* PT__SINK_SQL (the caller's strings: it waits for the job) */
+  const char *sql_url, *sql_staging_prefix, *sql_columns_ddl;
 } pt__action;
 
 /* What a finished job produced, per partition of its final stage: the first

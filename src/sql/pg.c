@@ -64,111 +64,196 @@ static void type_name(PGconn *c, Oid oid, char *out, size_t size) {
   PQclear(r);
 }
 
-int pt__pg_read_query(const char *url, const char *query, struct ArrowSchema *schema_out,
-                      struct ArrowArray *array_out, pt_error *err) {
-  int rc = PT_OK;
-  PGconn *c = PQconnectdb(url);
-  if (PQstatus(c) != CONNECTION_OK) {
-    set_pg_error(err, PT_EIO, "cannot connect to PostgreSQL", url, PQerrorMessage(c));
-    rc = PT_EIO;
-    goto finish_conn;
-  }
-  PGresult *r = PQprepare(c, "", query, 0, NULL);
-  if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-    set_pg_error(err, PT_EINVAL, "the query was refused", url, PQerrorMessage(c));
-    PQclear(r);
-    rc = PT_EINVAL;
-    goto finish_conn;
+struct pt__pg_reader {
+  PGconn *conn;
+  char *url;                 /* owned copy: masks passwords in messages */
+  int64_t n;
+  pt__pg_kind *kinds;        /* owned, n */
+  struct ArrowSchema schema; /* owned */
+  pt_builder *builder;       /* owned; NULL when only described */
+  pt__pgcopy dec;
+  int done;                  /* the COPY stream ended (or failed) */
+};
+
+void pt__pg_reader_free(pt__pg_reader *r) {
+  if (r == NULL) return;
+  pt_builder_free(r->builder);
+  if (r->schema.release) r->schema.release(&r->schema);
+  free(r->kinds);
+  free(r->url);
+  /* PQfinish in the middle of a COPY just closes the socket: the server
+   * abandons the command. */
+  if (r->conn) PQfinish(r->conn);
+  free(r);
+}
+
+const struct ArrowSchema *pt__pg_reader_schema(const pt__pg_reader *r) { return &r->schema; }
+
+/* Types whose OIDs are made by CREATE TYPE: an enum (read as its label
+ * text) or an array of one. 0 when oid is neither. */
+static int enum_kind(PGconn *c, Oid oid, pt__pg_kind *out) {
+  char q[256];
+  snprintf(q, sizeof q,
+           "SELECT t.typtype, coalesce(e.typtype, '-'), t.typcategory FROM pg_type t "
+           "LEFT JOIN pg_type e ON e.oid = t.typelem WHERE t.oid = %u", (unsigned)oid);
+  PGresult *r = PQexec(c, q);
+  int found = 0;
+  if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
+    char typtype = PQgetvalue(r, 0, 0)[0], elemtype = PQgetvalue(r, 0, 1)[0];
+    char category = PQgetvalue(r, 0, 2)[0];
+    if (typtype == 'e') {
+      *out = PT__PG_TEXT;
+      found = 1;
+    } else if (category == 'A' && elemtype == 'e') {
+      *out = PT__PG_ARRAY_OF(PT__PG_TEXT);
+      found = 1;
+    }
   }
   PQclear(r);
-  r = PQdescribePrepared(c, "");
-  if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-    set_pg_error(err, PT_EIO, "cannot describe the query", url, PQerrorMessage(c));
-    PQclear(r);
-    rc = PT_EIO;
-    goto finish_conn;
+  return found;
+}
+
+/* Describes query on r->conn into r->schema and r->kinds. */
+static int describe(pt__pg_reader *r, const char *query, pt_error *err) {
+  PGconn *c = r->conn;
+  PGresult *res = PQprepare(c, "", query, 0, NULL);
+  if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+    set_pg_error(err, PT_EINVAL, "the query was refused", r->url, PQerrorMessage(c));
+    PQclear(res);
+    return PT_EINVAL;
   }
-  int n = PQnfields(r);
-  pt__pg_kind *kinds = calloc((size_t)(n ? n : 1), sizeof *kinds);
+  PQclear(res);
+  res = PQdescribePrepared(c, "");
+  if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+    set_pg_error(err, PT_EIO, "cannot describe the query", r->url, PQerrorMessage(c));
+    PQclear(res);
+    return PT_EIO;
+  }
+  int n = PQnfields(res), rc = PT_OK;
+  r->n = n;
+  r->kinds = calloc((size_t)(n ? n : 1), sizeof *r->kinds);
   char **names = calloc((size_t)(n ? n : 1), sizeof *names);
   int32_t *typmods = calloc((size_t)(n ? n : 1), sizeof *typmods);
-  if (kinds == NULL || names == NULL || typmods == NULL) {
+  if (r->kinds == NULL || names == NULL || typmods == NULL) {
     rc = pt__errorf(err, PT_ENOMEM, "sql: out of memory for %d columns", n);
-    goto finish_desc;
+    goto done;
   }
-  for (int i = 0; i < n; i++) {
-    names[i] = strdup(PQfname(r, i));
-    typmods[i] = PQfmod(r, i);
+  for (int i = 0; i < n && rc == PT_OK; i++) {
+    names[i] = strdup(PQfname(res, i));
+    typmods[i] = PQfmod(res, i);
     if (names[i] == NULL) {
       rc = pt__errorf(err, PT_ENOMEM, "sql: out of memory for column names");
-      goto finish_desc;
-    }
-    if (pt__pg_kind_of(PQftype(r, i), names[i], NULL, &kinds[i], NULL) != PT_OK) {
+    } else if (pt__pg_kind_of(PQftype(res, i), names[i], NULL, &r->kinds[i], NULL) != PT_OK &&
+               !enum_kind(c, PQftype(res, i), &r->kinds[i])) {
       char tn[128];
-      type_name(c, PQftype(r, i), tn, sizeof tn);
-      rc = pt__pg_kind_of(PQftype(r, i), names[i], tn, &kinds[i], err);
-      goto finish_desc;
+      type_name(c, PQftype(res, i), tn, sizeof tn);
+      rc = pt__pg_kind_of(PQftype(res, i), names[i], tn, &r->kinds[i], err);
     }
   }
-  PQclear(r);
-  r = NULL;
-  rc = pt__pg_schema(n, (const char *const *)names, kinds, typmods, schema_out, err);
-  if (rc != PT_OK) goto finish_desc;
-  pt_builder *b = NULL;
-  rc = pt_builder_new(schema_out, &b, err);
-  if (rc != PT_OK) goto finish_schema;
+  if (rc == PT_OK)
+    rc = pt__pg_schema(n, (const char *const *)names, r->kinds, typmods, &r->schema, err);
+done:
+  PQclear(res);
+  for (int i = 0; names != NULL && i < n; i++) free(names[i]);
+  free(names);
+  free(typmods);
+  return rc;
+}
 
+int pt__pg_reader_open(const char *url, const char *query, int describe_only,
+                       pt__pg_reader **out, pt_error *err) {
+  *out = NULL;
+  pt__pg_reader *r = calloc(1, sizeof *r);
+  if (r == NULL || (r->url = strdup(url)) == NULL) {
+    free(r);
+    return pt__errorf(err, PT_ENOMEM, "sql: out of memory");
+  }
+  int rc = PT_OK;
+  r->conn = PQconnectdb(url);
+  if (PQstatus(r->conn) != CONNECTION_OK) {
+    set_pg_error(err, PT_EIO, "cannot connect to PostgreSQL", url, PQerrorMessage(r->conn));
+    rc = PT_EIO;
+    goto fail;
+  }
+  rc = describe(r, query, err);
+  if (rc != PT_OK || describe_only) goto finish;
+  rc = pt_builder_new(&r->schema, &r->builder, err);
+  if (rc != PT_OK) goto fail;
   size_t ql = strlen(query);
   char *copy = malloc(ql + 64);
   if (copy == NULL) {
     rc = pt__errorf(err, PT_ENOMEM, "sql: out of memory for the query");
-    goto finish_builder;
+    goto fail;
   }
   snprintf(copy, ql + 64, "COPY (%s) TO STDOUT WITH (FORMAT binary)", query);
-  r = PQexec(c, copy);
+  PGresult *res = PQexec(r->conn, copy);
   free(copy);
-  if (PQresultStatus(r) != PGRES_COPY_OUT) {
-    set_pg_error(err, PT_EIO, "COPY of the query failed", url, PQerrorMessage(c));
+  if (PQresultStatus(res) != PGRES_COPY_OUT) {
+    set_pg_error(err, PT_EIO, "COPY of the query failed", url, PQerrorMessage(r->conn));
+    PQclear(res);
     rc = PT_EIO;
-    PQclear(r);
-    r = NULL;
-    goto finish_builder;
+    goto fail;
   }
-  PQclear(r);
-  r = NULL;
-  pt__pgcopy d;
-  pt__pgcopy_init(&d, n, kinds, b);
+  PQclear(res);
+  pt__pgcopy_init(&r->dec, r->n, r->kinds, r->builder);
+finish:
+  if (rc != PT_OK) goto fail;
+  *out = r;
+  return PT_OK;
+fail:
+  pt__pg_reader_free(r);
+  return rc;
+}
+
+int pt__pg_reader_next(pt__pg_reader *r, int64_t batch_rows, struct ArrowArray *out,
+                       pt_error *err) {
+  out->release = NULL;
+  if (r->builder == NULL || r->done) return PT_OK;
+  int64_t start = r->dec.rows;
+  int rc = PT_OK, len = 0;
   char *buf;
-  int len;
-  while ((len = PQgetCopyData(c, &buf, 0)) > 0) {
-    if (rc == PT_OK) rc = pt__pgcopy_feed(&d, (const uint8_t *)buf, len, err);
+  while (r->dec.rows - start < batch_rows && (len = PQgetCopyData(r->conn, &buf, 0)) > 0) {
+    rc = pt__pgcopy_feed(&r->dec, (const uint8_t *)buf, len, err);
     PQfreemem(buf);
-  }
-  if (len == -2 && rc == PT_OK) {
-    set_pg_error(err, PT_EIO, "reading COPY data failed", url, PQerrorMessage(c));
-    rc = PT_EIO;
-  }
-  /* Drain the command's results, so the server's own errors are seen. */
-  while ((r = PQgetResult(c)) != NULL) {
-    if (PQresultStatus(r) != PGRES_COMMAND_OK && rc == PT_OK) {
-      set_pg_error(err, PT_EIO, "COPY of the query failed", url, PQerrorMessage(c));
-      rc = PT_EIO;
+    if (rc != PT_OK) {
+      r->done = 1;
+      return rc;
     }
-    PQclear(r);
   }
-  if (rc == PT_OK) rc = pt__pgcopy_finish(&d, err);
-  if (rc == PT_OK) rc = pt_builder_finish(b, array_out, err);
-finish_builder:
-  pt_builder_free(b);
-finish_schema:
-  if (rc != PT_OK) schema_out->release(schema_out);
-finish_desc:
-  if (r != NULL) PQclear(r);
-  for (int i = 0; names != NULL && i < n; i++) free(names[i]);
-  free(names);
-  free(kinds);
-  free(typmods);
-finish_conn:
-  PQfinish(c);
+  if (len == -2) {
+    set_pg_error(err, PT_EIO, "reading COPY data failed", r->url, PQerrorMessage(r->conn));
+    r->done = 1;
+    return PT_EIO;
+  }
+  if (len == -1) {
+    /* The end: drain the command's results, so the server's own errors are
+     * seen. */
+    r->done = 1;
+    PGresult *res;
+    while ((res = PQgetResult(r->conn)) != NULL) {
+      if (PQresultStatus(res) != PGRES_COMMAND_OK && rc == PT_OK) {
+        set_pg_error(err, PT_EIO, "COPY of the query failed", r->url, PQerrorMessage(r->conn));
+        rc = PT_EIO;
+      }
+      PQclear(res);
+    }
+    if (rc == PT_OK) rc = pt__pgcopy_finish(&r->dec, err);
+    if (rc != PT_OK) return rc;
+    if (r->dec.rows == start) return PT_OK; /* nothing more */
+  }
+  return pt_builder_finish(r->builder, out, err);
+}
+
+int pt__pg_read_query(const char *url, const char *query, struct ArrowSchema *schema_out,
+                      struct ArrowArray *array_out, pt_error *err) {
+  schema_out->release = NULL;
+  array_out->release = NULL;
+  pt__pg_reader *r;
+  PT_RETURN_NOT_OK(pt__pg_reader_open(url, query, 0, &r, err));
+  int rc = pt__pg_reader_next(r, INT64_MAX, array_out, err);
+  if (rc == PT_OK && array_out->release == NULL) rc = pt_builder_finish(r->builder, array_out, err);
+  if (rc == PT_OK) rc = pt_schema_copy(&r->schema, schema_out, err);
+  if (rc != PT_OK && array_out->release) array_out->release(array_out);
+  pt__pg_reader_free(r);
   return rc;
 }

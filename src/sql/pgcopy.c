@@ -47,6 +47,27 @@ int pt__pg_kind_of(uint32_t oid, const char *column, const char *type_name, pt__
   case 1184: *out = PT__PG_TIMESTAMPTZ; return PT_OK;
   case 2950: *out = PT__PG_UUID; return PT_OK;
   case 1700: *out = PT__PG_NUMERIC; return PT_OK;
+  case 1083: *out = PT__PG_TIME; return PT_OK;
+  case 1186: *out = PT__PG_INTERVAL; return PT_OK;
+  /* Arrays of the kinds above (pg_type's _bool, _int2, ...). */
+  case 1000: *out = PT__PG_ARRAY_OF(PT__PG_BOOL); return PT_OK;
+  case 1005: *out = PT__PG_ARRAY_OF(PT__PG_INT2); return PT_OK;
+  case 1007: *out = PT__PG_ARRAY_OF(PT__PG_INT4); return PT_OK;
+  case 1016: *out = PT__PG_ARRAY_OF(PT__PG_INT8); return PT_OK;
+  case 1021: *out = PT__PG_ARRAY_OF(PT__PG_FLOAT4); return PT_OK;
+  case 1022: *out = PT__PG_ARRAY_OF(PT__PG_FLOAT8); return PT_OK;
+  case 1009: case 1015: case 1014: case 1003: case 199:
+    *out = PT__PG_ARRAY_OF(PT__PG_TEXT); /* text, varchar, bpchar, name, json */
+    return PT_OK;
+  case 3807: *out = PT__PG_ARRAY_OF(PT__PG_JSONB); return PT_OK;
+  case 1001: *out = PT__PG_ARRAY_OF(PT__PG_BYTEA); return PT_OK;
+  case 1182: *out = PT__PG_ARRAY_OF(PT__PG_DATE); return PT_OK;
+  case 1115: *out = PT__PG_ARRAY_OF(PT__PG_TIMESTAMP); return PT_OK;
+  case 1185: *out = PT__PG_ARRAY_OF(PT__PG_TIMESTAMPTZ); return PT_OK;
+  case 2951: *out = PT__PG_ARRAY_OF(PT__PG_UUID); return PT_OK;
+  case 1231: *out = PT__PG_ARRAY_OF(PT__PG_NUMERIC); return PT_OK;
+  case 1183: *out = PT__PG_ARRAY_OF(PT__PG_TIME); return PT_OK;
+  case 1187: *out = PT__PG_ARRAY_OF(PT__PG_INTERVAL); return PT_OK;
   default:
     return pt__errorf(err, PT_ENOTSUP,
                       "sql: column \"%s\" has type %s (oid %u), which protium cannot map to "
@@ -56,6 +77,7 @@ int pt__pg_kind_of(uint32_t oid, const char *column, const char *type_name, pt__
 }
 
 const char *pt__pg_kind_format(pt__pg_kind kind) {
+  if (PT__PG_IS_ARRAY(kind)) return "+l";
   switch (kind) {
   case PT__PG_BOOL: return "b";
   case PT__PG_INT2: return "s";
@@ -71,6 +93,8 @@ const char *pt__pg_kind_format(pt__pg_kind kind) {
   case PT__PG_TIMESTAMPTZ: return "tsu:UTC";
   case PT__PG_UUID: return "w:16";
   case PT__PG_NUMERIC: return "d:38,0";
+  case PT__PG_TIME: return "ttu";
+  case PT__PG_INTERVAL: return "tin";
   }
   return "n";
 }
@@ -79,9 +103,10 @@ int pt__pg_schema(int64_t n, const char *const *names, const pt__pg_kind *kinds,
                   const int32_t *typmods, struct ArrowSchema *out, pt_error *err) {
   PT_RETURN_NOT_OK(pt_schema_init(out, "+s", "", 0, n, err));
   for (int64_t i = 0; i < n; i++) {
-    const char *format = pt__pg_kind_format(kinds[i]);
+    pt__pg_kind elem = PT__PG_ELEM(kinds[i]);
+    const char *format = pt__pg_kind_format(elem);
     char decimal[32];
-    if (kinds[i] == PT__PG_NUMERIC) {
+    if (elem == PT__PG_NUMERIC) {
       /* numeric's modifier is ((precision << 16) | scale) + 4; -1 when
        * unconstrained, whose values may have any scale. */
       int32_t tm = typmods ? typmods[i] : -1;
@@ -98,7 +123,16 @@ int pt__pg_schema(int64_t n, const char *const *names, const pt__pg_kind *kinds,
       snprintf(decimal, sizeof decimal, "d:%d,%d", precision, scale);
       format = decimal;
     }
-    int rc = pt_schema_init(out->children[i], format, names[i], ARROW_FLAG_NULLABLE, 0, err);
+    int rc;
+    if (PT__PG_IS_ARRAY(kinds[i])) {
+      /* numeric[]'s modifier is its elements'. */
+      rc = pt_schema_init(out->children[i], "+l", names[i], ARROW_FLAG_NULLABLE, 1, err);
+      if (rc == PT_OK)
+        rc = pt_schema_init(out->children[i]->children[0], format, "item", ARROW_FLAG_NULLABLE,
+                            0, err);
+    } else {
+      rc = pt_schema_init(out->children[i], format, names[i], ARROW_FLAG_NULLABLE, 0, err);
+    }
     if (rc != PT_OK) {
       out->release(out);
       return rc;
@@ -183,9 +217,11 @@ static int decode_field(pt__pg_kind kind, pt_builder *b, const uint8_t *p, int64
   case PT__PG_DATE: want = 4; break;
   case PT__PG_INT8:
   case PT__PG_FLOAT8:
+  case PT__PG_TIME:
   case PT__PG_TIMESTAMP:
   case PT__PG_TIMESTAMPTZ: want = 8; break;
-  case PT__PG_UUID: want = 16; break;
+  case PT__PG_UUID:
+  case PT__PG_INTERVAL: want = 16; break;
   default: break;
   }
   if (want >= 0 && len != want)
@@ -249,6 +285,36 @@ static int decode_field(pt__pg_kind kind, pt_builder *b, const uint8_t *p, int64
     break;
   }
   case PT__PG_UUID: rc = pt_builder_append_bytes(b, p, 16); break;
+  case PT__PG_TIME: {
+    int64_t us = (int64_t)be64(p);
+    if (us < 0 || us > INT64_C(86400000000))
+      return pt__errorf(err, PT_EFORMAT, "pgcopy: row %lld column %lld: time of %lld us",
+                        (long long)row, (long long)col, (long long)us);
+    /* 24:00:00 is a valid PostgreSQL time but not an Arrow time of day. */
+    if (us == INT64_C(86400000000))
+      return pt__errorf(err, PT_ERANGE,
+                        "pgcopy: row %lld column %lld: time 24:00:00 has no Arrow value; "
+                        "filter or cast it in the query", (long long)row, (long long)col);
+    rc = pt_builder_append_int(b, us);
+    break;
+  }
+  case PT__PG_INTERVAL: {
+    /* int64 microseconds, int32 days, int32 months -> Arrow's int32
+     * months, int32 days, int64 nanoseconds. */
+    int64_t us = (int64_t)be64(p);
+    int32_t days = (int32_t)be32(p + 8), months = (int32_t)be32(p + 12);
+    if (us > INT64_MAX / 1000 || us < INT64_MIN / 1000)
+      return pt__errorf(err, PT_ERANGE,
+                        "pgcopy: row %lld column %lld: interval of %lld us overflows "
+                        "nanoseconds", (long long)row, (long long)col, (long long)us);
+    int64_t ns = us * 1000;
+    uint8_t v[16];
+    memcpy(v, &months, 4);
+    memcpy(v + 4, &days, 4);
+    memcpy(v + 8, &ns, 8);
+    rc = pt_builder_append_bytes(b, v, 16);
+    break;
+  }
   case PT__PG_NUMERIC: {
     char text[PT__PG_NUMERIC_TEXT];
     PT_RETURN_NOT_OK(numeric_text(p, len, row, col, text, err));
@@ -256,6 +322,66 @@ static int decode_field(pt__pg_kind kind, pt_builder *b, const uint8_t *p, int64
     break;
   }
   }
+  if (rc != PT_OK)
+    return pt__errorf(err, rc, "pgcopy: row %lld column %lld: %s", (long long)row,
+                      (long long)col, pt_builder_last_error(b));
+  return PT_OK;
+}
+
+/* An array's send format: int32 ndim, int32 flags (1: has nulls), uint32
+ * element type oid, per dimension int32 size and int32 lower bound, then
+ * each element as a field (int32 length, -1 = NULL, then its bytes). One
+ * dimension becomes a list row; none, an empty list. */
+static int decode_array(pt__pg_kind kind, pt_builder *b, const uint8_t *p, int64_t len,
+                        int64_t row, int64_t col, pt_error *err) {
+  if (len < 12)
+    return pt__errorf(err, PT_EFORMAT, "pgcopy: row %lld column %lld: array of %lld bytes",
+                      (long long)row, (long long)col, (long long)len);
+  int32_t ndim = (int32_t)be32(p), flags = (int32_t)be32(p + 4);
+  if (ndim < 0 || ndim > 6 || (flags & ~1))
+    return pt__errorf(err, PT_EFORMAT,
+                      "pgcopy: row %lld column %lld: array header (%d dimensions, flags %d)",
+                      (long long)row, (long long)col, ndim, flags);
+  if (ndim > 1)
+    return pt__errorf(err, PT_ENOTSUP,
+                      "pgcopy: row %lld column %lld: a %d-dimensional array; protium reads "
+                      "one-dimensional ones (unnest it or cast it in the query)",
+                      (long long)row, (long long)col, ndim);
+  pt_builder *items = pt_builder_child(b, 0);
+  int64_t pos = 12, n = 0;
+  if (ndim == 1) {
+    if (len < 20)
+      return pt__errorf(err, PT_EFORMAT, "pgcopy: row %lld column %lld: truncated array",
+                        (long long)row, (long long)col);
+    n = (int32_t)be32(p + 12);
+    pos = 20;
+    if (n < 0 || n > (len - pos) / 4)
+      return pt__errorf(err, PT_EFORMAT,
+                        "pgcopy: row %lld column %lld: array of %lld elements in %lld bytes",
+                        (long long)row, (long long)col, (long long)n, (long long)len);
+  }
+  for (int64_t i = 0; i < n; i++) {
+    if (len - pos < 4)
+      return pt__errorf(err, PT_EFORMAT, "pgcopy: row %lld column %lld: truncated element %lld",
+                        (long long)row, (long long)col, (long long)i);
+    int32_t el = (int32_t)be32(p + pos);
+    pos += 4;
+    if (el == -1) {
+      PT_RETURN_NOT_OK(pt_builder_append_null(items, 1));
+      continue;
+    }
+    if (el < 0 || (int64_t)el > len - pos)
+      return pt__errorf(err, PT_EFORMAT,
+                        "pgcopy: row %lld column %lld: element %lld of %d bytes runs past the "
+                        "array", (long long)row, (long long)col, (long long)i, el);
+    PT_RETURN_NOT_OK(decode_field(PT__PG_ELEM(kind), items, p + pos, el, row, col, err));
+    pos += el;
+  }
+  if (pos != len)
+    return pt__errorf(err, PT_EFORMAT,
+                      "pgcopy: row %lld column %lld: %lld bytes after the array's elements",
+                      (long long)row, (long long)col, (long long)(len - pos));
+  int rc = pt_builder_append_row(b);
   if (rc != PT_OK)
     return pt__errorf(err, rc, "pgcopy: row %lld column %lld: %s", (long long)row,
                       (long long)col, pt_builder_last_error(b));
@@ -312,7 +438,9 @@ int pt__pgcopy_feed(pt__pgcopy *d, const uint8_t *data, int64_t len, pt_error *e
         return pt__errorf(err, PT_EFORMAT,
                           "pgcopy: row %lld column %lld: field length %d runs past the data",
                           (long long)d->rows, (long long)c, fl);
-      PT_RETURN_NOT_OK(decode_field(d->kinds[c], cb, data + pos, fl, d->rows, c, err));
+      PT_RETURN_NOT_OK(PT__PG_IS_ARRAY(d->kinds[c])
+                           ? decode_array(d->kinds[c], cb, data + pos, fl, d->rows, c, err)
+                           : decode_field(d->kinds[c], cb, data + pos, fl, d->rows, c, err));
       pos += fl;
     }
     int rc = pt_builder_append_row(d->builder);

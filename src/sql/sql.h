@@ -27,7 +27,16 @@ typedef enum pt__pg_kind {
   PT__PG_TIMESTAMPTZ, /* timestamptz -> timestamp[us, tz=UTC] */
   PT__PG_UUID,        /* uuid -> fixed_size_binary(16) */
   PT__PG_NUMERIC,     /* numeric(p, s), p <= 38 -> decimal128(p, s) */
+  PT__PG_TIME,        /* time -> time64[us] */
+  PT__PG_INTERVAL,    /* interval -> month_day_nano interval */
 } pt__pg_kind;
+
+/* A one-dimensional array of a kind (list<item: the kind's type>); enum
+ * columns (and arrays of them) are read as PT__PG_TEXT, their labels. */
+#define PT__PG_ARRAY 0x100
+#define PT__PG_ARRAY_OF(k) ((pt__pg_kind)(PT__PG_ARRAY | (int)(k)))
+#define PT__PG_IS_ARRAY(k) (((int)(k) & PT__PG_ARRAY) != 0)
+#define PT__PG_ELEM(k) ((pt__pg_kind)((int)(k) & ~PT__PG_ARRAY))
 
 /* The kind of a PostgreSQL type OID. PT_ENOTSUP (message naming column and
  * type_name) if protium has no mapping for it: the read is refused rather
@@ -35,8 +44,8 @@ typedef enum pt__pg_kind {
 int pt__pg_kind_of(uint32_t oid, const char *column, const char *type_name, pt__pg_kind *out,
                    pt_error *err);
 
-/* The Arrow format string of a kind ("b", "s", "tsu:UTC" ...), numeric
- * aside (its format depends on the type modifier). Static. */
+/* The Arrow format string of a kind ("b", "s", "tsu:UTC" ...; "+l" for an
+ * array), numeric aside (its format depends on the type modifier). Static. */
 const char *pt__pg_kind_format(pt__pg_kind kind);
 
 /* A struct schema of n columns (names[i], kinds[i]), all nullable, into *out
@@ -80,6 +89,25 @@ int pt__pgcopy_finish(const pt__pgcopy *d, pt_error *err);
 int pt__pg_read_query(const char *url, const char *query, struct ArrowSchema *schema_out,
                       struct ArrowArray *array_out, pt_error *err);
 
+/* A query read in batches: described at open (an unmappable column is
+ * refused by name before any row moves), then streamed through binary COPY.
+ * Fields are private to pg.c. */
+typedef struct pt__pg_reader pt__pg_reader;
+
+/* Connects to url and describes query; unless describe_only, starts its
+ * COPY. On PT_OK the caller owns *out (pt__pg_reader_free). */
+int pt__pg_reader_open(const char *url, const char *query, int describe_only,
+                       pt__pg_reader **out, pt_error *err);
+/* The query's Arrow schema; borrowed from r. */
+const struct ArrowSchema *pt__pg_reader_schema(const pt__pg_reader *r);
+/* The next batch of at most batch_rows rows into *out (caller owns it);
+ * out->release NULL once the rows are all read. */
+int pt__pg_reader_next(pt__pg_reader *r, int64_t batch_rows, struct ArrowArray *out,
+                       pt_error *err);
+/* Closes the connection (abandoning a COPY under way) and frees r. NULL is
+ * fine. */
+void pt__pg_reader_free(pt__pg_reader *r);
+
 /* The password of a scheme://user:password@host URL into out (empty if there
  * is none). PT_ERANGE if it does not fit in size bytes. */
 int pt__sql_url_password(const char *url, char *out, size_t size);
@@ -98,5 +126,107 @@ int pt__sql_partition_predicates(const char *column, int64_t lower, int64_t uppe
                                  int64_t num_partitions, char ***out, int64_t *n_out,
                                  pt_error *err);
 void pt__sql_predicates_free(char **preds, int64_t n);
+
+/* ------------------------------------------------------------------------ */
+/* Writing (pgwrite.c): each task attempt COPYs its rows into a staging table
+ * of its own; the driver's commit moves the winners into the target in one
+ * transaction and drops the job's staging tables. */
+
+typedef enum pt__sql_mode {
+  PT__SQL_APPEND = 0,    /* create the table if missing, add the rows */
+  PT__SQL_OVERWRITE = 1, /* create it if missing, else replace its rows */
+  PT__SQL_ERROR = 2,     /* the table must not exist: created with the rows */
+} pt__sql_mode;
+
+/* "a" bigint, "b" text ... for schema's columns into out (NUL-terminated,
+ * the NUL not counted in out->len). PT_ENOTSUP naming a column of a type
+ * protium does not write. */
+int pt__pg_columns_ddl(const struct ArrowSchema *schema, pt_buf *out, pt_error *err);
+
+/* Appends batch's rows to out in binary COPY format: the file header first
+ * when header is set; no trailer (add the int16 -1 when the stream ends).
+ * On failure out is as it was. */
+int pt__pgcopy_encode(const struct ArrowSchema *schema, const struct ArrowArray *batch,
+                      int header, pt_buf *out, pt_error *err);
+
+/* A task attempt's staging table. Fields private to pgwrite.c. */
+typedef struct pt__pg_stage pt__pg_stage;
+
+/* Connects and creates table (unlogged) with columns_ddl. On PT_OK the
+ * caller owns *out (pt__pg_stage_free). */
+int pt__pg_stage_open(const char *url, const char *table, const char *columns_ddl,
+                      pt__pg_stage **out, pt_error *err);
+/* COPYs batch into the staging table (one COPY, committed on its own). */
+int pt__pg_stage_write(pt__pg_stage *w, const struct ArrowSchema *schema,
+                       const struct ArrowArray *batch, pt_error *err);
+void pt__pg_stage_free(pt__pg_stage *w);
+
+/* In one transaction: creates table (missing; mode ERROR: refused when it
+ * exists), truncates it (OVERWRITE), then INSERT ... SELECT from each of the
+ * n staging tables. Nothing changes unless all of it succeeds. */
+int pt__pg_commit(const char *url, const char *table, pt__sql_mode mode,
+                  const struct ArrowSchema *schema, const char *const *staging, int64_t n,
+                  pt_error *err);
+/* Drops every table whose name starts with prefix. */
+int pt__pg_drop_staging(const char *url, const char *prefix, pt_error *err);
+
+/* ------------------------------------------------------------------------ */
+/* MySQL and MariaDB (mysql.c): the same reader and writer over libmariadb.
+ * URLs: mysql://user:password@host:port/db (or mariadb://); the password
+ * may come from MYSQL_PWD. Sessions run in UTC. */
+
+typedef struct pt__my_reader pt__my_reader;
+int pt__my_reader_open(const char *url, const char *query, int describe_only,
+                       pt__my_reader **out, pt_error *err);
+const struct ArrowSchema *pt__my_reader_schema(const pt__my_reader *r);
+int pt__my_reader_next(pt__my_reader *r, int64_t batch_rows, struct ArrowArray *out,
+                       pt_error *err);
+void pt__my_reader_free(pt__my_reader *r);
+int pt__my_columns_ddl(const struct ArrowSchema *schema, pt_buf *out, pt_error *err);
+typedef struct pt__my_stage pt__my_stage;
+/* Staging tables are filled by multi-row INSERTs of about 1 MiB, each
+ * committed on its own. */
+int pt__my_stage_open(const char *url, const char *table, const char *columns_ddl,
+                      pt__my_stage **out, pt_error *err);
+int pt__my_stage_write(pt__my_stage *w, const struct ArrowSchema *schema,
+                       const struct ArrowArray *batch, pt_error *err);
+void pt__my_stage_free(pt__my_stage *w);
+/* As pt__pg_commit, but MySQL commits around DDL: a missing table is
+ * created before the transaction and dropped again if it fails; OVERWRITE
+ * deletes the rows inside the transaction. */
+int pt__my_commit(const char *url, const char *table, pt__sql_mode mode,
+                  const struct ArrowSchema *schema, const char *const *staging, int64_t n,
+                  pt_error *err);
+int pt__my_drop_staging(const char *url, const char *prefix, pt_error *err);
+
+/* ------------------------------------------------------------------------ */
+/* connect.c: the database the URL names, behind one set of calls (each as
+ * its PostgreSQL counterpart above says). */
+
+typedef enum pt__sql_dialect { PT__SQL_POSTGRES, PT__SQL_MYSQL } pt__sql_dialect;
+
+/* PT_ENOTSUP naming the scheme when protium speaks no such database. */
+int pt__sql_dialect_of(const char *url, pt__sql_dialect *out, pt_error *err);
+
+typedef struct pt__sql_reader pt__sql_reader;
+int pt__sql_reader_open(const char *url, const char *query, int describe_only,
+                        pt__sql_reader **out, pt_error *err);
+const struct ArrowSchema *pt__sql_reader_schema(const pt__sql_reader *r);
+int pt__sql_reader_next(pt__sql_reader *r, int64_t batch_rows, struct ArrowArray *out,
+                        pt_error *err);
+void pt__sql_reader_free(pt__sql_reader *r);
+
+typedef struct pt__sql_stage pt__sql_stage;
+int pt__sql_stage_open(const char *url, const char *table, const char *columns_ddl,
+                       pt__sql_stage **out, pt_error *err);
+int pt__sql_stage_write(pt__sql_stage *w, const struct ArrowSchema *schema,
+                        const struct ArrowArray *batch, pt_error *err);
+void pt__sql_stage_free(pt__sql_stage *w);
+int pt__sql_columns_ddl(const char *url, const struct ArrowSchema *schema, pt_buf *out,
+                        pt_error *err);
+int pt__sql_commit(const char *url, const char *table, pt__sql_mode mode,
+                   const struct ArrowSchema *schema, const char *const *staging, int64_t n,
+                   pt_error *err);
+int pt__sql_drop_staging(const char *url, const char *prefix, pt_error *err);
 
 #endif

@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -174,6 +175,53 @@ static void test_password_masked(void **state) {
   assert_string_equal(pw, "");
 }
 
+/* Arrays (one dimension, NULL elements, empty), enums and arrays of them,
+ * time, interval, uuid and json/jsonb, compared as protium prints them. */
+static void test_arrays_enums_time_interval(void **state) {
+  (void)state;
+  exec_ok("CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy')");
+  exec_ok("CREATE TABLE x (id int4, ia int4[], ta text[], na numeric(8,2)[], tm time, "
+          "iv interval, m mood, ma mood[], u uuid, j json, jb jsonb, da date[])");
+  exec_ok("INSERT INTO x VALUES (1, '{1,NULL,3}', '{\"a b\",NULL,\"\"}', '{1.5,-2.25}', "
+          "'13:45:30.25', '1 year 2 mons -3 days 00:00:00.001', 'happy', '{ok,sad}', "
+          "'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '{\"k\": [1, 2]}', '{\"k\": true}', "
+          "'{2024-02-29}')");
+  exec_ok("INSERT INTO x VALUES (2, '{}', NULL, '{}', '00:00:00', '0', NULL, '{}', NULL, NULL, "
+          "NULL, '{NULL}')");
+  struct ArrowSchema s;
+  struct ArrowArray a;
+  pt_error err;
+  if (pt__pg_read_query(g_pg.url, "SELECT * FROM x ORDER BY id", &s, &a, &err) != PT_OK)
+    fail_msg("%s", err.message);
+  assert_int_equal(pt_array_validate(&s, &a, &err), PT_OK);
+  char tn[512];
+  pt_type_name(&s, tn, sizeof tn);
+  assert_string_equal(tn, "struct<id: int32, ia: list<int32>, ta: list<utf8>, "
+                          "na: list<decimal128(8, 2)>, tm: time64[us], iv: month_day_nano_interval, "
+                          "m: utf8, ma: list<utf8>, u: fixed_size_binary[16], j: utf8, jb: utf8, "
+                          "da: list<date32>>");
+  pt_buf json = {0};
+  assert_int_equal(pt_json_write_batch(&s, &a, &json, &err), PT_OK);
+  const char *want =
+      "{\"id\": 1, \"ia\": [1, null, 3], \"ta\": [\"a b\", null, \"\"], \"na\": [\"1.50\", "
+      "\"-2.25\"], \"tm\": \"13:45:30.250000\", \"iv\": {\"months\": 14, \"days\": -3, "
+      "\"nanoseconds\": 1000000}, \"m\": \"happy\", \"ma\": [\"ok\", \"sad\"], \"u\": "
+      "\"oO68mZwLTvi7bWu5vTgKEQ==\", \"j\": \"{\\\"k\\\": [1, 2]}\", \"jb\": "
+      "\"{\\\"k\\\": true}\", \"da\": [\"2024-02-29\"]}\n"
+      "{\"id\": 2, \"ia\": [], \"ta\": null, \"na\": [], \"tm\": \"00:00:00.000000\", \"iv\": "
+      "{\"months\": 0, \"days\": 0, \"nanoseconds\": 0}, \"m\": null, \"ma\": [], \"u\": null, "
+      "\"j\": null, \"jb\": null, \"da\": [null]}\n";
+  if (json.len != strlen(want) || memcmp(json.data, want, json.len) != 0)
+    fail_msg("got:\n%.*s", (int)json.len, json.data);
+  pt_buf_free(&json);
+  a.release(&a);
+  s.release(&s);
+  /* Two dimensions: refused, naming where. */
+  assert_int_equal(pt__pg_read_query(g_pg.url, "SELECT '{{1,2},{3,4}}'::int4[] AS m2", &s, &a,
+                                     &err), PT_ENOTSUP);
+  assert_non_null(strstr(err.message, "row 0 column 0: a 2-dimensional array"));
+}
+
 int main(void) {
   if (!pt_test_pg_available()) {
     printf("skipped: PostgreSQL 15 is not installed (scripts/setup.sh installs it)\n");
@@ -185,6 +233,7 @@ int main(void) {
       cmocka_unit_test(test_numeric),
       cmocka_unit_test(test_unmappable_refused),
       cmocka_unit_test(test_password_masked),
+      cmocka_unit_test(test_arrays_enums_time_interval),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

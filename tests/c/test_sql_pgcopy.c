@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -330,6 +331,161 @@ static void test_unmappable_type_named(void **state) {
   assert_int_equal(k, PT__PG_TEXT);
 }
 
+/* One int4[] column: a well-formed array decodes; every hostile header or
+ * element length is refused with the row and column, never read past. */
+static void test_array_hostile(void **state) {
+  (void)state;
+  const pt__pg_kind kinds[] = {PT__PG_ARRAY_OF(PT__PG_INT4)};
+  const char *names[] = {"a"};
+  struct {
+    int32_t ndim, flags, n, elem_len;
+    int extra;
+    int code;
+    const char *msg;
+  } cases[] = {
+      {1, 0, 2, 4, 0, PT_OK, NULL},
+      {2, 0, 2, 4, 0, PT_ENOTSUP, "a 2-dimensional array"},
+      {-1, 0, 2, 4, 0, PT_EFORMAT, "array header"},
+      {1, 4, 2, 4, 0, PT_EFORMAT, "array header"},
+      {1, 0, 1 << 30, 4, 0, PT_EFORMAT, "elements in"},
+      {1, 0, 2, 400, 0, PT_EFORMAT, "runs past the array"},
+      {1, 0, 2, 3, 0, PT_EFORMAT, "field of 3 bytes"},
+      {1, 0, 2, 4, 3, PT_EFORMAT, "bytes after the array's elements"},
+  };
+  for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+    sbuf s = {.n = 0};
+    header(&s);
+    put16(&s, 1);
+    int64_t w = cases[k].elem_len > 0 && cases[k].elem_len < 100 ? cases[k].elem_len : 4;
+    int64_t body = 20 + 2 * (4 + w) + cases[k].extra;
+    put32(&s, body);
+    put32(&s, cases[k].ndim), put32(&s, cases[k].flags), put32(&s, 23);
+    put32(&s, cases[k].n), put32(&s, 1);
+    for (int e = 0; e < 2; e++) {
+      put32(&s, cases[k].elem_len);
+      for (int64_t i = 0; i < w; i++) put(&s, "\0", 1);
+    }
+    for (int i = 0; i < cases[k].extra; i++) put(&s, "x", 1);
+    put16(&s, -1);
+    pt_error err;
+    struct ArrowSchema schema;
+    pt_builder *b;
+    assert_int_equal(pt__pg_schema(1, names, kinds, NULL, &schema, &err), PT_OK);
+    assert_int_equal(pt_builder_new(&schema, &b, &err), PT_OK);
+    pt__pgcopy d;
+    pt__pgcopy_init(&d, 1, kinds, b);
+    int rc = pt__pgcopy_feed(&d, s.b, s.n, &err);
+    if (rc != cases[k].code) fail_msg("case %zu: rc %d: %s", k, rc, err.message);
+    if (cases[k].msg && !strstr(err.message, cases[k].msg))
+      fail_msg("case %zu: %s", k, err.message);
+    if (rc == PT_OK) {
+      struct ArrowArray a;
+      assert_int_equal(pt_builder_finish(b, &a, &err), PT_OK);
+      assert_int_equal(pt_array_validate(&schema, &a, &err), PT_OK);
+      assert_int_equal(a.children[0]->children[0]->length, 2);
+      a.release(&a);
+    }
+    pt_builder_free(b);
+    schema.release(&schema);
+  }
+}
+
+/* The encoder (pgwrite.c) is the decoder's inverse: a batch of every type
+ * it writes, encoded and decoded, prints as the same JSON. */
+static void test_encode_round_trip(void **state) {
+  (void)state;
+  pt_error err;
+  struct ArrowSchema s;
+  const char *formats[] = {"b", "s", "i", "l", "f", "g", "u", "z", "tdD", "tsu:", "tsu:UTC",
+                           "d:12,3", "w:16"};
+  const pt__pg_kind kinds[] = {PT__PG_BOOL, PT__PG_INT2, PT__PG_INT4, PT__PG_INT8,
+                               PT__PG_FLOAT4, PT__PG_FLOAT8, PT__PG_TEXT, PT__PG_BYTEA,
+                               PT__PG_DATE, PT__PG_TIMESTAMP, PT__PG_TIMESTAMPTZ,
+                               PT__PG_NUMERIC, PT__PG_UUID};
+  enum { NC = 13 };
+  assert_int_equal(pt_schema_init(&s, "+s", "", 0, NC, &err), PT_OK);
+  for (int c = 0; c < NC; c++) {
+    char name[8];
+    snprintf(name, sizeof name, "c%d", c);
+    assert_int_equal(pt_schema_init(s.children[c], formats[c], name, ARROW_FLAG_NULLABLE, 0, &err),
+                     PT_OK);
+  }
+  pt_builder *b;
+  assert_int_equal(pt_builder_new(&s, &b, &err), PT_OK);
+  const char *decs[] = {"0.000", "-1.500", "123456789.012", "-0.001", "10000.000", "0.100"};
+  for (int r = 0; r < 6; r++) {
+    int64_t k = r * 7919 - 20000;
+    if (r == 3) { /* every field null (PostgreSQL has no null rows) */
+      for (int c = 0; c < NC; c++)
+        assert_int_equal(pt_builder_append_null(pt_builder_child(b, c), 1), PT_OK);
+      assert_int_equal(pt_builder_append_row(b), PT_OK);
+      continue;
+    }
+    assert_int_equal(pt_builder_append_int(pt_builder_child(b, 0), r % 2), PT_OK);
+    assert_int_equal(pt_builder_append_int(pt_builder_child(b, 1), k % 30000), PT_OK);
+    assert_int_equal(pt_builder_append_int(pt_builder_child(b, 2), k * 1000), PT_OK);
+    assert_int_equal(pt_builder_append_int(pt_builder_child(b, 3), k * 1000000007LL), PT_OK);
+    assert_int_equal(pt_builder_append_double(pt_builder_child(b, 4), k / 8.0), PT_OK);
+    assert_int_equal(pt_builder_append_double(pt_builder_child(b, 5), k / 3.0), PT_OK);
+    assert_int_equal(pt_builder_append_bytes(pt_builder_child(b, 6), "h\xc3\xa9llo", 6), PT_OK);
+    assert_int_equal(pt_builder_append_bytes(pt_builder_child(b, 7), "\0\xff", 2), PT_OK);
+    assert_int_equal(pt_builder_append_int(pt_builder_child(b, 8), k), PT_OK);
+    assert_int_equal(pt_builder_append_int(pt_builder_child(b, 9), k * 1000003LL), PT_OK);
+    if (r == 5) assert_int_equal(pt_builder_append_null(pt_builder_child(b, 10), 1), PT_OK);
+    else assert_int_equal(pt_builder_append_int(pt_builder_child(b, 10), -k * 999983LL), PT_OK);
+    assert_int_equal(pt_builder_append_decimal_string(pt_builder_child(b, 11), decs[r]), PT_OK);
+    assert_int_equal(pt_builder_append_bytes(pt_builder_child(b, 12), "0123456789abcdef", 16),
+                     PT_OK);
+    assert_int_equal(pt_builder_append_row(b), PT_OK);
+  }
+  struct ArrowArray batch;
+  assert_int_equal(pt_builder_finish(b, &batch, &err), PT_OK);
+  pt_builder_free(b);
+  pt_buf bytes = {0};
+  assert_int_equal(pt__pgcopy_encode(&s, &batch, 1, &bytes, &err), PT_OK);
+  const char trailer[2] = {(char)0xff, (char)0xff};
+  for (int i = 0; i < 2; i++) {
+    if (bytes.len == bytes.cap) {
+      bytes.cap = bytes.cap * 2 + 8;
+      bytes.data = realloc(bytes.data, bytes.cap);
+    }
+    bytes.data[bytes.len++] = trailer[i];
+  }
+  /* Decode into the schema the reader makes for these PostgreSQL types. */
+  const char *names[NC];
+  int32_t typmods[NC];
+  for (int c = 0; c < NC; c++) {
+    names[c] = s.children[c]->name;
+    typmods[c] = c == 11 ? ((12 << 16) | 3) + 4 : -1;
+  }
+  struct ArrowSchema ds;
+  assert_int_equal(pt__pg_schema(NC, names, kinds, typmods, &ds, &err), PT_OK);
+  pt_builder *db;
+  assert_int_equal(pt_builder_new(&ds, &db, &err), PT_OK);
+  pt__pgcopy d;
+  pt__pgcopy_init(&d, NC, kinds, db);
+  if (pt__pgcopy_feed(&d, (const uint8_t *)bytes.data, (int64_t)bytes.len, &err) != PT_OK)
+    fail_msg("%s", err.message);
+  assert_int_equal(pt__pgcopy_finish(&d, &err), PT_OK);
+  struct ArrowArray back;
+  assert_int_equal(pt_builder_finish(db, &back, &err), PT_OK);
+  pt_builder_free(db);
+  pt_buf j1 = {0}, j2 = {0};
+  assert_int_equal(pt_json_write_batch(&s, &batch, &j1, &err), PT_OK);
+  assert_int_equal(pt_json_write_batch(&ds, &back, &j2, &err), PT_OK);
+  if (j1.len != j2.len || memcmp(j1.data, j2.data, j1.len) != 0)
+    fail_msg("encoded:\n%.*s\ndecoded:\n%.*s", (int)j1.len, j1.data, (int)j2.len, j2.data);
+  assert_memory_equal(j1.data, j2.data, j1.len);
+  assert_non_null(strstr(j1.data, "\"123456789.012\""));
+  pt_buf_free(&j1);
+  pt_buf_free(&j2);
+  pt_buf_free(&bytes);
+  back.release(&back);
+  batch.release(&batch);
+  ds.release(&ds);
+  s.release(&s);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_decode_all_types),
@@ -338,6 +494,8 @@ int main(void) {
       cmocka_unit_test(test_hostile),
       cmocka_unit_test(test_numeric),
       cmocka_unit_test(test_unmappable_type_named),
+      cmocka_unit_test(test_encode_round_trip),
+      cmocka_unit_test(test_array_hostile),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

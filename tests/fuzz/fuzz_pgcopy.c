@@ -10,21 +10,26 @@
 
 #include "sql/sql.h"
 
-static const pt__pg_kind k_kinds[] = {PT__PG_BOOL,  PT__PG_INT2,      PT__PG_INT4,
-                                      PT__PG_INT8,  PT__PG_FLOAT8,    PT__PG_TEXT,
-                                      PT__PG_JSONB, PT__PG_BYTEA,     PT__PG_DATE,
-                                      PT__PG_TIMESTAMP, PT__PG_TIMESTAMPTZ, PT__PG_UUID,
-                                      PT__PG_FLOAT4, PT__PG_NUMERIC};
-static const char *const k_names[] = {"b", "i2", "i4", "i8", "f8", "t", "jb",
-                                      "by", "d", "ts", "tstz", "u", "f4", "n"};
-/* numeric(38, 6) for the last column; the others have none. */
-static const int32_t k_typmods[] = {-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
-                                    ((38 << 16) | 6) + 4};
+static const pt__pg_kind k_kinds[] = {
+    PT__PG_BOOL,   PT__PG_INT2,    PT__PG_INT4,      PT__PG_INT8,
+    PT__PG_FLOAT8, PT__PG_TEXT,    PT__PG_JSONB,     PT__PG_BYTEA,
+    PT__PG_DATE,   PT__PG_TIMESTAMP, PT__PG_TIMESTAMPTZ, PT__PG_UUID,
+    PT__PG_FLOAT4, PT__PG_NUMERIC, PT__PG_TIME,      PT__PG_INTERVAL,
+    PT__PG_ARRAY_OF(PT__PG_INT4), PT__PG_ARRAY_OF(PT__PG_TEXT),
+    PT__PG_ARRAY_OF(PT__PG_NUMERIC), PT__PG_ARRAY_OF(PT__PG_INTERVAL)};
+#define NKINDS ((int)(sizeof k_kinds / sizeof k_kinds[0]))
+static const char *const k_names[NKINDS] = {"b",  "i2",   "i4", "i8", "f8", "t",  "jb",
+                                            "by", "d",    "ts", "tstz", "u", "f4", "n",
+                                            "tm", "iv",   "ai4", "at", "an", "aiv"};
+/* numeric(38, 6) for the numeric column and numeric[]; the others have none. */
+static const int32_t k_typmods[NKINDS] = {
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, ((38 << 16) | 6) + 4,
+    -1, -1, -1, -1, ((38 << 16) | 6) + 4, -1};
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size < 1) return 0;
-  /* The first byte picks the column count (1..14), the second the split. */
-  int64_t ncol = 1 + data[0] % 14;
+  /* The first byte picks the column count (1..NKINDS), the second the split. */
+  int64_t ncol = 1 + data[0] % NKINDS;
   size_t split = size > 1 ? data[1] : 0;
   data += size > 1 ? 2 : 1;
   size -= size > 1 ? 2 : 1;

@@ -1,0 +1,271 @@
+"""sources.py — `bench/run sources`: reading a PostgreSQL table and a CSV
+file into Arrow, and writing the table back, with protium against the peers
+a user would pick, in the same run.
+
+PostgreSQL: a throwaway server (PostgreSQL 15 from the distribution, in a
+temporary directory on a free port, like the tests') holds PT_BENCH_ROWS
+rows (default 2,000,000) of (id int8, x float8, label text, ts timestamp,
+amount numeric(12,2)). Read into one Arrow table in the driver process:
+protium `s.read_sql(url, table=..., column="id", ..., num_partitions=P)
+.to_arrow()` on local[P], and PySpark's JDBC source on local[P] with the
+same partitioning, `.toArrow()` (PostgreSQL JDBC driver from Maven Central,
+fetched once with mvn into $PT_BUILD_DIR/jars), for P = 1, 2, 4. Write:
+PT_BENCH_WRITE_ROWS rows (default 500,000) of the same columns from Arrow
+into a new table, protium `write_sql` (exactly once: staged, then one
+transaction) against PySpark's `write.jdbc` (batched INSERTs), 2 partitions.
+
+CSV: PT_BENCH_CSV_MIB MiB (default 256) of the same columns written by
+pyarrow.csv; read into one Arrow table by protium `read_csv(...).to_arrow()`
+(local[2], csv.partition_bytes = a quarter of the file), pyarrow.csv
+(its threads) and DuckDB (`read_csv_auto(...).arrow()`).
+
+Metrics: <system>.read_rows_per_s.<case>, <system>.write_rows_per_s.<case>,
+ratio.read.<case>.<peer> and ratio.write.<case>.<peer> (protium / peer,
+higher is better for protium); cases pg_p1, pg_p2, pg_p4, csv, pg_write.
+Each figure is the best of PT_BENCH_REPEATS runs (default 2);
+PT_BENCH_PARTITIONS (default 1,2,4) and PT_BENCH_SPARK=0 (PySpark left out,
+as the test's tiny run does) narrow a run. A peer that
+fails (no Java, no network for the jar) is left out with its reason on
+stderr. Prints a table, then one JSON object as the last line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "python"))
+sys.path.insert(0, str(ROOT / "bench"))
+BUILD = Path(os.environ.get("PT_BUILD_DIR", ROOT / "build"))
+os.environ.setdefault("PT_BUILD_DIR", str(BUILD))
+ROWS = int(os.environ.get("PT_BENCH_ROWS", "2000000"))
+WRITE_ROWS = int(os.environ.get("PT_BENCH_WRITE_ROWS", "500000"))
+CSV_MIB = int(os.environ.get("PT_BENCH_CSV_MIB", "256"))
+REPEATS = int(os.environ.get("PT_BENCH_REPEATS", "2"))
+PARTS = [int(p) for p in os.environ.get("PT_BENCH_PARTITIONS", "1,2,4").split(",")]
+SPARK = os.environ.get("PT_BENCH_SPARK", "1") != "0"  # 0: leave PySpark out (the tests)
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+JDBC = "org.postgresql:postgresql:42.7.14"
+JAR = BUILD / "jars" / "postgresql-42.7.14.jar"
+
+
+def log(*a: object) -> None:
+    print(*a, file=sys.stderr, flush=True)
+
+
+def best(fn, repeats: int = REPEATS) -> float:
+    t = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        t = min(t, time.perf_counter() - t0)
+    return t
+
+
+# ---------------------------------------------------------------- PostgreSQL
+
+def as_postgres(cmd: list[str]) -> None:
+    if os.geteuid() == 0:
+        cmd = ["runuser", "-u", "postgres", "--"] + cmd
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Postgres:
+    def __init__(self) -> None:
+        # /tmp itself: the postgres user must reach it (TMPDIR may be private).
+        self.dir = tempfile.mkdtemp(prefix="pt-bench-pg.", dir="/tmp")
+        if os.geteuid() == 0:
+            shutil.chown(self.dir, "postgres", "postgres")
+        as_postgres([str(PG_BIN / "initdb"), "-D", f"{self.dir}/data", "-U", "postgres",
+                     "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8"])
+        self.port = free_port()
+        as_postgres([str(PG_BIN / "pg_ctl"), "-D", f"{self.dir}/data", "-l", f"{self.dir}/log",
+                     "-w", "-o", f"-k {self.dir} -h 127.0.0.1 -p {self.port}", "start"])
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        self.jdbc = f"jdbc:postgresql://127.0.0.1:{self.port}/postgres"
+
+    def sql(self, text: str) -> str:
+        return subprocess.run(["psql", self.url, "-v", "ON_ERROR_STOP=1", "-Atc", text],
+                              check=True, capture_output=True, text=True).stdout.strip()
+
+    def stop(self) -> None:
+        as_postgres([str(PG_BIN / "pg_ctl"), "-D", f"{self.dir}/data", "-m", "fast", "stop"])
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def fetch_jar() -> Path | None:
+    if JAR.exists():
+        return JAR
+    JAR.parent.mkdir(parents=True, exist_ok=True)
+    log(f"sources: fetching {JDBC} with mvn into {JAR.parent}")
+    r = subprocess.run(["mvn", "-q", "-B", "dependency:copy", f"-Dartifact={JDBC}",
+                        f"-DoutputDirectory={JAR.parent}"], capture_output=True, text=True,
+                       timeout=600)
+    if r.returncode != 0 or not JAR.exists():
+        log("sources: could not fetch the JDBC driver; PySpark left out:\n" + r.stdout[-2000:])
+        return None
+    return JAR
+
+
+def spark_session(parts: int, jar: Path):
+    from pyspark.sql import SparkSession
+    return (SparkSession.builder.master(f"local[{parts}]").appName("bench-sources")
+            .config("spark.jars", str(jar))
+            .config("spark.ui.enabled", "false")
+            .config("spark.ui.showConsoleProgress", "false")
+            .config("spark.sql.session.timeZone", "UTC")
+            .config("spark.driver.memory", "4g")
+            .getOrCreate())
+
+
+def make_arrow(n: int, seed: int = 3) -> pa.Table:
+    rng = np.random.default_rng(seed)
+    ids = np.arange(n, dtype=np.int64)
+    words = np.array([f"label-{i:05d}" for i in range(4096)])
+    ts = (np.int64(1_700_000_000_000_000) + rng.integers(0, 10**12, n)).astype("datetime64[us]")
+    # int64 casts to decimal128(21, 2) at least; the values then fit (12, 2).
+    amount = pa.array(rng.integers(-10**8, 10**8, n)).cast(pa.decimal128(21, 2)) \
+        .cast(pa.decimal128(12, 2))
+    return pa.table({"id": ids, "x": rng.standard_normal(n),
+                     "label": pa.array(words[rng.integers(0, 4096, n)]),
+                     "ts": pa.array(ts, pa.timestamp("us")), "amount": amount})
+
+
+def main() -> None:
+    import protium as pt
+
+    metrics: dict[str, float] = {}
+    rows_table = []
+
+    def record(system: str, kind: str, case: str, rows: int, seconds: float) -> None:
+        rps = rows / seconds
+        metrics[f"{system}.{kind}_rows_per_s.{case}"] = rps
+        rows_table.append((case, kind, system, rps))
+        print(f"{case:9s} {kind:5s} {system:8s} {rps / 1e6:8.2f} M rows/s", flush=True)
+
+    pg = Postgres()
+    try:
+        pg.sql(f"CREATE TABLE events (id int8, x float8, label text, ts timestamp, "
+               f"amount numeric(12,2)); INSERT INTO events SELECT g, random() * 2 - 1, "
+               f"'label-' || lpad((g % 4096)::text, 5, '0'), TIMESTAMP '2024-01-01' + "
+               f"g * INTERVAL '1 second', round((random() * 2000000 - 1000000)::numeric, 2) "
+               f"FROM generate_series(0, {ROWS - 1}) g")
+        pg.sql("VACUUM ANALYZE events")  # not inside the transaction above
+        jar = fetch_jar() if SPARK else None
+        # -- reads
+        for p in PARTS:
+            case = f"pg_p{p}"
+            with pt.Session(f"local[{p}]") as s:
+                def read() -> None:
+                    t = s.read_sql(pg.url, table="events", column="id", lower_bound=0,
+                                   upper_bound=ROWS, num_partitions=p).to_arrow()
+                    assert t.num_rows == ROWS, t.num_rows
+                record("protium", "read", case, ROWS, best(read))
+            if jar:
+                try:
+                    spark = spark_session(p, jar)
+                    def sread() -> None:
+                        df = spark.read.jdbc(pg.jdbc, "events", column="id", lowerBound=0,
+                                             upperBound=ROWS, numPartitions=p,
+                                             properties={"user": "postgres",
+                                                         "driver": "org.postgresql.Driver",
+                                                         "fetchsize": "10000"})
+                        assert df.toArrow().num_rows == ROWS
+                    record("pyspark", "read", case, ROWS, best(sread))
+                    spark.stop()
+                except Exception as e:  # noqa: BLE001 - a peer's failure leaves it out
+                    log(f"pyspark read {case}: {e!r}; left out")
+        # -- writes
+        data = make_arrow(WRITE_ROWS)
+        with pt.Session("local[2]") as s:
+            ds = s.from_arrow(data, partitions=2)
+            k = [0]
+
+            def write() -> None:
+                k[0] += 1
+                ds.write_sql(pg.url, f"w_protium_{k[0]}", mode="error")
+            record("protium", "write", "pg_write", WRITE_ROWS, best(write))
+        assert pg.sql("SELECT count(*) FROM w_protium_1") == str(WRITE_ROWS)
+        if jar:
+            try:
+                spark = spark_session(2, jar)
+                df = spark.createDataFrame(data.to_pandas()).repartition(2).cache()
+                df.count()
+                k = [0]
+
+                def swrite() -> None:
+                    k[0] += 1
+                    df.write.jdbc(pg.jdbc, f"w_spark_{k[0]}", mode="error",
+                                  properties={"user": "postgres",
+                                              "driver": "org.postgresql.Driver"})
+                record("pyspark", "write", "pg_write", WRITE_ROWS, best(swrite))
+                spark.stop()
+            except Exception as e:  # noqa: BLE001
+                log(f"pyspark write: {e!r}; left out")
+    finally:
+        pg.stop()
+
+    # -- CSV
+    work = Path(tempfile.mkdtemp(prefix="pt-bench-csv."))
+    try:
+        path = work / "events.csv"
+        chunk = make_arrow(200_000, seed=5)
+        with pacsv.CSVWriter(path, chunk.schema) as w:
+            while path.stat().st_size < CSV_MIB * (1 << 20):
+                w.write_table(chunk)
+        n_csv = pacsv.read_csv(path).num_rows
+        size = path.stat().st_size
+        conf = {"csv.partition_bytes": str(max(1 << 20, size // 4))}
+        with pt.Session("local[2]", conf=conf) as s:
+            def pread() -> None:
+                assert s.read_csv(path, header=True).to_arrow().num_rows == n_csv
+            record("protium", "read", "csv", n_csv, best(pread))
+
+        def aread() -> None:
+            assert pacsv.read_csv(path).num_rows == n_csv
+        record("pyarrow", "read", "csv", n_csv, best(aread))
+        try:
+            import duckdb
+
+            def dread() -> None:
+                con = duckdb.connect()
+                got = con.sql(f"SELECT * FROM read_csv_auto('{path}')").arrow()
+                got = got.read_all() if hasattr(got, "read_all") else got  # a reader in 2.x
+                assert got.num_rows == n_csv
+                con.close()
+            record("duckdb", "read", "csv", n_csv, best(dread))
+        except Exception as e:  # noqa: BLE001
+            log(f"duckdb csv: {e!r}; left out")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    for key, v in list(metrics.items()):
+        system, kind, case = key.split(".")
+        if system == "protium":
+            continue
+        mine = metrics.get(f"protium.{kind}.{case}")
+        if mine:
+            metrics[f"ratio.{kind.split('_')[0]}.{case}.{system}"] = mine / v
+    print(json.dumps({"bench": "sources", "metrics": metrics}))
+
+
+if __name__ == "__main__":
+    main()

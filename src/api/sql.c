@@ -1,0 +1,169 @@
+/* sql.c — pt_read_sql and pt_write_sql: SQL tables and queries as datasets,
+ * and datasets into tables exactly once. Reads are one query per partition
+ * (Spark JDBC's ranges or the caller's predicates); writes stage every task
+ * attempt in a table of its own and commit the winners in one transaction
+ * (src/sql/pgwrite.c).
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "api/api_int.h"
+#include "sql/sql.h"
+
+/* Attempts of a job still running when it ends write into staging tables;
+ * the cleanup waits for them this long at most. */
+#define ORPHAN_WAIT_MS 5000
+
+void pt_sql_read_options_init(pt_sql_read_options *o) {
+  memset(o, 0, sizeof *o);
+}
+
+static int check_url(const char *url, const char *what, pt_error *err) {
+  pt__sql_dialect d;
+  int rc = pt__sql_dialect_of(url, &d, err);
+  return rc == PT_OK ? PT_OK : pt__error_prefix(err, rc, "%s: ", what);
+}
+
+static int is_query(const char *src) {
+  while (isspace((unsigned char)*src)) src++;
+  static const char *const words[] = {"select", "with", "values"};
+  if (*src == '(') return 1;
+  for (size_t i = 0; i < sizeof words / sizeof words[0]; i++) {
+    size_t n = strlen(words[i]);
+    if (strncasecmp(src, words[i], n) == 0 && !isalnum((unsigned char)src[n]) && src[n] != '_')
+      return 1;
+  }
+  return 0;
+}
+
+static char *str_printf(const char *fmt, const char *a, const char *b) {
+  size_t n = strlen(fmt) + strlen(a) + (b ? strlen(b) : 0) + 1;
+  char *s = pt__malloc(n);
+  if (s) snprintf(s, n, fmt, a, b ? b : "");
+  return s;
+}
+
+int pt_read_sql(pt_session *s, const char *url, const char *source,
+                const pt_sql_read_options *opts, pt_dataset **out, pt_error *err) {
+  if (!s || !url || !source || !out)
+    return pt__errorf(err, PT_EINVAL, "read_sql: session, url, source and out must be given");
+  *out = NULL;
+  PT_RETURN_NOT_OK(check_url(url, "read_sql", err));
+  pt_sql_read_options o;
+  pt_sql_read_options_init(&o);
+  if (opts) o = *opts;
+  if (o.partition_column && o.predicates)
+    return pt__errorf(err, PT_EINVAL,
+                      "read_sql: give a partition column or predicates, not both");
+  if (o.predicates && o.n_predicates < 1)
+    return pt__errorf(err, PT_EINVAL, "read_sql: predicates given, but n_predicates < 1");
+  if (o.fetch_size < 0) return pt__errorf(err, PT_EINVAL, "read_sql: fetch_size must be >= 0");
+  char *base = is_query(source) ? str_printf("SELECT * FROM (%s) AS pt_q", source, NULL)
+                                : str_printf("SELECT * FROM %s", source, NULL);
+  if (!base) return pt__errorf(err, PT_ENOMEM, "read_sql: out of memory");
+  char **preds = NULL;
+  int64_t np = 1;
+  int own_preds = 0, rc = PT_OK;
+  if (o.partition_column) {
+    rc = pt__sql_partition_predicates(o.partition_column, o.lower_bound, o.upper_bound,
+                                      o.num_partitions, &preds, &np, err);
+    if (rc != PT_OK) {
+      pt__free(base);
+      return pt__error_prefix(err, rc, "read_sql: ");
+    }
+    own_preds = 1;
+  } else if (o.predicates) {
+    preds = (char **)o.predicates;
+    np = o.n_predicates;
+  }
+  /* The columns, before any row moves. */
+  pt__sql_reader *r = NULL;
+  struct ArrowSchema schema = {0};
+  rc = pt__sql_reader_open(url, base, 1, &r, err);
+  if (rc == PT_OK) rc = pt_schema_copy(pt__sql_reader_schema(r), &schema, err);
+  pt__sql_reader_free(r);
+  if (rc != PT_OK) pt__error_prefix(err, rc, "read_sql: ");
+  char **queries = NULL;
+  if (rc == PT_OK) {
+    queries = pt__calloc((size_t)np, sizeof *queries);
+    if (!queries) rc = pt__errorf(err, PT_ENOMEM, "read_sql: out of memory");
+    for (int64_t i = 0; i < np && rc == PT_OK; i++) {
+      queries[i] = preds ? str_printf("%s WHERE %s", base, preds[i]) : str_printf("%s", base, NULL);
+      if (!queries[i]) rc = pt__errorf(err, PT_ENOMEM, "read_sql: out of memory");
+    }
+  }
+  if (rc == PT_OK) rc = pt__node_new(s, s->driver, PT__NODE_SQL, NULL, &schema, out, err);
+  if (rc == PT_OK) {
+    pt_dataset *ds = *out;
+    ds->partitions = np;
+    ds->sql_queries = queries;
+    queries = NULL;
+    ds->sql_fetch_size = o.fetch_size > 0 ? o.fetch_size : 65536;
+    ds->sql_url = pt__strdup(url);
+    if (!ds->sql_url) {
+      rc = pt__errorf(err, PT_ENOMEM, "read_sql: out of memory");
+      pt_dataset_free(ds);
+      *out = NULL;
+    }
+  }
+  if (queries)
+    for (int64_t i = 0; i < np; i++) pt__free(queries[i]);
+  pt__free(queries);
+  if (own_preds) pt__sql_predicates_free(preds, np);
+  if (schema.release) schema.release(&schema);
+  pt__free(base);
+  return rc;
+}
+
+int pt_write_sql(pt_dataset *ds, const char *url, const char *table, pt_sql_write_mode mode,
+                 pt_error *err) {
+  if (!ds || !url || !table || !*table)
+    return pt__errorf(err, PT_EINVAL, "write_sql: dataset, url and table must be given");
+  if (mode != PT_SQL_APPEND && mode != PT_SQL_OVERWRITE && mode != PT_SQL_ERROR)
+    return pt__errorf(err, PT_EINVAL, "write_sql: unknown mode %d", (int)mode);
+  PT_RETURN_NOT_OK(check_url(url, "write_sql", err));
+  pt_buf ddl = {0};
+  int rc = pt__sql_columns_ddl(url, &ds->schema, &ddl, err);
+  if (rc != PT_OK) {
+    pt_buf_free(&ddl);
+    return pt__error_prefix(err, rc, "write_sql: ");
+  }
+  /* Staging tables: pt_stg_<random>_<job>_p<partition>_a<attempt>. The
+   * random part keeps concurrent sessions (and programs) apart. */
+  pt__action a = {0};
+  a.job_id = pt__driver_new_job_id(ds->driver);
+  a.sink = PT__SINK_SQL;
+  char prefix[64];
+  unsigned tag = (unsigned)getpid() * 2654435761u ^ (unsigned)time(NULL) ^
+                 (unsigned)(uintptr_t)ds;
+  snprintf(prefix, sizeof prefix, "pt_stg_%08x_%lld_", tag, (long long)a.job_id);
+  a.sql_url = url;
+  a.sql_staging_prefix = prefix;
+  a.sql_columns_ddl = ddl.data;
+  pt__job_result res;
+  rc = pt__driver_run(ds->driver, ds, &a, &res, err);
+  pt__session_record_job(ds, &res);
+  if (rc == PT_OK) {
+    rc = pt__sql_commit(url, table, (pt__sql_mode)mode, &ds->schema,
+                       (const char *const *)res.paths, res.n_partitions, err);
+    if (rc != PT_OK) pt__error_prefix(err, rc, "write_sql: ");
+    pt__job_result_reset(&res);
+  }
+  /* Every staging table goes, the committed ones and those of attempts
+   * that lost, failed or were killed half-way. */
+  (void)pt__driver_quiesce(ds->driver, a.job_id, ORPHAN_WAIT_MS);
+  pt_error derr = {0};
+  int drc = pt__sql_drop_staging(url, prefix, &derr);
+  if (rc == PT_OK && drc != PT_OK) {
+    if (err) *err = derr;
+    rc = pt__error_prefix(err, drc, "write_sql: the rows are committed, but staging tables "
+                                    "starting with %s are left: ", prefix);
+  }
+  pt_buf_free(&ddl);
+  return rc;
+}

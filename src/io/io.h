@@ -1,0 +1,20 @@
+/* io.h — what other modules may use of src/io beyond include/protium.h:
+ * the CSV reader on a piece of a file, for the engine's CSV source, which
+ * cuts files at record starts itself and must still name lines as the
+ * file numbers them.
+ */
+#ifndef PT_IO_H
+#define PT_IO_H
+
+#include <stdint.h>
+
+#include "protium.h"
+
+/* pt_csv_read over data[0, len) that numbers lines from first_line (the line
+ * of the file on which data starts) in its messages. Same ownership as
+ * pt_csv_read: on PT_OK the caller owns *schema_out and *out. */
+int pt__csv_read_lines(const char *data, int64_t len, int64_t begin, int64_t end,
+                       int64_t first_line, const char *name, const pt_csv_options *opts,
+                       struct ArrowSchema *schema_out, struct ArrowArray *out, pt_error *err);
+
+#endif /* PT_IO_H */

@@ -1,0 +1,502 @@
+/* pgwrite.c — writing Arrow into PostgreSQL exactly once: a task attempt's
+ * rows go into its own staging table through binary COPY FROM (the encoder
+ * here is the inverse of pgcopy.c's decoder), and the driver's commit moves
+ * the winning attempts' staging tables into the target in one transaction,
+ * then drops every staging table of the job, winners and losers alike.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#include "arrow/arrow.h"
+#include "core/core.h"
+#include "sql/sql.h"
+
+#define PG_EPOCH_DAYS 10957
+#define PG_EPOCH_US INT64_C(946684800000000)
+
+static const uint8_t k_signature[11] = {'P', 'G', 'C', 'O', 'P', 'Y', '\n', 0xff, '\r', '\n', 0};
+
+/* The server's message, trimmed and with url's password masked. */
+static int pg_fail(pt_error *err, int code, const char *what, const char *url, PGconn *c) {
+  char msg[PT_ERROR_SIZE];
+  snprintf(msg, sizeof msg, "%s", c ? PQerrorMessage(c) : "");
+  size_t n = strlen(msg);
+  while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' ')) msg[--n] = 0;
+  pt__sql_mask_password(msg, url);
+  return pt__errorf(err, code, "sql: %s: %s", what, msg);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Types */
+
+/* The PostgreSQL type a column is written as, or NULL if none fits. */
+static const char *pg_type_of(const struct ArrowSchema *f, char *buf, size_t size) {
+  pt_type t;
+  if (pt_type_parse(f, &t, NULL) != PT_OK || t.dictionary) return NULL;
+  switch (t.id) {
+  case PT_TYPE_BOOL: return "boolean";
+  case PT_TYPE_INT8: case PT_TYPE_UINT8: case PT_TYPE_INT16: return "smallint";
+  case PT_TYPE_UINT16: case PT_TYPE_INT32: return "integer";
+  case PT_TYPE_UINT32: case PT_TYPE_INT64: return "bigint";
+  case PT_TYPE_FLOAT: return "real";
+  case PT_TYPE_DOUBLE: return "double precision";
+  case PT_TYPE_STRING: case PT_TYPE_LARGE_STRING: return "text";
+  case PT_TYPE_BINARY: case PT_TYPE_LARGE_BINARY: return "bytea";
+  case PT_TYPE_FIXED_SIZE_BINARY: return t.byte_width == 16 ? "uuid" : "bytea";
+  case PT_TYPE_DATE32: case PT_TYPE_DATE64: return "date";
+  case PT_TYPE_TIMESTAMP: return t.tz && *t.tz ? "timestamptz" : "timestamp";
+  case PT_TYPE_DECIMAL128:
+    if (t.scale < 0 || t.precision > 1000) return NULL;
+    snprintf(buf, size, "numeric(%d,%d)", t.precision, t.scale);
+    return buf;
+  default: return NULL;
+  }
+}
+
+/* Appends name as a quoted identifier. */
+static int put_ident(pt_buf *out, const char *name) {
+  int rc = pt__buf_putc(out, '"');
+  for (const char *p = name; *p && rc == PT_OK; p++) {
+    if (*p == '"') rc = pt__buf_putc(out, '"');
+    if (rc == PT_OK) rc = pt__buf_putc(out, *p);
+  }
+  if (rc == PT_OK) rc = pt__buf_putc(out, '"');
+  return rc;
+}
+
+static int put_str(pt_buf *out, const char *s) {
+  int rc = PT_OK;
+  for (; *s && rc == PT_OK; s++) rc = pt__buf_putc(out, *s);
+  return rc;
+}
+
+int pt__pg_columns_ddl(const struct ArrowSchema *schema, pt_buf *out, pt_error *err) {
+  if (!schema || !schema->format || strcmp(schema->format, "+s") != 0 || schema->n_children < 1)
+    return pt__errorf(err, PT_EINVAL, "sql: write: the data needs at least one column");
+  int rc = PT_OK;
+  for (int64_t c = 0; c < schema->n_children && rc == PT_OK; c++) {
+    const struct ArrowSchema *f = schema->children[c];
+    char tbuf[64];
+    const char *pt = pg_type_of(f, tbuf, sizeof tbuf);
+    if (!pt) {
+      char tn[128];
+      pt_type_name(f, tn, sizeof tn);
+      return pt__errorf(err, PT_ENOTSUP,
+                        "sql: write: column \"%s\" is %s, which protium cannot write to "
+                        "PostgreSQL; cast it first (e.g. to a string)",
+                        f->name ? f->name : "", tn);
+    }
+    if (c) rc = put_str(out, ", ");
+    if (rc == PT_OK) rc = put_ident(out, f->name ? f->name : "");
+    if (rc == PT_OK) rc = pt__buf_putc(out, ' ');
+    if (rc == PT_OK) rc = put_str(out, pt);
+  }
+  if (rc == PT_OK) rc = pt__buf_putc(out, 0);
+  if (rc == PT_OK) out->len--; /* NUL-terminated, not counted */
+  if (rc != PT_OK) return pt__errorf(err, PT_ENOMEM, "sql: write: out of memory");
+  return PT_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Binary COPY encoding */
+
+static int put_bytes(pt_buf *out, const void *p, size_t n) {
+  const uint8_t *b = p;
+  int rc = PT_OK;
+  for (size_t i = 0; i < n && rc == PT_OK; i++) rc = pt__buf_putc(out, (char)b[i]);
+  return rc;
+}
+
+static int put_be(pt_buf *out, uint64_t v, int bytes) {
+  int rc = PT_OK;
+  for (int i = bytes - 1; i >= 0 && rc == PT_OK; i--) rc = pt__buf_putc(out, (char)(v >> (8 * i)));
+  return rc;
+}
+
+/* numeric's send format of the unscaled value le (16 bytes, little-endian
+ * two's complement) at scale: int16 ndigits, weight, sign, dscale, then
+ * base-10000 digits, the first `weight + 1` of them before the point. */
+static int put_numeric(pt_buf *out, const uint8_t *le, int scale) {
+  unsigned __int128 u = 0;
+  for (int i = 15; i >= 0; i--) u = (u << 8) | le[i];
+  int neg = (le[15] & 0x80) != 0;
+  if (neg) u = ~u + 1;
+  char dig[48];
+  int n = 0;
+  do {
+    dig[n++] = (char)('0' + (int)(u % 10));
+    u /= 10;
+  } while (u > 0);
+  /* dig holds the decimal digits, least significant first. Integer part:
+   * digits [scale, n); fraction: [0, scale). */
+  int int_digits = n > scale ? n - scale : 0;
+  int int_groups = (int_digits + 3) / 4, frac_groups = (scale + 3) / 4;
+  int16_t groups[24];
+  int ng = 0;
+  for (int g = int_groups - 1; g >= 0; g--) { /* most significant first */
+    int v = 0;
+    for (int k = 3; k >= 0; k--) {
+      int pos = scale + g * 4 + k;
+      v = v * 10 + (pos < n ? dig[pos] - '0' : 0);
+    }
+    groups[ng++] = (int16_t)v;
+  }
+  for (int g = 0; g < frac_groups; g++) {
+    int v = 0;
+    for (int k = 0; k < 4; k++) {
+      int pos = scale - 1 - (g * 4 + k); /* the (g*4+k)-th digit after the point */
+      v = v * 10 + (pos >= 0 && pos < n ? dig[pos] - '0' : 0);
+    }
+    groups[ng++] = (int16_t)v;
+  }
+  int weight = int_groups - 1, first = 0;
+  while (first < ng && groups[first] == 0) {
+    first++;
+    weight--;
+  }
+  while (ng > first && groups[ng - 1] == 0) ng--;
+  int nd = ng - first;
+  if (nd == 0) weight = 0, neg = 0;
+  int rc = put_be(out, (uint32_t)(8 + 2 * nd), 4);
+  if (rc == PT_OK) rc = put_be(out, (uint16_t)nd, 2);
+  if (rc == PT_OK) rc = put_be(out, (uint16_t)(int16_t)weight, 2);
+  if (rc == PT_OK) rc = put_be(out, neg ? 0x4000 : 0, 2);
+  if (rc == PT_OK) rc = put_be(out, (uint16_t)scale, 2);
+  for (int i = first; i < ng && rc == PT_OK; i++) rc = put_be(out, (uint16_t)groups[i], 2);
+  return rc;
+}
+
+static int64_t to_us(int64_t v, pt_time_unit unit, int *ok) {
+  *ok = 1;
+  switch (unit) {
+  case PT_SECOND:
+    if (v > INT64_MAX / 1000000 || v < INT64_MIN / 1000000) *ok = 0;
+    return *ok ? v * 1000000 : 0;
+  case PT_MILLI:
+    if (v > INT64_MAX / 1000 || v < INT64_MIN / 1000) *ok = 0;
+    return *ok ? v * 1000 : 0;
+  case PT_MICRO: return v;
+  default: return v / 1000 - (v % 1000 < 0); /* nanoseconds: floored */
+  }
+}
+
+/* One field in the send format of the column's PostgreSQL type. */
+static int put_field(pt_buf *out, const pt__view *v, int64_t i) {
+  int ok = 1;
+  switch (v->type.id) {
+  case PT_TYPE_BOOL:
+    return put_be(out, 1, 4) || pt__buf_putc(out, pt__view_get_bool(v, i) ? 1 : 0);
+  case PT_TYPE_INT8: case PT_TYPE_INT16:
+    return put_be(out, 2, 4) || put_be(out, (uint64_t)pt__view_get_int(v, i), 2);
+  case PT_TYPE_UINT8:
+    return put_be(out, 2, 4) || put_be(out, pt__view_get_uint(v, i), 2);
+  case PT_TYPE_INT32:
+    return put_be(out, 4, 4) || put_be(out, (uint64_t)pt__view_get_int(v, i), 4);
+  case PT_TYPE_UINT16:
+    return put_be(out, 4, 4) || put_be(out, pt__view_get_uint(v, i), 4);
+  case PT_TYPE_INT64:
+    return put_be(out, 8, 4) || put_be(out, (uint64_t)pt__view_get_int(v, i), 8);
+  case PT_TYPE_UINT32:
+    return put_be(out, 8, 4) || put_be(out, pt__view_get_uint(v, i), 8);
+  case PT_TYPE_FLOAT: {
+    float f = (float)pt__view_get_double(v, i);
+    uint32_t bits;
+    memcpy(&bits, &f, 4);
+    return put_be(out, 4, 4) || put_be(out, bits, 4);
+  }
+  case PT_TYPE_DOUBLE: {
+    double d = pt__view_get_double(v, i);
+    uint64_t bits;
+    memcpy(&bits, &d, 8);
+    return put_be(out, 8, 4) || put_be(out, bits, 8);
+  }
+  case PT_TYPE_STRING: case PT_TYPE_LARGE_STRING: case PT_TYPE_BINARY:
+  case PT_TYPE_LARGE_BINARY: case PT_TYPE_FIXED_SIZE_BINARY: {
+    int64_t len;
+    const uint8_t *p = pt__view_get_bytes(v, i, &len);
+    if (len > INT32_MAX) return PT_ERANGE;
+    return put_be(out, (uint64_t)len, 4) || put_bytes(out, p, (size_t)len);
+  }
+  case PT_TYPE_DATE32:
+    return put_be(out, 4, 4) || put_be(out, (uint64_t)(pt__view_get_int(v, i) - PG_EPOCH_DAYS), 4);
+  case PT_TYPE_DATE64: {
+    int64_t ms = pt__view_get_int(v, i);
+    int64_t days = ms / 86400000 - (ms % 86400000 < 0);
+    return put_be(out, 4, 4) || put_be(out, (uint64_t)(days - PG_EPOCH_DAYS), 4);
+  }
+  case PT_TYPE_TIMESTAMP: {
+    int64_t us = to_us(pt__view_get_int(v, i), v->type.unit, &ok);
+    if (!ok || us < INT64_MIN + PG_EPOCH_US) return PT_ERANGE;
+    return put_be(out, 8, 4) || put_be(out, (uint64_t)(us - PG_EPOCH_US), 8);
+  }
+  case PT_TYPE_DECIMAL128: {
+    int64_t len;
+    const uint8_t *p = pt__view_get_bytes(v, i, &len);
+    return put_numeric(out, p, v->type.scale);
+  }
+  default: return PT_ENOTSUP;
+  }
+}
+
+int pt__pgcopy_encode(const struct ArrowSchema *schema, const struct ArrowArray *batch,
+                      int header, pt_buf *out, pt_error *err) {
+  pt__view v;
+  PT_RETURN_NOT_OK(pt__view_init(&v, schema, batch, err));
+  size_t keep = out->len;
+  int rc = pt__view_validate(&v, NULL, NULL, err);
+  if (rc == PT_OK && header)
+    rc = put_bytes(out, k_signature, sizeof k_signature) || put_be(out, 0, 4) || put_be(out, 0, 4)
+             ? PT_ENOMEM : PT_OK;
+  for (int64_t r = 0; r < v.length && rc == PT_OK; r++) {
+    if (put_be(out, (uint64_t)v.n_children, 2) != PT_OK) {
+      rc = PT_ENOMEM;
+      break;
+    }
+    for (int64_t c = 0; c < v.n_children && rc == PT_OK; c++) {
+      const pt__view *cv = &v.children[c];
+      if (!pt__view_is_valid(&v, r) || !pt__view_is_valid(cv, r)) {
+        rc = put_be(out, 0xffffffffu, 4);
+        continue;
+      }
+      rc = put_field(out, cv, r);
+      if (rc == PT_ERANGE || rc == PT_ENOTSUP) {
+        rc = pt__errorf(err, rc, "sql: write: row %lld column \"%s\": %s", (long long)r,
+                        schema->children[c]->name ? schema->children[c]->name : "",
+                        rc == PT_ERANGE ? "the value is out of PostgreSQL's range"
+                                        : "the type cannot be written");
+        break;
+      }
+      if (rc != PT_OK) rc = pt__errorf(err, PT_ENOMEM, "sql: write: out of memory");
+    }
+  }
+  if (rc == PT_ENOMEM && (!err || !err->message[0]))
+    pt__errorf(err, rc, "sql: write: out of memory");
+  if (rc != PT_OK) out->len = keep;
+  pt__view_reset(&v);
+  return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Staging tables (executor side) */
+
+struct pt__pg_stage {
+  PGconn *conn;
+  char *url;     /* owned */
+  char *table;   /* owned */
+  pt_buf buf;    /* one batch's COPY bytes, reused */
+};
+
+static int exec_ok(PGconn *c, const char *sql, const char *what, const char *url, pt_error *err) {
+  PGresult *r = PQexec(c, sql);
+  ExecStatusType st = PQresultStatus(r);
+  PQclear(r);
+  if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) return pg_fail(err, PT_EIO, what, url, c);
+  return PT_OK;
+}
+
+void pt__pg_stage_free(pt__pg_stage *w) {
+  if (!w) return;
+  if (w->conn) PQfinish(w->conn);
+  pt_buf_free(&w->buf);
+  free(w->url);
+  free(w->table);
+  free(w);
+}
+
+int pt__pg_stage_open(const char *url, const char *table, const char *columns_ddl,
+                      pt__pg_stage **out, pt_error *err) {
+  *out = NULL;
+  pt__pg_stage *w = calloc(1, sizeof *w);
+  if (!w || !(w->url = strdup(url)) || !(w->table = strdup(table))) {
+    pt__pg_stage_free(w);
+    return pt__errorf(err, PT_ENOMEM, "sql: out of memory");
+  }
+  int rc = PT_OK;
+  w->conn = PQconnectdb(url);
+  if (PQstatus(w->conn) != CONNECTION_OK) {
+    rc = pg_fail(err, PT_EIO, "cannot connect to PostgreSQL", url, w->conn);
+  } else {
+    /* Unlogged: a staging table is rewritten by a retry anyway, never read
+     * after a crash; skipping the WAL halves the write. */
+    pt_buf q = {0};
+    if (put_str(&q, "CREATE UNLOGGED TABLE ") || put_ident(&q, table) || put_str(&q, " (") ||
+        put_str(&q, columns_ddl) || put_str(&q, ")") || pt__buf_putc(&q, 0))
+      rc = pt__errorf(err, PT_ENOMEM, "sql: out of memory");
+    else
+      rc = exec_ok(w->conn, q.data, "cannot create the staging table", url, err);
+    pt_buf_free(&q);
+  }
+  if (rc != PT_OK) {
+    pt__pg_stage_free(w);
+    return rc;
+  }
+  *out = w;
+  return PT_OK;
+}
+
+int pt__pg_stage_write(pt__pg_stage *w, const struct ArrowSchema *schema,
+                       const struct ArrowArray *batch, pt_error *err) {
+  if (batch->length == 0) return PT_OK;
+  w->buf.len = 0;
+  PT_RETURN_NOT_OK(pt__pgcopy_encode(schema, batch, 1, &w->buf, err));
+  if (put_be(&w->buf, 0xffff, 2) != PT_OK) return pt__errorf(err, PT_ENOMEM, "sql: out of memory");
+  /* One COPY per batch: each lands (commits) on its own, so a task killed
+   * half-way leaves a staging table holding part of its rows, which the
+   * commit never reads. */
+  pt_buf q = {0};
+  int rc = put_str(&q, "COPY ") || put_ident(&q, w->table) ||
+                   put_str(&q, " FROM STDIN WITH (FORMAT binary)") || pt__buf_putc(&q, 0)
+               ? pt__errorf(err, PT_ENOMEM, "sql: out of memory")
+               : PT_OK;
+  PGresult *r = rc == PT_OK ? PQexec(w->conn, q.data) : NULL;
+  pt_buf_free(&q);
+  if (rc != PT_OK) return rc;
+  ExecStatusType st = PQresultStatus(r);
+  PQclear(r);
+  if (st != PGRES_COPY_IN)
+    return pg_fail(err, PT_EIO, "COPY into the staging table failed", w->url, w->conn);
+  if (PQputCopyData(w->conn, w->buf.data, (int)w->buf.len) != 1 || PQputCopyEnd(w->conn, NULL) != 1)
+    return pg_fail(err, PT_EIO, "COPY into the staging table failed", w->url, w->conn);
+  while ((r = PQgetResult(w->conn)) != NULL) {
+    if (PQresultStatus(r) != PGRES_COMMAND_OK && rc == PT_OK)
+      rc = pg_fail(err, PT_EIO, "COPY into the staging table failed", w->url, w->conn);
+    PQclear(r);
+  }
+  return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The commit (driver side) */
+
+/* Whether table exists (as the search path finds it): 1, 0, or -1 with err. */
+static int table_exists(PGconn *c, const char *table, const char *url, pt_error *err) {
+  pt_buf q = {0};
+  const char *params[1];
+  if (put_ident(&q, table) || pt__buf_putc(&q, 0)) {
+    pt__errorf(err, PT_ENOMEM, "sql: out of memory");
+    return -1;
+  }
+  params[0] = q.data;
+  PGresult *r =
+      PQexecParams(c, "SELECT to_regclass($1) IS NOT NULL", 1, NULL, params, NULL, NULL, 0);
+  pt_buf_free(&q);
+  int out = -1;
+  if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+    out = PQgetvalue(r, 0, 0)[0] == 't';
+  else
+    pg_fail(err, PT_EIO, "cannot look the table up", url, c);
+  PQclear(r);
+  return out;
+}
+
+int pt__pg_drop_staging(const char *url, const char *prefix, pt_error *err) {
+  PGconn *c = PQconnectdb(url);
+  if (PQstatus(c) != CONNECTION_OK) {
+    int rc = pg_fail(err, PT_EIO, "cannot connect to PostgreSQL", url, c);
+    PQfinish(c);
+    return rc;
+  }
+  /* Every table of the prefix: attempts the driver never heard of (killed
+   * before their status came) included. '_' is a LIKE wildcard: escaped. */
+  char pattern[256];
+  size_t k = 0;
+  for (const char *p = prefix; *p && k + 3 < sizeof pattern; p++) {
+    if (*p == '_' || *p == '%' || *p == '\\') pattern[k++] = '\\';
+    pattern[k++] = *p;
+  }
+  pattern[k++] = '%';
+  pattern[k] = 0;
+  const char *params[1] = {pattern};
+  PGresult *r = PQexecParams(
+      c, "SELECT quote_ident(tablename) FROM pg_tables WHERE tablename LIKE $1", 1, NULL, params,
+      NULL, NULL, 0);
+  int rc = PT_OK;
+  if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+    rc = pg_fail(err, PT_EIO, "cannot list the staging tables", url, c);
+  } else {
+    for (int i = 0; i < PQntuples(r) && rc == PT_OK; i++) {
+      char q[512];
+      snprintf(q, sizeof q, "DROP TABLE IF EXISTS %s", PQgetvalue(r, i, 0));
+      rc = exec_ok(c, q, "cannot drop a staging table", url, err);
+    }
+  }
+  PQclear(r);
+  PQfinish(c);
+  return rc;
+}
+
+int pt__pg_commit(const char *url, const char *table, pt__sql_mode mode,
+                  const struct ArrowSchema *schema, const char *const *staging, int64_t n,
+                  pt_error *err) {
+  pt_buf ddl = {0}, cols = {0}, q = {0};
+  int rc = pt__pg_columns_ddl(schema, &ddl, err);
+  if (rc != PT_OK) return rc;
+  for (int64_t c = 0; c < schema->n_children && rc == PT_OK; c++)
+    if ((c && put_str(&cols, ", ")) ||
+        put_ident(&cols, schema->children[c]->name ? schema->children[c]->name : ""))
+      rc = PT_ENOMEM;
+  if (rc == PT_OK && pt__buf_putc(&cols, 0)) rc = PT_ENOMEM;
+  if (rc != PT_OK) {
+    pt_buf_free(&ddl);
+    pt_buf_free(&cols);
+    return pt__errorf(err, PT_ENOMEM, "sql: out of memory");
+  }
+  PGconn *c = PQconnectdb(url);
+  if (PQstatus(c) != CONNECTION_OK) {
+    rc = pg_fail(err, PT_EIO, "cannot connect to PostgreSQL", url, c);
+    goto done;
+  }
+  rc = exec_ok(c, "BEGIN", "cannot begin the commit", url, err);
+  if (rc != PT_OK) goto done;
+  int exists = table_exists(c, table, url, err);
+  if (exists < 0) {
+    rc = PT_EIO;
+    goto rollback;
+  }
+  if (exists && mode == PT__SQL_ERROR) {
+    rc = pt__errorf(err, PT_EINVAL,
+                    "sql: write: table \"%s\" exists; use mode append or overwrite, or drop it",
+                    table);
+    goto rollback;
+  }
+  q.len = 0;
+  if (!exists) {
+    if (put_str(&q, "CREATE TABLE ") || put_ident(&q, table) || put_str(&q, " (") ||
+        put_str(&q, ddl.data) || put_str(&q, ")") || pt__buf_putc(&q, 0))
+      goto oom;
+    rc = exec_ok(c, q.data, "cannot create the table", url, err);
+  } else if (mode == PT__SQL_OVERWRITE) {
+    /* TRUNCATE is transactional in PostgreSQL: readers see the old rows
+     * until the commit, then only the new ones. The table keeps its
+     * definition (indexes, grants). */
+    if (put_str(&q, "TRUNCATE TABLE ") || put_ident(&q, table) || pt__buf_putc(&q, 0)) goto oom;
+    rc = exec_ok(c, q.data, "cannot truncate the table", url, err);
+  }
+  for (int64_t i = 0; i < n && rc == PT_OK; i++) {
+    q.len = 0;
+    if (put_str(&q, "INSERT INTO ") || put_ident(&q, table) || put_str(&q, " (") ||
+        put_str(&q, cols.data) || put_str(&q, ") SELECT ") || put_str(&q, cols.data) ||
+        put_str(&q, " FROM ") || put_ident(&q, staging[i]) || pt__buf_putc(&q, 0))
+      goto oom;
+    rc = exec_ok(c, q.data, "cannot move a partition into the table", url, err);
+  }
+  if (rc != PT_OK) goto rollback;
+  rc = exec_ok(c, "COMMIT", "the commit failed", url, err);
+  goto done;
+oom:
+  rc = pt__errorf(err, PT_ENOMEM, "sql: out of memory");
+rollback:
+  {
+    PGresult *r = PQexec(c, "ROLLBACK");
+    PQclear(r);
+  }
+done:
+  PQfinish(c);
+  pt_buf_free(&ddl);
+  pt_buf_free(&cols);
+  pt_buf_free(&q);
+  return rc;
+}

@@ -1,0 +1,40 @@
+"""The `sources` benchmark's script runs and reports what bench/README.md
+says it does: a tiny run (20,000 rows, a 1 MiB CSV, one run each, PySpark
+left out to keep it quick) against a PostgreSQL server of its own. Speeds are
+not judged (timings do not belong in tests): every figure must be there and
+positive, ratios included."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+
+pytestmark = pytest.mark.skipif(not Path("/usr/lib/postgresql/15/bin/initdb").exists(),
+                                reason="PostgreSQL 15 is not installed (scripts/setup.sh)")
+
+
+def test_bench_sources_reports_every_figure(tmp_path):
+    env = dict(os.environ, PT_BENCH_ROWS="20000", PT_BENCH_WRITE_ROWS="5000",
+               PT_BENCH_CSV_MIB="1", PT_BENCH_REPEATS="1", PT_BENCH_PARTITIONS="1,2",
+               PT_BENCH_SPARK="0", TMPDIR=str(tmp_path))
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "sources.py")], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert report["bench"] == "sources"
+    m = report["metrics"]
+    for case in ("pg_p1", "pg_p2", "csv"):
+        assert m[f"protium.read_rows_per_s.{case}"] > 0
+    assert m["protium.write_rows_per_s.pg_write"] > 0
+    assert m["pyarrow.read_rows_per_s.csv"] > 0
+    assert m["duckdb.read_rows_per_s.csv"] > 0
+    assert m["ratio.read.csv.pyarrow"] > 0
+    assert m["ratio.read.csv.duckdb"] > 0
+    assert not any(k.startswith("pyspark.") for k in m)
