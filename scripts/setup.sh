@@ -10,7 +10,7 @@ apt_packages=(build-essential cmake pkg-config libcmocka-dev liblz4-dev libzstd-
               libuv1-dev libprotobuf-c-dev protobuf-c-compiler clang python3-venv valgrind
               openmpi-bin libopenmpi-dev libsnappy-dev zlib1g-dev libbrotli-dev
               postgresql-15 libpq-dev mariadb-server libmariadb-dev
-              librdkafka-dev openjdk-17-jdk-headless maven)
+              librdkafka-dev openjdk-17-jdk-headless maven libssl-dev)
 
 missing=()
 for p in "${apt_packages[@]}"; do

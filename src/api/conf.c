@@ -55,6 +55,17 @@ static const pt__conf_key KEYS[] = {
     {"executor.command", "", PT__CONF_STRING, 0,
      "shell command that starts an executor (run as `sh -c 'exec COMMAND'`); empty = this "
      "program again (the Python package sets it to its own executor)", NULL},
+    {"net.transport", "unix", PT__CONF_CHOICE, 0,
+     "how executors reach the driver: unix (a socket in the session directory) or tcp "
+     "(driver.host:driver.port, authenticated with the session's secret)", "unix|tcp"},
+    {"driver.host", "127.0.0.1", PT__CONF_STRING, 0,
+     "net.transport = tcp: the address the driver listens on (IPv4, IPv6 or a name; empty = "
+     "every interface)", NULL},
+    {"driver.port", "0", PT__CONF_INT, 0,
+     "net.transport = tcp: the port the driver listens on; 0 = any free port", NULL},
+    {"auth.secret_file", "", PT__CONF_STRING, 0,
+     "net.transport = tcp: a file (mode 0600) holding the session's secret when PROTIUM_SECRET "
+     "is not set; empty and unset = a secret generated per session", NULL},
     {"arrow.max_records_per_batch", "0", PT__CONF_INT, 0,
      "Python functions get batches of at most this many rows (bigger ones are cut into "
      "zero-copy slices); 0 = the source's batches as they are", NULL},

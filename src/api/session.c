@@ -37,6 +37,14 @@ static int parse_master(const char *master, int *n, pt_error *err) {
   return pt__errorf(err, PT_EINVAL, "master '%s' is not supported; use local[N]", master);
 }
 
+/* PROTIUM_NET_TRANSPORT=tcp puts every session of the process on TCP
+ * whatever net.transport says: how a test suite written for local[N] runs
+ * over TCP unchanged. */
+static int tcp_forced(void) {
+  const char *v = getenv("PROTIUM_NET_TRANSPORT");
+  return v && strcmp(v, "tcp") == 0;
+}
+
 int pt_session_open(const char *master, const pt_conf *conf, pt_session **out, pt_error *err) {
   if (!out) return pt__errorf(err, PT_EINVAL, "session_open: out must not be NULL");
   *out = NULL;
@@ -110,7 +118,16 @@ int pt_session_open(const char *master, const pt_conf *conf, pt_session **out, p
       .n_conf = n_keys < 64 ? n_keys : 64,
       .conf_keys = kv_keys,
       .conf_values = kv_values,
+      .tcp = strcmp(pt_conf_get(s->conf, "net.transport"), "tcp") == 0 || tcp_forced(),
+      .driver_host = pt_conf_get(s->conf, "driver.host"),
+      .driver_port = (int)pt__conf_int(s->conf, "driver.port"),
+      .secret_file = pt_conf_get(s->conf, "auth.secret_file"),
   };
+  if (o.driver_port > 65535) {
+    rc = pt__errorf(err, PT_EINVAL, "session: driver.port %d is not a port; use 0 to 65535 "
+                    "(0 = any free port)", o.driver_port);
+    goto remove_dir;
+  }
   rc = pt__driver_start(&o, &s->driver, err);
   if (rc != PT_OK) goto remove_dir;
   *out = s;

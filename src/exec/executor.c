@@ -21,6 +21,9 @@
 
 #include "exec/barrier_area.h"
 #include "exec/exec_int.h"
+#include "net/tcp.h"
+
+#include <openssl/crypto.h>
 
 const int pt__executor_linked = 1;
 
@@ -864,27 +867,6 @@ static char *take_env(const char *name) {
   return copy;
 }
 
-static int connect_unix(const char *path) {
-  struct sockaddr_un addr;
-  memset(&addr, 0, sizeof addr);
-  addr.sun_family = AF_UNIX;
-  if (strlen(path) >= sizeof addr.sun_path) {
-    errno = ENAMETOOLONG;
-    return -1;
-  }
-  strcpy(addr.sun_path, path);
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -1;
-  while (connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0) {
-    if (errno == EINTR) continue;
-    int e = errno;
-    close(fd);
-    errno = e;
-    return -1;
-  }
-  return fd;
-}
-
 /* Keeps Welcome.resources (what tasks' resource_refs index) beyond the
  * message: each entry copied whole. */
 static int keep_resources(executor *x, const Protium__Welcome *w, pt_error *err) {
@@ -946,6 +928,7 @@ int pt__executor_main(void) {
   char *id = take_env("PROTIUM_EXECUTOR_ID");
   char *slots = take_env("PROTIUM_EXECUTOR_SLOTS");
   char *dir = take_env("PROTIUM_EXECUTOR_DIR");
+  char *secret_hex = take_env("PROTIUM_EXECUTOR_SECRET");
   x.env.executor_id = id ? strtoll(id, NULL, 10) : 0;
   x.env.local_dir = dir;
   x.slots = slots ? atoi(slots) : 1;
@@ -958,15 +941,27 @@ int pt__executor_main(void) {
   }
   /* A write to a closed socket must be an error, not a signal. */
   signal(SIGPIPE, SIG_IGN);
-  x.fd = connect_unix(sock);
-  if (x.fd < 0) {
-    logf_(&x, "cannot connect to the driver at '%s': %s", sock, strerror(errno));
+  pt_error err = {0};
+  if (pt__net_connect(sock, &x.fd, &err) != PT_OK) {
+    logf_(&x, "cannot connect to the driver: %s", err.message);
     return 1;
   }
   pt__free(sock);
+  if (secret_hex) {
+    /* TCP: prove the session's secret before anything else is said. */
+    pt__secret secret;
+    int rc = pt__secret_from_hex(secret_hex, &secret, &err);
+    OPENSSL_cleanse(secret_hex, strlen(secret_hex));
+    pt__free(secret_hex);
+    if (rc == PT_OK) rc = pt__auth_client(x.fd, &secret, 30000, &err);
+    OPENSSL_cleanse(&secret, sizeof secret);
+    if (rc != PT_OK) {
+      logf_(&x, "authentication with the driver failed: %s", err.message);
+      return 1;
+    }
+  }
 
   pt__frame_decoder_init(&x.dec);
-  pt_error err = {0};
   if (handshake(&x, &x.dec, &err) != PT_OK) {
     logf_(&x, "handshake with the driver failed: %s", err.message);
     return 1;

@@ -5,8 +5,11 @@
  * Starting and killing an executor process are the two operations another
  * backend (standalone, Slurm) provides: see pt__backend.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -17,12 +20,19 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 #include "net/net.h"
 #include "sched/sched.h"
 
 /* An accepted connection; bound to its executor by the Hello it sends. */
 struct pt__driver_conn {
-  uv_pipe_t pipe;
+  union {
+    uv_pipe_t pipe; /* net.transport = unix; also names the stream for both */
+    uv_tcp_t tcp;   /* net.transport = tcp */
+  };
+  int authed;        /* TCP: the handshake passed (tcp.h); before it nothing is decoded */
+  uint8_t nonce[PT__AUTH_NONCE];
   pt__driver *d;
   pt__executor *ex;      /* NULL until Hello */
   pt_buf in;         /* bytes read, not yet parsed */
@@ -265,8 +275,10 @@ static int local_start(pt__driver *d, pt__executor *ex, pt_error *err) {
   extern char **environ;
   size_t n_env = 0;
   while (environ[n_env]) n_env++;
-  char **env = pt__calloc(n_env + 7, sizeof *env);
-  char *sock_var = pt__malloc(strlen(d->sock_path) + 32);
+  char **env = pt__calloc(n_env + 8, sizeof *env);
+  const char *where = d->connect_addr ? d->connect_addr : d->sock_path;
+  char *sock_var = pt__malloc(strlen(where) + 32);
+  char secret_var[32 + 2 * PT__SECRET_MAX] = "";
   char *dir_var = pt__malloc(strlen(ex->dir) + 32);
   char *san[2] = {NULL, NULL};
   int rc = PT_OK;
@@ -287,10 +299,11 @@ static int local_start(pt__driver *d, pt__executor *ex, pt_error *err) {
   }
   for (size_t i = 0; i < n_env; i++)
     if (strncmp(environ[i], "PROTIUM_EXECUTOR_", 17) != 0 &&
+        strncmp(environ[i], "PROTIUM_SECRET=", 15) != 0 &&
         !(san[0] && strncmp(environ[i], "ASAN_OPTIONS=", 13) == 0) &&
         !(san[1] && strncmp(environ[i], "UBSAN_OPTIONS=", 14) == 0))
       env[k++] = environ[i];
-  sprintf(sock_var, "PROTIUM_EXECUTOR_SOCKET=%s", d->sock_path);
+  sprintf(sock_var, "PROTIUM_EXECUTOR_SOCKET=%s", where);
   sprintf(dir_var, "PROTIUM_EXECUTOR_DIR=%s", ex->dir);
   snprintf(buf[0], sizeof buf[0], "PROTIUM_EXECUTOR_ID=%lld", (long long)ex->id);
   snprintf(buf[1], sizeof buf[1], "PROTIUM_EXECUTOR_SLOTS=%d", (int)ex->slots);
@@ -298,6 +311,13 @@ static int local_start(pt__driver *d, pt__executor *ex, pt_error *err) {
   env[k++] = dir_var;
   env[k++] = buf[0];
   env[k++] = buf[1];
+  if (d->connect_addr) {
+    /* The environment, not argv: ps shows every user's command lines, and
+     * the executor unsets it before it runs a task. */
+    strcpy(secret_var, "PROTIUM_EXECUTOR_SECRET=");
+    pt__secret_hex(&d->secret, secret_var + 24, sizeof secret_var - 24);
+    env[k++] = secret_var;
+  }
   env[k] = NULL;
 
   /* argv[0] preserved: programs that look at it see themselves. */
@@ -336,6 +356,7 @@ static int local_start(pt__driver *d, pt__executor *ex, pt_error *err) {
   ex->pid = ex->proc.pid;
   ex->last_seen_ns = uv_hrtime();
 free_env:
+  OPENSSL_cleanse(secret_var, sizeof secret_var);
   pt__free(env);
   pt__free(san[0]);
   pt__free(san[1]);
@@ -588,6 +609,33 @@ static void on_frame(pt__driver_conn *c, uint16_t type, const uint8_t *p, size_t
   }
 }
 
+/* TCP: checks the handshake bytes received so far; on success answers with
+ * the proof and drops them from c->in. 0 while it is not done (or refused:
+ * then the connection is closed, logged, and nothing it sent is decoded). */
+static int authenticate(pt__driver_conn *c) {
+  uint8_t proof[PT__AUTH_PROOF];
+  int done = 0;
+  pt_error e = {0};
+  if (pt__auth_check(&c->d->secret, c->nonce, (const uint8_t *)c->in.data, c->in.len, &done,
+                     proof, &e) != PT_OK) {
+    char peer[128];
+    pt__peer_name(c->fd, peer, sizeof peer);
+    fprintf(stderr, "protium: refused a connection from %s: %s\n", peer, e.message);
+    conn_close(c);
+    return 0;
+  }
+  if (!done) return 0;
+  uv_buf_t b = uv_buf_init((char *)proof, sizeof proof);
+  if (uv_try_write((uv_stream_t *)&c->tcp, &b, 1) != (int)sizeof proof) {
+    conn_close(c);
+    return 0;
+  }
+  c->authed = 1;
+  memmove(c->in.data, c->in.data + PT__AUTH_RESPONSE, c->in.len - PT__AUTH_RESPONSE);
+  c->in.len -= PT__AUTH_RESPONSE;
+  return 1;
+}
+
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   pt__driver_conn *c = h->data;
   (void)suggested;
@@ -612,6 +660,7 @@ static void read_cb_locked(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     return;
   }
   c->in.len += (size_t)nread;
+  if (!c->authed && !authenticate(c)) return;
   size_t off = 0;
   while (!c->closing && c->in.len - off >= 4) {
     const uint8_t *h = (const uint8_t *)c->in.data + off;
@@ -646,8 +695,18 @@ static void reject_close_cb(uv_handle_t *h) {
 
 static void connection_cb_locked(uv_stream_t *server, int status) {
   pt__driver *d = server->data;
+  int tcp = server == (uv_stream_t *)&d->tcp_server;
   if (status < 0) return;
   pt__driver_conn *c = pt__calloc(1, sizeof *c);
+  if (!c && tcp) {
+    if (d->reject_busy) return;
+    d->reject_busy = 1;
+    uv_tcp_init(&d->loop, &d->tcp_reject);
+    d->tcp_reject.data = d;
+    (void)uv_accept(server, (uv_stream_t *)&d->tcp_reject);
+    uv_close((uv_handle_t *)&d->tcp_reject, reject_close_cb);
+    return;
+  }
   if (!c) {
     /* libuv accepts nothing more until this one is taken: take it with a
      * spare handle and close it; the executor sees EOF, exits, and is
@@ -662,14 +721,29 @@ static void connection_cb_locked(uv_stream_t *server, int status) {
   }
   c->d = d;
   c->fd = -1;
-  uv_pipe_init(&d->loop, &c->pipe, 0);
+  c->authed = !tcp; /* unix: the session directory (0700) is the check */
+  if (tcp) uv_tcp_init(&d->loop, &c->tcp);
+  else uv_pipe_init(&d->loop, &c->pipe, 0);
   c->pipe.data = c;
   uv_os_fd_t fd;
   if (uv_accept(server, (uv_stream_t *)&c->pipe) != 0 ||
-      uv_read_start((uv_stream_t *)&c->pipe, alloc_cb, read_cb) != 0 ||
-      uv_fileno((uv_handle_t *)&c->pipe, &fd) != 0)
+      uv_fileno((uv_handle_t *)&c->pipe, &fd) != 0) {
     conn_close(c);
-  else c->fd = fd;
+    return;
+  }
+  c->fd = fd;
+  if (tcp) {
+    /* The challenge goes first; a fresh socket's buffer always takes it. */
+    uint8_t ch[PT__AUTH_CHALLENGE];
+    uv_buf_t b = uv_buf_init((char *)ch, sizeof ch);
+    (void)uv_tcp_nodelay(&c->tcp, 1);
+    if (pt__auth_challenge(ch, c->nonce, NULL) != PT_OK ||
+        uv_try_write((uv_stream_t *)&c->tcp, &b, 1) != (int)sizeof ch) {
+      conn_close(c);
+      return;
+    }
+  }
+  if (uv_read_start((uv_stream_t *)&c->pipe, alloc_cb, read_cb) != 0) conn_close(c);
 }
 
 /* Every callback holds loop_mu (see sched.h). */
@@ -815,8 +889,10 @@ static void prepare_cb(uv_prepare_t *p) {
 static void close_walk_cb(uv_handle_t *h, void *arg) {
   pt__driver *d = arg;
   if (uv_is_closing(h)) return;
-  if (h->type == UV_NAMED_PIPE && h != (uv_handle_t *)&d->server &&
-      h != (uv_handle_t *)&d->reject)
+  if ((h->type == UV_NAMED_PIPE && h != (uv_handle_t *)&d->server &&
+       h != (uv_handle_t *)&d->reject) ||
+      (h->type == UV_TCP && h != (uv_handle_t *)&d->tcp_server &&
+       h != (uv_handle_t *)&d->tcp_reject))
     conn_close(h->data);
   else uv_close(h, handle_close_noop);
 }
@@ -882,6 +958,55 @@ static int submit_turn(pt__driver *d) {
   return wake;
 }
 
+/* net.transport = tcp: listens on host:port (port 0: any free one) and
+ * keeps the address executors connect to, the loopback one of the family
+ * when host is a wildcard. */
+static int tcp_listen(pt__driver *d, const char *host, int port, pt_error *err) {
+  char service[16];
+  snprintf(service, sizeof service, "%d", port);
+  struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                           .ai_flags = AI_PASSIVE | AI_NUMERICSERV},
+                  *res = NULL;
+  int g = getaddrinfo(host && *host ? host : NULL, service, &hints, &res);
+  if (g != 0)
+    return pt__errorf(err, PT_EINVAL, "session: cannot resolve driver.host '%s': %s; set it to "
+                      "an address of this machine", host, gai_strerror(g));
+  uv_tcp_init(&d->loop, &d->tcp_server);
+  d->tcp_server.data = d;
+  int uvrc = UV_EINVAL;
+  struct addrinfo *ai = res;
+  for (; ai; ai = ai->ai_next)
+    if ((uvrc = uv_tcp_bind(&d->tcp_server, ai->ai_addr, 0)) == 0 &&
+        (uvrc = uv_listen((uv_stream_t *)&d->tcp_server, 128, connection_cb)) == 0)
+      break;
+  freeaddrinfo(res);
+  if (uvrc != 0)
+    return pt__errorf(err, PT_EIO, "session: cannot listen on driver.host '%s' port %d: %s; "
+                      "choose another driver.port or driver.host", host, port, uv_strerror(uvrc));
+  struct sockaddr_storage ss;
+  int sl = sizeof ss;
+  uv_tcp_getsockname(&d->tcp_server, (struct sockaddr *)&ss, &sl);
+  char name[INET6_ADDRSTRLEN] = "";
+  int bound;
+  if (ss.ss_family == AF_INET6) {
+    struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+    if (IN6_IS_ADDR_UNSPECIFIED(&a->sin6_addr)) strcpy(name, "::1");
+    else inet_ntop(AF_INET6, &a->sin6_addr, name, sizeof name);
+    bound = ntohs(a->sin6_port);
+  } else {
+    struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+    if (a->sin_addr.s_addr == htonl(INADDR_ANY)) strcpy(name, "127.0.0.1");
+    else inet_ntop(AF_INET, &a->sin_addr, name, sizeof name);
+    bound = ntohs(a->sin_port);
+  }
+  char addr[INET6_ADDRSTRLEN + 16];
+  pt__addr_join(name, bound, addr, sizeof addr);
+  d->connect_addr = pt__malloc(strlen(addr) + 8);
+  if (!d->connect_addr) return pt__errorf(err, PT_ENOMEM, "session: out of memory");
+  sprintf(d->connect_addr, "tcp:%s", addr);
+  return PT_OK;
+}
+
 static void driver_free(pt__driver *d) {
   for (int32_t i = 0; i < d->n_execs; i++) {
     pt__executor *ex = d->execs[i];
@@ -903,6 +1028,8 @@ static void driver_free(pt__driver *d) {
   pt__free(d->session_dir);
   pt__free(d->command);
   pt__free(d->sock_path);
+  pt__free(d->connect_addr);
+  OPENSSL_cleanse(&d->secret, sizeof d->secret);
   if (d->wake_fd >= 0) close(d->wake_fd);
   pthread_mutex_destroy(&d->mu);
   pthread_mutex_destroy(&d->loop_mu);
@@ -935,6 +1062,16 @@ int pt__driver_start(const pt__driver_opts *opts, pt__driver **out, pt_error *er
     sprintf(d->command, "exec %s", opts->command);
   }
   d->opts.command = NULL;
+  d->opts.driver_host = NULL;
+  d->opts.secret_file = NULL;
+  if (opts->tcp) {
+    int generated;
+    rc = pt__secret_load(opts->secret_file, &d->secret, &generated, err);
+    if (rc != PT_OK) {
+      driver_free(d);
+      return rc;
+    }
+  }
   size_t sl = strlen(opts->session_dir) + 16;
   d->sock_path = pt__malloc(sl);
   d->conf_kv = pt__calloc(2 * opts->n_conf + 1, sizeof *d->conf_kv);
@@ -1002,13 +1139,18 @@ int pt__driver_start(const pt__driver_opts *opts, pt__driver **out, pt_error *er
   uv_prepare_init(&d->loop, &d->prep);
   d->prep.data = d;
   uv_prepare_start(&d->prep, prepare_cb);
-  uv_pipe_init(&d->loop, &d->server, 0);
-  d->server.data = d;
-  if ((uvrc = uv_pipe_bind(&d->server, d->sock_path)) != 0 ||
-      (uvrc = uv_listen((uv_stream_t *)&d->server, 128, connection_cb)) != 0) {
-    rc = pt__errorf(err, PT_EIO, "session: cannot listen on '%s': %s", d->sock_path,
-                    uv_strerror(uvrc));
-    goto close_loop;
+  if (opts->tcp) {
+    rc = tcp_listen(d, opts->driver_host, opts->driver_port, err);
+    if (rc != PT_OK) goto close_loop;
+  } else {
+    uv_pipe_init(&d->loop, &d->server, 0);
+    d->server.data = d;
+    if ((uvrc = uv_pipe_bind(&d->server, d->sock_path)) != 0 ||
+        (uvrc = uv_listen((uv_stream_t *)&d->server, 128, connection_cb)) != 0) {
+      rc = pt__errorf(err, PT_EIO, "session: cannot listen on '%s': %s", d->sock_path,
+                      uv_strerror(uvrc));
+      goto close_loop;
+    }
   }
   uv_timer_start(&d->tick, tick_cb, tick_ms, tick_ms);
   for (int i = 0; i < opts->n_executors; i++) {

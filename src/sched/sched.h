@@ -15,6 +15,7 @@
 
 #include "core/core.h"
 #include "net/control.pb-c.h"
+#include "net/tcp.h"
 #include "protium.h"
 #include "sched/resources.h"
 
@@ -138,6 +139,13 @@ typedef struct pt__driver_opts {
   size_t n_conf;                 /* sent to executors in Welcome */
   const char *const *conf_keys;
   const char *const *conf_values;
+  /* net.transport = tcp: executors connect to driver_host:driver_port
+   * (0 = any free port) over TCP, authenticated with the session's secret
+   * (PROTIUM_SECRET, else secret_file, else generated). Borrowed. */
+  int tcp;
+  const char *driver_host;
+  int driver_port;
+  const char *secret_file;
 } pt__driver_opts;
 
 /* Starts the driver thread and the executors; returns once every executor
@@ -392,6 +400,13 @@ struct pt__driver {
   uv_pipe_t server;
   uv_pipe_t reject;               /* takes connections we cannot serve */
   int reject_busy;
+  /* net.transport = tcp (see tcp_listen in cluster.c): the listening socket
+   * instead of server, its reject handle, the address executors connect to
+   * ("tcp:HOST:PORT", owned), the secret every connection must prove. */
+  uv_tcp_t tcp_server;
+  uv_tcp_t tcp_reject;
+  char *connect_addr;
+  pt__secret secret;
   pthread_mutex_t mu;
   pthread_cond_t cv;
   /* Guarded by mu. */

@@ -1,0 +1,405 @@
+/* test_net_tcp.c — the control plane over TCP: sessions whose executors
+ * reach the driver over IPv4 and IPv6 loopback (checked in /proc: their
+ * socket is a TCP one to the driver's port), the HMAC handshake, and peers
+ * the driver must refuse without a crash (random bytes, no secret, a wrong
+ * secret, a right secret naming no executor of ours) while jobs go on.
+ */
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "net/net.h"
+#include "net/tcp.h"
+#include "protium.h"
+
+#define CHECK(call)                                                                    \
+  do {                                                                                 \
+    pt_error err = {0};                                                                \
+    int chk_rc_ = (call);                                                              \
+    if (chk_rc_ != PT_OK) fail_msg("%s: %s (%d)", #call, err.message, chk_rc_);        \
+  } while (0)
+
+/* A port nothing listens on now (the kernel's pick, released). */
+static int free_port(int family) {
+  int fd = socket(family, SOCK_STREAM, 0);
+  assert_true(fd >= 0);
+  struct sockaddr_storage ss;
+  memset(&ss, 0, sizeof ss);
+  socklen_t sl;
+  if (family == AF_INET6) {
+    struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+    a->sin6_family = AF_INET6;
+    a->sin6_addr = in6addr_loopback;
+    sl = sizeof *a;
+  } else {
+    struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+    a->sin_family = AF_INET;
+    a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    sl = sizeof *a;
+  }
+  assert_int_equal(bind(fd, (struct sockaddr *)&ss, sl), 0);
+  assert_int_equal(getsockname(fd, (struct sockaddr *)&ss, &sl), 0);
+  int port = family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
+                                : ntohs(((struct sockaddr_in *)&ss)->sin_port);
+  close(fd);
+  return port;
+}
+
+static pt_session *open_tcp(const char *host, int port, int n) {
+  pt_conf *conf;
+  char ps[16], master[32];
+  snprintf(ps, sizeof ps, "%d", port);
+  snprintf(master, sizeof master, "local[%d]", n);
+  CHECK(pt_conf_new(&conf, &err));
+  CHECK(pt_conf_set(conf, "net.transport", "tcp", &err));
+  CHECK(pt_conf_set(conf, "driver.host", host, &err));
+  CHECK(pt_conf_set(conf, "driver.port", ps, &err));
+  CHECK(pt_conf_set(conf, "range.batch_rows", "1000", &err));
+  pt_session *s;
+  CHECK(pt_session_open(master, conf, &s, &err));
+  pt_conf_free(conf);
+  return s;
+}
+
+/* range -> shuffle into 5 -> count: exact, through every executor. */
+static void check_job(pt_session *s) {
+  pt_dataset *r, *sh;
+  CHECK(pt_range(s, 0, 100000, 4, &r, &err));
+  CHECK(pt_repartition(r, 5, &sh, &err));
+  int64_t n = 0;
+  CHECK(pt_count(sh, &n, &err));
+  assert_int_equal(n, 100000);
+  pt_dataset_free(sh);
+  pt_dataset_free(r);
+}
+
+/* 1 when process pid holds a TCP socket whose remote port is port. */
+static int has_tcp_to(int64_t pid, int port) {
+  char path[128];
+  snprintf(path, sizeof path, "/proc/%lld/fd", (long long)pid);
+  DIR *dir = opendir(path);
+  if (!dir) return 0;
+  unsigned long inodes[256];
+  int n = 0;
+  struct dirent *e;
+  while ((e = readdir(dir)) && n < 256) {
+    char link[512], target[128];
+    snprintf(link, sizeof link, "%s/%s", path, e->d_name);
+    ssize_t l = readlink(link, target, sizeof target - 1);
+    if (l <= 0) continue;
+    target[l] = 0;
+    if (sscanf(target, "socket:[%lu]", &inodes[n]) == 1) n++;
+  }
+  closedir(dir);
+  const char *tables[] = {"/proc/net/tcp", "/proc/net/tcp6"};
+  int found = 0;
+  for (int t = 0; t < 2 && !found; t++) {
+    FILE *f = fopen(tables[t], "r");
+    if (!f) continue;
+    char line[512];
+    while (fgets(line, sizeof line, f) && !found) {
+      char local[64], remote[64];
+      unsigned long inode;
+      if (sscanf(line, " %*d: %63s %63s %*x %*s %*s %*s %*d %*d %lu", local, remote, &inode) != 3)
+        continue;
+      const char *colon = strrchr(remote, ':');
+      if (!colon || (int)strtol(colon + 1, NULL, 16) != port) continue;
+      for (int i = 0; i < n; i++) found |= inodes[i] == inode;
+    }
+    fclose(f);
+  }
+  return found;
+}
+
+static void check_executors_on_tcp(pt_session *s, int port) {
+  pt_executor_info infos[8];
+  int64_t n = 0;
+  CHECK(pt_session_executors(s, infos, 8, &n, &err));
+  assert_true(n >= 1);
+  for (int64_t i = 0; i < n && i < 8; i++) assert_true(has_tcp_to(infos[i].pid, port));
+}
+
+static void test_ipv4(void **state) {
+  int port = free_port(AF_INET);
+  pt_session *s = open_tcp("127.0.0.1", port, 2);
+  check_executors_on_tcp(s, port);
+  check_job(s);
+  pt_session_close(s);
+}
+
+static void test_ipv6(void **state) {
+  int probe = socket(AF_INET6, SOCK_STREAM, 0);
+  if (probe < 0) skip();
+  close(probe);
+  int port = free_port(AF_INET6);
+  pt_session *s = open_tcp("::1", port, 2);
+  check_executors_on_tcp(s, port);
+  check_job(s);
+  pt_session_close(s);
+}
+
+/* Any free port (driver.port 0) works too, and the secret never shows on
+ * an executor's command line. */
+static void test_any_port_secret_not_in_argv(void **state) {
+  setenv("PROTIUM_SECRET", "a-secret-no-one-may-see", 1);
+  pt_session *s = open_tcp("127.0.0.1", 0, 1);
+  pt_executor_info info;
+  int64_t n = 0;
+  CHECK(pt_session_executors(s, &info, 1, &n, &err));
+  assert_int_equal(n, 1);
+  char path[64], cmd[4096];
+  snprintf(path, sizeof path, "/proc/%lld/cmdline", (long long)info.pid);
+  FILE *f = fopen(path, "r");
+  assert_non_null(f);
+  size_t got = fread(cmd, 1, sizeof cmd - 1, f);
+  fclose(f);
+  for (size_t i = 0; i < got; i++)
+    if (cmd[i] == 0) cmd[i] = ' ';
+  cmd[got] = 0;
+  assert_null(strstr(cmd, "a-secret"));
+  assert_null(strstr(cmd, "SECRET"));
+  check_job(s);
+  pt_session_close(s);
+  unsetenv("PROTIUM_SECRET");
+}
+
+/* Waits until the driver closes fd (read returns 0 or an error): what a
+ * refused peer sees. 1 when it did within 10 s. */
+static int closed_by_peer(int fd) {
+  uint8_t buf[256];
+  for (;;) {
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    if (poll(&p, 1, 10000) <= 0) return 0;
+    ssize_t r = read(fd, buf, sizeof buf);
+    if (r <= 0) return 1;
+  }
+}
+
+static int connect_to(int port) {
+  char where[64];
+  snprintf(where, sizeof where, "tcp:127.0.0.1:%d", port);
+  int fd = -1;
+  CHECK(pt__net_connect(where, &fd, &err));
+  return fd;
+}
+
+static void test_refused_peers(void **state) {
+  setenv("PROTIUM_SECRET", "the right secret", 1);
+  int port = free_port(AF_INET);
+  /* The driver's log goes to a file, to be read back. */
+  char log_path[] = "/tmp/pt-tcp-log-XXXXXX";
+  int log_fd = mkstemp(log_path);
+  assert_true(log_fd >= 0);
+  fflush(stderr);
+  int saved = dup(2);
+  dup2(log_fd, 2);
+  pt_session *s = open_tcp("127.0.0.1", port, 2);
+
+  /* Random bytes. */
+  int fd = connect_to(port);
+  uint8_t junk[300];
+  srand(7);
+  for (size_t i = 0; i < sizeof junk; i++) junk[i] = (uint8_t)rand();
+  CHECK(pt__write_all(fd, junk, sizeof junk, &err));
+  assert_true(closed_by_peer(fd));
+  close(fd);
+
+  /* No secret: a client that skips the handshake and says Hello. */
+  fd = connect_to(port);
+  pt_buf hello = {0};
+  Protium__Hello h;
+  protium__hello__init(&h);
+  h.protocol_version = PT__PROTOCOL_VERSION;
+  h.executor_id = 1;
+  h.host = "";
+  h.local_dir = "";
+  CHECK(pt__frame_append(&hello, PT__MSG_HELLO, &h.base, &err));
+  CHECK(pt__write_all(fd, hello.data, hello.len, &err));
+  assert_true(closed_by_peer(fd));
+  close(fd);
+
+  /* A wrong secret: the client learns it was refused. */
+  fd = connect_to(port);
+  pt__secret wrong = {.len = 5};
+  memcpy(wrong.bytes, "wrong", 5);
+  pt_error e = {0};
+  assert_int_not_equal(pt__auth_client(fd, &wrong, 10000, &e), PT_OK);
+  close(fd);
+
+  /* The right secret, then a Hello for an executor the driver never
+   * started: authenticated, yet a stranger. */
+  fd = connect_to(port);
+  pt__secret right = {.len = strlen("the right secret")};
+  memcpy(right.bytes, "the right secret", right.len);
+  CHECK(pt__auth_client(fd, &right, 10000, &err));
+  h.executor_id = 999;
+  hello.len = 0;
+  CHECK(pt__frame_append(&hello, PT__MSG_HELLO, &h.base, &err));
+  CHECK(pt__write_all(fd, hello.data, hello.len, &err));
+  assert_true(closed_by_peer(fd));
+  close(fd);
+  pt_buf_free(&hello);
+
+  /* The session did not notice. */
+  check_job(s);
+  pt_session_close(s);
+  fflush(stderr);
+  dup2(saved, 2);
+  close(saved);
+  unsetenv("PROTIUM_SECRET");
+
+  char log[8192];
+  ssize_t got = pread(log_fd, log, sizeof log - 1, 0);
+  close(log_fd);
+  unlink(log_path);
+  assert_true(got > 0);
+  log[got] = 0;
+  int refused = 0;
+  for (const char *p = log; (p = strstr(p, "protium: refused a connection from 127.0.0.1:"));
+       p++)
+    refused++;
+  if (refused != 3) fail_msg("want 3 refusals in the log, got %d:\n%s", refused, log);
+  assert_non_null(strstr(log, "auth: not a protium peer (no handshake)"));
+  assert_non_null(strstr(log, "auth: wrong secret"));
+}
+
+static void test_secret_file(void **state) {
+  char path[] = "/tmp/pt-secret-XXXXXX";
+  int fd = mkstemp(path);
+  assert_true(fd >= 0);
+  assert_int_equal(write(fd, "from a file\n", 12), 12);
+  close(fd);
+  pt_conf *conf;
+  CHECK(pt_conf_new(&conf, &err));
+  CHECK(pt_conf_set(conf, "net.transport", "tcp", &err));
+  CHECK(pt_conf_set(conf, "auth.secret_file", path, &err));
+  chmod(path, 0644);
+  pt_session *s = NULL;
+  pt_error e = {0};
+  assert_int_equal(pt_session_open("local[1]", conf, &s, &e), PT_EINVAL);
+  char want[256];
+  snprintf(want, sizeof want, "auth.secret_file '%s' may be read by others; chmod 600 it", path);
+  assert_string_equal(e.message, want);
+  chmod(path, 0600);
+  CHECK(pt_session_open("local[1]", conf, &s, &err));
+  check_job(s);
+  pt_session_close(s);
+  pt_conf_free(conf);
+  unlink(path);
+}
+
+static void test_bad_addresses(void **state) {
+  pt_conf *conf;
+  CHECK(pt_conf_new(&conf, &err));
+  CHECK(pt_conf_set(conf, "net.transport", "tcp", &err));
+  CHECK(pt_conf_set(conf, "driver.port", "70000", &err));
+  pt_session *s = NULL;
+  pt_error e = {0};
+  assert_int_equal(pt_session_open("local[1]", conf, &s, &e), PT_EINVAL);
+  assert_string_equal(e.message, "session: driver.port 70000 is not a port; use 0 to 65535 "
+                                 "(0 = any free port)");
+  CHECK(pt_conf_set(conf, "driver.port", "0", &err));
+  CHECK(pt_conf_set(conf, "driver.host", "no-such-host.invalid", &err));
+  assert_int_not_equal(pt_session_open("local[1]", conf, &s, &e), PT_OK);
+  assert_non_null(strstr(e.message, "cannot resolve driver.host 'no-such-host.invalid'"));
+  pt_conf_free(conf);
+}
+
+/* The pieces, without processes. */
+static void test_handshake_units(void **state) {
+  char host[64];
+  int port;
+  CHECK(pt__addr_split("[::1]:80", host, sizeof host, &port, &err));
+  assert_string_equal(host, "::1");
+  assert_int_equal(port, 80);
+  CHECK(pt__addr_split("10.0.0.2:7077", host, sizeof host, &port, &err));
+  assert_string_equal(host, "10.0.0.2");
+  pt_error e = {0};
+  assert_int_equal(pt__addr_split("::1:80", host, sizeof host, &port, &e), PT_EINVAL);
+  assert_string_equal(e.message, "address '::1:80': write an IPv6 host in brackets, [::1]:PORT");
+  assert_int_equal(pt__addr_split("h:99999", host, sizeof host, &port, &e), PT_EINVAL);
+  char joined[64];
+  pt__addr_join("::1", 5, joined, sizeof joined);
+  assert_string_equal(joined, "[::1]:5");
+
+  pt__secret s = {.len = 3}, back;
+  memcpy(s.bytes, "\x00\xff\x10", 3);
+  char hex[16];
+  pt__secret_hex(&s, hex, sizeof hex);
+  assert_string_equal(hex, "00ff10");
+  CHECK(pt__secret_from_hex(hex, &back, &err));
+  assert_int_equal(back.len, 3);
+  assert_memory_equal(back.bytes, s.bytes, 3);
+  assert_int_equal(pt__secret_from_hex("0g", &back, &e), PT_EINVAL);
+
+  /* A server with no secret refuses even a well-formed response. */
+  uint8_t ch[PT__AUTH_CHALLENGE], ns[PT__AUTH_NONCE], resp[PT__AUTH_RESPONSE] = {0},
+      proof[PT__AUTH_PROOF];
+  CHECK(pt__auth_challenge(ch, ns, &err));
+  memcpy(resp, PT__AUTH_MAGIC, 8);
+  pt__secret none = {.len = 0};
+  int done = 0;
+  assert_int_equal(pt__auth_check(&none, ns, resp, sizeof resp, &done, proof, &e), PT_EINVAL);
+  assert_int_equal(done, 0);
+  /* The magic alone is fine so far; one wrong byte of it is not. */
+  CHECK(pt__auth_check(&s, ns, resp, 5, &done, proof, &err));
+  assert_int_equal(done, 0);
+  resp[3] ^= 1;
+  assert_int_equal(pt__auth_check(&s, ns, resp, 5, &done, proof, &e), PT_EFORMAT);
+
+  /* Both blocking sides over a socket pair agree; a wrong secret fails. */
+  for (int wrong = 0; wrong < 2; wrong++) {
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+      close(sv[0]);
+      pt__secret c = s;
+      if (wrong) c.bytes[0] ^= 1;
+      int rc = pt__auth_client(sv[1], &c, 5000, NULL);
+      _exit(rc == PT_OK ? 0 : 1);
+    }
+    close(sv[1]);
+    pt_error se = {0};
+    int rc = pt__auth_server(sv[0], &s, 5000, &se);
+    close(sv[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (wrong) {
+      assert_int_equal(rc, PT_EINVAL);
+      assert_string_equal(se.message, "auth: wrong secret");
+      assert_int_not_equal(WEXITSTATUS(status), 0);
+    } else {
+      assert_int_equal(rc, PT_OK);
+      assert_int_equal(WEXITSTATUS(status), 0);
+    }
+  }
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_handshake_units),
+      cmocka_unit_test(test_ipv4),
+      cmocka_unit_test(test_ipv6),
+      cmocka_unit_test(test_any_port_secret_not_in_argv),
+      cmocka_unit_test(test_refused_peers),
+      cmocka_unit_test(test_secret_file),
+      cmocka_unit_test(test_bad_addresses),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
