@@ -66,6 +66,10 @@ static const pt__conf_key KEYS[] = {
     {"auth.secret_file", "", PT__CONF_STRING, 0,
      "net.transport = tcp: a file (mode 0600) holding the session's secret when PROTIUM_SECRET "
      "is not set; empty and unset = a secret generated per session", NULL},
+    {"shuffle.fetch", "auto", PT__CONF_CHOICE, 0,
+     "net.transport = tcp: auto (read map output from the local disk when it is there, else "
+     "from its executor's block server) or remote (always over TCP unless this executor wrote "
+     "it: one machine behaving as many)", "auto|remote"},
     {"arrow.max_records_per_batch", "0", PT__CONF_INT, 0,
      "Python functions get batches of at most this many rows (bigger ones are cut into "
      "zero-copy slices); 0 = the source's batches as they are", NULL},

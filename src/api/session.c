@@ -45,6 +45,12 @@ static int tcp_forced(void) {
   return v && strcmp(v, "tcp") == 0;
 }
 
+/* PROTIUM_SHUFFLE_FETCH=remote does the same for shuffle.fetch. */
+static int fetch_forced(void) {
+  const char *v = getenv("PROTIUM_SHUFFLE_FETCH");
+  return v && strcmp(v, "remote") == 0;
+}
+
 int pt_session_open(const char *master, const pt_conf *conf, pt_session **out, pt_error *err) {
   if (!out) return pt__errorf(err, PT_EINVAL, "session_open: out must not be NULL");
   *out = NULL;
@@ -91,6 +97,7 @@ int pt_session_open(const char *master, const pt_conf *conf, pt_session **out, p
   for (size_t i = 0; i < n_keys && i < 64; i++) {
     kv_keys[i] = keys[i].name;
     kv_values[i] = pt_conf_get(s->conf, keys[i].name);
+    if (strcmp(keys[i].name, "shuffle.fetch") == 0 && fetch_forced()) kv_values[i] = "remote";
   }
   pt__res_spec specs[16];
   size_t n_specs = pt__conf_resources(s->conf, specs, 16);

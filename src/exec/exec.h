@@ -8,6 +8,7 @@
 
 #include "core/core.h"
 #include "net/control.pb-c.h"
+#include "net/tcp.h"
 
 /* A barrier stage task's call to the driver's coordinator (executor.c):
  * step seq of task_id, kind a Protium__BarrierKind, size bytes of data.
@@ -29,6 +30,12 @@ typedef struct pt__exec_env {
   pt__coord_call_fn coord_call;   /* NULL without a driver (tests): barrier calls fail */
   pt__coord_check_fn coord_check; /* NULL: never stopped */
   void *coord_arg;
+  /* net.transport = tcp: the session's secret, this executor's block
+   * server ("HOST:PORT", NULL = none), and shuffle.fetch = remote (fetch
+   * every map output not written by this executor over TCP). */
+  const pt__secret *secret;
+  const char *block_address;
+  int fetch_remote;
 } pt__exec_env;
 
 /* A stage definition ready to run tasks: a private copy of the StageDef with

@@ -35,6 +35,7 @@ typedef struct pt__task {
   size_t n_res;
   pt_task_context ctx;            /* ctx.internal_ points back here */
   int64_t failed_map; /* >= 0: a shuffle fetch failed for this map partition */
+  int fetch_unreachable; /* with failed_map: its executor's block server did not answer */
   /* Barrier stages */
   int64_t seq;                    /* the next barrier step of this task */
   pt_task_info *infos;            /* owned, launch->n_task_infos entries, by partition */

@@ -6,6 +6,7 @@
  * It runs before main() of the user's program (a constructor) and ends the
  * process with _exit: main() never runs in an executor.
  */
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <poll.h>
@@ -20,6 +21,7 @@
 #include <unistd.h>
 
 #include "exec/barrier_area.h"
+#include "exec/blocks.h"
 #include "exec/exec_int.h"
 #include "net/tcp.h"
 
@@ -104,6 +106,8 @@ typedef struct executor {
   /* The reader role's own state: only the worker holding the role touches
    * it (handing the role over goes through mu). */
   pt__frame_decoder dec;  /* bytes read from the driver, not yet dispatched */
+  pt__secret secret;      /* net.transport = tcp: the session's; len 0 on unix */
+  pt__block_server *blocks; /* TCP: serves local_dir's shuffle files; NULL on unix */
   /* Stage definitions by (stage_id, attempt). */
   pt__stage **stages;
   size_t n_stages, cap_stages;
@@ -867,6 +871,18 @@ static char *take_env(const char *name) {
   return copy;
 }
 
+/* The numeric address of this end of a connected socket. */
+static void local_address(int fd, char *out, size_t cap) {
+  struct sockaddr_storage ss;
+  socklen_t sl = sizeof ss;
+  snprintf(out, cap, "127.0.0.1");
+  if (getsockname(fd, (struct sockaddr *)&ss, &sl) != 0) return;
+  if (ss.ss_family == AF_INET6)
+    inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, out, (socklen_t)cap);
+  else if (ss.ss_family == AF_INET)
+    inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, out, (socklen_t)cap);
+}
+
 /* Keeps Welcome.resources (what tasks' resource_refs index) beyond the
  * message: each entry copied whole. */
 static int keep_resources(executor *x, const Protium__Welcome *w, pt_error *err) {
@@ -897,6 +913,7 @@ static int handshake(executor *x, pt__frame_decoder *d, pt_error *err) {
   hello.slots = x->slots;
   hello.host = host;
   hello.local_dir = (char *)x->env.local_dir;
+  if (x->blocks) hello.block_address = (char *)pt__block_server_address(x->blocks);
   pt_buf out = {0};
   int rc = pt__frame_append(&out, PT__MSG_HELLO, &hello.base, err);
   if (rc == PT_OK) rc = pt__write_all(x->fd, out.data, out.len, err);
@@ -911,6 +928,9 @@ static int handshake(executor *x, pt__frame_decoder *d, pt_error *err) {
   Protium__Welcome *w = (Protium__Welcome *)m;
   x->env.session_dir = pt__strdup(w->session_dir);
   x->heartbeat_ms = w->heartbeat_interval_ms > 0 ? w->heartbeat_interval_ms : 1000;
+  for (size_t i = 0; i < w->n_conf; i++)
+    if (strcmp(w->conf[i]->key, "shuffle.fetch") == 0)
+      x->env.fetch_remote = strcmp(w->conf[i]->value, "remote") == 0;
   rc = keep_resources(x, w, err);
   pt__msg_free(m);
   if (rc == PT_OK && x->env.session_dir == NULL) rc = pt__errorf(err, PT_ENOMEM, "out of memory");
@@ -949,16 +969,24 @@ int pt__executor_main(void) {
   pt__free(sock);
   if (secret_hex) {
     /* TCP: prove the session's secret before anything else is said. */
-    pt__secret secret;
-    int rc = pt__secret_from_hex(secret_hex, &secret, &err);
+    int rc = pt__secret_from_hex(secret_hex, &x.secret, &err);
     OPENSSL_cleanse(secret_hex, strlen(secret_hex));
     pt__free(secret_hex);
-    if (rc == PT_OK) rc = pt__auth_client(x.fd, &secret, 30000, &err);
-    OPENSSL_cleanse(&secret, sizeof secret);
+    if (rc == PT_OK) rc = pt__auth_client(x.fd, &x.secret, 30000, &err);
     if (rc != PT_OK) {
       logf_(&x, "authentication with the driver failed: %s", err.message);
       return 1;
     }
+    /* Shuffle files for other hosts, at the address this host has on the
+     * way to the driver: one the driver's network reaches. */
+    char host[INET6_ADDRSTRLEN] = "";
+    local_address(x.fd, host, sizeof host);
+    if (pt__block_server_start(x.env.local_dir, &x.secret, host, &x.blocks, &err) != PT_OK) {
+      logf_(&x, "%s", err.message);
+      return 1;
+    }
+    x.env.secret = &x.secret;
+    x.env.block_address = pt__block_server_address(x.blocks);
   }
 
   pt__frame_decoder_init(&x.dec);

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "arrow/kernels.h"
+#include "exec/blocks.h"
 #include "exec/exec_int.h"
 #include "io/io.h"
 
@@ -129,7 +130,24 @@ static int open_segment(pt__source *src, size_t m, int *empty, pt_error *err) {
   if (buf == NULL)
     return pt__errorf(err, PT_ENOMEM, "shuffle read: out of memory for %zu bytes", len);
   src->segments[src->n_segments++] = buf;
-  int fd = open(mo->path, O_RDONLY | O_CLOEXEC);
+  /* Over TCP, map output not on this disk (another host's, or any other
+   * executor's with shuffle.fetch = remote) comes from its block server. */
+  const pt__exec_env *env = src->t->env;
+  int64_t writer = m < sr->n_map_executor_ids ? sr->map_executor_ids[m] : 0;
+  int served = env->secret && mo->block_address && *mo->block_address &&
+               writer != env->executor_id;
+  int fd = served && env->fetch_remote ? -1 : open(mo->path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0 && served && (env->fetch_remote || errno == ENOENT)) {
+    int unreachable = 0;
+    int rc = pt__block_fetch(mo->block_address, env->secret, mo->path, off, len, buf,
+                             &unreachable, err);
+    src->t->fetch_unreachable = unreachable;
+    if (rc != PT_OK) return fetch_failed(src, m, err, rc, "cannot be fetched", mo->path);
+    src->bytes_read += (int64_t)len;
+    rc = pt_ipc_read_buffer(buf, (int64_t)len, NULL, NULL, &src->stream, err);
+    if (rc != PT_OK) return fetch_failed(src, m, err, rc, "is corrupt", mo->path);
+    return PT_OK;
+  }
   if (fd < 0) {
     pt__errorf(err, PT_EIO, "%s", strerror(errno));
     return fetch_failed(src, m, err, PT_EIO, "cannot be opened", mo->path);

@@ -402,6 +402,7 @@ void pt__task_run(const pt__exec_env *env, pt__stage *stage, const Protium__Task
     st->state = t.failed_map >= 0 ? PROTIUM__TASK_STATE__TASK_FETCH_FAILED
                                   : PROTIUM__TASK_STATE__TASK_FAILED;
     st->failed_map_partition = t.failed_map >= 0 ? t.failed_map : 0;
+    st->map_executor_unreachable = t.failed_map >= 0 && t.fetch_unreachable;
     st->rows = st->count = 0;
     st->error_code = rc;
     char *msg = pt__strdup(err.message[0] ? err.message : pt_strerror(rc));

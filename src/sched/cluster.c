@@ -454,6 +454,17 @@ void pt__cluster_lose(pt__executor *ex, const char *cause, int64_t timed_out_tas
   d->need_schedule = 1;
 }
 
+void pt__cluster_lose_unreachable(pt__driver *d, int64_t exec_id, const pt__executor *reporter) {
+  for (int32_t i = 0; i < d->n_execs; i++) {
+    pt__executor *ex = d->execs[i];
+    if (ex->id != exec_id || ex == reporter || ex->state == PT__EXEC_LOST) continue;
+    char why[200];
+    snprintf(why, sizeof why, "executor %lld lost: its block server cannot be reached from "
+             "executor %lld", (long long)ex->id, (long long)reporter->id);
+    pt__cluster_lose(ex, why, 0, NULL);
+  }
+}
+
 static void exit_cb_locked(uv_process_t *proc, int64_t status, int signo) {
   pt__executor *ex = proc->data;
   ex->exited = 1;
@@ -507,6 +518,8 @@ static void on_hello(pt__driver_conn *c, const Protium__Hello *h) {
   if (h->slots > 0) ex->slots = h->slots;
   pt__free(ex->host);
   ex->host = pt__strdup(h->host ? h->host : "");
+  pt__free(ex->block_address);
+  ex->block_address = h->block_address && *h->block_address ? pt__strdup(h->block_address) : NULL;
   ex->last_seen_ns = uv_hrtime();
   d->start_failures = 0;
 
@@ -1016,6 +1029,7 @@ static void driver_free(pt__driver *d) {
     pt__free(ex->sent_defs);
     pt__free(ex->dir);
     pt__free(ex->host);
+    pt__free(ex->block_address);
     pt__free(ex);
   }
   pt__free(d->execs);

@@ -358,6 +358,7 @@ typedef struct pt__executor {
   size_t n_sent, cap_sent;
   char *dir;                      /* <session_dir>/exec-<id>, owned */
   char *host;                     /* from Hello, owned; NULL before */
+  char *block_address;            /* from Hello, owned; NULL = serves no blocks (unix) */
   int32_t units;                  /* cpus of the tasks in flight (each >= 1) */
   int32_t n_multi;                /* tasks in flight of more than one cpu */
   int32_t seat;                   /* its share of the host's resources: d->res[seat] */
@@ -441,6 +442,11 @@ int pt__cluster_send(pt__executor *ex, uint16_t type, const ProtobufCMessage *ms
  * its tasks through the scheduler, starts a replacement. */
 void pt__cluster_lose(pt__executor *ex, const char *cause, int64_t timed_out_task,
                    const char *cause_timeout);
+/* A reduce task on reporter could not reach the block server of executor
+ * exec_id (TCP): that executor is lost with all its map outputs at once, so
+ * that one loss costs one resubmission of the map stage however its news
+ * arrives first (a fetch failure or the end of its connection). */
+void pt__cluster_lose_unreachable(pt__driver *d, int64_t exec_id, const pt__executor *reporter);
 /* Wakes the user thread waiting for job (which then owns it). */
 void pt__driver_job_done(pt__driver *d, pt__job *job);
 

@@ -442,6 +442,8 @@ static void attempt_succeeded(pt__driver *d, pt__sched_stage *st, int64_t p, pt_
       return;
     }
     o->path = pt__strdup(s->path);
+    /* borrowed: the executor's, kept as long as the driver */
+    if (ex->block_address) o->block_address = ex->block_address;
     int bad = !o->path || copy_i64(&o->segment_offsets, s->segment_offsets,
                                    s->n_segment_offsets) != PT_OK;
     bad = bad || copy_i64(&o->segment_rows, s->segment_rows, s->n_segment_rows) != PT_OK;
@@ -662,6 +664,8 @@ void pt__sched_on_status(pt__driver *d, pt__executor *ex, const Protium__TaskSta
     break;
   case PROTIUM__TASK_STATE__TASK_FETCH_FAILED: {
     int64_t m = ts->failed_map_partition;
+    if (st->parent && m >= 0 && m < st->parent->partitions && ts->map_executor_unreachable)
+      pt__cluster_lose_unreachable(d, st->parent->output_exec[m], ex);
     if (st->parent && m >= 0 && m < st->parent->partitions) {
       /* A task of an older stage attempt read older map locations: what it
        * missed may have been recomputed since. */

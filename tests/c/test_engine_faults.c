@@ -458,10 +458,15 @@ static void test_map_output_lost(void **state) {
   const pt_stage_stats *map0 = stage_attempt(js, 1, 0), *map1 = stage_attempt(js, 1, 1);
   assert_non_null(map0);
   assert_true(map0->is_map);
-  assert_int_equal(map0->outputs_lost, reruns);
+  assert_non_null(map1);
+  /* Over TCP a reducer's failed fetch from the dead executor's block server
+   * may reach the driver before the loss does: an output then counts as lost
+   * under the attempt that fetch failure started. */
+  assert_int_equal(map0->outputs_lost + map1->outputs_lost, reruns);
   for (int64_t i = 0; i < map0->outputs_lost; i++)
     assert_true(on_killed[map0->lost_partitions[i]]);
-  assert_non_null(map1);
+  for (int64_t i = 0; i < map1->outputs_lost; i++)
+    assert_true(on_killed[map1->lost_partitions[i]]);
   assert_int_equal(map1->tasks_launched, reruns);
   assert_int_equal(map1->tasks_succeeded, reruns);
   assert_int_equal(js->executors_lost, 1);

@@ -2,7 +2,9 @@
  * reach the driver over IPv4 and IPv6 loopback (checked in /proc: their
  * socket is a TCP one to the driver's port), the HMAC handshake, and peers
  * the driver must refuse without a crash (random bytes, no secret, a wrong
- * secret, a right secret naming no executor of ours) while jobs go on.
+ * secret, a right secret naming no executor of ours) while jobs go on;
+ * the block server (segments over TCP, refusals) and shuffles whose every
+ * block is fetched from another executor's block server.
  */
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -23,6 +25,7 @@
 
 #include <cmocka.h>
 
+#include "exec/blocks.h"
 #include "net/net.h"
 #include "net/tcp.h"
 #include "protium.h"
@@ -391,6 +394,115 @@ static void test_handshake_units(void **state) {
   }
 }
 
+
+/* Sum of column 0 (int64) of every batch, and the rows. */
+static void collect_sum(pt_dataset *ds, int64_t *rows, int64_t *sum) {
+  struct ArrowArrayStream st;
+  CHECK(pt_collect(ds, &st, &err));
+  *rows = *sum = 0;
+  for (;;) {
+    struct ArrowArray a;
+    assert_int_equal(st.get_next(&st, &a), 0);
+    if (a.release == NULL) break;
+    const int64_t *v = (const int64_t *)a.children[0]->buffers[1];
+    for (int64_t i = 0; i < a.length; i++) *sum += v[a.children[0]->offset + i];
+    *rows += a.length;
+    a.release(&a);
+  }
+  st.release(&st);
+}
+
+/* shuffle.fetch = remote: every block another executor wrote comes over
+ * TCP from its block server; results exact. */
+static void test_remote_shuffle(void **state) {
+  pt_conf *conf;
+  CHECK(pt_conf_new(&conf, &err));
+  CHECK(pt_conf_set(conf, "net.transport", "tcp", &err));
+  CHECK(pt_conf_set(conf, "shuffle.fetch", "remote", &err));
+  CHECK(pt_conf_set(conf, "range.batch_rows", "5000", &err));
+  pt_session *s;
+  CHECK(pt_session_open("local[3]", conf, &s, &err));
+  pt_conf_free(conf);
+  pt_dataset *r, *sh, *back;
+  const int64_t n = 300000;
+  CHECK(pt_range(s, 0, n, 6, &r, &err));
+  CHECK(pt_repartition(r, 4, &sh, &err));
+  CHECK(pt_repartition(sh, 3, &back, &err));
+  int64_t rows, sum;
+  collect_sum(back, &rows, &sum);
+  assert_int_equal(rows, n);
+  assert_int_equal(sum, n * (n - 1) / 2);
+  pt_dataset_free(back);
+  pt_dataset_free(sh);
+  pt_dataset_free(r);
+  pt_session_close(s);
+}
+
+static void test_block_server(void **state) {
+  char dir[] = "/tmp/pt-blocks-XXXXXX";
+  assert_non_null(mkdtemp(dir));
+  char path[256];
+  snprintf(path, sizeof path, "%s/shuffle-1-0-0.arrows", dir);
+  size_t size = 1 << 20;
+  uint8_t *data = malloc(size), *got = malloc(size);
+  for (size_t i = 0; i < size; i++) data[i] = (uint8_t)(i * 31 + 7);
+  FILE *f = fopen(path, "wb");
+  assert_int_equal(fwrite(data, 1, size, f), size);
+  fclose(f);
+  pt__secret secret = {.len = 4};
+  memcpy(secret.bytes, "blks", 4);
+  pt__block_server *srv;
+  CHECK(pt__block_server_start(dir, &secret, "127.0.0.1", &srv, &err));
+  const char *addr = pt__block_server_address(srv);
+  int unreachable = 0;
+  assert_int_equal(strncmp(addr, "127.0.0.1:", 10), 0);
+
+  CHECK(pt__block_fetch(addr, &secret, path, 1000, 300000, got, &unreachable, &err));
+  assert_memory_equal(got, data + 1000, 300000);
+
+  pt_error e = {0};
+  pt__secret wrong = secret;
+  wrong.bytes[0] ^= 1;
+  assert_int_not_equal(pt__block_fetch(addr, &wrong, path, 0, 10, got, &unreachable, &e), PT_OK);
+  assert_int_equal(unreachable, 1); /* not ours: as good as gone */
+  char outside[300];
+  snprintf(outside, sizeof outside, "%s/../etc/passwd", dir);
+  assert_int_equal(pt__block_fetch(addr, &secret, outside, 0, 10, got, &unreachable, &e), PT_EIO);
+  assert_non_null(strstr(e.message, "is not a shuffle file of this executor"));
+  assert_int_equal(pt__block_fetch(addr, &secret, "/etc/passwd", 0, 10, got, &unreachable, &e), PT_EIO);
+  assert_non_null(strstr(e.message, "is not a shuffle file of this executor"));
+  assert_int_equal(pt__block_fetch(addr, &secret, path, (int64_t)size - 5, 10, got, &unreachable, &e), PT_EIO);
+  assert_non_null(strstr(e.message, "segment past the end of the file"));
+  char missing[300];
+  snprintf(missing, sizeof missing, "%s/shuffle-9-9-9.arrows", dir);
+  assert_int_equal(pt__block_fetch(addr, &secret, missing, 0, 10, got, &unreachable, &e), PT_EIO);
+  assert_non_null(strstr(e.message, "No such file or directory"));
+  assert_int_equal(unreachable, 0); /* reached, and it said why */
+  /* Nothing listens: unreachable. */
+  char gone[64];
+  snprintf(gone, sizeof gone, "127.0.0.1:%d", free_port(AF_INET));
+  assert_int_equal(pt__block_fetch(gone, &secret, path, 0, 10, got, &unreachable, &e), PT_EIO);
+  assert_int_equal(unreachable, 1);
+
+  /* A stranger's bytes: closed, and the server still serves. */
+  char where[64];
+  snprintf(where, sizeof where, "tcp:%s", addr);
+  int fd;
+  CHECK(pt__net_connect(where, &fd, &err));
+  uint8_t junk[100];
+  memset(junk, 0xab, sizeof junk);
+  CHECK(pt__write_all(fd, junk, sizeof junk, &err));
+  assert_true(closed_by_peer(fd));
+  close(fd);
+  CHECK(pt__block_fetch(addr, &secret, path, 0, size, got, &unreachable, &err));
+  assert_memory_equal(got, data, size);
+
+  unlink(path);
+  rmdir(dir);
+  free(data);
+  free(got);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_handshake_units),
@@ -400,6 +512,8 @@ int main(void) {
       cmocka_unit_test(test_refused_peers),
       cmocka_unit_test(test_secret_file),
       cmocka_unit_test(test_bad_addresses),
+      cmocka_unit_test(test_block_server),
+      cmocka_unit_test(test_remote_shuffle),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,48 @@
+/* blocks.h — shuffle blocks across hosts: each executor on TCP serves the
+ * shuffle files of its local directory on a port of its own (the block
+ * server), and reduce tasks whose map output is not on their disk fetch
+ * their segment from there. Connections pass the same handshake as the
+ * control plane (src/net/tcp.h) before a request is read.
+ *
+ * Request (client -> server, after the handshake; integers little-endian):
+ *
+ *   offset  size  field
+ *   0       4     magic "PTBK"
+ *   4       4     u32 path length n (1 .. PT__BLOCK_PATH_MAX)
+ *   8       8     u64 offset of the segment in the file
+ *   16      8     u64 length of the segment (<= PT__MAX_FRAME)
+ *   24      n     the file's path, under the server's directory
+ *
+ * Reply: u8 status; 0 = the length bytes follow (sent with sendfile); 1 = a
+ * u16 message length and the message (file missing, outside the directory,
+ * range past its end). One request per connection.
+ */
+#ifndef PT_EXEC_BLOCKS_H
+#define PT_EXEC_BLOCKS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/core.h"
+#include "net/tcp.h"
+
+#define PT__BLOCK_PATH_MAX 4096
+
+typedef struct pt__block_server pt__block_server;
+
+/* Serves the files under dir (borrowed for the server's life; so is
+ * secret) on every interface, any free port; address "HOST:PORT" names it
+ * with advertise_host (the address peers reach this host by). On PT_OK the
+ * caller owns *out; it runs until the process ends. */
+int pt__block_server_start(const char *dir, const pt__secret *secret, const char *advertise_host,
+                           pt__block_server **out, pt_error *err);
+const char *pt__block_server_address(const pt__block_server *s);
+
+/* Fetches len bytes at off of path from the block server at addr
+ * ("HOST:PORT") into buf. PT_EIO when it cannot be reached or refuses,
+ * with the server's message; *unreachable = 1 when no authenticated
+ * connection could be made (the executor is gone). */
+int pt__block_fetch(const char *addr, const pt__secret *secret, const char *path, int64_t off,
+                    size_t len, uint8_t *buf, int *unreachable, pt_error *err);
+
+#endif /* PT_EXEC_BLOCKS_H */
