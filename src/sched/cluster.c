@@ -38,7 +38,22 @@ struct pt__driver_conn {
   pt_buf in;         /* bytes read, not yet parsed */
   int closing;
   int fd;            /* the socket, for submit_turn's writes; -1 until accepted */
+  /* TCP, until the handshake passes: in d->unauthed, closed by the tick
+   * after AUTH_DEADLINE_NS (a peer that never answers holds no socket). */
+  uint64_t accepted_ns;
+  pt__driver_conn *prev_unauthed, *next_unauthed;
+  int in_unauthed;
 };
+
+#define AUTH_DEADLINE_NS (10 * 1000000000ull)
+
+static void unauthed_unlink(pt__driver_conn *c) {
+  if (!c->in_unauthed) return;
+  if (c->prev_unauthed) c->prev_unauthed->next_unauthed = c->next_unauthed;
+  else c->d->unauthed = c->next_unauthed;
+  if (c->next_unauthed) c->next_unauthed->prev_unauthed = c->prev_unauthed;
+  c->in_unauthed = 0;
+}
 
 /* ------------------------------------------------------------------------ */
 /* Frames out */
@@ -381,6 +396,7 @@ static void conn_close_cb(uv_handle_t *h) {
 static void conn_close(pt__driver_conn *c) {
   if (c->closing) return;
   c->closing = 1;
+  unauthed_unlink(c);
   if (c->ex && c->ex->conn == c) c->ex->conn = NULL;
   uv_close((uv_handle_t *)&c->pipe, conn_close_cb);
 }
@@ -644,6 +660,7 @@ static int authenticate(pt__driver_conn *c) {
     return 0;
   }
   c->authed = 1;
+  unauthed_unlink(c);
   memmove(c->in.data, c->in.data + PT__AUTH_RESPONSE, c->in.len - PT__AUTH_RESPONSE);
   c->in.len -= PT__AUTH_RESPONSE;
   return 1;
@@ -756,7 +773,17 @@ static void connection_cb_locked(uv_stream_t *server, int status) {
       return;
     }
   }
-  if (uv_read_start((uv_stream_t *)&c->pipe, alloc_cb, read_cb) != 0) conn_close(c);
+  if (uv_read_start((uv_stream_t *)&c->pipe, alloc_cb, read_cb) != 0) {
+    conn_close(c);
+    return;
+  }
+  if (tcp) {
+    c->accepted_ns = uv_hrtime();
+    c->next_unauthed = d->unauthed;
+    if (d->unauthed) d->unauthed->prev_unauthed = c;
+    d->unauthed = c;
+    c->in_unauthed = 1;
+  }
 }
 
 /* Every callback holds loop_mu (see sched.h). */
@@ -860,6 +887,16 @@ static void tick_cb_locked(uv_timer_t *t) {
                "(executor.start_timeout)", (long long)ex->id, (long long)d->opts.start_timeout_ms);
       pt__cluster_lose(ex, why, 0, NULL);
     }
+  }
+  /* Peers that never finished the handshake: refused like the others. */
+  for (pt__driver_conn *c = d->unauthed, *next; c; c = next) {
+    next = c->next_unauthed;
+    if (now - c->accepted_ns < AUTH_DEADLINE_NS) continue;
+    char peer[128];
+    pt__peer_name(c->fd, peer, sizeof peer);
+    fprintf(stderr, "protium: refused a connection from %s: auth: no handshake within 10 s\n",
+            peer);
+    conn_close(c);
   }
   /* Keep n_executors: a replacement that could not be started (out of
    * memory, fork failing) is tried again here. */

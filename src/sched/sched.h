@@ -408,6 +408,7 @@ struct pt__driver {
   uv_tcp_t tcp_reject;
   char *connect_addr;
   pt__secret secret;
+  pt__driver_conn *unauthed;      /* TCP connections still in the handshake (loop_mu) */
   pthread_mutex_t mu;
   pthread_cond_t cv;
   /* Guarded by mu. */

@@ -182,12 +182,12 @@ static void test_any_port_secret_not_in_argv(void **state) {
 }
 
 /* Waits until the driver closes fd (read returns 0 or an error): what a
- * refused peer sees. 1 when it did within 10 s. */
+ * refused peer sees. 1 when it did within 20 s of silence. */
 static int closed_by_peer(int fd) {
   uint8_t buf[256];
   for (;;) {
     struct pollfd p = {.fd = fd, .events = POLLIN};
-    if (poll(&p, 1, 10000) <= 0) return 0;
+    if (poll(&p, 1, 20000) <= 0) return 0;
     ssize_t r = read(fd, buf, sizeof buf);
     if (r <= 0) return 1;
   }
@@ -258,6 +258,15 @@ static void test_refused_peers(void **state) {
   close(fd);
   pt_buf_free(&hello);
 
+  /* A peer that connects and says nothing is closed after 10 s. */
+  fd = connect_to(port);
+  struct pollfd p = {.fd = fd, .events = POLLIN};
+  uint8_t ch[PT__AUTH_CHALLENGE + 1];
+  assert_int_equal(poll(&p, 1, 10000), 1);
+  assert_int_equal(read(fd, ch, sizeof ch), PT__AUTH_CHALLENGE); /* the challenge, then */
+  assert_true(closed_by_peer(fd)); /* nothing until the deadline */
+  close(fd);
+
   /* The session did not notice. */
   check_job(s);
   pt_session_close(s);
@@ -276,7 +285,8 @@ static void test_refused_peers(void **state) {
   for (const char *p = log; (p = strstr(p, "protium: refused a connection from 127.0.0.1:"));
        p++)
     refused++;
-  if (refused != 3) fail_msg("want 3 refusals in the log, got %d:\n%s", refused, log);
+  if (refused != 4) fail_msg("want 4 refusals in the log, got %d:\n%s", refused, log);
+  assert_non_null(strstr(log, "auth: no handshake within 10 s"));
   assert_non_null(strstr(log, "auth: not a protium peer (no handshake)"));
   assert_non_null(strstr(log, "auth: wrong secret"));
 }
