@@ -1,0 +1,66 @@
+"""cluster.py — `bench/run cluster`: the transport across hosts (TCP,
+authenticated) against the unix sockets of one machine, in the same run.
+
+Metrics (protium on local[2]; `tcp` = executors on TCP with every shuffle
+block another executor wrote fetched from its block server, shuffle.fetch =
+remote, as if each executor were on its own host):
+- protium.tasks_per_s.{tcp,unix}: empty tasks per second, count() over a range
+  of N rows in N partitions, best of 3 after a warm-up;
+- protium.launch_p50_us.{tcp,unix}: the round trip of a one-task job;
+- protium.shuffle_gb_per_s.cross_host: bytes of int64 shuffled per second
+  through range -> repartition(4) -> count() over TCP block servers (the whole
+  job's time: map write, fetch, read), best of 3;
+  protium.shuffle_gb_per_s.local the same job reading the files from the disk;
+- limit.tcp_gb_per_s: a plain TCP copy between two processes over loopback
+  in this run: the ceiling of any TCP shuffle (target: cross_host within 2x);
+- ratio.shuffle_vs_tcp_limit: limit / cross_host (lower is better).
+Environment: PT_BUILD_DIR, PT_BENCH_CLUSTER_TASKS (N, default 20000),
+PT_BENCH_CLUSTER_MB (shuffled MiB, default 512), PT_BENCH_CLUSTER_JOBS (one-task
+jobs timed, default 1000).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+from benchlib import run_json
+
+ROOT = Path(__file__).resolve().parents[1]
+BUILD = Path(os.environ.get("PT_BUILD_DIR", ROOT / "build"))
+DRIVER = BUILD / "bench" / "cluster_bench"
+N_TASKS = os.environ.get("PT_BENCH_CLUSTER_TASKS", "20000")
+MB = os.environ.get("PT_BENCH_CLUSTER_MB", "512")
+JOBS = os.environ.get("PT_BENCH_CLUSTER_JOBS", "1000")
+TIMEOUT_S = 900
+
+
+def driver(*args: str) -> dict:
+    return run_json([str(DRIVER), *args], TIMEOUT_S)
+
+
+def main() -> None:
+    if not DRIVER.exists():
+        sys.exit(f"cluster: {DRIVER} not found; build first (make build)")
+    metrics: dict[str, float] = {}
+    for transport in ("unix", "tcp"):
+        metrics[f"protium.tasks_per_s.{transport}"] = driver(
+            "tasks", transport, N_TASKS, "3")["tasks_per_s"]
+        metrics[f"protium.launch_p50_us.{transport}"] = driver(
+            "latency", transport, JOBS)["launch_p50_us"]
+    metrics["protium.shuffle_gb_per_s.local"] = driver(
+        "shuffle", "unix", MB, "3")["shuffle_gb_per_s"]
+    metrics["protium.shuffle_gb_per_s.cross_host"] = driver(
+        "shuffle", "tcp", MB, "3")["shuffle_gb_per_s"]
+    metrics["limit.tcp_gb_per_s"] = driver("tcp_limit", str(max(int(MB), 64)))["tcp_gb_per_s"]
+    metrics["ratio.shuffle_vs_tcp_limit"] = round(
+        metrics["limit.tcp_gb_per_s"] / metrics["protium.shuffle_gb_per_s.cross_host"], 3)
+    for k, v in metrics.items():
+        print(f"{k:<40}{v:>14.3f}")
+    print(json.dumps({"bench": "cluster", "metrics": metrics}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,226 @@
+/* cluster_bench.c — protium's side of `bench/run cluster`: the transport
+ * across hosts against the unix sockets of one machine, in C so that no
+ * Python is in the timed region.
+ *
+ *   cluster_bench tasks unix|tcp N R     count() over N one-row partitions: tasks/s, best of R
+ *   cluster_bench latency unix|tcp N     N one-task jobs: p50 and p99 µs
+ *   cluster_bench shuffle unix|tcp MB R  range -> repartition(4) -> count over local[2] with
+ *                                        MB of int64 shuffled: GB/s, best of R (tcp: every
+ *                                        block fetched from the other executor's block server)
+ *   cluster_bench tcp_limit MB           a plain TCP copy of MB between two processes over
+ *                                        loopback: GB/s (the ceiling of any TCP shuffle)
+ *   cluster_bench check unix|tcp         exact shuffle result, an executor killed, exact again
+ *
+ * PT_BENCH_DRIVER_HOST (driver.host) and PT_BENCH_EXECUTOR_COMMAND
+ * (executor.command) place the driver and the executors elsewhere, e.g. in
+ * network namespaces (tests/python/test_netns.py). Each mode prints one JSON
+ * object on stdout.
+ */
+#include <arpa/inet.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "protium.h"
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+static double percentile(double *v, int n, double p) {
+  qsort(v, (size_t)n, sizeof *v, cmp_double);
+  int i = (int)ceil(p / 100.0 * n) - 1;
+  if (i < 0) i = 0;
+  if (i >= n) i = n - 1;
+  return v[i];
+}
+
+static int die(const char *what, const pt_error *err) {
+  fprintf(stderr, "cluster_bench: %s: %s\n", what, err ? err->message : "failed");
+  return 1;
+}
+
+static int open_session(const char *transport, pt_session **s, pt_error *err) {
+  pt_conf *conf;
+  if (pt_conf_new(&conf, err) != PT_OK) return 1;
+  int rc = pt_conf_set(conf, "net.transport", transport, err);
+  if (rc == PT_OK && strcmp(transport, "tcp") == 0)
+    rc = pt_conf_set(conf, "shuffle.fetch", "remote", err);
+  const char *host = getenv("PT_BENCH_DRIVER_HOST");
+  if (rc == PT_OK && host && *host) rc = pt_conf_set(conf, "driver.host", host, err);
+  const char *cmd = getenv("PT_BENCH_EXECUTOR_COMMAND");
+  if (rc == PT_OK && cmd && *cmd) rc = pt_conf_set(conf, "executor.command", cmd, err);
+  if (rc == PT_OK) rc = pt_conf_set(conf, "range.batch_rows", "131072", err);
+  if (rc == PT_OK) rc = pt_session_open("local[2]", conf, s, err);
+  pt_conf_free(conf);
+  return rc;
+}
+
+static int count_range(pt_session *s, int64_t n, int64_t parts, int64_t shuffle, int64_t *out,
+                       pt_error *err) {
+  pt_dataset *ds, *sh = NULL;
+  if (pt_range(s, 0, n, parts, &ds, err) != PT_OK) return 1;
+  int rc = shuffle ? pt_repartition(ds, shuffle, &sh, err) : PT_OK;
+  if (rc == PT_OK) rc = pt_count(sh ? sh : ds, out, err);
+  pt_dataset_free(sh);
+  pt_dataset_free(ds);
+  return rc;
+}
+
+static int tasks(const char *transport, int64_t n, int repeats) {
+  pt_error err;
+  pt_session *s;
+  if (open_session(transport, &s, &err) != PT_OK) return die("pt_session_open", &err);
+  int64_t count;
+  if (count_range(s, 1000, 100, 0, &count, &err) != PT_OK) return die("warm-up", &err);
+  double best = 1e30;
+  for (int r = 0; r < repeats; r++) {
+    double t0 = now_s();
+    if (count_range(s, n, n, 0, &count, &err) != PT_OK) return die("count", &err);
+    double dt = now_s() - t0;
+    if (count != n) return die("count is wrong", NULL);
+    if (dt < best) best = dt;
+  }
+  pt_session_close(s);
+  printf("{\"tasks_per_s\": %.1f, \"tasks\": %lld}\n", (double)n / best, (long long)n);
+  return 0;
+}
+
+static int latency(const char *transport, int n) {
+  pt_error err;
+  pt_session *s;
+  if (open_session(transport, &s, &err) != PT_OK) return die("pt_session_open", &err);
+  double *t = malloc(sizeof *t * (size_t)n);
+  int64_t count;
+  for (int i = 0; i < n + 50; i++) {
+    double t0 = now_s();
+    if (count_range(s, 1, 1, 0, &count, &err) != PT_OK) return die("count", &err);
+    if (i >= 50) t[i - 50] = (now_s() - t0) * 1e6;
+  }
+  pt_session_close(s);
+  double p50 = percentile(t, n, 50), p99 = percentile(t, n, 99);
+  printf("{\"launch_p50_us\": %.1f, \"launch_p99_us\": %.1f}\n", p50, p99);
+  free(t);
+  return 0;
+}
+
+static int shuffle(const char *transport, int64_t mb, int repeats) {
+  pt_error err;
+  pt_session *s;
+  if (open_session(transport, &s, &err) != PT_OK) return die("pt_session_open", &err);
+  int64_t rows = mb * (1 << 20) / 8, count;
+  if (count_range(s, 100000, 4, 4, &count, &err) != PT_OK) return die("warm-up", &err);
+  double best = 1e30;
+  for (int r = 0; r < repeats; r++) {
+    double t0 = now_s();
+    if (count_range(s, rows, 4, 4, &count, &err) != PT_OK) return die("shuffle", &err);
+    double dt = now_s() - t0;
+    if (count != rows) return die("count is wrong", NULL);
+    if (dt < best) best = dt;
+  }
+  pt_session_close(s);
+  printf("{\"shuffle_gb_per_s\": %.3f, \"bytes\": %lld}\n", (double)rows * 8 / best / 1e9,
+         (long long)rows * 8);
+  return 0;
+}
+
+/* One process writes MB over a TCP loopback connection, the other reads it
+ * into a buffer: what moving shuffle bytes between processes by TCP costs
+ * at best. */
+static int tcp_limit(int64_t mb) {
+  int lfd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  socklen_t al = sizeof a;
+  if (lfd < 0 || bind(lfd, (struct sockaddr *)&a, sizeof a) != 0 || listen(lfd, 1) != 0 ||
+      getsockname(lfd, (struct sockaddr *)&a, &al) != 0)
+    return die("listen", NULL);
+  size_t chunk = 1 << 20;
+  int64_t total = mb << 20;
+  pid_t pid = fork();
+  if (pid == 0) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) _exit(1);
+    char *buf = calloc(1, chunk);
+    for (int64_t sent = 0; sent < total;) {
+      ssize_t w = write(fd, buf, chunk);
+      if (w <= 0) _exit(1);
+      sent += w;
+    }
+    close(fd);
+    _exit(0);
+  }
+  int fd = accept(lfd, NULL, NULL);
+  char *buf = malloc(chunk);
+  double t0 = now_s();
+  int64_t got = 0;
+  for (;;) {
+    ssize_t r = read(fd, buf, chunk);
+    if (r <= 0) break;
+    got += r;
+  }
+  double dt = now_s() - t0;
+  close(fd);
+  close(lfd);
+  waitpid(pid, NULL, 0);
+  free(buf);
+  if (got != total) return die("short copy", NULL);
+  printf("{\"tcp_gb_per_s\": %.3f}\n", (double)total / dt / 1e9);
+  return 0;
+}
+
+/* Exact results, then one executor killed: its replacement comes back the
+ * same way and the next shuffle is exact too. */
+static int check(const char *transport) {
+  pt_error err;
+  pt_session *s;
+  if (open_session(transport, &s, &err) != PT_OK) return die("pt_session_open", &err);
+  int64_t count;
+  const int64_t n = 500000;
+  if (count_range(s, n, 6, 5, &count, &err) != PT_OK) return die("shuffle", &err);
+  if (count != n) return die("count is wrong", NULL);
+  pt_executor_info infos[4];
+  int64_t k = 0;
+  if (pt_session_executors(s, infos, 4, &k, &err) != PT_OK || k < 1) return die("executors", &err);
+  /* Where each ran (their network namespaces), for tests that place them. */
+  char ns[3][64] = {"", "", ""}, path[64];
+  for (int i = 0; i < 3; i++) {
+    snprintf(path, sizeof path, "/proc/%lld/ns/net",
+             i == 0 ? (long long)getpid() : (long long)infos[i - 1 < k ? i - 1 : 0].pid);
+    ssize_t l = readlink(path, ns[i], sizeof ns[i] - 1);
+    ns[i][l > 0 ? l : 0] = 0;
+  }
+  kill((pid_t)infos[0].pid, SIGKILL);
+  if (count_range(s, n, 6, 5, &count, &err) != PT_OK) return die("shuffle after loss", &err);
+  if (count != n) return die("count after loss is wrong", NULL);
+  pt_session_close(s);
+  printf("{\"exact\": true, \"rows\": %lld, \"driver_netns\": \"%s\", "
+         "\"executor_netns\": [\"%s\", \"%s\"]}\n", (long long)n, ns[0], ns[1], ns[2]);
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  if (argc >= 5 && strcmp(argv[1], "tasks") == 0)
+    return tasks(argv[2], atoll(argv[3]), atoi(argv[4]));
+  if (argc >= 4 && strcmp(argv[1], "latency") == 0) return latency(argv[2], atoi(argv[3]));
+  if (argc >= 5 && strcmp(argv[1], "shuffle") == 0)
+    return shuffle(argv[2], atoll(argv[3]), atoi(argv[4]));
+  if (argc >= 3 && strcmp(argv[1], "tcp_limit") == 0) return tcp_limit(atoll(argv[2]));
+  if (argc >= 3 && strcmp(argv[1], "check") == 0) return check(argv[2]);
+  fprintf(stderr, "usage: cluster_bench tasks|latency|shuffle|tcp_limit|check ... (see the "
+                  "source)\n");
+  return 2;
+}
