@@ -16,7 +16,6 @@ import ctypes
 import os
 import threading
 import traceback
-from operator import itemgetter
 from typing import Any, Iterator, Optional
 
 import pyarrow as pa
@@ -164,38 +163,69 @@ def _as_array(value: object, typ: Optional[pa.DataType], length: int, what: str)
     return value
 
 
-_row_makers: dict[tuple[str, ...], Any] = {}
+class _NotARow(Exception):
+    """What the row loop raises when a result cannot give a column: the
+    result and the error, for the message."""
+
+    def __init__(self, row: object, error: BaseException) -> None:
+        super().__init__(row, error)
+        self.row, self.error = row, error
 
 
-def _row_maker(names: tuple[str, ...]) -> Any:
-    """A function of one value per column that returns the row's dict: a
-    dict display runs at twice the speed of dict(zip(names, values)). The
-    names enter the source as repr() literals, never as code."""
-    maker = _row_makers.get(names)
-    if maker is None:
+_row_loops: dict[tuple[tuple[str, ...], tuple[str, ...]], Any] = {}
+
+
+def _row_loop(names: tuple[str, ...], out: tuple[str, ...]) -> Any:
+    """The loop of map_rows for these input and output columns, compiled
+    once: each row's dict is a dict display, fn is called, and each output
+    value is appended to its column at once, all inside one function. A
+    call of a maker per row cost as much as the display, and keeping every
+    result dict alive until a second pass (a million dicts) cost more than
+    the loop itself. Names enter the source as repr() literals, never as
+    code. The try around the appends costs nothing until it catches."""
+    key = (names, out)
+    loop = _row_loops.get(key)
+    if loop is None:
         params = ", ".join(f"_{i}" for i in range(len(names)))
-        items = ", ".join(f"{name!r}: _{i}" for i, name in enumerate(names))
-        maker = eval(f"lambda {params}: {{{items}}}")  # noqa: S307 - literals only
-        _row_makers[names] = maker
-    return maker
+        display = "{" + ", ".join(f"{n!r}: _{i}" for i, n in enumerate(names)) + "}"
+        if names:
+            head = "for _0 in cols[0]:" if len(names) == 1 else f"for {params} in zip(*cols):"
+        else:
+            head = "for _ in range(n):"
+        take = [f"            a{j}(r[{n!r}])" for j, n in enumerate(out)]
+        lines = ["def loop(fn, cols, n):",
+                 f"    outs = [[] for _ in range({len(out)})]",
+                 *(f"    a{j} = outs[{j}].append" for j in range(len(out))),
+                 f"    {head}",
+                 f"        r = fn({display})",
+                 *(["        try:", *take,
+                    "        except (TypeError, KeyError, IndexError) as e:",
+                    "            raise NotARow(r, e) from None"] if out else []),
+                 "    return outs"]
+        scope: dict[str, Any] = {"NotARow": _NotARow}
+        exec(compile("\n".join(lines), "<protium map_rows>", "exec"), scope)  # noqa: S102
+        loop = scope["loop"]
+        _row_loops[key] = loop
+    return loop
 
 
 def _rows(fn: Any, batch: pa.RecordBatch, out: pa.Schema, what: str) -> pa.RecordBatch:
-    """Row at a time: dicts built from whole columns (to_pylist per column
-    is far cheaper than per row), results gathered column by column."""
-    if batch.num_columns:
-        rows = map(_row_maker(tuple(batch.schema.names)), *(c.to_pylist() for c in batch.columns))
-    else:
-        rows = ({} for _ in range(batch.num_rows))
-    results = list(map(fn, rows))
+    """Row at a time: the input columns as Python lists (to_pylist per
+    column is far cheaper than per row), one pass of the compiled loop, one
+    pyarrow conversion per output column."""
+    loop = _row_loop(tuple(batch.schema.names), tuple(out.names))
     try:
-        columns = [pa.array(list(map(itemgetter(f.name), results)), type=f.type) for f in out]
-        return pa.RecordBatch.from_arrays(columns, schema=out)
-    except (TypeError, KeyError, IndexError, pa.ArrowInvalid, pa.ArrowTypeError) as e:
-        bad = next((r for r in results if not isinstance(r, dict)), None)
-        if bad is not None:
+        values = loop(fn, [c.to_pylist() for c in batch.columns], batch.num_rows)
+    except _NotARow as e:
+        if not isinstance(e.row, dict):
             raise ResultError(f"{what}: the function must return a dict per row, "
-                              f"got {type(bad).__name__}") from None
+                              f"got {type(e.row).__name__}") from None
+        raise ResultError(f"{what}: the rows it returned do not fit "
+                          f"({_short(out)}): {type(e.error).__name__}: {e.error}") from None
+    try:
+        columns = [pa.array(v, type=f.type) for v, f in zip(values, out)]
+        return pa.RecordBatch.from_arrays(columns, schema=out)
+    except (TypeError, pa.ArrowInvalid, pa.ArrowTypeError) as e:
         raise ResultError(f"{what}: the rows it returned do not fit "
                           f"({_short(out)}): {type(e).__name__}: {e}") from None
 

@@ -263,6 +263,28 @@ def test_map_rows_odd_names_and_wrong_results(session):
         ds.map_rows(lambda r: {"t": 1}, schema="s string").count()
 
 
+def test_map_rows_returning_its_row_keeps_every_type(session):
+    # The reference is pyarrow's own round trip through Python values: the
+    # columns it can take back from to_pylist() must come back unchanged.
+    table = make_table(n=300, batch_rows=70)
+    keep = []
+    for i, field in enumerate(table.schema):
+        try:
+            back = pa.array(table.column(i).to_pylist(), type=field.type)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError,
+                OverflowError, ValueError):
+            continue
+        if back.equals(table.column(i).combine_chunks()):
+            keep.append(field.name)
+    assert len(keep) > 20
+    table = table.select(keep)
+    out = session.from_arrow(table).map_rows(lambda r: r, schema=table.schema).to_arrow()
+    assert out.equals(table)
+    # one input column and one output column (the loop's own shapes)
+    one = session.range(1000, partitions=3).map_rows(lambda r: {"y": r["id"] * 2}, "y long")
+    assert one.to_arrow().column("y").to_pylist() == [2 * i for i in range(1000)]
+
+
 class _ArrayOnly:
     """An object that speaks only __arrow_c_array__ (as nanoarrow's arrays
     and other libraries may)."""
