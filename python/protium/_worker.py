@@ -491,6 +491,32 @@ class _task_env:
                 os.environ[var] = old
 
 
+def _profiled(fn: Any) -> Any:
+    """fn, or with PT_PY_PROFILE=DIR in the environment, fn under cProfile:
+    each thread of each process that runs callbacks keeps its own profile
+    and rewrites DIR/worker-PID-THREAD.pstats after every call (read them
+    with pstats; for finding where a job's Python time goes, not for
+    production: the dump costs milliseconds)."""
+    directory = os.environ.get("PT_PY_PROFILE")
+    if not directory:
+        return fn
+    import cProfile
+
+    profiles: dict[int, cProfile.Profile] = {}
+
+    def profiled(*args: Any) -> Any:
+        ident = threading.get_ident()
+        prof = profiles.setdefault(ident, cProfile.Profile())
+        prof.enable()
+        try:
+            return fn(*args)
+        finally:
+            prof.disable()
+            prof.dump_stats(os.path.join(directory, f"worker-{os.getpid()}-{ident}.pstats"))
+
+    return profiled
+
+
 _callbacks: list[Any] = []
 
 
@@ -498,7 +524,7 @@ def register() -> int:
     """Registers the partition callback in this process (once); returns
     its address, which pt_map_partitions takes."""
     if not _callbacks:
-        cb = _lib.PARTITION_FN(_partition_cb)
+        cb = _lib.PARTITION_FN(_profiled(_partition_cb))
         _callbacks.append(cb)
         _lib.lib().pt_fn_register(PARTITION_NAME, ctypes.cast(cb, ctypes.c_void_p))
     return ctypes.cast(_callbacks[0], ctypes.c_void_p).value or 0
