@@ -368,3 +368,15 @@ def test_bad_configuration_fails_the_session_cleanly():
         pt.Session("local[1]", conf={"no.such": "1"})
     with pytest.raises(pt.ProtiumError, match=r"'executor.slots': 'x' is not an integer"):
         pt.Session("local[1]", conf={"executor.slots": "x"})
+
+
+def test_pt_py_profile_writes_the_executors_profiles(tmp_path, monkeypatch):
+    import pstats
+
+    monkeypatch.setenv("PT_PY_PROFILE", str(tmp_path))
+    with pt.Session("local[1]") as s:
+        assert s.range(100).map_in_arrow(identity, schema="id long").count() == 100
+    files = list(tmp_path.glob("worker-*-*.pstats"))
+    assert files
+    functions = {name for f in files for (_, _, name) in pstats.Stats(str(f)).stats}
+    assert "run_pipeline" in functions
