@@ -339,9 +339,14 @@ def test_map_rows_returning_its_row_keeps_every_type(session):
     table = table.select(keep)
     out = session.from_arrow(table).map_rows(lambda r: r, schema=table.schema).to_arrow()
     assert out.equals(table)
-    # one input column and one output column (the loop's own shapes)
-    one = session.range(1000, partitions=3).map_rows(lambda r: {"y": r["id"] * 2}, "y long")
-    assert one.to_arrow().column("y").to_pylist() == [2 * i for i in range(1000)]
+    # one input column and one output column (the loop's own shapes), in
+    # batches of 40,000 rows: several chunks of the loop each
+    one = session.range(80_000, partitions=2).map_rows(lambda r: {"y": r["id"] * 2}, "y long")
+    assert one.to_arrow().column("y").to_pylist() == [2 * i for i in range(80_000)]
+    late = session.range(80_000, partitions=2).map_rows(
+        lambda r: {"y": r["id"] if r["id"] != 70_000 else "bad"}, "y long")
+    with pytest.raises(pt.TaskError, match=r"rows it returned do not fit \(y int64\)"):
+        late.count()
 
 
 class _ArrayOnly:
