@@ -115,8 +115,8 @@ def protium_side(data: dict[str, Path], metrics: dict[str, float]) -> None:
             n = SIZES[size]
             src = s.read_ipc(dir)
             paths = {
-                "rows": src.map_rows(lambda r: {"x": r["x"], "f": r["f"], "y": r["x"] + 1},
-                                     schema=out_schema),
+                # y alone, as PySpark's plain UDF returns (and its select keeps)
+                "rows": src.map_rows(lambda r: {"y": r["x"] + 1}, schema="y long"),
                 "series": src.with_column("y", lambda x: x + 1, columns=["x"]),
                 "pandas": src.map_in_pandas(pandas_plus_one, schema=out_schema),
                 "arrow": src.map_in_arrow(arrow_plus_one, schema=out_schema),
