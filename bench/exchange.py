@@ -18,12 +18,14 @@ ended by sum(y). Everyone's batches have PT_BENCH_EXCHANGE_BATCH rows
 Metrics: <system>.rows_per_s.<path>.{2m,16m} (best of PT_BENCH_REPEATS,
 default 3, after a warm-up), protium.overhead_share.{pandas,arrow}.16m (time
 of the same job with an identity function over time with x + 1: the share
-outside the user's work), ratio.<path>.16m.<peer> (protium/peer), and
-limit.memcpy_gb_per_s. PT_BENCH_EXCHANGE_ROWS="a,b" replaces 2,097,152 and
-16,777,216 (the keys keep their names); PT_BENCH_EXCHANGE_PEERS=0 leaves the
-peers out; PT_BENCH_EXCHANGE_PATHS="rows,pandas" runs only those of protium's
-paths (rows, series, pandas, arrow, c) and the peers' matching ones. A peer
-that fails is reported and left out.
+outside the user's work), ratio.<path>.{2m,16m}.<peer> (protium/peer),
+limit.memcpy_gb_per_s and ratio.c_over_memcpy.16m (the C path's bytes of x
+read and y written over memcpy's; 1/3 is within 3x of memcpy bandwidth).
+PT_BENCH_EXCHANGE_ROWS="a,b" replaces 2,097,152 and 16,777,216 (the keys
+keep their names); PT_BENCH_EXCHANGE_PEERS=0 leaves the peers out;
+PT_BENCH_EXCHANGE_PATHS="rows,pandas" runs only those of protium's paths
+(rows, series, pandas, arrow, c) and the peers' matching ones. A peer that
+fails is reported and left out.
 """
 
 from __future__ import annotations
@@ -144,6 +146,11 @@ def protium_side(data: dict[str, Path], metrics: dict[str, float]) -> None:
     r = subprocess.run([str(BUILD / "bench" / "exchange_bench"), "memcpy", "256", "5"],
                        capture_output=True, text=True, check=True)
     metrics["limit.memcpy_gb_per_s"] = json.loads(r.stdout)["gb_per_s"]
+    # x + 1 reads 8 bytes and writes 8 per row, as a memcpy of 8 bytes does:
+    # 1 is memcpy's speed, 1/3 is "within 3x of memcpy bandwidth".
+    if "protium.rows_per_s.c.16m" in metrics:
+        metrics["ratio.c_over_memcpy.16m"] = (metrics["protium.rows_per_s.c.16m"] * 8 / 1e9
+                                              / metrics["limit.memcpy_gb_per_s"])
 
 
 COMMON = textwrap.dedent("""
