@@ -18,10 +18,14 @@ ended by sum(y). Everyone's batches have PT_BENCH_EXCHANGE_BATCH rows
 Metrics: <system>.rows_per_s.<path>.{2m,16m} (best of PT_BENCH_REPEATS,
 default 3, after a warm-up), protium.overhead_share.{pandas,arrow}.16m (time
 of the same job with an identity function over time with x + 1: the share
-outside the user's work), ratio.<path>.16m.<peer> (protium/peer), and
-limit.memcpy_gb_per_s. PT_BENCH_EXCHANGE_ROWS="a,b" replaces 2,097,152 and
-16,777,216 (the keys keep their names); PT_BENCH_EXCHANGE_PEERS=0 leaves the
-peers out. A peer that fails is reported and left out.
+outside the user's work), ratio.<path>.{2m,16m}.<peer> (protium/peer),
+limit.memcpy_gb_per_s and ratio.c_over_memcpy.16m (the C path's bytes of x
+read and y written over memcpy's; 1/3 is within 3x of memcpy bandwidth).
+PT_BENCH_EXCHANGE_ROWS="a,b" replaces 2,097,152 and 16,777,216 (the keys
+keep their names); PT_BENCH_EXCHANGE_PEERS=0 leaves the peers out;
+PT_BENCH_EXCHANGE_PATHS="rows,pandas" runs only those of protium's paths
+(rows, series, pandas, arrow, c) and the peers' matching ones. A peer that
+fails is reported and left out.
 """
 
 from __future__ import annotations
@@ -46,6 +50,15 @@ REPEATS = int(os.environ.get("PT_BENCH_REPEATS", "3"))
 BATCH = int(os.environ.get("PT_BENCH_EXCHANGE_BATCH", "1048576"))
 PEERS = os.environ.get("PT_BENCH_EXCHANGE_PEERS", "1") != "0"
 PEER_TIMEOUT_S = 900
+ALL_PATHS = ("rows", "series", "pandas", "arrow", "c")
+PATHS = [p for p in os.environ.get("PT_BENCH_EXCHANGE_PATHS", ",".join(ALL_PATHS)).split(",")
+         if p]
+if set(PATHS) - set(ALL_PATHS):
+    sys.exit(f"PT_BENCH_EXCHANGE_PATHS: unknown paths {sorted(set(PATHS) - set(ALL_PATHS))}; "
+             f"the paths are {','.join(ALL_PATHS)}")
+# The peers' jobs that match each of protium's paths.
+SPARK_JOBS = {"rows": ["rows"], "series": ["pandas_udf"], "pandas": ["pandas"],
+              "arrow": ["arrow_udf", "arrow"]}
 
 
 def best(fn) -> float:
@@ -104,13 +117,15 @@ def protium_side(data: dict[str, Path], metrics: dict[str, float]) -> None:
             n = SIZES[size]
             src = s.read_ipc(dir)
             paths = {
-                "rows": src.map_rows(lambda r: {"x": r["x"], "f": r["f"], "y": r["x"] + 1},
-                                     schema=out_schema),
+                # y alone, as PySpark's plain UDF returns (and its select keeps)
+                "rows": src.map_rows(lambda r: {"y": r["x"] + 1}, schema="y long"),
                 "series": src.with_column("y", lambda x: x + 1, columns=["x"]),
                 "pandas": src.map_in_pandas(pandas_plus_one, schema=out_schema),
                 "arrow": src.map_in_arrow(arrow_plus_one, schema=out_schema),
             }
             for path, ds in paths.items():
+                if path not in PATHS:
+                    continue
                 assert ds.count() == n
                 t = best(ds.count)
                 metrics[f"protium.rows_per_s.{path}.{size}"] = n / t
@@ -121,6 +136,8 @@ def protium_side(data: dict[str, Path], metrics: dict[str, float]) -> None:
                         fn, schema=out_schema)
                     ti = best(ident.count)
                     metrics[f"protium.overhead_share.{path}.16m"] = min(1.0, ti / t)
+            if "c" not in PATHS:
+                continue
             r = subprocess.run([str(BUILD / "bench" / "exchange_bench"), "c", str(dir),
                                 str(REPEATS + 1)], capture_output=True, text=True, check=True)
             t = json.loads(r.stdout)["seconds"]
@@ -129,6 +146,11 @@ def protium_side(data: dict[str, Path], metrics: dict[str, float]) -> None:
     r = subprocess.run([str(BUILD / "bench" / "exchange_bench"), "memcpy", "256", "5"],
                        capture_output=True, text=True, check=True)
     metrics["limit.memcpy_gb_per_s"] = json.loads(r.stdout)["gb_per_s"]
+    # x + 1 reads 8 bytes and writes 8 per row, as a memcpy of 8 bytes does:
+    # 1 is memcpy's speed, 1/3 is "within 3x of memcpy bandwidth".
+    if "protium.rows_per_s.c.16m" in metrics:
+        metrics["ratio.c_over_memcpy.16m"] = (metrics["protium.rows_per_s.c.16m"] * 8 / 1e9
+                                              / metrics["limit.memcpy_gb_per_s"])
 
 
 COMMON = textwrap.dedent("""
@@ -177,6 +199,8 @@ SPARK = COMMON + textwrap.dedent("""
                                .agg(F.sum("y")).collect(),
         }
         for path, job in jobs.items():
+            if path not in {spark_jobs!r}:
+                continue
             out[f"pyspark.rows_per_s.{path}.{size}"] = n / best(job)
             print(path, size, out[f"pyspark.rows_per_s.{path}.{size}"], file=sys.stderr)
     spark.stop()
@@ -196,6 +220,8 @@ RAY = COMMON + textwrap.dedent("""
         base = ray.data.range(n, override_num_blocks=2).map_batches(
             lambda b: {"x": b["id"], "f": b["id"] * 0.5}, batch_format="numpy").materialize()
         for path, fn in (("pandas", pandas_fn), ("arrow", arrow_fn)):
+            if path not in {paths!r}:
+                continue
             fmt = "pandas" if path == "pandas" else "pyarrow"
             job = lambda: base.map_batches(fn, batch_format=fmt, batch_size={batch}).sum("y")
             out[f"ray.rows_per_s.{path}.{size}"] = n / best(job)
@@ -207,6 +233,9 @@ RAY = COMMON + textwrap.dedent("""
 def peer(name: str, code: str, metrics: dict[str, float]) -> None:
     script = code.replace("{sizes!r}", repr(SIZES)).replace("{repeats}", str(REPEATS))
     script = script.replace("{batch}", str(BATCH))
+    script = script.replace("{paths!r}", repr(sorted(PATHS)))
+    script = script.replace("{spark_jobs!r}",
+                            repr(sorted(j for p in PATHS for j in SPARK_JOBS.get(p, []))))
     script = script.replace("{{", "{").replace("}}", "}")
     try:
         # Spark's Python workers must be this interpreter (pandas, pyarrow)
@@ -229,20 +258,20 @@ def main() -> None:
         for size, dir in data.items():
             write_data(SIZES[size], dir)
         protium_side(data, metrics)
-    if PEERS:
+    if PEERS and any(p in SPARK_JOBS for p in PATHS):
         peer("pyspark", SPARK, metrics)
+    if PEERS and {"pandas", "arrow"} & set(PATHS):
         peer("ray", RAY, metrics)
-    pairs = {"rows": ("pyspark", "rows"), "series": ("pyspark", "pandas_udf"),
-             "pandas": ("pyspark", "pandas"), "arrow": ("pyspark", "arrow")}
-    for path, (system, theirs) in pairs.items():
-        peer_key = f"{system}.rows_per_s.{theirs}.16m"
-        if peer_key in metrics:
-            metrics[f"ratio.{path}.16m.{system}"] = (
-                metrics[f"protium.rows_per_s.{path}.16m"] / metrics[peer_key])
-    for path in ("pandas", "arrow"):
-        if f"ray.rows_per_s.{path}.16m" in metrics:
-            metrics[f"ratio.{path}.16m.ray"] = (metrics[f"protium.rows_per_s.{path}.16m"]
-                                                / metrics[f"ray.rows_per_s.{path}.16m"])
+    # (protium's path, peer, the peer's path): ratio.<path>.<size>.<peer>
+    pairs = [("rows", "pyspark", "rows"), ("series", "pyspark", "pandas_udf"),
+             ("pandas", "pyspark", "pandas"), ("arrow", "pyspark", "arrow"),
+             ("pandas", "ray", "pandas"), ("arrow", "ray", "arrow")]
+    for size in SIZES:
+        for path, system, theirs in pairs:
+            ours, peer_key = (f"protium.rows_per_s.{path}.{size}",
+                              f"{system}.rows_per_s.{theirs}.{size}")
+            if ours in metrics and peer_key in metrics:
+                metrics[f"ratio.{path}.{size}.{system}"] = metrics[ours] / metrics[peer_key]
     print()
     for k in sorted(metrics):
         print(f"{k:45s} {metrics[k]:14.3f}")

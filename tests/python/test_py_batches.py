@@ -36,8 +36,11 @@ def check_cut(session, limit):
     assert max(rows) == limit
     assert sum(rows) == 2500
     assert first == list(range(0, 2500, limit))
-    # slices of one engine batch share its buffer: one address per source batch
-    assert len(set(got.column("address").to_pylist())) == 3
+    # slices of one engine batch share its buffer: one address per source
+    # batch (a later batch may reuse a freed one's address, so no more is said)
+    address = got.column("address").to_pylist()
+    for lo in (0, 1000, 2000):
+        assert len({a for a, f in zip(address, first) if lo <= f < lo + 1000}) == 1
 
 
 def same_results(session):

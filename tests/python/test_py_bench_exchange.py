@@ -22,7 +22,8 @@ def test_bench_exchange_reports_every_figure(tmp_path):
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     assert report["bench"] == "exchange"
     m = report["metrics"]
-    expected = {"limit.memcpy_gb_per_s", "protium.overhead_share.pandas.16m",
+    expected = {"limit.memcpy_gb_per_s", "ratio.c_over_memcpy.16m",
+                "protium.overhead_share.pandas.16m",
                 "protium.overhead_share.arrow.16m"}
     expected |= {f"protium.rows_per_s.{p}.{s}" for p in ("rows", "series", "pandas", "arrow", "c")
                  for s in ("2m", "16m")}

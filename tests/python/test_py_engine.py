@@ -79,6 +79,65 @@ def test_with_column_filter_and_map_rows_agree(session):
     assert vec.count() == len(expected)
 
 
+def test_pandas_functions_may_write_into_their_frames(session):
+    # The frames are views of the executor's read-only buffers: pandas must
+    # copy on the first write, never write into (or fail on) the engine's data.
+    def write(it):
+        for df in it:
+            df.loc[df.id % 2 == 0, "f"] = -1.0
+            df.iat[0, 0] = -7
+            df["id"] += 1
+            df.fillna({"f": 0.0}, inplace=True)
+            yield df
+
+    src = session.from_arrow(pa.table({"id": pa.array(range(1000), pa.int64()),
+                                       "f": pa.array([i / 2 for i in range(1000)])}),
+                             partitions=2)
+    for _ in range(2):  # the second run sees the source unchanged
+        out = src.map_in_pandas(write, schema="id long, f double").to_arrow()
+        ids = [i + 1 for i in range(1000)]
+        ids[0], ids[500] = -6, -6
+        assert out.column("id").to_pylist() == ids
+        assert out.column("f").to_pylist() == [-1.0 if i % 2 == 0 else i / 2
+                                               for i in range(1000)]
+
+    def bump(x):
+        if len(x):  # (also called on an empty Series, for the type)
+            x.iloc[0] = 100
+        return x * 2
+
+    out = src.with_column("z", bump, columns=["id"]).to_arrow()
+    assert out.column("z").to_pylist()[:2] == [200, 2]
+    assert out.column("id").to_pylist()[:2] == [0, 1]
+
+
+def test_pandas_results_keep_from_pandas_semantics(session):
+    # NaN is null as pandas means it, in returned and passed-through floats;
+    # integer, boolean, float32 and nullable columns convert as from_pandas.
+    table = pa.table({"f": pa.array([1.5, float("nan"), None, 4.0]),
+                      "g": pa.array([1.0, 2.0, 3.0, 4.0], pa.float32()),
+                      "b": pa.array([True, False, None, True]),
+                      "i": pa.array([1, None, 3, 4], pa.int64())})
+
+    def fn(it):
+        import numpy as np
+
+        for df in it:
+            yield df.assign(h=df.g * 2, n=np.where(df.g > 2, np.nan, df.g),
+                            k=df.g.astype("int32"))
+
+    schema = "f double, g float, b boolean, i long, h float, n double, k int"
+    out = session.from_arrow(table, partitions=1).map_in_pandas(fn, schema=schema).to_arrow()
+    expected = pa.RecordBatch.from_pandas(fn(iter([table.to_pandas()])).__next__(),
+                                          schema=out.schema, preserve_index=False)
+    assert out.to_batches()[0].equals(expected)
+    assert out.column("f").to_pylist() == [1.5, None, None, 4.0]
+    assert out.column("n").to_pylist() == [1.0, 2.0, None, None]
+    nan = session.from_arrow(table, partitions=1).with_column(
+        "z", lambda f: f * 2, columns=["f"]).to_arrow()
+    assert nan.column("z").to_pylist() == [3.0, None, None, 8.0]
+
+
 def test_with_column_infers_its_type_and_replaces_a_column(session):
     ds = session.range(10, partitions=2).with_column("id", lambda x: x / 2, columns=["id"])
     assert ds.schema.field("id").type == pa.float64()
@@ -263,6 +322,33 @@ def test_map_rows_odd_names_and_wrong_results(session):
         ds.map_rows(lambda r: {"t": 1}, schema="s string").count()
 
 
+def test_map_rows_returning_its_row_keeps_every_type(session):
+    # The reference is pyarrow's own round trip through Python values: the
+    # columns it can take back from to_pylist() must come back unchanged.
+    table = make_table(n=300, batch_rows=70)
+    keep = []
+    for i, field in enumerate(table.schema):
+        try:
+            back = pa.array(table.column(i).to_pylist(), type=field.type)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError,
+                OverflowError, ValueError):
+            continue
+        if back.equals(table.column(i).combine_chunks()):
+            keep.append(field.name)
+    assert len(keep) > 20
+    table = table.select(keep)
+    out = session.from_arrow(table).map_rows(lambda r: r, schema=table.schema).to_arrow()
+    assert out.equals(table)
+    # one input column and one output column (the loop's own shapes), in
+    # batches of 40,000 rows: several chunks of the loop each
+    one = session.range(80_000, partitions=2).map_rows(lambda r: {"y": r["id"] * 2}, "y long")
+    assert one.to_arrow().column("y").to_pylist() == [2 * i for i in range(80_000)]
+    late = session.range(80_000, partitions=2).map_rows(
+        lambda r: {"y": r["id"] if r["id"] != 70_000 else "bad"}, "y long")
+    with pytest.raises(pt.TaskError, match=r"rows it returned do not fit \(y int64\)"):
+        late.count()
+
+
 class _ArrayOnly:
     """An object that speaks only __arrow_c_array__ (as nanoarrow's arrays
     and other libraries may)."""
@@ -287,3 +373,15 @@ def test_bad_configuration_fails_the_session_cleanly():
         pt.Session("local[1]", conf={"no.such": "1"})
     with pytest.raises(pt.ProtiumError, match=r"'executor.slots': 'x' is not an integer"):
         pt.Session("local[1]", conf={"executor.slots": "x"})
+
+
+def test_pt_py_profile_writes_the_executors_profiles(tmp_path, monkeypatch):
+    import pstats
+
+    monkeypatch.setenv("PT_PY_PROFILE", str(tmp_path))
+    with pt.Session("local[1]") as s:
+        assert s.range(100).map_in_arrow(identity, schema="id long").count() == 100
+    files = list(tmp_path.glob("worker-*-*.pstats"))
+    assert files
+    functions = {name for f in files for (_, _, name) in pstats.Stats(str(f)).stats}
+    assert "run_pipeline" in functions
