@@ -10,7 +10,8 @@ apt_packages=(build-essential cmake pkg-config libcmocka-dev liblz4-dev libzstd-
               libuv1-dev libprotobuf-c-dev protobuf-c-compiler clang python3-venv valgrind
               openmpi-bin libopenmpi-dev libsnappy-dev zlib1g-dev libbrotli-dev
               postgresql-15 libpq-dev mariadb-server libmariadb-dev
-              librdkafka-dev openjdk-17-jdk-headless maven libssl-dev)
+              librdkafka-dev openjdk-17-jdk-headless maven libssl-dev
+              slurm-wlm slurm-client munge libpmix2 iproute2)
 
 missing=()
 for p in "${apt_packages[@]}"; do

@@ -441,3 +441,20 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """A test that takes `arrow_column` runs once per column of ALL_COLUMNS."""
     if "arrow_column" in metafunc.fixturenames:
         metafunc.parametrize("arrow_column", ALL_COLUMNS)
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster():
+    """One real Slurm cluster (tests/python/slurm_cluster.py) for every test
+    of the session that asks for it: munged, slurmctld and two slurmd nodes
+    in network namespaces, two fake GPUs per node. Skipped, loudly, only
+    where the machine cannot run it (no root, namespaces refused)."""
+    from slurm_cluster import start_or_skip
+
+    cluster = start_or_skip()
+    if cluster is None:
+        pytest.skip("SLURM TESTS SKIPPED: see the message above")
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
