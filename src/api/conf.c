@@ -70,6 +70,10 @@ static const pt__conf_key KEYS[] = {
      "net.transport = tcp: auto (read map output from the local disk when it is there, else "
      "from its executor's block server) or remote (always over TCP unless this executor wrote "
      "it: one machine behaving as many)", "auto|remote"},
+    {"slurm.executors", "auto", PT__CONF_CHOICE, 0,
+     "master slurm: node (one executor per node of the allocation, its CPUs and GPUs), task "
+     "(one per task, each a step with its own CPUs and --gpus-per-task GPUs) or auto (task "
+     "when the allocation has --gpus-per-task, else node)", "auto|node|task"},
     {"arrow.max_records_per_batch", "0", PT__CONF_INT, 0,
      "Python functions get batches of at most this many rows (bigger ones are cut into "
      "zero-copy slices); 0 = the source's batches as they are", NULL},

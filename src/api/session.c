@@ -34,7 +34,8 @@ static int parse_master(const char *master, int *n, pt_error *err) {
                       "master '%s': the number of executors must be an integer from 1 to 4096 "
                       "or *, as in local[4] or local[*]", master);
   }
-  return pt__errorf(err, PT_EINVAL, "master '%s' is not supported; use local[N]", master);
+  return pt__errorf(err, PT_EINVAL, "master '%s' is not supported; use local[N] or slurm",
+                    master);
 }
 
 /* PROTIUM_NET_TRANSPORT=tcp puts every session of the process on TCP
@@ -64,15 +65,33 @@ int pt_session_open(const char *master, const pt_conf *conf, pt_session **out, p
                       "session: this process was started as a protium executor but is running "
                       "main(); include protium.h in the program (its constructor serves tasks) "
                       "and build with GCC or clang");
+  /* No master: the environment's (protium submit --slurm sets it for the
+   * job it submits), else one executor per core. */
+  if (!master || !*master) master = getenv("PROTIUM_MASTER");
+  if (master && !*master) master = NULL;
   int n_exec = 1;
-  PT_RETURN_NOT_OK(parse_master(master, &n_exec, err));
+  int slurm = master && strcmp(master, "slurm") == 0;
+  if (!slurm) PT_RETURN_NOT_OK(parse_master(master, &n_exec, err));
   int rc = PT_OK;
+  pt__slurm *alloc = NULL;
   pt_session *s = pt__calloc(1, sizeof *s);
   if (!s) return pt__errorf(err, PT_ENOMEM, "session: out of memory");
   atomic_init(&s->next_input, 0);
   pthread_mutex_init(&s->jobs_mu, NULL);
   rc = pt__conf_copy(conf, &s->conf, err);
   if (rc != PT_OK) goto free_session;
+  char advertise[64] = "";
+  if (slurm) {
+    /* Executors on the allocation's nodes, over TCP (srun carries the
+     * secret in the environment); they connect to this host's address on
+     * the nodes' network unless driver.host names one. */
+    rc = pt__slurm_open(pt_conf_get(s->conf, "slurm.executors"), &alloc, &n_exec, err);
+    if (rc != PT_OK) goto free_session;
+    if (strcmp(pt_conf_get(s->conf, "driver.host"), "127.0.0.1") == 0) {
+      rc = pt__slurm_driver_host(alloc, advertise, sizeof advertise, err);
+      if (rc != PT_OK) goto free_session;
+    }
+  }
 
   const char *local = pt_conf_get(s->conf, "local.dir");
   size_t len = strlen(local) + 64;
@@ -100,7 +119,14 @@ int pt_session_open(const char *master, const pt_conf *conf, pt_session **out, p
     if (strcmp(keys[i].name, "shuffle.fetch") == 0 && fetch_forced()) kv_values[i] = "remote";
   }
   pt__res_spec specs[16];
-  size_t n_specs = pt__conf_resources(s->conf, specs, 16);
+  size_t n_specs = pt__conf_resources(s->conf, specs, 15);
+  if (slurm) {
+    /* Each executor reports the GPUs Slurm gave it; every seat has the
+     * pool, empty until then. */
+    size_t i = 0;
+    while (i < n_specs && strcmp(specs[i].name, "gpu") != 0) i++;
+    if (i == n_specs) specs[n_specs++] = (pt__res_spec){.name = "gpu", .addresses = ""};
+  }
   pt__driver_opts o = {
       .session_dir = s->dir,
       .n_executors = n_exec,
@@ -125,8 +151,10 @@ int pt_session_open(const char *master, const pt_conf *conf, pt_session **out, p
       .n_conf = n_keys < 64 ? n_keys : 64,
       .conf_keys = kv_keys,
       .conf_values = kv_values,
-      .tcp = strcmp(pt_conf_get(s->conf, "net.transport"), "tcp") == 0 || tcp_forced(),
-      .driver_host = pt_conf_get(s->conf, "driver.host"),
+      .tcp = strcmp(pt_conf_get(s->conf, "net.transport"), "tcp") == 0 || tcp_forced() || slurm,
+      .driver_host = advertise[0] ? "" : pt_conf_get(s->conf, "driver.host"),
+      .advertise_host = advertise[0] ? advertise : NULL,
+      .slurm = alloc,
       .driver_port = (int)pt__conf_int(s->conf, "driver.port"),
       .secret_file = pt_conf_get(s->conf, "auth.secret_file"),
   };
@@ -135,6 +163,7 @@ int pt_session_open(const char *master, const pt_conf *conf, pt_session **out, p
                     "(0 = any free port)", o.driver_port);
     goto remove_dir;
   }
+  alloc = NULL; /* the driver's now, also when it fails to start */
   rc = pt__driver_start(&o, &s->driver, err);
   if (rc != PT_OK) goto remove_dir;
   *out = s;
@@ -143,6 +172,7 @@ int pt_session_open(const char *master, const pt_conf *conf, pt_session **out, p
 remove_dir:
   pt__rm_rf(s->dir);
 free_session:
+  pt__slurm_free(alloc);
   pt_conf_free(s->conf);
   pt__free(s->dir);
   pthread_mutex_destroy(&s->jobs_mu);

@@ -78,6 +78,7 @@ typedef struct executor {
   int fd;                 /* the driver connection (blocking) */
   pt__exec_env env;
   int slots;
+  int slurm;              /* started by srun (PROTIUM_EXECUTOR_SLURM): node name, GPUs, CPUs from Slurm */
   int64_t heartbeat_ms;
 
   pthread_mutex_t mu;
@@ -902,9 +903,36 @@ static int keep_resources(executor *x, const Protium__Welcome *w, pt_error *err)
   return PT_OK;
 }
 
+/* Under Slurm (PROTIUM_EXECUTOR_SLURM): the GPUs of this step, as Slurm
+ * says in the first of these variables that is set. */
+static const char *slurm_gpus(void) {
+  static const char *const vars[] = {"CUDA_VISIBLE_DEVICES", "SLURM_STEP_GPUS", "SLURM_JOB_GPUS"};
+  for (int i = 0; i < 3; i++) {
+    const char *v = getenv(vars[i]);
+    if (v && *v) return v;
+  }
+  return NULL;
+}
+
 static int handshake(executor *x, pt__frame_decoder *d, pt_error *err) {
   char host[256] = "";
   gethostname(host, sizeof host - 1);
+  /* Slurm's name of the node: what task_infos and barrier placement
+   * compare (nodes may share a hostname, as in the tests' namespaces). */
+  const char *node = x->slurm ? getenv("SLURMD_NODENAME") : NULL;
+  if (node && *node) snprintf(host, sizeof host, "%s", node);
+  Protium__Resource gpu = PROTIUM__RESOURCE__INIT, *gpu_ptr = &gpu;
+  char gpu_list[1024] = "", *gpu_addrs[64];
+  const char *gl = x->slurm ? slurm_gpus() : NULL;
+  if (gl) {
+    snprintf(gpu_list, sizeof gpu_list, "%s", gl);
+    char *save = NULL;
+    for (char *t = strtok_r(gpu_list, ",", &save); t && gpu.n_addresses < 64;
+         t = strtok_r(NULL, ",", &save))
+      gpu_addrs[gpu.n_addresses++] = t;
+    gpu.name = (char *)"gpu";
+    gpu.addresses = gpu_addrs;
+  }
   Protium__Hello hello;
   protium__hello__init(&hello);
   hello.protocol_version = PT__PROTOCOL_VERSION;
@@ -914,6 +942,10 @@ static int handshake(executor *x, pt__frame_decoder *d, pt_error *err) {
   hello.host = host;
   hello.local_dir = (char *)x->env.local_dir;
   if (x->blocks) hello.block_address = (char *)pt__block_server_address(x->blocks);
+  if (gpu.n_addresses > 0) {
+    hello.n_resources = 1;
+    hello.resources = &gpu_ptr;
+  }
   pt_buf out = {0};
   int rc = pt__frame_append(&out, PT__MSG_HELLO, &hello.base, err);
   if (rc == PT_OK) rc = pt__write_all(x->fd, out.data, out.len, err);
@@ -943,15 +975,31 @@ int pt__executor_main(void) {
    * stack frame may live where LeakSanitizer does not look). */
   static executor x;
   memset(&x, 0, sizeof x);
+  pt_error err0 = {0};
   x.fd = -1;
   char *sock = take_env("PROTIUM_EXECUTOR_SOCKET");
   char *id = take_env("PROTIUM_EXECUTOR_ID");
   char *slots = take_env("PROTIUM_EXECUTOR_SLOTS");
   char *dir = take_env("PROTIUM_EXECUTOR_DIR");
   char *secret_hex = take_env("PROTIUM_EXECUTOR_SECRET");
+  char *slurm = take_env("PROTIUM_EXECUTOR_SLURM");
   x.env.executor_id = id ? strtoll(id, NULL, 10) : 0;
   x.env.local_dir = dir;
   x.slots = slots ? atoi(slots) : 1;
+  if (slurm) {
+    /* A step of a Slurm allocation: as many slots as CPUs Slurm gave it
+     * (its node's share, or its task's). */
+    const char *cpus = getenv(strcmp(slurm, "task") == 0 ? "SLURM_CPUS_PER_TASK"
+                                                         : "SLURM_CPUS_ON_NODE");
+    if (cpus && atoi(cpus) > 0) x.slots = atoi(cpus);
+    x.slurm = 1;
+    pt__free(slurm);
+    /* Its directory, on a node that need not share the driver's disk. */
+    if (dir && pt__mkdirs(dir, &err0) != PT_OK) {
+      logf_(&x, "%s", err0.message);
+      return 1;
+    }
+  }
   if (x.slots < 1) x.slots = 1;
   pt__free(id);
   pt__free(slots);

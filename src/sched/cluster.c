@@ -284,20 +284,30 @@ static int exec_spawn(pt__driver *d, pt_error *err) {
 /* The local backend: executors are this program, spawned with uv_spawn; the
  * loop's exit callback reports their end. */
 
-static int local_start(pt__driver *d, pt__executor *ex, pt_error *err) {
+static int dropped(const char *var, const char *const *drop) {
+  for (; drop && *drop; drop++)
+    if (strncmp(var, *drop, strlen(*drop)) == 0) return 1;
+  return 0;
+}
+
+int pt__cluster_spawn(pt__driver *d, pt__executor *ex, const char *const *prefix,
+                      const char *const *drop, const char *const *extra, pt_error *err) {
   char buf[2][64];
   /* Environment: ours plus the four PROTIUM_EXECUTOR_* variables. */
   extern char **environ;
-  size_t n_env = 0;
+  size_t n_env = 0, n_prefix = 0, n_extra = 0;
   while (environ[n_env]) n_env++;
-  char **env = pt__calloc(n_env + 8, sizeof *env);
+  while (prefix && prefix[n_prefix]) n_prefix++;
+  while (extra && extra[n_extra]) n_extra++;
+  char **env = pt__calloc(n_env + n_extra + 8, sizeof *env);
+  char **args = pt__calloc(n_prefix + 8, sizeof *args);
   const char *where = d->connect_addr ? d->connect_addr : d->sock_path;
   char *sock_var = pt__malloc(strlen(where) + 32);
   char secret_var[32 + 2 * PT__SECRET_MAX] = "";
   char *dir_var = pt__malloc(strlen(ex->dir) + 32);
   char *san[2] = {NULL, NULL};
   int rc = PT_OK;
-  if (!env || !sock_var || !dir_var) {
+  if (!env || !args || !sock_var || !dir_var) {
     rc = pt__errorf(err, PT_ENOMEM, "out of memory");
     goto free_env;
   }
@@ -316,8 +326,10 @@ static int local_start(pt__driver *d, pt__executor *ex, pt_error *err) {
     if (strncmp(environ[i], "PROTIUM_EXECUTOR_", 17) != 0 &&
         strncmp(environ[i], "PROTIUM_SECRET=", 15) != 0 &&
         !(san[0] && strncmp(environ[i], "ASAN_OPTIONS=", 13) == 0) &&
-        !(san[1] && strncmp(environ[i], "UBSAN_OPTIONS=", 14) == 0))
+        !(san[1] && strncmp(environ[i], "UBSAN_OPTIONS=", 14) == 0) &&
+        !dropped(environ[i], drop))
       env[k++] = environ[i];
+  for (size_t i = 0; i < n_extra; i++) env[k++] = (char *)extra[i];
   sprintf(sock_var, "PROTIUM_EXECUTOR_SOCKET=%s", where);
   sprintf(dir_var, "PROTIUM_EXECUTOR_DIR=%s", ex->dir);
   snprintf(buf[0], sizeof buf[0], "PROTIUM_EXECUTOR_ID=%lld", (long long)ex->id);
@@ -345,16 +357,25 @@ static int local_start(pt__driver *d, pt__executor *ex, pt_error *err) {
   /* A configured command (executor.command: a Python driver's executor is
    * the Python package's, not the interpreter started bare) goes through
    * the shell so that its quoting is the shell's; exec keeps the pid. */
-  char sh_name[] = "sh", sh_c[] = "-c";
-  char *args[] = {argv0, NULL};
-  char *sh_args[] = {sh_name, sh_c, d->command, NULL};
+  char sh_name[] = "sh", sh_c[] = "-c", sh_path[] = "/bin/sh";
+  size_t a = 0;
+  for (size_t i = 0; i < n_prefix; i++) args[a++] = (char *)prefix[i];
+  if (d->command) {
+    args[a++] = n_prefix ? sh_path : sh_name;
+    args[a++] = sh_c;
+    args[a++] = d->command;
+  } else {
+    /* Behind a prefix (srun) the program is named by its path. */
+    args[a++] = n_prefix ? self_exe : argv0;
+  }
+  args[a] = NULL;
   uv_stdio_container_t stdio[3] = {
       {.flags = UV_IGNORE}, {.flags = UV_INHERIT_FD, .data.fd = 1},
       {.flags = UV_INHERIT_FD, .data.fd = 2}};
   uv_process_options_t po = {0};
   po.exit_cb = exit_cb;
-  po.file = d->command ? "/bin/sh" : self_exe;
-  po.args = d->command ? sh_args : args;
+  po.file = n_prefix ? prefix[0] : d->command ? "/bin/sh" : self_exe;
+  po.args = args;
   po.env = env;
   po.stdio = stdio;
   po.stdio_count = 3;
@@ -362,7 +383,8 @@ static int local_start(pt__driver *d, pt__executor *ex, pt_error *err) {
   int uvrc = uv_spawn(&d->loop, &ex->proc, &po);
   if (uvrc != 0) {
     rc = pt__errorf(err, PT_EIO, "cannot start executor %lld (%s): %s", (long long)ex->id,
-                    d->command ? d->command + 5 : self_exe, uv_strerror(uvrc));
+                    n_prefix ? prefix[0] : d->command ? d->command + 5 : self_exe,
+                    uv_strerror(uvrc));
     ex->state = PT__EXEC_LOST;
     ex->exited = 1;
     uv_close((uv_handle_t *)&ex->proc, proc_close_cb);
@@ -373,6 +395,7 @@ static int local_start(pt__driver *d, pt__executor *ex, pt_error *err) {
 free_env:
   OPENSSL_cleanse(secret_var, sizeof secret_var);
   pt__free(env);
+  pt__free(args);
   pt__free(san[0]);
   pt__free(san[1]);
   pt__free(sock_var);
@@ -380,10 +403,16 @@ free_env:
   return rc;
 }
 
-static void local_kill(pt__executor *ex) {
+static int local_start(pt__driver *d, pt__executor *ex, pt_error *err) {
+  return pt__cluster_spawn(d, ex, NULL, NULL, NULL, err);
+}
+
+void pt__cluster_kill_process(pt__executor *ex) {
   /* pid 0 would be our own process group */
   if (!ex->exited && ex->pid > 0) uv_process_kill(&ex->proc, SIGKILL);
 }
+
+static void local_kill(pt__executor *ex) { pt__cluster_kill_process(ex); }
 
 static const pt__backend local_backend = {"local", local_start, local_kill};
 
@@ -438,6 +467,7 @@ void pt__cluster_lose(pt__executor *ex, const char *cause, int64_t timed_out_tas
   if (ex->state == PT__EXEC_LOST) return;
   int was_ready = ex->state == PT__EXEC_READY;
   ex->state = PT__EXEC_LOST;
+  pt__slurm_on_lost(ex);
   d->backend->kill(ex);
   if (ex->conn) conn_close(ex->conn);
   ex->out.len = 0;
@@ -538,6 +568,12 @@ static void on_hello(pt__driver_conn *c, const Protium__Hello *h) {
   ex->block_address = h->block_address && *h->block_address ? pt__strdup(h->block_address) : NULL;
   ex->last_seen_ns = uv_hrtime();
   d->start_failures = 0;
+  /* Slurm: the GPUs its step was given are its seat's (the seat's last
+   * executor is lost, and with it every grant). */
+  if (d->slurm && ex->res && pt__res_ledger_set(ex->res, h->resources, h->n_resources, NULL) != PT_OK) {
+    pt__cluster_lose(ex, "out of memory", 0, NULL);
+    return;
+  }
 
   Protium__Welcome w = PROTIUM__WELCOME__INIT;
   Protium__ConfEntry entries[64], *ptrs[64];
@@ -1011,7 +1047,8 @@ static int submit_turn(pt__driver *d) {
 /* net.transport = tcp: listens on host:port (port 0: any free one) and
  * keeps the address executors connect to, the loopback one of the family
  * when host is a wildcard. */
-static int tcp_listen(pt__driver *d, const char *host, int port, pt_error *err) {
+static int tcp_listen(pt__driver *d, const char *host, int port, const char *advertise,
+                      pt_error *err) {
   char service[16];
   snprintf(service, sizeof service, "%d", port);
   struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
@@ -1049,6 +1086,7 @@ static int tcp_listen(pt__driver *d, const char *host, int port, pt_error *err) 
     else inet_ntop(AF_INET, &a->sin_addr, name, sizeof name);
     bound = ntohs(a->sin_port);
   }
+  if (advertise && *advertise) snprintf(name, sizeof name, "%s", advertise);
   char addr[INET6_ADDRSTRLEN + 16];
   pt__addr_join(name, bound, addr, sizeof addr);
   d->connect_addr = pt__malloc(strlen(addr) + 8);
@@ -1080,6 +1118,7 @@ static void driver_free(pt__driver *d) {
   pt__free(d->command);
   pt__free(d->sock_path);
   pt__free(d->connect_addr);
+  pt__slurm_free(d->slurm);
   OPENSSL_cleanse(&d->secret, sizeof d->secret);
   if (d->wake_fd >= 0) close(d->wake_fd);
   pthread_mutex_destroy(&d->mu);
@@ -1092,14 +1131,19 @@ int pt__driver_start(const pt__driver_opts *opts, pt__driver **out, pt_error *er
   int rc = PT_OK;
   *out = NULL;
   pt__driver *d = pt__calloc(1, sizeof *d);
-  if (!d) return pt__errorf(err, PT_ENOMEM, "session: out of memory");
+  if (!d) {
+    pt__slurm_free(opts->slurm);
+    return pt__errorf(err, PT_ENOMEM, "session: out of memory");
+  }
   pthread_mutex_init(&d->mu, NULL);
   pthread_mutex_init(&d->loop_mu, NULL);
   pthread_cond_init(&d->cv, NULL);
   d->wake_fd = -1;
   d->opts = *opts;
   if (d->opts.start_timeout_ms <= 0) d->opts.start_timeout_ms = 30000;
-  d->backend = &local_backend;
+  d->backend = opts->slurm ? &pt__slurm_backend : &local_backend;
+  d->slurm = opts->slurm;
+  d->opts.slurm = NULL;
   d->free_task = -1;
   atomic_init(&d->next_id, 1);
   atomic_init(&d->next_job_id, 1);
@@ -1114,6 +1158,7 @@ int pt__driver_start(const pt__driver_opts *opts, pt__driver **out, pt_error *er
   }
   d->opts.command = NULL;
   d->opts.driver_host = NULL;
+  d->opts.advertise_host = NULL;
   d->opts.secret_file = NULL;
   if (opts->tcp) {
     int generated;
@@ -1191,7 +1236,7 @@ int pt__driver_start(const pt__driver_opts *opts, pt__driver **out, pt_error *er
   d->prep.data = d;
   uv_prepare_start(&d->prep, prepare_cb);
   if (opts->tcp) {
-    rc = tcp_listen(d, opts->driver_host, opts->driver_port, err);
+    rc = tcp_listen(d, opts->driver_host, opts->driver_port, opts->advertise_host, err);
     if (rc != PT_OK) goto close_loop;
   } else {
     uv_pipe_init(&d->loop, &d->server, 0);

@@ -565,6 +565,33 @@ oom:
   return pt__errorf(err, PT_ENOMEM, "resources: out of memory");
 }
 
+int pt__res_ledger_set(pt__res_ledger *l, Protium__Resource *const *r, size_t n, pt_error *err) {
+  for (size_t k = 0; k < n; k++) {
+    int32_t i = 0;
+    while (i < l->n && strcmp(l->pools[i].name, r[k]->name ? r[k]->name : "") != 0) i++;
+    if (i == l->n) continue;
+    int32_t m = (int32_t)r[k]->n_addresses;
+    char **addrs = pt__calloc((size_t)(m ? m : 1), sizeof *addrs);
+    int32_t *used = pt__calloc((size_t)(m ? m : 1), sizeof *used);
+    int ok = addrs && used;
+    for (int32_t a = 0; a < m && ok; a++) ok = (addrs[a] = pt__strdup(r[k]->addresses[a])) != NULL;
+    if (!ok) {
+      pt__res_strings_free(addrs, m);
+      pt__free(used);
+      return pt__errorf(err, PT_ENOMEM, "resources: out of memory");
+    }
+    pt__res_pool *p = &l->pools[i];
+    pt__res_strings_free(p->addrs, p->n);
+    pt__free(p->used);
+    p->addrs = addrs;
+    p->used = used;
+    p->n = m;
+    p->n_free = m;
+    p->low_free = 0;
+  }
+  return PT_OK;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Ledger */
 

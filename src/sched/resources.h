@@ -79,6 +79,11 @@ int pt__res_discover(const pt__res_spec *specs, size_t n_specs, int n_seats, int
                      pt__res_ledger **out, pt_error *err);
 void pt__res_ledgers_free(pt__res_ledger *l, int n_seats);
 
+/* Gives the pools of l named in r (n reports, an executor's Hello) the
+ * addresses reported: what a cluster manager gave that executor (Slurm's
+ * GPUs). Names l has no pool of are ignored; l must hold no grant. */
+int pt__res_ledger_set(pt__res_ledger *l, Protium__Resource *const *r, size_t n, pt_error *err);
+
 /* Parses Spark's discovery output {"name": "gpu", "addresses": ["0", "1"]}.
  * On PT_OK the caller owns *name and *addrs (each string and the array;
  * free with pt__res_strings_free). */

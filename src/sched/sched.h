@@ -20,6 +20,7 @@
 #include "sched/resources.h"
 
 typedef struct pt__driver pt__driver;
+typedef struct pt__slurm pt__slurm;
 
 /* ------------------------------------------------------------------------ */
 /* Dataset nodes. Immutable once made; reference-counted (the user's handles
@@ -146,6 +147,12 @@ typedef struct pt__driver_opts {
   const char *driver_host;
   int driver_port;
   const char *secret_file;
+  /* tcp: the address executors are told to connect to; NULL = the one
+   * listened on. Borrowed. */
+  const char *advertise_host;
+  /* master "slurm": the allocation (pt__slurm_open); the driver takes it
+   * over, also when its start fails. NULL = the local backend. */
+  pt__slurm *slurm;
 } pt__driver_opts;
 
 /* Starts the driver thread and the executors; returns once every executor
@@ -362,6 +369,7 @@ typedef struct pt__executor {
   int32_t units;                  /* cpus of the tasks in flight (each >= 1) */
   int32_t n_multi;                /* tasks in flight of more than one cpu */
   int32_t seat;                   /* its share of the host's resources: d->res[seat] */
+  int32_t node;                   /* slurm: index of its node in the allocation; else 0 */
   pt__res_ledger *res;            /* borrowed: d->res + seat */
 } pt__executor;
 
@@ -380,6 +388,7 @@ typedef struct pt__backend {
 struct pt__driver {
   /* Set before the thread starts, then read-only. */
   const pt__backend *backend;
+  pt__slurm *slurm;               /* owned; NULL unless the slurm backend (its strikes: loop_mu) */
   pt__driver_opts opts;           /* strings point into the copies below */
   char *session_dir;
   char *command;                 /* owned copy of opts.command; NULL = this program */
@@ -450,6 +459,36 @@ void pt__cluster_lose(pt__executor *ex, const char *cause, int64_t timed_out_tas
 void pt__cluster_lose_unreachable(pt__driver *d, int64_t exec_id, const pt__executor *reporter);
 /* Wakes the user thread waiting for job (which then owns it). */
 void pt__driver_job_done(pt__driver *d, pt__job *job);
+
+/* Starts executor ex's process: prefix (NULL-terminated, may be NULL) then
+ * this program or executor.command, with the driver's environment less the
+ * variables starting with an entry of drop (NULL-terminated, may be NULL),
+ * plus extra and the PROTIUM_EXECUTOR_* variables. Sets ex->pid; its exit
+ * is reported through the loop (an executor lost). */
+int pt__cluster_spawn(pt__driver *d, pt__executor *ex, const char *const *prefix,
+                      const char *const *drop, const char *const *extra, pt_error *err);
+/* SIGKILL to the process pt__cluster_spawn started, unless it is gone. */
+void pt__cluster_kill_process(pt__executor *ex);
+
+/* slurm.c */
+extern const pt__backend pt__slurm_backend;
+/* Reads the allocation from the environment (SLURM_JOB_ID, the node list,
+ * tasks per node, GPUs per task). mode: slurm.executors (auto, node,
+ * task). On PT_OK the caller owns *out (pt__slurm_free) and *n_executors
+ * is how many executors it holds. */
+int pt__slurm_open(const char *mode, pt__slurm **out, int *n_executors, pt_error *err);
+void pt__slurm_free(pt__slurm *s);
+/* The address of this host on the way to the allocation's first node,
+ * into out: what executors connect to. */
+int pt__slurm_driver_host(const pt__slurm *s, char *out, size_t cap, pt_error *err);
+/* A loss while the session runs counts against the executor's node (loop_mu). */
+void pt__slurm_on_lost(pt__executor *ex);
+/* Expands Slurm's compressed node list ("pn[1-3,07],gpu01") into names: on
+ * PT_OK the caller owns *out (pt__res_strings_free). */
+int pt__slurm_hostlist(const char *list, char ***out, int32_t *n, pt_error *err);
+/* Expands "2(x3),1" into n counts; anything else, or another number of
+ * counts, is PT_EFORMAT. */
+int pt__slurm_counts(const char *spec, int32_t *out, int32_t n, pt_error *err);
 
 /* scheduler.c (loop_mu held) */
 void pt__sched_submit(pt__driver *d, pt__job *job);

@@ -269,7 +269,7 @@ static void test_master_errors(void **state) {
   pt_session *s = NULL;
   pt_error err = {0};
   assert_int_equal(pt_session_open("yarn", NULL, &s, &err), PT_EINVAL);
-  assert_string_equal(err.message, "master 'yarn' is not supported; use local[N]");
+  assert_string_equal(err.message, "master 'yarn' is not supported; use local[N] or slurm");
   assert_int_equal(pt_session_open("local[0]", NULL, &s, &err), PT_EINVAL);
   assert_non_null(strstr(err.message, "master 'local[0]'"));
   assert_int_equal(pt_session_open("local[x]", NULL, &s, &err), PT_EINVAL);
