@@ -13,8 +13,12 @@ enum { CLI_OK = 0, CLI_FAILED = 1, CLI_USAGE = 2 };
 /* `protium cat FILE [--schema] [--limit N]`; argv[0] is "cat". */
 int pt__cli_cat(int argc, char **argv);
 
-/* `protium demo [DIR]`; argv[0] is "demo". */
+/* `protium demo [--master M] [DIR]`; argv[0] is "demo". */
 int pt__cli_demo(int argc, char **argv);
+
+/* `protium submit --slurm [options] PROGRAM [ARGS]`; argv[0] is "submit".
+ * Returns the job's exit status. */
+int pt__cli_submit(int argc, char **argv);
 
 /* Opens path ("-": standard input) as a stream of batches: a Parquet file
  * (by its PAR1 magic) or an Arrow IPC stream or file. On PT_OK the caller

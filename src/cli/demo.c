@@ -155,8 +155,15 @@ static void show_rows(const char *dir, int64_t n) {
 }
 
 int pt__cli_demo(int argc, char **argv) {
-  if (argc > 2) {
-    fprintf(stderr, "protium: demo: usage: protium demo [DIR]\n");
+  const char *master = "local[2]";
+  if (argc >= 3 && strcmp(argv[1], "--master") == 0) {
+    /* --master slurm: the same pipeline on a Slurm allocation's nodes */
+    master = argv[2];
+    argc -= 2;
+    argv += 2;
+  }
+  if (argc > 2 || (argc == 2 && argv[1][0] == '-')) {
+    fprintf(stderr, "protium: demo: usage: protium demo [--master MASTER] [DIR]\n");
     return CLI_USAGE;
   }
   char tmp[4096];
@@ -180,14 +187,14 @@ int pt__cli_demo(int argc, char **argv) {
   printf("protium demo: range -> map_batches -> repartition by key -> write_ipc -> read back\n");
   double t0 = now_ms();
   step = "open a session";
-  if (pt_session_open("local[2]", NULL, &s, &err) != PT_OK) goto done;
+  if (pt_session_open(master, NULL, &s, &err) != PT_OK) goto done;
   pt_executor_info info[2];
   int64_t n_exec = 0;
   step = "list executors";
   if (pt_session_executors(s, info, 2, &n_exec, &err) != PT_OK) goto done;
-  printf("  session    local[2]: %lld executor processes (pids %lld, %lld) ready in %.1f ms\n",
-         (long long)n_exec, (long long)info[0].pid, (long long)(n_exec > 1 ? info[1].pid : 0),
-         now_ms() - t0);
+  printf("  session    %s: %lld executor processes (pids %lld, %lld) ready in %.1f ms\n",
+         master, (long long)n_exec, (long long)info[0].pid,
+         (long long)(n_exec > 1 ? info[1].pid : 0), now_ms() - t0);
 
   step = "plan";
   if (enriched_schema(&schema, &err) != PT_OK ||

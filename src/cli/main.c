@@ -18,10 +18,17 @@ static const char usage_text[] =
     "                                       lines (FILE - reads standard input);\n"
     "                                       --schema prints the schema instead,\n"
     "                                       --limit N stops after N rows\n"
-    "  demo [DIR]                           run the demo pipeline on local[2]: range ->\n"
-    "                                       map_batches -> repartition by key ->\n"
-    "                                       write_ipc (to DIR, kept; default a temporary\n"
-    "                                       directory) -> read back, count and check\n"
+    "  demo [--master M] [DIR]              run the demo pipeline on local[2] (or master\n"
+    "                                       M, e.g. slurm): range -> map_batches ->\n"
+    "                                       repartition by key -> write_ipc (to DIR, kept;\n"
+    "                                       default a temporary directory) -> read back,\n"
+    "                                       count and check\n"
+    "  submit --slurm [-N NODES] [-n TASKS] [--gpus-per-node G] [--gpus-per-task G]\n"
+    "         [--time T] [--partition P] PROGRAM [ARGS]\n"
+    "                                       submit PROGRAM (a .py file runs with\n"
+    "                                       $PROTIUM_PYTHON, default python3) as a Slurm\n"
+    "                                       batch job with PROTIUM_MASTER=slurm, stream its\n"
+    "                                       output (slurm-ID.out) and exit with its status\n"
     "  help                                 print this help\n";
 
 int pt__cli_write_stdout(const void *data, size_t len) {
@@ -62,6 +69,7 @@ int main(int argc, char **argv) {
   }
   if (strcmp(cmd, "cat") == 0) return pt__cli_cat(argc - 1, argv + 1);
   if (strcmp(cmd, "demo") == 0) return pt__cli_demo(argc - 1, argv + 1);
+  if (strcmp(cmd, "submit") == 0) return pt__cli_submit(argc - 1, argv + 1);
 
   fprintf(stderr, "protium: unknown command '%s'\n\n%s", cmd, usage_text);
   return CLI_USAGE;
