@@ -1,6 +1,8 @@
 /* barrier_mpi.c — a hybrid job: a barrier stage whose partition 0 writes an
  * MPI hostfile from the task infos and runs an OpenMPI program
- * (examples/mpi/allreduce.c: MPI_Allreduce across N ranks) with mpirun,
+ * (examples/mpi/allreduce.c: MPI_Allreduce across N ranks) with mpirun —
+ * or, inside a Slurm allocation (master "slurm", one task per executor),
+ * with `srun --mpi=pmix` on the tasks' nodes, no SSH between them —
  * while the other tasks wait at barrier(); the result reaches every task by
  * all_gather and comes out as the stage's rows. With "fail" as its second
  * argument the MPI program crashes in the first attempt: the stage runs
@@ -69,13 +71,31 @@ static int run_mpirun(const pt_task_context *ctx, const mpi_arg *a, int64_t *res
   int fail = a->fail_first && pt_ctx_stage_attempt(ctx) == 0;
   char *argv[] = {PT_MPIRUN, "--allow-run-as-root", "--oversubscribe", "-np", np,
                   "--hostfile", hostfile, PT_MPI_PROGRAM, out, fail ? "fail" : "ok", NULL};
+  /* Under Slurm: a step of the allocation on the tasks' nodes, sharing
+   * their CPUs (--overlap); Slurm's PMIx plugin wires the ranks up. */
+  char nodes[32], nodelist[4096] = "--nodelist=";
+  int n_nodes = 0;
+  for (int64_t i = 0; i < n; i++) {
+    int64_t first = 0;
+    while (strcmp(infos[first].host, infos[i].host) != 0) first++;
+    if (first < i) continue;
+    if (n_nodes++) strncat(nodelist, ",", sizeof nodelist - strlen(nodelist) - 1);
+    strncat(nodelist, infos[i].host, sizeof nodelist - strlen(nodelist) - 1);
+  }
+  snprintf(nodes, sizeof nodes, "--nodes=%d", n_nodes);
+  char ntasks[40];
+  snprintf(ntasks, sizeof ntasks, "--ntasks=%lld", (long long)n);
+  char *srun_argv[] = {"srun", "--mpi=pmix", "--overlap", "--quiet", nodes, ntasks, nodelist,
+                       PT_MPI_PROGRAM, out, fail ? "fail" : "ok", NULL};
+  int slurm = getenv("SLURM_JOB_ID") != NULL;
   pid_t pid;
-  if (posix_spawn(&pid, PT_MPIRUN, NULL, NULL, argv, environ) != 0)
-    return failf(err, PT_EIO, "cannot start %.*s", PT_MPIRUN);
+  if (slurm ? posix_spawnp(&pid, "srun", NULL, NULL, srun_argv, environ) != 0
+            : posix_spawn(&pid, PT_MPIRUN, NULL, NULL, argv, environ) != 0)
+    return failf(err, PT_EIO, "cannot start %.*s", slurm ? "srun" : PT_MPIRUN);
   int status;
   while (waitpid(pid, &status, 0) < 0) {}
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-    return failf(err, PT_EIO, "%.*s: the MPI job failed", PT_MPIRUN);
+    return failf(err, PT_EIO, "%.*s: the MPI job failed", slurm ? "srun" : PT_MPIRUN);
   f = fopen(out, "r");
   long long sum = 0;
   int size = 0;
@@ -129,14 +149,17 @@ int main(int argc, char **argv) {
     return 77;
   }
   mpi_arg a = {.fail_first = argc > 2 && strcmp(argv[2], "fail") == 0};
-  const int64_t n = 3;
+  int64_t n = 3;
   pt_error err = {0};
   pt_session *s = NULL;
   pt_dataset *range = NULL, *gang = NULL, *mpi = NULL;
   struct ArrowSchema schema = {0};
   struct ArrowArrayStream rows = {0};
   int rc = 1;
-  if (pt_session_open("local[3]", NULL, &s, &err) != PT_OK ||
+  /* Inside an allocation: one task per executor Slurm started. */
+  const char *master = getenv("SLURM_JOB_ID") ? "slurm" : "local[3]";
+  if (pt_session_open(master, NULL, &s, &err) != PT_OK ||
+      (strcmp(master, "slurm") == 0 && pt_session_executors(s, NULL, 0, &n, &err) != PT_OK) ||
       pt_range(s, 0, n, n, &range, &err) != PT_OK || pt_barrier(range, &gang, &err) != PT_OK ||
       out_schema(&schema, &err) != PT_OK ||
       pt_map_partitions(gang, mpi_stage, &schema, &a, sizeof a, &mpi, &err) != PT_OK ||

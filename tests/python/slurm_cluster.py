@@ -97,7 +97,8 @@ class SlurmCluster:
 
     def _files(self) -> None:
         d = self.dir
-        for sub in ("etc", "state", "log", "run", "munge", *(f"state/slurmd-{n}" for n in NODES)):
+        for sub in ("etc", "state", "log", "run", "munge", *(f"state/slurmd-{n}" for n in NODES),
+                    *(f"tmp/{n}" for n in NODES)):
             (d / sub).mkdir(parents=True, exist_ok=True)
         gres = ["AutoDetect=off"]
         nodes = []
@@ -134,6 +135,7 @@ SlurmctldPidFile={d}/run/slurmctld.pid
 SlurmdPidFile={d}/run/slurmd-%n.pid
 SlurmctldLogFile={d}/log/slurmctld.log
 SlurmdLogFile={d}/log/slurmd-%n.log
+TmpFS={d}/tmp/%n
 SchedulerParameters=sched_interval=1
 MessageTimeout=5
 KillWait=2

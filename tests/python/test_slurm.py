@@ -187,3 +187,18 @@ def test_node_network_down_mid_job_is_recomputed_on_the_other_node(slurm_cluster
     finally:
         slurm_cluster.link(NODES[1], True)
         slurm_cluster.wait_idle(timeout=30)
+
+
+@pytest.mark.parametrize("fail", [False, True], ids=["ok", "rank-crash-reruns-the-stage"])
+def test_hybrid_mpi_with_srun_pmix_from_a_barrier_stage(slurm_cluster, tmp_path, fail):
+    # examples/barrier_mpi.c inside an allocation: partition 0 launches the
+    # MPI program with srun --mpi=pmix on the nodes task_infos names.
+    program = BUILD / "examples" / "barrier_mpi"
+    if not (BUILD / "examples" / "mpi" / "allreduce").exists():
+        pytest.skip("CMake found no MPI: the MPI program was not built (scripts/setup.sh)")
+    p = slurm_cluster.run(["salloc", "-N2", str(program), str(tmp_path / "out"),
+                           *(["fail"] if fail else [])], check=False, timeout=120)
+    assert p.returncode == 0, p.stdout + p.stderr
+    attempt = 1 if fail else 0
+    assert p.stdout.splitlines() == [
+        f"partition {i}, stage attempt {attempt}: MPI_Allreduce = 3" for i in range(2)]
