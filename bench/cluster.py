@@ -13,7 +13,12 @@ remote, as if each executor were on its own host):
   protium.shuffle_gb_per_s.local the same job reading the files from the disk;
 - limit.tcp_gb_per_s: a plain TCP copy between two processes over loopback
   in this run: the ceiling of any TCP shuffle (target: cross_host within 2x);
-- ratio.shuffle_vs_tcp_limit: limit / cross_host (lower is better).
+- ratio.shuffle_vs_tcp_limit: limit / cross_host (lower is better);
+- protium.session_start_ms.slurm: inside a Slurm allocation of 2 nodes (the
+  test cluster of tests/python/slurm_cluster.py: slurmctld and two slurmd in
+  network namespaces), pt_session_open("slurm") until every executor said
+  Hello, p50 of 5 (target: under 1 s). Left out, with a message, where the
+  cluster cannot start (no root, no Slurm).
 Environment: PT_BUILD_DIR, PT_BENCH_CLUSTER_TASKS (N, default 20000),
 PT_BENCH_CLUSTER_MB (shuffled MiB, default 512), PT_BENCH_CLUSTER_JOBS (one-task
 jobs timed, default 1000).
@@ -27,6 +32,9 @@ import sys
 from pathlib import Path
 
 from benchlib import run_json
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "python"))
+from slurm_cluster import start_or_skip  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = Path(os.environ.get("PT_BUILD_DIR", ROOT / "build"))
@@ -57,6 +65,14 @@ def main() -> None:
     metrics["limit.tcp_gb_per_s"] = driver("tcp_limit", str(max(int(MB), 64)))["tcp_gb_per_s"]
     metrics["ratio.shuffle_vs_tcp_limit"] = round(
         metrics["limit.tcp_gb_per_s"] / metrics["protium.shuffle_gb_per_s.cross_host"], 3)
+    cluster = start_or_skip()
+    if cluster is not None:
+        try:
+            p = cluster.run(["salloc", "-N2", str(DRIVER), "slurm_start", "5"], timeout=TIMEOUT_S)
+            metrics["protium.session_start_ms.slurm"] = json.loads(
+                p.stdout.strip().splitlines()[-1])["session_start_ms"]
+        finally:
+            cluster.stop()
     for k, v in metrics.items():
         print(f"{k:<40}{v:>14.3f}")
     print(json.dumps({"bench": "cluster", "metrics": metrics}))

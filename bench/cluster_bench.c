@@ -10,6 +10,9 @@
  *   cluster_bench tcp_limit MB           a plain TCP copy of MB between two processes over
  *                                        loopback: GB/s (the ceiling of any TCP shuffle)
  *   cluster_bench check unix|tcp         exact shuffle result, an executor killed, exact again
+ *   cluster_bench slurm_start R          inside a Slurm allocation: master "slurm" opened R
+ *                                        times (allocation present -> every executor said
+ *                                        Hello), then one task run on each: p50 ms
  *
  * PT_BENCH_DRIVER_HOST (driver.host) and PT_BENCH_EXECUTOR_COMMAND
  * (executor.command) place the driver and the executors elsewhere, e.g. in
@@ -212,7 +215,32 @@ static int check(const char *transport) {
   return 0;
 }
 
+/* Session start under Slurm: srun steps on the allocation's nodes until
+ * every executor has connected; a count() proves they serve tasks. */
+static int slurm_start(int rounds) {
+  double ms[64];
+  if (rounds < 1) rounds = 1;
+  if (rounds > 64) rounds = 64;
+  pt_error err = {0};
+  for (int r = 0; r < rounds; r++) {
+    pt_session *s;
+    double t0 = now_s();
+    if (pt_session_open("slurm", NULL, &s, &err) != PT_OK) return die("open slurm", &err);
+    ms[r] = (now_s() - t0) * 1e3;
+    int64_t n_exec = 0, count = 0;
+    if (pt_session_executors(s, NULL, 0, &n_exec, &err) != PT_OK ||
+        count_range(s, n_exec, n_exec, 0, &count, &err) != PT_OK || count != n_exec) {
+      pt_session_close(s);
+      return die("count", &err);
+    }
+    pt_session_close(s);
+  }
+  printf("{\"session_start_ms\": %.3f}\n", percentile(ms, rounds, 50));
+  return 0;
+}
+
 int main(int argc, char **argv) {
+  if (argc >= 3 && strcmp(argv[1], "slurm_start") == 0) return slurm_start(atoi(argv[2]));
   if (argc >= 5 && strcmp(argv[1], "tasks") == 0)
     return tasks(argv[2], atoll(argv[3]), atoi(argv[4]));
   if (argc >= 4 && strcmp(argv[1], "latency") == 0) return latency(argv[2], atoi(argv[3]));

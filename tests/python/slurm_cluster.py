@@ -39,7 +39,9 @@ class SlurmCluster:
 
     def __init__(self) -> None:
         self.tag = f"ps{os.getpid() % 100000}"
-        self.dir = Path(tempfile.mkdtemp(prefix="protium-slurm-"))
+        # In /tmp whatever TMPDIR says: munged's and slurmd's unix socket
+        # paths must stay under 108 bytes.
+        self.dir = Path(tempfile.mkdtemp(prefix="protium-slurm-", dir="/tmp"))
         self.dir.chmod(0o755)
         self.ns = {"sw": f"{self.tag}-sw", "login": f"{self.tag}-login"}
         for n in NODES:
