@@ -78,7 +78,8 @@ typedef struct executor {
   int fd;                 /* the driver connection (blocking) */
   pt__exec_env env;
   int slots;
-  int slurm;              /* started by srun (PROTIUM_EXECUTOR_SLURM): node name, GPUs, CPUs from Slurm */
+  int slurm;              /* started by srun (PROTIUM_EXECUTOR_SLURM): node name, GPUs and
+                             CPUs from Slurm */
   int64_t heartbeat_ms;
 
   pthread_mutex_t mu;

@@ -570,7 +570,8 @@ static void on_hello(pt__driver_conn *c, const Protium__Hello *h) {
   d->start_failures = 0;
   /* Slurm: the GPUs its step was given are its seat's (the seat's last
    * executor is lost, and with it every grant). */
-  if (d->slurm && ex->res && pt__res_ledger_set(ex->res, h->resources, h->n_resources, NULL) != PT_OK) {
+  if (d->slurm && ex->res &&
+      pt__res_ledger_set(ex->res, h->resources, h->n_resources, NULL) != PT_OK) {
     pt__cluster_lose(ex, "out of memory", 0, NULL);
     return;
   }

@@ -305,7 +305,8 @@ static int slurm_start(pt__driver *d, pt__executor *ex, pt_error *err) {
     prefix[k++] = "--overlap";
   }
   prefix[k] = NULL;
-  const char *const extra[] = {s->per_task ? "PROTIUM_EXECUTOR_SLURM=task" : "PROTIUM_EXECUTOR_SLURM=node", NULL};
+  const char *const extra[] = {
+      s->per_task ? "PROTIUM_EXECUTOR_SLURM=task" : "PROTIUM_EXECUTOR_SLURM=node", NULL};
   return pt__cluster_spawn(d, ex, prefix, s->per_task ? DROP_ENV_TASK : DROP_ENV, extra, err);
 }
 

@@ -48,9 +48,9 @@ def gpus(s: pt.Session, n: int) -> dict:
 
 
 def loss(s: pt.Session, d: Path) -> dict:
-    def slow_map(it):
-        # Map outputs on every executor, then a pause that lets the
-        # reducers start while the test still has a map output to destroy.
+    def identity(it):
+        # A map stage of Python tasks on both executors: each node then
+        # holds map output a lost node takes with it.
         for b in it:
             yield b
 
@@ -66,7 +66,7 @@ def loss(s: pt.Session, d: Path) -> dict:
 
     import pyarrow.compute  # noqa: F401
 
-    out = s.range(ROWS, partitions=4).map_partitions(slow_map, "id long").repartition(4) \
+    out = s.range(ROWS, partitions=4).map_partitions(identity, "id long").repartition(4) \
         .map_partitions(reduce, "n long, total long").to_arrow()
     return {"n": sum(out.column("n").to_pylist()), "total": sum(out.column("total").to_pylist())}
 
