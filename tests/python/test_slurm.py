@@ -23,6 +23,14 @@ BUILD = Path(os.environ.get("PT_BUILD_DIR", HERE.parents[1] / "build"))
 PROTIUM = BUILD / "protium"
 
 
+@pytest.fixture(autouse=True)
+def idle_nodes(request):
+    """Each test starts on idle nodes: polling for that is faster than an
+    salloc queued behind the last test's job while its nodes complete."""
+    if "slurm_cluster" in request.fixturenames:
+        request.getfixturevalue("slurm_cluster").wait_idle(timeout=30)
+
+
 def test_fixture_nodes_run_steps_with_their_gpus(slurm_cluster):
     # What the backend relies on: a step per task, each with a GPU of its
     # node's GRES, named by the node it runs on.
