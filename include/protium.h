@@ -476,6 +476,11 @@ typedef struct pt_parquet_read_options {
                                     written from dictionaries (ARROW:schema)
                                     are read so anyway. NULL = none */
   int64_t n_dictionary;       /* entries in dictionary */
+  int plain_binary;           /* 1: strings and binaries come out as utf8 and
+                                 binary whatever ARROW:schema says (large or
+                                 view types), for table formats whose own
+                                 schema decides the types; 0 (default): as
+                                 stored */
 } pt_parquet_read_options;
 
 /* Defaults: all columns, batches of 65536 rows. */

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "parquet/parquet.h"
 #include "parquet/parquet_int.h"
 
 enum { LIT_INT, LIT_UINT, LIT_DOUBLE, LIT_BYTES };
@@ -521,4 +522,53 @@ bool pt__filter_partition_match(const pt_parquet_filter *f, char *const *keys,
     case PT_PARQUET_GE: { int c = compare_text(f, 0, v, formats[j], &ok); return !ok || c <= 0; }
     default: return true;
   }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Against bounds given by the caller (a table format's per-file statistics) */
+
+static bool given_bounds_match(const pt_parquet_filter *f, const pt__bounds *b) {
+  if (b->rows >= 0 && b->null_count >= 0) {
+    if (f->op == PT_PARQUET_IS_NULL) return b->null_count > 0;
+    if (b->null_count >= b->rows) return false; /* comparisons are false on nulls */
+  }
+  if (f->op == PT_PARQUET_IS_NULL) return true;
+  int cmp = b->kind == PT__BOUNDS_INT ? CMP_SIGNED : b->kind == PT__BOUNDS_DOUBLE ? CMP_FLOAT
+          : b->kind == PT__BOUNDS_BYTES ? CMP_BYTES : CMP_NONE;
+  if (cmp == CMP_NONE) return true;
+  stat_val mn = {0}, mx = {0};
+  mn.i = b->min_i; mn.d = b->min_d; mn.b = b->min_b; mn.len = b->min_len;
+  mx.i = b->max_i; mx.d = b->max_d; mx.b = b->max_b; mx.len = b->max_len;
+  if (cmp == CMP_FLOAT) {
+    mn.i = (int64_t)mn.d;
+    mx.i = (int64_t)mx.d;
+  }
+  bool ok1 = true, ok2 = true;
+  switch (f->op) {
+    case PT_PARQUET_EQ:
+    case PT_PARQUET_IN:
+      for (int64_t k = 0; k < f->n; k++) {
+        int a = b->has_min ? compare_lit(f, k, cmp, &mn, &ok1) : 0;
+        int c = b->has_max ? compare_lit(f, k, cmp, &mx, &ok2) : 0;
+        if (!ok1 || !ok2 || (a >= 0 && c <= 0)) return true;
+      }
+      return false;
+    case PT_PARQUET_LT: { if (!b->has_min) return true; int a = compare_lit(f, 0, cmp, &mn, &ok1); return !ok1 || a > 0; }
+    case PT_PARQUET_LE: { if (!b->has_min) return true; int a = compare_lit(f, 0, cmp, &mn, &ok1); return !ok1 || a >= 0; }
+    case PT_PARQUET_GT: { if (!b->has_max) return true; int c = compare_lit(f, 0, cmp, &mx, &ok2); return !ok2 || c < 0; }
+    case PT_PARQUET_GE: { if (!b->has_max) return true; int c = compare_lit(f, 0, cmp, &mx, &ok2); return !ok2 || c <= 0; }
+    default: return true;
+  }
+}
+
+bool pt__filter_bounds_match(const pt_parquet_filter *f,
+                             bool (*find)(const char *column, void *arg, pt__bounds *out),
+                             void *arg) {
+  if (f->op == PT_PARQUET_AND)
+    return pt__filter_bounds_match(f->a, find, arg) && pt__filter_bounds_match(f->b, find, arg);
+  if (f->op == PT_PARQUET_OR)
+    return pt__filter_bounds_match(f->a, find, arg) || pt__filter_bounds_match(f->b, find, arg);
+  pt__bounds b = {.kind = PT__BOUNDS_NONE, .null_count = -1, .rows = -1};
+  if (!find(f->column, arg, &b)) return true;
+  return given_bounds_match(f, &b);
 }

@@ -29,6 +29,48 @@ bool pt__filter_partition_match(const pt_parquet_filter *f, char *const *keys,
                                 char *const *vals, const char *const *formats, int64_t nk,
                                 bool *uses_keys);
 
+/* Bounds of a column's values that a caller knows from elsewhere (a table
+ * format's per-file statistics): min/max of the kind given (bytes
+ * borrowed), null count and rows (-1: unknown). */
+enum { PT__BOUNDS_NONE, PT__BOUNDS_INT, PT__BOUNDS_DOUBLE, PT__BOUNDS_BYTES };
+typedef struct pt__bounds {
+  int kind;                        /* PT__BOUNDS_*; NONE: min/max unknown */
+  bool has_min, has_max;
+  int64_t min_i, max_i;
+  double min_d, max_d;
+  const uint8_t *min_b, *max_b;
+  int64_t min_len, max_len;
+  int64_t null_count, rows;
+} pt__bounds;
+
+/* Whether rows with those bounds may match f (filter.c): find fills the
+ * bounds of a column (named as in the filter, dotted for nested fields)
+ * and returns false when it knows nothing of it. Conservative. */
+bool pt__filter_bounds_match(const pt_parquet_filter *f,
+                             bool (*find)(const char *column, void *arg, pt__bounds *out),
+                             void *arg);
+
+/* The statistics in the footer of a Parquet file, per top-level column of
+ * a primitive type: rows, null count, and min/max as the physical type has
+ * them (INT32/INT64 as ints, FLOAT/DOUBLE as doubles, BYTE_ARRAY and
+ * FIXED_LEN_BYTE_ARRAY as bytes) over every row group (read.c). On PT_OK
+ * the caller owns *out (pt__parquet_stats_free). */
+typedef struct pt__parquet_col_stats {
+  char *name;                      /* owned */
+  int physical;                    /* 1 INT32, 2 INT64, 4 FLOAT, 5 DOUBLE, 6 BYTE_ARRAY, 7 FLBA */
+  bool has_nulls;                  /* null_count known */
+  int64_t null_count;
+  bool has_minmax;
+  pt__bounds b;                    /* min_b/max_b owned */
+} pt__parquet_col_stats;
+typedef struct pt__parquet_stats {
+  int64_t rows;
+  pt__parquet_col_stats *cols;
+  int64_t n_cols;
+} pt__parquet_stats;
+int pt__parquet_file_stats(const char *path, pt__parquet_stats *out, pt_error *err);
+void pt__parquet_stats_free(pt__parquet_stats *s);
+
 /* Hive-style partition directories when writing (hive.c). */
 
 /* Whether a column of Arrow format can partition a write: booleans,

@@ -682,6 +682,13 @@ static int build_schema(reader *r, const pt_parquet_read_options *opts, pt_error
       c->dict_out = true;
     }
   }
+  for (int64_t j = 0; opts && opts->plain_binary && j < r->n_sel; j++) {
+    leaf *c = r->leaves[j];
+    if (c->conv != CV_BINARY || (!c->large && !c->view) || c->dict_out) continue;
+    bool text = c->format[0] == 'u' || c->format[0] == 'U' || strcmp(c->format, "vu") == 0;
+    snprintf(c->format, sizeof c->format, "%s", text ? "u" : "z");
+    c->large = c->view = false;
+  }
   if (rc == PT_OK) rc = pt_schema_init(&r->schema, "+s", "", 0, n_cols, err);
   for (int64_t k = 0; k < n_cols && rc == PT_OK; k++)
     rc = node_schema(&r->cols[k], r->schema.children[k], err);
@@ -2338,4 +2345,139 @@ int pt__parquet_plan(const char *path, const pt_parquet_read_options *opts,
   }
   *rgs = out;
   return PT_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Footer statistics for table formats (Delta's per-file stats) */
+
+void pt__parquet_stats_free(pt__parquet_stats *s) {
+  for (int64_t i = 0; i < s->n_cols; i++) {
+    pt__free(s->cols[i].name);
+    pt__free((void *)s->cols[i].b.min_b);
+    pt__free((void *)s->cols[i].b.max_b);
+  }
+  pt__free(s->cols);
+  memset(s, 0, sizeof *s);
+}
+
+static void *dup_bytes(pt__pq_bytes v) {
+  void *p = pt__malloc((size_t)(v.len > 0 ? v.len : 1));
+  if (p && v.len > 0) memcpy(p, v.data, (size_t)v.len);
+  return p;
+}
+
+/* Folds one chunk's min (lo) or max (hi) into c: false without memory. */
+static bool fold_bound(pt__parquet_col_stats *c, pt__pq_bytes v, bool is_min, bool first) {
+  pt__bounds *b = &c->b;
+  if (c->physical == PT__PQ_INT32 || c->physical == PT__PQ_INT64) {
+    int64_t x = c->physical == PT__PQ_INT32 ? pt__load_i32(v.data) : pt__load_i64(v.data);
+    if (is_min && (first || x < b->min_i)) b->min_i = x;
+    if (!is_min && (first || x > b->max_i)) b->max_i = x;
+    return true;
+  }
+  if (c->physical == PT__PQ_FLOAT || c->physical == PT__PQ_DOUBLE) {
+    double x;
+    if (c->physical == PT__PQ_FLOAT) {
+      float f;
+      memcpy(&f, v.data, 4);
+      x = f;
+    } else {
+      memcpy(&x, v.data, 8);
+    }
+    if (is_min && (first || x < b->min_d)) b->min_d = x;
+    if (!is_min && (first || x > b->max_d)) b->max_d = x;
+    return true;
+  }
+  /* Bytes: unsigned lexicographic order. */
+  const uint8_t **cur = is_min ? &b->min_b : &b->max_b;
+  int64_t *len = is_min ? &b->min_len : &b->max_len;
+  if (!first) {
+    int64_t n = v.len < *len ? v.len : *len;
+    int c2 = n > 0 ? memcmp(v.data, *cur, (size_t)n) : 0;
+    if (c2 == 0) c2 = (v.len > *len) - (v.len < *len);
+    if ((is_min && c2 >= 0) || (!is_min && c2 <= 0)) return true;
+  }
+  void *p = dup_bytes(v);
+  if (!p) return false;
+  pt__free((void *)*cur);
+  *cur = p;
+  *len = v.len;
+  return true;
+}
+
+int pt__parquet_file_stats(const char *path, pt__parquet_stats *out, pt_error *err) {
+  memset(out, 0, sizeof *out);
+  struct ArrowArrayStream s;
+  pt_parquet_read_options o;
+  pt_parquet_read_options_init(&o);
+  PT_RETURN_NOT_OK(pt_parquet_read_path(path, &o, &s, err));
+  reader *r = s.private_data;
+  const pt__pq_file_meta *m = &r->meta;
+  int rc = PT_OK;
+  out->rows = m->num_rows;
+  out->cols = pt__calloc((size_t)(m->schema[0].num_children > 0 ? m->schema[0].num_children : 1),
+                         sizeof *out->cols);
+  if (!out->cols) rc = pt__errorf(err, PT_ENOMEM, "out of memory");
+  /* Top-level leaves: walk the schema, counting leaves (= column chunks). */
+  int64_t i = 1, leaf = 0;
+  for (int32_t k = 0; rc == PT_OK && k < m->schema[0].num_children && i < m->n_schema; k++) {
+    const pt__pq_schema_elem *e = &m->schema[i];
+    if (e->num_children > 0) {
+      /* Skip the group and everything below it. */
+      int64_t pending = 1;
+      while (pending > 0 && i < m->n_schema) {
+        pending += m->schema[i].num_children - 1;
+        if (m->schema[i].num_children == 0) leaf++;
+        i++;
+      }
+      continue;
+    }
+    i++;
+    if (e->repetition == PT__PQ_REPEATED || e->type == PT__PQ_BOOLEAN || e->type == PT__PQ_INT96) {
+      leaf++;
+      continue;
+    }
+    pt__parquet_col_stats *c = &out->cols[out->n_cols];
+    c->name = pt__malloc((size_t)e->name.len + 1);
+    if (!c->name) {
+      rc = pt__errorf(err, PT_ENOMEM, "out of memory");
+      break;
+    }
+    memcpy(c->name, e->name.data, (size_t)e->name.len);
+    c->name[e->name.len] = '\0';
+    out->n_cols++;
+    c->physical = e->type;
+    c->has_nulls = true;
+    c->has_minmax = true;
+    c->b.kind = e->type == PT__PQ_INT32 || e->type == PT__PQ_INT64 ? PT__BOUNDS_INT
+              : e->type == PT__PQ_FLOAT || e->type == PT__PQ_DOUBLE ? PT__BOUNDS_DOUBLE
+                                                                   : PT__BOUNDS_BYTES;
+    bool first = true;
+    for (int64_t g = 0; g < m->n_row_groups && rc == PT_OK; g++) {
+      const pt__pq_row_group *rg = &m->row_groups[g];
+      const pt__pq_column_chunk *cc = leaf < rg->n_columns ? &rg->columns[leaf] : NULL;
+      const pt__pq_stats *st = cc && cc->has_meta && cc->meta.has_stats ? &cc->meta.stats : NULL;
+      if (!st || !st->has_null_count) c->has_nulls = false;
+      else c->null_count += st->null_count;
+      if (rg->num_rows == 0) continue;
+      bool all_null = st && st->has_null_count && st->null_count >= rg->num_rows;
+      if (all_null) continue;
+      int64_t width = e->type == PT__PQ_INT32 || e->type == PT__PQ_FLOAT ? 4
+                    : e->type == PT__PQ_INT64 || e->type == PT__PQ_DOUBLE ? 8 : -1;
+      if (!st || !st->has_min_value || !st->has_max_value ||
+          (width > 0 && (st->min_value.len != width || st->max_value.len != width))) {
+        c->has_minmax = false;
+        continue;
+      }
+      if (!fold_bound(c, st->min_value, true, first) || !fold_bound(c, st->max_value, false, first))
+        rc = pt__errorf(err, PT_ENOMEM, "out of memory");
+      first = false;
+    }
+    if (first) c->has_minmax = false; /* no values */
+    c->b.has_min = c->b.has_max = c->has_minmax;
+    leaf++;
+  }
+  s.release(&s);
+  if (rc != PT_OK) pt__parquet_stats_free(out);
+  return rc;
 }
