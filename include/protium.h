@@ -859,6 +859,40 @@ int pt_read_ipc(pt_session *s, const char *path, pt_dataset **out, pt_error *err
  * an action runs. */
 int pt_read_parquet(pt_session *s, const char *path, const pt_parquet_read_options *opts,
                     pt_dataset **out, pt_error *err);
+
+/* Delta Lake tables (docs/delta.md): which version to read, and what. */
+typedef struct pt_delta_read_options {
+  int64_t version;                 /* -1 (default): the latest */
+  int64_t timestamp_ms;            /* INT64_MIN (default): none; else the latest
+                                      version committed at or before it (ms
+                                      since the epoch); not with version */
+  const char *const *columns;      /* top-level columns to read (NULL: all) */
+  int64_t n_columns;
+  const pt_parquet_filter *filter; /* NULL: every file; else skip the files whose
+                                      partition values or stats rule it out
+                                      (rows of the others are not filtered);
+                                      dates compare as days, timestamps as µs */
+  int64_t batch_size;              /* rows per batch at most; 0: the reader's */
+} pt_delta_read_options;
+void pt_delta_read_options_init(pt_delta_read_options *opts);
+/* The Delta table at path as a dataset: its log replayed to the version
+ * asked (checkpoints and JSON commits), the active files' partition values
+ * as columns (after the files' columns) typed by the table schema, files
+ * pruned by opts->filter, the rest planned as pt_read_parquet plans files.
+ * A table that needs a reader feature protium lacks (deletion vectors,
+ * column mapping, ...) is refused with PT_ENOTSUP naming it; a damaged log
+ * with PT_EFORMAT naming the file. On PT_OK the caller owns *out. */
+int pt_read_delta(pt_session *s, const char *path, const pt_delta_read_options *opts,
+                  pt_dataset **out, pt_error *err);
+/* What pt_read_delta found for ds (a dataset it made): the version read,
+ * the table's active files and how many the filter skipped. PT_EINVAL for
+ * other datasets. */
+typedef struct pt_delta_scan {
+  int64_t version;
+  int64_t files;                   /* active in the version */
+  int64_t files_skipped;           /* of those, ruled out by the filter */
+} pt_delta_scan;
+int pt_delta_scan_info(const pt_dataset *ds, pt_delta_scan *out, pt_error *err);
 /* CSV files: a file, a directory (its *.csv and *.tsv files, sorted by name)
  * or a glob, read with opts (NULL: the defaults of pt_csv_options_init; the
  * options are copied, opts->schema too). The schema is opts->schema, else
@@ -1074,6 +1108,35 @@ void pt_job_stats_free(pt_job_stats *st);
  * those columns are left out of the files; pt_read_parquet reads them back. */
 int pt_write_parquet(pt_dataset *ds, const char *dir, const pt_parquet_write_options *opts,
                      pt_error *err);
+
+/* How pt_write_delta treats an existing table. */
+typedef enum pt_delta_mode {
+  PT_DELTA_ERROR = 0,     /* refuse when the table exists */
+  PT_DELTA_APPEND = 1,    /* add the rows to the latest version */
+  PT_DELTA_OVERWRITE = 2, /* the rows replace every active file */
+} pt_delta_mode;
+typedef struct pt_delta_write_options {
+  pt_delta_mode mode;
+  const char *const *partition_by; /* a new table's partition columns (boolean,
+                                      integer, float, string or date32); an
+                                      existing table keeps its own, and a list
+                                      given must match them */
+  int64_t n_partition_by;
+  const pt_parquet_write_options *parquet; /* NULL: the writer's defaults
+                                      (SNAPPY); partition_by there is ignored */
+} pt_delta_write_options;
+void pt_delta_write_options_init(pt_delta_write_options *opts);
+/* Writes ds as one new version of the Delta table at path (created, with
+ * its metaData and protocol, when missing): the Parquet files are written
+ * exactly once (one attempt per partition), moved into the table, then the
+ * next commit file of _delta_log is created atomically with its add actions
+ * and their stats (and remove actions of every active file for
+ * PT_DELTA_OVERWRITE). If another writer committed that version first,
+ * nothing is committed, the new files are removed and PT_ESTATE says so; a
+ * failed job leaves the table as it was. ds's columns must be the table's
+ * (by name, any order, same types). */
+int pt_write_delta(pt_dataset *ds, const char *path, const pt_delta_write_options *opts,
+                   pt_error *err);
 
 /* How pt_write_csv writes each file. */
 typedef struct pt_csv_write_options {

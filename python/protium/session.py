@@ -315,6 +315,26 @@ class Session:
         del keep  # the filter and names were copied
         return ds
 
+    def read_delta(self, path: Union[str, os.PathLike[str]], *, version: Optional[int] = None,
+                   timestamp: object = None, columns: Optional[Sequence[str]] = None,
+                   filter: object = None, batch_size: int = 0) -> "Dataset":
+        """A Delta Lake table as a dataset (PySpark's
+        spark.read.format("delta")): the latest version, or `version`, or
+        the latest committed at or before `timestamp` (a datetime, an ISO
+        8601 string or ms since the epoch). The files' columns come first,
+        then the partition columns. `filter` (read_parquet's form; dates,
+        datetimes and decimals allowed as values) skips the files whose
+        partition values or statistics rule it out; the rows of the others
+        are all returned. `Dataset.delta_scan()` tells how many were skipped.
+        """
+        from protium import delta
+
+        opts, keep = delta.read_options(version, timestamp, columns, filter, batch_size)
+        ds = self._dataset(delta.fn("pt_read_delta"), self._handle(), os.fsencode(path),
+                           ctypes.byref(opts))
+        del keep  # copied by pt_read_delta
+        return ds
+
     # -- warehouse connectors (CSV) -------------------------------------------
     # (protium.connectors holds their ctypes side)
 
@@ -774,6 +794,31 @@ class Dataset:
             opts.partition_by = ctypes.cast(names, ctypes.POINTER(ctypes.c_char_p))
             opts.n_partition_by = len(keys)
         self._run(_lib.lib().pt_write_parquet, os.fsencode(path), ctypes.byref(opts))
+
+    def write_delta(self, path: Union[str, os.PathLike[str]], *, mode: str = "error",
+                    partition_by: Optional[Sequence[str]] = None,
+                    compression: str = "snappy") -> None:
+        """The rows as one new version of the Delta table at path (created
+        when missing): mode "error" (refuse an existing table), "append" or
+        "overwrite"; partition_by for a new table (an existing one keeps
+        its own). Data files are committed exactly once, then the next log
+        entry is created atomically; a concurrent writer's commit of that
+        version fails this one (ProtiumError, PT_ESTATE) and leaves the table
+        as the other writer left it."""
+        from protium import delta
+        from protium.parquet import _write_options
+
+        codec = "none" if compression in ("uncompressed", None) else compression
+        popts = _write_options(codec, 0, 0, 0, 0, True, 1, True, True)
+        opts, keep = delta.write_options(mode, partition_by, popts)
+        self._run(delta.fn("pt_write_delta"), os.fsencode(path), ctypes.byref(opts))
+        del keep
+
+    def delta_scan(self) -> dict[str, int]:
+        """For a dataset made by Session.read_delta: the version read, the
+        table's active files and how many the filter skipped."""
+        from protium import delta
+        return delta.scan_info(self._handle())
 
     # -- warehouse connectors (CSV) -------------------------------------------
 

@@ -203,6 +203,7 @@ static int next_piece(pt__source *src, pt_error *err) {
     opts.n_dictionary = (int64_t)q->n_dictionary;
     opts.row_group_start = pc->row_group_start;
     opts.row_groups = pc->row_groups;
+    opts.plain_binary = q->plain_binary;
     int rc = pt_parquet_read_path(pc->path, &opts, &src->stream, err);
     if (rc != PT_OK) return pt__error_prefix(err, rc, "read_parquet: ");
     return PT_OK;
@@ -234,8 +235,14 @@ static int add_partition_columns(pt__source *src, struct ArrowArray *batch, pt_e
       rc = pt_builder_append_null(b, n);
     } else {
       for (int64_t i = 0; i < n && rc == PT_OK; i++) {
-        if (f->format[0] == 'u') rc = pt_builder_append_bytes(b, v, (int64_t)strlen(v));
-        else if (f->format[0] == 'g') rc = pt_builder_append_double(b, strtod(v, NULL));
+        /* Delta's partition columns come typed by the table: floats,
+         * decimals and binary besides Hive's inferred int/double/string;
+         * booleans, dates and timestamps arrive as integers. */
+        if (f->format[0] == 'u' || f->format[0] == 'z')
+          rc = pt_builder_append_bytes(b, v, (int64_t)strlen(v));
+        else if (f->format[0] == 'g' || f->format[0] == 'f')
+          rc = pt_builder_append_double(b, strtod(v, NULL));
+        else if (f->format[0] == 'd') rc = pt_builder_append_decimal_string(b, v);
         else rc = pt_builder_append_int(b, strtoll(v, NULL, 10));
       }
     }

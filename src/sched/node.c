@@ -86,6 +86,7 @@ int pt__node_new(pt_session *s, pt__driver *d, pt__node_kind kind, pt_dataset *p
   ds->session = s;
   ds->driver = d;
   ds->kind = kind;
+  ds->delta_version = -1;
   int rc = pt_schema_copy(schema, &ds->schema, err);
   if (rc == PT_OK) rc = schema_to_ipc(&ds->schema, &ds->schema_ipc, &ds->schema_ipc_size, err);
   if (rc != PT_OK) {

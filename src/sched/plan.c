@@ -289,6 +289,7 @@ static int add_chain_ops(pt__driver *d, pt__job *job, pt__sched_stage *st, pt_da
       q->n_dictionary = (size_t)src->n_dictionary;
       q->dictionary = src->dictionary;
       q->batch_rows = src->batch_rows;
+      q->plain_binary = src->delta_version >= 0;
     }
     op = new_op(PROTIUM__OP__OP_READ_PARQUET, q);
     break;

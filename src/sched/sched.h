@@ -79,6 +79,8 @@ struct pt_dataset {
   int64_t n_partition_keys;
   char **piece_values;           /* owned: n_pieces * n_partition_keys, each owned;
                                     NULL for a null value */
+  /* PARQUET made by pt_read_delta: what its log replay found (version -1: not Delta) */
+  int64_t delta_version, delta_files, delta_skipped;
   /* RESOURCES */
   pt_resource_profile *profile;  /* owned copy */
   /* BARRIER */

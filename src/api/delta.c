@@ -1,0 +1,783 @@
+/* delta.c — Delta Lake tables as datasets and as outputs. Reading replays
+ * the log (src/delta) in the driver and plans the version's data files as
+ * pt_read_parquet plans files, with the partition values as columns.
+ * Writing runs the job with the Parquet sink (one committed attempt per
+ * partition), moves the files into the table and then creates the next
+ * commit file of _delta_log with link(2), which fails when another writer
+ * got that version first: the commit happens once or not at all.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "api/api_int.h"
+#include "delta/delta.h"
+#include "parquet/parquet.h"
+
+#define ORPHAN_WAIT_MS 5000
+#define HIVE_NULL "__HIVE_DEFAULT_PARTITION__"
+
+void pt_delta_read_options_init(pt_delta_read_options *opts) {
+  memset(opts, 0, sizeof *opts);
+  opts->version = -1;
+  opts->timestamp_ms = INT64_MIN;
+}
+
+void pt_delta_write_options_init(pt_delta_write_options *opts) {
+  memset(opts, 0, sizeof *opts);
+  opts->mode = PT_DELTA_ERROR;
+}
+
+static int64_t find_field(const struct ArrowSchema *s, const char *name) {
+  for (int64_t i = 0; i < s->n_children; i++)
+    if (s->children[i]->name && strcmp(s->children[i]->name, name) == 0) return i;
+  return -1;
+}
+
+/* Same formats all the way down (names of nested fields aside: writers
+ * call list elements "element" or "item"). */
+static bool same_type(const struct ArrowSchema *a, const struct ArrowSchema *b) {
+  if (strcmp(a->format, b->format) != 0 || a->n_children != b->n_children) return false;
+  for (int64_t i = 0; i < a->n_children; i++)
+    if (!same_type(a->children[i], b->children[i])) return false;
+  return true;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Reading */
+
+/* The path of a data file on disk: the log's path unescaped, relative to
+ * the table unless absolute (file: URIs only). */
+static int data_path(const char *root, const char *logged, char *out, size_t cap, pt_error *err) {
+  char *p = pt__delta_unescape_path(logged);
+  if (!p) return pt__errorf(err, PT_ENOMEM, "out of memory");
+  const char *q = p;
+  if (strncmp(q, "file://", 7) == 0) q += 7;
+  else if (strncmp(q, "file:", 5) == 0) q += 5;
+  int rc = PT_OK;
+  if (strstr(q, "://"))
+    rc = pt__errorf(err, PT_ENOTSUP, "data file '%s' is not on a local file system", logged);
+  else if (snprintf(out, cap, "%s%s%s", q[0] == '/' ? "" : root, q[0] == '/' ? "" : "/", q) >=
+           (int)cap)
+    rc = pt__errorf(err, PT_EINVAL, "data file path too long: '%s'", logged);
+  pt__free(p);
+  return rc;
+}
+
+int pt_delta_scan_info(const pt_dataset *ds, pt_delta_scan *out, pt_error *err) {
+  if (!ds || !out || ds->delta_version < 0)
+    return pt__errorf(err, PT_EINVAL, "delta_scan_info: the dataset was not made by pt_read_delta");
+  out->version = ds->delta_version;
+  out->files = ds->delta_files;
+  out->files_skipped = ds->delta_skipped;
+  return PT_OK;
+}
+
+static int push_str(char ***a, int64_t *n, int64_t *cap, char *v) {
+  if (pt__grow((void **)a, cap, *n + 1, sizeof **a) != PT_OK) return PT_ENOMEM;
+  (*a)[(*n)++] = v;
+  return PT_OK;
+}
+
+int pt_read_delta(pt_session *s, const char *path, const pt_delta_read_options *opts,
+                  pt_dataset **out, pt_error *err) {
+  if (!s || !path || !out)
+    return pt__errorf(err, PT_EINVAL, "read_delta: session, path and out must not be NULL");
+  *out = NULL;
+  pt_delta_read_options o;
+  pt_delta_read_options_init(&o);
+  if (opts) o = *opts;
+  if (o.version >= 0 && o.timestamp_ms != INT64_MIN)
+    return pt__errorf(err, PT_EINVAL, "read_delta: give a version or a timestamp, not both");
+  if (o.n_columns < 0 || (o.n_columns > 0 && !o.columns))
+    return pt__errorf(err, PT_EINVAL, "read_delta: columns must list n_columns names");
+  char root[PATH_MAX];
+  if (!realpath(path, root))
+    return pt__errorf(err, PT_EINVAL, "read_delta: '%s': %s", path, strerror(errno));
+  pt__delta_snapshot snap;
+  int rc = pt__delta_snapshot_load(root, o.version, o.timestamp_ms, &snap, err);
+  if (rc != PT_OK) return pt__error_prefix(err, rc, "read_delta: ");
+  struct ArrowSchema table = {0}, schema = {0};
+  int64_t *sel = NULL, n_sel = 0, n_data = 0; /* table columns read: data ones first */
+  const char **formats = NULL;
+  char **data_names = NULL, **keys = NULL, **piece_vals = NULL;
+  int64_t nk = 0, n_piece_vals = 0, cap_piece_vals = 0;
+  pt__parquet_rg *rgs = NULL;
+  int64_t skipped = 0, partition = 0, acc = 0;
+  int64_t target = pt__conf_int(s->conf, "parquet.partition_bytes");
+  char **pp = NULL;
+  int64_t *ppart = NULL, *pstart = NULL, *pcount = NULL, n_pieces = 0, cap_pieces = 0;
+  rc = pt__delta_check_protocol(&snap, false, err);
+  if (rc == PT_OK) rc = pt__delta_schema_to_arrow(snap.schema_string, &table, err);
+  /* Which table columns, in the order they come out: the files' columns,
+   * then the partition columns. */
+  int64_t nt = table.release ? table.n_children : 0;
+  bool *is_part = pt__calloc((size_t)(nt ? nt : 1), sizeof *is_part);
+  sel = pt__calloc((size_t)(nt ? nt : 1), sizeof *sel);
+  if (rc == PT_OK && (!is_part || !sel)) rc = pt__errorf(err, PT_ENOMEM, "out of memory");
+  for (int64_t k = 0; k < snap.n_partition_columns && rc == PT_OK; k++) {
+    int64_t c = find_field(&table, snap.partition_columns[k]);
+    if (c < 0)
+      rc = pt__errorf(err, PT_EFORMAT, "partition column '%s' is not in the table schema",
+                      snap.partition_columns[k]);
+    else is_part[c] = true;
+  }
+  for (int pass = 0; pass < 2 && rc == PT_OK; pass++) {
+    int64_t want = o.n_columns > 0 ? o.n_columns : nt;
+    for (int64_t i = 0; i < want && rc == PT_OK; i++) {
+      int64_t c = i;
+      if (o.n_columns > 0) {
+        c = o.columns[i] ? find_field(&table, o.columns[i]) : -1;
+        if (c < 0) {
+          rc = pt__errorf(err, PT_EINVAL, "read_delta: no column '%s' in the table",
+                          o.columns[i] ? o.columns[i] : "(null)");
+          break;
+        }
+        for (int64_t j = 0; pass == 0 && j < i && rc == PT_OK; j++)
+          if (o.columns[j] && strcmp(o.columns[j], o.columns[i]) == 0)
+            rc = pt__errorf(err, PT_EINVAL, "read_delta: column '%s' is named twice", o.columns[i]);
+      }
+      if (rc == PT_OK && is_part[c] == (pass == 1)) sel[n_sel++] = c;
+    }
+    if (pass == 0) n_data = n_sel;
+  }
+  if (rc == PT_OK && n_data == 0)
+    rc = pt__errorf(err, PT_EINVAL, "read_delta: select at least one column that is not a "
+                    "partition column");
+  if (rc == PT_OK) rc = pt_schema_init(&schema, "+s", "", 0, n_sel, err);
+  for (int64_t i = 0; i < n_sel && rc == PT_OK; i++)
+    rc = pt_schema_copy(table.children[sel[i]], schema.children[i], err);
+  nk = n_sel - n_data;
+  if (rc == PT_OK) {
+    data_names = pt__calloc((size_t)n_data, sizeof *data_names);
+    keys = pt__calloc((size_t)(nk ? nk : 1), sizeof *keys);
+    formats = pt__calloc((size_t)(nk ? nk : 1), sizeof *formats);
+    if (!data_names || !keys || !formats) rc = pt__errorf(err, PT_ENOMEM, "out of memory");
+    for (int64_t i = 0; i < n_data && rc == PT_OK; i++)
+      if (!(data_names[i] = pt__strdup(table.children[sel[i]]->name)))
+        rc = pt__errorf(err, PT_ENOMEM, "out of memory");
+    for (int64_t k = 0; k < nk && rc == PT_OK; k++) {
+      formats[k] = table.children[sel[n_data + k]]->format;
+      if (!(keys[k] = pt__strdup(table.children[sel[n_data + k]]->name)))
+        rc = pt__errorf(err, PT_ENOMEM, "out of memory");
+    }
+  }
+  pt_parquet_read_options file_opts;
+  pt_parquet_read_options_init(&file_opts);
+  file_opts.columns = (const char *const *)data_names;
+  file_opts.n_columns = n_data;
+  file_opts.plain_binary = 1; /* writers differ (delta-rs writes views); the table's schema decides */
+  for (int64_t f = 0; f < snap.n_files && rc == PT_OK; f++) {
+    const pt__delta_file *df = &snap.files[f];
+    if (o.filter && !pt__delta_file_may_match(o.filter, &snap, df, &table)) {
+      skipped++;
+      continue;
+    }
+    char full[PATH_MAX];
+    rc = data_path(root, df->path, full, sizeof full, err);
+    if (rc != PT_OK) break;
+    struct ArrowSchema fs;
+    int64_t nrg = 0;
+    rc = pt__parquet_plan(full, &file_opts, &fs, &rgs, &nrg, err);
+    if (rc != PT_OK) {
+      pt__error_prefix(err, rc, "read_delta: data file '%s' of version %lld: ", full,
+                       (long long)snap.version);
+      break;
+    }
+    for (int64_t i = 0; i < n_data && rc == PT_OK; i++)
+      if (i >= fs.n_children || !same_type(fs.children[i], schema.children[i])) {
+        char want[256], got[256] = "nothing";
+        pt_type_name(schema.children[i], want, sizeof want);
+        if (i < fs.n_children) pt_type_name(fs.children[i], got, sizeof got);
+        rc = pt__errorf(err, PT_EINVAL, "read_delta: data file '%s' has %s for column '%s', but "
+                        "the table schema says %s", full, got, data_names[i], want);
+      }
+    fs.release(&fs);
+    /* The partition values, typed for the engine's partition columns. */
+    char **vals = NULL;
+    if (rc == PT_OK && nk > 0) {
+      vals = pt__calloc((size_t)nk, sizeof *vals);
+      if (!vals) rc = pt__errorf(err, PT_ENOMEM, "out of memory");
+      for (int64_t k = 0; k < nk && rc == PT_OK; k++) {
+        int64_t pk = 0;
+        while (pk < snap.n_partition_columns && strcmp(snap.partition_columns[pk], keys[k]) != 0) pk++;
+        const char *v = df->values[pk];
+        bool is_str = strcmp(formats[k], "u") == 0 || strcmp(formats[k], "z") == 0;
+        if (v && (*v || is_str)) {
+          rc = pt__delta_partition_value(formats[k], v, &vals[k], err);
+          if (rc != PT_OK)
+            pt__error_prefix(err, rc, "read_delta: data file '%s', column '%s': ", df->path, keys[k]);
+        }
+      }
+    }
+    for (int64_t g = 0; g < nrg && rc == PT_OK; g++) {
+      if (acc > 0 && acc + rgs[g].bytes > target) {
+        partition++;
+        acc = 0;
+      }
+      acc += rgs[g].bytes > 0 ? rgs[g].bytes : 1;
+      bool extend = n_pieces > 0 && ppart[n_pieces - 1] == partition &&
+                    strcmp(pp[n_pieces - 1], full) == 0 &&
+                    pstart[n_pieces - 1] + pcount[n_pieces - 1] == rgs[g].index;
+      if (extend) {
+        pcount[n_pieces - 1]++;
+        continue;
+      }
+      int64_t c1 = cap_pieces, c2 = cap_pieces, c3 = cap_pieces, c4 = cap_pieces;
+      char *dup = pt__strdup(full);
+      if (!dup || pt__grow((void **)&pp, &c1, n_pieces + 1, sizeof *pp) != PT_OK ||
+          pt__grow((void **)&ppart, &c2, n_pieces + 1, sizeof *ppart) != PT_OK ||
+          pt__grow((void **)&pstart, &c3, n_pieces + 1, sizeof *pstart) != PT_OK ||
+          pt__grow((void **)&pcount, &c4, n_pieces + 1, sizeof *pcount) != PT_OK) {
+        pt__free(dup);
+        rc = pt__errorf(err, PT_ENOMEM, "out of memory");
+        break;
+      }
+      cap_pieces = c1;
+      pp[n_pieces] = dup;
+      ppart[n_pieces] = partition;
+      pstart[n_pieces] = rgs[g].index;
+      pcount[n_pieces] = 1;
+      n_pieces++;
+      for (int64_t k = 0; k < nk && rc == PT_OK; k++) {
+        char *v = vals[k] ? pt__strdup(vals[k]) : NULL;
+        if ((vals[k] && !v) || push_str(&piece_vals, &n_piece_vals, &cap_piece_vals, v) != PT_OK) {
+          pt__free(v);
+          rc = pt__errorf(err, PT_ENOMEM, "out of memory");
+        }
+      }
+    }
+    for (int64_t k = 0; vals && k < nk; k++) pt__free(vals[k]);
+    pt__free(vals);
+    pt__free(rgs);
+    rgs = NULL;
+  }
+  if (rc == PT_OK) rc = pt__node_new(s, s->driver, PT__NODE_PARQUET, NULL, &schema, out, err);
+  if (rc == PT_OK) {
+    pt_dataset *ds = *out;
+    ds->partitions = n_pieces > 0 ? partition + 1 : 1;
+    ds->n_pieces = n_pieces;
+    ds->piece_paths = pp;
+    ds->piece_partition = ppart;
+    ds->piece_rg_start = pstart;
+    ds->piece_rg_count = pcount;
+    pp = NULL;
+    ppart = pstart = pcount = NULL;
+    n_pieces = 0;
+    ds->partition_keys = keys;
+    ds->n_partition_keys = nk;
+    ds->piece_values = piece_vals;
+    keys = piece_vals = NULL;
+    n_piece_vals = 0;
+    ds->columns = data_names;
+    ds->n_columns = n_data;
+    data_names = NULL;
+    ds->batch_rows = o.batch_size;
+    ds->delta_version = snap.version;
+    ds->delta_files = snap.n_files;
+    ds->delta_skipped = skipped;
+  }
+  for (int64_t i = 0; i < n_pieces; i++) pt__free(pp[i]);
+  pt__free(pp);
+  pt__free(ppart);
+  pt__free(pstart);
+  pt__free(pcount);
+  for (int64_t i = 0; i < n_piece_vals; i++) pt__free(piece_vals[i]);
+  pt__free(piece_vals);
+  for (int64_t k = 0; keys && k < nk; k++) pt__free(keys[k]);
+  pt__free(keys);
+  for (int64_t i = 0; data_names && i < n_data; i++) pt__free(data_names[i]);
+  pt__free(data_names);
+  pt__free(formats);
+  pt__free(sel);
+  pt__free(is_part);
+  if (schema.release) schema.release(&schema);
+  if (table.release) table.release(&table);
+  pt__delta_snapshot_free(&snap);
+  return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Writing */
+
+static void uuid4(char out[37]) {
+  uint8_t b[16];
+  if (getrandom(b, sizeof b, 0) != (ssize_t)sizeof b) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t x = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 20) ^ (uint64_t)getpid() << 40;
+    for (int i = 0; i < 16; i++, x = x * 6364136223846793005ULL + 1442695040888963407ULL)
+      b[i] = (uint8_t)(x >> 56);
+  }
+  b[6] = (uint8_t)((b[6] & 0x0F) | 0x40);
+  b[8] = (uint8_t)((b[8] & 0x3F) | 0x80);
+  snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
+           b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
+           b[15]);
+}
+
+static int64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A path as the log keeps it: percent-encoded but for unreserved
+ * characters, '/' and '='. */
+static int put_uri_path(pt_buf *b, const char *p) {
+  for (; *p; p++) {
+    unsigned char c = (unsigned char)*p;
+    bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                 strchr("-._~/=", c) != NULL;
+    if (plain) PT_RETURN_NOT_OK(pt__buf_putc(b, (char)c));
+    else PT_RETURN_NOT_OK(pt__buf_printf(b, "%%%02X", c));
+  }
+  return PT_OK;
+}
+
+typedef struct new_file {
+  char *rel;        /* owned: on disk, relative to the table */
+  char *abs;        /* owned */
+  char **values;    /* owned: one per partition column, NULL = null */
+} new_file;
+
+typedef struct writing {
+  const char *root;
+  const char *suffix;            /* "<uuid>-c000.parquet" */
+  char *const *keys;
+  int64_t nk;
+  new_file *files;
+  int64_t n, cap;
+  char **dirs;                   /* directories made, deepest last */
+  int64_t n_dirs, cap_dirs;
+} writing;
+
+static int hexv(char c) {
+  return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+       : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/* Hive's %XX escapes undone; NULL without memory. */
+static char *unescape_n(const char *s, size_t n) {
+  char *o = pt__malloc(n + 1);
+  if (!o) return NULL;
+  size_t j = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (s[i] == '%' && i + 2 < n && hexv(s[i + 1]) >= 0 && hexv(s[i + 2]) >= 0) {
+      o[j++] = (char)(hexv(s[i + 1]) * 16 + hexv(s[i + 2]));
+      i += 2;
+    } else {
+      o[j++] = s[i];
+    }
+  }
+  o[j] = '\0';
+  return o;
+}
+
+static int make_dir(writing *w, const char *dir, pt_error *err) {
+  struct stat sb;
+  if (stat(dir, &sb) == 0) return PT_OK;
+  if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+    return pt__errorf(err, PT_EIO, "cannot create '%s': %s", dir, strerror(errno));
+  char *dup = pt__strdup(dir);
+  if (!dup || push_str(&w->dirs, &w->n_dirs, &w->cap_dirs, dup) != PT_OK) {
+    pt__free(dup);
+    return pt__errorf(err, PT_ENOMEM, "out of memory");
+  }
+  return PT_OK;
+}
+
+/* Moves the data file at src to rel_dir/<stem>-<suffix> in the table. */
+static int move_in(writing *w, const char *src, const char *rel_dir, const char *stem,
+                   pt_error *err) {
+  char rel[PATH_MAX], abs[2 * PATH_MAX + 2];
+  if (snprintf(rel, sizeof rel, "%s%s%s-%s", rel_dir, *rel_dir ? "/" : "", stem, w->suffix) >=
+      (int)sizeof rel)
+    return pt__errorf(err, PT_EINVAL, "path too long under '%s'", w->root);
+  snprintf(abs, sizeof abs, "%s/%s", w->root, rel);
+  new_file nf = {0};
+  nf.values = pt__calloc((size_t)(w->nk ? w->nk : 1), sizeof *nf.values);
+  nf.rel = pt__strdup(rel);
+  nf.abs = pt__strdup(abs);
+  int rc = !nf.values || !nf.rel || !nf.abs ? pt__errorf(err, PT_ENOMEM, "out of memory") : PT_OK;
+  /* The values from the key=value directories, in the keys' order. */
+  const char *p = rel_dir;
+  for (int64_t k = 0; k < w->nk && rc == PT_OK; k++) {
+    const char *slash = strchr(p, '/');
+    size_t n = slash ? (size_t)(slash - p) : strlen(p);
+    const char *eq = memchr(p, '=', n);
+    if (!eq) {
+      rc = pt__errorf(err, PT_EINTERNAL, "partition directory '%s' has no key=value", rel_dir);
+      break;
+    }
+    size_t vn = n - (size_t)(eq + 1 - p);
+    if (!(vn == strlen(HIVE_NULL) && memcmp(eq + 1, HIVE_NULL, vn) == 0)) {
+      nf.values[k] = unescape_n(eq + 1, vn);
+      if (!nf.values[k]) rc = pt__errorf(err, PT_ENOMEM, "out of memory");
+    }
+    p = slash ? slash + 1 : p + n;
+  }
+  /* Directories first (recorded so a failure can take them back). */
+  for (char *q = rel; rc == PT_OK && (q = strchr(q, '/')) != NULL; q++) {
+    *q = '\0';
+    char dir[2 * PATH_MAX + 2];
+    snprintf(dir, sizeof dir, "%s/%s", w->root, rel);
+    *q = '/';
+    rc = make_dir(w, dir, err);
+  }
+  if (rc == PT_OK && pt__grow((void **)&w->files, &w->cap, w->n + 1, sizeof *w->files) != PT_OK)
+    rc = pt__errorf(err, PT_ENOMEM, "out of memory");
+  if (rc == PT_OK && rename(src, abs) != 0)
+    rc = pt__errorf(err, PT_EIO, "cannot move '%s' to '%s': %s", src, abs, strerror(errno));
+  if (rc != PT_OK) {
+    for (int64_t k = 0; nf.values && k < w->nk; k++) pt__free(nf.values[k]);
+    pt__free(nf.values);
+    pt__free(nf.rel);
+    pt__free(nf.abs);
+    return rc;
+  }
+  w->files[w->n++] = nf;
+  return PT_OK;
+}
+
+/* The files of a partitioned attempt's directory tree, moved in. */
+static int move_tree(writing *w, const char *base, const char *rel, int depth, pt_error *err) {
+  char dir[2 * PATH_MAX + 2];
+  snprintf(dir, sizeof dir, "%s%s%s", base, *rel ? "/" : "", rel);
+  if (depth > 64) return pt__errorf(err, PT_EINVAL, "'%s' nests too deep", dir);
+  DIR *d = opendir(dir);
+  if (!d) return pt__errorf(err, PT_EIO, "cannot open '%s': %s", dir, strerror(errno));
+  int rc = PT_OK;
+  struct dirent *e;
+  while (rc == PT_OK && (e = readdir(d))) {
+    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+    char sub[PATH_MAX], from[2 * PATH_MAX + 2];
+    if (snprintf(sub, sizeof sub, "%s%s%s", rel, *rel ? "/" : "", e->d_name) >= (int)sizeof sub) {
+      rc = pt__errorf(err, PT_EINVAL, "path too long under '%s'", dir);
+      break;
+    }
+    snprintf(from, sizeof from, "%s/%s", base, sub);
+    struct stat sb;
+    if (lstat(from, &sb) != 0) {
+      rc = pt__errorf(err, PT_EIO, "cannot stat '%s': %s", from, strerror(errno));
+    } else if (S_ISDIR(sb.st_mode)) {
+      rc = move_tree(w, base, sub, depth + 1, err);
+    } else {
+      char stem[NAME_MAX + 1];
+      snprintf(stem, sizeof stem, "%s", e->d_name);
+      char *dot = strstr(stem, ".parquet");
+      if (dot) *dot = '\0';
+      rc = move_in(w, from, rel, stem, err);
+    }
+  }
+  closedir(d);
+  return rc;
+}
+
+static void take_back(writing *w) {
+  for (int64_t i = 0; i < w->n; i++) unlink(w->files[i].abs);
+  for (int64_t i = w->n_dirs; i-- > 0;) rmdir(w->dirs[i]); /* fails, as it should, when not empty */
+}
+
+static void writing_free(writing *w) {
+  for (int64_t i = 0; i < w->n; i++) {
+    for (int64_t k = 0; k < w->nk; k++) pt__free(w->files[i].values[k]);
+    pt__free(w->files[i].values);
+    pt__free(w->files[i].rel);
+    pt__free(w->files[i].abs);
+  }
+  pt__free(w->files);
+  for (int64_t i = 0; i < w->n_dirs; i++) pt__free(w->dirs[i]);
+  pt__free(w->dirs);
+}
+
+static int put_values(pt_buf *b, char *const *keys, char *const *vals, int64_t nk) {
+  PT_RETURN_NOT_OK(pt__buf_putc(b, '{'));
+  for (int64_t k = 0; k < nk; k++) {
+    if (k > 0) PT_RETURN_NOT_OK(pt__buf_putc(b, ','));
+    PT_RETURN_NOT_OK(pt__json_put_string(b, keys[k], -1));
+    PT_RETURN_NOT_OK(pt__buf_putc(b, ':'));
+    if (vals[k]) PT_RETURN_NOT_OK(pt__json_put_string(b, vals[k], -1));
+    else PT_RETURN_NOT_OK(pt__buf_printf(b, "null"));
+  }
+  return pt__buf_putc(b, '}');
+}
+
+static bool has_ntz(const struct ArrowSchema *s) {
+  if (strcmp(s->format, "tsu:") == 0) return true;
+  for (int64_t i = 0; i < s->n_children; i++)
+    if (has_ntz(s->children[i])) return true;
+  return false;
+}
+
+/* Creates log/<version>.json holding text, atomically and only if absent:
+ * written to a temporary name, synced, then linked. *conflict when the
+ * version exists. */
+static int commit_file(const char *log, int64_t version, const pt_buf *text, bool *conflict,
+                       pt_error *err) {
+  char tmp[PATH_MAX + 96], final[PATH_MAX + 64], id[37];
+  uuid4(id);
+  snprintf(tmp, sizeof tmp, "%s/.%020lld.json.%s.tmp", log, (long long)version, id);
+  snprintf(final, sizeof final, "%s/%020lld.json", log, (long long)version);
+  *conflict = false;
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) return pt__errorf(err, PT_EIO, "cannot create '%s': %s", tmp, strerror(errno));
+  size_t done = 0;
+  while (done < text->len) {
+    ssize_t n = write(fd, text->data + done, text->len - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    done += (size_t)n;
+  }
+  int rc = PT_OK;
+  if (done != text->len || fsync(fd) != 0)
+    rc = pt__errorf(err, PT_EIO, "cannot write '%s': %s", tmp, strerror(errno));
+  close(fd);
+  if (rc == PT_OK && link(tmp, final) != 0) {
+    if (errno == EEXIST) *conflict = true;
+    else rc = pt__errorf(err, PT_EIO, "cannot create '%s': %s", final, strerror(errno));
+  }
+  unlink(tmp);
+  if (rc == PT_OK && !*conflict) {
+    int dfd = open(log, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+      (void)fsync(dfd);
+      close(dfd);
+    }
+  }
+  return rc;
+}
+
+int pt_write_delta(pt_dataset *ds, const char *path, const pt_delta_write_options *opts,
+                   pt_error *err) {
+  if (!ds || !path || !*path)
+    return pt__errorf(err, PT_EINVAL, "write_delta: dataset and path must be given");
+  pt_delta_write_options o;
+  pt_delta_write_options_init(&o);
+  if (opts) o = *opts;
+  if (o.mode != PT_DELTA_ERROR && o.mode != PT_DELTA_APPEND && o.mode != PT_DELTA_OVERWRITE)
+    return pt__errorf(err, PT_EINVAL, "write_delta: unknown mode %d; use PT_DELTA_ERROR, "
+                      "PT_DELTA_APPEND or PT_DELTA_OVERWRITE", (int)o.mode);
+  if (o.n_partition_by < 0 || (o.n_partition_by > 0 && !o.partition_by))
+    return pt__errorf(err, PT_EINVAL, "write_delta: partition_by must list n_partition_by names");
+  struct stat sb;
+  bool made_root = stat(path, &sb) != 0;
+  if (!made_root && !S_ISDIR(sb.st_mode))
+    return pt__errorf(err, PT_EINVAL, "write_delta: '%s' exists and is not a directory", path);
+  int64_t latest;
+  PT_RETURN_NOT_OK(pt__delta_latest_version(path, &latest, err));
+  if (latest >= 0 && o.mode == PT_DELTA_ERROR)
+    return pt__errorf(err, PT_EINVAL, "write_delta: the table '%s' exists (version %lld); write "
+                      "with mode append or overwrite", path, (long long)latest);
+  const struct ArrowSchema *dsch = &ds->schema;
+  pt__delta_snapshot snap = {0};
+  pt_buf schema_json = {0}, commit = {0};
+  struct ArrowSchema table = {0};
+  char **keys = NULL;
+  int64_t nk = 0;
+  int rc = PT_OK;
+  if (latest >= 0) {
+    rc = pt__delta_snapshot_load(path, latest, INT64_MIN, &snap, err);
+    if (rc == PT_OK) rc = pt__delta_check_protocol(&snap, true, err);
+    if (rc == PT_OK && o.mode == PT_DELTA_OVERWRITE && snap.append_only)
+      rc = pt__errorf(err, PT_ENOTSUP, "the table is append-only (delta.appendOnly); it cannot "
+                      "be overwritten");
+    if (rc == PT_OK) rc = pt__delta_schema_to_arrow(snap.schema_string, &table, err);
+    if (rc != PT_OK) pt__error_prefix(err, rc, "write_delta: ");
+    /* The dataset's columns must be the table's, by name. */
+    for (int64_t i = 0; i < table.n_children && rc == PT_OK; i++) {
+      int64_t c = find_field(dsch, table.children[i]->name);
+      char want[256], got[256];
+      pt_type_name(table.children[i], want, sizeof want);
+      if (c < 0) {
+        rc = pt__errorf(err, PT_EINVAL, "write_delta: the dataset has no column '%s' (%s) of "
+                        "the table", table.children[i]->name, want);
+      } else if (!same_type(dsch->children[c], table.children[i])) {
+        pt_type_name(dsch->children[c], got, sizeof got);
+        rc = pt__errorf(err, PT_EINVAL, "write_delta: column '%s' is %s in the dataset but %s in "
+                        "the table; cast it first", table.children[i]->name, got, want);
+      }
+    }
+    for (int64_t i = 0; i < dsch->n_children && rc == PT_OK; i++)
+      if (find_field(&table, dsch->children[i]->name) < 0)
+        rc = pt__errorf(err, PT_EINVAL, "write_delta: column '%s' is not in the table; protium "
+                        "does not change a table's schema", dsch->children[i]->name);
+    bool same_keys = o.n_partition_by == 0 || o.n_partition_by == snap.n_partition_columns;
+    for (int64_t k = 0; same_keys && k < o.n_partition_by; k++)
+      same_keys = o.partition_by[k] && strcmp(o.partition_by[k], snap.partition_columns[k]) == 0;
+    if (rc == PT_OK && !same_keys)
+      rc = pt__errorf(err, PT_EINVAL, "write_delta: partition_by differs from the table's "
+                      "partition columns; leave it out to use the table's");
+    keys = snap.partition_columns;
+    nk = snap.n_partition_columns;
+  } else {
+    rc = pt__delta_schema_from_arrow(dsch, &schema_json, err);
+    if (rc != PT_OK) pt__error_prefix(err, rc, "write_delta: ");
+    keys = (char **)o.partition_by;
+    nk = o.n_partition_by;
+    for (int64_t k = 0; k < nk && rc == PT_OK; k++) {
+      int64_t c = keys[k] ? find_field(dsch, keys[k]) : -1;
+      if (c < 0)
+        rc = pt__errorf(err, PT_EINVAL, "write_delta: partition_by column '%s' is not a column "
+                        "of the dataset", keys[k] ? keys[k] : "(null)");
+      else if (!pt__hive_key_supported(dsch->children[c]->format))
+        rc = pt__errorf(err, PT_EINVAL, "write_delta: cannot partition by column '%s'; partition "
+                        "by boolean, integer, float, string or date32 columns", keys[k]);
+      for (int64_t j = 0; j < k && rc == PT_OK; j++)
+        if (strcmp(keys[j], keys[k]) == 0)
+          rc = pt__errorf(err, PT_EINVAL, "write_delta: partition_by names '%s' twice", keys[k]);
+    }
+    if (rc == PT_OK && nk > 0 && nk >= dsch->n_children)
+      rc = pt__errorf(err, PT_EINVAL, "write_delta: partition_by names every column; the files "
+                      "need at least one column that is not a partition column");
+  }
+  pt_parquet_write_options po;
+  pt_parquet_write_options_init(&po);
+  if (o.parquet) po = *o.parquet;
+  char root[PATH_MAX], log[PATH_MAX + 16], temp[PATH_MAX + 64], temp_root[PATH_MAX + 32];
+  if (rc == PT_OK) rc = pt__mkdirs(path, err);
+  if (rc == PT_OK && !realpath(path, root))
+    rc = pt__errorf(err, PT_EIO, "write_delta: '%s': %s", path, strerror(errno));
+  pt__action a = {0};
+  pt__job_result res = {0};
+  bool ran = false;
+  if (rc == PT_OK) {
+    a.job_id = pt__driver_new_job_id(ds->driver);
+    a.sink = PT__SINK_IPC;
+    a.parquet = 1;
+    a.parquet_codec = po.codec;
+    a.parquet_compression_level = po.compression_level;
+    a.parquet_row_group_rows = po.row_group_rows;
+    a.parquet_page_version = po.data_page_version;
+    a.parquet_page_bytes = po.page_bytes;
+    a.parquet_dictionary_page_bytes = po.dictionary_page_bytes;
+    a.parquet_no_dictionary = !po.use_dictionary;
+    a.parquet_no_statistics = 0; /* the stats of the add actions come from the footers */
+    a.parquet_partition_by = keys;
+    a.parquet_n_partition_by = nk;
+    snprintf(log, sizeof log, "%s/_delta_log", root);
+    snprintf(temp_root, sizeof temp_root, "%s/_temporary", root);
+    snprintf(temp, sizeof temp, "%s/%lld", temp_root, (long long)a.job_id);
+    a.ipc_temp_dir = temp;
+    rc = pt__mkdirs(temp, err);
+    if (rc == PT_OK) {
+      rc = pt__driver_run(ds->driver, ds, &a, &res, err);
+      pt__session_record_job(ds, &res);
+      ran = true;
+      if (rc != PT_OK) pt__error_prefix(err, rc, "write_delta: ");
+    }
+  }
+  /* Move the committed attempts' files into the table. */
+  char id[37], suffix[64];
+  uuid4(id);
+  snprintf(suffix, sizeof suffix, "%s-c000.parquet", id);
+  writing w = {.root = root, .suffix = suffix, .keys = keys, .nk = nk};
+  for (int64_t p = 0; rc == PT_OK && p < res.n_partitions; p++) {
+    char stem[32];
+    snprintf(stem, sizeof stem, "part-%05lld", (long long)p);
+    if (nk > 0) rc = move_tree(&w, res.paths[p], "", 0, err);
+    else if (res.rows[p] > 0) rc = move_in(&w, res.paths[p], "", stem, err);
+    if (rc != PT_OK) pt__error_prefix(err, rc, "write_delta: ");
+  }
+  /* The commit: commitInfo, protocol and metaData for a new table, removes
+   * for an overwrite, then the adds with their stats. */
+  int64_t now = now_ms();
+  const char *mode_name = o.mode == PT_DELTA_APPEND ? "Append"
+                        : o.mode == PT_DELTA_OVERWRITE ? "Overwrite" : "ErrorIfExists";
+  if (rc == PT_OK) {
+    pt_buf pb = {0};
+    int r2 = pt__buf_putc(&pb, '[');
+    for (int64_t k = 0; k < nk && r2 == PT_OK; k++) {
+      if (k > 0) r2 = pt__buf_putc(&pb, ',');
+      if (r2 == PT_OK) r2 = pt__json_put_string(&pb, keys[k], -1);
+    }
+    if (r2 == PT_OK) r2 = pt__buf_putc(&pb, ']');
+    if (r2 == PT_OK) r2 = pt__buf_printf(&commit, "{\"commitInfo\":{\"timestamp\":%lld,\"operation\":"
+                                         "\"WRITE\",\"operationParameters\":{\"mode\":\"%s\","
+                                         "\"partitionBy\":", (long long)now, mode_name);
+    if (r2 == PT_OK) r2 = pt__json_put_string(&commit, pb.data, (int64_t)pb.len);
+    if (r2 == PT_OK) r2 = pt__buf_printf(&commit, "},\"engineInfo\":\"protium/%s\"}}\n", PT_VERSION_STRING);
+    if (r2 == PT_OK && latest < 0) {
+      bool ntz = has_ntz(dsch);
+      char tid[37];
+      uuid4(tid);
+      r2 = pt__buf_printf(&commit, ntz ? "{\"protocol\":{\"minReaderVersion\":3,\"minWriterVersion\":7,"
+                                         "\"readerFeatures\":[\"timestampNtz\"],\"writerFeatures\":"
+                                         "[\"timestampNtz\"]}}\n"
+                                       : "{\"protocol\":{\"minReaderVersion\":1,\"minWriterVersion\":2}}\n");
+      if (r2 == PT_OK)
+        r2 = pt__buf_printf(&commit, "{\"metaData\":{\"id\":\"%s\",\"name\":null,\"description\":null,"
+                            "\"format\":{\"provider\":\"parquet\",\"options\":{}},\"schemaString\":", tid);
+      if (r2 == PT_OK) r2 = pt__json_put_string(&commit, schema_json.data, (int64_t)schema_json.len);
+      if (r2 == PT_OK) r2 = pt__buf_printf(&commit, ",\"partitionColumns\":%.*s,\"configuration\":{},"
+                                           "\"createdTime\":%lld}}\n", (int)pb.len, pb.data, (long long)now);
+    }
+    pt_buf_free(&pb);
+    for (int64_t f = 0; r2 == PT_OK && o.mode == PT_DELTA_OVERWRITE && f < snap.n_files; f++) {
+      const pt__delta_file *df = &snap.files[f];
+      r2 = pt__buf_printf(&commit, "{\"remove\":{\"path\":");
+      if (r2 == PT_OK) r2 = pt__json_put_string(&commit, df->path, -1);
+      if (r2 == PT_OK) r2 = pt__buf_printf(&commit, ",\"deletionTimestamp\":%lld,\"dataChange\":true,"
+                                           "\"extendedFileMetadata\":true,\"partitionValues\":", (long long)now);
+      if (r2 == PT_OK) r2 = put_values(&commit, snap.partition_columns, df->values, nk);
+      if (r2 == PT_OK) r2 = pt__buf_printf(&commit, ",\"size\":%lld}}\n", (long long)(df->size > 0 ? df->size : 0));
+    }
+    if (r2 != PT_OK) rc = pt__errorf(err, PT_ENOMEM, "write_delta: out of memory");
+    for (int64_t f = 0; rc == PT_OK && f < w.n; f++) {
+      pt_buf stats = {0};
+      int64_t rows;
+      struct stat fsb;
+      rc = pt__delta_file_stats(w.files[f].abs, dsch, &stats, &rows, err);
+      if (rc != PT_OK) pt__error_prefix(err, rc, "write_delta: '%s': ", w.files[f].abs);
+      else if (stat(w.files[f].abs, &fsb) != 0)
+        rc = pt__errorf(err, PT_EIO, "write_delta: '%s': %s", w.files[f].abs, strerror(errno));
+      r2 = rc == PT_OK ? pt__buf_printf(&commit, "{\"add\":{\"path\":\"") : PT_OK;
+      if (rc == PT_OK && r2 == PT_OK) r2 = put_uri_path(&commit, w.files[f].rel);
+      if (rc == PT_OK && r2 == PT_OK) r2 = pt__buf_printf(&commit, "\",\"partitionValues\":");
+      if (rc == PT_OK && r2 == PT_OK) r2 = put_values(&commit, keys, w.files[f].values, nk);
+      if (rc == PT_OK && r2 == PT_OK)
+        r2 = pt__buf_printf(&commit, ",\"size\":%lld,\"modificationTime\":%lld,\"dataChange\":true,"
+                            "\"stats\":", (long long)fsb.st_size,
+                            (long long)fsb.st_mtim.tv_sec * 1000 + fsb.st_mtim.tv_nsec / 1000000);
+      if (rc == PT_OK && r2 == PT_OK) r2 = pt__json_put_string(&commit, stats.data, (int64_t)stats.len);
+      if (rc == PT_OK && r2 == PT_OK) r2 = pt__buf_printf(&commit, "}}\n");
+      if (rc == PT_OK && r2 != PT_OK) rc = pt__errorf(err, PT_ENOMEM, "write_delta: out of memory");
+      pt_buf_free(&stats);
+    }
+  }
+  bool conflict = false;
+  if (rc == PT_OK) rc = pt__mkdirs(log, err);
+  if (rc == PT_OK) {
+    rc = commit_file(log, latest + 1, &commit, &conflict, err);
+    if (rc != PT_OK) pt__error_prefix(err, rc, "write_delta: ");
+    else if (conflict)
+      rc = pt__errorf(err, PT_ESTATE, "write_delta: another writer committed version %lld of '%s' "
+                      "first; nothing was committed and the new files were removed; read the "
+                      "table again and retry", (long long)(latest + 1), path);
+  }
+  if (rc != PT_OK) take_back(&w);
+  writing_free(&w);
+  if (ran) {
+    pt__job_result_reset(&res);
+    (void)pt__driver_quiesce(ds->driver, a.job_id, ORPHAN_WAIT_MS);
+    pt__rm_rf(temp);
+    rmdir(temp_root); /* another job of this table may still use it */
+  }
+  if (rc != PT_OK && made_root) {
+    rmdir(log);
+    rmdir(path);
+  }
+  pt_buf_free(&commit);
+  pt_buf_free(&schema_json);
+  if (table.release) table.release(&table);
+  pt__delta_snapshot_free(&snap);
+  return rc;
+}

@@ -1,0 +1,401 @@
+"""test_delta.py — Delta Lake tables with real executors, against the
+reference implementation (the deltalake package, delta-rs): tables it
+makes (every supported type, partitioned or not, several commits with
+removes, checkpoints single and multi-part, time travel by version and by
+time) read by Session.read_delta and compared with its own reading; files
+pruned by partition values and stats (counted); tables protium writes
+(create, append, overwrite, partitioned) read back by deltalake, also
+after appends by both; a concurrent commit refused as a conflict; a failed
+job that leaves the table as it was; refused protocol features; damaged
+logs failing with errors that name the file.
+"""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import json
+import os
+import shutil
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+
+import protium as pt
+from protium import ProtiumError
+
+deltalake = pytest.importorskip("deltalake")
+from deltalake import DeltaTable, write_deltalake  # noqa: E402
+
+UTC = datetime.timezone.utc
+
+
+@pytest.fixture(scope="module")
+def session():
+    with pt.Session("local[2]") as s:
+        yield s
+
+
+def every_type(n: int, offset: int = 0) -> pa.Table:
+    """One column of every type Delta and protium share, nulls included."""
+    def nul(v, i):
+        return None if i % 7 == 3 else v
+
+    rows = range(offset, offset + n)
+    return pa.table({
+        "id": pa.array(list(rows), pa.int64()),
+        "b": pa.array([nul(i % 2 == 0, i) for i in rows], pa.bool_()),
+        "i8": pa.array([nul(i % 100 - 50, i) for i in rows], pa.int8()),
+        "i16": pa.array([nul(i * 3 - 1000, i) for i in rows], pa.int16()),
+        "i32": pa.array([nul(i * 1000, i) for i in rows], pa.int32()),
+        "f32": pa.array([nul(i / 4, i) for i in rows], pa.float32()),
+        "f64": pa.array([nul(i * 1.5 - 3, i) for i in rows], pa.float64()),
+        "s": pa.array([nul(f"s{i}é", i) for i in rows]),
+        "bin": pa.array([nul(bytes([i % 256, 0]), i) for i in rows], pa.binary()),
+        "d": pa.array([nul(datetime.date(1960, 1, 1) + datetime.timedelta(days=i * 37), i)
+                       for i in rows]),
+        "ts": pa.array([nul(datetime.datetime(1969, 12, 31, 23, tzinfo=UTC)
+                            + datetime.timedelta(seconds=i * 3607, microseconds=i), i)
+                        for i in rows], pa.timestamp("us", tz="UTC")),
+        "tsn": pa.array([nul(datetime.datetime(2020, 2, 29) + datetime.timedelta(minutes=i), i)
+                         for i in rows], pa.timestamp("us")),
+        "dec": pa.array([nul(decimal.Decimal(i * 7 - 300) / 100, i) for i in rows],
+                        pa.decimal128(9, 2)),
+        "arr": pa.array([nul([i, None, i + 1][: i % 4], i) for i in rows], pa.list_(pa.int32())),
+        "m": pa.array([nul([(f"k{i}", i)], i) for i in rows], pa.map_(pa.string(), pa.int64())),
+        "st": pa.array([nul({"x": i, "y": nul(str(i), i + 1)}, i) for i in rows],
+                       pa.struct([("x", pa.int32()), ("y", pa.string())])),
+        "part": pa.array([["a", "b b", None][i % 3] for i in rows]),
+    })
+
+
+def by_id(t: pa.Table) -> pa.Table:
+    return t.sort_by("id")
+
+
+def reference(path, **kw) -> pa.Table:
+    return DeltaTable(str(path), **kw).to_pyarrow_table()
+
+
+def same(got: pa.Table, want: pa.Table) -> None:
+    """Equal rows, columns matched by name (protium puts partition columns
+    last)."""
+    got = by_id(got.select(want.column_names))
+    want = by_id(want)
+    assert got.schema == want.schema
+    assert got.to_pylist() == want.to_pylist()
+
+
+# --------------------------------------------------------------------------
+# Reading tables made by deltalake
+
+
+@pytest.mark.parametrize("partition_by", [None, ["part"], ["part", "i8"]])
+def test_read_every_type_matches_deltalake(session, tmp_path, partition_by):
+    path = tmp_path / "t"
+    write_deltalake(str(path), every_type(60), partition_by=partition_by)
+    write_deltalake(str(path), every_type(40, offset=60), mode="append")
+    ds = session.read_delta(path)
+    want = reference(path)
+    assert ds.count() == 100
+    same(ds.to_arrow(), want)
+    keys = partition_by or []
+    # Partition columns last, in the table schema's order.
+    assert ds.schema.names[len(ds.schema) - len(keys):] == [c for c in want.column_names if c in keys]
+
+
+def test_read_removes_checkpoints_and_time_travel(session, tmp_path):
+    path = tmp_path / "t"
+    write_deltalake(str(path), every_type(30), partition_by=["part"])        # v0
+    write_deltalake(str(path), every_type(20, offset=30), mode="append")     # v1
+    dt = DeltaTable(str(path))
+    dt.create_checkpoint()                                                   # checkpoint at v1
+    write_deltalake(str(path), every_type(10, offset=100), mode="overwrite")  # v2: removes
+    dt = DeltaTable(str(path))
+    dt.delete("id = 105")                                                    # v3: rewrites a file
+    write_deltalake(str(path), every_type(5, offset=200), mode="append")     # v4
+    assert (path / "_delta_log" / "00000000000000000001.checkpoint.parquet").exists()
+    for v in range(5):
+        ds = session.read_delta(path, version=v)
+        assert ds.delta_scan()["version"] == v
+        same(ds.to_arrow(), reference(path, version=v))
+    latest = session.read_delta(path)
+    assert latest.delta_scan()["version"] == 4
+    assert sorted(latest.to_arrow()["id"].to_pylist()) == [i for i in range(100, 110) if i != 105] + list(range(200, 205))
+    with pytest.raises(ProtiumError, match="has no version 9; its latest is 4"):
+        session.read_delta(path, version=9)
+
+
+def test_read_multi_part_checkpoint(session, tmp_path):
+    """A checkpoint in two parts (as Spark writes big ones), made from the
+    single-part one deltalake wrote: its rows split between two files named
+    as the protocol says, _last_checkpoint pointing at them."""
+    path = tmp_path / "t"
+    write_deltalake(str(path), every_type(10), partition_by=["part"])
+    for k in range(4):
+        write_deltalake(str(path), every_type(10, offset=10 * (k + 1)), mode="append")
+    DeltaTable(str(path)).create_checkpoint()
+    log = path / "_delta_log"
+    single = log / "00000000000000000004.checkpoint.parquet"
+    cp = pq.read_table(single)
+    half = cp.num_rows // 2
+    pq.write_table(cp.slice(0, half), log / "00000000000000000004.checkpoint.0000000001.0000000002.parquet")
+    pq.write_table(cp.slice(half), log / "00000000000000000004.checkpoint.0000000002.0000000002.parquet")
+    single.unlink()
+    (log / "_last_checkpoint").write_text(json.dumps({"version": 4, "size": cp.num_rows, "parts": 2}))
+    for v in range(4):  # the commits the checkpoint covers are not needed
+        (log / f"{v:020d}.json").unlink()
+    write_deltalake(str(path), every_type(10, offset=90), mode="append")
+    ds = session.read_delta(path)
+    assert ds.delta_scan()["version"] == 5
+    assert sorted(ds.to_arrow()["id"].to_pylist()) == list(range(50)) + list(range(90, 100))
+    # Without a checkpoint to start from, the missing commits are an error.
+    with pytest.raises(ProtiumError, match=r"commit '.*00000000000000000000\.json' is missing and no checkpoint covers it"):
+        session.read_delta(path, version=2)
+
+
+def test_time_travel_by_timestamp(session, tmp_path):
+    path = tmp_path / "t"
+    for k in range(3):
+        write_deltalake(str(path), every_type(10, offset=10 * k), mode="append")
+    # The protocol times a commit by its file's modification time.
+    base = datetime.datetime(2024, 5, 1, 12, tzinfo=UTC)
+    for v in range(3):
+        t = (base + datetime.timedelta(hours=v)).timestamp()
+        os.utime(path / "_delta_log" / f"{v:020d}.json", (t, t))
+    at = base + datetime.timedelta(hours=1, minutes=30)
+    ds = session.read_delta(path, timestamp=at)
+    assert ds.delta_scan()["version"] == 1
+    assert ds.count() == 20
+    assert session.read_delta(path, timestamp="2024-05-01T14:00:00+00:00").delta_scan()["version"] == 2
+    dt = DeltaTable(str(path))
+    dt.load_as_version(at)
+    assert dt.version() == 1
+    with pytest.raises(ProtiumError, match="no version of .* was committed at or before"):
+        session.read_delta(path, timestamp=base - datetime.timedelta(days=1))
+    with pytest.raises(ProtiumError, match="a version or a timestamp, not both"):
+        session.read_delta(path, version=0, timestamp=at)
+
+
+def test_pruning_by_partition_values_and_stats(session, tmp_path):
+    path = tmp_path / "t"
+    for k in range(6):  # six commits, one file each, ids k*100 .. k*100+99
+        t = every_type(100, offset=100 * k).drop_columns(["part"])
+        t = t.append_column("day", pa.array([datetime.date(2024, 1, 1 + k)] * 100))
+        write_deltalake(str(path), t, partition_by=["day"], mode="append")
+    full = session.read_delta(path)
+    assert full.delta_scan() == {"version": 5, "files": 6, "files_skipped": 0}
+
+    ds = session.read_delta(path, filter=[("day", ">=", datetime.date(2024, 1, 5))])
+    assert ds.delta_scan()["files_skipped"] == 4
+    assert sorted(set(ds.to_arrow()["day"].to_pylist())) == [datetime.date(2024, 1, 5), datetime.date(2024, 1, 6)]
+
+    ds = session.read_delta(path, filter=[("id", ">=", 250), ("id", "<", 310)])
+    assert ds.delta_scan()["files_skipped"] == 4  # only the files of 200-299 and 300-399
+    ids = ds.to_arrow()["id"].to_pylist()
+    assert min(ids) == 200 and max(ids) == 399
+
+    # Strings compare bytewise: "s42é" lies within the files of 0-99 and
+    # 400-499; i32 = 555000 only within the file of 500-599.
+    ds = session.read_delta(path, filter=[[("s", "=", "s42é")], [("i32", "=", 555000)]])
+    assert ds.delta_scan()["files_skipped"] == 3
+
+    ts = datetime.datetime(1969, 12, 31, 23, tzinfo=UTC) + datetime.timedelta(seconds=450 * 3607)
+    ds = session.read_delta(path, filter=[("ts", ">", ts)])
+    assert ds.delta_scan()["files_skipped"] == 4  # stats in ms; the file of 400-499 and 500-599
+    got = ds.to_arrow()
+    assert pc.max(got["id"]).as_py() == 599
+
+    ds = session.read_delta(path, filter=[("dec", "<", decimal.Decimal("-2"))])
+    assert ds.delta_scan()["files_skipped"] == 5
+
+    # A filter on a column without stats keeps every file.
+    ds = session.read_delta(path, filter=[("b", "=", 1)])
+    assert ds.delta_scan()["files_skipped"] == 0
+    # Columns chosen: the partition column may come with them.
+    ds = session.read_delta(path, columns=["day", "id"], filter=[("day", "=", datetime.date(2024, 1, 2))])
+    assert ds.schema.names == ["id", "day"]
+    assert sorted(ds.to_arrow()["id"].to_pylist()) == list(range(100, 200))
+
+
+# --------------------------------------------------------------------------
+# Writing tables that deltalake reads
+
+
+@pytest.mark.parametrize("partition_by", [None, ["part"], ["part", "b"]])
+def test_write_read_back_by_deltalake(session, tmp_path, partition_by):
+    path = tmp_path / "t"
+    src = every_type(300)
+    ds = session.from_arrow(src, partitions=3) if hasattr(session, "from_arrow") else None
+    if ds is None:
+        pq.write_table(src, tmp_path / "src.parquet")
+        ds = session.read_parquet(tmp_path / "src.parquet")
+    ds.write_delta(path, partition_by=partition_by)
+    dt = DeltaTable(str(path))
+    assert dt.version() == 0
+    assert dt.metadata().partition_columns == (partition_by or [])
+    same(dt.to_pyarrow_table(), src)
+    # Appends by both sides, then protium's own reading agrees with deltalake's.
+    write_deltalake(str(path), every_type(50, offset=300), mode="append")
+    ds.write_delta(path, mode="append")
+    dt = DeltaTable(str(path))
+    assert dt.version() == 2
+    assert dt.to_pyarrow_table().num_rows == 650
+    same(session.read_delta(path).to_arrow(), dt.to_pyarrow_table())
+    # The stats protium wrote let deltalake skip files too.
+    adds = [json.loads(line)["add"] for line in open(path / "_delta_log" / f"{0:020d}.json")
+            if '"add"' in line]
+    stats = [json.loads(a["stats"]) for a in adds]
+    assert sum(st["numRecords"] for st in stats) == 300
+    assert all("id" in st["minValues"] and "id" in st["nullCount"] for st in stats)
+    assert any(st["maxValues"].get("ts", "").endswith("Z") and "dec" in st["minValues"] for st in stats)
+    # Overwrite: a new version with only the new rows.
+    session.read_delta(path).filter(lambda id: id < 10, columns=["id"]).write_delta(path, mode="overwrite")
+    dt = DeltaTable(str(path))
+    assert dt.version() == 3
+    assert sorted(dt.to_pyarrow_table()["id"].to_pylist()) == sorted(list(range(10)) * 2)
+    assert len(dt.history()) == 4
+    same(reference(path, version=1), session.read_delta(path, version=1).to_arrow())
+
+
+def test_write_modes_and_refusals(session, tmp_path):
+    path = tmp_path / "t"
+    ds = session.range(100, partitions=2)
+    ds.write_delta(path)
+    with pytest.raises(ProtiumError, match=r"exists \(version 0\); write with mode append or overwrite"):
+        ds.write_delta(path)
+    with pytest.raises(ProtiumError, match="mode 'upsert'"):
+        ds.write_delta(path, mode="upsert")
+    other = ds.map_in_arrow(lambda it: (b.append_column("x", pc.cast(b["id"], pa.float64())) for b in it),
+                            schema="id long, x double")
+    with pytest.raises(ProtiumError, match="column 'x' is not in the table"):
+        other.write_delta(path, mode="append")
+    with pytest.raises(ProtiumError, match="partition_by differs"):
+        ds.write_delta(path, mode="append", partition_by=["id"])
+    u = ds.map_in_arrow(lambda it: (pa.record_batch([pc.cast(b["id"], pa.uint32())], ["u"]) for b in it),
+                        schema=pa.schema([("u", pa.uint32())]))
+    with pytest.raises(ProtiumError, match="column 'u' has type uint32.*signed integer"):
+        u.write_delta(tmp_path / "u")
+    assert not (tmp_path / "u").exists()
+    assert DeltaTable(str(path)).version() == 0
+
+
+def _commit_meanwhile(path):
+    """A map function that commits to the table with deltalake while the
+    protium job that will commit the same version runs."""
+    def fn(batches):
+        import pyarrow as pa
+        from deltalake import write_deltalake
+        for b in batches:
+            if b.num_rows and b["id"][0].as_py() == 0:
+                write_deltalake(path, pa.table({"id": pa.array([-1], pa.int64())}), mode="append")
+            yield b
+    return fn
+
+
+def test_concurrent_commit_is_a_conflict(session, tmp_path):
+    path = tmp_path / "t"
+    session.range(10, partitions=1).write_delta(path)
+    files_before = sorted(p.name for p in path.iterdir())
+    racing = session.range(10, partitions=1).map_in_arrow(_commit_meanwhile(str(path)), schema="id long")
+    with pytest.raises(ProtiumError, match="another writer committed version 1 .* first; nothing was committed") as e:
+        racing.write_delta(path, mode="append")
+    assert e.value.code == 7  # PT_ESTATE
+    dt = DeltaTable(str(path))
+    assert dt.version() == 1
+    assert sorted(dt.to_pyarrow_table()["id"].to_pylist()) == [-1] + list(range(10))
+    # protium's data files were taken back: only deltalake's new one is added.
+    after = sorted(p.name for p in path.iterdir())
+    assert len(after) == len(files_before) + 1
+    assert session.read_delta(path).count() == 11
+
+
+def test_failed_job_leaves_the_table_unchanged(session, tmp_path):
+    path = tmp_path / "t"
+    session.range(20, partitions=2).write_delta(path)
+    before = sorted(str(p.relative_to(path)) for p in path.rglob("*"))
+
+    def boom(batches):
+        for b in batches:
+            if b.num_rows and b["id"][0].as_py() >= 10:
+                raise RuntimeError("the job fails on purpose")
+            yield b
+
+    with pytest.raises(ProtiumError, match="fails on purpose"):
+        session.range(20, partitions=2).map_in_arrow(boom, schema="id long").write_delta(path, mode="overwrite")
+    assert sorted(str(p.relative_to(path)) for p in path.rglob("*")) == before
+    assert DeltaTable(str(path)).version() == 0
+    assert session.read_delta(path).count() == 20
+
+
+# --------------------------------------------------------------------------
+# Refused features, damaged logs
+
+
+def test_refused_reader_features(session, tmp_path):
+    path = tmp_path / "t"
+    write_deltalake(str(path), pa.table({"id": pa.array([1, 2], pa.int64())}))
+    log = path / "_delta_log"
+    with open(log / f"{1:020d}.json", "w") as f:
+        f.write(json.dumps({"protocol": {"minReaderVersion": 3, "minWriterVersion": 7,
+                                         "readerFeatures": ["deletionVectors"],
+                                         "writerFeatures": ["deletionVectors"]}}) + "\n")
+    with pytest.raises(ProtiumError, match="reader feature 'deletionVectors'") as e:
+        session.read_delta(path)
+    assert e.value.code == 5  # PT_ENOTSUP
+    assert session.read_delta(path, version=0).count() == 2
+    meta = json.loads([ln for ln in open(log / f"{0:020d}.json") if '"metaData"' in ln][0])
+    meta["metaData"]["configuration"] = {"delta.columnMapping.mode": "name"}
+    with open(log / f"{1:020d}.json", "w") as f:
+        f.write(json.dumps({"protocol": {"minReaderVersion": 2, "minWriterVersion": 5}}) + "\n")
+        f.write(json.dumps(meta) + "\n")
+    with pytest.raises(ProtiumError, match="reader feature 'columnMapping' \\(mode name\\)"):
+        session.read_delta(path)
+    with pytest.raises(ProtiumError, match="write_delta: .*'columnMapping'"):
+        session.range(3).write_delta(path, mode="append")
+    with open(log / f"{1:020d}.json", "w") as f:
+        f.write(json.dumps({"protocol": {"minReaderVersion": 1, "minWriterVersion": 4}}) + "\n")
+    assert session.read_delta(path).count() == 2
+    with pytest.raises(ProtiumError, match="needs Delta writer version 4"):
+        session.range(3).write_delta(path, mode="append")
+    with open(log / f"{1:020d}.json", "w") as f:
+        f.write(json.dumps({"protocol": {"minReaderVersion": 4, "minWriterVersion": 7}}) + "\n")
+    with pytest.raises(ProtiumError, match="reader version 4"):
+        session.read_delta(path)
+
+
+def test_damaged_logs_name_the_file(session, tmp_path):
+    path = tmp_path / "t"
+    for k in range(3):
+        write_deltalake(str(path), pa.table({"id": pa.array([k], pa.int64())}), mode="append")
+    log = path / "_delta_log"
+    second = log / f"{1:020d}.json"
+    good = second.read_text()
+    second.write_text(good + '{"add": {"path": "x.parquet", "size": 1,\n')
+    with pytest.raises(ProtiumError, match=r"00000000000000000001\.json' line \d+: bad JSON at byte"):
+        session.read_delta(path)
+    second.write_text('["not an object"]\n')
+    with pytest.raises(ProtiumError, match=r"00000000000000000001\.json' line 1: an action must be a JSON object"):
+        session.read_delta(path)
+    second.write_text(good)
+    assert session.read_delta(path).count() == 3
+    # A data file the log names but the disk lacks.
+    victim = next(p for p in path.glob("*.parquet"))
+    moved = tmp_path / "aside.parquet"
+    shutil.move(victim, moved)
+    with pytest.raises(ProtiumError, match="data file '.*" + victim.name + "' of version 2"):
+        session.read_delta(path)
+    shutil.move(moved, victim)
+    # A missing commit in the middle.
+    second.rename(log / "aside.json")
+    with pytest.raises(ProtiumError, match=r"incomplete: commit '.*00000000000000000001\.json' is missing"):
+        session.read_delta(path)
+    (log / "aside.json").rename(second)
+    # Not a table at all, and a bad _last_checkpoint.
+    with pytest.raises(ProtiumError, match="is not a Delta table: it has no _delta_log"):
+        session.read_delta(tmp_path)
+    (log / "_last_checkpoint").write_text("{oops")
+    with pytest.raises(ProtiumError, match=r"_last_checkpoint': bad JSON at byte 1"):
+        session.read_delta(path)
