@@ -19,9 +19,15 @@ pyarrow.csv; read into one Arrow table by protium `read_csv(...).to_arrow()`
 (local[2], csv.partition_bytes = a quarter of the file), pyarrow.csv
 (its threads) and DuckDB (`read_csv_auto(...).arrow()`).
 
+Delta: PT_BENCH_DELTA_ROWS rows (default 1,000,000) of the same columns
+written by deltalake as a table of PT_BENCH_DELTA_FILES commits (default 4),
+one file each; read into one Arrow table by protium
+`read_delta(path).to_arrow()` (local[2]) and by deltalake
+(`DeltaTable(path).to_pyarrow_table()`, delta-rs's reader), case delta.
+
 Metrics: <system>.read_rows_per_s.<case>, <system>.write_rows_per_s.<case>,
 ratio.read.<case>.<peer> and ratio.write.<case>.<peer> (protium / peer,
-higher is better for protium); cases pg_p1, pg_p2, pg_p4, csv, pg_write.
+higher is better for protium); cases pg_p1, pg_p2, pg_p4, csv, delta, pg_write.
 Each figure is the best of PT_BENCH_REPEATS runs (default 2);
 PT_BENCH_PARTITIONS (default 1,2,4) and PT_BENCH_SPARK=0 (PySpark left out,
 as the test's tiny run does) narrow a run. A peer that
@@ -53,6 +59,8 @@ os.environ.setdefault("PT_BUILD_DIR", str(BUILD))
 ROWS = int(os.environ.get("PT_BENCH_ROWS", "2000000"))
 WRITE_ROWS = int(os.environ.get("PT_BENCH_WRITE_ROWS", "500000"))
 CSV_MIB = int(os.environ.get("PT_BENCH_CSV_MIB", "256"))
+DELTA_ROWS = int(os.environ.get("PT_BENCH_DELTA_ROWS", "1000000"))
+DELTA_FILES = int(os.environ.get("PT_BENCH_DELTA_FILES", "4"))
 REPEATS = int(os.environ.get("PT_BENCH_REPEATS", "2"))
 PARTS = [int(p) for p in os.environ.get("PT_BENCH_PARTITIONS", "1,2,4").split(",")]
 SPARK = os.environ.get("PT_BENCH_SPARK", "1") != "0"  # 0: leave PySpark out (the tests)
@@ -254,6 +262,29 @@ def main() -> None:
             record("duckdb", "read", "csv", n_csv, best(dread))
         except Exception as e:  # noqa: BLE001
             log(f"duckdb csv: {e!r}; left out")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    # -- Delta
+    work = Path(tempfile.mkdtemp(prefix="pt-bench-delta."))
+    try:
+        from deltalake import DeltaTable, write_deltalake
+
+        path = work / "events"
+        data = make_arrow(DELTA_ROWS, seed=7)
+        step = -(-DELTA_ROWS // DELTA_FILES)
+        for k in range(0, DELTA_ROWS, step):
+            write_deltalake(str(path), data.slice(k, step), mode="append")
+        with pt.Session("local[2]") as s:
+            def pdelta() -> None:
+                assert s.read_delta(path).to_arrow().num_rows == DELTA_ROWS
+            record("protium", "read", "delta", DELTA_ROWS, best(pdelta))
+
+        def ddelta() -> None:
+            assert DeltaTable(str(path)).to_pyarrow_table().num_rows == DELTA_ROWS
+        record("deltalake", "read", "delta", DELTA_ROWS, best(ddelta))
+    except Exception as e:  # noqa: BLE001 - a peer's failure leaves it out
+        log(f"delta: {e!r}; left out")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

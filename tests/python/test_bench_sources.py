@@ -1,6 +1,7 @@
 """The `sources` benchmark's script runs and reports what bench/README.md
-says it does: a tiny run (20,000 rows, a 1 MiB CSV, one run each, PySpark
-left out to keep it quick) against a PostgreSQL server of its own. Speeds are
+says it does: a tiny run (20,000 rows, a 1 MiB CSV, a 20,000-row Delta
+table, one run each, PySpark left out to keep it quick) against a
+PostgreSQL server of its own. Speeds are
 not judged (timings do not belong in tests): every figure must be there and
 positive, ratios included."""
 
@@ -22,7 +23,8 @@ pytestmark = pytest.mark.skipif(not Path("/usr/lib/postgresql/15/bin/initdb").ex
 
 def test_bench_sources_reports_every_figure(tmp_path):
     env = dict(os.environ, PT_BENCH_ROWS="20000", PT_BENCH_WRITE_ROWS="5000",
-               PT_BENCH_CSV_MIB="1", PT_BENCH_REPEATS="1", PT_BENCH_PARTITIONS="1,2",
+               PT_BENCH_CSV_MIB="1", PT_BENCH_DELTA_ROWS="20000", PT_BENCH_REPEATS="1",
+               PT_BENCH_PARTITIONS="1,2",
                PT_BENCH_SPARK="0", TMPDIR=str(tmp_path))
     proc = subprocess.run([sys.executable, str(ROOT / "bench" / "sources.py")], env=env,
                           capture_output=True, text=True, timeout=300)
@@ -37,4 +39,7 @@ def test_bench_sources_reports_every_figure(tmp_path):
     assert m["duckdb.read_rows_per_s.csv"] > 0
     assert m["ratio.read.csv.pyarrow"] > 0
     assert m["ratio.read.csv.duckdb"] > 0
+    assert m["protium.read_rows_per_s.delta"] > 0
+    assert m["deltalake.read_rows_per_s.delta"] > 0
+    assert m["ratio.read.delta.deltalake"] > 0
     assert not any(k.startswith("pyspark.") for k in m)
