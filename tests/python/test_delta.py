@@ -399,3 +399,26 @@ def test_damaged_logs_name_the_file(session, tmp_path):
     (log / "_last_checkpoint").write_text("{oops")
     with pytest.raises(ProtiumError, match=r"_last_checkpoint': bad JSON at byte 1"):
         session.read_delta(path)
+
+
+# --------------------------------------------------------------------------
+# The example of docs/delta.md
+
+
+def test_docs_example_prints_what_its_comments_say(tmp_path):
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    text = (root / "docs" / "delta.md").read_text()
+    code = re.findall(r"```python\n(.*?)```", text, flags=re.S)[0]
+    code = code.replace("/tmp/pt-doc-delta", str(tmp_path / "events"))
+    want = [m.group(1).strip() for line in code.splitlines()
+            if (m := re.search(r"print\(.*\)\s+# (.*)$", line))]
+    env = dict(os.environ, PYTHONPATH=str(root / "python"))
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == want
