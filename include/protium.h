@@ -869,8 +869,10 @@ typedef struct pt_delta_read_options {
   const char *const *columns;      /* top-level columns to read (NULL: all) */
   int64_t n_columns;
   const pt_parquet_filter *filter; /* NULL: every file; else skip the files whose
-                                      partition values or stats rule it out
-                                      (rows of the others are not filtered);
+                                      partition values or stats rule it out,
+                                      and, when it names no partition column,
+                                      the row groups their footers rule out
+                                      (rows of the rest are not filtered);
                                       dates compare as days, timestamps as µs */
   int64_t batch_size;              /* rows per batch at most; 0: the reader's */
 } pt_delta_read_options;

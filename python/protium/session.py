@@ -797,19 +797,20 @@ class Dataset:
 
     def write_delta(self, path: Union[str, os.PathLike[str]], *, mode: str = "error",
                     partition_by: Optional[Sequence[str]] = None,
-                    compression: str = "snappy") -> None:
+                    compression: str = "snappy", row_group_rows: int = 0) -> None:
         """The rows as one new version of the Delta table at path (created
         when missing): mode "error" (refuse an existing table), "append" or
         "overwrite"; partition_by for a new table (an existing one keeps
         its own). Data files are committed exactly once, then the next log
         entry is created atomically; a concurrent writer's commit of that
         version fails this one (ProtiumError, PT_ESTATE) and leaves the table
-        as the other writer left it."""
+        as the other writer left it. row_group_rows: rows per Parquet row
+        group (0: the writer's 1048576)."""
         from protium import delta
         from protium.parquet import _write_options
 
         codec = "none" if compression in ("uncompressed", None) else compression
-        popts = _write_options(codec, 0, 0, 0, 0, True, 1, True, True)
+        popts = _write_options(codec, 0, row_group_rows, 0, 0, True, 1, True, True)
         opts, keep = delta.write_options(mode, partition_by, popts)
         self._run(delta.fn("pt_write_delta"), os.fsencode(path), ctypes.byref(opts))
         del keep

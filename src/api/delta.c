@@ -175,6 +175,21 @@ int pt_read_delta(pt_session *s, const char *path, const pt_delta_read_options *
   file_opts.columns = (const char *const *)data_names;
   file_opts.n_columns = n_data;
   file_opts.plain_binary = 1; /* writers differ (delta-rs writes views); the table's schema decides */
+  /* A filter that names no partition column also skips row groups inside
+   * the files kept (the files' footers know no partition columns). */
+  bool uses_keys = false;
+  if (rc == PT_OK && o.filter && snap.n_partition_columns > 0) {
+    char **none = pt__calloc((size_t)snap.n_partition_columns, sizeof *none);
+    const char **fmts = pt__calloc((size_t)snap.n_partition_columns, sizeof *fmts);
+    if (!none || !fmts) rc = pt__errorf(err, PT_ENOMEM, "out of memory");
+    for (int64_t k = 0; rc == PT_OK && k < snap.n_partition_columns; k++) fmts[k] = "u";
+    if (rc == PT_OK)
+      (void)pt__filter_partition_match(o.filter, snap.partition_columns, none, fmts,
+                                       snap.n_partition_columns, &uses_keys);
+    pt__free(none);
+    pt__free(fmts);
+  }
+  if (o.filter && !uses_keys) file_opts.filter = o.filter;
   for (int64_t f = 0; f < snap.n_files && rc == PT_OK; f++) {
     const pt__delta_file *df = &snap.files[f];
     if (o.filter && !pt__delta_file_may_match(o.filter, &snap, df, &table)) {

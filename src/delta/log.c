@@ -661,6 +661,7 @@ static int apply_checkpoint_file(state *st, const char *path, pt_error *err) {
   struct ArrowArrayStream stream;
   pt_parquet_read_options o;
   pt_parquet_read_options_init(&o);
+  o.plain_binary = 1; /* utf8 whatever the writer stored (views, large strings) */
   int rc = pt_parquet_read_path(path, &o, &stream, err);
   if (rc != PT_OK) return pt__error_prefix(err, rc, "checkpoint '%s': ", path);
   struct ArrowSchema schema;

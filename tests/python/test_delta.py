@@ -211,6 +211,15 @@ def test_pruning_by_partition_values_and_stats(session, tmp_path):
     ds = session.read_delta(path, filter=[("dec", "<", decimal.Decimal("-2"))])
     assert ds.delta_scan()["files_skipped"] == 5
 
+    # A filter on the files' columns alone also skips row groups inside
+    # the files kept: 10 row groups of 100 rows, two of them can match.
+    small = tmp_path / "small"
+    session.range(1000, partitions=1).write_delta(small, row_group_rows=100)
+    ds = session.read_delta(small, filter=[("id", ">=", 150), ("id", "<", 300)])
+    assert ds.delta_scan()["files_skipped"] == 0
+    assert ds.count() == 200
+    assert sorted(ds.to_arrow()["id"].to_pylist()) == list(range(100, 300))
+
     # A filter on a column without stats keeps every file.
     ds = session.read_delta(path, filter=[("b", "=", 1)])
     assert ds.delta_scan()["files_skipped"] == 0
