@@ -290,6 +290,8 @@ bool pt__delta_parse_timestamp(const char *s, int64_t *us) {
     offset_min = sign * (oh * 60 + om);
   }
   if (*s != '\0') return false;
+  /* int64 microseconds reach about 292,000 years either side of 1970. */
+  if (days > 106751990 || days < -106751990) return false;
   *us = ((days * 86400 + h * 3600 + mi * 60 + sec) - offset_min * 60) * 1000000 + frac;
   return true;
 }

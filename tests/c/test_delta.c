@@ -212,6 +212,8 @@ static void test_dates_and_values(void **state) {
   assert_true(pt__delta_parse_timestamp("1969-12-31 23:59:59.999999", &v) && v == -1);
   assert_true(pt__delta_parse_timestamp("1970-01-01T01:00:00+01:00", &v) && v == 0);
   assert_false(pt__delta_parse_timestamp("1970-01-01 25:00:00", &v));
+  assert_false(pt__delta_parse_timestamp("2020020-01-01T00:00:00.000Z", &v)); /* past int64 µs */
+  assert_true(pt__delta_parse_date("2020020-01-01", &v));
   pt_error err;
   char *out;
   assert_int_equal(pt__delta_partition_value("b", "true", &out, &err), PT_OK);
