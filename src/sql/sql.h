@@ -128,9 +128,10 @@ int pt__sql_partition_predicates(const char *column, int64_t lower, int64_t uppe
 void pt__sql_predicates_free(char **preds, int64_t n);
 
 /* ------------------------------------------------------------------------ */
-/* Writing (pgwrite.c): each task attempt COPYs its rows into a staging table
- * of its own; the driver's commit moves the winners into the target in one
- * transaction and drops the job's staging tables. */
+/* Writing: each task attempt loads its rows into a staging table of its
+ * own (stage.c, through the database's bulk load: COPY in pgwrite.c,
+ * INSERTs in mysql.c); the driver's commit moves the winners into the
+ * target in one transaction and drops the job's staging tables. */
 
 typedef enum pt__sql_mode {
   PT__SQL_APPEND = 0,    /* create the table if missing, add the rows */
@@ -149,26 +150,47 @@ int pt__pg_columns_ddl(const struct ArrowSchema *schema, pt_buf *out, pt_error *
 int pt__pgcopy_encode(const struct ArrowSchema *schema, const struct ArrowArray *batch,
                       int header, pt_buf *out, pt_error *err);
 
-/* A task attempt's staging table. Fields private to pgwrite.c. */
-typedef struct pt__pg_stage pt__pg_stage;
+/* The database-specific half of the exactly-once write (stage.c holds the
+ * other half, the same for every database): pt__pg_db (pgwrite.c) and
+ * pt__my_db (mysql.c). conn is the database's connection handle. Every
+ * function that takes url masks its password in messages; err may be
+ * NULL. */
+typedef struct pt__sql_db {
+  const char *create_staging; /* "CREATE UNLOGGED TABLE " ... (a trailing space) */
+  const char *begin;          /* the statement that starts a transaction */
+  const char *clear;          /* the overwrite's "TRUNCATE TABLE " or "DELETE FROM ",
+                                 run inside the transaction */
+  int ddl_in_transaction;     /* 1: CREATE TABLE rolls back with the transaction;
+                                 0: it commits on its own (the commit then drops a
+                                 table it made when the transaction fails) */
+  /* On PT_OK the caller owns *conn (close). */
+  int (*connect)(const char *url, void **conn, pt_error *err);
+  void (*close)(void *conn);
+  /* Runs one NUL-terminated statement; PT_EIO "sql: <what>: <server's message>". */
+  int (*exec)(void *conn, const char *sql, const char *what, const char *url, pt_error *err);
+  /* Appends name as a quoted identifier. */
+  int (*quote)(pt_buf *out, const char *name);
+  /* As pt__sql_columns_ddl. */
+  int (*columns_ddl)(const struct ArrowSchema *schema, pt_buf *out, pt_error *err);
+  /* Loads batch into table, committed when it returns; scratch (len 0) is
+   * the caller's buffer to reuse. */
+  int (*bulk_load)(void *conn, const char *table, const char *url,
+                   const struct ArrowSchema *schema, const struct ArrowArray *batch,
+                   pt_buf *scratch, pt_error *err);
+  /* 1 when table exists, 0 when not, -1 with err. */
+  int (*table_exists)(void *conn, const char *table, const char *url, pt_error *err);
+  /* The names of the tables LIKE pattern (backslash escapes); on PT_OK the
+   * caller owns *names and each name (pt__free). */
+  int (*list_tables)(void *conn, const char *pattern, const char *url, char ***names,
+                     int64_t *n, pt_error *err);
+} pt__sql_db;
 
-/* Connects and creates table (unlogged) with columns_ddl. On PT_OK the
- * caller owns *out (pt__pg_stage_free). */
-int pt__pg_stage_open(const char *url, const char *table, const char *columns_ddl,
-                      pt__pg_stage **out, pt_error *err);
-/* COPYs batch into the staging table (one COPY, committed on its own). */
-int pt__pg_stage_write(pt__pg_stage *w, const struct ArrowSchema *schema,
-                       const struct ArrowArray *batch, pt_error *err);
-void pt__pg_stage_free(pt__pg_stage *w);
+extern const pt__sql_db pt__pg_db, pt__my_db;
 
-/* In one transaction: creates table (missing; mode ERROR: refused when it
- * exists), truncates it (OVERWRITE), then INSERT ... SELECT from each of the
- * n staging tables. Nothing changes unless all of it succeeds. */
-int pt__pg_commit(const char *url, const char *table, pt__sql_mode mode,
-                  const struct ArrowSchema *schema, const char *const *staging, int64_t n,
-                  pt_error *err);
-/* Drops every table whose name starts with prefix. */
-int pt__pg_drop_staging(const char *url, const char *prefix, pt_error *err);
+/* The database of url's scheme. */
+int pt__sql_db_of(const char *url, const pt__sql_db **out, pt_error *err);
+/* Appends s (NUL-terminated, the NUL not appended). */
+int pt__sql_put(pt_buf *out, const char *s);
 
 /* ------------------------------------------------------------------------ */
 /* MySQL and MariaDB (mysql.c): the same reader and writer over libmariadb.
@@ -182,23 +204,6 @@ const struct ArrowSchema *pt__my_reader_schema(const pt__my_reader *r);
 int pt__my_reader_next(pt__my_reader *r, int64_t batch_rows, struct ArrowArray *out,
                        pt_error *err);
 void pt__my_reader_free(pt__my_reader *r);
-int pt__my_columns_ddl(const struct ArrowSchema *schema, pt_buf *out, pt_error *err);
-typedef struct pt__my_stage pt__my_stage;
-/* Staging tables are filled by multi-row INSERTs of about 1 MiB, each
- * committed on its own. */
-int pt__my_stage_open(const char *url, const char *table, const char *columns_ddl,
-                      pt__my_stage **out, pt_error *err);
-int pt__my_stage_write(pt__my_stage *w, const struct ArrowSchema *schema,
-                       const struct ArrowArray *batch, pt_error *err);
-void pt__my_stage_free(pt__my_stage *w);
-/* As pt__pg_commit, but MySQL commits around DDL: a missing table is
- * created before the transaction and dropped again if it fails; OVERWRITE
- * deletes the rows inside the transaction. */
-int pt__my_commit(const char *url, const char *table, pt__sql_mode mode,
-                  const struct ArrowSchema *schema, const char *const *staging, int64_t n,
-                  pt_error *err);
-int pt__my_drop_staging(const char *url, const char *prefix, pt_error *err);
-
 /* ------------------------------------------------------------------------ */
 /* connect.c: the database the URL names, behind one set of calls (each as
  * its PostgreSQL counterpart above says). */
@@ -216,6 +221,10 @@ int pt__sql_reader_next(pt__sql_reader *r, int64_t batch_rows, struct ArrowArray
                         pt_error *err);
 void pt__sql_reader_free(pt__sql_reader *r);
 
+/* stage.c: the exactly-once write, through the database's pt__sql_db.
+ * A task attempt's staging table: connects and creates table (columns_ddl)
+ * with the database's create_staging; on PT_OK the caller owns *out
+ * (pt__sql_stage_free). Each pt__sql_stage_write lands on its own. */
 typedef struct pt__sql_stage pt__sql_stage;
 int pt__sql_stage_open(const char *url, const char *table, const char *columns_ddl,
                        pt__sql_stage **out, pt_error *err);
@@ -224,9 +233,13 @@ int pt__sql_stage_write(pt__sql_stage *w, const struct ArrowSchema *schema,
 void pt__sql_stage_free(pt__sql_stage *w);
 int pt__sql_columns_ddl(const char *url, const struct ArrowSchema *schema, pt_buf *out,
                         pt_error *err);
+/* In one transaction: creates table (missing; mode ERROR: refused when it
+ * exists), clears it (OVERWRITE), then INSERT ... SELECT from each of the
+ * n staging tables. Nothing changes unless all of it succeeds. */
 int pt__sql_commit(const char *url, const char *table, pt__sql_mode mode,
                    const struct ArrowSchema *schema, const char *const *staging, int64_t n,
                    pt_error *err);
+/* Drops every table whose name starts with prefix. */
 int pt__sql_drop_staging(const char *url, const char *prefix, pt_error *err);
 
 #endif
