@@ -18,13 +18,7 @@
 
 #include "protium.h"
 #include "test_sql_servers.h"
-
-#define CHECK(call)                                                                    \
-  do {                                                                                 \
-    pt_error err = {0};                                                                \
-    int chk_rc_ = (call);                                                              \
-    if (chk_rc_ != PT_OK) fail_msg("%s: %s (%d)", #call, err.message, chk_rc_);        \
-  } while (0)
+#include "test_util.h"
 
 static pt_test_my g_my;
 static pt_session *S;
@@ -70,14 +64,9 @@ static int setup(void **state) {
           "INTERVAL 250 MICROSECOND, seq * 1.125, UNHEX('00FF'), 4000000000, "
           "CAST(seq % 100 AS SIGNED) - 50 FROM seq_0_to_4999");
   exec_ok("INSERT INTO src (id, s) VALUES (NULL, 'no id'), (NULL, 'no id either')");
-  pt_conf *conf;
-  pt_error err;
-  if (pt_conf_new(&conf, &err) != PT_OK) return -1;
-  if (pt_conf_set(conf, "range.batch_rows", "1000", &err) != PT_OK) return -1;
-  int rc = pt_session_open("local[2]", conf, &S, &err);
-  pt_conf_free(conf);
-  if (rc != PT_OK) fprintf(stderr, "%s\n", err.message);
-  return rc == PT_OK ? 0 : -1;
+  const char *kv[] = {"range.batch_rows", "1000"};
+  S = pt_test_session("local[2]", kv, 2);
+  return S ? 0 : -1;
 }
 
 static int teardown(void **state) {
@@ -206,6 +195,14 @@ static void test_write_exactly_once_under_faults(void **state) {
   CHECK(pt_map_batches(range, chaos, NULL, NULL, 0, &mapped, &err));
   CHECK(pt_write_sql(mapped, g_my.url, "faults", PT_SQL_APPEND, &err));
   assert_query("SELECT count(*) = 40000 AND count(DISTINCT id) = 40000 FROM faults", "1");
+  /* Read back through protium: every id once. */
+  pt_dataset *back;
+  CHECK(pt_read_sql(S, g_my.url, "faults", NULL, &back, &err));
+  pt_test_ids t;
+  pt_test_ids_collect(back, 0, &t);
+  assert_true(pt_test_ids_are_range(&t, 0, 40000));
+  free(t.ids);
+  pt_dataset_free(back);
   assert_no_staging();
   pt_job_stats *js;
   CHECK(pt_dataset_last_job(mapped, &js, &err));
