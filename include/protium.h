@@ -879,7 +879,12 @@ typedef struct pt_sql_read_options {
   const char *const *predicates;  /* WHERE conditions, one partition each; they
                                      should not overlap. NULL: none */
   int64_t n_predicates;
-  int64_t fetch_size;             /* rows per batch; 0: 65536 */
+  int64_t fetch_size;             /* rows per batch; 0: 65536 (ADBC drivers
+                                     batch as they see fit) */
+  const char *adbc_driver;        /* adbc: URLs: the driver library's path;
+                                     NULL: libadbc_driver_NAME.so from the
+                                     sql.adbc.driver_path directories, else
+                                     where the loader finds it */
 } pt_sql_read_options;
 
 /* No partitioning (one partition), fetch_size 0. */

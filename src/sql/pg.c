@@ -23,11 +23,10 @@ static void set_pg_error(pt_error *err, int code, const char *what, const char *
   pt__errorf(err, code, "sql: %s: %s", what, msg);
 }
 
-void pt__sql_mask_password(char *text, const char *url) {
-  char pw[256];
-  if (url == NULL || pt__sql_url_password(url, pw, sizeof pw) != PT_OK || pw[0] == 0) return;
+static void mask(char *text, const char *pw) {
   size_t lp = strlen(pw);
   char *p;
+  if (lp == 0) return;
   while ((p = strstr(text, pw)) != NULL) {
     size_t tail = strlen(p + lp);
     memcpy(p, "***", 3);
@@ -35,11 +34,64 @@ void pt__sql_mask_password(char *text, const char *url) {
   }
 }
 
+static int hexval(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+void pt__sql_mask_password(char *text, const char *url) {
+  char pw[256], plain[256];
+  if (url == NULL || pt__sql_url_password(url, pw, sizeof pw) != PT_OK || pw[0] == 0) return;
+  /* As written in the URL and as the server knows it (%XX decoded). */
+  size_t o = 0;
+  for (size_t i = 0; pw[i] && o + 1 < sizeof plain; i++) {
+    if (pw[i] == '%' && hexval(pw[i + 1]) >= 0 && hexval(pw[i + 2]) >= 0) {
+      plain[o++] = (char)(hexval(pw[i + 1]) * 16 + hexval(pw[i + 2]));
+      i += 2;
+    } else {
+      plain[o++] = pw[i];
+    }
+  }
+  plain[o] = 0;
+  mask(text, pw);
+  mask(text, plain);
+}
+
+/* libpq's key=value form: password=VALUE or password='VALUE' (\ escapes). */
+static int kv_password(const char *url, char *out, size_t size) {
+  for (const char *p = strstr(url, "password"); p; p = strstr(p + 1, "password")) {
+    if (p != url && p[-1] != ' ' && p[-1] != '\t') continue;
+    const char *v = p + 8;
+    while (*v == ' ') v++;
+    if (*v != '=') continue;
+    v++;
+    while (*v == ' ') v++;
+    size_t n = 0;
+    if (*v == '\'') {
+      for (v++; *v && *v != '\''; v++) {
+        if (*v == '\\' && v[1]) v++;
+        if (n + 1 >= size) return PT_ERANGE;
+        out[n++] = *v;
+      }
+    } else {
+      for (; *v && *v != ' '; v++) {
+        if (n + 1 >= size) return PT_ERANGE;
+        out[n++] = *v;
+      }
+    }
+    out[n] = 0;
+    return PT_OK;
+  }
+  return PT_OK;
+}
+
 int pt__sql_url_password(const char *url, char *out, size_t size) {
   /* scheme://user:password@host... */
   out[0] = 0;
   const char *s = strstr(url, "://");
-  if (s == NULL) return PT_OK;
+  if (s == NULL) return kv_password(url, out, size);
   s += 3;
   const char *at = strchr(s, '@'), *slash = strchr(s, '/');
   if (at == NULL || (slash != NULL && slash < at)) return PT_OK;

@@ -108,9 +108,16 @@ int pt__pg_reader_next(pt__pg_reader *r, int64_t batch_rows, struct ArrowArray *
  * fine. */
 void pt__pg_reader_free(pt__pg_reader *r);
 
-/* The password of a scheme://user:password@host URL into out (empty if there
- * is none). PT_ERANGE if it does not fit in size bytes. */
+/* The password of a scheme://user:password@host URL (or of libpq's
+ * key=value form's password keyword) into out (empty if there is none). PT_ERANGE if it does not fit in size bytes. */
 int pt__sql_url_password(const char *url, char *out, size_t size);
+
+/* url with password put in when url holds none (a URL's userinfo, %XX
+ * encoded; libpq's key=value form: a password keyword); url as it is when
+ * it has a password or password is NULL or empty. On PT_OK the caller owns
+ * *out (pt__free). */
+int pt__sql_url_with_password(const char *url, const char *password, char **out,
+                              pt_error *err);
 
 /* Replaces every occurrence of url's password in text (NUL-terminated,
  * edited in place) by "***". */
@@ -205,16 +212,46 @@ int pt__my_reader_next(pt__my_reader *r, int64_t batch_rows, struct ArrowArray *
                        pt_error *err);
 void pt__my_reader_free(pt__my_reader *r);
 /* ------------------------------------------------------------------------ */
+/* ADBC (adbc.c): any database with an ADBC driver, through the ADBC C ABI.
+ * URLs: adbc:DRIVER:..., e.g. adbc:sqlite:///path.db (the driver gets the
+ * file name) or adbc:postgresql://user:pw@host/db (the driver gets
+ * postgresql://...). */
+
+/* Splits an ADBC URL: the driver's name into name (size bytes) and *uri
+ * (pointing into url) what the driver is given. PT_EINVAL if url is not
+ * adbc:NAME:... */
+int pt__adbc_url_split(const char *url, char *name, size_t name_size, const char **uri);
+
+typedef struct pt__adbc_reader pt__adbc_reader;
+/* Loads driver (a library path; NULL or "": libadbc_driver_NAME.so as the
+ * loader finds it), connects and runs query (describing it only, where the
+ * driver can, when describe_only). The reader's schema is expect when given
+ * (batches conform to it: a column of another type holding only nulls is
+ * made again as nulls of the expected type; anything else is refused by
+ * name), else the driver's. On PT_OK the caller owns *out. */
+int pt__adbc_reader_open(const char *url, const char *driver, const char *query,
+                         const struct ArrowSchema *expect, int describe_only,
+                         pt__adbc_reader **out, pt_error *err);
+const struct ArrowSchema *pt__adbc_reader_schema(const pt__adbc_reader *r);
+/* The driver's next batch into *out (caller owns it); release NULL at the end. */
+int pt__adbc_reader_next(pt__adbc_reader *r, struct ArrowArray *out, pt_error *err);
+void pt__adbc_reader_free(pt__adbc_reader *r);
+
+/* ------------------------------------------------------------------------ */
 /* connect.c: the database the URL names, behind one set of calls (each as
  * its PostgreSQL counterpart above says). */
 
-typedef enum pt__sql_dialect { PT__SQL_POSTGRES, PT__SQL_MYSQL } pt__sql_dialect;
+typedef enum pt__sql_dialect { PT__SQL_POSTGRES, PT__SQL_MYSQL, PT__SQL_ADBC } pt__sql_dialect;
 
 /* PT_ENOTSUP naming the scheme when protium speaks no such database. */
 int pt__sql_dialect_of(const char *url, pt__sql_dialect *out, pt_error *err);
 
+/* driver: an ADBC URL's driver library (NULL: found by name); expect: the
+ * columns described when the dataset was made (NULL when describing), which
+ * an ADBC reader gives its batches as (see pt__adbc_reader_open). */
 typedef struct pt__sql_reader pt__sql_reader;
-int pt__sql_reader_open(const char *url, const char *query, int describe_only,
+int pt__sql_reader_open(const char *url, const char *driver, const char *query,
+                        const struct ArrowSchema *expect, int describe_only,
                         pt__sql_reader **out, pt_error *err);
 const struct ArrowSchema *pt__sql_reader_schema(const pt__sql_reader *r);
 int pt__sql_reader_next(pt__sql_reader *r, int64_t batch_rows, struct ArrowArray *out,

@@ -22,6 +22,10 @@ struct pt__sql_stage {
 int pt__sql_db_of(const char *url, const pt__sql_db **out, pt_error *err) {
   pt__sql_dialect d;
   PT_RETURN_NOT_OK(pt__sql_dialect_of(url, &d, err));
+  if (d == PT__SQL_ADBC)
+    return pt__errorf(err, PT_ENOTSUP,
+                      "sql: writing through ADBC is not supported; write with a "
+                      "postgresql:// or mysql:// URL");
   *out = d == PT__SQL_POSTGRES ? &pt__pg_db : &pt__my_db;
   return PT_OK;
 }

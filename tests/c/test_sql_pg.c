@@ -14,6 +14,7 @@
 #include <cmocka.h>
 #include <libpq-fe.h>
 
+#include "core/core.h"
 #include "sql/sql.h"
 #include "test_sql_servers.h"
 
@@ -173,6 +174,37 @@ static void test_password_masked(void **state) {
   assert_string_equal(pw, "abc");
   assert_int_equal(pt__sql_url_password("postgresql://u@h/db", pw, sizeof pw), PT_OK);
   assert_string_equal(pw, "");
+  assert_int_equal(pt__sql_url_password("host=h password='a\\'b' user=u", pw, sizeof pw),
+                   PT_OK);
+  assert_string_equal(pw, "a'b");
+}
+
+/* A password from elsewhere (sql.password) put into the URL, encoded, and
+ * masked in both spellings. */
+static void test_url_with_password(void **state) {
+  (void)state;
+  static const struct {
+    const char *url, *pw, *want;
+  } cases[] = {
+      {"postgresql://u@h:5/db", "p@ss:w/rd", "postgresql://u:p%40ss%3Aw%2Frd@h:5/db"},
+      {"postgresql://h/db", "pw", "postgresql://:pw@h/db"},
+      {"postgresql://u:own@h/db", "pw", "postgresql://u:own@h/db"},
+      {"mysql://root@127.0.0.1:3306/pt", "x y", "mysql://root:x%20y@127.0.0.1:3306/pt"},
+      {"adbc:postgresql://u@h/db", "pw", "adbc:postgresql://u:pw@h/db"},
+      {"adbc:sqlite:///tmp/a.db", "pw", "adbc:sqlite:///tmp/a.db"},
+      {"host=h user=u", "it's", "host=h user=u password='it\\'s'"},
+      {"postgresql://u@h/db", "", "postgresql://u@h/db"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char *got = NULL;
+    pt_error err = {0};
+    assert_int_equal(pt__sql_url_with_password(cases[i].url, cases[i].pw, &got, &err), PT_OK);
+    assert_string_equal(got, cases[i].want);
+    pt__free(got);
+  }
+  char text[128] = "FATAL: p%40ss for p@ss";
+  pt__sql_mask_password(text, "postgresql://u:p%40ss@h/db");
+  assert_string_equal(text, "FATAL: *** for ***");
 }
 
 /* Arrays (one dimension, NULL elements, empty), enums and arrays of them,
@@ -232,6 +264,7 @@ int main(void) {
       cmocka_unit_test(test_many_rows),
       cmocka_unit_test(test_numeric),
       cmocka_unit_test(test_unmappable_refused),
+      cmocka_unit_test(test_url_with_password),
       cmocka_unit_test(test_password_masked),
       cmocka_unit_test(test_arrays_enums_time_interval),
   };
