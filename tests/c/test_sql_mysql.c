@@ -215,6 +215,49 @@ static void test_write_exactly_once_under_faults(void **state) {
   pt_dataset_free(range);
 }
 
+/* A password from sql.password (the URL has none): used, and never shown,
+ * neither when the driver's connection fails nor when the executors'
+ * do. */
+static void test_conf_password(void **state) {
+  (void)state;
+  exec_ok("CREATE USER 'pwuser'@'%' IDENTIFIED BY 'C0nf-Secret'");
+  exec_ok("GRANT ALL ON pt.* TO 'pwuser'@'%'");
+  char url[512];
+  snprintf(url, sizeof url, "mysql://pwuser@127.0.0.1:%d/pt", g_my.port);
+  const char *kv[] = {"sql.password", "C0nf-Secret"};
+  pt_session *s2 = pt_test_session("local[1]", kv, 2);
+  assert_non_null(s2);
+  pt_dataset *ds = NULL;
+  CHECK(pt_read_sql(s2, url, "SELECT id FROM src WHERE id < 10", NULL, &ds, &err));
+  pt_test_ids t;
+  pt_test_ids_collect(ds, 0, &t);
+  assert_true(pt_test_ids_are_range(&t, 0, 10));
+  free(t.ids);
+  CHECK(pt_write_sql(ds, url, "pw_dst", PT_SQL_ERROR, &err));
+  assert_query("SELECT count(*) FROM pw_dst", "10");
+  pt_dataset_free(ds);
+  ds = NULL;
+  /* Without it: refused, as the server says. */
+  pt_error err = {0};
+  assert_int_equal(pt_read_sql(S, url, "src", NULL, &ds, &err), PT_EIO);
+  assert_non_null(strstr(err.message, "Access denied"));
+  assert_null(ds);
+  pt_session_close(s2);
+  /* A wrong one: the driver's error and the executors' both masked. */
+  const char *bad[] = {"sql.password", "Wr0ng-Secret", "task.max_failures", "1"};
+  s2 = pt_test_session("local[1]", bad, 4);
+  assert_non_null(s2);
+  assert_int_equal(pt_read_sql(s2, url, "src", NULL, &ds, &err), PT_EIO);
+  assert_null(strstr(err.message, "Wr0ng-Secret"));
+  pt_dataset *range;
+  CHECK(pt_range(s2, 0, 10, 1, &range, &err));
+  assert_int_not_equal(pt_write_sql(range, url, "never", PT_SQL_APPEND, &err), PT_OK);
+  assert_non_null(strstr(err.message, "cannot connect to MySQL"));
+  assert_null(strstr(err.message, "Wr0ng-Secret"));
+  pt_dataset_free(range);
+  pt_session_close(s2);
+}
+
 int main(void) {
   if (!pt_test_my_available()) {
     printf("skipped: MariaDB is not installed (scripts/setup.sh installs it)\n");
@@ -225,6 +268,7 @@ int main(void) {
       cmocka_unit_test(test_refusals_and_masking),
       cmocka_unit_test(test_write_modes),
       cmocka_unit_test(test_write_exactly_once_under_faults),
+      cmocka_unit_test(test_conf_password),
   };
   return cmocka_run_group_tests_name("sql_mysql", tests, setup, teardown);
 }

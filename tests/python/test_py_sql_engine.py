@@ -133,6 +133,23 @@ def test_retried_attempt_never_duplicates(pg, session, tmp_path: Path) -> None:
     assert psql(pg, r"SELECT count(*) FROM pg_tables WHERE tablename LIKE 'pt\_stg\_%'") == "0"
 
 
+def test_conf_password_never_shown(pg, capfd) -> None:
+    """sql.password: not in the driver's error, the executors' failures, the
+    log output (the executors' stderr included) or the progress records."""
+    bad = pg.replace("/postgres", "/nodb")
+    with pt.Session("local[1]", conf={"sql.password": "C0nfS3cret",
+                                      "task.max_failures": "1"}) as s:
+        with pytest.raises(pt.ProtiumError) as e:
+            s.read_sql(bad, table="events")
+        assert "cannot connect" in str(e.value) and "C0nfS3cret" not in str(e.value)
+        with pytest.raises(pt.ProtiumError) as e:
+            s.range(10, partitions=1).write_sql(bad, "never")
+        assert "cannot connect" in str(e.value) and "C0nfS3cret" not in str(e.value)
+        assert "C0nfS3cret" not in repr(s.jobs_progress())
+    out, err = capfd.readouterr()
+    assert "C0nfS3cret" not in out + err
+
+
 def test_errors_mask_the_password(pg, session) -> None:
     bad = pg.replace("postgres@", "postgres:Sup3rSecret@").replace("/postgres", "/nodb")
     with pytest.raises(pt.ProtiumError) as e:
