@@ -31,11 +31,26 @@ static int pg_fail(pt_error *err, int code, const char *what, const char *url, P
 /* ------------------------------------------------------------------------ */
 /* Types */
 
-/* The PostgreSQL type a column is written as, or NULL if none fits. */
+/* The PostgreSQL type a column is written as, or NULL if none fits. A list
+ * of a type that fits (itself no list) is a one-dimensional array of it. */
 static const char *pg_type_of(const struct ArrowSchema *f, char *buf, size_t size) {
   pt_type t;
   if (pt_type_parse(f, &t, NULL) != PT_OK || t.dictionary) return NULL;
   switch (t.id) {
+  case PT_TYPE_LIST: case PT_TYPE_LARGE_LIST: {
+    pt_type e;
+    if (f->n_children != 1 || pt_type_parse(f->children[0], &e, NULL) != PT_OK ||
+        e.id == PT_TYPE_LIST || e.id == PT_TYPE_LARGE_LIST)
+      return NULL;
+    char ebuf[64];
+    const char *et = pg_type_of(f->children[0], ebuf, sizeof ebuf);
+    if (!et) return NULL;
+    snprintf(buf, size, "%s[]", et);
+    return buf;
+  }
+  case PT_TYPE_TIME32: case PT_TYPE_TIME64: return "time";
+  case PT_TYPE_DURATION: case PT_TYPE_INTERVAL_MONTHS: case PT_TYPE_INTERVAL_DAY_TIME:
+  case PT_TYPE_INTERVAL_MONTH_DAY_NANO: return "interval";
   case PT_TYPE_BOOL: return "boolean";
   case PT_TYPE_INT8: case PT_TYPE_UINT8: case PT_TYPE_INT16: return "smallint";
   case PT_TYPE_UINT16: case PT_TYPE_INT32: return "integer";
@@ -182,10 +197,90 @@ static int64_t to_us(int64_t v, pt_time_unit unit, int *ok) {
   }
 }
 
+/* The type OID of an array's elements (the element column's type as
+ * pg_type_of maps it). */
+static uint32_t elem_oid(const pt_type *t) {
+  switch (t->id) {
+  case PT_TYPE_BOOL: return 16;
+  case PT_TYPE_INT8: case PT_TYPE_UINT8: case PT_TYPE_INT16: return 21;
+  case PT_TYPE_UINT16: case PT_TYPE_INT32: return 23;
+  case PT_TYPE_UINT32: case PT_TYPE_INT64: return 20;
+  case PT_TYPE_FLOAT: return 700;
+  case PT_TYPE_DOUBLE: return 701;
+  case PT_TYPE_STRING: case PT_TYPE_LARGE_STRING: return 25;
+  case PT_TYPE_FIXED_SIZE_BINARY: return t->byte_width == 16 ? 2950 : 17;
+  case PT_TYPE_BINARY: case PT_TYPE_LARGE_BINARY: return 17;
+  case PT_TYPE_DATE32: case PT_TYPE_DATE64: return 1082;
+  case PT_TYPE_TIMESTAMP: return t->tz && *t->tz ? 1184 : 1114;
+  case PT_TYPE_DECIMAL128: return 1700;
+  case PT_TYPE_TIME32: case PT_TYPE_TIME64: return 1083;
+  default: return 1186; /* the intervals and durations */
+  }
+}
+
+static int put_field(pt_buf *out, const pt__view *v, int64_t i);
+
+/* A one-dimensional array: ndim, has-nulls flag, element OID, then (when
+ * not empty) the length and lower bound 1, then each element as a field. */
+static int put_array(pt_buf *out, const pt__view *v, int64_t i) {
+  int64_t start, end;
+  pt__view_list_range(v, i, &start, &end);
+  const pt__view *e = &v->children[0];
+  if (end - start > INT32_MAX) return PT_ERANGE;
+  int nulls = 0;
+  for (int64_t k = start; k < end && !nulls; k++) nulls = !pt__view_is_valid(e, k);
+  size_t at = out->len;
+  int rc = put_be(out, 0, 4); /* the length, filled in below */
+  if (rc == PT_OK) rc = put_be(out, end > start ? 1 : 0, 4);
+  if (rc == PT_OK) rc = put_be(out, (uint32_t)nulls, 4);
+  if (rc == PT_OK) rc = put_be(out, elem_oid(&e->type), 4);
+  if (rc == PT_OK && end > start) rc = put_be(out, (uint64_t)(end - start), 4) || put_be(out, 1, 4);
+  for (int64_t k = start; k < end && rc == PT_OK; k++)
+    rc = pt__view_is_valid(e, k) ? put_field(out, e, k) : put_be(out, 0xffffffffu, 4);
+  if (rc != PT_OK) return rc;
+  size_t n = out->len - at - 4;
+  if (n > INT32_MAX) return PT_ERANGE;
+  for (int b = 0; b < 4; b++) out->data[at + (size_t)b] = (char)(n >> (8 * (3 - b)));
+  return PT_OK;
+}
+
+/* interval's send format: int64 microseconds, int32 days, int32 months. */
+static int put_interval(pt_buf *out, int64_t us, int32_t days, int32_t months) {
+  return put_be(out, 16, 4) || put_be(out, (uint64_t)us, 8) || put_be(out, (uint32_t)days, 4) ||
+         put_be(out, (uint32_t)months, 4);
+}
+
 /* One field in the send format of the column's PostgreSQL type. */
 static int put_field(pt_buf *out, const pt__view *v, int64_t i) {
   int ok = 1;
+  int64_t j = v->offset + i;
   switch (v->type.id) {
+  case PT_TYPE_LIST: case PT_TYPE_LARGE_LIST: return put_array(out, v, i);
+  case PT_TYPE_TIME32: case PT_TYPE_TIME64: {
+    /* Microseconds since midnight; nanoseconds are cut to microseconds. */
+    int64_t us = to_us(pt__view_get_int(v, i), v->type.unit, &ok);
+    if (!ok || us < 0 || us > INT64_C(86400000000)) return PT_ERANGE;
+    return put_be(out, 8, 4) || put_be(out, (uint64_t)us, 8);
+  }
+  case PT_TYPE_DURATION: {
+    int64_t us = to_us(pt__view_get_int(v, i), v->type.unit, &ok);
+    return ok ? put_interval(out, us, 0, 0) : PT_ERANGE;
+  }
+  case PT_TYPE_INTERVAL_MONTHS: return put_interval(out, 0, 0, (int32_t)pt__view_get_int(v, i));
+  case PT_TYPE_INTERVAL_DAY_TIME: {
+    int32_t d, ms;
+    memcpy(&d, v->values + j * 8, 4);
+    memcpy(&ms, v->values + j * 8 + 4, 4);
+    return put_interval(out, (int64_t)ms * 1000, d, 0);
+  }
+  case PT_TYPE_INTERVAL_MONTH_DAY_NANO: {
+    int32_t m, d;
+    int64_t ns;
+    memcpy(&m, v->values + j * 16, 4);
+    memcpy(&d, v->values + j * 16 + 4, 4);
+    memcpy(&ns, v->values + j * 16 + 8, 8);
+    return put_interval(out, ns / 1000, d, m); /* cut to microseconds, toward zero */
+  }
   case PT_TYPE_BOOL:
     return put_be(out, 1, 4) || pt__buf_putc(out, pt__view_get_bool(v, i) ? 1 : 0);
   case PT_TYPE_INT8: case PT_TYPE_INT16:

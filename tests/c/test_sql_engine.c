@@ -300,15 +300,15 @@ static void test_failed_job_leaves_table_unchanged(void **state) {
   /* A column PostgreSQL has no type for: refused before any task runs. */
   struct ArrowSchema schema;
   CHECK(pt_schema_init(&schema, "+s", "", 0, 1, &err));
-  CHECK(pt_schema_init(schema.children[0], "+l", "xs", ARROW_FLAG_NULLABLE, 1, &err));
-  CHECK(pt_schema_init(schema.children[0]->children[0], "l", "item", ARROW_FLAG_NULLABLE, 0, &err));
+  CHECK(pt_schema_init(schema.children[0], "+s", "xs", ARROW_FLAG_NULLABLE, 1, &err));
+  CHECK(pt_schema_init(schema.children[0]->children[0], "l", "a", ARROW_FLAG_NULLABLE, 0, &err));
   pt_dataset *ds;
   CHECK(pt_from_batches(S, &schema, NULL, 0, &ds, &err));
   schema.release(&schema);
-  assert_int_equal(pt_write_sql(ds, g_pg.url, "lists", PT_SQL_APPEND, &err), PT_ENOTSUP);
+  assert_int_equal(pt_write_sql(ds, g_pg.url, "structs", PT_SQL_APPEND, &err), PT_ENOTSUP);
   assert_string_equal(err.message,
-                      "write_sql: sql: write: column \"xs\" is list<int64>, which protium cannot "
-                      "write to PostgreSQL; cast it first (e.g. to a string)");
+                      "write_sql: sql: write: column \"xs\" is struct<a: int64>, which protium "
+                      "cannot write to PostgreSQL; cast it first (e.g. to a string)");
   pt_dataset_free(ds);
 }
 
