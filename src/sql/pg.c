@@ -121,6 +121,7 @@ struct pt__pg_reader {
   char *url;                 /* owned copy: masks passwords in messages */
   int64_t n;
   pt__pg_kind *kinds;        /* owned, n */
+  int32_t *typmods;          /* owned, n: the columns' type modifiers */
   struct ArrowSchema schema; /* owned */
   pt_builder *builder;       /* owned; NULL when only described */
   pt__pgcopy dec;
@@ -132,6 +133,7 @@ void pt__pg_reader_free(pt__pg_reader *r) {
   pt_builder_free(r->builder);
   if (r->schema.release) r->schema.release(&r->schema);
   free(r->kinds);
+  free(r->typmods);
   free(r->url);
   /* PQfinish in the middle of a COPY just closes the socket: the server
    * abandons the command. */
@@ -208,7 +210,7 @@ done:
   PQclear(res);
   for (int i = 0; names != NULL && i < n; i++) free(names[i]);
   free(names);
-  free(typmods);
+  r->typmods = typmods; /* the decoder's, for numeric columns */
   return rc;
 }
 
@@ -248,6 +250,7 @@ int pt__pg_reader_open(const char *url, const char *query, int describe_only,
   }
   PQclear(res);
   pt__pgcopy_init(&r->dec, r->n, r->kinds, r->builder);
+  pt__pgcopy_set_typmods(&r->dec, r->typmods);
 finish:
   if (rc != PT_OK) goto fail;
   *out = r;

@@ -64,11 +64,18 @@ typedef struct pt__pgcopy {
   int header_done;          /* 1 once the 11-byte signature and header are read */
   int trailer_seen;         /* 1 after the -1 field count: nothing may follow */
   int64_t rows;             /* tuples decoded so far */
+  const int32_t *typmods;   /* borrowed, n_columns long, or NULL: numeric columns'
+                               precision and scale (pt__pgcopy_set_typmods) */
 } pt__pgcopy;
 
 /* Starts a decoder; borrows kinds and builder. */
 void pt__pgcopy_init(pt__pgcopy *d, int64_t n_columns, const pt__pg_kind *kinds,
                      pt_builder *builder);
+
+/* Gives the decoder the columns' type modifiers (as pt__pg_schema took
+ * them; borrowed, must outlive the decoder): numeric values then go
+ * straight from base-10000 digits to decimal128, without text. */
+void pt__pgcopy_set_typmods(pt__pgcopy *d, const int32_t *typmods);
 
 /* Decodes the next piece of the stream: data holds whole tuples (the first
  * piece starts with the file header; PostgreSQL sends one tuple per CopyData

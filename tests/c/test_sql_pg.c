@@ -136,6 +136,28 @@ static void test_numeric(void **state) {
   assert_false(pt_array_is_valid(s.children[0], a.children[0], 2));
   a.release(&a);
   s.release(&s);
+  /* The digits go straight to decimal128 (no text): every shape of value
+   * against the server's own text. */
+  assert_int_equal(pt__pg_read_query(g_pg.url,
+                                     "SELECT x::numeric(28, 10) AS n, x::numeric(28, 10)::text "
+                                     "AS t FROM (VALUES (0), (1), (-1), (10000), (1e17), "
+                                     "(-99999999.9999999999), (0.0000000001), (123.45), "
+                                     "(-0.5), (100000000.00000001), (9999.9999)) v(x)",
+                                     &s, &a, &err),
+                   PT_OK);
+  pt_buf json = {0};
+  assert_int_equal(pt_json_write_batch(&s, &a, &json, &err), PT_OK);
+  assert_int_equal(pt__buf_putc(&json, 0), PT_OK);
+  int64_t rows = 0;
+  for (char *line = strtok(json.data, "\n"); line; line = strtok(NULL, "\n"), rows++) {
+    char n[64], t[64];
+    assert_int_equal(sscanf(line, "{\"n\": \"%63[^\"]\", \"t\": \"%63[^\"]\"}", n, t), 2);
+    assert_string_equal(n, t);
+  }
+  assert_int_equal(rows, 11);
+  pt_buf_free(&json);
+  a.release(&a);
+  s.release(&s);
   assert_int_equal(pt__pg_read_query(g_pg.url, "SELECT 1.5::numeric AS free", &s, &a, &err),
                    PT_ENOTSUP);
   assert_non_null(strstr(err.message, "column \"free\" is numeric without a precision"));
