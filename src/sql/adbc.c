@@ -1,9 +1,8 @@
 /* adbc.c — any database with an ADBC driver (Arrow Database Connectivity):
- * the driver's shared library is loaded with dlopen and driven through the
- * ADBC C ABI (revision 1.1.0, falling back to 1.0.0), a query run per
- * partition and its ArrowArrayStream handed to the engine batch by batch;
- * the rows never leave Arrow. The ABI's declarations are written here from
- * the ADBC specification (adbc.h), as protium needs no ADBC headers.
+ * the driver's shared library loaded with dlopen and driven through the ADBC
+ * C ABI (1.1.0, else 1.0.0; declared here from the specification, so no ADBC
+ * headers are needed), a query per partition, its ArrowArrayStream handed to
+ * the engine batch by batch: the rows never leave Arrow.
  */
 #include <ctype.h>
 #include <dlfcn.h>
