@@ -9,7 +9,14 @@ amount numeric(12,2)). Read into one Arrow table in the driver process:
 protium `s.read_sql(url, table=..., column="id", ..., num_partitions=P)
 .to_arrow()` on local[P], and PySpark's JDBC source on local[P] with the
 same partitioning, `.toArrow()` (PostgreSQL JDBC driver from Maven Central,
-fetched once with mvn into $PT_BUILD_DIR/jars), for P = 1, 2, 4. Write:
+fetched once with mvn into $PT_BUILD_DIR/jars), for P = 1, 2, 4; beside
+them the Python peers a user would pick: the ADBC PostgreSQL driver
+(`adbc_driver_postgresql.dbapi`, `fetch_arrow_table()`, one connection and
+one range query per partition in P threads), ConnectorX
+(`read_sql(..., partition_on="id", partition_num=P, return_type="arrow")`)
+and pandas.read_sql over SQLAlchemy + psycopg2 (one connection: P = 1 only);
+and protium itself reading through the ADBC driver (`adbc:` URL, system
+protium_adbc) against its own libpq path. Write:
 PT_BENCH_WRITE_ROWS rows (default 500,000) of the same columns from Arrow
 into a new table, protium `write_sql` (exactly once: staged, then one
 transaction) against PySpark's `write.jdbc` (batched INSERTs), 2 partitions.
@@ -25,7 +32,8 @@ one file each; read into one Arrow table by protium
 `read_delta(path).to_arrow()` (local[2]) and by deltalake
 (`DeltaTable(path).to_pyarrow_table()`, delta-rs's reader), case delta.
 
-Metrics: <system>.read_rows_per_s.<case>, <system>.write_rows_per_s.<case>,
+Metrics: <system>.read_rows_per_s.<case> (systems protium, protium_adbc,
+pyspark, adbc, connectorx, pandas, pyarrow, duckdb, deltalake), <system>.write_rows_per_s.<case>,
 ratio.read.<case>.<peer> and ratio.write.<case>.<peer> (protium / peer,
 higher is better for protium); cases pg_p1, pg_p2, pg_p4, csv, delta, pg_write.
 Each figure is the best of PT_BENCH_REPEATS runs (default 2);
@@ -157,6 +165,51 @@ def make_arrow(n: int, seed: int = 3) -> pa.Table:
                      "ts": pa.array(ts, pa.timestamp("us")), "amount": amount})
 
 
+def ranges(p: int) -> list[str]:
+    """Spark JDBC's ranges of id over [0, ROWS) in p partitions, as protium
+    makes them (the first open below and taking NULLs, the last open above)."""
+    if p == 1:
+        return ["TRUE"]
+    step = ROWS // p
+    cuts = [step * i for i in range(1, p)]
+    out = [f"id < {cuts[0]} OR id IS NULL"]
+    out += [f"id >= {a} AND id < {b}" for a, b in zip(cuts, cuts[1:])]
+    return out + [f"id >= {cuts[-1]}"]
+
+
+def adbc_read(url: str, p: int) -> None:
+    """The ADBC PostgreSQL driver from Python, a connection per range, the
+    ranges in p threads (the driver releases the GIL while it reads)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import adbc_driver_postgresql.dbapi as adbc
+
+    def one(where: str) -> pa.Table:
+        with adbc.connect(url) as c, c.cursor() as cur:
+            cur.execute(f"SELECT * FROM events WHERE {where}")
+            return cur.fetch_arrow_table()
+    with ThreadPoolExecutor(p) as ex:
+        t = pa.concat_tables(ex.map(one, ranges(p)))
+    assert t.num_rows == ROWS, t.num_rows
+
+
+def cx_read(url: str, p: int) -> None:
+    import connectorx as cx
+    kw = dict(partition_on="id", partition_num=p, partition_range=(0, ROWS)) if p > 1 else {}
+    t = cx.read_sql(url, "SELECT * FROM events", return_type="arrow", **kw)
+    assert t.num_rows == ROWS, t.num_rows
+
+
+def pandas_read(url: str, p: int) -> None:
+    import pandas as pd
+    import sqlalchemy
+    eng = sqlalchemy.create_engine(url.replace("postgresql://", "postgresql+psycopg2://"))
+    with eng.connect() as c:
+        df = pd.read_sql("SELECT * FROM events", c)
+    eng.dispose()
+    assert len(df) == ROWS, len(df)
+
+
 def main() -> None:
     import protium as pt
 
@@ -187,6 +240,24 @@ def main() -> None:
                                    upper_bound=ROWS, num_partitions=p).to_arrow()
                     assert t.num_rows == ROWS, t.num_rows
                 record("protium", "read", case, ROWS, best(read))
+
+                def aread() -> None:
+                    t = s.read_sql("adbc:" + pg.url, table="events", column="id",
+                                   lower_bound=0, upper_bound=ROWS,
+                                   num_partitions=p).to_arrow()
+                    assert t.num_rows == ROWS, t.num_rows
+                try:
+                    record("protium_adbc", "read", case, ROWS, best(aread))
+                except Exception as e:  # noqa: BLE001
+                    log(f"protium through ADBC {case}: {e!r}; left out")
+            for system, fn in (("adbc", adbc_read), ("connectorx", cx_read),
+                               ("pandas", pandas_read)):
+                if system == "pandas" and p != 1:
+                    continue
+                try:
+                    record(system, "read", case, ROWS, best(lambda: fn(pg.url, p)))
+                except Exception as e:  # noqa: BLE001 - a peer's failure leaves it out
+                    log(f"{system} read {case}: {e!r}; left out")
             if jar:
                 try:
                     spark = spark_session(p, jar)

@@ -920,7 +920,12 @@ typedef struct pt_sql_read_options {
   const char *const *predicates;  /* WHERE conditions, one partition each; they
                                      should not overlap. NULL: none */
   int64_t n_predicates;
-  int64_t fetch_size;             /* rows per batch; 0: 65536 */
+  int64_t fetch_size;             /* rows per batch; 0: 65536 (ADBC drivers
+                                     batch as they see fit) */
+  const char *adbc_driver;        /* adbc: URLs: the driver library's path;
+                                     NULL: libadbc_driver_NAME.so from the
+                                     sql.adbc.driver_path directories, else
+                                     where the loader finds it */
 } pt_sql_read_options;
 
 /* No partitioning (one partition), fetch_size 0. */
@@ -928,8 +933,11 @@ void pt_sql_read_options_init(pt_sql_read_options *opts);
 
 /* A table or query of a PostgreSQL database (url: postgresql://user:pw@host
  * :port/db, or libpq's key=value form; the password may also come from
- * PGPASSWORD) or a MySQL/MariaDB one (mysql://user:pw@host:port/db; or
- * MYSQL_PWD). source is a query when it starts with SELECT, WITH, VALUES or
+ * sql.password, then PGPASSWORD) or a MySQL/MariaDB one
+ * (mysql://user:pw@host:port/db; or sql.password, then MYSQL_PWD), or of any
+ * database through its ADBC driver (adbc:NAME:..., e.g. adbc:sqlite:///a.db,
+ * adbc:postgresql://user@host/db; the driver library as opts->adbc_driver
+ * says; docs/sql.md). source is a query when it starts with SELECT, WITH, VALUES or
  * '(' (any case), else a table name, used as given. The columns are
  * described now (a type protium cannot map is refused, naming the column);
  * each task opens its own connection and streams its partition's rows

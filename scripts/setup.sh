@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 apt_packages=(build-essential cmake pkg-config libcmocka-dev liblz4-dev libzstd-dev
               libuv1-dev libprotobuf-c-dev protobuf-c-compiler clang python3-venv valgrind
               openmpi-bin libopenmpi-dev libsnappy-dev zlib1g-dev libbrotli-dev
-              postgresql-15 libpq-dev mariadb-server libmariadb-dev
+              postgresql-15 libpq-dev mariadb-server libmariadb-dev sqlite3
               librdkafka-dev openjdk-17-jdk-headless maven libssl-dev
               slurm-wlm slurm-client munge libpmix2 iproute2)
 

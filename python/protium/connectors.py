@@ -7,6 +7,7 @@ methods stay a few lines each.
 from __future__ import annotations
 
 import ctypes
+import os
 from typing import Any, Optional, Sequence
 
 from protium import _lib
@@ -50,6 +51,7 @@ class PtSqlReadOptions(ctypes.Structure):
         ("predicates", ctypes.POINTER(ctypes.c_char_p)),
         ("n_predicates", ctypes.c_int64),
         ("fetch_size", ctypes.c_int64),
+        ("adbc_driver", ctypes.c_char_p),
     ]
 
 
@@ -141,7 +143,8 @@ class SqlReadArgs:
     def __init__(self, *, table: Optional[str], query: Optional[str], column: Optional[str],
                  lower_bound: Optional[int], upper_bound: Optional[int],
                  num_partitions: Optional[int], predicates: Optional[Sequence[str]],
-                 fetch_size: Optional[int]) -> None:
+                 fetch_size: Optional[int], url: str = "",
+                 adbc_driver: Optional[str] = None) -> None:
         if (table is None) == (query is None):
             raise ValueError("read_sql: give table= or query=, one of them")
         if query is not None and not query.lstrip()[:1] == "(" and \
@@ -167,4 +170,28 @@ class SqlReadArgs:
             o.predicates = self._preds
             o.n_predicates = len(preds)
         o.fetch_size = int(fetch_size or 0)
+        driver = adbc_driver if adbc_driver is not None else adbc_driver_of(url)
+        if driver:
+            self._driver = os.fsencode(driver)
+            o.adbc_driver = self._driver
         self.options = o
+
+
+def adbc_driver_of(url: str) -> Optional[str]:
+    """The driver library of an adbc:NAME: URL that the adbc_driver_NAME
+    package (adbc-driver-NAME on PyPI) ships, when it is installed; None
+    leaves the search to pt_read_sql (sql.adbc.driver_path, the loader)."""
+    if not url.startswith("adbc:"):
+        return None
+    name = url[5:].split(":", 1)[0].replace("-", "_")
+    if not name.isidentifier():
+        return None
+    import importlib.util
+    spec = importlib.util.find_spec(f"adbc_driver_{name}")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for d in spec.submodule_search_locations:
+        lib = os.path.join(d, f"libadbc_driver_{name}.so")
+        if os.path.exists(lib):
+            return lib
+    return None

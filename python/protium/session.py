@@ -366,19 +366,26 @@ class Session:
                  column: Optional[str] = None, lower_bound: Optional[int] = None,
                  upper_bound: Optional[int] = None, num_partitions: Optional[int] = None,
                  predicates: Optional[Sequence[str]] = None,
-                 fetch_size: Optional[int] = None) -> "Dataset":
+                 fetch_size: Optional[int] = None,
+                 adbc_driver: Optional[str] = None) -> "Dataset":
         """A PostgreSQL or MySQL/MariaDB table or query (url:
         postgresql://user:pw@host:port/db or mysql://user:pw@host:port/db),
-        as PySpark's read.jdbc: `column`, `lower_bound`, `upper_bound` and
+        or one of any database with an ADBC driver (url: adbc:NAME:..., e.g.
+        adbc:sqlite:///path.db or adbc:postgresql://user@host/db), as
+        PySpark's read.jdbc: `column`, `lower_bound`, `upper_bound` and
         `num_partitions` make ranges of a numeric column (the bounds set the
         strides, they filter nothing), or `predicates` gives one WHERE
         condition per partition. Each task opens its own connection and
-        streams its rows (binary COPY) in batches of `fetch_size`."""
+        streams its rows (binary COPY) in batches of `fetch_size`.
+        `adbc_driver`: the ADBC driver library's path; by default the one of
+        the installed adbc_driver_NAME package, else found by name
+        (sql.adbc.driver_path). A password missing from the URL comes from
+        the sql.password key, then PGPASSWORD / MYSQL_PWD."""
         from protium import connectors
         args = connectors.SqlReadArgs(table=table, query=query, column=column,
                                       lower_bound=lower_bound, upper_bound=upper_bound,
                                       num_partitions=num_partitions, predicates=predicates,
-                                      fetch_size=fetch_size)
+                                      fetch_size=fetch_size, url=url, adbc_driver=adbc_driver)
         return self._dataset(connectors.fn("pt_read_sql"), self._handle(), url.encode(),
                              args.source, ctypes.byref(args.options))
 

@@ -52,6 +52,12 @@ static const pt__conf_key KEYS[] = {
     {"csv.partition_bytes", "134217728", PT__CONF_INT, 1,
      "pt_read_csv: files are cut into partitions of about this many bytes, at record "
      "starts; small files share one", NULL},
+    {"sql.password", "", PT__CONF_STRING, 0,
+     "read_sql and write_sql: the database password when the URL holds none (before "
+     "PGPASSWORD or MYSQL_PWD); masked in every message", NULL},
+    {"sql.adbc.driver_path", "", PT__CONF_STRING, 0,
+     "read_sql with an adbc:NAME: URL: directories (':'-separated) searched for "
+     "libadbc_driver_NAME.so before the loader's own path", NULL},
     {"executor.command", "", PT__CONF_STRING, 0,
      "shell command that starts an executor (run as `sh -c 'exec COMMAND'`); empty = this "
      "program again (the Python package sets it to its own executor)", NULL},

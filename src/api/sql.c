@@ -29,6 +29,41 @@ static int check_url(const char *url, const char *what, pt_error *err) {
   return rc == PT_OK ? PT_OK : pt__error_prefix(err, rc, "%s: ", what);
 }
 
+/* url as the connection uses it: with sql.password when url has none. On
+ * PT_OK the caller owns *out (pt__free). */
+static int connect_url(pt_session *s, const char *url, char **out, pt_error *err) {
+  const char *pw = pt_conf_get(s->conf, "sql.password");
+  return pt__sql_url_with_password(url, pw, out, err);
+}
+
+/* An ADBC URL's driver library: the one given, else libadbc_driver_NAME.so
+ * in the first sql.adbc.driver_path directory that has it, else NULL (the
+ * loader's own search). Executors load the same path. */
+static int adbc_driver_of(pt_session *s, const char *url, const char *given, char **out,
+                          pt_error *err) {
+  *out = NULL;
+  if (strncmp(url, "adbc:", 5) != 0) return PT_OK;
+  if (given && *given) {
+    *out = pt__strdup(given);
+    return *out ? PT_OK : pt__errorf(err, PT_ENOMEM, "read_sql: out of memory");
+  }
+  char name[64];
+  const char *uri;
+  if (pt__adbc_url_split(url, name, sizeof name, &uri) != PT_OK) return PT_OK;
+  const char *dirs = pt_conf_get(s->conf, "sql.adbc.driver_path");
+  while (dirs && *dirs) {
+    size_t n = strcspn(dirs, ":");
+    char path[4096];
+    snprintf(path, sizeof path, "%.*s/libadbc_driver_%s.so", (int)n, dirs, name);
+    if (n > 0 && access(path, R_OK) == 0) {
+      *out = pt__strdup(path);
+      return *out ? PT_OK : pt__errorf(err, PT_ENOMEM, "read_sql: out of memory");
+    }
+    dirs += n + (dirs[n] == ':');
+  }
+  return PT_OK;
+}
+
 static int is_query(const char *src) {
   while (isspace((unsigned char)*src)) src++;
   static const char *const words[] = {"select", "with", "values"};
@@ -63,9 +98,21 @@ int pt_read_sql(pt_session *s, const char *url, const char *source,
   if (o.predicates && o.n_predicates < 1)
     return pt__errorf(err, PT_EINVAL, "read_sql: predicates given, but n_predicates < 1");
   if (o.fetch_size < 0) return pt__errorf(err, PT_EINVAL, "read_sql: fetch_size must be >= 0");
+  char *curl = NULL, *driver = NULL;
+  PT_RETURN_NOT_OK(connect_url(s, url, &curl, err));
+  int drc = adbc_driver_of(s, url, o.adbc_driver, &driver, err);
+  if (drc != PT_OK) {
+    pt__free(curl);
+    return drc;
+  }
+  url = curl;
   char *base = is_query(source) ? str_printf("SELECT * FROM (%s) AS pt_q", source, NULL)
                                 : str_printf("SELECT * FROM %s", source, NULL);
-  if (!base) return pt__errorf(err, PT_ENOMEM, "read_sql: out of memory");
+  if (!base) {
+    pt__free(curl);
+    pt__free(driver);
+    return pt__errorf(err, PT_ENOMEM, "read_sql: out of memory");
+  }
   char **preds = NULL;
   int64_t np = 1;
   int own_preds = 0, rc = PT_OK;
@@ -74,6 +121,8 @@ int pt_read_sql(pt_session *s, const char *url, const char *source,
                                       o.num_partitions, &preds, &np, err);
     if (rc != PT_OK) {
       pt__free(base);
+      pt__free(curl);
+      pt__free(driver);
       return pt__error_prefix(err, rc, "read_sql: ");
     }
     own_preds = 1;
@@ -84,7 +133,7 @@ int pt_read_sql(pt_session *s, const char *url, const char *source,
   /* The columns, before any row moves. */
   pt__sql_reader *r = NULL;
   struct ArrowSchema schema = {0};
-  rc = pt__sql_reader_open(url, base, 1, &r, err);
+  rc = pt__sql_reader_open(url, driver, base, NULL, 1, &r, err);
   if (rc == PT_OK) rc = pt_schema_copy(pt__sql_reader_schema(r), &schema, err);
   pt__sql_reader_free(r);
   if (rc != PT_OK) pt__error_prefix(err, rc, "read_sql: ");
@@ -104,7 +153,9 @@ int pt_read_sql(pt_session *s, const char *url, const char *source,
     ds->sql_queries = queries;
     queries = NULL;
     ds->sql_fetch_size = o.fetch_size > 0 ? o.fetch_size : 65536;
-    ds->sql_url = pt__strdup(url);
+    ds->sql_url = curl;
+    ds->sql_adbc_driver = driver;
+    curl = driver = NULL;
     if (!ds->sql_url) {
       rc = pt__errorf(err, PT_ENOMEM, "read_sql: out of memory");
       pt_dataset_free(ds);
@@ -117,6 +168,8 @@ int pt_read_sql(pt_session *s, const char *url, const char *source,
   if (own_preds) pt__sql_predicates_free(preds, np);
   if (schema.release) schema.release(&schema);
   pt__free(base);
+  pt__free(curl);
+  pt__free(driver);
   return rc;
 }
 
@@ -127,10 +180,14 @@ int pt_write_sql(pt_dataset *ds, const char *url, const char *table, pt_sql_writ
   if (mode != PT_SQL_APPEND && mode != PT_SQL_OVERWRITE && mode != PT_SQL_ERROR)
     return pt__errorf(err, PT_EINVAL, "write_sql: unknown mode %d", (int)mode);
   PT_RETURN_NOT_OK(check_url(url, "write_sql", err));
+  char *curl = NULL;
+  PT_RETURN_NOT_OK(connect_url(ds->session, url, &curl, err));
+  url = curl;
   pt_buf ddl = {0};
   int rc = pt__sql_columns_ddl(url, &ds->schema, &ddl, err);
   if (rc != PT_OK) {
     pt_buf_free(&ddl);
+    pt__free(curl);
     return pt__error_prefix(err, rc, "write_sql: ");
   }
   /* Staging tables: pt_stg_<random>_<job>_p<partition>_a<attempt>. The
@@ -165,5 +222,6 @@ int pt_write_sql(pt_dataset *ds, const char *url, const char *table, pt_sql_writ
                                     "starting with %s are left: ", prefix);
   }
   pt_buf_free(&ddl);
+  pt__free(curl);
   return rc;
 }

@@ -437,7 +437,9 @@ int pt__source_open(pt__task *t, const Protium__Op *op, pt__source *src, pt_erro
       int rc = t->stage->source_schema.release != NULL
                    ? pt_schema_copy(&t->stage->source_schema, &src->schema, err)
                    : pt__errorf(err, PT_EINVAL, "read_sql: no schema in the stage definition");
-      if (rc == PT_OK) rc = pt__sql_reader_open(q->url, q->queries[p], 0, &src->sql, err);
+      if (rc == PT_OK)
+        rc = pt__sql_reader_open(q->url, q->adbc_driver, q->queries[p], &src->schema, 0,
+                                 &src->sql, err);
       if (rc == PT_OK) {
         /* The table may have changed since the dataset was made. */
         char want[1024], got[1024];

@@ -59,6 +59,7 @@ static void node_release(pt_dataset *ds) {
   pt__free(ds->csv_null_values);
   pt__free(ds->csv_corrupt);
   pt__free(ds->sql_url);
+  pt__free(ds->sql_adbc_driver);
   if (ds->sql_queries)
     for (int64_t i = 0; i < ds->partitions; i++) pt__free(ds->sql_queries[i]);
   pt__free(ds->sql_queries);

@@ -306,6 +306,7 @@ static int add_chain_ops(pt__driver *d, pt__job *job, pt__sched_stage *st, pt_da
       q->n_queries = (size_t)src->partitions;
       q->queries = src->sql_queries;
       q->fetch_size = src->sql_fetch_size;
+      q->adbc_driver = src->sql_adbc_driver ? src->sql_adbc_driver : (char *)"";
     }
     op = new_op(PROTIUM__OP__OP_READ_SQL, q);
     break;

@@ -97,7 +97,8 @@ struct pt_dataset {
   char **csv_null_values;        /* owned, each owned; csv.n_null_values of them */
   char *csv_corrupt;             /* owned or NULL */
   /* SQL */
-  char *sql_url;                 /* owned */
+  char *sql_url;                 /* owned; holds the password (sql.password included) */
+  char *sql_adbc_driver;         /* owned or NULL: an ADBC URL's driver library */
   char **sql_queries;            /* owned, each owned; one per partition */
   int64_t sql_fetch_size;        /* rows per batch */
 };

@@ -1,8 +1,10 @@
 /* connect.c — one face for every database protium speaks to: the URL's
- * scheme picks PostgreSQL (pg.c, pgwrite.c) or MySQL/MariaDB (mysql.c) for
- * reading, staging, committing and cleaning up, so the engine's source, sink
- * and driver code never name a database.
+ * scheme picks PostgreSQL (pg.c), MySQL/MariaDB (mysql.c) or an ADBC driver
+ * (adbc.c) for reading
+ * (stage.c does the same for writing), so the engine's source, sink and
+ * driver code never name a database.
  */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,22 +22,35 @@ int pt__sql_dialect_of(const char *url, pt__sql_dialect *out, pt_error *err) {
     *out = PT__SQL_MYSQL;
     return PT_OK;
   }
+  if (strncmp(url, "adbc:", 5) == 0) {
+    char name[64];
+    const char *uri;
+    if (pt__adbc_url_split(url, name, sizeof name, &uri) != PT_OK)
+      return pt__errorf(err, PT_EINVAL,
+                        "ADBC URLs read adbc:DRIVER:..., e.g. adbc:sqlite:///path.db or "
+                        "adbc:postgresql://user@host/db");
+    *out = PT__SQL_ADBC;
+    return PT_OK;
+  }
   char scheme[32] = "";
   const char *s = strstr(url, "://");
   if (s && s - url < (ptrdiff_t)sizeof scheme)
     snprintf(scheme, sizeof scheme, "%.*s", (int)(s - url), url);
   return pt__errorf(err, PT_ENOTSUP,
                     "URL scheme '%s' is not supported; use postgresql://user@host:port/db "
-                    "(or libpq's key=value form) or mysql://user@host:port/db", scheme);
+                    "(or libpq's key=value form), mysql://user@host:port/db or adbc:DRIVER:... (any "
+                    "database with an ADBC driver)", scheme);
 }
 
 struct pt__sql_reader {
   pt__sql_dialect dialect;
   pt__pg_reader *pg;
   pt__my_reader *my;
+  pt__adbc_reader *adbc;
 };
 
-int pt__sql_reader_open(const char *url, const char *query, int describe_only,
+int pt__sql_reader_open(const char *url, const char *driver, const char *query,
+                        const struct ArrowSchema *expect, int describe_only,
                         pt__sql_reader **out, pt_error *err) {
   *out = NULL;
   pt__sql_dialect d;
@@ -44,7 +59,9 @@ int pt__sql_reader_open(const char *url, const char *query, int describe_only,
   if (!r) return pt__errorf(err, PT_ENOMEM, "sql: out of memory");
   r->dialect = d;
   int rc = d == PT__SQL_POSTGRES ? pt__pg_reader_open(url, query, describe_only, &r->pg, err)
-                                 : pt__my_reader_open(url, query, describe_only, &r->my, err);
+           : d == PT__SQL_MYSQL
+               ? pt__my_reader_open(url, query, describe_only, &r->my, err)
+               : pt__adbc_reader_open(url, driver, query, expect, describe_only, &r->adbc, err);
   if (rc != PT_OK) {
     free(r);
     return rc;
@@ -54,77 +71,73 @@ int pt__sql_reader_open(const char *url, const char *query, int describe_only,
 }
 
 const struct ArrowSchema *pt__sql_reader_schema(const pt__sql_reader *r) {
-  return r->pg ? pt__pg_reader_schema(r->pg) : pt__my_reader_schema(r->my);
+  return r->pg ? pt__pg_reader_schema(r->pg)
+         : r->my ? pt__my_reader_schema(r->my)
+                 : pt__adbc_reader_schema(r->adbc);
 }
 
 int pt__sql_reader_next(pt__sql_reader *r, int64_t batch_rows, struct ArrowArray *out,
                         pt_error *err) {
+  /* ADBC drivers batch as they see fit (fetch_size is not theirs). */
   return r->pg ? pt__pg_reader_next(r->pg, batch_rows, out, err)
-               : pt__my_reader_next(r->my, batch_rows, out, err);
+         : r->my ? pt__my_reader_next(r->my, batch_rows, out, err)
+                 : pt__adbc_reader_next(r->adbc, out, err);
 }
 
 void pt__sql_reader_free(pt__sql_reader *r) {
   if (!r) return;
   pt__pg_reader_free(r->pg);
   pt__my_reader_free(r->my);
+  pt__adbc_reader_free(r->adbc);
   free(r);
 }
 
-struct pt__sql_stage {
-  pt__pg_stage *pg;
-  pt__my_stage *my;
-};
+/* The characters a URL's userinfo may hold as they are (RFC 3986's
+ * unreserved); every other byte of a password is %XX-encoded. */
+static int unreserved(unsigned char c) {
+  return isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~';
+}
 
-int pt__sql_stage_open(const char *url, const char *table, const char *columns_ddl,
-                       pt__sql_stage **out, pt_error *err) {
+int pt__sql_url_with_password(const char *url, const char *password, char **out,
+                              pt_error *err) {
   *out = NULL;
-  pt__sql_dialect d;
-  PT_RETURN_NOT_OK(pt__sql_dialect_of(url, &d, err));
-  pt__sql_stage *w = calloc(1, sizeof *w);
-  if (!w) return pt__errorf(err, PT_ENOMEM, "sql: out of memory");
-  int rc = d == PT__SQL_POSTGRES ? pt__pg_stage_open(url, table, columns_ddl, &w->pg, err)
-                                 : pt__my_stage_open(url, table, columns_ddl, &w->my, err);
-  if (rc != PT_OK) {
-    free(w);
-    return rc;
+  char have[256];
+  int rc = pt__sql_url_password(url, have, sizeof have);
+  pt_buf b = {0};
+  if (rc == PT_OK && (have[0] || !password || !*password)) {
+    *out = pt__strdup(url);
+    return *out ? PT_OK : pt__errorf(err, PT_ENOMEM, "sql: out of memory");
   }
-  *out = w;
+  const char *s = strstr(url, "://");
+  if (strncmp(url, "adbc:sqlite:", 12) == 0) {
+    rc = pt__sql_put(&b, url); /* a file: no password to give */
+  } else if (!s) {
+    /* libpq's key=value form: a later keyword wins over none. */
+    rc = pt__sql_put(&b, url) || pt__sql_put(&b, " password='");
+    for (const char *p = password; *p && rc == PT_OK; p++) {
+      if (*p == '\'' || *p == '\\') rc = pt__buf_putc(&b, '\\');
+      if (rc == PT_OK) rc = pt__buf_putc(&b, *p);
+    }
+    if (rc == PT_OK) rc = pt__buf_putc(&b, '\'');
+  } else {
+    const char *auth = s + 3, *end = auth + strcspn(auth, "/?#");
+    const char *at = memchr(auth, '@', (size_t)(end - auth));
+    /* scheme://user@host -> scheme://user:pw@host; scheme://host ->
+     * scheme://:pw@host (the user then comes from the defaults). */
+    const char *user_end = at ? at : auth;
+    rc = pt__buf_append(&b, url, (size_t)(user_end - url)) || pt__buf_putc(&b, ':');
+    for (const unsigned char *p = (const unsigned char *)password; *p && rc == PT_OK; p++) {
+      if (unreserved(*p)) rc = pt__buf_putc(&b, (char)*p);
+      else rc = pt__buf_printf(&b, "%%%02X", *p);
+    }
+    if (rc == PT_OK && !at) rc = pt__buf_putc(&b, '@');
+    if (rc == PT_OK) rc = pt__sql_put(&b, user_end);
+  }
+  if (rc == PT_OK) rc = pt__buf_putc(&b, 0);
+  if (rc != PT_OK) {
+    pt_buf_free(&b);
+    return pt__errorf(err, PT_ENOMEM, "sql: out of memory");
+  }
+  *out = b.data; /* malloc'd by the buffer: pt__free frees it */
   return PT_OK;
-}
-
-int pt__sql_stage_write(pt__sql_stage *w, const struct ArrowSchema *schema,
-                        const struct ArrowArray *batch, pt_error *err) {
-  return w->pg ? pt__pg_stage_write(w->pg, schema, batch, err)
-               : pt__my_stage_write(w->my, schema, batch, err);
-}
-
-void pt__sql_stage_free(pt__sql_stage *w) {
-  if (!w) return;
-  pt__pg_stage_free(w->pg);
-  pt__my_stage_free(w->my);
-  free(w);
-}
-
-int pt__sql_columns_ddl(const char *url, const struct ArrowSchema *schema, pt_buf *out,
-                        pt_error *err) {
-  pt__sql_dialect d;
-  PT_RETURN_NOT_OK(pt__sql_dialect_of(url, &d, err));
-  return d == PT__SQL_POSTGRES ? pt__pg_columns_ddl(schema, out, err)
-                               : pt__my_columns_ddl(schema, out, err);
-}
-
-int pt__sql_commit(const char *url, const char *table, pt__sql_mode mode,
-                   const struct ArrowSchema *schema, const char *const *staging, int64_t n,
-                   pt_error *err) {
-  pt__sql_dialect d;
-  PT_RETURN_NOT_OK(pt__sql_dialect_of(url, &d, err));
-  return d == PT__SQL_POSTGRES ? pt__pg_commit(url, table, mode, schema, staging, n, err)
-                               : pt__my_commit(url, table, mode, schema, staging, n, err);
-}
-
-int pt__sql_drop_staging(const char *url, const char *prefix, pt_error *err) {
-  pt__sql_dialect d;
-  PT_RETURN_NOT_OK(pt__sql_dialect_of(url, &d, err));
-  return d == PT__SQL_POSTGRES ? pt__pg_drop_staging(url, prefix, err)
-                               : pt__my_drop_staging(url, prefix, err);
 }

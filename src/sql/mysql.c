@@ -1,8 +1,8 @@
 /* mysql.c — MySQL and MariaDB through libmariadb: a query read as Arrow
  * batches over the text protocol (streamed with mysql_use_result, each
- * column's text converted by its declared type), and the same exactly-once
- * write as PostgreSQL's: staging tables filled by multi-row INSERTs, moved
- * into the target by the driver in one transaction.
+ * column's text converted by its declared type), and MySQL's half of the
+ * exactly-once write (pt__my_db, driven by stage.c): staging tables filled
+ * by multi-row INSERTs.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -459,7 +459,7 @@ static const char *my_type_of(const struct ArrowSchema *f, char *buf, size_t siz
   }
 }
 
-int pt__my_columns_ddl(const struct ArrowSchema *schema, pt_buf *out, pt_error *err) {
+static int my_columns_ddl(const struct ArrowSchema *schema, pt_buf *out, pt_error *err) {
   if (!schema || !schema->format || strcmp(schema->format, "+s") != 0 || schema->n_children < 1)
     return pt__errorf(err, PT_EINVAL, "sql: write: the data needs at least one column");
   int rc = PT_OK;
@@ -485,61 +485,9 @@ int pt__my_columns_ddl(const struct ArrowSchema *schema, pt_buf *out, pt_error *
   return PT_OK;
 }
 
-struct pt__my_stage {
-  MYSQL *conn;
-  char *url, *table;
-  pt_buf sql;   /* the INSERT being built */
-  int64_t rows; /* in it */
-};
-
-void pt__my_stage_free(pt__my_stage *w) {
-  if (!w) return;
-  if (w->conn) mysql_close(w->conn);
-  pt_buf_free(&w->sql);
-  free(w->url);
-  free(w->table);
-  free(w);
-}
-
-int pt__my_stage_open(const char *url, const char *table, const char *columns_ddl,
-                      pt__my_stage **out, pt_error *err) {
-  *out = NULL;
-  pt__my_stage *w = calloc(1, sizeof *w);
-  if (!w || !(w->url = strdup(url)) || !(w->table = strdup(table))) {
-    pt__my_stage_free(w);
-    return pt__errorf(err, PT_ENOMEM, "sql: out of memory");
-  }
-  int rc = my_connect(url, &w->conn, err);
-  if (rc == PT_OK) {
-    pt_buf q = {0};
-    if (put_str(&q, "CREATE TABLE ") || put_ident(&q, table) || put_str(&q, " (") ||
-        put_str(&q, columns_ddl) || put_str(&q, ")"))
-      rc = pt__errorf(err, PT_ENOMEM, "sql: out of memory");
-    else
-      rc = my_exec(w->conn, q.data, q.len, "cannot create the staging table", url, err);
-    pt_buf_free(&q);
-  }
-  if (rc != PT_OK) {
-    pt__my_stage_free(w);
-    return rc;
-  }
-  *out = w;
-  return PT_OK;
-}
-
-static int flush_insert(pt__my_stage *w, pt_error *err) {
-  if (w->rows == 0) return PT_OK;
-  int rc = my_exec(w->conn, w->sql.data, w->sql.len, "INSERT into the staging table failed",
-                   w->url, err);
-  w->sql.len = 0;
-  w->rows = 0;
-  return rc;
-}
-
 /* Appends one value as SQL text (strings escaped by the connection). */
-static int put_value(pt__my_stage *w, const struct ArrowSchema *f, const struct ArrowArray *a,
-                     int64_t i) {
-  pt_buf *out = &w->sql;
+static int put_value(MYSQL *conn, pt_buf *out, const struct ArrowSchema *f,
+                     const struct ArrowArray *a, int64_t i) {
   if (!pt_array_is_valid(f, a, i)) return put_str(out, "NULL");
   pt_type t;
   if (pt_type_parse(f, &t, NULL) != PT_OK) return PT_ENOTSUP;
@@ -635,7 +583,7 @@ static int put_value(pt__my_stage *w, const struct ArrowSchema *f, const struct 
     /* Escaped text takes at most 2n + 1 bytes. */
     if (pt__buf_reserve(out, (size_t)(2 * n + 3)) != PT_OK) return PT_ENOMEM;
     out->data[out->len++] = '\'';
-    out->len += mysql_real_escape_string(w->conn, out->data + out->len, p, (unsigned long)n);
+    out->len += mysql_real_escape_string(conn, out->data + out->len, p, (unsigned long)n);
     out->data[out->len++] = '\'';
     return PT_OK;
   }
@@ -644,40 +592,48 @@ static int put_value(pt__my_stage *w, const struct ArrowSchema *f, const struct 
   return put_str(out, num);
 }
 
-int pt__my_stage_write(pt__my_stage *w, const struct ArrowSchema *schema,
-                       const struct ArrowArray *batch, pt_error *err) {
+/* Multi-row INSERTs of about INSERT_BYTES, each committed on its own. */
+static int my_bulk_load(void *conn, const char *table, const char *url,
+                        const struct ArrowSchema *schema, const struct ArrowArray *batch,
+                        pt_buf *sql, pt_error *err) {
   PT_RETURN_NOT_OK(pt_array_validate(schema, batch, err));
+  int64_t rows = 0;
   for (int64_t r = 0; r < batch->length; r++) {
     int rc = PT_OK;
-    if (w->rows == 0) {
-      if (put_str(&w->sql, "INSERT INTO ") || put_ident(&w->sql, w->table) ||
-          put_str(&w->sql, " VALUES "))
+    if (rows == 0) {
+      if (put_str(sql, "INSERT INTO ") || put_ident(sql, table) || put_str(sql, " VALUES "))
         return pt__errorf(err, PT_ENOMEM, "sql: out of memory");
-    } else if (pt__buf_putc(&w->sql, ',')) {
+    } else if (pt__buf_putc(sql, ',')) {
       return pt__errorf(err, PT_ENOMEM, "sql: out of memory");
     }
-    rc = pt__buf_putc(&w->sql, '(');
+    rc = pt__buf_putc(sql, '(');
     for (int64_t c = 0; c < schema->n_children && rc == PT_OK; c++) {
-      if (c) rc = pt__buf_putc(&w->sql, ',');
+      if (c) rc = pt__buf_putc(sql, ',');
       /* A null row of the struct writes every field null. */
       if (rc == PT_OK)
         rc = pt_array_is_valid(schema, batch, r)
-                 ? put_value(w, schema->children[c], batch->children[c], batch->offset + r)
-                 : put_str(&w->sql, "NULL");
+                 ? put_value(conn, sql, schema->children[c], batch->children[c],
+                             batch->offset + r)
+                 : put_str(sql, "NULL");
     }
-    if (rc == PT_OK) rc = pt__buf_putc(&w->sql, ')');
+    if (rc == PT_OK) rc = pt__buf_putc(sql, ')');
     if (rc != PT_OK)
       return pt__errorf(err, rc, "sql: write: row %lld: %s", (long long)r,
                         rc == PT_ENOMEM ? "out of memory" : "a value cannot be written");
-    w->rows++;
-    if (w->sql.len >= INSERT_BYTES) PT_RETURN_NOT_OK(flush_insert(w, err));
+    rows++;
+    if (sql->len >= INSERT_BYTES || r + 1 == batch->length) {
+      PT_RETURN_NOT_OK(
+          my_exec(conn, sql->data, sql->len, "INSERT into the staging table failed", url, err));
+      sql->len = 0;
+      rows = 0;
+    }
   }
-  /* Each batch lands on its own, as with PostgreSQL's COPY per batch. */
-  return flush_insert(w, err);
+  return PT_OK;
 }
 
 /* 1 when table exists in the connection's database, 0 when not, -1 on error. */
-static int my_table_exists(MYSQL *c, const char *table, const char *url, pt_error *err) {
+static int my_table_exists(void *conn, const char *table, const char *url, pt_error *err) {
+  MYSQL *c = conn;
   pt_buf q = {0};
   int rc = put_str(&q, "SELECT 1 FROM ") || put_ident(&q, table) || put_str(&q, " LIMIT 0");
   if (rc) {
@@ -697,119 +653,73 @@ static int my_table_exists(MYSQL *c, const char *table, const char *url, pt_erro
   return -1;
 }
 
-int pt__my_commit(const char *url, const char *table, pt__sql_mode mode,
-                  const struct ArrowSchema *schema, const char *const *staging, int64_t n,
-                  pt_error *err) {
-  pt_buf ddl = {0}, cols = {0}, q = {0};
-  MYSQL *c = NULL;
-  int created = 0;
-  int rc = pt__my_columns_ddl(schema, &ddl, err);
-  if (rc != PT_OK) goto done;
-  for (int64_t k = 0; k < schema->n_children && rc == PT_OK; k++)
-    if ((k && put_str(&cols, ", ")) ||
-        put_ident(&cols, schema->children[k]->name ? schema->children[k]->name : ""))
-      rc = pt__errorf(err, PT_ENOMEM, "sql: out of memory");
-  if (rc == PT_OK && pt__buf_putc(&cols, 0)) rc = pt__errorf(err, PT_ENOMEM, "sql: out of memory");
-  if (rc == PT_OK) rc = my_connect(url, &c, err);
-  if (rc != PT_OK) goto done;
-  int exists = my_table_exists(c, table, url, err);
-  if (exists < 0) {
-    rc = PT_EIO;
-    goto done;
+static int my_list_tables(void *conn, const char *pattern, const char *url, char ***names,
+                          int64_t *n, pt_error *err) {
+  MYSQL *c = conn;
+  *names = NULL;
+  *n = 0;
+  pt_buf q = {0};
+  int rc = put_str(&q, "SELECT table_name FROM information_schema.tables WHERE table_schema = "
+                       "DATABASE() AND table_name LIKE '");
+  if (rc == PT_OK && pt__buf_reserve(&q, 2 * strlen(pattern) + 2) == PT_OK) {
+    q.len += mysql_real_escape_string(c, q.data + q.len, pattern, (unsigned long)strlen(pattern));
+    rc = put_str(&q, "'");
+  } else {
+    rc = PT_ENOMEM;
   }
-  if (exists && mode == PT__SQL_ERROR) {
-    rc = pt__errorf(err, PT_EINVAL,
-                    "sql: write: table \"%s\" exists; use mode append or overwrite, or drop it",
-                    table);
-    goto done;
-  }
-  if (!exists) {
-    /* MySQL commits around DDL: the table is made before the transaction
-     * and dropped again if the transaction fails. */
-    if (put_str(&q, "CREATE TABLE ") || put_ident(&q, table) || put_str(&q, " (") ||
-        put_str(&q, ddl.data) || put_str(&q, ")")) {
-      rc = pt__errorf(err, PT_ENOMEM, "sql: out of memory");
-      goto done;
-    }
-    rc = my_exec(c, q.data, q.len, "cannot create the table", url, err);
-    if (rc != PT_OK) goto done;
-    created = 1;
-  }
-  rc = my_exec(c, "START TRANSACTION", 17, "cannot begin the commit", url, err);
-  if (rc == PT_OK && exists && mode == PT__SQL_OVERWRITE) {
-    /* DELETE, not TRUNCATE: TRUNCATE is DDL in MySQL and would commit. */
-    q.len = 0;
-    if (put_str(&q, "DELETE FROM ") || put_ident(&q, table))
-      rc = pt__errorf(err, PT_ENOMEM, "sql: out of memory");
-    else rc = my_exec(c, q.data, q.len, "cannot clear the table", url, err);
-  }
-  for (int64_t i = 0; i < n && rc == PT_OK; i++) {
-    q.len = 0;
-    if (put_str(&q, "INSERT INTO ") || put_ident(&q, table) || put_str(&q, " (") ||
-        put_str(&q, cols.data) || put_str(&q, ") SELECT ") || put_str(&q, cols.data) ||
-        put_str(&q, " FROM ") || put_ident(&q, staging[i]))
-      rc = pt__errorf(err, PT_ENOMEM, "sql: out of memory");
-    else
-      rc = my_exec(c, q.data, q.len, "cannot move a partition into the table", url, err);
-  }
-  if (rc == PT_OK) rc = my_exec(c, "COMMIT", 6, "the commit failed", url, err);
   if (rc != PT_OK) {
-    (void)mysql_query(c, "ROLLBACK");
-    if (created) {
-      q.len = 0;
-      if (put_str(&q, "DROP TABLE IF EXISTS ") == PT_OK && put_ident(&q, table) == PT_OK)
-        (void)mysql_real_query(c, q.data, (unsigned long)q.len);
+    pt_buf_free(&q);
+    return pt__errorf(err, PT_ENOMEM, "sql: out of memory");
+  }
+  if (mysql_real_query(c, q.data, (unsigned long)q.len) != 0) {
+    pt_buf_free(&q);
+    return my_fail(err, PT_EIO, "cannot list the staging tables", url, c);
+  }
+  pt_buf_free(&q);
+  MYSQL_RES *res = mysql_store_result(c);
+  MYSQL_ROW row;
+  int64_t cap = 0;
+  while (res && (row = mysql_fetch_row(res)) != NULL && rc == PT_OK) {
+    char *dup = row[0] ? pt__strdup(row[0]) : NULL;
+    if (!dup || pt__grow((void **)names, &cap, *n + 1, sizeof **names) != PT_OK) {
+      pt__free(dup);
+      rc = pt__errorf(err, PT_ENOMEM, "sql: out of memory");
+    } else {
+      (*names)[(*n)++] = dup;
     }
   }
-done:
-  if (c) mysql_close(c);
-  pt_buf_free(&ddl);
-  pt_buf_free(&cols);
-  pt_buf_free(&q);
+  if (res) mysql_free_result(res);
   return rc;
 }
 
-int pt__my_drop_staging(const char *url, const char *prefix, pt_error *err) {
-  MYSQL *c;
-  PT_RETURN_NOT_OK(my_connect(url, &c, err));
-  char pattern[256];
-  size_t k = 0;
-  for (const char *p = prefix; *p && k + 3 < sizeof pattern; p++) {
-    if (*p == '_' || *p == '%' || *p == '\\') pattern[k++] = '\\';
-    pattern[k++] = *p;
-  }
-  pattern[k++] = '%';
-  pattern[k] = 0;
-  char q[512];
-  snprintf(q, sizeof q,
-           "SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE() "
-           "AND table_name LIKE '%s'", pattern);
-  int rc = PT_OK;
-  if (mysql_query(c, q) != 0) {
-    rc = my_fail(err, PT_EIO, "cannot list the staging tables", url, c);
-  } else {
-    MYSQL_RES *res = mysql_store_result(c);
-    MYSQL_ROW row;
-    char **names = NULL;
-    int64_t nn = 0, cap = 0;
-    while (res && (row = mysql_fetch_row(res)) != NULL && rc == PT_OK) {
-      char *dup = row[0] ? pt__strdup(row[0]) : NULL;
-      if (!dup || pt__grow((void **)&names, &cap, nn + 1, sizeof *names) != PT_OK) {
-        pt__free(dup);
-        rc = pt__errorf(err, PT_ENOMEM, "sql: out of memory");
-      } else names[nn++] = dup;
-    }
-    if (res) mysql_free_result(res);
-    for (int64_t i = 0; i < nn; i++) {
-      pt_buf d = {0};
-      if (rc == PT_OK && (put_str(&d, "DROP TABLE IF EXISTS ") || put_ident(&d, names[i])))
-        rc = pt__errorf(err, PT_ENOMEM, "sql: out of memory");
-      if (rc == PT_OK) rc = my_exec(c, d.data, d.len, "cannot drop a staging table", url, err);
-      pt_buf_free(&d);
-      pt__free(names[i]);
-    }
-    pt__free(names);
-  }
-  mysql_close(c);
+static int my_connect_any(const char *url, void **out, pt_error *err) {
+  MYSQL *c = NULL;
+  int rc = my_connect(url, &c, err);
+  *out = c;
   return rc;
 }
+
+static void my_close(void *c) { mysql_close(c); }
+
+static int my_exec_str(void *c, const char *sql, const char *what, const char *url,
+                       pt_error *err) {
+  return my_exec(c, sql, strlen(sql), what, url, err);
+}
+
+/* MySQL commits around DDL (CREATE TABLE, TRUNCATE): the overwrite
+ * DELETEs inside the transaction, and a table the commit creates is made
+ * before it. */
+const pt__sql_db pt__my_db = {
+    .create_staging = "CREATE TABLE ",
+    .begin = "START TRANSACTION",
+    .clear = "DELETE FROM ",
+    .ddl_in_transaction = 0,
+    .connect = my_connect_any,
+    .close = my_close,
+    .exec = my_exec_str,
+    .quote = put_ident,
+    .columns_ddl = my_columns_ddl,
+    .bulk_load = my_bulk_load,
+    .table_exists = my_table_exists,
+    .list_tables = my_list_tables,
+};

@@ -23,11 +23,10 @@ static void set_pg_error(pt_error *err, int code, const char *what, const char *
   pt__errorf(err, code, "sql: %s: %s", what, msg);
 }
 
-void pt__sql_mask_password(char *text, const char *url) {
-  char pw[256];
-  if (url == NULL || pt__sql_url_password(url, pw, sizeof pw) != PT_OK || pw[0] == 0) return;
+static void mask(char *text, const char *pw) {
   size_t lp = strlen(pw);
   char *p;
+  if (lp == 0) return;
   while ((p = strstr(text, pw)) != NULL) {
     size_t tail = strlen(p + lp);
     memcpy(p, "***", 3);
@@ -35,11 +34,64 @@ void pt__sql_mask_password(char *text, const char *url) {
   }
 }
 
+static int hexval(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+void pt__sql_mask_password(char *text, const char *url) {
+  char pw[256], plain[256];
+  if (url == NULL || pt__sql_url_password(url, pw, sizeof pw) != PT_OK || pw[0] == 0) return;
+  /* As written in the URL and as the server knows it (%XX decoded). */
+  size_t o = 0;
+  for (size_t i = 0; pw[i] && o + 1 < sizeof plain; i++) {
+    if (pw[i] == '%' && hexval(pw[i + 1]) >= 0 && hexval(pw[i + 2]) >= 0) {
+      plain[o++] = (char)(hexval(pw[i + 1]) * 16 + hexval(pw[i + 2]));
+      i += 2;
+    } else {
+      plain[o++] = pw[i];
+    }
+  }
+  plain[o] = 0;
+  mask(text, pw);
+  mask(text, plain);
+}
+
+/* libpq's key=value form: password=VALUE or password='VALUE' (\ escapes). */
+static int kv_password(const char *url, char *out, size_t size) {
+  for (const char *p = strstr(url, "password"); p; p = strstr(p + 1, "password")) {
+    if (p != url && p[-1] != ' ' && p[-1] != '\t') continue;
+    const char *v = p + 8;
+    while (*v == ' ') v++;
+    if (*v != '=') continue;
+    v++;
+    while (*v == ' ') v++;
+    size_t n = 0;
+    if (*v == '\'') {
+      for (v++; *v && *v != '\''; v++) {
+        if (*v == '\\' && v[1]) v++;
+        if (n + 1 >= size) return PT_ERANGE;
+        out[n++] = *v;
+      }
+    } else {
+      for (; *v && *v != ' '; v++) {
+        if (n + 1 >= size) return PT_ERANGE;
+        out[n++] = *v;
+      }
+    }
+    out[n] = 0;
+    return PT_OK;
+  }
+  return PT_OK;
+}
+
 int pt__sql_url_password(const char *url, char *out, size_t size) {
   /* scheme://user:password@host... */
   out[0] = 0;
   const char *s = strstr(url, "://");
-  if (s == NULL) return PT_OK;
+  if (s == NULL) return kv_password(url, out, size);
   s += 3;
   const char *at = strchr(s, '@'), *slash = strchr(s, '/');
   if (at == NULL || (slash != NULL && slash < at)) return PT_OK;
@@ -69,6 +121,7 @@ struct pt__pg_reader {
   char *url;                 /* owned copy: masks passwords in messages */
   int64_t n;
   pt__pg_kind *kinds;        /* owned, n */
+  int32_t *typmods;          /* owned, n: the columns' type modifiers */
   struct ArrowSchema schema; /* owned */
   pt_builder *builder;       /* owned; NULL when only described */
   pt__pgcopy dec;
@@ -80,6 +133,7 @@ void pt__pg_reader_free(pt__pg_reader *r) {
   pt_builder_free(r->builder);
   if (r->schema.release) r->schema.release(&r->schema);
   free(r->kinds);
+  free(r->typmods);
   free(r->url);
   /* PQfinish in the middle of a COPY just closes the socket: the server
    * abandons the command. */
@@ -156,7 +210,7 @@ done:
   PQclear(res);
   for (int i = 0; names != NULL && i < n; i++) free(names[i]);
   free(names);
-  free(typmods);
+  r->typmods = typmods; /* the decoder's, for numeric columns */
   return rc;
 }
 
@@ -196,6 +250,7 @@ int pt__pg_reader_open(const char *url, const char *query, int describe_only,
   }
   PQclear(res);
   pt__pgcopy_init(&r->dec, r->n, r->kinds, r->builder);
+  pt__pgcopy_set_typmods(&r->dec, r->typmods);
 finish:
   if (rc != PT_OK) goto fail;
   *out = r;

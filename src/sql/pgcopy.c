@@ -149,6 +149,46 @@ void pt__pgcopy_init(pt__pgcopy *d, int64_t n_columns, const pt__pg_kind *kinds,
   d->builder = builder;
 }
 
+void pt__pgcopy_set_typmods(pt__pgcopy *d, const int32_t *typmods) { d->typmods = typmods; }
+
+/* numeric's value as decimal128(precision, scale)'s 16 little-endian bytes,
+ * computed from the base-10000 digits. 0 when this path cannot tell
+ * (malformed, NaN, out of range, more fraction digits than scale): the text
+ * path then decides, with its messages. */
+static int numeric_direct(const uint8_t *p, int64_t len, int32_t precision, int32_t scale,
+                          uint8_t out[16]) {
+  static const unsigned __int128 k_max = ((unsigned __int128)1 << 126); /* > 10^38 */
+  if (len < 8) return 0;
+  int ndigits = (int16_t)be16(p), weight = (int16_t)be16(p + 2);
+  uint16_t sign = be16(p + 4);
+  if (ndigits < 0 || len != 8 + 2 * (int64_t)ndigits || (sign != 0 && sign != 0x4000) ||
+      ndigits > 12)
+    return 0;
+  unsigned __int128 acc = 0;
+  for (int i = 0; i < ndigits; i++) {
+    int d = (int16_t)be16(p + 8 + 2 * i);
+    if (d < 0 || d > 9999 || acc > k_max / 10000) return 0;
+    acc = acc * 10000 + (unsigned)d;
+  }
+  /* acc is the value times 10^e. */
+  int e = 4 * (ndigits - 1 - weight);
+  if (ndigits == 0) e = scale;
+  for (; e < scale; e++) {
+    if (acc > k_max / 10) return 0;
+    acc *= 10;
+  }
+  for (; e > scale; e--) {
+    if (acc % 10 != 0) return 0;
+    acc /= 10;
+  }
+  unsigned __int128 limit = 1;
+  for (int i = 0; i < precision; i++) limit *= 10;
+  if (acc >= limit) return 0;
+  if (sign == 0x4000) acc = ~acc + 1; /* two's complement */
+  for (int i = 0; i < 16; i++) out[i] = (uint8_t)(acc >> (8 * i));
+  return 1;
+}
+
 /* Room for a numeric as text: sign, 40 integer digits (weight < 10), the
  * point, 4 * 10 fraction digits at most (dscale <= 38 is checked), NUL. */
 #define PT__PG_NUMERIC_TEXT 96
@@ -207,7 +247,7 @@ static int numeric_text(const uint8_t *p, int64_t len, int64_t row, int64_t col,
 
 /* One non-null field of len bytes at p into builder b. */
 static int decode_field(pt__pg_kind kind, pt_builder *b, const uint8_t *p, int64_t len,
-                        int64_t row, int64_t col, pt_error *err) {
+                        int64_t row, int64_t col, int32_t typmod, pt_error *err) {
   int64_t want = -1;
   switch (kind) {
   case PT__PG_BOOL: want = 1; break;
@@ -316,6 +356,13 @@ static int decode_field(pt__pg_kind kind, pt_builder *b, const uint8_t *p, int64
     break;
   }
   case PT__PG_NUMERIC: {
+    /* The modifier as pt__pg_schema read it: ((precision << 16) | scale) + 4. */
+    uint8_t v[16];
+    if (typmod >= 4 &&
+        numeric_direct(p, len, ((typmod - 4) >> 16) & 0xffff, (typmod - 4) & 0xffff, v)) {
+      rc = pt_builder_append_bytes(b, v, 16);
+      break;
+    }
     char text[PT__PG_NUMERIC_TEXT];
     PT_RETURN_NOT_OK(numeric_text(p, len, row, col, text, err));
     rc = pt_builder_append_decimal_string(b, text);
@@ -333,7 +380,7 @@ static int decode_field(pt__pg_kind kind, pt_builder *b, const uint8_t *p, int64
  * each element as a field (int32 length, -1 = NULL, then its bytes). One
  * dimension becomes a list row; none, an empty list. */
 static int decode_array(pt__pg_kind kind, pt_builder *b, const uint8_t *p, int64_t len,
-                        int64_t row, int64_t col, pt_error *err) {
+                        int64_t row, int64_t col, int32_t typmod, pt_error *err) {
   if (len < 12)
     return pt__errorf(err, PT_EFORMAT, "pgcopy: row %lld column %lld: array of %lld bytes",
                       (long long)row, (long long)col, (long long)len);
@@ -374,7 +421,7 @@ static int decode_array(pt__pg_kind kind, pt_builder *b, const uint8_t *p, int64
       return pt__errorf(err, PT_EFORMAT,
                         "pgcopy: row %lld column %lld: element %lld of %d bytes runs past the "
                         "array", (long long)row, (long long)col, (long long)i, el);
-    PT_RETURN_NOT_OK(decode_field(PT__PG_ELEM(kind), items, p + pos, el, row, col, err));
+    PT_RETURN_NOT_OK(decode_field(PT__PG_ELEM(kind), items, p + pos, el, row, col, typmod, err));
     pos += el;
   }
   if (pos != len)
@@ -438,9 +485,10 @@ int pt__pgcopy_feed(pt__pgcopy *d, const uint8_t *data, int64_t len, pt_error *e
         return pt__errorf(err, PT_EFORMAT,
                           "pgcopy: row %lld column %lld: field length %d runs past the data",
                           (long long)d->rows, (long long)c, fl);
+      int32_t tm = d->typmods ? d->typmods[c] : -1;
       PT_RETURN_NOT_OK(PT__PG_IS_ARRAY(d->kinds[c])
-                           ? decode_array(d->kinds[c], cb, data + pos, fl, d->rows, c, err)
-                           : decode_field(d->kinds[c], cb, data + pos, fl, d->rows, c, err));
+                           ? decode_array(d->kinds[c], cb, data + pos, fl, d->rows, c, tm, err)
+                           : decode_field(d->kinds[c], cb, data + pos, fl, d->rows, c, tm, err));
       pos += fl;
     }
     int rc = pt_builder_append_row(d->builder);

@@ -1,8 +1,7 @@
-/* pgwrite.c — writing Arrow into PostgreSQL exactly once: a task attempt's
- * rows go into its own staging table through binary COPY FROM (the encoder
- * here is the inverse of pgcopy.c's decoder), and the driver's commit moves
- * the winning attempts' staging tables into the target in one transaction,
- * then drops every staging table of the job, winners and losers alike.
+/* pgwrite.c — writing Arrow into PostgreSQL: the column DDL of a schema,
+ * the binary COPY FROM encoder (the inverse of pgcopy.c's decoder) that
+ * fills a task attempt's staging table, and the rest of PostgreSQL's half
+ * of the exactly-once write (pt__pg_db; stage.c drives it).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,11 +31,26 @@ static int pg_fail(pt_error *err, int code, const char *what, const char *url, P
 /* ------------------------------------------------------------------------ */
 /* Types */
 
-/* The PostgreSQL type a column is written as, or NULL if none fits. */
+/* The PostgreSQL type a column is written as, or NULL if none fits. A list
+ * of a type that fits (itself no list) is a one-dimensional array of it. */
 static const char *pg_type_of(const struct ArrowSchema *f, char *buf, size_t size) {
   pt_type t;
   if (pt_type_parse(f, &t, NULL) != PT_OK || t.dictionary) return NULL;
   switch (t.id) {
+  case PT_TYPE_LIST: case PT_TYPE_LARGE_LIST: {
+    pt_type e;
+    if (f->n_children != 1 || pt_type_parse(f->children[0], &e, NULL) != PT_OK ||
+        e.id == PT_TYPE_LIST || e.id == PT_TYPE_LARGE_LIST)
+      return NULL;
+    char ebuf[64];
+    const char *et = pg_type_of(f->children[0], ebuf, sizeof ebuf);
+    if (!et) return NULL;
+    snprintf(buf, size, "%s[]", et);
+    return buf;
+  }
+  case PT_TYPE_TIME32: case PT_TYPE_TIME64: return "time";
+  case PT_TYPE_DURATION: case PT_TYPE_INTERVAL_MONTHS: case PT_TYPE_INTERVAL_DAY_TIME:
+  case PT_TYPE_INTERVAL_MONTH_DAY_NANO: return "interval";
   case PT_TYPE_BOOL: return "boolean";
   case PT_TYPE_INT8: case PT_TYPE_UINT8: case PT_TYPE_INT16: return "smallint";
   case PT_TYPE_UINT16: case PT_TYPE_INT32: return "integer";
@@ -183,10 +197,90 @@ static int64_t to_us(int64_t v, pt_time_unit unit, int *ok) {
   }
 }
 
+/* The type OID of an array's elements (the element column's type as
+ * pg_type_of maps it). */
+static uint32_t elem_oid(const pt_type *t) {
+  switch (t->id) {
+  case PT_TYPE_BOOL: return 16;
+  case PT_TYPE_INT8: case PT_TYPE_UINT8: case PT_TYPE_INT16: return 21;
+  case PT_TYPE_UINT16: case PT_TYPE_INT32: return 23;
+  case PT_TYPE_UINT32: case PT_TYPE_INT64: return 20;
+  case PT_TYPE_FLOAT: return 700;
+  case PT_TYPE_DOUBLE: return 701;
+  case PT_TYPE_STRING: case PT_TYPE_LARGE_STRING: return 25;
+  case PT_TYPE_FIXED_SIZE_BINARY: return t->byte_width == 16 ? 2950 : 17;
+  case PT_TYPE_BINARY: case PT_TYPE_LARGE_BINARY: return 17;
+  case PT_TYPE_DATE32: case PT_TYPE_DATE64: return 1082;
+  case PT_TYPE_TIMESTAMP: return t->tz && *t->tz ? 1184 : 1114;
+  case PT_TYPE_DECIMAL128: return 1700;
+  case PT_TYPE_TIME32: case PT_TYPE_TIME64: return 1083;
+  default: return 1186; /* the intervals and durations */
+  }
+}
+
+static int put_field(pt_buf *out, const pt__view *v, int64_t i);
+
+/* A one-dimensional array: ndim, has-nulls flag, element OID, then (when
+ * not empty) the length and lower bound 1, then each element as a field. */
+static int put_array(pt_buf *out, const pt__view *v, int64_t i) {
+  int64_t start, end;
+  pt__view_list_range(v, i, &start, &end);
+  const pt__view *e = &v->children[0];
+  if (end - start > INT32_MAX) return PT_ERANGE;
+  int nulls = 0;
+  for (int64_t k = start; k < end && !nulls; k++) nulls = !pt__view_is_valid(e, k);
+  size_t at = out->len;
+  int rc = put_be(out, 0, 4); /* the length, filled in below */
+  if (rc == PT_OK) rc = put_be(out, end > start ? 1 : 0, 4);
+  if (rc == PT_OK) rc = put_be(out, (uint32_t)nulls, 4);
+  if (rc == PT_OK) rc = put_be(out, elem_oid(&e->type), 4);
+  if (rc == PT_OK && end > start) rc = put_be(out, (uint64_t)(end - start), 4) || put_be(out, 1, 4);
+  for (int64_t k = start; k < end && rc == PT_OK; k++)
+    rc = pt__view_is_valid(e, k) ? put_field(out, e, k) : put_be(out, 0xffffffffu, 4);
+  if (rc != PT_OK) return rc;
+  size_t n = out->len - at - 4;
+  if (n > INT32_MAX) return PT_ERANGE;
+  for (int b = 0; b < 4; b++) out->data[at + (size_t)b] = (char)(n >> (8 * (3 - b)));
+  return PT_OK;
+}
+
+/* interval's send format: int64 microseconds, int32 days, int32 months. */
+static int put_interval(pt_buf *out, int64_t us, int32_t days, int32_t months) {
+  return put_be(out, 16, 4) || put_be(out, (uint64_t)us, 8) || put_be(out, (uint32_t)days, 4) ||
+         put_be(out, (uint32_t)months, 4);
+}
+
 /* One field in the send format of the column's PostgreSQL type. */
 static int put_field(pt_buf *out, const pt__view *v, int64_t i) {
   int ok = 1;
+  int64_t j = v->offset + i;
   switch (v->type.id) {
+  case PT_TYPE_LIST: case PT_TYPE_LARGE_LIST: return put_array(out, v, i);
+  case PT_TYPE_TIME32: case PT_TYPE_TIME64: {
+    /* Microseconds since midnight; nanoseconds are cut to microseconds. */
+    int64_t us = to_us(pt__view_get_int(v, i), v->type.unit, &ok);
+    if (!ok || us < 0 || us > INT64_C(86400000000)) return PT_ERANGE;
+    return put_be(out, 8, 4) || put_be(out, (uint64_t)us, 8);
+  }
+  case PT_TYPE_DURATION: {
+    int64_t us = to_us(pt__view_get_int(v, i), v->type.unit, &ok);
+    return ok ? put_interval(out, us, 0, 0) : PT_ERANGE;
+  }
+  case PT_TYPE_INTERVAL_MONTHS: return put_interval(out, 0, 0, (int32_t)pt__view_get_int(v, i));
+  case PT_TYPE_INTERVAL_DAY_TIME: {
+    int32_t d, ms;
+    memcpy(&d, v->values + j * 8, 4);
+    memcpy(&ms, v->values + j * 8 + 4, 4);
+    return put_interval(out, (int64_t)ms * 1000, d, 0);
+  }
+  case PT_TYPE_INTERVAL_MONTH_DAY_NANO: {
+    int32_t m, d;
+    int64_t ns;
+    memcpy(&m, v->values + j * 16, 4);
+    memcpy(&d, v->values + j * 16 + 4, 4);
+    memcpy(&ns, v->values + j * 16 + 8, 8);
+    return put_interval(out, ns / 1000, d, m); /* cut to microseconds, toward zero */
+  }
   case PT_TYPE_BOOL:
     return put_be(out, 1, 4) || pt__buf_putc(out, pt__view_get_bool(v, i) ? 1 : 0);
   case PT_TYPE_INT8: case PT_TYPE_INT16:
@@ -280,16 +374,25 @@ int pt__pgcopy_encode(const struct ArrowSchema *schema, const struct ArrowArray 
 }
 
 /* ------------------------------------------------------------------------ */
-/* Staging tables (executor side) */
+/* The database half of the exactly-once write (stage.c has the rest) */
 
-struct pt__pg_stage {
-  PGconn *conn;
-  char *url;     /* owned */
-  char *table;   /* owned */
-  pt_buf buf;    /* one batch's COPY bytes, reused */
-};
+static int pg_connect(const char *url, void **out, pt_error *err) {
+  PGconn *c = PQconnectdb(url);
+  if (PQstatus(c) != CONNECTION_OK) {
+    int rc = pg_fail(err, PT_EIO, "cannot connect to PostgreSQL", url, c);
+    PQfinish(c);
+    *out = NULL;
+    return rc;
+  }
+  *out = c;
+  return PT_OK;
+}
 
-static int exec_ok(PGconn *c, const char *sql, const char *what, const char *url, pt_error *err) {
+static void pg_close(void *c) { PQfinish(c); }
+
+static int pg_exec(void *conn, const char *sql, const char *what, const char *url,
+                   pt_error *err) {
+  PGconn *c = conn;
   PGresult *r = PQexec(c, sql);
   ExecStatusType st = PQresultStatus(r);
   PQclear(r);
@@ -297,85 +400,42 @@ static int exec_ok(PGconn *c, const char *sql, const char *what, const char *url
   return PT_OK;
 }
 
-void pt__pg_stage_free(pt__pg_stage *w) {
-  if (!w) return;
-  if (w->conn) PQfinish(w->conn);
-  pt_buf_free(&w->buf);
-  free(w->url);
-  free(w->table);
-  free(w);
-}
-
-int pt__pg_stage_open(const char *url, const char *table, const char *columns_ddl,
-                      pt__pg_stage **out, pt_error *err) {
-  *out = NULL;
-  pt__pg_stage *w = calloc(1, sizeof *w);
-  if (!w || !(w->url = strdup(url)) || !(w->table = strdup(table))) {
-    pt__pg_stage_free(w);
-    return pt__errorf(err, PT_ENOMEM, "sql: out of memory");
-  }
-  int rc = PT_OK;
-  w->conn = PQconnectdb(url);
-  if (PQstatus(w->conn) != CONNECTION_OK) {
-    rc = pg_fail(err, PT_EIO, "cannot connect to PostgreSQL", url, w->conn);
-  } else {
-    /* Unlogged: a staging table is rewritten by a retry anyway, never read
-     * after a crash; skipping the WAL halves the write. */
-    pt_buf q = {0};
-    if (put_str(&q, "CREATE UNLOGGED TABLE ") || put_ident(&q, table) || put_str(&q, " (") ||
-        put_str(&q, columns_ddl) || put_str(&q, ")") || pt__buf_putc(&q, 0))
-      rc = pt__errorf(err, PT_ENOMEM, "sql: out of memory");
-    else
-      rc = exec_ok(w->conn, q.data, "cannot create the staging table", url, err);
-    pt_buf_free(&q);
-  }
-  if (rc != PT_OK) {
-    pt__pg_stage_free(w);
-    return rc;
-  }
-  *out = w;
-  return PT_OK;
-}
-
-int pt__pg_stage_write(pt__pg_stage *w, const struct ArrowSchema *schema,
-                       const struct ArrowArray *batch, pt_error *err) {
-  if (batch->length == 0) return PT_OK;
-  w->buf.len = 0;
-  PT_RETURN_NOT_OK(pt__pgcopy_encode(schema, batch, 1, &w->buf, err));
-  if (put_be(&w->buf, 0xffff, 2) != PT_OK) return pt__errorf(err, PT_ENOMEM, "sql: out of memory");
-  /* One COPY per batch: each lands (commits) on its own, so a task killed
-   * half-way leaves a staging table holding part of its rows, which the
-   * commit never reads. */
+/* One binary COPY FROM per batch. */
+static int pg_bulk_load(void *conn, const char *table, const char *url,
+                        const struct ArrowSchema *schema, const struct ArrowArray *batch,
+                        pt_buf *buf, pt_error *err) {
+  PGconn *c = conn;
+  PT_RETURN_NOT_OK(pt__pgcopy_encode(schema, batch, 1, buf, err));
+  if (put_be(buf, 0xffff, 2) != PT_OK) return pt__errorf(err, PT_ENOMEM, "sql: out of memory");
   pt_buf q = {0};
-  int rc = put_str(&q, "COPY ") || put_ident(&q, w->table) ||
+  int rc = put_str(&q, "COPY ") || put_ident(&q, table) ||
                    put_str(&q, " FROM STDIN WITH (FORMAT binary)") || pt__buf_putc(&q, 0)
                ? pt__errorf(err, PT_ENOMEM, "sql: out of memory")
                : PT_OK;
-  PGresult *r = rc == PT_OK ? PQexec(w->conn, q.data) : NULL;
+  PGresult *r = rc == PT_OK ? PQexec(c, q.data) : NULL;
   pt_buf_free(&q);
   if (rc != PT_OK) return rc;
   ExecStatusType st = PQresultStatus(r);
   PQclear(r);
   if (st != PGRES_COPY_IN)
-    return pg_fail(err, PT_EIO, "COPY into the staging table failed", w->url, w->conn);
-  if (PQputCopyData(w->conn, w->buf.data, (int)w->buf.len) != 1 || PQputCopyEnd(w->conn, NULL) != 1)
-    return pg_fail(err, PT_EIO, "COPY into the staging table failed", w->url, w->conn);
-  while ((r = PQgetResult(w->conn)) != NULL) {
+    return pg_fail(err, PT_EIO, "COPY into the staging table failed", url, c);
+  if (PQputCopyData(c, buf->data, (int)buf->len) != 1 || PQputCopyEnd(c, NULL) != 1)
+    return pg_fail(err, PT_EIO, "COPY into the staging table failed", url, c);
+  while ((r = PQgetResult(c)) != NULL) {
     if (PQresultStatus(r) != PGRES_COMMAND_OK && rc == PT_OK)
-      rc = pg_fail(err, PT_EIO, "COPY into the staging table failed", w->url, w->conn);
+      rc = pg_fail(err, PT_EIO, "COPY into the staging table failed", url, c);
     PQclear(r);
   }
   return rc;
 }
 
-/* ------------------------------------------------------------------------ */
-/* The commit (driver side) */
-
-/* Whether table exists (as the search path finds it): 1, 0, or -1 with err. */
-static int table_exists(PGconn *c, const char *table, const char *url, pt_error *err) {
+/* As the search path finds it. */
+static int pg_table_exists(void *conn, const char *table, const char *url, pt_error *err) {
+  PGconn *c = conn;
   pt_buf q = {0};
   const char *params[1];
   if (put_ident(&q, table) || pt__buf_putc(&q, 0)) {
+    pt_buf_free(&q);
     pt__errorf(err, PT_ENOMEM, "sql: out of memory");
     return -1;
   }
@@ -392,111 +452,47 @@ static int table_exists(PGconn *c, const char *table, const char *url, pt_error 
   return out;
 }
 
-int pt__pg_drop_staging(const char *url, const char *prefix, pt_error *err) {
-  PGconn *c = PQconnectdb(url);
-  if (PQstatus(c) != CONNECTION_OK) {
-    int rc = pg_fail(err, PT_EIO, "cannot connect to PostgreSQL", url, c);
-    PQfinish(c);
-    return rc;
-  }
-  /* Every table of the prefix: attempts the driver never heard of (killed
-   * before their status came) included. '_' is a LIKE wildcard: escaped. */
-  char pattern[256];
-  size_t k = 0;
-  for (const char *p = prefix; *p && k + 3 < sizeof pattern; p++) {
-    if (*p == '_' || *p == '%' || *p == '\\') pattern[k++] = '\\';
-    pattern[k++] = *p;
-  }
-  pattern[k++] = '%';
-  pattern[k] = 0;
+static int pg_list_tables(void *conn, const char *pattern, const char *url, char ***names,
+                          int64_t *n, pt_error *err) {
+  PGconn *c = conn;
+  *names = NULL;
+  *n = 0;
   const char *params[1] = {pattern};
-  PGresult *r = PQexecParams(
-      c, "SELECT quote_ident(tablename) FROM pg_tables WHERE tablename LIKE $1", 1, NULL, params,
-      NULL, NULL, 0);
+  PGresult *r = PQexecParams(c, "SELECT tablename FROM pg_tables WHERE tablename LIKE $1", 1,
+                             NULL, params, NULL, NULL, 0);
   int rc = PT_OK;
   if (PQresultStatus(r) != PGRES_TUPLES_OK) {
     rc = pg_fail(err, PT_EIO, "cannot list the staging tables", url, c);
   } else {
+    int64_t cap = 0;
     for (int i = 0; i < PQntuples(r) && rc == PT_OK; i++) {
-      char q[512];
-      snprintf(q, sizeof q, "DROP TABLE IF EXISTS %s", PQgetvalue(r, i, 0));
-      rc = exec_ok(c, q, "cannot drop a staging table", url, err);
+      char *dup = pt__strdup(PQgetvalue(r, i, 0));
+      if (!dup || pt__grow((void **)names, &cap, *n + 1, sizeof **names) != PT_OK) {
+        pt__free(dup);
+        rc = pt__errorf(err, PT_ENOMEM, "sql: out of memory");
+      } else {
+        (*names)[(*n)++] = dup;
+      }
     }
   }
   PQclear(r);
-  PQfinish(c);
   return rc;
 }
 
-int pt__pg_commit(const char *url, const char *table, pt__sql_mode mode,
-                  const struct ArrowSchema *schema, const char *const *staging, int64_t n,
-                  pt_error *err) {
-  pt_buf ddl = {0}, cols = {0}, q = {0};
-  int rc = pt__pg_columns_ddl(schema, &ddl, err);
-  if (rc != PT_OK) return rc;
-  for (int64_t c = 0; c < schema->n_children && rc == PT_OK; c++)
-    if ((c && put_str(&cols, ", ")) ||
-        put_ident(&cols, schema->children[c]->name ? schema->children[c]->name : ""))
-      rc = PT_ENOMEM;
-  if (rc == PT_OK && pt__buf_putc(&cols, 0)) rc = PT_ENOMEM;
-  if (rc != PT_OK) {
-    pt_buf_free(&ddl);
-    pt_buf_free(&cols);
-    return pt__errorf(err, PT_ENOMEM, "sql: out of memory");
-  }
-  PGconn *c = PQconnectdb(url);
-  if (PQstatus(c) != CONNECTION_OK) {
-    rc = pg_fail(err, PT_EIO, "cannot connect to PostgreSQL", url, c);
-    goto done;
-  }
-  rc = exec_ok(c, "BEGIN", "cannot begin the commit", url, err);
-  if (rc != PT_OK) goto done;
-  int exists = table_exists(c, table, url, err);
-  if (exists < 0) {
-    rc = PT_EIO;
-    goto rollback;
-  }
-  if (exists && mode == PT__SQL_ERROR) {
-    rc = pt__errorf(err, PT_EINVAL,
-                    "sql: write: table \"%s\" exists; use mode append or overwrite, or drop it",
-                    table);
-    goto rollback;
-  }
-  q.len = 0;
-  if (!exists) {
-    if (put_str(&q, "CREATE TABLE ") || put_ident(&q, table) || put_str(&q, " (") ||
-        put_str(&q, ddl.data) || put_str(&q, ")") || pt__buf_putc(&q, 0))
-      goto oom;
-    rc = exec_ok(c, q.data, "cannot create the table", url, err);
-  } else if (mode == PT__SQL_OVERWRITE) {
-    /* TRUNCATE is transactional in PostgreSQL: readers see the old rows
-     * until the commit, then only the new ones. The table keeps its
-     * definition (indexes, grants). */
-    if (put_str(&q, "TRUNCATE TABLE ") || put_ident(&q, table) || pt__buf_putc(&q, 0)) goto oom;
-    rc = exec_ok(c, q.data, "cannot truncate the table", url, err);
-  }
-  for (int64_t i = 0; i < n && rc == PT_OK; i++) {
-    q.len = 0;
-    if (put_str(&q, "INSERT INTO ") || put_ident(&q, table) || put_str(&q, " (") ||
-        put_str(&q, cols.data) || put_str(&q, ") SELECT ") || put_str(&q, cols.data) ||
-        put_str(&q, " FROM ") || put_ident(&q, staging[i]) || pt__buf_putc(&q, 0))
-      goto oom;
-    rc = exec_ok(c, q.data, "cannot move a partition into the table", url, err);
-  }
-  if (rc != PT_OK) goto rollback;
-  rc = exec_ok(c, "COMMIT", "the commit failed", url, err);
-  goto done;
-oom:
-  rc = pt__errorf(err, PT_ENOMEM, "sql: out of memory");
-rollback:
-  {
-    PGresult *r = PQexec(c, "ROLLBACK");
-    PQclear(r);
-  }
-done:
-  PQfinish(c);
-  pt_buf_free(&ddl);
-  pt_buf_free(&cols);
-  pt_buf_free(&q);
-  return rc;
-}
+/* Unlogged staging tables: one is rewritten by a retry anyway, never read
+ * after a crash; skipping the WAL halves the write. TRUNCATE is
+ * transactional in PostgreSQL, and so is CREATE TABLE. */
+const pt__sql_db pt__pg_db = {
+    .create_staging = "CREATE UNLOGGED TABLE ",
+    .begin = "BEGIN",
+    .clear = "TRUNCATE TABLE ",
+    .ddl_in_transaction = 1,
+    .connect = pg_connect,
+    .close = pg_close,
+    .exec = pg_exec,
+    .quote = put_ident,
+    .columns_ddl = pt__pg_columns_ddl,
+    .bulk_load = pg_bulk_load,
+    .table_exists = pg_table_exists,
+    .list_tables = pg_list_tables,
+};

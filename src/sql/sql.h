@@ -64,11 +64,18 @@ typedef struct pt__pgcopy {
   int header_done;          /* 1 once the 11-byte signature and header are read */
   int trailer_seen;         /* 1 after the -1 field count: nothing may follow */
   int64_t rows;             /* tuples decoded so far */
+  const int32_t *typmods;   /* borrowed, n_columns long, or NULL: numeric columns'
+                               precision and scale (pt__pgcopy_set_typmods) */
 } pt__pgcopy;
 
 /* Starts a decoder; borrows kinds and builder. */
 void pt__pgcopy_init(pt__pgcopy *d, int64_t n_columns, const pt__pg_kind *kinds,
                      pt_builder *builder);
+
+/* Gives the decoder the columns' type modifiers (as pt__pg_schema took
+ * them; borrowed, must outlive the decoder): numeric values then go
+ * straight from base-10000 digits to decimal128, without text. */
+void pt__pgcopy_set_typmods(pt__pgcopy *d, const int32_t *typmods);
 
 /* Decodes the next piece of the stream: data holds whole tuples (the first
  * piece starts with the file header; PostgreSQL sends one tuple per CopyData
@@ -108,9 +115,16 @@ int pt__pg_reader_next(pt__pg_reader *r, int64_t batch_rows, struct ArrowArray *
  * fine. */
 void pt__pg_reader_free(pt__pg_reader *r);
 
-/* The password of a scheme://user:password@host URL into out (empty if there
- * is none). PT_ERANGE if it does not fit in size bytes. */
+/* The password of a scheme://user:password@host URL (or of libpq's
+ * key=value form's password keyword) into out (empty if there is none). PT_ERANGE if it does not fit in size bytes. */
 int pt__sql_url_password(const char *url, char *out, size_t size);
+
+/* url with password put in when url holds none (a URL's userinfo, %XX
+ * encoded; libpq's key=value form: a password keyword); url as it is when
+ * it has a password or password is NULL or empty. On PT_OK the caller owns
+ * *out (pt__free). */
+int pt__sql_url_with_password(const char *url, const char *password, char **out,
+                              pt_error *err);
 
 /* Replaces every occurrence of url's password in text (NUL-terminated,
  * edited in place) by "***". */
@@ -128,9 +142,10 @@ int pt__sql_partition_predicates(const char *column, int64_t lower, int64_t uppe
 void pt__sql_predicates_free(char **preds, int64_t n);
 
 /* ------------------------------------------------------------------------ */
-/* Writing (pgwrite.c): each task attempt COPYs its rows into a staging table
- * of its own; the driver's commit moves the winners into the target in one
- * transaction and drops the job's staging tables. */
+/* Writing: each task attempt loads its rows into a staging table of its
+ * own (stage.c, through the database's bulk load: COPY in pgwrite.c,
+ * INSERTs in mysql.c); the driver's commit moves the winners into the
+ * target in one transaction and drops the job's staging tables. */
 
 typedef enum pt__sql_mode {
   PT__SQL_APPEND = 0,    /* create the table if missing, add the rows */
@@ -149,26 +164,47 @@ int pt__pg_columns_ddl(const struct ArrowSchema *schema, pt_buf *out, pt_error *
 int pt__pgcopy_encode(const struct ArrowSchema *schema, const struct ArrowArray *batch,
                       int header, pt_buf *out, pt_error *err);
 
-/* A task attempt's staging table. Fields private to pgwrite.c. */
-typedef struct pt__pg_stage pt__pg_stage;
+/* The database-specific half of the exactly-once write (stage.c holds the
+ * other half, the same for every database): pt__pg_db (pgwrite.c) and
+ * pt__my_db (mysql.c). conn is the database's connection handle. Every
+ * function that takes url masks its password in messages; err may be
+ * NULL. */
+typedef struct pt__sql_db {
+  const char *create_staging; /* "CREATE UNLOGGED TABLE " ... (a trailing space) */
+  const char *begin;          /* the statement that starts a transaction */
+  const char *clear;          /* the overwrite's "TRUNCATE TABLE " or "DELETE FROM ",
+                                 run inside the transaction */
+  int ddl_in_transaction;     /* 1: CREATE TABLE rolls back with the transaction;
+                                 0: it commits on its own (the commit then drops a
+                                 table it made when the transaction fails) */
+  /* On PT_OK the caller owns *conn (close). */
+  int (*connect)(const char *url, void **conn, pt_error *err);
+  void (*close)(void *conn);
+  /* Runs one NUL-terminated statement; PT_EIO "sql: <what>: <server's message>". */
+  int (*exec)(void *conn, const char *sql, const char *what, const char *url, pt_error *err);
+  /* Appends name as a quoted identifier. */
+  int (*quote)(pt_buf *out, const char *name);
+  /* As pt__sql_columns_ddl. */
+  int (*columns_ddl)(const struct ArrowSchema *schema, pt_buf *out, pt_error *err);
+  /* Loads batch into table, committed when it returns; scratch (len 0) is
+   * the caller's buffer to reuse. */
+  int (*bulk_load)(void *conn, const char *table, const char *url,
+                   const struct ArrowSchema *schema, const struct ArrowArray *batch,
+                   pt_buf *scratch, pt_error *err);
+  /* 1 when table exists, 0 when not, -1 with err. */
+  int (*table_exists)(void *conn, const char *table, const char *url, pt_error *err);
+  /* The names of the tables LIKE pattern (backslash escapes); on PT_OK the
+   * caller owns *names and each name (pt__free). */
+  int (*list_tables)(void *conn, const char *pattern, const char *url, char ***names,
+                     int64_t *n, pt_error *err);
+} pt__sql_db;
 
-/* Connects and creates table (unlogged) with columns_ddl. On PT_OK the
- * caller owns *out (pt__pg_stage_free). */
-int pt__pg_stage_open(const char *url, const char *table, const char *columns_ddl,
-                      pt__pg_stage **out, pt_error *err);
-/* COPYs batch into the staging table (one COPY, committed on its own). */
-int pt__pg_stage_write(pt__pg_stage *w, const struct ArrowSchema *schema,
-                       const struct ArrowArray *batch, pt_error *err);
-void pt__pg_stage_free(pt__pg_stage *w);
+extern const pt__sql_db pt__pg_db, pt__my_db;
 
-/* In one transaction: creates table (missing; mode ERROR: refused when it
- * exists), truncates it (OVERWRITE), then INSERT ... SELECT from each of the
- * n staging tables. Nothing changes unless all of it succeeds. */
-int pt__pg_commit(const char *url, const char *table, pt__sql_mode mode,
-                  const struct ArrowSchema *schema, const char *const *staging, int64_t n,
-                  pt_error *err);
-/* Drops every table whose name starts with prefix. */
-int pt__pg_drop_staging(const char *url, const char *prefix, pt_error *err);
+/* The database of url's scheme. */
+int pt__sql_db_of(const char *url, const pt__sql_db **out, pt_error *err);
+/* Appends s (NUL-terminated, the NUL not appended). */
+int pt__sql_put(pt_buf *out, const char *s);
 
 /* ------------------------------------------------------------------------ */
 /* MySQL and MariaDB (mysql.c): the same reader and writer over libmariadb.
@@ -182,40 +218,57 @@ const struct ArrowSchema *pt__my_reader_schema(const pt__my_reader *r);
 int pt__my_reader_next(pt__my_reader *r, int64_t batch_rows, struct ArrowArray *out,
                        pt_error *err);
 void pt__my_reader_free(pt__my_reader *r);
-int pt__my_columns_ddl(const struct ArrowSchema *schema, pt_buf *out, pt_error *err);
-typedef struct pt__my_stage pt__my_stage;
-/* Staging tables are filled by multi-row INSERTs of about 1 MiB, each
- * committed on its own. */
-int pt__my_stage_open(const char *url, const char *table, const char *columns_ddl,
-                      pt__my_stage **out, pt_error *err);
-int pt__my_stage_write(pt__my_stage *w, const struct ArrowSchema *schema,
-                       const struct ArrowArray *batch, pt_error *err);
-void pt__my_stage_free(pt__my_stage *w);
-/* As pt__pg_commit, but MySQL commits around DDL: a missing table is
- * created before the transaction and dropped again if it fails; OVERWRITE
- * deletes the rows inside the transaction. */
-int pt__my_commit(const char *url, const char *table, pt__sql_mode mode,
-                  const struct ArrowSchema *schema, const char *const *staging, int64_t n,
-                  pt_error *err);
-int pt__my_drop_staging(const char *url, const char *prefix, pt_error *err);
+/* ------------------------------------------------------------------------ */
+/* ADBC (adbc.c): any database with an ADBC driver, through the ADBC C ABI.
+ * URLs: adbc:DRIVER:..., e.g. adbc:sqlite:///path.db (the driver gets the
+ * file name) or adbc:postgresql://user:pw@host/db (the driver gets
+ * postgresql://...). */
+
+/* Splits an ADBC URL: the driver's name into name (size bytes) and *uri
+ * (pointing into url) what the driver is given. PT_EINVAL if url is not
+ * adbc:NAME:... */
+int pt__adbc_url_split(const char *url, char *name, size_t name_size, const char **uri);
+
+typedef struct pt__adbc_reader pt__adbc_reader;
+/* Loads driver (a library path; NULL or "": libadbc_driver_NAME.so as the
+ * loader finds it), connects and runs query (describing it only, where the
+ * driver can, when describe_only). The reader's schema is expect when given
+ * (batches conform to it: a column of another type holding only nulls is
+ * made again as nulls of the expected type; anything else is refused by
+ * name), else the driver's. On PT_OK the caller owns *out. */
+int pt__adbc_reader_open(const char *url, const char *driver, const char *query,
+                         const struct ArrowSchema *expect, int describe_only,
+                         pt__adbc_reader **out, pt_error *err);
+const struct ArrowSchema *pt__adbc_reader_schema(const pt__adbc_reader *r);
+/* The driver's next batch into *out (caller owns it); release NULL at the end. */
+int pt__adbc_reader_next(pt__adbc_reader *r, struct ArrowArray *out, pt_error *err);
+void pt__adbc_reader_free(pt__adbc_reader *r);
 
 /* ------------------------------------------------------------------------ */
 /* connect.c: the database the URL names, behind one set of calls (each as
  * its PostgreSQL counterpart above says). */
 
-typedef enum pt__sql_dialect { PT__SQL_POSTGRES, PT__SQL_MYSQL } pt__sql_dialect;
+typedef enum pt__sql_dialect { PT__SQL_POSTGRES, PT__SQL_MYSQL, PT__SQL_ADBC } pt__sql_dialect;
 
 /* PT_ENOTSUP naming the scheme when protium speaks no such database. */
 int pt__sql_dialect_of(const char *url, pt__sql_dialect *out, pt_error *err);
 
+/* driver: an ADBC URL's driver library (NULL: found by name); expect: the
+ * columns described when the dataset was made (NULL when describing), which
+ * an ADBC reader gives its batches as (see pt__adbc_reader_open). */
 typedef struct pt__sql_reader pt__sql_reader;
-int pt__sql_reader_open(const char *url, const char *query, int describe_only,
+int pt__sql_reader_open(const char *url, const char *driver, const char *query,
+                        const struct ArrowSchema *expect, int describe_only,
                         pt__sql_reader **out, pt_error *err);
 const struct ArrowSchema *pt__sql_reader_schema(const pt__sql_reader *r);
 int pt__sql_reader_next(pt__sql_reader *r, int64_t batch_rows, struct ArrowArray *out,
                         pt_error *err);
 void pt__sql_reader_free(pt__sql_reader *r);
 
+/* stage.c: the exactly-once write, through the database's pt__sql_db.
+ * A task attempt's staging table: connects and creates table (columns_ddl)
+ * with the database's create_staging; on PT_OK the caller owns *out
+ * (pt__sql_stage_free). Each pt__sql_stage_write lands on its own. */
 typedef struct pt__sql_stage pt__sql_stage;
 int pt__sql_stage_open(const char *url, const char *table, const char *columns_ddl,
                        pt__sql_stage **out, pt_error *err);
@@ -224,9 +277,13 @@ int pt__sql_stage_write(pt__sql_stage *w, const struct ArrowSchema *schema,
 void pt__sql_stage_free(pt__sql_stage *w);
 int pt__sql_columns_ddl(const char *url, const struct ArrowSchema *schema, pt_buf *out,
                         pt_error *err);
+/* In one transaction: creates table (missing; mode ERROR: refused when it
+ * exists), clears it (OVERWRITE), then INSERT ... SELECT from each of the
+ * n staging tables. Nothing changes unless all of it succeeds. */
 int pt__sql_commit(const char *url, const char *table, pt__sql_mode mode,
                    const struct ArrowSchema *schema, const char *const *staging, int64_t n,
                    pt_error *err);
+/* Drops every table whose name starts with prefix. */
 int pt__sql_drop_staging(const char *url, const char *prefix, pt_error *err);
 
 #endif

@@ -21,13 +21,7 @@
 
 #include "core/core.h"
 #include "protium.h"
-
-#define CHECK(call)                                                                    \
-  do {                                                                                 \
-    pt_error err = {0};                                                                \
-    int chk_rc_ = (call);                                                              \
-    if (chk_rc_ != PT_OK) fail_msg("%s: %s (%d)", #call, err.message, chk_rc_);        \
-  } while (0)
+#include "test_util.h"
 
 #define ROWS 5000
 
@@ -63,16 +57,11 @@ static int setup(void **state) {
   fputs("id,name,score,day\n", f);
   for (int64_t i = 0; i < ROWS; i++) put_row(f, i);
   fclose(f);
-  pt_conf *conf;
-  pt_error err;
-  if (pt_conf_new(&conf, &err) != PT_OK) return -1;
   /* About 150 KB of text in partitions of ~20 KB: several cuts land inside
    * quoted fields. */
-  if (pt_conf_set(conf, "csv.partition_bytes", "20000", &err) != PT_OK) return -1;
-  int rc = pt_session_open("local[2]", conf, &S, &err);
-  pt_conf_free(conf);
-  if (rc != PT_OK) fprintf(stderr, "%s\n", err.message);
-  return rc == PT_OK ? 0 : -1;
+  const char *kv[] = {"csv.partition_bytes", "20000"};
+  S = pt_test_session("local[2]", kv, 2);
+  return S ? 0 : -1;
 }
 
 static int teardown(void **state) {

@@ -19,13 +19,7 @@
 
 #include "protium.h"
 #include "test_sql_servers.h"
-
-#define CHECK(call)                                                                    \
-  do {                                                                                 \
-    pt_error err = {0};                                                                \
-    int chk_rc_ = (call);                                                              \
-    if (chk_rc_ != PT_OK) fail_msg("%s: %s (%d)", #call, err.message, chk_rc_);        \
-  } while (0)
+#include "test_util.h"
 
 static pt_test_pg g_pg;
 static pt_session *S;
@@ -69,15 +63,10 @@ static int setup(void **state) {
   exec_ok("INSERT INTO src SELECT g, g * 0.5, 'row ' || g, DATE '2024-01-01' + (g % 365), "
           "(g * 1.125)::numeric(12,3) FROM generate_series(0, 9999) g");
   exec_ok("INSERT INTO src SELECT NULL, -1, 'null id', NULL, -0.001 FROM generate_series(1, 5)");
-  pt_conf *conf;
-  pt_error err;
-  if (pt_conf_new(&conf, &err) != PT_OK) return -1;
   /* Small batches: a partition of the writes below is ten of them. */
-  if (pt_conf_set(conf, "range.batch_rows", "1000", &err) != PT_OK) return -1;
-  int rc = pt_session_open("local[2]", conf, &S, &err);
-  pt_conf_free(conf);
-  if (rc != PT_OK) fprintf(stderr, "%s\n", err.message);
-  return rc == PT_OK ? 0 : -1;
+  const char *kv[] = {"range.batch_rows", "1000"};
+  S = pt_test_session("local[2]", kv, 2);
+  return S ? 0 : -1;
 }
 
 static int teardown(void **state) {
@@ -87,29 +76,17 @@ static int teardown(void **state) {
   return 0;
 }
 
-/* Rows, non-null ids and their sum, largest batch, over the whole dataset. */
+/* Rows, non-null ids and their sum, largest batch, over the whole dataset;
+ * every id seen once. */
 static void scan(pt_dataset *ds, int64_t *rows, int64_t *ids, int64_t *sum, int64_t *max_batch) {
-  struct ArrowArrayStream st;
-  CHECK(pt_collect(ds, &st, &err));
-  struct ArrowSchema schema;
-  assert_int_equal(st.get_schema(&st, &schema), 0);
-  assert_string_equal(schema.children[0]->format, "l");
-  *rows = *ids = *sum = *max_batch = 0;
-  struct ArrowArray b;
-  while (st.get_next(&st, &b) == 0 && b.release) {
-    const struct ArrowArray *c = b.children[0];
-    const int64_t *v = (const int64_t *)c->buffers[1] + c->offset;
-    for (int64_t r = 0; r < b.length; r++)
-      if (pt_array_is_valid(schema.children[0], c, r)) {
-        (*ids)++;
-        *sum += v[r];
-      }
-    *rows += b.length;
-    if (b.length > *max_batch) *max_batch = b.length;
-    b.release(&b);
-  }
-  schema.release(&schema);
-  st.release(&st);
+  pt_test_ids t;
+  pt_test_ids_collect(ds, 0, &t);
+  for (int64_t i = 1; i < t.n; i++) assert_true(t.ids[i] > t.ids[i - 1]);
+  *rows = t.rows;
+  *ids = t.n;
+  *sum = t.sum;
+  *max_batch = t.max_batch;
+  free(t.ids);
 }
 
 static void test_read_ranges_and_predicates(void **state) {
@@ -323,15 +300,15 @@ static void test_failed_job_leaves_table_unchanged(void **state) {
   /* A column PostgreSQL has no type for: refused before any task runs. */
   struct ArrowSchema schema;
   CHECK(pt_schema_init(&schema, "+s", "", 0, 1, &err));
-  CHECK(pt_schema_init(schema.children[0], "+l", "xs", ARROW_FLAG_NULLABLE, 1, &err));
-  CHECK(pt_schema_init(schema.children[0]->children[0], "l", "item", ARROW_FLAG_NULLABLE, 0, &err));
+  CHECK(pt_schema_init(schema.children[0], "+s", "xs", ARROW_FLAG_NULLABLE, 1, &err));
+  CHECK(pt_schema_init(schema.children[0]->children[0], "l", "a", ARROW_FLAG_NULLABLE, 0, &err));
   pt_dataset *ds;
   CHECK(pt_from_batches(S, &schema, NULL, 0, &ds, &err));
   schema.release(&schema);
-  assert_int_equal(pt_write_sql(ds, g_pg.url, "lists", PT_SQL_APPEND, &err), PT_ENOTSUP);
+  assert_int_equal(pt_write_sql(ds, g_pg.url, "structs", PT_SQL_APPEND, &err), PT_ENOTSUP);
   assert_string_equal(err.message,
-                      "write_sql: sql: write: column \"xs\" is list<int64>, which protium cannot "
-                      "write to PostgreSQL; cast it first (e.g. to a string)");
+                      "write_sql: sql: write: column \"xs\" is struct<a: int64>, which protium "
+                      "cannot write to PostgreSQL; cast it first (e.g. to a string)");
   pt_dataset_free(ds);
 }
 

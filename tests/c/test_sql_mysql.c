@@ -18,13 +18,7 @@
 
 #include "protium.h"
 #include "test_sql_servers.h"
-
-#define CHECK(call)                                                                    \
-  do {                                                                                 \
-    pt_error err = {0};                                                                \
-    int chk_rc_ = (call);                                                              \
-    if (chk_rc_ != PT_OK) fail_msg("%s: %s (%d)", #call, err.message, chk_rc_);        \
-  } while (0)
+#include "test_util.h"
 
 static pt_test_my g_my;
 static pt_session *S;
@@ -70,14 +64,9 @@ static int setup(void **state) {
           "INTERVAL 250 MICROSECOND, seq * 1.125, UNHEX('00FF'), 4000000000, "
           "CAST(seq % 100 AS SIGNED) - 50 FROM seq_0_to_4999");
   exec_ok("INSERT INTO src (id, s) VALUES (NULL, 'no id'), (NULL, 'no id either')");
-  pt_conf *conf;
-  pt_error err;
-  if (pt_conf_new(&conf, &err) != PT_OK) return -1;
-  if (pt_conf_set(conf, "range.batch_rows", "1000", &err) != PT_OK) return -1;
-  int rc = pt_session_open("local[2]", conf, &S, &err);
-  pt_conf_free(conf);
-  if (rc != PT_OK) fprintf(stderr, "%s\n", err.message);
-  return rc == PT_OK ? 0 : -1;
+  const char *kv[] = {"range.batch_rows", "1000"};
+  S = pt_test_session("local[2]", kv, 2);
+  return S ? 0 : -1;
 }
 
 static int teardown(void **state) {
@@ -206,6 +195,14 @@ static void test_write_exactly_once_under_faults(void **state) {
   CHECK(pt_map_batches(range, chaos, NULL, NULL, 0, &mapped, &err));
   CHECK(pt_write_sql(mapped, g_my.url, "faults", PT_SQL_APPEND, &err));
   assert_query("SELECT count(*) = 40000 AND count(DISTINCT id) = 40000 FROM faults", "1");
+  /* Read back through protium: every id once. */
+  pt_dataset *back;
+  CHECK(pt_read_sql(S, g_my.url, "faults", NULL, &back, &err));
+  pt_test_ids t;
+  pt_test_ids_collect(back, 0, &t);
+  assert_true(pt_test_ids_are_range(&t, 0, 40000));
+  free(t.ids);
+  pt_dataset_free(back);
   assert_no_staging();
   pt_job_stats *js;
   CHECK(pt_dataset_last_job(mapped, &js, &err));
@@ -218,6 +215,49 @@ static void test_write_exactly_once_under_faults(void **state) {
   pt_dataset_free(range);
 }
 
+/* A password from sql.password (the URL has none): used, and never shown,
+ * neither when the driver's connection fails nor when the executors'
+ * do. */
+static void test_conf_password(void **state) {
+  (void)state;
+  exec_ok("CREATE USER 'pwuser'@'%' IDENTIFIED BY 'C0nf-Secret'");
+  exec_ok("GRANT ALL ON pt.* TO 'pwuser'@'%'");
+  char url[512];
+  snprintf(url, sizeof url, "mysql://pwuser@127.0.0.1:%d/pt", g_my.port);
+  const char *kv[] = {"sql.password", "C0nf-Secret"};
+  pt_session *s2 = pt_test_session("local[1]", kv, 2);
+  assert_non_null(s2);
+  pt_dataset *ds = NULL;
+  CHECK(pt_read_sql(s2, url, "SELECT id FROM src WHERE id < 10", NULL, &ds, &err));
+  pt_test_ids t;
+  pt_test_ids_collect(ds, 0, &t);
+  assert_true(pt_test_ids_are_range(&t, 0, 10));
+  free(t.ids);
+  CHECK(pt_write_sql(ds, url, "pw_dst", PT_SQL_ERROR, &err));
+  assert_query("SELECT count(*) FROM pw_dst", "10");
+  pt_dataset_free(ds);
+  ds = NULL;
+  /* Without it: refused, as the server says. */
+  pt_error err = {0};
+  assert_int_equal(pt_read_sql(S, url, "src", NULL, &ds, &err), PT_EIO);
+  assert_non_null(strstr(err.message, "Access denied"));
+  assert_null(ds);
+  pt_session_close(s2);
+  /* A wrong one: the driver's error and the executors' both masked. */
+  const char *bad[] = {"sql.password", "Wr0ng-Secret", "task.max_failures", "1"};
+  s2 = pt_test_session("local[1]", bad, 4);
+  assert_non_null(s2);
+  assert_int_equal(pt_read_sql(s2, url, "src", NULL, &ds, &err), PT_EIO);
+  assert_null(strstr(err.message, "Wr0ng-Secret"));
+  pt_dataset *range;
+  CHECK(pt_range(s2, 0, 10, 1, &range, &err));
+  assert_int_not_equal(pt_write_sql(range, url, "never", PT_SQL_APPEND, &err), PT_OK);
+  assert_non_null(strstr(err.message, "cannot connect to MySQL"));
+  assert_null(strstr(err.message, "Wr0ng-Secret"));
+  pt_dataset_free(range);
+  pt_session_close(s2);
+}
+
 int main(void) {
   if (!pt_test_my_available()) {
     printf("skipped: MariaDB is not installed (scripts/setup.sh installs it)\n");
@@ -228,6 +268,7 @@ int main(void) {
       cmocka_unit_test(test_refusals_and_masking),
       cmocka_unit_test(test_write_modes),
       cmocka_unit_test(test_write_exactly_once_under_faults),
+      cmocka_unit_test(test_conf_password),
   };
   return cmocka_run_group_tests_name("sql_mysql", tests, setup, teardown);
 }

@@ -14,6 +14,7 @@
 #include <cmocka.h>
 #include <libpq-fe.h>
 
+#include "core/core.h"
 #include "sql/sql.h"
 #include "test_sql_servers.h"
 
@@ -135,6 +136,28 @@ static void test_numeric(void **state) {
   assert_false(pt_array_is_valid(s.children[0], a.children[0], 2));
   a.release(&a);
   s.release(&s);
+  /* The digits go straight to decimal128 (no text): every shape of value
+   * against the server's own text. */
+  assert_int_equal(pt__pg_read_query(g_pg.url,
+                                     "SELECT x::numeric(28, 10) AS n, x::numeric(28, 10)::text "
+                                     "AS t FROM (VALUES (0), (1), (-1), (10000), (1e17), "
+                                     "(-99999999.9999999999), (0.0000000001), (123.45), "
+                                     "(-0.5), (100000000.00000001), (9999.9999)) v(x)",
+                                     &s, &a, &err),
+                   PT_OK);
+  pt_buf json = {0};
+  assert_int_equal(pt_json_write_batch(&s, &a, &json, &err), PT_OK);
+  assert_int_equal(pt__buf_putc(&json, 0), PT_OK);
+  int64_t rows = 0;
+  for (char *line = strtok(json.data, "\n"); line; line = strtok(NULL, "\n"), rows++) {
+    char n[64], t[64];
+    assert_int_equal(sscanf(line, "{\"n\": \"%63[^\"]\", \"t\": \"%63[^\"]\"}", n, t), 2);
+    assert_string_equal(n, t);
+  }
+  assert_int_equal(rows, 11);
+  pt_buf_free(&json);
+  a.release(&a);
+  s.release(&s);
   assert_int_equal(pt__pg_read_query(g_pg.url, "SELECT 1.5::numeric AS free", &s, &a, &err),
                    PT_ENOTSUP);
   assert_non_null(strstr(err.message, "column \"free\" is numeric without a precision"));
@@ -173,6 +196,37 @@ static void test_password_masked(void **state) {
   assert_string_equal(pw, "abc");
   assert_int_equal(pt__sql_url_password("postgresql://u@h/db", pw, sizeof pw), PT_OK);
   assert_string_equal(pw, "");
+  assert_int_equal(pt__sql_url_password("host=h password='a\\'b' user=u", pw, sizeof pw),
+                   PT_OK);
+  assert_string_equal(pw, "a'b");
+}
+
+/* A password from elsewhere (sql.password) put into the URL, encoded, and
+ * masked in both spellings. */
+static void test_url_with_password(void **state) {
+  (void)state;
+  static const struct {
+    const char *url, *pw, *want;
+  } cases[] = {
+      {"postgresql://u@h:5/db", "p@ss:w/rd", "postgresql://u:p%40ss%3Aw%2Frd@h:5/db"},
+      {"postgresql://h/db", "pw", "postgresql://:pw@h/db"},
+      {"postgresql://u:own@h/db", "pw", "postgresql://u:own@h/db"},
+      {"mysql://root@127.0.0.1:3306/pt", "x y", "mysql://root:x%20y@127.0.0.1:3306/pt"},
+      {"adbc:postgresql://u@h/db", "pw", "adbc:postgresql://u:pw@h/db"},
+      {"adbc:sqlite:///tmp/a.db", "pw", "adbc:sqlite:///tmp/a.db"},
+      {"host=h user=u", "it's", "host=h user=u password='it\\'s'"},
+      {"postgresql://u@h/db", "", "postgresql://u@h/db"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char *got = NULL;
+    pt_error err = {0};
+    assert_int_equal(pt__sql_url_with_password(cases[i].url, cases[i].pw, &got, &err), PT_OK);
+    assert_string_equal(got, cases[i].want);
+    pt__free(got);
+  }
+  char text[128] = "FATAL: p%40ss for p@ss";
+  pt__sql_mask_password(text, "postgresql://u:p%40ss@h/db");
+  assert_string_equal(text, "FATAL: *** for ***");
 }
 
 /* Arrays (one dimension, NULL elements, empty), enums and arrays of them,
@@ -232,6 +286,7 @@ int main(void) {
       cmocka_unit_test(test_many_rows),
       cmocka_unit_test(test_numeric),
       cmocka_unit_test(test_unmappable_refused),
+      cmocka_unit_test(test_url_with_password),
       cmocka_unit_test(test_password_masked),
       cmocka_unit_test(test_arrays_enums_time_interval),
   };

@@ -35,6 +35,9 @@ def test_bench_sources_reports_every_figure(tmp_path):
     for case in ("pg_p1", "pg_p2", "csv"):
         assert m[f"protium.read_rows_per_s.{case}"] > 0
     assert m["protium.write_rows_per_s.pg_write"] > 0
+    for case in ("pg_p1", "pg_p2"):  # the ADBC driver is in the test environment too
+        assert m[f"protium_adbc.read_rows_per_s.{case}"] > 0
+        assert m[f"ratio.read.{case}.adbc"] > 0
     assert m["pyarrow.read_rows_per_s.csv"] > 0
     assert m["duckdb.read_rows_per_s.csv"] > 0
     assert m["ratio.read.csv.pyarrow"] > 0

@@ -133,6 +133,60 @@ def test_retried_attempt_never_duplicates(pg, session, tmp_path: Path) -> None:
     assert psql(pg, r"SELECT count(*) FROM pg_tables WHERE tablename LIKE 'pt\_stg\_%'") == "0"
 
 
+def test_lists_times_intervals_round_trip(pg, session) -> None:
+    """Written by binary COPY, read back by protium and by psql."""
+    def mdn(m: int, d: int, ns: int) -> pa.MonthDayNano:
+        return pa.MonthDayNano([m, d, ns])
+
+    t = pa.table({
+        "id": pa.array([1, 2, 3, 4], pa.int64()),
+        "ints": pa.array([[1, None, 3], [], None, [2**40]], pa.list_(pa.int64())),
+        "words": pa.array([["a", "b c"], [None], ["é\"'"], []], pa.list_(pa.string())),
+        "amounts": pa.array([[Decimal("1.25")], [Decimal("-0.50"), None], [], None],
+                            pa.list_(pa.decimal128(6, 2))),
+        "tod": pa.array([0, 3_600_000_001, 86_399_999_999, None], pa.time64("us")),
+        "tod_ms": pa.array([1500, None, 0, 86_399_000], pa.time32("ms")),
+        "span": pa.array([mdn(14, 3, 5_000), mdn(-1, -2, -3_000_000), None, mdn(0, 0, 0)],
+                         pa.month_day_nano_interval()),
+        "took": pa.array([90_000_000, None, -1, 0], pa.duration("us")),
+    })
+    session.from_arrow(t, partitions=2).write_sql(pg, "typed_rt", mode="overwrite")
+    assert psql(pg, "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE "
+                    "attrelid = 'typed_rt'::regclass AND attnum > 0 ORDER BY attnum"
+                ).splitlines() == ["bigint", "bigint[]", "text[]", "numeric(6,2)[]",
+                                   "time without time zone", "time without time zone",
+                                   "interval", "interval"]
+    assert psql(pg, "SELECT ints, words, span, took FROM typed_rt WHERE id = 1") == \
+        '{1,NULL,3}|{a,"b c"}|1 year 2 mons 3 days 00:00:00.000005|00:01:30'
+    back = session.read_sql(pg, table="typed_rt").to_arrow().sort_by("id")
+    assert back.column("ints").to_pylist() == t.column("ints").to_pylist()
+    assert back.column("words").to_pylist() == t.column("words").to_pylist()
+    assert back.column("amounts").to_pylist() == t.column("amounts").to_pylist()
+    assert back.column("tod").to_pylist() == t.column("tod").to_pylist()
+    assert back.column("tod_ms").to_pylist() == \
+        t.column("tod_ms").cast(pa.time64("us")).to_pylist()
+    assert back.column("span").to_pylist() == t.column("span").to_pylist()
+    assert back.column("took").to_pylist() == [mdn(0, 0, 90_000_000_000), None,
+                                               mdn(0, 0, -1000), mdn(0, 0, 0)]
+
+
+def test_conf_password_never_shown(pg, capfd) -> None:
+    """sql.password: not in the driver's error, the executors' failures, the
+    log output (the executors' stderr included) or the progress records."""
+    bad = pg.replace("/postgres", "/nodb")
+    with pt.Session("local[1]", conf={"sql.password": "C0nfS3cret",
+                                      "task.max_failures": "1"}) as s:
+        with pytest.raises(pt.ProtiumError) as e:
+            s.read_sql(bad, table="events")
+        assert "cannot connect" in str(e.value) and "C0nfS3cret" not in str(e.value)
+        with pytest.raises(pt.ProtiumError) as e:
+            s.range(10, partitions=1).write_sql(bad, "never")
+        assert "cannot connect" in str(e.value) and "C0nfS3cret" not in str(e.value)
+        assert "C0nfS3cret" not in repr(s.jobs_progress())
+    out, err = capfd.readouterr()
+    assert "C0nfS3cret" not in out + err
+
+
 def test_errors_mask_the_password(pg, session) -> None:
     bad = pg.replace("postgres@", "postgres:Sup3rSecret@").replace("/postgres", "/nodb")
     with pytest.raises(pt.ProtiumError) as e:

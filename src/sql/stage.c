@@ -1,0 +1,216 @@
+/* stage.c — the exactly-once write, once for every database: a task
+ * attempt's staging table (created, then filled batch by batch through the
+ * database's bulk load), the driver's commit that moves the winners into the
+ * target in one transaction, and the cleanup of a job's staging tables. What
+ * differs between databases sits behind a pt__sql_db (pgwrite.c, mysql.c).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/core.h"
+#include "sql/sql.h"
+
+struct pt__sql_stage {
+  const pt__sql_db *db;
+  void *conn;   /* owned; db->close */
+  char *url;    /* owned: masks passwords in messages */
+  char *table;  /* owned */
+  pt_buf buf;   /* one batch's load bytes, reused */
+};
+
+int pt__sql_db_of(const char *url, const pt__sql_db **out, pt_error *err) {
+  pt__sql_dialect d;
+  PT_RETURN_NOT_OK(pt__sql_dialect_of(url, &d, err));
+  if (d == PT__SQL_ADBC)
+    return pt__errorf(err, PT_ENOTSUP,
+                      "sql: writing through ADBC is not supported; write with a "
+                      "postgresql:// or mysql:// URL");
+  *out = d == PT__SQL_POSTGRES ? &pt__pg_db : &pt__my_db;
+  return PT_OK;
+}
+
+int pt__sql_put(pt_buf *out, const char *s) {
+  return pt__buf_append(out, s, strlen(s));
+}
+
+static int oom(pt_error *err) { return pt__errorf(err, PT_ENOMEM, "sql: out of memory"); }
+
+int pt__sql_columns_ddl(const char *url, const struct ArrowSchema *schema, pt_buf *out,
+                        pt_error *err) {
+  const pt__sql_db *db;
+  PT_RETURN_NOT_OK(pt__sql_db_of(url, &db, err));
+  return db->columns_ddl(schema, out, err);
+}
+
+void pt__sql_stage_free(pt__sql_stage *w) {
+  if (!w) return;
+  if (w->conn) w->db->close(w->conn);
+  pt_buf_free(&w->buf);
+  free(w->url);
+  free(w->table);
+  free(w);
+}
+
+int pt__sql_stage_open(const char *url, const char *table, const char *columns_ddl,
+                       pt__sql_stage **out, pt_error *err) {
+  *out = NULL;
+  const pt__sql_db *db;
+  PT_RETURN_NOT_OK(pt__sql_db_of(url, &db, err));
+  pt__sql_stage *w = calloc(1, sizeof *w);
+  if (!w || !(w->url = strdup(url)) || !(w->table = strdup(table))) {
+    pt__sql_stage_free(w);
+    return oom(err);
+  }
+  w->db = db;
+  int rc = db->connect(url, &w->conn, err);
+  if (rc == PT_OK) {
+    pt_buf q = {0};
+    if (pt__sql_put(&q, db->create_staging) || db->quote(&q, table) || pt__sql_put(&q, " (") ||
+        pt__sql_put(&q, columns_ddl) || pt__sql_put(&q, ")") || pt__buf_putc(&q, 0))
+      rc = oom(err);
+    else
+      rc = db->exec(w->conn, q.data, "cannot create the staging table", url, err);
+    pt_buf_free(&q);
+  }
+  if (rc != PT_OK) {
+    pt__sql_stage_free(w);
+    return rc;
+  }
+  *out = w;
+  return PT_OK;
+}
+
+int pt__sql_stage_write(pt__sql_stage *w, const struct ArrowSchema *schema,
+                        const struct ArrowArray *batch, pt_error *err) {
+  if (batch->length == 0) return PT_OK;
+  /* Each batch lands (commits) on its own, so a task killed half-way
+   * leaves a staging table holding part of its rows, which the commit
+   * never reads. */
+  w->buf.len = 0;
+  return w->db->bulk_load(w->conn, w->table, w->url, schema, batch, &w->buf, err);
+}
+
+int pt__sql_commit(const char *url, const char *table, pt__sql_mode mode,
+                   const struct ArrowSchema *schema, const char *const *staging, int64_t n,
+                   pt_error *err) {
+  const pt__sql_db *db;
+  PT_RETURN_NOT_OK(pt__sql_db_of(url, &db, err));
+  pt_buf ddl = {0}, cols = {0}, q = {0};
+  void *c = NULL;
+  int created = 0, in_tx = 0;
+  int rc = db->columns_ddl(schema, &ddl, err);
+  if (rc != PT_OK) goto done;
+  for (int64_t k = 0; k < schema->n_children && rc == PT_OK; k++)
+    if ((k && pt__sql_put(&cols, ", ")) ||
+        db->quote(&cols, schema->children[k]->name ? schema->children[k]->name : ""))
+      rc = oom(err);
+  if (rc == PT_OK && pt__buf_putc(&cols, 0)) rc = oom(err);
+  if (rc == PT_OK) rc = db->connect(url, &c, err);
+  if (rc != PT_OK) goto done;
+  if (db->ddl_in_transaction) {
+    rc = db->exec(c, db->begin, "cannot begin the commit", url, err);
+    if (rc != PT_OK) goto done;
+    in_tx = 1;
+  }
+  int exists = db->table_exists(c, table, url, err);
+  if (exists < 0) {
+    rc = PT_EIO;
+    goto done;
+  }
+  if (exists && mode == PT__SQL_ERROR) {
+    rc = pt__errorf(err, PT_EINVAL,
+                    "sql: write: table \"%s\" exists; use mode append or overwrite, or drop it",
+                    table);
+    goto done;
+  }
+  if (!exists) {
+    /* Where DDL commits on its own (MySQL), the table is made before the
+     * transaction and dropped again if the transaction fails. */
+    if (pt__sql_put(&q, "CREATE TABLE ") || db->quote(&q, table) || pt__sql_put(&q, " (") ||
+        pt__sql_put(&q, ddl.data) || pt__sql_put(&q, ")") || pt__buf_putc(&q, 0)) {
+      rc = oom(err);
+      goto done;
+    }
+    rc = db->exec(c, q.data, "cannot create the table", url, err);
+    if (rc != PT_OK) goto done;
+    created = !db->ddl_in_transaction;
+  }
+  if (!in_tx) {
+    rc = db->exec(c, db->begin, "cannot begin the commit", url, err);
+    if (rc != PT_OK) goto done;
+    in_tx = 1;
+  }
+  if (exists && mode == PT__SQL_OVERWRITE) {
+    /* Inside the transaction: readers see the old rows until the commit,
+     * then only the new ones; the table keeps its definition. */
+    q.len = 0;
+    if (pt__sql_put(&q, db->clear) || db->quote(&q, table) || pt__buf_putc(&q, 0))
+      rc = oom(err);
+    else
+      rc = db->exec(c, q.data, "cannot clear the table", url, err);
+  }
+  for (int64_t i = 0; i < n && rc == PT_OK; i++) {
+    q.len = 0;
+    if (pt__sql_put(&q, "INSERT INTO ") || db->quote(&q, table) || pt__sql_put(&q, " (") ||
+        pt__sql_put(&q, cols.data) || pt__sql_put(&q, ") SELECT ") ||
+        pt__sql_put(&q, cols.data) || pt__sql_put(&q, " FROM ") || db->quote(&q, staging[i]) ||
+        pt__buf_putc(&q, 0))
+      rc = oom(err);
+    else
+      rc = db->exec(c, q.data, "cannot move a partition into the table", url, err);
+  }
+  if (rc == PT_OK) {
+    rc = db->exec(c, "COMMIT", "the commit failed", url, err);
+    in_tx = 0;
+  }
+done:
+  if (rc != PT_OK && c) {
+    /* Errors of the rollback itself are not the user's news: the first
+     * error is. */
+    if (in_tx) (void)db->exec(c, "ROLLBACK", "rollback", url, NULL);
+    if (created) {
+      q.len = 0;
+      if (pt__sql_put(&q, "DROP TABLE IF EXISTS ") == PT_OK && db->quote(&q, table) == PT_OK &&
+          pt__buf_putc(&q, 0) == PT_OK)
+        (void)db->exec(c, q.data, "drop", url, NULL);
+    }
+  }
+  if (c) db->close(c);
+  pt_buf_free(&ddl);
+  pt_buf_free(&cols);
+  pt_buf_free(&q);
+  return rc;
+}
+
+int pt__sql_drop_staging(const char *url, const char *prefix, pt_error *err) {
+  const pt__sql_db *db;
+  PT_RETURN_NOT_OK(pt__sql_db_of(url, &db, err));
+  void *c;
+  PT_RETURN_NOT_OK(db->connect(url, &c, err));
+  /* Every table of the prefix: attempts the driver never heard of (killed
+   * before their status came) included. '_' is a LIKE wildcard: escaped. */
+  char pattern[256];
+  size_t k = 0;
+  for (const char *p = prefix; *p && k + 3 < sizeof pattern; p++) {
+    if (*p == '_' || *p == '%' || *p == '\\') pattern[k++] = '\\';
+    pattern[k++] = *p;
+  }
+  pattern[k++] = '%';
+  pattern[k] = 0;
+  char **names = NULL;
+  int64_t nn = 0;
+  int rc = db->list_tables(c, pattern, url, &names, &nn, err);
+  for (int64_t i = 0; i < nn; i++) {
+    pt_buf d = {0};
+    if (rc == PT_OK && (pt__sql_put(&d, "DROP TABLE IF EXISTS ") || db->quote(&d, names[i]) ||
+                        pt__buf_putc(&d, 0)))
+      rc = oom(err);
+    if (rc == PT_OK) rc = db->exec(c, d.data, "cannot drop a staging table", url, err);
+    pt_buf_free(&d);
+    pt__free(names[i]);
+  }
+  pt__free(names);
+  db->close(c);
+  return rc;
+}

@@ -1,0 +1,283 @@
+/* test_sql_adbc.c — pt_read_sql through ADBC drivers loaded from their
+ * shared libraries (the adbc-driver-sqlite and adbc-driver-postgresql
+ * wheels in .venv): a SQLite file made here with the sqlite3 tool and the
+ * PostgreSQL server of test_sql_servers.h, read with Spark JDBC ranges and
+ * predicates by real executor processes, every row once; a partition whose
+ * column SQLite sees only NULLs in still reads as the described type; a bad
+ * driver path, a library that is no ADBC driver, a refused query and a
+ * failed connection give clear errors without the password.
+ */
+#include <glob.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <libpq-fe.h>
+
+#include "core/core.h"
+#include "protium.h"
+#include "test_sql_servers.h"
+#include "test_util.h"
+
+static pt_test_pg g_pg;
+static pt_session *S;
+static char DIR_[256], DB[320], SQLITE_LIB[1024], PG_LIB[1024];
+
+/* The driver library the wheel of package ships in the source tree's .venv. */
+static int find_driver(const char *package, const char *lib, char *out, size_t size) {
+  const char *src = getenv("PT_SOURCE_DIR");
+  char pat[1024];
+  snprintf(pat, sizeof pat, "%s/.venv/lib/python3*/site-packages/%s/%s", src ? src : ".", package,
+           lib);
+  glob_t g;
+  int ok = glob(pat, 0, NULL, &g) == 0 && g.gl_pathc > 0;
+  if (ok) snprintf(out, size, "%s", g.gl_pathv[0]);
+  globfree(&g);
+  return ok;
+}
+
+static int sh(const char *cmd) {
+  int rc = system(cmd);
+  if (rc != 0) fprintf(stderr, "failed (%d): %s\n", rc, cmd);
+  return rc;
+}
+
+static void pg_exec(const char *sql) {
+  PGconn *c = PQconnectdb(g_pg.url);
+  assert_int_equal(PQstatus(c), CONNECTION_OK);
+  PGresult *r = PQexec(c, sql);
+  if (PQresultStatus(r) != PGRES_COMMAND_OK) fail_msg("%s: %s", sql, PQerrorMessage(c));
+  PQclear(r);
+  PQfinish(c);
+}
+
+static int setup(void **state) {
+  (void)state;
+  const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+  snprintf(DIR_, sizeof DIR_, "%s/pt-adbc-XXXXXX", tmp);
+  if (!mkdtemp(DIR_)) return -1;
+  snprintf(DB, sizeof DB, "%s/events.db", DIR_);
+  /* 3000 rows, ids 0..2999, and 4 with a NULL id; `late` is NULL below id
+   * 400 (SQLite's driver types a column by the values of its first rows). */
+  char cmd[2048];
+  snprintf(cmd, sizeof cmd,
+           "sqlite3 '%s' \"CREATE TABLE ev (id INTEGER, x REAL, s TEXT, b BLOB, late TEXT); "
+           "WITH RECURSIVE g(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM g WHERE i < 2999) "
+           "INSERT INTO ev SELECT i, i * 0.25, 'row ' || i, x'00ff', "
+           "CASE WHEN i >= 400 THEN 'l' || i END FROM g; "
+           "INSERT INTO ev (id, s) VALUES (NULL, 'a'), (NULL, 'b'), (NULL, 'c'), (NULL, 'd');\"",
+           DB);
+  if (sh(cmd) != 0) return -1;
+  if (pt_test_pg_start(&g_pg) != 0) return -1;
+  const char *kv[] = {"range.batch_rows", "1000"};
+  S = pt_test_session("local[2]", kv, 2);
+  return S ? 0 : -1;
+}
+
+static int teardown(void **state) {
+  (void)state;
+  pt_session_close(S);
+  pt_test_pg_stop(&g_pg);
+  pt__rm_rf(DIR_);
+  return 0;
+}
+
+static void type_of(pt_dataset *ds, char *out, size_t size) {
+  struct ArrowSchema schema;
+  CHECK(pt_dataset_schema(ds, &schema, &err));
+  pt_type_name(&schema, out, size);
+  schema.release(&schema);
+}
+
+static void test_sqlite_partitioned(void **state) {
+  (void)state;
+  char url[512];
+  snprintf(url, sizeof url, "adbc:sqlite://%s", DB);
+  pt_sql_read_options o;
+  pt_sql_read_options_init(&o);
+  o.adbc_driver = SQLITE_LIB;
+  o.partition_column = "id";
+  o.lower_bound = 500; /* narrower than the data: nothing may be lost */
+  o.upper_bound = 2500;
+  o.num_partitions = 4;
+  pt_dataset *ds;
+  CHECK(pt_read_sql(S, url, "ev", &o, &ds, &err));
+  assert_int_equal(pt_dataset_num_partitions(ds), 4);
+  char tn[256];
+  type_of(ds, tn, sizeof tn);
+  assert_string_equal(tn, "struct<id: int64, x: float64, s: utf8, b: binary, late: utf8>");
+  pt_test_ids t;
+  pt_test_ids_collect(ds, 0, &t);
+  assert_true(pt_test_ids_are_range(&t, 0, 3000));
+  assert_int_equal(t.nulls, 4);
+  free(t.ids);
+  pt_dataset_free(ds);
+
+  /* A partition whose `late` holds only NULLs: its driver sees no type,
+   * the dataset's utf8 is kept. */
+  const char *halves[] = {"id < 400", "id >= 400 OR id IS NULL"};
+  pt_sql_read_options_init(&o);
+  o.adbc_driver = SQLITE_LIB;
+  o.predicates = halves;
+  o.n_predicates = 2;
+  CHECK(pt_read_sql(S, url, "SELECT id, late FROM ev", &o, &ds, &err));
+  type_of(ds, tn, sizeof tn);
+  assert_string_equal(tn, "struct<id: int64, late: utf8>");
+  pt_test_ids_collect(ds, 0, &t);
+  assert_true(pt_test_ids_are_range(&t, 0, 3000));
+  free(t.ids);
+  pt_dataset *nulls;
+  CHECK(pt_read_sql(S, url, "SELECT id FROM ev WHERE late IS NULL", &o, &nulls, &err));
+  int64_t n_null = 0;
+  CHECK(pt_count(nulls, &n_null, &err));
+  assert_int_equal(n_null, 404);
+  pt_dataset_free(nulls);
+
+  /* The values themselves, in one partition's rows. */
+  pt_dataset *one;
+  const char *pred[] = {"id = 2345"};
+  pt_sql_read_options_init(&o);
+  o.adbc_driver = SQLITE_LIB;
+  o.predicates = pred;
+  o.n_predicates = 1;
+  CHECK(pt_read_sql(S, url, "SELECT id, x, s, b, late FROM ev", &o, &one, &err));
+  struct ArrowArrayStream st;
+  CHECK(pt_collect(one, &st, &err));
+  struct ArrowSchema schema;
+  assert_int_equal(st.get_schema(&st, &schema), 0);
+  pt_buf json = {0};
+  struct ArrowArray b;
+  while (st.get_next(&st, &b) == 0 && b.release) {
+    CHECK(pt_json_write_batch(&schema, &b, &json, &err));
+    b.release(&b);
+  }
+  const char *want =
+      "{\"id\": 2345, \"x\": 586.25, \"s\": \"row 2345\", \"b\": \"AP8=\", \"late\": \"l2345\"}\n";
+  if (json.len != strlen(want) || memcmp(json.data, want, json.len) != 0)
+    fail_msg("got %.*s", (int)json.len, json.data ? json.data : "");
+  pt_buf_free(&json);
+  schema.release(&schema);
+  st.release(&st);
+  pt_dataset_free(one);
+  pt_dataset_free(ds);
+}
+
+/* A driver found by name in sql.adbc.driver_path; the URL's own driver. */
+static void test_driver_by_name(void **state) {
+  (void)state;
+  char dir[1024];
+  snprintf(dir, sizeof dir, "%s", SQLITE_LIB);
+  *strrchr(dir, '/') = 0;
+  const char *kv[] = {"sql.adbc.driver_path", dir};
+  pt_session *s2 = pt_test_session("local[1]", kv, 2);
+  assert_non_null(s2);
+  char url[512];
+  snprintf(url, sizeof url, "adbc:sqlite://%s", DB);
+  pt_dataset *ds;
+  CHECK(pt_read_sql(s2, url, "SELECT count(*) AS n FROM ev", NULL, &ds, &err));
+  int64_t n = 0;
+  CHECK(pt_count(ds, &n, &err));
+  assert_int_equal(n, 1);
+  pt_dataset_free(ds);
+  pt_session_close(s2);
+}
+
+static void test_postgresql_driver(void **state) {
+  (void)state;
+  pg_exec("CREATE TABLE IF NOT EXISTS pts (id int8, x float8, s text, d date, "
+          "n numeric(12,3))");
+  pg_exec("INSERT INTO pts SELECT g, g * 0.5, 'r' || g, DATE '2024-01-01' + (g % 365), "
+          "g * 1.125 FROM generate_series(0, 9999) g");
+  pg_exec("INSERT INTO pts (id) VALUES (NULL)");
+  char url[512];
+  snprintf(url, sizeof url, "adbc:%s", g_pg.url);
+  pt_sql_read_options o;
+  pt_sql_read_options_init(&o);
+  o.adbc_driver = PG_LIB;
+  o.partition_column = "id";
+  o.lower_bound = 0;
+  o.upper_bound = 10000;
+  o.num_partitions = 3;
+  pt_dataset *ds;
+  CHECK(pt_read_sql(S, url, "pts", &o, &ds, &err));
+  assert_int_equal(pt_dataset_num_partitions(ds), 3);
+  char tn[256];
+  type_of(ds, tn, sizeof tn);
+  assert_non_null(strstr(tn, "struct<id: int64, x: float64, s: utf8, d: date32, n: "));
+  pt_test_ids t;
+  pt_test_ids_collect(ds, 0, &t);
+  assert_true(pt_test_ids_are_range(&t, 0, 10000));
+  assert_int_equal(t.nulls, 1);
+  free(t.ids);
+  pt_dataset_free(ds);
+}
+
+static void test_errors(void **state) {
+  (void)state;
+  char url[512];
+  snprintf(url, sizeof url, "adbc:sqlite://%s", DB);
+  pt_sql_read_options o;
+  pt_sql_read_options_init(&o);
+  pt_dataset *ds = NULL;
+  pt_error err = {0};
+
+  o.adbc_driver = "/nonexistent/libadbc_driver_sqlite.so";
+  assert_int_equal(pt_read_sql(S, url, "ev", &o, &ds, &err), PT_EINVAL);
+  assert_non_null(strstr(err.message, "read_sql: sql: adbc: cannot load the sqlite driver: "));
+  assert_non_null(strstr(err.message, "/nonexistent/libadbc_driver_sqlite.so"));
+  assert_non_null(strstr(err.message, "sql.adbc.driver_path"));
+
+  o.adbc_driver = "libz.so.1"; /* a library, but no ADBC driver */
+  assert_int_equal(pt_read_sql(S, url, "ev", &o, &ds, &err), PT_ENOTSUP);
+  assert_string_equal(err.message, "read_sql: sql: adbc: libz.so.1 exports neither "
+                                   "AdbcDriverSqliteInit nor AdbcDriverInit; is it an ADBC "
+                                   "driver?");
+
+  o.adbc_driver = SQLITE_LIB;
+  assert_int_equal(pt_read_sql(S, url, "no_such_table", &o, &ds, &err), PT_EINVAL);
+  assert_non_null(strstr(err.message, "read_sql: sql: adbc: the query was refused: "));
+  assert_non_null(strstr(err.message, "no_such_table"));
+
+  assert_int_equal(pt_read_sql(S, "adbc:nodriver", "t", &o, &ds, &err), PT_EINVAL);
+  assert_non_null(strstr(err.message, "ADBC URLs read adbc:DRIVER:..."));
+
+  snprintf(url, sizeof url, "adbc:postgresql://postgres:Adbc5ecretPW@127.0.0.1:%d/nodb",
+           g_pg.port);
+  o.adbc_driver = PG_LIB;
+  assert_int_equal(pt_read_sql(S, url, "t", &o, &ds, &err), PT_EIO);
+  assert_non_null(strstr(err.message, "read_sql: sql: adbc: cannot connect: "));
+  assert_null(strstr(err.message, "Adbc5ecretPW"));
+
+  /* Writes are for the databases protium stages itself. */
+  pt_dataset *range;
+  CHECK(pt_range(S, 0, 10, 1, &range, &err));
+  snprintf(url, sizeof url, "adbc:sqlite://%s", DB);
+  assert_int_equal(pt_write_sql(range, url, "w", PT_SQL_APPEND, &err), PT_ENOTSUP);
+  assert_non_null(strstr(err.message, "writing through ADBC is not supported"));
+  pt_dataset_free(range);
+  assert_null(ds);
+}
+
+int main(void) {
+  if (!find_driver("adbc_driver_sqlite", "libadbc_driver_sqlite.so", SQLITE_LIB,
+                   sizeof SQLITE_LIB) ||
+      !find_driver("adbc_driver_postgresql", "libadbc_driver_postgresql.so", PG_LIB,
+                   sizeof PG_LIB) ||
+      !pt_test_pg_available() || system("sqlite3 -version >/dev/null 2>&1") != 0) {
+    printf("skipped: the ADBC driver wheels (.venv), PostgreSQL 15 or sqlite3 are missing "
+           "(scripts/setup.sh installs them)\n");
+    return 77;
+  }
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_sqlite_partitioned),
+      cmocka_unit_test(test_driver_by_name),
+      cmocka_unit_test(test_postgresql_driver),
+      cmocka_unit_test(test_errors),
+  };
+  return cmocka_run_group_tests_name("sql_adbc", tests, setup, teardown);
+}

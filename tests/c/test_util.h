@@ -1,0 +1,114 @@
+/* test_util.h — helpers the engine tests share: CHECK (a call that must
+ * succeed, failing the test with its message), a local session with a few
+ * configuration keys, and the int64 column of a whole dataset collected and
+ * sorted. Header-only (static functions) so that each test program stays one
+ * translation unit.
+ */
+#ifndef PT_TEST_UTIL_H
+#define PT_TEST_UTIL_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <cmocka.h>
+
+#include "protium.h"
+
+/* Not every test program uses every helper. */
+#pragma GCC diagnostic ignored "-Wunused-function"
+
+/* call must return PT_OK; it sees a fresh `err` to fill. */
+#define CHECK(call)                                                                    \
+  do {                                                                                 \
+    pt_error err = {0};                                                                \
+    int chk_rc_ = (call);                                                              \
+    if (chk_rc_ != PT_OK) fail_msg("%s: %s (%d)", #call, err.message, chk_rc_);        \
+  } while (0)
+
+/* A session on master with conf keys kv[0]=kv[1], kv[2]=kv[3] ... (n_kv
+ * strings; kv may be NULL). NULL on failure, the reason on stderr. The
+ * caller owns the session. */
+static pt_session *pt_test_session(const char *master, const char *const *kv, int n_kv) {
+  pt_conf *conf;
+  pt_error err = {0};
+  if (pt_conf_new(&conf, &err) != PT_OK) {
+    fprintf(stderr, "%s\n", err.message);
+    return NULL;
+  }
+  for (int i = 0; i + 1 < n_kv; i += 2)
+    if (pt_conf_set(conf, kv[i], kv[i + 1], &err) != PT_OK) {
+      fprintf(stderr, "%s\n", err.message);
+      pt_conf_free(conf);
+      return NULL;
+    }
+  pt_session *s = NULL;
+  if (pt_session_open(master, conf, &s, &err) != PT_OK) fprintf(stderr, "%s\n", err.message);
+  pt_conf_free(conf);
+  return s;
+}
+
+/* What pt_test_ids found in a dataset. */
+typedef struct pt_test_ids {
+  int64_t *ids;       /* the non-null values, sorted ascending; owned (free) */
+  int64_t n;          /* of ids */
+  int64_t rows;       /* all rows, null ids included */
+  int64_t nulls;      /* rows whose id is null */
+  int64_t max_batch;  /* the longest batch seen */
+  int64_t sum;        /* of ids */
+} pt_test_ids;
+
+static int pt_test_cmp_i64(const void *a, const void *b) {
+  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+  return (x > y) - (x < y);
+}
+
+/* Collects column `column` (int64, "l") of every row of ds into *out, sorted.
+ * Fails the test when the column is not int64. */
+static void pt_test_ids_collect(pt_dataset *ds, int64_t column, pt_test_ids *out) {
+  struct ArrowArrayStream st;
+  CHECK(pt_collect(ds, &st, &err));
+  struct ArrowSchema schema;
+  assert_int_equal(st.get_schema(&st, &schema), 0);
+  assert_true(column < schema.n_children);
+  assert_string_equal(schema.children[column]->format, "l");
+  *out = (pt_test_ids){0};
+  int64_t cap = 0;
+  struct ArrowArray b;
+  while (st.get_next(&st, &b) == 0 && b.release) {
+    const struct ArrowArray *c = b.children[column];
+    const int64_t *v = (const int64_t *)c->buffers[1] + c->offset;
+    if (out->n + b.length > cap) {
+      cap = 2 * (out->n + b.length);
+      out->ids = realloc(out->ids, (size_t)cap * sizeof *out->ids);
+      assert_non_null(out->ids);
+    }
+    for (int64_t r = 0; r < b.length; r++) {
+      if (pt_array_is_valid(schema.children[column], c, r)) {
+        out->ids[out->n++] = v[r];
+        out->sum += v[r];
+      } else {
+        out->nulls++;
+      }
+    }
+    out->rows += b.length;
+    if (b.length > out->max_batch) out->max_batch = b.length;
+    b.release(&b);
+  }
+  schema.release(&schema);
+  st.release(&st);
+  if (out->n > 1) qsort(out->ids, (size_t)out->n, sizeof *out->ids, pt_test_cmp_i64);
+}
+
+/* 1 when ids are exactly first, first + 1, ..., first + n - 1. */
+static int pt_test_ids_are_range(const pt_test_ids *t, int64_t first, int64_t n) {
+  if (t->n != n) return 0;
+  for (int64_t i = 0; i < n; i++)
+    if (t->ids[i] != first + i) return 0;
+  return 1;
+}
+
+#endif

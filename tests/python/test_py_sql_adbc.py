@@ -1,0 +1,79 @@
+"""Session.read_sql through ADBC drivers (the adbc-driver-sqlite and
+adbc-driver-postgresql wheels' shared libraries, loaded by protium through
+the ADBC C ABI): a SQLite file made here with Python's sqlite3 and read with
+Spark JDBC ranges against the same rows through the adbc_driver_sqlite DB-API
+as the reference; the PostgreSQL driver against a server started for this
+module, compared with protium's own libpq reader; errors stay clear."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+import protium as pt
+from test_py_sql_engine import BIN, pg, psql  # noqa: F401 - the module's server fixture
+
+adbc_sqlite = pytest.importorskip("adbc_driver_sqlite.dbapi")
+
+
+@pytest.fixture(scope="module")
+def session():
+    with pt.Session("local[2]") as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("adbc") / "events.db"
+    c = sqlite3.connect(path)
+    c.execute("CREATE TABLE ev (id INTEGER, score REAL, label TEXT, raw BLOB)")
+    c.executemany("INSERT INTO ev VALUES (?, ?, ?, ?)",
+                  [(i, i / 8, f"e{i}", bytes([i % 256])) for i in range(4000)])
+    c.execute("INSERT INTO ev (label) VALUES ('no id')")
+    c.commit()
+    c.close()
+    return path
+
+
+def test_sqlite_ranges_match_the_reference(session, db) -> None:
+    ds = session.read_sql(f"adbc:sqlite://{db}", table="ev", column="id", lower_bound=0,
+                          upper_bound=4000, num_partitions=4)
+    assert ds.num_partitions == 4
+    got = ds.to_arrow()
+    with adbc_sqlite.connect(str(db)) as c, c.cursor() as cur:
+        cur.execute("SELECT * FROM ev")
+        want = cur.fetch_arrow_table()
+    assert got.schema == want.schema == pa.schema(
+        [("id", pa.int64()), ("score", pa.float64()), ("label", pa.string()),
+         ("raw", pa.binary())])
+    key = lambda r: (r["id"] is None, r["id"] or 0)  # noqa: E731
+    assert sorted(got.to_pylist(), key=key) == sorted(want.to_pylist(), key=key)
+
+
+@pytest.mark.skipif(not (BIN / "initdb").exists(), reason="PostgreSQL 15 is not installed")
+def test_postgresql_driver_matches_libpq(pg, session) -> None:  # noqa: F811
+    psql(pg, "CREATE TABLE IF NOT EXISTS adbc_ev (id int8, x float8, s text, ts timestamp); "
+             "TRUNCATE adbc_ev; INSERT INTO adbc_ev SELECT g, g / 3.0, 's' || g, "
+             "TIMESTAMP '2024-01-01' + g * INTERVAL '1 minute' FROM generate_series(1, 3000) g")
+    kw = dict(table="adbc_ev", column="id", lower_bound=1, upper_bound=3000, num_partitions=3)
+    mine = session.read_sql(pg, **kw).to_arrow().sort_by("id")
+    adbc = session.read_sql("adbc:" + pg, **kw).to_arrow().sort_by("id")
+    assert adbc.num_rows == 3000
+    assert adbc.column("id").to_pylist() == mine.column("id").to_pylist()
+    assert adbc.column("s").to_pylist() == mine.column("s").to_pylist()
+    assert adbc.column("x").to_pylist() == mine.column("x").to_pylist()
+    assert adbc.column("ts").cast(pa.timestamp("us")).to_pylist() == \
+        mine.column("ts").to_pylist()
+
+
+def test_errors(session, db, tmp_path: Path) -> None:
+    with pytest.raises(pt.ProtiumError, match="cannot load the sqlite driver"):
+        session.read_sql(f"adbc:sqlite://{db}", table="ev",
+                         adbc_driver=str(tmp_path / "missing.so"))
+    with pytest.raises(pt.ProtiumError, match="the query was refused: .*no_such"):
+        session.read_sql(f"adbc:sqlite://{db}", table="no_such")
+    with pytest.raises(pt.ProtiumError, match="writing through ADBC is not supported"):
+        session.range(3).write_sql(f"adbc:sqlite://{db}", "w")
