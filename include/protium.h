@@ -848,9 +848,10 @@ int pt_read_ipc(pt_session *s, const char *path, pt_dataset **out, pt_error *err
  * parquet.partition_bytes (uncompressed, as the files say): several small
  * files share a partition, a big file is split between its row groups.
  * opts (may be NULL): columns and batch_size apply to every partition; a
- * filter drops, when planning, the row groups whose statistics rule it out
- * (rows of the others are not filtered); row_group_start/row_groups must be
- * 0. Files must share one schema. The footers are read now, the data when
+ * filter drops, when planning, the row groups whose statistics rule it out,
+ * and travels with the tasks, which pass over the pages a page index rules
+ * out (pt_stage_stats counts them; rows of what is read are not filtered);
+ * row_group_start/row_groups must be 0. Files must share one schema. The footers are read now, the data when
  * an action runs. */
 int pt_read_parquet(pt_session *s, const char *path, const pt_parquet_read_options *opts,
                     pt_dataset **out, pt_error *err);
@@ -1035,6 +1036,9 @@ typedef struct pt_stage_stats {
   int64_t bytes_written;      /* bytes of shuffle, result and IPC files written */
   int64_t task_time_us;       /* sum of the task attempts' running times */
   int64_t duration_us;        /* first launch to last status of this attempt */
+  int64_t parquet_pages_read;    /* pt_read_parquet sources: data pages decoded */
+  int64_t parquet_pages_skipped; /* and those the page index ruled out (the
+                                    read's filter; pt_parquet_stream_pages) */
 } pt_stage_stats;
 
 typedef struct pt_job_stats {

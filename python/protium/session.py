@@ -300,8 +300,9 @@ class Session:
         columns: the top-level columns to read, in this order (None: all).
         filter: pyarrow's form, [(column, op, value), ...] (AND) or a list of
         such lists (OR); ops "=", "<", "<=", ">", ">=", "in", "is_null".
-        Directories and row groups that cannot match are not read; the rows
-        of the others are all returned (filter them with Dataset.filter).
+        Directories, row groups and (with a page index) pages that cannot
+        match are not read; the rows of the others are all returned (filter
+        them with Dataset.filter).
         batch_size: rows per batch at most (0: 65536).
         read_dictionary: string or binary columns to read as dictionary
         arrays (pyarrow's option); columns written from dictionaries are

@@ -221,6 +221,69 @@ static int add_piece_values(char ***all, int64_t *n_all, int64_t *cap, char *con
   return PT_OK;
 }
 
+/* ------------------------------------------------------------------------ */
+/* The filter, for the tasks */
+
+static void filter_msg_free(Protium__ParquetFilter *m) {
+  if (!m) return;
+  filter_msg_free(m->a);
+  filter_msg_free(m->b);
+  pt__free(m->bytes);
+  pt__free(m);
+}
+
+/* f as a message tree whose strings and arrays are borrowed from f. On
+ * PT_OK the caller owns *out (filter_msg_free). */
+static int filter_msg(const pt_parquet_filter *f, Protium__ParquetFilter **out) {
+  Protium__ParquetFilter *m = pt__calloc(1, sizeof *m);
+  *out = m;
+  if (!m) return PT_ENOMEM;
+  protium__parquet_filter__init(m);
+  pt__filter_parts p;
+  pt__filter_parts_of(f, &p);
+  m->op = p.op;
+  if (p.a) {
+    if (filter_msg(p.a, &m->a) != PT_OK || filter_msg(p.b, &m->b) != PT_OK) return PT_ENOMEM;
+    return PT_OK;
+  }
+  m->column = (char *)p.column;
+  m->literal = p.literal == PT__FILTER_UINT     ? PROTIUM__PARQUET_LITERAL__PARQUET_LITERAL_UINT
+               : p.literal == PT__FILTER_DOUBLE ? PROTIUM__PARQUET_LITERAL__PARQUET_LITERAL_DOUBLE
+               : p.literal == PT__FILTER_BYTES  ? PROTIUM__PARQUET_LITERAL__PARQUET_LITERAL_BYTES
+                                                : PROTIUM__PARQUET_LITERAL__PARQUET_LITERAL_INT;
+  size_t n = (size_t)p.n;
+  if (p.literal == PT__FILTER_DOUBLE) {
+    m->n_doubles = n;
+    m->doubles = (double *)p.doubles;
+  } else if (p.literal == PT__FILTER_BYTES) {
+    m->bytes = pt__calloc(n ? n : 1, sizeof *m->bytes);
+    if (!m->bytes) return PT_ENOMEM;
+    m->n_bytes = n;
+    for (size_t i = 0; i < n; i++) {
+      m->bytes[i].data = (uint8_t *)p.bytes[i];
+      m->bytes[i].len = (size_t)p.lens[i];
+    }
+  } else {
+    m->n_ints = n;
+    m->ints = (int64_t *)p.ints;
+  }
+  return PT_OK;
+}
+
+/* Keeps f in ds as a packed ParquetFilter message. */
+static int store_filter(pt_dataset *ds, const pt_parquet_filter *f, pt_error *err) {
+  Protium__ParquetFilter *m;
+  int rc = filter_msg(f, &m);
+  if (rc == PT_OK) {
+    ds->parquet_filter_size = protium__parquet_filter__get_packed_size(m);
+    ds->parquet_filter = pt__malloc(ds->parquet_filter_size ? ds->parquet_filter_size : 1);
+    if (ds->parquet_filter) protium__parquet_filter__pack(m, ds->parquet_filter);
+    else rc = PT_ENOMEM;
+  }
+  filter_msg_free(m);
+  return rc == PT_OK ? PT_OK : pt__errorf(err, PT_ENOMEM, "read_parquet: out of memory");
+}
+
 int pt_read_parquet(pt_session *s, const char *path, const pt_parquet_read_options *opts,
                     pt_dataset **out, pt_error *err) {
   if (!s || !path || !out)
@@ -281,11 +344,10 @@ int pt_read_parquet(pt_session *s, const char *path, const pt_parquet_read_optio
       else if (rc != PT_OK) pt__free(fv[k]);
     pt__free(fv);
   }
-  /* A filter on partition keys prunes whole files here; the files' own
-   * statistics then see the filter only when it names none of the keys
-   * (their footers know no such columns). */
+  /* A filter's comparisons on partition keys are decided by each file's
+   * directories: they prune whole files here, and what is left of the
+   * filter goes to the file's statistics (its footer knows no keys). */
   const char **formats = NULL;
-  bool uses_keys = false;
   pt_parquet_read_options file_opts;
   pt_parquet_read_options_init(&file_opts);
   if (opts) file_opts = *opts;
@@ -293,21 +355,26 @@ int pt_read_parquet(pt_session *s, const char *path, const pt_parquet_read_optio
     formats = pt__calloc((size_t)nk, sizeof *formats);
     if (!formats) rc = pt__errorf(err, PT_ENOMEM, "read_parquet: out of memory");
     for (int64_t j = 0; j < nk && rc == PT_OK; j++) formats[j] = infer_format(file_vals + j, nk, n);
-    if (rc == PT_OK && opts && opts->filter) {
-      (void)pt__filter_partition_match(opts->filter, keys, file_vals, formats, nk, &uses_keys);
-      if (uses_keys) file_opts.filter = NULL;
-    }
   }
   for (int64_t f = 0; f < n && rc == PT_OK; f++) {
     /* A pruned file's footer is still read: every file must share the
      * schema, and the first gives it. Its row groups are not kept. */
-    bool u = false;
-    bool pruned = uses_keys && !pt__filter_partition_match(opts->filter, keys, file_vals + f * nk,
-                                                           formats, nk, &u);
+    bool pruned = false;
+    pt_parquet_filter *bound = NULL;
+    file_opts.filter = opts ? opts->filter : NULL;
+    if (nk > 0 && opts && opts->filter) {
+      bool may = true;
+      rc = pt__filter_bind_partition(opts->filter, keys, file_vals + f * nk, formats, nk, &bound,
+                                     &may, err);
+      if (rc != PT_OK) break;
+      pruned = !may;
+      file_opts.filter = bound;
+    }
     struct ArrowSchema schema;
     pt__parquet_rg *rgs;
     int64_t nrg;
     rc = pt__parquet_plan(paths[f], &file_opts, &schema, &rgs, &nrg, err);
+    pt_parquet_filter_free(bound);
     if (rc != PT_OK) {
       pt__error_prefix(err, rc, "read_parquet: ");
       break;
@@ -387,6 +454,7 @@ int pt_read_parquet(pt_session *s, const char *path, const pt_parquet_read_optio
         else ds->n_columns = i + 1;
       }
     }
+    if (rc == PT_OK && opts && opts->filter) rc = store_filter(ds, opts->filter, err);
     if (rc == PT_OK && opts && opts->dictionary && opts->n_dictionary > 0) {
       ds->dictionary = pt__calloc((size_t)opts->n_dictionary, sizeof *ds->dictionary);
       if (!ds->dictionary) rc = pt__errorf(err, PT_ENOMEM, "read_parquet: out of memory");

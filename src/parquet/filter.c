@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "parquet/parquet.h"
 #include "parquet/parquet_int.h"
 
 enum { LIT_INT, LIT_UINT, LIT_DOUBLE, LIT_BYTES };
@@ -521,4 +522,81 @@ bool pt__filter_partition_match(const pt_parquet_filter *f, char *const *keys,
     case PT_PARQUET_GE: { int c = compare_text(f, 0, v, formats[j], &ok); return !ok || c <= 0; }
     default: return true;
   }
+}
+
+void pt__filter_parts_of(const pt_parquet_filter *f, pt__filter_parts *out) {
+  memset(out, 0, sizeof *out);
+  out->op = f->op;
+  if (f->op == PT_PARQUET_AND || f->op == PT_PARQUET_OR) {
+    out->a = f->a;
+    out->b = f->b;
+    return;
+  }
+  out->column = f->column;
+  out->literal = f->lit == LIT_UINT ? PT__FILTER_UINT : f->lit == LIT_DOUBLE ? PT__FILTER_DOUBLE
+                 : f->lit == LIT_BYTES ? PT__FILTER_BYTES : PT__FILTER_INT;
+  out->n = f->n;
+  out->ints = f->ints;
+  out->doubles = f->doubles;
+  out->bytes = (const uint8_t *const *)f->bytes;
+  out->lens = f->lens;
+}
+
+/* One directory's values decide the comparisons on keys: each subtree
+ * becomes "always", "never", or a filter left for the files. */
+enum { BIND_NEVER, BIND_ALWAYS, BIND_FILTER };
+
+static int bind(const pt_parquet_filter *f, char *const *keys, char *const *vals,
+                const char *const *formats, int64_t nk, pt_parquet_filter **out, int *how,
+                pt_error *err) {
+  *out = NULL;
+  if (f->op == PT_PARQUET_AND || f->op == PT_PARQUET_OR) {
+    bool and = f->op == PT_PARQUET_AND;
+    pt_parquet_filter *a, *b;
+    int ha, hb;
+    PT_RETURN_NOT_OK(bind(f->a, keys, vals, formats, nk, &a, &ha, err));
+    int rc = bind(f->b, keys, vals, formats, nk, &b, &hb, err);
+    if (rc != PT_OK) {
+      pt_parquet_filter_free(a);
+      return rc;
+    }
+    /* AND: never wins, always drops out; OR: the other way round. */
+    int absorbing = and ? BIND_NEVER : BIND_ALWAYS;
+    if (ha == absorbing || hb == absorbing) {
+      pt_parquet_filter_free(a);
+      pt_parquet_filter_free(b);
+      *how = absorbing;
+      return PT_OK;
+    }
+    if (ha != BIND_FILTER || hb != BIND_FILTER) { /* one side is neutral */
+      *how = ha == BIND_FILTER || hb == BIND_FILTER ? BIND_FILTER : ha;
+      *out = ha == BIND_FILTER ? a : b;
+      return PT_OK;
+    }
+    rc = pt_parquet_filter_combine(f->op, a, b, out, err);
+    if (rc != PT_OK) {
+      pt_parquet_filter_free(a);
+      pt_parquet_filter_free(b);
+      return rc;
+    }
+    *how = BIND_FILTER;
+    return PT_OK;
+  }
+  bool uses = false;
+  bool match = pt__filter_partition_match(f, keys, vals, formats, nk, &uses);
+  if (uses) {
+    *how = match ? BIND_ALWAYS : BIND_NEVER;
+    return PT_OK;
+  }
+  *how = BIND_FILTER;
+  return pt__filter_copy(f, out, err);
+}
+
+int pt__filter_bind_partition(const pt_parquet_filter *f, char *const *keys, char *const *vals,
+                              const char *const *formats, int64_t nk, pt_parquet_filter **out,
+                              bool *may_match, pt_error *err) {
+  int how;
+  PT_RETURN_NOT_OK(bind(f, keys, vals, formats, nk, out, &how, err));
+  *may_match = how != BIND_NEVER;
+  return PT_OK;
 }

@@ -29,6 +29,35 @@ bool pt__filter_partition_match(const pt_parquet_filter *f, char *const *keys,
                                 char *const *vals, const char *const *formats, int64_t nk,
                                 bool *uses_keys);
 
+/* f with its comparisons on keys decided by one directory's values (as
+ * pt__filter_partition_match decides them): *may_match false when they
+ * rule the directory out; else *out is what is left for the files'
+ * statistics, NULL when nothing is. On PT_OK the caller owns *out. */
+int pt__filter_bind_partition(const pt_parquet_filter *f, char *const *keys, char *const *vals,
+                              const char *const *formats, int64_t nk, pt_parquet_filter **out,
+                              bool *may_match, pt_error *err);
+
+/* A deep copy of f (NULL copies as NULL). On PT_OK the caller owns *out. */
+int pt__filter_copy(const pt_parquet_filter *f, pt_parquet_filter **out, pt_error *err);
+
+/* A filter's top node, for carrying it in a message (the engine's
+ * Parquet source); rebuilt with the pt_parquet_filter_* constructors. */
+enum { PT__FILTER_INT, PT__FILTER_UINT, PT__FILTER_DOUBLE, PT__FILTER_BYTES };
+typedef struct pt__filter_parts {
+  int op;                         /* PT_PARQUET_* */
+  const pt_parquet_filter *a, *b; /* AND, OR */
+  const char *column;             /* comparisons: the column's path */
+  int literal;                    /* PT__FILTER_*: which of the arrays */
+  int64_t n;                      /* literals */
+  const int64_t *ints;            /* INT, UINT (bits) */
+  const double *doubles;
+  const uint8_t *const *bytes;
+  const int64_t *lens;
+} pt__filter_parts;
+
+/* Everything in *out is borrowed from f. */
+void pt__filter_parts_of(const pt_parquet_filter *f, pt__filter_parts *out);
+
 /* Hive-style partition directories when writing (hive.c). */
 
 /* Whether a column of Arrow format can partition a write: booleans,

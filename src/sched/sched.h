@@ -79,6 +79,9 @@ struct pt_dataset {
   int64_t n_partition_keys;
   char **piece_values;           /* owned: n_pieces * n_partition_keys, each owned;
                                     NULL for a null value */
+  uint8_t *parquet_filter;       /* owned (pt__malloc): the read's filter as a
+                                    packed ParquetFilter message; NULL = none */
+  size_t parquet_filter_size;
   /* RESOURCES */
   pt_resource_profile *profile;  /* owned copy */
   /* BARRIER */

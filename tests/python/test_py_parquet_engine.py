@@ -1,6 +1,6 @@
 """test_py_parquet_engine.py — Parquet through the Python engine API with real
-executors: Session.read_parquet (projection, filters that skip row groups
-and Hive directories) against pyarrow's reading, Dataset.write_parquet
+executors: Session.read_parquet (projection, filters that skip row groups,
+Hive directories and, in the tasks, pages) against pyarrow's reading, Dataset.write_parquet
 (codecs, options) read back by pyarrow, and partition_by's Hive-style
 directories (escapes, nulls, every key type) read back by protium and by
 pyarrow.dataset with partitioning="hive", compared row for row.
@@ -8,6 +8,7 @@ pyarrow.dataset with partitioning="hive", compared row for row.
 
 from __future__ import annotations
 
+import ctypes
 import datetime
 import os
 
@@ -17,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import protium as pt
-from protium import ProtiumError
+from protium import ProtiumError, _lib
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +69,79 @@ def test_read_parquet_columns_and_filter(session, events):
     # OR of ANDs, as pyarrow takes them.
     ds = session.read_parquet(d, filter=[[("id", "<", 10)], [("id", ">", 7990)]])
     assert ds.count() == 1000
+
+
+class _StageStats(ctypes.Structure):
+    _fields_ = [("stage_id", ctypes.c_int64), ("attempt", ctypes.c_int64),
+                ("partitions", ctypes.c_int64), ("is_map", ctypes.c_int32),
+                ("tasks_launched", ctypes.c_int64), ("tasks_succeeded", ctypes.c_int64),
+                ("tasks_failed", ctypes.c_int64), ("failed_by_cause", ctypes.c_int64 * 5),
+                ("tasks_retried", ctypes.c_int64), ("tasks_requeued", ctypes.c_int64),
+                ("tasks_duplicate", ctypes.c_int64), ("tasks_orphaned", ctypes.c_int64),
+                ("outputs_lost", ctypes.c_int64),
+                ("lost_partitions", ctypes.POINTER(ctypes.c_int64)),
+                ("rows_read", ctypes.c_int64), ("bytes_read", ctypes.c_int64),
+                ("rows_written", ctypes.c_int64), ("bytes_written", ctypes.c_int64),
+                ("task_time_us", ctypes.c_int64), ("duration_us", ctypes.c_int64),
+                ("parquet_pages_read", ctypes.c_int64),
+                ("parquet_pages_skipped", ctypes.c_int64)]
+
+
+class _JobStats(ctypes.Structure):
+    _fields_ = [("job_id", ctypes.c_int64), ("status", ctypes.c_int),
+                ("duration_us", ctypes.c_int64), ("executors_lost", ctypes.c_int64),
+                ("executors_started", ctypes.c_int64), ("n_stages", ctypes.c_int64),
+                ("stages", ctypes.POINTER(_StageStats))]
+
+
+def _pages(ds: pt.Dataset) -> tuple[int, int]:
+    """Data pages decoded and skipped by the last job on ds (its stats:
+    pt_dataset_last_job and pt_job_stats_total)."""
+    dll = _lib.lib()._dll
+    dll.pt_dataset_last_job.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.POINTER(_JobStats)),
+                                        ctypes.POINTER(_lib.PtError)]
+    dll.pt_job_stats_total.argtypes = [ctypes.POINTER(_JobStats), ctypes.POINTER(_StageStats)]
+    dll.pt_job_stats_free.argtypes = [ctypes.POINTER(_JobStats)]
+    out, err, tot = ctypes.POINTER(_JobStats)(), _lib.PtError(), _StageStats()
+    _lib.check(dll.pt_dataset_last_job(ds._handle(), ctypes.byref(out), ctypes.byref(err)), err)
+    try:
+        dll.pt_job_stats_total(out, ctypes.byref(tot))
+    finally:
+        dll.pt_job_stats_free(out)
+    return tot.parquet_pages_read, tot.parquet_pages_skipped
+
+
+def test_read_parquet_tasks_skip_pages(session, tmp_path):
+    """With a page index (pyarrow's write_page_index=True), the tasks pass
+    over the pages the filter rules out: few pages are decoded, and the
+    matching rows are exactly pyarrow's."""
+    n = 60000
+    table = pa.table({
+        "id": pa.array(range(n), pa.int64()),
+        "city": pa.array([f"c{i // 1000:03d}" for i in range(n)]),
+        "v": pa.array([i * 0.25 for i in range(n)]),
+    })
+    path = tmp_path / "sorted.parquet"
+    pq.write_table(table, path, row_group_size=30000, data_page_size=4096,
+                   write_page_index=True, use_dictionary=False)
+    flt = [[("id", ">=", 40000), ("id", "<", 40200)], [("city", "=", "c059")]]
+    ds = session.read_parquet(path, filter=flt)
+    got = ds.to_arrow()
+    read, skipped = _pages(ds)
+    want = pq.read_table(path, filters=flt)
+    match = got.filter(((pa.compute.field("id") >= 40000) & (pa.compute.field("id") < 40200))
+                       | (pa.compute.field("city") == "c059"))
+    assert _sorted(match, "id").equals(_sorted(want, "id"))
+    assert want.num_rows == 1200
+    # The first row group is pruned by its statistics; in the second, only
+    # the pages around the matches are decoded.
+    assert got.num_rows < 6000
+    assert skipped > 3 * read and read > 0
+    # Unfiltered: every page is decoded.
+    everything = session.read_parquet(path)
+    assert everything.count() == n
+    read_all, skipped_all = _pages(everything)
+    assert skipped_all == 0 and read_all >= read + skipped
 
 
 def test_read_parquet_errors(session, tmp_path):
