@@ -476,6 +476,10 @@ typedef struct pt_parquet_read_options {
                                     written from dictionaries (ARROW:schema)
                                     are read so anyway. NULL = none */
   int64_t n_dictionary;       /* entries in dictionary */
+  const struct ArrowSchema *partition_schema; /* pt_read_parquet: a struct
+                                    whose fields type the Hive-style keys
+                                    they name (others are inferred, as Spark
+                                    does); NULL = infer all. Not kept */
 } pt_parquet_read_options;
 
 /* Defaults: all columns, batches of 65536 rows. */

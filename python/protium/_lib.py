@@ -136,6 +136,7 @@ class PtParquetReadOptions(ctypes.Structure):
         ("row_groups", ctypes.c_int64),
         ("dictionary", ctypes.POINTER(ctypes.c_char_p)),
         ("n_dictionary", ctypes.c_int64),
+        ("partition_schema", ctypes.c_void_p),
     ]
 
 

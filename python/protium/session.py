@@ -291,7 +291,8 @@ class Session:
     def read_parquet(self, path: Union[str, os.PathLike[str]], *,
                      columns: Optional[Sequence[str]] = None, filter: object = None,
                      batch_size: int = 0,
-                     read_dictionary: Optional[Sequence[str]] = None) -> "Dataset":
+                     read_dictionary: Optional[Sequence[str]] = None,
+                     partition_schema: Optional[SchemaLike] = None) -> "Dataset":
         """Parquet files as a dataset (PySpark's spark.read.parquet): a file,
         a directory (Hive-style key=value directories become columns) or a
         glob. Row groups are dealt into partitions of about
@@ -307,10 +308,14 @@ class Session:
         read_dictionary: string or binary columns to read as dictionary
         arrays (pyarrow's option); columns written from dictionaries are
         read so anyway.
+        partition_schema: types for Hive-style keys, by name (a pyarrow
+        schema or "day date, ts timestamp"); keys it does not name are
+        inferred as Spark infers them (int, bigint, decimal, double,
+        timestamp, date, string).
         """
         from protium.parquet import _read_options
 
-        opts, keep = _read_options(columns, batch_size, filter, read_dictionary)
+        opts, keep = _read_options(columns, batch_size, filter, read_dictionary, partition_schema)
         ds = self._dataset(_lib.lib().pt_read_parquet, self._handle(), os.fsencode(path),
                            ctypes.byref(opts))
         del keep  # the filter and names were copied

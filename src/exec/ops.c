@@ -322,18 +322,10 @@ static int add_partition_columns(pt__source *src, struct ArrowArray *batch, pt_e
     pt_builder *b;
     rc = pt_builder_new(f, &b, err);
     if (rc != PT_OK) break;
-    const char *v = pc->partition_values[k];
-    if (pc->partition_nulls[k]) {
-      rc = pt_builder_append_null(b, n);
-    } else {
-      for (int64_t i = 0; i < n && rc == PT_OK; i++) {
-        if (f->format[0] == 'u') rc = pt_builder_append_bytes(b, v, (int64_t)strlen(v));
-        else if (f->format[0] == 'g') rc = pt_builder_append_double(b, strtod(v, NULL));
-        else rc = pt_builder_append_int(b, strtoll(v, NULL, 10));
-      }
-    }
-    if (rc != PT_OK) rc = pt__errorf(err, rc, "read_parquet: partition column '%s': %s", f->name,
-                                     pt_builder_last_error(b));
+    const char *v = pc->partition_nulls[k] ? NULL : pc->partition_values[k];
+    rc = pt__hive_append_text(b, f, v, n);
+    if (rc != PT_OK) rc = pt__errorf(err, rc, "read_parquet: partition column '%s': value '%s': %s",
+                                     f->name, v ? v : "null", pt_builder_last_error(b));
     else rc = pt_builder_finish(b, out.children[nf + k], err);
     pt_builder_free(b);
   }

@@ -461,7 +461,24 @@ int pt__filter_row_ranges(const pt_parquet_filter *f, const pt__pq_file_meta *m,
 static int compare_text(const pt_parquet_filter *f, int64_t k, const char *v, const char *fmt,
                         bool *ok) {
   *ok = true;
-  if (fmt[0] == 'u') {
+  int32_t days;
+  if (strcmp(fmt, "tdD") == 0 && f->lit == LIT_INT && pt__hive_parse_date(v, &days))
+    return (f->ints[k] > days) - (f->ints[k] < days);
+  if (fmt[0] == 't' && f->lit == LIT_BYTES && fmt[1] == 'd') {
+    /* ISO dates order as their text does */
+  } else if (fmt[0] == 't' || fmt[0] == 'd') {
+    *ok = false; /* units and scales the literal does not say */
+    return 0;
+  }
+  if (fmt[0] == 'b') {
+    if (f->lit != LIT_INT && f->lit != LIT_UINT) {
+      *ok = false;
+      return 0;
+    }
+    int64_t x = strcmp(v, "true") == 0;
+    return (f->ints[k] > x) - (f->ints[k] < x);
+  }
+  if (fmt[0] == 'u' || fmt[0] == 'U' || fmt[0] == 'z' || fmt[0] == 'Z' || fmt[0] == 't') {
     if (f->lit != LIT_BYTES) {
       *ok = false;
       return 0;

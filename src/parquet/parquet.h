@@ -61,7 +61,9 @@ void pt__filter_parts_of(const pt_parquet_filter *f, pt__filter_parts *out);
 /* Hive-style partition directories when writing (hive.c). */
 
 /* Whether a column of Arrow format can partition a write: booleans,
- * integers, floats, utf8/large_utf8 and date32. */
+ * integers, floats, utf8/large_utf8, binary/large_binary, date32,
+ * timestamps (any unit; written as Spark spells them, the UTC wall clock
+ * for zoned ones) and decimals of scale >= 0. */
 bool pt__hive_key_supported(const char *format);
 /* Appends s[0, n) to out with Hive's %XX escapes. PT_ENOMEM on failure. */
 int pt__hive_escape(pt_buf *out, const char *s, size_t n);
@@ -70,5 +72,26 @@ int pt__hive_escape(pt_buf *out, const char *s, size_t n);
  * PT_ENOTSUP for a format pt__hive_key_supported refuses. */
 int pt__hive_append_value(pt_buf *out, const struct ArrowSchema *schema,
                           const struct ArrowArray *array, int64_t row);
+
+/* Reading Hive-style directories (hive.c). */
+
+/* Spark's type for a key whose n values (vals[i * stride], NULL: null,
+ * escapes decoded) are these: int32, int64, decimal(p, 0) (integers beyond
+ * int64), float64, timestamp[us] (text "YYYY-MM-DD HH:MM:SS[.ffffff]"),
+ * date32 ("YYYY-MM-DD"), else utf8; its Arrow format into fmt (cap bytes).
+ * PT_ERANGE when fmt is too small. */
+int pt__hive_infer_format(char *const *vals, int64_t stride, int64_t n, char *fmt, size_t cap);
+/* Whether a key can be read as a column of this format (a partition
+ * schema's type): what pt__hive_key_supported takes, and date64. */
+bool pt__hive_read_supported(const char *format);
+/* "YYYY-MM-DD" as days since 1970-01-01; "YYYY-MM-DD HH:MM:SS[.f]" (or
+ * 'T' between) as microseconds. false when s is not one, whole. */
+bool pt__hive_parse_date(const char *s, int32_t *days);
+bool pt__hive_parse_timestamp(const char *s, int64_t *micros);
+/* Appends n rows of a key's value, text (NULL: null), to b, a builder of
+ * field's type. PT_EINVAL when the text is not a value of that type,
+ * PT_ENOTSUP for a type pt__hive_read_supported refuses. */
+int pt__hive_append_text(pt_builder *b, const struct ArrowSchema *field, const char *text,
+                         int64_t n);
 
 #endif /* PT_PARQUET_H */

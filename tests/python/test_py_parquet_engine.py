@@ -273,3 +273,81 @@ def test_partition_by_errors(session, tmp_path):
     # A single name is taken as a list of one.
     ds.write_parquet(tmp_path / "b", partition_by="k")
     assert sorted(p.name for p in (tmp_path / "b").iterdir()) == ["_SUCCESS", "k=a", "k=b"]
+
+
+def test_partition_keys_of_every_type_round_trip(session, tmp_path):
+    """Timestamp, decimal, binary and date keys: written as Spark spells
+    them, inferred as Spark infers them (dates as date32, timestamps,
+    fractional decimals as doubles, binary as strings), read back exactly
+    with a partition schema, and read by pyarrow.dataset the same."""
+    import decimal
+
+    n = 12
+    table = pa.table({
+        "x": pa.array(range(n), pa.int64()),
+        "ts": pa.array([datetime.datetime(2024, 5, 1, 10, 30, i % 2, 250000 * (i % 3))
+                        for i in range(n)], pa.timestamp("us")),
+        "dec": pa.array([decimal.Decimal("12.34") * (i % 2) - decimal.Decimal("1.5")
+                         for i in range(n)], pa.decimal128(6, 2)),
+        "bin": pa.array([b"a/b" if i % 2 else b"\x01z" for i in range(n)], pa.binary()),
+        "day": pa.array([datetime.date(2024, 5, 1 + i % 3) for i in range(n)], pa.date32()),
+    })
+    out = tmp_path / "out"
+    keys = ["ts", "dec", "bin", "day"]
+    session.from_arrow(table, partitions=2).write_parquet(out, partition_by=keys)
+    leaf = {os.path.relpath(r, out) for r, _, files in os.walk(out) if files and r != str(out)}
+    assert "ts=2024-05-01 10%3A30%3A01.25/dec=10.84/bin=a%2Fb/day=2024-05-02" in leaf
+    assert "ts=2024-05-01 10%3A30%3A00/dec=-1.50/bin=%01z/day=2024-05-01" in leaf
+    inferred = session.read_parquet(out).to_arrow()
+    assert inferred.schema == pa.schema([("x", pa.int64()), ("ts", pa.timestamp("us")),
+                                         ("dec", pa.float64()), ("bin", pa.string()),
+                                         ("day", pa.date32())])
+    assert _sorted(inferred, "x").column("dec").to_pylist() == [
+        float(v) for v in table.column("dec").to_pylist()]
+    typed = session.read_parquet(out, partition_schema=pa.schema(
+        [("dec", pa.decimal128(6, 2)), ("bin", pa.binary())])).to_arrow()
+    assert _sorted(typed, "x").select(table.column_names).equals(table)
+    # pyarrow, told the types (it cannot parse decimals from paths: text).
+    part = pads.partitioning(pa.schema([("ts", pa.timestamp("us")), ("dec", pa.string()),
+                                        ("bin", pa.binary()), ("day", pa.date32())]),
+                             flavor="hive")
+    ref = _sorted(pads.dataset(out, format="parquet", partitioning=part).to_table(), "x")
+    same = ["x", "ts", "bin", "day"]
+    assert ref.select(same).equals(table.select(same))
+    assert ref.column("dec").to_pylist() == [str(v) for v in table.column("dec").to_pylist()]
+    # Filters on date keys take dates; on timestamps they keep everything.
+    assert session.read_parquet(out, filter=[("day", ">=", datetime.date(2024, 5, 2))]).count() == 8
+    assert session.read_parquet(out, filter=[("day", "=", "2024-05-03")]).count() == 4
+
+
+def test_partition_inference_follows_spark(session, tmp_path):
+    """Directories pyarrow writes (its own spelling of dates and
+    timestamps), and Spark's rules: integers past bigint as decimal(p, 0),
+    a date among timestamps widens to a timestamp, a partition schema
+    overrides, and a value that does not read as its type is an error."""
+    n = 6
+    table = pa.table({
+        "x": pa.array(range(n), pa.int64()),
+        "day": pa.array([datetime.date(2023, 12, 30 + i % 2) for i in range(n)], pa.date32()),
+        "big": pa.array([str(10**20 + i % 2) for i in range(n)]),
+        "when": pa.array(["2024-01-01", "2024-01-01 00:00:01"] * 3),
+    })
+    out = tmp_path / "pa"
+    pads.write_dataset(table, out, format="parquet", partitioning=["day", "big", "when"],
+                       partitioning_flavor="hive")
+    got = session.read_parquet(out).to_arrow()
+    assert got.schema == pa.schema([("x", pa.int64()), ("day", pa.date32()),
+                                    ("big", pa.decimal128(21, 0)), ("when", pa.timestamp("us"))])
+    got = _sorted(got, "x")
+    assert got.column("day").equals(table.column("day"))
+    assert [str(v) for v in got.column("big").to_pylist()] == table.column("big").to_pylist()
+    assert got.column("when").to_pylist()[:2] == [datetime.datetime(2024, 1, 1),
+                                                   datetime.datetime(2024, 1, 1, 0, 0, 1)]
+    as_text = session.read_parquet(out, partition_schema="day string").to_arrow()
+    assert as_text.schema.field("day").type == pa.string()
+    assert sorted(set(as_text.column("day").to_pylist())) == ["2023-12-30", "2023-12-31"]
+    with pytest.raises(ProtiumError, match="partition key 'when' has the value '2024-01-01 00:00:01', "
+                                           "which is not a date32"):
+        session.read_parquet(out, partition_schema="when date")
+    with pytest.raises(ProtiumError, match="names 'nope', which is not a key"):
+        session.read_parquet(out, partition_schema="nope int")
