@@ -532,8 +532,10 @@ typedef struct pt_parquet_write_options {
   int64_t page_bytes;            /* a data page is closed once its values reach
                                     this size (or 20000 rows); default 1 MiB */
   int64_t dictionary_page_bytes; /* a column's dictionary larger than this falls
-                                    back to PLAIN for the rest of the row group;
-                                    default 1 MiB */
+                                    back to PLAIN for the rest of the row group
+                                    (as does one no smaller, with the first
+                                    page's indices, than that page's PLAIN
+                                    values); default 1 MiB */
   int use_dictionary;            /* 1 (default): dictionary-encode columns */
   int data_page_version;         /* 1 (default) or 2 */
   int write_statistics;          /* 1 (default): min, max, null count per column
