@@ -829,6 +829,18 @@ int pt_parquet_writer_open_buf(pt_buf *buf, const struct ArrowSchema *schema,
 
 /* Compares physical values a and b (PLAIN bytes, without BYTE_ARRAY's
  * length) in the column's sort order. */
+/* Bytewise order, unsigned: the first eight bytes, as a big-endian word,
+ * decide most comparisons without a call. */
+static inline int compare_bytes(const uint8_t *a, int64_t al, const uint8_t *b, int64_t bl) {
+  if (al >= 8 && bl >= 8) {
+    uint64_t x = __builtin_bswap64(pt__load_u64(a)), y = __builtin_bswap64(pt__load_u64(b));
+    if (x != y) return x < y ? -1 : 1;
+  }
+  int c = memcmp(a, b, (size_t)(al < bl ? al : bl));
+  if (c != 0) return (c > 0) - (c < 0);
+  return (al > bl) - (al < bl);
+}
+
 static int compare(int stat, const uint8_t *a, int64_t al, const uint8_t *b, int64_t bl) {
   switch (stat) {
     case ST_BOOL: return (int)a[0] - (int)b[0];
@@ -847,11 +859,7 @@ static int compare(int stat, const uint8_t *a, int64_t al, const uint8_t *b, int
       int c = memcmp(a, b, (size_t)al);
       return (c > 0) - (c < 0);
     }
-    default: {
-      int c = memcmp(a, b, (size_t)(al < bl ? al : bl));
-      if (c != 0) return (c > 0) - (c < 0);
-      return (al > bl) - (al < bl);
-    }
+    default: return compare_bytes(a, al, b, bl);
   }
 }
 
@@ -1241,8 +1249,16 @@ static int page_index_add(wcol *c, bool dict, int64_t offset, int64_t size, int6
       c->pi_no_minmax = true;
       return PT_OK;
     }
-    if (lo == NULL || compare(c->stat, v, len, lo, ll) < 0) { lo = v; ll = len; }
-    if (hi == NULL || compare(c->stat, v, len, hi, hl) > 0) { hi = v; hl = len; }
+    if (lo == NULL) {
+      lo = hi = v;
+      ll = hl = len;
+    } else if (c->stat == ST_BYTES) { /* strings: the common case, inline */
+      if (compare_bytes(v, len, lo, ll) < 0) { lo = v; ll = len; }
+      else if (compare_bytes(v, len, hi, hl) > 0) { hi = v; hl = len; }
+    } else {
+      if (compare(c->stat, v, len, lo, ll) < 0) { lo = v; ll = len; }
+      if (compare(c->stat, v, len, hi, hl) > 0) { hi = v; hl = len; }
+    }
   }
   if (lo == NULL) { /* NaN only: no order to give */
     c->pi_no_minmax = true;
@@ -1738,6 +1754,8 @@ static int append_fast_bytes(pt_parquet_writer *w, wcol *c, const pt__view *v, i
   bool dict = c->use_dict && !c->fallback;
   bool stats = w->opts.write_statistics != 0;
   int64_t i = 0, off = v->offset + start;
+  const uint8_t *bmin = NULL, *bmax = NULL;
+  int64_t lmin = 0, lmax = 0;
   c->pg_slow = true;
   for (; i < n; i++) {
     int64_t r = off + i;
@@ -1769,7 +1787,15 @@ static int append_fast_bytes(pt_parquet_writer *w, wcol *c, const pt__view *v, i
         break;
       }
     } else {
-      rc = stats ? update_stats(c, p, len) : PT_OK;
+      rc = PT_OK;
+      if (stats) {
+        /* The block's least and greatest values stay where they are in
+         * the batch; the chunk's statistics see them once, below. */
+        if (len > MAX_STAT_BYTES) rc = update_stats(c, p, len);
+        else if (bmin == NULL) bmin = bmax = p, lmin = lmax = len;
+        else if (compare_bytes(p, len, bmin, lmin) < 0) bmin = p, lmin = len;
+        else if (compare_bytes(p, len, bmax, lmax) > 0) bmax = p, lmax = len;
+      }
       if (rc == PT_OK && pt__buf_reserve(&c->plain, (size_t)len + 4) != PT_OK) rc = PT_ENOMEM;
       if (rc == PT_OK) {
         uint8_t *at = (uint8_t *)c->plain.data + c->plain.len;
@@ -1785,6 +1811,8 @@ static int append_fast_bytes(pt_parquet_writer *w, wcol *c, const pt__view *v, i
     }
     if (rc != PT_OK) return pt__errorf(err, PT_ENOMEM, "out of memory");
   }
+  if (bmin && (update_stats(c, bmin, lmin) != PT_OK || update_stats(c, bmax, lmax) != PT_OK))
+    return pt__errorf(err, PT_ENOMEM, "out of memory");
   *done = i;
   return PT_OK;
 }
