@@ -481,6 +481,10 @@ typedef struct pt_parquet_read_options {
                                  view types), for table formats whose own
                                  schema decides the types; 0 (default): as
                                  stored */
+  const struct ArrowSchema *partition_schema; /* pt_read_parquet: a struct
+                                    whose fields type the Hive-style keys
+                                    they name (others are inferred, as Spark
+                                    does); NULL = infer all. Not kept */
 } pt_parquet_read_options;
 
 /* Defaults: all columns, batches of 65536 rows. */
@@ -533,8 +537,10 @@ typedef struct pt_parquet_write_options {
   int64_t page_bytes;            /* a data page is closed once its values reach
                                     this size (or 20000 rows); default 1 MiB */
   int64_t dictionary_page_bytes; /* a column's dictionary larger than this falls
-                                    back to PLAIN for the rest of the row group;
-                                    default 1 MiB */
+                                    back to PLAIN for the rest of the row group
+                                    (as does one no smaller, with the first
+                                    page's indices, than that page's PLAIN
+                                    values); default 1 MiB */
   int use_dictionary;            /* 1 (default): dictionary-encode columns */
   int data_page_version;         /* 1 (default) or 2 */
   int write_statistics;          /* 1 (default): min, max, null count per column
@@ -853,9 +859,10 @@ int pt_read_ipc(pt_session *s, const char *path, pt_dataset **out, pt_error *err
  * parquet.partition_bytes (uncompressed, as the files say): several small
  * files share a partition, a big file is split between its row groups.
  * opts (may be NULL): columns and batch_size apply to every partition; a
- * filter drops, when planning, the row groups whose statistics rule it out
- * (rows of the others are not filtered); row_group_start/row_groups must be
- * 0. Files must share one schema. The footers are read now, the data when
+ * filter drops, when planning, the row groups whose statistics rule it out,
+ * and travels with the tasks, which pass over the pages a page index rules
+ * out (pt_stage_stats counts them; rows of what is read are not filtered);
+ * row_group_start/row_groups must be 0. Files must share one schema. The footers are read now, the data when
  * an action runs. */
 int pt_read_parquet(pt_session *s, const char *path, const pt_parquet_read_options *opts,
                     pt_dataset **out, pt_error *err);
@@ -1084,6 +1091,9 @@ typedef struct pt_stage_stats {
   int64_t bytes_written;      /* bytes of shuffle, result and IPC files written */
   int64_t task_time_us;       /* sum of the task attempts' running times */
   int64_t duration_us;        /* first launch to last status of this attempt */
+  int64_t parquet_pages_read;    /* pt_read_parquet sources: data pages decoded */
+  int64_t parquet_pages_skipped; /* and those the page index ruled out (the
+                                    read's filter; pt_parquet_stream_pages) */
 } pt_stage_stats;
 
 typedef struct pt_job_stats {

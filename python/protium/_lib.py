@@ -137,6 +137,7 @@ class PtParquetReadOptions(ctypes.Structure):
         ("dictionary", ctypes.POINTER(ctypes.c_char_p)),
         ("n_dictionary", ctypes.c_int64),
         ("plain_binary", ctypes.c_int),
+        ("partition_schema", ctypes.c_void_p),
     ]
 
 

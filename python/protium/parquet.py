@@ -10,6 +10,7 @@ which names the file, row group, column and page.
 from __future__ import annotations
 
 import ctypes
+import datetime
 import os
 from typing import Optional, Sequence, Union
 
@@ -18,6 +19,7 @@ import pyarrow as pa
 from protium._lib import (
     FREE_DATA_FN,
     PT_EINVAL,
+    ArrowSchema,
     ProtiumError,
     PtBuf,
     PtError,
@@ -26,6 +28,7 @@ from protium._lib import (
     check,
     lib,
     libc,
+    release_schema,
 )
 from protium.arrow import _as_ipc_data, _CStream, _exported_array, _exported_schema, _reader
 
@@ -42,6 +45,7 @@ PathLike = Union[str, "os.PathLike[str]"]
 _ref = ctypes.byref
 
 
+_EPOCH = datetime.date(1970, 1, 1)
 _OPS = {"=": 1, "==": 1, "<": 2, "<=": 3, ">": 4, ">=": 5, "in": 6, "is_null": 7}
 _AND, _OR = 8, 9
 
@@ -79,6 +83,9 @@ class _Filter:
             check(lib().pt_parquet_filter_is_null(name, _ref(out), _ref(err)), err)
             return out
         values = list(value) if op == "in" else [value]  # type: ignore[call-overload]
+        # Dates compare as days since 1970-01-01 (date32's integers).
+        values = [(v - _EPOCH).days if isinstance(v, datetime.date)
+                  and not isinstance(v, datetime.datetime) else v for v in values]
         kinds = {type(v) for v in values}
         if kinds <= {int} and values and max(values) > 2**63 - 1:
             arr = (ctypes.c_uint64 * len(values))(*values)
@@ -117,13 +124,31 @@ class _Filter:
         return acc
 
 
+class _CSchema:
+    """A pyarrow schema exported through the C Data Interface, released
+    when garbage."""
+
+    def __init__(self, schema: object) -> None:
+        from protium.schema import as_schema
+
+        self.c = ArrowSchema()
+        as_schema(schema)._export_to_c(ctypes.addressof(self.c))
+
+    def __del__(self) -> None:
+        release_schema(self.c)
+
+
 def _read_options(
     columns: Optional[Sequence[str]], batch_size: int, filter: object = None,
-    dictionary: Optional[Sequence[str]] = None,
+    dictionary: Optional[Sequence[str]] = None, partition_schema: object = None,
 ) -> tuple[PtParquetReadOptions, object]:
     opts = PtParquetReadOptions()
     lib().pt_parquet_read_options_init(_ref(opts))
     keep: list = []
+    if partition_schema is not None:
+        ps = _CSchema(partition_schema)
+        opts.partition_schema = ctypes.addressof(ps.c)
+        keep.append(ps)
     if dictionary:
         dnames = (ctypes.c_char_p * len(dictionary))(*[c.encode() for c in dictionary])
         opts.dictionary = ctypes.cast(dnames, ctypes.POINTER(ctypes.c_char_p))

@@ -291,7 +291,8 @@ class Session:
     def read_parquet(self, path: Union[str, os.PathLike[str]], *,
                      columns: Optional[Sequence[str]] = None, filter: object = None,
                      batch_size: int = 0,
-                     read_dictionary: Optional[Sequence[str]] = None) -> "Dataset":
+                     read_dictionary: Optional[Sequence[str]] = None,
+                     partition_schema: Optional[SchemaLike] = None) -> "Dataset":
         """Parquet files as a dataset (PySpark's spark.read.parquet): a file,
         a directory (Hive-style key=value directories become columns) or a
         glob. Row groups are dealt into partitions of about
@@ -300,16 +301,21 @@ class Session:
         columns: the top-level columns to read, in this order (None: all).
         filter: pyarrow's form, [(column, op, value), ...] (AND) or a list of
         such lists (OR); ops "=", "<", "<=", ">", ">=", "in", "is_null".
-        Directories and row groups that cannot match are not read; the rows
-        of the others are all returned (filter them with Dataset.filter).
+        Directories, row groups and (with a page index) pages that cannot
+        match are not read; the rows of the others are all returned (filter
+        them with Dataset.filter).
         batch_size: rows per batch at most (0: 65536).
         read_dictionary: string or binary columns to read as dictionary
         arrays (pyarrow's option); columns written from dictionaries are
         read so anyway.
+        partition_schema: types for Hive-style keys, by name (a pyarrow
+        schema or "day date, ts timestamp"); keys it does not name are
+        inferred as Spark infers them (int, bigint, decimal, double,
+        timestamp, date, string).
         """
         from protium.parquet import _read_options
 
-        opts, keep = _read_options(columns, batch_size, filter, read_dictionary)
+        opts, keep = _read_options(columns, batch_size, filter, read_dictionary, partition_schema)
         ds = self._dataset(_lib.lib().pt_read_parquet, self._handle(), os.fsencode(path),
                            ctypes.byref(opts))
         del keep  # the filter and names were copied

@@ -189,23 +189,50 @@ oom:
   return pt__errorf(err, PT_ENOMEM, "read_parquet: out of memory");
 }
 
-/* Spark's inference for a partition column: int32 when every value fits,
- * then int64, then float64, else utf8. */
-static const char *infer_format(char *const *vals, int64_t stride, int64_t n) {
-  bool ints = true, i32 = true, nums = true;
-  for (int64_t i = 0; i < n; i++) {
-    const char *v = vals[i * stride];
-    if (v == NULL) continue;
-    char *end;
-    errno = 0;
-    long long x = strtoll(v, &end, 10);
-    if (*v == '\0' || *end != '\0' || errno == ERANGE) ints = false;
-    else if (x < INT32_MIN || x > INT32_MAX) i32 = false;
-    errno = 0;
-    (void)strtod(v, &end);
-    if (*v == '\0' || *end != '\0' || errno == ERANGE) nums = false;
+/* The type of key j: the partition schema's field of that name, else
+ * Spark's inference over every file's value (fmt: 64 bytes). Each value
+ * must read as that type. */
+static int key_format(const pt_parquet_read_options *opts, char *const *keys, char *const *vals,
+                      int64_t nk, int64_t n_files, int64_t j, char *fmt, pt_error *err) {
+  const struct ArrowSchema *ps = opts ? opts->partition_schema : NULL;
+  const struct ArrowSchema *field = NULL;
+  for (int64_t c = 0; ps && c < ps->n_children; c++)
+    if (ps->children[c]->name && strcmp(ps->children[c]->name, keys[j]) == 0) field = ps->children[c];
+  if (field) {
+    if (!pt__hive_read_supported(field->format) || strlen(field->format) >= 64) {
+      char t[128];
+      pt_type_name(field, t, sizeof t);
+      return pt__errorf(err, PT_EINVAL,
+                        "read_parquet: partition key '%s' cannot be read as %s; give it a "
+                        "boolean, integer, float, decimal, string, binary, date or timestamp type",
+                        keys[j], t);
+    }
+    strcpy(fmt, field->format);
+  } else if (pt__hive_infer_format(vals + j, nk, n_files, fmt, 64) != PT_OK) {
+    return pt__errorf(err, PT_EINTERNAL, "read_parquet: partition key '%s': type too long", keys[j]);
   }
-  return ints ? (i32 ? "i" : "l") : nums ? "g" : "u";
+  /* Every value must read as the type (a mistyped partition schema). */
+  struct ArrowSchema f;
+  PT_RETURN_NOT_OK(pt_schema_init(&f, fmt, keys[j], ARROW_FLAG_NULLABLE, 0, err));
+  int rc = PT_OK;
+  for (int64_t i = 0; i < n_files && rc == PT_OK; i++) {
+    const char *v = vals[i * nk + j];
+    if (v == NULL || (i > 0 && vals[(i - 1) * nk + j] && strcmp(v, vals[(i - 1) * nk + j]) == 0))
+      continue;
+    pt_builder *b;
+    rc = pt_builder_new(&f, &b, err);
+    if (rc != PT_OK) break;
+    if (pt__hive_append_text(b, &f, v, 1) != PT_OK) {
+      char t[128];
+      pt_type_name(&f, t, sizeof t);
+      rc = pt__errorf(err, PT_EINVAL,
+                      "read_parquet: partition key '%s' has the value '%s', which is not a %s; "
+                      "fix the partition schema", keys[j], v, t);
+    }
+    pt_builder_free(b);
+  }
+  f.release(&f);
+  return rc;
 }
 
 /* Pieces of the partition values of each file (n_keys per file). */
@@ -219,6 +246,69 @@ static int add_piece_values(char ***all, int64_t *n_all, int64_t *cap, char *con
     }
   }
   return PT_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The filter, for the tasks */
+
+static void filter_msg_free(Protium__ParquetFilter *m) {
+  if (!m) return;
+  filter_msg_free(m->a);
+  filter_msg_free(m->b);
+  pt__free(m->bytes);
+  pt__free(m);
+}
+
+/* f as a message tree whose strings and arrays are borrowed from f. On
+ * PT_OK the caller owns *out (filter_msg_free). */
+static int filter_msg(const pt_parquet_filter *f, Protium__ParquetFilter **out) {
+  Protium__ParquetFilter *m = pt__calloc(1, sizeof *m);
+  *out = m;
+  if (!m) return PT_ENOMEM;
+  protium__parquet_filter__init(m);
+  pt__filter_parts p;
+  pt__filter_parts_of(f, &p);
+  m->op = p.op;
+  if (p.a) {
+    if (filter_msg(p.a, &m->a) != PT_OK || filter_msg(p.b, &m->b) != PT_OK) return PT_ENOMEM;
+    return PT_OK;
+  }
+  m->column = (char *)p.column;
+  m->literal = p.literal == PT__FILTER_UINT     ? PROTIUM__PARQUET_LITERAL__PARQUET_LITERAL_UINT
+               : p.literal == PT__FILTER_DOUBLE ? PROTIUM__PARQUET_LITERAL__PARQUET_LITERAL_DOUBLE
+               : p.literal == PT__FILTER_BYTES  ? PROTIUM__PARQUET_LITERAL__PARQUET_LITERAL_BYTES
+                                                : PROTIUM__PARQUET_LITERAL__PARQUET_LITERAL_INT;
+  size_t n = (size_t)p.n;
+  if (p.literal == PT__FILTER_DOUBLE) {
+    m->n_doubles = n;
+    m->doubles = (double *)p.doubles;
+  } else if (p.literal == PT__FILTER_BYTES) {
+    m->bytes = pt__calloc(n ? n : 1, sizeof *m->bytes);
+    if (!m->bytes) return PT_ENOMEM;
+    m->n_bytes = n;
+    for (size_t i = 0; i < n; i++) {
+      m->bytes[i].data = (uint8_t *)p.bytes[i];
+      m->bytes[i].len = (size_t)p.lens[i];
+    }
+  } else {
+    m->n_ints = n;
+    m->ints = (int64_t *)p.ints;
+  }
+  return PT_OK;
+}
+
+/* Keeps f in ds as a packed ParquetFilter message. */
+static int store_filter(pt_dataset *ds, const pt_parquet_filter *f, pt_error *err) {
+  Protium__ParquetFilter *m;
+  int rc = filter_msg(f, &m);
+  if (rc == PT_OK) {
+    ds->parquet_filter_size = protium__parquet_filter__get_packed_size(m);
+    ds->parquet_filter = pt__malloc(ds->parquet_filter_size ? ds->parquet_filter_size : 1);
+    if (ds->parquet_filter) protium__parquet_filter__pack(m, ds->parquet_filter);
+    else rc = PT_ENOMEM;
+  }
+  filter_msg_free(m);
+  return rc == PT_OK ? PT_OK : pt__errorf(err, PT_ENOMEM, "read_parquet: out of memory");
 }
 
 int pt_read_parquet(pt_session *s, const char *path, const pt_parquet_read_options *opts,
@@ -281,33 +371,42 @@ int pt_read_parquet(pt_session *s, const char *path, const pt_parquet_read_optio
       else if (rc != PT_OK) pt__free(fv[k]);
     pt__free(fv);
   }
-  /* A filter on partition keys prunes whole files here; the files' own
-   * statistics then see the filter only when it names none of the keys
-   * (their footers know no such columns). */
+  /* A filter's comparisons on partition keys are decided by each file's
+   * directories: they prune whole files here, and what is left of the
+   * filter goes to the file's statistics (its footer knows no keys). */
   const char **formats = NULL;
-  bool uses_keys = false;
+  char (*fmt_buf)[64] = NULL;
   pt_parquet_read_options file_opts;
   pt_parquet_read_options_init(&file_opts);
   if (opts) file_opts = *opts;
   if (rc == PT_OK && nk > 0) {
     formats = pt__calloc((size_t)nk, sizeof *formats);
-    if (!formats) rc = pt__errorf(err, PT_ENOMEM, "read_parquet: out of memory");
-    for (int64_t j = 0; j < nk && rc == PT_OK; j++) formats[j] = infer_format(file_vals + j, nk, n);
-    if (rc == PT_OK && opts && opts->filter) {
-      (void)pt__filter_partition_match(opts->filter, keys, file_vals, formats, nk, &uses_keys);
-      if (uses_keys) file_opts.filter = NULL;
+    fmt_buf = pt__calloc((size_t)nk, sizeof *fmt_buf);
+    if (!formats || !fmt_buf) rc = pt__errorf(err, PT_ENOMEM, "read_parquet: out of memory");
+    for (int64_t j = 0; j < nk && rc == PT_OK; j++) {
+      rc = key_format(opts, keys, file_vals, nk, n, j, fmt_buf[j], err);
+      formats[j] = fmt_buf[j];
     }
   }
   for (int64_t f = 0; f < n && rc == PT_OK; f++) {
     /* A pruned file's footer is still read: every file must share the
      * schema, and the first gives it. Its row groups are not kept. */
-    bool u = false;
-    bool pruned = uses_keys && !pt__filter_partition_match(opts->filter, keys, file_vals + f * nk,
-                                                           formats, nk, &u);
+    bool pruned = false;
+    pt_parquet_filter *bound = NULL;
+    file_opts.filter = opts ? opts->filter : NULL;
+    if (nk > 0 && opts && opts->filter) {
+      bool may = true;
+      rc = pt__filter_bind_partition(opts->filter, keys, file_vals + f * nk, formats, nk, &bound,
+                                     &may, err);
+      if (rc != PT_OK) break;
+      pruned = !may;
+      file_opts.filter = bound;
+    }
     struct ArrowSchema schema;
     pt__parquet_rg *rgs;
     int64_t nrg;
     rc = pt__parquet_plan(paths[f], &file_opts, &schema, &rgs, &nrg, err);
+    pt_parquet_filter_free(bound);
     if (rc != PT_OK) {
       pt__error_prefix(err, rc, "read_parquet: ");
       break;
@@ -339,6 +438,17 @@ int pt_read_parquet(pt_session *s, const char *path, const pt_parquet_read_optio
     }
     pt__free(rgs);
   }
+  /* A partition schema types keys: a name that is none is a mistake. */
+  const struct ArrowSchema *ps = opts ? opts->partition_schema : NULL;
+  for (int64_t c = 0; rc == PT_OK && ps && c < ps->n_children; c++) {
+    int64_t j = 0;
+    while (j < nk && !(ps->children[c]->name && strcmp(ps->children[c]->name, keys[j]) == 0)) j++;
+    if (j == nk)
+      rc = pt__errorf(err, PT_EINVAL,
+                      "read_parquet: the partition schema names '%s', which is not a key=value "
+                      "directory key under '%s'", ps->children[c]->name ? ps->children[c]->name : "",
+                      path);
+  }
   /* The schema: the files' columns, then one per partition key. */
   struct ArrowSchema full = {0};
   if (rc == PT_OK && nk > 0) {
@@ -360,6 +470,7 @@ int pt_read_parquet(pt_session *s, const char *path, const pt_parquet_read_optio
   for (int64_t i = 0; i < n_file_vals; i++) pt__free(file_vals[i]);
   pt__free(file_vals);
   pt__free(formats);
+  pt__free(fmt_buf);
   if (rc == PT_OK)
     rc = pt__node_new(s, s->driver, PT__NODE_PARQUET, NULL, nk > 0 ? &full : &first, out, err);
   if (rc == PT_OK) {
@@ -387,6 +498,7 @@ int pt_read_parquet(pt_session *s, const char *path, const pt_parquet_read_optio
         else ds->n_columns = i + 1;
       }
     }
+    if (rc == PT_OK && opts && opts->filter) rc = store_filter(ds, opts->filter, err);
     if (rc == PT_OK && opts && opts->dictionary && opts->n_dictionary > 0) {
       ds->dictionary = pt__calloc((size_t)opts->n_dictionary, sizeof *ds->dictionary);
       if (!ds->dictionary) rc = pt__errorf(err, PT_ENOMEM, "read_parquet: out of memory");

@@ -63,6 +63,9 @@ typedef struct pt__source {
   int64_t rows_read, bytes_read;  /* for the task's status (job metrics) */
   size_t piece;                   /* parquet: the next piece to look at */
   size_t cur_piece;               /* parquet: the piece being read */
+  pt_parquet_filter *pq_filter;   /* parquet: the read's filter, rebuilt from
+                                     the op (owned; NULL = none) */
+  int64_t pages_read, pages_skipped; /* parquet: of the pieces read so far */
   pt__kafka_reader *kafka;        /* read_kafka: owned */
   /* csv: the open piece's file, mapped whole (NULL when none is open) and
    * where the next chunk of records starts in it */

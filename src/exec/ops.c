@@ -16,6 +16,7 @@
 #include "exec/blocks.h"
 #include "exec/exec_int.h"
 #include "io/io.h"
+#include "parquet/parquet.h"
 
 /* Rows per batch a shuffle segment is coalesced into. */
 #define SHUFFLE_BATCH_ROWS 65536
@@ -184,15 +185,105 @@ static int next_segment(pt__source *src, pt_error *err) {
   return PT_OK;
 }
 
+/* The filter of a ParquetFilter message, rebuilt with the public
+ * constructors (which check it again). On PT_OK the caller owns *out. */
+static int filter_from_msg(const Protium__ParquetFilter *m, int depth, pt_parquet_filter **out,
+                           pt_error *err) {
+  *out = NULL;
+  if (depth > 256) return pt__errorf(err, PT_EINVAL, "filter nests deeper than 256");
+  if (m->op == PT_PARQUET_AND || m->op == PT_PARQUET_OR) {
+    if (!m->a || !m->b) return pt__errorf(err, PT_EINVAL, "filter: AND/OR without two operands");
+    pt_parquet_filter *a, *b;
+    PT_RETURN_NOT_OK(filter_from_msg(m->a, depth + 1, &a, err));
+    int rc = filter_from_msg(m->b, depth + 1, &b, err);
+    if (rc == PT_OK) rc = pt_parquet_filter_combine(m->op, a, b, out, err);
+    if (rc != PT_OK) {
+      pt_parquet_filter_free(a);
+      pt_parquet_filter_free(b);
+    }
+    return rc;
+  }
+  switch (m->literal) {
+    case PROTIUM__PARQUET_LITERAL__PARQUET_LITERAL_UINT:
+      return pt_parquet_filter_uint(m->column, m->op, (const uint64_t *)m->ints,
+                                    (int64_t)m->n_ints, out, err);
+    case PROTIUM__PARQUET_LITERAL__PARQUET_LITERAL_DOUBLE:
+      return pt_parquet_filter_double(m->column, m->op, m->doubles, (int64_t)m->n_doubles, out, err);
+    case PROTIUM__PARQUET_LITERAL__PARQUET_LITERAL_BYTES: {
+      size_t n = m->n_bytes;
+      const char **v = pt__calloc(n ? n : 1, sizeof *v);
+      int64_t *lens = pt__calloc(n ? n : 1, sizeof *lens);
+      int rc = v && lens ? PT_OK : pt__errorf(err, PT_ENOMEM, "out of memory");
+      for (size_t i = 0; i < n && rc == PT_OK; i++) {
+        v[i] = (const char *)m->bytes[i].data;
+        lens[i] = (int64_t)m->bytes[i].len;
+      }
+      if (rc == PT_OK) rc = pt_parquet_filter_bytes(m->column, m->op, v, lens, (int64_t)n, out, err);
+      pt__free(v);
+      pt__free(lens);
+      return rc;
+    }
+    default:
+      if (m->op == PT_PARQUET_IS_NULL) return pt_parquet_filter_is_null(m->column, out, err);
+      return pt_parquet_filter_int(m->column, m->op, m->ints, (int64_t)m->n_ints, out, err);
+  }
+}
+
+/* The read's filter for piece pc: with Hive-style keys, its comparisons on
+ * them are decided by the piece's values (*skip when they rule it out).
+ * On PT_OK the caller owns *out (NULL: no filter). */
+static int piece_filter(pt__source *src, const Protium__ParquetPiece *pc, pt_parquet_filter **out,
+                        bool *skip, pt_error *err) {
+  const Protium__ParquetSource *q = src->op->read_parquet;
+  *out = NULL;
+  *skip = false;
+  if (!src->pq_filter) return PT_OK;
+  size_t nk = q->n_partition_keys;
+  if (nk == 0) return pt__filter_copy(src->pq_filter, out, err);
+  int64_t nf = src->schema.n_children - (int64_t)nk;
+  if (nf < 0 || pc->n_partition_values != nk || pc->n_partition_nulls != nk)
+    return pt__errorf(err, PT_EINVAL, "read_parquet: partition columns do not match the schema");
+  char **vals = pt__calloc(nk, sizeof *vals);
+  const char **formats = pt__calloc(nk, sizeof *formats);
+  int rc = vals && formats ? PT_OK : pt__errorf(err, PT_ENOMEM, "out of memory");
+  for (size_t k = 0; k < nk && rc == PT_OK; k++) {
+    vals[k] = pc->partition_nulls[k] ? NULL : pc->partition_values[k];
+    formats[k] = src->schema.children[nf + (int64_t)k]->format;
+  }
+  bool may = true;
+  if (rc == PT_OK)
+    rc = pt__filter_bind_partition(src->pq_filter, q->partition_keys, vals, formats, (int64_t)nk,
+                                   out, &may, err);
+  *skip = !may;
+  pt__free(vals);
+  pt__free(formats);
+  return rc;
+}
+
+/* Adds the open stream's page counts to the task's before it goes. */
+static void count_pages(pt__source *src) {
+  int64_t r = 0, k = 0;
+  if (src->stream.release && pt_parquet_stream_pages(&src->stream, &r, &k, NULL) == PT_OK) {
+    src->pages_read += r;
+    src->pages_skipped += k;
+  }
+}
+
 /* Opens the next piece of this partition's Parquet row groups; leaves the
  * stream released when there is none left. */
 static int next_piece(pt__source *src, pt_error *err) {
   const Protium__ParquetSource *q = src->op->read_parquet;
   int64_t p = src->t->launch->partition;
+  if (q->filter && !src->pq_filter)
+    PT_RETURN_NOT_OK(filter_from_msg(q->filter, 0, &src->pq_filter, err));
   while (src->piece < q->n_pieces) {
     src->cur_piece = src->piece;
     const Protium__ParquetPiece *pc = q->pieces[src->piece++];
     if (pc->partition != p) continue;
+    pt_parquet_filter *filter;
+    bool skip;
+    PT_RETURN_NOT_OK(piece_filter(src, pc, &filter, &skip, err));
+    if (skip) continue;
     pt_parquet_read_options opts;
     pt_parquet_read_options_init(&opts);
     opts.columns = (const char *const *)q->columns;
@@ -204,7 +295,9 @@ static int next_piece(pt__source *src, pt_error *err) {
     opts.row_group_start = pc->row_group_start;
     opts.row_groups = pc->row_groups;
     opts.plain_binary = q->plain_binary;
+    opts.filter = filter;
     int rc = pt_parquet_read_path(pc->path, &opts, &src->stream, err);
+    pt_parquet_filter_free(filter);
     if (rc != PT_OK) return pt__error_prefix(err, rc, "read_parquet: ");
     return PT_OK;
   }
@@ -230,14 +323,14 @@ static int add_partition_columns(pt__source *src, struct ArrowArray *batch, pt_e
     pt_builder *b;
     rc = pt_builder_new(f, &b, err);
     if (rc != PT_OK) break;
-    const char *v = pc->partition_values[k];
-    if (pc->partition_nulls[k]) {
+    const char *v = pc->partition_nulls[k] ? NULL : pc->partition_values[k];
+    if (!v) {
       rc = pt_builder_append_null(b, n);
-    } else {
+    } else if (q->plain_binary) {
+      /* A Delta table's partition values come typed by the table and
+       * normalized by the planner: booleans, dates and timestamps as
+       * integers, besides floats, decimals, strings and binary. */
       for (int64_t i = 0; i < n && rc == PT_OK; i++) {
-        /* Delta's partition columns come typed by the table: floats,
-         * decimals and binary besides Hive's inferred int/double/string;
-         * booleans, dates and timestamps arrive as integers. */
         if (f->format[0] == 'u' || f->format[0] == 'z')
           rc = pt_builder_append_bytes(b, v, (int64_t)strlen(v));
         else if (f->format[0] == 'g' || f->format[0] == 'f')
@@ -245,9 +338,11 @@ static int add_partition_columns(pt__source *src, struct ArrowArray *batch, pt_e
         else if (f->format[0] == 'd') rc = pt_builder_append_decimal_string(b, v);
         else rc = pt_builder_append_int(b, strtoll(v, NULL, 10));
       }
+    } else {
+      rc = pt__hive_append_text(b, f, v, n);
     }
-    if (rc != PT_OK) rc = pt__errorf(err, rc, "read_parquet: partition column '%s': %s", f->name,
-                                     pt_builder_last_error(b));
+    if (rc != PT_OK) rc = pt__errorf(err, rc, "read_parquet: partition column '%s': value '%s': %s",
+                                     f->name, v ? v : "null", pt_builder_last_error(b));
     else rc = pt_builder_finish(b, out.children[nf + k], err);
     pt_builder_free(b);
   }
@@ -543,6 +638,7 @@ int pt__source_next(pt__source *src, struct ArrowArray *out, pt_error *err) {
         return add_partition_columns(src, out, err);
       return PT_OK;
     }
+    if (src->op->op_case == PROTIUM__OP__OP_READ_PARQUET) count_pages(src);
     src->stream.release(&src->stream);
     if (src->op->op_case == PROTIUM__OP__OP_READ_PARQUET) {
       PT_RETURN_NOT_OK(next_piece(src, err));
@@ -562,6 +658,8 @@ void pt__source_close(pt__source *src) {
   if (src->csv_schema.release != NULL) src->csv_schema.release(&src->csv_schema);
   if (src->stream.release != NULL) src->stream.release(&src->stream);
   if (src->schema.release != NULL) src->schema.release(&src->schema);
+  pt_parquet_filter_free(src->pq_filter);
+  src->pq_filter = NULL;
   for (size_t i = 0; i < src->n_segments; i++) pt__free(src->segments[i]);
   pt__free(src->segments);
   src->segments = NULL;

@@ -339,6 +339,8 @@ static int run(pt__task *t, Protium__TaskStatus *st, pt_error *err) {
   if (rc == PT_OK) {
     st->rows_read = src.rows_read;
     st->bytes_read = src.bytes_read;
+    st->parquet_pages_read = src.pages_read;
+    st->parquet_pages_skipped = src.pages_skipped;
     struct stat sb;
     if (st->shuffle && st->shuffle->n_segment_offsets)
       st->bytes_written = st->shuffle->segment_offsets[st->shuffle->n_segment_offsets - 1];

@@ -118,20 +118,28 @@ static int put_packed(pt_buf *buf, const uint32_t *values, int64_t n, int bw) {
   PT_RETURN_NOT_OK(pt__buf_reserve(buf, (size_t)bytes + 8));
   uint8_t *o = (uint8_t *)buf->data + buf->len;
   memset(o, 0, (size_t)bytes);
+  if (bw == 0) {
+    buf->len += (size_t)bytes;
+    return PT_OK;
+  }
+  /* 64 bits at a time (the 8 spare bytes reserved above take the last
+   * store); a value split across two words leaves its high bits behind. */
   uint64_t acc = 0;
   int nbits = 0;
-  int64_t w = 0;
-  for (int64_t i = 0; i < groups * 8; i++) {
-    uint64_t v = i < n ? values[i] : 0;
+  uint8_t *w = o;
+  for (int64_t i = 0; i < n; i++) {
+    uint64_t v = values[i];
     acc |= v << nbits;
     nbits += bw;
-    while (nbits >= 8) {
-      o[w++] = (uint8_t)acc;
-      acc >>= 8;
-      nbits -= 8;
+    if (nbits >= 64) {
+      nbits -= 64;
+      memcpy(w, &acc, 8);
+      w += 8;
+      acc = nbits ? v >> (bw - nbits) : 0;
     }
   }
-  if (nbits > 0) o[w++] = (uint8_t)acc;
+  /* The padding values of the last group are zeros: the bytes are. */
+  if (nbits > 0) memcpy(w, &acc, 8);
   buf->len += (size_t)bytes;
   return PT_OK;
 }

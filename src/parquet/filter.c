@@ -461,7 +461,24 @@ int pt__filter_row_ranges(const pt_parquet_filter *f, const pt__pq_file_meta *m,
 static int compare_text(const pt_parquet_filter *f, int64_t k, const char *v, const char *fmt,
                         bool *ok) {
   *ok = true;
-  if (fmt[0] == 'u') {
+  int32_t days;
+  if (strcmp(fmt, "tdD") == 0 && f->lit == LIT_INT && pt__hive_parse_date(v, &days))
+    return (f->ints[k] > days) - (f->ints[k] < days);
+  if (fmt[0] == 't' && f->lit == LIT_BYTES && fmt[1] == 'd') {
+    /* ISO dates order as their text does */
+  } else if (fmt[0] == 't' || fmt[0] == 'd') {
+    *ok = false; /* units and scales the literal does not say */
+    return 0;
+  }
+  if (fmt[0] == 'b') {
+    if (f->lit != LIT_INT && f->lit != LIT_UINT) {
+      *ok = false;
+      return 0;
+    }
+    int64_t x = strcmp(v, "true") == 0;
+    return (f->ints[k] > x) - (f->ints[k] < x);
+  }
+  if (fmt[0] == 'u' || fmt[0] == 'U' || fmt[0] == 'z' || fmt[0] == 'Z' || fmt[0] == 't') {
     if (f->lit != LIT_BYTES) {
       *ok = false;
       return 0;
@@ -571,4 +588,81 @@ bool pt__filter_bounds_match(const pt_parquet_filter *f,
   pt__bounds b = {.kind = PT__BOUNDS_NONE, .null_count = -1, .rows = -1};
   if (!find(f->column, arg, &b)) return true;
   return given_bounds_match(f, &b);
+}
+
+void pt__filter_parts_of(const pt_parquet_filter *f, pt__filter_parts *out) {
+  memset(out, 0, sizeof *out);
+  out->op = f->op;
+  if (f->op == PT_PARQUET_AND || f->op == PT_PARQUET_OR) {
+    out->a = f->a;
+    out->b = f->b;
+    return;
+  }
+  out->column = f->column;
+  out->literal = f->lit == LIT_UINT ? PT__FILTER_UINT : f->lit == LIT_DOUBLE ? PT__FILTER_DOUBLE
+                 : f->lit == LIT_BYTES ? PT__FILTER_BYTES : PT__FILTER_INT;
+  out->n = f->n;
+  out->ints = f->ints;
+  out->doubles = f->doubles;
+  out->bytes = (const uint8_t *const *)f->bytes;
+  out->lens = f->lens;
+}
+
+/* One directory's values decide the comparisons on keys: each subtree
+ * becomes "always", "never", or a filter left for the files. */
+enum { BIND_NEVER, BIND_ALWAYS, BIND_FILTER };
+
+static int bind(const pt_parquet_filter *f, char *const *keys, char *const *vals,
+                const char *const *formats, int64_t nk, pt_parquet_filter **out, int *how,
+                pt_error *err) {
+  *out = NULL;
+  if (f->op == PT_PARQUET_AND || f->op == PT_PARQUET_OR) {
+    bool and = f->op == PT_PARQUET_AND;
+    pt_parquet_filter *a, *b;
+    int ha, hb;
+    PT_RETURN_NOT_OK(bind(f->a, keys, vals, formats, nk, &a, &ha, err));
+    int rc = bind(f->b, keys, vals, formats, nk, &b, &hb, err);
+    if (rc != PT_OK) {
+      pt_parquet_filter_free(a);
+      return rc;
+    }
+    /* AND: never wins, always drops out; OR: the other way round. */
+    int absorbing = and ? BIND_NEVER : BIND_ALWAYS;
+    if (ha == absorbing || hb == absorbing) {
+      pt_parquet_filter_free(a);
+      pt_parquet_filter_free(b);
+      *how = absorbing;
+      return PT_OK;
+    }
+    if (ha != BIND_FILTER || hb != BIND_FILTER) { /* one side is neutral */
+      *how = ha == BIND_FILTER || hb == BIND_FILTER ? BIND_FILTER : ha;
+      *out = ha == BIND_FILTER ? a : b;
+      return PT_OK;
+    }
+    rc = pt_parquet_filter_combine(f->op, a, b, out, err);
+    if (rc != PT_OK) {
+      pt_parquet_filter_free(a);
+      pt_parquet_filter_free(b);
+      return rc;
+    }
+    *how = BIND_FILTER;
+    return PT_OK;
+  }
+  bool uses = false;
+  bool match = pt__filter_partition_match(f, keys, vals, formats, nk, &uses);
+  if (uses) {
+    *how = match ? BIND_ALWAYS : BIND_NEVER;
+    return PT_OK;
+  }
+  *how = BIND_FILTER;
+  return pt__filter_copy(f, out, err);
+}
+
+int pt__filter_bind_partition(const pt_parquet_filter *f, char *const *keys, char *const *vals,
+                              const char *const *formats, int64_t nk, pt_parquet_filter **out,
+                              bool *may_match, pt_error *err) {
+  int how;
+  PT_RETURN_NOT_OK(bind(f, keys, vals, formats, nk, out, &how, err));
+  *may_match = how != BIND_NEVER;
+  return PT_OK;
 }

@@ -70,11 +70,41 @@ typedef struct pt__parquet_stats {
 } pt__parquet_stats;
 int pt__parquet_file_stats(const char *path, pt__parquet_stats *out, pt_error *err);
 void pt__parquet_stats_free(pt__parquet_stats *s);
+/* f with its comparisons on keys decided by one directory's values (as
+ * pt__filter_partition_match decides them): *may_match false when they
+ * rule the directory out; else *out is what is left for the files'
+ * statistics, NULL when nothing is. On PT_OK the caller owns *out. */
+int pt__filter_bind_partition(const pt_parquet_filter *f, char *const *keys, char *const *vals,
+                              const char *const *formats, int64_t nk, pt_parquet_filter **out,
+                              bool *may_match, pt_error *err);
+
+/* A deep copy of f (NULL copies as NULL). On PT_OK the caller owns *out. */
+int pt__filter_copy(const pt_parquet_filter *f, pt_parquet_filter **out, pt_error *err);
+
+/* A filter's top node, for carrying it in a message (the engine's
+ * Parquet source); rebuilt with the pt_parquet_filter_* constructors. */
+enum { PT__FILTER_INT, PT__FILTER_UINT, PT__FILTER_DOUBLE, PT__FILTER_BYTES };
+typedef struct pt__filter_parts {
+  int op;                         /* PT_PARQUET_* */
+  const pt_parquet_filter *a, *b; /* AND, OR */
+  const char *column;             /* comparisons: the column's path */
+  int literal;                    /* PT__FILTER_*: which of the arrays */
+  int64_t n;                      /* literals */
+  const int64_t *ints;            /* INT, UINT (bits) */
+  const double *doubles;
+  const uint8_t *const *bytes;
+  const int64_t *lens;
+} pt__filter_parts;
+
+/* Everything in *out is borrowed from f. */
+void pt__filter_parts_of(const pt_parquet_filter *f, pt__filter_parts *out);
 
 /* Hive-style partition directories when writing (hive.c). */
 
 /* Whether a column of Arrow format can partition a write: booleans,
- * integers, floats, utf8/large_utf8 and date32. */
+ * integers, floats, utf8/large_utf8, binary/large_binary, date32,
+ * timestamps (any unit; written as Spark spells them, the UTC wall clock
+ * for zoned ones) and decimals of scale >= 0. */
 bool pt__hive_key_supported(const char *format);
 /* Appends s[0, n) to out with Hive's %XX escapes. PT_ENOMEM on failure. */
 int pt__hive_escape(pt_buf *out, const char *s, size_t n);
@@ -83,5 +113,26 @@ int pt__hive_escape(pt_buf *out, const char *s, size_t n);
  * PT_ENOTSUP for a format pt__hive_key_supported refuses. */
 int pt__hive_append_value(pt_buf *out, const struct ArrowSchema *schema,
                           const struct ArrowArray *array, int64_t row);
+
+/* Reading Hive-style directories (hive.c). */
+
+/* Spark's type for a key whose n values (vals[i * stride], NULL: null,
+ * escapes decoded) are these: int32, int64, decimal(p, 0) (integers beyond
+ * int64), float64, timestamp[us] (text "YYYY-MM-DD HH:MM:SS[.ffffff]"),
+ * date32 ("YYYY-MM-DD"), else utf8; its Arrow format into fmt (cap bytes).
+ * PT_ERANGE when fmt is too small. */
+int pt__hive_infer_format(char *const *vals, int64_t stride, int64_t n, char *fmt, size_t cap);
+/* Whether a key can be read as a column of this format (a partition
+ * schema's type): what pt__hive_key_supported takes, and date64. */
+bool pt__hive_read_supported(const char *format);
+/* "YYYY-MM-DD" as days since 1970-01-01; "YYYY-MM-DD HH:MM:SS[.f]" (or
+ * 'T' between) as microseconds. false when s is not one, whole. */
+bool pt__hive_parse_date(const char *s, int32_t *days);
+bool pt__hive_parse_timestamp(const char *s, int64_t *micros);
+/* Appends n rows of a key's value, text (NULL: null), to b, a builder of
+ * field's type. PT_EINVAL when the text is not a value of that type,
+ * PT_ENOTSUP for a type pt__hive_read_supported refuses. */
+int pt__hive_append_text(pt_builder *b, const struct ArrowSchema *field, const char *text,
+                         int64_t n);
 
 #endif /* PT_PARQUET_H */

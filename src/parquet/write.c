@@ -68,6 +68,10 @@ typedef struct wcol {
   int32_t *table;        /* open addressing: entry + 1, 0 = empty */
   uint32_t *tags;        /* the high hash bits of each slot's entry */
   int64_t table_cap;
+  bool fixed_dict;       /* 4- or 8-byte values: entry e is at e * width in
+                            dict (no dict_off/dict_len), and each slot keeps
+                            its value in keys instead of tags */
+  uint64_t *keys;
   /* The chunk so far. */
   pt_buf pages;          /* data pages: headers and bodies */
   int64_t chunk_values, chunk_uncompressed, n_data_pages;
@@ -328,6 +332,7 @@ static void col_free(wcol *c) {
   pt__free(c->dict_len);
   pt__free(c->table);
   pt__free(c->tags);
+  pt__free(c->keys);
   pt_buf_free(&c->pages);
   pt_buf_free(&c->min);
   pt_buf_free(&c->max);
@@ -500,6 +505,7 @@ static int make_wnode(pt_parquet_writer *w, const struct ArrowSchema *f, const c
     c->path = mypath;
     c->n_path = n_path + 1;
     c->use_dict = w->opts.use_dictionary && c->phys != PT__PQ_BOOLEAN && c->type.id != PT_TYPE_NA;
+    c->fixed_dict = c->phys != PT__PQ_BYTE_ARRAY && (c->width == 4 || c->width == 8);
     PT_RETURN_NOT_OK(add_elem(w, &c->elem, err));
   }
   n->end = w->n_cols;
@@ -823,6 +829,18 @@ int pt_parquet_writer_open_buf(pt_buf *buf, const struct ArrowSchema *schema,
 
 /* Compares physical values a and b (PLAIN bytes, without BYTE_ARRAY's
  * length) in the column's sort order. */
+/* Bytewise order, unsigned: the first eight bytes, as a big-endian word,
+ * decide most comparisons without a call. */
+static inline int compare_bytes(const uint8_t *a, int64_t al, const uint8_t *b, int64_t bl) {
+  if (al >= 8 && bl >= 8) {
+    uint64_t x = __builtin_bswap64(pt__load_u64(a)), y = __builtin_bswap64(pt__load_u64(b));
+    if (x != y) return x < y ? -1 : 1;
+  }
+  int c = memcmp(a, b, (size_t)(al < bl ? al : bl));
+  if (c != 0) return (c > 0) - (c < 0);
+  return (al > bl) - (al < bl);
+}
+
 static int compare(int stat, const uint8_t *a, int64_t al, const uint8_t *b, int64_t bl) {
   switch (stat) {
     case ST_BOOL: return (int)a[0] - (int)b[0];
@@ -841,11 +859,7 @@ static int compare(int stat, const uint8_t *a, int64_t al, const uint8_t *b, int
       int c = memcmp(a, b, (size_t)al);
       return (c > 0) - (c < 0);
     }
-    default: {
-      int c = memcmp(a, b, (size_t)(al < bl ? al : bl));
-      if (c != 0) return (c > 0) - (c < 0);
-      return (al > bl) - (al < bl);
-    }
+    default: return compare_bytes(a, al, b, bl);
   }
 }
 
@@ -883,6 +897,7 @@ static int update_stats(wcol *c, const uint8_t *v, int64_t len) {
 /* Eight bytes at a time, one multiply each: dictionaries hash every value
  * written. Four- and eight-byte values (most columns) take one load. */
 static inline uint64_t hash_bytes(const uint8_t *p, int64_t n) {
+  const uint8_t *start = p;
   if (n == 8 || n == 4) {
     uint64_t h = (n == 8 ? pt__load_u64(p) : pt__load_u32(p)) * 0x9e3779b97f4a7c15ull;
     h ^= h >> 29;
@@ -890,6 +905,12 @@ static inline uint64_t hash_bytes(const uint8_t *p, int64_t n) {
     return h ^ (h >> 32);
   }
   uint64_t h = (uint64_t)n * 0x9e3779b97f4a7c15ull;
+  if (n >= 4 && n < 8) {
+    /* Short strings (words, codes): two overlapping loads cover them. */
+    uint64_t t = (uint64_t)pt__load_u32(p) | (uint64_t)pt__load_u32(p + n - 4) << 32;
+    h = (h ^ t) * 0xff51afd7ed558ccdull;
+    n = 0;
+  }
   while (n >= 8) {
     h = (h ^ pt__load_u64(p)) * 0xff51afd7ed558ccdull;
     h ^= h >> 31;
@@ -897,8 +918,10 @@ static inline uint64_t hash_bytes(const uint8_t *p, int64_t n) {
     n -= 8;
   }
   if (n > 0) {
+    /* The tail: the last 8 bytes again when there were more before. */
     uint64_t t = 0;
-    for (int64_t i = 0; i < n; i++) t |= (uint64_t)p[i] << (8 * i);
+    if (p > start) t = pt__load_u64(p + n - 8);
+    else for (int64_t i = 0; i < n; i++) t |= (uint64_t)p[i] << (8 * i);
     h = (h ^ t) * 0xff51afd7ed558ccdull;
   }
   h ^= h >> 29;
@@ -909,7 +932,9 @@ static inline uint64_t hash_bytes(const uint8_t *p, int64_t n) {
 static inline bool same_bytes(const uint8_t *a, const uint8_t *b, int64_t n) {
   if (n == 8) return pt__load_u64(a) == pt__load_u64(b);
   if (n == 4) return pt__load_u32(a) == pt__load_u32(b);
-  if (n <= 8) {
+  if (n > 4 && n < 8)
+    return pt__load_u32(a) == pt__load_u32(b) && pt__load_u32(a + n - 4) == pt__load_u32(b + n - 4);
+  if (n < 4) {
     for (int64_t i = 0; i < n; i++)
       if (a[i] != b[i]) return false;
     return true;
@@ -917,8 +942,59 @@ static inline bool same_bytes(const uint8_t *a, const uint8_t *b, int64_t n) {
   return memcmp(a, b, (size_t)n) == 0;
 }
 
+/* Dictionary entry e's bytes and length. */
+static inline const uint8_t *dict_entry(const wcol *c, int64_t e) {
+  return (const uint8_t *)c->dict.data + (c->fixed_dict ? e * c->width : c->dict_off[e]);
+}
+static inline int64_t dict_entry_len(const wcol *c, int64_t e) {
+  return c->fixed_dict ? c->width : c->dict_len[e];
+}
+
+/* The dictionary of 4- and 8-byte values (most numeric columns): the slot
+ * holds the value itself, so a lookup reads one slot and compares one
+ * word; entries are the values, back to back. -1: out of memory. */
+static int64_t dict_index_fixed(wcol *c, uint64_t key) {
+  if (c->dict_n * 2 >= c->table_cap) {
+    int64_t cap = c->table_cap ? c->table_cap * 2 : 1024;
+    int32_t *t = pt__calloc((size_t)cap, sizeof *t);
+    uint64_t *k = pt__malloc((size_t)cap * sizeof *k);
+    if (t == NULL || k == NULL) {
+      pt__free(t);
+      pt__free(k);
+      return -1;
+    }
+    for (int64_t s = 0; s < c->table_cap; s++) {
+      if (!c->table[s]) continue;
+      uint64_t h = c->keys[s] * 0x9e3779b97f4a7c15ull;
+      int64_t j = (int64_t)((h ^ (h >> 32)) & (uint64_t)(cap - 1));
+      while (t[j]) j = (j + 1) & (cap - 1);
+      t[j] = c->table[s];
+      k[j] = c->keys[s];
+    }
+    pt__free(c->table);
+    pt__free(c->keys);
+    c->table = t;
+    c->keys = k;
+    c->table_cap = cap;
+  }
+  uint64_t h = key * 0x9e3779b97f4a7c15ull;
+  uint64_t mask = (uint64_t)c->table_cap - 1;
+  uint64_t s = (h ^ (h >> 32)) & mask;
+  for (int32_t t; (t = c->table[s]) != 0; s = (s + 1) & mask)
+    if (c->keys[s] == key) return t - 1;
+  if (c->dict.len + 8 > c->dict.cap && pt__buf_reserve(&c->dict, 64 * 1024) != PT_OK) return -1;
+  uint8_t *at = (uint8_t *)c->dict.data + c->dict.len;
+  if (c->width == 8) memcpy(at, &key, 8);
+  else pt__store_u32(at, (uint32_t)key);
+  c->dict.len += (size_t)c->width;
+  c->table[s] = (int32_t)(c->dict_n + 1);
+  c->keys[s] = key;
+  return c->dict_n++;
+}
+
 /* The dictionary index of v, adding it if new. -1: out of memory. */
 static int64_t dict_index(wcol *c, const uint8_t *v, int64_t len) {
+  if (c->fixed_dict) return dict_index_fixed(c, len == 8 ? pt__load_u64(v) : pt__load_u32(v));
   if (c->dict_n * 2 >= c->table_cap) {
     int64_t cap = c->table_cap ? c->table_cap * 2 : 1024;
     int32_t *t = pt__calloc((size_t)cap, sizeof *t);
@@ -1136,11 +1212,12 @@ static int page_index_add(wcol *c, bool dict, int64_t offset, int64_t size, int6
   uint32_t prev = UINT32_MAX;
   if (dict) {
     if (c->pi_seen_cap < c->dict_n) {
-      uint32_t *s = pt__realloc(c->pi_seen, (size_t)c->dict_cap * sizeof *s);
+      int64_t cap = c->pi_seen_cap * 2 > c->dict_n ? c->pi_seen_cap * 2 : c->dict_n;
+      uint32_t *s = pt__realloc(c->pi_seen, (size_t)cap * sizeof *s);
       if (s == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
-      memset(s + c->pi_seen_cap, 0, (size_t)(c->dict_cap - c->pi_seen_cap) * sizeof *s);
+      memset(s + c->pi_seen_cap, 0, (size_t)(cap - c->pi_seen_cap) * sizeof *s);
       c->pi_seen = s;
-      c->pi_seen_cap = c->dict_cap;
+      c->pi_seen_cap = cap;
     }
     if (++c->pi_epoch == 0) { /* wrapped: start the marks again */
       memset(c->pi_seen, 0, (size_t)c->pi_seen_cap * sizeof *c->pi_seen);
@@ -1158,8 +1235,8 @@ static int page_index_add(wcol *c, bool dict, int64_t offset, int64_t size, int6
       if (ix == prev || c->pi_seen[ix] == c->pi_epoch) continue; /* compared on this page */
       prev = ix;
       c->pi_seen[ix] = c->pi_epoch;
-      v = (const uint8_t *)c->dict.data + c->dict_off[ix];
-      len = c->dict_len[ix];
+      v = dict_entry(c, ix);
+      len = dict_entry_len(c, ix);
     } else if (c->phys == PT__PQ_BYTE_ARRAY) {
       len = pt__load_u32(pl);
       v = pl + 4;
@@ -1172,8 +1249,16 @@ static int page_index_add(wcol *c, bool dict, int64_t offset, int64_t size, int6
       c->pi_no_minmax = true;
       return PT_OK;
     }
-    if (lo == NULL || compare(c->stat, v, len, lo, ll) < 0) { lo = v; ll = len; }
-    if (hi == NULL || compare(c->stat, v, len, hi, hl) > 0) { hi = v; hl = len; }
+    if (lo == NULL) {
+      lo = hi = v;
+      ll = hl = len;
+    } else if (c->stat == ST_BYTES) { /* strings: the common case, inline */
+      if (compare_bytes(v, len, lo, ll) < 0) { lo = v; ll = len; }
+      else if (compare_bytes(v, len, hi, hl) > 0) { hi = v; hl = len; }
+    } else {
+      if (compare(c->stat, v, len, lo, ll) < 0) { lo = v; ll = len; }
+      if (compare(c->stat, v, len, hi, hl) > 0) { hi = v; hl = len; }
+    }
   }
   if (lo == NULL) { /* NaN only: no order to give */
     c->pi_no_minmax = true;
@@ -1264,10 +1349,22 @@ static int flush_page(pt_parquet_writer *w, wcol *c, pt_error *err) {
   pt_buf *vals = &w->scratch;
   vals->len = 0;
   int rc = PT_OK;
+  bool give_up_dict = false;
   if (dict) {
     int bw = pt__bit_width(c->dict_n > 0 ? (uint64_t)(c->dict_n - 1) : 0);
     rc = pt__buf_putc(vals, (char)bw);
     if (rc == PT_OK) rc = pt__rle_put(vals, c->idx, c->page_values, bw);
+    /* parquet-mr's rule: after the chunk's first page, a dictionary that
+     * with its indices takes no less room than the PLAIN values is given
+     * up (values nearly all distinct); hashing each value costs time too. */
+    if (rc == PT_OK && !c->enc_dict && c->page_values > 0) {
+      int64_t raw = c->page_values * (int64_t)c->width;
+      if (c->phys == PT__PQ_BYTE_ARRAY) {
+        raw = 4 * c->page_values;
+        for (int64_t i = 0; i < c->page_values; i++) raw += dict_entry_len(c, c->idx[i]);
+      }
+      give_up_dict = (int64_t)vals->len + (int64_t)c->dict.len >= raw;
+    }
   } else if (c->phys == PT__PQ_BOOLEAN) {
     int64_t nb = (c->page_values + 7) / 8;
     rc = pt__buf_reserve(vals, (size_t)nb);
@@ -1278,7 +1375,7 @@ static int flush_page(pt_parquet_writer *w, wcol *c, pt_error *err) {
       vals->len = (size_t)nb;
     }
   } else {
-    rc = pt__buf_append(vals, c->plain.data, c->plain.len);
+    vals = &c->plain; /* as they are: no copy */
   }
   /* Repetition, then definition levels, RLE (v1: each after its length). */
   pt_buf *levels = &w->scratch2;
@@ -1307,18 +1404,36 @@ static int flush_page(pt_parquet_writer *w, wcol *c, pt_error *err) {
   pt_buf *body = &w->body;
   body->len = 0;
   int64_t clen = 0;
+  /* The page after its header: levels then values, as they are when
+   * uncompressed (no copy), else the body compressed here. */
+  const pt_buf *part1 = levels, *part2 = vals;
+  bool raw = w->opts.codec == PT_PARQUET_UNCOMPRESSED;
   if (w->opts.data_page_version == 1) {
-    /* Levels and values are compressed together. */
-    if (levels->len > 0 && pt__buf_append(levels, vals->data, vals->len) != PT_OK)
-      return pt__errorf(err, PT_ENOMEM, "out of memory");
-    pt_buf *all = levels->len > 0 ? levels : vals;
     h.type = PT__PAGE_DATA;
     h.has_data = true;
     h.def_encoding = PT__ENC_RLE;
     h.rep_encoding = PT__ENC_RLE;
-    h.uncompressed_size = (int32_t)all->len;
-    rc = compress_into(w, (uint8_t *)all->data, (int64_t)all->len, body, &clen, err);
-    h.compressed_size = (int32_t)clen;
+    h.uncompressed_size = (int32_t)(levels->len + vals->len);
+    h.compressed_size = h.uncompressed_size;
+    if (!raw) {
+      /* Levels and values are compressed together. */
+      if (levels->len > 0 && pt__buf_append(levels, vals->data, vals->len) != PT_OK)
+        return pt__errorf(err, PT_ENOMEM, "out of memory");
+      const pt_buf *all = levels->len > 0 ? levels : vals;
+      rc = compress_into(w, (uint8_t *)all->data, (int64_t)all->len, body, &clen, err);
+      h.compressed_size = (int32_t)clen;
+      part1 = body;
+      part2 = NULL;
+    }
+  } else if (raw) {
+    h.type = PT__PAGE_DATA_V2;
+    h.has_data_v2 = true;
+    h.num_nulls = (int32_t)nulls;
+    h.num_rows = (int32_t)rows;
+    h.rep_length = (int32_t)rep_len;
+    h.def_length = (int32_t)((int64_t)levels->len - rep_len);
+    h.is_compressed = false;
+    h.uncompressed_size = h.compressed_size = (int32_t)(levels->len + vals->len);
   } else {
     h.type = PT__PAGE_DATA_V2;
     h.has_data_v2 = true;
@@ -1333,6 +1448,8 @@ static int flush_page(pt_parquet_writer *w, wcol *c, pt_error *err) {
       rc = compress_into(w, (uint8_t *)vals->data, (int64_t)vals->len, body, &clen, err);
     h.uncompressed_size = (int32_t)(levels->len + vals->len);
     h.compressed_size = (int32_t)(levels->len + clen);
+    part1 = body;
+    part2 = NULL;
   }
   if (rc == PT_OK) {
     h.has_stats = w->opts.write_statistics != 0;
@@ -1340,7 +1457,8 @@ static int flush_page(pt_parquet_writer *w, wcol *c, pt_error *err) {
     h.stats.null_count = nulls;
     size_t before = c->pages.len;
     if (pt__pq_encode_page_header(&h, &c->pages) != PT_OK ||
-        pt__buf_append(&c->pages, body->data, body->len) != PT_OK)
+        pt__buf_append(&c->pages, part1->data, part1->len) != PT_OK ||
+        (part2 && pt__buf_append(&c->pages, part2->data, part2->len) != PT_OK))
       rc = pt__errorf(err, PT_ENOMEM, "out of memory");
     c->chunk_uncompressed += (int64_t)(c->pages.len - before) - h.compressed_size + h.uncompressed_size;
     if (rc == PT_OK && w->opts.write_statistics)
@@ -1349,6 +1467,7 @@ static int flush_page(pt_parquet_writer *w, wcol *c, pt_error *err) {
   if (rc != PT_OK) return rc;
   if (dict) c->enc_dict = true;
   else c->enc_plain = true;
+  if (give_up_dict) c->fallback = true;
   c->n_data_pages++;
   c->chunk_values += c->page_rows;
   c->page_rows = c->page_values = 0;
@@ -1600,15 +1719,101 @@ static int append_fast(pt_parquet_writer *w, wcol *c, const pt__view *v, int64_t
       c->idx = d;
       c->cap_idx = cap;
     }
-    for (int64_t i = 0; i < k; i++) {
-      int64_t e = dict_index(c, phys + i * width, width);
-      if (e < 0) return pt__errorf(err, PT_ENOMEM, "out of memory");
-      c->idx[c->page_values + i] = (uint32_t)e;
+    uint32_t *idx = c->idx + c->page_values;
+    int64_t e = 0;
+    if (c->fixed_dict && width == 8) {
+      for (int64_t i = 0; i < k && e >= 0; i++) idx[i] = (uint32_t)(e = dict_index_fixed(c, pt__load_u64(phys + i * 8)));
+    } else if (c->fixed_dict && width == 4) {
+      for (int64_t i = 0; i < k && e >= 0; i++) idx[i] = (uint32_t)(e = dict_index_fixed(c, pt__load_u32(phys + i * 4)));
+    } else {
+      for (int64_t i = 0; i < k && e >= 0; i++) idx[i] = (uint32_t)(e = dict_index(c, phys + i * width, width));
     }
+    if (e < 0) return pt__errorf(err, PT_ENOMEM, "out of memory");
   } else if (pt__buf_append(&c->plain, phys, (size_t)(k * width)) != PT_OK) {
     return pt__errorf(err, PT_ENOMEM, "out of memory");
   }
   c->page_values += k;
+  return PT_OK;
+}
+
+/* Strings and binary of a flat column, rows [start, start + n) of v, read
+ * straight from the offsets: the per-value dispatch of append_phys shows
+ * in profiles of string columns. Stops early once the page is full or the
+ * dictionary too big; *done is the rows taken. */
+static bool fast_bytes(const wcol *c, const pt__view *v) {
+  return v->dictionary == NULL && c->phys == PT__PQ_BYTE_ARRAY &&
+         (v->type.id == PT_TYPE_STRING || v->type.id == PT_TYPE_BINARY ||
+          v->type.id == PT_TYPE_LARGE_STRING || v->type.id == PT_TYPE_LARGE_BINARY);
+}
+
+static int append_fast_bytes(pt_parquet_writer *w, wcol *c, const pt__view *v, int64_t start,
+                             int64_t n, int64_t *done, pt_error *err) {
+  bool large = v->type.id == PT_TYPE_LARGE_STRING || v->type.id == PT_TYPE_LARGE_BINARY;
+  const int32_t *o32 = (const int32_t *)v->values;
+  const int64_t *o64 = (const int64_t *)v->values;
+  bool dict = c->use_dict && !c->fallback;
+  bool stats = w->opts.write_statistics != 0;
+  int64_t i = 0, off = v->offset + start;
+  const uint8_t *bmin = NULL, *bmax = NULL;
+  int64_t lmin = 0, lmax = 0;
+  c->pg_slow = true;
+  for (; i < n; i++) {
+    int64_t r = off + i;
+    bool valid = v->validity == NULL || pt__bit_get(v->validity, r);
+    if (c->nullable && push_u32(&c->defs, &c->cap_defs, c->page_rows, valid) != PT_OK)
+      return pt__errorf(err, PT_ENOMEM, "out of memory");
+    if (!valid && !c->nullable)
+      return pt__errorf(err, PT_EINVAL,
+                        "column '%s' is not nullable but row %lld is null; mark the field nullable",
+                        c->name, (long long)(start + i));
+    c->page_rows++;
+    if (!valid) {
+      c->nulls++;
+      continue;
+    }
+    int64_t a = large ? o64[r] : o32[r], b = large ? o64[r + 1] : o32[r + 1];
+    const uint8_t *p = v->data + a;
+    int64_t len = b - a;
+    if (len > INT32_MAX)
+      return pt__errorf(err, PT_ERANGE, "column '%s': a value of %lld bytes is too large for Parquet",
+                        c->name, (long long)len);
+    int rc;
+    if (dict) {
+      int64_t k = dict_index(c, p, len);
+      rc = k < 0 ? PT_ENOMEM : push_u32(&c->idx, &c->cap_idx, c->page_values, (uint32_t)k);
+      c->page_values++;
+      if (rc == PT_OK && (int64_t)c->dict.len > w->opts.dictionary_page_bytes) {
+        i++;
+        break;
+      }
+    } else {
+      rc = PT_OK;
+      if (stats) {
+        /* The block's least and greatest values stay where they are in
+         * the batch; the chunk's statistics see them once, below. */
+        if (len > MAX_STAT_BYTES) rc = update_stats(c, p, len);
+        else if (bmin == NULL) bmin = bmax = p, lmin = lmax = len;
+        else if (compare_bytes(p, len, bmin, lmin) < 0) bmin = p, lmin = len;
+        else if (compare_bytes(p, len, bmax, lmax) > 0) bmax = p, lmax = len;
+      }
+      if (rc == PT_OK && pt__buf_reserve(&c->plain, (size_t)len + 4) != PT_OK) rc = PT_ENOMEM;
+      if (rc == PT_OK) {
+        uint8_t *at = (uint8_t *)c->plain.data + c->plain.len;
+        pt__store_u32(at, (uint32_t)len);
+        if (len > 0) memcpy(at + 4, p, (size_t)len);
+        c->plain.len += (size_t)len + 4;
+      }
+      c->page_values++;
+      if (rc == PT_OK && (int64_t)c->plain.len >= w->opts.page_bytes) {
+        i++;
+        break;
+      }
+    }
+    if (rc != PT_OK) return pt__errorf(err, PT_ENOMEM, "out of memory");
+  }
+  if (bmin && (update_stats(c, bmin, lmin) != PT_OK || update_stats(c, bmax, lmax) != PT_OK))
+    return pt__errorf(err, PT_ENOMEM, "out of memory");
+  *done = i;
   return PT_OK;
 }
 
@@ -1710,7 +1915,7 @@ static int flush_row_group(pt_parquet_writer *w, pt_error *err) {
     if (fast_stats_bytes(c) != PT_OK) return pt__errorf(err, PT_ENOMEM, "out of memory");
     if (w->opts.write_statistics && !c->fast_has)
       for (int64_t e = 0; e < c->dict_n; e++)
-        if (update_stats(c, (uint8_t *)c->dict.data + c->dict_off[e], c->dict_len[e]) != PT_OK)
+        if (update_stats(c, dict_entry(c, e), dict_entry_len(c, e)) != PT_OK)
           return pt__errorf(err, PT_ENOMEM, "out of memory");
     if (w->opts.write_statistics) {
       m->has_stats = true;
@@ -1877,6 +2082,23 @@ int pt_parquet_writer_write(pt_parquet_writer *w, const struct ArrowArray *batch
           if (m > PAGE_ROW_LIMIT - c->page_rows) m = PAGE_ROW_LIMIT - c->page_rows;
           rc = append_fast(w, c, cv, v.offset + i, m, err);
           i += m;
+          if (rc == PT_OK && (c->page_rows >= PAGE_ROW_LIMIT || page_bytes(c) >= w->opts.page_bytes))
+            rc = flush_page(w, c, err);
+          if (rc == PT_OK && c->use_dict && !c->fallback &&
+              (int64_t)c->dict.len > w->opts.dictionary_page_bytes) {
+            rc = flush_page(w, c, err);
+            c->fallback = true;
+          }
+        }
+        continue;
+      }
+      if (fast_bytes(c, cv)) {
+        for (int64_t i = done; i < done + n && rc == PT_OK;) {
+          int64_t m = done + n - i, took = 0;
+          if (m > FAST_ROWS) m = FAST_ROWS;
+          if (m > PAGE_ROW_LIMIT - c->page_rows) m = PAGE_ROW_LIMIT - c->page_rows;
+          rc = append_fast_bytes(w, c, cv, v.offset + i, m, &took, err);
+          i += took;
           if (rc == PT_OK && (c->page_rows >= PAGE_ROW_LIMIT || page_bytes(c) >= w->opts.page_bytes))
             rc = flush_page(w, c, err);
           if (rc == PT_OK && c->use_dict && !c->fallback &&

@@ -44,6 +44,7 @@ static void node_release(pt_dataset *ds) {
   if (ds->piece_values)
     for (int64_t i = 0; i < ds->n_pieces * ds->n_partition_keys; i++) pt__free(ds->piece_values[i]);
   pt__free(ds->piece_values);
+  pt__free(ds->parquet_filter);
   if (ds->keys)
     for (int64_t i = 0; i < ds->n_keys; i++) pt__free(ds->keys[i]);
   pt__free(ds->keys);

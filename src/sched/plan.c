@@ -39,6 +39,7 @@ static void op_free(Protium__Op *op) {
       pt__free(op->read_parquet->pieces[0]);
     }
     pt__free(op->read_parquet->pieces);
+    if (op->read_parquet->filter) protium__parquet_filter__free_unpacked(op->read_parquet->filter, NULL);
     pt__free(op->read_parquet);
     break;
   case PROTIUM__OP__OP_READ_KAFKA: protium__kafka_source__free_unpacked(op->read_kafka, NULL); break;
@@ -290,6 +291,14 @@ static int add_chain_ops(pt__driver *d, pt__job *job, pt__sched_stage *st, pt_da
       q->dictionary = src->dictionary;
       q->batch_rows = src->batch_rows;
       q->plain_binary = src->delta_version >= 0;
+      /* A private copy for the op, freed with it. */
+      if (src->parquet_filter) {
+        q->filter = protium__parquet_filter__unpack(NULL, src->parquet_filter_size, src->parquet_filter);
+        if (!q->filter) {
+          op_free(new_op(PROTIUM__OP__OP_READ_PARQUET, q));
+          q = NULL;
+        }
+      }
     }
     op = new_op(PROTIUM__OP__OP_READ_PARQUET, q);
     break;

@@ -81,6 +81,9 @@ struct pt_dataset {
                                     NULL for a null value */
   /* PARQUET made by pt_read_delta: what its log replay found (version -1: not Delta) */
   int64_t delta_version, delta_files, delta_skipped;
+  uint8_t *parquet_filter;       /* owned (pt__malloc): the read's filter as a
+                                    packed ParquetFilter message; NULL = none */
+  size_t parquet_filter_size;
   /* RESOURCES */
   pt_resource_profile *profile;  /* owned copy */
   /* BARRIER */

@@ -79,6 +79,8 @@ void pt__stats_on_status(const pt__sched_stage *st, const pt__sched_task *t,
       s->bytes_read += ts->bytes_read;
       s->rows_written += ts->rows;
       s->bytes_written += ts->bytes_written;
+      s->parquet_pages_read += ts->parquet_pages_read;
+      s->parquet_pages_skipped += ts->parquet_pages_skipped;
       return;
     case PROTIUM__TASK_STATE__TASK_FETCH_FAILED:
       s->failed_by_cause[PT_CAUSE_FETCH_FAILED]++;
@@ -225,6 +227,8 @@ void pt_job_stats_total(const pt_job_stats *st, pt_stage_stats *out) {
     out->bytes_read += s->bytes_read;
     out->rows_written += s->rows_written;
     out->bytes_written += s->bytes_written;
+    out->parquet_pages_read += s->parquet_pages_read;
+    out->parquet_pages_skipped += s->parquet_pages_skipped;
     out->task_time_us += s->task_time_us;
     out->duration_us += s->duration_us;
   }

@@ -159,6 +159,108 @@ static void test_projection_and_filter(void **state) {
   pt_dataset_free(ds);
 }
 
+/* The read's filter reaches the tasks: within the row groups they read,
+ * the page index passes over the pages that cannot match (counted in the
+ * job's stats), and every matching row is still there. */
+static void test_filter_skips_pages_in_tasks(void **state) {
+  char path[512];
+  snprintf(path, sizeof path, "%s/pages/one.parquet", DIR_);
+  char dir[400];
+  snprintf(dir, sizeof dir, "%s/pages", DIR_);
+  CHECK(pt__mkdirs(dir, &err));
+  /* 40000 sorted ids in two row groups of 20000, pages of 4 KiB (~500
+   * values of id). */
+  struct ArrowSchema schema;
+  CHECK(pt_schema_init(&schema, "+s", "", 0, 2, &err));
+  CHECK(pt_schema_init(schema.children[0], "l", "id", 0, 0, &err));
+  CHECK(pt_schema_init(schema.children[1], "g", "x", ARROW_FLAG_NULLABLE, 0, &err));
+  pt_builder *b;
+  CHECK(pt_builder_new(&schema, &b, &err));
+  for (int64_t i = 0; i < 40000; i++) {
+    assert_int_equal(pt_builder_append_int(pt_builder_child(b, 0), i), PT_OK);
+    assert_int_equal(pt_builder_append_double(pt_builder_child(b, 1), (double)i / 2), PT_OK);
+    assert_int_equal(pt_builder_append_row(b), PT_OK);
+  }
+  struct ArrowArray batch;
+  CHECK(pt_builder_finish(b, &batch, &err));
+  pt_parquet_write_options wo;
+  pt_parquet_write_options_init(&wo);
+  wo.row_group_rows = 20000;
+  wo.page_bytes = 4096;
+  wo.use_dictionary = 0;
+  pt_parquet_writer *w;
+  CHECK(pt_parquet_writer_open_path(path, &schema, &wo, &w, &err));
+  CHECK(pt_parquet_writer_write(w, &batch, &err));
+  CHECK(pt_parquet_writer_close(w, &err));
+  pt_parquet_writer_free(w);
+  batch.release(&batch);
+  pt_builder_free(b);
+  schema.release(&schema);
+
+  /* id in [25000, 25100) OR id = 39999: the first row group is pruned when
+   * planning, in the second a few pages of each column are decoded. */
+  int64_t lo = 25000, hi = 25100, last = 39999;
+  pt_parquet_filter *a, *c, *range, *eq, *f;
+  CHECK(pt_parquet_filter_int("id", PT_PARQUET_GE, &lo, 1, &a, &err));
+  CHECK(pt_parquet_filter_int("id", PT_PARQUET_LT, &hi, 1, &c, &err));
+  CHECK(pt_parquet_filter_combine(PT_PARQUET_AND, a, c, &range, &err));
+  CHECK(pt_parquet_filter_int("id", PT_PARQUET_EQ, &last, 1, &eq, &err));
+  CHECK(pt_parquet_filter_combine(PT_PARQUET_OR, range, eq, &f, &err));
+  pt_parquet_read_options o;
+  pt_parquet_read_options_init(&o);
+  o.filter = f;
+  pt_dataset *ds;
+  CHECK(pt_read_parquet(S, path, &o, &ds, &err));
+  pt_parquet_filter_free(f);
+  struct ArrowArrayStream st;
+  CHECK(pt_collect(ds, &st, &err));
+  int64_t rows = 0, matching = 0, matching_sum = 0;
+  struct ArrowArray arr;
+  while (st.get_next(&st, &arr) == 0 && arr.release) {
+    const struct ArrowArray *id = arr.children[0], *x = arr.children[1];
+    for (int64_t i = 0; i < arr.length; i++) {
+      int64_t v = ((const int64_t *)id->buffers[1])[id->offset + arr.offset + i];
+      double d = ((const double *)x->buffers[1])[x->offset + arr.offset + i];
+      assert_true(d == (double)v / 2); /* columns stay aligned */
+      if ((v >= lo && v < hi) || v == last) {
+        matching++;
+        matching_sum += v;
+      }
+    }
+    rows += arr.length;
+    arr.release(&arr);
+  }
+  assert_null(st.get_last_error(&st));
+  st.release(&st);
+  assert_int_equal(matching, 101);
+  assert_int_equal(matching_sum, (25000 + 25099) * 100 / 2 + 39999);
+  /* Only the kept pages' rows come back: a few pages, not the row group. */
+  assert_true(rows >= 101 && rows < 4000);
+  pt_job_stats *js;
+  CHECK(pt_dataset_last_job(ds, &js, &err));
+  pt_stage_stats tot;
+  pt_job_stats_total(js, &tot);
+  pt_job_stats_free(js);
+  assert_int_equal(tot.rows_read, rows);
+  /* Two columns of about 20 pages each in the row group read: the pages
+   * of [25000, 25100) and of 39999, in each column. */
+  assert_true(tot.parquet_pages_read >= 4 && tot.parquet_pages_read <= 8);
+  assert_true(tot.parquet_pages_skipped >= 30);
+  pt_dataset_free(ds);
+
+  /* Without a filter: every page, and the same matching rows. */
+  CHECK(pt_read_parquet(S, path, NULL, &ds, &err));
+  int64_t count;
+  CHECK(pt_count(ds, &count, &err));
+  assert_int_equal(count, 40000);
+  CHECK(pt_dataset_last_job(ds, &js, &err));
+  pt_job_stats_total(js, &tot);
+  pt_job_stats_free(js);
+  assert_int_equal(tot.parquet_pages_skipped, 0);
+  assert_true(tot.parquet_pages_read >= 70);
+  pt_dataset_free(ds);
+}
+
 static void test_write_and_read_back(void **state) {
   char in[400], out[400];
   snprintf(in, sizeof in, "%s/in", DIR_);
@@ -316,7 +418,9 @@ static void test_hive_directories(void **state) {
   o.filter = abc;
   CHECK(pt_read_parquet(S, path, &o, &ds, &err));
   CHECK(pt_count(ds, &count, &err));
-  assert_int_equal(count, 100); /* file columns are not pruned when keys are named */
+  /* The keys decide their part of the filter per directory; what is left
+   * (id < 250) prunes by statistics: the file's row group [250, 300) goes. */
+  assert_int_equal(count, 50);
   pt_dataset_free(ds);
   const char *lyon = "Lyon";
   pt_parquet_filter *l;
@@ -326,8 +430,24 @@ static void test_hive_directories(void **state) {
   CHECK(pt_count(ds, &count, &err));
   assert_int_equal(count, 100);
   pt_dataset_free(ds);
-  pt_parquet_filter_free(l);
   pt_parquet_filter_free(abc);
+  /* (year = 2023 AND id >= 50) OR (city = 'Lyon' AND id < 120): each
+   * directory keeps the side its values allow, for its statistics: the
+   * Paris file's row group [50, 100), the Lyon file's [100, 150). */
+  int64_t y23 = 2023, fifty = 50, l120 = 120;
+  pt_parquet_filter *p1, *p2, *p12, *l1, *l12, *both;
+  CHECK(pt_parquet_filter_int("year", PT_PARQUET_EQ, &y23, 1, &p1, &err));
+  CHECK(pt_parquet_filter_int("id", PT_PARQUET_GE, &fifty, 1, &p2, &err));
+  CHECK(pt_parquet_filter_combine(PT_PARQUET_AND, p1, p2, &p12, &err));
+  CHECK(pt_parquet_filter_int("id", PT_PARQUET_LT, &l120, 1, &l1, &err));
+  CHECK(pt_parquet_filter_combine(PT_PARQUET_AND, l, l1, &l12, &err));
+  CHECK(pt_parquet_filter_combine(PT_PARQUET_OR, p12, l12, &both, &err));
+  o.filter = both;
+  CHECK(pt_read_parquet(S, path, &o, &ds, &err));
+  assert_int_equal(collect_sum(ds, &count), (50 + 99) * 50 / 2 + (100 + 149) * 50 / 2);
+  assert_int_equal(count, 100);
+  pt_dataset_free(ds);
+  pt_parquet_filter_free(both);
 }
 
 /* partition_by: the Hive directories read above written again by year and
@@ -440,6 +560,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_read_partitions_and_count),
       cmocka_unit_test(test_projection_and_filter),
+      cmocka_unit_test(test_filter_skips_pages_in_tasks),
       cmocka_unit_test(test_write_and_read_back),
       cmocka_unit_test(test_errors),
       cmocka_unit_test(test_hive_directories),

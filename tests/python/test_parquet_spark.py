@@ -1,12 +1,15 @@
 """Parquet and Spark: files written by PySpark (tests/data/parquet/spark_*,
 made by make_spark_files.py: INT96 timestamps, legacy two-level lists and
 maps, decimals as FIXED_LEN_BYTE_ARRAY) read by protium as pyarrow reads
-them; and a file protium writes read back by PySpark (in the benchmark
-environment, .venv-bench; skipped where it is missing) with the same values.
+them; a file protium writes read back by PySpark (in the benchmark
+environment, .venv-bench; skipped where it is missing) with the same values;
+and Hive-style directories with date, timestamp and decimal keys both ways,
+typed alike by Spark's inference and protium's.
 """
 
 from __future__ import annotations
 
+import datetime
 import json
 import subprocess
 import textwrap
@@ -17,6 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+import protium as pt
 import protium.parquet as ptq
 from conftest import ROOT
 from test_parquet_read import same_values
@@ -61,10 +65,20 @@ def test_spark_reads_protium_files(tmp_path: Path) -> None:
     for version in (1, 2):
         paths.append(tmp_path / f"p{version}.parquet")
         ptq.write_parquet(table, paths[-1], data_page_version=version, row_group_rows=20)
-    # One Spark session (its start is most of the time) reads both files.
+    # Hive-style directories both ways: protium's partition_by with date,
+    # timestamp and decimal keys read by Spark, and Spark's partitionBy
+    # read by protium (below).
+    ours, theirs = tmp_path / "ours", tmp_path / "theirs"
+    with pt.Session("local[1]") as s:
+        s.from_arrow(table.select(["id", "day", "amount"]).slice(0, 6).append_column(
+            "t", pa.array([datetime.datetime(2024, 5, 1, 10, 30, i % 2, 500000 * (i % 2))
+                           for i in range(6)], pa.timestamp("us")))
+        ).write_parquet(ours, partition_by=["day", "t", "amount"])
+    # One Spark session (its start is most of the time) does it all.
     script = textwrap.dedent(f"""
         import json
-        from pyspark.sql import SparkSession
+        from decimal import Decimal
+        from pyspark.sql import SparkSession, functions as F
         s = (SparkSession.builder.master("local[1]").config("spark.ui.enabled", "false")
              .config("spark.sql.session.timeZone", "UTC").getOrCreate())
         for path in {[str(p) for p in paths]!r}:
@@ -73,6 +87,17 @@ def test_spark_reads_protium_files(tmp_path: Path) -> None:
                      r.ts.strftime("%Y-%m-%d %H:%M:%S.%f"), str(r.amount)]
                     for r in df.orderBy("id").collect()]
             print("ROWS" + json.dumps(rows))
+        df = s.read.parquet({str(ours)!r})
+        print("OURS" + json.dumps([df.schema.simpleString()] + [
+            [r.id, str(r.day), r.t.strftime("%Y-%m-%d %H:%M:%S.%f"), str(r.amount)]
+            for r in df.orderBy("id").collect()]))
+        df = s.createDataFrame(
+            [(i, f"2024-05-0{{1 + i % 2}}", f"2024-05-01 10:30:0{{i % 2}}.5",
+              Decimal(10**20 + i % 2), i * 0.5) for i in range(6)],
+            "x long, d string, t string, big decimal(21,0), v double")
+        df = df.withColumn("d", F.to_date("d")).withColumn("t", F.to_timestamp("t"))
+        df.write.partitionBy("d", "t", "big").parquet({str(theirs)!r})
+        print("THEIRS" + s.read.parquet({str(theirs)!r}).schema.simpleString())
         s.stop()
     """)
     r = subprocess.run([str(SPARK_PYTHON), "-c", script], capture_output=True, text=True,
@@ -85,3 +110,21 @@ def test_spark_reads_protium_files(tmp_path: Path) -> None:
             for row in table.to_pylist()]
     for out in outputs:
         assert json.loads(out) == want
+    ours_out = json.loads([line[4:] for line in r.stdout.splitlines() if line.startswith("OURS")][0])
+    # Spark infers what protium wrote: dates, timestamps, decimals (as
+    # doubles: they have a fraction, so Spark's inference gives double).
+    assert ours_out[0] == "struct<id:bigint,day:date,t:timestamp,amount:double>"
+    assert ours_out[1:] == [
+        [i, str(table.column("day")[i].as_py()),
+         f"2024-05-01 10:30:0{i % 2}.{500000 * (i % 2):06d}",
+         str(float(table.column("amount")[i].as_py()))] for i in range(6)]
+    theirs_schema = [line[6:] for line in r.stdout.splitlines() if line.startswith("THEIRS")][0]
+    assert theirs_schema == "struct<x:bigint,v:double,d:date,t:timestamp,big:decimal(21,0)>"
+    with pt.Session("local[1]") as s:
+        got = s.read_parquet(theirs).to_arrow().sort_by("x")
+    assert got.schema == pa.schema([("x", pa.int64()), ("v", pa.float64()), ("d", pa.date32()),
+                                    ("t", pa.timestamp("us")), ("big", pa.decimal128(21, 0))])
+    assert got.column("d").to_pylist() == [datetime.date(2024, 5, 1 + i % 2) for i in range(6)]
+    assert got.column("t").to_pylist() == [datetime.datetime(2024, 5, 1, 10, 30, i % 2, 500000)
+                                           for i in range(6)]
+    assert got.column("big").to_pylist() == [Decimal(10**20 + i % 2) for i in range(6)]

@@ -1,6 +1,6 @@
 """test_py_parquet_engine.py — Parquet through the Python engine API with real
-executors: Session.read_parquet (projection, filters that skip row groups
-and Hive directories) against pyarrow's reading, Dataset.write_parquet
+executors: Session.read_parquet (projection, filters that skip row groups,
+Hive directories and, in the tasks, pages) against pyarrow's reading, Dataset.write_parquet
 (codecs, options) read back by pyarrow, and partition_by's Hive-style
 directories (escapes, nulls, every key type) read back by protium and by
 pyarrow.dataset with partitioning="hive", compared row for row.
@@ -8,6 +8,7 @@ pyarrow.dataset with partitioning="hive", compared row for row.
 
 from __future__ import annotations
 
+import ctypes
 import datetime
 import os
 
@@ -17,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import protium as pt
-from protium import ProtiumError
+from protium import ProtiumError, _lib
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +69,79 @@ def test_read_parquet_columns_and_filter(session, events):
     # OR of ANDs, as pyarrow takes them.
     ds = session.read_parquet(d, filter=[[("id", "<", 10)], [("id", ">", 7990)]])
     assert ds.count() == 1000
+
+
+class _StageStats(ctypes.Structure):
+    _fields_ = [("stage_id", ctypes.c_int64), ("attempt", ctypes.c_int64),
+                ("partitions", ctypes.c_int64), ("is_map", ctypes.c_int32),
+                ("tasks_launched", ctypes.c_int64), ("tasks_succeeded", ctypes.c_int64),
+                ("tasks_failed", ctypes.c_int64), ("failed_by_cause", ctypes.c_int64 * 5),
+                ("tasks_retried", ctypes.c_int64), ("tasks_requeued", ctypes.c_int64),
+                ("tasks_duplicate", ctypes.c_int64), ("tasks_orphaned", ctypes.c_int64),
+                ("outputs_lost", ctypes.c_int64),
+                ("lost_partitions", ctypes.POINTER(ctypes.c_int64)),
+                ("rows_read", ctypes.c_int64), ("bytes_read", ctypes.c_int64),
+                ("rows_written", ctypes.c_int64), ("bytes_written", ctypes.c_int64),
+                ("task_time_us", ctypes.c_int64), ("duration_us", ctypes.c_int64),
+                ("parquet_pages_read", ctypes.c_int64),
+                ("parquet_pages_skipped", ctypes.c_int64)]
+
+
+class _JobStats(ctypes.Structure):
+    _fields_ = [("job_id", ctypes.c_int64), ("status", ctypes.c_int),
+                ("duration_us", ctypes.c_int64), ("executors_lost", ctypes.c_int64),
+                ("executors_started", ctypes.c_int64), ("n_stages", ctypes.c_int64),
+                ("stages", ctypes.POINTER(_StageStats))]
+
+
+def _pages(ds: pt.Dataset) -> tuple[int, int]:
+    """Data pages decoded and skipped by the last job on ds (its stats:
+    pt_dataset_last_job and pt_job_stats_total)."""
+    dll = _lib.lib()._dll
+    dll.pt_dataset_last_job.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.POINTER(_JobStats)),
+                                        ctypes.POINTER(_lib.PtError)]
+    dll.pt_job_stats_total.argtypes = [ctypes.POINTER(_JobStats), ctypes.POINTER(_StageStats)]
+    dll.pt_job_stats_free.argtypes = [ctypes.POINTER(_JobStats)]
+    out, err, tot = ctypes.POINTER(_JobStats)(), _lib.PtError(), _StageStats()
+    _lib.check(dll.pt_dataset_last_job(ds._handle(), ctypes.byref(out), ctypes.byref(err)), err)
+    try:
+        dll.pt_job_stats_total(out, ctypes.byref(tot))
+    finally:
+        dll.pt_job_stats_free(out)
+    return tot.parquet_pages_read, tot.parquet_pages_skipped
+
+
+def test_read_parquet_tasks_skip_pages(session, tmp_path):
+    """With a page index (pyarrow's write_page_index=True), the tasks pass
+    over the pages the filter rules out: few pages are decoded, and the
+    matching rows are exactly pyarrow's."""
+    n = 60000
+    table = pa.table({
+        "id": pa.array(range(n), pa.int64()),
+        "city": pa.array([f"c{i // 1000:03d}" for i in range(n)]),
+        "v": pa.array([i * 0.25 for i in range(n)]),
+    })
+    path = tmp_path / "sorted.parquet"
+    pq.write_table(table, path, row_group_size=30000, data_page_size=4096,
+                   write_page_index=True, use_dictionary=False)
+    flt = [[("id", ">=", 40000), ("id", "<", 40200)], [("city", "=", "c059")]]
+    ds = session.read_parquet(path, filter=flt)
+    got = ds.to_arrow()
+    read, skipped = _pages(ds)
+    want = pq.read_table(path, filters=flt)
+    match = got.filter(((pa.compute.field("id") >= 40000) & (pa.compute.field("id") < 40200))
+                       | (pa.compute.field("city") == "c059"))
+    assert _sorted(match, "id").equals(_sorted(want, "id"))
+    assert want.num_rows == 1200
+    # The first row group is pruned by its statistics; in the second, only
+    # the pages around the matches are decoded.
+    assert got.num_rows < 6000
+    assert skipped > 3 * read and read > 0
+    # Unfiltered: every page is decoded.
+    everything = session.read_parquet(path)
+    assert everything.count() == n
+    read_all, skipped_all = _pages(everything)
+    assert skipped_all == 0 and read_all >= read + skipped
 
 
 def test_read_parquet_errors(session, tmp_path):
@@ -199,3 +273,81 @@ def test_partition_by_errors(session, tmp_path):
     # A single name is taken as a list of one.
     ds.write_parquet(tmp_path / "b", partition_by="k")
     assert sorted(p.name for p in (tmp_path / "b").iterdir()) == ["_SUCCESS", "k=a", "k=b"]
+
+
+def test_partition_keys_of_every_type_round_trip(session, tmp_path):
+    """Timestamp, decimal, binary and date keys: written as Spark spells
+    them, inferred as Spark infers them (dates as date32, timestamps,
+    fractional decimals as doubles, binary as strings), read back exactly
+    with a partition schema, and read by pyarrow.dataset the same."""
+    import decimal
+
+    n = 12
+    table = pa.table({
+        "x": pa.array(range(n), pa.int64()),
+        "ts": pa.array([datetime.datetime(2024, 5, 1, 10, 30, i % 2, 250000 * (i % 3))
+                        for i in range(n)], pa.timestamp("us")),
+        "dec": pa.array([decimal.Decimal("12.34") * (i % 2) - decimal.Decimal("1.5")
+                         for i in range(n)], pa.decimal128(6, 2)),
+        "bin": pa.array([b"a/b" if i % 2 else b"\x01z" for i in range(n)], pa.binary()),
+        "day": pa.array([datetime.date(2024, 5, 1 + i % 3) for i in range(n)], pa.date32()),
+    })
+    out = tmp_path / "out"
+    keys = ["ts", "dec", "bin", "day"]
+    session.from_arrow(table, partitions=2).write_parquet(out, partition_by=keys)
+    leaf = {os.path.relpath(r, out) for r, _, files in os.walk(out) if files and r != str(out)}
+    assert "ts=2024-05-01 10%3A30%3A01.25/dec=10.84/bin=a%2Fb/day=2024-05-02" in leaf
+    assert "ts=2024-05-01 10%3A30%3A00/dec=-1.50/bin=%01z/day=2024-05-01" in leaf
+    inferred = session.read_parquet(out).to_arrow()
+    assert inferred.schema == pa.schema([("x", pa.int64()), ("ts", pa.timestamp("us")),
+                                         ("dec", pa.float64()), ("bin", pa.string()),
+                                         ("day", pa.date32())])
+    assert _sorted(inferred, "x").column("dec").to_pylist() == [
+        float(v) for v in table.column("dec").to_pylist()]
+    typed = session.read_parquet(out, partition_schema=pa.schema(
+        [("dec", pa.decimal128(6, 2)), ("bin", pa.binary())])).to_arrow()
+    assert _sorted(typed, "x").select(table.column_names).equals(table)
+    # pyarrow, told the types (it cannot parse decimals from paths: text).
+    part = pads.partitioning(pa.schema([("ts", pa.timestamp("us")), ("dec", pa.string()),
+                                        ("bin", pa.binary()), ("day", pa.date32())]),
+                             flavor="hive")
+    ref = _sorted(pads.dataset(out, format="parquet", partitioning=part).to_table(), "x")
+    same = ["x", "ts", "bin", "day"]
+    assert ref.select(same).equals(table.select(same))
+    assert ref.column("dec").to_pylist() == [str(v) for v in table.column("dec").to_pylist()]
+    # Filters on date keys take dates; on timestamps they keep everything.
+    assert session.read_parquet(out, filter=[("day", ">=", datetime.date(2024, 5, 2))]).count() == 8
+    assert session.read_parquet(out, filter=[("day", "=", "2024-05-03")]).count() == 4
+
+
+def test_partition_inference_follows_spark(session, tmp_path):
+    """Directories pyarrow writes (its own spelling of dates and
+    timestamps), and Spark's rules: integers past bigint as decimal(p, 0),
+    a date among timestamps widens to a timestamp, a partition schema
+    overrides, and a value that does not read as its type is an error."""
+    n = 6
+    table = pa.table({
+        "x": pa.array(range(n), pa.int64()),
+        "day": pa.array([datetime.date(2023, 12, 30 + i % 2) for i in range(n)], pa.date32()),
+        "big": pa.array([str(10**20 + i % 2) for i in range(n)]),
+        "when": pa.array(["2024-01-01", "2024-01-01 00:00:01"] * 3),
+    })
+    out = tmp_path / "pa"
+    pads.write_dataset(table, out, format="parquet", partitioning=["day", "big", "when"],
+                       partitioning_flavor="hive")
+    got = session.read_parquet(out).to_arrow()
+    assert got.schema == pa.schema([("x", pa.int64()), ("day", pa.date32()),
+                                    ("big", pa.decimal128(21, 0)), ("when", pa.timestamp("us"))])
+    got = _sorted(got, "x")
+    assert got.column("day").equals(table.column("day"))
+    assert [str(v) for v in got.column("big").to_pylist()] == table.column("big").to_pylist()
+    assert got.column("when").to_pylist()[:2] == [datetime.datetime(2024, 1, 1),
+                                                   datetime.datetime(2024, 1, 1, 0, 0, 1)]
+    as_text = session.read_parquet(out, partition_schema="day string").to_arrow()
+    assert as_text.schema.field("day").type == pa.string()
+    assert sorted(set(as_text.column("day").to_pylist())) == ["2023-12-30", "2023-12-31"]
+    with pytest.raises(ProtiumError, match="partition key 'when' has the value '2024-01-01 00:00:01', "
+                                           "which is not a date32"):
+        session.read_parquet(out, partition_schema="when date")
+    with pytest.raises(ProtiumError, match="names 'nope', which is not a key"):
+        session.read_parquet(out, partition_schema="nope int")
