@@ -29,6 +29,19 @@ void pt__kafka_client_defaults(pt__kafka_client *c);
 int pt__kafka_offsets(const pt__kafka_client *c, const char *topic,
                       pt_kafka_partition_offsets **out, int32_t *n, pt_error *err);
 
+/* A client for pt__kafka_offsets kept across calls (the streaming source
+ * asks at every trigger): its connection and metadata stay warm. */
+typedef struct pt__kafka_offsets_client pt__kafka_offsets_client;
+/* c is copied (its strings are borrowed while the client lives). On PT_OK
+ * the caller owns *out (pt__kafka_offsets_client_free). */
+int pt__kafka_offsets_client_new(const pt__kafka_client *c, pt__kafka_offsets_client **out,
+                                 pt_error *err);
+/* pt__kafka_offsets on oc's handle. On PT_OK the caller owns *out (free()). */
+int pt__kafka_offsets_get(pt__kafka_offsets_client *oc, const char *topic,
+                          pt_kafka_partition_offsets **out, int32_t *n, pt_error *err);
+/* NULL is fine. */
+void pt__kafka_offsets_client_free(pt__kafka_offsets_client *oc);
+
 /* The schema of pt_read_kafka's batches. On PT_OK the caller owns *out. */
 int pt__kafka_schema(struct ArrowSchema *out, pt_error *err);
 
@@ -68,6 +81,21 @@ int pt__kafka_writer_commit(pt__kafka_writer *w, int64_t *produced, pt_error *er
 /* Aborts a transaction left open, frees. NULL is fine. */
 void pt__kafka_writer_free(pt__kafka_writer *w);
 
+/* Idle handles kept for the next task of this process (pool.c). kind is
+ * the caller's (a handle type); key says which settings the handle was
+ * made with (pt__kafka_pool_key). */
+enum { PT__KAFKA_POOL_READER = 1, PT__KAFKA_POOL_WRITER = 2 };
+/* On PT_OK the caller owns *out (pt__free): c's bootstrap and properties
+ * with extra after them. */
+int pt__kafka_pool_key(const pt__kafka_client *c, const char *extra, char **out);
+/* An idle item of kind and key, now the caller's, or NULL. */
+void *pt__kafka_pool_take(int kind, const char *key);
+/* Gives item to the pool (key is copied); destroy frees it when the pool
+ * lets it go, possibly at once. */
+void pt__kafka_pool_put(int kind, const char *key, void *item, void (*destroy)(void *));
+/* Destroys every idle item. */
+void pt__kafka_pool_clear(void);
+
 /* Client internals shared by the files of this module. */
 typedef struct rd_kafka_s rd_kafka_t;
 typedef struct pt__kafka_log pt__kafka_log;
@@ -86,6 +114,8 @@ void pt__kafka_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 /* The last warning or error librdkafka logged on rk ("" if none), for
  * messages. Copied into buf. */
 void pt__kafka_last_log(rd_kafka_t *rk, char *buf, size_t size);
+/* Forgets rk's last logged problem (a handle taken from the pool). */
+void pt__kafka_log_clear(rd_kafka_t *rk);
 /* Milliseconds of a monotonic clock. */
 int64_t pt__kafka_now_ms(void);
 /* The message of brokers that stayed away: names them and says what to do. */
