@@ -20,7 +20,6 @@ from pathlib import Path
 import pytest
 
 import protium as pt
-from kafka_fixture import kafka_broker  # noqa: F401 - the fixture
 
 ROOT = Path(__file__).resolve().parents[2]
 
