@@ -1035,6 +1035,8 @@ typedef struct pt_stage_stats {
   int64_t bytes_written;      /* bytes of shuffle, result and IPC files written */
   int64_t task_time_us;       /* sum of the task attempts' running times */
   int64_t duration_us;        /* first launch to last status of this attempt */
+  int64_t event_time_ms;      /* the oldest event time its source read (Kafka: record
+                                 timestamps), ms since the epoch; 0: none or unknown */
 } pt_stage_stats;
 
 typedef struct pt_job_stats {

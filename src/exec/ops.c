@@ -486,6 +486,8 @@ int pt__source_next(pt__source *src, struct ArrowArray *out, pt_error *err) {
     PT_RETURN_NOT_OK(pt__kafka_reader_next(src->kafka, 0, out, err));
     if (out->release) src->rows_read += out->length;
     src->bytes_read = pt__kafka_reader_bytes(src->kafka);
+    int64_t oldest = pt__kafka_reader_oldest_ms(src->kafka);
+    if (oldest > 0) src->event_time_ms = oldest;
     return PT_OK;
   }
   if (src->op->op_case == PROTIUM__OP__OP_RANGE) {

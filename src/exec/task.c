@@ -339,6 +339,7 @@ static int run(pt__task *t, Protium__TaskStatus *st, pt_error *err) {
   if (rc == PT_OK) {
     st->rows_read = src.rows_read;
     st->bytes_read = src.bytes_read;
+    st->event_time_ms = src.event_time_ms;
     struct stat sb;
     if (st->shuffle && st->shuffle->n_segment_offsets)
       st->bytes_written = st->shuffle->segment_offsets[st->shuffle->n_segment_offsets - 1];

@@ -30,6 +30,7 @@ struct pt__kafka_reader {
   struct ArrowSchema schema;   /* owned */
   pt_builder *b;               /* owned: the batch being built */
   int64_t bytes;
+  int64_t oldest_ms;           /* the oldest record timestamp read; -1: none */
 };
 
 int pt__kafka_schema(struct ArrowSchema *out, pt_error *err) {
@@ -67,6 +68,7 @@ int pt__kafka_reader_open(const pt__kafka_client *c, const char *topic, int32_t 
   pt__kafka_client_defaults(&r->c);
   r->partition = partition;
   r->start = r->next = start;
+  r->oldest_ms = -1;
   r->end = end;
   r->topic = pt__strdup(topic);
   int rc = r->topic ? PT_OK : pt__errorf(err, PT_ENOMEM, "read_kafka: out of memory");
@@ -129,6 +131,7 @@ static int append_record(pt__kafka_reader *r, const rd_kafka_message_t *m, pt_er
       if (rc == PT_OK) rc = pt_builder_append_null(pt_builder_child(b, C_TSTYPE), 1);
     } else {
       rc = pt_builder_append_int(pt_builder_child(b, C_TIMESTAMP), ts);
+      if (ts >= 0 && (r->oldest_ms < 0 || ts < r->oldest_ms)) r->oldest_ms = ts;
       /* Spark's numbering: 0 create time, 1 log append time. */
       if (rc == PT_OK)
         rc = pt_builder_append_int(pt_builder_child(b, C_TSTYPE),
@@ -268,6 +271,8 @@ static int reader_next(pt__kafka_reader *r, int64_t max_rows, struct ArrowArray 
 }
 
 int64_t pt__kafka_reader_bytes(const pt__kafka_reader *r) { return r->bytes; }
+
+int64_t pt__kafka_reader_oldest_ms(const pt__kafka_reader *r) { return r->oldest_ms; }
 
 static void consumer_destroy(void *rk) {
   rd_kafka_consumer_close(rk);

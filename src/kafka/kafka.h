@@ -58,6 +58,9 @@ int pt__kafka_reader_next(pt__kafka_reader *r, int64_t max_rows, struct ArrowArr
                           pt_error *err);
 /* Bytes of keys and values read so far. */
 int64_t pt__kafka_reader_bytes(const pt__kafka_reader *r);
+/* The oldest timestamp (ms since the epoch) of the records read so far;
+ * -1 when none had one. */
+int64_t pt__kafka_reader_oldest_ms(const pt__kafka_reader *r);
 void pt__kafka_reader_free(pt__kafka_reader *r);
 
 /* Produces one sink partition's rows in one transaction (the exactly-once

@@ -65,6 +65,7 @@ def test_topic_to_topic_with_a_cached_model_and_a_broker_restart(session, kafka_
                                                                    tmp_path):
     src = kafka_broker.create_topic(kafka_broker.unique("events"), partitions=2)
     dst = kafka_broker.create_topic(kafka_broker.unique("enriched"), partitions=2)
+    produced_from = time.time()
     kafka_broker.produce(src, events(0, 300))
     loads = tmp_path / "loads"
     loads.mkdir()
@@ -93,9 +94,17 @@ def test_topic_to_topic_with_a_cached_model_and_a_broker_restart(session, kafka_
     wait_for(lambda: out_rows() >= 300, "the first 300 events")
     kafka_broker.restart()  # away and back, mid-stream
     kafka_broker.produce(src, events(300, 200))
+    produced_to = time.time()
     wait_for(lambda: out_rows() >= 500, "the next 200 events")
     progress = q.recent_progress()
     q.stop()
+    # Event-time latency from the records' timestamps: each batch's oldest
+    # event was produced while the test produced (1 s of slack: timestamps
+    # are milliseconds of another process's clock reading).
+    for p in progress:
+        assert p["latency_ms"] is not None and p["latency_ms"] > 0, p
+        event_time = p["committed"] - p["latency_ms"] / 1000.0
+        assert produced_from - 1.0 <= event_time <= produced_to + 1.0, p
     assert all(p["records"] <= 100 for p in progress)  # max_offsets_per_trigger
     assert sum(p["records"] for p in progress) == 500
     assert ids_once(kafka_broker, dst) == list(range(500))
