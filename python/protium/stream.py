@@ -13,7 +13,7 @@ import os
 import threading
 import traceback
 import uuid
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, Optional, Sequence, Union
 
 from protium import _lib, _worker
 from protium._lib import ProtiumError, PtError
@@ -106,6 +106,7 @@ _lib._PROTOTYPES.update({
                                       _err]),
     "pt_stream_files_source": (_c_int, [ctypes.c_char_p, _c_int, _c_i64, _P(PtStreamSource),
                                         _err]),
+    "pt_stream_csv_source": (_c_int, [ctypes.c_char_p, _vp, _c_i64, _P(PtStreamSource), _err]),
     "pt_stream_ipc_sink": (_c_int, [ctypes.c_char_p, _vp, _P(PtStreamSink), _err]),
     "pt_stream_parquet_sink": (_c_int, [ctypes.c_char_p, _vp, _P(PtStreamSink), _err]),
     "pt_stream_options_init": (None, [_P(PtStreamOptions)]),
@@ -172,25 +173,56 @@ class DataStreamReader:
         self._session = session
 
     def files(self, path: Union[str, os.PathLike[str]], *, format: str = "ipc",
-              max_files_per_trigger: int = 0) -> "StreamingDataset":
+              max_files_per_trigger: int = 0, schema: Any = None, header: bool = False,
+              delimiter: str = ",", quote: Optional[str] = '"', escape: Optional[str] = None,
+              null_values: Optional[Sequence[str]] = None, mode: str = "FAILFAST",
+              corrupt_column: Optional[str] = None) -> "StreamingDataset":
         """A directory that files arrive in: each file (format "ipc":
-        .arrow/.arrows/.ipc/.feather, or "parquet") is read once, in order of
-        modification time then name; names starting with "." or "_" are
-        files still being written (write them so, then rename).
-        `max_files_per_trigger` (0: no limit) caps a micro-batch."""
-        formats = {"ipc": 0, "arrow": 0, "parquet": 1}
+        .arrow/.arrows/.ipc/.feather, "parquet", or "csv": .csv/.tsv) is
+        read once, in order of modification time then name; names starting
+        with "." or "_" are files still being written (write them so, then
+        rename). `max_files_per_trigger` (0: no limit) caps a micro-batch.
+        CSV files are read as Session.read_csv reads them, with its options
+        (`header`, `delimiter`, `quote`, `escape`, `null_values`, `mode`,
+        `corrupt_column`) and a `schema` that must be given: inferred per
+        micro-batch, the columns could change from one to the next."""
+        formats = {"ipc": 0, "arrow": 0, "parquet": 1, "csv": 2}
         if format not in formats:
             raise ValueError(f"read_stream.files: format {format!r} is not one of "
                              f"{sorted(formats)}")
         if max_files_per_trigger < 0:
             raise ValueError("read_stream.files: max_files_per_trigger must be >= 0")
+        if format == "csv" and schema is None:
+            raise ValueError("read_stream.files: format 'csv' needs a schema (a pyarrow schema "
+                             "or \"id long, name string\"); inferred per micro-batch, the "
+                             "columns could change from one to the next")
+        if format != "csv" and schema is not None:
+            raise ValueError(f"read_stream.files: schema is for CSV; {format} files carry "
+                             "their own")
         dirname = os.fsencode(os.path.abspath(path))
         fmt = formats[format]
+        csv_args: dict[str, Any] = dict(schema=schema, header=header, delimiter=delimiter,
+                                        quote=quote, escape=escape, null_values=null_values,
+                                        infer_rows=1, mode=mode, corrupt_column=corrupt_column)
+        if format == "csv":
+            from protium import connectors
+            connectors.CsvReadArgs(**csv_args).close()  # bad options fail here, not at start
 
         def make() -> PtStreamSource:
             src, err = PtStreamSource(), PtError()
-            _check(_lib.lib().pt_stream_files_source(dirname, fmt, max_files_per_trigger,
-                                                     ctypes.byref(src), ctypes.byref(err)), err)
+            if fmt != 2:
+                _check(_lib.lib().pt_stream_files_source(dirname, fmt, max_files_per_trigger,
+                                                         ctypes.byref(src), ctypes.byref(err)),
+                       err)
+                return src
+            from protium import connectors
+            args = connectors.CsvReadArgs(**csv_args)
+            try:  # the source copies the options and the schema
+                _check(_lib.lib().pt_stream_csv_source(dirname, ctypes.byref(args.options),
+                                                       max_files_per_trigger, ctypes.byref(src),
+                                                       ctypes.byref(err)), err)
+            finally:
+                args.close()
             return src
 
         if not os.path.isdir(path):
