@@ -127,7 +127,6 @@ typedef struct pt__sink {
   pt__shuffle_part *parts;
   /* write_kafka */
   pt__kafka_writer *kafka;        /* owned */
-  int kafka_skip;                 /* the batch is already committed */
 } pt__sink;
 
 /* Parquet files by Hive-style partition (hive_sink.c): one writer per

@@ -746,7 +746,7 @@ int pt__sink_open(pt__task *t, const Protium__Op *op, const struct ArrowSchema *
       pt__kafka_client c;
       kafka_client(k->client, &c);
       return pt__kafka_writer_open(&c, k->topic, k->transactional_prefix, t->launch->partition,
-                                   k->batch_id, schema, &sink->kafka_skip, &sink->kafka, err);
+                                   k->batch_id, schema, &sink->kafka, err);
     }
     case PROTIUM__OP__OP_WRITE_SQL: {
       const Protium__SqlSink *w = op->write_sql;
@@ -1025,7 +1025,7 @@ int pt__sink_finish(pt__sink *sink, Protium__TaskStatus *st, pt_error *err) {
       int64_t produced;
       PT_RETURN_NOT_OK(pt__kafka_writer_commit(sink->kafka, &produced, err));
       st->rows = produced; /* 0 when the batch was already in */
-      st->count = sink->kafka_skip;
+      st->count = pt__kafka_writer_skipped(sink->kafka);
       return PT_OK;
     }
     case PROTIUM__OP__OP_WRITE_SQL:

@@ -67,15 +67,20 @@ void pt__kafka_reader_free(pt__kafka_reader *r);
  * rule of docs/kafka.md). */
 typedef struct pt__kafka_writer pt__kafka_writer;
 
-/* Fences earlier producers of "<prefix>-<sink_partition>", then reads the
- * marker: *skip = 1 when batch_id (or a later batch) is already committed,
- * and then nothing is to be written. schema (borrowed while the writer
- * lives) must hold "value" and may hold "key", "partition", "headers". On
- * PT_OK the caller owns *out. */
+/* A writer for "<prefix>-<sink_partition>": checks the schema now, and
+ * starts the broker work on a thread of its own (a producer from the pool,
+ * or a new one that fences earlier producers of the id; the marker; the
+ * transaction begun), which the first write or the commit waits for and
+ * whose failure they return. schema (borrowed while the writer lives) must
+ * hold "value" and may hold "key", "partition", "headers". c's strings are
+ * borrowed while the writer lives. On PT_OK the caller owns *out. */
 int pt__kafka_writer_open(const pt__kafka_client *c, const char *topic, const char *prefix,
                           int64_t sink_partition, int64_t batch_id,
-                          const struct ArrowSchema *schema, int *skip, pt__kafka_writer **out,
+                          const struct ArrowSchema *schema, pt__kafka_writer **out,
                           pt_error *err);
+/* 1 when batch_id (or a later batch) was found committed and nothing was
+ * written (waits for the opener). */
+int pt__kafka_writer_skipped(pt__kafka_writer *w);
 /* Produces the rows of batch (a struct array of the schema) in the
  * transaction. The batch stays the caller's. */
 int pt__kafka_writer_write(pt__kafka_writer *w, const struct ArrowArray *batch, pt_error *err);

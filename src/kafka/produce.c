@@ -9,6 +9,7 @@
  * process's pool after a clean commit, for the next batch of the same id.
  */
 #include <librdkafka/rdkafka.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -23,6 +24,15 @@ struct pt__kafka_writer {
   int64_t known;                 /* the highest batch id known to be committed for
                                     txid (marker - 1, or our own commit); -1: none */
   int clean;                     /* committed or skipped: rk may go back to the pool */
+  /* The broker work of opening (a producer from the pool or a new one, the
+   * marker, the transaction begun) runs on `opener` while the task reads
+   * and transforms its input: it is a micro-batch's longest wait otherwise.
+   * Fields above are the opener's until it is joined. */
+  pthread_t opener;
+  int opening;                   /* opener started, not joined yet */
+  int skip;                      /* the batch is in: nothing to write (after the join) */
+  int open_rc;                   /* the opener's result, and its message */
+  pt_error open_err;
   char *topic;                   /* owned */
   char *txid;                    /* owned: "<prefix>-<p>", also the marker's group */
   int64_t batch_id;
@@ -256,12 +266,52 @@ static int start(pt__kafka_writer *w, int reused, int *skip, pt_error *err) {
   return txn_send_marker(w, err);
 }
 
+/* The opener thread: the broker work of pt__kafka_writer_open. */
+static void *open_main(void *arg) {
+  pt__kafka_writer *w = arg;
+  pt_error *err = &w->open_err;
+  int rc = PT_OK;
+  kept *k = pt__kafka_pool_take(PT__KAFKA_POOL_WRITER, w->key);
+  if (k) {
+    w->rk = k->rk;
+    w->mrk = k->mrk;
+    w->known = k->known;
+    pt__free(k);
+    pt__kafka_log_clear(w->rk);
+    if (w->mrk) pt__kafka_log_clear(w->mrk);
+    pt_error first = {0};
+    rc = start(w, 1, &w->skip, &first);
+    if (rc != PT_OK) {
+      /* fenced, or its connections broke while idle: a fresh producer
+       * (which fences whoever took over) and the marker read again */
+      if (w->in_txn) {
+        rd_kafka_error_t *e = rd_kafka_abort_transaction(w->rk, (int)w->c.timeout_ms);
+        if (e) rd_kafka_error_destroy(e);
+        w->in_txn = 0;
+      }
+      handles_destroy(w->rk, w->mrk);
+      w->rk = w->mrk = NULL;
+      w->skip = 0;
+    }
+  }
+  if (!w->rk) {
+    rc = producer_new(w, err);
+    if (rc == PT_OK) rc = start(w, 0, &w->skip, err);
+    if (rc != PT_OK) goto fail;
+  }
+  if (w->skip) w->clean = 1;
+  w->open_rc = PT_OK;
+  return NULL;
+fail:
+  w->open_rc = rc;
+  return NULL;
+}
+
 int pt__kafka_writer_open(const pt__kafka_client *c, const char *topic, const char *prefix,
                           int64_t sink_partition, int64_t batch_id,
-                          const struct ArrowSchema *schema, int *skip, pt__kafka_writer **out,
+                          const struct ArrowSchema *schema, pt__kafka_writer **out,
                           pt_error *err) {
   *out = NULL;
-  *skip = 0;
   if (!topic || !*topic || !prefix || !*prefix)
     return pt__errorf(err, PT_EINVAL, "write_kafka: a topic and a transactional prefix are needed");
   if (batch_id < 0 || batch_id == INT64_MAX)
@@ -292,41 +342,32 @@ int pt__kafka_writer_open(const pt__kafka_client *c, const char *topic, const ch
       goto fail;
     }
   }
-  kept *k = pt__kafka_pool_take(PT__KAFKA_POOL_WRITER, w->key);
-  if (k) {
-    w->rk = k->rk;
-    w->mrk = k->mrk;
-    w->known = k->known;
-    pt__free(k);
-    pt__kafka_log_clear(w->rk);
-    if (w->mrk) pt__kafka_log_clear(w->mrk);
-    pt_error first = {0};
-    rc = start(w, 1, skip, &first);
-    if (rc != PT_OK) {
-      /* fenced, or its connections broke while idle: a fresh producer
-       * (which fences whoever took over) and the marker read again */
-      if (w->in_txn) {
-        rd_kafka_error_t *e = rd_kafka_abort_transaction(w->rk, (int)w->c.timeout_ms);
-        if (e) rd_kafka_error_destroy(e);
-        w->in_txn = 0;
-      }
-      handles_destroy(w->rk, w->mrk);
-      w->rk = w->mrk = NULL;
-      *skip = 0;
-    }
+  if (pthread_create(&w->opener, NULL, open_main, w) != 0) {
+    rc = pt__errorf(err, PT_EINTERNAL, "write_kafka: cannot start a thread");
+    goto fail;
   }
-  if (!w->rk) {
-    rc = producer_new(w, err);
-    if (rc == PT_OK) rc = start(w, 0, skip, err);
-    if (rc != PT_OK) goto fail;
-  }
-  if (*skip) w->clean = 1;
+  w->opening = 1;
   *out = w;
   return PT_OK;
 fail:
   pt__kafka_writer_free(w);
   return rc;
 }
+
+/* Waits for the opener; its failure becomes the caller's. */
+static int joined(pt__kafka_writer *w, pt_error *err) {
+  if (w->opening) {
+    pthread_join(w->opener, NULL);
+    w->opening = 0;
+  }
+  if (w->open_rc != PT_OK) {
+    if (err) *err = w->open_err;
+    return w->open_rc;
+  }
+  return PT_OK;
+}
+
+int pt__kafka_writer_skipped(pt__kafka_writer *w) { return joined(w, NULL) == PT_OK && w->skip; }
 
 static const uint8_t *cell_bytes(const pt__view *v, int64_t i, int64_t *len) {
   if (!pt__view_is_valid(v, i)) return NULL;
@@ -386,6 +427,7 @@ static int produce_row(pt__kafka_writer *w, const pt__view *row, int64_t i, pt_e
 }
 
 int pt__kafka_writer_write(pt__kafka_writer *w, const struct ArrowArray *batch, pt_error *err) {
+  PT_RETURN_NOT_OK(joined(w, err));
   if (!w->in_txn) return PT_OK; /* skipped: the batch is already in */
   pt__view v;
   PT_RETURN_NOT_OK(pt__view_init(&v, w->schema, batch, err));
@@ -400,6 +442,7 @@ int pt__kafka_writer_write(pt__kafka_writer *w, const struct ArrowArray *batch, 
 
 int pt__kafka_writer_commit(pt__kafka_writer *w, int64_t *produced, pt_error *err) {
   *produced = 0;
+  PT_RETURN_NOT_OK(joined(w, err));
   if (!w->in_txn) return PT_OK;
   PT_RETURN_NOT_OK(txn_commit(w, err));
   w->in_txn = 0;
@@ -415,6 +458,7 @@ int pt__kafka_writer_commit(pt__kafka_writer *w, int64_t *produced, pt_error *er
 
 void pt__kafka_writer_free(pt__kafka_writer *w) {
   if (!w) return;
+  joined(w, NULL);
   kept *k = w->clean && !w->in_txn && w->key ? pt__malloc(sizeof *k) : NULL;
   if (k) {
     k->rk = w->rk;
