@@ -335,12 +335,14 @@ int pt__kafka_writer_open(const pt__kafka_client *c, const char *topic, const ch
   rc = check_schema(w, schema, err);
   if (rc != PT_OK) goto fail;
   {
-    char extra[600];
-    snprintf(extra, sizeof extra, "writer\x1f%s", w->txid);
-    if (pt__kafka_pool_key(&w->c, extra, &w->key) != PT_OK) {
-      rc = pt__errorf(err, PT_ENOMEM, "write_kafka: out of memory");
-      goto fail;
-    }
+    size_t en = strlen(w->txid) + 8;
+    char *extra = pt__malloc(en);
+    if (extra) snprintf(extra, en, "writer\x1f%s", w->txid);
+    rc = extra && pt__kafka_pool_key(&w->c, extra, &w->key) == PT_OK
+             ? PT_OK
+             : pt__errorf(err, PT_ENOMEM, "write_kafka: out of memory");
+    pt__free(extra);
+    if (rc != PT_OK) goto fail;
   }
   if (pthread_create(&w->opener, NULL, open_main, w) != 0) {
     rc = pt__errorf(err, PT_EINTERNAL, "write_kafka: cannot start a thread");
