@@ -1,20 +1,22 @@
-"""stream_enrich.py — the streaming inference story: a trained model
-enriches a live stream of events with a predicted label, exactly once, the
-model loaded once per worker and kept across micro-batches.
+"""stream_enrich.py — the streaming inference story: the model trained by
+examples/train_and_enrich.py enriches a live stream of click events with a
+predicted label, exactly once, the model loaded once per worker and kept
+across micro-batches.
 
-    python examples/stream_enrich.py [--bootstrap HOST:PORT] [--model PATH]
+    python examples/train_and_enrich.py --out DIR        # trains DIR/model.pt
+    python examples/stream_enrich.py --model DIR/model.pt [--bootstrap HOST:PORT]
                                      [--seconds S] [--rate N] [--workdir DIR] [--json]
 
-A producer thread sends events (about 200 bytes each: ids, a timestamp, a
-few numeric and string fields) while a streaming query reads them as they
-arrive, runs the model on them (map_in_pandas on the executors) and writes
-the enriched events out, checkpointed. With --bootstrap the events are JSON
-records of a Kafka topic and the enriched ones go to another topic through
-transactions (read them with read_committed); without, they are Arrow IPC
-files arriving in a directory and the sink is a directory. --model is a
-PyTorch state dict of the MLP below (make_model); without it, a tiny one is
-trained here first on events of the same generator. At the end the output
-is checked against what was produced: every event exactly once.
+A producer thread sends click events of the training story's generator
+(examples/clickstream.py: user, item, device, price, ... and whether it was
+clicked) while a streaming query reads them as they arrive, runs the model
+on them (map_in_pandas on the executors) and writes the enriched events out,
+checkpointed. With --bootstrap the events are JSON records of a Kafka topic
+and the enriched ones go to another topic through transactions (read them
+with read_committed); without, they are Arrow IPC files arriving in a
+directory and the sink is a directory. At the end the output is checked
+against what was produced: every event exactly once, and the predicted
+labels against the clicks the generator drew.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import tempfile
 import threading
 import time
@@ -32,83 +35,22 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.feather as feather
 
-import protium as pt
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-SCHEMA = pa.schema([
-    ("event_id", pa.int64()),
-    ("ts", pa.timestamp("us", tz="UTC")),
-    ("user_id", pa.int64()),
-    ("country", pa.string()),
-    ("device", pa.string()),
-    ("price", pa.float64()),
-    ("rating", pa.float64()),
-    ("position", pa.int32()),
-    ("note", pa.string()),
-    ("clicked", pa.int8()),
-])
-OUT_SCHEMA = pa.schema(list(SCHEMA) + [pa.field("predicted_label", pa.int8())])
-COUNTRIES = ["US", "DE", "FR", "BR", "IN", "JP"]
-DEVICES = ["mobile", "desktop", "tablet"]
+import clickstream as cs  # noqa: E402
+import protium as pt  # noqa: E402
+
+OUT_SCHEMA = cs.ENRICHED_SCHEMA
 
 
-def events(start: int, n: int, rng: np.random.Generator) -> pa.Table:
-    """Events start..start+n-1; `clicked` follows a fixed rule plus noise."""
-    price = rng.gamma(2.0, 30.0, n)
-    rating = rng.uniform(1.0, 5.0, n)
-    position = rng.integers(1, 20, n).astype(np.int32)
-    device = rng.integers(0, len(DEVICES), n)
-    logit = 1.5 * (rating - 3.0) - 0.02 * (price - 60.0) - 0.15 * (position - 10) + 0.8 * (device == 0)
-    clicked = (rng.random(n) < 1.0 / (1.0 + np.exp(-logit))).astype(np.int8)
-    return pa.table({
-        "event_id": np.arange(start, start + n, dtype=np.int64),
-        "ts": pa.array([time.time_ns() // 1000] * n, pa.timestamp("us", tz="UTC")),
-        "user_id": rng.integers(0, 100_000, n),
-        "country": [COUNTRIES[i] for i in rng.integers(0, len(COUNTRIES), n)],
-        "device": [DEVICES[i] for i in device],
-        "price": price, "rating": rating, "position": position,
-        "note": ["x" * 100] * n,
-        "clicked": clicked,
-    }, schema=SCHEMA)
+def events(start: int, n: int) -> pa.Table:
+    """Events start..start+n-1 of the training story's generator: the model
+    has seen their kind, not these ones (ids past the training rows)."""
+    return pa.Table.from_batches([cs.events(FIRST_ID + start, n)])
 
 
-def features(df: pd.DataFrame) -> np.ndarray:
-    return np.stack([df.price / 100.0, df.rating / 5.0, df.position / 20.0,
-                     (df.device == "mobile").astype(float)], axis=1).astype(np.float32)
-
-
-def make_model():
-    import torch
-
-    return torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1))
-
-
-def train_tiny_model(path: str) -> None:
-    """A few hundred steps of Adam on generated events: enough to beat
-    guessing, and a real model file to serve."""
-    import torch
-
-    torch.manual_seed(0)
-    df = events(0, 20_000, np.random.default_rng(1)).to_pandas()
-    x = torch.from_numpy(features(df))
-    y = torch.from_numpy(df.clicked.to_numpy().astype(np.float32)).unsqueeze(1)
-    model = make_model()
-    opt = torch.optim.Adam(model.parameters(), lr=0.02)
-    for _ in range(300):
-        opt.zero_grad()
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(model(x), y)
-        loss.backward()
-        opt.step()
-    torch.save(model.state_dict(), path)
-
-
-def load_model(path: str):
-    import torch
-
-    torch.set_num_threads(1)
-    model = make_model()
-    model.load_state_dict(torch.load(path))
-    model.eval()
-    return model
+# Ids far past any training run's (train_and_enrich.py numbers from 0).
+FIRST_ID = 1_000_000_000
 
 
 def run_kafka(args, s, enrich, work: Path) -> dict:
@@ -125,8 +67,7 @@ def run_kafka(args, s, enrich, work: Path) -> dict:
 
     def enrich_json(frames):
         for df in frames:
-            rows = pd.DataFrame([json.loads(v) for v in df["value"]])
-            rows["price"] = rows["price"].astype(float)
+            rows = pd.DataFrame([json.loads(v) for v in df["value"]])  # ts: microseconds
             out = next(enrich(iter([rows])))
             values = [json.dumps(r, separators=(",", ":"), default=int).encode()
                       for r in out.to_dict("records")]
@@ -139,13 +80,13 @@ def run_kafka(args, s, enrich, work: Path) -> dict:
            .trigger(interval="200ms")
            .checkpoint(work / "checkpoint").start())
     producer = Producer({"bootstrap.servers": args.bootstrap, "linger.ms": 5})
-    rng = np.random.default_rng(2)
     produced, per_tick = 0, max(1, args.rate // 10)
     end = time.monotonic() + args.seconds
     while time.monotonic() < end:  # the live stream: a burst every 100 ms
-        df = events(produced, per_tick, rng).to_pandas()
-        df["ts_ms"] = int(time.time() * 1000)
-        for r in df.drop(columns=["ts"]).to_dict("records"):
+        df = events(produced, per_tick).to_pandas()
+        df["ts"] = df["ts"].astype("datetime64[us, UTC]").astype("int64")
+        df["sent_ms"] = int(time.time() * 1000)
+        for r in df.to_dict("records"):
             producer.produce(events_topic, json.dumps(r, default=int).encode())
         producer.poll(0)
         produced += per_tick
@@ -166,7 +107,7 @@ def run_kafka(args, s, enrich, work: Path) -> dict:
                 break
             r = json.loads(m.value())
             rows.append(r)
-            latencies.append(m.timestamp()[1] - r["ts_ms"])  # produced -> enriched out
+            latencies.append(m.timestamp()[1] - r["sent_ms"])  # produced -> enriched out
     c.close()
     out = pd.DataFrame(rows)
     return summarize(produced, out, progress, latencies, f"topic {enriched_topic}")
@@ -179,11 +120,10 @@ def run_files(args, s, enrich, work: Path) -> dict:
     produced = [0]
 
     def produce() -> None:  # the live stream: a file every 100 ms
-        rng = np.random.default_rng(2)
         per_file = max(1, args.rate // 10)
         end = time.monotonic() + args.seconds
         while time.monotonic() < end:
-            table = events(produced[0], per_file, rng)
+            table = events(produced[0], per_file)
             name = f"events-{produced[0]:012d}.arrow"
             feather.write_feather(table, incoming / f".{name}", compression="uncompressed")
             os.rename(incoming / f".{name}", incoming / name)  # whole, or not at all
@@ -216,11 +156,13 @@ def wait_caught_up(q, produced: int) -> None:
 
 
 def summarize(produced: int, out: pd.DataFrame, progress, latencies, where: str) -> dict:
-    ids = np.sort(out["event_id"].to_numpy()) if len(out) else np.array([], np.int64)
+    ids = np.sort(out["event_id"].to_numpy()) - FIRST_ID if len(out) else np.array([], np.int64)
     exactly_once = len(ids) == produced and bool((ids == np.arange(produced)).all())
     accuracy = float((out["predicted_label"] == out["clicked"]).mean()) if len(out) else 0.0
+    clicked = float(out["clicked"].mean()) if len(out) else 0.0
     return {"events": produced, "enriched": len(out), "exactly_once": exactly_once,
             "batches": len(progress), "accuracy": round(accuracy, 3),
+            "constant_accuracy": round(max(clicked, 1.0 - clicked), 3),
             "latency_p50_ms": float(np.percentile(latencies, 50)) if latencies else None,
             "output": where}
 
@@ -228,7 +170,8 @@ def summarize(produced: int, out: pd.DataFrame, progress, latencies, where: str)
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--bootstrap", help="Kafka brokers (host:port); default: files")
-    ap.add_argument("--model", help="a state dict of make_model(); default: train one")
+    ap.add_argument("--model", required=True,
+                    help="the model examples/train_and_enrich.py saved (DIR/model.pt of its --out)")
     ap.add_argument("--seconds", type=float, default=3.0, help="how long events arrive")
     ap.add_argument("--rate", type=int, default=2000, help="events per second")
     ap.add_argument("--workdir", help="where the stream's directories go (default: temporary)")
@@ -236,26 +179,28 @@ def main() -> None:
     args = ap.parse_args()
     work = Path(args.workdir or tempfile.mkdtemp(prefix="stream-enrich-"))
     work.mkdir(parents=True, exist_ok=True)
-    model_path = args.model
-    if not model_path:
-        model_path = str(work / "model.pt")
-        train_tiny_model(model_path)
+    model_path = os.path.abspath(args.model)
+    if not os.path.exists(model_path):
+        ap.error(f"--model {model_path} does not exist; train it first: "
+                 "python examples/train_and_enrich.py --out DIR (it saves DIR/model.pt)")
 
-    model = pt.cache(lambda: load_model(model_path))  # once per worker process
+    model = pt.cache(lambda: cs.load_model(model_path))  # once per worker process
 
     def enrich(frames):
         import torch
 
         m = model.get()
         for df in frames:
+            x, _, _ = cs.to_arrays([cs.feature_frame(df)])
             with torch.no_grad():
-                logits = m(torch.from_numpy(features(df))).squeeze(1).numpy()
+                logits = m(torch.from_numpy(x)).squeeze(1).numpy()
             yield df.assign(predicted_label=(logits > 0).astype(np.int8))
 
     with pt.Session("local[2]") as s:
         summary = (run_kafka if args.bootstrap else run_files)(args, s, enrich, work)
     print(f"{summary['events']} events enriched in {summary['batches']} micro-batches, "
-          f"exactly once: {summary['exactly_once']}; accuracy {summary['accuracy']:.3f}; "
+          f"exactly once: {summary['exactly_once']}; accuracy {summary['accuracy']:.3f} "
+          f"(constant predictor {summary['constant_accuracy']:.3f}); "
           f"median latency {summary['latency_p50_ms']} ms")
     if args.json:
         print(json.dumps(summary))

@@ -1094,6 +1094,8 @@ typedef struct pt_stage_stats {
   int64_t parquet_pages_read;    /* pt_read_parquet sources: data pages decoded */
   int64_t parquet_pages_skipped; /* and those the page index ruled out (the
                                     read's filter; pt_parquet_stream_pages) */
+  int64_t event_time_ms;      /* the oldest event time its source read (Kafka: record
+                                 timestamps), ms since the epoch; 0: none or unknown */
 } pt_stage_stats;
 
 typedef struct pt_job_stats {
@@ -1382,6 +1384,7 @@ typedef struct pt_stream_sink {
 /* Formats of the files source. */
 #define PT_STREAM_IPC 0
 #define PT_STREAM_PARQUET 1
+#define PT_STREAM_CSV 2 /* pt_stream_csv_source */
 
 /* A directory that files arrive in: each file (of the format's extensions:
  * .arrow/.arrows/.ipc/.feather, or .parquet) is read exactly once, in order
@@ -1393,6 +1396,12 @@ typedef struct pt_stream_sink {
  * pt_stream_start, or call out->free(out->state)). */
 int pt_stream_files_source(const char *dir, int format, int64_t max_files_per_trigger,
                            pt_stream_source *out, pt_error *err);
+/* The same over CSV files (.csv, .tsv), each batch's read by pt_read_csv
+ * with opts, whose schema is required (a schema inferred per batch could
+ * change the columns between batches). opts is copied, its schema and
+ * strings too. On PT_OK the caller owns *out. */
+int pt_stream_csv_source(const char *dir, const pt_csv_options *opts,
+                         int64_t max_files_per_trigger, pt_stream_source *out, pt_error *err);
 /* Sinks writing each batch into dir as dir/part-<batch>-<partition>.arrow
  * (.parquet), batch ids of 10 digits: committed through the engine's
  * exactly-once output (into dir/_staging/<batch> first), then renamed into

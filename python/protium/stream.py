@@ -13,7 +13,7 @@ import os
 import threading
 import traceback
 import uuid
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, Optional, Sequence, Union
 
 from protium import _lib, _worker
 from protium._lib import ProtiumError, PtError
@@ -106,6 +106,7 @@ _lib._PROTOTYPES.update({
                                       _err]),
     "pt_stream_files_source": (_c_int, [ctypes.c_char_p, _c_int, _c_i64, _P(PtStreamSource),
                                         _err]),
+    "pt_stream_csv_source": (_c_int, [ctypes.c_char_p, _vp, _c_i64, _P(PtStreamSource), _err]),
     "pt_stream_ipc_sink": (_c_int, [ctypes.c_char_p, _vp, _P(PtStreamSink), _err]),
     "pt_stream_parquet_sink": (_c_int, [ctypes.c_char_p, _vp, _P(PtStreamSink), _err]),
     "pt_stream_options_init": (None, [_P(PtStreamOptions)]),
@@ -172,25 +173,56 @@ class DataStreamReader:
         self._session = session
 
     def files(self, path: Union[str, os.PathLike[str]], *, format: str = "ipc",
-              max_files_per_trigger: int = 0) -> "StreamingDataset":
+              max_files_per_trigger: int = 0, schema: Any = None, header: bool = False,
+              delimiter: str = ",", quote: Optional[str] = '"', escape: Optional[str] = None,
+              null_values: Optional[Sequence[str]] = None, mode: str = "FAILFAST",
+              corrupt_column: Optional[str] = None) -> "StreamingDataset":
         """A directory that files arrive in: each file (format "ipc":
-        .arrow/.arrows/.ipc/.feather, or "parquet") is read once, in order of
-        modification time then name; names starting with "." or "_" are
-        files still being written (write them so, then rename).
-        `max_files_per_trigger` (0: no limit) caps a micro-batch."""
-        formats = {"ipc": 0, "arrow": 0, "parquet": 1}
+        .arrow/.arrows/.ipc/.feather, "parquet", or "csv": .csv/.tsv) is
+        read once, in order of modification time then name; names starting
+        with "." or "_" are files still being written (write them so, then
+        rename). `max_files_per_trigger` (0: no limit) caps a micro-batch.
+        CSV files are read as Session.read_csv reads them, with its options
+        (`header`, `delimiter`, `quote`, `escape`, `null_values`, `mode`,
+        `corrupt_column`) and a `schema` that must be given: inferred per
+        micro-batch, the columns could change from one to the next."""
+        formats = {"ipc": 0, "arrow": 0, "parquet": 1, "csv": 2}
         if format not in formats:
             raise ValueError(f"read_stream.files: format {format!r} is not one of "
                              f"{sorted(formats)}")
         if max_files_per_trigger < 0:
             raise ValueError("read_stream.files: max_files_per_trigger must be >= 0")
+        if format == "csv" and schema is None:
+            raise ValueError("read_stream.files: format 'csv' needs a schema (a pyarrow schema "
+                             "or \"id long, name string\"); inferred per micro-batch, the "
+                             "columns could change from one to the next")
+        if format != "csv" and schema is not None:
+            raise ValueError(f"read_stream.files: schema is for CSV; {format} files carry "
+                             "their own")
         dirname = os.fsencode(os.path.abspath(path))
         fmt = formats[format]
+        csv_args: dict[str, Any] = dict(schema=schema, header=header, delimiter=delimiter,
+                                        quote=quote, escape=escape, null_values=null_values,
+                                        infer_rows=1, mode=mode, corrupt_column=corrupt_column)
+        if format == "csv":
+            from protium import connectors
+            connectors.CsvReadArgs(**csv_args).close()  # bad options fail here, not at start
 
         def make() -> PtStreamSource:
             src, err = PtStreamSource(), PtError()
-            _check(_lib.lib().pt_stream_files_source(dirname, fmt, max_files_per_trigger,
-                                                     ctypes.byref(src), ctypes.byref(err)), err)
+            if fmt != 2:
+                _check(_lib.lib().pt_stream_files_source(dirname, fmt, max_files_per_trigger,
+                                                         ctypes.byref(src), ctypes.byref(err)),
+                       err)
+                return src
+            from protium import connectors
+            args = connectors.CsvReadArgs(**csv_args)
+            try:  # the source copies the options and the schema
+                _check(_lib.lib().pt_stream_csv_source(dirname, ctypes.byref(args.options),
+                                                       max_files_per_trigger, ctypes.byref(src),
+                                                       ctypes.byref(err)), err)
+            finally:
+                args.close()
             return src
 
         if not os.path.isdir(path):
@@ -220,7 +252,9 @@ class DataStreamReader:
         naming the record; "drop" leaves it out; "dead_letter" leaves it out
         and sends it to `dead_letter_topic` (its value, the error, and the
         topic, partition and offset it came from) before the batch can
-        commit: at least once (a retried task sends again)."""
+        commit, in a transaction per task: exactly once to consumers that
+        read with read_committed (a retried task or a rerun batch finds its
+        dead letters sent and sends nothing)."""
         if max_offsets_per_trigger < 0:
             raise ValueError("read_stream.kafka: max_offsets_per_trigger must be >= 0")
         ops: list[tuple[str, tuple, dict]] = []
@@ -246,6 +280,46 @@ class DataStreamReader:
         return StreamingDataset(self._session, make, ops)
 
 
+def _send_dead_letters(bootstrap: str, props: dict[str, str], dead_topic: str,
+                       span: tuple, letters: list[tuple[bytes, str, str, int, int]]) -> None:
+    """The dead letters of one task's range of a source partition (`span`:
+    topic, partition, first and last offset read), exactly once, as the
+    Kafka sink writes a batch: in one transaction that also commits the
+    offset after the range for a group named like the transactional id,
+    both named by the range's first record. A retried task or a rerun batch
+    reads the same records; finding that offset committed, it sends
+    nothing. The producer's init_transactions first fences an earlier
+    attempt and aborts what it left open. (A range split between tasks has
+    a transactional id per piece.)"""
+    import json as _json
+
+    from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+
+    src_topic, src_partition, first_offset, last_offset = span
+    txid = f"protium-dlq-{dead_topic}-{src_topic}-{src_partition}-{first_offset}"
+    p = Producer({"bootstrap.servers": bootstrap, **props, "transactional.id": txid})
+    c = Consumer({"bootstrap.servers": bootstrap, **props, "group.id": txid,
+                  "isolation.level": "read_committed", "enable.auto.commit": False})
+    try:
+        p.init_transactions(60)
+        done = c.committed([TopicPartition(src_topic, src_partition)], timeout=60)[0].offset
+        if done > last_offset:
+            return  # sent by an earlier attempt, or the run before a restart
+        p.begin_transaction()
+        for value, error, topic, partition, offset in letters:
+            p.produce(dead_topic, value=value, headers=[
+                ("error", error.encode()),
+                ("source", _json.dumps({"topic": topic, "partition": partition,
+                                        "offset": offset}).encode())])
+        p.send_offsets_to_transaction([TopicPartition(src_topic, src_partition, last_offset + 1)],
+                                      c.consumer_group_metadata(), 60)
+        p.commit_transaction(60)
+    except KafkaException as e:
+        raise RuntimeError(f"dead letters not delivered to {dead_topic!r}: {e}") from None
+    finally:
+        c.close()
+
+
 def _value_decoder(bootstrap: str, options: Optional[dict[str, Any]], value_format: str,
                    value_schema: Any, on_malformed: str,
                    dead_letter_topic: Optional[str]) -> tuple[Callable, Any]:
@@ -268,30 +342,27 @@ def _value_decoder(bootstrap: str, options: Optional[dict[str, Any]], value_form
     props = {str(k).removeprefix("kafka."): str(v) for k, v in (options or {}).items()}
 
     def decode(batches):
-        import json as _json
-
         from protium import kafka as k
 
         fn = k.decode_json if value_format == "json" else k.decode_ipc
+        letters: list[tuple[bytes, str, str, int, int]] = []
+        span: Optional[list] = None  # the task's range: topic, partition, first and last offset
         for b in batches:
             res = fn(b.column("value"), schema, on_error=on_malformed)
             good = res[0] if on_malformed == "dead_letter" else res
-            if on_malformed == "dead_letter" and res[1].num_rows:
-                from confluent_kafka import Producer
-
-                p = Producer({"bootstrap.servers": bootstrap, **props})
+            if on_malformed == "dead_letter" and b.num_rows:
                 topics, parts, offs = (b.column(c).to_pylist()
                                        for c in ("topic", "partition", "offset"))
+                if span is None:
+                    span = [topics[0], parts[0], min(offs), max(offs)]
+                span[2], span[3] = min(span[2], min(offs)), max(span[3], max(offs))
                 for row, value, error in zip(*(res[1].column(c).to_pylist()
                                                for c in ("row", "value", "error"))):
-                    p.produce(dead_letter_topic, value=value, headers=[
-                        ("error", error.encode()),
-                        ("source", _json.dumps({"topic": topics[row], "partition": parts[row],
-                                                "offset": offs[row]}).encode())])
-                if p.flush(60) != 0:
-                    raise RuntimeError(f"dead letters not delivered to {dead_letter_topic!r}")
+                    letters.append((value, error, topics[row], parts[row], offs[row]))
             for rb in good.to_batches():
                 yield rb
+        if letters and span is not None:
+            _send_dead_letters(bootstrap, props, dead_letter_topic, tuple(span), letters)
 
     return decode, schema
 

@@ -61,6 +61,8 @@ typedef struct pt__source {
   void **segments;                /* shuffle: segment bytes, freed at close (arrays point in) */
   size_t n_segments;
   int64_t rows_read, bytes_read;  /* for the task's status (job metrics) */
+  int64_t event_time_ms;          /* read_kafka: the oldest record timestamp (ms since
+                                     the epoch); 0: none. For the task's status. */
   size_t piece;                   /* parquet: the next piece to look at */
   size_t cur_piece;               /* parquet: the piece being read */
   pt_parquet_filter *pq_filter;   /* parquet: the read's filter, rebuilt from
@@ -128,7 +130,6 @@ typedef struct pt__sink {
   pt__shuffle_part *parts;
   /* write_kafka */
   pt__kafka_writer *kafka;        /* owned */
-  int kafka_skip;                 /* the batch is already committed */
 } pt__sink;
 
 /* Parquet files by Hive-style partition (hive_sink.c): one writer per

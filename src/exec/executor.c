@@ -1078,6 +1078,7 @@ int pt__executor_main(void) {
 void pt_executor_hook(void) {
   if (getenv("PROTIUM_EXECUTOR_SOCKET") == NULL) return;
   int rc = pt__executor_main();
+  pt__kafka_pool_clear(); /* idle Kafka clients close their connections */
   pt__sanitizer_leak_check();
   _exit(rc);
 }

@@ -590,6 +590,8 @@ int pt__source_next(pt__source *src, struct ArrowArray *out, pt_error *err) {
     PT_RETURN_NOT_OK(pt__kafka_reader_next(src->kafka, 0, out, err));
     if (out->release) src->rows_read += out->length;
     src->bytes_read = pt__kafka_reader_bytes(src->kafka);
+    int64_t oldest = pt__kafka_reader_oldest_ms(src->kafka);
+    if (oldest > 0) src->event_time_ms = oldest;
     return PT_OK;
   }
   if (src->op->op_case == PROTIUM__OP__OP_RANGE) {
@@ -851,7 +853,7 @@ int pt__sink_open(pt__task *t, const Protium__Op *op, const struct ArrowSchema *
       pt__kafka_client c;
       kafka_client(k->client, &c);
       return pt__kafka_writer_open(&c, k->topic, k->transactional_prefix, t->launch->partition,
-                                   k->batch_id, schema, &sink->kafka_skip, &sink->kafka, err);
+                                   k->batch_id, schema, &sink->kafka, err);
     }
     case PROTIUM__OP__OP_WRITE_SQL: {
       const Protium__SqlSink *w = op->write_sql;
@@ -1130,7 +1132,7 @@ int pt__sink_finish(pt__sink *sink, Protium__TaskStatus *st, pt_error *err) {
       int64_t produced;
       PT_RETURN_NOT_OK(pt__kafka_writer_commit(sink->kafka, &produced, err));
       st->rows = produced; /* 0 when the batch was already in */
-      st->count = sink->kafka_skip;
+      st->count = pt__kafka_writer_skipped(sink->kafka);
       return PT_OK;
     }
     case PROTIUM__OP__OP_WRITE_SQL:

@@ -341,6 +341,7 @@ static int run(pt__task *t, Protium__TaskStatus *st, pt_error *err) {
     st->bytes_read = src.bytes_read;
     st->parquet_pages_read = src.pages_read;
     st->parquet_pages_skipped = src.pages_skipped;
+    st->event_time_ms = src.event_time_ms;
     struct stat sb;
     if (st->shuffle && st->shuffle->n_segment_offsets)
       st->bytes_written = st->shuffle->segment_offsets[st->shuffle->n_segment_offsets - 1];

@@ -56,6 +56,14 @@ static void error_cb(rd_kafka_t *rk, int code, const char *reason, void *opaque)
   pthread_mutex_unlock(&lg->mu);
 }
 
+void pt__kafka_log_clear(rd_kafka_t *rk) {
+  pt__kafka_log *lg = rk ? rd_kafka_opaque(rk) : NULL;
+  if (!lg) return;
+  pthread_mutex_lock(&lg->mu);
+  lg->last[0] = '\0';
+  pthread_mutex_unlock(&lg->mu);
+}
+
 void pt__kafka_last_log(rd_kafka_t *rk, char *buf, size_t size) {
   pt__kafka_log *lg = rk ? rd_kafka_opaque(rk) : NULL;
   if (size == 0) return;
@@ -156,29 +164,54 @@ static int cmp_offsets(const void *a, const void *b) {
   return (x->partition > y->partition) - (x->partition < y->partition);
 }
 
-int pt__kafka_offsets(const pt__kafka_client *cin, const char *topic,
-                      pt_kafka_partition_offsets **out, int32_t *n, pt_error *err) {
+struct pt__kafka_offsets_client {
+  pt__kafka_client c;   /* defaults applied; strings borrowed */
+  rd_kafka_t *rk;       /* owned: a consumer that never joins a group */
+};
+
+int pt__kafka_offsets_client_new(const pt__kafka_client *c, pt__kafka_offsets_client **out,
+                                 pt_error *err) {
   *out = NULL;
-  *n = 0;
-  pt__kafka_client c = *cin;
-  pt__kafka_client_defaults(&c);
-  if (!topic || !*topic) return pt__errorf(err, PT_EINVAL, "kafka offsets: no topic given");
+  pt__kafka_offsets_client *oc = pt__calloc(1, sizeof *oc);
+  if (!oc) return pt__errorf(err, PT_ENOMEM, "kafka offsets: out of memory");
+  oc->c = *c;
+  pt__kafka_client_defaults(&oc->c);
   static const char *const keys[] = {"isolation.level", "enable.auto.commit"};
   static const char *const values[] = {"read_committed", "false"};
-  rd_kafka_t *rk;
-  PT_RETURN_NOT_OK(pt__kafka_new(&c, RD_KAFKA_CONSUMER, keys, values, 2, "kafka offsets", &rk, err));
+  int rc = pt__kafka_new(&oc->c, RD_KAFKA_CONSUMER, keys, values, 2, "kafka offsets", &oc->rk, err);
+  if (rc != PT_OK) {
+    pt__free(oc);
+    return rc;
+  }
+  *out = oc;
+  return PT_OK;
+}
+
+void pt__kafka_offsets_client_free(pt__kafka_offsets_client *oc) {
+  if (!oc) return;
+  pt__kafka_destroy(oc->rk);
+  pt__free(oc);
+}
+
+int pt__kafka_offsets_get(pt__kafka_offsets_client *oc, const char *topic,
+                          pt_kafka_partition_offsets **out, int32_t *n, pt_error *err) {
+  *out = NULL;
+  *n = 0;
+  const pt__kafka_client *cp = &oc->c;
+  rd_kafka_t *rk = oc->rk;
+  if (!topic || !*topic) return pt__errorf(err, PT_EINVAL, "kafka offsets: no topic given");
   int rc = PT_OK;
   rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
   const struct rd_kafka_metadata *md = NULL;
-  int64_t deadline = pt__kafka_now_ms() + c.max_retry_ms, delay = 100;
+  int64_t deadline = pt__kafka_now_ms() + cp->max_retry_ms, delay = 100;
   if (!rkt) {
     rc = pt__errorf(err, PT_EINVAL, "kafka offsets: topic '%s': %s", topic,
                     rd_kafka_err2str(rd_kafka_last_error()));
-    goto destroy;
+    goto done;
   }
   for (;;) {
     int64_t left = deadline - pt__kafka_now_ms();
-    int tmo = (int)(left < c.timeout_ms ? (left > 100 ? left : 100) : c.timeout_ms);
+    int tmo = (int)(left < cp->timeout_ms ? (left > 100 ? left : 100) : cp->timeout_ms);
     rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, rkt, &md, tmo);
     if (e == RD_KAFKA_RESP_ERR_NO_ERROR && md->topic_cnt == 1) {
       rd_kafka_resp_err_t te = md->topics[0].err;
@@ -186,15 +219,15 @@ int pt__kafka_offsets(const pt__kafka_client *cin, const char *topic,
       if (te == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
         rc = pt__errorf(err, PT_EINVAL,
                         "kafka offsets: topic '%s' does not exist on '%s'; create it first",
-                        topic, c.bootstrap);
+                        topic, cp->bootstrap);
         goto free_md;
       }
     }
     if (md) rd_kafka_metadata_destroy(md);
     md = NULL;
     if (!backoff(deadline, &delay)) {
-      rc = pt__kafka_unreachable(&c, rk, "kafka offsets", "a metadata request", err);
-      goto destroy;
+      rc = pt__kafka_unreachable(cp, rk, "kafka offsets", "a metadata request", err);
+      goto done;
     }
   }
   {
@@ -209,7 +242,7 @@ int pt__kafka_offsets(const pt__kafka_client *cin, const char *topic,
       for (;;) {
         int64_t lo, hi;
         rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(
-            rk, topic, po[i].partition, &lo, &hi, (int)c.timeout_ms);
+            rk, topic, po[i].partition, &lo, &hi, (int)cp->timeout_ms);
         if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
           po[i].earliest = lo;
           po[i].latest = hi;
@@ -217,7 +250,7 @@ int pt__kafka_offsets(const pt__kafka_client *cin, const char *topic,
         }
         if (!backoff(deadline, &delay)) {
           free(po);
-          rc = pt__kafka_unreachable(&c, rk, "kafka offsets", "an offsets request", err);
+          rc = pt__kafka_unreachable(cp, rk, "kafka offsets", "an offsets request", err);
           goto free_md;
         }
       }
@@ -228,8 +261,19 @@ int pt__kafka_offsets(const pt__kafka_client *cin, const char *topic,
   }
 free_md:
   if (md) rd_kafka_metadata_destroy(md);
-destroy:
+done:
   if (rkt) rd_kafka_topic_destroy(rkt);
-  pt__kafka_destroy(rk);
+  return rc;
+}
+
+int pt__kafka_offsets(const pt__kafka_client *c, const char *topic,
+                      pt_kafka_partition_offsets **out, int32_t *n, pt_error *err) {
+  *out = NULL;
+  *n = 0;
+  if (!topic || !*topic) return pt__errorf(err, PT_EINVAL, "kafka offsets: no topic given");
+  pt__kafka_offsets_client *oc;
+  PT_RETURN_NOT_OK(pt__kafka_offsets_client_new(c, &oc, err));
+  int rc = pt__kafka_offsets_get(oc, topic, out, n, err);
+  pt__kafka_offsets_client_free(oc);
   return rc;
 }

@@ -16,7 +16,12 @@ enum { C_KEY, C_VALUE, C_TOPIC, C_PARTITION, C_OFFSET, C_TIMESTAMP, C_TSTYPE, C_
 
 struct pt__kafka_reader {
   pt__kafka_client c;          /* borrowed strings (the stage's message) */
-  rd_kafka_t *rk;              /* owned */
+  rd_kafka_t *rk;              /* owned; from the pool or new */
+  char *key;                   /* owned: rk's pool key */
+  int failed;                  /* a call failed: rk is not given back */
+  int heard;                   /* a record or EOF of this assignment came: from then on
+                                  rd_kafka_position is this assignment's, not a pooled
+                                  consumer's earlier one */
   char *topic;                 /* owned */
   int32_t partition;
   int64_t start, end;
@@ -25,6 +30,7 @@ struct pt__kafka_reader {
   struct ArrowSchema schema;   /* owned */
   pt_builder *b;               /* owned: the batch being built */
   int64_t bytes;
+  int64_t oldest_ms;           /* the oldest record timestamp read; -1: none */
 };
 
 int pt__kafka_schema(struct ArrowSchema *out, pt_error *err) {
@@ -62,6 +68,7 @@ int pt__kafka_reader_open(const pt__kafka_client *c, const char *topic, int32_t 
   pt__kafka_client_defaults(&r->c);
   r->partition = partition;
   r->start = r->next = start;
+  r->oldest_ms = -1;
   r->end = end;
   r->topic = pt__strdup(topic);
   int rc = r->topic ? PT_OK : pt__errorf(err, PT_ENOMEM, "read_kafka: out of memory");
@@ -76,7 +83,15 @@ int pt__kafka_reader_open(const pt__kafka_client *c, const char *topic, int32_t 
                                        "enable.auto.offset.store", "group.id"};
     static const char *const values[] = {"read_committed", "false", "true", "error", "false",
                                          "protium-read-kafka"};
-    rc = pt__kafka_new(&r->c, RD_KAFKA_CONSUMER, keys, values, 6, "read_kafka", &r->rk, err);
+    rc = pt__kafka_pool_key(&r->c, "reader", &r->key) == PT_OK
+             ? PT_OK
+             : pt__errorf(err, PT_ENOMEM, "read_kafka: out of memory");
+    /* A consumer of an earlier task with the same settings: its broker
+     * connections and metadata are warm. */
+    if (rc == PT_OK) r->rk = pt__kafka_pool_take(PT__KAFKA_POOL_READER, r->key);
+    if (r->rk) pt__kafka_log_clear(r->rk);
+    else if (rc == PT_OK)
+      rc = pt__kafka_new(&r->c, RD_KAFKA_CONSUMER, keys, values, 6, "read_kafka", &r->rk, err);
   }
   if (rc == PT_OK && !r->done) {
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
@@ -87,6 +102,7 @@ int pt__kafka_reader_open(const pt__kafka_client *c, const char *topic, int32_t 
                            (int)partition, rd_kafka_err2str(e));
   }
   if (rc != PT_OK) {
+    r->failed = 1;
     pt__kafka_reader_free(r);
     return rc;
   }
@@ -115,6 +131,7 @@ static int append_record(pt__kafka_reader *r, const rd_kafka_message_t *m, pt_er
       if (rc == PT_OK) rc = pt_builder_append_null(pt_builder_child(b, C_TSTYPE), 1);
     } else {
       rc = pt_builder_append_int(pt_builder_child(b, C_TIMESTAMP), ts);
+      if (ts >= 0 && (r->oldest_ms < 0 || ts < r->oldest_ms)) r->oldest_ms = ts;
       /* Spark's numbering: 0 create time, 1 log append time. */
       if (rc == PT_OK)
         rc = pt_builder_append_int(pt_builder_child(b, C_TSTYPE),
@@ -148,8 +165,18 @@ static int append_record(pt__kafka_reader *r, const rd_kafka_message_t *m, pt_er
   return PT_OK;
 }
 
+static int reader_next(pt__kafka_reader *r, int64_t max_rows, struct ArrowArray *out,
+                       pt_error *err);
+
 int pt__kafka_reader_next(pt__kafka_reader *r, int64_t max_rows, struct ArrowArray *out,
                           pt_error *err) {
+  int rc = reader_next(r, max_rows, out, err);
+  if (rc != PT_OK) r->failed = 1;
+  return rc;
+}
+
+static int reader_next(pt__kafka_reader *r, int64_t max_rows, struct ArrowArray *out,
+                       pt_error *err) {
   memset(out, 0, sizeof *out);
   if (max_rows <= 0) max_rows = 65536;
   int64_t rows = 0;
@@ -161,8 +188,8 @@ int pt__kafka_reader_next(pt__kafka_reader *r, int64_t max_rows, struct ArrowArr
       /* Markers and aborted records move the position without a message. */
       rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
       rd_kafka_topic_partition_list_add(l, r->topic, r->partition);
-      if (rd_kafka_position(r->rk, l) == RD_KAFKA_RESP_ERR_NO_ERROR && l->elems[0].offset >= 0 &&
-          l->elems[0].offset > r->next) {
+      if (r->heard && rd_kafka_position(r->rk, l) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+          l->elems[0].offset >= 0 && l->elems[0].offset > r->next) {
         r->next = l->elems[0].offset;
         last_progress = pt__kafka_now_ms();
       }
@@ -185,6 +212,12 @@ int pt__kafka_reader_next(pt__kafka_reader *r, int64_t max_rows, struct ArrowArr
     }
     rd_kafka_resp_err_t e = m->err;
     int64_t off = m->offset;
+    if (m->rkt && (m->partition != r->partition || strcmp(rd_kafka_topic_name(m->rkt), r->topic))) {
+      /* left from an earlier assignment of a pooled consumer */
+      rd_kafka_message_destroy(m);
+      continue;
+    }
+    if (m->rkt) r->heard = 1;
     if (e == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
       rd_kafka_message_destroy(m);
       if (off > r->next) r->next = off;
@@ -239,13 +272,25 @@ int pt__kafka_reader_next(pt__kafka_reader *r, int64_t max_rows, struct ArrowArr
 
 int64_t pt__kafka_reader_bytes(const pt__kafka_reader *r) { return r->bytes; }
 
+int64_t pt__kafka_reader_oldest_ms(const pt__kafka_reader *r) { return r->oldest_ms; }
+
+static void consumer_destroy(void *rk) {
+  rd_kafka_consumer_close(rk);
+  pt__kafka_destroy(rk);
+}
+
 void pt__kafka_reader_free(pt__kafka_reader *r) {
   if (!r) return;
   if (r->rk) {
-    rd_kafka_assign(r->rk, NULL);
-    rd_kafka_consumer_close(r->rk);
-    pt__kafka_destroy(r->rk);
+    /* unassigned, it fetches nothing while idle */
+    int clean = rd_kafka_assign(r->rk, NULL) == RD_KAFKA_RESP_ERR_NO_ERROR;
+    if (clean && r->done && !r->failed && r->key) {
+      pt__kafka_pool_put(PT__KAFKA_POOL_READER, r->key, r->rk, consumer_destroy);
+    } else {
+      consumer_destroy(r->rk);
+    }
   }
+  pt__free(r->key);
   pt_builder_free(r->b);
   if (r->schema.release) r->schema.release(&r->schema);
   pt__free(r->topic);

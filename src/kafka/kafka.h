@@ -29,6 +29,19 @@ void pt__kafka_client_defaults(pt__kafka_client *c);
 int pt__kafka_offsets(const pt__kafka_client *c, const char *topic,
                       pt_kafka_partition_offsets **out, int32_t *n, pt_error *err);
 
+/* A client for pt__kafka_offsets kept across calls (the streaming source
+ * asks at every trigger): its connection and metadata stay warm. */
+typedef struct pt__kafka_offsets_client pt__kafka_offsets_client;
+/* c is copied (its strings are borrowed while the client lives). On PT_OK
+ * the caller owns *out (pt__kafka_offsets_client_free). */
+int pt__kafka_offsets_client_new(const pt__kafka_client *c, pt__kafka_offsets_client **out,
+                                 pt_error *err);
+/* pt__kafka_offsets on oc's handle. On PT_OK the caller owns *out (free()). */
+int pt__kafka_offsets_get(pt__kafka_offsets_client *oc, const char *topic,
+                          pt_kafka_partition_offsets **out, int32_t *n, pt_error *err);
+/* NULL is fine. */
+void pt__kafka_offsets_client_free(pt__kafka_offsets_client *oc);
+
 /* The schema of pt_read_kafka's batches. On PT_OK the caller owns *out. */
 int pt__kafka_schema(struct ArrowSchema *out, pt_error *err);
 
@@ -45,21 +58,29 @@ int pt__kafka_reader_next(pt__kafka_reader *r, int64_t max_rows, struct ArrowArr
                           pt_error *err);
 /* Bytes of keys and values read so far. */
 int64_t pt__kafka_reader_bytes(const pt__kafka_reader *r);
+/* The oldest timestamp (ms since the epoch) of the records read so far;
+ * -1 when none had one. */
+int64_t pt__kafka_reader_oldest_ms(const pt__kafka_reader *r);
 void pt__kafka_reader_free(pt__kafka_reader *r);
 
 /* Produces one sink partition's rows in one transaction (the exactly-once
  * rule of docs/kafka.md). */
 typedef struct pt__kafka_writer pt__kafka_writer;
 
-/* Fences earlier producers of "<prefix>-<sink_partition>", then reads the
- * marker: *skip = 1 when batch_id (or a later batch) is already committed,
- * and then nothing is to be written. schema (borrowed while the writer
- * lives) must hold "value" and may hold "key", "partition", "headers". On
- * PT_OK the caller owns *out. */
+/* A writer for "<prefix>-<sink_partition>": checks the schema now, and
+ * starts the broker work on a thread of its own (a producer from the pool,
+ * or a new one that fences earlier producers of the id; the marker; the
+ * transaction begun), which the first write or the commit waits for and
+ * whose failure they return. schema (borrowed while the writer lives) must
+ * hold "value" and may hold "key", "partition", "headers". c's strings are
+ * borrowed while the writer lives. On PT_OK the caller owns *out. */
 int pt__kafka_writer_open(const pt__kafka_client *c, const char *topic, const char *prefix,
                           int64_t sink_partition, int64_t batch_id,
-                          const struct ArrowSchema *schema, int *skip, pt__kafka_writer **out,
+                          const struct ArrowSchema *schema, pt__kafka_writer **out,
                           pt_error *err);
+/* 1 when batch_id (or a later batch) was found committed and nothing was
+ * written (waits for the opener). */
+int pt__kafka_writer_skipped(pt__kafka_writer *w);
 /* Produces the rows of batch (a struct array of the schema) in the
  * transaction. The batch stays the caller's. */
 int pt__kafka_writer_write(pt__kafka_writer *w, const struct ArrowArray *batch, pt_error *err);
@@ -67,6 +88,21 @@ int pt__kafka_writer_write(pt__kafka_writer *w, const struct ArrowArray *batch, 
 int pt__kafka_writer_commit(pt__kafka_writer *w, int64_t *produced, pt_error *err);
 /* Aborts a transaction left open, frees. NULL is fine. */
 void pt__kafka_writer_free(pt__kafka_writer *w);
+
+/* Idle handles kept for the next task of this process (pool.c). kind is
+ * the caller's (a handle type); key says which settings the handle was
+ * made with (pt__kafka_pool_key). */
+enum { PT__KAFKA_POOL_READER = 1, PT__KAFKA_POOL_WRITER = 2 };
+/* On PT_OK the caller owns *out (pt__free): c's bootstrap and properties
+ * with extra after them. */
+int pt__kafka_pool_key(const pt__kafka_client *c, const char *extra, char **out);
+/* An idle item of kind and key, now the caller's, or NULL. */
+void *pt__kafka_pool_take(int kind, const char *key);
+/* Gives item to the pool (key is copied); destroy frees it when the pool
+ * lets it go, possibly at once. */
+void pt__kafka_pool_put(int kind, const char *key, void *item, void (*destroy)(void *));
+/* Destroys every idle item. */
+void pt__kafka_pool_clear(void);
 
 /* Client internals shared by the files of this module. */
 typedef struct rd_kafka_s rd_kafka_t;
@@ -86,6 +122,8 @@ void pt__kafka_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 /* The last warning or error librdkafka logged on rk ("" if none), for
  * messages. Copied into buf. */
 void pt__kafka_last_log(rd_kafka_t *rk, char *buf, size_t size);
+/* Forgets rk's last logged problem (a handle taken from the pool). */
+void pt__kafka_log_clear(rd_kafka_t *rk);
 /* Milliseconds of a monotonic clock. */
 int64_t pt__kafka_now_ms(void);
 /* The message of brokers that stayed away: names them and says what to do. */

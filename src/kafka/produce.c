@@ -5,8 +5,11 @@
  * "<prefix>-<p>" on partition 0 of the topic, which each commit sets to
  * batch_id + 1 in the same transaction as the records. A marker above
  * batch_id means this batch (or a later one) is in: nothing is written.
+ * The producer (initialized) and the marker's consumer are kept in the
+ * process's pool after a clean commit, for the next batch of the same id.
  */
 #include <librdkafka/rdkafka.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -16,6 +19,20 @@
 struct pt__kafka_writer {
   pt__kafka_client c;
   rd_kafka_t *rk;                /* owned: the transactional producer */
+  rd_kafka_t *mrk;               /* owned: the marker's consumer (group txid) */
+  char *key;                     /* owned: the pool key of rk and mrk */
+  int64_t known;                 /* the highest batch id known to be committed for
+                                    txid (marker - 1, or our own commit); -1: none */
+  int clean;                     /* committed or skipped: rk may go back to the pool */
+  /* The broker work of opening (a producer from the pool or a new one, the
+   * marker, the transaction begun) runs on `opener` while the task reads
+   * and transforms its input: it is a micro-batch's longest wait otherwise.
+   * Fields above are the opener's until it is joined. */
+  pthread_t opener;
+  int opening;                   /* opener started, not joined yet */
+  int skip;                      /* the batch is in: nothing to write (after the join) */
+  int open_rc;                   /* the opener's result, and its message */
+  pt_error open_err;
   char *topic;                   /* owned */
   char *txid;                    /* owned: "<prefix>-<p>", also the marker's group */
   int64_t batch_id;
@@ -113,16 +130,18 @@ static int check_schema(pt__kafka_writer *w, const struct ArrowSchema *s, pt_err
 /* The marker: the offset committed for group txid on partition 0 of the
  * topic (read committed: a transaction still open is waited for). */
 static int read_marker(pt__kafka_writer *w, int64_t *marker, pt_error *err) {
-  const char *keys[] = {"group.id", "isolation.level", "enable.auto.commit"};
-  const char *values[] = {w->txid, "read_committed", "false"};
-  rd_kafka_t *rk;
-  PT_RETURN_NOT_OK(pt__kafka_new(&w->c, RD_KAFKA_CONSUMER, keys, values, 3, "write_kafka", &rk, err));
+  if (!w->mrk) {
+    const char *keys[] = {"group.id", "isolation.level", "enable.auto.commit"};
+    const char *values[] = {w->txid, "read_committed", "false"};
+    PT_RETURN_NOT_OK(
+        pt__kafka_new(&w->c, RD_KAFKA_CONSUMER, keys, values, 3, "write_kafka", &w->mrk, err));
+  }
   int rc = PT_OK;
   int64_t deadline = pt__kafka_now_ms() + w->c.max_retry_ms;
   for (;;) {
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(l, w->topic, 0);
-    rd_kafka_resp_err_t e = rd_kafka_committed(rk, l, (int)w->c.timeout_ms);
+    rd_kafka_resp_err_t e = rd_kafka_committed(w->mrk, l, (int)w->c.timeout_ms);
     if (e == RD_KAFKA_RESP_ERR_NO_ERROR) e = l->elems[0].err;
     int64_t off = l->elems[0].offset;
     rd_kafka_topic_partition_list_destroy(l);
@@ -131,12 +150,11 @@ static int read_marker(pt__kafka_writer *w, int64_t *marker, pt_error *err) {
       break;
     }
     if (pt__kafka_now_ms() >= deadline) {
-      rc = pt__kafka_unreachable(&w->c, rk, "write_kafka", "the batch marker's offset fetch", err);
+      rc = pt__kafka_unreachable(&w->c, w->mrk, "write_kafka", "the batch marker's offset fetch",
+                                 err);
       break;
     }
   }
-  rd_kafka_consumer_close(rk);
-  pt__kafka_destroy(rk);
   return rc;
 }
 
@@ -194,12 +212,106 @@ static int txn_commit(pt__kafka_writer *w, pt_error *err) {
   return PT_OK;
 }
 
+/* What the pool keeps of a writer: the initialized producer and the
+ * marker's consumer of one transactional id. */
+typedef struct kept {
+  rd_kafka_t *rk, *mrk;
+  int64_t known;                 /* the writer's known */
+} kept;
+
+static void handles_destroy(rd_kafka_t *rk, rd_kafka_t *mrk) {
+  if (mrk) {
+    rd_kafka_consumer_close(mrk);
+    pt__kafka_destroy(mrk);
+  }
+  pt__kafka_destroy(rk);
+}
+
+static void kept_destroy(void *p) {
+  kept *k = p;
+  handles_destroy(k->rk, k->mrk);
+  pt__free(k);
+}
+
+/* A fresh producer of w->txid, fencing every earlier one. */
+static int producer_new(pt__kafka_writer *w, pt_error *err) {
+  char tmo[32];
+  snprintf(tmo, sizeof tmo, "%lld", (long long)(w->c.max_retry_ms > 60000 ? w->c.max_retry_ms : 60000));
+  const char *keys[] = {"transactional.id", "enable.idempotence", "transaction.timeout.ms",
+                        "linger.ms"};
+  const char *values[] = {w->txid, "true", tmo, "5"};
+  PT_RETURN_NOT_OK(pt__kafka_new(&w->c, RD_KAFKA_PRODUCER, keys, values, 4, "write_kafka", &w->rk, err));
+  PT_RETURN_NOT_OK(txn_init(w, err));
+  warm_metadata(w);
+  return PT_OK;
+}
+
+/* Reads the marker; unless the batch is in, opens the transaction with the
+ * marker in it. Sending the marker first is what makes a pooled producer
+ * safe: a producer of this id made elsewhere since (an executor that ran
+ * the partition in between) fenced it, and the broker says so here, before
+ * any record is produced. */
+static int start(pt__kafka_writer *w, int reused, int *skip, pt_error *err) {
+  if (!reused) { /* a pooled producer knows: had anyone committed since, it is fenced */
+    int64_t marker = -1;
+    PT_RETURN_NOT_OK(read_marker(w, &marker, err));
+    w->known = marker - 1;
+  }
+  if (w->known >= w->batch_id) {
+    *skip = 1;
+    return PT_OK;
+  }
+  PT_RETURN_NOT_OK(txn_begin(w, err));
+  w->in_txn = 1;
+  return txn_send_marker(w, err);
+}
+
+/* The opener thread: the broker work of pt__kafka_writer_open. */
+static void *open_main(void *arg) {
+  pt__kafka_writer *w = arg;
+  pt_error *err = &w->open_err;
+  int rc = PT_OK;
+  kept *k = pt__kafka_pool_take(PT__KAFKA_POOL_WRITER, w->key);
+  if (k) {
+    w->rk = k->rk;
+    w->mrk = k->mrk;
+    w->known = k->known;
+    pt__free(k);
+    pt__kafka_log_clear(w->rk);
+    if (w->mrk) pt__kafka_log_clear(w->mrk);
+    pt_error first = {0};
+    rc = start(w, 1, &w->skip, &first);
+    if (rc != PT_OK) {
+      /* fenced, or its connections broke while idle: a fresh producer
+       * (which fences whoever took over) and the marker read again */
+      if (w->in_txn) {
+        rd_kafka_error_t *e = rd_kafka_abort_transaction(w->rk, (int)w->c.timeout_ms);
+        if (e) rd_kafka_error_destroy(e);
+        w->in_txn = 0;
+      }
+      handles_destroy(w->rk, w->mrk);
+      w->rk = w->mrk = NULL;
+      w->skip = 0;
+    }
+  }
+  if (!w->rk) {
+    rc = producer_new(w, err);
+    if (rc == PT_OK) rc = start(w, 0, &w->skip, err);
+    if (rc != PT_OK) goto fail;
+  }
+  if (w->skip) w->clean = 1;
+  w->open_rc = PT_OK;
+  return NULL;
+fail:
+  w->open_rc = rc;
+  return NULL;
+}
+
 int pt__kafka_writer_open(const pt__kafka_client *c, const char *topic, const char *prefix,
                           int64_t sink_partition, int64_t batch_id,
-                          const struct ArrowSchema *schema, int *skip, pt__kafka_writer **out,
+                          const struct ArrowSchema *schema, pt__kafka_writer **out,
                           pt_error *err) {
   *out = NULL;
-  *skip = 0;
   if (!topic || !*topic || !prefix || !*prefix)
     return pt__errorf(err, PT_EINVAL, "write_kafka: a topic and a transactional prefix are needed");
   if (batch_id < 0 || batch_id == INT64_MAX)
@@ -222,30 +334,42 @@ int pt__kafka_writer_open(const pt__kafka_client *c, const char *topic, const ch
   snprintf(w->txid, n, "%s-%lld", prefix, (long long)sink_partition);
   rc = check_schema(w, schema, err);
   if (rc != PT_OK) goto fail;
-  char tmo[32];
-  snprintf(tmo, sizeof tmo, "%lld", (long long)(w->c.max_retry_ms > 60000 ? w->c.max_retry_ms : 60000));
-  const char *keys[] = {"transactional.id", "enable.idempotence", "transaction.timeout.ms",
-                        "linger.ms"};
-  const char *values[] = {w->txid, "true", tmo, "5"};
-  rc = pt__kafka_new(&w->c, RD_KAFKA_PRODUCER, keys, values, 4, "write_kafka", &w->rk, err);
-  if (rc == PT_OK) rc = txn_init(w, err);
-  int64_t marker = -1;
-  if (rc == PT_OK) rc = read_marker(w, &marker, err);
-  if (rc == PT_OK) warm_metadata(w);
-  if (rc != PT_OK) goto fail;
-  if (marker > batch_id) {
-    *skip = 1;
-  } else {
-    rc = txn_begin(w, err);
+  {
+    size_t en = strlen(w->txid) + 8;
+    char *extra = pt__malloc(en);
+    if (extra) snprintf(extra, en, "writer\x1f%s", w->txid);
+    rc = extra && pt__kafka_pool_key(&w->c, extra, &w->key) == PT_OK
+             ? PT_OK
+             : pt__errorf(err, PT_ENOMEM, "write_kafka: out of memory");
+    pt__free(extra);
     if (rc != PT_OK) goto fail;
-    w->in_txn = 1;
   }
+  if (pthread_create(&w->opener, NULL, open_main, w) != 0) {
+    rc = pt__errorf(err, PT_EINTERNAL, "write_kafka: cannot start a thread");
+    goto fail;
+  }
+  w->opening = 1;
   *out = w;
   return PT_OK;
 fail:
   pt__kafka_writer_free(w);
   return rc;
 }
+
+/* Waits for the opener; its failure becomes the caller's. */
+static int joined(pt__kafka_writer *w, pt_error *err) {
+  if (w->opening) {
+    pthread_join(w->opener, NULL);
+    w->opening = 0;
+  }
+  if (w->open_rc != PT_OK) {
+    if (err) *err = w->open_err;
+    return w->open_rc;
+  }
+  return PT_OK;
+}
+
+int pt__kafka_writer_skipped(pt__kafka_writer *w) { return joined(w, NULL) == PT_OK && w->skip; }
 
 static const uint8_t *cell_bytes(const pt__view *v, int64_t i, int64_t *len) {
   if (!pt__view_is_valid(v, i)) return NULL;
@@ -305,6 +429,7 @@ static int produce_row(pt__kafka_writer *w, const pt__view *row, int64_t i, pt_e
 }
 
 int pt__kafka_writer_write(pt__kafka_writer *w, const struct ArrowArray *batch, pt_error *err) {
+  PT_RETURN_NOT_OK(joined(w, err));
   if (!w->in_txn) return PT_OK; /* skipped: the batch is already in */
   pt__view v;
   PT_RETURN_NOT_OK(pt__view_init(&v, w->schema, batch, err));
@@ -319,8 +444,8 @@ int pt__kafka_writer_write(pt__kafka_writer *w, const struct ArrowArray *batch, 
 
 int pt__kafka_writer_commit(pt__kafka_writer *w, int64_t *produced, pt_error *err) {
   *produced = 0;
+  PT_RETURN_NOT_OK(joined(w, err));
   if (!w->in_txn) return PT_OK;
-  PT_RETURN_NOT_OK(txn_send_marker(w, err));
   PT_RETURN_NOT_OK(txn_commit(w, err));
   w->in_txn = 0;
   if (w->failed > 0)
@@ -328,18 +453,28 @@ int pt__kafka_writer_commit(pt__kafka_writer *w, int64_t *produced, pt_error *er
                       "write_kafka: transactional id '%s': %lld records failed (%s) yet the "
                       "transaction committed", w->txid, (long long)w->failed, w->delivery_error);
   *produced = w->produced;
+  w->known = w->batch_id;
+  w->clean = 1;
   return PT_OK;
 }
 
 void pt__kafka_writer_free(pt__kafka_writer *w) {
   if (!w) return;
-  if (w->rk) {
-    if (w->in_txn) {
+  joined(w, NULL);
+  kept *k = w->clean && !w->in_txn && w->key ? pt__malloc(sizeof *k) : NULL;
+  if (k) {
+    k->rk = w->rk;
+    k->mrk = w->mrk;
+    k->known = w->known;
+    pt__kafka_pool_put(PT__KAFKA_POOL_WRITER, w->key, k, kept_destroy);
+  } else if (w->rk || w->mrk) {
+    if (w->rk && w->in_txn) {
       rd_kafka_error_t *e = rd_kafka_abort_transaction(w->rk, (int)w->c.timeout_ms);
       if (e) rd_kafka_error_destroy(e); /* the next producer of the id aborts it anyway */
     }
-    pt__kafka_destroy(w->rk);
+    handles_destroy(w->rk, w->mrk);
   }
+  pt__free(w->key);
   pt__free(w->txid);
   pt__free(w->topic);
   pt__free(w);

@@ -1,4 +1,5 @@
-/* files.c — the stream source over a directory that files arrive in. Every
+/* files.c — the stream source over a directory that files arrive in (Arrow
+ * IPC, Parquet or CSV). Every
  * file it sees goes once into a log in the checkpoint ("<mtime_ns>\t<name>"
  * lines, in the order of modification time then name of each scan), and
  * offsets are positions in that log ({"files":N}): a batch is log lines
@@ -25,7 +26,13 @@ typedef struct file_entry {
 
 typedef struct files_src {
   char *dir;           /* owned, the watched directory */
-  int format;          /* PT_STREAM_IPC / PT_STREAM_PARQUET */
+  int format;          /* PT_STREAM_IPC / PT_STREAM_PARQUET / PT_STREAM_CSV */
+  /* CSV: the reader's options, with their strings and schema owned here
+   * (csv.schema points to csv_schema, csv.null_values to csv_nulls) */
+  pt_csv_options csv;
+  struct ArrowSchema csv_schema;
+  char **csv_nulls;
+  char *csv_corrupt;
   int64_t max_files;   /* per batch; 0 = no limit */
   char *state_dir;     /* owned: the source's checkpoint folder (after open) */
   char *log_path;      /* owned: state_dir/files.log */
@@ -43,6 +50,7 @@ static int has_suffix(const char *s, const char *suf) {
 static int wanted(const files_src *f, const char *name) {
   if (name[0] == '.' || name[0] == '_') return 0; /* still being written */
   if (f->format == PT_STREAM_PARQUET) return has_suffix(name, ".parquet");
+  if (f->format == PT_STREAM_CSV) return has_suffix(name, ".csv") || has_suffix(name, ".tsv");
   return has_suffix(name, ".arrow") || has_suffix(name, ".arrows") || has_suffix(name, ".ipc") ||
          has_suffix(name, ".feather");
 }
@@ -248,7 +256,10 @@ static int files_plan(void *state, pt_session *s, const char *start, const char 
   }
   batch->records = b - a;
   batch->event_time_us = oldest < 0 ? -1 : oldest / 1000;
+  /* The CSV schema is the user's, never inferred: a batch's files must not
+   * change the stream's columns. */
   int rc = f->format == PT_STREAM_PARQUET ? pt_read_parquet(s, links, NULL, out, err)
+           : f->format == PT_STREAM_CSV   ? pt_read_csv(s, links, &f->csv, out, err)
                                           : pt_read_ipc(s, links, out, err);
   if (rc != PT_OK) return pt__error_prefix(err, rc, "stream: files source, batch %" PRId64 ": ",
                                            batch->batch_id);
@@ -280,18 +291,73 @@ static void files_free(void *state) {
   pt__free(f->dir);
   pt__free(f->state_dir);
   pt__free(f->log_path);
+  if (f->csv_schema.release) f->csv_schema.release(&f->csv_schema);
+  for (int64_t i = 0; f->csv_nulls && i < f->csv.n_null_values; i++) pt__free(f->csv_nulls[i]);
+  pt__free(f->csv_nulls);
+  pt__free(f->csv_corrupt);
   pt__free(f);
 }
 
+/* The CSV options copied into f (strings and schema owned by f). */
+static int copy_csv(files_src *f, const pt_csv_options *o, pt_error *err) {
+  f->csv = *o;
+  f->csv.schema = NULL;
+  f->csv.null_values = NULL;
+  f->csv.corrupt_column = NULL;
+  f->csv.n_null_values = 0;
+  PT_RETURN_NOT_OK(pt_schema_copy(o->schema, &f->csv_schema, err));
+  f->csv.schema = &f->csv_schema;
+  if (o->n_null_values > 0) {
+    f->csv_nulls = pt__calloc((size_t)o->n_null_values, sizeof *f->csv_nulls);
+    if (!f->csv_nulls) return pt__errorf(err, PT_ENOMEM, "stream: out of memory");
+    for (int64_t i = 0; i < o->n_null_values; i++) {
+      f->csv_nulls[i] = pt__strdup(o->null_values[i] ? o->null_values[i] : "");
+      if (!f->csv_nulls[i]) return pt__errorf(err, PT_ENOMEM, "stream: out of memory");
+      f->csv.n_null_values = i + 1; /* what files_free frees */
+    }
+    f->csv.null_values = (const char *const *)f->csv_nulls;
+  }
+  if (o->corrupt_column) {
+    if (!(f->csv_corrupt = pt__strdup(o->corrupt_column)))
+      return pt__errorf(err, PT_ENOMEM, "stream: out of memory");
+    f->csv.corrupt_column = f->csv_corrupt;
+  }
+  return PT_OK;
+}
+
+static int files_source(const char *dir, int format, const pt_csv_options *csv,
+                        int64_t max_files_per_trigger, pt_stream_source *out, pt_error *err);
+
 int pt_stream_files_source(const char *dir, int format, int64_t max_files_per_trigger,
                            pt_stream_source *out, pt_error *err) {
-  if (!out) return pt__errorf(err, PT_EINVAL, "stream files source: out must not be NULL");
-  memset(out, 0, sizeof *out);
-  if (!dir || !*dir) return pt__errorf(err, PT_EINVAL, "stream files source: a directory is required");
-  if (format != PT_STREAM_IPC && format != PT_STREAM_PARQUET)
+  if (out) memset(out, 0, sizeof *out);
+  if (format == PT_STREAM_CSV)
+    return pt__errorf(err, PT_EINVAL, "stream files source: CSV files need their options and "
+                                      "schema; use pt_stream_csv_source");
+  return files_source(dir, format, NULL, max_files_per_trigger, out, err);
+}
+
+int pt_stream_csv_source(const char *dir, const pt_csv_options *opts,
+                         int64_t max_files_per_trigger, pt_stream_source *out, pt_error *err) {
+  if (out) memset(out, 0, sizeof *out);
+  if (!opts || !opts->schema)
     return pt__errorf(err, PT_EINVAL,
-                      "stream files source: format %d is neither PT_STREAM_IPC nor "
-                      "PT_STREAM_PARQUET", format);
+                      "stream csv source: a schema is required (pt_csv_options.schema): "
+                      "inferred per micro-batch, the columns could change from one to the next");
+  if (!opts->schema->format || strcmp(opts->schema->format, "+s") != 0)
+    return pt__errorf(err, PT_EINVAL,
+                      "stream csv source: the schema must be a struct (one child per column)");
+  return files_source(dir, PT_STREAM_CSV, opts, max_files_per_trigger, out, err);
+}
+
+static int files_source(const char *dir, int format, const pt_csv_options *csv,
+                        int64_t max_files_per_trigger, pt_stream_source *out, pt_error *err) {
+  if (!out) return pt__errorf(err, PT_EINVAL, "stream files source: out must not be NULL");
+  if (!dir || !*dir) return pt__errorf(err, PT_EINVAL, "stream files source: a directory is required");
+  if (format != PT_STREAM_IPC && format != PT_STREAM_PARQUET && format != PT_STREAM_CSV)
+    return pt__errorf(err, PT_EINVAL,
+                      "stream files source: format %d is not PT_STREAM_IPC, PT_STREAM_PARQUET "
+                      "or PT_STREAM_CSV", format);
   if (max_files_per_trigger < 0)
     return pt__errorf(err, PT_EINVAL,
                       "stream files source: max_files_per_trigger must be >= 0 (0: no limit)");
@@ -307,6 +373,13 @@ int pt_stream_files_source(const char *dir, int format, int64_t max_files_per_tr
   }
   f->format = format;
   f->max_files = max_files_per_trigger;
+  if (csv) {
+    int rc = copy_csv(f, csv, err);
+    if (rc != PT_OK) {
+      files_free(f);
+      return rc;
+    }
+  }
   *out = (pt_stream_source){.name = "files",
                             .state = f,
                             .open = files_open,

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kafka/kafka.h"
 #include "stream/stream_int.h"
 
 /* Kafka options with their strings owned. */
@@ -189,15 +190,24 @@ typedef struct kafka_src {
   char *starting;            /* owned: "earliest", "latest" or offsets text */
   int64_t max_per_trigger;   /* 0: none */
   poffs earliest;            /* of the last look at the topic, for new partitions */
+  pt__kafka_client client;   /* ks->k's settings; strings borrowed from k */
+  pt__kafka_offsets_client *oc; /* owned; kept across triggers, NULL after a failure */
 } kafka_src;
 
 /* The topic's partitions now; brokers away -> PT_ETIMEDOUT (retried by the
- * query with its own backoff). */
+ * query with its own backoff). The client lives across triggers: a new one
+ * per look cost a connection and a metadata round trip every time. */
 static int look(kafka_src *ks, poffs *latest, pt_error *err) {
   pt_kafka_partition_offsets *o = NULL;
   int32_t n = 0;
-  int rc = pt_kafka_topic_offsets(&ks->k.o, ks->topic, &o, &n, err);
-  if (rc != PT_OK) return rc;
+  int rc = ks->oc ? PT_OK : pt__kafka_offsets_client_new(&ks->client, &ks->oc, err);
+  if (rc == PT_OK) rc = pt__kafka_offsets_get(ks->oc, ks->topic, &o, &n, err);
+  if (rc != PT_OK) {
+    /* a fresh client next time: nothing of a failed one is trusted */
+    pt__kafka_offsets_client_free(ks->oc);
+    ks->oc = NULL;
+    return rc;
+  }
   memset(latest, 0, sizeof *latest);
   for (int32_t i = 0; i < n && rc == PT_OK; i++)
     if (poffs_set(latest, o[i].partition, o[i].latest) != PT_OK ||
@@ -346,6 +356,7 @@ static void ks_free(void *state) {
   pt__free(ks->topic);
   pt__free(ks->starting);
   poffs_free(&ks->earliest);
+  pt__kafka_offsets_client_free(ks->oc);
   pt__free(ks);
 }
 
@@ -373,6 +384,18 @@ int pt_stream_kafka_source(const pt_kafka_options *o, const char *topic,
   }
   /* the query backs off itself (stream.max_retry_time): one look is short */
   if (ks->k.o.max_retry_ms == 0) ks->k.o.max_retry_ms = 1000;
+  if (ks->k.o.n_properties > 64) {
+    ks_free(ks);
+    return pt__errorf(err, PT_EINVAL, "stream kafka source: %d properties given; up to 64",
+                      (int)o->n_properties);
+  }
+  ks->client = (pt__kafka_client){.bootstrap = ks->k.o.bootstrap_servers,
+                                  .n_props = (size_t)ks->k.o.n_properties,
+                                  .keys = ks->k.o.property_keys,
+                                  .values = ks->k.o.property_values,
+                                  .timeout_ms = ks->k.o.timeout_ms,
+                                  .max_retry_ms = ks->k.o.max_retry_ms};
+  pt__kafka_client_defaults(&ks->client);
   ks->topic = pt__strdup(topic);
   ks->starting = pt__strdup(st);
   ks->max_per_trigger = max_offsets_per_trigger;

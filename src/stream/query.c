@@ -134,15 +134,23 @@ static void copy_offsets(char *dst, size_t cap, const char *src) {
   }
 }
 
-/* Rows the batch's first stage read, from the job the sink ran on ds. */
-static int64_t input_rows(pt_session *s, int64_t since_job) {
+/* Rows the batch's first stage read, from the job the sink ran on ds, and
+ * the oldest event time its source saw (Kafka record timestamps; ms, -1:
+ * none). */
+static int64_t input_rows(pt_session *s, int64_t since_job, int64_t *event_ms) {
+  *event_ms = -1;
   pt_job_stats *st;
   if (pt_session_job_stats(s, 0, &st, NULL) != PT_OK) return -1;
   int64_t rows = -1;
   if (st->job_id > since_job && st->n_stages > 0) {
     rows = 0;
     for (int64_t i = 0; i < st->n_stages; i++)
-      if (st->stages[i].stage_id == st->stages[0].stage_id) rows += st->stages[i].rows_read;
+      if (st->stages[i].stage_id == st->stages[0].stage_id) {
+        const pt_stage_stats *g = &st->stages[i];
+        rows += g->rows_read;
+        if (g->event_time_ms > 0 && (*event_ms < 0 || g->event_time_ms < *event_ms))
+          *event_ms = g->event_time_ms;
+      }
   }
   pt_job_stats_free(st);
   return rows;
@@ -210,10 +218,14 @@ static int run_batch(pt_stream_query *q, int64_t id, const char *start, const ch
     }
     pt_dataset_free(out);
     if (rc == PT_OK) {
-      p.event_time_us = batch.event_time_us;
+      int64_t event_ms;
       p.records = batch.records;
       p.output_rows = rows;
-      p.input_rows = input_rows(q->session, since);
+      p.input_rows = input_rows(q->session, since, &event_ms);
+      /* the source's own time (files) or the records' (Kafka) */
+      p.event_time_us = batch.event_time_us >= 0 ? batch.event_time_us
+                        : event_ms >= 0         ? event_ms * 1000
+                                                : -1;
       break;
     }
     if (!retryable(rc)) return rc;

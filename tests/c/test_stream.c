@@ -5,9 +5,11 @@
  * across a crash between the sink's commit and the commit log (the rerun
  * keeps its batch id and offsets), and per-trigger limits; a failing
  * function stops the query with its message, a vanished source is retried
- * and then fails clearly, a checkpoint in use is refused.
+ * and then fails clearly, a checkpoint in use is refused. CSV files arrive
+ * the same way, read with the batch reader's options and a given schema.
  */
 #include <dirent.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -489,6 +491,76 @@ static void test_stop_while_retrying(void **state) {
   pt_stream_query_free(q);
 }
 
+/* ids [from, from + n) as a CSV file "id,tag" with a header, written under
+ * a "." name and renamed. */
+static void write_csv(const char *dir, const char *name, int64_t from, int64_t n) {
+  char tmp[600], path[600];
+  snprintf(tmp, sizeof tmp, "%s/.%s", dir, name);
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  FILE *f = fopen(tmp, "w");
+  assert_non_null(f);
+  fputs("id,tag\n", f);
+  for (int64_t i = from; i < from + n; i++) fprintf(f, "%lld,\"t,%lld\"\n", (long long)i, (long long)i);
+  fclose(f);
+  assert_int_equal(rename(tmp, path), 0);
+}
+
+static void csv_schema(struct ArrowSchema *s) {
+  CHECK(pt_schema_init(s, "+s", "", 0, 2, &err));
+  CHECK(pt_schema_init(s->children[0], "l", "id", 0, 0, &err));
+  CHECK(pt_schema_init(s->children[1], "u", "tag", ARROW_FLAG_NULLABLE, 0, &err));
+}
+
+static void test_csv_files_exactly_once(void **state) {
+  char in[512], out[512], ckpt[512];
+  paths("csv", in, out, ckpt);
+  write_csv(in, "a-000.csv", 0, 50);
+  write_csv(in, "a-001.csv", 50, 50);
+  char ignored[600];
+  snprintf(ignored, sizeof ignored, "%s/notes.txt", in); /* not a .csv: never read */
+  FILE *f = fopen(ignored, "w");
+  fputs("not,csv\n", f);
+  fclose(f);
+  struct ArrowSchema schema;
+  csv_schema(&schema);
+  pt_csv_options co;
+  pt_csv_options_init(&co);
+  co.header = 1;
+  co.schema = &schema;
+  const char *nulls[] = {"NA"};
+  co.null_values = nulls;
+  co.n_null_values = 1;
+  pt_stream_source src;
+  pt_stream_sink sink;
+  CHECK(pt_stream_csv_source(in, &co, 1, &src, &err));
+  schema.release(&schema); /* copied by the source */
+  CHECK(pt_stream_ipc_sink(out, NULL, &sink, &err));
+  pt_stream_options o;
+  pt_stream_options_init(&o);
+  o.checkpoint_dir = ckpt;
+  o.trigger = PT_TRIGGER_CONTINUOUS;
+  o.progress = 0;
+  pt_stream_query *q;
+  CHECK(pt_stream_start(S, &src, &sink, &o, &q, &err));
+  wait_rows(q, out, 100);
+  /* files arriving while it runs, one with an old modification time */
+  write_csv(in, "b-000.csv", 100, 30);
+  write_csv(in, "0-late.csv", 130, 20);
+  char late[600];
+  snprintf(late, sizeof late, "%s/0-late.csv", in);
+  struct timespec old[2] = {{1000, 0}, {1000, 0}};
+  assert_int_equal(utimensat(AT_FDCWD, late, old, 0), 0);
+  wait_rows(q, out, 150);
+  CHECK(pt_stream_query_stop(q, &err));
+  pt_stream_progress p[64];
+  int64_t n;
+  CHECK(pt_stream_query_progress(q, p, 64, &n, &err));
+  assert_true(n >= 4); /* max_files_per_trigger 1: a batch per file */
+  for (int64_t i = 0; i < n; i++) assert_int_equal(p[i].records, 1);
+  pt_stream_query_free(q);
+  assert_int_equal(check_exactly_once(out, 150, 0), 150);
+}
+
 static void test_bad_input(void **state) {
   char in[512], out[512], ckpt[512];
   paths("bad", in, out, ckpt);
@@ -498,6 +570,16 @@ static void test_bad_input(void **state) {
                    PT_EINVAL);
   assert_non_null(strstr(e.message, "is not a directory"));
   assert_int_equal(pt_stream_files_source(in, 7, 0, &src, &e), PT_EINVAL);
+  /* CSV: its own constructor, and a schema given, not inferred */
+  assert_int_equal(pt_stream_files_source(in, PT_STREAM_CSV, 0, &src, &e), PT_EINVAL);
+  assert_non_null(strstr(e.message, "use pt_stream_csv_source"));
+  pt_csv_options co;
+  pt_csv_options_init(&co);
+  assert_int_equal(pt_stream_csv_source(in, &co, 0, &src, &e), PT_EINVAL);
+  assert_string_equal(e.message, "stream csv source: a schema is required "
+                                 "(pt_csv_options.schema): inferred per micro-batch, the "
+                                 "columns could change from one to the next");
+  assert_int_equal(pt_stream_csv_source(in, NULL, 0, &src, &e), PT_EINVAL);
   /* two queries on one checkpoint: the second is refused */
   pt_stream_query *q = start(in, out, ckpt, 0, 0, PT_TRIGGER_CONTINUOUS, NULL);
   pt_stream_sink sink;
@@ -539,6 +621,7 @@ int main(void) {
       cmocka_unit_test(test_failing_function_stops_query),
       cmocka_unit_test(test_source_gone_retried_then_fails),
       cmocka_unit_test(test_stop_while_retrying),
+      cmocka_unit_test(test_csv_files_exactly_once),
       cmocka_unit_test(test_bad_input),
   };
   return cmocka_run_group_tests(tests, setup, teardown);

@@ -1,6 +1,7 @@
 """conftest.py — shared set-up of the Python tests: the protium package from
 python/ on sys.path, PT_BUILD_DIR defaulting to the repository's build/
-(make build) when the environment does not set it, and the deterministic
+(make build) when the environment does not set it, the session's Kafka
+broker (kafka_fixture.py), and the deterministic
 test data of the Arrow tests: one column of every type protium supports,
 nulls everywhere (nested ones too)."""
 
@@ -23,6 +24,11 @@ os.environ.setdefault("PT_BUILD_DIR", str(ROOT / "build"))
 import numpy as np  # noqa: E402
 import pyarrow as pa  # noqa: E402
 import pyarrow.compute  # noqa: E402,F401
+
+# One Kafka broker for the whole session. The fixture lives here, not in
+# the modules that use it: imported into each module, pytest would start
+# one broker per module.
+from kafka_fixture import kafka_broker  # noqa: E402,F401
 
 # --------------------------------------------------------------------------
 # One column of every supported type.

@@ -1,9 +1,9 @@
 """kafka_fixture.py — one real Kafka broker per pytest session
 (tests/kafka/broker.sh: KRaft mode, Maven Central jars, a temporary
 directory, free 127.0.0.1 ports), stopped by its pid at the end, plus the
-client work tests do with confluent-kafka. Use it with
-
-    from kafka_fixture import kafka_broker  # noqa: F401  (the fixture)
+client work tests do with confluent-kafka. conftest.py provides the
+fixture to every test module (importing it into a module would start a
+broker of that module's own):
 
     def test_x(kafka_broker):
         kafka_broker.create_topic("t", partitions=2)

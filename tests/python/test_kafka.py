@@ -14,7 +14,6 @@ import pytest
 
 import protium as pt
 from protium import kafka
-from kafka_fixture import kafka_broker  # noqa: F401  (the fixture)
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,8 @@
 """test_stream_files.py — streaming queries from Python over a real
 directory that files arrive in, with real executors: files arriving while
 the query runs reach IPC and Parquet sinks exactly once through Python
-transformations; a model behind pt.cache is loaded once per executor
+transformations, CSV files too (with the batch reader's options); a model
+behind pt.cache is loaded once per executor
 process across micro-batches; foreach_batch gets every batch id once; a
 Python worker killed mid-batch is retried without duplicates; a failing
 function stops the query with its traceback; progress and status say what
@@ -121,6 +122,52 @@ def test_parquet_in_and_out_with_filter_and_with_column(session, tmp_path):
     assert ids_of(got) == want
     assert sorted(got.column("y").to_pylist()) == [i * 10 for i in want]
     assert sorted(p.name for p in out.glob("part-*"))[0].startswith("part-0000000000-")
+
+
+def put_csv(dirname: Path, name: str, start: int, n: int, bad: int = -1) -> None:
+    """Events as CSV with a header, ';' between fields, "-" for null; the row
+    of id `bad` (if in range) has a value that is not a number."""
+    lines = ["id;x;tag"]
+    for i in range(start, start + n):
+        x = "oops" if i == bad else str(float(i % 7))
+        tag = "-" if i % 5 == 0 else f'"t;{i}"'  # quoted: the ';' is data
+        lines.append(f"{i};{x};{tag}")
+    tmp = dirname / f".{name}"
+    tmp.write_text("\n".join(lines) + "\n")
+    os.rename(tmp, dirname / name)
+
+
+def test_csv_files_arriving_read_once_with_the_readers_options(session, tmp_path):
+    src, out, ckpt = tmp_path / "in", tmp_path / "out", tmp_path / "ckpt"
+    src.mkdir()
+    put_csv(src, "c-000.csv", 0, 40)
+    put(src, "ignored.arrow", 10_000, 10)  # not of the format
+    q = (session.read_stream.files(src, format="csv", schema="id long, x double, tag string",
+                                   header=True, delimiter=";", null_values=["-"],
+                                   mode="DROPMALFORMED")
+         .map_in_pandas(lambda it: (df.assign(y=df.x * 2) for df in it),
+                        schema="id long, x double, tag string, y double")
+         .write_stream.ipc(out).trigger(continuous=True).checkpoint(ckpt).start())
+    for f in range(1, 5):
+        put_csv(src, f"c-{f:03d}.csv", f * 40, 40, bad=f * 40 + 3)
+    wait_for(lambda: output_rows(q) >= 196, "the CSV rows in the sink")
+    q.stop()
+    got = pa.concat_tables(feather.read_table(p) for p in sorted(out.glob("part-*.arrow")))
+    want = [i for i in range(200) if i < 40 or i % 40 != 3]  # malformed rows dropped
+    assert ids_of(got) == want
+    rows = {r["id"]: r for r in got.to_pylist()}
+    assert all(rows[i]["y"] == float(i % 7) * 2 for i in want)
+    assert all(rows[i]["tag"] == (None if i % 5 == 0 else f"t;{i}") for i in want)
+    assert sum(p["records"] for p in q.recent_progress()) == 5
+
+
+def test_csv_files_need_a_schema(session, tmp_path):
+    with pytest.raises(ValueError, match="needs a schema"):
+        session.read_stream.files(tmp_path, format="csv")
+    with pytest.raises(ValueError, match="schema is for CSV"):
+        session.read_stream.files(tmp_path, format="ipc", schema="id long")
+    with pytest.raises(ValueError, match="delimiter must be one byte"):
+        session.read_stream.files(tmp_path, format="csv", schema="id long", delimiter=";;")
 
 
 def test_foreach_batch_gets_each_batch_id_once(session, tmp_path):

@@ -3,7 +3,8 @@ topic against a real broker (kafka_fixture: one per pytest session) with
 real executors: JSON events enriched by a cached model come out exactly
 once to read_committed consumers; a driver killed with SIGKILL inside a
 batch and restarted from its checkpoint, and a broker restarted mid-stream,
-lose and duplicate nothing.
+lose and duplicate nothing; malformed values by policy, their dead letters
+exactly once across a crash between the sink and the commit log.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from pathlib import Path
 import pytest
 
 import protium as pt
-from kafka_fixture import kafka_broker  # noqa: F401 - the fixture
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -66,6 +66,7 @@ def test_topic_to_topic_with_a_cached_model_and_a_broker_restart(session, kafka_
                                                                    tmp_path):
     src = kafka_broker.create_topic(kafka_broker.unique("events"), partitions=2)
     dst = kafka_broker.create_topic(kafka_broker.unique("enriched"), partitions=2)
+    produced_from = time.time()
     kafka_broker.produce(src, events(0, 300))
     loads = tmp_path / "loads"
     loads.mkdir()
@@ -94,9 +95,17 @@ def test_topic_to_topic_with_a_cached_model_and_a_broker_restart(session, kafka_
     wait_for(lambda: out_rows() >= 300, "the first 300 events")
     kafka_broker.restart()  # away and back, mid-stream
     kafka_broker.produce(src, events(300, 200))
+    produced_to = time.time()
     wait_for(lambda: out_rows() >= 500, "the next 200 events")
     progress = q.recent_progress()
     q.stop()
+    # Event-time latency from the records' timestamps: each batch's oldest
+    # event was produced while the test produced (1 s of slack: timestamps
+    # are milliseconds of another process's clock reading).
+    for p in progress:
+        assert p["latency_ms"] is not None and p["latency_ms"] > 0, p
+        event_time = p["committed"] - p["latency_ms"] / 1000.0
+        assert produced_from - 1.0 <= event_time <= produced_to + 1.0, p
     assert all(p["records"] <= 100 for p in progress)  # max_offsets_per_trigger
     assert sum(p["records"] for p in progress) == 500
     assert ids_once(kafka_broker, dst) == list(range(500))
@@ -200,8 +209,70 @@ def test_malformed_values_by_policy(session, kafka_broker, tmp_path, policy):
     letters = kafka_broker.consume(dead, isolation="read_uncommitted")
     if policy == "drop":
         assert letters == []
-    else:  # at least once: each malformed record there, with where it came from
-        sources = {json.loads(dict(m.headers())["source"])["offset"] for m in letters}
-        assert sources == {9, 19, 29, 39, 49}
+    else:  # each malformed record there once, with where it came from
+        letters = kafka_broker.consume(dead)  # read_committed
+        sources = sorted(json.loads(dict(m.headers())["source"])["offset"] for m in letters)
+        assert sources == [9, 19, 29, 39, 49]
         assert all(m.value() == b"{not json" for m in letters)
         assert all(dict(m.headers())["error"] for m in letters)
+
+
+DEAD_LETTER_DRIVER = textwrap.dedent('''
+    import os, shutil, sys, time
+    from pathlib import Path
+    import protium as pt
+    bootstrap, src, dead, out, ckpt, mode, local = sys.argv[1:8]
+
+    def sink(ds, batch_id):  # idempotent per batch id: its files replaced whole
+        tmp = Path(out) / f"_tmp-{batch_id}"
+        if tmp.exists():  # left by a run killed in this batch
+            shutil.rmtree(tmp)
+        ds.write_ipc(tmp)
+        for i, p in enumerate(sorted(tmp.glob("part-*.arrow"))):
+            os.replace(p, Path(out) / f"batch-{batch_id:05d}-{i}.arrow")
+        if mode == "block" and batch_id == 1:  # the sink is done, the commit log not yet
+            open(ckpt + ".reached", "w").close()
+            time.sleep(600)
+
+    Path(out).mkdir(exist_ok=True)
+    with pt.Session("local[2]", conf={"local.dir": local}, progress=False) as s:
+        q = (s.read_stream.kafka(bootstrap=bootstrap, topic=src, starting_offsets="earliest",
+                                 max_offsets_per_trigger=100, value_format="json",
+                                 value_schema="id long, x double", on_malformed="dead_letter",
+                                 dead_letter_topic=dead)
+             .write_stream.foreach_batch(sink)
+             .trigger(available_now=True).checkpoint(ckpt).start())
+        q.await_termination()
+''')
+
+
+def test_dead_letters_exactly_once_across_a_crash_between_sink_and_commit(kafka_broker,
+                                                                         tmp_path):
+    import pyarrow as pa
+    import pyarrow.feather as feather
+
+    src = kafka_broker.create_topic(kafka_broker.unique("mixed"), partitions=1)
+    dead = kafka_broker.create_topic(kafka_broker.unique("dead"), partitions=1)
+    kafka_broker.produce(src, _mixed(300))  # batches of 100: 0, 1, 2
+    script, out, ckpt = tmp_path / "driver.py", tmp_path / "out", tmp_path / "ckpt"
+    script.write_text(DEAD_LETTER_DRIVER)
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "python"))
+    args = [sys.executable, str(script), kafka_broker.bootstrap, src, dead, str(out), str(ckpt)]
+    p = subprocess.Popen(args + ["block", str(tmp_path)], env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    reached = Path(str(ckpt) + ".reached")
+    wait_for(lambda: reached.exists() or p.poll() is not None, "batch 1 in the sink", 120)
+    assert p.poll() is None, p.communicate()[1]
+    assert (ckpt / "offsets" / "1").exists() and not (ckpt / "commits" / "1").exists()
+    p.send_signal(signal.SIGKILL)
+    p.wait(30)
+    r = subprocess.run(args + ["run", str(tmp_path)], env=env, capture_output=True, text=True,
+                       timeout=180)
+    assert r.returncode == 0, r.stderr
+    got = pa.concat_tables(feather.read_table(f) for f in out.glob("batch-*.arrow"))
+    assert sorted(got.column("id").to_pylist()) == [i for i in range(300) if i % 10 != 9]
+    # batch 1 ran twice (before the kill and after the restart): its dead
+    # letters are there once
+    letters = kafka_broker.consume(dead)  # read_committed
+    sources = sorted(json.loads(dict(m.headers())["source"])["offset"] for m in letters)
+    assert sources == list(range(9, 300, 10))
