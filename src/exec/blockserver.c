@@ -26,6 +26,7 @@
 struct pt__block_server {
   const char *dir;          /* borrowed */
   const pt__secret *secret; /* borrowed */
+  pt__tls_ctx *tls;         /* borrowed; NULL = plain TCP */
   int fd;                   /* listening */
   char address[320];
 };
@@ -119,15 +120,18 @@ static void *conn_main(void *arg) {
   conn_arg a = *(conn_arg *)arg;
   pt__free(arg);
   pt_error err = {0};
-  if (pt__auth_server(a.fd, a.s->secret, AUTH_TIMEOUT_MS, &err) == PT_OK) {
-    serve(a.s, a.fd);
-  } else if (err.code != PT_EIO) {
-    char peer[128];
-    pt__peer_name(a.fd, peer, sizeof peer);
+  char peer[128];
+  pt__peer_name(a.fd, peer, sizeof peer);
+  int fd = a.fd, rc = PT_OK;
+  /* TLS first (the pump then owns the socket), the secret inside it. */
+  if (a.s->tls && (rc = pt__tls_wrap(a.s->tls, a.fd, 1, AUTH_TIMEOUT_MS, &fd, &err)) != PT_OK)
+    fd = a.fd;
+  if (rc == PT_OK) rc = pt__auth_server(fd, a.s->secret, AUTH_TIMEOUT_MS, &err);
+  if (rc == PT_OK) serve(a.s, fd);
+  else if (err.code != PT_EIO)
     fprintf(stderr, "protium executor: block server refused a connection from %s: %s\n", peer,
             err.message);
-  }
-  close(a.fd);
+  close(fd);
   return NULL;
 }
 
@@ -157,13 +161,14 @@ static void *accept_main(void *arg) {
   }
 }
 
-int pt__block_server_start(const char *dir, const pt__secret *secret, const char *advertise_host,
-                           pt__block_server **out, pt_error *err) {
+int pt__block_server_start(const char *dir, const pt__secret *secret, pt__tls_ctx *tls,
+                           const char *advertise_host, pt__block_server **out, pt_error *err) {
   *out = NULL;
   pt__block_server *s = pt__calloc(1, sizeof *s);
   if (!s) return pt__errorf(err, PT_ENOMEM, "block server: out of memory");
   s->dir = dir;
   s->secret = secret;
+  s->tls = tls;
   int port;
   int rc = pt__tcp_listen("", 0, &s->fd, &port, err);
   if (rc != PT_OK) {
@@ -184,16 +189,20 @@ int pt__block_server_start(const char *dir, const pt__secret *secret, const char
 
 const char *pt__block_server_address(const pt__block_server *s) { return s->address; }
 
-int pt__block_fetch(const char *addr, const pt__secret *secret, const char *path, int64_t off,
-                    size_t len, uint8_t *buf, int *unreachable, pt_error *err) {
+int pt__block_fetch(const char *addr, const pt__secret *secret, pt__tls_ctx *tls,
+                    const char *path, int64_t off, size_t len, uint8_t *buf, int *unreachable,
+                    pt_error *err) {
   *unreachable = 0;
   size_t n = strlen(path);
   if (n == 0 || n > PT__BLOCK_PATH_MAX || len > PT__MAX_FRAME || off < 0)
     return pt__errorf(err, PT_EINVAL, "block fetch: request out of limits");
   char where[340];
   snprintf(where, sizeof where, "tcp:%s", addr);
-  int fd;
+  int fd = -1;
   int rc = pt__net_connect(where, &fd, err);
+  int app;
+  if (rc == PT_OK && tls && (rc = pt__tls_wrap(tls, fd, 0, AUTH_TIMEOUT_MS, &app, err)) == PT_OK)
+    fd = app;
   if (rc == PT_OK) rc = pt__auth_client(fd, secret, AUTH_TIMEOUT_MS, err);
   if (rc != PT_OK) {
     *unreachable = 1;

@@ -462,36 +462,36 @@ static void test_block_server(void **state) {
   pt__secret secret = {.len = 4};
   memcpy(secret.bytes, "blks", 4);
   pt__block_server *srv;
-  CHECK(pt__block_server_start(dir, &secret, "127.0.0.1", &srv, &err));
+  CHECK(pt__block_server_start(dir, &secret, NULL, "127.0.0.1", &srv, &err));
   const char *addr = pt__block_server_address(srv);
   int unreachable = 0;
   assert_int_equal(strncmp(addr, "127.0.0.1:", 10), 0);
 
-  CHECK(pt__block_fetch(addr, &secret, path, 1000, 300000, got, &unreachable, &err));
+  CHECK(pt__block_fetch(addr, &secret, NULL, path, 1000, 300000, got, &unreachable, &err));
   assert_memory_equal(got, data + 1000, 300000);
 
   pt_error e = {0};
   pt__secret wrong = secret;
   wrong.bytes[0] ^= 1;
-  assert_int_not_equal(pt__block_fetch(addr, &wrong, path, 0, 10, got, &unreachable, &e), PT_OK);
+  assert_int_not_equal(pt__block_fetch(addr, &wrong, NULL, path, 0, 10, got, &unreachable, &e), PT_OK);
   assert_int_equal(unreachable, 1); /* not ours: as good as gone */
   char outside[300];
   snprintf(outside, sizeof outside, "%s/../etc/passwd", dir);
-  assert_int_equal(pt__block_fetch(addr, &secret, outside, 0, 10, got, &unreachable, &e), PT_EIO);
+  assert_int_equal(pt__block_fetch(addr, &secret, NULL, outside, 0, 10, got, &unreachable, &e), PT_EIO);
   assert_non_null(strstr(e.message, "is not a shuffle file of this executor"));
-  assert_int_equal(pt__block_fetch(addr, &secret, "/etc/passwd", 0, 10, got, &unreachable, &e), PT_EIO);
+  assert_int_equal(pt__block_fetch(addr, &secret, NULL, "/etc/passwd", 0, 10, got, &unreachable, &e), PT_EIO);
   assert_non_null(strstr(e.message, "is not a shuffle file of this executor"));
-  assert_int_equal(pt__block_fetch(addr, &secret, path, (int64_t)size - 5, 10, got, &unreachable, &e), PT_EIO);
+  assert_int_equal(pt__block_fetch(addr, &secret, NULL, path, (int64_t)size - 5, 10, got, &unreachable, &e), PT_EIO);
   assert_non_null(strstr(e.message, "segment past the end of the file"));
   char missing[300];
   snprintf(missing, sizeof missing, "%s/shuffle-9-9-9.arrows", dir);
-  assert_int_equal(pt__block_fetch(addr, &secret, missing, 0, 10, got, &unreachable, &e), PT_EIO);
+  assert_int_equal(pt__block_fetch(addr, &secret, NULL, missing, 0, 10, got, &unreachable, &e), PT_EIO);
   assert_non_null(strstr(e.message, "No such file or directory"));
   assert_int_equal(unreachable, 0); /* reached, and it said why */
   /* Nothing listens: unreachable. */
   char gone[64];
   snprintf(gone, sizeof gone, "127.0.0.1:%d", free_port(AF_INET));
-  assert_int_equal(pt__block_fetch(gone, &secret, path, 0, 10, got, &unreachable, &e), PT_EIO);
+  assert_int_equal(pt__block_fetch(gone, &secret, NULL, path, 0, 10, got, &unreachable, &e), PT_EIO);
   assert_int_equal(unreachable, 1);
 
   /* A stranger's bytes: closed, and the server still serves. */
@@ -504,7 +504,7 @@ static void test_block_server(void **state) {
   CHECK(pt__write_all(fd, junk, sizeof junk, &err));
   assert_true(closed_by_peer(fd));
   close(fd);
-  CHECK(pt__block_fetch(addr, &secret, path, 0, size, got, &unreachable, &err));
+  CHECK(pt__block_fetch(addr, &secret, NULL, path, 0, size, got, &unreachable, &err));
   assert_memory_equal(got, data, size);
 
   unlink(path);

@@ -27,7 +27,8 @@ def test_bench_cluster_reports_every_figure(tmp_path):
     expected = {"protium.tasks_per_s.tcp", "protium.tasks_per_s.unix",
                 "protium.launch_p50_us.tcp", "protium.launch_p50_us.unix",
                 "protium.shuffle_gb_per_s.cross_host", "protium.shuffle_gb_per_s.local",
-                "limit.tcp_gb_per_s", "ratio.shuffle_vs_tcp_limit"}
+                "limit.tcp_gb_per_s", "ratio.shuffle_vs_tcp_limit",
+                "protium.tasks_per_s.tls", "protium.shuffle_gb_per_s.tls"}
     if os.geteuid() == 0 and shutil.which("slurmctld"):
         # the test Slurm cluster starts where root and Slurm are there (CI)
         expected.add("protium.session_start_ms.slurm")
