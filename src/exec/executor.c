@@ -879,11 +879,11 @@ static void local_address(int fd, char *out, size_t cap) {
   struct sockaddr_storage ss;
   socklen_t sl = sizeof ss;
   snprintf(out, cap, "127.0.0.1");
+  memset(&ss, 0, sizeof ss);
   if (getsockname(fd, (struct sockaddr *)&ss, &sl) != 0) return;
-  if (ss.ss_family == AF_INET6)
-    inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, out, (socklen_t)cap);
-  else if (ss.ss_family == AF_INET)
-    inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, out, (socklen_t)cap);
+  /* A link-local address keeps its scope (fe80::2%eth0): peers on the same
+   * link name their interface alike when they are set up alike. */
+  if (pt__sockaddr_host(&ss, out, cap, NULL) != PT_OK) snprintf(out, cap, "127.0.0.1");
 }
 
 /* Keeps Welcome.resources (what tasks' resource_refs index) beyond the
@@ -1022,7 +1022,7 @@ int pt__executor_main(void) {
   pt__free(sock);
   /* Shuffle files for other hosts, at the address this host has on the
    * way to the driver: one the driver's network reaches. */
-  char host[INET6_ADDRSTRLEN] = "";
+  char host[PT__HOST_MAX] = "";
   local_address(x.fd, host, sizeof host);
   if (secret_hex && tls_cert) {
     /* net.tls = on: certificates both ways, then all of the rest inside. */

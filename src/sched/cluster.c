@@ -1169,21 +1169,18 @@ static int tcp_listen(pt__driver *d, const char *host, int port, const char *adv
   struct sockaddr_storage ss;
   int sl = sizeof ss;
   uv_tcp_getsockname(&d->tcp_server, (struct sockaddr *)&ss, &sl);
-  char name[INET6_ADDRSTRLEN] = "";
-  int bound;
-  if (ss.ss_family == AF_INET6) {
-    struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-    if (IN6_IS_ADDR_UNSPECIFIED(&a->sin6_addr)) strcpy(name, "::1");
-    else inet_ntop(AF_INET6, &a->sin6_addr, name, sizeof name);
-    bound = ntohs(a->sin6_port);
-  } else {
-    struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-    if (a->sin_addr.s_addr == htonl(INADDR_ANY)) strcpy(name, "127.0.0.1");
-    else inet_ntop(AF_INET, &a->sin_addr, name, sizeof name);
-    bound = ntohs(a->sin_port);
-  }
+  char name[PT__HOST_MAX] = "";
+  int bound = 0;
+  /* With its scope when link-local (fe80::1%eth0): executors name the
+   * interface of their own host, which must be called alike. */
+  (void)pt__sockaddr_host(&ss, name, sizeof name, &bound);
+  if (ss.ss_family == AF_INET6 && IN6_IS_ADDR_UNSPECIFIED(&((struct sockaddr_in6 *)&ss)->sin6_addr))
+    strcpy(name, "::1");
+  else if (ss.ss_family == AF_INET &&
+           ((struct sockaddr_in *)&ss)->sin_addr.s_addr == htonl(INADDR_ANY))
+    strcpy(name, "127.0.0.1");
   if (advertise && *advertise) snprintf(name, sizeof name, "%s", advertise);
-  char addr[INET6_ADDRSTRLEN + 16];
+  char addr[PT__HOST_MAX + 16];
   pt__addr_join(name, bound, addr, sizeof addr);
   d->connect_addr = pt__malloc(strlen(addr) + 8);
   if (!d->connect_addr) return pt__errorf(err, PT_ENOMEM, "session: out of memory");

@@ -349,6 +349,24 @@ static void test_handshake_units(void **state) {
   char joined[64];
   pt__addr_join("::1", 5, joined, sizeof joined);
   assert_string_equal(joined, "[::1]:5");
+  /* Link-local IPv6 keeps its scope both ways, and a socket address
+   * with a scope id prints it. */
+  CHECK(pt__addr_split("[fe80::1%lo]:7077", host, sizeof host, &port, &err));
+  assert_string_equal(host, "fe80::1%lo");
+  assert_int_equal(port, 7077);
+  pt__addr_join("fe80::2%eth0", 9, joined, sizeof joined);
+  assert_string_equal(joined, "[fe80::2%eth0]:9");
+  struct sockaddr_in6 ll = {.sin6_family = AF_INET6, .sin6_port = htons(77),
+                            .sin6_scope_id = 1 /* lo */};
+  assert_int_equal(inet_pton(AF_INET6, "fe80::5", &ll.sin6_addr), 1);
+  char name[PT__HOST_MAX];
+  int p = 0;
+  assert_int_equal(pt__sockaddr_host(&ll, name, sizeof name, &p), PT_OK);
+  assert_string_equal(name, "fe80::5%lo");
+  assert_int_equal(p, 77);
+  int fd = -1;
+  assert_int_equal(pt__net_connect("tcp:[fe80::1%no-such-if]:80", &fd, &e), PT_EIO);
+  assert_non_null(strstr(e.message, "cannot resolve 'fe80::1%no-such-if'"));
 
   pt__secret s = {.len = 3}, back;
   memcpy(s.bytes, "\x00\xff\x10", 3);
