@@ -14,6 +14,10 @@ remote, as if each executor were on its own host):
   through range -> repartition(4) -> count() over TCP block servers (the whole
   job's time: map write, fetch, read), best of 3;
   protium.shuffle_gb_per_s.local the same job reading the files from the disk;
+- protium.shuffle_blocks_per_s.{cross_host,tls}: shuffle blocks fetched per
+  second by a shuffle of M map into M reduce tasks of 64 rows per block
+  (M = PT_BENCH_CLUSTER_BLOCKS_M, default 64), every one from a block server:
+  what opening connections costs, best of 3;
 - limit.tcp_gb_per_s: a plain TCP copy between two processes over loopback
   in this run: the ceiling of any TCP shuffle (target: cross_host within 2x);
 - ratio.shuffle_vs_tcp_limit: limit / cross_host (lower is better);
@@ -47,6 +51,7 @@ DRIVER = BUILD / "bench" / "cluster_bench"
 N_TASKS = os.environ.get("PT_BENCH_CLUSTER_TASKS", "20000")
 MB = os.environ.get("PT_BENCH_CLUSTER_MB", "512")
 JOBS = os.environ.get("PT_BENCH_CLUSTER_JOBS", "1000")
+BLOCKS_M = os.environ.get("PT_BENCH_CLUSTER_BLOCKS_M", "64")
 TIMEOUT_S = 900
 
 
@@ -89,6 +94,10 @@ def main() -> None:
         "shuffle", "tcp", MB, "3")["shuffle_gb_per_s"]
     metrics["protium.tasks_per_s.tls"] = driver("tasks", "tls", N_TASKS, "3")["tasks_per_s"]
     metrics["protium.shuffle_gb_per_s.tls"] = driver("shuffle", "tls", MB, "3")["shuffle_gb_per_s"]
+    metrics["protium.shuffle_blocks_per_s.cross_host"] = driver(
+        "blocks", "tcp", BLOCKS_M, "3")["blocks_per_s"]
+    metrics["protium.shuffle_blocks_per_s.tls"] = driver(
+        "blocks", "tls", BLOCKS_M, "3")["blocks_per_s"]
     certs.cleanup()
     metrics["limit.tcp_gb_per_s"] = driver("tcp_limit", str(max(int(MB), 64)))["tcp_gb_per_s"]
     metrics["ratio.shuffle_vs_tcp_limit"] = round(

@@ -7,6 +7,9 @@
  *   cluster_bench shuffle unix|tcp|tls MB R  range -> repartition(4) -> count over local[2] with
  *                                        MB of int64 shuffled: GB/s, best of R (tcp: every
  *                                        block fetched from the other executor's block server)
+ *   cluster_bench blocks unix|tcp|tls M R  range -> repartition over M map and M reduce tasks
+ *                                        of small blocks (M*M of them): blocks/s, best of R
+ *                                        (what a connection per block costs)
  *   cluster_bench tcp_limit MB           a plain TCP copy of MB between two processes over
  *                                        loopback: GB/s (the ceiling of any TCP shuffle)
  *   cluster_bench check unix|tcp         exact shuffle result, an executor killed, exact again
@@ -249,6 +252,26 @@ static int slurm_start(int rounds) {
   return 0;
 }
 
+static int blocks(const char *transport, int64_t m, int repeats) {
+  pt_error err;
+  pt_session *s;
+  if (open_session(transport, &s, &err) != PT_OK) return die("pt_session_open", &err);
+  int64_t rows = m * m * 64, count;
+  if (count_range(s, rows, m, m, &count, &err) != PT_OK) return die("warm-up", &err);
+  double best = 1e30;
+  for (int r = 0; r < repeats; r++) {
+    double t0 = now_s();
+    if (count_range(s, rows, m, m, &count, &err) != PT_OK) return die("shuffle", &err);
+    double dt = now_s() - t0;
+    if (count != rows) return die("count is wrong", NULL);
+    if (dt < best) best = dt;
+  }
+  pt_session_close(s);
+  printf("{\"blocks_per_s\": %.1f, \"blocks\": %lld}\n", (double)(m * m) / best,
+         (long long)(m * m));
+  return 0;
+}
+
 int main(int argc, char **argv) {
   if (argc >= 3 && strcmp(argv[1], "slurm_start") == 0) return slurm_start(atoi(argv[2]));
   if (argc >= 5 && strcmp(argv[1], "tasks") == 0)
@@ -256,6 +279,8 @@ int main(int argc, char **argv) {
   if (argc >= 4 && strcmp(argv[1], "latency") == 0) return latency(argv[2], atoi(argv[3]));
   if (argc >= 5 && strcmp(argv[1], "shuffle") == 0)
     return shuffle(argv[2], atoll(argv[3]), atoi(argv[4]));
+  if (argc >= 5 && strcmp(argv[1], "blocks") == 0)
+    return blocks(argv[2], atoll(argv[3]), atoi(argv[4]));
   if (argc >= 3 && strcmp(argv[1], "tcp_limit") == 0) return tcp_limit(atoll(argv[2]));
   if (argc >= 3 && strcmp(argv[1], "check") == 0) return check(argv[2]);
   fprintf(stderr, "usage: cluster_bench tasks|latency|shuffle|tcp_limit|check ... (see the "
