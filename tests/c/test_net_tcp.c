@@ -531,6 +531,54 @@ static void test_block_server(void **state) {
   free(got);
 }
 
+/* An executor whose output directory is not the driver's: it runs in a
+ * mount namespace of its own with a tmpfs over the output's parent, as an
+ * executor on another host without a shared filesystem, beside one that
+ * shares the driver's. write_ipc must say so and commit nothing rather than
+ * commit the partitions it happens to see. */
+static void test_output_not_shared(void **state) {
+  if (geteuid() != 0 || system("command -v unshare >/dev/null 2>&1") != 0) {
+    fprintf(stderr, "test_output_not_shared SKIPPED: needs root and unshare (util-linux)\n");
+    skip();
+  }
+  char base[] = "/tmp/pt-unshared-XXXXXX";
+  assert_non_null(mkdtemp(base));
+  char self[1024];
+  ssize_t l = readlink("/proc/self/exe", self, sizeof self - 1);
+  assert_true(l > 0);
+  self[l] = 0;
+  char cmd[2300], out[300];
+  /* Executor 1 on a host of its own, executor 2 sharing the driver's:
+   * some partitions visible, some not. */
+  snprintf(cmd, sizeof cmd, "sh -c 'if [ $PROTIUM_EXECUTOR_ID = 1 ]; then exec unshare -m sh -c "
+           "\"mount -t tmpfs none %s && exec %s\"; else exec %s; fi'", base, self, self);
+  snprintf(out, sizeof out, "%s/out", base);
+  pt_conf *conf;
+  CHECK(pt_conf_new(&conf, &err));
+  CHECK(pt_conf_set(conf, "executor.command", cmd, &err));
+  pt_session *s;
+  CHECK(pt_session_open("local[2]", conf, &s, &err));
+  pt_conf_free(conf);
+  pt_dataset *r;
+  CHECK(pt_range(s, 0, 1000, 16, &r, &err));
+  pt_error e = {0};
+  assert_int_equal(pt_write_ipc(r, out, NULL, &e), PT_EIO);
+  if (!strstr(e.message, "which the driver cannot see") ||
+      !strstr(e.message, "must be on a filesystem they share with the driver") ||
+      !strstr(e.message, "nothing was committed"))
+    fail_msg("unexpected error: %s", e.message);
+  /* Nothing half-committed: the directory it made is gone again. */
+  struct stat sb;
+  assert_int_not_equal(stat(out, &sb), 0);
+  /* The session goes on. */
+  int64_t n = 0;
+  CHECK(pt_count(r, &n, &err));
+  assert_int_equal(n, 1000);
+  pt_dataset_free(r);
+  pt_session_close(s);
+  rmdir(base);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_handshake_units),
@@ -542,6 +590,7 @@ int main(void) {
       cmocka_unit_test(test_bad_addresses),
       cmocka_unit_test(test_block_server),
       cmocka_unit_test(test_remote_shuffle),
+      cmocka_unit_test(test_output_not_shared),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
