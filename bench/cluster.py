@@ -7,10 +7,17 @@ remote, as if each executor were on its own host):
 - protium.tasks_per_s.{tcp,unix}: empty tasks per second, count() over a range
   of N rows in N partitions, best of 3 after a warm-up;
 - protium.launch_p50_us.{tcp,unix}: the round trip of a one-task job;
+- protium.tasks_per_s.tls, protium.shuffle_gb_per_s.tls: the same as tcp and
+  cross_host with net.tls = on (certificates made for the run with the
+  openssl tool): what encryption costs;
 - protium.shuffle_gb_per_s.cross_host: bytes of int64 shuffled per second
   through range -> repartition(4) -> count() over TCP block servers (the whole
   job's time: map write, fetch, read), best of 3;
   protium.shuffle_gb_per_s.local the same job reading the files from the disk;
+- protium.shuffle_blocks_per_s.{cross_host,tls}: shuffle blocks fetched per
+  second by a shuffle of M map into M reduce tasks of 64 rows per block
+  (M = PT_BENCH_CLUSTER_BLOCKS_M, default 64), every one from a block server:
+  what opening connections costs, best of 3;
 - limit.tcp_gb_per_s: a plain TCP copy between two processes over loopback
   in this run: the ceiling of any TCP shuffle (target: cross_host within 2x);
 - ratio.shuffle_vs_tcp_limit: limit / cross_host (lower is better);
@@ -28,7 +35,9 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from benchlib import run_json
@@ -42,6 +51,7 @@ DRIVER = BUILD / "bench" / "cluster_bench"
 N_TASKS = os.environ.get("PT_BENCH_CLUSTER_TASKS", "20000")
 MB = os.environ.get("PT_BENCH_CLUSTER_MB", "512")
 JOBS = os.environ.get("PT_BENCH_CLUSTER_JOBS", "1000")
+BLOCKS_M = os.environ.get("PT_BENCH_CLUSTER_BLOCKS_M", "64")
 TIMEOUT_S = 900
 
 
@@ -49,9 +59,29 @@ def driver(*args: str) -> dict:
     return run_json([str(DRIVER), *args], TIMEOUT_S)
 
 
+def make_certs(where: Path) -> None:
+    """A CA and one certificate it signed, for every process of the run."""
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    steps = [
+        ["openssl", "req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "1",
+         "-subj", "/CN=bench-ca"],
+        ["openssl", "req", *ec, "-keyout", "node.key", "-out", "node.csr", "-subj",
+         "/CN=bench-node"],
+        ["openssl", "x509", "-req", "-in", "node.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+         "-CAcreateserial", "-out", "node.pem", "-days", "1"],
+    ]
+    for cmd in steps:
+        subprocess.run(cmd, cwd=where, check=True, capture_output=True)
+    os.environ.update(PT_BENCH_TLS_CERT=str(where / "node.pem"),
+                      PT_BENCH_TLS_KEY=str(where / "node.key"),
+                      PT_BENCH_TLS_CA=str(where / "ca.pem"))
+
+
 def main() -> None:
     if not DRIVER.exists():
         sys.exit(f"cluster: {DRIVER} not found; build first (make build)")
+    certs = tempfile.TemporaryDirectory(prefix="pt-bench-tls-")
+    make_certs(Path(certs.name))
     metrics: dict[str, float] = {}
     for transport in ("unix", "tcp"):
         metrics[f"protium.tasks_per_s.{transport}"] = driver(
@@ -62,6 +92,13 @@ def main() -> None:
         "shuffle", "unix", MB, "3")["shuffle_gb_per_s"]
     metrics["protium.shuffle_gb_per_s.cross_host"] = driver(
         "shuffle", "tcp", MB, "3")["shuffle_gb_per_s"]
+    metrics["protium.tasks_per_s.tls"] = driver("tasks", "tls", N_TASKS, "3")["tasks_per_s"]
+    metrics["protium.shuffle_gb_per_s.tls"] = driver("shuffle", "tls", MB, "3")["shuffle_gb_per_s"]
+    metrics["protium.shuffle_blocks_per_s.cross_host"] = driver(
+        "blocks", "tcp", BLOCKS_M, "3")["blocks_per_s"]
+    metrics["protium.shuffle_blocks_per_s.tls"] = driver(
+        "blocks", "tls", BLOCKS_M, "3")["blocks_per_s"]
+    certs.cleanup()
     metrics["limit.tcp_gb_per_s"] = driver("tcp_limit", str(max(int(MB), 64)))["tcp_gb_per_s"]
     metrics["ratio.shuffle_vs_tcp_limit"] = round(
         metrics["limit.tcp_gb_per_s"] / metrics["protium.shuffle_gb_per_s.cross_host"], 3)

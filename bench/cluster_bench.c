@@ -2,11 +2,14 @@
  * across hosts against the unix sockets of one machine, in C so that no
  * Python is in the timed region.
  *
- *   cluster_bench tasks unix|tcp N R     count() over N one-row partitions: tasks/s, best of R
+ *   cluster_bench tasks unix|tcp|tls N R     count() over N one-row partitions: tasks/s, best of R
  *   cluster_bench latency unix|tcp N     N one-task jobs: p50 and p99 µs
- *   cluster_bench shuffle unix|tcp MB R  range -> repartition(4) -> count over local[2] with
+ *   cluster_bench shuffle unix|tcp|tls MB R  range -> repartition(4) -> count over local[2] with
  *                                        MB of int64 shuffled: GB/s, best of R (tcp: every
  *                                        block fetched from the other executor's block server)
+ *   cluster_bench blocks unix|tcp|tls M R  range -> repartition over M map and M reduce tasks
+ *                                        of small blocks (M*M of them): blocks/s, best of R
+ *                                        (what a connection per block costs)
  *   cluster_bench tcp_limit MB           a plain TCP copy of MB between two processes over
  *                                        loopback: GB/s (the ceiling of any TCP shuffle)
  *   cluster_bench check unix|tcp         exact shuffle result, an executor killed, exact again
@@ -14,6 +17,8 @@
  *                                        times (allocation present -> every executor said
  *                                        Hello), then one task run on each: p50 ms
  *
+ * Transport tls: tcp with net.tls = on, the certificate, key and CA from
+ * PT_BENCH_TLS_CERT, PT_BENCH_TLS_KEY, PT_BENCH_TLS_CA (cluster.py makes them).
  * PT_BENCH_DRIVER_HOST (driver.host) and PT_BENCH_EXECUTOR_COMMAND
  * (executor.command) place the driver and the executors elsewhere, e.g. in
  * network namespaces (tests/python/test_netns.py). Each mode prints one JSON
@@ -60,9 +65,17 @@ static int die(const char *what, const pt_error *err) {
 static int open_session(const char *transport, pt_session **s, pt_error *err) {
   pt_conf *conf;
   if (pt_conf_new(&conf, err) != PT_OK) return 1;
-  int rc = pt_conf_set(conf, "net.transport", transport, err);
-  if (rc == PT_OK && strcmp(transport, "tcp") == 0)
+  int tls = strcmp(transport, "tls") == 0;
+  int rc = pt_conf_set(conf, "net.transport", tls ? "tcp" : transport, err);
+  if (rc == PT_OK && (tls || strcmp(transport, "tcp") == 0))
     rc = pt_conf_set(conf, "shuffle.fetch", "remote", err);
+  const char *keys[3] = {"net.tls.cert", "net.tls.key", "net.tls.ca"};
+  const char *vars[3] = {"PT_BENCH_TLS_CERT", "PT_BENCH_TLS_KEY", "PT_BENCH_TLS_CA"};
+  if (rc == PT_OK && tls) rc = pt_conf_set(conf, "net.tls", "on", err);
+  for (int i = 0; i < 3 && tls && rc == PT_OK; i++) {
+    const char *v = getenv(vars[i]);
+    rc = pt_conf_set(conf, keys[i], v ? v : "", err);
+  }
   const char *host = getenv("PT_BENCH_DRIVER_HOST");
   if (rc == PT_OK && host && *host) rc = pt_conf_set(conf, "driver.host", host, err);
   const char *cmd = getenv("PT_BENCH_EXECUTOR_COMMAND");
@@ -239,6 +252,26 @@ static int slurm_start(int rounds) {
   return 0;
 }
 
+static int blocks(const char *transport, int64_t m, int repeats) {
+  pt_error err;
+  pt_session *s;
+  if (open_session(transport, &s, &err) != PT_OK) return die("pt_session_open", &err);
+  int64_t rows = m * m * 64, count;
+  if (count_range(s, rows, m, m, &count, &err) != PT_OK) return die("warm-up", &err);
+  double best = 1e30;
+  for (int r = 0; r < repeats; r++) {
+    double t0 = now_s();
+    if (count_range(s, rows, m, m, &count, &err) != PT_OK) return die("shuffle", &err);
+    double dt = now_s() - t0;
+    if (count != rows) return die("count is wrong", NULL);
+    if (dt < best) best = dt;
+  }
+  pt_session_close(s);
+  printf("{\"blocks_per_s\": %.1f, \"blocks\": %lld}\n", (double)(m * m) / best,
+         (long long)(m * m));
+  return 0;
+}
+
 int main(int argc, char **argv) {
   if (argc >= 3 && strcmp(argv[1], "slurm_start") == 0) return slurm_start(atoi(argv[2]));
   if (argc >= 5 && strcmp(argv[1], "tasks") == 0)
@@ -246,6 +279,8 @@ int main(int argc, char **argv) {
   if (argc >= 4 && strcmp(argv[1], "latency") == 0) return latency(argv[2], atoi(argv[3]));
   if (argc >= 5 && strcmp(argv[1], "shuffle") == 0)
     return shuffle(argv[2], atoll(argv[3]), atoi(argv[4]));
+  if (argc >= 5 && strcmp(argv[1], "blocks") == 0)
+    return blocks(argv[2], atoll(argv[3]), atoi(argv[4]));
   if (argc >= 3 && strcmp(argv[1], "tcp_limit") == 0) return tcp_limit(atoll(argv[2]));
   if (argc >= 3 && strcmp(argv[1], "check") == 0) return check(argv[2]);
   fprintf(stderr, "usage: cluster_bench tasks|latency|shuffle|tcp_limit|check ... (see the "

@@ -11,7 +11,7 @@ apt_packages=(build-essential cmake pkg-config libcmocka-dev liblz4-dev libzstd-
               openmpi-bin libopenmpi-dev libsnappy-dev zlib1g-dev libbrotli-dev
               postgresql-15 libpq-dev mariadb-server libmariadb-dev sqlite3
               librdkafka-dev openjdk-17-jdk-headless maven libssl-dev
-              slurm-wlm slurm-client munge libpmix2 iproute2)
+              slurm-wlm slurm-client munge libpmix2 iproute2 openssl)
 
 missing=()
 for p in "${apt_packages[@]}"; do

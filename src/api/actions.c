@@ -268,6 +268,21 @@ static int write_dir(pt_dataset *ds, const char *dir, pt__action *ap, const char
   pt__session_record_job(ds, &res);
   if (rc != PT_OK) goto remove_temp;
 
+  /* Every partition's file must be visible here before any is moved: an
+   * executor on another host writes to its own filesystem, and a directory
+   * the hosts do not share would commit some partitions and not others. */
+  for (int64_t q = 0; q < res.n_partitions; q++) {
+    struct stat sb;
+    if (stat(res.paths[q], &sb) == 0) continue;
+    rc = pt__errorf(err, PT_EIO, "%s: partition %lld was written by its executor to '%s', which "
+                    "the driver cannot see (%s): with executors on other hosts, the output "
+                    "directory must be on a filesystem they share with the driver (NFS, "
+                    "Lustre...); nothing was committed", what, (long long)q, res.paths[q],
+                    strerror(errno));
+    pt__job_result_reset(&res);
+    goto remove_temp;
+  }
+
   /* Commit: one rename per partition (the first successful attempt), then
    * _SUCCESS. A rename failing part-way takes back what was renamed.
    * Partitioned Parquet: every file of each partition's attempt directory. */

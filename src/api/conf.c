@@ -72,6 +72,17 @@ static const pt__conf_key KEYS[] = {
     {"auth.secret_file", "", PT__CONF_STRING, 0,
      "net.transport = tcp: a file (mode 0600) holding the session's secret when PROTIUM_SECRET "
      "is not set; empty and unset = a secret generated per session", NULL},
+    {"net.tls", "off", PT__CONF_CHOICE, 0,
+     "net.transport = tcp: on = every connection (control plane, block servers) is TLS, "
+     "certificates checked against net.tls.ca both ways, under the secret's handshake",
+     "off|on"},
+    {"net.tls.cert", "", PT__CONF_STRING, 0,
+     "net.tls = on: this process's certificate (PEM, with its chain); executors use the same "
+     "path on their hosts", NULL},
+    {"net.tls.key", "", PT__CONF_STRING, 0,
+     "net.tls = on: the private key of net.tls.cert (PEM, unencrypted)", NULL},
+    {"net.tls.ca", "", PT__CONF_STRING, 0,
+     "net.tls = on: the CA (PEM) that every peer's certificate must come from", NULL},
     {"shuffle.fetch", "auto", PT__CONF_CHOICE, 0,
      "net.transport = tcp: auto (read map output from the local disk when it is there, else "
      "from its executor's block server) or remote (always over TCP unless this executor wrote "

@@ -157,7 +157,16 @@ int pt_session_open(const char *master, const pt_conf *conf, pt_session **out, p
       .slurm = alloc,
       .driver_port = (int)pt__conf_int(s->conf, "driver.port"),
       .secret_file = pt_conf_get(s->conf, "auth.secret_file"),
+      .tls = strcmp(pt_conf_get(s->conf, "net.tls"), "on") == 0,
+      .tls_cert = pt_conf_get(s->conf, "net.tls.cert"),
+      .tls_key = pt_conf_get(s->conf, "net.tls.key"),
+      .tls_ca = pt_conf_get(s->conf, "net.tls.ca"),
   };
+  if (o.tls && !o.tcp) {
+    rc = pt__errorf(err, PT_EINVAL, "session: net.tls = on needs net.transport = tcp (unix "
+                    "sockets stay on this machine); set net.transport = tcp or net.tls = off");
+    goto remove_dir;
+  }
   if (o.driver_port > 65535) {
     rc = pt__errorf(err, PT_EINVAL, "session: driver.port %d is not a port; use 0 to 65535 "
                     "(0 = any free port)", o.driver_port);

@@ -15,7 +15,10 @@
  *
  * Reply: u8 status; 0 = the length bytes follow (sent with sendfile); 1 = a
  * u16 message length and the message (file missing, outside the directory,
- * range past its end). One request per connection.
+ * range past its end), then the server closes the connection. After a
+ * segment the connection takes the next request: fetching processes keep
+ * connections per server (at most 8 idle, reused within 30 s of their last
+ * use) across blocks and tasks; the server closes one idle for 60 s.
  */
 #ifndef PT_EXEC_BLOCKS_H
 #define PT_EXEC_BLOCKS_H
@@ -25,24 +28,28 @@
 
 #include "core/core.h"
 #include "net/tcp.h"
+#include "net/tls.h"
 
 #define PT__BLOCK_PATH_MAX 4096
 
 typedef struct pt__block_server pt__block_server;
 
-/* Serves the files under dir (borrowed for the server's life; so is
- * secret) on every interface, any free port; address "HOST:PORT" names it
- * with advertise_host (the address peers reach this host by). On PT_OK the
- * caller owns *out; it runs until the process ends. */
-int pt__block_server_start(const char *dir, const pt__secret *secret, const char *advertise_host,
-                           pt__block_server **out, pt_error *err);
+/* Serves the files under dir (borrowed for the server's life; so are
+ * secret and tls, NULL = plain TCP) on every interface, any free port;
+ * address "HOST:PORT" names it with advertise_host (the address peers reach
+ * this host by). On PT_OK the caller owns *out; it runs until the process
+ * ends. */
+int pt__block_server_start(const char *dir, const pt__secret *secret, pt__tls_ctx *tls,
+                           const char *advertise_host, pt__block_server **out, pt_error *err);
 const char *pt__block_server_address(const pt__block_server *s);
 
 /* Fetches len bytes at off of path from the block server at addr
- * ("HOST:PORT") into buf. PT_EIO when it cannot be reached or refuses,
+ * ("HOST:PORT") into buf, over TLS when tls is not NULL (borrowed). PT_EIO when it cannot be reached or refuses,
  * with the server's message; *unreachable = 1 when no authenticated
- * connection could be made (the executor is gone). */
-int pt__block_fetch(const char *addr, const pt__secret *secret, const char *path, int64_t off,
-                    size_t len, uint8_t *buf, int *unreachable, pt_error *err);
+ * connection could be made (the executor is gone). Thread-safe: the
+ * connections kept for reuse are the process's. */
+int pt__block_fetch(const char *addr, const pt__secret *secret, pt__tls_ctx *tls,
+                    const char *path, int64_t off, size_t len, uint8_t *buf, int *unreachable,
+                    pt_error *err);
 
 #endif /* PT_EXEC_BLOCKS_H */

@@ -1,12 +1,15 @@
 /* blockserver.c — an executor's shuffle files for reduce tasks on other
- * hosts (protocol in blocks.h): an accept thread, a short-lived thread per
- * connection that authenticates the peer, checks the request and sends the
- * segment with sendfile (no copy through user space); and the fetching side.
+ * hosts (protocol in blocks.h): an accept thread, a thread per connection
+ * that authenticates the peer, then checks requests and sends segments with
+ * sendfile (no copy through user space) until the client goes or idles; and
+ * the fetching side, which keeps authenticated connections per block server
+ * for the next fetch of any task of the process.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -15,17 +18,27 @@
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
+
+#include <openssl/crypto.h>
 
 #include "exec/blocks.h"
 #include "net/net.h"
 
 #define REQ_HEADER 24
 #define AUTH_TIMEOUT_MS 10000
+/* A connection with no request for this long is closed by the server; the
+ * fetching side reuses one only if it was used more recently than
+ * POOL_REUSE_MS, well within, so it rarely meets one the server closed. */
+#define IDLE_TIMEOUT_MS 60000
+#define POOL_REUSE_MS 30000
+#define POOL_PER_SERVER 8 /* idle connections kept per block server */
 
 struct pt__block_server {
   const char *dir;          /* borrowed */
   const pt__secret *secret; /* borrowed */
+  pt__tls_ctx *tls;         /* borrowed; NULL = plain TCP */
   int fd;                   /* listening */
   char address[320];
 };
@@ -45,11 +58,11 @@ static int refuse(int fd, const char *fmt, const char *what) {
   return PT_EIO;
 }
 
-static int read_all(int fd, void *p, size_t len) {
+static int read_all_within(int fd, void *p, size_t len, int timeout_ms) {
   uint8_t *b = p;
   while (len > 0) {
     struct pollfd pfd = {.fd = fd, .events = POLLIN};
-    int r = poll(&pfd, 1, AUTH_TIMEOUT_MS);
+    int r = poll(&pfd, 1, timeout_ms);
     if (r < 0 && errno == EINTR) continue;
     if (r <= 0) return -1;
     ssize_t n = read(fd, b, len);
@@ -61,44 +74,63 @@ static int read_all(int fd, void *p, size_t len) {
   return 0;
 }
 
-/* One request: checked, then the bytes straight from the page cache. */
-static void serve(pt__block_server *s, int fd) {
+static int read_all(int fd, void *p, size_t len) {
+  return read_all_within(fd, p, len, AUTH_TIMEOUT_MS);
+}
+
+/* Writes all of p; MSG_NOSIGNAL: a pooled connection the server closed is
+ * an error to retry, not a SIGPIPE for a process that did not ignore it. */
+static int send_all(int fd, const void *p, size_t len) {
+  const uint8_t *b = p;
+  while (len > 0) {
+    ssize_t n = send(fd, b, len, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return -1;
+    b += n;
+    len -= (size_t)n;
+  }
+  return 0;
+}
+
+/* One request: checked, then the bytes straight from the page cache.
+ * 1 when the connection may carry another (the segment went out whole). */
+static int serve(pt__block_server *s, int fd) {
   uint8_t h[REQ_HEADER];
-  if (read_all(fd, h, sizeof h) != 0) return;
-  if (memcmp(h, "PTBK", 4) != 0) return;
+  if (read_all_within(fd, h, sizeof h, IDLE_TIMEOUT_MS) != 0) return 0;
+  if (memcmp(h, "PTBK", 4) != 0) return 0;
   uint32_t n = pt__load_u32(h + 4);
   uint64_t off, len;
   memcpy(&off, h + 8, 8);
   memcpy(&len, h + 16, 8);
   if (n == 0 || n > PT__BLOCK_PATH_MAX || len > PT__MAX_FRAME || off > (uint64_t)INT64_MAX) {
     refuse(fd, "%s", "block request out of limits");
-    return;
+    return 0;
   }
   char path[PT__BLOCK_PATH_MAX + 1];
-  if (read_all(fd, path, n) != 0) return;
+  if (read_all(fd, path, n) != 0) return 0;
   path[n] = 0;
   size_t dl = strlen(s->dir);
   /* Only this executor's shuffle files: under its directory, no way up. */
   if (strlen(path) != n || strncmp(path, s->dir, dl) != 0 || path[dl] != '/' ||
       strstr(path, "/..") != NULL || strstr(path + dl + 1, "shuffle-") != path + dl + 1) {
     refuse(fd, "'%s' is not a shuffle file of this executor", path);
-    return;
+    return 0;
   }
   int file = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (file < 0) {
     refuse(fd, "%s", strerror(errno));
-    return;
+    return 0;
   }
   struct stat st;
   if (fstat(file, &st) != 0 || !S_ISREG(st.st_mode) || off + len > (uint64_t)st.st_size) {
     close(file);
     refuse(fd, "%s", "segment past the end of the file");
-    return;
+    return 0;
   }
   uint8_t ok = 0;
   if (pt__write_all(fd, &ok, 1, NULL) != PT_OK) {
     close(file);
-    return;
+    return 0;
   }
   off_t pos = (off_t)off;
   while (len > 0) {
@@ -113,21 +145,32 @@ static void serve(pt__block_server *s, int fd) {
     len -= (uint64_t)w;
   }
   close(file);
+  /* sendfile may leave the segment's tail corked (more was said to be
+   * coming); the connection now stays open for the next request, so push
+   * it out (setting TCP_NODELAY flushes; a no-op on the TLS pump's socket). */
+  int one = 1;
+  (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  return len == 0;
 }
 
 static void *conn_main(void *arg) {
   conn_arg a = *(conn_arg *)arg;
   pt__free(arg);
   pt_error err = {0};
-  if (pt__auth_server(a.fd, a.s->secret, AUTH_TIMEOUT_MS, &err) == PT_OK) {
-    serve(a.s, a.fd);
-  } else if (err.code != PT_EIO) {
-    char peer[128];
-    pt__peer_name(a.fd, peer, sizeof peer);
+  char peer[128];
+  pt__peer_name(a.fd, peer, sizeof peer);
+  int fd = a.fd, rc = PT_OK;
+  /* TLS first (the pump then owns the socket), the secret inside it. */
+  if (a.s->tls && (rc = pt__tls_wrap(a.s->tls, a.fd, 1, AUTH_TIMEOUT_MS, &fd, &err)) != PT_OK)
+    fd = a.fd;
+  if (rc == PT_OK) rc = pt__auth_server(fd, a.s->secret, AUTH_TIMEOUT_MS, &err);
+  if (rc == PT_OK)
+    while (serve(a.s, fd)) {
+    }
+  else if (err.code != PT_EIO)
     fprintf(stderr, "protium executor: block server refused a connection from %s: %s\n", peer,
             err.message);
-  }
-  close(a.fd);
+  close(fd);
   return NULL;
 }
 
@@ -157,13 +200,14 @@ static void *accept_main(void *arg) {
   }
 }
 
-int pt__block_server_start(const char *dir, const pt__secret *secret, const char *advertise_host,
-                           pt__block_server **out, pt_error *err) {
+int pt__block_server_start(const char *dir, const pt__secret *secret, pt__tls_ctx *tls,
+                           const char *advertise_host, pt__block_server **out, pt_error *err) {
   *out = NULL;
   pt__block_server *s = pt__calloc(1, sizeof *s);
   if (!s) return pt__errorf(err, PT_ENOMEM, "block server: out of memory");
   s->dir = dir;
   s->secret = secret;
+  s->tls = tls;
   int port;
   int rc = pt__tcp_listen("", 0, &s->fd, &port, err);
   if (rc != PT_OK) {
@@ -184,35 +228,128 @@ int pt__block_server_start(const char *dir, const pt__secret *secret, const char
 
 const char *pt__block_server_address(const pt__block_server *s) { return s->address; }
 
-int pt__block_fetch(const char *addr, const pt__secret *secret, const char *path, int64_t off,
-                    size_t len, uint8_t *buf, int *unreachable, pt_error *err) {
-  *unreachable = 0;
-  size_t n = strlen(path);
-  if (n == 0 || n > PT__BLOCK_PATH_MAX || len > PT__MAX_FRAME || off < 0)
-    return pt__errorf(err, PT_EINVAL, "block fetch: request out of limits");
+/* ------------------------------------------------------------------------ */
+/* The fetching side */
+
+/* An idle, authenticated connection to a block server: reused by the next
+ * fetch from that server with the same secret and TLS context. */
+typedef struct pooled {
+  char addr[340];
+  pt__secret secret; /* a copy: a fetch with another secret must not reuse it */
+  pt__tls_ctx *tls;
+  int fd;
+  int64_t used_ms; /* CLOCK_MONOTONIC, when its last fetch ended */
+  struct pooled *next;
+} pooled;
+
+static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
+static pooled *pool; /* (pool_mu) */
+
+static int64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int same_key(const pooled *p, const char *addr, const pt__secret *secret,
+                    const pt__tls_ctx *tls) {
+  return p->tls == tls && p->secret.len == secret->len &&
+         memcmp(p->secret.bytes, secret->bytes, secret->len) == 0 && strcmp(p->addr, addr) == 0;
+}
+
+/* An idle connection to addr, or -1; ones idle too long are closed. */
+static int pool_take(const char *addr, const pt__secret *secret, const pt__tls_ctx *tls) {
+  int fd = -1;
+  int64_t now = now_ms();
+  pooled *stale = NULL;
+  pthread_mutex_lock(&pool_mu);
+  for (pooled **pp = &pool; *pp;) {
+    pooled *p = *pp;
+    if (now - p->used_ms > POOL_REUSE_MS) {
+      *pp = p->next;
+      p->next = stale;
+      stale = p;
+      continue;
+    }
+    if (fd < 0 && same_key(p, addr, secret, tls)) {
+      fd = p->fd;
+      *pp = p->next;
+      OPENSSL_cleanse(&p->secret, sizeof p->secret);
+      pt__free(p);
+      continue;
+    }
+    pp = &p->next;
+  }
+  pthread_mutex_unlock(&pool_mu);
+  while (stale) {
+    pooled *next = stale->next;
+    close(stale->fd);
+    OPENSSL_cleanse(&stale->secret, sizeof stale->secret);
+    pt__free(stale);
+    stale = next;
+  }
+  return fd;
+}
+
+/* Keeps fd for the next fetch from addr (closes it when enough are kept). */
+static void pool_put(const char *addr, const pt__secret *secret, pt__tls_ctx *tls, int fd) {
+  pooled *p = pt__calloc(1, sizeof *p);
+  int kept = 0;
+  pthread_mutex_lock(&pool_mu);
+  for (pooled *q = pool; q; q = q->next) kept += same_key(q, addr, secret, tls);
+  if (p && kept < POOL_PER_SERVER && strlen(addr) < sizeof p->addr) {
+    strcpy(p->addr, addr);
+    p->secret = *secret;
+    p->tls = tls;
+    p->fd = fd;
+    p->used_ms = now_ms();
+    p->next = pool;
+    pool = p;
+    p = NULL;
+    fd = -1;
+  }
+  pthread_mutex_unlock(&pool_mu);
+  pt__free(p);
+  if (fd >= 0) close(fd);
+}
+
+/* A fresh connection: TCP, TLS when on, the secret's handshake. */
+static int open_conn(const char *addr, const pt__secret *secret, pt__tls_ctx *tls, int *out,
+                     pt_error *err) {
   char where[340];
   snprintf(where, sizeof where, "tcp:%s", addr);
-  int fd;
+  int fd = -1;
   int rc = pt__net_connect(where, &fd, err);
+  int app;
+  if (rc == PT_OK && tls && (rc = pt__tls_wrap(tls, fd, 0, AUTH_TIMEOUT_MS, &app, err)) == PT_OK)
+    fd = app;
   if (rc == PT_OK) rc = pt__auth_client(fd, secret, AUTH_TIMEOUT_MS, err);
   if (rc != PT_OK) {
-    *unreachable = 1;
     if (fd >= 0) close(fd);
     return rc;
   }
+  *out = fd;
+  return PT_OK;
+}
+
+/* One request on fd. *stale = 1 when nothing came back at all (a pooled
+ * connection the server had closed: worth one fresh try). PT_OK leaves fd
+ * ready for another request. */
+static int request(int fd, const char *addr, const char *path, int64_t off, size_t len,
+                   uint8_t *buf, int *stale, pt_error *err) {
+  *stale = 0;
+  size_t n = strlen(path);
   uint8_t h[REQ_HEADER];
   memcpy(h, "PTBK", 4);
   pt__store_u32(h + 4, (uint32_t)n);
   uint64_t o = (uint64_t)off, l = len;
   memcpy(h + 8, &o, 8);
   memcpy(h + 16, &l, 8);
-  rc = pt__write_all(fd, h, sizeof h, err);
-  if (rc == PT_OK) rc = pt__write_all(fd, path, n, err);
-  if (rc != PT_OK) goto close_fd;
   uint8_t status;
-  if (read_all(fd, &status, 1) != 0) {
-    rc = pt__errorf(err, PT_EIO, "block server %s sent no reply", addr);
-    goto close_fd;
+  if (send_all(fd, h, sizeof h) != 0 || send_all(fd, path, n) != 0 ||
+      read_all(fd, &status, 1) != 0) {
+    *stale = 1;
+    return pt__errorf(err, PT_EIO, "block server %s sent no reply", addr);
   }
   if (status != 0) {
     uint8_t ml[2];
@@ -223,12 +360,40 @@ int pt__block_fetch(const char *addr, const pt__secret *secret, const char *path
       if (read_all(fd, msg, m) != 0) m = 0;
     }
     msg[m] = 0;
-    rc = pt__errorf(err, PT_EIO, "block server %s: %s", addr, msg);
-    goto close_fd;
+    return pt__errorf(err, PT_EIO, "block server %s: %s", addr, msg);
   }
   if (read_all(fd, buf, len) != 0)
-    rc = pt__errorf(err, PT_EIO, "block server %s: connection ended within the segment", addr);
-close_fd:
-  close(fd);
-  return rc;
+    return pt__errorf(err, PT_EIO, "block server %s: connection ended within the segment", addr);
+  return PT_OK;
+}
+
+int pt__block_fetch(const char *addr, const pt__secret *secret, pt__tls_ctx *tls,
+                    const char *path, int64_t off, size_t len, uint8_t *buf, int *unreachable,
+                    pt_error *err) {
+  *unreachable = 0;
+  size_t n = strlen(path);
+  if (n == 0 || n > PT__BLOCK_PATH_MAX || len > PT__MAX_FRAME || off < 0)
+    return pt__errorf(err, PT_EINVAL, "block fetch: request out of limits");
+  /* A kept connection first; if the server had closed it, one fresh try.
+   * Only a fresh connection that cannot be made or authenticated says the
+   * executor is gone. */
+  int fd = pool_take(addr, secret, tls);
+  int reused = fd >= 0;
+  for (;;) {
+    int rc;
+    if (fd < 0 && (rc = open_conn(addr, secret, tls, &fd, err)) != PT_OK) {
+      *unreachable = 1;
+      return rc;
+    }
+    int stale;
+    rc = request(fd, addr, path, off, len, buf, &stale, err);
+    if (rc == PT_OK) {
+      pool_put(addr, secret, tls, fd);
+      return PT_OK;
+    }
+    close(fd);
+    fd = -1;
+    if (!(reused && stale)) return rc;
+    reused = 0;
+  }
 }

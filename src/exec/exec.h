@@ -9,6 +9,7 @@
 #include "core/core.h"
 #include "net/control.pb-c.h"
 #include "net/tcp.h"
+#include "net/tls.h"
 
 /* A barrier stage task's call to the driver's coordinator (executor.c):
  * step seq of task_id, kind a Protium__BarrierKind, size bytes of data.
@@ -34,6 +35,7 @@ typedef struct pt__exec_env {
    * server ("HOST:PORT", NULL = none), and shuffle.fetch = remote (fetch
    * every map output not written by this executor over TCP). */
   const pt__secret *secret;
+  pt__tls_ctx *tls; /* net.tls = on: for block fetches; else NULL */
   const char *block_address;
   int fetch_remote;
 } pt__exec_env;

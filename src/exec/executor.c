@@ -109,6 +109,7 @@ typedef struct executor {
    * it (handing the role over goes through mu). */
   pt__frame_decoder dec;  /* bytes read from the driver, not yet dispatched */
   pt__secret secret;      /* net.transport = tcp: the session's; len 0 on unix */
+  pt__tls_ctx *tls;       /* net.tls = on: this executor's certificate and CA; else NULL */
   pt__block_server *blocks; /* TCP: serves local_dir's shuffle files; NULL on unix */
   /* Stage definitions by (stage_id, attempt). */
   pt__stage **stages;
@@ -878,11 +879,11 @@ static void local_address(int fd, char *out, size_t cap) {
   struct sockaddr_storage ss;
   socklen_t sl = sizeof ss;
   snprintf(out, cap, "127.0.0.1");
+  memset(&ss, 0, sizeof ss);
   if (getsockname(fd, (struct sockaddr *)&ss, &sl) != 0) return;
-  if (ss.ss_family == AF_INET6)
-    inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, out, (socklen_t)cap);
-  else if (ss.ss_family == AF_INET)
-    inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, out, (socklen_t)cap);
+  /* A link-local address keeps its scope (fe80::2%eth0): peers on the same
+   * link name their interface alike when they are set up alike. */
+  if (pt__sockaddr_host(&ss, out, cap, NULL) != PT_OK) snprintf(out, cap, "127.0.0.1");
 }
 
 /* Keeps Welcome.resources (what tasks' resource_refs index) beyond the
@@ -984,6 +985,9 @@ int pt__executor_main(void) {
   char *dir = take_env("PROTIUM_EXECUTOR_DIR");
   char *secret_hex = take_env("PROTIUM_EXECUTOR_SECRET");
   char *slurm = take_env("PROTIUM_EXECUTOR_SLURM");
+  char *tls_cert = take_env("PROTIUM_EXECUTOR_TLS_CERT");
+  char *tls_key = take_env("PROTIUM_EXECUTOR_TLS_KEY");
+  char *tls_ca = take_env("PROTIUM_EXECUTOR_TLS_CA");
   x.env.executor_id = id ? strtoll(id, NULL, 10) : 0;
   x.env.local_dir = dir;
   x.slots = slots ? atoi(slots) : 1;
@@ -1016,6 +1020,24 @@ int pt__executor_main(void) {
     return 1;
   }
   pt__free(sock);
+  /* Shuffle files for other hosts, at the address this host has on the
+   * way to the driver: one the driver's network reaches. */
+  char host[PT__HOST_MAX] = "";
+  local_address(x.fd, host, sizeof host);
+  if (secret_hex && tls_cert) {
+    /* net.tls = on: certificates both ways, then all of the rest inside. */
+    int rc = pt__tls_ctx_new(tls_cert, tls_key, tls_ca, &x.tls, &err);
+    int app = -1;
+    if (rc == PT_OK) rc = pt__tls_wrap(x.tls, x.fd, 0, 30000, &app, &err);
+    if (rc != PT_OK) {
+      logf_(&x, "TLS with the driver failed: %s", err.message);
+      return 1;
+    }
+    x.fd = app;
+  }
+  pt__free(tls_cert);
+  pt__free(tls_key);
+  pt__free(tls_ca);
   if (secret_hex) {
     /* TCP: prove the session's secret before anything else is said. */
     int rc = pt__secret_from_hex(secret_hex, &x.secret, &err);
@@ -1026,15 +1048,13 @@ int pt__executor_main(void) {
       logf_(&x, "authentication with the driver failed: %s", err.message);
       return 1;
     }
-    /* Shuffle files for other hosts, at the address this host has on the
-     * way to the driver: one the driver's network reaches. */
-    char host[INET6_ADDRSTRLEN] = "";
-    local_address(x.fd, host, sizeof host);
-    if (pt__block_server_start(x.env.local_dir, &x.secret, host, &x.blocks, &err) != PT_OK) {
+    if (pt__block_server_start(x.env.local_dir, &x.secret, x.tls, host, &x.blocks, &err) !=
+        PT_OK) {
       logf_(&x, "%s", err.message);
       return 1;
     }
     x.env.secret = &x.secret;
+    x.env.tls = x.tls;
     x.env.block_address = pt__block_server_address(x.blocks);
   }
 

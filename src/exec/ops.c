@@ -140,7 +140,7 @@ static int open_segment(pt__source *src, size_t m, int *empty, pt_error *err) {
   int fd = served && env->fetch_remote ? -1 : open(mo->path, O_RDONLY | O_CLOEXEC);
   if (fd < 0 && served && (env->fetch_remote || errno == ENOENT)) {
     int unreachable = 0;
-    int rc = pt__block_fetch(mo->block_address, env->secret, mo->path, off, len, buf,
+    int rc = pt__block_fetch(mo->block_address, env->secret, env->tls, mo->path, off, len, buf,
                              &unreachable, err);
     src->t->fetch_unreachable = unreachable;
     if (rc != PT_OK) return fetch_failed(src, m, err, rc, "cannot be fetched", mo->path);

@@ -154,22 +154,32 @@ int pt__tcp_listen(const char *host, int port, int *out, int *bound_port, pt_err
   return PT_OK;
 }
 
+int pt__sockaddr_host(const void *sa, char *out, size_t cap, int *port) {
+  const struct sockaddr *a = sa;
+  socklen_t sl;
+  if (a->sa_family == AF_INET6) sl = sizeof(struct sockaddr_in6);
+  else if (a->sa_family == AF_INET) sl = sizeof(struct sockaddr_in);
+  else return PT_EINVAL;
+  /* getnameinfo, not inet_ntop: it keeps a link-local address's scope
+   * ("fe80::1%eth0"), without which the address names no interface. */
+  char serv[16];
+  if (getnameinfo(a, sl, out, (socklen_t)cap, serv, sizeof serv,
+                  NI_NUMERICHOST | NI_NUMERICSERV) != 0)
+    return PT_EINVAL;
+  if (port) *port = atoi(serv);
+  return PT_OK;
+}
+
 void pt__peer_name(int fd, char *out, size_t cap) {
   struct sockaddr_storage ss;
   socklen_t sl = sizeof ss;
-  char host[INET6_ADDRSTRLEN] = "?";
+  char host[PT__HOST_MAX] = "?";
   int port = 0;
-  if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
-    if (ss.ss_family == AF_INET6) {
-      inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, host, sizeof host);
-      port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-    } else if (ss.ss_family == AF_INET) {
-      inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, host, sizeof host);
-      port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-    } else {
-      snprintf(out, cap, "a local socket");
-      return;
-    }
+  memset(&ss, 0, sizeof ss);
+  if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0 &&
+      pt__sockaddr_host(&ss, host, sizeof host, &port) != PT_OK) {
+    snprintf(out, cap, "a local socket");
+    return;
   }
   pt__addr_join(host, port, out, cap);
 }

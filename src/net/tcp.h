@@ -71,7 +71,8 @@ int pt__auth_check(const pt__secret *s, const uint8_t nonce_s[PT__AUTH_NONCE],
 int pt__auth_client(int fd, const pt__secret *s, int timeout_ms, pt_error *err);
 int pt__auth_server(int fd, const pt__secret *s, int timeout_ms, pt_error *err);
 
-/* Splits "HOST:PORT" or "[V6]:PORT" (the host is copied without brackets).
+/* Splits "HOST:PORT" or "[V6]:PORT" (the host is copied without brackets;
+ * a scope stays on it: "[fe80::1%eth0]:7077" gives "fe80::1%eth0").
  * PT_EINVAL with what is wrong. */
 int pt__addr_split(const char *addr, char *host, size_t cap, int *port, pt_error *err);
 /* "HOST:PORT", bracketing a host that holds ':' (IPv6). */
@@ -85,6 +86,14 @@ int pt__net_connect(const char *where, int *fd, pt_error *err);
  * port (0 = any free one); *bound_port is the port it got. On PT_OK the
  * caller owns *fd. */
 int pt__tcp_listen(const char *host, int port, int *fd, int *bound_port, pt_error *err);
+
+/* Room for a numeric host with an IPv6 scope ("fe80::1%eth0"). */
+#define PT__HOST_MAX 96
+
+/* The numeric host of an IPv4 or IPv6 socket address (a struct sockaddr),
+ * with the scope of a link-local IPv6 address ("fe80::1%eth0"), and its
+ * port. PT_EINVAL for another family. */
+int pt__sockaddr_host(const void *sa, char *out, size_t cap, int *port);
 
 /* The numeric address and port of a connected socket's peer ("?" when it
  * cannot be had), for log lines. */

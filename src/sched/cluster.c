@@ -33,6 +33,12 @@ struct pt__driver_conn {
   };
   int authed;        /* TCP: the handshake passed (tcp.h); before it nothing is decoded */
   uint8_t nonce[PT__AUTH_NONCE];
+  /* net.tls = on: the connection's TLS; what the socket brought lands in
+   * raw and comes out of tls as plaintext in `in`. The HMAC challenge goes
+   * once the TLS handshake is done (challenged). */
+  pt__tls *tls;
+  pt_buf raw;
+  int challenged;
   pt__driver *d;
   pt__executor *ex;      /* NULL until Hello */
   pt_buf in;         /* bytes read, not yet parsed */
@@ -86,6 +92,19 @@ static void exec_flush_lazy(pt__executor *ex, int all) {
   if (ex->writing || !ex->conn || ex->conn->closing) return;
   take_lazy(ex, all);
   if (ex->out.len == 0) return;
+  if (ex->conn->tls) {
+    /* Encrypted in place: out then holds records, written as frames were. */
+    pt_error e = {0};
+    int rc = pt__tls_send(ex->conn->tls, ex->out.data, ex->out.len, &e);
+    ex->out.len = 0;
+    if (rc == PT_OK) rc = pt__tls_take(ex->conn->tls, &ex->out, &e);
+    if (rc != PT_OK) {
+      char why[PT_ERROR_SIZE + 64];
+      snprintf(why, sizeof why, "executor %lld lost: %s", (long long)ex->id, e.message);
+      pt__cluster_lose(ex, why, 0, NULL);
+      return;
+    }
+  }
   /* Frames usually fit in the socket buffer: write them now, without a
    * request whose callback costs the loop another turn. What does not fit,
    * and any error (reported by write_cb as before, after the EOF or exit
@@ -299,7 +318,7 @@ int pt__cluster_spawn(pt__driver *d, pt__executor *ex, const char *const *prefix
   while (environ[n_env]) n_env++;
   while (prefix && prefix[n_prefix]) n_prefix++;
   while (extra && extra[n_extra]) n_extra++;
-  char **env = pt__calloc(n_env + n_extra + 8, sizeof *env);
+  char **env = pt__calloc(n_env + n_extra + 11, sizeof *env);
   char **args = pt__calloc(n_prefix + 8, sizeof *args);
   const char *where = d->connect_addr ? d->connect_addr : d->sock_path;
   char *sock_var = pt__malloc(strlen(where) + 32);
@@ -345,6 +364,7 @@ int pt__cluster_spawn(pt__driver *d, pt__executor *ex, const char *const *prefix
     pt__secret_hex(&d->secret, secret_var + 24, sizeof secret_var - 24);
     env[k++] = secret_var;
   }
+  for (int i = 0; i < 3 && d->tls; i++) env[k++] = d->tls_files[i];
   env[k] = NULL;
 
   /* argv[0] preserved: programs that look at it see themselves. */
@@ -419,6 +439,8 @@ static const pt__backend local_backend = {"local", local_start, local_kill};
 static void conn_close_cb(uv_handle_t *h) {
   pt__driver_conn *c = h->data;
   pt_buf_free(&c->in);
+  pt_buf_free(&c->raw);
+  pt__tls_free(c->tls);
   pt__free(c);
 }
 
@@ -675,6 +697,78 @@ static void on_frame(pt__driver_conn *c, uint16_t type, const uint8_t *p, size_t
   }
 }
 
+/* Before the connection is bound to an executor: writes len bytes (through
+ * TLS when on) at once. A fresh socket's buffer always takes them; one that
+ * does not is a peer to drop. */
+static int send_small(pt__driver_conn *c, const void *data, size_t len) {
+  pt_buf enc = {0};
+  const void *p = data;
+  if (c->tls) {
+    if (len > 0 && pt__tls_send(c->tls, data, len, NULL) != PT_OK) return PT_EIO;
+    if (pt__tls_take(c->tls, &enc, NULL) != PT_OK) {
+      pt_buf_free(&enc);
+      return PT_ENOMEM;
+    }
+    p = enc.data;
+    len = enc.len;
+  }
+  int rc = PT_OK;
+  if (len > 0) {
+    uv_buf_t b = uv_buf_init((char *)p, (unsigned)len);
+    if (uv_try_write((uv_stream_t *)&c->tcp, &b, 1) != (int)len) rc = PT_EIO;
+  }
+  pt_buf_free(&enc);
+  return rc;
+}
+
+static void refused(pt__driver_conn *c, const char *why) {
+  char peer[128];
+  pt__peer_name(c->fd, peer, sizeof peer);
+  fprintf(stderr, "protium: refused a connection from %s: %s\n", peer, why);
+  conn_close(c);
+}
+
+/* The HMAC challenge: first thing on a plain TCP connection, first thing
+ * inside TLS on a TLS one. */
+static int send_challenge(pt__driver_conn *c) {
+  uint8_t ch[PT__AUTH_CHALLENGE];
+  c->challenged = 1;
+  if (pt__auth_challenge(ch, c->nonce, NULL) != PT_OK) return PT_EIO;
+  return send_small(c, ch, sizeof ch);
+}
+
+/* net.tls = on: decrypts what came into raw, appending the plaintext to in.
+ * 0 when the connection was closed (refused before the handshake, lost
+ * after). */
+static int tls_input(pt__driver_conn *c) {
+  pt_error e = {0};
+  int closed = 0;
+  int rc = pt__tls_recv(c->tls, c->raw.data, c->raw.len, &c->in, &closed, &e);
+  c->raw.len = 0;
+  if (!c->authed || rc != PT_OK) {
+    /* Handshake messages, or the alert that tells the peer why not. Once
+     * authenticated, what TLS has to say rides with the next frames. */
+    (void)send_small(c, NULL, 0);
+  }
+  if (rc == PT_OK && closed) rc = pt__errorf(&e, PT_EIO, "connection closed");
+  if (rc != PT_OK) {
+    if (c->ex) {
+      char why[PT_ERROR_SIZE + 64];
+      snprintf(why, sizeof why, "executor %lld lost: %s", (long long)c->ex->id, e.message);
+      pt__cluster_lose(c->ex, why, 0, NULL);
+      conn_close(c);
+    } else {
+      refused(c, e.message);
+    }
+    return 0;
+  }
+  if (!c->challenged && pt__tls_ready(c->tls) && send_challenge(c) != PT_OK) {
+    conn_close(c);
+    return 0;
+  }
+  return 1;
+}
+
 /* TCP: checks the handshake bytes received so far; on success answers with
  * the proof and drops them from c->in. 0 while it is not done (or refused:
  * then the connection is closed, logged, and nothing it sent is decoded). */
@@ -684,15 +778,11 @@ static int authenticate(pt__driver_conn *c) {
   pt_error e = {0};
   if (pt__auth_check(&c->d->secret, c->nonce, (const uint8_t *)c->in.data, c->in.len, &done,
                      proof, &e) != PT_OK) {
-    char peer[128];
-    pt__peer_name(c->fd, peer, sizeof peer);
-    fprintf(stderr, "protium: refused a connection from %s: %s\n", peer, e.message);
-    conn_close(c);
+    refused(c, e.message);
     return 0;
   }
   if (!done) return 0;
-  uv_buf_t b = uv_buf_init((char *)proof, sizeof proof);
-  if (uv_try_write((uv_stream_t *)&c->tcp, &b, 1) != (int)sizeof proof) {
+  if (send_small(c, proof, sizeof proof) != PT_OK) {
     conn_close(c);
     return 0;
   }
@@ -706,11 +796,12 @@ static int authenticate(pt__driver_conn *c) {
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   pt__driver_conn *c = h->data;
   (void)suggested;
-  if (pt__buf_reserve(&c->in, 65536) != PT_OK) {
+  pt_buf *into = c->tls ? &c->raw : &c->in;
+  if (pt__buf_reserve(into, 65536) != PT_OK) {
     *buf = uv_buf_init(NULL, 0);
     return;
   }
-  *buf = uv_buf_init(c->in.data + c->in.len, (unsigned)(c->in.cap - c->in.len));
+  *buf = uv_buf_init(into->data + into->len, (unsigned)(into->cap - into->len));
 }
 
 static void read_cb_locked(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
@@ -726,8 +817,13 @@ static void read_cb_locked(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     conn_close(c);
     return;
   }
-  c->in.len += (size_t)nread;
-  if (!c->authed && !authenticate(c)) return;
+  if (c->tls) {
+    c->raw.len += (size_t)nread;
+    if (!tls_input(c)) return;
+  } else {
+    c->in.len += (size_t)nread;
+  }
+  if (!c->authed && (!c->challenged || !authenticate(c))) return;
   size_t off = 0;
   while (!c->closing && c->in.len - off >= 4) {
     const uint8_t *h = (const uint8_t *)c->in.data + off;
@@ -800,12 +896,10 @@ static void connection_cb_locked(uv_stream_t *server, int status) {
   }
   c->fd = fd;
   if (tcp) {
-    /* The challenge goes first; a fresh socket's buffer always takes it. */
-    uint8_t ch[PT__AUTH_CHALLENGE];
-    uv_buf_t b = uv_buf_init((char *)ch, sizeof ch);
+    /* The challenge goes first, or TLS's handshake (the client speaks
+     * first there), then the challenge inside it. */
     (void)uv_tcp_nodelay(&c->tcp, 1);
-    if (pt__auth_challenge(ch, c->nonce, NULL) != PT_OK ||
-        uv_try_write((uv_stream_t *)&c->tcp, &b, 1) != (int)sizeof ch) {
+    if (d->tls ? pt__tls_new(d->tls, 1, &c->tls, NULL) != PT_OK : send_challenge(c) != PT_OK) {
       conn_close(c);
       return;
     }
@@ -1025,7 +1119,8 @@ static int submit_turn(pt__driver *d) {
   for (int32_t i = 0; i < d->n_execs; i++) {
     pt__executor *ex = d->execs[i];
     if (ex->state != PT__EXEC_READY || ex->out.len == 0) continue;
-    if (ex->writing || !ex->conn || ex->conn->closing || ex->conn->fd < 0) {
+    /* TLS: the loop thread encrypts (one thread drives a connection's TLS). */
+    if (ex->writing || !ex->conn || ex->conn->closing || ex->conn->fd < 0 || ex->conn->tls) {
       wake = 1;
       continue;
     }
@@ -1074,21 +1169,18 @@ static int tcp_listen(pt__driver *d, const char *host, int port, const char *adv
   struct sockaddr_storage ss;
   int sl = sizeof ss;
   uv_tcp_getsockname(&d->tcp_server, (struct sockaddr *)&ss, &sl);
-  char name[INET6_ADDRSTRLEN] = "";
-  int bound;
-  if (ss.ss_family == AF_INET6) {
-    struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-    if (IN6_IS_ADDR_UNSPECIFIED(&a->sin6_addr)) strcpy(name, "::1");
-    else inet_ntop(AF_INET6, &a->sin6_addr, name, sizeof name);
-    bound = ntohs(a->sin6_port);
-  } else {
-    struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-    if (a->sin_addr.s_addr == htonl(INADDR_ANY)) strcpy(name, "127.0.0.1");
-    else inet_ntop(AF_INET, &a->sin_addr, name, sizeof name);
-    bound = ntohs(a->sin_port);
-  }
+  char name[PT__HOST_MAX] = "";
+  int bound = 0;
+  /* With its scope when link-local (fe80::1%eth0): executors name the
+   * interface of their own host, which must be called alike. */
+  (void)pt__sockaddr_host(&ss, name, sizeof name, &bound);
+  if (ss.ss_family == AF_INET6 && IN6_IS_ADDR_UNSPECIFIED(&((struct sockaddr_in6 *)&ss)->sin6_addr))
+    strcpy(name, "::1");
+  else if (ss.ss_family == AF_INET &&
+           ((struct sockaddr_in *)&ss)->sin_addr.s_addr == htonl(INADDR_ANY))
+    strcpy(name, "127.0.0.1");
   if (advertise && *advertise) snprintf(name, sizeof name, "%s", advertise);
-  char addr[INET6_ADDRSTRLEN + 16];
+  char addr[PT__HOST_MAX + 16];
   pt__addr_join(name, bound, addr, sizeof addr);
   d->connect_addr = pt__malloc(strlen(addr) + 8);
   if (!d->connect_addr) return pt__errorf(err, PT_ENOMEM, "session: out of memory");
@@ -1117,6 +1209,8 @@ static void driver_free(pt__driver *d) {
   pt__free(d->conf_kv);
   pt__free(d->session_dir);
   pt__free(d->command);
+  pt__tls_ctx_free(d->tls);
+  for (int i = 0; i < 3; i++) pt__free(d->tls_files[i]);
   pt__free(d->sock_path);
   pt__free(d->connect_addr);
   pt__slurm_free(d->slurm);
@@ -1169,6 +1263,26 @@ int pt__driver_start(const pt__driver_opts *opts, pt__driver **out, pt_error *er
       return rc;
     }
   }
+  if (opts->tcp && opts->tls) {
+    /* Checked here, where the user sees the error, not in every executor. */
+    rc = pt__tls_ctx_new(opts->tls_cert, opts->tls_key, opts->tls_ca, &d->tls, err);
+    if (rc != PT_OK) {
+      driver_free(d);
+      return pt__error_prefix(err, rc, "session: ");
+    }
+    const char *vars[3] = {"PROTIUM_EXECUTOR_TLS_CERT", "PROTIUM_EXECUTOR_TLS_KEY",
+                           "PROTIUM_EXECUTOR_TLS_CA"};
+    const char *files[3] = {opts->tls_cert, opts->tls_key, opts->tls_ca};
+    for (int i = 0; i < 3; i++) {
+      d->tls_files[i] = pt__malloc(strlen(vars[i]) + strlen(files[i]) + 2);
+      if (!d->tls_files[i]) {
+        driver_free(d);
+        return pt__errorf(err, PT_ENOMEM, "session: out of memory");
+      }
+      sprintf(d->tls_files[i], "%s=%s", vars[i], files[i]);
+    }
+  }
+  d->opts.tls_cert = d->opts.tls_key = d->opts.tls_ca = NULL;
   size_t sl = strlen(opts->session_dir) + 16;
   d->sock_path = pt__malloc(sl);
   d->conf_kv = pt__calloc(2 * opts->n_conf + 1, sizeof *d->conf_kv);

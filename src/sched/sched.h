@@ -16,6 +16,7 @@
 #include "core/core.h"
 #include "net/control.pb-c.h"
 #include "net/tcp.h"
+#include "net/tls.h"
 #include "protium.h"
 #include "sched/resources.h"
 
@@ -159,6 +160,12 @@ typedef struct pt__driver_opts {
   /* master "slurm": the allocation (pt__slurm_open); the driver takes it
    * over, also when its start fails. NULL = the local backend. */
   pt__slurm *slurm;
+  /* net.tls = on: every TCP connection is TLS (src/net/tls.h) with these
+   * PEM files, which executors read at the same paths. Borrowed. */
+  int tls;
+  const char *tls_cert;
+  const char *tls_key;
+  const char *tls_ca;
 } pt__driver_opts;
 
 /* Starts the driver thread and the executors; returns once every executor
@@ -423,6 +430,8 @@ struct pt__driver {
   uv_tcp_t tcp_reject;
   char *connect_addr;
   pt__secret secret;
+  pt__tls_ctx *tls;               /* net.tls = on: every connection's TLS (owned); else NULL */
+  char *tls_files[3];             /* its cert, key, ca paths, for executors (owned) */
   pt__driver_conn *unauthed;      /* TCP connections still in the handshake (loop_mu) */
   pthread_mutex_t mu;
   pthread_cond_t cv;

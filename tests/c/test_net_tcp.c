@@ -349,6 +349,24 @@ static void test_handshake_units(void **state) {
   char joined[64];
   pt__addr_join("::1", 5, joined, sizeof joined);
   assert_string_equal(joined, "[::1]:5");
+  /* Link-local IPv6 keeps its scope both ways, and a socket address
+   * with a scope id prints it. */
+  CHECK(pt__addr_split("[fe80::1%lo]:7077", host, sizeof host, &port, &err));
+  assert_string_equal(host, "fe80::1%lo");
+  assert_int_equal(port, 7077);
+  pt__addr_join("fe80::2%eth0", 9, joined, sizeof joined);
+  assert_string_equal(joined, "[fe80::2%eth0]:9");
+  struct sockaddr_in6 ll = {.sin6_family = AF_INET6, .sin6_port = htons(77),
+                            .sin6_scope_id = 1 /* lo */};
+  assert_int_equal(inet_pton(AF_INET6, "fe80::5", &ll.sin6_addr), 1);
+  char name[PT__HOST_MAX];
+  int p = 0;
+  assert_int_equal(pt__sockaddr_host(&ll, name, sizeof name, &p), PT_OK);
+  assert_string_equal(name, "fe80::5%lo");
+  assert_int_equal(p, 77);
+  int fd = -1;
+  assert_int_equal(pt__net_connect("tcp:[fe80::1%no-such-if]:80", &fd, &e), PT_EIO);
+  assert_non_null(strstr(e.message, "cannot resolve 'fe80::1%no-such-if'"));
 
   pt__secret s = {.len = 3}, back;
   memcpy(s.bytes, "\x00\xff\x10", 3);
@@ -462,36 +480,36 @@ static void test_block_server(void **state) {
   pt__secret secret = {.len = 4};
   memcpy(secret.bytes, "blks", 4);
   pt__block_server *srv;
-  CHECK(pt__block_server_start(dir, &secret, "127.0.0.1", &srv, &err));
+  CHECK(pt__block_server_start(dir, &secret, NULL, "127.0.0.1", &srv, &err));
   const char *addr = pt__block_server_address(srv);
   int unreachable = 0;
   assert_int_equal(strncmp(addr, "127.0.0.1:", 10), 0);
 
-  CHECK(pt__block_fetch(addr, &secret, path, 1000, 300000, got, &unreachable, &err));
+  CHECK(pt__block_fetch(addr, &secret, NULL, path, 1000, 300000, got, &unreachable, &err));
   assert_memory_equal(got, data + 1000, 300000);
 
   pt_error e = {0};
   pt__secret wrong = secret;
   wrong.bytes[0] ^= 1;
-  assert_int_not_equal(pt__block_fetch(addr, &wrong, path, 0, 10, got, &unreachable, &e), PT_OK);
+  assert_int_not_equal(pt__block_fetch(addr, &wrong, NULL, path, 0, 10, got, &unreachable, &e), PT_OK);
   assert_int_equal(unreachable, 1); /* not ours: as good as gone */
   char outside[300];
   snprintf(outside, sizeof outside, "%s/../etc/passwd", dir);
-  assert_int_equal(pt__block_fetch(addr, &secret, outside, 0, 10, got, &unreachable, &e), PT_EIO);
+  assert_int_equal(pt__block_fetch(addr, &secret, NULL, outside, 0, 10, got, &unreachable, &e), PT_EIO);
   assert_non_null(strstr(e.message, "is not a shuffle file of this executor"));
-  assert_int_equal(pt__block_fetch(addr, &secret, "/etc/passwd", 0, 10, got, &unreachable, &e), PT_EIO);
+  assert_int_equal(pt__block_fetch(addr, &secret, NULL, "/etc/passwd", 0, 10, got, &unreachable, &e), PT_EIO);
   assert_non_null(strstr(e.message, "is not a shuffle file of this executor"));
-  assert_int_equal(pt__block_fetch(addr, &secret, path, (int64_t)size - 5, 10, got, &unreachable, &e), PT_EIO);
+  assert_int_equal(pt__block_fetch(addr, &secret, NULL, path, (int64_t)size - 5, 10, got, &unreachable, &e), PT_EIO);
   assert_non_null(strstr(e.message, "segment past the end of the file"));
   char missing[300];
   snprintf(missing, sizeof missing, "%s/shuffle-9-9-9.arrows", dir);
-  assert_int_equal(pt__block_fetch(addr, &secret, missing, 0, 10, got, &unreachable, &e), PT_EIO);
+  assert_int_equal(pt__block_fetch(addr, &secret, NULL, missing, 0, 10, got, &unreachable, &e), PT_EIO);
   assert_non_null(strstr(e.message, "No such file or directory"));
   assert_int_equal(unreachable, 0); /* reached, and it said why */
   /* Nothing listens: unreachable. */
   char gone[64];
   snprintf(gone, sizeof gone, "127.0.0.1:%d", free_port(AF_INET));
-  assert_int_equal(pt__block_fetch(gone, &secret, path, 0, 10, got, &unreachable, &e), PT_EIO);
+  assert_int_equal(pt__block_fetch(gone, &secret, NULL, path, 0, 10, got, &unreachable, &e), PT_EIO);
   assert_int_equal(unreachable, 1);
 
   /* A stranger's bytes: closed, and the server still serves. */
@@ -504,13 +522,61 @@ static void test_block_server(void **state) {
   CHECK(pt__write_all(fd, junk, sizeof junk, &err));
   assert_true(closed_by_peer(fd));
   close(fd);
-  CHECK(pt__block_fetch(addr, &secret, path, 0, size, got, &unreachable, &err));
+  CHECK(pt__block_fetch(addr, &secret, NULL, path, 0, size, got, &unreachable, &err));
   assert_memory_equal(got, data, size);
 
   unlink(path);
   rmdir(dir);
   free(data);
   free(got);
+}
+
+/* An executor whose output directory is not the driver's: it runs in a
+ * mount namespace of its own with a tmpfs over the output's parent, as an
+ * executor on another host without a shared filesystem, beside one that
+ * shares the driver's. write_ipc must say so and commit nothing rather than
+ * commit the partitions it happens to see. */
+static void test_output_not_shared(void **state) {
+  if (geteuid() != 0 || system("command -v unshare >/dev/null 2>&1") != 0) {
+    fprintf(stderr, "test_output_not_shared SKIPPED: needs root and unshare (util-linux)\n");
+    skip();
+  }
+  char base[] = "/tmp/pt-unshared-XXXXXX";
+  assert_non_null(mkdtemp(base));
+  char self[1024];
+  ssize_t l = readlink("/proc/self/exe", self, sizeof self - 1);
+  assert_true(l > 0);
+  self[l] = 0;
+  char cmd[2300], out[300];
+  /* Executor 1 on a host of its own, executor 2 sharing the driver's:
+   * some partitions visible, some not. */
+  snprintf(cmd, sizeof cmd, "sh -c 'if [ $PROTIUM_EXECUTOR_ID = 1 ]; then exec unshare -m sh -c "
+           "\"mount -t tmpfs none %s && exec %s\"; else exec %s; fi'", base, self, self);
+  snprintf(out, sizeof out, "%s/out", base);
+  pt_conf *conf;
+  CHECK(pt_conf_new(&conf, &err));
+  CHECK(pt_conf_set(conf, "executor.command", cmd, &err));
+  pt_session *s;
+  CHECK(pt_session_open("local[2]", conf, &s, &err));
+  pt_conf_free(conf);
+  pt_dataset *r;
+  CHECK(pt_range(s, 0, 1000, 16, &r, &err));
+  pt_error e = {0};
+  assert_int_equal(pt_write_ipc(r, out, NULL, &e), PT_EIO);
+  if (!strstr(e.message, "which the driver cannot see") ||
+      !strstr(e.message, "must be on a filesystem they share with the driver") ||
+      !strstr(e.message, "nothing was committed"))
+    fail_msg("unexpected error: %s", e.message);
+  /* Nothing half-committed: the directory it made is gone again. */
+  struct stat sb;
+  assert_int_not_equal(stat(out, &sb), 0);
+  /* The session goes on. */
+  int64_t n = 0;
+  CHECK(pt_count(r, &n, &err));
+  assert_int_equal(n, 1000);
+  pt_dataset_free(r);
+  pt_session_close(s);
+  rmdir(base);
 }
 
 int main(void) {
@@ -524,6 +590,7 @@ int main(void) {
       cmocka_unit_test(test_bad_addresses),
       cmocka_unit_test(test_block_server),
       cmocka_unit_test(test_remote_shuffle),
+      cmocka_unit_test(test_output_not_shared),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

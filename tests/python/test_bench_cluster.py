@@ -17,6 +17,7 @@ from conftest import ROOT
 
 def test_bench_cluster_reports_every_figure(tmp_path):
     env = dict(os.environ, PT_BENCH_CLUSTER_TASKS="200", PT_BENCH_CLUSTER_MB="8", PT_BENCH_CLUSTER_JOBS="100",
+               PT_BENCH_CLUSTER_BLOCKS_M="8",
                TMPDIR=str(tmp_path))
     proc = subprocess.run([sys.executable, str(ROOT / "bench" / "cluster.py")],
                           env=env, capture_output=True, text=True, timeout=300)
@@ -27,7 +28,9 @@ def test_bench_cluster_reports_every_figure(tmp_path):
     expected = {"protium.tasks_per_s.tcp", "protium.tasks_per_s.unix",
                 "protium.launch_p50_us.tcp", "protium.launch_p50_us.unix",
                 "protium.shuffle_gb_per_s.cross_host", "protium.shuffle_gb_per_s.local",
-                "limit.tcp_gb_per_s", "ratio.shuffle_vs_tcp_limit"}
+                "limit.tcp_gb_per_s", "ratio.shuffle_vs_tcp_limit",
+                "protium.tasks_per_s.tls", "protium.shuffle_gb_per_s.tls",
+                "protium.shuffle_blocks_per_s.cross_host", "protium.shuffle_blocks_per_s.tls"}
     if os.geteuid() == 0 and shutil.which("slurmctld"):
         # the test Slurm cluster starts where root and Slurm are there (CI)
         expected.add("protium.session_start_ms.slurm")

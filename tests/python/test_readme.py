@@ -41,7 +41,7 @@ def _compile(source: str, tmp_path: Path, name: str) -> Path:
     cc = shutil.which("cc") or "gcc"
     libs = subprocess.run(
         ["pkg-config", "--libs", "liblz4", "libzstd", "snappy", "zlib", "libbrotlidec", "libbrotlienc",
-         "libprotobuf-c", "libuv", "rdkafka", "libpq", "libmariadb", "libcrypto"],
+         "libprotobuf-c", "libuv", "rdkafka", "libpq", "libmariadb", "libssl", "libcrypto"],
         check=True, capture_output=True, text=True).stdout.split()
     exe = tmp_path / name
     subprocess.run(
