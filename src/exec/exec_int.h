@@ -114,6 +114,7 @@ typedef struct pt__segment {
   void *base;    /* the mapping, munmap'd by pt__segment_free */
   size_t mapped; /* its length in bytes */
   uint8_t *data;
+  int spare;     /* anonymous: kept for reuse when freed */
 } pt__segment;
 
 /* len bytes of anonymous memory at out->data. PT_OK or PT_ENOMEM. */
@@ -142,6 +143,9 @@ int pt__scatter_add(pt__scatter *s, const struct ArrowArray *batch, const int32_
                     pt_error *err);
 /* Appends every partly filled batch to its part. */
 int pt__scatter_finish(pt__scatter *s, pt_error *err);
+/* About how many bytes the batches appended so far take as IPC messages
+ * (a little more, never much less). */
+int64_t pt__scatter_bytes(const pt__scatter *s);
 void pt__scatter_free(pt__scatter *s);
 
 typedef struct pt__sink {

@@ -4,6 +4,7 @@
  * batch straight into the reduce partitions' batches being filled.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -48,10 +49,67 @@ static void *huge_map(size_t len, size_t *mapped) {
   return (void *)a;
 }
 
+/* Mappings given back are kept for the next task, up to SPARE_MAX bytes in
+ * the process: memory the kernel hands out afresh is slow to touch the
+ * first time, huge pages too (clearing them, and under a hypervisor the
+ * host's own faults behind them: a fifth of a shuffle's time where this was
+ * measured), while a mapping used before costs nothing. */
+#define SPARE_MAX ((size_t)256 << 20)
+
+typedef struct spare {
+  struct spare *next;
+  size_t mapped;
+} spare;
+
+static pthread_mutex_t spare_mu = PTHREAD_MUTEX_INITIALIZER;
+static spare *spares;      /* guarded by spare_mu */
+static size_t spare_bytes; /* guarded by spare_mu */
+
+/* A mapping of at least len bytes (in whole chunks), *mapped its length. */
+static void *map_get(size_t len, size_t *mapped) {
+  size_t want = (len + CHUNK_BYTES - 1) / CHUNK_BYTES * CHUNK_BYTES;
+  if (want < len) return NULL;
+  pthread_mutex_lock(&spare_mu);
+  /* The smallest that fits, if it wastes no more than it holds. */
+  spare **best = NULL;
+  for (spare **p = &spares; *p != NULL; p = &(*p)->next)
+    if ((*p)->mapped >= want && (*p)->mapped <= 2 * want &&
+        (best == NULL || (*p)->mapped < (*best)->mapped))
+      best = p;
+  spare *got = NULL;
+  if (best != NULL) {
+    got = *best;
+    *best = got->next;
+    spare_bytes -= got->mapped;
+  }
+  pthread_mutex_unlock(&spare_mu);
+  if (got != NULL) {
+    *mapped = got->mapped;
+    return got;
+  }
+  return huge_map(want, mapped);
+}
+
+static void map_put(void *p, size_t mapped) {
+  if (p == NULL) return;
+  pthread_mutex_lock(&spare_mu);
+  if (spare_bytes + mapped <= SPARE_MAX) {
+    spare *s = p;
+    s->mapped = mapped;
+    s->next = spares;
+    spares = s;
+    spare_bytes += mapped;
+    p = NULL;
+  }
+  pthread_mutex_unlock(&spare_mu);
+  if (p != NULL) munmap(p, mapped);
+}
+
 int pt__segment_alloc(size_t len, pt__segment *out) {
   if (pt__alloc_should_fail()) return PT_ENOMEM;
-  out->base = huge_map(len ? len : 1, &out->mapped);
+  out->base = map_get(len ? len : 1, &out->mapped);
   out->data = out->base;
+  out->spare = 1;
   return out->base ? PT_OK : PT_ENOMEM;
 }
 
@@ -70,11 +128,13 @@ int pt__segment_map(int fd, int64_t off, size_t len, pt__segment *out, pt_error 
   out->base = p;
   out->mapped = n;
   out->data = (uint8_t *)p + (off - start);
+  out->spare = 0;
   return PT_OK;
 }
 
 void pt__segment_free(pt__segment *s) {
-  if (s->base != NULL) munmap(s->base, s->mapped);
+  if (s->base != NULL && s->spare) map_put(s->base, s->mapped);
+  else if (s->base != NULL) munmap(s->base, s->mapped);
   s->base = s->data = NULL;
   s->mapped = 0;
 }
@@ -99,7 +159,7 @@ static void *arena_alloc(arena *a, size_t n) {
   if (c == NULL || c->mapped - c->used < n) {
     if (pt__alloc_should_fail()) return NULL;
     size_t want = n + hdr > CHUNK_BYTES ? n + hdr : CHUNK_BYTES, mapped;
-    chunk *nc = huge_map(want, &mapped);
+    chunk *nc = map_get(want, &mapped);
     if (nc == NULL) return NULL;
     nc->mapped = mapped;
     nc->used = hdr;
@@ -122,7 +182,7 @@ static void arena_free(arena *a) {
   chunk *c = a->head;
   while (c != NULL) {
     chunk *next = c->next;
-    munmap(c, c->mapped);
+    map_put(c, c->mapped);
     c = next;
   }
   a->head = NULL;
@@ -157,6 +217,7 @@ struct pt__scatter {
   int64_t *cur;     /* scratch: a cursor per partition */
   uint8_t **wp;     /* scratch: a write pointer per partition */
   pt__shuffle_part *out; /* borrowed: sealed batches go here */
+  int64_t bytes;    /* about what the sealed batches take in IPC */
   arena mem;
 };
 
@@ -206,6 +267,8 @@ int pt__scatter_new(const struct ArrowSchema *schema, int64_t n_parts, pt__shuff
   *out = s;
   return PT_OK;
 }
+
+int64_t pt__scatter_bytes(const pt__scatter *s) { return s->bytes; }
 
 void pt__scatter_free(pt__scatter *s) {
   if (s == NULL) return;
@@ -268,6 +331,7 @@ static int seal(pt__scatter *s, int64_t r, pt_error *err) {
   int64_t len = s->len[r];
   struct ArrowArray a;
   PT_RETURN_NOT_OK(pt__array_init(&a, 1, s->n_cols, false, err));
+  s->bytes += 512 + 64 * s->n_cols; /* message header, padding */
   a.length = len;
   for (int64_t c = 0; c < s->n_cols; c++) {
     fill_col *f = &s->fills[r * s->n_cols + c];
@@ -281,6 +345,7 @@ static int seal(pt__scatter *s, int64_t r, pt_error *err) {
     }
     ch->length = len;
     ch->null_count = f->nulls;
+    s->bytes += (f->nulls ? bitmap_bytes(len) : 0) + values_bytes(k, len) + f->data_len;
     pt__array_set_buffer(ch, 0, f->nulls ? f->validity : NULL, false);
     pt__array_set_buffer(ch, 1, f->values, false);
     if (var) {
