@@ -352,7 +352,7 @@ static int csv_next_batch(pt__source *src, struct ArrowArray *out, pt_error *err
   int rc = pt__csv_read_lines(d, n, 0, n, src->csv_line, src->csv_path, &o, &sch, out, err);
   if (rc != PT_OK) return pt__error_prefix(err, rc, "read_csv: ");
   sch.release(&sch);
-  for (int64_t i = 0; i < n; i++) src->csv_line += d[i] == '\n';
+  src->csv_line += pt__csv_count_newlines(d, n);
   src->csv_pos += n;
   src->csv_skip_header = 0;
   return PT_OK;

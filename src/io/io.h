@@ -10,6 +10,9 @@
 
 #include "protium.h"
 
+/* The number of \n bytes in d[0, n). */
+int64_t pt__csv_count_newlines(const char *d, int64_t n);
+
 /* pt_csv_read over data[0, len) that numbers lines from first_line (the line
  * of the file on which data starts) in its messages. Same ownership as
  * pt_csv_read: on PT_OK the caller owns *schema_out and *out. */
