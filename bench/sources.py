@@ -64,6 +64,7 @@ DELTA_FILES = int(os.environ.get("PT_BENCH_DELTA_FILES", "4"))
 REPEATS = int(os.environ.get("PT_BENCH_REPEATS", "2"))
 PARTS = [int(p) for p in os.environ.get("PT_BENCH_PARTITIONS", "1,2,4").split(",")]
 SPARK = os.environ.get("PT_BENCH_SPARK", "1") != "0"  # 0: leave PySpark out (the tests)
+CASES = set(os.environ.get("PT_BENCH_CASES", "pg,csv").split(","))  # pg: read and write
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 JDBC = "org.postgresql:postgresql:42.7.14"
 JAR = BUILD / "jars" / "postgresql-42.7.14.jar"
@@ -169,6 +170,12 @@ def main() -> None:
         rows_table.append((case, kind, system, rps))
         print(f"{case:9s} {kind:5s} {system:8s} {rps / 1e6:8.2f} M rows/s", flush=True)
 
+    if "pg" not in CASES:
+        if "csv" in CASES:
+            csv_case(pt, record)
+        finish(metrics)
+        return
+
     pg = Postgres()
     try:
         pg.sql(f"CREATE TABLE events (id int8, x float8, label text, ts timestamp, "
@@ -231,7 +238,36 @@ def main() -> None:
     finally:
         pg.stop()
 
-    # -- CSV
+    if "csv" in CASES:
+        csv_case(pt, record)
+
+    # -- Delta
+    work = Path(tempfile.mkdtemp(prefix="pt-bench-delta."))
+    try:
+        from deltalake import DeltaTable, write_deltalake
+
+        path = work / "events"
+        data = make_arrow(DELTA_ROWS, seed=7)
+        step = -(-DELTA_ROWS // DELTA_FILES)
+        for k in range(0, DELTA_ROWS, step):
+            write_deltalake(str(path), data.slice(k, step), mode="append")
+        with pt.Session("local[2]") as s:
+            def pdelta() -> None:
+                assert s.read_delta(path).to_arrow().num_rows == DELTA_ROWS
+            record("protium", "read", "delta", DELTA_ROWS, best(pdelta))
+
+        def ddelta() -> None:
+            assert DeltaTable(str(path)).to_pyarrow_table().num_rows == DELTA_ROWS
+        record("deltalake", "read", "delta", DELTA_ROWS, best(ddelta))
+    except Exception as e:  # noqa: BLE001 - a peer's failure leaves it out
+        log(f"delta: {e!r}; left out")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    finish(metrics)
+
+
+def csv_case(pt, record) -> None:
     work = Path(tempfile.mkdtemp(prefix="pt-bench-csv."))
     try:
         path = work / "events.csv"
@@ -265,29 +301,7 @@ def main() -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
-    # -- Delta
-    work = Path(tempfile.mkdtemp(prefix="pt-bench-delta."))
-    try:
-        from deltalake import DeltaTable, write_deltalake
-
-        path = work / "events"
-        data = make_arrow(DELTA_ROWS, seed=7)
-        step = -(-DELTA_ROWS // DELTA_FILES)
-        for k in range(0, DELTA_ROWS, step):
-            write_deltalake(str(path), data.slice(k, step), mode="append")
-        with pt.Session("local[2]") as s:
-            def pdelta() -> None:
-                assert s.read_delta(path).to_arrow().num_rows == DELTA_ROWS
-            record("protium", "read", "delta", DELTA_ROWS, best(pdelta))
-
-        def ddelta() -> None:
-            assert DeltaTable(str(path)).to_pyarrow_table().num_rows == DELTA_ROWS
-        record("deltalake", "read", "delta", DELTA_ROWS, best(ddelta))
-    except Exception as e:  # noqa: BLE001 - a peer's failure leaves it out
-        log(f"delta: {e!r}; left out")
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-
+def finish(metrics: dict[str, float]) -> None:
     for key, v in list(metrics.items()):
         system, kind, case = key.split(".")
         if system == "protium":
