@@ -204,7 +204,10 @@ int pt_read_csv(pt_session *s, const char *path, const pt_csv_options *opts, pt_
     int64_t pos = 0, line = 1;
     while (rc == PT_OK && pos < m.size) {
       int64_t left = m.size - pos;
-      int64_t len = left <= target ? left : pt_csv_record_start(m.data + pos, left, target, &o);
+      int64_t nl = 0; /* the newlines of this range, counted by the same scan */
+      int64_t len = left <= target ? left
+                                   : pt__csv_record_start_lines(m.data + pos, left, target, &o, &nl);
+      if (left <= target) nl = pt__csv_count_newlines(m.data + pos, len);
       if (acc > 0 && acc + len > target) {
         partition++;
         acc = 0;
@@ -212,7 +215,7 @@ int pt_read_csv(pt_session *s, const char *path, const pt_csv_options *opts, pt_
       acc += len;
       if (pieces_add(&pc, paths[f], partition, pos, pos + len, line) != PT_OK)
         rc = pt__errorf(err, PT_ENOMEM, "read_csv: out of memory");
-      line += pt__csv_count_newlines(m.data + pos, len);
+      line += nl;
       pos += len;
     }
     unmap_file(&m);

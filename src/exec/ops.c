@@ -346,13 +346,15 @@ static int csv_next_batch(pt__source *src, struct ArrowArray *out, pt_error *err
   o.corrupt_column = c->corrupt_column[0] ? c->corrupt_column : NULL;
   /* From a record start, the scan for the next one needs no earlier byte. */
   const char *d = src->csv_map + src->csv_pos;
-  int64_t left = src->csv_end - src->csv_pos;
-  int64_t n = left <= CSV_CHUNK_BYTES ? left : pt_csv_record_start(d, left, CSV_CHUNK_BYTES, &o);
+  int64_t left = src->csv_end - src->csv_pos, n, line;
   struct ArrowSchema sch;
-  int rc = pt__csv_read_lines(d, n, 0, n, src->csv_line, src->csv_path, &o, &sch, out, err);
+  /* The records that start in the next CSV_CHUNK_BYTES: parsing finds where
+   * the next one starts (and its line), with no scan of its own. */
+  int rc = pt__csv_read_from(d, left, 0, left <= CSV_CHUNK_BYTES ? left : CSV_CHUNK_BYTES,
+                             src->csv_line, src->csv_path, &o, &sch, out, &n, &line, err);
   if (rc != PT_OK) return pt__error_prefix(err, rc, "read_csv: ");
   sch.release(&sch);
-  src->csv_line += pt__csv_count_newlines(d, n);
+  src->csv_line = line;
   src->csv_pos += n;
   src->csv_skip_header = 0;
   return PT_OK;

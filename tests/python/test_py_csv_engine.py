@@ -132,3 +132,22 @@ def test_default_split_gives_every_slot_a_partition(tmp_path: Path) -> None:
         assert ds.num_partitions == 2
         assert ds.count() == 2000 * 40
         assert s.read_csv(small, header=True).num_partitions == 1
+
+
+def test_failfast_line_in_a_later_chunk(tmp_path: Path) -> None:
+    # One partition of ~14 MB is parsed 4 MiB at a time; each chunk carries
+    # on the line count of the one before, quoted newlines included.
+    lines = ["a,b,c"] + [f'{i},{i},"x\ny"' if i % 7 == 0 else f"{i},{i},z"
+                         for i in range(1_200_000)]
+    lines[1_100_001] = "1100000,oops,z"
+    text = "\n".join(lines) + "\n"
+    line = text[: text.index("1100000,oops")].count("\n") + 1
+    (tmp_path / "bad.csv").write_text(text)
+    with pt.Session("local[1]", conf={"csv.partition_bytes": str(1 << 30)}) as s:
+        ds = s.read_csv(tmp_path / "bad.csv", header=True, schema="a long, b string, c string")
+        assert ds.num_partitions == 1
+        assert ds.count() == 1_200_000
+        ds = s.read_csv(tmp_path / "bad.csv", header=True, schema="a long, b long, c string")
+        with pytest.raises(pt.TaskError, match=rf"bad.csv: line {line}: malformed record: "
+                                               r"column 1 \(b\): cannot read 'oops'"):
+            ds.count()
