@@ -204,10 +204,11 @@ int pt_read_csv(pt_session *s, const char *path, const pt_csv_options *opts, pt_
     int64_t pos = 0, line = 1;
     while (rc == PT_OK && pos < m.size) {
       int64_t left = m.size - pos;
-      int64_t nl = 0; /* the newlines of this range, counted by the same scan */
+      /* The newlines of this range, counted by the same scan; the last
+       * range's are never needed (each file's lines count from 1). */
+      int64_t nl = 0;
       int64_t len = left <= target ? left
                                    : pt__csv_record_start_lines(m.data + pos, left, target, &o, &nl);
-      if (left <= target) nl = pt__csv_count_newlines(m.data + pos, len);
       if (acc > 0 && acc + len > target) {
         partition++;
         acc = 0;
