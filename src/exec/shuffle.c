@@ -345,6 +345,13 @@ static int seal(pt__scatter *s, int64_t r, pt_error *err) {
     }
     ch->length = len;
     ch->null_count = f->nulls;
+    /* Reused memory holds old bytes: clear the bits past the last row, so
+     * that what is written out depends on the rows alone. */
+    if (len % 8) {
+      uint8_t keep = (uint8_t)((1u << (len % 8)) - 1);
+      if (f->nulls) f->validity[len / 8] &= keep;
+      if (k->kind == COL_BOOL) f->values[len / 8] &= keep;
+    }
     s->bytes += (f->nulls ? bitmap_bytes(len) : 0) + values_bytes(k, len) + f->data_len;
     pt__array_set_buffer(ch, 0, f->nulls ? f->validity : NULL, false);
     pt__array_set_buffer(ch, 1, f->values, false);
