@@ -47,6 +47,7 @@ void pt_csv_options_init(pt_csv_options *o) {
 }
 
 static int rec_put(record *r, const char *p, int64_t n) {
+  if (n == 0) return PT_OK; /* text may still be NULL */
   if (r->text_len + n > r->text_cap) {
     int64_t cap = r->text_cap ? r->text_cap : 256;
     while (cap < r->text_len + n) cap *= 2;
