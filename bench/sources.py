@@ -325,6 +325,7 @@ def csv_case(pt, record) -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
+
 def finish(metrics: dict[str, float]) -> None:
     for key, v in list(metrics.items()):
         system, kind, case = key.split(".")
