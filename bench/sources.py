@@ -22,9 +22,17 @@ into a new table, protium `write_sql` (exactly once: staged, then one
 transaction) against PySpark's `write.jdbc` (batched INSERTs), 2 partitions.
 
 CSV: PT_BENCH_CSV_MIB MiB (default 256) of the same columns written by
-pyarrow.csv; read into one Arrow table by protium `read_csv(...).to_arrow()`
-(local[2], csv.partition_bytes = a quarter of the file), pyarrow.csv
-(its threads) and DuckDB (`read_csv_auto(...).arrow()`).
+pyarrow.csv, the schema inferred by each system. Case csv, every row into one
+Arrow table in this process: protium `read_csv(path, header=True).to_arrow()`
+on local[2] with its defaults (one byte range per task slot; each executor
+parses its range and writes the batches to a result file that this process
+maps), `pyarrow.csv.read_csv(path)` (its threads) and DuckDB
+`SELECT * FROM read_csv_auto(path)` to Arrow. Case csv_count, the rows
+counted where they are parsed, no table handed back: protium
+`read_csv(...).count()`, DuckDB `SELECT count(*) FROM read_csv_auto(path)`,
+and pyarrow's read as above (it cannot count without building the table).
+The difference between protium's two cases is what moving the table to
+this process costs.
 
 Delta: PT_BENCH_DELTA_ROWS rows (default 1,000,000) of the same columns
 written by deltalake as a table of PT_BENCH_DELTA_FILES commits (default 4),
@@ -35,8 +43,11 @@ one file each; read into one Arrow table by protium
 Metrics: <system>.read_rows_per_s.<case> (systems protium, protium_adbc,
 pyspark, adbc, connectorx, pandas, pyarrow, duckdb, deltalake), <system>.write_rows_per_s.<case>,
 ratio.read.<case>.<peer> and ratio.write.<case>.<peer> (protium / peer,
-higher is better for protium); cases pg_p1, pg_p2, pg_p4, csv, delta, pg_write.
+higher is better for protium); cases pg_p1, pg_p2, pg_p4, csv, csv_count, delta,
+pg_write.
 Each figure is the best of PT_BENCH_REPEATS runs (default 2);
+PT_BENCH_CASES (default pg,csv) picks the cases (csv alone needs no
+PostgreSQL server; the Delta case runs with pg);
 PT_BENCH_PARTITIONS (default 1,2,4) and PT_BENCH_SPARK=0 (PySpark left out,
 as the test's tiny run does) narrow a run. A peer that
 fails (no Java, no network for the jar) is left out with its reason on
@@ -72,6 +83,7 @@ DELTA_FILES = int(os.environ.get("PT_BENCH_DELTA_FILES", "4"))
 REPEATS = int(os.environ.get("PT_BENCH_REPEATS", "2"))
 PARTS = [int(p) for p in os.environ.get("PT_BENCH_PARTITIONS", "1,2,4").split(",")]
 SPARK = os.environ.get("PT_BENCH_SPARK", "1") != "0"  # 0: leave PySpark out (the tests)
+CASES = set(os.environ.get("PT_BENCH_CASES", "pg,csv").split(","))  # pg: read and write
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 JDBC = "org.postgresql:postgresql:42.7.14"
 JAR = BUILD / "jars" / "postgresql-42.7.14.jar"
@@ -222,6 +234,12 @@ def main() -> None:
         rows_table.append((case, kind, system, rps))
         print(f"{case:9s} {kind:5s} {system:8s} {rps / 1e6:8.2f} M rows/s", flush=True)
 
+    if "pg" not in CASES:
+        if "csv" in CASES:
+            csv_case(pt, record)
+        finish(metrics)
+        return
+
     pg = Postgres()
     try:
         pg.sql(f"CREATE TABLE events (id int8, x float8, label text, ts timestamp, "
@@ -302,39 +320,8 @@ def main() -> None:
     finally:
         pg.stop()
 
-    # -- CSV
-    work = Path(tempfile.mkdtemp(prefix="pt-bench-csv."))
-    try:
-        path = work / "events.csv"
-        chunk = make_arrow(200_000, seed=5)
-        with pacsv.CSVWriter(path, chunk.schema) as w:
-            while path.stat().st_size < CSV_MIB * (1 << 20):
-                w.write_table(chunk)
-        n_csv = pacsv.read_csv(path).num_rows
-        size = path.stat().st_size
-        conf = {"csv.partition_bytes": str(max(1 << 20, size // 4))}
-        with pt.Session("local[2]", conf=conf) as s:
-            def pread() -> None:
-                assert s.read_csv(path, header=True).to_arrow().num_rows == n_csv
-            record("protium", "read", "csv", n_csv, best(pread))
-
-        def aread() -> None:
-            assert pacsv.read_csv(path).num_rows == n_csv
-        record("pyarrow", "read", "csv", n_csv, best(aread))
-        try:
-            import duckdb
-
-            def dread() -> None:
-                con = duckdb.connect()
-                got = con.sql(f"SELECT * FROM read_csv_auto('{path}')").arrow()
-                got = got.read_all() if hasattr(got, "read_all") else got  # a reader in 2.x
-                assert got.num_rows == n_csv
-                con.close()
-            record("duckdb", "read", "csv", n_csv, best(dread))
-        except Exception as e:  # noqa: BLE001
-            log(f"duckdb csv: {e!r}; left out")
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    if "csv" in CASES:
+        csv_case(pt, record)
 
     # -- Delta
     work = Path(tempfile.mkdtemp(prefix="pt-bench-delta."))
@@ -359,6 +346,58 @@ def main() -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
+    finish(metrics)
+
+
+def csv_case(pt, record) -> None:
+    work = Path(tempfile.mkdtemp(prefix="pt-bench-csv."))
+    try:
+        path = work / "events.csv"
+        chunk = make_arrow(200_000, seed=5)
+        with pacsv.CSVWriter(path, chunk.schema) as w:
+            while path.stat().st_size < CSV_MIB * (1 << 20):
+                w.write_table(chunk)
+        n_csv = pacsv.read_csv(path).num_rows
+        # csv: every row into one Arrow table in this process; csv_count: the
+        # rows counted where they are parsed (no table handed back).
+        with pt.Session("local[2]") as s:
+            def pread() -> None:
+                assert s.read_csv(path, header=True).to_arrow().num_rows == n_csv
+
+            def pcount() -> None:
+                assert s.read_csv(path, header=True).count() == n_csv
+            record("protium", "read", "csv", n_csv, best(pread))
+            record("protium", "read", "csv_count", n_csv, best(pcount))
+
+        def aread() -> None:
+            assert pacsv.read_csv(path).num_rows == n_csv
+        t = best(aread)
+        record("pyarrow", "read", "csv", n_csv, t)
+        record("pyarrow", "read", "csv_count", n_csv, t)  # no way to count without a table
+        try:
+            import duckdb
+
+            def dread() -> None:
+                con = duckdb.connect()
+                got = con.sql(f"SELECT * FROM read_csv_auto('{path}')").arrow()
+                got = got.read_all() if hasattr(got, "read_all") else got  # a reader in 2.x
+                assert got.num_rows == n_csv
+                con.close()
+
+            def dcount() -> None:
+                con = duckdb.connect()
+                got = con.sql(f"SELECT count(*) FROM read_csv_auto('{path}')").fetchall()[0][0]
+                assert got == n_csv
+                con.close()
+            record("duckdb", "read", "csv", n_csv, best(dread))
+            record("duckdb", "read", "csv_count", n_csv, best(dcount))
+        except Exception as e:  # noqa: BLE001
+            log(f"duckdb csv: {e!r}; left out")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def finish(metrics: dict[str, float]) -> None:
     for key, v in list(metrics.items()):
         system, kind, case = key.split(".")
         if system == "protium":

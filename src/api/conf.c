@@ -50,8 +50,9 @@ static const pt__conf_key KEYS[] = {
      "pt_read_parquet: row groups are put together into partitions of about this many "
      "(uncompressed) bytes", NULL},
     {"csv.partition_bytes", "134217728", PT__CONF_INT, 1,
-     "pt_read_csv: files are cut into partitions of about this many bytes, at record "
-     "starts; small files share one", NULL},
+     "pt_read_csv: files are cut into partitions of at most about this many bytes, at "
+     "record starts (fewer when that gives every task slot one, not under 4 MiB); small "
+     "files share one", NULL},
     {"sql.password", "", PT__CONF_STRING, 0,
      "read_sql and write_sql: the database password when the URL holds none (before "
      "PGPASSWORD or MYSQL_PWD); masked in every message", NULL},

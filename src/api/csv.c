@@ -146,6 +146,28 @@ static int keep_options(pt_dataset *ds, const pt_csv_options *o, pt_error *err) 
   return PT_OK;
 }
 
+/* Bytes per partition, as Spark's FilePartition.maxSplitBytes: at most
+ * csv.partition_bytes, and small enough that the files give every task slot
+ * of the session a partition (the total over the slots), but not under
+ * 4 MiB, which parses in a few ms and would not pay for a task. */
+static int64_t split_bytes(pt_session *s, char **paths, int64_t n) {
+  int64_t cap = pt__conf_int(s->conf, "csv.partition_bytes"), total = 0, slots = 0, ne = 0;
+  for (int64_t f = 0; f < n; f++) {
+    struct stat sb;
+    if (stat(paths[f], &sb) == 0) total += (int64_t)sb.st_size;
+  }
+  enum { LOOK = 16 }; /* executors looked at; the rest are taken alike */
+  pt_executor_info *infos = pt__calloc(LOOK, sizeof *infos);
+  if (infos == NULL || pt__driver_executors(s->driver, infos, LOOK, &ne) != PT_OK) ne = 0;
+  for (int64_t i = 0; i < ne && i < LOOK; i++) slots += infos[i].alive ? infos[i].slots : 0;
+  if (ne > LOOK) slots = slots * ne / LOOK;
+  pt__free(infos);
+  int64_t per_slot = slots > 0 ? (total + slots - 1) / slots : total;
+  int64_t floor = (int64_t)4 << 20;
+  if (per_slot < floor) per_slot = floor;
+  return per_slot < cap ? per_slot : cap;
+}
+
 int pt_read_csv(pt_session *s, const char *path, const pt_csv_options *opts, pt_dataset **out,
                 pt_error *err) {
   if (!s || !path || !out)
@@ -167,7 +189,7 @@ int pt_read_csv(pt_session *s, const char *path, const pt_csv_options *opts, pt_
   char **paths;
   int64_t n;
   PT_RETURN_NOT_OK(pt__list_files(path, PT__FILES_CSV, &paths, &n, err));
-  int64_t target = pt__conf_int(s->conf, "csv.partition_bytes");
+  int64_t target = split_bytes(s, paths, n);
   csv_pieces pc = {0};
   struct ArrowSchema schema = {0};
   int64_t partition = 0, acc = 0;
@@ -182,7 +204,11 @@ int pt_read_csv(pt_session *s, const char *path, const pt_csv_options *opts, pt_
     int64_t pos = 0, line = 1;
     while (rc == PT_OK && pos < m.size) {
       int64_t left = m.size - pos;
-      int64_t len = left <= target ? left : pt_csv_record_start(m.data + pos, left, target, &o);
+      /* The newlines of this range, counted by the same scan; the last
+       * range's are never needed (each file's lines count from 1). */
+      int64_t nl = 0;
+      int64_t len = left <= target ? left
+                                   : pt__csv_record_start_lines(m.data + pos, left, target, &o, &nl);
       if (acc > 0 && acc + len > target) {
         partition++;
         acc = 0;
@@ -190,9 +216,7 @@ int pt_read_csv(pt_session *s, const char *path, const pt_csv_options *opts, pt_
       acc += len;
       if (pieces_add(&pc, paths[f], partition, pos, pos + len, line) != PT_OK)
         rc = pt__errorf(err, PT_ENOMEM, "read_csv: out of memory");
-      for (const char *c = m.data + pos, *e = c + len;
-           c < e && (c = memchr(c, '\n', (size_t)(e - c))); c++)
-        line++;
+      line += nl;
       pos += len;
     }
     unmap_file(&m);

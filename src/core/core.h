@@ -52,6 +52,10 @@ void *pt__malloc_aligned(size_t size);
 /* n >= 0: the n-th allocation from now (0 = the next) and every later one
  * fail until called again with n < 0. Counts across threads. */
 void pt__alloc_fail_after(int64_t n);
+/* Counts as one allocation of the above and says whether it must fail: for
+ * memory taken otherwise (mmap), so that the same tests reach its failure
+ * paths. */
+int pt__alloc_should_fail(void);
 /* Makes the array *items (of elements of `size` bytes, *cap of them
  * allocated) hold at least need elements, growing it geometrically. PT_OK or
  * PT_ENOMEM (then *items and *cap are as they were). */

@@ -20,6 +20,8 @@ static int should_fail(void) {
   return atomic_fetch_sub(&fail_countdown, 1) <= 0;
 }
 
+int pt__alloc_should_fail(void) { return should_fail(); }
+
 void *pt__malloc(size_t size) {
   if (should_fail()) return NULL;
   return malloc(size ? size : 1);

@@ -58,7 +58,7 @@ typedef struct pt__source {
   /* files, shuffle read */
   struct ArrowArrayStream stream; /* release NULL when none is open */
   size_t map_index;               /* shuffle: the next map output to open */
-  void **segments;                /* shuffle: segment bytes, freed at close (arrays point in) */
+  struct pt__segment *segments;   /* shuffle: segment bytes, freed at close (arrays point in) */
   size_t n_segments;
   int64_t rows_read, bytes_read;  /* for the task's status (job metrics) */
   int64_t event_time_ms;          /* read_kafka: the oldest record timestamp (ms since
@@ -107,6 +107,52 @@ typedef struct pt__shuffle_part {
 
 typedef struct pt__hive_sink pt__hive_sink;
 
+/* ------------------------------------------------------------------------ */
+/* Shuffle memory and row placement (shuffle.c) */
+
+/* Rows per batch a shuffle segment is coalesced into. */
+#define PT__SHUFFLE_BATCH_ROWS 65536
+
+/* A reduce task's bytes of one segment: mapped from the map output file, or
+ * received into fresh memory on huge pages. data points at the segment. */
+typedef struct pt__segment {
+  void *base;    /* the mapping, munmap'd by pt__segment_free */
+  size_t mapped; /* its length in bytes */
+  uint8_t *data;
+  int spare;     /* anonymous: kept for reuse when freed */
+} pt__segment;
+
+/* len bytes of anonymous memory at out->data. PT_OK or PT_ENOMEM. */
+int pt__segment_alloc(size_t len, pt__segment *out);
+/* Maps [off, off + len) of the file open on fd, read only; fd may be
+ * closed afterwards. PT_EIO (message: why, e.g. "ends at byte N") when
+ * the file is shorter or cannot be mapped. */
+int pt__segment_map(int fd, int64_t off, size_t len, pt__segment *out, pt_error *err);
+/* Unmaps; a zeroed segment is left, which may be freed again. */
+void pt__segment_free(pt__segment *s);
+
+/* The map side's placement: copies the columns of each batch straight into
+ * the batches each reduce partition is filling (PT__SHUFFLE_BATCH_ROWS rows
+ * each), which it appends to parts[r] when full. Their buffers live in the
+ * scatter's memory: free the arrays of parts before the scatter. */
+typedef struct pt__scatter pt__scatter;
+/* For batches of schema (borrowed, as is parts, n_parts entries, for the
+ * scatter's life). PT_ENOTSUP, without a message, when a column's type has
+ * no place here (only fixed-width, boolean and utf8/binary columns do, not
+ * dictionary-encoded); else on PT_OK the caller owns *out. */
+int pt__scatter_new(const struct ArrowSchema *schema, int64_t n_parts,
+                    struct pt__shuffle_part *parts, pt__scatter **out, pt_error *err);
+/* Row i of batch (borrowed) goes to reduce partition dest[i] (each < n_parts),
+ * in order. On failure the rows already placed stay placed. */
+int pt__scatter_add(pt__scatter *s, const struct ArrowArray *batch, const int32_t *dest,
+                    pt_error *err);
+/* Appends every partly filled batch to its part. */
+int pt__scatter_finish(pt__scatter *s, pt_error *err);
+/* About how many bytes the batches appended so far take as IPC messages
+ * (a little more, never much less). */
+int64_t pt__scatter_bytes(const pt__scatter *s);
+void pt__scatter_free(pt__scatter *s);
+
 typedef struct pt__sink {
   pt__task *t;
   const Protium__Op *op;
@@ -128,6 +174,7 @@ typedef struct pt__sink {
   int n_keys;
   int64_t next_row;           /* round robin: rows seen so far */
   pt__shuffle_part *parts;
+  pt__scatter *scatter;       /* owned; NULL where the schema has no fast path */
   /* write_kafka */
   pt__kafka_writer *kafka;        /* owned */
 } pt__sink;

@@ -18,8 +18,6 @@
 #include "io/io.h"
 #include "parquet/parquet.h"
 
-/* Rows per batch a shuffle segment is coalesced into. */
-#define SHUFFLE_BATCH_ROWS 65536
 #define DEFAULT_RANGE_BATCH 65536
 /* A CSV piece is parsed this many bytes (then on to the next record start)
  * at a time: one batch each, so memory stays bounded by the chunk whatever
@@ -124,13 +122,11 @@ static int open_segment(pt__source *src, size_t m, int *empty, pt_error *err) {
     return PT_OK;
   }
   size_t len = (size_t)(end - off);
-  void **grown = pt__realloc(src->segments, (src->n_segments + 1) * sizeof *grown);
+  pt__segment *grown = pt__realloc(src->segments, (src->n_segments + 1) * sizeof *grown);
   if (grown == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
   src->segments = grown;
-  uint8_t *buf = pt__malloc_aligned(len);
-  if (buf == NULL)
-    return pt__errorf(err, PT_ENOMEM, "shuffle read: out of memory for %zu bytes", len);
-  src->segments[src->n_segments++] = buf;
+  pt__segment *seg = &src->segments[src->n_segments];
+  memset(seg, 0, sizeof *seg);
   /* Over TCP, map output not on this disk (another host's, or any other
    * executor's with shuffle.fetch = remote) comes from its block server. */
   const pt__exec_env *env = src->t->env;
@@ -139,13 +135,16 @@ static int open_segment(pt__source *src, size_t m, int *empty, pt_error *err) {
                writer != env->executor_id;
   int fd = served && env->fetch_remote ? -1 : open(mo->path, O_RDONLY | O_CLOEXEC);
   if (fd < 0 && served && (env->fetch_remote || errno == ENOENT)) {
+    if (pt__segment_alloc(len, seg) != PT_OK)
+      return pt__errorf(err, PT_ENOMEM, "shuffle read: out of memory for %zu bytes", len);
+    src->n_segments++;
     int unreachable = 0;
-    int rc = pt__block_fetch(mo->block_address, env->secret, env->tls, mo->path, off, len, buf,
+    int rc = pt__block_fetch(mo->block_address, env->secret, env->tls, mo->path, off, len, seg->data,
                              &unreachable, err);
     src->t->fetch_unreachable = unreachable;
     if (rc != PT_OK) return fetch_failed(src, m, err, rc, "cannot be fetched", mo->path);
     src->bytes_read += (int64_t)len;
-    rc = pt_ipc_read_buffer(buf, (int64_t)len, NULL, NULL, &src->stream, err);
+    rc = pt_ipc_read_buffer(seg->data, (int64_t)len, NULL, NULL, &src->stream, err);
     if (rc != PT_OK) return fetch_failed(src, m, err, rc, "is corrupt", mo->path);
     return PT_OK;
   }
@@ -153,21 +152,13 @@ static int open_segment(pt__source *src, size_t m, int *empty, pt_error *err) {
     pt__errorf(err, PT_EIO, "%s", strerror(errno));
     return fetch_failed(src, m, err, PT_EIO, "cannot be opened", mo->path);
   }
-  size_t got = 0;
-  while (got < len) {
-    ssize_t n = pread(fd, buf + got, len - got, off + (off_t)got);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      if (n < 0) pt__errorf(err, PT_EIO, "%s", strerror(errno));
-      else pt__errorf(err, PT_EIO, "ends at byte %lld", (long long)(off + (int64_t)got));
-      close(fd);
-      return fetch_failed(src, m, err, PT_EIO, "cannot be read", mo->path);
-    }
-    got += (size_t)n;
-  }
+  /* Mapped, not copied: the page cache's pages are the batches' buffers. */
+  int rc = pt__segment_map(fd, off, len, seg, err);
   close(fd);
+  if (rc != PT_OK) return fetch_failed(src, m, err, PT_EIO, "cannot be read", mo->path);
+  src->n_segments++;
   src->bytes_read += (int64_t)len;
-  int rc = pt_ipc_read_buffer(buf, (int64_t)len, NULL, NULL, &src->stream, err);
+  rc = pt_ipc_read_buffer(seg->data, (int64_t)len, NULL, NULL, &src->stream, err);
   if (rc != PT_OK) return fetch_failed(src, m, err, rc, "is corrupt", mo->path);
   return PT_OK;
 }
@@ -450,13 +441,15 @@ static int csv_next_batch(pt__source *src, struct ArrowArray *out, pt_error *err
   o.corrupt_column = c->corrupt_column[0] ? c->corrupt_column : NULL;
   /* From a record start, the scan for the next one needs no earlier byte. */
   const char *d = src->csv_map + src->csv_pos;
-  int64_t left = src->csv_end - src->csv_pos;
-  int64_t n = left <= CSV_CHUNK_BYTES ? left : pt_csv_record_start(d, left, CSV_CHUNK_BYTES, &o);
+  int64_t left = src->csv_end - src->csv_pos, n, line;
   struct ArrowSchema sch;
-  int rc = pt__csv_read_lines(d, n, 0, n, src->csv_line, src->csv_path, &o, &sch, out, err);
+  /* The records that start in the next CSV_CHUNK_BYTES: parsing finds where
+   * the next one starts (and its line), with no scan of its own. */
+  int rc = pt__csv_read_from(d, left, 0, left <= CSV_CHUNK_BYTES ? left : CSV_CHUNK_BYTES,
+                             src->csv_line, src->csv_path, &o, &sch, out, &n, &line, err);
   if (rc != PT_OK) return pt__error_prefix(err, rc, "read_csv: ");
   sch.release(&sch);
-  for (int64_t i = 0; i < n; i++) src->csv_line += d[i] == '\n';
+  src->csv_line = line;
   src->csv_pos += n;
   src->csv_skip_header = 0;
   return PT_OK;
@@ -662,7 +655,7 @@ void pt__source_close(pt__source *src) {
   if (src->schema.release != NULL) src->schema.release(&src->schema);
   pt_parquet_filter_free(src->pq_filter);
   src->pq_filter = NULL;
-  for (size_t i = 0; i < src->n_segments; i++) pt__free(src->segments[i]);
+  for (size_t i = 0; i < src->n_segments; i++) pt__segment_free(&src->segments[i]);
   pt__free(src->segments);
   src->segments = NULL;
   src->n_segments = 0;
@@ -887,7 +880,8 @@ int pt__sink_open(pt__task *t, const Protium__Op *op, const struct ArrowSchema *
           sink->keys[sink->n_keys++] = (int)c;
         }
       }
-      return PT_OK;
+      int rc = pt__scatter_new(schema, sink->n_parts, sink->parts, &sink->scatter, err);
+      return rc == PT_ENOTSUP ? PT_OK : rc; /* no fast path: rows are taken */
     }
     default:
       return pt__errorf(err, PT_EINVAL, "operator %d is not a sink", (int)op->op_case);
@@ -908,15 +902,14 @@ static int shuffle_consume(pt__sink *sink, struct ArrowArray *batch, pt_error *e
   int64_t len = batch->length, np = sink->n_parts;
   int rc = PT_OK;
   uint64_t *hashes = NULL;
-  int64_t *dest = pt__malloc((size_t)(len ? len : 1) * sizeof *dest);
-  int64_t *counts = pt__calloc((size_t)np + 1, sizeof *counts);
-  int64_t *idx = pt__malloc((size_t)(len ? len : 1) * sizeof *idx);
-  if (dest == NULL || counts == NULL || idx == NULL) {
+  int64_t *counts = NULL, *idx = NULL;
+  int32_t *dest = pt__malloc((size_t)(len ? len : 1) * sizeof *dest);
+  if (dest == NULL) {
     rc = pt__errorf(err, PT_ENOMEM, "shuffle write: out of memory");
     goto free_all;
   }
   if (sink->n_keys == 0) {
-    int64_t r = sink->next_row % np;
+    int32_t r = (int32_t)(sink->next_row % np);
     for (int64_t i = 0; i < len; i++) {
       dest[i] = r;
       if (++r == np) r = 0;
@@ -930,7 +923,18 @@ static int shuffle_consume(pt__sink *sink, struct ArrowArray *batch, pt_error *e
     }
     rc = pt__hash_rows(sink->schema, batch, sink->keys, sink->n_keys, hashes, err);
     if (rc != PT_OK) goto free_all;
-    for (int64_t i = 0; i < len; i++) dest[i] = (int64_t)(hashes[i] % (uint64_t)np);
+    for (int64_t i = 0; i < len; i++) dest[i] = (int32_t)(hashes[i] % (uint64_t)np);
+  }
+  if (sink->scatter != NULL) {
+    rc = pt__scatter_add(sink->scatter, batch, dest, err);
+    if (rc != PT_OK) pt__error_prefix(err, rc, "shuffle write: ");
+    goto free_all;
+  }
+  counts = pt__calloc((size_t)np + 1, sizeof *counts);
+  idx = pt__malloc((size_t)(len ? len : 1) * sizeof *idx);
+  if (counts == NULL || idx == NULL) {
+    rc = pt__errorf(err, PT_ENOMEM, "shuffle write: out of memory");
+    goto free_all;
   }
   /* Counting sort of row indices by destination, stable within each. */
   for (int64_t i = 0; i < len; i++) counts[dest[i] + 1]++;
@@ -1002,7 +1006,7 @@ static int write_segment(pt__sink *sink, int fd, pt__shuffle_part *part, pt_erro
   int64_t i = 0;
   while (i < part->n && rc == PT_OK) {
     int64_t j = i, rows = 0;
-    while (j < part->n && (j == i || rows + part->arrays[j].length <= SHUFFLE_BATCH_ROWS))
+    while (j < part->n && (j == i || rows + part->arrays[j].length <= PT__SHUFFLE_BATCH_ROWS))
       rows += part->arrays[j++].length;
     if (j - i == 1) {
       rc = pt_ipc_writer_write(w, &part->arrays[i], err);
@@ -1059,11 +1063,18 @@ static int shuffle_finish(pt__sink *sink, Protium__TaskStatus *st, pt_error *err
   }
   so->n_segment_offsets = (size_t)np + 1;
   so->n_segment_rows = (size_t)np;
+  if (sink->scatter != NULL && (rc = pt__scatter_finish(sink->scatter, err)) != PT_OK) goto fail;
   fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) {
     rc = pt__errorf(err, PT_EIO, "cannot create '%s': %s", tmp, strerror(errno));
     goto fail;
   }
+  /* Blocks reserved in one call, not one by one as the writes reach them:
+   * a third less time in write() on ext4 (measured). The size stays what
+   * is written; a filesystem without fallocate just goes without. */
+  if (sink->scatter != NULL)
+    (void)fallocate(fd, FALLOC_FL_KEEP_SIZE, 0,
+                    (off_t)(pt__scatter_bytes(sink->scatter) + np * 1024));
   for (int64_t r = 0; r < np; r++) {
     so->segment_offsets[r] = (int64_t)lseek(fd, 0, SEEK_CUR);
     so->segment_rows[r] = sink->parts[r].rows;
@@ -1185,6 +1196,8 @@ void pt__sink_close(pt__sink *sink) {
       if (part->arrays[k].release != NULL) part->arrays[k].release(&part->arrays[k]);
     pt__free(part->arrays);
   }
+  pt__scatter_free(sink->scatter); /* after the arrays, whose buffers it holds */
+  sink->scatter = NULL;
   pt__free(sink->parts);
   sink->parts = NULL;
   pt__free(sink->keys);

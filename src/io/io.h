@@ -10,11 +10,26 @@
 
 #include "protium.h"
 
+/* The number of \n bytes in d[0, n). */
+int64_t pt__csv_count_newlines(const char *d, int64_t n);
+
+/* pt_csv_record_start that also adds to *newlines the \n bytes before the
+ * start it returns (one pass for both). */
+int64_t pt__csv_record_start_lines(const char *d, int64_t len, int64_t offset,
+                                   const pt_csv_options *opts, int64_t *newlines);
+
 /* pt_csv_read over data[0, len) that numbers lines from first_line (the line
  * of the file on which data starts) in its messages. Same ownership as
  * pt_csv_read: on PT_OK the caller owns *schema_out and *out. */
 int pt__csv_read_lines(const char *data, int64_t len, int64_t begin, int64_t end,
                        int64_t first_line, const char *name, const pt_csv_options *opts,
                        struct ArrowSchema *schema_out, struct ArrowArray *out, pt_error *err);
+/* The same from begin, a record start (0 or one this found), over the
+ * records that start before end: on PT_OK *next is where the next one
+ * starts (len at the end) and *next_line its line. No scan for the end. */
+int pt__csv_read_from(const char *data, int64_t len, int64_t begin, int64_t end,
+                      int64_t first_line, const char *name, const pt_csv_options *opts,
+                      struct ArrowSchema *schema_out, struct ArrowArray *out, int64_t *next,
+                      int64_t *next_line, pt_error *err);
 
 #endif /* PT_IO_H */

@@ -1,13 +1,17 @@
 /* fuzz_csv.c — libFuzzer target for the CSV reader: the first two bytes pick
  * the options (header, mode, delimiter, escape) and a split point; the rest is
  * read whole and as two byte ranges. A batch that does not validate, or two
- * ranges whose rows do not add up to the whole read, is a bug: abort.
+ * ranges whose rows do not add up to the whole read, is a bug: abort. So is
+ * the engine's chunked read (pt__csv_read_from, small chunks) disagreeing
+ * with the whole read on rows or on the line it ends at, or the cut scan
+ * miscounting the newlines before a cut.
  * Seeds: tests/fuzz/corpus/csv. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "io/io.h"
 #include "protium.h"
 
 /* Rows read from text[begin, end), or -1 when the read failed. */
@@ -30,6 +34,33 @@ static int64_t rows(const char *text, int64_t len, int64_t begin, int64_t end,
   return n;
 }
 
+/* The records of text read chunk by chunk from record starts, as the
+ * engine's source does; -1 when a read failed. *line: where it ended. */
+static int64_t chunked_rows(const char *text, int64_t len, int64_t chunk, const pt_csv_options *o,
+                            int64_t *line) {
+  int64_t pos = 0, n = 0;
+  *line = 1;
+  pt_csv_options co = *o;
+  while (pos < len) {
+    struct ArrowSchema s;
+    struct ArrowArray a;
+    pt_error err;
+    int64_t next, next_line;
+    int64_t end = len - pos < chunk ? len - pos : chunk;
+    if (pt__csv_read_from(text + pos, len - pos, 0, end, *line, "fuzz.csv", &co, &s, &a, &next,
+                          &next_line, &err) != PT_OK)
+      return -1;
+    if (next <= 0 || next > len - pos) abort(); /* no progress, or past the end */
+    n += a.length;
+    a.release(&a);
+    s.release(&s);
+    pos += next;
+    *line = next_line;
+    co.header = 0; /* only the file's first record is the header */
+  }
+  return n;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size < 2) return 0;
   pt_csv_options o;
@@ -49,6 +80,36 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   int64_t whole = rows(text, len, 0, len, &o);
   int64_t left = rows(text, len, 0, cut, &o);
   int64_t right = rows(text, len, cut, len, &o);
+  int64_t newlines = 0;
+  for (int64_t i = 0; i < len; i++) newlines += text[i] == '\n';
+  if (pt__csv_count_newlines(text, len) != newlines) abort();
+  int64_t before = 0, start = pt__csv_record_start_lines(text, len, cut, &o, &before);
+  if (start != pt_csv_record_start(text, len, cut, &o) ||
+      before != pt__csv_count_newlines(text, start))
+    abort();
+  /* The schema comes from the whole text's first records: give it to the
+   * chunks, as the engine does. */
+  if (whole >= 0 && len > 0) {
+    struct ArrowSchema s;
+    struct ArrowArray a;
+    pt_error err;
+    if (pt_csv_read(text, len, 0, len, "fuzz.csv", &o, &s, &a, &err) == PT_OK) {
+      a.release(&a);
+      pt_csv_options so = o;
+      struct ArrowSchema given = s;
+      if (o.corrupt_column) { /* the chunks add the corrupt column again */
+        so.schema = NULL;
+      } else {
+        so.schema = &given;
+      }
+      if (so.schema) {
+        int64_t line;
+        int64_t chunked = chunked_rows(text, len, 1 + data[1] % 64, &so, &line);
+        if (chunked != whole || line != newlines + 1) abort();
+      }
+      s.release(&s);
+    }
+  }
   /* Modes that never fail on bad records must split losslessly. */
   if (o.mode != PT_CSV_FAILFAST && whole >= 0 && (left < 0 || right < 0 || left + right != whole))
     abort();

@@ -100,3 +100,47 @@ def test_ranges_match_whole() -> None:
     for cut in random.Random(3).sample(range(len(text)), 40):
         parts = pa.Table.from_batches([read(text, 0, cut), read(text, cut)])
         assert parts.equals(whole), cut
+
+
+def float_texts(n: int, seed: int) -> list[str]:
+    """Doubles as the texts CSV files hold: shortest round-trip (17 digits),
+    random bit patterns, short decimals with exponents, and decimal
+    midpoints between neighbouring doubles (where rounding must break the
+    tie exactly as strtod does)."""
+    import struct
+    from decimal import Decimal
+
+    import numpy as np
+
+    rng = random.Random(seed)
+    out: list[str] = []
+    while len(out) < n:
+        k = rng.random()
+        if k < 0.3:
+            v = struct.unpack("d", struct.pack("Q", rng.getrandbits(64)))[0]
+            if v == v and abs(v) != float("inf"):
+                out.append(repr(v))
+        elif k < 0.6:
+            out.append(repr(rng.uniform(-1e6, 1e6)))
+        elif k < 0.8:
+            out.append(f"{rng.randint(0, 10**rng.randint(1, 20))}."
+                       f"{rng.randint(0, 10**rng.randint(0, 20))}"
+                       + rng.choice(["", f"e{rng.randint(-30, 30)}", f"E+{rng.randint(0, 9)}"]))
+        else:
+            v = struct.unpack("d", struct.pack("Q", rng.getrandbits(62)))[0]
+            if 1e-20 < v < 1e20:
+                mid = (Decimal(v) + Decimal(float(np.nextafter(v, np.inf)))) / 2
+                out.append(format(mid, "f")[:rng.randint(20, 40)])
+    return out
+
+
+def test_floats_exactly_as_strtod() -> None:
+    # The reader converts most numbers without strtod; each must still be the
+    # nearest double, bit for bit what Python's float() gives.
+    import struct
+
+    texts = float_texts(40_000, 5)
+    got = read(("x\n" + "\n".join(texts) + "\n").encode()).column(0).to_pylist()
+    bad = [(t, g) for t, g in zip(texts, got)
+           if struct.pack("d", g) != struct.pack("d", float(t))]
+    assert bad == []

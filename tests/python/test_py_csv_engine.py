@@ -116,3 +116,38 @@ def test_write_options(session, tmp_path: Path) -> None:
     back = pacsv.read_csv(io.BytesIO(b"a;b\n" + (tmp_path / "o" / "part-00000.csv").read_bytes()),
                           parse_options=pacsv.ParseOptions(delimiter=";"))
     assert back.to_pylist() == [{"a": 1, "b": "x"}, {"a": 2, "b": "y;z"}]
+
+
+def test_default_split_gives_every_slot_a_partition(tmp_path: Path) -> None:
+    # Without csv.partition_bytes set, a file of ~10 MB on local[2] is cut in
+    # two (Spark's rule: the bytes over the slots, not under 4 MiB), and a
+    # small one stays whole.
+    text = sample(2000, 9)
+    big, small = tmp_path / "big.csv", tmp_path / "small.csv"
+    head, _, body = text.partition(b"\n")
+    big.write_bytes(head + b"\n" + body * 40)
+    small.write_bytes(text)
+    with pt.Session("local[2]") as s:
+        ds = s.read_csv(big, header=True)
+        assert ds.num_partitions == 2
+        assert ds.count() == 2000 * 40
+        assert s.read_csv(small, header=True).num_partitions == 1
+
+
+def test_failfast_line_in_a_later_chunk(tmp_path: Path) -> None:
+    # One partition of ~14 MB is parsed 4 MiB at a time; each chunk carries
+    # on the line count of the one before, quoted newlines included.
+    lines = ["a,b,c"] + [f'{i},{i},"x\ny"' if i % 7 == 0 else f"{i},{i},z"
+                         for i in range(1_200_000)]
+    lines[1_100_001] = "1100000,oops,z"
+    text = "\n".join(lines) + "\n"
+    line = text[: text.index("1100000,oops")].count("\n") + 1
+    (tmp_path / "bad.csv").write_text(text)
+    with pt.Session("local[1]", conf={"csv.partition_bytes": str(1 << 30)}) as s:
+        ds = s.read_csv(tmp_path / "bad.csv", header=True, schema="a long, b string, c string")
+        assert ds.num_partitions == 1
+        assert ds.count() == 1_200_000
+        ds = s.read_csv(tmp_path / "bad.csv", header=True, schema="a long, b long, c string")
+        with pytest.raises(pt.TaskError, match=rf"bad.csv: line {line}: malformed record: "
+                                               r"column 1 \(b\): cannot read 'oops'"):
+            ds.count()
