@@ -251,10 +251,19 @@ static void write_crash_note(int64_t task_id) {
 
 void pt__executor_note_crash(void) { write_crash_note(tl_task.task_id); }
 
-/* SA_RESETHAND: the action is the default again once here, so raising the
- * signal again ends the process as the signal would have. */
+/* The signals a crash ends the process with, and the actions they had
+ * before (the default, or a handler of the program's: Python's
+ * faulthandler, a sanitizer's report). */
+static const int fatal_signals[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT};
+#define N_FATAL ((int)(sizeof fatal_signals / sizeof *fatal_signals))
+static struct sigaction fatal_prev[N_FATAL];
+
+/* After the note, the signal goes again to the action it had before, which
+ * ends the process as it would have (sigaction and raise are safe here). */
 static void on_fatal_signal(int sig) {
   write_crash_note(tl_task.task_id);
+  for (int i = 0; i < N_FATAL; i++)
+    if (fatal_signals[i] == sig) sigaction(sig, &fatal_prev[i], NULL);
   raise(sig);
 }
 
@@ -272,10 +281,9 @@ static void install_crash_note(const char *local_dir) {
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = on_fatal_signal;
-  sa.sa_flags = SA_RESETHAND | SA_NODEFER;
+  sa.sa_flags = SA_NODEFER; /* raise() in the handler reaches the previous action */
   sigemptyset(&sa.sa_mask);
-  const int sigs[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT};
-  for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++) sigaction(sigs[i], &sa, NULL);
+  for (int i = 0; i < N_FATAL; i++) sigaction(fatal_signals[i], &sa, &fatal_prev[i]);
 }
 
 static stopped *find_stop_locked(executor *x, int64_t task_id) {
