@@ -70,10 +70,10 @@ static int abort_p3_first(const pt_task_context *ctx, const struct ArrowSchema *
 PT_REGISTER_FN(abort_p3_first)
 
 /* Partition 1 sits in its slot; partition 0, once it is there (its
- * executor has two slots), crashes the process with a segfault, on its
+ * executor has two slots), aborts the process from its own thread, on its
  * first attempt only. arg: the log (log_task). */
 static atomic_int p1_running;
-static int segv_beside(const pt_task_context *ctx, const struct ArrowSchema *schema,
+static int abort_beside(const pt_task_context *ctx, const struct ArrowSchema *schema,
                        const struct ArrowArray *batch, struct ArrowArray *out, const void *arg,
                        size_t arg_size, pt_error *err) {
   static _Thread_local int64_t logged = -1;
@@ -85,12 +85,11 @@ static int segv_beside(const pt_task_context *ctx, const struct ArrowSchema *sch
   }
   if (ctx->partition == 0 && ctx->attempt == 0) {
     for (int i = 0; i < 2000 && !atomic_load(&p1_running); i++) usleep(10000);
-    volatile int *nowhere = NULL;
-    *nowhere = 1;
+    abort(); /* (a segfault would be a finding of the sanitizer builds) */
   }
   return copy_batch(schema, batch, out, err);
 }
-PT_REGISTER_FN(segv_beside)
+PT_REGISTER_FN(abort_beside)
 
 static int fail_always(const pt_task_context *ctx, const struct ArrowSchema *schema,
                        const struct ArrowArray *batch, struct ArrowArray *out, const void *arg,
@@ -386,11 +385,11 @@ static void test_abort_first_attempt(void **state) {
   pt_session_close(s);
 }
 
-/* A segfault in one slot of a two-slot executor: the executor's crash
+/* A crash (SIGABRT) in one slot of a two-slot executor: the executor's crash
  * note names the crashing task, which alone fails; the task beside it is
  * rerun without counting. */
-static void test_segfault_fails_only_its_own_task(void **state) {
-  char log[] = "/tmp/pt-segv-XXXXXX";
+static void test_crash_fails_only_its_own_task(void **state) {
+  char log[] = "/tmp/pt-crash-XXXXXX";
   int fd = mkstemp(log);
   assert_true(fd >= 0);
   close(fd);
@@ -403,7 +402,7 @@ static void test_segfault_fails_only_its_own_task(void **state) {
   pt_conf_free(conf);
   pt_dataset *r, *m;
   CHECK(pt_range(s, 0, 200, 2, &r, &err));
-  CHECK(pt_map_batches(r, segv_beside, NULL, log, strlen(log), &m, &err));
+  CHECK(pt_map_batches(r, abort_beside, NULL, log, strlen(log), &m, &err));
   int64_t count = 0;
   CHECK(pt_count(m, &count, &err));
   assert_int_equal(count, 200);
@@ -923,7 +922,7 @@ static void test_write_ipc_two_complete_attempts(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_abort_first_attempt),
-      cmocka_unit_test(test_segfault_fails_only_its_own_task),
+      cmocka_unit_test(test_crash_fails_only_its_own_task),
       cmocka_unit_test(test_fail_always),
       cmocka_unit_test(test_executor_killed_mid_job),
       cmocka_unit_test(test_map_output_lost),
