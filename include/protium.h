@@ -1075,7 +1075,8 @@ typedef struct pt_stage_stats {
   int64_t tasks_failed;       /* ended without output: the sum of failed_by_cause */
   int64_t failed_by_cause[PT_CAUSE_COUNT_];
   int64_t tasks_retried;      /* launched with a task attempt number > 0 */
-  int64_t tasks_requeued;     /* queued on a lost executor, launched again uncounted */
+  int64_t tasks_requeued;     /* queued on a lost executor (or running beside the task whose
+                                 crash ended it), launched again uncounted */
   int64_t tasks_duplicate;    /* succeeded after another attempt of its partition
                                  had: output discarded (for write_ipc: not committed) */
   int64_t tasks_orphaned;     /* still running when the job ended, or when their

@@ -245,6 +245,8 @@ _PROTOTYPES: dict[str, tuple[Any, list[Any]]] = {
     "pt_session_executors": (_c_int, [_vp, _vp, _c_i64, _P(_c_i64), _err]),
     "pt_fn_register": (_c_int, [ctypes.c_char_p, _vp]),
     "pt_executor_hook": (None, []),
+    # libprotium's internal crash note, for os._exit in an executor (_executor.py)
+    "pt__executor_note_crash": (None, []),
     "pt_range": (_c_int, [_vp, _c_i64, _c_i64, _c_i64, _P(_vp), _err]),
     "pt_read_ipc": (_c_int, [_vp, ctypes.c_char_p, _P(_vp), _err]),
     "pt_from_batches": (_c_int, [_vp, _P(ArrowSchema), _vp, _c_i64, _P(_vp), _err]),

@@ -17,6 +17,7 @@ import os
 import sys
 import threading
 import traceback
+import weakref
 from typing import Any, Iterator, Optional
 
 import pyarrow as pa
@@ -127,38 +128,128 @@ def _cow() -> bool:
     return _copy_on_write
 
 
-def _to_pandas(data: Any, keep: list[Any]) -> Any:
+def _to_pandas(data: Any) -> Any:
     """A batch as a DataFrame (an array as a Series) over the batch's own
     buffers where the type allows, as the function will see it.
 
     pyarrow's default gathers same-typed columns into one 2-D block, a copy
     (1.5 ms of a 2-column 1M-row batch against 0.06 ms with split_blocks).
     The zero-copy columns are read-only, and pandas writes in place into
-    data nothing else references, so the function gets a shallow copy while
-    `keep` holds the original for the call: every write (df.loc[...] = ...,
-    fillna(inplace=True)) then copies first. Without copy-on-write pandas
-    would write through the shallow copy, so there it gets pyarrow's copy."""
+    data nothing else references, so the function gets a shallow copy and
+    the original lives exactly as long as that copy (weakref.finalize holds
+    it): every write into the function's frame (df.loc[...] = ..., fillna(
+    inplace=True)) copies first, and a frame the function has let go of
+    frees its batch at once instead of at the end of the partition. Without
+    copy-on-write pandas would write through the shallow copy, so there it
+    gets pyarrow's copy."""
     if not _cow():
         return data.to_pandas()
-    base = data.to_pandas(split_blocks=True) if isinstance(data, pa.RecordBatch) \
-        else data.to_pandas()
-    keep.append(base)
-    return base.copy(deep=False)
+    if isinstance(data, pa.RecordBatch):
+        base = _numeric_frame(data)
+        if base is None:
+            base = data.to_pandas(split_blocks=True)
+        columns = data.columns
+    else:
+        base, columns = data.to_pandas(), [data]
+    view = base.copy(deep=False)
+    origins = [_remember(c) for c in columns
+               if _plain(c.type) and c.null_count == 0 and len(c) > 0]
+    weakref.finalize(view, _forget, base, origins)
+    return view
+
+
+def _plain(typ: pa.DataType) -> bool:
+    """Whether pandas gets a column of this type as a numpy view of its
+    values (without nulls): integers and float32/64."""
+    return pa.types.is_integer(typ) or pa.types.is_float32(typ) or pa.types.is_float64(typ)
+
+
+# The columns of the batches handed to pandas functions that pandas sees
+# in place, by the address of their first value, while a frame of them is
+# alive: a column that comes back at that address is the engine's array,
+# unchanged (it is read-only), and goes back as it is. Without this, every
+# float column passed through is read once more for NaN, which for a column
+# the function never touched is most of the exchange's cost.
+_origins: dict[int, pa.Array] = {}
+_origins_lock = threading.Lock()
+
+
+def _remember(column: pa.Array) -> tuple[int, pa.Array]:
+    width = column.type.bit_width // 8
+    address = column.buffers()[1].address + column.offset * width
+    with _origins_lock:
+        _origins[address] = column
+    return address, column
+
+
+def _forget(base: Any, origins: list[tuple[int, pa.Array]]) -> None:
+    """What weakref.finalize calls when the function's frame dies: the
+    original frame (base) was held until then; its columns are forgotten
+    unless another frame has registered the same memory since."""
+    with _origins_lock:
+        for address, column in origins:
+            if _origins.get(address) is column:
+                del _origins[address]
+
+
+_column_indexes: dict[tuple[str, ...], Any] = {}
+
+
+def _numeric_frame(batch: pa.RecordBatch) -> Any:
+    """The DataFrame to_pandas(split_blocks=True) makes of a batch of
+    integer and float columns without nulls, built from the numpy views
+    directly (pandas.api.internals, as pyarrow itself builds it): ~10 us
+    against ~50 us, most of which is the column index made again for each
+    batch. None where another type, nulls, pandas metadata or repeated names
+    need pyarrow's conversion. The index of names is kept per schema, and
+    each frame gets a view of it (a name set on one frame's columns stays
+    in that frame)."""
+    try:
+        from pandas.api.internals import create_dataframe_from_blocks
+    except ImportError:  # pandas < 2.3
+        return None
+    import numpy as np
+    import pandas as pd
+
+    schema = batch.schema
+    if schema.metadata and b"pandas" in schema.metadata:
+        return None
+    if not all(_plain(t) for t in schema.types) or any(c.null_count for c in batch.columns):
+        return None
+    names = tuple(schema.names)
+    columns = _column_indexes.get(names)
+    if columns is None:
+        if len(set(names)) != len(names):
+            return None
+        if len(_column_indexes) >= 256:  # a long-lived executor's many schemas
+            _column_indexes.clear()
+        columns = pd.Index(list(names))
+        _column_indexes[names] = columns
+    blocks = [(c.to_numpy().reshape(1, -1), np.array([i])) for i, c in enumerate(batch.columns)]
+    return create_dataframe_from_blocks(blocks, index=pd.RangeIndex(batch.num_rows),
+                                        columns=columns.view())
 
 
 def _series_to_arrow(series: Any, typ: pa.DataType) -> pa.Array:
     """One column of a returned DataFrame (or a returned Series) as `typ`,
     as RecordBatch.from_pandas converts it (NaN is null) but without its
-    copy where none is needed: integers and booleans of the very type are
-    taken as they are, floats too when they hold no NaN. pyarrow's NaN scan
-    builds a bitmap and copies (~2 ms per million values); numpy's min,
-    which NaN propagates through, tells that there is none in ~0.1 ms."""
+    copy where none is needed: a column the function got and hands back
+    unchanged is the engine's array (_origins), integers and booleans of
+    the very type are taken as they are, floats too when they hold no NaN.
+    pyarrow's NaN scan builds a bitmap and copies (~2 ms per million
+    values); numpy's min, which NaN propagates through, tells that there is
+    none in ~0.1 ms."""
     import numpy as np
 
     dtype = series.dtype
     if isinstance(dtype, np.dtype) and dtype.kind in "biuf" and dtype.isnative:
         if pa.from_numpy_dtype(dtype) == typ:
             values = series.to_numpy()
+            if not values.flags.writeable and values.size:
+                origin = _origins.get(values.__array_interface__["data"][0])
+                if (origin is not None and origin.type == typ and len(origin) >= values.size
+                        and values.strides == (dtype.itemsize,)):
+                    return origin.slice(0, values.size)
             if dtype.kind != "f" or values.size == 0 or not np.isnan(values.min()):
                 return pa.array(values, type=typ)
     return pa.array(series, type=typ, from_pandas=True)
@@ -170,14 +261,18 @@ def _from_pandas(df: object, schema: pa.Schema, what: str) -> pa.RecordBatch:
     if not isinstance(df, pd.DataFrame):
         raise ResultError(f"{what}: the function must yield pandas.DataFrame, "
                           f"got {type(df).__name__}")
-    missing = [n for n in schema.names if n not in df.columns]
+    # items() walks the columns by position: a lookup by name builds the
+    # column index's hash table, for each new frame (~50 us of a 3-column
+    # frame with pandas 3's string labels).
+    by_name = dict(df.items())
+    missing = [n for n in schema.names if n not in by_name]
     if missing:
         raise ResultError(f"{what}: the DataFrame it returned has columns {list(df.columns)}, "
                           f"expected {schema.names} (missing {missing})")
     try:
-        if df.columns.is_unique and _cow():
+        if len(by_name) == df.shape[1] and _cow():
             return pa.RecordBatch.from_arrays(
-                [_series_to_arrow(df[f.name], f.type) for f in schema], schema=schema)
+                [_series_to_arrow(by_name[f.name], f.type) for f in schema], schema=schema)
         return pa.RecordBatch.from_pandas(df[schema.names], schema=schema, preserve_index=False)
     except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
         raise ResultError(f"{what}: the DataFrame it returned does not convert to "
@@ -192,15 +287,15 @@ def _one(batches: list[pa.RecordBatch], schema: pa.Schema) -> pa.RecordBatch:
     return pa.concat_batches(batches)
 
 
-def _inputs(plan: dict[str, Any], batch: pa.RecordBatch, keep: list[Any]) -> list[Any]:
+def _inputs(plan: dict[str, Any], batch: pa.RecordBatch) -> list[Any]:
     """What a with_column / filter function receives: the batch as a whole
-    or one value per named column, as pandas or arrow (`keep`: _to_pandas)."""
+    or one value per named column, as pandas or arrow."""
     cols = plan["columns"]
     pandas = plan["kind"].endswith("pandas")
     if cols is None:
-        return [_to_pandas(batch, keep) if pandas else batch]
+        return [_to_pandas(batch) if pandas else batch]
     arrays = [batch.column(c) for c in cols]
-    return [_to_pandas(a, keep) for a in arrays] if pandas else arrays
+    return [_to_pandas(a) for a in arrays] if pandas else arrays
 
 
 def _as_array(value: object, typ: Optional[pa.DataType], length: int, what: str) -> pa.Array:
@@ -320,18 +415,11 @@ def _pieces(plan: dict[str, Any], batch: pa.RecordBatch) -> list[pa.RecordBatch]
 
 
 def run_map(plan: dict[str, Any], batch: pa.RecordBatch) -> pa.RecordBatch:
-    """One batch through the plan's function (also used at plan time on an
-    empty batch, to infer a with_column type). map_in_* functions get the
-    batch's pieces in one iterator; the others are called once per piece."""
+    """One batch through a with_column or map_rows function, called once
+    per piece of the batch (map_in_* functions are run_step's)."""
     kind, fn, out = plan["kind"], plan["fn"], plan["out_schema"]
     what = plan["what"]
     pieces = _pieces(plan, batch)
-    if kind == "arrow":
-        return _one([_check_batch(b, out, what) for b in fn(iter(pieces))], out)
-    keep: list[Any] = []  # what the function's pandas objects are views of
-    if kind == "pandas":
-        frames = (_to_pandas(p, keep) for p in pieces)
-        return _one([_from_pandas(df, out, what) for df in fn(frames)], out)
     if len(pieces) > 1:
         whole = dict(plan, max_records=0, max_bytes=0)  # each piece as it is
         return _one([run_map(whole, p) for p in pieces], out)
@@ -339,7 +427,7 @@ def run_map(plan: dict[str, Any], batch: pa.RecordBatch) -> pa.RecordBatch:
         return _rows(fn, batch, out, what)
     if kind in ("column_pandas", "column_arrow"):
         typ = out.field(plan["name"]).type
-        value = _as_array(fn(*_inputs(plan, batch, keep)), typ, batch.num_rows, what)
+        value = _as_array(fn(*_inputs(plan, batch)), typ, batch.num_rows, what)
         columns = [batch.column(i) for i in range(batch.num_columns)
                    if batch.schema.names[i] != plan["name"]]
         return pa.RecordBatch.from_arrays(columns + [value], schema=out)
@@ -365,8 +453,7 @@ def run_filter(plan: dict[str, Any], batch: pa.RecordBatch) -> pa.Array:
     if len(pieces) > 1:
         whole = dict(plan, max_records=0, max_bytes=0)
         return pa.concat_arrays([run_filter(whole, p) for p in pieces])
-    keep: list[Any] = []
-    value = _as_array(plan["fn"](*_inputs(plan, batch, keep)), None, batch.num_rows,
+    value = _as_array(plan["fn"](*_inputs(plan, batch)), None, batch.num_rows,
                       plan["what"])
     if value.type != pa.bool_():
         raise ResultError(f"{plan['what']}: the predicate returned {value.type}, "
@@ -427,7 +514,7 @@ def run_step(plan: dict[str, Any], batches: Iterator[pa.RecordBatch]
     if kind == "arrow":
         return (_check_batch(b, out, what) for b in plan["fn"](_sliced(plan, batches)))
     if kind == "pandas":
-        frames = (p.to_pandas() for p in _sliced(plan, batches))
+        frames = (_to_pandas(p) for p in _sliced(plan, batches))
         return (_from_pandas(df, out, what) for df in plan["fn"](frames))
     if kind.startswith("filter_"):
         return (p.filter(run_filter(plan, p)) for p in _sliced(plan, batches))

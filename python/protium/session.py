@@ -678,7 +678,7 @@ class Dataset:
             typ = as_schema(f"x {type}").field(0).type
         elif type is None:
             empty = pa.RecordBatch.from_pylist([], in_schema)
-            typ = _worker._as_array(fn(*_worker._inputs(plan, empty, [])), None, 0,
+            typ = _worker._as_array(fn(*_worker._inputs(plan, empty)), None, 0,
                                     "with_column").type
         else:
             typ = type

@@ -111,6 +111,13 @@ int64_t pt__bits_count(const uint8_t *bits, int64_t offset, int64_t length);
 void pt__bits_copy(const uint8_t *src, int64_t src_offset, uint8_t *dst, int64_t dst_offset,
                    int64_t length);
 
+/* The crash note, shared by both sides of an executor's directory: the
+ * executor writes it there when a task's code ends the process (a fatal
+ * signal on the task's thread, Python's os._exit in a task), and the driver
+ * reads it when it loses that executor, to fail that task alone. Contents:
+ * the task id in decimal, then a newline. */
+#define PT__CRASH_NOTE "crashed-task"
+
 /* Files (files.c). Removes path and everything below it; a missing path is
  * fine; PT_EIO if something is left. */
 int pt__rm_rf(const char *path);

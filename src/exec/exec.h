@@ -71,6 +71,13 @@ void pt__task_status_clear(Protium__TaskStatus *st);
  * lost (returns 1). Called by a constructor of libprotium before main(). */
 int pt__executor_main(void);
 
+/* Writes the crash note (PT__CRASH_NOTE) for the task the calling thread
+ * runs, if any and if this is the executor process (not a child forked by
+ * the task): for a task that is about to end the process without a signal
+ * (the Python package calls it from os._exit). Fatal signals on a task's
+ * thread write it by themselves. */
+void pt__executor_note_crash(void);
+
 /* Referenced by the driver so that static linking keeps executor.o. */
 extern const int pt__executor_linked;
 

@@ -47,6 +47,29 @@ typedef struct pt__task {
 } pt__task;
 
 /* ------------------------------------------------------------------------ */
+/* Buffer pools (bufpool.c): equal-size buffers a source writes its batches
+ * into, handed back when the last array holding one is released (on any
+ * thread), so the next batch reuses memory already mapped. The pool lives
+ * until its owner has dropped it and every buffer has come back. */
+
+typedef struct pt__bufpool pt__bufpool;
+
+/* A pool of buffers of size bytes (rounded up to 64), keeping at most keep
+ * returned ones (the rest are freed). On PT_OK the caller owns one
+ * reference on *out (pt__bufpool_unref). */
+int pt__bufpool_new(size_t size, int keep, pt__bufpool **out, pt_error *err);
+/* Drops the owner's reference; buffers still out keep the pool alive. */
+void pt__bufpool_unref(pt__bufpool *pool);
+/* Bytes in each buffer (the size asked for, rounded up to 64). */
+size_t pt__bufpool_size(const pt__bufpool *pool);
+/* Sets buffer i of array a (made by pt__array_init) to a buffer of the
+ * pool (a returned one or a new one; its contents are undefined) and *out
+ * to it for the caller to fill: a owns it, and its release gives it back.
+ * On failure a is unchanged. */
+int pt__bufpool_attach(pt__bufpool *pool, struct ArrowArray *a, int64_t i, void **out,
+                       pt_error *err);
+
+/* ------------------------------------------------------------------------ */
 /* Sources: produce the partition's batches one at a time. */
 
 typedef struct pt__source {
@@ -55,6 +78,7 @@ typedef struct pt__source {
   struct ArrowSchema schema;  /* schema of the batches (owned) */
   /* range */
   int64_t next, end, batch_rows;
+  pt__bufpool *range_pool;        /* range: the batches' buffers; owned (one reference) */
   /* files, shuffle read */
   struct ArrowArrayStream stream; /* release NULL when none is open */
   size_t map_index;               /* shuffle: the next map output to open */

@@ -9,6 +9,7 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -226,6 +227,65 @@ static _Thread_local struct {
 } tl_task;
 
 static void read_step(executor *x);
+
+/* ------------------------------------------------------------------------ */
+/* The crash note: which task's code ended the process */
+
+/* "<local_dir>/crashed-task", set once before any task runs; the pid it is
+ * for (a child forked by a task inherits the handlers and must not write). */
+static char crash_note[4096];
+static pid_t crash_pid;
+
+/* Async-signal-safe: open, write, close, no allocation, no stdio. */
+static void write_crash_note(int64_t task_id) {
+  if (!crash_note[0] || task_id <= 0 || getpid() != crash_pid) return;
+  char buf[24];
+  size_t n = sizeof buf;
+  buf[--n] = '\n';
+  for (uint64_t v = (uint64_t)task_id; v > 0 && n > 0; v /= 10) buf[--n] = (char)('0' + v % 10);
+  int fd = open(crash_note, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return;
+  ssize_t w = write(fd, buf + n, sizeof buf - n);
+  (void)w;
+  close(fd);
+}
+
+void pt__executor_note_crash(void) { write_crash_note(tl_task.task_id); }
+
+/* The signals a crash ends the process with, and the actions they had
+ * before (the default, or a handler of the program's: Python's
+ * faulthandler, a sanitizer's report). */
+static const int fatal_signals[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT};
+#define N_FATAL ((int)(sizeof fatal_signals / sizeof *fatal_signals))
+static struct sigaction fatal_prev[N_FATAL];
+
+/* After the note, the signal goes again to the action it had before, which
+ * ends the process as it would have (sigaction and raise are safe here). */
+static void on_fatal_signal(int sig) {
+  write_crash_note(tl_task.task_id);
+  for (int i = 0; i < N_FATAL; i++)
+    if (fatal_signals[i] == sig) sigaction(sig, &fatal_prev[i], NULL);
+  raise(sig);
+}
+
+/* A crash on a task's thread (a segfault in a user function or a Python
+ * extension, an abort) costs the whole process, and with it every task
+ * running there; the note lets the driver count it against that task
+ * alone and rerun the others. */
+static void install_crash_note(const char *local_dir) {
+  int n = snprintf(crash_note, sizeof crash_note, "%s/%s", local_dir, PT__CRASH_NOTE);
+  if (n < 0 || (size_t)n >= sizeof crash_note) {
+    crash_note[0] = '\0';
+    return;
+  }
+  crash_pid = getpid();
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_fatal_signal;
+  sa.sa_flags = SA_NODEFER; /* raise() in the handler reaches the previous action */
+  sigemptyset(&sa.sa_mask);
+  for (int i = 0; i < N_FATAL; i++) sigaction(fatal_signals[i], &sa, &fatal_prev[i]);
+}
 
 static stopped *find_stop_locked(executor *x, int64_t task_id) {
   for (int i = 0; i < x->slots; i++)
@@ -1014,6 +1074,7 @@ int pt__executor_main(void) {
   }
   /* A write to a closed socket must be an error, not a signal. */
   signal(SIGPIPE, SIG_IGN);
+  install_crash_note(dir);
   pt_error err = {0};
   if (pt__net_connect(sock, &x.fd, &err) != PT_OK) {
     logf_(&x, "cannot connect to the driver: %s", err.message);

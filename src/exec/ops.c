@@ -76,18 +76,52 @@ static int range_schema(struct ArrowSchema *out, pt_error *err) {
   return rc;
 }
 
-static int range_batch(int64_t lo, int64_t n, struct ArrowArray *out, pt_error *err) {
+/* Buffers a range source keeps for reuse: the consumer holds one or two
+ * batches at a time (a Python generator, the batch being written), more
+ * come back only when it lets many go at once. */
+#define RANGE_POOL_KEEP 4
+
+/* Writes lo, lo + 1, ... into v[0, n): eight at a time (the fixed inner
+ * loop vectorizes at -O2; the plain loop ran at half the speed). */
+static void range_fill(int64_t *v, int64_t lo, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int64_t k = 0; k < 8; k++) v[i + k] = lo + i + k;
+  for (; i < n; i++) v[i] = lo + i;
+}
+
+static int range_batch(pt__source *src, int64_t lo, int64_t n, struct ArrowArray *out,
+                       pt_error *err) {
+  if (src->range_pool == NULL) {
+    /* Sized for the largest batch of this partition, not the whole batch
+     * size when the partition is smaller. */
+    int64_t rows = src->end - src->next < src->batch_rows ? src->end - src->next
+                                                          : src->batch_rows;
+    if (rows < 1) rows = 1;
+    if ((uint64_t)rows > SIZE_MAX / sizeof(int64_t))
+      return pt__errorf(err, PT_ENOMEM, "range: %lld rows per batch do not fit in memory",
+                        (long long)rows);
+    PT_RETURN_NOT_OK(
+        pt__bufpool_new((size_t)rows * sizeof(int64_t), RANGE_POOL_KEEP, &src->range_pool, err));
+  }
   PT_RETURN_NOT_OK(pt__array_init(out, 1, 1, false, err));
   struct ArrowArray *col = out->children[0];
   int rc = pt__array_init(col, 2, 0, false, err);
   if (rc != PT_OK) goto release_out;
-  int64_t *v = pt__malloc_aligned((size_t)(n ? n : 1) * sizeof *v);
-  if (v == NULL) {
-    rc = pt__errorf(err, PT_ENOMEM, "range: out of memory for %lld rows", (long long)n);
+  void *buffer;
+  rc = pt__bufpool_attach(src->range_pool, col, 1, &buffer, err);
+  if (rc != PT_OK) {
+    pt__error_prefix(err, rc, "range: %lld rows: ", (long long)n);
     goto release_out;
   }
-  for (int64_t i = 0; i < n; i++) v[i] = lo + i;
-  pt__array_set_buffer(col, 1, v, true);
+  int64_t *v = buffer;
+  range_fill(v, lo, n);
+  /* A reused buffer holds an older batch: what follows the values up to
+   * the 64-byte padding is zeroed, so that what is written out is
+   * deterministic. */
+  size_t used = (size_t)n * sizeof *v, padded = (used + 63) & ~(size_t)63;
+  if (padded > pt__bufpool_size(src->range_pool)) padded = pt__bufpool_size(src->range_pool);
+  memset((char *)buffer + used, 0, padded - used);
   col->length = out->length = n;
   return PT_OK;
 release_out:
@@ -590,7 +624,7 @@ int pt__source_next(pt__source *src, struct ArrowArray *out, pt_error *err) {
   if (src->op->op_case == PROTIUM__OP__OP_RANGE) {
     if (src->next >= src->end) return PT_OK;
     int64_t n = src->end - src->next < src->batch_rows ? src->end - src->next : src->batch_rows;
-    PT_RETURN_NOT_OK(range_batch(src->next, n, out, err));
+    PT_RETURN_NOT_OK(range_batch(src, src->next, n, out, err));
     src->next += n;
     src->rows_read += n;
     return PT_OK;
@@ -645,6 +679,8 @@ int pt__source_next(pt__source *src, struct ArrowArray *out, pt_error *err) {
 }
 
 void pt__source_close(pt__source *src) {
+  pt__bufpool_unref(src->range_pool);
+  src->range_pool = NULL;
   pt__kafka_reader_free(src->kafka);
   src->kafka = NULL;
   pt__sql_reader_free(src->sql);

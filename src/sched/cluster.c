@@ -483,6 +483,23 @@ static void replace_executors(pt__driver *d) {
   }
 }
 
+/* The task named by the crash note in the executor's directory, or 0. */
+static int64_t read_crash_note(const char *dir) {
+  char path[4096], text[32];
+  if (dir == NULL) return 0;
+  int n = snprintf(path, sizeof path, "%s/%s", dir, PT__CRASH_NOTE);
+  if (n < 0 || (size_t)n >= sizeof path) return 0;
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  ssize_t got = read(fd, text, sizeof text - 1);
+  close(fd);
+  if (got <= 0) return 0;
+  text[got] = '\0';
+  char *end;
+  long long id = strtoll(text, &end, 10);
+  return end != text && *end == '\n' && id > 0 ? (int64_t)id : 0;
+}
+
 void pt__cluster_lose(pt__executor *ex, const char *cause, int64_t timed_out_task,
                    const char *cause_timeout) {
   pt__driver *d = ex->d;
@@ -495,9 +512,10 @@ void pt__cluster_lose(pt__executor *ex, const char *cause, int64_t timed_out_tas
   ex->out.len = 0;
   ex->lazy.len = 0;
   ex->frame_start = -1;
+  int64_t crashed_task = read_crash_note(ex->dir);
   pt__rm_rf(ex->dir); /* its shuffle outputs are gone with it */
   infos_update(d, ex, 0);
-  pt__sched_on_executor_lost(d, ex, cause, timed_out_task, cause_timeout);
+  pt__sched_on_executor_lost(d, ex, cause, timed_out_task, cause_timeout, crashed_task);
   if (d->stopping) return;
   if (!was_ready) {
     /* Lost before Hello: during pt_session_open that fails the open; later

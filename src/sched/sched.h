@@ -511,9 +511,12 @@ void pt__sched_schedule(pt__driver *d);
 void pt__sched_on_status(pt__driver *d, pt__executor *ex, const Protium__TaskStatus *st);
 /* Fails or requeues the executor's tasks (cause for those that had started),
  * marks its map outputs lost. timed_out_task: the task whose timeout killed
- * it (cause_timeout is its own cause), or 0. */
+ * it (cause_timeout is its own cause), or 0. crashed_task: the task whose
+ * code ended the process (its crash note), or 0: when it was running there,
+ * it alone fails and the tasks that ran beside it are requeued uncounted. */
 void pt__sched_on_executor_lost(pt__driver *d, pt__executor *ex, const char *cause,
-                                int64_t timed_out_task, const char *cause_timeout);
+                                int64_t timed_out_task, const char *cause_timeout,
+                                int64_t crashed_task);
 void pt__sched_on_tick(pt__driver *d, uint64_t now_ns);
 /* Hands finished jobs back to their waiting user threads (once per loop
  * turn, so that no callback still holds pointers into them). */
@@ -588,8 +591,10 @@ void pt__stats_on_launch(const pt__sched_stage *st, const pt__sched_task *t);
 void pt__stats_on_status(const pt__sched_stage *st, const pt__sched_task *t,
                          const Protium__TaskStatus *ts);
 /* A task in flight on a lost executor: failed if it had started (or timed
- * out), requeued if it was only queued. */
-void pt__stats_on_lost_task(const pt__sched_stage *st, const pt__sched_task *t, int timed_out);
+ * out), requeued if it was only queued or is innocent (it ran beside the
+ * task whose crash ended the process). */
+void pt__stats_on_lost_task(const pt__sched_stage *st, const pt__sched_task *t, int timed_out,
+                            int innocent);
 /* A task still in flight when its job ended (t->stage still set). */
 void pt__stats_on_orphan(const pt__sched_task *t);
 void pt__stats_on_output_lost(const pt__sched_stage *st, int64_t m);

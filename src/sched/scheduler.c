@@ -686,8 +686,14 @@ void pt__sched_on_status(pt__driver *d, pt__executor *ex, const Protium__TaskSta
 }
 
 void pt__sched_on_executor_lost(pt__driver *d, pt__executor *ex, const char *cause,
-                                int64_t timed_out_task, const char *cause_timeout) {
+                                int64_t timed_out_task, const char *cause_timeout,
+                                int64_t crashed_task) {
   pt__stats_on_executor(d, 1);
+  /* A crash note counts only when it names a task that was running there
+   * (not a stale or a forked child's one). */
+  int crash_known = 0;
+  for (int32_t k = ex->head; k >= 0 && crashed_task > 0; k = d->tasks[k].next)
+    if (d->tasks[k].id == crashed_task && d->tasks[k].start_ns) crash_known = 1;
   /* Detach the whole list first: failing a job below walks executor lists. */
   int32_t i = ex->head;
   ex->head = ex->tail = -1;
@@ -699,7 +705,11 @@ void pt__sched_on_executor_lost(pt__driver *d, pt__executor *ex, const char *cau
     task_free(d, i);
     i = next;
     if (!t.stage) continue;
-    pt__stats_on_lost_task(t.stage, &t, t.id == timed_out_task && cause_timeout);
+    /* Tasks beside the one that crashed the process lost their work, not
+     * an attempt: they run again, uncounted (a barrier stage reruns whole
+     * anyway). */
+    int innocent = crash_known && t.id != crashed_task && !t.stage->bar;
+    pt__stats_on_lost_task(t.stage, &t, t.id == timed_out_task && cause_timeout, innocent);
     if (t.stage->bar) {
       int timed_out = t.id == timed_out_task && cause_timeout;
       pt__barrier_task_lost(d, &t, timed_out ? cause_timeout : cause,
@@ -710,7 +720,7 @@ void pt__sched_on_executor_lost(pt__driver *d, pt__executor *ex, const char *cau
     if (t.id == timed_out_task && cause_timeout)
       attempt_failed(d, t.stage, t.partition, ex->id, cause_timeout, PT_ETIMEDOUT, 1);
     else
-      attempt_failed(d, t.stage, t.partition, ex->id, cause, PT_EIO, t.start_ns != 0);
+      attempt_failed(d, t.stage, t.partition, ex->id, cause, PT_EIO, t.start_ns != 0 && !innocent);
   }
   /* Its map outputs went with its directory. */
   for (pt__job *job = d->active, *next; job; job = next) {

@@ -97,10 +97,11 @@ void pt__stats_on_status(const pt__sched_stage *st, const pt__sched_task *t,
   s->tasks_failed++;
 }
 
-void pt__stats_on_lost_task(const pt__sched_stage *st, const pt__sched_task *t, int timed_out) {
+void pt__stats_on_lost_task(const pt__sched_stage *st, const pt__sched_task *t, int timed_out,
+                            int innocent) {
   pt_stage_stats *s = entry_of(of(st), st, t->stage_attempt);
   if (!s) return;
-  if (!t->start_ns && !timed_out) {
+  if ((!t->start_ns || innocent) && !timed_out) {
     s->tasks_requeued++;
     return;
   }

@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -67,6 +68,28 @@ static int abort_p3_first(const pt_task_context *ctx, const struct ArrowSchema *
   return copy_batch(schema, batch, out, err);
 }
 PT_REGISTER_FN(abort_p3_first)
+
+/* Partition 1 sits in its slot; partition 0, once it is there (its
+ * executor has two slots), aborts the process from its own thread, on its
+ * first attempt only. arg: the log (log_task). */
+static atomic_int p1_running;
+static int abort_beside(const pt_task_context *ctx, const struct ArrowSchema *schema,
+                       const struct ArrowArray *batch, struct ArrowArray *out, const void *arg,
+                       size_t arg_size, pt_error *err) {
+  static _Thread_local int64_t logged = -1;
+  if (logged != ctx->attempt * 16 + ctx->partition) log_task(ctx, arg, arg_size, "run");
+  logged = ctx->attempt * 16 + ctx->partition;
+  if (ctx->partition == 1 && ctx->attempt == 0) {
+    atomic_store(&p1_running, 1);
+    usleep(30 * 1000 * 1000); /* the crash beside it ends this */
+  }
+  if (ctx->partition == 0 && ctx->attempt == 0) {
+    for (int i = 0; i < 2000 && !atomic_load(&p1_running); i++) usleep(10000);
+    abort(); /* (a segfault would be a finding of the sanitizer builds) */
+  }
+  return copy_batch(schema, batch, out, err);
+}
+PT_REGISTER_FN(abort_beside)
 
 static int fail_always(const pt_task_context *ctx, const struct ArrowSchema *schema,
                        const struct ArrowArray *batch, struct ArrowArray *out, const void *arg,
@@ -357,6 +380,50 @@ static void test_abort_first_attempt(void **state) {
   }
   assert_int_equal(n, 2);
   assert_true(info[0].id == 3 || info[1].id == 3);
+  pt_dataset_free(m);
+  pt_dataset_free(r);
+  pt_session_close(s);
+}
+
+/* A crash (SIGABRT) in one slot of a two-slot executor: the executor's crash
+ * note names the crashing task, which alone fails; the task beside it is
+ * rerun without counting. */
+static void test_crash_fails_only_its_own_task(void **state) {
+  char log[] = "/tmp/pt-crash-XXXXXX";
+  int fd = mkstemp(log);
+  assert_true(fd >= 0);
+  close(fd);
+  pt_conf *conf;
+  pt_session *s;
+  CHECK(pt_conf_new(&conf, &err));
+  CHECK(pt_conf_set(conf, "executor.slots", "2", &err));
+  CHECK(pt_conf_set(conf, "range.batch_rows", "100", &err));
+  CHECK(pt_session_open("local[1]", conf, &s, &err));
+  pt_conf_free(conf);
+  pt_dataset *r, *m;
+  CHECK(pt_range(s, 0, 200, 2, &r, &err));
+  CHECK(pt_map_batches(r, abort_beside, NULL, log, strlen(log), &m, &err));
+  int64_t count = 0;
+  CHECK(pt_count(m, &count, &err));
+  assert_int_equal(count, 200);
+  pt_job_stats *js = last_job(m);
+  pt_stage_stats t = job_total(js);
+  assert_int_equal(js->status, PT_OK);
+  assert_int_equal(js->executors_lost, 1);
+  assert_int_equal(t.tasks_failed, 1); /* partition 0's crash, nothing else */
+  assert_int_equal(t.failed_by_cause[PT_CAUSE_EXECUTOR_LOST], 1);
+  assert_int_equal(t.tasks_requeued, 1); /* partition 1, rerun uncounted */
+  assert_int_equal(t.tasks_succeeded, 2);
+  pt_job_stats_free(js);
+  FILE *f = fopen(log, "r");
+  assert_non_null(f);
+  int saw_p1 = 0;
+  char tag[16];
+  long long p, a, ex;
+  while (fscanf(f, "%15s %lld %lld %lld", tag, &p, &a, &ex) == 4) saw_p1 |= p == 1 && a == 0;
+  fclose(f);
+  assert_true(saw_p1); /* it was running beside the crash */
+  unlink(log);
   pt_dataset_free(m);
   pt_dataset_free(r);
   pt_session_close(s);
@@ -855,6 +922,7 @@ static void test_write_ipc_two_complete_attempts(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_abort_first_attempt),
+      cmocka_unit_test(test_crash_fails_only_its_own_task),
       cmocka_unit_test(test_fail_always),
       cmocka_unit_test(test_executor_killed_mid_job),
       cmocka_unit_test(test_map_output_lost),
