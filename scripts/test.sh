@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 
 BUILD=${BUILD:-build}
 JOBS=${JOBS:-$(nproc 2>/dev/null || echo 2)}
-FUZZ_SECONDS=${FUZZ_SECONDS:-60}
+FUZZ_SECONDS=${FUZZ_SECONDS:-45}
 CHAOS_RUNS=${CHAOS_RUNS:-120}
 CHAOS_ASAN_RUNS=${CHAOS_ASAN_RUNS:-15}
 passed=0
