@@ -14,56 +14,26 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
-import sys
 
 import pytest
 
 from conftest import ROOT
+from netns_util import bridged_namespaces, ip
 
 BUILD = os.environ.get("PT_BUILD_DIR", str(ROOT / "build"))
 BENCH = os.path.join(BUILD, "bench", "cluster_bench")
 
 
-def ip(*args: str) -> None:
-    subprocess.run(["ip", *args], check=True, capture_output=True, text=True)
+def ipv4(ns: str, dev: str, i: int) -> None:
+    ip("-n", ns, "addr", "add", f"10.213.0.{i}/24", "dev", dev)
+    ip("-n", ns, "link", "set", dev, "up")
 
 
 @pytest.fixture
 def namespaces():
-    tag = f"pt{os.getpid() % 100000}"
-    names = {k: f"{tag}-{k}" for k in ("br", "a", "b", "c")}
-    if os.geteuid() != 0 or shutil.which("ip") is None:
-        msg = "NETWORK NAMESPACE TEST SKIPPED: needs root and iproute2's ip"
-        print(msg, file=sys.stderr)
-        pytest.skip(msg)
-    try:
-        ip("netns", "add", names["br"])
-    except subprocess.CalledProcessError as e:
-        msg = f"NETWORK NAMESPACE TEST SKIPPED: the kernel refused a namespace: {e.stderr}"
-        print(msg, file=sys.stderr)
-        pytest.skip(msg)
-    made = [names["br"]]
-    try:
-        br = names["br"]
-        ip("-n", br, "link", "add", "br0", "type", "bridge")
-        ip("-n", br, "link", "set", "br0", "up")
-        for i, k in enumerate(("a", "b", "c"), start=1):
-            ns = names[k]
-            ip("netns", "add", ns)
-            made.append(ns)
-            ip("-n", br, "link", "add", f"v{k}", "type", "veth", "peer", "name", f"v{k}-br")
-            ip("-n", br, "link", "set", f"v{k}", "netns", ns)
-            ip("-n", br, "link", "set", f"v{k}-br", "master", "br0")
-            ip("-n", br, "link", "set", f"v{k}-br", "up")
-            ip("-n", ns, "addr", "add", f"10.213.0.{i}/24", "dev", f"v{k}")
-            ip("-n", ns, "link", "set", f"v{k}", "up")
-            ip("-n", ns, "link", "set", "lo", "up")
+    with bridged_namespaces("pt", ipv4) as names:
         yield names
-    finally:
-        for ns in made:
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
 
 
 def test_executors_in_other_namespaces_shuffle_across_the_bridge(namespaces, tmp_path):

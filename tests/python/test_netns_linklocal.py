@@ -16,59 +16,30 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
-import sys
 
 import pytest
 
 from conftest import ROOT
+from netns_util import bridged_namespaces, ip
 
 BUILD = os.environ.get("PT_BUILD_DIR", str(ROOT / "build"))
 BENCH = os.path.join(BUILD, "bench", "cluster_bench")
 
 
-def ip(*args: str) -> None:
-    subprocess.run(["ip", *args], check=True, capture_output=True, text=True)
+def link_local(ns: str, dev: str, i: int) -> None:
+    # One interface called pt0 with only the address given here: none made
+    # from the MAC.
+    ip("-n", ns, "link", "set", dev, "name", "pt0")
+    ip("-n", ns, "link", "set", "pt0", "addrgenmode", "none")
+    ip("-n", ns, "addr", "add", f"fe80::{i}/64", "dev", "pt0", "nodad")
+    ip("-n", ns, "link", "set", "pt0", "up")
 
 
 @pytest.fixture
 def linklocal():
-    tag = f"pl{os.getpid() % 100000}"
-    names = {k: f"{tag}-{k}" for k in ("br", "a", "b", "c")}
-    if os.geteuid() != 0 or shutil.which("ip") is None:
-        msg = "NETWORK NAMESPACE TEST SKIPPED: needs root and iproute2's ip"
-        print(msg, file=sys.stderr)
-        pytest.skip(msg)
-    try:
-        ip("netns", "add", names["br"])
-    except subprocess.CalledProcessError as e:
-        msg = f"NETWORK NAMESPACE TEST SKIPPED: the kernel refused a namespace: {e.stderr}"
-        print(msg, file=sys.stderr)
-        pytest.skip(msg)
-    made = [names["br"]]
-    try:
-        br = names["br"]
-        ip("-n", br, "link", "add", "br0", "type", "bridge")
-        ip("-n", br, "link", "set", "br0", "up")
-        for i, k in enumerate(("a", "b", "c"), start=1):
-            ns = names[k]
-            ip("netns", "add", ns)
-            made.append(ns)
-            ip("-n", br, "link", "add", f"v{k}", "type", "veth", "peer", "name", f"v{k}-br")
-            ip("-n", br, "link", "set", f"v{k}", "netns", ns)
-            ip("-n", br, "link", "set", f"v{k}-br", "master", "br0")
-            ip("-n", br, "link", "set", f"v{k}-br", "up")
-            ip("-n", ns, "link", "set", f"v{k}", "name", "pt0")
-            # Only the address given here: no address made from the MAC.
-            ip("-n", ns, "link", "set", "pt0", "addrgenmode", "none")
-            ip("-n", ns, "addr", "add", f"fe80::{i}/64", "dev", "pt0", "nodad")
-            ip("-n", ns, "link", "set", "pt0", "up")
-            ip("-n", ns, "link", "set", "lo", "up")
+    with bridged_namespaces("pl", link_local) as names:
         yield names
-    finally:
-        for ns in made:
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
 
 
 def make_certs(where) -> dict:
