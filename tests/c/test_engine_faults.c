@@ -914,6 +914,18 @@ static void test_write_ipc_two_complete_attempts(void **state) {
     pt_dataset_free(m);
     pt_dataset_free(r);
   }
+#ifdef __SANITIZE_ADDRESS__
+  /* The sanitizer's slower executors flush p1's status before the next
+   * task starts, so the scenario may not arise; every round above still
+   * checked exactly-once output. The plain build must provoke it. */
+  if (!happened) {
+    fprintf(stderr, "SKIPPED: a lost status after a complete attempt was not provoked in 8 "
+                    "rounds under the sanitizer\n");
+    pt_session_close(s);
+    rm_rf(dir);
+    skip();
+  }
+#endif
   assert_true(happened);
   pt_session_close(s);
   rm_rf(dir);

