@@ -29,13 +29,7 @@
 #include "net/net.h"
 #include "net/tcp.h"
 #include "protium.h"
-
-#define CHECK(call)                                                                    \
-  do {                                                                                 \
-    pt_error err = {0};                                                                \
-    int chk_rc_ = (call);                                                              \
-    if (chk_rc_ != PT_OK) fail_msg("%s: %s (%d)", #call, err.message, chk_rc_);        \
-  } while (0)
+#include "test_net_util.h"
 
 /* A port nothing listens on now (the kernel's pick, released). */
 static int free_port(int family) {
@@ -181,26 +175,6 @@ static void test_any_port_secret_not_in_argv(void **state) {
   unsetenv("PROTIUM_SECRET");
 }
 
-/* Waits until the driver closes fd (read returns 0 or an error): what a
- * refused peer sees. 1 when it did within 20 s of silence. */
-static int closed_by_peer(int fd) {
-  uint8_t buf[256];
-  for (;;) {
-    struct pollfd p = {.fd = fd, .events = POLLIN};
-    if (poll(&p, 1, 20000) <= 0) return 0;
-    ssize_t r = read(fd, buf, sizeof buf);
-    if (r <= 0) return 1;
-  }
-}
-
-static int connect_to(int port) {
-  char where[64];
-  snprintf(where, sizeof where, "tcp:127.0.0.1:%d", port);
-  int fd = -1;
-  CHECK(pt__net_connect(where, &fd, &err));
-  return fd;
-}
-
 static void test_refused_peers(void **state) {
   setenv("PROTIUM_SECRET", "the right secret", 1);
   int port = free_port(AF_INET);
@@ -214,16 +188,16 @@ static void test_refused_peers(void **state) {
   pt_session *s = open_tcp("127.0.0.1", port, 2);
 
   /* Random bytes. */
-  int fd = connect_to(port);
+  int fd = pt_test_connect_local(port);
   uint8_t junk[300];
   srand(7);
   for (size_t i = 0; i < sizeof junk; i++) junk[i] = (uint8_t)rand();
   CHECK(pt__write_all(fd, junk, sizeof junk, &err));
-  assert_true(closed_by_peer(fd));
+  assert_true(pt_test_closed_by_peer(fd));
   close(fd);
 
   /* No secret: a client that skips the handshake and says Hello. */
-  fd = connect_to(port);
+  fd = pt_test_connect_local(port);
   pt_buf hello = {0};
   Protium__Hello h;
   protium__hello__init(&h);
@@ -233,11 +207,11 @@ static void test_refused_peers(void **state) {
   h.local_dir = "";
   CHECK(pt__frame_append(&hello, PT__MSG_HELLO, &h.base, &err));
   CHECK(pt__write_all(fd, hello.data, hello.len, &err));
-  assert_true(closed_by_peer(fd));
+  assert_true(pt_test_closed_by_peer(fd));
   close(fd);
 
   /* A wrong secret: the client learns it was refused. */
-  fd = connect_to(port);
+  fd = pt_test_connect_local(port);
   pt__secret wrong = {.len = 5};
   memcpy(wrong.bytes, "wrong", 5);
   pt_error e = {0};
@@ -246,7 +220,7 @@ static void test_refused_peers(void **state) {
 
   /* The right secret, then a Hello for an executor the driver never
    * started: authenticated, yet a stranger. */
-  fd = connect_to(port);
+  fd = pt_test_connect_local(port);
   pt__secret right = {.len = strlen("the right secret")};
   memcpy(right.bytes, "the right secret", right.len);
   CHECK(pt__auth_client(fd, &right, 10000, &err));
@@ -254,17 +228,17 @@ static void test_refused_peers(void **state) {
   hello.len = 0;
   CHECK(pt__frame_append(&hello, PT__MSG_HELLO, &h.base, &err));
   CHECK(pt__write_all(fd, hello.data, hello.len, &err));
-  assert_true(closed_by_peer(fd));
+  assert_true(pt_test_closed_by_peer(fd));
   close(fd);
   pt_buf_free(&hello);
 
   /* A peer that connects and says nothing is closed after 10 s. */
-  fd = connect_to(port);
+  fd = pt_test_connect_local(port);
   struct pollfd p = {.fd = fd, .events = POLLIN};
   uint8_t ch[PT__AUTH_CHALLENGE + 1];
   assert_int_equal(poll(&p, 1, 10000), 1);
   assert_int_equal(read(fd, ch, sizeof ch), PT__AUTH_CHALLENGE); /* the challenge, then */
-  assert_true(closed_by_peer(fd)); /* nothing until the deadline */
+  assert_true(pt_test_closed_by_peer(fd)); /* nothing until the deadline */
   close(fd);
 
   /* The session did not notice. */
@@ -423,23 +397,6 @@ static void test_handshake_units(void **state) {
 }
 
 
-/* Sum of column 0 (int64) of every batch, and the rows. */
-static void collect_sum(pt_dataset *ds, int64_t *rows, int64_t *sum) {
-  struct ArrowArrayStream st;
-  CHECK(pt_collect(ds, &st, &err));
-  *rows = *sum = 0;
-  for (;;) {
-    struct ArrowArray a;
-    assert_int_equal(st.get_next(&st, &a), 0);
-    if (a.release == NULL) break;
-    const int64_t *v = (const int64_t *)a.children[0]->buffers[1];
-    for (int64_t i = 0; i < a.length; i++) *sum += v[a.children[0]->offset + i];
-    *rows += a.length;
-    a.release(&a);
-  }
-  st.release(&st);
-}
-
 /* shuffle.fetch = remote: every block another executor wrote comes over
  * TCP from its block server; results exact. */
 static void test_remote_shuffle(void **state) {
@@ -457,7 +414,7 @@ static void test_remote_shuffle(void **state) {
   CHECK(pt_repartition(r, 4, &sh, &err));
   CHECK(pt_repartition(sh, 3, &back, &err));
   int64_t rows, sum;
-  collect_sum(back, &rows, &sum);
+  pt_test_collect_sum(back, &rows, &sum);
   assert_int_equal(rows, n);
   assert_int_equal(sum, n * (n - 1) / 2);
   pt_dataset_free(back);
@@ -520,7 +477,7 @@ static void test_block_server(void **state) {
   uint8_t junk[100];
   memset(junk, 0xab, sizeof junk);
   CHECK(pt__write_all(fd, junk, sizeof junk, &err));
-  assert_true(closed_by_peer(fd));
+  assert_true(pt_test_closed_by_peer(fd));
   close(fd);
   CHECK(pt__block_fetch(addr, &secret, NULL, path, 0, size, got, &unreachable, &err));
   assert_memory_equal(got, data, size);

@@ -25,13 +25,7 @@
 #include "net/tcp.h"
 #include "net/tls.h"
 #include "protium.h"
-
-#define CHECK(call)                                                                    \
-  do {                                                                                 \
-    pt_error err = {0};                                                                \
-    int chk_rc_ = (call);                                                              \
-    if (chk_rc_ != PT_OK) fail_msg("%s: %s (%d)", #call, err.message, chk_rc_);        \
-  } while (0)
+#include "test_net_util.h"
 
 static char dir[] = "/tmp/pt-tls-XXXXXX";
 static char ca[300], cert[300], key[300];          /* the cluster's */
@@ -103,23 +97,6 @@ static pt_session *open_tls(int port, int n, const char *fetch) {
   return s;
 }
 
-/* Rows and the sum of column 0 (int64) of a collected dataset. */
-static void collect_sum(pt_dataset *ds, int64_t *rows, int64_t *sum) {
-  struct ArrowArrayStream st;
-  CHECK(pt_collect(ds, &st, &err));
-  *rows = *sum = 0;
-  for (;;) {
-    struct ArrowArray a;
-    assert_int_equal(st.get_next(&st, &a), 0);
-    if (a.release == NULL) break;
-    const int64_t *v = (const int64_t *)a.children[0]->buffers[1];
-    for (int64_t i = 0; i < a.length; i++) *sum += v[a.children[0]->offset + i];
-    *rows += a.length;
-    a.release(&a);
-  }
-  st.release(&st);
-}
-
 /* range -> shuffle into 4 -> shuffle into 3 -> collect: exact. */
 static void check_shuffle_job(pt_session *s, int64_t n) {
   pt_dataset *r, *sh, *back;
@@ -127,7 +104,7 @@ static void check_shuffle_job(pt_session *s, int64_t n) {
   CHECK(pt_repartition(r, 4, &sh, &err));
   CHECK(pt_repartition(sh, 3, &back, &err));
   int64_t rows, sum;
-  collect_sum(back, &rows, &sum);
+  pt_test_collect_sum(back, &rows, &sum);
   assert_int_equal(rows, n);
   assert_int_equal(sum, n * (n - 1) / 2);
   pt_dataset_free(back);
@@ -143,25 +120,6 @@ static int free_port(void) {
   assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &sl), 0);
   close(fd);
   return ntohs(a.sin_port);
-}
-
-static int connect_to(int port) {
-  char where[64];
-  snprintf(where, sizeof where, "tcp:127.0.0.1:%d", port);
-  int fd = -1;
-  CHECK(pt__net_connect(where, &fd, &err));
-  return fd;
-}
-
-/* 1 when the peer closes fd (read returns 0 or fails) within 20 s. */
-static int closed_by_peer(int fd) {
-  uint8_t buf[256];
-  for (;;) {
-    struct pollfd p = {.fd = fd, .events = POLLIN};
-    if (poll(&p, 1, 20000) <= 0) return 0;
-    ssize_t r = read(fd, buf, sizeof buf);
-    if (r <= 0) return 1;
-  }
 }
 
 static void test_job_over_tls(void **state) {
@@ -206,7 +164,7 @@ static void test_refused_peers(void **state) {
    * (TLS 1.3 lets the client finish first: it learns at its next read). */
   pt__tls_ctx *other;
   CHECK(pt__tls_ctx_new(o_cert, o_key, ca, &other, &err));
-  fd = connect_to(port);
+  fd = pt_test_connect_local(port);
   if (pt__tls_wrap(other, fd, 0, 10000, &app, &e) == PT_OK) {
     assert_int_not_equal(pt__auth_client(app, &right, 10000, &e), PT_OK);
     close(app);
@@ -217,7 +175,7 @@ static void test_refused_peers(void **state) {
 
   /* A client that trusts another CA: it refuses the driver. */
   CHECK(pt__tls_ctx_new(o_cert, o_key, o_ca, &other, &err));
-  fd = connect_to(port);
+  fd = pt_test_connect_local(port);
   assert_int_equal(pt__tls_wrap(other, fd, 0, 10000, &app, &e), PT_EFORMAT);
   assert_non_null(strstr(e.message, "tls: certificate refused"));
   close(fd);
@@ -225,28 +183,28 @@ static void test_refused_peers(void **state) {
 
   /* Plain TCP: no challenge comes (the driver waits for TLS), and what the
    * client then says is not TLS. */
-  fd = connect_to(port);
+  fd = pt_test_connect_local(port);
   assert_int_equal(pt__auth_client(fd, &right, 500, &e), PT_ETIMEDOUT);
   uint8_t resp[PT__AUTH_RESPONSE];
   memset(resp, 0, sizeof resp);
   memcpy(resp, PT__AUTH_MAGIC, 8);
   CHECK(pt__write_all(fd, resp, sizeof resp, &err));
-  assert_true(closed_by_peer(fd));
+  assert_true(pt_test_closed_by_peer(fd));
   close(fd);
 
   /* Random bytes. */
-  fd = connect_to(port);
+  fd = pt_test_connect_local(port);
   uint8_t junk[300];
   srand(11);
   for (size_t i = 0; i < sizeof junk; i++) junk[i] = (uint8_t)rand();
   CHECK(pt__write_all(fd, junk, sizeof junk, &err));
-  assert_true(closed_by_peer(fd));
+  assert_true(pt_test_closed_by_peer(fd));
   close(fd);
 
   /* The right certificate, the wrong secret. */
   pt__tls_ctx *good;
   CHECK(pt__tls_ctx_new(cert, key, ca, &good, &err));
-  fd = connect_to(port);
+  fd = pt_test_connect_local(port);
   CHECK(pt__tls_wrap(good, fd, 0, 10000, &app, &err));
   pt__secret wrong = {.len = 5};
   memcpy(wrong.bytes, "wrong", 5);
@@ -254,7 +212,7 @@ static void test_refused_peers(void **state) {
   close(app);
 
   /* Everything right, then a frame over the size limit: closed. */
-  fd = connect_to(port);
+  fd = pt_test_connect_local(port);
   CHECK(pt__tls_wrap(good, fd, 0, 10000, &app, &err));
   CHECK(pt__auth_client(app, &right, 10000, &err));
   uint8_t big[PT__FRAME_HEADER] = {0};
@@ -262,7 +220,7 @@ static void test_refused_peers(void **state) {
   big[4] = PT__PROTOCOL_VERSION;
   big[6] = PT__MSG_HELLO;
   CHECK(pt__write_all(app, big, sizeof big, &err));
-  assert_true(closed_by_peer(app));
+  assert_true(pt_test_closed_by_peer(app));
   close(app);
   pt__tls_ctx_free(good);
 
