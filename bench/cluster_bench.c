@@ -37,26 +37,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
 #include "protium.h"
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
-static double percentile(double *v, int n, double p) {
-  qsort(v, (size_t)n, sizeof *v, cmp_double);
-  int i = (int)ceil(p / 100.0 * n) - 1;
-  if (i < 0) i = 0;
-  if (i >= n) i = n - 1;
-  return v[i];
-}
 
 static int die(const char *what, const pt_error *err) {
   fprintf(stderr, "cluster_bench: %s: %s\n", what, err ? err->message : "failed");

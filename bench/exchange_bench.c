@@ -12,13 +12,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_util.h"
 #include "protium.h"
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 /* Input: a struct of x int64 and f float64 (no nulls, offset 0, as the
  * benchmark writes them); output: x, f and y = x + 1. x and f are shared

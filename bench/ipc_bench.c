@@ -38,13 +38,9 @@
 #include <protium.h>
 #include <zstd.h>
 
-#define MAX_BATCHES 4096
+#include "bench_util.h"
 
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
+#define MAX_BATCHES 4096
 
 static int fail(const char *what, const pt_error *err) {
   fprintf(stderr, "ipc_bench: %s: %s\n", what, err ? err->message : "failed");

@@ -18,13 +18,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
 #include "protium.h"
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 /* CPU time of this process (every thread: the driver's and the user's; not
  * its executors), to the nanosecond. */
