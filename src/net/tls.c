@@ -5,6 +5,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -253,6 +255,14 @@ static void *pump_main(void *arg) {
   uint8_t *buf = p->buf;
   fcntl(p->net, F_SETFL, fcntl(p->net, F_GETFL) | O_NONBLOCK);
   fcntl(p->app, F_SETFL, fcntl(p->app, F_GETFL) | O_NONBLOCK);
+  /* The pump already sends all it holds with one call, so Nagle's algorithm
+   * only delays: a reply's small first record (a block server's status
+   * byte) would hold back the records after it until the peer's delayed
+   * acknowledgement came, milliseconds per request. An accepted socket does
+   * not have the option that pt__net_connect sets; code behind the pump
+   * cannot set it on the TCP socket it never sees. */
+  int one = 1;
+  (void)setsockopt(p->net, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   for (;;) {
     /* The network ended: deliver what came, then end the app's side. The
      * app ended: send what it wrote, say goodbye, close. */
