@@ -88,6 +88,12 @@ static const pt__conf_key KEYS[] = {
      "net.transport = tcp: auto (read map output from the local disk when it is there, else "
      "from its executor's block server) or remote (always over TCP unless this executor wrote "
      "it: one machine behaving as many)", "auto|remote"},
+    {"net.results", "auto", PT__CONF_CHOICE, 0,
+     "how results (collect, take, to_arrow) reach the driver: files (each task writes its "
+     "partition into the session directory, which must then be shared with every host), "
+     "stream (the driver fetches each partition from its executor's block server; needs "
+     "net.transport = tcp) or auto (stream from executors on another host, files otherwise)",
+     "auto|files|stream"},
     {"slurm.executors", "auto", PT__CONF_CHOICE, 0,
      "master slurm: node (one executor per node of the allocation, its CPUs and GPUs), task "
      "(one per task, each a step with its own CPUs and --gpus-per-task GPUs) or auto (task "

@@ -52,6 +52,13 @@ static int fetch_forced(void) {
   return v && strcmp(v, "remote") == 0;
 }
 
+/* PROTIUM_NET_RESULTS=stream does the same for net.results (with TCP):
+ * the engine's tests then collect every result through the block servers. */
+static int results_forced(void) {
+  const char *v = getenv("PROTIUM_NET_RESULTS");
+  return v && strcmp(v, "stream") == 0;
+}
+
 int pt_session_open(const char *master, const pt_conf *conf, pt_session **out, pt_error *err) {
   if (!out) return pt__errorf(err, PT_EINVAL, "session_open: out must not be NULL");
   *out = NULL;
@@ -161,10 +168,20 @@ int pt_session_open(const char *master, const pt_conf *conf, pt_session **out, p
       .tls_cert = pt_conf_get(s->conf, "net.tls.cert"),
       .tls_key = pt_conf_get(s->conf, "net.tls.key"),
       .tls_ca = pt_conf_get(s->conf, "net.tls.ca"),
+      .results = strcmp(pt_conf_get(s->conf, "net.results"), "stream") == 0 ? PT__RESULTS_STREAM
+                 : strcmp(pt_conf_get(s->conf, "net.results"), "files") == 0 ? PT__RESULTS_FILES
+                                                                            : PT__RESULTS_AUTO,
   };
   if (o.tls && !o.tcp) {
     rc = pt__errorf(err, PT_EINVAL, "session: net.tls = on needs net.transport = tcp (unix "
                     "sockets stay on this machine); set net.transport = tcp or net.tls = off");
+    goto remove_dir;
+  }
+  if (results_forced() && o.tcp) o.results = PT__RESULTS_STREAM;
+  if (o.results == PT__RESULTS_STREAM && !o.tcp) {
+    rc = pt__errorf(err, PT_EINVAL, "session: net.results = stream needs net.transport = tcp "
+                    "(results are fetched from the executors' block servers); set "
+                    "net.transport = tcp or net.results = auto");
     goto remove_dir;
   }
   if (o.driver_port > 65535) {

@@ -13,6 +13,9 @@
  *   16      8     u64 length of the segment (<= PT__MAX_FRAME)
  *   24      n     the file's path, under the server's directory
  *
+ * The server serves the files named shuffle-* (map outputs) and result-*
+ * (result partitions the driver fetches, net.results) of its directory.
+ *
  * Reply: u8 status; 0 = the length bytes follow (sent with sendfile); 1 = a
  * u16 message length and the message (file missing, outside the directory,
  * range past its end), then the server closes the connection. After a

@@ -110,10 +110,13 @@ static int serve(pt__block_server *s, int fd) {
   if (read_all(fd, path, n) != 0) return 0;
   path[n] = 0;
   size_t dl = strlen(s->dir);
-  /* Only this executor's shuffle files: under its directory, no way up. */
+  /* Only this executor's shuffle files and the result files the driver
+   * fetches: under its directory, no way up. */
+  const char *name = path + dl + 1;
   if (strlen(path) != n || strncmp(path, s->dir, dl) != 0 || path[dl] != '/' ||
-      strstr(path, "/..") != NULL || strstr(path + dl + 1, "shuffle-") != path + dl + 1) {
-    refuse(fd, "'%s' is not a shuffle file of this executor", path);
+      strstr(path, "/..") != NULL ||
+      (strncmp(name, "shuffle-", 8) != 0 && strncmp(name, "result-", 7) != 0)) {
+    refuse(fd, "'%s' is not a shuffle or result file of this executor", path);
     return 0;
   }
   int file = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);

@@ -38,6 +38,10 @@ typedef struct pt__exec_env {
   pt__tls_ctx *tls; /* net.tls = on: for block fetches; else NULL */
   const char *block_address;
   int fetch_remote;
+  /* Welcome.results_stream: result partitions go to
+   * <local_dir>/result-<stage>-<p>-<a>.arrows, which the driver fetches
+   * from the block server, instead of the session directory. */
+  int results_stream;
 } pt__exec_env;
 
 /* A stage definition ready to run tasks: a private copy of the StageDef with

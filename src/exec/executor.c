@@ -677,11 +677,13 @@ static void on_kill(executor *x, const Protium__KillTasks *k) {
   pthread_mutex_unlock(&x->mu);
 }
 
-static void remove_shuffle_files(executor *x, int64_t sid) {
+/* Files of the executor's directory named "<kind>-<id>-...": a shuffle's
+ * map outputs, or a result stage's partitions the driver fetched. */
+static void remove_shuffle_files(executor *x, const char *kind, int64_t sid) {
   DIR *d = opendir(x->env.local_dir);
   if (d == NULL) return;
   char prefix[64];
-  int n = snprintf(prefix, sizeof prefix, "shuffle-%lld-", (long long)sid);
+  int n = snprintf(prefix, sizeof prefix, "%s-%lld-", kind, (long long)sid);
   struct dirent *e;
   while ((e = readdir(d)) != NULL) {
     if (strncmp(e->d_name, prefix, (size_t)n) != 0) continue;
@@ -703,7 +705,11 @@ static void on_cleanup(executor *x, const Protium__Cleanup *c) {
     else x->stages[kept++] = x->stages[i];
   }
   x->n_stages = kept;
-  for (size_t j = 0; j < c->n_shuffle_ids; j++) remove_shuffle_files(x, c->shuffle_ids[j]);
+  for (size_t j = 0; j < c->n_shuffle_ids; j++)
+    remove_shuffle_files(x, "shuffle", c->shuffle_ids[j]);
+  /* Results fetched by the driver: their stage is over. */
+  for (size_t j = 0; j < c->n_stage_ids && x->env.results_stream; j++)
+    remove_shuffle_files(x, "result", c->stage_ids[j]);
 }
 
 static void send_heartbeat(executor *x) {
@@ -1021,6 +1027,7 @@ static int handshake(executor *x, pt__frame_decoder *d, pt_error *err) {
   PT_RETURN_NOT_OK(pt__msg_unpack(f.type, f.payload, f.len, &m, err));
   Protium__Welcome *w = (Protium__Welcome *)m;
   x->env.session_dir = pt__strdup(w->session_dir);
+  x->env.results_stream = w->results_stream && x->blocks != NULL;
   x->heartbeat_ms = w->heartbeat_interval_ms > 0 ? w->heartbeat_interval_ms : 1000;
   for (size_t i = 0; i < w->n_conf; i++)
     if (strcmp(w->conf[i]->key, "shuffle.fetch") == 0)

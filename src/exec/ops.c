@@ -827,6 +827,13 @@ int pt__sink_open(pt__task *t, const Protium__Op *op, const struct ArrowSchema *
   switch (op->op_case) {
     case PROTIUM__OP__OP_COUNT: return PT_OK;
     case PROTIUM__OP__OP_RESULT: {
+      if (t->env->results_stream && t->env->local_dir) {
+        /* The driver fetches it from this executor's block server. */
+        sink->path = path_printf(err, "%s/result-%lld-%lld-%lld.arrows", t->env->local_dir,
+                                 (long long)t->launch->stage_id, p, a);
+        if (sink->path == NULL) return err ? err->code : PT_ENOMEM;
+        return open_writer(sink, NULL, err);
+      }
       const char *sd = t->env->session_dir ? t->env->session_dir : ".";
       char *dir = path_printf(err, "%s/results/%lld", sd, (long long)t->ctx.job_id);
       if (dir == NULL) return err ? err->code : PT_ENOMEM;

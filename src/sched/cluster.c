@@ -626,6 +626,8 @@ static void on_hello(pt__driver_conn *c, const Protium__Hello *h) {
     ptrs[i] = &entries[i];
   }
   w.session_dir = d->session_dir;
+  ex->results_stream = pt__results_stream_for(d, ex);
+  w.results_stream = ex->results_stream;
   w.heartbeat_interval_ms = d->opts.heartbeat_interval_ms;
   w.n_conf = n;
   w.conf = ptrs;
@@ -992,6 +994,8 @@ static void driver_wake(pt__driver *d) {
   (void)r;
 }
 
+void pt__cluster_wake(pt__driver *d) { driver_wake(d); }
+
 static void wake_cb_locked(uv_poll_t *h, int status, int events) {
   pt__driver *d = h->data;
   uint64_t n;
@@ -1005,6 +1009,7 @@ static void wake_cb_locked(uv_poll_t *h, int status, int events) {
    * prepare callback of this turn does it. */
   d->need_schedule = 1;
   if (stop && !d->stopping) begin_stop(d);
+  if (!d->stopping) pt__results_poll(d);
   pt__sched_flush_done(d);
 }
 
@@ -1207,6 +1212,7 @@ static int tcp_listen(pt__driver *d, const char *host, int port, const char *adv
 }
 
 static void driver_free(pt__driver *d) {
+  pt__results_stop(d); /* its threads use the secret and TLS context */
   for (int32_t i = 0; i < d->n_execs; i++) {
     pt__executor *ex = d->execs[i];
     pt_buf_free(&ex->out);

@@ -166,7 +166,15 @@ typedef struct pt__driver_opts {
   const char *tls_cert;
   const char *tls_key;
   const char *tls_ca;
+  /* net.results: how result partitions reach the driver (PT__RESULTS_*). */
+  int results;
 } pt__driver_opts;
+
+enum {
+  PT__RESULTS_AUTO,   /* fetched from executors on another host, files otherwise */
+  PT__RESULTS_FILES,  /* always files in the session directory */
+  PT__RESULTS_STREAM, /* always fetched from the executor's block server */
+};
 
 /* Starts the driver thread and the executors; returns once every executor
  * said Hello. On PT_OK the caller owns *out (stop with pt__driver_stop). */
@@ -352,6 +360,7 @@ typedef enum pt__executor_state {
 } pt__executor_state;
 
 typedef struct pt__driver_conn pt__driver_conn;
+typedef struct pt__rfetch pt__rfetch;
 
 /* One executor process (under the driver's loop_mu). */
 typedef struct pt__executor {
@@ -379,6 +388,8 @@ typedef struct pt__executor {
   char *dir;                      /* <session_dir>/exec-<id>, owned */
   char *host;                     /* from Hello, owned; NULL before */
   char *block_address;            /* from Hello, owned; NULL = serves no blocks (unix) */
+  int results_stream;             /* its results are fetched from its block server
+                                     (Welcome.results_stream; results.c) */
   int32_t units;                  /* cpus of the tasks in flight (each >= 1) */
   int32_t n_multi;                /* tasks in flight of more than one cpu */
   int32_t seat;                   /* its share of the host's resources: d->res[seat] */
@@ -458,6 +469,7 @@ struct pt__driver {
   int64_t next_exec_id;
   int start_failures;             /* executors lost before Hello, in a row */
   int32_t rr;                     /* round-robin start of the launch pass */
+  pt__rfetch *rfetch;             /* owned (results.c): result fetches; NULL until the first */
 };
 
 /* cluster.c (loop_mu held) */
@@ -472,6 +484,8 @@ void pt__cluster_lose(pt__executor *ex, const char *cause, int64_t timed_out_tas
  * that one loss costs one resubmission of the map stage however its news
  * arrives first (a fetch failure or the end of its connection). */
 void pt__cluster_lose_unreachable(pt__driver *d, int64_t exec_id, const pt__executor *reporter);
+/* Wakes the loop thread (any thread). */
+void pt__cluster_wake(pt__driver *d);
 /* Wakes the user thread waiting for job (which then owns it). */
 void pt__driver_job_done(pt__driver *d, pt__job *job);
 
@@ -505,7 +519,33 @@ int pt__slurm_hostlist(const char *list, char ***out, int32_t *n, pt_error *err)
  * counts, is PT_EFORMAT. */
 int pt__slurm_counts(const char *spec, int32_t *out, int32_t n, pt_error *err);
 
+/* results.c: result partitions of executors whose files the driver cannot
+ * read (Welcome.results_stream), fetched from their block servers by
+ * threads of the driver, off the loop. */
+/* Whether the driver streams ex's results (at its Hello: another host, or
+ * net.results = stream). */
+int pt__results_stream_for(const pt__driver *d, const pt__executor *ex);
+/* Queues the fetch of partition p's attempt file (ts, a succeeded status
+ * from ex) into the job's results directory (loop_mu held). PT_ENOMEM;
+ * on PT_OK its end comes back through pt__results_poll. */
+int pt__results_fetch(pt__driver *d, pt__executor *ex, pt__sched_stage *st, int64_t p,
+                      const Protium__TaskStatus *ts);
+/* Hands the fetches that ended to the scheduler (loop thread, loop_mu
+ * held). */
+void pt__results_poll(pt__driver *d);
+/* Stops the fetching threads (after the loop ended) and frees what is
+ * left; a no-op without fetches. */
+void pt__results_stop(pt__driver *d);
+
 /* scheduler.c (loop_mu held) */
+/* A result fetch ended: on PT_OK the attempt counts as succeeded
+ * (local_path, owned by the caller, is the partition's file now); else it
+ * failed (counted unless the executor could not be reached, which loses
+ * it). */
+void pt__sched_result_fetched(pt__driver *d, int64_t job_id, int64_t stage_id,
+                              int64_t stage_attempt, int64_t p, int64_t exec_id, int64_t rows,
+                              int64_t count, const char *local_path, int rc, int unreachable,
+                              const char *error);
 void pt__sched_submit(pt__driver *d, pt__job *job);
 void pt__sched_schedule(pt__driver *d);
 void pt__sched_on_status(pt__driver *d, pt__executor *ex, const Protium__TaskStatus *st);

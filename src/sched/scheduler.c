@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "net/net.h"
 #include "sched/sched.h"
@@ -456,6 +457,21 @@ static void attempt_succeeded(pt__driver *d, pt__sched_stage *st, int64_t p, pt_
     }
     st->output_exec[p] = ex->id;
   } else {
+    if (st->paths && ex->results_stream && st->job->action.sink == PT__SINK_RESULT) {
+      /* The file is on the executor's host: the attempt counts once the
+       * driver has it. Until then the partition is running, so that
+       * nothing launches it again meanwhile. */
+      if (!ts->output_path || !*ts->output_path || ts->bytes_written <= 0) {
+        attempt_failed(d, st, p, ex->id, "executor reported no result file", PT_EIO, 1);
+        return;
+      }
+      if (pt__results_fetch(d, ex, st, p, ts) != PT_OK) {
+        job_fail(d, job, PT_ENOMEM, "job %lld failed: driver out of memory", (long long)job->id);
+        return;
+      }
+      st->running[p]++;
+      return;
+    }
     if (st->paths) {
       if (!ts->output_path || !*ts->output_path) {
         attempt_failed(d, st, p, ex->id, "executor reported no output file", PT_EIO, 1);
@@ -471,6 +487,56 @@ static void attempt_succeeded(pt__driver *d, pt__sched_stage *st, int64_t p, pt_
     st->counts[p] = ts->count;
   }
   st->done[p] = 1;
+  if (st->bar && !pt__barrier_task_succeeded(d, st, p)) return;
+  if (job->state == PT__JOB_RUNNING && ++st->n_done == st->partitions) stage_done(d, st);
+}
+
+void pt__sched_result_fetched(pt__driver *d, int64_t job_id, int64_t stage_id,
+                              int64_t stage_attempt, int64_t p, int64_t exec_id, int64_t rows,
+                              int64_t count, const char *local_path, int rc, int unreachable,
+                              const char *error) {
+  pt__job *job = d->active;
+  while (job && job->id != job_id) job = job->next;
+  pt__sched_stage *st = job ? job->final : NULL;
+  if (!st || st->id != stage_id || p < 0 || p >= st->partitions) {
+    if (rc == PT_OK) unlink(local_path); /* the job ended meanwhile */
+    return;
+  }
+  st->running[p]--;
+  pt__executor *ex = NULL;
+  for (int32_t i = 0; i < d->n_execs; i++)
+    if (d->execs[i]->id == exec_id) ex = d->execs[i];
+  if (rc != PT_OK) {
+    char cause[PT_ERROR_SIZE];
+    snprintf(cause, sizeof cause, "the result of partition %lld could not be fetched from "
+             "executor %lld: %.800s", (long long)p, (long long)exec_id, error);
+    /* Cannot be reached: gone, with what it held (as a reduce task's
+     * failed fetch says). Not counted, as any task of a lost executor. */
+    int lost = unreachable || !ex || ex->state == PT__EXEC_LOST;
+    if (unreachable && ex && ex->state != PT__EXEC_LOST) {
+      char why[PT_ERROR_SIZE];
+      snprintf(why, sizeof why, "executor %lld lost: its block server cannot be reached from "
+               "the driver (%.800s)", (long long)exec_id, error);
+      pt__cluster_lose(ex, why, 0, NULL);
+    }
+    attempt_failed(d, st, p, exec_id, cause, PT_EIO, !lost);
+    d->need_schedule = 1;
+    return;
+  }
+  /* The first success wins; a stopped barrier attempt's output is void. */
+  if (job->state != PT__JOB_RUNNING || st->done[p] || (st->bar && st->attempt != stage_attempt)) {
+    unlink(local_path);
+    return;
+  }
+  st->paths[p] = pt__strdup(local_path);
+  if (!st->paths[p]) {
+    job_fail(d, job, PT_ENOMEM, "job %lld failed: driver out of memory", (long long)job->id);
+    return;
+  }
+  st->rows[p] = rows;
+  st->counts[p] = count;
+  st->done[p] = 1;
+  d->need_schedule = 1;
   if (st->bar && !pt__barrier_task_succeeded(d, st, p)) return;
   if (job->state == PT__JOB_RUNNING && ++st->n_done == st->partitions) stage_done(d, st);
 }

@@ -453,9 +453,9 @@ static void test_block_server(void **state) {
   char outside[300];
   snprintf(outside, sizeof outside, "%s/../etc/passwd", dir);
   assert_int_equal(pt__block_fetch(addr, &secret, NULL, outside, 0, 10, got, &unreachable, &e), PT_EIO);
-  assert_non_null(strstr(e.message, "is not a shuffle file of this executor"));
+  assert_non_null(strstr(e.message, "is not a shuffle or result file of this executor"));
   assert_int_equal(pt__block_fetch(addr, &secret, NULL, "/etc/passwd", 0, 10, got, &unreachable, &e), PT_EIO);
-  assert_non_null(strstr(e.message, "is not a shuffle file of this executor"));
+  assert_non_null(strstr(e.message, "is not a shuffle or result file of this executor"));
   assert_int_equal(pt__block_fetch(addr, &secret, NULL, path, (int64_t)size - 5, 10, got, &unreachable, &e), PT_EIO);
   assert_non_null(strstr(e.message, "segment past the end of the file"));
   char missing[300];
@@ -536,6 +536,123 @@ static void test_output_not_shared(void **state) {
   rmdir(base);
 }
 
+/* Executors on "other hosts": each in a mount and UTS namespace of its own,
+ * with a tmpfs over local.dir (the driver's session directory is not
+ * there) and a host name of its own. base: local.dir. NULL when this
+ * machine cannot (not root, no unshare): the caller skips. */
+static pt_session *open_unshared(const char *base, const char *results, int n) {
+  if (geteuid() != 0 || system("command -v unshare >/dev/null 2>&1") != 0) return NULL;
+  char self[1024];
+  ssize_t l = readlink("/proc/self/exe", self, sizeof self - 1);
+  assert_true(l > 0);
+  self[l] = 0;
+  char cmd[2400];
+  snprintf(cmd, sizeof cmd, "unshare -m -u sh -c \"hostname pt-node-$PROTIUM_EXECUTOR_ID && "
+           "mount -t tmpfs none %s && mkdir -p \\\"$PROTIUM_EXECUTOR_DIR\\\" && exec %s\"",
+           base, self);
+  pt_conf *conf;
+  CHECK(pt_conf_new(&conf, &err));
+  CHECK(pt_conf_set(conf, "net.transport", "tcp", &err));
+  CHECK(pt_conf_set(conf, "net.results", results, &err));
+  CHECK(pt_conf_set(conf, "local.dir", base, &err));
+  CHECK(pt_conf_set(conf, "executor.command", cmd, &err));
+  char name[32];
+  snprintf(name, sizeof name, "local[%d]", n);
+  pt_session *s;
+  CHECK(pt_session_open(name, conf, &s, &err));
+  pt_conf_free(conf);
+  return s;
+}
+
+/* Collects ds (ids lo, lo + 1, ...) and checks every value in order. */
+static void collect_ids(pt_dataset *ds, int64_t lo, int64_t n) {
+  struct ArrowArrayStream st;
+  CHECK(pt_collect(ds, &st, &err));
+  int64_t next = lo;
+  for (;;) {
+    struct ArrowArray a;
+    assert_int_equal(st.get_next(&st, &a), 0);
+    if (a.release == NULL) break;
+    const int64_t *v = (const int64_t *)a.children[0]->buffers[1] + a.children[0]->offset;
+    for (int64_t i = 0; i < a.length; i++)
+      if (v[i] != next++) fail_msg("row %lld is %lld", (long long)(next - 1), (long long)v[i]);
+    a.release(&a);
+  }
+  st.release(&st);
+  assert_int_equal(next, lo + n);
+}
+
+/* Results over the network: the executors cannot write into the driver's
+ * session directory (it is not on their "host"), so net.results = auto
+ * has the driver fetch every partition from their block servers: exact,
+ * in order, also for a partition larger than one frame (64 MiB). With
+ * net.results = files the same collect cannot find its partitions. */
+static void test_results_stream(void **state) {
+  char base[] = "/tmp/pt-results-XXXXXX";
+  assert_non_null(mkdtemp(base));
+  pt_session *s = open_unshared(base, "auto", 2);
+  if (!s) {
+    rmdir(base);
+    fprintf(stderr, "test_results_stream SKIPPED: needs root and unshare (util-linux)\n");
+    skip();
+  }
+  pt_dataset *r, *big;
+  CHECK(pt_range(s, 5, 5 + 100000, 8, &r, &err));
+  collect_ids(r, 5, 100000);
+  collect_ids(r, 5, 100000); /* the executors' copies of the first were removed */
+  const int64_t n_big = 9 * 1000 * 1000; /* 72 MB of int64 in one partition */
+  CHECK(pt_range(s, 0, n_big, 1, &big, &err));
+  collect_ids(big, 0, n_big);
+  pt_dataset_free(big);
+  pt_dataset_free(r);
+  pt_session_close(s);
+
+  s = open_unshared(base, "files", 2);
+  CHECK(pt_range(s, 0, 1000, 4, &r, &err));
+  struct ArrowArrayStream st;
+  pt_error e = {0};
+  int rc = pt_collect(r, &st, &e);
+  struct ArrowArray a = {0};
+  if (rc == PT_OK) {
+    assert_int_not_equal(st.get_next(&st, &a), 0); /* the partitions are on the executors */
+    st.release(&st);
+  }
+  pt_dataset_free(r);
+  pt_session_close(s);
+  rmdir(base);
+}
+
+/* An executor killed after its result task finished, before the driver
+ * fetched the result (the fault hook kills it then): the partition is
+ * computed again elsewhere, and the result is exact. */
+static void test_results_stream_executor_killed(void **state) {
+  char base[] = "/tmp/pt-results-XXXXXX";
+  assert_non_null(mkdtemp(base));
+  setenv("PROTIUM_FAULT_RESULT_FETCH", "kill_executor", 1);
+  pt_session *s = open_unshared(base, "stream", 2);
+  if (!s) {
+    unsetenv("PROTIUM_FAULT_RESULT_FETCH");
+    rmdir(base);
+    fprintf(stderr, "test_results_stream_executor_killed SKIPPED: needs root and unshare\n");
+    skip();
+  }
+  pt_dataset *r;
+  CHECK(pt_range(s, 0, 60000, 6, &r, &err));
+  collect_ids(r, 0, 60000);
+  pt_job_stats *js;
+  CHECK(pt_dataset_last_job(r, &js, &err));
+  assert_true(js->executors_lost >= 1);
+  pt_stage_stats tot;
+  pt_job_stats_total(js, &tot);
+  assert_true(tot.tasks_launched > 6); /* the killed executor's partition ran again */
+  pt_job_stats_free(js);
+  collect_ids(r, 0, 60000); /* and the session goes on */
+  unsetenv("PROTIUM_FAULT_RESULT_FETCH");
+  pt_dataset_free(r);
+  pt_session_close(s);
+  rmdir(base);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_handshake_units),
@@ -548,6 +665,8 @@ int main(void) {
       cmocka_unit_test(test_block_server),
       cmocka_unit_test(test_remote_shuffle),
       cmocka_unit_test(test_output_not_shared),
+      cmocka_unit_test(test_results_stream),
+      cmocka_unit_test(test_results_stream_executor_killed),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

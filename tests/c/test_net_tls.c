@@ -285,7 +285,7 @@ static void test_block_server_tls(void **state) {
   /* Refusals are still refusals inside TLS. */
   assert_int_equal(pt__block_fetch(addr, &secret, good, "/etc/passwd", 0, 10, got, &unreachable,
                                    &e), PT_EIO);
-  assert_non_null(strstr(e.message, "is not a shuffle file of this executor"));
+  assert_non_null(strstr(e.message, "is not a shuffle or result file of this executor"));
   CHECK(pt__block_fetch(addr, &secret, good, path, 0, size, got, &unreachable, &err));
   assert_memory_equal(got, data, size);
   pt__tls_ctx_free(good);
