@@ -13,7 +13,7 @@ enum { CLI_OK = 0, CLI_FAILED = 1, CLI_USAGE = 2 };
 /* `protium cat FILE [--schema] [--limit N]`; argv[0] is "cat". */
 int pt__cli_cat(int argc, char **argv);
 
-/* `protium demo [--master M] [DIR]`; argv[0] is "demo". */
+/* `protium demo [--master M] [--conf KEY=VALUE]... [DIR]`; argv[0] is "demo". */
 int pt__cli_demo(int argc, char **argv);
 
 /* `protium submit --slurm [options] PROGRAM [ARGS]`; argv[0] is "submit".

@@ -156,14 +156,42 @@ static void show_rows(const char *dir, int64_t n) {
 
 int pt__cli_demo(int argc, char **argv) {
   const char *master = "local[2]";
-  if (argc >= 3 && strcmp(argv[1], "--master") == 0) {
-    /* --master slurm: the same pipeline on a Slurm allocation's nodes */
-    master = argv[2];
+  pt_error err = {0};
+  pt_conf *conf = NULL;
+  if (pt_conf_new(&conf, &err) != PT_OK) {
+    fprintf(stderr, "protium: demo: %s\n", err.message);
+    return CLI_FAILED;
+  }
+  for (;;) {
+    if (argc >= 3 && strcmp(argv[1], "--master") == 0) {
+      /* --master slurm: the same pipeline on a Slurm allocation's nodes */
+      master = argv[2];
+    } else if (argc >= 3 && strcmp(argv[1], "--conf") == 0) {
+      /* --conf net.tls=on ...: the pipeline under the session's settings */
+      char *eq = strchr(argv[2], '=');
+      if (!eq) {
+        fprintf(stderr, "protium: demo: --conf takes KEY=VALUE, not '%s'\n", argv[2]);
+        pt_conf_free(conf);
+        return CLI_USAGE;
+      }
+      *eq = 0;
+      int rc = pt_conf_set(conf, argv[2], eq + 1, &err);
+      *eq = '=';
+      if (rc != PT_OK) {
+        fprintf(stderr, "protium: demo: --conf %s: %s\n", argv[2], err.message);
+        pt_conf_free(conf);
+        return CLI_USAGE;
+      }
+    } else {
+      break;
+    }
     argc -= 2;
     argv += 2;
   }
   if (argc > 2 || (argc == 2 && argv[1][0] == '-')) {
-    fprintf(stderr, "protium: demo: usage: protium demo [--master MASTER] [DIR]\n");
+    fprintf(stderr, "protium: demo: usage: protium demo [--master MASTER] [--conf KEY=VALUE]... "
+                    "[DIR]\n");
+    pt_conf_free(conf);
     return CLI_USAGE;
   }
   char tmp[4096];
@@ -173,11 +201,11 @@ int pt__cli_demo(int argc, char **argv) {
     if (snprintf(tmp, sizeof tmp, "%s/protium-demo-XXXXXX", base) >= (int)sizeof tmp ||
         mkdtemp(tmp) == NULL) {
       fprintf(stderr, "protium: demo: cannot create a directory in %s\n", base);
+      pt_conf_free(conf);
       return CLI_FAILED;
     }
     dir = tmp;
   }
-  pt_error err = {0};
   pt_session *s = NULL;
   pt_dataset *range = NULL, *enriched = NULL, *shuffled = NULL, *back = NULL;
   struct ArrowSchema schema = {0};
@@ -187,7 +215,7 @@ int pt__cli_demo(int argc, char **argv) {
   printf("protium demo: range -> map_batches -> repartition by key -> write_ipc -> read back\n");
   double t0 = now_ms();
   step = "open a session";
-  if (pt_session_open(master, NULL, &s, &err) != PT_OK) goto done;
+  if (pt_session_open(master, conf, &s, &err) != PT_OK) goto done;
   pt_executor_info info[2];
   int64_t n_exec = 0;
   step = "list executors";
@@ -246,6 +274,7 @@ done:
   pt_dataset_free(range);
   if (schema.release) schema.release(&schema);
   if (s) pt_session_close(s);
+  pt_conf_free(conf);
   if (dir == tmp) remove_output(dir);
   return status;
 }
