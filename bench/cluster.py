@@ -18,6 +18,12 @@ remote, as if each executor were on its own host):
   second by a shuffle of M map into M reduce tasks of 64 rows per block
   (M = PT_BENCH_CLUSTER_BLOCKS_M, default 64), every one from a block server:
   what opening connections costs, best of 3;
+- protium.results_gb_per_s.{local,cross_host,tls}: bytes of int64 per second
+  that pt_collect hands back from 4 partitions (PT_BENCH_CLUSTER_MB MiB,
+  every value read), best of 3: local = the result files in the session
+  directory, mapped (unix); cross_host = net.results = stream, every
+  partition fetched from its executor's block server over TCP; tls = the
+  same with net.tls = on;
 - limit.tcp_gb_per_s: a plain TCP copy between two processes over loopback
   in this run: the ceiling of any TCP shuffle (target: cross_host within 2x);
 - ratio.shuffle_vs_tcp_limit: limit / cross_host (lower is better);
@@ -98,6 +104,9 @@ def main() -> None:
         "blocks", "tcp", BLOCKS_M, "3")["blocks_per_s"]
     metrics["protium.shuffle_blocks_per_s.tls"] = driver(
         "blocks", "tls", BLOCKS_M, "3")["blocks_per_s"]
+    for transport, key in (("unix", "local"), ("tcp", "cross_host"), ("tls", "tls")):
+        metrics[f"protium.results_gb_per_s.{key}"] = driver(
+            "results", transport, MB, "3")["results_gb_per_s"]
     certs.cleanup()
     metrics["limit.tcp_gb_per_s"] = driver("tcp_limit", str(max(int(MB), 64)))["tcp_gb_per_s"]
     metrics["ratio.shuffle_vs_tcp_limit"] = round(

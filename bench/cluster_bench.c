@@ -11,6 +11,10 @@
  *   cluster_bench blocks unix|tcp|tls M R  range -> repartition over M map and M reduce tasks
  *                                        of small blocks (M*M of them): blocks/s, best of R
  *                                        (what a connection per block costs)
+ *   cluster_bench results unix|tcp|tls MB R  pt_collect of MB of int64 in 4 partitions over local[2]:
+ *                                        GB/s, best of R (tcp, tls: net.results = stream, every
+ *                                        partition fetched from its executor's block server;
+ *                                        unix: the files in the session directory, mapped)
  *   cluster_bench tcp_limit MB           a plain TCP copy of MB between two processes over
  *                                        loopback: GB/s (the ceiling of any TCP shuffle)
  *   cluster_bench check unix|tcp         exact shuffle result, an executor killed, exact again
@@ -52,6 +56,8 @@ static int open_session(const char *transport, pt_session **s, pt_error *err) {
   int rc = pt_conf_set(conf, "net.transport", tls ? "tcp" : transport, err);
   if (rc == PT_OK && (tls || strcmp(transport, "tcp") == 0))
     rc = pt_conf_set(conf, "shuffle.fetch", "remote", err);
+  if (rc == PT_OK && (tls || strcmp(transport, "tcp") == 0))
+    rc = pt_conf_set(conf, "net.results", "stream", err);
   const char *keys[3] = {"net.tls.cert", "net.tls.key", "net.tls.ca"};
   const char *vars[3] = {"PT_BENCH_TLS_CERT", "PT_BENCH_TLS_KEY", "PT_BENCH_TLS_CA"};
   if (rc == PT_OK && tls) rc = pt_conf_set(conf, "net.tls", "on", err);
@@ -264,6 +270,47 @@ static int blocks(const char *transport, int64_t m, int repeats) {
   return 0;
 }
 
+/* Collects rows ids in 4 partitions, touching every value (a sum), and
+ * checks the sum. */
+static int collect_sum(pt_session *s, int64_t rows, pt_error *err) {
+  pt_dataset *ds;
+  if (pt_range(s, 0, rows, 4, &ds, err) != PT_OK) return 1;
+  struct ArrowArrayStream st;
+  int rc = pt_collect(ds, &st, err);
+  pt_dataset_free(ds);
+  if (rc != PT_OK) return 1;
+  int64_t sum = 0;
+  for (;;) {
+    struct ArrowArray a;
+    if (st.get_next(&st, &a) != 0) break;
+    if (a.release == NULL) break;
+    const int64_t *v = (const int64_t *)a.children[0]->buffers[1] + a.children[0]->offset;
+    for (int64_t i = 0; i < a.length; i++) sum += v[i];
+    a.release(&a);
+  }
+  st.release(&st);
+  return sum == rows * (rows - 1) / 2 ? 0 : 1;
+}
+
+static int results(const char *transport, int64_t mb, int repeats) {
+  pt_error err = {0};
+  pt_session *s;
+  if (open_session(transport, &s, &err) != PT_OK) return die("pt_session_open", &err);
+  int64_t rows = mb * (1 << 20) / 8;
+  if (collect_sum(s, 100000, &err) != 0) return die("warm-up", &err);
+  double best = 1e30;
+  for (int r = 0; r < repeats; r++) {
+    double t0 = now_s();
+    if (collect_sum(s, rows, &err) != 0) return die("collect", &err);
+    double dt = now_s() - t0;
+    if (dt < best) best = dt;
+  }
+  pt_session_close(s);
+  printf("{\"results_gb_per_s\": %.3f, \"bytes\": %lld}\n", (double)rows * 8 / best / 1e9,
+         (long long)rows * 8);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   if (argc >= 3 && strcmp(argv[1], "slurm_start") == 0) return slurm_start(atoi(argv[2]));
   if (argc >= 5 && strcmp(argv[1], "tasks") == 0)
@@ -273,6 +320,8 @@ int main(int argc, char **argv) {
     return shuffle(argv[2], atoll(argv[3]), atoi(argv[4]));
   if (argc >= 5 && strcmp(argv[1], "blocks") == 0)
     return blocks(argv[2], atoll(argv[3]), atoi(argv[4]));
+  if (argc >= 5 && strcmp(argv[1], "results") == 0)
+    return results(argv[2], atoll(argv[3]), atoi(argv[4]));
   if (argc >= 3 && strcmp(argv[1], "tcp_limit") == 0) return tcp_limit(atoll(argv[2]));
   if (argc >= 3 && strcmp(argv[1], "check") == 0) return check(argv[2]);
   fprintf(stderr, "usage: cluster_bench tasks|latency|shuffle|tcp_limit|check ... (see the "

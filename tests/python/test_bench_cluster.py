@@ -30,7 +30,9 @@ def test_bench_cluster_reports_every_figure(tmp_path):
                 "protium.shuffle_gb_per_s.cross_host", "protium.shuffle_gb_per_s.local",
                 "limit.tcp_gb_per_s", "ratio.shuffle_vs_tcp_limit",
                 "protium.tasks_per_s.tls", "protium.shuffle_gb_per_s.tls",
-                "protium.shuffle_blocks_per_s.cross_host", "protium.shuffle_blocks_per_s.tls"}
+                "protium.shuffle_blocks_per_s.cross_host", "protium.shuffle_blocks_per_s.tls",
+                "protium.results_gb_per_s.local", "protium.results_gb_per_s.cross_host",
+                "protium.results_gb_per_s.tls"}
     if os.geteuid() == 0 and shutil.which("slurmctld"):
         # the test Slurm cluster starts where root and Slurm are there (CI)
         expected.add("protium.session_start_ms.slurm")
