@@ -229,22 +229,35 @@ int pt__tls_take(pt__tls *t, pt_buf *out, pt_error *err) {
 typedef struct pump {
   pt__tls *t;
   int net, app;  /* the TCP socket; the pump's end of the local pair */
-  pt_buf to_net; /* ciphertext not yet written */
-  pt_buf to_app; /* plaintext not yet delivered */
+  pt_buf to_net; /* ciphertext; [net_off, len) not yet written */
+  pt_buf to_app; /* plaintext; [app_off, len) not yet delivered */
+  size_t net_off, app_off;
   uint8_t *buf;  /* PUMP_READ bytes, for reads from either side */
 } pump;
 
 #define PUMP_READ 65536
 
-/* Writes what it can of b to fd without blocking; -1 when fd is gone. */
-static int drain(int fd, pt_buf *b) {
-  while (b->len > 0) {
-    ssize_t n = send(fd, b->data, b->len, MSG_NOSIGNAL | MSG_DONTWAIT);
+/* Bytes of b from *off not yet written. */
+static size_t held(const pt_buf *b, size_t off) { return b->len - off; }
+
+/* Writes what it can of b from *off to fd without blocking; -1 when fd is
+ * gone. What was written is skipped, not moved: a socket that takes a
+ * little at a time would otherwise have the rest moved after each send.
+ * The rest moves to the front only once it is no larger than what went. */
+static int drain(int fd, pt_buf *b, size_t *off) {
+  while (*off < b->len) {
+    ssize_t n = send(fd, b->data + *off, b->len - *off, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return 0;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
     if (n <= 0) return -1;
-    memmove(b->data, b->data + n, b->len - (size_t)n);
-    b->len -= (size_t)n;
+    *off += (size_t)n;
+  }
+  if (*off == b->len) {
+    b->len = *off = 0;
+  } else if (*off >= b->len - *off) {
+    memmove(b->data, b->data + *off, b->len - *off);
+    b->len -= *off;
+    *off = 0;
   }
   return 0;
 }
@@ -266,20 +279,22 @@ static void *pump_main(void *arg) {
   for (;;) {
     /* The network ended: deliver what came, then end the app's side. The
      * app ended: send what it wrote, say goodbye, close. */
-    if (net_done && p->to_app.len == 0) break;
-    if (app_done && (p->to_net.len == 0 || net_done)) {
+    if (net_done && held(&p->to_app, p->app_off) == 0) break;
+    if (app_done && (held(&p->to_net, p->net_off) == 0 || net_done)) {
       if (!net_done) {
         (void)SSL_shutdown(p->t->ssl);
         ERR_clear_error();
-        if (pt__tls_take(p->t, &p->to_net, NULL) == PT_OK) (void)drain(p->net, &p->to_net);
+        if (pt__tls_take(p->t, &p->to_net, NULL) == PT_OK)
+          (void)drain(p->net, &p->to_net, &p->net_off);
       }
       break;
     }
     struct pollfd f[2] = {{.fd = p->net}, {.fd = p->app}};
-    if (!net_done && p->to_app.len < PUMP_LIMIT) f[0].events |= POLLIN;
-    if (!net_done && p->to_net.len > 0) f[0].events |= POLLOUT;
-    if (!app_done && !net_done && p->to_net.len < PUMP_LIMIT) f[1].events |= POLLIN;
-    if (!app_done && p->to_app.len > 0) f[1].events |= POLLOUT;
+    if (!net_done && held(&p->to_app, p->app_off) < PUMP_LIMIT) f[0].events |= POLLIN;
+    if (!net_done && held(&p->to_net, p->net_off) > 0) f[0].events |= POLLOUT;
+    if (!app_done && !net_done && held(&p->to_net, p->net_off) < PUMP_LIMIT)
+      f[1].events |= POLLIN;
+    if (!app_done && held(&p->to_app, p->app_off) > 0) f[1].events |= POLLOUT;
     /* A side with nothing to wait for is left out: its hang-up would
      * otherwise wake us in a loop. */
     if (!f[0].events) f[0].fd = -1;
@@ -308,12 +323,15 @@ static void *pump_main(void *arg) {
         app_done = 1;
       }
     }
-    if (!net_done && p->to_net.len > 0 && drain(p->net, &p->to_net) != 0) net_done = 1;
-    if (!app_done && p->to_app.len > 0 && drain(p->app, &p->to_app) != 0) {
+    if (!net_done && held(&p->to_net, p->net_off) > 0 &&
+        drain(p->net, &p->to_net, &p->net_off) != 0)
+      net_done = 1;
+    if (!app_done && held(&p->to_app, p->app_off) > 0 &&
+        drain(p->app, &p->to_app, &p->app_off) != 0) {
       app_done = 1;
-      p->to_app.len = 0;
+      p->to_app.len = p->app_off = 0;
     }
-    if (net_done) p->to_net.len = 0;
+    if (net_done) p->to_net.len = p->net_off = 0;
   }
   close(p->net);
   close(p->app);
