@@ -1,5 +1,5 @@
 /* blockserver.c — an executor's shuffle files for reduce tasks on other
- * hosts (protocol in blocks.h): an accept thread, a thread per connection
+ * hosts, and its result files for the driver (protocol in blocks.h): an accept thread, a thread per connection
  * that authenticates the peer, then checks requests and sends segments with
  * sendfile (no copy through user space) until the client goes or idles; and
  * the fetching side, which keeps authenticated connections per block server
