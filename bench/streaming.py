@@ -75,9 +75,13 @@ PROTIUM = textwrap.dedent('''
              .map_in_pandas(enrich, schema="value binary")
              .write_stream.kafka(topic=dst, bootstrap=bootstrap)
              .trigger(continuous=True).checkpoint(ckpt).start())
-        done = 0
+        done, seen = 0, set()
         while True:
-            done = sum(p["input_rows"] or 0 for p in q.recent_progress())
+            # by batch id: the query keeps only its last stream.progress_keep entries
+            for p in q.recent_progress():
+                if p["batch_id"] not in seen:
+                    seen.add(p["batch_id"])
+                    done += p["input_rows"] or 0
             Path(control + ".count").write_text(str(done))
             target = Path(control + ".stop")
             if target.exists() and done >= int(target.read_text() or 0):
