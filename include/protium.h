@@ -1097,6 +1097,9 @@ typedef struct pt_stage_stats {
                                     read's filter; pt_parquet_stream_pages) */
   int64_t event_time_ms;      /* the oldest event time its source read (Kafka: record
                                  timestamps), ms since the epoch; 0: none or unknown */
+  int64_t kafka_producers;    /* pt_write_kafka sinks: transactional producers made
+                                 (init_transactions); 0 when every task's came from
+                                 its executor's pool */
 } pt_stage_stats;
 
 typedef struct pt_job_stats {
@@ -1510,6 +1513,9 @@ typedef struct pt_stream_progress {
   int32_t recovered;          /* 1: rerun from the offset log after a restart */
   char start_offsets[512];    /* truncated with "..." when longer */
   char end_offsets[512];
+  int64_t kafka_producers;    /* Kafka sink: transactional producers the batch's tasks
+                                 made (pt_stage_stats); 0 once each sink partition
+                                 stays on its executor; -1 unknown */
 } pt_stream_progress;
 
 /* Fills out[0..cap) with the last batches' progress, oldest first (the

@@ -89,6 +89,7 @@ class PtStreamProgress(ctypes.Structure):
         ("recovered", ctypes.c_int32),
         ("start_offsets", ctypes.c_char * 512),
         ("end_offsets", ctypes.c_char * 512),
+        ("kafka_producers", _c_i64),
     ]
 
 
@@ -635,7 +636,9 @@ class StreamingQuery:
         stream.progress_keep): batch_id, input_rows, output_rows, records,
         rows_per_s, duration_ms, latency_ms (None when unknown), committed
         (seconds since the epoch), attempts, recovered, start_offsets,
-        end_offsets."""
+        end_offsets, kafka_producers (transactional producers the Kafka
+        sink's tasks made: 0 once each sink partition stays on its
+        executor)."""
         lib, err, n = _lib.lib(), PtError(), ctypes.c_int64()
         _check(lib.pt_stream_query_progress(self._handle(), None, 0, ctypes.byref(n),
                                             ctypes.byref(err)), err)
@@ -657,6 +660,7 @@ class StreamingQuery:
                 "recovered": bool(p.recovered),
                 "start_offsets": p.start_offsets.decode("utf-8", "replace"),
                 "end_offsets": p.end_offsets.decode("utf-8", "replace"),
+                "kafka_producers": p.kafka_producers if p.kafka_producers >= 0 else None,
             })
         return rows
 

@@ -1187,6 +1187,7 @@ int pt__sink_finish(pt__sink *sink, Protium__TaskStatus *st, pt_error *err) {
       PT_RETURN_NOT_OK(pt__kafka_writer_commit(sink->kafka, &produced, err));
       st->rows = produced; /* 0 when the batch was already in */
       st->count = pt__kafka_writer_skipped(sink->kafka);
+      st->kafka_producers = pt__kafka_writer_made(sink->kafka);
       return PT_OK;
     }
     case PROTIUM__OP__OP_WRITE_SQL:

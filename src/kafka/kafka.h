@@ -86,6 +86,9 @@ int pt__kafka_writer_skipped(pt__kafka_writer *w);
 int pt__kafka_writer_write(pt__kafka_writer *w, const struct ArrowArray *batch, pt_error *err);
 /* Commits the records and the marker together; *produced = records sent. */
 int pt__kafka_writer_commit(pt__kafka_writer *w, int64_t *produced, pt_error *err);
+/* Producers the writer made (0: its executor's pool had one, 1 or 2: a new
+ * one, after a pooled one found itself fenced), after the commit. */
+int64_t pt__kafka_writer_made(pt__kafka_writer *w);
 /* Aborts a transaction left open, frees. NULL is fine. */
 void pt__kafka_writer_free(pt__kafka_writer *w);
 

@@ -40,6 +40,7 @@ struct pt__kafka_writer {
   int c_key, c_value, c_partition, c_headers; /* column indices, -1 = absent */
   const struct ArrowSchema *schema; /* borrowed */
   int64_t produced;
+  int64_t made;                  /* producers made (init_transactions) */
   _Atomic int64_t failed;        /* deliveries that failed (delivery callback) */
   char delivery_error[256];      /* the first such failure (callback thread) */
 };
@@ -241,6 +242,7 @@ static int producer_new(pt__kafka_writer *w, pt_error *err) {
                         "linger.ms"};
   const char *values[] = {w->txid, "true", tmo, "5"};
   PT_RETURN_NOT_OK(pt__kafka_new(&w->c, RD_KAFKA_PRODUCER, keys, values, 4, "write_kafka", &w->rk, err));
+  w->made++;
   PT_RETURN_NOT_OK(txn_init(w, err));
   warm_metadata(w);
   return PT_OK;
@@ -457,6 +459,8 @@ int pt__kafka_writer_commit(pt__kafka_writer *w, int64_t *produced, pt_error *er
   w->clean = 1;
   return PT_OK;
 }
+
+int64_t pt__kafka_writer_made(pt__kafka_writer *w) { return joined(w, NULL) == PT_OK ? w->made : 0; }
 
 void pt__kafka_writer_free(pt__kafka_writer *w) {
   if (!w) return;

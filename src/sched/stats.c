@@ -81,6 +81,7 @@ void pt__stats_on_status(const pt__sched_stage *st, const pt__sched_task *t,
       s->bytes_written += ts->bytes_written;
       s->parquet_pages_read += ts->parquet_pages_read;
       s->parquet_pages_skipped += ts->parquet_pages_skipped;
+      s->kafka_producers += ts->kafka_producers;
       if (ts->event_time_ms > 0 && (s->event_time_ms == 0 || ts->event_time_ms < s->event_time_ms))
         s->event_time_ms = ts->event_time_ms;
       return;
@@ -232,6 +233,7 @@ void pt_job_stats_total(const pt_job_stats *st, pt_stage_stats *out) {
     out->bytes_written += s->bytes_written;
     out->parquet_pages_read += s->parquet_pages_read;
     out->parquet_pages_skipped += s->parquet_pages_skipped;
+    out->kafka_producers += s->kafka_producers;
     out->task_time_us += s->task_time_us;
     out->duration_us += s->duration_us;
     if (s->event_time_ms > 0 && (out->event_time_ms == 0 || s->event_time_ms < out->event_time_ms))

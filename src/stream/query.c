@@ -134,16 +134,20 @@ static void copy_offsets(char *dst, size_t cap, const char *src) {
   }
 }
 
-/* Rows the batch's first stage read, from the job the sink ran on ds, and
- * the oldest event time its source saw (Kafka record timestamps; ms, -1:
- * none). */
-static int64_t input_rows(pt_session *s, int64_t since_job, int64_t *event_ms) {
+/* Rows the batch's first stage read, from the job the sink ran on ds, the
+ * oldest event time its source saw (Kafka record timestamps; ms, -1:
+ * none) and the Kafka producers its tasks made (-1: unknown). */
+static int64_t input_rows(pt_session *s, int64_t since_job, int64_t *event_ms,
+                          int64_t *producers) {
   *event_ms = -1;
+  *producers = -1;
   pt_job_stats *st;
   if (pt_session_job_stats(s, 0, &st, NULL) != PT_OK) return -1;
   int64_t rows = -1;
   if (st->job_id > since_job && st->n_stages > 0) {
     rows = 0;
+    *producers = 0;
+    for (int64_t i = 0; i < st->n_stages; i++) *producers += st->stages[i].kafka_producers;
     for (int64_t i = 0; i < st->n_stages; i++)
       if (st->stages[i].stage_id == st->stages[0].stage_id) {
         const pt_stage_stats *g = &st->stages[i];
@@ -221,7 +225,7 @@ static int run_batch(pt_stream_query *q, int64_t id, const char *start, const ch
       int64_t event_ms;
       p.records = batch.records;
       p.output_rows = rows;
-      p.input_rows = input_rows(q->session, since, &event_ms);
+      p.input_rows = input_rows(q->session, since, &event_ms, &p.kafka_producers);
       /* the source's own time (files) or the records' (Kafka) */
       p.event_time_us = batch.event_time_us >= 0 ? batch.event_time_us
                         : event_ms >= 0         ? event_ms * 1000

@@ -84,7 +84,8 @@ class _StageStats(ctypes.Structure):
                 ("rows_written", ctypes.c_int64), ("bytes_written", ctypes.c_int64),
                 ("task_time_us", ctypes.c_int64), ("duration_us", ctypes.c_int64),
                 ("parquet_pages_read", ctypes.c_int64),
-                ("parquet_pages_skipped", ctypes.c_int64)]
+                ("parquet_pages_skipped", ctypes.c_int64),
+                ("event_time_ms", ctypes.c_int64), ("kafka_producers", ctypes.c_int64)]
 
 
 class _JobStats(ctypes.Structure):
