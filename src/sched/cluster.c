@@ -1225,6 +1225,7 @@ static void driver_free(pt__driver *d) {
     pt__free(ex);
   }
   pt__free(d->execs);
+  pt__sched_places_free(d);
   pt__free(d->tasks);
   pt__free(d->infos);
   pt__res_ledgers_free(d->res, d->opts.n_executors);

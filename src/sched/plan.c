@@ -82,6 +82,9 @@ static void stage_free(pt__sched_stage *st) {
   pt__free(st->pending);
   pt__free(st->def);
   pt__free(st->checkpoint_dir);
+  pt__free(st->locality);
+  pt__free(st->loc_part);
+  pt__free(st->prefer);
   pt__barrier_free(st->bar);
   pt__free(st);
 }
@@ -169,6 +172,44 @@ static int add_stage(pt__job *job, pt__sched_stage *st, int64_t *cap) {
     return PT_ENOMEM;
   job->stages[job->n_stages++] = st;
   return PT_OK;
+}
+
+/* What a stage's partitions are tied to in the executors' processes
+ * (scheduler.c keeps each where it ran last): a Kafka sink's partition p is
+ * transactional id "<prefix>-<p>", whose initialized producer stays in the
+ * process that used it; a Kafka source's range is read by a consumer kept
+ * warm there. Not a barrier stage (all its tasks are placed at once). */
+static int stage_locality(pt__sched_stage *st) {
+  if (st->barrier || st->n_ops == 0 || st->partitions <= 0) return PT_OK;
+  const Protium__Op *last = st->ops[st->n_ops - 1], *first = st->ops[0];
+  pt_buf b = {0};
+  int rc = PT_OK;
+  if (last->op_case == PROTIUM__OP__OP_WRITE_KAFKA && last->write_kafka->client) {
+    const Protium__KafkaSink *k = last->write_kafka;
+    rc = pt__buf_printf(&b, "kafka-sink\x1f%s\x1f%s", k->client->bootstrap_servers,
+                        k->transactional_prefix);
+  } else if (first->op_case == PROTIUM__OP__OP_READ_KAFKA && first->read_kafka->client &&
+             first->read_kafka->n_ranges == (size_t)st->partitions) {
+    const Protium__KafkaSource *k = first->read_kafka;
+    rc = pt__buf_printf(&b, "kafka-source\x1f%s\x1f%s", k->client->bootstrap_servers, k->topic);
+  } else {
+    return PT_OK;
+  }
+  if (rc == PT_OK) {
+    st->locality = pt__malloc(b.len + 1);
+    st->loc_part = pt__calloc((size_t)st->partitions, sizeof *st->loc_part);
+    st->prefer = pt__calloc((size_t)st->partitions, sizeof *st->prefer);
+    rc = st->locality && st->loc_part && st->prefer ? PT_OK : PT_ENOMEM;
+  }
+  if (rc == PT_OK) {
+    memcpy(st->locality, b.data, b.len);
+    st->locality[b.len] = '\0';
+    int sink = last->op_case == PROTIUM__OP__OP_WRITE_KAFKA;
+    for (int64_t p = 0; p < st->partitions; p++) /* a source's: the topic partition */
+      st->loc_part[p] = sink ? p : first->read_kafka->ranges[p]->partition;
+  }
+  pt_buf_free(&b);
+  return rc;
 }
 
 /* Plans the stage computing `node`, its parents first; the sink op is added
@@ -488,6 +529,10 @@ int pt__plan_build(pt__driver *d, pt_dataset *ds, const pt__action *action, pt__
     pt__sched_stage *st = job->stages[i];
     if (stage_alloc_state(st, st == final, action->sink) != PT_OK ||
         (st->barrier && !(st->bar = pt__barrier_new(st->partitions)))) {
+      rc = pt__errorf(err, PT_ENOMEM, "plan: out of memory");
+      goto fail;
+    }
+    if (stage_locality(st) != PT_OK) {
       rc = pt__errorf(err, PT_ENOMEM, "plan: out of memory");
       goto fail;
     }

@@ -304,7 +304,23 @@ typedef struct pt__sched_stage {
                                           submission; seats list resources alike) */
   int64_t max_attempts;           /* barrier stages: from the BARRIER node nearest the
                                      stage's end; 0 = barrier.max_attempts */
+  /* Locality: partitions whose task keeps state in its executor process
+   * from one job to the next (a Kafka sink partition's initialized
+   * transactional producer, which another process's would fence). */
+  char *locality;                 /* owned: what they are tied to, or NULL (no preference) */
+  int64_t *loc_part;              /* [partitions] the partition's number under locality */
+  int32_t *prefer;                /* [partitions] 1 + index of the executor that ran it
+                                     last (set when the stage starts), 0: none */
 } pt__sched_stage;
+
+/* Where a partition tied to executor state (pt__sched_stage.locality) last
+ * ran, kept across jobs by the driver. */
+typedef struct pt__sched_place {
+  char *key;                      /* owned: the stage's locality */
+  int64_t part;
+  int32_t exec;                   /* executor index */
+  uint64_t used;                  /* d->place_seq when last set: the oldest goes first */
+} pt__sched_place;
 
 typedef enum pt__job_state { PT__JOB_RUNNING, PT__JOB_SUCCEEDED, PT__JOB_FAILED } pt__job_state;
 
@@ -470,7 +486,13 @@ struct pt__driver {
   int start_failures;             /* executors lost before Hello, in a row */
   int32_t rr;                     /* round-robin start of the launch pass */
   pt__rfetch *rfetch;             /* owned (results.c): result fetches; NULL until the first */
+  pt__sched_place *places;        /* owned, n_places <= PT__SCHED_MAX_PLACES */
+  int32_t n_places;
+  uint64_t place_seq;
 };
+
+/* Places the driver remembers; a long stream has a few per sink partition. */
+#define PT__SCHED_MAX_PLACES 1024
 
 /* cluster.c (loop_mu held) */
 /* Appends one frame with msg to ex->out (sent at the end of the loop turn). */
@@ -567,6 +589,8 @@ void pt__sched_fail_all(pt__driver *d, int code, const char *why);
 void pt__sched_job_fail(pt__driver *d, pt__job *job, int code, const char *msg);
 /* Makes st runnable, or waiting for its parent's output. */
 void pt__sched_stage_submit(pt__driver *d, pt__sched_stage *st);
+/* Frees the remembered places of partitions (driver teardown). */
+void pt__sched_places_free(pt__driver *d);
 /* Launches partition p of st on ex (in this pass's LaunchBatch), the
  * TaskLaunch carrying infos (barrier stages). On PT_OK *task_id is its id. */
 int pt__sched_launch(pt__driver *d, pt__executor *ex, pt__sched_stage *st, int64_t p,

@@ -161,6 +161,74 @@ static void push_pending(pt__driver *d, pt__sched_stage *st, int64_t p) {
   d->need_schedule = 1;
 }
 
+/* ------------------------------------------------------------------------ */
+/* Locality: a partition tied to state in an executor process (the stage's
+ * locality key) goes back to the executor that ran it last. A Kafka sink
+ * partition placed elsewhere would make a new transactional producer there,
+ * fencing the pooled one, and the next move would fence that one in turn. */
+
+static pt__sched_place *place_find(pt__driver *d, const char *key, int64_t part) {
+  for (int32_t i = 0; i < d->n_places; i++)
+    if (d->places[i].part == part && strcmp(d->places[i].key, key) == 0) return &d->places[i];
+  return NULL;
+}
+
+/* Remembers that partition p of st ran on ex. Out of memory: forgotten. */
+static void place_set(pt__driver *d, pt__sched_stage *st, int64_t p, pt__executor *ex) {
+  pt__sched_place *pl = place_find(d, st->locality, st->loc_part[p]);
+  if (!pl) {
+    if (!d->places && !(d->places = pt__calloc(PT__SCHED_MAX_PLACES, sizeof *d->places))) return;
+    if (d->n_places < PT__SCHED_MAX_PLACES) {
+      pl = &d->places[d->n_places];
+    } else { /* full: the least recently set goes */
+      pl = &d->places[0];
+      for (int32_t i = 1; i < d->n_places; i++)
+        if (d->places[i].used < pl->used) pl = &d->places[i];
+      pt__free(pl->key);
+      pl->key = NULL;
+    }
+    char *key = pt__strdup(st->locality);
+    if (!key) {
+      if (pl != &d->places[d->n_places]) *pl = d->places[--d->n_places]; /* drop the gap */
+      return;
+    }
+    if (pl == &d->places[d->n_places]) d->n_places++;
+    pl->key = key;
+    pl->part = st->loc_part[p];
+  }
+  pl->exec = ex->index;
+  pl->used = ++d->place_seq;
+}
+
+/* At stage start: each partition's executor of last time. */
+static void place_resolve(pt__driver *d, pt__sched_stage *st) {
+  if (!st->locality || !st->prefer) return;
+  for (int64_t p = 0; p < st->partitions; p++) {
+    const pt__sched_place *pl = place_find(d, st->locality, st->loc_part[p]);
+    st->prefer[p] = pl ? pl->exec + 1 : 0;
+  }
+}
+
+void pt__sched_places_free(pt__driver *d) {
+  for (int32_t i = 0; i < d->n_places; i++) pt__free(d->places[i].key);
+  pt__free(d->places);
+  d->places = NULL;
+  d->n_places = 0;
+}
+
+/* Whether partition p of st is for another executor than ex: the one that
+ * ran it last, alive, with a free slot and room for the stage's resources.
+ * First attempts only: a retry goes where pop_pending sends it. */
+static int placed_elsewhere(pt__driver *d, const pt__sched_stage *st, int64_t p,
+                            const pt__executor *ex) {
+  if (!st->prefer || st->prefer[p] == 0 || st->launches[p] > 0) return 0;
+  int32_t i = st->prefer[p] - 1;
+  if (i == ex->index || i >= d->n_execs) return 0;
+  pt__executor *o = d->execs[i];
+  return o->state == PT__EXEC_READY && o->n_inflight < o->slots &&
+         pt__res_fits(d, o, st);
+}
+
 /* Takes the next partition for ex: the head of the ring, unless its last
  * attempt failed on ex and another partition (among the next few) did not:
  * retries go elsewhere when there is an elsewhere. When every pending
@@ -168,6 +236,19 @@ static void push_pending(pt__driver *d, pt__sched_stage *st, int64_t p) {
  * taken (-1): that one gets them when it has room. */
 static int64_t pop_pending(pt__driver *d, pt__sched_stage *st, pt__executor *ex, int n_ready) {
   int64_t k = 0;
+  if (st->prefer && n_ready > 1) {
+    /* a partition that ran here last, else the first that is not another's */
+    int64_t mine = -1, free_k = -1;
+    for (int64_t j = 0; j < st->n_pending && mine < 0; j++) {
+      int64_t p = st->pending[(st->pend_head + j) % st->partitions];
+      if (st->launches[p] == 0 && st->prefer[p] == ex->index + 1) mine = j;
+      else if (free_k < 0 && !placed_elsewhere(d, st, p, ex)) free_k = j;
+    }
+    k = mine >= 0 ? mine : free_k;
+    if (k < 0) return -1; /* each has its executor, free to take it */
+    if (st->launches[st->pending[(st->pend_head + k) % st->partitions]] > 0) k = 0;
+    else goto take;
+  }
   if (n_ready > 1) {
     for (; k < st->n_pending && k < 8; k++) {
       int64_t p = st->pending[(st->pend_head + k) % st->partitions];
@@ -176,6 +257,7 @@ static int64_t pop_pending(pt__driver *d, pt__sched_stage *st, pt__executor *ex,
     if (k == st->n_pending) return -1;
     if (k == 8) k = 0;
   }
+take:;
   int64_t *slot = &st->pending[(st->pend_head + k) % st->partitions];
   int64_t p = *slot;
   *slot = st->pending[st->pend_head];
@@ -305,6 +387,7 @@ void pt__sched_stage_submit(pt__driver *d, pt__sched_stage *st) { stage_submit(d
 
 static void stage_start(pt__driver *d, pt__sched_stage *st) {
   st->state = PT__STAGE_RUNNING;
+  place_resolve(d, st);
   pt__free(st->def); /* map outputs may have changed: a new attempt */
   st->def = NULL;
   for (int64_t p = 0; p < st->partitions; p++) push_pending(d, st, p);
@@ -487,6 +570,7 @@ static void attempt_succeeded(pt__driver *d, pt__sched_stage *st, int64_t p, pt_
     st->counts[p] = ts->count;
   }
   st->done[p] = 1;
+  if (st->locality) place_set(d, st, p, ex);
   if (st->bar && !pt__barrier_task_succeeded(d, st, p)) return;
   if (job->state == PT__JOB_RUNNING && ++st->n_done == st->partitions) stage_done(d, st);
 }

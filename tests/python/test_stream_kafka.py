@@ -113,6 +113,51 @@ def test_topic_to_topic_with_a_cached_model_and_a_broker_restart(session, kafka_
     assert len(pids) == len(set(pids)) and len(pids) <= 2 < len(progress)
 
 
+def test_steady_stream_keeps_its_sink_producers(session, kafka_broker, tmp_path):
+    """Each sink partition stays on the executor that ran it last, so its
+    initialized transactional producer serves every batch: after the first
+    batches, no task makes a producer (which would fence the other
+    executor's, and the next move that one)."""
+    import threading
+
+    src = kafka_broker.create_topic(kafka_broker.unique("steady"), partitions=2)
+    dst = kafka_broker.create_topic(kafka_broker.unique("steady-out"), partitions=2)
+    stop = threading.Event()
+    kafka_broker.produce(src, events(0, 10), partition=0)
+    kafka_broker.produce(src, events(10, 10), partition=1)
+
+    def feed():
+        # now one partition, now the other, now both: batches of one task
+        # and of two, which round robin alone would place differently
+        p, n = kafka_broker.producer(), 20
+        while not stop.is_set():
+            for part in ((0,), (1,), (0, 1))[n % 3]:
+                for v in events(n, 10):
+                    p.produce(src, value=v, partition=part)
+                n += 10
+            p.flush(30)
+            time.sleep(0.03)
+
+    feeder = threading.Thread(target=feed)
+    feeder.start()
+    try:
+        q = (session.read_stream.kafka(bootstrap=kafka_broker.bootstrap, topic=src,
+                                       starting_offsets="earliest")
+             .map_in_pandas(enrich, schema="value binary, partition int")
+             .write_stream.kafka(topic=dst, bootstrap=kafka_broker.bootstrap)
+             .trigger(continuous=True).checkpoint(tmp_path / "ckpt").start())
+        wait_for(lambda: len(q.recent_progress()) >= 40, "40 batches")
+        progress = q.recent_progress()
+        q.stop()
+    finally:
+        stop.set()
+        feeder.join()
+    assert all(p["kafka_producers"] is not None for p in progress)
+    made = [p["kafka_producers"] for p in progress]
+    assert sum(made) >= 1, made  # the first batches made them (the count counts)
+    assert sum(made[10:]) == 0, made
+
+
 DRIVER = textwrap.dedent('''
     import json, sys, time
     sys.path.insert(0, sys.argv[1])
