@@ -282,22 +282,26 @@ class DataStreamReader:
 
 
 def _send_dead_letters(bootstrap: str, props: dict[str, str], dead_topic: str,
-                       span: tuple, letters: list[tuple[bytes, str, str, int, int]]) -> None:
+                       task_partition: int, span: tuple,
+                       letters: list[tuple[bytes, str, str, int, int]]) -> None:
     """The dead letters of one task's range of a source partition (`span`:
     topic, partition, first and last offset read), exactly once, as the
     Kafka sink writes a batch: in one transaction that also commits the
-    offset after the range for a group named like the transactional id,
-    both named by the range's first record. A retried task or a rerun batch
-    reads the same records; finding that offset committed, it sends
-    nothing. The producer's init_transactions first fences an earlier
-    attempt and aborts what it left open. (A range split between tasks has
-    a transactional id per piece.)"""
+    offset after the range for a group named like the transactional id.
+    The id is the task's engine partition's, as the sink's is its sink
+    partition's, so a long stream uses a few ids, not one per task. A
+    retried task or a rerun batch reads the same records in the same
+    engine partition (a batch is planned from its logged offsets); finding
+    that offset committed, it sends nothing. Any other range of the source
+    partition the group committed was an earlier batch's, below this one.
+    The producer's init_transactions first fences an earlier attempt and
+    aborts what it left open."""
     import json as _json
 
     from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
     src_topic, src_partition, first_offset, last_offset = span
-    txid = f"protium-dlq-{dead_topic}-{src_topic}-{src_partition}-{first_offset}"
+    txid = f"protium-dlq-{dead_topic}-{src_topic}-{task_partition}"
     p = Producer({"bootstrap.servers": bootstrap, **props, "transactional.id": txid})
     c = Consumer({"bootstrap.servers": bootstrap, **props, "group.id": txid,
                   "isolation.level": "read_committed", "enable.auto.commit": False})
@@ -344,7 +348,10 @@ def _value_decoder(bootstrap: str, options: Optional[dict[str, Any]], value_form
 
     def decode(batches):
         from protium import kafka as k
+        from protium.context import TaskContext
 
+        ctx = TaskContext.get()
+        task_partition = ctx.partition_id() if ctx is not None else 0
         fn = k.decode_json if value_format == "json" else k.decode_ipc
         letters: list[tuple[bytes, str, str, int, int]] = []
         span: Optional[list] = None  # the task's range: topic, partition, first and last offset
@@ -363,7 +370,8 @@ def _value_decoder(bootstrap: str, options: Optional[dict[str, Any]], value_form
             for rb in good.to_batches():
                 yield rb
         if letters and span is not None:
-            _send_dead_letters(bootstrap, props, dead_letter_topic, tuple(span), letters)
+            _send_dead_letters(bootstrap, props, dead_letter_topic, task_partition,
+                               tuple(span), letters)
 
     return decode, schema
 

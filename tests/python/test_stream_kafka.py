@@ -321,3 +321,11 @@ def test_dead_letters_exactly_once_across_a_crash_between_sink_and_commit(kafka_
     letters = kafka_broker.consume(dead)  # read_committed
     sources = sorted(json.loads(dict(m.headers())["source"])["offset"] for m in letters)
     assert sources == list(range(9, 300, 10))
+    # one transactional id (and marker group) per engine partition, not
+    # one per task: four tasks of one partition used one
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": kafka_broker.bootstrap})
+    groups = [g.group_id for g in admin.list_consumer_groups().result(60).valid
+              if g.group_id.startswith(f"protium-dlq-{dead}-")]
+    assert groups == [f"protium-dlq-{dead}-{src}-0"]
