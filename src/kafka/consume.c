@@ -11,6 +11,16 @@
 
 #include "kafka/kafka.h"
 
+/* Rows of a batch when the caller gives no limit. A streaming task's
+ * function and sink work on a batch while librdkafka fetches the next in
+ * the background: smaller batches overlap them (a micro-batch's read,
+ * transform and produce in sequence would add up), larger ones spread a
+ * batch's fixed cost (a Python function's call, a DataFrame). */
+#define BATCH_ROWS 8192
+/* With at least this many rows and nothing more received yet, the batch
+ * goes on as it is rather than waiting for the next fetch. */
+#define EARLY_ROWS 1024
+
 /* Columns of the schema, in order. */
 enum { C_KEY, C_VALUE, C_TOPIC, C_PARTITION, C_OFFSET, C_TIMESTAMP, C_TSTYPE, C_HEADERS, N_COLS };
 
@@ -56,6 +66,12 @@ int pt__kafka_schema(struct ArrowSchema *out, pt_error *err) {
   return rc;
 }
 
+static int user_set(const pt__kafka_client *c, const char *key) {
+  for (size_t i = 0; i < c->n_props; i++)
+    if (strcmp(c->keys[i], key) == 0) return 1;
+  return 0;
+}
+
 int pt__kafka_reader_open(const pt__kafka_client *c, const char *topic, int32_t partition,
                           int64_t start, int64_t end, pt__kafka_reader **out, pt_error *err) {
   *out = NULL;
@@ -78,11 +94,24 @@ int pt__kafka_reader_open(const pt__kafka_client *c, const char *topic, int32_t 
   if (rc == PT_OK && !r->done) {
     /* librdkafka's assign() wants a group id; the group is never joined
      * and nothing is committed to it. */
-    static const char *const keys[] = {"isolation.level", "enable.auto.commit",
-                                       "enable.partition.eof", "auto.offset.reset",
-                                       "enable.auto.offset.store", "group.id"};
-    static const char *const values[] = {"read_committed", "false", "true", "error", "false",
-                                         "protium-read-kafka"};
+    const char *keys[8] = {"isolation.level", "enable.auto.commit", "enable.partition.eof",
+                           "auto.offset.reset", "enable.auto.offset.store", "group.id"};
+    const char *values[8] = {"read_committed", "false", "true", "error", "false",
+                             "protium-read-kafka"};
+    size_t n_keys = 6;
+    /* Tuning the user may set otherwise: a micro-batch's range in a few
+     * fetches (librdkafka's 1 MiB per partition is ~5,000 records of 200
+     * bytes, a round trip each), and a fetch that waits at the end of the
+     * log (librdkafka's 500 ms) not holding up the next assignment of a
+     * pooled consumer. */
+    if (!user_set(&r->c, "max.partition.fetch.bytes")) {
+      keys[n_keys] = "max.partition.fetch.bytes";
+      values[n_keys++] = "8388608";
+    }
+    if (!user_set(&r->c, "fetch.wait.max.ms")) {
+      keys[n_keys] = "fetch.wait.max.ms";
+      values[n_keys++] = "50";
+    }
     rc = pt__kafka_pool_key(&r->c, "reader", &r->key) == PT_OK
              ? PT_OK
              : pt__errorf(err, PT_ENOMEM, "read_kafka: out of memory");
@@ -91,7 +120,8 @@ int pt__kafka_reader_open(const pt__kafka_client *c, const char *topic, int32_t 
     if (rc == PT_OK) r->rk = pt__kafka_pool_take(PT__KAFKA_POOL_READER, r->key);
     if (r->rk) pt__kafka_log_clear(r->rk);
     else if (rc == PT_OK)
-      rc = pt__kafka_new(&r->c, RD_KAFKA_CONSUMER, keys, values, 6, "read_kafka", &r->rk, err);
+      rc = pt__kafka_new(&r->c, RD_KAFKA_CONSUMER, keys, values, n_keys, "read_kafka", &r->rk,
+                         err);
   }
   if (rc == PT_OK && !r->done) {
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
@@ -178,12 +208,14 @@ int pt__kafka_reader_next(pt__kafka_reader *r, int64_t max_rows, struct ArrowArr
 static int reader_next(pt__kafka_reader *r, int64_t max_rows, struct ArrowArray *out,
                        pt_error *err) {
   memset(out, 0, sizeof *out);
-  if (max_rows <= 0) max_rows = 65536;
+  if (max_rows <= 0) max_rows = BATCH_ROWS;
   int64_t rows = 0;
   int64_t last_progress = pt__kafka_now_ms();
   int64_t eof_at = -1; /* the partition's end as last reported, or -1 */
   while (!r->done && rows < max_rows) {
-    rd_kafka_message_t *m = rd_kafka_consumer_poll(r->rk, 100);
+    int early = rows >= EARLY_ROWS;
+    rd_kafka_message_t *m = rd_kafka_consumer_poll(r->rk, early ? 0 : 100);
+    if (!m && early) break; /* these go on while the rest arrives */
     if (!m) {
       /* Markers and aborted records move the position without a message. */
       rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);

@@ -52,8 +52,9 @@ typedef struct pt__kafka_reader pt__kafka_reader;
 /* On PT_OK the caller owns *out (pt__kafka_reader_free). topic is copied. */
 int pt__kafka_reader_open(const pt__kafka_client *c, const char *topic, int32_t partition,
                           int64_t start, int64_t end, pt__kafka_reader **out, pt_error *err);
-/* The next batch of at most max_rows records (caller owns *out); out->release
- * is NULL once the reader's position reached end. */
+/* The next batch of at most max_rows records (<= 0: 8,192; fewer, not
+ * below 1,024, when no more have arrived yet) (caller owns *out);
+ * out->release is NULL once the reader's position reached end. */
 int pt__kafka_reader_next(pt__kafka_reader *r, int64_t max_rows, struct ArrowArray *out,
                           pt_error *err);
 /* Bytes of keys and values read so far. */
