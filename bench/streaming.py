@@ -14,6 +14,10 @@ phases per system, each in a child process of its own:
               timestamp - the time it was produced (carried in the event);
               p50 and p99, the first second left out. The rate is half of
               the lower of the two systems' throughputs, the same for both.
+              Visible latency: from the same time to when a read_committed
+              consumer, reading the output topic all along, received it
+              (protium's records become visible when their transaction
+              commits; Spark's sink is not transactional).
 Output is read back with read_committed (protium's sink is transactional,
 Spark's is not; both are counted).
 """
@@ -26,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -196,6 +201,40 @@ def consume(bootstrap: str, topic: str) -> list[tuple[int, dict]]:
     return out
 
 
+class Watcher:
+    """A read_committed consumer of the output topic on a thread of its own
+    while the latency phase runs: when each record became visible
+    downstream. It keeps the raw values (parsed afterwards, so that it holds
+    the GIL as little as it can beside the paced producer)."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        from confluent_kafka import Consumer, TopicPartition
+
+        self.seen: list[tuple[float, bytes]] = []  # (received, ms since the epoch; value)
+        self.stop = threading.Event()
+        self.c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-watch-{topic}",
+                           "isolation.level": "read_committed", "enable.auto.commit": False,
+                           "fetch.wait.max.ms": 10})
+        self.c.assign([TopicPartition(topic, p, -2) for p in range(2)])
+        self.t = threading.Thread(target=self.run, daemon=True)
+        self.t.start()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            ms = self.c.consume(10000, 0.05)
+            now = time.time() * 1000
+            self.seen.extend((now, m.value()) for m in ms if not m.error())
+
+    def close(self, n: int, timeout: float = 60.0) -> list[tuple[float, dict]]:
+        deadline = time.monotonic() + timeout
+        while len(self.seen) < n and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.stop.set()
+        self.t.join()
+        self.c.close()
+        return [(t, json.loads(v)) for t, v in self.seen]
+
+
 def start_child(system: str, broker: Broker, src: str, dst: str, work: Path, control: Path):
     script = PROTIUM if system == "protium" else SPARK
     args = [sys.executable, "-c", script, broker.bootstrap, src, dst, str(work / f"ck-{dst}"),
@@ -256,6 +295,7 @@ def latency(system: str, broker: Broker, work: Path, rate: float) -> dict:
 
     src, dst = broker.topic(f"lat-in-{system}"), broker.topic(f"lat-out-{system}")
     control = work / f"lat-{system}"
+    watcher = Watcher(broker.bootstrap, dst)
     p = start_child(system, broker, src, dst, work, control)
     pr = producer(broker.bootstrap)
     rng = np.random.default_rng(2)
@@ -277,12 +317,18 @@ def latency(system: str, broker: Broker, work: Path, rate: float) -> dict:
     pr.flush(60)
     wait_count(p, control, n, 600)
     finish(p, control, n)
+    seen = watcher.close(n)
     recs = consume(broker.bootstrap, dst)
     first = min(e["ts_ms"] for _, e in recs if e["event_id"] >= warm) + 1000
-    lat = np.array([t - e["ts_ms"] for t, e in recs if e["event_id"] >= warm and e["ts_ms"] >= first],
-                   dtype=np.float64)
+
+    def since(pairs):
+        return np.array([t - e["ts_ms"] for t, e in pairs
+                         if e["event_id"] >= warm and e["ts_ms"] >= first], dtype=np.float64)
+
+    lat, vis = since(recs), since(seen)
     return {"p50": float(np.percentile(lat, 50)), "p99": float(np.percentile(lat, 99)),
-            "events": n - warm}
+            "visible_p50": float(np.percentile(vis, 50)),
+            "visible_p99": float(np.percentile(vis, 99)), "events": n - warm}
 
 
 def main() -> None:
@@ -313,19 +359,26 @@ def main() -> None:
             metrics[f"{system}.events_per_s"] = round(rates[system], 1)
             metrics[f"{system}.latency_p50_ms"] = lat["p50"]
             metrics[f"{system}.latency_p99_ms"] = lat["p99"]
+            metrics[f"{system}.visible_p50_ms"] = lat["visible_p50"]
+            metrics[f"{system}.visible_p99_ms"] = lat["visible_p99"]
         metrics["rate.latency_events_per_s"] = round(rate, 1)
         if "pyspark" in rates:
             metrics["ratio.events_per_s.pyspark"] = round(
                 metrics["protium.events_per_s"] / metrics["pyspark.events_per_s"], 2)
             metrics["ratio.latency_p50.pyspark"] = round(
                 metrics["pyspark.latency_p50_ms"] / max(metrics["protium.latency_p50_ms"], 1.0), 2)
+            metrics["ratio.visible_p50.pyspark"] = round(
+                metrics["pyspark.visible_p50_ms"] / max(metrics["protium.visible_p50_ms"], 1.0), 2)
     finally:
         broker.stop()
-    print(f"{'':12} {'events/s':>12} {'p50 ms':>10} {'p99 ms':>10}")
+    print(f"{'':12} {'events/s':>12} {'p50 ms':>10} {'p99 ms':>10} {'visible p50':>12} "
+          f"{'visible p99':>12}")
     for system in rates:
         print(f"{system:12} {metrics[system + '.events_per_s']:>12.0f} "
               f"{metrics[system + '.latency_p50_ms']:>10.0f} "
-              f"{metrics[system + '.latency_p99_ms']:>10.0f}")
+              f"{metrics[system + '.latency_p99_ms']:>10.0f} "
+              f"{metrics[system + '.visible_p50_ms']:>12.0f} "
+              f"{metrics[system + '.visible_p99_ms']:>12.0f}")
     print(f"latency measured at {metrics['rate.latency_events_per_s']:.0f} events/s "
           f"({EVENTS} events for throughput, {SECONDS:.0f} s for latency)")
     print(json.dumps({"bench": "streaming", "metrics": metrics}))

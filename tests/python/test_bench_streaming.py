@@ -37,5 +37,7 @@ def test_bench_streaming_reports_every_key(tmp_path):
     m = report["metrics"]
     for key in ("protium.events_per_s", "protium.latency_p50_ms", "protium.latency_p99_ms",
                 "pyspark.events_per_s", "pyspark.latency_p50_ms", "pyspark.latency_p99_ms",
-                "ratio.events_per_s.pyspark", "ratio.latency_p50.pyspark"):
+                "ratio.events_per_s.pyspark", "ratio.latency_p50.pyspark",
+                "protium.visible_p50_ms", "protium.visible_p99_ms", "pyspark.visible_p50_ms",
+                "pyspark.visible_p99_ms", "ratio.visible_p50.pyspark"):
         assert m.get(key, 0) > 0, (key, proc.stderr[-3000:])
