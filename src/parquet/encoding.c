@@ -95,6 +95,73 @@ int pt__rle_get(pt__rle_dec *d, uint32_t *out, int64_t n, pt_error *err) {
   return PT_OK;
 }
 
+/* Levels: runs filled whole, bit-packed groups of 8 unpacked from one
+ * 64-bit load each (bit widths up to 8, a group is at most 8 bytes), and no
+ * branch per value: the range check and the two counts are sums. */
+int pt__rle_get_levels(pt__rle_dec *d, uint16_t *out, int64_t n, int max, int slot,
+                       int64_t *n_slot, int64_t *n_max, pt_error *err) {
+  const uint32_t mask = d->bit_width >= 32 ? 0xffffffffu : (1u << d->bit_width) - 1;
+  const uint32_t umax = (uint32_t)max, uslot = (uint32_t)slot;
+  int64_t ge = 0, eq = 0;
+  uint32_t over = 0;
+  while (n > 0) {
+    if (d->run_left == 0) PT_RETURN_NOT_OK(next_run(d, err));
+    int64_t k = n < d->run_left ? n : d->run_left;
+    if (!d->packed) {
+      uint32_t v = d->value;
+      if (v > umax) over = 1;
+      for (int64_t i = 0; i < k; i++) out[i] = (uint16_t)v;
+      ge += v >= uslot ? k : 0;
+      eq += v == umax ? k : 0;
+    } else {
+      int bw = d->bit_width;
+      int64_t i = 0, pos = d->bit_pos;
+      const int64_t in_data = d->end - d->bits;
+      if (bw <= 8 && (pos & 7) == 0) {
+        /* Whole groups: the run starts byte-aligned and each group takes
+         * bw bytes, so every group does. */
+        for (; i + 8 <= k && (pos >> 3) + 8 <= in_data; i += 8, pos += 8 * bw) {
+          uint64_t w = pt__load_u64(d->bits + (pos >> 3));
+          for (int j = 0; j < 8; j++) {
+            uint32_t v = (uint32_t)(w >> (j * bw)) & mask;
+            out[i + j] = (uint16_t)v;
+            over |= v > umax;
+            ge += v >= uslot;
+            eq += v == umax;
+          }
+        }
+      }
+      for (; i < k && (pos >> 3) + 8 <= in_data; i++, pos += bw) {
+        uint32_t v = (uint32_t)(pt__load_u64(d->bits + (pos >> 3)) >> (pos & 7)) & mask;
+        out[i] = (uint16_t)v;
+        over |= v > umax;
+        ge += v >= uslot;
+        eq += v == umax;
+      }
+      int64_t nbytes = d->p - d->bits;
+      for (; i < k; i++, pos += bw) {
+        int64_t byte = pos >> 3;
+        uint64_t w = 0;
+        int64_t avail = nbytes - byte;
+        memcpy(&w, d->bits + byte, (size_t)(avail < 8 ? avail : 8));
+        uint32_t v = (uint32_t)(w >> (pos & 7)) & mask;
+        out[i] = (uint16_t)v;
+        over |= v > umax;
+        ge += v >= uslot;
+        eq += v == umax;
+      }
+      d->bit_pos = pos;
+    }
+    out += k;
+    n -= k;
+    d->run_left -= k;
+  }
+  if (over) return pt__errorf(err, PT_EFORMAT, "level above the column's maximum of %d", max);
+  *n_slot = ge;
+  *n_max = eq;
+  return PT_OK;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Encoding */
 

@@ -353,6 +353,11 @@ void pt__rle_init(pt__rle_dec *d, const uint8_t *p, int64_t len, int bit_width);
 /* Decodes exactly n values into out; PT_EFORMAT when the runs end before. */
 int pt__rle_get(pt__rle_dec *d, uint32_t *out, int64_t n, pt_error *err);
 
+/* Decodes exactly n levels (bit_width <= 16) into out, failing on one above
+ * max; *n_slot = how many are >= slot, *n_max = how many equal max. */
+int pt__rle_get_levels(pt__rle_dec *d, uint16_t *out, int64_t n, int max, int slot,
+                       int64_t *n_slot, int64_t *n_max, pt_error *err);
+
 /* Encodes n values of bit_width bits as RLE / bit-packed runs onto buf. */
 int pt__rle_put(pt_buf *buf, const uint32_t *values, int64_t n, int bit_width);
 

@@ -42,7 +42,10 @@ typedef struct leaf {
   int16_t max_def;       /* definition level of a present value */
   int16_t max_rep;       /* repetition level of its innermost list */
   int16_t def_slot;      /* entries with def >= this are rows of its array */
-  bool nested;           /* below a struct or list: keep its levels */
+  bool nested;           /* below a struct or list */
+  bool keep_levels;      /* the first leaf below a struct or list: the tree
+                          * is built from its levels, kept for the chunk;
+                          * its siblings decode definition levels only */
   int conv;              /* CV_* */
   int phys_width;        /* bytes per PLAIN value (fixed-width physical types) */
   int out_width;         /* bytes per Arrow value (fixed-width outputs) */
@@ -132,7 +135,8 @@ typedef struct reader {
   /* Scratch, reused between pages. */
   uint8_t *page_buf;
   int64_t page_cap;
-  uint32_t *levels, *indices;
+  uint16_t *levels;        /* definition levels of a page */
+  uint32_t *indices;
   int64_t levels_cap, indices_cap;
   pt_buf plain;            /* DELTA and BYTE_STREAM_SPLIT values made PLAIN */
   int64_t *deltas, *deltas2;
@@ -577,6 +581,14 @@ static int make_node(reader *r, int64_t *i, int16_t def, int16_t rep, int16_t sl
   return add_leaf(r, c, err);
 }
 
+/* The leaves whose levels the tree is built from: the first below each
+ * struct and list. */
+static void mark_levels(reader *r, const node *n) {
+  if (n->kind == N_LEAF) return;
+  r->leaves[n->first]->keep_levels = true;
+  for (int64_t k = 0; k < n->n_children; k++) mark_levels(r, &n->children[k]);
+}
+
 /* The Arrow schema node of n. */
 static int node_schema(const node *n, struct ArrowSchema *out, pt_error *err) {
   const char *format = n->kind == N_LEAF   ? n->leaf->format
@@ -660,6 +672,7 @@ static int build_schema(reader *r, const pt_parquet_read_options *opts, pt_error
     rc = make_node(r, &at, 0, 0, 0, &chunk, af, false, &r->cols[k], 0, err);
   }
   r->n_cols = n_cols;
+  for (int64_t k = 0; k < n_cols && rc == PT_OK; k++) mark_levels(r, &r->cols[k]);
   r->flat = r->n_sel > 0;
   for (int64_t j = 0; j < r->n_sel; j++) r->flat = r->flat && !r->leaves[j]->nested;
   /* Columns asked for as dictionaries (those not selected are ignored). */
@@ -927,7 +940,7 @@ static int map_file_dict(const leaf *c, colbuf *b, pt_error *err) {
 }
 
 /* emit() for leaf.dict_out: indices instead of values. */
-static int emit_dict(const leaf *c, colbuf *b, int64_t n, const uint32_t *defs, vsrc *s,
+static int emit_dict(const leaf *c, colbuf *b, int64_t n, const uint16_t *defs, vsrc *s,
                      pt_error *err) {
   PT_RETURN_NOT_OK(grow_rows(b, c, b->rows + n + 1, err));
   bool dict = s->enc == PT__ENC_RLE_DICTIONARY || s->enc == PT__ENC_PLAIN_DICTIONARY;
@@ -969,16 +982,14 @@ static int emit_dict(const leaf *c, colbuf *b, int64_t n, const uint32_t *defs, 
   return PT_OK;
 }
 
-/* Appends page values: n rows, defs (NULL: all present), values from src. */
-static int emit(reader *r, const leaf *c, colbuf *b, int64_t n, const uint32_t *defs, vsrc *s,
-                int64_t n_present, pt_error *err) {
+/* Appends page values: n level entries, defs (NULL: all present), values
+ * from src; n_rows of the entries are rows of the leaf (def >= def_slot),
+ * n_present of them values. */
+static int emit(reader *r, const leaf *c, colbuf *b, int64_t n, const uint16_t *defs, vsrc *s,
+                int64_t n_present, int64_t n_rows, pt_error *err) {
   if (c->dict_out) return emit_dict(c, b, n, defs, s, err);
-  PT_RETURN_NOT_OK(grow_rows(b, c, b->rows + n + 1, err));
-  int64_t n_rows = n;
-  if (defs != NULL && c->def_slot > 0) {
-    n_rows = 0;
-    for (int64_t i = 0; i < n; i++) n_rows += defs[i] >= (uint32_t)c->def_slot;
-  }
+  PT_RETURN_NOT_OK(grow_rows(b, c, b->rows + n_rows + 1, err));
+  if (defs == NULL) n_rows = n;
   if (defs != NULL && n_present < n_rows && b->validity == NULL && c->conv != CV_NULL) {
     int64_t bytes = (b->cap_rows + 7) / 8 + 8;
     b->validity = pt__malloc((size_t)bytes);
@@ -1101,28 +1112,37 @@ static int emit(reader *r, const leaf *c, colbuf *b, int64_t n, const uint32_t *
   }
   /* Fixed-width values below lists and structs (or with nulls) kept as
    * they are: one loop without dispatch per value. */
-  if (c->conv == CV_COPY && (c->out_width == 4 || c->out_width == 8) && s->enc == PT__ENC_PLAIN &&
-      defs != NULL) {
+  if (c->conv == CV_COPY && (c->out_width == 4 || c->out_width == 8) &&
+      (s->enc == PT__ENC_PLAIN || dict) && defs != NULL) {
     const int64_t w = c->out_width;
     int64_t row = b->rows, k = 0;
+    const uint32_t *idx = dict ? s->idx + s->k : NULL;
+    if (dict)
+      for (int64_t i = 0; i < n_present; i++)
+        if (idx[i] >= (uint64_t)b->dict_n)
+          return pt__errorf(err, PT_EFORMAT, "dictionary index %u out of range of %lld values",
+                            idx[i], (long long)b->dict_n);
+    const uint8_t *src = dict ? b->dict_fixed : s->p;
+    uint8_t *valid = b->validity;
     for (int64_t i = 0; i < n; i++) {
       if (defs[i] < (uint32_t)c->def_slot) continue; /* no row here */
       bool present = defs[i] == (uint32_t)c->max_def;
-      if (b->validity) pt__bit_set(b->validity, row, present);
+      /* The bitmap is zeroed beyond the rows: only the ones are set. */
+      if (valid) valid[row >> 3] |= (uint8_t)(present << (row & 7));
       uint8_t *dst = b->values + row * w;
       if (!present) {
         memset(dst, 0, (size_t)w);
-        b->nulls++;
-      } else if (w == 8) {
-        memcpy(dst, s->p + k * 8, 8);
-        k++;
       } else {
-        memcpy(dst, s->p + k * 4, 4);
+        int64_t at = dict ? (int64_t)idx[k] : k;
+        if (w == 8) memcpy(dst, src + at * 8, 8);
+        else memcpy(dst, src + at * 4, 4);
         k++;
       }
       row++;
     }
-    s->p += k * w;
+    b->nulls += (row - b->rows) - k;
+    if (dict) s->k += k;
+    else s->p += k * w;
     b->rows = row;
     return PT_OK;
   }
@@ -1596,47 +1616,51 @@ static int read_chunk(reader *r, int64_t rg, const leaf *c, colbuf *b, int64_t r
       vals = p;
       vals_len = plen;
     }
-    /* Levels. */
-    uint32_t *defs = NULL;
-    int64_t present = n;
+    /* Levels: straight into the chunk's arrays where the tree needs them,
+     * else (definition levels only) into scratch for this page. */
+    uint16_t *defs = NULL;
+    int64_t present = n, rows = n;
+    if (c->keep_levels && b->n_levels + n > b->cap_levels) {
+      int64_t cap = b->cap_levels ? b->cap_levels : 1024;
+      while (cap < b->n_levels + n) cap *= 2;
+      uint16_t *d = pt__realloc(b->defs, (size_t)cap * sizeof *d);
+      if (d == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
+      b->defs = d;
+      uint16_t *q = pt__realloc(b->reps, (size_t)cap * sizeof *q);
+      if (q == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
+      b->reps = q;
+      b->cap_levels = cap;
+    }
     if (c->max_def > 0) {
-      PT_RETURN_NOT_OK(ensure_u32(&r->levels, &r->levels_cap, n, err));
+      uint16_t *dst;
+      if (c->keep_levels) {
+        dst = b->defs + b->n_levels;
+      } else {
+        if (n > r->levels_cap) {
+          int64_t cap = r->levels_cap ? r->levels_cap : 1024;
+          while (cap < n) cap *= 2;
+          uint16_t *q = pt__realloc(r->levels, (size_t)cap * sizeof *q);
+          if (q == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
+          r->levels = q;
+          r->levels_cap = cap;
+        }
+        dst = r->levels;
+      }
       pt__rle_dec d;
       pt__rle_init(&d, lv, lv_len, pt__bit_width((uint64_t)c->max_def));
-      PT_RETURN_NOT_OK(pt__rle_get(&d, r->levels, n, err));
-      defs = r->levels;
-      present = 0;
-      for (int64_t i = 0; i < n; i++) {
-        if (defs[i] > (uint32_t)c->max_def)
-          return pt__errorf(err, PT_EFORMAT, "definition level %u above the column's %d", defs[i],
-                            c->max_def);
-        present += defs[i] == (uint32_t)c->max_def;
-      }
+      int rc = pt__rle_get_levels(&d, dst, n, c->max_def, c->def_slot, &rows, &present, err);
+      if (rc != PT_OK) return pt__error_prefix(err, rc, "definition ");
+      defs = dst;
+    } else if (c->keep_levels) {
+      memset(b->defs + b->n_levels, 0, (size_t)n * sizeof *b->defs);
     }
-    if (c->nested) {
-      if (b->n_levels + n > b->cap_levels) {
-        int64_t cap = b->cap_levels ? b->cap_levels : 1024;
-        while (cap < b->n_levels + n) cap *= 2;
-        uint16_t *d = pt__realloc(b->defs, (size_t)cap * sizeof *d);
-        if (d == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
-        b->defs = d;
-        uint16_t *q = pt__realloc(b->reps, (size_t)cap * sizeof *q);
-        if (q == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
-        b->reps = q;
-        b->cap_levels = cap;
-      }
-      for (int64_t i = 0; i < n; i++) b->defs[b->n_levels + i] = defs ? (uint16_t)defs[i] : 0;
+    if (c->keep_levels) {
       if (c->max_rep > 0) {
-        PT_RETURN_NOT_OK(ensure_u32(&r->indices, &r->indices_cap, n, err));
         pt__rle_dec d;
         pt__rle_init(&d, rv, rv_len, pt__bit_width((uint64_t)c->max_rep));
-        PT_RETURN_NOT_OK(pt__rle_get(&d, r->indices, n, err));
-        for (int64_t i = 0; i < n; i++) {
-          if (r->indices[i] > (uint32_t)c->max_rep)
-            return pt__errorf(err, PT_EFORMAT, "repetition level %u above the column's %d",
-                              r->indices[i], c->max_rep);
-          b->reps[b->n_levels + i] = (uint16_t)r->indices[i];
-        }
+        int64_t ge, eq;
+        int rc = pt__rle_get_levels(&d, b->reps + b->n_levels, n, c->max_rep, 0, &ge, &eq, err);
+        if (rc != PT_OK) return pt__error_prefix(err, rc, "repetition ");
       } else {
         memset(b->reps + b->n_levels, 0, (size_t)n * sizeof *b->reps);
       }
@@ -1690,7 +1714,7 @@ static int read_chunk(reader *r, int64_t rg, const leaf *c, colbuf *b, int64_t r
                           encoding_name(h.encoding), h.encoding);
     }
     /* A page without nulls needs no levels to place its values. */
-    PT_RETURN_NOT_OK(emit(r, c, b, n, present == n ? NULL : defs, &s, present, err));
+    PT_RETURN_NOT_OK(emit(r, c, b, n, present == n ? NULL : defs, &s, present, rows, err));
     values_left -= n;
     (*page_no)++;
   }
@@ -1818,33 +1842,10 @@ static int finish_array(const leaf *c, colbuf *b, struct ArrowArray *out, pt_err
   return PT_OK;
 }
 
-/* The validity bitmap of n's slots from the levels of its first leaf:
- * NULL (and *nulls 0) when every slot is valid. slot(i) selects entries. */
-static int levels_validity(const node *n, const colbuf *f, int64_t slots, uint8_t **out,
-                           int64_t *nulls, pt_error *err) {
-  *out = NULL;
-  *nulls = 0;
-  if (!n->nullable) return PT_OK;
-  uint8_t *bits = pt__calloc(1, (size_t)(slots + 7) / 8 + 8);
-  if (bits == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
-  int64_t k = 0;
-  for (int64_t i = 0; i < f->n_levels; i++) {
-    if (f->reps[i] > n->rep || f->defs[i] < n->def_slot) continue;
-    bool valid = f->defs[i] >= n->def_valid;
-    if (valid) pt__bit_set(bits, k, 1);
-    else (*nulls)++;
-    k++;
-  }
-  if (*nulls == 0) {
-    pt__free(bits);
-    bits = NULL;
-  }
-  *out = bits;
-  return PT_OK;
-}
-
 /* Assembles node n's array for the row group from the decoded leaves;
- * *len = its rows. */
+ * *len = its rows. Structs and lists take their slots, validity and offsets
+ * from the levels of their first leaf in one pass (buffers sized by the
+ * levels, which bound the slots). */
 static int build_node(reader *r, const node *n, struct ArrowArray *out, int64_t *len,
                       pt_error *err) {
   out->release = NULL;
@@ -1854,31 +1855,58 @@ static int build_node(reader *r, const node *n, struct ArrowArray *out, int64_t 
     return finish_array(n->leaf, b, out, err);
   }
   const colbuf *f = &r->bufs[n->first];
-  int64_t slots = 0;
-  for (int64_t i = 0; i < f->n_levels; i++) slots += f->reps[i] <= n->rep && f->defs[i] >= n->def_slot;
-  uint8_t *validity = NULL;
-  int64_t nulls = 0, elements = 0;
-  uint8_t *offsets = NULL;
+  const int64_t nl = f->n_levels;
+  const uint16_t *reps = f->reps, *defs = f->defs;
+  int64_t slots = 0, nulls = 0, elements = 0;
+  uint8_t *validity = NULL, *offsets = NULL;
   int width = n->large ? 8 : 4;
-  int rc = levels_validity(n, f, slots, &validity, &nulls, err);
+  int rc = PT_OK;
+  if (n->nullable) {
+    validity = pt__calloc(1, (size_t)(nl + 7) / 8 + 8);
+    if (validity == NULL) rc = pt__errorf(err, PT_ENOMEM, "out of memory");
+  }
+  if (rc == PT_OK && n->kind == N_LIST) {
+    offsets = pt__malloc((size_t)(nl + 1) * (size_t)width);
+    if (offsets == NULL) rc = pt__errorf(err, PT_ENOMEM, "out of memory");
+  }
+  const uint16_t nrep = (uint16_t)n->rep, nslot = (uint16_t)n->def_slot,
+                 nvalid = (uint16_t)n->def_valid;
   if (rc == PT_OK && n->kind == N_LIST) {
     const node *e = &n->children[0];
-    offsets = pt__malloc((size_t)(slots + 1) * (size_t)width);
-    if (offsets == NULL) rc = pt__errorf(err, PT_ENOMEM, "out of memory");
-    int64_t k = 0, count = 0;
-    for (int64_t i = 0; i < f->n_levels && rc == PT_OK; i++) {
-      if (f->reps[i] <= n->rep && f->defs[i] >= n->def_slot) {
-        if (n->large) pt__store_i64(offsets + 8 * k++, count);
-        else pt__store_i32(offsets + 4 * k++, (int32_t)count);
+    const uint16_t erep = (uint16_t)e->rep, eslot = (uint16_t)e->def_slot;
+    int64_t count = 0;
+    for (int64_t i = 0; i < nl; i++) {
+      uint16_t rp = reps[i], df = defs[i];
+      if (rp <= nrep && df >= nslot) {
+        if (n->large) pt__store_i64(offsets + 8 * slots, count);
+        else pt__store_i32(offsets + 4 * slots, (int32_t)count);
+        if (validity) validity[slots >> 3] |= (uint8_t)((df >= nvalid) << (slots & 7));
+        slots++;
       }
-      if (f->reps[i] <= e->rep && f->defs[i] >= e->def_slot) count++;
-      if (!n->large && count > INT32_MAX)
-        rc = pt__errorf(err, PT_ERANGE, "more than 2^31 list elements in a row group");
+      count += rp <= erep && df >= eslot;
     }
-    if (rc == PT_OK) {
-      if (n->large) pt__store_i64(offsets + 8 * k, count);
-      else pt__store_i32(offsets + 4 * k, (int32_t)count);
-      elements = count;
+    if (!n->large && count > INT32_MAX)
+      rc = pt__errorf(err, PT_ERANGE, "more than 2^31 list elements in a row group");
+    if (n->large) pt__store_i64(offsets + 8 * slots, count);
+    else pt__store_i32(offsets + 4 * slots, (int32_t)count);
+    elements = count;
+  } else if (rc == PT_OK) {
+    for (int64_t i = 0; i < nl; i++) {
+      uint16_t rp = reps[i], df = defs[i];
+      if (rp <= nrep && df >= nslot) {
+        if (validity) validity[slots >> 3] |= (uint8_t)((df >= nvalid) << (slots & 7));
+        slots++;
+      }
+    }
+  }
+  if (rc == PT_OK && validity) {
+    int64_t set = 0;
+    for (int64_t i = 0; i < slots / 8; i++) set += __builtin_popcount(validity[i]);
+    for (int64_t i = slots / 8 * 8; i < slots; i++) set += pt__bit_get(validity, i);
+    nulls = slots - set;
+    if (nulls == 0) {
+      pt__free(validity);
+      validity = NULL;
     }
   }
   if (rc == PT_OK) rc = pt__array_init(out, n->kind == N_LIST ? 2 : 1, n->n_children, false, err);

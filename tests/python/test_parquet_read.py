@@ -316,6 +316,45 @@ def test_nested_matrix(codec: str, version: str, dictionary: bool) -> None:
     same_values(got, pq.read_table(io.BytesIO(data), columns=["deep", "int64"]))
 
 
+@pytest.mark.parametrize("version", ["1.0", "2.0"])
+@pytest.mark.parametrize("dictionary", [True, False])
+def test_nested_siblings(version: str, dictionary: bool) -> None:
+    """Leaves under one struct or list (the tree is built from the first
+    one's levels, the others decode their definition levels only): nulls at
+    every level and in each sibling apart, required siblings, a map, and
+    each column alone, across small pages and row groups."""
+    import random
+    rnd = random.Random(5)
+
+    def maybe(x, p=0.15):
+        return None if rnd.random() < p else x
+
+    n = 1500
+    item = pa.struct([("a", pa.int64()), ("b", pa.float64()), ("c", pa.string())])
+    req = pa.struct([pa.field("a", pa.int64(), nullable=False), pa.field("b", pa.float64(), nullable=False)])
+    table = pa.table({
+        "ls": pa.array([maybe([maybe({"a": maybe(rnd.randint(0, 50)), "b": maybe(rnd.random()),
+                                      "c": maybe(rnd.choice(["x", "yy"]))})
+                               for _ in range(rnd.randint(0, 5))]) for _ in range(n)], pa.list_(item)),
+        "m": pa.array([maybe([(f"k{j}", maybe(j)) for j in range(rnd.randint(0, 4))]) for _ in range(n)],
+                      pa.map_(pa.string(), pa.int32())),
+        "s": pa.array([maybe({"l": maybe([maybe(rnd.randint(0, 9)) for _ in range(rnd.randint(0, 3))]),
+                              "i": maybe(rnd.randint(0, 9)), "t": maybe({"x": maybe(1.5), "y": [1, 2]})})
+                       for _ in range(n)],
+                      pa.struct([("l", pa.list_(pa.int32())), ("i", pa.int32()),
+                                 ("t", pa.struct([("x", pa.float64()), ("y", pa.list_(pa.int64()))]))])),
+        "req": pa.array([[{"a": i, "b": float(i)}] * (i % 3) for i in range(n)],
+                        pa.list_(pa.field("item", req, nullable=False))),
+    })
+    data = pa_bytes(table, data_page_version=version, use_dictionary=dictionary, row_group_size=600,
+                    data_page_size=1500)
+    want = pq.read_table(io.BytesIO(data))
+    assert ptq.read_parquet_buffer(data, batch_size=250).read_all().to_pylist() == want.to_pylist()
+    for name in table.column_names:
+        got = ptq.read_parquet_buffer(data, columns=[name]).read_all()
+        assert got.column(0).to_pylist() == want.column(name).to_pylist(), name
+
+
 def test_nested_arrow_schema_refines() -> None:
     """ARROW:schema gives large lists and time zones inside structs back."""
     table = pa.table({
