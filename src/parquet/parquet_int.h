@@ -358,6 +358,10 @@ int pt__rle_get(pt__rle_dec *d, uint32_t *out, int64_t n, pt_error *err);
 int pt__rle_get_levels(pt__rle_dec *d, uint16_t *out, int64_t n, int max, int slot,
                        int64_t *n_slot, int64_t *n_max, pt_error *err);
 
+/* Whether p[0, len) starts with an RLE run of v at least n long (a page
+ * whose definition levels are all the maximum needs no decoding). */
+bool pt__rle_single_run(const uint8_t *p, int64_t len, int bit_width, uint32_t v, int64_t n);
+
 /* Encodes n values of bit_width bits as RLE / bit-packed runs onto buf. */
 int pt__rle_put(pt_buf *buf, const uint32_t *values, int64_t n, int bit_width);
 

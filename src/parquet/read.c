@@ -1021,26 +1021,40 @@ static int emit(reader *r, const leaf *c, colbuf *b, int64_t n, const uint16_t *
       b->rows += n;
       return PT_OK;
     }
-    for (int64_t i = 0; i < n; i++) {
-      bool present = defs == NULL || defs[i] == (uint32_t)c->max_def;
-      if (b->validity) pt__bit_set(b->validity, b->rows + i, present);
-      if (!present) {
-        memset(dst + i * w, 0, (size_t)w);
-        continue;
+    const uint32_t *idx = dict ? s->idx + s->k : NULL;
+    if (dict) {
+      /* Checked first, so that the loops below have no exit. */
+      uint32_t top = 0;
+      for (int64_t i = 0; i < n_present; i++) top = idx[i] > top ? idx[i] : top;
+      if (n_present > 0 && top >= (uint64_t)b->dict_n)
+        return pt__errorf(err, PT_EFORMAT, "dictionary index %u out of range of %lld values", top,
+                          (long long)b->dict_n);
+    }
+    if (defs == NULL) {
+      if (b->validity) /* bits of earlier nulls: these rows are all valid */
+        for (int64_t i = 0; i < n; i++) pt__bit_set(b->validity, b->rows + i, 1);
+      if (!dict) memcpy(dst, s->p, (size_t)(n * w));
+      else if (w == 8)
+        for (int64_t i = 0; i < n; i++) memcpy(dst + i * 8, dv + (int64_t)idx[i] * 8, 8);
+      else
+        for (int64_t i = 0; i < n; i++) memcpy(dst + i * 4, dv + (int64_t)idx[i] * 4, 4);
+      k = n;
+    } else {
+      uint8_t *valid = b->validity; /* zeroed beyond the rows: ones are set */
+      const uint8_t *src = dict ? dv : s->p;
+      for (int64_t i = 0; i < n; i++) {
+        bool present = defs[i] == (uint32_t)c->max_def;
+        int64_t row = b->rows + i;
+        if (valid) valid[row >> 3] |= (uint8_t)(present << (row & 7));
+        if (!present) {
+          memset(dst + i * w, 0, (size_t)w);
+          continue;
+        }
+        int64_t at = dict ? (int64_t)idx[k] : k;
+        if (w == 8) memcpy(dst + i * 8, src + at * 8, 8);
+        else memcpy(dst + i * 4, src + at * 4, 4);
+        k++;
       }
-      const uint8_t *src;
-      if (dict) {
-        uint32_t ix = s->idx[s->k + k];
-        if (ix >= (uint64_t)b->dict_n)
-          return pt__errorf(err, PT_EFORMAT, "dictionary index %u out of range of %lld values", ix,
-                            (long long)b->dict_n);
-        src = dv + (int64_t)ix * w;
-      } else {
-        src = s->p + k * w;
-      }
-      if (w == 8) memcpy(dst + i * 8, src, 8);
-      else memcpy(dst + i * 4, src, 4);
-      k++;
     }
     if (dict) s->k += k;
     else s->p += k * w;
@@ -1646,11 +1660,16 @@ static int read_chunk(reader *r, int64_t rg, const leaf *c, colbuf *b, int64_t r
         }
         dst = r->levels;
       }
-      pt__rle_dec d;
-      pt__rle_init(&d, lv, lv_len, pt__bit_width((uint64_t)c->max_def));
-      int rc = pt__rle_get_levels(&d, dst, n, c->max_def, c->def_slot, &rows, &present, err);
-      if (rc != PT_OK) return pt__error_prefix(err, rc, "definition ");
-      defs = dst;
+      int bw = pt__bit_width((uint64_t)c->max_def);
+      if (!c->keep_levels && pt__rle_single_run(lv, lv_len, bw, (uint32_t)c->max_def, n)) {
+        /* Every value present: nothing to place, nothing to decode. */
+      } else {
+        pt__rle_dec d;
+        pt__rle_init(&d, lv, lv_len, bw);
+        int rc = pt__rle_get_levels(&d, dst, n, c->max_def, c->def_slot, &rows, &present, err);
+        if (rc != PT_OK) return pt__error_prefix(err, rc, "definition ");
+        defs = dst;
+      }
     } else if (c->keep_levels) {
       memset(b->defs + b->n_levels, 0, (size_t)n * sizeof *b->defs);
     }

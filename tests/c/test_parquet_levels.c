@@ -1,7 +1,8 @@
 /* test_parquet_levels.c — pt__rle_get_levels, the decoder of definition and
  * repetition levels: the same values as the general RLE decoder for every
  * bit width and mix of runs (split across calls at odd places), its counts,
- * a level above the maximum refused, and random bytes never read past.
+ * a level above the maximum refused, and random bytes never read past;
+ * pt__rle_get (dictionary indices) at every bit width.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,15 +17,43 @@
 
 /* Runs of equal values (long enough for RLE runs) between stretches of
  * random ones (bit-packed), all below 2^bw. */
+static uint32_t rand_below(uint32_t top) { return ((uint32_t)rand() << 16 ^ (uint32_t)rand()) & top; }
+
 static void make_levels(uint32_t *v, int64_t n, int bw, unsigned seed) {
   srand(seed);
-  uint32_t top = bw == 0 ? 0 : (1u << bw) - 1;
+  uint32_t top = bw == 0 ? 0 : bw >= 32 ? 0xffffffffu : (1u << bw) - 1;
   for (int64_t i = 0; i < n;) {
     int64_t len = 1 + rand() % 40;
     bool run = rand() % 2;
-    uint32_t x = top ? (uint32_t)rand() % (top + 1) : 0;
-    for (int64_t j = 0; j < len && i < n; j++, i++) v[i] = run ? x : (top ? (uint32_t)rand() % (top + 1) : 0);
+    uint32_t x = rand_below(top);
+    for (int64_t j = 0; j < len && i < n; j++, i++) v[i] = run ? x : rand_below(top);
   }
+}
+
+/* Dictionary indices: every bit width through pt__rle_get, in calls of odd
+ * sizes. */
+static void test_rle_get_widths(void **state) {
+  (void)state;
+  enum { N = 3000 };
+  uint32_t *want = malloc(N * sizeof *want), *got = malloc(N * sizeof *got);
+  for (int bw = 0; bw <= 32; bw++) {
+    make_levels(want, N, bw, (unsigned)bw + 100);
+    pt_buf buf = {0};
+    assert_int_equal(pt__rle_put(&buf, want, N, bw), PT_OK);
+    pt__rle_dec d;
+    pt__rle_init(&d, (const uint8_t *)buf.data, (int64_t)buf.len, bw);
+    pt_error err;
+    int64_t at = 0;
+    for (int64_t step = 5; at < N; step = step * 7 % 301 + 1) {
+      int64_t k = N - at < step ? N - at : step;
+      assert_int_equal(pt__rle_get(&d, got + at, k, &err), PT_OK);
+      at += k;
+    }
+    for (int64_t i = 0; i < N; i++) assert_int_equal(got[i], want[i]);
+    pt_buf_free(&buf);
+  }
+  free(want);
+  free(got);
 }
 
 static void test_same_as_rle_get(void **state) {
@@ -113,6 +142,11 @@ static void test_garbage(void **state) {
       for (int i = 0; i < n; i++) assert_true(out[i] <= max);
       assert_int_equal(ge, n);
     }
+    uint32_t wide[300];
+    int w = rand() % 33;
+    pt__rle_init(&d, p, len, w);
+    if (pt__rle_get(&d, wide, n, &err) == PT_OK && w < 32)
+      for (int i = 0; i < n; i++) assert_true(wide[i] < (1u << w) || (w == 0 && wide[i] == 0));
     free(p);
   }
 }
@@ -120,6 +154,7 @@ static void test_garbage(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_same_as_rle_get),
+      cmocka_unit_test(test_rle_get_widths),
       cmocka_unit_test(test_above_max_refused),
       cmocka_unit_test(test_garbage),
   };
