@@ -328,6 +328,15 @@ const char *pt__pq_codec_name(int codec);
  * codecs. */
 int pt__pq_decompress(int codec, const uint8_t *src, int64_t n, uint8_t *dst, int64_t expected,
                       pt_error *err);
+/* What decompression keeps between pages of one reader (a zstd context):
+ * zero it to start, pt__pq_dctx_free when done. One thread at a time. */
+typedef struct pt__pq_dctx {
+  void *zstd; /* ZSTD_DCtx, made at the first zstd page */
+} pt__pq_dctx;
+/* pt__pq_decompress with ctx (NULL: none kept). */
+int pt__pq_decompress_ctx(pt__pq_dctx *ctx, int codec, const uint8_t *src, int64_t n, uint8_t *dst,
+                          int64_t expected, pt_error *err);
+void pt__pq_dctx_free(pt__pq_dctx *ctx);
 int64_t pt__pq_compress_bound(int codec, int64_t n);
 /* Compresses src[0, n) into dst (cap >= the bound); level 0 = the default. */
 int pt__pq_compress(int codec, int level, const uint8_t *src, int64_t n, uint8_t *dst,

@@ -141,6 +141,7 @@ typedef struct reader {
   pt_buf plain;            /* DELTA and BYTE_STREAM_SPLIT values made PLAIN */
   int64_t *deltas, *deltas2;
   int64_t deltas_cap, deltas2_cap;
+  pt__pq_dctx dctx;        /* codec state kept between pages */
 } reader;
 
 /* ------------------------------------------------------------------------ */
@@ -1440,6 +1441,59 @@ static int to_plain(reader *r, const leaf *c, int enc, const uint8_t *vals, int6
   }
 }
 
+/* A compressed data page of PLAIN fixed-width values that Arrow keeps as
+ * they are, in a flat column without nulls so far and in this page:
+ * decompressed straight into the column's values, not through page_buf and
+ * a copy. A v1 page's definition levels come first in the same compressed
+ * block: the block goes to where they end just before the new rows, the
+ * bytes it covers there are put back, and the levels are checked to be all
+ * present. *done = false leaves the page to the usual path (the column's
+ * rows unchanged), as does anything unexpected, which that path reports. */
+static int decompress_direct(reader *r, const leaf *c, colbuf *b, int codec,
+                             const pt__pq_page_header *h, bool v2, const uint8_t *body, int64_t n,
+                             bool *done, pt_error *err) {
+  *done = false;
+  const int64_t w = c->out_width;
+  if (codec == PT__CODEC_UNCOMPRESSED || h->encoding != PT__ENC_PLAIN || c->conv != CV_COPY ||
+      (w != 4 && w != 8) || c->phys_width != w || c->nested || c->dict_out || b->validity != NULL ||
+      n == 0)
+    return PT_OK;
+  const int bw = pt__bit_width((uint64_t)c->max_def);
+  const int64_t clen = h->compressed_size, ulen = h->uncompressed_size;
+  if (v2) {
+    int64_t off = (int64_t)h->rep_length + h->def_length;
+    if (!h->is_compressed || h->num_nulls != 0 || h->rep_length != 0 || h->def_length < 0 ||
+        off > clen || ulen - off != n * w || !plausible(codec, body + off, clen - off, ulen - off))
+      return PT_OK;
+    if (c->max_def > 0 && !pt__rle_single_run(body, h->def_length, bw, (uint32_t)c->max_def, n))
+      return PT_OK;
+    PT_RETURN_NOT_OK(grow_rows(b, c, b->rows + n + 1, err));
+    PT_RETURN_NOT_OK(pt__pq_decompress_ctx(&r->dctx, codec, body + off, clen - off,
+                                           b->values + b->rows * w, n * w, err));
+    b->rows += n;
+    *done = true;
+    return PT_OK;
+  }
+  int64_t lead = ulen - n * w; /* the levels' bytes, if there are no nulls */
+  if (c->max_def == 0 ? lead != 0 : (lead < 5 || lead > 64 || h->def_encoding != PT__ENC_RLE))
+    return PT_OK;
+  if (b->rows * w < lead || !plausible(codec, body, clen, ulen)) return PT_OK;
+  PT_RETURN_NOT_OK(grow_rows(b, c, b->rows + n + 1, err));
+  uint8_t *at = b->values + b->rows * w - lead;
+  uint8_t saved[64], levels[64];
+  memcpy(saved, at, (size_t)lead);
+  int rc = pt__pq_decompress_ctx(&r->dctx, codec, body, clen, at, ulen, err);
+  memcpy(levels, at, (size_t)lead);
+  memcpy(at, saved, (size_t)lead);
+  if (rc != PT_OK) return rc;
+  if (lead > 0 && (pt__load_u32(levels) != (uint32_t)(lead - 4) ||
+                   !pt__rle_single_run(levels + 4, lead - 4, bw, (uint32_t)c->max_def, n)))
+    return PT_OK; /* nulls after all: decoded again the usual way */
+  b->rows += n;
+  *done = true;
+  return PT_OK;
+}
+
 /* Whether rows [start, end) meet a range of keep. */
 static bool ranges_meet(const pt__row_ranges *keep, int64_t start, int64_t end) {
   int64_t lo = 0, hi = keep->n;
@@ -1507,7 +1561,7 @@ static int read_chunk(reader *r, int64_t rg, const leaf *c, colbuf *b, int64_t r
                             (long long)ulen, (long long)clen);
         b->dict_page = pt__malloc((size_t)(ulen ? ulen : 1));
         if (b->dict_page == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
-        PT_RETURN_NOT_OK(pt__pq_decompress(m->codec, body, clen, b->dict_page, ulen, err));
+        PT_RETURN_NOT_OK(pt__pq_decompress_ctx(&r->dctx, m->codec, body, clen, b->dict_page, ulen, err));
         dbody = b->dict_page;
       } else if (clen != ulen) {
         return pt__errorf(err, PT_EFORMAT, "uncompressed page of %lld bytes claims %lld",
@@ -1554,6 +1608,15 @@ static int read_chunk(reader *r, int64_t rg, const leaf *c, colbuf *b, int64_t r
       b->seen += n;
     }
     r->pages_read++;
+    if (keep == NULL) {
+      bool done;
+      PT_RETURN_NOT_OK(decompress_direct(r, c, b, m->codec, &h, v2, body, n, &done, err));
+      if (done) {
+        values_left -= n;
+        (*page_no)++;
+        continue;
+      }
+    }
     /* Levels and values, uncompressed. */
     const uint8_t *lv = NULL, *rv = NULL, *vals;
     int64_t lv_len = 0, rv_len = 0, vals_len;
@@ -1580,7 +1643,7 @@ static int read_chunk(reader *r, int64_t rg, const leaf *c, colbuf *b, int64_t r
           r->page_buf = nb;
           r->page_cap = want;
         }
-        PT_RETURN_NOT_OK(pt__pq_decompress(m->codec, vals, vals_len, r->page_buf, want, err));
+        PT_RETURN_NOT_OK(pt__pq_decompress_ctx(&r->dctx, m->codec, vals, vals_len, r->page_buf, want, err));
         vals = r->page_buf;
         vals_len = want;
       }
@@ -1597,7 +1660,7 @@ static int read_chunk(reader *r, int64_t rg, const leaf *c, colbuf *b, int64_t r
           r->page_buf = nb;
           r->page_cap = ulen;
         }
-        PT_RETURN_NOT_OK(pt__pq_decompress(m->codec, body, clen, r->page_buf, ulen, err));
+        PT_RETURN_NOT_OK(pt__pq_decompress_ctx(&r->dctx, m->codec, body, clen, r->page_buf, ulen, err));
         p = r->page_buf;
         plen = ulen;
       }
@@ -2191,6 +2254,7 @@ static void reader_free(reader *r) {
   pt_buf_free(&r->plain);
   pt__free(r->deltas);
   pt__free(r->deltas2);
+  pt__pq_dctx_free(&r->dctx);
   pt__free(r->label);
   pt__free(r);
 }

@@ -316,6 +316,29 @@ def test_nested_matrix(codec: str, version: str, dictionary: bool) -> None:
     same_values(got, pq.read_table(io.BytesIO(data), columns=["deep", "int64"]))
 
 
+@pytest.mark.parametrize("codec", ["snappy", "zstd", "gzip", "lz4"])
+@pytest.mark.parametrize("version", ["1.0", "2.0"])
+def test_compressed_pages_into_place(codec: str, version: str) -> None:
+    """Compressed PLAIN pages of fixed-width values without nulls go
+    straight into the column (a v1 page's levels land just before its rows
+    and those bytes are put back): many small pages, required and optional
+    columns, a single null in a late page, nulls in one page only, and a
+    page of nulls after pages without."""
+    n = 20000
+    ints = pa.array(range(n), pa.int64())
+    one_null = pa.array([None if i == 15001 else i * 3 for i in range(n)], pa.int32())
+    late = pa.array([None if 12000 <= i < 12500 and i % 2 else float(i) for i in range(n)])
+    tail = pa.array([None if i >= 18000 else i for i in range(n)], pa.int64())
+    schema = pa.schema([pa.field("req", pa.int64(), nullable=False), ("opt", pa.int64()),
+                        ("one_null", pa.int32()), ("late", pa.float64()), ("tail", pa.int64()),
+                        ("day", pa.date32())])
+    table = pa.table([ints, ints, one_null, late, tail, pa.array(range(n), pa.date32())], schema=schema)
+    data = pa_bytes(table, compression=codec, data_page_version=version, use_dictionary=False,
+                    data_page_size=4096, row_group_size=12000)
+    got = ptq.read_parquet_buffer(data, batch_size=5000).read_all()
+    check_same(got, expected(data))
+
+
 @pytest.mark.parametrize("version", ["1.0", "2.0"])
 @pytest.mark.parametrize("dictionary", [True, False])
 def test_nested_siblings(version: str, dictionary: bool) -> None:
