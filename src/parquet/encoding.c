@@ -181,17 +181,30 @@ int pt__rle_get_levels(pt__rle_dec *d, uint16_t *out, int64_t n, int max, int sl
       int bw = d->bit_width;
       int64_t i = 0, pos = d->bit_pos;
       const int64_t in_data = d->end - d->bits;
-      /* Whole groups, 256 values at a time through a scratch. */
+      /* Whole groups, 256 values at a time through a scratch; without
+       * counts when the caller wants none, and without the range check
+       * when the bit width allows nothing above the maximum. */
       while (k - i >= 8) {
         uint32_t tmp[256];
         int64_t got = unpack_run(d, tmp, k - i < 256 ? k - i : 256);
         if (got == 0) break;
-        for (int64_t j = 0; j < got; j++) {
-          uint32_t v = tmp[j];
-          out[i + j] = (uint16_t)v;
-          over |= v > umax;
-          ge += v >= uslot;
-          eq += v == umax;
+        if (n_slot != NULL) {
+          for (int64_t j = 0; j < got; j++) {
+            uint32_t v = tmp[j];
+            out[i + j] = (uint16_t)v;
+            over |= v > umax;
+            ge += v >= uslot;
+            eq += v == umax;
+          }
+        } else if (umax >= mask) {
+          for (int64_t j = 0; j < got; j++) out[i + j] = (uint16_t)tmp[j];
+        } else {
+          uint32_t top = 0;
+          for (int64_t j = 0; j < got; j++) {
+            out[i + j] = (uint16_t)tmp[j];
+            top = tmp[j] > top ? tmp[j] : top;
+          }
+          over |= top > umax;
         }
         i += got;
       }
@@ -222,8 +235,8 @@ int pt__rle_get_levels(pt__rle_dec *d, uint16_t *out, int64_t n, int max, int sl
     d->run_left -= k;
   }
   if (over) return pt__errorf(err, PT_EFORMAT, "level above the column's maximum of %d", max);
-  *n_slot = ge;
-  *n_max = eq;
+  if (n_slot != NULL) *n_slot = ge;
+  if (n_max != NULL) *n_max = eq;
   return PT_OK;
 }
 

@@ -363,7 +363,8 @@ void pt__rle_init(pt__rle_dec *d, const uint8_t *p, int64_t len, int bit_width);
 int pt__rle_get(pt__rle_dec *d, uint32_t *out, int64_t n, pt_error *err);
 
 /* Decodes exactly n levels (bit_width <= 16) into out, failing on one above
- * max; *n_slot = how many are >= slot, *n_max = how many equal max. */
+ * max; *n_slot = how many are >= slot, *n_max = how many equal max (both
+ * NULL: not counted). */
 int pt__rle_get_levels(pt__rle_dec *d, uint16_t *out, int64_t n, int max, int slot,
                        int64_t *n_slot, int64_t *n_max, pt_error *err);
 

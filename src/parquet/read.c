@@ -84,6 +84,8 @@ typedef struct colbuf {
   uint8_t *data;         /* binary bytes */
   int64_t cap_rows, data_len, data_cap;
   int64_t rows, nulls;
+  int64_t hint_rows;     /* flat columns: the first allocation's rows (the
+                          * row group's, bounded by the chunk's bytes) */
   /* The dictionary, decoded from its page (physical values). */
   uint8_t *dict_page;    /* owned decompressed page, or NULL when in the file */
   const uint8_t **dict_ptr; /* BYTE_ARRAY: value pointers; fixed: NULL */
@@ -755,10 +757,28 @@ static int build_schema(reader *r, const pt_parquet_read_options *opts, pt_error
 /* ------------------------------------------------------------------------ */
 /* Pages */
 
+/* Asks for transparent huge pages under a large column buffer: filling
+ * fresh memory otherwise takes a page fault every 4 KiB, which costs more
+ * than decoding plain values into it. Advice only: failure is ignored. */
+static void huge_pages(void *p, int64_t len) {
+#ifdef MADV_HUGEPAGE
+  const uintptr_t huge = (uintptr_t)2 << 20;
+  if (len < 2 * (int64_t)huge) return;
+  uintptr_t start = ((uintptr_t)p + huge - 1) & ~(huge - 1);
+  uintptr_t end = ((uintptr_t)p + (uintptr_t)len) & ~(huge - 1);
+  if (end > start) (void)madvise((void *)start, end - start, MADV_HUGEPAGE);
+#else
+  (void)p;
+  (void)len;
+#endif
+}
+
 static int grow_rows(colbuf *b, const leaf *c, int64_t need, pt_error *err) {
   if (need <= b->cap_rows) return PT_OK;
   int64_t cap = b->cap_rows ? b->cap_rows : 1024;
   while (cap < need) cap *= 2;
+  /* Once, at the size the row group will take: no chain of copies. */
+  if (b->cap_rows == 0 && b->hint_rows >= need) cap = b->hint_rows;
   int64_t vbytes = c->conv == CV_BOOL ? (cap + 7) / 8 + 8
                    : c->conv == CV_BINARY ? (cap + 1) * (c->large ? 8 : 4)
                    : c->conv == CV_NULL ? 0 : cap * c->out_width;
@@ -766,6 +786,7 @@ static int grow_rows(colbuf *b, const leaf *c, int64_t need, pt_error *err) {
     uint8_t *v = pt__realloc(b->values, (size_t)vbytes + 64);
     if (v == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory for %lld rows", (long long)cap);
     b->values = v;
+    huge_pages(v, vbytes);
   }
   if (b->validity != NULL) {
     uint8_t *v = pt__realloc(b->validity, (size_t)(cap + 7) / 8 + 8);
@@ -1532,6 +1553,14 @@ static int read_chunk(reader *r, int64_t rg, const leaf *c, colbuf *b, int64_t r
   if (m->num_values < 0) return pt__errorf(err, PT_EFORMAT, "negative number of values");
   int64_t values_left = m->num_values;
   int64_t pos = start;
+  /* The column's size from the row group's rows, but no more than the
+   * chunk's bytes could hold (8 values a byte): a footer's claim alone
+   * never decides an allocation. */
+  if (!c->nested) {
+    int64_t bound = m->total_compressed_size < (INT64_MAX - 1024) / 8
+                        ? m->total_compressed_size * 8 + 1024 : INT64_MAX;
+    b->hint_rows = rg_rows + 1 < bound ? rg_rows + 1 : bound;
+  }
   *page_no = 0;
   while (values_left > 0 || (!c->nested && pos < end && b->seen < rg_rows)) {
     if (pos >= end)
@@ -1740,8 +1769,7 @@ static int read_chunk(reader *r, int64_t rg, const leaf *c, colbuf *b, int64_t r
       if (c->max_rep > 0) {
         pt__rle_dec d;
         pt__rle_init(&d, rv, rv_len, pt__bit_width((uint64_t)c->max_rep));
-        int64_t ge, eq;
-        int rc = pt__rle_get_levels(&d, b->reps + b->n_levels, n, c->max_rep, 0, &ge, &eq, err);
+        int rc = pt__rle_get_levels(&d, b->reps + b->n_levels, n, c->max_rep, 0, NULL, NULL, err);
         if (rc != PT_OK) return pt__error_prefix(err, rc, "repetition ");
       } else {
         memset(b->reps + b->n_levels, 0, (size_t)n * sizeof *b->reps);
@@ -1963,6 +1991,7 @@ static int build_node(reader *r, const node *n, struct ArrowArray *out, int64_t 
         if (n->large) pt__store_i64(offsets + 8 * slots, count);
         else pt__store_i32(offsets + 4 * slots, (int32_t)count);
         if (validity) validity[slots >> 3] |= (uint8_t)((df >= nvalid) << (slots & 7));
+        nulls += df < nvalid;
         slots++;
       }
       count += rp <= erep && df >= eslot;
@@ -1977,19 +2006,15 @@ static int build_node(reader *r, const node *n, struct ArrowArray *out, int64_t 
       uint16_t rp = reps[i], df = defs[i];
       if (rp <= nrep && df >= nslot) {
         if (validity) validity[slots >> 3] |= (uint8_t)((df >= nvalid) << (slots & 7));
+        nulls += df < nvalid;
         slots++;
       }
     }
   }
-  if (rc == PT_OK && validity) {
-    int64_t set = 0;
-    for (int64_t i = 0; i < slots / 8; i++) set += __builtin_popcount(validity[i]);
-    for (int64_t i = slots / 8 * 8; i < slots; i++) set += pt__bit_get(validity, i);
-    nulls = slots - set;
-    if (nulls == 0) {
-      pt__free(validity);
-      validity = NULL;
-    }
+  if (!n->nullable) nulls = 0;
+  if (rc == PT_OK && validity && nulls == 0) {
+    pt__free(validity);
+    validity = NULL;
   }
   if (rc == PT_OK) rc = pt__array_init(out, n->kind == N_LIST ? 2 : 1, n->n_children, false, err);
   if (rc != PT_OK) {
