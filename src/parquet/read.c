@@ -91,6 +91,7 @@ typedef struct colbuf {
   const uint8_t **dict_ptr; /* BYTE_ARRAY: value pointers; fixed: NULL */
   int32_t *dict_len;
   const uint8_t *dict_fixed; /* fixed-width physical values */
+  const uint8_t *dict_limit; /* end of the memory the dictionary lies in */
   int64_t dict_n;
   bool has_dict;
   /* Levels of the whole chunk, for leaves below structs and lists. */
@@ -1129,14 +1130,18 @@ static int emit(reader *r, const leaf *c, colbuf *b, int64_t n, const uint16_t *
       return pt__errorf(err, PT_ERANGE,
                         "more than 2 GiB of strings in one row group; read fewer columns or "
                         "rewrite the file with smaller row groups");
-    PT_RETURN_NOT_OK(grow_data(b, total, err));
+    /* 32 bytes to spare: a short value is copied as 32 bytes (fixed
+     * moves, not a call), where 32 bytes can be read from where it is. */
+    PT_RETURN_NOT_OK(grow_data(b, total + 32, err));
+    const uint8_t *lim = dict ? b->dict_limit : s->end;
     int64_t row = b->rows;
     if (row == 0) set_offset(b, c, 0, 0);
     int64_t at = b->data_len;
     k = 0;
     for (int64_t i = 0; i < n; i++, row++) {
       bool present = defs == NULL || defs[i] == (uint32_t)c->max_def;
-      if (b->validity) pt__bit_set(b->validity, row, present);
+      /* The bitmap is zeroed beyond the rows: only ones are set. */
+      if (b->validity) b->validity[row >> 3] |= (uint8_t)(present << (row & 7));
       if (present) {
         const uint8_t *src;
         int64_t len;
@@ -1149,7 +1154,9 @@ static int emit(reader *r, const leaf *c, colbuf *b, int64_t n, const uint16_t *
           src = s->p + 4;
           s->p += 4 + len;
         }
-        if (len > 0) memcpy(b->data + at, src, (size_t)len);
+        if (len <= 16 && lim - src >= 32) memcpy(b->data + at, src, 16);
+        else if (len <= 32 && lim - src >= 32) memcpy(b->data + at, src, 32);
+        else if (len > 0) memcpy(b->data + at, src, (size_t)len);
         at += len;
         k++;
       } else {
@@ -1605,13 +1612,17 @@ static int read_chunk(reader *r, int64_t rg, const leaf *c, colbuf *b, int64_t r
         if (!plausible(m->codec, body, clen, ulen))
           return pt__errorf(err, PT_EFORMAT, "page claims %lld bytes from %lld compressed",
                             (long long)ulen, (long long)clen);
-        b->dict_page = pt__malloc((size_t)(ulen ? ulen : 1));
+        /* 32 bytes to spare: short values are copied 32 bytes at a time. */
+        b->dict_page = pt__malloc((size_t)ulen + 32);
         if (b->dict_page == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
         PT_RETURN_NOT_OK(pt__pq_decompress_ctx(&r->dctx, m->codec, body, clen, b->dict_page, ulen, err));
         dbody = b->dict_page;
+        b->dict_limit = b->dict_page + ulen + 32;
       } else if (clen != ulen) {
         return pt__errorf(err, PT_EFORMAT, "uncompressed page of %lld bytes claims %lld",
                           (long long)clen, (long long)ulen);
+      } else {
+        b->dict_limit = r->data + r->size;
       }
       PT_RETURN_NOT_OK(read_dict(r, c, b, &h, dbody, ulen, err));
       if (c->dict_out) PT_RETURN_NOT_OK(map_file_dict(c, b, err));
