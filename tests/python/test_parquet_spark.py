@@ -105,7 +105,7 @@ def test_spark_reads_protium_files(tmp_path: Path) -> None:
         s.stop()
     """)
     r = subprocess.run([str(SPARK_PYTHON), "-c", script], capture_output=True, text=True,
-                       timeout=300)
+                       timeout=900)
     assert r.returncode == 0, r.stderr[-2000:]
     outputs = [line[4:] for line in r.stdout.splitlines() if line.startswith("ROWS")]
     assert len(outputs) == 2
