@@ -90,8 +90,18 @@ static int hadoop_lz4(const uint8_t *src, int64_t n, uint8_t *dst, int64_t expec
   return PT_OK;
 }
 
+void pt__pq_dctx_free(pt__pq_dctx *ctx) {
+  if (ctx->zstd != NULL) ZSTD_freeDCtx(ctx->zstd);
+  ctx->zstd = NULL;
+}
+
 int pt__pq_decompress(int codec, const uint8_t *src, int64_t n, uint8_t *dst, int64_t expected,
                       pt_error *err) {
+  return pt__pq_decompress_ctx(NULL, codec, src, n, dst, expected, err);
+}
+
+int pt__pq_decompress_ctx(pt__pq_dctx *ctx, int codec, const uint8_t *src, int64_t n, uint8_t *dst,
+                          int64_t expected, pt_error *err) {
   switch (codec) {
     case PT__CODEC_UNCOMPRESSED:
       if (n != expected) return bad(err, codec, "size differs from the page header");
@@ -115,7 +125,11 @@ int pt__pq_decompress(int codec, const uint8_t *src, int64_t n, uint8_t *dst, in
       return PT_OK;
     }
     case PT__CODEC_ZSTD: {
-      size_t got = ZSTD_decompress(dst, (size_t)expected, src, (size_t)n);
+      /* A context kept by the caller: made once, not per page. */
+      if (ctx != NULL && ctx->zstd == NULL && (ctx->zstd = ZSTD_createDCtx()) == NULL)
+        return pt__errorf(err, PT_ENOMEM, "out of memory (zstd)");
+      size_t got = ctx != NULL ? ZSTD_decompressDCtx(ctx->zstd, dst, (size_t)expected, src, (size_t)n)
+                               : ZSTD_decompress(dst, (size_t)expected, src, (size_t)n);
       if (ZSTD_isError(got)) return bad(err, codec, ZSTD_getErrorName(got));
       if ((int64_t)got != expected) return bad(err, codec, "size differs from the page header");
       return PT_OK;

@@ -57,6 +57,61 @@ static int next_run(pt__rle_dec *d, pt_error *err) {
   return PT_OK;
 }
 
+/* Eight values of bw bits from in, which starts on a value and has bw + 8
+ * bytes readable. Inlined under a switch on bw, so that every shift and
+ * mask is a constant. */
+static inline __attribute__((always_inline)) void unpack8(const uint8_t *in, uint32_t *out,
+                                                          const int bw) {
+  const uint32_t mask = bw >= 32 ? 0xffffffffu : (1u << bw) - 1;
+#pragma GCC unroll 8
+  for (int j = 0; j < 8; j++) {
+    const int bit = j * bw;
+    out[j] = (uint32_t)(pt__load_u64(in + (bit >> 3)) >> (bit & 7)) & mask;
+  }
+}
+
+#define UNPACK_CASE(BW)                                                     \
+  case BW:                                                                  \
+    for (; g < groups; g++) unpack8(in + g * BW, out + g * 8, BW);          \
+    break;
+
+/* groups * 8 values of bw (1..24) bits from in (groups * bw + 8 bytes
+ * readable) into out. */
+static void unpack_groups(const uint8_t *in, uint32_t *out, int64_t groups, int bw) {
+  int64_t g = 0;
+  switch (bw) {
+    UNPACK_CASE(1) UNPACK_CASE(2) UNPACK_CASE(3) UNPACK_CASE(4) UNPACK_CASE(5) UNPACK_CASE(6)
+    UNPACK_CASE(7) UNPACK_CASE(8) UNPACK_CASE(9) UNPACK_CASE(10) UNPACK_CASE(11) UNPACK_CASE(12)
+    UNPACK_CASE(13) UNPACK_CASE(14) UNPACK_CASE(15) UNPACK_CASE(16) UNPACK_CASE(17)
+    UNPACK_CASE(18) UNPACK_CASE(19) UNPACK_CASE(20) UNPACK_CASE(21) UNPACK_CASE(22)
+    UNPACK_CASE(23) UNPACK_CASE(24)
+    default:
+      for (; g < groups; g++)
+        for (int j = 0; j < 8; j++) {
+          int64_t bit = (g * 8 + j) * (int64_t)bw;
+          out[g * 8 + j] = (uint32_t)(pt__load_u64(in + (bit >> 3)) >> (bit & 7)) &
+                           (bw >= 32 ? 0xffffffffu : (1u << bw) - 1);
+        }
+  }
+}
+#undef UNPACK_CASE
+
+/* Whole groups of eight of a bit-packed run, from d's position (which must
+ * be byte-aligned) into out: how many values, at most k, leaving the rest
+ * (a part group, or the last bytes of the data) to the value loop. */
+static int64_t unpack_run(pt__rle_dec *d, uint32_t *out, int64_t k) {
+  int bw = d->bit_width;
+  if (bw == 0 || bw > 24 || (d->bit_pos & 7) != 0) return 0;
+  int64_t byte = d->bit_pos >> 3;
+  int64_t room = d->end - d->bits - byte - 8; /* bytes with 8 more after them */
+  int64_t groups = k / 8;
+  if (room < 0) return 0;
+  if (groups > room / bw) groups = room / bw;
+  unpack_groups(d->bits + byte, out, groups, bw);
+  d->bit_pos += groups * 8 * bw;
+  return groups * 8;
+}
+
 int pt__rle_get(pt__rle_dec *d, uint32_t *out, int64_t n, pt_error *err) {
   const uint32_t mask = d->bit_width >= 32 ? 0xffffffffu : (1u << d->bit_width) - 1;
   while (n > 0) {
@@ -69,7 +124,7 @@ int pt__rle_get(pt__rle_dec *d, uint32_t *out, int64_t n, pt_error *err) {
     } else {
       int64_t nbytes = d->p - d->bits;
       int bw = d->bit_width;
-      int64_t i = 0, pos = d->bit_pos;
+      int64_t i = unpack_run(d, out, k), pos = d->bit_pos;
       /* Eight whole bytes under the value: one fixed load (the common
        * case, and several times cheaper than a sized copy). The bytes may
        * run past this run into the next header, never past the data: the
@@ -92,6 +147,96 @@ int pt__rle_get(pt__rle_dec *d, uint32_t *out, int64_t n, pt_error *err) {
     n -= k;
     d->run_left -= k;
   }
+  return PT_OK;
+}
+
+bool pt__rle_single_run(const uint8_t *p, int64_t len, int bit_width, uint32_t v, int64_t n) {
+  pt__rle_dec d;
+  pt__rle_init(&d, p, len, bit_width);
+  return next_run(&d, NULL) == PT_OK && !d.packed && d.value == v && d.run_left >= n;
+}
+
+/* Levels: runs filled whole, bit-packed groups of 8 unpacked from one
+ * 64-bit load each (bit widths up to 8, a group is at most 8 bytes), and no
+ * branch per value: the range check and the two counts are sums. */
+int pt__rle_get_levels(pt__rle_dec *d, uint16_t *out, int64_t n, int max, int slot,
+                       int64_t *n_slot, int64_t *n_max, pt_error *err) {
+  const uint32_t mask = d->bit_width >= 32 ? 0xffffffffu : (1u << d->bit_width) - 1;
+  const uint32_t umax = (uint32_t)max, uslot = (uint32_t)slot;
+  int64_t ge = 0, eq = 0;
+  uint32_t over = 0;
+  while (n > 0) {
+    if (d->run_left == 0) PT_RETURN_NOT_OK(next_run(d, err));
+    int64_t k = n < d->run_left ? n : d->run_left;
+    if (!d->packed) {
+      uint32_t v = d->value;
+      if (v > umax) over = 1;
+      /* Eight values, then copies of what is filled, doubling. */
+      int64_t f = k < 8 ? k : 8;
+      for (int64_t i = 0; i < f; i++) out[i] = (uint16_t)v;
+      for (; f < k; f *= 2) memcpy(out + f, out, (size_t)(k - f < f ? k - f : f) * sizeof *out);
+      ge += v >= uslot ? k : 0;
+      eq += v == umax ? k : 0;
+    } else {
+      int bw = d->bit_width;
+      int64_t i = 0, pos = d->bit_pos;
+      const int64_t in_data = d->end - d->bits;
+      /* Whole groups, 256 values at a time through a scratch; without
+       * counts when the caller wants none, and without the range check
+       * when the bit width allows nothing above the maximum. */
+      while (k - i >= 8) {
+        uint32_t tmp[256];
+        int64_t got = unpack_run(d, tmp, k - i < 256 ? k - i : 256);
+        if (got == 0) break;
+        if (n_slot != NULL) {
+          for (int64_t j = 0; j < got; j++) {
+            uint32_t v = tmp[j];
+            out[i + j] = (uint16_t)v;
+            over |= v > umax;
+            ge += v >= uslot;
+            eq += v == umax;
+          }
+        } else if (umax >= mask) {
+          for (int64_t j = 0; j < got; j++) out[i + j] = (uint16_t)tmp[j];
+        } else {
+          uint32_t top = 0;
+          for (int64_t j = 0; j < got; j++) {
+            out[i + j] = (uint16_t)tmp[j];
+            top = tmp[j] > top ? tmp[j] : top;
+          }
+          over |= top > umax;
+        }
+        i += got;
+      }
+      pos = d->bit_pos;
+      for (; i < k && (pos >> 3) + 8 <= in_data; i++, pos += bw) {
+        uint32_t v = (uint32_t)(pt__load_u64(d->bits + (pos >> 3)) >> (pos & 7)) & mask;
+        out[i] = (uint16_t)v;
+        over |= v > umax;
+        ge += v >= uslot;
+        eq += v == umax;
+      }
+      int64_t nbytes = d->p - d->bits;
+      for (; i < k; i++, pos += bw) {
+        int64_t byte = pos >> 3;
+        uint64_t w = 0;
+        int64_t avail = nbytes - byte;
+        memcpy(&w, d->bits + byte, (size_t)(avail < 8 ? avail : 8));
+        uint32_t v = (uint32_t)(w >> (pos & 7)) & mask;
+        out[i] = (uint16_t)v;
+        over |= v > umax;
+        ge += v >= uslot;
+        eq += v == umax;
+      }
+      d->bit_pos = pos;
+    }
+    out += k;
+    n -= k;
+    d->run_left -= k;
+  }
+  if (over) return pt__errorf(err, PT_EFORMAT, "level above the column's maximum of %d", max);
+  if (n_slot != NULL) *n_slot = ge;
+  if (n_max != NULL) *n_max = eq;
   return PT_OK;
 }
 

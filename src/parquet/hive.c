@@ -247,9 +247,11 @@ static bool integral(const char *s, int *nd) {
 int pt__hive_infer_format(char *const *vals, int64_t stride, int64_t n, char *fmt, size_t cap) {
   bool i32 = true, i64 = true, dec = true, num = true, when = true, dates = true;
   int precision = 0;
+  int64_t known = 0;
   for (int64_t i = 0; i < n; i++) {
     const char *v = vals[i * stride];
     if (v == NULL) continue;
+    known++;
     char *end;
     errno = 0;
     long long x = strtoll(v, &end, 10);
@@ -271,7 +273,9 @@ int pt__hive_infer_format(char *const *vals, int64_t stride, int64_t n, char *fm
   /* Spark's order: int, bigint, decimal(p, 0) of the integers beyond
    * bigint (with room for the bigints among them), double, timestamp (a
    * date among timestamps widens to one), date, string. */
-  const char *f = i32 ? "i" : i64 ? "l" : NULL;
+  /* A key whose every value is __HIVE_DEFAULT_PARTITION__ (null): Spark
+   * gives it NullType and then string, never a number. */
+  const char *f = known == 0 ? "u" : i32 ? "i" : i64 ? "l" : NULL;
   char d[32];
   if (!f && dec) {
     snprintf(d, sizeof d, "d:%d,0", precision < 20 ? 20 : precision);

@@ -119,7 +119,8 @@ int pt__hive_append_value(pt_buf *out, const struct ArrowSchema *schema,
 /* Spark's type for a key whose n values (vals[i * stride], NULL: null,
  * escapes decoded) are these: int32, int64, decimal(p, 0) (integers beyond
  * int64), float64, timestamp[us] (text "YYYY-MM-DD HH:MM:SS[.ffffff]"),
- * date32 ("YYYY-MM-DD"), else utf8; its Arrow format into fmt (cap bytes).
+ * date32 ("YYYY-MM-DD"), else (or with every value null) utf8; its Arrow
+ * format into fmt (cap bytes).
  * PT_ERANGE when fmt is too small. */
 int pt__hive_infer_format(char *const *vals, int64_t stride, int64_t n, char *fmt, size_t cap);
 /* Whether a key can be read as a column of this format (a partition

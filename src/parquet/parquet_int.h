@@ -328,6 +328,15 @@ const char *pt__pq_codec_name(int codec);
  * codecs. */
 int pt__pq_decompress(int codec, const uint8_t *src, int64_t n, uint8_t *dst, int64_t expected,
                       pt_error *err);
+/* What decompression keeps between pages of one reader (a zstd context):
+ * zero it to start, pt__pq_dctx_free when done. One thread at a time. */
+typedef struct pt__pq_dctx {
+  void *zstd; /* ZSTD_DCtx, made at the first zstd page */
+} pt__pq_dctx;
+/* pt__pq_decompress with ctx (NULL: none kept). */
+int pt__pq_decompress_ctx(pt__pq_dctx *ctx, int codec, const uint8_t *src, int64_t n, uint8_t *dst,
+                          int64_t expected, pt_error *err);
+void pt__pq_dctx_free(pt__pq_dctx *ctx);
 int64_t pt__pq_compress_bound(int codec, int64_t n);
 /* Compresses src[0, n) into dst (cap >= the bound); level 0 = the default. */
 int pt__pq_compress(int codec, int level, const uint8_t *src, int64_t n, uint8_t *dst,
@@ -352,6 +361,16 @@ typedef struct pt__rle_dec {
 void pt__rle_init(pt__rle_dec *d, const uint8_t *p, int64_t len, int bit_width);
 /* Decodes exactly n values into out; PT_EFORMAT when the runs end before. */
 int pt__rle_get(pt__rle_dec *d, uint32_t *out, int64_t n, pt_error *err);
+
+/* Decodes exactly n levels (bit_width <= 16) into out, failing on one above
+ * max; *n_slot = how many are >= slot, *n_max = how many equal max (both
+ * NULL: not counted). */
+int pt__rle_get_levels(pt__rle_dec *d, uint16_t *out, int64_t n, int max, int slot,
+                       int64_t *n_slot, int64_t *n_max, pt_error *err);
+
+/* Whether p[0, len) starts with an RLE run of v at least n long (a page
+ * whose definition levels are all the maximum needs no decoding). */
+bool pt__rle_single_run(const uint8_t *p, int64_t len, int bit_width, uint32_t v, int64_t n);
 
 /* Encodes n values of bit_width bits as RLE / bit-packed runs onto buf. */
 int pt__rle_put(pt_buf *buf, const uint32_t *values, int64_t n, int bit_width);

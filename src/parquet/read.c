@@ -42,7 +42,10 @@ typedef struct leaf {
   int16_t max_def;       /* definition level of a present value */
   int16_t max_rep;       /* repetition level of its innermost list */
   int16_t def_slot;      /* entries with def >= this are rows of its array */
-  bool nested;           /* below a struct or list: keep its levels */
+  bool nested;           /* below a struct or list */
+  bool keep_levels;      /* the first leaf below a struct or list: the tree
+                          * is built from its levels, kept for the chunk;
+                          * its siblings decode definition levels only */
   int conv;              /* CV_* */
   int phys_width;        /* bytes per PLAIN value (fixed-width physical types) */
   int out_width;         /* bytes per Arrow value (fixed-width outputs) */
@@ -81,11 +84,14 @@ typedef struct colbuf {
   uint8_t *data;         /* binary bytes */
   int64_t cap_rows, data_len, data_cap;
   int64_t rows, nulls;
+  int64_t hint_rows;     /* flat columns: the first allocation's rows (the
+                          * row group's, bounded by the chunk's bytes) */
   /* The dictionary, decoded from its page (physical values). */
   uint8_t *dict_page;    /* owned decompressed page, or NULL when in the file */
   const uint8_t **dict_ptr; /* BYTE_ARRAY: value pointers; fixed: NULL */
   int32_t *dict_len;
   const uint8_t *dict_fixed; /* fixed-width physical values */
+  const uint8_t *dict_limit; /* end of the memory the dictionary lies in */
   int64_t dict_n;
   bool has_dict;
   /* Levels of the whole chunk, for leaves below structs and lists. */
@@ -132,11 +138,13 @@ typedef struct reader {
   /* Scratch, reused between pages. */
   uint8_t *page_buf;
   int64_t page_cap;
-  uint32_t *levels, *indices;
+  uint16_t *levels;        /* definition levels of a page */
+  uint32_t *indices;
   int64_t levels_cap, indices_cap;
   pt_buf plain;            /* DELTA and BYTE_STREAM_SPLIT values made PLAIN */
   int64_t *deltas, *deltas2;
   int64_t deltas_cap, deltas2_cap;
+  pt__pq_dctx dctx;        /* codec state kept between pages */
 } reader;
 
 /* ------------------------------------------------------------------------ */
@@ -577,6 +585,14 @@ static int make_node(reader *r, int64_t *i, int16_t def, int16_t rep, int16_t sl
   return add_leaf(r, c, err);
 }
 
+/* The leaves whose levels the tree is built from: the first below each
+ * struct and list. */
+static void mark_levels(reader *r, const node *n) {
+  if (n->kind == N_LEAF) return;
+  r->leaves[n->first]->keep_levels = true;
+  for (int64_t k = 0; k < n->n_children; k++) mark_levels(r, &n->children[k]);
+}
+
 /* The Arrow schema node of n. */
 static int node_schema(const node *n, struct ArrowSchema *out, pt_error *err) {
   const char *format = n->kind == N_LEAF   ? n->leaf->format
@@ -660,6 +676,7 @@ static int build_schema(reader *r, const pt_parquet_read_options *opts, pt_error
     rc = make_node(r, &at, 0, 0, 0, &chunk, af, false, &r->cols[k], 0, err);
   }
   r->n_cols = n_cols;
+  for (int64_t k = 0; k < n_cols && rc == PT_OK; k++) mark_levels(r, &r->cols[k]);
   r->flat = r->n_sel > 0;
   for (int64_t j = 0; j < r->n_sel; j++) r->flat = r->flat && !r->leaves[j]->nested;
   /* Columns asked for as dictionaries (those not selected are ignored). */
@@ -741,10 +758,44 @@ static int build_schema(reader *r, const pt_parquet_read_options *opts, pt_error
 /* ------------------------------------------------------------------------ */
 /* Pages */
 
+/* Asks for transparent huge pages under a large column buffer: filling
+ * fresh memory otherwise takes a page fault every 4 KiB, which costs more
+ * than decoding plain values into it. Advice only: failure is ignored. */
+static void huge_pages(void *p, int64_t len) {
+#ifdef MADV_HUGEPAGE
+  const uintptr_t huge = (uintptr_t)2 << 20;
+  if (len < 2 * (int64_t)huge) return;
+  uintptr_t start = ((uintptr_t)p + huge - 1) & ~(huge - 1);
+  uintptr_t end = ((uintptr_t)p + (uintptr_t)len) & ~(huge - 1);
+  if (end > start) (void)madvise((void *)start, end - start, MADV_HUGEPAGE);
+#else
+  (void)p;
+  (void)len;
+#endif
+}
+
+/* Maps in a buffer that is about to be filled whole (a flat column's, at
+ * its row group's size) in one call rather than a fault per page. Advice
+ * only: kernels without MADV_POPULATE_WRITE (before 5.14) refuse it. */
+static void populate(void *p, int64_t len) {
+#ifdef MADV_POPULATE_WRITE
+  const uintptr_t page = 4096;
+  if (len < 64 * (int64_t)page) return;
+  uintptr_t start = ((uintptr_t)p + page - 1) & ~(page - 1);
+  uintptr_t end = ((uintptr_t)p + (uintptr_t)len) & ~(page - 1);
+  if (end > start) (void)madvise((void *)start, end - start, MADV_POPULATE_WRITE);
+#else
+  (void)p;
+  (void)len;
+#endif
+}
+
 static int grow_rows(colbuf *b, const leaf *c, int64_t need, pt_error *err) {
   if (need <= b->cap_rows) return PT_OK;
   int64_t cap = b->cap_rows ? b->cap_rows : 1024;
   while (cap < need) cap *= 2;
+  /* Once, at the size the row group will take: no chain of copies. */
+  if (b->cap_rows == 0 && b->hint_rows >= need) cap = b->hint_rows;
   int64_t vbytes = c->conv == CV_BOOL ? (cap + 7) / 8 + 8
                    : c->conv == CV_BINARY ? (cap + 1) * (c->large ? 8 : 4)
                    : c->conv == CV_NULL ? 0 : cap * c->out_width;
@@ -752,6 +803,8 @@ static int grow_rows(colbuf *b, const leaf *c, int64_t need, pt_error *err) {
     uint8_t *v = pt__realloc(b->values, (size_t)vbytes + 64);
     if (v == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory for %lld rows", (long long)cap);
     b->values = v;
+    huge_pages(v, vbytes);
+    if (cap == b->hint_rows) populate(v, vbytes);
   }
   if (b->validity != NULL) {
     uint8_t *v = pt__realloc(b->validity, (size_t)(cap + 7) / 8 + 8);
@@ -927,7 +980,7 @@ static int map_file_dict(const leaf *c, colbuf *b, pt_error *err) {
 }
 
 /* emit() for leaf.dict_out: indices instead of values. */
-static int emit_dict(const leaf *c, colbuf *b, int64_t n, const uint32_t *defs, vsrc *s,
+static int emit_dict(const leaf *c, colbuf *b, int64_t n, const uint16_t *defs, vsrc *s,
                      pt_error *err) {
   PT_RETURN_NOT_OK(grow_rows(b, c, b->rows + n + 1, err));
   bool dict = s->enc == PT__ENC_RLE_DICTIONARY || s->enc == PT__ENC_PLAIN_DICTIONARY;
@@ -969,16 +1022,14 @@ static int emit_dict(const leaf *c, colbuf *b, int64_t n, const uint32_t *defs, 
   return PT_OK;
 }
 
-/* Appends page values: n rows, defs (NULL: all present), values from src. */
-static int emit(reader *r, const leaf *c, colbuf *b, int64_t n, const uint32_t *defs, vsrc *s,
-                int64_t n_present, pt_error *err) {
+/* Appends page values: n level entries, defs (NULL: all present), values
+ * from src; n_rows of the entries are rows of the leaf (def >= def_slot),
+ * n_present of them values. */
+static int emit(reader *r, const leaf *c, colbuf *b, int64_t n, const uint16_t *defs, vsrc *s,
+                int64_t n_present, int64_t n_rows, pt_error *err) {
   if (c->dict_out) return emit_dict(c, b, n, defs, s, err);
-  PT_RETURN_NOT_OK(grow_rows(b, c, b->rows + n + 1, err));
-  int64_t n_rows = n;
-  if (defs != NULL && c->def_slot > 0) {
-    n_rows = 0;
-    for (int64_t i = 0; i < n; i++) n_rows += defs[i] >= (uint32_t)c->def_slot;
-  }
+  PT_RETURN_NOT_OK(grow_rows(b, c, b->rows + n_rows + 1, err));
+  if (defs == NULL) n_rows = n;
   if (defs != NULL && n_present < n_rows && b->validity == NULL && c->conv != CV_NULL) {
     int64_t bytes = (b->cap_rows + 7) / 8 + 8;
     b->validity = pt__malloc((size_t)bytes);
@@ -1010,26 +1061,40 @@ static int emit(reader *r, const leaf *c, colbuf *b, int64_t n, const uint32_t *
       b->rows += n;
       return PT_OK;
     }
-    for (int64_t i = 0; i < n; i++) {
-      bool present = defs == NULL || defs[i] == (uint32_t)c->max_def;
-      if (b->validity) pt__bit_set(b->validity, b->rows + i, present);
-      if (!present) {
-        memset(dst + i * w, 0, (size_t)w);
-        continue;
+    const uint32_t *idx = dict ? s->idx + s->k : NULL;
+    if (dict) {
+      /* Checked first, so that the loops below have no exit. */
+      uint32_t top = 0;
+      for (int64_t i = 0; i < n_present; i++) top = idx[i] > top ? idx[i] : top;
+      if (n_present > 0 && top >= (uint64_t)b->dict_n)
+        return pt__errorf(err, PT_EFORMAT, "dictionary index %u out of range of %lld values", top,
+                          (long long)b->dict_n);
+    }
+    if (defs == NULL) {
+      if (b->validity) /* bits of earlier nulls: these rows are all valid */
+        for (int64_t i = 0; i < n; i++) pt__bit_set(b->validity, b->rows + i, 1);
+      if (!dict) memcpy(dst, s->p, (size_t)(n * w));
+      else if (w == 8)
+        for (int64_t i = 0; i < n; i++) memcpy(dst + i * 8, dv + (int64_t)idx[i] * 8, 8);
+      else
+        for (int64_t i = 0; i < n; i++) memcpy(dst + i * 4, dv + (int64_t)idx[i] * 4, 4);
+      k = n;
+    } else {
+      uint8_t *valid = b->validity; /* zeroed beyond the rows: ones are set */
+      const uint8_t *src = dict ? dv : s->p;
+      for (int64_t i = 0; i < n; i++) {
+        bool present = defs[i] == (uint32_t)c->max_def;
+        int64_t row = b->rows + i;
+        if (valid) valid[row >> 3] |= (uint8_t)(present << (row & 7));
+        if (!present) {
+          memset(dst + i * w, 0, (size_t)w);
+          continue;
+        }
+        int64_t at = dict ? (int64_t)idx[k] : k;
+        if (w == 8) memcpy(dst + i * 8, src + at * 8, 8);
+        else memcpy(dst + i * 4, src + at * 4, 4);
+        k++;
       }
-      const uint8_t *src;
-      if (dict) {
-        uint32_t ix = s->idx[s->k + k];
-        if (ix >= (uint64_t)b->dict_n)
-          return pt__errorf(err, PT_EFORMAT, "dictionary index %u out of range of %lld values", ix,
-                            (long long)b->dict_n);
-        src = dv + (int64_t)ix * w;
-      } else {
-        src = s->p + k * w;
-      }
-      if (w == 8) memcpy(dst + i * 8, src, 8);
-      else memcpy(dst + i * 4, src, 4);
-      k++;
     }
     if (dict) s->k += k;
     else s->p += k * w;
@@ -1065,14 +1130,18 @@ static int emit(reader *r, const leaf *c, colbuf *b, int64_t n, const uint32_t *
       return pt__errorf(err, PT_ERANGE,
                         "more than 2 GiB of strings in one row group; read fewer columns or "
                         "rewrite the file with smaller row groups");
-    PT_RETURN_NOT_OK(grow_data(b, total, err));
+    /* 32 bytes to spare: a short value is copied as 32 bytes (fixed
+     * moves, not a call), where 32 bytes can be read from where it is. */
+    PT_RETURN_NOT_OK(grow_data(b, total + 32, err));
+    const uint8_t *lim = dict ? b->dict_limit : s->end;
     int64_t row = b->rows;
     if (row == 0) set_offset(b, c, 0, 0);
     int64_t at = b->data_len;
     k = 0;
     for (int64_t i = 0; i < n; i++, row++) {
       bool present = defs == NULL || defs[i] == (uint32_t)c->max_def;
-      if (b->validity) pt__bit_set(b->validity, row, present);
+      /* The bitmap is zeroed beyond the rows: only ones are set. */
+      if (b->validity) b->validity[row >> 3] |= (uint8_t)(present << (row & 7));
       if (present) {
         const uint8_t *src;
         int64_t len;
@@ -1085,7 +1154,9 @@ static int emit(reader *r, const leaf *c, colbuf *b, int64_t n, const uint32_t *
           src = s->p + 4;
           s->p += 4 + len;
         }
-        if (len > 0) memcpy(b->data + at, src, (size_t)len);
+        if (len <= 16 && lim - src >= 32) memcpy(b->data + at, src, 16);
+        else if (len <= 32 && lim - src >= 32) memcpy(b->data + at, src, 32);
+        else if (len > 0) memcpy(b->data + at, src, (size_t)len);
         at += len;
         k++;
       } else {
@@ -1101,28 +1172,37 @@ static int emit(reader *r, const leaf *c, colbuf *b, int64_t n, const uint32_t *
   }
   /* Fixed-width values below lists and structs (or with nulls) kept as
    * they are: one loop without dispatch per value. */
-  if (c->conv == CV_COPY && (c->out_width == 4 || c->out_width == 8) && s->enc == PT__ENC_PLAIN &&
-      defs != NULL) {
+  if (c->conv == CV_COPY && (c->out_width == 4 || c->out_width == 8) &&
+      (s->enc == PT__ENC_PLAIN || dict) && defs != NULL) {
     const int64_t w = c->out_width;
     int64_t row = b->rows, k = 0;
+    const uint32_t *idx = dict ? s->idx + s->k : NULL;
+    if (dict)
+      for (int64_t i = 0; i < n_present; i++)
+        if (idx[i] >= (uint64_t)b->dict_n)
+          return pt__errorf(err, PT_EFORMAT, "dictionary index %u out of range of %lld values",
+                            idx[i], (long long)b->dict_n);
+    const uint8_t *src = dict ? b->dict_fixed : s->p;
+    uint8_t *valid = b->validity;
     for (int64_t i = 0; i < n; i++) {
       if (defs[i] < (uint32_t)c->def_slot) continue; /* no row here */
       bool present = defs[i] == (uint32_t)c->max_def;
-      if (b->validity) pt__bit_set(b->validity, row, present);
+      /* The bitmap is zeroed beyond the rows: only the ones are set. */
+      if (valid) valid[row >> 3] |= (uint8_t)(present << (row & 7));
       uint8_t *dst = b->values + row * w;
       if (!present) {
         memset(dst, 0, (size_t)w);
-        b->nulls++;
-      } else if (w == 8) {
-        memcpy(dst, s->p + k * 8, 8);
-        k++;
       } else {
-        memcpy(dst, s->p + k * 4, 4);
+        int64_t at = dict ? (int64_t)idx[k] : k;
+        if (w == 8) memcpy(dst, src + at * 8, 8);
+        else memcpy(dst, src + at * 4, 4);
         k++;
       }
       row++;
     }
-    s->p += k * w;
+    b->nulls += (row - b->rows) - k;
+    if (dict) s->k += k;
+    else s->p += k * w;
     b->rows = row;
     return PT_OK;
   }
@@ -1406,6 +1486,59 @@ static int to_plain(reader *r, const leaf *c, int enc, const uint8_t *vals, int6
   }
 }
 
+/* A compressed data page of PLAIN fixed-width values that Arrow keeps as
+ * they are, in a flat column without nulls so far and in this page:
+ * decompressed straight into the column's values, not through page_buf and
+ * a copy. A v1 page's definition levels come first in the same compressed
+ * block: the block goes to where they end just before the new rows, the
+ * bytes it covers there are put back, and the levels are checked to be all
+ * present. *done = false leaves the page to the usual path (the column's
+ * rows unchanged), as does anything unexpected, which that path reports. */
+static int decompress_direct(reader *r, const leaf *c, colbuf *b, int codec,
+                             const pt__pq_page_header *h, bool v2, const uint8_t *body, int64_t n,
+                             bool *done, pt_error *err) {
+  *done = false;
+  const int64_t w = c->out_width;
+  if (codec == PT__CODEC_UNCOMPRESSED || h->encoding != PT__ENC_PLAIN || c->conv != CV_COPY ||
+      (w != 4 && w != 8) || c->phys_width != w || c->nested || c->dict_out || b->validity != NULL ||
+      n == 0)
+    return PT_OK;
+  const int bw = pt__bit_width((uint64_t)c->max_def);
+  const int64_t clen = h->compressed_size, ulen = h->uncompressed_size;
+  if (v2) {
+    int64_t off = (int64_t)h->rep_length + h->def_length;
+    if (!h->is_compressed || h->num_nulls != 0 || h->rep_length != 0 || h->def_length < 0 ||
+        off > clen || ulen - off != n * w || !plausible(codec, body + off, clen - off, ulen - off))
+      return PT_OK;
+    if (c->max_def > 0 && !pt__rle_single_run(body, h->def_length, bw, (uint32_t)c->max_def, n))
+      return PT_OK;
+    PT_RETURN_NOT_OK(grow_rows(b, c, b->rows + n + 1, err));
+    PT_RETURN_NOT_OK(pt__pq_decompress_ctx(&r->dctx, codec, body + off, clen - off,
+                                           b->values + b->rows * w, n * w, err));
+    b->rows += n;
+    *done = true;
+    return PT_OK;
+  }
+  int64_t lead = ulen - n * w; /* the levels' bytes, if there are no nulls */
+  if (c->max_def == 0 ? lead != 0 : (lead < 5 || lead > 64 || h->def_encoding != PT__ENC_RLE))
+    return PT_OK;
+  if (b->rows * w < lead || !plausible(codec, body, clen, ulen)) return PT_OK;
+  PT_RETURN_NOT_OK(grow_rows(b, c, b->rows + n + 1, err));
+  uint8_t *at = b->values + b->rows * w - lead;
+  uint8_t saved[64], levels[64];
+  memcpy(saved, at, (size_t)lead);
+  int rc = pt__pq_decompress_ctx(&r->dctx, codec, body, clen, at, ulen, err);
+  memcpy(levels, at, (size_t)lead);
+  memcpy(at, saved, (size_t)lead);
+  if (rc != PT_OK) return rc;
+  if (lead > 0 && (pt__load_u32(levels) != (uint32_t)(lead - 4) ||
+                   !pt__rle_single_run(levels + 4, lead - 4, bw, (uint32_t)c->max_def, n)))
+    return PT_OK; /* nulls after all: decoded again the usual way */
+  b->rows += n;
+  *done = true;
+  return PT_OK;
+}
+
 /* Whether rows [start, end) meet a range of keep. */
 static bool ranges_meet(const pt__row_ranges *keep, int64_t start, int64_t end) {
   int64_t lo = 0, hi = keep->n;
@@ -1444,6 +1577,14 @@ static int read_chunk(reader *r, int64_t rg, const leaf *c, colbuf *b, int64_t r
   if (m->num_values < 0) return pt__errorf(err, PT_EFORMAT, "negative number of values");
   int64_t values_left = m->num_values;
   int64_t pos = start;
+  /* The column's size from the row group's rows, but no more than the
+   * chunk's bytes could hold (8 values a byte): a footer's claim alone
+   * never decides an allocation. */
+  if (!c->nested) {
+    int64_t bound = m->total_compressed_size < (INT64_MAX - 1024) / 8
+                        ? m->total_compressed_size * 8 + 1024 : INT64_MAX;
+    b->hint_rows = rg_rows + 1 < bound ? rg_rows + 1 : bound;
+  }
   *page_no = 0;
   while (values_left > 0 || (!c->nested && pos < end && b->seen < rg_rows)) {
     if (pos >= end)
@@ -1471,13 +1612,17 @@ static int read_chunk(reader *r, int64_t rg, const leaf *c, colbuf *b, int64_t r
         if (!plausible(m->codec, body, clen, ulen))
           return pt__errorf(err, PT_EFORMAT, "page claims %lld bytes from %lld compressed",
                             (long long)ulen, (long long)clen);
-        b->dict_page = pt__malloc((size_t)(ulen ? ulen : 1));
+        /* 32 bytes to spare: short values are copied 32 bytes at a time. */
+        b->dict_page = pt__malloc((size_t)ulen + 32);
         if (b->dict_page == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
-        PT_RETURN_NOT_OK(pt__pq_decompress(m->codec, body, clen, b->dict_page, ulen, err));
+        PT_RETURN_NOT_OK(pt__pq_decompress_ctx(&r->dctx, m->codec, body, clen, b->dict_page, ulen, err));
         dbody = b->dict_page;
+        b->dict_limit = b->dict_page + ulen + 32;
       } else if (clen != ulen) {
         return pt__errorf(err, PT_EFORMAT, "uncompressed page of %lld bytes claims %lld",
                           (long long)clen, (long long)ulen);
+      } else {
+        b->dict_limit = r->data + r->size;
       }
       PT_RETURN_NOT_OK(read_dict(r, c, b, &h, dbody, ulen, err));
       if (c->dict_out) PT_RETURN_NOT_OK(map_file_dict(c, b, err));
@@ -1520,6 +1665,15 @@ static int read_chunk(reader *r, int64_t rg, const leaf *c, colbuf *b, int64_t r
       b->seen += n;
     }
     r->pages_read++;
+    if (keep == NULL) {
+      bool done;
+      PT_RETURN_NOT_OK(decompress_direct(r, c, b, m->codec, &h, v2, body, n, &done, err));
+      if (done) {
+        values_left -= n;
+        (*page_no)++;
+        continue;
+      }
+    }
     /* Levels and values, uncompressed. */
     const uint8_t *lv = NULL, *rv = NULL, *vals;
     int64_t lv_len = 0, rv_len = 0, vals_len;
@@ -1546,7 +1700,7 @@ static int read_chunk(reader *r, int64_t rg, const leaf *c, colbuf *b, int64_t r
           r->page_buf = nb;
           r->page_cap = want;
         }
-        PT_RETURN_NOT_OK(pt__pq_decompress(m->codec, vals, vals_len, r->page_buf, want, err));
+        PT_RETURN_NOT_OK(pt__pq_decompress_ctx(&r->dctx, m->codec, vals, vals_len, r->page_buf, want, err));
         vals = r->page_buf;
         vals_len = want;
       }
@@ -1563,7 +1717,7 @@ static int read_chunk(reader *r, int64_t rg, const leaf *c, colbuf *b, int64_t r
           r->page_buf = nb;
           r->page_cap = ulen;
         }
-        PT_RETURN_NOT_OK(pt__pq_decompress(m->codec, body, clen, r->page_buf, ulen, err));
+        PT_RETURN_NOT_OK(pt__pq_decompress_ctx(&r->dctx, m->codec, body, clen, r->page_buf, ulen, err));
         p = r->page_buf;
         plen = ulen;
       }
@@ -1596,47 +1750,55 @@ static int read_chunk(reader *r, int64_t rg, const leaf *c, colbuf *b, int64_t r
       vals = p;
       vals_len = plen;
     }
-    /* Levels. */
-    uint32_t *defs = NULL;
-    int64_t present = n;
-    if (c->max_def > 0) {
-      PT_RETURN_NOT_OK(ensure_u32(&r->levels, &r->levels_cap, n, err));
-      pt__rle_dec d;
-      pt__rle_init(&d, lv, lv_len, pt__bit_width((uint64_t)c->max_def));
-      PT_RETURN_NOT_OK(pt__rle_get(&d, r->levels, n, err));
-      defs = r->levels;
-      present = 0;
-      for (int64_t i = 0; i < n; i++) {
-        if (defs[i] > (uint32_t)c->max_def)
-          return pt__errorf(err, PT_EFORMAT, "definition level %u above the column's %d", defs[i],
-                            c->max_def);
-        present += defs[i] == (uint32_t)c->max_def;
-      }
+    /* Levels: straight into the chunk's arrays where the tree needs them,
+     * else (definition levels only) into scratch for this page. */
+    uint16_t *defs = NULL;
+    int64_t present = n, rows = n;
+    if (c->keep_levels && b->n_levels + n > b->cap_levels) {
+      int64_t cap = b->cap_levels ? b->cap_levels : 1024;
+      while (cap < b->n_levels + n) cap *= 2;
+      uint16_t *d = pt__realloc(b->defs, (size_t)cap * sizeof *d);
+      if (d == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
+      b->defs = d;
+      uint16_t *q = pt__realloc(b->reps, (size_t)cap * sizeof *q);
+      if (q == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
+      b->reps = q;
+      b->cap_levels = cap;
     }
-    if (c->nested) {
-      if (b->n_levels + n > b->cap_levels) {
-        int64_t cap = b->cap_levels ? b->cap_levels : 1024;
-        while (cap < b->n_levels + n) cap *= 2;
-        uint16_t *d = pt__realloc(b->defs, (size_t)cap * sizeof *d);
-        if (d == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
-        b->defs = d;
-        uint16_t *q = pt__realloc(b->reps, (size_t)cap * sizeof *q);
-        if (q == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
-        b->reps = q;
-        b->cap_levels = cap;
+    if (c->max_def > 0) {
+      uint16_t *dst;
+      if (c->keep_levels) {
+        dst = b->defs + b->n_levels;
+      } else {
+        if (n > r->levels_cap) {
+          int64_t cap = r->levels_cap ? r->levels_cap : 1024;
+          while (cap < n) cap *= 2;
+          uint16_t *q = pt__realloc(r->levels, (size_t)cap * sizeof *q);
+          if (q == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
+          r->levels = q;
+          r->levels_cap = cap;
+        }
+        dst = r->levels;
       }
-      for (int64_t i = 0; i < n; i++) b->defs[b->n_levels + i] = defs ? (uint16_t)defs[i] : 0;
+      int bw = pt__bit_width((uint64_t)c->max_def);
+      if (!c->keep_levels && pt__rle_single_run(lv, lv_len, bw, (uint32_t)c->max_def, n)) {
+        /* Every value present: nothing to place, nothing to decode. */
+      } else {
+        pt__rle_dec d;
+        pt__rle_init(&d, lv, lv_len, bw);
+        int rc = pt__rle_get_levels(&d, dst, n, c->max_def, c->def_slot, &rows, &present, err);
+        if (rc != PT_OK) return pt__error_prefix(err, rc, "definition ");
+        defs = dst;
+      }
+    } else if (c->keep_levels) {
+      memset(b->defs + b->n_levels, 0, (size_t)n * sizeof *b->defs);
+    }
+    if (c->keep_levels) {
       if (c->max_rep > 0) {
-        PT_RETURN_NOT_OK(ensure_u32(&r->indices, &r->indices_cap, n, err));
         pt__rle_dec d;
         pt__rle_init(&d, rv, rv_len, pt__bit_width((uint64_t)c->max_rep));
-        PT_RETURN_NOT_OK(pt__rle_get(&d, r->indices, n, err));
-        for (int64_t i = 0; i < n; i++) {
-          if (r->indices[i] > (uint32_t)c->max_rep)
-            return pt__errorf(err, PT_EFORMAT, "repetition level %u above the column's %d",
-                              r->indices[i], c->max_rep);
-          b->reps[b->n_levels + i] = (uint16_t)r->indices[i];
-        }
+        int rc = pt__rle_get_levels(&d, b->reps + b->n_levels, n, c->max_rep, 0, NULL, NULL, err);
+        if (rc != PT_OK) return pt__error_prefix(err, rc, "repetition ");
       } else {
         memset(b->reps + b->n_levels, 0, (size_t)n * sizeof *b->reps);
       }
@@ -1690,7 +1852,7 @@ static int read_chunk(reader *r, int64_t rg, const leaf *c, colbuf *b, int64_t r
                           encoding_name(h.encoding), h.encoding);
     }
     /* A page without nulls needs no levels to place its values. */
-    PT_RETURN_NOT_OK(emit(r, c, b, n, present == n ? NULL : defs, &s, present, err));
+    PT_RETURN_NOT_OK(emit(r, c, b, n, present == n ? NULL : defs, &s, present, rows, err));
     values_left -= n;
     (*page_no)++;
   }
@@ -1818,33 +1980,10 @@ static int finish_array(const leaf *c, colbuf *b, struct ArrowArray *out, pt_err
   return PT_OK;
 }
 
-/* The validity bitmap of n's slots from the levels of its first leaf:
- * NULL (and *nulls 0) when every slot is valid. slot(i) selects entries. */
-static int levels_validity(const node *n, const colbuf *f, int64_t slots, uint8_t **out,
-                           int64_t *nulls, pt_error *err) {
-  *out = NULL;
-  *nulls = 0;
-  if (!n->nullable) return PT_OK;
-  uint8_t *bits = pt__calloc(1, (size_t)(slots + 7) / 8 + 8);
-  if (bits == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
-  int64_t k = 0;
-  for (int64_t i = 0; i < f->n_levels; i++) {
-    if (f->reps[i] > n->rep || f->defs[i] < n->def_slot) continue;
-    bool valid = f->defs[i] >= n->def_valid;
-    if (valid) pt__bit_set(bits, k, 1);
-    else (*nulls)++;
-    k++;
-  }
-  if (*nulls == 0) {
-    pt__free(bits);
-    bits = NULL;
-  }
-  *out = bits;
-  return PT_OK;
-}
-
 /* Assembles node n's array for the row group from the decoded leaves;
- * *len = its rows. */
+ * *len = its rows. Structs and lists take their slots, validity and offsets
+ * from the levels of their first leaf in one pass (buffers sized by the
+ * levels, which bound the slots). */
 static int build_node(reader *r, const node *n, struct ArrowArray *out, int64_t *len,
                       pt_error *err) {
   out->release = NULL;
@@ -1854,32 +1993,56 @@ static int build_node(reader *r, const node *n, struct ArrowArray *out, int64_t 
     return finish_array(n->leaf, b, out, err);
   }
   const colbuf *f = &r->bufs[n->first];
-  int64_t slots = 0;
-  for (int64_t i = 0; i < f->n_levels; i++) slots += f->reps[i] <= n->rep && f->defs[i] >= n->def_slot;
-  uint8_t *validity = NULL;
-  int64_t nulls = 0, elements = 0;
-  uint8_t *offsets = NULL;
+  const int64_t nl = f->n_levels;
+  const uint16_t *reps = f->reps, *defs = f->defs;
+  int64_t slots = 0, nulls = 0, elements = 0;
+  uint8_t *validity = NULL, *offsets = NULL;
   int width = n->large ? 8 : 4;
-  int rc = levels_validity(n, f, slots, &validity, &nulls, err);
+  int rc = PT_OK;
+  if (n->nullable) {
+    validity = pt__calloc(1, (size_t)(nl + 7) / 8 + 8);
+    if (validity == NULL) rc = pt__errorf(err, PT_ENOMEM, "out of memory");
+  }
+  if (rc == PT_OK && n->kind == N_LIST) {
+    offsets = pt__malloc((size_t)(nl + 1) * (size_t)width);
+    if (offsets == NULL) rc = pt__errorf(err, PT_ENOMEM, "out of memory");
+  }
+  const uint16_t nrep = (uint16_t)n->rep, nslot = (uint16_t)n->def_slot,
+                 nvalid = (uint16_t)n->def_valid;
   if (rc == PT_OK && n->kind == N_LIST) {
     const node *e = &n->children[0];
-    offsets = pt__malloc((size_t)(slots + 1) * (size_t)width);
-    if (offsets == NULL) rc = pt__errorf(err, PT_ENOMEM, "out of memory");
-    int64_t k = 0, count = 0;
-    for (int64_t i = 0; i < f->n_levels && rc == PT_OK; i++) {
-      if (f->reps[i] <= n->rep && f->defs[i] >= n->def_slot) {
-        if (n->large) pt__store_i64(offsets + 8 * k++, count);
-        else pt__store_i32(offsets + 4 * k++, (int32_t)count);
+    const uint16_t erep = (uint16_t)e->rep, eslot = (uint16_t)e->def_slot;
+    int64_t count = 0;
+    for (int64_t i = 0; i < nl; i++) {
+      uint16_t rp = reps[i], df = defs[i];
+      if (rp <= nrep && df >= nslot) {
+        if (n->large) pt__store_i64(offsets + 8 * slots, count);
+        else pt__store_i32(offsets + 4 * slots, (int32_t)count);
+        if (validity) validity[slots >> 3] |= (uint8_t)((df >= nvalid) << (slots & 7));
+        nulls += df < nvalid;
+        slots++;
       }
-      if (f->reps[i] <= e->rep && f->defs[i] >= e->def_slot) count++;
-      if (!n->large && count > INT32_MAX)
-        rc = pt__errorf(err, PT_ERANGE, "more than 2^31 list elements in a row group");
+      count += rp <= erep && df >= eslot;
     }
-    if (rc == PT_OK) {
-      if (n->large) pt__store_i64(offsets + 8 * k, count);
-      else pt__store_i32(offsets + 4 * k, (int32_t)count);
-      elements = count;
+    if (!n->large && count > INT32_MAX)
+      rc = pt__errorf(err, PT_ERANGE, "more than 2^31 list elements in a row group");
+    if (n->large) pt__store_i64(offsets + 8 * slots, count);
+    else pt__store_i32(offsets + 4 * slots, (int32_t)count);
+    elements = count;
+  } else if (rc == PT_OK) {
+    for (int64_t i = 0; i < nl; i++) {
+      uint16_t rp = reps[i], df = defs[i];
+      if (rp <= nrep && df >= nslot) {
+        if (validity) validity[slots >> 3] |= (uint8_t)((df >= nvalid) << (slots & 7));
+        nulls += df < nvalid;
+        slots++;
+      }
     }
+  }
+  if (!n->nullable) nulls = 0;
+  if (rc == PT_OK && validity && nulls == 0) {
+    pt__free(validity);
+    validity = NULL;
   }
   if (rc == PT_OK) rc = pt__array_init(out, n->kind == N_LIST ? 2 : 1, n->n_children, false, err);
   if (rc != PT_OK) {
@@ -2144,6 +2307,7 @@ static void reader_free(reader *r) {
   pt_buf_free(&r->plain);
   pt__free(r->deltas);
   pt__free(r->deltas2);
+  pt__pq_dctx_free(&r->dctx);
   pt__free(r->label);
   pt__free(r);
 }

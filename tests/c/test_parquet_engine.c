@@ -450,6 +450,44 @@ static void test_hive_directories(void **state) {
   pt_parquet_filter_free(both);
 }
 
+/* A key that is __HIVE_DEFAULT_PARTITION__ in every directory is utf8, all
+ * null (Spark: NullType, read as string), not a number. */
+static void test_hive_all_null_key(void **state) {
+  static const char *const dirs[] = {"a=1/tag=__HIVE_DEFAULT_PARTITION__",
+                                     "a=2/tag=__HIVE_DEFAULT_PARTITION__"};
+  char path[600];
+  for (int i = 0; i < 2; i++) {
+    snprintf(path, sizeof path, "%s/hive_null/%s", DIR_, dirs[i]);
+    pt_error e;
+    assert_int_equal(pt__mkdirs(path, &e), PT_OK);
+    snprintf(path, sizeof path, "%s/hive_null/%s/part-0.parquet", DIR_, dirs[i]);
+    write_file(path, i * 10, 10, 10, 0);
+  }
+  snprintf(path, sizeof path, "%s/hive_null", DIR_);
+  pt_dataset *ds;
+  CHECK(pt_read_parquet(S, path, NULL, &ds, &err));
+  struct ArrowSchema schema;
+  CHECK(pt_dataset_schema(ds, &schema, &err));
+  char name[256];
+  pt_type_name(&schema, name, sizeof name);
+  assert_string_equal(name, "struct<id: int64, a: int32, tag: utf8>");
+  schema.release(&schema);
+  struct ArrowArrayStream st;
+  CHECK(pt_collect(ds, &st, &err));
+  int64_t rows = 0, nulls = 0;
+  struct ArrowArray a;
+  while (st.get_next(&st, &a) == 0 && a.release) {
+    rows += a.length;
+    nulls += a.children[2]->null_count;
+    a.release(&a);
+  }
+  assert_null(st.get_last_error(&st));
+  st.release(&st);
+  assert_int_equal(rows, 20);
+  assert_int_equal(nulls, 20);
+  pt_dataset_free(ds);
+}
+
 /* partition_by: the Hive directories read above written again by year and
  * city: one directory per pair (null as Hive's marker), files without those
  * columns, and the rows read back the same; wrong columns fail at once. */
@@ -564,6 +602,7 @@ int main(void) {
       cmocka_unit_test(test_write_and_read_back),
       cmocka_unit_test(test_errors),
       cmocka_unit_test(test_hive_directories),
+      cmocka_unit_test(test_hive_all_null_key),
       cmocka_unit_test(test_write_partition_by),
   };
   return cmocka_run_group_tests_name("parquet_engine", tests, setup, teardown);

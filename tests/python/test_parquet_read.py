@@ -316,6 +316,68 @@ def test_nested_matrix(codec: str, version: str, dictionary: bool) -> None:
     same_values(got, pq.read_table(io.BytesIO(data), columns=["deep", "int64"]))
 
 
+@pytest.mark.parametrize("codec", ["snappy", "zstd", "gzip", "lz4"])
+@pytest.mark.parametrize("version", ["1.0", "2.0"])
+def test_compressed_pages_into_place(codec: str, version: str) -> None:
+    """Compressed PLAIN pages of fixed-width values without nulls go
+    straight into the column (a v1 page's levels land just before its rows
+    and those bytes are put back): many small pages, required and optional
+    columns, a single null in a late page, nulls in one page only, and a
+    page of nulls after pages without."""
+    n = 20000
+    ints = pa.array(range(n), pa.int64())
+    one_null = pa.array([None if i == 15001 else i * 3 for i in range(n)], pa.int32())
+    late = pa.array([None if 12000 <= i < 12500 and i % 2 else float(i) for i in range(n)])
+    tail = pa.array([None if i >= 18000 else i for i in range(n)], pa.int64())
+    schema = pa.schema([pa.field("req", pa.int64(), nullable=False), ("opt", pa.int64()),
+                        ("one_null", pa.int32()), ("late", pa.float64()), ("tail", pa.int64()),
+                        ("day", pa.date32())])
+    table = pa.table([ints, ints, one_null, late, tail, pa.array(range(n), pa.date32())], schema=schema)
+    data = pa_bytes(table, compression=codec, data_page_version=version, use_dictionary=False,
+                    data_page_size=4096, row_group_size=12000)
+    got = ptq.read_parquet_buffer(data, batch_size=5000).read_all()
+    check_same(got, expected(data))
+
+
+@pytest.mark.parametrize("version", ["1.0", "2.0"])
+@pytest.mark.parametrize("dictionary", [True, False])
+def test_nested_siblings(version: str, dictionary: bool) -> None:
+    """Leaves under one struct or list (the tree is built from the first
+    one's levels, the others decode their definition levels only): nulls at
+    every level and in each sibling apart, required siblings, a map, and
+    each column alone, across small pages and row groups."""
+    import random
+    rnd = random.Random(5)
+
+    def maybe(x, p=0.15):
+        return None if rnd.random() < p else x
+
+    n = 1500
+    item = pa.struct([("a", pa.int64()), ("b", pa.float64()), ("c", pa.string())])
+    req = pa.struct([pa.field("a", pa.int64(), nullable=False), pa.field("b", pa.float64(), nullable=False)])
+    table = pa.table({
+        "ls": pa.array([maybe([maybe({"a": maybe(rnd.randint(0, 50)), "b": maybe(rnd.random()),
+                                      "c": maybe(rnd.choice(["x", "yy"]))})
+                               for _ in range(rnd.randint(0, 5))]) for _ in range(n)], pa.list_(item)),
+        "m": pa.array([maybe([(f"k{j}", maybe(j)) for j in range(rnd.randint(0, 4))]) for _ in range(n)],
+                      pa.map_(pa.string(), pa.int32())),
+        "s": pa.array([maybe({"l": maybe([maybe(rnd.randint(0, 9)) for _ in range(rnd.randint(0, 3))]),
+                              "i": maybe(rnd.randint(0, 9)), "t": maybe({"x": maybe(1.5), "y": [1, 2]})})
+                       for _ in range(n)],
+                      pa.struct([("l", pa.list_(pa.int32())), ("i", pa.int32()),
+                                 ("t", pa.struct([("x", pa.float64()), ("y", pa.list_(pa.int64()))]))])),
+        "req": pa.array([[{"a": i, "b": float(i)}] * (i % 3) for i in range(n)],
+                        pa.list_(pa.field("item", req, nullable=False))),
+    })
+    data = pa_bytes(table, data_page_version=version, use_dictionary=dictionary, row_group_size=600,
+                    data_page_size=1500)
+    want = pq.read_table(io.BytesIO(data))
+    assert ptq.read_parquet_buffer(data, batch_size=250).read_all().to_pylist() == want.to_pylist()
+    for name in table.column_names:
+        got = ptq.read_parquet_buffer(data, columns=[name]).read_all()
+        assert got.column(0).to_pylist() == want.column(name).to_pylist(), name
+
+
 def test_nested_arrow_schema_refines() -> None:
     """ARROW:schema gives large lists and time zones inside structs back."""
     table = pa.table({

@@ -4,7 +4,8 @@ maps, decimals as FIXED_LEN_BYTE_ARRAY) read by protium as pyarrow reads
 them; a file protium writes read back by PySpark (in the benchmark
 environment, .venv-bench; skipped where it is missing) with the same values;
 and Hive-style directories with date, timestamp and decimal keys both ways,
-typed alike by Spark's inference and protium's.
+typed alike by Spark's inference and protium's (but for a key that is null in every
+directory: Spark 4 says void, protium utf8).
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ def test_spark_reads_protium_files(tmp_path: Path) -> None:
     # Hive-style directories both ways: protium's partition_by with date,
     # timestamp and decimal keys read by Spark, and Spark's partitionBy
     # read by protium (below).
-    ours, theirs = tmp_path / "ours", tmp_path / "theirs"
+    ours, theirs, nulls = tmp_path / "ours", tmp_path / "theirs", tmp_path / "nulls"
     with pt.Session("local[1]") as s:
         s.from_arrow(table.select(["id", "day", "amount"]).slice(0, 6).append_column(
             "t", pa.array([datetime.datetime(2024, 5, 1, 10, 30, i % 2, 500000 * (i % 2))
@@ -98,10 +99,13 @@ def test_spark_reads_protium_files(tmp_path: Path) -> None:
         df = df.withColumn("d", F.to_date("d")).withColumn("t", F.to_timestamp("t"))
         df.write.partitionBy("d", "t", "big").parquet({str(theirs)!r})
         print("THEIRS" + s.read.parquet({str(theirs)!r}).schema.simpleString())
+        s.createDataFrame([(i, None) for i in range(4)], "x long, k string").write.partitionBy(
+            "k").parquet({str(nulls)!r})
+        print("NULLS" + s.read.parquet({str(nulls)!r}).schema.simpleString())
         s.stop()
     """)
     r = subprocess.run([str(SPARK_PYTHON), "-c", script], capture_output=True, text=True,
-                       timeout=300)
+                       timeout=900)
     assert r.returncode == 0, r.stderr[-2000:]
     outputs = [line[4:] for line in r.stdout.splitlines() if line.startswith("ROWS")]
     assert len(outputs) == 2
@@ -128,3 +132,13 @@ def test_spark_reads_protium_files(tmp_path: Path) -> None:
     assert got.column("t").to_pylist() == [datetime.datetime(2024, 5, 1, 10, 30, i % 2, 500000)
                                            for i in range(6)]
     assert got.column("big").to_pylist() == [Decimal(10**20 + i % 2) for i in range(6)]
+    # A key that is null in every directory (__HIVE_DEFAULT_PARTITION__):
+    # Spark 4 types it void (NullType), no number; protium reads the same
+    # nulls as utf8, a type that filters and partition_by can take.
+    nulls_schema = [line[5:] for line in r.stdout.splitlines() if line.startswith("NULLS")][0]
+    assert nulls_schema == "struct<x:bigint,k:void>"
+    assert [p.name for p in nulls.iterdir() if p.is_dir()] == ["k=__HIVE_DEFAULT_PARTITION__"]
+    with pt.Session("local[1]") as s:
+        got = s.read_parquet(nulls).to_arrow().sort_by("x")
+    assert got.schema == pa.schema([("x", pa.int64()), ("k", pa.string())])
+    assert got.column("k").to_pylist() == [None] * 4
