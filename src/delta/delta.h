@@ -104,17 +104,21 @@ int pt__delta_schema_to_arrow(const char *schema_string, struct ArrowSchema *out
 /* A schemaString for an Arrow struct schema, appended to out. PT_ENOTSUP
  * names a column whose type Delta cannot hold. */
 int pt__delta_schema_from_arrow(const struct ArrowSchema *schema, pt_buf *out, pt_error *err);
-/* A partition value as the log writes it (text) turned into what the
- * engine's partition columns take for Arrow format `format`: integers
- * (booleans 0/1, dates in days, timestamps in microseconds) as decimal
- * text, floats, decimals and strings as they are. On PT_OK the caller owns
- * *out; PT_EFORMAT when the text is not a value of the type. */
+/* A partition value as the log writes it turned into the text the engine's
+ * partition columns parse for Arrow format `format` (pt__hive_append_text,
+ * as for Hive-style directories): booleans true/false, dates YYYY-MM-DD,
+ * timestamps "YYYY-MM-DD HH:MM:SS.ffffff" on the UTC clock, integers,
+ * floats, decimals, strings and binary as they are. On PT_OK the caller
+ * owns *out; PT_EFORMAT when the text is not a value of the type (or a
+ * date beyond year 9999). */
 int pt__delta_partition_value(const char *format, const char *text, char **out, pt_error *err);
 /* Days since 1970-01-01 of "YYYY-MM-DD"; false when malformed. */
 bool pt__delta_parse_date(const char *s, int64_t *days);
 /* Microseconds since the epoch of "YYYY-MM-DD[ T]HH:MM:SS[.ffffff][Z|+00:00]";
  * false when malformed. */
 bool pt__delta_parse_timestamp(const char *s, int64_t *us);
+/* The proleptic Gregorian y-m-d of days since 1970-01-01. */
+void pt__delta_civil_from_days(int64_t days, int64_t *y, int *m, int *d);
 
 /* ------------------------------------------------------------------------ */
 /* Statistics (stats.c) */

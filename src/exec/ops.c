@@ -349,23 +349,9 @@ static int add_partition_columns(pt__source *src, struct ArrowArray *batch, pt_e
     rc = pt_builder_new(f, &b, err);
     if (rc != PT_OK) break;
     const char *v = pc->partition_nulls[k] ? NULL : pc->partition_values[k];
-    if (!v) {
-      rc = pt_builder_append_null(b, n);
-    } else if (q->plain_binary) {
-      /* A Delta table's partition values come typed by the table and
-       * normalized by the planner: booleans, dates and timestamps as
-       * integers, besides floats, decimals, strings and binary. */
-      for (int64_t i = 0; i < n && rc == PT_OK; i++) {
-        if (f->format[0] == 'u' || f->format[0] == 'z')
-          rc = pt_builder_append_bytes(b, v, (int64_t)strlen(v));
-        else if (f->format[0] == 'g' || f->format[0] == 'f')
-          rc = pt_builder_append_double(b, strtod(v, NULL));
-        else if (f->format[0] == 'd') rc = pt_builder_append_decimal_string(b, v);
-        else rc = pt_builder_append_int(b, strtoll(v, NULL, 10));
-      }
-    } else {
-      rc = pt__hive_append_text(b, f, v, n);
-    }
+    /* Hive-style directories and Delta logs alike: the planner hands
+     * the values over as text of the column's type. */
+    rc = pt__hive_append_text(b, f, v, n);
     if (rc != PT_OK) rc = pt__errorf(err, rc, "read_parquet: partition column '%s': value '%s': %s",
                                      f->name, v ? v : "null", pt_builder_last_error(b));
     else rc = pt_builder_finish(b, out.children[nf + k], err);
