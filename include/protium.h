@@ -873,20 +873,23 @@ typedef struct pt_delta_read_options {
   int64_t timestamp_ms;            /* INT64_MIN (default): none; else the latest
                                       version committed at or before it (ms
                                       since the epoch); not with version */
-  const char *const *columns;      /* top-level columns to read (NULL: all) */
+  const char *const *columns;      /* top-level columns to read, in this
+                                      order (NULL: all, in the table's) */
   int64_t n_columns;
   const pt_parquet_filter *filter; /* NULL: every file; else skip the files whose
                                       partition values or stats rule it out,
-                                      and, when it names no partition column,
-                                      the row groups their footers rule out
-                                      (rows of the rest are not filtered);
-                                      dates compare as days, timestamps as µs */
+                                      and the row groups of the rest that their
+                                      footers rule out once the filter is bound
+                                      to their partition values (rows of the
+                                      rest are not filtered); dates compare
+                                      as days, timestamps as µs */
   int64_t batch_size;              /* rows per batch at most; 0: the reader's */
 } pt_delta_read_options;
 void pt_delta_read_options_init(pt_delta_read_options *opts);
 /* The Delta table at path as a dataset: its log replayed to the version
  * asked (checkpoints and JSON commits), the active files' partition values
- * as columns (after the files' columns) typed by the table schema, files
+ * as columns typed by the table schema (columns in the table's order; a
+ * column a file lacks is null there), files
  * pruned by opts->filter, the rest planned as pt_read_parquet plans files.
  * A table that needs a reader feature protium lacks (deletion vectors,
  * column mapping, ...) is refused with PT_ENOTSUP naming it; a damaged log

@@ -327,8 +327,9 @@ class Session:
         """A Delta Lake table as a dataset (PySpark's
         spark.read.format("delta")): the latest version, or `version`, or
         the latest committed at or before `timestamp` (a datetime, an ISO
-        8601 string or ms since the epoch). The files' columns come first,
-        then the partition columns. `filter` (read_parquet's form; dates,
+        8601 string or ms since the epoch). Columns come in the table
+        schema's order (or `columns`' order), partition columns among them.
+        `filter` (read_parquet's form; dates,
         datetimes and decimals allowed as values) skips the files whose
         partition values or statistics rule it out; the rows of the others
         are all returned. `Dataset.delta_scan()` tells how many were skipped.

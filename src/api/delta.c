@@ -117,8 +117,9 @@ int pt_read_delta(pt_session *s, const char *path, const pt_delta_read_options *
   int64_t *ppart = NULL, *pstart = NULL, *pcount = NULL, n_pieces = 0, cap_pieces = 0;
   rc = pt__delta_check_protocol(&snap, false, err);
   if (rc == PT_OK) rc = pt__delta_schema_to_arrow(snap.schema_string, &table, err);
-  /* Which table columns, in the order they come out: the files' columns,
-   * then the partition columns. */
+  /* Which table columns, in the order they come out: those asked for in
+   * their order, else the table's. The files' ones (data_names) are read
+   * from the files, the partition columns made from the log. */
   int64_t nt = table.release ? table.n_children : 0;
   bool *is_part = pt__calloc((size_t)(nt ? nt : 1), sizeof *is_part);
   sel = pt__calloc((size_t)(nt ? nt : 1), sizeof *sel);
@@ -130,24 +131,24 @@ int pt_read_delta(pt_session *s, const char *path, const pt_delta_read_options *
                       snap.partition_columns[k]);
     else is_part[c] = true;
   }
-  for (int pass = 0; pass < 2 && rc == PT_OK; pass++) {
-    int64_t want = o.n_columns > 0 ? o.n_columns : nt;
-    for (int64_t i = 0; i < want && rc == PT_OK; i++) {
-      int64_t c = i;
-      if (o.n_columns > 0) {
-        c = o.columns[i] ? find_field(&table, o.columns[i]) : -1;
-        if (c < 0) {
-          rc = pt__errorf(err, PT_EINVAL, "read_delta: no column '%s' in the table",
-                          o.columns[i] ? o.columns[i] : "(null)");
-          break;
-        }
-        for (int64_t j = 0; pass == 0 && j < i && rc == PT_OK; j++)
-          if (o.columns[j] && strcmp(o.columns[j], o.columns[i]) == 0)
-            rc = pt__errorf(err, PT_EINVAL, "read_delta: column '%s' is named twice", o.columns[i]);
+  int64_t want = o.n_columns > 0 ? o.n_columns : nt;
+  for (int64_t i = 0; i < want && rc == PT_OK; i++) {
+    int64_t c = i;
+    if (o.n_columns > 0) {
+      c = o.columns[i] ? find_field(&table, o.columns[i]) : -1;
+      if (c < 0) {
+        rc = pt__errorf(err, PT_EINVAL, "read_delta: no column '%s' in the table",
+                        o.columns[i] ? o.columns[i] : "(null)");
+        break;
       }
-      if (rc == PT_OK && is_part[c] == (pass == 1)) sel[n_sel++] = c;
+      for (int64_t j = 0; j < i && rc == PT_OK; j++)
+        if (o.columns[j] && strcmp(o.columns[j], o.columns[i]) == 0)
+          rc = pt__errorf(err, PT_EINVAL, "read_delta: column '%s' is named twice", o.columns[i]);
     }
-    if (pass == 0) n_data = n_sel;
+    if (rc == PT_OK) {
+      sel[n_sel++] = c;
+      if (!is_part[c]) n_data++;
+    }
   }
   if (rc == PT_OK && n_data == 0)
     rc = pt__errorf(err, PT_EINVAL, "read_delta: select at least one column that is not a "
@@ -156,40 +157,56 @@ int pt_read_delta(pt_session *s, const char *path, const pt_delta_read_options *
   for (int64_t i = 0; i < n_sel && rc == PT_OK; i++)
     rc = pt_schema_copy(table.children[sel[i]], schema.children[i], err);
   nk = n_sel - n_data;
+  /* data_names[i] is output column data_at[i]. */
+  int64_t *data_at = NULL;
   if (rc == PT_OK) {
     data_names = pt__calloc((size_t)n_data, sizeof *data_names);
+    data_at = pt__calloc((size_t)n_data, sizeof *data_at);
     keys = pt__calloc((size_t)(nk ? nk : 1), sizeof *keys);
     formats = pt__calloc((size_t)(nk ? nk : 1), sizeof *formats);
-    if (!data_names || !keys || !formats) rc = pt__errorf(err, PT_ENOMEM, "out of memory");
-    for (int64_t i = 0; i < n_data && rc == PT_OK; i++)
-      if (!(data_names[i] = pt__strdup(table.children[sel[i]]->name)))
+    if (!data_names || !data_at || !keys || !formats)
+      rc = pt__errorf(err, PT_ENOMEM, "out of memory");
+    for (int64_t i = 0, d = 0, k = 0; i < n_sel && rc == PT_OK; i++) {
+      const struct ArrowSchema *c = table.children[sel[i]];
+      char *name = pt__strdup(c->name);
+      if (!name) {
         rc = pt__errorf(err, PT_ENOMEM, "out of memory");
-    for (int64_t k = 0; k < nk && rc == PT_OK; k++) {
-      formats[k] = table.children[sel[n_data + k]]->format;
-      if (!(keys[k] = pt__strdup(table.children[sel[n_data + k]]->name)))
-        rc = pt__errorf(err, PT_ENOMEM, "out of memory");
+      } else if (is_part[sel[i]]) {
+        formats[k] = c->format;
+        keys[k++] = name;
+      } else {
+        data_at[d] = i;
+        data_names[d++] = name;
+      }
     }
   }
+  /* Formats of every partition column, for binding a filter to a file's
+   * values. */
+  const char **all_formats = pt__calloc((size_t)(snap.n_partition_columns ? snap.n_partition_columns : 1),
+                                        sizeof *all_formats);
+  if (rc == PT_OK && !all_formats) rc = pt__errorf(err, PT_ENOMEM, "out of memory");
+  for (int64_t k = 0; k < snap.n_partition_columns && rc == PT_OK; k++)
+    all_formats[k] = table.children[find_field(&table, snap.partition_columns[k])]->format;
+  bool lacking = false; /* a file lacks a column read: the node reads whole files */
   pt_parquet_read_options file_opts;
   pt_parquet_read_options_init(&file_opts);
   file_opts.columns = (const char *const *)data_names;
   file_opts.n_columns = n_data;
   file_opts.plain_binary = 1; /* writers differ (delta-rs writes views); the table's schema decides */
-  /* A filter that names no partition column also skips row groups inside
-   * the files kept (the files' footers know no partition columns). */
+  /* Whether the filter names a partition column: then it is bound to each
+   * file's values, and what is left of it skips the file's row groups. */
   bool uses_keys = false;
   if (rc == PT_OK && o.filter && snap.n_partition_columns > 0) {
     char **none = pt__calloc((size_t)snap.n_partition_columns, sizeof *none);
-    const char **fmts = pt__calloc((size_t)snap.n_partition_columns, sizeof *fmts);
-    if (!none || !fmts) rc = pt__errorf(err, PT_ENOMEM, "out of memory");
-    for (int64_t k = 0; rc == PT_OK && k < snap.n_partition_columns; k++) fmts[k] = "u";
-    if (rc == PT_OK)
-      (void)pt__filter_partition_match(o.filter, snap.partition_columns, none, fmts,
+    if (!none) rc = pt__errorf(err, PT_ENOMEM, "out of memory");
+    else
+      (void)pt__filter_partition_match(o.filter, snap.partition_columns, none, all_formats,
                                        snap.n_partition_columns, &uses_keys);
     pt__free(none);
-    pt__free(fmts);
   }
-  if (o.filter && !uses_keys) file_opts.filter = o.filter;
+  char **all_vals = pt__calloc((size_t)(snap.n_partition_columns ? snap.n_partition_columns : 1),
+                               sizeof *all_vals);
+  if (rc == PT_OK && !all_vals) rc = pt__errorf(err, PT_ENOMEM, "out of memory");
   for (int64_t f = 0; f < snap.n_files && rc == PT_OK; f++) {
     const pt__delta_file *df = &snap.files[f];
     if (o.filter && !pt__delta_file_may_match(o.filter, &snap, df, &table)) {
@@ -199,24 +216,70 @@ int pt_read_delta(pt_session *s, const char *path, const pt_delta_read_options *
     char full[PATH_MAX];
     rc = data_path(root, df->path, full, sizeof full, err);
     if (rc != PT_OK) break;
+    /* The partition values as the engine's partition columns parse them. */
+    for (int64_t k = 0; k < snap.n_partition_columns; k++) {
+      pt__free(all_vals[k]);
+      all_vals[k] = NULL;
+    }
+    for (int64_t k = 0; k < snap.n_partition_columns && rc == PT_OK; k++) {
+      const char *v = df->values[k];
+      bool is_str = strcmp(all_formats[k], "u") == 0 || strcmp(all_formats[k], "z") == 0;
+      if (v && (*v || is_str)) {
+        rc = pt__delta_partition_value(all_formats[k], v, &all_vals[k], err);
+        if (rc != PT_OK)
+          pt__error_prefix(err, rc, "read_delta: data file '%s', column '%s': ", df->path,
+                           snap.partition_columns[k]);
+      }
+    }
+    if (rc != PT_OK) break;
+    pt_parquet_filter *rest = NULL;
+    bool may = true;
+    if (o.filter && !uses_keys) {
+      rc = pt__filter_copy(o.filter, &rest, err);
+    } else if (o.filter) {
+      rc = pt__filter_bind_partition(o.filter, snap.partition_columns, all_vals, all_formats,
+                                     snap.n_partition_columns, &rest, &may, err);
+    }
+    if (rc != PT_OK) break;
+    if (!may) {
+      pt_parquet_filter_free(rest);
+      skipped++;
+      continue;
+    }
     struct ArrowSchema fs;
     int64_t nrg = 0;
+    file_opts.filter = rest;
+    file_opts.columns = (const char *const *)data_names;
+    file_opts.n_columns = n_data;
     rc = pt__parquet_plan(full, &file_opts, &fs, &rgs, &nrg, err);
+    if (rc == PT_EINVAL) {
+      /* A column the file lacks (added to the table after the file was
+       * written; also a filter's): the whole file, its row groups all. */
+      file_opts.filter = NULL;
+      file_opts.columns = NULL;
+      file_opts.n_columns = 0;
+      rc = pt__parquet_plan(full, &file_opts, &fs, &rgs, &nrg, err);
+    }
+    pt_parquet_filter_free(rest);
     if (rc != PT_OK) {
       pt__error_prefix(err, rc, "read_delta: data file '%s' of version %lld: ", full,
                        (long long)snap.version);
       break;
     }
-    for (int64_t i = 0; i < n_data && rc == PT_OK; i++)
-      if (i >= fs.n_children || !same_type(fs.children[i], schema.children[i])) {
-        char want[256], got[256] = "nothing";
-        pt_type_name(schema.children[i], want, sizeof want);
-        if (i < fs.n_children) pt_type_name(fs.children[i], got, sizeof got);
+    for (int64_t i = 0; i < n_data && rc == PT_OK; i++) {
+      int64_t c = find_field(&fs, data_names[i]);
+      if (c < 0) {
+        lacking = true;
+      } else if (!same_type(fs.children[c], schema.children[data_at[i]])) {
+        char want_t[256], got[256];
+        pt_type_name(schema.children[data_at[i]], want_t, sizeof want_t);
+        pt_type_name(fs.children[c], got, sizeof got);
         rc = pt__errorf(err, PT_EINVAL, "read_delta: data file '%s' has %s for column '%s', but "
-                        "the table schema says %s", full, got, data_names[i], want);
+                        "the table schema says %s", full, got, data_names[i], want_t);
       }
+    }
     fs.release(&fs);
-    /* The partition values, typed for the engine's partition columns. */
+    /* The values of the partition columns read, in their order. */
     char **vals = NULL;
     if (rc == PT_OK && nk > 0) {
       vals = pt__calloc((size_t)nk, sizeof *vals);
@@ -224,13 +287,7 @@ int pt_read_delta(pt_session *s, const char *path, const pt_delta_read_options *
       for (int64_t k = 0; k < nk && rc == PT_OK; k++) {
         int64_t pk = 0;
         while (pk < snap.n_partition_columns && strcmp(snap.partition_columns[pk], keys[k]) != 0) pk++;
-        const char *v = df->values[pk];
-        bool is_str = strcmp(formats[k], "u") == 0 || strcmp(formats[k], "z") == 0;
-        if (v && (*v || is_str)) {
-          rc = pt__delta_partition_value(formats[k], v, &vals[k], err);
-          if (rc != PT_OK)
-            pt__error_prefix(err, rc, "read_delta: data file '%s', column '%s': ", df->path, keys[k]);
-        }
+        vals[k] = all_vals[pk];
       }
     }
     for (int64_t g = 0; g < nrg && rc == PT_OK; g++) {
@@ -270,8 +327,7 @@ int pt_read_delta(pt_session *s, const char *path, const pt_delta_read_options *
         }
       }
     }
-    for (int64_t k = 0; vals && k < nk; k++) pt__free(vals[k]);
-    pt__free(vals);
+    pt__free(vals); /* the values are all_vals' */
     pt__free(rgs);
     rgs = NULL;
   }
@@ -292,9 +348,14 @@ int pt_read_delta(pt_session *s, const char *path, const pt_delta_read_options *
     ds->piece_values = piece_vals;
     keys = piece_vals = NULL;
     n_piece_vals = 0;
-    ds->columns = data_names;
-    ds->n_columns = n_data;
-    data_names = NULL;
+    if (lacking) { /* whole files: each gives what it has, by name */
+      ds->columns = NULL;
+      ds->n_columns = 0;
+    } else {
+      ds->columns = data_names;
+      ds->n_columns = n_data;
+      data_names = NULL;
+    }
     ds->batch_rows = o.batch_size;
     ds->delta_version = snap.version;
     ds->delta_files = snap.n_files;
@@ -312,6 +373,10 @@ int pt_read_delta(pt_session *s, const char *path, const pt_delta_read_options *
   for (int64_t i = 0; data_names && i < n_data; i++) pt__free(data_names[i]);
   pt__free(data_names);
   pt__free(formats);
+  pt__free(all_formats);
+  for (int64_t k = 0; all_vals && k < snap.n_partition_columns; k++) pt__free(all_vals[k]);
+  pt__free(all_vals);
+  pt__free(data_at);
   pt__free(sel);
   pt__free(is_part);
   if (schema.release) schema.release(&schema);

@@ -80,9 +80,9 @@ def reference(path, **kw) -> pa.Table:
 
 
 def same(got: pa.Table, want: pa.Table) -> None:
-    """Equal rows, columns matched by name (protium puts partition columns
-    last)."""
-    got = by_id(got.select(want.column_names))
+    """Equal rows, columns in the same order."""
+    assert got.column_names == want.column_names
+    got = by_id(got)
     want = by_id(want)
     assert got.schema == want.schema
     assert got.to_pylist() == want.to_pylist()
@@ -101,9 +101,8 @@ def test_read_every_type_matches_deltalake(session, tmp_path, partition_by):
     want = reference(path)
     assert ds.count() == 100
     same(ds.to_arrow(), want)
-    keys = partition_by or []
-    # Partition columns last, in the table schema's order.
-    assert ds.schema.names[len(ds.schema) - len(keys):] == [c for c in want.column_names if c in keys]
+    # Every column in the table schema's order, partition columns too.
+    assert ds.schema.names == want.column_names == every_type(1).column_names
 
 
 def test_read_removes_checkpoints_and_time_travel(session, tmp_path):
@@ -223,10 +222,51 @@ def test_pruning_by_partition_values_and_stats(session, tmp_path):
     # A filter on a column without stats keeps every file.
     ds = session.read_delta(path, filter=[("b", "=", 1)])
     assert ds.delta_scan()["files_skipped"] == 0
-    # Columns chosen: the partition column may come with them.
+    # Columns chosen come in the order asked for, partition columns too.
     ds = session.read_delta(path, columns=["day", "id"], filter=[("day", "=", datetime.date(2024, 1, 2))])
-    assert ds.schema.names == ["id", "day"]
+    assert ds.schema.names == ["day", "id"]
     assert sorted(ds.to_arrow()["id"].to_pylist()) == list(range(100, 200))
+
+
+def test_row_groups_skipped_when_the_filter_also_names_a_partition_column(session, tmp_path):
+    src = pa.table({"id": pa.array(range(2000), pa.int64()),
+                    "day": [datetime.date(2024, 1, 1 + i // 1000) for i in range(2000)]})
+    pq.write_table(src, tmp_path / "src.parquet")
+    path = tmp_path / "t"
+    session.read_parquet(tmp_path / "src.parquet").write_delta(path, partition_by=["day"],
+                                                              row_group_rows=100)
+    # The partition part picks the file of 2024-01-01; the rest keeps two
+    # of its ten row groups (100-199 and 200-299).
+    ds = session.read_delta(path, filter=[("day", "=", datetime.date(2024, 1, 1)),
+                                          ("id", ">=", 150), ("id", "<", 300)])
+    assert ds.delta_scan()["files_skipped"] == 1
+    got = ds.to_arrow()
+    assert got.column_names == ["id", "day"]
+    assert sorted(got["id"].to_pylist()) == list(range(100, 300))
+    assert set(got["day"].to_pylist()) == {datetime.date(2024, 1, 1)}
+    # OR across partitions: each file keeps what its own branch allows.
+    ds = session.read_delta(path, filter=[[("day", "=", datetime.date(2024, 1, 1)), ("id", "<", 100)],
+                                          [("day", "=", datetime.date(2024, 1, 2)), ("id", ">=", 1900)]])
+    assert sorted(ds.to_arrow()["id"].to_pylist()) == list(range(100)) + list(range(1900, 2000))
+
+
+def test_read_a_table_whose_schema_grew(session, tmp_path):
+    """Files written before a column was added read it as null, as
+    deltalake does; partition columns stay in the schema's order."""
+    path = tmp_path / "t"
+    first = pa.table({"id": pa.array(range(10), pa.int64()), "part": ["a", "b"] * 5})
+    write_deltalake(str(path), first, partition_by=["part"])
+    grown = pa.table({"id": pa.array(range(10, 15), pa.int64()), "part": ["a"] * 5,
+                      "score": pa.array([1.5] * 5), "tag": ["x"] * 5})
+    write_deltalake(str(path), grown, mode="append", schema_mode="merge")
+    want = reference(path)
+    assert want.column_names == ["id", "part", "score", "tag"]
+    ds = session.read_delta(path)
+    same(ds.to_arrow(), want)
+    got = session.read_delta(path, columns=["tag", "id"]).to_arrow()
+    assert got.column_names == ["tag", "id"]
+    assert by_id(got).to_pylist() == by_id(want.select(["tag", "id"])).to_pylist()
+    assert session.read_delta(path, version=0).schema.names == ["id", "part"]
 
 
 # --------------------------------------------------------------------------
