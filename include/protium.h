@@ -1144,12 +1144,24 @@ typedef enum pt_delta_mode {
 typedef struct pt_delta_write_options {
   pt_delta_mode mode;
   const char *const *partition_by; /* a new table's partition columns (boolean,
-                                      integer, float, string or date32); an
-                                      existing table keeps its own, and a list
-                                      given must match them */
+                                      integer, float, string, date32 or
+                                      timestamp); an existing table keeps its
+                                      own, and a list given must match them */
   int64_t n_partition_by;
   const pt_parquet_write_options *parquet; /* NULL: the writer's defaults
                                       (SNAPPY); partition_by there is ignored */
+  int merge_schema;                /* 1: columns ds has and the table lacks are
+                                      added to the table's schema (nullable) in
+                                      the same commit, and table columns ds
+                                      lacks are null in the new files; 0
+                                      (default): a different set of columns is
+                                      refused, naming them */
+  const pt_parquet_filter *replace_where; /* with PT_DELTA_OVERWRITE: remove
+                                      only the active files whose partition
+                                      values match it (it may name partition
+                                      columns only), and refuse rows outside
+                                      it; NULL (default): remove every file.
+                                      Not kept */
 } pt_delta_write_options;
 void pt_delta_write_options_init(pt_delta_write_options *opts);
 /* Writes ds as one new version of the Delta table at path (created, with
@@ -1160,7 +1172,7 @@ void pt_delta_write_options_init(pt_delta_write_options *opts);
  * PT_DELTA_OVERWRITE). If another writer committed that version first,
  * nothing is committed, the new files are removed and PT_ESTATE says so; a
  * failed job leaves the table as it was. ds's columns must be the table's
- * (by name, any order, same types). */
+ * (by name, any order, same types) unless opts->merge_schema. */
 int pt_write_delta(pt_dataset *ds, const char *path, const pt_delta_write_options *opts,
                    pt_error *err);
 

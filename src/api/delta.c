@@ -598,6 +598,82 @@ static bool has_ntz(const struct ArrowSchema *s) {
   return false;
 }
 
+/* The table's schemaString with ds's columns that the table lacks added
+ * at the end (nullable: the rows written before have none), into out.
+ * The table's own fields are kept as the log spells them. */
+static int merged_schema(const pt__delta_snapshot *snap, const struct ArrowSchema *ds,
+                         const struct ArrowSchema *table, pt_buf *out, pt_error *err) {
+  struct ArrowSchema add = {0};
+  pt_buf fields = {0};
+  int64_t n = 0;
+  for (int64_t i = 0; i < ds->n_children; i++) n += find_field(table, ds->children[i]->name) < 0;
+  int rc = pt_schema_init(&add, "+s", "", 0, n, err);
+  for (int64_t i = 0, j = 0; i < ds->n_children && rc == PT_OK; i++) {
+    if (find_field(table, ds->children[i]->name) >= 0) continue;
+    rc = pt_schema_copy(ds->children[i], add.children[j], err);
+    if (rc == PT_OK) add.children[j++]->flags |= ARROW_FLAG_NULLABLE;
+  }
+  bool ntz = rc == PT_OK && has_ntz(&add);
+  for (int64_t k = 0; ntz && k < snap->n_reader_features; k++)
+    ntz = strcmp(snap->reader_features[k], "timestampNtz") != 0;
+  if (ntz)
+    rc = pt__errorf(err, PT_ENOTSUP, "write_delta: a timestamp_ntz column cannot be added to a "
+                    "table without the timestampNtz feature; cast it to a timestamp with a zone");
+  if (rc == PT_OK) rc = pt__delta_schema_from_arrow(&add, &fields, err);
+  if (rc != PT_OK) pt__error_prefix(err, rc, "write_delta: merging schemas: ");
+  /* {"type":"struct","fields":[NEW]} into the table's fields array, whose
+   * ']' closes the schema (Delta writers put "fields" last). */
+  const char *old = snap->schema_string, *close = strrchr(old, ']');
+  const char *mine = fields.data ? memchr(fields.data, '[', fields.len) : NULL, *mine_end = NULL;
+  for (size_t i = fields.len; mine && !mine_end && i-- > 0;)
+    if (fields.data[i] == ']') mine_end = fields.data + i;
+  bool only_brace = close != NULL;
+  int depth = 0;
+  for (const char *p = close ? close + 1 : old; only_brace && *p; p++) {
+    if (*p == '}') depth++;
+    else if (!strchr(" \t\r\n", *p)) only_brace = false;
+  }
+  const char *open = close;
+  while (open && open > old && open[-1] != '[' && strchr(" \t\r\n", open[-1])) open--;
+  bool empty = open && open > old && open[-1] == '[';
+  if (rc == PT_OK && (!only_brace || depth != 1 || !mine || !mine_end))
+    rc = pt__errorf(err, PT_ENOTSUP, "write_delta: merging schemas: the table's schemaString "
+                    "does not end with its fields; protium cannot add columns to it");
+  if (rc == PT_OK &&
+      (pt__buf_printf(out, "%.*s%s%.*s%s", (int)(close - old), old, empty ? "" : ",",
+                      (int)(mine_end - mine - 1), mine + 1, close) != PT_OK))
+    rc = pt__errorf(err, PT_ENOMEM, "out of memory");
+  pt_buf_free(&fields);
+  if (add.release) add.release(&add);
+  return rc;
+}
+
+/* The first column f names that is not among keys, or NULL. */
+static const char *other_column(const pt_parquet_filter *f, char *const *keys, int64_t nk) {
+  pt__filter_parts p;
+  pt__filter_parts_of(f, &p);
+  if (p.op == PT_PARQUET_AND || p.op == PT_PARQUET_OR) {
+    const char *c = other_column(p.a, keys, nk);
+    return c ? c : other_column(p.b, keys, nk);
+  }
+  for (int64_t k = 0; k < nk; k++)
+    if (p.column && strcmp(p.column, keys[k]) == 0) return NULL;
+  return p.column ? p.column : "?";
+}
+
+/* Whether a file with these partition values (as the engine's partition
+ * columns parse them; NULL null) matches replace_where, which names only
+ * partition columns and so is decided by them. */
+static int where_matches(const pt_parquet_filter *w, char *const *keys, char *const *vals,
+                         const char *const *formats, int64_t nk, bool *match, pt_error *err) {
+  pt_parquet_filter *rest = NULL;
+  bool may = true;
+  PT_RETURN_NOT_OK(pt__filter_bind_partition(w, keys, vals, formats, nk, &rest, &may, err));
+  pt_parquet_filter_free(rest);
+  *match = may;
+  return PT_OK;
+}
+
 /* Creates log/<version>.json holding text, atomically and only if absent:
  * written to a temporary name, synced, then linked. *conflict when the
  * version exists. */
@@ -672,24 +748,46 @@ int pt_write_delta(pt_dataset *ds, const char *path, const pt_delta_write_option
                       "be overwritten");
     if (rc == PT_OK) rc = pt__delta_schema_to_arrow(snap.schema_string, &table, err);
     if (rc != PT_OK) pt__error_prefix(err, rc, "write_delta: ");
-    /* The dataset's columns must be the table's, by name. */
+    /* The dataset's columns against the table's, by name: the same types
+     * always; other sets of columns only when merging schemas. */
+    pt_buf extra = {0}, lacking = {0};
     for (int64_t i = 0; i < table.n_children && rc == PT_OK; i++) {
-      int64_t c = find_field(dsch, table.children[i]->name);
+      const struct ArrowSchema *tc = table.children[i];
+      int64_t c = find_field(dsch, tc->name);
       char want[256], got[256];
-      pt_type_name(table.children[i], want, sizeof want);
-      if (c < 0) {
+      pt_type_name(tc, want, sizeof want);
+      bool key = false;
+      for (int64_t k = 0; k < snap.n_partition_columns; k++)
+        key = key || strcmp(snap.partition_columns[k], tc->name) == 0;
+      if (c < 0 && (key || !(tc->flags & ARROW_FLAG_NULLABLE))) {
         rc = pt__errorf(err, PT_EINVAL, "write_delta: the dataset has no column '%s' (%s) of "
-                        "the table", table.children[i]->name, want);
-      } else if (!same_type(dsch->children[c], table.children[i])) {
+                        "the table, which is %s", tc->name, want,
+                        key ? "a partition column" : "not nullable");
+      } else if (c < 0) {
+        if (pt__buf_printf(&lacking, "%s'%s'", lacking.len ? ", " : "", tc->name) != PT_OK)
+          rc = pt__errorf(err, PT_ENOMEM, "out of memory");
+      } else if (!same_type(dsch->children[c], tc)) {
         pt_type_name(dsch->children[c], got, sizeof got);
         rc = pt__errorf(err, PT_EINVAL, "write_delta: column '%s' is %s in the dataset but %s in "
-                        "the table; cast it first", table.children[i]->name, got, want);
+                        "the table; cast it first", tc->name, got, want);
       }
     }
+    int64_t n_new = 0;
     for (int64_t i = 0; i < dsch->n_children && rc == PT_OK; i++)
-      if (find_field(&table, dsch->children[i]->name) < 0)
-        rc = pt__errorf(err, PT_EINVAL, "write_delta: column '%s' is not in the table; protium "
-                        "does not change a table's schema", dsch->children[i]->name);
+      if (find_field(&table, dsch->children[i]->name) < 0) {
+        n_new++;
+        if (pt__buf_printf(&extra, "%s'%s'", extra.len ? ", " : "", dsch->children[i]->name) != PT_OK)
+          rc = pt__errorf(err, PT_ENOMEM, "out of memory");
+      }
+    if (rc == PT_OK && !o.merge_schema && (extra.len || lacking.len))
+      rc = pt__errorf(err, PT_EINVAL, "write_delta: the dataset's columns differ from the "
+                      "table's (not in the table: %.*s; not in the dataset: %.*s); write with "
+                      "merge_schema to add columns to the table",
+                      extra.len ? (int)extra.len : 4, extra.len ? extra.data : "none",
+                      lacking.len ? (int)lacking.len : 4, lacking.len ? lacking.data : "none");
+    pt_buf_free(&extra);
+    pt_buf_free(&lacking);
+    if (rc == PT_OK && n_new > 0) rc = merged_schema(&snap, dsch, &table, &schema_json, err);
     bool same_keys = o.n_partition_by == 0 || o.n_partition_by == snap.n_partition_columns;
     for (int64_t k = 0; same_keys && k < o.n_partition_by; k++)
       same_keys = o.partition_by[k] && strcmp(o.partition_by[k], snap.partition_columns[k]) == 0;
@@ -710,7 +808,7 @@ int pt_write_delta(pt_dataset *ds, const char *path, const pt_delta_write_option
                         "of the dataset", keys[k] ? keys[k] : "(null)");
       else if (!pt__hive_key_supported(dsch->children[c]->format))
         rc = pt__errorf(err, PT_EINVAL, "write_delta: cannot partition by column '%s'; partition "
-                        "by boolean, integer, float, string or date32 columns", keys[k]);
+                        "by boolean, integer, float, string, date32 or timestamp columns", keys[k]);
       for (int64_t j = 0; j < k && rc == PT_OK; j++)
         if (strcmp(keys[j], keys[k]) == 0)
           rc = pt__errorf(err, PT_EINVAL, "write_delta: partition_by names '%s' twice", keys[k]);
@@ -719,6 +817,42 @@ int pt_write_delta(pt_dataset *ds, const char *path, const pt_delta_write_option
       rc = pt__errorf(err, PT_EINVAL, "write_delta: partition_by names every column; the files "
                       "need at least one column that is not a partition column");
   }
+  /* replace_where: which active files go (those it matches), decided
+   * before the job; the new rows are checked against it after. */
+  const char **key_formats = pt__calloc((size_t)(nk ? nk : 1), sizeof *key_formats);
+  bool *removed = pt__calloc((size_t)(snap.n_files ? snap.n_files : 1), sizeof *removed);
+  if (rc == PT_OK && (!key_formats || !removed)) rc = pt__errorf(err, PT_ENOMEM, "out of memory");
+  for (int64_t k = 0; k < nk && rc == PT_OK; k++) {
+    const struct ArrowSchema *sch = latest >= 0 ? &table : dsch;
+    key_formats[k] = sch->children[find_field(sch, keys[k])]->format;
+  }
+  for (int64_t f = 0; f < snap.n_files; f++) removed[f] = o.mode == PT_DELTA_OVERWRITE;
+  if (rc == PT_OK && o.replace_where) {
+    const char *other = other_column(o.replace_where, keys, nk);
+    if (o.mode != PT_DELTA_OVERWRITE)
+      rc = pt__errorf(err, PT_EINVAL, "write_delta: replace_where needs mode overwrite");
+    else if (other)
+      rc = pt__errorf(err, PT_EINVAL, "write_delta: replace_where names '%s', which is not a "
+                      "partition column; protium replaces whole files, so it may name only the "
+                      "table's partition columns", other);
+  }
+  char **fvals = pt__calloc((size_t)(nk ? nk : 1), sizeof *fvals);
+  if (rc == PT_OK && !fvals) rc = pt__errorf(err, PT_ENOMEM, "out of memory");
+  for (int64_t f = 0; rc == PT_OK && o.replace_where && f < snap.n_files; f++) {
+    for (int64_t k = 0; k < nk && rc == PT_OK; k++) {
+      const char *v = snap.files[f].values[k];
+      bool is_str = strcmp(key_formats[k], "u") == 0 || strcmp(key_formats[k], "z") == 0;
+      fvals[k] = NULL;
+      if (v && (*v || is_str)) rc = pt__delta_partition_value(key_formats[k], v, &fvals[k], err);
+    }
+    if (rc == PT_OK) rc = where_matches(o.replace_where, keys, fvals, key_formats, nk, &removed[f], err);
+    if (rc != PT_OK) pt__error_prefix(err, rc, "write_delta: replace_where: file '%s': ", snap.files[f].path);
+    for (int64_t k = 0; k < nk; k++) {
+      pt__free(fvals[k]);
+      fvals[k] = NULL;
+    }
+  }
+  pt__free(fvals);
   pt_parquet_write_options po;
   pt_parquet_write_options_init(&po);
   if (o.parquet) po = *o.parquet;
@@ -767,8 +901,17 @@ int pt_write_delta(pt_dataset *ds, const char *path, const pt_delta_write_option
     else if (res.rows[p] > 0) rc = move_in(&w, res.paths[p], "", stem, err);
     if (rc != PT_OK) pt__error_prefix(err, rc, "write_delta: ");
   }
-  /* The commit: commitInfo, protocol and metaData for a new table, removes
-   * for an overwrite, then the adds with their stats. */
+  for (int64_t f = 0; rc == PT_OK && o.replace_where && f < w.n; f++) {
+    bool match = false;
+    rc = where_matches(o.replace_where, keys, w.files[f].values, key_formats, nk, &match, err);
+    if (rc == PT_OK && !match)
+      rc = pt__errorf(err, PT_EINVAL, "write_delta: the dataset has rows outside replace_where "
+                      "(in '%s'); nothing was committed; filter them out or widen the predicate",
+                      w.files[f].rel);
+  }
+  /* The commit: commitInfo, protocol and metaData for a new table (or a
+   * metaData of the merged schema), removes for an overwrite, then the
+   * adds with their stats. */
   int64_t now = now_ms();
   const char *mode_name = o.mode == PT_DELTA_APPEND ? "Append"
                         : o.mode == PT_DELTA_OVERWRITE ? "Overwrite" : "ErrorIfExists";
@@ -800,9 +943,29 @@ int pt_write_delta(pt_dataset *ds, const char *path, const pt_delta_write_option
       if (r2 == PT_OK) r2 = pt__buf_printf(&commit, ",\"partitionColumns\":%.*s,\"configuration\":{},"
                                            "\"createdTime\":%lld}}\n", (int)pb.len, pb.data, (long long)now);
     }
+    if (r2 == PT_OK && latest >= 0 && schema_json.len > 0) {
+      r2 = pt__buf_printf(&commit, "{\"metaData\":{\"id\":");
+      if (r2 == PT_OK) r2 = pt__json_put_string(&commit, snap.table_id ? snap.table_id : "", -1);
+      if (r2 == PT_OK) r2 = pt__buf_printf(&commit, ",\"name\":null,\"description\":null,\"format\":"
+                                           "{\"provider\":\"parquet\",\"options\":{}},\"schemaString\":");
+      if (r2 == PT_OK) r2 = pt__json_put_string(&commit, schema_json.data, (int64_t)schema_json.len);
+      if (r2 == PT_OK) r2 = pt__buf_printf(&commit, ",\"partitionColumns\":%.*s,\"configuration\":{",
+                                           (int)pb.len, pb.data);
+      for (int64_t k = 0; r2 == PT_OK && k < snap.n_config; k++) {
+        if (k > 0) r2 = pt__buf_putc(&commit, ',');
+        if (r2 == PT_OK) r2 = pt__json_put_string(&commit, snap.config_keys[k], -1);
+        if (r2 == PT_OK) r2 = pt__buf_putc(&commit, ':');
+        if (r2 == PT_OK)
+          r2 = snap.config_values[k] ? pt__json_put_string(&commit, snap.config_values[k], -1)
+                                     : pt__buf_printf(&commit, "null");
+      }
+      if (r2 == PT_OK) r2 = pt__buf_printf(&commit, "},\"createdTime\":%lld}}\n",
+                                           (long long)(snap.created_time >= 0 ? snap.created_time : now));
+    }
     pt_buf_free(&pb);
-    for (int64_t f = 0; r2 == PT_OK && o.mode == PT_DELTA_OVERWRITE && f < snap.n_files; f++) {
+    for (int64_t f = 0; r2 == PT_OK && f < snap.n_files; f++) {
       const pt__delta_file *df = &snap.files[f];
+      if (!removed[f]) continue;
       r2 = pt__buf_printf(&commit, "{\"remove\":{\"path\":");
       if (r2 == PT_OK) r2 = pt__json_put_string(&commit, df->path, -1);
       if (r2 == PT_OK) r2 = pt__buf_printf(&commit, ",\"deletionTimestamp\":%lld,\"dataChange\":true,"
@@ -855,6 +1018,8 @@ int pt_write_delta(pt_dataset *ds, const char *path, const pt_delta_write_option
     rmdir(log);
     rmdir(path);
   }
+  pt__free(key_formats);
+  pt__free(removed);
   pt_buf_free(&commit);
   pt_buf_free(&schema_json);
   if (table.release) table.release(&table);

@@ -65,6 +65,10 @@ typedef struct pt__delta_snapshot {
   int64_t n_partition_columns;
   char *column_mapping;    /* owned: configuration delta.columnMapping.mode, or NULL */
   bool append_only;        /* configuration delta.appendOnly = true */
+  char **config_keys, **config_values; /* owned, each owned (a value may be NULL):
+                                          metaData.configuration */
+  int64_t n_config;
+  int64_t created_time;    /* metaData.createdTime (ms), -1 unknown */
   pt__delta_file *files;   /* owned: the files of the version, in log order */
   int64_t n_files;
   int64_t checkpoint;      /* version of the checkpoint replay started from; -1 none */

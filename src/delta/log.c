@@ -280,13 +280,21 @@ static int set_protocol(state *st, int64_t reader, int64_t writer, char **rf, in
   return PT_OK;
 }
 
+/* Takes ownership of everything; ck/cv (nc entries, values may be NULL)
+ * become the snapshot's configuration. */
 static void set_meta(state *st, char *id, char *schema, char **pcols, int64_t npc, char *cmap,
-                     bool append_only) {
+                     bool append_only, char **ck, char **cv, int64_t nc, int64_t created) {
   pt__delta_snapshot *s = st->s;
   pt__free(s->table_id);
   pt__free(s->schema_string);
   free_strs(s->partition_columns, s->n_partition_columns);
   pt__free(s->column_mapping);
+  free_strs(s->config_keys, s->n_config);
+  free_strs(s->config_values, s->n_config);
+  s->config_keys = ck;
+  s->config_values = cv;
+  s->n_config = nc;
+  s->created_time = created;
   s->table_id = id;
   s->schema_string = schema;
   s->partition_columns = pcols;
@@ -377,14 +385,27 @@ static int apply_json_action(state *st, const pt__json *line, const char **bad) 
     int64_t npc;
     char *idd = pt__strdup(id ? id : ""), *sd = pt__strdup(schema),
          *cm = cmap ? pt__strdup(cmap) : NULL;
-    if (!idd || !sd || (cmap && !cm) ||
+    int64_t nc = conf && conf->type == PT__JSON_OBJECT ? conf->n : 0;
+    char **ck = pt__calloc((size_t)(nc ? nc : 1), sizeof *ck);
+    char **cv = pt__calloc((size_t)(nc ? nc : 1), sizeof *cv);
+    bool oom = !ck || !cv;
+    for (int64_t k = 0; !oom && k < nc; k++) {
+      ck[k] = pt__strdup(conf->keys[k]);
+      if (conf->items[k]->type == PT__JSON_STRING) cv[k] = pt__strdup(conf->items[k]->str);
+      oom = !ck[k] || (conf->items[k]->type == PT__JSON_STRING && !cv[k]);
+    }
+    const pt__json *ct = pt__json_get(a, "createdTime");
+    if (oom || !idd || !sd || (cmap && !cm) ||
         strs_of_json(pt__json_get(a, "partitionColumns"), &pcols, &npc) != PT_OK) {
       pt__free(idd);
       pt__free(sd);
       pt__free(cm);
+      free_strs(ck, nc);
+      free_strs(cv, nc);
       return PT_ENOMEM;
     }
-    set_meta(st, idd, sd, pcols, npc, cm, ao && strcmp(ao, "true") == 0);
+    set_meta(st, idd, sd, pcols, npc, cm, ao && strcmp(ao, "true") == 0, ck, cv, nc,
+             ct && ct->type == PT__JSON_NUMBER && ct->is_int ? ct->i : -1);
     return PT_OK;
   }
   if ((a = pt__json_get(line, "protocol")) && a->type == PT__JSON_OBJECT) {
@@ -619,16 +640,14 @@ static int apply_checkpoint_batch(state *st, const struct ArrowSchema *schema,
       char *cmap = NULL;
       bool append_only = false;
       for (int64_t k = 0; !oom && k < nc; k++) {
-        if (strcmp(ck[k], "delta.columnMapping.mode") == 0 && cv[k]) {
-          cmap = cv[k];
-          cv[k] = NULL;
-        }
+        if (strcmp(ck[k], "delta.columnMapping.mode") == 0 && cv[k] && !cmap)
+          oom = !(cmap = pt__strdup(cv[k]));
         if (strcmp(ck[k], "delta.appendOnly") == 0 && cv[k]) append_only = strcmp(cv[k], "true") == 0;
       }
-      free_strs(ck, nc);
-      free_strs(cv, nc);
       if (!oom && !id) id = pt__strdup(""), oom = !id;
       if (oom || !schema_s) {
+        free_strs(ck, nc);
+        free_strs(cv, nc);
         pt__free(schema_s);
         pt__free(id);
         pt__free(cmap);
@@ -637,7 +656,8 @@ static int apply_checkpoint_batch(state *st, const struct ArrowSchema *schema,
         rc = oom ? PT_ENOMEM : PT_EFORMAT;
         break;
       }
-      set_meta(st, id, schema_s, pcols, npc, cmap, append_only);
+      set_meta(st, id, schema_s, pcols, npc, cmap, append_only, ck, cv, nc,
+               vint(vchild(meta, "createdTime"), mr, -1));
     }
     if (rc == PT_OK && proto && pt__view_is_valid(proto, r)) {
       int64_t pr = proto->offset + r;
@@ -708,6 +728,8 @@ void pt__delta_snapshot_free(pt__delta_snapshot *s) {
   pt__free(s->schema_string);
   free_strs(s->partition_columns, s->n_partition_columns);
   pt__free(s->column_mapping);
+  free_strs(s->config_keys, s->n_config);
+  free_strs(s->config_values, s->n_config);
   memset(s, 0, sizeof *s);
 }
 

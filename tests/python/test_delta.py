@@ -319,7 +319,8 @@ def test_write_modes_and_refusals(session, tmp_path):
         ds.write_delta(path, mode="upsert")
     other = ds.map_in_arrow(lambda it: (b.append_column("x", pc.cast(b["id"], pa.float64())) for b in it),
                             schema="id long, x double")
-    with pytest.raises(ProtiumError, match="column 'x' is not in the table"):
+    with pytest.raises(ProtiumError, match=r"differ from the table's \(not in the table: 'x'; not in "
+                       r"the dataset: none\); write with merge_schema"):
         other.write_delta(path, mode="append")
     with pytest.raises(ProtiumError, match="partition_by differs"):
         ds.write_delta(path, mode="append", partition_by=["id"])
@@ -329,6 +330,98 @@ def test_write_modes_and_refusals(session, tmp_path):
         u.write_delta(tmp_path / "u")
     assert not (tmp_path / "u").exists()
     assert DeltaTable(str(path)).version() == 0
+
+
+def test_merge_schema_adds_columns_in_the_same_commit(session, tmp_path):
+    path = tmp_path / "t"
+    first = pa.table({"id": pa.array(range(6), pa.int64()), "part": ["a", "b", "c"] * 2})
+    session.from_arrow(first, partitions=2).write_delta(path, partition_by=["part"])
+    grown = pa.table({"id": pa.array(range(6, 9), pa.int64()), "part": ["a", "b", "d"],
+                      "score": pa.array([0.5, None, 2.5]), "when": pa.array(
+                          [datetime.datetime(2024, 5, 1, 12, tzinfo=UTC)] * 3, pa.timestamp("us", "UTC"))})
+    ds = session.from_arrow(grown, partitions=2)
+    with pytest.raises(ProtiumError, match=r"not in the table: 'score', 'when'; not in the dataset: none"):
+        ds.write_delta(path, mode="append")
+    assert DeltaTable(str(path)).version() == 0
+    ds.write_delta(path, mode="append", merge_schema=True)
+    dt = DeltaTable(str(path))
+    assert dt.version() == 1
+    assert [f.name for f in dt.schema().fields] == ["id", "part", "score", "when"]
+    want = pa.concat_tables([first.append_column("score", pa.nulls(6, pa.float64()))
+                             .append_column("when", pa.nulls(6, pa.timestamp("us", "UTC"))), grown])
+    same(dt.to_pyarrow_table(), want)
+    same(session.read_delta(path).to_arrow(), want)
+    # A dataset without the new columns appends with them null
+    # (schema_mode="merge" is deltalake's spelling).
+    session.from_arrow(pa.table({"id": pa.array([9], pa.int64()), "part": ["a"]})).write_delta(
+        path, mode="append", schema_mode="merge")
+    dt = DeltaTable(str(path))
+    assert dt.to_pyarrow_table().num_rows == 10
+    same(session.read_delta(path).to_arrow(), dt.to_pyarrow_table())
+    # deltalake merges into protium's table; protium reads what it made.
+    write_deltalake(str(path), pa.table({"id": pa.array([10], pa.int64()), "part": ["z"],
+                                         "extra": ["e"]}), mode="append", schema_mode="merge")
+    same(session.read_delta(path).to_arrow(), reference(path))
+    # Types never change, merge or not; partition columns must come.
+    bad = session.from_arrow(pa.table({"id": pa.array([1.0]), "part": ["a"]}))
+    with pytest.raises(ProtiumError, match="column 'id' is float64 in the dataset but int64"):
+        bad.write_delta(path, mode="append", merge_schema=True)
+    with pytest.raises(ProtiumError, match="no column 'part' .* a partition column"):
+        session.from_arrow(pa.table({"id": pa.array([1], pa.int64())})).write_delta(
+            path, mode="append", merge_schema=True)
+    assert DeltaTable(str(path)).version() == 3
+
+
+def test_replace_where_replaces_only_the_matching_partitions(session, tmp_path):
+    path = tmp_path / "t"
+    days = [datetime.date(2024, 1, d) for d in (1, 2, 3)]
+    first = pa.table({"id": pa.array(range(9), pa.int64()), "day": days * 3})
+    session.from_arrow(first, partitions=2).write_delta(path, partition_by=["day"])
+    new = pa.table({"id": pa.array([100, 101], pa.int64()), "day": [days[1], days[2]]})
+    session.from_arrow(new).write_delta(path, mode="overwrite", replace_where="day >= '2024-01-02'")
+    dt = DeltaTable(str(path))
+    assert dt.version() == 1
+    want = pa.concat_tables([first.filter(pc.equal(first["day"], pa.scalar(days[0]))), new])
+    same(dt.to_pyarrow_table(), want)
+    same(session.read_delta(path).to_arrow(), want)
+    log = [json.loads(x) for x in open(path / "_delta_log" / f"{1:020d}.json")]
+    assert {r["remove"]["partitionValues"]["day"] for r in log if "remove" in r} == {"2024-01-02", "2024-01-03"}
+    # Rows outside the predicate: refused, nothing committed, no files left.
+    files = sorted(p.relative_to(path) for p in path.rglob("*.parquet"))
+    with pytest.raises(ProtiumError, match="rows outside replace_where .*day=2024-01-01"):
+        session.from_arrow(first).write_delta(path, mode="overwrite",
+                                              replace_where=[("day", "=", days[1])])
+    assert DeltaTable(str(path)).version() == 1
+    assert sorted(p.relative_to(path) for p in path.rglob("*.parquet")) == files
+    with pytest.raises(ProtiumError, match="replace_where names 'id', which is not a partition column"):
+        session.from_arrow(new).write_delta(path, mode="overwrite", replace_where="id > 3")
+    with pytest.raises(ProtiumError, match="replace_where needs mode overwrite"):
+        session.from_arrow(new).write_delta(path, mode="append", replace_where="day = '2024-01-02'")
+    with pytest.raises(ProtiumError, match="cannot read"):
+        session.from_arrow(new).write_delta(path, mode="overwrite", replace_where="day ~ 3")
+    # deltalake's predicate overwrite of the same table reads alike in protium.
+    write_deltalake(str(path), pa.table({"id": pa.array([7], pa.int64()), "day": [days[0]]}),
+                    mode="overwrite", predicate="day = '2024-01-01'")
+    same(session.read_delta(path).to_arrow(), reference(path))
+    assert sorted(session.read_delta(path).to_arrow()["id"].to_pylist()) == [7, 100, 101]
+
+
+def test_timestamps_as_partition_keys(session, tmp_path):
+    path = tmp_path / "t"
+    when = [datetime.datetime(2024, 3, 1, 12, 30, tzinfo=UTC),
+            datetime.datetime(1969, 12, 31, 23, 59, 59, 500000, tzinfo=UTC), None]
+    src = pa.table({"id": pa.array(range(6), pa.int64()),
+                    "at": pa.array(when * 2, pa.timestamp("us", "UTC")),
+                    "local": pa.array([datetime.datetime(2020, 1, 1, 8, 0, 0, 1)] * 6, pa.timestamp("us"))})
+    session.from_arrow(src, partitions=2).write_delta(path, partition_by=["at", "local"])
+    dt = DeltaTable(str(path))
+    assert dt.metadata().partition_columns == ["at", "local"]
+    same(dt.to_pyarrow_table(), src)
+    same(session.read_delta(path).to_arrow(), src)
+    ds = session.read_delta(path, filter=[("at", "<", datetime.datetime(1970, 1, 1, tzinfo=UTC))])
+    scan = ds.delta_scan()
+    assert scan["files_skipped"] == scan["files"] - 2  # one file of 1969 from each task
+    assert sorted(ds.to_arrow()["id"].to_pylist()) == [1, 4]
 
 
 def _commit_meanwhile(path):
