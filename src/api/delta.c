@@ -1007,6 +1007,19 @@ int pt_write_delta(pt_dataset *ds, const char *path, const pt_delta_write_option
                       "table again and retry", (long long)(latest + 1), path);
   }
   if (rc != PT_OK) take_back(&w);
+  /* Every delta.checkpointInterval commits, a checkpoint of the new
+   * version. The commit stands without it (readers replay the JSON), so a
+   * checkpoint that cannot be written is left to the next interval. */
+  if (rc == PT_OK && latest + 1 > 0) {
+    int64_t interval = latest >= 0 ? pt__delta_checkpoint_interval(&snap) : 10;
+    pt__delta_snapshot cs = {0};
+    pt_error cerr;
+    if ((latest + 1) % interval == 0 &&
+        pt__delta_snapshot_load(root, latest + 1, INT64_MIN, &cs, &cerr) == PT_OK) {
+      (void)pt__delta_checkpoint_write(root, &cs, &cerr);
+      pt__delta_snapshot_free(&cs);
+    }
+  }
   writing_free(&w);
   if (ran) {
     pt__job_result_reset(&res);

@@ -49,6 +49,7 @@ int pt__json_put_string(pt_buf *b, const char *s, int64_t n);
 typedef struct pt__delta_file {
   char *path;              /* owned: as the log has it (URI-encoded, relative to the table) */
   int64_t size;            /* bytes */
+  int64_t mtime;           /* add.modificationTime, ms since the epoch (0: not given) */
   char **values;           /* owned, each owned: one per partition column, NULL = null */
   char *stats;             /* owned JSON text or NULL */
   void *pending;           /* during replay only: the values as name/value pairs */
@@ -72,6 +73,8 @@ typedef struct pt__delta_snapshot {
   pt__delta_file *files;   /* owned: the files of the version, in log order */
   int64_t n_files;
   int64_t checkpoint;      /* version of the checkpoint replay started from; -1 none */
+  bool has_txn;            /* the log holds txn or domainMetadata actions (kept by
+                              no checkpoint protium writes) */
 } pt__delta_snapshot;
 
 /* The latest version whose commit file exists under table/_delta_log, or
@@ -97,6 +100,18 @@ int pt__delta_check_protocol(const pt__delta_snapshot *s, bool write, pt_error *
 /* Decodes the %XX escapes of a log path into a NUL-terminated pt__malloc'd
  * string; NULL without memory. */
 char *pt__delta_unescape_path(const char *path);
+
+/* ------------------------------------------------------------------------ */
+/* Checkpoints (checkpoint.c) */
+
+/* The table's delta.checkpointInterval (commits between checkpoints),
+ * 10 when unset or not a positive integer. */
+int64_t pt__delta_checkpoint_interval(const pt__delta_snapshot *s);
+/* Writes table/_delta_log/<s->version>.checkpoint.parquet (the protocol,
+ * the metaData and an add per active file of s) and then _last_checkpoint,
+ * each under a temporary name renamed into place. PT_ENOTSUP when the log
+ * holds txn or domainMetadata actions, which these checkpoints would lose. */
+int pt__delta_checkpoint_write(const char *table, const pt__delta_snapshot *s, pt_error *err);
 
 /* ------------------------------------------------------------------------ */
 /* Types (schema.c) */

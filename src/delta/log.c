@@ -184,8 +184,8 @@ typedef struct pending_values {
 } pending_values;
 
 /* Adds (or replaces) a file; takes path, stats and the values. */
-static int state_add(state *st, char *path, int64_t size, char **keys, char **vals, int64_t nv,
-                     char *stats) {
+static int state_add(state *st, char *path, int64_t size, int64_t mtime, char **keys, char **vals,
+                     int64_t nv, char *stats) {
   pt__delta_snapshot *s = st->s;
   if (st->n_slots == 0 || 2 * (st->used + 1) > st->n_slots) {
     if (rehash(st) != PT_OK) goto oom;
@@ -223,6 +223,7 @@ static int state_add(state *st, char *path, int64_t size, char **keys, char **va
   pt__free(f->stats);
   f->path = path;
   f->size = size;
+  f->mtime = mtime;
   f->pending = pv;
   f->stats = stats;
   return PT_OK;
@@ -359,8 +360,9 @@ static int apply_json_action(state *st, const pt__json *line, const char **bad) 
       pt__free(sdup);
       return PT_ENOMEM;
     }
-    return state_add(st, p, size && size->type == PT__JSON_NUMBER ? size->i : -1, keys, vals, nv,
-                     sdup);
+    const pt__json *mt = pt__json_get(a, "modificationTime");
+    return state_add(st, p, size && size->type == PT__JSON_NUMBER ? size->i : -1,
+                     mt && mt->type == PT__JSON_NUMBER && mt->is_int ? mt->i : 0, keys, vals, nv, sdup);
   }
   if ((a = pt__json_get(line, "remove")) && a->type == PT__JSON_OBJECT) {
     const char *path = pt__json_str(a, "path");
@@ -423,7 +425,10 @@ static int apply_json_action(state *st, const pt__json *line, const char **bad) 
     }
     return set_protocol(st, r->i, w->i, rf, nrf, wf, nwf);
   }
-  return PT_OK; /* commitInfo, txn, cdc, domainMetadata: nothing to replay */
+  /* commitInfo, cdc: nothing to replay; txn and domainMetadata are state
+   * a checkpoint must carry, which protium's checkpoints do not. */
+  if (pt__json_get(line, "txn") || pt__json_get(line, "domainMetadata")) st->s->has_txn = true;
+  return PT_OK;
 }
 
 static int read_file(const char *path, char **out, int64_t *len, pt_error *err) {
@@ -600,11 +605,14 @@ static int apply_checkpoint_batch(state *st, const struct ArrowSchema *schema,
     return PT_EFORMAT;
   }
   const pt__view *add = vchild(&root, "add"), *meta = vchild(&root, "metaData"),
-                 *proto = vchild(&root, "protocol");
+                 *proto = vchild(&root, "protocol"), *txn = vchild(&root, "txn"),
+                 *dom = vchild(&root, "domainMetadata");
   int rc = PT_OK;
   for (int64_t i = 0; i < root.length && rc == PT_OK; i++) {
     int64_t r = root.offset + i; /* a struct's children are indexed with its offset */
     bool oom = false;
+    if ((txn && pt__view_is_valid(txn, r)) || (dom && pt__view_is_valid(dom, r)))
+      st->s->has_txn = true;
     if (add && pt__view_is_valid(add, r)) {
       int64_t ar = add->offset + r;
       const pt__view *dv = vchild(add, "deletionVector");
@@ -627,7 +635,8 @@ static int apply_checkpoint_batch(state *st, const struct ArrowSchema *schema,
         rc = oom ? PT_ENOMEM : PT_EFORMAT;
         break;
       }
-      rc = state_add(st, path, vint(vchild(add, "size"), ar, -1), keys, vals, nv, stats);
+      rc = state_add(st, path, vint(vchild(add, "size"), ar, -1),
+                     vint(vchild(add, "modificationTime"), ar, 0), keys, vals, nv, stats);
     }
     if (rc == PT_OK && meta && pt__view_is_valid(meta, r)) {
       int64_t mr = meta->offset + r;

@@ -327,6 +327,62 @@ static void test_replay(void **state) {
   assert_non_null(strstr(err.message, "has no version 7; its latest is 3"));
 }
 
+/* A checkpoint protium writes replays to the same state without the
+ * commits before it: files, values, stats, configuration, protocol. */
+static void test_checkpoint_round_trip(void **state) {
+  (void)state;
+  put("00000000000000000000.json", COMMIT);
+  put("00000000000000000001.json",
+      "{\"protocol\":{\"minReaderVersion\":3,\"minWriterVersion\":7,\"readerFeatures\":"
+      "[\"timestampNtz\"],\"writerFeatures\":[\"timestampNtz\",\"appendOnly\"]}}\n"
+      "{\"metaData\":{\"id\":\"t1\",\"format\":{\"provider\":\"parquet\"},\"schemaString\":"
+      "\"{\\\"type\\\":\\\"struct\\\",\\\"fields\\\":[{\\\"name\\\":\\\"id\\\",\\\"type\\\":"
+      "\\\"long\\\",\\\"nullable\\\":true,\\\"metadata\\\":{}},{\\\"name\\\":\\\"p\\\","
+      "\\\"type\\\":\\\"string\\\",\\\"nullable\\\":true,\\\"metadata\\\":{}}]}\","
+      "\"partitionColumns\":[\"p\"],\"configuration\":{\"delta.appendOnly\":\"true\","
+      "\"delta.checkpointInterval\":\"5\"},\"createdTime\":7}}\n");
+  pt_error err;
+  pt__delta_snapshot s, t;
+  assert_int_equal(pt__delta_snapshot_load(table, -1, INT64_MIN, &s, &err), PT_OK);
+  assert_int_equal(pt__delta_checkpoint_interval(&s), 5);
+  assert_int_equal(pt__delta_checkpoint_write(table, &s, &err), PT_OK);
+  char path[512];
+  for (int v = 0; v < 2; v++) {
+    snprintf(path, sizeof path, "%s/_delta_log/%020d.json", table, v);
+    assert_int_equal(unlink(path), 0);
+  }
+  assert_int_equal(pt__delta_snapshot_load(table, -1, INT64_MIN, &t, &err), PT_OK);
+  assert_int_equal(t.version, 1);
+  assert_int_equal(t.checkpoint, 1);
+  assert_int_equal(t.n_files, s.n_files);
+  for (int64_t i = 0; i < s.n_files; i++) {
+    assert_string_equal(t.files[i].path, s.files[i].path);
+    assert_int_equal(t.files[i].size, s.files[i].size);
+    assert_int_equal(t.files[i].mtime, 1);
+    if (s.files[i].values[0]) assert_string_equal(t.files[i].values[0], s.files[i].values[0]);
+    else assert_null(t.files[i].values[0]);
+    if (s.files[i].stats) assert_string_equal(t.files[i].stats, s.files[i].stats);
+    else assert_null(t.files[i].stats);
+  }
+  assert_string_equal(t.schema_string, s.schema_string);
+  assert_true(t.append_only);
+  assert_int_equal(t.created_time, 7);
+  assert_int_equal(t.n_config, 2);
+  assert_int_equal(pt__delta_checkpoint_interval(&t), 5);
+  assert_int_equal(t.min_reader, 3);
+  assert_int_equal(t.n_writer_features, 2);
+  assert_string_equal(t.writer_features[1], "appendOnly");
+  pt__delta_snapshot_free(&t);
+  pt__delta_snapshot_free(&s);
+
+  /* txn actions would be lost: refused. */
+  put("00000000000000000002.json", "{\"txn\":{\"appId\":\"a\",\"version\":3}}\n");
+  assert_int_equal(pt__delta_snapshot_load(table, -1, INT64_MIN, &s, &err), PT_OK);
+  assert_int_equal(pt__delta_checkpoint_write(table, &s, &err), PT_ENOTSUP);
+  assert_non_null(strstr(err.message, "txn or domainMetadata"));
+  pt__delta_snapshot_free(&s);
+}
+
 static void test_no_metadata_and_not_a_table(void **state) {
   (void)state;
   put("00000000000000000000.json", "{\"protocol\":{\"minReaderVersion\":1,\"minWriterVersion\":2}}\n");
@@ -370,6 +426,7 @@ int main(void) {
       cmocka_unit_test(test_types_both_ways),
       cmocka_unit_test(test_dates_and_values),
       cmocka_unit_test_setup_teardown(test_replay, make_table, remove_table),
+      cmocka_unit_test_setup_teardown(test_checkpoint_round_trip, make_table, remove_table),
       cmocka_unit_test_setup_teardown(test_no_metadata_and_not_a_table, make_table, remove_table),
       cmocka_unit_test(test_protocol_features),
   };

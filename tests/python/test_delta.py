@@ -424,6 +424,44 @@ def test_timestamps_as_partition_keys(session, tmp_path):
     assert sorted(ds.to_arrow()["id"].to_pylist()) == [1, 4]
 
 
+def test_checkpoints_every_interval_read_by_both(session, tmp_path):
+    path = tmp_path / "t"
+    log = path / "_delta_log"
+    want = []
+    for v in range(12):  # versions 0 .. 11: a checkpoint at 10
+        t = pa.table({"id": pa.array([v * 10 + i for i in range(3)], pa.int64()),
+                      "part": ["a", "b b", None], "d": [datetime.date(2024, 1, 1 + v)] * 3})
+        session.from_arrow(t).write_delta(path, mode="append" if v else "error", partition_by=["part"])
+        want.append(t)
+    assert sorted(p.name for p in log.glob("*.checkpoint.parquet")) == [f"{10:020d}.checkpoint.parquet"]
+    assert json.loads((log / "_last_checkpoint").read_text()) == {"version": 10, "size": 2 + 33}
+    assert session.read_delta(path).delta_scan()["version"] == 11
+    # With the commits before it gone, both readers start from the checkpoint.
+    for v in range(10):
+        (log / f"{v:020d}.json").unlink()
+    want = pa.concat_tables(want)
+    same(reference(path), want)
+    same(session.read_delta(path).to_arrow(), want)
+    same(session.read_delta(path, version=10).to_arrow(), reference(path, version=10))
+    stats = pq.read_table(log / f"{10:020d}.checkpoint.parquet").column("add").to_pylist()
+    assert sum(json.loads(a["stats"])["numRecords"] for a in stats if a) == 33
+
+    # The table's own delta.checkpointInterval; its configuration kept.
+    other = tmp_path / "other"
+    write_deltalake(str(other), pa.table({"id": pa.array([0], pa.int64())}),
+                    configuration={"delta.checkpointInterval": "2"})
+    ds = session.from_arrow(pa.table({"id": pa.array([1, 2], pa.int64())}))
+    ds.write_delta(other, mode="append")
+    ds.write_delta(other, mode="append")  # version 2
+    assert (other / "_delta_log" / f"{2:020d}.checkpoint.parquet").exists()
+    for v in range(2):
+        (other / "_delta_log" / f"{v:020d}.json").unlink()
+    dt = DeltaTable(str(other))
+    assert dt.metadata().configuration == {"delta.checkpointInterval": "2"}
+    assert sorted(dt.to_pyarrow_table()["id"].to_pylist()) == [0, 1, 1, 2, 2]
+    assert sorted(session.read_delta(other).to_arrow()["id"].to_pylist()) == [0, 1, 1, 2, 2]
+
+
 def _commit_meanwhile(path):
     """A map function that commits to the table with deltalake while the
     protium job that will commit the same version runs."""
