@@ -178,7 +178,14 @@ def predicate(text: str, schema: Any) -> list:
     comparisons, IN lists and IS NULL joined by AND) as a filter list, its
     literals typed by the dataset's columns (a quoted date for a date)."""
     out = []
-    for part in re.split(r"(?i)\s+and\s+", text.strip()):
+    # Split at AND outside quoted literals ('rock and roll' stays whole).
+    parts, start = [], 0
+    for m in re.finditer(r"'(?:[^']|'')*'|\s+(?i:and)\s+", text):
+        if not m.group(0).startswith("'"):
+            parts.append(text[start:m.start()])
+            start = m.end()
+    parts.append(text[start:])
+    for part in parts:
         m = _PREDICATE.match(part)
         if not m:
             raise ProtiumError(_lib.PT_EINVAL, f"replace_where: cannot read {part!r}; write "

@@ -406,6 +406,22 @@ def test_replace_where_replaces_only_the_matching_partitions(session, tmp_path):
     assert sorted(session.read_delta(path).to_arrow()["id"].to_pylist()) == [7, 100, 101]
 
 
+def test_replace_where_sql_text_becomes_a_typed_filter():
+    from protium import delta
+
+    schema = pa.schema([("day", pa.date32()), ("g", pa.string()), ("n", pa.int64()),
+                        ("at", pa.timestamp("us", "UTC"))])
+    got = delta.predicate("day >= '2024-01-02' AND g IN ('rock and roll', 'x''y') and n = 3 "
+                          "AND g IS NULL AND at < '2024-01-01T10:00:00'", schema)
+    assert got == [("day", ">=", datetime.date(2024, 1, 2)), ("g", "in", ["rock and roll", "x'y"]),
+                   ("n", "=", 3), ("g", "is_null", None),
+                   ("at", "<", datetime.datetime(2024, 1, 1, 10))]
+    with pytest.raises(ProtiumError, match="'!=' is not supported"):
+        delta.predicate("n != 3", schema)
+    with pytest.raises(ProtiumError, match="is not a literal"):
+        delta.predicate("n = abc", schema)
+
+
 def test_timestamps_as_partition_keys(session, tmp_path):
     path = tmp_path / "t"
     when = [datetime.datetime(2024, 3, 1, 12, 30, tzinfo=UTC),
