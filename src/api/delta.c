@@ -433,6 +433,7 @@ typedef struct writing {
   const char *root;
   const char *suffix;            /* "<uuid>-c000.parquet" */
   char *const *keys;
+  const char *const *formats;    /* the keys' Arrow formats */
   int64_t nk;
   new_file *files;
   int64_t n, cap;
@@ -502,6 +503,13 @@ static int move_in(writing *w, const char *src, const char *rel_dir, const char 
     if (!(vn == strlen(HIVE_NULL) && memcmp(eq + 1, HIVE_NULL, vn) == 0)) {
       nf.values[k] = unescape_n(eq + 1, vn);
       if (!nf.values[k]) rc = pt__errorf(err, PT_ENOMEM, "out of memory");
+      /* Timestamps as the protocol spells them, to the microsecond. */
+      char *v = NULL;
+      if (rc == PT_OK && w->formats && strncmp(w->formats[k], "ts", 2) == 0 &&
+          (rc = pt__delta_partition_value(w->formats[k], nf.values[k], &v, err)) == PT_OK) {
+        pt__free(nf.values[k]);
+        nf.values[k] = v;
+      }
     }
     p = slash ? slash + 1 : p + n;
   }
@@ -893,7 +901,7 @@ int pt_write_delta(pt_dataset *ds, const char *path, const pt_delta_write_option
   char id[37], suffix[64];
   uuid4(id);
   snprintf(suffix, sizeof suffix, "%s-c000.parquet", id);
-  writing w = {.root = root, .suffix = suffix, .keys = keys, .nk = nk};
+  writing w = {.root = root, .suffix = suffix, .keys = keys, .formats = key_formats, .nk = nk};
   for (int64_t p = 0; rc == PT_OK && p < res.n_partitions; p++) {
     char stem[32];
     snprintf(stem, sizeof stem, "part-%05lld", (long long)p);

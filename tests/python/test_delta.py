@@ -432,6 +432,9 @@ def test_timestamps_as_partition_keys(session, tmp_path):
     session.from_arrow(src, partitions=2).write_delta(path, partition_by=["at", "local"])
     dt = DeltaTable(str(path))
     assert dt.metadata().partition_columns == ["at", "local"]
+    values = {json.loads(x)["add"]["partitionValues"]["at"]
+              for x in open(path / "_delta_log" / f"{0:020d}.json") if '"add"' in x}
+    assert values == {"2024-03-01 12:30:00.000000", "1969-12-31 23:59:59.500000", None}
     same(dt.to_pyarrow_table(), src)
     same(session.read_delta(path).to_arrow(), src)
     ds = session.read_delta(path, filter=[("at", "<", datetime.datetime(1970, 1, 1, tzinfo=UTC))])
