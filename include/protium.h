@@ -873,20 +873,23 @@ typedef struct pt_delta_read_options {
   int64_t timestamp_ms;            /* INT64_MIN (default): none; else the latest
                                       version committed at or before it (ms
                                       since the epoch); not with version */
-  const char *const *columns;      /* top-level columns to read (NULL: all) */
+  const char *const *columns;      /* top-level columns to read, in this
+                                      order (NULL: all, in the table's) */
   int64_t n_columns;
   const pt_parquet_filter *filter; /* NULL: every file; else skip the files whose
                                       partition values or stats rule it out,
-                                      and, when it names no partition column,
-                                      the row groups their footers rule out
-                                      (rows of the rest are not filtered);
-                                      dates compare as days, timestamps as µs */
+                                      and the row groups of the rest that their
+                                      footers rule out once the filter is bound
+                                      to their partition values (rows of the
+                                      rest are not filtered); dates compare
+                                      as days, timestamps as µs */
   int64_t batch_size;              /* rows per batch at most; 0: the reader's */
 } pt_delta_read_options;
 void pt_delta_read_options_init(pt_delta_read_options *opts);
 /* The Delta table at path as a dataset: its log replayed to the version
  * asked (checkpoints and JSON commits), the active files' partition values
- * as columns (after the files' columns) typed by the table schema, files
+ * as columns typed by the table schema (columns in the table's order; a
+ * column a file lacks is null there), files
  * pruned by opts->filter, the rest planned as pt_read_parquet plans files.
  * A table that needs a reader feature protium lacks (deletion vectors,
  * column mapping, ...) is refused with PT_ENOTSUP naming it; a damaged log
@@ -1144,12 +1147,24 @@ typedef enum pt_delta_mode {
 typedef struct pt_delta_write_options {
   pt_delta_mode mode;
   const char *const *partition_by; /* a new table's partition columns (boolean,
-                                      integer, float, string or date32); an
-                                      existing table keeps its own, and a list
-                                      given must match them */
+                                      integer, float, string, date32 or
+                                      timestamp); an existing table keeps its
+                                      own, and a list given must match them */
   int64_t n_partition_by;
   const pt_parquet_write_options *parquet; /* NULL: the writer's defaults
                                       (SNAPPY); partition_by there is ignored */
+  int merge_schema;                /* 1: columns ds has and the table lacks are
+                                      added to the table's schema (nullable) in
+                                      the same commit, and table columns ds
+                                      lacks are null in the new files; 0
+                                      (default): a different set of columns is
+                                      refused, naming them */
+  const pt_parquet_filter *replace_where; /* with PT_DELTA_OVERWRITE: remove
+                                      only the active files whose partition
+                                      values match it (it may name partition
+                                      columns only), and refuse rows outside
+                                      it; NULL (default): remove every file.
+                                      Not kept */
 } pt_delta_write_options;
 void pt_delta_write_options_init(pt_delta_write_options *opts);
 /* Writes ds as one new version of the Delta table at path (created, with
@@ -1160,7 +1175,7 @@ void pt_delta_write_options_init(pt_delta_write_options *opts);
  * PT_DELTA_OVERWRITE). If another writer committed that version first,
  * nothing is committed, the new files are removed and PT_ESTATE says so; a
  * failed job leaves the table as it was. ds's columns must be the table's
- * (by name, any order, same types). */
+ * (by name, any order, same types) unless opts->merge_schema. */
 int pt_write_delta(pt_dataset *ds, const char *path, const pt_delta_write_options *opts,
                    pt_error *err);
 

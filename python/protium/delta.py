@@ -9,6 +9,7 @@ from __future__ import annotations
 import ctypes
 import datetime
 import decimal
+import re
 from typing import Any, Optional, Sequence
 
 from protium import _lib
@@ -41,6 +42,8 @@ class PtDeltaWriteOptions(ctypes.Structure):
         ("partition_by", _P(ctypes.c_char_p)),
         ("n_partition_by", ctypes.c_int64),
         ("parquet", _P(PtParquetWriteOptions)),
+        ("merge_schema", ctypes.c_int),
+        ("replace_where", _vp),
     ]
 
 
@@ -133,8 +136,81 @@ def read_options(version: Optional[int], timestamp: object, columns: Optional[Se
     return opts, keep
 
 
+_PREDICATE = re.compile(
+    r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:(<=|>=|<>|!=|=|<|>)\s*('(?:[^']|'')*'|[^\s()]+)"
+    r"|(?i:(in))\s*\(([^)]*)\)|(?i:(is\s+null)))\s*$")
+_LITERAL = re.compile(r"\s*('(?:[^']|'')*'|[^\s,']+)\s*(?:,|$)")
+
+
+def _literal(text: str, typ: Any) -> object:
+    """A SQL literal as a filter value of the column's Arrow type."""
+    import pyarrow as pa
+
+    if text.startswith("'"):
+        v: object = text[1:-1].replace("''", "'")
+    elif text.lower() in ("true", "false"):
+        v = text.lower() == "true"
+    else:
+        try:
+            v = int(text)
+        except ValueError:
+            try:
+                v = float(text)
+            except ValueError:
+                raise ProtiumError(_lib.PT_EINVAL, f"replace_where: {text!r} is not a literal; "
+                                   "quote strings, dates and timestamps") from None
+    if isinstance(v, str) and typ is not None:
+        if pa.types.is_date(typ):
+            return datetime.date.fromisoformat(v)
+        if pa.types.is_timestamp(typ):
+            return datetime.datetime.fromisoformat(v)
+        if pa.types.is_boolean(typ) and v.lower() in ("true", "false"):
+            return v.lower() == "true"
+        if pa.types.is_integer(typ):
+            return int(v)
+        if pa.types.is_floating(typ) or pa.types.is_decimal(typ):
+            return float(v)
+    return v
+
+
+def predicate(text: str, schema: Any) -> list:
+    """replace_where's SQL form ("day >= '2024-01-02' AND region = 'eu'":
+    comparisons, IN lists and IS NULL joined by AND) as a filter list, its
+    literals typed by the dataset's columns (a quoted date for a date)."""
+    out = []
+    # Split at AND outside quoted literals ('rock and roll' stays whole).
+    parts, start = [], 0
+    for m in re.finditer(r"'(?:[^']|'')*'|\s+(?i:and)\s+", text):
+        if not m.group(0).startswith("'"):
+            parts.append(text[start:m.start()])
+            start = m.end()
+    parts.append(text[start:])
+    for part in parts:
+        m = _PREDICATE.match(part)
+        if not m:
+            raise ProtiumError(_lib.PT_EINVAL, f"replace_where: cannot read {part!r}; write "
+                               "comparisons (column op literal), column IN (...) or column IS "
+                               "NULL, joined by AND")
+        col = m.group(1)
+        typ = schema.field(col).type if col in schema.names else None
+        if m.group(6):
+            out.append((col, "is_null", None))
+        elif m.group(4):
+            vals = [_literal(x, typ) for x in _LITERAL.findall(m.group(5))]
+            out.append((col, "in", vals))
+        else:
+            op = {"<>": "!=", "==": "="}.get(m.group(2), m.group(2))
+            if op == "!=":
+                raise ProtiumError(_lib.PT_EINVAL, "replace_where: '!=' is not supported; use "
+                                   "IN or ranges")
+            out.append((col, op, _literal(m.group(3), typ)))
+    return out
+
+
 def write_options(mode: str, partition_by: Optional[Sequence[str]],
-                  parquet: Optional[PtParquetWriteOptions]) -> tuple[PtDeltaWriteOptions, list]:
+                  parquet: Optional[PtParquetWriteOptions], merge_schema: bool = False,
+                  replace_where: object = None,
+                  schema: Any = None) -> tuple[PtDeltaWriteOptions, list]:
     m = _MODES.get(mode.lower()) if isinstance(mode, str) else None
     if m is None:
         raise ProtiumError(_lib.PT_EINVAL, f"write_delta: mode {mode!r}; use 'append', "
@@ -154,6 +230,14 @@ def write_options(mode: str, partition_by: Optional[Sequence[str]],
     if parquet is not None:
         opts.parquet = ctypes.pointer(parquet)
         keep.append(parquet)
+    opts.merge_schema = 1 if merge_schema else 0
+    if replace_where is not None:
+        from protium.parquet import _Filter
+
+        spec = predicate(replace_where, schema) if isinstance(replace_where, str) else replace_where
+        f = _Filter(_filter_values(spec))
+        opts.replace_where = f.ptr
+        keep.append(f)
     return opts, keep
 
 

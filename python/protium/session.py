@@ -327,8 +327,9 @@ class Session:
         """A Delta Lake table as a dataset (PySpark's
         spark.read.format("delta")): the latest version, or `version`, or
         the latest committed at or before `timestamp` (a datetime, an ISO
-        8601 string or ms since the epoch). The files' columns come first,
-        then the partition columns. `filter` (read_parquet's form; dates,
+        8601 string or ms since the epoch). Columns come in the table
+        schema's order (or `columns`' order), partition columns among them.
+        `filter` (read_parquet's form; dates,
         datetimes and decimals allowed as values) skips the files whose
         partition values or statistics rule it out; the rows of the others
         are all returned. `Dataset.delta_scan()` tells how many were skipped.
@@ -810,7 +811,9 @@ class Dataset:
 
     def write_delta(self, path: Union[str, os.PathLike[str]], *, mode: str = "error",
                     partition_by: Optional[Sequence[str]] = None,
-                    compression: str = "snappy", row_group_rows: int = 0) -> None:
+                    compression: str = "snappy", row_group_rows: int = 0,
+                    merge_schema: bool = False, schema_mode: Optional[str] = None,
+                    replace_where: object = None) -> None:
         """The rows as one new version of the Delta table at path (created
         when missing): mode "error" (refuse an existing table), "append" or
         "overwrite"; partition_by for a new table (an existing one keeps
@@ -818,13 +821,23 @@ class Dataset:
         entry is created atomically; a concurrent writer's commit of that
         version fails this one (ProtiumError, PT_ESTATE) and leaves the table
         as the other writer left it. row_group_rows: rows per Parquet row
-        group (0: the writer's 1048576)."""
+        group (0: the writer's 1048576). merge_schema=True (or
+        schema_mode="merge", deltalake's spelling) adds the columns the
+        table lacks to its schema in the same commit. replace_where (with
+        mode="overwrite"; a SQL predicate such as "day >= '2024-01-02'" or
+        read_delta's filter form) on partition columns replaces only the
+        files it matches and refuses rows outside it."""
         from protium import delta
         from protium.parquet import _write_options
 
         codec = "none" if compression in ("uncompressed", None) else compression
         popts = _write_options(codec, 0, row_group_rows, 0, 0, True, 1, True, True)
-        opts, keep = delta.write_options(mode, partition_by, popts)
+        if schema_mode not in (None, "merge"):
+            raise ProtiumError(_lib.PT_EINVAL, f"write_delta: schema_mode {schema_mode!r}; "
+                               "protium merges schemas (\"merge\") or keeps them (None)")
+        opts, keep = delta.write_options(mode, partition_by, popts,
+                                         merge_schema or schema_mode == "merge", replace_where,
+                                         self.schema)
         self._run(delta.fn("pt_write_delta"), os.fsencode(path), ctypes.byref(opts))
         del keep
 

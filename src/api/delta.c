@@ -117,8 +117,9 @@ int pt_read_delta(pt_session *s, const char *path, const pt_delta_read_options *
   int64_t *ppart = NULL, *pstart = NULL, *pcount = NULL, n_pieces = 0, cap_pieces = 0;
   rc = pt__delta_check_protocol(&snap, false, err);
   if (rc == PT_OK) rc = pt__delta_schema_to_arrow(snap.schema_string, &table, err);
-  /* Which table columns, in the order they come out: the files' columns,
-   * then the partition columns. */
+  /* Which table columns, in the order they come out: those asked for in
+   * their order, else the table's. The files' ones (data_names) are read
+   * from the files, the partition columns made from the log. */
   int64_t nt = table.release ? table.n_children : 0;
   bool *is_part = pt__calloc((size_t)(nt ? nt : 1), sizeof *is_part);
   sel = pt__calloc((size_t)(nt ? nt : 1), sizeof *sel);
@@ -130,24 +131,24 @@ int pt_read_delta(pt_session *s, const char *path, const pt_delta_read_options *
                       snap.partition_columns[k]);
     else is_part[c] = true;
   }
-  for (int pass = 0; pass < 2 && rc == PT_OK; pass++) {
-    int64_t want = o.n_columns > 0 ? o.n_columns : nt;
-    for (int64_t i = 0; i < want && rc == PT_OK; i++) {
-      int64_t c = i;
-      if (o.n_columns > 0) {
-        c = o.columns[i] ? find_field(&table, o.columns[i]) : -1;
-        if (c < 0) {
-          rc = pt__errorf(err, PT_EINVAL, "read_delta: no column '%s' in the table",
-                          o.columns[i] ? o.columns[i] : "(null)");
-          break;
-        }
-        for (int64_t j = 0; pass == 0 && j < i && rc == PT_OK; j++)
-          if (o.columns[j] && strcmp(o.columns[j], o.columns[i]) == 0)
-            rc = pt__errorf(err, PT_EINVAL, "read_delta: column '%s' is named twice", o.columns[i]);
+  int64_t want = o.n_columns > 0 ? o.n_columns : nt;
+  for (int64_t i = 0; i < want && rc == PT_OK; i++) {
+    int64_t c = i;
+    if (o.n_columns > 0) {
+      c = o.columns[i] ? find_field(&table, o.columns[i]) : -1;
+      if (c < 0) {
+        rc = pt__errorf(err, PT_EINVAL, "read_delta: no column '%s' in the table",
+                        o.columns[i] ? o.columns[i] : "(null)");
+        break;
       }
-      if (rc == PT_OK && is_part[c] == (pass == 1)) sel[n_sel++] = c;
+      for (int64_t j = 0; j < i && rc == PT_OK; j++)
+        if (o.columns[j] && strcmp(o.columns[j], o.columns[i]) == 0)
+          rc = pt__errorf(err, PT_EINVAL, "read_delta: column '%s' is named twice", o.columns[i]);
     }
-    if (pass == 0) n_data = n_sel;
+    if (rc == PT_OK) {
+      sel[n_sel++] = c;
+      if (!is_part[c]) n_data++;
+    }
   }
   if (rc == PT_OK && n_data == 0)
     rc = pt__errorf(err, PT_EINVAL, "read_delta: select at least one column that is not a "
@@ -156,40 +157,56 @@ int pt_read_delta(pt_session *s, const char *path, const pt_delta_read_options *
   for (int64_t i = 0; i < n_sel && rc == PT_OK; i++)
     rc = pt_schema_copy(table.children[sel[i]], schema.children[i], err);
   nk = n_sel - n_data;
+  /* data_names[i] is output column data_at[i]. */
+  int64_t *data_at = NULL;
   if (rc == PT_OK) {
     data_names = pt__calloc((size_t)n_data, sizeof *data_names);
+    data_at = pt__calloc((size_t)n_data, sizeof *data_at);
     keys = pt__calloc((size_t)(nk ? nk : 1), sizeof *keys);
     formats = pt__calloc((size_t)(nk ? nk : 1), sizeof *formats);
-    if (!data_names || !keys || !formats) rc = pt__errorf(err, PT_ENOMEM, "out of memory");
-    for (int64_t i = 0; i < n_data && rc == PT_OK; i++)
-      if (!(data_names[i] = pt__strdup(table.children[sel[i]]->name)))
+    if (!data_names || !data_at || !keys || !formats)
+      rc = pt__errorf(err, PT_ENOMEM, "out of memory");
+    for (int64_t i = 0, d = 0, k = 0; i < n_sel && rc == PT_OK; i++) {
+      const struct ArrowSchema *c = table.children[sel[i]];
+      char *name = pt__strdup(c->name);
+      if (!name) {
         rc = pt__errorf(err, PT_ENOMEM, "out of memory");
-    for (int64_t k = 0; k < nk && rc == PT_OK; k++) {
-      formats[k] = table.children[sel[n_data + k]]->format;
-      if (!(keys[k] = pt__strdup(table.children[sel[n_data + k]]->name)))
-        rc = pt__errorf(err, PT_ENOMEM, "out of memory");
+      } else if (is_part[sel[i]]) {
+        formats[k] = c->format;
+        keys[k++] = name;
+      } else {
+        data_at[d] = i;
+        data_names[d++] = name;
+      }
     }
   }
+  /* Formats of every partition column, for binding a filter to a file's
+   * values. */
+  const char **all_formats = pt__calloc((size_t)(snap.n_partition_columns ? snap.n_partition_columns : 1),
+                                        sizeof *all_formats);
+  if (rc == PT_OK && !all_formats) rc = pt__errorf(err, PT_ENOMEM, "out of memory");
+  for (int64_t k = 0; k < snap.n_partition_columns && rc == PT_OK; k++)
+    all_formats[k] = table.children[find_field(&table, snap.partition_columns[k])]->format;
+  bool lacking = false; /* a file lacks a column read: the node reads whole files */
   pt_parquet_read_options file_opts;
   pt_parquet_read_options_init(&file_opts);
   file_opts.columns = (const char *const *)data_names;
   file_opts.n_columns = n_data;
   file_opts.plain_binary = 1; /* writers differ (delta-rs writes views); the table's schema decides */
-  /* A filter that names no partition column also skips row groups inside
-   * the files kept (the files' footers know no partition columns). */
+  /* Whether the filter names a partition column: then it is bound to each
+   * file's values, and what is left of it skips the file's row groups. */
   bool uses_keys = false;
   if (rc == PT_OK && o.filter && snap.n_partition_columns > 0) {
     char **none = pt__calloc((size_t)snap.n_partition_columns, sizeof *none);
-    const char **fmts = pt__calloc((size_t)snap.n_partition_columns, sizeof *fmts);
-    if (!none || !fmts) rc = pt__errorf(err, PT_ENOMEM, "out of memory");
-    for (int64_t k = 0; rc == PT_OK && k < snap.n_partition_columns; k++) fmts[k] = "u";
-    if (rc == PT_OK)
-      (void)pt__filter_partition_match(o.filter, snap.partition_columns, none, fmts,
+    if (!none) rc = pt__errorf(err, PT_ENOMEM, "out of memory");
+    else
+      (void)pt__filter_partition_match(o.filter, snap.partition_columns, none, all_formats,
                                        snap.n_partition_columns, &uses_keys);
     pt__free(none);
-    pt__free(fmts);
   }
-  if (o.filter && !uses_keys) file_opts.filter = o.filter;
+  char **all_vals = pt__calloc((size_t)(snap.n_partition_columns ? snap.n_partition_columns : 1),
+                               sizeof *all_vals);
+  if (rc == PT_OK && !all_vals) rc = pt__errorf(err, PT_ENOMEM, "out of memory");
   for (int64_t f = 0; f < snap.n_files && rc == PT_OK; f++) {
     const pt__delta_file *df = &snap.files[f];
     if (o.filter && !pt__delta_file_may_match(o.filter, &snap, df, &table)) {
@@ -199,24 +216,70 @@ int pt_read_delta(pt_session *s, const char *path, const pt_delta_read_options *
     char full[PATH_MAX];
     rc = data_path(root, df->path, full, sizeof full, err);
     if (rc != PT_OK) break;
+    /* The partition values as the engine's partition columns parse them. */
+    for (int64_t k = 0; k < snap.n_partition_columns; k++) {
+      pt__free(all_vals[k]);
+      all_vals[k] = NULL;
+    }
+    for (int64_t k = 0; k < snap.n_partition_columns && rc == PT_OK; k++) {
+      const char *v = df->values[k];
+      bool is_str = strcmp(all_formats[k], "u") == 0 || strcmp(all_formats[k], "z") == 0;
+      if (v && (*v || is_str)) {
+        rc = pt__delta_partition_value(all_formats[k], v, &all_vals[k], err);
+        if (rc != PT_OK)
+          pt__error_prefix(err, rc, "read_delta: data file '%s', column '%s': ", df->path,
+                           snap.partition_columns[k]);
+      }
+    }
+    if (rc != PT_OK) break;
+    pt_parquet_filter *rest = NULL;
+    bool may = true;
+    if (o.filter && !uses_keys) {
+      rc = pt__filter_copy(o.filter, &rest, err);
+    } else if (o.filter) {
+      rc = pt__filter_bind_partition(o.filter, snap.partition_columns, all_vals, all_formats,
+                                     snap.n_partition_columns, &rest, &may, err);
+    }
+    if (rc != PT_OK) break;
+    if (!may) {
+      pt_parquet_filter_free(rest);
+      skipped++;
+      continue;
+    }
     struct ArrowSchema fs;
     int64_t nrg = 0;
+    file_opts.filter = rest;
+    file_opts.columns = (const char *const *)data_names;
+    file_opts.n_columns = n_data;
     rc = pt__parquet_plan(full, &file_opts, &fs, &rgs, &nrg, err);
+    if (rc == PT_EINVAL) {
+      /* A column the file lacks (added to the table after the file was
+       * written; also a filter's): the whole file, its row groups all. */
+      file_opts.filter = NULL;
+      file_opts.columns = NULL;
+      file_opts.n_columns = 0;
+      rc = pt__parquet_plan(full, &file_opts, &fs, &rgs, &nrg, err);
+    }
+    pt_parquet_filter_free(rest);
     if (rc != PT_OK) {
       pt__error_prefix(err, rc, "read_delta: data file '%s' of version %lld: ", full,
                        (long long)snap.version);
       break;
     }
-    for (int64_t i = 0; i < n_data && rc == PT_OK; i++)
-      if (i >= fs.n_children || !same_type(fs.children[i], schema.children[i])) {
-        char want[256], got[256] = "nothing";
-        pt_type_name(schema.children[i], want, sizeof want);
-        if (i < fs.n_children) pt_type_name(fs.children[i], got, sizeof got);
+    for (int64_t i = 0; i < n_data && rc == PT_OK; i++) {
+      int64_t c = find_field(&fs, data_names[i]);
+      if (c < 0) {
+        lacking = true;
+      } else if (!same_type(fs.children[c], schema.children[data_at[i]])) {
+        char want_t[256], got[256];
+        pt_type_name(schema.children[data_at[i]], want_t, sizeof want_t);
+        pt_type_name(fs.children[c], got, sizeof got);
         rc = pt__errorf(err, PT_EINVAL, "read_delta: data file '%s' has %s for column '%s', but "
-                        "the table schema says %s", full, got, data_names[i], want);
+                        "the table schema says %s", full, got, data_names[i], want_t);
       }
+    }
     fs.release(&fs);
-    /* The partition values, typed for the engine's partition columns. */
+    /* The values of the partition columns read, in their order. */
     char **vals = NULL;
     if (rc == PT_OK && nk > 0) {
       vals = pt__calloc((size_t)nk, sizeof *vals);
@@ -224,13 +287,7 @@ int pt_read_delta(pt_session *s, const char *path, const pt_delta_read_options *
       for (int64_t k = 0; k < nk && rc == PT_OK; k++) {
         int64_t pk = 0;
         while (pk < snap.n_partition_columns && strcmp(snap.partition_columns[pk], keys[k]) != 0) pk++;
-        const char *v = df->values[pk];
-        bool is_str = strcmp(formats[k], "u") == 0 || strcmp(formats[k], "z") == 0;
-        if (v && (*v || is_str)) {
-          rc = pt__delta_partition_value(formats[k], v, &vals[k], err);
-          if (rc != PT_OK)
-            pt__error_prefix(err, rc, "read_delta: data file '%s', column '%s': ", df->path, keys[k]);
-        }
+        vals[k] = all_vals[pk];
       }
     }
     for (int64_t g = 0; g < nrg && rc == PT_OK; g++) {
@@ -270,8 +327,7 @@ int pt_read_delta(pt_session *s, const char *path, const pt_delta_read_options *
         }
       }
     }
-    for (int64_t k = 0; vals && k < nk; k++) pt__free(vals[k]);
-    pt__free(vals);
+    pt__free(vals); /* the values are all_vals' */
     pt__free(rgs);
     rgs = NULL;
   }
@@ -292,9 +348,14 @@ int pt_read_delta(pt_session *s, const char *path, const pt_delta_read_options *
     ds->piece_values = piece_vals;
     keys = piece_vals = NULL;
     n_piece_vals = 0;
-    ds->columns = data_names;
-    ds->n_columns = n_data;
-    data_names = NULL;
+    if (lacking) { /* whole files: each gives what it has, by name */
+      ds->columns = NULL;
+      ds->n_columns = 0;
+    } else {
+      ds->columns = data_names;
+      ds->n_columns = n_data;
+      data_names = NULL;
+    }
     ds->batch_rows = o.batch_size;
     ds->delta_version = snap.version;
     ds->delta_files = snap.n_files;
@@ -312,6 +373,10 @@ int pt_read_delta(pt_session *s, const char *path, const pt_delta_read_options *
   for (int64_t i = 0; data_names && i < n_data; i++) pt__free(data_names[i]);
   pt__free(data_names);
   pt__free(formats);
+  pt__free(all_formats);
+  for (int64_t k = 0; all_vals && k < snap.n_partition_columns; k++) pt__free(all_vals[k]);
+  pt__free(all_vals);
+  pt__free(data_at);
   pt__free(sel);
   pt__free(is_part);
   if (schema.release) schema.release(&schema);
@@ -368,6 +433,7 @@ typedef struct writing {
   const char *root;
   const char *suffix;            /* "<uuid>-c000.parquet" */
   char *const *keys;
+  const char *const *formats;    /* the keys' Arrow formats */
   int64_t nk;
   new_file *files;
   int64_t n, cap;
@@ -437,6 +503,13 @@ static int move_in(writing *w, const char *src, const char *rel_dir, const char 
     if (!(vn == strlen(HIVE_NULL) && memcmp(eq + 1, HIVE_NULL, vn) == 0)) {
       nf.values[k] = unescape_n(eq + 1, vn);
       if (!nf.values[k]) rc = pt__errorf(err, PT_ENOMEM, "out of memory");
+      /* Timestamps as the protocol spells them, to the microsecond. */
+      char *v = NULL;
+      if (rc == PT_OK && w->formats && strncmp(w->formats[k], "ts", 2) == 0 &&
+          (rc = pt__delta_partition_value(w->formats[k], nf.values[k], &v, err)) == PT_OK) {
+        pt__free(nf.values[k]);
+        nf.values[k] = v;
+      }
     }
     p = slash ? slash + 1 : p + n;
   }
@@ -533,6 +606,82 @@ static bool has_ntz(const struct ArrowSchema *s) {
   return false;
 }
 
+/* The table's schemaString with ds's columns that the table lacks added
+ * at the end (nullable: the rows written before have none), into out.
+ * The table's own fields are kept as the log spells them. */
+static int merged_schema(const pt__delta_snapshot *snap, const struct ArrowSchema *ds,
+                         const struct ArrowSchema *table, pt_buf *out, pt_error *err) {
+  struct ArrowSchema add = {0};
+  pt_buf fields = {0};
+  int64_t n = 0;
+  for (int64_t i = 0; i < ds->n_children; i++) n += find_field(table, ds->children[i]->name) < 0;
+  int rc = pt_schema_init(&add, "+s", "", 0, n, err);
+  for (int64_t i = 0, j = 0; i < ds->n_children && rc == PT_OK; i++) {
+    if (find_field(table, ds->children[i]->name) >= 0) continue;
+    rc = pt_schema_copy(ds->children[i], add.children[j], err);
+    if (rc == PT_OK) add.children[j++]->flags |= ARROW_FLAG_NULLABLE;
+  }
+  bool ntz = rc == PT_OK && has_ntz(&add);
+  for (int64_t k = 0; ntz && k < snap->n_reader_features; k++)
+    ntz = strcmp(snap->reader_features[k], "timestampNtz") != 0;
+  if (ntz)
+    rc = pt__errorf(err, PT_ENOTSUP, "write_delta: a timestamp_ntz column cannot be added to a "
+                    "table without the timestampNtz feature; cast it to a timestamp with a zone");
+  if (rc == PT_OK) rc = pt__delta_schema_from_arrow(&add, &fields, err);
+  if (rc != PT_OK) pt__error_prefix(err, rc, "write_delta: merging schemas: ");
+  /* {"type":"struct","fields":[NEW]} into the table's fields array, whose
+   * ']' closes the schema (Delta writers put "fields" last). */
+  const char *old = snap->schema_string, *close = strrchr(old, ']');
+  const char *mine = fields.data ? memchr(fields.data, '[', fields.len) : NULL, *mine_end = NULL;
+  for (size_t i = fields.len; mine && !mine_end && i-- > 0;)
+    if (fields.data[i] == ']') mine_end = fields.data + i;
+  bool only_brace = close != NULL;
+  int depth = 0;
+  for (const char *p = close ? close + 1 : old; only_brace && *p; p++) {
+    if (*p == '}') depth++;
+    else if (!strchr(" \t\r\n", *p)) only_brace = false;
+  }
+  const char *open = close;
+  while (open && open > old && open[-1] != '[' && strchr(" \t\r\n", open[-1])) open--;
+  bool empty = open && open > old && open[-1] == '[';
+  if (rc == PT_OK && (!only_brace || depth != 1 || !mine || !mine_end))
+    rc = pt__errorf(err, PT_ENOTSUP, "write_delta: merging schemas: the table's schemaString "
+                    "does not end with its fields; protium cannot add columns to it");
+  if (rc == PT_OK &&
+      (pt__buf_printf(out, "%.*s%s%.*s%s", (int)(close - old), old, empty ? "" : ",",
+                      (int)(mine_end - mine - 1), mine + 1, close) != PT_OK))
+    rc = pt__errorf(err, PT_ENOMEM, "out of memory");
+  pt_buf_free(&fields);
+  if (add.release) add.release(&add);
+  return rc;
+}
+
+/* The first column f names that is not among keys, or NULL. */
+static const char *other_column(const pt_parquet_filter *f, char *const *keys, int64_t nk) {
+  pt__filter_parts p;
+  pt__filter_parts_of(f, &p);
+  if (p.op == PT_PARQUET_AND || p.op == PT_PARQUET_OR) {
+    const char *c = other_column(p.a, keys, nk);
+    return c ? c : other_column(p.b, keys, nk);
+  }
+  for (int64_t k = 0; k < nk; k++)
+    if (p.column && strcmp(p.column, keys[k]) == 0) return NULL;
+  return p.column ? p.column : "?";
+}
+
+/* Whether a file with these partition values (as the engine's partition
+ * columns parse them; NULL null) matches replace_where, which names only
+ * partition columns and so is decided by them. */
+static int where_matches(const pt_parquet_filter *w, char *const *keys, char *const *vals,
+                         const char *const *formats, int64_t nk, bool *match, pt_error *err) {
+  pt_parquet_filter *rest = NULL;
+  bool may = true;
+  PT_RETURN_NOT_OK(pt__filter_bind_partition(w, keys, vals, formats, nk, &rest, &may, err));
+  pt_parquet_filter_free(rest);
+  *match = may;
+  return PT_OK;
+}
+
 /* Creates log/<version>.json holding text, atomically and only if absent:
  * written to a temporary name, synced, then linked. *conflict when the
  * version exists. */
@@ -607,24 +756,46 @@ int pt_write_delta(pt_dataset *ds, const char *path, const pt_delta_write_option
                       "be overwritten");
     if (rc == PT_OK) rc = pt__delta_schema_to_arrow(snap.schema_string, &table, err);
     if (rc != PT_OK) pt__error_prefix(err, rc, "write_delta: ");
-    /* The dataset's columns must be the table's, by name. */
+    /* The dataset's columns against the table's, by name: the same types
+     * always; other sets of columns only when merging schemas. */
+    pt_buf extra = {0}, lacking = {0};
     for (int64_t i = 0; i < table.n_children && rc == PT_OK; i++) {
-      int64_t c = find_field(dsch, table.children[i]->name);
+      const struct ArrowSchema *tc = table.children[i];
+      int64_t c = find_field(dsch, tc->name);
       char want[256], got[256];
-      pt_type_name(table.children[i], want, sizeof want);
-      if (c < 0) {
+      pt_type_name(tc, want, sizeof want);
+      bool key = false;
+      for (int64_t k = 0; k < snap.n_partition_columns; k++)
+        key = key || strcmp(snap.partition_columns[k], tc->name) == 0;
+      if (c < 0 && (key || !(tc->flags & ARROW_FLAG_NULLABLE))) {
         rc = pt__errorf(err, PT_EINVAL, "write_delta: the dataset has no column '%s' (%s) of "
-                        "the table", table.children[i]->name, want);
-      } else if (!same_type(dsch->children[c], table.children[i])) {
+                        "the table, which is %s", tc->name, want,
+                        key ? "a partition column" : "not nullable");
+      } else if (c < 0) {
+        if (pt__buf_printf(&lacking, "%s'%s'", lacking.len ? ", " : "", tc->name) != PT_OK)
+          rc = pt__errorf(err, PT_ENOMEM, "out of memory");
+      } else if (!same_type(dsch->children[c], tc)) {
         pt_type_name(dsch->children[c], got, sizeof got);
         rc = pt__errorf(err, PT_EINVAL, "write_delta: column '%s' is %s in the dataset but %s in "
-                        "the table; cast it first", table.children[i]->name, got, want);
+                        "the table; cast it first", tc->name, got, want);
       }
     }
+    int64_t n_new = 0;
     for (int64_t i = 0; i < dsch->n_children && rc == PT_OK; i++)
-      if (find_field(&table, dsch->children[i]->name) < 0)
-        rc = pt__errorf(err, PT_EINVAL, "write_delta: column '%s' is not in the table; protium "
-                        "does not change a table's schema", dsch->children[i]->name);
+      if (find_field(&table, dsch->children[i]->name) < 0) {
+        n_new++;
+        if (pt__buf_printf(&extra, "%s'%s'", extra.len ? ", " : "", dsch->children[i]->name) != PT_OK)
+          rc = pt__errorf(err, PT_ENOMEM, "out of memory");
+      }
+    if (rc == PT_OK && !o.merge_schema && (extra.len || lacking.len))
+      rc = pt__errorf(err, PT_EINVAL, "write_delta: the dataset's columns differ from the "
+                      "table's (not in the table: %.*s; not in the dataset: %.*s); write with "
+                      "merge_schema to add columns to the table",
+                      extra.len ? (int)extra.len : 4, extra.len ? extra.data : "none",
+                      lacking.len ? (int)lacking.len : 4, lacking.len ? lacking.data : "none");
+    pt_buf_free(&extra);
+    pt_buf_free(&lacking);
+    if (rc == PT_OK && n_new > 0) rc = merged_schema(&snap, dsch, &table, &schema_json, err);
     bool same_keys = o.n_partition_by == 0 || o.n_partition_by == snap.n_partition_columns;
     for (int64_t k = 0; same_keys && k < o.n_partition_by; k++)
       same_keys = o.partition_by[k] && strcmp(o.partition_by[k], snap.partition_columns[k]) == 0;
@@ -645,7 +816,7 @@ int pt_write_delta(pt_dataset *ds, const char *path, const pt_delta_write_option
                         "of the dataset", keys[k] ? keys[k] : "(null)");
       else if (!pt__hive_key_supported(dsch->children[c]->format))
         rc = pt__errorf(err, PT_EINVAL, "write_delta: cannot partition by column '%s'; partition "
-                        "by boolean, integer, float, string or date32 columns", keys[k]);
+                        "by boolean, integer, float, string, date32 or timestamp columns", keys[k]);
       for (int64_t j = 0; j < k && rc == PT_OK; j++)
         if (strcmp(keys[j], keys[k]) == 0)
           rc = pt__errorf(err, PT_EINVAL, "write_delta: partition_by names '%s' twice", keys[k]);
@@ -654,6 +825,42 @@ int pt_write_delta(pt_dataset *ds, const char *path, const pt_delta_write_option
       rc = pt__errorf(err, PT_EINVAL, "write_delta: partition_by names every column; the files "
                       "need at least one column that is not a partition column");
   }
+  /* replace_where: which active files go (those it matches), decided
+   * before the job; the new rows are checked against it after. */
+  const char **key_formats = pt__calloc((size_t)(nk ? nk : 1), sizeof *key_formats);
+  bool *removed = pt__calloc((size_t)(snap.n_files ? snap.n_files : 1), sizeof *removed);
+  if (rc == PT_OK && (!key_formats || !removed)) rc = pt__errorf(err, PT_ENOMEM, "out of memory");
+  for (int64_t k = 0; k < nk && rc == PT_OK; k++) {
+    const struct ArrowSchema *sch = latest >= 0 ? &table : dsch;
+    key_formats[k] = sch->children[find_field(sch, keys[k])]->format;
+  }
+  for (int64_t f = 0; f < snap.n_files; f++) removed[f] = o.mode == PT_DELTA_OVERWRITE;
+  if (rc == PT_OK && o.replace_where) {
+    const char *other = other_column(o.replace_where, keys, nk);
+    if (o.mode != PT_DELTA_OVERWRITE)
+      rc = pt__errorf(err, PT_EINVAL, "write_delta: replace_where needs mode overwrite");
+    else if (other)
+      rc = pt__errorf(err, PT_EINVAL, "write_delta: replace_where names '%s', which is not a "
+                      "partition column; protium replaces whole files, so it may name only the "
+                      "table's partition columns", other);
+  }
+  char **fvals = pt__calloc((size_t)(nk ? nk : 1), sizeof *fvals);
+  if (rc == PT_OK && !fvals) rc = pt__errorf(err, PT_ENOMEM, "out of memory");
+  for (int64_t f = 0; rc == PT_OK && o.replace_where && f < snap.n_files; f++) {
+    for (int64_t k = 0; k < nk && rc == PT_OK; k++) {
+      const char *v = snap.files[f].values[k];
+      bool is_str = strcmp(key_formats[k], "u") == 0 || strcmp(key_formats[k], "z") == 0;
+      fvals[k] = NULL;
+      if (v && (*v || is_str)) rc = pt__delta_partition_value(key_formats[k], v, &fvals[k], err);
+    }
+    if (rc == PT_OK) rc = where_matches(o.replace_where, keys, fvals, key_formats, nk, &removed[f], err);
+    if (rc != PT_OK) pt__error_prefix(err, rc, "write_delta: replace_where: file '%s': ", snap.files[f].path);
+    for (int64_t k = 0; k < nk; k++) {
+      pt__free(fvals[k]);
+      fvals[k] = NULL;
+    }
+  }
+  pt__free(fvals);
   pt_parquet_write_options po;
   pt_parquet_write_options_init(&po);
   if (o.parquet) po = *o.parquet;
@@ -694,7 +901,7 @@ int pt_write_delta(pt_dataset *ds, const char *path, const pt_delta_write_option
   char id[37], suffix[64];
   uuid4(id);
   snprintf(suffix, sizeof suffix, "%s-c000.parquet", id);
-  writing w = {.root = root, .suffix = suffix, .keys = keys, .nk = nk};
+  writing w = {.root = root, .suffix = suffix, .keys = keys, .formats = key_formats, .nk = nk};
   for (int64_t p = 0; rc == PT_OK && p < res.n_partitions; p++) {
     char stem[32];
     snprintf(stem, sizeof stem, "part-%05lld", (long long)p);
@@ -702,8 +909,17 @@ int pt_write_delta(pt_dataset *ds, const char *path, const pt_delta_write_option
     else if (res.rows[p] > 0) rc = move_in(&w, res.paths[p], "", stem, err);
     if (rc != PT_OK) pt__error_prefix(err, rc, "write_delta: ");
   }
-  /* The commit: commitInfo, protocol and metaData for a new table, removes
-   * for an overwrite, then the adds with their stats. */
+  for (int64_t f = 0; rc == PT_OK && o.replace_where && f < w.n; f++) {
+    bool match = false;
+    rc = where_matches(o.replace_where, keys, w.files[f].values, key_formats, nk, &match, err);
+    if (rc == PT_OK && !match)
+      rc = pt__errorf(err, PT_EINVAL, "write_delta: the dataset has rows outside replace_where "
+                      "(in '%s'); nothing was committed; filter them out or widen the predicate",
+                      w.files[f].rel);
+  }
+  /* The commit: commitInfo, protocol and metaData for a new table (or a
+   * metaData of the merged schema), removes for an overwrite, then the
+   * adds with their stats. */
   int64_t now = now_ms();
   const char *mode_name = o.mode == PT_DELTA_APPEND ? "Append"
                         : o.mode == PT_DELTA_OVERWRITE ? "Overwrite" : "ErrorIfExists";
@@ -735,9 +951,29 @@ int pt_write_delta(pt_dataset *ds, const char *path, const pt_delta_write_option
       if (r2 == PT_OK) r2 = pt__buf_printf(&commit, ",\"partitionColumns\":%.*s,\"configuration\":{},"
                                            "\"createdTime\":%lld}}\n", (int)pb.len, pb.data, (long long)now);
     }
+    if (r2 == PT_OK && latest >= 0 && schema_json.len > 0) {
+      r2 = pt__buf_printf(&commit, "{\"metaData\":{\"id\":");
+      if (r2 == PT_OK) r2 = pt__json_put_string(&commit, snap.table_id ? snap.table_id : "", -1);
+      if (r2 == PT_OK) r2 = pt__buf_printf(&commit, ",\"name\":null,\"description\":null,\"format\":"
+                                           "{\"provider\":\"parquet\",\"options\":{}},\"schemaString\":");
+      if (r2 == PT_OK) r2 = pt__json_put_string(&commit, schema_json.data, (int64_t)schema_json.len);
+      if (r2 == PT_OK) r2 = pt__buf_printf(&commit, ",\"partitionColumns\":%.*s,\"configuration\":{",
+                                           (int)pb.len, pb.data);
+      for (int64_t k = 0; r2 == PT_OK && k < snap.n_config; k++) {
+        if (k > 0) r2 = pt__buf_putc(&commit, ',');
+        if (r2 == PT_OK) r2 = pt__json_put_string(&commit, snap.config_keys[k], -1);
+        if (r2 == PT_OK) r2 = pt__buf_putc(&commit, ':');
+        if (r2 == PT_OK)
+          r2 = snap.config_values[k] ? pt__json_put_string(&commit, snap.config_values[k], -1)
+                                     : pt__buf_printf(&commit, "null");
+      }
+      if (r2 == PT_OK) r2 = pt__buf_printf(&commit, "},\"createdTime\":%lld}}\n",
+                                           (long long)(snap.created_time >= 0 ? snap.created_time : now));
+    }
     pt_buf_free(&pb);
-    for (int64_t f = 0; r2 == PT_OK && o.mode == PT_DELTA_OVERWRITE && f < snap.n_files; f++) {
+    for (int64_t f = 0; r2 == PT_OK && f < snap.n_files; f++) {
       const pt__delta_file *df = &snap.files[f];
+      if (!removed[f]) continue;
       r2 = pt__buf_printf(&commit, "{\"remove\":{\"path\":");
       if (r2 == PT_OK) r2 = pt__json_put_string(&commit, df->path, -1);
       if (r2 == PT_OK) r2 = pt__buf_printf(&commit, ",\"deletionTimestamp\":%lld,\"dataChange\":true,"
@@ -779,6 +1015,19 @@ int pt_write_delta(pt_dataset *ds, const char *path, const pt_delta_write_option
                       "table again and retry", (long long)(latest + 1), path);
   }
   if (rc != PT_OK) take_back(&w);
+  /* Every delta.checkpointInterval commits, a checkpoint of the new
+   * version. The commit stands without it (readers replay the JSON), so a
+   * checkpoint that cannot be written is left to the next interval. */
+  if (rc == PT_OK && latest + 1 > 0) {
+    int64_t interval = latest >= 0 ? pt__delta_checkpoint_interval(&snap) : 10;
+    pt__delta_snapshot cs = {0};
+    pt_error cerr;
+    if ((latest + 1) % interval == 0 &&
+        pt__delta_snapshot_load(root, latest + 1, INT64_MIN, &cs, &cerr) == PT_OK) {
+      (void)pt__delta_checkpoint_write(root, &cs, &cerr);
+      pt__delta_snapshot_free(&cs);
+    }
+  }
   writing_free(&w);
   if (ran) {
     pt__job_result_reset(&res);
@@ -790,6 +1039,8 @@ int pt_write_delta(pt_dataset *ds, const char *path, const pt_delta_write_option
     rmdir(log);
     rmdir(path);
   }
+  pt__free(key_formats);
+  pt__free(removed);
   pt_buf_free(&commit);
   pt_buf_free(&schema_json);
   if (table.release) table.release(&table);

@@ -49,6 +49,7 @@ int pt__json_put_string(pt_buf *b, const char *s, int64_t n);
 typedef struct pt__delta_file {
   char *path;              /* owned: as the log has it (URI-encoded, relative to the table) */
   int64_t size;            /* bytes */
+  int64_t mtime;           /* add.modificationTime, ms since the epoch (0: not given) */
   char **values;           /* owned, each owned: one per partition column, NULL = null */
   char *stats;             /* owned JSON text or NULL */
   void *pending;           /* during replay only: the values as name/value pairs */
@@ -65,9 +66,15 @@ typedef struct pt__delta_snapshot {
   int64_t n_partition_columns;
   char *column_mapping;    /* owned: configuration delta.columnMapping.mode, or NULL */
   bool append_only;        /* configuration delta.appendOnly = true */
+  char **config_keys, **config_values; /* owned, each owned (a value may be NULL):
+                                          metaData.configuration */
+  int64_t n_config;
+  int64_t created_time;    /* metaData.createdTime (ms), -1 unknown */
   pt__delta_file *files;   /* owned: the files of the version, in log order */
   int64_t n_files;
   int64_t checkpoint;      /* version of the checkpoint replay started from; -1 none */
+  bool has_txn;            /* the log holds txn or domainMetadata actions (kept by
+                              no checkpoint protium writes) */
 } pt__delta_snapshot;
 
 /* The latest version whose commit file exists under table/_delta_log, or
@@ -95,6 +102,18 @@ int pt__delta_check_protocol(const pt__delta_snapshot *s, bool write, pt_error *
 char *pt__delta_unescape_path(const char *path);
 
 /* ------------------------------------------------------------------------ */
+/* Checkpoints (checkpoint.c) */
+
+/* The table's delta.checkpointInterval (commits between checkpoints),
+ * 10 when unset or not a positive integer. */
+int64_t pt__delta_checkpoint_interval(const pt__delta_snapshot *s);
+/* Writes table/_delta_log/<s->version>.checkpoint.parquet (the protocol,
+ * the metaData and an add per active file of s) and then _last_checkpoint,
+ * each under a temporary name renamed into place. PT_ENOTSUP when the log
+ * holds txn or domainMetadata actions, which these checkpoints would lose. */
+int pt__delta_checkpoint_write(const char *table, const pt__delta_snapshot *s, pt_error *err);
+
+/* ------------------------------------------------------------------------ */
 /* Types (schema.c) */
 
 /* The Arrow schema (a struct of the table's columns, in order) of a
@@ -104,17 +123,21 @@ int pt__delta_schema_to_arrow(const char *schema_string, struct ArrowSchema *out
 /* A schemaString for an Arrow struct schema, appended to out. PT_ENOTSUP
  * names a column whose type Delta cannot hold. */
 int pt__delta_schema_from_arrow(const struct ArrowSchema *schema, pt_buf *out, pt_error *err);
-/* A partition value as the log writes it (text) turned into what the
- * engine's partition columns take for Arrow format `format`: integers
- * (booleans 0/1, dates in days, timestamps in microseconds) as decimal
- * text, floats, decimals and strings as they are. On PT_OK the caller owns
- * *out; PT_EFORMAT when the text is not a value of the type. */
+/* A partition value as the log writes it turned into the text the engine's
+ * partition columns parse for Arrow format `format` (pt__hive_append_text,
+ * as for Hive-style directories): booleans true/false, dates YYYY-MM-DD,
+ * timestamps "YYYY-MM-DD HH:MM:SS.ffffff" on the UTC clock, integers,
+ * floats, decimals, strings and binary as they are. On PT_OK the caller
+ * owns *out; PT_EFORMAT when the text is not a value of the type (or a
+ * date beyond year 9999). */
 int pt__delta_partition_value(const char *format, const char *text, char **out, pt_error *err);
 /* Days since 1970-01-01 of "YYYY-MM-DD"; false when malformed. */
 bool pt__delta_parse_date(const char *s, int64_t *days);
 /* Microseconds since the epoch of "YYYY-MM-DD[ T]HH:MM:SS[.ffffff][Z|+00:00]";
  * false when malformed. */
 bool pt__delta_parse_timestamp(const char *s, int64_t *us);
+/* The proleptic Gregorian y-m-d of days since 1970-01-01. */
+void pt__delta_civil_from_days(int64_t days, int64_t *y, int *m, int *d);
 
 /* ------------------------------------------------------------------------ */
 /* Statistics (stats.c) */

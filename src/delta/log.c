@@ -184,8 +184,8 @@ typedef struct pending_values {
 } pending_values;
 
 /* Adds (or replaces) a file; takes path, stats and the values. */
-static int state_add(state *st, char *path, int64_t size, char **keys, char **vals, int64_t nv,
-                     char *stats) {
+static int state_add(state *st, char *path, int64_t size, int64_t mtime, char **keys, char **vals,
+                     int64_t nv, char *stats) {
   pt__delta_snapshot *s = st->s;
   if (st->n_slots == 0 || 2 * (st->used + 1) > st->n_slots) {
     if (rehash(st) != PT_OK) goto oom;
@@ -223,6 +223,7 @@ static int state_add(state *st, char *path, int64_t size, char **keys, char **va
   pt__free(f->stats);
   f->path = path;
   f->size = size;
+  f->mtime = mtime;
   f->pending = pv;
   f->stats = stats;
   return PT_OK;
@@ -280,13 +281,21 @@ static int set_protocol(state *st, int64_t reader, int64_t writer, char **rf, in
   return PT_OK;
 }
 
+/* Takes ownership of everything; ck/cv (nc entries, values may be NULL)
+ * become the snapshot's configuration. */
 static void set_meta(state *st, char *id, char *schema, char **pcols, int64_t npc, char *cmap,
-                     bool append_only) {
+                     bool append_only, char **ck, char **cv, int64_t nc, int64_t created) {
   pt__delta_snapshot *s = st->s;
   pt__free(s->table_id);
   pt__free(s->schema_string);
   free_strs(s->partition_columns, s->n_partition_columns);
   pt__free(s->column_mapping);
+  free_strs(s->config_keys, s->n_config);
+  free_strs(s->config_values, s->n_config);
+  s->config_keys = ck;
+  s->config_values = cv;
+  s->n_config = nc;
+  s->created_time = created;
   s->table_id = id;
   s->schema_string = schema;
   s->partition_columns = pcols;
@@ -351,8 +360,9 @@ static int apply_json_action(state *st, const pt__json *line, const char **bad) 
       pt__free(sdup);
       return PT_ENOMEM;
     }
-    return state_add(st, p, size && size->type == PT__JSON_NUMBER ? size->i : -1, keys, vals, nv,
-                     sdup);
+    const pt__json *mt = pt__json_get(a, "modificationTime");
+    return state_add(st, p, size && size->type == PT__JSON_NUMBER ? size->i : -1,
+                     mt && mt->type == PT__JSON_NUMBER && mt->is_int ? mt->i : 0, keys, vals, nv, sdup);
   }
   if ((a = pt__json_get(line, "remove")) && a->type == PT__JSON_OBJECT) {
     const char *path = pt__json_str(a, "path");
@@ -377,14 +387,27 @@ static int apply_json_action(state *st, const pt__json *line, const char **bad) 
     int64_t npc;
     char *idd = pt__strdup(id ? id : ""), *sd = pt__strdup(schema),
          *cm = cmap ? pt__strdup(cmap) : NULL;
-    if (!idd || !sd || (cmap && !cm) ||
+    int64_t nc = conf && conf->type == PT__JSON_OBJECT ? conf->n : 0;
+    char **ck = pt__calloc((size_t)(nc ? nc : 1), sizeof *ck);
+    char **cv = pt__calloc((size_t)(nc ? nc : 1), sizeof *cv);
+    bool oom = !ck || !cv;
+    for (int64_t k = 0; !oom && k < nc; k++) {
+      ck[k] = pt__strdup(conf->keys[k]);
+      if (conf->items[k]->type == PT__JSON_STRING) cv[k] = pt__strdup(conf->items[k]->str);
+      oom = !ck[k] || (conf->items[k]->type == PT__JSON_STRING && !cv[k]);
+    }
+    const pt__json *ct = pt__json_get(a, "createdTime");
+    if (oom || !idd || !sd || (cmap && !cm) ||
         strs_of_json(pt__json_get(a, "partitionColumns"), &pcols, &npc) != PT_OK) {
       pt__free(idd);
       pt__free(sd);
       pt__free(cm);
+      free_strs(ck, nc);
+      free_strs(cv, nc);
       return PT_ENOMEM;
     }
-    set_meta(st, idd, sd, pcols, npc, cm, ao && strcmp(ao, "true") == 0);
+    set_meta(st, idd, sd, pcols, npc, cm, ao && strcmp(ao, "true") == 0, ck, cv, nc,
+             ct && ct->type == PT__JSON_NUMBER && ct->is_int ? ct->i : -1);
     return PT_OK;
   }
   if ((a = pt__json_get(line, "protocol")) && a->type == PT__JSON_OBJECT) {
@@ -402,7 +425,10 @@ static int apply_json_action(state *st, const pt__json *line, const char **bad) 
     }
     return set_protocol(st, r->i, w->i, rf, nrf, wf, nwf);
   }
-  return PT_OK; /* commitInfo, txn, cdc, domainMetadata: nothing to replay */
+  /* commitInfo, cdc: nothing to replay; txn and domainMetadata are state
+   * a checkpoint must carry, which protium's checkpoints do not. */
+  if (pt__json_get(line, "txn") || pt__json_get(line, "domainMetadata")) st->s->has_txn = true;
+  return PT_OK;
 }
 
 static int read_file(const char *path, char **out, int64_t *len, pt_error *err) {
@@ -579,11 +605,14 @@ static int apply_checkpoint_batch(state *st, const struct ArrowSchema *schema,
     return PT_EFORMAT;
   }
   const pt__view *add = vchild(&root, "add"), *meta = vchild(&root, "metaData"),
-                 *proto = vchild(&root, "protocol");
+                 *proto = vchild(&root, "protocol"), *txn = vchild(&root, "txn"),
+                 *dom = vchild(&root, "domainMetadata");
   int rc = PT_OK;
   for (int64_t i = 0; i < root.length && rc == PT_OK; i++) {
     int64_t r = root.offset + i; /* a struct's children are indexed with its offset */
     bool oom = false;
+    if ((txn && pt__view_is_valid(txn, r)) || (dom && pt__view_is_valid(dom, r)))
+      st->s->has_txn = true;
     if (add && pt__view_is_valid(add, r)) {
       int64_t ar = add->offset + r;
       const pt__view *dv = vchild(add, "deletionVector");
@@ -606,7 +635,8 @@ static int apply_checkpoint_batch(state *st, const struct ArrowSchema *schema,
         rc = oom ? PT_ENOMEM : PT_EFORMAT;
         break;
       }
-      rc = state_add(st, path, vint(vchild(add, "size"), ar, -1), keys, vals, nv, stats);
+      rc = state_add(st, path, vint(vchild(add, "size"), ar, -1),
+                     vint(vchild(add, "modificationTime"), ar, 0), keys, vals, nv, stats);
     }
     if (rc == PT_OK && meta && pt__view_is_valid(meta, r)) {
       int64_t mr = meta->offset + r;
@@ -619,16 +649,14 @@ static int apply_checkpoint_batch(state *st, const struct ArrowSchema *schema,
       char *cmap = NULL;
       bool append_only = false;
       for (int64_t k = 0; !oom && k < nc; k++) {
-        if (strcmp(ck[k], "delta.columnMapping.mode") == 0 && cv[k]) {
-          cmap = cv[k];
-          cv[k] = NULL;
-        }
+        if (strcmp(ck[k], "delta.columnMapping.mode") == 0 && cv[k] && !cmap)
+          oom = !(cmap = pt__strdup(cv[k]));
         if (strcmp(ck[k], "delta.appendOnly") == 0 && cv[k]) append_only = strcmp(cv[k], "true") == 0;
       }
-      free_strs(ck, nc);
-      free_strs(cv, nc);
       if (!oom && !id) id = pt__strdup(""), oom = !id;
       if (oom || !schema_s) {
+        free_strs(ck, nc);
+        free_strs(cv, nc);
         pt__free(schema_s);
         pt__free(id);
         pt__free(cmap);
@@ -637,7 +665,8 @@ static int apply_checkpoint_batch(state *st, const struct ArrowSchema *schema,
         rc = oom ? PT_ENOMEM : PT_EFORMAT;
         break;
       }
-      set_meta(st, id, schema_s, pcols, npc, cmap, append_only);
+      set_meta(st, id, schema_s, pcols, npc, cmap, append_only, ck, cv, nc,
+               vint(vchild(meta, "createdTime"), mr, -1));
     }
     if (rc == PT_OK && proto && pt__view_is_valid(proto, r)) {
       int64_t pr = proto->offset + r;
@@ -708,6 +737,8 @@ void pt__delta_snapshot_free(pt__delta_snapshot *s) {
   pt__free(s->schema_string);
   free_strs(s->partition_columns, s->n_partition_columns);
   pt__free(s->column_mapping);
+  free_strs(s->config_keys, s->n_config);
+  free_strs(s->config_values, s->n_config);
   memset(s, 0, sizeof *s);
 }
 

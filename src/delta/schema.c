@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "delta/delta.h"
 
@@ -227,6 +228,18 @@ static int64_t days_from_civil(int64_t y, int64_t m, int64_t d) {
   return era * 146097 + doe - 719468;
 }
 
+void pt__delta_civil_from_days(int64_t z, int64_t *y, int *m, int *d) {
+  z += 719468;
+  int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+  int64_t doe = z - era * 146097;
+  int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  int64_t mp = (5 * doy + 2) / 153;
+  *d = (int)(doy - (153 * mp + 2) / 5 + 1);
+  *m = (int)(mp < 10 ? mp + 3 : mp - 9);
+  *y = yoe + era * 400 + (*m <= 2);
+}
+
 static bool num(const char **p, int n, int64_t *out) {
   int64_t v = 0;
   for (int i = 0; i < n; i++) {
@@ -300,27 +313,46 @@ int pt__delta_partition_value(const char *format, const char *text, char **out, 
   char buf[64];
   const char *v = text;
   if (strcmp(format, "b") == 0) {
-    if (strcmp(text, "true") == 0) v = "1";
-    else if (strcmp(text, "false") == 0) v = "0";
+    /* Spark writes true/false; other writers have been seen to capitalize. */
+    if (strcasecmp(text, "true") == 0) v = "true";
+    else if (strcasecmp(text, "false") == 0) v = "false";
     else v = NULL;
   } else if (strcmp(format, "c") == 0 || strcmp(format, "s") == 0 || strcmp(format, "i") == 0 ||
              strcmp(format, "l") == 0) {
     char *end;
     errno = 0;
-    (void)strtoll(text, &end, 10);
-    if (*text == '\0' || *end != '\0' || errno == ERANGE) v = NULL;
+    long long x = strtoll(text, &end, 10);
+    bool fits = format[0] == 'l' || (format[0] == 'i' && x >= INT32_MIN && x <= INT32_MAX) ||
+                (format[0] == 's' && x >= INT16_MIN && x <= INT16_MAX) ||
+                (format[0] == 'c' && x >= INT8_MIN && x <= INT8_MAX);
+    if (*text == '\0' || *end != '\0' || errno == ERANGE || !fits) v = NULL;
   } else if (strcmp(format, "f") == 0 || strcmp(format, "g") == 0) {
     char *end;
     (void)strtod(text, &end);
     if (*text == '\0' || *end != '\0') v = NULL;
   } else if (strcmp(format, "tdD") == 0) {
-    int64_t d;
-    if (pt__delta_parse_date(text, &d)) snprintf(buf, sizeof buf, "%lld", (long long)d), v = buf;
-    else v = NULL;
+    int64_t d, y;
+    int m, dd;
+    v = NULL;
+    if (pt__delta_parse_date(text, &d)) {
+      pt__delta_civil_from_days(d, &y, &m, &dd);
+      if (y >= 0 && y <= 9999) snprintf(buf, sizeof buf, "%04d-%02d-%02d", (int)y, m, dd), v = buf;
+    }
   } else if (strncmp(format, "tsu:", 4) == 0) {
-    int64_t us;
-    if (pt__delta_parse_timestamp(text, &us)) snprintf(buf, sizeof buf, "%lld", (long long)us), v = buf;
-    else v = NULL;
+    /* Any spelling the protocol allows (an ISO 8601 instant with a zone
+     * among them) becomes the UTC wall clock to the microsecond. */
+    int64_t us, y;
+    int m, dd;
+    v = NULL;
+    if (pt__delta_parse_timestamp(text, &us)) {
+      int64_t days = us / 86400000000LL - (us % 86400000000LL < 0);
+      int64_t rest = us - days * 86400000000LL;
+      pt__delta_civil_from_days(days, &y, &m, &dd);
+      if (y >= 0 && y <= 9999)
+        snprintf(buf, sizeof buf, "%04d-%02d-%02d %02d:%02d:%02d.%06d", (int)y, m, dd,
+                 (int)(rest / 3600000000LL), (int)(rest / 60000000 % 60),
+                 (int)(rest / 1000000 % 60), (int)(rest % 1000000)), v = buf;
+    }
   } else if (format[0] == 'd' || strcmp(format, "u") == 0 || strcmp(format, "z") == 0) {
     v = text;
   } else {

@@ -188,24 +188,10 @@ bool pt__delta_file_may_match(const pt_parquet_filter *f, const pt__delta_snapsh
 /* ------------------------------------------------------------------------ */
 /* Writing */
 
-/* y-m-d of days since 1970-01-01 (the inverse of the era arithmetic in
- * schema.c). */
-static void civil_from_days(int64_t z, int64_t *y, int *m, int *d) {
-  z += 719468;
-  int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-  int64_t doe = z - era * 146097;
-  int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  int64_t mp = (5 * doy + 2) / 153;
-  *d = (int)(doy - (153 * mp + 2) / 5 + 1);
-  *m = (int)(mp < 10 ? mp + 3 : mp - 9);
-  *y = yoe + era * 400 + (*m <= 2);
-}
-
 static int put_date(pt_buf *b, int64_t days) {
   int64_t y;
   int m, d;
-  civil_from_days(days, &y, &m, &d);
+  pt__delta_civil_from_days(days, &y, &m, &d);
   return pt__buf_printf(b, "\"%04lld-%02d-%02d\"", (long long)y, m, d);
 }
 
@@ -219,7 +205,7 @@ static int put_timestamp(pt_buf *b, int64_t us, bool round_up, bool utc) {
   int64_t days = floor_div(ms, 86400000), rest = ms - days * 86400000;
   int64_t y;
   int m, d;
-  civil_from_days(days, &y, &m, &d);
+  pt__delta_civil_from_days(days, &y, &m, &d);
   return pt__buf_printf(b, "\"%04lld-%02d-%02dT%02d:%02d:%02d.%03d%s\"", (long long)y, m, d,
                         (int)(rest / 3600000), (int)(rest / 60000 % 60), (int)(rest / 1000 % 60),
                         (int)(rest % 1000), utc ? "Z" : "");

@@ -329,54 +329,80 @@ static int next_piece(pt__source *src, pt_error *err) {
   return PT_OK;
 }
 
-/* A batch of the file's columns becomes one with the Hive-style partition
- * columns of the current piece appended (constants, typed as the stage
- * schema's last columns say). */
+/* A batch of a file's columns becomes one of the stage schema's columns:
+ * the Hive-style or Delta partition columns of the current piece as
+ * constants, the file's columns matched by name, and (for a table format
+ * whose schema grew after a file was written) the columns the file lacks
+ * as nulls. Keys take the last schema positions of their names, so a Hive
+ * file column that shares a key's name keeps its place. */
 static int add_partition_columns(pt__source *src, struct ArrowArray *batch, pt_error *err) {
   const Protium__ParquetSource *q = src->op->read_parquet;
   const Protium__ParquetPiece *pc = q->pieces[src->cur_piece];
-  int64_t nk = (int64_t)q->n_partition_keys, nf = batch->n_children, n = batch->length;
-  if (nf + nk != src->schema.n_children || (int64_t)pc->n_partition_values != nk)
+  int64_t nk = (int64_t)q->n_partition_keys, nb = batch->n_children, n = batch->length;
+  int64_t ns = src->schema.n_children;
+  if ((int64_t)pc->n_partition_values != nk || nk > ns || (q->n_columns > 0 && (int64_t)q->n_columns != nb))
     return pt__errorf(err, PT_EINVAL, "read_parquet: partition columns do not match the schema");
-  struct ArrowArray out;
-  PT_RETURN_NOT_OK(pt__array_init(&out, 1, nf + nk, false, err));
-  out.length = n;
-  out.null_count = 0;
-  int rc = PT_OK;
-  for (int64_t k = 0; k < nk && rc == PT_OK; k++) {
-    const struct ArrowSchema *f = src->schema.children[nf + k];
+  /* The batch's column names: those asked for, or the file's own. */
+  struct ArrowSchema fs = {0};
+  if (q->n_columns == 0 && src->stream.get_schema(&src->stream, &fs) != 0)
+    return pt__errorf(err, PT_EFORMAT, "read_parquet: %s", src->stream.get_last_error(&src->stream));
+  if (fs.release && fs.n_children != nb) {
+    fs.release(&fs);
+    return pt__errorf(err, PT_EINVAL, "read_parquet: a batch does not match its file's schema");
+  }
+  int64_t *key_at = pt__calloc((size_t)(ns + nb + 1), sizeof *key_at); /* schema column -> key + 1 */
+  bool *used = (bool *)(key_at ? key_at + ns : NULL);                  /* batch columns moved */
+  struct ArrowArray out = {0};
+  int rc = key_at ? PT_OK : pt__errorf(err, PT_ENOMEM, "out of memory");
+  for (int64_t k = nk; k-- > 0 && rc == PT_OK;) {
+    int64_t i = ns;
+    while (i-- > 0 && (key_at[i] || strcmp(src->schema.children[i]->name, q->partition_keys[k]) != 0)) {}
+    if (i < 0) rc = pt__errorf(err, PT_EINVAL, "read_parquet: partition column '%s' is not in the "
+                               "schema", q->partition_keys[k]);
+    else key_at[i] = k + 1;
+  }
+  if (rc == PT_OK) rc = pt__array_init(&out, 1, ns, false, err);
+  if (rc == PT_OK) {
+    out.length = n;
+    out.null_count = 0;
+  }
+  for (int64_t i = 0; i < ns && rc == PT_OK; i++) {
+    const struct ArrowSchema *f = src->schema.children[i];
+    int64_t j = -1;
+    if (!key_at[i])
+      for (int64_t c = 0; c < nb && j < 0; c++) {
+        const char *name = fs.release ? fs.children[c]->name : q->columns[c];
+        if (!used[c] && name && strcmp(name, f->name) == 0) j = c;
+      }
+    if (j >= 0) {
+      pt__array_move(batch->children[j], out.children[i]);
+      used[j] = true;
+      continue;
+    }
     pt_builder *b;
     rc = pt_builder_new(f, &b, err);
     if (rc != PT_OK) break;
-    const char *v = pc->partition_nulls[k] ? NULL : pc->partition_values[k];
-    if (!v) {
-      rc = pt_builder_append_null(b, n);
-    } else if (q->plain_binary) {
-      /* A Delta table's partition values come typed by the table and
-       * normalized by the planner: booleans, dates and timestamps as
-       * integers, besides floats, decimals, strings and binary. */
-      for (int64_t i = 0; i < n && rc == PT_OK; i++) {
-        if (f->format[0] == 'u' || f->format[0] == 'z')
-          rc = pt_builder_append_bytes(b, v, (int64_t)strlen(v));
-        else if (f->format[0] == 'g' || f->format[0] == 'f')
-          rc = pt_builder_append_double(b, strtod(v, NULL));
-        else if (f->format[0] == 'd') rc = pt_builder_append_decimal_string(b, v);
-        else rc = pt_builder_append_int(b, strtoll(v, NULL, 10));
-      }
-    } else {
-      rc = pt__hive_append_text(b, f, v, n);
+    const char *v = NULL;
+    if (key_at[i]) {
+      int64_t k = key_at[i] - 1;
+      v = pc->partition_nulls[k] ? NULL : pc->partition_values[k];
     }
+    /* Hive-style directories and Delta logs alike: the planner hands the
+     * values over as text of the column's type. */
+    rc = pt__hive_append_text(b, f, v, n);
     if (rc != PT_OK) rc = pt__errorf(err, rc, "read_parquet: partition column '%s': value '%s': %s",
                                      f->name, v ? v : "null", pt_builder_last_error(b));
-    else rc = pt_builder_finish(b, out.children[nf + k], err);
+    else rc = pt_builder_finish(b, out.children[i], err);
     pt_builder_free(b);
   }
+  if (fs.release) fs.release(&fs);
+  pt__free(key_at);
   if (rc != PT_OK) {
-    out.release(&out);
+    if (out.release) out.release(&out);
     return rc;
   }
-  /* The file's columns move over; the old batch keeps only its shell. */
-  for (int64_t c = 0; c < nf; c++) pt__array_move(batch->children[c], out.children[c]);
+  /* The file's columns moved over; the old batch keeps its shell and any
+   * column the schema does not name. */
   batch->release(batch);
   *batch = out;
   return PT_OK;
@@ -663,7 +689,10 @@ int pt__source_next(pt__source *src, struct ArrowArray *out, pt_error *err) {
     }
     if (out->release != NULL) {
       src->rows_read += out->length;
-      if (src->op->op_case == PROTIUM__OP__OP_READ_PARQUET && src->op->read_parquet->n_partition_keys > 0)
+      /* A table format's reads (plain_binary: its schema decides) always
+       * take the schema's shape: keys in place, columns a file lacks. */
+      if (src->op->op_case == PROTIUM__OP__OP_READ_PARQUET &&
+          (src->op->read_parquet->n_partition_keys > 0 || src->op->read_parquet->plain_binary))
         return add_partition_columns(src, out, err);
       return PT_OK;
     }

@@ -216,14 +216,24 @@ static void test_dates_and_values(void **state) {
   assert_true(pt__delta_parse_date("2020020-01-01", &v));
   pt_error err;
   char *out;
-  assert_int_equal(pt__delta_partition_value("b", "true", &out, &err), PT_OK);
-  assert_string_equal(out, "1");
+  /* The text the engine's partition columns parse, as Hive's directories give it. */
+  assert_int_equal(pt__delta_partition_value("b", "True", &out, &err), PT_OK);
+  assert_string_equal(out, "true");
   pt__free(out);
+  assert_int_equal(pt__delta_partition_value("tdD", "2000-3-01", &out, &err), PT_EFORMAT);
   assert_int_equal(pt__delta_partition_value("tdD", "2000-03-01", &out, &err), PT_OK);
-  assert_string_equal(out, "11017");
+  assert_string_equal(out, "2000-03-01");
   pt__free(out);
   assert_int_equal(pt__delta_partition_value("tsu:UTC", "1970-01-01 00:00:01", &out, &err), PT_OK);
-  assert_string_equal(out, "1000000");
+  assert_string_equal(out, "1970-01-01 00:00:01.000000");
+  pt__free(out);
+  assert_int_equal(pt__delta_partition_value("tsu:UTC", "1970-01-01T00:59:59.5+01:00", &out, &err),
+                   PT_OK);
+  assert_string_equal(out, "1969-12-31 23:59:59.500000");
+  pt__free(out);
+  assert_int_equal(pt__delta_partition_value("c", "128", &out, &err), PT_EFORMAT);
+  assert_int_equal(pt__delta_partition_value("z", "\x01\x02", &out, &err), PT_OK);
+  assert_string_equal(out, "\x01\x02");
   pt__free(out);
   assert_int_equal(pt__delta_partition_value("i", "12x", &out, &err), PT_EFORMAT);
   assert_string_equal(err.message, "partition value '12x' is not a value of its column's type");
@@ -317,6 +327,62 @@ static void test_replay(void **state) {
   assert_non_null(strstr(err.message, "has no version 7; its latest is 3"));
 }
 
+/* A checkpoint protium writes replays to the same state without the
+ * commits before it: files, values, stats, configuration, protocol. */
+static void test_checkpoint_round_trip(void **state) {
+  (void)state;
+  put("00000000000000000000.json", COMMIT);
+  put("00000000000000000001.json",
+      "{\"protocol\":{\"minReaderVersion\":3,\"minWriterVersion\":7,\"readerFeatures\":"
+      "[\"timestampNtz\"],\"writerFeatures\":[\"timestampNtz\",\"appendOnly\"]}}\n"
+      "{\"metaData\":{\"id\":\"t1\",\"format\":{\"provider\":\"parquet\"},\"schemaString\":"
+      "\"{\\\"type\\\":\\\"struct\\\",\\\"fields\\\":[{\\\"name\\\":\\\"id\\\",\\\"type\\\":"
+      "\\\"long\\\",\\\"nullable\\\":true,\\\"metadata\\\":{}},{\\\"name\\\":\\\"p\\\","
+      "\\\"type\\\":\\\"string\\\",\\\"nullable\\\":true,\\\"metadata\\\":{}}]}\","
+      "\"partitionColumns\":[\"p\"],\"configuration\":{\"delta.appendOnly\":\"true\","
+      "\"delta.checkpointInterval\":\"5\"},\"createdTime\":7}}\n");
+  pt_error err;
+  pt__delta_snapshot s, t;
+  assert_int_equal(pt__delta_snapshot_load(table, -1, INT64_MIN, &s, &err), PT_OK);
+  assert_int_equal(pt__delta_checkpoint_interval(&s), 5);
+  assert_int_equal(pt__delta_checkpoint_write(table, &s, &err), PT_OK);
+  char path[512];
+  for (int v = 0; v < 2; v++) {
+    snprintf(path, sizeof path, "%s/_delta_log/%020d.json", table, v);
+    assert_int_equal(unlink(path), 0);
+  }
+  assert_int_equal(pt__delta_snapshot_load(table, -1, INT64_MIN, &t, &err), PT_OK);
+  assert_int_equal(t.version, 1);
+  assert_int_equal(t.checkpoint, 1);
+  assert_int_equal(t.n_files, s.n_files);
+  for (int64_t i = 0; i < s.n_files; i++) {
+    assert_string_equal(t.files[i].path, s.files[i].path);
+    assert_int_equal(t.files[i].size, s.files[i].size);
+    assert_int_equal(t.files[i].mtime, 1);
+    if (s.files[i].values[0]) assert_string_equal(t.files[i].values[0], s.files[i].values[0]);
+    else assert_null(t.files[i].values[0]);
+    if (s.files[i].stats) assert_string_equal(t.files[i].stats, s.files[i].stats);
+    else assert_null(t.files[i].stats);
+  }
+  assert_string_equal(t.schema_string, s.schema_string);
+  assert_true(t.append_only);
+  assert_int_equal(t.created_time, 7);
+  assert_int_equal(t.n_config, 2);
+  assert_int_equal(pt__delta_checkpoint_interval(&t), 5);
+  assert_int_equal(t.min_reader, 3);
+  assert_int_equal(t.n_writer_features, 2);
+  assert_string_equal(t.writer_features[1], "appendOnly");
+  pt__delta_snapshot_free(&t);
+  pt__delta_snapshot_free(&s);
+
+  /* txn actions would be lost: refused. */
+  put("00000000000000000002.json", "{\"txn\":{\"appId\":\"a\",\"version\":3}}\n");
+  assert_int_equal(pt__delta_snapshot_load(table, -1, INT64_MIN, &s, &err), PT_OK);
+  assert_int_equal(pt__delta_checkpoint_write(table, &s, &err), PT_ENOTSUP);
+  assert_non_null(strstr(err.message, "txn or domainMetadata"));
+  pt__delta_snapshot_free(&s);
+}
+
 static void test_no_metadata_and_not_a_table(void **state) {
   (void)state;
   put("00000000000000000000.json", "{\"protocol\":{\"minReaderVersion\":1,\"minWriterVersion\":2}}\n");
@@ -360,6 +426,7 @@ int main(void) {
       cmocka_unit_test(test_types_both_ways),
       cmocka_unit_test(test_dates_and_values),
       cmocka_unit_test_setup_teardown(test_replay, make_table, remove_table),
+      cmocka_unit_test_setup_teardown(test_checkpoint_round_trip, make_table, remove_table),
       cmocka_unit_test_setup_teardown(test_no_metadata_and_not_a_table, make_table, remove_table),
       cmocka_unit_test(test_protocol_features),
   };

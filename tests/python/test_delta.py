@@ -80,9 +80,9 @@ def reference(path, **kw) -> pa.Table:
 
 
 def same(got: pa.Table, want: pa.Table) -> None:
-    """Equal rows, columns matched by name (protium puts partition columns
-    last)."""
-    got = by_id(got.select(want.column_names))
+    """Equal rows, columns in the same order."""
+    assert got.column_names == want.column_names
+    got = by_id(got)
     want = by_id(want)
     assert got.schema == want.schema
     assert got.to_pylist() == want.to_pylist()
@@ -101,9 +101,8 @@ def test_read_every_type_matches_deltalake(session, tmp_path, partition_by):
     want = reference(path)
     assert ds.count() == 100
     same(ds.to_arrow(), want)
-    keys = partition_by or []
-    # Partition columns last, in the table schema's order.
-    assert ds.schema.names[len(ds.schema) - len(keys):] == [c for c in want.column_names if c in keys]
+    # Every column in the table schema's order, partition columns too.
+    assert ds.schema.names == want.column_names == every_type(1).column_names
 
 
 def test_read_removes_checkpoints_and_time_travel(session, tmp_path):
@@ -223,10 +222,51 @@ def test_pruning_by_partition_values_and_stats(session, tmp_path):
     # A filter on a column without stats keeps every file.
     ds = session.read_delta(path, filter=[("b", "=", 1)])
     assert ds.delta_scan()["files_skipped"] == 0
-    # Columns chosen: the partition column may come with them.
+    # Columns chosen come in the order asked for, partition columns too.
     ds = session.read_delta(path, columns=["day", "id"], filter=[("day", "=", datetime.date(2024, 1, 2))])
-    assert ds.schema.names == ["id", "day"]
+    assert ds.schema.names == ["day", "id"]
     assert sorted(ds.to_arrow()["id"].to_pylist()) == list(range(100, 200))
+
+
+def test_row_groups_skipped_when_the_filter_also_names_a_partition_column(session, tmp_path):
+    src = pa.table({"id": pa.array(range(2000), pa.int64()),
+                    "day": [datetime.date(2024, 1, 1 + i // 1000) for i in range(2000)]})
+    pq.write_table(src, tmp_path / "src.parquet")
+    path = tmp_path / "t"
+    session.read_parquet(tmp_path / "src.parquet").write_delta(path, partition_by=["day"],
+                                                              row_group_rows=100)
+    # The partition part picks the file of 2024-01-01; the rest keeps two
+    # of its ten row groups (100-199 and 200-299).
+    ds = session.read_delta(path, filter=[("day", "=", datetime.date(2024, 1, 1)),
+                                          ("id", ">=", 150), ("id", "<", 300)])
+    assert ds.delta_scan()["files_skipped"] == 1
+    got = ds.to_arrow()
+    assert got.column_names == ["id", "day"]
+    assert sorted(got["id"].to_pylist()) == list(range(100, 300))
+    assert set(got["day"].to_pylist()) == {datetime.date(2024, 1, 1)}
+    # OR across partitions: each file keeps what its own branch allows.
+    ds = session.read_delta(path, filter=[[("day", "=", datetime.date(2024, 1, 1)), ("id", "<", 100)],
+                                          [("day", "=", datetime.date(2024, 1, 2)), ("id", ">=", 1900)]])
+    assert sorted(ds.to_arrow()["id"].to_pylist()) == list(range(100)) + list(range(1900, 2000))
+
+
+def test_read_a_table_whose_schema_grew(session, tmp_path):
+    """Files written before a column was added read it as null, as
+    deltalake does; partition columns stay in the schema's order."""
+    path = tmp_path / "t"
+    first = pa.table({"id": pa.array(range(10), pa.int64()), "part": ["a", "b"] * 5})
+    write_deltalake(str(path), first, partition_by=["part"])
+    grown = pa.table({"id": pa.array(range(10, 15), pa.int64()), "part": ["a"] * 5,
+                      "score": pa.array([1.5] * 5), "tag": ["x"] * 5})
+    write_deltalake(str(path), grown, mode="append", schema_mode="merge")
+    want = reference(path)
+    assert want.column_names == ["id", "part", "score", "tag"]
+    ds = session.read_delta(path)
+    same(ds.to_arrow(), want)
+    got = session.read_delta(path, columns=["tag", "id"]).to_arrow()
+    assert got.column_names == ["tag", "id"]
+    assert by_id(got).to_pylist() == by_id(want.select(["tag", "id"])).to_pylist()
+    assert session.read_delta(path, version=0).schema.names == ["id", "part"]
 
 
 # --------------------------------------------------------------------------
@@ -279,7 +319,8 @@ def test_write_modes_and_refusals(session, tmp_path):
         ds.write_delta(path, mode="upsert")
     other = ds.map_in_arrow(lambda it: (b.append_column("x", pc.cast(b["id"], pa.float64())) for b in it),
                             schema="id long, x double")
-    with pytest.raises(ProtiumError, match="column 'x' is not in the table"):
+    with pytest.raises(ProtiumError, match=r"differ from the table's \(not in the table: 'x'; not in "
+                       r"the dataset: none\); write with merge_schema"):
         other.write_delta(path, mode="append")
     with pytest.raises(ProtiumError, match="partition_by differs"):
         ds.write_delta(path, mode="append", partition_by=["id"])
@@ -289,6 +330,155 @@ def test_write_modes_and_refusals(session, tmp_path):
         u.write_delta(tmp_path / "u")
     assert not (tmp_path / "u").exists()
     assert DeltaTable(str(path)).version() == 0
+
+
+def test_merge_schema_adds_columns_in_the_same_commit(session, tmp_path):
+    path = tmp_path / "t"
+    first = pa.table({"id": pa.array(range(6), pa.int64()), "part": ["a", "b", "c"] * 2})
+    session.from_arrow(first, partitions=2).write_delta(path, partition_by=["part"])
+    grown = pa.table({"id": pa.array(range(6, 9), pa.int64()), "part": ["a", "b", "d"],
+                      "score": pa.array([0.5, None, 2.5]), "when": pa.array(
+                          [datetime.datetime(2024, 5, 1, 12, tzinfo=UTC)] * 3, pa.timestamp("us", "UTC"))})
+    ds = session.from_arrow(grown, partitions=2)
+    with pytest.raises(ProtiumError, match=r"not in the table: 'score', 'when'; not in the dataset: none"):
+        ds.write_delta(path, mode="append")
+    assert DeltaTable(str(path)).version() == 0
+    ds.write_delta(path, mode="append", merge_schema=True)
+    dt = DeltaTable(str(path))
+    assert dt.version() == 1
+    assert [f.name for f in dt.schema().fields] == ["id", "part", "score", "when"]
+    want = pa.concat_tables([first.append_column("score", pa.nulls(6, pa.float64()))
+                             .append_column("when", pa.nulls(6, pa.timestamp("us", "UTC"))), grown])
+    same(dt.to_pyarrow_table(), want)
+    same(session.read_delta(path).to_arrow(), want)
+    # A dataset without the new columns appends with them null
+    # (schema_mode="merge" is deltalake's spelling).
+    session.from_arrow(pa.table({"id": pa.array([9], pa.int64()), "part": ["a"]})).write_delta(
+        path, mode="append", schema_mode="merge")
+    dt = DeltaTable(str(path))
+    assert dt.to_pyarrow_table().num_rows == 10
+    same(session.read_delta(path).to_arrow(), dt.to_pyarrow_table())
+    # deltalake merges into protium's table; protium reads what it made.
+    write_deltalake(str(path), pa.table({"id": pa.array([10], pa.int64()), "part": ["z"],
+                                         "extra": ["e"]}), mode="append", schema_mode="merge")
+    same(session.read_delta(path).to_arrow(), reference(path))
+    # Types never change, merge or not; partition columns must come.
+    bad = session.from_arrow(pa.table({"id": pa.array([1.0]), "part": ["a"]}))
+    with pytest.raises(ProtiumError, match="column 'id' is float64 in the dataset but int64"):
+        bad.write_delta(path, mode="append", merge_schema=True)
+    with pytest.raises(ProtiumError, match="no column 'part' .* a partition column"):
+        session.from_arrow(pa.table({"id": pa.array([1], pa.int64())})).write_delta(
+            path, mode="append", merge_schema=True)
+    assert DeltaTable(str(path)).version() == 3
+
+
+def test_replace_where_replaces_only_the_matching_partitions(session, tmp_path):
+    path = tmp_path / "t"
+    days = [datetime.date(2024, 1, d) for d in (1, 2, 3)]
+    first = pa.table({"id": pa.array(range(9), pa.int64()), "day": days * 3})
+    session.from_arrow(first, partitions=2).write_delta(path, partition_by=["day"])
+    new = pa.table({"id": pa.array([100, 101], pa.int64()), "day": [days[1], days[2]]})
+    session.from_arrow(new).write_delta(path, mode="overwrite", replace_where="day >= '2024-01-02'")
+    dt = DeltaTable(str(path))
+    assert dt.version() == 1
+    want = pa.concat_tables([first.filter(pc.equal(first["day"], pa.scalar(days[0]))), new])
+    same(dt.to_pyarrow_table(), want)
+    same(session.read_delta(path).to_arrow(), want)
+    log = [json.loads(x) for x in open(path / "_delta_log" / f"{1:020d}.json")]
+    assert {r["remove"]["partitionValues"]["day"] for r in log if "remove" in r} == {"2024-01-02", "2024-01-03"}
+    # Rows outside the predicate: refused, nothing committed, no files left.
+    files = sorted(p.relative_to(path) for p in path.rglob("*.parquet"))
+    with pytest.raises(ProtiumError, match="rows outside replace_where .*day=2024-01-01"):
+        session.from_arrow(first).write_delta(path, mode="overwrite",
+                                              replace_where=[("day", "=", days[1])])
+    assert DeltaTable(str(path)).version() == 1
+    assert sorted(p.relative_to(path) for p in path.rglob("*.parquet")) == files
+    with pytest.raises(ProtiumError, match="replace_where names 'id', which is not a partition column"):
+        session.from_arrow(new).write_delta(path, mode="overwrite", replace_where="id > 3")
+    with pytest.raises(ProtiumError, match="replace_where needs mode overwrite"):
+        session.from_arrow(new).write_delta(path, mode="append", replace_where="day = '2024-01-02'")
+    with pytest.raises(ProtiumError, match="cannot read"):
+        session.from_arrow(new).write_delta(path, mode="overwrite", replace_where="day ~ 3")
+    # deltalake's predicate overwrite of the same table reads alike in protium.
+    write_deltalake(str(path), pa.table({"id": pa.array([7], pa.int64()), "day": [days[0]]}),
+                    mode="overwrite", predicate="day = '2024-01-01'")
+    same(session.read_delta(path).to_arrow(), reference(path))
+    assert sorted(session.read_delta(path).to_arrow()["id"].to_pylist()) == [7, 100, 101]
+
+
+def test_replace_where_sql_text_becomes_a_typed_filter():
+    from protium import delta
+
+    schema = pa.schema([("day", pa.date32()), ("g", pa.string()), ("n", pa.int64()),
+                        ("at", pa.timestamp("us", "UTC"))])
+    got = delta.predicate("day >= '2024-01-02' AND g IN ('rock and roll', 'x''y') and n = 3 "
+                          "AND g IS NULL AND at < '2024-01-01T10:00:00'", schema)
+    assert got == [("day", ">=", datetime.date(2024, 1, 2)), ("g", "in", ["rock and roll", "x'y"]),
+                   ("n", "=", 3), ("g", "is_null", None),
+                   ("at", "<", datetime.datetime(2024, 1, 1, 10))]
+    with pytest.raises(ProtiumError, match="'!=' is not supported"):
+        delta.predicate("n != 3", schema)
+    with pytest.raises(ProtiumError, match="is not a literal"):
+        delta.predicate("n = abc", schema)
+
+
+def test_timestamps_as_partition_keys(session, tmp_path):
+    path = tmp_path / "t"
+    when = [datetime.datetime(2024, 3, 1, 12, 30, tzinfo=UTC),
+            datetime.datetime(1969, 12, 31, 23, 59, 59, 500000, tzinfo=UTC), None]
+    src = pa.table({"id": pa.array(range(6), pa.int64()),
+                    "at": pa.array(when * 2, pa.timestamp("us", "UTC")),
+                    "local": pa.array([datetime.datetime(2020, 1, 1, 8, 0, 0, 1)] * 6, pa.timestamp("us"))})
+    session.from_arrow(src, partitions=2).write_delta(path, partition_by=["at", "local"])
+    dt = DeltaTable(str(path))
+    assert dt.metadata().partition_columns == ["at", "local"]
+    values = {json.loads(x)["add"]["partitionValues"]["at"]
+              for x in open(path / "_delta_log" / f"{0:020d}.json") if '"add"' in x}
+    assert values == {"2024-03-01 12:30:00.000000", "1969-12-31 23:59:59.500000", None}
+    same(dt.to_pyarrow_table(), src)
+    same(session.read_delta(path).to_arrow(), src)
+    ds = session.read_delta(path, filter=[("at", "<", datetime.datetime(1970, 1, 1, tzinfo=UTC))])
+    scan = ds.delta_scan()
+    assert scan["files_skipped"] == scan["files"] - 2  # one file of 1969 from each task
+    assert sorted(ds.to_arrow()["id"].to_pylist()) == [1, 4]
+
+
+def test_checkpoints_every_interval_read_by_both(session, tmp_path):
+    path = tmp_path / "t"
+    log = path / "_delta_log"
+    want = []
+    for v in range(12):  # versions 0 .. 11: a checkpoint at 10
+        t = pa.table({"id": pa.array([v * 10 + i for i in range(3)], pa.int64()),
+                      "part": ["a", "b b", None], "d": [datetime.date(2024, 1, 1 + v)] * 3})
+        session.from_arrow(t).write_delta(path, mode="append" if v else "error", partition_by=["part"])
+        want.append(t)
+    assert sorted(p.name for p in log.glob("*.checkpoint.parquet")) == [f"{10:020d}.checkpoint.parquet"]
+    assert json.loads((log / "_last_checkpoint").read_text()) == {"version": 10, "size": 2 + 33}
+    assert session.read_delta(path).delta_scan()["version"] == 11
+    # With the commits before it gone, both readers start from the checkpoint.
+    for v in range(10):
+        (log / f"{v:020d}.json").unlink()
+    want = pa.concat_tables(want)
+    same(reference(path), want)
+    same(session.read_delta(path).to_arrow(), want)
+    same(session.read_delta(path, version=10).to_arrow(), reference(path, version=10))
+    stats = pq.read_table(log / f"{10:020d}.checkpoint.parquet").column("add").to_pylist()
+    assert sum(json.loads(a["stats"])["numRecords"] for a in stats if a) == 33
+
+    # The table's own delta.checkpointInterval; its configuration kept.
+    other = tmp_path / "other"
+    write_deltalake(str(other), pa.table({"id": pa.array([0], pa.int64())}),
+                    configuration={"delta.checkpointInterval": "2"})
+    ds = session.from_arrow(pa.table({"id": pa.array([1, 2], pa.int64())}))
+    ds.write_delta(other, mode="append")
+    ds.write_delta(other, mode="append")  # version 2
+    assert (other / "_delta_log" / f"{2:020d}.checkpoint.parquet").exists()
+    for v in range(2):
+        (other / "_delta_log" / f"{v:020d}.json").unlink()
+    dt = DeltaTable(str(other))
+    assert dt.metadata().configuration == {"delta.checkpointInterval": "2"}
+    assert sorted(dt.to_pyarrow_table()["id"].to_pylist()) == [0, 1, 1, 2, 2]
+    assert sorted(session.read_delta(other).to_arrow()["id"].to_pylist()) == [0, 1, 1, 2, 2]
 
 
 def _commit_meanwhile(path):
