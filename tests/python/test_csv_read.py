@@ -144,3 +144,34 @@ def test_floats_exactly_as_strtod() -> None:
     bad = [(t, g) for t, g in zip(texts, got)
            if struct.pack("d", g) != struct.pack("d", float(t))]
     assert bad == []
+
+
+def test_number_texts_at_the_edges() -> None:
+    # The digit runs are read eight bytes at a time: lengths around 8, 16,
+    # 18 and 19 digits, leading zeros, signs, and texts that are not numbers
+    # where a digit run stops, must read as Python reads them.
+    import struct
+
+    ints = ["0", "-0", "+7", "00000000012", "-000000000000000001", "12345678",
+            "123456789", "1234567890123456", "12345678901234567", "123456789012345678",
+            "-123456789012345678", "1234567890123456789", "9223372036854775807",
+            "-9223372036854775808", "+9223372036854775807"]
+    got = read(("i\n" + "\n".join(ints) + "\n").encode()).column(0)
+    assert got.type == pa.int64()
+    assert got.to_pylist() == [int(t) for t in ints]
+    for text in ["12345678a", "1234567812345678x", "9223372036854775808", "1-2", "12 3"]:
+        col = read(f"i\n{text}\n1\n".encode()).column(0)
+        assert col.type != pa.int64(), text
+    floats = ["0.0", "-0.0", "000.00012345678901234567", "0.00000000000000000001",
+              "12345678.12345678", "1234567812345678.0", "1234567890123456789.0",
+              "12345678901234567890.5", "0.1234567890123456789", "0.12345678901234567890",
+              "00000000000000000000000001.5", "99999999.99999999e-5", "1.e3", ".5", "-.5e+2",
+              "123456789012345678901234567890"]
+    got = read(("f\n" + "\n".join(floats) + "\n").encode()).column(0)
+    assert got.type == pa.float64()
+    bad = [(t, g) for t, g in zip(floats, got.to_pylist())
+           if struct.pack("d", g) != struct.pack("d", float(t))]
+    assert bad == []
+    for text in ["1.2345678x", "12345678.1234567-8", "1e", "-", "."]:
+        col = read(f"f\n{text}\n1.5\n".encode()).column(0)
+        assert col.type == pa.string(), text
