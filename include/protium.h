@@ -943,8 +943,9 @@ void pt_sql_read_options_init(pt_sql_read_options *opts);
 
 /* A table or query of a PostgreSQL database (url: postgresql://user:pw@host
  * :port/db, or libpq's key=value form; the password may also come from
- * sql.password, then PGPASSWORD) or a MySQL/MariaDB one
- * (mysql://user:pw@host:port/db; or sql.password, then MYSQL_PWD), or of any
+ * sql.password.<host>[:<port>] or sql.password, then PGPASSWORD) or a
+ * MySQL/MariaDB one (mysql://user:pw@host:port/db; or those keys, then
+ * MYSQL_PWD), or of any
  * database through its ADBC driver (adbc:NAME:..., e.g. adbc:sqlite:///a.db,
  * adbc:postgresql://user@host/db; the driver library as opts->adbc_driver
  * says; docs/sql.md). source is a query when it starts with SELECT, WITH, VALUES or

@@ -387,7 +387,8 @@ class Session:
         `adbc_driver`: the ADBC driver library's path; by default the one of
         the installed adbc_driver_NAME package, else found by name
         (sql.adbc.driver_path). A password missing from the URL comes from
-        the sql.password key, then PGPASSWORD / MYSQL_PWD."""
+        the sql.password.<host>[:<port>] key of the URL's host, else the
+        sql.password key, then PGPASSWORD / MYSQL_PWD."""
         from protium import connectors
         args = connectors.SqlReadArgs(table=table, query=query, column=column,
                                       lower_bound=lower_bound, upper_bound=upper_bound,

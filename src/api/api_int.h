@@ -53,6 +53,10 @@ typedef struct pt__conf_key {
 const pt__conf_key *pt__conf_keys(size_t *n);
 /* Typed reads of a key known to exist (values were validated when set). */
 int64_t pt__conf_int(const pt_conf *conf, const char *key);
+/* The password for a database at host (and port, NULL or "" when none):
+ * sql.password.<host>:<port>, else sql.password.<host>, else sql.password
+ * (""). Owned by conf. */
+const char *pt__conf_sql_password(const pt_conf *conf, const char *host, const char *port);
 
 /* The files a read_ipc / read_parquet / read_csv path names: the file
  * itself, a directory's *.arrow/.arrows/.ipc/.feather (parquet = 1:

@@ -121,8 +121,15 @@ static const char *const RES_WHAT[] = {"discovery_script", "addresses", "env"};
 #define N_RES_WHAT 3
 #define MAX_RES 16
 
+/* sql.password.<host>: one password per database host (see
+ * pt__conf_sql_password); at most this many hosts. */
+#define MAX_HOST_PW 64
+
 struct pt_conf {
   char *values[N_KEYS]; /* owned; NULL = default */
+  size_t n_host_pw;
+  char *host_pw_host[MAX_HOST_PW]; /* owned; "host" or "host:port" */
+  char *host_pw[MAX_HOST_PW];      /* owned */
   size_t n_res;         /* resources named in resources.<name>.* keys */
   char *res_name[MAX_RES];             /* owned */
   char *res_values[MAX_RES][N_RES_WHAT]; /* owned; NULL = default */
@@ -184,6 +191,10 @@ int pt_conf_new(pt_conf **out, pt_error *err) {
 void pt_conf_free(pt_conf *conf) {
   if (!conf) return;
   for (size_t i = 0; i < N_KEYS; i++) pt__free(conf->values[i]);
+  for (size_t i = 0; i < conf->n_host_pw; i++) {
+    pt__free(conf->host_pw_host[i]);
+    pt__free(conf->host_pw[i]);
+  }
   for (size_t i = 0; i < conf->n_res; i++) {
     pt__free(conf->res_name[i]);
     for (int w = 0; w < N_RES_WHAT; w++) pt__free(conf->res_values[i][w]);
@@ -258,9 +269,51 @@ static int validate(const pt__conf_key *k, const char *value, pt_error *err) {
   return PT_OK;
 }
 
+/* The host of a "sql.password.<host>" key, or NULL when key is not one. */
+static const char *host_pw_key(const char *key) {
+  static const char prefix[] = "sql.password.";
+  if (strncmp(key, prefix, sizeof prefix - 1) != 0 || !key[sizeof prefix - 1]) return NULL;
+  return key + sizeof prefix - 1;
+}
+
+static int set_host_pw(pt_conf *conf, const char *host, const char *value, pt_error *err) {
+  size_t i = 0;
+  while (i < conf->n_host_pw && strcmp(conf->host_pw_host[i], host) != 0) i++;
+  if (i == MAX_HOST_PW)
+    return pt__errorf(err, PT_ERANGE, "configuration key 'sql.password.%s': at most %d hosts",
+                      host, MAX_HOST_PW);
+  char *copy = pt__strdup(value);
+  if (!copy) return pt__errorf(err, PT_ENOMEM, "conf: out of memory");
+  if (i == conf->n_host_pw) {
+    if (!(conf->host_pw_host[i] = pt__strdup(host))) {
+      pt__free(copy);
+      return pt__errorf(err, PT_ENOMEM, "conf: out of memory");
+    }
+    conf->n_host_pw++;
+  }
+  pt__free(conf->host_pw[i]);
+  conf->host_pw[i] = copy;
+  return PT_OK;
+}
+
+const char *pt__conf_sql_password(const pt_conf *conf, const char *host, const char *port) {
+  if (conf && host && *host) {
+    char hp[512];
+    /* host:port first, then host alone: the narrower key wins. */
+    for (int pass = port && *port ? 0 : 1; pass < 2; pass++) {
+      if (pass == 0) snprintf(hp, sizeof hp, "%s:%s", host, port);
+      else snprintf(hp, sizeof hp, "%s", host);
+      for (size_t i = 0; i < conf->n_host_pw; i++)
+        if (strcmp(conf->host_pw_host[i], hp) == 0) return conf->host_pw[i];
+    }
+  }
+  return pt_conf_get(conf, "sql.password");
+}
+
 int pt_conf_set(pt_conf *conf, const char *key, const char *value, pt_error *err) {
   if (!conf || !key || !value)
     return pt__errorf(err, PT_EINVAL, "conf_set: conf, key and value must not be NULL");
+  if (host_pw_key(key)) return set_host_pw(conf, host_pw_key(key), value, err);
   int i = key_index(key);
   char rname[PT_RESOURCE_NAME_MAX];
   int what;
@@ -291,7 +344,8 @@ int pt_conf_set(pt_conf *conf, const char *key, const char *value, pt_error *err
     pt__errorf(err, PT_EINVAL,
                "unknown configuration key '%s'; known keys: %s, and resources.<name>."
                "discovery_script, resources.<name>.addresses, resources.<name>.env (name: "
-               "letters, digits, '_', '-')", key, known.data ? known.data : "");
+               "letters, digits, '_', '-'), sql.password.<host> and "
+               "sql.password.<host>:<port>", key, known.data ? known.data : "");
     pt_buf_free(&known);
     return PT_EINVAL;
   }
@@ -318,6 +372,11 @@ const char *pt_conf_get(const pt_conf *conf, const char *key) {
         return conf->res_values[r][what];
     return res_default(rname, what);
   }
+  if (i < 0 && key && host_pw_key(key)) {
+    for (size_t h = 0; conf && h < conf->n_host_pw; h++)
+      if (strcmp(conf->host_pw_host[h], host_pw_key(key)) == 0) return conf->host_pw[h];
+    return ""; /* unset: no password for that host (sql.password applies) */
+  }
   if (i < 0) return NULL;
   if (conf && conf->values[i]) return conf->values[i];
   return KEYS[i].default_value ? KEYS[i].default_value : default_local_dir();
@@ -341,6 +400,8 @@ int pt__conf_copy(const pt_conf *conf, pt_conf **out, pt_error *err) {
     (*out)->values[i] = pt__strdup(conf->values[i]);
     if (!(*out)->values[i]) goto oom;
   }
+  for (size_t h = 0; h < conf->n_host_pw; h++)
+    if (set_host_pw(*out, conf->host_pw_host[h], conf->host_pw[h], NULL) != PT_OK) goto oom;
   for (size_t r = 0; r < conf->n_res; r++) {
     if (!((*out)->res_name[r] = pt__strdup(conf->res_name[r]))) goto oom;
     (*out)->n_res++;

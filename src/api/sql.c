@@ -29,10 +29,13 @@ static int check_url(const char *url, const char *what, pt_error *err) {
   return rc == PT_OK ? PT_OK : pt__error_prefix(err, rc, "%s: ", what);
 }
 
-/* url as the connection uses it: with sql.password when url has none. On
+/* url as the connection uses it: with the password of its host
+ * (sql.password.<host>[:<port>], else sql.password) when url has none. On
  * PT_OK the caller owns *out (pt__free). */
 static int connect_url(pt_session *s, const char *url, char **out, pt_error *err) {
-  const char *pw = pt_conf_get(s->conf, "sql.password");
+  char host[256], port[32];
+  pt__sql_url_host(url, host, sizeof host, port, sizeof port);
+  const char *pw = pt__conf_sql_password(s->conf, host, port);
   return pt__sql_url_with_password(url, pw, out, err);
 }
 

@@ -141,3 +141,62 @@ int pt__sql_url_with_password(const char *url, const char *password, char **out,
   *out = b.data; /* malloc'd by the buffer: pt__free frees it */
   return PT_OK;
 }
+
+/* libpq's key=value form: the value of keyword (unquoted or '...'). */
+static void kv_value(const char *url, const char *keyword, char *out, size_t size) {
+  size_t kn = strlen(keyword);
+  out[0] = 0;
+  for (const char *p = strstr(url, keyword); p; p = strstr(p + 1, keyword)) {
+    if (p != url && p[-1] != ' ' && p[-1] != '\t') continue;
+    const char *v = p + kn;
+    while (*v == ' ') v++;
+    if (*v != '=') continue;
+    for (v++; *v == ' ';) v++;
+    size_t n = 0;
+    int quoted = *v == '\'';
+    for (v += quoted; *v && (quoted ? *v != '\'' : *v != ' '); v++) {
+      if (quoted && *v == '\\' && v[1]) v++;
+      if (n + 1 < size) out[n++] = *v;
+    }
+    out[n] = 0;
+    return;
+  }
+}
+
+void pt__sql_url_host(const char *url, char *host, size_t host_size, char *port,
+                      size_t port_size) {
+  host[0] = 0;
+  port[0] = 0;
+  if (strncmp(url, "adbc:", 5) == 0) {
+    char name[64];
+    const char *uri;
+    if (pt__adbc_url_split(url, name, sizeof name, &uri) != PT_OK) return;
+    url = uri;
+  }
+  const char *s = strstr(url, "://");
+  if (!s) {
+    if (strchr(url, '=')) {
+      kv_value(url, "host", host, host_size);
+      kv_value(url, "port", port, port_size);
+    }
+    return;
+  }
+  const char *auth = s + 3, *end = auth + strcspn(auth, "/?#");
+  const char *at = NULL;
+  for (const char *p = auth; p < end; p++)
+    if (*p == '@') at = p; /* the last one: a password may hold '@' only %-encoded */
+  const char *h = at ? at + 1 : auth, *he, *pb = NULL;
+  if (*h == '[') { /* [IPv6]:port */
+    const char *close = memchr(h, ']', (size_t)(end - h));
+    if (!close) return;
+    h++;
+    he = close;
+    if (close + 1 < end && close[1] == ':') pb = close + 2;
+  } else {
+    const char *colon = memchr(h, ':', (size_t)(end - h));
+    he = colon ? colon : end;
+    if (colon) pb = colon + 1;
+  }
+  snprintf(host, host_size, "%.*s", (int)(he - h), h);
+  if (pb) snprintf(port, port_size, "%.*s", (int)(end - pb), pb);
+}

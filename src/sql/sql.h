@@ -123,6 +123,11 @@ int pt__sql_url_password(const char *url, char *out, size_t size);
  * encoded; libpq's key=value form: a password keyword); url as it is when
  * it has a password or password is NULL or empty. On PT_OK the caller owns
  * *out (pt__free). */
+/* The host and port url names ("" where it names none): scheme://...@host:port/,
+ * [IPv6] hosts without brackets, adbc:DRIVER: URLs by their driver's URL,
+ * libpq's key=value form by its host= and port=. Truncated to the sizes. */
+void pt__sql_url_host(const char *url, char *host, size_t host_size, char *port,
+                      size_t port_size);
 int pt__sql_url_with_password(const char *url, const char *password, char **out,
                               pt_error *err);
 

@@ -534,7 +534,7 @@ static void check_table(const char *file) {
   }
   fclose(f);
   pt_conf_free(c);
-  assert_int_equal(keys, 41);
+  assert_int_equal(keys, 42);
 }
 
 static void test_configuration_defaults(void **state) {

@@ -258,6 +258,46 @@ static void test_conf_password(void **state) {
   pt_session_close(s2);
 }
 
+/* sql.password.<host>[:<port>]: the key naming the URL's host and port
+ * wins over the host alone, which wins over sql.password; a wrong one is
+ * masked like any other. */
+static void test_host_password(void **state) {
+  (void)state;
+  exec_ok("CREATE USER IF NOT EXISTS 'hostpw'@'%' IDENTIFIED BY 'H0st-Secret'");
+  exec_ok("GRANT ALL ON pt.* TO 'hostpw'@'%'");
+  char url[512], port_key[64];
+  snprintf(url, sizeof url, "mysql://hostpw@127.0.0.1:%d/pt", g_my.port);
+  snprintf(port_key, sizeof port_key, "sql.password.127.0.0.1:%d", g_my.port);
+  const char *by_host[] = {"sql.password", "Wr0ng-Any", "sql.password.127.0.0.1", "H0st-Secret",
+                           "sql.password.elsewhere", "Wr0ng-Other"};
+  const char *by_port[] = {"sql.password.127.0.0.1", "Wr0ng-Host", port_key, "H0st-Secret"};
+  const char *const *ok[] = {by_host, by_port};
+  int n_ok[] = {6, 4};
+  for (int k = 0; k < 2; k++) {
+    pt_session *s2 = pt_test_session("local[1]", ok[k], n_ok[k]);
+    assert_non_null(s2);
+    pt_dataset *ds = NULL;
+    CHECK(pt_read_sql(s2, url, "SELECT id FROM src WHERE id < 7", NULL, &ds, &err));
+    pt_test_ids t;
+    pt_test_ids_collect(ds, 0, &t);
+    assert_true(pt_test_ids_are_range(&t, 0, 7));
+    free(t.ids);
+    pt_dataset_free(ds);
+    pt_session_close(s2);
+  }
+  const char *wrong[] = {"sql.password", "H0st-Secret", port_key, "P0rt-Wr0ng",
+                         "task.max_failures", "1"};
+  pt_session *s2 = pt_test_session("local[1]", wrong, 6);
+  assert_non_null(s2);
+  pt_dataset *ds = NULL;
+  pt_error e = {0};
+  assert_int_equal(pt_read_sql(s2, url, "src", NULL, &ds, &e), PT_EIO);
+  assert_non_null(strstr(e.message, "Access denied"));
+  assert_null(strstr(e.message, "P0rt-Wr0ng"));
+  assert_null(ds);
+  pt_session_close(s2);
+}
+
 int main(void) {
   if (!pt_test_my_available()) {
     printf("skipped: MariaDB is not installed (scripts/setup.sh installs it)\n");
@@ -269,6 +309,7 @@ int main(void) {
       cmocka_unit_test(test_write_modes),
       cmocka_unit_test(test_write_exactly_once_under_faults),
       cmocka_unit_test(test_conf_password),
+      cmocka_unit_test(test_host_password),
   };
   return cmocka_run_group_tests_name("sql_mysql", tests, setup, teardown);
 }

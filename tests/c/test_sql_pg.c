@@ -14,6 +14,7 @@
 #include <cmocka.h>
 #include <libpq-fe.h>
 
+#include "api/api_int.h"
 #include "core/core.h"
 #include "sql/sql.h"
 #include "test_sql_servers.h"
@@ -229,6 +230,50 @@ static void test_url_with_password(void **state) {
   assert_string_equal(text, "FATAL: *** for ***");
 }
 
+/* The host (and port) a URL names, which picks its sql.password.<host> key,
+ * and the key that wins among those a session sets. */
+static void test_url_host_and_its_password(void **state) {
+  (void)state;
+  static const struct {
+    const char *url, *host, *port;
+  } cases[] = {
+      {"postgresql://u:p@h.example:5432/db", "h.example", "5432"},
+      {"postgres://h/db?sslmode=disable", "h", ""},
+      {"mysql://root@127.0.0.1:3306/pt", "127.0.0.1", "3306"},
+      {"postgresql://u@[::1]:6000/db", "::1", "6000"},
+      {"postgresql://u:a%40b@db1", "db1", ""},
+      {"adbc:postgresql://u@pg.internal:5433/db", "pg.internal", "5433"},
+      {"adbc:sqlite:///tmp/a.db", "", ""},
+      {"host=kv.example port=7 user=u", "kv.example", "7"},
+      {"user=u host='q h'", "q h", ""},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char host[64], port[16];
+    pt__sql_url_host(cases[i].url, host, sizeof host, port, sizeof port);
+    assert_string_equal(host, cases[i].host);
+    assert_string_equal(port, cases[i].port);
+  }
+  pt_conf *c = NULL;
+  pt_error err = {0};
+  assert_int_equal(pt_conf_new(&c, &err), PT_OK);
+  assert_string_equal(pt__conf_sql_password(c, "h", "1"), "");
+  assert_int_equal(pt_conf_set(c, "sql.password", "any", &err), PT_OK);
+  assert_int_equal(pt_conf_set(c, "sql.password.h", "host", &err), PT_OK);
+  assert_int_equal(pt_conf_set(c, "sql.password.h:2", "port2", &err), PT_OK);
+  assert_string_equal(pt__conf_sql_password(c, "h", "2"), "port2");
+  assert_string_equal(pt__conf_sql_password(c, "h", "1"), "host");
+  assert_string_equal(pt__conf_sql_password(c, "h", ""), "host");
+  assert_string_equal(pt__conf_sql_password(c, "other", "2"), "any");
+  assert_string_equal(pt__conf_sql_password(c, "", ""), "any");
+  assert_string_equal(pt_conf_get(c, "sql.password.h:2"), "port2");
+  assert_int_equal(pt_conf_set(c, "sql.password.h", "again", &err), PT_OK);
+  assert_string_equal(pt__conf_sql_password(c, "h", "1"), "again");
+  pt_error e = {0};
+  assert_int_equal(pt_conf_set(c, "sql.password.", "x", &e), PT_EINVAL);
+  assert_non_null(strstr(e.message, "sql.password.<host>"));
+  pt_conf_free(c);
+}
+
 /* Arrays (one dimension, NULL elements, empty), enums and arrays of them,
  * time, interval, uuid and json/jsonb, compared as protium prints them. */
 static void test_arrays_enums_time_interval(void **state) {
@@ -287,6 +332,7 @@ int main(void) {
       cmocka_unit_test(test_numeric),
       cmocka_unit_test(test_unmappable_refused),
       cmocka_unit_test(test_url_with_password),
+      cmocka_unit_test(test_url_host_and_its_password),
       cmocka_unit_test(test_password_masked),
       cmocka_unit_test(test_arrays_enums_time_interval),
   };
