@@ -78,7 +78,8 @@ struct AdbcDriver {
                                  struct AdbcError *);
   adbc_fn StatementPrepare;
   AdbcStatusCode (*StatementRelease)(struct AdbcStatement *, struct AdbcError *);
-  adbc_fn StatementSetOption;
+  AdbcStatusCode (*StatementSetOption)(struct AdbcStatement *, const char *, const char *,
+                                       struct AdbcError *);
   AdbcStatusCode (*StatementSetSqlQuery)(struct AdbcStatement *, const char *,
                                          struct AdbcError *);
   adbc_fn StatementSetSubstraitPlan;
@@ -160,6 +161,7 @@ static void own_entry(const char *name, char *out, size_t size) {
 typedef struct adbc_conn {
   struct AdbcDriver driver; /* the 1.1.0 size, whichever version was accepted */
   int version;
+  char name[64];            /* the URL's driver name: sqlite, postgresql ... */
   struct AdbcDatabase db;
   struct AdbcConnection conn;
   int db_made, conn_made;
@@ -189,6 +191,7 @@ static int conn_open(const char *url, const char *driver, adbc_conn *c, pt_error
     return pt__errorf(err, PT_EINVAL,
                       "sql: adbc: URL must read adbc:DRIVER:..., e.g. adbc:sqlite:///path.db or "
                       "adbc:postgresql://user@host/db");
+  snprintf(c->name, sizeof c->name, "%s", name);
   char lib[512];
   if (driver && *driver) snprintf(lib, sizeof lib, "%s", driver);
   else snprintf(lib, sizeof lib, "libadbc_driver_%s.so", name);
@@ -245,6 +248,7 @@ struct pt__adbc_reader {
   struct ArrowSchema got;         /* the stream's own schema; owned */
   char *url;                      /* owned: masks passwords */
   int done;
+  int executed; /* 0: the query runs at the first batch, when its size is known */
 };
 
 void pt__adbc_reader_free(pt__adbc_reader *r) {
@@ -268,6 +272,58 @@ static int stream_fail(pt__adbc_reader *r, const char *what, pt_error *err) {
   snprintf(msg, sizeof msg, "%s", m ? m : "error");
   pt__sql_mask_password(msg, r->url);
   return pt__errorf(err, PT_EIO, "sql: adbc: %s: %s", what, msg);
+}
+
+/* Bytes a row of schema takes about, for drivers that size batches in
+ * bytes: fixed widths as they are, 24 for a variable-width value. */
+static int64_t row_bytes(const struct ArrowSchema *schema) {
+  int64_t n = 0;
+  for (int64_t i = 0; i < schema->n_children; i++) {
+    const char *f = schema->children[i]->format;
+    switch (f ? f[0] : 0) {
+    case 'b': case 'c': case 'C': n += 1; break;
+    case 's': case 'S': case 'e': n += 2; break;
+    case 'i': case 'I': case 'f': n += 4; break;
+    case 'l': case 'L': case 'g': case 't': n += 8; break;
+    case 'd': n += 16; break;
+    default: n += 24; break;
+    }
+  }
+  return n > 0 ? n : 1;
+}
+
+/* Runs the query into r->stream and reads its schema into r->got; first
+ * tells the driver batch_rows (> 0) as the batch size where it has an
+ * option for one: SQLite's rows, PostgreSQL's byte hint (the driver's
+ * estimate, so its batches come out about that many rows). */
+static int execute(pt__adbc_reader *r, int64_t batch_rows, pt_error *err) {
+  struct AdbcError e = {0};
+  AdbcStatusCode st;
+  r->executed = 1;
+  if (batch_rows > 0 && r->c.driver.StatementSetOption) {
+    char key[64] = "", value[32];
+    if (strcmp(r->c.name, "sqlite") == 0) {
+      snprintf(key, sizeof key, "adbc.sqlite.query.batch_rows");
+      snprintf(value, sizeof value, "%lld", (long long)batch_rows);
+    } else if (strcmp(r->c.name, "postgresql") == 0) {
+      snprintf(key, sizeof key, "adbc.postgresql.batch_size_hint_bytes");
+      snprintf(value, sizeof value, "%lld", (long long)(batch_rows * row_bytes(&r->schema)));
+    }
+    /* A driver without the option batches as it likes: not an error. */
+    if (key[0] && r->c.driver.StatementSetOption(&r->stmt, key, value, &e) != ADBC_STATUS_OK &&
+        e.release)
+      e.release(&e);
+    memset(&e, 0, sizeof e);
+  }
+  int64_t affected = -1;
+  st = r->c.driver.StatementExecuteQuery(&r->stmt, &r->stream, &affected, &e);
+  if (st != ADBC_STATUS_OK) {
+    memset(&r->stream, 0, sizeof r->stream);
+    return adbc_fail(err, PT_EINVAL, "the query was refused", r->url, st, &e);
+  }
+  if (r->stream.get_schema(&r->stream, &r->got) != 0)
+    return stream_fail(r, "the query's columns", err);
+  return PT_OK;
 }
 
 int pt__adbc_reader_open(const char *url, const char *driver, const char *query,
@@ -310,19 +366,18 @@ int pt__adbc_reader_open(const char *url, const char *driver, const char *query,
     if (e.release) e.release(&e);
     memset(&e, 0, sizeof e);
   }
+  if (expect && !describe_only) {
+    /* A task's read: the columns are known, and the query runs when the
+     * first batch is asked for, with the driver told its size. */
+    rc = pt_schema_copy(expect, &r->schema, err);
+    if (rc != PT_OK) goto fail;
+    *out = r;
+    return PT_OK;
+  }
   /* Else the stream's schema: a driver that infers types from the rows
    * (SQLite) reads its first batch for it. */
-  int64_t affected = -1;
-  st = r->c.driver.StatementExecuteQuery(&r->stmt, &r->stream, &affected, &e);
-  if (st != ADBC_STATUS_OK) {
-    memset(&r->stream, 0, sizeof r->stream);
-    rc = adbc_fail(err, PT_EINVAL, "the query was refused", url, st, &e);
-    goto fail;
-  }
-  if (r->stream.get_schema(&r->stream, &r->got) != 0) {
-    rc = stream_fail(r, "the query's columns", err);
-    goto fail;
-  }
+  rc = execute(r, 0, err);
+  if (rc != PT_OK) goto fail;
   rc = pt_schema_copy(expect ? expect : &r->got, &r->schema, err);
   if (rc == PT_OK && (!r->schema.format || strcmp(r->schema.format, "+s") != 0))
     rc = pt__errorf(err, PT_EFORMAT, "sql: adbc: the driver's result is not a struct of columns");
@@ -462,8 +517,16 @@ static int conform(pt__adbc_reader *r, struct ArrowArray *batch, struct ArrowArr
   return rc;
 }
 
-int pt__adbc_reader_next(pt__adbc_reader *r, struct ArrowArray *out, pt_error *err) {
+int pt__adbc_reader_next(pt__adbc_reader *r, int64_t batch_rows, struct ArrowArray *out,
+                         pt_error *err) {
   out->release = NULL;
+  if (!r->done && !r->executed) {
+    int rc = execute(r, batch_rows, err);
+    if (rc != PT_OK) {
+      r->done = 1;
+      return rc;
+    }
+  }
   while (!r->done) {
     struct ArrowArray b = {0};
     if (r->stream.get_next(&r->stream, &b) != 0) {

@@ -78,10 +78,9 @@ const struct ArrowSchema *pt__sql_reader_schema(const pt__sql_reader *r) {
 
 int pt__sql_reader_next(pt__sql_reader *r, int64_t batch_rows, struct ArrowArray *out,
                         pt_error *err) {
-  /* ADBC drivers batch as they see fit (fetch_size is not theirs). */
   return r->pg ? pt__pg_reader_next(r->pg, batch_rows, out, err)
          : r->my ? pt__my_reader_next(r->my, batch_rows, out, err)
-                 : pt__adbc_reader_next(r->adbc, out, err);
+                 : pt__adbc_reader_next(r->adbc, batch_rows, out, err);
 }
 
 void pt__sql_reader_free(pt__sql_reader *r) {

@@ -245,8 +245,13 @@ int pt__adbc_reader_open(const char *url, const char *driver, const char *query,
                          const struct ArrowSchema *expect, int describe_only,
                          pt__adbc_reader **out, pt_error *err);
 const struct ArrowSchema *pt__adbc_reader_schema(const pt__adbc_reader *r);
-/* The driver's next batch into *out (caller owns it); release NULL at the end. */
-int pt__adbc_reader_next(pt__adbc_reader *r, struct ArrowArray *out, pt_error *err);
+/* The driver's next batch into *out (caller owns it); release NULL at the end.
+ * A reader opened with expect runs its query at the first call, telling
+ * the driver batch_rows (> 0) as its batch size where the driver has an
+ * option for that (SQLite: rows; PostgreSQL: a byte hint from the
+ * columns' widths); other drivers batch as they like. */
+int pt__adbc_reader_next(pt__adbc_reader *r, int64_t batch_rows, struct ArrowArray *out,
+                         pt_error *err);
 void pt__adbc_reader_free(pt__adbc_reader *r);
 
 /* ------------------------------------------------------------------------ */

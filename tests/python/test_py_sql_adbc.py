@@ -69,6 +69,36 @@ def test_postgresql_driver_matches_libpq(pg, session) -> None:  # noqa: F811
         mine.column("ts").to_pylist()
 
 
+def _batch_rows(ds) -> list[int]:
+    def sizes(batches):
+        for b in batches:
+            yield pa.record_batch({"n": pa.array([b.num_rows], pa.int64())})
+    return ds.map_in_arrow(sizes, "n long").to_arrow().column("n").to_pylist()
+
+
+def test_sqlite_fetch_size(session, db) -> None:
+    # The SQLite driver's batch_rows option: batches of exactly fetch_size
+    # rows but the last, all rows there.
+    kw = dict(table="ev", column="id", lower_bound=0, upper_bound=4000, num_partitions=2)
+    small = _batch_rows(session.read_sql(f"adbc:sqlite://{db}", fetch_size=300, **kw))
+    assert sum(small) == 4001 and max(small) == 300 and len(small) >= 4001 // 300
+    big = _batch_rows(session.read_sql(f"adbc:sqlite://{db}", fetch_size=5000, **kw))
+    assert sum(big) == 4001 and len(big) == 2
+
+
+@pytest.mark.skipif(not (BIN / "initdb").exists(), reason="PostgreSQL 15 is not installed")
+def test_postgresql_driver_fetch_size(pg, session) -> None:  # noqa: F811
+    # The PostgreSQL driver sizes batches by an estimate of their bytes:
+    # fetch_size becomes that hint, so batches come out about that many rows.
+    psql(pg, "CREATE TABLE IF NOT EXISTS adbc_fs (id int8, x float8); TRUNCATE adbc_fs; "
+             "INSERT INTO adbc_fs SELECT g, g / 7.0 FROM generate_series(1, 20000) g")
+    small = _batch_rows(session.read_sql("adbc:" + pg, table="adbc_fs", fetch_size=1000))
+    big = _batch_rows(session.read_sql("adbc:" + pg, table="adbc_fs", fetch_size=100000))
+    assert sum(small) == sum(big) == 20000
+    assert len(big) == 1
+    assert len(small) >= 10 and max(small) <= 4000
+
+
 def test_errors(session, db, tmp_path: Path) -> None:
     with pytest.raises(pt.ProtiumError, match="cannot load the sqlite driver"):
         session.read_sql(f"adbc:sqlite://{db}", table="ev",
