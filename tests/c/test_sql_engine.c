@@ -200,10 +200,8 @@ static void staged_rows(const char *url, const char *suffix, char *out, size_t s
   PQfinish(c);
 }
 
-/* Partition 1's first attempt kills its executor on its fourth batch, after
- * three were COPYed into its staging table; partition 2's first attempt
- * fails on its sixth, after five. Each first notes, in the report file,
- * how many rows its staging table holds then. */
+/* The shared faults (test_util.h); each losing first attempt notes, in the
+ * report file, how many rows its staging table holds when it dies. */
 static int chaos(const pt_task_context *ctx, const struct ArrowSchema *schema,
                  const struct ArrowArray *batch, struct ArrowArray *out, const void *arg,
                  size_t arg_size, pt_error *err) {
@@ -212,24 +210,17 @@ static int chaos(const pt_task_context *ctx, const struct ArrowSchema *schema,
     snprintf(err->message, sizeof err->message, "arg must be a chaos_arg");
     return err->code = PT_EINVAL;
   }
-  const struct ArrowArray *c = batch->children[0];
-  int64_t first = ((const int64_t *)c->buffers[1])[c->offset + batch->offset];
-  if (pt_ctx_task_attempt(ctx) == 0 &&
-      ((pt_ctx_partition_id(ctx) == 1 && first == 13000) ||
-       (pt_ctx_partition_id(ctx) == 2 && first == 25000))) {
+  int fault = pt_test_write_fault(ctx, batch);
+  if (fault != PT_TEST_NO_FAULT) {
     char n[32];
-    staged_rows(a->url, pt_ctx_partition_id(ctx) == 1 ? "\\_p1\\_a0" : "\\_p2\\_a0", n,
-                sizeof n);
+    staged_rows(a->url, fault == PT_TEST_KILL ? "\\_p1\\_a0" : "\\_p2\\_a0", n, sizeof n);
     FILE *f = fopen(a->report, "a");
     if (f) {
       fprintf(f, "p%lld:%s\n", (long long)pt_ctx_partition_id(ctx), n);
       fclose(f);
     }
-    if (pt_ctx_partition_id(ctx) == 1) raise(SIGKILL);
-    snprintf(err->message, sizeof err->message, "injected failure after 5 batches");
-    return err->code = PT_EIO;
   }
-  return pt_array_copy(schema, batch, out, err);
+  return pt_test_apply_fault(fault, schema, batch, out, err);
 }
 PT_REGISTER_FN(chaos)
 
@@ -254,14 +245,7 @@ static void test_write_exactly_once_under_faults(void **state) {
   assert_query("SELECT count(*) = 40000 AND count(DISTINCT id) = 40000 AND min(id) = 0 AND "
                "max(id) = 39999 FROM faults", "t");
   assert_no_staging();
-  pt_job_stats *js;
-  CHECK(pt_dataset_last_job(mapped, &js, &err));
-  pt_stage_stats tot;
-  pt_job_stats_total(js, &tot);
-  assert_int_equal(tot.tasks_failed, 2);
-  assert_int_equal(tot.failed_by_cause[PT_CAUSE_EXECUTOR_LOST], 1);
-  assert_int_equal(js->executors_lost, 1);
-  pt_job_stats_free(js);
+  pt_test_assert_two_faults(mapped);
   pt_dataset_free(mapped);
   pt_dataset_free(range);
 }
@@ -270,13 +254,7 @@ static int always_fail(const pt_task_context *ctx, const struct ArrowSchema *sch
                        const struct ArrowArray *batch, struct ArrowArray *out, const void *arg,
                        size_t arg_size, pt_error *err) {
   (void)arg, (void)arg_size;
-  const struct ArrowArray *c = batch->children[0];
-  int64_t first = ((const int64_t *)c->buffers[1])[c->offset + batch->offset];
-  if (pt_ctx_partition_id(ctx) == 3 && first == 35000) {
-    snprintf(err->message, sizeof err->message, "partition 3 always fails");
-    return err->code = PT_EIO;
-  }
-  return pt_array_copy(schema, batch, out, err);
+  return pt_test_partition3_fails(ctx, schema, batch, out, err);
 }
 PT_REGISTER_FN(always_fail)
 

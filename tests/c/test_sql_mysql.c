@@ -2,8 +2,10 @@
  * (test_sql_servers.h) with real executor processes: every mapped type read
  * back value by value, Spark JDBC ranges losing no row (NULL ids included),
  * writes exactly once in every mode, also with an executor killed in the
- * middle of its INSERTs and an attempt failing after staging rows; unmapped
- * types refused by name, passwords masked.
+ * middle of its INSERTs and an attempt failing after staging rows (the
+ * faults of test_util.h, shared with test_sql_engine.c), a failed job
+ * leaving the table as it was; unmapped types refused by name, passwords
+ * (sql.password, sql.password.<host>) masked.
  */
 #include <setjmp.h>
 #include <signal.h>
@@ -169,22 +171,12 @@ static void test_write_modes(void **state) {
   pt_dataset_free(ds);
 }
 
-/* Partition 1's first attempt kills its executor on its fourth batch;
- * partition 2's first attempt fails on its sixth. */
+/* The shared faults (test_util.h). */
 static int chaos(const pt_task_context *ctx, const struct ArrowSchema *schema,
                  const struct ArrowArray *batch, struct ArrowArray *out, const void *arg,
                  size_t arg_size, pt_error *err) {
   (void)arg, (void)arg_size;
-  const struct ArrowArray *c = batch->children[0];
-  int64_t first = ((const int64_t *)c->buffers[1])[c->offset + batch->offset];
-  if (pt_ctx_task_attempt(ctx) == 0) {
-    if (pt_ctx_partition_id(ctx) == 1 && first == 13000) raise(SIGKILL);
-    if (pt_ctx_partition_id(ctx) == 2 && first == 25000) {
-      snprintf(err->message, sizeof err->message, "injected failure after 5 batches");
-      return err->code = PT_EIO;
-    }
-  }
-  return pt_array_copy(schema, batch, out, err);
+  return pt_test_apply_fault(pt_test_write_fault(ctx, batch), schema, batch, out, err);
 }
 PT_REGISTER_FN(chaos)
 
@@ -204,13 +196,37 @@ static void test_write_exactly_once_under_faults(void **state) {
   free(t.ids);
   pt_dataset_free(back);
   assert_no_staging();
-  pt_job_stats *js;
-  CHECK(pt_dataset_last_job(mapped, &js, &err));
-  pt_stage_stats tot;
-  pt_job_stats_total(js, &tot);
-  assert_int_equal(tot.tasks_failed, 2);
-  assert_int_equal(js->executors_lost, 1);
-  pt_job_stats_free(js);
+  pt_test_assert_two_faults(mapped);
+  pt_dataset_free(mapped);
+  pt_dataset_free(range);
+}
+
+static int always_fail(const pt_task_context *ctx, const struct ArrowSchema *schema,
+                       const struct ArrowArray *batch, struct ArrowArray *out, const void *arg,
+                       size_t arg_size, pt_error *err) {
+  (void)arg, (void)arg_size;
+  return pt_test_partition3_fails(ctx, schema, batch, out, err);
+}
+PT_REGISTER_FN(always_fail)
+
+/* A job that fails leaves the table as it was, also the overwrite's, and
+ * one it would have created is not there (MySQL's DDL commits on its own:
+ * the commit drops it again). */
+static void test_failed_job_leaves_table_unchanged(void **state) {
+  (void)state;
+  exec_ok("CREATE TABLE kept (id BIGINT)");
+  exec_ok("INSERT INTO kept VALUES (7)");
+  pt_dataset *range, *mapped;
+  CHECK(pt_range(S, 0, 40000, 4, &range, &err));
+  CHECK(pt_map_batches(range, always_fail, NULL, NULL, 0, &mapped, &err));
+  pt_error err = {0};
+  assert_int_equal(pt_write_sql(mapped, g_my.url, "kept", PT_SQL_OVERWRITE, &err), PT_EIO);
+  assert_non_null(strstr(err.message, "partition 3 always fails"));
+  assert_query("SELECT GROUP_CONCAT(id) FROM kept", "7");
+  assert_int_equal(pt_write_sql(mapped, g_my.url, "never", PT_SQL_APPEND, &err), PT_EIO);
+  assert_query("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'pt' AND "
+               "table_name = 'never'", "0");
+  assert_no_staging();
   pt_dataset_free(mapped);
   pt_dataset_free(range);
 }
@@ -308,6 +324,7 @@ int main(void) {
       cmocka_unit_test(test_refusals_and_masking),
       cmocka_unit_test(test_write_modes),
       cmocka_unit_test(test_write_exactly_once_under_faults),
+      cmocka_unit_test(test_failed_job_leaves_table_unchanged),
       cmocka_unit_test(test_conf_password),
       cmocka_unit_test(test_host_password),
   };

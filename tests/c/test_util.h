@@ -1,13 +1,14 @@
 /* test_util.h — helpers the engine tests share: CHECK (a call that must
  * succeed, failing the test with its message), a local session with a few
- * configuration keys, and the int64 column of a whole dataset collected and
- * sorted. Header-only (static functions) so that each test program stays one
+ * configuration keys, the int64 column of a whole dataset collected and
+ * sorted, and the faults the SQL write tests inject. Header-only (static functions) so that each test program stays one
  * translation unit.
  */
 #ifndef PT_TEST_UTIL_H
 #define PT_TEST_UTIL_H
 
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -109,6 +110,67 @@ static int pt_test_ids_are_range(const pt_test_ids *t, int64_t first, int64_t n)
   for (int64_t i = 0; i < n; i++)
     if (t->ids[i] != first + i) return 0;
   return 1;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The faults the SQL write tests (PostgreSQL, MariaDB) inject, the same for
+ * every database: over pt_range(0, 40000, 4 partitions) in batches of 1000,
+ * partition 1's first attempt kills its executor at its fourth batch (ids
+ * from 13000) and partition 2's fails at its sixth (ids from 25000), each
+ * after staging rows; partition 3 can be made to fail on every attempt. */
+
+enum { PT_TEST_NO_FAULT, PT_TEST_KILL, PT_TEST_FAIL };
+
+/* The id the batch starts with (column 0, int64). */
+static int64_t pt_test_first_id(const struct ArrowArray *batch) {
+  const struct ArrowArray *c = batch->children[0];
+  return ((const int64_t *)c->buffers[1])[c->offset + batch->offset];
+}
+
+/* Which fault this batch of this attempt gets. */
+static int pt_test_write_fault(const pt_task_context *ctx, const struct ArrowArray *batch) {
+  if (pt_ctx_task_attempt(ctx) != 0) return PT_TEST_NO_FAULT;
+  int64_t first = pt_test_first_id(batch), p = pt_ctx_partition_id(ctx);
+  if (p == 1 && first == 13000) return PT_TEST_KILL;
+  if (p == 2 && first == 25000) return PT_TEST_FAIL;
+  return PT_TEST_NO_FAULT;
+}
+
+/* Carries out fault (from pt_test_write_fault) or copies the batch: a map
+ * function's body. */
+static int pt_test_apply_fault(int fault, const struct ArrowSchema *schema,
+                               const struct ArrowArray *batch, struct ArrowArray *out,
+                               pt_error *err) {
+  if (fault == PT_TEST_KILL) raise(SIGKILL);
+  if (fault == PT_TEST_FAIL) {
+    snprintf(err->message, sizeof err->message, "injected failure after 5 batches");
+    return err->code = PT_EIO;
+  }
+  return pt_array_copy(schema, batch, out, err);
+}
+
+/* The body of a map function whose partition 3 always fails. */
+static int pt_test_partition3_fails(const pt_task_context *ctx, const struct ArrowSchema *schema,
+                                    const struct ArrowArray *batch, struct ArrowArray *out,
+                                    pt_error *err) {
+  if (pt_ctx_partition_id(ctx) == 3 && pt_test_first_id(batch) == 35000) {
+    snprintf(err->message, sizeof err->message, "partition 3 always fails");
+    return err->code = PT_EIO;
+  }
+  return pt_array_copy(schema, batch, out, err);
+}
+
+/* The last job of ds saw exactly the two injected faults: two failed
+ * tasks, one of them by the executor it killed. */
+static void pt_test_assert_two_faults(pt_dataset *ds) {
+  pt_job_stats *js;
+  CHECK(pt_dataset_last_job(ds, &js, &err));
+  pt_stage_stats tot;
+  pt_job_stats_total(js, &tot);
+  assert_int_equal(tot.tasks_failed, 2);
+  assert_int_equal(tot.failed_by_cause[PT_CAUSE_EXECUTOR_LOST], 1);
+  assert_int_equal(js->executors_lost, 1);
+  pt_job_stats_free(js);
 }
 
 #endif
