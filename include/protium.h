@@ -1203,7 +1203,9 @@ typedef enum pt_sql_write_mode {
 } pt_sql_write_mode;
 
 /* Writes ds into table of the PostgreSQL or MySQL/MariaDB database at url
- * (as pt_read_sql's), exactly once:
+ * (as pt_read_sql's), or through the ADBC SQLite or PostgreSQL driver
+ * (adbc:sqlite:..., adbc:postgresql:...; the library as docs/sql.md says),
+ * exactly once:
  * each task attempt COPYs its partition into a staging table of its own
  * (named by job, partition and attempt); when every partition succeeded,
  * one transaction creates or truncates the table as mode says and moves the

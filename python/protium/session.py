@@ -859,14 +859,22 @@ class Dataset:
         self._run(connectors.fn("pt_write_csv"), os.fsencode(path), ctypes.byref(opts))
 
     def write_sql(self, url: str, table: str, *, mode: str = "error") -> None:
-        """Writes the rows into a PostgreSQL or MySQL table exactly once, as PySpark's
-        write.jdbc: mode "error" (the table must not exist), "append" or
-        "overwrite" (its rows replaced). Every task attempt stages its rows
-        in a table of its own; one transaction moves the winners in."""
+        """Writes the rows into a PostgreSQL or MySQL table, or through the
+        ADBC SQLite or PostgreSQL driver (adbc:sqlite:///path.db,
+        adbc:postgresql://...), exactly once, as PySpark's write.jdbc: mode
+        "error" (the table must not exist), "append" or "overwrite" (its
+        rows replaced). Every task attempt stages its rows in a table of
+        its own; one transaction moves the winners in. An ADBC URL's driver
+        is the installed adbc_driver_NAME package's unless the URL ends in
+        #adbc_driver=PATH."""
         from protium import connectors
         if mode.lower() not in connectors.SQL_MODES:
             raise ValueError(f"write_sql: mode must be one of {sorted(connectors.SQL_MODES)}, "
                              f"not {mode!r}")
+        if url.startswith("adbc:") and "#adbc_driver=" not in url:
+            lib = connectors.adbc_driver_of(url)
+            if lib:
+                url = f"{url}#adbc_driver={lib}"
         self._run(connectors.fn("pt_write_sql"), url.encode(), table.encode(),
                   connectors.SQL_MODES[mode.lower()])
 

@@ -185,6 +185,30 @@ int pt_write_sql(pt_dataset *ds, const char *url, const char *table, pt_sql_writ
   PT_RETURN_NOT_OK(check_url(url, "write_sql", err));
   char *curl = NULL;
   PT_RETURN_NOT_OK(connect_url(ds->session, url, &curl, err));
+  /* Executors load an ADBC driver from the path the URL ends with: the one
+   * sql.adbc.driver_path finds, unless the URL names one. */
+  char named[8];
+  if (strncmp(curl, "adbc:", 5) == 0 && pt__adbc_url_driver(curl, named, sizeof named) == PT_OK &&
+      !named[0]) {
+    char *lib = NULL;
+    int drc = adbc_driver_of(ds->session, curl, NULL, &lib, err);
+    if (drc == PT_OK && lib) {
+      pt_buf b = {0};
+      if (pt__sql_put(&b, curl) || pt__sql_put(&b, "#adbc_driver=") || pt__sql_put(&b, lib) ||
+          pt__buf_putc(&b, 0)) {
+        pt_buf_free(&b);
+        drc = pt__errorf(err, PT_ENOMEM, "write_sql: out of memory");
+      } else {
+        pt__free(curl);
+        curl = b.data;
+      }
+    }
+    pt__free(lib);
+    if (drc != PT_OK) {
+      pt__free(curl);
+      return drc;
+    }
+  }
   url = curl;
   pt_buf ddl = {0};
   int rc = pt__sql_columns_ddl(url, &ds->schema, &ddl, err);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/core.h"
 #include "sql/sql.h"
@@ -70,7 +71,9 @@ struct AdbcDriver {
   AdbcStatusCode (*ConnectionRelease)(struct AdbcConnection *, struct AdbcError *);
   adbc_fn ConnectionRollback;
 
-  adbc_fn StatementBind, StatementBindStream;
+  AdbcStatusCode (*StatementBind)(struct AdbcStatement *, struct ArrowArray *,
+                                  struct ArrowSchema *, struct AdbcError *);
+  adbc_fn StatementBindStream;
   AdbcStatusCode (*StatementExecuteQuery)(struct AdbcStatement *, struct ArrowArrayStream *,
                                           int64_t *, struct AdbcError *);
   adbc_fn StatementExecutePartitions, StatementGetParameterSchema;
@@ -122,6 +125,20 @@ int pt__adbc_url_split(const char *url, char *name, size_t name_size, const char
   } else {
     *uri = p;
   }
+  return PT_OK;
+}
+
+/* The suffix that names the driver library in a URL (kept out of what the
+ * driver is given). */
+static const char DRIVER_MARK[] = "#adbc_driver=";
+
+int pt__adbc_url_driver(const char *url, char *out, size_t size) {
+  const char *m = strstr(url, DRIVER_MARK), *next;
+  while (m && (next = strstr(m + 1, DRIVER_MARK)) != NULL) m = next; /* the last one */
+  out[0] = 0;
+  if (!m) return PT_OK;
+  if (strlen(m + sizeof DRIVER_MARK - 1) >= size) return PT_ERANGE;
+  snprintf(out, size, "%s", m + sizeof DRIVER_MARK - 1);
   return PT_OK;
 }
 
@@ -192,8 +209,17 @@ static int conn_open(const char *url, const char *driver, adbc_conn *c, pt_error
                       "sql: adbc: URL must read adbc:DRIVER:..., e.g. adbc:sqlite:///path.db or "
                       "adbc:postgresql://user@host/db");
   snprintf(c->name, sizeof c->name, "%s", name);
-  char lib[512];
+  char lib[512], own[512];
+  /* What the driver is given ends where the URL names the library. */
+  char uri_buf[4096];
+  const char *mark = strstr(uri, DRIVER_MARK);
+  if (mark) {
+    snprintf(uri_buf, sizeof uri_buf, "%.*s", (int)(mark - uri), uri);
+    uri = uri_buf;
+  }
+  if (pt__adbc_url_driver(url, own, sizeof own) != PT_OK) own[0] = 0;
   if (driver && *driver) snprintf(lib, sizeof lib, "%s", driver);
+  else if (own[0]) snprintf(lib, sizeof lib, "%s", own);
   else snprintf(lib, sizeof lib, "libadbc_driver_%s.so", name);
   void *h = dlopen(lib, RTLD_NOW | RTLD_LOCAL);
   if (!h)
@@ -544,4 +570,323 @@ int pt__adbc_reader_next(pt__adbc_reader *r, int64_t batch_rows, struct ArrowArr
     return conform(r, &b, out, err);
   }
   return PT_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Writing: stage.c's calls (pt__sql_db) over an ADBC connection. Statements
+ * run with the connection's autocommit (each lands on its own) unless
+ * stage.c's BEGIN opened a transaction; a task attempt's batches go into
+ * its staging table through the driver's bulk ingest (adbc.ingest.*), the
+ * driver's own fast path (COPY for PostgreSQL, a prepared INSERT for
+ * SQLite). The column DDL is the database's: PostgreSQL's as pgwrite.c
+ * writes it, SQLite's type affinities; other drivers are refused. */
+
+typedef struct adbc_wconn {
+  adbc_conn c;
+  char *url; /* owned: masks passwords */
+} adbc_wconn;
+
+static void w_close(void *conn) {
+  adbc_wconn *w = conn;
+  if (!w) return;
+  conn_close(&w->c);
+  free(w->url);
+  free(w);
+}
+
+static int w_exec(void *conn, const char *sql, const char *what, const char *url, pt_error *err);
+
+static int w_connect(const char *url, void **out, pt_error *err) {
+  *out = NULL;
+  adbc_wconn *w = calloc(1, sizeof *w);
+  if (!w || !(w->url = strdup(url))) {
+    free(w);
+    return pt__errorf(err, PT_ENOMEM, "sql: out of memory");
+  }
+  int rc = conn_open(url, NULL, &w->c, err);
+  if (rc != PT_OK) {
+    free(w->url);
+    free(w);
+    return rc;
+  }
+  if (strcmp(w->c.name, "sqlite") != 0 && strcmp(w->c.name, "postgresql") != 0) {
+    rc = pt__errorf(err, PT_ENOTSUP,
+                    "sql: adbc: writing supports the sqlite and postgresql drivers, not %s; "
+                    "read through ADBC and write with a postgresql:// or mysql:// URL",
+                    w->c.name);
+    w_close(w);
+    return rc;
+  }
+  /* One writer at a time in a SQLite file: the tasks' loads and the
+   * commit wait for each other instead of failing on a busy database. */
+  if (strcmp(w->c.name, "sqlite") == 0 &&
+      (rc = w_exec(w, "PRAGMA busy_timeout = 60000", "cannot connect", url, err)) != PT_OK) {
+    w_close(w);
+    return rc;
+  }
+  *out = w;
+  return PT_OK;
+}
+
+/* A new statement on w (st_made set), or an error naming what. */
+static int w_statement(adbc_wconn *w, struct AdbcStatement *st, const char *what,
+                       pt_error *err) {
+  struct AdbcError e = {0};
+  memset(st, 0, sizeof *st);
+  AdbcStatusCode s = w->c.driver.StatementNew(&w->c.conn, st, &e);
+  return s == ADBC_STATUS_OK ? PT_OK : adbc_fail(err, PT_EIO, what, w->url, s, &e);
+}
+
+static void w_statement_free(adbc_wconn *w, struct AdbcStatement *st) {
+  struct AdbcError e = {0};
+  w->c.driver.StatementRelease(st, &e);
+  if (e.release) e.release(&e);
+}
+
+static int w_exec(void *conn, const char *sql, const char *what, const char *url, pt_error *err) {
+  adbc_wconn *w = conn;
+  (void)url;
+  struct AdbcStatement st;
+  PT_RETURN_NOT_OK(w_statement(w, &st, what, err));
+  struct AdbcError e = {0};
+  int64_t affected = -1;
+  AdbcStatusCode s = w->c.driver.StatementSetSqlQuery(&st, sql, &e);
+  if (s == ADBC_STATUS_OK) s = w->c.driver.StatementExecuteQuery(&st, NULL, &affected, &e);
+  int rc = s == ADBC_STATUS_OK ? PT_OK : adbc_fail(err, PT_EIO, what, w->url, s, &e);
+  w_statement_free(w, &st);
+  return rc;
+}
+
+static int w_quote(pt_buf *out, const char *name) {
+  PT_RETURN_NOT_OK(pt__buf_putc(out, '"'));
+  for (const char *p = name; *p; p++) {
+    if (*p == '"') PT_RETURN_NOT_OK(pt__buf_putc(out, '"'));
+    PT_RETURN_NOT_OK(pt__buf_putc(out, *p));
+  }
+  return pt__buf_putc(out, '"');
+}
+
+/* SQLite's column types: its affinities for the Arrow types the SQLite
+ * driver binds as they are. */
+static int sqlite_columns_ddl(const struct ArrowSchema *schema, pt_buf *out, pt_error *err) {
+  if (!schema || !schema->format || strcmp(schema->format, "+s") != 0 || schema->n_children < 1)
+    return pt__errorf(err, PT_EINVAL, "sql: write: the data needs at least one column");
+  for (int64_t c = 0; c < schema->n_children; c++) {
+    const struct ArrowSchema *f = schema->children[c];
+    const char *t = NULL;
+    switch (f->dictionary ? 0 : f->format[0]) {
+    case 'b': case 'c': case 'C': case 's': case 'S': case 'i': case 'I': case 'l': case 'L':
+      t = "INTEGER";
+      break;
+    case 'e': case 'f': case 'g': t = "REAL"; break;
+    case 'u': case 'U': t = f->format[1] ? NULL : "TEXT"; break;
+    case 'z': case 'Z': t = f->format[1] ? NULL : "BLOB"; break;
+    default: break;
+    }
+    if (!t) {
+      char tn[128];
+      pt_type_name(f, tn, sizeof tn);
+      return pt__errorf(err, PT_ENOTSUP,
+                        "sql: write: column \"%s\" is %s, which protium does not write to "
+                        "SQLite; cast it to an integer, float, string or binary column",
+                        f->name ? f->name : "", tn);
+    }
+    if ((c && pt__sql_put(out, ", ")) || w_quote(out, f->name ? f->name : "") ||
+        pt__buf_putc(out, ' ') || pt__sql_put(out, t))
+      return pt__errorf(err, PT_ENOMEM, "sql: out of memory");
+  }
+  if (pt__buf_putc(out, 0) != PT_OK) return pt__errorf(err, PT_ENOMEM, "sql: out of memory");
+  out->len--; /* NUL-terminated, the NUL not counted */
+  return PT_OK;
+}
+
+/* The DDL of the database behind an ADBC URL (stage.c asks by URL only
+ * through pt__sql_columns_ddl, which passes the schema alone: the driver's
+ * name decides). */
+static int w_columns_ddl_for(const char *url, const struct ArrowSchema *schema, pt_buf *out,
+                             pt_error *err) {
+  char name[64];
+  const char *uri;
+  if (pt__adbc_url_split(url, name, sizeof name, &uri) != PT_OK)
+    return pt__errorf(err, PT_EINVAL, "sql: adbc: URL must read adbc:DRIVER:...");
+  if (strcmp(name, "sqlite") == 0) return sqlite_columns_ddl(schema, out, err);
+  if (strcmp(name, "postgresql") == 0) return pt__pg_columns_ddl(schema, out, err);
+  return pt__errorf(err, PT_ENOTSUP,
+                    "sql: adbc: writing supports the sqlite and postgresql drivers, not %s; "
+                    "read through ADBC and write with a postgresql:// or mysql:// URL", name);
+}
+
+static int w_bulk_load(void *conn, const char *table, const char *url,
+                       const struct ArrowSchema *schema, const struct ArrowArray *batch,
+                       pt_buf *scratch, pt_error *err) {
+  adbc_wconn *w = conn;
+  (void)url, (void)scratch;
+  /* The driver takes the batch (and its schema) as its own: it gets copies. */
+  struct ArrowArray values = {0};
+  struct ArrowSchema types = {0};
+  PT_RETURN_NOT_OK(pt_array_copy(schema, batch, &values, err));
+  int rc = pt_schema_copy(schema, &types, err);
+  if (rc != PT_OK) {
+    values.release(&values);
+    return rc;
+  }
+  struct AdbcStatement st;
+  rc = w_statement(w, &st, "cannot load rows into the staging table", err);
+  if (rc != PT_OK) {
+    values.release(&values);
+    types.release(&types);
+    return rc;
+  }
+  struct AdbcError e = {0};
+  AdbcStatusCode s =
+      w->c.driver.StatementSetOption(&st, "adbc.ingest.target_table", table, &e);
+  if (s == ADBC_STATUS_OK)
+    s = w->c.driver.StatementSetOption(&st, "adbc.ingest.mode", "adbc.ingest.mode.append", &e);
+  if (s == ADBC_STATUS_OK) s = w->c.driver.StatementBind(&st, &values, &types, &e);
+  int64_t affected = -1;
+  if (s == ADBC_STATUS_OK) s = w->c.driver.StatementExecuteQuery(&st, NULL, &affected, &e);
+  rc = s == ADBC_STATUS_OK
+           ? PT_OK
+           : adbc_fail(err, PT_EIO, "cannot load rows into the staging table", w->url, s, &e);
+  w_statement_free(w, &st);
+  /* Moved into the driver unless it refused them before. */
+  if (values.release) values.release(&values);
+  if (types.release) types.release(&types);
+  return rc;
+}
+
+/* The values of the first column (strings) of sql's rows; on PT_OK the
+ * caller owns *names and each name (pt__free). */
+static int w_query_names(adbc_wconn *w, const char *sql, const char *what, char ***names,
+                         int64_t *n, pt_error *err) {
+  *names = NULL;
+  *n = 0;
+  struct AdbcStatement st;
+  PT_RETURN_NOT_OK(w_statement(w, &st, what, err));
+  struct AdbcError e = {0};
+  struct ArrowArrayStream stream = {0};
+  struct ArrowSchema sch = {0};
+  int64_t affected = -1, cap = 0;
+  int rc = PT_OK;
+  AdbcStatusCode s = w->c.driver.StatementSetSqlQuery(&st, sql, &e);
+  if (s == ADBC_STATUS_OK) s = w->c.driver.StatementExecuteQuery(&st, &stream, &affected, &e);
+  if (s != ADBC_STATUS_OK) {
+    rc = adbc_fail(err, PT_EIO, what, w->url, s, &e);
+    goto done;
+  }
+  if (stream.get_schema(&stream, &sch) != 0 || sch.n_children < 1) {
+    rc = pt__errorf(err, PT_EIO, "sql: adbc: %s: the driver gave no columns", what);
+    goto done;
+  }
+  for (;;) {
+    struct ArrowArray b = {0};
+    if (stream.get_next(&stream, &b) != 0) {
+      rc = pt__errorf(err, PT_EIO, "sql: adbc: %s: reading the result failed", what);
+      break;
+    }
+    if (!b.release) break;
+    const struct ArrowArray *c = b.n_children > 0 ? b.children[0] : NULL;
+    /* An empty result may carry any type (SQLite infers it from no rows). */
+    int text = strcmp(sch.children[0]->format, "u") == 0;
+    for (int64_t i = 0; c && text && i < c->length && rc == PT_OK; i++) {
+      int64_t j = c->offset + i;
+      const uint8_t *valid = c->buffers[0];
+      if (valid && !(valid[j >> 3] >> (j & 7) & 1)) continue;
+      const int32_t *off = c->buffers[1];
+      const char *data = c->buffers[2];
+      char *dup = pt__malloc((size_t)(off[j + 1] - off[j]) + 1);
+      if (!dup || pt__grow((void **)names, &cap, *n + 1, sizeof **names) != PT_OK) {
+        pt__free(dup);
+        rc = pt__errorf(err, PT_ENOMEM, "sql: out of memory");
+        break;
+      }
+      memcpy(dup, data + off[j], (size_t)(off[j + 1] - off[j]));
+      dup[off[j + 1] - off[j]] = 0;
+      (*names)[(*n)++] = dup;
+    }
+    if (c && !text && c->length > 0 && rc == PT_OK)
+      rc = pt__errorf(err, PT_EIO, "sql: adbc: %s: the driver's names are not strings", what);
+    b.release(&b);
+    if (rc != PT_OK) break;
+  }
+done:
+  if (sch.release) sch.release(&sch);
+  if (stream.release) stream.release(&stream);
+  w_statement_free(w, &st);
+  if (rc != PT_OK) {
+    for (int64_t i = 0; i < *n; i++) pt__free((*names)[i]);
+    pt__free(*names);
+    *names = NULL;
+    *n = 0;
+  }
+  return rc;
+}
+
+static int w_list_tables(void *conn, const char *pattern, const char *url, char ***names,
+                         int64_t *n, pt_error *err) {
+  adbc_wconn *w = conn;
+  (void)url;
+  pt_buf q = {0};
+  int rc = strcmp(w->c.name, "sqlite") == 0
+               ? pt__sql_put(&q, "SELECT name FROM sqlite_master WHERE type = 'table' AND "
+                                 "name LIKE '")
+               : pt__sql_put(&q, "SELECT tablename::text FROM pg_tables WHERE schemaname = "
+                                 "current_schema() AND tablename LIKE '");
+  for (const char *p = pattern; *p && rc == PT_OK; p++)
+    rc = (*p == '\'' ? pt__buf_putc(&q, '\'') : PT_OK) || pt__buf_putc(&q, *p);
+  if (rc == PT_OK) rc = pt__sql_put(&q, "' ESCAPE '\\'") || pt__buf_putc(&q, 0);
+  if (rc != PT_OK) {
+    pt_buf_free(&q);
+    return pt__errorf(err, PT_ENOMEM, "sql: out of memory");
+  }
+  rc = w_query_names(w, q.data, "cannot list the tables", names, n, err);
+  pt_buf_free(&q);
+  return rc;
+}
+
+static int w_table_exists(void *conn, const char *table, const char *url, pt_error *err) {
+  char pattern[512];
+  size_t k = 0;
+  for (const char *p = table; *p && k + 3 < sizeof pattern; p++) {
+    if (*p == '_' || *p == '%' || *p == '\\') pattern[k++] = '\\';
+    pattern[k++] = *p;
+  }
+  pattern[k] = 0;
+  char **names = NULL;
+  int64_t n = 0;
+  if (w_list_tables(conn, pattern, url, &names, &n, err) != PT_OK) return -1;
+  int found = 0;
+  for (int64_t i = 0; i < n; i++) {
+    /* LIKE in SQLite ignores case, as SQLite's table names do. */
+    found |= ((adbc_wconn *)conn)->c.name[0] == 's' ? strcasecmp(names[i], table) == 0
+                                                     : strcmp(names[i], table) == 0;
+    pt__free(names[i]);
+  }
+  pt__free(names);
+  return found;
+}
+
+static int w_columns_ddl_unbound(const struct ArrowSchema *schema, pt_buf *out, pt_error *err) {
+  (void)schema, (void)out;
+  return pt__errorf(err, PT_EINVAL, "sql: adbc: the column DDL depends on the URL's driver");
+}
+
+const pt__sql_db pt__adbc_db = {
+    .create_staging = "CREATE TABLE ",
+    .begin = "BEGIN",
+    .clear = "DELETE FROM ",
+    .ddl_in_transaction = 1, /* SQLite and PostgreSQL */
+    .connect = w_connect,
+    .close = w_close,
+    .exec = w_exec,
+    .quote = w_quote,
+    .columns_ddl = w_columns_ddl_unbound, /* see pt__adbc_columns_ddl */
+    .bulk_load = w_bulk_load,
+    .table_exists = w_table_exists,
+    .list_tables = w_list_tables,
+};
+
+int pt__adbc_columns_ddl(const char *url, const struct ArrowSchema *schema, pt_buf *out,
+                         pt_error *err) {
+  return w_columns_ddl_for(url, schema, out, err);
 }

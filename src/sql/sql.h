@@ -204,7 +204,11 @@ typedef struct pt__sql_db {
                      int64_t *n, pt_error *err);
 } pt__sql_db;
 
-extern const pt__sql_db pt__pg_db, pt__my_db;
+extern const pt__sql_db pt__pg_db, pt__my_db, pt__adbc_db;
+/* pt__adbc_db's column DDL, which depends on the database behind url's
+ * driver (SQLite's affinities, PostgreSQL's types as pt__pg_columns_ddl). */
+int pt__adbc_columns_ddl(const char *url, const struct ArrowSchema *schema, pt_buf *out,
+                         pt_error *err);
 
 /* The database of url's scheme. */
 int pt__sql_db_of(const char *url, const pt__sql_db **out, pt_error *err);
@@ -233,6 +237,10 @@ void pt__my_reader_free(pt__my_reader *r);
  * (pointing into url) what the driver is given. PT_EINVAL if url is not
  * adbc:NAME:... */
 int pt__adbc_url_split(const char *url, char *name, size_t name_size, const char **uri);
+/* The driver library an ADBC URL names at its end ("...#adbc_driver=PATH";
+ * what the driver is given stops before it) into out, "" when none;
+ * PT_ERANGE when it does not fit. */
+int pt__adbc_url_driver(const char *url, char *out, size_t size);
 
 typedef struct pt__adbc_reader pt__adbc_reader;
 /* Loads driver (a library path; NULL or "": libadbc_driver_NAME.so as the

@@ -2,7 +2,8 @@
  * attempt's staging table (created, then filled batch by batch through the
  * database's bulk load), the driver's commit that moves the winners into the
  * target in one transaction, and the cleanup of a job's staging tables. What
- * differs between databases sits behind a pt__sql_db (pgwrite.c, mysql.c).
+ * differs between databases sits behind a pt__sql_db (pgwrite.c, mysql.c,
+ * adbc.c).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,11 +23,7 @@ struct pt__sql_stage {
 int pt__sql_db_of(const char *url, const pt__sql_db **out, pt_error *err) {
   pt__sql_dialect d;
   PT_RETURN_NOT_OK(pt__sql_dialect_of(url, &d, err));
-  if (d == PT__SQL_ADBC)
-    return pt__errorf(err, PT_ENOTSUP,
-                      "sql: writing through ADBC is not supported; write with a "
-                      "postgresql:// or mysql:// URL");
-  *out = d == PT__SQL_POSTGRES ? &pt__pg_db : &pt__my_db;
+  *out = d == PT__SQL_POSTGRES ? &pt__pg_db : d == PT__SQL_MYSQL ? &pt__my_db : &pt__adbc_db;
   return PT_OK;
 }
 
@@ -40,7 +37,9 @@ int pt__sql_columns_ddl(const char *url, const struct ArrowSchema *schema, pt_bu
                         pt_error *err) {
   const pt__sql_db *db;
   PT_RETURN_NOT_OK(pt__sql_db_of(url, &db, err));
-  return db->columns_ddl(schema, out, err);
+  /* Through ADBC the database behind the driver decides. */
+  return db == &pt__adbc_db ? pt__adbc_columns_ddl(url, schema, out, err)
+                            : db->columns_ddl(schema, out, err);
 }
 
 void pt__sql_stage_free(pt__sql_stage *w) {
@@ -99,7 +98,7 @@ int pt__sql_commit(const char *url, const char *table, pt__sql_mode mode,
   pt_buf ddl = {0}, cols = {0}, q = {0};
   void *c = NULL;
   int created = 0, in_tx = 0;
-  int rc = db->columns_ddl(schema, &ddl, err);
+  int rc = pt__sql_columns_ddl(url, schema, &ddl, err);
   if (rc != PT_OK) goto done;
   for (int64_t k = 0; k < schema->n_children && rc == PT_OK; k++)
     if ((k && pt__sql_put(&cols, ", ")) ||

@@ -219,7 +219,7 @@ static void test_postgresql_driver(void **state) {
 
 static void test_errors(void **state) {
   (void)state;
-  char url[512];
+  char url[2048];
   snprintf(url, sizeof url, "adbc:sqlite://%s", DB);
   pt_sql_read_options o;
   pt_sql_read_options_init(&o);
@@ -253,14 +253,122 @@ static void test_errors(void **state) {
   assert_non_null(strstr(err.message, "read_sql: sql: adbc: cannot connect: "));
   assert_null(strstr(err.message, "Adbc5ecretPW"));
 
-  /* Writes are for the databases protium stages itself. */
-  pt_dataset *range;
+  /* Writes: a column SQLite gets no type for, refused by name before any
+   * task runs; a driver protium does not stage through, refused by name. */
+  pt_dataset *range, *dated;
   CHECK(pt_range(S, 0, 10, 1, &range, &err));
-  snprintf(url, sizeof url, "adbc:sqlite://%s", DB);
-  assert_int_equal(pt_write_sql(range, url, "w", PT_SQL_APPEND, &err), PT_ENOTSUP);
-  assert_non_null(strstr(err.message, "writing through ADBC is not supported"));
+  snprintf(url, sizeof url, "adbc:sqlite://%s#adbc_driver=%s", DB, SQLITE_LIB);
+  CHECK(pt_read_sql(S, g_pg.url, "SELECT DATE '2024-01-01' AS d", NULL, &dated, &err));
+  assert_int_equal(pt_write_sql(dated, url, "w", PT_SQL_APPEND, &err), PT_ENOTSUP);
+  assert_non_null(strstr(err.message, "column \"d\" is date32, which protium does not write "
+                                      "to SQLite"));
+  assert_int_equal(pt_write_sql(range, "adbc:flightsql://h:1", "w", PT_SQL_APPEND, &err),
+                   PT_ENOTSUP);
+  assert_non_null(strstr(err.message, "writing supports the sqlite and postgresql drivers, not "
+                                      "flightsql"));
+  pt_dataset_free(dated);
   pt_dataset_free(range);
   assert_null(ds);
+}
+
+/* One value of a query against the write tests' database, as text. */
+static void adbc_query1(int pg, const char *sql, char *out, size_t size) {
+  if (pg) {
+    PGconn *c = PQconnectdb(g_pg.url);
+    PGresult *r = PQexec(c, sql);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
+      fail_msg("%s: %s", sql, PQerrorMessage(c));
+    snprintf(out, size, "%s", PQgetisnull(r, 0, 0) ? "NULL" : PQgetvalue(r, 0, 0));
+    PQclear(r);
+    PQfinish(c);
+    return;
+  }
+  char cmd[1024];
+  snprintf(cmd, sizeof cmd, "sqlite3 '%s/out.db' \"%s\"", DIR_, sql);
+  FILE *f = popen(cmd, "r");
+  assert_non_null(f);
+  size_t n = fread(out, 1, size - 1, f);
+  out[n] = 0;
+  while (n > 0 && out[n - 1] == '\n') out[--n] = 0;
+  assert_int_equal(pclose(f), 0);
+}
+
+static void assert_adbc_query(int pg, const char *sql, const char *want) {
+  char got[256];
+  adbc_query1(pg, sql, got, sizeof got);
+  if (strcmp(got, want) != 0) fail_msg("%s: got %s, want %s", sql, got, want);
+}
+
+static int chaos(const pt_task_context *ctx, const struct ArrowSchema *schema,
+                 const struct ArrowArray *batch, struct ArrowArray *out, const void *arg,
+                 size_t arg_size, pt_error *err) {
+  (void)arg, (void)arg_size;
+  return pt_test_apply_fault(pt_test_write_fault(ctx, batch), schema, batch, out, err);
+}
+PT_REGISTER_FN(chaos)
+
+static int always_fail(const pt_task_context *ctx, const struct ArrowSchema *schema,
+                       const struct ArrowArray *batch, struct ArrowArray *out, const void *arg,
+                       size_t arg_size, pt_error *err) {
+  (void)arg, (void)arg_size;
+  return pt_test_partition3_fails(ctx, schema, batch, out, err);
+}
+PT_REGISTER_FN(always_fail)
+
+/* write_sql through the driver's bulk ingest, exactly once: every mode, an
+ * executor killed and an attempt failing after staging rows (the faults of
+ * test_util.h), a failed job leaving the table as it was, no staging table
+ * left. */
+static void write_through(int pg) {
+  char url[2048];
+  if (pg)
+    snprintf(url, sizeof url, "adbc:%s#adbc_driver=%s", g_pg.url, PG_LIB);
+  else
+    snprintf(url, sizeof url, "adbc:sqlite://%s/out.db#adbc_driver=%s", DIR_, SQLITE_LIB);
+  const char *staging = pg ? "SELECT count(*) FROM pg_tables WHERE tablename LIKE 'pt\\_stg\\_%'"
+                           : "SELECT count(*) FROM sqlite_master WHERE name LIKE 'pt\\_stg\\_%' "
+                             "ESCAPE '\\'";
+  pt_dataset *range, *mapped;
+  CHECK(pt_range(S, 0, 40000, 4, &range, &err));
+  CHECK(pt_map_batches(range, chaos, NULL, NULL, 0, &mapped, &err));
+  CHECK(pt_write_sql(mapped, url, "faults", PT_SQL_ERROR, &err));
+  assert_adbc_query(pg, "SELECT count(*) || ',' || count(DISTINCT id) || ',' || min(id) || ',' || "
+                        "max(id) FROM faults", "40000,40000,0,39999");
+  pt_test_assert_two_faults(mapped);
+  pt_error e = {0};
+  assert_int_equal(pt_write_sql(range, url, "faults", PT_SQL_ERROR, &e), PT_EINVAL);
+  assert_non_null(strstr(e.message, "table \"faults\" exists"));
+  CHECK(pt_write_sql(range, url, "faults", PT_SQL_APPEND, &err));
+  assert_adbc_query(pg, "SELECT count(*) || ',' || count(DISTINCT id) FROM faults",
+                    "80000,40000");
+  CHECK(pt_write_sql(range, url, "faults", PT_SQL_OVERWRITE, &err));
+  assert_adbc_query(pg, "SELECT count(*) || ',' || count(DISTINCT id) FROM faults",
+                    "40000,40000");
+  pt_dataset_free(mapped);
+
+  /* A failed job: the overwritten table keeps its rows, an appended one
+   * that did not exist is not made. */
+  CHECK(pt_map_batches(range, always_fail, NULL, NULL, 0, &mapped, &err));
+  assert_int_equal(pt_write_sql(mapped, url, "faults", PT_SQL_OVERWRITE, &e), PT_EIO);
+  assert_non_null(strstr(e.message, "partition 3 always fails"));
+  assert_adbc_query(pg, "SELECT count(*) FROM faults", "40000");
+  assert_int_equal(pt_write_sql(mapped, url, "never", PT_SQL_APPEND, &e), PT_EIO);
+  assert_adbc_query(pg, pg ? "SELECT count(*) FROM pg_tables WHERE tablename = 'never'"
+                           : "SELECT count(*) FROM sqlite_master WHERE name = 'never'",
+                    "0");
+  assert_adbc_query(pg, staging, "0");
+  pt_dataset_free(mapped);
+  pt_dataset_free(range);
+}
+
+static void test_write_sqlite(void **state) {
+  (void)state;
+  write_through(0);
+}
+
+static void test_write_postgresql(void **state) {
+  (void)state;
+  write_through(1);
 }
 
 int main(void) {
@@ -278,6 +386,8 @@ int main(void) {
       cmocka_unit_test(test_driver_by_name),
       cmocka_unit_test(test_postgresql_driver),
       cmocka_unit_test(test_errors),
+      cmocka_unit_test(test_write_sqlite),
+      cmocka_unit_test(test_write_postgresql),
   };
   return cmocka_run_group_tests_name("sql_adbc", tests, setup, teardown);
 }

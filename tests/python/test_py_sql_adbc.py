@@ -105,5 +105,34 @@ def test_errors(session, db, tmp_path: Path) -> None:
                          adbc_driver=str(tmp_path / "missing.so"))
     with pytest.raises(pt.ProtiumError, match="the query was refused: .*no_such"):
         session.read_sql(f"adbc:sqlite://{db}", table="no_such")
-    with pytest.raises(pt.ProtiumError, match="writing through ADBC is not supported"):
-        session.range(3).write_sql(f"adbc:sqlite://{db}", "w")
+    with pytest.raises(pt.ProtiumError, match="writing supports the sqlite and postgresql"):
+        session.range(3).write_sql("adbc:flightsql://127.0.0.1:1", "w")
+
+
+def test_write_through_the_drivers(pg, session, tmp_path: Path) -> None:  # noqa: F811
+    # The installed driver wheels' libraries, found by the package for the
+    # executors; exactly once, also when a task attempt fails after staging.
+    marker = tmp_path / "failed-once"
+
+    def fail_once(it):
+        for b in it:
+            yield b
+            # Partition 1's first attempt fails once its rows are staged.
+            if b.column(0)[0].as_py() == 2500 and not marker.exists():
+                marker.write_text("x")
+                raise RuntimeError("injected failure")
+
+    ds = session.range(10000, partitions=4).map_in_arrow(fail_once, schema="id long")
+    out = tmp_path / "out.db"
+    ds.write_sql(f"adbc:sqlite://{out}", "w")
+    assert marker.exists()
+    c = sqlite3.connect(out)
+    assert c.execute("SELECT count(*), count(DISTINCT id), sum(id) FROM w").fetchone() == \
+        (10000, 10000, 49995000)
+    assert c.execute("SELECT count(*) FROM sqlite_master WHERE name LIKE 'pt%'").fetchone() == (0,)
+    c.close()
+    if (BIN / "initdb").exists():
+        marker.unlink()
+        ds.write_sql("adbc:" + pg, "adbc_w", mode="overwrite")
+        assert marker.exists()
+        assert psql(pg, "SELECT count(*), count(DISTINCT id) FROM adbc_w") == "10000|10000"
