@@ -175,3 +175,20 @@ def test_number_texts_at_the_edges() -> None:
     for text in ["1.2345678x", "12345678.1234567-8", "1e", "-", "."]:
         col = read(f"f\n{text}\n1.5\n".encode()).column(0)
         assert col.type == pa.string(), text
+
+
+def test_columns_outgrow_their_first_estimate() -> None:
+    # The columns are sized from the newlines of the first 64 KiB and an
+    # even share of the text per string column: long records first, then
+    # many short ones, with one string column taking nearly all the text,
+    # must grow past that estimate and still read as pyarrow reads them.
+    rng = random.Random(11)
+    lines = ["a,s,t"]
+    for i in range(200):
+        lines.append(f"{i},{'x' * 400},")
+    for i in range(200, 60_000):
+        lines.append(f"{i},{rng.choice(['', 'p', 'qq'])},{'y' * rng.randint(0, 30)}")
+    text = ("\n".join(lines) + "\n").encode()
+    got = pa.Table.from_batches([read(text)])
+    assert got.num_rows == 59_999 + 1
+    assert got.equals(reference(text))
