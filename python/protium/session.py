@@ -644,10 +644,11 @@ class Dataset:
         ops = tuple(op for op in ops if isinstance(op, _Barrier)) + (profile,)
         return self._with_stage(ops, steps, "with_resources")
 
-    def map_rows(self, fn: Callable[[dict[str, Any]], dict[str, Any]],
+    def map_rows(self, fn: Callable[[dict[str, Any]], Any],
                  schema: SchemaLike) -> "Dataset":
         """Plain row-at-a-time Python: fn takes each row as a dict and
-        returns a dict of the columns of `schema`. For code that cannot be
+        returns a dict of the columns of `schema` (or a tuple or list of
+        their values, in the schema's order). For code that cannot be
         vectorized, and for comparison: it is much slower than the others."""
         _fn_check(fn, "map_rows")
         return self._map({"kind": "rows", "fn": fn, "out_schema": as_schema(schema)},
