@@ -233,46 +233,86 @@ def _numeric_frame(batch: pa.RecordBatch) -> Any:
 def _series_to_arrow(series: Any, typ: pa.DataType) -> pa.Array:
     """One column of a returned DataFrame (or a returned Series) as `typ`,
     as RecordBatch.from_pandas converts it (NaN is null) but without its
-    copy where none is needed: a column the function got and hands back
-    unchanged is the engine's array (_origins), integers and booleans of
-    the very type are taken as they are, floats too when they hold no NaN.
-    pyarrow's NaN scan builds a bitmap and copies (~2 ms per million
+    copy where none is needed (_numpy_to_arrow)."""
+    import numpy as np
+
+    dtype = series.dtype
+    if isinstance(dtype, np.dtype):
+        value = _numpy_to_arrow(series.to_numpy(), typ)
+        if value is not None:
+            return value
+    return pa.array(series, type=typ, from_pandas=True)
+
+
+def _numpy_to_arrow(values: Any, typ: pa.DataType) -> Optional[pa.Array]:
+    """A column's numpy values as `typ` without a copy, or None where
+    pyarrow's conversion is needed: a column the function got and hands
+    back unchanged is the engine's array (_origins), integers and booleans
+    of the very type are taken as they are, floats too when they hold no
+    NaN. pyarrow's NaN scan builds a bitmap and copies (~2 ms per million
     values); numpy's min, which NaN propagates through, tells that there is
     none in ~0.1 ms."""
     import numpy as np
 
-    dtype = series.dtype
-    if isinstance(dtype, np.dtype) and dtype.kind in "biuf" and dtype.isnative:
-        if pa.from_numpy_dtype(dtype) == typ:
-            values = series.to_numpy()
-            if not values.flags.writeable and values.size:
-                origin = _origins.get(values.__array_interface__["data"][0])
-                if (origin is not None and origin.type == typ and len(origin) >= values.size
-                        and values.strides == (dtype.itemsize,)):
-                    return origin.slice(0, values.size)
-            if dtype.kind != "f" or values.size == 0 or not np.isnan(values.min()):
-                return pa.array(values, type=typ)
-    return pa.array(series, type=typ, from_pandas=True)
+    dtype = values.dtype
+    if dtype.kind not in "biuf" or not dtype.isnative or pa.from_numpy_dtype(dtype) != typ:
+        return None
+    if not values.flags.writeable and values.size:
+        origin = _origins.get(values.__array_interface__["data"][0])
+        if (origin is not None and origin.type == typ and len(origin) >= values.size
+                and values.strides == (dtype.itemsize,)):
+            return origin.slice(0, values.size)
+    if dtype.kind != "f" or values.size == 0 or not np.isnan(values.min()):
+        return pa.array(values, type=typ)
+    return None
+
+
+def _column_arrays(df: Any) -> Optional[list[Any]]:
+    """The frame's columns as the arrays pandas holds (numpy arrays or
+    extension arrays), read-only as Series.to_numpy() gives them, without
+    a Series per column (~25 us each with pandas 3); None where this
+    pandas has no DataFrame._iter_column_arrays."""
+    import numpy as np
+
+    walk = getattr(df, "_iter_column_arrays", None)
+    if walk is None:
+        return None
+    arrays = []
+    for a in walk():
+        if isinstance(a, np.ndarray) and a.flags.writeable:
+            a = a.view()
+            a.flags.writeable = False  # what pyarrow wraps, nobody writes through
+        arrays.append(a)
+    return arrays
 
 
 def _from_pandas(df: object, schema: pa.Schema, what: str) -> pa.RecordBatch:
+    import numpy as np
     import pandas as pd
 
     if not isinstance(df, pd.DataFrame):
         raise ResultError(f"{what}: the function must yield pandas.DataFrame, "
                           f"got {type(df).__name__}")
-    # items() walks the columns by position: a lookup by name builds the
-    # column index's hash table, for each new frame (~50 us of a 3-column
-    # frame with pandas 3's string labels).
-    by_name = dict(df.items())
+    # The columns by position: a lookup by name builds the column index's
+    # hash table, for each new frame (~50 us of a 3-column frame with
+    # pandas 3's string labels).
+    names = df.columns.tolist()
+    by_name = {n: i for i, n in enumerate(names)}
     missing = [n for n in schema.names if n not in by_name]
     if missing:
-        raise ResultError(f"{what}: the DataFrame it returned has columns {list(df.columns)}, "
+        raise ResultError(f"{what}: the DataFrame it returned has columns {names}, "
                           f"expected {schema.names} (missing {missing})")
     try:
-        if len(by_name) == df.shape[1] and _cow():
-            return pa.RecordBatch.from_arrays(
-                [_series_to_arrow(by_name[f.name], f.type) for f in schema], schema=schema)
+        if len(by_name) == len(names) and _cow():
+            arrays = _column_arrays(df)
+            columns = []
+            for f in schema:
+                i = by_name[f.name]
+                a = arrays[i] if arrays is not None else None
+                value = _numpy_to_arrow(a, f.type) if isinstance(a, np.ndarray) else None
+                columns.append(value if value is not None else
+                               _series_to_arrow(df.iloc[:, i], f.type))
+            return pa.RecordBatch.from_arrays(columns, schema=schema)
         return pa.RecordBatch.from_pandas(df[schema.names], schema=schema, preserve_index=False)
     except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
         raise ResultError(f"{what}: the DataFrame it returned does not convert to "
