@@ -228,13 +228,17 @@ static void raise_not_a_row(PyObject *not_a_row, PyObject *r) {
   if (!PyErr_ExceptionMatches(PyExc_TypeError) && !PyErr_ExceptionMatches(PyExc_KeyError) &&
       !PyErr_ExceptionMatches(PyExc_IndexError))
     return;
+#if PY_VERSION_HEX >= 0x030C0000 /* PyErr_Fetch is deprecated there */
+  PyObject *value = PyErr_GetRaisedException();
+#else
   PyObject *type, *value, *tb;
   PyErr_Fetch(&type, &value, &tb);
   PyErr_NormalizeException(&type, &value, &tb);
-  PyObject *exc = PyObject_CallFunctionObjArgs(not_a_row, r, value ? value : Py_None, NULL);
   Py_XDECREF(type);
-  Py_XDECREF(value);
   Py_XDECREF(tb);
+#endif
+  PyObject *exc = PyObject_CallFunctionObjArgs(not_a_row, r, value ? value : Py_None, NULL);
+  Py_XDECREF(value);
   if (exc) {
     PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
     Py_DECREF(exc);
