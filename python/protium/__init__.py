@@ -22,6 +22,7 @@ Submodules:
     protium.distributed run() (distributed training), its dataset and checkpoint helpers
     protium.kafka   Kafka topic offsets; Session.read_kafka, Dataset.write_kafka
     protium.stream  streaming queries (Session.read_stream) and pt.cache
+    protium.stats   JobStats, StageStats (Dataset.last_job, Session.job_stats; also here)
 """
 
 from __future__ import annotations
@@ -32,11 +33,13 @@ from protium.context import BarrierTaskContext, BarrierTaskInfo, ResourceInforma
 from protium.resources import ResourceProfile
 from protium.schema import parse_ddl
 from protium.session import Dataset, GroupedData, Session, TaskError
+from protium.stats import JobStats, StageStats
 from protium import kafka  # noqa: E402,F401 - adds Session.read_kafka, Dataset.write_kafka
 from protium.stream import StreamingQuery, StreamingQueryException, cache
 
-__all__ = ["BarrierTaskContext", "BarrierTaskInfo", "Dataset", "GroupedData", "ProtiumError",
-           "ResourceInformation", "ResourceProfile", "Session", "StreamingQuery",
+__all__ = ["BarrierTaskContext", "BarrierTaskInfo", "Dataset", "GroupedData", "JobStats",
+           "ProtiumError", "ResourceInformation", "ResourceProfile", "Session", "StageStats",
+           "StreamingQuery",
            "StreamingQueryException", "TaskContext", "TaskError", "cache", "distributed",
            "parse_ddl", "version"]
 

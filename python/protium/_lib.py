@@ -165,6 +165,40 @@ class PtBuf(ctypes.Structure):
     _fields_ = [("data", ctypes.c_void_p), ("len", ctypes.c_size_t), ("cap", ctypes.c_size_t)]
 
 
+# PT_CAUSE_COUNT_ of protium.h: the entries of failed_by_cause.
+PT_CAUSE_COUNT = 5
+
+
+class PtStageStats(ctypes.Structure):
+    """pt_stage_stats: one attempt of one stage of a finished job."""
+
+    _fields_ = [("stage_id", ctypes.c_int64), ("attempt", ctypes.c_int64),
+                ("partitions", ctypes.c_int64), ("is_map", ctypes.c_int32),
+                ("tasks_launched", ctypes.c_int64), ("tasks_succeeded", ctypes.c_int64),
+                ("tasks_failed", ctypes.c_int64),
+                ("failed_by_cause", ctypes.c_int64 * PT_CAUSE_COUNT),
+                ("tasks_retried", ctypes.c_int64), ("tasks_requeued", ctypes.c_int64),
+                ("tasks_duplicate", ctypes.c_int64), ("tasks_orphaned", ctypes.c_int64),
+                ("outputs_lost", ctypes.c_int64),
+                ("lost_partitions", ctypes.POINTER(ctypes.c_int64)),
+                ("rows_read", ctypes.c_int64), ("bytes_read", ctypes.c_int64),
+                ("rows_written", ctypes.c_int64), ("bytes_written", ctypes.c_int64),
+                ("task_time_us", ctypes.c_int64), ("duration_us", ctypes.c_int64),
+                ("parquet_pages_read", ctypes.c_int64),
+                ("parquet_pages_skipped", ctypes.c_int64),
+                ("event_time_ms", ctypes.c_int64),
+                ("kafka_producers", ctypes.c_int64)]
+
+
+class PtJobStats(ctypes.Structure):
+    """pt_job_stats: a finished job and its stage attempts."""
+
+    _fields_ = [("job_id", ctypes.c_int64), ("status", ctypes.c_int),
+                ("duration_us", ctypes.c_int64), ("executors_lost", ctypes.c_int64),
+                ("executors_started", ctypes.c_int64), ("n_stages", ctypes.c_int64),
+                ("stages", ctypes.POINTER(PtStageStats))]
+
+
 # free_data callback of pt_ipc_read_buffer: void (*)(void *data, void *arg).
 FREE_DATA_FN = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
 
@@ -282,6 +316,10 @@ _PROTOTYPES: dict[str, tuple[Any, list[Any]]] = {
     "pt_collect": (_c_int, [_vp, _P(ArrowArrayStream), _err]),
     "pt_count": (_c_int, [_vp, _P(_c_i64), _err]),
     "pt_write_ipc": (_c_int, [_vp, ctypes.c_char_p, _vp, _err]),
+    "pt_dataset_last_job": (_c_int, [_vp, _P(_P(PtJobStats)), _err]),
+    "pt_session_job_stats": (_c_int, [_vp, _c_i64, _P(_P(PtJobStats)), _err]),
+    "pt_job_stats_total": (None, [_P(PtJobStats), _P(PtStageStats)]),
+    "pt_job_stats_free": (None, [_P(PtJobStats)]),
     "pt_read_parquet": (
         _c_int, [_vp, ctypes.c_char_p, _P(PtParquetReadOptions), _P(_vp), _err]),
     "pt_write_parquet": (_c_int, [_vp, ctypes.c_char_p, _P(PtParquetWriteOptions), _err]),

@@ -233,46 +233,86 @@ def _numeric_frame(batch: pa.RecordBatch) -> Any:
 def _series_to_arrow(series: Any, typ: pa.DataType) -> pa.Array:
     """One column of a returned DataFrame (or a returned Series) as `typ`,
     as RecordBatch.from_pandas converts it (NaN is null) but without its
-    copy where none is needed: a column the function got and hands back
-    unchanged is the engine's array (_origins), integers and booleans of
-    the very type are taken as they are, floats too when they hold no NaN.
-    pyarrow's NaN scan builds a bitmap and copies (~2 ms per million
+    copy where none is needed (_numpy_to_arrow)."""
+    import numpy as np
+
+    dtype = series.dtype
+    if isinstance(dtype, np.dtype):
+        value = _numpy_to_arrow(series.to_numpy(), typ)
+        if value is not None:
+            return value
+    return pa.array(series, type=typ, from_pandas=True)
+
+
+def _numpy_to_arrow(values: Any, typ: pa.DataType) -> Optional[pa.Array]:
+    """A column's numpy values as `typ` without a copy, or None where
+    pyarrow's conversion is needed: a column the function got and hands
+    back unchanged is the engine's array (_origins), integers and booleans
+    of the very type are taken as they are, floats too when they hold no
+    NaN. pyarrow's NaN scan builds a bitmap and copies (~2 ms per million
     values); numpy's min, which NaN propagates through, tells that there is
     none in ~0.1 ms."""
     import numpy as np
 
-    dtype = series.dtype
-    if isinstance(dtype, np.dtype) and dtype.kind in "biuf" and dtype.isnative:
-        if pa.from_numpy_dtype(dtype) == typ:
-            values = series.to_numpy()
-            if not values.flags.writeable and values.size:
-                origin = _origins.get(values.__array_interface__["data"][0])
-                if (origin is not None and origin.type == typ and len(origin) >= values.size
-                        and values.strides == (dtype.itemsize,)):
-                    return origin.slice(0, values.size)
-            if dtype.kind != "f" or values.size == 0 or not np.isnan(values.min()):
-                return pa.array(values, type=typ)
-    return pa.array(series, type=typ, from_pandas=True)
+    dtype = values.dtype
+    if dtype.kind not in "biuf" or not dtype.isnative or pa.from_numpy_dtype(dtype) != typ:
+        return None
+    if not values.flags.writeable and values.size:
+        origin = _origins.get(values.__array_interface__["data"][0])
+        if (origin is not None and origin.type == typ and len(origin) >= values.size
+                and values.strides == (dtype.itemsize,)):
+            return origin.slice(0, values.size)
+    if dtype.kind != "f" or values.size == 0 or not np.isnan(values.min()):
+        return pa.array(values, type=typ)
+    return None
+
+
+def _column_arrays(df: Any) -> Optional[list[Any]]:
+    """The frame's columns as the arrays pandas holds (numpy arrays or
+    extension arrays), read-only as Series.to_numpy() gives them, without
+    a Series per column (~25 us each with pandas 3); None where this
+    pandas has no DataFrame._iter_column_arrays."""
+    import numpy as np
+
+    walk = getattr(df, "_iter_column_arrays", None)
+    if walk is None:
+        return None
+    arrays = []
+    for a in walk():
+        if isinstance(a, np.ndarray) and a.flags.writeable:
+            a = a.view()
+            a.flags.writeable = False  # what pyarrow wraps, nobody writes through
+        arrays.append(a)
+    return arrays
 
 
 def _from_pandas(df: object, schema: pa.Schema, what: str) -> pa.RecordBatch:
+    import numpy as np
     import pandas as pd
 
     if not isinstance(df, pd.DataFrame):
         raise ResultError(f"{what}: the function must yield pandas.DataFrame, "
                           f"got {type(df).__name__}")
-    # items() walks the columns by position: a lookup by name builds the
-    # column index's hash table, for each new frame (~50 us of a 3-column
-    # frame with pandas 3's string labels).
-    by_name = dict(df.items())
+    # The columns by position: a lookup by name builds the column index's
+    # hash table, for each new frame (~50 us of a 3-column frame with
+    # pandas 3's string labels).
+    names = df.columns.tolist()
+    by_name = {n: i for i, n in enumerate(names)}
     missing = [n for n in schema.names if n not in by_name]
     if missing:
-        raise ResultError(f"{what}: the DataFrame it returned has columns {list(df.columns)}, "
+        raise ResultError(f"{what}: the DataFrame it returned has columns {names}, "
                           f"expected {schema.names} (missing {missing})")
     try:
-        if len(by_name) == df.shape[1] and _cow():
-            return pa.RecordBatch.from_arrays(
-                [_series_to_arrow(by_name[f.name], f.type) for f in schema], schema=schema)
+        if len(by_name) == len(names) and _cow():
+            arrays = _column_arrays(df)
+            columns = []
+            for f in schema:
+                i = by_name[f.name]
+                a = arrays[i] if arrays is not None else None
+                value = _numpy_to_arrow(a, f.type) if isinstance(a, np.ndarray) else None
+                columns.append(value if value is not None else
+                               _series_to_arrow(df.iloc[:, i], f.type))
+            return pa.RecordBatch.from_arrays(columns, schema=schema)
         return pa.RecordBatch.from_pandas(df[schema.names], schema=schema, preserve_index=False)
     except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
         raise ResultError(f"{what}: the DataFrame it returned does not convert to "
@@ -331,13 +371,13 @@ _row_loops: dict[tuple[tuple[str, ...], tuple[str, ...]], Any] = {}
 
 
 def _row_loop(names: tuple[str, ...], out: tuple[str, ...]) -> Any:
-    """The loop of map_rows for these input and output columns, compiled
-    once: each row's dict is a dict display, fn is called, and each output
-    value is appended to its column at once, all inside one function. A
-    call of a maker per row cost as much as the display, and keeping every
-    result dict alive until a second pass (a million dicts) cost more than
-    the loop itself. Names enter the source as repr() literals, never as
-    code. The try around the appends costs nothing until it catches."""
+    """The Python loop of map_rows for these input and output columns
+    (where libprotium_rows.so is not there), compiled once: each row's dict
+    is a dict display, fn is called, and each output value is appended to
+    its column at once, all inside one function. Names enter the source as
+    repr() literals, never as code. The try around the appends costs
+    nothing until it catches; a tuple or list result is taken apart there,
+    by position (a dict's lookup by name fails on it first)."""
     key = (names, out)
     loop = _row_loops.get(key)
     if loop is None:
@@ -348,6 +388,7 @@ def _row_loop(names: tuple[str, ...], out: tuple[str, ...]) -> Any:
         else:
             head = "for _ in range(n):"
         take = [f"            a{j}(r[{n!r}])" for j, n in enumerate(out)]
+        by_position = [f"            a{j}(r[{j}])" for j in range(len(out))]
         lines = ["def loop(fn, cols, n):",
                  f"    outs = [[] for _ in range({len(out)})]",
                  *(f"    a{j} = outs[{j}].append" for j in range(len(out))),
@@ -355,7 +396,12 @@ def _row_loop(names: tuple[str, ...], out: tuple[str, ...]) -> Any:
                  f"        r = fn({display})",
                  *(["        try:", *take,
                     "        except (TypeError, KeyError, IndexError) as e:",
-                    "            raise NotARow(r, e) from None"] if out else []),
+                    "            if type(r) is not tuple and type(r) is not list:",
+                    "                raise NotARow(r, e) from None",
+                    f"            if len(r) != {len(out)}:",
+                    "                raise NotARow(r, IndexError(f'a {type(r).__name__} of "
+                    f"{{len(r)}} values for {len(out)} columns')) from None",
+                    *by_position] if out else []),
                  "    return outs"]
         scope: dict[str, Any] = {"NotARow": _NotARow}
         exec(compile("\n".join(lines), "<protium map_rows>", "exec"), scope)  # noqa: S102
@@ -370,32 +416,136 @@ def _row_loop(names: tuple[str, ...], out: tuple[str, ...]) -> Any:
 # rows measured 255 ms at once, 235 ms at 65,536, 207 ms at 16,384).
 _ROW_CHUNK = 16384
 
+# The column types libprotium_rows.so reads from the Arrow buffers itself
+# (others come as to_pylist() lists) and writes into typed buffers (others
+# go back as lists, which pyarrow converts); the codes of src/pyext/rows.c.
+_ROWS_IN = {pa.int8(): 1, pa.int16(): 2, pa.int32(): 3, pa.int64(): 4, pa.uint8(): 5,
+            pa.uint16(): 6, pa.uint32(): 7, pa.uint64(): 8, pa.float32(): 9,
+            pa.float64(): 10, pa.bool_(): 11}
+_ROWS_OUT = {pa.int8(): (1, "int8"), pa.int16(): (2, "int16"), pa.int32(): (3, "int32"),
+             pa.int64(): (4, "int64"), pa.uint8(): (5, "uint8"), pa.uint16(): (6, "uint16"),
+             pa.uint32(): (7, "uint32"), pa.uint64(): (8, "uint64"),
+             pa.float64(): (9, "float64"), pa.bool_(): (10, "uint8")}
+
+_rows_c: Any = None
+
+
+def _rows_lib() -> Any:
+    """pt_rows_run of libprotium_rows.so (beside libprotium.so), or False
+    where it is missing, built for another Python, or PT_PY_ROWS=python
+    asks for the Python loop (to compare the two)."""
+    global _rows_c
+    if _rows_c is None:
+        _rows_c = False
+        path = _lib.library_path().parent / "libprotium_rows.so"
+        if os.environ.get("PT_PY_ROWS") != "python" and path.exists():
+            dll = ctypes.PyDLL(str(path))
+            dll.pt_rows_abi.restype = ctypes.c_ulong
+            if dll.pt_rows_abi() >> 16 == sys.hexversion >> 16:
+                run = dll.pt_rows_run
+                run.restype = ctypes.py_object
+                run.argtypes = [ctypes.py_object] * 6 + [ctypes.c_ssize_t]
+                _rows_c = run
+    return _rows_c
+
+
+def _row_inputs(part: pa.RecordBatch) -> tuple[Any, ...]:
+    """What pt_rows_run reads each input column from: its buffers (kind,
+    address of the values, of the validity bitmap or 0, offset), or the
+    list of its Python values."""
+    specs: list[Any] = []
+    for c in part.columns:
+        kind = _ROWS_IN.get(c.type)
+        if kind is None or len(c) == 0:
+            specs.append(c.to_pylist())
+            continue
+        validity, data = c.buffers()[:2]
+        specs.append((kind, data.address,
+                      validity.address if validity is not None and c.null_count else 0,
+                      c.offset))
+    return tuple(specs)
+
+
+def _rows_not_a_row(e: _NotARow, out: pa.Schema, what: str) -> ResultError:
+    if type(e.row) in (tuple, list) or isinstance(e.row, dict):
+        return ResultError(f"{what}: the rows it returned do not fit "
+                           f"({_short(out)}): {type(e.error).__name__}: {e.error}")
+    return ResultError(f"{what}: the function must return a dict, tuple or list per row, "
+                       f"got {type(e.row).__name__}")
+
 
 def _rows(fn: Any, batch: pa.RecordBatch, out: pa.Schema, what: str) -> pa.RecordBatch:
-    """Row at a time: the input columns as Python lists (to_pylist per
-    column is far cheaper than per row), one pass of the compiled loop, one
-    pyarrow conversion per output column; by chunks of _ROW_CHUNK rows."""
-    loop = _row_loop(tuple(batch.schema.names), tuple(out.names))
+    """Row at a time, by chunks of _ROW_CHUNK rows: libprotium_rows.so's
+    loop (values read from the buffers, written into typed columns) or
+    the compiled Python loop over to_pylist() lists; pyarrow converts the
+    columns of other types, with the declared types. fn may return a dict
+    by column name, or a tuple or list in the schema's order."""
+    run = _rows_lib()
     n = batch.num_rows
-    chunks: list[list[pa.Array]] = [[] for _ in out]
+    # interned, as the literals of the function's code are: a dict lookup
+    # of "x" then finds the key by identity, not by comparing the strings
+    names = tuple(sys.intern(n) for n in batch.schema.names)
+    outs = tuple(sys.intern(n) for n in out.names)
+    typed: list[Any] = [None] * len(out)  # per output column: (values, null mask) or None
+    if run:
+        import numpy as np
+
+        # from pyarrow's pool, which keeps freed memory for the next batch
+        # (fresh pages from the kernel cost a fault each)
+        for j, f in enumerate(out):
+            spec = _ROWS_OUT.get(f.type)
+            if spec:
+                data = pa.allocate_buffer(n * np.dtype(spec[1]).itemsize)
+                mask = pa.allocate_buffer(n)
+                typed[j] = (data, np.frombuffer(data, spec[1]), np.frombuffer(mask, np.uint8))
+    loop = None if run else _row_loop(names, outs)
+    chunks: list[list[Any]] = [[] for _ in out]  # pieces: pa.Array, or (start, end) typed
     for start in range(0, max(n, 1), _ROW_CHUNK):
         part = batch.slice(start, _ROW_CHUNK) if n > _ROW_CHUNK else batch
+        rows = part.num_rows
         try:
-            values = loop(fn, [c.to_pylist() for c in part.columns], part.num_rows)
+            if run:
+                specs = tuple(None if t is None else
+                              (_ROWS_OUT[f.type][0], t[1].ctypes.data + start * t[1].itemsize,
+                               t[2].ctypes.data + start)
+                              for t, f in zip(typed, out))
+                values = run(fn, names, _row_inputs(part), outs, specs, _NotARow, rows)
+            else:
+                values = loop(fn, [c.to_pylist() for c in part.columns], rows)
         except _NotARow as e:
-            if not isinstance(e.row, dict):
-                raise ResultError(f"{what}: the function must return a dict per row, "
-                                  f"got {type(e.row).__name__}") from None
-            raise ResultError(f"{what}: the rows it returned do not fit "
-                              f"({_short(out)}): {type(e.error).__name__}: {e.error}") from None
+            raise _rows_not_a_row(e, out, what) from None
         try:
             for column, v, f in zip(chunks, values, out):
-                column.append(pa.array(v, type=f.type))
+                column.append((start, start + rows) if v is None else pa.array(v, type=f.type))
         except (TypeError, pa.ArrowInvalid, pa.ArrowTypeError) as e:
             raise ResultError(f"{what}: the rows it returned do not fit "
                               f"({_short(out)}): {type(e).__name__}: {e}") from None
-    columns = [c[0] if len(c) == 1 else pa.concat_arrays(c) for c in chunks]
+    columns = []
+    for pieces, t, f in zip(chunks, typed, out):
+        if t is not None:
+            whole = _typed_array(t, f.type, n)
+            if all(isinstance(p, tuple) for p in pieces):
+                pieces = [whole]
+            else:
+                pieces = [whole.slice(p[0], p[1] - p[0]) if isinstance(p, tuple) else p
+                          for p in pieces]
+        columns.append(pieces[0] if len(pieces) == 1 else pa.concat_arrays(pieces))
     return pa.RecordBatch.from_arrays(columns, schema=out)
+
+
+def _typed_array(t: Any, typ: pa.DataType, n: int) -> pa.Array:
+    """The column pt_rows_run wrote: (data buffer, its values, null mask
+    of one byte per row). Rows of chunks that went to pyarrow as lists
+    are never read from it (the caller slices around them)."""
+    import numpy as np
+
+    data, values, mask = t
+    validity = None
+    if mask.any():
+        validity = pa.py_buffer(np.packbits(mask == 0, bitorder="little"))
+    if typ == pa.bool_():
+        data = pa.py_buffer(np.packbits(values.view(np.bool_), bitorder="little"))
+    return pa.Array.from_buffers(typ, n, [validity, data])
 
 
 def _pieces(plan: dict[str, Any], batch: pa.RecordBatch) -> list[pa.RecordBatch]:

@@ -24,6 +24,8 @@ from typing import Any, Callable, Iterator, Optional, Sequence, Union
 import pyarrow as pa
 
 from protium import _lib, _worker
+from protium import stats as _stats
+from protium.stats import JobStats
 from protium._lib import ArrowArray, ArrowArrayStream, ArrowSchema, ProtiumError, PtError
 from protium.schema import SchemaLike, as_schema
 
@@ -210,6 +212,14 @@ class Session:
         _call(_lib.lib().pt_session_progress, self._handle(), out, 16, ctypes.byref(n))
         return [{f: getattr(out[i], f) for f, _ in _lib.PtJobProgress._fields_}
                 for i in range(min(n.value, 16))]
+
+    def job_stats(self, job_id: int = 0) -> JobStats:
+        """What the session's job job_id (0: its last finished job) did, as
+        the engine counted it: tasks launched, failed (by cause), retried;
+        rows and bytes read and written; executors lost; per stage attempt
+        and in total (JobStats.total()). Raises ProtiumError when no job
+        finished yet, or when 64 newer ones have since."""
+        return _stats.fetch(_lib.lib().pt_session_job_stats, self._handle(), job_id)
 
     def executor_pids(self) -> list[int]:
         """Process ids of the live executors."""
@@ -646,10 +656,11 @@ class Dataset:
         ops = tuple(op for op in ops if isinstance(op, _Barrier)) + (profile,)
         return self._with_stage(ops, steps, "with_resources")
 
-    def map_rows(self, fn: Callable[[dict[str, Any]], dict[str, Any]],
+    def map_rows(self, fn: Callable[[dict[str, Any]], Any],
                  schema: SchemaLike) -> "Dataset":
         """Plain row-at-a-time Python: fn takes each row as a dict and
-        returns a dict of the columns of `schema`. For code that cannot be
+        returns a dict of the columns of `schema` (or a tuple or list of
+        their values, in the schema's order). For code that cannot be
         vectorized, and for comparison: it is much slower than the others."""
         _fn_check(fn, "map_rows")
         return self._map({"kind": "rows", "fn": fn, "out_schema": as_schema(schema)},
@@ -767,6 +778,12 @@ class Dataset:
         n = ctypes.c_int64()
         self._run(_lib.lib().pt_count, ctypes.byref(n))
         return n.value
+
+    def last_job(self) -> JobStats:
+        """What the job of the last action on this dataset did (count,
+        to_arrow, write_*; a failed one too), as Session.job_stats tells it.
+        Raises ProtiumError when no action ran on it yet."""
+        return _stats.fetch(_lib.lib().pt_dataset_last_job, self._handle())
 
     def write_ipc(self, path: Union[str, os.PathLike[str]]) -> None:
         """One Arrow IPC file per partition in directory path (new or

@@ -1,6 +1,6 @@
 """test_py_crash.py — a Python function that crashes its process (os._exit,
 a segfault in an extension) against real executors: the result is exact,
-the executor is replaced, and the job's stats (pt_dataset_last_job) say
+the executor is replaced, and the job's stats (Dataset.last_job) say
 what was lost. Each executor is its Python worker, so the tasks that ran
 beside the crashed one in that process end with it; the executor's crash
 note tells the driver which task's code ended it, so that task alone fails
@@ -16,53 +16,19 @@ import os
 import pytest
 
 import protium as pt
-from protium import _lib
-
-CAUSE_ERROR, CAUSE_EXECUTOR_LOST = 0, 2
-
-
-class _StageStats(ctypes.Structure):
-    _fields_ = [("stage_id", ctypes.c_int64), ("attempt", ctypes.c_int64),
-                ("partitions", ctypes.c_int64), ("is_map", ctypes.c_int32),
-                ("tasks_launched", ctypes.c_int64), ("tasks_succeeded", ctypes.c_int64),
-                ("tasks_failed", ctypes.c_int64), ("failed_by_cause", ctypes.c_int64 * 5),
-                ("tasks_retried", ctypes.c_int64), ("tasks_requeued", ctypes.c_int64),
-                ("tasks_duplicate", ctypes.c_int64), ("tasks_orphaned", ctypes.c_int64),
-                ("outputs_lost", ctypes.c_int64),
-                ("lost_partitions", ctypes.POINTER(ctypes.c_int64)),
-                ("rows_read", ctypes.c_int64), ("bytes_read", ctypes.c_int64),
-                ("rows_written", ctypes.c_int64), ("bytes_written", ctypes.c_int64),
-                ("task_time_us", ctypes.c_int64), ("duration_us", ctypes.c_int64)]
-
-
-class _JobStats(ctypes.Structure):
-    _fields_ = [("job_id", ctypes.c_int64), ("status", ctypes.c_int),
-                ("duration_us", ctypes.c_int64), ("executors_lost", ctypes.c_int64),
-                ("executors_started", ctypes.c_int64), ("n_stages", ctypes.c_int64),
-                ("stages", ctypes.POINTER(_StageStats))]
+from protium.stats import CAUSE_ERROR, CAUSE_EXECUTOR_LOST
 
 
 def last_job(ds: pt.Dataset) -> dict:
-    """pt_dataset_last_job of ds: the job's counts and its one stage's."""
-    dll = _lib.lib()._dll
-    dll.pt_dataset_last_job.argtypes = [ctypes.c_void_p,
-                                        ctypes.POINTER(ctypes.POINTER(_JobStats)),
-                                        ctypes.POINTER(_lib.PtError)]
-    dll.pt_job_stats_free.argtypes = [ctypes.POINTER(_JobStats)]
-    out, err = ctypes.POINTER(_JobStats)(), _lib.PtError()
-    _lib.check(dll.pt_dataset_last_job(ds._handle(), ctypes.byref(out), ctypes.byref(err)), err)
-    try:
-        job = out.contents
-        assert job.n_stages == 1
-        stage = job.stages[0]
-        stats = {name: getattr(stage, name) for name, _ in _StageStats._fields_
-                 if name not in ("failed_by_cause", "lost_partitions")}
-        stats["by_cause"] = list(stage.failed_by_cause)
-        stats.update(status=job.status, executors_lost=job.executors_lost,
-                     executors_started=job.executors_started)
-        return stats
-    finally:
-        dll.pt_job_stats_free(out)
+    """ds.last_job(): the job's counts and its one stage's."""
+    job = ds.last_job()
+    assert len(job.stages) == 1
+    stats = {k: v for k, v in vars(job.stages[0]).items()
+             if k not in ("failed_by_cause", "lost_partitions")}
+    stats["by_cause"] = list(job.stages[0].failed_by_cause)
+    stats.update(status=job.status, executors_lost=job.executors_lost,
+                 executors_started=job.executors_started)
+    return stats
 
 
 def crashing(flag: str, how: str):

@@ -316,7 +316,7 @@ def test_map_rows_odd_names_and_wrong_results(session):
     out = ds.map_rows(lambda r: {"s": f"{r['a b']}{r[chr(39) + 'q' + chr(39)]}{r['_0']}"},
                       schema="s string")
     assert out.to_arrow().column("s").to_pylist() == ["1x0.5", "2y1.5"]
-    with pytest.raises(pt.TaskError, match=r"must return a dict per row, got int"):
+    with pytest.raises(pt.TaskError, match=r"must return a dict, tuple or list per row, got int"):
         ds.map_rows(lambda r: 1, schema="s string").count()
     with pytest.raises(pt.TaskError, match=r"rows it returned do not fit \(s string\): KeyError"):
         ds.map_rows(lambda r: {"t": 1}, schema="s string").count()

@@ -8,7 +8,6 @@ pyarrow.dataset with partitioning="hive", compared row for row.
 
 from __future__ import annotations
 
-import ctypes
 import datetime
 import os
 
@@ -18,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import protium as pt
-from protium import ProtiumError, _lib
+from protium import ProtiumError
 
 
 @pytest.fixture(scope="module")
@@ -71,45 +70,10 @@ def test_read_parquet_columns_and_filter(session, events):
     assert ds.count() == 1000
 
 
-class _StageStats(ctypes.Structure):
-    _fields_ = [("stage_id", ctypes.c_int64), ("attempt", ctypes.c_int64),
-                ("partitions", ctypes.c_int64), ("is_map", ctypes.c_int32),
-                ("tasks_launched", ctypes.c_int64), ("tasks_succeeded", ctypes.c_int64),
-                ("tasks_failed", ctypes.c_int64), ("failed_by_cause", ctypes.c_int64 * 5),
-                ("tasks_retried", ctypes.c_int64), ("tasks_requeued", ctypes.c_int64),
-                ("tasks_duplicate", ctypes.c_int64), ("tasks_orphaned", ctypes.c_int64),
-                ("outputs_lost", ctypes.c_int64),
-                ("lost_partitions", ctypes.POINTER(ctypes.c_int64)),
-                ("rows_read", ctypes.c_int64), ("bytes_read", ctypes.c_int64),
-                ("rows_written", ctypes.c_int64), ("bytes_written", ctypes.c_int64),
-                ("task_time_us", ctypes.c_int64), ("duration_us", ctypes.c_int64),
-                ("parquet_pages_read", ctypes.c_int64),
-                ("parquet_pages_skipped", ctypes.c_int64),
-                ("event_time_ms", ctypes.c_int64), ("kafka_producers", ctypes.c_int64)]
-
-
-class _JobStats(ctypes.Structure):
-    _fields_ = [("job_id", ctypes.c_int64), ("status", ctypes.c_int),
-                ("duration_us", ctypes.c_int64), ("executors_lost", ctypes.c_int64),
-                ("executors_started", ctypes.c_int64), ("n_stages", ctypes.c_int64),
-                ("stages", ctypes.POINTER(_StageStats))]
-
-
 def _pages(ds: pt.Dataset) -> tuple[int, int]:
-    """Data pages decoded and skipped by the last job on ds (its stats:
-    pt_dataset_last_job and pt_job_stats_total)."""
-    dll = _lib.lib()._dll
-    dll.pt_dataset_last_job.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.POINTER(_JobStats)),
-                                        ctypes.POINTER(_lib.PtError)]
-    dll.pt_job_stats_total.argtypes = [ctypes.POINTER(_JobStats), ctypes.POINTER(_StageStats)]
-    dll.pt_job_stats_free.argtypes = [ctypes.POINTER(_JobStats)]
-    out, err, tot = ctypes.POINTER(_JobStats)(), _lib.PtError(), _StageStats()
-    _lib.check(dll.pt_dataset_last_job(ds._handle(), ctypes.byref(out), ctypes.byref(err)), err)
-    try:
-        dll.pt_job_stats_total(out, ctypes.byref(tot))
-    finally:
-        dll.pt_job_stats_free(out)
-    return tot.parquet_pages_read, tot.parquet_pages_skipped
+    """Data pages decoded and skipped by the last job on ds."""
+    total = ds.last_job().total()
+    return total.parquet_pages_read, total.parquet_pages_skipped
 
 
 def test_read_parquet_tasks_skip_pages(session, tmp_path):
