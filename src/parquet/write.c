@@ -59,6 +59,9 @@ typedef struct wcol {
   uint32_t *idx;         /* dictionary indices, or booleans */
   int64_t page_rows, page_values, cap_defs, cap_idx;
   pt_buf plain;          /* PLAIN values of the page */
+  uint8_t *stage;        /* nested columns of numbers: values gathered one
+                            by one, put a block at a time (put_fixed) */
+  int64_t n_stage;       /* values in stage (FAST_ROWS at most) */
   /* Dictionary of the current chunk. */
   bool use_dict, fallback;
   pt_buf dict;           /* PLAIN-encoded dictionary values */
@@ -326,6 +329,7 @@ static void col_free(wcol *c) {
   pt__free(c->defs);
   pt__free(c->reps);
   pt__free(c->idx);
+  pt__free(c->stage);
   pt_buf_free(&c->plain);
   pt_buf_free(&c->dict);
   pt__free(c->dict_off);
@@ -1341,8 +1345,20 @@ done:
   return rc;
 }
 
+/* Rows appended at a time by append_fast: pages may pass page_bytes by up
+ * to this many values. */
+#define FAST_ROWS 1024
+
+static bool fast_type(const wcol *c, const pt__view *v);
+static int put_fixed(pt_parquet_writer *w, wcol *c, const uint8_t *phys, int64_t k, pt_error *err);
+
 static int flush_page(pt_parquet_writer *w, wcol *c, pt_error *err) {
   if (c->page_rows == 0) return PT_OK;
+  if (c->n_stage > 0) {
+    int64_t k = c->n_stage;
+    c->n_stage = 0;
+    PT_RETURN_NOT_OK(put_fixed(w, c, c->stage, k, err));
+  }
   bool dict = c->use_dict && !c->fallback;
   int64_t nulls = c->page_rows - c->page_values;
   /* Values, uncompressed. */
@@ -1478,6 +1494,25 @@ static int flush_page(pt_parquet_writer *w, wcol *c, pt_error *err) {
 
 static int append_phys(pt_parquet_writer *w, wcol *c, const pt__view *v, int64_t i, pt_error *err);
 
+/* The physical value of row r (offset included) of v, a column that
+ * fast_type takes, as PLAIN bytes at out. */
+static inline void load_fixed(const wcol *c, const pt__view *v, int64_t r, uint8_t *out) {
+  const uint8_t *b = v->values;
+  switch (c->type.id) {
+    case PT_TYPE_INT8: pt__store_i32(out, ((const int8_t *)b)[r]); break;
+    case PT_TYPE_INT16: pt__store_i32(out, (int16_t)pt__load_u16(b + r * 2)); break;
+    case PT_TYPE_UINT8: pt__store_u32(out, b[r]); break;
+    case PT_TYPE_UINT16: pt__store_u32(out, pt__load_u16(b + r * 2)); break;
+    case PT_TYPE_INT32: case PT_TYPE_DATE32: case PT_TYPE_UINT32: case PT_TYPE_FLOAT:
+      memcpy(out, b + r * 4, 4);
+      break;
+    case PT_TYPE_TIMESTAMP:
+      pt__store_i64(out, (int64_t)((uint64_t)pt__load_i64(b + r * 8) * (uint64_t)c->ts_mul));
+      break;
+    default: memcpy(out, b + r * 8, 8); break; /* int64, uint64, double, duration */
+  }
+}
+
 /* Appends row i of view v (a column of the batch) to column c. */
 static int append_value(pt_parquet_writer *w, wcol *c, const pt__view *v, int64_t i, pt_error *err) {
   bool valid = c->type.id != PT_TYPE_NA && pt__view_is_valid(v, i);
@@ -1496,6 +1531,16 @@ static int append_value(pt_parquet_writer *w, wcol *c, const pt__view *v, int64_
 
 /* Appends the value at row i of view v (valid) to the page of column c. */
 static int append_phys(pt_parquet_writer *w, wcol *c, const pt__view *v, int64_t i, pt_error *err) {
+  if (fast_type(c, v)) {
+    /* Numbers of nested columns: gathered, then put a block at a time
+     * with typed statistics (a value at a time costs several times more). */
+    if (c->stage == NULL && (c->stage = pt__malloc(FAST_ROWS * 8)) == NULL)
+      return pt__errorf(err, PT_ENOMEM, "out of memory");
+    load_fixed(c, v, v->offset + i, c->stage + c->n_stage * c->width);
+    if (++c->n_stage < FAST_ROWS) return PT_OK;
+    c->n_stage = 0;
+    return put_fixed(w, c, c->stage, FAST_ROWS, err);
+  }
   const pt__view *vv = v;
   int64_t j = i;
   if (v->dictionary) {
@@ -1568,10 +1613,6 @@ static int append_phys(pt_parquet_writer *w, wcol *c, const pt__view *v, int64_t
   return PT_OK;
 }
 
-/* Rows appended at a time by append_fast: pages may pass page_bytes by up
- * to this many values. */
-#define FAST_ROWS 1024
-
 /* Whether column c of view v takes the fast path: fixed-width numbers that
  * are not dictionary-encoded in Arrow. */
 static bool fast_type(const wcol *c, const pt__view *v) {
@@ -1604,51 +1645,11 @@ static bool fast_type(const wcol *c, const pt__view *v) {
     }                                                                          \
   } while (0)
 
-static int append_fast(pt_parquet_writer *w, wcol *c, const pt__view *v, int64_t start, int64_t n,
-                       pt_error *err) {
-  _Alignas(8) uint8_t phys[FAST_ROWS * 8];
-  int64_t off = v->offset + start;
-  /* Definition levels first (and the not-null check). */
-  int64_t valid = n;
-  if (v->validity != NULL) valid = pt__bits_count(v->validity, off, n);
-  if (valid < n && !c->nullable) {
-    for (int64_t i = 0; i < n; i++)
-      if (!pt__bit_get(v->validity, off + i))
-        return pt__errorf(err, PT_EINVAL,
-                          "column '%s' is not nullable but row %lld is null; mark the field nullable",
-                          c->name, (long long)(start + i));
-  }
-  if (c->nullable) {
-    if (c->page_rows + n > c->cap_defs) {
-      int64_t cap = c->cap_defs ? c->cap_defs : 1024;
-      while (cap < c->page_rows + n) cap *= 2;
-      uint32_t *d = pt__realloc(c->defs, (size_t)cap * sizeof *d);
-      if (d == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
-      c->defs = d;
-      c->cap_defs = cap;
-    }
-    uint32_t *d = c->defs + c->page_rows;
-    if (v->validity == NULL) for (int64_t i = 0; i < n; i++) d[i] = 1;
-    else for (int64_t i = 0; i < n; i++) d[i] = (uint32_t)pt__bit_get(v->validity, off + i);
-  }
-  c->page_rows += n;
-  c->nulls += n - valid;
-  int64_t k = 0;
+/* k physical values of a fixed-width column (PLAIN bytes at phys) onto its
+ * page: typed statistics of the block into the chunk's and the page's
+ * (for the page index), then dictionary indices or PLAIN values. */
+static int put_fixed(pt_parquet_writer *w, wcol *c, const uint8_t *phys, int64_t k, pt_error *err) {
   int width = c->width;
-  switch (c->type.id) {
-    case PT_TYPE_INT8: GATHER(int8_t, int32_t, x); break;
-    case PT_TYPE_INT16: GATHER(int16_t, int32_t, x); break;
-    case PT_TYPE_UINT8: GATHER(uint8_t, uint32_t, x); break;
-    case PT_TYPE_UINT16: GATHER(uint16_t, uint32_t, x); break;
-    case PT_TYPE_INT32: case PT_TYPE_DATE32: GATHER(int32_t, int32_t, x); break;
-    case PT_TYPE_UINT32: GATHER(uint32_t, uint32_t, x); break;
-    case PT_TYPE_FLOAT: GATHER(float, float, x); break;
-    case PT_TYPE_DOUBLE: GATHER(double, double, x); break;
-    case PT_TYPE_TIMESTAMP:
-      GATHER(int64_t, int64_t, (int64_t)((uint64_t)x * (uint64_t)c->ts_mul));
-      break;
-    default: GATHER(int64_t, int64_t, x); break; /* int64, uint64, duration */
-  }
   /* Statistics, typed: of the block, then into the chunk's and the
    * page's (for the page index). */
   if (w->opts.write_statistics && k > 0) {
@@ -1734,6 +1735,53 @@ static int append_fast(pt_parquet_writer *w, wcol *c, const pt__view *v, int64_t
   }
   c->page_values += k;
   return PT_OK;
+}
+
+static int append_fast(pt_parquet_writer *w, wcol *c, const pt__view *v, int64_t start, int64_t n,
+                       pt_error *err) {
+  _Alignas(8) uint8_t phys[FAST_ROWS * 8];
+  int64_t off = v->offset + start;
+  /* Definition levels first (and the not-null check). */
+  int64_t valid = n;
+  if (v->validity != NULL) valid = pt__bits_count(v->validity, off, n);
+  if (valid < n && !c->nullable) {
+    for (int64_t i = 0; i < n; i++)
+      if (!pt__bit_get(v->validity, off + i))
+        return pt__errorf(err, PT_EINVAL,
+                          "column '%s' is not nullable but row %lld is null; mark the field nullable",
+                          c->name, (long long)(start + i));
+  }
+  if (c->nullable) {
+    if (c->page_rows + n > c->cap_defs) {
+      int64_t cap = c->cap_defs ? c->cap_defs : 1024;
+      while (cap < c->page_rows + n) cap *= 2;
+      uint32_t *d = pt__realloc(c->defs, (size_t)cap * sizeof *d);
+      if (d == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
+      c->defs = d;
+      c->cap_defs = cap;
+    }
+    uint32_t *d = c->defs + c->page_rows;
+    if (v->validity == NULL) for (int64_t i = 0; i < n; i++) d[i] = 1;
+    else for (int64_t i = 0; i < n; i++) d[i] = (uint32_t)pt__bit_get(v->validity, off + i);
+  }
+  c->page_rows += n;
+  c->nulls += n - valid;
+  int64_t k = 0;
+  switch (c->type.id) {
+    case PT_TYPE_INT8: GATHER(int8_t, int32_t, x); break;
+    case PT_TYPE_INT16: GATHER(int16_t, int32_t, x); break;
+    case PT_TYPE_UINT8: GATHER(uint8_t, uint32_t, x); break;
+    case PT_TYPE_UINT16: GATHER(uint16_t, uint32_t, x); break;
+    case PT_TYPE_INT32: case PT_TYPE_DATE32: GATHER(int32_t, int32_t, x); break;
+    case PT_TYPE_UINT32: GATHER(uint32_t, uint32_t, x); break;
+    case PT_TYPE_FLOAT: GATHER(float, float, x); break;
+    case PT_TYPE_DOUBLE: GATHER(double, double, x); break;
+    case PT_TYPE_TIMESTAMP:
+      GATHER(int64_t, int64_t, (int64_t)((uint64_t)x * (uint64_t)c->ts_mul));
+      break;
+    default: GATHER(int64_t, int64_t, x); break; /* int64, uint64, duration */
+  }
+  return put_fixed(w, c, phys, k, err);
 }
 
 /* Strings and binary of a flat column, rows [start, start + n) of v, read
@@ -1991,7 +2039,14 @@ static int emit_absent(pt_parquet_writer *w, const wnode *n, int16_t def, int16_
  * rep: the repetition level of its first entry. */
 static int emit_node(pt_parquet_writer *w, const wnode *n, const pt__view *v, int64_t i,
                      int16_t def, int16_t rep, pt_error *err) {
-  if (!pt__view_is_valid(v, i) && v->type.id != PT_TYPE_NA) {
+  /* The validity bitmap first: most nested arrays have one, and the
+   * general test's checks for unions and run-end encoding cost a call. */
+  bool valid = v->validity != NULL ? pt__bit_get(v->validity, v->offset + i)
+               : v->type.id == PT_TYPE_SPARSE_UNION || v->type.id == PT_TYPE_DENSE_UNION ||
+                       v->type.id == PT_TYPE_RUN_END_ENCODED || v->type.id == PT_TYPE_NA
+                   ? pt__view_is_valid(v, i)
+                   : true;
+  if (!valid && v->type.id != PT_TYPE_NA) {
     if (n->nullable) return emit_absent(w, n, def, rep, err);
     return pt__errorf(err, PT_EINVAL,
                       "a field that is not nullable holds a null (row %lld of its array); mark "
