@@ -102,6 +102,12 @@ typedef struct wcol {
   int64_t pg_imin, pg_imax;
   uint64_t pg_umin, pg_umax;
   double pg_dmin, pg_dmax;
+  /* The open page's least and greatest strings when append_fast_bytes
+   * gave all its values as PLAIN (pg_bytes): where their bytes are in
+   * plain. The chunk's statistics take them when the page closes. */
+  bool pg_bytes;
+  int64_t pg_bmin_off, pg_bmax_off;
+  int32_t pg_bmin_len, pg_bmax_len;
   uint32_t *pi_seen;     /* dictionary entry -> the last page (pi_epoch) that
                             compared it: each distinct value once a page */
   int64_t pi_seen_cap;
@@ -1206,6 +1212,17 @@ static int page_index_add(wcol *c, bool dict, int64_t offset, int64_t size, int6
   pg->null_page = c->page_values == 0;
   c->chunk_rows += rows;
   if (pg->null_page || c->pi_no_minmax || c->stat == ST_NONE) return PT_OK;
+  if (c->pg_bytes && !c->pg_slow) {
+    const uint8_t *pl0 = (const uint8_t *)c->plain.data;
+    pg->min_off = (int64_t)c->pi_bounds.len;
+    pg->min_len = c->pg_bmin_len;
+    pg->max_off = pg->min_off + c->pg_bmin_len;
+    pg->max_len = c->pg_bmax_len;
+    if (pt__buf_append(&c->pi_bounds, pl0 + c->pg_bmin_off, (size_t)c->pg_bmin_len) != PT_OK ||
+        pt__buf_append(&c->pi_bounds, pl0 + c->pg_bmax_off, (size_t)c->pg_bmax_len) != PT_OK)
+      return pt__errorf(err, PT_ENOMEM, "out of memory");
+    return PT_OK;
+  }
   int trc = c->pg_slow ? PT_ENOTSUP : fast_page_bounds(c, pg, err);
   if (trc == PT_ENOTSUP) trc = typed_page_bounds(c, dict, pg, err);
   if (trc != PT_ENOTSUP) return trc;
@@ -1467,6 +1484,12 @@ static int flush_page(pt_parquet_writer *w, wcol *c, pt_error *err) {
     part1 = body;
     part2 = NULL;
   }
+  if (rc == PT_OK && c->pg_bytes && w->opts.write_statistics) {
+    const uint8_t *pl0 = (const uint8_t *)c->plain.data;
+    if (update_stats(c, pl0 + c->pg_bmin_off, c->pg_bmin_len) != PT_OK ||
+        update_stats(c, pl0 + c->pg_bmax_off, c->pg_bmax_len) != PT_OK)
+      rc = pt__errorf(err, PT_ENOMEM, "out of memory");
+  }
   if (rc == PT_OK) {
     h.has_stats = w->opts.write_statistics != 0;
     h.stats.has_null_count = true;
@@ -1488,7 +1511,7 @@ static int flush_page(pt_parquet_writer *w, wcol *c, pt_error *err) {
   c->chunk_values += c->page_rows;
   c->page_rows = c->page_values = 0;
   c->plain.len = 0;
-  c->pg_has = c->pg_slow = false;
+  c->pg_has = c->pg_slow = c->pg_bytes = false;
   return PT_OK;
 }
 
@@ -1794,6 +1817,25 @@ static bool fast_bytes(const wcol *c, const pt__view *v) {
           v->type.id == PT_TYPE_LARGE_STRING || v->type.id == PT_TYPE_LARGE_BINARY);
 }
 
+/* Copies a value of len bytes: 8 to 32 bytes (ids, codes, names) as
+ * overlapping words, without a call. */
+static inline void copy_value(uint8_t *dst, const uint8_t *src, int64_t len) {
+  if (len >= 8 && len <= 16) {
+    uint64_t a = pt__load_u64(src), b = pt__load_u64(src + len - 8);
+    memcpy(dst, &a, 8);
+    memcpy(dst + len - 8, &b, 8);
+  } else if (len > 16 && len <= 32) {
+    uint64_t a = pt__load_u64(src), b = pt__load_u64(src + 8);
+    uint64_t y = pt__load_u64(src + len - 16), z = pt__load_u64(src + len - 8);
+    memcpy(dst, &a, 8);
+    memcpy(dst + 8, &b, 8);
+    memcpy(dst + len - 16, &y, 8);
+    memcpy(dst + len - 8, &z, 8);
+  } else if (len > 0) {
+    memcpy(dst, src, (size_t)len);
+  }
+}
+
 static int append_fast_bytes(pt_parquet_writer *w, wcol *c, const pt__view *v, int64_t start,
                              int64_t n, int64_t *done, pt_error *err) {
   bool large = v->type.id == PT_TYPE_LARGE_STRING || v->type.id == PT_TYPE_LARGE_BINARY;
@@ -1802,14 +1844,25 @@ static int append_fast_bytes(pt_parquet_writer *w, wcol *c, const pt__view *v, i
   bool dict = c->use_dict && !c->fallback;
   bool stats = w->opts.write_statistics != 0;
   int64_t i = 0, off = v->offset + start;
-  const uint8_t *bmin = NULL, *bmax = NULL;
-  int64_t lmin = 0, lmax = 0;
-  c->pg_slow = true;
+  /* Room for the block's levels, indices and (when it is not huge) its
+   * PLAIN values, so that the loop below stores without checks. */
+  if (c->nullable && c->page_rows + n > c->cap_defs) {
+    int64_t cap = c->cap_defs ? c->cap_defs : 1024;
+    while (cap < c->page_rows + n) cap *= 2;
+    uint32_t *d = pt__realloc(c->defs, (size_t)cap * sizeof *d);
+    if (d == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
+    c->defs = d;
+    c->cap_defs = cap;
+  }
+  int64_t bytes = (large ? o64[off + n] - o64[off] : (int64_t)o32[off + n] - o32[off]) + 4 * n;
+  bool reserved = !dict && bytes <= 8 * (int64_t)MAX_STAT_BYTES * FAST_ROWS;
+  if (reserved && pt__buf_reserve(&c->plain, (size_t)bytes) != PT_OK)
+    return pt__errorf(err, PT_ENOMEM, "out of memory");
+  if (dict) c->pg_slow = true;
   for (; i < n; i++) {
     int64_t r = off + i;
     bool valid = v->validity == NULL || pt__bit_get(v->validity, r);
-    if (c->nullable && push_u32(&c->defs, &c->cap_defs, c->page_rows, valid) != PT_OK)
-      return pt__errorf(err, PT_ENOMEM, "out of memory");
+    if (c->nullable) c->defs[c->page_rows] = valid;
     if (!valid && !c->nullable)
       return pt__errorf(err, PT_EINVAL,
                         "column '%s' is not nullable but row %lld is null; mark the field nullable",
@@ -1825,42 +1878,49 @@ static int append_fast_bytes(pt_parquet_writer *w, wcol *c, const pt__view *v, i
     if (len > INT32_MAX)
       return pt__errorf(err, PT_ERANGE, "column '%s': a value of %lld bytes is too large for Parquet",
                         c->name, (long long)len);
-    int rc;
     if (dict) {
       int64_t k = dict_index(c, p, len);
-      rc = k < 0 ? PT_ENOMEM : push_u32(&c->idx, &c->cap_idx, c->page_values, (uint32_t)k);
+      if (k < 0 || push_u32(&c->idx, &c->cap_idx, c->page_values, (uint32_t)k) != PT_OK)
+        return pt__errorf(err, PT_ENOMEM, "out of memory");
       c->page_values++;
-      if (rc == PT_OK && (int64_t)c->dict.len > w->opts.dictionary_page_bytes) {
+      if ((int64_t)c->dict.len > w->opts.dictionary_page_bytes) {
         i++;
         break;
       }
-    } else {
-      rc = PT_OK;
-      if (stats) {
-        /* The block's least and greatest values stay where they are in
-         * the batch; the chunk's statistics see them once, below. */
-        if (len > MAX_STAT_BYTES) rc = update_stats(c, p, len);
-        else if (bmin == NULL) bmin = bmax = p, lmin = lmax = len;
-        else if (compare_bytes(p, len, bmin, lmin) < 0) bmin = p, lmin = len;
-        else if (compare_bytes(p, len, bmax, lmax) > 0) bmax = p, lmax = len;
-      }
-      if (rc == PT_OK && pt__buf_reserve(&c->plain, (size_t)len + 4) != PT_OK) rc = PT_ENOMEM;
-      if (rc == PT_OK) {
-        uint8_t *at = (uint8_t *)c->plain.data + c->plain.len;
-        pt__store_u32(at, (uint32_t)len);
-        if (len > 0) memcpy(at + 4, p, (size_t)len);
-        c->plain.len += (size_t)len + 4;
-      }
-      c->page_values++;
-      if (rc == PT_OK && (int64_t)c->plain.len >= w->opts.page_bytes) {
-        i++;
-        break;
+      continue;
+    }
+    if (!reserved && pt__buf_reserve(&c->plain, (size_t)len + 4) != PT_OK)
+      return pt__errorf(err, PT_ENOMEM, "out of memory");
+    uint8_t *base = (uint8_t *)c->plain.data, *at = base + c->plain.len;
+    pt__store_u32(at, (uint32_t)len);
+    copy_value(at + 4, p, len);
+    c->plain.len += (size_t)len + 4;
+    c->page_values++;
+    if (stats) {
+      /* The page's least and greatest values, compared where they were
+       * copied; the page index and the chunk's statistics take them when
+       * the page closes. */
+      int64_t vo = at + 4 - base;
+      if (len > MAX_STAT_BYTES) {
+        c->stats_dropped = true;
+        c->pi_no_minmax = true;
+      } else if (!c->pg_bytes) {
+        c->pg_bytes = true;
+        c->pg_bmin_off = c->pg_bmax_off = vo;
+        c->pg_bmin_len = c->pg_bmax_len = (int32_t)len;
+      } else if (compare_bytes(at + 4, len, base + c->pg_bmin_off, c->pg_bmin_len) < 0) {
+        c->pg_bmin_off = vo;
+        c->pg_bmin_len = (int32_t)len;
+      } else if (compare_bytes(at + 4, len, base + c->pg_bmax_off, c->pg_bmax_len) > 0) {
+        c->pg_bmax_off = vo;
+        c->pg_bmax_len = (int32_t)len;
       }
     }
-    if (rc != PT_OK) return pt__errorf(err, PT_ENOMEM, "out of memory");
+    if ((int64_t)c->plain.len >= w->opts.page_bytes) {
+      i++;
+      break;
+    }
   }
-  if (bmin && (update_stats(c, bmin, lmin) != PT_OK || update_stats(c, bmax, lmax) != PT_OK))
-    return pt__errorf(err, PT_ENOMEM, "out of memory");
   *done = i;
   return PT_OK;
 }
