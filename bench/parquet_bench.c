@@ -4,7 +4,8 @@
  * line with the best wall time of a round.
  *
  *   parquet_bench read FILE N T [COLUMN LO HI]   (with a filter LO <= COLUMN < HI)
- *   parquet_bench write IPCFILE N T CODEC        (CODEC: none snappy zstd)
+ *   parquet_bench write IPCFILE N T CODEC [E]    (CODEC: none snappy zstd; E: threads
+ *                                                 encoding each file, default 1)
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -28,6 +29,7 @@ typedef struct job {
   struct ArrowArray *batches;
   int64_t n_batches;
   int codec;
+  int encode_threads;
   /* results */
   int64_t rows, bytes, read_groups, skipped;
   int failed;
@@ -67,6 +69,7 @@ static void *run_write(void *arg) {
   pt_parquet_write_options opts;
   pt_parquet_write_options_init(&opts);
   opts.codec = j->codec;
+  opts.threads = j->encode_threads;
   pt_buf buf = {0};
   pt_parquet_writer *w;
   if (pt_parquet_writer_open_buf(&buf, j->schema, &opts, &w, &err) != PT_OK) {
@@ -116,7 +119,7 @@ static double rounds(void *(*fn)(void *), job *proto, int n, int t, job *first) 
 
 int main(int argc, char **argv) {
   if (argc < 5) {
-    fprintf(stderr, "usage: parquet_bench read FILE N T [COLUMN LO HI] | write IPCFILE N T CODEC\n");
+    fprintf(stderr, "usage: parquet_bench read FILE N T [COLUMN LO HI] | write IPCFILE N T CODEC [E]\n");
     return 2;
   }
   int n = atoi(argv[3]), t = atoi(argv[4]);
@@ -141,8 +144,9 @@ int main(int argc, char **argv) {
     pt_parquet_filter_free(f);
     return 0;
   }
-  if (strcmp(argv[1], "write") == 0 && argc == 6) {
+  if (strcmp(argv[1], "write") == 0 && (argc == 6 || argc == 7)) {
     const char *codec = argv[5];
+    proto.encode_threads = argc == 7 ? atoi(argv[6]) : 1;
     proto.codec = strcmp(codec, "none") == 0   ? PT_PARQUET_UNCOMPRESSED
                   : strcmp(codec, "zstd") == 0 ? PT_PARQUET_ZSTD
                                                : PT_PARQUET_SNAPPY;

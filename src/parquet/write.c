@@ -12,6 +12,8 @@
 #include <fcntl.h>
 #include <float.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +27,10 @@
 #define DEFAULT_DICT_BYTES (1 << 20)
 #define PAGE_ROW_LIMIT 20000 /* rows per page at most, as Arrow C++ and parquet-mr */
 #define MAX_STAT_BYTES 4096  /* longer min/max values are left out of statistics */
+#define MAX_THREADS 16
+/* Level entries a write() call must give (rows x leaf columns) before it is
+ * worth starting threads for (a start costs tens of microseconds). */
+#define PARALLEL_MIN_ENTRIES 32768
 
 /* How Arrow values become physical values, and how they compare. */
 enum { ST_NONE, ST_BOOL, ST_I32, ST_U32, ST_I64, ST_U64, ST_F32, ST_F64, ST_F16, ST_BYTES, ST_BE_SIGNED };
@@ -114,6 +120,19 @@ typedef struct wcol {
   uint32_t pi_epoch;
 } wcol;
 
+/* What a thread encoding pages needs for itself: the values, levels and
+ * compressed body of the page being made. */
+typedef struct wbufs {
+  pt_buf scratch, scratch2, body;
+} wbufs;
+
+/* A share of one write() call's work: top-level column top, leaves
+ * [lo, hi) of it (a nested column's leaves may be split between threads;
+ * each walks the rows but fills only its own leaves). */
+typedef struct wunit {
+  int64_t top, lo, hi;
+} wunit;
+
 struct pt_parquet_writer {
   bool entries_next;       /* make_wnode: the next group is a MAP's repeated key_value */
   int fd;                /* -1 when writing to buf */
@@ -140,8 +159,13 @@ struct pt_parquet_writer {
   int64_t n_rgs, cap_rgs;
   int64_t total_rows;
   pt_buf arrow_schema;   /* base64 of the IPC schema message */
-  pt_buf scratch, scratch2;
-  pt_buf body;           /* a page's compressed body, reused (fresh memory costs page faults) */
+  wbufs *bufs;           /* one per thread (opts.threads); bufs[0] is the
+                            calling thread's. The body is a page's
+                            compressed bytes, reused (fresh memory costs
+                            page faults). */
+  int n_threads;
+  wunit *units;          /* the shares of the columns, in column order */
+  int64_t n_units;
   /* Page indexes of the finished chunks, written after the last row group:
    * each chunk's ColumnIndex and OffsetIndex offsets point into these
    * until then. */
@@ -329,6 +353,7 @@ void pt_parquet_write_options_init(pt_parquet_write_options *o) {
   o->data_page_version = 1;
   o->write_statistics = 1;
   o->store_arrow_schema = 1;
+  o->threads = 1;
 }
 
 static void col_free(wcol *c) {
@@ -362,9 +387,13 @@ void pt_parquet_writer_free(pt_parquet_writer *w) {
   pt__arena_free(&w->arena);
   pt__free(w->rgs);
   pt_buf_free(&w->arrow_schema);
-  pt_buf_free(&w->scratch);
-  pt_buf_free(&w->scratch2);
-  pt_buf_free(&w->body);
+  for (int t = 0; t < w->n_threads && w->bufs; t++) {
+    pt_buf_free(&w->bufs[t].scratch);
+    pt_buf_free(&w->bufs[t].scratch2);
+    pt_buf_free(&w->bufs[t].body);
+  }
+  pt__free(w->bufs);
+  pt__free(w->units);
   pt_buf_free(&w->column_indexes);
   pt_buf_free(&w->offset_indexes);
   if (w->own_fd && w->fd >= 0) close(w->fd);
@@ -388,6 +417,9 @@ static int check_options(const pt_parquet_write_options *o, pt_error *err) {
   if (o->data_page_version != 1 && o->data_page_version != 2)
     return pt__errorf(err, PT_EINVAL, "parquet: data_page_version must be 1 or 2 (got %d)",
                       o->data_page_version);
+  if (o->threads < 0 || o->threads > MAX_THREADS)
+    return pt__errorf(err, PT_EINVAL, "parquet: threads must be between 1 and %d (got %d)",
+                      MAX_THREADS, o->threads);
   if (o->n_partition_by != 0)
     return pt__errorf(err, PT_EINVAL,
                       "parquet: partition_by applies to pt_write_parquet (a directory); a "
@@ -769,6 +801,25 @@ static int mark_intervals(pt_parquet_writer *w, const struct ArrowSchema *given,
   return PT_OK;
 }
 
+/* The threads' buffers, and the columns' shares: a top-level column each,
+ * a nested one's leaves split between the threads when it has several. */
+static int make_units(pt_parquet_writer *w, pt_error *err) {
+  w->n_threads = w->opts.threads > 1 ? w->opts.threads : 1;
+  w->bufs = pt__calloc((size_t)w->n_threads, sizeof *w->bufs);
+  int64_t cap = 0;
+  for (int64_t k = 0; k < w->n_tops; k++) cap += w->n_threads;
+  w->units = pt__malloc((size_t)(cap ? cap : 1) * sizeof *w->units);
+  if (w->bufs == NULL || w->units == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
+  for (int64_t k = 0; k < w->n_tops; k++) {
+    const wnode *t = &w->tops[k];
+    int64_t leaves = t->end - t->first;
+    int64_t parts = t->kind == W_LEAF || leaves < 2 ? 1 : leaves < w->n_threads ? leaves : w->n_threads;
+    for (int64_t p = 0; p < parts; p++)
+      w->units[w->n_units++] = (wunit){k, t->first + leaves * p / parts, t->first + leaves * (p + 1) / parts};
+  }
+  return PT_OK;
+}
+
 static int open_common(pt_parquet_writer *w, const struct ArrowSchema *schema,
                        const pt_parquet_write_options *opts, pt_error *err) {
   if (opts) w->opts = *opts;
@@ -790,6 +841,7 @@ static int open_common(pt_parquet_writer *w, const struct ArrowSchema *schema,
     const struct ArrowSchema *f = w->schema.children[i];
     PT_RETURN_NOT_OK(make_wnode(w, f, f->name ? f->name : "", 0, 0, NULL, 0, &w->tops[i], 0, err));
   }
+  PT_RETURN_NOT_OK(make_units(w, err));
   if (w->opts.store_arrow_schema) PT_RETURN_NOT_OK(store_arrow_schema(w, err));
   return out_write(w, "PAR1", 4, err);
 }
@@ -1369,7 +1421,7 @@ done:
 static bool fast_type(const wcol *c, const pt__view *v);
 static int put_fixed(pt_parquet_writer *w, wcol *c, const uint8_t *phys, int64_t k, pt_error *err);
 
-static int flush_page(pt_parquet_writer *w, wcol *c, pt_error *err) {
+static int flush_page(pt_parquet_writer *w, wbufs *b, wcol *c, pt_error *err) {
   if (c->page_rows == 0) return PT_OK;
   if (c->n_stage > 0) {
     int64_t k = c->n_stage;
@@ -1379,7 +1431,7 @@ static int flush_page(pt_parquet_writer *w, wcol *c, pt_error *err) {
   bool dict = c->use_dict && !c->fallback;
   int64_t nulls = c->page_rows - c->page_values;
   /* Values, uncompressed. */
-  pt_buf *vals = &w->scratch;
+  pt_buf *vals = &b->scratch;
   vals->len = 0;
   int rc = PT_OK;
   bool give_up_dict = false;
@@ -1411,7 +1463,7 @@ static int flush_page(pt_parquet_writer *w, wcol *c, pt_error *err) {
     vals = &c->plain; /* as they are: no copy */
   }
   /* Repetition, then definition levels, RLE (v1: each after its length). */
-  pt_buf *levels = &w->scratch2;
+  pt_buf *levels = &b->scratch2;
   levels->len = 0;
   int64_t rep_len = 0, rows = c->page_rows;
   for (int pass = 0; pass < 2 && rc == PT_OK; pass++) {
@@ -1434,7 +1486,7 @@ static int flush_page(pt_parquet_writer *w, wcol *c, pt_error *err) {
   pt__pq_page_header h = {0};
   h.encoding = dict ? PT__ENC_RLE_DICTIONARY : PT__ENC_PLAIN;
   h.num_values = (int32_t)c->page_rows;
-  pt_buf *body = &w->body;
+  pt_buf *body = &b->body;
   body->len = 0;
   int64_t clen = 0;
   /* The page after its header: levels then values, as they are when
@@ -1955,6 +2007,79 @@ static int64_t page_bytes(const wcol *c) {
   return (int64_t)c->plain.len;
 }
 
+static int encode_unit(pt_parquet_writer *w, wbufs *b, const wunit *u, const pt__view *v,
+                       int64_t done, int64_t n, pt_error *err);
+
+/* Work shared by the threads of one parallel step: items [0, n) are taken
+ * in turn (next); each thread keeps the first error it met, with the item
+ * it came from, and the lowest such item's error is the step's, as one
+ * thread going through the items in order would have reported it. Every
+ * item touches its own columns only, so the pages (and the file) are the
+ * same bytes whatever the number of threads. */
+typedef struct wpar {
+  pt_parquet_writer *w;
+  int kind;              /* PAR_UNITS: encode_unit; PAR_FLUSH: flush_page of leaf item */
+  const pt__view *v;
+  int64_t done, n_rows;
+  int64_t n;             /* items */
+  atomic_int_fast64_t next;
+  atomic_int failed;     /* set on the first error: the others stop taking items */
+} wpar;
+
+enum { PAR_UNITS, PAR_FLUSH };
+
+typedef struct wpar_thread {
+  wpar *par;
+  wbufs *b;
+  int rc;
+  int64_t failed_item;
+  pt_error err;
+} wpar_thread;
+
+static void *par_run(void *arg) {
+  wpar_thread *t = arg;
+  wpar *p = t->par;
+  t->rc = PT_OK;
+  t->failed_item = INT64_MAX;
+  while (!atomic_load_explicit(&p->failed, memory_order_relaxed)) {
+    int64_t i = atomic_fetch_add(&p->next, 1);
+    if (i >= p->n) break;
+    int rc = p->kind == PAR_UNITS
+                 ? encode_unit(p->w, t->b, &p->w->units[i], p->v, p->done, p->n_rows, &t->err)
+                 : flush_page(p->w, t->b, &p->w->cols[i], &t->err);
+    if (rc != PT_OK) {
+      t->rc = rc;
+      t->failed_item = i;
+      atomic_store(&p->failed, 1);
+      break;
+    }
+  }
+  return NULL;
+}
+
+/* Runs the step on the writer's threads (the calling one among them). */
+static int par_step(wpar *p, pt_error *err) {
+  pt_parquet_writer *w = p->w;
+  int nt = w->n_threads < p->n ? w->n_threads : (int)p->n;
+  wpar_thread ts[MAX_THREADS];
+  pthread_t th[MAX_THREADS];
+  bool started[MAX_THREADS] = {false};
+  atomic_init(&p->next, 0);
+  atomic_init(&p->failed, 0);
+  for (int k = 0; k < nt; k++) ts[k] = (wpar_thread){.par = p, .b = &w->bufs[k]};
+  for (int k = 1; k < nt; k++) started[k] = pthread_create(&th[k], NULL, par_run, &ts[k]) == 0;
+  par_run(&ts[0]);
+  for (int k = 1; k < nt; k++)
+    if (started[k]) pthread_join(th[k], NULL);
+    else par_run(&ts[k]); /* no thread to be had: the work is done here */
+  int best = -1;
+  for (int k = 0; k < nt; k++)
+    if (ts[k].rc != PT_OK && (best < 0 || ts[k].failed_item < ts[best].failed_item)) best = k;
+  if (best < 0) return PT_OK;
+  if (err) *err = ts[best].err;
+  return ts[best].rc;
+}
+
 /* Writes the open row group's column chunks and records their metadata. */
 static int flush_row_group(pt_parquet_writer *w, pt_error *err) {
   if (w->rg_rows == 0 && w->n_rgs > 0) return PT_OK;
@@ -1971,9 +2096,19 @@ static int flush_row_group(pt_parquet_writer *w, pt_error *err) {
   g->n_columns = w->n_cols;
   g->columns = pt__arena_alloc(&w->arena, (w->n_cols ? w->n_cols : 1) * (int64_t)sizeof *g->columns);
   if (g->columns == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
+  if (w->n_threads > 1 && w->n_cols > 1) {
+    /* The last page of every chunk made on the threads; the chunks then
+     * go to the file in order below. */
+    int64_t entries = 0;
+    for (int64_t k = 0; k < w->n_cols; k++) entries += w->cols[k].page_rows;
+    if (entries >= PARALLEL_MIN_ENTRIES) {
+      wpar p = {.w = w, .kind = PAR_FLUSH, .n = w->n_cols};
+      PT_RETURN_NOT_OK(par_step(&p, err));
+    }
+  }
   for (int64_t k = 0; k < w->n_cols; k++) {
     wcol *c = &w->cols[k];
-    PT_RETURN_NOT_OK(flush_page(w, c, err));
+    PT_RETURN_NOT_OK(flush_page(w, &w->bufs[0], c, err));
     pt__pq_column_chunk *cc = &g->columns[k];
     pt__pq_column_meta *m = &cc->meta;
     cc->has_meta = true;
@@ -1992,7 +2127,7 @@ static int flush_row_group(pt_parquet_writer *w, pt_error *err) {
                               .uncompressed_size = (int32_t)c->dict.len};
       int rc = compress_into(w, (uint8_t *)c->dict.data, (int64_t)c->dict.len, &body, &clen, err);
       h.compressed_size = (int32_t)clen;
-      pt_buf *hb = &w->scratch;
+      pt_buf *hb = &w->bufs[0].scratch;
       hb->len = 0;
       if (rc == PT_OK && pt__pq_encode_page_header(&h, hb) != PT_OK)
         rc = pt__errorf(err, PT_ENOMEM, "out of memory");
@@ -2085,10 +2220,11 @@ static int push_levels(wcol *c, int16_t def, int16_t rep, pt_error *err) {
 }
 
 /* A null or empty at node n: one entry without a value for every leaf
- * below. */
+ * below (those in [lo, hi)). */
 static int emit_absent(pt_parquet_writer *w, const wnode *n, int16_t def, int16_t rep,
-                       pt_error *err) {
-  for (int64_t k = n->first; k < n->end; k++) {
+                       int64_t lo, int64_t hi, pt_error *err) {
+  int64_t first = n->first > lo ? n->first : lo, end = n->end < hi ? n->end : hi;
+  for (int64_t k = first; k < end; k++) {
     PT_RETURN_NOT_OK(push_levels(&w->cols[k], def, rep, err));
     w->cols[k].nulls++;
   }
@@ -2096,9 +2232,11 @@ static int emit_absent(pt_parquet_writer *w, const wnode *n, int16_t def, int16_
 }
 
 /* Row i of view v for node n, whose parent reached definition level def;
- * rep: the repetition level of its first entry. */
+ * rep: the repetition level of its first entry. Only the leaves in
+ * [lo, hi) are given their entries. */
 static int emit_node(pt_parquet_writer *w, const wnode *n, const pt__view *v, int64_t i,
-                     int16_t def, int16_t rep, pt_error *err) {
+                     int16_t def, int16_t rep, int64_t lo, int64_t hi, pt_error *err) {
+  if (n->end <= lo || n->first >= hi) return PT_OK;
   /* The validity bitmap first: most nested arrays have one, and the
    * general test's checks for unions and run-end encoding cost a call. */
   bool valid = v->validity != NULL ? pt__bit_get(v->validity, v->offset + i)
@@ -2107,12 +2245,12 @@ static int emit_node(pt_parquet_writer *w, const wnode *n, const pt__view *v, in
                    ? pt__view_is_valid(v, i)
                    : true;
   if (!valid && v->type.id != PT_TYPE_NA) {
-    if (n->nullable) return emit_absent(w, n, def, rep, err);
+    if (n->nullable) return emit_absent(w, n, def, rep, lo, hi, err);
     return pt__errorf(err, PT_EINVAL,
                       "a field that is not nullable holds a null (row %lld of its array); mark "
                       "it nullable", (long long)i);
   }
-  if (v->type.id == PT_TYPE_NA) return emit_absent(w, n, def, rep, err);
+  if (v->type.id == PT_TYPE_NA) return emit_absent(w, n, def, rep, lo, hi, err);
   int16_t d = (int16_t)(def + (n->nullable ? 1 : 0));
   switch (n->kind) {
     case W_LEAF: {
@@ -2122,30 +2260,86 @@ static int emit_node(pt_parquet_writer *w, const wnode *n, const pt__view *v, in
     }
     case W_STRUCT:
       for (int64_t k = 0; k < n->n_children; k++)
-        PT_RETURN_NOT_OK(emit_node(w, &n->children[k], &v->children[k], v->offset + i, d, rep, err));
+        PT_RETURN_NOT_OK(emit_node(w, &n->children[k], &v->children[k], v->offset + i, d, rep,
+                                   lo, hi, err));
       return PT_OK;
     default: {
       int64_t s, e;
       pt__view_list_range(v, i, &s, &e);
-      if (s == e) return emit_absent(w, n, d, rep, err); /* empty: no element */
+      if (s == e) return emit_absent(w, n, d, rep, lo, hi, err); /* empty: no element */
       for (int64_t j = s; j < e; j++)
         PT_RETURN_NOT_OK(emit_node(w, &n->children[0], &v->children[0], j, (int16_t)(d + 1),
-                                   j == s ? rep : n->erep, err));
+                                   j == s ? rep : n->erep, lo, hi, err));
       return PT_OK;
     }
   }
 }
 
 /* After a row of a column: pages that are full close. */
-static int check_pages(pt_parquet_writer *w, wcol *c, pt_error *err) {
+static int check_pages(pt_parquet_writer *w, wbufs *b, wcol *c, pt_error *err) {
   int rc = PT_OK;
-  if (c->page_rows >= PAGE_ROW_LIMIT || page_bytes(c) >= w->opts.page_bytes) rc = flush_page(w, c, err);
+  if (c->page_rows >= PAGE_ROW_LIMIT || page_bytes(c) >= w->opts.page_bytes) rc = flush_page(w, b, c, err);
   if (rc == PT_OK && c->use_dict && !c->fallback &&
       (int64_t)c->dict.len > w->opts.dictionary_page_bytes) {
-    rc = flush_page(w, c, err);
+    rc = flush_page(w, b, c, err);
     c->fallback = true;
   }
   return rc;
+}
+
+/* Rows [done, done + n) of v (the batch) for share u of the columns. */
+static int encode_unit(pt_parquet_writer *w, wbufs *b, const wunit *u, const pt__view *v,
+                       int64_t done, int64_t n, pt_error *err) {
+  int rc = PT_OK;
+  const wnode *top = &w->tops[u->top];
+  const pt__view *cv = &v->children[u->top];
+  if (top->kind != W_LEAF) {
+    for (int64_t i = done; i < done + n && rc == PT_OK; i++) {
+      rc = emit_node(w, top, cv, v->offset + i, 0, 0, u->lo, u->hi, err);
+      for (int64_t l = u->lo; l < u->hi && rc == PT_OK; l++) rc = check_pages(w, b, &w->cols[l], err);
+    }
+    return rc;
+  }
+  wcol *c = &w->cols[top->leaf];
+  if (fast_type(c, cv)) {
+    for (int64_t i = done; i < done + n && rc == PT_OK;) {
+      int64_t m = done + n - i;
+      if (m > FAST_ROWS) m = FAST_ROWS;
+      if (m > PAGE_ROW_LIMIT - c->page_rows) m = PAGE_ROW_LIMIT - c->page_rows;
+      rc = append_fast(w, c, cv, v->offset + i, m, err);
+      i += m;
+      if (rc == PT_OK) rc = check_pages(w, b, c, err);
+    }
+    return rc;
+  }
+  if (fast_bytes(c, cv)) {
+    for (int64_t i = done; i < done + n && rc == PT_OK;) {
+      int64_t m = done + n - i, took = 0;
+      if (m > FAST_ROWS) m = FAST_ROWS;
+      if (m > PAGE_ROW_LIMIT - c->page_rows) m = PAGE_ROW_LIMIT - c->page_rows;
+      rc = append_fast_bytes(w, c, cv, v->offset + i, m, &took, err);
+      i += took;
+      if (rc == PT_OK) rc = check_pages(w, b, c, err);
+    }
+    return rc;
+  }
+  for (int64_t i = done; i < done + n && rc == PT_OK; i++) {
+    rc = append_value(w, c, cv, v->offset + i, err);
+    if (rc == PT_OK) rc = check_pages(w, b, c, err);
+  }
+  return rc;
+}
+
+/* Rows [done, done + n) of v into the open row group's pages. */
+static int encode_rows(pt_parquet_writer *w, const pt__view *v, int64_t done, int64_t n,
+                       pt_error *err) {
+  if (w->n_threads > 1 && w->n_units > 1 && n * w->n_cols >= PARALLEL_MIN_ENTRIES) {
+    wpar p = {.w = w, .kind = PAR_UNITS, .v = v, .done = done, .n_rows = n, .n = w->n_units};
+    return par_step(&p, err);
+  }
+  for (int64_t u = 0; u < w->n_units; u++)
+    PT_RETURN_NOT_OK(encode_unit(w, &w->bufs[0], &w->units[u], v, done, n, err));
+  return PT_OK;
 }
 
 int pt_parquet_writer_write(pt_parquet_writer *w, const struct ArrowArray *batch, pt_error *err) {
@@ -2178,63 +2372,7 @@ int pt_parquet_writer_write(pt_parquet_writer *w, const struct ArrowArray *batch
   while (done < v.length && rc == PT_OK) {
     int64_t n = v.length - done;
     if (n > w->opts.row_group_rows - w->rg_rows) n = w->opts.row_group_rows - w->rg_rows;
-    for (int64_t k = 0; k < w->n_tops && rc == PT_OK; k++) {
-      const wnode *top = &w->tops[k];
-      const pt__view *cv = &v.children[k];
-      if (top->kind != W_LEAF) {
-        for (int64_t i = done; i < done + n && rc == PT_OK; i++) {
-          rc = emit_node(w, top, cv, v.offset + i, 0, 0, err);
-          for (int64_t l = top->first; l < top->end && rc == PT_OK; l++)
-            rc = check_pages(w, &w->cols[l], err);
-        }
-        continue;
-      }
-      wcol *c = &w->cols[top->leaf];
-      if (fast_type(c, cv)) {
-        for (int64_t i = done; i < done + n && rc == PT_OK;) {
-          int64_t m = done + n - i;
-          if (m > FAST_ROWS) m = FAST_ROWS;
-          if (m > PAGE_ROW_LIMIT - c->page_rows) m = PAGE_ROW_LIMIT - c->page_rows;
-          rc = append_fast(w, c, cv, v.offset + i, m, err);
-          i += m;
-          if (rc == PT_OK && (c->page_rows >= PAGE_ROW_LIMIT || page_bytes(c) >= w->opts.page_bytes))
-            rc = flush_page(w, c, err);
-          if (rc == PT_OK && c->use_dict && !c->fallback &&
-              (int64_t)c->dict.len > w->opts.dictionary_page_bytes) {
-            rc = flush_page(w, c, err);
-            c->fallback = true;
-          }
-        }
-        continue;
-      }
-      if (fast_bytes(c, cv)) {
-        for (int64_t i = done; i < done + n && rc == PT_OK;) {
-          int64_t m = done + n - i, took = 0;
-          if (m > FAST_ROWS) m = FAST_ROWS;
-          if (m > PAGE_ROW_LIMIT - c->page_rows) m = PAGE_ROW_LIMIT - c->page_rows;
-          rc = append_fast_bytes(w, c, cv, v.offset + i, m, &took, err);
-          i += took;
-          if (rc == PT_OK && (c->page_rows >= PAGE_ROW_LIMIT || page_bytes(c) >= w->opts.page_bytes))
-            rc = flush_page(w, c, err);
-          if (rc == PT_OK && c->use_dict && !c->fallback &&
-              (int64_t)c->dict.len > w->opts.dictionary_page_bytes) {
-            rc = flush_page(w, c, err);
-            c->fallback = true;
-          }
-        }
-        continue;
-      }
-      for (int64_t i = done; i < done + n && rc == PT_OK; i++) {
-        rc = append_value(w, c, cv, v.offset + i, err);
-        if (rc == PT_OK && (c->page_rows >= PAGE_ROW_LIMIT || page_bytes(c) >= w->opts.page_bytes))
-          rc = flush_page(w, c, err);
-        if (rc == PT_OK && c->use_dict && !c->fallback &&
-            (int64_t)c->dict.len > w->opts.dictionary_page_bytes) {
-          rc = flush_page(w, c, err);
-          c->fallback = true;
-        }
-      }
-    }
+    rc = encode_rows(w, &v, done, n, err);
     done += n;
     w->rg_rows += n;
     if (rc == PT_OK && w->rg_rows >= w->opts.row_group_rows) rc = flush_row_group(w, err);
@@ -2293,7 +2431,7 @@ int pt_parquet_writer_close(pt_parquet_writer *w, pt_error *err) {
   m.has_created_by = true;
   m.created_by = (pt__pq_bytes){(const uint8_t *)created_by, (int64_t)sizeof created_by - 1};
   m.n_column_orders = w->n_cols;
-  pt_buf *f = &w->scratch;
+  pt_buf *f = &w->bufs[0].scratch;
   f->len = 0;
   if (pt__pq_encode_file_meta(&m, f) != PT_OK) return pt__errorf(err, PT_ENOMEM, "out of memory");
   uint8_t tail[8];
