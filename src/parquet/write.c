@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <zstd.h>
 
 #include "arrow/kernels.h"
 #include "parquet/parquet_int.h"
@@ -124,6 +125,8 @@ typedef struct wcol {
  * compressed body of the page being made. */
 typedef struct wbufs {
   pt_buf scratch, scratch2, body;
+  ZSTD_CCtx *zstd;       /* kept between pages: a context made per call
+                            allocates (and faults in) its tables each time */
 } wbufs;
 
 /* A share of one write() call's work: top-level column top, leaves
@@ -391,6 +394,7 @@ void pt_parquet_writer_free(pt_parquet_writer *w) {
     pt_buf_free(&w->bufs[t].scratch);
     pt_buf_free(&w->bufs[t].scratch2);
     pt_buf_free(&w->bufs[t].body);
+    ZSTD_freeCCtx(w->bufs[t].zstd);
   }
   pt__free(w->bufs);
   pt__free(w->units);
@@ -1136,11 +1140,24 @@ static int push_u32(uint32_t **a, int64_t *cap, int64_t n, uint32_t v) {
 /* ------------------------------------------------------------------------ */
 /* Pages */
 
-static int compress_into(pt_parquet_writer *w, const uint8_t *src, int64_t n, pt_buf *dst,
-                         int64_t *out_len, pt_error *err) {
+static int compress_into(pt_parquet_writer *w, wbufs *b, const uint8_t *src, int64_t n,
+                         pt_buf *dst, int64_t *out_len, pt_error *err) {
   int codec = w->opts.codec;
   int64_t bound = pt__pq_compress_bound(codec, n);
   if (pt__buf_reserve(dst, (size_t)bound) != PT_OK) return pt__errorf(err, PT_ENOMEM, "out of memory");
+  if (codec == PT__CODEC_ZSTD) {
+    /* The same bytes as pt__pq_compress's, from this thread's context. */
+    if (b->zstd == NULL && (b->zstd = ZSTD_createCCtx()) == NULL)
+      return pt__errorf(err, PT_ENOMEM, "out of memory (zstd)");
+    int level = w->opts.compression_level > 0 ? w->opts.compression_level : 1;
+    size_t got = ZSTD_compressCCtx(b->zstd, (uint8_t *)dst->data + dst->len, (size_t)bound, src,
+                                   (size_t)n, level);
+    if (ZSTD_isError(got))
+      return pt__errorf(err, PT_EINTERNAL, "zstd compression failed: %s", ZSTD_getErrorName(got));
+    *out_len = (int64_t)got;
+    dst->len += got;
+    return PT_OK;
+  }
   PT_RETURN_NOT_OK(pt__pq_compress(codec, w->opts.compression_level, src, n,
                                    (uint8_t *)dst->data + dst->len, bound, out_len, err));
   dst->len += (size_t)*out_len;
@@ -1505,7 +1522,7 @@ static int flush_page(pt_parquet_writer *w, wbufs *b, wcol *c, pt_error *err) {
       if (levels->len > 0 && pt__buf_append(levels, vals->data, vals->len) != PT_OK)
         return pt__errorf(err, PT_ENOMEM, "out of memory");
       const pt_buf *all = levels->len > 0 ? levels : vals;
-      rc = compress_into(w, (uint8_t *)all->data, (int64_t)all->len, body, &clen, err);
+      rc = compress_into(w, b, (uint8_t *)all->data, (int64_t)all->len, body, &clen, err);
       h.compressed_size = (int32_t)clen;
       part1 = body;
       part2 = NULL;
@@ -1530,7 +1547,7 @@ static int flush_page(pt_parquet_writer *w, wbufs *b, wcol *c, pt_error *err) {
     rc = pt__buf_append(body, levels->data, levels->len) == PT_OK ? PT_OK
          : pt__errorf(err, PT_ENOMEM, "out of memory");
     if (rc == PT_OK)
-      rc = compress_into(w, (uint8_t *)vals->data, (int64_t)vals->len, body, &clen, err);
+      rc = compress_into(w, b, (uint8_t *)vals->data, (int64_t)vals->len, body, &clen, err);
     h.uncompressed_size = (int32_t)(levels->len + vals->len);
     h.compressed_size = (int32_t)(levels->len + clen);
     part1 = body;
@@ -2125,7 +2142,8 @@ static int flush_row_group(pt_parquet_writer *w, pt_error *err) {
       pt__pq_page_header h = {.type = PT__PAGE_DICTIONARY, .has_dict = true,
                               .num_values = (int32_t)c->dict_n, .encoding = PT__ENC_PLAIN,
                               .uncompressed_size = (int32_t)c->dict.len};
-      int rc = compress_into(w, (uint8_t *)c->dict.data, (int64_t)c->dict.len, &body, &clen, err);
+      int rc = compress_into(w, &w->bufs[0], (uint8_t *)c->dict.data, (int64_t)c->dict.len, &body,
+                             &clen, err);
       h.compressed_size = (int32_t)clen;
       pt_buf *hb = &w->bufs[0].scratch;
       hb->len = 0;
