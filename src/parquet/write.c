@@ -83,7 +83,15 @@ typedef struct wcol {
                             its value in keys instead of tags */
   uint64_t *keys;
   /* The chunk so far. */
-  pt_buf pages;          /* data pages: headers and bodies */
+  pt_buf pages;          /* data pages: headers and bodies (those not yet
+                            in the file, when streaming) */
+  bool streaming;        /* the chunk's start is in the file: its pages go
+                            there as they are made (a file of one column,
+                            once its dictionary is settled) */
+  int64_t chunk_start, data_start; /* file positions of the chunk and of its
+                                      first data page, once streaming */
+  int64_t pages_base;    /* bytes of data pages already in the file */
+  int64_t dict_uncompressed; /* its dictionary page's header and values */
   int64_t chunk_values, chunk_uncompressed, n_data_pages;
   bool enc_plain, enc_dict;
   /* Statistics of the chunk. */
@@ -1431,6 +1439,38 @@ done:
   return rc;
 }
 
+/* Writes the start of column c's chunk: its dictionary page when its pages
+ * use one (an empty dictionary too, when they are nulls only), then the
+ * data pages made so far; from here on the chunk is streaming. */
+static int chunk_open(pt_parquet_writer *w, wbufs *b, wcol *c, pt_error *err) {
+  c->chunk_start = w->pos;
+  c->dict_uncompressed = 0;
+  if (c->use_dict && c->enc_dict) {
+    pt_buf body = {0};
+    int64_t clen = 0;
+    pt__pq_page_header h = {.type = PT__PAGE_DICTIONARY, .has_dict = true,
+                            .num_values = (int32_t)c->dict_n, .encoding = PT__ENC_PLAIN,
+                            .uncompressed_size = (int32_t)c->dict.len};
+    int rc = compress_into(w, b, (uint8_t *)c->dict.data, (int64_t)c->dict.len, &body, &clen, err);
+    h.compressed_size = (int32_t)clen;
+    pt_buf *hb = &b->scratch;
+    hb->len = 0;
+    if (rc == PT_OK && pt__pq_encode_page_header(&h, hb) != PT_OK)
+      rc = pt__errorf(err, PT_ENOMEM, "out of memory");
+    if (rc == PT_OK) rc = out_write(w, hb->data, (int64_t)hb->len, err);
+    if (rc == PT_OK) rc = out_write(w, body.data, (int64_t)body.len, err);
+    pt_buf_free(&body);
+    if (rc != PT_OK) return rc;
+    c->dict_uncompressed = (int64_t)hb->len + h.uncompressed_size;
+  }
+  c->data_start = w->pos;
+  PT_RETURN_NOT_OK(out_write(w, c->pages.data, (int64_t)c->pages.len, err));
+  c->pages_base = (int64_t)c->pages.len;
+  c->pages.len = 0;
+  c->streaming = true;
+  return PT_OK;
+}
+
 /* Rows appended at a time by append_fast: pages may pass page_bytes by up
  * to this many values. */
 #define FAST_ROWS 1024
@@ -1570,7 +1610,8 @@ static int flush_page(pt_parquet_writer *w, wbufs *b, wcol *c, pt_error *err) {
       rc = pt__errorf(err, PT_ENOMEM, "out of memory");
     c->chunk_uncompressed += (int64_t)(c->pages.len - before) - h.compressed_size + h.uncompressed_size;
     if (rc == PT_OK && w->opts.write_statistics)
-      rc = page_index_add(c, dict, (int64_t)before, (int64_t)(c->pages.len - before), rows, err);
+      rc = page_index_add(c, dict, c->pages_base + (int64_t)before,
+                          (int64_t)(c->pages.len - before), rows, err);
   }
   if (rc != PT_OK) return rc;
   if (dict) c->enc_dict = true;
@@ -1581,7 +1622,16 @@ static int flush_page(pt_parquet_writer *w, wbufs *b, wcol *c, pt_error *err) {
   c->page_rows = c->page_values = 0;
   c->plain.len = 0;
   c->pg_has = c->pg_slow = c->pg_bytes = false;
-  return PT_OK;
+  /* A file of one column needs no chunk held back for the others: once no
+   * more dictionary entries can come, the chunk starts in the file and
+   * pages go there as they are made (less memory, and no copy). */
+  if (w->n_cols == 1 && (!c->use_dict || c->fallback)) {
+    if (!c->streaming) return chunk_open(w, b, c, err);
+    rc = out_write(w, c->pages.data, (int64_t)c->pages.len, err);
+    c->pages_base += (int64_t)c->pages.len;
+    c->pages.len = 0;
+  }
+  return rc;
 }
 
 static int append_phys(pt_parquet_writer *w, wcol *c, const pt__view *v, int64_t i, pt_error *err);
@@ -2132,33 +2182,17 @@ static int flush_row_group(pt_parquet_writer *w, pt_error *err) {
     m->type = c->phys;
     m->codec = w->opts.codec;
     m->num_values = c->chunk_values;
-    int64_t start = w->pos;
-    int64_t uncompressed = c->chunk_uncompressed;
-    /* An empty dictionary too, when pages say RLE_DICTIONARY (nulls only). */
     bool has_dict = c->use_dict && c->enc_dict;
+    /* The dictionary page and the pages not yet in the file. */
+    if (!c->streaming) PT_RETURN_NOT_OK(chunk_open(w, &w->bufs[0], c, err));
+    PT_RETURN_NOT_OK(out_write(w, c->pages.data, (int64_t)c->pages.len, err));
+    int64_t start = c->chunk_start;
+    int64_t uncompressed = c->chunk_uncompressed + c->dict_uncompressed;
     if (has_dict) {
-      pt_buf body = {0};
-      int64_t clen = 0;
-      pt__pq_page_header h = {.type = PT__PAGE_DICTIONARY, .has_dict = true,
-                              .num_values = (int32_t)c->dict_n, .encoding = PT__ENC_PLAIN,
-                              .uncompressed_size = (int32_t)c->dict.len};
-      int rc = compress_into(w, &w->bufs[0], (uint8_t *)c->dict.data, (int64_t)c->dict.len, &body,
-                             &clen, err);
-      h.compressed_size = (int32_t)clen;
-      pt_buf *hb = &w->bufs[0].scratch;
-      hb->len = 0;
-      if (rc == PT_OK && pt__pq_encode_page_header(&h, hb) != PT_OK)
-        rc = pt__errorf(err, PT_ENOMEM, "out of memory");
-      if (rc == PT_OK) rc = out_write(w, hb->data, (int64_t)hb->len, err);
-      if (rc == PT_OK) rc = out_write(w, body.data, (int64_t)body.len, err);
-      pt_buf_free(&body);
-      if (rc != PT_OK) return rc;
-      uncompressed += (int64_t)hb->len + h.uncompressed_size;
       m->has_dictionary_page_offset = true;
       m->dictionary_page_offset = start;
     }
-    m->data_page_offset = w->pos;
-    PT_RETURN_NOT_OK(out_write(w, c->pages.data, (int64_t)c->pages.len, err));
+    m->data_page_offset = c->data_start;
     if (w->opts.write_statistics)
       PT_RETURN_NOT_OK(page_index_write(w, c, cc, m->data_page_offset, err));
     m->total_compressed_size = w->pos - start;
@@ -2209,6 +2243,8 @@ static int flush_row_group(pt_parquet_writer *w, pt_error *err) {
     }
     /* Reset the chunk for the next row group. */
     c->pages.len = 0;
+    c->streaming = false;
+    c->pages_base = c->dict_uncompressed = 0;
     c->chunk_values = c->chunk_uncompressed = c->n_data_pages = 0;
     c->enc_plain = c->enc_dict = false;
     c->fallback = false;
