@@ -133,6 +133,7 @@ typedef struct wcol {
  * compressed body of the page being made. */
 typedef struct wbufs {
   pt_buf scratch, scratch2, body;
+  pt_buf header;         /* a page header, when it goes straight to the file */
   ZSTD_CCtx *zstd;       /* kept between pages: a context made per call
                             allocates (and faults in) its tables each time */
 } wbufs;
@@ -402,6 +403,7 @@ void pt_parquet_writer_free(pt_parquet_writer *w) {
     pt_buf_free(&w->bufs[t].scratch);
     pt_buf_free(&w->bufs[t].scratch2);
     pt_buf_free(&w->bufs[t].body);
+    pt_buf_free(&w->bufs[t].header);
     ZSTD_freeCCtx(w->bufs[t].zstd);
   }
   pt__free(w->bufs);
@@ -1603,15 +1605,28 @@ static int flush_page(pt_parquet_writer *w, wbufs *b, wcol *c, pt_error *err) {
     h.has_stats = w->opts.write_statistics != 0;
     h.stats.has_null_count = true;
     h.stats.null_count = nulls;
-    size_t before = c->pages.len;
-    if (pt__pq_encode_page_header(&h, &c->pages) != PT_OK ||
-        pt__buf_append(&c->pages, part1->data, part1->len) != PT_OK ||
-        (part2 && pt__buf_append(&c->pages, part2->data, part2->len) != PT_OK))
-      rc = pt__errorf(err, PT_ENOMEM, "out of memory");
-    c->chunk_uncompressed += (int64_t)(c->pages.len - before) - h.compressed_size + h.uncompressed_size;
+    int64_t at = c->pages_base + (int64_t)c->pages.len, size = 0;
+    if (c->streaming) {
+      /* Straight to the file: header, then the parts where they are. */
+      pt_buf *hb = &b->header;
+      hb->len = 0;
+      if (pt__pq_encode_page_header(&h, hb) != PT_OK) rc = pt__errorf(err, PT_ENOMEM, "out of memory");
+      if (rc == PT_OK) rc = out_write(w, hb->data, (int64_t)hb->len, err);
+      if (rc == PT_OK) rc = out_write(w, part1->data, (int64_t)part1->len, err);
+      if (rc == PT_OK && part2) rc = out_write(w, part2->data, (int64_t)part2->len, err);
+      size = (int64_t)(hb->len + part1->len + (part2 ? part2->len : 0));
+      c->pages_base += size;
+    } else {
+      size_t before = c->pages.len;
+      if (pt__pq_encode_page_header(&h, &c->pages) != PT_OK ||
+          pt__buf_append(&c->pages, part1->data, part1->len) != PT_OK ||
+          (part2 && pt__buf_append(&c->pages, part2->data, part2->len) != PT_OK))
+        rc = pt__errorf(err, PT_ENOMEM, "out of memory");
+      size = (int64_t)(c->pages.len - before);
+    }
+    c->chunk_uncompressed += size - h.compressed_size + h.uncompressed_size;
     if (rc == PT_OK && w->opts.write_statistics)
-      rc = page_index_add(c, dict, c->pages_base + (int64_t)before,
-                          (int64_t)(c->pages.len - before), rows, err);
+      rc = page_index_add(c, dict, at, size, rows, err);
   }
   if (rc != PT_OK) return rc;
   if (dict) c->enc_dict = true;
@@ -1625,13 +1640,9 @@ static int flush_page(pt_parquet_writer *w, wbufs *b, wcol *c, pt_error *err) {
   /* A file of one column needs no chunk held back for the others: once no
    * more dictionary entries can come, the chunk starts in the file and
    * pages go there as they are made (less memory, and no copy). */
-  if (w->n_cols == 1 && (!c->use_dict || c->fallback)) {
-    if (!c->streaming) return chunk_open(w, b, c, err);
-    rc = out_write(w, c->pages.data, (int64_t)c->pages.len, err);
-    c->pages_base += (int64_t)c->pages.len;
-    c->pages.len = 0;
-  }
-  return rc;
+  if (w->n_cols == 1 && (!c->use_dict || c->fallback) && !c->streaming)
+    return chunk_open(w, b, c, err);
+  return PT_OK;
 }
 
 static int append_phys(pt_parquet_writer *w, wcol *c, const pt__view *v, int64_t i, pt_error *err);
