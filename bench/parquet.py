@@ -20,7 +20,9 @@ that 1% of row groups match (protium: a row-group filter; pyarrow: filters=;
 DuckDB: WHERE).
 
 Metrics: <system>.read_gb_per_s.<case>_<T>t and <system>.read_rows_per_s...,
-<system>.write_gb_per_s.<case> (one thread) and .<case>_2t,
+<system>.write_gb_per_s.<case> (one thread) and .<case>_2t; for one thread
+also <system>.write_cpu_ms.<case> (the least CPU time of a run: protium's
+process, pyarrow's) and ratio.write_cpu.<case>.pyarrow (pyarrow's / protium's),
 ratio.read.<case>_<T>t.pyarrow (protium / pyarrow) and .duckdb, likewise for
 write (ratio.write.<case> and ratio.write.<case>_2t); selective: <system>.select_ms and
 protium.select_row_groups_read. GB/s are of Arrow bytes (Table.nbytes, 10^9).
@@ -173,8 +175,20 @@ def main() -> None:
                 gb = {}
                 r = driver("write", str(ipc), str(REPEATS), "1", codec, str(threads))
                 gb["protium"] = nbytes / r["seconds"] / 1e9
-                t_pa = best_of(lambda: pq.write_table(table, pa.BufferOutputStream(), compression=codec))
+                cpu_pa = [float("inf")]
+
+                def pa_write() -> None:
+                    c0 = time.process_time()
+                    pq.write_table(table, pa.BufferOutputStream(), compression=codec)
+                    cpu_pa[0] = min(cpu_pa[0], time.process_time() - c0)
+
+                t_pa = best_of(pa_write)
                 gb["pyarrow"] = nbytes / t_pa / 1e9
+                if threads == 1:
+                    # CPU time of a one-thread write: what a loaded machine moves least.
+                    metrics[f"protium.write_cpu_ms.{key}"] = round(r["cpu_seconds"] * 1e3, 2)
+                    metrics[f"pyarrow.write_cpu_ms.{key}"] = round(cpu_pa[0] * 1e3, 2)
+                    metrics[f"ratio.write_cpu.{key}.pyarrow"] = round(cpu_pa[0] / r["cpu_seconds"], 3)
                 con = duck(threads)
                 con.register("t", table)
                 dd_codec = {"none": "uncompressed"}.get(codec, codec)

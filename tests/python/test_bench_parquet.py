@@ -42,5 +42,6 @@ def test_bench_parquet_reports_every_figure(tmp_path):
         assert m[f"ratio.read.{case}_1t.pyarrow"] > 0
         assert m[f"ratio.write.{case}.duckdb"] > 0
         assert m[f"ratio.write.{case}_2t.pyarrow"] > 0
+        assert m[f"ratio.write_cpu.{case}.pyarrow"] > 0
     assert m["protium.select_row_groups_read"] == 1
     assert m["protium.select_ms"] > 0 and m["pyarrow.select_ms"] > 0
