@@ -2298,10 +2298,10 @@ static int emit_absent(pt_parquet_writer *w, const wnode *n, int16_t def, int16_
 
 /* Row i of view v for node n, whose parent reached definition level def;
  * rep: the repetition level of its first entry. Only the leaves in
- * [lo, hi) are given their entries. */
+ * [lo, hi) are given their entries (n has some of them: a struct passes
+ * over its children that have none). */
 static int emit_node(pt_parquet_writer *w, const wnode *n, const pt__view *v, int64_t i,
                      int16_t def, int16_t rep, int64_t lo, int64_t hi, pt_error *err) {
-  if (n->end <= lo || n->first >= hi) return PT_OK;
   /* The validity bitmap first: most nested arrays have one, and the
    * general test's checks for unions and run-end encoding cost a call. */
   bool valid = v->validity != NULL ? pt__bit_get(v->validity, v->offset + i)
@@ -2325,8 +2325,9 @@ static int emit_node(pt_parquet_writer *w, const wnode *n, const pt__view *v, in
     }
     case W_STRUCT:
       for (int64_t k = 0; k < n->n_children; k++)
-        PT_RETURN_NOT_OK(emit_node(w, &n->children[k], &v->children[k], v->offset + i, d, rep,
-                                   lo, hi, err));
+        if (n->children[k].end > lo && n->children[k].first < hi)
+          PT_RETURN_NOT_OK(emit_node(w, &n->children[k], &v->children[k], v->offset + i, d, rep,
+                                     lo, hi, err));
       return PT_OK;
     default: {
       int64_t s, e;
@@ -2341,7 +2342,7 @@ static int emit_node(pt_parquet_writer *w, const wnode *n, const pt__view *v, in
 }
 
 /* After a row of a column: pages that are full close. */
-static int check_pages(pt_parquet_writer *w, wbufs *b, wcol *c, pt_error *err) {
+static inline int check_pages(pt_parquet_writer *w, wbufs *b, wcol *c, pt_error *err) {
   int rc = PT_OK;
   if (c->page_rows >= PAGE_ROW_LIMIT || page_bytes(c) >= w->opts.page_bytes) rc = flush_page(w, b, c, err);
   if (rc == PT_OK && c->use_dict && !c->fallback &&
