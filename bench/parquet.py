@@ -11,18 +11,25 @@ and on two (protium: two streams at once; pyarrow: use_threads; DuckDB:
 threads=2). Writes: the same Arrow table to Parquet in memory (protium from
 the batches of an uncompressed IPC file, by build/bench/parquet_bench;
 pyarrow into a BufferOutputStream; DuckDB COPY of a registered Arrow table
-to a file on tmpfs where there is one), one thread (DuckDB: its default).
+to a file on tmpfs where there is one), on one thread (DuckDB: threads=1) and
+on two (protium: one writer whose `threads` option is 2, encoding columns
+on both cores; pyarrow has no threaded writer, so its one thread again;
+DuckDB: threads=2).
 Then a selective query: a file of 100 row groups sorted on `id`, a predicate
 that 1% of row groups match (protium: a row-group filter; pyarrow: filters=;
 DuckDB: WHERE).
 
 Metrics: <system>.read_gb_per_s.<case>_<T>t and <system>.read_rows_per_s...,
-<system>.write_gb_per_s.<case>, ratio.read.<case>_<T>t.pyarrow (protium /
-pyarrow) and .duckdb, likewise for write; selective: <system>.select_ms and
+<system>.write_gb_per_s.<case> (one thread) and .<case>_2t; for one thread
+also <system>.write_cpu_ms.<case> (the least CPU time of a run: protium's
+process, pyarrow's) and ratio.write_cpu.<case>.pyarrow (pyarrow's / protium's),
+ratio.read.<case>_<T>t.pyarrow (protium / pyarrow) and .duckdb, likewise for
+write (ratio.write.<case> and ratio.write.<case>_2t); selective: <system>.select_ms and
 protium.select_row_groups_read. GB/s are of Arrow bytes (Table.nbytes, 10^9).
 Prints a table, then one JSON object as the last line.
 Environment: PT_BUILD_DIR, PT_BENCH_MIB (32), PT_BENCH_REPEATS (3),
-PT_BENCH_CASES (comma-separated case names, e.g. int64_snappy).
+PT_BENCH_CASES (comma-separated case names, e.g. int64_snappy), PT_BENCH_OPS
+(read,write: which of the two to measure; the selective query is a read).
 """
 
 from __future__ import annotations
@@ -48,6 +55,7 @@ MIB = 1 << 20
 CASE_MIB = int(os.environ.get("PT_BENCH_MIB", "32"))
 REPEATS = int(os.environ.get("PT_BENCH_REPEATS", "3"))
 ONLY = {c for c in os.environ.get("PT_BENCH_CASES", "").split(",") if c}
+OPS = {o for o in os.environ.get("PT_BENCH_OPS", "read,write").split(",") if o}
 TYPES = ["int64", "float64", "utf8_low", "utf8_high", "list_struct", "mixed20"]
 CODECS = ["none", "snappy", "zstd"]
 
@@ -140,7 +148,7 @@ def main() -> None:
             path = tmp / f"{case}.parquet"
             pq.write_table(table, path, compression=codec)
             # Reads.
-            for threads in (1, 2):
+            for threads in ((1, 2) if "read" in OPS else ()):
                 key = f"{case}_{threads}t"
                 r = driver("read", str(path), str(REPEATS), str(threads))
                 assert r["rows"] == nrows, (r, nrows)
@@ -161,28 +169,41 @@ def main() -> None:
                 metrics[f"ratio.read.{key}.pyarrow"] = round(gb["protium"] / gb["pyarrow"], 3)
                 metrics[f"ratio.read.{key}.duckdb"] = round(gb["protium"] / gb["duckdb"], 3)
                 rows_out.append(("read", key, gb))
-            # Writes (one thread).
-            gb = {}
-            r = driver("write", str(ipc), str(REPEATS), "1", codec)
-            gb["protium"] = nbytes / r["seconds"] / 1e9
-            t_pa = best_of(lambda: pq.write_table(table, pa.BufferOutputStream(), compression=codec))
-            gb["pyarrow"] = nbytes / t_pa / 1e9
-            con = duck(2)
-            con.register("t", table)
-            dd_codec = {"none": "uncompressed"}.get(codec, codec)
-            out = tmp / "duck.parquet"
-            t_dd = best_of(lambda: con.execute(
-                f"COPY t TO '{out}' (FORMAT parquet, COMPRESSION {dd_codec})"))
-            gb["duckdb"] = nbytes / t_dd / 1e9
-            for sysname, v in gb.items():
-                metrics[f"{sysname}.write_gb_per_s.{case}"] = round(v, 3)
-                metrics[f"{sysname}.write_rows_per_s.{case}"] = round(v * 1e9 / nbytes * nrows)
-            if "protium" in gb:
-                metrics[f"ratio.write.{case}.pyarrow"] = round(gb["protium"] / gb["pyarrow"], 3)
-                metrics[f"ratio.write.{case}.duckdb"] = round(gb["protium"] / gb["duckdb"], 3)
-            rows_out.append(("write", case, gb))
+            # Writes: one thread, then two (the key gets _2t).
+            for threads in ((1, 2) if "write" in OPS else ()):
+                key = case if threads == 1 else f"{case}_2t"
+                gb = {}
+                r = driver("write", str(ipc), str(REPEATS), "1", codec, str(threads))
+                gb["protium"] = nbytes / r["seconds"] / 1e9
+                cpu_pa = [float("inf")]
+
+                def pa_write() -> None:
+                    c0 = time.process_time()
+                    pq.write_table(table, pa.BufferOutputStream(), compression=codec)
+                    cpu_pa[0] = min(cpu_pa[0], time.process_time() - c0)
+
+                t_pa = best_of(pa_write)
+                gb["pyarrow"] = nbytes / t_pa / 1e9
+                if threads == 1:
+                    # CPU time of a one-thread write: what a loaded machine moves least.
+                    metrics[f"protium.write_cpu_ms.{key}"] = round(r["cpu_seconds"] * 1e3, 2)
+                    metrics[f"pyarrow.write_cpu_ms.{key}"] = round(cpu_pa[0] * 1e3, 2)
+                    metrics[f"ratio.write_cpu.{key}.pyarrow"] = round(cpu_pa[0] / r["cpu_seconds"], 3)
+                con = duck(threads)
+                con.register("t", table)
+                dd_codec = {"none": "uncompressed"}.get(codec, codec)
+                out = tmp / "duck.parquet"
+                t_dd = best_of(lambda: con.execute(
+                    f"COPY t TO '{out}' (FORMAT parquet, COMPRESSION {dd_codec})"))
+                gb["duckdb"] = nbytes / t_dd / 1e9
+                for sysname, v in gb.items():
+                    metrics[f"{sysname}.write_gb_per_s.{key}"] = round(v, 3)
+                    metrics[f"{sysname}.write_rows_per_s.{key}"] = round(v * 1e9 / nbytes * nrows)
+                metrics[f"ratio.write.{key}.pyarrow"] = round(gb["protium"] / gb["pyarrow"], 3)
+                metrics[f"ratio.write.{key}.duckdb"] = round(gb["protium"] / gb["duckdb"], 3)
+                rows_out.append(("write", key, gb))
     # Selective query: 100 row groups sorted on id; 1% of them match.
-    if not ONLY or "select" in ONLY:
+    if ("read" in OPS) and (not ONLY or "select" in ONLY):
         n = total // 16
         ids = np.arange(n, dtype=np.int64)
         rng = np.random.default_rng(3)

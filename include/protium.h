@@ -552,6 +552,13 @@ typedef struct pt_parquet_write_options {
                                       directories (and leave the files);
                                       NULL = none. Borrowed for the call. */
   int64_t n_partition_by;        /* entries in partition_by */
+  int threads;                   /* threads encoding the column chunks of a file
+                                    at once, the calling one among them (1 to
+                                    16; default 1). Columns, and the leaves of
+                                    a nested column, are shared out; the file
+                                    is the same bytes whatever the number.
+                                    pt_write_parquet's tasks already use every
+                                    slot and write with 1. */
 } pt_parquet_write_options;
 
 /* The defaults above. */

@@ -156,6 +156,7 @@ class PtParquetWriteOptions(ctypes.Structure):
         ("store_arrow_schema", ctypes.c_int),
         ("partition_by", ctypes.POINTER(ctypes.c_char_p)),
         ("n_partition_by", ctypes.c_int64),
+        ("threads", ctypes.c_int),
     ]
 
 

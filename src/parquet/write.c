@@ -12,10 +12,13 @@
 #include <fcntl.h>
 #include <float.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <zstd.h>
 
 #include "arrow/kernels.h"
 #include "parquet/parquet_int.h"
@@ -25,6 +28,10 @@
 #define DEFAULT_DICT_BYTES (1 << 20)
 #define PAGE_ROW_LIMIT 20000 /* rows per page at most, as Arrow C++ and parquet-mr */
 #define MAX_STAT_BYTES 4096  /* longer min/max values are left out of statistics */
+#define MAX_THREADS 16
+/* Level entries a write() call must give (rows x leaf columns) before it is
+ * worth starting threads for (a start costs tens of microseconds). */
+#define PARALLEL_MIN_ENTRIES 32768
 
 /* How Arrow values become physical values, and how they compare. */
 enum { ST_NONE, ST_BOOL, ST_I32, ST_U32, ST_I64, ST_U64, ST_F32, ST_F64, ST_F16, ST_BYTES, ST_BE_SIGNED };
@@ -59,6 +66,9 @@ typedef struct wcol {
   uint32_t *idx;         /* dictionary indices, or booleans */
   int64_t page_rows, page_values, cap_defs, cap_idx;
   pt_buf plain;          /* PLAIN values of the page */
+  uint8_t *stage;        /* nested columns of numbers: values gathered one
+                            by one, put a block at a time (put_fixed) */
+  int64_t n_stage;       /* values in stage (FAST_ROWS at most) */
   /* Dictionary of the current chunk. */
   bool use_dict, fallback;
   pt_buf dict;           /* PLAIN-encoded dictionary values */
@@ -73,7 +83,15 @@ typedef struct wcol {
                             its value in keys instead of tags */
   uint64_t *keys;
   /* The chunk so far. */
-  pt_buf pages;          /* data pages: headers and bodies */
+  pt_buf pages;          /* data pages: headers and bodies (those not yet
+                            in the file, when streaming) */
+  bool streaming;        /* the chunk's start is in the file: its pages go
+                            there as they are made (a file of one column,
+                            once its dictionary is settled) */
+  int64_t chunk_start, data_start; /* file positions of the chunk and of its
+                                      first data page, once streaming */
+  int64_t pages_base;    /* bytes of data pages already in the file */
+  int64_t dict_uncompressed; /* its dictionary page's header and values */
   int64_t chunk_values, chunk_uncompressed, n_data_pages;
   bool enc_plain, enc_dict;
   /* Statistics of the chunk. */
@@ -99,11 +117,33 @@ typedef struct wcol {
   int64_t pg_imin, pg_imax;
   uint64_t pg_umin, pg_umax;
   double pg_dmin, pg_dmax;
+  /* The open page's least and greatest strings when append_fast_bytes
+   * gave all its values as PLAIN (pg_bytes): where their bytes are in
+   * plain. The chunk's statistics take them when the page closes. */
+  bool pg_bytes;
+  int64_t pg_bmin_off, pg_bmax_off;
+  int32_t pg_bmin_len, pg_bmax_len;
   uint32_t *pi_seen;     /* dictionary entry -> the last page (pi_epoch) that
                             compared it: each distinct value once a page */
   int64_t pi_seen_cap;
   uint32_t pi_epoch;
 } wcol;
+
+/* What a thread encoding pages needs for itself: the values, levels and
+ * compressed body of the page being made. */
+typedef struct wbufs {
+  pt_buf scratch, scratch2, body;
+  pt_buf header;         /* a page header, when it goes straight to the file */
+  ZSTD_CCtx *zstd;       /* kept between pages: a context made per call
+                            allocates (and faults in) its tables each time */
+} wbufs;
+
+/* A share of one write() call's work: top-level column top, leaves
+ * [lo, hi) of it (a nested column's leaves may be split between threads;
+ * each walks the rows but fills only its own leaves). */
+typedef struct wunit {
+  int64_t top, lo, hi;
+} wunit;
 
 struct pt_parquet_writer {
   bool entries_next;       /* make_wnode: the next group is a MAP's repeated key_value */
@@ -131,8 +171,13 @@ struct pt_parquet_writer {
   int64_t n_rgs, cap_rgs;
   int64_t total_rows;
   pt_buf arrow_schema;   /* base64 of the IPC schema message */
-  pt_buf scratch, scratch2;
-  pt_buf body;           /* a page's compressed body, reused (fresh memory costs page faults) */
+  wbufs *bufs;           /* one per thread (opts.threads); bufs[0] is the
+                            calling thread's. The body is a page's
+                            compressed bytes, reused (fresh memory costs
+                            page faults). */
+  int n_threads;
+  wunit *units;          /* the shares of the columns, in column order */
+  int64_t n_units;
   /* Page indexes of the finished chunks, written after the last row group:
    * each chunk's ColumnIndex and OffsetIndex offsets point into these
    * until then. */
@@ -320,12 +365,14 @@ void pt_parquet_write_options_init(pt_parquet_write_options *o) {
   o->data_page_version = 1;
   o->write_statistics = 1;
   o->store_arrow_schema = 1;
+  o->threads = 1;
 }
 
 static void col_free(wcol *c) {
   pt__free(c->defs);
   pt__free(c->reps);
   pt__free(c->idx);
+  pt__free(c->stage);
   pt_buf_free(&c->plain);
   pt_buf_free(&c->dict);
   pt__free(c->dict_off);
@@ -352,9 +399,15 @@ void pt_parquet_writer_free(pt_parquet_writer *w) {
   pt__arena_free(&w->arena);
   pt__free(w->rgs);
   pt_buf_free(&w->arrow_schema);
-  pt_buf_free(&w->scratch);
-  pt_buf_free(&w->scratch2);
-  pt_buf_free(&w->body);
+  for (int t = 0; t < w->n_threads && w->bufs; t++) {
+    pt_buf_free(&w->bufs[t].scratch);
+    pt_buf_free(&w->bufs[t].scratch2);
+    pt_buf_free(&w->bufs[t].body);
+    pt_buf_free(&w->bufs[t].header);
+    ZSTD_freeCCtx(w->bufs[t].zstd);
+  }
+  pt__free(w->bufs);
+  pt__free(w->units);
   pt_buf_free(&w->column_indexes);
   pt_buf_free(&w->offset_indexes);
   if (w->own_fd && w->fd >= 0) close(w->fd);
@@ -378,6 +431,9 @@ static int check_options(const pt_parquet_write_options *o, pt_error *err) {
   if (o->data_page_version != 1 && o->data_page_version != 2)
     return pt__errorf(err, PT_EINVAL, "parquet: data_page_version must be 1 or 2 (got %d)",
                       o->data_page_version);
+  if (o->threads < 0 || o->threads > MAX_THREADS)
+    return pt__errorf(err, PT_EINVAL, "parquet: threads must be between 1 and %d (got %d)",
+                      MAX_THREADS, o->threads);
   if (o->n_partition_by != 0)
     return pt__errorf(err, PT_EINVAL,
                       "parquet: partition_by applies to pt_write_parquet (a directory); a "
@@ -759,6 +815,25 @@ static int mark_intervals(pt_parquet_writer *w, const struct ArrowSchema *given,
   return PT_OK;
 }
 
+/* The threads' buffers, and the columns' shares: a top-level column each,
+ * a nested one's leaves split between the threads when it has several. */
+static int make_units(pt_parquet_writer *w, pt_error *err) {
+  w->n_threads = w->opts.threads > 1 ? w->opts.threads : 1;
+  w->bufs = pt__calloc((size_t)w->n_threads, sizeof *w->bufs);
+  int64_t cap = 0;
+  for (int64_t k = 0; k < w->n_tops; k++) cap += w->n_threads;
+  w->units = pt__malloc((size_t)(cap ? cap : 1) * sizeof *w->units);
+  if (w->bufs == NULL || w->units == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
+  for (int64_t k = 0; k < w->n_tops; k++) {
+    const wnode *t = &w->tops[k];
+    int64_t leaves = t->end - t->first;
+    int64_t parts = t->kind == W_LEAF || leaves < 2 ? 1 : leaves < w->n_threads ? leaves : w->n_threads;
+    for (int64_t p = 0; p < parts; p++)
+      w->units[w->n_units++] = (wunit){k, t->first + leaves * p / parts, t->first + leaves * (p + 1) / parts};
+  }
+  return PT_OK;
+}
+
 static int open_common(pt_parquet_writer *w, const struct ArrowSchema *schema,
                        const pt_parquet_write_options *opts, pt_error *err) {
   if (opts) w->opts = *opts;
@@ -780,6 +855,7 @@ static int open_common(pt_parquet_writer *w, const struct ArrowSchema *schema,
     const struct ArrowSchema *f = w->schema.children[i];
     PT_RETURN_NOT_OK(make_wnode(w, f, f->name ? f->name : "", 0, 0, NULL, 0, &w->tops[i], 0, err));
   }
+  PT_RETURN_NOT_OK(make_units(w, err));
   if (w->opts.store_arrow_schema) PT_RETURN_NOT_OK(store_arrow_schema(w, err));
   return out_write(w, "PAR1", 4, err);
 }
@@ -1074,11 +1150,24 @@ static int push_u32(uint32_t **a, int64_t *cap, int64_t n, uint32_t v) {
 /* ------------------------------------------------------------------------ */
 /* Pages */
 
-static int compress_into(pt_parquet_writer *w, const uint8_t *src, int64_t n, pt_buf *dst,
-                         int64_t *out_len, pt_error *err) {
+static int compress_into(pt_parquet_writer *w, wbufs *b, const uint8_t *src, int64_t n,
+                         pt_buf *dst, int64_t *out_len, pt_error *err) {
   int codec = w->opts.codec;
   int64_t bound = pt__pq_compress_bound(codec, n);
   if (pt__buf_reserve(dst, (size_t)bound) != PT_OK) return pt__errorf(err, PT_ENOMEM, "out of memory");
+  if (codec == PT__CODEC_ZSTD) {
+    /* The same bytes as pt__pq_compress's, from this thread's context. */
+    if (b->zstd == NULL && (b->zstd = ZSTD_createCCtx()) == NULL)
+      return pt__errorf(err, PT_ENOMEM, "out of memory (zstd)");
+    int level = w->opts.compression_level > 0 ? w->opts.compression_level : 1;
+    size_t got = ZSTD_compressCCtx(b->zstd, (uint8_t *)dst->data + dst->len, (size_t)bound, src,
+                                   (size_t)n, level);
+    if (ZSTD_isError(got))
+      return pt__errorf(err, PT_EINTERNAL, "zstd compression failed: %s", ZSTD_getErrorName(got));
+    *out_len = (int64_t)got;
+    dst->len += got;
+    return PT_OK;
+  }
   PT_RETURN_NOT_OK(pt__pq_compress(codec, w->opts.compression_level, src, n,
                                    (uint8_t *)dst->data + dst->len, bound, out_len, err));
   dst->len += (size_t)*out_len;
@@ -1202,6 +1291,17 @@ static int page_index_add(wcol *c, bool dict, int64_t offset, int64_t size, int6
   pg->null_page = c->page_values == 0;
   c->chunk_rows += rows;
   if (pg->null_page || c->pi_no_minmax || c->stat == ST_NONE) return PT_OK;
+  if (c->pg_bytes && !c->pg_slow) {
+    const uint8_t *pl0 = (const uint8_t *)c->plain.data;
+    pg->min_off = (int64_t)c->pi_bounds.len;
+    pg->min_len = c->pg_bmin_len;
+    pg->max_off = pg->min_off + c->pg_bmin_len;
+    pg->max_len = c->pg_bmax_len;
+    if (pt__buf_append(&c->pi_bounds, pl0 + c->pg_bmin_off, (size_t)c->pg_bmin_len) != PT_OK ||
+        pt__buf_append(&c->pi_bounds, pl0 + c->pg_bmax_off, (size_t)c->pg_bmax_len) != PT_OK)
+      return pt__errorf(err, PT_ENOMEM, "out of memory");
+    return PT_OK;
+  }
   int trc = c->pg_slow ? PT_ENOTSUP : fast_page_bounds(c, pg, err);
   if (trc == PT_ENOTSUP) trc = typed_page_bounds(c, dict, pg, err);
   if (trc != PT_ENOTSUP) return trc;
@@ -1341,12 +1441,56 @@ done:
   return rc;
 }
 
-static int flush_page(pt_parquet_writer *w, wcol *c, pt_error *err) {
+/* Writes the start of column c's chunk: its dictionary page when its pages
+ * use one (an empty dictionary too, when they are nulls only), then the
+ * data pages made so far; from here on the chunk is streaming. */
+static int chunk_open(pt_parquet_writer *w, wbufs *b, wcol *c, pt_error *err) {
+  c->chunk_start = w->pos;
+  c->dict_uncompressed = 0;
+  if (c->use_dict && c->enc_dict) {
+    pt_buf body = {0};
+    int64_t clen = 0;
+    pt__pq_page_header h = {.type = PT__PAGE_DICTIONARY, .has_dict = true,
+                            .num_values = (int32_t)c->dict_n, .encoding = PT__ENC_PLAIN,
+                            .uncompressed_size = (int32_t)c->dict.len};
+    int rc = compress_into(w, b, (uint8_t *)c->dict.data, (int64_t)c->dict.len, &body, &clen, err);
+    h.compressed_size = (int32_t)clen;
+    pt_buf *hb = &b->scratch;
+    hb->len = 0;
+    if (rc == PT_OK && pt__pq_encode_page_header(&h, hb) != PT_OK)
+      rc = pt__errorf(err, PT_ENOMEM, "out of memory");
+    if (rc == PT_OK) rc = out_write(w, hb->data, (int64_t)hb->len, err);
+    if (rc == PT_OK) rc = out_write(w, body.data, (int64_t)body.len, err);
+    pt_buf_free(&body);
+    if (rc != PT_OK) return rc;
+    c->dict_uncompressed = (int64_t)hb->len + h.uncompressed_size;
+  }
+  c->data_start = w->pos;
+  PT_RETURN_NOT_OK(out_write(w, c->pages.data, (int64_t)c->pages.len, err));
+  c->pages_base = (int64_t)c->pages.len;
+  c->pages.len = 0;
+  c->streaming = true;
+  return PT_OK;
+}
+
+/* Rows appended at a time by append_fast: pages may pass page_bytes by up
+ * to this many values. */
+#define FAST_ROWS 1024
+
+static bool fast_type(const wcol *c, const pt__view *v);
+static int put_fixed(pt_parquet_writer *w, wcol *c, const uint8_t *phys, int64_t k, pt_error *err);
+
+static int flush_page(pt_parquet_writer *w, wbufs *b, wcol *c, pt_error *err) {
   if (c->page_rows == 0) return PT_OK;
+  if (c->n_stage > 0) {
+    int64_t k = c->n_stage;
+    c->n_stage = 0;
+    PT_RETURN_NOT_OK(put_fixed(w, c, c->stage, k, err));
+  }
   bool dict = c->use_dict && !c->fallback;
   int64_t nulls = c->page_rows - c->page_values;
   /* Values, uncompressed. */
-  pt_buf *vals = &w->scratch;
+  pt_buf *vals = &b->scratch;
   vals->len = 0;
   int rc = PT_OK;
   bool give_up_dict = false;
@@ -1378,7 +1522,7 @@ static int flush_page(pt_parquet_writer *w, wcol *c, pt_error *err) {
     vals = &c->plain; /* as they are: no copy */
   }
   /* Repetition, then definition levels, RLE (v1: each after its length). */
-  pt_buf *levels = &w->scratch2;
+  pt_buf *levels = &b->scratch2;
   levels->len = 0;
   int64_t rep_len = 0, rows = c->page_rows;
   for (int pass = 0; pass < 2 && rc == PT_OK; pass++) {
@@ -1401,7 +1545,7 @@ static int flush_page(pt_parquet_writer *w, wcol *c, pt_error *err) {
   pt__pq_page_header h = {0};
   h.encoding = dict ? PT__ENC_RLE_DICTIONARY : PT__ENC_PLAIN;
   h.num_values = (int32_t)c->page_rows;
-  pt_buf *body = &w->body;
+  pt_buf *body = &b->body;
   body->len = 0;
   int64_t clen = 0;
   /* The page after its header: levels then values, as they are when
@@ -1420,7 +1564,7 @@ static int flush_page(pt_parquet_writer *w, wcol *c, pt_error *err) {
       if (levels->len > 0 && pt__buf_append(levels, vals->data, vals->len) != PT_OK)
         return pt__errorf(err, PT_ENOMEM, "out of memory");
       const pt_buf *all = levels->len > 0 ? levels : vals;
-      rc = compress_into(w, (uint8_t *)all->data, (int64_t)all->len, body, &clen, err);
+      rc = compress_into(w, b, (uint8_t *)all->data, (int64_t)all->len, body, &clen, err);
       h.compressed_size = (int32_t)clen;
       part1 = body;
       part2 = NULL;
@@ -1445,24 +1589,44 @@ static int flush_page(pt_parquet_writer *w, wcol *c, pt_error *err) {
     rc = pt__buf_append(body, levels->data, levels->len) == PT_OK ? PT_OK
          : pt__errorf(err, PT_ENOMEM, "out of memory");
     if (rc == PT_OK)
-      rc = compress_into(w, (uint8_t *)vals->data, (int64_t)vals->len, body, &clen, err);
+      rc = compress_into(w, b, (uint8_t *)vals->data, (int64_t)vals->len, body, &clen, err);
     h.uncompressed_size = (int32_t)(levels->len + vals->len);
     h.compressed_size = (int32_t)(levels->len + clen);
     part1 = body;
     part2 = NULL;
   }
+  if (rc == PT_OK && c->pg_bytes && w->opts.write_statistics) {
+    const uint8_t *pl0 = (const uint8_t *)c->plain.data;
+    if (update_stats(c, pl0 + c->pg_bmin_off, c->pg_bmin_len) != PT_OK ||
+        update_stats(c, pl0 + c->pg_bmax_off, c->pg_bmax_len) != PT_OK)
+      rc = pt__errorf(err, PT_ENOMEM, "out of memory");
+  }
   if (rc == PT_OK) {
     h.has_stats = w->opts.write_statistics != 0;
     h.stats.has_null_count = true;
     h.stats.null_count = nulls;
-    size_t before = c->pages.len;
-    if (pt__pq_encode_page_header(&h, &c->pages) != PT_OK ||
-        pt__buf_append(&c->pages, part1->data, part1->len) != PT_OK ||
-        (part2 && pt__buf_append(&c->pages, part2->data, part2->len) != PT_OK))
-      rc = pt__errorf(err, PT_ENOMEM, "out of memory");
-    c->chunk_uncompressed += (int64_t)(c->pages.len - before) - h.compressed_size + h.uncompressed_size;
+    int64_t at = c->pages_base + (int64_t)c->pages.len, size = 0;
+    if (c->streaming) {
+      /* Straight to the file: header, then the parts where they are. */
+      pt_buf *hb = &b->header;
+      hb->len = 0;
+      if (pt__pq_encode_page_header(&h, hb) != PT_OK) rc = pt__errorf(err, PT_ENOMEM, "out of memory");
+      if (rc == PT_OK) rc = out_write(w, hb->data, (int64_t)hb->len, err);
+      if (rc == PT_OK) rc = out_write(w, part1->data, (int64_t)part1->len, err);
+      if (rc == PT_OK && part2) rc = out_write(w, part2->data, (int64_t)part2->len, err);
+      size = (int64_t)(hb->len + part1->len + (part2 ? part2->len : 0));
+      c->pages_base += size;
+    } else {
+      size_t before = c->pages.len;
+      if (pt__pq_encode_page_header(&h, &c->pages) != PT_OK ||
+          pt__buf_append(&c->pages, part1->data, part1->len) != PT_OK ||
+          (part2 && pt__buf_append(&c->pages, part2->data, part2->len) != PT_OK))
+        rc = pt__errorf(err, PT_ENOMEM, "out of memory");
+      size = (int64_t)(c->pages.len - before);
+    }
+    c->chunk_uncompressed += size - h.compressed_size + h.uncompressed_size;
     if (rc == PT_OK && w->opts.write_statistics)
-      rc = page_index_add(c, dict, (int64_t)before, (int64_t)(c->pages.len - before), rows, err);
+      rc = page_index_add(c, dict, at, size, rows, err);
   }
   if (rc != PT_OK) return rc;
   if (dict) c->enc_dict = true;
@@ -1472,11 +1636,35 @@ static int flush_page(pt_parquet_writer *w, wcol *c, pt_error *err) {
   c->chunk_values += c->page_rows;
   c->page_rows = c->page_values = 0;
   c->plain.len = 0;
-  c->pg_has = c->pg_slow = false;
+  c->pg_has = c->pg_slow = c->pg_bytes = false;
+  /* A file of one column needs no chunk held back for the others: once no
+   * more dictionary entries can come, the chunk starts in the file and
+   * pages go there as they are made (less memory, and no copy). */
+  if (w->n_cols == 1 && (!c->use_dict || c->fallback) && !c->streaming)
+    return chunk_open(w, b, c, err);
   return PT_OK;
 }
 
 static int append_phys(pt_parquet_writer *w, wcol *c, const pt__view *v, int64_t i, pt_error *err);
+
+/* The physical value of row r (offset included) of v, a column that
+ * fast_type takes, as PLAIN bytes at out. */
+static inline void load_fixed(const wcol *c, const pt__view *v, int64_t r, uint8_t *out) {
+  const uint8_t *b = v->values;
+  switch (c->type.id) {
+    case PT_TYPE_INT8: pt__store_i32(out, ((const int8_t *)b)[r]); break;
+    case PT_TYPE_INT16: pt__store_i32(out, (int16_t)pt__load_u16(b + r * 2)); break;
+    case PT_TYPE_UINT8: pt__store_u32(out, b[r]); break;
+    case PT_TYPE_UINT16: pt__store_u32(out, pt__load_u16(b + r * 2)); break;
+    case PT_TYPE_INT32: case PT_TYPE_DATE32: case PT_TYPE_UINT32: case PT_TYPE_FLOAT:
+      memcpy(out, b + r * 4, 4);
+      break;
+    case PT_TYPE_TIMESTAMP:
+      pt__store_i64(out, (int64_t)((uint64_t)pt__load_i64(b + r * 8) * (uint64_t)c->ts_mul));
+      break;
+    default: memcpy(out, b + r * 8, 8); break; /* int64, uint64, double, duration */
+  }
+}
 
 /* Appends row i of view v (a column of the batch) to column c. */
 static int append_value(pt_parquet_writer *w, wcol *c, const pt__view *v, int64_t i, pt_error *err) {
@@ -1496,6 +1684,16 @@ static int append_value(pt_parquet_writer *w, wcol *c, const pt__view *v, int64_
 
 /* Appends the value at row i of view v (valid) to the page of column c. */
 static int append_phys(pt_parquet_writer *w, wcol *c, const pt__view *v, int64_t i, pt_error *err) {
+  if (fast_type(c, v)) {
+    /* Numbers of nested columns: gathered, then put a block at a time
+     * with typed statistics (a value at a time costs several times more). */
+    if (c->stage == NULL && (c->stage = pt__malloc(FAST_ROWS * 8)) == NULL)
+      return pt__errorf(err, PT_ENOMEM, "out of memory");
+    load_fixed(c, v, v->offset + i, c->stage + c->n_stage * c->width);
+    if (++c->n_stage < FAST_ROWS) return PT_OK;
+    c->n_stage = 0;
+    return put_fixed(w, c, c->stage, FAST_ROWS, err);
+  }
   const pt__view *vv = v;
   int64_t j = i;
   if (v->dictionary) {
@@ -1568,10 +1766,6 @@ static int append_phys(pt_parquet_writer *w, wcol *c, const pt__view *v, int64_t
   return PT_OK;
 }
 
-/* Rows appended at a time by append_fast: pages may pass page_bytes by up
- * to this many values. */
-#define FAST_ROWS 1024
-
 /* Whether column c of view v takes the fast path: fixed-width numbers that
  * are not dictionary-encoded in Arrow. */
 static bool fast_type(const wcol *c, const pt__view *v) {
@@ -1604,51 +1798,11 @@ static bool fast_type(const wcol *c, const pt__view *v) {
     }                                                                          \
   } while (0)
 
-static int append_fast(pt_parquet_writer *w, wcol *c, const pt__view *v, int64_t start, int64_t n,
-                       pt_error *err) {
-  _Alignas(8) uint8_t phys[FAST_ROWS * 8];
-  int64_t off = v->offset + start;
-  /* Definition levels first (and the not-null check). */
-  int64_t valid = n;
-  if (v->validity != NULL) valid = pt__bits_count(v->validity, off, n);
-  if (valid < n && !c->nullable) {
-    for (int64_t i = 0; i < n; i++)
-      if (!pt__bit_get(v->validity, off + i))
-        return pt__errorf(err, PT_EINVAL,
-                          "column '%s' is not nullable but row %lld is null; mark the field nullable",
-                          c->name, (long long)(start + i));
-  }
-  if (c->nullable) {
-    if (c->page_rows + n > c->cap_defs) {
-      int64_t cap = c->cap_defs ? c->cap_defs : 1024;
-      while (cap < c->page_rows + n) cap *= 2;
-      uint32_t *d = pt__realloc(c->defs, (size_t)cap * sizeof *d);
-      if (d == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
-      c->defs = d;
-      c->cap_defs = cap;
-    }
-    uint32_t *d = c->defs + c->page_rows;
-    if (v->validity == NULL) for (int64_t i = 0; i < n; i++) d[i] = 1;
-    else for (int64_t i = 0; i < n; i++) d[i] = (uint32_t)pt__bit_get(v->validity, off + i);
-  }
-  c->page_rows += n;
-  c->nulls += n - valid;
-  int64_t k = 0;
+/* k physical values of a fixed-width column (PLAIN bytes at phys) onto its
+ * page: typed statistics of the block into the chunk's and the page's
+ * (for the page index), then dictionary indices or PLAIN values. */
+static int put_fixed(pt_parquet_writer *w, wcol *c, const uint8_t *phys, int64_t k, pt_error *err) {
   int width = c->width;
-  switch (c->type.id) {
-    case PT_TYPE_INT8: GATHER(int8_t, int32_t, x); break;
-    case PT_TYPE_INT16: GATHER(int16_t, int32_t, x); break;
-    case PT_TYPE_UINT8: GATHER(uint8_t, uint32_t, x); break;
-    case PT_TYPE_UINT16: GATHER(uint16_t, uint32_t, x); break;
-    case PT_TYPE_INT32: case PT_TYPE_DATE32: GATHER(int32_t, int32_t, x); break;
-    case PT_TYPE_UINT32: GATHER(uint32_t, uint32_t, x); break;
-    case PT_TYPE_FLOAT: GATHER(float, float, x); break;
-    case PT_TYPE_DOUBLE: GATHER(double, double, x); break;
-    case PT_TYPE_TIMESTAMP:
-      GATHER(int64_t, int64_t, (int64_t)((uint64_t)x * (uint64_t)c->ts_mul));
-      break;
-    default: GATHER(int64_t, int64_t, x); break; /* int64, uint64, duration */
-  }
   /* Statistics, typed: of the block, then into the chunk's and the
    * page's (for the page index). */
   if (w->opts.write_statistics && k > 0) {
@@ -1736,6 +1890,53 @@ static int append_fast(pt_parquet_writer *w, wcol *c, const pt__view *v, int64_t
   return PT_OK;
 }
 
+static int append_fast(pt_parquet_writer *w, wcol *c, const pt__view *v, int64_t start, int64_t n,
+                       pt_error *err) {
+  _Alignas(8) uint8_t phys[FAST_ROWS * 8];
+  int64_t off = v->offset + start;
+  /* Definition levels first (and the not-null check). */
+  int64_t valid = n;
+  if (v->validity != NULL) valid = pt__bits_count(v->validity, off, n);
+  if (valid < n && !c->nullable) {
+    for (int64_t i = 0; i < n; i++)
+      if (!pt__bit_get(v->validity, off + i))
+        return pt__errorf(err, PT_EINVAL,
+                          "column '%s' is not nullable but row %lld is null; mark the field nullable",
+                          c->name, (long long)(start + i));
+  }
+  if (c->nullable) {
+    if (c->page_rows + n > c->cap_defs) {
+      int64_t cap = c->cap_defs ? c->cap_defs : 1024;
+      while (cap < c->page_rows + n) cap *= 2;
+      uint32_t *d = pt__realloc(c->defs, (size_t)cap * sizeof *d);
+      if (d == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
+      c->defs = d;
+      c->cap_defs = cap;
+    }
+    uint32_t *d = c->defs + c->page_rows;
+    if (v->validity == NULL) for (int64_t i = 0; i < n; i++) d[i] = 1;
+    else for (int64_t i = 0; i < n; i++) d[i] = (uint32_t)pt__bit_get(v->validity, off + i);
+  }
+  c->page_rows += n;
+  c->nulls += n - valid;
+  int64_t k = 0;
+  switch (c->type.id) {
+    case PT_TYPE_INT8: GATHER(int8_t, int32_t, x); break;
+    case PT_TYPE_INT16: GATHER(int16_t, int32_t, x); break;
+    case PT_TYPE_UINT8: GATHER(uint8_t, uint32_t, x); break;
+    case PT_TYPE_UINT16: GATHER(uint16_t, uint32_t, x); break;
+    case PT_TYPE_INT32: case PT_TYPE_DATE32: GATHER(int32_t, int32_t, x); break;
+    case PT_TYPE_UINT32: GATHER(uint32_t, uint32_t, x); break;
+    case PT_TYPE_FLOAT: GATHER(float, float, x); break;
+    case PT_TYPE_DOUBLE: GATHER(double, double, x); break;
+    case PT_TYPE_TIMESTAMP:
+      GATHER(int64_t, int64_t, (int64_t)((uint64_t)x * (uint64_t)c->ts_mul));
+      break;
+    default: GATHER(int64_t, int64_t, x); break; /* int64, uint64, duration */
+  }
+  return put_fixed(w, c, phys, k, err);
+}
+
 /* Strings and binary of a flat column, rows [start, start + n) of v, read
  * straight from the offsets: the per-value dispatch of append_phys shows
  * in profiles of string columns. Stops early once the page is full or the
@@ -1746,6 +1947,25 @@ static bool fast_bytes(const wcol *c, const pt__view *v) {
           v->type.id == PT_TYPE_LARGE_STRING || v->type.id == PT_TYPE_LARGE_BINARY);
 }
 
+/* Copies a value of len bytes: 8 to 32 bytes (ids, codes, names) as
+ * overlapping words, without a call. */
+static inline void copy_value(uint8_t *dst, const uint8_t *src, int64_t len) {
+  if (len >= 8 && len <= 16) {
+    uint64_t a = pt__load_u64(src), b = pt__load_u64(src + len - 8);
+    memcpy(dst, &a, 8);
+    memcpy(dst + len - 8, &b, 8);
+  } else if (len > 16 && len <= 32) {
+    uint64_t a = pt__load_u64(src), b = pt__load_u64(src + 8);
+    uint64_t y = pt__load_u64(src + len - 16), z = pt__load_u64(src + len - 8);
+    memcpy(dst, &a, 8);
+    memcpy(dst + 8, &b, 8);
+    memcpy(dst + len - 16, &y, 8);
+    memcpy(dst + len - 8, &z, 8);
+  } else if (len > 0) {
+    memcpy(dst, src, (size_t)len);
+  }
+}
+
 static int append_fast_bytes(pt_parquet_writer *w, wcol *c, const pt__view *v, int64_t start,
                              int64_t n, int64_t *done, pt_error *err) {
   bool large = v->type.id == PT_TYPE_LARGE_STRING || v->type.id == PT_TYPE_LARGE_BINARY;
@@ -1754,14 +1974,25 @@ static int append_fast_bytes(pt_parquet_writer *w, wcol *c, const pt__view *v, i
   bool dict = c->use_dict && !c->fallback;
   bool stats = w->opts.write_statistics != 0;
   int64_t i = 0, off = v->offset + start;
-  const uint8_t *bmin = NULL, *bmax = NULL;
-  int64_t lmin = 0, lmax = 0;
-  c->pg_slow = true;
+  /* Room for the block's levels, indices and (when it is not huge) its
+   * PLAIN values, so that the loop below stores without checks. */
+  if (c->nullable && c->page_rows + n > c->cap_defs) {
+    int64_t cap = c->cap_defs ? c->cap_defs : 1024;
+    while (cap < c->page_rows + n) cap *= 2;
+    uint32_t *d = pt__realloc(c->defs, (size_t)cap * sizeof *d);
+    if (d == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
+    c->defs = d;
+    c->cap_defs = cap;
+  }
+  int64_t bytes = (large ? o64[off + n] - o64[off] : (int64_t)o32[off + n] - o32[off]) + 4 * n;
+  bool reserved = !dict && bytes <= 8 * (int64_t)MAX_STAT_BYTES * FAST_ROWS;
+  if (reserved && pt__buf_reserve(&c->plain, (size_t)bytes) != PT_OK)
+    return pt__errorf(err, PT_ENOMEM, "out of memory");
+  if (dict) c->pg_slow = true;
   for (; i < n; i++) {
     int64_t r = off + i;
     bool valid = v->validity == NULL || pt__bit_get(v->validity, r);
-    if (c->nullable && push_u32(&c->defs, &c->cap_defs, c->page_rows, valid) != PT_OK)
-      return pt__errorf(err, PT_ENOMEM, "out of memory");
+    if (c->nullable) c->defs[c->page_rows] = valid;
     if (!valid && !c->nullable)
       return pt__errorf(err, PT_EINVAL,
                         "column '%s' is not nullable but row %lld is null; mark the field nullable",
@@ -1777,42 +2008,49 @@ static int append_fast_bytes(pt_parquet_writer *w, wcol *c, const pt__view *v, i
     if (len > INT32_MAX)
       return pt__errorf(err, PT_ERANGE, "column '%s': a value of %lld bytes is too large for Parquet",
                         c->name, (long long)len);
-    int rc;
     if (dict) {
       int64_t k = dict_index(c, p, len);
-      rc = k < 0 ? PT_ENOMEM : push_u32(&c->idx, &c->cap_idx, c->page_values, (uint32_t)k);
+      if (k < 0 || push_u32(&c->idx, &c->cap_idx, c->page_values, (uint32_t)k) != PT_OK)
+        return pt__errorf(err, PT_ENOMEM, "out of memory");
       c->page_values++;
-      if (rc == PT_OK && (int64_t)c->dict.len > w->opts.dictionary_page_bytes) {
+      if ((int64_t)c->dict.len > w->opts.dictionary_page_bytes) {
         i++;
         break;
       }
-    } else {
-      rc = PT_OK;
-      if (stats) {
-        /* The block's least and greatest values stay where they are in
-         * the batch; the chunk's statistics see them once, below. */
-        if (len > MAX_STAT_BYTES) rc = update_stats(c, p, len);
-        else if (bmin == NULL) bmin = bmax = p, lmin = lmax = len;
-        else if (compare_bytes(p, len, bmin, lmin) < 0) bmin = p, lmin = len;
-        else if (compare_bytes(p, len, bmax, lmax) > 0) bmax = p, lmax = len;
-      }
-      if (rc == PT_OK && pt__buf_reserve(&c->plain, (size_t)len + 4) != PT_OK) rc = PT_ENOMEM;
-      if (rc == PT_OK) {
-        uint8_t *at = (uint8_t *)c->plain.data + c->plain.len;
-        pt__store_u32(at, (uint32_t)len);
-        if (len > 0) memcpy(at + 4, p, (size_t)len);
-        c->plain.len += (size_t)len + 4;
-      }
-      c->page_values++;
-      if (rc == PT_OK && (int64_t)c->plain.len >= w->opts.page_bytes) {
-        i++;
-        break;
+      continue;
+    }
+    if (!reserved && pt__buf_reserve(&c->plain, (size_t)len + 4) != PT_OK)
+      return pt__errorf(err, PT_ENOMEM, "out of memory");
+    uint8_t *base = (uint8_t *)c->plain.data, *at = base + c->plain.len;
+    pt__store_u32(at, (uint32_t)len);
+    copy_value(at + 4, p, len);
+    c->plain.len += (size_t)len + 4;
+    c->page_values++;
+    if (stats) {
+      /* The page's least and greatest values, compared where they were
+       * copied; the page index and the chunk's statistics take them when
+       * the page closes. */
+      int64_t vo = at + 4 - base;
+      if (len > MAX_STAT_BYTES) {
+        c->stats_dropped = true;
+        c->pi_no_minmax = true;
+      } else if (!c->pg_bytes) {
+        c->pg_bytes = true;
+        c->pg_bmin_off = c->pg_bmax_off = vo;
+        c->pg_bmin_len = c->pg_bmax_len = (int32_t)len;
+      } else if (compare_bytes(at + 4, len, base + c->pg_bmin_off, c->pg_bmin_len) < 0) {
+        c->pg_bmin_off = vo;
+        c->pg_bmin_len = (int32_t)len;
+      } else if (compare_bytes(at + 4, len, base + c->pg_bmax_off, c->pg_bmax_len) > 0) {
+        c->pg_bmax_off = vo;
+        c->pg_bmax_len = (int32_t)len;
       }
     }
-    if (rc != PT_OK) return pt__errorf(err, PT_ENOMEM, "out of memory");
+    if ((int64_t)c->plain.len >= w->opts.page_bytes) {
+      i++;
+      break;
+    }
   }
-  if (bmin && (update_stats(c, bmin, lmin) != PT_OK || update_stats(c, bmax, lmax) != PT_OK))
-    return pt__errorf(err, PT_ENOMEM, "out of memory");
   *done = i;
   return PT_OK;
 }
@@ -1847,6 +2085,79 @@ static int64_t page_bytes(const wcol *c) {
   return (int64_t)c->plain.len;
 }
 
+static int encode_unit(pt_parquet_writer *w, wbufs *b, const wunit *u, const pt__view *v,
+                       int64_t done, int64_t n, pt_error *err);
+
+/* Work shared by the threads of one parallel step: items [0, n) are taken
+ * in turn (next); each thread keeps the first error it met, with the item
+ * it came from, and the lowest such item's error is the step's, as one
+ * thread going through the items in order would have reported it. Every
+ * item touches its own columns only, so the pages (and the file) are the
+ * same bytes whatever the number of threads. */
+typedef struct wpar {
+  pt_parquet_writer *w;
+  int kind;              /* PAR_UNITS: encode_unit; PAR_FLUSH: flush_page of leaf item */
+  const pt__view *v;
+  int64_t done, n_rows;
+  int64_t n;             /* items */
+  atomic_int_fast64_t next;
+  atomic_int failed;     /* set on the first error: the others stop taking items */
+} wpar;
+
+enum { PAR_UNITS, PAR_FLUSH };
+
+typedef struct wpar_thread {
+  wpar *par;
+  wbufs *b;
+  int rc;
+  int64_t failed_item;
+  pt_error err;
+} wpar_thread;
+
+static void *par_run(void *arg) {
+  wpar_thread *t = arg;
+  wpar *p = t->par;
+  t->rc = PT_OK;
+  t->failed_item = INT64_MAX;
+  while (!atomic_load_explicit(&p->failed, memory_order_relaxed)) {
+    int64_t i = atomic_fetch_add(&p->next, 1);
+    if (i >= p->n) break;
+    int rc = p->kind == PAR_UNITS
+                 ? encode_unit(p->w, t->b, &p->w->units[i], p->v, p->done, p->n_rows, &t->err)
+                 : flush_page(p->w, t->b, &p->w->cols[i], &t->err);
+    if (rc != PT_OK) {
+      t->rc = rc;
+      t->failed_item = i;
+      atomic_store(&p->failed, 1);
+      break;
+    }
+  }
+  return NULL;
+}
+
+/* Runs the step on the writer's threads (the calling one among them). */
+static int par_step(wpar *p, pt_error *err) {
+  pt_parquet_writer *w = p->w;
+  int nt = w->n_threads < p->n ? w->n_threads : (int)p->n;
+  wpar_thread ts[MAX_THREADS];
+  pthread_t th[MAX_THREADS];
+  bool started[MAX_THREADS] = {false};
+  atomic_init(&p->next, 0);
+  atomic_init(&p->failed, 0);
+  for (int k = 0; k < nt; k++) ts[k] = (wpar_thread){.par = p, .b = &w->bufs[k]};
+  for (int k = 1; k < nt; k++) started[k] = pthread_create(&th[k], NULL, par_run, &ts[k]) == 0;
+  par_run(&ts[0]);
+  for (int k = 1; k < nt; k++)
+    if (started[k]) pthread_join(th[k], NULL);
+    else par_run(&ts[k]); /* no thread to be had: the work is done here */
+  int best = -1;
+  for (int k = 0; k < nt; k++)
+    if (ts[k].rc != PT_OK && (best < 0 || ts[k].failed_item < ts[best].failed_item)) best = k;
+  if (best < 0) return PT_OK;
+  if (err) *err = ts[best].err;
+  return ts[best].rc;
+}
+
 /* Writes the open row group's column chunks and records their metadata. */
 static int flush_row_group(pt_parquet_writer *w, pt_error *err) {
   if (w->rg_rows == 0 && w->n_rgs > 0) return PT_OK;
@@ -1863,41 +2174,36 @@ static int flush_row_group(pt_parquet_writer *w, pt_error *err) {
   g->n_columns = w->n_cols;
   g->columns = pt__arena_alloc(&w->arena, (w->n_cols ? w->n_cols : 1) * (int64_t)sizeof *g->columns);
   if (g->columns == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
+  if (w->n_threads > 1 && w->n_cols > 1) {
+    /* The last page of every chunk made on the threads; the chunks then
+     * go to the file in order below. */
+    int64_t entries = 0;
+    for (int64_t k = 0; k < w->n_cols; k++) entries += w->cols[k].page_rows;
+    if (entries >= PARALLEL_MIN_ENTRIES) {
+      wpar p = {.w = w, .kind = PAR_FLUSH, .n = w->n_cols};
+      PT_RETURN_NOT_OK(par_step(&p, err));
+    }
+  }
   for (int64_t k = 0; k < w->n_cols; k++) {
     wcol *c = &w->cols[k];
-    PT_RETURN_NOT_OK(flush_page(w, c, err));
+    PT_RETURN_NOT_OK(flush_page(w, &w->bufs[0], c, err));
     pt__pq_column_chunk *cc = &g->columns[k];
     pt__pq_column_meta *m = &cc->meta;
     cc->has_meta = true;
     m->type = c->phys;
     m->codec = w->opts.codec;
     m->num_values = c->chunk_values;
-    int64_t start = w->pos;
-    int64_t uncompressed = c->chunk_uncompressed;
-    /* An empty dictionary too, when pages say RLE_DICTIONARY (nulls only). */
     bool has_dict = c->use_dict && c->enc_dict;
+    /* The dictionary page and the pages not yet in the file. */
+    if (!c->streaming) PT_RETURN_NOT_OK(chunk_open(w, &w->bufs[0], c, err));
+    PT_RETURN_NOT_OK(out_write(w, c->pages.data, (int64_t)c->pages.len, err));
+    int64_t start = c->chunk_start;
+    int64_t uncompressed = c->chunk_uncompressed + c->dict_uncompressed;
     if (has_dict) {
-      pt_buf body = {0};
-      int64_t clen = 0;
-      pt__pq_page_header h = {.type = PT__PAGE_DICTIONARY, .has_dict = true,
-                              .num_values = (int32_t)c->dict_n, .encoding = PT__ENC_PLAIN,
-                              .uncompressed_size = (int32_t)c->dict.len};
-      int rc = compress_into(w, (uint8_t *)c->dict.data, (int64_t)c->dict.len, &body, &clen, err);
-      h.compressed_size = (int32_t)clen;
-      pt_buf *hb = &w->scratch;
-      hb->len = 0;
-      if (rc == PT_OK && pt__pq_encode_page_header(&h, hb) != PT_OK)
-        rc = pt__errorf(err, PT_ENOMEM, "out of memory");
-      if (rc == PT_OK) rc = out_write(w, hb->data, (int64_t)hb->len, err);
-      if (rc == PT_OK) rc = out_write(w, body.data, (int64_t)body.len, err);
-      pt_buf_free(&body);
-      if (rc != PT_OK) return rc;
-      uncompressed += (int64_t)hb->len + h.uncompressed_size;
       m->has_dictionary_page_offset = true;
       m->dictionary_page_offset = start;
     }
-    m->data_page_offset = w->pos;
-    PT_RETURN_NOT_OK(out_write(w, c->pages.data, (int64_t)c->pages.len, err));
+    m->data_page_offset = c->data_start;
     if (w->opts.write_statistics)
       PT_RETURN_NOT_OK(page_index_write(w, c, cc, m->data_page_offset, err));
     m->total_compressed_size = w->pos - start;
@@ -1948,6 +2254,8 @@ static int flush_row_group(pt_parquet_writer *w, pt_error *err) {
     }
     /* Reset the chunk for the next row group. */
     c->pages.len = 0;
+    c->streaming = false;
+    c->pages_base = c->dict_uncompressed = 0;
     c->chunk_values = c->chunk_uncompressed = c->n_data_pages = 0;
     c->enc_plain = c->enc_dict = false;
     c->fallback = false;
@@ -1977,10 +2285,11 @@ static int push_levels(wcol *c, int16_t def, int16_t rep, pt_error *err) {
 }
 
 /* A null or empty at node n: one entry without a value for every leaf
- * below. */
+ * below (those in [lo, hi)). */
 static int emit_absent(pt_parquet_writer *w, const wnode *n, int16_t def, int16_t rep,
-                       pt_error *err) {
-  for (int64_t k = n->first; k < n->end; k++) {
+                       int64_t lo, int64_t hi, pt_error *err) {
+  int64_t first = n->first > lo ? n->first : lo, end = n->end < hi ? n->end : hi;
+  for (int64_t k = first; k < end; k++) {
     PT_RETURN_NOT_OK(push_levels(&w->cols[k], def, rep, err));
     w->cols[k].nulls++;
   }
@@ -1988,16 +2297,25 @@ static int emit_absent(pt_parquet_writer *w, const wnode *n, int16_t def, int16_
 }
 
 /* Row i of view v for node n, whose parent reached definition level def;
- * rep: the repetition level of its first entry. */
+ * rep: the repetition level of its first entry. Only the leaves in
+ * [lo, hi) are given their entries (n has some of them: a struct passes
+ * over its children that have none). */
 static int emit_node(pt_parquet_writer *w, const wnode *n, const pt__view *v, int64_t i,
-                     int16_t def, int16_t rep, pt_error *err) {
-  if (!pt__view_is_valid(v, i) && v->type.id != PT_TYPE_NA) {
-    if (n->nullable) return emit_absent(w, n, def, rep, err);
+                     int16_t def, int16_t rep, int64_t lo, int64_t hi, pt_error *err) {
+  /* The validity bitmap first: most nested arrays have one, and the
+   * general test's checks for unions and run-end encoding cost a call. */
+  bool valid = v->validity != NULL ? pt__bit_get(v->validity, v->offset + i)
+               : v->type.id == PT_TYPE_SPARSE_UNION || v->type.id == PT_TYPE_DENSE_UNION ||
+                       v->type.id == PT_TYPE_RUN_END_ENCODED || v->type.id == PT_TYPE_NA
+                   ? pt__view_is_valid(v, i)
+                   : true;
+  if (!valid && v->type.id != PT_TYPE_NA) {
+    if (n->nullable) return emit_absent(w, n, def, rep, lo, hi, err);
     return pt__errorf(err, PT_EINVAL,
                       "a field that is not nullable holds a null (row %lld of its array); mark "
                       "it nullable", (long long)i);
   }
-  if (v->type.id == PT_TYPE_NA) return emit_absent(w, n, def, rep, err);
+  if (v->type.id == PT_TYPE_NA) return emit_absent(w, n, def, rep, lo, hi, err);
   int16_t d = (int16_t)(def + (n->nullable ? 1 : 0));
   switch (n->kind) {
     case W_LEAF: {
@@ -2007,30 +2325,87 @@ static int emit_node(pt_parquet_writer *w, const wnode *n, const pt__view *v, in
     }
     case W_STRUCT:
       for (int64_t k = 0; k < n->n_children; k++)
-        PT_RETURN_NOT_OK(emit_node(w, &n->children[k], &v->children[k], v->offset + i, d, rep, err));
+        if (n->children[k].end > lo && n->children[k].first < hi)
+          PT_RETURN_NOT_OK(emit_node(w, &n->children[k], &v->children[k], v->offset + i, d, rep,
+                                     lo, hi, err));
       return PT_OK;
     default: {
       int64_t s, e;
       pt__view_list_range(v, i, &s, &e);
-      if (s == e) return emit_absent(w, n, d, rep, err); /* empty: no element */
+      if (s == e) return emit_absent(w, n, d, rep, lo, hi, err); /* empty: no element */
       for (int64_t j = s; j < e; j++)
         PT_RETURN_NOT_OK(emit_node(w, &n->children[0], &v->children[0], j, (int16_t)(d + 1),
-                                   j == s ? rep : n->erep, err));
+                                   j == s ? rep : n->erep, lo, hi, err));
       return PT_OK;
     }
   }
 }
 
 /* After a row of a column: pages that are full close. */
-static int check_pages(pt_parquet_writer *w, wcol *c, pt_error *err) {
+static inline int check_pages(pt_parquet_writer *w, wbufs *b, wcol *c, pt_error *err) {
   int rc = PT_OK;
-  if (c->page_rows >= PAGE_ROW_LIMIT || page_bytes(c) >= w->opts.page_bytes) rc = flush_page(w, c, err);
+  if (c->page_rows >= PAGE_ROW_LIMIT || page_bytes(c) >= w->opts.page_bytes) rc = flush_page(w, b, c, err);
   if (rc == PT_OK && c->use_dict && !c->fallback &&
       (int64_t)c->dict.len > w->opts.dictionary_page_bytes) {
-    rc = flush_page(w, c, err);
+    rc = flush_page(w, b, c, err);
     c->fallback = true;
   }
   return rc;
+}
+
+/* Rows [done, done + n) of v (the batch) for share u of the columns. */
+static int encode_unit(pt_parquet_writer *w, wbufs *b, const wunit *u, const pt__view *v,
+                       int64_t done, int64_t n, pt_error *err) {
+  int rc = PT_OK;
+  const wnode *top = &w->tops[u->top];
+  const pt__view *cv = &v->children[u->top];
+  if (top->kind != W_LEAF) {
+    for (int64_t i = done; i < done + n && rc == PT_OK; i++) {
+      rc = emit_node(w, top, cv, v->offset + i, 0, 0, u->lo, u->hi, err);
+      for (int64_t l = u->lo; l < u->hi && rc == PT_OK; l++) rc = check_pages(w, b, &w->cols[l], err);
+    }
+    return rc;
+  }
+  wcol *c = &w->cols[top->leaf];
+  if (fast_type(c, cv)) {
+    for (int64_t i = done; i < done + n && rc == PT_OK;) {
+      int64_t m = done + n - i;
+      if (m > FAST_ROWS) m = FAST_ROWS;
+      if (m > PAGE_ROW_LIMIT - c->page_rows) m = PAGE_ROW_LIMIT - c->page_rows;
+      rc = append_fast(w, c, cv, v->offset + i, m, err);
+      i += m;
+      if (rc == PT_OK) rc = check_pages(w, b, c, err);
+    }
+    return rc;
+  }
+  if (fast_bytes(c, cv)) {
+    for (int64_t i = done; i < done + n && rc == PT_OK;) {
+      int64_t m = done + n - i, took = 0;
+      if (m > FAST_ROWS) m = FAST_ROWS;
+      if (m > PAGE_ROW_LIMIT - c->page_rows) m = PAGE_ROW_LIMIT - c->page_rows;
+      rc = append_fast_bytes(w, c, cv, v->offset + i, m, &took, err);
+      i += took;
+      if (rc == PT_OK) rc = check_pages(w, b, c, err);
+    }
+    return rc;
+  }
+  for (int64_t i = done; i < done + n && rc == PT_OK; i++) {
+    rc = append_value(w, c, cv, v->offset + i, err);
+    if (rc == PT_OK) rc = check_pages(w, b, c, err);
+  }
+  return rc;
+}
+
+/* Rows [done, done + n) of v into the open row group's pages. */
+static int encode_rows(pt_parquet_writer *w, const pt__view *v, int64_t done, int64_t n,
+                       pt_error *err) {
+  if (w->n_threads > 1 && w->n_units > 1 && n * w->n_cols >= PARALLEL_MIN_ENTRIES) {
+    wpar p = {.w = w, .kind = PAR_UNITS, .v = v, .done = done, .n_rows = n, .n = w->n_units};
+    return par_step(&p, err);
+  }
+  for (int64_t u = 0; u < w->n_units; u++)
+    PT_RETURN_NOT_OK(encode_unit(w, &w->bufs[0], &w->units[u], v, done, n, err));
+  return PT_OK;
 }
 
 int pt_parquet_writer_write(pt_parquet_writer *w, const struct ArrowArray *batch, pt_error *err) {
@@ -2063,63 +2438,7 @@ int pt_parquet_writer_write(pt_parquet_writer *w, const struct ArrowArray *batch
   while (done < v.length && rc == PT_OK) {
     int64_t n = v.length - done;
     if (n > w->opts.row_group_rows - w->rg_rows) n = w->opts.row_group_rows - w->rg_rows;
-    for (int64_t k = 0; k < w->n_tops && rc == PT_OK; k++) {
-      const wnode *top = &w->tops[k];
-      const pt__view *cv = &v.children[k];
-      if (top->kind != W_LEAF) {
-        for (int64_t i = done; i < done + n && rc == PT_OK; i++) {
-          rc = emit_node(w, top, cv, v.offset + i, 0, 0, err);
-          for (int64_t l = top->first; l < top->end && rc == PT_OK; l++)
-            rc = check_pages(w, &w->cols[l], err);
-        }
-        continue;
-      }
-      wcol *c = &w->cols[top->leaf];
-      if (fast_type(c, cv)) {
-        for (int64_t i = done; i < done + n && rc == PT_OK;) {
-          int64_t m = done + n - i;
-          if (m > FAST_ROWS) m = FAST_ROWS;
-          if (m > PAGE_ROW_LIMIT - c->page_rows) m = PAGE_ROW_LIMIT - c->page_rows;
-          rc = append_fast(w, c, cv, v.offset + i, m, err);
-          i += m;
-          if (rc == PT_OK && (c->page_rows >= PAGE_ROW_LIMIT || page_bytes(c) >= w->opts.page_bytes))
-            rc = flush_page(w, c, err);
-          if (rc == PT_OK && c->use_dict && !c->fallback &&
-              (int64_t)c->dict.len > w->opts.dictionary_page_bytes) {
-            rc = flush_page(w, c, err);
-            c->fallback = true;
-          }
-        }
-        continue;
-      }
-      if (fast_bytes(c, cv)) {
-        for (int64_t i = done; i < done + n && rc == PT_OK;) {
-          int64_t m = done + n - i, took = 0;
-          if (m > FAST_ROWS) m = FAST_ROWS;
-          if (m > PAGE_ROW_LIMIT - c->page_rows) m = PAGE_ROW_LIMIT - c->page_rows;
-          rc = append_fast_bytes(w, c, cv, v.offset + i, m, &took, err);
-          i += took;
-          if (rc == PT_OK && (c->page_rows >= PAGE_ROW_LIMIT || page_bytes(c) >= w->opts.page_bytes))
-            rc = flush_page(w, c, err);
-          if (rc == PT_OK && c->use_dict && !c->fallback &&
-              (int64_t)c->dict.len > w->opts.dictionary_page_bytes) {
-            rc = flush_page(w, c, err);
-            c->fallback = true;
-          }
-        }
-        continue;
-      }
-      for (int64_t i = done; i < done + n && rc == PT_OK; i++) {
-        rc = append_value(w, c, cv, v.offset + i, err);
-        if (rc == PT_OK && (c->page_rows >= PAGE_ROW_LIMIT || page_bytes(c) >= w->opts.page_bytes))
-          rc = flush_page(w, c, err);
-        if (rc == PT_OK && c->use_dict && !c->fallback &&
-            (int64_t)c->dict.len > w->opts.dictionary_page_bytes) {
-          rc = flush_page(w, c, err);
-          c->fallback = true;
-        }
-      }
-    }
+    rc = encode_rows(w, &v, done, n, err);
     done += n;
     w->rg_rows += n;
     if (rc == PT_OK && w->rg_rows >= w->opts.row_group_rows) rc = flush_row_group(w, err);
@@ -2178,7 +2497,7 @@ int pt_parquet_writer_close(pt_parquet_writer *w, pt_error *err) {
   m.has_created_by = true;
   m.created_by = (pt__pq_bytes){(const uint8_t *)created_by, (int64_t)sizeof created_by - 1};
   m.n_column_orders = w->n_cols;
-  pt_buf *f = &w->scratch;
+  pt_buf *f = &w->bufs[0].scratch;
   f->len = 0;
   if (pt__pq_encode_file_meta(&m, f) != PT_OK) return pt__errorf(err, PT_ENOMEM, "out of memory");
   uint8_t tail[8];

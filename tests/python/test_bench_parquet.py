@@ -38,7 +38,10 @@ def test_bench_parquet_reports_every_figure(tmp_path):
                 assert m[f"{system}.read_gb_per_s.{case}_{t}"] > 0
                 assert m[f"{system}.read_rows_per_s.{case}_{t}"] > 0
             assert m[f"{system}.write_gb_per_s.{case}"] > 0
+            assert m[f"{system}.write_gb_per_s.{case}_2t"] > 0
         assert m[f"ratio.read.{case}_1t.pyarrow"] > 0
         assert m[f"ratio.write.{case}.duckdb"] > 0
+        assert m[f"ratio.write.{case}_2t.pyarrow"] > 0
+        assert m[f"ratio.write_cpu.{case}.pyarrow"] > 0
     assert m["protium.select_row_groups_read"] == 1
     assert m["protium.select_ms"] > 0 and m["pyarrow.select_ms"] > 0
