@@ -94,6 +94,10 @@ static const pt__conf_key KEYS[] = {
      "stream (the driver fetches each partition from its executor's block server; needs "
      "net.transport = tcp) or auto (stream from executors on another host, files otherwise)",
      "auto|files|stream"},
+    {"shuffle.memory_mb", "1024", PT__CONF_INT, 0,
+     "net.transport = tcp: MiB of map output each executor keeps in memory (served from "
+     "there, no file written); outputs beyond go to files in local.dir; 0 = always files",
+     NULL},
     {"slurm.executors", "auto", PT__CONF_CHOICE, 0,
      "master slurm: node (one executor per node of the allocation, its CPUs and GPUs), task "
      "(one per task, each a step with its own CPUs and --gpus-per-task GPUs) or auto (task "

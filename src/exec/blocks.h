@@ -1,5 +1,6 @@
 /* blocks.h — shuffle blocks across hosts: each executor on TCP serves the
- * shuffle files of its local directory on a port of its own (the block
+ * map output it keeps in memory and the shuffle files of its local
+ * directory on a port of its own (the block
  * server), and reduce tasks whose map output is not on their disk fetch
  * their segment from there. Connections pass the same handshake as the
  * control plane (src/net/tcp.h) before a request is read.
@@ -13,10 +14,12 @@
  *   16      8     u64 length of the segment (<= PT__MAX_FRAME)
  *   24      n     the file's path, under the server's directory
  *
- * The server serves the files named shuffle-* (map outputs) and result-*
- * (result partitions the driver fetches, net.results) of its directory.
+ * The server serves the files named shuffle-* (map outputs; those kept in
+ * memory, shuffle_mem.c, from there) and result-* (result partitions the
+ * driver fetches, net.results) of its directory.
  *
- * Reply: u8 status; 0 = the length bytes follow (sent with sendfile); 1 = a
+ * Reply: u8 status; 0 = the length bytes follow (from memory, or from the
+ * file with sendfile); 1 = a
  * u16 message length and the message (file missing, outside the directory,
  * range past its end), then the server closes the connection. After a
  * segment the connection takes the next request: fetching processes keep

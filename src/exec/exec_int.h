@@ -144,6 +144,8 @@ typedef struct pt__segment {
   size_t mapped; /* its length in bytes */
   uint8_t *data;
   int spare;     /* anonymous: kept for reuse when freed */
+  struct pt__mem_out *held; /* non-NULL: data is in this output kept in
+                               memory (a reference; base is NULL) */
 } pt__segment;
 
 /* len bytes of anonymous memory at out->data. PT_OK or PT_ENOMEM. */
@@ -154,6 +156,36 @@ int pt__segment_alloc(size_t len, pt__segment *out);
 int pt__segment_map(int fd, int64_t off, size_t len, pt__segment *out, pt_error *err);
 /* Unmaps; a zeroed segment is left, which may be freed again. */
 void pt__segment_free(pt__segment *s);
+
+/* Map output in memory (shuffle_mem.c): a process-wide table, thread-safe,
+ * of complete map outputs by path, within a budget of bytes. */
+typedef struct pt__mem_out pt__mem_out;
+/* bytes <= 0 turns keeping map output in memory off (the default). */
+void pt__mem_set_budget(int64_t bytes);
+/* 1 (and bytes charged to the budget) when they fit, else 0. */
+int pt__mem_reserve(int64_t bytes);
+void pt__mem_unreserve(int64_t bytes);
+/* An empty buffer for an output, warm memory of about want bytes when a
+ * kept one is there; the caller owns *out (pt__mem_put or pt__mem_buf_put). */
+void pt__mem_buf_get(size_t want, pt_buf *out);
+/* Gives a buffer back (kept for the next pt__mem_buf_get, or freed); *b is
+ * left zeroed. */
+void pt__mem_buf_put(pt_buf *b);
+/* Lists the complete output path of shuffle_id (*listed = 1), *buf's bytes
+ * moving in (*buf left zeroed), when its size fits the budget with the
+ * charged bytes pt__mem_reserve took for it given back; else *listed = 0
+ * and *buf stays the caller's. The charge is given back either way. */
+int pt__mem_put(int64_t shuffle_id, const char *path, pt_buf *buf, int64_t charged,
+                int *listed, pt_error *err);
+/* The output listed as path, with a reference the caller gives back with
+ * pt__mem_unref (its bytes stay valid until then), or NULL. */
+pt__mem_out *pt__mem_get(const char *path, const uint8_t **data, size_t *len);
+void pt__mem_unref(pt__mem_out *o);
+/* Unlists every output of shuffle_id (Cleanup); each is freed when its
+ * last reader lets go. */
+void pt__mem_drop(int64_t shuffle_id);
+/* Bytes charged now. */
+int64_t pt__mem_used(void);
 
 /* The map side's placement: copies the columns of each batch straight into
  * the batches each reduce partition is filling (PT__SHUFFLE_BATCH_ROWS rows

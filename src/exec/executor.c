@@ -705,8 +705,10 @@ static void on_cleanup(executor *x, const Protium__Cleanup *c) {
     else x->stages[kept++] = x->stages[i];
   }
   x->n_stages = kept;
-  for (size_t j = 0; j < c->n_shuffle_ids; j++)
+  for (size_t j = 0; j < c->n_shuffle_ids; j++) {
     remove_shuffle_files(x, "shuffle", c->shuffle_ids[j]);
+    pt__mem_drop(c->shuffle_ids[j]);
+  }
   /* Results fetched by the driver: their stage is over. */
   for (size_t j = 0; j < c->n_stage_ids && x->env.results_stream; j++)
     remove_shuffle_files(x, "result", c->stage_ids[j]);
@@ -1029,9 +1031,14 @@ static int handshake(executor *x, pt__frame_decoder *d, pt_error *err) {
   x->env.session_dir = pt__strdup(w->session_dir);
   x->env.results_stream = w->results_stream && x->blocks != NULL;
   x->heartbeat_ms = w->heartbeat_interval_ms > 0 ? w->heartbeat_interval_ms : 1000;
-  for (size_t i = 0; i < w->n_conf; i++)
+  for (size_t i = 0; i < w->n_conf; i++) {
     if (strcmp(w->conf[i]->key, "shuffle.fetch") == 0)
       x->env.fetch_remote = strcmp(w->conf[i]->value, "remote") == 0;
+    /* Map output in memory needs the block server: other executors, even
+     * on this host, can reach it only there. */
+    if (strcmp(w->conf[i]->key, "shuffle.memory_mb") == 0 && x->blocks)
+      pt__mem_set_budget(strtoll(w->conf[i]->value, NULL, 10) << 20);
+  }
   rc = keep_resources(x, w, err);
   pt__msg_free(m);
   if (rc == PT_OK && x->env.session_dir == NULL) rc = pt__errorf(err, PT_ENOMEM, "out of memory");

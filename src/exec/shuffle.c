@@ -110,6 +110,7 @@ int pt__segment_alloc(size_t len, pt__segment *out) {
   out->base = map_get(len ? len : 1, &out->mapped);
   out->data = out->base;
   out->spare = 1;
+  out->held = NULL;
   return out->base ? PT_OK : PT_ENOMEM;
 }
 
@@ -129,10 +130,13 @@ int pt__segment_map(int fd, int64_t off, size_t len, pt__segment *out, pt_error 
   out->mapped = n;
   out->data = (uint8_t *)p + (off - start);
   out->spare = 0;
+  out->held = NULL;
   return PT_OK;
 }
 
 void pt__segment_free(pt__segment *s) {
+  pt__mem_unref(s->held);
+  s->held = NULL;
   if (s->base != NULL && s->spare) map_put(s->base, s->mapped);
   else if (s->base != NULL) munmap(s->base, s->mapped);
   s->base = s->data = NULL;

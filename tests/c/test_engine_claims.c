@@ -102,6 +102,31 @@ static int reduce_delete(const pt_task_context *ctx, const struct ArrowSchema *s
 }
 PT_REGISTER_FN(reduce_delete)
 
+/* Writes how many files the glob pattern (arg: "PATTERN\nFILE") matches
+ * into FILE, once per task: what a reduce task sees of the map output on
+ * disk. */
+static int note_shuffle_files(const pt_task_context *ctx, const struct ArrowSchema *schema,
+                              const struct ArrowArray *batch, struct ArrowArray *out,
+                              const void *arg, size_t arg_size, pt_error *err) {
+  char a[8400], *nl;
+  snprintf(a, sizeof a, "%.*s", (int)arg_size, (const char *)arg);
+  if ((nl = strchr(a, '\n')) != NULL) {
+    *nl = 0;
+    glob_t g;
+    size_t n = glob(a, 0, NULL, &g) == 0 ? g.gl_pathc : 0;
+    if (n) globfree(&g);
+    char path[8500];
+    snprintf(path, sizeof path, "%s-%lld", nl + 1, (long long)ctx->partition);
+    FILE *f = fopen(path, "w");
+    if (f) {
+      fprintf(f, "%zu\n", n);
+      fclose(f);
+    }
+  }
+  return copy(schema, batch, out, err);
+}
+PT_REGISTER_FN(note_shuffle_files)
+
 /* Partition 0's first attempt writes garbage on its executor's connection
  * to the driver (the one socket connected to driver.sock). */
 static int break_protocol(const pt_task_context *ctx, const struct ArrowSchema *schema,
@@ -446,6 +471,47 @@ static void test_cleanup_deletes_shuffle_files(void **state) {
   pt_session_close(s);
 }
 
+/* Over TCP, map output stays in the executors' memory up to
+ * shuffle.memory_mb each (no file: what reduce tasks see on disk while
+ * they run), goes to files with 0, and beyond the budget to files for what
+ * does not fit; the result is exact each time. */
+static void test_map_output_in_memory_within_budget(void **state) {
+  const char *budgets[] = {"1024", "0", "1"};
+  for (int b = 0; b < 3; b++) {
+    const char *kv[] = {"net.transport", "tcp", "shuffle.fetch", "remote", "shuffle.memory_mb",
+                        budgets[b], "range.batch_rows", "65536", NULL};
+    pt_session *s = open_with("local[2]", kv);
+    char sd[4096], arg[8400], seen[4200];
+    session_dir(sd, sizeof sd);
+    snprintf(seen, sizeof seen, "%s/seen", local_dir);
+    snprintf(arg, sizeof arg, "%s/exec-*/shuffle-*\n%s", sd, seen);
+    /* 4 map tasks of 100,000 int64 (about 800 KB of output each): with
+     * 1 MiB an executor keeps its first and writes its second. */
+    pt_dataset *r, *p, *red;
+    CHECK(pt_range(s, 0, 400000, 4, &r, &err));
+    CHECK(pt_repartition(r, 3, &p, &err));
+    CHECK(pt_map_batches(p, note_shuffle_files, NULL, arg, strlen(arg), &red, &err));
+    expect_ids(red, 400000);
+    int files = -1;
+    char path[4300];
+    snprintf(path, sizeof path, "%s-0", seen);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    assert_int_equal(fscanf(f, "%d", &files), 1);
+    fclose(f);
+    if (b == 0) assert_int_equal(files, 0);
+    if (b == 1) assert_int_equal(files, 4);
+    if (b == 2) assert_true(files >= 1 && files <= 3);
+    pt_job_stats *js = last_job(red);
+    assert_true(total(js).bytes_written > 3200000); /* what the map side wrote, anywhere */
+    pt_job_stats_free(js);
+    pt_dataset_free(red);
+    pt_dataset_free(p);
+    pt_dataset_free(r);
+    pt_session_close(s);
+  }
+}
+
 /* collect's result files live until the stream is released. */
 static void test_collect_release_deletes_files(void **state) {
   pt_session *s = open_with("local[2]", NULL);
@@ -534,7 +600,7 @@ static void check_table(const char *file) {
   }
   fclose(f);
   pt_conf_free(c);
-  assert_int_equal(keys, 42);
+  assert_int_equal(keys, 43);
 }
 
 static void test_configuration_defaults(void **state) {
@@ -554,6 +620,7 @@ int main(void) {
       cmocka_unit_test(test_three_start_failures_in_a_row),
       cmocka_unit_test(test_lost_executor_directory_deleted),
       cmocka_unit_test(test_cleanup_deletes_shuffle_files),
+      cmocka_unit_test(test_map_output_in_memory_within_budget),
       cmocka_unit_test(test_collect_release_deletes_files),
       cmocka_unit_test(test_close_escalates_to_sigkill),
   };

@@ -273,10 +273,13 @@ static const pt_stage_stats *stage_attempt(const pt_job_stats *js, int map, int6
   return NULL;
 }
 
-static pt_session *open_session(const char *timeout) {
+/* files: map output always in files (shuffle.memory_mb = 0), for tests
+ * that take one away. */
+static pt_session *open_session_files(const char *timeout, int files) {
   pt_conf *conf;
   pt_session *s;
   CHECK(pt_conf_new(&conf, &err));
+  if (files) CHECK(pt_conf_set(conf, "shuffle.memory_mb", "0", &err));
   CHECK(pt_conf_set(conf, "executor.heartbeat_interval", "100ms", &err));
   CHECK(pt_conf_set(conf, "executor.heartbeat_timeout", "2s", &err));
   CHECK(pt_conf_set(conf, "range.batch_rows", "100", &err));
@@ -286,6 +289,8 @@ static pt_session *open_session(const char *timeout) {
   pt_conf_free(conf);
   return s;
 }
+
+static pt_session *open_session(const char *timeout) { return open_session_files(timeout, 0); }
 
 static int64_t *collect_col(pt_dataset *ds, int64_t *n) {
   struct ArrowArrayStream st;
@@ -642,7 +647,7 @@ static void test_fetch_failure_reruns_lost_map_only(void **state) {
    * shuffle-<shuffle>-<partition>-<attempt>.arrows) */
   snprintf(pattern, sizeof pattern, "%s/protium-%d-*/exec-*/shuffle-*-1-0.arrows",
            t && *t ? t : "/tmp", (int)getpid());
-  pt_session *s = open_session(NULL);
+  pt_session *s = open_session_files(NULL, 1);
   pt_dataset *r, *m, *p, *red;
   CHECK(pt_range(s, 0, 4000, 4, &r, &err));
   CHECK(pt_map_batches(r, log_map, NULL, log, strlen(log), &m, &err));
