@@ -16,6 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -112,6 +114,7 @@ typedef struct executor {
   pt__secret secret;      /* net.transport = tcp: the session's; len 0 on unix */
   pt__tls_ctx *tls;       /* net.tls = on: this executor's certificate and CA; else NULL */
   pt__block_server *blocks; /* TCP: serves local_dir's shuffle files; NULL on unix */
+  int tcp_fd;               /* TCP: the socket to the driver under TLS, if any; else -1 */
   /* Stage definitions by (stage_id, attempt). */
   pt__stage **stages;
   size_t n_stages, cap_stages;
@@ -984,6 +987,24 @@ static const char *slurm_gpus(void) {
   return NULL;
 }
 
+/* A driver whose host cannot be reached any more (its network down) never
+ * closes the connection: without a limit the executor would wait, a stray
+ * process holding its slots and GPUs, until the network came back. The
+ * executor sends a heartbeat every interval, so the kernel sees them go
+ * unacknowledged: with TCP_USER_TIMEOUT it ends the connection after ms of
+ * that (keepalive probes cover a connection with nothing to send), the
+ * reader sees the error and the executor exits, within about the time the
+ * driver takes to declare it lost. */
+static void limit_silence(int fd, int64_t ms) {
+  int on = 1, idle = (int)(ms / 3000 > 0 ? ms / 3000 : 1), intvl = 1, cnt = 3;
+  unsigned int to = ms > UINT32_MAX ? UINT32_MAX : (unsigned int)ms;
+  (void)setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
+  (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+  (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
+  (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
+  (void)setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &to, sizeof to);
+}
+
 static int handshake(executor *x, pt__frame_decoder *d, pt_error *err) {
   char host[256] = "";
   gethostname(host, sizeof host - 1);
@@ -1031,6 +1052,8 @@ static int handshake(executor *x, pt__frame_decoder *d, pt_error *err) {
   x->env.session_dir = pt__strdup(w->session_dir);
   x->env.results_stream = w->results_stream && x->blocks != NULL;
   x->heartbeat_ms = w->heartbeat_interval_ms > 0 ? w->heartbeat_interval_ms : 1000;
+  if (x->tcp_fd >= 0 && w->heartbeat_timeout_ms > 0)
+    limit_silence(x->tcp_fd, w->heartbeat_timeout_ms);
   for (size_t i = 0; i < w->n_conf; i++) {
     if (strcmp(w->conf[i]->key, "shuffle.fetch") == 0)
       x->env.fetch_remote = strcmp(w->conf[i]->value, "remote") == 0;
@@ -1094,6 +1117,7 @@ int pt__executor_main(void) {
     logf_(&x, "cannot connect to the driver: %s", err.message);
     return 1;
   }
+  x.tcp_fd = secret_hex ? x.fd : -1;
   pt__free(sock);
   /* Shuffle files for other hosts, at the address this host has on the
    * way to the driver: one the driver's network reaches. */

@@ -629,6 +629,7 @@ static void on_hello(pt__driver_conn *c, const Protium__Hello *h) {
   ex->results_stream = pt__results_stream_for(d, ex);
   w.results_stream = ex->results_stream;
   w.heartbeat_interval_ms = d->opts.heartbeat_interval_ms;
+  w.heartbeat_timeout_ms = d->opts.heartbeat_timeout_ms;
   w.n_conf = n;
   w.conf = ptrs;
   /* Its seat's resources, which its tasks' grants index. */

@@ -242,8 +242,26 @@ def test_node_killed_mid_job_is_recomputed_on_the_other_node(slurm_cluster, tmp_
 def test_node_network_down_mid_job_is_recomputed_on_the_other_node(slurm_cluster, tmp_path):
     try:
         _exact(_hurt_mid_job(slurm_cluster, tmp_path, lambda c: c.link(NODES[1], False)))
+        # The cut-off executor gives up on the driver by itself (its
+        # heartbeats unacknowledged for executor.heartbeat_timeout, 2 s
+        # here) while the network is still down: no stray process holding
+        # the node's CPUs and GPUs until it comes back. Bound: generous.
+        deadline = time.monotonic() + 20
+        while _executor_pids(slurm_cluster, NODES[1]):
+            assert time.monotonic() < deadline, "the cut-off executor is still running"
+            time.sleep(0.1)
     finally:
         slurm_cluster.link(NODES[1], True)
+        # The step ended while its node was cut off: its step daemon tells
+        # slurmctld only at its next try, a minute later, and the node stays
+        # "completing" until then. For the next tests: a fresh slurmd, and
+        # the node set down and resumed (what an administrator does for a
+        # node stuck completing), which ends the job there at once.
+        slurm_cluster.kill_node(NODES[1])
+        slurm_cluster.start_slurmd(NODES[1])
+        for state in ("down", "resume"):
+            slurm_cluster.run(["scontrol", "update", f"nodename={NODES[1]}", f"state={state}",
+                               "reason=cut off by a test"])
         slurm_cluster.wait_idle(timeout=30)
 
 
