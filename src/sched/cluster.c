@@ -953,8 +953,10 @@ static void handle_close_noop(uv_handle_t *h) { (void)h; }
 
 static void kill_timer_cb_locked(uv_timer_t *t) {
   pt__driver *d = t->data;
-  for (int32_t i = 0; i < d->n_execs; i++)
+  for (int32_t i = 0; i < d->n_execs; i++) {
+    d->execs[i]->asked_to_stop = 0;
     d->backend->kill(d->execs[i]);
+  }
 }
 
 /* Every callback holds loop_mu (see sched.h). */
@@ -975,7 +977,10 @@ static void begin_stop(pt__driver *d) {
     pt__executor *ex = d->execs[i];
     if (ex->state == PT__EXEC_READY) {
       Protium__Shutdown sd = PROTIUM__SHUTDOWN__INIT;
-      if (pt__cluster_send(ex, PT__MSG_SHUTDOWN, &sd.base) == PT_OK) exec_flush(ex);
+      if (pt__cluster_send(ex, PT__MSG_SHUTDOWN, &sd.base) == PT_OK) {
+        ex->asked_to_stop = 1;
+        exec_flush(ex);
+      }
     } else if (!ex->exited) {
       d->backend->kill(ex);
     }

@@ -386,6 +386,8 @@ typedef struct pt__executor {
   int64_t pid;
   pt__executor_state state;
   int exited;                     /* the exit callback ran */
+  int asked_to_stop;              /* Shutdown sent at the session's close; cleared when
+                                     the 2 s grace is over */
   int32_t slots;
   uv_process_t proc;
   pt__driver_conn *conn;                 /* NULL until Hello, and once lost */

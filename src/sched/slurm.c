@@ -311,9 +311,17 @@ static int slurm_start(pt__driver *d, pt__executor *ex, pt_error *err) {
 }
 
 static void slurm_kill(pt__executor *ex) {
+  /* An executor told to shut down ends its step itself: srun, left alone,
+   * gets its task's exit and tells Slurm the step is over, which frees its
+   * CPUs and GPUs at once. srun killed first, the node's step daemon keeps
+   * retrying to tell it (about 2 s) before Slurm hears of the end, and the
+   * next session's steps in per-task mode wait that long for the CPUs.
+   * Still there when the 2 s grace is over, it is killed. */
+  if (ex->asked_to_stop) return;
   /* srun, here: its executor sees the driver's end of the connection
    * close and exits; a node that cannot be reached any more keeps the
-   * step until Slurm ends the allocation. */
+   * step until Slurm ends the allocation, or its executor gives up on the
+   * driver (executor.heartbeat_timeout). */
   pt__cluster_kill_process(ex);
 }
 

@@ -7,6 +7,8 @@ DIR/result.json.
         node it ran on, the GPU Slurm gave it, task_infos' hosts
   loss  a shuffle whose reduce tasks wait (DIR/go) until the test has hurt
         a node: DIR/reducing says the map output is written
+  twice two sessions in per-task mode back to back: how long the first's
+        steps stay in Slurm after its close, and both sessions' start
 """
 
 from __future__ import annotations
@@ -71,8 +73,34 @@ def loss(s: pt.Session, d: Path) -> dict:
     return {"n": sum(out.column("n").to_pylist()), "total": sum(out.column("total").to_pylist())}
 
 
+def twice(d: Path) -> dict:
+    import subprocess
+
+    def steps() -> str:
+        return subprocess.run(["squeue", "--steps", "--noheader", "--jobs",
+                               os.environ["SLURM_JOB_ID"]], capture_output=True, text=True,
+                              check=True).stdout.strip()
+
+    got: dict = {"start_ms": [], "executors": []}
+    for i in range(2):
+        t0 = time.monotonic()
+        s = pt.Session("slurm", {"slurm.executors": "task"})
+        got["start_ms"].append((time.monotonic() - t0) * 1000)
+        got["executors"].append(len(s.executor_pids()))
+        s.close()
+        if i == 0:
+            t1 = time.monotonic()
+            while steps() and time.monotonic() - t1 < 30:
+                time.sleep(0.01)
+            got["steps_gone_ms"] = (time.monotonic() - t1) * 1000
+    return got
+
+
 def main() -> None:
     mode, d = sys.argv[1], Path(sys.argv[2])
+    if mode == "twice":
+        (d / "result.json").write_text(json.dumps(twice(d)))
+        return
     conf = {"executor.heartbeat_timeout": "2s", "task.max_failures": "8",
             "stage.max_attempts": "8"}
     t0 = time.monotonic()

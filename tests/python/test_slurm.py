@@ -69,6 +69,17 @@ def test_barrier_gpu_stage_each_task_has_the_gpu_slurm_gave_it(slurm_cluster, tm
         assert r["hosts"].split(",") == [x["node"] for x in rows]
 
 
+def test_per_task_sessions_back_to_back_start_without_waiting(slurm_cluster, tmp_path):
+    # A session's close lets its steps end by themselves, so Slurm frees
+    # their CPUs and GPUs at once; killed, their step daemons kept retrying
+    # to reach srun for about 2 s, and the next session's steps waited for
+    # the CPUs that long. Bound: generous.
+    got = _job(slurm_cluster, tmp_path, ["-N2", "-n4", "--gpus-per-task=1"], "twice")
+    assert got["executors"] == [4, 4]
+    assert got["steps_gone_ms"] < 1000, got
+    assert got["start_ms"][1] < got["start_ms"][0] + 1000, got
+
+
 def test_one_executor_per_node_with_the_nodes_gpus(slurm_cluster, tmp_path):
     got = _job(slurm_cluster, tmp_path, ["-N2", f"--gpus-per-node={GPUS_PER_NODE}"], "gpus")
     assert got["executors"] == 2
