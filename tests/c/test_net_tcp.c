@@ -26,6 +26,7 @@
 #include <cmocka.h>
 
 #include "exec/blocks.h"
+#include "exec/exec_int.h"
 #include "net/net.h"
 #include "net/tcp.h"
 #include "protium.h"
@@ -481,6 +482,42 @@ static void test_block_server(void **state) {
   close(fd);
   CHECK(pt__block_fetch(addr, &secret, NULL, path, 0, size, got, &unreachable, &err));
   assert_memory_equal(got, data, size);
+
+  /* Map output kept in memory under a name in the directory: served from
+   * there (no file), its end checked; dropped (Cleanup), it is gone. */
+  char kept[256];
+  snprintf(kept, sizeof kept, "%s/shuffle-2-0-0.arrows", dir);
+  pt__mem_set_budget(4 << 20);
+  pt_buf mem = {0};
+  pt__mem_buf_get(size, &mem);
+  assert_int_equal(pt__buf_reserve(&mem, size), PT_OK);
+  for (size_t i = 0; i < size; i++) mem.data[i] = (char)(data[size - 1 - i]);
+  mem.len = size;
+  int listed = 0;
+  assert_true(pt__mem_reserve(0));
+  CHECK(pt__mem_put(2, kept, &mem, 0, &listed, &err));
+  assert_int_equal(listed, 1);
+  assert_null(mem.data);
+  CHECK(pt__block_fetch(addr, &secret, NULL, kept, 4096, 500000, got, &unreachable, &err));
+  for (size_t i = 0; i < 500000; i++)
+    if (got[i] != data[size - 1 - 4096 - i]) fail_msg("byte %zu of the kept output", i);
+  assert_int_equal(pt__block_fetch(addr, &secret, NULL, kept, (int64_t)size - 5, 10, got,
+                                   &unreachable, &e), PT_EIO);
+  assert_non_null(strstr(e.message, "segment past the end of the map output"));
+  /* Over the budget: not listed, the buffer stays the caller's. */
+  pt_buf big = {0};
+  assert_int_equal(pt__buf_reserve(&big, 8 << 20), PT_OK);
+  big.len = 8 << 20;
+  CHECK(pt__mem_put(3, kept, &big, 0, &listed, &err));
+  assert_int_equal(listed, 0);
+  assert_non_null(big.data);
+  pt__mem_buf_put(&big);
+  pt__mem_drop(2);
+  assert_int_equal(pt__mem_used(), 0);
+  assert_int_equal(pt__block_fetch(addr, &secret, NULL, kept, 0, 10, got, &unreachable, &e),
+                   PT_EIO);
+  assert_non_null(strstr(e.message, "No such file or directory"));
+  pt__mem_set_budget(0);
 
   unlink(path);
   rmdir(dir);
