@@ -371,9 +371,15 @@ static void test_abort_first_attempt(void **state) {
   assert_int_equal(t.failed_by_cause[PT_CAUSE_EXECUTOR_LOST], 1);
   assert_int_equal(t.tasks_failed, 1);
   assert_true(t.tasks_retried >= 1); /* partition 3, and the aborted one's queue */
-  assert_int_equal(t.tasks_succeeded, 8);
-  assert_int_equal(t.rows_read, 8000);
-  assert_int_equal(t.rows_written, 8000);
+  /* With results left on the executors (net.results=stream), a task that had
+   * finished on the aborted executor before the driver fetched its result
+   * runs again, and that second success counts, rows and all. */
+  int64_t reruns = t.tasks_succeeded - 8;
+  const char *res = getenv("PROTIUM_NET_RESULTS");
+  if (!res || strcmp(res, "stream") != 0) assert_int_equal(reruns, 0);
+  assert_true(reruns >= 0 && reruns < 8);
+  assert_int_equal(t.rows_read, 8000 + 1000 * reruns);
+  assert_int_equal(t.rows_written, 8000 + 1000 * reruns);
   assert_true(t.bytes_written > 8000 * 8);
   pt_job_stats_free(js);
   /* the aborted one is replaced (the replacement may still be starting) */
