@@ -557,8 +557,9 @@ typedef struct pt_parquet_write_options {
                                     16; default 1). Columns, and the leaves of
                                     a nested column, are shared out; the file
                                     is the same bytes whatever the number.
-                                    pt_write_parquet's tasks already use every
-                                    slot and write with 1. */
+                                    pt_write_parquet's tasks write with the
+                                    session's parquet.write.threads unless
+                                    this is above 1. */
 } pt_parquet_write_options;
 
 /* The defaults above. */

@@ -363,6 +363,15 @@ int pt_write_parquet(pt_dataset *ds, const char *dir, const pt_parquet_write_opt
                       "write_parquet: page_bytes and dictionary_page_bytes must be positive");
   if (o.n_partition_by < 0 || (o.n_partition_by > 0 && !o.partition_by))
     return pt__errorf(err, PT_EINVAL, "write_parquet: partition_by must list n_partition_by names");
+  /* A write's own threads option above 1 wins over the session's key. */
+  int64_t threads = o.threads > 1 ? o.threads
+                    : ds && ds->session ? pt__conf_int(ds->session->conf, "parquet.write.threads")
+                                        : 1;
+  if (o.threads < 0 || threads > 16)
+    return pt__errorf(err, PT_EINVAL,
+                      "write_parquet: %lld encoding threads asked for (threads or "
+                      "parquet.write.threads); give 1 to 16",
+                      (long long)(o.threads < 0 ? o.threads : threads));
   if (o.n_partition_by > 0 && ds) {
     /* Checked here so that a wrong name fails before any task runs. */
     const struct ArrowSchema *sc = &ds->schema;
@@ -401,6 +410,7 @@ int pt_write_parquet(pt_dataset *ds, const char *dir, const pt_parquet_write_opt
   a.parquet_dictionary_page_bytes = o.dictionary_page_bytes;
   a.parquet_no_dictionary = !o.use_dictionary;
   a.parquet_no_statistics = !o.write_statistics;
+  a.parquet_threads = (int)threads;
   a.parquet_partition_by = (char *const *)o.partition_by;
   a.parquet_n_partition_by = o.n_partition_by;
   return write_dir(ds, dir, &a, "write_parquet", "parquet", err);

@@ -49,6 +49,9 @@ static const pt__conf_key KEYS[] = {
     {"parquet.partition_bytes", "134217728", PT__CONF_INT, 1,
      "pt_read_parquet: row groups are put together into partitions of about this many "
      "(uncompressed) bytes", NULL},
+    {"parquet.write.threads", "1", PT__CONF_INT, 1,
+     "pt_write_parquet: threads encoding the column chunks of each task's file at once "
+     "(1-16); the files are the same bytes whatever the number", NULL},
     {"csv.partition_bytes", "134217728", PT__CONF_INT, 1,
      "pt_read_csv: files are cut into partitions of at most about this many bytes, at "
      "record starts (fewer when that gives every task slot one, not under 4 MiB); small "

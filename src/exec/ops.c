@@ -911,6 +911,7 @@ int pt__sink_open(pt__task *t, const Protium__Op *op, const struct ArrowSchema *
           po.dictionary_page_bytes = w->parquet_dictionary_page_bytes;
         po.use_dictionary = !w->parquet_no_dictionary;
         po.write_statistics = !w->parquet_no_statistics;
+        if (w->parquet_threads > 0) po.threads = w->parquet_threads;
         if (hive) {
           int rc = pt__mkdirs(sink->path, err);
           if (rc == PT_OK)

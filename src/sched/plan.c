@@ -497,6 +497,7 @@ int pt__plan_build(pt__driver *d, pt_dataset *ds, const pt__action *action, pt__
       w->parquet_page_bytes = action->parquet_page_bytes;
       w->parquet_dictionary_page_bytes = action->parquet_dictionary_page_bytes;
       w->parquet_no_statistics = action->parquet_no_statistics != 0;
+      w->parquet_threads = action->parquet_threads;
       w->n_parquet_partition_by = (size_t)action->parquet_n_partition_by;
       w->parquet_partition_by = (char **)action->parquet_partition_by; /* the caller's */
       w->csv = action->csv != 0;

@@ -209,6 +209,7 @@ typedef struct pt__action {
   int parquet_codec, parquet_page_version, parquet_no_dictionary;
   int64_t parquet_row_group_rows;
   int parquet_compression_level, parquet_no_statistics;
+  int parquet_threads;           /* each task's writer's threads (0 = 1) */
   int64_t parquet_page_bytes, parquet_dictionary_page_bytes;
   char *const *parquet_partition_by; /* the caller's, for the job's time */
   int64_t parquet_n_partition_by;

@@ -600,7 +600,7 @@ static void check_table(const char *file) {
   }
   fclose(f);
   pt_conf_free(c);
-  assert_int_equal(keys, 43);
+  assert_int_equal(keys, 44);
 }
 
 static void test_configuration_defaults(void **state) {

@@ -3,7 +3,8 @@
  * partitions by row group (small files together, big files split), applies
  * projection and filters when planning, and counts and collects exact rows;
  * pt_write_parquet commits one file per partition that reads back whole;
- * mismatched schemas and bad paths fail with clear messages.
+ * mismatched schemas and bad paths fail with clear messages; the tasks'
+ * writers make the same bytes on any number of encoding threads.
  */
 #include <dirent.h>
 #include <setjmp.h>
@@ -594,6 +595,84 @@ static void test_write_partition_by(void **state) {
   one.release(&one);
 }
 
+/* The whole of a file, in memory; *n its size. Caller frees. */
+static uint8_t *slurp(const char *path, long *n) {
+  FILE *f = fopen(path, "rb");
+  if (f == NULL) fail_msg("cannot open %s", path);
+  fseek(f, 0, SEEK_END);
+  *n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  uint8_t *b = malloc((size_t)*n + 1);
+  assert_non_null(b);
+  assert_int_equal(fread(b, 1, (size_t)*n, f), (size_t)*n);
+  fclose(f);
+  return b;
+}
+
+/* parquet.write.threads (and the write's threads option) reach the tasks'
+ * writers, which make the same bytes whatever the number: each part file of
+ * one thread's write equals the other writes'. Batches of 40000 rows of two
+ * columns are big enough for the writer to share them out. */
+static void test_write_threads_same_bytes(void **state) {
+  char in[400], path[512], outs[3][400];
+  snprintf(in, sizeof in, "%s/threads-in", DIR_);
+  pt_error e;
+  assert_int_equal(pt__mkdirs(in, &e), PT_OK);
+  for (int f = 0; f < 2; f++) {
+    snprintf(path, sizeof path, "%s/t-%d.parquet", in, f);
+    write_file(path, f * 40000, 40000, 40000, 1);
+  }
+  pt_conf *conf;
+  pt_session *s2;
+  CHECK(pt_conf_new(&conf, &err));
+  CHECK(pt_conf_set(conf, "parquet.write.threads", "2", &err));
+  CHECK(pt_conf_set(conf, "parquet.partition_bytes", "30000", &err));
+  CHECK(pt_session_open("local[2]", conf, &s2, &err));
+  pt_conf_free(conf);
+  pt_session *sessions[3] = {S, s2, S};
+  for (int k = 0; k < 3; k++) {
+    snprintf(outs[k], sizeof outs[k], "%s/threads-out-%d", DIR_, k);
+    pt_dataset *ds;
+    CHECK(pt_read_parquet(sessions[k], in, NULL, &ds, &err));
+    assert_int_equal(pt_dataset_num_partitions(ds), 2);
+    pt_parquet_write_options o;
+    pt_parquet_write_options_init(&o);
+    o.codec = PT_PARQUET_ZSTD;
+    o.row_group_rows = 30000;
+    o.page_bytes = 16384;
+    if (k == 2) o.threads = 3;
+    CHECK(pt_write_parquet(ds, outs[k], &o, &err));
+    pt_dataset_free(ds);
+  }
+  for (int p = 0; p < 2; p++) {
+    long n0, n;
+    snprintf(path, sizeof path, "%s/part-%05d.parquet", outs[0], p);
+    uint8_t *want = slurp(path, &n0);
+    assert_true(n0 > 100000);
+    for (int k = 1; k < 3; k++) {
+      snprintf(path, sizeof path, "%s/part-%05d.parquet", outs[k], p);
+      uint8_t *got = slurp(path, &n);
+      assert_int_equal(n, n0);
+      assert_memory_equal(got, want, (size_t)n0);
+      free(got);
+    }
+    free(want);
+  }
+  /* Out of range, before any task runs. */
+  pt_dataset *ds;
+  CHECK(pt_read_parquet(S, in, NULL, &ds, &err));
+  pt_parquet_write_options o;
+  pt_parquet_write_options_init(&o);
+  o.threads = 17;
+  snprintf(path, sizeof path, "%s/threads-out-bad", DIR_);
+  pt_error err;
+  assert_int_equal(pt_write_parquet(ds, path, &o, &err), PT_EINVAL);
+  assert_string_equal(err.message, "write_parquet: 17 encoding threads asked for (threads or "
+                                   "parquet.write.threads); give 1 to 16");
+  pt_dataset_free(ds);
+  pt_session_close(s2);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_read_partitions_and_count),
@@ -604,6 +683,7 @@ int main(void) {
       cmocka_unit_test(test_hive_directories),
       cmocka_unit_test(test_hive_all_null_key),
       cmocka_unit_test(test_write_partition_by),
+      cmocka_unit_test(test_write_threads_same_bytes),
   };
   return cmocka_run_group_tests_name("parquet_engine", tests, setup, teardown);
 }
