@@ -341,6 +341,10 @@ int64_t pt__pq_compress_bound(int codec, int64_t n);
 /* Compresses src[0, n) into dst (cap >= the bound); level 0 = the default. */
 int pt__pq_compress(int codec, int level, const uint8_t *src, int64_t n, uint8_t *dst,
                     int64_t cap, int64_t *out_len, pt_error *err);
+/* SNAPPY (raw format) of src[0, n) into dst, which has room for
+ * pt__pq_compress_bound(PT__CODEC_SNAPPY, n) bytes; the bytes written.
+ * snappy_enc.c: the writer's, faster than the distribution's libsnappy. */
+int64_t pt__snappy_compress(const uint8_t *src, int64_t n, uint8_t *dst);
 
 /* ------------------------------------------------------------------------ */
 /* Encodings (encoding.c) */

@@ -1168,6 +1168,11 @@ static int compress_into(pt_parquet_writer *w, wbufs *b, const uint8_t *src, int
     dst->len += got;
     return PT_OK;
   }
+  if (codec == PT__CODEC_SNAPPY) {
+    *out_len = pt__snappy_compress(src, n, (uint8_t *)dst->data + dst->len);
+    dst->len += (size_t)*out_len;
+    return PT_OK;
+  }
   PT_RETURN_NOT_OK(pt__pq_compress(codec, w->opts.compression_level, src, n,
                                    (uint8_t *)dst->data + dst->len, bound, out_len, err));
   dst->len += (size_t)*out_len;
