@@ -122,7 +122,9 @@ static uint8_t *compress_block(const uint8_t *in, size_t n, uint8_t *op, const u
       cand = in + table[h];
       table[h] = (uint16_t)(ip - in);
       if (load32(cand) == v) break; /* cand is always behind ip */
-      ip += skip++ >> 5;
+      uint32_t step = skip >> 5;
+      skip += step;
+      ip += step;
       if (ip > limit) goto tail;
     }
     op = put_literal(op, lit, (size_t)(ip - lit), lit + 16 <= end && op + 17 <= op_end);
