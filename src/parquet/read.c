@@ -1061,7 +1061,7 @@ static int emit(reader *r, const leaf *c, colbuf *b, int64_t n, const uint16_t *
       b->rows += n;
       return PT_OK;
     }
-    const uint32_t *idx = dict ? s->idx + s->k : NULL;
+    const uint32_t *idx = dict && s->idx ? s->idx + s->k : NULL;
     if (dict) {
       /* Checked first, so that the loops below have no exit. */
       uint32_t top = 0;
@@ -1176,7 +1176,7 @@ static int emit(reader *r, const leaf *c, colbuf *b, int64_t n, const uint16_t *
       (s->enc == PT__ENC_PLAIN || dict) && defs != NULL) {
     const int64_t w = c->out_width;
     int64_t row = b->rows, k = 0;
-    const uint32_t *idx = dict ? s->idx + s->k : NULL;
+    const uint32_t *idx = dict && s->idx ? s->idx + s->k : NULL; /* none when no value is present */
     if (dict)
       for (int64_t i = 0; i < n_present; i++)
         if (idx[i] >= (uint64_t)b->dict_n)
