@@ -281,6 +281,71 @@ class DataStreamReader:
         return StreamingDataset(self._session, make, ops)
 
 
+# The dead-letter producers of this process (an executor: its Python
+# functions run in it), kept across micro-batches as the Kafka sink keeps
+# its own (src/kafka/pool.c): a transactional producer costs a connection,
+# metadata and init_transactions, and its marker consumer a connection
+# too, for each task that has a letter to send. Keyed by the settings and
+# the transactional id; a task takes its entry out, so no two tasks share
+# one, and puts it back after a clean end. At most _DLQ_KEEP idle entries,
+# the least recently used closed first.
+_DLQ_KEEP = 16
+_dlq_idle: dict[tuple, tuple[Any, Any]] = {}  # key -> (Producer, Consumer); insertion = age
+_dlq_lock = threading.Lock()
+_dlq_made = 0  # producers made (init_transactions) by this process
+
+
+def _dead_letter_producers_made() -> int:
+    """The dead-letter producers this process has made (each fenced its
+    transactional id's earlier one): with the pool, one per transactional
+    id while the id's tasks stay in this process."""
+    return _dlq_made
+
+
+def _dlq_close(held: tuple[Any, Any]) -> None:
+    producer, consumer = held
+    try:
+        consumer.close()
+    except Exception:  # noqa: BLE001 - closing what is dropped anyway
+        pass
+    del producer  # rd_kafka_destroy; nothing is queued after a commit
+
+
+def _dlq_take(key: tuple, bootstrap: str, props: dict[str, str],
+              txid: str) -> tuple[Any, Any, bool]:
+    """(producer, consumer, reused): the pool's entry for key, or a new
+    pair whose init_transactions fenced every earlier producer of txid."""
+    global _dlq_made
+    from confluent_kafka import Consumer, Producer
+
+    with _dlq_lock:
+        held = _dlq_idle.pop(key, None)
+    if held is not None:
+        return held[0], held[1], True
+    p = Producer({"bootstrap.servers": bootstrap, **props, "transactional.id": txid})
+    c = Consumer({"bootstrap.servers": bootstrap, **props, "group.id": txid,
+                  "isolation.level": "read_committed", "enable.auto.commit": False})
+    try:
+        p.init_transactions(60)
+    except BaseException:
+        _dlq_close((p, c))
+        raise
+    with _dlq_lock:
+        _dlq_made += 1
+    return p, c, False
+
+
+def _dlq_put(key: tuple, held: tuple[Any, Any]) -> None:
+    with _dlq_lock:
+        old = _dlq_idle.pop(key, None)
+        _dlq_idle[key] = held
+        evicted = [old] if old is not None else []
+        while len(_dlq_idle) > _DLQ_KEEP:
+            evicted.append(_dlq_idle.pop(next(iter(_dlq_idle))))
+    for e in evicted:
+        _dlq_close(e)
+
+
 def _send_dead_letters(bootstrap: str, props: dict[str, str], dead_topic: str,
                        task_partition: int, span: tuple,
                        letters: list[tuple[bytes, str, str, int, int]]) -> None:
@@ -294,35 +359,61 @@ def _send_dead_letters(bootstrap: str, props: dict[str, str], dead_topic: str,
     engine partition (a batch is planned from its logged offsets); finding
     that offset committed, it sends nothing. Any other range of the source
     partition the group committed was an earlier batch's, below this one.
-    The producer's init_transactions first fences an earlier attempt and
-    aborts what it left open."""
-    import json as _json
 
-    from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+    The producer comes from the process's pool when an earlier task of
+    the id left one here. A new producer's init_transactions fences the
+    earlier ones and aborts what they left open; a pooled one that another
+    process fenced since (its task ran there in between) fails in the
+    transaction, before its commit, and a new producer (fencing that one)
+    does the work again, reading the committed offset anew."""
+    from confluent_kafka import KafkaException
 
     src_topic, src_partition, first_offset, last_offset = span
     txid = f"protium-dlq-{dead_topic}-{src_topic}-{task_partition}"
-    p = Producer({"bootstrap.servers": bootstrap, **props, "transactional.id": txid})
-    c = Consumer({"bootstrap.servers": bootstrap, **props, "group.id": txid,
-                  "isolation.level": "read_committed", "enable.auto.commit": False})
-    try:
-        p.init_transactions(60)
-        done = c.committed([TopicPartition(src_topic, src_partition)], timeout=60)[0].offset
-        if done > last_offset:
-            return  # sent by an earlier attempt, or the run before a restart
-        p.begin_transaction()
-        for value, error, topic, partition, offset in letters:
-            p.produce(dead_topic, value=value, headers=[
-                ("error", error.encode()),
-                ("source", _json.dumps({"topic": topic, "partition": partition,
-                                        "offset": offset}).encode())])
-        p.send_offsets_to_transaction([TopicPartition(src_topic, src_partition, last_offset + 1)],
-                                      c.consumer_group_metadata(), 60)
-        p.commit_transaction(60)
-    except KafkaException as e:
-        raise RuntimeError(f"dead letters not delivered to {dead_topic!r}: {e}") from None
-    finally:
-        c.close()
+    key = (bootstrap, tuple(sorted(props.items())), txid)
+    for attempt in range(2):
+        held, reused = None, False
+        try:
+            p, c, reused = _dlq_take(key, bootstrap, props, txid)
+            held = (p, c)
+            _dead_letter_transaction(p, c, dead_topic, span, letters)
+        except KafkaException as e:
+            if held is not None:
+                try:
+                    held[0].abort_transaction(10)
+                except Exception:  # noqa: BLE001 - fenced or away: the next producer aborts it
+                    pass
+                _dlq_close(held)
+            if reused and attempt == 0:
+                continue  # fenced while idle, or its connections broke: a new one
+            raise RuntimeError(f"dead letters not delivered to {dead_topic!r}: {e}") from None
+        except BaseException:
+            if held is not None:
+                _dlq_close(held)
+            raise
+        _dlq_put(key, held)
+        return
+
+
+def _dead_letter_transaction(p: Any, c: Any, dead_topic: str, span: tuple,
+                             letters: list[tuple[bytes, str, str, int, int]]) -> None:
+    import json as _json
+
+    from confluent_kafka import TopicPartition
+
+    src_topic, src_partition, first_offset, last_offset = span
+    done = c.committed([TopicPartition(src_topic, src_partition)], timeout=60)[0].offset
+    if done > last_offset:
+        return  # sent by an earlier attempt, or the run before a restart
+    p.begin_transaction()
+    for value, error, topic, partition, offset in letters:
+        p.produce(dead_topic, value=value, headers=[
+            ("error", error.encode()),
+            ("source", _json.dumps({"topic": topic, "partition": partition,
+                                    "offset": offset}).encode())])
+    p.send_offsets_to_transaction([TopicPartition(src_topic, src_partition, last_offset + 1)],
+                                  c.consumer_group_metadata(), 60)
+    p.commit_transaction(60)
 
 
 def _value_decoder(bootstrap: str, options: Optional[dict[str, Any]], value_format: str,

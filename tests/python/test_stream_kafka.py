@@ -262,6 +262,50 @@ def test_malformed_values_by_policy(session, kafka_broker, tmp_path, policy):
         assert all(dict(m.headers())["error"] for m in letters)
 
 
+def _dead_letter_producers(ds_session) -> list[int]:
+    """Dead-letter producers made so far by each executor of the session
+    (one task per executor of a local[1] session)."""
+    import pandas as pd
+
+    def made(frames):
+        from protium.stream import _dead_letter_producers_made
+
+        for _ in frames:
+            yield pd.DataFrame({"made": [_dead_letter_producers_made()]})
+
+    return ds_session.range(0, 1, partitions=1).map_in_pandas(made, "made long") \
+        .to_pandas()["made"].tolist()
+
+
+def test_dead_letter_producers_kept_across_batches(kafka_broker, tmp_path):
+    """The dead letters of six batches, each with one, from the same
+    engine partition in the same executor: one transactional producer
+    serves them all (a new one per task would fence the last and cost a
+    connection and init_transactions each), and each letter is there once."""
+    import pyarrow as pa
+    import pyarrow.feather as feather
+
+    src = kafka_broker.create_topic(kafka_broker.unique("mixed"), partitions=1)
+    dead = kafka_broker.create_topic(kafka_broker.unique("dead"), partitions=1)
+    kafka_broker.produce(src, _mixed(60))
+    with pt.Session("local[1]", progress=False) as s:
+        assert _dead_letter_producers(s) == [0]
+        q = (s.read_stream.kafka(bootstrap=kafka_broker.bootstrap, topic=src,
+                                 starting_offsets="earliest", max_offsets_per_trigger=10,
+                                 value_format="json", value_schema="id long, x double",
+                                 on_malformed="dead_letter", dead_letter_topic=dead)
+             .write_stream.ipc(tmp_path / "out").trigger(available_now=True)
+             .checkpoint(tmp_path / "ckpt").start())
+        assert q.await_termination(120)
+        assert len(q.recent_progress()) == 6
+        assert _dead_letter_producers(s) == [1]
+    got = pa.concat_tables(feather.read_table(p) for p in (tmp_path / "out").glob("part-*"))
+    assert sorted(got.column("id").to_pylist()) == [i for i in range(60) if i % 10 != 9]
+    letters = kafka_broker.consume(dead)  # read_committed
+    sources = sorted(json.loads(dict(m.headers())["source"])["offset"] for m in letters)
+    assert sources == list(range(9, 60, 10))
+
+
 DEAD_LETTER_DRIVER = textwrap.dedent('''
     import os, shutil, sys, time
     from pathlib import Path
