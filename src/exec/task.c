@@ -4,10 +4,13 @@
  * sink, and turn the outcome into a TaskStatus.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/registry.h"
 #include "exec/exec_int.h"
@@ -132,6 +135,9 @@ static void free_string(char **p) {
 void pt__task_status_clear(Protium__TaskStatus *st) {
   free_string(&st->error);
   free_string(&st->output_path);
+  pt__free(st->result_inline.data);
+  st->result_inline.data = NULL;
+  st->result_inline.len = 0;
   if (st->shuffle != NULL) {
     free_string(&st->shuffle->path);
     pt__free(st->shuffle->segment_offsets);
@@ -285,6 +291,61 @@ static int run_partition_fn(pt__task *t, size_t k, pt__source *src,
                     uerr.message[0] ? uerr.message : "failed without a message");
 }
 
+/* PROTIUM_FAULT_INLINE_RESULT (tests): what the status carries instead of
+ * the result: "truncate" (its first half), "garbage" (its bytes inverted),
+ * "oversize" (PT__INLINE_RESULT_MAX + 1 bytes). */
+static void inline_fault(Protium__TaskStatus *st) {
+  const char *f = getenv("PROTIUM_FAULT_INLINE_RESULT");
+  if (!f) return;
+  if (strcmp(f, "truncate") == 0) st->result_inline.len /= 2;
+  if (strcmp(f, "garbage") == 0)
+    for (size_t i = 0; i < st->result_inline.len; i++) st->result_inline.data[i] ^= 0xff;
+  if (strcmp(f, "oversize") == 0) {
+    uint8_t *big = pt__calloc(1, PT__INLINE_RESULT_MAX + 1);
+    if (!big) return;
+    memcpy(big, st->result_inline.data, st->result_inline.len);
+    pt__free(st->result_inline.data);
+    st->result_inline.data = big;
+    st->result_inline.len = PT__INLINE_RESULT_MAX + 1;
+  }
+}
+
+/* A result the driver would fetch from the block server: one that small
+ * goes in the status instead, sparing the driver a connection, a handshake
+ * and a request per task (net.results, src/sched/results.c). The file was
+ * written whole first, as it cannot be known before the last batch whether
+ * it stays small; it is in the page cache, and read back and removed here. */
+static int result_inline(Protium__TaskStatus *st, pt_error *err) {
+  if (!st->output_path || !*st->output_path || st->bytes_written <= 0 ||
+      st->bytes_written > PT__INLINE_RESULT)
+    return PT_OK;
+  int fd = open(st->output_path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return pt__errorf(err, PT_EIO, "cannot open '%s': %s", st->output_path, strerror(errno));
+  size_t n = (size_t)st->bytes_written, got = 0;
+  uint8_t *data = pt__malloc(n);
+  int rc = data ? PT_OK : pt__errorf(err, PT_ENOMEM, "out of memory for a %zu-byte result", n);
+  while (rc == PT_OK && got < n) {
+    ssize_t k = read(fd, data + got, n - got);
+    if (k < 0 && errno == EINTR) continue;
+    if (k <= 0)
+      rc = pt__errorf(err, PT_EIO, "cannot read '%s': %s", st->output_path,
+                      k < 0 ? strerror(errno) : "it is shorter than it was");
+    else
+      got += (size_t)k;
+  }
+  close(fd);
+  if (rc != PT_OK) {
+    pt__free(data);
+    return rc;
+  }
+  unlink(st->output_path);
+  free_string(&st->output_path);
+  st->result_inline.data = data;
+  st->result_inline.len = n;
+  inline_fault(st);
+  return PT_OK;
+}
+
 static int run(pt__task *t, Protium__TaskStatus *st, pt_error *err) {
   const Protium__StageDef *def = t->stage->def;
   size_t n_ops = def->n_ops;
@@ -347,6 +408,8 @@ static int run(pt__task *t, Protium__TaskStatus *st, pt_error *err) {
       st->bytes_written = st->shuffle->segment_offsets[st->shuffle->n_segment_offsets - 1];
     else if (st->output_path && *st->output_path && stat(st->output_path, &sb) == 0)
       st->bytes_written = (int64_t)sb.st_size;
+    if (sink_op->op_case == PROTIUM__OP__OP_RESULT && t->env->results_stream)
+      rc = result_inline(st, err);
   }
 close_all:
   pt__sink_close(&sink);

@@ -27,6 +27,11 @@
 #define PT__PROTOCOL_VERSION 1
 #define PT__FRAME_HEADER 8
 #define PT__MAX_FRAME (64u << 20) /* bytes after the length field */
+/* net.results: a result of at most PT__INLINE_RESULT bytes travels in its
+ * task's status (TaskStatus.result_inline) rather than through the block
+ * server; the driver refuses an inline result over PT__INLINE_RESULT_MAX. */
+#define PT__INLINE_RESULT (64u << 10)
+#define PT__INLINE_RESULT_MAX (1u << 20)
 
 typedef enum pt__msg_type {
   PT__MSG_HELLO = 1,

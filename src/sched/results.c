@@ -3,7 +3,8 @@
  * partition into its own directory, and the driver fetches the file from
  * that executor's block server into the job's results directory before the
  * task counts as done. Fetches run on threads of their own: a large result
- * must not stall the loop that schedules every other task.
+ * must not stall the loop that schedules every other task. A small result
+ * comes in its task's status instead (pt__results_inline), no fetch at all.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -17,6 +18,7 @@
 #include <unistd.h>
 
 #include "exec/blocks.h"
+#include "net/net.h"
 #include "sched/sched.h"
 
 #define FETCH_THREADS 2
@@ -213,6 +215,63 @@ int pt__results_fetch(pt__driver *d, pt__executor *ex, pt__sched_stage *st, int6
   r->queue_tail = &f->next;
   pthread_cond_signal(&r->cv);
   pthread_mutex_unlock(&r->mu);
+  return PT_OK;
+}
+
+static void release_stream(struct ArrowArrayStream *s) {
+  if (s->release) s->release(s);
+}
+
+int pt__results_inline(pt__driver *d, pt__sched_stage *st, int64_t p, int32_t attempt,
+                       const Protium__TaskStatus *ts, char **out, pt_error *err) {
+  *out = NULL;
+  size_t n = ts->result_inline.len;
+  if (n > PT__INLINE_RESULT_MAX)
+    return pt__errorf(err, PT_EFORMAT, "the executor sent a %zu-byte result in its status, over "
+                      "the %u-byte limit of inline results (an executor of another protium "
+                      "version?); run the same protium on every host", n, PT__INLINE_RESULT_MAX);
+  /* Checked whole now, so that a damaged result fails this attempt (and
+   * is retried) instead of the collect that reads it later. */
+  struct ArrowArrayStream in = {0};
+  pt_error rerr = {0};
+  int64_t rows = 0;
+  int rc = pt_ipc_read_buffer(ts->result_inline.data, (int64_t)n, NULL, NULL, &in, &rerr);
+  while (rc == PT_OK) {
+    struct ArrowArray b;
+    if (in.get_next(&in, &b) != 0) {
+      const char *m = in.get_last_error ? in.get_last_error(&in) : NULL;
+      rc = pt__errorf(&rerr, PT_EFORMAT, "%s", m && *m ? m : "unreadable record batch");
+      break;
+    }
+    if (!b.release) break;
+    rows += b.length;
+    b.release(&b);
+  }
+  release_stream(&in);
+  if (rc == PT_OK && rows != ts->rows)
+    rc = pt__errorf(&rerr, PT_EFORMAT, "it holds %lld rows, the task reported %lld",
+                    (long long)rows, (long long)ts->rows);
+  if (rc != PT_OK)
+    return pt__errorf(err, PT_EFORMAT, "the result in the status of partition %lld is not a "
+                      "valid Arrow IPC stream (%zu bytes): %.600s", (long long)p, n, rerr.message);
+  char *path = dup_printf("%s/results/%lld/part-%lld-%lld.arrows", d->session_dir,
+                          (long long)st->job->id, (long long)p, (long long)attempt);
+  if (!path) return pt__errorf(err, PT_ENOMEM, "driver out of memory");
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    rc = pt__errorf(err, PT_EIO, "cannot create '%s': %s", path, strerror(errno));
+    pt__free(path);
+    return rc;
+  }
+  rc = pt__write_all(fd, ts->result_inline.data, n, err);
+  if (close(fd) != 0 && rc == PT_OK)
+    rc = pt__errorf(err, PT_EIO, "cannot write '%s': %s", path, strerror(errno));
+  if (rc != PT_OK) {
+    unlink(path);
+    pt__free(path);
+    return rc;
+  }
+  *out = path;
   return PT_OK;
 }
 

@@ -558,6 +558,12 @@ int pt__results_fetch(pt__driver *d, pt__executor *ex, pt__sched_stage *st, int6
 /* Hands the fetches that ended to the scheduler (loop thread, loop_mu
  * held). */
 void pt__results_poll(pt__driver *d);
+/* A result that came in its status (TaskStatus.result_inline, at most
+ * PT__INLINE_RESULT_MAX bytes, a valid IPC stream of ts->rows rows): written
+ * to the job's results directory. On PT_OK the caller owns *out, its path;
+ * otherwise err says what was wrong with it and nothing is left behind. */
+int pt__results_inline(pt__driver *d, pt__sched_stage *st, int64_t p, int32_t attempt,
+                       const Protium__TaskStatus *ts, char **out, pt_error *err);
 /* Stops the fetching threads (after the loop ended) and frees what is
  * left; a no-op without fetches. */
 void pt__results_stop(pt__driver *d);

@@ -513,8 +513,8 @@ static int copy_i64(int64_t **dst, const int64_t *src, size_t n) {
   return PT_OK;
 }
 
-static void attempt_succeeded(pt__driver *d, pt__sched_stage *st, int64_t p, pt__executor *ex,
-                              const Protium__TaskStatus *ts) {
+static void attempt_succeeded(pt__driver *d, pt__sched_stage *st, int64_t p, int32_t attempt,
+                              pt__executor *ex, const Protium__TaskStatus *ts) {
   pt__job *job = st->job;
   if (job->state != PT__JOB_RUNNING || st->done[p]) return; /* the first success wins */
   if (st->shuffle_id >= 0) {
@@ -540,7 +540,19 @@ static void attempt_succeeded(pt__driver *d, pt__sched_stage *st, int64_t p, pt_
     }
     st->output_exec[p] = ex->id;
   } else {
-    if (st->paths && ex->results_stream && st->job->action.sink == PT__SINK_RESULT) {
+    if (st->paths && ex->results_stream && st->job->action.sink == PT__SINK_RESULT &&
+        ts->result_inline.len > 0) {
+      pt_error err = {0};
+      if (pt__results_inline(d, st, p, attempt, ts, &st->paths[p], &err) != PT_OK) {
+        if (err.code == PT_ENOMEM) {
+          job_fail(d, job, PT_ENOMEM, "job %lld failed: driver out of memory",
+                   (long long)job->id);
+          return;
+        }
+        attempt_failed(d, st, p, ex->id, err.message, err.code, 1);
+        return;
+      }
+    } else if (st->paths && ex->results_stream && st->job->action.sink == PT__SINK_RESULT) {
       /* The file is on the executor's host: the attempt counts once the
        * driver has it. Until then the partition is running, so that
        * nothing launches it again meanwhile. */
@@ -554,8 +566,7 @@ static void attempt_succeeded(pt__driver *d, pt__sched_stage *st, int64_t p, pt_
       }
       st->running[p]++;
       return;
-    }
-    if (st->paths) {
+    } else if (st->paths) {
       if (!ts->output_path || !*ts->output_path) {
         attempt_failed(d, st, p, ex->id, "executor reported no output file", PT_EIO, 1);
         return;
@@ -810,7 +821,7 @@ void pt__sched_on_status(pt__driver *d, pt__executor *ex, const Protium__TaskSta
   st->running[t.partition]--;
   switch (ts->state) {
   case PROTIUM__TASK_STATE__TASK_SUCCEEDED:
-    attempt_succeeded(d, st, t.partition, ex, ts);
+    attempt_succeeded(d, st, t.partition, t.attempt, ex, ts);
     break;
   case PROTIUM__TASK_STATE__TASK_FETCH_FAILED: {
     int64_t m = ts->failed_map_partition;

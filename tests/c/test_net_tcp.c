@@ -690,6 +690,73 @@ static void test_results_stream_executor_killed(void **state) {
   rmdir(base);
 }
 
+/* Small results travel in their task's status: no fetch, so the fault
+ * hook that kills the executor before the session's first fetch finds
+ * none to kill. A larger one in the same session is fetched; every value
+ * exact. */
+static void test_results_inline(void **state) {
+  char base[] = "/tmp/pt-results-XXXXXX";
+  assert_non_null(mkdtemp(base));
+  setenv("PROTIUM_FAULT_RESULT_FETCH", "kill_executor", 1);
+  pt_session *s = open_unshared(base, "stream", 2);
+  if (!s) {
+    unsetenv("PROTIUM_FAULT_RESULT_FETCH");
+    rmdir(base);
+    fprintf(stderr, "test_results_inline SKIPPED: needs root and unshare\n");
+    skip();
+  }
+  pt_dataset *r;
+  CHECK(pt_range(s, 7, 7 + 4000, 4, &r, &err)); /* 8 KB of int64 per partition */
+  collect_ids(r, 7, 4000);
+  pt_job_stats *js;
+  CHECK(pt_dataset_last_job(r, &js, &err));
+  assert_int_equal(js->executors_lost, 0);
+  pt_stage_stats tot;
+  pt_job_stats_total(js, &tot);
+  assert_int_equal(tot.tasks_launched, 4);
+  pt_job_stats_free(js);
+  pt_dataset_free(r);
+  unsetenv("PROTIUM_FAULT_RESULT_FETCH");
+  /* 72 KB in one partition: over the inline limit, fetched. */
+  CHECK(pt_range(s, 0, 9000, 1, &r, &err));
+  collect_ids(r, 0, 9000);
+  pt_dataset_free(r);
+  pt_session_close(s);
+  rmdir(base);
+}
+
+/* An inline result that is cut short, garbled, or larger than the limit
+ * fails its task with a message that says so; after task.max_failures
+ * attempts the job fails with it, and the session stays usable. */
+static void test_results_inline_bad(void **state) {
+  const char *faults[] = {"truncate", "garbage", "oversize"};
+  const char *expect[] = {"is not a valid Arrow IPC stream", "is not a valid Arrow IPC stream",
+                          "over the 1048576-byte limit of inline results"};
+  for (int i = 0; i < 3; i++) {
+    char base[] = "/tmp/pt-results-XXXXXX";
+    assert_non_null(mkdtemp(base));
+    setenv("PROTIUM_FAULT_INLINE_RESULT", faults[i], 1);
+    pt_session *s = open_unshared(base, "stream", 1);
+    if (!s) {
+      unsetenv("PROTIUM_FAULT_INLINE_RESULT");
+      rmdir(base);
+      fprintf(stderr, "test_results_inline_bad SKIPPED: needs root and unshare\n");
+      skip();
+    }
+    pt_dataset *r;
+    CHECK(pt_range(s, 0, 1000, 2, &r, &err));
+    struct ArrowArrayStream st;
+    pt_error e = {0};
+    assert_int_not_equal(pt_collect(r, &st, &e), PT_OK);
+    if (!strstr(e.message, expect[i]) || !strstr(e.message, "failed 4 times"))
+      fail_msg("%s: %s", faults[i], e.message);
+    unsetenv("PROTIUM_FAULT_INLINE_RESULT");
+    pt_dataset_free(r);
+    pt_session_close(s);
+    rmdir(base);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_handshake_units),
@@ -704,6 +771,8 @@ int main(void) {
       cmocka_unit_test(test_output_not_shared),
       cmocka_unit_test(test_results_stream),
       cmocka_unit_test(test_results_stream_executor_killed),
+      cmocka_unit_test(test_results_inline),
+      cmocka_unit_test(test_results_inline_bad),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
