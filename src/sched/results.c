@@ -222,9 +222,7 @@ static void release_stream(struct ArrowArrayStream *s) {
   if (s->release) s->release(s);
 }
 
-int pt__results_inline(pt__driver *d, pt__sched_stage *st, int64_t p, int32_t attempt,
-                       const Protium__TaskStatus *ts, char **out, pt_error *err) {
-  *out = NULL;
+int pt__results_inline_check(const Protium__TaskStatus *ts, int64_t p, pt_error *err) {
   size_t n = ts->result_inline.len;
   if (n > PT__INLINE_RESULT_MAX)
     return pt__errorf(err, PT_EFORMAT, "the executor sent a %zu-byte result in its status, over "
@@ -254,6 +252,15 @@ int pt__results_inline(pt__driver *d, pt__sched_stage *st, int64_t p, int32_t at
   if (rc != PT_OK)
     return pt__errorf(err, PT_EFORMAT, "the result in the status of partition %lld is not a "
                       "valid Arrow IPC stream (%zu bytes): %.600s", (long long)p, n, rerr.message);
+  return PT_OK;
+}
+
+int pt__results_inline(pt__driver *d, pt__sched_stage *st, int64_t p, int32_t attempt,
+                       const Protium__TaskStatus *ts, char **out, pt_error *err) {
+  *out = NULL;
+  size_t n = ts->result_inline.len;
+  int rc = pt__results_inline_check(ts, p, err);
+  if (rc != PT_OK) return rc;
   char *path = dup_printf("%s/results/%lld/part-%lld-%lld.arrows", d->session_dir,
                           (long long)st->job->id, (long long)p, (long long)attempt);
   if (!path) return pt__errorf(err, PT_ENOMEM, "driver out of memory");

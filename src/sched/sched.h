@@ -558,6 +558,10 @@ int pt__results_fetch(pt__driver *d, pt__executor *ex, pt__sched_stage *st, int6
 /* Hands the fetches that ended to the scheduler (loop thread, loop_mu
  * held). */
 void pt__results_poll(pt__driver *d);
+/* Whether ts->result_inline is at most PT__INLINE_RESULT_MAX bytes and a
+ * valid IPC stream of ts->rows rows; err says what is wrong with it (p, the
+ * partition, goes in the message). */
+int pt__results_inline_check(const Protium__TaskStatus *ts, int64_t p, pt_error *err);
 /* A result that came in its status (TaskStatus.result_inline, at most
  * PT__INLINE_RESULT_MAX bytes, a valid IPC stream of ts->rows rows): written
  * to the job's results directory. On PT_OK the caller owns *out, its path;
