@@ -7,6 +7,10 @@ remote, as if each executor were on its own host):
 - protium.tasks_per_s.{tcp,unix}: empty tasks per second, count() over a range
   of N rows in N partitions, best of 3 after a warm-up;
 - protium.launch_p50_us.{tcp,unix}: the round trip of a one-task job;
+- protium.collect_small_p50_us.tcp, protium.collect_small_cpu_us.tcp: a one-task
+  job that collects 1000 int64 (8 KB) with net.results = stream: p50 µs, and
+  CPU µs per job of the driver and its executors (getrusage); such a result
+  travels in the task's status, not through a fetch;
 - protium.tasks_per_s.tls, protium.shuffle_gb_per_s.tls: the same as tcp and
   cross_host with net.tls = on (certificates made for the run with the
   openssl tool): what encryption costs;
@@ -94,6 +98,9 @@ def main() -> None:
             "tasks", transport, N_TASKS, "3")["tasks_per_s"]
         metrics[f"protium.launch_p50_us.{transport}"] = driver(
             "latency", transport, JOBS)["launch_p50_us"]
+    small = driver("collect_latency", "tcp", JOBS, "1000")
+    metrics["protium.collect_small_p50_us.tcp"] = small["collect_p50_us"]
+    metrics["protium.collect_small_cpu_us.tcp"] = small["cpu_us_per_job"]
     metrics["protium.shuffle_gb_per_s.local"] = driver(
         "shuffle", "unix", MB, "3")["shuffle_gb_per_s"]
     metrics["protium.shuffle_gb_per_s.cross_host"] = driver(

@@ -15,6 +15,11 @@
  *                                        GB/s, best of R (tcp, tls: net.results = stream, every
  *                                        partition fetched from its executor's block server;
  *                                        unix: the files in the session directory, mapped)
+ *   cluster_bench collect_latency unix|tcp|tls N ROWS  N one-task jobs that collect ROWS int64
+ *                                        (tcp, tls: net.results = stream): p50 and p99 µs, CPU
+ *                                        µs per job (driver and executors, getrusage) and TCP
+ *                                        segments sent per job (/proc/net/snmp OutSegs of the
+ *                                        network namespace: run it in one of its own)
  *   cluster_bench tcp_limit MB           a plain TCP copy of MB between two processes over
  *                                        loopback: GB/s (the ceiling of any TCP shuffle)
  *   cluster_bench check unix|tcp         exact shuffle result, an executor killed, exact again
@@ -36,6 +41,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -292,6 +298,70 @@ static int collect_sum(pt_session *s, int64_t rows, pt_error *err) {
   return sum == rows * (rows - 1) / 2 ? 0 : 1;
 }
 
+/* Tcp: OutSegs of this network namespace (TCP segments sent by every
+ * socket: each message and each acknowledgement), or -1. */
+static long long tcp_out_segments(void) {
+  FILE *f = fopen("/proc/net/snmp", "r");
+  if (!f) return -1;
+  char head[1024], vals[1024];
+  long long v = -1;
+  while (fgets(head, sizeof head, f) && fgets(vals, sizeof vals, f)) {
+    if (strncmp(head, "Tcp:", 4) != 0) continue;
+    int col = 0;
+    for (char *h = strtok(head, " \n"); h; h = strtok(NULL, " \n"), col++)
+      if (strcmp(h, "OutSegs") == 0) break;
+    char *t = strtok(vals, " \n");
+    for (int i = 0; t && i < col; i++) t = strtok(NULL, " \n");
+    if (t) v = atoll(t);
+    break;
+  }
+  fclose(f);
+  return v;
+}
+
+static double cpu_us(int who) {
+  struct rusage ru;
+  getrusage(who, &ru);
+  return (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e6 + ru.ru_utime.tv_usec +
+         ru.ru_stime.tv_usec;
+}
+
+static int collect_latency(const char *transport, int n, int64_t rows) {
+  pt_error err = {0};
+  pt_session *s;
+  double cpu0 = cpu_us(RUSAGE_SELF) + cpu_us(RUSAGE_CHILDREN);
+  if (open_session(transport, &s, &err) != PT_OK) return die("pt_session_open", &err);
+  double *t = malloc(sizeof *t * (size_t)n);
+  long long segs0 = 0;
+  for (int i = 0; i < n + 50; i++) {
+    if (i == 50) segs0 = tcp_out_segments();
+    double t0 = now_s();
+    pt_dataset *ds;
+    if (pt_range(s, 0, rows, 1, &ds, &err) != PT_OK) return die("range", &err);
+    struct ArrowArrayStream st;
+    if (pt_collect(ds, &st, &err) != PT_OK) return die("collect", &err);
+    int64_t got = 0;
+    for (;;) {
+      struct ArrowArray a;
+      if (st.get_next(&st, &a) != 0 || a.release == NULL) break;
+      got += a.length;
+      a.release(&a);
+    }
+    st.release(&st);
+    pt_dataset_free(ds);
+    if (got != rows) return die("collect is short", NULL);
+    if (i >= 50) t[i - 50] = (now_s() - t0) * 1e6;
+  }
+  long long segs = tcp_out_segments() - segs0;
+  pt_session_close(s); /* its executors reaped: their CPU time is in RUSAGE_CHILDREN */
+  double cpu = cpu_us(RUSAGE_SELF) + cpu_us(RUSAGE_CHILDREN) - cpu0;
+  printf("{\"collect_p50_us\": %.1f, \"collect_p99_us\": %.1f, \"cpu_us_per_job\": %.1f, "
+         "\"tcp_segments_per_job\": %.2f}\n",
+         percentile(t, n, 50), percentile(t, n, 99), cpu / (n + 50), (double)segs / n);
+  free(t);
+  return 0;
+}
+
 static int results(const char *transport, int64_t mb, int repeats) {
   pt_error err = {0};
   pt_session *s;
@@ -322,6 +392,8 @@ int main(int argc, char **argv) {
     return blocks(argv[2], atoll(argv[3]), atoi(argv[4]));
   if (argc >= 5 && strcmp(argv[1], "results") == 0)
     return results(argv[2], atoll(argv[3]), atoi(argv[4]));
+  if (argc >= 5 && strcmp(argv[1], "collect_latency") == 0)
+    return collect_latency(argv[2], atoi(argv[3]), atoll(argv[4]));
   if (argc >= 3 && strcmp(argv[1], "tcp_limit") == 0) return tcp_limit(atoll(argv[2]));
   if (argc >= 3 && strcmp(argv[1], "check") == 0) return check(argv[2]);
   fprintf(stderr, "usage: cluster_bench tasks|latency|shuffle|tcp_limit|check ... (see the "
