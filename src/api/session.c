@@ -59,6 +59,14 @@ static int results_forced(void) {
   return v && strcmp(v, "stream") == 0;
 }
 
+/* PROTIUM_CONF_PAD=N (tests): N placeholder keys go to the executors
+ * before the real ones, so that a test sees a later key arrive. */
+static size_t conf_pad(void) {
+  const char *v = getenv("PROTIUM_CONF_PAD");
+  long long n = v ? atoll(v) : 0;
+  return n > 0 && n <= 100000 ? (size_t)n : 0;
+}
+
 int pt_session_open(const char *master, const pt_conf *conf, pt_session **out, pt_error *err) {
   if (!out) return pt__errorf(err, PT_EINVAL, "session_open: out must not be NULL");
   *out = NULL;
@@ -119,11 +127,28 @@ int pt_session_open(const char *master, const pt_conf *conf, pt_session **out, p
 
   size_t n_keys;
   const pt__conf_key *keys = pt__conf_keys(&n_keys);
-  const char *kv_keys[64], *kv_values[64];
-  for (size_t i = 0; i < n_keys && i < 64; i++) {
-    kv_keys[i] = keys[i].name;
-    kv_values[i] = pt_conf_get(s->conf, keys[i].name);
-    if (strcmp(keys[i].name, "shuffle.fetch") == 0 && fetch_forced()) kv_values[i] = "remote";
+  /* Every key goes to the executors in Welcome: the driver copies them, so
+   * these arrays live until pt__driver_start returns. */
+  size_t n_pad = conf_pad(), n_kv = n_pad + n_keys;
+  const char **kv_keys = pt__calloc(2 * n_kv + 1, sizeof *kv_keys);
+  char (*pad_names)[24] = pt__calloc(n_pad + 1, sizeof *pad_names);
+  if (!kv_keys || !pad_names) {
+    pt__free(kv_keys);
+    pt__free(pad_names);
+    rc = pt__errorf(err, PT_ENOMEM, "session: out of memory");
+    goto remove_dir;
+  }
+  const char **kv_values = kv_keys + n_kv;
+  for (size_t i = 0; i < n_pad; i++) {
+    snprintf(pad_names[i], sizeof pad_names[i], "test.pad.%zu", i);
+    kv_keys[i] = pad_names[i];
+    kv_values[i] = "";
+  }
+  for (size_t i = 0; i < n_keys; i++) {
+    kv_keys[n_pad + i] = keys[i].name;
+    kv_values[n_pad + i] = pt_conf_get(s->conf, keys[i].name);
+    if (strcmp(keys[i].name, "shuffle.fetch") == 0 && fetch_forced())
+      kv_values[n_pad + i] = "remote";
   }
   pt__res_spec specs[16];
   size_t n_specs = pt__conf_resources(s->conf, specs, 15);
@@ -155,7 +180,7 @@ int pt_session_open(const char *master, const pt_conf *conf, pt_session **out, p
       .resources = specs,
       .n_resources = n_specs,
       .discovery_timeout_ms = pt__conf_ms(s->conf, "resources.discovery_timeout"),
-      .n_conf = n_keys < 64 ? n_keys : 64,
+      .n_conf = n_kv,
       .conf_keys = kv_keys,
       .conf_values = kv_values,
       .tcp = strcmp(pt_conf_get(s->conf, "net.transport"), "tcp") == 0 || tcp_forced() || slurm,
@@ -175,26 +200,31 @@ int pt_session_open(const char *master, const pt_conf *conf, pt_session **out, p
   if (o.tls && !o.tcp) {
     rc = pt__errorf(err, PT_EINVAL, "session: net.tls = on needs net.transport = tcp (unix "
                     "sockets stay on this machine); set net.transport = tcp or net.tls = off");
-    goto remove_dir;
+    goto free_kv;
   }
   if (results_forced() && o.tcp) o.results = PT__RESULTS_STREAM;
   if (o.results == PT__RESULTS_STREAM && !o.tcp) {
     rc = pt__errorf(err, PT_EINVAL, "session: net.results = stream needs net.transport = tcp "
                     "(results are fetched from the executors' block servers); set "
                     "net.transport = tcp or net.results = auto");
-    goto remove_dir;
+    goto free_kv;
   }
   if (o.driver_port > 65535) {
     rc = pt__errorf(err, PT_EINVAL, "session: driver.port %d is not a port; use 0 to 65535 "
                     "(0 = any free port)", o.driver_port);
-    goto remove_dir;
+    goto free_kv;
   }
   alloc = NULL; /* the driver's now, also when it fails to start */
   rc = pt__driver_start(&o, &s->driver, err);
-  if (rc != PT_OK) goto remove_dir;
+  if (rc != PT_OK) goto free_kv;
+  pt__free(kv_keys);
+  pt__free(pad_names);
   *out = s;
   return PT_OK;
 
+free_kv:
+  pt__free(kv_keys);
+  pt__free(pad_names);
 remove_dir:
   pt__rm_rf(s->dir);
 free_session:

@@ -617,8 +617,15 @@ static void on_hello(pt__driver_conn *c, const Protium__Hello *h) {
   }
 
   Protium__Welcome w = PROTIUM__WELCOME__INIT;
-  Protium__ConfEntry entries[64], *ptrs[64];
-  size_t n = d->opts.n_conf < 64 ? d->opts.n_conf : 64;
+  size_t n = d->opts.n_conf;
+  Protium__ConfEntry *entries = pt__calloc(n + 1, sizeof *entries);
+  Protium__ConfEntry **ptrs = pt__calloc(n + 1, sizeof *ptrs);
+  if (!entries || !ptrs) {
+    pt__free(entries);
+    pt__free(ptrs);
+    pt__cluster_lose(ex, "out of memory", 0, NULL);
+    return;
+  }
   for (size_t i = 0; i < n; i++) {
     protium__conf_entry__init(&entries[i]);
     entries[i].key = d->conf_kv[2 * i];
@@ -646,6 +653,8 @@ static void on_hello(pt__driver_conn *c, const Protium__Hello *h) {
   w.n_resources = (size_t)n_res;
   w.resources = res_ptrs;
   if (rc == PT_OK) rc = pt__cluster_send(ex, PT__MSG_WELCOME, &w.base);
+  pt__free(entries);
+  pt__free(ptrs);
   pt__free(res);
   pt__free(res_ptrs);
   pt__free(addrs);

@@ -512,6 +512,39 @@ static void test_map_output_in_memory_within_budget(void **state) {
   }
 }
 
+/* Executors get every configuration key, however many: with 200
+ * placeholder keys before the real ones (PROTIUM_CONF_PAD) the key
+ * shuffle.memory_mb = 0 still reaches them, and all 4 map outputs are
+ * files (the default keeps them in memory: none). */
+static void test_executors_get_every_conf_key(void **state) {
+  setenv("PROTIUM_CONF_PAD", "200", 1);
+  const char *kv[] = {"net.transport", "tcp", "shuffle.fetch", "remote", "shuffle.memory_mb",
+                      "0", "range.batch_rows", "65536", NULL};
+  pt_session *s = open_with("local[2]", kv);
+  unsetenv("PROTIUM_CONF_PAD");
+  char sd[4096], arg[8400], seen[4200];
+  session_dir(sd, sizeof sd);
+  snprintf(seen, sizeof seen, "%s/seen", local_dir);
+  snprintf(arg, sizeof arg, "%s/exec-*/shuffle-*\n%s", sd, seen);
+  pt_dataset *r, *p, *red;
+  CHECK(pt_range(s, 0, 400000, 4, &r, &err));
+  CHECK(pt_repartition(r, 3, &p, &err));
+  CHECK(pt_map_batches(p, note_shuffle_files, NULL, arg, strlen(arg), &red, &err));
+  expect_ids(red, 400000);
+  int files = -1;
+  char path[4300];
+  snprintf(path, sizeof path, "%s-0", seen);
+  FILE *f = fopen(path, "r");
+  assert_non_null(f);
+  assert_int_equal(fscanf(f, "%d", &files), 1);
+  fclose(f);
+  assert_int_equal(files, 4);
+  pt_dataset_free(red);
+  pt_dataset_free(p);
+  pt_dataset_free(r);
+  pt_session_close(s);
+}
+
 /* collect's result files live until the stream is released. */
 static void test_collect_release_deletes_files(void **state) {
   pt_session *s = open_with("local[2]", NULL);
@@ -621,6 +654,7 @@ int main(void) {
       cmocka_unit_test(test_lost_executor_directory_deleted),
       cmocka_unit_test(test_cleanup_deletes_shuffle_files),
       cmocka_unit_test(test_map_output_in_memory_within_budget),
+      cmocka_unit_test(test_executors_get_every_conf_key),
       cmocka_unit_test(test_collect_release_deletes_files),
       cmocka_unit_test(test_close_escalates_to_sigkill),
   };
