@@ -20,6 +20,10 @@
  *                                        µs per job (driver and executors, getrusage) and TCP
  *                                        segments sent per job (/proc/net/snmp OutSegs of the
  *                                        network namespace: run it in one of its own)
+ *   cluster_bench fetch tcp|tls MB R     one block server and its client in this process: a
+ *                                        file of MB fetched whole in 16 MiB requests, R times:
+ *                                        GB/s of the best and CPU seconds per GB (both sides,
+ *                                        getrusage), what the block path itself costs
  *   cluster_bench tcp_limit MB           a plain TCP copy of MB between two processes over
  *                                        loopback: GB/s (the ceiling of any TCP shuffle)
  *   cluster_bench check unix|tcp         exact shuffle result, an executor killed, exact again
@@ -48,6 +52,8 @@
 #include <unistd.h>
 
 #include "bench_util.h"
+#include "exec/blocks.h"
+#include "net/tls.h"
 #include "protium.h"
 
 static int die(const char *what, const pt_error *err) {
@@ -362,6 +368,53 @@ static int collect_latency(const char *transport, int n, int64_t rows) {
   return 0;
 }
 
+static int fetch(const char *transport, int64_t mb, int repeats) {
+  pt_error err = {0};
+  char dir[] = "/tmp/pt-bench-fetch-XXXXXX", path[64];
+  if (!mkdtemp(dir)) return die("mkdtemp", NULL);
+  snprintf(path, sizeof path, "%s/shuffle-1-0-0.arrows", dir);
+  size_t size = (size_t)mb << 20, chunk = (size_t)16 << 20;
+  uint8_t *data = malloc(size), *got = malloc(size);
+  if (!data || !got) return die("malloc", NULL);
+  for (size_t i = 0; i < size; i++) data[i] = (uint8_t)(i * 31 + 7);
+  FILE *f = fopen(path, "wb");
+  if (!f || fwrite(data, 1, size, f) != size || fclose(f) != 0) return die("write", NULL);
+  pt__secret secret = {.len = 5};
+  memcpy(secret.bytes, "bench", 5);
+  pt__tls_ctx *tls = NULL;
+  if (strcmp(transport, "tls") == 0 &&
+      pt__tls_ctx_new(getenv("PT_BENCH_TLS_CERT"), getenv("PT_BENCH_TLS_KEY"),
+                      getenv("PT_BENCH_TLS_CA"), &tls, &err) != PT_OK)
+    return die("tls", &err);
+  pt__block_server *srv;
+  if (pt__block_server_start(dir, &secret, tls, "127.0.0.1", &srv, &err) != PT_OK)
+    return die("block server", &err);
+  const char *addr = pt__block_server_address(srv);
+  double best = 1e30, cpu0 = 0;
+  for (int r = -1; r < repeats; r++) { /* r = -1: warm-up, the page cache filled */
+    if (r == 0) cpu0 = cpu_us(RUSAGE_SELF);
+    double t0 = now_s();
+    for (size_t off = 0; off < size; off += chunk) {
+      size_t n = size - off < chunk ? size - off : chunk;
+      int unreachable = 0;
+      if (pt__block_fetch(addr, &secret, tls, path, (int64_t)off, n, got + off, &unreachable,
+                          &err) != PT_OK)
+        return die("fetch", &err);
+    }
+    double dt = now_s() - t0;
+    if (r >= 0 && dt < best) best = dt;
+    if (memcmp(got, data, size) != 0) return die("fetched bytes differ", NULL);
+  }
+  double cpu_s = (cpu_us(RUSAGE_SELF) - cpu0) / 1e6;
+  printf("{\"fetch_gb_per_s\": %.3f, \"cpu_s_per_gb\": %.3f}\n", (double)size / best / 1e9,
+         cpu_s / ((double)size * repeats / 1e9));
+  unlink(path);
+  rmdir(dir);
+  free(data);
+  free(got);
+  return 0;
+}
+
 static int results(const char *transport, int64_t mb, int repeats) {
   pt_error err = {0};
   pt_session *s;
@@ -394,6 +447,8 @@ int main(int argc, char **argv) {
     return results(argv[2], atoll(argv[3]), atoi(argv[4]));
   if (argc >= 5 && strcmp(argv[1], "collect_latency") == 0)
     return collect_latency(argv[2], atoi(argv[3]), atoll(argv[4]));
+  if (argc >= 5 && strcmp(argv[1], "fetch") == 0)
+    return fetch(argv[2], atoll(argv[3]), atoi(argv[4]));
   if (argc >= 3 && strcmp(argv[1], "tcp_limit") == 0) return tcp_limit(atoll(argv[2]));
   if (argc >= 3 && strcmp(argv[1], "check") == 0) return check(argv[2]);
   fprintf(stderr, "usage: cluster_bench tasks|latency|shuffle|tcp_limit|check ... (see the "

@@ -80,20 +80,6 @@ static int read_all(int fd, void *p, size_t len) {
   return read_all_within(fd, p, len, AUTH_TIMEOUT_MS);
 }
 
-/* Writes all of p; MSG_NOSIGNAL: a pooled connection the server closed is
- * an error to retry, not a SIGPIPE for a process that did not ignore it. */
-static int send_all(int fd, const void *p, size_t len) {
-  const uint8_t *b = p;
-  while (len > 0) {
-    ssize_t n = send(fd, b, len, MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return -1;
-    b += n;
-    len -= (size_t)n;
-  }
-  return 0;
-}
-
 /* The status byte and the segment from memory in as few sends as the
  * socket takes: a separate one-byte send would wait, under Nagle's rule,
  * for the client's delayed ACK (40 ms per block). */
@@ -284,7 +270,7 @@ typedef struct pooled {
   char addr[340];
   pt__secret secret; /* a copy: a fetch with another secret must not reuse it */
   pt__tls_ctx *tls;
-  int fd;
+  pt__stream conn;  /* owned */
   int64_t used_ms; /* CLOCK_MONOTONIC, when its last fetch ended */
   struct pooled *next;
 } pooled;
@@ -304,9 +290,11 @@ static int same_key(const pooled *p, const char *addr, const pt__secret *secret,
          memcmp(p->secret.bytes, secret->bytes, secret->len) == 0 && strcmp(p->addr, addr) == 0;
 }
 
-/* An idle connection to addr, or -1; ones idle too long are closed. */
-static int pool_take(const char *addr, const pt__secret *secret, const pt__tls_ctx *tls) {
-  int fd = -1;
+/* An idle connection to addr (*out, with fd -1: none); ones idle too long
+ * are closed. */
+static void pool_take(const char *addr, const pt__secret *secret, const pt__tls_ctx *tls,
+                      pt__stream *out) {
+  *out = (pt__stream){.fd = -1};
   int64_t now = now_ms();
   pooled *stale = NULL;
   pthread_mutex_lock(&pool_mu);
@@ -318,8 +306,8 @@ static int pool_take(const char *addr, const pt__secret *secret, const pt__tls_c
       stale = p;
       continue;
     }
-    if (fd < 0 && same_key(p, addr, secret, tls)) {
-      fd = p->fd;
+    if (out->fd < 0 && same_key(p, addr, secret, tls)) {
+      *out = p->conn;
       *pp = p->next;
       OPENSSL_cleanse(&p->secret, sizeof p->secret);
       pt__free(p);
@@ -330,16 +318,16 @@ static int pool_take(const char *addr, const pt__secret *secret, const pt__tls_c
   pthread_mutex_unlock(&pool_mu);
   while (stale) {
     pooled *next = stale->next;
-    close(stale->fd);
+    pt__stream_close(&stale->conn);
     OPENSSL_cleanse(&stale->secret, sizeof stale->secret);
     pt__free(stale);
     stale = next;
   }
-  return fd;
 }
 
-/* Keeps fd for the next fetch from addr (closes it when enough are kept). */
-static void pool_put(const char *addr, const pt__secret *secret, pt__tls_ctx *tls, int fd) {
+/* Keeps c for the next fetch from addr (closes it when enough are kept). */
+static void pool_put(const char *addr, const pt__secret *secret, pt__tls_ctx *tls,
+                     pt__stream *c) {
   pooled *p = pt__calloc(1, sizeof *p);
   int kept = 0;
   pthread_mutex_lock(&pool_mu);
@@ -348,41 +336,52 @@ static void pool_put(const char *addr, const pt__secret *secret, pt__tls_ctx *tl
     strcpy(p->addr, addr);
     p->secret = *secret;
     p->tls = tls;
-    p->fd = fd;
+    p->conn = *c;
     p->used_ms = now_ms();
     p->next = pool;
     pool = p;
     p = NULL;
-    fd = -1;
+    *c = (pt__stream){.fd = -1};
   }
   pthread_mutex_unlock(&pool_mu);
   pt__free(p);
-  if (fd >= 0) close(fd);
+  pt__stream_close(c);
 }
 
-/* A fresh connection: TCP, TLS when on, the secret's handshake. */
-static int open_conn(const char *addr, const pt__secret *secret, pt__tls_ctx *tls, int *out,
-                     pt_error *err) {
+/* A fresh connection: TCP, TLS when on (driven by this thread: a fetch
+ * reads its segment straight from the decrypted stream), the secret's
+ * handshake. */
+static int open_conn(const char *addr, const pt__secret *secret, pt__tls_ctx *tls,
+                     pt__stream *out, pt_error *err) {
   char where[340];
   snprintf(where, sizeof where, "tcp:%s", addr);
-  int fd = -1;
-  int rc = pt__net_connect(where, &fd, err);
-  int app;
-  if (rc == PT_OK && tls && (rc = pt__tls_wrap(tls, fd, 0, AUTH_TIMEOUT_MS, &app, err)) == PT_OK)
-    fd = app;
-  if (rc == PT_OK) rc = pt__auth_client(fd, secret, AUTH_TIMEOUT_MS, err);
+  pt__stream c = {.fd = -1};
+  int rc = pt__net_connect(where, &c.fd, err);
+  if (rc == PT_OK && tls) rc = pt__tls_connect_direct(tls, c.fd, AUTH_TIMEOUT_MS, &c.tls, err);
+  if (rc == PT_OK) rc = pt__auth_client_stream(&c, secret, AUTH_TIMEOUT_MS, err);
   if (rc != PT_OK) {
-    if (fd >= 0) close(fd);
+    pt__stream_close(&c);
     return rc;
   }
-  *out = fd;
+  *out = c;
   return PT_OK;
 }
 
-/* One request on fd. *stale = 1 when nothing came back at all (a pooled
- * connection the server had closed: worth one fresh try). PT_OK leaves fd
+static int c_read_all(pt__stream *c, void *p, size_t len) {
+  uint8_t *b = p;
+  while (len > 0) {
+    ssize_t n = pt__stream_read(c, b, len, AUTH_TIMEOUT_MS);
+    if (n <= 0) return -1;
+    b += n;
+    len -= (size_t)n;
+  }
+  return 0;
+}
+
+/* One request on c. *stale = 1 when nothing came back at all (a pooled
+ * connection the server had closed: worth one fresh try). PT_OK leaves c
  * ready for another request. */
-static int request(int fd, const char *addr, const char *path, int64_t off, size_t len,
+static int request(pt__stream *c, const char *addr, const char *path, int64_t off, size_t len,
                    uint8_t *buf, int *stale, pt_error *err) {
   *stale = 0;
   size_t n = strlen(path);
@@ -393,8 +392,8 @@ static int request(int fd, const char *addr, const char *path, int64_t off, size
   memcpy(h + 8, &o, 8);
   memcpy(h + 16, &l, 8);
   uint8_t status;
-  if (send_all(fd, h, sizeof h) != 0 || send_all(fd, path, n) != 0 ||
-      read_all(fd, &status, 1) != 0) {
+  if (pt__stream_write(c, h, sizeof h) != 0 || pt__stream_write(c, path, n) != 0 ||
+      c_read_all(c, &status, 1) != 0) {
     *stale = 1;
     return pt__errorf(err, PT_EIO, "block server %s sent no reply", addr);
   }
@@ -402,14 +401,14 @@ static int request(int fd, const char *addr, const char *path, int64_t off, size
     uint8_t ml[2];
     char msg[65536 + 1] = "";
     size_t m = 0;
-    if (read_all(fd, ml, 2) == 0) {
+    if (c_read_all(c, ml, 2) == 0) {
       m = (size_t)(ml[0] | ml[1] << 8);
-      if (read_all(fd, msg, m) != 0) m = 0;
+      if (c_read_all(c, msg, m) != 0) m = 0;
     }
     msg[m] = 0;
     return pt__errorf(err, PT_EIO, "block server %s: %s", addr, msg);
   }
-  if (read_all(fd, buf, len) != 0)
+  if (c_read_all(c, buf, len) != 0)
     return pt__errorf(err, PT_EIO, "block server %s: connection ended within the segment", addr);
   return PT_OK;
 }
@@ -424,22 +423,22 @@ int pt__block_fetch(const char *addr, const pt__secret *secret, pt__tls_ctx *tls
   /* A kept connection first; if the server had closed it, one fresh try.
    * Only a fresh connection that cannot be made or authenticated says the
    * executor is gone. */
-  int fd = pool_take(addr, secret, tls);
-  int reused = fd >= 0;
+  pt__stream c;
+  pool_take(addr, secret, tls, &c);
+  int reused = c.fd >= 0;
   for (;;) {
     int rc;
-    if (fd < 0 && (rc = open_conn(addr, secret, tls, &fd, err)) != PT_OK) {
+    if (c.fd < 0 && (rc = open_conn(addr, secret, tls, &c, err)) != PT_OK) {
       *unreachable = 1;
       return rc;
     }
     int stale;
-    rc = request(fd, addr, path, off, len, buf, &stale, err);
+    rc = request(&c, addr, path, off, len, buf, &stale, err);
     if (rc == PT_OK) {
-      pool_put(addr, secret, tls, fd);
+      pool_put(addr, secret, tls, &c);
       return PT_OK;
     }
-    close(fd);
-    fd = -1;
+    pt__stream_close(&c);
     if (!(reused && stale)) return rc;
     reused = 0;
   }

@@ -19,6 +19,7 @@
 
 #include "net/net.h"
 #include "net/tcp.h"
+#include "net/tls.h"
 
 /* ------------------------------------------------------------------------ */
 /* The secret */
@@ -164,16 +165,11 @@ int pt__auth_check(const pt__secret *s, const uint8_t nonce_s[PT__AUTH_NONCE],
 /* ------------------------------------------------------------------------ */
 /* Blocking sides */
 
-static int read_exact(int fd, uint8_t *p, size_t len, int timeout_ms, pt_error *err) {
+static int read_exact(pt__stream *st, uint8_t *p, size_t len, int timeout_ms, pt_error *err) {
   while (len > 0) {
-    struct pollfd pfd = {.fd = fd, .events = POLLIN};
-    int r = poll(&pfd, 1, timeout_ms);
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0) return pt__errorf(err, PT_EIO, "auth: poll: %s", strerror(errno));
-    if (r == 0) return pt__errorf(err, PT_ETIMEDOUT, "auth: the peer sent nothing for %d ms",
-                                  timeout_ms);
-    ssize_t n = read(fd, p, len);
-    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+    ssize_t n = pt__stream_read(st, p, len, timeout_ms);
+    if (n < 0 && errno == ETIMEDOUT)
+      return pt__errorf(err, PT_ETIMEDOUT, "auth: the peer sent nothing for %d ms", timeout_ms);
     if (n < 0) return pt__errorf(err, PT_EIO, "auth: read: %s", strerror(errno));
     if (n == 0) return pt__errorf(err, PT_EIO, "auth: the peer closed the connection "
                                   "(wrong secret?)");
@@ -183,10 +179,17 @@ static int read_exact(int fd, uint8_t *p, size_t len, int timeout_ms, pt_error *
   return PT_OK;
 }
 
-int pt__auth_client(int fd, const pt__secret *s, int timeout_ms, pt_error *err) {
+static int write_all(pt__stream *st, const void *p, size_t len, pt_error *err) {
+  if (!st->tls) return pt__write_all(st->fd, p, len, err);
+  if (pt__stream_write(st, p, len) != 0)
+    return pt__errorf(err, PT_EIO, "auth: the peer closed the connection");
+  return PT_OK;
+}
+
+int pt__auth_client_stream(pt__stream *st, const pt__secret *s, int timeout_ms, pt_error *err) {
   uint8_t ch[PT__AUTH_CHALLENGE], resp[PT__AUTH_RESPONSE], proof[PT__AUTH_PROOF],
       want[PT__AUTH_PROOF];
-  PT_RETURN_NOT_OK(read_exact(fd, ch, sizeof ch, timeout_ms, err));
+  PT_RETURN_NOT_OK(read_exact(st, ch, sizeof ch, timeout_ms, err));
   if (memcmp(ch, PT__AUTH_MAGIC, 8) != 0)
     return pt__errorf(err, PT_EFORMAT, "auth: the server is not a protium driver or executor");
   memcpy(resp, PT__AUTH_MAGIC, 8);
@@ -195,23 +198,29 @@ int pt__auth_client(int fd, const pt__secret *s, int timeout_ms, pt_error *err) 
   if (mac(s, "protium client", ch + 8, resp + 8, resp + 8 + PT__AUTH_NONCE) != PT_OK ||
       mac(s, "protium server", ch + 8, resp + 8, want) != PT_OK)
     return pt__errorf(err, PT_EINTERNAL, "auth: HMAC failed");
-  PT_RETURN_NOT_OK(pt__write_all(fd, resp, sizeof resp, err));
-  PT_RETURN_NOT_OK(read_exact(fd, proof, sizeof proof, timeout_ms, err));
+  PT_RETURN_NOT_OK(write_all(st, resp, sizeof resp, err));
+  PT_RETURN_NOT_OK(read_exact(st, proof, sizeof proof, timeout_ms, err));
   if (CRYPTO_memcmp(proof, want, sizeof want) != 0)
     return pt__errorf(err, PT_EINVAL, "auth: the server does not hold the session's secret");
   return PT_OK;
 }
 
+int pt__auth_client(int fd, const pt__secret *s, int timeout_ms, pt_error *err) {
+  pt__stream st = {.fd = fd};
+  return pt__auth_client_stream(&st, s, timeout_ms, err);
+}
+
 int pt__auth_server(int fd, const pt__secret *s, int timeout_ms, pt_error *err) {
+  pt__stream st = {.fd = fd};
   uint8_t ch[PT__AUTH_CHALLENGE], ns[PT__AUTH_NONCE], resp[PT__AUTH_RESPONSE],
       proof[PT__AUTH_PROOF];
   PT_RETURN_NOT_OK(pt__auth_challenge(ch, ns, err));
   PT_RETURN_NOT_OK(pt__write_all(fd, ch, sizeof ch, err));
   /* The magic first: a stranger is refused without waiting for 72 bytes. */
   int done = 0;
-  PT_RETURN_NOT_OK(read_exact(fd, resp, 8, timeout_ms, err));
+  PT_RETURN_NOT_OK(read_exact(&st, resp, 8, timeout_ms, err));
   PT_RETURN_NOT_OK(pt__auth_check(s, ns, resp, 8, &done, proof, err));
-  PT_RETURN_NOT_OK(read_exact(fd, resp + 8, sizeof resp - 8, timeout_ms, err));
+  PT_RETURN_NOT_OK(read_exact(&st, resp + 8, sizeof resp - 8, timeout_ms, err));
   PT_RETURN_NOT_OK(pt__auth_check(s, ns, resp, sizeof resp, &done, proof, err));
   return pt__write_all(fd, proof, sizeof proof, err);
 }

@@ -69,6 +69,10 @@ int pt__auth_check(const pt__secret *s, const uint8_t nonce_s[PT__AUTH_NONCE],
  * answer, check the server's proof), and the server's. Both give up after
  * timeout_ms without progress (PT_ETIMEDOUT). */
 int pt__auth_client(int fd, const pt__secret *s, int timeout_ms, pt_error *err);
+/* The same over a pt__stream (tls.h): plain, or TLS its thread drives. */
+struct pt__stream;
+int pt__auth_client_stream(struct pt__stream *st, const pt__secret *s, int timeout_ms,
+                           pt_error *err);
 int pt__auth_server(int fd, const pt__secret *s, int timeout_ms, pt_error *err);
 
 /* Splits "HOST:PORT" or "[V6]:PORT" (the host is copied without brackets;

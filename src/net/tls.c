@@ -1,7 +1,8 @@
 /* tls.c — TLS through OpenSSL's libssl over memory BIOs (see tls.h): the
  * context made from net.tls.cert/key/ca, one connection's state, and for
  * blocking code a pump thread that puts a local socket in front of the
- * encrypted one, so that the frame and handshake code reads plain bytes.
+ * encrypted one, so that the frame and handshake code reads plain bytes;
+ * or, for a connection one thread drives alone, TLS on the socket itself.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -10,8 +11,10 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
@@ -416,4 +419,141 @@ free_pump:
   pt__free(p->buf);
   pt__free(p);
   return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Blocking sockets driven by their own thread (pt__stream). */
+
+int pt__tls_connect_direct(pt__tls_ctx *ctx, int fd, int timeout_ms, pt__tls **out,
+                           pt_error *err) {
+  *out = NULL;
+  pt__tls *t = pt__calloc(1, sizeof *t);
+  if (!t) return pt__errorf(err, PT_ENOMEM, "tls: out of memory");
+  t->ssl = SSL_new(ctx->ssl);
+  if (!t->ssl || SSL_set_fd(t->ssl, fd) != 1) {
+    SSL_free(t->ssl);
+    pt__free(t);
+    ERR_clear_error();
+    return pt__errorf(err, PT_ENOMEM, "tls: out of memory");
+  }
+  SSL_set_connect_state(t->ssl);
+  /* Whole socket buffers at a time, not each record's header and body in
+   * reads of their own: a segment of 16 MiB is a thousand records. */
+  SSL_set_read_ahead(t->ssl, 1);
+  SSL_set_default_read_buffer_len(t->ssl, 256u << 10);
+  int flags = fcntl(fd, F_GETFL);
+  fcntl(fd, F_SETFL, flags | O_NONBLOCK); /* for the handshake's timeout */
+  int rc = PT_OK;
+  for (;;) {
+    int r = SSL_do_handshake(t->ssl);
+    if (r == 1) break;
+    int e = SSL_get_error(t->ssl, r);
+    if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
+      rc = e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0
+               ? pt__errorf(err, PT_EIO, "tls: connection closed in the handshake")
+               : tls_failed(t, r, err);
+      break;
+    }
+    struct pollfd f = {.fd = fd, .events = e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT};
+    int k = poll(&f, 1, timeout_ms);
+    if (k < 0 && errno == EINTR) continue;
+    if (k <= 0) {
+      rc = pt__errorf(err, PT_ETIMEDOUT, "tls: no handshake within %d ms", timeout_ms);
+      break;
+    }
+  }
+  fcntl(fd, F_SETFL, flags);
+  if (rc != PT_OK) {
+    ERR_clear_error();
+    SSL_free(t->ssl); /* the socket BIO leaves fd open */
+    pt__free(t);
+    return rc;
+  }
+  *out = t;
+  return PT_OK;
+}
+
+ssize_t pt__stream_read(pt__stream *s, void *p, size_t len, int timeout_ms) {
+  for (;;) {
+    /* Bytes OpenSSL already holds need no wait on the socket. */
+    if (!s->tls || !SSL_has_pending(s->tls->ssl)) {
+      struct pollfd f = {.fd = s->fd, .events = POLLIN};
+      int r = poll(&f, 1, timeout_ms);
+      if (r < 0 && errno == EINTR) continue;
+      if (r < 0) return -1;
+      if (r == 0) {
+        errno = ETIMEDOUT;
+        return -1;
+      }
+    }
+    if (!s->tls) {
+      ssize_t n = read(s->fd, p, len);
+      if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+      return n;
+    }
+    size_t n = 0;
+    int r = SSL_read_ex(s->tls->ssl, p, len, &n);
+    if (r == 1) return (ssize_t)n;
+    int e = SSL_get_error(s->tls->ssl, r);
+    ERR_clear_error();
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) continue;
+    if (e == SSL_ERROR_ZERO_RETURN) return 0;
+    errno = EIO;
+    return -1;
+  }
+}
+
+/* SSL_write on a socket writes with write(2): a peer that has gone would
+ * raise SIGPIPE in a process that does not ignore it. Blocked on this
+ * thread for the call, and one raised meanwhile taken off again. */
+static int no_sigpipe_write(pt__tls *t, const void *p, size_t len, size_t *w) {
+  sigset_t pipe_set, old;
+  sigemptyset(&pipe_set);
+  sigaddset(&pipe_set, SIGPIPE);
+  sigset_t pending;
+  sigemptyset(&pending);
+  int was_pending = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+  int ok = SSL_write_ex(t->ssl, p, len, w) == 1;
+  if (!ok) {
+    ERR_clear_error();
+    sigemptyset(&pending);
+    if (!was_pending && sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE)) {
+      struct timespec zero = {0, 0};
+      (void)sigtimedwait(&pipe_set, NULL, &zero);
+    }
+  }
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  return ok;
+}
+
+int pt__stream_write(pt__stream *s, const void *p, size_t len) {
+  const uint8_t *b = p;
+  while (len > 0) {
+    if (s->tls) {
+      size_t w = 0;
+      int ok = no_sigpipe_write(s->tls, b, len, &w);
+      if (!ok) return -1;
+      b += w;
+      len -= w;
+      continue;
+    }
+    ssize_t n = send(s->fd, b, len, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return -1;
+    b += n;
+    len -= (size_t)n;
+  }
+  return 0;
+}
+
+void pt__stream_close(pt__stream *s) {
+  if (s->tls) {
+    (void)SSL_shutdown(s->tls->ssl);
+    ERR_clear_error();
+    pt__tls_free(s->tls);
+    s->tls = NULL;
+  }
+  if (s->fd >= 0) close(s->fd);
+  s->fd = -1;
 }

@@ -12,6 +12,7 @@
 #define PT_NET_TLS_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "core/core.h"
 
@@ -62,5 +63,29 @@ int pt__tls_take(pt__tls *t, pt_buf *out, pt_error *err);
  * written has gone out); on failure the caller still owns fd. */
 int pt__tls_wrap(pt__tls_ctx *ctx, int fd, int server, int timeout_ms, int *app_fd,
                  pt_error *err);
+
+/* A blocking connection that one thread reads and writes: fd plain, or
+ * TLS on fd driven by the calling thread itself (no pump, no local socket:
+ * bulk data is decrypted straight into the reader's buffer). The fetching
+ * side of block servers uses it. */
+typedef struct pt__stream {
+  int fd;
+  pt__tls *tls; /* NULL: plain */
+} pt__stream;
+
+/* Runs a client's handshake on the connected socket fd (PT_ETIMEDOUT after
+ * timeout_ms without progress); errors as pt__tls_recv's. On PT_OK the
+ * caller owns *out (with s->fd in a pt__stream; pt__stream_close), fd stays
+ * the caller's on failure. */
+int pt__tls_connect_direct(pt__tls_ctx *ctx, int fd, int timeout_ms, pt__tls **out,
+                           pt_error *err);
+
+/* Like read(2), waiting at most timeout_ms for the first byte: > 0 bytes,
+ * 0 at the peer's end, -1 for an error or the timeout (errno ETIMEDOUT). */
+ssize_t pt__stream_read(pt__stream *s, void *p, size_t len, int timeout_ms);
+/* Writes all of p (no SIGPIPE): 0, or -1. */
+int pt__stream_write(pt__stream *s, const void *p, size_t len);
+/* Ends TLS (close_notify, without waiting for the peer's) and closes fd. */
+void pt__stream_close(pt__stream *s);
 
 #endif /* PT_NET_TLS_H */
