@@ -131,7 +131,7 @@ int pt_session_open(const char *master, const pt_conf *conf, pt_session **out, p
    * these arrays live until pt__driver_start returns. */
   size_t n_pad = conf_pad(), n_kv = n_pad + n_keys;
   const char **kv_keys = pt__calloc(2 * n_kv + 1, sizeof *kv_keys);
-  char (*pad_names)[24] = pt__calloc(n_pad + 1, sizeof *pad_names);
+  char (*pad_names)[32] = pt__calloc(n_pad + 1, sizeof *pad_names);
   if (!kv_keys || !pad_names) {
     pt__free(kv_keys);
     pt__free(pad_names);
