@@ -28,6 +28,10 @@ remote, as if each executor were on its own host):
   directory, mapped (unix); cross_host = net.results = stream, every
   partition fetched from its executor's block server over TCP; tls = the
   same with net.tls = on;
+- protium.block_fetch_gb_per_s.{tcp,tls}, protium.block_fetch_cpu_s_per_gb.{tcp,tls}:
+  one block server and its client in one process, a file of MB fetched in
+  16 MiB requests, best of 3, and the CPU seconds per GB of both (getrusage):
+  what TLS costs on the bulk path, by CPU time rather than a loaded clock;
 - limit.tcp_gb_per_s: a plain TCP copy between two processes over loopback
   in this run: the ceiling of any TCP shuffle (target: cross_host within 2x);
 - ratio.shuffle_vs_tcp_limit: limit / cross_host (lower is better);
@@ -114,6 +118,10 @@ def main() -> None:
     for transport, key in (("unix", "local"), ("tcp", "cross_host"), ("tls", "tls")):
         metrics[f"protium.results_gb_per_s.{key}"] = driver(
             "results", transport, MB, "3")["results_gb_per_s"]
+    for transport in ("tcp", "tls"):
+        fetched = driver("fetch", transport, MB, "3")
+        metrics[f"protium.block_fetch_gb_per_s.{transport}"] = fetched["fetch_gb_per_s"]
+        metrics[f"protium.block_fetch_cpu_s_per_gb.{transport}"] = fetched["cpu_s_per_gb"]
     certs.cleanup()
     metrics["limit.tcp_gb_per_s"] = driver("tcp_limit", str(max(int(MB), 64)))["tcp_gb_per_s"]
     metrics["ratio.shuffle_vs_tcp_limit"] = round(
