@@ -1,7 +1,8 @@
 /* blockserver.c — an executor's shuffle files for reduce tasks on other
  * hosts, and its result files for the driver (protocol in blocks.h): an accept thread, a thread per connection
  * that authenticates the peer, then checks requests and sends segments with
- * sendfile (no copy through user space) until the client goes or idles; and
+ * sendfile (no copy through user space; over TLS encrypted from the file's
+ * mapped pages) until the client goes or idles; and
  * the fetching side, which keeps authenticated connections per block server
  * for the next fetch of any task of the process.
  */
@@ -15,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -50,25 +52,20 @@ typedef struct conn_arg {
   int fd;
 } conn_arg;
 
-static int refuse(int fd, const char *fmt, const char *what) {
+static int refuse(pt__stream *c, const char *fmt, const char *what) {
   char msg[512];
   int n = snprintf(msg, sizeof msg, fmt, what);
   if (n < 0) n = 0;
   if (n > (int)sizeof msg - 1) n = (int)sizeof msg - 1;
   uint8_t h[3] = {1, (uint8_t)(n & 255), (uint8_t)(n >> 8)};
-  if (pt__write_all(fd, h, 3, NULL) == PT_OK) (void)pt__write_all(fd, msg, (size_t)n, NULL);
+  if (pt__stream_write(c, h, 3) == 0) (void)pt__stream_write(c, msg, (size_t)n);
   return PT_EIO;
 }
 
-static int read_all_within(int fd, void *p, size_t len, int timeout_ms) {
+static int read_all_within(pt__stream *c, void *p, size_t len, int timeout_ms) {
   uint8_t *b = p;
   while (len > 0) {
-    struct pollfd pfd = {.fd = fd, .events = POLLIN};
-    int r = poll(&pfd, 1, timeout_ms);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) return -1;
-    ssize_t n = read(fd, b, len);
-    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+    ssize_t n = pt__stream_read(c, b, len, timeout_ms);
     if (n <= 0) return -1;
     b += n;
     len -= (size_t)n;
@@ -76,15 +73,17 @@ static int read_all_within(int fd, void *p, size_t len, int timeout_ms) {
   return 0;
 }
 
-static int read_all(int fd, void *p, size_t len) {
-  return read_all_within(fd, p, len, AUTH_TIMEOUT_MS);
+static int read_all(pt__stream *c, void *p, size_t len) {
+  return read_all_within(c, p, len, AUTH_TIMEOUT_MS);
 }
 
 /* The status byte and the segment from memory in as few sends as the
  * socket takes: a separate one-byte send would wait, under Nagle's rule,
  * for the client's delayed ACK (40 ms per block). */
-static int send_ok_and(int fd, const uint8_t *p, size_t len) {
+static int send_ok_and(pt__stream *c, const uint8_t *p, size_t len) {
   uint8_t ok = 0;
+  if (c->tls) return pt__stream_write(c, &ok, 1) == 0 ? pt__stream_write(c, p, len) : -1;
+  int fd = c->fd;
   struct iovec iov[2] = {{&ok, 1}, {(void *)p, len}};
   struct msghdr mh = {.msg_iov = iov, .msg_iovlen = 2};
   while (mh.msg_iovlen > 0) {
@@ -106,20 +105,20 @@ static int send_ok_and(int fd, const uint8_t *p, size_t len) {
 
 /* One request: checked, then the bytes straight from the page cache.
  * 1 when the connection may carry another (the segment went out whole). */
-static int serve(pt__block_server *s, int fd) {
+static int serve(pt__block_server *s, pt__stream *c) {
   uint8_t h[REQ_HEADER];
-  if (read_all_within(fd, h, sizeof h, IDLE_TIMEOUT_MS) != 0) return 0;
+  if (read_all_within(c, h, sizeof h, IDLE_TIMEOUT_MS) != 0) return 0;
   if (memcmp(h, "PTBK", 4) != 0) return 0;
   uint32_t n = pt__load_u32(h + 4);
   uint64_t off, len;
   memcpy(&off, h + 8, 8);
   memcpy(&len, h + 16, 8);
   if (n == 0 || n > PT__BLOCK_PATH_MAX || len > PT__MAX_FRAME || off > (uint64_t)INT64_MAX) {
-    refuse(fd, "%s", "block request out of limits");
+    refuse(c, "%s", "block request out of limits");
     return 0;
   }
   char path[PT__BLOCK_PATH_MAX + 1];
-  if (read_all(fd, path, n) != 0) return 0;
+  if (read_all(c, path, n) != 0) return 0;
   path[n] = 0;
   size_t dl = strlen(s->dir);
   /* Only this executor's shuffle files and the result files the driver
@@ -128,7 +127,7 @@ static int serve(pt__block_server *s, int fd) {
   if (strlen(path) != n || strncmp(path, s->dir, dl) != 0 || path[dl] != '/' ||
       strstr(path, "/..") != NULL ||
       (strncmp(name, "shuffle-", 8) != 0 && strncmp(name, "result-", 7) != 0)) {
-    refuse(fd, "'%s' is not a shuffle or result file of this executor", path);
+    refuse(c, "'%s' is not a shuffle or result file of this executor", path);
     return 0;
   }
   /* Map output kept in memory (shuffle_mem.c) goes from there; the rest
@@ -139,24 +138,40 @@ static int serve(pt__block_server *s, int fd) {
   if (held != NULL) {
     int whole = 0;
     if (off + len > kept_len) {
-      refuse(fd, "%s", "segment past the end of the map output");
+      refuse(c, "%s", "segment past the end of the map output");
     } else {
-      whole = send_ok_and(fd, kept + off, (size_t)len) == 0;
+      whole = send_ok_and(c, kept + off, (size_t)len) == 0;
     }
     pt__mem_unref(held);
     return whole;
   }
   int file = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (file < 0) {
-    refuse(fd, "%s", strerror(errno));
+    refuse(c, "%s", strerror(errno));
     return 0;
   }
   struct stat st;
   if (fstat(file, &st) != 0 || !S_ISREG(st.st_mode) || off + len > (uint64_t)st.st_size) {
     close(file);
-    refuse(fd, "%s", "segment past the end of the file");
+    refuse(c, "%s", "segment past the end of the file");
     return 0;
   }
+  if (c->tls) {
+    /* Encrypted from the file's pages where they lie. */
+    long page = sysconf(_SC_PAGESIZE);
+    off_t start = (off_t)off & ~(off_t)(page - 1);
+    size_t span = (size_t)(off - (uint64_t)start) + (size_t)len;
+    void *map = len ? mmap(NULL, span, PROT_READ, MAP_SHARED, file, start) : NULL;
+    close(file);
+    if (map == MAP_FAILED) {
+      refuse(c, "%s", strerror(errno));
+      return 0;
+    }
+    int whole = send_ok_and(c, (const uint8_t *)map + (off - (uint64_t)start), (size_t)len) == 0;
+    if (map) munmap(map, span);
+    return whole;
+  }
+  int fd = c->fd;
   uint8_t ok = 0;
   if (pt__write_all(fd, &ok, 1, NULL) != PT_OK) {
     close(file);
@@ -189,21 +204,22 @@ static void *conn_main(void *arg) {
   pt_error err = {0};
   char peer[128];
   pt__peer_name(a.fd, peer, sizeof peer);
-  int fd = a.fd, rc = PT_OK, one = 1;
+  pt__stream c = {.fd = a.fd};
+  int rc = PT_OK, one = 1;
   /* Replies are whole segments written at once: nothing to gain from
    * Nagle's wait, only a delayed ACK's worth of latency on each tail. */
   (void)setsockopt(a.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  /* TLS first (the pump then owns the socket), the secret inside it. */
-  if (a.s->tls && (rc = pt__tls_wrap(a.s->tls, a.fd, 1, AUTH_TIMEOUT_MS, &fd, &err)) != PT_OK)
-    fd = a.fd;
-  if (rc == PT_OK) rc = pt__auth_server(fd, a.s->secret, AUTH_TIMEOUT_MS, &err);
+  /* TLS first, driven by this thread (it alone uses the connection), the
+   * secret inside it. */
+  if (a.s->tls) rc = pt__tls_direct(a.s->tls, a.fd, 1, AUTH_TIMEOUT_MS, &c.tls, &err);
+  if (rc == PT_OK) rc = pt__auth_server_stream(&c, a.s->secret, AUTH_TIMEOUT_MS, &err);
   if (rc == PT_OK)
-    while (serve(a.s, fd)) {
+    while (serve(a.s, &c)) {
     }
   else if (err.code != PT_EIO)
     fprintf(stderr, "protium executor: block server refused a connection from %s: %s\n", peer,
             err.message);
-  close(fd);
+  pt__stream_close(&c);
   return NULL;
 }
 
@@ -357,7 +373,7 @@ static int open_conn(const char *addr, const pt__secret *secret, pt__tls_ctx *tl
   snprintf(where, sizeof where, "tcp:%s", addr);
   pt__stream c = {.fd = -1};
   int rc = pt__net_connect(where, &c.fd, err);
-  if (rc == PT_OK && tls) rc = pt__tls_connect_direct(tls, c.fd, AUTH_TIMEOUT_MS, &c.tls, err);
+  if (rc == PT_OK && tls) rc = pt__tls_direct(tls, c.fd, 0, AUTH_TIMEOUT_MS, &c.tls, err);
   if (rc == PT_OK) rc = pt__auth_client_stream(&c, secret, AUTH_TIMEOUT_MS, err);
   if (rc != PT_OK) {
     pt__stream_close(&c);

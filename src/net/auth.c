@@ -212,15 +212,19 @@ int pt__auth_client(int fd, const pt__secret *s, int timeout_ms, pt_error *err) 
 
 int pt__auth_server(int fd, const pt__secret *s, int timeout_ms, pt_error *err) {
   pt__stream st = {.fd = fd};
+  return pt__auth_server_stream(&st, s, timeout_ms, err);
+}
+
+int pt__auth_server_stream(pt__stream *st, const pt__secret *s, int timeout_ms, pt_error *err) {
   uint8_t ch[PT__AUTH_CHALLENGE], ns[PT__AUTH_NONCE], resp[PT__AUTH_RESPONSE],
       proof[PT__AUTH_PROOF];
   PT_RETURN_NOT_OK(pt__auth_challenge(ch, ns, err));
-  PT_RETURN_NOT_OK(pt__write_all(fd, ch, sizeof ch, err));
+  PT_RETURN_NOT_OK(write_all(st, ch, sizeof ch, err));
   /* The magic first: a stranger is refused without waiting for 72 bytes. */
   int done = 0;
-  PT_RETURN_NOT_OK(read_exact(&st, resp, 8, timeout_ms, err));
+  PT_RETURN_NOT_OK(read_exact(st, resp, 8, timeout_ms, err));
   PT_RETURN_NOT_OK(pt__auth_check(s, ns, resp, 8, &done, proof, err));
-  PT_RETURN_NOT_OK(read_exact(&st, resp + 8, sizeof resp - 8, timeout_ms, err));
+  PT_RETURN_NOT_OK(read_exact(st, resp + 8, sizeof resp - 8, timeout_ms, err));
   PT_RETURN_NOT_OK(pt__auth_check(s, ns, resp, sizeof resp, &done, proof, err));
-  return pt__write_all(fd, proof, sizeof proof, err);
+  return write_all(st, proof, sizeof proof, err);
 }

@@ -73,6 +73,8 @@ int pt__auth_client(int fd, const pt__secret *s, int timeout_ms, pt_error *err);
 struct pt__stream;
 int pt__auth_client_stream(struct pt__stream *st, const pt__secret *s, int timeout_ms,
                            pt_error *err);
+int pt__auth_server_stream(struct pt__stream *st, const pt__secret *s, int timeout_ms,
+                           pt_error *err);
 int pt__auth_server(int fd, const pt__secret *s, int timeout_ms, pt_error *err);
 
 /* Splits "HOST:PORT" or "[V6]:PORT" (the host is copied without brackets;

@@ -424,8 +424,8 @@ free_pump:
 /* ------------------------------------------------------------------------ */
 /* Blocking sockets driven by their own thread (pt__stream). */
 
-int pt__tls_connect_direct(pt__tls_ctx *ctx, int fd, int timeout_ms, pt__tls **out,
-                           pt_error *err) {
+int pt__tls_direct(pt__tls_ctx *ctx, int fd, int server, int timeout_ms, pt__tls **out,
+                   pt_error *err) {
   *out = NULL;
   pt__tls *t = pt__calloc(1, sizeof *t);
   if (!t) return pt__errorf(err, PT_ENOMEM, "tls: out of memory");
@@ -436,7 +436,8 @@ int pt__tls_connect_direct(pt__tls_ctx *ctx, int fd, int timeout_ms, pt__tls **o
     ERR_clear_error();
     return pt__errorf(err, PT_ENOMEM, "tls: out of memory");
   }
-  SSL_set_connect_state(t->ssl);
+  if (server) SSL_set_accept_state(t->ssl);
+  else SSL_set_connect_state(t->ssl);
   /* Whole socket buffers at a time, not each record's header and body in
    * reads of their own: a segment of 16 MiB is a thousand records. */
   SSL_set_read_ahead(t->ssl, 1);

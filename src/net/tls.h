@@ -66,19 +66,20 @@ int pt__tls_wrap(pt__tls_ctx *ctx, int fd, int server, int timeout_ms, int *app_
 
 /* A blocking connection that one thread reads and writes: fd plain, or
  * TLS on fd driven by the calling thread itself (no pump, no local socket:
- * bulk data is decrypted straight into the reader's buffer). The fetching
- * side of block servers uses it. */
+ * bulk data is encrypted straight from the sender's memory and decrypted
+ * straight into the reader's buffer). Block servers and their clients use
+ * it. */
 typedef struct pt__stream {
   int fd;
   pt__tls *tls; /* NULL: plain */
 } pt__stream;
 
-/* Runs a client's handshake on the connected socket fd (PT_ETIMEDOUT after
- * timeout_ms without progress); errors as pt__tls_recv's. On PT_OK the
- * caller owns *out (with s->fd in a pt__stream; pt__stream_close), fd stays
- * the caller's on failure. */
-int pt__tls_connect_direct(pt__tls_ctx *ctx, int fd, int timeout_ms, pt__tls **out,
-                           pt_error *err);
+/* Runs the handshake on the connected socket fd (server: 1 to accept, 0 to
+ * connect; PT_ETIMEDOUT after timeout_ms without progress); errors as
+ * pt__tls_recv's. On PT_OK the caller owns *out (with fd in a pt__stream;
+ * pt__stream_close), fd stays the caller's either way until then. */
+int pt__tls_direct(pt__tls_ctx *ctx, int fd, int server, int timeout_ms, pt__tls **out,
+                   pt_error *err);
 
 /* Like read(2), waiting at most timeout_ms for the first byte: > 0 bytes,
  * 0 at the peer's end, -1 for an error or the timeout (errno ETIMEDOUT). */
