@@ -32,7 +32,10 @@ def test_bench_cluster_reports_every_figure(tmp_path):
                 "protium.tasks_per_s.tls", "protium.shuffle_gb_per_s.tls",
                 "protium.shuffle_blocks_per_s.cross_host", "protium.shuffle_blocks_per_s.tls",
                 "protium.results_gb_per_s.local", "protium.results_gb_per_s.cross_host",
-                "protium.results_gb_per_s.tls"}
+                "protium.results_gb_per_s.tls",
+                "protium.collect_small_p50_us.tcp", "protium.collect_small_cpu_us.tcp",
+                "protium.block_fetch_gb_per_s.tcp", "protium.block_fetch_gb_per_s.tls",
+                "protium.block_fetch_cpu_s_per_gb.tcp", "protium.block_fetch_cpu_s_per_gb.tls"}
     if os.geteuid() == 0 and shutil.which("slurmctld"):
         # the test Slurm cluster starts where root and Slurm are there (CI)
         expected.add("protium.session_start_ms.slurm")
