@@ -84,8 +84,9 @@ typedef struct colbuf {
   uint8_t *data;         /* binary bytes */
   int64_t cap_rows, data_len, data_cap;
   int64_t rows, nulls;
-  int64_t hint_rows;     /* flat columns: the first allocation's rows (the
-                          * row group's, bounded by the chunk's bytes) */
+  int64_t hint_rows;     /* the first allocation's rows (flat: the row
+                          * group's; nested: the chunk's level entries;
+                          * both bounded by the chunk's bytes) */
   /* The dictionary, decoded from its page (physical values). */
   uint8_t *dict_page;    /* owned decompressed page, or NULL when in the file */
   const uint8_t **dict_ptr; /* BYTE_ARRAY: value pointers; fixed: NULL */
@@ -1580,10 +1581,22 @@ static int read_chunk(reader *r, int64_t rg, const leaf *c, colbuf *b, int64_t r
   /* The column's size from the row group's rows, but no more than the
    * chunk's bytes could hold (8 values a byte): a footer's claim alone
    * never decides an allocation. */
+  int64_t bound = m->total_compressed_size < (INT64_MAX - 1024) / 8
+                      ? m->total_compressed_size * 8 + 1024 : INT64_MAX;
   if (!c->nested) {
-    int64_t bound = m->total_compressed_size < (INT64_MAX - 1024) / 8
-                        ? m->total_compressed_size * 8 + 1024 : INT64_MAX;
     b->hint_rows = rg_rows + 1 < bound ? rg_rows + 1 : bound;
+  } else {
+    /* Below lists and structs a leaf has at most one row per level entry:
+     * its values and its levels are sized once from the chunk's entries
+     * (bounded alike), not grown through a chain of copies. */
+    b->hint_rows = m->num_values + 1 < bound ? m->num_values + 1 : bound;
+    if (c->keep_levels && b->cap_levels == 0 && m->num_values > 0) {
+      int64_t cap = m->num_values < bound ? m->num_values : bound;
+      b->defs = pt__malloc((size_t)cap * sizeof *b->defs);
+      b->reps = pt__malloc((size_t)cap * sizeof *b->reps);
+      if (b->defs == NULL || b->reps == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
+      b->cap_levels = cap;
+    }
   }
   *page_no = 0;
   while (values_left > 0 || (!c->nested && pos < end && b->seen < rg_rows)) {
