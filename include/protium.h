@@ -485,6 +485,12 @@ typedef struct pt_parquet_read_options {
                                     whose fields type the Hive-style keys
                                     they name (others are inferred, as Spark
                                     does); NULL = infer all. Not kept */
+  int threads;                /* threads decoding column chunks at once, the
+                                 calling one among them (1-16; 0 = 1): a row
+                                 group's columns are shared out, and when
+                                 they are fewer than the threads, several
+                                 row groups are decoded together (memory:
+                                 that many row groups) */
 } pt_parquet_read_options;
 
 /* Defaults: all columns, batches of 65536 rows. */

@@ -138,6 +138,7 @@ class PtParquetReadOptions(ctypes.Structure):
         ("n_dictionary", ctypes.c_int64),
         ("plain_binary", ctypes.c_int),
         ("partition_schema", ctypes.c_void_p),
+        ("threads", ctypes.c_int),
     ]
 
 

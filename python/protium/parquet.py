@@ -196,6 +196,7 @@ def read_parquet(
     filter: object = None,
     stats: Optional[dict] = None,
     read_dictionary: Optional[Sequence[str]] = None,
+    threads: int = 1,
 ) -> pa.RecordBatchReader:
     """Opens a Parquet file with pt_parquet_read_path (memory-mapped) and
     returns its record batches as a pyarrow reader.
@@ -212,8 +213,12 @@ def read_parquet(
     read_dictionary: string or binary columns (paths such as "a.b") to read
     as dictionary arrays, as pyarrow's option of that name; columns written
     from dictionaries are read so anyway.
+    threads: threads decoding column chunks at once (1-16): a row group's
+    columns are shared out, or several row groups when the columns are fewer
+    than the threads.
     """
     opts, _keep = _read_options(columns, batch_size, filter, read_dictionary)
+    opts.threads = threads
     stream, err = _ParquetStream(stats), PtError()
     check(lib().pt_parquet_read_path(os.fsencode(path), _ref(opts), _ref(stream.c), _ref(err)), err)
     return _reader(stream)
@@ -224,9 +229,11 @@ def read_parquet_buffer(
     columns: Optional[Sequence[str]] = None,
     *,
     batch_size: int = 0,
+    threads: int = 1,
 ) -> pa.RecordBatchReader:
     """Reads a whole Parquet file held in memory (pt_parquet_read_buffer).
-    The bytes are copied once into memory the C stream owns and frees."""
+    The bytes are copied once into memory the C stream owns and frees.
+    threads: as read_parquet's."""
     buf = pa.py_buffer(data)
     mem = libc().malloc(max(buf.size, 1))
     if not mem:
@@ -234,6 +241,7 @@ def read_parquet_buffer(
     ctypes.memmove(mem, buf.address, buf.size)
     free_data = ctypes.cast(libc().free, FREE_DATA_FN)
     opts, _keep = _read_options(columns, batch_size)
+    opts.threads = threads
     stream, err = _CStream(), PtError()
     rc = lib().pt_parquet_read_buffer(
         mem, buf.size, free_data, None, _ref(opts), _ref(stream.c), _ref(err)

@@ -9,6 +9,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +23,7 @@
 #include "parquet/parquet_int.h"
 
 #define DEFAULT_BATCH_ROWS 65536
+#define MAX_THREADS 16 /* opts.threads at most, as the writer's */
 
 /* How values of a leaf become Arrow values. */
 enum {
@@ -112,6 +115,32 @@ typedef struct colbuf {
   pt__row_ranges got;
 } colbuf;
 
+/* What a thread decoding pages writes, besides its column chunk's colbuf:
+ * buffers reused between pages, codec state, counts. */
+typedef struct scratch {
+  uint8_t *page_buf;
+  int64_t page_cap;
+  uint16_t *levels;        /* definition levels of a page */
+  uint32_t *indices;
+  int64_t levels_cap, indices_cap;
+  pt_buf plain;            /* DELTA and BYTE_STREAM_SPLIT values made PLAIN */
+  int64_t *deltas, *deltas2;
+  int64_t deltas_cap, deltas2_cap;
+  pt__pq_dctx dctx;        /* codec state kept between pages */
+  int64_t pages_read, pages_skipped; /* data pages of the row groups read */
+} scratch;
+
+/* A row group being read: its column chunks' colbufs while they are
+ * decoded, then its top-level columns' arrays. */
+typedef struct rgload {
+  int64_t rg;
+  pt__row_ranges keep;     /* rows the page index keeps, when select */
+  bool select;
+  colbuf *bufs;            /* n_sel, owned until finished */
+  struct ArrowArray *arrays; /* n_cols, owned until handed out */
+  int64_t rows;
+} rgload;
+
 typedef struct reader {
   char *label;             /* for messages: the path or "buffer" */
   const uint8_t *data;
@@ -127,7 +156,6 @@ typedef struct reader {
   colbuf *bufs;            /* n_sel, while a row group is read */
   pt_parquet_filter *filter; /* owned copy, or NULL */
   int64_t rg_read, rg_skipped;
-  int64_t pages_read, pages_skipped; /* data pages of the row groups read */
   bool flat;               /* no selected column below a struct or list */
   struct ArrowSchema schema;
   int64_t batch_rows;
@@ -136,16 +164,14 @@ typedef struct reader {
   int64_t rg_rows, rg_pos;
   bool done;
   pt_error err;
-  /* Scratch, reused between pages. */
-  uint8_t *page_buf;
-  int64_t page_cap;
-  uint16_t *levels;        /* definition levels of a page */
-  uint32_t *indices;
-  int64_t levels_cap, indices_cap;
-  pt_buf plain;            /* DELTA and BYTE_STREAM_SPLIT values made PLAIN */
-  int64_t *deltas, *deltas2;
-  int64_t deltas_cap, deltas2_cap;
-  pt__pq_dctx dctx;        /* codec state kept between pages */
+  int n_threads;           /* threads decoding column chunks (opts.threads) */
+  scratch *sc;             /* this thread's: scratch[0], or a worker's */
+  scratch *scratch;        /* n_threads */
+  /* Row groups decoded together (window_rows), handed out in order. */
+  rgload *win;
+  int64_t win_n, win_pos;  /* complete ones, the next to hand out */
+  int win_rc;              /* PT_OK, or the failure met after the win_n */
+  pt_error win_err;
 } reader;
 
 /* ------------------------------------------------------------------------ */
@@ -1377,10 +1403,10 @@ static int ensure_i64(int64_t **p, int64_t *cap, int64_t n, pt_error *err) {
 }
 
 static int plain_put(reader *r, const void *data, int64_t n, pt_error *err) {
-  if ((int64_t)r->plain.len + n > MAX_PLAIN_PAGE)
+  if ((int64_t)r->sc->plain.len + n > MAX_PLAIN_PAGE)
     return pt__errorf(err, PT_EFORMAT, "page values expand to more than %lld bytes",
                       (long long)MAX_PLAIN_PAGE);
-  if (pt__buf_append(&r->plain, data, (size_t)n) != PT_OK)
+  if (pt__buf_append(&r->sc->plain, data, (size_t)n) != PT_OK)
     return pt__errorf(err, PT_ENOMEM, "out of memory");
   return PT_OK;
 }
@@ -1402,45 +1428,45 @@ static int lengths_to_plain(reader *r, const int64_t *lens, int64_t n, const uin
   return PT_OK;
 }
 
-/* DELTA_* and BYTE_STREAM_SPLIT values (n of them) made PLAIN in r->plain. */
+/* DELTA_* and BYTE_STREAM_SPLIT values (n of them) made PLAIN in r->sc->plain. */
 static int to_plain(reader *r, const leaf *c, int enc, const uint8_t *vals, int64_t len, int64_t n,
                     pt_error *err) {
-  r->plain.len = 0;
+  r->sc->plain.len = 0;
   int phys = c->e->type;
   int64_t used;
   switch (enc) {
     case PT__ENC_DELTA_BINARY_PACKED: {
       if (phys != PT__PQ_INT32 && phys != PT__PQ_INT64)
         return pt__errorf(err, PT_EFORMAT, "DELTA_BINARY_PACKED in a column that is not INT32/INT64");
-      PT_RETURN_NOT_OK(ensure_i64(&r->deltas, &r->deltas_cap, n, err));
-      PT_RETURN_NOT_OK(pt__delta_decode(vals, len, n, r->deltas, &used, err));
-      if (pt__buf_reserve(&r->plain, (size_t)n * 8) != PT_OK)
+      PT_RETURN_NOT_OK(ensure_i64(&r->sc->deltas, &r->sc->deltas_cap, n, err));
+      PT_RETURN_NOT_OK(pt__delta_decode(vals, len, n, r->sc->deltas, &used, err));
+      if (pt__buf_reserve(&r->sc->plain, (size_t)n * 8) != PT_OK)
         return pt__errorf(err, PT_ENOMEM, "out of memory");
       for (int64_t i = 0; i < n; i++) {
-        if (phys == PT__PQ_INT32) pt__store_i32(r->plain.data + i * 4, (int32_t)r->deltas[i]);
-        else pt__store_i64(r->plain.data + i * 8, r->deltas[i]);
+        if (phys == PT__PQ_INT32) pt__store_i32(r->sc->plain.data + i * 4, (int32_t)r->sc->deltas[i]);
+        else pt__store_i64(r->sc->plain.data + i * 8, r->sc->deltas[i]);
       }
-      r->plain.len = (size_t)n * (phys == PT__PQ_INT32 ? 4 : 8);
+      r->sc->plain.len = (size_t)n * (phys == PT__PQ_INT32 ? 4 : 8);
       return PT_OK;
     }
     case PT__ENC_DELTA_LENGTH_BYTE_ARRAY:
       if (phys != PT__PQ_BYTE_ARRAY)
         return pt__errorf(err, PT_EFORMAT, "DELTA_LENGTH_BYTE_ARRAY in a column that is not BYTE_ARRAY");
-      PT_RETURN_NOT_OK(ensure_i64(&r->deltas, &r->deltas_cap, n, err));
-      PT_RETURN_NOT_OK(pt__delta_decode(vals, len, n, r->deltas, &used, err));
-      return lengths_to_plain(r, r->deltas, n, vals + used, vals + len, err);
+      PT_RETURN_NOT_OK(ensure_i64(&r->sc->deltas, &r->sc->deltas_cap, n, err));
+      PT_RETURN_NOT_OK(pt__delta_decode(vals, len, n, r->sc->deltas, &used, err));
+      return lengths_to_plain(r, r->sc->deltas, n, vals + used, vals + len, err);
     case PT__ENC_DELTA_BYTE_ARRAY: {
       if (phys != PT__PQ_BYTE_ARRAY && phys != PT__PQ_FIXED_LEN_BYTE_ARRAY)
         return pt__errorf(err, PT_EFORMAT, "DELTA_BYTE_ARRAY in a column of fixed-width numbers");
-      PT_RETURN_NOT_OK(ensure_i64(&r->deltas, &r->deltas_cap, n, err));
-      PT_RETURN_NOT_OK(ensure_i64(&r->deltas2, &r->deltas2_cap, n, err));
+      PT_RETURN_NOT_OK(ensure_i64(&r->sc->deltas, &r->sc->deltas_cap, n, err));
+      PT_RETURN_NOT_OK(ensure_i64(&r->sc->deltas2, &r->sc->deltas2_cap, n, err));
       int64_t used2;
-      PT_RETURN_NOT_OK(pt__delta_decode(vals, len, n, r->deltas, &used, err));
-      PT_RETURN_NOT_OK(pt__delta_decode(vals + used, len - used, n, r->deltas2, &used2, err));
+      PT_RETURN_NOT_OK(pt__delta_decode(vals, len, n, r->sc->deltas, &used, err));
+      PT_RETURN_NOT_OK(pt__delta_decode(vals + used, len - used, n, r->sc->deltas2, &used2, err));
       const uint8_t *p = vals + used + used2, *end = vals + len;
       int64_t prev_at = -1, prev_len = 0;
       for (int64_t i = 0; i < n; i++) {
-        int64_t pre = r->deltas[i], suf = r->deltas2[i];
+        int64_t pre = r->sc->deltas[i], suf = r->sc->deltas2[i];
         if (pre < 0 || pre > prev_len || suf < 0 || suf > end - p)
           return pt__errorf(err, PT_EFORMAT, "DELTA_BYTE_ARRAY value %lld: prefix %lld of %lld, suffix %lld",
                             (long long)i, (long long)pre, (long long)prev_len, (long long)suf);
@@ -1453,12 +1479,12 @@ static int to_plain(reader *r, const leaf *c, int enc, const uint8_t *vals, int6
           pt__store_u32(lb, (uint32_t)l);
           PT_RETURN_NOT_OK(plain_put(r, lb, 4, err));
         }
-        int64_t at = (int64_t)r->plain.len;
+        int64_t at = (int64_t)r->sc->plain.len;
         if (pre > 0) {
-          if (pt__buf_reserve(&r->plain, (size_t)pre) != PT_OK || at + pre > MAX_PLAIN_PAGE)
+          if (pt__buf_reserve(&r->sc->plain, (size_t)pre) != PT_OK || at + pre > MAX_PLAIN_PAGE)
             return pt__errorf(err, PT_EFORMAT, "page values expand past %lld bytes", (long long)MAX_PLAIN_PAGE);
-          memcpy(r->plain.data + at, r->plain.data + prev_at, (size_t)pre);
-          r->plain.len += (size_t)pre;
+          memcpy(r->sc->plain.data + at, r->sc->plain.data + prev_at, (size_t)pre);
+          r->sc->plain.len += (size_t)pre;
         }
         PT_RETURN_NOT_OK(plain_put(r, p, suf, err));
         p += suf;
@@ -1474,12 +1500,12 @@ static int to_plain(reader *r, const leaf *c, int enc, const uint8_t *vals, int6
       if (len / k < n)
         return pt__errorf(err, PT_EFORMAT, "BYTE_STREAM_SPLIT of %lld values in %lld bytes",
                           (long long)n, (long long)len);
-      if (pt__buf_reserve(&r->plain, (size_t)(n * k)) != PT_OK)
+      if (pt__buf_reserve(&r->sc->plain, (size_t)(n * k)) != PT_OK)
         return pt__errorf(err, PT_ENOMEM, "out of memory");
-      uint8_t *o = (uint8_t *)r->plain.data;
+      uint8_t *o = (uint8_t *)r->sc->plain.data;
       for (int j = 0; j < k; j++)
         for (int64_t i = 0; i < n; i++) o[i * k + j] = vals[(int64_t)j * n + i];
-      r->plain.len = (size_t)(n * k);
+      r->sc->plain.len = (size_t)(n * k);
       return PT_OK;
     }
     default:
@@ -1514,7 +1540,7 @@ static int decompress_direct(reader *r, const leaf *c, colbuf *b, int codec,
     if (c->max_def > 0 && !pt__rle_single_run(body, h->def_length, bw, (uint32_t)c->max_def, n))
       return PT_OK;
     PT_RETURN_NOT_OK(grow_rows(b, c, b->rows + n + 1, err));
-    PT_RETURN_NOT_OK(pt__pq_decompress_ctx(&r->dctx, codec, body + off, clen - off,
+    PT_RETURN_NOT_OK(pt__pq_decompress_ctx(&r->sc->dctx, codec, body + off, clen - off,
                                            b->values + b->rows * w, n * w, err));
     b->rows += n;
     *done = true;
@@ -1528,7 +1554,7 @@ static int decompress_direct(reader *r, const leaf *c, colbuf *b, int codec,
   uint8_t *at = b->values + b->rows * w - lead;
   uint8_t saved[64], levels[64];
   memcpy(saved, at, (size_t)lead);
-  int rc = pt__pq_decompress_ctx(&r->dctx, codec, body, clen, at, ulen, err);
+  int rc = pt__pq_decompress_ctx(&r->sc->dctx, codec, body, clen, at, ulen, err);
   memcpy(levels, at, (size_t)lead);
   memcpy(at, saved, (size_t)lead);
   if (rc != PT_OK) return rc;
@@ -1628,7 +1654,7 @@ static int read_chunk(reader *r, int64_t rg, const leaf *c, colbuf *b, int64_t r
         /* 32 bytes to spare: short values are copied 32 bytes at a time. */
         b->dict_page = pt__malloc((size_t)ulen + 32);
         if (b->dict_page == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
-        PT_RETURN_NOT_OK(pt__pq_decompress_ctx(&r->dctx, m->codec, body, clen, b->dict_page, ulen, err));
+        PT_RETURN_NOT_OK(pt__pq_decompress_ctx(&r->sc->dctx, m->codec, body, clen, b->dict_page, ulen, err));
         dbody = b->dict_page;
         b->dict_limit = b->dict_page + ulen + 32;
       } else if (clen != ulen) {
@@ -1659,7 +1685,7 @@ static int read_chunk(reader *r, int64_t rg, const leaf *c, colbuf *b, int64_t r
       values_left -= n;
       (*page_no)++;
       if (!ranges_meet(keep, first, first + n)) {
-        r->pages_skipped++;
+        r->sc->pages_skipped++;
         continue;
       }
       bool merge = b->got.n > 0 && b->got.v[2 * b->got.n - 1] == first;
@@ -1677,7 +1703,7 @@ static int read_chunk(reader *r, int64_t rg, const leaf *c, colbuf *b, int64_t r
     } else {
       b->seen += n;
     }
-    r->pages_read++;
+    r->sc->pages_read++;
     if (keep == NULL) {
       bool done;
       PT_RETURN_NOT_OK(decompress_direct(r, c, b, m->codec, &h, v2, body, n, &done, err));
@@ -1707,14 +1733,14 @@ static int read_chunk(reader *r, int64_t rg, const leaf *c, colbuf *b, int64_t r
         if (!plausible(m->codec, vals, vals_len, want))
           return pt__errorf(err, PT_EFORMAT, "page claims %lld bytes from %lld compressed",
                             (long long)want, (long long)vals_len);
-        if (want > r->page_cap) {
-          uint8_t *nb = pt__realloc(r->page_buf, (size_t)want);
+        if (want > r->sc->page_cap) {
+          uint8_t *nb = pt__realloc(r->sc->page_buf, (size_t)want);
           if (nb == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
-          r->page_buf = nb;
-          r->page_cap = want;
+          r->sc->page_buf = nb;
+          r->sc->page_cap = want;
         }
-        PT_RETURN_NOT_OK(pt__pq_decompress_ctx(&r->dctx, m->codec, vals, vals_len, r->page_buf, want, err));
-        vals = r->page_buf;
+        PT_RETURN_NOT_OK(pt__pq_decompress_ctx(&r->sc->dctx, m->codec, vals, vals_len, r->sc->page_buf, want, err));
+        vals = r->sc->page_buf;
         vals_len = want;
       }
     } else {
@@ -1724,14 +1750,14 @@ static int read_chunk(reader *r, int64_t rg, const leaf *c, colbuf *b, int64_t r
         if (!plausible(m->codec, body, clen, ulen))
           return pt__errorf(err, PT_EFORMAT, "page claims %lld bytes from %lld compressed",
                             (long long)ulen, (long long)clen);
-        if (ulen > r->page_cap) {
-          uint8_t *nb = pt__realloc(r->page_buf, (size_t)ulen);
+        if (ulen > r->sc->page_cap) {
+          uint8_t *nb = pt__realloc(r->sc->page_buf, (size_t)ulen);
           if (nb == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
-          r->page_buf = nb;
-          r->page_cap = ulen;
+          r->sc->page_buf = nb;
+          r->sc->page_cap = ulen;
         }
-        PT_RETURN_NOT_OK(pt__pq_decompress_ctx(&r->dctx, m->codec, body, clen, r->page_buf, ulen, err));
-        p = r->page_buf;
+        PT_RETURN_NOT_OK(pt__pq_decompress_ctx(&r->sc->dctx, m->codec, body, clen, r->sc->page_buf, ulen, err));
+        p = r->sc->page_buf;
         plen = ulen;
       }
       if (c->max_rep > 0) {
@@ -1783,15 +1809,15 @@ static int read_chunk(reader *r, int64_t rg, const leaf *c, colbuf *b, int64_t r
       if (c->keep_levels) {
         dst = b->defs + b->n_levels;
       } else {
-        if (n > r->levels_cap) {
-          int64_t cap = r->levels_cap ? r->levels_cap : 1024;
+        if (n > r->sc->levels_cap) {
+          int64_t cap = r->sc->levels_cap ? r->sc->levels_cap : 1024;
           while (cap < n) cap *= 2;
-          uint16_t *q = pt__realloc(r->levels, (size_t)cap * sizeof *q);
+          uint16_t *q = pt__realloc(r->sc->levels, (size_t)cap * sizeof *q);
           if (q == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
-          r->levels = q;
-          r->levels_cap = cap;
+          r->sc->levels = q;
+          r->sc->levels_cap = cap;
         }
-        dst = r->levels;
+        dst = r->sc->levels;
       }
       int bw = pt__bit_width((uint64_t)c->max_def);
       if (!c->keep_levels && pt__rle_single_run(lv, lv_len, bw, (uint32_t)c->max_def, n)) {
@@ -1828,12 +1854,12 @@ static int read_chunk(reader *r, int64_t rg, const leaf *c, colbuf *b, int64_t r
           if (vals_len < 1) return pt__errorf(err, PT_EFORMAT, "dictionary indices cut short");
           int bw = vals[0];
           if (bw > 32) return pt__errorf(err, PT_EFORMAT, "dictionary index width %d", bw);
-          PT_RETURN_NOT_OK(ensure_u32(&r->indices, &r->indices_cap, present, err));
+          PT_RETURN_NOT_OK(ensure_u32(&r->sc->indices, &r->sc->indices_cap, present, err));
           pt__rle_dec d;
           pt__rle_init(&d, vals + 1, vals_len - 1, bw);
-          PT_RETURN_NOT_OK(pt__rle_get(&d, r->indices, present, err));
+          PT_RETURN_NOT_OK(pt__rle_get(&d, r->sc->indices, present, err));
         }
-        s.idx = r->indices;
+        s.idx = r->sc->indices;
         break;
       }
       case PT__ENC_RLE:
@@ -1856,8 +1882,8 @@ static int read_chunk(reader *r, int64_t rg, const leaf *c, colbuf *b, int64_t r
                             encoding_name(h.encoding));
         PT_RETURN_NOT_OK(to_plain(r, c, h.encoding, vals, vals_len, present, err));
         s.enc = PT__ENC_PLAIN;
-        s.p = (const uint8_t *)r->plain.data;
-        s.end = s.p + r->plain.len;
+        s.p = (const uint8_t *)r->sc->plain.data;
+        s.end = s.p + r->sc->plain.len;
         if (s.p == NULL) s.p = s.end = (const uint8_t *)"";
         break;
       default:
@@ -2102,40 +2128,58 @@ static uint8_t *keep_bits(const pt__row_ranges *got, const pt__row_ranges *keep,
   return bits;
 }
 
-/* Decodes row group rg's projected columns into r->rg_arrays; with keep,
- * only those rows (flat columns). */
-static int load_row_group(reader *r, int64_t rg, const pt__row_ranges *keep, pt_error *err) {
-  const pt__pq_row_group *g = &r->meta.row_groups[rg];
-  if (g->num_rows < 0) return pt__errorf(err, PT_EFORMAT, "row group %lld: negative row count", (long long)rg);
-  if (g->n_columns != r->n_leaves)
-    return pt__errorf(err, PT_EFORMAT, "row group %lld: %lld column chunks for %lld columns",
-                      (long long)rg, (long long)g->n_columns, (long long)r->n_leaves);
-  r->rg_arrays = pt__calloc((size_t)(r->n_cols ? r->n_cols : 1), sizeof *r->rg_arrays);
-  r->bufs = pt__calloc((size_t)(r->n_sel ? r->n_sel : 1), sizeof *r->bufs);
-  if (r->rg_arrays == NULL || r->bufs == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
-  int rc = PT_OK;
-  for (int64_t k = 0; k < r->n_sel && rc == PT_OK; k++) {
-    const leaf *c = r->leaves[k];
-    int64_t page = 0;
-    rc = read_chunk(r, rg, c, &r->bufs[k], g->num_rows, keep, &page, err);
-    if (rc != PT_OK)
-      pt__error_prefix(err, rc, "row group %lld, column '%s', page %lld: ", (long long)rg, c->name,
-                       (long long)page);
-  }
+/* Decodes the column chunk of selected leaf k of L's row group into
+ * L->bufs[k]; errors name the row group, column and page. */
+static int decode_unit(reader *r, rgload *L, int64_t k, pt_error *err) {
+  const pt__pq_row_group *g = &r->meta.row_groups[L->rg];
+  const leaf *c = r->leaves[k];
+  int64_t page = 0;
+  int rc = read_chunk(r, L->rg, c, &L->bufs[k], g->num_rows, L->select ? &L->keep : NULL, &page,
+                      err);
+  if (rc != PT_OK)
+    pt__error_prefix(err, rc, "row group %lld, column '%s', page %lld: ", (long long)L->rg, c->name,
+                     (long long)page);
+  return rc;
+}
+
+static void free_arrays(reader *r, struct ArrowArray **arrays) {
+  if (*arrays == NULL) return;
+  for (int64_t k = 0; k < r->n_cols; k++)
+    if ((*arrays)[k].release) (*arrays)[k].release(&(*arrays)[k]);
+  pt__free(*arrays);
+  *arrays = NULL;
+}
+
+static void free_bufs(reader *r, rgload *L) {
+  if (L->bufs == NULL) return;
+  for (int64_t k = 0; k < r->n_sel; k++) colbuf_free(&L->bufs[k]);
+  pt__free(L->bufs);
+  L->bufs = NULL;
+}
+
+/* Assembles L's top-level arrays from its decoded leaves (then freed);
+ * with keep, down to those rows (flat columns). */
+static int finish_row_group(reader *r, rgload *L, pt_error *err) {
+  const pt__pq_row_group *g = &r->meta.row_groups[L->rg];
+  const int64_t rg = L->rg;
+  const pt__row_ranges *keep = L->select ? &L->keep : NULL;
+  L->arrays = pt__calloc((size_t)(r->n_cols ? r->n_cols : 1), sizeof *L->arrays);
+  int rc = L->arrays ? PT_OK : pt__errorf(err, PT_ENOMEM, "out of memory");
+  r->bufs = L->bufs; /* build_node finds the leaves there */
   int64_t want = keep ? pt__row_ranges_count(keep) : g->num_rows;
   for (int64_t k = 0; k < r->n_cols && rc == PT_OK; k++) {
     int64_t len;
-    rc = build_node(r, &r->cols[k], &r->rg_arrays[k], &len, err);
+    rc = build_node(r, &r->cols[k], &L->arrays[k], &len, err);
     if (rc == PT_OK && keep) {
       /* The decoded pages' rows, down to those kept. */
-      uint8_t *bits = keep_bits(&r->bufs[r->cols[k].first].got, keep, len);
+      uint8_t *bits = keep_bits(&L->bufs[r->cols[k].first].got, keep, len);
       struct ArrowArray kept;
       if (bits == NULL) rc = pt__errorf(err, PT_ENOMEM, "out of memory");
-      else rc = pt__array_filter(r->schema.children[k], &r->rg_arrays[k], bits, &kept, err);
+      else rc = pt__array_filter(r->schema.children[k], &L->arrays[k], bits, &kept, err);
       pt__free(bits);
       if (rc == PT_OK) {
-        r->rg_arrays[k].release(&r->rg_arrays[k]);
-        r->rg_arrays[k] = kept;
+        L->arrays[k].release(&L->arrays[k]);
+        L->arrays[k] = kept;
         len = kept.length;
       }
     }
@@ -2145,21 +2189,66 @@ static int load_row_group(reader *r, int64_t rg, const pt__row_ranges *keep, pt_
     if (rc != PT_OK)
       pt__error_prefix(err, rc, "row group %lld, column '%s': ", (long long)rg, r->cols[k].name);
   }
-  for (int64_t k = 0; k < r->n_sel; k++) colbuf_free(&r->bufs[k]);
-  pt__free(r->bufs);
   r->bufs = NULL;
-  if (rc != PT_OK) return rc;
-  r->rg_rows = want;
-  r->rg_pos = 0;
-  return PT_OK;
+  free_bufs(r, L);
+  if (rc != PT_OK) free_arrays(r, &L->arrays);
+  L->rows = want;
+  return rc;
 }
 
-static void drop_row_group(reader *r) {
-  if (r->rg_arrays == NULL) return;
-  for (int64_t k = 0; k < r->n_cols; k++)
-    if (r->rg_arrays[k].release) r->rg_arrays[k].release(&r->rg_arrays[k]);
-  pt__free(r->rg_arrays);
-  r->rg_arrays = NULL;
+static void drop_row_group(reader *r) { free_arrays(r, &r->rg_arrays); }
+
+static void drop_window(reader *r) {
+  for (int64_t i = 0; r->win && i < r->n_threads; i++) {
+    free_bufs(r, &r->win[i]);
+    free_arrays(r, &r->win[i].arrays);
+    pt__row_ranges_free(&r->win[i].keep);
+  }
+  pt__free(r->win);
+  r->win = NULL;
+  r->win_n = r->win_pos = 0;
+}
+
+/* The units of one window (row group i's leaf k is unit i * n_sel + k)
+ * shared by the threads: each takes the next from a counter. After a
+ * failure no more are taken; those below it were all taken already, so
+ * the lowest failing unit is the one a single thread would have met. */
+typedef struct par {
+  reader *r;
+  int64_t n_units;
+  atomic_int_fast64_t next;
+  atomic_bool failed;
+} par;
+
+typedef struct worker {
+  par *p;
+  int t;                 /* its scratch */
+  int rc;
+  int64_t unit;          /* the one that failed, with rc */
+  pt_error err;
+} worker;
+
+static void *decode_units(void *arg) {
+  worker *w = arg;
+  par *p = w->p;
+  /* Decoding reads only what is fixed once the stream is open (footer,
+   * selected leaves) and writes its scratch and its unit's colbuf: each
+   * thread works on a copy of the reader with a scratch of its own. */
+  reader view = *p->r;
+  view.sc = &p->r->scratch[w->t];
+  for (;;) {
+    if (atomic_load(&p->failed)) break;
+    int64_t u = atomic_fetch_add(&p->next, 1);
+    if (u >= p->n_units) break;
+    int rc = decode_unit(&view, &p->r->win[u / p->r->n_sel], u % p->r->n_sel, &w->err);
+    if (rc != PT_OK) {
+      w->rc = rc;
+      w->unit = u;
+      atomic_store(&p->failed, true);
+      break;
+    }
+  }
+  return NULL;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -2226,37 +2315,131 @@ static int check_filter_column(const char *path, void *arg, pt_error *err) {
   return PT_OK;
 }
 
-static int next_batch(reader *r, struct ArrowArray *out, pt_error *err) {
-  out->release = NULL;
-  while (r->rg_arrays == NULL || r->rg_pos >= r->rg_rows) {
-    drop_row_group(r);
-    if (r->next_rg >= r->end_rg) return PT_OK; /* end */
+/* Row groups decoded at once: one, unless a row group has fewer selected
+ * column chunks than there are threads (then enough to give each thread
+ * one: a file of one column reads two row groups at a time on two). */
+static int64_t window_size(const reader *r) {
+  if (r->n_threads <= 1 || r->n_sel >= r->n_threads || r->n_sel == 0) return 1;
+  return (r->n_threads + r->n_sel - 1) / r->n_sel;
+}
+
+/* Picks the next row groups the filter keeps (window_size of them) and
+ * decodes their column chunks, on r->n_threads threads. A failure after
+ * some complete row groups is kept for when they have been handed out, as
+ * reading them one at a time would have met it. */
+static int load_window(reader *r, pt_error *err) {
+  drop_window(r);
+  r->win = pt__calloc((size_t)r->n_threads, sizeof *r->win);
+  if (r->win == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
+  pt_error e = {0};
+  int rc = PT_OK;
+  int64_t want = window_size(r), n = 0;
+  while (n < want && r->next_rg < r->end_rg) {
     int64_t rg = r->next_rg++;
     const pt__pq_row_group *g = &r->meta.row_groups[rg];
     if (r->filter && !pt__filter_may_match(r->filter, &r->meta, g, find_path, r)) {
       r->rg_skipped++;
       continue;
     }
+    rgload *L = &r->win[n];
+    L->rg = rg;
     /* The page indexes of the filter's columns may rule out pages: the
      * other rows of the row group are then not decoded, in any column. */
-    pt__row_ranges keep = {0};
-    bool select = false;
     if (r->filter && r->flat && g->num_rows > 0) {
-      int rc = pt__filter_row_ranges(r->filter, &r->meta, g, find_path, r, r->data, r->size, &keep,
-                                     err);
-      if (rc != PT_OK) return pt__error_prefix(err, rc, "row group %lld: ", (long long)rg);
-      int64_t kept = pt__row_ranges_count(&keep);
+      rc = pt__filter_row_ranges(r->filter, &r->meta, g, find_path, r, r->data, r->size, &L->keep,
+                                 &e);
+      if (rc != PT_OK) {
+        pt__error_prefix(&e, rc, "row group %lld: ", (long long)rg);
+        break;
+      }
+      int64_t kept = pt__row_ranges_count(&L->keep);
       if (kept == 0) {
-        pt__row_ranges_free(&keep);
+        pt__row_ranges_free(&L->keep);
         r->rg_skipped++;
         continue;
       }
-      select = kept < g->num_rows;
+      L->select = kept < g->num_rows;
+    }
+    if (g->num_rows < 0) {
+      rc = pt__errorf(&e, PT_EFORMAT, "row group %lld: negative row count", (long long)rg);
+      break;
+    }
+    if (g->n_columns != r->n_leaves) {
+      rc = pt__errorf(&e, PT_EFORMAT, "row group %lld: %lld column chunks for %lld columns",
+                      (long long)rg, (long long)g->n_columns, (long long)r->n_leaves);
+      break;
+    }
+    L->bufs = pt__calloc((size_t)(r->n_sel ? r->n_sel : 1), sizeof *L->bufs);
+    if (L->bufs == NULL) {
+      rc = pt__errorf(&e, PT_ENOMEM, "out of memory");
+      break;
     }
     r->rg_read++;
-    int rc = load_row_group(r, rg, select ? &keep : NULL, err);
-    pt__row_ranges_free(&keep);
-    PT_RETURN_NOT_OK(rc);
+    n++;
+  }
+  /* The column chunks, on the threads (the calling one among them). */
+  par p = {.r = r, .n_units = n * r->n_sel};
+  atomic_init(&p.next, 0);
+  atomic_init(&p.failed, false);
+  int nt = p.n_units < r->n_threads ? (int)p.n_units : r->n_threads;
+  if (nt < 1) nt = 1;
+  worker ws[MAX_THREADS];
+  pthread_t th[MAX_THREADS];
+  bool started[MAX_THREADS] = {false};
+  for (int t = 0; t < nt; t++) ws[t] = (worker){.p = &p, .t = t, .rc = PT_OK};
+  for (int t = 1; t < nt; t++) started[t] = pthread_create(&th[t], NULL, decode_units, &ws[t]) == 0;
+  decode_units(&ws[0]); /* units a thread that did not start left are taken here */
+  int64_t ok = n, failed_unit = -1;
+  for (int t = 0; t < nt; t++) {
+    if (started[t]) pthread_join(th[t], NULL);
+    if (ws[t].rc != PT_OK && (failed_unit < 0 || ws[t].unit < failed_unit)) failed_unit = ws[t].unit;
+  }
+  for (int t = 0; t < nt; t++)
+    if (ws[t].rc != PT_OK && ws[t].unit == failed_unit) {
+      rc = ws[t].rc;
+      e = ws[t].err;
+      ok = failed_unit / r->n_sel;
+    }
+  for (int64_t i = 0; i < ok; i++) {
+    int frc = finish_row_group(r, &r->win[i], &e);
+    if (frc != PT_OK) {
+      rc = frc;
+      ok = i;
+    }
+  }
+  for (int64_t i = ok; i < n; i++) free_bufs(r, &r->win[i]);
+  r->win_n = ok;
+  r->win_pos = 0;
+  if (rc == PT_OK) return PT_OK;
+  if (ok == 0) {
+    if (err) *err = e;
+    return rc;
+  }
+  r->win_rc = rc;
+  r->win_err = e;
+  return PT_OK;
+}
+
+static int next_batch(reader *r, struct ArrowArray *out, pt_error *err) {
+  out->release = NULL;
+  while (r->rg_arrays == NULL || r->rg_pos >= r->rg_rows) {
+    drop_row_group(r);
+    if (r->win_pos < r->win_n) {
+      rgload *L = &r->win[r->win_pos++];
+      r->rg_arrays = L->arrays;
+      L->arrays = NULL;
+      r->rg_rows = L->rows;
+      r->rg_pos = 0;
+      continue;
+    }
+    if (r->win_rc != PT_OK) {
+      int rc = r->win_rc;
+      r->win_rc = PT_OK;
+      if (err) *err = r->win_err;
+      return rc;
+    }
+    if (r->next_rg >= r->end_rg) return PT_OK; /* end */
+    PT_RETURN_NOT_OK(load_window(r, err));
   }
   int64_t n = r->rg_rows - r->rg_pos;
   if (n > r->batch_rows) n = r->batch_rows;
@@ -2308,19 +2491,20 @@ static void reader_free(reader *r) {
   if (r->schema.release) r->schema.release(&r->schema);
   pt__arena_free(&r->arena);
   pt__shared_unref(r->region);
-  if (r->bufs) {
-    for (int64_t k = 0; k < r->n_sel; k++) colbuf_free(&r->bufs[k]);
-    pt__free(r->bufs);
-  }
+  drop_window(r);
   pt__free(r->leaves);
   pt_parquet_filter_free(r->filter);
-  pt__free(r->page_buf);
-  pt__free(r->levels);
-  pt__free(r->indices);
-  pt_buf_free(&r->plain);
-  pt__free(r->deltas);
-  pt__free(r->deltas2);
-  pt__pq_dctx_free(&r->dctx);
+  for (int t = 0; r->scratch && t < r->n_threads; t++) {
+    scratch *sc = &r->scratch[t];
+    pt__free(sc->page_buf);
+    pt__free(sc->levels);
+    pt__free(sc->indices);
+    pt_buf_free(&sc->plain);
+    pt__free(sc->deltas);
+    pt__free(sc->deltas2);
+    pt__pq_dctx_free(&sc->dctx);
+  }
+  pt__free(r->scratch);
   pt__free(r->label);
   pt__free(r);
 }
@@ -2374,6 +2558,16 @@ static int open_region(const uint8_t *data, int64_t size, pt__shared *region, co
   r->label = pt__strdup(label);
   r->batch_rows = opts && opts->batch_size > 0 ? opts->batch_size : DEFAULT_BATCH_ROWS;
   int rc = r->label ? PT_OK : pt__errorf(err, PT_ENOMEM, "out of memory");
+  int threads = opts ? opts->threads : 0;
+  if (rc == PT_OK && (threads < 0 || threads > MAX_THREADS))
+    rc = pt__errorf(err, PT_EINVAL, "threads must be between 1 and %d (got %d)", MAX_THREADS,
+                    threads);
+  r->n_threads = threads > 1 ? threads : 1;
+  if (rc == PT_OK) {
+    r->scratch = pt__calloc((size_t)r->n_threads, sizeof *r->scratch);
+    r->sc = r->scratch;
+    if (r->scratch == NULL) rc = pt__errorf(err, PT_ENOMEM, "out of memory");
+  }
   if (rc == PT_OK) rc = parse_footer(r, err);
   if (rc == PT_OK) rc = build_schema(r, opts, err);
   if (rc == PT_OK) {
@@ -2408,8 +2602,13 @@ int pt_parquet_stream_pages(struct ArrowArrayStream *stream, int64_t *read, int6
   if (stream == NULL || stream->release != stream_release)
     return pt__errorf(err, PT_EINVAL, "not a stream opened by pt_parquet_read_*");
   reader *r = stream->private_data;
-  if (read) *read = r->pages_read;
-  if (skipped) *skipped = r->pages_skipped;
+  int64_t nr = 0, ns = 0;
+  for (int t = 0; t < r->n_threads; t++) {
+    nr += r->scratch[t].pages_read;
+    ns += r->scratch[t].pages_skipped;
+  }
+  if (read) *read = nr;
+  if (skipped) *skipped = ns;
   return PT_OK;
 }
 

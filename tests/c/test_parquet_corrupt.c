@@ -44,15 +44,18 @@ static bytes load(const char *name) {
   return b;
 }
 
-/* Reads everything from a private copy of data[0, size); returns the first
- * failure status (its message in *err) or PT_OK; *rows = rows read. */
-static int read_all(const uint8_t *data, int64_t size, int64_t *rows, pt_error *err) {
+/* Reads everything from a private copy of data[0, size) on `threads`
+ * threads; returns the first failure status (its message in *err) or
+ * PT_OK; *rows = rows read; with json, the batches as JSON lines. */
+static int read_with(const uint8_t *data, int64_t size, int threads, int64_t *rows, pt_buf *json,
+                     pt_error *err) {
   uint8_t *copy = malloc((size_t)(size ? size : 1));
   memcpy(copy, data, (size_t)size);
   struct ArrowArrayStream s;
   pt_parquet_read_options opts;
   pt_parquet_read_options_init(&opts);
   opts.batch_size = 16;
+  opts.threads = threads;
   *rows = 0;
   int rc = pt_parquet_read_buffer(copy, size, NULL, NULL, &opts, &s, err);
   if (rc != PT_OK) {
@@ -76,7 +79,7 @@ static int read_all(const uint8_t *data, int64_t size, int64_t *rows, pt_error *
     if (pt_array_validate(&schema, &a, &verr) != PT_OK)
       fail_msg("the reader returned an invalid batch: %s", verr.message);
     pt_buf out = {0};
-    pt_json_write_batch(&schema, &a, &out, &verr);
+    pt_json_write_batch(&schema, &a, json ? json : &out, &verr);
     pt_buf_free(&out);
     *rows += a.length;
     a.release(&a);
@@ -85,6 +88,10 @@ static int read_all(const uint8_t *data, int64_t size, int64_t *rows, pt_error *
   s.release(&s);
   free(copy);
   return rc;
+}
+
+static int read_all(const uint8_t *data, int64_t size, int64_t *rows, pt_error *err) {
+  return read_with(data, size, 1, rows, NULL, err);
 }
 
 static void test_files_read_whole(void **state) {
@@ -142,6 +149,47 @@ static void test_byte_flips(void **state) {
   }
   /* Most flips land in values (still valid data); some must be caught. */
   assert_true(failures > 0 && failures < total);
+}
+
+/* Decoding on several threads (column chunks shared out; with 16, several
+ * row groups at once) gives the same batches as one thread, and on
+ * damaged files the same rows before the same error. */
+static void test_threads_same_as_one(void **state) {
+  uint32_t seed = 77;
+  int failures = 0;
+  for (size_t i = 0; i < sizeof FILES / sizeof FILES[0]; i++) {
+    bytes b = load(FILES[i]);
+    uint8_t *copy = malloc((size_t)b.size);
+    for (int round = 0; round < 300; round++) {
+      memcpy(copy, b.data, (size_t)b.size);
+      for (int k = 0; round > 0 && k < 1 + round % 3; k++) {
+        seed = seed * 1103515245u + 12345u;
+        copy[(seed >> 8) % (uint32_t)b.size] ^= (uint8_t)(1u << ((seed >> 4) & 7));
+      }
+      pt_error err1 = {0};
+      int64_t rows1;
+      pt_buf json1 = {0};
+      int rc1 = read_with(copy, b.size, 1, &rows1, &json1, &err1);
+      failures += rc1 != PT_OK;
+      for (int threads = 2; threads <= 16; threads += 14) {
+        pt_error errn = {0};
+        int64_t rowsn;
+        pt_buf jsonn = {0};
+        int rcn = read_with(copy, b.size, threads, &rowsn, &jsonn, &errn);
+        if (rcn != rc1 || rowsn != rows1 || jsonn.len != json1.len ||
+            (json1.len > 0 && memcmp(jsonn.data, json1.data, json1.len) != 0) ||
+            strcmp(errn.message, err1.message) != 0)
+          fail_msg("%s, round %d, %d threads: %d, %lld rows, '%s'; one thread: %d, %lld rows, '%s'",
+                   FILES[i], round, threads, rcn, (long long)rowsn, errn.message, rc1,
+                   (long long)rows1, err1.message);
+        pt_buf_free(&jsonn);
+      }
+      pt_buf_free(&json1);
+    }
+    free(copy);
+    free(b.data);
+  }
+  assert_true(failures > 0);
 }
 
 static int open_err(const uint8_t *data, int64_t size, pt_error *err) {
@@ -352,6 +400,7 @@ int main(void) {
       cmocka_unit_test(test_files_read_whole),
       cmocka_unit_test(test_truncation_at_every_byte),
       cmocka_unit_test(test_byte_flips),
+      cmocka_unit_test(test_threads_same_as_one),
       cmocka_unit_test(test_exact_messages),
       cmocka_unit_test(test_fuzz_regressions),
       cmocka_unit_test(test_page_index),

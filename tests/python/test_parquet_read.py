@@ -409,3 +409,47 @@ def test_nested_non_compliant_names() -> None:
     table = pa.table({"l": pa.array([[1, None], None, []], pa.list_(pa.int64())), "d": deep(3)})
     data = pa_bytes(table, use_compliant_nested_type=False)
     same_values(ptq.read_parquet_buffer(data).read_all(), pq.read_table(io.BytesIO(data)))
+
+
+@pytest.mark.parametrize("threads", [2, 3, 16])
+def test_threads(threads: int, tmp_path: Path) -> None:
+    """Column chunks decoded on several threads (with more threads than
+    columns, several row groups at once) give what one thread gives: flat
+    columns of every type, one column of many row groups, nested columns,
+    and a filter that skips row groups and pages."""
+    table = make_table(n=2000, seed=5, columns=FLAT + NOT_NULL)
+    data = pa_bytes(table, row_group_size=300, data_page_size=512)
+    got = ptq.read_parquet_buffer(data, batch_size=250, threads=threads).read_all()
+    check_same(got, expected(data))
+    one = pa_bytes(table.select(["int64"]), row_group_size=150, compression="zstd")
+    reader = ptq.read_parquet_buffer(one, batch_size=100, threads=threads)
+    batches = list(reader)
+    assert [b.num_rows for b in batches][:4] == [100, 50, 100, 50]
+    check_same(pa.Table.from_batches(batches), expected(one))
+    nested = make_table(n=500, seed=21, columns=NESTED + ["int64"])
+    nested = nested.append_column("deep", deep(500)).append_column("map", maps(500))
+    data = pa_bytes(nested, row_group_size=120, data_page_size=700)
+    got = ptq.read_parquet_buffer(data, batch_size=77, threads=threads).read_all()
+    same_values(got, pq.read_table(io.BytesIO(data)))
+    path = tmp_path / "sorted.parquet"
+    ids = pa.table({"id": pa.array(range(20000), pa.int64()), "x": pa.array([float(i) for i in range(20000)]),
+                    "s": pa.array([f"v{i % 97}" for i in range(20000)])})
+    pq.write_table(ids, path, row_group_size=4000, data_page_size=2048, write_page_index=True)
+    filt = [("id", ">=", 9000), ("id", "<", 9500)]
+    stats1: dict = {}
+    want = ptq.read_parquet(path, filter=filt, stats=stats1).read_all()
+    statsn: dict = {}
+    got = ptq.read_parquet(path, filter=filt, stats=statsn, threads=threads).read_all()
+    assert got.equals(want)
+    assert statsn == stats1
+    assert stats1["row_groups_skipped"] == 4 and stats1["pages_skipped"] > 0
+
+
+def test_threads_out_of_range(tmp_path: Path) -> None:
+    path = tmp_path / "t.parquet"
+    pq.write_table(pa.table({"a": [1, 2]}), path)
+    for bad in (-1, 17):
+        with pytest.raises(ProtiumError) as e:
+            ptq.read_parquet(path, threads=bad)
+        assert e.value.code == PT_EINVAL
+        assert str(e.value) == f"parquet: {path}: threads must be between 1 and 16 (got {bad})"
