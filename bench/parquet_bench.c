@@ -4,7 +4,8 @@
  * line with the best wall time of a round (and the least CPU time of the
  * process in a round, which other work on a loaded machine moves less).
  *
- *   parquet_bench read FILE N T [COLUMN LO HI]   (with a filter LO <= COLUMN < HI)
+ *   parquet_bench read FILE N T[:D] [COLUMN LO HI]  (with a filter LO <= COLUMN < HI;
+ *                                                 D: threads decoding each stream, default 1)
  *   parquet_bench write IPCFILE N T CODEC [E]    (CODEC: none snappy zstd; E: threads
  *                                                 encoding each file, default 1)
  */
@@ -25,6 +26,7 @@ static double now(void) {
 typedef struct job {
   const char *path;
   const pt_parquet_filter *filter;
+  int decode_threads;    /* read: opts.threads of each stream */
   /* write */
   struct ArrowSchema *schema;
   struct ArrowArray *batches;
@@ -46,6 +48,7 @@ static void *run_read(void *arg) {
   pt_parquet_read_options opts;
   pt_parquet_read_options_init(&opts);
   opts.filter = j->filter;
+  opts.threads = j->decode_threads;
   struct ArrowArrayStream s;
   if (pt_parquet_read_path(j->path, &opts, &s, &err) != PT_OK) {
     j->failed = 1;
@@ -136,12 +139,14 @@ static double rounds(void *(*fn)(void *), job *proto, int n, int t, job *first) 
 
 int main(int argc, char **argv) {
   if (argc < 5) {
-    fprintf(stderr, "usage: parquet_bench read FILE N T [COLUMN LO HI] | write IPCFILE N T CODEC [E]\n");
+    fprintf(stderr, "usage: parquet_bench read FILE N T[:D] [COLUMN LO HI] | write IPCFILE N T CODEC [E]\n");
     return 2;
   }
   int n = atoi(argv[3]), t = atoi(argv[4]);
   if (n < 1 || t < 1 || t > 16) return 2;
   job proto = {.path = argv[2]}, res = {0};
+  const char *colon = strchr(argv[4], ':');
+  proto.decode_threads = colon ? atoi(colon + 1) : 1;
   pt_error err;
   if (strcmp(argv[1], "read") == 0) {
     pt_parquet_filter *f = NULL, *lo = NULL, *hi = NULL;

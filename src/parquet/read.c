@@ -91,7 +91,9 @@ typedef struct colbuf {
                           * group's; nested: the chunk's level entries;
                           * both bounded by the chunk's bytes) */
   /* The dictionary, decoded from its page (physical values). */
-  uint8_t *dict_page;    /* owned decompressed page, or NULL when in the file */
+  uint8_t *dict_page;    /* the decompressed page, in the decoding thread's
+                          * scratch (dict_buf, valid while this chunk is
+                          * decoded), or NULL when in the file */
   const uint8_t **dict_ptr; /* BYTE_ARRAY: value pointers; fixed: NULL */
   int32_t *dict_len;
   const uint8_t *dict_fixed; /* fixed-width physical values */
@@ -126,6 +128,8 @@ typedef struct scratch {
   pt_buf plain;            /* DELTA and BYTE_STREAM_SPLIT values made PLAIN */
   int64_t *deltas, *deltas2;
   int64_t deltas_cap, deltas2_cap;
+  uint8_t *dict_buf;       /* a compressed chunk's dictionary page */
+  int64_t dict_cap;
   pt__pq_dctx dctx;        /* codec state kept between pages */
   int64_t pages_read, pages_skipped; /* data pages of the row groups read */
 } scratch;
@@ -1652,8 +1656,17 @@ static int read_chunk(reader *r, int64_t rg, const leaf *c, colbuf *b, int64_t r
           return pt__errorf(err, PT_EFORMAT, "page claims %lld bytes from %lld compressed",
                             (long long)ulen, (long long)clen);
         /* 32 bytes to spare: short values are copied 32 bytes at a time. */
-        b->dict_page = pt__malloc((size_t)ulen + 32);
-        if (b->dict_page == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
+        /* Into memory kept for the next chunk's dictionary, not a new
+         * allocation (up to 1 MiB of fresh pages) per chunk. */
+        scratch *sc = r->sc;
+        if (ulen + 32 > sc->dict_cap) {
+          pt__free(sc->dict_buf);
+          sc->dict_cap = 0;
+          sc->dict_buf = pt__malloc((size_t)ulen + 32);
+          if (sc->dict_buf == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
+          sc->dict_cap = ulen + 32;
+        }
+        b->dict_page = sc->dict_buf;
         PT_RETURN_NOT_OK(pt__pq_decompress_ctx(&r->sc->dctx, m->codec, body, clen, b->dict_page, ulen, err));
         dbody = b->dict_page;
         b->dict_limit = b->dict_page + ulen + 32;
@@ -1905,7 +1918,6 @@ static void colbuf_free(colbuf *b) {
   pt__free(b->validity);
   pt__free(b->values);
   pt__free(b->data);
-  pt__free(b->dict_page);
   pt__free(b->dict_ptr);
   pt__free(b->dict_len);
   pt__free(b->defs);
@@ -2497,6 +2509,7 @@ static void reader_free(reader *r) {
   for (int t = 0; r->scratch && t < r->n_threads; t++) {
     scratch *sc = &r->scratch[t];
     pt__free(sc->page_buf);
+    pt__free(sc->dict_buf);
     pt__free(sc->levels);
     pt__free(sc->indices);
     pt_buf_free(&sc->plain);
