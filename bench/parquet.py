@@ -7,8 +7,10 @@ Cases: int64, float64, utf8 of low cardinality (1000 words) and high
 PT_BENCH_MIB MiB of Arrow data each (default 32). The files read are
 pyarrow's (default options: dictionary on, 1 Mi-row row groups, v2 pages of
 the format 2.6); every system reads the same file into Arrow, on one thread
-and on two (protium: two streams at once; pyarrow: use_threads; DuckDB:
-threads=2). Writes: the same Arrow table to Parquet in memory (protium from
+and on two (protium: one stream whose `threads` option is 2, column chunks
+or row groups decoded on both cores; pyarrow: use_threads; DuckDB:
+threads=2). Also `_2s`: protium's two streams reading the file at once
+(throughput of both together, as two tasks of a job would read). Writes: the same Arrow table to Parquet in memory (protium from
 the batches of an uncompressed IPC file, by build/bench/parquet_bench;
 pyarrow into a BufferOutputStream; DuckDB COPY of a registered Arrow table
 to a file on tmpfs where there is one), on one thread (DuckDB: threads=1) and
@@ -26,6 +28,9 @@ that 1% of row groups match (protium: a row-group filter; pyarrow: filters=;
 DuckDB: WHERE).
 
 Metrics: <system>.read_gb_per_s.<case>_<T>t and <system>.read_rows_per_s...,
+protium.read_gb_per_s.<case>_2s; <system>.read_cpu_ms.<case>_<T>t (the
+least CPU time of a read: protium's process, pyarrow's) and
+ratio.read_cpu.<case>_<T>t.pyarrow (pyarrow's / protium's);
 <system>.write_gb_per_s.<case> (one thread) and .<case>_2t; for one thread
 also <system>.write_cpu_ms.<case> (the least CPU time of a run: protium's
 process, pyarrow's) and ratio.write_cpu.<case>.pyarrow (pyarrow's / protium's),
@@ -158,25 +163,40 @@ def main() -> None:
             # Reads.
             for threads in ((1, 2) if "read" in OPS else ()):
                 key = f"{case}_{threads}t"
-                r = driver("read", str(path), str(REPEATS), str(threads))
+                # One stream, its column chunks decoded on `threads` threads.
+                r = driver("read", str(path), str(REPEATS), f"1:{threads}")
                 assert r["rows"] == nrows, (r, nrows)
                 t_pt = r["seconds"]
-                if threads == 1:
-                    t_pa = best_of(lambda: pq.read_table(path, use_threads=False))
-                else:
-                    pa.set_cpu_count(2)
-                    t_pa = best_of(lambda: pq.read_table(path, use_threads=True))
+                pa.set_cpu_count(2)
+                cpu_pa = [float("inf")]
+
+                def pa_read() -> None:
+                    c0 = time.process_time()
+                    pq.read_table(path, use_threads=threads > 1)
+                    cpu_pa[0] = min(cpu_pa[0], time.process_time() - c0)
+
+                t_pa = best_of(pa_read)
                 con = duck(threads)
                 t_dd = best_of(lambda: con.sql(f"SELECT * FROM read_parquet('{path}')").to_arrow_table())
-                # protium's threads each read the whole file.
-                gb = {"protium": threads * nbytes / t_pt / 1e9, "pyarrow": nbytes / t_pa / 1e9,
+                gb = {"protium": nbytes / t_pt / 1e9, "pyarrow": nbytes / t_pa / 1e9,
                       "duckdb": nbytes / t_dd / 1e9}
                 for sysname, v in gb.items():
                     metrics[f"{sysname}.read_gb_per_s.{key}"] = round(v, 3)
                     metrics[f"{sysname}.read_rows_per_s.{key}"] = round(v * 1e9 / nbytes * nrows)
                 metrics[f"ratio.read.{key}.pyarrow"] = round(gb["protium"] / gb["pyarrow"], 3)
                 metrics[f"ratio.read.{key}.duckdb"] = round(gb["protium"] / gb["duckdb"], 3)
+                # CPU time: what a loaded machine moves least.
+                metrics[f"protium.read_cpu_ms.{key}"] = round(r["cpu_seconds"] * 1e3, 2)
+                metrics[f"pyarrow.read_cpu_ms.{key}"] = round(cpu_pa[0] * 1e3, 2)
+                metrics[f"ratio.read_cpu.{key}.pyarrow"] = round(cpu_pa[0] / r["cpu_seconds"], 3)
                 rows_out.append(("read", key, gb))
+                if threads == 2:
+                    # Two streams at once, each reading the whole file.
+                    r = driver("read", str(path), str(REPEATS), "2")
+                    assert r["rows"] == nrows, (r, nrows)
+                    v = 2 * nbytes / r["seconds"] / 1e9
+                    metrics[f"protium.read_gb_per_s.{case}_2s"] = round(v, 3)
+                    rows_out.append(("read", f"{case}_2s", {"protium": v}))
             # Writes: one thread, then two (the key gets _2t).
             for threads in ((1, 2) if "write" in OPS else ()):
                 key = case if threads == 1 else f"{case}_2t"

@@ -40,6 +40,11 @@ def test_bench_parquet_reports_every_figure(tmp_path):
             assert m[f"{system}.write_gb_per_s.{case}"] > 0
             assert m[f"{system}.write_gb_per_s.{case}_2t"] > 0
         assert m[f"ratio.read.{case}_1t.pyarrow"] > 0
+        assert m[f"protium.read_gb_per_s.{case}_2s"] > 0
+        for t in ("1t", "2t"):
+            assert m[f"protium.read_cpu_ms.{case}_{t}"] > 0
+            assert m[f"pyarrow.read_cpu_ms.{case}_{t}"] > 0
+            assert m[f"ratio.read_cpu.{case}_{t}.pyarrow"] > 0
         assert m[f"ratio.write.{case}.duckdb"] > 0
         assert m[f"ratio.write.{case}_2t.pyarrow"] > 0
         assert m[f"ratio.write_cpu.{case}.pyarrow"] > 0
