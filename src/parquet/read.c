@@ -1913,9 +1913,9 @@ static int read_chunk(reader *r, int64_t rg, const leaf *c, colbuf *b, int64_t r
                             encoding_name(h.encoding));
         PT_RETURN_NOT_OK(to_plain(r, c, h.encoding, vals, vals_len, present, err));
         s.enc = PT__ENC_PLAIN;
-        s.p = (const uint8_t *)r->sc->plain.data;
+        /* A thread's scratch has no buffer until a page needs one. */
+        s.p = r->sc->plain.data ? (const uint8_t *)r->sc->plain.data : (const uint8_t *)"";
         s.end = s.p + r->sc->plain.len;
-        if (s.p == NULL) s.p = s.end = (const uint8_t *)"";
         break;
       default:
         return pt__errorf(err, PT_ENOTSUP, "encoding %s (%d) is not supported",

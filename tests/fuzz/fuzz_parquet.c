@@ -1,6 +1,7 @@
 /* fuzz_parquet.c — libFuzzer target for the whole Parquet reader: the input
  * is opened with pt_parquet_read_buffer, every batch is pulled, validated and
- * (when small) rendered as JSON to touch every value, then released. Seeds:
+ * (when small) rendered as JSON to touch every value, then released, on
+ * one thread or three. Seeds:
  * tests/data/parquet (tests/fuzz/corpus/parquet).
  * A batch the reader returns that does not validate is a bug: abort.
  */
@@ -21,6 +22,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   pt_parquet_read_options opts;
   pt_parquet_read_options_init(&opts);
   opts.batch_size = 1000;
+  /* Half the inputs decoded on several threads (by the last byte, so that
+   * a crash reproduces from its input alone). */
+  opts.threads = size > 0 && (data[size - 1] & 1) ? 3 : 1;
   if (pt_parquet_read_buffer(copy, (int64_t)size, NULL, NULL, &opts, &s, &err) != PT_OK) {
     free(copy);
     return 0;
