@@ -10,7 +10,8 @@ the format 2.6); every system reads the same file into Arrow, on one thread
 and on two (protium: one stream whose `threads` option is 2, column chunks
 or row groups decoded on both cores; pyarrow: use_threads; DuckDB:
 threads=2). Also `_2s`: protium's two streams reading the file at once
-(throughput of both together, as two tasks of a job would read). Writes: the same Arrow table to Parquet in memory (protium from
+(throughput of both together, as two tasks of a job would read).
+Writes: the same Arrow table to Parquet in memory (protium from
 the batches of an uncompressed IPC file, by build/bench/parquet_bench;
 pyarrow into a BufferOutputStream; DuckDB COPY of a registered Arrow table
 to a file on tmpfs where there is one), on one thread (DuckDB: threads=1) and
