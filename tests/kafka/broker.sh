@@ -59,7 +59,14 @@ group.initial.rebalance.delay.ms=0
 auto.create.topics.enable=false
 PROPS
     echo "127.0.0.1:$port" > "$dir/bootstrap"
-    java -cp "$libs/*" kafka.tools.StorageTool format -t "$(python3 -c 'import base64,os; print(base64.urlsafe_b64encode(os.urandom(16)).decode()[:22])')" \
+    # A cluster id is 16 random bytes in URL-safe base64; one that starts
+    # with '-' would be taken for an option (1 in 64), so draw again.
+    local cid
+    cid=$(python3 -c 'import base64,os
+while True:
+    c = base64.urlsafe_b64encode(os.urandom(16)).decode()[:22]
+    if not c.startswith("-"): print(c); break')
+    java -cp "$libs/*" kafka.tools.StorageTool format -t "$cid" \
       -c "$dir/server.properties" > "$dir/format.log" 2>&1 ||
       { tail -n 5 "$dir/format.log" >&2; rm -f "$dir/server.properties"; exit 1; }
   fi
