@@ -267,6 +267,54 @@ int64_t pt_csv_record_start(const char *d, int64_t len, int64_t offset,
   return pt__csv_record_start_lines(d, len, offset, opts, &newlines);
 }
 
+/* The bytes of d[i, len) a byte at a time from quote state *inq: the
+ * tail of the scan below, and all of it without SSE2. */
+static int64_t starts_bytes(const char *d, int64_t len, int64_t i, int inq, int64_t offset,
+                            char q, char esc, char delim, int64_t *newlines) {
+  while (i < len) {
+    char c = d[i];
+    if (!inq) {
+      if (c == '\n') {
+        (*newlines)++;
+        if (i + 1 >= offset) return i + 1;
+      } else if (q && c == q && (i == 0 || d[i - 1] == delim || d[i - 1] == '\n')) {
+        inq = 1;
+      }
+      i++;
+    } else if (c == q) {
+      if (esc == q && i + 1 < len && d[i + 1] == q) {
+        i += 2;
+        continue;
+      }
+      inq = 0;
+      i++;
+    } else if (esc && esc != q && c == esc) { /* the next byte is literal */
+      *newlines += i + 1 < len && d[i + 1] == '\n';
+      i += 2;
+    } else {
+      *newlines += c == '\n';
+      i++;
+    }
+  }
+  return len;
+}
+
+#if defined(__SSE2__)
+/* Bit k set where d[k] == c, for the 64 bytes at d. */
+static uint64_t mask64(const char *d, __m128i c) {
+  uint64_t m = 0;
+  for (int k = 0; k < 4; k++) {
+    __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(d + 16 * k));
+    m |= (uint64_t)(uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(x, c)) << (16 * k);
+  }
+  return m;
+}
+
+/* Bits [a, b) of a word (0 <= a <= b <= 64). */
+static uint64_t bits_from(int a) { return a >= 64 ? 0 : ~0ull << a; }
+static uint64_t bits_below(int b) { return b >= 64 ? ~0ull : (1ull << b) - 1; }
+#endif
+
 int64_t pt__csv_record_start_lines(const char *d, int64_t len, int64_t offset,
                                    const pt_csv_options *opts, int64_t *newlines) {
   pt_csv_options defaults;
@@ -280,42 +328,101 @@ int64_t pt__csv_record_start_lines(const char *d, int64_t len, int64_t offset,
     return len;
   }
   /* A record starts at 0 and after every newline outside quotes. The quote
-   * state at a byte depends on everything before it, so the scan starts at 0:
-   * it jumps from quote to newline to quote (find2), far cheaper than the
-   * parse itself. A quote opens a quoted field only where a field starts:
-   * at 0, after the delimiter or after a newline. */
+   * state at a byte depends on everything before it, so the scan starts at 0
+   * (the driver runs it over every file up to its last cut, before any task
+   * starts). A quote opens a quoted field only where a field starts: at 0,
+   * after the delimiter or after a newline. It takes 64 bytes at a time as
+   * bit masks of their quotes, escapes and newlines, and stops only at
+   * quotes and escapes: the newlines between are counted by popcount, so a
+   * line costs a few instructions instead of a call per newline and quote. */
   char q = opts->quote, esc = opts->escape, delim = opts->delimiter;
-  char other = esc && esc != q ? esc : q;
   int64_t i = 0;
-  while (i < len) {
-    int64_t j = q ? find2(d, i, len, '\n', q) : find2(d, i, len, '\n', '\n');
-    if (j >= len) return len;
-    if (d[j] == '\n') {
-      (*newlines)++;
-      if (j + 1 >= offset) return j + 1;
-      i = j + 1;
-      continue;
-    }
-    i = j + 1;
-    if (j > 0 && d[j - 1] != delim && d[j - 1] != '\n') continue; /* a literal quote */
-    for (;;) { /* inside quotes: to the closing one */
-      int64_t k = find2(d, i, len, q, other);
-      *newlines += pt__csv_count_newlines(d + i, (k < len ? k : len) - i);
-      if (k >= len) return len;
-      if (d[k] != q) { /* the escape: the next byte is literal */
-        *newlines += k + 1 < len && d[k + 1] == '\n';
-        i = k + 2;
+  int inq = 0;
+#if defined(__SSE2__)
+  __m128i vn = _mm_set1_epi8('\n'), vq = _mm_set1_epi8(q), ve = _mm_set1_epi8(esc);
+  __m128i vd = _mm_set1_epi8(delim);
+  int has_esc = esc && esc != q, whole = q && !has_esc;
+  while (q != '\n' && esc != '\n' && i + 64 <= len) {
+    const char *b = d + i;
+    uint64_t nm = mask64(b, vn), qm = q ? mask64(b, vq) : 0, em = has_esc ? mask64(b, ve) : 0;
+    /* The first newline that ends before offset's record start is the one
+     * at offset - 1 or later. */
+    int64_t t = offset - 1 - i;
+    uint64_t late = t <= 0 ? ~0ull : t >= 64 ? 0 : ~0ull << t;
+    if (whole) {
+      /* Every quote toggles the state (a doubled one twice), so the prefix
+       * XOR of the quote bits says which bytes are inside quotes, unless a
+       * quote it takes as opening does not start a field (a literal quote
+       * outside quotes), or the block ends on a closing quote whose double
+       * may come next: then the block is taken quote by quote below. */
+      uint64_t x = qm;
+      x ^= x << 1;
+      x ^= x << 2;
+      x ^= x << 4;
+      x ^= x << 8;
+      x ^= x << 16;
+      x ^= x << 32;
+      uint64_t inside = inq ? ~x : x, dm = mask64(b, vd);
+      uint64_t start = (dm | nm) << 1 | (uint64_t)(i == 0 || d[i - 1] == delim || d[i - 1] == '\n');
+      if (esc == q) start |= qm << 1;
+      int open_end = esc == q && (qm >> 63) && !(inside >> 63);
+      if ((qm & inside & ~start) == 0 && !open_end) {
+        uint64_t out = nm & ~inside & late;
+        if (out) {
+          int j = __builtin_ctzll(out);
+          *newlines += __builtin_popcountll(nm & bits_below(j)) + 1;
+          return i + j + 1;
+        }
+        *newlines += __builtin_popcountll(nm);
+        inq = (int)(inside >> 63);
+        i += 64;
         continue;
       }
-      if (esc == q && k + 1 < len && d[k + 1] == q) {
-        i = k + 2;
-        continue;
-      }
-      i = k + 1;
-      break;
     }
+    int k = 0;
+    while (k < 64) {
+      if (!inq) {
+        uint64_t ev = qm & bits_from(k);
+        int p = ev ? __builtin_ctzll(ev) : 64;
+        uint64_t ns = nm & bits_from(k) & bits_below(p);
+        if (ns & late) {
+          int j = __builtin_ctzll(ns & late);
+          *newlines += __builtin_popcountll(ns & bits_below(j)) + 1;
+          return i + j + 1;
+        }
+        *newlines += __builtin_popcountll(ns);
+        if (p == 64) {
+          k = 64;
+          break;
+        }
+        int64_t j = i + p;
+        inq = j == 0 || d[j - 1] == delim || d[j - 1] == '\n'; /* else a literal quote */
+        k = p + 1;
+      } else {
+        uint64_t ev = (qm | em) & bits_from(k);
+        int p = ev ? __builtin_ctzll(ev) : 64;
+        *newlines += __builtin_popcountll(nm & bits_from(k) & bits_below(p));
+        if (p == 64) {
+          k = 64;
+          break;
+        }
+        int64_t j = i + p;
+        if (d[j] != q) { /* the escape: the next byte is literal */
+          if (j + 1 >= len) return len;
+          *newlines += d[j + 1] == '\n';
+          k = p + 2;
+        } else if (esc == q && j + 1 < len && d[j + 1] == q) {
+          k = p + 2;
+        } else {
+          inq = 0;
+          k = p + 1;
+        }
+      }
+    }
+    i += k;
   }
-  return len;
+#endif
+  return starts_bytes(d, len, i, inq, offset, q, esc, delim, newlines);
 }
 
 int64_t pt__csv_count_newlines(const char *d, int64_t n) {
