@@ -476,10 +476,73 @@ static int make_dir(writing *w, const char *dir, pt_error *err) {
   return PT_OK;
 }
 
+static bool is_binary_format(const char *f) {
+  return strcmp(f, "z") == 0 || strcmp(f, "Z") == 0 || strcmp(f, "vz") == 0;
+}
+
+/* rel_dir with each binary key's value spelled as delta-rs spells it: every
+ * byte as the text \u00XX (a JSON string holds no bytes >= 0x80 that are
+ * not UTF-8, and a Delta log must be UTF-8), the backslashes Hive-escaped in
+ * the directory name (%5C). A zero byte is refused: partition values are
+ * C strings from here on. On PT_OK out holds the path. */
+static int spell_binary_dirs(const writing *w, const char *rel_dir, char *out, size_t cap,
+                             pt_error *err) {
+  pt_buf b = {0};
+  const char *p = rel_dir;
+  int rc = PT_OK;
+  for (int64_t k = 0; k < w->nk && rc == PT_OK && *p; k++) {
+    const char *slash = strchr(p, '/');
+    size_t n = slash ? (size_t)(slash - p) : strlen(p);
+    const char *eq = memchr(p, '=', n);
+    size_t vn = eq ? n - (size_t)(eq + 1 - p) : 0;
+    bool spell = eq && w->formats && is_binary_format(w->formats[k]) &&
+                 !(vn == strlen(HIVE_NULL) && memcmp(eq + 1, HIVE_NULL, vn) == 0);
+    if (k > 0) rc = pt__buf_append(&b, "/", 1);
+    if (rc == PT_OK && !spell) rc = pt__buf_append(&b, p, n);
+    if (rc == PT_OK && spell) {
+      rc = pt__buf_append(&b, p, (size_t)(eq + 1 - p));
+      const char *v = eq + 1;
+      for (size_t i = 0; i < vn && rc == PT_OK; i++) {
+        int byte = (unsigned char)v[i];
+        if (v[i] == '%' && i + 2 < vn && hexv(v[i + 1]) >= 0 && hexv(v[i + 2]) >= 0) {
+          byte = hexv(v[i + 1]) * 16 + hexv(v[i + 2]);
+          i += 2;
+        }
+        if (byte == 0) {
+          rc = pt__errorf(err, PT_ENOTSUP,
+                          "partition column '%s': a binary value with a zero byte cannot be "
+                          "a partition value; partition by another column",
+                          w->keys[k]);
+          break;
+        }
+        char t[16];
+        snprintf(t, sizeof t, "%%5Cu%04X", byte);
+        rc = pt__buf_append(&b, t, strlen(t));
+      }
+    }
+    p = slash ? slash + 1 : p + n;
+  }
+  if (rc == PT_OK && *p && (pt__buf_append(&b, "/", 1) || pt__buf_append(&b, p, strlen(p))))
+    rc = PT_ENOMEM;
+  if (rc == PT_ENOMEM) rc = pt__errorf(err, PT_ENOMEM, "out of memory");
+  if (rc == PT_OK && b.len + 1 > cap)
+    rc = pt__errorf(err, PT_EINVAL, "path too long under '%s'", w->root);
+  if (rc == PT_OK) {
+    if (b.len) memcpy(out, b.data, b.len);
+    out[b.len] = '\0';
+  }
+  pt_buf_free(&b);
+  return rc;
+}
+
 /* Moves the data file at src to rel_dir/<stem>-<suffix> in the table. */
 static int move_in(writing *w, const char *src, const char *rel_dir, const char *stem,
                    pt_error *err) {
-  char rel[PATH_MAX], abs[2 * PATH_MAX + 2];
+  char rel[PATH_MAX], abs[2 * PATH_MAX + 2], spelled[PATH_MAX];
+  if (*rel_dir) {
+    PT_RETURN_NOT_OK(spell_binary_dirs(w, rel_dir, spelled, sizeof spelled, err));
+    rel_dir = spelled;
+  }
   if (snprintf(rel, sizeof rel, "%s%s%s-%s", rel_dir, *rel_dir ? "/" : "", stem, w->suffix) >=
       (int)sizeof rel)
     return pt__errorf(err, PT_EINVAL, "path too long under '%s'", w->root);

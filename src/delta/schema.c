@@ -3,6 +3,7 @@
  * schema as a schemaString (what pt_write_delta records); partition values
  * and dates/timestamps as the log spells them.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -309,6 +310,38 @@ bool pt__delta_parse_timestamp(const char *s, int64_t *us) {
   return true;
 }
 
+/* A binary partition value: delta-rs (and protium) spell each byte as the
+ * text \u00XX, so that the log stays UTF-8 whatever the bytes; a value made
+ * only of such escapes is those bytes, any other text is its own bytes. A
+ * zero byte cannot pass on as a C string and is refused. */
+static int binary_value(const char *text, char **out, pt_error *err) {
+  size_t n = strlen(text);
+  bool spelled = n > 0 && n % 6 == 0;
+  for (size_t i = 0; spelled && i < n; i += 6)
+    spelled = text[i] == '\\' && text[i + 1] == 'u' && text[i + 2] == '0' && text[i + 3] == '0' &&
+              isxdigit((unsigned char)text[i + 4]) && isxdigit((unsigned char)text[i + 5]);
+  if (!spelled) {
+    *out = pt__strdup(text);
+    return *out ? PT_OK : pt__errorf(err, PT_ENOMEM, "out of memory");
+  }
+  char *o = pt__malloc(n / 6 + 1);
+  if (!o) return pt__errorf(err, PT_ENOMEM, "out of memory");
+  for (size_t i = 0; i < n; i += 6) {
+    char hex[3] = {text[i + 4], text[i + 5], 0};
+    o[i / 6] = (char)strtol(hex, NULL, 16);
+    if (o[i / 6] == 0) {
+      pt__free(o);
+      return pt__errorf(err, PT_ENOTSUP,
+                        "binary partition value '%s' holds a zero byte, which protium cannot "
+                        "read as a partition value",
+                        text);
+    }
+  }
+  o[n / 6] = '\0';
+  *out = o;
+  return PT_OK;
+}
+
 int pt__delta_partition_value(const char *format, const char *text, char **out, pt_error *err) {
   char buf[64];
   const char *v = text;
@@ -353,7 +386,9 @@ int pt__delta_partition_value(const char *format, const char *text, char **out, 
                  (int)(rest / 3600000000LL), (int)(rest / 60000000 % 60),
                  (int)(rest / 1000000 % 60), (int)(rest % 1000000)), v = buf;
     }
-  } else if (format[0] == 'd' || strcmp(format, "u") == 0 || strcmp(format, "z") == 0) {
+  } else if (strcmp(format, "z") == 0) {
+    return binary_value(text, out, err);
+  } else if (format[0] == 'd' || strcmp(format, "u") == 0) {
     v = text;
   } else {
     return pt__errorf(err, PT_ENOTSUP, "partition values of format '%s' are not supported", format);
