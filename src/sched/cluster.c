@@ -976,7 +976,9 @@ static void kill_timer_cb(uv_timer_t *t) {
   pthread_mutex_unlock(&d_->loop_mu);
 }
 
-/* Shutdown: ask executors to exit, SIGKILL those still there after 2 s; the
+/* Shutdown: ask executors to exit, SIGKILL those still there after 2 s (30 s
+ * in a sanitizer build, where an executor's exit runs a leak check that takes
+ * seconds on a loaded machine, and a killed one would lose its report); the
  * loop stops once every process has exited (exit_cb). */
 static void begin_stop(pt__driver *d) {
   d->stopping = 1;
@@ -998,7 +1000,7 @@ static void begin_stop(pt__driver *d) {
   if (all) {
     uv_stop(&d->loop);
   } else {
-    uv_timer_start(&d->kill_timer, kill_timer_cb, 2000, 0);
+    uv_timer_start(&d->kill_timer, kill_timer_cb, pt__sanitized() ? 30000 : 2000, 0);
   }
 }
 
