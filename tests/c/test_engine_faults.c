@@ -540,13 +540,22 @@ static void test_map_output_lost(void **state) {
   /* Over TCP a reducer's failed fetch from the dead executor's block server
    * may reach the driver before the loss does: an output then counts as lost
    * under the attempt that fetch failure started. */
-  assert_int_equal(map0->outputs_lost + map1->outputs_lost, reruns);
-  for (int64_t i = 0; i < map0->outputs_lost; i++)
-    assert_true(on_killed[map0->lost_partitions[i]]);
-  for (int64_t i = 0; i < map1->outputs_lost; i++)
-    assert_true(on_killed[map1->lost_partitions[i]]);
-  assert_int_equal(map1->tasks_launched, reruns);
-  assert_int_equal(map1->tasks_succeeded, reruns);
+  /* Summed over the map stage's attempts: a second reducer's fetch failure
+   * may reach the driver after the first rerun attempt began, and the lost
+   * outputs are then rerun under two attempts. */
+  int64_t lost = 0, launched = 0, succeeded = 0;
+  for (int64_t a = 0; a < 4; a++) {
+    const pt_stage_stats *st = stage_attempt(js, 1, a);
+    if (!st) continue;
+    lost += st->outputs_lost;
+    for (int64_t i = 0; i < st->outputs_lost; i++) assert_true(on_killed[st->lost_partitions[i]]);
+    launched += st->tasks_launched;
+    succeeded += st->tasks_succeeded;
+  }
+  assert_int_equal(lost, reruns);
+  assert_int_equal(launched, 4 + reruns);
+  assert_int_equal(succeeded, 4 + reruns);
+  assert_true(map1->tasks_launched >= 1);
   assert_int_equal(js->executors_lost, 1);
   assert_true(js->executors_started >= 1);
   assert_non_null(stage_attempt(js, 0, 1)); /* the reducers under a new attempt */
