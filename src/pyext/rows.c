@@ -35,6 +35,85 @@ typedef struct {
 
 static int bit(const uint8_t *bits, int64_t i) { return (bits[i >> 3] >> (i & 7)) & 1; }
 
+/* Rows reuse their dict and, where nothing else holds them, the int and
+ * float objects in it: a value object that only the row dict references
+ * gets the next row's value written into it, which no Python code can
+ * tell from a new object (nothing else can see it), and saves a dict
+ * store, an allocation and a free per value. That needs the layout of
+ * ints and floats and a dict version that any change to the dict bumps:
+ * CPython 3.11 to 3.13 with the GIL. Elsewhere every value is stored
+ * anew, as before. */
+#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030E0000 && !defined(Py_GIL_DISABLED)
+#define ROWS_IN_PLACE 1
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+/* ma_version_tag: deprecated from 3.12 for dict watchers, still bumped on
+ * every change to the dict up to 3.13 */
+static uint64_t dict_version(PyObject *d) { return ((PyDictObject *)d)->ma_version_tag; }
+#pragma GCC diagnostic pop
+
+/* Writes magnitude u with sign neg into int o, which has room for any
+ * 64-bit magnitude (made by wide_int). */
+static void long_set(PyObject *o, unsigned long long u, int neg) {
+  PyLongObject *l = (PyLongObject *)o;
+#if PY_VERSION_HEX >= 0x030C0000
+  digit *d = l->long_value.ob_digit;
+#else
+  digit *d = l->ob_digit;
+#endif
+  Py_ssize_t nd = 0;
+  while (u) {
+    d[nd++] = (digit)(u & PyLong_MASK);
+    u >>= PyLong_SHIFT;
+  }
+#if PY_VERSION_HEX >= 0x030C0000
+  /* number of digits above the sign bits: 0 positive, 1 zero, 2 negative */
+  l->long_value.lv_tag = ((uintptr_t)nd << _PyLong_NON_SIZE_BITS) | (neg ? 2u : nd ? 0u : 1u);
+#else
+  Py_SET_SIZE(l, neg ? -nd : nd);
+#endif
+}
+#else
+#define ROWS_IN_PLACE 0
+#endif
+
+/* The integers CPython keeps one object of ([-5, 256]): those stay the
+ * shared objects, never a row's own. */
+static int small_int(unsigned long long u, int neg) { return neg ? u <= 5 : u <= 256; }
+
+/* A new int of value (u, neg) that long_set may later rewrite with any
+ * 64-bit value (new reference). */
+static PyObject *wide_int(unsigned long long u, int neg) {
+#if ROWS_IN_PLACE
+  if (!small_int(u, neg)) {
+    PyObject *o = PyLong_FromUnsignedLongLong(ULLONG_MAX); /* the most digits */
+    if (o) long_set(o, u, neg);
+    return o;
+  }
+#endif
+  return neg ? PyLong_FromLongLong((long long)(0 - u)) : PyLong_FromUnsignedLongLong(u);
+}
+
+/* Row j (offset included) of an integer column as magnitude and sign. */
+static void in_int(const in_col *c, int64_t j, unsigned long long *u, int *neg) {
+  long long x = 0;
+  switch (c->kind) {
+  case IN_I8: x = ((const int8_t *)c->data)[j]; break;
+  case IN_I16: x = ((const int16_t *)c->data)[j]; break;
+  case IN_I32: x = ((const int32_t *)c->data)[j]; break;
+  case IN_I64: x = ((const int64_t *)c->data)[j]; break;
+  case IN_U8: x = ((const uint8_t *)c->data)[j]; break;
+  case IN_U16: x = ((const uint16_t *)c->data)[j]; break;
+  case IN_U32: x = ((const uint32_t *)c->data)[j]; break;
+  case IN_U64:
+    *u = ((const uint64_t *)c->data)[j];
+    *neg = 0;
+    return;
+  }
+  *neg = x < 0;
+  *u = x < 0 ? 0 - (unsigned long long)x : (unsigned long long)x;
+}
+
 /* The Python value of row i of column c (a new reference), as pyarrow's
  * to_pylist gives it. */
 static PyObject *in_value(const in_col *c, int64_t i) {
@@ -46,20 +125,48 @@ static PyObject *in_value(const in_col *c, int64_t i) {
   int64_t j = c->offset + i;
   if (c->validity && !bit(c->validity, j)) Py_RETURN_NONE;
   switch (c->kind) {
-  case IN_I8: return PyLong_FromLong(((const int8_t *)c->data)[j]);
-  case IN_I16: return PyLong_FromLong(((const int16_t *)c->data)[j]);
-  case IN_I32: return PyLong_FromLong(((const int32_t *)c->data)[j]);
-  case IN_I64: return PyLong_FromLongLong(((const int64_t *)c->data)[j]);
-  case IN_U8: return PyLong_FromUnsignedLong(((const uint8_t *)c->data)[j]);
-  case IN_U16: return PyLong_FromUnsignedLong(((const uint16_t *)c->data)[j]);
-  case IN_U32: return PyLong_FromUnsignedLong(((const uint32_t *)c->data)[j]);
-  case IN_U64: return PyLong_FromUnsignedLongLong(((const uint64_t *)c->data)[j]);
   case IN_F32: return PyFloat_FromDouble(((const float *)c->data)[j]);
   case IN_F64: return PyFloat_FromDouble(((const double *)c->data)[j]);
   case IN_BOOL: return PyBool_FromLong(bit(c->data, j));
   }
-  PyErr_SetString(PyExc_SystemError, "protium rows: unknown input kind");
-  return NULL;
+  if (c->kind < IN_I8 || c->kind > IN_U64) {
+    PyErr_SetString(PyExc_SystemError, "protium rows: unknown input kind");
+    return NULL;
+  }
+  unsigned long long u;
+  int neg;
+  in_int(c, j, &u, &neg);
+  return wide_int(u, neg);
+}
+
+/* Writes row i of column c into old, the value the row dict holds for it,
+ * where only the dict holds old and it is an object of this loop's that
+ * can take the value (see ROWS_IN_PLACE): 1 when done, 0 when the value
+ * must be stored anew. */
+static int in_refresh(const in_col *c, int64_t i, PyObject *old) {
+#if ROWS_IN_PLACE
+  if (c->kind == 0 || c->kind == IN_BOOL || Py_REFCNT(old) != 1) return 0;
+  int64_t j = c->offset + i;
+  if (c->validity && !bit(c->validity, j)) return 0;
+  if (c->kind == IN_F32 || c->kind == IN_F64) {
+    if (!PyFloat_CheckExact(old)) return 0;
+    ((PyFloatObject *)old)->ob_fval =
+        c->kind == IN_F32 ? ((const float *)c->data)[j] : ((const double *)c->data)[j];
+    return 1;
+  }
+  if (!PyLong_CheckExact(old)) return 0;
+  unsigned long long u;
+  int neg;
+  in_int(c, j, &u, &neg);
+  if (small_int(u, neg)) return 0;
+  long_set(old, u, neg);
+  return 1;
+#else
+  (void)c;
+  (void)i;
+  (void)old;
+  return 0;
+#endif
 }
 
 static Py_ssize_t out_width(int kind) {
@@ -285,6 +392,44 @@ static int same_keys(PyObject *d, PyObject *names) {
   return 1;
 }
 
+/* The values of a dict result whose keys are the output names, in order
+ * (the very objects: the literals of the function's code and the loop's
+ * names are interned), read in one walk over the dict instead of a lookup
+ * per name; into got[0..nout), borrowed. 0 when r is not such a dict. */
+static int out_walk(PyObject *r, PyObject *names, PyObject **got) {
+  Py_ssize_t nout = PyTuple_GET_SIZE(names);
+  if (!PyDict_CheckExact(r) || PyDict_GET_SIZE(r) != nout) return 0;
+  Py_ssize_t pos = 0;
+  PyObject *key;
+  for (Py_ssize_t j = 0; j < nout; j++)
+    if (!PyDict_Next(r, &pos, &key, &got[j]) || key != PyTuple_GET_ITEM(names, j)) return 0;
+  return 1;
+}
+
+/* Fills the row dict with row i: a new dict (fresh) gets every value;
+ * the dict of the row before, unchanged since (vals[k] the values it
+ * holds, own[k] whether this loop made that object and nothing else took
+ * it), gets each value written into the object it holds where in_refresh
+ * can, else stored anew. */
+static int fill_row(PyObject *row, int fresh, const in_col *ins, PyObject *names,
+                    PyObject **vals, char *own, int64_t i) {
+  for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(names); k++) {
+    if (!fresh && own[k] && in_refresh(&ins[k], i, vals[k])) continue;
+    PyObject *v = in_value(&ins[k], i);
+    if (!v) return -1;
+    if (!fresh && v == vals[k]) { /* None, True, False, a small int, as before */
+      Py_DECREF(v);
+      continue;
+    }
+    own[k] = Py_REFCNT(v) == 1; /* made here, not a shared object or a list's */
+    int rc = PyDict_SetItem(row, PyTuple_GET_ITEM(names, k), v);
+    Py_DECREF(v);
+    if (rc < 0) return -1;
+    vals[k] = v; /* the dict's reference */
+  }
+  return 0;
+}
+
 /* Runs fn over rows [0, n) of the chunk. names: tuple of the input column
  * names; inputs: tuple of one spec per input column (see in_col); outs:
  * tuple of the output column names; outputs: tuple of one spec per output
@@ -296,9 +441,10 @@ static int same_keys(PyObject *d, PyObject *names) {
  * with the exception set on failure (what fn raised passes through).
  *
  * Each row's dict is the one of the row before, its values replaced,
- * when nothing but this loop holds it after the call (the function kept
- * no reference and left its keys as they were); else a new one. The function
- * cannot tell the difference, and a dict per row was a third of the loop. */
+ * when nothing but this loop holds it after the call and the function
+ * left it as it was (its version unchanged; where there is no version, its
+ * keys as the loop left them), else a new one. The function cannot tell
+ * the difference, and a dict per row was a third of the loop. */
 PyObject *pt_rows_run(PyObject *fn, PyObject *names, PyObject *inputs, PyObject *outs,
                       PyObject *outputs, PyObject *not_a_row, Py_ssize_t n) {
   if (!PyTuple_Check(names) || !PyTuple_Check(inputs) || !PyTuple_Check(outs) ||
@@ -310,26 +456,42 @@ PyObject *pt_rows_run(PyObject *fn, PyObject *names, PyObject *inputs, PyObject 
   Py_ssize_t nin = PyTuple_GET_SIZE(names), nout = PyTuple_GET_SIZE(outs);
   in_col *ins = PyMem_Calloc((size_t)nin + 1, sizeof *ins);
   out_col *ocs = PyMem_Calloc((size_t)nout + 1, sizeof *ocs);
+  PyObject **vals = PyMem_Calloc((size_t)nin + 1, sizeof *vals); /* borrowed from row */
+  char *own = PyMem_Calloc((size_t)nin + 1, 1);
+  PyObject **got = PyMem_Calloc((size_t)nout + 1, sizeof *got); /* borrowed from r */
   PyObject *row = NULL, *result = NULL;
-  if (!ins || !ocs) {
+  int fresh = 1; /* row is new: vals and own say nothing */
+  if (!ins || !ocs || !vals || !own || !got) {
     PyErr_NoMemory();
     goto free_cols;
   }
   if (parse_inputs(inputs, n, ins) < 0 || parse_outputs(outputs, n, ocs) < 0) goto free_lists;
+  vectorcallfunc call = PyVectorcall_Function(fn);
   for (Py_ssize_t i = 0; i < n; i++) {
-    if (!row && !(row = PyDict_New())) goto free_lists;
-    for (Py_ssize_t k = 0; k < nin; k++) {
-      PyObject *v = in_value(&ins[k], i);
-      if (!v) goto free_lists;
-      int rc = PyDict_SetItem(row, PyTuple_GET_ITEM(names, k), v);
-      Py_DECREF(v);
-      if (rc < 0) goto free_lists;
+    if (!row) {
+      if (!(row = PyDict_New())) goto free_lists;
+      fresh = 1;
     }
-    PyObject *r = PyObject_CallOneArg(fn, row);
-    if (!r) goto free_lists;
+    if (fill_row(row, fresh, ins, names, vals, own, i) < 0) goto free_lists;
+#if ROWS_IN_PLACE
+    uint64_t version = dict_version(row);
+#endif
+    /* args[-1] is ours to use (PY_VECTORCALL_ARGUMENTS_OFFSET) */
+    PyObject *args[2] = {NULL, row};
+    PyObject *r = call ? call(fn, args + 1, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL)
+                       : PyObject_CallOneArg(fn, row);
+    if (!r) {
+      if (!PyErr_Occurred())
+        PyErr_SetString(PyExc_SystemError, "protium rows: the function returned NULL");
+      goto free_lists;
+    }
+    int walked = out_walk(r, outs, got);
     for (Py_ssize_t j = 0; j < nout; j++) {
-      PyObject *v = out_value(r, outs, j);
-      if (!v) {
+      PyObject *v;
+      if (walked) {
+        v = got[j];
+        Py_INCREF(v);
+      } else if (!(v = out_value(r, outs, j))) {
         raise_not_a_row(not_a_row, r);
         Py_DECREF(r);
         goto free_lists;
@@ -346,7 +508,19 @@ PyObject *pt_rows_run(PyObject *fn, PyObject *names, PyObject *inputs, PyObject 
         Py_DECREF(v);
     }
     Py_DECREF(r);
-    if (Py_REFCNT(row) != 1 || !same_keys(row, names)) Py_CLEAR(row);
+    fresh = 0;
+    if (Py_REFCNT(row) != 1) {
+      Py_CLEAR(row);
+      continue;
+    }
+#if ROWS_IN_PLACE
+    if (dict_version(row) == version) continue;
+#endif
+    if (!same_keys(row, names)) {
+      Py_CLEAR(row);
+      continue;
+    }
+    fresh = 1; /* same keys, values the function may have changed: all stored anew */
   }
   result = PyTuple_New(nout);
   if (!result) goto free_lists;
@@ -362,6 +536,9 @@ free_lists:
 free_cols:
   PyMem_Free(ins);
   PyMem_Free(ocs);
+  PyMem_Free(vals);
+  PyMem_Free(own);
+  PyMem_Free(got);
   return result;
 }
 

@@ -2,8 +2,8 @@
 the Python API) and the package's Python one (PT_PY_ROWS=python), against
 real executors: the same results for every type they take, nulls, results
 as dicts, tuples and lists, values that leave the typed fast path half-way
-through a batch, the same errors; and a reused row dict the function can
-never tell from a new one.
+through a batch, the same errors; and a reused row dict, and value objects
+rewritten in place, that the function can never tell from new ones.
 """
 
 from __future__ import annotations
@@ -185,3 +185,129 @@ def test_every_type_map_rows_took_before_still_round_trips(sessions):
     got = both(sessions, lambda s: s.from_arrow(table).map_rows(lambda r: r, table.schema))
     assert got[0].equals(table)
     assert got[1].equals(table)
+
+
+# Values around what the C loop does in place: CPython's shared small ints
+# ([-5, 256]) on both sides, digit-count changes, the int64 and uint64
+# ends, nulls, float32 and float64.
+_EDGES = [-2**63, 2**63 - 1, -6, -5, -1, 0, 1, 256, 257, -2**30, 2**30, 2**30 - 1,
+          -2**60, 2**60, 12345678901, None]
+
+
+def _edge_table(n: int) -> pa.Table:
+    def i64(i: int):
+        return _EDGES[i % len(_EDGES)] if i % 3 else (i * 7919) ** 2 % 2**62 - 2**61
+
+    return pa.table({
+        "id": pa.array(range(n), pa.int64()),
+        "i": pa.array([i64(i) for i in range(n)], pa.int64()),
+        "u": pa.array([None if i % 13 == 6 else 2**64 - 1 - i * 3 if i % 2 else i
+                       for i in range(n)], pa.uint64()),
+        "f": pa.array([None if i % 10 == 9 else i * 0.25 - 7 for i in range(n)], pa.float64()),
+        "g": pa.array([None if i % 8 == 1 else i / 8 for i in range(n)], pa.float32()),
+        "s": pa.array([i % 300 - 150 for i in range(n)], pa.int16()),
+    })
+
+
+def test_values_the_function_keeps_are_never_rewritten(sessions):
+    # The C loop writes a row's values into the objects of the row before
+    # when nothing but the row holds them: objects the function kept (here
+    # every 97th row's, and the first row's for the whole partition) must
+    # keep their values, and every row must still read as the batch has it.
+    table = _edge_table(40_000)
+    cols = ["i", "u", "f", "g", "s"]
+
+    def keeper(_):
+        kept = []
+
+        def fn(r):
+            if r["id"] % 97 == 0:
+                kept.append(tuple(r[c] for c in cols))
+            first, last = kept[0], kept[-1]
+            return {**{c: r[c] for c in cols},
+                    **{f"k{c}": last[j] for j, c in enumerate(cols)},
+                    **{f"z{c}": first[j] for j, c in enumerate(cols)}}
+
+        return fn
+
+    out = pa.schema([table.schema.field(c) for c in cols]
+                    + [table.schema.field(c).with_name(f"k{c}") for c in cols]
+                    + [table.schema.field(c).with_name(f"z{c}") for c in cols])
+    rows = table.to_pylist()
+    expected = pa.table({
+        **{c: table.column(c) for c in cols},
+        **{f"k{c}": pa.array([rows[i - i % 97][c] for i in range(len(rows))],
+                             table.schema.field(c).type) for c in cols},
+        **{f"z{c}": pa.array([rows[0][c]] * len(rows), table.schema.field(c).type)
+           for c in cols}}, schema=out)
+    got = both(sessions, lambda s: s.from_arrow(table, partitions=1).map_rows(keeper(None), out))
+    assert got[0].equals(expected)
+    assert got[1].equals(expected)
+
+
+def test_values_the_function_changes_are_never_seen_by_the_next_row(sessions):
+    # Stores into the row (a new value, the same value, a value kept from
+    # another row, a key deleted and put back) and keeps references to
+    # the row's values: each row still comes in as the batch has it.
+    table = _edge_table(30_000)
+    rows = table.to_pylist()
+
+    def fn(r):
+        i = r["id"]
+        want = rows[i]
+        for c in ("i", "u", "f", "g", "s"):
+            if r[c] != want[c] or (r[c] is None) != (want[c] is None):
+                raise AssertionError(f"row {i} column {c}: {r[c]!r}, expected {want[c]!r}")
+        if i % 5 == 0:
+            r["i"] = 7
+        elif i % 5 == 1:
+            r["f"] = r["f"]
+        elif i % 5 == 2:
+            fn.held = r["u"]
+        elif i % 5 == 3:
+            v = r.pop("g")
+            r["g"] = v
+        return (r["i"], r["f"])
+
+    got = both(sessions, lambda s: s.from_arrow(table, partitions=1).map_rows(
+        fn, "i long, f double"))
+    expected = [7 if i % 5 == 0 else v for i, v in enumerate(table.column("i").to_pylist())]
+    for g in got:
+        assert g.column("i").to_pylist() == expected
+        assert g.column("f").equals(table.column("f"))
+
+
+def test_results_of_every_shape_give_the_same_columns(sessions):
+    # the C loop reads a dict result whose keys are the schema's names in
+    # its order in one walk, and falls back to a lookup per name for any
+    # other: keys in another order, extra keys, equal but not identical
+    # keys, a dict subclass; functions of every kind of callable
+    import collections
+    import functools
+
+    shapes = {
+        "walk": lambda r: {"y": r["id"] * 3, "z": -r["id"]},
+        "order": lambda r: {"z": -r["id"], "y": r["id"] * 3},
+        "extra": lambda r: {"y": r["id"] * 3, "z": -r["id"], "w": "x"},
+        # "y" made at run time: equal to the schema's name, not the same object
+        "copy": lambda r: {"".join(["y", ""]): r["id"] * 3, "z": -r["id"]},
+        "ordered": lambda r: collections.OrderedDict(y=r["id"] * 3, z=-r["id"]),
+        "partial": functools.partial(lambda k, r: {"y": r["id"] * k, "z": -r["id"]}, 3),
+    }
+
+    class Call:
+        def __call__(self, r):
+            return {"y": r["id"] * 3, "z": -r["id"]}
+
+    shapes["object"] = Call()
+    expected = pa.table({"y": [3 * i for i in range(20_000)], "z": [-i for i in range(20_000)]},
+                        schema=pa.schema([("y", pa.int64()), ("z", pa.int64())]))
+    for name, fn in shapes.items():
+        got = both(sessions, lambda s: s.range(20_000, partitions=1).map_rows(
+            fn, "y long, z long"))
+        assert got[0].equals(expected), name
+        assert got[1].equals(expected), name
+    # a builtin callable: dict(r) is a copy of the row
+    got = both(sessions, lambda s: s.range(20_000, partitions=1).map_rows(dict, "id long"))
+    assert got[0].column("id").to_pylist() == list(range(20_000))
+    assert got[1].column("id").to_pylist() == list(range(20_000))
