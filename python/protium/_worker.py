@@ -145,15 +145,23 @@ def _to_pandas(data: Any) -> Any:
     if not _cow():
         return data.to_pandas()
     if isinstance(data, pa.RecordBatch):
-        base = _numeric_frame(data)
-        if base is None:
+        made = _numeric_frame(data)
+        if made is not None:
+            base, columns, arrays = made
+            origins = ([(a.__array_interface__["data"][0], c) for a, c in zip(arrays, columns)]
+                       if data.num_rows else [])
+        else:
             base = data.to_pandas(split_blocks=True)
-        columns = data.columns
+            origins = [(_address(c), c) for c in data.columns
+                       if _plain(c.type) and c.null_count == 0 and len(c) > 0]
     else:
-        base, columns = data.to_pandas(), [data]
+        base = data.to_pandas()
+        origins = ([(_address(data), data)]
+                   if _plain(data.type) and data.null_count == 0 and len(data) > 0 else [])
     view = base.copy(deep=False)
-    origins = [_remember(c) for c in columns
-               if _plain(c.type) and c.null_count == 0 and len(c) > 0]
+    if origins:
+        with _origins_lock:
+            _origins.update(origins)
     weakref.finalize(view, _forget, base, origins)
     return view
 
@@ -174,12 +182,9 @@ _origins: dict[int, pa.Array] = {}
 _origins_lock = threading.Lock()
 
 
-def _remember(column: pa.Array) -> tuple[int, pa.Array]:
-    width = column.type.bit_width // 8
-    address = column.buffers()[1].address + column.offset * width
-    with _origins_lock:
-        _origins[address] = column
-    return address, column
+def _address(column: pa.Array) -> int:
+    """The address of a fixed-width column's first value."""
+    return column.buffers()[1].address + column.offset * (column.type.bit_width // 8)
 
 
 def _forget(base: Any, origins: list[tuple[int, pa.Array]]) -> None:
@@ -192,42 +197,66 @@ def _forget(base: Any, origins: list[tuple[int, pa.Array]]) -> None:
                 del _origins[address]
 
 
-_column_indexes: dict[tuple[str, ...], Any] = {}
+# How _numeric_frame builds the frames of a schema: (its column index,
+# each column's block placement), or None where pyarrow's conversion is
+# needed; for the last schemas seen, most recent first. A batch's schema is
+# found with Schema.equals, which for the batches of one stream is a
+# pointer comparison (~0.05 us, against ~1 us to build a key of its names).
+_layouts: list[tuple[pa.Schema, Optional[tuple[Any, list[Any]]]]] = []
+_create_frame: Any = None  # pandas.api.internals.create_dataframe_from_blocks, or False
 
 
-def _numeric_frame(batch: pa.RecordBatch) -> Any:
-    """The DataFrame to_pandas(split_blocks=True) makes of a batch of
-    integer and float columns without nulls, built from the numpy views
-    directly (pandas.api.internals, as pyarrow itself builds it): ~10 us
-    against ~50 us, most of which is the column index made again for each
-    batch. None where another type, nulls, pandas metadata or repeated names
-    need pyarrow's conversion. The index of names is kept per schema, and
-    each frame gets a view of it (a name set on one frame's columns stays
-    in that frame)."""
-    try:
-        from pandas.api.internals import create_dataframe_from_blocks
-    except ImportError:  # pandas < 2.3
-        return None
+def _layout(schema: pa.Schema) -> Optional[tuple[Any, list[Any]]]:
+    for s, layout in _layouts:
+        if s.equals(schema, check_metadata=True):
+            return layout
     import numpy as np
     import pandas as pd
 
-    schema = batch.schema
-    if schema.metadata and b"pandas" in schema.metadata:
+    names = schema.names
+    layout = None
+    if (not (schema.metadata and b"pandas" in schema.metadata)
+            and all(_plain(t) for t in schema.types) and len(set(names)) == len(names)):
+        layout = (pd.Index(names), [np.array([i]) for i in range(len(names))])
+    if len(_layouts) >= 16:  # a long-lived executor's many schemas
+        del _layouts[-1]
+    _layouts.insert(0, (schema, layout))
+    return layout
+
+
+def _numeric_frame(batch: pa.RecordBatch) -> Optional[tuple[Any, list[pa.Array], list[Any]]]:
+    """The DataFrame to_pandas(split_blocks=True) makes of a batch of
+    integer and float columns without nulls, built from the numpy views
+    directly (pandas.api.internals, as pyarrow itself builds it), with the
+    batch's columns and their numpy views: about a fifth of pyarrow's
+    time, most of which is the column index made again for each batch.
+    None where another type, nulls, pandas metadata or repeated names need
+    pyarrow's conversion. The index of names is kept per schema,
+    and each frame gets a view of it (a name set on one frame's columns
+    stays in that frame)."""
+    global _create_frame
+    if _create_frame is None:
+        try:
+            from pandas.api.internals import create_dataframe_from_blocks
+            _create_frame = create_dataframe_from_blocks
+        except ImportError:  # pandas < 2.3
+            _create_frame = False
+    if not _create_frame:
         return None
-    if not all(_plain(t) for t in schema.types) or any(c.null_count for c in batch.columns):
+    layout = _layout(batch.schema)
+    if layout is None:
         return None
-    names = tuple(schema.names)
-    columns = _column_indexes.get(names)
-    if columns is None:
-        if len(set(names)) != len(names):
+    columns = batch.columns
+    for c in columns:
+        if c.null_count:
             return None
-        if len(_column_indexes) >= 256:  # a long-lived executor's many schemas
-            _column_indexes.clear()
-        columns = pd.Index(list(names))
-        _column_indexes[names] = columns
-    blocks = [(c.to_numpy().reshape(1, -1), np.array([i])) for i, c in enumerate(batch.columns)]
-    return create_dataframe_from_blocks(blocks, index=pd.RangeIndex(batch.num_rows),
-                                        columns=columns.view())
+    import pandas as pd
+
+    index, placements = layout
+    arrays = [c.to_numpy() for c in columns]
+    frame = _create_frame([(a.reshape(1, -1), p) for a, p in zip(arrays, placements)],
+                          index=pd.RangeIndex(batch.num_rows), columns=index.view())
+    return frame, columns, arrays
 
 
 def _series_to_arrow(series: Any, typ: pa.DataType) -> pa.Array:
@@ -244,18 +273,22 @@ def _series_to_arrow(series: Any, typ: pa.DataType) -> pa.Array:
     return pa.array(series, type=typ, from_pandas=True)
 
 
-def _numpy_to_arrow(values: Any, typ: pa.DataType) -> Optional[pa.Array]:
+def _numpy_to_arrow(values: Any, typ: pa.DataType, want: Any = None) -> Optional[pa.Array]:
     """A column's numpy values as `typ` without a copy, or None where
     pyarrow's conversion is needed: a column the function got and hands
     back unchanged is the engine's array (_origins), integers and booleans
     of the very type are taken as they are, floats too when they hold no
     NaN. pyarrow's NaN scan builds a bitmap and copies (~2 ms per million
     values); numpy's min, which NaN propagates through, tells that there is
-    none in ~0.1 ms."""
+    none in ~0.1 ms. want: the numpy dtype of typ where the caller knows it
+    (_out_layout), saving the comparison of Arrow types."""
     import numpy as np
 
     dtype = values.dtype
-    if dtype.kind not in "biuf" or not dtype.isnative or pa.from_numpy_dtype(dtype) != typ:
+    if want is not None:
+        if dtype != want:
+            return None
+    elif dtype.kind not in "biuf" or not dtype.isnative or pa.from_numpy_dtype(dtype) != typ:
         return None
     if not values.flags.writeable and values.size:
         origin = _origins.get(values.__array_interface__["data"][0])
@@ -265,6 +298,29 @@ def _numpy_to_arrow(values: Any, typ: pa.DataType) -> Optional[pa.Array]:
     if dtype.kind != "f" or values.size == 0 or not np.isnan(values.min()):
         return pa.array(values, type=typ)
     return None
+
+
+# Per output schema of a pandas step (the same object for every batch):
+# its names, types and, for the types _numpy_to_arrow takes as they are,
+# the native numpy dtype (else None).
+_out_layouts: dict[int, tuple[pa.Schema, list[str], list[pa.DataType], list[Any]]] = {}
+
+
+def _out_layout(schema: pa.Schema) -> tuple[pa.Schema, list[str], list[pa.DataType], list[Any]]:
+    layout = _out_layouts.get(id(schema))
+    if layout is None or layout[0] is not schema:
+        import numpy as np
+
+        types = schema.types
+        wants: list[Any] = []
+        for t in types:
+            ok = pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)
+            wants.append(np.dtype(t.to_pandas_dtype()) if ok else None)
+        if len(_out_layouts) >= 256:  # a long-lived executor's many schemas
+            _out_layouts.clear()
+        layout = (schema, schema.names, types, wants)
+        _out_layouts[id(schema)] = layout
+    return layout
 
 
 def _column_arrays(df: Any) -> Optional[list[Any]]:
@@ -298,20 +354,22 @@ def _from_pandas(df: object, schema: pa.Schema, what: str) -> pa.RecordBatch:
     # pandas 3's string labels).
     names = df.columns.tolist()
     by_name = {n: i for i, n in enumerate(names)}
-    missing = [n for n in schema.names if n not in by_name]
+    _, out_names, out_types, wants = _out_layout(schema)
+    missing = [n for n in out_names if n not in by_name]
     if missing:
         raise ResultError(f"{what}: the DataFrame it returned has columns {names}, "
-                          f"expected {schema.names} (missing {missing})")
+                          f"expected {out_names} (missing {missing})")
     try:
         if len(by_name) == len(names) and _cow():
             arrays = _column_arrays(df)
             columns = []
-            for f in schema:
-                i = by_name[f.name]
+            for name, typ, want in zip(out_names, out_types, wants):
+                i = by_name[name]
                 a = arrays[i] if arrays is not None else None
-                value = _numpy_to_arrow(a, f.type) if isinstance(a, np.ndarray) else None
+                value = (_numpy_to_arrow(a, typ, want)
+                         if want is not None and isinstance(a, np.ndarray) else None)
                 columns.append(value if value is not None else
-                               _series_to_arrow(df.iloc[:, i], f.type))
+                               _series_to_arrow(df.iloc[:, i], typ))
             return pa.RecordBatch.from_arrays(columns, schema=schema)
         return pa.RecordBatch.from_pandas(df[schema.names], schema=schema, preserve_index=False)
     except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
