@@ -1311,7 +1311,9 @@ int pt_read_kafka(pt_session *s, const pt_kafka_options *o, const char *topic,
  * later one, is committed). Write the same batch id again with the same
  * partitioning after a failure; batch ids of one prefix must grow.
  * batch_id >= 0. The job's rows_written (pt_dataset_last_job) counts the
- * records produced by this call. */
+ * records produced by this call. It returns once read_committed readers
+ * see the topic up to where it stood after the commits (the brokers write
+ * commit markers after a commit returns), waiting at most 10 s for that. */
 int pt_write_kafka(pt_dataset *ds, const pt_kafka_options *o, const char *topic,
                    const char *transactional_prefix, int64_t batch_id, pt_error *err);
 

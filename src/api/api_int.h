@@ -74,5 +74,9 @@ int64_t pt__parse_duration_ms(const char *text);
 size_t pt__conf_resources(const pt_conf *conf, pt__res_spec *out, size_t cap);
 /* On PT_OK the caller owns *out, a copy of conf (or the defaults for NULL). */
 int pt__conf_copy(const pt_conf *conf, pt_conf **out, pt_error *err);
+/* pt_write_kafka without its wait for read_committed readers to see the
+ * records (the streaming sink, whose next batch need not wait). */
+int pt__write_kafka(pt_dataset *ds, const pt_kafka_options *o, const char *topic,
+                    const char *transactional_prefix, int64_t batch_id, pt_error *err);
 
 #endif /* PT_API_INT_H */

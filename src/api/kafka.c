@@ -162,6 +162,17 @@ static int has_column(const struct ArrowSchema *s, const char *name) {
 
 int pt_write_kafka(pt_dataset *ds, const pt_kafka_options *o, const char *topic,
                    const char *transactional_prefix, int64_t batch_id, pt_error *err) {
+  PT_RETURN_NOT_OK(pt__write_kafka(ds, o, topic, transactional_prefix, batch_id, err));
+  /* A reader right after this call (read_committed) should see what it
+   * wrote; the commit markers may still be on their way. */
+  pt__kafka_client c;
+  to_client(o, &c);
+  pt__kafka_wait_committed_visible(&c, topic, 10000);
+  return PT_OK;
+}
+
+int pt__write_kafka(pt_dataset *ds, const pt_kafka_options *o, const char *topic,
+                    const char *transactional_prefix, int64_t batch_id, pt_error *err) {
   if (!ds) return pt__errorf(err, PT_EINVAL, "write_kafka: dataset must not be NULL");
   PT_RETURN_NOT_OK(check_options(o, "write_kafka", err));
   if (!topic || !*topic) return pt__errorf(err, PT_EINVAL, "write_kafka: no topic given");

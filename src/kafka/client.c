@@ -266,6 +266,49 @@ done:
   return rc;
 }
 
+/* Commit markers reach the partitions after commitTransaction returns, so
+ * a read_committed reader may still see a partition's last stable offset
+ * short of records the writer has just committed. Waits, at most wait_ms,
+ * until every partition's stable offset reaches its high watermark as it
+ * stood on entry. Never fails: the records are committed either way. */
+void pt__kafka_wait_committed_visible(const pt__kafka_client *c, const char *topic,
+                                      int64_t wait_ms) {
+  pt__kafka_client q = *c;
+  pt__kafka_client_defaults(&q);
+  q.max_retry_ms = wait_ms;
+  if (q.timeout_ms > wait_ms) q.timeout_ms = wait_ms;
+  pt__kafka_offsets_client *uc = NULL, *cc = NULL;
+  pt_kafka_partition_offsets *hw = NULL, *lso = NULL;
+  int32_t n_hw = 0, n_lso = 0;
+  pt_error ignored = {0};
+  static const char *const keys[] = {"isolation.level", "enable.auto.commit"};
+  static const char *const values[] = {"read_uncommitted", "false"};
+  uc = pt__calloc(1, sizeof *uc);
+  if (!uc) return;
+  uc->c = q;
+  if (pt__kafka_new(&uc->c, RD_KAFKA_CONSUMER, keys, values, 2, "kafka offsets", &uc->rk,
+                    &ignored) != PT_OK) {
+    pt__free(uc);
+    return;
+  }
+  int64_t deadline = pt__kafka_now_ms() + wait_ms;
+  if (pt__kafka_offsets_get(uc, topic, &hw, &n_hw, &ignored) != PT_OK) goto done;
+  if (pt__kafka_offsets_client_new(&q, &cc, &ignored) != PT_OK) goto done;
+  for (;;) {
+    if (pt__kafka_offsets_get(cc, topic, &lso, &n_lso, &ignored) != PT_OK) goto done;
+    int behind = n_lso != n_hw;
+    for (int32_t i = 0; !behind && i < n_lso; i++) behind = lso[i].latest < hw[i].latest;
+    free(lso);
+    lso = NULL;
+    if (!behind || pt__kafka_now_ms() >= deadline) break;
+    usleep(5000);
+  }
+done:
+  free(hw);
+  pt__kafka_offsets_client_free(cc);
+  pt__kafka_offsets_client_free(uc);
+}
+
 int pt__kafka_offsets(const pt__kafka_client *c, const char *topic,
                       pt_kafka_partition_offsets **out, int32_t *n, pt_error *err) {
   *out = NULL;

@@ -41,6 +41,11 @@ int pt__kafka_offsets_get(pt__kafka_offsets_client *oc, const char *topic,
                           pt_kafka_partition_offsets **out, int32_t *n, pt_error *err);
 /* NULL is fine. */
 void pt__kafka_offsets_client_free(pt__kafka_offsets_client *oc);
+/* Waits (at most wait_ms) until read_committed readers of topic see every
+ * partition up to its present high watermark: commit markers land after a
+ * transaction's commit returns. Best effort; never fails. */
+void pt__kafka_wait_committed_visible(const pt__kafka_client *c, const char *topic,
+                                      int64_t wait_ms);
 
 /* The schema of pt_read_kafka's batches. On PT_OK the caller owns *out. */
 int pt__kafka_schema(struct ArrowSchema *out, pt_error *err);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/api_int.h"
 #include "kafka/kafka.h"
 #include "stream/stream_int.h"
 
@@ -443,8 +444,10 @@ static int kk_open(void *state, pt_session *s, const char *query_id, pt_error *e
 static int kk_write(void *state, pt_dataset *ds, int64_t batch_id, int64_t *rows, pt_error *err) {
   kafka_sink *kk = state;
   *rows = -1;
-  int rc = pt_write_kafka(ds, &kk->k.o, kk->topic, kk->prefix ? kk->prefix : "protium-stream",
-                          batch_id, err);
+  /* Without pt_write_kafka's wait for the commit markers: the next
+   * micro-batch need not wait for readers to see this one. */
+  int rc = pt__write_kafka(ds, &kk->k.o, kk->topic, kk->prefix ? kk->prefix : "protium-stream",
+                           batch_id, err);
   if (rc == PT_OK) {
     pt_job_stats *st;
     if (pt_dataset_last_job(ds, &st, NULL) == PT_OK) {
