@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "api/api_int.h"
+#include "arrow/kernels.h"
 #include "delta/delta.h"
 #include "parquet/parquet.h"
 
@@ -719,30 +720,81 @@ static int merged_schema(const pt__delta_snapshot *snap, const struct ArrowSchem
   return rc;
 }
 
-/* The first column f names that is not among keys, or NULL. */
-static const char *other_column(const pt_parquet_filter *f, char *const *keys, int64_t nk) {
-  pt__filter_parts p;
-  pt__filter_parts_of(f, &p);
-  if (p.op == PT_PARQUET_AND || p.op == PT_PARQUET_OR) {
-    const char *c = other_column(p.a, keys, nk);
-    return c ? c : other_column(p.b, keys, nk);
+/* replace_where bound to one file's partition values (as the engine's
+ * partition columns parse them; NULL null): *how is WHERE_NONE when they
+ * rule every row out, WHERE_ALL when they match every row, else
+ * WHERE_ROWS and *rest (the caller's) is what the rows must decide. */
+enum { WHERE_NONE, WHERE_ALL, WHERE_ROWS };
+static int where_bind(const pt_parquet_filter *w, char *const *keys, char *const *vals,
+                      const char *const *formats, int64_t nk, int *how,
+                      pt_parquet_filter **rest, pt_error *err) {
+  bool may = true;
+  *rest = NULL;
+  PT_RETURN_NOT_OK(pt__filter_bind_partition(w, keys, vals, formats, nk, rest, &may, err));
+  if (!may) {
+    pt_parquet_filter_free(*rest);
+    *rest = NULL;
   }
-  for (int64_t k = 0; k < nk; k++)
-    if (p.column && strcmp(p.column, keys[k]) == 0) return NULL;
-  return p.column ? p.column : "?";
+  *how = !may ? WHERE_NONE : *rest ? WHERE_ROWS : WHERE_ALL;
+  return PT_OK;
 }
 
-/* Whether a file with these partition values (as the engine's partition
- * columns parse them; NULL null) matches replace_where, which names only
- * partition columns and so is decided by them. */
-static int where_matches(const pt_parquet_filter *w, char *const *keys, char *const *vals,
-                         const char *const *formats, int64_t nk, bool *match, pt_error *err) {
-  pt_parquet_filter *rest = NULL;
-  bool may = true;
-  PT_RETURN_NOT_OK(pt__filter_bind_partition(w, keys, vals, formats, nk, &rest, &may, err));
-  pt_parquet_filter_free(rest);
-  *match = may;
-  return PT_OK;
+/* Reads the Parquet file at abs and judges its rows by rest: *matched
+ * counts those where it is TRUE, *rows all of them. With keep (a writer
+ * path) the rows where it is FALSE or NULL are written there (*kept of
+ * them; the file is left even when empty). */
+static int where_scan(const char *abs, const pt_parquet_filter *rest, const char *keep,
+                      const pt_parquet_write_options *po, int64_t *matched, int64_t *rows,
+                      int64_t *kept, pt_error *err) {
+  struct ArrowArrayStream st = {0};
+  struct ArrowSchema sch = {0};
+  pt_parquet_writer *wr = NULL;
+  *matched = *rows = *kept = 0;
+  PT_RETURN_NOT_OK(pt_parquet_read_path(abs, NULL, &st, err));
+  int rc = st.get_schema(&st, &sch) == 0 ? PT_OK
+           : pt__errorf(err, PT_EIO, "'%s': %s", abs, st.get_last_error(&st));
+  if (rc == PT_OK && keep) rc = pt_parquet_writer_open_path(keep, &sch, po, &wr, err);
+  uint8_t *hit = NULL, *bits = NULL;
+  while (rc == PT_OK) {
+    struct ArrowArray b = {0};
+    if (st.get_next(&st, &b) != 0) {
+      rc = pt__errorf(err, PT_EIO, "'%s': %s", abs, st.get_last_error(&st));
+      break;
+    }
+    if (!b.release) break;
+    int64_t n = b.length;
+    pt__free(hit);
+    pt__free(bits);
+    hit = pt__malloc((size_t)(n ? n : 1));
+    bits = pt__calloc((size_t)(n / 8 + 1), 1);
+    if (!hit || !bits) rc = pt__errorf(err, PT_ENOMEM, "out of memory");
+    if (rc == PT_OK) rc = pt__delta_where_eval(rest, &sch, &b, hit, err);
+    int64_t m = 0;
+    for (int64_t i = 0; rc == PT_OK && i < n; i++) {
+      m += hit[i];
+      if (!hit[i]) bits[i >> 3] |= (uint8_t)(1u << (i & 7));
+    }
+    *matched += m;
+    *rows += n;
+    if (rc == PT_OK && wr && m < n) {
+      struct ArrowArray k = {0};
+      rc = pt__array_filter(&sch, &b, bits, &k, err);
+      if (rc == PT_OK) rc = pt_parquet_writer_write(wr, &k, err);
+      if (k.release) k.release(&k);
+      *kept += n - m;
+    }
+    b.release(&b);
+  }
+  if (wr) {
+    int r2 = pt_parquet_writer_close(wr, rc == PT_OK ? err : NULL);
+    if (rc == PT_OK) rc = r2;
+    pt_parquet_writer_free(wr);
+  }
+  pt__free(hit);
+  pt__free(bits);
+  if (sch.release) sch.release(&sch);
+  st.release(&st);
+  return rc;
 }
 
 /* Creates log/<version>.json holding text, atomically and only if absent:
@@ -898,32 +950,37 @@ int pt_write_delta(pt_dataset *ds, const char *path, const pt_delta_write_option
     key_formats[k] = sch->children[find_field(sch, keys[k])]->format;
   }
   for (int64_t f = 0; f < snap.n_files; f++) removed[f] = o.mode == PT_DELTA_OVERWRITE;
-  if (rc == PT_OK && o.replace_where) {
-    const char *other = other_column(o.replace_where, keys, nk);
-    if (o.mode != PT_DELTA_OVERWRITE)
-      rc = pt__errorf(err, PT_EINVAL, "write_delta: replace_where needs mode overwrite");
-    else if (other)
-      rc = pt__errorf(err, PT_EINVAL, "write_delta: replace_where names '%s', which is not a "
-                      "partition column; protium replaces whole files, so it may name only the "
-                      "table's partition columns", other);
-  }
+  if (rc == PT_OK && o.replace_where && o.mode != PT_DELTA_OVERWRITE)
+    rc = pt__errorf(err, PT_EINVAL, "write_delta: replace_where needs mode overwrite");
+  /* Each active file is kept when its partition values or stats rule out
+   * every row, removed when its partition values match every row, and
+   * otherwise read after the job: partly[f]. */
+  int8_t *partly = pt__calloc((size_t)(snap.n_files ? snap.n_files : 1), 1);
   char **fvals = pt__calloc((size_t)(nk ? nk : 1), sizeof *fvals);
-  if (rc == PT_OK && !fvals) rc = pt__errorf(err, PT_ENOMEM, "out of memory");
+  if (rc == PT_OK && (!fvals || !partly)) rc = pt__errorf(err, PT_ENOMEM, "out of memory");
   for (int64_t f = 0; rc == PT_OK && o.replace_where && f < snap.n_files; f++) {
+    if (!pt__delta_file_may_match(o.replace_where, &snap, &snap.files[f], &table)) {
+      removed[f] = false;
+      continue;
+    }
     for (int64_t k = 0; k < nk && rc == PT_OK; k++) {
       const char *v = snap.files[f].values[k];
       bool is_str = strcmp(key_formats[k], "u") == 0 || strcmp(key_formats[k], "z") == 0;
       fvals[k] = NULL;
       if (v && (*v || is_str)) rc = pt__delta_partition_value(key_formats[k], v, &fvals[k], err);
     }
-    if (rc == PT_OK) rc = where_matches(o.replace_where, keys, fvals, key_formats, nk, &removed[f], err);
+    int how = WHERE_NONE;
+    pt_parquet_filter *rest = NULL;
+    if (rc == PT_OK) rc = where_bind(o.replace_where, keys, fvals, key_formats, nk, &how, &rest, err);
+    pt_parquet_filter_free(rest);
+    removed[f] = how == WHERE_ALL;
+    partly[f] = how == WHERE_ROWS;
     if (rc != PT_OK) pt__error_prefix(err, rc, "write_delta: replace_where: file '%s': ", snap.files[f].path);
     for (int64_t k = 0; k < nk; k++) {
       pt__free(fvals[k]);
       fvals[k] = NULL;
     }
   }
-  pt__free(fvals);
   pt_parquet_write_options po;
   pt_parquet_write_options_init(&po);
   if (o.parquet) po = *o.parquet;
@@ -972,13 +1029,81 @@ int pt_write_delta(pt_dataset *ds, const char *path, const pt_delta_write_option
     else if (res.rows[p] > 0) rc = move_in(&w, res.paths[p], "", stem, err);
     if (rc != PT_OK) pt__error_prefix(err, rc, "write_delta: ");
   }
+  /* Every row written must match replace_where, as Delta checks it. */
   for (int64_t f = 0; rc == PT_OK && o.replace_where && f < w.n; f++) {
-    bool match = false;
-    rc = where_matches(o.replace_where, keys, w.files[f].values, key_formats, nk, &match, err);
-    if (rc == PT_OK && !match)
+    int how = WHERE_NONE;
+    pt_parquet_filter *rest = NULL;
+    int64_t matched = 0, rows = 0, kept = 0;
+    rc = where_bind(o.replace_where, keys, w.files[f].values, key_formats, nk, &how, &rest, err);
+    if (rc == PT_OK && how == WHERE_ROWS)
+      rc = where_scan(w.files[f].abs, rest, NULL, &po, &matched, &rows, &kept, err);
+    pt_parquet_filter_free(rest);
+    if (rc != PT_OK) pt__error_prefix(err, rc, "write_delta: replace_where: ");
+    else if (how == WHERE_NONE || matched < rows)
       rc = pt__errorf(err, PT_EINVAL, "write_delta: the dataset has rows outside replace_where "
                       "(in '%s'); nothing was committed; filter them out or widen the predicate",
                       w.files[f].rel);
+  }
+  /* The active files replace_where may partly match: their rows it does
+   * not match (FALSE or NULL) go to a new file beside the old one, and the
+   * old one is removed, all in the same commit. */
+  for (int64_t f = 0; rc == PT_OK && f < snap.n_files; f++) {
+    if (!partly[f]) continue;
+    const pt__delta_file *df = &snap.files[f];
+    char old_abs[PATH_MAX], rel[PATH_MAX], abs[2 * PATH_MAX + 2], rid[37];
+    int how = WHERE_NONE;
+    pt_parquet_filter *rest = NULL;
+    int64_t matched = 0, rows = 0, kept = 0;
+    rc = data_path(root, df->path, old_abs, sizeof old_abs, err);
+    char *logged = rc == PT_OK ? pt__delta_unescape_path(df->path) : NULL;
+    if (rc == PT_OK && !logged) rc = pt__errorf(err, PT_ENOMEM, "out of memory");
+    if (rc == PT_OK) {
+      /* Beside the old file when its path is relative; else at the root. */
+      const char *slash = strrchr(logged, '/');
+      bool relative = !strstr(logged, ":") && logged[0] != '/';
+      int dn = relative && slash ? (int)(slash - logged) : 0;
+      uuid4(rid);
+      snprintf(rel, sizeof rel, "%.*s%spart-00000-%s-c000.parquet", dn, logged, dn ? "/" : "", rid);
+      snprintf(abs, sizeof abs, "%s/%s", root, rel);
+    }
+    pt__free(logged);
+    for (int64_t k = 0; k < nk && rc == PT_OK; k++) {
+      const char *v = df->values[k];
+      bool is_str = strcmp(key_formats[k], "u") == 0 || strcmp(key_formats[k], "z") == 0;
+      fvals[k] = NULL;
+      if (v && (*v || is_str)) rc = pt__delta_partition_value(key_formats[k], v, &fvals[k], err);
+    }
+    if (rc == PT_OK) rc = where_bind(o.replace_where, keys, fvals, key_formats, nk, &how, &rest, err);
+    for (int64_t k = 0; k < nk; k++) {
+      pt__free(fvals[k]);
+      fvals[k] = NULL;
+    }
+    if (rc == PT_OK && how == WHERE_ROWS)
+      rc = where_scan(old_abs, rest, abs, &po, &matched, &rows, &kept, err);
+    pt_parquet_filter_free(rest);
+    if (rc == PT_OK && pt__grow((void **)&w.files, &w.cap, w.n + 1, sizeof *w.files) != PT_OK)
+      rc = pt__errorf(err, PT_ENOMEM, "out of memory");
+    removed[f] = rc == PT_OK && matched > 0;
+    if (rc != PT_OK || matched == 0 || kept == 0) {
+      unlink(abs);
+    } else {
+      new_file nf = {0};
+      nf.values = pt__calloc((size_t)(nk ? nk : 1), sizeof *nf.values);
+      nf.rel = pt__strdup(rel);
+      nf.abs = pt__strdup(abs);
+      bool ok = nf.values && nf.rel && nf.abs;
+      for (int64_t k = 0; ok && k < nk; k++)
+        ok = !df->values[k] || (nf.values[k] = pt__strdup(df->values[k])) != NULL;
+      if (nf.values) {
+        w.files[w.n++] = nf; /* owned by w from here, taken back with it */
+      } else {
+        pt__free(nf.rel);
+        pt__free(nf.abs);
+        unlink(abs);
+      }
+      if (!ok) rc = pt__errorf(err, PT_ENOMEM, "out of memory");
+    }
+    if (rc != PT_OK) pt__error_prefix(err, rc, "write_delta: replace_where: rewriting '%s': ", df->path);
   }
   /* The commit: commitInfo, protocol and metaData for a new table (or a
    * metaData of the merged schema), removes for an overwrite, then the
@@ -1104,6 +1229,8 @@ int pt_write_delta(pt_dataset *ds, const char *path, const pt_delta_write_option
   }
   pt__free(key_formats);
   pt__free(removed);
+  pt__free(partly);
+  pt__free(fvals);
   pt_buf_free(&commit);
   pt_buf_free(&schema_json);
   if (table.release) table.release(&table);

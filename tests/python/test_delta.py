@@ -393,8 +393,6 @@ def test_replace_where_replaces_only_the_matching_partitions(session, tmp_path):
                                               replace_where=[("day", "=", days[1])])
     assert DeltaTable(str(path)).version() == 1
     assert sorted(p.relative_to(path) for p in path.rglob("*.parquet")) == files
-    with pytest.raises(ProtiumError, match="replace_where names 'id', which is not a partition column"):
-        session.from_arrow(new).write_delta(path, mode="overwrite", replace_where="id > 3")
     with pytest.raises(ProtiumError, match="replace_where needs mode overwrite"):
         session.from_arrow(new).write_delta(path, mode="append", replace_where="day = '2024-01-02'")
     with pytest.raises(ProtiumError, match="cannot read"):
@@ -404,6 +402,115 @@ def test_replace_where_replaces_only_the_matching_partitions(session, tmp_path):
                     mode="overwrite", predicate="day = '2024-01-01'")
     same(session.read_delta(path).to_arrow(), reference(path))
     assert sorted(session.read_delta(path).to_arrow()["id"].to_pylist()) == [7, 100, 101]
+
+
+def rows_by_id(t: pa.Table) -> list:
+    return sorted(t.to_pylist(), key=lambda r: r["id"])
+
+
+def expected_after(old: pa.Table, new: pa.Table, matches) -> list:
+    """What replace_where leaves, computed with pandas: the old rows where
+    the predicate is not TRUE (a NULL keeps the row), then the new rows."""
+    df = old.to_pandas()
+    keep = df[~matches(df).fillna(False).astype(bool)]
+    kept = pa.Table.from_pandas(keep, schema=old.schema, preserve_index=False)
+    return rows_by_id(pa.concat_tables([kept, new.select(old.column_names)]))
+
+
+@pytest.mark.parametrize("writer", ["protium", "deltalake"])
+def test_replace_where_on_a_data_column_rewrites_partly_matching_files(session, tmp_path, writer):
+    path = tmp_path / "t"
+    # Three files: ids 0-9 (all match id < 10), 10-19 (half match id < 15),
+    # 20-29 (none match); x null on every third row.
+    parts = [pa.table({"id": pa.array(range(a, a + 10), pa.int64()),
+                       "x": pa.array([None if i % 3 == 0 else float(i) for i in range(a, a + 10)])})
+             for a in (0, 10, 20)]
+    old = pa.concat_tables(parts)
+    for i, t in enumerate(parts):
+        if writer == "protium":
+            session.from_arrow(t).write_delta(path, mode="error" if i == 0 else "append")
+        else:
+            write_deltalake(str(path), t, mode="append")
+    v = DeltaTable(str(path)).version()
+    new = pa.table({"id": pa.array([3, 12, 14], pa.int64()), "x": pa.array([1.5, None, 2.5])})
+    session.from_arrow(new).write_delta(path, mode="overwrite", replace_where="id < 15")
+    dt = DeltaTable(str(path))
+    assert dt.version() == v + 1
+    want = expected_after(old, new, lambda df: df["id"] < 15)
+    assert rows_by_id(dt.to_pyarrow_table()) == want
+    assert rows_by_id(session.read_delta(path).to_arrow()) == want
+    # One commit: the fully and the partly matching files removed, the
+    # untouched one kept, the kept half of the partly matching one added.
+    log = [json.loads(x) for x in open(path / "_delta_log" / f"{v + 1:020d}.json")]
+    removed = [r["remove"]["path"] for r in log if "remove" in r]
+    assert len(removed) == 2
+    added = [r["add"] for r in log if "add" in r]
+    assert sum(json.loads(a["stats"])["numRecords"] for a in added) == 5 + 3
+
+    # A predicate on a nullable column: rows where it is NULL are kept.
+    old2 = dt.to_pyarrow_table()
+    new2 = pa.table({"id": pa.array([200], pa.int64()), "x": pa.array([30.0])})
+    session.from_arrow(new2).write_delta(path, mode="overwrite", replace_where="x >= 16")
+    want2 = expected_after(old2, new2, lambda df: df["x"] >= 16)
+    assert rows_by_id(DeltaTable(str(path)).to_pyarrow_table()) == want2
+    assert rows_by_id(session.read_delta(path).to_arrow()) == want2
+    assert any(r["x"] is None and r["id"] >= 16 for r in want2)
+
+    # IS NULL and OR (the filter form): null rows and the ids over 25 go.
+    old3 = DeltaTable(str(path)).to_pyarrow_table()
+    new3 = pa.table({"id": pa.array([300, 301], pa.int64()), "x": pa.array([None, 7.0])})
+    session.from_arrow(new3).write_delta(path, mode="overwrite",
+                                         replace_where=[[("x", "is_null", None)], [("id", ">", 25)]])
+    want3 = expected_after(old3, new3, lambda df: df["x"].isna() | (df["id"] > 25))
+    assert rows_by_id(DeltaTable(str(path)).to_pyarrow_table()) == want3
+    assert rows_by_id(session.read_delta(path).to_arrow()) == want3
+
+
+def test_replace_where_on_a_data_column_refuses_rows_outside(session, tmp_path):
+    path = tmp_path / "t"
+    old = pa.table({"id": pa.array(range(10), pa.int64()), "x": pa.array([1.0] * 10)})
+    session.from_arrow(old).write_delta(path)
+    before = sorted(p.relative_to(path) for p in path.rglob("*"))
+    # id 50 is outside; a NULL x does not match x > 0 either.
+    for bad, where in ((pa.table({"id": pa.array([1, 50], pa.int64()), "x": pa.array([1.0, 2.0])}), "id < 5"),
+                       (pa.table({"id": pa.array([1], pa.int64()), "x": pa.array([None], pa.float64())}), "x > 0")):
+        with pytest.raises(ProtiumError, match="rows outside replace_where"):
+            session.from_arrow(bad).write_delta(path, mode="overwrite", replace_where=where)
+        assert DeltaTable(str(path)).version() == 0
+        assert sorted(p.relative_to(path) for p in path.rglob("*")) == before
+        assert rows_by_id(DeltaTable(str(path)).to_pyarrow_table()) == rows_by_id(old)
+    with pytest.raises(ProtiumError, match="compares column 'x' .* with a string"):
+        session.from_arrow(old).write_delta(path, mode="overwrite", replace_where=[("x", "=", "a")])
+    assert DeltaTable(str(path)).version() == 0
+
+
+@pytest.mark.parametrize("writer", ["protium", "deltalake"])
+def test_replace_where_mixing_partition_and_data_columns(session, tmp_path, writer):
+    path = tmp_path / "t"
+    old = pa.table({"id": pa.array(range(30), pa.int64()),
+                    "region": pa.array(["eu", "us", "ap"] * 10),
+                    "score": pa.array([None if i % 4 == 0 else i * 1.0 for i in range(30)])})
+    if writer == "protium":
+        session.from_arrow(old, partitions=2).write_delta(path, partition_by=["region"])
+    else:
+        write_deltalake(str(path), old, partition_by=["region"])
+    v = DeltaTable(str(path)).version()
+    new = pa.table({"id": pa.array([100, 101], pa.int64()), "region": ["eu", "us"],
+                    "score": pa.array([50.0, 60.0])})
+    where = "region IN ('eu', 'us') AND score >= 10"
+    session.from_arrow(new).write_delta(path, mode="overwrite", replace_where=where)
+    want = expected_after(old, new, lambda df: df["region"].isin(["eu", "us"]) & (df["score"] >= 10))
+    dt = DeltaTable(str(path))
+    assert dt.version() == v + 1
+    assert rows_by_id(dt.to_pyarrow_table().select(old.column_names)) == want
+    assert rows_by_id(session.read_delta(path).to_arrow().select(old.column_names)) == want
+    log = [json.loads(x) for x in open(path / "_delta_log" / f"{v + 1:020d}.json")]
+    assert all(r["remove"]["partitionValues"]["region"] in ("eu", "us") for r in log if "remove" in r)
+    with pytest.raises(ProtiumError, match="rows outside replace_where"):
+        session.from_arrow(pa.table({"id": pa.array([5], pa.int64()), "region": ["eu"],
+                                     "score": pa.array([1.0])})).write_delta(
+            path, mode="overwrite", replace_where=where)
+    assert DeltaTable(str(path)).version() == v + 1
 
 
 def test_replace_where_sql_text_becomes_a_typed_filter():
