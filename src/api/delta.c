@@ -952,6 +952,11 @@ int pt_write_delta(pt_dataset *ds, const char *path, const pt_delta_write_option
   for (int64_t f = 0; f < snap.n_files; f++) removed[f] = o.mode == PT_DELTA_OVERWRITE;
   if (rc == PT_OK && o.replace_where && o.mode != PT_DELTA_OVERWRITE)
     rc = pt__errorf(err, PT_EINVAL, "write_delta: replace_where needs mode overwrite");
+  const char *unknown = rc == PT_OK && o.replace_where
+                        ? pt__delta_where_unknown(o.replace_where, latest >= 0 ? &table : dsch) : NULL;
+  if (unknown)
+    rc = pt__errorf(err, PT_EINVAL, "write_delta: replace_where names '%s', which is not a "
+                    "column of the table", unknown);
   /* Each active file is kept when its partition values or stats rule out
    * every row, removed when its partition values match every row, and
    * otherwise read after the job: partly[f]. */

@@ -157,9 +157,10 @@ static int eval(const pt_parquet_filter *f, const struct ArrowSchema *schema,
   }
   int64_t c = 0;
   while (c < schema->n_children && strcmp(schema->children[c]->name, p.column) != 0) c++;
-  if (c == schema->n_children)
-    return pt__errorf(err, PT_EINVAL, "replace_where names '%s', which is not a top-level "
-                      "column of the table", p.column);
+  if (c == schema->n_children) { /* a column added after the file was written: null */
+    memset(out, p.op == PT_PARQUET_IS_NULL ? V_TRUE : V_NULL, (size_t)n);
+    return PT_OK;
+  }
   const char *fmt = schema->children[c]->format;
   const struct ArrowArray *a = batch->children[c];
   int kind = kind_of(fmt);
@@ -202,6 +203,18 @@ static int eval(const pt_parquet_filter *f, const struct ArrowSchema *schema,
     out[i] = hit ? V_TRUE : V_FALSE;
   }
   return PT_OK;
+}
+
+const char *pt__delta_where_unknown(const pt_parquet_filter *f, const struct ArrowSchema *schema) {
+  pt__filter_parts p;
+  pt__filter_parts_of(f, &p);
+  if (p.op == PT_PARQUET_AND || p.op == PT_PARQUET_OR) {
+    const char *c = pt__delta_where_unknown(p.a, schema);
+    return c ? c : pt__delta_where_unknown(p.b, schema);
+  }
+  for (int64_t c = 0; c < schema->n_children; c++)
+    if (strcmp(schema->children[c]->name, p.column) == 0) return NULL;
+  return p.column;
 }
 
 int pt__delta_where_eval(const pt_parquet_filter *f, const struct ArrowSchema *schema,

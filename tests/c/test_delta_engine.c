@@ -1,7 +1,7 @@
 /* test_delta_engine.c — Delta tables through the engine with real executor
  * processes (the Python tests hold the comparisons with deltalake): a
  * partitioned table written, its schema merged, partitions replaced by
- * replace_where, read back with its columns in the table's order and nulls
+ * replace_where (and rows by a replace_where on data columns), read back with its columns in the table's order and nulls
  * for the files that predate a column, filtered by partition and data
  * columns at once, and checkpointed at version 10 so that it reads without
  * the commits before.
@@ -199,6 +199,45 @@ static void test_merge_replace_read_checkpoint(void **state) {
   count(after, &n, &null_x, &part_a);
   assert_int_equal(n, 126 + 8 * 2);
   assert_int_equal(null_x, 66);
+
+  /* replace_where on a data column: part a's ids 140 .. 149, the 16 rows
+   * of ids 1000 and 1001 and part b's ids 200 .. 209 replaced by ids
+   * 140 .. 144; the files that hold both sides rewritten in the same
+   * commit. */
+  const int64_t from[] = {140};
+  pt_parquet_filter *high, *is_null;
+  CHECK(pt_parquet_filter_int("id", PT_PARQUET_GE, from, 1, &high, &err));
+  pt_dataset *low = rows(100, 5, only_a, true);
+  pt_delta_write_options_init(&o);
+  o.mode = PT_DELTA_OVERWRITE;
+  o.replace_where = high;
+  assert_int_equal(pt_write_delta(low, TABLE, &o, &err), PT_EINVAL);
+  assert_non_null(strstr(err.message, "rows outside replace_where"));
+  pt_dataset *v12 = rows(140, 5, only_a, true);
+  write_rows(v12, PT_DELTA_OVERWRITE, 0, high);
+  pt_dataset *after_high = read_table(NULL);
+  count(after_high, &n, &null_x, &part_a);
+  assert_int_equal(n, 142 - 36 + 5);
+  assert_int_equal(part_a, 33 + 50 + 16 - 26 + 5);
+  assert_int_equal(null_x, 66);
+
+  /* x IS NULL: v0's files, which predate x, read as null there and go
+   * whole; rows without x take their place. */
+  CHECK(pt_parquet_filter_is_null("x", &is_null, &err));
+  pt_dataset *no_x = rows(500, 4, only_b, false);
+  write_rows(no_x, PT_DELTA_OVERWRITE, 1, is_null);
+  pt_dataset *after_null = read_table(NULL);
+  count(after_null, &n, &null_x, &part_a);
+  assert_int_equal(n, 111 - 66 + 4);
+  assert_int_equal(null_x, 4);
+  assert_int_equal(part_a, 78 - 33);
+  pt_parquet_filter_free(high);
+  pt_parquet_filter_free(is_null);
+  pt_dataset_free(low);
+  pt_dataset_free(v12);
+  pt_dataset_free(after_high);
+  pt_dataset_free(no_x);
+  pt_dataset_free(after_null);
 
   pt_parquet_filter_free(where);
   pt_parquet_filter_free(both);
