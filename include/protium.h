@@ -1174,12 +1174,14 @@ typedef struct pt_delta_write_options {
                                       lacks are null in the new files; 0
                                       (default): a different set of columns is
                                       refused, naming them */
-  const pt_parquet_filter *replace_where; /* with PT_DELTA_OVERWRITE: remove
-                                      only the active files whose partition
-                                      values match it (it may name partition
-                                      columns only), and refuse rows outside
-                                      it; NULL (default): remove every file.
-                                      Not kept */
+  const pt_parquet_filter *replace_where; /* with PT_DELTA_OVERWRITE: replace
+                                      only the rows it matches (top-level
+                                      columns, partition or not): files it
+                                      matches whole are removed, files it
+                                      partly matches rewritten with their
+                                      other rows in the same commit; rows
+                                      outside it are refused; NULL
+                                      (default): remove every file. Not kept */
 } pt_delta_write_options;
 void pt_delta_write_options_init(pt_delta_write_options *opts);
 /* Writes ds as one new version of the Delta table at path (created, with

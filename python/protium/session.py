@@ -843,8 +843,9 @@ class Dataset:
         schema_mode="merge", deltalake's spelling) adds the columns the
         table lacks to its schema in the same commit. replace_where (with
         mode="overwrite"; a SQL predicate such as "day >= '2024-01-02'" or
-        read_delta's filter form) on partition columns replaces only the
-        files it matches and refuses rows outside it."""
+        read_delta's filter form) on any columns replaces only the rows it
+        matches (files it partly matches are rewritten in the same commit)
+        and refuses rows outside it."""
         from protium import delta
         from protium.parquet import _write_options
 
