@@ -163,10 +163,16 @@ static int eval(const pt_parquet_filter *f, const struct ArrowSchema *schema,
   }
   const char *fmt = schema->children[c]->format;
   const struct ArrowArray *a = batch->children[c];
-  int kind = kind_of(fmt);
+  int kind = schema->children[c]->dictionary ? -1 : kind_of(fmt);
   char tn[128];
+  if (p.op != PT_PARQUET_IS_NULL && kind < 0) {
+    pt_type_name(schema->children[c], tn, sizeof tn);
+    return pt__errorf(err, PT_ENOTSUP, "replace_where cannot compare column '%s' (%s) row by "
+                      "row; compare numbers, strings, binary, booleans, dates, timestamps or "
+                      "decimals", p.column, tn);
+  }
   if (p.op != PT_PARQUET_IS_NULL &&
-      (kind < 0 || (kind == K_BYTES) != (p.literal == PT__FILTER_BYTES) ||
+      ((kind == K_BYTES) != (p.literal == PT__FILTER_BYTES) ||
        (fmt[0] == 'b' && p.literal == PT__FILTER_DOUBLE))) {
     pt_type_name(schema->children[c], tn, sizeof tn);
     return pt__errorf(err, PT_EINVAL, "replace_where compares column '%s' (%s) with a %s; "
