@@ -3,7 +3,8 @@
  * survived, allocation failures), the Delta <-> Arrow type mapping both
  * ways, dates and timestamps as the log spells them, log replay over
  * hand-written logs (add/remove, a later metaData, missing and damaged
- * files named in the error) and the protocol check.
+ * files named in the error), the protocol check and replace_where's
+ * row-by-row evaluation (three-valued logic over nulls).
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -418,6 +419,84 @@ static void test_protocol_features(void **state) {
                                    "which protium does not support");
 }
 
+/* id: 1, null, 5, 7 (int64); s: "a", "b", null, "a" (utf8); u: uint64
+ * max, 0, 1, 2. */
+static void where_batch(struct ArrowSchema *schema, struct ArrowArray *batch) {
+  pt_error err;
+  assert_int_equal(pt_schema_init(schema, "+s", "", 0, 3, &err), PT_OK);
+  assert_int_equal(pt_schema_init(schema->children[0], "l", "id", ARROW_FLAG_NULLABLE, 0, &err), PT_OK);
+  assert_int_equal(pt_schema_init(schema->children[1], "u", "s", ARROW_FLAG_NULLABLE, 0, &err), PT_OK);
+  assert_int_equal(pt_schema_init(schema->children[2], "L", "u", ARROW_FLAG_NULLABLE, 0, &err), PT_OK);
+  pt_builder *b;
+  assert_int_equal(pt_builder_new(schema, &b, &err), PT_OK);
+  const int64_t ids[] = {1, -1, 5, 7};
+  const char *ss[] = {"a", "b", NULL, "a"};
+  const uint64_t us[] = {UINT64_MAX, 0, 1, 2};
+  for (int i = 0; i < 4; i++) {
+    assert_int_equal(i == 1 ? pt_builder_append_null(pt_builder_child(b, 0), 1)
+                            : pt_builder_append_int(pt_builder_child(b, 0), ids[i]), PT_OK);
+    assert_int_equal(ss[i] ? pt_builder_append_bytes(pt_builder_child(b, 1), ss[i], 1)
+                           : pt_builder_append_null(pt_builder_child(b, 1), 1), PT_OK);
+    assert_int_equal(pt_builder_append_uint(pt_builder_child(b, 2), us[i]), PT_OK);
+    assert_int_equal(pt_builder_append_row(b), PT_OK);
+  }
+  assert_int_equal(pt_builder_finish(b, batch, &err), PT_OK);
+  pt_builder_free(b);
+}
+
+static void test_where_rows(void **state) {
+  (void)state;
+  struct ArrowSchema sc;
+  struct ArrowArray batch;
+  where_batch(&sc, &batch);
+  pt_error err;
+  uint8_t out[4];
+  const int64_t two[] = {2}, zero[] = {0};
+  const char *a[] = {"a"};
+  pt_parquet_filter *gt, *eq, *or_, *gt2, *eq2, *and_, *isn, *neg, *str_int;
+  assert_int_equal(pt_parquet_filter_int("id", PT_PARQUET_GT, two, 1, &gt, &err), PT_OK);
+  assert_int_equal(pt_parquet_filter_bytes("s", PT_PARQUET_EQ, a, NULL, 1, &eq, &err), PT_OK);
+  /* id > 2: NULL for the null id, which does not match. */
+  assert_int_equal(pt__delta_where_eval(gt, &sc, &batch, out, &err), PT_OK);
+  assert_memory_equal(out, ((uint8_t[]){0, 0, 1, 1}), 4);
+  /* OR: TRUE wins over NULL; NULL OR FALSE stays NULL (no match). */
+  assert_int_equal(pt_parquet_filter_combine(PT_PARQUET_OR, gt, eq, &or_, &err), PT_OK);
+  assert_int_equal(pt__delta_where_eval(or_, &sc, &batch, out, &err), PT_OK);
+  assert_memory_equal(out, ((uint8_t[]){1, 0, 1, 1}), 4);
+  /* AND: FALSE wins over NULL. */
+  assert_int_equal(pt_parquet_filter_int("id", PT_PARQUET_GT, two, 1, &gt2, &err), PT_OK);
+  assert_int_equal(pt_parquet_filter_bytes("s", PT_PARQUET_EQ, a, NULL, 1, &eq2, &err), PT_OK);
+  assert_int_equal(pt_parquet_filter_combine(PT_PARQUET_AND, gt2, eq2, &and_, &err), PT_OK);
+  assert_int_equal(pt__delta_where_eval(and_, &sc, &batch, out, &err), PT_OK);
+  assert_memory_equal(out, ((uint8_t[]){0, 0, 0, 1}), 4);
+  /* IS NULL is never NULL; a column the batch lacks is null throughout. */
+  assert_int_equal(pt_parquet_filter_is_null("s", &isn, &err), PT_OK);
+  assert_int_equal(pt__delta_where_eval(isn, &sc, &batch, out, &err), PT_OK);
+  assert_memory_equal(out, ((uint8_t[]){0, 0, 1, 0}), 4);
+  pt_parquet_filter_free(isn);
+  assert_int_equal(pt_parquet_filter_is_null("later", &isn, &err), PT_OK);
+  assert_int_equal(pt__delta_where_eval(isn, &sc, &batch, out, &err), PT_OK);
+  assert_memory_equal(out, ((uint8_t[]){1, 1, 1, 1}), 4);
+  assert_string_equal(pt__delta_where_unknown(isn, &sc), "later");
+  assert_null(pt__delta_where_unknown(and_, &sc));
+  /* Unsigned columns against a signed literal: UINT64_MAX is not below 0. */
+  assert_int_equal(pt_parquet_filter_int("u", PT_PARQUET_GT, zero, 1, &neg, &err), PT_OK);
+  assert_int_equal(pt__delta_where_eval(neg, &sc, &batch, out, &err), PT_OK);
+  assert_memory_equal(out, ((uint8_t[]){1, 0, 1, 1}), 4);
+  /* A string column against a number: refused, naming it. */
+  assert_int_equal(pt_parquet_filter_int("s", PT_PARQUET_EQ, two, 1, &str_int, &err), PT_OK);
+  assert_int_equal(pt__delta_where_eval(str_int, &sc, &batch, out, &err), PT_EINVAL);
+  assert_string_equal(err.message, "replace_where compares column 's' (utf8) with a number; "
+                      "compare it with a value of its own type");
+  pt_parquet_filter_free(or_);
+  pt_parquet_filter_free(and_);
+  pt_parquet_filter_free(isn);
+  pt_parquet_filter_free(neg);
+  pt_parquet_filter_free(str_int);
+  batch.release(&batch);
+  sc.release(&sc);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_json_values),
@@ -429,6 +508,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_checkpoint_round_trip, make_table, remove_table),
       cmocka_unit_test_setup_teardown(test_no_metadata_and_not_a_table, make_table, remove_table),
       cmocka_unit_test(test_protocol_features),
+      cmocka_unit_test(test_where_rows),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

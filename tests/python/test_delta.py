@@ -660,6 +660,21 @@ def test_concurrent_commit_is_a_conflict(session, tmp_path):
     assert session.read_delta(path).count() == 11
 
 
+def test_concurrent_commit_conflicts_with_a_rewriting_replace_where(session, tmp_path):
+    path = tmp_path / "t"
+    session.range(10, partitions=1).write_delta(path)
+    files_before = sorted(p.name for p in path.iterdir())
+    racing = session.range(5, partitions=1).map_in_arrow(_commit_meanwhile(str(path)), schema="id long")
+    with pytest.raises(ProtiumError, match="another writer committed version 1 .* first"):
+        racing.write_delta(path, mode="overwrite", replace_where="id < 5")
+    dt = DeltaTable(str(path))
+    assert dt.version() == 1
+    assert sorted(dt.to_pyarrow_table()["id"].to_pylist()) == [-1] + list(range(10))
+    # The new file and the rewritten one (ids 5 .. 9) were both taken back.
+    assert len(sorted(p.name for p in path.iterdir())) == len(files_before) + 1
+    assert session.read_delta(path).count() == 11
+
+
 def test_failed_job_leaves_the_table_unchanged(session, tmp_path):
     path = tmp_path / "t"
     session.range(20, partitions=2).write_delta(path)
