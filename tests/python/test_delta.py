@@ -466,6 +466,29 @@ def test_replace_where_on_a_data_column_rewrites_partly_matching_files(session, 
     assert rows_by_id(session.read_delta(path).to_arrow()) == want3
 
 
+@pytest.mark.parametrize("partition_by", [None, ["region"]])
+def test_replace_where_leaves_what_deltalakes_predicate_overwrite_leaves(session, tmp_path, partition_by):
+    """The same overwrite by deltalake (predicate=) and by protium
+    (replace_where=) on copies of one table: the same rows remain."""
+    old = pa.table({"id": pa.array(range(40), pa.int64()),
+                    "region": pa.array(["eu", "us", "ap", "eu"] * 10),
+                    "x": pa.array([None if i % 5 == 0 else i * 0.5 for i in range(40)])})
+    theirs, ours = tmp_path / "theirs", tmp_path / "ours"
+    for half in (old.slice(0, 20), old.slice(20)):
+        write_deltalake(str(theirs), half, mode="append", partition_by=partition_by)
+    shutil.copytree(theirs, ours)
+    new = pa.table({"id": pa.array([100, 101], pa.int64()), "region": ["eu", "us"],
+                    "x": pa.array([6.0, 19.5])})
+    where = "region IN ('eu', 'us') AND x >= 5 AND x < 20"
+    write_deltalake(str(theirs), new, mode="overwrite", predicate=where)
+    session.from_arrow(new).write_delta(ours, mode="overwrite", replace_where=where)
+    want = rows_by_id(reference(theirs).select(old.column_names))
+    assert want == expected_after(old, new, lambda df: df["region"].isin(["eu", "us"])
+                                  & (df["x"] >= 5) & (df["x"] < 20))
+    assert rows_by_id(reference(ours).select(old.column_names)) == want
+    assert rows_by_id(session.read_delta(ours).to_arrow().select(old.column_names)) == want
+
+
 def test_replace_where_on_a_data_column_refuses_rows_outside(session, tmp_path):
     path = tmp_path / "t"
     old = pa.table({"id": pa.array(range(10), pa.int64()), "x": pa.array([1.0] * 10)})
