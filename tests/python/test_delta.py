@@ -5,7 +5,10 @@ removes, checkpoints single and multi-part, time travel by version and by
 time) read by Session.read_delta and compared with its own reading; files
 pruned by partition values and stats (counted); tables protium writes
 (create, append, overwrite, partitioned) read back by deltalake, also
-after appends by both; a concurrent commit refused as a conflict; a failed
+after appends by both; replace_where on partition and data columns (files
+kept, removed and rewritten; the rows left compared with pandas' and with
+deltalake's own predicate overwrite; rows outside and nulls); a
+concurrent commit refused as a conflict; a failed
 job that leaves the table as it was; refused protocol features; damaged
 logs failing with errors that name the file.
 """
