@@ -957,6 +957,19 @@ int pt_write_delta(pt_dataset *ds, const char *path, const pt_delta_write_option
   if (unknown)
     rc = pt__errorf(err, PT_EINVAL, "write_delta: replace_where names '%s', which is not a "
                     "column of the table", unknown);
+  /* Its literals against the columns' types, on no rows: a mismatch is
+   * refused before the job runs. */
+  if (rc == PT_OK && o.replace_where) {
+    pt_builder *eb = NULL;
+    struct ArrowArray empty = {0};
+    uint8_t none[1];
+    rc = pt_builder_new(latest >= 0 ? &table : dsch, &eb, err);
+    if (rc == PT_OK) rc = pt_builder_finish(eb, &empty, err);
+    if (rc == PT_OK) rc = pt__delta_where_eval(o.replace_where, latest >= 0 ? &table : dsch, &empty, none, err);
+    if (rc != PT_OK) pt__error_prefix(err, rc, "write_delta: ");
+    if (empty.release) empty.release(&empty);
+    pt_builder_free(eb);
+  }
   /* Each active file is kept when its partition values or stats rule out
    * every row, removed when its partition values match every row, and
    * otherwise read after the job: partly[f]. */
@@ -1043,7 +1056,7 @@ int pt_write_delta(pt_dataset *ds, const char *path, const pt_delta_write_option
     if (rc == PT_OK && how == WHERE_ROWS)
       rc = where_scan(w.files[f].abs, rest, NULL, &po, &matched, &rows, &kept, err);
     pt_parquet_filter_free(rest);
-    if (rc != PT_OK) pt__error_prefix(err, rc, "write_delta: replace_where: ");
+    if (rc != PT_OK) pt__error_prefix(err, rc, "write_delta: ");
     else if (how == WHERE_NONE || matched < rows)
       rc = pt__errorf(err, PT_EINVAL, "write_delta: the dataset has rows outside replace_where "
                       "(in '%s'); nothing was committed; filter them out or widen the predicate",
