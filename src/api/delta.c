@@ -754,7 +754,7 @@ static int where_scan(const char *abs, const pt_parquet_filter *rest, const char
   int rc = st.get_schema(&st, &sch) == 0 ? PT_OK
            : pt__errorf(err, PT_EIO, "'%s': %s", abs, st.get_last_error(&st));
   if (rc == PT_OK && keep) rc = pt_parquet_writer_open_path(keep, &sch, po, &wr, err);
-  uint8_t *hit = NULL, *bits = NULL;
+  uint8_t *hit = NULL, *bits = NULL; /* owned here: per row of a batch, and its keep bitmap */
   while (rc == PT_OK) {
     struct ArrowArray b = {0};
     if (st.get_next(&st, &b) != 0) {
@@ -973,8 +973,8 @@ int pt_write_delta(pt_dataset *ds, const char *path, const pt_delta_write_option
   /* Each active file is kept when its partition values or stats rule out
    * every row, removed when its partition values match every row, and
    * otherwise read after the job: partly[f]. */
-  int8_t *partly = pt__calloc((size_t)(snap.n_files ? snap.n_files : 1), 1);
-  char **fvals = pt__calloc((size_t)(nk ? nk : 1), sizeof *fvals);
+  int8_t *partly = pt__calloc((size_t)(snap.n_files ? snap.n_files : 1), 1); /* owned here */
+  char **fvals = pt__calloc((size_t)(nk ? nk : 1), sizeof *fvals); /* owned here, and its strings */
   if (rc == PT_OK && (!fvals || !partly)) rc = pt__errorf(err, PT_ENOMEM, "out of memory");
   for (int64_t f = 0; rc == PT_OK && o.replace_where && f < snap.n_files; f++) {
     if (!pt__delta_file_may_match(o.replace_where, &snap, &snap.files[f], &table)) {

@@ -142,7 +142,7 @@ static int eval(const pt_parquet_filter *f, const struct ArrowSchema *schema,
   pt__filter_parts p;
   pt__filter_parts_of(f, &p);
   if (p.op == PT_PARQUET_AND || p.op == PT_PARQUET_OR) {
-    uint8_t *b = pt__malloc((size_t)(n ? n : 1));
+    uint8_t *b = pt__malloc((size_t)(n ? n : 1)); /* owned here: the right side's values */
     if (!b) return pt__errorf(err, PT_ENOMEM, "out of memory");
     int rc = eval(p.a, schema, batch, out, err);
     if (rc == PT_OK) rc = eval(p.b, schema, batch, b, err);
