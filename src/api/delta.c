@@ -981,6 +981,10 @@ int pt_write_delta(pt_dataset *ds, const char *path, const pt_delta_write_option
       removed[f] = false;
       continue;
     }
+    if (pt__delta_file_must_match(o.replace_where, &snap, &snap.files[f], &table)) {
+      removed[f] = true; /* removed unread */
+      continue;
+    }
     for (int64_t k = 0; k < nk && rc == PT_OK; k++) {
       const char *v = snap.files[f].values[k];
       bool is_str = strcmp(key_formats[k], "u") == 0 || strcmp(key_formats[k], "z") == 0;

@@ -149,6 +149,13 @@ void pt__delta_civil_from_days(int64_t days, int64_t *y, int *m, int *d);
 bool pt__delta_file_may_match(const pt_parquet_filter *f, const pt__delta_snapshot *s,
                               const pt__delta_file *file, const struct ArrowSchema *schema);
 
+/* Whether every row of `file` matches f, proven by its partition values
+ * and stats: no nulls in a compared column, its min and max within the
+ * comparison (integers, dates, timestamps and strings; floats and
+ * decimals are never proven). False whenever anything is unknown. */
+bool pt__delta_file_must_match(const pt_parquet_filter *f, const pt__delta_snapshot *s,
+                               const pt__delta_file *file, const struct ArrowSchema *schema);
+
 /* The stats JSON of a Parquet file protium wrote (numRecords, minValues,
  * maxValues, nullCount of its top-level columns, from its footer; schema:
  * the file's columns), appended to out. */

@@ -1,7 +1,8 @@
 /* stats.c — Delta's per-file statistics. Reading: a filter is tested
  * against each file's partition values and the minValues / maxValues /
  * nullCount of its add action, so files that cannot match are never
- * opened. Writing: the stats of a data file protium wrote, taken from its
+ * opened (and replace_where removes files every row of which must match
+ * unread). Writing: the stats of a data file protium wrote, taken from its
  * Parquet footer (no data is read again).
  */
 #include <math.h>
@@ -303,4 +304,73 @@ int pt__delta_file_stats(const char *path, const struct ArrowSchema *schema, pt_
   pt__parquet_stats_free(&st);
   if (rc != PT_OK) return pt__errorf(err, PT_ENOMEM, "out of memory");
   return PT_OK;
+}
+
+/* Bound b (its max, or its min) against literal k of p: <0, 0, >0 as the
+ * bound is below, at or above it; false when they do not compare exactly
+ * (floats are left out: stats say nothing of NaN). */
+static bool bound_cmp(const pt__bounds *b, bool max, const pt__filter_parts *p, int64_t k, int *out) {
+  if (b->kind == PT__BOUNDS_INT) {
+    int64_t x = max ? b->max_i : b->min_i;
+    if (p->literal == PT__FILTER_INT) *out = (x > p->ints[k]) - (x < p->ints[k]);
+    else if (p->literal == PT__FILTER_UINT)
+      *out = x < 0 || (uint64_t)x < (uint64_t)p->ints[k] ? -1 : (uint64_t)x > (uint64_t)p->ints[k];
+    else if (p->literal == PT__FILTER_DOUBLE && !isnan(p->doubles[k]))
+      *out = ((double)x > p->doubles[k]) - ((double)x < p->doubles[k]);
+    else return false;
+    return true;
+  }
+  if (b->kind == PT__BOUNDS_BYTES && p->literal == PT__FILTER_BYTES) {
+    const uint8_t *v = max ? b->max_b : b->min_b;
+    int64_t len = max ? b->max_len : b->min_len, n = len < p->lens[k] ? len : p->lens[k];
+    int c = n > 0 ? memcmp(v, p->bytes[k], (size_t)n) : 0;
+    *out = c != 0 ? c : (len > p->lens[k]) - (len < p->lens[k]);
+    return true;
+  }
+  return false;
+}
+
+static bool must_match(const pt_parquet_filter *f, match_ctx *c) {
+  pt__filter_parts p;
+  pt__filter_parts_of(f, &p);
+  if (p.op == PT_PARQUET_AND) return must_match(p.a, c) && must_match(p.b, c);
+  if (p.op == PT_PARQUET_OR) return must_match(p.a, c) || must_match(p.b, c);
+  pt__bounds b = {.kind = PT__BOUNDS_NONE, .null_count = -1, .rows = -1};
+  if (!find_bounds(p.column, c, &b) || b.rows < 0 || b.null_count < 0) return false;
+  if (p.op == PT_PARQUET_IS_NULL) return b.null_count == b.rows;
+  if (b.null_count != 0) return false; /* a null row would not match */
+  int lo = 0, hi = 0;
+  bool has_lo = b.has_min && bound_cmp(&b, false, &p, 0, &lo);
+  bool has_hi = b.has_max && bound_cmp(&b, true, &p, 0, &hi);
+  switch (p.op) {
+    case PT_PARQUET_GT: return has_lo && lo > 0;
+    case PT_PARQUET_GE: return has_lo && lo >= 0;
+    case PT_PARQUET_LT: return has_hi && hi < 0;
+    case PT_PARQUET_LE: return has_hi && hi <= 0;
+    case PT_PARQUET_EQ:
+    case PT_PARQUET_IN:
+      for (int64_t k = 0; k < p.n; k++) {
+        has_lo = b.has_min && bound_cmp(&b, false, &p, k, &lo);
+        has_hi = b.has_max && bound_cmp(&b, true, &p, k, &hi);
+        if (has_lo && has_hi && lo == 0 && hi == 0) return true;
+      }
+      return false;
+    default: return false;
+  }
+}
+
+bool pt__delta_file_must_match(const pt_parquet_filter *f, const pt__delta_snapshot *s,
+                               const pt__delta_file *file, const struct ArrowSchema *schema) {
+  if (!f) return true;
+  match_ctx c = {s, file, schema, NULL, 0, 0};
+  pt__json *stats = NULL;
+  if (file->stats) {
+    pt_error ignored;
+    if (pt__json_parse(file->stats, (int64_t)strlen(file->stats), &stats, &ignored) == PT_OK &&
+        stats->type == PT__JSON_OBJECT)
+      c.stats = stats;
+  }
+  bool must = c.stats && must_match(f, &c);
+  pt__json_free(stats);
+  return must;
 }

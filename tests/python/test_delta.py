@@ -492,6 +492,27 @@ def test_replace_where_leaves_what_deltalakes_predicate_overwrite_leaves(session
     assert rows_by_id(session.read_delta(ours).to_arrow().select(old.column_names)) == want
 
 
+def test_replace_where_removes_files_its_stats_prove_matching_unread(session, tmp_path):
+    path = tmp_path / "t"
+    first = pa.table({"id": pa.array(range(10), pa.int64()), "s": pa.array(["k"] * 10)})
+    second = pa.table({"id": pa.array(range(10, 20), pa.int64()), "s": pa.array(["k"] * 10)})
+    session.from_arrow(first).write_delta(path)
+    log0 = [json.loads(x) for x in open(path / "_delta_log" / f"{0:020d}.json")]
+    matching = [r["add"]["path"] for r in log0 if "add" in r]
+    session.from_arrow(second).write_delta(path, mode="append")
+    # ids 0 .. 9 with no nulls: "id <= 9 AND s = 'k'" holds on every row by
+    # the stats. Its bytes spoiled, the file must not be read to go.
+    for name in matching:
+        (path / name).write_bytes(b"not parquet")
+    new = pa.table({"id": pa.array([5], pa.int64()), "s": pa.array(["k"])})
+    session.from_arrow(new).write_delta(path, mode="overwrite", replace_where="id <= 9 AND s = 'k'")
+    log = [json.loads(x) for x in open(path / "_delta_log" / f"{2:020d}.json")]
+    assert sorted(r["remove"]["path"] for r in log if "remove" in r) == sorted(matching)
+    want = rows_by_id(pa.concat_tables([second, new]))
+    assert rows_by_id(DeltaTable(str(path)).to_pyarrow_table()) == want
+    assert rows_by_id(session.read_delta(path).to_arrow()) == want
+
+
 def test_replace_where_on_a_data_column_refuses_rows_outside(session, tmp_path):
     path = tmp_path / "t"
     old = pa.table({"id": pa.array(range(10), pa.int64()), "x": pa.array([1.0] * 10)})
