@@ -497,6 +497,52 @@ static void test_where_rows(void **state) {
   sc.release(&sc);
 }
 
+/* Proofs from stats that every row of a file matches replace_where. */
+static void test_stats_prove_whole_matches(void **state) {
+  (void)state;
+  pt_error err;
+  struct ArrowSchema sc;
+  assert_int_equal(pt_schema_init(&sc, "+s", "", 0, 3, &err), PT_OK);
+  assert_int_equal(pt_schema_init(sc.children[0], "l", "id", ARROW_FLAG_NULLABLE, 0, &err), PT_OK);
+  assert_int_equal(pt_schema_init(sc.children[1], "u", "s", ARROW_FLAG_NULLABLE, 0, &err), PT_OK);
+  assert_int_equal(pt_schema_init(sc.children[2], "g", "x", ARROW_FLAG_NULLABLE, 0, &err), PT_OK);
+  pt__delta_snapshot snap = {0};
+  char stats[] = "{\"numRecords\":10,\"minValues\":{\"id\":3,\"s\":\"b\",\"x\":1.0},"
+                 "\"maxValues\":{\"id\":9,\"s\":\"b\",\"x\":2.0},"
+                 "\"nullCount\":{\"id\":0,\"s\":0,\"x\":0}}";
+  char with_null[] = "{\"numRecords\":10,\"minValues\":{\"id\":3},\"maxValues\":{\"id\":9},"
+                     "\"nullCount\":{\"id\":1}}";
+  pt__delta_file file = {.path = "f.parquet", .stats = stats};
+  const int64_t three[] = {3}, four[] = {4}, nine[] = {9};
+  const double one[] = {0.5};
+  const char *b[] = {"b"}, *c[] = {"c"};
+  pt_parquet_filter *ge3, *ge4, *le9, *eqb, *eqc, *xgt, *and_, *or_;
+  assert_int_equal(pt_parquet_filter_int("id", PT_PARQUET_GE, three, 1, &ge3, &err), PT_OK);
+  assert_int_equal(pt_parquet_filter_int("id", PT_PARQUET_GE, four, 1, &ge4, &err), PT_OK);
+  assert_int_equal(pt_parquet_filter_int("id", PT_PARQUET_LE, nine, 1, &le9, &err), PT_OK);
+  assert_int_equal(pt_parquet_filter_bytes("s", PT_PARQUET_EQ, b, NULL, 1, &eqb, &err), PT_OK);
+  assert_int_equal(pt_parquet_filter_bytes("s", PT_PARQUET_EQ, c, NULL, 1, &eqc, &err), PT_OK);
+  assert_int_equal(pt_parquet_filter_double("x", PT_PARQUET_GT, one, 1, &xgt, &err), PT_OK);
+  assert_true(pt__delta_file_must_match(ge3, &snap, &file, &sc));
+  assert_false(pt__delta_file_must_match(ge4, &snap, &file, &sc)); /* id 3 is below */
+  assert_true(pt__delta_file_must_match(eqb, &snap, &file, &sc));
+  assert_false(pt__delta_file_must_match(eqc, &snap, &file, &sc));
+  assert_false(pt__delta_file_must_match(xgt, &snap, &file, &sc)); /* floats prove nothing */
+  assert_int_equal(pt_parquet_filter_combine(PT_PARQUET_AND, ge3, eqb, &and_, &err), PT_OK);
+  assert_true(pt__delta_file_must_match(and_, &snap, &file, &sc));
+  assert_int_equal(pt_parquet_filter_combine(PT_PARQUET_OR, ge4, eqc, &or_, &err), PT_OK);
+  assert_false(pt__delta_file_must_match(or_, &snap, &file, &sc));
+  file.stats = with_null; /* a null id does not match id <= 9 */
+  assert_false(pt__delta_file_must_match(le9, &snap, &file, &sc));
+  file.stats = NULL;
+  assert_false(pt__delta_file_must_match(le9, &snap, &file, &sc));
+  pt_parquet_filter_free(and_);
+  pt_parquet_filter_free(or_);
+  pt_parquet_filter_free(le9);
+  pt_parquet_filter_free(xgt);
+  sc.release(&sc);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_json_values),
@@ -509,6 +555,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_no_metadata_and_not_a_table, make_table, remove_table),
       cmocka_unit_test(test_protocol_features),
       cmocka_unit_test(test_where_rows),
+      cmocka_unit_test(test_stats_prove_whole_matches),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
