@@ -1072,7 +1072,7 @@ int pt_write_delta(pt_dataset *ds, const char *path, const pt_delta_write_option
   for (int64_t f = 0; rc == PT_OK && f < snap.n_files; f++) {
     if (!partly[f]) continue;
     const pt__delta_file *df = &snap.files[f];
-    char old_abs[PATH_MAX], rel[PATH_MAX], abs[2 * PATH_MAX + 2], rid[37];
+    char old_abs[PATH_MAX], rel[PATH_MAX] = "", abs[2 * PATH_MAX + 2] = "", rid[37];
     int how = WHERE_NONE;
     pt_parquet_filter *rest = NULL;
     int64_t matched = 0, rows = 0, kept = 0;
@@ -1107,7 +1107,7 @@ int pt_write_delta(pt_dataset *ds, const char *path, const pt_delta_write_option
       rc = pt__errorf(err, PT_ENOMEM, "out of memory");
     removed[f] = rc == PT_OK && matched > 0;
     if (rc != PT_OK || matched == 0 || kept == 0) {
-      unlink(abs);
+      if (*abs) unlink(abs);
     } else {
       new_file nf = {0};
       nf.values = pt__calloc((size_t)(nk ? nk : 1), sizeof *nf.values);
