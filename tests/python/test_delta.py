@@ -408,7 +408,7 @@ def test_replace_where_replaces_only_the_matching_partitions(session, tmp_path):
 
 
 def rows_by_id(t: pa.Table) -> list:
-    return sorted(t.to_pylist(), key=lambda r: r["id"])
+    return sorted(t.to_pylist(), key=lambda r: (r["id"], repr(r)))
 
 
 def expected_after(old: pa.Table, new: pa.Table, matches) -> list:
@@ -469,25 +469,34 @@ def test_replace_where_on_a_data_column_rewrites_partly_matching_files(session, 
     assert rows_by_id(session.read_delta(path).to_arrow()) == want3
 
 
+WHERES = [("region IN ('eu', 'us') AND x >= 5 AND x < 20",
+           lambda df: df["region"].isin(["eu", "us"]) & (df["x"] >= 5) & (df["x"] < 20)),
+          ("day >= '2024-01-05' AND id < 38",
+           lambda df: (df["day"] >= datetime.date(2024, 1, 5)) & (df["id"] < 38))]
+
+
 @pytest.mark.parametrize("partition_by", [None, ["region"]])
-def test_replace_where_leaves_what_deltalakes_predicate_overwrite_leaves(session, tmp_path, partition_by):
+@pytest.mark.parametrize("where,matches", WHERES)
+def test_replace_where_leaves_what_deltalakes_predicate_overwrite_leaves(session, tmp_path, partition_by,
+                                                                          where, matches):
     """The same overwrite by deltalake (predicate=) and by protium
     (replace_where=) on copies of one table: the same rows remain."""
     old = pa.table({"id": pa.array(range(40), pa.int64()),
                     "region": pa.array(["eu", "us", "ap", "eu"] * 10),
-                    "x": pa.array([None if i % 5 == 0 else i * 0.5 for i in range(40)])})
+                    "x": pa.array([None if i % 5 == 0 else i * 0.5 for i in range(40)]),
+                    "day": pa.array([None if i % 7 == 0 else datetime.date(2024, 1, 1 + i % 9)
+                                     for i in range(40)], pa.date32())})
     theirs, ours = tmp_path / "theirs", tmp_path / "ours"
     for half in (old.slice(0, 20), old.slice(20)):
         write_deltalake(str(theirs), half, mode="append", partition_by=partition_by)
     shutil.copytree(theirs, ours)
-    new = pa.table({"id": pa.array([100, 101], pa.int64()), "region": ["eu", "us"],
-                    "x": pa.array([6.0, 19.5])})
-    where = "region IN ('eu', 'us') AND x >= 5 AND x < 20"
+    new = pa.table({"id": pa.array([11, 13], pa.int64()), "region": ["eu", "us"],
+                    "x": pa.array([6.0, 19.5]),
+                    "day": pa.array([datetime.date(2024, 1, 6)] * 2, pa.date32())})
     write_deltalake(str(theirs), new, mode="overwrite", predicate=where)
     session.from_arrow(new).write_delta(ours, mode="overwrite", replace_where=where)
     want = rows_by_id(reference(theirs).select(old.column_names))
-    assert want == expected_after(old, new, lambda df: df["region"].isin(["eu", "us"])
-                                  & (df["x"] >= 5) & (df["x"] < 20))
+    assert want == expected_after(old, new, matches)
     assert rows_by_id(reference(ours).select(old.column_names)) == want
     assert rows_by_id(session.read_delta(ours).to_arrow().select(old.column_names)) == want
 
