@@ -170,17 +170,23 @@ static bool find_bounds(const char *column, void *arg, pt__bounds *b) {
   return true;
 }
 
+/* The add action's stats as parsed JSON, or NULL when it has none or they
+ * do not parse (then they prove nothing). The caller frees it. */
+static pt__json *parse_stats(const pt__delta_file *file) {
+  pt__json *stats = NULL;
+  pt_error ignored;
+  if (file->stats &&
+      pt__json_parse(file->stats, (int64_t)strlen(file->stats), &stats, &ignored) != PT_OK)
+    stats = NULL;
+  return stats;
+}
+
 bool pt__delta_file_may_match(const pt_parquet_filter *f, const pt__delta_snapshot *s,
                               const pt__delta_file *file, const struct ArrowSchema *schema) {
   if (!f) return true;
   match_ctx c = {s, file, schema, NULL, 0, 0};
-  pt__json *stats = NULL;
-  if (file->stats) {
-    pt_error ignored;
-    if (pt__json_parse(file->stats, (int64_t)strlen(file->stats), &stats, &ignored) == PT_OK &&
-        stats->type == PT__JSON_OBJECT)
-      c.stats = stats;
-  }
+  pt__json *stats = parse_stats(file);
+  c.stats = stats && stats->type == PT__JSON_OBJECT ? stats : NULL;
   bool may = pt__filter_bounds_match(f, find_bounds, &c);
   pt__json_free(stats);
   return may;
@@ -363,13 +369,8 @@ bool pt__delta_file_must_match(const pt_parquet_filter *f, const pt__delta_snaps
                                const pt__delta_file *file, const struct ArrowSchema *schema) {
   if (!f) return true;
   match_ctx c = {s, file, schema, NULL, 0, 0};
-  pt__json *stats = NULL;
-  if (file->stats) {
-    pt_error ignored;
-    if (pt__json_parse(file->stats, (int64_t)strlen(file->stats), &stats, &ignored) == PT_OK &&
-        stats->type == PT__JSON_OBJECT)
-      c.stats = stats;
-  }
+  pt__json *stats = parse_stats(file);
+  c.stats = stats && stats->type == PT__JSON_OBJECT ? stats : NULL;
   bool must = c.stats && must_match(f, &c);
   pt__json_free(stats);
   return must;
