@@ -491,6 +491,12 @@ typedef struct pt_parquet_read_options {
                                  they are fewer than the threads, several
                                  row groups are decoded together (memory:
                                  that many row groups) */
+  int no_readahead;           /* threads = 1 only. 0 (default): the next row
+                                 group is decoded on one more thread while
+                                 the calling one decodes this one, as
+                                 pyarrow's read_table(use_threads=False)
+                                 does (memory: two row groups); 1: every
+                                 row group on the calling thread alone */
 } pt_parquet_read_options;
 
 /* Defaults: all columns, batches of 65536 rows. */

@@ -139,6 +139,7 @@ class PtParquetReadOptions(ctypes.Structure):
         ("plain_binary", ctypes.c_int),
         ("partition_schema", ctypes.c_void_p),
         ("threads", ctypes.c_int),
+        ("no_readahead", ctypes.c_int),
     ]
 
 

@@ -170,8 +170,11 @@ typedef struct reader {
   bool done;
   pt_error err;
   int n_threads;           /* threads decoding column chunks (opts.threads) */
+  bool ahead;              /* threads = 1 with readahead: a window of two row
+                            * groups, each decoded whole by one of two threads */
+  int n_workers;           /* threads decoding at once: n_threads, or 2 ahead */
   scratch *sc;             /* this thread's: scratch[0], or a worker's */
-  scratch *scratch;        /* n_threads */
+  scratch *scratch;        /* n_workers */
   /* Row groups decoded together (window_rows), handed out in order. */
   rgload *win;
   int64_t win_n, win_pos;  /* complete ones, the next to hand out */
@@ -2229,7 +2232,7 @@ static int finish_row_group(reader *r, rgload *L, pt_error *err) {
 static void drop_row_group(reader *r) { free_arrays(r, &r->rg_arrays); }
 
 static void drop_window(reader *r) {
-  for (int64_t i = 0; r->win && i < r->n_threads; i++) {
+  for (int64_t i = 0; r->win && i < r->n_workers; i++) {
     free_bufs(r, &r->win[i]);
     free_arrays(r, &r->win[i].arrays);
     pt__row_ranges_free(&r->win[i].keep);
@@ -2239,13 +2242,15 @@ static void drop_window(reader *r) {
   r->win_n = r->win_pos = 0;
 }
 
-/* The units of one window (row group i's leaf k is unit i * n_sel + k)
- * shared by the threads: each takes the next from a counter. After a
- * failure no more are taken; those below it were all taken already, so
- * the lowest failing unit is the one a single thread would have met. */
+/* The units of one window (row group i's leaf k is unit i * n_sel + k;
+ * ahead, row group i is unit i) shared by the threads: each takes the next
+ * from a counter. After a failure no more are taken; those below it were
+ * all taken already, so the lowest failing unit is the one a single thread
+ * would have met (a whole row group's chunks are decoded in their order). */
 typedef struct par {
   reader *r;
   int64_t n_units;
+  bool whole;            /* a unit is a row group (ahead), else a column chunk */
   atomic_int_fast64_t next;
   atomic_bool failed;
 } par;
@@ -2270,7 +2275,11 @@ static void *decode_units(void *arg) {
     if (atomic_load(&p->failed)) break;
     int64_t u = atomic_fetch_add(&p->next, 1);
     if (u >= p->n_units) break;
-    int rc = decode_unit(&view, &p->r->win[u / p->r->n_sel], u % p->r->n_sel, &w->err);
+    int64_t n_sel = p->r->n_sel, k0 = p->whole ? 0 : u % n_sel;
+    int64_t k1 = p->whole ? n_sel : k0 + 1;
+    rgload *L = &p->r->win[p->whole ? u : u / n_sel];
+    int rc = PT_OK;
+    for (int64_t k = k0; k < k1 && rc == PT_OK; k++) rc = decode_unit(&view, L, k, &w->err);
     if (rc != PT_OK) {
       w->rc = rc;
       w->unit = u;
@@ -2347,19 +2356,21 @@ static int check_filter_column(const char *path, void *arg, pt_error *err) {
 
 /* Row groups decoded at once: one, unless a row group has fewer selected
  * column chunks than there are threads (then enough to give each thread
- * one: a file of one column reads two row groups at a time on two). */
+ * one: a file of one column reads two row groups at a time on two); ahead,
+ * two: this one and the next. */
 static int64_t window_size(const reader *r) {
+  if (r->ahead) return 2;
   if (r->n_threads <= 1 || r->n_sel >= r->n_threads || r->n_sel == 0) return 1;
   return (r->n_threads + r->n_sel - 1) / r->n_sel;
 }
 
 /* Picks the next row groups the filter keeps (window_size of them) and
- * decodes their column chunks, on r->n_threads threads. A failure after
+ * decodes their column chunks, on r->n_workers threads. A failure after
  * some complete row groups is kept for when they have been handed out, as
  * reading them one at a time would have met it. */
 static int load_window(reader *r, pt_error *err) {
   drop_window(r);
-  r->win = pt__calloc((size_t)r->n_threads, sizeof *r->win);
+  r->win = pt__calloc((size_t)r->n_workers, sizeof *r->win);
   if (r->win == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
   pt_error e = {0};
   int rc = PT_OK;
@@ -2408,10 +2419,10 @@ static int load_window(reader *r, pt_error *err) {
     n++;
   }
   /* The column chunks, on the threads (the calling one among them). */
-  par p = {.r = r, .n_units = n * r->n_sel};
+  par p = {.r = r, .n_units = r->ahead ? n : n * r->n_sel, .whole = r->ahead};
   atomic_init(&p.next, 0);
   atomic_init(&p.failed, false);
-  int nt = p.n_units < r->n_threads ? (int)p.n_units : r->n_threads;
+  int nt = p.n_units < r->n_workers ? (int)p.n_units : r->n_workers;
   if (nt < 1) nt = 1;
   worker ws[MAX_THREADS];
   pthread_t th[MAX_THREADS];
@@ -2428,7 +2439,7 @@ static int load_window(reader *r, pt_error *err) {
     if (ws[t].rc != PT_OK && ws[t].unit == failed_unit) {
       rc = ws[t].rc;
       e = ws[t].err;
-      ok = failed_unit / r->n_sel;
+      ok = p.whole ? failed_unit : failed_unit / r->n_sel;
     }
   for (int64_t i = 0; i < ok; i++) {
     int frc = finish_row_group(r, &r->win[i], &e);
@@ -2524,7 +2535,7 @@ static void reader_free(reader *r) {
   drop_window(r);
   pt__free(r->leaves);
   pt_parquet_filter_free(r->filter);
-  for (int t = 0; r->scratch && t < r->n_threads; t++) {
+  for (int t = 0; r->scratch && t < r->n_workers; t++) {
     scratch *sc = &r->scratch[t];
     pt__free(sc->page_buf);
     pt__free(sc->dict_buf);
@@ -2595,8 +2606,13 @@ static int open_region(const uint8_t *data, int64_t size, pt__shared *region, bo
     rc = pt__errorf(err, PT_EINVAL, "threads must be between 1 and %d (got %d)", MAX_THREADS,
                     threads);
   r->n_threads = threads > 1 ? threads : 1;
+  /* pyarrow's read_table(use_threads=False) decodes the next row group on
+   * another thread of its pool while this one is decoded: one thread,
+   * here, reads the same way unless told not to. */
+  r->ahead = r->n_threads == 1 && !(opts && opts->no_readahead);
+  r->n_workers = r->ahead ? 2 : r->n_threads;
   if (rc == PT_OK) {
-    r->scratch = pt__calloc((size_t)r->n_threads, sizeof *r->scratch);
+    r->scratch = pt__calloc((size_t)r->n_workers, sizeof *r->scratch);
     r->sc = r->scratch;
     if (r->scratch == NULL) rc = pt__errorf(err, PT_ENOMEM, "out of memory");
   }
@@ -2635,7 +2651,7 @@ int pt_parquet_stream_pages(struct ArrowArrayStream *stream, int64_t *read, int6
     return pt__errorf(err, PT_EINVAL, "not a stream opened by pt_parquet_read_*");
   reader *r = stream->private_data;
   int64_t nr = 0, ns = 0;
-  for (int t = 0; t < r->n_threads; t++) {
+  for (int t = 0; t < r->n_workers; t++) {
     nr += r->scratch[t].pages_read;
     ns += r->scratch[t].pages_skipped;
   }

@@ -53,6 +53,11 @@ def main() -> None:
         "v1_delta_length.parquet": dict(
             use_dictionary=False, compression="snappy",
             column_encoding={"s": "DELTA_LENGTH_BYTE_ARRAY", "u8": "DELTA_BINARY_PACKED"}),
+        # Five row groups, a codec per column: one thread reads the next row
+        # group ahead on a second one.
+        "v1_rowgroups_mixed.parquet": dict(
+            row_group_size=8, compression={"i32": "zstd", "i64": "snappy", "f64": "gzip", "s": "zstd",
+                                           "ts": "lz4", "d": "brotli", "b": "none"}),
     }
     CORPUS.mkdir(parents=True, exist_ok=True)
     for name, kw in files.items():
