@@ -49,6 +49,9 @@ static const pt__conf_key KEYS[] = {
     {"parquet.partition_bytes", "134217728", PT__CONF_INT, 1,
      "pt_read_parquet: row groups are put together into partitions of about this many "
      "(uncompressed) bytes", NULL},
+    {"parquet.read.threads", "1", PT__CONF_INT, 1,
+     "pt_read_parquet: threads decoding the row groups of each task at once (1-16); 1: the "
+     "task's thread alone", NULL},
     {"parquet.write.threads", "1", PT__CONF_INT, 1,
      "pt_write_parquet: threads encoding the column chunks of each task's file at once "
      "(1-16); the files are the same bytes whatever the number", NULL},

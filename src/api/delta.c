@@ -93,6 +93,9 @@ int pt_read_delta(pt_session *s, const char *path, const pt_delta_read_options *
   if (!s || !path || !out)
     return pt__errorf(err, PT_EINVAL, "read_delta: session, path and out must not be NULL");
   *out = NULL;
+  if (pt__conf_int(s->conf, "parquet.read.threads") > 16)
+    return pt__errorf(err, PT_EINVAL, "read_delta: parquet.read.threads is %lld; give 1 to 16",
+                      (long long)pt__conf_int(s->conf, "parquet.read.threads"));
   pt_delta_read_options o;
   pt_delta_read_options_init(&o);
   if (opts) o = *opts;
@@ -358,6 +361,7 @@ int pt_read_delta(pt_session *s, const char *path, const pt_delta_read_options *
       data_names = NULL;
     }
     ds->batch_rows = o.batch_size;
+    ds->read_threads = (int)pt__conf_int(s->conf, "parquet.read.threads");
     ds->delta_version = snap.version;
     ds->delta_files = snap.n_files;
     ds->delta_skipped = skipped;

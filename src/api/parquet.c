@@ -316,6 +316,15 @@ int pt_read_parquet(pt_session *s, const char *path, const pt_parquet_read_optio
   if (!s || !path || !out)
     return pt__errorf(err, PT_EINVAL, "read_parquet: session, path and out must not be NULL");
   *out = NULL;
+  /* The read's own threads option above 1 wins over the session's key;
+   * checked here so that a bad value fails before any task runs. */
+  int64_t threads = opts && opts->threads > 1 ? opts->threads
+                                              : pt__conf_int(s->conf, "parquet.read.threads");
+  if ((opts && opts->threads < 0) || threads < 1 || threads > 16)
+    return pt__errorf(err, PT_EINVAL,
+                      "read_parquet: %lld decoding threads asked for (threads or "
+                      "parquet.read.threads); give 1 to 16",
+                      (long long)(opts && opts->threads < 0 ? opts->threads : threads));
   char **paths = NULL;
   int64_t n = 0, cap_paths = 0;
   struct stat sb;
@@ -489,6 +498,7 @@ int pt_read_parquet(pt_session *s, const char *path, const pt_parquet_read_optio
     keys = piece_vals = NULL;
     n_piece_vals = 0;
     ds->batch_rows = opts ? opts->batch_size : 0;
+    ds->read_threads = (int)threads;
     if (opts && opts->columns && opts->n_columns > 0) {
       ds->columns = pt__calloc((size_t)opts->n_columns, sizeof *ds->columns);
       if (!ds->columns) rc = pt__errorf(err, PT_ENOMEM, "read_parquet: out of memory");

@@ -337,6 +337,10 @@ static int next_piece(pt__source *src, pt_error *err) {
     opts.row_groups = pc->row_groups;
     opts.plain_binary = q->plain_binary;
     opts.filter = filter;
+    /* One thread by default, without reading ahead on another: a read's
+     * tasks already keep every slot busy. */
+    opts.threads = q->threads > 1 ? q->threads : 1;
+    opts.no_readahead = 1;
     int rc = pt_parquet_read_path(pc->path, &opts, &src->stream, err);
     pt_parquet_filter_free(filter);
     if (rc != PT_OK) return pt__error_prefix(err, rc, "read_parquet: ");

@@ -332,6 +332,7 @@ static int add_chain_ops(pt__driver *d, pt__job *job, pt__sched_stage *st, pt_da
       q->dictionary = src->dictionary;
       q->batch_rows = src->batch_rows;
       q->plain_binary = src->delta_version >= 0;
+      q->threads = src->read_threads;
       /* A private copy for the op, freed with it. */
       if (src->parquet_filter) {
         q->filter = protium__parquet_filter__unpack(NULL, src->parquet_filter_size, src->parquet_filter);

@@ -80,6 +80,7 @@ struct pt_dataset {
   int64_t n_partition_keys;
   char **piece_values;           /* owned: n_pieces * n_partition_keys, each owned;
                                     NULL for a null value */
+  int read_threads;              /* threads decoding each task's row groups (1-16; 0 = 1) */
   /* PARQUET made by pt_read_delta: what its log replay found (version -1: not Delta) */
   int64_t delta_version, delta_files, delta_skipped;
   uint8_t *parquet_filter;       /* owned (pt__malloc): the read's filter as a

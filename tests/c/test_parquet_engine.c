@@ -4,7 +4,8 @@
  * projection and filters when planning, and counts and collects exact rows;
  * pt_write_parquet commits one file per partition that reads back whole;
  * mismatched schemas and bad paths fail with clear messages; the tasks'
- * writers make the same bytes on any number of encoding threads.
+ * writers make the same bytes on any number of encoding threads, and their
+ * readers the same rows on any number of decoding threads.
  */
 #include <dirent.h>
 #include <setjmp.h>
@@ -673,6 +674,83 @@ static void test_write_threads_same_bytes(void **state) {
   pt_session_close(s2);
 }
 
+/* The ids collected, in order (caller frees); *rows = their number. */
+static int64_t *collect_ids(pt_dataset *ds, int64_t *rows) {
+  struct ArrowArrayStream st;
+  CHECK(pt_collect(ds, &st, &err));
+  int64_t *ids = NULL, cap = 0;
+  *rows = 0;
+  struct ArrowArray a;
+  while (st.get_next(&st, &a) == 0 && a.release) {
+    const struct ArrowArray *id = a.children[0];
+    const int64_t *v = (const int64_t *)id->buffers[1] + id->offset + a.offset;
+    if (*rows + a.length > cap) {
+      cap = (*rows + a.length) * 2;
+      ids = realloc(ids, (size_t)cap * sizeof *ids);
+      assert_non_null(ids);
+    }
+    memcpy(ids + *rows, v, (size_t)a.length * sizeof *v);
+    *rows += a.length;
+    a.release(&a);
+  }
+  assert_null(st.get_last_error(&st));
+  st.release(&st);
+  return ids;
+}
+
+/* parquet.read.threads (and a read's own threads option above 1) decode
+ * each task's row groups on that many threads: the same rows in the same
+ * order as the task's thread alone; out of range fails before any task. */
+static void test_read_threads(void **state) {
+  char in[400];
+  snprintf(in, sizeof in, "%s/in", DIR_);
+  pt_conf *conf;
+  pt_session *s2;
+  CHECK(pt_conf_new(&conf, &err));
+  CHECK(pt_conf_set(conf, "parquet.read.threads", "2", &err));
+  CHECK(pt_conf_set(conf, "parquet.partition_bytes", "30000", &err));
+  CHECK(pt_session_open("local[2]", conf, &s2, &err));
+  pt_conf_free(conf);
+  int64_t n0, n;
+  pt_dataset *ds;
+  CHECK(pt_read_parquet(S, in, NULL, &ds, &err));
+  int64_t *want = collect_ids(ds, &n0);
+  pt_dataset_free(ds);
+  assert_int_equal(n0, 13000);
+  for (int k = 0; k < 2; k++) {
+    pt_parquet_read_options o;
+    pt_parquet_read_options_init(&o);
+    o.threads = k == 0 ? 1 : 3; /* the session's 2, then the read's 3 */
+    CHECK(pt_read_parquet(k == 0 ? s2 : S, in, &o, &ds, &err));
+    int64_t *got = collect_ids(ds, &n);
+    assert_int_equal(n, n0);
+    assert_memory_equal(got, want, (size_t)n0 * sizeof *want);
+    free(got);
+    pt_dataset_free(ds);
+  }
+  free(want);
+  pt_session_close(s2);
+  /* Refused: 0 by the configuration, 17 and -1 before any task runs. */
+  CHECK(pt_conf_new(&conf, &err));
+  pt_error e;
+  assert_int_equal(pt_conf_set(conf, "parquet.read.threads", "0", &e), PT_EINVAL);
+  CHECK(pt_conf_set(conf, "parquet.read.threads", "17", &err));
+  CHECK(pt_session_open("local[1]", conf, &s2, &err));
+  pt_conf_free(conf);
+  ds = NULL;
+  assert_int_equal(pt_read_parquet(s2, in, NULL, &ds, &e), PT_EINVAL);
+  assert_null(ds);
+  assert_string_equal(e.message, "read_parquet: 17 decoding threads asked for (threads or "
+                                 "parquet.read.threads); give 1 to 16");
+  pt_session_close(s2);
+  pt_parquet_read_options o;
+  pt_parquet_read_options_init(&o);
+  o.threads = -1;
+  assert_int_equal(pt_read_parquet(S, in, &o, &ds, &e), PT_EINVAL);
+  assert_string_equal(e.message, "read_parquet: -1 decoding threads asked for (threads or "
+                                 "parquet.read.threads); give 1 to 16");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_read_partitions_and_count),
@@ -684,6 +762,7 @@ int main(void) {
       cmocka_unit_test(test_hive_all_null_key),
       cmocka_unit_test(test_write_partition_by),
       cmocka_unit_test(test_write_threads_same_bytes),
+      cmocka_unit_test(test_read_threads),
   };
   return cmocka_run_group_tests_name("parquet_engine", tests, setup, teardown);
 }
