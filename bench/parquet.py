@@ -7,9 +7,14 @@ Cases: int64, float64, utf8 of low cardinality (1000 words) and high
 PT_BENCH_MIB MiB of Arrow data each (default 32). The files read are
 pyarrow's (default options: dictionary on, 1 Mi-row row groups, v2 pages of
 the format 2.6); every system reads the same file into Arrow, on one thread
-and on two (protium: one stream whose `threads` option is 2, column chunks
-or row groups decoded on both cores; pyarrow: use_threads; DuckDB:
-threads=2). Also `_2s`: protium's two streams reading the file at once
+and on two. One thread (`_1t`): protium's stream with `threads` 1, which
+decodes each row group on one thread and the next row group ahead on one
+more, as pyarrow's read_table(use_threads=False) does (its scanner decodes
+the next row group on another thread of its pool: the bench's files of two
+row groups take two cores in both); DuckDB threads=1. A file of one row
+group is read on one thread by both. Two (`_2t`): protium's stream with
+`threads` 2, column chunks or row groups decoded on both cores; pyarrow:
+use_threads; DuckDB: threads=2. Also `_2s`: protium's two streams reading the file at once
 (throughput of both together, as two tasks of a job would read).
 Writes: the same Arrow table to Parquet in memory (protium from
 the batches of an uncompressed IPC file, by build/bench/parquet_bench;
@@ -30,7 +35,8 @@ DuckDB: WHERE).
 
 Metrics: <system>.read_gb_per_s.<case>_<T>t and <system>.read_rows_per_s...,
 protium.read_gb_per_s.<case>_2s; <system>.read_cpu_ms.<case>_<T>t (the
-least CPU time of a read: protium's process, pyarrow's) and
+least CPU time of a read: protium's process, pyarrow's, every thread of
+each counted) and
 ratio.read_cpu.<case>_<T>t.pyarrow (pyarrow's / protium's);
 <system>.write_gb_per_s.<case> (one thread) and .<case>_2t; for one thread
 also <system>.write_cpu_ms.<case> (the least CPU time of a run: protium's

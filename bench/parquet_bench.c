@@ -5,7 +5,9 @@
  * process in a round, which other work on a loaded machine moves less).
  *
  *   parquet_bench read FILE N T[:D] [COLUMN LO HI]  (with a filter LO <= COLUMN < HI;
- *                                                 D: threads decoding each stream, default 1)
+ *                                                 D: threads decoding each stream, default 1,
+ *                                                 which reads the next row group ahead on
+ *                                                 a second; 0: one, without reading ahead)
  *   parquet_bench write IPCFILE N T CODEC [E]    (CODEC: none snappy zstd; E: threads
  *                                                 encoding each file, default 1)
  */
@@ -26,7 +28,7 @@ static double now(void) {
 typedef struct job {
   const char *path;
   const pt_parquet_filter *filter;
-  int decode_threads;    /* read: opts.threads of each stream */
+  int decode_threads;    /* read: opts.threads of each stream; 0: 1 with no_readahead */
   /* write */
   struct ArrowSchema *schema;
   struct ArrowArray *batches;
@@ -48,7 +50,8 @@ static void *run_read(void *arg) {
   pt_parquet_read_options opts;
   pt_parquet_read_options_init(&opts);
   opts.filter = j->filter;
-  opts.threads = j->decode_threads;
+  opts.threads = j->decode_threads > 0 ? j->decode_threads : 1;
+  opts.no_readahead = j->decode_threads == 0;
   struct ArrowArrayStream s;
   if (pt_parquet_read_path(j->path, &opts, &s, &err) != PT_OK) {
     j->failed = 1;

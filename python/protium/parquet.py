@@ -197,6 +197,7 @@ def read_parquet(
     stats: Optional[dict] = None,
     read_dictionary: Optional[Sequence[str]] = None,
     threads: int = 1,
+    readahead: bool = True,
 ) -> pa.RecordBatchReader:
     """Opens a Parquet file with pt_parquet_read_path (memory-mapped) and
     returns its record batches as a pyarrow reader.
@@ -216,9 +217,13 @@ def read_parquet(
     threads: threads decoding column chunks at once (1-16): a row group's
     columns are shared out, or several row groups when the columns are fewer
     than the threads.
+    readahead: with threads=1, decode the next row group on one more thread
+    while this one is decoded, as pyarrow's read_table(use_threads=False)
+    does (memory: two row groups); False: everything on the calling thread.
     """
     opts, _keep = _read_options(columns, batch_size, filter, read_dictionary)
     opts.threads = threads
+    opts.no_readahead = int(not readahead)
     stream, err = _ParquetStream(stats), PtError()
     check(lib().pt_parquet_read_path(os.fsencode(path), _ref(opts), _ref(stream.c), _ref(err)), err)
     return _reader(stream)
@@ -230,10 +235,11 @@ def read_parquet_buffer(
     *,
     batch_size: int = 0,
     threads: int = 1,
+    readahead: bool = True,
 ) -> pa.RecordBatchReader:
     """Reads a whole Parquet file held in memory (pt_parquet_read_buffer).
     The bytes are copied once into memory the C stream owns and frees.
-    threads: as read_parquet's."""
+    threads, readahead: as read_parquet's."""
     buf = pa.py_buffer(data)
     mem = libc().malloc(max(buf.size, 1))
     if not mem:
@@ -242,6 +248,7 @@ def read_parquet_buffer(
     free_data = ctypes.cast(libc().free, FREE_DATA_FN)
     opts, _keep = _read_options(columns, batch_size)
     opts.threads = threads
+    opts.no_readahead = int(not readahead)
     stream, err = _CStream(), PtError()
     rc = lib().pt_parquet_read_buffer(
         mem, buf.size, free_data, None, _ref(opts), _ref(stream.c), _ref(err)

@@ -445,6 +445,35 @@ def test_threads(threads: int, tmp_path: Path) -> None:
     assert stats1["row_groups_skipped"] == 4 and stats1["pages_skipped"] > 0
 
 
+def test_readahead(tmp_path: Path) -> None:
+    """One thread reading the next row group ahead on a second gives what
+    the calling thread alone gives: many row groups of flat columns with a
+    codec each, nested columns, a filter's counts; and pyarrow's values."""
+    table = make_table(n=3000, seed=9, columns=FLAT + NOT_NULL)
+    codecs = ["zstd", "snappy", "gzip", "lz4", "brotli", "none"]
+    data = pa_bytes(table, row_group_size=250, data_page_size=400,
+                    compression={c: codecs[i % len(codecs)] for i, c in enumerate(table.column_names)})
+    assert pq.ParquetFile(io.BytesIO(data)).metadata.num_row_groups == 12
+    alone = ptq.read_parquet_buffer(data, batch_size=100, readahead=False).read_all()
+    ahead = ptq.read_parquet_buffer(data, batch_size=100).read_all()
+    assert ahead.equals(alone)
+    check_same(ahead, expected(data))
+    nested = make_table(n=700, seed=4, columns=NESTED + ["int64"])
+    data = pa_bytes(nested, row_group_size=100, compression="zstd", data_page_version="2.0")
+    assert ptq.read_parquet_buffer(data).read_all().equals(
+        ptq.read_parquet_buffer(data, readahead=False).read_all())
+    path = tmp_path / "sorted.parquet"
+    ids = pa.table({"id": pa.array(range(20000), pa.int64()), "s": pa.array([f"v{i % 31}" for i in range(20000)])})
+    pq.write_table(ids, path, row_group_size=2000, data_page_size=1024, write_page_index=True)
+    filt = [[("id", "<", 2500)], [("id", ">=", 15100), ("id", "<", 15200)]]
+    s1: dict = {}
+    s2: dict = {}
+    want = ptq.read_parquet(path, filter=filt, stats=s1, readahead=False).read_all()
+    got = ptq.read_parquet(path, filter=filt, stats=s2).read_all()
+    assert got.equals(want)
+    assert s1 == s2 and s1["row_groups_read"] == 3 and s1["pages_skipped"] > 0
+
+
 def test_threads_out_of_range(tmp_path: Path) -> None:
     path = tmp_path / "t.parquet"
     pq.write_table(pa.table({"a": [1, 2]}), path)
