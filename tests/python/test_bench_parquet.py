@@ -45,6 +45,10 @@ def test_bench_parquet_reports_every_figure(tmp_path):
             assert m[f"protium.read_cpu_ms.{case}_{t}"] > 0
             assert m[f"pyarrow.read_cpu_ms.{case}_{t}"] > 0
             assert m[f"ratio.read_cpu.{case}_{t}.pyarrow"] > 0
+        # The busiest path of a one-thread read (reader and helper apart).
+        assert 0 < m[f"protium.read_crit_ms.{case}_1t"] <= m[f"protium.read_cpu_ms.{case}_1t"] + 1e-6
+        assert m[f"pyarrow.read_crit_ms.{case}_1t"] > 0
+        assert m[f"ratio.read_crit.{case}_1t.pyarrow"] > 0
         assert m[f"ratio.write.{case}.duckdb"] > 0
         assert m[f"ratio.write.{case}_2t.pyarrow"] > 0
         assert m[f"ratio.write_cpu.{case}.pyarrow"] > 0
