@@ -503,8 +503,9 @@ typedef struct pt_parquet_read_options {
 void pt_parquet_read_options_init(pt_parquet_read_options *opts);
 
 /* Opens the Parquet file at path as an ArrowArrayStream: the footer and the
- * schema are read now, row groups one at a time as batches are asked for
- * (memory: one row group's selected columns). The file is memory-mapped.
+ * schema are read now, row groups as batches are asked for (memory: one row
+ * group's selected columns, two when one thread reads the next ahead; see
+ * threads and no_readahead). The file is memory-mapped.
  * opts may be NULL for the defaults; it is not kept. Errors name the file,
  * row group, column and page. On PT_OK the caller owns *out. */
 int pt_parquet_read_path(const char *path, const pt_parquet_read_options *opts,
