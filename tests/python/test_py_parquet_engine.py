@@ -1,7 +1,8 @@
 """test_py_parquet_engine.py — Parquet through the Python engine API with real
 executors: Session.read_parquet (projection, filters that skip row groups,
 Hive directories and, in the tasks, pages) against pyarrow's reading, Dataset.write_parquet
-(codecs, options) read back by pyarrow, and partition_by's Hive-style
+(codecs, options) read back by pyarrow, parquet.read.threads in the tasks,
+and partition_by's Hive-style
 directories (escapes, nulls, every key type) read back by protium and by
 pyarrow.dataset with partitioning="hive", compared row for row.
 """
@@ -54,6 +55,24 @@ def test_read_parquet_matches_pyarrow(session, events):
     assert ds.schema == table.schema
     assert ds.count() == 8000
     assert _sorted(ds.to_arrow(), "id").equals(_sorted(pq.read_table(d), "id"))
+
+
+def test_read_parquet_threads_key(events):
+    """parquet.read.threads decodes each task's row groups on that many
+    threads: the same rows, in the same order; 17 is refused up front."""
+    d, table = events
+    with pt.Session("local[2]", conf={"parquet.partition_bytes": "20000",
+                                      "parquet.read.threads": "2"}) as s:
+        got = s.read_parquet(d).to_arrow()
+    with pt.Session("local[2]", conf={"parquet.partition_bytes": "20000"}) as s:
+        want = s.read_parquet(d).to_arrow()
+    assert got.equals(want)
+    assert _sorted(got, "id").equals(_sorted(pq.read_table(d), "id"))
+    with pt.Session("local[1]", conf={"parquet.read.threads": "17"}) as s:
+        with pytest.raises(ProtiumError) as e:
+            s.read_parquet(d)
+    assert str(e.value) == ("read_parquet: 17 decoding threads asked for (threads or "
+                            "parquet.read.threads); give 1 to 16")
 
 
 def test_read_parquet_columns_and_filter(session, events):
