@@ -1,7 +1,8 @@
 /* fuzz_parquet.c — libFuzzer target for the whole Parquet reader: the input
  * is opened with pt_parquet_read_buffer, every batch is pulled, validated and
  * (when small) rendered as JSON to touch every value, then released, on
- * one thread or three. Seeds:
+ * three threads, or one reading the next row group ahead on a second, or
+ * one alone. Seeds:
  * tests/data/parquet (tests/fuzz/corpus/parquet).
  * A batch the reader returns that does not validate is a bug: abort.
  */
@@ -22,9 +23,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   pt_parquet_read_options opts;
   pt_parquet_read_options_init(&opts);
   opts.batch_size = 1000;
-  /* Half the inputs decoded on several threads (by the last byte, so that
-   * a crash reproduces from its input alone). */
-  opts.threads = size > 0 && (data[size - 1] & 1) ? 3 : 1;
+  /* Half the inputs decoded on several threads, a quarter on one without
+   * reading ahead (by the last byte, so that a crash reproduces from its
+   * input alone). */
+  uint8_t last = size > 0 ? data[size - 1] : 0;
+  opts.threads = last & 1 ? 3 : 1;
+  opts.no_readahead = (last & 3) == 2;
   if (pt_parquet_read_buffer(copy, (int64_t)size, NULL, NULL, &opts, &s, &err) != PT_OK) {
     free(copy);
     return 0;
