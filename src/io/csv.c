@@ -7,6 +7,7 @@
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -269,14 +270,18 @@ int64_t pt_csv_record_start(const char *d, int64_t len, int64_t offset,
 
 /* The bytes of d[i, len) a byte at a time from quote state *inq: the
  * tail of the scan below, and all of it without SSE2. */
-static int64_t starts_bytes(const char *d, int64_t len, int64_t i, int inq, int64_t offset,
+static int64_t starts_bytes(const char *d, int64_t len, int64_t i, int *inq_io, int64_t offset,
                             char q, char esc, char delim, int64_t *newlines) {
+  int inq = *inq_io;
   while (i < len) {
     char c = d[i];
     if (!inq) {
       if (c == '\n') {
         (*newlines)++;
-        if (i + 1 >= offset) return i + 1;
+        if (i + 1 >= offset) {
+          *inq_io = 0;
+          return i + 1;
+        }
       } else if (q && c == q && (i == 0 || d[i - 1] == delim || d[i - 1] == '\n')) {
         inq = 1;
       }
@@ -296,6 +301,7 @@ static int64_t starts_bytes(const char *d, int64_t len, int64_t i, int inq, int6
       i++;
     }
   }
+  *inq_io = inq;
   return len;
 }
 
@@ -315,18 +321,12 @@ static uint64_t bits_from(int a) { return a >= 64 ? 0 : ~0ull << a; }
 static uint64_t bits_below(int b) { return b >= 64 ? ~0ull : (1ull << b) - 1; }
 #endif
 
-int64_t pt__csv_record_start_lines(const char *d, int64_t len, int64_t offset,
-                                   const pt_csv_options *opts, int64_t *newlines) {
-  pt_csv_options defaults;
-  if (!opts) {
-    pt_csv_options_init(&defaults);
-    opts = &defaults;
-  }
-  if (offset <= 0) return 0;
-  if (offset > len) {
-    *newlines += pt__csv_count_newlines(d, len);
-    return len;
-  }
+/* From byte i of d in quote state *inq_io (i a position the scan itself
+ * could stop at: 0 or just past a newline), the first record start at or
+ * after offset, adding the \n bytes before it to *newlines; len when none
+ * is before len, with *inq_io the state there (0 at a record start). */
+static int64_t scan_from(const char *d, int64_t len, int64_t i, int *inq_io, int64_t offset,
+                         const pt_csv_options *opts, int64_t *newlines) {
   /* A record starts at 0 and after every newline outside quotes. The quote
    * state at a byte depends on everything before it, so the scan starts at 0
    * (the driver runs it over every file up to its last cut, before any task
@@ -336,8 +336,7 @@ int64_t pt__csv_record_start_lines(const char *d, int64_t len, int64_t offset,
    * quotes and escapes: the newlines between are counted by popcount, so a
    * line costs a few instructions instead of a call per newline and quote. */
   char q = opts->quote, esc = opts->escape, delim = opts->delimiter;
-  int64_t i = 0;
-  int inq = 0;
+  int inq = *inq_io;
 #if defined(__SSE2__)
   __m128i vn = _mm_set1_epi8('\n'), vq = _mm_set1_epi8(q), ve = _mm_set1_epi8(esc);
   __m128i vd = _mm_set1_epi8(delim);
@@ -371,6 +370,7 @@ int64_t pt__csv_record_start_lines(const char *d, int64_t len, int64_t offset,
         if (out) {
           int j = __builtin_ctzll(out);
           *newlines += __builtin_popcountll(nm & bits_below(j)) + 1;
+          *inq_io = 0;
           return i + j + 1;
         }
         *newlines += __builtin_popcountll(nm);
@@ -388,6 +388,7 @@ int64_t pt__csv_record_start_lines(const char *d, int64_t len, int64_t offset,
         if (ns & late) {
           int j = __builtin_ctzll(ns & late);
           *newlines += __builtin_popcountll(ns & bits_below(j)) + 1;
+          *inq_io = 0;
           return i + j + 1;
         }
         *newlines += __builtin_popcountll(ns);
@@ -408,7 +409,10 @@ int64_t pt__csv_record_start_lines(const char *d, int64_t len, int64_t offset,
         }
         int64_t j = i + p;
         if (d[j] != q) { /* the escape: the next byte is literal */
-          if (j + 1 >= len) return len;
+          if (j + 1 >= len) {
+            *inq_io = 1;
+            return len;
+          }
           *newlines += d[j + 1] == '\n';
           k = p + 2;
         } else if (esc == q && j + 1 < len && d[j + 1] == q) {
@@ -422,7 +426,24 @@ int64_t pt__csv_record_start_lines(const char *d, int64_t len, int64_t offset,
     i += k;
   }
 #endif
-  return starts_bytes(d, len, i, inq, offset, q, esc, delim, newlines);
+  *inq_io = inq;
+  return starts_bytes(d, len, i, inq_io, offset, q, esc, delim, newlines);
+}
+
+int64_t pt__csv_record_start_lines(const char *d, int64_t len, int64_t offset,
+                                   const pt_csv_options *opts, int64_t *newlines) {
+  pt_csv_options defaults;
+  if (!opts) {
+    pt_csv_options_init(&defaults);
+    opts = &defaults;
+  }
+  if (offset <= 0) return 0;
+  if (offset > len) {
+    *newlines += pt__csv_count_newlines(d, len);
+    return len;
+  }
+  int inq = 0;
+  return scan_from(d, len, 0, &inq, offset, opts, newlines);
 }
 
 int64_t pt__csv_count_newlines(const char *d, int64_t n) {
@@ -443,6 +464,224 @@ int64_t pt__csv_count_newlines(const char *d, int64_t n) {
 #endif
   for (; i < n; i++) k += d[i] == '\n';
   return k;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Record starts for many cut points at once, on several threads. The quote
+ * state at a byte depends on every byte before it, but only through one bit
+ * at a byte that follows a newline: so the text is cut into spans at such
+ * bytes, each span is scanned from both states on a thread of its own, and
+ * the states are chained in span order afterwards. */
+
+int64_t pt__csv_span_bytes = (int64_t)8 << 20;
+
+/* What one scan of a span from one entry state found. */
+typedef struct span_hyp {
+  int64_t first, first_nl; /* first record start after the span's start (-1: none) */
+  int64_t *start, *nl;     /* per target of the span (start -1: none in the span);
+                            * owned by the span_job's arrays */
+  int exit;                /* quote state at the span's end */
+} span_hyp;
+
+typedef struct span_job {
+  const char *d;
+  int64_t len, begin, end; /* the span [begin, end) of d[0, len) */
+  const int64_t *targets;  /* the span's targets, ascending; n of them */
+  int64_t n, newlines;     /* newlines: \n bytes in the span */
+  int both;                /* 0: scan only from state 0 (the first span) */
+  span_hyp h[2];
+  const pt_csv_options *o;
+} span_job;
+
+/* A start the scan returned at the span's end is one only where the state
+ * there is 0 or the data ends. */
+static int64_t span_found(const span_job *j, int64_t r, int st) {
+  return r < j->end || st == 0 || j->end == j->len ? r : -1;
+}
+
+static void span_scan(span_job *j, int h) {
+  span_hyp *y = &j->h[h];
+  int st = h;
+  int64_t nl = 0, r = scan_from(j->d, j->end, j->begin, &st, j->begin + 1, j->o, &nl);
+  y->first = j->begin == 0 && h == 0 ? 0 : span_found(j, r, st);
+  y->first_nl = y->first == 0 ? 0 : nl;
+  if (y->first == 0) { /* the data's start: scan on from there */
+    r = 0;
+    st = 0;
+    nl = 0;
+  }
+  for (int64_t k = 0; k < j->n; k++) {
+    int64_t t = j->targets[k];
+    if (y->first < 0) {
+      y->start[k] = -1;
+      continue;
+    }
+    if (r < t && r < j->end) r = scan_from(j->d, j->end, r, &st, t, j->o, &nl);
+    y->start[k] = span_found(j, r, st);
+    y->nl[k] = nl;
+  }
+  if (r < j->end) r = scan_from(j->d, j->end, r, &st, j->end + 1, j->o, &nl);
+  y->exit = st;
+  j->newlines = nl;
+}
+
+/* Both states' scans of a span usually meet within a record or two: a
+ * wrong guess takes a quoted field's opening quote as a closing one and its
+ * closing quote as literal text, and is outside quotes at the record's end
+ * like the right one. Where the two stop at the same record start, the rest
+ * of the span is the same for both and is scanned once. Returns 0 when they
+ * do not meet soon (or a target lies before they meet): then each state
+ * takes its own scan. */
+static int span_scan_met(span_job *j) {
+  enum { TRIES = 64 };
+  int64_t p[2], first_nl[2], nl[2] = {0, 0};
+  int st[2];
+  for (int h = 0; h < 2; h++) {
+    st[h] = h;
+    p[h] = scan_from(j->d, j->end, j->begin, &st[h], j->begin + 1, j->o, &nl[h]);
+    first_nl[h] = nl[h];
+  }
+  int64_t first[2] = {span_found(j, p[0], st[0]), span_found(j, p[1], st[1])};
+  for (int k = 0; k < TRIES && p[0] != p[1]; k++) {
+    int h = p[0] < p[1] ? 0 : 1;
+    if (p[h] >= j->end) return 0;
+    p[h] = scan_from(j->d, j->end, p[h], &st[h], p[1 - h], j->o, &nl[h]);
+  }
+  int64_t met = p[0];
+  if (p[0] != p[1] || met >= j->end || st[0] != 0 || st[1] != 0) return 0;
+  if (j->n > 0 && j->targets[0] <= met) return 0;
+  /* From met on, one scan (the newlines before met are the same count). */
+  span_hyp *y = &j->h[0];
+  int s = 0;
+  int64_t r = met, n = nl[0];
+  for (int64_t k = 0; k < j->n; k++) {
+    int64_t t = j->targets[k];
+    if (r < t && r < j->end) r = scan_from(j->d, j->end, r, &s, t, j->o, &n);
+    y->start[k] = span_found(j, r, s);
+    y->nl[k] = n;
+  }
+  if (r < j->end) r = scan_from(j->d, j->end, r, &s, j->end + 1, j->o, &n);
+  for (int h = 0; h < 2; h++) {
+    j->h[h].first = first[h];
+    j->h[h].first_nl = first_nl[h];
+    j->h[h].exit = s;
+    if (h == 1) {
+      memcpy(j->h[1].start, y->start, (size_t)j->n * sizeof *y->start);
+      memcpy(j->h[1].nl, y->nl, (size_t)j->n * sizeof *y->nl);
+    }
+  }
+  j->newlines = n;
+  return 1;
+}
+
+static void *span_main(void *arg) {
+  span_job *j = arg;
+  if (j->both && span_scan_met(j)) return NULL;
+  span_scan(j, 0);
+  if (j->both) span_scan(j, 1);
+  return NULL;
+}
+
+int pt__csv_cuts(const char *d, int64_t len, const int64_t *targets, int64_t n,
+                 const pt_csv_options *opts, int threads, int64_t *starts, int64_t *lines,
+                 pt_error *err) {
+  pt_csv_options defaults;
+  if (!opts) {
+    pt_csv_options_init(&defaults);
+    opts = &defaults;
+  }
+  if (n <= 0) return PT_OK;
+  /* The spans cover [0, the first byte after a newline from the last
+   * target on); the rest is scanned below only when a target's record
+   * runs on into it. */
+  int64_t last = targets[n - 1] < 1 ? 1 : targets[n - 1];
+  const char *nlp = last - 1 < len ? memchr(d + last - 1, '\n', (size_t)(len - last + 1)) : NULL;
+  int64_t reach = nlp ? (int64_t)(nlp - d) + 1 : len;
+  /* Spans of equal length (the two states' scans of one nearly always meet
+   * early, so a span costs one scan). Under pt__csv_span_bytes a span is not
+   * worth a thread. */
+  int64_t want = threads < 1 ? 1 : threads > 16 ? 16 : threads;
+  while (want > 1 && reach / want < pt__csv_span_bytes) want--;
+  span_job *jobs = pt__calloc((size_t)want, sizeof *jobs);
+  int64_t *cells = pt__calloc((size_t)(4 * n + 4), sizeof *cells);
+  pthread_t *tid = pt__calloc((size_t)want, sizeof *tid);
+  int *started = pt__calloc((size_t)want, sizeof *started);
+  if (!jobs || !cells || !tid || !started) {
+    pt__free(jobs);
+    pt__free(cells);
+    pt__free(tid);
+    pt__free(started);
+    return pt__errorf(err, PT_ENOMEM, "csv: out of memory finding record starts");
+  }
+  int64_t ns = 0, at = 0, ti = 0;
+  for (int64_t s = 0; s < want && at < reach; s++) {
+    int64_t end = s == want - 1 ? reach : (reach / want) * (s + 1);
+    if (end < reach) { /* just past a newline, so that the state is one bit */
+      const char *p = memchr(d + end, '\n', (size_t)(reach - end));
+      end = p ? (int64_t)(p - d) + 1 : reach;
+    }
+    if (end <= at) continue;
+    span_job *j = &jobs[ns++];
+    j->d = d;
+    j->len = len;
+    j->begin = at;
+    j->end = end;
+    j->both = at > 0;
+    j->o = opts;
+    /* A target belongs to the span that holds the byte before it. */
+    int64_t k0 = ti;
+    while (ti < n && (targets[ti] - 1 < end || end == reach)) ti++;
+    j->targets = targets + k0;
+    j->n = ti - k0;
+    for (int h = 0; h < 2; h++) {
+      j->h[h].start = cells + 4 * k0 + 2 * h * j->n;
+      j->h[h].nl = cells + 4 * k0 + 2 * h * j->n + j->n;
+    }
+    at = end;
+  }
+  for (int64_t s = 1; s < ns; s++)
+    started[s] = pthread_create(&tid[s], NULL, span_main, &jobs[s]) == 0;
+  for (int64_t s = 0; s < ns; s++)
+    if (!started[s]) span_main(&jobs[s]);
+  for (int64_t s = 1; s < ns; s++)
+    if (started[s]) pthread_join(tid[s], NULL);
+  /* Chain the states: a target whose record runs past its span starts at
+   * the first record start of a later span (scanned from the state its
+   * predecessor ends in). */
+  int st = 0;
+  int64_t base = 0, pend = 0; /* targets [pend, k) wait for a start */
+  int64_t k = 0;
+  for (int64_t s = 0; s < ns; s++) {
+    const span_job *j = &jobs[s];
+    const span_hyp *y = &j->h[st];
+    if (pend < k && y->first >= 0) {
+      for (; pend < k; pend++) {
+        starts[pend] = y->first;
+        lines[pend] = 1 + base + y->first_nl;
+      }
+    }
+    for (int64_t m = 0; m < j->n; m++, k++) {
+      if (y->start[m] >= 0 && pend == k) {
+        starts[k] = y->start[m];
+        lines[k] = 1 + base + y->nl[m];
+        pend = k + 1;
+      }
+    }
+    base += j->newlines;
+    st = y->exit;
+  }
+  if (pend < n) { /* into the bytes past the spans */
+    int64_t nl = 0, r = scan_from(d, len, reach, &st, reach + 1, opts, &nl);
+    for (; pend < n; pend++) {
+      starts[pend] = r;
+      lines[pend] = 1 + base + nl;
+    }
+  }
+  pt__free(jobs);
+  pt__free(cells);
+  pt__free(tid);
+  pt__free(started);
+  return PT_OK;
 }
 
 /* ------------------------------------------------------------------------ */

@@ -15,6 +15,7 @@
 
 #include "arrow/arrow.h"
 #include "core/core.h"
+#include "io/io.h"
 
 /* Reads text[begin, end) and returns its JSON lines (caller frees) and the
  * schema's type names joined by ",". */
@@ -195,6 +196,78 @@ static void test_ranges(void **state) {
   assert_int_equal(pt_csv_record_start(text, n, n, &o), n);
 }
 
+/* Random CSV text for the cut tests: quoted fields holding newlines, CRLF,
+ * doubled quotes, escapes, literal quotes and text after a closing quote,
+ * long quoted fields over many 64-byte blocks, maybe an unclosed quote at
+ * the end. */
+static int64_t random_csv(char *buf, int64_t cap, unsigned *seed, char esc) {
+  static const char *const pieces[] = {
+      "ab",       "12",           "\"x,y\"",      "\"a\nb\"",     "\"a\r\nb\"", "\"x\"\"y\"",
+      "\"\"\"\n\"\"\"", "ab\"c", "\"ab\"c",      "",             "\"\"",       "\"\n\"",
+      "\\\"",     "\"a\\\"\nb\"",  "\"\\\n\"",     "\"q\\\\\""};
+  int64_t n = 0;
+  while (n < cap - 400) {
+    int fields = 1 + (int)(rand_r(seed) % 4);
+    for (int f = 0; f < fields; f++) {
+      if (f) buf[n++] = ',';
+      int k = (int)(rand_r(seed) % (esc == '\\' ? 16 : 12));
+      if (rand_r(seed) % 40 == 0) { /* a long quoted field */
+        buf[n++] = '"';
+        int len = 64 + (int)(rand_r(seed) % 200);
+        for (int i = 0; i < len; i++) buf[n++] = "ab,\n\r"[rand_r(seed) % 5];
+        buf[n++] = '"';
+      } else {
+        size_t l = strlen(pieces[k]);
+        memcpy(buf + n, pieces[k], l);
+        n += (int64_t)l;
+      }
+    }
+    if (rand_r(seed) % 3 == 0) buf[n++] = '\r';
+    buf[n++] = '\n';
+  }
+  if (rand_r(seed) % 4 == 0) buf[n++] = '"';
+  return n;
+}
+
+/* pt__csv_cuts, on any number of threads and spans, finds for every target
+ * the record start and line the serial scan finds from the text's start. */
+static void test_cuts_match_serial_scan(void **state) {
+  (void)state;
+  enum { CAP = 24000 };
+  char *buf = malloc(CAP);
+  int64_t *tg = malloc(CAP * sizeof *tg), *st = malloc(CAP * sizeof *st),
+          *ln = malloc(CAP * sizeof *ln);
+  int64_t saved = pt__csv_span_bytes;
+  unsigned seed = 7;
+  for (int round = 0; round < 24; round++) {
+    pt_csv_options o;
+    pt_csv_options_init(&o);
+    if (round % 3 == 1) o.escape = '\\';
+    if (round % 3 == 2) o.quote = 0;
+    int64_t n = random_csv(buf, CAP, &seed, o.escape);
+    int64_t nt = 0;
+    int step = 1 + round % 5 * 13;
+    for (int64_t t = 1; t < n; t += step) tg[nt++] = t;
+    for (int threads = 1; threads <= 16; threads += 3) {
+      pt__csv_span_bytes = 1 + (round % 4) * 500;
+      pt_error err = {0};
+      assert_int_equal(pt__csv_cuts(buf, n, tg, nt, &o, threads, st, ln, &err), PT_OK);
+      for (int64_t k = 0; k < nt; k++) {
+        int64_t nl = 0, want = pt__csv_record_start_lines(buf, n, tg[k], &o, &nl);
+        if (st[k] != want || ln[k] != nl + 1)
+          fail_msg("round %d threads %d target %lld: start %lld line %lld, want %lld line %lld",
+                   round, threads, (long long)tg[k], (long long)st[k], (long long)ln[k],
+                   (long long)want, (long long)(nl + 1));
+      }
+    }
+  }
+  pt__csv_span_bytes = saved;
+  free(buf);
+  free(tg);
+  free(st);
+  free(ln);
+}
+
 static void test_errors(void **state) {
   (void)state;
   struct ArrowSchema s;
@@ -273,6 +346,7 @@ int main(void) {
       cmocka_unit_test(test_inference), cmocka_unit_test(test_quoting),
       cmocka_unit_test(test_modes),     cmocka_unit_test(test_ranges),
       cmocka_unit_test(test_errors),    cmocka_unit_test(test_write_round_trip),
+      cmocka_unit_test(test_cuts_match_serial_scan),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
