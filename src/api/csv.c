@@ -190,6 +190,8 @@ int pt_read_csv(pt_session *s, const char *path, const pt_csv_options *opts, pt_
   int64_t n;
   PT_RETURN_NOT_OK(pt__list_files(path, PT__FILES_CSV, &paths, &n, err));
   int64_t target = split_bytes(s, paths, n);
+  long online = sysconf(_SC_NPROCESSORS_ONLN);
+  int cpus = online > 0 ? (int)online : 1; /* threads for finding the cuts */
   csv_pieces pc = {0};
   struct ArrowSchema schema = {0};
   int64_t partition = 0, acc = 0;
@@ -199,26 +201,34 @@ int pt_read_csv(pt_session *s, const char *path, const pt_csv_options *opts, pt_
     rc = map_file(paths[f], &m, err);
     if (rc != PT_OK) break;
     if (f == 0) rc = settle_schema(&m, paths[f], &o, &schema, err);
-    /* Ranges of about target bytes, each ending where a record starts; the
-     * newlines before each give its first line for messages. */
+    /* Ranges of about target bytes, each ending where a record starts (the
+     * first at or after a multiple of target), found in one pass over the
+     * file spread over the machine's cores; the newlines before each give
+     * its first line for messages. */
+    int64_t cuts = rc == PT_OK && m.size > target ? (m.size - 1) / target : 0;
+    int64_t *tg = pt__calloc((size_t)(3 * cuts + 1), sizeof *tg); /* targets, starts, lines */
+    if (rc == PT_OK && !tg) rc = pt__errorf(err, PT_ENOMEM, "read_csv: out of memory");
+    if (rc == PT_OK && cuts > 0) {
+      for (int64_t k = 0; k < cuts; k++) tg[k] = (k + 1) * target;
+      rc = pt__csv_cuts(m.data, m.size, tg, cuts, &o, cpus, tg + cuts, tg + 2 * cuts, err);
+      if (rc != PT_OK) rc = pt__error_prefix(err, rc, "read_csv: ");
+    }
     int64_t pos = 0, line = 1;
-    while (rc == PT_OK && pos < m.size) {
-      int64_t left = m.size - pos;
-      /* The newlines of this range, counted by the same scan; the last
-       * range's are never needed (each file's lines count from 1). */
-      int64_t nl = 0;
-      int64_t len = left <= target ? left
-                                   : pt__csv_record_start_lines(m.data + pos, left, target, &o, &nl);
+    for (int64_t k = 0; rc == PT_OK && k <= cuts && pos < m.size; k++) {
+      int64_t next = k < cuts ? tg[cuts + k] : m.size;
+      if (next <= pos) continue; /* a record longer than a range */
+      int64_t len = next - pos;
       if (acc > 0 && acc + len > target) {
         partition++;
         acc = 0;
       }
       acc += len;
-      if (pieces_add(&pc, paths[f], partition, pos, pos + len, line) != PT_OK)
+      if (pieces_add(&pc, paths[f], partition, pos, next, line) != PT_OK)
         rc = pt__errorf(err, PT_ENOMEM, "read_csv: out of memory");
-      line += nl;
-      pos += len;
+      if (k < cuts) line = tg[2 * cuts + k];
+      pos = next;
     }
+    pt__free(tg);
     unmap_file(&m);
   }
   for (int64_t i = 0; i < n; i++) pt__free(paths[i]);
