@@ -165,7 +165,15 @@ static int64_t split_bytes(pt_session *s, char **paths, int64_t n) {
   int64_t per_slot = slots > 0 ? (total + slots - 1) / slots : total;
   int64_t floor = (int64_t)4 << 20;
   if (per_slot < floor) per_slot = floor;
-  return per_slot < cap ? per_slot : cap;
+  if (cap <= 0) return per_slot;
+  if (per_slot <= cap || slots <= 0 || total <= 0) return per_slot < cap ? per_slot : cap;
+  /* Over the cap: as many ranges as it asks for, rounded up to a multiple
+   * of the slots, of equal size, so that no slot parses a short last range
+   * alone while the others wait (270 MB on 2 slots under a 128 MiB cap: 4
+   * ranges of 68 MB, not 128 + 128 + 14). */
+  int64_t ranges = (total + cap - 1) / cap;
+  ranges = (ranges + slots - 1) / slots * slots;
+  return (total + ranges - 1) / ranges;
 }
 
 int pt_read_csv(pt_session *s, const char *path, const pt_csv_options *opts, pt_dataset **out,
