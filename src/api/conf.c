@@ -57,8 +57,11 @@ static const pt__conf_key KEYS[] = {
      "(1-16); the files are the same bytes whatever the number", NULL},
     {"csv.partition_bytes", "134217728", PT__CONF_INT, 1,
      "pt_read_csv: files are cut into partitions of at most about this many bytes, at "
-     "record starts (fewer when that gives every task slot one, not under 4 MiB); small "
-     "files share one", NULL},
+     "record starts (fewer when that gives every task slot one, not under 4 MiB; over it, "
+     "equal ranges in a multiple of the slots); small files share one", NULL},
+    {"csv.cut_span_bytes", "8388608", PT__CONF_INT, 1,
+     "pt_read_csv: the record starts at the cuts are found by one scan of each file shared "
+     "by the driver's cores, each taking at least this many bytes", NULL},
     {"sql.password", "", PT__CONF_STRING, 0,
      "read_sql and write_sql: the database password when the URL holds none (before "
      "PGPASSWORD or MYSQL_PWD); masked in every message", NULL},

@@ -200,6 +200,7 @@ int pt_read_csv(pt_session *s, const char *path, const pt_csv_options *opts, pt_
   int64_t target = split_bytes(s, paths, n);
   long online = sysconf(_SC_NPROCESSORS_ONLN);
   int cpus = online > 0 ? (int)online : 1; /* threads for finding the cuts */
+  int64_t span = pt__conf_int(s->conf, "csv.cut_span_bytes");
   csv_pieces pc = {0};
   struct ArrowSchema schema = {0};
   int64_t partition = 0, acc = 0;
@@ -218,7 +219,8 @@ int pt_read_csv(pt_session *s, const char *path, const pt_csv_options *opts, pt_
     if (rc == PT_OK && !tg) rc = pt__errorf(err, PT_ENOMEM, "read_csv: out of memory");
     if (rc == PT_OK && cuts > 0) {
       for (int64_t k = 0; k < cuts; k++) tg[k] = (k + 1) * target;
-      rc = pt__csv_cuts(m.data, m.size, tg, cuts, &o, cpus, tg + cuts, tg + 2 * cuts, err);
+      rc = pt__csv_cuts(m.data, m.size, tg, cuts, &o, cpus, span, tg + cuts, tg + 2 * cuts,
+                        err);
       if (rc != PT_OK) rc = pt__error_prefix(err, rc, "read_csv: ");
     }
     int64_t pos = 0, line = 1;

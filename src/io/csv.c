@@ -473,8 +473,6 @@ int64_t pt__csv_count_newlines(const char *d, int64_t n) {
  * bytes, each span is scanned from both states on a thread of its own, and
  * the states are chained in span order afterwards. */
 
-int64_t pt__csv_span_bytes = (int64_t)8 << 20;
-
 /* What one scan of a span from one entry state found. */
 typedef struct span_hyp {
   int64_t first, first_nl; /* first record start after the span's start (-1: none) */
@@ -583,8 +581,8 @@ static void *span_main(void *arg) {
 }
 
 int pt__csv_cuts(const char *d, int64_t len, const int64_t *targets, int64_t n,
-                 const pt_csv_options *opts, int threads, int64_t *starts, int64_t *lines,
-                 pt_error *err) {
+                 const pt_csv_options *opts, int threads, int64_t min_span, int64_t *starts,
+                 int64_t *lines, pt_error *err) {
   pt_csv_options defaults;
   if (!opts) {
     pt_csv_options_init(&defaults);
@@ -598,10 +596,9 @@ int pt__csv_cuts(const char *d, int64_t len, const int64_t *targets, int64_t n,
   const char *nlp = last - 1 < len ? memchr(d + last - 1, '\n', (size_t)(len - last + 1)) : NULL;
   int64_t reach = nlp ? (int64_t)(nlp - d) + 1 : len;
   /* Spans of equal length (the two states' scans of one nearly always meet
-   * early, so a span costs one scan). Under pt__csv_span_bytes a span is not
-   * worth a thread. */
+   * early, so a span costs one scan), none under min_span. */
   int64_t want = threads < 1 ? 1 : threads > 16 ? 16 : threads;
-  while (want > 1 && reach / want < pt__csv_span_bytes) want--;
+  while (want > 1 && reach / want < (min_span > 1 ? min_span : 1)) want--;
   span_job *jobs = pt__calloc((size_t)want, sizeof *jobs);
   int64_t *cells = pt__calloc((size_t)(4 * n + 4), sizeof *cells);
   pthread_t *tid = pt__calloc((size_t)want, sizeof *tid);

@@ -21,15 +21,11 @@ int64_t pt__csv_record_start_lines(const char *d, int64_t len, int64_t offset,
 /* For each of targets[0, n) (ascending, each in [1, len)), the first record
  * start at or after it into starts[k] and its line (1 + the \n bytes before
  * it) into lines[k]; the end of the data where none is left. Scans the text
- * once, on up to `threads` threads (the calling one included). Fails only
- * for want of memory. */
+ * once, on up to `threads` threads (the calling one included), none given
+ * under min_span bytes. Fails only for want of memory. */
 int pt__csv_cuts(const char *d, int64_t len, const int64_t *targets, int64_t n,
-                 const pt_csv_options *opts, int threads, int64_t *starts, int64_t *lines,
-                 pt_error *err);
-
-/* The least text pt__csv_cuts gives a thread of its own (8 MiB; tests
- * lower it to cut small texts into many spans). */
-extern int64_t pt__csv_span_bytes;
+                 const pt_csv_options *opts, int threads, int64_t min_span, int64_t *starts,
+                 int64_t *lines, pt_error *err);
 
 /* pt_csv_read over data[0, len) that numbers lines from first_line (the line
  * of the file on which data starts) in its messages. Same ownership as

@@ -237,7 +237,6 @@ static void test_cuts_match_serial_scan(void **state) {
   char *buf = malloc(CAP);
   int64_t *tg = malloc(CAP * sizeof *tg), *st = malloc(CAP * sizeof *st),
           *ln = malloc(CAP * sizeof *ln);
-  int64_t saved = pt__csv_span_bytes;
   unsigned seed = 7;
   for (int round = 0; round < 24; round++) {
     pt_csv_options o;
@@ -249,9 +248,9 @@ static void test_cuts_match_serial_scan(void **state) {
     int step = 1 + round % 5 * 13;
     for (int64_t t = 1; t < n; t += step) tg[nt++] = t;
     for (int threads = 1; threads <= 16; threads += 3) {
-      pt__csv_span_bytes = 1 + (round % 4) * 500;
+      int64_t span = 1 + (round % 4) * 500;
       pt_error err = {0};
-      assert_int_equal(pt__csv_cuts(buf, n, tg, nt, &o, threads, st, ln, &err), PT_OK);
+      assert_int_equal(pt__csv_cuts(buf, n, tg, nt, &o, threads, span, st, ln, &err), PT_OK);
       for (int64_t k = 0; k < nt; k++) {
         int64_t nl = 0, want = pt__csv_record_start_lines(buf, n, tg[k], &o, &nl);
         if (st[k] != want || ln[k] != nl + 1)
@@ -261,7 +260,6 @@ static void test_cuts_match_serial_scan(void **state) {
       }
     }
   }
-  pt__csv_span_bytes = saved;
   free(buf);
   free(tg);
   free(st);

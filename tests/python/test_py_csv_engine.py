@@ -151,3 +151,66 @@ def test_failfast_line_in_a_later_chunk(tmp_path: Path) -> None:
         with pytest.raises(pt.TaskError, match=rf"bad.csv: line {line}: malformed record: "
                                                r"column 1 \(b\): cannot read 'oops'"):
             ds.count()
+
+
+def quoted_text(n: int, seed: int, crlf: bool) -> bytes:
+    """Records whose quoted fields hold newlines, CRLF, doubled quotes and
+    delimiters, some long enough to cross a 64-byte block, with \\n or (crlf)
+    mixed line ends."""
+    rng = random.Random(seed)
+    out = [b"id,s,t\r\n" if crlf else b"id,s,t\n"]
+    for i in range(n):
+        parts = []
+        for _ in range(2):
+            k = rng.randrange(6)
+            v = ["w%d" % i, "a\nb", "x\r\ny", 'q""q', "c,d\n\ne", "L" + "z\n," * rng.randrange(20, 60)][k]
+            parts.append(b'"' + v.encode() + b'"')
+        end = b"\r\n" if crlf and rng.random() < 0.5 else b"\n"
+        out.append(b"%d," % i + b",".join(parts) + end)
+    return b"".join(out)
+
+
+@pytest.mark.parametrize("crlf", [False, True])
+def test_cuts_on_many_spans_match_pyarrow(tmp_path: Path, crlf: bool) -> None:
+    # The driver finds the record start at each cut by one scan shared by
+    # threads over spans of csv.cut_span_bytes; with spans of a few KB and
+    # ranges of a few KB, cuts and span edges fall inside quoted newlines,
+    # on quotes and between \r and \n, in many places.
+    text = quoted_text(6000, 11, crlf)
+    path = tmp_path / "q.csv"
+    path.write_bytes(text)
+    want = pacsv.read_csv(path, parse_options=pacsv.ParseOptions(newlines_in_values=True))
+    for part, span in [(3001, 1), (7919, 4096), (65536, 333), (1 << 30, 1)]:
+        conf = {"csv.partition_bytes": str(part), "csv.cut_span_bytes": str(span)}
+        with pt.Session("local[2]", conf=conf) as s:
+            ds = s.read_csv(path, header=True)
+            assert ds.num_partitions >= min(len(text) // part, 8)
+            got = ds.to_arrow()
+            assert got.equals(want), (part, span)
+
+
+def test_file_smaller_than_a_range(tmp_path: Path) -> None:
+    text = b'a,b\n1,"x\ny"\n2,"z"'
+    (tmp_path / "s.csv").write_bytes(text)
+    with pt.Session("local[2]", conf={"csv.partition_bytes": "5",
+                                      "csv.cut_span_bytes": "1"}) as s:
+        got = s.read_csv(tmp_path / "s.csv", header=True).to_arrow()
+    want = pacsv.read_csv(io.BytesIO(text),
+                          parse_options=pacsv.ParseOptions(newlines_in_values=True))
+    assert got.equals(want)
+
+
+def test_failfast_line_past_many_spans(tmp_path: Path) -> None:
+    # The line a range starts on comes from the shared scan's newline counts.
+    text = quoted_text(3000, 5, True)
+    bad = text.index(b"\n2500,") + 1
+    text = text[:bad] + b"oops" + text[bad + 4:]
+    line = text[:bad].count(b"\n") + 1
+    (tmp_path / "bad.csv").write_bytes(text)
+    with pt.Session("local[2]", conf={"csv.partition_bytes": "4096",
+                                      "csv.cut_span_bytes": "1000"}) as s:
+        ds = s.read_csv(tmp_path / "bad.csv", header=True, schema="id long, s string, t string")
+        assert ds.num_partitions > 8
+        with pytest.raises(pt.TaskError, match=rf"bad.csv: line {line}: malformed record: "
+                                               r"column 0 \(id\): cannot read 'oops'"):
+            ds.count()
