@@ -328,9 +328,9 @@ static uint64_t bits_below(int b) { return b >= 64 ? ~0ull : (1ull << b) - 1; }
 static int64_t scan_from(const char *d, int64_t len, int64_t i, int *inq_io, int64_t offset,
                          const pt_csv_options *opts, int64_t *newlines) {
   /* A record starts at 0 and after every newline outside quotes. The quote
-   * state at a byte depends on everything before it, so the scan starts at 0
-   * (the driver runs it over every file up to its last cut, before any task
-   * starts). A quote opens a quoted field only where a field starts: at 0,
+   * state at a byte depends on everything before it, so a scan starts at 0
+   * or where the state is known or guessed (pt__csv_cuts guesses both at the
+   * start of each span and keeps the right one). A quote opens a quoted field only where a field starts: at 0,
    * after the delimiter or after a newline. It takes 64 bytes at a time as
    * bit masks of their quotes, escapes and newlines, and stops only at
    * quotes and escapes: the newlines between are counted by popcount, so a
