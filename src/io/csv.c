@@ -479,6 +479,7 @@ typedef struct span_hyp {
   int64_t *start, *nl;     /* per target of the span (start -1: none in the span);
                             * owned by the span_job's arrays */
   int exit;                /* quote state at the span's end */
+  int done;                /* 0: not scanned yet */
 } span_hyp;
 
 typedef struct span_job {
@@ -520,7 +521,15 @@ static void span_scan(span_job *j, int h) {
   }
   if (r < j->end) r = scan_from(j->d, j->end, r, &st, j->end + 1, j->o, &nl);
   y->exit = st;
+  y->done = 1;
   j->newlines = nl;
+}
+
+/* A start a scan bounded at lim returned: one only where the state there is
+ * 0 after a newline (lim inside the span), as span_found at the span's end. */
+static int64_t found_before(const span_job *j, int64_t lim, int64_t r, int st) {
+  if (lim == j->end) return span_found(j, r, st);
+  return r < lim || (st == 0 && j->d[lim - 1] == '\n') ? r : -1;
 }
 
 /* Both states' scans of a span usually meet within a record or two: a
@@ -528,25 +537,27 @@ static void span_scan(span_job *j, int h) {
  * closing quote as literal text, and is outside quotes at the record's end
  * like the right one. Where the two stop at the same record start, the rest
  * of the span is the same for both and is scanned once. Returns 0 when they
- * do not meet soon (or a target lies before they meet): then each state
- * takes its own scan. */
+ * do not meet within MEET bytes (text without quotes: the inside guess never
+ * ends) or a target lies before they meet. */
 static int span_scan_met(span_job *j) {
-  enum { TRIES = 64 };
+  enum { TRIES = 64, MEET = 1 << 20 };
+  int64_t lim = j->end - j->begin > MEET ? j->begin + MEET : j->end;
   int64_t p[2], first_nl[2], nl[2] = {0, 0};
   int st[2];
   for (int h = 0; h < 2; h++) {
     st[h] = h;
-    p[h] = scan_from(j->d, j->end, j->begin, &st[h], j->begin + 1, j->o, &nl[h]);
+    p[h] = scan_from(j->d, lim, j->begin, &st[h], j->begin + 1, j->o, &nl[h]);
     first_nl[h] = nl[h];
   }
-  int64_t first[2] = {span_found(j, p[0], st[0]), span_found(j, p[1], st[1])};
+  int64_t first[2] = {found_before(j, lim, p[0], st[0]), found_before(j, lim, p[1], st[1])};
+  if (first[0] < 0 || first[1] < 0) return 0;
   for (int k = 0; k < TRIES && p[0] != p[1]; k++) {
     int h = p[0] < p[1] ? 0 : 1;
-    if (p[h] >= j->end) return 0;
-    p[h] = scan_from(j->d, j->end, p[h], &st[h], p[1 - h], j->o, &nl[h]);
+    if (p[h] >= lim) return 0;
+    p[h] = scan_from(j->d, lim, p[h], &st[h], p[1 - h], j->o, &nl[h]);
   }
   int64_t met = p[0];
-  if (p[0] != p[1] || met >= j->end || st[0] != 0 || st[1] != 0) return 0;
+  if (p[0] != p[1] || met >= lim || st[0] != 0 || st[1] != 0) return 0;
   if (j->n > 0 && j->targets[0] <= met) return 0;
   /* From met on, one scan (the newlines before met are the same count). */
   span_hyp *y = &j->h[0];
@@ -563,6 +574,7 @@ static int span_scan_met(span_job *j) {
     j->h[h].first = first[h];
     j->h[h].first_nl = first_nl[h];
     j->h[h].exit = s;
+    j->h[h].done = 1;
     if (h == 1) {
       memcpy(j->h[1].start, y->start, (size_t)j->n * sizeof *y->start);
       memcpy(j->h[1].nl, y->nl, (size_t)j->n * sizeof *y->nl);
@@ -572,11 +584,13 @@ static int span_scan_met(span_job *j) {
   return 1;
 }
 
+/* The scan from state 0 always; the one from state 1 only where the two
+ * met early: otherwise it is run after the threads, and only when the span
+ * turns out to start inside quotes (a quoted newline just before it). */
 static void *span_main(void *arg) {
   span_job *j = arg;
   if (j->both && span_scan_met(j)) return NULL;
   span_scan(j, 0);
-  if (j->both) span_scan(j, 1);
   return NULL;
 }
 
@@ -649,7 +663,8 @@ int pt__csv_cuts(const char *d, int64_t len, const int64_t *targets, int64_t n,
   int64_t base = 0, pend = 0; /* targets [pend, k) wait for a start */
   int64_t k = 0;
   for (int64_t s = 0; s < ns; s++) {
-    const span_job *j = &jobs[s];
+    span_job *j = &jobs[s];
+    if (!j->h[st].done) span_scan(j, st);
     const span_hyp *y = &j->h[st];
     if (pend < k && y->first >= 0) {
       for (; pend < k; pend++) {
