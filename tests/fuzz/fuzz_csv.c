@@ -4,7 +4,8 @@
  * ranges whose rows do not add up to the whole read, is a bug: abort. So is
  * the engine's chunked read (pt__csv_read_from, small chunks) disagreeing
  * with the whole read on rows or on the line it ends at, or the cut scan
- * miscounting the newlines before a cut.
+ * miscounting the newlines before a cut, or the shared cut scan
+ * (pt__csv_cuts, many threads and spans) disagreeing with the serial one.
  * Seeds: tests/fuzz/corpus/csv. */
 #include <stdint.h>
 #include <stdio.h>
@@ -87,6 +88,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (start != pt_csv_record_start(text, len, cut, &o) ||
       before != pt__csv_count_newlines(text, start))
     abort();
+  /* The shared cut scan finds, on any number of threads and spans, the
+   * starts and lines the serial scan finds. */
+  if (len > 1) {
+    int64_t step = 1 + data[1] % 7, nt = 0;
+    int64_t *tg = malloc((size_t)len * 3 * sizeof *tg);
+    if (!tg) abort();
+    for (int64_t t = 1; t < len; t += step) tg[nt++] = t;
+    pt_error err;
+    for (int threads = 1; threads <= 5; threads += 2) {
+      if (pt__csv_cuts(text, len, tg, nt, &o, threads, 1 + data[0] % 3, tg + len, tg + 2 * len,
+                       &err) != PT_OK)
+        abort();
+      for (int64_t k = 0; k < nt; k++) {
+        int64_t nl = 0;
+        if (tg[len + k] != pt__csv_record_start_lines(text, len, tg[k], &o, &nl) ||
+            tg[2 * len + k] != nl + 1)
+          abort();
+      }
+    }
+    free(tg);
+  }
   /* The schema comes from the whole text's first records: give it to the
    * chunks, as the engine does. */
   if (whole >= 0 && len > 0) {
