@@ -215,7 +215,8 @@ int pt_read_csv(pt_session *s, const char *path, const pt_csv_options *opts, pt_
      * file spread over the machine's cores; the newlines before each give
      * its first line for messages. */
     int64_t cuts = rc == PT_OK && m.size > target ? (m.size - 1) / target : 0;
-    int64_t *tg = pt__calloc((size_t)(3 * cuts + 1), sizeof *tg); /* targets, starts, lines */
+    /* targets, starts, lines; owned here, freed after the pieces are made */
+    int64_t *tg = pt__calloc((size_t)(3 * cuts + 1), sizeof *tg);
     if (rc == PT_OK && !tg) rc = pt__errorf(err, PT_ENOMEM, "read_csv: out of memory");
     if (rc == PT_OK && cuts > 0) {
       for (int64_t k = 0; k < cuts; k++) tg[k] = (k + 1) * target;

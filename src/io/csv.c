@@ -613,6 +613,8 @@ int pt__csv_cuts(const char *d, int64_t len, const int64_t *targets, int64_t n,
    * early, so a span costs one scan), none under min_span. */
   int64_t want = threads < 1 ? 1 : threads > 16 ? 16 : threads;
   while (want > 1 && reach / want < (min_span > 1 ? min_span : 1)) want--;
+  /* jobs, cells (the spans' per-target results), tid and started: owned
+   * here, freed before returning. */
   span_job *jobs = pt__calloc((size_t)want, sizeof *jobs);
   int64_t *cells = pt__calloc((size_t)(4 * n + 4), sizeof *cells);
   pthread_t *tid = pt__calloc((size_t)want, sizeof *tid);
