@@ -476,11 +476,13 @@ typedef struct pt_parquet_read_options {
                                     written from dictionaries (ARROW:schema)
                                     are read so anyway. NULL = none */
   int64_t n_dictionary;       /* entries in dictionary */
-  int plain_binary;           /* 1: strings and binaries come out as utf8 and
-                                 binary whatever ARROW:schema says (large or
-                                 view types), for table formats whose own
-                                 schema decides the types; 0 (default): as
-                                 stored */
+  int plain_binary;           /* 1: for table formats whose own schema
+                                 decides the types (Delta): strings and
+                                 binaries come out as utf8 and binary
+                                 whatever ARROW:schema says (large or view
+                                 types), and INT96 timestamps (Spark's) as
+                                 timestamp[us, UTC], not [ns]; 0 (default):
+                                 as stored */
   const struct ArrowSchema *partition_schema; /* pt_read_parquet: a struct
                                     whose fields type the Hive-style keys
                                     they name (others are inferred, as Spark

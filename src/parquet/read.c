@@ -736,6 +736,14 @@ static int build_schema(reader *r, const pt_parquet_read_options *opts, pt_error
   }
   for (int64_t j = 0; opts && opts->plain_binary && j < r->n_sel; j++) {
     leaf *c = r->leaves[j];
+    /* Spark writes a table's timestamps as INT96 (its default), and Delta's
+     * timestamp is microseconds since the epoch in UTC: no nanoseconds to
+     * lose, and the table's type rather than pyarrow's timestamp[ns]. */
+    if (c->conv == CV_INT96 && strcmp(c->format, "tsn:") == 0) {
+      c->ts_div = 1000;
+      snprintf(c->format, sizeof c->format, "tsu:UTC");
+      continue;
+    }
     if (c->conv != CV_BINARY || (!c->large && !c->view) || c->dict_out) continue;
     bool text = c->format[0] == 'u' || c->format[0] == 'U' || strcmp(c->format, "vu") == 0;
     snprintf(c->format, sizeof c->format, "%s", text ? "u" : "z");

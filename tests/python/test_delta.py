@@ -253,6 +253,29 @@ def test_row_groups_skipped_when_the_filter_also_names_a_partition_column(sessio
     assert sorted(ds.to_arrow()["id"].to_pylist()) == list(range(100)) + list(range(1900, 2000))
 
 
+def test_read_int96_timestamps_as_the_tables_microseconds(session, tmp_path):
+    # Spark writes a Delta table's timestamps as Parquet INT96 by default;
+    # read as the table's timestamp[us, UTC], nested ones too, where a
+    # plain Parquet read gives pyarrow's timestamp[ns].
+    path = tmp_path / "t"
+    when = [datetime.datetime(1969, 7, 20, 20, 17, 40, 123456, tzinfo=UTC), None,
+            datetime.datetime(2262, 4, 11, 23, 47, 16, 854775, tzinfo=UTC)]
+    table = pa.table({"id": pa.array([0, 1, 2], pa.int64()),
+                      "ts": pa.array(when, pa.timestamp("us", tz="UTC")),
+                      "tss": pa.array([[when[0], None], None, [when[2]]],
+                                      pa.list_(pa.timestamp("us", tz="UTC")))})
+    write_deltalake(str(path), table)
+    [data] = [p for p in path.iterdir() if p.suffix == ".parquet"]
+    pq.write_table(table, data, use_deprecated_int96_timestamps=True, store_schema=False)
+    assert pq.ParquetFile(data).schema.column(1).physical_type == "INT96"
+    got = session.read_delta(path).to_arrow()
+    assert got.schema == pa.schema([("id", pa.int64()), ("ts", pa.timestamp("us", tz="UTC")),
+                                    ("tss", pa.list_(pa.timestamp("us", tz="UTC")))])
+    assert by_id(got).to_pylist() == table.to_pylist()
+    with pt.Session("local[1]") as s:
+        assert s.read_parquet(data).schema.field("ts").type == pa.timestamp("ns")
+
+
 def test_read_a_table_whose_schema_grew(session, tmp_path):
     """Files written before a column was added read it as null, as
     deltalake does; partition columns stay in the schema's order."""
