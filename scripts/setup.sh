@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs what protium needs to build and test, idempotently: the
 # distribution's -dev packages (apt) and a Python virtual environment .venv
-# with the pinned test packages of python/requirements-test.txt, and the
-# Apache Kafka broker jars the Kafka tests start (scripts/fetch-kafka).
+# with the pinned test packages of python/requirements-test.txt, the
+# Apache Kafka broker jars the Kafka tests start (scripts/fetch-kafka), and
+# the PySpark + delta-spark environment the Delta tests compare with
+# (.venv-spark and its jars: scripts/fetch-delta-spark).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -38,3 +40,4 @@ if ! cmp -s "$req" "$stamp" 2>/dev/null; then
 fi
 
 scripts/fetch-kafka
+scripts/fetch-delta-spark
