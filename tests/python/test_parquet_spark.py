@@ -1,8 +1,9 @@
 """Parquet and Spark: files written by PySpark (tests/data/parquet/spark_*,
 made by make_spark_files.py: INT96 timestamps, legacy two-level lists and
 maps, decimals as FIXED_LEN_BYTE_ARRAY) read by protium as pyarrow reads
-them; a file protium writes read back by PySpark (in the benchmark
-environment, .venv-bench; skipped where it is missing) with the same values;
+them; a file protium writes read back by PySpark (in the Spark
+environment of the Delta tests, .venv-spark: spark_delta.py) with the
+same values;
 and Hive-style directories with date, timestamp and decimal keys both ways,
 typed alike by Spark's inference and protium's (but for a key that is null in every
 directory: Spark 4 says void, protium utf8).
@@ -23,11 +24,12 @@ import pytest
 
 import protium as pt
 import protium.parquet as ptq
+import spark_delta
 from conftest import ROOT
 from test_parquet_read import same_values
 
 DATA = ROOT / "tests" / "data" / "parquet"
-SPARK_PYTHON = ROOT / ".venv-bench" / "bin" / "python"
+SPARK_PYTHON = spark_delta.SPARK_PYTHON
 
 
 @pytest.mark.parametrize("name", ["spark_default", "spark_legacy"])
@@ -43,15 +45,8 @@ def test_spark_files(name: str) -> None:
     assert got.schema.metadata[b"org.apache.spark.version"]
 
 
-def spark_available() -> bool:
-    if not SPARK_PYTHON.exists():
-        return False
-    r = subprocess.run([str(SPARK_PYTHON), "-c", "import pyspark"], capture_output=True)
-    return r.returncode == 0
-
-
-@pytest.mark.skipif(not spark_available(), reason="PySpark (.venv-bench) is not installed")
 def test_spark_reads_protium_files(tmp_path: Path) -> None:
+    spark_delta.require()
     table = pa.table({
         "id": pa.array(range(50), pa.int64()),
         "i32": pa.array([None if i % 7 == 0 else i - 25 for i in range(50)], pa.int32()),
@@ -81,6 +76,7 @@ def test_spark_reads_protium_files(tmp_path: Path) -> None:
         from decimal import Decimal
         from pyspark.sql import SparkSession, functions as F
         s = (SparkSession.builder.master("local[1]").config("spark.ui.enabled", "false")
+             .config("spark.driver.extraJavaOptions", "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC")
              .config("spark.sql.session.timeZone", "UTC").getOrCreate())
         for path in {[str(p) for p in paths]!r}:
             df = s.read.parquet(path)
