@@ -481,6 +481,40 @@ static void test_page_index(void **state) {
   pt_buf_free(&file);
 }
 
+/* INT96 timestamps: timestamp[ns] as pyarrow reads them, but a table
+ * format's read (plain_binary: Delta, whose timestamp is microseconds in
+ * UTC) gets timestamp[us, UTC] with the same instants. */
+static void test_int96_for_a_table_format(void **state) {
+  (void)state;
+  bytes b = load("int96.parquet");
+  const int64_t want_s[] = {0, 1600000000};
+  for (int plain = 0; plain <= 1; plain++) {
+    pt_parquet_read_options opts;
+    pt_parquet_read_options_init(&opts);
+    opts.plain_binary = plain;
+    struct ArrowArrayStream s;
+    pt_error err;
+    assert_int_equal(pt_parquet_read_buffer(b.data, b.size, NULL, NULL, &opts, &s, &err), PT_OK);
+    struct ArrowSchema schema;
+    assert_int_equal(s.get_schema(&s, &schema), 0);
+    assert_string_equal(schema.children[0]->format, plain ? "tsu:UTC" : "tsn:");
+    struct ArrowArray a;
+    assert_int_equal(s.get_next(&s, &a), 0);
+    assert_int_equal(a.length, 3);
+    const struct ArrowArray *c = a.children[0];
+    const int64_t *v = (const int64_t *)c->buffers[1];
+    const uint8_t *valid = (const uint8_t *)c->buffers[0];
+    for (int i = 0; i < 2; i++)
+      assert_true(v[c->offset + i] == want_s[i] * (plain ? 1000000 : 1000000000));
+    assert_int_equal(c->null_count, 1);
+    assert_false(valid[(c->offset + 2) / 8] & (1u << ((c->offset + 2) % 8)));
+    a.release(&a);
+    schema.release(&schema);
+    s.release(&s);
+  }
+  free(b.data);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_files_read_whole),
@@ -491,6 +525,7 @@ int main(void) {
       cmocka_unit_test(test_exact_messages),
       cmocka_unit_test(test_fuzz_regressions),
       cmocka_unit_test(test_page_index),
+      cmocka_unit_test(test_int96_for_a_table_format),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
