@@ -3,7 +3,8 @@ Delta source (PySpark with delta-spark, versions pinned in
 python/requirements-spark.txt, one Spark session for the module:
 spark_delta.py). Tables delta-spark writes (every type both share,
 partitioned by strings, booleans, dates, timestamps and ints or not;
-several commits with overwrite, DELETE and UPDATE making removes;
+filters pruning files by Spark's stats and partition values; several
+commits with overwrite, DELETE and UPDATE making removes;
 checkpoints by delta.checkpointInterval, read with the commits before
 them gone; versions by time travel) read by protium as Spark reads them;
 tables protium writes (create, append, overwrite, partitioned,
@@ -165,6 +166,34 @@ for path, parts, out in zip({tables!r}, {PARTITIONINGS!r}, {outs!r}):
         # The values written, in the table schema's order (partition
         # columns among the others, as Spark reads them too).
         assert got.sort_by("id") == every_type(50).cast(got.schema)
+        # Files pruned by Spark's stats (timestamps in ms, strings,
+        # decimals) and partition values never hold a matching row.
+        want = read_ipc(Path(out)).cast(got.schema)
+        for flt, expr, skips in prunings(parts):
+            ds = session.read_delta(path, filter=flt)
+            ids = sorted(ds.to_arrow().filter(expr)["id"].to_pylist())
+            assert ids and ids == sorted(want.filter(expr)["id"].to_pylist()), flt
+            assert ds.delta_scan()["files_skipped"] >= skips, flt
+
+
+def prunings(parts):
+    """Filters, the same as pyarrow expressions, and how many files each
+    must skip at least on a table of every_type(30) then (20, offset=30)."""
+    ts30 = datetime.datetime(1969, 12, 31, 23, tzinfo=UTC) + datetime.timedelta(seconds=30 * 3607,
+                                                                               microseconds=30)
+    f = pa.compute.field
+    plain_table = not parts
+    return [
+        ([("id", ">=", 30)], f("id") >= 30, 1 if plain_table else 0),
+        ([("ts", ">=", ts30)], f("ts") >= pa.scalar(ts30, pa.timestamp("us", tz="UTC")),
+         1 if plain_table else 0),
+        ([("s", "=", "s32é中\U0001f600")], f("s") == "s32é中\U0001f600", 0),
+        ([("dec", ">", decimal.Decimal("0.05"))],
+         f("dec") > pa.scalar(decimal.Decimal("0.05"), pa.decimal128(9, 2)),
+         1 if plain_table else 0),
+        ([("pd", "=", datetime.date(2024, 1, 31))],
+         f("pd") == pa.scalar(datetime.date(2024, 1, 31)), 1 if parts and "pd" in parts else 0),
+    ]
 
 
 def test_spark_commits_with_removes_checkpoints_and_time_travel(spark, session, tmp_path):
