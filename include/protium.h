@@ -1278,7 +1278,16 @@ typedef struct pt_kafka_options {
   int64_t max_records_per_partition; /* pt_read_kafka: an offset range longer than
                                         this is split into several engine
                                         partitions; 0 = 1000000 */
+  int32_t value_format;           /* pt_write_kafka: PT_KAFKA_VALUE_COLUMN (0) writes
+                                     the "value" column as it is;
+                                     PT_KAFKA_VALUE_JSON encodes every column of a
+                                     row into one JSON object as its value
+                                     (pt_kafka_encode_json) */
 } pt_kafka_options;
+
+/* pt_kafka_options.value_format. */
+#define PT_KAFKA_VALUE_COLUMN 0
+#define PT_KAFKA_VALUE_JSON 1
 
 /* Defaults: the zeros above; bootstrap_servers NULL (to be set). */
 void pt_kafka_options_init(pt_kafka_options *o);
@@ -1357,6 +1366,17 @@ int pt_kafka_decode_ipc(const struct ArrowSchema *values_schema, const struct Ar
                         struct ArrowArray *dead, pt_error *err);
 /* The schema of the dead-letter batches. On PT_OK the caller owns *out. */
 int pt_kafka_dead_letter_schema(struct ArrowSchema *out, pt_error *err);
+/* Encodes each row of rows (a struct array of schema: boolean, integer,
+ * float, utf8, binary or timestamp columns, the types pt_kafka_decode_json
+ * reads) as one JSON object (RFC 8259) with a key per column in schema
+ * order: nulls as null, integers and timestamps (epoch numbers in the
+ * column's unit) as integers, floats in the fewest digits that read back
+ * to the same value, strings and binary (which must be UTF-8) escaped.
+ * A null row, a NaN or infinite float, or text that is not UTF-8 is
+ * PT_EINVAL naming the row and column; another column type is PT_ENOTSUP.
+ * On PT_OK the caller owns *out: a binary array ("z"), one value per row. */
+int pt_kafka_encode_json(const struct ArrowSchema *schema, const struct ArrowArray *rows,
+                         struct ArrowArray *out, pt_error *err);
 
 /* ------------------------------------------------------------------------ */
 /* Streaming: a source of arriving data (files, Kafka) processed as
@@ -1474,8 +1494,9 @@ int pt_stream_parquet_sink(const char *dir, const pt_parquet_write_options *opts
 int pt_stream_kafka_source(const pt_kafka_options *o, const char *topic,
                            const char *starting_offsets, int64_t max_offsets_per_trigger,
                            pt_stream_source *out, pt_error *err);
-/* Writes each batch into topic with pt_write_kafka, exactly once per batch
- * id: transactional_prefix NULL = "protium-<query id>", so a restarted
+/* Writes each batch into topic with pt_write_kafka (o->value_format says
+ * whether the "value" column or the rows encoded as JSON), exactly once per
+ * batch id: transactional_prefix NULL = "protium-<query id>", so a restarted
  * query (same checkpoint, same id) fences and skips what its previous run
  * committed. Consumers must read with isolation.level=read_committed. o is
  * copied. On PT_OK the caller owns *out. */

@@ -34,7 +34,7 @@ from protium.arrow import _exported_array, _exported_schema
 from protium.schema import as_schema
 from protium.session import Dataset, Session
 
-__all__ = ["decode_ipc", "decode_json", "topic_offsets"]
+__all__ = ["decode_ipc", "decode_json", "encode_json", "topic_offsets"]
 
 _P = ctypes.POINTER
 _vp = ctypes.c_void_p
@@ -52,6 +52,7 @@ class PtKafkaOptions(ctypes.Structure):
         ("timeout_ms", ctypes.c_int64),
         ("max_retry_ms", ctypes.c_int64),
         ("max_records_per_partition", ctypes.c_int64),
+        ("value_format", ctypes.c_int32),
     ]
 
 
@@ -75,7 +76,20 @@ _lib._PROTOTYPES.update({
                                             ctypes.c_int, _P(ArrowArray), _P(ArrowArray), _err]),
     "pt_kafka_decode_ipc": (ctypes.c_int, [_P(ArrowSchema), _P(ArrowArray), _P(ArrowSchema),
                                            ctypes.c_int, _P(ArrowArray), _P(ArrowArray), _err]),
+    "pt_kafka_encode_json": (ctypes.c_int, [_P(ArrowSchema), _P(ArrowArray), _P(ArrowArray),
+                                            _err]),
 })
+
+# pt_kafka_options.value_format of the writers.
+_VALUE_FORMATS = {None: 0, "json": 1}
+
+
+def _value_format(value_format: Optional[str], what: str) -> int:
+    if value_format not in _VALUE_FORMATS:
+        raise ProtiumError(PT_EINVAL, f"{what}: value_format {value_format!r} is not None (the "
+                           "'value' column as it is) or 'json' (every column of a row encoded "
+                           "as one JSON object)")
+    return _VALUE_FORMATS[value_format]
 
 _POLICIES = {"fail": 0, "drop": 1, "dead_letter": 2}
 DEAD_LETTER_SCHEMA = pa.schema([pa.field("row", pa.int64(), nullable=False),
@@ -88,7 +102,8 @@ class _Options:
 
     def __init__(self, bootstrap: str, options: Optional[Mapping[str, Any]],
                  timeout: Optional[float], max_retry: Optional[float],
-                 max_records_per_partition: Optional[int] = None) -> None:
+                 max_records_per_partition: Optional[int] = None,
+                 value_format: int = 0) -> None:
         if not bootstrap:
             raise ProtiumError(PT_EINVAL, "kafka: bootstrap must name host:port of a broker")
         props = {}
@@ -108,6 +123,7 @@ class _Options:
         self.c.timeout_ms = int(timeout * 1000) if timeout else 0
         self.c.max_retry_ms = int(max_retry * 1000) if max_retry else 0
         self.c.max_records_per_partition = max_records_per_partition or 0
+        self.c.value_format = value_format
 
 
 def topic_offsets(bootstrap: str, topic: str, *, options: Optional[Mapping[str, Any]] = None,
@@ -188,12 +204,15 @@ def read_kafka(self: Session, *, bootstrap: str, topic: str,
 
 def write_kafka(self: Dataset, *, bootstrap: str, topic: str, transactional_prefix: str,
                 batch_id: int, options: Optional[Mapping[str, Any]] = None,
-                timeout: Optional[float] = None, max_retry: Optional[float] = None) -> None:
+                timeout: Optional[float] = None, max_retry: Optional[float] = None,
+                value_format: Optional[str] = None) -> None:
     """Writes the rows into topic (columns value, and optionally key,
     partition, headers), exactly once per (transactional_prefix, batch_id):
     calling it again with the same batch id writes nothing (docs/kafka.md
-    has the rule)."""
-    o = _Options(bootstrap, options, timeout, max_retry)
+    has the rule). value_format="json": every column of a row is encoded
+    into one JSON object as the record's value (encode_json), no key."""
+    o = _Options(bootstrap, options, timeout, max_retry,
+                 value_format=_value_format(value_format, "write_kafka"))
     self._run(_lib.lib().pt_write_kafka, ctypes.byref(o.c), topic.encode(),
               transactional_prefix.encode(), int(batch_id))
 
@@ -233,6 +252,35 @@ def decode_json(values: Any, schema: Any, *, on_error: str = "fail") -> Any:
 def decode_ipc(values: Any, schema: Any, *, on_error: str = "fail") -> Any:
     """The same for values that are each an Arrow IPC stream of `schema`."""
     return _decode("pt_kafka_decode_ipc", values, schema, on_error)
+
+
+def encode_json(rows: Any) -> pa.Array:
+    """Encodes each row of `rows` (a pyarrow Table, RecordBatch or struct
+    array of booleans, integers, floats, strings, binary holding UTF-8 text,
+    timestamps) as one JSON object with a key per column: the binary array
+    of record values that decode_json reads back. Nulls are null, floats
+    are written in the fewest digits that read back the same, strings are
+    escaped as RFC 8259 says. A NaN or infinite float, text that is not
+    UTF-8, or a null row raises, naming the row and column."""
+    if isinstance(rows, pa.Table):
+        rows = rows.combine_chunks()
+        batches = rows.to_batches()
+        arr = (pa.StructArray.from_arrays(batches[0].columns, fields=list(rows.schema))
+               if batches else pa.array([], pa.struct(list(rows.schema))))
+    elif isinstance(rows, pa.RecordBatch):
+        arr = pa.StructArray.from_arrays(rows.columns, fields=list(rows.schema))
+    elif isinstance(rows, pa.ChunkedArray):
+        arr = rows.combine_chunks()
+    else:
+        arr = rows
+    if not pa.types.is_struct(arr.type):
+        raise ProtiumError(PT_EINVAL, f"encode_json: expected a table, record batch or struct "
+                           f"array, got {arr.type}")
+    out, err = ArrowArray(), PtError()
+    with _exported_array(arr) as (s, a):
+        check(_lib.lib().pt_kafka_encode_json(ctypes.byref(s), ctypes.byref(a),
+                                              ctypes.byref(out), ctypes.byref(err)), err)
+    return pa.Array._import_from_c(ctypes.addressof(out), pa.binary())
 
 
 Session.read_kafka = read_kafka  # type: ignore[attr-defined]

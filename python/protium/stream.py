@@ -93,11 +93,13 @@ class PtStreamProgress(ctypes.Structure):
     ]
 
 
-def _kafka_options(bootstrap: str, options: Optional[dict[str, Any]]) -> Any:
+def _kafka_options(bootstrap: str, options: Optional[dict[str, Any]],
+                   value_format: Optional[str] = None) -> Any:
     """protium.kafka's options (the struct in .c, and what it points to)."""
-    from protium.kafka import _Options
+    from protium.kafka import _Options, _value_format
 
-    return _Options(bootstrap, options, None, None)
+    return _Options(bootstrap, options, None, None,
+                    value_format=_value_format(value_format, "write_stream.kafka"))
 
 
 _lib._PROTOTYPES.update({
@@ -570,14 +572,17 @@ class DataStreamWriter:
 
     def kafka(self, *, topic: str, bootstrap: str,
               options: Optional[dict[str, Any]] = None,
-              transactional_prefix: Optional[str] = None) -> "DataStreamWriter":
+              transactional_prefix: Optional[str] = None,
+              value_format: Optional[str] = None) -> "DataStreamWriter":
         """A Kafka topic: the batch's "value" column (binary or string;
         "key", "partition" and "headers" when present), one transaction per
         micro-batch and sink partition under transactional.id
         "<prefix>-<partition>" (default prefix: "protium-<query id>"): a
         batch rerun after a crash is skipped, so read_committed consumers
-        see each record once."""
-        o = _kafka_options(bootstrap, options)
+        see each record once. `value_format="json"`: every column of a row
+        is encoded into one JSON object as its record's value (in C on the
+        executors, protium.kafka.encode_json), without a key."""
+        o = _kafka_options(bootstrap, options, value_format)
         prefix = transactional_prefix.encode() if transactional_prefix else None
         self._sink = ("kafka", (o, topic.encode(), prefix))
         return self

@@ -182,9 +182,18 @@ int pt__write_kafka(pt_dataset *ds, const pt_kafka_options *o, const char *topic
   if (batch_id < 0 || batch_id == INT64_MAX)
     return pt__errorf(err, PT_EINVAL, "write_kafka: batch id %lld out of range (0 and up)",
                       (long long)batch_id);
-  if (!has_column(&ds->schema, "value"))
+  if (o->value_format != PT_KAFKA_VALUE_COLUMN && o->value_format != PT_KAFKA_VALUE_JSON)
+    return pt__errorf(err, PT_EINVAL, "write_kafka: value_format %d is not "
+                      "PT_KAFKA_VALUE_COLUMN (0) or PT_KAFKA_VALUE_JSON (1)",
+                      (int)o->value_format);
+  if (o->value_format == PT_KAFKA_VALUE_JSON) {
+    int rc = pt__kafka_json_encodable(&ds->schema, err);
+    if (rc != PT_OK) return pt__error_prefix(err, rc, "write_kafka: ");
+  } else if (!has_column(&ds->schema, "value")) {
     return pt__errorf(err, PT_EINVAL, "write_kafka: the data has no 'value' column; add one "
-                                      "(binary or string)");
+                                      "(binary or string), or encode the rows as JSON "
+                                      "(value_format)");
+  }
   client_msg *cm = pt__calloc(1, sizeof *cm);
   if (!cm) return pt__errorf(err, PT_ENOMEM, "write_kafka: out of memory");
   client_msg_init(cm, o);
@@ -193,6 +202,7 @@ int pt__write_kafka(pt_dataset *ds, const pt_kafka_options *o, const char *topic
   sink.topic = (char *)topic;
   sink.transactional_prefix = (char *)transactional_prefix;
   sink.batch_id = batch_id;
+  sink.value_format = o->value_format;
   size_t size = protium__kafka_sink__get_packed_size(&sink);
   uint8_t *packed = pt__malloc(size ? size : 1);
   if (!packed) {

@@ -939,7 +939,7 @@ int pt__sink_open(pt__task *t, const Protium__Op *op, const struct ArrowSchema *
       pt__kafka_client c;
       kafka_client(k->client, &c);
       return pt__kafka_writer_open(&c, k->topic, k->transactional_prefix, t->launch->partition,
-                                   k->batch_id, schema, &sink->kafka, err);
+                                   k->batch_id, k->value_format, schema, &sink->kafka, err);
     }
     case PROTIUM__OP__OP_WRITE_SQL: {
       const Protium__SqlSink *w = op->write_sql;

@@ -78,10 +78,13 @@ typedef struct pt__kafka_writer pt__kafka_writer;
  * or a new one that fences earlier producers of the id; the marker; the
  * transaction begun), which the first write or the commit waits for and
  * whose failure they return. schema (borrowed while the writer lives) must
- * hold "value" and may hold "key", "partition", "headers". c's strings are
- * borrowed while the writer lives. On PT_OK the caller owns *out. */
+ * hold "value" and may hold "key", "partition", "headers"; with
+ * value_format PT_KAFKA_VALUE_JSON every column of a row is encoded into
+ * its value instead (pt_kafka_encode_json; no key, the producer's
+ * partitioner). c's strings are borrowed while the writer lives. On PT_OK
+ * the caller owns *out. */
 int pt__kafka_writer_open(const pt__kafka_client *c, const char *topic, const char *prefix,
-                          int64_t sink_partition, int64_t batch_id,
+                          int64_t sink_partition, int64_t batch_id, int value_format,
                           const struct ArrowSchema *schema, pt__kafka_writer **out,
                           pt_error *err);
 /* 1 when batch_id (or a later batch) was found committed and nothing was
@@ -97,6 +100,10 @@ int pt__kafka_writer_commit(pt__kafka_writer *w, int64_t *produced, pt_error *er
 int64_t pt__kafka_writer_made(pt__kafka_writer *w);
 /* Aborts a transaction left open, frees. NULL is fine. */
 void pt__kafka_writer_free(pt__kafka_writer *w);
+
+/* PT_OK when pt_kafka_encode_json can encode rows of schema (a struct);
+ * otherwise its error for them. */
+int pt__kafka_json_encodable(const struct ArrowSchema *schema, pt_error *err);
 
 /* Idle handles kept for the next task of this process (pool.c). kind is
  * the caller's (a handle type); key says which settings the handle was

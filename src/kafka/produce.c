@@ -38,6 +38,7 @@ struct pt__kafka_writer {
   int64_t batch_id;
   int in_txn;                    /* a transaction is open */
   int c_key, c_value, c_partition, c_headers; /* column indices, -1 = absent */
+  int json;                      /* values are the rows encoded (pt_kafka_encode_json) */
   const struct ArrowSchema *schema; /* borrowed */
   int64_t produced;
   int64_t made;                  /* producers made (init_transactions) */
@@ -100,6 +101,11 @@ static int find_col(const struct ArrowSchema *s, const char *name) {
 static int is_bytes(const char *f) { return strcmp(f, "z") == 0 || strcmp(f, "u") == 0; }
 
 static int check_schema(pt__kafka_writer *w, const struct ArrowSchema *s, pt_error *err) {
+  if (w->json) {
+    w->c_key = w->c_value = w->c_partition = w->c_headers = -1;
+    int rc = pt__kafka_json_encodable(s, err);
+    return rc == PT_OK ? PT_OK : pt__error_prefix(err, rc, "write_kafka: ");
+  }
   w->c_key = find_col(s, "key");
   w->c_value = find_col(s, "value");
   w->c_partition = find_col(s, "partition");
@@ -310,7 +316,7 @@ fail:
 }
 
 int pt__kafka_writer_open(const pt__kafka_client *c, const char *topic, const char *prefix,
-                          int64_t sink_partition, int64_t batch_id,
+                          int64_t sink_partition, int64_t batch_id, int value_format,
                           const struct ArrowSchema *schema, pt__kafka_writer **out,
                           pt_error *err) {
   *out = NULL;
@@ -325,6 +331,7 @@ int pt__kafka_writer_open(const pt__kafka_client *c, const char *topic, const ch
   pt__kafka_client_defaults(&w->c);
   w->batch_id = batch_id;
   w->schema = schema;
+  w->json = value_format == PT_KAFKA_VALUE_JSON;
   size_t n = strlen(prefix) + 32;
   w->txid = pt__malloc(n);
   w->topic = pt__strdup(topic);
@@ -379,10 +386,12 @@ static const uint8_t *cell_bytes(const pt__view *v, int64_t i, int64_t *len) {
   return p ? p : (const uint8_t *)"";
 }
 
-/* One row as a record; retries while the local queue is full. */
-static int produce_row(pt__kafka_writer *w, const pt__view *row, int64_t i, pt_error *err) {
+/* One row as a record, its value from values (a view of bytes); retries
+ * while the local queue is full. */
+static int produce_row(pt__kafka_writer *w, const pt__view *row, const pt__view *values,
+                       int64_t i, pt_error *err) {
   int64_t vlen = 0, klen = 0;
-  const uint8_t *val = cell_bytes(&row->children[w->c_value], i, &vlen);
+  const uint8_t *val = cell_bytes(values, i, &vlen);
   const uint8_t *key = w->c_key >= 0 ? cell_bytes(&row->children[w->c_key], i, &klen) : NULL;
   int32_t part = RD_KAFKA_PARTITION_UA;
   if (w->c_partition >= 0 && pt__view_is_valid(&row->children[w->c_partition], i))
@@ -433,13 +442,27 @@ static int produce_row(pt__kafka_writer *w, const pt__view *row, int64_t i, pt_e
 int pt__kafka_writer_write(pt__kafka_writer *w, const struct ArrowArray *batch, pt_error *err) {
   PT_RETURN_NOT_OK(joined(w, err));
   if (!w->in_txn) return PT_OK; /* skipped: the batch is already in */
-  pt__view v;
+  pt__view v, ev;
+  struct ArrowArray enc = {0};  /* owned: the encoded values (json) */
+  struct ArrowSchema enc_schema = {0}; /* owned: enc's */
+  int have_ev = 0;
   PT_RETURN_NOT_OK(pt__view_init(&v, w->schema, batch, err));
   int rc = PT_OK;
+  if (w->json) {
+    rc = pt_kafka_encode_json(w->schema, batch, &enc, err);
+    if (rc == PT_OK) rc = pt_schema_init(&enc_schema, "z", "value", 0, 0, err);
+    if (rc == PT_OK) rc = pt__view_init(&ev, &enc_schema, &enc, err);
+    if (rc == PT_OK) have_ev = 1;
+    else rc = pt__error_prefix(err, rc, "write_kafka: ");
+  }
+  const pt__view *values = w->json ? &ev : &v.children[w->c_value];
   for (int64_t i = 0; i < v.length && rc == PT_OK; i++) {
-    rc = produce_row(w, &v, i, err);
+    rc = produce_row(w, &v, values, i, err);
     if ((i & 1023) == 1023) rd_kafka_poll(w->rk, 0); /* serve delivery reports */
   }
+  if (have_ev) pt__view_reset(&ev);
+  if (enc.release) enc.release(&enc);
+  if (enc_schema.release) enc_schema.release(&enc_schema);
   pt__view_reset(&v);
   return rc;
 }

@@ -1,7 +1,8 @@
 /* test_kafka_decode.c — the Kafka value decoders (JSON objects, Arrow IPC
  * streams) under each malformed-record policy, exact error texts, and
  * garbage: random and mutated values must give a clean error or a dead
- * letter, never a crash or an invalid array.
+ * letter, never a crash or an invalid array. And the JSON encoder: decoded
+ * rows encoded back, exact texts, and what JSON cannot hold.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -237,9 +238,77 @@ static void test_garbage(void **state) {
   es.release(&es);
 }
 
+
+/* Decoded rows encoded again give the same objects (text compared), and
+ * what JSON cannot hold is refused with the row and column named. */
+static void test_encode_json(void **state) {
+  (void)state;
+  static const char *const in[] = {
+      "{\"id\":1,\"x\":2.5,\"name\":\"a\\u00e9\\n\\\"\\u001f\",\"ok\":true}",
+      "{\"name\":\"\\ud83d\\ude00\",\"x\":0.1}",
+      "{\"id\":-9223372036854775808,\"x\":1e300,\"ok\":false}",
+  };
+  static const char *const want[] = {
+      "{\"id\":1,\"x\":2.5,\"name\":\"a\xc3\xa9\\n\\\"\\u001f\",\"ok\":true}",
+      "{\"id\":null,\"x\":0.1,\"name\":\"\xf0\x9f\x98\x80\",\"ok\":null}",
+      "{\"id\":-9223372036854775808,\"x\":1e+300,\"name\":null,\"ok\":false}",
+  };
+  struct ArrowSchema vs, es;
+  struct ArrowArray va, rows, enc;
+  pt_error err;
+  values_of(in, NULL, 3, &vs, &va);
+  event_schema(&es);
+  assert_int_equal(pt_kafka_decode_json(&vs, &va, &es, PT_KAFKA_BAD_FAIL, &rows, NULL, &err),
+                   PT_OK);
+  assert_int_equal(pt_kafka_encode_json(&es, &rows, &enc, &err), PT_OK);
+  assert_int_equal(enc.length, 3);
+  const int32_t *off = enc.buffers[1];
+  const char *data = enc.buffers[2];
+  for (int i = 0; i < 3; i++) {
+    assert_int_equal(off[i + 1] - off[i], (int32_t)strlen(want[i]));
+    assert_memory_equal(data + off[i], want[i], strlen(want[i]));
+  }
+  enc.release(&enc);
+  rows.release(&rows);
+  va.release(&va);
+
+  /* NaN */
+  static const char *const nan_in[] = {"{\"x\":1}", "{\"x\":2}"};
+  values_of(nan_in, NULL, 2, &vs, &va);
+  assert_int_equal(pt_kafka_decode_json(&vs, &va, &es, PT_KAFKA_BAD_FAIL, &rows, NULL, &err),
+                   PT_OK);
+  double *x = (double *)rows.children[1]->buffers[1];
+  x[1] = 0.0 / 0.0;
+  assert_int_equal(pt_kafka_encode_json(&es, &rows, &enc, &err), PT_EINVAL);
+  assert_string_equal(err.message, "encode_json: row 1: column 'x' is NaN, which JSON cannot "
+                                   "hold; replace it (or make it null) before encoding");
+  assert_null(enc.release);
+  rows.release(&rows);
+  va.release(&va);
+  es.release(&es);
+  vs.release(&vs);
+
+  /* a type JSON values do not hold */
+  struct ArrowSchema ls;
+  pt_schema_init(&ls, "+s", "", 0, 1, &err);
+  pt_schema_init(ls.children[0], "tdD", "day", ARROW_FLAG_NULLABLE, 0, &err);
+  pt_builder *b;
+  assert_int_equal(pt_builder_new(&ls, &b, &err), PT_OK);
+  assert_int_equal(pt_builder_finish(b, &rows, &err), PT_OK);
+  pt_builder_free(b);
+  assert_int_equal(pt_kafka_encode_json(&ls, &rows, &enc, &err), PT_ENOTSUP);
+  assert_string_equal(err.message, "encode_json: column 'day' has type 'tdD'; JSON values "
+                                   "encode booleans, integers, floats, strings, binary (UTF-8 "
+                                   "text) and timestamps (epoch numbers in the column's unit); "
+                                   "cast it first");
+  rows.release(&rows);
+  ls.release(&ls);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_json_policies),
+      cmocka_unit_test(test_encode_json),
       cmocka_unit_test(test_ipc_policies),
       cmocka_unit_test(test_garbage),
   };
