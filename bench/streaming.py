@@ -3,6 +3,30 @@ model into another topic, protium's streaming query against PySpark
 Structured Streaming (Kafka source and sink from spark-sql-kafka,
 mapInPandas), the same events, model and function in both.
 
+Two variants, both run for both systems, the same events in and the same
+records out (JSON objects: the event's fields and predicted_label):
+  value   (keys protium.events_per_s, ...) the function gets the raw
+          Kafka values and parses and writes JSON in Python (json.loads
+          per row, json.dumps per row), the same code in both systems:
+            protium  read_stream.kafka -> map_in_pandas(enrich)
+                     -> write_stream.kafka
+            PySpark  readStream kafka -> select(value)
+                     -> mapInPandas(enrich) -> writeStream kafka
+  json    (keys protium.events_per_s.json, ...) each system's best path
+          for JSON events: the engine decodes and encodes JSON, the model
+          runs in pandas over typed columns (enrich_columns, the same
+          function in both):
+            protium  read_stream.kafka(value_format="json",
+                     value_schema=EVENT) -> map_in_pandas(enrich_columns)
+                     -> write_stream.kafka(value_format="json")
+            PySpark  readStream kafka -> from_json(value as string,
+                     EVENT) -> mapInPandas(enrich_columns)
+                     -> to_json(struct(every column)) -> writeStream kafka
+The throughput phases' outputs are compared across systems and variants:
+every event exactly once (counts, ids) and the decoded records of a sample
+of events equal (all fields but the production time, which each phase
+stamps anew).
+
 Events of ~200 bytes (JSON: ids, a timestamp, a few numeric and string
 fields) go into a topic of a real broker (tests/kafka/broker.sh). Two
 phases per system, each in a child process of its own:
@@ -44,6 +68,10 @@ EVENTS = int(os.environ.get("PT_BENCH_EVENTS", "200000"))
 SECONDS = float(os.environ.get("PT_BENCH_SECONDS", "15"))
 # The newest spark-sql-kafka on Maven Central (4.3.0, pyspark's own, is not there).
 SPARK_VERSION = os.environ.get("PT_BENCH_SPARK_KAFKA", "4.2.0")
+# Where its jars are (scripts/fetch-kafka --spark puts them there); a folder
+# of your own with PT_BENCH_SPARK_KAFKA_DIR (its libs/ and complete).
+SPARK_JARS = Path(os.environ.get("PT_BENCH_SPARK_KAFKA_DIR",
+                                 ROOT / f".cache/spark-kafka-{SPARK_VERSION}"))
 
 # The model and the function, shared by both systems (imported by the
 # children from this file's folder).
@@ -66,20 +94,39 @@ ENRICH = textwrap.dedent('''
             rows["predicted_label"] = predict(rows)
             yield pd.DataFrame({"value": [json.dumps(r, separators=(",", ":")).encode()
                                           for r in rows.to_dict("records")]})
+
+    # The events' fields, for the engines' JSON decoders.
+    EVENT = ("event_id long, ts_ms long, user_id long, country string, device string, "
+             "price double, rating double, position long, note string")
+    ENRICHED = EVENT + ", predicted_label byte"
+
+    def enrich_columns(frames):
+        for df in frames:
+            yield df.assign(predicted_label=predict(df))
 ''')
 
 PROTIUM = textwrap.dedent('''
     import json, sys, time, os
     from pathlib import Path
     import protium as pt
-    from stream_bench_model import enrich
-    bootstrap, src, dst, ckpt, control = sys.argv[1:6]
+    from stream_bench_model import enrich, enrich_columns, EVENT, ENRICHED
+    bootstrap, src, dst, ckpt, control, variant = sys.argv[1:7]
     with pt.Session("local[2]", progress=False) as s:
-        q = (s.read_stream.kafka(bootstrap=bootstrap, topic=src, starting_offsets="earliest",
-                                 max_offsets_per_trigger=100_000)
-             .map_in_pandas(enrich, schema="value binary")
-             .write_stream.kafka(topic=dst, bootstrap=bootstrap)
-             .trigger(continuous=True).checkpoint(ckpt).start())
+        if variant == "json":
+            q = (s.read_stream.kafka(bootstrap=bootstrap, topic=src,
+                                     starting_offsets="earliest",
+                                     max_offsets_per_trigger=100_000,
+                                     value_format="json", value_schema=EVENT)
+                 .map_in_pandas(enrich_columns, schema=ENRICHED)
+                 .write_stream.kafka(topic=dst, bootstrap=bootstrap, value_format="json")
+                 .trigger(continuous=True).checkpoint(ckpt).start())
+        else:
+            q = (s.read_stream.kafka(bootstrap=bootstrap, topic=src,
+                                     starting_offsets="earliest",
+                                     max_offsets_per_trigger=100_000)
+                 .map_in_pandas(enrich, schema="value binary")
+                 .write_stream.kafka(topic=dst, bootstrap=bootstrap)
+                 .trigger(continuous=True).checkpoint(ckpt).start())
         done, seen = 0, set()
         while True:
             # by batch id: the query keeps only its last stream.progress_keep entries
@@ -102,8 +149,9 @@ SPARK = textwrap.dedent('''
     import glob, json, os, sys, time
     from pathlib import Path
     from pyspark.sql import SparkSession
-    from stream_bench_model import enrich
-    bootstrap, src, dst, ckpt, control, jars = sys.argv[1:7]
+    from pyspark.sql.functions import col, from_json, struct, to_json
+    from stream_bench_model import enrich, enrich_columns, EVENT, ENRICHED
+    bootstrap, src, dst, ckpt, control, variant, jars = sys.argv[1:8]
     spark = (SparkSession.builder.master("local[2]").appName("bench-streaming")
              .config("spark.ui.enabled", "false")
              .config("spark.ui.showConsoleProgress", "false")
@@ -114,7 +162,13 @@ SPARK = textwrap.dedent('''
     df = (spark.readStream.format("kafka").option("kafka.bootstrap.servers", bootstrap)
           .option("subscribe", src).option("startingOffsets", "earliest")
           .option("maxOffsetsPerTrigger", 100000).load())
-    out = df.select("value").mapInPandas(enrich, "value binary")
+    if variant == "json":
+        cols = [f.split()[0] for f in ENRICHED.split(", ")]
+        out = (df.select(from_json(col("value").cast("string"), EVENT).alias("e"))
+               .select("e.*").mapInPandas(enrich_columns, ENRICHED)
+               .select(to_json(struct(*cols)).alias("value")))
+    else:
+        out = df.select("value").mapInPandas(enrich, "value binary")
     q = (out.writeStream.format("kafka").option("kafka.bootstrap.servers", bootstrap)
          .option("topic", dst).option("checkpointLocation", ckpt)
          .trigger(processingTime="0 seconds").start())
@@ -235,12 +289,13 @@ class Watcher:
         return [(t, json.loads(v)) for t, v in self.seen]
 
 
-def start_child(system: str, broker: Broker, src: str, dst: str, work: Path, control: Path):
+def start_child(system: str, variant: str, broker: Broker, src: str, dst: str, work: Path,
+                control: Path):
     script = PROTIUM if system == "protium" else SPARK
     args = [sys.executable, "-c", script, broker.bootstrap, src, dst, str(work / f"ck-{dst}"),
-            str(control)]
+            str(control), variant]
     if system == "pyspark":
-        args.append(str(ROOT / f".cache/spark-kafka-{SPARK_VERSION}/libs"))
+        args.append(str(SPARK_JARS / "libs"))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(work), str(ROOT / "python")]),
                PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable)
     return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -267,10 +322,26 @@ def finish(p, control: Path, n: int) -> None:
         raise RuntimeError(err[-3000:])
 
 
-def throughput(system: str, broker: Broker, work: Path) -> float:
+SAMPLE_EVERY = 997  # the events whose output records are compared
+
+
+def cpu_children() -> float:
+    """CPU seconds (user + system) of the children this process has reaped,
+    and of theirs: a system's query process, its executors and workers
+    (Spark: the JVM and its Python workers)."""
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def throughput(system: str, variant: str, broker: Broker, work: Path) -> dict:
+    """events/s, CPU µs per event of the system's processes (start-up
+    included), and the output: its count and the sampled records."""
     import numpy as np
 
-    src, dst = broker.topic(f"tp-in-{system}"), broker.topic(f"tp-out-{system}")
+    tag = f"{system}-{variant}"
+    src, dst = broker.topic(f"tp-in-{tag}"), broker.topic(f"tp-out-{tag}")
     pr = producer(broker.bootstrap)
     rng = np.random.default_rng(1)
     for start in range(0, EVENTS, 10_000):
@@ -278,25 +349,55 @@ def throughput(system: str, broker: Broker, work: Path) -> float:
             pr.produce(src, v)
             pr.poll(0)
     pr.flush(120)
-    control = work / f"tp-{system}"
-    p = start_child(system, broker, src, dst, work, control)
+    control = work / f"tp-{tag}"
+    cpu0 = cpu_children()
+    p = start_child(system, variant, broker, src, dst, work, control)
     wait_count(p, control, EVENTS, 1800)
     finish(p, control, EVENTS)
-    ts = sorted(t for t, _ in consume(broker.bootstrap, dst))
-    if len(ts) < EVENTS:
-        raise RuntimeError(f"{system}: {len(ts)} of {EVENTS} events came out")
+    cpu = cpu_children() - cpu0
+    recs = consume(broker.bootstrap, dst)
+    ids = sorted(e["event_id"] for _, e in recs)
+    if ids != list(range(EVENTS)):
+        raise RuntimeError(f"{tag}: {len(ids)} records came out for {EVENTS} events "
+                           f"({len(set(ids))} distinct)")
+    ts = sorted(t for t, _ in recs)
     skip = len(ts) // 10
     span = (ts[-1] - ts[skip]) / 1000.0
-    return (len(ts) - skip) / max(span, 1e-3)
+    sample = {e["event_id"]: {k: v for k, v in e.items() if k != "ts_ms"}
+              for _, e in recs if e["event_id"] % SAMPLE_EVERY == 0}
+    return {"events_per_s": (len(ts) - skip) / max(span, 1e-3),
+            "cpu_us_per_event": cpu * 1e6 / EVENTS, "count": len(ids), "sample": sample}
 
 
-def latency(system: str, broker: Broker, work: Path, rate: float) -> dict:
+def same_records(a: dict, b: dict) -> bool:
+    """Sampled records equal: the same keys and values, floats to the last
+    digit either engine's float printing keeps."""
+    import math
+
+    if a.keys() != b.keys():
+        return False
+    for k in a:
+        ra, rb = a[k], b[k]
+        if ra.keys() != rb.keys():
+            return False
+        for f in ra:
+            x, y = ra[f], rb[f]
+            if isinstance(x, float) or isinstance(y, float):
+                if not math.isclose(x, y, rel_tol=1e-15, abs_tol=0.0):
+                    return False
+            elif x != y:
+                return False
+    return True
+
+
+def latency(system: str, variant: str, broker: Broker, work: Path, rate: float) -> dict:
     import numpy as np
 
-    src, dst = broker.topic(f"lat-in-{system}"), broker.topic(f"lat-out-{system}")
-    control = work / f"lat-{system}"
+    tag = f"{system}-{variant}"
+    src, dst = broker.topic(f"lat-in-{tag}"), broker.topic(f"lat-out-{tag}")
+    control = work / f"lat-{tag}"
     watcher = Watcher(broker.bootstrap, dst)
-    p = start_child(system, broker, src, dst, work, control)
+    p = start_child(system, variant, broker, src, dst, work, control)
     pr = producer(broker.bootstrap)
     rng = np.random.default_rng(2)
     warm = 1000
@@ -336,51 +437,75 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="bench-streaming-"))
     (work / "stream_bench_model.py").write_text(ENRICH)
-    have_spark = (ROOT / f".cache/spark-kafka-{SPARK_VERSION}/complete").exists()
-    if not have_spark:
+    have_spark = (SPARK_JARS / "complete").exists()
+    if not have_spark and "PT_BENCH_SPARK_KAFKA_DIR" not in os.environ:
         r = subprocess.run([str(ROOT / "scripts/fetch-kafka"), "--spark", SPARK_VERSION],
                            stdout=sys.stderr, stderr=sys.stderr)
         have_spark = r.returncode == 0
     broker = Broker(work)
     metrics: dict[str, float] = {}
-    rates: dict[str, float] = {}
+    runs: dict[tuple[str, str], dict] = {}  # (system, variant) -> throughput()
+    variants = ["value", "json"]
     try:
         systems = ["protium"] + (["pyspark"] if have_spark else [])
-        for system in systems:
-            try:
-                rates[system] = throughput(system, broker, work)
-            except Exception as e:  # noqa: BLE001 - a peer that fails is left out
-                if system == "protium":
-                    raise
-                print(f"{system}: failed; left out: {e}", file=sys.stderr)
-        rate = min(rates.values()) / 2
-        for system in list(rates):
-            lat = latency(system, broker, work, rate)
-            metrics[f"{system}.events_per_s"] = round(rates[system], 1)
-            metrics[f"{system}.latency_p50_ms"] = lat["p50"]
-            metrics[f"{system}.latency_p99_ms"] = lat["p99"]
-            metrics[f"{system}.visible_p50_ms"] = lat["visible_p50"]
-            metrics[f"{system}.visible_p99_ms"] = lat["visible_p99"]
-        metrics["rate.latency_events_per_s"] = round(rate, 1)
-        if "pyspark" in rates:
-            metrics["ratio.events_per_s.pyspark"] = round(
-                metrics["protium.events_per_s"] / metrics["pyspark.events_per_s"], 2)
-            metrics["ratio.latency_p50.pyspark"] = round(
-                metrics["pyspark.latency_p50_ms"] / max(metrics["protium.latency_p50_ms"], 1.0), 2)
-            metrics["ratio.visible_p50.pyspark"] = round(
-                metrics["pyspark.visible_p50_ms"] / max(metrics["protium.visible_p50_ms"], 1.0), 2)
+        for variant in variants:
+            for system in systems:
+                try:
+                    runs[system, variant] = throughput(system, variant, broker, work)
+                except Exception as e:  # noqa: BLE001 - a peer that fails is left out
+                    if system == "protium":
+                        raise
+                    print(f"{system} ({variant}): failed; left out: {e}", file=sys.stderr)
+        # every output the same: the same events, the same model
+        first = next(iter(runs))
+        for key, r in runs.items():
+            if not same_records(r["sample"], runs[first]["sample"]):
+                raise RuntimeError(f"the records of {key} differ from those of {first}")
+        for variant in variants:
+            suffix = "" if variant == "value" else "." + variant
+            done = [s for s in systems if (s, variant) in runs]
+            rate = min(runs[s, variant]["events_per_s"] for s in done) / 2
+            for system in done:
+                r = runs[system, variant]
+                lat = latency(system, variant, broker, work, rate)
+                metrics[f"{system}.events_per_s{suffix}"] = round(r["events_per_s"], 1)
+                metrics[f"{system}.cpu_us_per_event{suffix}"] = round(r["cpu_us_per_event"], 1)
+                metrics[f"{system}.latency_p50_ms{suffix}"] = lat["p50"]
+                metrics[f"{system}.latency_p99_ms{suffix}"] = lat["p99"]
+                metrics[f"{system}.visible_p50_ms{suffix}"] = lat["visible_p50"]
+                metrics[f"{system}.visible_p99_ms{suffix}"] = lat["visible_p99"]
+            metrics[f"rate.latency_events_per_s{suffix}"] = round(rate, 1)
+            if "pyspark" in done:
+                metrics[f"ratio.events_per_s{suffix}.pyspark"] = round(
+                    metrics[f"protium.events_per_s{suffix}"] /
+                    metrics[f"pyspark.events_per_s{suffix}"], 2)
+                metrics[f"ratio.latency_p50{suffix}.pyspark"] = round(
+                    metrics[f"pyspark.latency_p50_ms{suffix}"] /
+                    max(metrics[f"protium.latency_p50_ms{suffix}"], 1.0), 2)
+                metrics[f"ratio.visible_p50{suffix}.pyspark"] = round(
+                    metrics[f"pyspark.visible_p50_ms{suffix}"] /
+                    max(metrics[f"protium.visible_p50_ms{suffix}"], 1.0), 2)
+        metrics["records_compared"] = len(runs[first]["sample"]) * len(runs)
     finally:
         broker.stop()
-    print(f"{'':12} {'events/s':>12} {'p50 ms':>10} {'p99 ms':>10} {'visible p50':>12} "
-          f"{'visible p99':>12}")
-    for system in rates:
-        print(f"{system:12} {metrics[system + '.events_per_s']:>12.0f} "
-              f"{metrics[system + '.latency_p50_ms']:>10.0f} "
-              f"{metrics[system + '.latency_p99_ms']:>10.0f} "
-              f"{metrics[system + '.visible_p50_ms']:>12.0f} "
-              f"{metrics[system + '.visible_p99_ms']:>12.0f}")
-    print(f"latency measured at {metrics['rate.latency_events_per_s']:.0f} events/s "
-          f"({EVENTS} events for throughput, {SECONDS:.0f} s for latency)")
+    print(f"{'':20} {'events/s':>10} {'CPU us/ev':>10} {'p50 ms':>9} {'p99 ms':>9} "
+          f"{'visible p50':>12} {'visible p99':>12}")
+    for variant in variants:
+        suffix = "" if variant == "value" else "." + variant
+        for system in systems:
+            if f"{system}.events_per_s{suffix}" not in metrics:
+                continue
+            m = {k: metrics[f"{system}.{k}{suffix}"] for k in
+                 ("events_per_s", "cpu_us_per_event", "latency_p50_ms", "latency_p99_ms",
+                  "visible_p50_ms", "visible_p99_ms")}
+            print(f"{system + ' (' + variant + ')':20} {m['events_per_s']:>10.0f} "
+                  f"{m['cpu_us_per_event']:>10.1f} {m['latency_p50_ms']:>9.0f} "
+                  f"{m['latency_p99_ms']:>9.0f} {m['visible_p50_ms']:>12.0f} "
+                  f"{m['visible_p99_ms']:>12.0f}")
+        print(f"  {variant}: latency measured at "
+              f"{metrics[f'rate.latency_events_per_s{suffix}']:.0f} events/s")
+    print(f"({EVENTS} events for throughput, {SECONDS:.0f} s for latency; "
+          f"{metrics['records_compared']} sampled records compared equal)")
     print(json.dumps({"bench": "streaming", "metrics": metrics}))
 
 

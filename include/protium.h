@@ -1368,7 +1368,7 @@ int pt_kafka_decode_ipc(const struct ArrowSchema *values_schema, const struct Ar
 int pt_kafka_dead_letter_schema(struct ArrowSchema *out, pt_error *err);
 /* Encodes each row of rows (a struct array of schema: boolean, integer,
  * float, utf8, binary or timestamp columns, the types pt_kafka_decode_json
- * reads) as one JSON object (RFC 8259) with a key per column in schema
+ * reads, large and view strings too) as one JSON object (RFC 8259) with a key per column in schema
  * order: nulls as null, integers and timestamps (epoch numbers in the
  * column's unit) as integers, floats in the fewest digits that read back
  * to the same value, strings and binary (which must be UTF-8) escaped.

@@ -93,8 +93,8 @@ static int cols_init(const struct ArrowSchema *schema, ecol *cols, pt_error *err
              !strncmp(f, "ts", 2)) c->k = E_INT;
     else if (!strcmp(f, "f")) c->k = E_FLOAT32;
     else if (!strcmp(f, "g")) c->k = E_FLOAT64;
-    else if (!strcmp(f, "u")) c->k = E_UTF8;
-    else if (!strcmp(f, "z")) c->k = E_BINARY;
+    else if (!strcmp(f, "u") || !strcmp(f, "U") || !strcmp(f, "vu")) c->k = E_UTF8;
+    else if (!strcmp(f, "z") || !strcmp(f, "Z") || !strcmp(f, "vz")) c->k = E_BINARY;
     else {
       rc = pt__errorf(err, PT_ENOTSUP, "encode_json: column '%s' has type '%s'; JSON values "
                       "encode booleans, integers, floats, strings, binary (UTF-8 text) and "

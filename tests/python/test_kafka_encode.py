@@ -57,6 +57,8 @@ def test_every_type_with_nulls_matches_json():
         "ts": pa.array([maybe(rng.randint(-10**12, 10**15)) for _ in range(n)],
                        pa.timestamp("us", tz="UTC")),
         "odd \"key\"\n": pa.array([maybe(1) for _ in range(n)], pa.int32()),
+        "ls": pa.array([maybe("large\t") for _ in range(n)], pa.large_string()),
+        "lb": pa.array([maybe(b"x") for _ in range(n)], pa.large_binary()),
     })
     values = kafka.encode_json(t)
     assert values.type == pa.binary() and len(values) == n and values.null_count == 0
@@ -67,7 +69,8 @@ def test_every_type_with_nulls_matches_json():
         # floats, whose digits both choose by the shortest round trip
         if all(not isinstance(v, float) for v in want.values()):
             assert got == json.dumps(want, **COMPACT).encode()
-    assert kafka.decode_json(values, t.schema).equals(t)
+    decodable = t.drop_columns(["ls", "lb"])  # the decoder reads utf8 and binary
+    assert kafka.decode_json(values, decodable.schema).equals(decodable)
 
 
 def test_float32_reads_back_as_the_same_float():
