@@ -55,12 +55,72 @@ static int put_string(pt_buf *b, const uint8_t *s, int64_t n) {
   return PT_OK;
 }
 
+/* Digits of v (>= 0), most significant first, into t; their count. */
+static int put_digits(char *t, uint64_t v) {
+  char tmp[20];
+  int n = 0;
+  do {
+    tmp[n++] = (char)('0' + v % 10);
+    v /= 10;
+  } while (v);
+  for (int i = 0; i < n; i++) t[i] = tmp[n - 1 - i];
+  return n;
+}
+
+static int put_int(pt_buf *b, int64_t v) {
+  PT_RETURN_NOT_OK(pt__buf_reserve(b, 21));
+  char *o = b->data + b->len;
+  uint64_t u = (uint64_t)v;
+  if (v < 0) {
+    *o++ = '-';
+    u = 0 - u;
+  }
+  o += put_digits(o, u);
+  b->len = (size_t)(o - b->data);
+  return PT_OK;
+}
+
+static const double POW10[] = {1, 10, 100, 1e3, 1e4, 1e5, 1e6};
+
 /* The shortest of %.{min..17}g that reads back as d; a float32 column's
  * values need only read back as the same float. Integral results get ".0"
- * so that the value stays a float to a reader that types by syntax. */
+ * so that the value stays a float to a reader that types by syntax.
+ * Doubles with few decimals (prices, ratings) take a short way: when
+ * m / 10^k == d for an integer m < 2^53 and the smallest such k <= 6, the
+ * division is correctly rounded as strtod is, so m with k decimals is the
+ * shortest text that reads back as d (a shorter one would be a smaller
+ * k), the digits Python's repr writes too. */
 static int put_double(pt_buf *b, double d, int is_float32) {
   char t[40];
   int n = 0;
+  double a = fabs(d);
+  if (!is_float32 && a >= 1e-4 && a < 1e15) {
+    for (int k = 0; k <= 6; k++) {
+      double scaled = a * POW10[k];
+      if (scaled >= 9007199254740992.0) break;
+      double m = nearbyint(scaled);
+      if (m / POW10[k] != a) continue;
+      uint64_t mi = (uint64_t)m;
+      char digits[24];
+      int nd = put_digits(digits, mi);
+      if (d < 0) t[n++] = '-';
+      if (nd <= k) { /* 0.00ddd */
+        t[n++] = '0';
+        t[n++] = '.';
+        for (int z = 0; z < k - nd; z++) t[n++] = '0';
+        memcpy(t + n, digits, (size_t)nd);
+        n += nd;
+      } else {
+        memcpy(t + n, digits, (size_t)(nd - k));
+        n += nd - k;
+        t[n++] = '.';
+        if (k == 0) t[n++] = '0';
+        memcpy(t + n, digits + nd - k, (size_t)k);
+        n += k;
+      }
+      return pt__buf_append(b, t, (size_t)n);
+    }
+  }
   for (int prec = is_float32 ? 6 : 15; prec <= 17; prec++) {
     n = snprintf(t, sizeof t, "%.*g", prec, d);
     double back = strtod(t, NULL);
@@ -70,12 +130,6 @@ static int put_double(pt_buf *b, double d, int is_float32) {
     t[n++] = '.';
     t[n++] = '0';
   }
-  return pt__buf_append(b, t, (size_t)n);
-}
-
-static int put_int(pt_buf *b, int64_t v) {
-  char t[24];
-  int n = snprintf(t, sizeof t, "%lld", (long long)v);
   return pt__buf_append(b, t, (size_t)n);
 }
 

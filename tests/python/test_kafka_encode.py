@@ -98,6 +98,17 @@ def test_random_doubles_round_trip_bit_for_bit():
             json.dumps({"x": x}, **COMPACT))  # never longer than Python's repr
 
 
+def test_decimal_looking_doubles_written_as_repr_writes_them():
+    # prices and ratings: the encoder's short way for few decimals
+    rng = random.Random(13)
+    xs = [round(rng.uniform(-1e6, 1e6), rng.randrange(8)) for _ in range(20000)] + \
+         [round(rng.uniform(0, 1), rng.randrange(10)) for _ in range(20000)] + \
+         [0.0001, 0.00012, 0.5, 999999999999999.9, 1e14, 123456789.123456, 2.675, 1.005]
+    values = kafka.encode_json(pa.table({"x": pa.array(xs, pa.float64())}))
+    for got, x in zip(values.to_pylist(), xs):
+        assert got == json.dumps({"x": x}, **COMPACT).encode()
+
+
 def test_odd_strings_escaped_as_json_does():
     rng = random.Random(5)
     pool = [chr(c) for c in range(0, 0x80)] + ["\u0080", "\u07ff", "\u0800", "\u2028",
