@@ -439,6 +439,36 @@ static void test_broker_away(void **state) {
   assert_non_null(strstr(err.message, "did not answer"));
 }
 
+/* value_format JSON: every column of a row becomes its record's value. */
+static void test_write_json_values(void **state) {
+  (void)state;
+  assert_int_equal(pt_test_kafka_create_topic(&g_k, "json", 1), 0);
+  pt_kafka_options o;
+  opts(&o);
+  o.value_format = PT_KAFKA_VALUE_JSON;
+  pt_error err;
+  pt_dataset *r;
+  assert_int_equal(pt_range(g_s, 0, 40, 2, &r, &err), PT_OK);
+  if (pt_write_kafka(r, &o, "json", "qj", 0, &err) != PT_OK) fail_msg("%s", err.message);
+  char *vals[64];
+  int64_t offs[64];
+  int n = pt_test_kafka_consume(&g_k, "json", 0, vals, offs, 64);
+  assert_int_equal(n, 40);
+  for (int i = 0; i < 40; i++) { /* each id once */
+    char w[32];
+    snprintf(w, sizeof w, "{\"id\":%d}", i);
+    int c = 0;
+    for (int j = 0; j < n; j++) c += strcmp(vals[j], w) == 0;
+    assert_int_equal(c, 1);
+  }
+  for (int i = 0; i < n; i++) free(vals[i]);
+  o.value_format = 7;
+  assert_int_equal(pt_write_kafka(r, &o, "json", "qj", 1, &err), PT_EINVAL);
+  assert_string_equal(err.message, "write_kafka: value_format 7 is not PT_KAFKA_VALUE_COLUMN "
+                                   "(0) or PT_KAFKA_VALUE_JSON (1)");
+  pt_dataset_free(r);
+}
+
 static void test_bad_input(void **state) {
   (void)state;
   pt_kafka_options o;
@@ -480,6 +510,7 @@ int main(void) {
       cmocka_unit_test(test_write_twice_once),
       cmocka_unit_test(test_write_killed_writer),
       cmocka_unit_test(test_broker_away),
+      cmocka_unit_test(test_write_json_values),
       cmocka_unit_test(test_bad_input),
   };
   return cmocka_run_group_tests(tests, setup, teardown);

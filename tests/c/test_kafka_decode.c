@@ -271,6 +271,7 @@ static void test_encode_json(void **state) {
   enc.release(&enc);
   rows.release(&rows);
   va.release(&va);
+  vs.release(&vs);
 
   /* NaN */
   static const char *const nan_in[] = {"{\"x\":1}", "{\"x\":2}"};
