@@ -42,6 +42,11 @@ phases per system, each in a child process of its own:
               consumer, reading the output topic all along, received it
               (protium's records become visible when their transaction
               commits; Spark's sink is not transactional).
+CPU per event (keys *.cpu_us_per_event): user + system CPU of the query
+process and every process under it (protium: executors, Python workers;
+Spark: the JVM and its Python workers), from /proc, between the end of the
+first micro-batch and the last event's, over the events in between
+(start-up left out; the broker and this process are not counted).
 Output is read back with read_committed (protium's sink is transactional,
 Spark's is not; both are counted).
 """
@@ -77,6 +82,7 @@ SPARK_JARS = Path(os.environ.get("PT_BENCH_SPARK_KAFKA_DIR",
 # children from this file's folder).
 ENRICH = textwrap.dedent('''
     import json
+    from pathlib import Path
     import numpy as np
     import pandas as pd
 
@@ -95,6 +101,42 @@ ENRICH = textwrap.dedent('''
             yield pd.DataFrame({"value": [json.dumps(r, separators=(",", ":")).encode()
                                           for r in rows.to_dict("records")]})
 
+    def tree_cpu():
+        """CPU seconds (user + system) of this process and every process
+        under it, live ones and those reaped (protium: the driver, its
+        executors and Python workers; Spark: the JVM and its workers)."""
+        import os
+        tck = os.sysconf("SC_CLK_TCK")
+        kids, cpu = {}, {}
+        for d in os.listdir("/proc"):
+            if not d.isdigit():
+                continue
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    st = f.read()
+            except OSError:
+                continue
+            f = st[st.rfind(")") + 2:].split()
+            kids.setdefault(int(f[1]), []).append(int(d))
+            cpu[int(d)] = sum(int(x) for x in f[11:15]) / tck
+        total, todo = 0.0, [os.getpid()]
+        while todo:
+            p = todo.pop()
+            total += cpu.get(p, 0.0)
+            todo += kids.get(p, [])
+        return total
+
+    def cpu_mark(control, done, total):
+        """The CPU of the process tree (done, seconds) at the first call,
+        when a first batch left start-up behind (done > 0) and at the end
+        (done >= total), for the bench to divide."""
+        path = Path(control + ".cpu")
+        marks = json.loads(path.read_text()) if path.exists() else []
+        if len(marks) == 0 or (len(marks) == 1 and done > 0) or \
+                (len(marks) == 2 and done >= total > marks[1][0]):
+            marks.append([done, tree_cpu()])
+            path.write_text(json.dumps(marks))
+
     # The events' fields, for the engines' JSON decoders.
     EVENT = ("event_id long, ts_ms long, user_id long, country string, device string, "
              "price double, rating double, position long, note string")
@@ -109,8 +151,8 @@ PROTIUM = textwrap.dedent('''
     import json, sys, time, os
     from pathlib import Path
     import protium as pt
-    from stream_bench_model import enrich, enrich_columns, EVENT, ENRICHED
-    bootstrap, src, dst, ckpt, control, variant = sys.argv[1:7]
+    from stream_bench_model import enrich, enrich_columns, EVENT, ENRICHED, cpu_mark
+    bootstrap, src, dst, ckpt, control, variant, total = sys.argv[1:8]
     with pt.Session("local[2]", progress=False) as s:
         if variant == "json":
             q = (s.read_stream.kafka(bootstrap=bootstrap, topic=src,
@@ -135,6 +177,7 @@ PROTIUM = textwrap.dedent('''
                     seen.add(p["batch_id"])
                     done += p["input_rows"] or 0
             Path(control + ".count").write_text(str(done))
+            cpu_mark(control, done, int(total))
             target = Path(control + ".stop")
             if target.exists() and done >= int(target.read_text() or 0):
                 break
@@ -150,8 +193,8 @@ SPARK = textwrap.dedent('''
     from pathlib import Path
     from pyspark.sql import SparkSession
     from pyspark.sql.functions import col, from_json, struct, to_json
-    from stream_bench_model import enrich, enrich_columns, EVENT, ENRICHED
-    bootstrap, src, dst, ckpt, control, variant, jars = sys.argv[1:8]
+    from stream_bench_model import enrich, enrich_columns, EVENT, ENRICHED, cpu_mark
+    bootstrap, src, dst, ckpt, control, variant, total, jars = sys.argv[1:9]
     spark = (SparkSession.builder.master("local[2]").appName("bench-streaming")
              .config("spark.ui.enabled", "false")
              .config("spark.ui.showConsoleProgress", "false")
@@ -179,6 +222,7 @@ SPARK = textwrap.dedent('''
                 seen.add(p["batchId"])
                 done += p["numInputRows"]
         Path(control + ".count").write_text(str(done))
+        cpu_mark(control, done, int(total))
         target = Path(control + ".stop")
         if target.exists() and done >= int(target.read_text() or 0):
             break
@@ -290,10 +334,10 @@ class Watcher:
 
 
 def start_child(system: str, variant: str, broker: Broker, src: str, dst: str, work: Path,
-                control: Path):
+                control: Path, total: int = 0):
     script = PROTIUM if system == "protium" else SPARK
     args = [sys.executable, "-c", script, broker.bootstrap, src, dst, str(work / f"ck-{dst}"),
-            str(control), variant]
+            str(control), variant, str(total)]
     if system == "pyspark":
         args.append(str(SPARK_JARS / "libs"))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(work), str(ROOT / "python")]),
@@ -325,19 +369,11 @@ def finish(p, control: Path, n: int) -> None:
 SAMPLE_EVERY = 997  # the events whose output records are compared
 
 
-def cpu_children() -> float:
-    """CPU seconds (user + system) of the children this process has reaped,
-    and of theirs: a system's query process, its executors and workers
-    (Spark: the JVM and its Python workers)."""
-    import resource
-
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
-
-
 def throughput(system: str, variant: str, broker: Broker, work: Path) -> dict:
-    """events/s, CPU µs per event of the system's processes (start-up
-    included), and the output: its count and the sampled records."""
+    """events/s, CPU µs per event of the system's processes (the query
+    process and all under it, from a tenth of the events done to all
+    done: start-up left out), and the output: its count and the sampled
+    records."""
     import numpy as np
 
     tag = f"{system}-{variant}"
@@ -350,11 +386,13 @@ def throughput(system: str, variant: str, broker: Broker, work: Path) -> dict:
             pr.poll(0)
     pr.flush(120)
     control = work / f"tp-{tag}"
-    cpu0 = cpu_children()
-    p = start_child(system, variant, broker, src, dst, work, control)
+    p = start_child(system, variant, broker, src, dst, work, control, EVENTS)
     wait_count(p, control, EVENTS, 1800)
     finish(p, control, EVENTS)
-    cpu = cpu_children() - cpu0
+    # from the first batch's end to the last's; from the query's start when
+    # one batch took every event
+    marks = json.loads(Path(str(control) + ".cpu").read_text())
+    (n0, c0), (n1, c1) = (marks[1], marks[2]) if len(marks) == 3 else (marks[0], marks[-1])
     recs = consume(broker.bootstrap, dst)
     ids = sorted(e["event_id"] for _, e in recs)
     if ids != list(range(EVENTS)):
@@ -366,7 +404,8 @@ def throughput(system: str, variant: str, broker: Broker, work: Path) -> dict:
     sample = {e["event_id"]: {k: v for k, v in e.items() if k != "ts_ms"}
               for _, e in recs if e["event_id"] % SAMPLE_EVERY == 0}
     return {"events_per_s": (len(ts) - skip) / max(span, 1e-3),
-            "cpu_us_per_event": cpu * 1e6 / EVENTS, "count": len(ids), "sample": sample}
+            "cpu_us_per_event": (c1 - c0) * 1e6 / max(n1 - n0, 1), "count": len(ids),
+            "sample": sample}
 
 
 def same_records(a: dict, b: dict) -> bool:

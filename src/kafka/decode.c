@@ -43,6 +43,8 @@ typedef struct dec {
   pt_builder *b;       /* the output batch */
   pt_builder *dead;    /* row int64, value binary, error utf8; NULL unless dead-letter */
   int no_builder;      /* the decoder makes its own output (IPC) */
+  int unique;          /* no two fields share a name (JSON: keys match by hint) */
+  pt_buf key;          /* JSON: the key being matched; reused across records */
 } dec;
 
 /* ------------------------------------------------------------------------ */
@@ -262,8 +264,9 @@ static int value(cur *c, const field *f, cell *x) {
 static int parse_object(dec *d, const uint8_t *p, int64_t len, char *why, size_t why_size) {
   cur c = {p, p + len, {0}};
   for (int64_t i = 0; i < d->n; i++) d->c[i].set = 0;
-  pt_buf key = {0};
+  pt_buf *kb = &d->key;
   int rc = 0;
+  int64_t hint = 0; /* the field the next key likely names */
   ws(&c);
   if (c.p >= c.end || *c.p != '{') {
     rc = bad(&c, "%s", "not a JSON object");
@@ -276,16 +279,22 @@ static int parse_object(dec *d, const uint8_t *p, int64_t len, char *why, size_t
   } else {
     for (;;) {
       ws(&c);
-      if ((rc = string(&c, &key)) != 0) goto done;
+      if ((rc = string(&c, kb)) != 0) goto done;
       ws(&c);
       if (c.p >= c.end || *c.p != ':') {
         rc = bad(&c, "%s", "expected ':'");
         goto done;
       }
       c.p++;
+      /* Producers mostly write the keys in one order: try the field after
+       * the last one matched first, then all of them. */
       int64_t fi = -1;
-      for (int64_t i = 0; i < d->n; i++)
-        if (d->f[i].name_len == key.len && memcmp(d->f[i].name, key.data, key.len) == 0) fi = i;
+      if (d->unique && hint < d->n && d->f[hint].name_len == kb->len &&
+          memcmp(d->f[hint].name, kb->data, kb->len) == 0)
+        fi = hint;
+      for (int64_t j = d->n - 1; fi < 0 && j >= 0; j--) /* the last of equal names wins */
+        if (d->f[j].name_len == kb->len && memcmp(d->f[j].name, kb->data, kb->len) == 0) fi = j;
+      hint = fi >= 0 ? fi + 1 : hint;
       rc = fi >= 0 ? value(&c, &d->f[fi], &d->c[fi]) : skip(&c, 1);
       if (rc != 0) goto done;
       ws(&c);
@@ -298,7 +307,6 @@ static int parse_object(dec *d, const uint8_t *p, int64_t len, char *why, size_t
   ws(&c);
   if (c.p != c.end) rc = bad(&c, "%s", "text after the object");
 done:
-  pt_buf_free(&key);
   if (rc == -1) snprintf(why, why_size, "%s", c.why);
   if (rc == -2) snprintf(why, why_size, "out of memory");
   return rc;
@@ -438,7 +446,13 @@ int pt_kafka_decode_json(const struct ArrowSchema *values_schema, const struct A
                          "decode into booleans, integers, floats, strings, binary and "
                          "timestamps (epoch numbers in the column's unit)", d.f[i].name, f);
   }
+  d.unique = 1;
+  for (int64_t i = 0; rc == PT_OK && i < d.n; i++)
+    for (int64_t j = 0; j < i; j++)
+      if (d.f[i].name_len == d.f[j].name_len && !memcmp(d.f[i].name, d.f[j].name, d.f[i].name_len))
+        d.unique = 0;
   if (rc == PT_OK) rc = decode_all(&d, "decode_json", values_schema, values, policy, json_one, out, dead, err);
+  pt_buf_free(&d.key);
   for (int64_t i = 0; d.c && i < d.n; i++) pt_buf_free(&d.c[i].s);
   pt__free(d.c);
   pt__free(d.f);
