@@ -1,8 +1,10 @@
 """The `streaming` benchmark runs and reports every key its docstring and
 bench/README.md list: a tiny run (2,000 events for throughput, 3 s of paced
 events for latency) of both pipelines, protium's streaming query and PySpark
-Structured Streaming, in .venv-bench (where PySpark lives). No timing is
-judged: every figure must be there and positive. Skipped when .venv-bench
+Structured Streaming, in .venv-bench (where PySpark lives), each in its two
+variants (values parsed in Python; the engines' JSON decoding and encoding),
+whose outputs the bench compares. No timing is judged: every figure must be
+there and positive. Skipped when .venv-bench
 lacks pyspark or confluent-kafka (bench/run installs them)."""
 
 from __future__ import annotations
@@ -39,5 +41,13 @@ def test_bench_streaming_reports_every_key(tmp_path):
                 "pyspark.events_per_s", "pyspark.latency_p50_ms", "pyspark.latency_p99_ms",
                 "ratio.events_per_s.pyspark", "ratio.latency_p50.pyspark",
                 "protium.visible_p50_ms", "protium.visible_p99_ms", "pyspark.visible_p50_ms",
-                "pyspark.visible_p99_ms", "ratio.visible_p50.pyspark"):
+                "pyspark.visible_p99_ms", "ratio.visible_p50.pyspark",
+                # the engines' own JSON path, same events and records
+                "protium.events_per_s.json", "protium.latency_p50_ms.json",
+                "protium.latency_p99_ms.json", "pyspark.events_per_s.json",
+                "pyspark.latency_p50_ms.json", "pyspark.latency_p99_ms.json",
+                "ratio.events_per_s.json.pyspark", "ratio.latency_p50.json.pyspark",
+                "protium.cpu_us_per_event", "protium.cpu_us_per_event.json",
+                "pyspark.cpu_us_per_event", "pyspark.cpu_us_per_event.json",
+                "records_compared"):
         assert m.get(key, 0) > 0, (key, proc.stderr[-3000:])
