@@ -1,7 +1,8 @@
 """test_py_pandas_frames.py — the DataFrames map_in_pandas functions get:
 views of the engine's buffers (no copy), each batch's held only as long as
-the function holds its frame, writes that copy instead of failing, and
-columns handed back unchanged going back as the engine's arrays. The
+the function holds its frame, writes that copy instead of failing,
+columns handed back unchanged going back as the engine's arrays, and
+each result let go of before the function makes the next. The
 pipeline's own generators in-process (protium._worker), then real
 executors.
 """
@@ -126,3 +127,36 @@ def test_functions_that_keep_their_frames_get_exact_results(session):
     out = session.range(3000, partitions=2).map_in_pandas(keep_all, schema="id long")
     expected = [-(i + 1) if i % 500 == 0 else i + 1 for i in range(3000)]
     assert sorted(out.to_arrow().column("id").to_pylist()) == sorted(expected)
+
+
+def _with_y(df, last: list):
+    """df with y = id + 1, new memory as x + 1 makes; last: weak references
+    to the frame and to the array that owns y's memory."""
+    y = df.id + 1
+    owner = y.to_numpy().base
+    out = df.assign(y=y)
+    if owner is None or not np.shares_memory(out.y.to_numpy(), owner):
+        raise AssertionError("y's memory is not followed: nothing is tested")
+    last[:] = [weakref.ref(out), weakref.ref(owner)]
+    return out
+
+
+def _holds_nothing_back(it):
+    """Fails if the frame or the memory of the column it computed for the
+    last batch is still alive when it is asked for the next one (it holds
+    neither itself)."""
+    last: list = []
+    for df in it:
+        gc.collect()
+        if any(ref() is not None for ref in last):
+            raise AssertionError("the last result is still held")
+        yield _with_y(df, last)
+
+
+def test_nothing_holds_a_result_while_the_function_makes_the_next(session):
+    # A result held until the next batch is made kept its memory from the
+    # allocator, which then gave every batch's new column fresh pages to
+    # fault in; count() lets go of each batch as it comes.
+    ds = session.range(3000, partitions=2).map_in_pandas(_holds_nothing_back,
+                                                          schema="id long, y long")
+    assert ds.count() == 3000
