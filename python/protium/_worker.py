@@ -136,20 +136,18 @@ def _to_pandas(data: Any) -> Any:
     (1.5 ms of a 2-column 1M-row batch against 0.06 ms with split_blocks).
     The zero-copy columns are read-only, and pandas writes in place into
     data nothing else references, so the function gets a shallow copy and
-    the original lives exactly as long as that copy (weakref.finalize holds
-    it): every write into the function's frame (df.loc[...] = ..., fillna(
-    inplace=True)) copies first, and a frame the function has let go of
-    frees its batch at once instead of at the end of the partition. Without
-    copy-on-write pandas would write through the shallow copy, so there it
-    gets pyarrow's copy."""
+    the original lives exactly as long as that copy (_held): every write
+    into the function's frame (df.loc[...] = ..., fillna(inplace=True))
+    copies first, and a frame the function has let go of frees its batch
+    at once instead of at the end of the partition. Without copy-on-write
+    pandas would write through the shallow copy, so there it gets
+    pyarrow's copy."""
     if not _cow():
         return data.to_pandas()
     if isinstance(data, pa.RecordBatch):
         made = _numeric_frame(data)
         if made is not None:
-            base, columns, arrays = made
-            origins = ([(a.__array_interface__["data"][0], c) for a, c in zip(arrays, columns)]
-                       if data.num_rows else [])
+            base, origins = made
         else:
             base = data.to_pandas(split_blocks=True)
             origins = [(_address(c), c) for c in data.columns
@@ -158,11 +156,14 @@ def _to_pandas(data: Any) -> Any:
         base = data.to_pandas()
         origins = ([(_address(data), data)]
                    if _plain(data.type) and data.null_count == 0 and len(data) > 0 else [])
+    # copy(deep=False) gives the function views of both axes, so a name it
+    # sets on them stays in its frame (base may share kept ones: _layout)
     view = base.copy(deep=False)
     if origins:
         with _origins_lock:
             _origins.update(origins)
-    weakref.finalize(view, _forget, base, origins)
+    ref = weakref.ref(view, _forget)
+    _held[id(ref)] = (ref, base, origins)
     return view
 
 
@@ -181,20 +182,29 @@ def _plain(typ: pa.DataType) -> bool:
 _origins: dict[int, pa.Array] = {}
 _origins_lock = threading.Lock()
 
+# What each frame handed to a function keeps alive until it dies, by the
+# id of a weak reference to it (frames are not hashable): the reference,
+# the frame it is a shallow copy of, and the origins it registered. (A
+# plain weakref with a callback: weakref.finalize does the same at several
+# times the cost, with bookkeeping for the interpreter's exit.)
+_held: dict[int, tuple[Any, Any, list[tuple[int, pa.Array]]]] = {}
+
 
 def _address(column: pa.Array) -> int:
     """The address of a fixed-width column's first value."""
     return column.buffers()[1].address + column.offset * (column.type.bit_width // 8)
 
 
-def _forget(base: Any, origins: list[tuple[int, pa.Array]]) -> None:
-    """What weakref.finalize calls when the function's frame dies: the
-    original frame (base) was held until then; its columns are forgotten
-    unless another frame has registered the same memory since."""
-    with _origins_lock:
-        for address, column in origins:
-            if _origins.get(address) is column:
-                del _origins[address]
+def _forget(ref: Any) -> None:
+    """What the weak reference calls when the function's frame dies: the
+    original frame is let go; its columns are forgotten unless another
+    frame has registered the same memory since."""
+    _, _, origins = _held.pop(id(ref))
+    if origins:
+        with _origins_lock:
+            for address, column in origins:
+                if _origins.get(address) is column:
+                    del _origins[address]
 
 
 # How _numeric_frame builds the frames of a schema: (its column index,
@@ -224,16 +234,16 @@ def _layout(schema: pa.Schema) -> Optional[tuple[Any, list[Any]]]:
     return layout
 
 
-def _numeric_frame(batch: pa.RecordBatch) -> Optional[tuple[Any, list[pa.Array], list[Any]]]:
+def _numeric_frame(batch: pa.RecordBatch) -> Optional[tuple[Any, list[tuple[int, pa.Array]]]]:
     """The DataFrame to_pandas(split_blocks=True) makes of a batch of
     integer and float columns without nulls, built from the numpy views
     directly (pandas.api.internals, as pyarrow itself builds it), with the
-    batch's columns and their numpy views: about a fifth of pyarrow's
+    origins of its columns (address, array): about a fifth of pyarrow's
     time, most of which is the column index made again for each batch.
     None where another type, nulls, pandas metadata or repeated names need
-    pyarrow's conversion. The index of names is kept per schema,
-    and each frame gets a view of it (a name set on one frame's columns
-    stays in that frame)."""
+    pyarrow's conversion. The index of names is kept per schema and
+    shared by these frames, which only _to_pandas holds: the function gets
+    a view of it (a name set on one frame's columns stays in that frame)."""
     global _create_frame
     if _create_frame is None:
         try:
@@ -253,10 +263,10 @@ def _numeric_frame(batch: pa.RecordBatch) -> Optional[tuple[Any, list[pa.Array],
     import pandas as pd
 
     index, placements = layout
-    arrays = [c.to_numpy() for c in columns]
-    frame = _create_frame([(a.reshape(1, -1), p) for a, p in zip(arrays, placements)],
-                          index=pd.RangeIndex(batch.num_rows), columns=index.view())
-    return frame, columns, arrays
+    n = batch.num_rows
+    frame = _create_frame([(c.to_numpy().reshape(1, -1), p) for c, p in zip(columns, placements)],
+                          index=pd.RangeIndex(n), columns=index)
+    return frame, ([(_address(c), c) for c in columns] if n else [])
 
 
 def _series_to_arrow(series: Any, typ: pa.DataType) -> pa.Array:
