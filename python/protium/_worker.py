@@ -292,43 +292,46 @@ def _numpy_to_arrow(values: Any, typ: pa.DataType, want: Any = None) -> Optional
     values); numpy's min, which NaN propagates through, tells that there is
     none in ~0.1 ms. want: the numpy dtype of typ where the caller knows it
     (_out_layout), saving the comparison of Arrow types."""
-    import numpy as np
-
     dtype = values.dtype
     if want is not None:
         if dtype != want:
             return None
     elif dtype.kind not in "biuf" or not dtype.isnative or pa.from_numpy_dtype(dtype) != typ:
         return None
-    if not values.flags.writeable and values.size:
+    n = values.size
+    if n and not values.flags.writeable:
         origin = _origins.get(values.__array_interface__["data"][0])
-        if (origin is not None and origin.type == typ and len(origin) >= values.size
-                and values.strides == (dtype.itemsize,)):
-            return origin.slice(0, values.size)
-    if dtype.kind != "f" or values.size == 0 or not np.isnan(values.min()):
+        if (origin is not None and len(origin) >= n and values.strides == (dtype.itemsize,)
+                and origin.type == typ):
+            return origin if len(origin) == n else origin.slice(0, n)
+    if dtype.kind != "f" or n == 0:
+        return pa.array(values, type=typ)
+    low = values.min()
+    if low == low:  # not NaN
         return pa.array(values, type=typ)
     return None
 
 
 # Per output schema of a pandas step (the same object for every batch):
-# its names, types and, for the types _numpy_to_arrow takes as they are,
-# the native numpy dtype (else None).
-_out_layouts: dict[int, tuple[pa.Schema, list[str], list[pa.DataType], list[Any]]] = {}
+# its names, types, for the types _numpy_to_arrow takes as they are the
+# native numpy dtype (else None), and whether its names are all different.
+_out_layouts: dict[int, tuple[pa.Schema, list[str], list[pa.DataType], list[Any], bool]] = {}
 
 
-def _out_layout(schema: pa.Schema) -> tuple[pa.Schema, list[str], list[pa.DataType], list[Any]]:
+def _out_layout(schema: pa.Schema
+                ) -> tuple[pa.Schema, list[str], list[pa.DataType], list[Any], bool]:
     layout = _out_layouts.get(id(schema))
     if layout is None or layout[0] is not schema:
         import numpy as np
 
-        types = schema.types
+        names, types = schema.names, schema.types
         wants: list[Any] = []
         for t in types:
             ok = pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)
             wants.append(np.dtype(t.to_pandas_dtype()) if ok else None)
         if len(_out_layouts) >= 256:  # a long-lived executor's many schemas
             _out_layouts.clear()
-        layout = (schema, schema.names, types, wants)
+        layout = (schema, names, types, wants, len(set(names)) == len(names))
         _out_layouts[id(schema)] = layout
     return layout
 
@@ -361,20 +364,25 @@ def _from_pandas(df: object, schema: pa.Schema, what: str) -> pa.RecordBatch:
                           f"got {type(df).__name__}")
     # The columns by position: a lookup by name builds the column index's
     # hash table, for each new frame (~50 us of a 3-column frame with
-    # pandas 3's string labels).
-    names = df.columns.tolist()
-    by_name = {n: i for i, n in enumerate(names)}
-    _, out_names, out_types, wants = _out_layout(schema)
-    missing = [n for n in out_names if n not in by_name]
-    if missing:
-        raise ResultError(f"{what}: the DataFrame it returned has columns {names}, "
-                          f"expected {out_names} (missing {missing})")
+    # pandas 3's string labels). list() rather than tolist(): the same
+    # labels, ~2.4 us against ~3.7 us for pandas 3's string index.
+    names = list(df.columns)
+    _, out_names, out_types, wants, unique = _out_layout(schema)
+    if names == out_names:  # the usual case: the declared columns in order
+        where: Any = range(len(names))
+    else:
+        by_name = {n: i for i, n in enumerate(names)}
+        missing = [n for n in out_names if n not in by_name]
+        if missing:
+            raise ResultError(f"{what}: the DataFrame it returned has columns {names}, "
+                              f"expected {out_names} (missing {missing})")
+        unique = len(by_name) == len(names)
+        where = [by_name[n] for n in out_names]
     try:
-        if len(by_name) == len(names) and _cow():
+        if unique and _cow():
             arrays = _column_arrays(df)
             columns = []
-            for name, typ, want in zip(out_names, out_types, wants):
-                i = by_name[name]
+            for i, typ, want in zip(where, out_types, wants):
                 a = arrays[i] if arrays is not None else None
                 value = (_numpy_to_arrow(a, typ, want)
                          if want is not None and isinstance(a, np.ndarray) else None)
