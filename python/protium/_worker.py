@@ -719,8 +719,11 @@ def run_grouped(plan: dict[str, Any], batches: Iterator[pa.RecordBatch]
 
 def _sliced(plan: dict[str, Any], batches: Iterator[pa.RecordBatch]
             ) -> Iterator[pa.RecordBatch]:
-    for batch in batches:
-        yield from _pieces(plan, batch)
+    """The batches cut as _pieces cuts them; the batches themselves where
+    no limit is set (the default), without a generator to pass through."""
+    if plan.get("max_records", 0) <= 0 and plan.get("max_bytes", 0) <= 0:
+        return batches
+    return (piece for batch in batches for piece in _pieces(plan, batch))
 
 
 def _pandas_results(frames: Iterator[Any], out: pa.Schema, what: str
