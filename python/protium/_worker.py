@@ -280,7 +280,12 @@ def _series_to_arrow(series: Any, typ: pa.DataType) -> pa.Array:
         value = _numpy_to_arrow(series.to_numpy(), typ)
         if value is not None:
             return value
-    return pa.array(series, type=typ, from_pandas=True)
+    value = pa.array(series, type=typ, from_pandas=True)
+    if isinstance(value, pa.ChunkedArray):
+        # a column pandas holds in pyarrow (pandas 3's strings) comes as
+        # it is held; an empty one has no chunk at all
+        value = value.combine_chunks()
+    return value
 
 
 def _numpy_to_arrow(values: Any, typ: pa.DataType, want: Any = None) -> Optional[pa.Array]:

@@ -2,7 +2,10 @@
 views of the engine's buffers (no copy), each batch's held only as long as
 the function holds its frame, writes that copy instead of failing,
 columns handed back unchanged going back as the engine's arrays, and
-each result let go of before the function makes the next. The
+each result let go of before the function makes the next; every type
+(nulls, strings, time zones, dictionaries, empty batches) as pyarrow's
+to_pandas / from_pandas convert it, for map_in_pandas, with_column and
+apply_in_pandas. The
 pipeline's own generators in-process (protium._worker), then real
 executors.
 """
@@ -127,6 +130,120 @@ def test_functions_that_keep_their_frames_get_exact_results(session):
     out = session.range(3000, partitions=2).map_in_pandas(keep_all, schema="id long")
     expected = [-(i + 1) if i % 500 == 0 else i + 1 for i in range(3000)]
     assert sorted(out.to_arrow().column("id").to_pylist()) == sorted(expected)
+
+
+def _types_table(rows: int) -> pa.Table:
+    """Every kind of column a pandas function meets: integers with and
+    without nulls, floats with NaN and nulls, booleans, strings, timestamps
+    with a time zone, dates and dictionaries (categoricals)."""
+    rng = np.random.default_rng(3)
+    def nulls(values, typ):
+        mask = np.arange(rows) % 7 == 3
+        return pa.array(values, typ, mask=mask)
+    f = rng.normal(size=rows)
+    f[::11] = np.nan
+    words = np.array(["a", "bb", "", "ccc", "dddd"], dtype=object)[np.arange(rows) % 5]
+    return pa.table({
+        "i64": pa.array(np.arange(rows, dtype=np.int64)),
+        "u64": pa.array(np.arange(rows, dtype=np.uint64) + np.uint64(2**63)),
+        "i8": nulls(np.arange(rows) % 100, pa.int8()),
+        "f64": pa.array(f),  # NaN, no nulls: passed through as it is
+        "f32": nulls(f.astype(np.float32), pa.float32()),
+        "b": nulls(np.arange(rows) % 3 == 0, pa.bool_()),
+        "s": nulls(words, pa.string()),
+        "ls": pa.array(words, pa.large_string()),
+        "ts": nulls(np.arange(rows) * 1_000_003, pa.timestamp("us", tz="Europe/Paris")),
+        "d": nulls(np.arange(rows, dtype=np.int32), pa.date32()),
+        "cat": pa.array(words, pa.string()).dictionary_encode(),
+    })
+
+
+def _reference(table: pa.Table, fn, schema: pa.Schema, unchanged: tuple) -> pa.Table:
+    """What pyarrow makes of the function's frames (to_pandas, then
+    from_pandas with the declared schema), but for the float columns
+    without nulls that the function hands back unchanged (unchanged:
+    their names), which keep their NaN (docs/python.md)."""
+    out = []
+    for b in table.to_batches() or [pa.RecordBatch.from_pylist([], table.schema)]:
+        for df in fn(iter([b.to_pandas()])):
+            # (Table's: RecordBatch.from_pandas fails on an empty string column)
+            got = pa.Table.from_pandas(df, schema=schema, preserve_index=False)
+            cols = []
+            for i, name in enumerate(schema.names):
+                col = got.column(i).combine_chunks()
+                if name in unchanged and pa.types.is_floating(col.type):
+                    original = b.column(name)
+                    col = original if original.null_count == 0 else col
+                cols.append(col)
+            out.append(pa.RecordBatch.from_arrays(cols, schema=schema))
+    return pa.Table.from_batches(out, schema)
+
+
+def _values(column) -> list:
+    """A column's values, NaN as a marker (Arrow's equals never finds NaN
+    equal to NaN)."""
+    return ["NaN" if isinstance(v, float) and v != v else v for v in column.to_pylist()]
+
+
+def _same(a: pa.Table, b: pa.Table) -> bool:
+    return a.schema == b.schema and all(_values(a.column(n)) == _values(b.column(n))
+                                        for n in a.schema.names)
+
+
+def _identity(it):
+    yield from it
+
+
+def _computed(it):
+    """Some columns computed, the others passed through, in another order
+    than the declared one (n comes first there)."""
+    for df in it:
+        yield df.assign(i64=df.i64 + 1, f64=df.f64 * 2, s=df.s.str.upper(),
+                        ts=df.ts + np.timedelta64(1, "s"), n=len(df))
+
+
+def _per_key(g):
+    # n first here, last in the declared schema
+    return g.assign(n=len(g))[["n"] + [c for c in g.columns]]
+
+
+@pytest.mark.parametrize("rows", [0, 1, 1000])
+def test_every_type_goes_through_map_in_pandas_as_pyarrow_converts_it(session, rows):
+    table = _types_table(rows)
+    src = session.from_arrow(table, partitions=1)
+    got = src.map_in_pandas(_identity, schema=table.schema).to_arrow()
+    assert _same(got, _reference(table, _identity, table.schema, tuple(table.schema.names)))
+    out = pa.schema([("n", pa.int64())] + list(table.schema))
+    got = src.map_in_pandas(_computed, schema=out).to_arrow()
+    assert _same(got, _reference(table, _computed, out, ("f32",)))
+    # an empty frame back, whatever came
+    empty = src.map_in_pandas(lambda it: (df.iloc[:0] for df in it), schema=table.schema)
+    assert empty.count() == 0
+
+
+def test_every_type_goes_through_apply_in_pandas_as_pyarrow_converts_it(session):
+    table = _types_table(1000)
+    out = pa.schema(list(table.schema) + [("n", pa.int64())])
+    got = session.from_arrow(table, partitions=3).group_by("s").apply_in_pandas(
+        _per_key, schema=out, partitions=2).to_arrow()
+    want = pa.concat_tables(
+        [pa.Table.from_pandas(_per_key(g), schema=out, preserve_index=False)
+         for _, g in table.to_pandas().groupby("s", sort=False, dropna=False)])
+    assert _same(got.sort_by("i64"), want.sort_by("i64"))
+
+
+@pytest.mark.parametrize("rows", [0, 1000])
+def test_every_type_goes_through_with_column_as_pyarrow_converts_it(session, rows):
+    table = _types_table(rows)
+    src = session.from_arrow(table, partitions=1)
+    for name in table.schema.names:
+        typ = table.schema.field(name).type
+        got = src.with_column("z", lambda x: x, columns=[name], type=typ).to_arrow()
+        want = pa.array(table.column(name).to_pandas(), type=typ, from_pandas=True)
+        if pa.types.is_floating(typ) and table.column(name).null_count == 0:
+            want = table.column(name)  # handed back unchanged: NaN stays NaN
+        assert _values(got.column("z")) == _values(want), name
+        assert _same(got.select(table.schema.names), table), name
 
 
 def _with_y(df, last: list):
