@@ -18,7 +18,11 @@ ended by sum(y). Everyone's batches have PT_BENCH_EXCHANGE_BATCH rows
 Metrics: <system>.rows_per_s.<path>.{2m,16m} (best of PT_BENCH_REPEATS,
 default 3, after a warm-up), protium.overhead_share.{pandas,arrow}.16m (time
 of the same job with an identity function over time with x + 1: the share
-outside the user's work), ratio.<path>.{2m,16m}.<peer> (protium/peer),
+outside the user's work), protium.outside_fn_share.{pandas,arrow}.16m
+(the same x + 1 job timed inside the workers: the share of the partition
+function's time not spent in the user's own code, which the identity
+measure counts in part: an identity's own pandas work, df.assign, is
+outside there), ratio.<path>.{2m,16m}.<peer> (protium/peer),
 limit.memcpy_gb_per_s and ratio.c_over_memcpy.16m (the C path's bytes of x
 read and y written over memcpy's; 1/3 is within 3x of memcpy bandwidth).
 PT_BENCH_EXCHANGE_ROWS="a,b" replaces 2,097,152 and 16,777,216 (the keys
@@ -86,7 +90,45 @@ def write_data(n: int, dir: Path) -> None:
                 w.write_batch(b)
 
 
-def protium_side(data: dict[str, Path], metrics: dict[str, float]) -> None:
+def timed(step, dir: str):
+    """A map_in_* function that applies step to each batch and, at the end
+    of its partition, writes to dir the nanoseconds from its call to its
+    end and those spent in step: the time it spends waiting for the next
+    batch (the conversion in) and suspended at its yield (the conversion
+    out, the engine) is outside the user's code."""
+    def fn(it):
+        import os
+        import time
+
+        clock = time.perf_counter_ns
+        start = clock()
+        inside = 0
+        for b in it:
+            t = clock()
+            out = step(b)
+            inside += clock() - t
+            yield out
+            del out  # as a plain generator expression would not hold it
+        with open(os.path.join(dir, f"{os.getpid()}-{start}"), "w") as f:
+            f.write(f"{clock() - start} {inside}")
+    return fn
+
+
+def outside_share(run, dir: Path) -> float:
+    """1 - the time inside step over the partition functions' time, of the
+    run (of PT_BENCH_REPEATS) whose partitions took least in all."""
+    runs = []
+    for _ in range(REPEATS):
+        for f in dir.iterdir():
+            f.unlink()
+        run()
+        totals = [tuple(map(int, f.read_text().split())) for f in dir.iterdir()]
+        runs.append((sum(t for t, _ in totals), sum(i for _, i in totals)))
+    total, inside = min(runs)
+    return 1 - inside / total
+
+
+def protium_side(data: dict[str, Path], metrics: dict[str, float], tmp: Path) -> None:
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -136,6 +178,19 @@ def protium_side(data: dict[str, Path], metrics: dict[str, float]) -> None:
                         fn, schema=out_schema)
                     ti = best(ident.count)
                     metrics[f"protium.overhead_share.{path}.16m"] = min(1.0, ti / t)
+                    clocks = tmp / f"clocks-{path}"
+                    clocks.mkdir()
+                    if path == "pandas":
+                        fn = timed(lambda df: df.assign(y=df.x + 1), str(clocks))
+                    else:
+                        fn = timed(lambda b: pa.RecordBatch.from_arrays(
+                            [b.column(0), b.column(1), pc.add(b.column(0), 1)],
+                            schema=out_schema), str(clocks))
+                    job = (src.map_in_pandas if path == "pandas" else src.map_in_arrow)(
+                        fn, schema=out_schema)
+                    job.count()  # warm-up
+                    metrics[f"protium.outside_fn_share.{path}.16m"] = outside_share(
+                        job.count, clocks)
             if "c" not in PATHS:
                 continue
             r = subprocess.run([str(BUILD / "bench" / "exchange_bench"), "c", str(dir),
@@ -257,7 +312,7 @@ def main() -> None:
         data = {size: Path(tmp) / size for size in SIZES}
         for size, dir in data.items():
             write_data(SIZES[size], dir)
-        protium_side(data, metrics)
+        protium_side(data, metrics, Path(tmp))
     if PEERS and any(p in SPARK_JOBS for p in PATHS):
         peer("pyspark", SPARK, metrics)
     if PEERS and {"pandas", "arrow"} & set(PATHS):
