@@ -304,10 +304,11 @@ def _numpy_to_arrow(values: Any, typ: pa.DataType, want: Any = None) -> Optional
     elif dtype.kind not in "biuf" or not dtype.isnative or pa.from_numpy_dtype(dtype) != typ:
         return None
     n = values.size
-    if n and not values.flags.writeable:
-        origin = _origins.get(values.__array_interface__["data"][0])
-        if (origin is not None and len(origin) >= n and values.strides == (dtype.itemsize,)
-                and origin.type == typ):
+    if n and not values.flags.writeable and values.strides == (dtype.itemsize,):
+        # the address through the buffer protocol: ~0.15 us, against ~0.9
+        # for __array_interface__, which builds a dict
+        origin = _origins.get(pa.py_buffer(values).address)
+        if origin is not None and len(origin) >= n and origin.type == typ:
             return origin if len(origin) == n else origin.slice(0, n)
     if dtype.kind != "f" or n == 0:
         return pa.array(values, type=typ)
