@@ -19,8 +19,9 @@ Metrics: <system>.rows_per_s.<path>.{2m,16m} (best of PT_BENCH_REPEATS,
 default 3, after a warm-up), protium.overhead_share.{pandas,arrow}.16m (time
 of the same job with an identity function over time with x + 1: the share
 outside the user's work), protium.outside_fn_share.{pandas,arrow}.16m
-(the same x + 1 job timed inside the workers: the share of the partition
-function's time not spent in the user's own code, which the identity
+(the same x + 1 job timed inside the workers, CPU time of the task's
+thread: the share of the partition function's not spent in the user's
+own code, which the identity
 measure counts in part: an identity's own pandas work, df.assign, is
 outside there), ratio.<path>.{2m,16m}.<peer> (protium/peer),
 limit.memcpy_gb_per_s and ratio.c_over_memcpy.16m (the C path's bytes of x
@@ -92,15 +93,17 @@ def write_data(n: int, dir: Path) -> None:
 
 def timed(step, dir: str):
     """A map_in_* function that applies step to each batch and, at the end
-    of its partition, writes to dir the nanoseconds from its call to its
-    end and those spent in step: the time it spends waiting for the next
-    batch (the conversion in) and suspended at its yield (the conversion
-    out, the engine) is outside the user's code."""
+    of its partition, writes to dir the nanoseconds of CPU time its thread
+    (the task's) spent from its call to its end and those spent in step:
+    what it spends waiting for the next batch (the conversion in) and
+    suspended at its yield (the conversion out, the engine) is outside the
+    user's code. CPU time, not wall: a thread descheduled on a busy machine
+    would count as outside."""
     def fn(it):
         import os
         import time
 
-        clock = time.perf_counter_ns
+        clock = time.thread_time_ns
         start = clock()
         inside = 0
         for b in it:
