@@ -633,7 +633,7 @@ static void check_table(const char *file) {
   }
   fclose(f);
   pt_conf_free(c);
-  assert_int_equal(keys, 45);
+  assert_int_equal(keys, 46);
 }
 
 static void test_configuration_defaults(void **state) {
