@@ -84,6 +84,9 @@ typedef struct executor {
   int slurm;              /* started by srun (PROTIUM_EXECUTOR_SLURM): node name, GPUs and
                              CPUs from Slurm */
   int64_t heartbeat_ms;
+  int64_t silence_ms;     /* TCP: Welcome.heartbeat_timeout_ms, how long the driver's host may
+                             leave what we send unacknowledged (0: no limit); set before the
+                             threads start */
 
   pthread_mutex_t mu;
   pthread_cond_t work;    /* idle workers wait here for a task or the reader role */
@@ -989,20 +992,55 @@ static const char *slurm_gpus(void) {
 
 /* A driver whose host cannot be reached any more (its network down) never
  * closes the connection: without a limit the executor would wait, a stray
- * process holding its slots and GPUs, until the network came back. The
- * executor sends a heartbeat every interval, so the kernel sees them go
- * unacknowledged: with TCP_USER_TIMEOUT it ends the connection after ms of
- * that (keepalive probes cover a connection with nothing to send), the
- * reader sees the error and the executor exits, within about the time the
- * driver takes to declare it lost. */
+ * process holding its slots and GPUs, until the network came back.
+ * TCP_USER_TIMEOUT would end it, but the kernel also ends a connection
+ * whose peer is alive and only reads nothing for that long (a shut
+ * window, its probes answered): a driver held up on a loaded machine
+ * while a large all_gather payload waits to be sent. So a thread asks the
+ * kernel instead, every heartbeat interval (TCP_INFO): bytes in flight, or
+ * window probes, that nothing has answered for silence_ms mean that
+ * nobody is there; answered probes mean a slow driver, and we wait.
+ * Keepalive probes cover a connection with nothing to send. The
+ * executor sends a heartbeat every interval, so the driver's host always
+ * has something to acknowledge. */
 static void limit_silence(int fd, int64_t ms) {
   int on = 1, idle = (int)(ms / 3000 > 0 ? ms / 3000 : 1), intvl = 1, cnt = 3;
-  unsigned int to = ms > UINT32_MAX ? UINT32_MAX : (unsigned int)ms;
   (void)setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
   (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
   (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
   (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
-  (void)setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &to, sizeof to);
+}
+
+static void *watch_main(void *arg) {
+  executor *x = arg;
+  int64_t every_ms = x->heartbeat_ms < x->silence_ms / 4 ? x->heartbeat_ms : x->silence_ms / 4;
+  if (every_ms < 10) every_ms = 10;
+  int64_t unanswered_since = -1; /* now_us() when we first saw bytes or probes unanswered */
+  for (;;) {
+    struct timespec ts = {.tv_sec = every_ms / 1000, .tv_nsec = (every_ms % 1000) * 1000000};
+    nanosleep(&ts, NULL);
+    struct tcp_info ti;
+    socklen_t len = sizeof ti;
+    memset(&ti, 0, sizeof ti);
+    if (getsockopt(x->tcp_fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0) continue;
+    /* One probe may be on its way; a live peer's answer resets the count. */
+    if (ti.tcpi_unacked == 0 && ti.tcpi_probes < 2) {
+      unanswered_since = -1;
+      continue;
+    }
+    int64_t now = now_us();
+    if (unanswered_since < 0) unanswered_since = now;
+    /* Both: bytes sent after a long quiet spell have a stale last ack. */
+    if (now - unanswered_since >= x->silence_ms * 1000 &&
+        (int64_t)ti.tcpi_last_ack_recv >= x->silence_ms) {
+      char why[200];
+      snprintf(why, sizeof why, "the driver's host acknowledged nothing for %lld ms "
+               "(executor.heartbeat_timeout): it cannot be reached",
+               (long long)ti.tcpi_last_ack_recv);
+      die(x, why);
+    }
+  }
+  return NULL;
 }
 
 static int handshake(executor *x, pt__frame_decoder *d, pt_error *err) {
@@ -1052,8 +1090,10 @@ static int handshake(executor *x, pt__frame_decoder *d, pt_error *err) {
   x->env.session_dir = pt__strdup(w->session_dir);
   x->env.results_stream = w->results_stream && x->blocks != NULL;
   x->heartbeat_ms = w->heartbeat_interval_ms > 0 ? w->heartbeat_interval_ms : 1000;
-  if (x->tcp_fd >= 0 && w->heartbeat_timeout_ms > 0)
+  if (x->tcp_fd >= 0 && w->heartbeat_timeout_ms > 0) {
     limit_silence(x->tcp_fd, w->heartbeat_timeout_ms);
+    x->silence_ms = w->heartbeat_timeout_ms;
+  }
   for (size_t i = 0; i < w->n_conf; i++) {
     if (strcmp(w->conf[i]->key, "shuffle.fetch") == 0)
       x->env.fetch_remote = strcmp(w->conf[i]->value, "remote") == 0;
@@ -1184,6 +1224,11 @@ int pt__executor_main(void) {
   for (int i = 0; i < x.slots; i++) {
     pthread_t t;
     if (pthread_create(&t, NULL, worker_main, &x) != 0) die(&x, "cannot start worker threads");
+    pthread_detach(t);
+  }
+  if (x.silence_ms > 0) {
+    pthread_t t;
+    if (pthread_create(&t, NULL, watch_main, &x) != 0) die(&x, "cannot start a thread");
     pthread_detach(t);
   }
   worker_main(&x);

@@ -12,6 +12,7 @@
 
 #include <poll.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/un.h>
@@ -23,6 +24,7 @@
 #include "exec/barrier_area.h"
 #include "exec/exec.h"
 #include "net/net.h"
+#include "net/tcp.h"
 
 /* ------------------------------------------------------------------------ */
 /* User functions */
@@ -1277,6 +1279,93 @@ static void test_executor_orphan(void **state) {
   free(slow);
 }
 
+/* Over TCP, a driver that reads nothing for many times
+ * executor.heartbeat_timeout (a driver held up on a loaded machine) while
+ * the executor has bytes to send: its kernel answers the window probes, so
+ * the executor waits instead of giving up on it, and exits normally at
+ * Shutdown. The driver's tiny receive buffer shuts the window with the
+ * executor's heartbeats alone. */
+static void test_executor_tcp_slow_driver(void **state) {
+  int lfd, port;
+  CHECK(pt__tcp_listen("127.0.0.1", 0, &lfd, &port, &err));
+  int small = 4096; /* accepted connections inherit it */
+  assert_int_equal(setsockopt(lfd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small), 0);
+  const char *hex = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+  pt__secret secret;
+  CHECK(pt__secret_from_hex(hex, &secret, &err));
+  char where[64];
+  snprintf(where, sizeof where, "tcp:127.0.0.1:%d", port);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    setenv("PROTIUM_EXECUTOR_SOCKET", where, 1);
+    setenv("PROTIUM_EXECUTOR_SECRET", hex, 1);
+    setenv("PROTIUM_EXECUTOR_ID", "7", 1);
+    setenv("PROTIUM_EXECUTOR_SLOTS", "1", 1);
+    setenv("PROTIUM_EXECUTOR_DIR", tmp_dir, 1);
+    execl("/proc/self/exe", "executor", (char *)NULL);
+    _exit(127);
+  }
+  fake_driver drv;
+  memset(&drv, 0, sizeof drv);
+  drv.listen_fd = lfd;
+  drv.pid = pid;
+  struct pollfd pfd = {.fd = lfd, .events = POLLIN};
+  if (poll(&pfd, 1, 30000) != 1) {
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    fail_msg("the executor did not connect within 30 s");
+  }
+  drv.fd = accept(lfd, NULL, NULL);
+  assert_true(drv.fd >= 0);
+  struct timeval tv = {.tv_sec = 30};
+  setsockopt(drv.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  CHECK(pt__auth_server(drv.fd, &secret, 30000, &err));
+  pt__frame_decoder_init(&drv.d);
+  Protium__Hello *h = (Protium__Hello *)drv_recv(&drv, PT__MSG_HELLO);
+  assert_int_equal(h->executor_id, 7);
+  pt__msg_free(&h->base);
+  Protium__Welcome w;
+  protium__welcome__init(&w);
+  w.session_dir = tmp_dir;
+  w.heartbeat_interval_ms = 10;
+  w.heartbeat_timeout_ms = 300;
+  drv_send(&drv, PT__MSG_WELCOME, &w.base);
+
+  /* Read nothing until the heartbeats have stopped arriving (the window
+   * is shut) for ten heartbeat timeouts, the executor alive all along. */
+  int queued = -1, still = 0, status;
+  for (int k = 0; k < 3000 && still < 30; k++) {
+    usleep(100000);
+    assert_int_equal(waitpid(pid, &status, WNOHANG), 0);
+    int n = 0;
+    assert_int_equal(ioctl(drv.fd, FIONREAD, &n), 0);
+    still = n == queued ? still + 1 : 0;
+    queued = n;
+  }
+  assert_int_equal(still, 30);
+  assert_int_equal(waitpid(pid, &status, WNOHANG), 0);
+
+  /* The driver reads again: the executor's blocked heartbeats go out, it
+   * reads Shutdown and exits with status 0. */
+  Protium__Shutdown sd;
+  protium__shutdown__init(&sd);
+  drv_send(&drv, PT__MSG_SHUTDOWN, &sd.base);
+  int code = -1;
+  for (int k = 0; k < 3000 && code < 0; k++) {
+    char buf[65536];
+    struct pollfd rp = {.fd = drv.fd, .events = POLLIN};
+    if (poll(&rp, 1, 10) == 1 && read(drv.fd, buf, sizeof buf) <= 0) {
+      code = drv_wait_exit(&drv, 10000);
+      break;
+    }
+    pid_t r = waitpid(pid, &status, WNOHANG);
+    if (r == pid) code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
+  assert_int_equal(code, 0);
+  drv_close(&drv);
+}
+
 int main(void) {
   /* The executor's constructor should have taken over before main(): if
    * it did not (executor.o not linked), running the tests again here would
@@ -1296,6 +1385,7 @@ int main(void) {
       cmocka_unit_test(test_executor_orphan),
       cmocka_unit_test(test_executor_barrier_calls),
       cmocka_unit_test(test_executor_shared_area),
+      cmocka_unit_test(test_executor_tcp_slow_driver),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
