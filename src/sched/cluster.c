@@ -18,6 +18,7 @@
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
@@ -687,7 +688,6 @@ static void on_frame(pt__driver_conn *c, uint16_t type, const uint8_t *p, size_t
     protocol_error(c, "first message is not Hello");
     return;
   }
-  if (c->ex) c->ex->last_seen_ns = uv_hrtime();
   switch (type) {
   case PT__MSG_HELLO: {
     Protium__Hello *h = protium__hello__unpack(&pt__pb_allocator, n, p);
@@ -700,6 +700,12 @@ static void on_frame(pt__driver_conn *c, uint16_t type, const uint8_t *p, size_t
   case PT__MSG_HEARTBEAT:
     return;
   case PT__MSG_BARRIER_CALL: {
+    if (c->d->fault_stall_ms > 0) {
+      struct timespec ts = {.tv_sec = c->d->fault_stall_ms / 1000,
+                            .tv_nsec = (c->d->fault_stall_ms % 1000) * 1000000};
+      c->d->fault_stall_ms = 0;
+      nanosleep(&ts, NULL);
+    }
     Protium__BarrierCall *bc = protium__barrier_call__unpack(&pt__pb_allocator, n, p);
     if (!bc) return protocol_error(c, "bad BarrierCall");
     if (c->ex->state == PT__EXEC_READY) pt__barrier_on_call(c->d, c->ex, bc);
@@ -847,6 +853,9 @@ static void read_cb_locked(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     conn_close(c);
     return;
   }
+  /* Bytes count as a sign of life, not whole frames: a peer sending a
+   * frame of many MiB over a slow link is still there. */
+  if (nread > 0 && c->ex) c->ex->last_seen_ns = uv_hrtime();
   if (c->tls) {
     c->raw.len += (size_t)nread;
     if (!tls_input(c)) return;
@@ -1042,10 +1051,15 @@ static void tick_cb_locked(uv_timer_t *t) {
   pt__driver *d = t->data;
   uint64_t now = uv_hrtime();
   uint64_t hb = (uint64_t)d->opts.heartbeat_timeout_ms * 1000000u;
+  /* Timers run before the loop reads its sockets: after the loop itself
+   * was held up (no CPU for seconds on a loaded machine), the heartbeats
+   * of that time are still unread. Silence counts only up to the last
+   * read. */
+  uint64_t read_until = d->polled_ns < now ? d->polled_ns : now;
   for (int32_t i = 0; i < d->n_execs; i++) {
     pt__executor *ex = d->execs[i];
-    /* an executor started during this tick has last_seen_ns > now */
-    uint64_t silent = now > ex->last_seen_ns ? now - ex->last_seen_ns : 0;
+    /* an executor started or heard from after that read has last_seen_ns > read_until */
+    uint64_t silent = read_until > ex->last_seen_ns ? read_until - ex->last_seen_ns : 0;
     if (ex->state == PT__EXEC_READY && silent > hb) {
       char why[160];
       snprintf(why, sizeof why, "executor %lld lost: no heartbeat for %lld ms", (long long)ex->id,
@@ -1090,6 +1104,7 @@ static void tick_cb(uv_timer_t *t) {
  * launched, then one write per executor. */
 static void prepare_cb_locked(uv_prepare_t *p) {
   pt__driver *d = p->data;
+  d->polled_ns = uv_hrtime();
   if (d->need_schedule && !d->stopping) {
     d->need_schedule = 0;
     pt__sched_schedule(d);
@@ -1360,6 +1375,8 @@ int pt__driver_start(const pt__driver_opts *opts, pt__driver **out, pt_error *er
   d->opts.conf_keys = NULL;
   d->opts.conf_values = NULL;
   d->opts.session_dir = d->session_dir;
+  const char *stall = getenv("PROTIUM_FAULT_DRIVER_STALL_MS");
+  d->fault_stall_ms = stall ? strtoll(stall, NULL, 10) : 0;
   uint64_t tick_ms = (uint64_t)opts->heartbeat_timeout_ms / 4;
   if (opts->task_timeout_ms > 0 && (uint64_t)opts->task_timeout_ms / 4 < tick_ms)
     tick_ms = (uint64_t)opts->task_timeout_ms / 4;

@@ -451,6 +451,15 @@ struct pt__driver {
   uv_timer_t tick;
   uv_timer_t kill_timer;
   uv_prepare_t prep;
+  /* uv_hrtime when the loop last went to read its sockets (prepare_cb): what
+   * executors sent before then has been read, what came after may wait in
+   * a socket while the loop is late (a loaded machine), so silence is only
+   * counted up to here. Loop thread only. */
+  uint64_t polled_ns;
+  /* PROTIUM_FAULT_DRIVER_STALL_MS (tests): the loop stops this long once, at
+   * the first BarrierCall, as a driver given no CPU on a loaded machine
+   * does; 0 = never. Loop thread only. */
+  int64_t fault_stall_ms;
   uv_pipe_t server;
   uv_pipe_t reject;               /* takes connections we cannot serve */
   int reject_busy;

@@ -1099,6 +1099,33 @@ static void test_lost_barrier_output_reruns_all(void **state) {
   close_session(s);
 }
 
+/* A driver held up (given no CPU on a loaded machine) for four heartbeat
+ * timeouts while its executors send 16 MiB all_gather payloads and their
+ * heartbeats: running again, it reads what they sent before it judges
+ * their silence, and over TCP their kernels wait for it. Nobody is lost,
+ * one attempt, rows exact. */
+static void test_slow_driver_loses_nobody(void **state) {
+  const char *kv[] = {"executor.heartbeat_timeout", "1s", NULL};
+  setenv("PROTIUM_FAULT_DRIVER_STALL_MS", "4000", 1);
+  pt_session *s = open_n(4, 1, kv);
+  unsetenv("PROTIUM_FAULT_DRIVER_STALL_MS");
+  gang_arg a = gang_default();
+  a.steps = 1;
+  a.gather = 16 << 20;
+  pt_dataset *ds = gang_ds(s, 40, 4, &a);
+  rows r = collect_rows(ds);
+  expect_exact(&r, 40, 0, 1);
+  rows_free(&r);
+  pt_job_stats *js;
+  CHECK(pt_dataset_last_job(ds, &js, &err));
+  assert_int_equal(js->executors_lost, 0);
+  assert_int_equal(js->n_stages, 1);
+  assert_int_equal(js->stages[0].tasks_succeeded, 4);
+  pt_job_stats_free(js);
+  pt_dataset_free(ds);
+  close_session(s);
+}
+
 static int setup(void **state) {
   snprintf(local_dir, sizeof local_dir, "/tmp/pt-barrier-test-%d", (int)getpid());
   mkdir(local_dir, 0755);
@@ -1130,6 +1157,7 @@ int main(void) {
       cmocka_unit_test(test_composition),
       cmocka_unit_test(test_stage_max_attempts),
       cmocka_unit_test(test_lost_barrier_output_reruns_all),
+      cmocka_unit_test(test_slow_driver_loses_nobody),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
