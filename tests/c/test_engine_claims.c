@@ -574,6 +574,12 @@ static void test_collect_release_deletes_files(void **state) {
 /* An executor that does not exit on Shutdown (stopped) is SIGKILLed: close
  * returns and no process is left. */
 static void test_close_escalates_to_sigkill(void **state) {
+  /* A stopped member of an orphaned process group (tests started in the
+   * background from a shell that is gone) makes the kernel send the whole
+   * group SIGHUP and SIGCONT when another member exits: this test and the
+   * frozen executor among them. In a group of its own under ctest's, which
+   * its executors join, it is never orphaned. */
+  (void)setpgid(0, 0);
   /* a heartbeat timeout longer than the test: no loss before the close */
   const char *kv[] = {"executor.heartbeat_timeout", "60s", NULL};
   pt_session *s = open_with("local[2]", kv);
