@@ -17,8 +17,12 @@ ended by sum(y). Everyone's batches have PT_BENCH_EXCHANGE_BATCH rows
 
 Metrics: <system>.rows_per_s.<path>.{2m,16m} (best of PT_BENCH_REPEATS,
 default 3, after a warm-up), protium.overhead_share.{pandas,arrow}.16m (time
-of the same job with an identity function over time with x + 1: the share
-outside the user's work), protium.outside_fn_share.{pandas,arrow}.16m
+of the same job with an identity function, `for df in it: yield df`, over
+time with x + 1: the share outside the user's work; it hands back two
+columns where x + 1 hands back three), protium.copy_share.{pandas,arrow}.16m
+(the same with a function that copies x into y, `df.assign(y=df.x)`, so that
+three columns come back as from x + 1, the copy's own pandas work counted
+as outside), protium.outside_fn_share.{pandas,arrow}.16m
 (the same x + 1 job timed inside the workers, CPU time of the task's
 thread: the share of the partition function's not spent in the user's
 own code, which the identity
@@ -148,14 +152,18 @@ def protium_side(data: dict[str, Path], metrics: dict[str, float], tmp: Path) ->
         for df in it:
             yield df.assign(y=df.x + 1)
 
-    def arrow_identity(it):
+    def arrow_copy(it):
         for b in it:
             yield pa.RecordBatch.from_arrays([b.column(0), b.column(1), b.column(0)],
                                              schema=out_schema)
 
-    def pandas_identity(it):
+    def pandas_copy(it):
         for df in it:
             yield df.assign(y=df.x)
+
+    def identity(it):
+        for b in it:
+            yield b
 
     with pt.Session("local[2]") as s:
         for size, dir in data.items():
@@ -176,11 +184,13 @@ def protium_side(data: dict[str, Path], metrics: dict[str, float], tmp: Path) ->
                 metrics[f"protium.rows_per_s.{path}.{size}"] = n / t
                 print(f"protium {path:7s} {size:>3s}: {n / t / 1e6:9.2f} M rows/s", flush=True)
                 if size == "16m" and path in ("pandas", "arrow"):
-                    fn = pandas_identity if path == "pandas" else arrow_identity
-                    ident = (src.map_in_pandas if path == "pandas" else src.map_in_arrow)(
-                        fn, schema=out_schema)
-                    ti = best(ident.count)
-                    metrics[f"protium.overhead_share.{path}.16m"] = min(1.0, ti / t)
+                    mapper = src.map_in_pandas if path == "pandas" else src.map_in_arrow
+                    ident = mapper(identity, schema=src.schema)
+                    assert ident.count() == n
+                    metrics[f"protium.overhead_share.{path}.16m"] = min(1.0, best(ident.count) / t)
+                    copy = mapper(pandas_copy if path == "pandas" else arrow_copy,
+                                  schema=out_schema)
+                    metrics[f"protium.copy_share.{path}.16m"] = min(1.0, best(copy.count) / t)
                     clocks = tmp / f"clocks-{path}"
                     clocks.mkdir()
                     if path == "pandas":

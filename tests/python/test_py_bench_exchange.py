@@ -25,6 +25,8 @@ def test_bench_exchange_reports_every_figure(tmp_path):
     expected = {"limit.memcpy_gb_per_s", "ratio.c_over_memcpy.16m",
                 "protium.overhead_share.pandas.16m",
                 "protium.overhead_share.arrow.16m",
+                "protium.copy_share.pandas.16m",
+                "protium.copy_share.arrow.16m",
                 "protium.outside_fn_share.pandas.16m",
                 "protium.outside_fn_share.arrow.16m"}
     expected |= {f"protium.rows_per_s.{p}.{s}" for p in ("rows", "series", "pandas", "arrow", "c")
