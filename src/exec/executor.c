@@ -1030,9 +1030,17 @@ static void *watch_main(void *arg) {
     }
     int64_t now = now_us();
     if (unanswered_since < 0) unanswered_since = now;
+    /* A live peer that cannot take more (its receive memory full) answers
+     * each retransmission with a zero window, yet the retransmissions
+     * back off (200, 400, 800 ms ...) and its answers come further and
+     * further apart: silence longer than the current retransmission
+     * timeout (tcpi_rto, backed off) means the last one went unanswered. */
+    int64_t rto_ms = (int64_t)ti.tcpi_rto / 1000;
+    int64_t answered_within = rto_ms + rto_ms / 4 + every_ms;
     /* Both: bytes sent after a long quiet spell have a stale last ack. */
     if (now - unanswered_since >= x->silence_ms * 1000 &&
-        (int64_t)ti.tcpi_last_ack_recv >= x->silence_ms) {
+        (int64_t)ti.tcpi_last_ack_recv >= x->silence_ms &&
+        (ti.tcpi_unacked == 0 || (int64_t)ti.tcpi_last_ack_recv > answered_within)) {
       char why[200];
       snprintf(why, sizeof why, "the driver's host acknowledged nothing for %lld ms "
                "(executor.heartbeat_timeout): it cannot be reached",
