@@ -5,14 +5,15 @@ mapInPandas), the same events, model and function in both.
 
 Two variants, both run for both systems, the same events in and the same
 records out (JSON objects: the event's fields and predicted_label):
-  value   (keys protium.events_per_s, ...) the function gets the raw
+  value   (keys protium.events_per_s.value, ...) the function gets the raw
           Kafka values and parses and writes JSON in Python (json.loads
           per row, json.dumps per row), the same code in both systems:
             protium  read_stream.kafka -> map_in_pandas(enrich)
                      -> write_stream.kafka
             PySpark  readStream kafka -> select(value)
                      -> mapInPandas(enrich) -> writeStream kafka
-  json    (keys protium.events_per_s.json, ...) each system's best path
+  json    (keys protium.events_per_s, ...: the headline, as each peer is
+          compared on its best path) each system's best path
           for JSON events: the engine decodes and encodes JSON, the model
           runs in pandas over typed columns (enrich_columns, the same
           function in both):
@@ -504,7 +505,7 @@ def main() -> None:
             if not same_records(r["sample"], runs[first]["sample"]):
                 raise RuntimeError(f"the records of {key} differ from those of {first}")
         for variant in variants:
-            suffix = "" if variant == "value" else "." + variant
+            suffix = "" if variant == "json" else "." + variant
             done = [s for s in systems if (s, variant) in runs]
             rate = min(runs[s, variant]["events_per_s"] for s in done) / 2
             for system in done:
@@ -533,7 +534,7 @@ def main() -> None:
     print(f"{'':20} {'events/s':>10} {'CPU us/ev':>10} {'p50 ms':>9} {'p99 ms':>9} "
           f"{'visible p50':>12} {'visible p99':>12}")
     for variant in variants:
-        suffix = "" if variant == "value" else "." + variant
+        suffix = "" if variant == "json" else "." + variant
         for system in systems:
             if f"{system}.events_per_s{suffix}" not in metrics:
                 continue

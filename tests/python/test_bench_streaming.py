@@ -42,12 +42,12 @@ def test_bench_streaming_reports_every_key(tmp_path):
                 "ratio.events_per_s.pyspark", "ratio.latency_p50.pyspark",
                 "protium.visible_p50_ms", "protium.visible_p99_ms", "pyspark.visible_p50_ms",
                 "pyspark.visible_p99_ms", "ratio.visible_p50.pyspark",
-                # the engines' own JSON path, same events and records
-                "protium.events_per_s.json", "protium.latency_p50_ms.json",
-                "protium.latency_p99_ms.json", "pyspark.events_per_s.json",
-                "pyspark.latency_p50_ms.json", "pyspark.latency_p99_ms.json",
-                "ratio.events_per_s.json.pyspark", "ratio.latency_p50.json.pyspark",
-                "protium.cpu_us_per_event", "protium.cpu_us_per_event.json",
-                "pyspark.cpu_us_per_event", "pyspark.cpu_us_per_event.json",
+                # the same work with JSON parsed and printed by the Python function
+                "protium.events_per_s.value", "protium.latency_p50_ms.value",
+                "protium.latency_p99_ms.value", "pyspark.events_per_s.value",
+                "pyspark.latency_p50_ms.value", "pyspark.latency_p99_ms.value",
+                "ratio.events_per_s.value.pyspark", "ratio.latency_p50.value.pyspark",
+                "protium.cpu_us_per_event", "protium.cpu_us_per_event.value",
+                "pyspark.cpu_us_per_event", "pyspark.cpu_us_per_event.value",
                 "records_compared"):
         assert m.get(key, 0) > 0, (key, proc.stderr[-3000:])
