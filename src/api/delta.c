@@ -772,7 +772,7 @@ static int where_scan(const char *abs, const pt_parquet_filter *rest, const char
     hit = pt__malloc((size_t)(n ? n : 1));
     bits = pt__calloc((size_t)(n / 8 + 1), 1);
     if (!hit || !bits) rc = pt__errorf(err, PT_ENOMEM, "out of memory");
-    if (rc == PT_OK) rc = pt__delta_where_eval(rest, &sch, &b, hit, err);
+    if (rc == PT_OK) rc = pt__filter_eval_rows(rest, &sch, &b, hit, err);
     int64_t m = 0;
     for (int64_t i = 0; rc == PT_OK && i < n; i++) {
       m += hit[i];
@@ -957,7 +957,7 @@ int pt_write_delta(pt_dataset *ds, const char *path, const pt_delta_write_option
   if (rc == PT_OK && o.replace_where && o.mode != PT_DELTA_OVERWRITE)
     rc = pt__errorf(err, PT_EINVAL, "write_delta: replace_where needs mode overwrite");
   const char *unknown = rc == PT_OK && o.replace_where
-                        ? pt__delta_where_unknown(o.replace_where, latest >= 0 ? &table : dsch) : NULL;
+                        ? pt__filter_unknown_column(o.replace_where, latest >= 0 ? &table : dsch) : NULL;
   if (unknown)
     rc = pt__errorf(err, PT_EINVAL, "write_delta: replace_where names '%s', which is not a "
                     "column of the table", unknown);
@@ -969,7 +969,7 @@ int pt_write_delta(pt_dataset *ds, const char *path, const pt_delta_write_option
     uint8_t none[1];
     rc = pt_builder_new(latest >= 0 ? &table : dsch, &eb, err);
     if (rc == PT_OK) rc = pt_builder_finish(eb, &empty, err);
-    if (rc == PT_OK) rc = pt__delta_where_eval(o.replace_where, latest >= 0 ? &table : dsch, &empty, none, err);
+    if (rc == PT_OK) rc = pt__filter_eval_rows(o.replace_where, latest >= 0 ? &table : dsch, &empty, none, err);
     if (rc != PT_OK) pt__error_prefix(err, rc, "write_delta: ");
     if (empty.release) empty.release(&empty);
     pt_builder_free(eb);

@@ -162,21 +162,4 @@ bool pt__delta_file_must_match(const pt_parquet_filter *f, const pt__delta_snaps
 int pt__delta_file_stats(const char *path, const struct ArrowSchema *schema, pt_buf *out,
                          int64_t *rows, pt_error *err);
 
-/* ------------------------------------------------------------------------ */
-/* Rows against replace_where (where.c) */
-
-/* Evaluates f on each row of batch (a struct array of schema, whose
- * top-level columns f names): out[i] (batch->length bytes, the caller's)
- * = 1 where f is TRUE, 0 where it is FALSE or NULL, with SQL's
- * three-valued logic (a comparison with a null is NULL; IS NULL is never
- * NULL). A column schema lacks is null in every row (a file written
- * before the column was added). PT_EINVAL names a literal of another kind
- * than its column. */
-int pt__delta_where_eval(const pt_parquet_filter *f, const struct ArrowSchema *schema,
-                         const struct ArrowArray *batch, uint8_t *out, pt_error *err);
-
-/* The first column f names that is not a top-level column of schema, or
- * NULL (borrowed from f). */
-const char *pt__delta_where_unknown(const pt_parquet_filter *f, const struct ArrowSchema *schema);
-
 #endif /* PT_DELTA_H */

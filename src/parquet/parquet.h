@@ -99,6 +99,22 @@ typedef struct pt__filter_parts {
 /* Everything in *out is borrowed from f. */
 void pt__filter_parts_of(const pt_parquet_filter *f, pt__filter_parts *out);
 
+/* A filter judged row by row (where.c), for Delta's replace_where. */
+
+/* Evaluates f on each row of batch (a struct array of schema, whose
+ * top-level columns f names): out[i] (batch->length bytes, the caller's)
+ * = 1 where f is TRUE, 0 where it is FALSE or NULL, with SQL's
+ * three-valued logic (a comparison with a null is NULL; IS NULL is never
+ * NULL). A column schema lacks is null in every row (a file written
+ * before the column was added). PT_EINVAL names a literal of another kind
+ * than its column. */
+int pt__filter_eval_rows(const pt_parquet_filter *f, const struct ArrowSchema *schema,
+                         const struct ArrowArray *batch, uint8_t *out, pt_error *err);
+
+/* The first column f names that is not a top-level column of schema, or
+ * NULL (borrowed from f). */
+const char *pt__filter_unknown_column(const pt_parquet_filter *f, const struct ArrowSchema *schema);
+
 /* Hive-style partition directories when writing (hive.c). */
 
 /* Whether a column of Arrow format can partition a write: booleans,

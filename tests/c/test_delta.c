@@ -21,6 +21,7 @@
 
 #include "core/core.h"
 #include "delta/delta.h"
+#include "parquet/parquet.h"
 
 static const char COMMIT[] =
     "{\"commitInfo\":{\"timestamp\":1700000000000,\"operation\":\"WRITE\"}}\n"
@@ -457,35 +458,35 @@ static void test_where_rows(void **state) {
   assert_int_equal(pt_parquet_filter_int("id", PT_PARQUET_GT, two, 1, &gt, &err), PT_OK);
   assert_int_equal(pt_parquet_filter_bytes("s", PT_PARQUET_EQ, a, NULL, 1, &eq, &err), PT_OK);
   /* id > 2: NULL for the null id, which does not match. */
-  assert_int_equal(pt__delta_where_eval(gt, &sc, &batch, out, &err), PT_OK);
+  assert_int_equal(pt__filter_eval_rows(gt, &sc, &batch, out, &err), PT_OK);
   assert_memory_equal(out, ((uint8_t[]){0, 0, 1, 1}), 4);
   /* OR: TRUE wins over NULL; NULL OR FALSE stays NULL (no match). */
   assert_int_equal(pt_parquet_filter_combine(PT_PARQUET_OR, gt, eq, &or_, &err), PT_OK);
-  assert_int_equal(pt__delta_where_eval(or_, &sc, &batch, out, &err), PT_OK);
+  assert_int_equal(pt__filter_eval_rows(or_, &sc, &batch, out, &err), PT_OK);
   assert_memory_equal(out, ((uint8_t[]){1, 0, 1, 1}), 4);
   /* AND: FALSE wins over NULL. */
   assert_int_equal(pt_parquet_filter_int("id", PT_PARQUET_GT, two, 1, &gt2, &err), PT_OK);
   assert_int_equal(pt_parquet_filter_bytes("s", PT_PARQUET_EQ, a, NULL, 1, &eq2, &err), PT_OK);
   assert_int_equal(pt_parquet_filter_combine(PT_PARQUET_AND, gt2, eq2, &and_, &err), PT_OK);
-  assert_int_equal(pt__delta_where_eval(and_, &sc, &batch, out, &err), PT_OK);
+  assert_int_equal(pt__filter_eval_rows(and_, &sc, &batch, out, &err), PT_OK);
   assert_memory_equal(out, ((uint8_t[]){0, 0, 0, 1}), 4);
   /* IS NULL is never NULL; a column the batch lacks is null throughout. */
   assert_int_equal(pt_parquet_filter_is_null("s", &isn, &err), PT_OK);
-  assert_int_equal(pt__delta_where_eval(isn, &sc, &batch, out, &err), PT_OK);
+  assert_int_equal(pt__filter_eval_rows(isn, &sc, &batch, out, &err), PT_OK);
   assert_memory_equal(out, ((uint8_t[]){0, 0, 1, 0}), 4);
   pt_parquet_filter_free(isn);
   assert_int_equal(pt_parquet_filter_is_null("later", &isn, &err), PT_OK);
-  assert_int_equal(pt__delta_where_eval(isn, &sc, &batch, out, &err), PT_OK);
+  assert_int_equal(pt__filter_eval_rows(isn, &sc, &batch, out, &err), PT_OK);
   assert_memory_equal(out, ((uint8_t[]){1, 1, 1, 1}), 4);
-  assert_string_equal(pt__delta_where_unknown(isn, &sc), "later");
-  assert_null(pt__delta_where_unknown(and_, &sc));
+  assert_string_equal(pt__filter_unknown_column(isn, &sc), "later");
+  assert_null(pt__filter_unknown_column(and_, &sc));
   /* Unsigned columns against a signed literal: UINT64_MAX is not below 0. */
   assert_int_equal(pt_parquet_filter_int("u", PT_PARQUET_GT, zero, 1, &neg, &err), PT_OK);
-  assert_int_equal(pt__delta_where_eval(neg, &sc, &batch, out, &err), PT_OK);
+  assert_int_equal(pt__filter_eval_rows(neg, &sc, &batch, out, &err), PT_OK);
   assert_memory_equal(out, ((uint8_t[]){1, 0, 1, 1}), 4);
   /* A string column against a number: refused, naming it. */
   assert_int_equal(pt_parquet_filter_int("s", PT_PARQUET_EQ, two, 1, &str_int, &err), PT_OK);
-  assert_int_equal(pt__delta_where_eval(str_int, &sc, &batch, out, &err), PT_EINVAL);
+  assert_int_equal(pt__filter_eval_rows(str_int, &sc, &batch, out, &err), PT_EINVAL);
   assert_string_equal(err.message, "replace_where compares column 's' (utf8) with a number; "
                       "compare it with a value of its own type");
   pt_parquet_filter_free(or_);

@@ -1,8 +1,9 @@
-/* where.c — replace_where row by row: a pt_parquet_filter evaluated over
- * an Arrow batch with SQL's three-valued logic. The writer needs it where
- * statistics cannot decide: to check each written row against the
- * predicate, and to keep the rows of a partly matching file that it does
- * not match (a row where it is NULL is kept, as Delta keeps it).
+/* where.c — a pt_parquet_filter evaluated row by row over an Arrow batch
+ * with SQL's three-valued logic: Delta's replace_where where statistics
+ * cannot decide. The driver checks each written row against it; the
+ * executors' exclude operator keeps the rows of a partly matching file
+ * that it does not match (a row where it is NULL is kept, as Delta keeps
+ * it). One implementation for both, hence here beside the filters.
  */
 #include <math.h>
 #include <stdio.h>
@@ -10,7 +11,6 @@
 #include <string.h>
 
 #include "arrow/arrow.h"
-#include "delta/delta.h"
 #include "parquet/parquet.h"
 
 enum { V_FALSE = 0, V_TRUE = 1, V_NULL = 2 };
@@ -211,19 +211,19 @@ static int eval(const pt_parquet_filter *f, const struct ArrowSchema *schema,
   return PT_OK;
 }
 
-const char *pt__delta_where_unknown(const pt_parquet_filter *f, const struct ArrowSchema *schema) {
+const char *pt__filter_unknown_column(const pt_parquet_filter *f, const struct ArrowSchema *schema) {
   pt__filter_parts p;
   pt__filter_parts_of(f, &p);
   if (p.op == PT_PARQUET_AND || p.op == PT_PARQUET_OR) {
-    const char *c = pt__delta_where_unknown(p.a, schema);
-    return c ? c : pt__delta_where_unknown(p.b, schema);
+    const char *c = pt__filter_unknown_column(p.a, schema);
+    return c ? c : pt__filter_unknown_column(p.b, schema);
   }
   for (int64_t c = 0; c < schema->n_children; c++)
     if (strcmp(schema->children[c]->name, p.column) == 0) return NULL;
   return p.column;
 }
 
-int pt__delta_where_eval(const pt_parquet_filter *f, const struct ArrowSchema *schema,
+int pt__filter_eval_rows(const pt_parquet_filter *f, const struct ArrowSchema *schema,
                          const struct ArrowArray *batch, uint8_t *out, pt_error *err) {
   PT_RETURN_NOT_OK(eval(f, schema, batch, out, err));
   for (int64_t i = 0; i < batch->length; i++) out[i] = out[i] == V_TRUE;
