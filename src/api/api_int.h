@@ -31,6 +31,10 @@ struct pt_session {
  * job id in ds. jobs.c. */
 void pt__session_record_job(pt_dataset *ds, pt__job_result *res);
 
+/* Keeps f in ds->parquet_filter as a packed ParquetFilter message (a
+ * Parquet read's filter, an EXCLUDE node's predicate). parquet.c. */
+int pt__dataset_store_filter(pt_dataset *ds, const pt_parquet_filter *f, pt_error *err);
+
 /* The configuration table, in one place (README mirrors it). */
 typedef enum pt__conf_kind {
   PT__CONF_INT,      /* an integer >= the entry's minimum */

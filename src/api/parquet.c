@@ -297,8 +297,7 @@ static int filter_msg(const pt_parquet_filter *f, Protium__ParquetFilter **out) 
   return PT_OK;
 }
 
-/* Keeps f in ds as a packed ParquetFilter message. */
-static int store_filter(pt_dataset *ds, const pt_parquet_filter *f, pt_error *err) {
+int pt__dataset_store_filter(pt_dataset *ds, const pt_parquet_filter *f, pt_error *err) {
   Protium__ParquetFilter *m;
   int rc = filter_msg(f, &m);
   if (rc == PT_OK) {
@@ -308,7 +307,7 @@ static int store_filter(pt_dataset *ds, const pt_parquet_filter *f, pt_error *er
     else rc = PT_ENOMEM;
   }
   filter_msg_free(m);
-  return rc == PT_OK ? PT_OK : pt__errorf(err, PT_ENOMEM, "read_parquet: out of memory");
+  return rc == PT_OK ? PT_OK : pt__errorf(err, PT_ENOMEM, "out of memory");
 }
 
 int pt_read_parquet(pt_session *s, const char *path, const pt_parquet_read_options *opts,
@@ -508,7 +507,8 @@ int pt_read_parquet(pt_session *s, const char *path, const pt_parquet_read_optio
         else ds->n_columns = i + 1;
       }
     }
-    if (rc == PT_OK && opts && opts->filter) rc = store_filter(ds, opts->filter, err);
+    if (rc == PT_OK && opts && opts->filter && (rc = pt__dataset_store_filter(ds, opts->filter, err)) != PT_OK)
+      pt__error_prefix(err, rc, "read_parquet: ");
     if (rc == PT_OK && opts && opts->dictionary && opts->n_dictionary > 0) {
       ds->dictionary = pt__calloc((size_t)opts->n_dictionary, sizeof *ds->dictionary);
       if (!ds->dictionary) rc = pt__errorf(err, PT_ENOMEM, "read_parquet: out of memory");

@@ -17,6 +17,7 @@ typedef struct pt__op_prep {
   void (*fn)(void);              /* map / filter: the registered function */
   struct ArrowSchema out_schema; /* map: decoded out_schema; release NULL = unchanged */
   char *error;                   /* non-NULL: every task of the stage fails with this */
+  pt_parquet_filter *predicate;  /* exclude: decoded once per stage, owned */
 } pt__op_prep;
 
 struct pt__stage {
@@ -119,6 +120,12 @@ int pt__op_map(pt__task *t, int op_index, const struct ArrowSchema *in,
                const struct ArrowSchema *out_schema, struct ArrowArray *batch, pt_error *err);
 int pt__op_filter(pt__task *t, int op_index, const struct ArrowSchema *in,
                   struct ArrowArray *batch, pt_error *err);
+/* Keeps the rows where the stage's prepared predicate is not TRUE. */
+int pt__op_exclude(pt__task *t, int op_index, const struct ArrowSchema *in,
+                   struct ArrowArray *batch, pt_error *err);
+/* The filter a ParquetFilter message carries, rebuilt with the public
+ * constructors. On PT_OK the caller owns *out. */
+int pt__filter_from_msg(const Protium__ParquetFilter *m, pt_parquet_filter **out, pt_error *err);
 
 /* ------------------------------------------------------------------------ */
 /* Sinks */

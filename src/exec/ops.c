@@ -229,7 +229,7 @@ static int next_segment(pt__source *src, pt_error *err) {
 /* The filter of a ParquetFilter message, rebuilt with the public
  * constructors (which check it again). On PT_OK the caller owns *out. */
 static int filter_from_msg(const Protium__ParquetFilter *m, int depth, pt_parquet_filter **out,
-                           pt_error *err) {
+                          pt_error *err) {
   *out = NULL;
   if (depth > 256) return pt__errorf(err, PT_EINVAL, "filter nests deeper than 256");
   if (m->op == PT_PARQUET_AND || m->op == PT_PARQUET_OR) {
@@ -268,6 +268,10 @@ static int filter_from_msg(const Protium__ParquetFilter *m, int depth, pt_parque
       if (m->op == PT_PARQUET_IS_NULL) return pt_parquet_filter_is_null(m->column, out, err);
       return pt_parquet_filter_int(m->column, m->op, m->ints, (int64_t)m->n_ints, out, err);
   }
+}
+
+int pt__filter_from_msg(const Protium__ParquetFilter *m, pt_parquet_filter **out, pt_error *err) {
+  return filter_from_msg(m, 0, out, err);
 }
 
 /* The read's filter for piece pc: with Hive-style keys, its comparisons on
@@ -775,6 +779,40 @@ int pt__op_map(pt__task *t, int op_index, const struct ArrowSchema *in,
   }
   pt__array_move(&out, batch);
   return PT_OK;
+}
+
+/* The predicate is judged by the same code as the driver's check of the
+ * rows written (pt__filter_eval_rows), so the rows a rewrite keeps are
+ * exactly those the check would call outside it. */
+int pt__op_exclude(pt__task *t, int op_index, const struct ArrowSchema *in,
+                   struct ArrowArray *batch, pt_error *err) {
+  const pt_parquet_filter *pred = t->stage->ops[op_index].predicate;
+  int64_t len = batch->length;
+  uint8_t *hit = pt__malloc((size_t)(len ? len : 1));       /* owned here: 1 = TRUE */
+  uint8_t *keep = pt__calloc((size_t)(len + 7) / 8 + 8, 1); /* owned here: the bitmap kept */
+  int rc = hit && keep ? PT_OK : pt__errorf(err, PT_ENOMEM, "exclude: out of memory");
+  if (rc == PT_OK) rc = pt__filter_eval_rows(pred, in, batch, hit, err);
+  int64_t kept = 0;
+  for (int64_t i = 0; rc == PT_OK && i < len; i++)
+    if (!hit[i]) {
+      keep[i >> 3] |= (uint8_t)(1u << (i & 7));
+      kept++;
+    }
+  if (rc == PT_OK && kept < len) {
+    struct ArrowArray out;
+    rc = pt__array_filter(in, batch, keep, &out, err);
+    if (rc == PT_OK) {
+      batch->release(batch);
+      pt__array_move(&out, batch);
+    }
+  }
+  if (rc != PT_OK) {
+    pt__error_prefix(err, rc, "exclude: ");
+    batch->release(batch);
+  }
+  pt__free(hit);
+  pt__free(keep);
+  return rc;
 }
 
 int pt__op_filter(pt__task *t, int op_index, const struct ArrowSchema *in,

@@ -25,6 +25,7 @@ static void stage_free(pt__stage *s) {
       struct ArrowSchema *os = &s->ops[i].out_schema;
       if (os->release != NULL) os->release(os);
       pt__free(s->ops[i].error);
+      pt_parquet_filter_free(s->ops[i].predicate);
     }
   pt__free(s->ops);
   if (s->source_schema.release != NULL) s->source_schema.release(&s->source_schema);
@@ -88,6 +89,14 @@ int pt__stage_new(const Protium__StageDef *def, pt__stage **out, pt_error *err) 
       out_schema = &op->map_partitions->out_schema;
     } else if (op->op_case == PROTIUM__OP__OP_FILTER) {
       name = op->filter->fn, what = "filter";
+    } else if (op->op_case == PROTIUM__OP__OP_EXCLUDE) {
+      if (!op->exclude->predicate) {
+        pt__errorf(&e, PT_EINVAL, "exclude: no predicate");
+        bad = 1;
+      } else if (pt__filter_from_msg(op->exclude->predicate, &prep->predicate, &e) != PT_OK) {
+        pt__error_prefix(&e, PT_EINVAL, "exclude: ");
+        bad = 1;
+      }
     }
     if (name && pt__fn_lookup_name(name, &prep->fn, &e) != PT_OK) {
       pt__error_prefix(&e, PT_EINVAL, "%s '%s': ", what, name);
@@ -178,6 +187,8 @@ static int apply_ops(pt__task *t, size_t from, size_t to, const struct ArrowSche
       rc = pt__op_map(t, (int)i, schema, next, batch, err);
     else if (op->op_case == PROTIUM__OP__OP_FILTER)
       rc = pt__op_filter(t, (int)i, schema, batch, err);
+    else if (op->op_case == PROTIUM__OP__OP_EXCLUDE)
+      rc = pt__op_exclude(t, (int)i, schema, batch, err);
     else {
       batch->release(batch);
       rc = pt__errorf(err, PT_EINVAL, "operator %d cannot be a transformation",

@@ -17,6 +17,10 @@ static void op_free(Protium__Op *op) {
   case PROTIUM__OP__OP_SHUFFLE_READ: pt__free(op->shuffle_read); break;
   case PROTIUM__OP__OP_MAP: pt__free(op->map); break;
   case PROTIUM__OP__OP_FILTER: pt__free(op->filter); break;
+  case PROTIUM__OP__OP_EXCLUDE:
+    if (op->exclude->predicate) protium__parquet_filter__free_unpacked(op->exclude->predicate, NULL);
+    pt__free(op->exclude);
+    break;
   case PROTIUM__OP__OP_SHUFFLE_WRITE: pt__free(op->shuffle_write); break;
   case PROTIUM__OP__OP_RESULT: pt__free(op->result); break;
   case PROTIUM__OP__OP_COUNT: pt__free(op->count); break;
@@ -243,7 +247,7 @@ static int add_chain_ops(pt__driver *d, pt__job *job, pt__sched_stage *st, pt_da
   pt_dataset *src = node;
   int n_partition_fns = 0;
   while (src->kind == PT__NODE_MAP || src->kind == PT__NODE_FILTER ||
-         src->kind == PT__NODE_MAP_PARTITIONS || src->kind == PT__NODE_BARRIER ||
+         src->kind == PT__NODE_EXCLUDE || src->kind == PT__NODE_MAP_PARTITIONS || src->kind == PT__NODE_BARRIER ||
          src->kind == PT__NODE_RESOURCES) {
     if (n == 256) return pt__errorf(err, PT_ENOTSUP, "plan: more than 256 transformations in a row");
     if (src->kind == PT__NODE_BARRIER) {
@@ -446,6 +450,17 @@ static int add_chain_ops(pt__driver *d, pt__job *job, pt__sched_stage *st, pt_da
         m->out_schema.len = (size_t)t->out_schema_ipc_size;
       }
       op = new_op(PROTIUM__OP__OP_MAP, m);
+    } else if (t->kind == PT__NODE_EXCLUDE) {
+      /* A private copy of the predicate for the op, freed with it. */
+      Protium__ExcludeOp *x = NEW_MSG(Protium__ExcludeOp, protium__exclude_op__init);
+      if (x && !(x->predicate = protium__parquet_filter__unpack(NULL, t->parquet_filter_size,
+                                                                t->parquet_filter))) {
+        pt__free(x);
+        x = NULL;
+      }
+      Protium__ParquetFilter *pred = x ? x->predicate : NULL;
+      op = new_op(PROTIUM__OP__OP_EXCLUDE, x);
+      if (!op && pred) protium__parquet_filter__free_unpacked(pred, NULL);
     } else {
       Protium__FilterOp *f = NEW_MSG(Protium__FilterOp, protium__filter_op__init);
       if (f) {

@@ -40,6 +40,8 @@ typedef enum pt__node_kind {
   PT__NODE_KAFKA,          /* pt_read_kafka */
   PT__NODE_CSV,            /* pieces of CSV files (byte ranges at record starts) */
   PT__NODE_SQL,            /* one query per partition on a SQL database */
+  PT__NODE_EXCLUDE,        /* drops the rows where parquet_filter is TRUE (internal:
+                              pt_write_delta's replace_where) */
 } pt__node_kind;
 
 struct pt_dataset {
@@ -84,7 +86,8 @@ struct pt_dataset {
   /* PARQUET made by pt_read_delta: what its log replay found (version -1: not Delta) */
   int64_t delta_version, delta_files, delta_skipped;
   uint8_t *parquet_filter;       /* owned (pt__malloc): the read's filter as a
-                                    packed ParquetFilter message; NULL = none */
+                                    packed ParquetFilter message; NULL = none.
+                                    EXCLUDE: its predicate, likewise */
   size_t parquet_filter_size;
   /* RESOURCES */
   pt_resource_profile *profile;  /* owned copy */
