@@ -88,27 +88,16 @@ static int push_str(char ***a, int64_t *n, int64_t *cap, char *v) {
   return PT_OK;
 }
 
-int pt_read_delta(pt_session *s, const char *path, const pt_delta_read_options *opts,
-                  pt_dataset **out, pt_error *err) {
-  if (!s || !path || !out)
-    return pt__errorf(err, PT_EINVAL, "read_delta: session, path and out must not be NULL");
-  *out = NULL;
-  if (pt__conf_int(s->conf, "parquet.read.threads") > 16)
-    return pt__errorf(err, PT_EINVAL, "read_delta: parquet.read.threads is %lld; give 1 to 16",
-                      (long long)pt__conf_int(s->conf, "parquet.read.threads"));
-  pt_delta_read_options o;
-  pt_delta_read_options_init(&o);
-  if (opts) o = *opts;
-  if (o.version >= 0 && o.timestamp_ms != INT64_MIN)
-    return pt__errorf(err, PT_EINVAL, "read_delta: give a version or a timestamp, not both");
-  if (o.n_columns < 0 || (o.n_columns > 0 && !o.columns))
-    return pt__errorf(err, PT_EINVAL, "read_delta: columns must list n_columns names");
-  char root[PATH_MAX];
-  if (!realpath(path, root))
-    return pt__errorf(err, PT_EINVAL, "read_delta: '%s': %s", path, strerror(errno));
-  pt__delta_snapshot snap;
-  int rc = pt__delta_snapshot_load(root, o.version, o.timestamp_ms, &snap, err);
-  if (rc != PT_OK) return pt__error_prefix(err, rc, "read_delta: ");
+/* The dataset of snap's files as pt_read_delta plans it (snap stays the
+ * caller's), from the table at root; o has been checked. With only (one
+ * flag per file of snap) just the files it marks, each one partition of
+ * its own (its number among them), and file_rows[i] (the caller's) the
+ * rows of the i-th, from its footer. */
+static int delta_plan(pt_session *s, const char *root, const pt__delta_snapshot *snap,
+                      const pt_delta_read_options *opts, const uint8_t *only,
+                      int64_t *file_rows, pt_dataset **out, pt_error *err) {
+  pt_delta_read_options o = *opts;
+  int rc = PT_OK;
   struct ArrowSchema table = {0}, schema = {0};
   int64_t *sel = NULL, n_sel = 0, n_data = 0; /* table columns read: data ones first */
   const char **formats = NULL;
@@ -119,8 +108,8 @@ int pt_read_delta(pt_session *s, const char *path, const pt_delta_read_options *
   int64_t target = pt__conf_int(s->conf, "parquet.partition_bytes");
   char **pp = NULL;
   int64_t *ppart = NULL, *pstart = NULL, *pcount = NULL, n_pieces = 0, cap_pieces = 0;
-  rc = pt__delta_check_protocol(&snap, false, err);
-  if (rc == PT_OK) rc = pt__delta_schema_to_arrow(snap.schema_string, &table, err);
+  rc = pt__delta_check_protocol(snap, false, err);
+  if (rc == PT_OK) rc = pt__delta_schema_to_arrow(snap->schema_string, &table, err);
   /* Which table columns, in the order they come out: those asked for in
    * their order, else the table's. The files' ones (data_names) are read
    * from the files, the partition columns made from the log. */
@@ -128,11 +117,11 @@ int pt_read_delta(pt_session *s, const char *path, const pt_delta_read_options *
   bool *is_part = pt__calloc((size_t)(nt ? nt : 1), sizeof *is_part);
   sel = pt__calloc((size_t)(nt ? nt : 1), sizeof *sel);
   if (rc == PT_OK && (!is_part || !sel)) rc = pt__errorf(err, PT_ENOMEM, "out of memory");
-  for (int64_t k = 0; k < snap.n_partition_columns && rc == PT_OK; k++) {
-    int64_t c = find_field(&table, snap.partition_columns[k]);
+  for (int64_t k = 0; k < snap->n_partition_columns && rc == PT_OK; k++) {
+    int64_t c = find_field(&table, snap->partition_columns[k]);
     if (c < 0)
       rc = pt__errorf(err, PT_EFORMAT, "partition column '%s' is not in the table schema",
-                      snap.partition_columns[k]);
+                      snap->partition_columns[k]);
     else is_part[c] = true;
   }
   int64_t want = o.n_columns > 0 ? o.n_columns : nt;
@@ -186,11 +175,11 @@ int pt_read_delta(pt_session *s, const char *path, const pt_delta_read_options *
   }
   /* Formats of every partition column, for binding a filter to a file's
    * values. */
-  const char **all_formats = pt__calloc((size_t)(snap.n_partition_columns ? snap.n_partition_columns : 1),
+  const char **all_formats = pt__calloc((size_t)(snap->n_partition_columns ? snap->n_partition_columns : 1),
                                         sizeof *all_formats);
   if (rc == PT_OK && !all_formats) rc = pt__errorf(err, PT_ENOMEM, "out of memory");
-  for (int64_t k = 0; k < snap.n_partition_columns && rc == PT_OK; k++)
-    all_formats[k] = table.children[find_field(&table, snap.partition_columns[k])]->format;
+  for (int64_t k = 0; k < snap->n_partition_columns && rc == PT_OK; k++)
+    all_formats[k] = table.children[find_field(&table, snap->partition_columns[k])]->format;
   bool lacking = false; /* a file lacks a column read: the node reads whole files */
   pt_parquet_read_options file_opts;
   pt_parquet_read_options_init(&file_opts);
@@ -200,20 +189,22 @@ int pt_read_delta(pt_session *s, const char *path, const pt_delta_read_options *
   /* Whether the filter names a partition column: then it is bound to each
    * file's values, and what is left of it skips the file's row groups. */
   bool uses_keys = false;
-  if (rc == PT_OK && o.filter && snap.n_partition_columns > 0) {
-    char **none = pt__calloc((size_t)snap.n_partition_columns, sizeof *none);
+  if (rc == PT_OK && o.filter && snap->n_partition_columns > 0) {
+    char **none = pt__calloc((size_t)snap->n_partition_columns, sizeof *none);
     if (!none) rc = pt__errorf(err, PT_ENOMEM, "out of memory");
     else
-      (void)pt__filter_partition_match(o.filter, snap.partition_columns, none, all_formats,
-                                       snap.n_partition_columns, &uses_keys);
+      (void)pt__filter_partition_match(o.filter, snap->partition_columns, none, all_formats,
+                                       snap->n_partition_columns, &uses_keys);
     pt__free(none);
   }
-  char **all_vals = pt__calloc((size_t)(snap.n_partition_columns ? snap.n_partition_columns : 1),
+  char **all_vals = pt__calloc((size_t)(snap->n_partition_columns ? snap->n_partition_columns : 1),
                                sizeof *all_vals);
   if (rc == PT_OK && !all_vals) rc = pt__errorf(err, PT_ENOMEM, "out of memory");
-  for (int64_t f = 0; f < snap.n_files && rc == PT_OK; f++) {
-    const pt__delta_file *df = &snap.files[f];
-    if (o.filter && !pt__delta_file_may_match(o.filter, &snap, df, &table)) {
+  int64_t chosen = 0; /* files planned so far (only: their partition) */
+  for (int64_t f = 0; f < snap->n_files && rc == PT_OK; f++) {
+    const pt__delta_file *df = &snap->files[f];
+    if (only && !only[f]) continue;
+    if (o.filter && !pt__delta_file_may_match(o.filter, snap, df, &table)) {
       skipped++;
       continue;
     }
@@ -221,18 +212,18 @@ int pt_read_delta(pt_session *s, const char *path, const pt_delta_read_options *
     rc = data_path(root, df->path, full, sizeof full, err);
     if (rc != PT_OK) break;
     /* The partition values as the engine's partition columns parse them. */
-    for (int64_t k = 0; k < snap.n_partition_columns; k++) {
+    for (int64_t k = 0; k < snap->n_partition_columns; k++) {
       pt__free(all_vals[k]);
       all_vals[k] = NULL;
     }
-    for (int64_t k = 0; k < snap.n_partition_columns && rc == PT_OK; k++) {
+    for (int64_t k = 0; k < snap->n_partition_columns && rc == PT_OK; k++) {
       const char *v = df->values[k];
       bool is_str = strcmp(all_formats[k], "u") == 0 || strcmp(all_formats[k], "z") == 0;
       if (v && (*v || is_str)) {
         rc = pt__delta_partition_value(all_formats[k], v, &all_vals[k], err);
         if (rc != PT_OK)
           pt__error_prefix(err, rc, "read_delta: data file '%s', column '%s': ", df->path,
-                           snap.partition_columns[k]);
+                           snap->partition_columns[k]);
       }
     }
     if (rc != PT_OK) break;
@@ -241,8 +232,8 @@ int pt_read_delta(pt_session *s, const char *path, const pt_delta_read_options *
     if (o.filter && !uses_keys) {
       rc = pt__filter_copy(o.filter, &rest, err);
     } else if (o.filter) {
-      rc = pt__filter_bind_partition(o.filter, snap.partition_columns, all_vals, all_formats,
-                                     snap.n_partition_columns, &rest, &may, err);
+      rc = pt__filter_bind_partition(o.filter, snap->partition_columns, all_vals, all_formats,
+                                     snap->n_partition_columns, &rest, &may, err);
     }
     if (rc != PT_OK) break;
     if (!may) {
@@ -267,7 +258,7 @@ int pt_read_delta(pt_session *s, const char *path, const pt_delta_read_options *
     pt_parquet_filter_free(rest);
     if (rc != PT_OK) {
       pt__error_prefix(err, rc, "read_delta: data file '%s' of version %lld: ", full,
-                       (long long)snap.version);
+                       (long long)snap->version);
       break;
     }
     for (int64_t i = 0; i < n_data && rc == PT_OK; i++) {
@@ -290,12 +281,18 @@ int pt_read_delta(pt_session *s, const char *path, const pt_delta_read_options *
       if (!vals) rc = pt__errorf(err, PT_ENOMEM, "out of memory");
       for (int64_t k = 0; k < nk && rc == PT_OK; k++) {
         int64_t pk = 0;
-        while (pk < snap.n_partition_columns && strcmp(snap.partition_columns[pk], keys[k]) != 0) pk++;
+        while (pk < snap->n_partition_columns && strcmp(snap->partition_columns[pk], keys[k]) != 0) pk++;
         vals[k] = all_vals[pk];
       }
     }
+    if (only) {
+      partition = chosen;
+      file_rows[chosen] = 0;
+      for (int64_t g = 0; g < nrg; g++) file_rows[chosen] += rgs[g].rows;
+    }
+    chosen++;
     for (int64_t g = 0; g < nrg && rc == PT_OK; g++) {
-      if (acc > 0 && acc + rgs[g].bytes > target) {
+      if (!only && acc > 0 && acc + rgs[g].bytes > target) {
         partition++;
         acc = 0;
       }
@@ -338,7 +335,7 @@ int pt_read_delta(pt_session *s, const char *path, const pt_delta_read_options *
   if (rc == PT_OK) rc = pt__node_new(s, s->driver, PT__NODE_PARQUET, NULL, &schema, out, err);
   if (rc == PT_OK) {
     pt_dataset *ds = *out;
-    ds->partitions = n_pieces > 0 ? partition + 1 : 1;
+    ds->partitions = only ? (chosen > 0 ? chosen : 1) : n_pieces > 0 ? partition + 1 : 1;
     ds->n_pieces = n_pieces;
     ds->piece_paths = pp;
     ds->piece_partition = ppart;
@@ -362,8 +359,8 @@ int pt_read_delta(pt_session *s, const char *path, const pt_delta_read_options *
     }
     ds->batch_rows = o.batch_size;
     ds->read_threads = (int)pt__conf_int(s->conf, "parquet.read.threads");
-    ds->delta_version = snap.version;
-    ds->delta_files = snap.n_files;
+    ds->delta_version = snap->version;
+    ds->delta_files = snap->n_files;
     ds->delta_skipped = skipped;
   }
   for (int64_t i = 0; i < n_pieces; i++) pt__free(pp[i]);
@@ -379,13 +376,39 @@ int pt_read_delta(pt_session *s, const char *path, const pt_delta_read_options *
   pt__free(data_names);
   pt__free(formats);
   pt__free(all_formats);
-  for (int64_t k = 0; all_vals && k < snap.n_partition_columns; k++) pt__free(all_vals[k]);
+  for (int64_t k = 0; all_vals && k < snap->n_partition_columns; k++) pt__free(all_vals[k]);
   pt__free(all_vals);
   pt__free(data_at);
   pt__free(sel);
   pt__free(is_part);
   if (schema.release) schema.release(&schema);
   if (table.release) table.release(&table);
+  return rc;
+}
+
+
+int pt_read_delta(pt_session *s, const char *path, const pt_delta_read_options *opts,
+                  pt_dataset **out, pt_error *err) {
+  if (!s || !path || !out)
+    return pt__errorf(err, PT_EINVAL, "read_delta: session, path and out must not be NULL");
+  *out = NULL;
+  if (pt__conf_int(s->conf, "parquet.read.threads") > 16)
+    return pt__errorf(err, PT_EINVAL, "read_delta: parquet.read.threads is %lld; give 1 to 16",
+                      (long long)pt__conf_int(s->conf, "parquet.read.threads"));
+  pt_delta_read_options o;
+  pt_delta_read_options_init(&o);
+  if (opts) o = *opts;
+  if (o.version >= 0 && o.timestamp_ms != INT64_MIN)
+    return pt__errorf(err, PT_EINVAL, "read_delta: give a version or a timestamp, not both");
+  if (o.n_columns < 0 || (o.n_columns > 0 && !o.columns))
+    return pt__errorf(err, PT_EINVAL, "read_delta: columns must list n_columns names");
+  char root[PATH_MAX];
+  if (!realpath(path, root))
+    return pt__errorf(err, PT_EINVAL, "read_delta: '%s': %s", path, strerror(errno));
+  pt__delta_snapshot snap;
+  int rc = pt__delta_snapshot_load(root, o.version, o.timestamp_ms, &snap, err);
+  if (rc != PT_OK) return pt__error_prefix(err, rc, "read_delta: ");
+  rc = delta_plan(s, root, &snap, &o, NULL, NULL, out, err);
   pt__delta_snapshot_free(&snap);
   return rc;
 }
@@ -744,21 +767,16 @@ static int where_bind(const pt_parquet_filter *w, char *const *keys, char *const
 }
 
 /* Reads the Parquet file at abs and judges its rows by rest: *matched
- * counts those where it is TRUE, *rows all of them. With keep (a writer
- * path) the rows where it is FALSE or NULL are written there (*kept of
- * them; the file is left even when empty). */
-static int where_scan(const char *abs, const pt_parquet_filter *rest, const char *keep,
-                      const pt_parquet_write_options *po, int64_t *matched, int64_t *rows,
-                      int64_t *kept, pt_error *err) {
+ * counts those where it is TRUE, *rows all of them. */
+static int where_scan(const char *abs, const pt_parquet_filter *rest, int64_t *matched,
+                      int64_t *rows, pt_error *err) {
   struct ArrowArrayStream st = {0};
   struct ArrowSchema sch = {0};
-  pt_parquet_writer *wr = NULL;
-  *matched = *rows = *kept = 0;
+  *matched = *rows = 0;
   PT_RETURN_NOT_OK(pt_parquet_read_path(abs, NULL, &st, err));
   int rc = st.get_schema(&st, &sch) == 0 ? PT_OK
            : pt__errorf(err, PT_EIO, "'%s': %s", abs, st.get_last_error(&st));
-  if (rc == PT_OK && keep) rc = pt_parquet_writer_open_path(keep, &sch, po, &wr, err);
-  uint8_t *hit = NULL, *bits = NULL; /* owned here: per row of a batch, and its keep bitmap */
+  uint8_t *hit = NULL; /* owned here: per row of a batch */
   while (rc == PT_OK) {
     struct ArrowArray b = {0};
     if (st.get_next(&st, &b) != 0) {
@@ -768,36 +786,143 @@ static int where_scan(const char *abs, const pt_parquet_filter *rest, const char
     if (!b.release) break;
     int64_t n = b.length;
     pt__free(hit);
-    pt__free(bits);
     hit = pt__malloc((size_t)(n ? n : 1));
-    bits = pt__calloc((size_t)(n / 8 + 1), 1);
-    if (!hit || !bits) rc = pt__errorf(err, PT_ENOMEM, "out of memory");
+    if (!hit) rc = pt__errorf(err, PT_ENOMEM, "out of memory");
     if (rc == PT_OK) rc = pt__filter_eval_rows(rest, &sch, &b, hit, err);
-    int64_t m = 0;
-    for (int64_t i = 0; rc == PT_OK && i < n; i++) {
-      m += hit[i];
-      if (!hit[i]) bits[i >> 3] |= (uint8_t)(1u << (i & 7));
-    }
-    *matched += m;
+    for (int64_t i = 0; rc == PT_OK && i < n; i++) *matched += hit[i];
     *rows += n;
-    if (rc == PT_OK && wr && m < n) {
-      struct ArrowArray k = {0};
-      rc = pt__array_filter(&sch, &b, bits, &k, err);
-      if (rc == PT_OK) rc = pt_parquet_writer_write(wr, &k, err);
-      if (k.release) k.release(&k);
-      *kept += n - m;
-    }
     b.release(&b);
   }
-  if (wr) {
-    int r2 = pt_parquet_writer_close(wr, rc == PT_OK ? err : NULL);
-    if (rc == PT_OK) rc = r2;
-    pt_parquet_writer_free(wr);
-  }
   pt__free(hit);
-  pt__free(bits);
   if (sch.release) sch.release(&sch);
   st.release(&st);
+  return rc;
+}
+
+/* Moves the files of a committed attempt's output at src (a file, or the
+ * directory tree of a partitioned write) beside the table's file df (at
+ * the root when its path is absolute), each as a new file of w with df's
+ * partition values. */
+static int move_beside(writing *w, const char *src, const pt__delta_file *df, int depth,
+                       pt_error *err) {
+  struct stat sb;
+  if (depth > 64) return pt__errorf(err, PT_EINVAL, "'%s' nests too deep", src);
+  if (lstat(src, &sb) != 0)
+    return pt__errorf(err, PT_EIO, "cannot stat '%s': %s", src, strerror(errno));
+  if (S_ISDIR(sb.st_mode)) {
+    DIR *d = opendir(src);
+    if (!d) return pt__errorf(err, PT_EIO, "cannot open '%s': %s", src, strerror(errno));
+    int rc = PT_OK;
+    struct dirent *e;
+    while (rc == PT_OK && (e = readdir(d))) {
+      if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+      char sub[2 * PATH_MAX];
+      if (snprintf(sub, sizeof sub, "%s/%s", src, e->d_name) >= (int)sizeof sub)
+        rc = pt__errorf(err, PT_EINVAL, "path too long under '%s'", src);
+      else rc = move_beside(w, sub, df, depth + 1, err);
+    }
+    closedir(d);
+    return rc;
+  }
+  char *logged = pt__delta_unescape_path(df->path); /* owned here */
+  if (!logged) return pt__errorf(err, PT_ENOMEM, "out of memory");
+  const char *slash = strrchr(logged, '/');
+  bool relative = !strstr(logged, ":") && logged[0] != '/';
+  int dn = relative && slash ? (int)(slash - logged) : 0;
+  char rel[PATH_MAX], abs[2 * PATH_MAX + 2], rid[37];
+  uuid4(rid);
+  int n = snprintf(rel, sizeof rel, "%.*s%spart-00000-%s-c000.parquet", dn, logged, dn ? "/" : "", rid);
+  pt__free(logged);
+  if (n >= (int)sizeof rel) return pt__errorf(err, PT_EINVAL, "path too long beside '%s'", df->path);
+  snprintf(abs, sizeof abs, "%s/%s", w->root, rel);
+  new_file nf = {0};
+  nf.values = pt__calloc((size_t)(w->nk ? w->nk : 1), sizeof *nf.values);
+  nf.rel = pt__strdup(rel);
+  nf.abs = pt__strdup(abs);
+  bool ok = nf.values && nf.rel && nf.abs;
+  for (int64_t k = 0; ok && k < w->nk; k++)
+    ok = !df->values[k] || (nf.values[k] = pt__strdup(df->values[k])) != NULL;
+  int rc = ok ? PT_OK : pt__errorf(err, PT_ENOMEM, "out of memory");
+  if (rc == PT_OK && pt__grow((void **)&w->files, &w->cap, w->n + 1, sizeof *w->files) != PT_OK)
+    rc = pt__errorf(err, PT_ENOMEM, "out of memory");
+  if (rc == PT_OK && rename(src, abs) != 0)
+    rc = pt__errorf(err, PT_EIO, "cannot move '%s' to '%s': %s", src, abs, strerror(errno));
+  if (rc != PT_OK) {
+    for (int64_t k = 0; nf.values && k < w->nk; k++) pt__free(nf.values[k]);
+    pt__free(nf.values);
+    pt__free(nf.rel);
+    pt__free(nf.abs);
+    return rc;
+  }
+  w->files[w->n++] = nf; /* owned by w from here, taken back with it */
+  return PT_OK;
+}
+
+/* Rewrites the active files that replace_where may partly match
+ * (partly[f]) in the executors, as a job of its own before the commit: one
+ * task per file reads it as read_delta does (a column the file lacks is
+ * null), keeps its rows where the predicate is FALSE or NULL (the EXCLUDE
+ * operator) and writes them with the write's Parquet settings (like's)
+ * through the engine's sink, which commits one attempt per task as for
+ * the write's own files. Then, here: a file none of whose rows matched
+ * stays (its copy is dropped); any other is removed (removed[f]) and its
+ * copy, when rows are left, moved beside it as one of w's new files. The
+ * table's version is untouched until the caller commits; on failure the
+ * files moved so far are w's to take back. *tasks: the job's partitions. */
+static int rewrite_partly(pt_dataset *ds, const char *root, const char *temp_root,
+                          const pt__delta_snapshot *snap, const pt_parquet_filter *where,
+                          const uint8_t *partly, const pt__action *like, writing *w,
+                          bool *removed, int64_t *tasks, pt_error *err) {
+  int64_t n = 0;
+  *tasks = 0;
+  for (int64_t f = 0; f < snap->n_files; f++) n += partly[f] != 0;
+  if (n == 0) return PT_OK;
+  int64_t *rows = pt__calloc((size_t)n, sizeof *rows);   /* owned here: each file's, from its footer */
+  int64_t *which = pt__calloc((size_t)n, sizeof *which); /* owned here: partition i rewrites
+                                                            snap->files[which[i]] */
+  pt_dataset *src = NULL, *x = NULL;                     /* owned here: a reference each */
+  int rc = rows && which ? PT_OK : pt__errorf(err, PT_ENOMEM, "out of memory");
+  for (int64_t f = 0, i = 0; rc == PT_OK && f < snap->n_files; f++)
+    if (partly[f]) which[i++] = f;
+  pt_delta_read_options ro;
+  pt_delta_read_options_init(&ro);
+  ro.version = snap->version;
+  if (rc == PT_OK) rc = delta_plan(ds->session, root, snap, &ro, partly, rows, &src, err);
+  if (rc == PT_OK) rc = pt__node_new(ds->session, ds->driver, PT__NODE_EXCLUDE, src, &src->schema, &x, err);
+  if (rc == PT_OK) rc = pt__dataset_store_filter(x, where, err);
+  pt__action a = *like;
+  a.job_id = pt__driver_new_job_id(ds->driver);
+  char temp[PATH_MAX + 64];
+  snprintf(temp, sizeof temp, "%s/%lld", temp_root, (long long)a.job_id);
+  a.ipc_temp_dir = temp;
+  pt__job_result res = {0};
+  bool ran = false;
+  if (rc == PT_OK) rc = pt__mkdirs(temp, err);
+  if (rc == PT_OK) {
+    rc = pt__driver_run(ds->driver, x, &a, &res, err);
+    pt__session_record_job(x, &res);
+    ran = true;
+  }
+  if (rc == PT_OK && res.n_partitions != n)
+    rc = pt__errorf(err, PT_EINTERNAL, "the rewrite of %lld files gave %lld outputs",
+                    (long long)n, (long long)res.n_partitions);
+  for (int64_t i = 0; rc == PT_OK && i < n; i++) {
+    const pt__delta_file *df = &snap->files[which[i]];
+    if (res.rows[i] == rows[i]) continue; /* no row matched: the file stays */
+    removed[which[i]] = true;
+    if (res.rows[i] > 0) rc = move_beside(w, res.paths[i], df, 0, err);
+    if (rc != PT_OK) pt__error_prefix(err, rc, "rewriting '%s': ", df->path);
+  }
+  *tasks = n;
+  if (ran) {
+    pt__job_result_reset(&res);
+    (void)pt__driver_quiesce(ds->driver, a.job_id, ORPHAN_WAIT_MS);
+    pt__rm_rf(temp);
+  }
+  pt__node_unref(x);
+  pt__node_unref(src);
+  pt__free(rows);
+  pt__free(which);
   return rc;
 }
 
@@ -977,7 +1102,7 @@ int pt_write_delta(pt_dataset *ds, const char *path, const pt_delta_write_option
   /* Each active file is kept when its partition values or stats rule out
    * every row, removed when its partition values match every row, and
    * otherwise read after the job: partly[f]. */
-  int8_t *partly = pt__calloc((size_t)(snap.n_files ? snap.n_files : 1), 1); /* owned here */
+  uint8_t *partly = pt__calloc((size_t)(snap.n_files ? snap.n_files : 1), 1); /* owned here */
   char **fvals = pt__calloc((size_t)(nk ? nk : 1), sizeof *fvals); /* owned here, and its strings */
   if (rc == PT_OK && (!fvals || !partly)) rc = pt__errorf(err, PT_ENOMEM, "out of memory");
   for (int64_t f = 0; rc == PT_OK && o.replace_where && f < snap.n_files; f++) {
@@ -1059,10 +1184,9 @@ int pt_write_delta(pt_dataset *ds, const char *path, const pt_delta_write_option
   for (int64_t f = 0; rc == PT_OK && o.replace_where && f < w.n; f++) {
     int how = WHERE_NONE;
     pt_parquet_filter *rest = NULL;
-    int64_t matched = 0, rows = 0, kept = 0;
+    int64_t matched = 0, rows = 0;
     rc = where_bind(o.replace_where, keys, w.files[f].values, key_formats, nk, &how, &rest, err);
-    if (rc == PT_OK && how == WHERE_ROWS)
-      rc = where_scan(w.files[f].abs, rest, NULL, &po, &matched, &rows, &kept, err);
+    if (rc == PT_OK && how == WHERE_ROWS) rc = where_scan(w.files[f].abs, rest, &matched, &rows, err);
     pt_parquet_filter_free(rest);
     if (rc != PT_OK) pt__error_prefix(err, rc, "write_delta: ");
     else if (how == WHERE_NONE || matched < rows)
@@ -1070,66 +1194,13 @@ int pt_write_delta(pt_dataset *ds, const char *path, const pt_delta_write_option
                       "(in '%s'); nothing was committed; filter them out or widen the predicate",
                       w.files[f].rel);
   }
-  /* The active files replace_where may partly match: their rows it does
-   * not match (FALSE or NULL) go to a new file beside the old one, and the
-   * old one is removed, all in the same commit. */
-  for (int64_t f = 0; rc == PT_OK && f < snap.n_files; f++) {
-    if (!partly[f]) continue;
-    const pt__delta_file *df = &snap.files[f];
-    char old_abs[PATH_MAX], rel[PATH_MAX] = "", abs[2 * PATH_MAX + 2] = "", rid[37];
-    int how = WHERE_NONE;
-    pt_parquet_filter *rest = NULL;
-    int64_t matched = 0, rows = 0, kept = 0;
-    rc = data_path(root, df->path, old_abs, sizeof old_abs, err);
-    char *logged = rc == PT_OK ? pt__delta_unescape_path(df->path) : NULL;
-    if (rc == PT_OK && !logged) rc = pt__errorf(err, PT_ENOMEM, "out of memory");
-    if (rc == PT_OK) {
-      /* Beside the old file when its path is relative; else at the root. */
-      const char *slash = strrchr(logged, '/');
-      bool relative = !strstr(logged, ":") && logged[0] != '/';
-      int dn = relative && slash ? (int)(slash - logged) : 0;
-      uuid4(rid);
-      snprintf(rel, sizeof rel, "%.*s%spart-00000-%s-c000.parquet", dn, logged, dn ? "/" : "", rid);
-      snprintf(abs, sizeof abs, "%s/%s", root, rel);
-    }
-    pt__free(logged);
-    for (int64_t k = 0; k < nk && rc == PT_OK; k++) {
-      const char *v = df->values[k];
-      bool is_str = strcmp(key_formats[k], "u") == 0 || strcmp(key_formats[k], "z") == 0;
-      fvals[k] = NULL;
-      if (v && (*v || is_str)) rc = pt__delta_partition_value(key_formats[k], v, &fvals[k], err);
-    }
-    if (rc == PT_OK) rc = where_bind(o.replace_where, keys, fvals, key_formats, nk, &how, &rest, err);
-    for (int64_t k = 0; k < nk; k++) {
-      pt__free(fvals[k]);
-      fvals[k] = NULL;
-    }
-    if (rc == PT_OK && how == WHERE_ROWS)
-      rc = where_scan(old_abs, rest, abs, &po, &matched, &rows, &kept, err);
-    pt_parquet_filter_free(rest);
-    if (rc == PT_OK && pt__grow((void **)&w.files, &w.cap, w.n + 1, sizeof *w.files) != PT_OK)
-      rc = pt__errorf(err, PT_ENOMEM, "out of memory");
-    removed[f] = rc == PT_OK && matched > 0;
-    if (rc != PT_OK || matched == 0 || kept == 0) {
-      if (*abs) unlink(abs);
-    } else {
-      new_file nf = {0};
-      nf.values = pt__calloc((size_t)(nk ? nk : 1), sizeof *nf.values);
-      nf.rel = pt__strdup(rel);
-      nf.abs = pt__strdup(abs);
-      bool ok = nf.values && nf.rel && nf.abs;
-      for (int64_t k = 0; ok && k < nk; k++)
-        ok = !df->values[k] || (nf.values[k] = pt__strdup(df->values[k])) != NULL;
-      if (nf.values) {
-        w.files[w.n++] = nf; /* owned by w from here, taken back with it */
-      } else {
-        pt__free(nf.rel);
-        pt__free(nf.abs);
-        unlink(abs);
-      }
-      if (!ok) rc = pt__errorf(err, PT_ENOMEM, "out of memory");
-    }
-    if (rc != PT_OK) pt__error_prefix(err, rc, "write_delta: replace_where: rewriting '%s': ", df->path);
+  /* The active files replace_where may partly match: rewritten by the
+   * executors, all in the same commit. */
+  int64_t rewrite_tasks = 0;
+  if (rc == PT_OK && o.replace_where) {
+    rc = rewrite_partly(ds, root, temp_root, &snap, o.replace_where, partly, &a, &w, removed,
+                        &rewrite_tasks, err);
+    if (rc != PT_OK) pt__error_prefix(err, rc, "write_delta: replace_where: ");
   }
   /* The commit: commitInfo, protocol and metaData for a new table (or a
    * metaData of the merged schema), removes for an overwrite, then the
