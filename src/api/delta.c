@@ -926,6 +926,83 @@ static int rewrite_partly(pt_dataset *ds, const char *root, const char *temp_roo
   return rc;
 }
 
+/* A literal of replace_where as SQL text, typed by its column's format
+ * (NULL: the column is not in schema): dates and timestamps as quoted
+ * text, strings quoted, binary as X'..'. */
+static int put_literal(pt_buf *b, const char *fmt, const pt__filter_parts *p, int64_t k) {
+  if (p->literal == PT__FILTER_BYTES) {
+    bool bin = fmt && is_binary_format(fmt);
+    PT_RETURN_NOT_OK(pt__buf_printf(b, bin ? "X'" : "'"));
+    for (int64_t i = 0; i < p->lens[k]; i++) {
+      uint8_t c = p->bytes[k][i];
+      if (bin) PT_RETURN_NOT_OK(pt__buf_printf(b, "%02X", c));
+      else PT_RETURN_NOT_OK(pt__buf_append(b, c == '\'' ? "''" : (const char *)&c, c == '\'' ? 2 : 1));
+    }
+    return pt__buf_putc(b, '\'');
+  }
+  if (p->literal == PT__FILTER_DOUBLE) return pt__buf_printf(b, "%.17g", p->doubles[k]);
+  if (p->literal == PT__FILTER_UINT) return pt__buf_printf(b, "%llu", (unsigned long long)p->ints[k]);
+  int64_t v = p->ints[k];
+  if (fmt && strcmp(fmt, "b") == 0) return pt__buf_printf(b, v ? "true" : "false");
+  if (fmt && (strcmp(fmt, "tdD") == 0 || strncmp(fmt, "ts", 2) == 0)) {
+    int64_t per = fmt[1] == 'd' ? 1 : fmt[2] == 's' ? 1 : fmt[2] == 'm' ? 1000
+                : fmt[2] == 'u' ? 1000000 : 1000000000;
+    int64_t secs = fmt[1] == 'd' ? v * 86400 : v / per - (v % per < 0);
+    int64_t frac = fmt[1] == 'd' ? 0 : v - secs * per;
+    time_t t = (time_t)secs;
+    struct tm tm;
+    if (!gmtime_r(&t, &tm)) return pt__buf_printf(b, "%lld", (long long)v);
+    char text[64];
+    strftime(text, sizeof text, fmt[1] == 'd' ? "%Y-%m-%d" : "%Y-%m-%d %H:%M:%S", &tm);
+    if (fmt[1] == 'd' || frac == 0) return pt__buf_printf(b, "'%s'", text);
+    int digits = per == 1000 ? 3 : per == 1000000 ? 6 : 9;
+    return pt__buf_printf(b, "'%s.%0*lld'", text, digits, (long long)frac);
+  }
+  return pt__buf_printf(b, "%lld", (long long)v);
+}
+
+/* replace_where as SQL text, for the commitInfo's operationParameters
+ * (delta-spark keeps the replaceWhere text there): OR in parentheses
+ * below the top. */
+static int put_predicate(pt_buf *b, const pt_parquet_filter *f, const struct ArrowSchema *schema,
+                         bool top) {
+  pt__filter_parts p;
+  pt__filter_parts_of(f, &p);
+  if (p.op == PT_PARQUET_AND || p.op == PT_PARQUET_OR) {
+    bool paren = p.op == PT_PARQUET_OR && !top;
+    if (paren) PT_RETURN_NOT_OK(pt__buf_putc(b, '('));
+    PT_RETURN_NOT_OK(put_predicate(b, p.a, schema, p.op == PT_PARQUET_OR && top));
+    PT_RETURN_NOT_OK(pt__buf_printf(b, p.op == PT_PARQUET_AND ? " AND " : " OR "));
+    PT_RETURN_NOT_OK(put_predicate(b, p.b, schema, p.op == PT_PARQUET_OR && top));
+    return paren ? pt__buf_putc(b, ')') : PT_OK;
+  }
+  bool plain = p.column[0] != '\0' && !(p.column[0] >= '0' && p.column[0] <= '9');
+  for (const char *c = p.column; plain && *c; c++)
+    plain = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '_';
+  if (plain) PT_RETURN_NOT_OK(pt__buf_printf(b, "%s", p.column));
+  else {
+    PT_RETURN_NOT_OK(pt__buf_putc(b, '`'));
+    for (const char *c = p.column; *c; c++)
+      PT_RETURN_NOT_OK(pt__buf_append(b, *c == '`' ? "``" : c, *c == '`' ? 2 : 1));
+    PT_RETURN_NOT_OK(pt__buf_putc(b, '`'));
+  }
+  if (p.op == PT_PARQUET_IS_NULL) return pt__buf_printf(b, " IS NULL");
+  int64_t c = find_field(schema, p.column);
+  const char *fmt = c >= 0 ? schema->children[c]->format : NULL;
+  if (p.op == PT_PARQUET_IN || (p.op == PT_PARQUET_EQ && p.n != 1)) {
+    PT_RETURN_NOT_OK(pt__buf_printf(b, " IN ("));
+    for (int64_t k = 0; k < p.n; k++) {
+      if (k > 0) PT_RETURN_NOT_OK(pt__buf_printf(b, ", "));
+      PT_RETURN_NOT_OK(put_literal(b, fmt, &p, k));
+    }
+    return pt__buf_putc(b, ')');
+  }
+  const char *op = p.op == PT_PARQUET_EQ ? "=" : p.op == PT_PARQUET_LT ? "<"
+                 : p.op == PT_PARQUET_LE ? "<=" : p.op == PT_PARQUET_GT ? ">" : ">=";
+  PT_RETURN_NOT_OK(pt__buf_printf(b, " %s ", op));
+  return put_literal(b, fmt, &p, 0);
+}
+
 /* Creates log/<version>.json holding text, atomically and only if absent:
  * written to a temporary name, synced, then linked. *conflict when the
  * version exists. */
@@ -1196,7 +1273,7 @@ int pt_write_delta(pt_dataset *ds, const char *path, const pt_delta_write_option
   }
   /* The active files replace_where may partly match: rewritten by the
    * executors, all in the same commit. */
-  int64_t rewrite_tasks = 0;
+  int64_t rewrite_tasks = 0, n_written = w.n; /* w's files from n_written on: rewritten ones */
   if (rc == PT_OK && o.replace_where) {
     rc = rewrite_partly(ds, root, temp_root, &snap, o.replace_where, partly, &a, &w, removed,
                         &rewrite_tasks, err);
@@ -1206,6 +1283,12 @@ int pt_write_delta(pt_dataset *ds, const char *path, const pt_delta_write_option
    * metaData of the merged schema), removes for an overwrite, then the
    * adds with their stats. */
   int64_t now = now_ms();
+  /* operationMetrics: the adds' files, rows and bytes, the removes' files
+   * and bytes, the rows the rewritten files kept (copied), and the rows
+   * removed (from the removes' stats, when each has numRecords). */
+  int64_t m_rows = 0, m_bytes = 0, m_removed = 0, m_removed_bytes = 0, m_copied = 0;
+  int64_t m_removed_rows = 0;
+  bool m_rows_known = true;
   const char *mode_name = o.mode == PT_DELTA_APPEND ? "Append"
                         : o.mode == PT_DELTA_OVERWRITE ? "Overwrite" : "ErrorIfExists";
   if (rc == PT_OK) {
@@ -1216,11 +1299,6 @@ int pt_write_delta(pt_dataset *ds, const char *path, const pt_delta_write_option
       if (r2 == PT_OK) r2 = pt__json_put_string(&pb, keys[k], -1);
     }
     if (r2 == PT_OK) r2 = pt__buf_putc(&pb, ']');
-    if (r2 == PT_OK) r2 = pt__buf_printf(&commit, "{\"commitInfo\":{\"timestamp\":%lld,\"operation\":"
-                                         "\"WRITE\",\"operationParameters\":{\"mode\":\"%s\","
-                                         "\"partitionBy\":", (long long)now, mode_name);
-    if (r2 == PT_OK) r2 = pt__json_put_string(&commit, pb.data, (int64_t)pb.len);
-    if (r2 == PT_OK) r2 = pt__buf_printf(&commit, "},\"engineInfo\":\"protium/%s\"}}\n", PT_VERSION_STRING);
     if (r2 == PT_OK && latest < 0) {
       bool ntz = has_ntz(dsch);
       char tid[37];
@@ -1255,10 +1333,14 @@ int pt_write_delta(pt_dataset *ds, const char *path, const pt_delta_write_option
       if (r2 == PT_OK) r2 = pt__buf_printf(&commit, "},\"createdTime\":%lld}}\n",
                                            (long long)(snap.created_time >= 0 ? snap.created_time : now));
     }
-    pt_buf_free(&pb);
     for (int64_t f = 0; r2 == PT_OK && f < snap.n_files; f++) {
       const pt__delta_file *df = &snap.files[f];
       if (!removed[f]) continue;
+      m_removed++;
+      m_removed_bytes += df->size > 0 ? df->size : 0;
+      const char *nr = df->stats ? strstr(df->stats, "\"numRecords\":") : NULL;
+      if (nr) m_removed_rows += strtoll(nr + 13, NULL, 10);
+      else m_rows_known = false;
       r2 = pt__buf_printf(&commit, "{\"remove\":{\"path\":");
       if (r2 == PT_OK) r2 = pt__json_put_string(&commit, df->path, -1);
       if (r2 == PT_OK) r2 = pt__buf_printf(&commit, ",\"deletionTimestamp\":%lld,\"dataChange\":true,"
@@ -1287,7 +1369,49 @@ int pt_write_delta(pt_dataset *ds, const char *path, const pt_delta_write_option
       if (rc == PT_OK && r2 == PT_OK) r2 = pt__buf_printf(&commit, "}}\n");
       if (rc == PT_OK && r2 != PT_OK) rc = pt__errorf(err, PT_ENOMEM, "write_delta: out of memory");
       pt_buf_free(&stats);
+      if (rc == PT_OK) {
+        m_bytes += fsb.st_size;
+        m_rows += rows;
+        if (f >= n_written) m_copied += rows;
+      }
     }
+    /* commitInfo first, as delta-spark writes it for a WRITE: the
+     * parameters (the replace_where text as "predicate"), the version read
+     * and operationMetrics, every value a string. */
+    pt_buf info = {0};
+    r2 = pt__buf_printf(&info, "{\"commitInfo\":{\"timestamp\":%lld,\"operation\":\"WRITE\","
+                        "\"operationParameters\":{\"mode\":\"%s\",\"partitionBy\":",
+                        (long long)now, mode_name);
+    if (r2 == PT_OK) r2 = pt__json_put_string(&info, pb.data, (int64_t)pb.len);
+    if (r2 == PT_OK && o.replace_where) {
+      pt_buf pred = {0};
+      r2 = put_predicate(&pred, o.replace_where, latest >= 0 ? &table : dsch, true);
+      if (r2 == PT_OK) r2 = pt__buf_printf(&info, ",\"predicate\":");
+      if (r2 == PT_OK) r2 = pt__json_put_string(&info, pred.data ? pred.data : "", (int64_t)pred.len);
+      pt_buf_free(&pred);
+    }
+    if (r2 == PT_OK && latest >= 0) r2 = pt__buf_printf(&info, "},\"readVersion\":%lld", (long long)latest);
+    else if (r2 == PT_OK) r2 = pt__buf_printf(&info, "}");
+    if (r2 == PT_OK)
+      r2 = pt__buf_printf(&info, ",\"isBlindAppend\":%s,\"operationMetrics\":{\"numFiles\":\"%lld\","
+                          "\"numOutputRows\":\"%lld\",\"numOutputBytes\":\"%lld\"",
+                          o.mode == PT_DELTA_OVERWRITE ? "false" : "true", (long long)w.n,
+                          (long long)m_rows, (long long)m_bytes);
+    if (r2 == PT_OK && o.mode == PT_DELTA_OVERWRITE)
+      r2 = pt__buf_printf(&info, ",\"numRemovedFiles\":\"%lld\",\"numRemovedBytes\":\"%lld\"",
+                          (long long)m_removed, (long long)m_removed_bytes);
+    if (r2 == PT_OK && o.replace_where) {
+      r2 = pt__buf_printf(&info, ",\"numCopiedRows\":\"%lld\",\"numAddedChangeFiles\":\"0\"",
+                          (long long)m_copied);
+      if (r2 == PT_OK && m_rows_known)
+        r2 = pt__buf_printf(&info, ",\"numDeletedRows\":\"%lld\"", (long long)(m_removed_rows - m_copied));
+    }
+    if (r2 == PT_OK) r2 = pt__buf_printf(&info, "},\"engineInfo\":\"protium/%s\"}}\n", PT_VERSION_STRING);
+    if (r2 == PT_OK) r2 = pt__buf_append(&info, commit.data ? commit.data : "", commit.len);
+    if (rc == PT_OK && r2 != PT_OK) rc = pt__errorf(err, PT_ENOMEM, "write_delta: out of memory");
+    pt_buf_free(&commit);
+    commit = info; /* owned by commit from here */
+    pt_buf_free(&pb);
   }
   bool conflict = false;
   if (rc == PT_OK) rc = pt__mkdirs(log, err);
