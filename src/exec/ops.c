@@ -787,6 +787,15 @@ int pt__op_map(pt__task *t, int op_index, const struct ArrowSchema *in,
 int pt__op_exclude(pt__task *t, int op_index, const struct ArrowSchema *in,
                    struct ArrowArray *batch, pt_error *err) {
   const pt_parquet_filter *pred = t->stage->ops[op_index].predicate;
+  /* PROTIUM_FAULT_EXCLUDE (tests): "fail_first" fails each task's first
+   * attempt at its first batch, "fail" every attempt, as a lost disk
+   * would. */
+  const char *fault = getenv("PROTIUM_FAULT_EXCLUDE");
+  if (fault && (strcmp(fault, "fail") == 0 ||
+                (strcmp(fault, "fail_first") == 0 && t->launch->attempt == 0))) {
+    batch->release(batch);
+    return pt__errorf(err, PT_EIO, "exclude: failed on purpose (PROTIUM_FAULT_EXCLUDE=%s)", fault);
+  }
   int64_t len = batch->length;
   uint8_t *hit = pt__malloc((size_t)(len ? len : 1));       /* owned here: 1 = TRUE */
   uint8_t *keep = pt__calloc((size_t)(len + 7) / 8 + 8, 1); /* owned here: the bitmap kept */
