@@ -431,7 +431,7 @@ def test_replace_where_replaces_only_the_matching_partitions(session, tmp_path):
 
 
 def rows_by_id(t: pa.Table) -> list:
-    return sorted(t.to_pylist(), key=lambda r: (r["id"], repr(r)))
+    return sorted(t.to_pylist(), key=lambda r: (r["id"] is None, r["id"] or 0, repr(r)))
 
 
 def expected_after(old: pa.Table, new: pa.Table, matches) -> list:
@@ -522,6 +522,124 @@ def test_replace_where_leaves_what_deltalakes_predicate_overwrite_leaves(session
     assert want == expected_after(old, new, matches)
     assert rows_by_id(reference(ours).select(old.column_names)) == want
     assert rows_by_id(session.read_delta(ours).to_arrow().select(old.column_names)) == want
+
+
+def executor_rewrite_table(path, partition_by=None) -> list[pa.Table]:
+    """A table of six files made by deltalake, against the predicate
+    REWRITE_WHERE: one it does not touch (its stats prove it), one whose
+    stats prove it wholly matched, two it partly matches (a null id in
+    one), one whose stats cannot rule it out but none of whose rows match,
+    one more it does not touch."""
+    ids = [[0, 1, 2, 3], [6, 7, 8, 9], [3, 4, None, 5, 6], [9, 10, 11, 12],
+           [2, 20, 21], [30, 31]]
+    parts = [pa.table({"id": pa.array(v, pa.int64()),
+                       "g": pa.array(["a" if i % 2 else "b" for i in range(len(v))]),
+                       "x": pa.array([float(k) * 10 + i for i in range(len(v))])})
+             for k, v in enumerate(ids)]
+    for t in parts:
+        write_deltalake(str(path), t, mode="append", partition_by=partition_by)
+    return parts
+
+
+REWRITE_WHERE = "id >= 5 AND id < 11"
+
+
+@pytest.mark.parametrize("partition_by", [None, ["g"]])
+def test_replace_where_rewrites_partly_matching_files_in_the_executors(tmp_path, partition_by):
+    """The files replace_where partly matches are rewritten by a job of
+    their own, one task per file, in the executors: the job's stats (what
+    the executors reported) count the tasks and the rows they read and
+    kept; the table is what deltalake's own predicate overwrite leaves."""
+    ours, theirs = tmp_path / "ours", tmp_path / "theirs"
+    parts = executor_rewrite_table(ours, partition_by)
+    shutil.copytree(ours, theirs)
+    old = pa.concat_tables(parts)
+    active = set(DeltaTable(str(ours)).file_uris())
+    # The data files (one per value of g when partitioned), and those
+    # whose stats leave the predicate undecided: their rows must be read.
+    files = [t.filter(pc.equal(t["g"], g)) for t in parts for g in ("a", "b")] if partition_by else parts
+    lo = [pc.min(t["id"]).as_py() for t in files]
+    hi = [pc.max(t["id"]).as_py() for t in files]
+    undecided = [t for t, a, b in zip(files, lo, hi)
+                 if not (a >= 11 or b < 5) and not (t["id"].null_count == 0 and a >= 5 and b < 11)]
+    ruled_out = sum(1 for a, b in zip(lo, hi) if a >= 11 or b < 5)
+
+    def matching(t):
+        return pc.fill_null(pc.and_(pc.greater_equal(t["id"], 5), pc.less(t["id"], 11)), False)
+
+    new = pa.table({"id": pa.array([7, 8], pa.int64()), "g": ["a", "b"], "x": [-1.0, -2.0]})
+    with pt.Session("local[2]") as s:
+        s.from_arrow(new).write_delta(ours, mode="overwrite", replace_where=REWRITE_WHERE)
+        stats = s.job_stats()
+        pids = s.executor_pids()
+    write_deltalake(str(theirs), new, mode="overwrite", predicate=REWRITE_WHERE)
+    want = rows_by_id(reference(theirs).select(old.column_names))
+    assert want == expected_after(old, new, lambda df: (df["id"] >= 5) & (df["id"] < 11))
+    assert rows_by_id(reference(ours).select(old.column_names)) == want
+    # The rewrite job: one task per undecided file, all in executors.
+    total = stats.total()
+    assert len(pids) == 2 and os.getpid() not in pids
+    assert total.tasks_succeeded == len(undecided)
+    assert total.rows_read == sum(t.num_rows for t in undecided)
+    kept = sum(t.filter(pc.invert(matching(t))).num_rows for t in undecided)
+    assert total.rows_written == kept
+    # The files none of whose rows matched (ids 2, 20, 21) stay active.
+    no_match = sum(1 for t in undecided if not pc.any(matching(t)).as_py())
+    assert no_match >= 1
+    assert len(active & set(DeltaTable(str(ours)).file_uris())) == ruled_out + no_match
+    log = [json.loads(x) for x in open(ours / "_delta_log" / f"{len(parts):020d}.json")]
+    info = log[0]["commitInfo"]
+    assert info["operation"] == "WRITE"
+    assert info["operationParameters"]["mode"] == "Overwrite"
+    assert info["operationParameters"]["predicate"] == REWRITE_WHERE
+    m = info["operationMetrics"]
+    adds = [r["add"] for r in log if "add" in r]
+    removes = [r["remove"] for r in log if "remove" in r]
+    assert m["numFiles"] == str(len(adds)) and m["numRemovedFiles"] == str(len(removes))
+    assert m["numOutputRows"] == str(sum(json.loads(a["stats"])["numRecords"] for a in adds))
+    # Copied: the rows kept of the files that lost some (the others stay).
+    assert m["numCopiedRows"] == str(sum(t.filter(pc.invert(matching(t))).num_rows
+                                         for t in undecided if pc.any(matching(t)).as_py()))
+    assert m["numDeletedRows"] == str(old.num_rows - (len(want) - new.num_rows))
+    # Both readers' histories read it.
+    assert DeltaTable(str(ours)).history(1)[0]["operationParameters"]["predicate"] == REWRITE_WHERE
+
+
+def test_replace_where_rewrite_task_failures_are_retried_without_duplicates(tmp_path, monkeypatch):
+    """Every rewriting task's first attempt fails (PROTIUM_FAULT_EXCLUDE,
+    in the executors); the retries' outputs alone are committed."""
+    path, theirs = tmp_path / "t", tmp_path / "theirs"
+    parts = executor_rewrite_table(path)
+    shutil.copytree(path, theirs)
+    monkeypatch.setenv("PROTIUM_FAULT_EXCLUDE", "fail_first")
+    new = pa.table({"id": pa.array([7], pa.int64()), "g": ["a"], "x": [-1.0]})
+    with pt.Session("local[2]") as s:
+        s.from_arrow(new).write_delta(path, mode="overwrite", replace_where=REWRITE_WHERE)
+        total = s.job_stats().total()
+    write_deltalake(str(theirs), new, mode="overwrite", predicate=REWRITE_WHERE)
+    assert total.tasks_failed >= 3 and total.tasks_succeeded == 3
+    got = rows_by_id(reference(path).select(parts[0].column_names))
+    assert got == rows_by_id(reference(theirs).select(parts[0].column_names))
+    # Each old row once (a duplicated output would add its rows twice).
+    assert got == expected_after(pa.concat_tables(parts), new,
+                                 lambda df: (df["id"] >= 5) & (df["id"] < 11))
+    assert not (path / "_temporary").exists()
+
+
+def test_replace_where_failing_rewrite_leaves_the_table_unchanged(tmp_path, monkeypatch):
+    path = tmp_path / "t"
+    executor_rewrite_table(path)
+    before = sorted(str(p.relative_to(path)) for p in path.rglob("*"))
+    rows = rows_by_id(reference(path))
+    monkeypatch.setenv("PROTIUM_FAULT_EXCLUDE", "fail")
+    new = pa.table({"id": pa.array([7], pa.int64()), "g": ["a"], "x": [-1.0]})
+    with pt.Session("local[2]", conf={"task.max_failures": "2"}) as s:
+        with pytest.raises(ProtiumError, match="replace_where: .*failed on purpose"):
+            s.from_arrow(new).write_delta(path, mode="overwrite", replace_where=REWRITE_WHERE)
+    assert DeltaTable(str(path)).version() == 5
+    assert rows_by_id(reference(path)) == rows
+    # The new rows' file and every rewritten one are gone with the job.
+    assert sorted(str(p.relative_to(path)) for p in path.rglob("*")) == before
 
 
 def test_replace_where_removes_files_its_stats_prove_matching_unread(session, tmp_path):
