@@ -844,8 +844,8 @@ class Dataset:
         table lacks to its schema in the same commit. replace_where (with
         mode="overwrite"; a SQL predicate such as "day >= '2024-01-02'" or
         read_delta's filter form) on any columns replaces only the rows it
-        matches (files it partly matches are rewritten in the same commit)
-        and refuses rows outside it."""
+        matches (files it partly matches are rewritten by the executors
+        and committed with it) and refuses rows outside it."""
         from protium import delta
         from protium.parquet import _write_options
 
