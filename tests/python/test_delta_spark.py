@@ -290,6 +290,23 @@ for name, path in {tables!r}.items():
     # the second took every id under 6 and added the fresh ones.
     ids = sorted(read(session, replaced)["id"].to_pylist())
     assert ids == sorted([i for i in range(6, 40) if i % 4 != 0] + [8, 1000, 1001, 1002, 1004])
+    # Both readers' histories of it: the predicate and the metrics, as
+    # delta-spark writes them for its own replaceWhere.
+    hist = spark.run(f"""
+from delta.tables import DeltaTable
+h = DeltaTable.forPath(spark, {replaced!r}).history().orderBy("version").collect()
+result = [[r["version"], r["operation"], dict(r["operationParameters"]),
+           dict(r["operationMetrics"] or {{}})] for r in h]
+""")
+    assert [h[0] for h in hist] == [0, 1, 2] and {h[1] for h in hist} == {"WRITE"}
+    assert hist[1][2]["predicate"] == "part = 'a'"
+    assert hist[2][2]["predicate"] == "id >= 1000 OR id < 6"
+    assert hist[2][2]["mode"] == "Overwrite"
+    assert int(hist[2][3]["numOutputRows"]) == 4 + int(hist[2][3]["numCopiedRows"])
+    deltalake = pytest.importorskip("deltalake")
+    theirs = deltalake.DeltaTable(replaced).history()
+    assert [h["operationParameters"].get("predicate") for h in theirs] == [
+        "id >= 1000 OR id < 6", "part = 'a'", None]
 
     # delta-spark appends to and deletes from protium's tables; protium
     # reads what Spark reads.
