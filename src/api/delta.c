@@ -2,7 +2,8 @@
  * the log (src/delta) in the driver and plans the version's data files as
  * pt_read_parquet plans files, with the partition values as columns.
  * Writing runs the job with the Parquet sink (one committed attempt per
- * partition), moves the files into the table and then creates the next
+ * partition; for replace_where a second job rewrites the files it partly
+ * matches), moves the files into the table and then creates the next
  * commit file of _delta_log with link(2), which fails when another writer
  * got that version first: the commit happens once or not at all.
  */
@@ -868,13 +869,12 @@ static int move_beside(writing *w, const char *src, const pt__delta_file *df, in
  * stays (its copy is dropped); any other is removed (removed[f]) and its
  * copy, when rows are left, moved beside it as one of w's new files. The
  * table's version is untouched until the caller commits; on failure the
- * files moved so far are w's to take back. *tasks: the job's partitions. */
+ * files moved so far are w's to take back. */
 static int rewrite_partly(pt_dataset *ds, const char *root, const char *temp_root,
                           const pt__delta_snapshot *snap, const pt_parquet_filter *where,
                           const uint8_t *partly, const pt__action *like, writing *w,
-                          bool *removed, int64_t *tasks, pt_error *err) {
+                          bool *removed, pt_error *err) {
   int64_t n = 0;
-  *tasks = 0;
   for (int64_t f = 0; f < snap->n_files; f++) n += partly[f] != 0;
   if (n == 0) return PT_OK;
   int64_t *rows = pt__calloc((size_t)n, sizeof *rows);   /* owned here: each file's, from its footer */
@@ -913,7 +913,6 @@ static int rewrite_partly(pt_dataset *ds, const char *root, const char *temp_roo
     if (res.rows[i] > 0) rc = move_beside(w, res.paths[i], df, 0, err);
     if (rc != PT_OK) pt__error_prefix(err, rc, "rewriting '%s': ", df->path);
   }
-  *tasks = n;
   if (ran) {
     pt__job_result_reset(&res);
     (void)pt__driver_quiesce(ds->driver, a.job_id, ORPHAN_WAIT_MS);
@@ -1273,10 +1272,9 @@ int pt_write_delta(pt_dataset *ds, const char *path, const pt_delta_write_option
   }
   /* The active files replace_where may partly match: rewritten by the
    * executors, all in the same commit. */
-  int64_t rewrite_tasks = 0, n_written = w.n; /* w's files from n_written on: rewritten ones */
+  int64_t n_written = w.n; /* w's files from n_written on: rewritten ones */
   if (rc == PT_OK && o.replace_where) {
-    rc = rewrite_partly(ds, root, temp_root, &snap, o.replace_where, partly, &a, &w, removed,
-                        &rewrite_tasks, err);
+    rc = rewrite_partly(ds, root, temp_root, &snap, o.replace_where, partly, &a, &w, removed, err);
     if (rc != PT_OK) pt__error_prefix(err, rc, "write_delta: replace_where: ");
   }
   /* The commit: commitInfo, protocol and metaData for a new table (or a
