@@ -17,7 +17,7 @@ typedef struct pt__op_prep {
   void (*fn)(void);              /* map / filter: the registered function */
   struct ArrowSchema out_schema; /* map: decoded out_schema; release NULL = unchanged */
   char *error;                   /* non-NULL: every task of the stage fails with this */
-  pt_parquet_filter *predicate;  /* exclude: decoded once per stage, owned */
+  pt_parquet_filter *predicate;  /* exclude, require: decoded once per stage, owned */
 } pt__op_prep;
 
 struct pt__stage {
@@ -122,6 +122,11 @@ int pt__op_filter(pt__task *t, int op_index, const struct ArrowSchema *in,
                   struct ArrowArray *batch, pt_error *err);
 /* Keeps the rows where the stage's prepared predicate is not TRUE. */
 int pt__op_exclude(pt__task *t, int op_index, const struct ArrowSchema *in,
+                   struct ArrowArray *batch, pt_error *err);
+/* Fails (PT_EINVAL) at the first row where the prepared predicate is not
+ * TRUE, naming that row's values of the columns it names; passes *batch
+ * on untouched otherwise. */
+int pt__op_require(pt__task *t, int op_index, const struct ArrowSchema *in,
                    struct ArrowArray *batch, pt_error *err);
 /* The filter a ParquetFilter message carries, rebuilt with the public
  * constructors. On PT_OK the caller owns *out. */

@@ -781,9 +781,9 @@ int pt__op_map(pt__task *t, int op_index, const struct ArrowSchema *in,
   return PT_OK;
 }
 
-/* The predicate is judged by the same code as the driver's check of the
- * rows written (pt__filter_eval_rows), so the rows a rewrite keeps are
- * exactly those the check would call outside it. */
+/* The predicate is judged by the same code as the require operator's
+ * check of the rows written (pt__filter_eval_rows), so the rows a rewrite
+ * keeps are exactly those the check would call outside it. */
 int pt__op_exclude(pt__task *t, int op_index, const struct ArrowSchema *in,
                    struct ArrowArray *batch, pt_error *err) {
   const pt_parquet_filter *pred = t->stage->ops[op_index].predicate;
@@ -821,6 +821,64 @@ int pt__op_exclude(pt__task *t, int op_index, const struct ArrowSchema *in,
   }
   pt__free(hit);
   pt__free(keep);
+  return rc;
+}
+
+/* The columns f names, each once, into names (at most cap; *n of them). */
+static void filter_columns(const pt_parquet_filter *f, const char **names, int cap, int *n) {
+  pt__filter_parts p;
+  pt__filter_parts_of(f, &p);
+  if (p.op == PT_PARQUET_AND || p.op == PT_PARQUET_OR) {
+    filter_columns(p.a, names, cap, n);
+    filter_columns(p.b, names, cap, n);
+    return;
+  }
+  for (int i = 0; i < *n; i++)
+    if (strcmp(names[i], p.column) == 0) return;
+  if (*n < cap) names[(*n)++] = p.column;
+}
+
+/* "name=value, ..." of row of batch for the columns f names (a value
+ * hive.c cannot spell is left out), into b. */
+static int put_columns(pt_buf *b, const pt_parquet_filter *f, const struct ArrowSchema *in,
+                       const struct ArrowArray *batch, int64_t row) {
+  const char *names[16];
+  int n = 0;
+  filter_columns(f, names, 16, &n);
+  for (int i = 0; i < n; i++)
+    for (int64_t c = 0; c < in->n_children; c++) {
+      if (strcmp(in->children[c]->name, names[i]) != 0) continue;
+      size_t at = b->len;
+      int rc = pt__buf_printf(b, "%s%s=", at ? ", " : "", names[i]);
+      if (rc == PT_OK) rc = pt__hive_append_value(b, in->children[c], batch->children[c],
+                                                  batch->offset + row);
+      if (rc == PT_ENOTSUP) b->len = at;
+      else if (rc != PT_OK) return rc;
+      break;
+    }
+  return PT_OK;
+}
+
+int pt__op_require(pt__task *t, int op_index, const struct ArrowSchema *in,
+                   struct ArrowArray *batch, pt_error *err) {
+  const pt_parquet_filter *pred = t->stage->ops[op_index].predicate;
+  int64_t len = batch->length;
+  uint8_t *hit = pt__malloc((size_t)(len ? len : 1)); /* owned here: 1 = TRUE */
+  int rc = hit ? PT_OK : pt__errorf(err, PT_ENOMEM, "require: out of memory");
+  if (rc == PT_OK && (rc = pt__filter_eval_rows(pred, in, batch, hit, err)) != PT_OK)
+    pt__error_prefix(err, rc, "require: ");
+  int64_t i = 0;
+  while (rc == PT_OK && i < len && hit[i]) i++;
+  if (rc == PT_OK && i < len) {
+    pt_buf vals = {0};
+    (void)put_columns(&vals, pred, in, batch, i);
+    rc = pt__errorf(err, PT_EINVAL, "the dataset has rows outside replace_where (the first: "
+                    "%.*s); nothing was committed; filter them out or widen the predicate",
+                    vals.len ? (int)vals.len : 9, vals.len ? vals.data : "no value");
+    pt_buf_free(&vals);
+  }
+  pt__free(hit);
+  if (rc != PT_OK) batch->release(batch);
   return rc;
 }
 

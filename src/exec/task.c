@@ -89,12 +89,15 @@ int pt__stage_new(const Protium__StageDef *def, pt__stage **out, pt_error *err) 
       out_schema = &op->map_partitions->out_schema;
     } else if (op->op_case == PROTIUM__OP__OP_FILTER) {
       name = op->filter->fn, what = "filter";
-    } else if (op->op_case == PROTIUM__OP__OP_EXCLUDE) {
-      if (!op->exclude->predicate) {
-        pt__errorf(&e, PT_EINVAL, "exclude: no predicate");
+    } else if (op->op_case == PROTIUM__OP__OP_EXCLUDE || op->op_case == PROTIUM__OP__OP_REQUIRE) {
+      const Protium__ParquetFilter *m = op->op_case == PROTIUM__OP__OP_EXCLUDE
+                                        ? op->exclude->predicate : op->require->predicate;
+      const char *opn = op->op_case == PROTIUM__OP__OP_EXCLUDE ? "exclude" : "require";
+      if (!m) {
+        pt__errorf(&e, PT_EINVAL, "%s: no predicate", opn);
         bad = 1;
-      } else if (pt__filter_from_msg(op->exclude->predicate, &prep->predicate, &e) != PT_OK) {
-        pt__error_prefix(&e, PT_EINVAL, "exclude: ");
+      } else if (pt__filter_from_msg(m, &prep->predicate, &e) != PT_OK) {
+        pt__error_prefix(&e, PT_EINVAL, "%s: ", opn);
         bad = 1;
       }
     }
@@ -189,6 +192,8 @@ static int apply_ops(pt__task *t, size_t from, size_t to, const struct ArrowSche
       rc = pt__op_filter(t, (int)i, schema, batch, err);
     else if (op->op_case == PROTIUM__OP__OP_EXCLUDE)
       rc = pt__op_exclude(t, (int)i, schema, batch, err);
+    else if (op->op_case == PROTIUM__OP__OP_REQUIRE)
+      rc = pt__op_require(t, (int)i, schema, batch, err);
     else {
       batch->release(batch);
       rc = pt__errorf(err, PT_EINVAL, "operator %d cannot be a transformation",

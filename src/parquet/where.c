@@ -1,9 +1,10 @@
 /* where.c — a pt_parquet_filter evaluated row by row over an Arrow batch
  * with SQL's three-valued logic: Delta's replace_where where statistics
- * cannot decide. The driver checks each written row against it; the
- * executors' exclude operator keeps the rows of a partly matching file
- * that it does not match (a row where it is NULL is kept, as Delta keeps
- * it). One implementation for both, hence here beside the filters.
+ * cannot decide. The executors' require operator checks each written row
+ * against it; their exclude operator keeps the rows of a partly matching
+ * file that it does not match (a row where it is NULL is kept, as Delta
+ * keeps it); the driver checks its literals against the columns' types.
+ * One implementation for all, hence here beside the filters.
  */
 #include <math.h>
 #include <stdio.h>

@@ -18,6 +18,7 @@ static void op_free(Protium__Op *op) {
   case PROTIUM__OP__OP_MAP: pt__free(op->map); break;
   case PROTIUM__OP__OP_FILTER: pt__free(op->filter); break;
   case PROTIUM__OP__OP_EXCLUDE:
+  case PROTIUM__OP__OP_REQUIRE: /* the same layout: a predicate */
     if (op->exclude->predicate) protium__parquet_filter__free_unpacked(op->exclude->predicate, NULL);
     pt__free(op->exclude);
     break;
@@ -247,7 +248,8 @@ static int add_chain_ops(pt__driver *d, pt__job *job, pt__sched_stage *st, pt_da
   pt_dataset *src = node;
   int n_partition_fns = 0;
   while (src->kind == PT__NODE_MAP || src->kind == PT__NODE_FILTER ||
-         src->kind == PT__NODE_EXCLUDE || src->kind == PT__NODE_MAP_PARTITIONS || src->kind == PT__NODE_BARRIER ||
+         src->kind == PT__NODE_EXCLUDE || src->kind == PT__NODE_REQUIRE ||
+         src->kind == PT__NODE_MAP_PARTITIONS || src->kind == PT__NODE_BARRIER ||
          src->kind == PT__NODE_RESOURCES) {
     if (n == 256) return pt__errorf(err, PT_ENOTSUP, "plan: more than 256 transformations in a row");
     if (src->kind == PT__NODE_BARRIER) {
@@ -460,6 +462,16 @@ static int add_chain_ops(pt__driver *d, pt__job *job, pt__sched_stage *st, pt_da
       }
       Protium__ParquetFilter *pred = x ? x->predicate : NULL;
       op = new_op(PROTIUM__OP__OP_EXCLUDE, x);
+      if (!op && pred) protium__parquet_filter__free_unpacked(pred, NULL);
+    } else if (t->kind == PT__NODE_REQUIRE) {
+      Protium__RequireOp *x = NEW_MSG(Protium__RequireOp, protium__require_op__init);
+      if (x && !(x->predicate = protium__parquet_filter__unpack(NULL, t->parquet_filter_size,
+                                                                t->parquet_filter))) {
+        pt__free(x);
+        x = NULL;
+      }
+      Protium__ParquetFilter *pred = x ? x->predicate : NULL;
+      op = new_op(PROTIUM__OP__OP_REQUIRE, x);
       if (!op && pred) protium__parquet_filter__free_unpacked(pred, NULL);
     } else {
       Protium__FilterOp *f = NEW_MSG(Protium__FilterOp, protium__filter_op__init);

@@ -42,6 +42,8 @@ typedef enum pt__node_kind {
   PT__NODE_SQL,            /* one query per partition on a SQL database */
   PT__NODE_EXCLUDE,        /* drops the rows where parquet_filter is TRUE (internal:
                               pt_write_delta's replace_where) */
+  PT__NODE_REQUIRE,        /* fails at a row where parquet_filter is not TRUE (internal:
+                              pt_write_delta's replace_where) */
 } pt__node_kind;
 
 struct pt_dataset {
@@ -87,7 +89,7 @@ struct pt_dataset {
   int64_t delta_version, delta_files, delta_skipped;
   uint8_t *parquet_filter;       /* owned (pt__malloc): the read's filter as a
                                     packed ParquetFilter message; NULL = none.
-                                    EXCLUDE: its predicate, likewise */
+                                    EXCLUDE, REQUIRE: the predicate, likewise */
   size_t parquet_filter_size;
   /* RESOURCES */
   pt_resource_profile *profile;  /* owned copy */
