@@ -767,39 +767,6 @@ static int where_bind(const pt_parquet_filter *w, char *const *keys, char *const
   return PT_OK;
 }
 
-/* Reads the Parquet file at abs and judges its rows by rest: *matched
- * counts those where it is TRUE, *rows all of them. */
-static int where_scan(const char *abs, const pt_parquet_filter *rest, int64_t *matched,
-                      int64_t *rows, pt_error *err) {
-  struct ArrowArrayStream st = {0};
-  struct ArrowSchema sch = {0};
-  *matched = *rows = 0;
-  PT_RETURN_NOT_OK(pt_parquet_read_path(abs, NULL, &st, err));
-  int rc = st.get_schema(&st, &sch) == 0 ? PT_OK
-           : pt__errorf(err, PT_EIO, "'%s': %s", abs, st.get_last_error(&st));
-  uint8_t *hit = NULL; /* owned here: per row of a batch */
-  while (rc == PT_OK) {
-    struct ArrowArray b = {0};
-    if (st.get_next(&st, &b) != 0) {
-      rc = pt__errorf(err, PT_EIO, "'%s': %s", abs, st.get_last_error(&st));
-      break;
-    }
-    if (!b.release) break;
-    int64_t n = b.length;
-    pt__free(hit);
-    hit = pt__malloc((size_t)(n ? n : 1));
-    if (!hit) rc = pt__errorf(err, PT_ENOMEM, "out of memory");
-    if (rc == PT_OK) rc = pt__filter_eval_rows(rest, &sch, &b, hit, err);
-    for (int64_t i = 0; rc == PT_OK && i < n; i++) *matched += hit[i];
-    *rows += n;
-    b.release(&b);
-  }
-  pt__free(hit);
-  if (sch.release) sch.release(&sch);
-  st.release(&st);
-  return rc;
-}
-
 /* Moves the files of a committed attempt's output at src (a file, or the
  * directory tree of a partitioned write) beside the table's file df (at
  * the root when its path is absolute), each as a new file of w with df's
@@ -1237,12 +1204,20 @@ int pt_write_delta(pt_dataset *ds, const char *path, const pt_delta_write_option
     snprintf(temp, sizeof temp, "%s/%lld", temp_root, (long long)a.job_id);
     a.ipc_temp_dir = temp;
     rc = pt__mkdirs(temp, err);
+    /* Every row written must match replace_where, as Delta checks it: in
+     * the write's own tasks, before their sink (a REQUIRE node over ds). */
+    pt_dataset *checked = NULL; /* owned here: one reference */
+    if (rc == PT_OK && o.replace_where) {
+      rc = pt__node_new(ds->session, ds->driver, PT__NODE_REQUIRE, ds, &ds->schema, &checked, err);
+      if (rc == PT_OK) rc = pt__dataset_store_filter(checked, o.replace_where, err);
+    }
     if (rc == PT_OK) {
-      rc = pt__driver_run(ds->driver, ds, &a, &res, err);
+      rc = pt__driver_run(ds->driver, checked ? checked : ds, &a, &res, err);
       pt__session_record_job(ds, &res);
       ran = true;
       if (rc != PT_OK) pt__error_prefix(err, rc, "write_delta: ");
     }
+    pt__node_unref(checked);
   }
   /* Move the committed attempts' files into the table. */
   char id[37], suffix[64];
@@ -1255,20 +1230,6 @@ int pt_write_delta(pt_dataset *ds, const char *path, const pt_delta_write_option
     if (nk > 0) rc = move_tree(&w, res.paths[p], "", 0, err);
     else if (res.rows[p] > 0) rc = move_in(&w, res.paths[p], "", stem, err);
     if (rc != PT_OK) pt__error_prefix(err, rc, "write_delta: ");
-  }
-  /* Every row written must match replace_where, as Delta checks it. */
-  for (int64_t f = 0; rc == PT_OK && o.replace_where && f < w.n; f++) {
-    int how = WHERE_NONE;
-    pt_parquet_filter *rest = NULL;
-    int64_t matched = 0, rows = 0;
-    rc = where_bind(o.replace_where, keys, w.files[f].values, key_formats, nk, &how, &rest, err);
-    if (rc == PT_OK && how == WHERE_ROWS) rc = where_scan(w.files[f].abs, rest, &matched, &rows, err);
-    pt_parquet_filter_free(rest);
-    if (rc != PT_OK) pt__error_prefix(err, rc, "write_delta: ");
-    else if (how == WHERE_NONE || matched < rows)
-      rc = pt__errorf(err, PT_EINVAL, "write_delta: the dataset has rows outside replace_where "
-                      "(in '%s'); nothing was committed; filter them out or widen the predicate",
-                      w.files[f].rel);
   }
   /* The active files replace_where may partly match: rewritten by the
    * executors, all in the same commit. */
