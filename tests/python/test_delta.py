@@ -7,7 +7,9 @@ pruned by partition values and stats (counted); tables protium writes
 (create, append, overwrite, partitioned) read back by deltalake, also
 after appends by both; replace_where on partition and data columns (files
 kept, removed and rewritten; the rows left compared with pandas' and with
-deltalake's own predicate overwrite; rows outside and nulls); a
+deltalake's own predicate overwrite; rows outside and nulls; the rewrite
+job's tasks counted in the executors, retried after injected failures,
+and a failing one leaving the table as it was; the commitInfo); a
 concurrent commit refused as a conflict; a failed
 job that leaves the table as it was; refused protocol features; damaged
 logs failing with errors that name the file.
