@@ -305,33 +305,282 @@ static int64_t starts_bytes(const char *d, int64_t len, int64_t i, int *inq_io, 
   return len;
 }
 
-#if defined(__SSE2__)
-/* 64 bytes in four registers, loaded once for all the masks of a block
- * (a mask that loaded its own bytes in a loop cost half the scan). */
-typedef struct {
-  __m128i x[4];
-} block64;
+/* The scan below looks at 64 bytes at a time as bit masks, made for a run
+ * of blocks at once by the widest compare the CPU has (one AVX-512BW
+ * compare per byte class and block, two with AVX2, four with SSE2, or a
+ * byte at a time), and then walked with the same code whatever made them:
+ * the instruction sets differ only in how the masks are made, and the tests
+ * compare each with the byte-at-a-time one. */
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define PT__SCAN_X86 1
+#endif
 
-static inline __attribute__((always_inline)) void block64_load(block64 *b, const char *d) {
-  b->x[0] = _mm_loadu_si128((const __m128i *)(const void *)d);
-  b->x[1] = _mm_loadu_si128((const __m128i *)(const void *)(d + 16));
-  b->x[2] = _mm_loadu_si128((const __m128i *)(const void *)(d + 32));
-  b->x[3] = _mm_loadu_si128((const __m128i *)(const void *)(d + 48));
+/* The bytes the scan looks for. */
+typedef struct scan_chars {
+  char q, esc, delim;
+  int has_esc; /* an escape other than the quote */
+  int whole;   /* quotes and no other escape: a block's quote state is the
+                * prefix XOR of its quotes */
+  int doubled; /* a doubled quote inside quotes is one quote */
+  int blocks;  /* the masks apply (no newline as quote or escape) */
+} scan_chars;
+
+static void scan_chars_init(scan_chars *c, const pt_csv_options *o) {
+  c->q = o->quote;
+  c->esc = o->escape;
+  c->delim = o->delimiter;
+  c->has_esc = c->esc && c->esc != c->q;
+  c->whole = c->q && !c->has_esc;
+  c->doubled = c->q && c->esc == c->q;
+  c->blocks = c->q != '\n' && c->esc != '\n';
 }
 
-/* Bit k set where byte k of the block is c. */
-static inline __attribute__((always_inline)) uint64_t mask64(const block64 *b, __m128i c) {
-  uint64_t m0 = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(b->x[0], c));
-  uint64_t m1 = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(b->x[1], c));
-  uint64_t m2 = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(b->x[2], c));
-  uint64_t m3 = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(b->x[3], c));
+/* One 64-byte block: bit k for byte k. */
+typedef struct scan_block {
+  uint64_t nl;  /* \n */
+  uint64_t q;   /* the quote (0 without quoting) */
+  uint64_t esc; /* the escape, when has_esc */
+  uint64_t sep; /* the delimiter or \n: a field starts after it */
+  uint64_t opens; /* sep, and the quote where quotes are doubled: a quote
+                   * the prefix XOR takes as opening right after one is
+                   * the second of a doubled pair. Within the block only:
+                   * the next block's byte 0 follows sep's bit 63 (a quote
+                   * that ends a block may be a literal one) */
+  uint64_t xq;  /* bit k: the parity of the quotes in bytes [0, k] */
+} scan_block;
+
+/* Fills out[0, nb) from the nb blocks at d. */
+typedef void (*scan_classify_fn)(const char *d, int64_t nb, const scan_chars *c,
+                                 scan_block *out);
+
+static uint64_t prefix_xor_shifts(uint64_t x) {
+  x ^= x << 1;
+  x ^= x << 2;
+  x ^= x << 4;
+  x ^= x << 8;
+  x ^= x << 16;
+  x ^= x << 32;
+  return x;
+}
+
+static void classify_bytes(const char *d, int64_t nb, const scan_chars *c, scan_block *out) {
+  for (int64_t b = 0; b < nb; b++, d += 64) {
+    uint64_t nl = 0, q = 0, e = 0, s = 0;
+    for (int k = 0; k < 64; k++) {
+      char ch = d[k];
+      nl |= (uint64_t)(ch == '\n') << k;
+      q |= (uint64_t)(c->q && ch == c->q) << k;
+      e |= (uint64_t)(c->has_esc && ch == c->esc) << k;
+      s |= (uint64_t)(ch == c->delim || ch == '\n') << k;
+    }
+    out[b] = (scan_block){nl, q, e, s, s | (c->doubled ? q : 0), prefix_xor_shifts(q)};
+  }
+}
+
+#if defined(__SSE2__)
+/* Bit k set where byte k of the 64 at x[0..3] is v. */
+static inline __attribute__((always_inline)) uint64_t mask_sse2(const __m128i *x, __m128i v) {
+  uint64_t m0 = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(x[0], v));
+  uint64_t m1 = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(x[1], v));
+  uint64_t m2 = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(x[2], v));
+  uint64_t m3 = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(x[3], v));
   return m0 | m1 << 16 | m2 << 32 | m3 << 48;
+}
+
+static void classify_sse2(const char *d, int64_t nb, const scan_chars *c, scan_block *out) {
+  __m128i vn = _mm_set1_epi8('\n'), vq = _mm_set1_epi8(c->q), ve = _mm_set1_epi8(c->esc);
+  __m128i vd = _mm_set1_epi8(c->delim);
+  uint64_t qon = c->q ? ~0ull : 0;
+  for (int64_t b = 0; b < nb; b++, d += 64) {
+    /* Loaded once for all the masks (a mask that loaded its own bytes
+     * cost half the scan). */
+    __m128i x[4];
+    for (int k = 0; k < 4; k++) x[k] = _mm_loadu_si128((const __m128i *)(const void *)(d + 16 * k));
+    uint64_t nl = mask_sse2(x, vn), q = mask_sse2(x, vq) & qon;
+    out[b].nl = nl;
+    out[b].q = q;
+    out[b].esc = c->has_esc ? mask_sse2(x, ve) : 0;
+    out[b].sep = nl | mask_sse2(x, vd);
+    out[b].opens = out[b].sep | (c->doubled ? q : 0);
+    out[b].xq = prefix_xor_shifts(q);
+  }
+}
+#endif
+
+#if defined(PT__SCAN_X86)
+/* The prefix XOR as one carry-less multiply by all ones: bit k of the
+ * product is the XOR of bits [0, k] (six shifts and XORs otherwise). */
+__attribute__((target("pclmul"))) static inline uint64_t prefix_xor_clmul(uint64_t x) {
+  __m128i p = _mm_clmulepi64_si128(_mm_cvtsi64_si128((long long)x), _mm_set1_epi8(-1), 0);
+  return (uint64_t)_mm_cvtsi128_si64(p);
+}
+
+__attribute__((target("avx2,pclmul"))) static void classify_avx2(const char *d, int64_t nb,
+                                                                  const scan_chars *c,
+                                                                  scan_block *out) {
+  __m256i vn = _mm256_set1_epi8('\n'), vq = _mm256_set1_epi8(c->q);
+  __m256i ve = _mm256_set1_epi8(c->esc), vd = _mm256_set1_epi8(c->delim);
+  uint64_t qon = c->q ? ~0ull : 0;
+#define PT__MASK_AVX2(lo, hi, v)                                                     \
+  ((uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(lo, v)) |              \
+   (uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(hi, v)) << 32)
+  for (int64_t b = 0; b < nb; b++, d += 64) {
+    __m256i lo = _mm256_loadu_si256((const __m256i *)(const void *)d);
+    __m256i hi = _mm256_loadu_si256((const __m256i *)(const void *)(d + 32));
+    uint64_t nl = PT__MASK_AVX2(lo, hi, vn), q = PT__MASK_AVX2(lo, hi, vq) & qon;
+    out[b].nl = nl;
+    out[b].q = q;
+    out[b].esc = c->has_esc ? PT__MASK_AVX2(lo, hi, ve) : 0;
+    out[b].sep = nl | PT__MASK_AVX2(lo, hi, vd);
+    out[b].opens = out[b].sep | (c->doubled ? q : 0);
+    out[b].xq = prefix_xor_clmul(q);
+  }
+#undef PT__MASK_AVX2
+}
+
+__attribute__((target("avx512bw,pclmul"))) static void classify_avx512(const char *d, int64_t nb,
+                                                                        const scan_chars *c,
+                                                                        scan_block *out) {
+  __m512i vn = _mm512_set1_epi8('\n'), vq = _mm512_set1_epi8(c->q);
+  __m512i ve = _mm512_set1_epi8(c->esc), vd = _mm512_set1_epi8(c->delim);
+  uint64_t qon = c->q ? ~0ull : 0;
+  for (int64_t b = 0; b < nb; b++, d += 64) {
+    __m512i x = _mm512_loadu_si512((const void *)d);
+    uint64_t nl = _mm512_cmpeq_epi8_mask(x, vn), q = _mm512_cmpeq_epi8_mask(x, vq) & qon;
+    out[b].nl = nl;
+    out[b].q = q;
+    out[b].esc = c->has_esc ? _mm512_cmpeq_epi8_mask(x, ve) : 0;
+    out[b].sep = nl | _mm512_cmpeq_epi8_mask(x, vd);
+    out[b].opens = out[b].sep | (c->doubled ? q : 0);
+    out[b].xq = prefix_xor_clmul(q);
+  }
+}
+#endif
+
+/* The scan's level: PT__CSV_SCAN_*; -1 until first asked (then the best
+ * the CPU has), lowered by tests through pt__csv_scan_level. */
+static int scan_level_now = -1;
+
+static int scan_level_has(int level) {
+  switch (level) {
+  case PT__CSV_SCAN_BYTES: case PT__CSV_SCAN_PLAIN: return 1;
+#if defined(__SSE2__)
+  case PT__CSV_SCAN_SSE2: return 1;
+#endif
+#if defined(PT__SCAN_X86)
+  case PT__CSV_SCAN_AVX2:
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("pclmul");
+  case PT__CSV_SCAN_AVX512:
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("pclmul");
+#endif
+  default: return 0;
+  }
+}
+
+/* The widest the CPU has; without SSE2 the byte-at-a-time scan, which
+ * costs less than making the masks a byte at a time. */
+static int scan_level_best(void) {
+  for (int level = PT__CSV_SCAN_AVX512; level >= PT__CSV_SCAN_SSE2; level--)
+    if (scan_level_has(level)) return level;
+  return PT__CSV_SCAN_BYTES;
+}
+
+int pt__csv_scan_level(int level) {
+  int use = level >= 0 && scan_level_has(level) ? level : scan_level_best();
+  __atomic_store_n(&scan_level_now, use, __ATOMIC_RELAXED);
+  return use;
+}
+
+/* The mask maker for the level in use; NULL: a byte at a time. */
+static scan_classify_fn scan_classify(void) {
+  int level = __atomic_load_n(&scan_level_now, __ATOMIC_RELAXED);
+  if (level < 0) level = pt__csv_scan_level(-1);
+  switch (level) {
+#if defined(PT__SCAN_X86)
+  case PT__CSV_SCAN_AVX512: return classify_avx512;
+  case PT__CSV_SCAN_AVX2: return classify_avx2;
+#endif
+#if defined(__SSE2__)
+  case PT__CSV_SCAN_SSE2: return classify_sse2;
+#endif
+  case PT__CSV_SCAN_PLAIN: return classify_bytes;
+  default: return NULL;
+  }
 }
 
 /* Bits [a, b) of a word (0 <= a <= b <= 64). */
 static uint64_t bits_from(int a) { return a >= 64 ? 0 : ~0ull << a; }
 static uint64_t bits_below(int b) { return b >= 64 ? ~0ull : (1ull << b) - 1; }
-#endif
+
+/* The newlines outside quotes of block m, the bytes d[i, i + 64) of
+ * d[0, len), from its byte k0 (those before were taken with the block
+ * before: an escaped byte or a doubled quote's second) in quote state *inq;
+ * first: 1 where a quote at byte 0 may open a field (bit 63 of the block
+ * before's sep). Leaves in *inq the state after the block and returns the
+ * bytes of the next block it took. A quote opens a quoted field only where
+ * a field starts: at 0, after the delimiter or after a newline. */
+static inline __attribute__((always_inline)) int block_out(const scan_block *m, const char *d,
+                                                           int64_t i, int64_t len, int k0,
+                                                           uint64_t first, int *inq,
+                                                           scan_chars c, uint64_t *out) {
+  if (c.whole && k0 == 0) {
+    /* Every quote toggles the state (a doubled one twice), so the prefix
+     * XOR of the quote bits says which bytes are inside quotes, unless a
+     * quote it takes as opening does not start a field (a literal quote
+     * outside quotes), or the block ends on a closing quote whose double
+     * may come next: then the block is taken quote by quote below. */
+    uint64_t inside = m->xq ^ (0 - (uint64_t)*inq);
+    uint64_t start = m->opens << 1 | first;
+    int open_end = c.doubled && (m->q >> 63) && !(inside >> 63);
+    if ((m->q & inside & ~start) == 0 && !open_end) {
+      *out = m->nl & ~inside;
+      *inq = (int)(inside >> 63);
+      return 0;
+    }
+  }
+  uint64_t o = 0;
+  int k = k0, in = *inq;
+  while (k < 64) {
+    if (!in) {
+      uint64_t ev = m->q & bits_from(k);
+      int p = ev ? __builtin_ctzll(ev) : 64;
+      o |= m->nl & bits_from(k) & bits_below(p);
+      if (p == 64) break;
+      int64_t j = i + p;
+      in = j == 0 || d[j - 1] == c.delim || d[j - 1] == '\n'; /* else a literal quote */
+      k = p + 1;
+    } else {
+      uint64_t ev = (m->q | m->esc) & bits_from(k);
+      int p = ev ? __builtin_ctzll(ev) : 64;
+      if (p == 64) break;
+      int64_t j = i + p;
+      if (d[j] != c.q) { /* the escape: the next byte is literal */
+        k = p + 2;
+      } else if (c.doubled && j + 1 < len && d[j + 1] == c.q) {
+        k = p + 2;
+      } else {
+        in = 0;
+        k = p + 1;
+      }
+    }
+  }
+  *inq = in;
+  *out = o;
+  return k > 64 ? k - 64 : 0;
+}
+
+/* 1 where a quote at d[i] may open a field, for block_out's first (for
+ * the first block of a walk; later ones take bit 63 of the one before). */
+static uint64_t first_of(const char *d, int64_t i, const scan_chars *c) {
+  return i == 0 || d[i - 1] == c->delim || d[i - 1] == '\n';
+}
+
+/* Blocks whose masks are made at once: enough to pay for the call, few
+ * enough to stay in L1 (a scan that stops early starts with fewer). */
+enum { SCAN_RUN = 64 };
 
 /* From byte i of d in quote state *inq_io (i a position the scan itself
  * could stop at: 0 or just past a newline), the first record start at or
@@ -350,108 +599,50 @@ static int64_t scan_from(const char *d, int64_t len, int64_t i, int *inq_io, int
                          const pt_csv_options *opts, int64_t *newlines) {
   /* A record starts at 0 and after every newline outside quotes. The quote
    * state at a byte depends on everything before it, so a scan starts at 0
-   * or where the state is known or guessed (pt__csv_cuts guesses both at the
-   * start of each span and keeps the right one). A quote opens a quoted field only where a field starts: at 0,
-   * after the delimiter or after a newline. It takes 64 bytes at a time as
-   * bit masks of their quotes, escapes and newlines, and stops only at
-   * quotes and escapes: the newlines between are counted by popcount, so a
-   * line costs a few instructions instead of a call per newline and quote. */
-  char q = opts->quote, esc = opts->escape, delim = opts->delimiter;
+   * or where the state is known or guessed (pt__csv_cuts guesses both at
+   * the start of each span and keeps the right one). Newlines are counted
+   * by popcount, whatever their quote state, so a line costs a few
+   * instructions instead of a stop per newline and quote. */
+  scan_chars c;
+  scan_chars_init(&c, opts);
   int inq = *inq_io;
-#if defined(__SSE2__)
-  __m128i vn = _mm_set1_epi8('\n'), vq = _mm_set1_epi8(q), ve = _mm_set1_epi8(esc);
-  __m128i vd = _mm_set1_epi8(delim);
-  int has_esc = esc && esc != q, whole = q && !has_esc;
-  while (q != '\n' && esc != '\n' && i + 64 <= len) {
-    block64 b;
-    block64_load(&b, d + i);
-    uint64_t nm = mask64(&b, vn), qm = q ? mask64(&b, vq) : 0;
-    uint64_t em = has_esc ? mask64(&b, ve) : 0;
-    /* The first newline that ends before offset's record start is the one
-     * at offset - 1 or later. */
-    int64_t t = offset - 1 - i;
-    uint64_t late = t <= 0 ? ~0ull : t >= 64 ? 0 : ~0ull << t;
-    if (whole) {
-      /* Every quote toggles the state (a doubled one twice), so the prefix
-       * XOR of the quote bits says which bytes are inside quotes, unless a
-       * quote it takes as opening does not start a field (a literal quote
-       * outside quotes), or the block ends on a closing quote whose double
-       * may come next: then the block is taken quote by quote below. */
-      uint64_t x = qm;
-      x ^= x << 1;
-      x ^= x << 2;
-      x ^= x << 4;
-      x ^= x << 8;
-      x ^= x << 16;
-      x ^= x << 32;
-      uint64_t inside = inq ? ~x : x, dm = mask64(&b, vd);
-      uint64_t start = (dm | nm) << 1 | (uint64_t)(i == 0 || d[i - 1] == delim || d[i - 1] == '\n');
-      if (esc == q) start |= qm << 1;
-      int open_end = esc == q && (qm >> 63) && !(inside >> 63);
-      if ((qm & inside & ~start) == 0 && !open_end) {
-        uint64_t out = nm & ~inside & late;
-        if (out) {
-          int j = __builtin_ctzll(out);
-          *newlines += __builtin_popcountll(nm & bits_below(j)) + 1;
+  scan_classify_fn classify = c.blocks ? scan_classify() : NULL;
+  if (classify) {
+    scan_block run[SCAN_RUN];
+    int64_t want = 4;
+    int k0 = 0;
+    uint64_t first = first_of(d, i, &c);
+    while (i + 64 <= len) {
+      int64_t nb = (len - i) / 64 < want ? (len - i) / 64 : want;
+      if (want < SCAN_RUN) want *= 2;
+      classify(d + i, nb, &c, run);
+      for (int64_t b = 0; b < nb; b++, i += 64) {
+        uint64_t out;
+        int next_k0 = block_out(&run[b], d, i, len, k0, first, &inq, c, &out);
+        first = run[b].sep >> 63;
+        /* The first newline that ends before offset's record start is the
+         * one at offset - 1 or later. */
+        int64_t t = offset - 1 - i;
+        uint64_t late = t <= 0 ? ~0ull : t >= 64 ? 0 : ~0ull << t;
+        if (out & late) {
+          int j = __builtin_ctzll(out & late);
+          *newlines += __builtin_popcountll(run[b].nl & bits_below(j)) + 1;
           *inq_io = 0;
           return i + j + 1;
         }
-        *newlines += __builtin_popcountll(nm);
-        inq = (int)(inside >> 63);
-        i += 64;
-        continue;
+        *newlines += __builtin_popcountll(run[b].nl);
+        k0 = next_k0;
       }
     }
-    int k = 0;
-    while (k < 64) {
-      if (!inq) {
-        uint64_t ev = qm & bits_from(k);
-        int p = ev ? __builtin_ctzll(ev) : 64;
-        uint64_t ns = nm & bits_from(k) & bits_below(p);
-        if (ns & late) {
-          int j = __builtin_ctzll(ns & late);
-          *newlines += __builtin_popcountll(ns & bits_below(j)) + 1;
-          *inq_io = 0;
-          return i + j + 1;
-        }
-        *newlines += __builtin_popcountll(ns);
-        if (p == 64) {
-          k = 64;
-          break;
-        }
-        int64_t j = i + p;
-        inq = j == 0 || d[j - 1] == delim || d[j - 1] == '\n'; /* else a literal quote */
-        k = p + 1;
-      } else {
-        uint64_t ev = (qm | em) & bits_from(k);
-        int p = ev ? __builtin_ctzll(ev) : 64;
-        *newlines += __builtin_popcountll(nm & bits_from(k) & bits_below(p));
-        if (p == 64) {
-          k = 64;
-          break;
-        }
-        int64_t j = i + p;
-        if (d[j] != q) { /* the escape: the next byte is literal */
-          if (j + 1 >= len) {
-            *inq_io = 1;
-            return len;
-          }
-          *newlines += d[j + 1] == '\n';
-          k = p + 2;
-        } else if (esc == q && j + 1 < len && d[j + 1] == q) {
-          k = p + 2;
-        } else {
-          inq = 0;
-          k = p + 1;
-        }
-      }
+    if (k0) { /* the last block took the byte at i */
+      if (i < len) *newlines += d[i] == '\n';
+      i += k0;
     }
-    i += k;
   }
-#endif
   *inq_io = inq;
-  return starts_bytes(d, len, i, inq_io, offset, q, esc, delim, newlines);
+  return starts_bytes(d, len, i, inq_io, offset, c.q, c.esc, c.delim, newlines);
 }
+
 
 int64_t pt__csv_record_start_lines(const char *d, int64_t len, int64_t offset,
                                    const pt_csv_options *opts, int64_t *newlines) {

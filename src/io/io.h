@@ -27,6 +27,19 @@ int pt__csv_cuts(const char *d, int64_t len, const int64_t *targets, int64_t n,
                  const pt_csv_options *opts, int threads, int64_t min_span, int64_t *starts,
                  int64_t *lines, pt_error *err);
 
+/* How the record-start scan makes its 64-byte masks. */
+enum {
+  PT__CSV_SCAN_BYTES,  /* no masks: a byte at a time */
+  PT__CSV_SCAN_PLAIN,  /* masks made a byte at a time (portable C) */
+  PT__CSV_SCAN_SSE2,   /* four 16-byte compares per byte class */
+  PT__CSV_SCAN_AVX2,   /* two 32-byte compares, carry-less multiply */
+  PT__CSV_SCAN_AVX512, /* one 64-byte compare to a mask register */
+};
+/* Makes the scan use `level` where this build and CPU have it, else (and
+ * for -1) the best they have; returns the level now used. For tests that
+ * compare the levels (a scan under way keeps the one it started with). */
+int pt__csv_scan_level(int level);
+
 /* pt_csv_read over data[0, len) that numbers lines from first_line (the line
  * of the file on which data starts) in its messages. Same ownership as
  * pt_csv_read: on PT_OK the caller owns *schema_out and *out. */
