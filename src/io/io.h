@@ -27,6 +27,11 @@ int pt__csv_cuts(const char *d, int64_t len, const int64_t *targets, int64_t n,
                  const pt_csv_options *opts, int threads, int64_t min_span, int64_t *starts,
                  int64_t *lines, pt_error *err);
 
+/* The records that start in d[0, len), 0 being one (a range the cuts
+ * made): the rows a PERMISSIVE read of it gives, a header included. One
+ * scan of the quotes and newlines, no parse. */
+int64_t pt__csv_count_records(const char *d, int64_t len, const pt_csv_options *opts);
+
 /* How the record-start scan makes its 64-byte masks. */
 enum {
   PT__CSV_SCAN_BYTES,  /* no masks: a byte at a time */

@@ -5,7 +5,8 @@
  * the engine's chunked read (pt__csv_read_from, small chunks) disagreeing
  * with the whole read on rows or on the line it ends at, or the cut scan
  * miscounting the newlines before a cut, or the shared cut scan
- * (pt__csv_cuts, many threads and spans) disagreeing with the serial one.
+ * (pt__csv_cuts, many threads and spans) disagreeing with the serial one,
+ * or, in PERMISSIVE mode, the scan's record count differing from the rows.
  * Seeds: tests/fuzz/corpus/csv. */
 #include <stdint.h>
 #include <stdio.h>
@@ -108,6 +109,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       }
     }
     free(tg);
+  }
+  /* A PERMISSIVE read has a row per record: the scan's record count, less
+   * the header, is the whole read's rows. */
+  if (o.mode == PT_CSV_PERMISSIVE && whole >= 0) {
+    int64_t n = pt__csv_count_records(text, len, &o);
+    if (o.header && n > 0) n--;
+    if (n != whole) abort();
   }
   /* The schema comes from the whole text's first records: give it to the
    * chunks, as the engine does. */
