@@ -539,6 +539,33 @@ static int csv_next_batch(pt__source *src, struct ArrowArray *out, pt_error *err
   return PT_OK;
 }
 
+int pt__csv_count_rows(pt__task *t, const Protium__Op *op, int64_t *rows, int64_t *bytes,
+                       pt_error *err) {
+  const Protium__CsvSource *c = op->read_csv;
+  pt_csv_options o;
+  pt_csv_options_init(&o);
+  o.delimiter = (char)c->delimiter;
+  o.quote = (char)c->quote;
+  o.escape = (char)c->escape;
+  pt__source src; /* its mapping, unmapped below */
+  memset(&src, 0, sizeof src);
+  src.t = t;
+  src.op = op;
+  *rows = 0;
+  int rc = csv_next_piece(&src, err);
+  while (rc == PT_OK && src.csv_map) {
+    /* A piece starts at a record start and ends at one (or the file's
+     * end), as the parser sees it. */
+    int64_t n = pt__csv_count_records(src.csv_map + src.csv_pos, src.csv_end - src.csv_pos, &o);
+    if (src.csv_skip_header && n > 0) n--;
+    *rows += n;
+    rc = csv_next_piece(&src, err);
+  }
+  *bytes = src.bytes_read;
+  csv_unmap(&src);
+  return rc;
+}
+
 /* The stage schema less its corrupt-record column: what the text holds. */
 static int csv_text_schema(pt__source *src, pt_error *err) {
   const struct ArrowSchema *all = &src->schema;

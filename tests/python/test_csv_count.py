@@ -1,0 +1,136 @@
+"""Dataset.count() over read_csv: in PERMISSIVE mode the executors count
+the records with the quote-aware scan instead of parsing them, and the
+count must equal the rows a parse gives (to_arrow().num_rows) and
+pyarrow.csv's, over quoted newlines, doubled quotes, CRLF, blank lines, a
+missing final newline, header or not, directories of several files and
+files cut into many ranges; FAILFAST and DROPMALFORMED still parse, so a
+malformed record fails the count or is not counted."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pyarrow.csv as pacsv
+import pytest
+
+import protium as pt
+
+
+def records(n: int, seed: int, *, crlf: bool, blank: bool, header: bool, final_newline: bool) -> bytes:
+    """n records of three fields, quoted ones holding newlines, CRLF, doubled
+    quotes and delimiters (some over many 64-byte blocks), with blank lines
+    between some (when blank)."""
+    rng = random.Random(seed)
+    out = [b"id,s,t\r\n" if crlf else b"id,s,t\n"] if header else []
+    for i in range(n):
+        parts = []
+        for _ in range(2):
+            k = rng.randrange(7)
+            v = ["w%d" % i, "a\nb", "x\r\ny", 'q""q', "c,d\n\ne", "L" + "z\n," * rng.randrange(20, 60),
+                 ""][k]
+            parts.append(v.encode() if k == 0 else b'"' + v.encode() + b'"')
+        end = b"\r\n" if crlf and rng.random() < 0.5 else b"\n"
+        out.append(b"%d," % i + b",".join(parts) + end)
+        if blank and rng.random() < 0.05:
+            out.append(b"\r\n" if crlf and rng.random() < 0.5 else b"\n")
+    text = b"".join(out)
+    if not final_newline:
+        text = text.rstrip(b"\r\n")
+    return text
+
+
+def pyarrow_rows(path: Path, header: bool) -> int:
+    return pacsv.read_csv(
+        path,
+        read_options=pacsv.ReadOptions(autogenerate_column_names=not header),
+        parse_options=pacsv.ParseOptions(newlines_in_values=True),
+    ).num_rows
+
+
+@pytest.mark.parametrize("crlf", [False, True])
+@pytest.mark.parametrize("header", [False, True])
+def test_count_equals_parsed_rows(tmp_path: Path, crlf: bool, header: bool) -> None:
+    plain = records(3000, 3, crlf=crlf, blank=False, header=header, final_newline=False)
+    blanks = records(3000, 4, crlf=crlf, blank=True, header=header, final_newline=True)
+    (tmp_path / "plain.csv").write_bytes(plain)
+    (tmp_path / "blanks.csv").write_bytes(blanks)
+    # pyarrow skips blank lines; protium reads one as a record (a row of
+    # nulls in PERMISSIVE), so pyarrow is the reference for the file without.
+    want_plain = pyarrow_rows(tmp_path / "plain.csv", header)
+    assert want_plain == 3000
+    # Ranges of a few KB, cut inside quoted newlines, on quotes, between \r
+    # and \n; and one range per file.
+    for part in ("2999", "65536", str(1 << 30)):
+        with pt.Session("local[2]", conf={"csv.partition_bytes": part,
+                                          "csv.cut_span_bytes": "1000"}) as s:
+            for name in ("plain.csv", "blanks.csv"):
+                ds = s.read_csv(tmp_path / name, header=header, mode="PERMISSIVE")
+                if part == "2999":
+                    assert ds.num_partitions > 10
+                parsed = ds.to_arrow().num_rows
+                assert ds.count() == parsed, (name, part)
+                if name == "plain.csv":
+                    assert parsed == want_plain
+                else:
+                    assert parsed > 3000  # the blank lines are rows
+
+
+def test_count_of_a_directory(tmp_path: Path) -> None:
+    d = tmp_path / "dir"
+    d.mkdir()
+    want = 0
+    for k in range(5):
+        text = records(200 + 150 * k, 10 + k, crlf=k % 2 == 1, blank=False, header=True,
+                       final_newline=k != 2)
+        (d / f"part-{k}.csv").write_bytes(text)
+        want += pyarrow_rows(d / f"part-{k}.csv", True)
+    (d / "part-8-empty.csv").write_bytes(b"")  # after the first file, which settles the schema
+    (d / "part-9-header-only.csv").write_bytes(b"id,s,t\n")
+    with pt.Session("local[2]", conf={"csv.partition_bytes": "4096"}) as s:
+        ds = s.read_csv(d, header=True, mode="PERMISSIVE")
+        assert ds.count() == ds.to_arrow().num_rows == want
+
+
+def test_count_permissive_counts_malformed_records(tmp_path: Path) -> None:
+    # Malformed records are rows in PERMISSIVE: counted without a parse,
+    # as the parse gives them (nulls, and their text in the corrupt column).
+    text = b'a,b\n1,2\n3,oops\n4\n5,6,7\n"8",9\n'
+    (tmp_path / "m.csv").write_bytes(text)
+    with pt.Session("local[1]") as s:
+        ds = s.read_csv(tmp_path / "m.csv", header=True, schema="a long, b long",
+                        mode="PERMISSIVE", corrupt_column="_corrupt_record")
+        got = ds.to_arrow()
+        assert ds.count() == got.num_rows == 5
+        assert got.column("_corrupt_record").null_count == 2
+
+
+def test_failfast_and_dropmalformed_still_parse(tmp_path: Path) -> None:
+    text = records(500, 7, crlf=False, blank=False, header=True, final_newline=True)
+    text += b"500,only-two-fields\n"
+    (tmp_path / "bad.csv").write_bytes(text)
+    with pt.Session("local[2]", conf={"csv.partition_bytes": "4096"}) as s:
+        with pytest.raises(pt.TaskError, match=r"bad.csv: line \d+: malformed record: 2 fields"):
+            s.read_csv(tmp_path / "bad.csv", header=True).count()
+        ds = s.read_csv(tmp_path / "bad.csv", header=True, mode="DROPMALFORMED")
+        assert ds.count() == ds.to_arrow().num_rows == 500
+        ds = s.read_csv(tmp_path / "bad.csv", header=True, mode="PERMISSIVE")
+        assert ds.count() == ds.to_arrow().num_rows == 501
+
+
+@pytest.mark.parametrize("quote,escape", [('"', "\\"), (None, None), ("'", "'")])
+def test_count_with_other_quoting(tmp_path: Path, quote, escape) -> None:
+    # Backslash escapes (an escaped quote or newline inside quotes), no
+    # quoting at all, another quote byte: the count follows the same rule
+    # as the parse.
+    rng = random.Random(9)
+    pieces = ['"a\\"b"', '"x\\\ny"', "'c\n''d'", '"p,q"', "plain", "'", '"', ""]
+    lines = ["a,b"] + [",".join(rng.choice(pieces) for _ in range(2)) for _ in range(4000)]
+    (tmp_path / "e.csv").write_text("\n".join(lines) + "\n")
+    with pt.Session("local[2]", conf={"csv.partition_bytes": "3001"}) as s:
+        ds = s.read_csv(tmp_path / "e.csv", header=True, quote=quote, escape=escape,
+                        mode="PERMISSIVE")
+        assert ds.num_partitions > 5
+        parsed = ds.to_arrow().num_rows
+        assert parsed > 3000  # no unclosed quote swallowed the file
+        assert ds.count() == parsed
