@@ -4,7 +4,8 @@
  * skips each file's header only where the file starts, names file and line
  * of a malformed record in any partition; pt_write_csv commits one file per
  * partition exactly once, also when a task attempt fails, and the files read
- * back as the same rows.
+ * back as the same rows; count() of a PERMISSIVE read counts records
+ * without a parse.
  */
 #include <dirent.h>
 #include <setjmp.h>
@@ -348,6 +349,58 @@ static void test_write_refuses_types_before_running(void **state) {
   pt_dataset_free(ds);
 }
 
+/* The rows pt_collect gives. */
+static int64_t collected_rows(pt_dataset *ds) {
+  struct ArrowArrayStream st;
+  CHECK(pt_collect(ds, &st, &err));
+  int64_t total = 0;
+  struct ArrowArray b;
+  while (st.get_next(&st, &b) == 0 && b.release) {
+    total += b.length;
+    b.release(&b);
+  }
+  st.release(&st);
+  return total;
+}
+
+/* count() of a PERMISSIVE read counts records without parsing them: the
+ * big file cut into many ranges, and a directory whose files hold
+ * malformed records, blank lines, CRLF and no final newline, give the
+ * rows a collect gives. FAILFAST still parses and fails on them. */
+static void test_permissive_count_counts_records(void **state) {
+  (void)state;
+  pt_csv_options o;
+  pt_csv_options_init(&o);
+  o.header = 1;
+  o.mode = PT_CSV_PERMISSIVE;
+  pt_dataset *ds;
+  CHECK(pt_read_csv(S, BIG, &o, &ds, &err));
+  assert_true(pt_dataset_num_partitions(ds) > 4);
+  int64_t n;
+  CHECK(pt_count(ds, &n, &err));
+  assert_int_equal(n, ROWS);
+  pt_dataset_free(ds);
+
+  char dir[600], path[700];
+  snprintf(dir, sizeof dir, "%s/permissive", DIR_);
+  assert_int_equal(mkdir(dir, 0700), 0);
+  snprintf(path, sizeof path, "%s/a.csv", dir);
+  write_text(path, "k,v\n1,\"x\ny\"\n2,oops,extra\n\n3\r\n\"4\",\"a\"\"b\"\n5,z");
+  snprintf(path, sizeof path, "%s/b.csv", dir);
+  write_text(path, "k,v\r\n6,\"\r\n\"\r\n\r\n7,w\n");
+  CHECK(pt_read_csv(S, dir, &o, &ds, &err));
+  CHECK(pt_count(ds, &n, &err));
+  assert_int_equal(n, 9); /* a.csv: 6 records (one blank), b.csv: 3 (one blank) */
+  assert_int_equal(collected_rows(ds), n);
+  pt_dataset_free(ds);
+  o.mode = PT_CSV_FAILFAST;
+  CHECK(pt_read_csv(S, dir, &o, &ds, &err));
+  pt_error err = {0};
+  assert_int_equal(pt_count(ds, &n, &err), PT_EFORMAT);
+  assert_non_null(strstr(err.message, ": line 4: malformed record: "));
+  pt_dataset_free(ds);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_split_at_record_starts),
@@ -356,6 +409,7 @@ int main(void) {
       cmocka_unit_test(test_bad_paths_and_options),
       cmocka_unit_test(test_write_round_trip_exactly_once),
       cmocka_unit_test(test_write_refuses_types_before_running),
+      cmocka_unit_test(test_permissive_count_counts_records),
   };
   return cmocka_run_group_tests_name("csv_engine", tests, setup, teardown);
 }
