@@ -22,10 +22,12 @@ import decimal
 import json
 import os
 import shutil
+import urllib.parse
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from pyarrow.fs import LocalFileSystem, SubTreeFileSystem
 import pytest
 
 import protium as pt
@@ -80,8 +82,17 @@ def by_id(t: pa.Table) -> pa.Table:
     return t.sort_by("id")
 
 
+def dl_arrow(dt: DeltaTable) -> pa.Table:
+    """delta-rs's read of a table, its files through pyarrow's native file
+    system: through deltalake's own (written in Python), pyarrow's
+    read-ahead threads can still hold Python objects when the interpreter
+    exits, which aborts it (delta-io/delta-rs#2184; no protium involved)."""
+    root = urllib.parse.unquote(dt.table_uri.removeprefix("file://"))
+    return dt.to_pyarrow_table(filesystem=SubTreeFileSystem(root, LocalFileSystem()))
+
+
 def reference(path, **kw) -> pa.Table:
-    return DeltaTable(str(path), **kw).to_pyarrow_table()
+    return dl_arrow(DeltaTable(str(path), **kw))
 
 
 def same(got: pa.Table, want: pa.Table) -> None:
@@ -313,14 +324,14 @@ def test_write_read_back_by_deltalake(session, tmp_path, partition_by):
     dt = DeltaTable(str(path))
     assert dt.version() == 0
     assert dt.metadata().partition_columns == (partition_by or [])
-    same(dt.to_pyarrow_table(), src)
+    same(dl_arrow(dt), src)
     # Appends by both sides, then protium's own reading agrees with deltalake's.
     write_deltalake(str(path), every_type(50, offset=300), mode="append")
     ds.write_delta(path, mode="append")
     dt = DeltaTable(str(path))
     assert dt.version() == 2
-    assert dt.to_pyarrow_table().num_rows == 650
-    same(session.read_delta(path).to_arrow(), dt.to_pyarrow_table())
+    assert dl_arrow(dt).num_rows == 650
+    same(session.read_delta(path).to_arrow(), dl_arrow(dt))
     # The stats protium wrote let deltalake skip files too.
     adds = [json.loads(line)["add"] for line in open(path / "_delta_log" / f"{0:020d}.json")
             if '"add"' in line]
@@ -332,7 +343,7 @@ def test_write_read_back_by_deltalake(session, tmp_path, partition_by):
     session.read_delta(path).filter(lambda id: id < 10, columns=["id"]).write_delta(path, mode="overwrite")
     dt = DeltaTable(str(path))
     assert dt.version() == 3
-    assert sorted(dt.to_pyarrow_table()["id"].to_pylist()) == sorted(list(range(10)) * 2)
+    assert sorted(dl_arrow(dt)["id"].to_pylist()) == sorted(list(range(10)) * 2)
     assert len(dt.history()) == 4
     same(reference(path, version=1), session.read_delta(path, version=1).to_arrow())
 
@@ -377,15 +388,15 @@ def test_merge_schema_adds_columns_in_the_same_commit(session, tmp_path):
     assert [f.name for f in dt.schema().fields] == ["id", "part", "score", "when"]
     want = pa.concat_tables([first.append_column("score", pa.nulls(6, pa.float64()))
                              .append_column("when", pa.nulls(6, pa.timestamp("us", "UTC"))), grown])
-    same(dt.to_pyarrow_table(), want)
+    same(dl_arrow(dt), want)
     same(session.read_delta(path).to_arrow(), want)
     # A dataset without the new columns appends with them null
     # (schema_mode="merge" is deltalake's spelling).
     session.from_arrow(pa.table({"id": pa.array([9], pa.int64()), "part": ["a"]})).write_delta(
         path, mode="append", schema_mode="merge")
     dt = DeltaTable(str(path))
-    assert dt.to_pyarrow_table().num_rows == 10
-    same(session.read_delta(path).to_arrow(), dt.to_pyarrow_table())
+    assert dl_arrow(dt).num_rows == 10
+    same(session.read_delta(path).to_arrow(), dl_arrow(dt))
     # deltalake merges into protium's table; protium reads what it made.
     write_deltalake(str(path), pa.table({"id": pa.array([10], pa.int64()), "part": ["z"],
                                          "extra": ["e"]}), mode="append", schema_mode="merge")
@@ -410,7 +421,7 @@ def test_replace_where_replaces_only_the_matching_partitions(session, tmp_path):
     dt = DeltaTable(str(path))
     assert dt.version() == 1
     want = pa.concat_tables([first.filter(pc.equal(first["day"], pa.scalar(days[0]))), new])
-    same(dt.to_pyarrow_table(), want)
+    same(dl_arrow(dt), want)
     same(session.read_delta(path).to_arrow(), want)
     log = [json.loads(x) for x in open(path / "_delta_log" / f"{1:020d}.json")]
     assert {r["remove"]["partitionValues"]["day"] for r in log if "remove" in r} == {"2024-01-02", "2024-01-03"}
@@ -465,7 +476,7 @@ def test_replace_where_on_a_data_column_rewrites_partly_matching_files(session, 
     dt = DeltaTable(str(path))
     assert dt.version() == v + 1
     want = expected_after(old, new, lambda df: df["id"] < 15)
-    assert rows_by_id(dt.to_pyarrow_table()) == want
+    assert rows_by_id(dl_arrow(dt)) == want
     assert rows_by_id(session.read_delta(path).to_arrow()) == want
     # One commit: the fully and the partly matching files removed, the
     # untouched one kept, the kept half of the partly matching one added.
@@ -476,21 +487,21 @@ def test_replace_where_on_a_data_column_rewrites_partly_matching_files(session, 
     assert sum(json.loads(a["stats"])["numRecords"] for a in added) == 5 + 3
 
     # A predicate on a nullable column: rows where it is NULL are kept.
-    old2 = dt.to_pyarrow_table()
+    old2 = dl_arrow(dt)
     new2 = pa.table({"id": pa.array([200], pa.int64()), "x": pa.array([30.0])})
     session.from_arrow(new2).write_delta(path, mode="overwrite", replace_where="x >= 16")
     want2 = expected_after(old2, new2, lambda df: df["x"] >= 16)
-    assert rows_by_id(DeltaTable(str(path)).to_pyarrow_table()) == want2
+    assert rows_by_id(dl_arrow(DeltaTable(str(path)))) == want2
     assert rows_by_id(session.read_delta(path).to_arrow()) == want2
     assert any(r["x"] is None and r["id"] >= 16 for r in want2)
 
     # IS NULL and OR (the filter form): null rows and the ids over 25 go.
-    old3 = DeltaTable(str(path)).to_pyarrow_table()
+    old3 = dl_arrow(DeltaTable(str(path)))
     new3 = pa.table({"id": pa.array([300, 301], pa.int64()), "x": pa.array([None, 7.0])})
     session.from_arrow(new3).write_delta(path, mode="overwrite",
                                          replace_where=[[("x", "is_null", None)], [("id", ">", 25)]])
     want3 = expected_after(old3, new3, lambda df: df["x"].isna() | (df["id"] > 25))
-    assert rows_by_id(DeltaTable(str(path)).to_pyarrow_table()) == want3
+    assert rows_by_id(dl_arrow(DeltaTable(str(path)))) == want3
     assert rows_by_id(session.read_delta(path).to_arrow()) == want3
 
 
@@ -661,7 +672,7 @@ def test_replace_where_removes_files_its_stats_prove_matching_unread(session, tm
     log = [json.loads(x) for x in open(path / "_delta_log" / f"{2:020d}.json")]
     assert sorted(r["remove"]["path"] for r in log if "remove" in r) == sorted(matching)
     want = rows_by_id(pa.concat_tables([second, new]))
-    assert rows_by_id(DeltaTable(str(path)).to_pyarrow_table()) == want
+    assert rows_by_id(dl_arrow(DeltaTable(str(path)))) == want
     assert rows_by_id(session.read_delta(path).to_arrow()) == want
 
 
@@ -677,7 +688,7 @@ def test_replace_where_on_a_data_column_refuses_rows_outside(session, tmp_path):
             session.from_arrow(bad).write_delta(path, mode="overwrite", replace_where=where)
         assert DeltaTable(str(path)).version() == 0
         assert sorted(p.relative_to(path) for p in path.rglob("*")) == before
-        assert rows_by_id(DeltaTable(str(path)).to_pyarrow_table()) == rows_by_id(old)
+        assert rows_by_id(dl_arrow(DeltaTable(str(path)))) == rows_by_id(old)
     with pytest.raises(ProtiumError, match="^write_delta: replace_where compares column 'x' \\(float64\\) with a string"):
         session.from_arrow(old).write_delta(path, mode="overwrite", replace_where=[("x", "=", "a")])
     with pytest.raises(ProtiumError, match="replace_where names 'nope', which is not a column"):
@@ -703,7 +714,7 @@ def test_replace_where_mixing_partition_and_data_columns(session, tmp_path, writ
     want = expected_after(old, new, lambda df: df["region"].isin(["eu", "us"]) & (df["score"] >= 10))
     dt = DeltaTable(str(path))
     assert dt.version() == v + 1
-    assert rows_by_id(dt.to_pyarrow_table().select(old.column_names)) == want
+    assert rows_by_id(dl_arrow(dt).select(old.column_names)) == want
     assert rows_by_id(session.read_delta(path).to_arrow().select(old.column_names)) == want
     log = [json.loads(x) for x in open(path / "_delta_log" / f"{v + 1:020d}.json")]
     assert all(r["remove"]["partitionValues"]["region"] in ("eu", "us") for r in log if "remove" in r)
@@ -743,7 +754,7 @@ def test_timestamps_as_partition_keys(session, tmp_path):
     values = {json.loads(x)["add"]["partitionValues"]["at"]
               for x in open(path / "_delta_log" / f"{0:020d}.json") if '"add"' in x}
     assert values == {"2024-03-01 12:30:00.000000", "1969-12-31 23:59:59.500000", None}
-    same(dt.to_pyarrow_table(), src)
+    same(dl_arrow(dt), src)
     same(session.read_delta(path).to_arrow(), src)
     ds = session.read_delta(path, filter=[("at", "<", datetime.datetime(1970, 1, 1, tzinfo=UTC))])
     scan = ds.delta_scan()
@@ -777,8 +788,8 @@ def test_binary_partition_values_spelled_as_deltalake(session, tmp_path):
     assert _partition_values(ours) == _partition_values(theirs)
     assert session.read_delta(ours).to_arrow().sort_by("id").column("b").to_pylist() == values
     # deltalake reads our table as it reads its own.
-    assert (DeltaTable(str(ours)).to_pyarrow_table().sort_by("id")
-            == DeltaTable(str(theirs)).to_pyarrow_table().sort_by("id"))
+    assert (dl_arrow(DeltaTable(str(ours))).sort_by("id")
+            == dl_arrow(DeltaTable(str(theirs))).sort_by("id"))
 
 
 def test_binary_partition_value_with_a_zero_byte_is_refused(session, tmp_path):
@@ -825,7 +836,7 @@ def test_checkpoints_every_interval_read_by_both(session, tmp_path):
         (other / "_delta_log" / f"{v:020d}.json").unlink()
     dt = DeltaTable(str(other))
     assert dt.metadata().configuration == {"delta.checkpointInterval": "2"}
-    assert sorted(dt.to_pyarrow_table()["id"].to_pylist()) == [0, 1, 1, 2, 2]
+    assert sorted(dl_arrow(dt)["id"].to_pylist()) == [0, 1, 1, 2, 2]
     assert sorted(session.read_delta(other).to_arrow()["id"].to_pylist()) == [0, 1, 1, 2, 2]
 
 
@@ -852,7 +863,7 @@ def test_concurrent_commit_is_a_conflict(session, tmp_path):
     assert e.value.code == 7  # PT_ESTATE
     dt = DeltaTable(str(path))
     assert dt.version() == 1
-    assert sorted(dt.to_pyarrow_table()["id"].to_pylist()) == [-1] + list(range(10))
+    assert sorted(dl_arrow(dt)["id"].to_pylist()) == [-1] + list(range(10))
     # protium's data files were taken back: only deltalake's new one is added.
     after = sorted(p.name for p in path.iterdir())
     assert len(after) == len(files_before) + 1
@@ -868,7 +879,7 @@ def test_concurrent_commit_conflicts_with_a_rewriting_replace_where(session, tmp
         racing.write_delta(path, mode="overwrite", replace_where="id < 5")
     dt = DeltaTable(str(path))
     assert dt.version() == 1
-    assert sorted(dt.to_pyarrow_table()["id"].to_pylist()) == [-1] + list(range(10))
+    assert sorted(dl_arrow(dt)["id"].to_pylist()) == [-1] + list(range(10))
     # The new file and the rewritten one (ids 5 .. 9) were both taken back.
     assert len(sorted(p.name for p in path.iterdir())) == len(files_before) + 1
     assert session.read_delta(path).count() == 11
