@@ -3,7 +3,7 @@
  * them. Apart from csv.c so that tests can hold each parser against a
  * reference (strtod for doubles) on millions of inputs. */
 #include <errno.h>
-#include <float.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,44 +12,57 @@
 
 static int is_digit(char c) { return (unsigned)(c - '0') < 10; }
 
-/* The value of 8 ASCII digits (checked by the caller) read as one
- * little-endian word: pairs, then quads, then the eight combined with
- * three multiplications instead of eight. */
-static uint64_t digits8(const char *s) {
-  uint64_t v;
-  memcpy(&v, s, 8);
-  v -= 0x3030303030303030ull;
-  v = (v * 10 + (v >> 8)) & 0x00ff00ff00ff00ffull;          /* 2-digit pairs */
-  v = (v * 100 + (v >> 16)) & 0x0000ffff0000ffffull;        /* 4-digit quads */
-  return (v * 10000 + (v >> 32)) & 0xffffffffull;           /* all eight */
+/* The value of the 8 digits in t, a little-endian word of ASCII digits less
+ * '0' in each byte (the first digit lowest): pairs, then quads, then the
+ * eight combined with three multiplications instead of eight. */
+static uint64_t swar8(uint64_t t) {
+  t = (t * 10 + (t >> 8)) & 0x00ff00ff00ff00ffull;   /* 2-digit pairs */
+  t = (t * 100 + (t >> 16)) & 0x0000ffff0000ffffull; /* 4-digit quads */
+  return (t * 10000 + (t >> 32)) & 0xffffffffull;    /* all eight */
 }
 
-/* The end of the run of digits at s[i] (before n): eight bytes at a time,
- * a byte being a digit when its high nibble is 3 and adding 6 keeps it so
- * (a carry out of a non-digit byte reaches only later bytes). */
-static int64_t digit_run(const char *s, int64_t i, int64_t n) {
+static const uint64_t POW10U[] = {1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000};
+
+/* Appends the run of digits at s[i, n) to *w (*w * 10^k + their value for k
+ * digits; past 19 digits the value wraps, so the caller counts them) and
+ * returns the index after the run. One pass: the test for digits and the
+ * value come from the same 8-byte load (reading the run, then its value,
+ * went over the bytes twice). A byte is a digit when its high nibble is 3
+ * and adding 6 keeps it so; a carry or borrow out of a non-digit byte
+ * reaches only later bytes, which the shift drops. */
+static inline __attribute__((always_inline)) int64_t take_digits(const char *s, int64_t i,
+                                                                 int64_t n, uint64_t *w) {
+  uint64_t v = *w;
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
   const uint64_t hi = 0xf0f0f0f0f0f0f0f0ull, three = 0x3030303030303030ull;
-  for (; i + 8 <= n; i += 8) {
-    uint64_t v;
-    memcpy(&v, s + i, 8);
-    uint64_t bad = ((v & hi) ^ three) | (((v + 0x0606060606060606ull) & hi) ^ three);
-    if (bad) return i + (__builtin_ctzll(bad) >> 3);
+  for (;;) {
+    uint64_t x;
+    int64_t left = n - i;
+    if (left >= 8) {
+      memcpy(&x, s + i, 8);
+    } else if (n >= 8 && left > 0) {
+      /* The last bytes, loaded as the field's last eight and shifted down:
+       * the zero bytes shifted in are no digits. */
+      memcpy(&x, s + n - 8, 8);
+      x >>= 8 * (8 - left);
+    } else {
+      break;
+    }
+    uint64_t bad = ((x & hi) ^ three) | (((x + 0x0606060606060606ull) & hi) ^ three);
+    uint64_t t = x - three;
+    if (bad) {
+      int k = __builtin_ctzll(bad) >> 3;
+      if (k) v = v * POW10U[k] + swar8(t << (64 - 8 * k));
+      *w = v;
+      return i + k;
+    }
+    v = v * 100000000u + swar8(t);
+    i += 8;
   }
 #endif
-  while (i < n && is_digit(s[i])) i++;
+  for (; i < n && is_digit(s[i]); i++) v = v * 10 + (uint64_t)(s[i] - '0');
+  *w = v;
   return i;
-}
-
-/* The value of the n (at most 19) digits at s. */
-static uint64_t digits_value(const char *s, int64_t n) {
-  uint64_t v = 0;
-  int64_t i = 0;
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-  for (; i + 8 <= n; i += 8) v = v * 100000000u + digits8(s + i);
-#endif
-  for (; i < n; i++) v = v * 10 + (uint64_t)(s[i] - '0');
-  return v;
 }
 
 int pt__csv_parse_int(const char *s, int64_t n, int64_t *out) {
@@ -58,9 +71,9 @@ int pt__csv_parse_int(const char *s, int64_t n, int64_t *out) {
   if (i < n && (s[i] == '-' || s[i] == '+')) neg = s[i++] == '-';
   if (i == n) return 0;
   if (n - i <= 18) { /* cannot overflow */
-    if (digit_run(s, i, n) != n) return 0;
-    int64_t v = (int64_t)digits_value(s + i, n - i);
-    *out = neg ? -v : v;
+    uint64_t w = 0;
+    if (take_digits(s, i, n, &w) != n) return 0;
+    *out = neg ? -(int64_t)w : (int64_t)w;
     return 1;
   }
   uint64_t v = 0;
@@ -100,47 +113,186 @@ static const double POW10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
                                1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
                                1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
 
-/* [sign] digits [. digits] [e [sign] digits] as w * 10^q with w the first
- * 19 significant digits, exactly rounded to the nearest double whenever
- * one correctly rounded operation gives it (what strtod would give), else
- * through strtod. Measured here: most of a CSV read went to strtod before.
+#if defined(__SIZEOF_INT128__)
+#define HAVE_EISEL_LEMIRE 1
+
+/* Powers of five 5^q, q in [Q_MIN, Q_MAX], as 128-bit mantissas (the top
+ * bit set): for q >= 0 the top 128 bits of 5^q, truncated; for q < 0 the
+ * top 128 bits of 1 / 5^-q, plus one (so rounded up) when q >= -27, else
+ * truncated, the table the Eisel-Lemire algorithm's error bounds were
+ * proved for (Lemire, "Number Parsing at a Gigabyte per Second", 2021).
+ * Computed exactly at first use (a millisecond) by the small big-integer
+ * routine below rather than carried as ten kilobytes of constants.
+ * Below Q_MIN any 19-digit mantissa gives a subnormal or zero, above Q_MAX
+ * infinity: strtod's cases. */
+enum { Q_MIN = -342, Q_MAX = 308, BIG_LIMBS = 14 };
+static uint64_t pow5_hi[Q_MAX - Q_MIN + 1], pow5_lo[Q_MAX - Q_MIN + 1];
+static pthread_once_t pow5_once = PTHREAD_ONCE_INIT;
+static int pow5_ready; /* set (release) once the table is whole */
+
+/* Unsigned big integers of BIG_LIMBS 64-bit limbs, least significant first:
+ * 5^342 < 2^795 and twice it fit. */
+typedef struct big {
+  uint64_t l[BIG_LIMBS];
+} big;
+
+static void big_mul_small(big *a, uint64_t m) {
+  unsigned __int128 carry = 0;
+  for (int i = 0; i < BIG_LIMBS; i++) {
+    carry += (unsigned __int128)a->l[i] * m;
+    a->l[i] = (uint64_t)carry;
+    carry >>= 64;
+  }
+}
+
+static int big_bits(const big *a) {
+  for (int i = BIG_LIMBS - 1; i >= 0; i--)
+    if (a->l[i]) return i * 64 + 64 - __builtin_clzll(a->l[i]);
+  return 0;
+}
+
+static int big_bit(const big *a, int k) { return k >= 0 && (int)((a->l[k / 64] >> (k % 64)) & 1); }
+
+/* a and b below 2^(64 * nl). */
+static int big_cmp(const big *a, const big *b, int nl) {
+  for (int i = nl - 1; i >= 0; i--)
+    if (a->l[i] != b->l[i]) return a->l[i] < b->l[i] ? -1 : 1;
+  return 0;
+}
+
+static void big_sub(big *a, const big *b, int nl) { /* a >= b */
+  uint64_t borrow = 0;
+  for (int i = 0; i < nl; i++) {
+    uint64_t x = a->l[i], y = b->l[i];
+    a->l[i] = x - y - borrow;
+    borrow = x < y || (x == y && borrow);
+  }
+}
+
+static void big_shl1(big *a, int nl) {
+  for (int i = nl - 1; i > 0; i--) a->l[i] = (a->l[i] << 1) | (a->l[i - 1] >> 63);
+  a->l[0] <<= 1;
+}
+
+static void pow5_init(void) {
+  big p = {{1}};
+  for (int q = 0; q <= -Q_MIN; q++) {
+    int z = big_bits(&p); /* 2^(z-1) <= 5^q < 2^z */
+    if (q <= Q_MAX) {      /* the top 128 bits, truncated */
+      uint64_t hi = 0, lo = 0;
+      for (int k = 0; k < 128; k++) {
+        int b = big_bit(&p, z - 1 - k);
+        hi = (hi << 1) | (lo >> 63);
+        lo = (lo << 1) | (uint64_t)b;
+      }
+      pow5_hi[q - Q_MIN] = hi;
+      pow5_lo[q - Q_MIN] = lo;
+    }
+    if (q > 0) { /* 2^(z+127) / 5^q by long division: 128 quotient bits */
+      big r = {{0}};
+      r.l[(z - 1) / 64] = (uint64_t)1 << ((z - 1) % 64); /* 2^(z-1) < 5^q */
+      uint64_t hi = 0, lo = 0;
+      int nl = z / 64 + 1; /* limbs of r < 2 * 5^q < 2^(z+1) */
+      for (int k = 0; k < 128; k++) {
+        big_shl1(&r, nl);
+        int b = big_cmp(&r, &p, nl) >= 0;
+        if (b) big_sub(&r, &p, nl);
+        hi = (hi << 1) | (lo >> 63);
+        lo = (lo << 1) | (uint64_t)b;
+      }
+      if (q <= 27 && ++lo == 0) hi++; /* never carries out: hi < 2^64 - 1 */
+      pow5_hi[-q - Q_MIN] = hi;
+      pow5_lo[-q - Q_MIN] = lo;
+    }
+    big_mul_small(&p, 5);
+  }
+  __atomic_store_n(&pow5_ready, 1, __ATOMIC_RELEASE);
+}
+
+/* w * 10^q (w > 0, Q_MIN <= q <= Q_MAX) rounded to the nearest double, ties
+ * to even, into *out (positive): 1 when the 128-bit product decides the
+ * rounding, 0 when it cannot (a product too near a halfway point, or a
+ * subnormal or infinite result), for strtod to decide. The steps and
+ * their fallback conditions are those of the paper above. */
+static int eisel_lemire(uint64_t w, int64_t q, double *out) {
+  /* pthread_once alone cost more than the rest of the function. */
+  if (!__atomic_load_n(&pow5_ready, __ATOMIC_ACQUIRE)) pthread_once(&pow5_once, pow5_init);
+  int clz = __builtin_clzll(w);
+  w <<= clz;
+  /* floor(q * log2(10)) + 64 + bias - clz; 217706 / 2^16 is log2(10)
+   * closely enough for |q| <= 350 (the shift floors: an arithmetic shift on
+   * every compiler we build with). */
+  int64_t e2 = ((217706 * q) >> 16) + 64 + 1023 - clz;
+  uint64_t phi = pow5_hi[q - Q_MIN], plo = pow5_lo[q - Q_MIN];
+  unsigned __int128 x = (unsigned __int128)w * phi;
+  uint64_t hi = (uint64_t)(x >> 64), lo = (uint64_t)x;
+  if ((hi & 0x1ff) == 0x1ff && lo + w < w) {
+    /* The truncated table's error may reach the bits that round: add the
+     * product with the table's low word. */
+    unsigned __int128 y = (unsigned __int128)w * plo;
+    uint64_t yhi = (uint64_t)(y >> 64), ylo = (uint64_t)y;
+    uint64_t mlo = lo + yhi, mhi = hi + (mlo < lo);
+    if ((mhi & 0x1ff) == 0x1ff && mlo + 1 == 0 && ylo + w < w) return 0;
+    hi = mhi;
+    lo = mlo;
+  }
+  int msb = (int)(hi >> 63);
+  uint64_t m = hi >> (msb + 9); /* 54 bits: the 53 kept and one to round */
+  e2 -= 1 ^ msb;
+  if (lo == 0 && (hi & 0x1ff) == 0 && (m & 3) == 1) return 0; /* maybe a tie */
+  m += m & 1;
+  m >>= 1;
+  if (m >> 53) { /* rounding carried into a new bit */
+    m >>= 1;
+    e2++;
+  }
+  if (e2 <= 0 || e2 >= 0x7ff) return 0; /* subnormal or infinite */
+  uint64_t bits = (uint64_t)e2 << 52 | (m & (((uint64_t)1 << 52) - 1));
+  memcpy(out, &bits, 8);
+  return 1;
+}
+#endif
+
+/* [sign] digits [. digits] [e [sign] digits] as w * 10^q with w the
+ * significant digits (at most 19, else strtod decides), exactly rounded
+ * to the nearest double, what strtod would give:
  * - w < 2^53 and |q| <= 22: w and 10^|q| are exact doubles, so w * 10^q
- *   (or w / 10^-q) is one rounding (Clinger's fast path).
- * - with an x87 long double (64-bit mantissa), w < 2^64 and |q| <= 27:
- *   w and 10^|q| are exact long doubles; the product or quotient rounded to
- *   64 bits, then to 53, equals the one rounding to 53 bits unless the
- *   64-bit result lies exactly halfway between two doubles, which is
- *   checked (then strtod decides). */
+ *   (or w / 10^-q) is one rounding (Clinger's fast path);
+ * - else Eisel-Lemire's 128-bit product, which decides all but a few
+ *   texts in a billion; those, and what it leaves (subnormals, overflow),
+ *   go to strtod. The bench's doubles have 17 digits, past Clinger's
+ *   path: they went through x87 long double division before. */
 int pt__csv_parse_double(const char *s, int64_t n, double *out) {
   int64_t i = 0;
   int neg = 0;
   if (i < n && (s[i] == '-' || s[i] == '+')) neg = s[i++] == '-';
-  /* The digit runs before and after the point, then their value without
-   * leading zeros (which are not significant digits). */
   int64_t ib = i;
-  i = digit_run(s, i, n);
+  uint64_t w = 0;
+  i = take_digits(s, i, n, &w);
   int64_t ie = i, fb = i, fe = i;
   if (i < n && s[i] == '.') {
     fb = ++i;
-    i = digit_run(s, i, n);
+    i = take_digits(s, i, n, &w);
     fe = i;
   }
   if (ie == ib && fe == fb) return parse_double_slow(s, n, out); /* nan, inf, not a number */
   int64_t q = -(fe - fb);
-  uint64_t w;
-  int64_t z = ib;
-  while (z < ie && s[z] == '0') z++;
-  if (z < ie) {
-    if ((ie - z) + (fe - fb) > 19) return parse_double_slow(s, n, out);
-    w = digits_value(s + z, ie - z);
-    int64_t k = fb;
-    for (; k + 8 <= fe; k += 8) w = w * 100000000u + digits8(s + k);
-    for (; k < fe; k++) w = w * 10 + (uint64_t)(s[k] - '0');
-  } else {
-    z = fb;
-    while (z < fe && s[z] == '0') z++;
-    if (fe - z > 19) return parse_double_slow(s, n, out);
-    w = digits_value(s + z, fe - z);
+  if ((ie - ib) + (fe - fb) > 19) {
+    /* w wrapped unless enough of the digits are leading zeros (which are
+     * not significant): count them and read the rest again. */
+    int64_t z = ib;
+    while (z < ie && s[z] == '0') z++;
+    w = 0;
+    if (z < ie) {
+      if ((ie - z) + (fe - fb) > 19) return parse_double_slow(s, n, out);
+      take_digits(s, z, ie, &w);
+      take_digits(s, fb, fe, &w);
+    } else {
+      z = fb;
+      while (z < fe && s[z] == '0') z++;
+      if (fe - z > 19) return parse_double_slow(s, n, out);
+      take_digits(s, z, fe, &w);
+    }
   }
   if (i < n && (s[i] == 'e' || s[i] == 'E')) {
     int64_t j = i + 1, e = 0;
@@ -165,23 +317,11 @@ int pt__csv_parse_double(const char *s, int64_t n, double *out) {
     *out = neg ? -v : v;
     return 1;
   }
-#if defined(__x86_64__) && LDBL_MANT_DIG == 64
-  if (q >= -27 && q <= 27) {
-    /* 10^k for k <= 27 is exact in 64 bits of mantissa (5^27 < 2^63). */
-    static const long double LPOW10[] = {
-        1e0L,  1e1L,  1e2L,  1e3L,  1e4L,  1e5L,  1e6L,  1e7L,  1e8L,  1e9L,
-        1e10L, 1e11L, 1e12L, 1e13L, 1e14L, 1e15L, 1e16L, 1e17L, 1e18L, 1e19L,
-        1e20L, 1e21L, 1e22L, 1e23L, 1e24L, 1e25L, 1e26L, 1e27L};
-    long double p = LPOW10[q < 0 ? -q : q];
-    long double x = (long double)w;
-    x = q < 0 ? x / p : x * p;
-    uint64_t m;
-    memcpy(&m, &x, 8); /* the explicit 64-bit mantissa of the x87 format */
-    if ((m & 0x7ff) != 0x400) {
-      double v = (double)x;
-      *out = neg ? -v : v;
-      return 1;
-    }
+#if defined(HAVE_EISEL_LEMIRE)
+  double v;
+  if (q >= Q_MIN && q <= Q_MAX && eisel_lemire(w, q, &v)) {
+    *out = neg ? -v : v;
+    return 1;
   }
 #endif
   return parse_double_slow(s, n, out);
