@@ -3,7 +3,9 @@
  * random digit strings, exact and near halfway points, subnormals, signed
  * zeros, overflow and underflow), integers against strtoll. Each text is
  * parsed from a heap block of exactly its length, so that a read past its
- * end is an AddressSanitizer error, at each of eight alignments. */
+ * end is an AddressSanitizer error, at each of eight alignments. Dates
+ * and timestamps against timegm, and their fixed-layout fast path against
+ * the general one on the same texts with one byte changed. */
 #include <errno.h>
 #include <math.h>
 #include <setjmp.h>
@@ -13,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -232,11 +235,79 @@ static void test_ints(void **state) {
   assert_int_equal(pt__csv_parse_int("", 0, &got), 0);
 }
 
+/* ts parsed from a heap block of exactly its length. */
+static int parse_ts_exact(const char *s, int64_t *out) {
+  size_t n = strlen(s);
+  char *copy = malloc(n + 1); /* owned here */
+  assert_non_null(copy);
+  memcpy(copy, s, n);
+  int ok = pt__csv_parse_ts(copy, (int64_t)n, out);
+  free(copy);
+  return ok;
+}
+
+/* Random instants in years 0001-9999 as YYYY-MM-DD, YYYY-MM-DD HH:MM:SS and
+ * YYYY-MM-DDTHH:MM:SS.ffffff against timegm; then, one byte changed, the
+ * fast layouts (19 and 26 bytes) must agree with the general path, reached
+ * by the same text with a Z after it. */
+static void test_dates_and_timestamps(void **state) {
+  (void)state;
+  char buf[64], z[80];
+  for (int k = 0; k < 200000; k++) {
+    struct tm tm = {0};
+    tm.tm_year = 1 + (int)(rnd() % 9999) - 1900;
+    tm.tm_mon = (int)(rnd() % 12);
+    tm.tm_mday = 1 + (int)(rnd() % 28);
+    tm.tm_hour = (int)(rnd() % 24);
+    tm.tm_min = (int)(rnd() % 60);
+    tm.tm_sec = (int)(rnd() % 60);
+    int64_t us = (int64_t)(rnd() % 1000000);
+    int64_t secs = (int64_t)timegm(&tm), day = secs / 86400 - (secs % 86400 < 0), got;
+    snprintf(buf, sizeof buf, "%04d-%02d-%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
+    assert_int_equal(pt__csv_parse_date(buf, 10, &got), 1);
+    assert_int_equal(got, day);
+    assert_int_equal(parse_ts_exact(buf, &got), 1);
+    assert_int_equal(got, day * 86400 * 1000000);
+    snprintf(buf + 10, sizeof buf - 10, " %02d:%02d:%02d", tm.tm_hour, tm.tm_min, tm.tm_sec);
+    assert_int_equal(parse_ts_exact(buf, &got), 1);
+    assert_int_equal(got, secs * 1000000);
+    snprintf(buf + 19, sizeof buf - 19, ".%06lld", (long long)us);
+    buf[10] = k & 1 ? 'T' : ' ';
+    assert_int_equal(parse_ts_exact(buf, &got), 1);
+    assert_int_equal(got, secs * 1000000 + us);
+    /* One byte changed (never to the Z the general path may take). */
+    int n = k % 3 == 0 ? 19 : 26;
+    buf[n] = 0;
+    buf[rnd() % (uint64_t)n] = "0123456789:-. TxY9"[rnd() % 18];
+    snprintf(z, sizeof z, "%sZ", buf);
+    int64_t fast = 0, general = 0;
+    int okf = parse_ts_exact(buf, &fast), okg = parse_ts_exact(z, &general);
+    if (okf != okg || (okf && fast != general)) {
+      fprintf(stderr, "'%s': %d %lld, '%s': %d %lld\n", buf, okf, (long long)fast, z, okg,
+              (long long)general);
+      fail();
+    }
+  }
+  int64_t got;
+  assert_int_equal(pt__csv_parse_date("2024-02-29", 10, &got), 1);
+  assert_int_equal(pt__csv_parse_date("2023-02-29", 10, &got), 0);
+  assert_int_equal(pt__csv_parse_date("1900-02-29", 10, &got), 0);
+  assert_int_equal(pt__csv_parse_date("2000-02-29", 10, &got), 1);
+  assert_int_equal(pt__csv_parse_date("2023-13-01", 10, &got), 0);
+  assert_int_equal(pt__csv_parse_date("2023-1a-01", 10, &got), 0);
+  assert_int_equal(parse_ts_exact("2023-11-24 24:00:00", &got), 0);
+  assert_int_equal(parse_ts_exact("2023-11-24 23:60:00.000000", &got), 0);
+  assert_int_equal(parse_ts_exact("2023-11-24 23:59:60", &got), 0);
+  assert_int_equal(parse_ts_exact("2023-11-24 23:59:59.12345Z", &got), 1);
+  assert_int_equal(parse_ts_exact("1969-12-31T23:59:59.999999", &got), 1);
+  assert_int_equal(got, -1);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_printed_doubles), cmocka_unit_test(test_digit_strings),
       cmocka_unit_test(test_halfway),         cmocka_unit_test(test_edges),
-      cmocka_unit_test(test_ints),
+      cmocka_unit_test(test_ints),            cmocka_unit_test(test_dates_and_timestamps),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
