@@ -59,4 +59,8 @@ int pt__csv_read_from(const char *data, int64_t len, int64_t begin, int64_t end,
                       struct ArrowSchema *schema_out, struct ArrowArray *out, int64_t *next,
                       int64_t *next_line, pt_error *err);
 
+/* 1 (the default): the CSV reader splits common records on a fast path;
+ * tests set 0 to hold it against the general one. */
+extern int pt__csv_fast_records;
+
 #endif /* PT_IO_H */
