@@ -372,8 +372,9 @@ static inline unsigned two(const char *s) {
   return ((a * 10 + b) & 127) | (unsigned)(a > 9 || b > 9) * NOT_TWO;
 }
 
-int pt__csv_parse_date(const char *s, int64_t n, int64_t *out) {
-  if (n != 10 || s[4] != '-' || s[7] != '-') return 0;
+/* The date in the 10 bytes at s; inline in the timestamp parser too. */
+static inline int date10(const char *s, int64_t *out) {
+  if (s[4] != '-' || s[7] != '-') return 0;
   unsigned yh = two(s), yl = two(s + 2), m = two(s + 5), d = two(s + 8);
   if ((yh | yl | m | d) & NOT_TWO) return 0;
   unsigned y = yh * 100 + yl;
@@ -385,14 +386,16 @@ int pt__csv_parse_date(const char *s, int64_t n, int64_t *out) {
   return 1;
 }
 
+int pt__csv_parse_date(const char *s, int64_t n, int64_t *out) { return n == 10 && date10(s, out); }
+
 /* YYYY-MM-DD[T ]HH:MM[:SS[.f{1,9}]][Z] to microseconds since the epoch
  * (digits past the sixth fraction digit are truncated). */
 int pt__csv_parse_ts(const char *s, int64_t n, int64_t *out) {
   int64_t days;
   int hh, mi, ss = 0;
-  if (n == 10 && pt__csv_parse_date(s, n, &days)) return *out = days * 86400 * 1000000, 1;
+  if (n == 10 && date10(s, &days)) return *out = days * 86400 * 1000000, 1;
   if (n < 16 || (s[10] != 'T' && s[10] != ' ')) return 0;
-  if (!pt__csv_parse_date(s, 10, &days)) return 0;
+  if (!date10(s, &days)) return 0;
   if ((n == 19 || (n == 26 && s[19] == '.')) && s[13] == ':' && s[16] == ':') {
     /* YYYY-MM-DD HH:MM:SS[.ffffff], what most writers write (pyarrow, Spark,
      * Python's isoformat): fixed places, no loop. */
