@@ -1654,6 +1654,25 @@ static int read_records(const char *d, int64_t len, int64_t begin, int64_t end,
       if (cols_reserve(&cs)) goto oom;
       for (int64_t c = 0; c < ncols && rc == PT_OK; c++) {
         const cell *v = vals[c].state == CELL_NULL ? NULL : &vals[c];
+        col_out *oc = &cs.c[c];
+        /* Doubles and 64-bit integers (timestamps) inline: col_put's
+         * switches per value were a tenth of the read's instructions. */
+        if (v && (oc->kind == OUT_DOUBLE || (oc->kind == OUT_INT && oc->w == 8))) {
+          pt__bit_set(oc->validity, cs.rows, 1);
+          if (oc->kind == OUT_DOUBLE) memcpy(oc->values + cs.rows * 8, &v->d, 8);
+          else pt__store_i64(oc->values + cs.rows * 8, v->i);
+          continue;
+        }
+        /* (A record short of fields has no field c: v is NULL there.) */
+        int64_t n = v && oc->kind == OUT_STRING ? r.fields[c].len : 0;
+        if (v && oc->kind == OUT_STRING && oc->w == 4 && oc->data_len + n <= oc->data_cap &&
+            oc->data_len + n <= INT32_MAX) { /* col_put's string case, with room */
+          pt__bit_set(oc->validity, cs.rows, 1);
+          if (n) memcpy(oc->data + oc->data_len, r.fields[c].s, (size_t)n); /* data may be NULL */
+          oc->data_len += n;
+          pt__store_i32(oc->values + (cs.rows + 1) * 4, (int32_t)oc->data_len);
+          continue;
+        }
         rc = v && cs.c[c].kind == OUT_STRING
                  ? col_put(&cs.c[c], cs.rows, v, r.fields[c].s, r.fields[c].len)
                  : col_put(&cs.c[c], cs.rows, v, NULL, 0);
