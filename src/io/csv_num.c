@@ -353,14 +353,16 @@ static int digits(const char *s, int k, int *out) {
   return 1;
 }
 
-/* Days since 1970-01-01 of a proleptic Gregorian date. */
-static int64_t days_from_civil(int64_t y, int m, int d) {
-  y -= m <= 2;
-  int64_t era = (y >= 0 ? y : y - 399) / 400;
-  int64_t yoe = y - era * 400;
-  int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + doe - 719468;
+/* Days since 1970-01-01 of a proleptic Gregorian date of years 0-9999
+ * (month 1-12, day 1-31): in unsigned 32-bit arithmetic, one 400-year
+ * era later so that nothing is negative, where the int64 divisions of
+ * signed values had been a twentieth of a read. */
+static int64_t days_from_civil(unsigned y, unsigned m, unsigned d) {
+  y = y + 400 - (m <= 2);
+  unsigned era = y / 400, yoe = y - era * 400;
+  unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+  unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return (int64_t)era * 146097 + doe - 719468 - 146097;
 }
 
 /* The value of the two digits at s, with NOT_TWO set when either is no
@@ -382,7 +384,7 @@ static inline int date10(const char *s, int64_t *out) {
   if (m < 1 || m > 12 || d < 1 || d > mdays[m - 1]) return 0;
   int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
   if (m == 2 && d == 29 && !leap) return 0;
-  *out = days_from_civil(y, (int)m, (int)d);
+  *out = days_from_civil(y, m, d);
   return 1;
 }
 
@@ -439,7 +441,7 @@ static int ts_fixed(const char *s, int64_t n, int64_t *out) {
   static const unsigned char mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
   if (m < 1 || m > 12 || d < 1 || d > mdays[m - 1] || h > 23 || mi > 59 || sc > 59) return 0;
   if (m == 2 && d == 29 && !((y % 4 == 0 && y % 100 != 0) || y % 400 == 0)) return 0;
-  *out = ((days_from_civil(y, (int)m, (int)d) * 24 + h) * 60 + mi) * 60 * 1000000 +
+  *out = ((days_from_civil(y, m, d) * 24 + h) * 60 + mi) * 60 * 1000000 +
          (int64_t)sc * 1000000 + (int64_t)f;
   return 1;
 }

@@ -295,6 +295,17 @@ static void test_dates_and_timestamps(void **state) {
   assert_int_equal(pt__csv_parse_date("2000-02-29", 10, &got), 1);
   assert_int_equal(pt__csv_parse_date("2023-13-01", 10, &got), 0);
   assert_int_equal(pt__csv_parse_date("2023-1a-01", 10, &got), 0);
+  /* Year 0 (a leap year) and 9999, the ends of what four digits hold. */
+  assert_int_equal(pt__csv_parse_date("0000-01-01", 10, &got), 1);
+  assert_int_equal(got, -719528);
+  assert_int_equal(pt__csv_parse_date("0000-02-29", 10, &got), 1);
+  assert_int_equal(got, -719528 + 59);
+  assert_int_equal(pt__csv_parse_date("0000-03-01", 10, &got), 1);
+  assert_int_equal(got, -719468);
+  assert_int_equal(pt__csv_parse_date("9999-12-31", 10, &got), 1);
+  assert_int_equal(got, 2932896);
+  assert_int_equal(parse_ts_exact("0000-01-01 00:00:00", &got), 1);
+  assert_int_equal(got, -719528LL * 86400 * 1000000);
   assert_int_equal(parse_ts_exact("2023-11-24 24:00:00", &got), 0);
   assert_int_equal(parse_ts_exact("2023-11-24 23:60:00.000000", &got), 0);
   assert_int_equal(parse_ts_exact("2023-11-24 23:59:60", &got), 0);
