@@ -6,8 +6,9 @@
  * with the whole read on rows or on the line it ends at, or the cut scan
  * miscounting the newlines before a cut, or the shared cut scan
  * (pt__csv_cuts, many threads and spans) disagreeing with the serial one,
- * or, in PERMISSIVE mode, the scan's record count differing from the rows.
- * Seeds: tests/fuzz/corpus/csv. */
+ * or, in PERMISSIVE mode, the scan's record count differing from the rows,
+ * or the fast record splitter reading other rows or errors than the
+ * general one. Seeds: tests/fuzz/corpus/csv. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,6 +62,27 @@ static int64_t chunked_rows(const char *text, int64_t len, int64_t chunk, const 
     co.header = 0; /* only the file's first record is the header */
   }
   return n;
+}
+
+/* The whole read as JSON lines, or its error message, with the fast
+ * record splitter on or off (caller frees). */
+static char *read_text(const char *text, int64_t len, const pt_csv_options *o, int fast) {
+  struct ArrowSchema s;
+  struct ArrowArray a;
+  pt_error err = {0};
+  pt__csv_fast_records = fast;
+  int rc = pt_csv_read(text, len, 0, len, "fuzz.csv", o, &s, &a, &err);
+  pt__csv_fast_records = 1;
+  if (rc != PT_OK) return strdup(err.message);
+  pt_buf buf = {0};
+  if (pt_json_write_batch(&s, &a, &buf, &err) != PT_OK) abort();
+  char *out = calloc(1, buf.len + 1);
+  if (!out) abort();
+  if (buf.len) memcpy(out, buf.data, buf.len);
+  pt_buf_free(&buf);
+  a.release(&a);
+  s.release(&s);
+  return out;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -140,6 +162,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       s.release(&s);
     }
   }
+  char *fast = read_text(text, len, &o, 1), *general = read_text(text, len, &o, 0);
+  if (strcmp(fast, general) != 0) abort();
+  free(fast);
+  free(general);
   /* Modes that never fail on bad records must split losslessly. */
   if (o.mode != PT_CSV_FAILFAST && whole >= 0 && (left < 0 || right < 0 || left + right != whole))
     abort();
