@@ -834,6 +834,219 @@ int64_t pt__csv_count_records(const char *d, int64_t len, const pt_csv_options *
   return records_from(d, len, opts);
 }
 
+/* ------------------------------------------------------------------------ */
+/* The structure check of a FAILFAST count: each record must have the
+ * schema's number of fields, its quotes closed and nothing between a
+ * closing quote and the end of its field, which the quote, delimiter and
+ * newline masks decide without a parse; values are not converted (as
+ * Spark's column pruning: a count needs no column). */
+
+/* What check_bytes found wrong with a record. */
+typedef struct check_bad {
+  int64_t at;     /* the record's first byte; -1: none */
+  int64_t fields; /* its fields */
+  int quote;      /* an unterminated quote or text after a closing one */
+} check_bad;
+
+/* The records that start in d[i, len) from the record start i, each
+ * checked as next_record reads it (the first skipped when skip_i, a
+ * header): the reference for the masks below, the tail after their last
+ * block, and the judge of any block they find fault with. Adds the records
+ * to *records up to the first malformed one, which goes to *bad. */
+static void check_bytes(const char *d, int64_t len, int64_t i, int64_t ncols, int skip_i,
+                        const scan_chars *c, int64_t *records, check_bad *bad) {
+  int64_t skip = skip_i ? i : -1;
+  while (i < len) {
+    int64_t at = i, fields = 1;
+    int quote = 0;
+    for (;;) {
+      if (c->q && d[i] == c->q) {
+        int closed = 0;
+        for (i++; i < len;) {
+          if (d[i] == c->q) {
+            if (c->doubled && i + 1 < len && d[i + 1] == c->q) {
+              i += 2;
+              continue;
+            }
+            closed = 1;
+            i++;
+            break;
+          }
+          i += c->has_esc && d[i] == c->esc && i + 1 < len ? 2 : 1;
+        }
+        int64_t k = i;
+        while (k < len && d[k] != c->delim && d[k] != '\n' &&
+               !(d[k] == '\r' && k + 1 < len && d[k + 1] == '\n'))
+          k++;
+        if (!closed || k > i) quote = 1;
+        i = k;
+      } else {
+        /* \r ends an unquoted field only before \n (or as the delimiter). */
+        while (i < len && d[i] != c->delim && d[i] != '\n' &&
+               !(d[i] == '\r' && i + 1 < len && d[i + 1] == '\n'))
+          i++;
+      }
+      if (i < len && d[i] == c->delim) {
+        fields++;
+        i++;
+        if (i < len) continue;
+        break; /* a delimiter at the end: an empty last field */
+      }
+      if (i < len && d[i] == '\r') i++;
+      if (i < len && d[i] == '\n') i++;
+      break;
+    }
+    if (at != skip && (quote || fields != ncols)) {
+      *bad = (check_bad){at, fields, quote};
+      return;
+    }
+    (*records)++;
+  }
+}
+
+/* block_out's walk of block m that gives, instead of its record ends, the
+ * bytes inside quotes (*inside: an opening quote and what follows it up to
+ * the closing one) and the closing quotes (*close: not the first of a
+ * doubled pair). Same arguments and return as block_out. */
+static inline __attribute__((always_inline)) int block_quotes(const scan_block *m, const char *d,
+                                                              int64_t i, int64_t len, int k0,
+                                                              uint64_t first, int *inq,
+                                                              scan_chars c, uint64_t *inside,
+                                                              uint64_t *close) {
+  if (c.whole && k0 == 0) {
+    uint64_t in = m->xq ^ (0 - (uint64_t)*inq);
+    uint64_t start = m->opens << 1 | first;
+    int open_end = c.doubled && (m->q >> 63) && !(in >> 63);
+    if ((m->q & in & ~start) == 0 && !open_end) {
+      /* A quote outside quotes followed by one inside is a doubled pair. */
+      *close = m->q & ~in & ~(c.doubled ? m->q >> 1 : 0);
+      *inside = in;
+      *inq = (int)(in >> 63);
+      return 0;
+    }
+  }
+  uint64_t ins = 0, cl = 0;
+  int k = k0, in = *inq, open = 0; /* open: where the quoted bytes began */
+  while (k < 64) {
+    if (!in) {
+      uint64_t ev = m->q & bits_from(k);
+      int p = ev ? __builtin_ctzll(ev) : 64;
+      if (p == 64) break;
+      int64_t j = i + p;
+      in = j == 0 || d[j - 1] == c.delim || d[j - 1] == '\n'; /* else a literal quote */
+      open = p;
+      k = p + 1;
+    } else {
+      uint64_t ev = (m->q | m->esc) & bits_from(k);
+      int p = ev ? __builtin_ctzll(ev) : 64;
+      if (p == 64) break;
+      int64_t j = i + p;
+      if (d[j] != c.q) {
+        k = p + 2;
+      } else if (c.doubled && j + 1 < len && d[j + 1] == c.q) {
+        k = p + 2;
+      } else {
+        ins |= bits_from(open) & bits_below(p);
+        cl |= 1ull << p;
+        in = 0;
+        k = p + 1;
+      }
+    }
+  }
+  if (in) ins |= bits_from(open);
+  *inq = in;
+  *inside = ins;
+  *close = cl;
+  return k > 64 ? k - 64 : 0;
+}
+
+/* The records of d[0, len) (a range the cuts made) checked a block at a
+ * time: a record's delimiters outside quotes must be ncols - 1 and the
+ * byte after each closing quote a delimiter, \n or \r\n. The first record
+ * whose block shows a fault, and the bytes after the last block, are left
+ * to check_bytes from the start of the record they are in. */
+PT__POPCNT_CLONES
+static void check_from(const char *d, int64_t len, int64_t ncols, int skip_first,
+                       const scan_chars *cp, int64_t *records, check_bad *bad) {
+  scan_chars c = *cp;
+  int64_t i = 0, n = 0, rec = 0; /* rec: where the record under way starts */
+  int64_t delims = 0;            /* its delimiters outside quotes so far */
+  int inq = 0, k0 = 0, check = !skip_first;
+  scan_classify_fn classify = c.blocks ? scan_classify() : NULL;
+  if (classify && ncols >= 1) {
+    scan_block run[SCAN_RUN];
+    uint64_t first = 1, after = 0; /* after: bit 0 follows a closing quote */
+    while (i + 64 <= len) {
+      int64_t nb = (len - i) / 64 < SCAN_RUN ? (len - i) / 64 : SCAN_RUN;
+      classify(d + i, nb, &c, run);
+      for (int64_t b = 0; b < nb; b++, i += 64) {
+        const scan_block *m = &run[b];
+        uint64_t inside, close;
+        k0 = block_quotes(m, d, i, len, k0, first, &inq, c, &inside, &close);
+        first = m->sep >> 63;
+        uint64_t ends = m->nl & ~inside, dl = m->sep & ~m->nl & ~inside;
+        /* A closing quote before \r\n is followed by \r: looked at here. */
+        uint64_t odd = (close << 1 | after) & ~m->sep;
+        after = close >> 63;
+        int fault = 0;
+        while (odd) {
+          int64_t j = i + __builtin_ctzll(odd);
+          if (!(d[j] == '\r' && j + 1 < len && d[j + 1] == '\n')) {
+            fault = 1;
+            break;
+          }
+          odd &= odd - 1;
+        }
+        if (fault) goto bytes;
+        int from = 0;
+        while (ends) {
+          int p = __builtin_ctzll(ends);
+          delims += __builtin_popcountll(dl & bits_from(from) & bits_below(p));
+          if (check && delims != ncols - 1) goto bytes;
+          check = 1;
+          n++;
+          delims = 0;
+          rec = i + p + 1;
+          from = p + 1;
+          ends &= ends - 1;
+        }
+        delims += __builtin_popcountll(dl & bits_from(from));
+      }
+    }
+  }
+bytes:
+  *records = n;
+  check_bytes(d, len, rec, ncols, !check, &c, records, bad);
+}
+
+int pt__csv_check_records(const char *d, int64_t len, int64_t ncols, int skip_first,
+                          int64_t first_line, const char *name, const pt_csv_options *opts,
+                          int64_t *records, pt_error *err) {
+  pt_csv_options defaults;
+  if (!opts) {
+    pt_csv_options_init(&defaults);
+    opts = &defaults;
+  }
+  scan_chars c;
+  scan_chars_init(&c, opts);
+  check_bad bad = {-1, 0, 0};
+  *records = 0;
+  if (len > 0) check_from(d, len, ncols, skip_first, &c, records, &bad);
+  if (bad.at < 0) return PT_OK;
+  /* Lines are counted only here, for the message. */
+  int64_t line = (first_line > 0 ? first_line : 1) + pt__csv_count_newlines(d, bad.at);
+  char why[160];
+  if (bad.quote)
+    snprintf(why, sizeof why, "unterminated quote or text after a closing quote");
+  else
+    snprintf(why, sizeof why, "%lld fields, the schema has %lld", (long long)bad.fields,
+             (long long)ncols);
+  return pt__errorf(err, PT_EFORMAT,
+                    "csv: %s: line %lld: malformed record: %s; fix the file or read with mode "
+                    "DROPMALFORMED or PERMISSIVE",
+                    name ? name : "", (long long)line, why);
+}
+
 int64_t pt__csv_record_start_lines(const char *d, int64_t len, int64_t offset,
                                    const pt_csv_options *opts, int64_t *newlines) {
   pt_csv_options defaults;

@@ -32,6 +32,18 @@ int pt__csv_cuts(const char *d, int64_t len, const int64_t *targets, int64_t n,
  * scan of the quotes and newlines, no parse. */
 int64_t pt__csv_count_records(const char *d, int64_t len, const pt_csv_options *opts);
 
+/* pt__csv_count_records for a FAILFAST count: also checks each record's
+ * structure as the parser does (ncols fields, quotes closed, nothing
+ * between a closing quote and the end of its field; the first record, a
+ * header, unchecked when skip_first), from the same masks, without
+ * converting a value. On PT_OK *records holds the count (a header
+ * included); the first malformed record fails it with PT_EFORMAT and the
+ * parser's message, naming `name` and the record's line (first_line: the
+ * line d starts on). */
+int pt__csv_check_records(const char *d, int64_t len, int64_t ncols, int skip_first,
+                          int64_t first_line, const char *name, const pt_csv_options *opts,
+                          int64_t *records, pt_error *err);
+
 /* How the record-start scan makes its 64-byte masks. */
 enum {
   PT__CSV_SCAN_BYTES,  /* no masks: a byte at a time */

@@ -1,8 +1,9 @@
 /* test_csv_scan.c — the record-start scan's ways of making its 64-byte
  * masks (a byte at a time, SSE2, AVX2, AVX-512BW: those this CPU has) give
  * the same starts, lines, cuts and record counts on random CSV at every
- * alignment, and the record count equals the rows a PERMISSIVE read
- * gives, whole and in ranges. */
+ * alignment, the record count equals the rows a PERMISSIVE read gives,
+ * whole and in ranges, and the FAILFAST count's structure check fails
+ * where a FAILFAST read into text columns fails, with its message. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -236,10 +237,188 @@ static void test_count_matches_rows(void **state) {
   free(text);
 }
 
+/* Well-formed CSV under o: records of exactly ncols fields (blank lines
+ * where ncols is 1), quoted fields holding the delimiter, newlines, CRLF
+ * and the escapes o has (doubled quotes or backslashes), some over many
+ * 64-byte blocks, \n or \r\n endings, maybe none at the end. */
+static int64_t good_csv(char *buf, int64_t cap, int64_t ncols, const pt_csv_options *o,
+                        unsigned *seed) {
+  int64_t n = 0;
+  char plain[] = "bcd 12\r";
+  while (n < cap - 800) {
+    if (ncols == 1 && rand_r(seed) % 20 == 0) {
+      buf[n++] = '\n';
+      continue;
+    }
+    for (int64_t f = 0; f < ncols; f++) {
+      if (f) buf[n++] = o->delimiter;
+      int len = rand_r(seed) % 10 == 0 ? 40 + (int)(rand_r(seed) % 150) : (int)(rand_r(seed) % 6);
+      if (o->quote && rand_r(seed) % 2) {
+        buf[n++] = o->quote;
+        for (int i = 0; i < len; i++) {
+          int k = (int)(rand_r(seed) % 8);
+          if (k == 0) {
+            buf[n++] = o->delimiter;
+          } else if (k == 1 || k == 2) {
+            buf[n++] = k == 1 ? '\n' : '\r';
+          } else if (k == 3 && o->escape) { /* a doubled quote, or an escaped byte */
+            buf[n++] = o->escape;
+            buf[n++] = o->escape == o->quote || rand_r(seed) % 2 ? o->quote : '\n';
+          } else {
+            buf[n++] = plain[rand_r(seed) % 6];
+          }
+        }
+        buf[n++] = o->quote;
+      } else {
+        /* Unquoted: no delimiter or newline; a quote past the first byte
+         * is literal. */
+        for (int i = 0; i < len; i++) {
+          char ch = plain[rand_r(seed) % 7];
+          if (ch == '\r' || (i == 0 && ch == o->quote)) ch = 'b';
+          if (i > 0 && rand_r(seed) % 9 == 0 && o->quote) ch = o->quote;
+          buf[n++] = ch;
+        }
+      }
+    }
+    if (rand_r(seed) % 3 == 0) buf[n++] = '\r';
+    buf[n++] = '\n';
+  }
+  if (rand_r(seed) % 3 == 0) n -= 1 + (n > 1 && buf[n - 2] == '\r'); /* no newline at the end */
+  return n;
+}
+
+/* ncols utf8 columns: a FAILFAST read into them fails only on structure. */
+static void text_schema(struct ArrowSchema *s, int64_t ncols) {
+  pt_error err = {0};
+  static const char *const names[] = {"c0", "c1", "c2", "c3", "c4"};
+  assert_int_equal(pt_schema_init(s, "+s", NULL, 0, ncols, &err), PT_OK);
+  for (int64_t c = 0; c < ncols; c++)
+    assert_int_equal(pt_schema_init(s->children[c], "u", names[c], ARROW_FLAG_NULLABLE, 0, &err),
+                     PT_OK);
+}
+
+/* The FAILFAST count's check of the records that start in text[s1, s2)
+ * against a FAILFAST read of them into text columns: both fail or
+ * neither, with the same message, and the count is the rows. */
+static void check_against_read(const char *text, int64_t n, int64_t s1, int64_t s2,
+                               const pt_csv_options *o, int64_t ncols, const char *what) {
+  pt_error e1 = {0}, e2 = {0};
+  int64_t records = -1;
+  int64_t line = 1 + pt__csv_count_newlines(text, s1);
+  int rc1 = pt__csv_check_records(text + s1, s2 - s1, ncols, o->header && s1 == 0, line, "t.csv",
+                                  o, &records, &e1);
+  struct ArrowSchema s;
+  struct ArrowArray a;
+  int rc2 = pt_csv_read(text, n, s1, s2, "t.csv", o, &s, &a, &e2);
+  int64_t rows = -1;
+  if (rc2 == PT_OK) {
+    rows = a.length;
+    a.release(&a);
+    s.release(&s);
+  }
+  if (rc1 == PT_OK && o->header && s1 == 0 && records > 0) records--;
+  if (rc1 != rc2 || (rc1 == PT_OK && records != rows) ||
+      (rc1 != PT_OK && strcmp(e1.message, e2.message) != 0))
+    fail_msg("%s [%lld, %lld) of %lld: check %d (%lld records) '%s', read %d (%lld rows) '%s'",
+             what, (long long)s1, (long long)s2, (long long)n, rc1, (long long)records,
+             e1.message, rc2, (long long)rows, e2.message);
+}
+
+/* The FAILFAST count's structure check at every level this CPU has, and
+ * at several alignments, decides as the parser does: on random CSV with
+ * faults (wrong field counts, text after closing quotes, unclosed quotes,
+ * for 1 to 4 columns) and on well-formed CSV, whole and in ranges. */
+static void test_check_matches_failfast(void **state) {
+  (void)state;
+  enum { CAP = 3008, ROUNDS = 60, LEVELS = PT__CSV_SCAN_AVX512 + 1 }; /* CAP + 128: 64s */
+  char *area = aligned_alloc(64, CAP + 128);
+  char *text = malloc(CAP);
+  unsigned seed = 23;
+  int64_t passed = 0, failed = 0;
+  for (int r = 0; r < ROUNDS; r++) {
+    pt_csv_options o;
+    round_options(r, &o);
+    o.header = (r / 5) % 2;
+    int64_t ncols = 1 + (r / 10) % 4;
+    struct ArrowSchema schema;
+    text_schema(&schema, ncols);
+    o.schema = &schema;
+    int64_t n = r % 3 == 0 ? random_csv(text, CAP, &seed) : good_csv(text, CAP, ncols, &o, &seed);
+    for (int al = 0; al < 64; al += 7) {
+      char *t = area + al;
+      memcpy(t, text, (size_t)n);
+      for (int l = 0; l < LEVELS; l++) {
+        if (pt__csv_scan_level(l) != l) continue;
+        char what[64];
+        snprintf(what, sizeof what, "round %d align %d level %d", r, al, l);
+        check_against_read(t, n, 0, n, &o, ncols, what);
+        for (int64_t c1 = 0; c1 < n; c1 += 1 + rand_r(&seed) % 701) {
+          int64_t c2 = c1 + 1 + rand_r(&seed) % 900;
+          if (c2 > n) c2 = n;
+          int64_t s1 = pt_csv_record_start(t, n, c1, &o), s2 = pt_csv_record_start(t, n, c2, &o);
+          check_against_read(t, n, s1, s2, &o, ncols, what);
+        }
+      }
+    }
+    int64_t records;
+    pt_error err = {0};
+    if (pt__csv_check_records(text, n, ncols, o.header, 1, "t.csv", &o, &records, &err) == PT_OK)
+      passed++;
+    else
+      failed++;
+    schema.release(&schema);
+  }
+  /* Both outcomes were tried. */
+  print_message("structure: %lld texts pass, %lld fail\n", (long long)passed, (long long)failed);
+  assert_true(passed >= ROUNDS / 2 && failed > 0);
+  pt__csv_scan_level(-1);
+
+  /* Named cases: the message of each fault, with its line. */
+  pt_csv_options o;
+  pt_csv_options_init(&o);
+  static const struct {
+    const char *text;
+    int64_t ncols;
+    int rc;
+    const char *msg;
+  } cases[] = {
+      {"a,b\r\nc,d\r\n", 2, PT_OK, NULL},
+      {"a,\"b\nc\"\n\"x\"\"y\",z", 2, PT_OK, NULL},
+      {"a,b\nc\nd,e\n", 2, PT_EFORMAT, "line 2: malformed record: 1 fields, the schema has 2"},
+      {"a,b\n\"p\nq\",r,s\n", 2, PT_EFORMAT,
+       "line 2: malformed record: 3 fields, the schema has 2"},
+      {"a,b\n\nc,d\n", 2, PT_EFORMAT, "line 2: malformed record: 1 fields, the schema has 2"},
+      {"a,b\nc,\"d\ne\n", 2, PT_EFORMAT,
+       "line 2: malformed record: unterminated quote or text after a closing quote"},
+      {"a,\"b\"c\n", 2, PT_EFORMAT,
+       "line 1: malformed record: unterminated quote or text after a closing quote"},
+      {"a,\"b\"\r", 2, PT_EFORMAT,
+       "line 1: malformed record: unterminated quote or text after a closing quote"},
+      {"a,\"b\"\r\n", 2, PT_OK, NULL},
+  };
+  for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+    pt_error err = {0};
+    int64_t records = 0;
+    int rc = pt__csv_check_records(cases[k].text, (int64_t)strlen(cases[k].text), cases[k].ncols,
+                                   0, 1, "t.csv", &o, &records, &err);
+    assert_int_equal(rc, cases[k].rc);
+    if (cases[k].msg) {
+      char want[200];
+      snprintf(want, sizeof want,
+               "csv: t.csv: %s; fix the file or read with mode DROPMALFORMED or PERMISSIVE",
+               cases[k].msg);
+      assert_string_equal(err.message, want);
+    }
+  }
+  free(area);
+  free(text);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_levels_agree),
       cmocka_unit_test(test_count_matches_rows),
+      cmocka_unit_test(test_check_matches_failfast),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
