@@ -112,9 +112,11 @@ int pt__source_next(pt__source *src, struct ArrowArray *out, pt_error *err);
 void pt__source_close(pt__source *src);
 /* Rows of a range partition without generating them. */
 void pt__range_bounds(const Protium__RangeSource *r, int64_t p, int64_t *lo, int64_t *hi);
-/* The rows a PERMISSIVE read_csv source gives this task's partition,
- * counted from its records' starts without parsing them (every record is a
- * row in that mode), into *rows; *bytes: the bytes looked at. */
+/* The rows a PERMISSIVE or FAILFAST read_csv source gives this task's
+ * partition, counted from its records' starts without parsing them (every
+ * record is a row in PERMISSIVE; FAILFAST also checks each record's
+ * structure from the same scan and fails on the first malformed one, but
+ * converts no value), into *rows; *bytes: the bytes looked at. */
 int pt__csv_count_rows(pt__task *t, const Protium__Op *op, int64_t *rows, int64_t *bytes,
                        pt_error *err);
 

@@ -551,12 +551,27 @@ int pt__csv_count_rows(pt__task *t, const Protium__Op *op, int64_t *rows, int64_
   memset(&src, 0, sizeof src);
   src.t = t;
   src.op = op;
+  /* FAILFAST checks each record's structure (the parser's field count
+   * and quotes) but converts no value: a count needs no column, as with
+   * Spark's column pruning. */
+  int failfast = c->mode == PT_CSV_FAILFAST;
+  int64_t ncols = t->stage->source_schema.n_children - (c->corrupt_column[0] ? 1 : 0);
+  if (failfast && t->stage->source_schema.release == NULL)
+    return pt__errorf(err, PT_EINVAL, "read_csv: no schema in the stage definition");
   *rows = 0;
   int rc = csv_next_piece(&src, err);
   while (rc == PT_OK && src.csv_map) {
     /* A piece starts at a record start and ends at one (or the file's
      * end), as the parser sees it. */
-    int64_t n = pt__csv_count_records(src.csv_map + src.csv_pos, src.csv_end - src.csv_pos, &o);
+    const char *d = src.csv_map + src.csv_pos;
+    int64_t n, len = src.csv_end - src.csv_pos;
+    if (!failfast) {
+      n = pt__csv_count_records(d, len, &o);
+    } else if ((rc = pt__csv_check_records(d, len, ncols, src.csv_skip_header, src.csv_line,
+                                           src.csv_path, &o, &n, err)) != PT_OK) {
+      rc = pt__error_prefix(err, rc, "read_csv: ");
+      break;
+    }
     if (src.csv_skip_header && n > 0) n--;
     *rows += n;
     rc = csv_next_piece(&src, err);

@@ -383,11 +383,13 @@ static int run(pt__task *t, Protium__TaskStatus *st, pt_error *err) {
     return PT_OK;
   }
   /* Nor counting a PERMISSIVE CSV read, where every record is a row: the
-   * records are counted by the quote-aware scan alone. FAILFAST and
-   * DROPMALFORMED parse, since a malformed record must fail the read or
-   * not be counted. */
+   * records are counted by the quote-aware scan alone; nor a FAILFAST one,
+   * whose records' structure the same scan checks (a value that does not
+   * convert fails only a read that converts it). DROPMALFORMED parses: a
+   * record with a bad value is not counted there. */
   if (n_ops == 2 && src_op->op_case == PROTIUM__OP__OP_READ_CSV &&
-      sink_op->op_case == PROTIUM__OP__OP_COUNT && src_op->read_csv->mode == PT_CSV_PERMISSIVE) {
+      sink_op->op_case == PROTIUM__OP__OP_COUNT &&
+      (src_op->read_csv->mode == PT_CSV_PERMISSIVE || src_op->read_csv->mode == PT_CSV_FAILFAST)) {
     int64_t rows = 0, bytes = 0;
     PT_RETURN_NOT_OK(pt__csv_count_rows(t, src_op, &rows, &bytes, err));
     st->rows = st->count = st->rows_read = rows;

@@ -189,12 +189,44 @@ static void test_failfast_names_file_and_line(void **state) {
   assert_true(pt_dataset_num_partitions(ds) > 2);
   int64_t n;
   pt_error err = {0};
-  assert_int_equal(pt_count(ds, &n, &err), PT_EFORMAT);
+  /* A value that does not convert fails what converts it (collect), not
+   * a count, which checks each record's structure only. */
+  CHECK(pt_count(ds, &n, &err));
+  assert_int_equal(n, 3000);
+  struct ArrowArrayStream failed;
+  assert_int_equal(pt_collect(ds, &failed, &err), PT_EFORMAT);
   char want[900];
   snprintf(want, sizeof want,
            "read_csv: csv: %s: line %lld: malformed record: column 2 (score): cannot read 'zz' "
            "as float64; fix the file or read with mode DROPMALFORMED or PERMISSIVE", path,
            bad_line);
+  if (!strstr(err.message, want)) fail_msg("got: %s\nwant: %s", err.message, want);
+  pt_dataset_free(ds);
+
+  /* A record of the wrong shape fails the count too, naming its line. */
+  char shape[600];
+  snprintf(shape, sizeof shape, "%s/shape.csv", DIR_);
+  f = fopen(shape, "w");
+  assert_non_null(f);
+  fputs("id,name,score,day\n", f);
+  line = 2;
+  for (int64_t i = 0; i < 3000; i++) {
+    if (i == 2500) {
+      bad_line = line;
+      fputs("2500,\"two\nlines\",1.5\n", f);
+      line += 2;
+    } else {
+      put_row(f, i);
+      line += i % 7 == 0 ? 2 : 1;
+    }
+  }
+  fclose(f);
+  CHECK(pt_read_csv(S, shape, &o, &ds, &err));
+  assert_true(pt_dataset_num_partitions(ds) > 2);
+  assert_int_equal(pt_count(ds, &n, &err), PT_EFORMAT);
+  snprintf(want, sizeof want,
+           "read_csv: csv: %s: line %lld: malformed record: 3 fields, the schema has 4; fix the "
+           "file or read with mode DROPMALFORMED or PERMISSIVE", shape, bad_line);
   if (!strstr(err.message, want)) fail_msg("got: %s\nwant: %s", err.message, want);
   pt_dataset_free(ds);
 

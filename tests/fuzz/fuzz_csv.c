@@ -8,7 +8,11 @@
  * (pt__csv_cuts, many threads and spans) disagreeing with the serial one,
  * or, in PERMISSIVE mode, the scan's record count differing from the rows,
  * or the fast record splitter reading other rows or errors than the
- * general one. Seeds: tests/fuzz/corpus/csv. */
+ * general one, or the FAILFAST count's structure check
+ * (pt__csv_check_records) deciding otherwise than a FAILFAST read into
+ * binary columns (where only structure can fail): same outcome, same
+ * message, count equal to rows; nor may it fail where a FAILFAST read with
+ * the inferred types succeeds. Seeds: tests/fuzz/corpus/csv. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -138,6 +142,49 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     int64_t n = pt__csv_count_records(text, len, &o);
     if (o.header && n > 0) n--;
     if (n != whole) abort();
+  }
+  /* The FAILFAST count: structure only, so a read into 1 to 4 binary
+   * columns (which take any bytes) is its reference. */
+  {
+    int64_t ncols = 1 + (data[1] >> 6);
+    struct ArrowSchema bin;
+    pt_error err, rerr;
+    if (pt_schema_init(&bin, "+s", NULL, 0, ncols, &err) != PT_OK) abort();
+    for (int64_t c = 0; c < ncols; c++)
+      if (pt_schema_init(bin.children[c], "z", "b", ARROW_FLAG_NULLABLE, 0, &err) != PT_OK)
+        abort();
+    pt_csv_options fo = o;
+    fo.mode = PT_CSV_FAILFAST;
+    fo.corrupt_column = NULL;
+    fo.schema = &bin;
+    int64_t n = -1;
+    int rc = pt__csv_check_records(text, len, ncols, fo.header, 1, "fuzz.csv", &fo, &n, &err);
+    struct ArrowSchema s;
+    struct ArrowArray a;
+    int rrc = pt_csv_read(text, len, 0, len, "fuzz.csv", &fo, &s, &a, &rerr);
+    if (rc != rrc) abort();
+    if (rc == PT_OK) {
+      if (fo.header && n > 0) n--;
+      if (n != a.length) abort();
+      a.release(&a);
+      s.release(&s);
+    } else if (strcmp(err.message, rerr.message) != 0) {
+      abort();
+    }
+    bin.release(&bin);
+  }
+  if (o.mode == PT_CSV_FAILFAST && whole >= 0 && len > 0) {
+    struct ArrowSchema s;
+    struct ArrowArray a;
+    pt_error err;
+    if (pt_csv_read(text, len, 0, len, "fuzz.csv", &o, &s, &a, &err) != PT_OK) abort();
+    int64_t n = -1;
+    if (pt__csv_check_records(text, len, s.n_children, o.header, 1, "fuzz.csv", &o, &n, &err) !=
+            PT_OK ||
+        n - (o.header && n > 0) != whole)
+      abort();
+    a.release(&a);
+    s.release(&s);
   }
   /* The schema comes from the whole text's first records: give it to the
    * chunks, as the engine does. */

@@ -1,14 +1,19 @@
 """Dataset.count() over read_csv: in PERMISSIVE mode the executors count
-the records with the quote-aware scan instead of parsing them, and the
-count must equal the rows a parse gives (to_arrow().num_rows) and
+the records with the quote-aware scan instead of parsing them, and in
+FAILFAST mode the same scan also checks each record's structure (field
+count, quotes) without converting values, as Spark's column pruning does.
+The count must equal the rows a parse gives (to_arrow().num_rows) and
 pyarrow.csv's, over quoted newlines, doubled quotes, CRLF, blank lines, a
 missing final newline, header or not, directories of several files and
-files cut into many ranges; FAILFAST and DROPMALFORMED still parse, so a
-malformed record fails the count or is not counted."""
+files cut into many ranges; a FAILFAST count fails with file and line on a
+record of the wrong shape or an unclosed quote, but not on a value that
+does not convert (to_arrow() does); DROPMALFORMED still parses, so a
+record with a bad value is not counted."""
 
 from __future__ import annotations
 
 import random
+import re
 from pathlib import Path
 
 import pyarrow.csv as pacsv
@@ -74,6 +79,23 @@ def test_count_equals_parsed_rows(tmp_path: Path, crlf: bool, header: bool) -> N
                     assert parsed == want_plain
                 else:
                     assert parsed > 3000  # the blank lines are rows
+            # FAILFAST (the default): the well-formed file counts as it
+            # parses; a blank line is a record of one field where the
+            # schema has three, so both fail, naming the same first line
+            # when one range holds the whole file.
+            ds = s.read_csv(tmp_path / "plain.csv", header=header)
+            assert ds.count() == ds.to_arrow().num_rows == want_plain, part
+            ds = s.read_csv(tmp_path / "blanks.csv", header=header)
+            with pytest.raises(pt.TaskError) as counted:
+                ds.count()
+            with pytest.raises(pt.TaskError) as parsed_err:
+                ds.to_arrow()
+            for e in (counted, parsed_err):
+                assert re.search(r"blanks.csv: line \d+: malformed record: 1 fields, the schema has 3",
+                                 str(e.value))
+            if part == str(1 << 30):
+                line = re.search(r"line (\d+)", str(counted.value)).group(1)
+                assert f"line {line}:" in str(parsed_err.value)
 
 
 def test_count_of_a_directory(tmp_path: Path) -> None:
@@ -88,8 +110,10 @@ def test_count_of_a_directory(tmp_path: Path) -> None:
     (d / "part-8-empty.csv").write_bytes(b"")  # after the first file, which settles the schema
     (d / "part-9-header-only.csv").write_bytes(b"id,s,t\n")
     with pt.Session("local[2]", conf={"csv.partition_bytes": "4096"}) as s:
-        ds = s.read_csv(d, header=True, mode="PERMISSIVE")
-        assert ds.count() == ds.to_arrow().num_rows == want
+        for mode in ("PERMISSIVE", "FAILFAST"):
+            ds = s.read_csv(d, header=True, mode=mode)
+            assert ds.num_partitions > 2
+            assert ds.count() == ds.to_arrow().num_rows == want, mode
 
 
 def test_count_permissive_counts_malformed_records(tmp_path: Path) -> None:
@@ -105,17 +129,46 @@ def test_count_permissive_counts_malformed_records(tmp_path: Path) -> None:
         assert got.column("_corrupt_record").null_count == 2
 
 
-def test_failfast_and_dropmalformed_still_parse(tmp_path: Path) -> None:
-    text = records(500, 7, crlf=False, blank=False, header=True, final_newline=True)
-    text += b"500,only-two-fields\n"
-    (tmp_path / "bad.csv").write_bytes(text)
+def test_failfast_count_checks_structure(tmp_path: Path) -> None:
+    # A record with too many or too few fields, or an unclosed quote, fails
+    # a FAILFAST count with the file and the line, in whichever range it
+    # lies (here far past the first of many).
+    good = records(500, 7, crlf=False, blank=False, header=True, final_newline=True)
+    line = good.count(b"\n") + 1  # the line the appended record starts on
+    cases = {
+        "few.csv": (b"500,only-two-fields\n", r"2 fields, the schema has 3"),
+        "many.csv": (b'500,"a\nb",c,d\n', r"4 fields, the schema has 3"),
+        "after.csv": (b'500,"a"b,c\n', r"unterminated quote or text after a closing quote"),
+        "open.csv": (b'500,"a\nb,c\n501,d,e\n', r"unterminated quote or text after a closing quote"),
+    }
     with pt.Session("local[2]", conf={"csv.partition_bytes": "4096"}) as s:
-        with pytest.raises(pt.TaskError, match=r"bad.csv: line \d+: malformed record: 2 fields"):
-            s.read_csv(tmp_path / "bad.csv", header=True).count()
-        ds = s.read_csv(tmp_path / "bad.csv", header=True, mode="DROPMALFORMED")
-        assert ds.count() == ds.to_arrow().num_rows == 500
-        ds = s.read_csv(tmp_path / "bad.csv", header=True, mode="PERMISSIVE")
-        assert ds.count() == ds.to_arrow().num_rows == 501
+        for name, (tail, why) in cases.items():
+            (tmp_path / name).write_bytes(good + tail + b"600,x,y\n")
+            ds = s.read_csv(tmp_path / name, header=True)
+            assert ds.num_partitions > 5
+            for action in (ds.count, ds.to_arrow):
+                with pytest.raises(pt.TaskError, match=rf"{name}: line {line}: malformed record: {why}"):
+                    action()
+
+
+def test_failfast_count_converts_no_value(tmp_path: Path) -> None:
+    # A value that does not convert to its column's type is no structural
+    # fault: count() does not look at it (as Spark's count under column
+    # pruning), to_arrow() converts it and fails; DROPMALFORMED drops the
+    # record, so its count parses; PERMISSIVE keeps it as a row.
+    (tmp_path / "v.csv").write_bytes(b"a,b\n1,2\n3,abc\n4,5\n")
+    with pt.Session("local[1]") as s:
+        ds = s.read_csv(tmp_path / "v.csv", header=True, schema="a long, b long")
+        assert ds.count() == 3
+        with pytest.raises(pt.TaskError, match=r"v.csv: line 3: malformed record: column 1 \(b\): "
+                                               r"cannot read 'abc' as int64"):
+            ds.to_arrow()
+        ds = s.read_csv(tmp_path / "v.csv", header=True, schema="a long, b long",
+                        mode="DROPMALFORMED")
+        assert ds.count() == ds.to_arrow().num_rows == 2
+        ds = s.read_csv(tmp_path / "v.csv", header=True, schema="a long, b long",
+                        mode="PERMISSIVE")
+        assert ds.count() == ds.to_arrow().num_rows == 3
 
 
 @pytest.mark.parametrize("quote,escape", [('"', "\\"), (None, None), ("'", "'")])
@@ -134,3 +187,14 @@ def test_count_with_other_quoting(tmp_path: Path, quote, escape) -> None:
         parsed = ds.to_arrow().num_rows
         assert parsed > 3000  # no unclosed quote swallowed the file
         assert ds.count() == parsed
+        # FAILFAST into text columns: only structure can fail, so the
+        # count fails exactly when the parse does.
+        ds = s.read_csv(tmp_path / "e.csv", header=True, quote=quote, escape=escape,
+                        schema="a string, b string")
+        try:
+            rows = ds.to_arrow().num_rows
+        except pt.TaskError:
+            with pytest.raises(pt.TaskError, match=r"e.csv: line \d+: malformed record"):
+                ds.count()
+        else:
+            assert ds.count() == rows
