@@ -937,7 +937,11 @@ int pt_delta_scan_info(const pt_dataset *ds, pt_delta_scan *out, pt_error *err);
  * csv.partition_bytes at record starts (quoted newlines respected), found now
  * in one pass over each file; small files share a partition. With header,
  * each file's first record is skipped. A malformed record fails the task
- * (FAILFAST, naming file and line) or is handled as opts->mode says. */
+ * (FAILFAST, naming file and line) or is handled as opts->mode says.
+ * pt_count of the dataset alone converts no value (as Spark's column
+ * pruning): in FAILFAST it fails on a record of the wrong shape (fields,
+ * quotes) but not on a value that does not convert, which fails
+ * pt_collect and the writes. */
 int pt_read_csv(pt_session *s, const char *path, const pt_csv_options *opts, pt_dataset **out,
                 pt_error *err);
 /* How pt_read_sql splits a read into partitions, as Spark's JDBC source

@@ -367,7 +367,10 @@ class Session:
         records' text in `corrupt_column`); `quote` None turns quoting off,
         `escape` defaults to the quote (a doubled quote is a quote);
         `null_values` None: only the empty field is null. Big files are cut
-        into partitions of csv.partition_bytes at record starts."""
+        into partitions of csv.partition_bytes at record starts. `count()`
+        of the dataset converts no value (as Spark's column pruning): in
+        FAILFAST it fails on a record of the wrong shape but not on a value
+        that does not convert, which fails `to_arrow()` and the writes."""
         from protium import connectors
         args = connectors.CsvReadArgs(schema=schema, header=header, delimiter=delimiter,
                                       quote=quote, escape=escape, null_values=null_values,
