@@ -17,11 +17,11 @@ one range query per partition in P threads), ConnectorX
 and pandas.read_sql over SQLAlchemy + psycopg2 (one connection: P = 1 only);
 and protium itself reading through the ADBC driver (`adbc:` URL, system
 protium_adbc) against its own libpq path. Write:
-PT_BENCH_WRITE_ROWS rows (default 500,000) of the same columns from Arrow
+PT_BENCH_WRITE_ROWS rows (default PT_BENCH_ROWS) of the same columns from Arrow
 into a new table, protium `write_sql` (exactly once: staged, then one
 transaction) against PySpark's `write.jdbc` (batched INSERTs), 2 partitions.
 
-CSV: PT_BENCH_CSV_MIB MiB (default 256) of the same columns written by
+CSV: PT_BENCH_CSV_MIB MiB (default 1024) of the same columns written by
 pyarrow.csv, the schema inferred by each system. Case csv, every row into one
 Arrow table in this process: protium `read_csv(path, header=True).to_arrow()`
 on local[2] with its defaults (one byte range per task slot; each executor
@@ -47,8 +47,8 @@ ratio.read.<case>.<peer> and ratio.write.<case>.<peer> (protium / peer,
 higher is better for protium); cases pg_p1, pg_p2, pg_p4, csv, csv_count, delta,
 pg_write.
 Each figure is the best of PT_BENCH_REPEATS runs (default 2);
-PT_BENCH_CASES (default pg,csv) picks the cases (csv alone needs no
-PostgreSQL server; the Delta case runs with pg);
+PT_BENCH_CASES (default pg,csv,delta) picks the cases (csv and delta
+need no PostgreSQL server);
 PT_BENCH_PARTITIONS (default 1,2,4) and PT_BENCH_SPARK=0 (PySpark left out,
 as the test's tiny run does) narrow a run. A peer that
 fails (no Java, no network for the jar) is left out with its reason on
@@ -77,14 +77,14 @@ sys.path.insert(0, str(ROOT / "bench"))
 BUILD = Path(os.environ.get("PT_BUILD_DIR", ROOT / "build"))
 os.environ.setdefault("PT_BUILD_DIR", str(BUILD))
 ROWS = int(os.environ.get("PT_BENCH_ROWS", "2000000"))
-WRITE_ROWS = int(os.environ.get("PT_BENCH_WRITE_ROWS", "500000"))
-CSV_MIB = int(os.environ.get("PT_BENCH_CSV_MIB", "256"))
+WRITE_ROWS = int(os.environ.get("PT_BENCH_WRITE_ROWS", str(ROWS)))
+CSV_MIB = int(os.environ.get("PT_BENCH_CSV_MIB", "1024"))
 DELTA_ROWS = int(os.environ.get("PT_BENCH_DELTA_ROWS", "1000000"))
 DELTA_FILES = int(os.environ.get("PT_BENCH_DELTA_FILES", "4"))
 REPEATS = int(os.environ.get("PT_BENCH_REPEATS", "2"))
 PARTS = [int(p) for p in os.environ.get("PT_BENCH_PARTITIONS", "1,2,4").split(",")]
 SPARK = os.environ.get("PT_BENCH_SPARK", "1") != "0"  # 0: leave PySpark out (the tests)
-CASES = set(os.environ.get("PT_BENCH_CASES", "pg,csv").split(","))  # pg: read and write
+CASES = set(os.environ.get("PT_BENCH_CASES", "pg,csv,delta").split(","))  # pg: read and write
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 JDBC = "org.postgresql:postgresql:42.7.14"
 JAR = BUILD / "jars" / "postgresql-42.7.14.jar"
@@ -238,6 +238,8 @@ def main() -> None:
     if "pg" not in CASES:
         if "csv" in CASES:
             csv_case(pt, record)
+        if "delta" in CASES:
+            delta_case(pt, record)
         finish(metrics)
         return
 
@@ -324,28 +326,8 @@ def main() -> None:
     if "csv" in CASES:
         csv_case(pt, record)
 
-    # -- Delta
-    work = Path(tempfile.mkdtemp(prefix="pt-bench-delta."))
-    try:
-        from deltalake import DeltaTable, write_deltalake
-
-        path = work / "events"
-        data = make_arrow(DELTA_ROWS, seed=7)
-        step = -(-DELTA_ROWS // DELTA_FILES)
-        for k in range(0, DELTA_ROWS, step):
-            write_deltalake(str(path), data.slice(k, step), mode="append")
-        with pt.Session("local[2]") as s:
-            def pdelta() -> None:
-                assert s.read_delta(path).to_arrow().num_rows == DELTA_ROWS
-            record("protium", "read", "delta", DELTA_ROWS, best(pdelta))
-
-        def ddelta() -> None:
-            assert DeltaTable(str(path)).to_pyarrow_table().num_rows == DELTA_ROWS
-        record("deltalake", "read", "delta", DELTA_ROWS, best(ddelta))
-    except Exception as e:  # noqa: BLE001 - a peer's failure leaves it out
-        log(f"delta: {e!r}; left out")
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    if "delta" in CASES:
+        delta_case(pt, record)
 
     finish(metrics)
 
@@ -394,6 +376,31 @@ def csv_case(pt, record) -> None:
             record("duckdb", "read", "csv_count", n_csv, best(dcount))
         except Exception as e:  # noqa: BLE001
             log(f"duckdb csv: {e!r}; left out")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def delta_case(pt, record) -> None:
+    """A table of DELTA_FILES commits written by deltalake, read by both."""
+    work = Path(tempfile.mkdtemp(prefix="pt-bench-delta."))
+    try:
+        from deltalake import DeltaTable, write_deltalake
+
+        path = work / "events"
+        data = make_arrow(DELTA_ROWS, seed=7)
+        step = -(-DELTA_ROWS // DELTA_FILES)
+        for k in range(0, DELTA_ROWS, step):
+            write_deltalake(str(path), data.slice(k, step), mode="append")
+        with pt.Session("local[2]") as s:
+            def pdelta() -> None:
+                assert s.read_delta(path).to_arrow().num_rows == DELTA_ROWS
+            record("protium", "read", "delta", DELTA_ROWS, best(pdelta))
+        try:
+            def ddelta() -> None:
+                assert DeltaTable(str(path)).to_pyarrow_table().num_rows == DELTA_ROWS
+            record("deltalake", "read", "delta", DELTA_ROWS, best(ddelta))
+        except Exception as e:  # noqa: BLE001 - a peer's failure leaves it out
+            log(f"deltalake: {e!r}; left out")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
