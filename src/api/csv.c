@@ -98,9 +98,12 @@ static int settle_schema(const mapped *m, const char *path, const pt_csv_options
   int64_t sample = 0;
   if (!o->schema) {
     /* From a record start the next one is found without earlier bytes, so
-     * this walk is linear. */
-    for (int64_t k = 0; k < o->infer_rows + (o->header ? 1 : 0) && sample < m->size; k++)
-      sample += pt_csv_record_start(m->data + sample, m->size - sample, 1, o);
+     * this walk is linear. Blank lines are no records: not counted. */
+    for (int64_t k = 0; k < o->infer_rows + (o->header ? 1 : 0) && sample < m->size; k++) {
+      int64_t lines = 0;
+      sample = pt__csv_skip_blank_lines(m->data, m->size, sample, o, &lines);
+      if (sample < m->size) sample += pt_csv_record_start(m->data + sample, m->size - sample, 1, o);
+    }
   }
   pt_csv_options so = *o;
   /* The sample read only settles the schema: its malformed records (which
@@ -224,10 +227,15 @@ int pt_read_csv(pt_session *s, const char *path, const pt_csv_options *opts, pt_
                         err);
       if (rc != PT_OK) rc = pt__error_prefix(err, rc, "read_csv: ");
     }
-    int64_t pos = 0, line = 1;
+    int64_t pos = 0, line = 1, head = 0, blank = 0;
+    /* With a header, the first range runs past its start: the header is the
+     * first line that is not blank, and only the range at offset 0 skips it
+     * (a range of the blank lines before it alone would read it as a row). */
+    if (o.header) head = pt__csv_skip_blank_lines(m.data, m.size, 0, &o, &blank);
     for (int64_t k = 0; rc == PT_OK && k <= cuts && pos < m.size; k++) {
       int64_t next = k < cuts ? tg[cuts + k] : m.size;
       if (next <= pos) continue; /* a record longer than a range */
+      if (k < cuts && next <= head) continue;
       int64_t len = next - pos;
       if (acc > 0 && acc + len > target) {
         partition++;

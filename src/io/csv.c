@@ -413,6 +413,19 @@ int64_t pt_csv_record_start(const char *d, int64_t len, int64_t offset,
   return pt__csv_record_start_lines(d, len, offset, opts, &newlines);
 }
 
+int64_t pt__csv_blank_line(const char *d, int64_t len, int64_t i, const pt_csv_options *o) {
+  if (i >= len) return 0;
+  if (d[i] == '\n') return 1;
+  /* A quote of \r would open a quoted field there instead. */
+  return d[i] == '\r' && i + 1 < len && d[i + 1] == '\n' && o->quote != '\r' ? 2 : 0;
+}
+
+int64_t pt__csv_skip_blank_lines(const char *d, int64_t len, int64_t i, const pt_csv_options *o,
+                                 int64_t *lines) {
+  for (int64_t b; (b = pt__csv_blank_line(d, len, i, o)) > 0; i += b) (*lines)++;
+  return i;
+}
+
 /* The bytes of d[i, len) a byte at a time from quote state *inq: the
  * tail of the scan below, and all of it without SSE2. */
 static int64_t starts_bytes(const char *d, int64_t len, int64_t i, int *inq_io, int64_t offset,
@@ -788,9 +801,18 @@ static int64_t scan_from(const char *d, int64_t len, int64_t i, int *inq_io, int
   return starts_bytes(d, len, i, inq_io, offset, c.q, c.esc, c.delim, newlines);
 }
 
+/* 1 when the newline at d[p], outside quotes, ends a blank line. Outside
+ * quotes, the byte before it is a newline only where that one is outside
+ * quotes too (no quote lies between), so the bytes alone decide. */
+static inline int blank_end(const char *d, int64_t p, char q) {
+  if (p == 0 || d[p - 1] == '\n') return 1;
+  return d[p - 1] == '\r' && q != '\r' && (p == 1 || d[p - 2] == '\n');
+}
+
 /* The records that start in d[0, len), 0 being one: 1 and one more for each
- * newline outside quotes before the last byte, found with scan_from's
- * masks and block walk, but counted instead of stopped at. */
+ * newline outside quotes before the last byte, less the blank lines (each
+ * ends at such a newline), found with scan_from's masks and block walk, but
+ * counted instead of stopped at. */
 PT__POPCNT_CLONES
 static int64_t records_from(const char *d, int64_t len, const pt_csv_options *opts) {
   if (len <= 0) return 0;
@@ -803,13 +825,26 @@ static int64_t records_from(const char *d, int64_t len, const pt_csv_options *op
     scan_block run[SCAN_RUN];
     int k0 = 0;
     uint64_t first = 1;
+    /* Bit 0 (1) and bits 0-1 (2): newlines just before the block; d[-1]
+     * counts as one, so that a newline at 0 is a blank line. */
+    uint64_t prev1 = 1, prev2 = 2;
     while (i + 64 <= len) {
       int64_t nb = (len - i) / 64 < SCAN_RUN ? (len - i) / 64 : SCAN_RUN;
       classify(d + i, nb, &c, run);
       for (int64_t b = 0; b < nb; b++, i += 64) {
-        uint64_t out;
+        uint64_t out, nl = run[b].nl;
         k0 = block_out(&run[b], d, i, len, k0, first, &inq, c, &out);
         first = run[b].sep >> 63;
+        /* Blank lines: \n right after a newline, and \r\n right after
+         * one (the \r looked at only where two bytes separate newlines). */
+        uint64_t after1 = nl << 1 | prev1, after2 = nl << 2 | prev2;
+        n -= __builtin_popcountll(out & after1);
+        for (uint64_t cr = out & after2 & ~after1; cr; cr &= cr - 1) {
+          int64_t p = i + __builtin_ctzll(cr);
+          n -= d[p - 1] == '\r' && c.q != '\r';
+        }
+        prev1 = nl >> 63;
+        prev2 = nl >> 62;
         if (last - i < 64) out &= bits_below((int)(last - i));
         n += __builtin_popcountll(out);
       }
@@ -821,6 +856,7 @@ static int64_t records_from(const char *d, int64_t len, const pt_csv_options *op
     int64_t nl = 0;
     i = starts_bytes(d, len, i, &inq, 0, c.q, c.esc, c.delim, &nl);
     if (i < len) n++;
+    if (!inq && d[i - 1] == '\n' && blank_end(d, i - 1, c.q)) n--;
   }
   return n;
 }
@@ -849,14 +885,18 @@ typedef struct check_bad {
 } check_bad;
 
 /* The records that start in d[i, len) from the record start i, each
- * checked as next_record reads it (the first skipped when skip_i, a
- * header): the reference for the masks below, the tail after their last
+ * checked as next_record reads it (blank lines skipped, as the reader
+ * does; the first other record unchecked when skip_i, a header): the reference for the masks below, the tail after their last
  * block, and the judge of any block they find fault with. Adds the records
  * to *records up to the first malformed one, which goes to *bad. */
 static void check_bytes(const char *d, int64_t len, int64_t i, int64_t ncols, int skip_i,
                         const scan_chars *c, int64_t *records, check_bad *bad) {
-  int64_t skip = skip_i ? i : -1;
+  int skip = skip_i;
   while (i < len) {
+    if (d[i] == '\n' || (d[i] == '\r' && i + 1 < len && d[i + 1] == '\n' && c->q != '\r')) {
+      i += d[i] == '\n' ? 1 : 2; /* a blank line: no record */
+      continue;
+    }
     int64_t at = i, fields = 1;
     int quote = 0;
     for (;;) {
@@ -896,10 +936,11 @@ static void check_bytes(const char *d, int64_t len, int64_t i, int64_t ncols, in
       if (i < len && d[i] == '\n') i++;
       break;
     }
-    if (at != skip && (quote || fields != ncols)) {
+    if (!skip && (quote || fields != ncols)) {
       *bad = (check_bad){at, fields, quote};
       return;
     }
+    skip = 0;
     (*records)++;
   }
 }
@@ -1002,9 +1043,14 @@ static void check_from(const char *d, int64_t len, int64_t ncols, int skip_first
         while (ends) {
           int p = __builtin_ctzll(ends);
           delims += __builtin_popcountll(dl & bits_from(from) & bits_below(p));
-          if (check && delims != ncols - 1) goto bytes;
-          check = 1;
-          n++;
+          /* A blank line (\n or \r\n from the record's start) is no
+           * record: neither checked nor counted, nor the header. */
+          int64_t at = i + p;
+          if (at != rec && !(at == rec + 1 && d[rec] == '\r' && c.q != '\r')) {
+            if (check && delims != ncols - 1) goto bytes;
+            check = 1;
+            n++;
+          }
           delims = 0;
           rec = i + p + 1;
           from = p + 1;
@@ -1414,7 +1460,10 @@ static int make_schema(const char *d, int64_t len, const char *name, const pt_cs
     given.release(&given);
     return rc;
   }
-  if (len > 0) {
+  /* Blank lines are no records: the header, or the record that gives the
+   * number of columns, is the first other line, as in pyarrow.csv. */
+  pos = pt__csv_skip_blank_lines(d, len, 0, o, &line);
+  if (pos < len) {
     rc = next_record(d, len, &pos, &line, o, &t, &r);
     if (rc) goto fail;
     ncols = r.n;
@@ -1434,7 +1483,9 @@ static int make_schema(const char *d, int64_t len, const char *name, const pt_cs
       }
     }
     if (!o->header) pos = 0, line = 1;
-    for (int64_t k = 0; k < o->infer_rows && pos < len; k++) {
+    for (int64_t k = 0; k < o->infer_rows; k++) {
+      pos = pt__csv_skip_blank_lines(d, len, pos, o, &line);
+      if (pos >= len) break;
       rc = next_record(d, len, &pos, &line, o, &t, &r);
       if (rc) goto fail;
       if (r.bad_quote || r.n != ncols) continue; /* malformed: no say in types */
@@ -1793,10 +1844,18 @@ static int read_records(const char *d, int64_t len, int64_t begin, int64_t end,
   /* Line numbers count from the file start; a partition counts the newlines
    * before it once. */
   line += pt__csv_count_newlines(d, s);
-  if (opts->header && s == 0 && len > 0) {
-    rc = next_record(d, len, &pos, &line, opts, &st, &r);
-    if (rc) goto oom;
-    s = pos;
+  if (opts->header && len > 0) {
+    /* The header is the first line that is not blank: the range that
+     * starts at or before it skips it (one that holds only the blank lines
+     * before it reads nothing, and skips it too). */
+    int64_t blank = 0, h = pt__csv_skip_blank_lines(d, len, 0, opts, &blank);
+    if (s <= h && h < len) {
+      line += pt__csv_count_newlines(d + s, h - s);
+      pos = h;
+      rc = next_record(d, len, &pos, &line, opts, &st, &r);
+      if (rc) goto oom;
+      s = pos;
+    }
   }
   pos = s;
   /* Each field is converted once, into vals, before anything is appended:
@@ -1809,6 +1868,14 @@ static int read_records(const char *d, int64_t len, int64_t begin, int64_t end,
   struct_bits sb;
   struct_bits_init(&sb, opts->delimiter, opts->quote);
   while (pos < e) {
+    /* A blank line is no record (as in pyarrow.csv and Spark): not a row,
+     * not malformed, but a line. */
+    int64_t blank = pt__csv_blank_line(d, len, pos, opts);
+    if (blank) {
+      pos += blank;
+      line++;
+      continue;
+    }
     int got = fast_records ? next_record_fast(d, len, &pos, &line, opts, &r, &sb) : 0;
     if (got < 0) goto oom;
     if (!got && (rc = next_record(d, len, &pos, &line, opts, &st, &r))) goto oom;

@@ -27,9 +27,18 @@ int pt__csv_cuts(const char *d, int64_t len, const int64_t *targets, int64_t n,
                  const pt_csv_options *opts, int threads, int64_t min_span, int64_t *starts,
                  int64_t *lines, pt_error *err);
 
+/* The bytes of the blank line at d[i] (i a record start): 1 for \n, 2 for
+ * \r\n, 0 when the line is not blank (a line of spaces is not). A blank
+ * line is no record: the reader, the counts and inference skip it. */
+int64_t pt__csv_blank_line(const char *d, int64_t len, int64_t i, const pt_csv_options *o);
+/* The first byte at or after the record start i that does not begin a
+ * blank line, adding the blank lines passed to *lines. */
+int64_t pt__csv_skip_blank_lines(const char *d, int64_t len, int64_t i, const pt_csv_options *o,
+                                 int64_t *lines);
+
 /* The records that start in d[0, len), 0 being one (a range the cuts
- * made): the rows a PERMISSIVE read of it gives, a header included. One
- * scan of the quotes and newlines, no parse. */
+ * made), blank lines not counted: the rows a PERMISSIVE read of it gives,
+ * a header included. One scan of the quotes and newlines, no parse. */
 int64_t pt__csv_count_records(const char *d, int64_t len, const pt_csv_options *opts);
 
 /* pt__csv_count_records for a FAILFAST count: also checks each record's

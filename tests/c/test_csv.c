@@ -134,10 +134,12 @@ static void test_modes(void **state) {
                                    "or PERMISSIVE");
   assert_null(s.release);
   assert_null(a.release);
-  /* The wrong field count, reported at its own line. */
-  const char *short_rec = "x,y\n1,a\n\n";
-  assert_int_equal(pt_csv_read(short_rec, 9, 0, 9, "s.csv", &o, &s, &a, &err), PT_EFORMAT);
-  assert_string_equal(err.message, "csv: s.csv: line 3: malformed record: 1 fields, the schema "
+  /* The wrong field count, reported at its own line (blank lines are no
+   * records, but lines). */
+  const char *short_rec = "x,y\n1,a\n\n2\n";
+  int64_t sl = (int64_t)strlen(short_rec);
+  assert_int_equal(pt_csv_read(short_rec, sl, 0, sl, "s.csv", &o, &s, &a, &err), PT_EFORMAT);
+  assert_string_equal(err.message, "csv: s.csv: line 4: malformed record: 1 fields, the schema "
                                    "has 2; fix the file or read with mode DROPMALFORMED or "
                                    "PERMISSIVE");
 
@@ -347,12 +349,71 @@ static void test_write_round_trip(void **state) {
   s.release(&s);
 }
 
+/* Blank lines (\n or \r\n alone, outside quotes) are no records, as in
+ * pyarrow.csv and Spark: before the header, between records, several in a
+ * row, at the end; in every mode (none is malformed), with either record
+ * splitter, whole and cut at every byte; inside quotes they are data. */
+static void test_blank_lines(void **state) {
+  (void)state;
+  static const struct {
+    const char *text, *want;
+  } cases[] = {
+      {"a,b\n1,2\n\n", "{\"a\": 1, \"b\": 2}\n"},
+      {"\n\r\n\na,b\n1,2\n\n\n3,4\r\n\r\n\r\n", "{\"a\": 1, \"b\": 2}\n{\"a\": 3, \"b\": 4}\n"},
+      {"a,b\r\n\r\n\"\n\n\",2\r\n\n\"\r\n\r\n\",4",
+       "{\"a\": \"\\u000a\\u000a\", \"b\": 2}\n{\"a\": \"\\u000d\\u000a\\u000d\\u000a\", \"b\": 4}\n"},
+      {"\na,b\n\n1,\n\n,2\n\n", "{\"a\": 1, \"b\": null}\n{\"a\": null, \"b\": 2}\n"},
+  };
+  pt_csv_options o;
+  for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+    const char *text = cases[k].text;
+    int64_t n = (int64_t)strlen(text);
+    for (int fast = 0; fast < 2; fast++) {
+      pt__csv_fast_records = fast;
+      for (int mode = PT_CSV_FAILFAST; mode <= PT_CSV_PERMISSIVE; mode++) {
+        pt_csv_options_init(&o);
+        o.header = 1;
+        o.mode = (pt_csv_mode)mode;
+        expect(text, &o, NULL, cases[k].want);
+        for (int64_t cut = 0; cut <= n; cut++) {
+          char *p1 = read_json(text, 0, cut, &o, NULL, 0);
+          char *p2 = read_json(text, cut, n, &o, NULL, 0);
+          char both[512];
+          snprintf(both, sizeof both, "%s%s", p1, p2);
+          assert_string_equal(both, cases[k].want);
+          free(p1);
+          free(p2);
+        }
+      }
+    }
+    pt__csv_fast_records = 1;
+  }
+  /* Without a header the first line that is not blank gives the columns;
+   * blank lines take no place among the infer_rows records looked at. */
+  pt_csv_options_init(&o);
+  o.infer_rows = 2;
+  expect("\n\r\n\n1\n\n\n\n2\n", &o, "_c0:int64", "{\"_c0\": 1}\n{\"_c0\": 2}\n");
+  expect("\n\r\n", &o, "", "");
+  /* A line of spaces is not blank: a value (here a record of one field). */
+  o.header = 1;
+  struct ArrowSchema s;
+  struct ArrowArray a;
+  pt_error err = {0};
+  const char *spaces = "a,b\n\n1,2\n \n";
+  int64_t sn = (int64_t)strlen(spaces);
+  assert_int_equal(pt_csv_read(spaces, sn, 0, sn, "t.csv", &o, &s, &a, &err), PT_EFORMAT);
+  assert_string_equal(err.message, "csv: t.csv: line 4: malformed record: 1 fields, the schema "
+                                   "has 2; fix the file or read with mode DROPMALFORMED or "
+                                   "PERMISSIVE");
+  expect("a\n\n \n", &o, "a:utf8", "{\"a\": \" \"}\n");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_inference), cmocka_unit_test(test_quoting),
       cmocka_unit_test(test_modes),     cmocka_unit_test(test_ranges),
       cmocka_unit_test(test_errors),    cmocka_unit_test(test_write_round_trip),
-      cmocka_unit_test(test_cuts_match_serial_scan),
+      cmocka_unit_test(test_cuts_match_serial_scan), cmocka_unit_test(test_blank_lines),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -30,7 +30,11 @@ class CsvOptions(ctypes.Structure):
     ]
 
 
-def read(text: bytes, begin: int = 0, end: int | None = None) -> pa.RecordBatch:
+MODES = {"FAILFAST": 0, "DROPMALFORMED": 1, "PERMISSIVE": 2}
+
+
+def read(text: bytes, begin: int = 0, end: int | None = None, *, header: bool = True,
+         mode: str = "FAILFAST") -> pa.RecordBatch:
     dll = L.lib()._dll
     dll.pt_csv_options_init.argtypes = [ctypes.POINTER(CsvOptions)]
     dll.pt_csv_read.argtypes = [
@@ -40,7 +44,8 @@ def read(text: bytes, begin: int = 0, end: int | None = None) -> pa.RecordBatch:
     ]
     o = CsvOptions()
     dll.pt_csv_options_init(ctypes.byref(o))
-    o.header = 1
+    o.header = int(header)
+    o.mode = MODES[mode]
     s, a, err = L.ArrowSchema(), L.ArrowArray(), L.PtError()
     end = len(text) if end is None else end
     rc = dll.pt_csv_read(text, len(text), begin, end, b"t.csv", ctypes.byref(o),
@@ -50,11 +55,12 @@ def read(text: bytes, begin: int = 0, end: int | None = None) -> pa.RecordBatch:
     return pa.RecordBatch._import_from_c(ctypes.addressof(a), schema)
 
 
-def reference(text: bytes) -> pa.Table:
+def reference(text: bytes, header: bool = True) -> pa.Table:
     # pyarrow's defaults, narrowed to protium's rules: only the empty field is
     # null, booleans are true/false, a quoted empty field is the empty string.
     return pacsv.read_csv(
         io.BytesIO(text),
+        read_options=pacsv.ReadOptions(autogenerate_column_names=not header),
         parse_options=pacsv.ParseOptions(newlines_in_values=True),
         convert_options=pacsv.ConvertOptions(
             null_values=[""], true_values=["true"], false_values=["false"],
@@ -192,3 +198,79 @@ def test_columns_outgrow_their_first_estimate() -> None:
     got = pa.Table.from_batches([read(text)])
     assert got.num_rows == 59_999 + 1
     assert got.equals(reference(text))
+
+
+# Blank lines where a file may have them: before the header, between
+# records (several in a row, LF and CRLF), at the end; and inside quoted
+# fields, where they are data.
+BLANK_FILES = {
+    "end": b"a,b\n1,2\n\n",
+    "ends": b"a,b\n1,2\n3,4\n\n\n\r\n",
+    "start": b"\n\r\n\na,b\n1,2\n3,4\n",
+    "middle": b"a,b\n1,2\n\n\n3,4\n\r\n5,6\n",
+    "crlf": b"a,b\r\n\r\n1,2\r\n\r\n\r\n3,4\r\n\r\n",
+    "quoted": b'a,b\n\n"x\n\ny",1\n\n"\n",2\n"\r\n\r\n",3\n\n',
+    "no final newline": b"\na,b\n\n1,2\n\n3,4",
+    "long": b"a,b\n" + b"".join(b"%d,%s\n%s" % (i, b"x" * (i % 70), b"\n" * (i % 3))
+                                  for i in range(300)),
+}
+
+
+def test_blank_lines_are_no_records() -> None:
+    # As pyarrow.csv (ignore_empty_lines) and Spark: a blank line is not a
+    # row, not malformed, not the header; in every mode, whole and cut
+    # anywhere (a range may start or end on a blank line).
+    for name, text in BLANK_FILES.items():
+        want = reference(text)
+        for mode in MODES:
+            got = pa.Table.from_batches([read(text, mode=mode)])
+            assert got.equals(want), (name, mode)
+        for cut in range(len(text) + 1):
+            parts = pa.Table.from_batches([read(text, 0, cut), read(text, cut)])
+            assert parts.equals(want), (name, cut)
+
+
+def test_blank_lines_without_a_header() -> None:
+    text = b"\n\n1,x\n\n2,y\r\n\r\n"
+    got = pa.Table.from_batches([read(text, header=False)])
+    assert got.column_names == ["_c0", "_c1"]
+    assert got.to_pydict() == {"_c0": [1, 2], "_c1": ["x", "y"]}
+    assert got.num_rows == reference(text, header=False).num_rows
+    # A file of blank lines alone has no record: no column, no row.
+    assert read(b"\n\r\n\n", header=False).num_columns == 0
+
+
+def test_blank_lines_are_not_samples_for_inference() -> None:
+    # With infer_rows records looked at, blank lines take no place among
+    # them: the int column is still an int column.
+    text = b"a\n" + b"\n" * 5000 + b"1\n2\n"
+    got = read(text)
+    assert got.column(0).type == pa.int64()
+    assert got.column(0).to_pylist() == [1, 2]
+
+
+def test_line_numbers_count_blank_lines() -> None:
+    # An error after blank lines names the line as an editor numbers it.
+    import pytest
+
+    text = b"\n\na,b\n\n1,2\r\n\r\n\n3\n"
+    with pytest.raises(Exception, match=r"t.csv: line 8: malformed record: 1 fields, the schema has 2"):
+        read(text)
+    got = pa.Table.from_batches([read(text, mode="DROPMALFORMED")])
+    assert got.to_pydict() == {"a": [1], "b": [2]}
+    got = pa.Table.from_batches([read(text, mode="PERMISSIVE")])
+    assert got.to_pydict() == {"a": [1, 3], "b": [2, None]}
+
+
+def test_a_line_of_spaces_is_a_value() -> None:
+    # Not blank: pyarrow reads it as a value too (here one field where the
+    # schema has two, so malformed).
+    import pytest
+
+    text = b"a,b\n1,2\n  \n3,4\n"
+    with pytest.raises(Exception, match=r"line 3: malformed record: 1 fields"):
+        read(text)
+    with pytest.raises(pa.ArrowInvalid):
+        reference(text)
+    one = b"a\nx\n \ny\n"
+    assert read(one).column(0).to_pylist() == reference(one).column(0).to_pylist() == ["x", " ", "y"]
