@@ -623,7 +623,8 @@ typedef enum pt_csv_mode {
 } pt_csv_mode;
 
 typedef struct pt_csv_options {
-  int header;                     /* 1: the first record names the columns */
+  int header;                     /* 1: the first record names the columns
+                                     (blank lines are no records) */
   char delimiter;                 /* ',' */
   char quote;                     /* '"'; 0: no quoting */
   char escape;                    /* '"': a doubled quote is a quote; another
@@ -936,7 +937,8 @@ int pt_delta_scan_info(const pt_dataset *ds, pt_delta_scan *out, pt_error *err);
  * when one is named. Files are cut into byte ranges of about
  * csv.partition_bytes at record starts (quoted newlines respected), found now
  * in one pass over each file; small files share a partition. With header,
- * each file's first record is skipped. A malformed record fails the task
+ * each file's first record (its first line that is not blank) is skipped;
+ * blank lines are no records. A malformed record fails the task
  * (FAILFAST, naming file and line) or is handled as opts->mode says.
  * pt_count of the dataset alone converts no value (as Spark's column
  * pruning): in FAILFAST it fails on a record of the wrong shape (fields,
