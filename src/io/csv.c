@@ -825,9 +825,10 @@ static int64_t records_from(const char *d, int64_t len, const pt_csv_options *op
     scan_block run[SCAN_RUN];
     int k0 = 0;
     uint64_t first = 1;
-    /* Bit 0 (1) and bits 0-1 (2): newlines just before the block; d[-1]
-     * counts as one, so that a newline at 0 is a blank line. */
-    uint64_t prev1 = 1, prev2 = 2;
+    /* Bits 1 and 0: a newline at the byte before the block and the one
+     * before that; d[-1] counts as one, so that a newline at 0 is a blank
+     * line. */
+    uint64_t prev = 2;
     while (i + 64 <= len) {
       int64_t nb = (len - i) / 64 < SCAN_RUN ? (len - i) / 64 : SCAN_RUN;
       classify(d + i, nb, &c, run);
@@ -836,15 +837,18 @@ static int64_t records_from(const char *d, int64_t len, const pt_csv_options *op
         k0 = block_out(&run[b], d, i, len, k0, first, &inq, c, &out);
         first = run[b].sep >> 63;
         /* Blank lines: \n right after a newline, and \r\n right after
-         * one (the \r looked at only where two bytes separate newlines). */
-        uint64_t after1 = nl << 1 | prev1, after2 = nl << 2 | prev2;
-        n -= __builtin_popcountll(out & after1);
-        for (uint64_t cr = out & after2 & ~after1; cr; cr &= cr - 1) {
-          int64_t p = i + __builtin_ctzll(cr);
-          n -= d[p - 1] == '\r' && c.q != '\r';
+         * one. Most blocks have no newline one or two bytes after another:
+         * one test for both. */
+        uint64_t after1 = nl << 1 | prev >> 1, after2 = nl << 2 | prev;
+        uint64_t near = out & (after1 | after2);
+        if (near) {
+          n -= __builtin_popcountll(near & after1);
+          for (uint64_t cr = near & ~after1; cr; cr &= cr - 1) {
+            int64_t p = i + __builtin_ctzll(cr);
+            n -= d[p - 1] == '\r' && c.q != '\r';
+          }
         }
-        prev1 = nl >> 63;
-        prev2 = nl >> 62;
+        prev = nl >> 62;
         if (last - i < 64) out &= bits_below((int)(last - i));
         n += __builtin_popcountll(out);
       }
