@@ -102,7 +102,8 @@ static int settle_schema(const mapped *m, const char *path, const pt_csv_options
     for (int64_t k = 0; k < o->infer_rows + (o->header ? 1 : 0) && sample < m->size; k++) {
       int64_t lines = 0;
       sample = pt__csv_skip_blank_lines(m->data, m->size, sample, o, &lines);
-      if (sample < m->size) sample += pt_csv_record_start(m->data + sample, m->size - sample, 1, o);
+      if (sample < m->size)
+        sample += pt_csv_record_start(m->data + sample, m->size - sample, 1, o);
     }
   }
   pt_csv_options so = *o;

@@ -890,9 +890,10 @@ typedef struct check_bad {
 
 /* The records that start in d[i, len) from the record start i, each
  * checked as next_record reads it (blank lines skipped, as the reader
- * does; the first other record unchecked when skip_i, a header): the reference for the masks below, the tail after their last
- * block, and the judge of any block they find fault with. Adds the records
- * to *records up to the first malformed one, which goes to *bad. */
+ * does; the first other record unchecked when skip_i, a header): the
+ * reference for the masks below, the tail after their last block, and the
+ * judge of any block they find fault with. Adds the records to *records up
+ * to the first malformed one, which goes to *bad. */
 static void check_bytes(const char *d, int64_t len, int64_t i, int64_t ncols, int skip_i,
                         const scan_chars *c, int64_t *records, check_bad *bad) {
   int skip = skip_i;
