@@ -232,7 +232,7 @@ int pt_read_csv(pt_session *s, const char *path, const pt_csv_options *opts, pt_
     /* With a header, the first range runs past its start: the header is the
      * first line that is not blank, and only the range at offset 0 skips it
      * (a range of the blank lines before it alone would read it as a row). */
-    if (o.header) head = pt__csv_skip_blank_lines(m.data, m.size, 0, &o, &blank);
+    if (o.header) head = pt__csv_header_start(m.data, m.size, &o, &blank);
     for (int64_t k = 0; rc == PT_OK && k <= cuts && pos < m.size; k++) {
       int64_t next = k < cuts ? tg[cuts + k] : m.size;
       if (next <= pos) continue; /* a record longer than a range */

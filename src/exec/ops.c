@@ -555,8 +555,10 @@ int pt__csv_count_rows(pt__task *t, const Protium__Op *op, int64_t *rows, int64_
    * and quotes) but converts no value: a count needs no column, as with
    * Spark's column pruning. */
   int failfast = c->mode == PT_CSV_FAILFAST;
+  /* Both modes need the number of columns: with one, blank lines are
+   * records. */
   int64_t ncols = t->stage->source_schema.n_children - (c->corrupt_column[0] ? 1 : 0);
-  if (failfast && t->stage->source_schema.release == NULL)
+  if (t->stage->source_schema.release == NULL)
     return pt__errorf(err, PT_EINVAL, "read_csv: no schema in the stage definition");
   *rows = 0;
   int rc = csv_next_piece(&src, err);
@@ -566,13 +568,12 @@ int pt__csv_count_rows(pt__task *t, const Protium__Op *op, int64_t *rows, int64_
     const char *d = src.csv_map + src.csv_pos;
     int64_t n, len = src.csv_end - src.csv_pos;
     if (!failfast) {
-      n = pt__csv_count_records(d, len, &o);
+      n = pt__csv_count_records(d, len, ncols, src.csv_skip_header, &o);
     } else if ((rc = pt__csv_check_records(d, len, ncols, src.csv_skip_header, src.csv_line,
                                            src.csv_path, &o, &n, err)) != PT_OK) {
       rc = pt__error_prefix(err, rc, "read_csv: ");
       break;
     }
-    if (src.csv_skip_header && n > 0) n--;
     *rows += n;
     rc = csv_next_piece(&src, err);
   }

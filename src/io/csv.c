@@ -426,6 +426,16 @@ int64_t pt__csv_skip_blank_lines(const char *d, int64_t len, int64_t i, const pt
   return i;
 }
 
+int64_t pt__csv_header_start(const char *d, int64_t len, const pt_csv_options *o,
+                             int64_t *lines) {
+  int64_t blank = 0, h = pt__csv_skip_blank_lines(d, len, 0, o, &blank);
+  /* A file of blank lines only is one column of them, its first line the
+   * header when there is one, as DuckDB reads it. */
+  if (h >= len) return 0;
+  *lines += blank;
+  return h;
+}
+
 /* The bytes of d[i, len) a byte at a time from quote state *inq: the
  * tail of the scan below, and all of it without SSE2. */
 static int64_t starts_bytes(const char *d, int64_t len, int64_t i, int *inq_io, int64_t offset,
@@ -811,10 +821,11 @@ static inline int blank_end(const char *d, int64_t p, char q) {
 
 /* The records that start in d[0, len), 0 being one: 1 and one more for each
  * newline outside quotes before the last byte, less the blank lines (each
- * ends at such a newline), found with scan_from's masks and block walk, but
- * counted instead of stopped at. */
+ * ends at such a newline) when skip_blank, found with scan_from's masks and
+ * block walk, but counted instead of stopped at. */
 PT__POPCNT_CLONES
-static int64_t records_from(const char *d, int64_t len, const pt_csv_options *opts) {
+static int64_t records_from(const char *d, int64_t len, int skip_blank,
+                            const pt_csv_options *opts) {
   if (len <= 0) return 0;
   scan_chars c;
   scan_chars_init(&c, opts);
@@ -841,7 +852,7 @@ static int64_t records_from(const char *d, int64_t len, const pt_csv_options *op
          * one test for both. */
         uint64_t after1 = nl << 1 | prev >> 1, after2 = nl << 2 | prev;
         uint64_t near = out & (after1 | after2);
-        if (near) {
+        if (near && skip_blank) {
           n -= __builtin_popcountll(near & after1);
           for (uint64_t cr = near & ~after1; cr; cr &= cr - 1) {
             int64_t p = i + __builtin_ctzll(cr);
@@ -860,18 +871,21 @@ static int64_t records_from(const char *d, int64_t len, const pt_csv_options *op
     int64_t nl = 0;
     i = starts_bytes(d, len, i, &inq, 0, c.q, c.esc, c.delim, &nl);
     if (i < len) n++;
-    if (!inq && d[i - 1] == '\n' && blank_end(d, i - 1, c.q)) n--;
+    if (skip_blank && !inq && d[i - 1] == '\n' && blank_end(d, i - 1, c.q)) n--;
   }
   return n;
 }
 
-int64_t pt__csv_count_records(const char *d, int64_t len, const pt_csv_options *opts) {
+int64_t pt__csv_count_records(const char *d, int64_t len, int64_t ncols, int header,
+                              const pt_csv_options *opts) {
   pt_csv_options defaults;
   if (!opts) {
     pt_csv_options_init(&defaults);
     opts = &defaults;
   }
-  return records_from(d, len, opts);
+  int64_t blank = 0, h = header ? pt__csv_header_start(d, len, opts, &blank) : 0;
+  int64_t n = records_from(d + h, len - h, ncols != 1, opts);
+  return header && n > 0 ? n - 1 : n;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -889,16 +903,17 @@ typedef struct check_bad {
 } check_bad;
 
 /* The records that start in d[i, len) from the record start i, each
- * checked as next_record reads it (blank lines skipped, as the reader
- * does; the first other record unchecked when skip_i, a header): the
- * reference for the masks below, the tail after their last block, and the
- * judge of any block they find fault with. Adds the records to *records up
- * to the first malformed one, which goes to *bad. */
+ * checked as next_record reads it (blank lines skipped unless ncols is 1,
+ * as the reader does; the first other record unchecked when skip_i, a
+ * header): the reference for the masks below, the tail after their last
+ * block, and the judge of any block they find fault with. Adds the records
+ * to *records up to the first malformed one, which goes to *bad. */
 static void check_bytes(const char *d, int64_t len, int64_t i, int64_t ncols, int skip_i,
                         const scan_chars *c, int64_t *records, check_bad *bad) {
   int skip = skip_i;
   while (i < len) {
-    if (d[i] == '\n' || (d[i] == '\r' && i + 1 < len && d[i + 1] == '\n' && c->q != '\r')) {
+    if (ncols != 1 &&
+        (d[i] == '\n' || (d[i] == '\r' && i + 1 < len && d[i + 1] == '\n' && c->q != '\r'))) {
       i += d[i] == '\n' ? 1 : 2; /* a blank line: no record */
       continue;
     }
@@ -1049,9 +1064,10 @@ static void check_from(const char *d, int64_t len, int64_t ncols, int skip_first
           int p = __builtin_ctzll(ends);
           delims += __builtin_popcountll(dl & bits_from(from) & bits_below(p));
           /* A blank line (\n or \r\n from the record's start) is no
-           * record: neither checked nor counted, nor the header. */
+           * record, neither checked nor counted, nor the header, unless
+           * there is one column: then it is one of an empty field. */
           int64_t at = i + p;
-          if (at != rec && !(at == rec + 1 && d[rec] == '\r' && c.q != '\r')) {
+          if (ncols == 1 || (at != rec && !(at == rec + 1 && d[rec] == '\r' && c.q != '\r'))) {
             if (check && delims != ncols - 1) goto bytes;
             check = 1;
             n++;
@@ -1070,7 +1086,7 @@ bytes:
   check_bytes(d, len, rec, ncols, !check, &c, records, bad);
 }
 
-int pt__csv_check_records(const char *d, int64_t len, int64_t ncols, int skip_first,
+int pt__csv_check_records(const char *d, int64_t len, int64_t ncols, int header,
                           int64_t first_line, const char *name, const pt_csv_options *opts,
                           int64_t *records, pt_error *err) {
   pt_csv_options defaults;
@@ -1082,8 +1098,15 @@ int pt__csv_check_records(const char *d, int64_t len, int64_t ncols, int skip_fi
   scan_chars_init(&c, opts);
   check_bad bad = {-1, 0, 0};
   *records = 0;
-  if (len > 0) check_from(d, len, ncols, skip_first, &c, records, &bad);
-  if (bad.at < 0) return PT_OK;
+  /* From the header on: the blank lines before it are no records, even
+   * where blank lines are (one column). */
+  int64_t blank = 0, h = header ? pt__csv_header_start(d, len, opts, &blank) : 0;
+  if (len > h) check_from(d + h, len - h, ncols, header, &c, records, &bad);
+  if (bad.at < 0) {
+    if (header && *records > 0) (*records)--;
+    return PT_OK;
+  }
+  bad.at += h;
   /* Lines are counted only here, for the message. */
   int64_t line = (first_line > 0 ? first_line : 1) + pt__csv_count_newlines(d, bad.at);
   char why[160];
@@ -1465,9 +1488,11 @@ static int make_schema(const char *d, int64_t len, const char *name, const pt_cs
     given.release(&given);
     return rc;
   }
-  /* Blank lines are no records: the header, or the record that gives the
-   * number of columns, is the first other line, as in pyarrow.csv. */
-  pos = pt__csv_skip_blank_lines(d, len, 0, o, &line);
+  /* The header, or the record that gives the number of columns, is the
+   * first line that is not blank, as in pyarrow.csv; in a file of blank
+   * lines only, the first line: one column, as in DuckDB. Whether blank
+   * lines are records follows from the number. */
+  pos = pt__csv_header_start(d, len, o, &line);
   if (pos < len) {
     rc = next_record(d, len, &pos, &line, o, &t, &r);
     if (rc) goto fail;
@@ -1489,6 +1514,8 @@ static int make_schema(const char *d, int64_t len, const char *name, const pt_cs
     }
     if (!o->header) pos = 0, line = 1;
     for (int64_t k = 0; k < o->infer_rows; k++) {
+      /* A blank line is no record or a null (one column): no say in types
+       * either way, nor one of the infer_rows. */
       pos = pt__csv_skip_blank_lines(d, len, pos, o, &line);
       if (pos >= len) break;
       rc = next_record(d, len, &pos, &line, o, &t, &r);
@@ -1850,10 +1877,11 @@ static int read_records(const char *d, int64_t len, int64_t begin, int64_t end,
    * before it once. */
   line += pt__csv_count_newlines(d, s);
   if (opts->header && len > 0) {
-    /* The header is the first line that is not blank: the range that
-     * starts at or before it skips it (one that holds only the blank lines
-     * before it reads nothing, and skips it too). */
-    int64_t blank = 0, h = pt__csv_skip_blank_lines(d, len, 0, opts, &blank);
+    /* The header is the first line that is not blank (or the first line
+     * of a file of blank lines only): the range that starts at or before
+     * it skips it (one that holds only the blank lines before it reads
+     * nothing, and skips it too). */
+    int64_t blank = 0, h = pt__csv_header_start(d, len, opts, &blank);
     if (s <= h && h < len) {
       line += pt__csv_count_newlines(d + s, h - s);
       pos = h;
@@ -1874,8 +1902,10 @@ static int read_records(const char *d, int64_t len, int64_t begin, int64_t end,
   struct_bits_init(&sb, opts->delimiter, opts->quote);
   while (pos < e) {
     /* A blank line is no record (as in pyarrow.csv and Spark): not a row,
-     * not malformed, but a line. */
-    int64_t blank = pt__csv_blank_line(d, len, pos, opts);
+     * not malformed, but a line. With one column it is a record of one
+     * empty field (as in DuckDB), so that the nulls our writer puts there
+     * read back. */
+    int64_t blank = ncols != 1 ? pt__csv_blank_line(d, len, pos, opts) : 0;
     if (blank) {
       pos += blank;
       line++;

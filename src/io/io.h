@@ -29,27 +29,38 @@ int pt__csv_cuts(const char *d, int64_t len, const int64_t *targets, int64_t n,
 
 /* The bytes of the blank line at d[i] (i a record start): 1 for \n, 2 for
  * \r\n, 0 when the line is not blank (a line of spaces is not). A blank
- * line is no record: the reader, the counts and inference skip it. */
+ * line is no record where the schema has two or more columns: the reader,
+ * the counts and inference skip it; where it has one, it is a record of one
+ * empty field (as in DuckDB), so that a one-column file's nulls read back. */
 int64_t pt__csv_blank_line(const char *d, int64_t len, int64_t i, const pt_csv_options *o);
 /* The first byte at or after the record start i that does not begin a
  * blank line, adding the blank lines passed to *lines. */
 int64_t pt__csv_skip_blank_lines(const char *d, int64_t len, int64_t i, const pt_csv_options *o,
                                  int64_t *lines);
+/* Where the header (or, without one, the record that gives the number of
+ * columns) of the file d[0, len) starts: the first line that is not blank,
+ * or 0 in a file of blank lines only (one column, as in DuckDB); len when
+ * len is 0. Adds the blank lines before it to *lines. */
+int64_t pt__csv_header_start(const char *d, int64_t len, const pt_csv_options *o,
+                             int64_t *lines);
 
-/* The records that start in d[0, len), 0 being one (a range the cuts
- * made), blank lines not counted: the rows a PERMISSIVE read of it gives,
- * a header included. One scan of the quotes and newlines, no parse. */
-int64_t pt__csv_count_records(const char *d, int64_t len, const pt_csv_options *opts);
+/* The rows a PERMISSIVE read of the records that start in d[0, len) (a
+ * range the cuts made, 0 being a record start) gives for a schema of ncols
+ * columns: blank lines are records only where ncols is 1. With header, d
+ * starts its file: the header (pt__csv_header_start) and the blank lines
+ * before it are not counted. One scan of the quotes and newlines, no
+ * parse. */
+int64_t pt__csv_count_records(const char *d, int64_t len, int64_t ncols, int header,
+                              const pt_csv_options *opts);
 
 /* pt__csv_count_records for a FAILFAST count: also checks each record's
  * structure as the parser does (ncols fields, quotes closed, nothing
- * between a closing quote and the end of its field; the first record, a
- * header, unchecked when skip_first), from the same masks, without
- * converting a value. On PT_OK *records holds the count (a header
- * included); the first malformed record fails it with PT_EFORMAT and the
- * parser's message, naming `name` and the record's line (first_line: the
- * line d starts on). */
-int pt__csv_check_records(const char *d, int64_t len, int64_t ncols, int skip_first,
+ * between a closing quote and the end of its field), from the same masks,
+ * without converting a value; header as there (the header is not
+ * checked). On PT_OK *records holds the rows; the first malformed record
+ * fails it with PT_EFORMAT and the parser's message, naming `name` and the
+ * record's line (first_line: the line d starts on). */
+int pt__csv_check_records(const char *d, int64_t len, int64_t ncols, int header,
                           int64_t first_line, const char *name, const pt_csv_options *opts,
                           int64_t *records, pt_error *err);
 

@@ -352,7 +352,9 @@ static void test_write_round_trip(void **state) {
 /* Blank lines (\n or \r\n alone, outside quotes) are no records, as in
  * pyarrow.csv and Spark: before the header, between records, several in a
  * row, at the end; in every mode (none is malformed), with either record
- * splitter, whole and cut at every byte; inside quotes they are data. */
+ * splitter, whole and cut at every byte; inside quotes they are data. With
+ * one column, as in DuckDB, a blank line after the header is a record of
+ * one empty field (null), and a file of blank lines only is one column. */
 static void test_blank_lines(void **state) {
   (void)state;
   static const struct {
@@ -364,6 +366,11 @@ static void test_blank_lines(void **state) {
        "{\"a\": \"\\u000a\\u000a\", \"b\": 2}\n"
        "{\"a\": \"\\u000d\\u000a\\u000d\\u000a\", \"b\": 4}\n"},
       {"\na,b\n\n1,\n\n,2\n\n", "{\"a\": 1, \"b\": null}\n{\"a\": null, \"b\": 2}\n"},
+      {"v\nx\n\n\"\"\n\ny\n",
+       "{\"v\": \"x\"}\n{\"v\": null}\n{\"v\": \"\"}\n{\"v\": null}\n{\"v\": \"y\"}\n"},
+      {"\n\r\nv\n1\n\r\n\n2\n\n",
+       "{\"v\": 1}\n{\"v\": null}\n{\"v\": null}\n{\"v\": 2}\n{\"v\": null}\n"},
+      {"\n\r\n\n", "{\"\": null}\n{\"\": null}\n"},
   };
   pt_csv_options o;
   for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
@@ -390,11 +397,17 @@ static void test_blank_lines(void **state) {
     pt__csv_fast_records = 1;
   }
   /* Without a header the first line that is not blank gives the columns;
-   * blank lines take no place among the infer_rows records looked at. */
+   * blank lines take no place among the infer_rows records looked at. With
+   * one column they are its nulls, the first ones too. */
   pt_csv_options_init(&o);
   o.infer_rows = 2;
-  expect("\n\r\n\n1\n\n\n\n2\n", &o, "_c0:int64", "{\"_c0\": 1}\n{\"_c0\": 2}\n");
-  expect("\n\r\n", &o, "", "");
+  expect("\n\r\n\n1,a\n\n\n\n2,b\n", &o, "_c0:int64,_c1:utf8",
+         "{\"_c0\": 1, \"_c1\": \"a\"}\n{\"_c0\": 2, \"_c1\": \"b\"}\n");
+  expect("\n\r\n1\n\n\n\nx\n", &o, "_c0:utf8",
+         "{\"_c0\": null}\n{\"_c0\": null}\n{\"_c0\": \"1\"}\n{\"_c0\": null}\n"
+         "{\"_c0\": null}\n{\"_c0\": null}\n{\"_c0\": \"x\"}\n");
+  expect("\n\r\n", &o, "_c0:utf8", "{\"_c0\": null}\n{\"_c0\": null}\n");
+  expect("", &o, "", "");
   /* A line of spaces is not blank: a value (here a record of one field). */
   o.header = 1;
   struct ArrowSchema s;
@@ -406,7 +419,7 @@ static void test_blank_lines(void **state) {
   assert_string_equal(err.message, "csv: t.csv: line 4: malformed record: 1 fields, the schema "
                                    "has 2; fix the file or read with mode DROPMALFORMED or "
                                    "PERMISSIVE");
-  expect("a\n\n \n", &o, "a:utf8", "{\"a\": \" \"}\n");
+  expect("a\n\n \n", &o, "a:utf8", "{\"a\": null}\n{\"a\": \" \"}\n");
 }
 
 int main(void) {

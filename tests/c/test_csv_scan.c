@@ -98,10 +98,12 @@ static void scan_all(const char *text, int64_t n, const pt_csv_options *o, const
                                   f->cut_line + c * n, &err),
                      PT_OK);
   }
-  /* From some of the starts (each costs a scan to the end). */
+  /* From some of the starts (each costs a scan to the end), for one
+   * column (blank lines are records) and for two (they are not). */
   for (int64_t k = 0; k + 1 < n; k++) {
     int64_t s = f->start[k];
-    f->records[k] = k % 53 == 0 ? pt__csv_count_records(text + s, n - s, o) : 0;
+    int64_t ncols = 1 + k / 53 % 2;
+    f->records[k] = k % 53 == 0 ? pt__csv_count_records(text + s, n - s, ncols, 0, o) : 0;
   }
 }
 
@@ -178,6 +180,16 @@ static void test_levels_agree(void **state) {
   free(tg);
 }
 
+/* ncols utf8 columns: a FAILFAST read into them fails only on structure. */
+static void text_schema(struct ArrowSchema *s, int64_t ncols) {
+  pt_error err = {0};
+  static const char *const names[] = {"c0", "c1", "c2", "c3", "c4"};
+  assert_int_equal(pt_schema_init(s, "+s", NULL, 0, ncols, &err), PT_OK);
+  for (int64_t c = 0; c < ncols; c++)
+    assert_int_equal(pt_schema_init(s->children[c], "u", names[c], ARROW_FLAG_NULLABLE, 0, &err),
+                     PT_OK);
+}
+
 /* The rows of a PERMISSIVE read of the records that start in
  * text[begin, end). */
 static int64_t parsed_rows(const char *text, int64_t n, int64_t begin, int64_t end,
@@ -208,26 +220,40 @@ static void test_count_matches_rows(void **state) {
     o.header = r % 2;
     if (r % 4 == 3) o.corrupt_column = "_corrupt";
     int64_t n = random_csv(text, CAP, &seed);
-    int64_t whole = pt__csv_count_records(text, n, &o) - (o.header && n > 0);
-    if (whole < 0) whole = 0;
-    assert_int_equal(whole, parsed_rows(text, n, 0, n, &o));
-    /* Ranges [s1, s2) between the record starts at or after cut points,
-     * as the engine's pieces are; only the one at 0 skips the header. */
-    for (int64_t c1 = 0; c1 < n; c1 += 1 + rand_r(&seed) % 97) {
-      int64_t c2 = c1 + 1 + rand_r(&seed) % 400;
-      if (c2 > n) c2 = n;
-      int64_t s1 = pt_csv_record_start(text, n, c1, &o), s2 = pt_csv_record_start(text, n, c2, &o);
-      int64_t got = pt__csv_count_records(text + s1, s2 - s1, &o);
-      /* The header is the first line that is not blank: a range that
-       * starts in the blank lines before it holds it, if any. */
-      int64_t blank = 0, head = pt__csv_skip_blank_lines(text, n, 0, &o, &blank);
-      if (o.header && s1 <= head && got > 0) got--;
-      int64_t want = parsed_rows(text, n, c1, c2, &o);
-      if (got != want)
-        fail_msg("round %d range [%lld, %lld) = [%lld, %lld): %lld records, %lld rows", r,
-                 (long long)c1, (long long)c2, (long long)s1, (long long)s2, (long long)got,
-                 (long long)want);
+    /* The inferred schema (1 to 4 columns), then one text column given:
+     * with one, blank lines are records. */
+    struct ArrowSchema one;
+    text_schema(&one, 1);
+    for (int given = 0; given < 2; given++) {
+      o.schema = given ? &one : NULL;
+      struct ArrowSchema s;
+      struct ArrowArray a;
+      pt_error err = {0};
+      if (pt_csv_read(text, n, 0, n, "t.csv", &o, &s, &a, &err) != PT_OK)
+        fail_msg("read: %s", err.message);
+      int64_t ncols = s.n_children - (o.corrupt_column != NULL);
+      assert_int_equal(pt__csv_count_records(text, n, ncols, o.header, &o), a.length);
+      a.release(&a);
+      s.release(&s);
+      /* Ranges [s1, s2) between the record starts at or after cut points,
+       * as the engine's pieces are; only one that starts at or before the
+       * header skips it. */
+      int64_t blank = 0, head = pt__csv_header_start(text, n, &o, &blank);
+      for (int64_t c1 = 0; c1 < n; c1 += 1 + rand_r(&seed) % 97) {
+        int64_t c2 = c1 + 1 + rand_r(&seed) % 400;
+        if (c2 > n) c2 = n;
+        int64_t s1 = pt_csv_record_start(text, n, c1, &o);
+        int64_t s2 = pt_csv_record_start(text, n, c2, &o);
+        int head_in = o.header && s1 <= head;
+        int64_t got = pt__csv_count_records(text + s1, s2 - s1, ncols, head_in, &o);
+        int64_t want = parsed_rows(text, n, c1, c2, &o);
+        if (got != want)
+          fail_msg("round %d, %lld columns, range [%lld, %lld) = [%lld, %lld): %lld records, "
+                   "%lld rows", r, (long long)ncols, (long long)c1, (long long)c2,
+                   (long long)s1, (long long)s2, (long long)got, (long long)want);
+      }
     }
+    one.release(&one);
   }
   /* Edge cases named. */
   pt_csv_options o;
@@ -239,8 +265,17 @@ static void test_count_matches_rows(void **state) {
                                "\r\n", "\r\n\n\r\na\n\n", "a\n\r\n\r\nb", "\r", "a\n\r", " \n",
                                "\"\n\n\"\n\n", "\"\r\n\r\n\"\r\n\r\n", "\n\r\r\n"};
   const int64_t want[] = {0, 0, 1, 1, 2, 2, 0, 1, 1, 2, 1, 1, 0, 1, 2, 1, 2, 1, 1, 1, 1};
-  for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++)
-    assert_int_equal(pt__csv_count_records(cases[k], (int64_t)strlen(cases[k]), &o), want[k]);
+  /* With one column a blank line is a record (of one empty field); with a
+   * header, not before it, nor the first line of a file of blank lines
+   * only (its header). */
+  const int64_t want1[] = {0, 1, 1, 1, 2, 2, 3, 1, 1, 2, 1, 1, 1, 5, 4, 1, 2, 1, 2, 2, 2};
+  const int64_t want1h[] = {0, 0, 0, 0, 1, 1, 2, 0, 0, 1, 0, 0, 0, 1, 3, 0, 1, 0, 1, 1, 0};
+  for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+    int64_t len = (int64_t)strlen(cases[k]);
+    assert_int_equal(pt__csv_count_records(cases[k], len, 2, 0, &o), want[k]);
+    assert_int_equal(pt__csv_count_records(cases[k], len, 1, 0, &o), want1[k]);
+    assert_int_equal(pt__csv_count_records(cases[k], len, 1, 1, &o), want1h[k]);
+  }
   free(text);
 }
 
@@ -295,16 +330,6 @@ static int64_t good_csv(char *buf, int64_t cap, int64_t ncols, const pt_csv_opti
   return n;
 }
 
-/* ncols utf8 columns: a FAILFAST read into them fails only on structure. */
-static void text_schema(struct ArrowSchema *s, int64_t ncols) {
-  pt_error err = {0};
-  static const char *const names[] = {"c0", "c1", "c2", "c3", "c4"};
-  assert_int_equal(pt_schema_init(s, "+s", NULL, 0, ncols, &err), PT_OK);
-  for (int64_t c = 0; c < ncols; c++)
-    assert_int_equal(pt_schema_init(s->children[c], "u", names[c], ARROW_FLAG_NULLABLE, 0, &err),
-                     PT_OK);
-}
-
 /* The FAILFAST count's check of the records that start in text[s1, s2)
  * against a FAILFAST read of them into text columns: both fail or
  * neither, with the same message, and the count is the rows. */
@@ -313,8 +338,9 @@ static void check_against_read(const char *text, int64_t n, int64_t s1, int64_t 
   pt_error e1 = {0}, e2 = {0};
   int64_t records = -1;
   int64_t line = 1 + pt__csv_count_newlines(text, s1), blank = 0;
-  /* The header is the first line that is not blank. */
-  int head = o->header && s1 <= pt__csv_skip_blank_lines(text, n, 0, o, &blank);
+  /* The header is the first line that is not blank (or the first line of
+   * a file of blank lines only). */
+  int head = o->header && s1 <= pt__csv_header_start(text, n, o, &blank);
   int rc1 = pt__csv_check_records(text + s1, s2 - s1, ncols, head, line, "t.csv", o, &records,
                                   &e1);
   struct ArrowSchema s;
@@ -326,7 +352,6 @@ static void check_against_read(const char *text, int64_t n, int64_t s1, int64_t 
     a.release(&a);
     s.release(&s);
   }
-  if (rc1 == PT_OK && head && records > 0) records--;
   if (rc1 != rc2 || (rc1 == PT_OK && records != rows) ||
       (rc1 != PT_OK && strcmp(e1.message, e2.message) != 0))
     fail_msg("%s [%lld, %lld) of %lld: check %d (%lld records) '%s', read %d (%lld rows) '%s'",
@@ -411,6 +436,11 @@ static void test_check_matches_failfast(void **state) {
       {"a,\"b\"\r", 2, PT_EFORMAT,
        "line 1: malformed record: unterminated quote or text after a closing quote"},
       {"a,\"b\"\r\n", 2, PT_OK, NULL},
+      /* One column: a blank line is a record of one empty field. */
+      {"a\n\nb\n\r\n\n", 1, PT_OK, NULL},
+      {"a\n\nb,c\n", 1, PT_EFORMAT, "line 3: malformed record: 2 fields, the schema has 1"},
+      {"\n\r\n\"b\"c\n", 1, PT_EFORMAT,
+       "line 3: malformed record: unterminated quote or text after a closing quote"},
   };
   for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
     pt_error err = {0};
@@ -425,6 +455,24 @@ static void test_check_matches_failfast(void **state) {
                cases[k].msg);
       assert_string_equal(err.message, want);
     }
+  }
+  /* The rows counted, with one column: blank lines too, but not those
+   * before the header, nor the header of a file of blank lines only. */
+  static const struct {
+    const char *text;
+    int header;
+    int64_t rows;
+  } ones[] = {{"a\n\nb\n\r\n\n", 0, 5}, {"\n\nv\n\nx\n\r\n", 1, 3},
+              {"\n\nv\n\nx\n\r\n", 0, 6}, {"\n\r\n\n", 1, 2}, {"\n\r\n\n", 0, 3}};
+  for (size_t k = 0; k < sizeof ones / sizeof ones[0]; k++) {
+    pt_error err = {0};
+    int64_t records = -1, len = (int64_t)strlen(ones[k].text);
+    assert_int_equal(pt__csv_check_records(ones[k].text, len, 1, ones[k].header, 1, "t.csv", &o,
+                                           &records, &err),
+                     PT_OK);
+    assert_int_equal(records, ones[k].rows);
+    assert_int_equal(pt__csv_count_records(ones[k].text, len, 1, ones[k].header, &o),
+                     ones[k].rows);
   }
   free(area);
   free(text);

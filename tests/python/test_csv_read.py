@@ -236,17 +236,37 @@ def test_blank_lines_without_a_header() -> None:
     assert got.column_names == ["_c0", "_c1"]
     assert got.to_pydict() == {"_c0": [1, 2], "_c1": ["x", "y"]}
     assert got.num_rows == reference(text, header=False).num_rows
-    # A file of blank lines alone has no record: no column, no row.
-    assert read(b"\n\r\n\n", header=False).num_columns == 0
+    # A file of blank lines alone is one column of nulls, as DuckDB reads
+    # it (pyarrow.csv finds no column).
+    only = read(b"\n\r\n\n", header=False)
+    assert only.schema.names == ["_c0"] and only.column(0).to_pylist() == [None] * 3
+
+
+def test_one_column_blank_lines_are_nulls() -> None:
+    # With one column a blank line after the header is a record of one
+    # empty field, a null (DuckDB does the same; pyarrow.csv skips it), in
+    # every mode, whole and cut anywhere; those before the header are not.
+    text = b"\n\r\nv\nx\n\n\"\"\n\r\n\ny\n\n"
+    want = ["x", None, "", None, None, "y", None]
+    for mode in MODES:
+        assert read(text, mode=mode).column(0).to_pylist() == want, mode
+    for cut in range(len(text) + 1):
+        parts = pa.Table.from_batches([read(text, 0, cut), read(text, cut)])
+        assert parts.column(0).to_pylist() == want, cut
+    assert reference(text).column(0).to_pylist() == ["x", "", "y"]
 
 
 def test_blank_lines_are_not_samples_for_inference() -> None:
     # With infer_rows records looked at, blank lines take no place among
     # them: the int column is still an int column.
-    text = b"a\n" + b"\n" * 5000 + b"1\n2\n"
+    text = b"a,b\n" + b"\n" * 5000 + b"1,2\n3,4\n"
     got = read(text)
     assert got.column(0).type == pa.int64()
-    assert got.column(0).to_pylist() == [1, 2]
+    assert got.column(0).to_pylist() == [1, 3]
+    # With one column they are nulls, which have no say in types either.
+    got = read(b"a\n" + b"\n" * 5000 + b"1\n2\n")
+    assert got.column(0).type == pa.int64()
+    assert got.column(0).to_pylist() == [None] * 5000 + [1, 2]
 
 
 def test_line_numbers_count_blank_lines() -> None:
