@@ -373,14 +373,17 @@ static void test_write_postgresql(void **state) {
 
 int main(void) {
   if (!find_driver("adbc_driver_sqlite", "libadbc_driver_sqlite.so", SQLITE_LIB,
-                   sizeof SQLITE_LIB) ||
-      !find_driver("adbc_driver_postgresql", "libadbc_driver_postgresql.so", PG_LIB,
-                   sizeof PG_LIB) ||
-      !pt_test_pg_available() || system("sqlite3 -version >/dev/null 2>&1") != 0) {
-    printf("skipped: the ADBC driver wheels (.venv), PostgreSQL 15 or sqlite3 are missing "
-           "(scripts/setup.sh installs them)\n");
-    return 77;
-  }
+                   sizeof SQLITE_LIB))
+    return pt_test_sql_missing(
+        "the adbc-driver-sqlite wheel (.venv: libadbc_driver_sqlite.so) is");
+  if (!find_driver("adbc_driver_postgresql", "libadbc_driver_postgresql.so", PG_LIB,
+                   sizeof PG_LIB))
+    return pt_test_sql_missing(
+        "the adbc-driver-postgresql wheel (.venv: libadbc_driver_postgresql.so) is");
+  if (!pt_test_pg_available())
+    return pt_test_sql_missing("PostgreSQL 15 (" PT_TEST_PG_BIN ") is");
+  if (system("sqlite3 -version >/dev/null 2>&1") != 0)
+    return pt_test_sql_missing("the sqlite3 command is");
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_sqlite_partitioned),
       cmocka_unit_test(test_driver_by_name),

@@ -316,8 +316,7 @@ static void test_host_password(void **state) {
 
 int main(void) {
   if (!pt_test_my_available()) {
-    printf("skipped: MariaDB is not installed (scripts/setup.sh installs it)\n");
-    return 77;
+    return pt_test_sql_missing("MariaDB (/usr/sbin/mariadbd, mariadb-install-db) is");
   }
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_read_every_type_partitioned),

@@ -48,7 +48,12 @@ static void test_predicates_text(void **state) {
  * counts add up to the table's and their id sums to its sum. */
 static void test_every_row_once(void **state) {
   (void)state;
-  if (!pt_test_pg_available()) skip();
+  if (!pt_test_pg_available()) {
+    if (pt_test_sql_required())
+      fail_msg("PostgreSQL 15 (" PT_TEST_PG_BIN ") is missing and PT_REQUIRE_SQL=1 "
+               "(scripts/setup.sh installs it)");
+    skip();
+  }
   pt_test_pg pg;
   assert_int_equal(pt_test_pg_start(&pg), 0);
   char sql[256];

@@ -323,8 +323,7 @@ static void test_arrays_enums_time_interval(void **state) {
 
 int main(void) {
   if (!pt_test_pg_available()) {
-    printf("skipped: PostgreSQL 15 is not installed (scripts/setup.sh installs it)\n");
-    return 77;
+    return pt_test_sql_missing("PostgreSQL 15 (" PT_TEST_PG_BIN ") is");
   }
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_read_every_type),

@@ -3,7 +3,7 @@
  * 127.0.0.1, the postgres user when we are root: initdb refuses root) and
  * MariaDB (the same, as root with --user=root, database "pt"), each stopped
  * by its own pid and removed. Tests skip (77 from main) when the server
- * binaries are missing.
+ * binaries are missing, or fail under PT_REQUIRE_SQL=1 (pt_test_sql_missing).
  */
 #ifndef PT_TEST_SQL_SERVERS_H
 #define PT_TEST_SQL_SERVERS_H
@@ -20,6 +20,25 @@
 #include <unistd.h>
 
 #define PT_TEST_PG_BIN "/usr/lib/postgresql/15/bin"
+
+/* PT_REQUIRE_SQL=1 (scripts/test.sh sets it): a missing server or driver
+ * fails the test instead of skipping it, so that `make test` never passes
+ * without the SQL tests having run. */
+static inline int pt_test_sql_required(void) {
+  const char *v = getenv("PT_REQUIRE_SQL");
+  return v != NULL && strcmp(v, "1") == 0;
+}
+
+/* What main returns when `what` is missing: 77 (ctest's skip), or 1 under
+ * PT_REQUIRE_SQL=1; either way it says what is missing and what installs it. */
+static inline int pt_test_sql_missing(const char *what) {
+  if (pt_test_sql_required()) {
+    printf("FAILED: %s missing and PT_REQUIRE_SQL=1 (scripts/setup.sh installs it)\n", what);
+    return 1;
+  }
+  printf("skipped: %s missing (scripts/setup.sh installs it)\n", what);
+  return 77;
+}
 
 typedef struct {
   char dir[256];

@@ -11,17 +11,16 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from conftest import ROOT
-
-pytestmark = pytest.mark.skipif(not Path("/usr/lib/postgresql/15/bin/initdb").exists(),
-                                reason="PostgreSQL 15 is not installed (scripts/setup.sh)")
+from sql_require import require_module, require_pg
 
 
 def test_bench_sources_reports_every_figure(tmp_path):
+    require_pg()
+    require_module("adbc_driver_postgresql", "adbc-driver-postgresql")
     env = dict(os.environ, PT_BENCH_ROWS="20000", PT_BENCH_WRITE_ROWS="5000",
                PT_BENCH_CSV_MIB="1", PT_BENCH_DELTA_ROWS="20000", PT_BENCH_REPEATS="1",
                PT_BENCH_PARTITIONS="1,2",

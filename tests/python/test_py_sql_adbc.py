@@ -14,9 +14,10 @@ import pyarrow as pa
 import pytest
 
 import protium as pt
-from test_py_sql_engine import BIN, pg, psql  # noqa: F401 - the module's server fixture
+from sql_require import require_module
+from test_py_sql_engine import pg, psql  # noqa: F401 - the module's server fixture
 
-adbc_sqlite = pytest.importorskip("adbc_driver_sqlite.dbapi")
+adbc_sqlite = require_module("adbc_driver_sqlite.dbapi", "adbc-driver-sqlite")
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +54,8 @@ def test_sqlite_ranges_match_the_reference(session, db) -> None:
     assert sorted(got.to_pylist(), key=key) == sorted(want.to_pylist(), key=key)
 
 
-@pytest.mark.skipif(not (BIN / "initdb").exists(), reason="PostgreSQL 15 is not installed")
 def test_postgresql_driver_matches_libpq(pg, session) -> None:  # noqa: F811
+    require_module("adbc_driver_postgresql", "adbc-driver-postgresql")
     psql(pg, "CREATE TABLE IF NOT EXISTS adbc_ev (id int8, x float8, s text, ts timestamp); "
              "TRUNCATE adbc_ev; INSERT INTO adbc_ev SELECT g, g / 3.0, 's' || g, "
              "TIMESTAMP '2024-01-01' + g * INTERVAL '1 minute' FROM generate_series(1, 3000) g")
@@ -86,8 +87,8 @@ def test_sqlite_fetch_size(session, db) -> None:
     assert sum(big) == 4001 and len(big) == 2
 
 
-@pytest.mark.skipif(not (BIN / "initdb").exists(), reason="PostgreSQL 15 is not installed")
 def test_postgresql_driver_fetch_size(pg, session) -> None:  # noqa: F811
+    require_module("adbc_driver_postgresql", "adbc-driver-postgresql")
     # The PostgreSQL driver sizes batches by an estimate of their bytes:
     # fetch_size becomes that hint, so batches come out about that many rows.
     psql(pg, "CREATE TABLE IF NOT EXISTS adbc_fs (id int8, x float8); TRUNCATE adbc_fs; "
@@ -110,6 +111,7 @@ def test_errors(session, db, tmp_path: Path) -> None:
 
 
 def test_write_through_the_drivers(pg, session, tmp_path: Path) -> None:  # noqa: F811
+    require_module("adbc_driver_postgresql", "adbc-driver-postgresql")
     # The installed driver wheels' libraries, found by the package for the
     # executors; exactly once, also when a task attempt fails after staging.
     marker = tmp_path / "failed-once"
@@ -131,8 +133,7 @@ def test_write_through_the_drivers(pg, session, tmp_path: Path) -> None:  # noqa
         (10000, 10000, 49995000)
     assert c.execute("SELECT count(*) FROM sqlite_master WHERE name LIKE 'pt%'").fetchone() == (0,)
     c.close()
-    if (BIN / "initdb").exists():
-        marker.unlink()
-        ds.write_sql("adbc:" + pg, "adbc_w", mode="overwrite")
-        assert marker.exists()
-        assert psql(pg, "SELECT count(*), count(DISTINCT id) FROM adbc_w") == "10000|10000"
+    marker.unlink()
+    ds.write_sql("adbc:" + pg, "adbc_w", mode="overwrite")
+    assert marker.exists()
+    assert psql(pg, "SELECT count(*), count(DISTINCT id) FROM adbc_w") == "10000|10000"

@@ -20,11 +20,13 @@ import pyarrow.compute as pc
 import pytest
 
 import protium as pt
+from sql_require import PG_BIN as BIN
+from sql_require import require_pg
 
-BIN = Path("/usr/lib/postgresql/15/bin")
 
-pytestmark = pytest.mark.skipif(not (BIN / "initdb").exists(),
-                                reason="PostgreSQL 15 is not installed (scripts/setup.sh)")
+@pytest.fixture(autouse=True)
+def _needs_pg() -> None:
+    require_pg()
 
 
 def _as_postgres(cmd: list[str]) -> None:
@@ -41,6 +43,7 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def pg():
+    require_pg()
     d = tempfile.mkdtemp(prefix="pt-pg-py.")
     if os.geteuid() == 0:
         shutil.chown(d, "postgres", "postgres")

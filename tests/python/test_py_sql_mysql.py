@@ -18,9 +18,12 @@ import pyarrow as pa
 import pytest
 
 import protium as pt
+from sql_require import require_mariadb
 
-pytestmark = pytest.mark.skipif(not Path("/usr/sbin/mariadbd").exists(),
-                                reason="MariaDB is not installed (scripts/setup.sh)")
+
+@pytest.fixture(autouse=True)
+def _needs_mariadb() -> None:
+    require_mariadb()
 
 
 def _free_port() -> int:
@@ -37,6 +40,7 @@ def mariadb(port: int, sql: str) -> str:
 
 @pytest.fixture(scope="module")
 def my():
+    require_mariadb()
     d = tempfile.mkdtemp(prefix="pt-my-py.")
     subprocess.run(["mariadb-install-db", f"--datadir={d}/db",
                     "--auth-root-authentication-method=normal", "--skip-test-db"], check=True,
