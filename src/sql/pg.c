@@ -23,14 +23,18 @@ static void set_pg_error(pt_error *err, int code, const char *what, const char *
   pt__errorf(err, code, "sql: %s: %s", what, msg);
 }
 
+/* Each occurrence becomes "***" (as many stars as characters for a shorter
+ * password: text's buffer may be full, so it never grows); the search goes
+ * on after the stars, so a password of stars cannot loop forever. */
 static void mask(char *text, const char *pw) {
   size_t lp = strlen(pw);
-  char *p;
+  char *p = text;
   if (lp == 0) return;
-  while ((p = strstr(text, pw)) != NULL) {
-    size_t tail = strlen(p + lp);
-    memcpy(p, "***", 3);
-    memmove(p + 3, p + lp, tail + 1);
+  while ((p = strstr(p, pw)) != NULL) {
+    size_t m = lp < 3 ? lp : 3;
+    memset(p, '*', m);
+    memmove(p + m, p + lp, strlen(p + lp) + 1);
+    p += m;
   }
 }
 
@@ -41,9 +45,23 @@ static int hexval(char c) {
   return -1;
 }
 
+/* The environment variable the client library takes url's password from
+ * when the URL has none: MySQL's client reads MYSQL_PWD (mysql.c does), libpq
+ * and the ADBC PostgreSQL driver PGPASSWORD; SQLite has none. */
+static const char *env_password(const char *url) {
+  const char *name = "PGPASSWORD";
+  if (strncmp(url, "mysql://", 8) == 0 || strncmp(url, "mariadb://", 10) == 0)
+    name = "MYSQL_PWD";
+  else if (strncmp(url, "adbc:", 5) == 0 && strncmp(url, "adbc:postgres", 13) != 0)
+    return NULL;
+  return getenv(name);
+}
+
 void pt__sql_mask_password(char *text, const char *url) {
   char pw[256], plain[256];
-  if (url == NULL || pt__sql_url_password(url, pw, sizeof pw) != PT_OK || pw[0] == 0) return;
+  if (url == NULL) return;
+  pw[0] = plain[0] = 0;
+  if (pt__sql_url_password(url, pw, sizeof pw) != PT_OK) pw[0] = 0;
   /* As written in the URL and as the server knows it (%XX decoded). */
   size_t o = 0;
   for (size_t i = 0; pw[i] && o + 1 < sizeof plain; i++) {
@@ -55,8 +73,21 @@ void pt__sql_mask_password(char *text, const char *url) {
     }
   }
   plain[o] = 0;
-  mask(text, pw);
-  mask(text, plain);
+  /* The environment's too, even when the URL has a password of its own:
+   * which one the library used is its business, and a message may quote
+   * either. Longest first: masking a password that is part of another
+   * first would leave the rest of the longer one showing. */
+  const char *env = env_password(url);
+  const char *all[3] = {pw, plain, env ? env : ""};
+  for (int k = 0; k < 3; k++) {
+    int longest = k;
+    for (int m = k + 1; m < 3; m++)
+      if (strlen(all[m]) > strlen(all[longest])) longest = m;
+    const char *t = all[k];
+    all[k] = all[longest];
+    all[longest] = t;
+    mask(text, all[k]);
+  }
 }
 
 /* libpq's key=value form: password=VALUE or password='VALUE' (\ escapes). */

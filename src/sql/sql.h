@@ -131,7 +131,9 @@ void pt__sql_url_host(const char *url, char *host, size_t host_size, char *port,
 int pt__sql_url_with_password(const char *url, const char *password, char **out,
                               pt_error *err);
 
-/* Replaces every occurrence of url's password in text (NUL-terminated,
+/* Replaces every occurrence of url's password (as written and %XX-decoded)
+ * and of the environment's password for url's database (PGPASSWORD, or
+ * MYSQL_PWD for mysql:// and mariadb:// URLs) in text (NUL-terminated,
  * edited in place) by "***". */
 void pt__sql_mask_password(char *text, const char *url);
 

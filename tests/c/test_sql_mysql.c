@@ -5,7 +5,7 @@
  * middle of its INSERTs and an attempt failing after staging rows (the
  * faults of test_util.h, shared with test_sql_engine.c), a failed job
  * leaving the table as it was; unmapped types refused by name, passwords
- * (sql.password, sql.password.<host>) masked.
+ * (sql.password, sql.password.<host>, MYSQL_PWD) masked.
  */
 #include <setjmp.h>
 #include <signal.h>
@@ -274,6 +274,52 @@ static void test_conf_password(void **state) {
   pt_session_close(s2);
 }
 
+/* MYSQL_PWD alone: a read and a write work with the password only in the
+ * environment (the executors inherit it), and where the server quotes it
+ * (a table of that name, described by the driver; a column of that name,
+ * met by a task on an executor) it is masked. While it is set, root's
+ * connections (which take MYSQL_PWD too) are not used. */
+static void test_env_password(void **state) {
+  (void)state;
+  exec_ok("CREATE USER IF NOT EXISTS 'envpw'@'%' IDENTIFIED BY 'Env-S3cret'");
+  exec_ok("GRANT ALL ON pt.* TO 'envpw'@'%'");
+  char url[512];
+  snprintf(url, sizeof url, "mysql://envpw@127.0.0.1:%d/pt", g_my.port);
+  assert_int_equal(setenv("MYSQL_PWD", "Env-S3cret", 1), 0);
+  const char *kv[] = {"task.max_failures", "1"};
+  pt_session *s2 = pt_test_session("local[1]", kv, 2);
+  assert_non_null(s2);
+  pt_dataset *ds = NULL;
+  CHECK(pt_read_sql(s2, url, "SELECT id FROM src WHERE id < 10", NULL, &ds, &err));
+  pt_test_ids t;
+  pt_test_ids_collect(ds, 0, &t);
+  assert_true(pt_test_ids_are_range(&t, 0, 10));
+  free(t.ids);
+  CHECK(pt_write_sql(ds, url, "env_dst", PT_SQL_ERROR, &err));
+  pt_dataset_free(ds);
+  ds = NULL;
+  pt_error e = {0};
+  assert_int_equal(pt_read_sql(s2, url, "SELECT id FROM `Env-S3cret`", NULL, &ds, &e),
+                   PT_EINVAL);
+  assert_non_null(strstr(e.message, "Table 'pt.***' doesn't exist"));
+  assert_null(strstr(e.message, "Env-S3cret"));
+  assert_null(ds);
+  pt_sql_read_options o;
+  pt_sql_read_options_init(&o);
+  const char *pred[] = {"`Env-S3cret` = 1"};
+  o.predicates = pred;
+  o.n_predicates = 1;
+  CHECK(pt_read_sql(s2, url, "src", &o, &ds, &err));
+  struct ArrowArrayStream st;
+  assert_int_not_equal(pt_collect(ds, &st, &e), PT_OK);
+  assert_non_null(strstr(e.message, "Unknown column '***'"));
+  assert_null(strstr(e.message, "Env-S3cret"));
+  pt_dataset_free(ds);
+  pt_session_close(s2);
+  assert_int_equal(unsetenv("MYSQL_PWD"), 0);
+  assert_query("SELECT count(*) FROM env_dst", "10");
+}
+
 /* sql.password.<host>[:<port>]: the key naming the URL's host and port
  * wins over the host alone, which wins over sql.password; a wrong one is
  * masked like any other. */
@@ -322,6 +368,7 @@ int main(void) {
       cmocka_unit_test(test_read_every_type_partitioned),
       cmocka_unit_test(test_refusals_and_masking),
       cmocka_unit_test(test_write_modes),
+      cmocka_unit_test(test_env_password),
       cmocka_unit_test(test_write_exactly_once_under_faults),
       cmocka_unit_test(test_failed_job_leaves_table_unchanged),
       cmocka_unit_test(test_conf_password),

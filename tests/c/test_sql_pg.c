@@ -228,6 +228,40 @@ static void test_url_with_password(void **state) {
   char text[128] = "FATAL: p%40ss for p@ss";
   pt__sql_mask_password(text, "postgresql://u:p%40ss@h/db");
   assert_string_equal(text, "FATAL: *** for ***");
+  /* The environment's password for the URL's database, also beside the
+   * URL's own; another database's variable is left alone. */
+  assert_int_equal(setenv("PGPASSWORD", "Env-Pg", 1), 0);
+  assert_int_equal(setenv("MYSQL_PWD", "Env-My", 1), 0);
+  snprintf(text, sizeof text, "host=h password=Env-Pg Env-My own");
+  pt__sql_mask_password(text, "postgresql://u:own@h/db");
+  assert_string_equal(text, "host=h password=*** Env-My ***");
+  snprintf(text, sizeof text, "Env-Pg Env-My");
+  pt__sql_mask_password(text, "mysql://u@h/db");
+  assert_string_equal(text, "Env-Pg ***");
+  snprintf(text, sizeof text, "Env-Pg Env-My");
+  pt__sql_mask_password(text, "adbc:postgresql://u@h/db");
+  assert_string_equal(text, "*** Env-My");
+  pt__sql_mask_password(text, "adbc:sqlite:///tmp/a.db");
+  assert_string_equal(text, "*** Env-My");
+  /* One password inside the other: the longer one masked whole. */
+  snprintf(text, sizeof text, "Env-Pg-and-more; Env-Pg");
+  pt__sql_mask_password(text, "postgresql://u:Env-Pg-and-more@h/db");
+  assert_string_equal(text, "***; ***");
+  assert_int_equal(setenv("PGPASSWORD", "Env-Pg-and-more", 1), 0);
+  snprintf(text, sizeof text, "Env-Pg-and-more; Env-Pg");
+  pt__sql_mask_password(text, "postgresql://u:Env-Pg@h/db");
+  assert_string_equal(text, "***; ***");
+  /* A password shorter than the stars, or made of them, never grows the
+   * text nor loops. */
+  assert_int_equal(setenv("PGPASSWORD", "*", 1), 0);
+  snprintf(text, sizeof text, "a*b**");
+  pt__sql_mask_password(text, "host=h");
+  assert_string_equal(text, "a*b**");
+  unsetenv("PGPASSWORD");
+  unsetenv("MYSQL_PWD");
+  snprintf(text, sizeof text, "x ab y");
+  pt__sql_mask_password(text, "postgresql://u:ab@h/db");
+  assert_string_equal(text, "x ** y");
 }
 
 /* The host (and port) a URL names, which picks its sql.password.<host> key,

@@ -12,6 +12,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -188,6 +189,51 @@ def test_conf_password_never_shown(pg, capfd) -> None:
         assert "C0nfS3cret" not in repr(s.jobs_progress())
     out, err = capfd.readouterr()
     assert "C0nfS3cret" not in out + err
+
+
+def test_env_password_only(pg, capfd, monkeypatch) -> None:
+    """PGPASSWORD alone: a role that must give its password (scram-sha-256
+    in pg_hba.conf) reads and writes with it only in the environment (the
+    executors inherit it), and where the server quotes it (a relation of that
+    name, described by the driver; a column of that name, met by a task) it
+    is masked, as everywhere else: not in the progress records nor printed."""
+    secret = "EnvPgS3cret"
+    hba = Path(psql(pg, "SHOW hba_file"))
+    hba.write_text("host all envpw 127.0.0.1/32 scram-sha-256\n" + hba.read_text())
+    psql(pg, f"CREATE ROLE envpw LOGIN PASSWORD '{secret}'; GRANT ALL ON SCHEMA public TO envpw")
+    psql(pg, "SELECT pg_reload_conf()")
+    url = pg.replace("postgres@", "envpw@")
+    env = {k: v for k, v in os.environ.items() if k != "PGPASSWORD"}
+    for _ in range(100):  # the reload is asynchronous: wait until a password is asked for
+        if subprocess.run(["psql", "-w", url, "-c", "SELECT 1"], env=env,
+                          capture_output=True).returncode != 0:
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail("pg_hba.conf's scram-sha-256 line never took effect")
+    monkeypatch.setenv("PGPASSWORD", secret)
+    with pt.Session("local[1]", conf={"task.max_failures": "1"}) as s:
+        s.range(20, partitions=2).write_sql(url, "env_w", mode="error")
+        back = s.read_sql(url, table="env_w", column="id", lower_bound=0, upper_bound=20,
+                          num_partitions=2).to_arrow()
+        assert sorted(back.column("id").to_pylist()) == list(range(20))
+        with pytest.raises(pt.ProtiumError) as e:
+            s.read_sql(url, query=f'SELECT * FROM "{secret}"')
+        assert 'relation "***" does not exist' in str(e.value)
+        assert secret not in str(e.value)
+        with pytest.raises(pt.ProtiumError) as e:
+            s.read_sql(url, table="env_w", predicates=[f'"{secret}" = 1']).to_arrow()
+        assert 'column "***" does not exist' in str(e.value)
+        assert secret not in str(e.value)
+        assert secret not in repr(s.jobs_progress())
+    assert psql(pg, "SELECT count(*), sum(id) FROM env_w") == "20|190"
+    monkeypatch.setenv("PGPASSWORD", "Wr0ngEnvPw")
+    with pt.Session("local[1]") as s:
+        with pytest.raises(pt.ProtiumError, match="password authentication failed") as e:
+            s.read_sql(url, table="env_w")
+        assert "Wr0ngEnvPw" not in str(e.value)
+    out, err = capfd.readouterr()
+    assert secret not in out + err and "Wr0ngEnvPw" not in out + err
 
 
 def test_errors_mask_the_password(pg, session) -> None:
