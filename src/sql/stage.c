@@ -141,8 +141,10 @@ int pt__sql_commit(const char *url, const char *table, pt__sql_mode mode,
     in_tx = 1;
   }
   if (exists && mode == PT__SQL_OVERWRITE) {
-    /* Inside the transaction: readers see the old rows until the commit,
-     * then only the new ones; the table keeps its definition. */
+    /* Inside the transaction, so a failure keeps the old rows; the table
+     * keeps its definition. What readers see meanwhile is the database's:
+     * PostgreSQL's TRUNCATE locks them out until the commit, a DELETE
+     * (MySQL, ADBC) lets them read the old rows (docs/sql.md). */
     q.len = 0;
     if (pt__sql_put(&q, db->clear) || db->quote(&q, table) || pt__buf_putc(&q, 0))
       rc = oom(err);
