@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import re
 from typing import Any, Optional, Sequence
 
 from protium import _lib
@@ -136,6 +137,16 @@ def write_options(header: bool, delimiter: str) -> PtCsvWriteOptions:
 
 
 
+_QUERY_START = re.compile(r"\s*(\(|(select|with|values)(?![A-Za-z0-9_]))", re.IGNORECASE)
+
+
+def is_query(source: str) -> bool:
+    """pt_read_sql's rule (src/api/sql.c): a query when, after whitespace,
+    it starts with '(' or the word SELECT, WITH or VALUES (any case, not
+    followed by a letter, digit or '_'); else a table name."""
+    return _QUERY_START.match(source) is not None
+
+
 class SqlReadArgs:
     """pt_read_sql's source and options, PySpark's read.jdbc arguments
     checked and kept alive for the call."""
@@ -145,10 +156,11 @@ class SqlReadArgs:
                  num_partitions: Optional[int], predicates: Optional[Sequence[str]],
                  fetch_size: Optional[int], url: str = "",
                  adbc_driver: Optional[str] = None) -> None:
-        if (table is None) == (query is None):
+        if table is None and query is None:
             raise ValueError("read_sql: give table= or query=, one of them")
-        if query is not None and not query.lstrip()[:1] == "(" and \
-                query.lstrip().split(None, 1)[0].lower() not in ("select", "with", "values"):
+        if table is not None and query is not None:
+            raise ValueError("read_sql: give table= or query=, not both")
+        if query is not None and not is_query(query):
             raise ValueError("read_sql: query= must start with SELECT, WITH, VALUES or '('")
         self.source = (table if table is not None else query).encode()
         o = PtSqlReadOptions()

@@ -382,7 +382,8 @@ class Session:
         finally:
             args.close()
 
-    def read_sql(self, url: str, *, table: Optional[str] = None, query: Optional[str] = None,
+    def read_sql(self, url: str, table_or_query: Optional[str] = None, /, *,
+                 table: Optional[str] = None, query: Optional[str] = None,
                  column: Optional[str] = None, lower_bound: Optional[int] = None,
                  upper_bound: Optional[int] = None, num_partitions: Optional[int] = None,
                  predicates: Optional[Sequence[str]] = None,
@@ -401,8 +402,22 @@ class Session:
         the installed adbc_driver_NAME package, else found by name
         (sql.adbc.driver_path). A password missing from the URL comes from
         the sql.password.<host>[:<port>] key of the URL's host, else the
-        sql.password key, then PGPASSWORD / MYSQL_PWD."""
+        sql.password key, then PGPASSWORD / MYSQL_PWD.
+
+        The source is `table=` or `query=`, or the second positional
+        argument (`table_or_query`, as in `s.read_sql(url, "events")`): a
+        query when, after whitespace, it starts with '(' or the word SELECT,
+        WITH or VALUES (any case), else a table name. Giving more than one
+        of the three raises ValueError."""
         from protium import connectors
+        if table_or_query is not None:
+            if table is not None or query is not None:
+                raise ValueError("read_sql: give the table or query once: as the second "
+                                 "argument, table= or query=")
+            if connectors.is_query(table_or_query):
+                query = table_or_query
+            else:
+                table = table_or_query
         args = connectors.SqlReadArgs(table=table, query=query, column=column,
                                       lower_bound=lower_bound, upper_bound=upper_bound,
                                       num_partitions=num_partitions, predicates=predicates,

@@ -245,3 +245,41 @@ def test_errors_mask_the_password(pg, session) -> None:
         session.read_sql(pg)
     with pytest.raises(ValueError, match="needs lower_bound="):
         session.read_sql(pg, table="events", column="id")
+
+
+def test_table_or_query_positional(pg, session) -> None:
+    """The second positional argument is a query when it starts with '(',
+    SELECT, WITH or VALUES (any case, after whitespace, as a whole word),
+    else a table: `selected` is a table's name; table= and query= still work
+    and no two of the three are taken together."""
+    psql(pg, "DROP TABLE IF EXISTS selected; CREATE TABLE selected (id int8, s text); "
+             "INSERT INTO selected SELECT g, 's' || g FROM generate_series(1, 5) g")
+
+    def ids(ds) -> list:
+        return sorted(ds.to_arrow().column("id").to_pylist())
+
+    assert ids(session.read_sql(pg, "selected")) == [1, 2, 3, 4, 5]
+    assert ids(session.read_sql(pg, table="selected")) == [1, 2, 3, 4, 5]
+    assert ids(session.read_sql(pg, "\n  select id from selected where id < 3")) == [1, 2]
+    assert ids(session.read_sql(pg, query="SELECT id FROM selected WHERE id > 3")) == [4, 5]
+    assert ids(session.read_sql(pg, "WITH w AS (SELECT id FROM selected) "
+                                    "SELECT id FROM w WHERE id = 2")) == [2]
+    assert ids(session.read_sql(pg, "(SELECT id FROM selected WHERE id = 4)")) == [4]
+    from protium.connectors import is_query
+    assert [is_query(x) for x in ("selected", "with_x", '"values"', "public.select",
+                                  "SELECT*FROM t", " \t(x", "wItH a AS (SELECT 1) TABLE a")] == \
+        [False, False, False, False, True, True, True]
+    t = session.read_sql(pg, "Values (7::int8), (8)").to_arrow()
+    assert sorted(t.column(0).to_pylist()) == [7, 8]
+    # Spark JDBC ranges work the same with the positional form.
+    ds = session.read_sql(pg, "selected", column="id", lower_bound=1, upper_bound=6,
+                          num_partitions=2)
+    assert ds.num_partitions == 2 and ids(ds) == [1, 2, 3, 4, 5]
+    with pytest.raises(ValueError, match="give the table or query once"):
+        session.read_sql(pg, "selected", table="selected")
+    with pytest.raises(ValueError, match="give the table or query once"):
+        session.read_sql(pg, "SELECT 1", query="SELECT 1")
+    with pytest.raises(ValueError, match="give table= or query=, not both"):
+        session.read_sql(pg, table="selected", query="SELECT 1")
+    with pytest.raises(TypeError):
+        session.read_sql(pg, "selected", "id")  # nothing else is positional
