@@ -1,6 +1,7 @@
 /* delta.c — Delta Lake tables as datasets and as outputs. Reading replays
- * the log (src/delta) in the driver and plans the version's data files as
- * pt_read_parquet plans files, with the partition values as columns.
+ * the log (src/delta) in the driver and plans the version's data files'
+ * row groups as pt_read_parquet's, with the partition values as columns,
+ * but dealt so that every task slot gets a partition of a small table.
  * Writing runs the job with the Parquet sink (one committed attempt per
  * partition; for replace_where a second job rewrites the files it partly
  * matches), moves the files into the table and then creates the next
@@ -89,6 +90,29 @@ static int push_str(char ***a, int64_t *n, int64_t *cap, char *v) {
   return PT_OK;
 }
 
+/* How many partitions a read of total uncompressed bytes is dealt into:
+ * enough that none passes cap (parquet.partition_bytes), and at least one
+ * per task slot of the session, as Spark's maxSplitBytes does it: a table
+ * of a few small files under the cap would otherwise be one task on one
+ * core while the others wait. None under 4 MiB, which decodes in a few ms
+ * and would not pay for a task. Over the cap, a multiple of the slots, so
+ * that no slot reads a short last partition alone. */
+static int64_t split_parts(pt_session *s, int64_t total, int64_t cap) {
+  enum { LOOK = 16 }; /* executors looked at; the rest are taken alike */
+  pt_executor_info *infos = pt__calloc(LOOK, sizeof *infos); /* owned, freed here */
+  int64_t ne = 0, slots = 0;
+  if (!infos || pt__driver_executors(s->driver, infos, LOOK, &ne) != PT_OK) ne = 0;
+  for (int64_t i = 0; i < ne && i < LOOK; i++) slots += infos[i].alive ? infos[i].slots : 0;
+  if (ne > LOOK) slots = slots * ne / LOOK;
+  pt__free(infos);
+  int64_t parts = cap > 0 ? (total + cap - 1) / cap : 1, floor = (int64_t)4 << 20;
+  if (parts < 1) parts = 1;
+  if (slots <= 0) return parts;
+  if (parts > 1) return (parts + slots - 1) / slots * slots;
+  int64_t fit = total / floor; /* partitions of at least the floor */
+  return fit < 1 ? 1 : fit < slots ? fit : slots;
+}
+
 /* The dataset of snap's files as pt_read_delta plans it (snap stays the
  * caller's), from the table at root; o has been checked. With only (one
  * flag per file of snap) just the files it marks, each one partition of
@@ -109,6 +133,13 @@ static int delta_plan(pt_session *s, const char *root, const pt__delta_snapshot 
   int64_t target = pt__conf_int(s->conf, "parquet.partition_bytes");
   char **pp = NULL;
   int64_t *ppart = NULL, *pstart = NULL, *pcount = NULL, n_pieces = 0, cap_pieces = 0;
+  /* The files kept, in log order: path and nk partition values each (all
+   * owned, each owned); and their row groups: file (among those), index in
+   * it, uncompressed bytes (owned). */
+  char **cf_path = NULL, **cf_vals = NULL;
+  int64_t n_cf = 0, cap_cf = 0, n_cf_vals = 0, cap_cf_vals = 0;
+  int64_t *rg_file = NULL, *rg_index = NULL, *rg_bytes = NULL, n_rg = 0, cap_rg = 0;
+  int64_t total_bytes = 0;
   rc = pt__delta_check_protocol(snap, false, err);
   if (rc == PT_OK) rc = pt__delta_schema_to_arrow(snap->schema_string, &table, err);
   /* Which table columns, in the order they come out: those asked for in
@@ -287,51 +318,90 @@ static int delta_plan(pt_session *s, const char *root, const pt__delta_snapshot 
       }
     }
     if (only) {
-      partition = chosen;
       file_rows[chosen] = 0;
       for (int64_t g = 0; g < nrg; g++) file_rows[chosen] += rgs[g].rows;
     }
-    chosen++;
+    /* The file and its row groups are kept as found; partitions are dealt
+     * after the last file, once the total bytes are known. */
+    char *dup = rc == PT_OK ? pt__strdup(full) : NULL;
+    if (rc == PT_OK && (!dup || push_str(&cf_path, &n_cf, &cap_cf, dup) != PT_OK)) {
+      pt__free(dup);
+      rc = pt__errorf(err, PT_ENOMEM, "out of memory");
+    }
+    for (int64_t k = 0; k < nk && rc == PT_OK; k++) {
+      char *v = vals[k] ? pt__strdup(vals[k]) : NULL;
+      if ((vals[k] && !v) || push_str(&cf_vals, &n_cf_vals, &cap_cf_vals, v) != PT_OK) {
+        pt__free(v);
+        rc = pt__errorf(err, PT_ENOMEM, "out of memory");
+      }
+    }
     for (int64_t g = 0; g < nrg && rc == PT_OK; g++) {
-      if (!only && acc > 0 && acc + rgs[g].bytes > target) {
-        partition++;
-        acc = 0;
-      }
-      acc += rgs[g].bytes > 0 ? rgs[g].bytes : 1;
-      bool extend = n_pieces > 0 && ppart[n_pieces - 1] == partition &&
-                    strcmp(pp[n_pieces - 1], full) == 0 &&
-                    pstart[n_pieces - 1] + pcount[n_pieces - 1] == rgs[g].index;
-      if (extend) {
-        pcount[n_pieces - 1]++;
-        continue;
-      }
-      int64_t c1 = cap_pieces, c2 = cap_pieces, c3 = cap_pieces, c4 = cap_pieces;
-      char *dup = pt__strdup(full);
-      if (!dup || pt__grow((void **)&pp, &c1, n_pieces + 1, sizeof *pp) != PT_OK ||
-          pt__grow((void **)&ppart, &c2, n_pieces + 1, sizeof *ppart) != PT_OK ||
-          pt__grow((void **)&pstart, &c3, n_pieces + 1, sizeof *pstart) != PT_OK ||
-          pt__grow((void **)&pcount, &c4, n_pieces + 1, sizeof *pcount) != PT_OK) {
-        pt__free(dup);
+      int64_t c1 = cap_rg, c2 = cap_rg, c3 = cap_rg;
+      if (pt__grow((void **)&rg_file, &c1, n_rg + 1, sizeof *rg_file) != PT_OK ||
+          pt__grow((void **)&rg_index, &c2, n_rg + 1, sizeof *rg_index) != PT_OK ||
+          pt__grow((void **)&rg_bytes, &c3, n_rg + 1, sizeof *rg_bytes) != PT_OK) {
         rc = pt__errorf(err, PT_ENOMEM, "out of memory");
         break;
       }
-      cap_pieces = c1;
-      pp[n_pieces] = dup;
-      ppart[n_pieces] = partition;
-      pstart[n_pieces] = rgs[g].index;
-      pcount[n_pieces] = 1;
-      n_pieces++;
-      for (int64_t k = 0; k < nk && rc == PT_OK; k++) {
-        char *v = vals[k] ? pt__strdup(vals[k]) : NULL;
-        if ((vals[k] && !v) || push_str(&piece_vals, &n_piece_vals, &cap_piece_vals, v) != PT_OK) {
-          pt__free(v);
-          rc = pt__errorf(err, PT_ENOMEM, "out of memory");
-        }
-      }
+      cap_rg = c1;
+      rg_file[n_rg] = chosen;
+      rg_index[n_rg] = rgs[g].index;
+      rg_bytes[n_rg] = rgs[g].bytes > 0 ? rgs[g].bytes : 1;
+      total_bytes += rg_bytes[n_rg];
+      n_rg++;
     }
+    chosen++;
     pt__free(vals); /* the values are all_vals' */
     pt__free(rgs);
     rgs = NULL;
+  }
+  /* Row groups in file order into partitions (with only: a file each), a
+   * run of one file's row groups in one partition a piece. A row group
+   * goes to the share of the total its middle byte falls in, so equal ones
+   * split evenly, and starts a new partition where the last would pass the
+   * cap. */
+  int64_t parts = only ? 1 : split_parts(s, total_bytes, target), share = 0, before = 0;
+  for (int64_t r = 0; r < n_rg && rc == PT_OK; r++) {
+    int64_t mid = before + rg_bytes[r] / 2;
+    int64_t want = total_bytes > 0 ? (int64_t)((double)mid / (double)total_bytes * (double)parts) : 0;
+    before += rg_bytes[r];
+    if (only) {
+      partition = rg_file[r];
+    } else if (acc > 0 && (want > share || acc + rg_bytes[r] > target)) {
+      partition++;
+      acc = 0;
+    }
+    if (want > share) share = want;
+    acc += rg_bytes[r];
+    if (n_pieces > 0 && ppart[n_pieces - 1] == partition && r > 0 &&
+        rg_file[r - 1] == rg_file[r] && pstart[n_pieces - 1] + pcount[n_pieces - 1] == rg_index[r]) {
+      pcount[n_pieces - 1]++;
+      continue;
+    }
+    int64_t c1 = cap_pieces, c2 = cap_pieces, c3 = cap_pieces, c4 = cap_pieces;
+    char *dup = pt__strdup(cf_path[rg_file[r]]);
+    if (!dup || pt__grow((void **)&pp, &c1, n_pieces + 1, sizeof *pp) != PT_OK ||
+        pt__grow((void **)&ppart, &c2, n_pieces + 1, sizeof *ppart) != PT_OK ||
+        pt__grow((void **)&pstart, &c3, n_pieces + 1, sizeof *pstart) != PT_OK ||
+        pt__grow((void **)&pcount, &c4, n_pieces + 1, sizeof *pcount) != PT_OK) {
+      pt__free(dup);
+      rc = pt__errorf(err, PT_ENOMEM, "out of memory");
+      break;
+    }
+    cap_pieces = c1;
+    pp[n_pieces] = dup;
+    ppart[n_pieces] = partition;
+    pstart[n_pieces] = rg_index[r];
+    pcount[n_pieces] = 1;
+    n_pieces++;
+    for (int64_t k = 0; k < nk && rc == PT_OK; k++) {
+      const char *cv = cf_vals[rg_file[r] * nk + k];
+      char *v = cv ? pt__strdup(cv) : NULL;
+      if ((cv && !v) || push_str(&piece_vals, &n_piece_vals, &cap_piece_vals, v) != PT_OK) {
+        pt__free(v);
+        rc = pt__errorf(err, PT_ENOMEM, "out of memory");
+      }
+    }
   }
   if (rc == PT_OK) rc = pt__node_new(s, s->driver, PT__NODE_PARQUET, NULL, &schema, out, err);
   if (rc == PT_OK) {
@@ -371,6 +441,13 @@ static int delta_plan(pt_session *s, const char *root, const pt__delta_snapshot 
   pt__free(pcount);
   for (int64_t i = 0; i < n_piece_vals; i++) pt__free(piece_vals[i]);
   pt__free(piece_vals);
+  for (int64_t i = 0; i < n_cf; i++) pt__free(cf_path[i]);
+  pt__free(cf_path);
+  for (int64_t i = 0; i < n_cf_vals; i++) pt__free(cf_vals[i]);
+  pt__free(cf_vals);
+  pt__free(rg_file);
+  pt__free(rg_index);
+  pt__free(rg_bytes);
   for (int64_t k = 0; keys && k < nk; k++) pt__free(keys[k]);
   pt__free(keys);
   for (int64_t i = 0; data_names && i < n_data; i++) pt__free(data_names[i]);

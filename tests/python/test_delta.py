@@ -244,6 +244,35 @@ def test_pruning_by_partition_values_and_stats(session, tmp_path):
     assert sorted(ds.to_arrow()["id"].to_pylist()) == list(range(100, 200))
 
 
+def test_small_files_are_dealt_to_every_slot(session, tmp_path):
+    # Four commits of one file each, 5.6 MB of int64 values a file: far
+    # under parquet.partition_bytes, yet every slot of local[2] gets two.
+    path = tmp_path / "t"
+    n = 700_000
+    for k in range(4):
+        write_deltalake(str(path), pa.table({"id": pa.array(range(k * n, (k + 1) * n), pa.int64())}),
+                        mode="append")
+    ds = session.read_delta(path)
+    assert ds.num_partitions == 2
+    got = ds.to_arrow()
+    # deltalake lists the files in its log order; the rows are the same,
+    # each file's rows whole and in order.
+    want = DeltaTable(str(path)).to_pyarrow_table(filesystem=SubTreeFileSystem(str(path), LocalFileSystem()))
+    assert got.num_rows == 4 * n
+    assert sorted(got["id"].to_pylist()[::n]) == sorted(want["id"].to_pylist()[::n])
+    assert pc.sum(got["id"]).as_py() == pc.sum(want["id"]).as_py()
+    assert [st.tasks_succeeded for st in ds.last_job().stages] == [2]
+    # Under 4 MiB in all: one task, as before.
+    small = tmp_path / "small"
+    write_deltalake(str(small), pa.table({"id": pa.array(range(1000), pa.int64())}))
+    write_deltalake(str(small), pa.table({"id": pa.array(range(1000, 2000), pa.int64())}), mode="append")
+    assert session.read_delta(small).num_partitions == 1
+    # A cap under the share per slot: partitions in a multiple of the slots.
+    with pt.Session("local[2]", conf={"parquet.partition_bytes": str(6 << 20)}) as s:
+        assert s.read_delta(path).num_partitions == 4
+        assert s.read_delta(path).count() == 4 * n
+
+
 def test_row_groups_skipped_when_the_filter_also_names_a_partition_column(session, tmp_path):
     src = pa.table({"id": pa.array(range(2000), pa.int64()),
                     "day": [datetime.date(2024, 1, 1 + i // 1000) for i in range(2000)]})
