@@ -4,7 +4,7 @@
  * replace_where (and rows by a replace_where on data columns), read back with its columns in the table's order and nulls
  * for the files that predate a column, filtered by partition and data
  * columns at once, and checkpointed at version 10 so that it reads without
- * the commits before.
+ * the commits before; a small partitioned table dealt to both task slots.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -251,9 +251,39 @@ static void test_merge_replace_read_checkpoint(void **state) {
   pt_dataset_free(v0);
 }
 
+/* A partitioned table of six files, 9.6 MB of values in all, under
+ * parquet.partition_bytes: read by both slots of local[2], each file's
+ * partition value still its own. */
+static void test_small_table_dealt_to_every_slot(void **state) {
+  (void)state;
+  char path[320];
+  snprintf(path, sizeof path, "%s/slots", DIR_);
+  pt_dataset *src = rows(0, 600000, abn, true); /* 200,000 each of a, b, null */
+  const char *keys[] = {"part"};
+  pt_delta_write_options w;
+  pt_delta_write_options_init(&w);
+  w.partition_by = keys;
+  w.n_partition_by = 1;
+  CHECK(pt_write_delta(src, path, &w, &err));
+  pt_dataset *ds;
+  CHECK(pt_read_delta(S, path, NULL, &ds, &err));
+  pt_delta_scan scan;
+  CHECK(pt_delta_scan_info(ds, &scan, &err));
+  assert_int_equal(scan.files, 6);
+  assert_int_equal(pt_dataset_num_partitions(ds), 2);
+  int64_t n, null_x, part_a;
+  count(ds, &n, &null_x, &part_a);
+  assert_int_equal(n, 600000);
+  assert_int_equal(null_x, 0);
+  assert_int_equal(part_a, 200000);
+  pt_dataset_free(ds);
+  pt_dataset_free(src);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_merge_replace_read_checkpoint),
+      cmocka_unit_test(test_small_table_dealt_to_every_slot),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
