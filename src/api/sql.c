@@ -229,12 +229,19 @@ int pt_write_sql(pt_dataset *ds, const char *url, const char *table, pt_sql_writ
   a.sql_url = url;
   a.sql_staging_prefix = prefix;
   a.sql_columns_ddl = ddl.data;
+  rc = pt__sql_stage_logged(url, table, &a.sql_logged_staging, err);
+  if (rc != PT_OK) {
+    pt_buf_free(&ddl);
+    pt__free(curl);
+    return pt__error_prefix(err, rc, "write_sql: ");
+  }
   pt__job_result res;
   rc = pt__driver_run(ds->driver, ds, &a, &res, err);
   pt__session_record_job(ds, &res);
   if (rc == PT_OK) {
     rc = pt__sql_commit(url, table, (pt__sql_mode)mode, &ds->schema,
-                       (const char *const *)res.paths, res.n_partitions, err);
+                       (const char *const *)res.paths, res.n_partitions,
+                       a.sql_logged_staging, err);
     if (rc != PT_OK) pt__error_prefix(err, rc, "write_sql: ");
     pt__job_result_reset(&res);
   }

@@ -1093,7 +1093,8 @@ int pt__sink_open(pt__task *t, const Protium__Op *op, const struct ArrowSchema *
       const Protium__SqlSink *w = op->write_sql;
       sink->sql_table = path_printf(err, "%sp%lld_a%lld", w->staging_prefix, p, a);
       if (sink->sql_table == NULL) return err ? err->code : PT_ENOMEM;
-      int rc = pt__sql_stage_open(w->url, sink->sql_table, w->columns_ddl, &sink->sql, err);
+      int rc = pt__sql_stage_open(w->url, sink->sql_table, w->columns_ddl, w->logged_staging,
+                                  &sink->sql, err);
       return rc == PT_OK ? PT_OK : pt__error_prefix(err, rc, "write_sql: ");
     }
     case PROTIUM__OP__OP_SHUFFLE_WRITE: {

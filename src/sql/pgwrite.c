@@ -479,11 +479,37 @@ static int pg_list_tables(void *conn, const char *pattern, const char *url, char
   return rc;
 }
 
+/* pg_relation_size of table (main fork), which needs no statistics. */
+static int pg_table_bytes(void *conn, const char *table, const char *url, int64_t *out,
+                          pt_error *err) {
+  PGconn *c = conn;
+  pt_buf q = {0};
+  if (put_ident(&q, table) || pt__buf_putc(&q, 0)) {
+    pt_buf_free(&q);
+    return pt__errorf(err, PT_ENOMEM, "sql: out of memory");
+  }
+  const char *params[1] = {q.data};
+  PGresult *r = PQexecParams(c, "SELECT pg_relation_size(to_regclass($1))", 1, NULL, params,
+                             NULL, NULL, 0);
+  pt_buf_free(&q);
+  int rc = PT_OK;
+  if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+    *out = PQgetisnull(r, 0, 0) ? 0 : strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+  else
+    rc = pg_fail(err, PT_EIO, "cannot size a staging table", url, c);
+  PQclear(r);
+  return rc;
+}
+
 /* Unlogged staging tables: one is rewritten by a retry anyway, never read
- * after a crash; skipping the WAL halves the write. TRUNCATE is
- * transactional in PostgreSQL, and so is CREATE TABLE. */
+ * after a crash; skipping the WAL halves the write. Into a new table the
+ * staging tables are logged instead: the commit renames the largest to the
+ * target, whose rows then need no second copy, and the WAL is written by
+ * the tasks' COPYs in parallel. TRUNCATE is transactional in PostgreSQL,
+ * and so are CREATE TABLE and ALTER TABLE ... RENAME. */
 const pt__sql_db pt__pg_db = {
     .create_staging = "CREATE UNLOGGED TABLE ",
+    .create_staging_logged = "CREATE TABLE ",
     .begin = "BEGIN",
     .clear = "TRUNCATE TABLE ",
     .ddl_in_transaction = 1,
@@ -495,4 +521,5 @@ const pt__sql_db pt__pg_db = {
     .bulk_load = pg_bulk_load,
     .table_exists = pg_table_exists,
     .list_tables = pg_list_tables,
+    .table_bytes = pg_table_bytes,
 };

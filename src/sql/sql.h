@@ -178,6 +178,10 @@ int pt__pgcopy_encode(const struct ArrowSchema *schema, const struct ArrowArray 
  * NULL. */
 typedef struct pt__sql_db {
   const char *create_staging; /* "CREATE UNLOGGED TABLE " ... (a trailing space) */
+  /* A staging table that may become the target itself (a write into a new
+   * table renames the largest one in the commit, so it must be logged);
+   * NULL where the database has no such path (DDL that commits on its own). */
+  const char *create_staging_logged;
   const char *begin;          /* the statement that starts a transaction */
   const char *clear;          /* the overwrite's "TRUNCATE TABLE " or "DELETE FROM ",
                                  run inside the transaction */
@@ -204,6 +208,10 @@ typedef struct pt__sql_db {
    * caller owns *names and each name (pt__free). */
   int (*list_tables)(void *conn, const char *pattern, const char *url, char ***names,
                      int64_t *n, pt_error *err);
+  /* The bytes table takes on disk into *out (NULL where create_staging_logged
+   * is NULL). */
+  int (*table_bytes)(void *conn, const char *table, const char *url, int64_t *out,
+                     pt_error *err);
 } pt__sql_db;
 
 extern const pt__sql_db pt__pg_db, pt__my_db, pt__adbc_db;
@@ -287,22 +295,30 @@ void pt__sql_reader_free(pt__sql_reader *r);
 
 /* stage.c: the exactly-once write, through the database's pt__sql_db.
  * A task attempt's staging table: connects and creates table (columns_ddl)
- * with the database's create_staging; on PT_OK the caller owns *out
+ * with the database's create_staging (create_staging_logged when logged and
+ * the database has one); on PT_OK the caller owns *out
  * (pt__sql_stage_free). Each pt__sql_stage_write lands on its own. */
 typedef struct pt__sql_stage pt__sql_stage;
-int pt__sql_stage_open(const char *url, const char *table, const char *columns_ddl,
+int pt__sql_stage_open(const char *url, const char *table, const char *columns_ddl, int logged,
                        pt__sql_stage **out, pt_error *err);
 int pt__sql_stage_write(pt__sql_stage *w, const struct ArrowSchema *schema,
                         const struct ArrowArray *batch, pt_error *err);
 void pt__sql_stage_free(pt__sql_stage *w);
 int pt__sql_columns_ddl(const char *url, const struct ArrowSchema *schema, pt_buf *out,
                         pt_error *err);
+/* Whether a write into table can stage in logged tables that the commit
+ * renames (*out 1: the database has create_staging_logged and table does
+ * not exist now). */
+int pt__sql_stage_logged(const char *url, const char *table, int *out, pt_error *err);
 /* In one transaction: creates table (missing; mode ERROR: refused when it
  * exists), clears it (OVERWRITE), then INSERT ... SELECT from each of the
- * n staging tables. Nothing changes unless all of it succeeds. */
+ * n staging tables. When the staging tables are logged (staged_logged, from
+ * pt__sql_stage_logged) and table is still missing, the largest staging
+ * table is renamed to table instead of creating it and copying its rows.
+ * Nothing changes unless all of it succeeds. */
 int pt__sql_commit(const char *url, const char *table, pt__sql_mode mode,
                    const struct ArrowSchema *schema, const char *const *staging, int64_t n,
-                   pt_error *err);
+                   int staged_logged, pt_error *err);
 /* Drops every table whose name starts with prefix. */
 int pt__sql_drop_staging(const char *url, const char *prefix, pt_error *err);
 

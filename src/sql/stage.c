@@ -51,7 +51,7 @@ void pt__sql_stage_free(pt__sql_stage *w) {
   free(w);
 }
 
-int pt__sql_stage_open(const char *url, const char *table, const char *columns_ddl,
+int pt__sql_stage_open(const char *url, const char *table, const char *columns_ddl, int logged,
                        pt__sql_stage **out, pt_error *err) {
   *out = NULL;
   const pt__sql_db *db;
@@ -65,7 +65,9 @@ int pt__sql_stage_open(const char *url, const char *table, const char *columns_d
   int rc = db->connect(url, &w->conn, err);
   if (rc == PT_OK) {
     pt_buf q = {0};
-    if (pt__sql_put(&q, db->create_staging) || db->quote(&q, table) || pt__sql_put(&q, " (") ||
+    const char *create =
+        logged && db->create_staging_logged ? db->create_staging_logged : db->create_staging;
+    if (pt__sql_put(&q, create) || db->quote(&q, table) || pt__sql_put(&q, " (") ||
         pt__sql_put(&q, columns_ddl) || pt__sql_put(&q, ")") || pt__buf_putc(&q, 0))
       rc = oom(err);
     else
@@ -90,14 +92,44 @@ int pt__sql_stage_write(pt__sql_stage *w, const struct ArrowSchema *schema,
   return w->db->bulk_load(w->conn, w->table, w->url, schema, batch, &w->buf, err);
 }
 
+int pt__sql_stage_logged(const char *url, const char *table, int *out, pt_error *err) {
+  *out = 0;
+  const pt__sql_db *db;
+  PT_RETURN_NOT_OK(pt__sql_db_of(url, &db, err));
+  if (!db->create_staging_logged) return PT_OK;
+  void *c;
+  PT_RETURN_NOT_OK(db->connect(url, &c, err));
+  int exists = db->table_exists(c, table, url, err);
+  db->close(c);
+  if (exists < 0) return PT_EIO;
+  *out = !exists;
+  return PT_OK;
+}
+
+/* The index of the staging table that takes the most bytes, -1 with err. */
+static int64_t largest(const pt__sql_db *db, void *c, const char *url,
+                       const char *const *staging, int64_t n, pt_error *err) {
+  int64_t best = 0, best_bytes = -1;
+  for (int64_t i = 0; i < n; i++) {
+    int64_t bytes;
+    if (db->table_bytes(c, staging[i], url, &bytes, err) != PT_OK) return -1;
+    if (bytes > best_bytes) {
+      best = i;
+      best_bytes = bytes;
+    }
+  }
+  return best;
+}
+
 int pt__sql_commit(const char *url, const char *table, pt__sql_mode mode,
                    const struct ArrowSchema *schema, const char *const *staging, int64_t n,
-                   pt_error *err) {
+                   int staged_logged, pt_error *err) {
   const pt__sql_db *db;
   PT_RETURN_NOT_OK(pt__sql_db_of(url, &db, err));
   pt_buf ddl = {0}, cols = {0}, q = {0};
   void *c = NULL;
   int created = 0, in_tx = 0;
+  int64_t renamed = -1; /* the staging table that became table */
   int rc = pt__sql_columns_ddl(url, schema, &ddl, err);
   if (rc != PT_OK) goto done;
   for (int64_t k = 0; k < schema->n_children && rc == PT_OK; k++)
@@ -123,7 +155,24 @@ int pt__sql_commit(const char *url, const char *table, pt__sql_mode mode,
                     table);
     goto done;
   }
-  if (!exists) {
+  if (!exists && staged_logged && db->create_staging_logged && in_tx && n > 0) {
+    /* The staging tables were made with the target's column DDL, so the
+     * largest one can become the target: its rows are not copied again
+     * and their WAL was written by the tasks. A rollback gives it its
+     * staging name back, and the cleanup drops it. */
+    renamed = largest(db, c, url, staging, n, err);
+    if (renamed < 0) {
+      rc = PT_EIO;
+      goto done;
+    }
+    if (pt__sql_put(&q, "ALTER TABLE ") || db->quote(&q, staging[renamed]) ||
+        pt__sql_put(&q, " RENAME TO ") || db->quote(&q, table) || pt__buf_putc(&q, 0)) {
+      rc = oom(err);
+      goto done;
+    }
+    rc = db->exec(c, q.data, "cannot rename a staging table to the table", url, err);
+    if (rc != PT_OK) goto done;
+  } else if (!exists) {
     /* Where DDL commits on its own (MySQL), the table is made before the
      * transaction and dropped again if the transaction fails. */
     if (pt__sql_put(&q, "CREATE TABLE ") || db->quote(&q, table) || pt__sql_put(&q, " (") ||
@@ -152,6 +201,7 @@ int pt__sql_commit(const char *url, const char *table, pt__sql_mode mode,
       rc = db->exec(c, q.data, "cannot clear the table", url, err);
   }
   for (int64_t i = 0; i < n && rc == PT_OK; i++) {
+    if (i == renamed) continue;
     q.len = 0;
     if (pt__sql_put(&q, "INSERT INTO ") || db->quote(&q, table) || pt__sql_put(&q, " (") ||
         pt__sql_put(&q, cols.data) || pt__sql_put(&q, ") SELECT ") ||
@@ -161,6 +211,9 @@ int pt__sql_commit(const char *url, const char *table, pt__sql_mode mode,
     else
       rc = db->exec(c, q.data, "cannot move a partition into the table", url, err);
   }
+  /* PROTIUM_FAULT_SQL_COMMIT (tests): fail just before COMMIT. */
+  if (rc == PT_OK && getenv("PROTIUM_FAULT_SQL_COMMIT"))
+    rc = pt__errorf(err, PT_EIO, "sql: the commit failed on purpose (PROTIUM_FAULT_SQL_COMMIT)");
   if (rc == PT_OK) {
     rc = db->exec(c, "COMMIT", "the commit failed", url, err);
     in_tx = 0;

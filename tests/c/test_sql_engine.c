@@ -4,7 +4,9 @@
  * once, in batches of fetch_size; writes land exactly once in every mode,
  * also when an executor is killed half-way through its COPY and when a task
  * attempt fails after writing rows; a failed job leaves the table as it
- * was; staging tables never outlive the call.
+ * was; a write into a new table (the largest staging table renamed to it)
+ * gives the same columns, logged, and a commit failing after the rename
+ * leaves no table; staging tables never outlive the call.
  */
 #include <setjmp.h>
 #include <signal.h>
@@ -175,6 +177,85 @@ static void test_write_modes(void **state) {
   pt_dataset_free(ds);
 }
 
+/* The columns of table as "name type notnull, ..." (pg_attribute order). */
+#define COLUMNS_OF(t)                                                                          \
+  "SELECT string_agg(attname || ' ' || format_type(atttypid, atttypmod) || ' ' || "            \
+  "attnotnull, ', ' ORDER BY attnum) FROM pg_attribute WHERE attrelid = '" t "'::regclass "    \
+  "AND attnum > 0 AND NOT attisdropped"
+
+/* A write into a table that does not exist yet: the tasks stage in logged
+ * tables and the commit renames the largest to the target. In every mode
+ * the rows are exactly the source's, the columns those the type mapping
+ * makes (the same as an INSERT ... SELECT write into a table made by
+ * CREATE TABLE with that mapping), and the table is logged. */
+static void test_write_new_table_by_rename(void **state) {
+  (void)state;
+  pt_sql_read_options o;
+  pt_sql_read_options_init(&o);
+  o.partition_column = "id";
+  o.lower_bound = 0;
+  o.upper_bound = 10000;
+  o.num_partitions = 3;
+  pt_dataset *ds;
+  CHECK(pt_read_sql(S, g_pg.url, "src", &o, &ds, &err));
+  const char *want_cols =
+      "id bigint false, x double precision false, s text false, d date false, "
+      "n numeric(12,3) false";
+  const char *names[] = {"new_e", "new_o", "new_a"};
+  const pt_sql_write_mode modes[] = {PT_SQL_ERROR, PT_SQL_OVERWRITE, PT_SQL_APPEND};
+  for (int i = 0; i < 3; i++) {
+    CHECK(pt_write_sql(ds, g_pg.url, names[i], modes[i], &err));
+    char q[512];
+    snprintf(q, sizeof q,
+             "SELECT (SELECT count(*) FROM %s) = 10005 AND NOT EXISTS ("
+             "(SELECT * FROM src EXCEPT ALL SELECT * FROM %s) UNION ALL "
+             "(SELECT * FROM %s EXCEPT ALL SELECT * FROM src))",
+             names[i], names[i], names[i]);
+    assert_query(q, "t");
+    snprintf(q, sizeof q, "SELECT relpersistence FROM pg_class WHERE oid = '%s'::regclass",
+             names[i]);
+    assert_query(q, "p");
+    /* Renamed, not copied: the rows keep the xmins of the tasks' COPYs
+     * (one a batch); an INSERT ... SELECT gives them all the commit's. */
+    snprintf(q, sizeof q, "SELECT count(DISTINCT xmin::text) > 1 FROM %s", names[i]);
+    assert_query(q, "t");
+    assert_no_staging();
+  }
+  assert_query(COLUMNS_OF("new_e"), want_cols);
+  assert_query(COLUMNS_OF("new_o"), want_cols);
+  assert_query(COLUMNS_OF("new_a"), want_cols);
+  /* The old way: the table exists (made with the mapping's types), the
+   * commit INSERT ... SELECTs; same columns. */
+  exec_ok("CREATE TABLE old_way (id bigint, x double precision, s text, d date, "
+          "n numeric(12,3))");
+  CHECK(pt_write_sql(ds, g_pg.url, "old_way", PT_SQL_APPEND, &err));
+  assert_query(COLUMNS_OF("old_way"), want_cols);
+  assert_query("SELECT count(*) || '|' || count(DISTINCT xmin::text) FROM old_way", "10005|1");
+  pt_dataset_free(ds);
+}
+
+/* A commit that fails after the rename (just before COMMIT) rolls it
+ * back: no target table, and the staging tables, their names restored,
+ * are dropped. */
+static void test_failed_commit_after_rename(void **state) {
+  (void)state;
+  pt_dataset *range;
+  CHECK(pt_range(S, 0, 40000, 4, &range, &err));
+  setenv("PROTIUM_FAULT_SQL_COMMIT", "1", 1);
+  pt_error err = {0};
+  int rc = pt_write_sql(range, g_pg.url, "doomed", PT_SQL_ERROR, &err);
+  unsetenv("PROTIUM_FAULT_SQL_COMMIT");
+  assert_int_equal(rc, PT_EIO);
+  assert_non_null(strstr(err.message, "PROTIUM_FAULT_SQL_COMMIT"));
+  assert_query("SELECT to_regclass('doomed') IS NULL", "t");
+  assert_no_staging();
+  /* The same write without the fault lands whole. */
+  CHECK(pt_write_sql(range, g_pg.url, "doomed", PT_SQL_ERROR, &err));
+  assert_query("SELECT count(*) = 40000 AND count(DISTINCT id) = 40000 FROM doomed", "t");
+  assert_no_staging();
+  pt_dataset_free(range);
+}
+
 /* Where chaos reports what it saw (passed as arg bytes: executors have no
  * other way to know). */
 typedef struct chaos_arg {
@@ -298,6 +379,8 @@ int main(void) {
       cmocka_unit_test(test_read_ranges_and_predicates),
       cmocka_unit_test(test_read_refusals),
       cmocka_unit_test(test_write_modes),
+      cmocka_unit_test(test_write_new_table_by_rename),
+      cmocka_unit_test(test_failed_commit_after_rename),
       cmocka_unit_test(test_write_exactly_once_under_faults),
       cmocka_unit_test(test_failed_job_leaves_table_unchanged),
   };
