@@ -118,6 +118,41 @@ def test_write_modes_exactly_once(pg, session) -> None:
         ds.write_sql(pg, "nums", mode="upsert")
 
 
+def test_new_table_is_the_renamed_staging_table(pg, session) -> None:
+    # Into a table that does not exist, in every mode: exactly the rows,
+    # the mapping's column types (as in a table made by CREATE TABLE and
+    # filled the old way), a logged table, and rows that kept the xmins of
+    # the tasks' COPYs (renamed, not copied); no staging table left.
+    ds = session.range(10000, partitions=4).map_in_arrow(
+        lambda it: (b.append_column("half", pc.divide(b.column(0), 2.0)) for b in it),
+        schema="id long, half double")
+    cols = ("SELECT string_agg(attname || ' ' || format_type(atttypid, atttypmod) || ' ' || "
+            "attnotnull, ', ' ORDER BY attnum) FROM pg_attribute WHERE attrelid = '{}'::regclass "
+            "AND attnum > 0 AND NOT attisdropped")
+    psql(pg, "CREATE TABLE made_old (id bigint, half double precision)")
+    ds.write_sql(pg, "made_old", mode="append")
+    assert psql(pg, "SELECT count(DISTINCT xmin::text) FROM made_old") == "1"
+    for mode in ("error", "overwrite", "append"):
+        t = f"renamed_{mode}"
+        ds.write_sql(pg, t, mode=mode)
+        assert psql(pg, f"SELECT count(*), count(DISTINCT id), sum(half) FROM {t}") == \
+            "10000|10000|24997500"
+        assert psql(pg, cols.format(t)) == psql(pg, cols.format("made_old")) == \
+            "id bigint false, half double precision false"
+        assert psql(pg, f"SELECT relpersistence FROM pg_class WHERE oid = '{t}'::regclass") == "p"
+        assert int(psql(pg, f"SELECT count(DISTINCT xmin::text) FROM {t}")) > 1
+        assert psql(pg, r"SELECT count(*) FROM pg_tables WHERE tablename LIKE 'pt\_stg\_%'") == "0"
+
+
+def test_failed_commit_after_rename_leaves_nothing(pg, session, monkeypatch) -> None:
+    ds = session.range(10000, partitions=4)
+    monkeypatch.setenv("PROTIUM_FAULT_SQL_COMMIT", "1")
+    with pytest.raises(pt.ProtiumError, match="PROTIUM_FAULT_SQL_COMMIT"):
+        ds.write_sql(pg, "never_committed", mode="error")
+    assert psql(pg, "SELECT to_regclass('never_committed') IS NULL") == "t"
+    assert psql(pg, r"SELECT count(*) FROM pg_tables WHERE tablename LIKE 'pt\_stg\_%'") == "0"
+
+
 def test_retried_attempt_never_duplicates(pg, session, tmp_path: Path) -> None:
     marker = tmp_path / "failed-once"
 
