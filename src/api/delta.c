@@ -642,6 +642,26 @@ static int spell_binary_dirs(const writing *w, const char *rel_dir, char *out, s
 }
 
 /* Moves the data file at src to rel_dir/<stem>-<suffix> in the table. */
+/* Moves src to abs and records nf as one of w's new files (owned by w
+ * from then on, taken back with it); with rc already an error, or when
+ * the move fails, frees nf instead and returns the error. */
+static int adopt(writing *w, new_file *nf, const char *src, const char *abs, int rc,
+                 pt_error *err) {
+  if (rc == PT_OK && pt__grow((void **)&w->files, &w->cap, w->n + 1, sizeof *w->files) != PT_OK)
+    rc = pt__errorf(err, PT_ENOMEM, "out of memory");
+  if (rc == PT_OK && rename(src, abs) != 0)
+    rc = pt__errorf(err, PT_EIO, "cannot move '%s' to '%s': %s", src, abs, strerror(errno));
+  if (rc != PT_OK) {
+    for (int64_t k = 0; nf->values && k < w->nk; k++) pt__free(nf->values[k]);
+    pt__free(nf->values);
+    pt__free(nf->rel);
+    pt__free(nf->abs);
+    return rc;
+  }
+  w->files[w->n++] = *nf;
+  return PT_OK;
+}
+
 static int move_in(writing *w, const char *src, const char *rel_dir, const char *stem,
                    pt_error *err) {
   char rel[PATH_MAX], abs[2 * PATH_MAX + 2], spelled[PATH_MAX];
@@ -690,19 +710,7 @@ static int move_in(writing *w, const char *src, const char *rel_dir, const char 
     *q = '/';
     rc = make_dir(w, dir, err);
   }
-  if (rc == PT_OK && pt__grow((void **)&w->files, &w->cap, w->n + 1, sizeof *w->files) != PT_OK)
-    rc = pt__errorf(err, PT_ENOMEM, "out of memory");
-  if (rc == PT_OK && rename(src, abs) != 0)
-    rc = pt__errorf(err, PT_EIO, "cannot move '%s' to '%s': %s", src, abs, strerror(errno));
-  if (rc != PT_OK) {
-    for (int64_t k = 0; nf.values && k < w->nk; k++) pt__free(nf.values[k]);
-    pt__free(nf.values);
-    pt__free(nf.rel);
-    pt__free(nf.abs);
-    return rc;
-  }
-  w->files[w->n++] = nf;
-  return PT_OK;
+  return adopt(w, &nf, src, abs, rc, err);
 }
 
 /* The files of a partitioned attempt's directory tree, moved in. */
@@ -888,19 +896,7 @@ static int move_beside(writing *w, const char *src, const pt__delta_file *df, in
   for (int64_t k = 0; ok && k < w->nk; k++)
     ok = !df->values[k] || (nf.values[k] = pt__strdup(df->values[k])) != NULL;
   int rc = ok ? PT_OK : pt__errorf(err, PT_ENOMEM, "out of memory");
-  if (rc == PT_OK && pt__grow((void **)&w->files, &w->cap, w->n + 1, sizeof *w->files) != PT_OK)
-    rc = pt__errorf(err, PT_ENOMEM, "out of memory");
-  if (rc == PT_OK && rename(src, abs) != 0)
-    rc = pt__errorf(err, PT_EIO, "cannot move '%s' to '%s': %s", src, abs, strerror(errno));
-  if (rc != PT_OK) {
-    for (int64_t k = 0; nf.values && k < w->nk; k++) pt__free(nf.values[k]);
-    pt__free(nf.values);
-    pt__free(nf.rel);
-    pt__free(nf.abs);
-    return rc;
-  }
-  w->files[w->n++] = nf; /* owned by w from here, taken back with it */
-  return PT_OK;
+  return adopt(w, &nf, src, abs, rc, err);
 }
 
 /* Rewrites the active files that replace_where may partly match
