@@ -683,6 +683,21 @@ static scan_classify_fn scan_classify(void) {
 static uint64_t bits_from(int a) { return a >= 64 ? 0 : ~0ull << a; }
 static uint64_t bits_below(int b) { return b >= 64 ? ~0ull : (1ull << b) - 1; }
 
+/* Every quote toggles the state (a doubled one twice), so the prefix XOR
+ * of the quote bits says which bytes are inside quotes, unless a quote it
+ * takes as opening does not start a field (a literal quote outside
+ * quotes), or the block ends on a closing quote whose double may come
+ * next: then it returns 0 and the block is taken quote by quote. */
+static inline __attribute__((always_inline)) int block_whole(const scan_block *m, int inq,
+                                                             uint64_t first, scan_chars c,
+                                                             uint64_t *inside) {
+  uint64_t in = m->xq ^ (0 - (uint64_t)inq);
+  uint64_t start = m->opens << 1 | first;
+  int open_end = c.doubled && (m->q >> 63) && !(in >> 63);
+  *inside = in;
+  return (m->q & in & ~start) == 0 && !open_end;
+}
+
 /* The newlines outside quotes of block m, the bytes d[i, i + 64) of
  * d[0, len), from its byte k0 (those before were taken with the block
  * before: an escaped byte or a doubled quote's second) in quote state *inq;
@@ -694,20 +709,11 @@ static inline __attribute__((always_inline)) int block_out(const scan_block *m, 
                                                            int64_t i, int64_t len, int k0,
                                                            uint64_t first, int *inq,
                                                            scan_chars c, uint64_t *out) {
-  if (c.whole && k0 == 0) {
-    /* Every quote toggles the state (a doubled one twice), so the prefix
-     * XOR of the quote bits says which bytes are inside quotes, unless a
-     * quote it takes as opening does not start a field (a literal quote
-     * outside quotes), or the block ends on a closing quote whose double
-     * may come next: then the block is taken quote by quote below. */
-    uint64_t inside = m->xq ^ (0 - (uint64_t)*inq);
-    uint64_t start = m->opens << 1 | first;
-    int open_end = c.doubled && (m->q >> 63) && !(inside >> 63);
-    if ((m->q & inside & ~start) == 0 && !open_end) {
-      *out = m->nl & ~inside;
-      *inq = (int)(inside >> 63);
-      return 0;
-    }
+  uint64_t inside;
+  if (c.whole && k0 == 0 && block_whole(m, *inq, first, c, &inside)) {
+    *out = m->nl & ~inside;
+    *inq = (int)(inside >> 63);
+    return 0;
   }
   uint64_t o = 0;
   int k = k0, in = *inq;
@@ -982,17 +988,11 @@ static inline __attribute__((always_inline)) int block_quotes(const scan_block *
                                                               uint64_t first, int *inq,
                                                               scan_chars c, uint64_t *inside,
                                                               uint64_t *close) {
-  if (c.whole && k0 == 0) {
-    uint64_t in = m->xq ^ (0 - (uint64_t)*inq);
-    uint64_t start = m->opens << 1 | first;
-    int open_end = c.doubled && (m->q >> 63) && !(in >> 63);
-    if ((m->q & in & ~start) == 0 && !open_end) {
-      /* A quote outside quotes followed by one inside is a doubled pair. */
-      *close = m->q & ~in & ~(c.doubled ? m->q >> 1 : 0);
-      *inside = in;
-      *inq = (int)(in >> 63);
-      return 0;
-    }
+  if (c.whole && k0 == 0 && block_whole(m, *inq, first, c, inside)) {
+    /* A quote outside quotes followed by one inside is a doubled pair. */
+    *close = m->q & ~*inside & ~(c.doubled ? m->q >> 1 : 0);
+    *inq = (int)(*inside >> 63);
+    return 0;
   }
   uint64_t ins = 0, cl = 0;
   int k = k0, in = *inq, open = 0; /* open: where the quoted bytes began */
