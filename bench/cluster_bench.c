@@ -397,7 +397,7 @@ static int fetch(const char *transport, int64_t mb, int repeats) {
     for (size_t off = 0; off < size; off += chunk) {
       size_t n = size - off < chunk ? size - off : chunk;
       int unreachable = 0;
-      if (pt__block_fetch(addr, &secret, tls, path, (int64_t)off, n, got + off, &unreachable,
+      if (pt__block_fetch(addr, &secret, tls, 10000, path, (int64_t)off, n, got + off, &unreachable,
                           &err) != PT_OK)
         return die("fetch", &err);
     }

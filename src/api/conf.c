@@ -15,7 +15,8 @@ static const pt__conf_key KEYS[] = {
     {"executor.heartbeat_interval", "1s", PT__CONF_DURATION, 1,
      "how often executors send a heartbeat", NULL},
     {"executor.heartbeat_timeout", "10s", PT__CONF_DURATION, 1,
-     "an executor silent this long is lost: killed, its tasks retried, replaced", NULL},
+     "an executor silent this long is lost: killed, its tasks retried, replaced; over TCP also "
+     "how long a connect to a block server may go unanswered", NULL},
     {"executor.start_timeout", "30s", PT__CONF_DURATION, 1,
      "an executor started that has not connected within this long is lost", NULL},
     {"task.max_failures", "4", PT__CONF_INT, 1,

@@ -70,6 +70,7 @@ static size_t conf_pad(void) {
 int pt_session_open(const char *master, const pt_conf *conf, pt_session **out, pt_error *err) {
   if (!out) return pt__errorf(err, PT_EINVAL, "session_open: out must not be NULL");
   *out = NULL;
+  pt__keep_freed_memory();
   (void)*(const volatile int *)&pt__executor_linked;
   /* An executor unsets these before any user code runs; still set here means
    * this process was started as an executor but main() ran instead (the

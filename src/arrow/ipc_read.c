@@ -1668,6 +1668,7 @@ int pt_ipc_read_fd(int fd, struct ArrowArrayStream *out, pt_error *err) {
 int pt_ipc_read_path(const char *path, struct ArrowArrayStream *out, pt_error *err) {
   if (out == NULL || path == NULL) return pt__errorf(err, PT_EINVAL, "ipc: NULL argument");
   out->release = NULL;
+  pt__keep_freed_memory();
   if (strcmp(path, "-") == 0) return open_fd(STDIN_FILENO, false, "stdin: ", out, err);
   char label[300];
   snprintf(label, sizeof label, "'%.280s': ", path);

@@ -56,6 +56,19 @@ void pt__alloc_fail_after(int64_t n);
  * memory taken otherwise (mmap), so that the same tests reach its failure
  * paths. */
 int pt__alloc_should_fail(void);
+/* Keeps freed buffer memory in the process for the next buffers, once per
+ * process: glibc maps each buffer over its mmap threshold afresh and gives
+ * back the top of the heap past its trim threshold, so every batch decoded
+ * into new buffers faults in every page again (a third of the CPU time of
+ * reading a list<struct> Parquet file went to the kernel). Up to 64 MiB
+ * freed stays in the heap; buffers over 32 MiB are still mapped alone:
+ * the state glibc's own dynamic thresholds reach after its first large
+ * free, fixed. A user's GLIBC_TUNABLES for malloc win, as does
+ * PROTIUM_KEEP_FREED_MEMORY=0. Called by executors, session open and the
+ * in-process Parquet and IPC readers. */
+void pt__keep_freed_memory(void);
+/* CLOCK_MONOTONIC in milliseconds (src/core/clock.c). */
+int64_t pt__mono_ms(void);
 /* Makes the array *items (of elements of `size` bytes, *cap of them
  * allocated) hold at least need elements, growing it geometrically. PT_OK or
  * PT_ENOMEM (then *items and *cap are as they were). */

@@ -1,6 +1,8 @@
 /* memory.c — allocation with a fault-injection hook, growable byte buffers and
  * bitmap helpers. Every allocation in protium goes through pt__malloc & co so
  * that tests can make any one of them fail. */
+#include <malloc.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +23,22 @@ static int should_fail(void) {
 }
 
 int pt__alloc_should_fail(void) { return should_fail(); }
+
+static void keep_freed_memory_once(void) {
+#if defined(__GLIBC__) && defined(M_MMAP_THRESHOLD) && defined(M_TRIM_THRESHOLD)
+  const char *tun = getenv("GLIBC_TUNABLES");
+  if (tun && strstr(tun, "glibc.malloc.")) return;
+  const char *off = getenv("PROTIUM_KEEP_FREED_MEMORY");
+  if (off && strcmp(off, "0") == 0) return;
+  (void)mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  (void)mallopt(M_TRIM_THRESHOLD, 64 << 20);
+#endif
+}
+
+void pt__keep_freed_memory(void) {
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
+  (void)pthread_once(&once, keep_freed_memory_once);
+}
 
 void *pt__malloc(size_t size) {
   if (should_fail()) return NULL;

@@ -50,12 +50,15 @@ int pt__block_server_start(const char *dir, const pt__secret *secret, pt__tls_ct
 const char *pt__block_server_address(const pt__block_server *s);
 
 /* Fetches len bytes at off of path from the block server at addr
- * ("HOST:PORT") into buf, over TLS when tls is not NULL (borrowed). PT_EIO when it cannot be reached or refuses,
- * with the server's message; *unreachable = 1 when no authenticated
- * connection could be made (the executor is gone). Thread-safe: the
- * connections kept for reuse are the process's. */
+ * ("HOST:PORT") into buf, over TLS when tls is not NULL (borrowed). PT_EIO
+ * when it cannot be reached or refuses, with the server's message;
+ * *unreachable = 1 when no authenticated connection could be made (the
+ * executor is gone), a connect unanswered for connect_timeout_ms included
+ * (executor.heartbeat_timeout: the driver's own rule for a lost peer; <= 0
+ * waits as long as the kernel does). Thread-safe: the connections kept for
+ * reuse are the process's. */
 int pt__block_fetch(const char *addr, const pt__secret *secret, pt__tls_ctx *tls,
-                    const char *path, int64_t off, size_t len, uint8_t *buf, int *unreachable,
-                    pt_error *err);
+                    int64_t connect_timeout_ms, const char *path, int64_t off, size_t len,
+                    uint8_t *buf, int *unreachable, pt_error *err);
 
 #endif /* PT_EXEC_BLOCKS_H */

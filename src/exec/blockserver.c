@@ -294,12 +294,6 @@ typedef struct pooled {
 static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
 static pooled *pool; /* (pool_mu) */
 
-static int64_t now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int same_key(const pooled *p, const char *addr, const pt__secret *secret,
                     const pt__tls_ctx *tls) {
   return p->tls == tls && p->secret.len == secret->len &&
@@ -311,7 +305,7 @@ static int same_key(const pooled *p, const char *addr, const pt__secret *secret,
 static void pool_take(const char *addr, const pt__secret *secret, const pt__tls_ctx *tls,
                       pt__stream *out) {
   *out = (pt__stream){.fd = -1};
-  int64_t now = now_ms();
+  int64_t now = pt__mono_ms();
   pooled *stale = NULL;
   pthread_mutex_lock(&pool_mu);
   for (pooled **pp = &pool; *pp;) {
@@ -353,7 +347,7 @@ static void pool_put(const char *addr, const pt__secret *secret, pt__tls_ctx *tl
     p->secret = *secret;
     p->tls = tls;
     p->conn = *c;
-    p->used_ms = now_ms();
+    p->used_ms = pt__mono_ms();
     p->next = pool;
     pool = p;
     p = NULL;
@@ -368,11 +362,11 @@ static void pool_put(const char *addr, const pt__secret *secret, pt__tls_ctx *tl
  * reads its segment straight from the decrypted stream), the secret's
  * handshake. */
 static int open_conn(const char *addr, const pt__secret *secret, pt__tls_ctx *tls,
-                     pt__stream *out, pt_error *err) {
+                     int64_t connect_timeout_ms, pt__stream *out, pt_error *err) {
   char where[340];
   snprintf(where, sizeof where, "tcp:%s", addr);
   pt__stream c = {.fd = -1};
-  int rc = pt__net_connect(where, &c.fd, err);
+  int rc = pt__net_connect_within(where, connect_timeout_ms, &c.fd, err);
   if (rc == PT_OK && tls) rc = pt__tls_direct(tls, c.fd, 0, AUTH_TIMEOUT_MS, &c.tls, err);
   if (rc == PT_OK) rc = pt__auth_client_stream(&c, secret, AUTH_TIMEOUT_MS, err);
   if (rc != PT_OK) {
@@ -430,8 +424,8 @@ static int request(pt__stream *c, const char *addr, const char *path, int64_t of
 }
 
 int pt__block_fetch(const char *addr, const pt__secret *secret, pt__tls_ctx *tls,
-                    const char *path, int64_t off, size_t len, uint8_t *buf, int *unreachable,
-                    pt_error *err) {
+                    int64_t connect_timeout_ms, const char *path, int64_t off, size_t len,
+                    uint8_t *buf, int *unreachable, pt_error *err) {
   *unreachable = 0;
   size_t n = strlen(path);
   if (n == 0 || n > PT__BLOCK_PATH_MAX || len > PT__MAX_FRAME || off < 0)
@@ -444,7 +438,7 @@ int pt__block_fetch(const char *addr, const pt__secret *secret, pt__tls_ctx *tls
   int reused = c.fd >= 0;
   for (;;) {
     int rc;
-    if (c.fd < 0 && (rc = open_conn(addr, secret, tls, &c, err)) != PT_OK) {
+    if (c.fd < 0 && (rc = open_conn(addr, secret, tls, connect_timeout_ms, &c, err)) != PT_OK) {
       *unreachable = 1;
       return rc;
     }

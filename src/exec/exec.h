@@ -38,6 +38,9 @@ typedef struct pt__exec_env {
   pt__tls_ctx *tls; /* net.tls = on: for block fetches; else NULL */
   const char *block_address;
   int fetch_remote;
+  /* Welcome.heartbeat_timeout_ms: a block server whose connect is not
+   * answered this long is taken for gone (0 = the kernel's bound). */
+  int64_t fetch_connect_timeout_ms;
   /* Welcome.results_stream: result partitions go to
    * <local_dir>/result-<stage>-<p>-<a>.arrows, which the driver fetches
    * from the block server, instead of the session directory. */

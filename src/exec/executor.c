@@ -10,9 +10,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#ifdef __GLIBC__
-#include <malloc.h>
-#endif
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -1101,6 +1098,7 @@ static int handshake(executor *x, pt__frame_decoder *d, pt_error *err) {
   x->env.session_dir = pt__strdup(w->session_dir);
   x->env.results_stream = w->results_stream && x->blocks != NULL;
   x->heartbeat_ms = w->heartbeat_interval_ms > 0 ? w->heartbeat_interval_ms : 1000;
+  x->env.fetch_connect_timeout_ms = w->heartbeat_timeout_ms > 0 ? w->heartbeat_timeout_ms : 0;
   if (x->tcp_fd >= 0 && w->heartbeat_timeout_ms > 0) {
     limit_silence(x->tcp_fd, w->heartbeat_timeout_ms);
     x->silence_ms = w->heartbeat_timeout_ms;
@@ -1119,25 +1117,8 @@ static int handshake(executor *x, pt__frame_decoder *d, pt_error *err) {
   return rc;
 }
 
-/* Keeps the memory of a task's freed column buffers for the next batch
- * and task. glibc maps each buffer over its mmap threshold afresh (and
- * gives back the top of the heap past its trim threshold), so every
- * batch a source decodes into faults in every page again: reading a
- * Delta table of 4 files of 250,000 rows took ~7,900 page faults per
- * task and read, ~240 with these. Up to 64 MiB freed stays in the heap;
- * buffers over 32 MiB are still mapped alone. A user's own
- * GLIBC_TUNABLES for malloc win. */
-static void keep_freed_memory(void) {
-#if defined(__GLIBC__) && defined(M_MMAP_THRESHOLD) && defined(M_TRIM_THRESHOLD)
-  const char *tun = getenv("GLIBC_TUNABLES");
-  if (tun && strstr(tun, "glibc.malloc.")) return;
-  (void)mallopt(M_MMAP_THRESHOLD, 32 << 20);
-  (void)mallopt(M_TRIM_THRESHOLD, 64 << 20);
-#endif
-}
-
 int pt__executor_main(void) {
-  keep_freed_memory();
+  pt__keep_freed_memory();
   /* Static, not on the stack: one executor per process, and what it owns
    * stays reachable from a global for the leak check before _exit (a
    * stack frame may live where LeakSanitizer does not look). */

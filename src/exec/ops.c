@@ -189,7 +189,8 @@ static int open_segment(pt__source *src, size_t m, int *empty, pt_error *err) {
       return pt__errorf(err, PT_ENOMEM, "shuffle read: out of memory for %zu bytes", len);
     src->n_segments++;
     int unreachable = 0;
-    int rc = pt__block_fetch(mo->block_address, env->secret, env->tls, mo->path, off, len, seg->data,
+    int rc = pt__block_fetch(mo->block_address, env->secret, env->tls,
+                             env->fetch_connect_timeout_ms, mo->path, off, len, seg->data,
                              &unreachable, err);
     src->t->fetch_unreachable = unreachable;
     if (rc != PT_OK) return fetch_failed(src, m, err, rc, "cannot be fetched", mo->path);

@@ -5,12 +5,14 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -72,7 +74,48 @@ static int connect_unix(const char *path, int *out, pt_error *err) {
   return PT_OK;
 }
 
-static int connect_tcp(const char *addr, int *out, pt_error *err) {
+/* connect(2) that gives up after timeout_ms (> 0; <= 0 waits as long as
+ * the kernel does: its SYN retries take two minutes for a host that has
+ * gone quiet). 0, or -1 with errno set (ETIMEDOUT when time ran out). */
+static int connect_within(int fd, const struct sockaddr *sa, socklen_t len, int64_t timeout_ms) {
+  if (timeout_ms <= 0) {
+    int r;
+    while ((r = connect(fd, sa, len)) != 0 && errno == EINTR) {
+    }
+    return r;
+  }
+  int flags = fcntl(fd, F_GETFL);
+  if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0) return -1;
+  int r = connect(fd, sa, len);
+  if (r != 0 && (errno == EINPROGRESS || errno == EINTR)) {
+    int64_t end = pt__mono_ms() + timeout_ms;
+    for (;;) {
+      int64_t left = end - pt__mono_ms();
+      if (left <= 0) {
+        errno = ETIMEDOUT;
+        return -1;
+      }
+      struct pollfd p = {.fd = fd, .events = POLLOUT};
+      int n = poll(&p, 1, (int)(left > 1000000 ? 1000000 : left));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return -1;
+      if (n == 0) continue;
+      int e = 0;
+      socklen_t el = sizeof e;
+      if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &el) != 0) return -1;
+      if (e != 0) {
+        errno = e;
+        return -1;
+      }
+      r = 0;
+      break;
+    }
+  }
+  if (r == 0 && fcntl(fd, F_SETFL, flags) != 0) return -1;
+  return r;
+}
+
+static int connect_tcp(const char *addr, int64_t timeout_ms, int *out, pt_error *err) {
   char host[256];
   int port;
   PT_RETURN_NOT_OK(pt__addr_split(addr, host, sizeof host, &port, err));
@@ -89,10 +132,7 @@ static int connect_tcp(const char *addr, int *out, pt_error *err) {
       e = errno;
       continue;
     }
-    int r;
-    while ((r = connect(fd, ai->ai_addr, ai->ai_addrlen)) != 0 && errno == EINTR) {
-    }
-    if (r == 0) {
+    if (connect_within(fd, ai->ai_addr, ai->ai_addrlen, timeout_ms) == 0) {
       int one = 1;
       (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
       freeaddrinfo(res);
@@ -103,14 +143,21 @@ static int connect_tcp(const char *addr, int *out, pt_error *err) {
     close(fd);
   }
   freeaddrinfo(res);
+  if (e == ETIMEDOUT && timeout_ms > 0)
+    return pt__errorf(err, PT_EIO, "cannot connect to %s: no answer within %lld ms (the host "
+                      "is down or cut off from this one)", addr, (long long)timeout_ms);
   return pt__errorf(err, PT_EIO, "cannot connect to %s: %s", addr, strerror(e));
 }
 
-int pt__net_connect(const char *where, int *fd, pt_error *err) {
+int pt__net_connect_within(const char *where, int64_t timeout_ms, int *fd, pt_error *err) {
   *fd = -1;
-  if (strncmp(where, "tcp:", 4) == 0) return connect_tcp(where + 4, fd, err);
+  if (strncmp(where, "tcp:", 4) == 0) return connect_tcp(where + 4, timeout_ms, fd, err);
   if (strncmp(where, "unix:", 5) == 0) return connect_unix(where + 5, fd, err);
   return connect_unix(where, fd, err);
+}
+
+int pt__net_connect(const char *where, int *fd, pt_error *err) {
+  return pt__net_connect_within(where, 0, fd, err);
 }
 
 int pt__tcp_listen(const char *host, int port, int *out, int *bound_port, pt_error *err) {

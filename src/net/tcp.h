@@ -87,6 +87,11 @@ void pt__addr_join(const char *host, int port, char *out, size_t cap);
 /* Connects to "unix:PATH", a bare absolute PATH, or "tcp:HOST:PORT" (TCP
  * with TCP_NODELAY). On PT_OK the caller owns *fd (blocking, close-on-exec). */
 int pt__net_connect(const char *where, int *fd, pt_error *err);
+/* The same, a TCP connect giving up after timeout_ms (<= 0: no bound but
+ * the kernel's, about two minutes for a host that answers nothing) with
+ * PT_EIO "no answer within ...": a peer cut off from the network is told
+ * from a slow one no later than the heartbeat timeout says it is lost. */
+int pt__net_connect_within(const char *where, int64_t timeout_ms, int *fd, pt_error *err);
 
 /* A listening TCP socket on host ("" = every interface, IPv6 and IPv4) and
  * port (0 = any free one); *bound_port is the port it got. On PT_OK the

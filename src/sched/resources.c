@@ -328,12 +328,6 @@ bad:
   return pt__errorf(err, PT_EFORMAT, "%s at byte %lld", why, (long long)(in.p - text));
 }
 
-static int64_t mono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Runs script with stdout and stderr into *out (at most 64 KiB kept).
  * *status: its wait status, or -1 when it ran past timeout_ms (killed). */
 static int run_script(const char *script, int64_t timeout_ms, pt_buf *out, int *status,
@@ -362,11 +356,11 @@ static int run_script(const char *script, int64_t timeout_ms, pt_buf *out, int *
     return pt__errorf(err, PT_EIO, "cannot run it: %s; it must be an executable file",
                       strerror(e));
   }
-  int64_t deadline = mono_ms() + timeout_ms;
+  int64_t deadline = pt__mono_ms() + timeout_ms;
   int timed_out = 0;
   char buf[4096];
   for (;;) {
-    int64_t left = deadline - mono_ms();
+    int64_t left = deadline - pt__mono_ms();
     if (left <= 0) {
       timed_out = 1;
       break;

@@ -118,8 +118,8 @@ static void run_fetch(pt__driver *d, fetch *f) {
   }
   for (int64_t off = 0; off < f->size && f->rc == PT_OK;) {
     size_t n = f->size - off < FETCH_CHUNK ? (size_t)(f->size - off) : FETCH_CHUNK;
-    f->rc = pt__block_fetch(f->addr, &d->secret, d->tls, f->remote, off, n, map + off,
-                            &f->unreachable, &err);
+    f->rc = pt__block_fetch(f->addr, &d->secret, d->tls, d->opts.heartbeat_timeout_ms,
+                            f->remote, off, n, map + off, &f->unreachable, &err);
     off += (int64_t)n;
   }
   munmap(map, (size_t)f->size);

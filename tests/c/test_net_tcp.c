@@ -424,6 +424,49 @@ static void test_remote_shuffle(void **state) {
   pt_session_close(s);
 }
 
+/* A host that answers nothing (cut off, or down without a reset): a
+ * listener whose accept queue is full drops every new SYN, as a cut-off
+ * host's silence would. A bounded connect, and a block fetch with a
+ * connect timeout, give up with a clear error instead of waiting out the
+ * kernel's two minutes of SYN retries; the fetch says the peer is gone. */
+static void test_connect_unanswered(void **state) {
+  (void)state;
+  int lfd, port;
+  CHECK(pt__tcp_listen("127.0.0.1", 0, &lfd, &port, &err));
+  assert_int_equal(listen(lfd, 0), 0); /* one queued connection fills it */
+  char where[80], addr[64];
+  snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
+  snprintf(where, sizeof where, "tcp:%s", addr);
+  int first;
+  CHECK(pt__net_connect_within(where, 5000, &first, &err));
+  pt_error e = {0};
+  int fd = 123;
+  assert_int_equal(pt__net_connect_within(where, 300, &fd, &e), PT_EIO);
+  assert_int_equal(fd, -1);
+  assert_non_null(strstr(e.message, "no answer within 300 ms"));
+  assert_non_null(strstr(e.message, addr));
+  pt__secret secret = {.len = 4};
+  memcpy(secret.bytes, "blks", 4);
+  uint8_t got[16];
+  int unreachable = 0;
+  e = (pt_error){0};
+  assert_int_equal(pt__block_fetch(addr, &secret, NULL, 300, "/tmp/x/shuffle-1-0-0.arrows", 0,
+                                   sizeof got, got, &unreachable, &e), PT_EIO);
+  assert_int_equal(unreachable, 1);
+  assert_non_null(strstr(e.message, "no answer within 300 ms"));
+  /* Once the queue has room, the same bounded connect gets in. */
+  int a = accept(lfd, NULL, NULL);
+  assert_true(a >= 0);
+  int second;
+  CHECK(pt__net_connect_within(where, 10000, &second, &err));
+  /* Blocking again, as pt__net_connect's sockets are. */
+  assert_int_equal(fcntl(second, F_GETFL) & O_NONBLOCK, 0);
+  close(second);
+  close(a);
+  close(first);
+  close(lfd);
+}
+
 static void test_block_server(void **state) {
   char dir[] = "/tmp/pt-blocks-XXXXXX";
   assert_non_null(mkdtemp(dir));
@@ -443,31 +486,31 @@ static void test_block_server(void **state) {
   int unreachable = 0;
   assert_int_equal(strncmp(addr, "127.0.0.1:", 10), 0);
 
-  CHECK(pt__block_fetch(addr, &secret, NULL, path, 1000, 300000, got, &unreachable, &err));
+  CHECK(pt__block_fetch(addr, &secret, NULL, 5000, path, 1000, 300000, got, &unreachable, &err));
   assert_memory_equal(got, data + 1000, 300000);
 
   pt_error e = {0};
   pt__secret wrong = secret;
   wrong.bytes[0] ^= 1;
-  assert_int_not_equal(pt__block_fetch(addr, &wrong, NULL, path, 0, 10, got, &unreachable, &e), PT_OK);
+  assert_int_not_equal(pt__block_fetch(addr, &wrong, NULL, 5000, path, 0, 10, got, &unreachable, &e), PT_OK);
   assert_int_equal(unreachable, 1); /* not ours: as good as gone */
   char outside[300];
   snprintf(outside, sizeof outside, "%s/../etc/passwd", dir);
-  assert_int_equal(pt__block_fetch(addr, &secret, NULL, outside, 0, 10, got, &unreachable, &e), PT_EIO);
+  assert_int_equal(pt__block_fetch(addr, &secret, NULL, 5000, outside, 0, 10, got, &unreachable, &e), PT_EIO);
   assert_non_null(strstr(e.message, "is not a shuffle or result file of this executor"));
-  assert_int_equal(pt__block_fetch(addr, &secret, NULL, "/etc/passwd", 0, 10, got, &unreachable, &e), PT_EIO);
+  assert_int_equal(pt__block_fetch(addr, &secret, NULL, 5000, "/etc/passwd", 0, 10, got, &unreachable, &e), PT_EIO);
   assert_non_null(strstr(e.message, "is not a shuffle or result file of this executor"));
-  assert_int_equal(pt__block_fetch(addr, &secret, NULL, path, (int64_t)size - 5, 10, got, &unreachable, &e), PT_EIO);
+  assert_int_equal(pt__block_fetch(addr, &secret, NULL, 5000, path, (int64_t)size - 5, 10, got, &unreachable, &e), PT_EIO);
   assert_non_null(strstr(e.message, "segment past the end of the file"));
   char missing[300];
   snprintf(missing, sizeof missing, "%s/shuffle-9-9-9.arrows", dir);
-  assert_int_equal(pt__block_fetch(addr, &secret, NULL, missing, 0, 10, got, &unreachable, &e), PT_EIO);
+  assert_int_equal(pt__block_fetch(addr, &secret, NULL, 5000, missing, 0, 10, got, &unreachable, &e), PT_EIO);
   assert_non_null(strstr(e.message, "No such file or directory"));
   assert_int_equal(unreachable, 0); /* reached, and it said why */
   /* Nothing listens: unreachable. */
   char gone[64];
   snprintf(gone, sizeof gone, "127.0.0.1:%d", free_port(AF_INET));
-  assert_int_equal(pt__block_fetch(gone, &secret, NULL, path, 0, 10, got, &unreachable, &e), PT_EIO);
+  assert_int_equal(pt__block_fetch(gone, &secret, NULL, 5000, path, 0, 10, got, &unreachable, &e), PT_EIO);
   assert_int_equal(unreachable, 1);
 
   /* A stranger's bytes: closed, and the server still serves. */
@@ -480,7 +523,7 @@ static void test_block_server(void **state) {
   CHECK(pt__write_all(fd, junk, sizeof junk, &err));
   assert_true(pt_test_closed_by_peer(fd));
   close(fd);
-  CHECK(pt__block_fetch(addr, &secret, NULL, path, 0, size, got, &unreachable, &err));
+  CHECK(pt__block_fetch(addr, &secret, NULL, 5000, path, 0, size, got, &unreachable, &err));
   assert_memory_equal(got, data, size);
 
   /* Map output kept in memory under a name in the directory: served from
@@ -498,10 +541,10 @@ static void test_block_server(void **state) {
   CHECK(pt__mem_put(2, kept, &mem, 0, &listed, &err));
   assert_int_equal(listed, 1);
   assert_null(mem.data);
-  CHECK(pt__block_fetch(addr, &secret, NULL, kept, 4096, 500000, got, &unreachable, &err));
+  CHECK(pt__block_fetch(addr, &secret, NULL, 5000, kept, 4096, 500000, got, &unreachable, &err));
   for (size_t i = 0; i < 500000; i++)
     if (got[i] != data[size - 1 - 4096 - i]) fail_msg("byte %zu of the kept output", i);
-  assert_int_equal(pt__block_fetch(addr, &secret, NULL, kept, (int64_t)size - 5, 10, got,
+  assert_int_equal(pt__block_fetch(addr, &secret, NULL, 5000, kept, (int64_t)size - 5, 10, got,
                                    &unreachable, &e), PT_EIO);
   assert_non_null(strstr(e.message, "segment past the end of the map output"));
   /* Over the budget: not listed, the buffer stays the caller's. */
@@ -514,7 +557,7 @@ static void test_block_server(void **state) {
   pt__mem_buf_put(&big);
   pt__mem_drop(2);
   assert_int_equal(pt__mem_used(), 0);
-  assert_int_equal(pt__block_fetch(addr, &secret, NULL, kept, 0, 10, got, &unreachable, &e),
+  assert_int_equal(pt__block_fetch(addr, &secret, NULL, 5000, kept, 0, 10, got, &unreachable, &e),
                    PT_EIO);
   assert_non_null(strstr(e.message, "No such file or directory"));
   pt__mem_set_budget(0);
@@ -767,6 +810,7 @@ int main(void) {
       cmocka_unit_test(test_secret_file),
       cmocka_unit_test(test_bad_addresses),
       cmocka_unit_test(test_block_server),
+      cmocka_unit_test(test_connect_unanswered),
       cmocka_unit_test(test_remote_shuffle),
       cmocka_unit_test(test_output_not_shared),
       cmocka_unit_test(test_results_stream),

@@ -273,20 +273,20 @@ static void test_block_server_tls(void **state) {
   CHECK(pt__block_server_start(bdir, &secret, good, "127.0.0.1", &srv, &err));
   const char *addr = pt__block_server_address(srv);
   int unreachable = 0;
-  CHECK(pt__block_fetch(addr, &secret, good, path, 1000, 2000000, got, &unreachable, &err));
+  CHECK(pt__block_fetch(addr, &secret, good, 5000, path, 1000, 2000000, got, &unreachable, &err));
   assert_memory_equal(got, data + 1000, 2000000);
   pt_error e = {0};
-  assert_int_not_equal(pt__block_fetch(addr, &secret, NULL, path, 0, 10, got, &unreachable, &e),
+  assert_int_not_equal(pt__block_fetch(addr, &secret, NULL, 5000, path, 0, 10, got, &unreachable, &e),
                        PT_OK);
   assert_int_equal(unreachable, 1);
-  assert_int_not_equal(pt__block_fetch(addr, &secret, other, path, 0, 10, got, &unreachable, &e),
+  assert_int_not_equal(pt__block_fetch(addr, &secret, other, 5000, path, 0, 10, got, &unreachable, &e),
                        PT_OK);
   assert_int_equal(unreachable, 1);
   /* Refusals are still refusals inside TLS. */
-  assert_int_equal(pt__block_fetch(addr, &secret, good, "/etc/passwd", 0, 10, got, &unreachable,
+  assert_int_equal(pt__block_fetch(addr, &secret, good, 5000, "/etc/passwd", 0, 10, got, &unreachable,
                                    &e), PT_EIO);
   assert_non_null(strstr(e.message, "is not a shuffle or result file of this executor"));
-  CHECK(pt__block_fetch(addr, &secret, good, path, 0, size, got, &unreachable, &err));
+  CHECK(pt__block_fetch(addr, &secret, good, 5000, path, 0, size, got, &unreachable, &err));
   assert_memory_equal(got, data, size);
   pt__tls_ctx_free(good);
   pt__tls_ctx_free(other);
