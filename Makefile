@@ -35,17 +35,16 @@ demo-arrow: setup build
 test: setup build
 	@scripts/test.sh
 
-test-c: build
-	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+# One part of make test each, with the servers make test starts for it (the
+# shared PostgreSQL and MariaDB of the SQL tests).
+test-c: setup build
+	@BUILD=$(BUILD) scripts/test.sh c
 
-test-python: build
-	PT_BUILD_DIR=$(CURDIR)/$(BUILD) $(PY) -m pytest -q tests/python
+test-python: setup build
+	@BUILD=$(BUILD) scripts/test.sh python
 
-test-asan:
-	cmake -S . -B $(BUILD_ASAN) -DCMAKE_BUILD_TYPE=Debug -DPT_SANITIZE=ON
-	cmake --build $(BUILD_ASAN) -j $(JOBS)
-	cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
-	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j $(JOBS)
+test-asan: setup
+	@scripts/test.sh asan
 
 # The single-process C tests under valgrind's memcheck (the engine tests start
 # executor processes, which ASan covers instead). Only definite leaks count:

@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1414,6 +1415,20 @@ fail:
   return pt__error_prefix(err, rc, "shuffle write: ");
 }
 
+/* PROTIUM_FAULT_SQL_STOP_STAGED=<partition> (tests): the first attempt of
+ * that partition, its staging table complete and its connection closed,
+ * stops this executor before its status goes out. The driver then finds
+ * the executor lost only by the heartbeat timeout, kills it and runs the
+ * partition again: two complete staging tables for one partition, one of
+ * them from an attempt the driver never hears of. */
+static void sql_stop_staged(const pt__task *t) {
+  const char *f = getenv("PROTIUM_FAULT_SQL_STOP_STAGED");
+  if (f == NULL || *f == 0 || t->launch->attempt != 0) return;
+  char *end;
+  long long p = strtoll(f, &end, 10);
+  if (*end == 0 && p == (long long)t->launch->partition) raise(SIGSTOP);
+}
+
 int pt__sink_finish(pt__sink *sink, Protium__TaskStatus *st, pt_error *err) {
   st->rows = sink->rows;
   switch (sink->op->op_case) {
@@ -1456,6 +1471,7 @@ int pt__sink_finish(pt__sink *sink, Protium__TaskStatus *st, pt_error *err) {
       /* Every batch was COPYed when it came: the table is complete. */
       pt__sql_stage_free(sink->sql);
       sink->sql = NULL;
+      sql_stop_staged(sink->t);
       st->output_path = sink->sql_table;
       sink->sql_table = NULL; /* the status owns it now */
       return PT_OK;

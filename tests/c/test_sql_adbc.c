@@ -5,7 +5,9 @@
  * predicates by real executor processes, every row once; a partition whose
  * column SQLite sees only NULLs in still reads as the described type; a bad
  * driver path, a library that is no ADBC driver, a refused query and a
- * failed connection give clear errors without the password.
+ * failed connection give clear errors without the password. Writes through
+ * both drivers land exactly once under faults, a duplicated attempt (its
+ * executor frozen after staging every row) included.
  */
 #include <glob.h>
 #include <setjmp.h>
@@ -73,7 +75,7 @@ static int setup(void **state) {
            "INSERT INTO ev (id, s) VALUES (NULL, 'a'), (NULL, 'b'), (NULL, 'c'), (NULL, 'd');\"",
            DB);
   if (sh(cmd) != 0) return -1;
-  if (pt_test_pg_start(&g_pg) != 0) return -1;
+  if (pt_test_pg_start(&g_pg, "sql_adbc") != 0) return -1;
   const char *kv[] = {"range.batch_rows", "1000"};
   S = pt_test_session("local[2]", kv, 2);
   return S ? 0 : -1;
@@ -325,6 +327,7 @@ static void write_through(int pg) {
     snprintf(url, sizeof url, "adbc:%s#adbc_driver=%s", g_pg.url, PG_LIB);
   else
     snprintf(url, sizeof url, "adbc:sqlite://%s/out.db#adbc_driver=%s", DIR_, SQLITE_LIB);
+  /* pg_tables: the connected database's tables only, this program's own. */
   const char *staging = pg ? "SELECT count(*) FROM pg_tables WHERE tablename LIKE 'pt\\_stg\\_%'"
                            : "SELECT count(*) FROM sqlite_master WHERE name LIKE 'pt\\_stg\\_%' "
                              "ESCAPE '\\'";
@@ -371,6 +374,114 @@ static void test_write_postgresql(void **state) {
   write_through(1);
 }
 
+/* adbc_query1 for the watch's thread, where a test must not fail: "?" on
+ * error. SQLite's reader waits for the other executor's writes. */
+static void look_query1(int pg, const char *sql, char *out, size_t size) {
+  snprintf(out, size, "?");
+  if (pg) {
+    PGconn *c = PQconnectdb(g_pg.url);
+    PGresult *r = PQexec(c, sql);
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+      snprintf(out, size, "%s", PQgetisnull(r, 0, 0) ? "" : PQgetvalue(r, 0, 0));
+    PQclear(r);
+    PQfinish(c);
+    return;
+  }
+  char cmd[1024];
+  snprintf(cmd, sizeof cmd, "sqlite3 -cmd '.timeout 30000' '%s/out.db' \"%s\"", DIR_, sql);
+  FILE *f = popen(cmd, "r");
+  if (!f) return;
+  size_t n = fread(out, 1, size - 1, f);
+  out[n] = 0;
+  while (n > 0 && out[n - 1] == '\n') out[--n] = 0;
+  if (pclose(f) != 0) snprintf(out, size, "?");
+}
+
+/* look of pt_test_freeze for the PostgreSQL server (arg non-NULL) or the
+ * SQLite file: partition 1's staging tables while the executor is stopped,
+ * as "p1_a0:<rows>", comma-separated. */
+static void adbc_look_p1(pt_test_freeze *f) {
+  int pg = f->arg != NULL;
+  char names[512] = "";
+  const char *list = pg ? "SELECT string_agg(tablename, ' ' ORDER BY tablename) FROM pg_tables "
+                          "WHERE tablename LIKE 'pt\\_stg\\_%\\_p1\\_a%'"
+                        : "SELECT group_concat(name, ' ') FROM (SELECT name FROM sqlite_master "
+                          "WHERE name LIKE 'pt\\_stg\\_%\\_p1\\_a%' ESCAPE '\\' ORDER BY 1)";
+  look_query1(pg, list, names, sizeof names);
+  size_t k = 0;
+  for (char *save, *t = strtok_r(names, " ", &save); t && k < sizeof f->seen;
+       t = strtok_r(NULL, " ", &save)) {
+    char q[256], n[32];
+    snprintf(q, sizeof q, "SELECT count(*) FROM %s", t);
+    look_query1(pg, q, n, sizeof n);
+    const char *suffix = strstr(t, "_p1_a");
+    k += (size_t)snprintf(f->seen + k, sizeof f->seen - k, "%s%s:%s", k ? "," : "",
+                          suffix ? suffix + 1 : t, n);
+  }
+}
+
+/* A duplicated attempt through the driver (test_util.h, pt_test_freeze):
+ * partition 1's first attempt has its rows ingested into its staging table,
+ * then its executor stops before its status goes out; found lost by the
+ * heartbeat timeout, it is killed and partition 1 runs again, so two
+ * complete staging tables exist for it. Every row lands once all the same,
+ * into a new table and appended to an existing one; no staging table is
+ * left. */
+static void duplicated_through(int pg) {
+  char url[2048];
+  if (pg)
+    snprintf(url, sizeof url, "adbc:%s#adbc_driver=%s", g_pg.url, PG_LIB);
+  else
+    snprintf(url, sizeof url, "adbc:sqlite://%s/out.db#adbc_driver=%s", DIR_, SQLITE_LIB);
+  const char *staging = pg ? "SELECT count(*) FROM pg_tables WHERE tablename LIKE 'pt\\_stg\\_%'"
+                           : "SELECT count(*) FROM sqlite_master WHERE name LIKE 'pt\\_stg\\_%' "
+                             "ESCAPE '\\'";
+  const char *sum = "SELECT count(*) || ',' || count(DISTINCT id) || ',' || sum(id) || ',' || "
+                    "min(id) || ',' || max(id) FROM ";
+  pt_session *s = pt_test_freeze_session(1);
+  pt_dataset *range;
+  CHECK(pt_range(s, 0, 40000, 4, &range, &err));
+  pt_test_freeze f;
+  for (int append = 0; append < 2; append++) {
+    const char *table = append ? "adbc_dup_app" : "adbc_dup_new";
+    if (append && pg) {
+      pg_exec("CREATE TABLE adbc_dup_app (id BIGINT)");
+      pg_exec("INSERT INTO adbc_dup_app VALUES (-1)");
+    } else if (append) {
+      char cmd[512];
+      snprintf(cmd, sizeof cmd,
+               "sqlite3 '%s/out.db' 'CREATE TABLE adbc_dup_app (id INTEGER); "
+               "INSERT INTO adbc_dup_app VALUES (-1)'",
+               DIR_);
+      assert_int_equal(sh(cmd), 0);
+    }
+    pt_test_freeze_start(&f, s, adbc_look_p1, pg ? "pg" : NULL);
+    pt_error err = {0};
+    int rc = pt_write_sql(range, url, table, append ? PT_SQL_APPEND : PT_SQL_ERROR, &err);
+    pt_test_freeze_end(&f);
+    if (rc != PT_OK) fail_msg("write_sql: %s", err.message);
+    assert_string_equal(f.seen, "p1_a0:10000");
+    char q[256];
+    snprintf(q, sizeof q, "%s%s", sum, table);
+    assert_adbc_query(pg, q, append ? "40001,40001,799979999,-1,39999"
+                                    : "40000,40000,799980000,0,39999");
+    assert_adbc_query(pg, staging, "0");
+    pt_test_assert_one_frozen(range, 4);
+  }
+  pt_dataset_free(range);
+  pt_test_freeze_session_close(s);
+}
+
+static void test_duplicated_attempt_sqlite(void **state) {
+  (void)state;
+  duplicated_through(0);
+}
+
+static void test_duplicated_attempt_postgresql(void **state) {
+  (void)state;
+  duplicated_through(1);
+}
+
 int main(void) {
   if (!find_driver("adbc_driver_sqlite", "libadbc_driver_sqlite.so", SQLITE_LIB,
                    sizeof SQLITE_LIB))
@@ -391,6 +502,8 @@ int main(void) {
       cmocka_unit_test(test_errors),
       cmocka_unit_test(test_write_sqlite),
       cmocka_unit_test(test_write_postgresql),
+      cmocka_unit_test(test_duplicated_attempt_sqlite),
+      cmocka_unit_test(test_duplicated_attempt_postgresql),
   };
   return cmocka_run_group_tests_name("sql_adbc", tests, setup, teardown);
 }

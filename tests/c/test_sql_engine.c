@@ -6,7 +6,9 @@
  * attempt fails after writing rows; a failed job leaves the table as it
  * was; a write into a new table (the largest staging table renamed to it)
  * gives the same columns, logged, and a commit failing after the rename
- * leaves no table; staging tables never outlive the call.
+ * leaves no table; an attempt that committed its staging table but whose
+ * executor froze before reporting (a duplicated attempt) adds no row twice;
+ * staging tables never outlive the call.
  */
 #include <setjmp.h>
 #include <signal.h>
@@ -53,13 +55,15 @@ static void assert_query(const char *sql, const char *want) {
   if (strcmp(got, want) != 0) fail_msg("%s: got %s, want %s", sql, got, want);
 }
 
+/* pg_tables lists the connected database's tables only: on the shared
+ * server, this program's own database (test_sql_servers.h). */
 static void assert_no_staging(void) {
   assert_query("SELECT count(*) FROM pg_tables WHERE tablename LIKE 'pt\\_stg\\_%'", "0");
 }
 
 static int setup(void **state) {
   (void)state;
-  if (pt_test_pg_start(&g_pg) != 0) return -1;
+  if (pt_test_pg_start(&g_pg, "sql_engine") != 0) return -1;
   /* 10,000 rows with ids 0..9999, and 5 more whose id is NULL. */
   exec_ok("CREATE TABLE src (id int8, x float8, s text, d date, n numeric(12,3))");
   exec_ok("INSERT INTO src SELECT g, g * 0.5, 'row ' || g, DATE '2024-01-01' + (g % 365), "
@@ -371,6 +375,86 @@ static void test_failed_job_leaves_table_unchanged(void **state) {
   pt_dataset_free(ds);
 }
 
+/* look of pt_test_freeze: partition 1's staging tables while the executor
+ * is stopped, as "p1_a0:<rows>", comma-separated; id: the oid of the
+ * first. */
+static void pg_look_p1(pt_test_freeze *f) {
+  PGconn *c = PQconnectdb(f->arg);
+  PGresult *r = PQexec(c, "SELECT tablename, substring(tablename from '_(p[0-9]+_a[0-9]+)$'), "
+                          "oid FROM pg_tables t JOIN pg_class k ON k.relname = t.tablename "
+                          "WHERE tablename LIKE 'pt\\_stg\\_%\\_p1\\_a%' ORDER BY 1");
+  size_t k = 0;
+  for (int i = 0; PQresultStatus(r) == PGRES_TUPLES_OK && i < PQntuples(r); i++) {
+    char q[256];
+    snprintf(q, sizeof q, "SELECT count(*) FROM \"%s\"", PQgetvalue(r, i, 0));
+    PGresult *n = PQexec(c, q);
+    k += (size_t)snprintf(f->seen + k, sizeof f->seen - k, "%s%s:%s", i ? "," : "",
+                          PQgetvalue(r, i, 1),
+                          PQresultStatus(n) == PGRES_TUPLES_OK ? PQgetvalue(n, 0, 0) : "?");
+    if (i == 0) f->id = atoll(PQgetvalue(r, i, 2));
+    PQclear(n);
+    if (k >= sizeof f->seen) break;
+  }
+  PQclear(r);
+  PQfinish(c);
+}
+
+/* A duplicated attempt (test_util.h, pt_test_freeze): partition 1's first
+ * attempt commits its staging table, then its executor stops before its
+ * status goes out; found lost by the heartbeat timeout, it is killed and
+ * partition 1 runs again, so two complete staging tables exist for it.
+ * Every row lands once all the same: into a new table, where partition 1
+ * is the largest and the commit renames the largest staging table (the
+ * frozen one is not that: the driver never heard of it), and appended to
+ * an existing table. No staging table is left. */
+static void test_duplicated_attempt(void **state) {
+  (void)state;
+  pt_session *s = pt_test_freeze_session(1);
+  /* Partition 1 holds 8005 of src's 10005 rows. */
+  const char *preds[] = {"id < 2000", "id >= 2000 OR id IS NULL"};
+  pt_sql_read_options o;
+  pt_sql_read_options_init(&o);
+  o.predicates = preds;
+  o.n_predicates = 2;
+  pt_dataset *ds;
+  CHECK(pt_read_sql(s, g_pg.url, "src", &o, &ds, &err));
+  pt_test_freeze f;
+  pt_test_freeze_start(&f, s, pg_look_p1, g_pg.url);
+  pt_error err = {0};
+  int rc = pt_write_sql(ds, g_pg.url, "dup_new", PT_SQL_ERROR, &err);
+  pt_test_freeze_end(&f);
+  if (rc != PT_OK) fail_msg("write_sql: %s", err.message);
+  assert_string_equal(f.seen, "p1_a0:8005");
+  assert_query("SELECT (SELECT count(*) FROM dup_new) = 10005 AND NOT EXISTS ("
+               "(SELECT * FROM src EXCEPT ALL SELECT * FROM dup_new) UNION ALL "
+               "(SELECT * FROM dup_new EXCEPT ALL SELECT * FROM src))", "t");
+  /* Renamed from the rerun's staging table: not made by the commit (the
+   * rows keep the tasks' xmins), not the frozen table. */
+  assert_query("SELECT count(DISTINCT xmin::text) > 1 FROM dup_new", "t");
+  char q[128];
+  snprintf(q, sizeof q, "SELECT 'dup_new'::regclass::oid <> %lld", (long long)f.id);
+  assert_query(q, "t");
+  assert_no_staging();
+  pt_test_assert_one_frozen(ds, 2);
+  pt_dataset_free(ds);
+
+  exec_ok("CREATE TABLE dup_app (id int8)");
+  exec_ok("INSERT INTO dup_app VALUES (-1)");
+  pt_dataset *range;
+  CHECK(pt_range(s, 0, 40000, 4, &range, &err));
+  pt_test_freeze_start(&f, s, pg_look_p1, g_pg.url);
+  rc = pt_write_sql(range, g_pg.url, "dup_app", PT_SQL_APPEND, &err);
+  pt_test_freeze_end(&f);
+  if (rc != PT_OK) fail_msg("write_sql: %s", err.message);
+  assert_string_equal(f.seen, "p1_a0:10000");
+  assert_query("SELECT count(*) || ',' || count(DISTINCT id) || ',' || sum(id) || ',' || min(id) "
+               "|| ',' || max(id) FROM dup_app", "40001,40001,799979999,-1,39999");
+  assert_no_staging();
+  pt_test_assert_one_frozen(range, 4);
+  pt_dataset_free(range);
+  pt_test_freeze_session_close(s);
+}
+
 int main(void) {
   if (!pt_test_pg_available()) {
     return pt_test_sql_missing("PostgreSQL 15 (" PT_TEST_PG_BIN ") is");
@@ -383,6 +467,7 @@ int main(void) {
       cmocka_unit_test(test_failed_commit_after_rename),
       cmocka_unit_test(test_write_exactly_once_under_faults),
       cmocka_unit_test(test_failed_job_leaves_table_unchanged),
+      cmocka_unit_test(test_duplicated_attempt),
   };
   return cmocka_run_group_tests_name("sql_engine", tests, setup, teardown);
 }

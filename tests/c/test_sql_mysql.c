@@ -4,7 +4,9 @@
  * writes exactly once in every mode, also with an executor killed in the
  * middle of its INSERTs and an attempt failing after staging rows (the
  * faults of test_util.h, shared with test_sql_engine.c), a failed job
- * leaving the table as it was; unmapped types refused by name, passwords
+ * leaving the table as it was, an attempt whose executor froze after
+ * staging all its rows (a duplicated attempt) adding no row twice; unmapped
+ * types refused by name, passwords
  * (sql.password, sql.password.<host>, MYSQL_PWD) masked; JSON, ENUM, SET,
  * TIMESTAMP, BLOB, YEAR, BOOLEAN and UUID columns read value by value.
  */
@@ -25,10 +27,14 @@
 
 static pt_test_my g_my;
 static pt_session *S;
+/* The users the password tests make: accounts are the server's, not the
+ * database's, so on a shared server their names are this process's own,
+ * and teardown drops them. */
+static char PWUSER[32], ENVPW[32], HOSTPW[32];
 
 static MYSQL *connect_db(void) {
   MYSQL *c = mysql_init(NULL);
-  assert_non_null(mysql_real_connect(c, "127.0.0.1", "root", NULL, "pt", (unsigned)g_my.port,
+  assert_non_null(mysql_real_connect(c, "127.0.0.1", "root", NULL, g_my.db, (unsigned)g_my.port,
                                      NULL, 0));
   return c;
 }
@@ -51,14 +57,28 @@ static void assert_query(const char *sql, const char *want) {
   if (strcmp(got, want) != 0) fail_msg("%s: got %s, want %s", sql, got, want);
 }
 
+/* A user with password pw and every right on the test's database; its URL
+ * into url. */
+static void make_user(const char *user, const char *pw, char *url, size_t size) {
+  char sql[256];
+  snprintf(sql, sizeof sql, "CREATE USER IF NOT EXISTS '%s'@'%%' IDENTIFIED BY '%s'", user, pw);
+  exec_ok(sql);
+  snprintf(sql, sizeof sql, "GRANT ALL ON `%s`.* TO '%s'@'%%'", g_my.db, user);
+  exec_ok(sql);
+  snprintf(url, size, "mysql://%s@127.0.0.1:%d/%s", user, g_my.port, g_my.db);
+}
+
 static void assert_no_staging(void) {
-  assert_query("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'pt' AND "
-               "table_name LIKE 'pt\\_stg\\_%'", "0");
+  assert_query("SELECT count(*) FROM information_schema.tables WHERE table_schema = DATABASE() "
+               "AND table_name LIKE 'pt\\_stg\\_%'", "0");
 }
 
 static int setup(void **state) {
   (void)state;
-  if (pt_test_my_start(&g_my) != 0) return -1;
+  if (pt_test_my_start(&g_my, "sql_mysql") != 0) return -1;
+  snprintf(PWUSER, sizeof PWUSER, "pwuser_%d", (int)getpid());
+  snprintf(ENVPW, sizeof ENVPW, "envpw_%d", (int)getpid());
+  snprintf(HOSTPW, sizeof HOSTPW, "hostpw_%d", (int)getpid());
   exec_ok("CREATE TABLE src (id BIGINT, x DOUBLE, s VARCHAR(40), d DATE, ts DATETIME(6), "
           "n DECIMAL(12,3), b VARBINARY(8), u INT UNSIGNED, t TINYINT)");
   /* seq_0_to_4999: MariaDB's sequence engine. */
@@ -75,6 +95,10 @@ static int setup(void **state) {
 static int teardown(void **state) {
   (void)state;
   pt_session_close(S);
+  char sql[256];
+  snprintf(sql, sizeof sql, "DROP USER IF EXISTS '%s'@'%%', '%s'@'%%', '%s'@'%%'", PWUSER,
+           ENVPW, HOSTPW);
+  pt_test_my_exec(g_my.port, sql);
   pt_test_my_stop(&g_my);
   return 0;
 }
@@ -292,8 +316,8 @@ static void test_failed_job_leaves_table_unchanged(void **state) {
   assert_non_null(strstr(err.message, "partition 3 always fails"));
   assert_query("SELECT GROUP_CONCAT(id) FROM kept", "7");
   assert_int_equal(pt_write_sql(mapped, g_my.url, "never", PT_SQL_APPEND, &err), PT_EIO);
-  assert_query("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'pt' AND "
-               "table_name = 'never'", "0");
+  assert_query("SELECT count(*) FROM information_schema.tables WHERE table_schema = DATABASE() "
+               "AND table_name = 'never'", "0");
   assert_no_staging();
   pt_dataset_free(mapped);
   pt_dataset_free(range);
@@ -304,10 +328,8 @@ static void test_failed_job_leaves_table_unchanged(void **state) {
  * do. */
 static void test_conf_password(void **state) {
   (void)state;
-  exec_ok("CREATE USER 'pwuser'@'%' IDENTIFIED BY 'C0nf-Secret'");
-  exec_ok("GRANT ALL ON pt.* TO 'pwuser'@'%'");
   char url[512];
-  snprintf(url, sizeof url, "mysql://pwuser@127.0.0.1:%d/pt", g_my.port);
+  make_user(PWUSER, "C0nf-Secret", url, sizeof url);
   const char *kv[] = {"sql.password", "C0nf-Secret"};
   pt_session *s2 = pt_test_session("local[1]", kv, 2);
   assert_non_null(s2);
@@ -349,10 +371,8 @@ static void test_conf_password(void **state) {
  * connections (which take MYSQL_PWD too) are not used. */
 static void test_env_password(void **state) {
   (void)state;
-  exec_ok("CREATE USER IF NOT EXISTS 'envpw'@'%' IDENTIFIED BY 'Env-S3cret'");
-  exec_ok("GRANT ALL ON pt.* TO 'envpw'@'%'");
   char url[512];
-  snprintf(url, sizeof url, "mysql://envpw@127.0.0.1:%d/pt", g_my.port);
+  make_user(ENVPW, "Env-S3cret", url, sizeof url);
   assert_int_equal(setenv("MYSQL_PWD", "Env-S3cret", 1), 0);
   const char *kv[] = {"task.max_failures", "1"};
   pt_session *s2 = pt_test_session("local[1]", kv, 2);
@@ -369,7 +389,9 @@ static void test_env_password(void **state) {
   pt_error e = {0};
   assert_int_equal(pt_read_sql(s2, url, "SELECT id FROM `Env-S3cret`", NULL, &ds, &e),
                    PT_EINVAL);
-  assert_non_null(strstr(e.message, "Table 'pt.***' doesn't exist"));
+  char want[160];
+  snprintf(want, sizeof want, "Table '%s.***' doesn't exist", g_my.db);
+  assert_non_null(strstr(e.message, want));
   assert_null(strstr(e.message, "Env-S3cret"));
   assert_null(ds);
   pt_sql_read_options o;
@@ -393,10 +415,8 @@ static void test_env_password(void **state) {
  * masked like any other. */
 static void test_host_password(void **state) {
   (void)state;
-  exec_ok("CREATE USER IF NOT EXISTS 'hostpw'@'%' IDENTIFIED BY 'H0st-Secret'");
-  exec_ok("GRANT ALL ON pt.* TO 'hostpw'@'%'");
   char url[512], port_key[64];
-  snprintf(url, sizeof url, "mysql://hostpw@127.0.0.1:%d/pt", g_my.port);
+  make_user(HOSTPW, "H0st-Secret", url, sizeof url);
   snprintf(port_key, sizeof port_key, "sql.password.127.0.0.1:%d", g_my.port);
   const char *by_host[] = {"sql.password", "Wr0ng-Any", "sql.password.127.0.0.1", "H0st-Secret",
                            "sql.password.elsewhere", "Wr0ng-Other"};
@@ -428,6 +448,89 @@ static void test_host_password(void **state) {
   pt_session_close(s2);
 }
 
+/* look of pt_test_freeze: partition 1's staging tables while the executor
+ * is stopped, as "p1_a0:<rows>", comma-separated. */
+static void my_look_p1(pt_test_freeze *f) {
+  (void)mysql_thread_init();
+  MYSQL *c = mysql_init(NULL);
+  if (!mysql_real_connect(c, "127.0.0.1", "root", NULL, g_my.db, (unsigned)g_my.port, NULL,
+                          0) ||
+      mysql_query(c, "SELECT table_name FROM information_schema.tables WHERE table_schema = "
+                     "DATABASE() AND table_name LIKE 'pt\\_stg\\_%\\_p1\\_a%' ORDER BY 1") !=
+          0) {
+    snprintf(f->seen, sizeof f->seen, "error: %s", mysql_error(c));
+    mysql_close(c);
+    mysql_thread_end();
+    return;
+  }
+  MYSQL_RES *r = mysql_store_result(c);
+  MYSQL_ROW row;
+  size_t k = 0;
+  for (int i = 0; r && (row = mysql_fetch_row(r)) && k < sizeof f->seen; i++) {
+    char q[256], n[32] = "?";
+    snprintf(q, sizeof q, "SELECT count(*) FROM `%s`", row[0]);
+    if (mysql_query(c, q) == 0) {
+      MYSQL_RES *cr = mysql_store_result(c);
+      MYSQL_ROW cw = cr ? mysql_fetch_row(cr) : NULL;
+      if (cw && cw[0]) snprintf(n, sizeof n, "%s", cw[0]);
+      if (cr) mysql_free_result(cr);
+    }
+    const char *suffix = strstr(row[0], "_p1_a");
+    k += (size_t)snprintf(f->seen + k, sizeof f->seen - k, "%s%s:%s", i ? "," : "",
+                          suffix ? suffix + 1 : row[0], n);
+  }
+  if (r) mysql_free_result(r);
+  mysql_close(c);
+  mysql_thread_end();
+}
+
+/* A duplicated attempt (test_util.h, pt_test_freeze): partition 1's first
+ * attempt commits its staging table, then its executor stops before its
+ * status goes out; found lost by the heartbeat timeout, it is killed and
+ * partition 1 runs again, so two complete staging tables exist for it.
+ * Every row lands once all the same, into a new table and appended to an
+ * existing one; no staging table is left. */
+static void test_duplicated_attempt(void **state) {
+  (void)state;
+  pt_session *s = pt_test_freeze_session(1);
+  /* Partition 1 holds 4002 of src's 5002 rows. */
+  const char *preds[] = {"id < 1000", "id >= 1000 OR id IS NULL"};
+  pt_sql_read_options o;
+  pt_sql_read_options_init(&o);
+  o.predicates = preds;
+  o.n_predicates = 2;
+  pt_dataset *ds;
+  CHECK(pt_read_sql(s, g_my.url, "src", &o, &ds, &err));
+  pt_test_freeze f;
+  pt_test_freeze_start(&f, s, my_look_p1, NULL);
+  pt_error err = {0};
+  int rc = pt_write_sql(ds, g_my.url, "dup_new", PT_SQL_ERROR, &err);
+  pt_test_freeze_end(&f);
+  if (rc != PT_OK) fail_msg("write_sql: %s", err.message);
+  assert_string_equal(f.seen, "p1_a0:4002");
+  assert_query("SELECT (SELECT count(*) FROM dup_new) = 5002 AND (SELECT count(*) FROM "
+               "(SELECT * FROM src UNION SELECT * FROM dup_new) u) = 5002", "1");
+  assert_no_staging();
+  pt_test_assert_one_frozen(ds, 2);
+  pt_dataset_free(ds);
+
+  exec_ok("CREATE TABLE dup_app (id BIGINT)");
+  exec_ok("INSERT INTO dup_app VALUES (-1)");
+  pt_dataset *range;
+  CHECK(pt_range(s, 0, 40000, 4, &range, &err));
+  pt_test_freeze_start(&f, s, my_look_p1, NULL);
+  rc = pt_write_sql(range, g_my.url, "dup_app", PT_SQL_APPEND, &err);
+  pt_test_freeze_end(&f);
+  if (rc != PT_OK) fail_msg("write_sql: %s", err.message);
+  assert_string_equal(f.seen, "p1_a0:10000");
+  assert_query("SELECT CONCAT_WS(',', count(*), count(DISTINCT id), sum(id), min(id), max(id)) "
+               "FROM dup_app", "40001,40001,799979999,-1,39999");
+  assert_no_staging();
+  pt_test_assert_one_frozen(range, 4);
+  pt_dataset_free(range);
+  pt_test_freeze_session_close(s);
+}
+
 int main(void) {
   if (!pt_test_my_available()) {
     return pt_test_sql_missing("MariaDB (/usr/sbin/mariadbd, mariadb-install-db) is");
@@ -442,6 +545,7 @@ int main(void) {
       cmocka_unit_test(test_failed_job_leaves_table_unchanged),
       cmocka_unit_test(test_conf_password),
       cmocka_unit_test(test_host_password),
+      cmocka_unit_test(test_duplicated_attempt),
   };
   return cmocka_run_group_tests_name("sql_mysql", tests, setup, teardown);
 }

@@ -55,7 +55,7 @@ static void test_every_row_once(void **state) {
     skip();
   }
   pt_test_pg pg;
-  assert_int_equal(pt_test_pg_start(&pg), 0);
+  assert_int_equal(pt_test_pg_start(&pg, "sql_partition"), 0);
   char sql[256];
   struct ArrowSchema s;
   struct ArrowArray a;

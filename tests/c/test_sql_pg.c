@@ -32,7 +32,7 @@ static void exec_ok(const char *sql) {
 
 static int setup(void **state) {
   (void)state;
-  if (pt_test_pg_start(&g_pg) != 0) return -1;
+  if (pt_test_pg_start(&g_pg, "sql_pg") != 0) return -1;
   exec_ok("CREATE TABLE t (id int8, b bool, i2 int2, i4 int4, f4 float4, f8 float8, "
           "t text, v varchar(10), j json, jb jsonb, by bytea, d date, ts timestamp, "
           "tz timestamptz, u uuid)");
@@ -180,7 +180,8 @@ static void test_unmappable_refused(void **state) {
 static void test_password_masked(void **state) {
   (void)state;
   char url[512];
-  snprintf(url, sizeof url, "postgresql://postgres:s3cretPW@127.0.0.1:%d/postgres", g_pg.port);
+  snprintf(url, sizeof url, "postgresql://postgres:s3cretPW@127.0.0.1:%d/%s", g_pg.port,
+           g_pg.db);
   struct ArrowSchema s;
   struct ArrowArray a;
   pt_error err;

@@ -1,7 +1,8 @@
 """The `sources` benchmark's script runs and reports what bench/README.md
 says it does: a tiny run (20,000 rows, a 1 MiB CSV, a 20,000-row Delta
 table, one run each, PySpark left out to keep it quick) against a
-PostgreSQL server of its own. Speeds are
+PostgreSQL server of its own, or in a database of its own on the test
+session's shared server (PT_TEST_PG_URL, passed as PT_BENCH_PG_URL). Speeds are
 not judged (timings do not belong in tests): every figure must be there and
 positive, ratios included."""
 
@@ -25,6 +26,8 @@ def test_bench_sources_reports_every_figure(tmp_path):
                PT_BENCH_CSV_MIB="1", PT_BENCH_DELTA_ROWS="20000", PT_BENCH_REPEATS="1",
                PT_BENCH_PARTITIONS="1,2",
                PT_BENCH_SPARK="0", TMPDIR=str(tmp_path))
+    if os.environ.get("PT_TEST_PG_URL"):
+        env["PT_BENCH_PG_URL"] = os.environ["PT_TEST_PG_URL"]
     proc = subprocess.run([sys.executable, str(ROOT / "bench" / "sources.py")], env=env,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr

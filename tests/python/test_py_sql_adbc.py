@@ -2,8 +2,9 @@
 adbc-driver-postgresql wheels' shared libraries, loaded by protium through
 the ADBC C ABI): a SQLite file made here with Python's sqlite3 and read with
 Spark JDBC ranges against the same rows through the adbc_driver_sqlite DB-API
-as the reference; the PostgreSQL driver against a server started for this
-module, compared with protium's own libpq reader; errors stay clear."""
+as the reference; the PostgreSQL driver against a database of this module's
+own (tests/python/sql_servers.py), compared with protium's own libpq reader;
+errors stay clear."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import pytest
 
 import protium as pt
 from sql_require import require_module
-from test_py_sql_engine import pg, psql  # noqa: F401 - the module's server fixture
+from sql_servers import pg, psql  # noqa: F401 - pg: the module's database
 
 adbc_sqlite = require_module("adbc_driver_sqlite.dbapi", "adbc-driver-sqlite")
 

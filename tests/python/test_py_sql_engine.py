@@ -1,17 +1,14 @@
-"""Session.read_sql and Dataset.write_sql against a real PostgreSQL 15
-started for this module (a temporary directory, a free port, the postgres
-user when run as root), with psql as the reference: partitioned reads give
-every row once with the server's values; writes in every mode land exactly
-once, also when a task attempt fails after staging rows; the password of the
-URL never shows in an error."""
+"""Session.read_sql and Dataset.write_sql against a real PostgreSQL 15 (a
+database of this module's own: tests/python/sql_servers.py), with psql as
+the reference: partitioned reads give every row once with the server's
+values; writes in every mode land exactly once, also when a task attempt
+fails after staging rows; the password of the URL never shows in an
+error."""
 
 from __future__ import annotations
 
 import os
-import shutil
-import socket
 import subprocess
-import tempfile
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -21,48 +18,13 @@ import pyarrow.compute as pc
 import pytest
 
 import protium as pt
-from sql_require import PG_BIN as BIN
 from sql_require import require_pg
+from sql_servers import pg, psql, with_db  # noqa: F401 - pg: the module's database
 
 
 @pytest.fixture(autouse=True)
 def _needs_pg() -> None:
     require_pg()
-
-
-def _as_postgres(cmd: list[str]) -> None:
-    if os.geteuid() == 0:
-        cmd = ["runuser", "-u", "postgres", "--"] + cmd
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def pg():
-    require_pg()
-    d = tempfile.mkdtemp(prefix="pt-pg-py.")
-    if os.geteuid() == 0:
-        shutil.chown(d, "postgres", "postgres")
-    _as_postgres([str(BIN / "initdb"), "-D", f"{d}/data", "-U", "postgres", "--auth=trust",
-                  "-E", "UTF8", "--locale=C.UTF-8"])
-    port = _free_port()
-    _as_postgres([str(BIN / "pg_ctl"), "-D", f"{d}/data", "-l", f"{d}/log", "-w", "-o",
-                  f"-k {d} -h 127.0.0.1 -p {port}", "start"])
-    try:
-        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
-    finally:
-        _as_postgres([str(BIN / "pg_ctl"), "-D", f"{d}/data", "-m", "fast", "stop"])
-        shutil.rmtree(d, ignore_errors=True)
-
-
-def psql(url: str, sql: str) -> str:
-    return subprocess.run(["psql", url, "-v", "ON_ERROR_STOP=1", "-Atc", sql], check=True,
-                          capture_output=True, text=True).stdout.strip()
 
 
 @pytest.fixture(scope="module")
@@ -113,6 +75,7 @@ def test_write_modes_exactly_once(pg, session) -> None:
     assert psql(pg, "SELECT count(*), count(DISTINCT id) FROM nums") == "20000|10000"
     ds.write_sql(pg, "nums", mode="overwrite")
     assert psql(pg, "SELECT count(*), count(DISTINCT id) FROM nums") == "10000|10000"
+    # pg_tables lists the connected database's tables only: the module's own.
     assert psql(pg, r"SELECT count(*) FROM pg_tables WHERE tablename LIKE 'pt\_stg\_%'") == "0"
     with pytest.raises(ValueError, match="mode must be one of"):
         ds.write_sql(pg, "nums", mode="upsert")
@@ -212,7 +175,7 @@ def test_lists_times_intervals_round_trip(pg, session) -> None:
 def test_conf_password_never_shown(pg, capfd) -> None:
     """sql.password: not in the driver's error, the executors' failures, the
     log output (the executors' stderr included) or the progress records."""
-    bad = pg.replace("/postgres", "/nodb")
+    bad = with_db(pg, "nodb")
     with pt.Session("local[1]", conf={"sql.password": "C0nfS3cret",
                                       "task.max_failures": "1"}) as s:
         with pytest.raises(pt.ProtiumError) as e:
@@ -233,11 +196,27 @@ def test_env_password_only(pg, capfd, monkeypatch) -> None:
     name, described by the driver; a column of that name, met by a task) it
     is masked, as everywhere else: not in the progress records nor printed."""
     secret = "EnvPgS3cret"
+    # Roles and pg_hba.conf belong to the server, not to the database: on a
+    # shared server the role is this process's own, its line admits it to
+    # this module's database only, and both go again at the end.
+    role = f"envpw_{os.getpid()}"
     hba = Path(psql(pg, "SHOW hba_file"))
-    hba.write_text("host all envpw 127.0.0.1/32 scram-sha-256\n" + hba.read_text())
-    psql(pg, f"CREATE ROLE envpw LOGIN PASSWORD '{secret}'; GRANT ALL ON SCHEMA public TO envpw")
+    original = hba.read_text()
+    hba.write_text(f"host {pg.rsplit('/', 1)[1]} {role} 127.0.0.1/32 scram-sha-256\n" + original)
+    try:
+        _env_password_only(pg, role, secret, capfd, monkeypatch)
+    finally:
+        hba.write_text(original)
+        psql(pg, "SELECT pg_reload_conf()")
+        if psql(pg, f"SELECT count(*) FROM pg_roles WHERE rolname = '{role}'") == "1":
+            psql(pg, f"DROP OWNED BY {role}; DROP ROLE {role}")
+
+
+def _env_password_only(pg, role, secret, capfd, monkeypatch) -> None:
+    psql(pg, f"CREATE ROLE {role} LOGIN PASSWORD '{secret}'; "
+             f"GRANT ALL ON SCHEMA public TO {role}")
     psql(pg, "SELECT pg_reload_conf()")
-    url = pg.replace("postgres@", "envpw@")
+    url = pg.replace("postgres@", f"{role}@")
     env = {k: v for k, v in os.environ.items() if k != "PGPASSWORD"}
     for _ in range(100):  # the reload is asynchronous: wait until a password is asked for
         if subprocess.run(["psql", "-w", url, "-c", "SELECT 1"], env=env,
@@ -272,7 +251,7 @@ def test_env_password_only(pg, capfd, monkeypatch) -> None:
 
 
 def test_errors_mask_the_password(pg, session) -> None:
-    bad = pg.replace("postgres@", "postgres:Sup3rSecret@").replace("/postgres", "/nodb")
+    bad = with_db(pg.replace("postgres@", "postgres:Sup3rSecret@"), "nodb")
     with pytest.raises(pt.ProtiumError) as e:
         session.read_sql(bad, table="events")
     assert "Sup3rSecret" not in str(e.value) and "cannot connect" in str(e.value)

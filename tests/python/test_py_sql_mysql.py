@@ -1,16 +1,11 @@
-"""Session.read_sql and Dataset.write_sql against a real MariaDB started for
-this module (a temporary directory, a free port), with the mariadb client as
-the reference: a partitioned read gives the server's rows once each, writes
+"""Session.read_sql and Dataset.write_sql against a real MariaDB (a database
+of this module's own: tests/python/sql_servers.py), with the mariadb client
+as the reference: a partitioned read gives the server's rows once each, writes
 land exactly once in every mode, also when a task attempt fails after
 staging rows."""
 
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
-import tempfile
-import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -19,51 +14,12 @@ import pytest
 
 import protium as pt
 from sql_require import require_mariadb
+from sql_servers import mariadb, my  # noqa: F401 - my: the module's database
 
 
 @pytest.fixture(autouse=True)
 def _needs_mariadb() -> None:
     require_mariadb()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def mariadb(port: int, sql: str) -> str:
-    return subprocess.run(["mariadb", "-h", "127.0.0.1", "-P", str(port), "-uroot", "-N", "-B",
-                           "pt", "-e", sql], check=True, capture_output=True,
-                          text=True).stdout.strip()
-
-
-@pytest.fixture(scope="module")
-def my():
-    require_mariadb()
-    d = tempfile.mkdtemp(prefix="pt-my-py.")
-    subprocess.run(["mariadb-install-db", f"--datadir={d}/db",
-                    "--auth-root-authentication-method=normal", "--skip-test-db"], check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    port = _free_port()
-    server = subprocess.Popen(["mariadbd", f"--datadir={d}/db", f"--socket={d}/sock",
-                               f"--port={port}", "--bind-address=127.0.0.1", "--user=root",
-                               f"--pid-file={d}/pid", f"--log-error={d}/err.log"],
-                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
-    try:
-        for _ in range(300):
-            if subprocess.run(["mariadb", "-h", "127.0.0.1", "-P", str(port), "-uroot", "-e",
-                               "CREATE DATABASE pt"], capture_output=True).returncode == 0:
-                break
-            time.sleep(0.1)
-        else:
-            pytest.fail("MariaDB did not start")
-        yield port
-    finally:
-        server.terminate()
-        server.wait(timeout=60)
-        shutil.rmtree(d, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -77,8 +33,7 @@ def test_read_partitioned_matches_server(my, session) -> None:
                 "amount DECIMAL(10,2)); INSERT INTO events SELECT seq, seq / 4, "
                 "CONCAT('e', seq), DATE '2020-02-28' + INTERVAL (seq % 3) DAY, seq * 0.01 "
                 "FROM seq_1_to_3000; INSERT INTO events (id, label) VALUES (NULL, 'no id')")
-    url = f"mysql://root@127.0.0.1:{my}/pt"
-    ds = session.read_sql(url, table="events", column="id", lower_bound=1, upper_bound=3000,
+    ds = session.read_sql(my, table="events", column="id", lower_bound=1, upper_bound=3000,
                           num_partitions=4, fetch_size=250)
     t = ds.to_arrow()
     assert t.schema == pa.schema([("id", pa.int64()), ("score", pa.float64()),
@@ -97,7 +52,6 @@ def test_read_partitioned_matches_server(my, session) -> None:
 
 
 def test_write_exactly_once(my, session, tmp_path: Path) -> None:
-    url = f"mysql://root@127.0.0.1:{my}/pt"
     marker = tmp_path / "failed-once"
 
     def fail_once(it):
@@ -108,12 +62,12 @@ def test_write_exactly_once(my, session, tmp_path: Path) -> None:
             yield b
 
     ds = session.range(10000, partitions=4).map_in_arrow(fail_once, schema="id long")
-    ds.write_sql(url, "nums", mode="error")
+    ds.write_sql(my, "nums", mode="error")
     assert marker.exists()
     assert mariadb(my, "SELECT count(*), count(DISTINCT id) FROM nums") == "10000\t10000"
-    ds.write_sql(url, "nums", mode="append")
+    ds.write_sql(my, "nums", mode="append")
     assert mariadb(my, "SELECT count(*) FROM nums") == "20000"
-    ds.write_sql(url, "nums", mode="overwrite")
+    ds.write_sql(my, "nums", mode="overwrite")
     assert mariadb(my, "SELECT count(*), count(DISTINCT id) FROM nums") == "10000\t10000"
     assert mariadb(my, "SELECT count(*) FROM information_schema.tables WHERE "
-                       r"table_schema = 'pt' AND table_name LIKE 'pt\_stg\_%'") == "0"
+                       r"table_schema = DATABASE() AND table_name LIKE 'pt\_stg\_%'") == "0"
