@@ -17,6 +17,12 @@
 /* No match starts within this many bytes of a block's end: the loops below
  * read eight bytes at a time without bounds checks. */
 #define MARGIN 15
+/* The four probes from one load take the load's bytes in memory order. */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define LITTLE_ENDIAN_LOADS 1
+#else
+#define LITTLE_ENDIAN_LOADS 0
+#endif
 
 static inline uint32_t load32(const uint8_t *p) {
   uint32_t v;
@@ -116,6 +122,45 @@ static uint8_t *compress_block(const uint8_t *in, size_t n, uint8_t *op, const u
      * otherwise cost a hash probe per byte. */
     uint32_t skip = 32;
     const uint8_t *cand;
+    /* The first probe alone: after a copy the next match often starts
+     * right there (runs of zeros in numbers). */
+    {
+      uint32_t v = load32(ip);
+      uint32_t h = hash32(v);
+      cand = in + table[h];
+      table[h] = (uint16_t)(ip - in);
+      if (load32(cand) == v) goto found;
+      ip++;
+      skip++;
+      if (ip > limit) goto tail;
+    }
+    /* The probes after it that still step one byte (skip below 64): four
+     * at a time from one 8-byte load, with one bound check, in the order
+     * (and with the table updates) of the loop below, so the output is
+     * byte for byte the same. */
+#define PROBE(k)                                   \
+  do {                                             \
+    uint32_t v = (uint32_t)(w >> (8 * (k)));       \
+    uint32_t h = hash32(v);                        \
+    cand = in + table[h];                          \
+    table[h] = (uint16_t)(pos + (k));              \
+    if (load32(cand) == v) {                       \
+      ip += (k);                                   \
+      goto found;                                  \
+    }                                              \
+  } while (0)
+    while (LITTLE_ENDIAN_LOADS && skip + 3 < 64 && ip + 3 <= limit) {
+      uint64_t w = load64(ip);
+      uint32_t pos = (uint32_t)(ip - in);
+      PROBE(0);
+      PROBE(1);
+      PROBE(2);
+      PROBE(3);
+      ip += 4;
+      skip += 4;
+    }
+#undef PROBE
+    if (ip > limit) goto tail;
     for (;;) {
       uint32_t v = load32(ip);
       uint32_t h = hash32(v);
@@ -127,6 +172,7 @@ static uint8_t *compress_block(const uint8_t *in, size_t n, uint8_t *op, const u
       ip += step;
       if (ip > limit) goto tail;
     }
+  found:
     op = put_literal(op, lit, (size_t)(ip - lit), lit + 16 <= end && op + 17 <= op_end);
     /* Copies, one after another while the next position matches too. */
     for (;;) {
