@@ -439,9 +439,14 @@ enum {
   PT_PARQUET_IS_NULL, /* no value */
   PT_PARQUET_AND,
   PT_PARQUET_OR,
+  /* After AND/OR so that the numbers above keep their meaning. As in SQL
+   * (and pyarrow, Spark), a null satisfies neither NE nor NOT_IN. */
+  PT_PARQUET_NE,          /* a value other than the one given */
+  PT_PARQUET_NOT_IN,      /* a value none of the n given */
+  PT_PARQUET_IS_NOT_NULL, /* a value */
 };
 
-/* column op value (n = 1), or column IN values[0..n). Integers compare with
+/* column op value (n = 1), or column IN / NOT IN values[0..n). Integers compare with
  * integer, date and float columns; doubles with numeric columns; bytes with
  * strings and binary (bytewise, unsigned). lengths NULL: NUL-terminated.
  * Values are copied. On PT_OK the caller owns *out (pt_parquet_filter_free). */
@@ -454,7 +459,21 @@ int pt_parquet_filter_double(const char *column, int op, const double *values, i
 int pt_parquet_filter_bytes(const char *column, int op, const char *const *values,
                             const int64_t *lengths, int64_t n, pt_parquet_filter **out,
                             pt_error *err);
+/* column op timestamps: values since 1970-01-01 00:00 in unit
+ * (PT_PARQUET_UNIT_*), UTC instants for a UTC-adjusted column, the wall
+ * clock for one without a time zone. They compare with TIMESTAMP columns
+ * of every unit (INT64; INT96 ones are never pruned). */
+enum { PT_PARQUET_UNIT_S, PT_PARQUET_UNIT_MS, PT_PARQUET_UNIT_US, PT_PARQUET_UNIT_NS };
+int pt_parquet_filter_timestamp(const char *column, int op, const int64_t *values, int64_t n,
+                                int unit, pt_parquet_filter **out, pt_error *err);
+/* column op decimals, given as text ("-12.345": digits with an optional
+ * sign and point, at most 76 of them). They compare with DECIMAL columns
+ * (INT32, INT64, FIXED_LEN_BYTE_ARRAY, BYTE_ARRAY) of any scale, exactly.
+ * PT_EINVAL for text that is not such a number. */
+int pt_parquet_filter_decimal(const char *column, int op, const char *const *values, int64_t n,
+                              pt_parquet_filter **out, pt_error *err);
 int pt_parquet_filter_is_null(const char *column, pt_parquet_filter **out, pt_error *err);
+int pt_parquet_filter_is_not_null(const char *column, pt_parquet_filter **out, pt_error *err);
 /* a AND b, a OR b (op PT_PARQUET_AND / _OR). On PT_OK *out owns a and b; on
  * failure they stay the caller's. */
 int pt_parquet_filter_combine(int op, pt_parquet_filter *a, pt_parquet_filter *b,
@@ -465,7 +484,9 @@ typedef struct pt_parquet_read_options {
   const char *const *columns; /* names of the top-level columns to read, in
                                  this order; NULL = all columns */
   int64_t n_columns;          /* entries in columns */
-  int64_t batch_size;         /* rows per batch at most; 0 = 65536 */
+  int64_t batch_size;         /* rows per batch at most; 0 (the default) = 65536, or
+                                 for pt_read_parquet arrow.max_records_per_batch
+                                 when that is above 0 */
   const pt_parquet_filter *filter; /* NULL: read every row group; else skip
                                       those that cannot match (copied) */
   int64_t row_group_start;    /* read row groups [start, start + row_groups) */
@@ -532,6 +553,13 @@ int pt_parquet_stream_row_groups(struct ArrowArrayStream *stream, int64_t *read,
  * pages are then left out of every column. */
 int pt_parquet_stream_pages(struct ArrowArrayStream *stream, int64_t *read, int64_t *skipped,
                             pt_error *err);
+/* Of the same: the data pages read so far that were handed out in place,
+ * their values' buffer pointing into the mapped file rather than a copy
+ * (pt_parquet_read_path only): a column chunk that is one uncompressed
+ * PLAIN page of 4- or 8-byte values Arrow keeps as they are, without
+ * nulls, whose values start at a multiple of their width in the file. Such
+ * arrays keep the mapping alive until the last of them is released. */
+int pt_parquet_stream_zero_copy(struct ArrowArrayStream *stream, int64_t *pages, pt_error *err);
 
 /* Parquet writing: Arrow batches of one schema into one file. */
 
@@ -575,7 +603,32 @@ typedef struct pt_parquet_write_options {
                                     pt_write_parquet's tasks write with the
                                     session's parquet.write.threads unless
                                     this is above 1. */
+  const char *const *metadata_keys;   /* extra key-value pairs for the footer
+                                         (NUL-terminated), after the schema's
+                                         own metadata, which is always written
+                                         there too; a key given both ways takes
+                                         this value. NULL = none. Copied at
+                                         open (pt_write_parquet: borrowed for
+                                         the call). */
+  const char *const *metadata_values; /* n_metadata values, NULL entries = "" */
+  int64_t n_metadata;
+  int mode;                      /* pt_write_parquet only: pt_write_mode, what
+                                    a directory that is not empty means;
+                                    default PT_WRITE_ERROR */
 } pt_parquet_write_options;
+
+/* What pt_write_parquet does with a directory that already holds files
+ * (PySpark's save modes). Each commits exactly once, all or nothing: a
+ * failed job leaves the directory as it was. One writer at a time per
+ * directory (they share its _temporary). */
+typedef enum pt_write_mode {
+  PT_WRITE_ERROR = 0,     /* refuse it ("error", "errorifexists") */
+  PT_WRITE_APPEND = 1,    /* add files beside its own; their names carry a
+                             token unique to the write (part-NNNNN-TOKEN.parquet) */
+  PT_WRITE_OVERWRITE = 2, /* its contents replaced, once the job has
+                             succeeded (they are moved aside, then removed) */
+  PT_WRITE_IGNORE = 3,    /* write nothing and succeed */
+} pt_write_mode;
 
 /* The defaults above. */
 void pt_parquet_write_options_init(pt_parquet_write_options *opts);
@@ -879,9 +932,13 @@ int pt_range(pt_session *s, int64_t start, int64_t end, int64_t partitions, pt_d
 int pt_read_ipc(pt_session *s, const char *path, pt_dataset **out, pt_error *err);
 /* Parquet files: a file, a directory (the *.parquet files below it, depth
  * first by name; Hive-style key=value directories become columns, typed as
- * Spark infers them, and filters on them prune directories) or a glob. Row groups are dealt into partitions of about
- * parquet.partition_bytes (uncompressed, as the files say): several small
- * files share a partition, a big file is split between its row groups.
+ * Spark infers them, and filters on them prune directories) or a glob. Whole
+ * row groups are dealt, in file order, into partitions of about equal size
+ * and at most about parquet.partition_bytes (uncompressed, as the files
+ * say), at least one per task slot of the session when the files are
+ * smaller than that per slot (none under 4 MiB), a multiple of the slots
+ * over it: several small files share a partition, a big file is split
+ * between its row groups.
  * opts (may be NULL): columns and batch_size apply to every partition; a
  * filter drops, when planning, the row groups whose statistics rule it out,
  * and travels with the tasks, which pass over the pages a page index rules
@@ -890,6 +947,20 @@ int pt_read_ipc(pt_session *s, const char *path, pt_dataset **out, pt_error *err
  * an action runs. */
 int pt_read_parquet(pt_session *s, const char *path, const pt_parquet_read_options *opts,
                     pt_dataset **out, pt_error *err);
+/* What pt_read_parquet's planning passed over for ds (a dataset it made):
+ * the files found and how many a filter on Hive-style partition keys
+ * pruned (and the key=value directories they sit in); the row groups of
+ * the other files and how many their statistics ruled out. Pages are
+ * counted when the tasks run (pt_stage_stats). PT_EINVAL for other
+ * datasets. */
+typedef struct pt_parquet_scan {
+  int64_t files;
+  int64_t files_pruned;            /* by partition values, not read past the footer */
+  int64_t directories_pruned;      /* the leaf key=value directories of those */
+  int64_t row_groups;              /* in the files not pruned */
+  int64_t row_groups_skipped;      /* of those, ruled out by their statistics */
+} pt_parquet_scan;
+int pt_parquet_scan_info(const pt_dataset *ds, pt_parquet_scan *out, pt_error *err);
 
 /* Delta Lake tables (docs/delta.md): which version to read, and what. */
 typedef struct pt_delta_read_options {

@@ -159,6 +159,10 @@ class PtParquetWriteOptions(ctypes.Structure):
         ("partition_by", ctypes.POINTER(ctypes.c_char_p)),
         ("n_partition_by", ctypes.c_int64),
         ("threads", ctypes.c_int),
+        ("metadata_keys", ctypes.POINTER(ctypes.c_char_p)),
+        ("metadata_values", ctypes.POINTER(ctypes.c_char_p)),
+        ("n_metadata", ctypes.c_int64),
+        ("mode", ctypes.c_int),
     ]
 
 
@@ -247,11 +251,18 @@ _PROTOTYPES: dict[str, tuple[Any, list[Any]]] = {
         _c_int, [ctypes.c_char_p, _c_int, _P(ctypes.c_double), _c_i64, _P(_vp), _err]),
     "pt_parquet_filter_bytes": (
         _c_int, [ctypes.c_char_p, _c_int, _P(ctypes.c_char_p), _P(_c_i64), _c_i64, _P(_vp), _err]),
+    "pt_parquet_filter_timestamp": (
+        _c_int, [ctypes.c_char_p, _c_int, _P(_c_i64), _c_i64, _c_int, _P(_vp), _err]),
+    "pt_parquet_filter_decimal": (
+        _c_int, [ctypes.c_char_p, _c_int, _P(ctypes.c_char_p), _c_i64, _P(_vp), _err]),
     "pt_parquet_filter_is_null": (_c_int, [ctypes.c_char_p, _P(_vp), _err]),
+    "pt_parquet_filter_is_not_null": (_c_int, [ctypes.c_char_p, _P(_vp), _err]),
+    "pt_parquet_scan_info": (_c_int, [_vp, _P(_c_i64 * 5), _err]),
     "pt_parquet_filter_combine": (_c_int, [_c_int, _vp, _vp, _P(_vp), _err]),
     "pt_parquet_filter_free": (None, [_vp]),
     "pt_parquet_stream_row_groups": (_c_int, [_P(ArrowArrayStream), _P(_c_i64), _P(_c_i64), _err]),
     "pt_parquet_stream_pages": (_c_int, [_P(ArrowArrayStream), _P(_c_i64), _P(_c_i64), _err]),
+    "pt_parquet_stream_zero_copy": (_c_int, [_P(ArrowArrayStream), _P(_c_i64), _err]),
     "pt_parquet_write_options_init": (None, [_P(PtParquetWriteOptions)]),
     "pt_parquet_writer_open_path": (
         _c_int,

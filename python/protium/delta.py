@@ -92,7 +92,7 @@ def _filter_values(spec: object) -> object:
         return [_filter_values(t) for t in spec]
     if isinstance(spec, tuple) and len(spec) == 3:
         col, op, val = spec
-        if op == "in":
+        if op in ("in", "not in"):
             return (col, op, [_value(x) for x in val])  # type: ignore[union-attr]
         return (col, op, _value(val))
     return spec
@@ -137,8 +137,8 @@ def read_options(version: Optional[int], timestamp: object, columns: Optional[Se
 
 
 _PREDICATE = re.compile(
-    r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:(<=|>=|<>|!=|=|<|>)\s*('(?:[^']|'')*'|[^\s()]+)"
-    r"|(?i:(in))\s*\(([^)]*)\)|(?i:(is\s+null)))\s*$")
+    r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:(<=|>=|<>|!=|==|=|<|>)\s*('(?:[^']|'')*'|[^\s()]+)"
+    r"|(?i:(not\s+)?(in))\s*\(([^)]*)\)|(?i:is\s+(not\s+)?(null)))\s*$")
 _LITERAL = re.compile(r"\s*('(?:[^']|'')*'|[^\s,']+)\s*(?:,|$)")
 
 
@@ -175,7 +175,8 @@ def _literal(text: str, typ: Any) -> object:
 
 def predicate(text: str, schema: Any) -> list:
     """replace_where's SQL form ("day >= '2024-01-02' AND region = 'eu'":
-    comparisons, IN lists and IS NULL joined by AND) as a filter list, its
+    comparisons (= != <> < <= > >=), [NOT] IN lists and IS [NOT] NULL
+    joined by AND) as a filter list, its
     literals typed by the dataset's columns (a quoted date for a date)."""
     out = []
     # Split at AND outside quoted literals ('rock and roll' stays whole).
@@ -189,20 +190,17 @@ def predicate(text: str, schema: Any) -> list:
         m = _PREDICATE.match(part)
         if not m:
             raise ProtiumError(_lib.PT_EINVAL, f"replace_where: cannot read {part!r}; write "
-                               "comparisons (column op literal), column IN (...) or column IS "
-                               "NULL, joined by AND")
+                               "comparisons (column op literal), column [NOT] IN (...) or "
+                               "column IS [NOT] NULL, joined by AND")
         col = m.group(1)
         typ = schema.field(col).type if col in schema.names else None
-        if m.group(6):
-            out.append((col, "is_null", None))
-        elif m.group(4):
-            vals = [_literal(x, typ) for x in _LITERAL.findall(m.group(5))]
-            out.append((col, "in", vals))
+        if m.group(8):
+            out.append((col, "is_not_null" if m.group(7) else "is_null", None))
+        elif m.group(5):
+            vals = [_literal(x, typ) for x in _LITERAL.findall(m.group(6))]
+            out.append((col, "not in" if m.group(4) else "in", vals))
         else:
             op = {"<>": "!=", "==": "="}.get(m.group(2), m.group(2))
-            if op == "!=":
-                raise ProtiumError(_lib.PT_EINVAL, "replace_where: '!=' is not supported; use "
-                                   "IN or ranges")
             out.append((col, op, _literal(m.group(3), typ)))
     return out
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import ctypes
 import datetime
+import decimal
 import os
-from typing import Optional, Sequence, Union
+from typing import Mapping, Optional, Sequence, Union
 
 import pyarrow as pa
 
@@ -46,8 +47,20 @@ _ref = ctypes.byref
 
 
 _EPOCH = datetime.date(1970, 1, 1)
-_OPS = {"=": 1, "==": 1, "<": 2, "<=": 3, ">": 4, ">=": 5, "in": 6, "is_null": 7}
+# PT_PARQUET_*: the three after AND/OR came later, numbered so that the
+# others keep their numbers.
+_OPS = {"=": 1, "==": 1, "<": 2, "<=": 3, ">": 4, ">=": 5, "in": 6, "is_null": 7,
+        "!=": 10, "not in": 11, "is_not_null": 12}
 _AND, _OR = 8, 9
+
+
+def _micros(v: datetime.datetime) -> int:
+    """Microseconds since the epoch: an aware datetime's UTC instant, a
+    naive one's wall clock."""
+    if v.tzinfo is not None:
+        v = v.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+    d = v - datetime.datetime(1970, 1, 1)
+    return (d.days * 86400 + d.seconds) * 1000000 + d.microseconds
 
 
 class _Filter:
@@ -79,10 +92,28 @@ class _Filter:
             raise ProtiumError(PT_EINVAL, f"unknown filter operator {op!r}; use one of {sorted(_OPS)}")
         out, err = ctypes.c_void_p(), PtError()
         name = column.encode()
-        if op == "is_null":
-            check(lib().pt_parquet_filter_is_null(name, _ref(out), _ref(err)), err)
+        if op in ("is_null", "is_not_null"):
+            build = (lib().pt_parquet_filter_is_null if op == "is_null"
+                     else lib().pt_parquet_filter_is_not_null)
+            check(build(name, _ref(out), _ref(err)), err)
             return out
-        values = list(value) if op == "in" else [value]  # type: ignore[call-overload]
+        values = list(value) if op in ("in", "not in") else [value]  # type: ignore[call-overload]
+        if values and all(isinstance(v, datetime.datetime) for v in values):
+            # Timestamps in nanoseconds where the value has them (pandas),
+            # else microseconds: an aware one as its UTC instant, a naive
+            # one as the wall clock.
+            ns = all(hasattr(v, "value") for v in values)
+            ticks = [v.value if ns else _micros(v) for v in values]  # type: ignore[attr-defined]
+            arr = (ctypes.c_int64 * len(ticks))(*ticks)
+            check(lib().pt_parquet_filter_timestamp(name, _OPS[op], arr, len(ticks), 3 if ns else 2,
+                                                    _ref(out), _ref(err)), err)
+            return out
+        if values and all(isinstance(v, decimal.Decimal) for v in values):
+            text = [format(v, "f").encode() for v in values]
+            ptrs = (ctypes.c_char_p * len(text))(*text)
+            check(lib().pt_parquet_filter_decimal(name, _OPS[op], ptrs, len(text), _ref(out),
+                                                  _ref(err)), err)
+            return out
         # Dates compare as days since 1970-01-01 (date32's integers).
         values = [(v - _EPOCH).days if isinstance(v, datetime.date)
                   and not isinstance(v, datetime.datetime) else v for v in values]
@@ -102,7 +133,8 @@ class _Filter:
             lens = (ctypes.c_int64 * len(raw))(*[len(v) for v in raw])
             rc = lib().pt_parquet_filter_bytes(name, _OPS[op], ptrs, lens, len(raw), _ref(out), _ref(err))
         else:
-            raise ProtiumError(PT_EINVAL, f"filter values must be int, float, str or bytes, not {kinds}")
+            raise ProtiumError(PT_EINVAL, "filter values must be int, float, str, bytes, date, "
+                               f"datetime or Decimal, not {kinds}")
         check(rc, err)
         return out
 
@@ -185,6 +217,8 @@ class _ParquetStream(_CStream):
             if lib().pt_parquet_stream_pages(_ref(self.c), _ref(read), _ref(skipped), _ref(err)) == 0:
                 self.stats["pages_read"] = read.value
                 self.stats["pages_skipped"] = skipped.value
+            if lib().pt_parquet_stream_zero_copy(_ref(self.c), _ref(read), _ref(err)) == 0:
+                self.stats["pages_zero_copy"] = read.value
         super().close()
 
 
@@ -205,12 +239,16 @@ def read_parquet(
     columns: the top-level columns to read, in this order (None: all).
     batch_size: rows per batch at most (0: the library's default, 65536).
     filter: pyarrow-style [(column, op, value), ...] (AND) or a list of such
-    lists (OR); ops "=", "<", "<=", ">", ">=", "in", "is_null". Row groups
-    whose statistics prove no row matches are skipped; the rows of the others
-    are returned as they are (filter them yourself).
+    lists (OR); ops "=", "!=", "<", "<=", ">", ">=", "in", "not in",
+    "is_null", "is_not_null" (a null satisfies neither "!=" nor "not in",
+    as in pyarrow). Row groups whose statistics prove no row matches are
+    skipped; the rows of the others are returned as they are (filter them
+    yourself).
     stats: a dict that gets "row_groups_read" and "row_groups_skipped" once
     the reader is exhausted, and "pages_read" and "pages_skipped" (data
-    pages the page index ruled out; their rows are left out too).
+    pages the page index ruled out; their rows are left out too), and
+    "pages_zero_copy" (of pages_read, those whose values were handed out
+    where they lie in the mapped file, not copied).
     read_dictionary: string or binary columns (paths such as "a.b") to read
     as dictionary arrays, as pyarrow's option of that name; columns written
     from dictionaries are read so anyway.
@@ -291,9 +329,29 @@ def _write_options(
     return opts
 
 
-def _write(data: object, path: Optional[PathLike], **kw) -> Optional[bytes]:
+def _set_metadata(opts: PtParquetWriteOptions, metadata: Optional[Mapping[object, object]]) -> tuple:
+    """Points opts at metadata's pairs (str or bytes); the returned arrays
+    must stay alive while opts is used."""
+    if not metadata:
+        return ()
+    def raw(x: object) -> bytes:
+        b = x if isinstance(x, bytes) else str(x).encode()
+        if b"\0" in b:
+            raise ProtiumError(PT_EINVAL, "write_parquet: metadata keys and values cannot hold NUL")
+        return b
+    keys = (ctypes.c_char_p * len(metadata))(*[raw(k) for k in metadata])
+    values = (ctypes.c_char_p * len(metadata))(*[raw(v) for v in metadata.values()])
+    opts.metadata_keys = ctypes.cast(keys, ctypes.POINTER(ctypes.c_char_p))
+    opts.metadata_values = ctypes.cast(values, ctypes.POINTER(ctypes.c_char_p))
+    opts.n_metadata = len(metadata)
+    return (keys, values)
+
+
+def _write(data: object, path: Optional[PathLike], metadata: Optional[Mapping[object, object]] = None,
+           **kw) -> Optional[bytes]:
     data = _as_ipc_data(data)
     opts = _write_options(**kw)
+    keep = _set_metadata(opts, metadata)
     writer, err, buf = ctypes.c_void_p(), PtError(), PtBuf()
     with _exported_schema(data.schema) as s:
         if path is None:
@@ -319,6 +377,7 @@ def _write(data: object, path: Optional[PathLike], **kw) -> Optional[bytes]:
     finally:
         lib().pt_parquet_writer_free(writer)
         lib().pt_buf_free(ctypes.addressof(buf))
+        del keep
 
 
 def write_parquet(
@@ -335,15 +394,19 @@ def write_parquet(
     write_statistics: bool = True,
     store_arrow_schema: bool = True,
     threads: int = 1,
+    metadata: Optional[Mapping[object, object]] = None,
 ) -> None:
     """Writes a pyarrow Table, RecordBatch or RecordBatchReader to path as
     Parquet (pt_parquet_writer_*). codec: "snappy" (default), "zstd", "gzip",
     "brotli", "lz4_raw" or "none"; 0 for the sizes means the library's
     default (row groups of 1048576 rows, 1 MiB pages and dictionaries).
     threads: how many threads encode the column chunks at once (1 to 16);
-    the file is the same bytes whatever the number."""
+    the file is the same bytes whatever the number. The schema's metadata
+    goes to the footer's key-value metadata (with or without
+    store_arrow_schema); metadata: extra pairs for it (str or bytes), which
+    win over a schema pair of the same key."""
     _write(
-        data, path, codec=codec, compression_level=compression_level,
+        data, path, metadata=metadata, codec=codec, compression_level=compression_level,
         row_group_rows=row_group_rows, page_bytes=page_bytes,
         dictionary_page_bytes=dictionary_page_bytes, use_dictionary=use_dictionary,
         data_page_version=data_page_version, write_statistics=write_statistics,
@@ -362,3 +425,11 @@ def write_parquet_buffer(data: object, **kw) -> bytes:
     out = _write(data, None, **defaults)
     assert out is not None
     return out
+
+
+def scan_info(ds_handle: object) -> dict[str, int]:
+    """pt_parquet_scan_info of a dataset handle, as a dict."""
+    out, err = (ctypes.c_int64 * 5)(), PtError()
+    check(lib().pt_parquet_scan_info(ds_handle, _ref(out), _ref(err)), err)
+    keys = ("files", "files_pruned", "directories_pruned", "row_groups", "row_groups_skipped")
+    return dict(zip(keys, out))

@@ -19,7 +19,7 @@ import threading
 import time
 import weakref
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional, Sequence, Union
+from typing import Any, Callable, Iterator, Mapping, Optional, Sequence, Union
 
 import pyarrow as pa
 
@@ -305,12 +305,14 @@ class Session:
                      partition_schema: Optional[SchemaLike] = None) -> "Dataset":
         """Parquet files as a dataset (PySpark's spark.read.parquet): a file,
         a directory (Hive-style key=value directories become columns) or a
-        glob. Row groups are dealt into partitions of about
-        parquet.partition_bytes.
+        glob. Row groups are dealt into partitions of about equal size, at
+        most about parquet.partition_bytes, and at least one per task slot
+        when the files are small (none under 4 MiB).
 
         columns: the top-level columns to read, in this order (None: all).
         filter: pyarrow's form, [(column, op, value), ...] (AND) or a list of
-        such lists (OR); ops "=", "<", "<=", ">", ">=", "in", "is_null".
+        such lists (OR); ops "=", "!=", "<", "<=", ">", ">=", "in", "not in",
+        "is_null", "is_not_null" (a null satisfies neither "!=" nor "not in").
         Directories, row groups and (with a page index) pages that cannot
         match are not read; the rows of the others are all returned (filter
         them with Dataset.filter).
@@ -810,32 +812,53 @@ class Dataset:
 
     # -- Parquet sink (pt_write_parquet) -----------------------------------
 
-    def write_parquet(self, path: Union[str, os.PathLike[str]], *,
+    def write_parquet(self, path: Union[str, os.PathLike[str]], mode: Optional[str] = None,
                       partition_by: Optional[Sequence[str]] = None,
-                      compression: str = "snappy", compression_level: int = 0,
+                      compression: Optional[str] = "snappy", *, compression_level: int = 0,
                       row_group_rows: int = 0, page_bytes: int = 0,
                       dictionary_page_bytes: int = 0, use_dictionary: bool = True,
-                      data_page_version: int = 1, write_statistics: bool = True) -> None:
-        """Parquet files in directory path (new or empty), then _SUCCESS:
-        all or nothing (PySpark's df.write.parquet). Without partition_by,
-        one part-NNNNN.parquet per partition; with it, Hive-style
-        directories, path/k1=v1/k2=v2/part-NNNNN.parquet, one file per
-        partition and combination of those columns' values (boolean,
-        integer, float, string or date columns), which leave the files
-        (read_parquet and pyarrow.dataset(..., partitioning="hive") give
-        them back as columns).
+                      data_page_version: int = 1, write_statistics: bool = True,
+                      metadata: Optional[Mapping[object, object]] = None,
+                      partitionBy: Optional[Sequence[str]] = None) -> None:
+        """Parquet files in directory path, then _SUCCESS: all or nothing
+        (PySpark's df.write.parquet(path, mode, partitionBy, compression)).
+        mode: "error"/"errorifexists" (default: the directory must be new
+        or empty), "append" (files added beside those there, named
+        part-NNNNN-TOKEN.parquet), "overwrite" (its contents replaced once
+        the job has succeeded) or "ignore" (a directory that is not empty
+        is left alone and nothing is written). Without partition_by, one
+        part-NNNNN.parquet per partition; with it (or PySpark's
+        partitionBy), Hive-style directories,
+        path/k1=v1/k2=v2/part-NNNNN.parquet, one file per partition and
+        combination of those columns' values (boolean, integer, float,
+        decimal, string, binary, date32 or timestamp columns), which leave
+        the files (read_parquet and pyarrow.dataset(..., partitioning="hive")
+        give them back as columns).
 
         compression: "snappy" (default, as Spark), "zstd", "gzip",
         "brotli", "lz4_raw" or "none"/"uncompressed". 0 for the sizes: the
         writer's defaults (row groups of 1048576 rows, 1 MiB pages and
-        dictionaries).
+        dictionaries). metadata: extra key-value pairs for each file's
+        footer (the schema's metadata goes there anyway).
         """
-        from protium.parquet import _write_options
+        from protium.parquet import _set_metadata, _write_options
 
+        modes = {None: 0, "error": 0, "errorifexists": 0, "append": 1, "overwrite": 2,
+                 "ignore": 3}
+        key = mode.lower() if isinstance(mode, str) else mode
+        if key not in modes:
+            raise ValueError(f"write_parquet: mode must be one of "
+                             f"{sorted(k for k in modes if k)}, not {mode!r}")
+        if partitionBy is not None:
+            if partition_by is not None:
+                raise ValueError("write_parquet: give partition_by or partitionBy, not both")
+            partition_by = partitionBy
         codec = "none" if compression in ("uncompressed", None) else compression
         opts = _write_options(codec, compression_level, row_group_rows, page_bytes,
                               dictionary_page_bytes, use_dictionary, data_page_version,
                               write_statistics, True)
+        opts.mode = modes[key]
+        keep = _set_metadata(opts, metadata)
         if isinstance(partition_by, str):
             partition_by = [partition_by]
         keys = list(partition_by or [])
@@ -844,6 +867,7 @@ class Dataset:
             opts.partition_by = ctypes.cast(names, ctypes.POINTER(ctypes.c_char_p))
             opts.n_partition_by = len(keys)
         self._run(_lib.lib().pt_write_parquet, os.fsencode(path), ctypes.byref(opts))
+        del keep
 
     def write_delta(self, path: Union[str, os.PathLike[str]], *, mode: str = "error",
                     partition_by: Optional[Sequence[str]] = None,
@@ -877,6 +901,16 @@ class Dataset:
                                          self.schema)
         self._run(delta.fn("pt_write_delta"), os.fsencode(path), ctypes.byref(opts))
         del keep
+
+    def parquet_scan(self) -> dict[str, int]:
+        """For a dataset made by Session.read_parquet: what planning passed
+        over. files and files_pruned (by a filter on Hive-style partition
+        keys), directories_pruned (the key=value directories of those),
+        row_groups (of the files not pruned) and row_groups_skipped (ruled
+        out by their statistics). Pages skipped are counted when the tasks
+        run, in the job's stats."""
+        from protium.parquet import scan_info
+        return scan_info(self._handle())
 
     def delta_scan(self) -> dict[str, int]:
         """For a dataset made by Session.read_delta: the version read, the

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <dirent.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "api/api_int.h"
@@ -166,11 +167,21 @@ static int dir_state(const char *dir, int *exists) {
   return any;
 }
 
+/* rename() that refuses to replace a file at to (appending must never
+ * clobber an earlier write's file): a hard link, then the old name goes. */
+static int move_new(const char *from, const char *to) {
+  if (link(from, to) != 0) return -1;
+  unlink(from);
+  return 0;
+}
+
 /* Partitioned Parquet output: the files below an attempt's directory src
- * (rel: their path under it) moved to the same place under dst. Each file
- * moved is added to *moved (for taking back). */
-static int commit_tree(const char *src, const char *dst, const char *rel, char ***moved,
-                       int64_t *n_moved, int64_t *cap_moved, int depth, pt_error *err) {
+ * (rel: their path under it) moved to the same place under dst, a token
+ * (appending) in their names. Each file moved is added to *moved (for
+ * taking back). */
+static int commit_tree(const char *src, const char *dst, const char *rel, const char *token,
+                       char ***moved, int64_t *n_moved, int64_t *cap_moved, int depth,
+                       pt_error *err) {
   char from[2 * PATH_MAX + 2], to[2 * PATH_MAX + 2];
   snprintf(from, sizeof from, "%s%s%s", src, *rel ? "/" : "", rel);
   DIR *d = opendir(from);
@@ -193,13 +204,18 @@ static int commit_tree(const char *src, const char *dst, const char *rel, char *
       if (depth >= 64) rc = pt__errorf(err, PT_EINVAL, "'%s' nests too deep", from);
       else rc = pt__mkdirs(to, err);
       if (rc == PT_OK)
-        rc = commit_tree(src, dst, sub, moved, n_moved, cap_moved, depth + 1, err);
+        rc = commit_tree(src, dst, sub, token, moved, n_moved, cap_moved, depth + 1, err);
     } else {
+      /* Appending: the job's token in the name (part-NNNNN-TOKEN.parquet)
+       * keeps it apart from the files already there. */
+      size_t tl = strlen(to);
+      if (token && tl > 8 && strcmp(to + tl - 8, ".parquet") == 0)
+        snprintf(to + tl - 8, sizeof to - (tl - 8), "-%s.parquet", token);
       char *dup = pt__strdup(to);
       if (!dup || pt__grow((void **)moved, cap_moved, *n_moved + 1, sizeof **moved) != PT_OK) {
         pt__free(dup);
         rc = pt__errorf(err, PT_ENOMEM, "out of memory");
-      } else if (rename(from, to) != 0) {
+      } else if (token ? move_new(from, to) != 0 : rename(from, to) != 0) {
         pt__free(dup);
         rc = pt__errorf(err, PT_EIO, "cannot move '%s' to '%s': %s", from, to, strerror(errno));
       } else {
@@ -232,18 +248,69 @@ static void remove_empty_dirs(const char *dir, int depth) {
   closedir(d);
 }
 
-/* write_ipc and write_parquet: one file per partition (ext), committed
- * exactly once. a: the action with its sink options (job id and temporary
- * directory filled in here). */
+/* Overwriting: what dir held, moved aside into aside (one rename per
+ * entry, the job's _temporary left) once the job has succeeded; put back
+ * if the commit fails. Returns the entries moved (names in *names, the
+ * caller frees) or -1 with err set. */
+static int64_t move_aside(const char *dir, const char *aside, char ***names, pt_error *err) {
+  *names = NULL;
+  if (pt__mkdirs(aside, err) != PT_OK) return -1;
+  DIR *d = opendir(dir);
+  if (!d) {
+    pt__errorf(err, PT_EIO, "cannot open '%s': %s", dir, strerror(errno));
+    return -1;
+  }
+  int64_t n = 0, cap = 0;
+  struct dirent *e;
+  char from[PATH_MAX + 300], to[2 * PATH_MAX + 300];
+  int rc = PT_OK;
+  while (rc == PT_OK && (e = readdir(d))) {
+    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 ||
+        strcmp(e->d_name, "_temporary") == 0)
+      continue;
+    snprintf(from, sizeof from, "%s/%s", dir, e->d_name);
+    snprintf(to, sizeof to, "%s/%s", aside, e->d_name);
+    char *dup = pt__strdup(e->d_name);
+    if (!dup || pt__grow((void **)names, &cap, n + 1, sizeof **names) != PT_OK) {
+      pt__free(dup);
+      rc = pt__errorf(err, PT_ENOMEM, "out of memory");
+    } else if (rename(from, to) != 0) {
+      pt__free(dup);
+      rc = pt__errorf(err, PT_EIO, "cannot move '%s' aside: %s", from, strerror(errno));
+    } else {
+      (*names)[n++] = dup;
+    }
+  }
+  closedir(d);
+  return rc == PT_OK ? n : -1 - n;
+}
+
+/* Undoes move_aside for its n entries, and frees names. */
+static void move_back(const char *dir, const char *aside, char **names, int64_t n) {
+  char from[2 * PATH_MAX + 300], to[PATH_MAX + 300];
+  for (int64_t i = 0; i < n; i++) {
+    snprintf(from, sizeof from, "%s/%s", aside, names[i]);
+    snprintf(to, sizeof to, "%s/%s", dir, names[i]);
+    (void)rename(from, to);
+    pt__free(names[i]);
+  }
+  pt__free(names);
+}
+
+/* write_ipc, write_parquet and write_csv: one file per partition (ext),
+ * committed exactly once. a: the action with its sink options (job id and
+ * temporary directory filled in here). mode (pt_write_mode): what a
+ * directory that is not empty means. */
 static int write_dir(pt_dataset *ds, const char *dir, pt__action *ap, const char *what,
-                     const char *ext, pt_error *err) {
+                     const char *ext, int mode, pt_error *err) {
   if (!ds || !dir || !*dir)
     return pt__errorf(err, PT_EINVAL, "%s: dataset and dir must be given", what);
   int exists;
   int st = dir_state(dir, &exists);
   if (st < 0)
     return pt__errorf(err, PT_EINVAL, "%s: '%s' exists and is not a directory", what, dir);
-  if (st > 0)
+  if (st > 0 && mode == PT_WRITE_IGNORE) return PT_OK;
+  if (st > 0 && mode != PT_WRITE_APPEND && mode != PT_WRITE_OVERWRITE)
     return pt__errorf(err, PT_EINVAL,
                       "%s: directory '%s' is not empty; write to a new directory or empty "
                       "it first", what, dir);
@@ -257,7 +324,7 @@ static int write_dir(pt_dataset *ds, const char *dir, pt__action *ap, const char
   pt__action a = *ap;
   a.job_id = pt__driver_new_job_id(ds->driver);
   a.sink = PT__SINK_IPC;
-  char temp_root[PATH_MAX + 32], temp[PATH_MAX + 64], path[PATH_MAX + 32];
+  char temp_root[PATH_MAX + 32], temp[PATH_MAX + 64], path[PATH_MAX + 160];
   snprintf(temp_root, sizeof temp_root, "%s/_temporary", absdir);
   snprintf(temp, sizeof temp, "%s/%lld", temp_root, (long long)a.job_id);
   a.ipc_temp_dir = temp;
@@ -283,6 +350,31 @@ static int write_dir(pt_dataset *ds, const char *dir, pt__action *ap, const char
     goto remove_temp;
   }
 
+  /* Overwriting: the old contents go aside only now that the job has
+   * succeeded, and come back if the commit fails. */
+  char aside[PATH_MAX + 96];
+  snprintf(aside, sizeof aside, "%s/old", temp);
+  char **aside_names = NULL;
+  int64_t n_aside = 0;
+  if (mode == PT_WRITE_OVERWRITE && st > 0) {
+    n_aside = move_aside(absdir, aside, &aside_names, err);
+    if (n_aside < 0) {
+      move_back(absdir, aside, aside_names, -1 - n_aside);
+      pt__error_prefix(err, err ? err->code : PT_EIO, "%s: ", what);
+      rc = err ? err->code : PT_EIO;
+      pt__job_result_reset(&res);
+      goto remove_temp;
+    }
+  }
+  /* Appending: a token unique to this write in the file names. */
+  char token[48] = "";
+  if (mode == PT_WRITE_APPEND) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    snprintf(token, sizeof token, "%llx%09ld-%d-%lld", (long long)ts.tv_sec, (long)ts.tv_nsec,
+             (int)getpid(), (long long)a.job_id);
+  }
+
   /* Commit: one rename per partition (the first successful attempt), then
    * _SUCCESS. A rename failing part-way takes back what was renamed.
    * Partitioned Parquet: every file of each partition's attempt directory. */
@@ -290,15 +382,17 @@ static int write_dir(pt_dataset *ds, const char *dir, pt__action *ap, const char
   char **moved = NULL;
   int64_t n_moved = 0, cap_moved = 0;
   for (; p < res.n_partitions && a.parquet_n_partition_by > 0; p++) {
-    rc = commit_tree(res.paths[p], absdir, "", &moved, &n_moved, &cap_moved, 0, err);
+    rc = commit_tree(res.paths[p], absdir, "", token[0] ? token : NULL, &moved, &n_moved,
+                     &cap_moved, 0, err);
     if (rc != PT_OK) {
       pt__error_prefix(err, rc, "%s: cannot commit partition %lld: ", what, (long long)p);
       break;
     }
   }
   for (; p < res.n_partitions; p++) {
-    snprintf(path, sizeof path, "%s/part-%05lld.%s", absdir, (long long)p, ext);
-    if (rename(res.paths[p], path) != 0) {
+    if (token[0]) snprintf(path, sizeof path, "%s/part-%05lld-%s.%s", absdir, (long long)p, token, ext);
+    else snprintf(path, sizeof path, "%s/part-%05lld.%s", absdir, (long long)p, ext);
+    if (token[0] ? move_new(res.paths[p], path) != 0 : rename(res.paths[p], path) != 0) {
       rc = pt__errorf(err, PT_EIO, "%s: cannot commit partition %lld ('%s' to '%s'): %s", what,
                       (long long)p, res.paths[p], path, strerror(errno));
       break;
@@ -316,9 +410,15 @@ static int write_dir(pt_dataset *ds, const char *dir, pt__action *ap, const char
     remove_empty_dirs(absdir, 0);
   } else if (rc != PT_OK) {
     while (p-- > 0) {
-      snprintf(path, sizeof path, "%s/part-%05lld.%s", absdir, (long long)p, ext);
+      if (token[0]) snprintf(path, sizeof path, "%s/part-%05lld-%s.%s", absdir, (long long)p, token, ext);
+      else snprintf(path, sizeof path, "%s/part-%05lld.%s", absdir, (long long)p, ext);
       unlink(path);
     }
+  }
+  if (rc != PT_OK) move_back(absdir, aside, aside_names, n_aside);
+  else {
+    for (int64_t i = 0; i < n_aside; i++) pt__free(aside_names[i]);
+    pt__free(aside_names);
   }
   for (int64_t i = 0; i < n_moved; i++) pt__free(moved[i]);
   pt__free(moved);
@@ -341,7 +441,7 @@ int pt_write_ipc(pt_dataset *ds, const char *dir, const pt_ipc_write_options *op
   pt__action a = {0};
   a.ipc_format = opts ? (int)opts->format : PT_IPC_FILE;
   a.ipc_compression = opts ? (int)opts->compression : PT_COMPRESSION_NONE;
-  return write_dir(ds, dir, &a, "write_ipc", "arrow", err);
+  return write_dir(ds, dir, &a, "write_ipc", "arrow", PT_WRITE_ERROR, err);
 }
 
 int pt_write_parquet(pt_dataset *ds, const char *dir, const pt_parquet_write_options *opts,
@@ -363,6 +463,15 @@ int pt_write_parquet(pt_dataset *ds, const char *dir, const pt_parquet_write_opt
                       "write_parquet: page_bytes and dictionary_page_bytes must be positive");
   if (o.n_partition_by < 0 || (o.n_partition_by > 0 && !o.partition_by))
     return pt__errorf(err, PT_EINVAL, "write_parquet: partition_by must list n_partition_by names");
+  if (o.mode < PT_WRITE_ERROR || o.mode > PT_WRITE_IGNORE)
+    return pt__errorf(err, PT_EINVAL, "write_parquet: unknown mode %d; use PT_WRITE_ERROR, "
+                      "_APPEND, _OVERWRITE or _IGNORE", o.mode);
+  if (o.n_metadata < 0 || (o.n_metadata > 0 && !o.metadata_keys))
+    return pt__errorf(err, PT_EINVAL, "write_parquet: metadata_keys must list n_metadata keys");
+  for (int64_t j = 0; j < o.n_metadata; j++)
+    if (!o.metadata_keys[j] || strcmp(o.metadata_keys[j], "ARROW:schema") == 0)
+      return pt__errorf(err, PT_EINVAL, "write_parquet: metadata key %lld is NULL or "
+                        "ARROW:schema (the writer's own); give other keys", (long long)j);
   /* A write's own threads option above 1 wins over the session's key. */
   int64_t threads = o.threads > 1 ? o.threads
                     : ds && ds->session ? pt__conf_int(ds->session->conf, "parquet.write.threads")
@@ -392,7 +501,8 @@ int pt_write_parquet(pt_dataset *ds, const char *dir, const pt_parquet_write_opt
         pt_type_name(sc->children[c], t, sizeof t);
         return pt__errorf(err, PT_EINVAL,
                           "write_parquet: cannot partition by column '%s' of type %s; partition "
-                          "by boolean, integer, float, string or date32 columns", key, t);
+                          "by boolean, integer, float, decimal, string, binary, date32 or "
+                          "timestamp columns", key, t);
       }
     }
     if (o.n_partition_by >= sc->n_children)
@@ -413,7 +523,20 @@ int pt_write_parquet(pt_dataset *ds, const char *dir, const pt_parquet_write_opt
   a.parquet_threads = (int)threads;
   a.parquet_partition_by = (char *const *)o.partition_by;
   a.parquet_n_partition_by = o.n_partition_by;
-  return write_dir(ds, dir, &a, "write_parquet", "parquet", err);
+  /* Protobuf strings cannot be NULL: missing values are "". */
+  char **values = NULL; /* owned; the strings are the caller's */
+  if (o.n_metadata > 0) {
+    values = pt__calloc((size_t)o.n_metadata, sizeof *values);
+    if (!values) return pt__errorf(err, PT_ENOMEM, "write_parquet: out of memory");
+    for (int64_t j = 0; j < o.n_metadata; j++)
+      values[j] = (char *)(o.metadata_values && o.metadata_values[j] ? o.metadata_values[j] : "");
+  }
+  a.parquet_metadata_keys = (char *const *)o.metadata_keys;
+  a.parquet_metadata_values = values;
+  a.parquet_n_metadata = o.n_metadata;
+  int rc = write_dir(ds, dir, &a, "write_parquet", "parquet", o.mode, err);
+  pt__free(values);
+  return rc;
 }
 
 void pt_csv_write_options_init(pt_csv_write_options *opts) {
@@ -445,5 +568,5 @@ int pt_write_csv(pt_dataset *ds, const char *dir, const pt_csv_write_options *op
   a.csv = 1;
   a.csv_header = o.header != 0;
   a.csv_delimiter = o.delimiter;
-  return write_dir(ds, dir, &a, "write_csv", "csv", err);
+  return write_dir(ds, dir, &a, "write_csv", "csv", PT_WRITE_ERROR, err);
 }

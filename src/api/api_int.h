@@ -69,6 +69,29 @@ const char *pt__conf_sql_password(const pt_conf *conf, const char *host, const c
  * array, pt__free), *n >= 1. */
 #define PT__FILES_CSV 2
 int pt__list_files(const char *path, int parquet, char ***paths, int64_t *n, pt_error *err);
+
+/* How many partitions a file read of total bytes gets, as Spark's
+ * FilePartition.maxSplitBytes sizes them: enough that none passes cap (the
+ * read's *.partition_bytes key); at least one per task slot of s when the
+ * data is under the cap, but none under 4 MiB; over the cap, a multiple of
+ * the slots. >= 1. split.c. */
+int64_t pt__split_parts(pt_session *s, int64_t total, int64_t cap);
+
+/* Deals pieces of a read, in order, into partitions of about equal size:
+ * init with their total bytes, the partitions wanted (pt__split_parts) and
+ * the cap, then pt__deal_next gives each piece's partition (0, 1, ...; the
+ * last + 1 partitions in all). No partition passes cap unless one piece
+ * does. split.c. */
+typedef struct pt__deal {
+  int64_t total, parts, cap; /* bytes of all pieces; partitions wanted; bytes */
+  int64_t before;            /* bytes of the pieces dealt so far */
+  int64_t acc;               /* bytes of the current partition */
+  int64_t share;             /* the highest share of the total reached */
+  int64_t partition;         /* the current partition */
+} pt__deal;
+void pt__deal_init(pt__deal *d, int64_t total, int64_t parts, int64_t cap);
+/* bytes: the piece's, >= 1 (the same as counted in total). */
+int64_t pt__deal_next(pt__deal *d, int64_t bytes);
 int64_t pt__conf_ms(const pt_conf *conf, const char *key);
 /* Parses a duration into milliseconds; -1 if malformed. */
 int64_t pt__parse_duration_ms(const char *text);

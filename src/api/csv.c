@@ -150,34 +150,18 @@ static int keep_options(pt_dataset *ds, const pt_csv_options *o, pt_error *err) 
   return PT_OK;
 }
 
-/* Bytes per partition, as Spark's FilePartition.maxSplitBytes: at most
- * csv.partition_bytes, and small enough that the files give every task slot
- * of the session a partition (the total over the slots), but not under
- * 4 MiB, which parses in a few ms and would not pay for a task. */
+/* Bytes per partition: the files' total over the partitions that
+ * pt__split_parts sizes by the session's task slots and csv.partition_bytes
+ * (equal ranges, so that no slot parses a short last one alone). */
 static int64_t split_bytes(pt_session *s, char **paths, int64_t n) {
-  int64_t cap = pt__conf_int(s->conf, "csv.partition_bytes"), total = 0, slots = 0, ne = 0;
+  int64_t cap = pt__conf_int(s->conf, "csv.partition_bytes"), total = 0;
   for (int64_t f = 0; f < n; f++) {
     struct stat sb;
     if (stat(paths[f], &sb) == 0) total += (int64_t)sb.st_size;
   }
-  enum { LOOK = 16 }; /* executors looked at; the rest are taken alike */
-  pt_executor_info *infos = pt__calloc(LOOK, sizeof *infos);
-  if (infos == NULL || pt__driver_executors(s->driver, infos, LOOK, &ne) != PT_OK) ne = 0;
-  for (int64_t i = 0; i < ne && i < LOOK; i++) slots += infos[i].alive ? infos[i].slots : 0;
-  if (ne > LOOK) slots = slots * ne / LOOK;
-  pt__free(infos);
-  int64_t per_slot = slots > 0 ? (total + slots - 1) / slots : total;
-  int64_t floor = (int64_t)4 << 20;
-  if (per_slot < floor) per_slot = floor;
-  if (cap <= 0) return per_slot;
-  if (per_slot <= cap || slots <= 0 || total <= 0) return per_slot < cap ? per_slot : cap;
-  /* Over the cap: as many ranges as it asks for, rounded up to a multiple
-   * of the slots, of equal size, so that no slot parses a short last range
-   * alone while the others wait (270 MB on 2 slots under a 128 MiB cap: 4
-   * ranges of 68 MB, not 128 + 128 + 14). */
-  int64_t ranges = (total + cap - 1) / cap;
-  ranges = (ranges + slots - 1) / slots * slots;
-  return (total + ranges - 1) / ranges;
+  if (total <= 0) return cap; /* nothing to cut, or files gone: map_file tells */
+  int64_t parts = pt__split_parts(s, total, cap);
+  return (total + parts - 1) / parts;
 }
 
 int pt_read_csv(pt_session *s, const char *path, const pt_csv_options *opts, pt_dataset **out,

@@ -90,29 +90,6 @@ static int push_str(char ***a, int64_t *n, int64_t *cap, char *v) {
   return PT_OK;
 }
 
-/* How many partitions a read of total uncompressed bytes is dealt into:
- * enough that none passes cap (parquet.partition_bytes), and at least one
- * per task slot of the session, as Spark's maxSplitBytes does it: a table
- * of a few small files under the cap would otherwise be one task on one
- * core while the others wait. None under 4 MiB, which decodes in a few ms
- * and would not pay for a task. Over the cap, a multiple of the slots, so
- * that no slot reads a short last partition alone. */
-static int64_t split_parts(pt_session *s, int64_t total, int64_t cap) {
-  enum { LOOK = 16 }; /* executors looked at; the rest are taken alike */
-  pt_executor_info *infos = pt__calloc(LOOK, sizeof *infos); /* owned, freed here */
-  int64_t ne = 0, slots = 0;
-  if (!infos || pt__driver_executors(s->driver, infos, LOOK, &ne) != PT_OK) ne = 0;
-  for (int64_t i = 0; i < ne && i < LOOK; i++) slots += infos[i].alive ? infos[i].slots : 0;
-  if (ne > LOOK) slots = slots * ne / LOOK;
-  pt__free(infos);
-  int64_t parts = cap > 0 ? (total + cap - 1) / cap : 1, floor = (int64_t)4 << 20;
-  if (parts < 1) parts = 1;
-  if (slots <= 0) return parts;
-  if (parts > 1) return (parts + slots - 1) / slots * slots;
-  int64_t fit = total / floor; /* partitions of at least the floor */
-  return fit < 1 ? 1 : fit < slots ? fit : slots;
-}
-
 /* The dataset of snap's files as pt_read_delta plans it (snap stays the
  * caller's), from the table at root; o has been checked. With only (one
  * flag per file of snap) just the files it marks, each one partition of
@@ -129,7 +106,7 @@ static int delta_plan(pt_session *s, const char *root, const pt__delta_snapshot 
   char **data_names = NULL, **keys = NULL, **piece_vals = NULL;
   int64_t nk = 0, n_piece_vals = 0, cap_piece_vals = 0;
   pt__parquet_rg *rgs = NULL;
-  int64_t skipped = 0, partition = 0, acc = 0;
+  int64_t skipped = 0, partition = 0;
   int64_t target = pt__conf_int(s->conf, "parquet.partition_bytes");
   char **pp = NULL;
   int64_t *ppart = NULL, *pstart = NULL, *pcount = NULL, n_pieces = 0, cap_pieces = 0;
@@ -278,14 +255,14 @@ static int delta_plan(pt_session *s, const char *root, const pt__delta_snapshot 
     file_opts.filter = rest;
     file_opts.columns = (const char *const *)data_names;
     file_opts.n_columns = n_data;
-    rc = pt__parquet_plan(full, &file_opts, &fs, &rgs, &nrg, err);
+    rc = pt__parquet_plan(full, &file_opts, &fs, &rgs, &nrg, NULL, err);
     if (rc == PT_EINVAL) {
       /* A column the file lacks (added to the table after the file was
        * written; also a filter's): the whole file, its row groups all. */
       file_opts.filter = NULL;
       file_opts.columns = NULL;
       file_opts.n_columns = 0;
-      rc = pt__parquet_plan(full, &file_opts, &fs, &rgs, &nrg, err);
+      rc = pt__parquet_plan(full, &file_opts, &fs, &rgs, &nrg, NULL, err);
     }
     pt_parquet_filter_free(rest);
     if (rc != PT_OK) {
@@ -356,23 +333,11 @@ static int delta_plan(pt_session *s, const char *root, const pt__delta_snapshot 
     rgs = NULL;
   }
   /* Row groups in file order into partitions (with only: a file each), a
-   * run of one file's row groups in one partition a piece. A row group
-   * goes to the share of the total its middle byte falls in, so equal ones
-   * split evenly, and starts a new partition where the last would pass the
-   * cap. */
-  int64_t parts = only ? 1 : split_parts(s, total_bytes, target), share = 0, before = 0;
+   * run of one file's row groups in one partition a piece. */
+  pt__deal deal;
+  pt__deal_init(&deal, total_bytes, only ? 1 : pt__split_parts(s, total_bytes, target), target);
   for (int64_t r = 0; r < n_rg && rc == PT_OK; r++) {
-    int64_t mid = before + rg_bytes[r] / 2;
-    int64_t want = total_bytes > 0 ? (int64_t)((double)mid / (double)total_bytes * (double)parts) : 0;
-    before += rg_bytes[r];
-    if (only) {
-      partition = rg_file[r];
-    } else if (acc > 0 && (want > share || acc + rg_bytes[r] > target)) {
-      partition++;
-      acc = 0;
-    }
-    if (want > share) share = want;
-    acc += rg_bytes[r];
+    partition = only ? rg_file[r] : pt__deal_next(&deal, rg_bytes[r]);
     if (n_pieces > 0 && ppart[n_pieces - 1] == partition && r > 0 &&
         rg_file[r - 1] == rg_file[r] && pstart[n_pieces - 1] + pcount[n_pieces - 1] == rg_index[r]) {
       pcount[n_pieces - 1]++;
@@ -979,6 +944,7 @@ static int put_literal(pt_buf *b, const char *fmt, const pt__filter_parts *p, in
     }
     return pt__buf_putc(b, '\'');
   }
+  if (p->literal == PT__FILTER_DECIMAL) return pt__buf_append(b, p->bytes[k], (size_t)p->lens[k]);
   if (p->literal == PT__FILTER_DOUBLE) return pt__buf_printf(b, "%.17g", p->doubles[k]);
   if (p->literal == PT__FILTER_UINT) return pt__buf_printf(b, "%llu", (unsigned long long)p->ints[k]);
   int64_t v = p->ints[k];
@@ -1026,18 +992,21 @@ static int put_predicate(pt_buf *b, const pt_parquet_filter *f, const struct Arr
     PT_RETURN_NOT_OK(pt__buf_putc(b, '`'));
   }
   if (p.op == PT_PARQUET_IS_NULL) return pt__buf_printf(b, " IS NULL");
+  if (p.op == PT_PARQUET_IS_NOT_NULL) return pt__buf_printf(b, " IS NOT NULL");
   int64_t c = find_field(schema, p.column);
   const char *fmt = c >= 0 ? schema->children[c]->format : NULL;
-  if (p.op == PT_PARQUET_IN || (p.op == PT_PARQUET_EQ && p.n != 1)) {
-    PT_RETURN_NOT_OK(pt__buf_printf(b, " IN ("));
+  bool not_in = p.op == PT_PARQUET_NOT_IN || (p.op == PT_PARQUET_NE && p.n != 1);
+  if (not_in || p.op == PT_PARQUET_IN || (p.op == PT_PARQUET_EQ && p.n != 1)) {
+    PT_RETURN_NOT_OK(pt__buf_printf(b, not_in ? " NOT IN (" : " IN ("));
     for (int64_t k = 0; k < p.n; k++) {
       if (k > 0) PT_RETURN_NOT_OK(pt__buf_printf(b, ", "));
       PT_RETURN_NOT_OK(put_literal(b, fmt, &p, k));
     }
     return pt__buf_putc(b, ')');
   }
-  const char *op = p.op == PT_PARQUET_EQ ? "=" : p.op == PT_PARQUET_LT ? "<"
-                 : p.op == PT_PARQUET_LE ? "<=" : p.op == PT_PARQUET_GT ? ">" : ">=";
+  const char *op = p.op == PT_PARQUET_EQ ? "=" : p.op == PT_PARQUET_NE ? "!="
+                 : p.op == PT_PARQUET_LT ? "<" : p.op == PT_PARQUET_LE ? "<="
+                 : p.op == PT_PARQUET_GT ? ">" : ">=";
   PT_RETURN_NOT_OK(pt__buf_printf(b, " %s ", op));
   return put_literal(b, fmt, &p, 0);
 }

@@ -1,6 +1,7 @@
 /* parquet.c — pt_read_parquet: Parquet files as a lazy dataset. The driver
  * reads every footer once, keeps the row groups a filter does not rule out,
- * and deals them into partitions of about parquet.partition_bytes: small
+ * and deals them into partitions of about equal size, as many as split.c
+ * sizes by the session's task slots and parquet.partition_bytes: small
  * files share a partition, a big file is split between row groups. Executors
  * read their partition's row groups with the Parquet reader (src/parquet).
  * A directory laid out Hive-style (key=value/.../part.parquet) gives one
@@ -277,12 +278,15 @@ static int filter_msg(const pt_parquet_filter *f, Protium__ParquetFilter **out) 
   m->literal = p.literal == PT__FILTER_UINT     ? PROTIUM__PARQUET_LITERAL__PARQUET_LITERAL_UINT
                : p.literal == PT__FILTER_DOUBLE ? PROTIUM__PARQUET_LITERAL__PARQUET_LITERAL_DOUBLE
                : p.literal == PT__FILTER_BYTES  ? PROTIUM__PARQUET_LITERAL__PARQUET_LITERAL_BYTES
+               : p.literal == PT__FILTER_TIMESTAMP ? PROTIUM__PARQUET_LITERAL__PARQUET_LITERAL_TIMESTAMP
+               : p.literal == PT__FILTER_DECIMAL ? PROTIUM__PARQUET_LITERAL__PARQUET_LITERAL_DECIMAL
                                                 : PROTIUM__PARQUET_LITERAL__PARQUET_LITERAL_INT;
+  m->unit = p.unit;
   size_t n = (size_t)p.n;
   if (p.literal == PT__FILTER_DOUBLE) {
     m->n_doubles = n;
     m->doubles = (double *)p.doubles;
-  } else if (p.literal == PT__FILTER_BYTES) {
+  } else if (p.literal == PT__FILTER_BYTES || p.literal == PT__FILTER_DECIMAL) {
     m->bytes = pt__calloc(n ? n : 1, sizeof *m->bytes);
     if (!m->bytes) return PT_ENOMEM;
     m->n_bytes = n;
@@ -308,6 +312,25 @@ int pt__dataset_store_filter(pt_dataset *ds, const pt_parquet_filter *f, pt_erro
   }
   filter_msg_free(m);
   return rc == PT_OK ? PT_OK : pt__errorf(err, PT_ENOMEM, "out of memory");
+}
+
+/* Whether paths a and b name files of one directory. */
+static bool same_dir(const char *a, const char *b) {
+  const char *sa = strrchr(a, '/'), *sb = strrchr(b, '/');
+  size_t la = sa ? (size_t)(sa - a) : 0, lb = sb ? (size_t)(sb - b) : 0;
+  return la == lb && memcmp(a, b, la) == 0;
+}
+
+int pt_parquet_scan_info(const pt_dataset *ds, pt_parquet_scan *out, pt_error *err) {
+  if (!ds || !out) return pt__errorf(err, PT_EINVAL, "parquet_scan_info: ds and out must not be NULL");
+  if (ds->kind != PT__NODE_PARQUET || ds->parquet_files < 0)
+    return pt__errorf(err, PT_EINVAL, "parquet_scan_info: the dataset was not made by pt_read_parquet");
+  out->files = ds->parquet_files;
+  out->files_pruned = ds->parquet_files_pruned;
+  out->directories_pruned = ds->parquet_dirs_pruned;
+  out->row_groups = ds->parquet_row_groups;
+  out->row_groups_skipped = ds->parquet_rg_skipped;
+  return PT_OK;
 }
 
 int pt_read_parquet(pt_session *s, const char *path, const pt_parquet_read_options *opts,
@@ -348,7 +371,13 @@ int pt_read_parquet(pt_session *s, const char *path, const pt_parquet_read_optio
   struct ArrowSchema first = {0};
   char first_type[1024] = "";
   pieces pc = {0};
-  int64_t partition = 0, acc = 0;
+  int64_t partition = 0;
+  /* The row groups kept, in file order (owned): they are dealt into
+   * partitions once the last footer has given the total. */
+  struct kept_rg { int64_t file, index, bytes; } *kept = NULL;
+  int64_t n_kept = 0, cap_kept = 0, kept_bytes = 0;
+  int64_t files_pruned = 0, dirs_pruned = 0, rg_total = 0, rg_skipped = 0;
+  const char *last_pruned = NULL; /* borrowed from paths: its directory was counted */
   char **keys = NULL, **piece_vals = NULL, **file_vals = NULL;
   int64_t nk = 0, n_piece_vals = 0, cap_piece_vals = 0, n_file_vals = 0, cap_file_vals = 0;
   rc = PT_OK;
@@ -412,9 +441,18 @@ int pt_read_parquet(pt_session *s, const char *path, const pt_parquet_read_optio
     }
     struct ArrowSchema schema;
     pt__parquet_rg *rgs;
-    int64_t nrg;
-    rc = pt__parquet_plan(paths[f], &file_opts, &schema, &rgs, &nrg, err);
+    int64_t nrg, considered;
+    rc = pt__parquet_plan(paths[f], &file_opts, &schema, &rgs, &nrg, &considered, err);
     pt_parquet_filter_free(bound);
+    if (rc == PT_OK && pruned) {
+      /* Files sit depth first by name: a directory's files are together. */
+      files_pruned++;
+      if (!last_pruned || !same_dir(last_pruned, paths[f])) dirs_pruned++;
+      last_pruned = paths[f];
+    } else if (rc == PT_OK) {
+      rg_total += considered;
+      rg_skipped += considered - nrg;
+    }
     if (rc != PT_OK) {
       pt__error_prefix(err, rc, "read_parquet: ");
       break;
@@ -432,20 +470,31 @@ int pt_read_parquet(pt_session *s, const char *path, const pt_parquet_read_optio
                         "share one schema", paths[f], t, paths[0], first_type);
     }
     for (int64_t g = 0; g < nrg && rc == PT_OK && !pruned; g++) {
-      if (acc > 0 && acc + rgs[g].bytes > target) {
-        partition++;
-        acc = 0;
-      }
-      acc += rgs[g].bytes > 0 ? rgs[g].bytes : 1;
-      int64_t before = pc.n;
-      if (pieces_add(&pc, paths[f], partition, rgs[g].index) != PT_OK)
+      if (pt__grow((void **)&kept, &cap_kept, n_kept + 1, sizeof *kept) != PT_OK) {
         rc = pt__errorf(err, PT_ENOMEM, "read_parquet: out of memory");
-      else if (pc.n > before && nk > 0)
-        rc = add_piece_values(&piece_vals, &n_piece_vals, &cap_piece_vals, file_vals + f * nk, nk,
-                              err);
+        break;
+      }
+      int64_t bytes = rgs[g].bytes > 0 ? rgs[g].bytes : 1;
+      kept[n_kept++] = (struct kept_rg){f, rgs[g].index, bytes};
+      kept_bytes += bytes;
     }
     pt__free(rgs);
   }
+  /* Whole row groups, in file order, into partitions of about equal size:
+   * as many as the session's slots when the files are small (so that they
+   * are read by every slot at once), and under the cap. */
+  pt__deal deal;
+  pt__deal_init(&deal, kept_bytes, pt__split_parts(s, kept_bytes, target), target);
+  for (int64_t r = 0; r < n_kept && rc == PT_OK; r++) {
+    partition = pt__deal_next(&deal, kept[r].bytes);
+    int64_t before = pc.n;
+    if (pieces_add(&pc, paths[kept[r].file], partition, kept[r].index) != PT_OK)
+      rc = pt__errorf(err, PT_ENOMEM, "read_parquet: out of memory");
+    else if (pc.n > before && nk > 0)
+      rc = add_piece_values(&piece_vals, &n_piece_vals, &cap_piece_vals,
+                            file_vals + kept[r].file * nk, nk, err);
+  }
+  pt__free(kept);
   /* A partition schema types keys: a name that is none is a mistake. */
   const struct ArrowSchema *ps = opts ? opts->partition_schema : NULL;
   for (int64_t c = 0; rc == PT_OK && ps && c < ps->n_children; c++) {
@@ -472,6 +521,9 @@ int pt_read_parquet(pt_session *s, const char *path, const pt_parquet_read_optio
     for (int64_t j = 0; j < nk && rc == PT_OK; j++)
       rc = pt_schema_init(full.children[first.n_children + j], formats[j], keys[j],
                           ARROW_FLAG_NULLABLE, 0, err);
+    /* The first file's schema metadata, as without keys (and as
+     * pyarrow.dataset does): files that differ are not merged. */
+    if (rc == PT_OK) rc = pt__hive_copy_metadata(&first, &full, err);
   }
   for (int64_t i = 0; i < n; i++) pt__free(paths[i]);
   pt__free(paths);
@@ -496,8 +548,17 @@ int pt_read_parquet(pt_session *s, const char *path, const pt_parquet_read_optio
     ds->piece_values = piece_vals;
     keys = piece_vals = NULL;
     n_piece_vals = 0;
-    ds->batch_rows = opts ? opts->batch_size : 0;
+    /* The read's own batch size, else the session's batch rows (0: the
+     * reader's 65536). */
+    ds->batch_rows = opts && opts->batch_size > 0
+                         ? opts->batch_size
+                         : pt__conf_int(s->conf, "arrow.max_records_per_batch");
     ds->read_threads = (int)threads;
+    ds->parquet_files = n;
+    ds->parquet_files_pruned = files_pruned;
+    ds->parquet_dirs_pruned = dirs_pruned;
+    ds->parquet_row_groups = rg_total;
+    ds->parquet_rg_skipped = rg_skipped;
     if (opts && opts->columns && opts->n_columns > 0) {
       ds->columns = pt__calloc((size_t)opts->n_columns, sizeof *ds->columns);
       if (!ds->columns) rc = pt__errorf(err, PT_ENOMEM, "read_parquet: out of memory");

@@ -106,6 +106,29 @@ static inline void pt__schema_move(struct ArrowSchema *src, struct ArrowSchema *
   src->release = NULL;
 }
 
+/* Walks C Data Interface metadata (int32 count, then per pair int32 key
+ * length, key bytes, int32 value length, value bytes), as made by
+ * pt_schema_set_metadata_n: pt__md_count gives the pairs (0 for NULL) and
+ * puts *at on the first; each pt__md_next reads the pair at *at and moves
+ * on. Lengths are trusted, as the producer wrote them. */
+typedef struct {
+  const char *key, *value;
+  int32_t key_len, value_len;
+} pt__md_pair;
+static inline int32_t pt__md_count(const char *md, const char **at) {
+  *at = md ? md + 4 : NULL;
+  return md ? pt__load_i32(md) : 0;
+}
+static inline pt__md_pair pt__md_next(const char **at) {
+  pt__md_pair kv;
+  kv.key_len = pt__load_i32(*at);
+  kv.key = *at + 4;
+  kv.value_len = pt__load_i32(kv.key + kv.key_len);
+  kv.value = kv.key + kv.key_len + 4;
+  *at = kv.value + kv.value_len;
+  return kv;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Views: a parsed, read-only, recursive view of an (array, schema) pair.
  *
@@ -237,6 +260,10 @@ uint16_t pt__double_to_half(double d);
 /* decimal128 <-> text with the given scale, e.g. "-12.340". out must hold at
  * least 48 bytes. Returns the text length. */
 int pt__decimal128_to_string(const uint8_t le16[16], int32_t scale, char *out);
+/* A decimal128's value as a double: its 128-bit integer over 10^scale. One
+ * formula for every comparison of decimals with numbers (replace_where's
+ * rows, partition keys), so that they agree to the last bit. */
+double pt__decimal128_to_double(const uint8_t le16[16], int32_t scale);
 int pt__decimal128_from_string(const char *text, int32_t precision, int32_t scale,
                                uint8_t le16[16], pt_error *err);
 /* The same for a decimal of `bytes` bytes (4, 8, 16 or 32: decimal32 to

@@ -234,6 +234,14 @@ out_of_precision:
                     text, (int)precision, (int)scale);
 }
 
+double pt__decimal128_to_double(const uint8_t le16[16], int32_t scale) {
+  uint64_t lo;
+  int64_t hi;
+  memcpy(&lo, le16, 8);
+  memcpy(&hi, le16 + 8, 8);
+  return ((double)hi * 18446744073709551616.0 + (double)lo) / pow(10.0, scale);
+}
+
 int pt__decimal128_from_string(const char *text, int32_t precision, int32_t scale,
                                uint8_t le16[16], pt_error *err) {
   return pt__decimal_from_string(text, 16, precision, scale, le16, err);

@@ -345,6 +345,7 @@ static bool must_match(const pt_parquet_filter *f, match_ctx *c) {
   if (!find_bounds(p.column, c, &b) || b.rows < 0 || b.null_count < 0) return false;
   if (p.op == PT_PARQUET_IS_NULL) return b.null_count == b.rows;
   if (b.null_count != 0) return false; /* a null row would not match */
+  if (p.op == PT_PARQUET_IS_NOT_NULL) return true;
   int lo = 0, hi = 0;
   bool has_lo = b.has_min && bound_cmp(&b, false, &p, 0, &lo);
   bool has_hi = b.has_max && bound_cmp(&b, true, &p, 0, &hi);
@@ -361,6 +362,14 @@ static bool must_match(const pt_parquet_filter *f, match_ctx *c) {
         if (has_lo && has_hi && lo == 0 && hi == 0) return true;
       }
       return false;
+    case PT_PARQUET_NE:
+    case PT_PARQUET_NOT_IN: /* every literal below the min or above the max */
+      for (int64_t k = 0; k < p.n; k++) {
+        has_lo = b.has_min && bound_cmp(&b, false, &p, k, &lo);
+        has_hi = b.has_max && bound_cmp(&b, true, &p, k, &hi);
+        if (!(has_lo && lo > 0) && !(has_hi && hi < 0)) return false;
+      }
+      return true;
     default: return false;
   }
 }

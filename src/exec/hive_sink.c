@@ -89,6 +89,9 @@ int pt__hive_sink_open(const char *dir, int64_t partition, const struct ArrowSch
   rc = pt_schema_init(&h->file_schema, "+s", "", 0, h->n_data, err);
   for (int j = 0; j < h->n_data && rc == PT_OK; j++)
     rc = pt_schema_copy(schema->children[h->data[j]], h->file_schema.children[j], err);
+  /* The dataset schema's own metadata goes in each file's footer, as it
+   * does without partition_by. */
+  if (rc == PT_OK) rc = pt__hive_copy_metadata(schema, &h->file_schema, err);
   if (rc != PT_OK) goto fail;
   *out = h;
   return PT_OK;

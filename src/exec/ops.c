@@ -252,6 +252,10 @@ static int filter_from_msg(const Protium__ParquetFilter *m, int depth, pt_parque
                                     (int64_t)m->n_ints, out, err);
     case PROTIUM__PARQUET_LITERAL__PARQUET_LITERAL_DOUBLE:
       return pt_parquet_filter_double(m->column, m->op, m->doubles, (int64_t)m->n_doubles, out, err);
+    case PROTIUM__PARQUET_LITERAL__PARQUET_LITERAL_TIMESTAMP:
+      return pt_parquet_filter_timestamp(m->column, m->op, m->ints, (int64_t)m->n_ints, m->unit,
+                                         out, err);
+    case PROTIUM__PARQUET_LITERAL__PARQUET_LITERAL_DECIMAL:
     case PROTIUM__PARQUET_LITERAL__PARQUET_LITERAL_BYTES: {
       size_t n = m->n_bytes;
       const char **v = pt__calloc(n ? n : 1, sizeof *v);
@@ -261,13 +265,35 @@ static int filter_from_msg(const Protium__ParquetFilter *m, int depth, pt_parque
         v[i] = (const char *)m->bytes[i].data;
         lens[i] = (int64_t)m->bytes[i].len;
       }
-      if (rc == PT_OK) rc = pt_parquet_filter_bytes(m->column, m->op, v, lens, (int64_t)n, out, err);
+      /* A decimal's text is checked again, here as any message is. */
+      char **text = NULL;
+      if (rc == PT_OK && m->literal == PROTIUM__PARQUET_LITERAL__PARQUET_LITERAL_DECIMAL) {
+        text = pt__calloc(n ? n : 1, sizeof *text);
+        if (!text) rc = pt__errorf(err, PT_ENOMEM, "out of memory");
+        for (size_t i = 0; i < n && rc == PT_OK; i++) {
+          text[i] = pt__malloc(m->bytes[i].len + 1);
+          if (!text[i]) rc = pt__errorf(err, PT_ENOMEM, "out of memory");
+          else {
+            memcpy(text[i], m->bytes[i].data, m->bytes[i].len);
+            text[i][m->bytes[i].len] = '\0';
+          }
+        }
+        if (rc == PT_OK)
+          rc = pt_parquet_filter_decimal(m->column, m->op, (const char *const *)text, (int64_t)n,
+                                         out, err);
+        for (size_t i = 0; text && i < n; i++) pt__free(text[i]);
+        pt__free(text);
+      } else if (rc == PT_OK) {
+        rc = pt_parquet_filter_bytes(m->column, m->op, v, lens, (int64_t)n, out, err);
+      }
       pt__free(v);
       pt__free(lens);
       return rc;
     }
     default:
       if (m->op == PT_PARQUET_IS_NULL) return pt_parquet_filter_is_null(m->column, out, err);
+      if (m->op == PT_PARQUET_IS_NOT_NULL)
+        return pt_parquet_filter_is_not_null(m->column, out, err);
       return pt_parquet_filter_int(m->column, m->op, m->ints, (int64_t)m->n_ints, out, err);
   }
 }
@@ -1066,6 +1092,12 @@ int pt__sink_open(pt__task *t, const Protium__Op *op, const struct ArrowSchema *
         po.use_dictionary = !w->parquet_no_dictionary;
         po.write_statistics = !w->parquet_no_statistics;
         if (w->parquet_threads > 0) po.threads = w->parquet_threads;
+        /* Borrowed from the op, which outlives the task's writers. */
+        po.metadata_keys = (const char *const *)w->parquet_metadata_keys;
+        po.metadata_values = (const char *const *)w->parquet_metadata_values;
+        po.n_metadata = (int64_t)(w->n_parquet_metadata_keys < w->n_parquet_metadata_values
+                                      ? w->n_parquet_metadata_keys
+                                      : w->n_parquet_metadata_values);
         if (hive) {
           int rc = pt__mkdirs(sink->path, err);
           if (rc == PT_OK)

@@ -1,17 +1,21 @@
-/* filter.c — predicates over Parquet columns (=, <, <=, >, >=, IN, IS NULL,
- * AND, OR) and their test against a row group's column statistics: a row
- * group whose min/max/null counts prove that no row can match is skipped by
- * the reader. The test is conservative: anything it cannot decide (no
- * statistics, types it does not compare, NaN) keeps the row group.
+/* filter.c — predicates over Parquet columns (=, !=, <, <=, >, >=, IN,
+ * NOT IN, IS NULL, IS NOT NULL, AND, OR) and their test against a row
+ * group's column statistics: a row group whose min/max/null counts prove
+ * that no row can match is skipped by the reader. The test is
+ * conservative: anything it cannot decide (no statistics, types it does
+ * not compare, NaN) keeps the row group.
  */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "parquet/parquet.h"
 #include "parquet/parquet_int.h"
 
-enum { LIT_INT, LIT_UINT, LIT_DOUBLE, LIT_BYTES };
+enum { LIT_INT, LIT_UINT, LIT_DOUBLE, LIT_BYTES,
+       LIT_TS,   /* ints, since the epoch in unit */
+       LIT_DEC }; /* bytes: the decimal's text, checked by parse_dec */
 
 struct pt_parquet_filter {
   int op;                     /* PT_PARQUET_* */
@@ -22,6 +26,7 @@ struct pt_parquet_filter {
   double *doubles;
   uint8_t **bytes;
   int64_t *lens;
+  int unit;                   /* LIT_TS: PT_PARQUET_UNIT_* */
   struct pt_parquet_filter *a, *b; /* AND / OR */
 };
 
@@ -44,10 +49,13 @@ static int new_leaf(const char *column, int op, int lit, int64_t n, pt_parquet_f
   *out = NULL;
   if (column == NULL || column[0] == '\0')
     return pt__errorf(err, PT_EINVAL, "parquet filter: a column name is needed");
-  if (op < PT_PARQUET_EQ || op > PT_PARQUET_IS_NULL)
+  if (!(op >= PT_PARQUET_EQ && op <= PT_PARQUET_IS_NULL) &&
+      !(op >= PT_PARQUET_NE && op <= PT_PARQUET_IS_NOT_NULL))
     return pt__errorf(err, PT_EINVAL, "parquet filter: unknown comparison %d; use PT_PARQUET_EQ, "
-                      "_LT, _LE, _GT, _GE, _IN or _IS_NULL", op);
-  if (n < 0 || (op != PT_PARQUET_IN && op != PT_PARQUET_IS_NULL && n != 1))
+                      "_NE, _LT, _LE, _GT, _GE, _IN, _NOT_IN, _IS_NULL or _IS_NOT_NULL", op);
+  bool list = op == PT_PARQUET_IN || op == PT_PARQUET_NOT_IN || op == PT_PARQUET_IS_NULL ||
+              op == PT_PARQUET_IS_NOT_NULL;
+  if (n < 0 || (!list && n != 1))
     return pt__errorf(err, PT_EINVAL, "parquet filter: %lld values for a comparison of one",
                       (long long)n);
   pt_parquet_filter *f = pt__calloc(1, sizeof *f);
@@ -59,7 +67,7 @@ static int new_leaf(const char *column, int op, int lit, int64_t n, pt_parquet_f
   size_t k = (size_t)(n ? n : 1);
   if (f->column == NULL ||
       (lit == LIT_DOUBLE ? (f->doubles = pt__calloc(k, sizeof(double))) == NULL
-       : lit == LIT_BYTES ? ((f->bytes = pt__calloc(k, sizeof(uint8_t *))) == NULL ||
+       : lit == LIT_BYTES || lit == LIT_DEC ? ((f->bytes = pt__calloc(k, sizeof(uint8_t *))) == NULL ||
                              (f->lens = pt__calloc(k, sizeof(int64_t))) == NULL)
                           : (f->ints = pt__calloc(k, sizeof(int64_t))) == NULL)) {
     pt_parquet_filter_free(f);
@@ -108,8 +116,69 @@ int pt_parquet_filter_bytes(const char *column, int op, const char *const *value
   return PT_OK;
 }
 
+int pt_parquet_filter_timestamp(const char *column, int op, const int64_t *values, int64_t n,
+                                int unit, pt_parquet_filter **out, pt_error *err) {
+  if (unit < PT_PARQUET_UNIT_S || unit > PT_PARQUET_UNIT_NS) {
+    *out = NULL;
+    return pt__errorf(err, PT_EINVAL, "parquet filter: unknown time unit %d; use "
+                      "PT_PARQUET_UNIT_S, _MS, _US or _NS", unit);
+  }
+  PT_RETURN_NOT_OK(new_leaf(column, op, LIT_TS, n, out, err));
+  if (n > 0) memcpy((*out)->ints, values, (size_t)n * sizeof *values);
+  (*out)->unit = unit;
+  return PT_OK;
+}
+
+/* A decimal in text: sign, digits (leading zeros dropped; "0" for zero)
+ * and how many of them follow the point. */
+typedef struct dec {
+  bool neg;
+  char digits[80];
+  int len, scale;
+} dec;
+
+static bool parse_dec(const uint8_t *s, int64_t n, dec *d) {
+  memset(d, 0, sizeof *d);
+  int64_t i = 0;
+  if (i < n && (s[i] == '-' || s[i] == '+')) d->neg = s[i++] == '-';
+  bool point = false, any = false;
+  for (; i < n; i++) {
+    if (s[i] == '.' && !point) {
+      point = true;
+      continue;
+    }
+    if (s[i] < '0' || s[i] > '9') return false;
+    any = true;
+    if (point) d->scale++;
+    if (d->len == 0 && s[i] == '0') continue; /* leading zeros, either side of the point */
+    if (d->len >= 76) return false;
+    d->digits[d->len++] = (char)s[i];
+  }
+  return any;
+}
+
+int pt_parquet_filter_decimal(const char *column, int op, const char *const *values, int64_t n,
+                              pt_parquet_filter **out, pt_error *err) {
+  for (int64_t i = 0; i < n; i++) {
+    dec d;
+    if (values[i] == NULL || !parse_dec((const uint8_t *)values[i], (int64_t)strlen(values[i]), &d)) {
+      *out = NULL;
+      return pt__errorf(err, PT_EINVAL, "parquet filter: '%s' is not a decimal; give digits with "
+                        "an optional sign and point (\"-12.345\"), at most 76",
+                        values[i] ? values[i] : "(null)");
+    }
+  }
+  PT_RETURN_NOT_OK(pt_parquet_filter_bytes(column, op, values, NULL, n, out, err));
+  (*out)->lit = LIT_DEC;
+  return PT_OK;
+}
+
 int pt_parquet_filter_is_null(const char *column, pt_parquet_filter **out, pt_error *err) {
   return new_leaf(column, PT_PARQUET_IS_NULL, LIT_INT, 0, out, err);
+}
+
+int pt_parquet_filter_is_not_null(const char *column, pt_parquet_filter **out, pt_error *err) {
+  return new_leaf(column, PT_PARQUET_IS_NOT_NULL, LIT_INT, 0, out, err);
 }
 
 int pt_parquet_filter_combine(int op, pt_parquet_filter *a, pt_parquet_filter *b,
@@ -150,6 +219,13 @@ int pt__filter_copy(const pt_parquet_filter *f, pt_parquet_filter **out, pt_erro
     case LIT_UINT:
       return pt_parquet_filter_uint(f->column, f->op, (const uint64_t *)f->ints, f->n, out, err);
     case LIT_DOUBLE: return pt_parquet_filter_double(f->column, f->op, f->doubles, f->n, out, err);
+    case LIT_TS:
+      return pt_parquet_filter_timestamp(f->column, f->op, f->ints, f->n, f->unit, out, err);
+    case LIT_DEC:
+      PT_RETURN_NOT_OK(pt_parquet_filter_bytes(f->column, f->op, (const char *const *)f->bytes,
+                                               f->lens, f->n, out, err));
+      (*out)->lit = LIT_DEC;
+      return PT_OK;
     default:
       return pt_parquet_filter_bytes(f->column, f->op, (const char *const *)f->bytes, f->lens, f->n,
                                      out, err);
@@ -160,10 +236,23 @@ int pt__filter_copy(const pt_parquet_filter *f, pt_parquet_filter **out, pt_erro
 /* Against statistics */
 
 /* How a column's statistics compare: */
-enum { CMP_NONE, CMP_SIGNED, CMP_UNSIGNED, CMP_FLOAT, CMP_BYTES };
+enum { CMP_NONE, CMP_SIGNED, CMP_UNSIGNED, CMP_FLOAT, CMP_BYTES,
+       CMP_TS,    /* INT64 timestamps: with LIT_TS literals, in the column's unit */
+       CMP_DEC }; /* decimals: signed integers of the column's scale, with LIT_DEC */
+
+static bool is_decimal(const pt__pq_schema_elem *e) {
+  return e->logical.kind == PT__LT_DECIMAL || e->converted == PT__CT_DECIMAL;
+}
 
 static int column_cmp(const pt__pq_schema_elem *e) {
   const pt__pq_logical *l = &e->logical;
+  if (is_decimal(e) && (e->type == PT__PQ_INT32 || e->type == PT__PQ_INT64 ||
+                        e->type == PT__PQ_BYTE_ARRAY || e->type == PT__PQ_FIXED_LEN_BYTE_ARRAY))
+    return CMP_DEC;
+  if (e->type == PT__PQ_INT64 &&
+      (l->kind == PT__LT_TIMESTAMP || e->converted == PT__CT_TIMESTAMP_MILLIS ||
+       e->converted == PT__CT_TIMESTAMP_MICROS))
+    return CMP_TS;
   bool unsigned_int = (l->kind == PT__LT_INTEGER && !l->is_signed) ||
                       (l->kind == PT__LT_NONE && e->converted >= PT__CT_UINT_8 &&
                        e->converted <= PT__CT_UINT_64);
@@ -183,7 +272,91 @@ static int column_cmp(const pt__pq_schema_elem *e) {
   }
 }
 
+/* Nanoseconds in one of a TIMESTAMP column's unit (PT_PARQUET_UNIT_*). */
+static int column_unit(const pt__pq_schema_elem *e) {
+  if (e->logical.kind == PT__LT_TIMESTAMP)
+    return e->logical.unit == PT__TU_MILLIS   ? PT_PARQUET_UNIT_MS
+           : e->logical.unit == PT__TU_NANOS ? PT_PARQUET_UNIT_NS
+                                             : PT_PARQUET_UNIT_US;
+  return e->converted == PT__CT_TIMESTAMP_MILLIS ? PT_PARQUET_UNIT_MS : PT_PARQUET_UNIT_US;
+}
+
+static const int64_t unit_ns[] = {1000000000, 1000000, 1000, 1};
+
+/* A decimal column's statistic (an unscaled signed integer: INT32, INT64,
+ * or big-endian two's complement bytes) as a dec of scale. */
+static bool stat_dec(int type, pt__pq_bytes v, int32_t scale, dec *d) {
+  memset(d, 0, sizeof *d);
+  uint8_t mag[32];
+  int64_t n;
+  if (type == PT__PQ_INT32 || type == PT__PQ_INT64) {
+    if (v.len != (type == PT__PQ_INT32 ? 4 : 8)) return false;
+    int64_t x = type == PT__PQ_INT32 ? pt__load_i32(v.data) : pt__load_i64(v.data);
+    uint64_t u = x < 0 ? 0 - (uint64_t)x : (uint64_t)x;
+    d->neg = x < 0;
+    for (int k = 0; k < 8; k++) mag[k] = (uint8_t)(u >> (56 - 8 * k));
+    n = 8;
+  } else {
+    if (v.len < 1 || v.len > 32) return false;
+    n = v.len;
+    memcpy(mag, v.data, (size_t)n);
+    d->neg = mag[0] & 0x80;
+    if (d->neg) { /* two's complement: invert and add one */
+      int carry = 1;
+      for (int64_t k = n - 1; k >= 0; k--) {
+        int x = (uint8_t)~mag[k] + carry;
+        mag[k] = (uint8_t)x;
+        carry = x >> 8;
+      }
+    }
+  }
+  /* Decimal digits by long division by ten, least significant first. */
+  char rev[80];
+  int len = 0;
+  for (;;) {
+    bool zero = true;
+    int rem = 0;
+    for (int64_t k = 0; k < n; k++) {
+      int cur = rem * 256 + mag[k];
+      mag[k] = (uint8_t)(cur / 10);
+      rem = cur % 10;
+      zero = zero && mag[k] == 0;
+    }
+    rev[len++] = (char)('0' + rem);
+    if (zero || len >= 79) break;
+  }
+  while (len > 0 && rev[len - 1] == '0') len--;
+  for (int k = 0; k < len; k++) d->digits[k] = rev[len - 1 - k];
+  d->len = len;
+  d->scale = scale;
+  return scale >= 0 && scale < 200;
+}
+
+/* a against b, exactly: <0, 0, >0. */
+static int dec_cmp(const dec *a, const dec *b) {
+  bool az = a->len == 0, bz = b->len == 0;
+  if (az && bz) return 0;
+  bool an = a->neg && !az, bn = b->neg && !bz;
+  if (an != bn) return an ? -1 : 1;
+  /* Same sign: compare magnitudes, digits before the point first. */
+  int ai = a->len - a->scale, bi = b->len - b->scale;
+  int mag;
+  if (az || bz) mag = az ? -1 : 1;
+  else if (ai != bi) mag = ai > bi ? 1 : -1;
+  else {
+    mag = 0;
+    int n = a->len > b->len ? a->len : b->len;
+    for (int k = 0; k < n && mag == 0; k++) {
+      char x = k < a->len ? a->digits[k] : '0', y = k < b->len ? b->digits[k] : '0';
+      mag = (x > y) - (x < y);
+    }
+  }
+  return an ? -mag : mag;
+}
+
 typedef struct stat_val {
+  dec dv;                 /* CMP_DEC */
+  int unit;               /* CMP_TS: PT_PARQUET_UNIT_* */
   int64_t i;
   uint64_t u;
   double d;
@@ -191,7 +364,12 @@ typedef struct stat_val {
   int64_t len;
 } stat_val;
 
-static bool decode_stat(int type, int cmp, pt__pq_bytes v, stat_val *out) {
+static bool decode_stat(const pt__pq_schema_elem *e, int cmp, pt__pq_bytes v, stat_val *out) {
+  int type = e->type;
+  if (cmp == CMP_DEC)
+    return stat_dec(type, v, e->logical.kind == PT__LT_DECIMAL ? e->logical.scale : e->scale,
+                    &out->dv);
+  if (cmp == CMP_TS) out->unit = column_unit(e);
   if (cmp == CMP_BYTES) {
     out->b = v.data;
     out->len = v.len;
@@ -254,6 +432,21 @@ static int compare_lit(const pt_parquet_filter *f, int64_t k, int cmp, const sta
         return (f->lens[k] > s->len) - (f->lens[k] < s->len);
       }
       break;
+    case CMP_TS:
+      if (f->lit == LIT_TS) {
+        /* Both in nanoseconds: 128 bits hold any int64 times 10^9. */
+        __int128 a = (__int128)f->ints[k] * unit_ns[f->unit];
+        __int128 b = (__int128)s->i * unit_ns[s->unit];
+        return (a > b) - (a < b);
+      }
+      break;
+    case CMP_DEC:
+      if (f->lit == LIT_DEC) {
+        dec d;
+        if (!parse_dec(f->bytes[k], f->lens[k], &d)) break;
+        return dec_cmp(&d, &s->dv);
+      }
+      break;
   }
   *ok = false;
   return 0;
@@ -289,7 +482,8 @@ bool pt__filter_may_match(const pt_parquet_filter *f, const pt__pq_file_meta *m,
   int64_t values = cc->meta.num_values;
   bool all_null = st->has_null_count && values >= 0 && st->null_count >= values && values == g->num_rows;
   if (f->op == PT_PARQUET_IS_NULL) return !(st->has_null_count && st->null_count == 0);
-  if (all_null) return false; /* comparisons are false on nulls */
+  if (all_null) return false; /* comparisons, and IS NOT NULL, are false on nulls */
+  if (f->op == PT_PARQUET_IS_NOT_NULL) return true;
   const pt__pq_schema_elem *e = &m->schema[s];
   int cmp = column_cmp(e);
   if (cmp == CMP_NONE) return true;
@@ -306,13 +500,25 @@ bool pt__filter_may_match(const pt_parquet_filter *f, const pt__pq_file_meta *m,
   return bounds_may_match(f, e, cmp, lo, hi);
 }
 
-/* Whether a comparison leaf f may hold for some value in [lo, hi]. */
+/* Whether a comparison leaf f may hold for some value in [lo, hi]. NE and
+ * NOT IN rule out only min == max == a literal (statistics leave nulls
+ * out, and a null satisfies neither). Not for floats, whose bounds leave
+ * NaN out (NaN differs from every value), nor with a double literal
+ * against integers (a conversion may make unequal values equal). */
 static bool bounds_may_match(const pt_parquet_filter *f, const pt__pq_schema_elem *e, int cmp,
                              pt__pq_bytes lo, pt__pq_bytes hi) {
   stat_val mn, mx;
-  if (!decode_stat(e->type, cmp, lo, &mn) || !decode_stat(e->type, cmp, hi, &mx)) return true;
+  if (!decode_stat(e, cmp, lo, &mn) || !decode_stat(e, cmp, hi, &mx)) return true;
   bool ok1, ok2;
   switch (f->op) {
+    case PT_PARQUET_NE:
+    case PT_PARQUET_NOT_IN:
+      if (cmp == CMP_FLOAT || f->lit == LIT_DOUBLE) return true;
+      for (int64_t k = 0; k < f->n; k++) {
+        int a = compare_lit(f, k, cmp, &mn, &ok1), b = compare_lit(f, k, cmp, &mx, &ok2);
+        if (ok1 && ok2 && a == 0 && b == 0) return false;
+      }
+      return true;
     case PT_PARQUET_EQ:
     case PT_PARQUET_IN:
       for (int64_t k = 0; k < f->n; k++) {
@@ -422,7 +628,7 @@ static int leaf_ranges(const pt_parquet_filter *f, const pt__pq_file_meta *m,
       if (f->op == PT_PARQUET_IS_NULL)
         may = ci.n_null_counts == 0 || ci.null_counts[i] != 0 || ci.null_pages[i];
       else if (ci.null_pages[i])
-        may = false; /* comparisons are false on nulls */
+        may = false; /* comparisons, and IS NOT NULL, are false on nulls */
       else
         may = bounds_may_match(f, e, cmp, ci.min_values[i], ci.max_values[i]);
       if (may) rc = ranges_push(out, start, end);
@@ -456,14 +662,56 @@ int pt__filter_row_ranges(const pt_parquet_filter *f, const pt__pq_file_meta *m,
 /* ------------------------------------------------------------------------ */
 /* Against Hive-style partition values */
 
+/* A decimal128 key's text (v, of format "d:P,S") as the double that
+ * row-by-row evaluation (where.c) makes of the column's value, so that a
+ * directory is decided as its rows would be. false when v is not such a
+ * decimal (more than 38 digits, more decimals than S, another width). */
+static bool key_decimal_as_double(const char *v, const char *fmt, double *out) {
+  int p = 0, sc = 0, bits = 128, used = 0;
+  if (sscanf(fmt, "d:%d,%d%n", &p, &sc, &used) != 2 || sc < 0 || sc > 38) return false;
+  if (fmt[used] == ',' && (sscanf(fmt + used, ",%d", &bits) != 1 || bits != 128)) return false;
+  uint8_t le16[16];
+  pt_error e;
+  if (pt__decimal128_from_string(v, 38, sc, le16, &e) != PT_OK) return false;
+  *out = pt__decimal128_to_double(le16, sc);
+  return true;
+}
+
 /* Literal k of f against a partition value v (text, of Arrow format fmt):
  * <0, 0, >0; *ok false when they do not compare. */
 static int compare_text(const pt_parquet_filter *f, int64_t k, const char *v, const char *fmt,
                         bool *ok) {
   *ok = true;
   int32_t days;
+  int64_t us;
+  dec a, b;
   if (strcmp(fmt, "tdD") == 0 && f->lit == LIT_INT && pt__hive_parse_date(v, &days))
     return (f->ints[k] > days) - (f->ints[k] < days);
+  /* A key without a zone is its wall clock, in microseconds. */
+  if (strncmp(fmt, "ts", 2) == 0 && fmt[3] == ':' && fmt[4] == '\0' && f->lit == LIT_TS &&
+      pt__hive_parse_timestamp(v, &us)) {
+    __int128 x = (__int128)f->ints[k] * unit_ns[f->unit], y = (__int128)us * 1000;
+    return (x > y) - (x < y);
+  }
+  if (fmt[0] == 'd' && f->lit == LIT_DEC && parse_dec(f->bytes[k], f->lens[k], &a) &&
+      parse_dec((const uint8_t *)v, (int64_t)strlen(v), &b))
+    return dec_cmp(&a, &b);
+  double kd;
+  if (fmt[0] == 'd' && (f->lit == LIT_DOUBLE || f->lit == LIT_INT || f->lit == LIT_UINT) &&
+      key_decimal_as_double(v, fmt, &kd)) {
+    double l = f->lit == LIT_DOUBLE ? f->doubles[k]
+               : f->lit == LIT_UINT ? (double)(uint64_t)f->ints[k]
+                                    : (double)f->ints[k];
+    if (isnan(l)) {
+      *ok = false;
+      return 0;
+    }
+    return (l > kd) - (l < kd);
+  }
+  if (f->lit == LIT_TS || f->lit == LIT_DEC) {
+    *ok = false;
+    return 0;
+  }
   if (fmt[0] == 't' && f->lit == LIT_BYTES && fmt[1] == 'd') {
     /* ISO dates order as their text does */
   } else if (fmt[0] == 't' || fmt[0] == 'd') {
@@ -488,8 +736,14 @@ static int compare_text(const pt_parquet_filter *f, int64_t k, const char *v, co
     if (c != 0) return c;
     return (f->lens[k] > vl) - (f->lens[k] < vl);
   }
-  if (fmt[0] == 'g' || f->lit == LIT_DOUBLE) {
-    double x = strtod(v, NULL);
+  if (fmt[0] == 'e') {
+    *ok = false; /* a half float's value is its text rounded, which is not done here */
+    return 0;
+  }
+  if (fmt[0] == 'g' || fmt[0] == 'f' || f->lit == LIT_DOUBLE) {
+    /* As pyarrow and row-by-row evaluation compare: as doubles, a float
+     * key's value being its text rounded to a float. */
+    double x = fmt[0] == 'f' ? (double)strtof(v, NULL) : strtod(v, NULL);
     double l = f->lit == LIT_DOUBLE ? f->doubles[k]
                : f->lit == LIT_UINT ? (double)(uint64_t)f->ints[k]
                : f->lit == LIT_INT  ? (double)f->ints[k]
@@ -509,6 +763,53 @@ static int compare_text(const pt_parquet_filter *f, int64_t k, const char *v, co
   return 0;
 }
 
+/* One comparison of f (not AND/OR) on key values: *uses_keys set when its
+ * column is a key; *decided false when the value and the literal do not
+ * compare here (a unit or type the literal does not say), and then the
+ * result is "may match". */
+static bool leaf_partition_match(const pt_parquet_filter *f, char *const *keys,
+                                 char *const *vals, const char *const *formats, int64_t nk,
+                                 bool *uses_keys, bool *decided) {
+  *decided = true;
+  int64_t j = 0;
+  while (j < nk && strcmp(keys[j], f->column) != 0) j++;
+  if (j == nk) return true; /* a column of the files: decided elsewhere */
+  *uses_keys = true;
+  const char *v = vals[j];
+  if (f->op == PT_PARQUET_IS_NULL) return v == NULL;
+  if (v == NULL) return false; /* comparisons, NE and NOT IN too, are false on nulls */
+  if (f->op == PT_PARQUET_IS_NOT_NULL) return true;
+  bool ok;
+  int c;
+  switch (f->op) {
+    case PT_PARQUET_NE:
+    case PT_PARQUET_NOT_IN:
+      /* A key's value is exact: equal to a literal, the directory is out. */
+      for (int64_t k = 0; k < f->n; k++) {
+        c = compare_text(f, k, v, formats[j], &ok);
+        if (ok && c == 0) return false;
+        if (!ok) *decided = false;
+      }
+      return true;
+    case PT_PARQUET_EQ:
+    case PT_PARQUET_IN:
+      for (int64_t k = 0; k < f->n; k++) {
+        c = compare_text(f, k, v, formats[j], &ok);
+        if (ok && c == 0) return true;
+        if (!ok) *decided = false;
+      }
+      return !*decided;
+    default: /* LT, LE, GT, GE: one literal */
+      c = compare_text(f, 0, v, formats[j], &ok);
+      if (!ok) {
+        *decided = false;
+        return true;
+      }
+      return f->op == PT_PARQUET_LT ? c > 0 : f->op == PT_PARQUET_LE ? c >= 0
+             : f->op == PT_PARQUET_GT ? c < 0 : c <= 0;
+  }
+}
+
 bool pt__filter_partition_match(const pt_parquet_filter *f, char *const *keys,
                                 char *const *vals, const char *const *formats, int64_t nk,
                                 bool *uses_keys) {
@@ -517,28 +818,8 @@ bool pt__filter_partition_match(const pt_parquet_filter *f, char *const *keys,
     bool b = pt__filter_partition_match(f->b, keys, vals, formats, nk, uses_keys);
     return f->op == PT_PARQUET_AND ? a && b : a || b;
   }
-  int64_t j = 0;
-  while (j < nk && strcmp(keys[j], f->column) != 0) j++;
-  if (j == nk) return true; /* a column of the files: decided elsewhere */
-  *uses_keys = true;
-  const char *v = vals[j];
-  if (f->op == PT_PARQUET_IS_NULL) return v == NULL;
-  if (v == NULL) return false;
-  bool ok;
-  switch (f->op) {
-    case PT_PARQUET_EQ:
-    case PT_PARQUET_IN:
-      for (int64_t k = 0; k < f->n; k++) {
-        int c = compare_text(f, k, v, formats[j], &ok);
-        if (!ok || c == 0) return true;
-      }
-      return false;
-    case PT_PARQUET_LT: { int c = compare_text(f, 0, v, formats[j], &ok); return !ok || c > 0; }
-    case PT_PARQUET_LE: { int c = compare_text(f, 0, v, formats[j], &ok); return !ok || c >= 0; }
-    case PT_PARQUET_GT: { int c = compare_text(f, 0, v, formats[j], &ok); return !ok || c < 0; }
-    case PT_PARQUET_GE: { int c = compare_text(f, 0, v, formats[j], &ok); return !ok || c <= 0; }
-    default: return true;
-  }
+  bool decided;
+  return leaf_partition_match(f, keys, vals, formats, nk, uses_keys, &decided);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -547,12 +828,19 @@ bool pt__filter_partition_match(const pt_parquet_filter *f, char *const *keys,
 static bool given_bounds_match(const pt_parquet_filter *f, const pt__bounds *b) {
   if (b->rows >= 0 && b->null_count >= 0) {
     if (f->op == PT_PARQUET_IS_NULL) return b->null_count > 0;
-    if (b->null_count >= b->rows) return false; /* comparisons are false on nulls */
+    /* comparisons, NE, NOT IN and IS NOT NULL are false on nulls */
+    if (b->null_count >= b->rows) return false;
   }
-  if (f->op == PT_PARQUET_IS_NULL) return true;
+  if (f->op == PT_PARQUET_IS_NULL || f->op == PT_PARQUET_IS_NOT_NULL) return true;
   int cmp = b->kind == PT__BOUNDS_INT ? CMP_SIGNED : b->kind == PT__BOUNDS_DOUBLE ? CMP_FLOAT
           : b->kind == PT__BOUNDS_BYTES ? CMP_BYTES : CMP_NONE;
   if (cmp == CMP_NONE) return true;
+  if (f->op == PT_PARQUET_NE || f->op == PT_PARQUET_NOT_IN) {
+    /* Only values known to be one literal (nulls beside them satisfy
+     * nothing either) are ruled out; as bounds_may_match, never for
+     * floats or double literals (decimals come here as widened doubles). */
+    if (!b->has_min || !b->has_max || cmp == CMP_FLOAT || f->lit == LIT_DOUBLE) return true;
+  }
   stat_val mn = {0}, mx = {0};
   mn.i = b->min_i; mn.d = b->min_d; mn.b = b->min_b; mn.len = b->min_len;
   mx.i = b->max_i; mx.d = b->max_d; mx.b = b->max_b; mx.len = b->max_len;
@@ -562,6 +850,13 @@ static bool given_bounds_match(const pt_parquet_filter *f, const pt__bounds *b) 
   }
   bool ok1 = true, ok2 = true;
   switch (f->op) {
+    case PT_PARQUET_NE:
+    case PT_PARQUET_NOT_IN:
+      for (int64_t k = 0; k < f->n; k++) {
+        int a = compare_lit(f, k, cmp, &mn, &ok1), c = compare_lit(f, k, cmp, &mx, &ok2);
+        if (ok1 && ok2 && a == 0 && c == 0) return false;
+      }
+      return true;
     case PT_PARQUET_EQ:
     case PT_PARQUET_IN:
       for (int64_t k = 0; k < f->n; k++) {
@@ -600,7 +895,9 @@ void pt__filter_parts_of(const pt_parquet_filter *f, pt__filter_parts *out) {
   }
   out->column = f->column;
   out->literal = f->lit == LIT_UINT ? PT__FILTER_UINT : f->lit == LIT_DOUBLE ? PT__FILTER_DOUBLE
-                 : f->lit == LIT_BYTES ? PT__FILTER_BYTES : PT__FILTER_INT;
+                 : f->lit == LIT_BYTES ? PT__FILTER_BYTES : f->lit == LIT_TS ? PT__FILTER_TIMESTAMP
+                 : f->lit == LIT_DEC ? PT__FILTER_DECIMAL : PT__FILTER_INT;
+  out->unit = f->unit;
   out->n = f->n;
   out->ints = f->ints;
   out->doubles = f->doubles;
@@ -648,9 +945,11 @@ static int bind(const pt_parquet_filter *f, char *const *keys, char *const *vals
     *how = BIND_FILTER;
     return PT_OK;
   }
-  bool uses = false;
-  bool match = pt__filter_partition_match(f, keys, vals, formats, nk, &uses);
-  if (uses) {
+  bool uses = false, decided;
+  bool match = leaf_partition_match(f, keys, vals, formats, nk, &uses, &decided);
+  /* Undecided stays a filter, for the rows: "always" would have
+   * replace_where remove files unread whose rows may not match. */
+  if (uses && (decided || !match)) {
     *how = match ? BIND_ALWAYS : BIND_NEVER;
     return PT_OK;
   }

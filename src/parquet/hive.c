@@ -360,3 +360,28 @@ int pt__hive_append_text(pt_builder *b, const struct ArrowSchema *field, const c
     default: return PT_ENOTSUP;
   }
 }
+
+int pt__hive_copy_metadata(const struct ArrowSchema *from, struct ArrowSchema *to,
+                           pt_error *err) {
+  const char *p;
+  int32_t n = pt__md_count(from->metadata, &p);
+  if (n <= 0) return PT_OK;
+  const char **kv = pt__calloc((size_t)n * 2, sizeof *kv);
+  int64_t *lens = pt__calloc((size_t)n * 2, sizeof *lens);
+  if (kv == NULL || lens == NULL) {
+    pt__free(kv);
+    pt__free(lens);
+    return pt__errorf(err, PT_ENOMEM, "out of memory");
+  }
+  for (int32_t j = 0; j < n; j++) {
+    pt__md_pair e = pt__md_next(&p);
+    kv[j] = e.key;
+    lens[j] = e.key_len;
+    kv[n + j] = e.value;
+    lens[n + j] = e.value_len;
+  }
+  int rc = pt_schema_set_metadata_n(to, n, kv, lens, kv + n, lens + n, err);
+  pt__free(kv);
+  pt__free(lens);
+  return rc;
+}

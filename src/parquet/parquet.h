@@ -15,11 +15,12 @@ typedef struct pt__parquet_rg {
 
 /* Reads the footer of the Parquet file at path: the Arrow schema of what
  * opts selects (columns), and the row groups (within opts' range) that may
- * hold rows matching opts->filter (all of them without one). On PT_OK the
+ * hold rows matching opts->filter (all of them without one). *considered
+ * (may be NULL) gets the row groups of the range, kept or not. On PT_OK the
  * caller owns *schema and *rgs (pt__free), *n entries. */
 int pt__parquet_plan(const char *path, const pt_parquet_read_options *opts,
                      struct ArrowSchema *schema, pt__parquet_rg **rgs, int64_t *n,
-                     pt_error *err);
+                     int64_t *considered, pt_error *err);
 
 /* Whether a file whose Hive-style directories give keys[k] = vals[k] (NULL:
  * null; of Arrow format formats[k]) may hold rows matching f: comparisons on
@@ -83,7 +84,8 @@ int pt__filter_copy(const pt_parquet_filter *f, pt_parquet_filter **out, pt_erro
 
 /* A filter's top node, for carrying it in a message (the engine's
  * Parquet source); rebuilt with the pt_parquet_filter_* constructors. */
-enum { PT__FILTER_INT, PT__FILTER_UINT, PT__FILTER_DOUBLE, PT__FILTER_BYTES };
+enum { PT__FILTER_INT, PT__FILTER_UINT, PT__FILTER_DOUBLE, PT__FILTER_BYTES,
+       PT__FILTER_TIMESTAMP /* ints, in unit */, PT__FILTER_DECIMAL /* bytes: text */ };
 typedef struct pt__filter_parts {
   int op;                         /* PT_PARQUET_* */
   const pt_parquet_filter *a, *b; /* AND, OR */
@@ -94,6 +96,7 @@ typedef struct pt__filter_parts {
   const double *doubles;
   const uint8_t *const *bytes;
   const int64_t *lens;
+  int unit;                       /* TIMESTAMP: PT_PARQUET_UNIT_* */
 } pt__filter_parts;
 
 /* Everything in *out is borrowed from f. */
@@ -104,10 +107,10 @@ void pt__filter_parts_of(const pt_parquet_filter *f, pt__filter_parts *out);
 /* Evaluates f on each row of batch (a struct array of schema, whose
  * top-level columns f names): out[i] (batch->length bytes, the caller's)
  * = 1 where f is TRUE, 0 where it is FALSE or NULL, with SQL's
- * three-valued logic (a comparison with a null is NULL; IS NULL is never
- * NULL). A column schema lacks is null in every row (a file written
- * before the column was added). PT_EINVAL names a literal of another kind
- * than its column. */
+ * three-valued logic (a comparison with a null is NULL, NE and NOT IN
+ * too; IS NULL and IS NOT NULL are never NULL). A column schema lacks is
+ * null in every row (a file written before the column was added).
+ * PT_EINVAL names a literal of another kind than its column. */
 int pt__filter_eval_rows(const pt_parquet_filter *f, const struct ArrowSchema *schema,
                          const struct ArrowArray *batch, uint8_t *out, pt_error *err);
 
@@ -151,5 +154,11 @@ bool pt__hive_parse_timestamp(const char *s, int64_t *micros);
  * PT_ENOTSUP for a type pt__hive_read_supported refuses. */
 int pt__hive_append_text(pt_builder *b, const struct ArrowSchema *field, const char *text,
                          int64_t n);
+/* Sets to's metadata (to made by pt_schema_init, without metadata) to a
+ * copy of from's: a Hive dataset's schema, or its files' schema, is built
+ * column by column and keeps the schema metadata this way. PT_OK when
+ * from has none. */
+int pt__hive_copy_metadata(const struct ArrowSchema *from, struct ArrowSchema *to,
+                           pt_error *err);
 
 #endif /* PT_PARQUET_H */

@@ -200,6 +200,10 @@ typedef struct pt__pq_schema_elem {
   pt__pq_logical logical;
 } pt__pq_schema_elem;
 
+/* Whether C Data Interface metadata md (may be NULL) holds key = value
+ * (value NULL: any value) (read.c). */
+bool pt__pq_metadata_has(const char *md, const char *key, const char *value);
+
 typedef struct pt__pq_kv {
   pt__pq_bytes key;
   bool has_value;

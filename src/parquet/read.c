@@ -55,6 +55,7 @@ typedef struct leaf {
   bool large;            /* int64 offsets */
   bool view;             /* CV_BINARY: offsets made string/binary views at the end */
   bool dict_out;         /* CV_BINARY: read as an Arrow dictionary (int32 indices) */
+  int ext;               /* EXT_*: the Arrow extension type it is read as */
   int64_t ts_mul, ts_div; /* CV_TS_SCALE / CV_INT96 */
   char format[48];
 } leaf;
@@ -90,6 +91,10 @@ typedef struct colbuf {
   int64_t hint_rows;     /* the first allocation's rows (flat: the row
                           * group's; nested: the chunk's level entries;
                           * both bounded by the chunk's bytes) */
+  const uint8_t *file_values; /* the chunk's values where they lie in the
+                          * mapped file (zero_copy), values then NULL; not
+                          * owned: the reader's region keeps them, and the
+                          * array made of them a reference on it */
   /* The dictionary, decoded from its page (physical values). */
   uint8_t *dict_page;    /* the decompressed page, in the decoding thread's
                           * scratch (dict_buf, valid while this chunk is
@@ -132,6 +137,7 @@ typedef struct scratch {
   int64_t dict_cap;
   pt__pq_dctx dctx;        /* codec state kept between pages */
   int64_t pages_read, pages_skipped; /* data pages of the row groups read */
+  int64_t pages_zero_copy; /* of pages_read, those handed out in place */
 } scratch;
 
 /* A row group being read: its column chunks' colbufs while they are
@@ -158,6 +164,10 @@ typedef struct reader {
   int64_t n_leaves;        /* in the file */
   leaf **leaves;           /* the selected ones, in file order */
   int64_t n_sel, cap_sel;
+  uint8_t *want;           /* arena, per schema element, when a path below a
+                            * list was asked for: 2 selected whole, 1 on the
+                            * way to one (its group's other children are left
+                            * out), 0 neither; NULL otherwise */
   colbuf *bufs;            /* n_sel, while a row group is read */
   pt_parquet_filter *filter; /* owned copy, or NULL */
   int64_t rg_read, rg_skipped;
@@ -202,7 +212,7 @@ static const char unit_char[] = "smun";
 /* The Arrow type of a flat leaf from its Parquet types; arrow (may be NULL):
  * the field of the stored ARROW:schema, which refines time zones, timestamp
  * units, durations and large types. */
-static int map_leaf(leaf *c, const struct ArrowSchema *arrow, pt_error *err) {
+static int map_leaf_type(leaf *c, const struct ArrowSchema *arrow, pt_error *err) {
   const pt__pq_schema_elem *e = c->e;
   const pt__pq_logical *lt = &e->logical;
   int ct = e->converted;
@@ -457,6 +467,40 @@ static void stored_arrow_schema(reader *r, struct ArrowSchema *out) {
   pt__free(bin);
 }
 
+/* Canonical extension types that Parquet has logical types for: UUID on
+ * FIXED_LEN_BYTE_ARRAY(16), JSON on BYTE_ARRAY (pyarrow reads them so). */
+enum { EXT_NONE, EXT_UUID, EXT_JSON };
+static const char *const ext_names[] = {NULL, "arrow.uuid", "arrow.json"};
+
+bool pt__pq_metadata_has(const char *md, const char *key, const char *value) {
+  const char *p;
+  for (int32_t j = 0, n = pt__md_count(md, &p); j < n; j++) {
+    pt__md_pair kv = pt__md_next(&p);
+    if ((size_t)kv.key_len == strlen(key) && memcmp(kv.key, key, (size_t)kv.key_len) == 0 &&
+        (value == NULL || ((size_t)kv.value_len == strlen(value) &&
+                           memcmp(kv.value, value, (size_t)kv.value_len) == 0)))
+      return true;
+  }
+  return false;
+}
+
+/* map_leaf_type, then the extension type the logical type (or the stored
+ * field's extension name) asks for, where the storage type fits it. */
+static int map_leaf(leaf *c, const struct ArrowSchema *arrow, pt_error *err) {
+  PT_RETURN_NOT_OK(map_leaf_type(c, arrow, err));
+  const pt__pq_logical *lt = &c->e->logical;
+  const char *md = arrow ? arrow->metadata : NULL;
+  const char *key = "ARROW:extension:name";
+  if ((lt->kind == PT__LT_UUID || pt__pq_metadata_has(md, key, "arrow.uuid")) && c->conv == CV_COPY &&
+      strcmp(c->format, "w:16") == 0)
+    c->ext = EXT_UUID;
+  else if ((lt->kind == PT__LT_JSON || (lt->kind == PT__LT_NONE && c->e->converted == PT__CT_JSON) ||
+            pt__pq_metadata_has(md, key, "arrow.json")) &&
+           c->conv == CV_BINARY && !c->dict_out && strchr("uU", c->format[0]) != NULL)
+    c->ext = EXT_JSON;
+  return PT_OK;
+}
+
 /* Walks the schema tree below element *i (advancing it past the subtree);
  * counts its leaves into *leaves. */
 static int walk(reader *r, int64_t *i, int64_t *leaves, int depth, pt_error *err) {
@@ -509,9 +553,18 @@ static int make_children(reader *r, const pt__pq_schema_elem *g, int64_t *i, int
   n->n_children = g->num_children;
   n->children = pt__arena_alloc(&r->arena, (n->n_children ? n->n_children : 1) * (int64_t)sizeof(node));
   if (n->children == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
-  for (int64_t k = 0; k < n->n_children; k++)
+  /* A group on the way to a selected path keeps only the children on it. */
+  bool prune = r->want && r->want[g - r->meta.schema] == 1;
+  int64_t kept = 0;
+  for (int64_t k = 0; k < g->num_children; k++) {
+    if (prune && *i < r->meta.n_schema && r->want[*i] == 0) {
+      PT_RETURN_NOT_OK(walk(r, i, chunk, depth + 1, err));
+      continue;
+    }
     PT_RETURN_NOT_OK(make_node(r, i, def, rep, slot, chunk, arrow ? arrow->children[k] : NULL,
-                               false, &n->children[k], depth + 1, err));
+                               false, &n->children[kept++], depth + 1, err));
+  }
+  n->n_children = kept;
   if (n->n_children == 0) return pt__errorf(err, PT_EFORMAT, "schema: empty group");
   n->first = n->children[0].first;
   return PT_OK;
@@ -588,6 +641,7 @@ static int make_node(reader *r, int64_t *i, int16_t def, int16_t rep, int16_t sl
     n->map = is_map && rr->num_children == 2 && *i + 1 < r->meta.n_schema &&
              r->meta.schema[*i + 1].repetition == PT__PQ_REQUIRED &&
              r->meta.schema[*i + 1].num_children == 0 &&
+             !(r->want && r->want[*i] == 1) && /* a path kept the key or value alone */
              !(arrow && arrow->format && strcmp(arrow->format, "+m") != 0);
     if (n->map && arrow && arrow->n_children == 1) ae = arrow->children[0];
     PT_RETURN_NOT_OK(make_node(r, i, d3, r3, d3, chunk, ae, legacy, n->children, depth + 1, err));
@@ -642,12 +696,120 @@ static int node_schema(const node *n, struct ArrowSchema *out, pt_error *err) {
   }
   PT_RETURN_NOT_OK(pt_schema_init(out, format, n->name, nullable ? ARROW_FLAG_NULLABLE : 0,
                                   n->n_children, err));
+  if (n->kind == N_LEAF && n->leaf->ext != EXT_NONE) {
+    const char *keys[2] = {"ARROW:extension:name", "ARROW:extension:metadata"};
+    const char *values[2] = {ext_names[n->leaf->ext], ""};
+    PT_RETURN_NOT_OK(pt_schema_set_metadata(out, 2, keys, values, err));
+  }
   for (int64_t k = 0; k < n->n_children; k++)
     PT_RETURN_NOT_OK(node_schema(&n->children[k], out->children[k], err));
   return PT_OK;
 }
 
 static int64_t find_path(const char *path, void *arg, int64_t *elem);
+
+/* A column asked for by a dotted path below a top-level one ("s.t.b",
+ * "l.list.element.x"), as pyarrow takes them. */
+typedef struct path_sel {
+  int64_t top;             /* the top-level field's index */
+  int64_t elem, chunk;     /* the path's element and its first leaf */
+  int16_t def;             /* definition levels of its ancestors */
+  bool nullable;           /* an ancestor is optional */
+  bool in_list;            /* a list or repeated field is on the way */
+} path_sel;
+
+/* Resolves path (segments separated by dots) against the schema: false
+ * when no field has it. top: each top-level field's element and first
+ * leaf. Marks want (when not NULL) along the way, for paths in lists. */
+static int resolve_path(reader *r, const char *path, const int64_t *top, int64_t n_top,
+                        path_sel *out, bool *found, pt_error *err) {
+  const pt__pq_file_meta *m = &r->meta;
+  *found = false;
+  memset(out, 0, sizeof *out);
+  int64_t first = 1, count = n_top, chunk = 0; /* the current group's children */
+  const char *seg = path;
+  for (int depth = 0;; depth++) {
+    const char *dot = strchr(seg, '.');
+    size_t len = dot ? (size_t)(dot - seg) : strlen(seg);
+    int64_t i = first, hit = -1;
+    for (int64_t k = 0; k < count; k++) {
+      if (depth == 0) {
+        i = top[2 * k];
+        chunk = top[2 * k + 1];
+      }
+      const pt__pq_schema_elem *e = &m->schema[i];
+      if (e->name.len == (int64_t)len && memcmp(e->name.data, seg, len) == 0) {
+        hit = i;
+        if (depth == 0) out->top = k;
+        break;
+      }
+      if (depth > 0) PT_RETURN_NOT_OK(walk(r, &i, &chunk, depth + 1, err));
+    }
+    if (hit < 0) return PT_OK;
+    const pt__pq_schema_elem *e = &m->schema[hit];
+    out->elem = hit;
+    out->chunk = chunk;
+    if (!dot) break;
+    if (e->num_children == 0) return PT_OK; /* a leaf has no fields */
+    if (e->repetition == PT__PQ_OPTIONAL) {
+      out->def++;
+      out->nullable = true;
+    }
+    if (e->repetition == PT__PQ_REPEATED || e->logical.kind == PT__LT_LIST ||
+        e->logical.kind == PT__LT_MAP || e->converted == PT__CT_LIST ||
+        e->converted == PT__CT_MAP || e->converted == PT__CT_MAP_KEY_VALUE)
+      out->in_list = true;
+    first = hit + 1;
+    count = e->num_children;
+    seg = dot + 1;
+  }
+  *found = true;
+  return PT_OK;
+}
+
+/* Marks the path to sel's element (1) and the subtree below it (2). */
+static void mark_want(reader *r, const char *path, const path_sel *sel, const int64_t *top) {
+  int64_t i = top[2 * sel->top];
+  const char *seg = strchr(path, '.');
+  r->want[i] = r->want[i] ? r->want[i] : 1;
+  while (seg && i != sel->elem) {
+    seg++;
+    const char *dot = strchr(seg, '.');
+    size_t len = dot ? (size_t)(dot - seg) : strlen(seg);
+    int64_t c = i + 1, nc = r->meta.schema[i].num_children;
+    for (int64_t k = 0; k < nc; k++) {
+      const pt__pq_schema_elem *e = &r->meta.schema[c];
+      if (e->name.len == (int64_t)len && memcmp(e->name.data, seg, len) == 0) break;
+      int64_t leaves = 0;
+      if (walk(r, &c, &leaves, 1, NULL) != PT_OK) return;
+    }
+    i = c;
+    if (r->want[i] == 0) r->want[i] = 1;
+    seg = dot;
+  }
+  int64_t end = i, leaves = 0;
+  if (walk(r, &end, &leaves, 1, NULL) != PT_OK) return;
+  memset(r->want + i, 2, (size_t)(end - i));
+}
+
+/* The stored Arrow field at a struct path below top-level field af (NULL
+ * when it does not follow). */
+static const struct ArrowSchema *arrow_at(const struct ArrowSchema *af, const char *path) {
+  const char *seg = strchr(path, '.');
+  while (af && seg) {
+    seg++;
+    const char *dot = strchr(seg, '.');
+    size_t len = dot ? (size_t)(dot - seg) : strlen(seg);
+    const struct ArrowSchema *next = NULL;
+    for (int64_t k = 0; af->format && strcmp(af->format, "+s") == 0 && k < af->n_children; k++) {
+      const char *nm = af->children[k]->name;
+      if (nm && strlen(nm) == len && memcmp(nm, seg, len) == 0) next = af->children[k];
+    }
+    af = next;
+    seg = dot;
+  }
+  return af;
+}
 
 static int build_schema(reader *r, const pt_parquet_read_options *opts, pt_error *err) {
   const pt__pq_file_meta *m = &r->meta;
@@ -683,33 +845,73 @@ static int build_schema(reader *r, const pt_parquet_read_options *opts, pt_error
     return pt__errorf(err, PT_ENOMEM, "out of memory");
   }
   int rc = PT_OK;
+  /* Each column: a top-level field by name, else a dotted path below one.
+   * A path through structs only gives its field as a column of its own,
+   * null where a struct above it is (pyarrow's read_table); a path through
+   * a list keeps its top-level field with only the fields on the paths
+   * asked for (pyarrow's ParquetFile.read), one column for all of them. */
+  path_sel *sel = pt__arena_alloc(&r->arena, (n_cols > 0 ? n_cols : 1) * (int64_t)sizeof(path_sel));
+  int64_t *tops = pt__arena_alloc(&r->arena, (n_cols > 0 ? n_cols : 1) * (int64_t)sizeof(int64_t));
+  if (sel == NULL || tops == NULL) rc = pt__errorf(err, PT_ENOMEM, "out of memory");
   for (int64_t k = 0; k < n_cols && rc == PT_OK; k++) {
-    int64_t t = k;
-    if (opts && opts->columns) {
-      const char *want = opts->columns[k];
-      t = -1;
-      for (int64_t j = 0; j < n_top && want; j++) {
-        const pt__pq_schema_elem *e = &m->schema[top[2 * j]];
-        if ((int64_t)strlen(want) == e->name.len && memcmp(want, e->name.data, (size_t)e->name.len) == 0) {
-          t = j;
-          break;
-        }
-      }
-      if (t < 0) {
-        rc = pt__errorf(err, PT_EINVAL, "no column '%s' in the file; see its schema with `protium cat --schema`",
-                        want ? want : "(null)");
+    tops[k] = k;
+    sel[k].elem = -1;
+    if (!(opts && opts->columns)) continue;
+    const char *want = opts->columns[k];
+    tops[k] = -1;
+    for (int64_t j = 0; j < n_top && want; j++) {
+      const pt__pq_schema_elem *e = &m->schema[top[2 * j]];
+      if ((int64_t)strlen(want) == e->name.len && memcmp(want, e->name.data, (size_t)e->name.len) == 0) {
+        tops[k] = j;
         break;
       }
     }
+    bool found = false;
+    if (tops[k] < 0 && want && strchr(want, '.'))
+      rc = resolve_path(r, want, top, n_top, &sel[k], &found, err);
+    if (rc == PT_OK && tops[k] < 0 && !found) {
+      rc = want && strchr(want, '.')
+               ? pt__errorf(err, PT_EINVAL, "no column '%s' in the file (name struct fields as "
+                            "'a.b', fields in lists as 'a.list.element.b'); see its schema with "
+                            "`protium cat --schema`", want)
+               : pt__errorf(err, PT_EINVAL, "no column '%s' in the file; see its schema with "
+                            "`protium cat --schema`", want ? want : "(null)");
+      break;
+    }
+    if (rc == PT_OK && found && sel[k].in_list) {
+      if (r->want == NULL) {
+        r->want = pt__arena_alloc(&r->arena, m->n_schema);
+        if (r->want == NULL) rc = pt__errorf(err, PT_ENOMEM, "out of memory");
+        else memset(r->want, 0, (size_t)m->n_schema);
+      }
+      if (rc == PT_OK) mark_want(r, want, &sel[k], top);
+    }
+  }
+  int64_t made = 0;
+  for (int64_t k = 0; k < n_cols && rc == PT_OK; k++) {
+    bool in_list = tops[k] < 0 && sel[k].in_list;
+    int64_t t = tops[k] >= 0 ? tops[k] : sel[k].top;
+    bool dup = false;
+    for (int64_t j = 0; in_list && j < k; j++) dup = dup || (tops[j] < 0 && sel[j].in_list && sel[j].top == t);
+    if (dup) continue; /* one column for every path below the same list */
     const struct ArrowSchema *af = NULL;
     const pt__pq_schema_elem *te = &m->schema[top[2 * t]];
     if (stored_ok) {
       af = stored.children[t];
       if (af->name == NULL || !name_is(&te->name, af->name)) af = NULL;
     }
-    int64_t at = top[2 * t], chunk = top[2 * t + 1];
-    rc = make_node(r, &at, 0, 0, 0, &chunk, af, false, &r->cols[k], 0, err);
+    node *n = &r->cols[made++];
+    if (tops[k] >= 0 || in_list) {
+      int64_t at = top[2 * t], chunk = top[2 * t + 1];
+      rc = make_node(r, &at, 0, 0, 0, &chunk, af, false, n, 0, err);
+    } else {
+      int64_t at = sel[k].elem, chunk = sel[k].chunk;
+      rc = make_node(r, &at, sel[k].def, 0, 0, &chunk, arrow_at(af, opts->columns[k]), false, n, 0,
+                     err);
+      if (rc == PT_OK) n->nullable = n->nullable || sel[k].nullable;
+    }
   }
+  n_cols = made;
   r->n_cols = n_cols;
   for (int64_t k = 0; k < n_cols && rc == PT_OK; k++) mark_levels(r, &r->cols[k]);
   r->flat = r->n_sel > 0;
@@ -752,45 +954,41 @@ static int build_schema(reader *r, const pt_parquet_read_options *opts, pt_error
   if (rc == PT_OK) rc = pt_schema_init(&r->schema, "+s", "", 0, n_cols, err);
   for (int64_t k = 0; k < n_cols && rc == PT_OK; k++)
     rc = node_schema(&r->cols[k], r->schema.children[k], err);
-  /* The stored schema's metadata (pyarrow's pandas metadata and the user's)
-   * when present, else the file's key-value metadata. */
-  if (rc == PT_OK && stored_ok && stored.metadata != NULL) {
-    int32_t nk;
-    memcpy(&nk, stored.metadata, 4);
-    const char *p = stored.metadata + 4;
-    const char **keys = pt__calloc((size_t)(nk > 0 ? nk : 1) * 2, sizeof *keys);
-    int64_t *lens = pt__calloc((size_t)(nk > 0 ? nk : 1) * 2, sizeof *lens);
-    if (keys == NULL || lens == NULL) rc = pt__errorf(err, PT_ENOMEM, "out of memory");
-    for (int32_t j = 0; j < nk && rc == PT_OK; j++) {
-      int32_t l;
-      memcpy(&l, p, 4);
-      keys[j] = p + 4;
-      lens[j] = l;
-      p += 4 + l;
-      memcpy(&l, p, 4);
-      keys[nk + j] = p + 4;
-      lens[nk + j] = l;
-      p += 4 + l;
-    }
-    if (rc == PT_OK)
-      rc = pt_schema_set_metadata_n(&r->schema, nk, keys, lens, keys + nk, lens + nk, err);
-    pt__free(keys);
-    pt__free(lens);
-  } else if (rc == PT_OK && m->n_kv > 0) {
-    const char **kv = pt__calloc((size_t)m->n_kv * 2, sizeof *kv);
-    int64_t *lens = pt__calloc((size_t)m->n_kv * 2, sizeof *lens);
+  /* The file's key-value pairs (but ARROW:schema), then those of the
+   * stored schema's metadata (pyarrow's pandas metadata and the user's) that
+   * the footer lacks: a writer may put pairs in either place. */
+  if (rc == PT_OK) {
+    const char *p;
+    int32_t ns = pt__md_count(stored_ok ? stored.metadata : NULL, &p);
+    if (ns < 0) ns = 0;
+    int64_t cap = m->n_kv + ns;
+    const char **kv = pt__calloc((size_t)(cap > 0 ? cap : 1) * 2, sizeof *kv);
+    int64_t *lens = pt__calloc((size_t)(cap > 0 ? cap : 1) * 2, sizeof *lens);
     int64_t n = 0;
     if (kv == NULL || lens == NULL) rc = pt__errorf(err, PT_ENOMEM, "out of memory");
     for (int64_t j = 0; j < m->n_kv && rc == PT_OK; j++) {
       if (m->kv[j].key.len == 12 && memcmp(m->kv[j].key.data, "ARROW:schema", 12) == 0) continue;
       kv[n] = (const char *)m->kv[j].key.data;
       lens[n] = m->kv[j].key.len;
-      kv[m->n_kv + n] = m->kv[j].has_value ? (const char *)m->kv[j].value.data : "";
-      lens[m->n_kv + n] = m->kv[j].has_value ? m->kv[j].value.len : 0;
+      kv[cap + n] = m->kv[j].has_value ? (const char *)m->kv[j].value.data : "";
+      lens[cap + n] = m->kv[j].has_value ? m->kv[j].value.len : 0;
       n++;
     }
-    if (rc == PT_OK)
-      rc = pt_schema_set_metadata_n(&r->schema, n, kv, lens, kv + m->n_kv, lens + m->n_kv, err);
+    int64_t from_footer = n;
+    for (int32_t j = 0; j < ns && rc == PT_OK; j++) {
+      pt__md_pair e = pt__md_next(&p);
+      bool dup = false;
+      for (int64_t q = 0; q < from_footer && !dup; q++)
+        dup = lens[q] == e.key_len && memcmp(kv[q], e.key, (size_t)e.key_len) == 0;
+      if (dup) continue;
+      kv[n] = e.key;
+      lens[n] = e.key_len;
+      kv[cap + n] = e.value;
+      lens[cap + n] = e.value_len;
+      n++;
+    }
+    if (rc == PT_OK && n > 0)
+      rc = pt_schema_set_metadata_n(&r->schema, n, kv, lens, kv + cap, lens + cap, err);
     pt__free(kv);
     pt__free(lens);
   }
@@ -1097,9 +1295,10 @@ static int emit(reader *r, const leaf *c, colbuf *b, int64_t n, const uint16_t *
     for (int64_t i = 0; i < b->rows; i++) pt__bit_set(b->validity, i, 1);
   }
   bool dict = s->enc == PT__ENC_RLE_DICTIONARY || s->enc == PT__ENC_PLAIN_DICTIONARY;
-  /* Checks that PLAIN data holds what it must. */
-  if (s->enc == PT__ENC_PLAIN && c->conv != CV_BINARY && c->conv != CV_BOOL && c->conv != CV_NULL &&
-      (s->end - s->p) / c->phys_width < n_present)
+  /* Checks that PLAIN data holds what it must (BYTE_ARRAY values, decimals
+   * among them, are checked one by one: they have no fixed width). */
+  if (s->enc == PT__ENC_PLAIN && c->e->type != PT__PQ_BYTE_ARRAY && c->conv != CV_BOOL &&
+      c->conv != CV_NULL && (s->end - s->p) / c->phys_width < n_present)
     return pt__errorf(err, PT_EFORMAT, "%lld values need %lld bytes but the page has %lld",
                       (long long)n_present, (long long)n_present * c->phys_width,
                       (long long)(s->end - s->p));
@@ -1598,6 +1797,48 @@ static int decompress_direct(reader *r, const leaf *c, colbuf *b, int codec,
   return PT_OK;
 }
 
+/* A flat chunk whose rows are all in this one uncompressed PLAIN page of
+ * 4- or 8-byte values that Arrow keeps as they are, without nulls, and
+ * whose values lie in the mapped file at a multiple of their width: the
+ * column's buffer is the file itself (b->file_values), not a copy. The
+ * mapping's base is page-aligned, so the file offset decides the
+ * alignment. False: the page is decoded the usual way, into a copy. */
+static bool zero_copy(reader *r, const leaf *c, colbuf *b, const pt__pq_column_meta *m,
+                      const pt__pq_page_header *h, bool v2, const uint8_t *body, int64_t n,
+                      int64_t values_left, int64_t rg_rows) {
+  const int64_t w = c->out_width;
+  if (!r->mapped || r->region == NULL || m->codec != PT__CODEC_UNCOMPRESSED ||
+      h->encoding != PT__ENC_PLAIN || c->conv != CV_COPY || (w != 4 && w != 8) ||
+      c->phys_width != w || c->nested || c->max_rep != 0 || c->dict_out || n == 0 ||
+      n != rg_rows || n != values_left || b->rows != 0 || b->values != NULL ||
+      b->validity != NULL || h->compressed_size != h->uncompressed_size)
+    return false;
+  const int64_t len = h->compressed_size;
+  const int bw = pt__bit_width((uint64_t)c->max_def);
+  const uint8_t *vals;
+  if (v2) {
+    int64_t off = (int64_t)h->rep_length + h->def_length;
+    if (h->num_nulls != 0 || h->rep_length != 0 || h->def_length < 0 || off > len) return false;
+    if (c->max_def > 0 && !pt__rle_single_run(body, h->def_length, bw, (uint32_t)c->max_def, n))
+      return false;
+    vals = body + off;
+  } else if (c->max_def > 0) {
+    if (h->def_encoding != PT__ENC_RLE || len < 4) return false;
+    uint32_t l = pt__load_u32(body);
+    if (l > (uint64_t)(len - 4) ||
+        !pt__rle_single_run(body + 4, l, bw, (uint32_t)c->max_def, n))
+      return false;
+    vals = body + 4 + l;
+  } else {
+    vals = body;
+  }
+  if (body + len - vals < n * w || (uintptr_t)vals % (uintptr_t)w != 0) return false;
+  b->file_values = vals;
+  b->rows = n;
+  r->sc->pages_zero_copy++;
+  return true;
+}
+
 /* Whether rows [start, end) meet a range of keep. */
 static bool ranges_meet(const pt__row_ranges *keep, int64_t start, int64_t end) {
   int64_t lo = 0, hi = keep->n;
@@ -1746,6 +1987,11 @@ static int read_chunk(reader *r, int64_t rg, const leaf *c, colbuf *b, int64_t r
       b->seen += n;
     }
     r->sc->pages_read++;
+    if (keep == NULL && zero_copy(r, c, b, m, &h, v2, body, n, values_left, rg_rows)) {
+      values_left -= n;
+      (*page_no)++;
+      continue;
+    }
     if (keep == NULL) {
       bool done;
       PT_RETURN_NOT_OK(decompress_direct(r, c, b, m->codec, &h, v2, body, n, &done, err));
@@ -2012,14 +2258,22 @@ static int finish_dict_array(const leaf *c, colbuf *b, struct ArrowArray *out, p
   return PT_OK;
 }
 
-/* Moves the buffers of b into a new array *out. */
-static int finish_array(const leaf *c, colbuf *b, struct ArrowArray *out, pt_error *err) {
+/* Moves the buffers of b into a new array *out; values in the file
+ * (b->file_values) stay there, the array holding a reference on region. */
+static int finish_array(const leaf *c, colbuf *b, pt__shared *region, struct ArrowArray *out,
+                        pt_error *err) {
   if (c->dict_out) return finish_dict_array(c, b, out, err);
   int nb = c->conv == CV_NULL ? 0 : c->view ? 4 : c->conv == CV_BINARY ? 3 : 2;
   PT_RETURN_NOT_OK(pt__array_init(out, nb, 0, false, err));
   out->length = b->rows;
   out->null_count = c->conv == CV_NULL ? b->rows : b->nulls;
   if (c->conv == CV_NULL) return PT_OK;
+  if (b->file_values != NULL) {
+    pt__array_set_buffer(out, 1, b->file_values, false);
+    pt__array_hold(out, region);
+    b->file_values = NULL;
+    return PT_OK;
+  }
   if (b->values == NULL) {
     /* No rows: still a valid (zeroed) buffer. */
     b->values = pt__calloc(1, 64);
@@ -2060,6 +2314,13 @@ static int finish_array(const leaf *c, colbuf *b, struct ArrowArray *out, pt_err
   return PT_OK;
 }
 
+/* 64 bits of an Arrow bitmap (bit i in byte i / 8, least significant
+ * first) from a word whose bit i is bit i; one store where the host is
+ * little-endian. */
+static inline void store_bits64(uint8_t *p, uint64_t word) {
+  for (int k = 0; k < 8; k++) p[k] = (uint8_t)(word >> (8 * k));
+}
+
 /* Assembles node n's array for the row group from the decoded leaves;
  * *len = its rows. Structs and lists take their slots, validity and offsets
  * from the levels of their first leaf in one pass (buffers sized by the
@@ -2070,7 +2331,7 @@ static int build_node(reader *r, const node *n, struct ArrowArray *out, int64_t 
   if (n->kind == N_LEAF) {
     colbuf *b = &r->bufs[n->first];
     *len = b->rows;
-    return finish_array(n->leaf, b, out, err);
+    return finish_array(n->leaf, b, r->region, out, err);
   }
   const colbuf *f = &r->bufs[n->first];
   const int64_t nl = f->n_levels;
@@ -2093,17 +2354,35 @@ static int build_node(reader *r, const node *n, struct ArrowArray *out, int64_t 
     const node *e = &n->children[0];
     const uint16_t erep = (uint16_t)e->rep, eslot = (uint16_t)e->def_slot;
     int64_t count = 0;
-    for (int64_t i = 0; i < nl; i++) {
-      uint16_t rp = reps[i], df = defs[i];
-      if (rp <= nrep && df >= nslot) {
-        if (n->large) pt__store_i64(offsets + 8 * slots, count);
-        else pt__store_i32(offsets + 4 * slots, (int32_t)count);
-        if (validity) validity[slots >> 3] |= (uint8_t)((df >= nvalid) << (slots & 7));
-        nulls += df < nvalid;
-        slots++;
-      }
-      count += rp <= erep && df >= eslot;
+    /* A list's rows start at entries the data decides (a new row every
+     * few elements), which a branch mispredicts about one time in three:
+     * every entry stores an offset (a slot's stays, the next slot's
+     * overwrites the others) and the validity bits gather in a word
+     * stored every 64 slots (the bitmap has 8 bytes past its slots). */
+    uint64_t word = 0;
+    int64_t base = 0; /* the slot of word's bit 0 */
+#define LIST_SLOTS(STORE)                                                  \
+  for (int64_t i = 0; i < nl; i++) {                                       \
+    uint16_t rp = reps[i], df = defs[i];                                   \
+    uint64_t is_slot = (rp <= nrep) & (df >= nslot), ok = df >= nvalid;    \
+    STORE;                                                                 \
+    word |= (is_slot & ok) << (slots - base);                              \
+    nulls += (int64_t)(is_slot & !ok);                                     \
+    slots += (int64_t)is_slot;                                             \
+    count += (rp <= erep) & (df >= eslot);                                 \
+    if (slots - base == 64) {                                              \
+      if (validity) store_bits64(validity + base / 8, word);               \
+      word = 0;                                                            \
+      base += 64;                                                          \
+    }                                                                      \
+  }
+    if (n->large) {
+      LIST_SLOTS(pt__store_i64(offsets + 8 * slots, count))
+    } else {
+      LIST_SLOTS(pt__store_i32(offsets + 4 * slots, (int32_t)count))
     }
+#undef LIST_SLOTS
+    if (validity && slots > base) store_bits64(validity + base / 8, word);
     if (!n->large && count > INT32_MAX)
       rc = pt__errorf(err, PT_ERANGE, "more than 2^31 list elements in a row group");
     if (n->large) pt__store_i64(offsets + 8 * slots, count);
@@ -2169,17 +2448,46 @@ static uint8_t *keep_bits(const pt__row_ranges *got, const pt__row_ranges *keep,
   return bits;
 }
 
+/* Arrow holds times of day within [0, one day) of their unit (and
+ * consumers check it); a file's TIME values are copied as they are, so
+ * those past a day are refused here, once the chunk is decoded. */
+static int check_times(const leaf *c, const colbuf *b, pt_error *err) {
+  if (strncmp(c->format, "tt", 2) != 0) return PT_OK;
+  int64_t day = c->format[2] == 'm' ? INT64_C(86400000)
+                : c->format[2] == 'u' ? INT64_C(86400000000)
+                                      : INT64_C(86400000000000);
+  const uint8_t *v = b->file_values ? b->file_values : b->values;
+  for (int64_t i = 0; i < b->rows; i++) {
+    if (b->validity && !pt__bit_get(b->validity, i)) continue;
+    int64_t x = c->out_width == 4 ? pt__load_i32(v + i * 4) : pt__load_i64(v + i * 8);
+    if (x < 0 || x >= day)
+      return pt__errorf(err, PT_EFORMAT, "TIME value %lld is not within one day (of %lld %cs)",
+                        (long long)x, (long long)day, c->format[2]);
+  }
+  return PT_OK;
+}
+
 /* Decodes the column chunk of selected leaf k of L's row group into
- * L->bufs[k]; errors name the row group, column and page. */
+ * L->bufs[k]; errors name the row group, column and page, but no page
+ * when the chunk was refused before its first page was read. */
 static int decode_unit(reader *r, rgload *L, int64_t k, pt_error *err) {
   const pt__pq_row_group *g = &r->meta.row_groups[L->rg];
   const leaf *c = r->leaves[k];
-  int64_t page = 0;
+  int64_t page = -1; /* read_chunk sets 0 when it reaches the pages */
   int rc = read_chunk(r, L->rg, c, &L->bufs[k], g->num_rows, L->select ? &L->keep : NULL, &page,
                       err);
-  if (rc != PT_OK)
+  if (rc != PT_OK && page < 0) {
+    pt__error_prefix(err, rc, "row group %lld, column '%s': ", (long long)L->rg, c->name);
+    return rc;
+  }
+  if (rc != PT_OK) {
     pt__error_prefix(err, rc, "row group %lld, column '%s', page %lld: ", (long long)L->rg, c->name,
                      (long long)page);
+    return rc;
+  }
+  rc = check_times(c, &L->bufs[k], err);
+  if (rc != PT_OK)
+    pt__error_prefix(err, rc, "row group %lld, column '%s': ", (long long)L->rg, c->name);
   return rc;
 }
 
@@ -2668,6 +2976,16 @@ int pt_parquet_stream_pages(struct ArrowArrayStream *stream, int64_t *read, int6
   return PT_OK;
 }
 
+int pt_parquet_stream_zero_copy(struct ArrowArrayStream *stream, int64_t *pages, pt_error *err) {
+  if (stream == NULL || stream->release != stream_release)
+    return pt__errorf(err, PT_EINVAL, "not a stream opened by pt_parquet_read_*");
+  const reader *r = stream->private_data;
+  int64_t n = 0;
+  for (int t = 0; t < r->n_workers; t++) n += r->scratch[t].pages_zero_copy;
+  if (pages) *pages = n;
+  return PT_OK;
+}
+
 int pt_parquet_stream_row_groups(struct ArrowArrayStream *stream, int64_t *read,
                                  int64_t *skipped, pt_error *err) {
   if (stream == NULL || stream->release != stream_release)
@@ -2680,7 +2998,7 @@ int pt_parquet_stream_row_groups(struct ArrowArrayStream *stream, int64_t *read,
 
 void pt_parquet_read_options_init(pt_parquet_read_options *opts) {
   memset(opts, 0, sizeof *opts);
-  opts->batch_size = DEFAULT_BATCH_ROWS;
+  opts->batch_size = 0; /* the reader's 65536, or pt_read_parquet's arrow.max_records_per_batch */
 }
 
 int pt_parquet_read_buffer(const void *data, int64_t size, void (*free_data)(void *, void *),
@@ -2689,6 +3007,7 @@ int pt_parquet_read_buffer(const void *data, int64_t size, void (*free_data)(voi
   if (out == NULL || (data == NULL && size > 0) || size < 0)
     return pt__errorf(err, PT_EINVAL, "parquet: data and out must be given");
   out->release = NULL;
+  pt__keep_freed_memory();
   pt__shared *region = NULL;
   if (free_data != NULL) {
     region = pt__shared_new((void *)data, free_data, free_arg);
@@ -2708,6 +3027,7 @@ int pt_parquet_read_path(const char *path, const pt_parquet_read_options *opts,
                          struct ArrowArrayStream *out, pt_error *err) {
   if (path == NULL || out == NULL) return pt__errorf(err, PT_EINVAL, "parquet: path and out must be given");
   out->release = NULL;
+  pt__keep_freed_memory();
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return pt__errorf(err, PT_EIO, "parquet: cannot open %s: %s", path, strerror(errno));
   struct stat st;
@@ -2749,15 +3069,17 @@ int pt_parquet_read_path(const char *path, const pt_parquet_read_options *opts,
 
 int pt__parquet_plan(const char *path, const pt_parquet_read_options *opts,
                      struct ArrowSchema *schema, pt__parquet_rg **rgs, int64_t *n,
-                     pt_error *err) {
+                     int64_t *considered, pt_error *err) {
   *rgs = NULL;
   *n = 0;
+  if (considered) *considered = 0;
   schema->release = NULL;
   struct ArrowArrayStream s;
   PT_RETURN_NOT_OK(pt_parquet_read_path(path, opts, &s, err));
   reader *r = s.private_data;
   int rc = pt_schema_copy(&r->schema, schema, err);
   int64_t total = r->end_rg - r->next_rg;
+  if (considered) *considered = total > 0 ? total : 0;
   pt__parquet_rg *out = pt__calloc((size_t)(total > 0 ? total : 1), sizeof *out);
   if (rc == PT_OK && out == NULL) rc = pt__errorf(err, PT_ENOMEM, "out of memory");
   for (int64_t g = r->next_rg; g < r->end_rg && rc == PT_OK; g++) {

@@ -1,9 +1,10 @@
 /* where.c — a pt_parquet_filter evaluated row by row over an Arrow batch
- * with SQL's three-valued logic: Delta's replace_where where statistics
- * cannot decide. The executors' require operator checks each written row
- * against it; their exclude operator keeps the rows of a partly matching
- * file that it does not match (a row where it is NULL is kept, as Delta
- * keeps it); the driver checks its literals against the columns' types.
+ * with SQL's three-valued logic (NE and NOT IN are NULL on a null too):
+ * Delta's replace_where where statistics cannot decide. The executors'
+ * require operator checks each written row against it; their exclude
+ * operator keeps the rows of a partly matching file that it does not match
+ * (a row where it is NULL is kept, as Delta keeps it); the driver checks
+ * its literals against the columns' types.
  * One implementation for all, hence here beside the filters.
  */
 #include <math.h>
@@ -65,11 +66,7 @@ static void value_at(const char *fmt, const struct ArrowArray *a, int64_t i, val
     case 'd': {
       int p = 0, sc = 0;
       (void)sscanf(fmt, "d:%d,%d", &p, &sc);
-      uint64_t lo;
-      int64_t hi;
-      memcpy(&lo, (const uint8_t *)d + 16 * i, 8);
-      memcpy(&hi, (const uint8_t *)d + 16 * i + 8, 8);
-      v->d = ((double)hi * 18446744073709551616.0 + (double)lo) / pow(10.0, sc);
+      v->d = pt__decimal128_to_double((const uint8_t *)d + 16 * i, sc);
       break;
     }
     case 'u':
@@ -158,21 +155,27 @@ static int eval(const pt_parquet_filter *f, const struct ArrowSchema *schema,
   }
   int64_t c = 0;
   while (c < schema->n_children && strcmp(schema->children[c]->name, p.column) != 0) c++;
+  bool null_test = p.op == PT_PARQUET_IS_NULL || p.op == PT_PARQUET_IS_NOT_NULL;
   if (c == schema->n_children) { /* a column added after the file was written: null */
-    memset(out, p.op == PT_PARQUET_IS_NULL ? V_TRUE : V_NULL, (size_t)n);
+    memset(out, p.op == PT_PARQUET_IS_NULL ? V_TRUE : null_test ? V_FALSE : V_NULL, (size_t)n);
     return PT_OK;
   }
   const char *fmt = schema->children[c]->format;
   const struct ArrowArray *a = batch->children[c];
   int kind = schema->children[c]->dictionary ? -1 : kind_of(fmt);
   char tn[128];
-  if (p.op != PT_PARQUET_IS_NULL && kind < 0) {
+  if (!null_test && kind < 0) {
     pt_type_name(schema->children[c], tn, sizeof tn);
     return pt__errorf(err, PT_ENOTSUP, "replace_where cannot compare column '%s' (%s) row by "
                       "row; compare numbers, strings, binary, booleans, dates, timestamps or "
                       "decimals", p.column, tn);
   }
-  if (p.op != PT_PARQUET_IS_NULL &&
+  if (!null_test &&
+      (p.literal == PT__FILTER_TIMESTAMP || p.literal == PT__FILTER_DECIMAL))
+    return pt__errorf(err, PT_ENOTSUP, "replace_where compares column '%s' with a timestamp or "
+                      "decimal literal; give timestamps as integers (microseconds) and decimals "
+                      "as numbers", p.column);
+  if (!null_test &&
       ((kind == K_BYTES) != (p.literal == PT__FILTER_BYTES) ||
        (fmt[0] == 'b' && p.literal == PT__FILTER_DOUBLE))) {
     pt_type_name(schema->children[c], tn, sizeof tn);
@@ -184,8 +187,8 @@ static int eval(const pt_parquet_filter *f, const struct ArrowSchema *schema,
   for (int64_t i = 0; i < n; i++) {
     int64_t r = batch->offset + i;
     bool is_null = valid && !bit(valid, a->offset + r);
-    if (p.op == PT_PARQUET_IS_NULL) {
-      out[i] = is_null ? V_TRUE : V_FALSE;
+    if (null_test) {
+      out[i] = is_null == (p.op == PT_PARQUET_IS_NULL) ? V_TRUE : V_FALSE;
       continue;
     }
     if (is_null) {
@@ -200,6 +203,11 @@ static int eval(const pt_parquet_filter *f, const struct ArrowSchema *schema,
       case PT_PARQUET_EQ:
       case PT_PARQUET_IN:
         for (int64_t k = 0; k < p.n && !hit; k++) hit = compare(&v, &p, k, &ok) == 0 && ok;
+        break;
+      case PT_PARQUET_NE:
+      case PT_PARQUET_NOT_IN: /* NaN differs from every value, as in pyarrow */
+        hit = true;
+        for (int64_t k = 0; k < p.n && hit; k++) hit = !(compare(&v, &p, k, &ok) == 0 && ok);
         break;
       case PT_PARQUET_LT: cmp = compare(&v, &p, 0, &ok); hit = ok && cmp < 0; break;
       case PT_PARQUET_LE: cmp = compare(&v, &p, 0, &ok); hit = ok && cmp <= 0; break;

@@ -6,7 +6,8 @@
  * group's metadata and column statistics. Columns are dictionary-encoded
  * until their dictionary outgrows its limit, then PLAIN (as parquet-mr and
  * Arrow C++ do). The Arrow schema is stored under ARROW:schema so that
- * pyarrow gets the exact types back.
+ * pyarrow gets the exact types back; its metadata goes to the footer's
+ * key-value pairs as well, for readers that ignore ARROW:schema.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -171,6 +172,9 @@ struct pt_parquet_writer {
   int64_t n_rgs, cap_rgs;
   int64_t total_rows;
   pt_buf arrow_schema;   /* base64 of the IPC schema message */
+  pt__pq_kv *kv;         /* the footer's other key-value pairs: the schema's
+                            metadata and opts' pairs (arena, copies) */
+  int64_t n_kv;
   wbufs *bufs;           /* one per thread (opts.threads); bufs[0] is the
                             calling thread's. The body is a page's
                             compressed bytes, reused (fresh memory costs
@@ -327,20 +331,58 @@ static int map_column(wcol *c, const struct ArrowSchema *field, pt_error *err) {
                         c->name, name);
     }
   }
+  /* The canonical extension types Parquet has logical types for, as
+   * pyarrow writes them. */
+  const char *ext = "ARROW:extension:name";
+  if (c->phys == PT__PQ_FIXED_LEN_BYTE_ARRAY && c->width == 16 && l->kind == PT__LT_NONE &&
+      pt__pq_metadata_has(field->metadata, ext, "arrow.uuid"))
+    l->kind = PT__LT_UUID;
+  if (l->kind == PT__LT_STRING && pt__pq_metadata_has(field->metadata, ext, "arrow.json")) {
+    l->kind = PT__LT_JSON;
+    e->converted = PT__CT_JSON;
+  }
   e->type = c->phys;
   return PT_OK;
 }
 
 static const char B64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
+/* With extra pairs in opts, the stored schema carries them too: pyarrow
+ * takes a file's schema metadata from ARROW:schema alone when it is there. */
 static int store_arrow_schema(pt_parquet_writer *w, pt_error *err) {
+  struct ArrowSchema with_kv = {0}; /* owned; release NULL when not needed */
+  if (w->opts.n_metadata > 0) {
+    PT_RETURN_NOT_OK(pt_schema_copy(&w->schema, &with_kv, err));
+    const char **kv = pt__calloc((size_t)w->n_kv * 2 + 1, sizeof *kv);
+    int64_t *lens = pt__calloc((size_t)w->n_kv * 2 + 1, sizeof *lens);
+    int rc = kv && lens ? PT_OK : pt__errorf(err, PT_ENOMEM, "out of memory");
+    for (int64_t j = 0; j < w->n_kv && rc == PT_OK; j++) {
+      kv[j] = (const char *)w->kv[j].key.data;
+      lens[j] = w->kv[j].key.len;
+      kv[w->n_kv + j] = (const char *)w->kv[j].value.data;
+      lens[w->n_kv + j] = w->kv[j].value.len;
+    }
+    if (rc == PT_OK)
+      rc = pt_schema_set_metadata_n(&with_kv, w->n_kv, kv, lens, kv + w->n_kv, lens + w->n_kv, err);
+    pt__free(kv);
+    pt__free(lens);
+    if (rc != PT_OK) {
+      with_kv.release(&with_kv);
+      return rc;
+    }
+  }
   pt_ipc_writer *iw;
-  PT_RETURN_NOT_OK(pt_ipc_writer_open_buffer(&w->schema, NULL, &iw, err));
+  int rc = pt_ipc_writer_open_buffer(with_kv.release ? &with_kv : &w->schema, NULL, &iw, err);
+  if (rc != PT_OK) {
+    if (with_kv.release) with_kv.release(&with_kv);
+    return rc;
+  }
   void *data = NULL;
   int64_t size = 0;
-  int rc = pt_ipc_writer_close(iw, err);
+  rc = pt_ipc_writer_close(iw, err);
   if (rc == PT_OK) rc = pt_ipc_writer_take_buffer(iw, &data, &size, err);
   pt_ipc_writer_free(iw);
+  if (with_kv.release) with_kv.release(&with_kv);
   if (rc != PT_OK) return rc;
   size -= 8; /* the end-of-stream marker */
   const uint8_t *p = data;
@@ -414,6 +456,51 @@ void pt_parquet_writer_free(pt_parquet_writer *w) {
   pt__free(w);
 }
 
+static bool kv_key_is(const pt__pq_kv *kv, const char *key, int64_t len) {
+  return kv->key.len == len && memcmp(kv->key.data, key, (size_t)len) == 0;
+}
+
+static const uint8_t *arena_copy(pt__arena *a, const void *p, int64_t n) {
+  uint8_t *q = pt__arena_alloc(a, n > 0 ? n : 1);
+  if (q != NULL && n > 0) memcpy(q, p, (size_t)n);
+  return q;
+}
+
+/* The footer's key-value pairs besides ARROW:schema: the Arrow schema's own
+ * metadata (Spark, DuckDB and parquet-mr readers never look inside
+ * ARROW:schema), then opts' pairs, which replace a schema pair of the same
+ * key. Copies, so that the caller's strings need not outlive the call. */
+static int collect_kv(pt_parquet_writer *w, const struct ArrowSchema *schema, pt_error *err) {
+  const char *p;
+  int32_t ns = pt__md_count(schema->metadata, &p);
+  if (ns < 0) ns = 0;
+  int64_t cap = ns + (w->opts.n_metadata > 0 ? w->opts.n_metadata : 0);
+  w->kv = pt__arena_alloc(&w->arena, (cap > 0 ? cap : 1) * (int64_t)sizeof *w->kv);
+  if (w->kv == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
+  for (int32_t j = 0; j < ns; j++) {
+    pt__md_pair e = pt__md_next(&p);
+    if (e.key_len == 12 && memcmp(e.key, "ARROW:schema", 12) == 0) continue;
+    pt__pq_kv *kv = &w->kv[w->n_kv++];
+    *kv = (pt__pq_kv){.key = {arena_copy(&w->arena, e.key, e.key_len), e.key_len},
+                      .has_value = true,
+                      .value = {arena_copy(&w->arena, e.value, e.value_len), e.value_len}};
+  }
+  for (int64_t j = 0; j < w->opts.n_metadata; j++) {
+    const char *k = w->opts.metadata_keys[j];
+    const char *v = w->opts.metadata_values && w->opts.metadata_values[j] ? w->opts.metadata_values[j] : "";
+    int64_t kl = (int64_t)strlen(k), vl = (int64_t)strlen(v);
+    int64_t at = 0;
+    while (at < w->n_kv && !kv_key_is(&w->kv[at], k, kl)) at++;
+    if (at == w->n_kv) w->n_kv++;
+    w->kv[at] = (pt__pq_kv){.key = {arena_copy(&w->arena, k, kl), kl}, .has_value = true,
+                            .value = {arena_copy(&w->arena, v, vl), vl}};
+  }
+  for (int64_t j = 0; j < w->n_kv; j++)
+    if (w->kv[j].key.data == NULL || w->kv[j].value.data == NULL)
+      return pt__errorf(err, PT_ENOMEM, "out of memory");
+  return PT_OK;
+}
+
 static int check_options(const pt_parquet_write_options *o, pt_error *err) {
   switch (o->codec) {
     case PT_PARQUET_UNCOMPRESSED: case PT_PARQUET_SNAPPY: case PT_PARQUET_GZIP:
@@ -438,6 +525,15 @@ static int check_options(const pt_parquet_write_options *o, pt_error *err) {
     return pt__errorf(err, PT_EINVAL,
                       "parquet: partition_by applies to pt_write_parquet (a directory); a "
                       "single file has no partition directories");
+  if (o->n_metadata < 0 || (o->n_metadata > 0 && o->metadata_keys == NULL))
+    return pt__errorf(err, PT_EINVAL, "parquet: metadata_keys must list n_metadata keys");
+  for (int64_t j = 0; j < o->n_metadata; j++) {
+    if (o->metadata_keys[j] == NULL)
+      return pt__errorf(err, PT_EINVAL, "parquet: metadata key %lld is NULL", (long long)j);
+    if (strcmp(o->metadata_keys[j], "ARROW:schema") == 0)
+      return pt__errorf(err, PT_EINVAL, "parquet: metadata key ARROW:schema is the writer's "
+                        "own (store_arrow_schema); choose another key");
+  }
   return PT_OK;
 }
 
@@ -856,6 +952,7 @@ static int open_common(pt_parquet_writer *w, const struct ArrowSchema *schema,
     PT_RETURN_NOT_OK(make_wnode(w, f, f->name ? f->name : "", 0, 0, NULL, 0, &w->tops[i], 0, err));
   }
   PT_RETURN_NOT_OK(make_units(w, err));
+  PT_RETURN_NOT_OK(collect_kv(w, schema, err));
   if (w->opts.store_arrow_schema) PT_RETURN_NOT_OK(store_arrow_schema(w, err));
   return out_write(w, "PAR1", 4, err);
 }
@@ -2483,8 +2580,8 @@ int pt_parquet_writer_close(pt_parquet_writer *w, pt_error *err) {
   m.version = 2;
   m.n_schema = w->n_elems + 1;
   m.schema = pt__arena_alloc(&w->arena, m.n_schema * (int64_t)sizeof *m.schema);
-  pt__pq_kv kv[1];
-  if (m.schema == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
+  pt__pq_kv *kv = pt__arena_alloc(&w->arena, (w->n_kv + 1) * (int64_t)sizeof *kv);
+  if (m.schema == NULL || kv == NULL) return pt__errorf(err, PT_ENOMEM, "out of memory");
   m.schema[0] = (pt__pq_schema_elem){.type = -1, .repetition = -1, .converted = -1,
                                      .name = {(const uint8_t *)"schema", 6},
                                      .num_children = (int32_t)w->n_tops};
@@ -2492,12 +2589,13 @@ int pt_parquet_writer_close(pt_parquet_writer *w, pt_error *err) {
   m.num_rows = w->total_rows;
   m.row_groups = w->rgs;
   m.n_row_groups = w->n_rgs;
-  if (w->arrow_schema.len > 0) {
-    kv[0] = (pt__pq_kv){.key = {(const uint8_t *)"ARROW:schema", 12}, .has_value = true,
-                        .value = {(const uint8_t *)w->arrow_schema.data, (int64_t)w->arrow_schema.len}};
-    m.kv = kv;
-    m.n_kv = 1;
-  }
+  /* ARROW:schema first, then the other pairs (pyarrow's order). */
+  if (w->arrow_schema.len > 0)
+    kv[m.n_kv++] = (pt__pq_kv){.key = {(const uint8_t *)"ARROW:schema", 12}, .has_value = true,
+                               .value = {(const uint8_t *)w->arrow_schema.data,
+                                         (int64_t)w->arrow_schema.len}};
+  for (int64_t j = 0; j < w->n_kv; j++) kv[m.n_kv++] = w->kv[j];
+  if (m.n_kv > 0) m.kv = kv;
   static const char created_by[] = "protium version " PT_VERSION_STRING;
   m.has_created_by = true;
   m.created_by = (pt__pq_bytes){(const uint8_t *)created_by, (int64_t)sizeof created_by - 1};

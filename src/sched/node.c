@@ -89,6 +89,7 @@ int pt__node_new(pt_session *s, pt__driver *d, pt__node_kind kind, pt_dataset *p
   ds->driver = d;
   ds->kind = kind;
   ds->delta_version = -1;
+  ds->parquet_files = -1;
   int rc = pt_schema_copy(schema, &ds->schema, err);
   if (rc == PT_OK) rc = schema_to_ipc(&ds->schema, &ds->schema_ipc, &ds->schema_ipc_size, err);
   if (rc != PT_OK) {

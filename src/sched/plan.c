@@ -528,6 +528,10 @@ int pt__plan_build(pt__driver *d, pt_dataset *ds, const pt__action *action, pt__
       w->parquet_threads = action->parquet_threads;
       w->n_parquet_partition_by = (size_t)action->parquet_n_partition_by;
       w->parquet_partition_by = (char **)action->parquet_partition_by; /* the caller's */
+      w->n_parquet_metadata_keys = (size_t)action->parquet_n_metadata;
+      w->parquet_metadata_keys = (char **)action->parquet_metadata_keys; /* the caller's */
+      w->n_parquet_metadata_values = (size_t)action->parquet_n_metadata;
+      w->parquet_metadata_values = (char **)action->parquet_metadata_values;
       w->csv = action->csv != 0;
       w->csv_header = action->csv_header != 0;
       w->csv_delimiter = (unsigned char)action->csv_delimiter;

@@ -87,6 +87,11 @@ struct pt_dataset {
   int read_threads;              /* threads decoding each task's row groups (1-16; 0 = 1) */
   /* PARQUET made by pt_read_delta: what its log replay found (version -1: not Delta) */
   int64_t delta_version, delta_files, delta_skipped;
+  /* PARQUET made by pt_read_parquet: what planning passed over (the files'
+   * row groups, those the statistics ruled out; files and leaf directories
+   * that partition values ruled out); parquet_files -1: not made by it */
+  int64_t parquet_files, parquet_files_pruned, parquet_dirs_pruned;
+  int64_t parquet_row_groups, parquet_rg_skipped;
   uint8_t *parquet_filter;       /* owned (pt__malloc): the read's filter as a
                                     packed ParquetFilter message; NULL = none.
                                     EXCLUDE, REQUIRE: the predicate, likewise */
@@ -219,6 +224,9 @@ typedef struct pt__action {
   int64_t parquet_page_bytes, parquet_dictionary_page_bytes;
   char *const *parquet_partition_by; /* the caller's, for the job's time */
   int64_t parquet_n_partition_by;
+  char *const *parquet_metadata_keys;   /* the caller's, for the job's time */
+  char *const *parquet_metadata_values; /* likewise; no NULL entries */
+  int64_t parquet_n_metadata;
   /* PT__SINK_KAFKA: the packed KafkaSink message (borrowed for the call) */
   const uint8_t *kafka_sink;
   size_t kafka_sink_size;

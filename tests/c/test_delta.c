@@ -498,6 +498,120 @@ static void test_where_rows(void **state) {
   sc.release(&sc);
 }
 
+/* NE, NOT IN and IS NOT NULL row by row: a null is neither != nor NOT IN
+ * anything (NULL, no match); IS NOT NULL is never NULL. */
+static void test_where_rows_not_ops(void **state) {
+  (void)state;
+  struct ArrowSchema sc;
+  struct ArrowArray batch;
+  where_batch(&sc, &batch); /* id: 1, null, 5, 7; s: "a", "b", null, "a" */
+  pt_error err;
+  uint8_t out[4];
+  const int64_t five[] = {5}, one_seven[] = {1, 7};
+  const double five_d[] = {5.0};
+  const char *a[] = {"a"};
+  pt_parquet_filter *f;
+  assert_int_equal(pt_parquet_filter_int("id", PT_PARQUET_NE, five, 1, &f, &err), PT_OK);
+  assert_int_equal(pt__filter_eval_rows(f, &sc, &batch, out, &err), PT_OK);
+  assert_memory_equal(out, ((uint8_t[]){1, 0, 0, 1}), 4);
+  pt_parquet_filter_free(f);
+  assert_int_equal(pt_parquet_filter_double("id", PT_PARQUET_NE, five_d, 1, &f, &err), PT_OK);
+  assert_int_equal(pt__filter_eval_rows(f, &sc, &batch, out, &err), PT_OK);
+  assert_memory_equal(out, ((uint8_t[]){1, 0, 0, 1}), 4);
+  pt_parquet_filter_free(f);
+  assert_int_equal(pt_parquet_filter_int("id", PT_PARQUET_NOT_IN, one_seven, 2, &f, &err), PT_OK);
+  assert_int_equal(pt__filter_eval_rows(f, &sc, &batch, out, &err), PT_OK);
+  assert_memory_equal(out, ((uint8_t[]){0, 0, 1, 0}), 4);
+  pt_parquet_filter_free(f);
+  assert_int_equal(pt_parquet_filter_int("id", PT_PARQUET_NOT_IN, NULL, 0, &f, &err), PT_OK);
+  assert_int_equal(pt__filter_eval_rows(f, &sc, &batch, out, &err), PT_OK);
+  assert_memory_equal(out, ((uint8_t[]){1, 0, 1, 1}), 4);
+  pt_parquet_filter_free(f);
+  assert_int_equal(pt_parquet_filter_bytes("s", PT_PARQUET_NE, a, NULL, 1, &f, &err), PT_OK);
+  assert_int_equal(pt__filter_eval_rows(f, &sc, &batch, out, &err), PT_OK);
+  assert_memory_equal(out, ((uint8_t[]){0, 1, 0, 0}), 4);
+  pt_parquet_filter_free(f);
+  assert_int_equal(pt_parquet_filter_is_not_null("s", &f, &err), PT_OK);
+  assert_int_equal(pt__filter_eval_rows(f, &sc, &batch, out, &err), PT_OK);
+  assert_memory_equal(out, ((uint8_t[]){1, 1, 0, 1}), 4);
+  pt_parquet_filter_free(f);
+  /* A column the batch lacks is null throughout: never NOT NULL, never !=. */
+  assert_int_equal(pt_parquet_filter_is_not_null("later", &f, &err), PT_OK);
+  assert_int_equal(pt__filter_eval_rows(f, &sc, &batch, out, &err), PT_OK);
+  assert_memory_equal(out, ((uint8_t[]){0, 0, 0, 0}), 4);
+  pt_parquet_filter_free(f);
+  assert_int_equal(pt_parquet_filter_int("later", PT_PARQUET_NE, five, 1, &f, &err), PT_OK);
+  assert_int_equal(pt__filter_eval_rows(f, &sc, &batch, out, &err), PT_OK);
+  assert_memory_equal(out, ((uint8_t[]){0, 0, 0, 0}), 4);
+  pt_parquet_filter_free(f);
+  batch.release(&batch);
+  sc.release(&sc);
+}
+
+/* NE, NOT IN and IS NOT NULL against a file's stats: must match (every
+ * literal outside [min, max], no null) and may match (only min == max ==
+ * a literal with no null, or nulls alone, rule a file out). */
+static void test_stats_not_ops(void **state) {
+  (void)state;
+  pt_error err;
+  struct ArrowSchema sc;
+  assert_int_equal(pt_schema_init(&sc, "+s", "", 0, 2, &err), PT_OK);
+  assert_int_equal(pt_schema_init(sc.children[0], "l", "id", ARROW_FLAG_NULLABLE, 0, &err), PT_OK);
+  assert_int_equal(pt_schema_init(sc.children[1], "g", "x", ARROW_FLAG_NULLABLE, 0, &err), PT_OK);
+  pt__delta_snapshot snap = {0};
+  char range[] = "{\"numRecords\":10,\"minValues\":{\"id\":3,\"x\":1.0},"
+                 "\"maxValues\":{\"id\":9,\"x\":1.0},\"nullCount\":{\"id\":0,\"x\":0}}";
+  char seven[] = "{\"numRecords\":10,\"minValues\":{\"id\":7},\"maxValues\":{\"id\":7},"
+                 "\"nullCount\":{\"id\":0}}";
+  char seven_nulls[] = "{\"numRecords\":10,\"minValues\":{\"id\":7},\"maxValues\":{\"id\":7},"
+                       "\"nullCount\":{\"id\":2}}";
+  char nulls[] = "{\"numRecords\":10,\"nullCount\":{\"id\":10}}";
+  pt__delta_file file = {.path = "f.parquet", .stats = range};
+  const int64_t two[] = {2}, seven_v[] = {7}, two_ten[] = {2, 10}, two_seven[] = {2, 7};
+  const double one[] = {1.0};
+  pt_parquet_filter *ne2, *ne7, *nin, *nin7, *nn, *xne;
+  assert_int_equal(pt_parquet_filter_int("id", PT_PARQUET_NE, two, 1, &ne2, &err), PT_OK);
+  assert_int_equal(pt_parquet_filter_int("id", PT_PARQUET_NE, seven_v, 1, &ne7, &err), PT_OK);
+  assert_int_equal(pt_parquet_filter_int("id", PT_PARQUET_NOT_IN, two_ten, 2, &nin, &err), PT_OK);
+  assert_int_equal(pt_parquet_filter_int("id", PT_PARQUET_NOT_IN, two_seven, 2, &nin7, &err), PT_OK);
+  assert_int_equal(pt_parquet_filter_is_not_null("id", &nn, &err), PT_OK);
+  assert_int_equal(pt_parquet_filter_double("x", PT_PARQUET_NE, one, 1, &xne, &err), PT_OK);
+  /* ids 3..9, no null. */
+  assert_true(pt__delta_file_must_match(ne2, &snap, &file, &sc));
+  assert_false(pt__delta_file_must_match(ne7, &snap, &file, &sc));
+  assert_true(pt__delta_file_must_match(nin, &snap, &file, &sc));
+  assert_false(pt__delta_file_must_match(nin7, &snap, &file, &sc));
+  assert_true(pt__delta_file_must_match(nn, &snap, &file, &sc));
+  assert_false(pt__delta_file_must_match(xne, &snap, &file, &sc)); /* floats prove nothing */
+  assert_true(pt__delta_file_may_match(xne, &snap, &file, &sc)); /* x 1.0 may hide a NaN */
+  assert_true(pt__delta_file_may_match(ne7, &snap, &file, &sc));
+  /* 7 alone: != 7 and NOT IN (2, 7) rule it out. */
+  file.stats = seven;
+  assert_false(pt__delta_file_may_match(ne7, &snap, &file, &sc));
+  assert_false(pt__delta_file_may_match(nin7, &snap, &file, &sc));
+  assert_true(pt__delta_file_may_match(ne2, &snap, &file, &sc));
+  assert_true(pt__delta_file_may_match(nn, &snap, &file, &sc));
+  /* 7 and nulls: ruled out too (a null satisfies no comparison). */
+  file.stats = seven_nulls;
+  assert_false(pt__delta_file_may_match(ne7, &snap, &file, &sc));
+  assert_false(pt__delta_file_may_match(nin7, &snap, &file, &sc));
+  assert_true(pt__delta_file_may_match(ne2, &snap, &file, &sc));
+  assert_false(pt__delta_file_must_match(nn, &snap, &file, &sc));
+  assert_false(pt__delta_file_must_match(ne2, &snap, &file, &sc));
+  /* Nulls alone: nothing matches but IS NULL. */
+  file.stats = nulls;
+  assert_false(pt__delta_file_may_match(ne2, &snap, &file, &sc));
+  assert_false(pt__delta_file_may_match(nin, &snap, &file, &sc));
+  assert_false(pt__delta_file_may_match(nn, &snap, &file, &sc));
+  pt_parquet_filter_free(ne2);
+  pt_parquet_filter_free(ne7);
+  pt_parquet_filter_free(nin);
+  pt_parquet_filter_free(nin7);
+  pt_parquet_filter_free(nn);
+  pt_parquet_filter_free(xne);
+  sc.release(&sc);
+}
+
 /* Proofs from stats that every row of a file matches replace_where. */
 static void test_stats_prove_whole_matches(void **state) {
   (void)state;
@@ -557,6 +671,8 @@ int main(void) {
       cmocka_unit_test(test_protocol_features),
       cmocka_unit_test(test_where_rows),
       cmocka_unit_test(test_stats_prove_whole_matches),
+      cmocka_unit_test(test_where_rows_not_ops),
+      cmocka_unit_test(test_stats_not_ops),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -317,6 +318,159 @@ static void test_exact_messages(void **state) {
   free(b.data);
 }
 
+/* Reads the file at path to its end; PT_OK or the first failure (its
+ * message in *err). */
+static int read_path_all(const char *path, pt_error *err) {
+  struct ArrowArrayStream s;
+  int rc = pt_parquet_read_path(path, NULL, &s, err);
+  if (rc != PT_OK) return rc;
+  for (;;) {
+    struct ArrowArray a;
+    int e = s.get_next(&s, &a);
+    if (e != 0) {
+      snprintf(err->message, sizeof err->message, "%s", s.get_last_error(&s));
+      rc = e == EINVAL ? PT_EFORMAT : e == ENOSYS ? PT_ENOTSUP : PT_EIO;
+      break;
+    }
+    if (a.release == NULL) break;
+    a.release(&a);
+  }
+  s.release(&s);
+  return rc;
+}
+
+static void write_file(const char *path, const uint8_t *data, int64_t size) {
+  FILE *f = fopen(path, "wb");
+  assert_non_null(f);
+  assert_int_equal(fwrite(data, 1, (size_t)size, f), (size_t)size);
+  fclose(f);
+}
+
+/* Rewrites the varint at p (of *len bytes) as v in the same number of
+ * bytes (continuation bits pad it): the header keeps its length. */
+static void put_varint_in_place(uint8_t *p, int len, uint64_t v) {
+  for (int k = 0; k < len; k++) {
+    p[k] = (uint8_t)(v & 0x7f) | (k < len - 1 ? 0x80 : 0);
+    v >>= 7;
+  }
+  assert_int_equal(v, 0);
+}
+
+static int varint_len(const uint8_t *p) {
+  int n = 1;
+  while (p[n - 1] & 0x80) n++;
+  return n;
+}
+
+/* Damage inside the pages of a file on disk: the error names the file's
+ * path, the row group, the column and the page (counted from the chunk's
+ * first, the dictionary page included), not only the footer. */
+static void test_page_damage_names_file_and_page(void **state) {
+  char dir[] = "/tmp/pt-pq-damage.XXXXXX";
+  assert_non_null(mkdtemp(dir));
+  char path[256];
+  snprintf(path, sizeof path, "%s/damaged.parquet", dir);
+
+  /* Every page of every compressed chunk (ZSTD, SNAPPY and others, by
+   * column), its body made noise: the codec refuses it. */
+  bytes b = load("v1_rowgroups_mixed.parquet");
+  uint8_t *copy = malloc((size_t)b.size);
+  uint32_t flen = pt__load_u32(b.data + b.size - 8);
+  pt__arena arena = {0};
+  pt__pq_file_meta m;
+  pt_error err;
+  if (pt__pq_decode_file_meta(b.data + b.size - 8 - flen, flen, &arena, &m, &err) != PT_OK)
+    fail_msg("footer: %s", err.message);
+  int damaged = 0;
+  for (int64_t rg = 0; rg < m.n_row_groups; rg++) {
+    for (int64_t col = 0; col < m.row_groups[rg].n_columns; col++) {
+      const pt__pq_column_meta *cm = &m.row_groups[rg].columns[col].meta;
+      if (cm->codec == PT__CODEC_UNCOMPRESSED) continue; /* noise may be values */
+      int64_t at = cm->has_dictionary_page_offset && cm->dictionary_page_offset > 0
+                       ? cm->dictionary_page_offset
+                       : cm->data_page_offset;
+      int64_t end = at + cm->total_compressed_size;
+      char name[64];
+      snprintf(name, sizeof name, "%.*s", (int)cm->path[0].len, (const char *)cm->path[0].data);
+      for (int64_t page = 0; at < end; page++) {
+        pt__pq_page_header h;
+        int64_t hl;
+        if (pt__pq_decode_page_header(b.data + at, end - at, &h, &hl, &err) != PT_OK)
+          fail_msg("page header: %s", err.message);
+        memcpy(copy, b.data, (size_t)b.size);
+        for (int32_t k = 0; k < h.compressed_size; k++) copy[at + hl + k] = (uint8_t)(0x5A ^ (k * 13));
+        write_file(path, copy, b.size);
+        char want[512];
+        snprintf(want, sizeof want, "parquet: %s: row group %lld, column '%s', page %lld: ", path,
+                 (long long)rg, name, (long long)page);
+        pt_error got = {0};
+        assert_int_equal(read_path_all(path, &got), PT_EFORMAT);
+        if (strncmp(got.message, want, strlen(want)) != 0)
+          fail_msg("'%s' does not start with '%s'", got.message, want);
+        damaged++;
+        at += hl + h.compressed_size;
+      }
+    }
+  }
+  assert_true(damaged >= 40); /* 5 row groups of 8 compressed columns, a page or more each */
+  pt__arena_free(&arena);
+  free(copy);
+  free(b.data);
+
+  /* An uncompressed file whose pages are cut short: each column's page
+   * claims 16 bytes fewer (2 for pages under 64 bytes; both sizes), so
+   * its values run out. */
+  b = load("v1_plain_none.parquet");
+  copy = malloc((size_t)b.size);
+  flen = pt__load_u32(b.data + b.size - 8);
+  arena = (pt__arena){0};
+  if (pt__pq_decode_file_meta(b.data + b.size - 8 - flen, flen, &arena, &m, &err) != PT_OK)
+    fail_msg("footer: %s", err.message);
+  for (int64_t col = 0; col < m.row_groups[0].n_columns; col++) {
+    const pt__pq_column_meta *cm = &m.row_groups[0].columns[col].meta;
+    int64_t at = cm->data_page_offset;
+    pt__pq_page_header h;
+    int64_t hl;
+    if (pt__pq_decode_page_header(b.data + at, b.size - at, &h, &hl, &err) != PT_OK)
+      fail_msg("page header: %s", err.message);
+    int32_t cut = h.compressed_size >= 64 ? 16 : 2;
+    memcpy(copy, b.data, (size_t)b.size);
+    /* type (0x15 varint), uncompressed size (0x15 varint), compressed size
+     * (0x15 varint): zigzag values. */
+    uint8_t *p = copy + at;
+    assert_int_equal(p[0], 0x15);
+    p += 1 + varint_len(p + 1);
+    for (int f = 0; f < 2; f++) {
+      assert_int_equal(p[0], 0x15);
+      int len = varint_len(p + 1);
+      put_varint_in_place(p + 1, len, (uint64_t)(h.compressed_size - cut) * 2);
+      p += 1 + len;
+    }
+    write_file(path, copy, b.size);
+    char name[64];
+    snprintf(name, sizeof name, "%.*s", (int)cm->path[0].len, (const char *)cm->path[0].data);
+    char want[512];
+    snprintf(want, sizeof want, "parquet: %s: row group 0, column '%s', page 0: ", path, name);
+    pt_error got = {0};
+    assert_int_equal(read_path_all(path, &got), PT_EFORMAT);
+    if (strncmp(got.message, want, strlen(want)) != 0)
+      fail_msg("'%s' does not start with '%s'", got.message, want);
+    if (strcmp(name, "i64") == 0) {
+      /* 40 values of 8 bytes, the page's levels before them. */
+      snprintf(want, sizeof want,
+               "parquet: %s: row group 0, column 'i64', page 0: 40 values need 320 bytes but the "
+               "page has 304",
+               path);
+      assert_string_equal(got.message, want);
+    }
+  }
+  pt__arena_free(&arena);
+  free(copy);
+  free(b.data);
+  unlink(path);
+  rmdir(dir);
+}
+
 /* Inputs the fuzzer found, kept as seeds: each must fail cleanly (under
  * ASan: without leaking). */
 static void test_fuzz_regressions(void **state) {
@@ -356,6 +510,15 @@ static void test_fuzz_regressions(void **state) {
     assert_string_equal(err1.message, err3.message);
     free(b.data);
   }
+  /* A time32 column whose values a flip took past one day: the reader gave
+   * an array Arrow's validation refuses; the read now fails. */
+  bytes t = load("../../fuzz/corpus/parquet/regress-time-past-a-day.parquet");
+  pt_error terr = {0};
+  assert_int_equal(read_alone(t.data, t.size, &rows, &terr), PT_EFORMAT);
+  if (strstr(terr.message, "column 't32': TIME value ") == NULL ||
+      strstr(terr.message, " is not within one day (of 86400000 ms)") == NULL)
+    fail_msg("unexpected message: %s", terr.message);
+  free(t.data);
 }
 
 /* A file of the writer with a page index: 20000 sorted ids in pages of
@@ -523,6 +686,7 @@ int main(void) {
       cmocka_unit_test(test_threads_same_as_one),
       cmocka_unit_test(test_readahead_errors),
       cmocka_unit_test(test_exact_messages),
+      cmocka_unit_test(test_page_damage_names_file_and_page),
       cmocka_unit_test(test_fuzz_regressions),
       cmocka_unit_test(test_page_index),
       cmocka_unit_test(test_int96_for_a_table_format),

@@ -2,10 +2,12 @@
  * executor processes (this program, re-run by the session): pt_read_parquet
  * partitions by row group (small files together, big files split), applies
  * projection and filters when planning, and counts and collects exact rows;
- * pt_write_parquet commits one file per partition that reads back whole;
+ * pt_write_parquet commits one file per partition that reads back whole,
+ * in each save mode on a directory with files and on a missing one;
  * mismatched schemas and bad paths fail with clear messages; the tasks'
  * writers make the same bytes on any number of encoding threads, and their
- * readers the same rows on any number of decoding threads.
+ * readers the same rows on any number of decoding threads; the sizing rule
+ * shared with read_delta and read_csv gives the partition counts it should.
  */
 #include <dirent.h>
 #include <setjmp.h>
@@ -19,6 +21,7 @@
 
 #include <cmocka.h>
 
+#include "api/api_int.h"
 #include "core/core.h"
 #include "protium.h"
 
@@ -32,8 +35,10 @@
 static pt_session *S;
 static char DIR_[256];
 
-/* struct<id: int64 not null, name: utf8> with ids [from, from + n). */
-static void write_file(const char *path, int64_t from, int64_t n, int64_t rg_rows, int with_name) {
+/* struct<id: int64 not null, name: utf8> with ids [from, from + n); md
+ * non-NULL: the footer's pair written_in=md too. */
+static void write_file_md(const char *path, int64_t from, int64_t n, int64_t rg_rows,
+                          int with_name, const char *md) {
   struct ArrowSchema schema;
   CHECK(pt_schema_init(&schema, "+s", "", 0, with_name ? 2 : 1, &err));
   CHECK(pt_schema_init(schema.children[0], "l", "id", 0, 0, &err));
@@ -54,6 +59,12 @@ static void write_file(const char *path, int64_t from, int64_t n, int64_t rg_row
   pt_parquet_write_options o;
   pt_parquet_write_options_init(&o);
   o.row_group_rows = rg_rows;
+  const char *md_key = "written_in";
+  if (md) {
+    o.metadata_keys = &md_key;
+    o.metadata_values = &md;
+    o.n_metadata = 1;
+  }
   pt_parquet_writer *w;
   CHECK(pt_parquet_writer_open_path(path, &schema, &o, &w, &err));
   CHECK(pt_parquet_writer_write(w, &batch, &err));
@@ -62,6 +73,24 @@ static void write_file(const char *path, int64_t from, int64_t n, int64_t rg_row
   batch.release(&batch);
   pt_builder_free(b);
   schema.release(&schema);
+}
+
+static void write_file(const char *path, int64_t from, int64_t n, int64_t rg_rows, int with_name) {
+  write_file_md(path, from, n, rg_rows, with_name, NULL);
+}
+
+/* schema's metadata is one pair, written_in=value. */
+static void assert_written_in(const struct ArrowSchema *schema, const char *value) {
+  assert_non_null(schema->metadata);
+  int32_t n, kl, vl;
+  memcpy(&n, schema->metadata, 4);
+  assert_int_equal(n, 1);
+  memcpy(&kl, schema->metadata + 4, 4);
+  assert_int_equal(kl, 10);
+  assert_memory_equal(schema->metadata + 8, "written_in", 10);
+  memcpy(&vl, schema->metadata + 18, 4);
+  assert_int_equal(vl, (int32_t)strlen(value));
+  assert_memory_equal(schema->metadata + 22, value, strlen(value));
 }
 
 static int setup(void **state) {
@@ -339,8 +368,131 @@ static void test_errors(void **state) {
   assert_string_equal(err.message, want);
 }
 
+/* The names in dir, sorted, each followed by ' ', into buf; how many. */
+static int list_names(const char *dir, char *buf, size_t cap) {
+  char *names[64];
+  int n = 0;
+  DIR *d = opendir(dir);
+  assert_non_null(d);
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+    assert_true(n < 64);
+    names[n++] = strdup(e->d_name);
+  }
+  closedir(d);
+  for (int i = 1; i < n; i++) /* a few names: insertion sort */
+    for (int j = i; j > 0 && strcmp(names[j - 1], names[j]) > 0; j--) {
+      char *t = names[j];
+      names[j] = names[j - 1];
+      names[j - 1] = t;
+    }
+  buf[0] = '\0';
+  for (int i = 0; i < n; i++) {
+    assert_true(strlen(buf) + strlen(names[i]) + 2 <= cap);
+    strcat(buf, names[i]);
+    strcat(buf, " ");
+    free(names[i]);
+  }
+  return n;
+}
+
+/* Writes ids [from, to) in parts partitions to dir in mode. */
+static int write_range(const char *dir, int64_t from, int64_t to, int64_t parts, int mode,
+                       pt_error *err) {
+  pt_dataset *ds;
+  CHECK(pt_range(S, from, to, parts, &ds, &err));
+  pt_parquet_write_options o;
+  pt_parquet_write_options_init(&o);
+  o.mode = mode;
+  int rc = pt_write_parquet(ds, dir, &o, err);
+  pt_dataset_free(ds);
+  return rc;
+}
+
+/* dir's rows as read back: their number and the sum of their ids. */
+static int64_t read_back_sum(const char *dir, int64_t *rows) {
+  pt_dataset *ds;
+  CHECK(pt_read_parquet(S, dir, NULL, &ds, &err));
+  int64_t sum = collect_sum(ds, rows);
+  pt_dataset_free(ds);
+  return sum;
+}
+
+/* The save modes (pt_write_mode) on a directory that holds a write's files
+ * and on one that does not exist: the files each leaves and the rows they
+ * read back as. */
+static void test_write_modes(void **state) {
+  const int modes[] = {PT_WRITE_ERROR, PT_WRITE_APPEND, PT_WRITE_OVERWRITE, PT_WRITE_IGNORE};
+  const int64_t base_sum = 10 * 9 / 2, new_sum = (100 + 129) * 30 / 2;
+  for (size_t m = 0; m < sizeof modes / sizeof modes[0]; m++) {
+    char dir[400], names[2048], before[2048];
+    pt_error err = {0};
+    int64_t rows;
+    /* A directory that does not exist: every mode writes it. */
+    snprintf(dir, sizeof dir, "%s/modes-%d/new", DIR_, modes[m]);
+    assert_int_equal(write_range(dir, 100, 130, 3, modes[m], &err), PT_OK);
+    assert_int_equal(list_names(dir, names, sizeof names), 4);
+    if (modes[m] == PT_WRITE_APPEND) {
+      /* part-NNNNN-TOKEN.parquet: one token for the write's files. */
+      assert_int_equal(strncmp(names, "_SUCCESS part-00000-", 20), 0);
+      assert_non_null(strstr(names, ".parquet part-00002-"));
+    } else {
+      assert_string_equal(names, "_SUCCESS part-00000.parquet part-00001.parquet "
+                                 "part-00002.parquet ");
+    }
+    assert_int_equal(read_back_sum(dir, &rows), new_sum);
+    assert_int_equal(rows, 30);
+
+    /* A directory that holds a write's files (ids 0..9, two files). */
+    snprintf(dir, sizeof dir, "%s/modes-%d/old", DIR_, modes[m]);
+    assert_int_equal(write_range(dir, 0, 10, 2, PT_WRITE_ERROR, &err), PT_OK);
+    assert_int_equal(list_names(dir, before, sizeof before), 3);
+    int rc = write_range(dir, 100, 130, 3, modes[m], &err);
+    int n = list_names(dir, names, sizeof names);
+    int64_t sum = read_back_sum(dir, &rows);
+    switch (modes[m]) {
+      case PT_WRITE_ERROR: {
+        assert_int_equal(rc, PT_EINVAL);
+        char want[600];
+        snprintf(want, sizeof want,
+                 "write_parquet: directory '%s' is not empty; write to a new directory or empty "
+                 "it first", dir);
+        assert_string_equal(err.message, want);
+        assert_string_equal(names, before);
+        assert_int_equal(sum, base_sum);
+        assert_int_equal(rows, 10);
+        break;
+      }
+      case PT_WRITE_IGNORE:
+        assert_int_equal(rc, PT_OK);
+        assert_string_equal(names, before);
+        assert_int_equal(sum, base_sum);
+        assert_int_equal(rows, 10);
+        break;
+      case PT_WRITE_APPEND:
+        /* The old files as they were, three new ones beside them. */
+        assert_int_equal(rc, PT_OK);
+        assert_int_equal(n, 6);
+        assert_non_null(strstr(names, "part-00000.parquet "));
+        assert_non_null(strstr(names, "part-00001.parquet "));
+        assert_int_equal(sum, base_sum + new_sum);
+        assert_int_equal(rows, 40);
+        break;
+      case PT_WRITE_OVERWRITE:
+        assert_int_equal(rc, PT_OK);
+        assert_string_equal(names, "_SUCCESS part-00000.parquet part-00001.parquet "
+                                   "part-00002.parquet ");
+        assert_int_equal(sum, new_sum);
+        assert_int_equal(rows, 30);
+        break;
+    }
+  }
+}
+
 /* year=.../city=.../part.parquet: the keys become columns (year int32, city
- * utf8 with a null), every row of a file carries its directory's values. */
+ * utf8 with a null), every row of a file carries its directory's values;
+ * the schema keeps the first file's schema metadata. */
 static void test_hive_directories(void **state) {
   static const char *const dirs[] = {"year=2023/city=Paris", "year=2024/city=Lyon",
                                      "year=2024/city=__HIVE_DEFAULT_PARTITION__",
@@ -351,7 +503,7 @@ static void test_hive_directories(void **state) {
     pt_error e;
     assert_int_equal(pt__mkdirs(path, &e), PT_OK);
     snprintf(path, sizeof path, "%s/hive/%s/part-0.parquet", DIR_, dirs[i]);
-    write_file(path, i * 100, 100, 50, 1);
+    write_file_md(path, i * 100, 100, 50, 1, dirs[i]);
   }
   snprintf(path, sizeof path, "%s/hive/_SUCCESS", DIR_);
   FILE *f = fopen(path, "w");
@@ -364,6 +516,9 @@ static void test_hive_directories(void **state) {
   char name[256];
   pt_type_name(&schema, name, sizeof name);
   assert_string_equal(name, "struct<id: int64, name: utf8, year: int32, city: utf8>");
+  /* The schema metadata of the first file by path, as pyarrow.dataset
+   * gives it: one pair, written_in=year=2023/city=Paris. */
+  assert_written_in(&schema, dirs[0]);
   schema.release(&schema);
   struct ArrowArrayStream st;
   CHECK(pt_collect(ds, &st, &err));
@@ -492,7 +647,8 @@ static void test_hive_all_null_key(void **state) {
 
 /* partition_by: the Hive directories read above written again by year and
  * city: one directory per pair (null as Hive's marker), files without those
- * columns, and the rows read back the same; wrong columns fail at once. */
+ * columns, and the rows and schema metadata read back the same; wrong
+ * columns fail at once. */
 static void test_write_partition_by(void **state) {
   char in[600], out[600], path[900];
   snprintf(in, sizeof in, "%s/hive", DIR_);
@@ -546,6 +702,9 @@ static void test_write_partition_by(void **state) {
   char name[256];
   pt_type_name(&schema, name, sizeof name);
   assert_string_equal(name, "struct<id: int64, name: utf8, year: int32, city: utf8>");
+  /* The input's schema metadata (its first file's) went into every file
+   * written and comes back: one pair, written_in=year=2023/city=Paris. */
+  assert_written_in(&schema, dirs[0]);
   schema.release(&schema);
   int64_t rows;
   assert_int_equal(collect_sum(ds, &rows), (int64_t)400 * 399 / 2);
@@ -751,12 +910,45 @@ static void test_read_threads(void **state) {
                                  "parquet.read.threads); give 1 to 16");
 }
 
+/* The sizing rule of the file reads (src/api/split.c) on S's two slots,
+ * and the dealing of pieces into partitions of about equal size. */
+static void test_split_rule(void **state) {
+  const int64_t MiB = (int64_t)1 << 20, cap = 128 * MiB;
+  assert_int_equal(pt__split_parts(S, 0, cap), 1);
+  assert_int_equal(pt__split_parts(S, 3 * MiB, cap), 1);
+  assert_int_equal(pt__split_parts(S, 6 * MiB, cap), 1); /* halves under 4 MiB */
+  assert_int_equal(pt__split_parts(S, 10 * MiB, cap), 2);
+  assert_int_equal(pt__split_parts(S, 40 * MiB, cap), 2);
+  assert_int_equal(pt__split_parts(S, 256 * MiB, cap), 2);
+  assert_int_equal(pt__split_parts(S, 256 * MiB + 1, cap), 4);
+  assert_int_equal(pt__split_parts(S, 300 * MiB, cap), 4);
+  assert_int_equal(pt__split_parts(S, 200000, 30000), 8); /* 7 rounded up */
+  pt__deal d;
+  int64_t got[16];
+  /* Four equal files in two: two each. */
+  pt__deal_init(&d, 4 * 3 * MiB, 2, cap);
+  for (int i = 0; i < 4; i++) got[i] = pt__deal_next(&d, 3 * MiB);
+  assert_int_equal(got[0], 0);
+  assert_int_equal(got[1], 0);
+  assert_int_equal(got[2], 1);
+  assert_int_equal(got[3], 1);
+  /* Sixteen row groups in four under a cap that would take six: four each. */
+  pt__deal_init(&d, 16 * MiB, 4, 6 * MiB);
+  for (int i = 0; i < 16; i++) got[i] = pt__deal_next(&d, MiB);
+  for (int i = 0; i < 16; i++) assert_int_equal(got[i], i / 4);
+  /* The cap starts a partition even when one was asked for. */
+  pt__deal_init(&d, 15 * MiB, 1, 8 * MiB);
+  for (int i = 0; i < 3; i++) assert_int_equal(pt__deal_next(&d, 5 * MiB), i);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_split_rule),
       cmocka_unit_test(test_read_partitions_and_count),
       cmocka_unit_test(test_projection_and_filter),
       cmocka_unit_test(test_filter_skips_pages_in_tasks),
       cmocka_unit_test(test_write_and_read_back),
+      cmocka_unit_test(test_write_modes),
       cmocka_unit_test(test_errors),
       cmocka_unit_test(test_hive_directories),
       cmocka_unit_test(test_hive_all_null_key),

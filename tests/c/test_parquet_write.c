@@ -5,7 +5,11 @@
  * negative one refused with the column and row named. Then the threads
  * option: the same bytes, and the same first error, whatever the number of
  * threads encoding the columns. And the writer's SNAPPY compressor, read
- * back by libsnappy.
+ * back by libsnappy. And the page index: each page's min, max and null
+ * count in the ColumnIndex against those of the rows the OffsetIndex puts
+ * in the page (pyarrow does not expose the ColumnIndex), pages of nulls
+ * only among them, and the pages a filter skips by it. And key-value
+ * metadata and the UUID logical type through a write and a read.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -41,14 +45,21 @@ static void one_column(const char *fmt, const void *values, struct ArrowSchema *
                                .children = children, .release = no_release};
 }
 
+/* Decodes the footer of the Parquet file in *file into *m (its memory in
+ * *arena, for the caller to free). */
+static void decode_footer(const pt_buf *file, pt__arena *arena, pt__pq_file_meta *m) {
+  pt_error err;
+  const uint8_t *f = (const uint8_t *)file->data;
+  uint32_t flen = pt__load_u32(f + file->len - 8);
+  assert_int_equal(pt__pq_decode_file_meta(f + file->len - 8 - flen, flen, arena, m, &err), PT_OK);
+}
+
 static void check_written(const pt_buf *file, const uint32_t want[2][3]) {
   pt_error err;
   /* The column is an INTERVAL. */
   pt__arena arena = {0};
   pt__pq_file_meta m;
-  uint32_t flen = pt__load_u32((const uint8_t *)file->data + file->len - 8);
-  assert_int_equal(pt__pq_decode_file_meta((const uint8_t *)file->data + file->len - 8 - flen,
-                                           flen, &arena, &m, &err), PT_OK);
+  decode_footer(file, &arena, &m);
   assert_int_equal(m.schema[1].type, PT__PQ_FIXED_LEN_BYTE_ARRAY);
   assert_int_equal(m.schema[1].type_length, 12);
   assert_int_equal(m.schema[1].converted, PT__CT_INTERVAL);
@@ -87,6 +98,189 @@ static void write_buf(const struct ArrowSchema *schema, const struct ArrowArray 
   if (want_msg) assert_string_equal(err.message, want_msg);
   if (rc == PT_OK) assert_int_equal(pt_parquet_writer_close(w, &err), PT_OK);
   pt_parquet_writer_free(w);
+}
+
+/* A null run longer than a page's row limit (20000) gives pages of nulls
+ * alone: x is null on rows [NP_RUN, NP_RUN + 60000), else i % 50. */
+#define NP_RUN 3000
+#define NP_ROWS (NP_RUN + 60000 + NP_RUN)
+static bool np_null(int64_t i) { return i >= NP_RUN && i < NP_ROWS - NP_RUN; }
+
+/* Reads file with filter f; *rows: the rows the pages kept hold; *match:
+ * those of them that pred keeps (0: x = 7, 1: x >= INT64_MIN, 2: x is
+ * null); the ids of those summed into *sum; the pages counts. */
+static void np_read(const pt_buf *file, pt_parquet_filter *f, int pred, int64_t *rows,
+                    int64_t *match, int64_t *sum, int64_t *pages_read, int64_t *pages_skipped) {
+  pt_error err;
+  pt_parquet_read_options o;
+  pt_parquet_read_options_init(&o);
+  o.filter = f;
+  struct ArrowArrayStream st;
+  assert_int_equal(
+      pt_parquet_read_buffer(file->data, (int64_t)file->len, NULL, NULL, &o, &st, &err), PT_OK);
+  pt_parquet_filter_free(f);
+  *rows = *match = *sum = 0;
+  struct ArrowArray a;
+  while (st.get_next(&st, &a) == 0 && a.release) {
+    const struct ArrowArray *id = a.children[0], *x = a.children[1];
+    for (int64_t i = 0; i < a.length; i++) {
+      int64_t r = ((const int64_t *)id->buffers[1])[id->offset + a.offset + i];
+      int64_t at = x->offset + a.offset + i;
+      bool null = x->null_count != 0 && !pt__bit_get(x->buffers[0], at);
+      /* The rows kept are the file's, in place. */
+      assert_int_equal(null, np_null(r));
+      if (!null) assert_int_equal(((const int64_t *)x->buffers[1])[at], r % 50);
+      bool m = pred == 0 ? !null && r % 50 == 7 : pred == 1 ? !null : null;
+      *match += m;
+      *sum += m ? r : 0;
+    }
+    *rows += a.length;
+    a.release(&a);
+  }
+  assert_null(st.get_last_error(&st));
+  assert_int_equal(pt_parquet_stream_pages(&st, pages_read, pages_skipped, &err), PT_OK);
+  st.release(&st);
+}
+
+/* Pages made only of nulls: the ColumnIndex says null_pages true with empty
+ * min and max, and null counts that are the data's; = and a comparison
+ * every value passes (IS NOT NULL for int64: the filters have no NOT) skip
+ * exactly those pages of x, IS NULL exactly x's pages without nulls, and
+ * with them the pages of id holding none of the rows kept; the rows that
+ * match are all there. */
+static void test_page_index_null_pages(void **state) {
+  (void)state;
+  pt_error err;
+  struct ArrowSchema schema;
+  assert_int_equal(pt_schema_init(&schema, "+s", "", 0, 2, &err), PT_OK);
+  assert_int_equal(pt_schema_init(schema.children[0], "l", "id", 0, 0, &err), PT_OK);
+  assert_int_equal(pt_schema_init(schema.children[1], "l", "x", ARROW_FLAG_NULLABLE, 0, &err), PT_OK);
+  pt_builder *b;
+  assert_int_equal(pt_builder_new(&schema, &b, &err), PT_OK);
+  for (int64_t i = 0; i < NP_ROWS; i++) {
+    assert_int_equal(pt_builder_append_int(pt_builder_child(b, 0), i), PT_OK);
+    if (np_null(i)) assert_int_equal(pt_builder_append_null(pt_builder_child(b, 1), 1), PT_OK);
+    else assert_int_equal(pt_builder_append_int(pt_builder_child(b, 1), i % 50), PT_OK);
+    assert_int_equal(pt_builder_append_row(b), PT_OK);
+  }
+  struct ArrowArray batch;
+  assert_int_equal(pt_builder_finish(b, &batch, &err), PT_OK);
+  pt_builder_free(b);
+  for (int dict = 0; dict <= 1; dict++) {
+    pt_parquet_write_options o;
+    pt_parquet_write_options_init(&o);
+    o.page_bytes = 800; /* pages close as soon as they may (every 1024 rows) */
+    o.use_dictionary = dict;
+    o.data_page_version = 2 - dict;
+    pt_buf file = {0};
+    pt_parquet_writer *w;
+    assert_int_equal(pt_parquet_writer_open_buf(&file, &schema, &o, &w, &err), PT_OK);
+    assert_int_equal(pt_parquet_writer_write(w, &batch, &err), PT_OK);
+    assert_int_equal(pt_parquet_writer_close(w, &err), PT_OK);
+    pt_parquet_writer_free(w);
+    const uint8_t *f = (const uint8_t *)file.data;
+    pt__arena arena = {0};
+    pt__pq_file_meta m;
+    decode_footer(&file, &arena, &m);
+    assert_int_equal(m.n_row_groups, 1);
+    /* Each column's pages as row ranges [first[p], first[p + 1]). */
+    int64_t n_pages[2], *first[2];
+    bool *x_null_page = NULL, *x_has_null = NULL, *x_has_7 = NULL;
+    int64_t null_pages = 0, no_null_pages = 0;
+    for (int k = 0; k < 2; k++) {
+      const pt__pq_column_chunk *cc = &m.row_groups[0].columns[k];
+      pt__pq_offset_index oi;
+      pt__pq_column_index ci;
+      assert_int_equal(pt__pq_decode_offset_index(f + cc->offset_index_offset,
+                                                  cc->offset_index_length, &arena, &oi, &err), PT_OK);
+      assert_int_equal(pt__pq_decode_column_index(f + cc->column_index_offset,
+                                                  cc->column_index_length, &arena, &ci, &err), PT_OK);
+      assert_int_equal(ci.n_pages, oi.n_pages);
+      assert_int_equal(ci.n_null_counts, oi.n_pages);
+      assert_true(oi.n_pages > 0);
+      n_pages[k] = oi.n_pages;
+      size_t np = (size_t)(oi.n_pages > 0 ? oi.n_pages : 1);
+      first[k] = malloc((np + 1) * sizeof *first[k]);
+      for (int64_t p = 0; p < oi.n_pages; p++) first[k][p] = oi.pages[p].first_row_index;
+      first[k][oi.n_pages] = NP_ROWS;
+      if (k == 0) continue;
+      x_null_page = calloc(np, sizeof *x_null_page);
+      x_has_null = calloc(np, sizeof *x_has_null);
+      x_has_7 = calloc(np, sizeof *x_has_7);
+      for (int64_t p = 0; p < oi.n_pages; p++) {
+        int64_t lo = first[1][p], hi = first[1][p + 1], nulls = 0;
+        for (int64_t i = lo; i < hi; i++) {
+          nulls += np_null(i);
+          x_has_7[p] = x_has_7[p] || (!np_null(i) && i % 50 == 7);
+        }
+        assert_int_equal(ci.null_counts[p], nulls);
+        assert_int_equal(ci.null_pages[p], nulls == hi - lo);
+        if (ci.null_pages[p]) {
+          assert_int_equal(ci.min_values[p].len, 0);
+          assert_int_equal(ci.max_values[p].len, 0);
+        }
+        x_null_page[p] = ci.null_pages[p];
+        x_has_null[p] = nulls > 0;
+        null_pages += ci.null_pages[p];
+        no_null_pages += nulls == 0;
+      }
+    }
+    pt__arena_free(&arena);
+    /* 60000 nulls in a row fill at least two pages of 20000 rows. */
+    if (null_pages < 2)
+      fail_msg("dictionary %d: %lld pages of nulls only", dict, (long long)null_pages);
+    assert_true(no_null_pages >= 2);
+    int64_t want_match[3] = {0, 0, 0}, want_sum[3] = {0, 0, 0};
+    for (int64_t i = 0; i < NP_ROWS; i++) {
+      bool ms[3] = {!np_null(i) && i % 50 == 7, !np_null(i), np_null(i)};
+      for (int q = 0; q < 3; q++) {
+        want_match[q] += ms[q];
+        want_sum[q] += ms[q] ? i : 0;
+      }
+    }
+    const int64_t seven = 7, lowest = INT64_MIN;
+    for (int q = 0; q < 3; q++) {
+      pt_parquet_filter *flt;
+      int rc = q == 0   ? pt_parquet_filter_int("x", PT_PARQUET_EQ, &seven, 1, &flt, &err)
+               : q == 1 ? pt_parquet_filter_int("x", PT_PARQUET_GE, &lowest, 1, &flt, &err)
+                        : pt_parquet_filter_is_null("x", &flt, &err);
+      assert_int_equal(rc, PT_OK);
+      /* x's pages that may match: = 7 those with a 7, >= INT64_MIN those
+       * with a value (not of nulls only), IS NULL those with a null. The
+       * rows of the others are left out of both columns; a page of id is
+       * skipped when none of its rows is kept. */
+      int64_t want_rows = 0, want_skipped = 0;
+      for (int64_t p = 0; p < n_pages[1]; p++) {
+        bool may = q == 0 ? x_has_7[p] : q == 1 ? !x_null_page[p] : x_has_null[p];
+        if (q == 0 && !x_null_page[p]) assert_true(x_has_7[p]); /* i % 50 in every value page */
+        if (may) want_rows += first[1][p + 1] - first[1][p];
+        else want_skipped++;
+      }
+      for (int64_t p = 0; p < n_pages[0]; p++) {
+        bool kept = false;
+        for (int64_t r = 0; r < n_pages[1] && !kept; r++) {
+          bool may = q == 0 ? x_has_7[r] : q == 1 ? !x_null_page[r] : x_has_null[r];
+          kept = may && first[1][r] < first[0][p + 1] && first[0][p] < first[1][r + 1];
+        }
+        want_skipped += !kept;
+      }
+      int64_t rows, match, sum, pr, ps;
+      np_read(&file, flt, q, &rows, &match, &sum, &pr, &ps);
+      assert_int_equal(match, want_match[q]);
+      assert_int_equal(sum, want_sum[q]);
+      assert_int_equal(rows, want_rows);
+      assert_int_equal(pr + ps, n_pages[0] + n_pages[1]);
+      assert_int_equal(ps, want_skipped);
+      assert_true(ps >= (q == 2 ? no_null_pages : null_pages));
+    }
+    for (int k = 0; k < 2; k++) free(first[k]);
+    free(x_null_page);
+    free(x_has_null);
+    free(x_has_7);
+    pt_buf_free(&file);
+  }
+  batch.release(&batch);
+  schema.release(&schema);
 }
 
 static void test_month_intervals(void **state) {
@@ -329,8 +523,255 @@ static void test_snappy_round_trip(void **state) {
   }
 }
 
+/* Page index: int64, utf8 and float64 columns with nulls and a stretch of
+ * null rows, small pages, dictionary on (pages v1) and off (v2). */
+#define PI_ROWS 3000
+#define PI_RG 1500
+static bool pi_null(int64_t i) { return i % 7 == 3 || (i >= 1000 && i < 1400); }
+static int64_t pi_int(int64_t i) { return (int64_t)((uint64_t)(i * 2654435761u) % 100003) - 50000; }
+static double pi_double(int64_t i) { return (double)pi_int(i * 3 + 1) / 8.0; }
+static int pi_text(int64_t i, char *s) { return snprintf(s, 16, "v%lld", (long long)(pi_int(i) % 977)); }
+
+static int cmp_bytes(const void *a, int64_t al, const void *b, int64_t bl) {
+  int c = memcmp(a, b, (size_t)(al < bl ? al : bl));
+  return c != 0 ? c : al < bl ? -1 : al > bl;
+}
+
+static void test_page_index_bounds(void **state) {
+  (void)state;
+  pt_error err;
+  struct ArrowSchema schema;
+  assert_int_equal(pt_schema_init(&schema, "+s", "", 0, 3, &err), PT_OK);
+  assert_int_equal(pt_schema_init(schema.children[0], "l", "l", ARROW_FLAG_NULLABLE, 0, &err), PT_OK);
+  assert_int_equal(pt_schema_init(schema.children[1], "u", "u", ARROW_FLAG_NULLABLE, 0, &err), PT_OK);
+  assert_int_equal(pt_schema_init(schema.children[2], "g", "g", ARROW_FLAG_NULLABLE, 0, &err), PT_OK);
+  pt_builder *b;
+  assert_int_equal(pt_builder_new(&schema, &b, &err), PT_OK);
+  char s[16];
+  for (int64_t i = 0; i < PI_ROWS; i++) {
+    if (pi_null(i)) {
+      for (int k = 0; k < 3; k++) assert_int_equal(pt_builder_append_null(pt_builder_child(b, k), 1), PT_OK);
+    } else {
+      assert_int_equal(pt_builder_append_int(pt_builder_child(b, 0), pi_int(i)), PT_OK);
+      assert_int_equal(pt_builder_append_bytes(pt_builder_child(b, 1), s, pi_text(i, s)), PT_OK);
+      assert_int_equal(pt_builder_append_double(pt_builder_child(b, 2), pi_double(i)), PT_OK);
+    }
+    assert_int_equal(pt_builder_append_row(b), PT_OK);
+  }
+  struct ArrowArray batch;
+  assert_int_equal(pt_builder_finish(b, &batch, &err), PT_OK);
+  pt_builder_free(b);
+  for (int dict = 0; dict <= 1; dict++) {
+    pt_parquet_write_options o;
+    pt_parquet_write_options_init(&o);
+    o.row_group_rows = PI_RG;
+    o.page_bytes = 300;
+    o.use_dictionary = dict;
+    o.data_page_version = 2 - dict;
+    pt_buf buf = {0};
+    pt_parquet_writer *w;
+    assert_int_equal(pt_parquet_writer_open_buf(&buf, &schema, &o, &w, &err), PT_OK);
+    /* In slices of 100 rows: pages close between the writes too. */
+    for (int64_t at = 0; at < PI_ROWS; at += 100) {
+      struct ArrowArray slice = batch;
+      slice.offset = at;
+      slice.length = 100;
+      slice.release = no_release;
+      assert_int_equal(pt_parquet_writer_write(w, &slice, &err), PT_OK);
+    }
+    assert_int_equal(pt_parquet_writer_close(w, &err), PT_OK);
+    pt_parquet_writer_free(w);
+    const uint8_t *f = (const uint8_t *)buf.data;
+    pt__arena arena = {0};
+    pt__pq_file_meta m;
+    decode_footer(&buf, &arena, &m);
+    assert_int_equal(m.n_row_groups, PI_ROWS / PI_RG);
+    int64_t checked = 0, null_pages = 0;
+    for (int64_t g = 0; g < m.n_row_groups; g++) {
+      for (int k = 0; k < 3; k++) {
+        const pt__pq_column_chunk *cc = &m.row_groups[g].columns[k];
+        assert_true(cc->has_column_index && cc->has_offset_index);
+        pt__pq_offset_index oi;
+        pt__pq_column_index ci;
+        assert_int_equal(pt__pq_decode_offset_index(f + cc->offset_index_offset,
+                                                    cc->offset_index_length, &arena, &oi, &err), PT_OK);
+        assert_int_equal(pt__pq_decode_column_index(f + cc->column_index_offset,
+                                                    cc->column_index_length, &arena, &ci, &err), PT_OK);
+        if (oi.n_pages < 3) fail_msg("dictionary %d, row group %lld, column %d: %lld pages", dict,
+                                     (long long)g, k, (long long)oi.n_pages);
+        assert_int_equal(ci.n_pages, oi.n_pages);
+        assert_int_equal(ci.n_null_counts, oi.n_pages);
+        for (int64_t p = 0; p < oi.n_pages; p++) {
+          int64_t lo = g * PI_RG + oi.pages[p].first_row_index;
+          int64_t hi = g * PI_RG + (p + 1 < oi.n_pages ? oi.pages[p + 1].first_row_index : PI_RG);
+          assert_true(lo < hi);
+          /* The true bounds of the page's rows. */
+          int64_t nulls = 0, imin = INT64_MAX, imax = INT64_MIN;
+          double dmin = 1e300, dmax = -1e300;
+          char smin[16] = "", smax[16] = "";
+          int sminl = -1, smaxl = -1;
+          for (int64_t i = lo; i < hi; i++) {
+            if (pi_null(i)) {
+              nulls++;
+              continue;
+            }
+            int64_t v = pi_int(i);
+            double d = pi_double(i);
+            imin = v < imin ? v : imin;
+            imax = v > imax ? v : imax;
+            dmin = d < dmin ? d : dmin;
+            dmax = d > dmax ? d : dmax;
+            int l = pi_text(i, s);
+            if (sminl < 0 || cmp_bytes(s, l, smin, sminl) < 0) memcpy(smin, s, (size_t)(sminl = l));
+            if (smaxl < 0 || cmp_bytes(s, l, smax, smaxl) > 0) memcpy(smax, s, (size_t)(smaxl = l));
+          }
+          assert_int_equal(ci.null_counts[p], nulls);
+          assert_int_equal(ci.null_pages[p], nulls == hi - lo);
+          if (nulls == hi - lo) {
+            null_pages++;
+            continue;
+          }
+          const pt__pq_bytes *mn = &ci.min_values[p], *mx = &ci.max_values[p];
+          if (k == 0) {
+            int64_t a, c;
+            assert_int_equal(mn->len, 8);
+            assert_int_equal(mx->len, 8);
+            memcpy(&a, mn->data, 8);
+            memcpy(&c, mx->data, 8);
+            assert_int_equal(a, imin);
+            assert_int_equal(c, imax);
+          } else if (k == 1) {
+            assert_int_equal(cmp_bytes(mn->data, mn->len, smin, sminl), 0);
+            assert_int_equal(cmp_bytes(mx->data, mx->len, smax, smaxl), 0);
+          } else {
+            double a, c;
+            assert_int_equal(mn->len, 8);
+            memcpy(&a, mn->data, 8);
+            memcpy(&c, mx->data, 8);
+            assert_true(a == dmin && c == dmax);
+          }
+          checked++;
+        }
+      }
+    }
+    assert_true(checked > 20);
+    /* Pages close on bytes of values, so the 400 null rows from 1000 sit
+     * with values in a page of their own count (a page of nulls alone is
+     * not made here; null_pages counts any). */
+    (void)null_pages;
+    pt__arena_free(&arena);
+    pt_buf_free(&buf);
+  }
+  batch.release(&batch);
+  schema.release(&schema);
+}
+
+/* The value of key in C Data metadata md, or NULL (into a static buffer). */
+static const char *md_get(const char *md, const char *key) {
+  static char out[64];
+  if (md == NULL) return NULL;
+  int32_t n;
+  memcpy(&n, md, 4);
+  const char *p = md + 4;
+  for (int32_t j = 0; j < n; j++) {
+    int32_t kl, vl;
+    memcpy(&kl, p, 4);
+    const char *k = p + 4;
+    memcpy(&vl, k + kl, 4);
+    const char *v = k + kl + 4;
+    p = v + vl;
+    if ((size_t)kl == strlen(key) && memcmp(k, key, (size_t)kl) == 0) {
+      snprintf(out, sizeof out, "%.*s", (int)vl, v);
+      return out;
+    }
+  }
+  return NULL;
+}
+
+/* The schema's metadata and the extra pairs reach the footer (and come
+ * back as the schema's metadata, with and without ARROW:schema); an
+ * arrow.uuid column is written as UUID and read back as arrow.uuid. */
+static void test_metadata_and_uuid(void **state) {
+  (void)state;
+  pt_error err;
+  struct ArrowSchema schema;
+  assert_int_equal(pt_schema_init(&schema, "+s", "", 0, 1, &err), PT_OK);
+  const char *sk[] = {"k", "owner"}, *sv[] = {"v", "ml"};
+  assert_int_equal(pt_schema_set_metadata(&schema, 2, sk, sv, &err), PT_OK);
+  assert_int_equal(pt_schema_init(schema.children[0], "w:16", "u", ARROW_FLAG_NULLABLE, 0, &err), PT_OK);
+  const char *fk[] = {"ARROW:extension:name", "ARROW:extension:metadata"}, *fv[] = {"arrow.uuid", ""};
+  assert_int_equal(pt_schema_set_metadata(schema.children[0], 2, fk, fv, &err), PT_OK);
+  pt_builder *b;
+  assert_int_equal(pt_builder_new(&schema, &b, &err), PT_OK);
+  assert_int_equal(pt_builder_append_bytes(pt_builder_child(b, 0), "0123456789abcdef", 16), PT_OK);
+  assert_int_equal(pt_builder_append_row(b), PT_OK);
+  struct ArrowArray batch;
+  assert_int_equal(pt_builder_finish(b, &batch, &err), PT_OK);
+  pt_builder_free(b);
+  for (int store = 0; store <= 1; store++) {
+    pt_parquet_write_options o;
+    pt_parquet_write_options_init(&o);
+    o.store_arrow_schema = store;
+    const char *keys[] = {"extra", "k"}, *values[] = {"x", NULL};
+    o.metadata_keys = keys;
+    o.metadata_values = values;
+    o.n_metadata = 2;
+    pt_buf buf = {0};
+    pt_parquet_writer *w;
+    assert_int_equal(pt_parquet_writer_open_buf(&buf, &schema, &o, &w, &err), PT_OK);
+    assert_int_equal(pt_parquet_writer_write(w, &batch, &err), PT_OK);
+    assert_int_equal(pt_parquet_writer_close(w, &err), PT_OK);
+    pt_parquet_writer_free(w);
+    /* The footer: ARROW:schema (when stored), then k (given "" by the
+     * options), owner, extra. */
+    pt__arena arena = {0};
+    pt__pq_file_meta m;
+    decode_footer(&buf, &arena, &m);
+    assert_int_equal(m.n_kv, 3 + store);
+    const char *want[][2] = {{"k", ""}, {"owner", "ml"}, {"extra", "x"}};
+    for (int j = 0; j < 3; j++) {
+      const pt__pq_kv *kv = &m.kv[j + store];
+      assert_int_equal(kv->key.len, (int64_t)strlen(want[j][0]));
+      assert_memory_equal(kv->key.data, want[j][0], strlen(want[j][0]));
+      assert_int_equal(kv->value.len, (int64_t)strlen(want[j][1]));
+      assert_memory_equal(kv->value.data, want[j][1], strlen(want[j][1]));
+    }
+    assert_int_equal(m.schema[1].logical.kind, PT__LT_UUID);
+    pt__arena_free(&arena);
+    struct ArrowArrayStream s;
+    assert_int_equal(pt_parquet_read_buffer(buf.data, (int64_t)buf.len, NULL, NULL, NULL, &s, &err), PT_OK);
+    struct ArrowSchema back;
+    assert_int_equal(s.get_schema(&s, &back), 0);
+    assert_string_equal(md_get(back.metadata, "owner"), "ml");
+    assert_string_equal(md_get(back.metadata, "k"), "");
+    assert_string_equal(md_get(back.metadata, "extra"), "x");
+    assert_string_equal(back.children[0]->format, "w:16");
+    assert_string_equal(md_get(back.children[0]->metadata, "ARROW:extension:name"), "arrow.uuid");
+    back.release(&back);
+    s.release(&s);
+    pt_buf_free(&buf);
+  }
+  /* ARROW:schema is the writer's own key. */
+  pt_parquet_write_options o;
+  pt_parquet_write_options_init(&o);
+  const char *bad[] = {"ARROW:schema"};
+  o.metadata_keys = bad;
+  o.n_metadata = 1;
+  pt_buf buf = {0};
+  pt_parquet_writer *w;
+  assert_int_equal(pt_parquet_writer_open_buf(&buf, &schema, &o, &w, &err), PT_EINVAL);
+  assert_string_equal(err.message, "parquet: metadata key ARROW:schema is the writer's own "
+                                   "(store_arrow_schema); choose another key");
+  pt_buf_free(&buf);
+  batch.release(&batch);
+  schema.release(&schema);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_metadata_and_uuid),
+      cmocka_unit_test(test_page_index_bounds),
+      cmocka_unit_test(test_page_index_null_pages),
       cmocka_unit_test(test_month_intervals),
       cmocka_unit_test(test_day_time_intervals),
       cmocka_unit_test(test_threads_same_bytes),

@@ -244,6 +244,87 @@ def test_pruning_by_partition_values_and_stats(session, tmp_path):
     assert sorted(ds.to_arrow()["id"].to_pylist()) == list(range(100, 200))
 
 
+# (filter, files skipped) over five files: p = "a" with x 7 throughout, "b"
+# with x 7 and nulls, null with x 0..99, "c" with x null throughout, "d"
+# with x 0..99.
+NOT_FILTERS = [
+    ([("x", "!=", 7)], 3),            # a (7 alone), b (7 and nulls), c (nulls alone)
+    ([("x", "not in", [7, 8])], 3),
+    ([("x", "not in", [8])], 1),      # c alone
+    ([("x", "is_not_null", None)], 1),
+    ([("p", "!=", "a")], 2),          # a, and the null p (a null is not != "a")
+    ([("p", "not in", ["a", "b"])], 3),
+    ([("p", "is_not_null", None)], 1),
+    ([("x", "!=", 7), ("p", "!=", "a")], 4),  # a, b, c and the null p
+    ([[("p", "is_null", None)], [("x", "!=", 7)]], 3),
+]
+
+
+def _sql_expr(flt):
+    """A filter list as a pyarrow expression with SQL's null semantics."""
+    out = None
+    for conj in flt if isinstance(flt[0], list) else [flt]:
+        e = None
+        for col, op, v in conj:
+            x = (pc.is_valid(pc.field(col)) if op == "is_not_null"
+                 else pc.is_null(pc.field(col)) if op == "is_null"
+                 else pq.filters_to_expression([(col, op, v)]))
+            if op == "not in":  # pyarrow's keeps nulls; SQL's does not
+                x = x & pc.is_valid(pc.field(col))
+            e = x if e is None else e & x
+        out = e if out is None else out | e
+    return out
+
+
+def test_not_ops_skip_files_exactly(session, tmp_path):
+    path = tmp_path / "t"
+    xs = {"a": [7] * 100, "b": [None if i % 10 == 0 else 7 for i in range(100)], None: list(range(100)),
+          "c": [None] * 100, "d": list(range(100))}
+    for n, (p, x) in enumerate(xs.items()):
+        write_deltalake(str(path), pa.table({"id": pa.array(range(100 * n, 100 * n + 100), pa.int64()),
+                                             "x": pa.array(x, pa.int64()),
+                                             "p": pa.array([p] * 100, pa.string())}),
+                        partition_by=["p"], mode="append")
+    full = session.read_delta(path).to_arrow()
+    assert full.num_rows == 500
+    for flt, skipped in NOT_FILTERS:
+        ds = session.read_delta(path, filter=flt)
+        assert ds.delta_scan() == {"version": 4, "files": 5, "files_skipped": skipped}, flt
+        got = ds.to_arrow()
+        expr = _sql_expr(flt)
+        assert rows_by_id(got.filter(expr)) == rows_by_id(full.filter(expr)), flt
+        assert full.filter(expr).num_rows > 0
+
+
+def test_replace_where_with_not_equal_not_in_and_is_not_null(session, tmp_path):
+    # Three files of ten ids, x null on every third row. A null x is
+    # neither != 4 nor outside (5, 6): its row stays, as in deltalake.
+    ours, theirs = tmp_path / "ours", tmp_path / "theirs"
+    parts = [pa.table({"id": pa.array(range(a, a + 10), pa.int64()),
+                       "x": pa.array([None if i % 3 == 0 else i for i in range(a, a + 10)], pa.int64())})
+             for a in (0, 10, 20)]
+    for t in parts:
+        write_deltalake(str(ours), t, mode="append")
+    shutil.copytree(ours, theirs)
+    old = pa.concat_tables(parts)
+    where = "x != 4 AND x NOT IN (5, 6) AND id IS NOT NULL"
+    new = pa.table({"id": pa.array([100], pa.int64()), "x": pa.array([50], pa.int64())})
+    session.from_arrow(new).write_delta(ours, mode="overwrite", replace_where=where)
+    want = expected_after(old, new, lambda df: df["x"].notna() & (df["x"] != 4)
+                          & ~df["x"].isin([5, 6]) & df["id"].notna())
+    assert rows_by_id(dl_arrow(DeltaTable(str(ours)))) == want
+    assert rows_by_id(session.read_delta(ours).to_arrow()) == want
+    write_deltalake(str(theirs), new, mode="overwrite", predicate=where)
+    assert rows_by_id(reference(theirs).select(old.column_names)) == want
+    log = [json.loads(x) for x in open(ours / "_delta_log" / f"{3:020d}.json")]
+    assert log[0]["commitInfo"]["operationParameters"]["predicate"] == where
+    # The filter form too; a row outside it (x null) is refused.
+    with pytest.raises(ProtiumError, match="rows outside replace_where"):
+        session.from_arrow(pa.table({"id": pa.array([101], pa.int64()),
+                                     "x": pa.array([None], pa.int64())})).write_delta(
+            ours, mode="overwrite", replace_where=[("x", "not in", [5, 6])])
+
+
 def test_small_files_are_dealt_to_every_slot(session, tmp_path):
     # Four commits of one file each, 5.6 MB of int64 values a file: far
     # under parquet.partition_bytes, yet every slot of local[2] gets two.
@@ -470,6 +551,25 @@ def test_replace_where_replaces_only_the_matching_partitions(session, tmp_path):
                     mode="overwrite", predicate="day = '2024-01-01'")
     same(session.read_delta(path).to_arrow(), reference(path))
     assert sorted(session.read_delta(path).to_arrow()["id"].to_pylist()) == [7, 100, 101]
+
+
+@pytest.mark.parametrize("where", ["k = 1.5", "k <= 1.5", "k < 2", "k != 2", "k in (1.5, 9)",
+                                   [("k", "=", decimal.Decimal("1.5"))]])
+def test_replace_where_on_a_decimal_partition_key_keeps_the_other_partitions(session, tmp_path,
+                                                                             where):
+    # A decimal key's directories are decided as their rows would be: the
+    # file of k=2.00 is kept, not removed unread as a match.
+    path = tmp_path / "t"
+    D = decimal.Decimal
+    old = pa.table({"k": pa.array([D("1.50"), D("1.50"), D("2.00"), D("2.00")], pa.decimal128(5, 2)),
+                    "v": pa.array([1, 2, 3, 4], pa.int64())})
+    write_deltalake(str(path), old, partition_by=["k"])
+    new = pa.table({"k": pa.array([D("1.50")], pa.decimal128(5, 2)),
+                    "v": pa.array([10], pa.int64())})
+    session.from_arrow(new).write_delta(path, mode="overwrite", replace_where=where)
+    assert sorted(dl_arrow(DeltaTable(str(path)))["v"].to_pylist()) == [3, 4, 10]
+    log = [json.loads(x) for x in open(path / "_delta_log" / f"{1:020d}.json")]
+    assert {r["remove"]["partitionValues"]["k"] for r in log if "remove" in r} == {"1.50"}
 
 
 def rows_by_id(t: pa.Table) -> list:
@@ -764,8 +864,10 @@ def test_replace_where_sql_text_becomes_a_typed_filter():
     assert got == [("day", ">=", datetime.date(2024, 1, 2)), ("g", "in", ["rock and roll", "x'y"]),
                    ("n", "=", 3), ("g", "is_null", None),
                    ("at", "<", datetime.datetime(2024, 1, 1, 10))]
-    with pytest.raises(ProtiumError, match="'!=' is not supported"):
-        delta.predicate("n != 3", schema)
+    got = delta.predicate("n != 3 AND n <> 4 AND g NOT IN ('a', 'b') AND day IS NOT NULL "
+                          "AND g not  in ('c') AND n == 5", schema)
+    assert got == [("n", "!=", 3), ("n", "!=", 4), ("g", "not in", ["a", "b"]),
+                   ("day", "is_not_null", None), ("g", "not in", ["c"]), ("n", "=", 5)]
     with pytest.raises(ProtiumError, match="is not a literal"):
         delta.predicate("n = abc", schema)
 

@@ -96,3 +96,107 @@ def test_bad_filters(sorted_file: Path) -> None:
     )
     with pytest.raises(ProtiumError):
         ptq.read_parquet(sorted_file, filter=[("id", "~", 1)])
+
+
+# Six row groups of 100 rows, for "!=", "not in" and "is_not_null": k (and
+# f, s: the same values as double and text) is 7 throughout in group 0; 7
+# with 10 nulls in group 1; null throughout in group 2; 0..99 in group 3; 8
+# throughout in group 4; 100..199 in group 5.
+def _k_values() -> list:
+    return ([7] * GROUP + [None if i % 10 == 0 else 7 for i in range(GROUP)] + [None] * GROUP
+            + list(range(GROUP)) + [8] * GROUP + list(range(100, 100 + GROUP)))
+
+
+@pytest.fixture(scope="module")
+def groups_file(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("filter") / "groups.parquet"
+    k = _k_values()
+    pq.write_table(pa.table({
+        "k": pa.array(k, pa.int64()),
+        "f": pa.array([None if v is None else float(v) for v in k], pa.float64()),
+        "s": pa.array([None if v is None else str(v) for v in k], pa.string()),
+    }), path, row_group_size=GROUP)
+    return path
+
+
+NOT_CASES = [
+    # NE: out go the group of 7 alone, the group of 7 and nulls (a null is
+    # not != 7 either) and the group of nulls.
+    ([("k", "!=", 7)], 3),
+    ([("s", "!=", "7")], 3),
+    ([("k", "!=", 8)], 4),
+    ([("k", "!=", 1000)], 5),
+    # Float bounds leave NaN out (NaN != 7): only the nulls go.
+    ([("f", "!=", 7.0)], 5),
+    ([("k", "not in", [7, 8])], 2),
+    ([("k", "not in", [8, 1000])], 4),
+    ([("s", "not in", ["7", "8"])], 2),
+    ([("k", "not in", [])], 5),
+    ([("k", "is_not_null", None)], 5),
+    ([("f", "is_not_null", None)], 5),
+    ([("s", "is_not_null", None)], 5),
+    # Combined: IS NULL keeps the group of nulls the NE rules out.
+    ([[("k", "!=", 7)], [("k", "is_null", None)]], 5),
+    ([("k", "is_not_null", None), ("k", "not in", [8]), ("k", "!=", 7)], 2),
+    ([("k", ">=", 7), ("k", "!=", 7)], 3),
+]
+
+
+def _leaf_expr(c: str, op: str, v):
+    if op == "is_not_null":
+        return pc.is_valid(pc.field(c))
+    if op == "is_null":
+        return pc.is_null(pc.field(c))
+    e = pq.filters_to_expression([(c, op, v)])
+    # SQL's NOT IN: a null is not outside the list. pyarrow's "not in" is
+    # NOT is_in, and is_in calls a null no member: it keeps nulls.
+    return e & pc.is_valid(pc.field(c)) if op == "not in" else e
+
+
+def _expr(flt):
+    """flt (protium's DNF) as a pyarrow expression of the same meaning."""
+    conjs = flt if isinstance(flt[0], list) else [flt]
+    out = None
+    for conj in conjs:
+        e = None
+        for c, op, v in conj:
+            x = _leaf_expr(c, op, v)
+            e = x if e is None else e & x
+        out = e if out is None else out | e
+    return out
+
+
+@pytest.mark.parametrize("filter,groups", NOT_CASES, ids=[str(c[0]) for c in NOT_CASES])
+def test_not_ops_skip_exactly_and_match_pyarrow(groups_file: Path, filter, groups: int) -> None:
+    stats: dict = {}
+    got = ptq.read_parquet(groups_file, filter=filter, stats=stats).read_all()
+    assert (stats["row_groups_read"], stats["row_groups_skipped"]) == (groups, 6 - groups)
+    # What protium read, filtered, is what pyarrow's filters= returns.
+    want = pq.read_table(groups_file, filters=_expr(filter))
+    assert got.filter(_expr(filter)).equals(want)
+    assert want.num_rows > 0
+
+
+def test_not_ops_and_nulls_as_pyarrow_has_them(groups_file: Path) -> None:
+    # "!=": a null is not != 7, in pyarrow's filters= as in SQL; protium's
+    # rows filtered by pyarrow's own DNF are pyarrow's.
+    flt = [("k", "!=", 7)]
+    got = ptq.read_parquet(groups_file, filter=flt).read_all()
+    want = pq.read_table(groups_file, filters=flt)
+    assert got.filter(pq.filters_to_expression(flt)).equals(want)
+    assert want.column("k").null_count == 0
+    # "not in": pyarrow's filters= keeps the nulls (NOT is_in); protium's
+    # is SQL's, where a null is in no list nor out of it. The rows agree
+    # but for those nulls.
+    flt = [("k", "not in", [7, 8])]
+    got = ptq.read_parquet(groups_file, filter=flt).read_all()
+    want = pq.read_table(groups_file, filters=flt)
+    valid = pc.is_valid(pc.field("k"))
+    assert want.column("k").null_count == GROUP + 10
+    assert got.filter(_expr(flt)).equals(want.filter(valid))
+    assert got.filter(_expr(flt)).column("k").null_count == 0
+    # is_not_null: pyarrow's is_valid.
+    got = ptq.read_parquet(groups_file, filter=[("k", "is_not_null", None)]).read_all()
+    want = pq.read_table(groups_file, filters=valid)
+    assert got.filter(valid).equals(want)
+    assert want.num_rows == 6 * GROUP - GROUP - 10

@@ -94,6 +94,42 @@ def test_filter_on_strings_and_floats(tmp_path):
     assert stats["pages_skipped"] > 0
 
 
+@pytest.mark.parametrize("writer", ["protium", "pyarrow"])
+def test_pages_of_nulls_only(tmp_path, writer):
+    """A run of 40000 nulls fills pages with nulls alone (null_pages in the
+    ColumnIndex; tests/c/test_parquet_write.c checks the index itself): =
+    and a comparison every value passes (>= the least int64, IS NOT NULL,
+    != and NOT IN a value absent) skip them, IS NULL keeps them and skips the pages without nulls; what matches is
+    what pyarrow's whole file filters to."""
+    n, run = 46000, 3000
+    x = [None if run <= i < n - run else i % 50 for i in range(n)]
+    t = pa.table({"id": pa.array(np.arange(n)), "x": pa.array(x, pa.int64())})
+    path = tmp_path / "t.parquet"
+    if writer == "protium":  # pages close at 1024-row steps past page_bytes, or at 20000 rows
+        write_parquet(t, path, page_bytes=800, use_dictionary=False)
+    else:  # a page per batch of 1024 rows
+        pq.write_table(t, path, write_page_index=True, data_page_size=1, write_batch_size=1024,
+                       use_dictionary=False)
+    full = pq.read_table(path)
+    cases = [([("x", "=", 7)], lambda tb: pc.equal(tb["x"], 7)),
+             ([("x", ">=", -2**63)], lambda tb: pc.is_valid(tb["x"])),
+             ([("x", "is_null", None)], lambda tb: pc.is_null(tb["x"])),
+             ([("x", "is_not_null", None)], lambda tb: pc.is_valid(tb["x"])),
+             ([("x", "!=", -1)], lambda tb: pc.not_equal(tb["x"], -1)),
+             ([("x", "not in", [-1, -2])],
+              lambda tb: pc.and_(pc.invert(pc.is_in(tb["x"], pa.array([-1, -2]))), pc.is_valid(tb["x"])))]
+    for flt, expr in cases:
+        stats: dict = {}
+        got = read_parquet(path, filter=flt, stats=stats).read_all()
+        assert got.filter(expr(got)).equals(full.filter(expr(full))), flt
+        assert stats["pages_skipped"] > 0, flt
+        ids = got.column("id").to_numpy()
+        if flt[0][1] == "is_null":  # every null row, and not all the values
+            assert got.num_rows < n and got.column("x").null_count == n - 2 * run
+        else:  # every value, and 20000 nulls or more left out (a page's limit)
+            assert got.column("x").null_count <= n - 2 * run - 20000 and len(ids) >= 2 * run
+
+
 def test_pyarrow_page_index_is_used(tmp_path):
     t = _table().select(["id", "s", "f"])
     path = tmp_path / "t.parquet"
@@ -118,3 +154,29 @@ def test_nested_columns_read_whole_row_groups(tmp_path):
     stats = {}
     out = read_parquet(path, columns=["id", "s"], filter=[("id", "<", 100)], stats=stats).read_all()
     assert stats["pages_skipped"] > 0 and 100 <= out.num_rows < N // 5
+
+
+def test_not_equal_skips_pages_of_that_value_alone(tmp_path):
+    """Pages of 1024 rows (pyarrow's writer): four of 5 alone, four of
+    i % 50, one of 5 and nulls, one of nulls alone. != 5 and NOT IN (5, 6)
+    skip the four pages of 5, the page of 5 and nulls and the page of
+    nulls (a null is not != 5)."""
+    page = 1024
+    c = ([5] * 4 * page + [i % 50 for i in range(4 * page)]
+         + [None if i % 2 else 5 for i in range(page)] + [None] * page)
+    t = pa.table({"c": pa.array(c, pa.int64())})
+    path = tmp_path / "t.parquet"
+    pq.write_table(t, path, write_page_index=True, data_page_size=1, write_batch_size=page,
+                   use_dictionary=False)
+    full = pq.read_table(path)
+    for flt in ([("c", "!=", 5)], [("c", "not in", [5, 6])], [("c", "is_not_null", None)]):
+        stats: dict = {}
+        got = read_parquet(path, filter=flt, stats=stats).read_all()
+        if flt[0][1] == "is_not_null":  # only the page of nulls goes
+            assert (stats["pages_read"], stats["pages_skipped"]) == (9, 1), flt
+            expr = pc.field("c").is_valid()
+        else:
+            assert (stats["pages_read"], stats["pages_skipped"]) == (4, 6), flt
+            expr = pq.filters_to_expression(flt) & pc.field("c").is_valid()
+        assert got.filter(expr).equals(full.filter(expr)), flt
+        assert got.filter(expr).num_rows > 0

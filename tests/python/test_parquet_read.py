@@ -39,6 +39,23 @@ NOT_NULL = list(NOT_NULL_COLUMNS)
 CODECS = ["none", "snappy", "gzip", "zstd", "lz4", "brotli"]
 
 
+def with_required(table: pa.Table, names: Optional[list[str]] = None) -> pa.Table:
+    """table and, for each of names (default: its nullable columns but the
+    null type's), a copy declared non-nullable (REQUIRED in Parquet) named
+    NAME_required, each null replaced by the column's first value."""
+    fields, arrays = list(table.schema), list(table.columns)
+    for f in table.schema:
+        if f.type == pa.null() or not f.nullable or (names is not None and f.name not in names):
+            continue
+        col = table.column(f.name).combine_chunks()
+        valid = col.is_valid().to_pylist()
+        first = valid.index(True)
+        filled = col.take(pa.array([i if v else first for i, v in enumerate(valid)]))
+        fields.append(pa.field(f.name + "_required", f.type, nullable=False))
+        arrays.append(filled)
+    return pa.Table.from_arrays(arrays, schema=pa.schema(fields, metadata=table.schema.metadata))
+
+
 def pa_bytes(table: pa.Table, **kw) -> bytes:
     sink = io.BytesIO()
     pq.write_table(table, sink, **kw)
@@ -71,7 +88,8 @@ def check_same(got: pa.Table, want: pa.Table) -> None:
 @pytest.mark.parametrize("version", ["1.0", "2.0"])
 @pytest.mark.parametrize("dictionary", [True, False])
 def test_matrix(codec: str, version: str, dictionary: bool) -> None:
-    table = make_table(n=700, seed=hash((codec, version, dictionary)) % 1000, columns=FLAT + NOT_NULL)
+    table = with_required(make_table(n=700, seed=hash((codec, version, dictionary)) % 1000,
+                                     columns=FLAT + NOT_NULL))
     data = pa_bytes(
         table,
         compression=codec,
@@ -81,6 +99,8 @@ def test_matrix(codec: str, version: str, dictionary: bool) -> None:
         data_page_size=512,
     )
     assert pq.ParquetFile(io.BytesIO(data)).metadata.num_row_groups == 3
+    required = [c for c in pq.ParquetFile(io.BytesIO(data)).schema if c.path.endswith("_required")]
+    assert len(required) == len(FLAT) - 1 and all(c.max_definition_level == 0 for c in required)
     got = ptq.read_parquet_buffer(data).read_all()
     check_same(got, expected(data))
 
@@ -89,7 +109,7 @@ def test_matrix(codec: str, version: str, dictionary: bool) -> None:
 def test_types_without_arrow_schema(store_schema: bool) -> None:
     """Without ARROW:schema, types come from the Parquet logical types alone
     and must match what pyarrow makes of them."""
-    table = make_table(n=300, columns=FLAT + NOT_NULL)
+    table = with_required(make_table(n=300, columns=FLAT + NOT_NULL))
     data = pa_bytes(table, store_schema=store_schema)
     got = ptq.read_parquet_buffer(data).read_all()
     check_same(got, expected(data))
@@ -227,35 +247,41 @@ def test_newer_types_without_arrow_schema() -> None:
     check_same(got, expected(data))
 
 
+# Every flat type each encoding applies to (by its physical type), nullable
+# and not (with_required).
+_INT_PHYSICAL = ["int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+                 "date32", "time32_ms", "time64_us", "time64_ns",
+                 *[c for c in COLUMNS if c.startswith("timestamp_") and not c.startswith("timestamp_s")],
+                 "duration_ms", "duration_us", "duration_ns"]
+_FLBA = ["float16", "fixed_size_binary_3", "fixed_size_binary_16", "decimal128_1_0",
+         "decimal128_5_2", "decimal128_18_0", "decimal128_38_10", "decimal128_38_38"]
 ENCODED = {
-    "DELTA_BINARY_PACKED": ["int8", "int16", "int32", "int64", "uint8", "uint32", "uint64",
-                            "date32", "timestamp_ms", "timestamp_ns_utc", "duration_us",
-                            "int64_not_null"],
-    "DELTA_LENGTH_BYTE_ARRAY": ["utf8", "binary", "large_utf8", "utf8_not_null"],
-    "DELTA_BYTE_ARRAY": ["utf8", "binary", "large_binary", "utf8_not_null",
-                         "fixed_size_binary_3", "fixed_size_binary_16", "decimal128_38_10"],
-    "BYTE_STREAM_SPLIT": ["float32", "float64", "int32", "int64", "float16",
-                          "fixed_size_binary_3", "decimal128_5_2"],
+    "DELTA_BINARY_PACKED": _INT_PHYSICAL,
+    "DELTA_LENGTH_BYTE_ARRAY": ["utf8", "large_utf8", "binary", "large_binary"],
+    "DELTA_BYTE_ARRAY": ["utf8", "large_utf8", "binary", "large_binary", *_FLBA],
+    "BYTE_STREAM_SPLIT": ["float32", "float64", *_INT_PHYSICAL, *_FLBA],
 }
 
 
 @pytest.mark.parametrize("encoding", sorted(ENCODED))
 @pytest.mark.parametrize("version", ["1.0", "2.0"])
-@pytest.mark.parametrize("codec", ["none", "zstd"])
+@pytest.mark.parametrize("codec", CODECS)
 def test_delta_and_byte_stream_split(encoding: str, version: str, codec: str) -> None:
-    cols = ENCODED[encoding]
-    table = make_table(n=1500, seed=11, columns=cols)
+    n = 400
+    table = with_required(make_table(n=n, seed=11, columns=ENCODED[encoding]))
     if encoding == "DELTA_BYTE_ARRAY":
         # Shared prefixes, the case the encoding is for.
-        words = pa.array([f"prefix/{i // 7:05d}/{i % 7}" if i % 9 else None for i in range(1500)])
+        words = pa.array([f"prefix/{i // 7:05d}/{i % 7}" if i % 9 else None for i in range(n)])
         table = table.append_column("sorted", words)
-        cols = cols + ["sorted"]
+    cols = table.column_names
     data = pa_bytes(
         table, use_dictionary=False, compression=codec, data_page_version=version,
-        column_encoding={c: encoding for c in cols}, data_page_size=2048, row_group_size=700,
+        column_encoding={c: encoding for c in cols}, data_page_size=1024, row_group_size=150,
     )
     md = pq.ParquetFile(io.BytesIO(data)).metadata
-    assert encoding in md.row_group(0).column(0).encodings
+    assert md.num_row_groups == 3
+    for j in range(md.num_columns):
+        assert encoding in md.row_group(0).column(j).encodings, md.schema.column(j).name
     check_same(ptq.read_parquet_buffer(data).read_all(), expected(data))
 
 
@@ -306,6 +332,7 @@ def same_values(got: pa.Table, want: pa.Table) -> None:
 def test_nested_matrix(codec: str, version: str, dictionary: bool) -> None:
     table = make_table(n=500, seed=21, columns=NESTED + ["int64"])
     table = table.append_column("deep", deep(500)).append_column("map", maps(500))
+    table = with_required(table)  # required top-level lists, structs and maps too
     data = pa_bytes(table, compression=codec, data_page_version=version, use_dictionary=dictionary,
                     row_group_size=200, data_page_size=700)
     got = ptq.read_parquet_buffer(data, batch_size=77).read_all()

@@ -3,7 +3,9 @@ made by make_spark_files.py: INT96 timestamps, legacy two-level lists and
 maps, decimals as FIXED_LEN_BYTE_ARRAY) read by protium as pyarrow reads
 them; a file protium writes read back by PySpark (in the Spark
 environment of the Delta tests, .venv-spark: spark_delta.py) with the
-same values;
+same values; files with nested (list, struct, map, list of structs),
+decimal and timestamp columns in every codec and page version read by
+PySpark (one session) and DuckDB value for value;
 and Hive-style directories with date, timestamp and decimal keys both ways,
 typed alike by Spark's inference and protium's (but for a key that is null in every
 directory: Spark 4 says void, protium utf8).
@@ -138,3 +140,122 @@ def test_spark_reads_protium_files(tmp_path: Path) -> None:
         got = s.read_parquet(nulls).to_arrow().sort_by("x")
     assert got.schema == pa.schema([("x", pa.int64()), ("k", pa.string())])
     assert got.column("k").to_pylist() == [None] * 4
+
+
+def _interop_table(n: int = 60) -> pa.Table:
+    """Nested (list, struct, map, list of structs), decimal and timestamp
+    columns with nulls at every level, for the codec x page version files."""
+    return pa.table({
+        "id": pa.array(range(n), pa.int64()),
+        "dec": pa.array([None if i % 6 == 0 else Decimal(i * 37 - 900) / 1000 for i in range(n)],
+                        pa.decimal128(12, 3)),
+        "dec38": pa.array([Decimal(10**27 + i) / 10**10 for i in range(n)], pa.decimal128(38, 10)),
+        "ts": pa.array([None if i % 5 == 1 else 1_700_000_000_123_456 + i * 3_600_000_001
+                        for i in range(n)], pa.timestamp("us", "UTC")),
+        "ts_ms": pa.array([1_600_000_000_000 + i * 86_400_123 for i in range(n)],
+                          pa.timestamp("ms", "UTC")),
+        "lst": pa.array([None if i % 7 == 2 else [None if j == 1 else i + j for j in range(i % 4)]
+                         for i in range(n)], pa.list_(pa.int32())),
+        "st": pa.array([None if i % 8 == 3 else {"a": i * 11, "b": None if i % 3 else f"s{i}"}
+                        for i in range(n)], pa.struct([("a", pa.int64()), ("b", pa.string())])),
+        "mp": pa.array([None if i % 9 == 4 else [(f"k{j}", None if j == 2 else i * j)
+                                                 for j in range(i % 4)] for i in range(n)],
+                       pa.map_(pa.string(), pa.int64())),
+        "lst_st": pa.array([[{"x": i / 2 + j, "y": f"y{j}" if j else None} for j in range(i % 3)]
+                            for i in range(n)],
+                           pa.list_(pa.struct([("x", pa.float64()), ("y", pa.string())]))),
+    })
+
+
+def _norm(v):
+    """A value as JSON can carry it, the same from pyarrow, PySpark and
+    DuckDB: decimals as text, timestamps as UTC wall-clock text, maps as
+    sorted pairs."""
+    if isinstance(v, Decimal):
+        return str(v)
+    if isinstance(v, datetime.datetime):
+        if v.tzinfo is not None:
+            v = v.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+        return v.strftime("%Y-%m-%d %H:%M:%S.%f")
+    if isinstance(v, dict):
+        return {k: _norm(x) for k, x in v.items()}
+    if isinstance(v, list) and v and all(isinstance(x, tuple) and len(x) == 2 for x in v):
+        return sorted([k, _norm(x)] for k, x in v)
+    if isinstance(v, (list, tuple)):
+        return [_norm(x) for x in v]
+    return v
+
+
+def _rows_of(table: pa.Table, maps: tuple = ("mp",)) -> list:
+    rows = []
+    for r in table.to_pylist():
+        for m in maps:
+            if isinstance(r[m], dict):
+                r[m] = list(r[m].items())
+        rows.append(_norm(r))
+    return rows
+
+
+SPARK_CODECS = ["none", "snappy", "gzip", "zstd", "lz4_raw"]
+
+
+def test_spark_and_duckdb_read_every_codec_and_nested(tmp_path: Path) -> None:
+    """Protium files with nested, decimal and timestamp columns, in every
+    codec Spark reads (and brotli for DuckDB) and both page versions, read
+    by PySpark (one session for all) and DuckDB value for value."""
+    table = _interop_table()
+    want = _rows_of(table)
+    files = {}
+    for codec in SPARK_CODECS + ["brotli"]:
+        for version in (1, 2):
+            path = tmp_path / f"{codec}-v{version}.parquet"
+            ptq.write_parquet(table, path, codec=codec, data_page_version=version,
+                              row_group_rows=25, page_bytes=200)
+            files[(codec, version)] = path
+    import duckdb
+
+    for (codec, version), path in files.items():
+        got = duckdb.sql(f"SELECT * FROM read_parquet('{path}') ORDER BY id").arrow().read_all()
+        assert _rows_of(got) == want, (codec, version)
+    spark_delta.require()
+    spark_files = [str(p) for (codec, _), p in files.items() if codec in SPARK_CODECS]
+    script = textwrap.dedent(f"""
+        import json
+        from pyspark.sql import SparkSession
+        s = (SparkSession.builder.master("local[1]").config("spark.ui.enabled", "false")
+             .config("spark.driver.extraJavaOptions", "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC")
+             .config("spark.sql.session.timeZone", "UTC").getOrCreate())
+        def norm(v):
+            from decimal import Decimal
+            import datetime
+            if isinstance(v, Decimal):
+                return str(v)
+            if isinstance(v, datetime.datetime):
+                return v.strftime("%Y-%m-%d %H:%M:%S.%f")
+            if isinstance(v, dict):
+                return {{k: norm(x) for k, x in v.items()}}
+            if isinstance(v, (list, tuple)):
+                return [norm(x) for x in v]
+            return v
+        for path in {spark_files!r}:
+            df = s.read.parquet(path)
+            rows = []
+            for r in df.orderBy("id").collect():
+                d = r.asDict(recursive=True)
+                if d["mp"] is not None:
+                    d["mp"] = sorted([k, norm(x)] for k, x in d["mp"].items())
+                rows.append(norm(d))
+            print("FILE" + json.dumps([path, df.schema.simpleString(), rows]))
+        s.stop()
+    """)
+    r = subprocess.run([str(SPARK_PYTHON), "-c", script], capture_output=True, text=True,
+                       timeout=900, env={**__import__("os").environ, "TZ": "UTC"})
+    assert r.returncode == 0, r.stderr[-2000:]
+    outputs = [json.loads(line[4:]) for line in r.stdout.splitlines() if line.startswith("FILE")]
+    assert [o[0] for o in outputs] == spark_files
+    for path, schema, rows in outputs:
+        assert schema == ("struct<id:bigint,dec:decimal(12,3),dec38:decimal(38,10),"
+                          "ts:timestamp,ts_ms:timestamp,lst:array<int>,st:struct<a:bigint,"
+                          "b:string>,mp:map<string,bigint>,lst_st:array<struct<x:double,"
+                          "y:string>>>"), path
+        assert rows == want, path

@@ -1,8 +1,8 @@
 """Parquet files written by libprotium (pt_parquet_writer_*), read back by
 pyarrow, DuckDB and protium itself, and compared with the source batches.
 
-The matrix: every flat type x codec x data page version x dictionary on/off,
-with several row groups and pages. Then statistics (signed and unsigned
+The matrix: every flat type x nullable or not x codec x data page version x
+dictionary on/off, with several row groups and pages. Then statistics (signed and unsigned
 order, strings, decimals, floats with NaN and signed zeros), dictionary
 fallback to PLAIN, size options, and what the writer refuses.
 """
@@ -23,7 +23,8 @@ import protium.parquet as ptq
 from protium import ProtiumError
 from protium._lib import PT_EINVAL, PT_ENOTSUP
 from conftest import make_table
-from test_parquet_read import FLAT, NESTED, NOT_NULL, check_same, deep, newer_types_table
+from test_parquet_read import (FLAT, NESTED, NOT_NULL, check_same, deep, newer_types_table,
+                               with_required)
 
 CODECS = ["none", "snappy", "gzip", "zstd", "lz4_raw", "brotli"]
 
@@ -43,7 +44,8 @@ def as_stored(table: pa.Table) -> pa.Table:
 @pytest.mark.parametrize("version", [1, 2])
 @pytest.mark.parametrize("dictionary", [True, False])
 def test_matrix(tmp_path: Path, codec: str, version: int, dictionary: bool) -> None:
-    table = make_table(n=600, seed=7, columns=FLAT + NOT_NULL, batch_rows=170)
+    table = with_required(make_table(n=600, seed=7, columns=FLAT + NOT_NULL))
+    table = pa.Table.from_batches(table.to_batches(max_chunksize=170), table.schema)
     path = tmp_path / "t.parquet"
     ptq.write_parquet(
         table, path, codec=codec, data_page_version=version, use_dictionary=dictionary,
@@ -52,6 +54,9 @@ def test_matrix(tmp_path: Path, codec: str, version: int, dictionary: bool) -> N
     md = pq.ParquetFile(path).metadata
     assert md.num_row_groups == 3
     assert md.row_group(0).total_byte_size > 0
+    required = [c for c in pq.ParquetFile(path).schema if c.path.endswith("_required")]
+    assert len(required) == len(FLAT) - 1  # all but the null type
+    assert all(c.max_definition_level == 0 for c in required)
     names = {"none": "UNCOMPRESSED", "lz4_raw": "LZ4"}  # pyarrow's name of LZ4_RAW
     assert md.row_group(0).column(0).compression == names.get(codec, codec.upper())
     want = as_stored(table)
@@ -185,6 +190,7 @@ def test_nested_matrix(tmp_path: Path, codec: str, version: int, dictionary: boo
     """Lists (to depth 3), structs, lists of structs, fixed-size lists, with
     nulls at every level: pyarrow and protium read them back identical."""
     table = make_table(n=400, seed=13, columns=NESTED + ["int64"]).append_column("deep", deep(400))
+    table = with_required(table)  # required top-level lists and structs too
     path = tmp_path / "n.parquet"
     ptq.write_parquet(table, path, codec=codec, data_page_version=version,
                       use_dictionary=dictionary, row_group_rows=150, page_bytes=300)
@@ -242,3 +248,93 @@ def test_duckdb_reads_nested(tmp_path: Path) -> None:
     assert [r[0] for r in rows] == table.column("list_int32").to_pylist()
     assert [r[1] for r in rows] == table.column("struct").to_pylist()
     assert [r[2] for r in rows] == table.column("list_struct").to_pylist()
+
+
+@pytest.mark.parametrize("store", [True, False])
+def test_key_value_metadata(tmp_path: Path, store: bool) -> None:
+    """The schema's metadata and the extra pairs land in the footer's
+    key_value_metadata, where Spark and DuckDB look, with or without
+    ARROW:schema; protium and pyarrow read them back as schema metadata."""
+    table = pa.table({"a": [1, 2, None]}).replace_schema_metadata({"owner": "ml", "k": "v"})
+    path = tmp_path / "m.parquet"
+    ptq.write_parquet(table, path, store_arrow_schema=store,
+                      metadata={"extra": "x", "k": "over", b"raw": b"\x01bytes"})
+    footer = pq.read_metadata(path).metadata
+    want = {b"owner": b"ml", b"k": b"over", b"extra": b"x", b"raw": b"\x01bytes"}
+    assert {k: v for k, v in footer.items() if k != b"ARROW:schema"} == want
+    assert (b"ARROW:schema" in footer) == store
+    assert ptq.read_parquet(path).read_all().schema.metadata == want
+    assert pq.read_table(path).schema.metadata == want
+    duck = duckdb.sql(f"SELECT key, value FROM parquet_kv_metadata('{path}')").fetchall()
+    assert {bytes(k): bytes(v) for k, v in duck if bytes(k) != b"ARROW:schema"} == want
+    assert pq.read_table(path).column("a").to_pylist() == [1, 2, None]
+    # Without extra pairs the schema's own metadata is the footer's too.
+    ptq.write_parquet(table, path, store_arrow_schema=store)
+    footer = pq.read_metadata(path).metadata
+    assert {k: v for k, v in footer.items() if k != b"ARROW:schema"} == {b"owner": b"ml", b"k": b"v"}
+    with pytest.raises(ProtiumError) as e:
+        ptq.write_parquet(table, path, metadata={"ARROW:schema": "x"})
+    assert e.value.code == PT_EINVAL
+
+
+@pytest.mark.parametrize("store", [True, False])
+def test_uuid_and_json_logical_types(tmp_path: Path, store: bool) -> None:
+    """arrow.uuid and arrow.json columns are written with Parquet's UUID and
+    JSON logical types (as pyarrow writes them) and read back, by protium
+    and pyarrow, as the same extension types; pyarrow's files likewise."""
+    uuids = [bytes(range(i, i + 16)) for i in range(5)]
+    docs = ['{"a": 1}', None, "[1, 2]", '"s"', "null"]
+    table = pa.table({
+        "u": pa.array([uuids[0], None, uuids[2], uuids[3], uuids[4]], pa.uuid()),
+        "j": pa.array(docs, pa.json_()),
+        "lu": pa.ListArray.from_arrays(
+            pa.array([0, 1, 1, 1, 3, 4], pa.int32()),
+            pa.ExtensionArray.from_storage(
+                pa.uuid(), pa.array([uuids[1], uuids[0], None, uuids[4]], pa.binary(16))),
+            mask=pa.array([False, False, True, False, False])),
+        "plain": pa.array(uuids, pa.binary(16)),
+        "s": pa.array(docs),
+    })
+    ours = tmp_path / "ours.parquet"
+    ptq.write_parquet(table, ours, store_arrow_schema=store)
+    leaves = {c.path: c for c in pq.ParquetFile(ours).schema}
+    assert str(leaves["u"].logical_type) == "UUID"
+    assert str(leaves["j"].logical_type) == "JSON"
+    assert str(leaves["lu.list.element"].logical_type) == "UUID"
+    assert str(leaves["plain"].logical_type) == "None"
+    assert str(leaves["s"].logical_type) == "String"
+    for back in (pq.read_table(ours), ptq.read_parquet(ours).read_all()):
+        assert back.schema == table.schema
+        assert back.equals(table)
+    theirs = tmp_path / "theirs.parquet"
+    pq.write_table(table, theirs, store_schema=store)
+    back = ptq.read_parquet(theirs).read_all()
+    assert back.schema == table.schema
+    assert back.equals(table)
+
+
+def test_decimal256_statistics(tmp_path: Path) -> None:
+    """decimal256 (and decimal128 for comparison) min/max are compared as
+    signed numbers, per row group, as pyarrow decodes them."""
+    big = Decimal("1" + "0" * 60 + ".25")
+    values = [Decimal("-3.50"), big, None, -big, Decimal("0.00"), Decimal("7.75"),
+              Decimal("-0.01"), None, Decimal("2.00")]
+    table = pa.table({
+        "d256": pa.array(values, pa.decimal256(70, 2)),
+        "d256s": pa.array([None if v is None or abs(v) > 10 else v for v in values],
+                          pa.decimal256(40, 2)),
+        "d128": pa.array([None if v is None or abs(v) > 10 else v for v in values],
+                         pa.decimal128(9, 2)),
+    })
+    path = tmp_path / "d.parquet"
+    ptq.write_parquet(table, path, row_group_rows=4)
+    md = pq.ParquetFile(path).metadata
+    assert md.num_row_groups == 3
+    for g in range(md.num_row_groups):
+        for j, name in enumerate(table.column_names):
+            chunk = [v for v in table.column(name).to_pylist()[4 * g:4 * g + 4]]
+            present = [v for v in chunk if v is not None]
+            st = md.row_group(g).column(j).statistics
+            assert st.null_count == len(chunk) - len(present), (g, name)
+            assert (st.min, st.max) == (min(present), max(present)), (g, name)
+    assert pq.read_table(path, filters=[("d256", ">", big)]).num_rows == 0

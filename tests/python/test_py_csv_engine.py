@@ -123,16 +123,20 @@ def test_write_options(session, tmp_path: Path) -> None:
 def test_default_split_gives_every_slot_a_partition(tmp_path: Path) -> None:
     # Without csv.partition_bytes set, a file of ~10 MB on local[2] is cut in
     # two (Spark's rule: the bytes over the slots, not under 4 MiB), and a
-    # small one stays whole.
+    # small one stays whole; so does one of ~6 MB, whose halves would be
+    # under 4 MiB.
     text = sample(2000, 9)
-    big, small = tmp_path / "big.csv", tmp_path / "small.csv"
+    big, mid, small = tmp_path / "big.csv", tmp_path / "mid.csv", tmp_path / "small.csv"
     head, _, body = text.partition(b"\n")
-    big.write_bytes(head + b"\n" + body * 40)
+    big.write_bytes(head + b"\n" + body * 65)
+    mid.write_bytes(head + b"\n" + body * 40)
     small.write_bytes(text)
+    assert big.stat().st_size > 8 << 20 and 4 << 20 < mid.stat().st_size < 8 << 20
     with pt.Session("local[2]") as s:
         ds = s.read_csv(big, header=True)
         assert ds.num_partitions == 2
-        assert ds.count() == 2000 * 40
+        assert ds.count() == 2000 * 65
+        assert s.read_csv(mid, header=True).num_partitions == 1
         assert s.read_csv(small, header=True).num_partitions == 1
 
 

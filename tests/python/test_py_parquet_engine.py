@@ -1,10 +1,13 @@
 """test_py_parquet_engine.py — Parquet through the Python engine API with real
 executors: Session.read_parquet (projection, filters that skip row groups,
-Hive directories and, in the tasks, pages) against pyarrow's reading, Dataset.write_parquet
+Hive directories and, in the tasks, pages; a directory's schema metadata)
+against pyarrow's reading, Dataset.write_parquet
 (codecs, options) read back by pyarrow, parquet.read.threads in the tasks,
 and partition_by's Hive-style
 directories (escapes, nulls, every key type) read back by protium and by
-pyarrow.dataset with partitioning="hive", compared row for row.
+pyarrow.dataset with partitioning="hive", compared row for row; the save
+modes; and exactly-once under faults (an attempt killed or failing mid-file,
+a job that always fails, a commit that fails part-way).
 """
 
 from __future__ import annotations
@@ -246,8 +249,11 @@ def test_partition_by_errors(session, tmp_path):
     ds = session.from_arrow(table)
     with pytest.raises(ProtiumError, match="partition_by column 'nope' is not a column"):
         ds.write_parquet(tmp_path / "a", partition_by=["nope"])
-    with pytest.raises(ProtiumError, match="cannot partition by column 'l' of type list"):
+    with pytest.raises(ProtiumError) as e:
         ds.write_parquet(tmp_path / "a", partition_by=["l"])
+    assert str(e.value) == (
+        "write_parquet: cannot partition by column 'l' of type list<int64>; partition by "
+        "boolean, integer, float, decimal, string, binary, date32 or timestamp columns")
     with pytest.raises(ProtiumError, match="names 'k' twice"):
         ds.write_parquet(tmp_path / "a", partition_by=["k", "k"])
     with pytest.raises(ProtiumError, match="partition_by names every column"):
@@ -335,3 +341,192 @@ def test_partition_inference_follows_spark(session, tmp_path):
         session.read_parquet(out, partition_schema="when date")
     with pytest.raises(ProtiumError, match="names 'nope', which is not a key"):
         session.read_parquet(out, partition_schema="nope int")
+
+
+def _files(d) -> list[str]:
+    return sorted(os.path.relpath(os.path.join(r, f), d) for r, _, fs in os.walk(d) for f in fs)
+
+
+def test_write_parquet_modes(session, tmp_path):
+    """PySpark's save modes: error refuses a directory with files, ignore
+    leaves it alone, append adds files beside the old ones, overwrite
+    replaces them; each leaves no _temporary."""
+    one = pa.table({"id": pa.array(range(10), pa.int64()), "k": ["a", "b"] * 5})
+    two = pa.table({"id": pa.array(range(100, 130), pa.int64()), "k": ["b", "c", "d"] * 10})
+    out = tmp_path / "out"
+    session.from_arrow(one, partitions=2).write_parquet(out)
+    before = _files(out)
+    for mode in (None, "error", "errorifexists", "ERROR"):
+        with pytest.raises(ProtiumError, match="is not empty"):
+            session.from_arrow(two).write_parquet(out, mode=mode)
+    session.from_arrow(two).write_parquet(out, mode="ignore")
+    assert _files(out) == before
+    session.from_arrow(two, partitions=3).write_parquet(out, "append")
+    ids = sorted(pads.dataset(out, format="parquet").to_table().column("id").to_pylist())
+    assert ids == list(range(10)) + list(range(100, 130))
+    assert set(before) < set(_files(out)) and len(_files(out)) == len(before) + 3
+    session.from_arrow(two, partitions=2).write_parquet(out, mode="overwrite")
+    assert _files(out) == ["_SUCCESS", "part-00000.parquet", "part-00001.parquet"]
+    ids = sorted(pads.dataset(out, format="parquet").to_table().column("id").to_pylist())
+    assert ids == list(range(100, 130))
+    # partitionBy (PySpark's spelling) with append and overwrite.
+    hive = tmp_path / "hive"
+    session.from_arrow(one, partitions=2).write_parquet(hive, partitionBy=["k"])
+    session.from_arrow(two, partitions=2).write_parquet(hive, mode="append", partitionBy="k")
+    ref = pads.dataset(hive, format="parquet", partitioning="hive").to_table()
+    want = sorted([(i, k) for i, k in zip(one["id"].to_pylist(), one["k"].to_pylist())]
+                  + [(i, k) for i, k in zip(two["id"].to_pylist(), two["k"].to_pylist())])
+    assert sorted(zip(ref["id"].to_pylist(), ref["k"].to_pylist())) == want
+    session.from_arrow(one, partitions=1).write_parquet(hive, mode="overwrite", partitionBy="k")
+    assert _files(hive) == ["_SUCCESS", "k=a/part-00000.parquet", "k=b/part-00000.parquet"]
+    with pytest.raises(ValueError, match="mode must be one of"):
+        session.from_arrow(one).write_parquet(tmp_path / "x", mode="upsert")
+    with pytest.raises(ValueError, match="not both"):
+        session.from_arrow(one).write_parquet(tmp_path / "x", partition_by="k", partitionBy="k")
+    assert not (tmp_path / "x").exists()
+
+
+def test_write_parquet_metadata(session, tmp_path):
+    """The dataset's schema metadata and the extra pairs (which win on a
+    shared key) reach every file's footer through the executors, with
+    partition_by too."""
+    table = pa.table({"id": pa.array(range(20), pa.int64()), "k": ["a", "b"] * 10})
+    table = table.replace_schema_metadata({"source": "events", "owner": "x"})
+    for part in (None, ["k"]):
+        out = tmp_path / f"out-{bool(part)}"
+        session.from_arrow(table, partitions=2).write_parquet(
+            out, partition_by=part, metadata={"job": "nightly", "owner": "ml"})
+        files = [f for f in _files(out) if f.endswith(".parquet")]
+        assert len(files) == (4 if part else 2)
+        for f in files:
+            kv = pq.read_metadata(out / f).metadata
+            assert (kv[b"job"], kv[b"owner"], kv[b"source"]) == (b"nightly", b"ml", b"events")
+            assert pq.read_schema(out / f).metadata[b"job"] == b"nightly"
+        f = next(p for p in files if p.endswith(".parquet"))
+        assert pt.parquet.read_parquet(out / f).read_all().schema.metadata[b"owner"] == b"ml"
+
+
+def test_read_parquet_directory_metadata(session, tmp_path):
+    """A directory's dataset carries its files' schema metadata, plain and
+    Hive-partitioned, as pyarrow.dataset reads it."""
+    table = pa.table({"id": pa.array(range(20), pa.int64()), "k": ["a", "b"] * 10})
+    for part in (None, ["k"]):
+        out = tmp_path / f"out-{bool(part)}"
+        session.from_arrow(table, partitions=2).write_parquet(
+            out, partition_by=part, metadata={"job": "nightly"})
+        got = session.read_parquet(out).schema.metadata
+        assert got == pads.dataset(out, partitioning="hive").schema.metadata
+        assert got[b"job"] == b"nightly"
+
+
+def test_read_parquet_directory_metadata_differs(session, tmp_path):
+    """Files whose metadata differ: the first file's (by path), not merged,
+    as pyarrow.dataset; a first file without any gives none."""
+    t = pa.table({"x": pa.array([1, 2], pa.int64())})
+    for hive in (False, True):
+        for first, second in (({"k": "a", "only": "1"}, {"k": "b"}), (None, {"k": "b"})):
+            d = tmp_path / f"{hive}-{first is None}"
+            paths = [d / "y=1" / "p.parquet", d / "y=2" / "p.parquet"] if hive else \
+                [d / "a.parquet", d / "b.parquet"]
+            for p, md in zip(paths, (first, second)):
+                p.parent.mkdir(parents=True, exist_ok=True)
+                pq.write_table(t.replace_schema_metadata(md), p)
+            got = session.read_parquet(d).schema.metadata
+            want = pads.dataset(d, partitioning="hive" if hive else None).schema.metadata
+            assert got == want
+            assert got == ({k.encode(): v.encode() for k, v in first.items()} if first else None)
+
+
+def _faulty(flag: str, how: str):
+    """A map_in_arrow function adding a key column k. Partition 1's second
+    batch (ids from 300; the first is already in the task's Parquet file)
+    ends its attempt: once (the flag file says it did) by killing its
+    executor ("exit") or raising ("raise"), or on every attempt
+    ("always")."""
+
+    def fn(it):
+        import os
+
+        import pyarrow as pa
+
+        for b in it:
+            ids = b.column(0)
+            if ids[0].as_py() == 300 and (how == "always" or not os.path.exists(flag)):
+                open(flag, "w").close()
+                if how == "exit":
+                    os._exit(3)
+                raise RuntimeError(f"task fails mid-file ({how})")
+            keys = pa.array([f"k{v % 3}" for v in ids.to_pylist()])
+            yield pa.record_batch([ids, keys], names=["id", "k"])
+
+    return fn
+
+
+def _snapshot(d) -> dict:
+    """Every file below d and its bytes."""
+    return {f: (d / f).read_bytes() for f in _files(d)}
+
+
+@pytest.mark.parametrize("how", ["exit", "raise"])
+def test_write_parquet_exactly_once_when_an_attempt_dies_mid_file(tmp_path, how):
+    """An attempt that dies after writing part of its file (its executor
+    killed, or the task failing) is retried: every row is committed exactly
+    once, plain and partition_by, and no attempt file is left."""
+    conf = {"range.batch_rows": "100", "task.max_failures": "3"}
+    with pt.Session("local[2]", conf=conf) as s:
+        for part in (None, "k"):
+            flag = tmp_path / f"flag-{part}"
+            out = tmp_path / f"out-{part}"
+            ds = s.range(600, partitions=3).map_in_arrow(_faulty(str(flag), how),
+                                                         schema="id long, k string")
+            ds.write_parquet(out, partition_by=part, row_group_rows=30)
+            assert flag.exists()  # the fault happened
+            files = _files(out)
+            assert "_SUCCESS" in files and not any("_temporary" in f for f in files)
+            if part:
+                assert sorted(files) == ["_SUCCESS"] + [
+                    f"k=k{k}/part-0000{p}.parquet" for k in range(3) for p in range(3)]
+                back = pads.dataset(out, format="parquet", partitioning="hive").to_table()
+            else:
+                assert files == ["_SUCCESS"] + [f"part-0000{p}.parquet" for p in range(3)]
+                back = pads.dataset(out, format="parquet").to_table()
+            rows = sorted(zip(back["id"].to_pylist(), back["k"].to_pylist()))
+            assert rows == [(i, f"k{i % 3}") for i in range(600)]
+            job = ds.last_job()
+            assert job.stages[0].tasks_failed >= 1
+
+
+def test_write_parquet_failed_job_leaves_the_directory_as_it_was(tmp_path):
+    """A job whose task always fails commits nothing in any mode; a commit
+    that fails part-way (a file stands where a partition directory must go)
+    takes back what it moved."""
+    conf = {"range.batch_rows": "100", "task.max_failures": "2"}
+    good = pa.table({"id": pa.array(range(9), pa.int64()), "k": [f"k{i % 3}" for i in range(9)]})
+    with pt.Session("local[2]", conf=conf) as s:
+        for part in (None, "k"):
+            out = tmp_path / f"out-{part}"
+            s.from_arrow(good, partitions=2).write_parquet(out, partition_by=part)
+            before = _snapshot(out)
+            bad = s.range(600, partitions=3).map_in_arrow(
+                _faulty(str(tmp_path / "flag"), "always"), schema="id long, k string")
+            for mode in ("error", "append", "overwrite", "ignore"):
+                if mode == "ignore":
+                    bad.write_parquet(out, mode=mode, partition_by=part)  # nothing runs
+                else:
+                    with pytest.raises(ProtiumError):
+                        bad.write_parquet(out, mode=mode, partition_by=part)
+                assert _snapshot(out) == before, mode
+            with pytest.raises(ProtiumError, match="fails mid-file"):
+                bad.write_parquet(tmp_path / f"new-{part}", partition_by=part)
+            assert not (tmp_path / f"new-{part}").exists()
+        # The commit of a partitioned append cannot make k=k1/: what it
+        # moved into k=k0/ and k=k2/ is taken back.
+        out = tmp_path / "blocked"
+        s.from_arrow(good, partitions=2).write_parquet(out, partition_by="k")
+        (out / "k=k1").rename(tmp_path / "k1-aside")
+        (out / "k=k1").write_bytes(b"a file where a directory must go")
+        before = _snapshot(out)
+        with pytest.raises(ProtiumError, match="cannot commit partition"):
+            s.from_arrow(good, partitions=2).write_parquet(out, mode="append", partitionBy="k")
+        assert _snapshot(out) == before
+        assert sorted(os.listdir(out)) == ["_SUCCESS", "k=k0", "k=k1", "k=k2"]
