@@ -46,7 +46,11 @@ one file each; read into one Arrow table by protium
 `read_delta(path).to_arrow()` (local[2]) and by deltalake
 (`DeltaTable(path).to_pyarrow_table()`, delta-rs's reader), case delta.
 
-Metrics: <system>.read_rows_per_s.<case> (systems protium, protium_adbc,
+Metrics: <system>.read_cpu_s.csv (the least CPU seconds of a CSV read into
+Arrow: protium's driver and executors, the peer's whole process) and
+ratio.read_cpu.csv.<peer> (peer's / protium's, higher is better for
+protium), since on a shared VM the wall clock of one run can swing by half;
+<system>.read_rows_per_s.<case> (systems protium, protium_adbc,
 pyspark, adbc, connectorx, pandas, pyarrow, duckdb, deltalake), <system>.write_rows_per_s.<case>,
 ratio.read.<case>.<peer> and ratio.write.<case>.<peer> (protium / peer,
 higher is better for protium); cases pg_p1, pg_p2, pg_p4, csv, csv_count, delta,
@@ -135,6 +139,36 @@ def best_rounds(fns: dict, repeats: int = REPEATS) -> dict:
                 log(f"{name}: {e!r}; left out")
                 del t[name]
     return t
+
+
+def tree_cpu(pids) -> float:
+    """CPU seconds (user + system) so far of this process and of pids."""
+    t = time.process_time()
+    tick = os.sysconf("SC_CLK_TCK")
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            t += (int(fields[11]) + int(fields[12])) / tick
+        except (OSError, IndexError, ValueError):
+            pass  # gone: its CPU is not counted
+    return t
+
+
+def with_cpu(name: str, fn, pids, best_cpu: dict):
+    """fn, also keeping in best_cpu[name] the least CPU time of a run:
+    this process's and that of the processes pids() lists."""
+    def run() -> None:
+        ps = pids()
+        c0 = tree_cpu(ps)
+        fn()
+        c = tree_cpu(ps) - c0
+        best_cpu[name] = min(best_cpu.get(name, float("inf")), c)
+    return run
+
+
+# Metrics that finish() adds as they are (no ratio derived from them).
+EXTRA: dict[str, float] = {}
 
 
 # ---------------------------------------------------------------- PostgreSQL
@@ -415,16 +449,26 @@ def csv_case(pt, record) -> None:
 
         def aread() -> None:
             assert pacsv.read_csv(path).num_rows == n_csv
+        cpu: dict[str, float] = {}
         with pt.Session("local[2]") as s:
             def pread() -> None:
                 assert s.read_csv(path, header=True).to_arrow().num_rows == n_csv
 
             def pcount() -> None:
                 assert s.read_csv(path, header=True).count() == n_csv
-            fns = {"protium": pread, "protium_count": pcount, "pyarrow": aread}
+            fns = {"protium": with_cpu("protium", pread, s.executor_pids, cpu),
+                   "protium_count": pcount,
+                   "pyarrow": with_cpu("pyarrow", aread, list, cpu)}
             if duckdb is not None:
-                fns.update(duckdb=dread, duckdb_count=dcount)
+                fns.update(duckdb=with_cpu("duckdb", dread, list, cpu), duckdb_count=dcount)
             t = best_rounds(fns)
+        # CPU per read into Arrow (the least of the rounds): protium's
+        # driver and executors, the peers' whole process (all threads).
+        for system, c in cpu.items():
+            EXTRA[f"{system}.read_cpu_s.csv"] = round(c, 3)
+        for peer in ("pyarrow", "duckdb"):
+            if peer in cpu and cpu.get("protium"):
+                EXTRA[f"ratio.read_cpu.csv.{peer}"] = round(cpu[peer] / cpu["protium"], 3)
         for system, case in (("protium", "csv"), ("protium_count", "csv_count"),
                              ("pyarrow", "csv"), ("pyarrow", "csv_count"),
                              ("duckdb", "csv"), ("duckdb_count", "csv_count")):
@@ -467,6 +511,7 @@ def finish(metrics: dict[str, float]) -> None:
         mine = metrics.get(f"protium.{kind}.{case}")
         if mine:
             metrics[f"ratio.{kind.split('_')[0]}.{case}.{system}"] = mine / v
+    metrics.update(EXTRA)
     print(json.dumps({"bench": "sources", "metrics": metrics}))
 
 
