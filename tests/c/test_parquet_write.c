@@ -88,16 +88,23 @@ static void check_written(const pt_buf *file, const uint32_t want[2][3]) {
   s.release(&s);
 }
 
-static void write_buf(const struct ArrowSchema *schema, const struct ArrowArray *batch, pt_buf *out,
-                      int want_rc, const char *want_msg) {
+/* One batch into *out with the writer's options o (NULL: the defaults). */
+static void write_buf_opts(const struct ArrowSchema *schema, const struct ArrowArray *batch,
+                           const pt_parquet_write_options *o, pt_buf *out, int want_rc,
+                           const char *want_msg) {
   pt_error err;
   pt_parquet_writer *w;
-  assert_int_equal(pt_parquet_writer_open_buf(out, schema, NULL, &w, &err), PT_OK);
+  assert_int_equal(pt_parquet_writer_open_buf(out, schema, o, &w, &err), PT_OK);
   int rc = pt_parquet_writer_write(w, batch, &err);
   assert_int_equal(rc, want_rc);
   if (want_msg) assert_string_equal(err.message, want_msg);
   if (rc == PT_OK) assert_int_equal(pt_parquet_writer_close(w, &err), PT_OK);
   pt_parquet_writer_free(w);
+}
+
+static void write_buf(const struct ArrowSchema *schema, const struct ArrowArray *batch, pt_buf *out,
+                      int want_rc, const char *want_msg) {
+  write_buf_opts(schema, batch, NULL, out, want_rc, want_msg);
 }
 
 /* A null run longer than a page's row limit (20000) gives pages of nulls
@@ -717,11 +724,7 @@ static void test_metadata_and_uuid(void **state) {
     o.metadata_values = values;
     o.n_metadata = 2;
     pt_buf buf = {0};
-    pt_parquet_writer *w;
-    assert_int_equal(pt_parquet_writer_open_buf(&buf, &schema, &o, &w, &err), PT_OK);
-    assert_int_equal(pt_parquet_writer_write(w, &batch, &err), PT_OK);
-    assert_int_equal(pt_parquet_writer_close(w, &err), PT_OK);
-    pt_parquet_writer_free(w);
+    write_buf_opts(&schema, &batch, &o, &buf, PT_OK, NULL);
     /* The footer: ARROW:schema (when stored), then k (given "" by the
      * options), owner, extra. */
     pt__arena arena = {0};
