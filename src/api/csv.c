@@ -199,18 +199,22 @@ int pt_read_csv(pt_session *s, const char *path, const pt_csv_options *opts, pt_
     if (rc != PT_OK) break;
     if (f == 0) rc = settle_schema(&m, paths[f], &o, &schema, err);
     /* Ranges of about target bytes, each ending where a record starts (the
-     * first at or after a multiple of target), found in one pass over the
-     * file spread over the machine's cores; the newlines before each give
-     * its first line for messages. */
+     * first at or after a multiple of target). Most files tell that from
+     * the bytes near each cut, and the ranges' first lines are then left to
+     * the executors, counted only for a message (0: unknown). The others
+     * are scanned in one pass spread over the machine's cores, which gives
+     * the lines too. */
     int64_t cuts = rc == PT_OK && m.size > target ? (m.size - 1) / target : 0;
     /* targets, starts, lines; owned here, freed after the pieces are made */
     int64_t *tg = pt__calloc((size_t)(3 * cuts + 1), sizeof *tg);
     if (rc == PT_OK && !tg) rc = pt__errorf(err, PT_ENOMEM, "read_csv: out of memory");
     if (rc == PT_OK && cuts > 0) {
       for (int64_t k = 0; k < cuts; k++) tg[k] = (k + 1) * target;
-      rc = pt__csv_cuts(m.data, m.size, tg, cuts, &o, cpus, span, tg + cuts, tg + 2 * cuts,
-                        err);
-      if (rc != PT_OK) rc = pt__error_prefix(err, rc, "read_csv: ");
+      if (!pt__csv_cuts_near(m.data, m.size, tg, cuts, &o, tg + cuts)) {
+        rc = pt__csv_cuts(m.data, m.size, tg, cuts, &o, cpus, span, tg + cuts, tg + 2 * cuts,
+                          err);
+        if (rc != PT_OK) rc = pt__error_prefix(err, rc, "read_csv: ");
+      }
     }
     int64_t pos = 0, line = 1, head = 0, blank = 0;
     /* With a header, the first range runs past its start: the header is the

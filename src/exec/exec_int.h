@@ -98,7 +98,9 @@ typedef struct pt__source {
    * where the next chunk of records starts in it */
   const char *csv_map;
   size_t csv_map_size;
-  int64_t csv_pos, csv_end, csv_line;
+  int64_t csv_begin, csv_pos, csv_end, csv_line;
+  int64_t csv_lines_before; /* the \n bytes before the piece, -1 until counted
+                             * (then csv_line counts from the file's start) */
   const char *csv_path;           /* borrowed from the piece */
   int csv_skip_header;            /* the open piece starts its file: skip one record */
   struct ArrowSchema csv_schema;  /* the columns the text holds (the stage's,

@@ -513,9 +513,12 @@ static int csv_next_piece(pt__source *src, pt_error *err) {
                         (long long)pc->end, (long long)sb.st_size);
     }
     src->csv_path = pc->path;
-    src->csv_pos = pc->begin;
+    src->csv_begin = src->csv_pos = pc->begin;
     src->csv_end = pc->end;
+    /* Without the piece's first line from the driver, lines count from the
+     * piece's start, and a message counts the ones before it (csv_abs_line). */
     src->csv_line = pc->first_line > 0 ? pc->first_line : 1;
+    src->csv_lines_before = pc->first_line > 0 || pc->begin == 0 ? 0 : -1;
     src->csv_skip_header = c->header && pc->begin == 0;
     if (pc->end == pc->begin) {
       close(fd);
@@ -532,6 +535,17 @@ static int csv_next_piece(pt__source *src, pt_error *err) {
     return PT_OK;
   }
   return PT_OK;
+}
+
+/* For a message: makes src->csv_line count from the file's start, when it
+ * counts from the piece's (the driver found the cut without the bytes
+ * before it). 1 when it changed: the failed call is then made again, so
+ * that its message names the file's line. */
+static int csv_abs_line(pt__source *src) {
+  if (src->csv_lines_before >= 0) return 0;
+  src->csv_lines_before = pt__csv_count_newlines(src->csv_map, src->csv_begin);
+  src->csv_line += src->csv_lines_before;
+  return 1;
 }
 
 /* The next chunk of records of the open piece as one batch (out released
@@ -557,9 +571,19 @@ static int csv_next_batch(pt__source *src, struct ArrowArray *out, pt_error *err
   struct ArrowSchema sch;
   /* The records that start in the next CSV_CHUNK_BYTES: parsing finds where
    * the next one starts (and its line), with no scan of its own. */
-  int rc = pt__csv_read_from(d, left, 0, left <= CSV_CHUNK_BYTES ? left : CSV_CHUNK_BYTES,
-                             src->csv_line, src->csv_path, &o, &sch, out, &n, &line, err);
-  if (rc != PT_OK) return pt__error_prefix(err, rc, "read_csv: ");
+  int64_t chunk = left <= CSV_CHUNK_BYTES ? left : CSV_CHUNK_BYTES;
+  int rc = pt__csv_read_from(d, left, 0, chunk, src->csv_line, src->csv_path, &o, &sch, out, &n,
+                             &line, err);
+  if (rc != PT_OK) {
+    /* The same chunk again, for a message that names the file's line. */
+    if (csv_abs_line(src) &&
+        pt__csv_read_from(d, left, 0, chunk, src->csv_line, src->csv_path, &o, &sch, out, &n,
+                          &line, err) == PT_OK) {
+      sch.release(&sch);
+      out->release(out);
+    }
+    return pt__error_prefix(err, rc, "read_csv: ");
+  }
   sch.release(&sch);
   src->csv_line = line;
   src->csv_pos += n;
@@ -599,6 +623,10 @@ int pt__csv_count_rows(pt__task *t, const Protium__Op *op, int64_t *rows, int64_
       n = pt__csv_count_records(d, len, ncols, src.csv_skip_header, &o);
     } else if ((rc = pt__csv_check_records(d, len, ncols, src.csv_skip_header, src.csv_line,
                                            src.csv_path, &o, &n, err)) != PT_OK) {
+      /* The same check again, for a message that names the file's line. */
+      if (csv_abs_line(&src))
+        (void)pt__csv_check_records(d, len, ncols, src.csv_skip_header, src.csv_line,
+                                    src.csv_path, &o, &n, err);
       rc = pt__error_prefix(err, rc, "read_csv: ");
       break;
     }

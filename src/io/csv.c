@@ -1410,6 +1410,51 @@ int pt__csv_cuts(const char *d, int64_t len, const int64_t *targets, int64_t n,
   return PT_OK;
 }
 
+/* Record starts found near each target alone, with no pass over the text
+ * before it: a span from a line start some way before the target is scanned
+ * from both quote states, as span_scan_met does, and where the two meet
+ * before the target the rest is the same whatever came earlier. Text
+ * without quotes never lets the two meet (the inside guess never ends): 0
+ * then, and the caller scans the whole text with pt__csv_cuts. */
+int pt__csv_cuts_near(const char *d, int64_t len, const int64_t *targets, int64_t n,
+                      const pt_csv_options *opts, int64_t *starts) {
+  /* BACK: most records are far shorter, so the scans meet within it;
+   * AHEAD: how long the record at a target may run. */
+  enum { BACK = 1 << 16, AHEAD = 1 << 16 };
+  pt_csv_options defaults;
+  if (!opts) {
+    pt_csv_options_init(&defaults);
+    opts = &defaults;
+  }
+  for (int64_t k = 0; k < n; k++) {
+    int64_t t = targets[k];
+    if (t >= len) {
+      starts[k] = len;
+      continue;
+    }
+    int64_t b0 = t > BACK ? t - BACK : 0, begin = 0;
+    if (b0 > 0) {
+      const char *p = memchr(d + b0, '\n', (size_t)(t - 1 - b0));
+      if (!p) return 0; /* a line longer than BACK before the target */
+      begin = (int64_t)(p - d) + 1;
+    }
+    const char *p = t + AHEAD < len ? memchr(d + t + AHEAD, '\n', (size_t)(len - t - AHEAD)) : NULL;
+    int64_t end = p ? (int64_t)(p - d) + 1 : len;
+    int64_t cell[4];
+    span_job j = {.d = d, .len = len, .begin = begin, .end = end, .targets = &t, .n = 1,
+                  .both = begin > 0, .o = opts};
+    for (int h = 0; h < 2; h++) {
+      j.h[h].start = cell + 2 * h;
+      j.h[h].nl = cell + 2 * h + 1;
+    }
+    if (begin == 0) span_scan(&j, 0); /* the data's start: the state is known */
+    else if (!span_scan_met(&j)) return 0;
+    if (j.h[0].start[0] < 0) return 0; /* the record runs on past AHEAD */
+    starts[k] = j.h[0].start[0];
+  }
+  return 1;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Field conversion. Each parser returns 1 on success. */
 

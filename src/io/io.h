@@ -27,6 +27,12 @@ int pt__csv_cuts(const char *d, int64_t len, const int64_t *targets, int64_t n,
                  const pt_csv_options *opts, int threads, int64_t min_span, int64_t *starts,
                  int64_t *lines, pt_error *err);
 
+/* The starts of pt__csv_cuts without their lines, each found from the
+ * bytes near its target alone: 1 when every one was, 0 when some target
+ * needs the scan from the data's start (pt__csv_cuts). */
+int pt__csv_cuts_near(const char *d, int64_t len, const int64_t *targets, int64_t n,
+                      const pt_csv_options *opts, int64_t *starts);
+
 /* The bytes of the blank line at d[i] (i a record start): 1 for \n, 2 for
  * \r\n, 0 when the line is not blank (a line of spaces is not). A blank
  * line is no record where the schema has two or more columns: the reader,

@@ -276,6 +276,50 @@ static void test_cuts_match_serial_scan(void **state) {
   free(want_ln);
 }
 
+/* pt__csv_cuts_near, where it answers, finds the starts the serial scan
+ * finds; in text long enough that the scans of both quote states must meet
+ * (targets past its window from the start) it answers for quoted text, and
+ * leaves text with no quote to the whole scan. */
+static void test_cuts_near_match_serial_scan(void **state) {
+  (void)state;
+  enum { CAP = 600000 };
+  char *buf = malloc(CAP);
+  int64_t *tg = malloc((CAP / 997 + 2) * sizeof *tg), *st = malloc((CAP / 997 + 2) * sizeof *st),
+          *want = malloc((CAP / 997 + 2) * sizeof *want);
+  unsigned seed = 11;
+  int answered = 0;
+  for (int round = 0; round < 9; round++) {
+    pt_csv_options o;
+    pt_csv_options_init(&o);
+    if (round % 3 == 1) o.escape = '\\';
+    if (round % 3 == 2) o.quote = 0;
+    int64_t n = random_csv(buf, CAP, &seed, o.escape);
+    int64_t nt = 0;
+    for (int64_t t = 1 + round * 101; t < n; t += 997 + round * 7919) tg[nt++] = t;
+    int64_t pos = 0, nl = 0;
+    for (int64_t k = 0; k < nt; k++) {
+      if (pos < tg[k]) pos += pt__csv_record_start_lines(buf + pos, n - pos, tg[k] - pos, &o, &nl);
+      want[k] = pos;
+    }
+    if (!pt__csv_cuts_near(buf, n, tg, nt, &o, st)) continue;
+    answered++;
+    for (int64_t k = 0; k < nt; k++)
+      if (st[k] != want[k])
+        fail_msg("round %d target %lld: start %lld, want %lld", round, (long long)tg[k],
+                 (long long)st[k], (long long)want[k]);
+  }
+  assert_true(answered >= 3);
+  /* Numbers only: the guess that a target lies inside quotes never ends. */
+  int64_t n = 0;
+  while (n < CAP - 32) n += snprintf(buf + n, 32, "%lld,%lld\n", (long long)n, (long long)n * 7);
+  int64_t t = n / 2;
+  assert_int_equal(pt__csv_cuts_near(buf, n, &t, 1, NULL, st), 0);
+  free(buf);
+  free(tg);
+  free(st);
+  free(want);
+}
+
 static void test_errors(void **state) {
   (void)state;
   struct ArrowSchema s;
@@ -427,7 +471,8 @@ int main(void) {
       cmocka_unit_test(test_inference), cmocka_unit_test(test_quoting),
       cmocka_unit_test(test_modes),     cmocka_unit_test(test_ranges),
       cmocka_unit_test(test_errors),    cmocka_unit_test(test_write_round_trip),
-      cmocka_unit_test(test_cuts_match_serial_scan), cmocka_unit_test(test_blank_lines),
+      cmocka_unit_test(test_cuts_match_serial_scan),
+      cmocka_unit_test(test_cuts_near_match_serial_scan), cmocka_unit_test(test_blank_lines),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
