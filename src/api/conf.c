@@ -356,11 +356,12 @@ int pt_conf_set(pt_conf *conf, const char *key, const char *value, pt_error *err
     for (size_t j = 0; j < N_KEYS; j++)
       if (pt__buf_printf(&known, "%s%s", j ? ", " : "", KEYS[j].name) != PT_OK) break;
     (void)pt__buf_putc(&known, '\0'); /* pt_buf holds bytes, not strings */
+    /* The patterns first: the list of keys may not fit the message. */
     pt__errorf(err, PT_EINVAL,
-               "unknown configuration key '%s'; known keys: %s, and resources.<name>."
+               "unknown configuration key '%s'; known keys: resources.<name>."
                "discovery_script, resources.<name>.addresses, resources.<name>.env (name: "
-               "letters, digits, '_', '-'), sql.password.<host> and "
-               "sql.password.<host>:<port>", key, known.data ? known.data : "");
+               "letters, digits, '_', '-'), sql.password.<host>, "
+               "sql.password.<host>:<port>, %s", key, known.data ? known.data : "");
     pt_buf_free(&known);
     return PT_EINVAL;
   }
