@@ -187,6 +187,10 @@ class Session:
         if self._ptr is None:
             return
         session_dirs = {d for d in map(_session_dir_of, self.executor_pids()) if d}
+        # ... and the results directories in memory (local.results_dir): no
+        # session of this process outlives it.
+        base = self._conf.get("local.results_dir", "/dev/shm")
+        session_dirs.update(str(p) for p in Path(base).glob(f"protium-{os.getpid()}-*"))
         for d in session_dirs:  # the driver's temporary files, at the process's end
             atexit.register(_remove_dir, d)
         for _ in range(2):  # a replacement started meanwhile goes too

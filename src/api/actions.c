@@ -25,7 +25,8 @@ typedef struct collect_stream {
   pt__job_result res;            /* the result files, in partition order */
   int64_t next;                  /* next partition to open */
   struct ArrowArrayStream inner; /* the open partition's reader (release NULL: none) */
-  char *results_dir;             /* removed on release */
+  char *results_dir[2];          /* the job's on disk and in memory (NULL: none);
+                                  * owned, removed on release */
   char error[PT_ERROR_SIZE];
 } collect_stream;
 
@@ -79,18 +80,21 @@ static void cs_release(struct ArrowArrayStream *s) {
   if (cs->inner.release) cs->inner.release(&cs->inner);
   if (cs->schema.release) cs->schema.release(&cs->schema);
   /* mapped batches stay valid: unlinking a mapped file keeps its pages */
-  if (cs->results_dir) pt__rm_rf(cs->results_dir);
-  pt__free(cs->results_dir);
+  for (int i = 0; i < 2; i++) {
+    if (cs->results_dir[i]) pt__rm_rf(cs->results_dir[i]);
+    pt__free(cs->results_dir[i]);
+  }
   pt__job_result_reset(&cs->res);
   pt__free(cs);
   s->release = NULL;
 }
 
-static char *results_dir(pt_dataset *ds, int64_t job_id) {
-  const char *sd = pt__driver_session_dir(ds->driver);
-  size_t len = strlen(sd) + 48;
+/* <base>/<job>: where the job's result files may go (executors and the
+ * driver pick one per file, pt__results_job_dir, and create it). */
+static char *results_dir(const char *base, int64_t job_id) {
+  size_t len = strlen(base) + 32;
   char *dir = pt__malloc(len);
-  if (dir) snprintf(dir, len, "%s/results/%lld", sd, (long long)job_id);
+  if (dir) snprintf(dir, len, "%s/%lld", base, (long long)job_id);
   return dir;
 }
 
@@ -101,13 +105,14 @@ int pt_collect(pt_dataset *ds, struct ArrowArrayStream *out, pt_error *err) {
   if (!cs) return pt__errorf(err, PT_ENOMEM, "collect: out of memory");
   pt__action a = {.job_id = pt__driver_new_job_id(ds->driver), .sink = PT__SINK_RESULT};
   int rc = PT_OK;
-  cs->results_dir = results_dir(ds, a.job_id);
-  if (!cs->results_dir) {
+  const char *mem = pt__driver_results_memory(ds->driver);
+  cs->results_dir[0] = results_dir(pt__driver_results_disk(ds->driver), a.job_id);
+  cs->results_dir[1] = mem ? results_dir(mem, a.job_id) : NULL;
+  if (!cs->results_dir[0] || (mem && !cs->results_dir[1])) {
     rc = pt__errorf(err, PT_ENOMEM, "collect: out of memory");
     goto fail;
   }
-  rc = pt__mkdirs(cs->results_dir, err);
-  if (rc == PT_OK) rc = pt_schema_copy(&ds->schema, &cs->schema, err);
+  rc = pt_schema_copy(&ds->schema, &cs->schema, err);
   if (rc == PT_OK) {
     rc = pt__driver_run(ds->driver, ds, &a, &cs->res, err);
     pt__session_record_job(ds, &cs->res);

@@ -19,6 +19,8 @@
 struct pt_session {
   pt_conf *conf;          /* owned copy */
   char *dir;              /* <local.dir>/protium-<pid>-XXXXXX, owned */
+  char *results_dir;      /* <local.results_dir>/protium-<pid>-XXXXXX, owned; NULL: results
+                           * go below dir */
   pt__driver *driver;     /* owned; the driver thread and its executors */
   atomic_int_fast64_t next_input; /* numbering of pt_from_batches inputs */
   pthread_mutex_t jobs_mu;        /* guards the fields below */
@@ -101,6 +103,8 @@ int64_t pt__parse_duration_ms(const char *text);
 size_t pt__conf_resources(const pt_conf *conf, pt__res_spec *out, size_t cap);
 /* On PT_OK the caller owns *out, a copy of conf (or the defaults for NULL). */
 int pt__conf_copy(const pt_conf *conf, pt_conf **out, pt_error *err);
+/* 1 when key was set (not left to its default). */
+int pt__conf_given(const pt_conf *conf, const char *key);
 /* pt_write_kafka without its wait for read_committed readers to see the
  * records (the streaming sink, whose next batch need not wait). */
 int pt__write_kafka(pt_dataset *ds, const pt_kafka_options *o, const char *topic,

@@ -125,6 +125,32 @@ int pt_session_open(const char *master, const pt_conf *conf, pt_session **out, p
     s->dir = NULL;
     goto free_session;
   }
+  /* The result files the driver maps get a directory of their own where
+   * local.results_dir is elsewhere (/dev/shm by default: in memory, they
+   * skip the disk). Without it they go below dir, as when it cannot be
+   * made and nobody asked for it. */
+  const char *rbase = pt_conf_get(s->conf, "local.results_dir");
+  if (strcmp(rbase, local) != 0) {
+    pt__sweep_session_dirs(rbase);
+    size_t rlen = strlen(rbase) + 64;
+    s->results_dir = pt__malloc(rlen);
+    if (!s->results_dir) {
+      rc = pt__errorf(err, PT_ENOMEM, "session: out of memory");
+      goto remove_dir;
+    }
+    snprintf(s->results_dir, rlen, "%s/protium-%d-XXXXXX", rbase, (int)getpid());
+    if (!mkdtemp(s->results_dir)) {
+      int e = errno;
+      pt__free(s->results_dir);
+      s->results_dir = NULL;
+      if (pt__conf_given(s->conf, "local.results_dir")) {
+        rc = pt__errorf(err, PT_EIO,
+                        "session: cannot create a directory in '%s' (local.results_dir): %s; "
+                        "set local.results_dir to a writable directory", rbase, strerror(e));
+        goto remove_dir;
+      }
+    }
+  }
 
   size_t n_keys;
   const pt__conf_key *keys = pt__conf_keys(&n_keys);
@@ -162,6 +188,7 @@ int pt_session_open(const char *master, const pt_conf *conf, pt_session **out, p
   }
   pt__driver_opts o = {
       .session_dir = s->dir,
+      .results_dir = s->results_dir,
       .n_executors = n_exec,
       .slots = (int)pt__conf_int(s->conf, "executor.slots"),
       .queue_depth = (int)pt__conf_int(s->conf, "executor.queue_depth"),
@@ -228,10 +255,12 @@ free_kv:
   pt__free(pad_names);
 remove_dir:
   pt__rm_rf(s->dir);
+  if (s->results_dir) pt__rm_rf(s->results_dir);
 free_session:
   pt__slurm_free(alloc);
   pt_conf_free(s->conf);
   pt__free(s->dir);
+  pt__free(s->results_dir);
   pthread_mutex_destroy(&s->jobs_mu);
   pt__free(s);
   return rc;
@@ -241,8 +270,10 @@ void pt_session_close(pt_session *s) {
   if (!s) return;
   pt__driver_stop(s->driver);
   pt__rm_rf(s->dir);
+  if (s->results_dir) pt__rm_rf(s->results_dir);
   pt_conf_free(s->conf);
   pt__free(s->dir);
+  pt__free(s->results_dir);
   for (int i = 0; i < PT__JOBS_KEPT; i++) pt_job_stats_free(s->jobs[i]);
   pthread_mutex_destroy(&s->jobs_mu);
   pt__free(s);

@@ -136,6 +136,19 @@ void pt__bits_copy(const uint8_t *src, int64_t src_offset, uint8_t *dst, int64_t
 int pt__rm_rf(const char *path);
 /* mkdir -p (mode 0755); the error names the directory that failed. */
 int pt__mkdirs(const char *path, pt_error *err);
+/* 1 when path is a directory on a tmpfs (memory) that this process may
+ * write into. */
+int pt__is_memory_dir(const char *path);
+/* 1 when the file system of path has room to spare for result files kept
+ * in memory: a quarter of its size and 256 MiB free at least. */
+int pt__memory_dir_has_room(const char *path);
+/* The directory <memory_dir>/<job> where memory_dir (NULL: none) has room,
+ * else <disk_dir>/<job>, created; into *out (owned by the caller). */
+int pt__results_job_dir(const char *memory_dir, const char *disk_dir, int64_t job, char **out,
+                        pt_error *err);
+/* Removes the session directories base/protium-<pid>-* whose process is
+ * gone (a driver killed before it could remove its own). */
+void pt__sweep_session_dirs(const char *base);
 
 /* sanitize.c: executors under the sanitizers (no-ops in other builds). */
 /* 1 in an AddressSanitizer build. */

@@ -1,12 +1,23 @@
 /* files.c — the few file-system helpers every layer needs: removing a tree
- * (session, job and executor directories) and creating a path's missing
- * directories.
+ * (session, job and executor directories), creating a path's missing
+ * directories, and the directory a job's result files go to (in memory
+ * where there is room).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#ifndef TMPFS_MAGIC
+#define TMPFS_MAGIC 0x01021994
+#endif
 
 #include "core/core.h"
 
@@ -41,4 +52,63 @@ int pt__mkdirs(const char *path, pt_error *err) {
   }
   pt__free(p);
   return PT_OK;
+}
+
+int pt__is_memory_dir(const char *path) {
+  struct statfs fs;
+  struct stat st;
+  return statfs(path, &fs) == 0 && fs.f_type == TMPFS_MAGIC && stat(path, &st) == 0 &&
+         S_ISDIR(st.st_mode) && access(path, W_OK | X_OK) == 0;
+}
+
+int pt__memory_dir_has_room(const char *path) {
+  /* PROTIUM_FAULT_RESULTS_FULL (tests): the memory directory is full. */
+  if (getenv("PROTIUM_FAULT_RESULTS_FULL")) return 0;
+  struct statvfs v;
+  if (statvfs(path, &v) != 0) return 0;
+  /* Results in memory stay there until the driver lets them go: the rest
+   * of the machine keeps a quarter of the tmpfs. */
+  double free_bytes = (double)v.f_bavail * (double)v.f_frsize;
+  double size = (double)v.f_blocks * (double)v.f_frsize;
+  return free_bytes >= size / 4 && free_bytes >= (double)(256u << 20);
+}
+
+int pt__results_job_dir(const char *memory_dir, const char *disk_dir, int64_t job, char **out,
+                        pt_error *err) {
+  *out = NULL;
+  /* statvfs needs the directory itself: made first (a failure leaves it to
+   * the disk). */
+  const char *base = memory_dir && pt__mkdirs(memory_dir, NULL) == PT_OK &&
+                             pt__memory_dir_has_room(memory_dir)
+                         ? memory_dir
+                         : disk_dir;
+  size_t len = strlen(base) + 32;
+  char *dir = pt__malloc(len);
+  if (!dir) return pt__errorf(err, PT_ENOMEM, "out of memory");
+  snprintf(dir, len, "%s/%lld", base, (long long)job);
+  int rc = pt__mkdirs(dir, err);
+  if (rc != PT_OK) {
+    pt__free(dir);
+    return rc;
+  }
+  *out = dir;
+  return PT_OK;
+}
+
+void pt__sweep_session_dirs(const char *base) {
+  DIR *d = opendir(base);
+  if (!d) return;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    if (strncmp(e->d_name, "protium-", 8) != 0) continue;
+    char *end;
+    long pid = strtol(e->d_name + 8, &end, 10);
+    if (end == e->d_name + 8 || *end != '-' || pid <= 0 || pid == (long)getpid()) continue;
+    /* Another user's process answers EPERM: alive, or not ours to judge. */
+    if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
+    char path[4096];
+    if (snprintf(path, sizeof path, "%s/%s", base, e->d_name) < (int)sizeof path)
+      (void)pt__rm_rf(path);
+  }
+  closedir(d);
 }

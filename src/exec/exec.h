@@ -28,6 +28,8 @@ typedef struct pt__exec_env {
   int64_t executor_id;
   const char *local_dir;   /* shuffle outputs: <local_dir>/shuffle-<sid>-<p>-<a>.arrows */
   const char *session_dir; /* results: <session_dir>/results/<job>/part-<p>-<a>.arrows */
+  const char *results_memory; /* ... or <results_memory>/<job>/... while it has room; NULL:
+                               * no such directory */
   pt__coord_call_fn coord_call;   /* NULL without a driver (tests): barrier calls fail */
   pt__coord_check_fn coord_check; /* NULL: never stopped */
   void *coord_arg;

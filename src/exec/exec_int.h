@@ -240,6 +240,7 @@ typedef struct pt__sink {
   pt_parquet_writer *pq_writer;   /* write_ipc with parquet set */
   pt__hive_sink *hive;            /* ... and partition_by: path is a directory */
   int csv_open;                   /* write_ipc with csv set: csv_fd is open */
+  int in_memory;                  /* result: the file is in the memory results directory */
   int csv_fd;
   pt__sql_stage *sql;             /* write_sql: the attempt's staging table; owned */
   char *sql_table;                /* its name; owned */

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1022,6 +1023,16 @@ release_batch:
 /* ------------------------------------------------------------------------ */
 /* Sinks */
 
+/* Set once a result file in the memory directory failed to write (it ran
+ * out of room before the check saw it short): this executor's later results
+ * go to the session directory on disk, so that the attempt's retry cannot
+ * fail the same way. */
+static atomic_int results_memory_failed;
+
+static void result_failed(const pt__sink *sink) {
+  if (sink->in_memory) atomic_store(&results_memory_failed, 1);
+}
+
 static int open_writer(pt__sink *sink, const pt_ipc_write_options *opts, pt_error *err) {
   int rc = pt_ipc_writer_open_path(sink->path, sink->schema, opts, &sink->writer, err);
   if (rc != PT_OK) return pt__error_prefix(err, rc, "write '%s': ", sink->path);
@@ -1088,9 +1099,13 @@ int pt__sink_open(pt__task *t, const Protium__Op *op, const struct ArrowSchema *
         return open_writer(sink, NULL, err);
       }
       const char *sd = t->env->session_dir ? t->env->session_dir : ".";
-      char *dir = path_printf(err, "%s/results/%lld", sd, (long long)t->ctx.job_id);
-      if (dir == NULL) return err ? err->code : PT_ENOMEM;
-      int rc = pt__mkdirs(dir, err);
+      char *disk = path_printf(err, "%s/results", sd), *dir = NULL;
+      if (disk == NULL) return err ? err->code : PT_ENOMEM;
+      /* In memory while there is room, unless a result failed there. */
+      const char *mem = atomic_load(&results_memory_failed) ? NULL : t->env->results_memory;
+      int rc = pt__results_job_dir(mem, disk, t->ctx.job_id, &dir, err);
+      sink->in_memory = rc == PT_OK && mem && strncmp(dir, mem, strlen(mem)) == 0;
+      pt__free(disk);
       if (rc == PT_OK) {
         sink->path = path_printf(err, "%s/part-%lld-%lld.arrows", dir, p, a);
         if (sink->path == NULL) rc = err ? err->code : PT_ENOMEM;
@@ -1282,6 +1297,7 @@ int pt__sink_consume(pt__sink *sink, struct ArrowArray *batch, pt_error *err) {
       rc = sink->hive        ? pt__hive_sink_write(sink->hive, batch, err)
            : sink->pq_writer ? pt_parquet_writer_write(sink->pq_writer, batch, err)
                              : pt_ipc_writer_write(sink->writer, batch, err);
+      if (rc != PT_OK) result_failed(sink);
       if (rc != PT_OK) pt__error_prefix(err, rc, "write '%s': ", sink->path);
       break;
     case PROTIUM__OP__OP_SHUFFLE_WRITE:
@@ -1513,6 +1529,7 @@ int pt__sink_finish(pt__sink *sink, Protium__TaskStatus *st, pt_error *err) {
         pt_ipc_writer_free(sink->writer);
         sink->writer = NULL;
       }
+      if (rc != PT_OK) result_failed(sink);
       if (rc != PT_OK) return pt__error_prefix(err, rc, "write '%s': ", sink->path);
       st->output_path = sink->path;
       sink->path = NULL; /* the status owns it now */

@@ -634,6 +634,10 @@ static void on_hello(pt__driver_conn *c, const Protium__Hello *h) {
     ptrs[i] = &entries[i];
   }
   w.session_dir = d->session_dir;
+  /* Executors on this machine write results where the driver maps them,
+   * in memory; one on another host writes below the (shared) session
+   * directory or streams them. */
+  w.results_dir = d->results_memory && pt__executor_here(ex) ? d->results_memory : (char *)"";
   ex->results_stream = pt__results_stream_for(d, ex);
   w.results_stream = ex->results_stream;
   w.heartbeat_interval_ms = d->opts.heartbeat_interval_ms;
@@ -1265,6 +1269,8 @@ static void driver_free(pt__driver *d) {
     for (size_t i = 0; i < 2 * d->opts.n_conf; i++) pt__free(d->conf_kv[i]);
   pt__free(d->conf_kv);
   pt__free(d->session_dir);
+  pt__free(d->results_memory);
+  pt__free(d->results_disk);
   pt__free(d->command);
   pt__tls_ctx_free(d->tls);
   for (int i = 0; i < 3; i++) pt__free(d->tls_files[i]);
@@ -1341,13 +1347,20 @@ int pt__driver_start(const pt__driver_opts *opts, pt__driver **out, pt_error *er
   }
   d->opts.tls_cert = d->opts.tls_key = d->opts.tls_ca = NULL;
   size_t sl = strlen(opts->session_dir) + 16;
+  size_t rl = opts->results_dir ? strlen(opts->results_dir) + 16 : 0;
   d->sock_path = pt__malloc(sl);
+  d->results_disk = pt__malloc(sl);
+  d->results_memory = rl ? pt__malloc(rl) : NULL;
+  d->opts.results_dir = NULL;
   d->conf_kv = pt__calloc(2 * opts->n_conf + 1, sizeof *d->conf_kv);
-  if (!d->session_dir || !d->sock_path || !d->conf_kv) {
+  if (!d->session_dir || !d->sock_path || !d->results_disk || (rl && !d->results_memory) ||
+      !d->conf_kv) {
     driver_free(d);
     return pt__errorf(err, PT_ENOMEM, "session: out of memory");
   }
   snprintf(d->sock_path, sl, "%s/driver.sock", opts->session_dir);
+  snprintf(d->results_disk, sl, "%s/results", opts->session_dir);
+  if (rl) snprintf(d->results_memory, rl, "%s/results", opts->results_dir);
   if (pt__sanitized()) {
     char san[4200];
     snprintf(san, sizeof san, "%s/sanitizer", opts->session_dir);
@@ -1506,6 +1519,8 @@ void pt__driver_stop(pt__driver *d) {
 int64_t pt__driver_new_job_id(pt__driver *d) { return atomic_fetch_add(&d->next_job_id, 1); }
 int64_t pt__driver_next_id(pt__driver *d) { return atomic_fetch_add(&d->next_id, 1); }
 const char *pt__driver_session_dir(const pt__driver *d) { return d->session_dir; }
+const char *pt__driver_results_memory(const pt__driver *d) { return d->results_memory; }
+const char *pt__driver_results_disk(const pt__driver *d) { return d->results_disk; }
 
 void pt__driver_job_done(pt__driver *d, pt__job *job) {
   pthread_mutex_lock(&d->mu);

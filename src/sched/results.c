@@ -31,7 +31,7 @@ typedef struct fetch {
   int64_t size;       /* bytes of the executor's file */
   char *addr;         /* its block server, "HOST:PORT" (owned) */
   char *remote;       /* the file there (owned) */
-  char *local;        /* <session_dir>/results/<job>/part-<p>-<a>.arrows (owned) */
+  char *local;        /* <results dir>/<job>/part-<p>-<a>.arrows (owned) */
   int rc, unreachable;
   char error[PT_ERROR_SIZE];
   struct fetch *next;
@@ -65,6 +65,13 @@ static int same_host(const char *host, const char *self) {
   size_t a = strcspn(host, "."), b = strcspn(self, ".");
   if (strcmp(host, self) == 0) return 1;
   return a == b && strncmp(host, self, a) == 0 && (!host[a] || !self[b]);
+}
+
+int pt__executor_here(const pt__executor *ex) {
+  if (!ex->block_address) return 1; /* unix sockets: this machine */
+  char self[256] = "";
+  if (gethostname(self, sizeof self - 1) != 0) return 0;
+  return ex->host && same_host(ex->host, self);
 }
 
 int pt__results_stream_for(const pt__driver *d, const pt__executor *ex) {
@@ -176,18 +183,20 @@ static int rfetch_start(pt__driver *d) {
   return PT_OK;
 }
 
-static char *dup_printf(const char *fmt, const char *a, long long b, long long c, long long e) {
-  int n = snprintf(NULL, 0, fmt, a, b, c, e);
+/* <dir>/part-<p>-<attempt>.arrows, owned by the caller. */
+static char *part_path(const char *dir, long long p, long long attempt) {
+  int n = snprintf(NULL, 0, "%s/part-%lld-%lld.arrows", dir, p, attempt);
   char *s = n >= 0 ? pt__malloc((size_t)n + 1) : NULL;
-  if (s) snprintf(s, (size_t)n + 1, fmt, a, b, c, e);
+  if (s) snprintf(s, (size_t)n + 1, "%s/part-%lld-%lld.arrows", dir, p, attempt);
   return s;
 }
 
 int pt__results_fetch(pt__driver *d, pt__executor *ex, pt__sched_stage *st, int64_t p,
-                      const Protium__TaskStatus *ts) {
-  if (!d->rfetch) PT_RETURN_NOT_OK(rfetch_start(d));
+                      const Protium__TaskStatus *ts, pt_error *err) {
+  if (!d->rfetch && rfetch_start(d) != PT_OK)
+    return pt__errorf(err, PT_ENOMEM, "driver out of memory");
   fetch *f = pt__calloc(1, sizeof *f);
-  if (!f) return PT_ENOMEM;
+  if (!f) return pt__errorf(err, PT_ENOMEM, "driver out of memory");
   f->job_id = st->job->id;
   f->stage_id = st->id;
   f->stage_attempt = st->attempt;
@@ -203,11 +212,17 @@ int pt__results_fetch(pt__driver *d, pt__executor *ex, pt__sched_stage *st, int6
    * keeps it so that two attempts of a partition never share a file. */
   const char *dash = strrchr(ts->output_path, '-');
   long long attempt = dash ? strtoll(dash + 1, NULL, 10) : 0;
-  f->local = dup_printf("%s/results/%lld/part-%lld-%lld.arrows", d->session_dir,
-                        (long long)f->job_id, (long long)p, attempt);
+  char *dir = NULL;
+  int rc = pt__results_job_dir(d->results_memory, d->results_disk, f->job_id, &dir, err);
+  if (rc != PT_OK) {
+    fetch_free(f);
+    return rc;
+  }
+  f->local = part_path(dir, (long long)p, attempt);
+  pt__free(dir);
   if (!f->addr || !f->remote || !f->local) {
     fetch_free(f);
-    return PT_ENOMEM;
+    return pt__errorf(err, PT_ENOMEM, "driver out of memory");
   }
   pt__rfetch *r = d->rfetch;
   pthread_mutex_lock(&r->mu);
@@ -261,8 +276,11 @@ int pt__results_inline(pt__driver *d, pt__sched_stage *st, int64_t p, int32_t at
   size_t n = ts->result_inline.len;
   int rc = pt__results_inline_check(ts, p, err);
   if (rc != PT_OK) return rc;
-  char *path = dup_printf("%s/results/%lld/part-%lld-%lld.arrows", d->session_dir,
-                          (long long)st->job->id, (long long)p, (long long)attempt);
+  char *dir = NULL;
+  PT_RETURN_NOT_OK(pt__results_job_dir(d->results_memory, d->results_disk, st->job->id, &dir,
+                                       err));
+  char *path = part_path(dir, (long long)p, (long long)attempt);
+  pt__free(dir);
   if (!path) return pt__errorf(err, PT_ENOMEM, "driver out of memory");
   int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) {

@@ -133,6 +133,8 @@ void pt__node_unref(pt_dataset *ds);
 
 typedef struct pt__driver_opts {
   const char *session_dir;       /* exists; executors get exec-<id> below it */
+  const char *results_dir;       /* exists or NULL: result files in memory (local.results_dir)
+                                  * below it, else below session_dir */
   int n_executors;
   int slots;                     /* per executor */
   int queue_depth;               /* queued tasks per slot beyond the running one */
@@ -199,9 +201,13 @@ void pt__driver_progress(pt__driver *d, pt_job_progress *out, int64_t cap, int64
 /* A fresh job id (jobs are numbered 1, 2, ... per session). */
 int64_t pt__driver_new_job_id(pt__driver *d);
 const char *pt__driver_session_dir(const pt__driver *d);
+/* Where a job's result files go: <memory>/<job> (NULL: no such directory)
+ * while it has room, else <disk>/<job> (pt__results_job_dir). */
+const char *pt__driver_results_memory(const pt__driver *d);
+const char *pt__driver_results_disk(const pt__driver *d);
 
 typedef enum pt__sink_kind {
-  PT__SINK_RESULT, /* files under <session_dir>/results/<job_id>/ */
+  PT__SINK_RESULT, /* files under <results dir>/<job_id>/ (pt__driver_results_memory) */
   PT__SINK_COUNT,
   PT__SINK_IPC,    /* files under ipc_temp_dir, committed by the caller */
   PT__SINK_KAFKA,  /* records into a topic, one transaction per partition */
@@ -449,6 +455,8 @@ struct pt__driver {
   pt__slurm *slurm;               /* owned; NULL unless the slurm backend (its strikes: loop_mu) */
   pt__driver_opts opts;           /* strings point into the copies below */
   char *session_dir;
+  char *results_memory;          /* owned: <opts.results_dir>/results, NULL without one */
+  char *results_disk;            /* owned: <session_dir>/results */
   char *command;                 /* owned copy of opts.command; NULL = this program */
   char *sock_path;
   char **conf_kv;                 /* 2 * n_conf owned strings */
@@ -574,11 +582,15 @@ int pt__slurm_counts(const char *spec, int32_t *out, int32_t n, pt_error *err);
 /* Whether the driver streams ex's results (at its Hello: another host, or
  * net.results = stream). */
 int pt__results_stream_for(const pt__driver *d, const pt__executor *ex);
+/* 1 when ex runs on the driver's machine (its host name is the driver's),
+ * so that it can write result files into the driver's memory directory. */
+int pt__executor_here(const pt__executor *ex);
 /* Queues the fetch of partition p's attempt file (ts, a succeeded status
- * from ex) into the job's results directory (loop_mu held). PT_ENOMEM;
- * on PT_OK its end comes back through pt__results_poll. */
+ * from ex) into the job's results directory (loop_mu held). Fails for want
+ * of memory or of the directory; on PT_OK its end comes back through
+ * pt__results_poll. */
 int pt__results_fetch(pt__driver *d, pt__executor *ex, pt__sched_stage *st, int64_t p,
-                      const Protium__TaskStatus *ts);
+                      const Protium__TaskStatus *ts, pt_error *err);
 /* Hands the fetches that ended to the scheduler (loop thread, loop_mu
  * held). */
 void pt__results_poll(pt__driver *d);

@@ -560,8 +560,9 @@ static void attempt_succeeded(pt__driver *d, pt__sched_stage *st, int64_t p, int
         attempt_failed(d, st, p, ex->id, "executor reported no result file", PT_EIO, 1);
         return;
       }
-      if (pt__results_fetch(d, ex, st, p, ts) != PT_OK) {
-        job_fail(d, job, PT_ENOMEM, "job %lld failed: driver out of memory", (long long)job->id);
+      pt_error ferr = {0};
+      if (pt__results_fetch(d, ex, st, p, ts, &ferr) != PT_OK) {
+        job_fail(d, job, ferr.code, "job %lld failed: %s", (long long)job->id, ferr.message);
         return;
       }
       st->running[p]++;

@@ -359,6 +359,8 @@ static pt_session *open_n(int executors, int slots, const char *const *kv) {
   CHECK(pt_conf_set(conf, "executor.slots", sl, &err));
   CHECK(pt_conf_set(conf, "executor.heartbeat_interval", "200ms", &err));
   CHECK(pt_conf_set(conf, "local.dir", local_dir, &err));
+  /* result files below the session directory, where the tests look */
+  CHECK(pt_conf_set(conf, "local.results_dir", local_dir, &err));
   for (; kv && kv[0]; kv += 2) CHECK(pt_conf_set(conf, kv[0], kv[1], &err));
   for (kv = extra_kv; kv && kv[0]; kv += 2) CHECK(pt_conf_set(conf, kv[0], kv[1], &err));
   CHECK(pt_session_open(master, conf, &s, &err));

@@ -21,6 +21,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -159,6 +160,7 @@ static pt_session *open_with(const char *master, const char *const *kv) {
   pt_session *s;
   CHECK(pt_conf_new(&conf, &err));
   CHECK(pt_conf_set(conf, "local.dir", local_dir, &err));
+  CHECK(pt_conf_set(conf, "local.results_dir", local_dir, &err));
   CHECK(pt_conf_set(conf, "executor.heartbeat_interval", "100ms", &err));
   CHECK(pt_conf_set(conf, "executor.heartbeat_timeout", "1s", &err));
   CHECK(pt_conf_set(conf, "range.batch_rows", "100", &err));
@@ -545,6 +547,93 @@ static void test_executors_get_every_conf_key(void **state) {
   pt_session_close(s);
 }
 
+/* Reads a collect of range(0, 1000) in 3 partitions whole, checking the
+ * values; the pattern (glob) must match its 3 files before the read. */
+static void collect_range_from(pt_session *s, const char *pattern) {
+  pt_dataset *r;
+  CHECK(pt_range(s, 0, 1000, 3, &r, &err));
+  struct ArrowArrayStream st;
+  CHECK(pt_collect(r, &st, &err));
+  assert_int_equal(count_glob(pattern), 3);
+  int64_t next = 0;
+  for (;;) {
+    struct ArrowArray b;
+    assert_int_equal(st.get_next(&st, &b), 0);
+    if (!b.release) break;
+    const int64_t *v = (const int64_t *)b.children[0]->buffers[1] + b.children[0]->offset;
+    for (int64_t i = 0; i < b.length; i++) assert_int_equal(v[i], next++);
+    b.release(&b);
+  }
+  st.release(&st);
+  assert_int_equal(next, 1000);
+  assert_int_equal(count_glob(pattern), 0);
+  pt_dataset_free(r);
+}
+
+/* local.results_dir on a tmpfs: a job's result files go there (in memory)
+ * and nowhere below the session directory, and leave with the stream;
+ * the session's directory there leaves with the session. When it is short
+ * of room (PROTIUM_FAULT_RESULTS_FULL) they go below the session directory
+ * instead. A session directory there whose process is gone is removed. */
+static void test_results_in_memory(void **state) {
+  struct stat sb;
+  if (stat("/dev/shm", &sb) != 0 || access("/dev/shm", W_OK) != 0) {
+    fprintf(stderr, "test_results_in_memory SKIPPED: no writable /dev/shm\n");
+    skip();
+  }
+  /* A driver killed before its close: its directory there, named by a pid
+   * that is gone. */
+  pid_t dead = fork();
+  if (dead == 0) _exit(0);
+  assert_true(dead > 0);
+  assert_int_equal(waitpid(dead, NULL, 0), dead);
+  char stale[256], mine[4300], pattern[4400], sd[4096];
+  snprintf(stale, sizeof stale, "/dev/shm/protium-%d-stale0", (int)dead);
+  assert_int_equal(mkdir(stale, 0700), 0);
+  const char *kv[] = {"local.results_dir", "/dev/shm", NULL};
+  pt_session *s = open_with("local[2]", kv);
+  errno = 0;
+  assert_int_equal(stat(stale, &sb), -1);
+  assert_int_equal(errno, ENOENT);
+  snprintf(pattern, sizeof pattern, "/dev/shm/protium-%d-*", (int)getpid());
+  glob_t g;
+  assert_int_equal(glob(pattern, 0, NULL, &g), 0);
+  assert_int_equal(g.gl_pathc, 1);
+  snprintf(mine, sizeof mine, "%s", g.gl_pathv[0]);
+  globfree(&g);
+  session_dir(sd, sizeof sd);
+  snprintf(pattern, sizeof pattern, "%s/results/*/part-*", mine);
+  collect_range_from(s, pattern);
+  snprintf(pattern, sizeof pattern, "%s/results/*/part-*", sd);
+  assert_int_equal(count_glob(pattern), 0);
+  pt_session_close(s);
+  errno = 0;
+  assert_int_equal(stat(mine, &sb), -1);
+  assert_int_equal(errno, ENOENT);
+
+  /* Short of room: below the session directory, read the same. */
+  setenv("PROTIUM_FAULT_RESULTS_FULL", "1", 1);
+  s = open_with("local[2]", kv);
+  session_dir(sd, sizeof sd);
+  snprintf(pattern, sizeof pattern, "%s/results/*/part-*", sd);
+  collect_range_from(s, pattern);
+  pt_session_close(s);
+  unsetenv("PROTIUM_FAULT_RESULTS_FULL");
+
+  /* A directory that cannot be made, named by the user: the open fails. */
+  pt_conf *conf;
+  CHECK(pt_conf_new(&conf, &err));
+  CHECK(pt_conf_set(conf, "local.dir", local_dir, &err));
+  CHECK(pt_conf_set(conf, "local.results_dir", "/proc/no-such-dir", &err));
+  pt_session *bad = NULL;
+  pt_error e = {0};
+  assert_int_equal(pt_session_open("local[1]", conf, &bad, &e), PT_EIO);
+  assert_null(bad);
+  assert_non_null(strstr(e.message, "(local.results_dir)"));
+  pt_conf_free(conf);
+  assert_int_equal(count_glob(pattern), 0);
+}
+
 /* collect's result files live until the stream is released. */
 static void test_collect_release_deletes_files(void **state) {
   pt_session *s = open_with("local[2]", NULL);
@@ -629,9 +718,11 @@ static void check_table(const char *file) {
     if (strcmp(def, "(empty)") == 0) def[0] = 0; /* how the tables write "" */
     const char *got = pt_conf_get(c, key);
     if (!got) fail_msg("%s: key '%s' is not a configuration key", file, key);
+    const char *t = getenv("TMPDIR");
     if (strcmp(key, "local.dir") == 0) {
-      const char *t = getenv("TMPDIR");
       assert_string_equal(got, t && *t ? t : "/tmp");
+    } else if (strcmp(key, "local.results_dir") == 0) {
+      if (strcmp(got, "/dev/shm") != 0) assert_string_equal(got, t && *t ? t : "/tmp");
     } else if (strcmp(got, def) != 0) {
       fail_msg("%s: '%s' defaults to '%s', the table says '%s'", file, key, got, def);
     }
@@ -639,7 +730,7 @@ static void check_table(const char *file) {
   }
   fclose(f);
   pt_conf_free(c);
-  assert_int_equal(keys, 46);
+  assert_int_equal(keys, 47);
 }
 
 static void test_configuration_defaults(void **state) {
@@ -662,6 +753,7 @@ int main(void) {
       cmocka_unit_test(test_map_output_in_memory_within_budget),
       cmocka_unit_test(test_executors_get_every_conf_key),
       cmocka_unit_test(test_collect_release_deletes_files),
+      cmocka_unit_test(test_results_in_memory),
       cmocka_unit_test(test_close_escalates_to_sigkill),
   };
   return cmocka_run_group_tests_name("engine_claims", tests, setup, teardown);

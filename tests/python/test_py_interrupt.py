@@ -1,6 +1,6 @@
 """test_py_interrupt.py — Ctrl-C (SIGINT) in a Python driver mid-job: the
 driver ends with KeyboardInterrupt and no executor of its session is left
-running afterwards, nor its temporary directory."""
+running afterwards, nor its temporary directories."""
 
 from __future__ import annotations
 
@@ -63,3 +63,5 @@ def test_sigint_mid_job_leaves_no_process(tmp_path):
         time.sleep(0.05)
     assert _session_processes(str(tmp_path)) == []
     assert list(tmp_path.iterdir()) == []  # the session's directory is gone too
+    # ... and its results directory in memory (local.results_dir)
+    assert list(Path("/dev/shm").glob(f"protium-{p.pid}-*")) == []
