@@ -67,6 +67,24 @@ static size_t conf_pad(void) {
   return n > 0 && n <= 100000 ? (size_t)n : 0;
 }
 
+/* Makes <base>/protium-<pid>-XXXXXX into *out (owned by the caller); key:
+ * the configuration key that named base, for the message. */
+static int session_dir_in(const char *base, const char *key, char **out, pt_error *err) {
+  size_t len = strlen(base) + 64;
+  char *dir = pt__malloc(len);
+  if (!dir) return pt__errorf(err, PT_ENOMEM, "session: out of memory");
+  snprintf(dir, len, "%s/protium-%d-XXXXXX", base, (int)getpid());
+  if (!mkdtemp(dir)) {
+    int rc = pt__errorf(err, PT_EIO,
+                        "session: cannot create a directory in '%s' (%s): %s; set %s to a "
+                        "writable directory", base, key, strerror(errno), key);
+    pt__free(dir);
+    return rc;
+  }
+  *out = dir;
+  return PT_OK;
+}
+
 int pt_session_open(const char *master, const pt_conf *conf, pt_session **out, pt_error *err) {
   if (!out) return pt__errorf(err, PT_EINVAL, "session_open: out must not be NULL");
   *out = NULL;
@@ -110,21 +128,8 @@ int pt_session_open(const char *master, const pt_conf *conf, pt_session **out, p
   }
 
   const char *local = pt_conf_get(s->conf, "local.dir");
-  size_t len = strlen(local) + 64;
-  s->dir = pt__malloc(len);
-  if (!s->dir) {
-    rc = pt__errorf(err, PT_ENOMEM, "session: out of memory");
-    goto free_session;
-  }
-  snprintf(s->dir, len, "%s/protium-%d-XXXXXX", local, (int)getpid());
-  if (!mkdtemp(s->dir)) {
-    rc = pt__errorf(err, PT_EIO,
-                    "session: cannot create a directory in '%s' (local.dir): %s; set local.dir "
-                    "to a writable directory", local, strerror(errno));
-    pt__free(s->dir);
-    s->dir = NULL;
-    goto free_session;
-  }
+  rc = session_dir_in(local, "local.dir", &s->dir, err);
+  if (rc != PT_OK) goto free_session;
   /* The result files the driver maps get a directory of their own where
    * local.results_dir is elsewhere (/dev/shm by default: in memory, they
    * skip the disk). Without it they go below dir, as when it cannot be
@@ -132,24 +137,9 @@ int pt_session_open(const char *master, const pt_conf *conf, pt_session **out, p
   const char *rbase = pt_conf_get(s->conf, "local.results_dir");
   if (strcmp(rbase, local) != 0) {
     pt__sweep_session_dirs(rbase);
-    size_t rlen = strlen(rbase) + 64;
-    s->results_dir = pt__malloc(rlen);
-    if (!s->results_dir) {
-      rc = pt__errorf(err, PT_ENOMEM, "session: out of memory");
-      goto remove_dir;
-    }
-    snprintf(s->results_dir, rlen, "%s/protium-%d-XXXXXX", rbase, (int)getpid());
-    if (!mkdtemp(s->results_dir)) {
-      int e = errno;
-      pt__free(s->results_dir);
-      s->results_dir = NULL;
-      if (pt__conf_given(s->conf, "local.results_dir")) {
-        rc = pt__errorf(err, PT_EIO,
-                        "session: cannot create a directory in '%s' (local.results_dir): %s; "
-                        "set local.results_dir to a writable directory", rbase, strerror(e));
-        goto remove_dir;
-      }
-    }
+    rc = session_dir_in(rbase, "local.results_dir", &s->results_dir, err);
+    if (rc == PT_EIO && !pt__conf_given(s->conf, "local.results_dir")) rc = PT_OK;
+    if (rc != PT_OK) goto remove_dir;
   }
 
   size_t n_keys;
