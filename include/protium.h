@@ -1311,8 +1311,11 @@ typedef enum pt_sql_write_mode {
  * each task attempt COPYs its partition into a staging table of its own
  * (named by job, partition and attempt); when every partition succeeded,
  * one transaction creates or truncates the table as mode says and moves the
- * first successful attempt of each partition into it. Then every staging
- * table of the job is dropped, whatever the outcome. A failed job leaves
+ * first successful attempt of each partition into it. Into a PostgreSQL
+ * table that does not exist yet the attempts instead share one staging
+ * table, each loading it in one transaction, and the commit removes the
+ * rows of attempts that lost and renames it to the table (no row copied).
+ * Then every staging table of the job is dropped, whatever the outcome. A failed job leaves
  * the table as it was. Columns are created as docs/sql.md's table says; a
  * type with no PostgreSQL counterpart fails before any task runs. */
 int pt_write_sql(pt_dataset *ds, const char *url, const char *table, pt_sql_write_mode mode,

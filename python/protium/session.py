@@ -938,7 +938,9 @@ class Dataset:
         adbc:postgresql://...), exactly once, as PySpark's write.jdbc: mode
         "error" (the table must not exist), "append" or "overwrite" (its
         rows replaced). Every task attempt stages its rows in a table of
-        its own; one transaction moves the winners in. An ADBC URL's driver
+        its own (into a new PostgreSQL table: in one shared staging table,
+        a transaction per attempt, renamed to the table); one transaction
+        moves the winners in. An ADBC URL's driver
         is the installed adbc_driver_NAME package's unless the URL ends in
         #adbc_driver=PATH."""
         from protium import connectors

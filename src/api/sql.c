@@ -1,8 +1,9 @@
 /* sql.c — pt_read_sql and pt_write_sql: SQL tables and queries as datasets,
  * and datasets into tables exactly once. Reads are one query per partition
  * (Spark JDBC's ranges or the caller's predicates); writes stage every task
- * attempt in a table of its own and commit the winners in one transaction
- * (src/sql/pgwrite.c).
+ * attempt in a table of its own (into a new PostgreSQL table: in one shared
+ * table, a transaction per attempt) and commit the winners in one
+ * transaction (src/sql/stage.c).
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -217,8 +218,9 @@ int pt_write_sql(pt_dataset *ds, const char *url, const char *table, pt_sql_writ
     pt__free(curl);
     return pt__error_prefix(err, rc, "write_sql: ");
   }
-  /* Staging tables: pt_stg_<random>_<job>_p<partition>_a<attempt>. The
-   * random part keeps concurrent sessions (and programs) apart. */
+  /* Staging tables: pt_stg_<random>_<job>_p<partition>_a<attempt>, or
+   * pt_stg_<random>_<job>_all and _attempts where shared. The random part
+   * keeps concurrent sessions (and programs) apart. */
   pt__action a = {0};
   a.job_id = pt__driver_new_job_id(ds->driver);
   a.sink = PT__SINK_SQL;
@@ -229,11 +231,14 @@ int pt_write_sql(pt_dataset *ds, const char *url, const char *table, pt_sql_writ
   a.sql_url = url;
   a.sql_staging_prefix = prefix;
   a.sql_columns_ddl = ddl.data;
-  rc = pt__sql_stage_logged(url, table, &a.sql_logged_staging, err);
+  rc = pt__sql_stage_prepare(url, table, prefix, ddl.data, &a.sql_shared_staging, err);
   if (rc != PT_OK) {
+    pt__error_prefix(err, rc, "write_sql: ");
+    /* A shared staging table made before the failure. */
+    (void)pt__sql_drop_staging(url, prefix, NULL);
     pt_buf_free(&ddl);
     pt__free(curl);
-    return pt__error_prefix(err, rc, "write_sql: ");
+    return rc;
   }
   pt__job_result res;
   rc = pt__driver_run(ds->driver, ds, &a, &res, err);
@@ -241,7 +246,7 @@ int pt_write_sql(pt_dataset *ds, const char *url, const char *table, pt_sql_writ
   if (rc == PT_OK) {
     rc = pt__sql_commit(url, table, (pt__sql_mode)mode, &ds->schema,
                        (const char *const *)res.paths, res.n_partitions,
-                       a.sql_logged_staging, err);
+                       a.sql_shared_staging ? prefix : NULL, err);
     if (rc != PT_OK) pt__error_prefix(err, rc, "write_sql: ");
     pt__job_result_reset(&res);
   }

@@ -1170,8 +1170,8 @@ int pt__sink_open(pt__task *t, const Protium__Op *op, const struct ArrowSchema *
       const Protium__SqlSink *w = op->write_sql;
       sink->sql_table = path_printf(err, "%sp%lld_a%lld", w->staging_prefix, p, a);
       if (sink->sql_table == NULL) return err ? err->code : PT_ENOMEM;
-      int rc = pt__sql_stage_open(w->url, sink->sql_table, w->columns_ddl, w->logged_staging,
-                                  &sink->sql, err);
+      int rc = pt__sql_stage_open(w->url, w->staging_prefix, sink->sql_table, w->columns_ddl,
+                                  w->shared_staging, &sink->sql, err);
       return rc == PT_OK ? PT_OK : pt__error_prefix(err, rc, "write_sql: ");
     }
     case PROTIUM__OP__OP_SHUFFLE_WRITE: {
@@ -1492,11 +1492,12 @@ fail:
 }
 
 /* PROTIUM_FAULT_SQL_STOP_STAGED=<partition> (tests): the first attempt of
- * that partition, its staging table complete and its connection closed,
- * stops this executor before its status goes out. The driver then finds
- * the executor lost only by the heartbeat timeout, kills it and runs the
- * partition again: two complete staging tables for one partition, one of
- * them from an attempt the driver never hears of. */
+ * that partition, its rows committed (its own staging table complete, or
+ * its transaction into the shared one) and its connection closed, stops
+ * this executor before its status goes out. The driver then finds the
+ * executor lost only by the heartbeat timeout, kills it and runs the
+ * partition again: two complete stagings for one partition, one of them
+ * from an attempt the driver never hears of. */
 static void sql_stop_staged(const pt__task *t) {
   const char *f = getenv("PROTIUM_FAULT_SQL_STOP_STAGED");
   if (f == NULL || *f == 0 || t->launch->attempt != 0) return;
@@ -1544,14 +1545,18 @@ int pt__sink_finish(pt__sink *sink, Protium__TaskStatus *st, pt_error *err) {
       st->kafka_producers = pt__kafka_writer_made(sink->kafka);
       return PT_OK;
     }
-    case PROTIUM__OP__OP_WRITE_SQL:
-      /* Every batch was COPYed when it came: the table is complete. */
+    case PROTIUM__OP__OP_WRITE_SQL: {
+      /* Every batch was COPYed when it came; a shared staging table's
+       * attempt commits them now. */
+      int rc = pt__sql_stage_finish(sink->sql, err);
+      if (rc != PT_OK) return pt__error_prefix(err, rc, "write_sql: ");
       pt__sql_stage_free(sink->sql);
       sink->sql = NULL;
       sql_stop_staged(sink->t);
       st->output_path = sink->sql_table;
       sink->sql_table = NULL; /* the status owns it now */
       return PT_OK;
+    }
     default: return pt__errorf(err, PT_EINVAL, "not a sink");
   }
 }

@@ -549,7 +549,7 @@ int pt__plan_build(pt__driver *d, pt_dataset *ds, const pt__action *action, pt__
       w->url = (char *)action->sql_url;
       w->staging_prefix = (char *)action->sql_staging_prefix;
       w->columns_ddl = (char *)action->sql_columns_ddl;
-      w->logged_staging = action->sql_logged_staging;
+      w->shared_staging = action->sql_shared_staging;
     }
     sink = new_op(PROTIUM__OP__OP_WRITE_SQL, w);
     break;

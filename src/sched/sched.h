@@ -241,7 +241,7 @@ typedef struct pt__action {
   char csv_delimiter;
   /* PT__SINK_SQL (the caller's strings: it waits for the job) */
   const char *sql_url, *sql_staging_prefix, *sql_columns_ddl;
-  int sql_logged_staging; /* see SqlSink.logged_staging */
+  int sql_shared_staging; /* see SqlSink.shared_staging */
 } pt__action;
 
 /* What a finished job produced, per partition of its final stage: the first

@@ -400,7 +400,8 @@ static int pg_exec(void *conn, const char *sql, const char *what, const char *ur
   return PT_OK;
 }
 
-/* One binary COPY FROM per batch. */
+/* One binary COPY FROM per batch (inside the attempt's transaction where
+ * the staging table is shared). */
 static int pg_bulk_load(void *conn, const char *table, const char *url,
                         const struct ArrowSchema *schema, const struct ArrowArray *batch,
                         pt_buf *buf, pt_error *err) {
@@ -479,37 +480,49 @@ static int pg_list_tables(void *conn, const char *pattern, const char *url, char
   return rc;
 }
 
-/* pg_relation_size of table (main fork), which needs no statistics. */
-static int pg_table_bytes(void *conn, const char *table, const char *url, int64_t *out,
-                          pt_error *err) {
+static int pg_query_int(void *conn, const char *sql, const char *what, const char *url,
+                        int64_t *out, pt_error *err) {
   PGconn *c = conn;
-  pt_buf q = {0};
-  if (put_ident(&q, table) || pt__buf_putc(&q, 0)) {
-    pt_buf_free(&q);
-    return pt__errorf(err, PT_ENOMEM, "sql: out of memory");
-  }
-  const char *params[1] = {q.data};
-  PGresult *r = PQexecParams(c, "SELECT pg_relation_size(to_regclass($1))", 1, NULL, params,
-                             NULL, NULL, 0);
-  pt_buf_free(&q);
+  PGresult *r = PQexec(c, sql);
   int rc = PT_OK;
-  if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
-    *out = PQgetisnull(r, 0, 0) ? 0 : strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+  if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && PQnfields(r) == 1 &&
+      !PQgetisnull(r, 0, 0))
+    *out = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
   else
-    rc = pg_fail(err, PT_EIO, "cannot size a staging table", url, c);
+    rc = pg_fail(err, PT_EIO, what, url, c);
   PQclear(r);
+  return rc;
+}
+
+/* lock_timeout bounds the wait; SET LOCAL ends with the transaction. */
+static int pg_lock_exclusive(void *conn, const char *table, int64_t wait_ms, const char *url,
+                             pt_error *err) {
+  char set[64];
+  snprintf(set, sizeof set, "SET LOCAL lock_timeout = %lld", (long long)wait_ms);
+  pt_buf q = {0};
+  int rc = pg_exec(conn, set, "cannot set lock_timeout", url, err);
+  if (rc == PT_OK && (put_str(&q, "LOCK TABLE ") || put_ident(&q, table) ||
+                      put_str(&q, " IN ACCESS EXCLUSIVE MODE") || pt__buf_putc(&q, 0)))
+    rc = pt__errorf(err, PT_ENOMEM, "sql: out of memory");
+  else if (rc == PT_OK)
+    rc = pg_exec(conn, q.data, "cannot lock the staging table", url, err);
+  pt_buf_free(&q);
   return rc;
 }
 
 /* Unlogged staging tables: one is rewritten by a retry anyway, never read
  * after a crash; skipping the WAL halves the write. Into a new table the
- * staging tables are logged instead: the commit renames the largest to the
- * target, whose rows then need no second copy, and the WAL is written by
- * the tasks' COPYs in parallel. TRUNCATE is transactional in PostgreSQL,
- * and so are CREATE TABLE and ALTER TABLE ... RENAME. */
+ * attempts share one logged staging table instead, each in one
+ * transaction, told apart by xmin (the id of the transaction that wrote a
+ * row, which a row keeps unless updated): the commit deletes the rows of
+ * attempts that lost and renames the table to the target, whose rows then
+ * need no second copy, and the WAL is written by the tasks' COPYs in
+ * parallel. TRUNCATE is transactional in PostgreSQL, and so are CREATE
+ * TABLE and ALTER TABLE ... RENAME. */
 const pt__sql_db pt__pg_db = {
     .create_staging = "CREATE UNLOGGED TABLE ",
     .create_staging_logged = "CREATE TABLE ",
+    .row_xact = "xmin",
     .begin = "BEGIN",
     .clear = "TRUNCATE TABLE ",
     .ddl_in_transaction = 1,
@@ -521,5 +534,6 @@ const pt__sql_db pt__pg_db = {
     .bulk_load = pg_bulk_load,
     .table_exists = pg_table_exists,
     .list_tables = pg_list_tables,
-    .table_bytes = pg_table_bytes,
+    .query_int = pg_query_int,
+    .lock_exclusive = pg_lock_exclusive,
 };

@@ -151,8 +151,10 @@ void pt__sql_predicates_free(char **preds, int64_t n);
 /* ------------------------------------------------------------------------ */
 /* Writing: each task attempt loads its rows into a staging table of its
  * own (stage.c, through the database's bulk load: COPY in pgwrite.c,
- * INSERTs in mysql.c); the driver's commit moves the winners into the
- * target in one transaction and drops the job's staging tables. */
+ * INSERTs in mysql.c), or, into a new PostgreSQL table, into the job's one
+ * shared staging table in a transaction of its own; the driver's commit
+ * moves the winners into the target in one transaction and drops the job's
+ * staging tables. */
 
 typedef enum pt__sql_mode {
   PT__SQL_APPEND = 0,    /* create the table if missing, add the rows */
@@ -178,10 +180,15 @@ int pt__pgcopy_encode(const struct ArrowSchema *schema, const struct ArrowArray 
  * NULL. */
 typedef struct pt__sql_db {
   const char *create_staging; /* "CREATE UNLOGGED TABLE " ... (a trailing space) */
-  /* A staging table that may become the target itself (a write into a new
-   * table renames the largest one in the commit, so it must be logged);
-   * NULL where the database has no such path (DDL that commits on its own). */
+  /* The job's one shared staging table, which may become the target itself
+   * (a write into a new table renames it in the commit, so it must be
+   * logged); NULL where the database has no such path. */
   const char *create_staging_logged;
+  /* The system column holding the id of the transaction that wrote a row
+   * (PostgreSQL's xmin): it tells the attempts in the shared staging table
+   * apart. NULL where the database has no shared staging (its DDL commits
+   * on its own, or rows carry no such id). */
+  const char *row_xact;
   const char *begin;          /* the statement that starts a transaction */
   const char *clear;          /* the overwrite's "TRUNCATE TABLE " or "DELETE FROM ",
                                  run inside the transaction */
@@ -197,8 +204,8 @@ typedef struct pt__sql_db {
   int (*quote)(pt_buf *out, const char *name);
   /* As pt__sql_columns_ddl. */
   int (*columns_ddl)(const struct ArrowSchema *schema, pt_buf *out, pt_error *err);
-  /* Loads batch into table, committed when it returns; scratch (len 0) is
-   * the caller's buffer to reuse. */
+  /* Loads batch into table, committed when it returns unless a transaction
+   * is open on conn; scratch (len 0) is the caller's buffer to reuse. */
   int (*bulk_load)(void *conn, const char *table, const char *url,
                    const struct ArrowSchema *schema, const struct ArrowArray *batch,
                    pt_buf *scratch, pt_error *err);
@@ -208,10 +215,15 @@ typedef struct pt__sql_db {
    * caller owns *names and each name (pt__free). */
   int (*list_tables)(void *conn, const char *pattern, const char *url, char ***names,
                      int64_t *n, pt_error *err);
-  /* The bytes table takes on disk into *out (NULL where create_staging_logged
-   * is NULL). */
-  int (*table_bytes)(void *conn, const char *table, const char *url, int64_t *out,
-                     pt_error *err);
+  /* Where row_xact is set (NULL elsewhere). query_int: the one integer a
+   * query gives, into *out. lock_exclusive: inside the transaction under
+   * way, waits at most wait_ms for every other transaction that used table
+   * to end and keeps all others out of it until the commit; PT_EIO when the
+   * wait ran out, the transaction then failed. */
+  int (*query_int)(void *conn, const char *sql, const char *what, const char *url,
+                   int64_t *out, pt_error *err);
+  int (*lock_exclusive)(void *conn, const char *table, int64_t wait_ms, const char *url,
+                        pt_error *err);
 } pt__sql_db;
 
 extern const pt__sql_db pt__pg_db, pt__my_db, pt__adbc_db;
@@ -294,31 +306,42 @@ int pt__sql_reader_next(pt__sql_reader *r, int64_t batch_rows, struct ArrowArray
 void pt__sql_reader_free(pt__sql_reader *r);
 
 /* stage.c: the exactly-once write, through the database's pt__sql_db.
- * A task attempt's staging table: connects and creates table (columns_ddl)
- * with the database's create_staging (create_staging_logged when logged and
- * the database has one); on PT_OK the caller owns *out
- * (pt__sql_stage_free). Each pt__sql_stage_write lands on its own. */
+ * A task attempt's staging: connects; then either creates its own table,
+ * attempt (columns_ddl), with the database's create_staging, or, when
+ * shared (pt__sql_stage_prepare made the job's shared staging table),
+ * opens the transaction that loads every batch into <prefix>all. On PT_OK
+ * the caller owns *out (pt__sql_stage_free). */
 typedef struct pt__sql_stage pt__sql_stage;
-int pt__sql_stage_open(const char *url, const char *table, const char *columns_ddl, int logged,
-                       pt__sql_stage **out, pt_error *err);
+int pt__sql_stage_open(const char *url, const char *prefix, const char *attempt,
+                       const char *columns_ddl, int shared, pt__sql_stage **out, pt_error *err);
 int pt__sql_stage_write(pt__sql_stage *w, const struct ArrowSchema *schema,
                         const struct ArrowArray *batch, pt_error *err);
+/* After the last batch: a shared attempt records its name in
+ * <prefix>attempts and commits, its rows and the record at once (its own
+ * table's batches landed one by one: nothing to do). */
+int pt__sql_stage_finish(pt__sql_stage *w, pt_error *err);
+/* Closes the connection: a shared attempt not finished rolls back. */
 void pt__sql_stage_free(pt__sql_stage *w);
 int pt__sql_columns_ddl(const char *url, const struct ArrowSchema *schema, pt_buf *out,
                         pt_error *err);
-/* Whether a write into table can stage in logged tables that the commit
- * renames (*out 1: the database has create_staging_logged and table does
- * not exist now). */
-int pt__sql_stage_logged(const char *url, const char *table, int *out, pt_error *err);
+/* Before the job: where the database has a shared staging path (row_xact)
+ * and table does not exist, creates <prefix>all (logged, columns_ddl) and
+ * <prefix>attempts and sets *shared to 1; else *shared is 0. Tables it made
+ * before a failure are left to pt__sql_drop_staging. */
+int pt__sql_stage_prepare(const char *url, const char *table, const char *prefix,
+                          const char *columns_ddl, int *shared, pt_error *err);
 /* In one transaction: creates table (missing; mode ERROR: refused when it
- * exists), clears it (OVERWRITE), then INSERT ... SELECT from each of the
- * n staging tables. When the staging tables are logged (staged_logged, from
- * pt__sql_stage_logged) and table is still missing, the largest staging
- * table is renamed to table instead of creating it and copying its rows.
- * Nothing changes unless all of it succeeds. */
+ * exists), clears it (OVERWRITE), then moves in the rows of the n winning
+ * attempts (their names, as the tasks reported them): with INSERT ...
+ * SELECT from each one's staging table, or, when shared_prefix is given
+ * (pt__sql_stage_prepare's), from <shared_prefix>all, the winners told by
+ * their transactions. There, when table is still missing, the shared table
+ * itself becomes table (the losers' rows deleted, then renamed) unless an
+ * attempt still holds it after a bounded wait. Nothing changes unless all
+ * of it succeeds. */
 int pt__sql_commit(const char *url, const char *table, pt__sql_mode mode,
-                   const struct ArrowSchema *schema, const char *const *staging, int64_t n,
-                   int staged_logged, pt_error *err);
+                   const struct ArrowSchema *schema, const char *const *winners, int64_t n,
+                   const char *shared_prefix, pt_error *err);
 /* Drops every table whose name starts with prefix. */
 int pt__sql_drop_staging(const char *url, const char *prefix, pt_error *err);
 

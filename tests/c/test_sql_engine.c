@@ -4,10 +4,10 @@
  * once, in batches of fetch_size; writes land exactly once in every mode,
  * also when an executor is killed half-way through its COPY and when a task
  * attempt fails after writing rows; a failed job leaves the table as it
- * was; a write into a new table (the largest staging table renamed to it)
+ * was; a write into a new table (the shared staging table renamed to it)
  * gives the same columns, logged, and a commit failing after the rename
- * leaves no table; an attempt that committed its staging table but whose
- * executor froze before reporting (a duplicated attempt) adds no row twice;
+ * leaves no table; an attempt that committed its rows but whose executor
+ * froze before reporting (a duplicated attempt) adds no row twice;
  * staging tables never outlive the call.
  */
 #include <setjmp.h>
@@ -187,11 +187,12 @@ static void test_write_modes(void **state) {
   "attnotnull, ', ' ORDER BY attnum) FROM pg_attribute WHERE attrelid = '" t "'::regclass "    \
   "AND attnum > 0 AND NOT attisdropped"
 
-/* A write into a table that does not exist yet: the tasks stage in logged
- * tables and the commit renames the largest to the target. In every mode
- * the rows are exactly the source's, the columns those the type mapping
- * makes (the same as an INSERT ... SELECT write into a table made by
- * CREATE TABLE with that mapping), and the table is logged. */
+/* A write into a table that does not exist yet: the tasks stage in one
+ * shared logged table and the commit renames it to the target. In every
+ * mode the rows are exactly the source's, the columns those the type
+ * mapping makes (the same as an INSERT ... SELECT write into a table made
+ * by CREATE TABLE with that mapping: no column of the staging's own), and
+ * the table is logged. */
 static void test_write_new_table_by_rename(void **state) {
   (void)state;
   pt_sql_read_options o;
@@ -219,8 +220,9 @@ static void test_write_new_table_by_rename(void **state) {
     snprintf(q, sizeof q, "SELECT relpersistence FROM pg_class WHERE oid = '%s'::regclass",
              names[i]);
     assert_query(q, "p");
-    /* Renamed, not copied: the rows keep the xmins of the tasks' COPYs
-     * (one a batch); an INSERT ... SELECT gives them all the commit's. */
+    /* Renamed, not copied: the rows keep the xmins of the tasks'
+     * transactions (one an attempt); an INSERT ... SELECT gives them all
+     * the commit's. */
     snprintf(q, sizeof q, "SELECT count(DISTINCT xmin::text) > 1 FROM %s", names[i]);
     assert_query(q, "t");
     assert_no_staging();
@@ -239,8 +241,8 @@ static void test_write_new_table_by_rename(void **state) {
 }
 
 /* A commit that fails after the rename (just before COMMIT) rolls it
- * back: no target table, and the staging tables, their names restored,
- * are dropped. */
+ * back: no target table, and the staging tables, the shared one's name
+ * restored, are dropped. */
 static void test_failed_commit_after_rename(void **state) {
   (void)state;
   pt_dataset *range;
@@ -267,16 +269,23 @@ typedef struct chaos_arg {
   char report[320];
 } chaos_arg;
 
-/* Rows of the staging tables whose names end in suffix, as text. */
+/* Rows of the staging tables whose names end in suffix, as text; where the
+ * job shares one staging table, the rows other sessions see there of the
+ * attempts whose names end in suffix. */
 static void staged_rows(const char *url, const char *suffix, char *out, size_t size) {
-  char q[512];
+  char q[768];
   snprintf(out, size, "?");
   PGconn *c = PQconnectdb(url);
-  snprintf(q, sizeof q, "SELECT tablename FROM pg_tables WHERE tablename LIKE 'pt\\_stg\\_%%%s'",
-           suffix);
+  snprintf(q, sizeof q,
+           "SELECT format('SELECT count(*) FROM %%I', tablename) FROM pg_tables "
+           "WHERE tablename LIKE 'pt\\_stg\\_%%%s' UNION ALL "
+           "SELECT format('SELECT count(*) FROM %%I WHERE xmin IN (SELECT xmin FROM %%I "
+           "WHERE name LIKE ''%%%%%s'')', left(tablename, -8) || 'all', tablename) "
+           "FROM pg_tables WHERE tablename LIKE 'pt\\_stg\\_%%\\_attempts'",
+           suffix, suffix);
   PGresult *r = PQexec(c, q);
   if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
-    snprintf(q, sizeof q, "SELECT count(*) FROM \"%s\"", PQgetvalue(r, 0, 0));
+    snprintf(q, sizeof q, "%s", PQgetvalue(r, 0, 0));
     PGresult *n = PQexec(c, q);
     if (PQresultStatus(n) == PGRES_TUPLES_OK) snprintf(out, size, "%s", PQgetvalue(n, 0, 0));
     PQclear(n);
@@ -309,30 +318,43 @@ static int chaos(const pt_task_context *ctx, const struct ArrowSchema *schema,
 }
 PT_REGISTER_FN(chaos)
 
+/* The same faults into an existing table (the attempts' own staging
+ * tables) and into a new one (the shared staging table). */
 static void test_write_exactly_once_under_faults(void **state) {
   (void)state;
-  pt_dataset *range, *mapped;
-  CHECK(pt_range(S, 0, 40000, 4, &range, &err));
-  chaos_arg a = {0};
-  snprintf(a.url, sizeof a.url, "%s", g_pg.url);
-  snprintf(a.report, sizeof a.report, "%s/chaos-report", g_pg.dir);
-  CHECK(pt_map_batches(range, chaos, NULL, &a, sizeof a, &mapped, &err));
-  CHECK(pt_write_sql(mapped, g_pg.url, "faults", PT_SQL_APPEND, &err));
-  /* Both losing attempts had rows in their staging tables when they died. */
-  FILE *f = fopen(a.report, "r");
-  assert_non_null(f);
-  char report[128] = "";
-  size_t got = fread(report, 1, sizeof report - 1, f);
-  fclose(f);
-  report[got] = 0;
-  assert_true(strcmp(report, "p1:3000\np2:5000\n") == 0 ||
-              strcmp(report, "p2:5000\np1:3000\n") == 0);
-  assert_query("SELECT count(*) = 40000 AND count(DISTINCT id) = 40000 AND min(id) = 0 AND "
-               "max(id) = 39999 FROM faults", "t");
-  assert_no_staging();
-  pt_test_assert_two_faults(mapped);
-  pt_dataset_free(mapped);
-  pt_dataset_free(range);
+  exec_ok("CREATE TABLE faults_old (id int8)");
+  const char *tables[] = {"faults_old", "faults_new"};
+  /* Both losing attempts had rows in their own staging tables when they
+   * died; in the shared one, no other session ever saw a row of theirs
+   * (their transactions never committed). */
+  const char *seen[][2] = {{"p1:3000\np2:5000\n", "p2:5000\np1:3000\n"},
+                           {"p1:0\np2:0\n", "p2:0\np1:0\n"}};
+  for (int t = 0; t < 2; t++) {
+    pt_dataset *range, *mapped;
+    CHECK(pt_range(S, 0, 40000, 4, &range, &err));
+    chaos_arg a = {0};
+    snprintf(a.url, sizeof a.url, "%s", g_pg.url);
+    snprintf(a.report, sizeof a.report, "%s/chaos-report-%d", g_pg.dir, t);
+    CHECK(pt_map_batches(range, chaos, NULL, &a, sizeof a, &mapped, &err));
+    CHECK(pt_write_sql(mapped, g_pg.url, tables[t], PT_SQL_APPEND, &err));
+    FILE *f = fopen(a.report, "r");
+    assert_non_null(f);
+    char report[128] = "";
+    size_t got = fread(report, 1, sizeof report - 1, f);
+    fclose(f);
+    report[got] = 0;
+    if (strcmp(report, seen[t][0]) != 0 && strcmp(report, seen[t][1]) != 0)
+      fail_msg("%s: the losing attempts saw %s", tables[t], report);
+    char q[256];
+    snprintf(q, sizeof q,
+             "SELECT count(*) = 40000 AND count(DISTINCT id) = 40000 AND min(id) = 0 AND "
+             "max(id) = 39999 FROM %s", tables[t]);
+    assert_query(q, "t");
+    assert_no_staging();
+    pt_test_assert_two_faults(mapped);
+    pt_dataset_free(mapped);
+    pt_dataset_free(range);
+  }
 }
 
 static int always_fail(const pt_task_context *ctx, const struct ArrowSchema *schema,
@@ -375,25 +397,29 @@ static void test_failed_job_leaves_table_unchanged(void **state) {
   pt_dataset_free(ds);
 }
 
-/* look of pt_test_freeze: partition 1's staging tables while the executor
- * is stopped, as "p1_a0:<rows>", comma-separated; id: the oid of the
- * first. */
+/* look of pt_test_freeze: partition 1's stagings while the executor is
+ * stopped, as "p1_a0:<rows>", comma-separated: its attempts' own staging
+ * tables, or the attempts recorded in the shared one and the rows their
+ * transactions committed there. */
 static void pg_look_p1(pt_test_freeze *f) {
   PGconn *c = PQconnectdb(f->arg);
-  PGresult *r = PQexec(c, "SELECT tablename, substring(tablename from '_(p[0-9]+_a[0-9]+)$'), "
-                          "oid FROM pg_tables t JOIN pg_class k ON k.relname = t.tablename "
-                          "WHERE tablename LIKE 'pt\\_stg\\_%\\_p1\\_a%' ORDER BY 1");
+  PGresult *r = PQexec(
+      c, "SELECT substring(tablename from '_(p[0-9]+_a[0-9]+)$'), "
+         "format('SELECT count(*) FROM %I', tablename) FROM pg_tables "
+         "WHERE tablename LIKE 'pt\\_stg\\_%\\_p1\\_a%' UNION ALL "
+         "SELECT NULL, format('SELECT substring(name from ''_(p[0-9]+_a[0-9]+)$''), count(s.*) "
+         "FROM %I a LEFT JOIN %I s ON s.xmin = a.xmin WHERE name LIKE ''%%\\_p1\\_a%%'' "
+         "GROUP BY 1 ORDER BY 1', tablename, left(tablename, -8) || 'all') FROM pg_tables "
+         "WHERE tablename LIKE 'pt\\_stg\\_%\\_attempts' ORDER BY 1");
   size_t k = 0;
   for (int i = 0; PQresultStatus(r) == PGRES_TUPLES_OK && i < PQntuples(r); i++) {
-    char q[256];
-    snprintf(q, sizeof q, "SELECT count(*) FROM \"%s\"", PQgetvalue(r, i, 0));
-    PGresult *n = PQexec(c, q);
-    k += (size_t)snprintf(f->seen + k, sizeof f->seen - k, "%s%s:%s", i ? "," : "",
-                          PQgetvalue(r, i, 1),
-                          PQresultStatus(n) == PGRES_TUPLES_OK ? PQgetvalue(n, 0, 0) : "?");
-    if (i == 0) f->id = atoll(PQgetvalue(r, i, 2));
+    PGresult *n = PQexec(c, PQgetvalue(r, i, 1));
+    int shared = PQgetisnull(r, i, 0), rows = PQresultStatus(n) == PGRES_TUPLES_OK;
+    for (int j = 0; j < (shared ? (rows ? PQntuples(n) : 0) : 1) && k < sizeof f->seen; j++)
+      k += (size_t)snprintf(f->seen + k, sizeof f->seen - k, "%s%s:%s", k ? "," : "",
+                            shared ? PQgetvalue(n, j, 0) : PQgetvalue(r, i, 0),
+                            !rows ? "?" : PQgetvalue(n, j, shared ? 1 : 0));
     PQclear(n);
-    if (k >= sizeof f->seen) break;
   }
   PQclear(r);
   PQfinish(c);
@@ -403,10 +429,11 @@ static void pg_look_p1(pt_test_freeze *f) {
  * attempt commits its staging table, then its executor stops before its
  * status goes out; found lost by the heartbeat timeout, it is killed and
  * partition 1 runs again, so two complete staging tables exist for it.
- * Every row lands once all the same: into a new table, where partition 1
- * is the largest and the commit renames the largest staging table (the
- * frozen one is not that: the driver never heard of it), and appended to
- * an existing table. No staging table is left. */
+ * Every row lands once all the same: into a new table, where both attempts
+ * committed into the shared staging table and the commit deletes the rows
+ * of the one the driver never heard of before it renames the table, and
+ * appended to an existing table (their own staging tables). No staging
+ * table is left. */
 static void test_duplicated_attempt(void **state) {
   (void)state;
   pt_session *s = pt_test_freeze_session(1);
@@ -428,12 +455,9 @@ static void test_duplicated_attempt(void **state) {
   assert_query("SELECT (SELECT count(*) FROM dup_new) = 10005 AND NOT EXISTS ("
                "(SELECT * FROM src EXCEPT ALL SELECT * FROM dup_new) UNION ALL "
                "(SELECT * FROM dup_new EXCEPT ALL SELECT * FROM src))", "t");
-  /* Renamed from the rerun's staging table: not made by the commit (the
-   * rows keep the tasks' xmins), not the frozen table. */
-  assert_query("SELECT count(DISTINCT xmin::text) > 1 FROM dup_new", "t");
-  char q[128];
-  snprintf(q, sizeof q, "SELECT 'dup_new'::regclass::oid <> %lld", (long long)f.id);
-  assert_query(q, "t");
+  /* Renamed, not made by the commit: the rows keep the xmins of the two
+   * winners' transactions. */
+  assert_query("SELECT count(DISTINCT xmin::text) FROM dup_new", "2");
   assert_no_staging();
   pt_test_assert_one_frozen(ds, 2);
   pt_dataset_free(ds);
