@@ -7,9 +7,11 @@
  * was; a write into a new table (the shared staging table renamed to it)
  * gives the same columns, logged, and a commit failing after the rename
  * leaves no table; an attempt that committed its rows but whose executor
- * froze before reporting (a duplicated attempt) adds no row twice;
- * staging tables never outlive the call.
+ * froze before reporting (a duplicated attempt) adds no row twice; an
+ * attempt still holding the shared table makes the commit copy the
+ * winners' rows instead; staging tables never outlive the call.
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -479,6 +481,88 @@ static void test_duplicated_attempt(void **state) {
   pt_test_freeze_session_close(s);
 }
 
+/* An attempt frozen with its transaction into the shared staging table
+ * open (on another host the driver cannot kill it): a thread of the test
+ * inserts a row into that table and keeps its transaction open until the
+ * target exists; the task of partition 0 waits for that before it sends
+ * its rows, so the transaction is open when the commit comes. */
+typedef struct holder {
+  const char *url, *target;
+  char held[320]; /* the file made once the transaction is open */
+  int ok;         /* 1: held the table and let it go */
+} holder;
+
+static void *hold_main(void *arg) {
+  holder *h = arg;
+  PGconn *c = PQconnectdb(h->url);
+  char all[128] = "", q[256];
+  for (int i = 0; i < 6000 && !all[0] && PQstatus(c) == CONNECTION_OK; i++) {
+    PGresult *r = PQexec(c, "SELECT tablename FROM pg_tables "
+                            "WHERE tablename LIKE 'pt\\_stg\\_%\\_all'");
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+      snprintf(all, sizeof all, "%s", PQgetvalue(r, 0, 0));
+    PQclear(r);
+    if (!all[0]) usleep(10000);
+  }
+  snprintf(q, sizeof q, "BEGIN; INSERT INTO \"%s\" (id) VALUES (-42)", all);
+  PGresult *r = PQexec(c, q);
+  int open = all[0] && PQresultStatus(r) == PGRES_COMMAND_OK;
+  PQclear(r);
+  FILE *f = open ? fopen(h->held, "w") : NULL;
+  if (f) fclose(f);
+  /* pg_tables, not to_regclass: inside a transaction a name lookup that
+   * takes no lock may not see a table made since it began. */
+  snprintf(q, sizeof q, "SELECT count(*) FROM pg_tables WHERE tablename = '%s'", h->target);
+  int made = 0;
+  for (int i = 0; open && i < 6000 && !made; i++) {
+    r = PQexec(c, q);
+    made = PQresultStatus(r) == PGRES_TUPLES_OK && PQgetvalue(r, 0, 0)[0] == '1';
+    PQclear(r);
+    if (!made) usleep(10000);
+  }
+  r = PQexec(c, "ROLLBACK");
+  PQclear(r);
+  PQfinish(c);
+  h->ok = open && made;
+  return NULL;
+}
+
+static int wait_held(const pt_task_context *ctx, const struct ArrowSchema *schema,
+                     const struct ArrowArray *batch, struct ArrowArray *out, const void *arg,
+                     size_t arg_size, pt_error *err) {
+  (void)arg_size;
+  for (int i = 0; pt_ctx_partition_id(ctx) == 0 && i < 6000 && access(arg, F_OK) != 0; i++)
+    usleep(10000);
+  return pt_array_copy(schema, batch, out, err);
+}
+PT_REGISTER_FN(wait_held)
+
+/* The commit cannot lock the shared staging table within its bound: it
+ * copies the winners' rows into a table it makes (one transaction, so one
+ * xmin), without the held transaction's row, and the cleanup drops the
+ * staging once the holder lets go. */
+static void test_held_staging_is_copied(void **state) {
+  (void)state;
+  holder h = {.url = g_pg.url, .target = "held_new"};
+  snprintf(h.held, sizeof h.held, "%s/held", g_pg.dir);
+  pt_dataset *range, *mapped;
+  CHECK(pt_range(S, 0, 40000, 4, &range, &err));
+  CHECK(pt_map_batches(range, wait_held, NULL, h.held, strlen(h.held) + 1, &mapped, &err));
+  pthread_t th;
+  assert_int_equal(pthread_create(&th, NULL, hold_main, &h), 0);
+  pt_error err = {0};
+  int rc = pt_write_sql(mapped, g_pg.url, "held_new", PT_SQL_ERROR, &err);
+  pthread_join(th, NULL);
+  if (rc != PT_OK) fail_msg("write_sql: %s", err.message);
+  assert_int_equal(h.ok, 1);
+  assert_query("SELECT count(*) || ',' || count(DISTINCT id) || ',' || min(id) || ',' || "
+               "max(id) || ',' || count(DISTINCT xmin::text) FROM held_new",
+               "40000,40000,0,39999,1");
+  assert_no_staging();
+  pt_dataset_free(mapped);
+  pt_dataset_free(range);
+}
+
 int main(void) {
   if (!pt_test_pg_available()) {
     return pt_test_sql_missing("PostgreSQL 15 (" PT_TEST_PG_BIN ") is");
@@ -492,6 +576,7 @@ int main(void) {
       cmocka_unit_test(test_write_exactly_once_under_faults),
       cmocka_unit_test(test_failed_job_leaves_table_unchanged),
       cmocka_unit_test(test_duplicated_attempt),
+      cmocka_unit_test(test_held_staging_is_copied),
   };
   return cmocka_run_group_tests_name("sql_engine", tests, setup, teardown);
 }
