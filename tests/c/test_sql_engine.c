@@ -9,7 +9,8 @@
  * leaves no table; an attempt that committed its rows but whose executor
  * froze before reporting (a duplicated attempt) adds no row twice; an
  * attempt still holding the shared table makes the commit copy the
- * winners' rows instead; staging tables never outlive the call.
+ * winners' rows instead, and so does a table made while the job runs;
+ * staging tables never outlive the call.
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -527,7 +528,9 @@ static void *hold_main(void *arg) {
   return NULL;
 }
 
-static int wait_held(const pt_task_context *ctx, const struct ArrowSchema *schema,
+/* Partition 0 sends nothing until the file arg names exists (60 s at
+ * most). */
+static int wait_file(const pt_task_context *ctx, const struct ArrowSchema *schema,
                      const struct ArrowArray *batch, struct ArrowArray *out, const void *arg,
                      size_t arg_size, pt_error *err) {
   (void)arg_size;
@@ -535,7 +538,7 @@ static int wait_held(const pt_task_context *ctx, const struct ArrowSchema *schem
     usleep(10000);
   return pt_array_copy(schema, batch, out, err);
 }
-PT_REGISTER_FN(wait_held)
+PT_REGISTER_FN(wait_file)
 
 /* The commit cannot lock the shared staging table within its bound: it
  * copies the winners' rows into a table it makes (one transaction, so one
@@ -547,7 +550,7 @@ static void test_held_staging_is_copied(void **state) {
   snprintf(h.held, sizeof h.held, "%s/held", g_pg.dir);
   pt_dataset *range, *mapped;
   CHECK(pt_range(S, 0, 40000, 4, &range, &err));
-  CHECK(pt_map_batches(range, wait_held, NULL, h.held, strlen(h.held) + 1, &mapped, &err));
+  CHECK(pt_map_batches(range, wait_file, NULL, h.held, strlen(h.held) + 1, &mapped, &err));
   pthread_t th;
   assert_int_equal(pthread_create(&th, NULL, hold_main, &h), 0);
   pt_error err = {0};
@@ -561,6 +564,75 @@ static void test_held_staging_is_copied(void **state) {
   assert_no_staging();
   pt_dataset_free(mapped);
   pt_dataset_free(range);
+}
+
+/* Someone makes the table while the job runs (after the driver found it
+ * missing and made the shared staging table): the thread of the test
+ * creates it with one row once the shared table exists, before partition 0
+ * sends its rows. */
+typedef struct maker {
+  const char *url, *target;
+  char made[320]; /* the file made once the table is */
+} maker;
+
+static void *make_main(void *arg) {
+  maker *m = arg;
+  PGconn *c = PQconnectdb(m->url);
+  int found = 0;
+  for (int i = 0; i < 6000 && !found && PQstatus(c) == CONNECTION_OK; i++) {
+    PGresult *r = PQexec(c, "SELECT count(*) FROM pg_tables "
+                            "WHERE tablename LIKE 'pt\\_stg\\_%\\_all'");
+    found = PQresultStatus(r) == PGRES_TUPLES_OK && PQgetvalue(r, 0, 0)[0] == '1';
+    PQclear(r);
+    if (!found) usleep(10000);
+  }
+  char q[256];
+  snprintf(q, sizeof q, "CREATE TABLE %s (id int8); INSERT INTO %s VALUES (-1)", m->target,
+           m->target);
+  PGresult *r = PQexec(c, q);
+  FILE *f = PQresultStatus(r) == PGRES_COMMAND_OK ? fopen(m->made, "w") : NULL;
+  if (f) fclose(f);
+  PQclear(r);
+  PQfinish(c);
+  return NULL;
+}
+
+/* The commit finds the table inside its transaction: appending, the
+ * winners' rows are copied into it from the shared staging table; with
+ * mode error, the write fails naming it and leaves it as it was. Either
+ * way no staging is left. */
+static void test_table_made_during_the_job(void **state) {
+  (void)state;
+  const char *targets[] = {"made_mid_append", "made_mid_error"};
+  const pt_sql_write_mode modes[] = {PT_SQL_APPEND, PT_SQL_ERROR};
+  for (int t = 0; t < 2; t++) {
+    maker m = {.url = g_pg.url, .target = targets[t]};
+    snprintf(m.made, sizeof m.made, "%s/made-%d", g_pg.dir, t);
+    pt_dataset *range, *mapped;
+    CHECK(pt_range(S, 0, 40000, 4, &range, &err));
+    CHECK(pt_map_batches(range, wait_file, NULL, m.made, strlen(m.made) + 1, &mapped, &err));
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, make_main, &m), 0);
+    pt_error err = {0};
+    int rc = pt_write_sql(mapped, g_pg.url, targets[t], modes[t], &err);
+    pthread_join(th, NULL);
+    char q[256];
+    if (modes[t] == PT_SQL_APPEND) {
+      if (rc != PT_OK) fail_msg("write_sql: %s", err.message);
+      snprintf(q, sizeof q,
+               "SELECT count(*) || ',' || count(DISTINCT id) || ',' || min(id) || ',' || "
+               "max(id) || ',' || count(DISTINCT xmin::text) FROM %s", targets[t]);
+      assert_query(q, "40001,40001,-1,39999,2");
+    } else {
+      assert_int_equal(rc, PT_EINVAL);
+      assert_non_null(strstr(err.message, "table \"made_mid_error\" exists; use mode append"));
+      snprintf(q, sizeof q, "SELECT string_agg(id::text, ',') FROM %s", targets[t]);
+      assert_query(q, "-1");
+    }
+    assert_no_staging();
+    pt_dataset_free(mapped);
+    pt_dataset_free(range);
+  }
 }
 
 int main(void) {
@@ -577,6 +649,7 @@ int main(void) {
       cmocka_unit_test(test_failed_job_leaves_table_unchanged),
       cmocka_unit_test(test_duplicated_attempt),
       cmocka_unit_test(test_held_staging_is_copied),
+      cmocka_unit_test(test_table_made_during_the_job),
   };
   return cmocka_run_group_tests_name("sql_engine", tests, setup, teardown);
 }
