@@ -1096,7 +1096,8 @@ static int handshake(executor *x, pt__frame_decoder *d, pt_error *err) {
   PT_RETURN_NOT_OK(pt__msg_unpack(f.type, f.payload, f.len, &m, err));
   Protium__Welcome *w = (Protium__Welcome *)m;
   x->env.session_dir = pt__strdup(w->session_dir);
-  x->env.results_memory = w->results_dir && *w->results_dir ? pt__strdup(w->results_dir) : NULL;
+  int want_results = w->results_dir && *w->results_dir;
+  x->env.results_memory = want_results ? pt__strdup(w->results_dir) : NULL;
   x->env.results_stream = w->results_stream && x->blocks != NULL;
   x->heartbeat_ms = w->heartbeat_interval_ms > 0 ? w->heartbeat_interval_ms : 1000;
   x->env.fetch_connect_timeout_ms = w->heartbeat_timeout_ms > 0 ? w->heartbeat_timeout_ms : 0;
@@ -1114,8 +1115,7 @@ static int handshake(executor *x, pt__frame_decoder *d, pt_error *err) {
   }
   rc = keep_resources(x, w, err);
   pt__msg_free(m);
-  if (rc == PT_OK &&
-      (x->env.session_dir == NULL || (w->results_dir && *w->results_dir && !x->env.results_memory)))
+  if (rc == PT_OK && (x->env.session_dir == NULL || (want_results && !x->env.results_memory)))
     rc = pt__errorf(err, PT_ENOMEM, "out of memory");
   return rc;
 }
