@@ -76,12 +76,11 @@ int pt__memory_dir_has_room(const char *path) {
 int pt__results_job_dir(const char *memory_dir, const char *disk_dir, int64_t job, char **out,
                         pt_error *err) {
   *out = NULL;
-  /* statvfs needs the directory itself: made first (a failure leaves it to
-   * the disk). */
-  const char *base = memory_dir && pt__mkdirs(memory_dir, NULL) == PT_OK &&
-                             pt__memory_dir_has_room(memory_dir)
-                         ? memory_dir
-                         : disk_dir;
+  /* statvfs needs the directory itself: made by the first result file
+   * (a failure leaves it to the disk), not walked again by every one. */
+  struct stat st;
+  int made = memory_dir && (stat(memory_dir, &st) == 0 || pt__mkdirs(memory_dir, NULL) == PT_OK);
+  const char *base = made && pt__memory_dir_has_room(memory_dir) ? memory_dir : disk_dir;
   size_t len = strlen(base) + 32;
   char *dir = pt__malloc(len);
   if (!dir) return pt__errorf(err, PT_ENOMEM, "out of memory");
